@@ -1,0 +1,2 @@
+// The public surface of fib/: the kernel forwarding table programmer.
+export {};

@@ -1,0 +1,50 @@
+// The room boundaries of ARCHITECTURE.md are enforced by lint: check that the
+// rule really rejects a crossing and accepts what is allowed, and that the
+// tree as committed has no crossing.
+import t from 'tap';
+import { ESLint } from 'eslint';
+import { join } from 'node:path';
+
+const root = join(import.meta.dirname, '..');
+const eslint = new ESLint({ cwd: root });
+
+async function lintText(text: string, file: string): Promise<string[]> {
+  const [result] = await eslint.lintText(text, { filePath: join(root, file) });
+  return (result?.messages ?? []).filter((m) => m.ruleId === 'skein/boundaries').map((m) => m.message);
+}
+
+t.test('a library importing another library or src/ is an error', async (t) => {
+  const cases: [string, string][] = [
+    ['bgp/wire/x.ts', "import { a } from '../../fib/index.js';"],
+    ['bgp/x.ts', "export * from '../config/index.js';"],
+    ['fib/x.ts', "import type { B } from '../bgp/index.js';"],
+    ['config/deep/x.ts', "const m = await import('../../src/skeind.js');"],
+    ['fib/x.ts', "import { c } from './../config/../src/x.js';"],
+  ];
+  for (const [file, code] of cases) {
+    const msgs = await lintText(`${code}\nexport {};\n`, file);
+    t.equal(msgs.length, 1, `${file}: ${code}`);
+    t.match(msgs[0] ?? '', /must not import/);
+  }
+});
+
+t.test('imports within a room, from src/, and of packages are allowed', async (t) => {
+  const cases: [string, string][] = [
+    ['bgp/wire/x.ts', "import { a } from './constants.js';"],
+    ['bgp/rib/x.ts', "import { a } from '../wire/index.js';"],
+    ['src/x.ts', "import { a } from '../bgp/index.js';\nimport { b } from '../fib/index.js';"],
+    ['fib/x.ts', "import { createRtNetlink } from 'netlink';"],
+    ['test/x.ts', "import { a } from '../fib/index.js';\nimport { b } from '../bgp/index.js';"],
+  ];
+  for (const [file, code] of cases) {
+    t.same(await lintText(`${code}\nexport {};\n`, file), [], `${file}: ${code}`);
+  }
+});
+
+t.test('the committed tree crosses no boundary', async (t) => {
+  const results = await eslint.lintFiles(['bgp', 'fib', 'config']);
+  const crossings = results.flatMap((r) =>
+    r.messages.filter((m) => m.ruleId === 'skein/boundaries').map((m) => `${r.filePath}:${m.line} ${m.message}`),
+  );
+  t.same(crossings, []);
+});
