@@ -33,9 +33,10 @@ export const inCI = (): boolean => !!process.env.CI && process.env.CI !== 'false
 
 /** Minimal shape of a tap Test for the gate, so helpers don't depend on tap's types. */
 interface Gate {
-  skip(reason: string): void;
-  fail(reason: string): void;
-  comment(msg: string): void;
+  // tap's skip/fail/comment are overloaded; accept any callable of that name.
+  skip: (...args: never[]) => unknown;
+  fail: (...args: never[]) => unknown;
+  comment: (...args: never[]) => unknown;
 }
 
 /**
@@ -46,10 +47,11 @@ interface Gate {
 export function requires(t: Gate, needs: Needs): boolean {
   const why = missing(needs);
   if (why === undefined) return true;
-  if (inCI()) t.fail(`CI is set but this test ${why}`);
+  const gate = t as unknown as { skip(m: string): void; fail(m: string): void; comment(m: string): void };
+  if (inCI()) gate.fail(`CI is set but this test ${why}`);
   else {
-    t.comment(`skipping: ${why}`);
-    t.skip(why);
+    gate.comment(`skipping: ${why}`);
+    gate.skip(why);
   }
   return false;
 }
