@@ -30,6 +30,8 @@ interface ConnectSpec extends ConnectOptions {
   mode: 'connect';
   /** text to send once connected */
   send?: string;
+  /** bytes (hex) to send once the first data has arrived (e.g. an OPEN in reply to the peer's) */
+  replyHex?: string;
   /** wait for at least this many bytes, then report them (hex) */
   readBytes?: number;
   readTimeoutMs?: number;
@@ -60,7 +62,7 @@ async function listen(spec: ListenSpec): Promise<void> {
 }
 
 async function connect(spec: ConnectSpec): Promise<void> {
-  const { mode: _mode, send, readBytes, readTimeoutMs, md5Key, ...opts } = spec;
+  const { mode: _mode, send, replyHex, readBytes, readTimeoutMs, md5Key, ...opts } = spec;
   let socket: net.Socket;
   try {
     const k = key(md5Key as string | null | undefined);
@@ -84,6 +86,7 @@ async function connect(spec: ConnectSpec): Promise<void> {
       resolve(Buffer.concat(chunks));
     };
     socket.on('data', (d: Buffer) => {
+      if (chunks.length === 0 && replyHex !== undefined) socket.write(Buffer.from(replyHex, 'hex'));
       chunks.push(d);
       got += d.length;
       if (got >= want) done();
