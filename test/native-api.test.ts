@@ -17,6 +17,8 @@ import {
   closeSocket,
   connectWithOptions,
   createSocket,
+  fdOf,
+  MD5_MAX_KEY_LEN,
   getIntOpt,
   sdNotify,
   setIntOpt,
@@ -186,6 +188,7 @@ t.test('option helpers, read back with getsockopt', async (t) => {
     closeSocket(fd4);
     closeSocket(fd6);
   });
+  t.equal(MD5_MAX_KEY_LEN, c.TCP_MD5SIG_MAXKEYLEN, 'the exported key limit is the kernel header value');
   t.equal(socketFamily(fd4), 4);
   t.equal(socketFamily(fd6), 6);
   setTtlSecurity(fd4, 1);
@@ -250,6 +253,9 @@ t.test('connectWithOptions: argument errors, refusals, aborts, no leaked descrip
   });
   t.equal(text, 'hi', 'data arrives on the adopted socket');
   t.equal(sock.localAddress, '127.0.0.1');
+  const c = sockoptConstants();
+  t.equal(getIntOpt(fdOf(sock), c.IPPROTO_IP, c.IP_TTL), 200, 'the TTL set before connect is on the connected socket');
+  t.equal(getIntOpt(fdOf(sock), c.IPPROTO_TCP, c.TCP_NODELAY), 1, 'Nagle is off by default');
   sock.destroy();
   await new Promise((r) => server.close(r));
   await until(() => openFds() <= before, `descriptors to be released (${before} before, ${openFds()} now)`, 2000);

@@ -3,7 +3,7 @@
 // (RFC 5082), plus outgoing connections that get those options between
 // socket() and connect(), which net.connect() has no hook for.
 import net from 'node:net';
-import { native } from './native.js';
+import { native, type NativeConstants } from './native.js';
 
 export type Family = 4 | 6;
 
@@ -17,7 +17,7 @@ export type Md5Key = Uint8Array | string | null;
  * The kernel's socket-option numbers (IP_TTL, IP_MINTTL, IPV6_UNICAST_HOPS, ...),
  * from the headers the addon was compiled with. Loads the addon.
  */
-export function sockoptConstants(): ReturnType<typeof native>['constants'] {
+export function sockoptConstants(): NativeConstants {
   return native().constants;
 }
 
