@@ -1,0 +1,83 @@
+// Loads the native addon built from bgp/native (scripts/build-native.mjs). The
+// addon lives at a fixed place under the package root, so it is found the same
+// way from the TypeScript sources (tests) and from dist/ (compiled): walk up
+// from this file to the nearest package.json. Loading is lazy, so importing
+// bgp/ never fails just because the addon isn't built; the first call that
+// needs it does, with a message that says how to build it.
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The addon's functions; each validates its arguments (TypeError) and throws errno-coded Errors. */
+export interface NativeAddon {
+  socket(family: 4 | 6): number;
+  close(fd: number): void;
+  bind(fd: number, address: string, port?: number): void;
+  setMd5Sig(fd: number, address: string, key: Uint8Array | null, prefixLen?: number): void;
+  setIntOpt(fd: number, level: number, name: number, value: number): void;
+  getIntOpt(fd: number, level: number, name: number): number;
+  socketFamily(fd: number): 4 | 6 | 0;
+  sdNotify(socketPath: string, state: string): boolean;
+  readonly constants: NativeConstants;
+}
+
+/** Socket-option numbers as compiled from the system headers. */
+export interface NativeConstants {
+  readonly SOL_SOCKET: number;
+  readonly SO_REUSEADDR: number;
+  readonly IPPROTO_IP: number;
+  readonly IPPROTO_IPV6: number;
+  readonly IPPROTO_TCP: number;
+  readonly IP_TTL: number;
+  readonly IP_MINTTL: number;
+  readonly IPV6_UNICAST_HOPS: number;
+  readonly IPV6_MINHOPCOUNT: number;
+  readonly IPV6_V6ONLY: number;
+  readonly TCP_NODELAY: number;
+  readonly TCP_MD5SIG_MAXKEYLEN: number;
+}
+
+const ADDON_RELATIVE = join('bgp', 'native', 'build', 'Release', 'skein_native.node');
+
+/** Directory of the nearest package.json above this module (bgp/net → root, dist/bgp/net → root). */
+export function packageRoot(from: string = dirname(fileURLToPath(import.meta.url))): string {
+  let dir = from;
+  for (let i = 0; i < 32; i++) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    const up = dirname(dir);
+    if (up === dir) break;
+    dir = up;
+  }
+  throw new Error(`cannot find the package root (no package.json above ${from})`);
+}
+
+/** Absolute path of the built addon. */
+export function addonPath(): string {
+  return join(packageRoot(), ADDON_RELATIVE);
+}
+
+let loaded: NativeAddon | undefined;
+
+/** The addon, loaded on first use. Throws an Error with code ERR_SKEIN_NATIVE_MISSING when it isn't built. */
+export function native(): NativeAddon {
+  if (loaded) return loaded;
+  const path = addonPath();
+  if (!existsSync(path)) {
+    throw Object.assign(
+      new Error(`native addon not built: ${path} is missing; run "node scripts/build-native.mjs" (or "npm rebuild")`),
+      { code: 'ERR_SKEIN_NATIVE_MISSING' },
+    );
+  }
+  try {
+    loaded = createRequire(import.meta.url)(path) as NativeAddon;
+  } catch (e) {
+    throw Object.assign(
+      new Error(`native addon ${path} failed to load (${(e as Error).message}); rebuild it with "node scripts/build-native.mjs"`, {
+        cause: e,
+      }),
+      { code: 'ERR_SKEIN_NATIVE_LOAD' },
+    );
+  }
+  return loaded;
+}
