@@ -3,3 +3,4 @@ export * from './constants.js';
 export * from './errors.js';
 export type * from './types.js';
 export { DEFAULT_CONTEXT } from './types.js';
+export * from './prefix.js';
