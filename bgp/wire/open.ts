@@ -74,7 +74,11 @@ export function decodeOpen(body: Buffer): OpenMessage {
 export function encodeOpen(msg: Omit<OpenMessage, 'type'>): Buffer {
   const params: { type: number; value: Buffer }[] = [];
   if (msg.capabilities.length) params.push({ type: PARAM_CAPABILITIES, value: Buffer.concat(msg.capabilities.map(encodeCapability)) });
-  for (const p of msg.otherParameters ?? []) params.push(p);
+  for (const p of msg.otherParameters ?? []) {
+    // RFC 9072 §2 reserves type 255 as the extended-form marker; as a first parameter it would be misread.
+    if (p.type === PARAM_EXTENDED || p.type === PARAM_CAPABILITIES) throw new RangeError(`optional parameter type ${p.type} cannot be sent as an other parameter`);
+    params.push(p);
+  }
   const classic = params.reduce((n, p) => n + 2 + p.value.length, 0);
   const wide = classic > 255 || params.some((p) => p.value.length > 255);
   const paramLen = wide ? params.reduce((n, p) => n + 3 + p.value.length, 0) : classic;
