@@ -12,5 +12,6 @@ export * from './notification.js';
 export * from './keepalive.js';
 export * from './route-refresh.js';
 export * from './json.js';
+export * from './message.js';
 export { decodeUpdate, encodeUpdate, isEndOfRib, endOfRib, packUpdates, packWithdrawals, maxMessageLength } from './update.js';
 export { countAsns, toAs2, fromAs2 } from './as4.js';

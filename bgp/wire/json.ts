@@ -6,6 +6,7 @@ import type { BgpError, ErrorAction } from './errors.js';
 import { errorCodeName, errorSubcodeName, hardResetCause } from './notification.js';
 import { openAsn } from './open.js';
 import { ipv4ToString, prefix4ToString } from './prefix.js';
+import { isEndOfRib } from './update.js';
 import type { Capability, Message, PathAttributes, PrefixList, UpdateMessage } from './types.js';
 
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
@@ -109,20 +110,6 @@ function attributesJson(a: PathAttributes): Obj {
   return o;
 }
 
-/**
- * RFC 4724 §2: End-of-RIB is an UPDATE with nothing in it for IPv4 unicast,
- * and for other families an UPDATE whose only attribute is an MP_UNREACH_NLRI
- * with no withdrawn routes.
- */
-export function endOfRib(u: UpdateMessage): { afi: number; safi: number } | undefined {
-  const noAttrs = Object.keys(u.attributes).length === 0;
-  const noV4 = u.withdrawn.prefixes.length === 0 && u.nlri.prefixes.length === 0;
-  if (!noAttrs || !noV4 || u.mpReach !== undefined) return undefined;
-  if (u.mpUnreach === undefined) return { afi: 1, safi: 1 };
-  if (u.mpUnreach.withdrawn.prefixes.length === 0) return { afi: u.mpUnreach.afi, safi: u.mpUnreach.safi };
-  return undefined;
-}
-
 function updateJson(u: UpdateMessage): Obj {
   const o: Obj = {
     withdrawn: prefixStrings(u.withdrawn),
@@ -142,7 +129,8 @@ function updateJson(u: UpdateMessage): Obj {
     attributes.mpUnreach = r;
   }
   o.attributes = attributes;
-  const eor = endOfRib(u);
+  // RFC 4724 §2 End-of-RIB marker
+  const eor = isEndOfRib(u);
   if (eor) o.endOfRib = eor;
   if (u.errorAction !== undefined && u.errors?.length) {
     // RFC 7606: decoded, but malformed; the strongest action and every reason.
