@@ -22,7 +22,6 @@ export class DecodeState {
   /** RFC 6793 attributes, kept apart until the AS path is reconstructed (as4.ts) */
   as4Path: AsPathSegment[] | undefined;
   as4Aggregator: Aggregator | undefined;
-  /** AS4_PATH or AS4_AGGREGATOR was present but malformed: RFC 6793 §6 discards it */
   mpReach: MpReach | undefined;
   mpUnreach: MpUnreach | undefined;
   unknown: UnknownAttribute[] | undefined;
