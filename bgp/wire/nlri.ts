@@ -17,25 +17,40 @@ import type { Prefix4, Prefix6, PrefixList } from './types.js';
 const MASK4: readonly number[] = Array.from({ length: 33 }, (_, len) => (len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0));
 
 /**
- * Read IPv4 prefixes from buf[pos, end) into `out` (and path ids into `pathIds`
- * when ADD-PATH applies). RFC 7606 §5.3: a length over 32 or a prefix running
- * past the field makes the field syntactically incorrect. Host bits beyond the
- * length are cleared (RFC 4271 §4.3: "the value of trailing bits is irrelevant").
+ * Read the IPv4 prefixes in buf[pos, end) (with a path id before each when
+ * `addPath`). RFC 7606 §5.3: a length over 32 or a prefix running past the
+ * field makes the field syntactically incorrect; the reason is returned.
+ * Host bits beyond the length are cleared (RFC 4271 §4.3: "the value of
+ * trailing bits is irrelevant").
+ *
+ * Two passes: the first checks the field and counts, so the second fills
+ * arrays allocated at their final size (a growing array costs about three
+ * times the memory per prefix).
  */
-export function readPrefixes4(buf: Uint8Array, pos: number, end: number, pathIds: number[] | null, out: Prefix4[]): string | undefined {
-  while (pos < end) {
-    if (pathIds !== null) {
+export function readPrefixes4(buf: Uint8Array, pos: number, end: number, addPath: boolean, safi = 1): PrefixList | string {
+  let n = 0;
+  for (let p = pos; p < end; n++) {
+    if (addPath) {
       // RFC 7911 §3: Path Identifier (4 octets) then the usual prefix encoding
-      if (pos + 5 > end) return `ADD-PATH path identifier at offset ${pos} runs past the end of the field`;
-      pathIds.push(((buf[pos]! << 24) | (buf[pos + 1]! << 16) | (buf[pos + 2]! << 8) | buf[pos + 3]!) >>> 0);
+      if (p + 5 > end) return `ADD-PATH path identifier at offset ${p} runs past the end of the field`;
+      p += 4;
+    }
+    const len = buf[p]!;
+    if (len > 32) return `IPv4 prefix length ${len} exceeds 32`;
+    const next = p + 1 + ((len + 7) >> 3);
+    if (next > end) return `IPv4 prefix /${len} at offset ${p} runs past the end of the field`;
+    p = next;
+  }
+  const out: Prefix4[] = n === 0 ? [] : new Array<number>(n);
+  const ids: number[] | null = addPath ? (n === 0 ? [] : new Array<number>(n)) : null;
+  for (let i = 0; i < n; i++) {
+    if (ids !== null) {
+      ids[i] = ((buf[pos]! << 24) | (buf[pos + 1]! << 16) | (buf[pos + 2]! << 8) | buf[pos + 3]!) >>> 0;
       pos += 4;
     }
     const len = buf[pos]!;
-    if (len > 32) return `IPv4 prefix length ${len} exceeds 32`;
-    const n = (len + 7) >> 3;
-    if (pos + 1 + n > end) return `IPv4 prefix /${len} at offset ${pos} runs past the end of the field`;
     let a: number;
-    switch (n) {
+    switch ((len + 7) >> 3) {
       case 0:
         a = 0;
         break;
@@ -51,10 +66,10 @@ export function readPrefixes4(buf: Uint8Array, pos: number, end: number, pathIds
       default:
         a = (buf[pos + 1]! << 24) | (buf[pos + 2]! << 16) | (buf[pos + 3]! << 8) | buf[pos + 4]!;
     }
-    out.push(((a & MASK4[len]!) >>> 0) * 64 + len);
-    pos += 1 + n;
+    out[i] = ((a & MASK4[len]!) >>> 0) * 64 + len;
+    pos += 1 + ((len + 7) >> 3);
   }
-  return undefined;
+  return { afi: 1, safi, prefixes: out, pathIds: ids };
 }
 
 /** Read IPv6 prefixes (RFC 4760 §5 layout, 128-bit addresses) into canonical Prefix6 text. */

@@ -43,17 +43,14 @@ export function decodeUpdate(body: Buffer, ctx: CodecContext): UpdateMessage {
   // withdraw reliably: session reset. RFC 4271 §6.3 names the NLRI case
   // Invalid Network Field; the same subcode serves the withdrawn field.
   const addPath4 = ctx.addPathRx.has(IPV4_UNICAST);
-  const wPrefixes: number[] = [];
-  const wIds = addPath4 ? [] : null;
-  let err = wlen > 0 ? readPrefixes4(body, 2, 2 + wlen, wIds, wPrefixes) : undefined;
-  if (err !== undefined) throw malformed(UpdateSubcode.InvalidNetworkField, `Withdrawn Routes: ${err}`);
-  const nPrefixes: number[] = [];
-  const nIds = addPath4 ? [] : null;
-  err = attrEnd < len ? readPrefixes4(body, attrEnd, len, nIds, nPrefixes) : undefined;
-  if (err !== undefined) throw malformed(UpdateSubcode.InvalidNetworkField, `NLRI: ${err}`);
+  const withdrawn = readPrefixes4(body, 2, 2 + wlen, addPath4);
+  if (typeof withdrawn === 'string') throw malformed(UpdateSubcode.InvalidNetworkField, `Withdrawn Routes: ${withdrawn}`);
+  const nlri = readPrefixes4(body, attrEnd, len, addPath4);
+  if (typeof nlri === 'string') throw malformed(UpdateSubcode.InvalidNetworkField, `NLRI: ${nlri}`);
+  const nAnnounced = nlri.prefixes.length;
 
   const st = new DecodeState(body, ctx);
-  if (alen > 0) decodeAttributes(st, attrStart, attrEnd, wPrefixes.length > 0 || nPrefixes.length > 0);
+  if (alen > 0) decodeAttributes(st, attrStart, attrEnd, withdrawn.prefixes.length > 0 || nAnnounced > 0);
   const attrs = st.attrs;
 
   // RFC 6793 §4.2.3: on a 2-octet AS session, merge AS4_PATH/AS4_AGGREGATOR in
@@ -69,9 +66,9 @@ export function decodeUpdate(body: Buffer, ctx: CodecContext): UpdateMessage {
   // AS_PATH are needed whenever routes are announced; NEXT_HOP only with the
   // IPv4 NLRI field (RFC 4760 §3: MP_REACH_NLRI carries its own next hop).
   // An attribute that was present but malformed has already been reported.
-  const announces = nPrefixes.length > 0 || (st.mpReach !== undefined && st.mpReach.nlri.prefixes.length > 0);
+  const announces = nAnnounced > 0 || (st.mpReach !== undefined && st.mpReach.nlri.prefixes.length > 0);
   if (announces) {
-    const required = nPrefixes.length > 0 ? [AttrType.ORIGIN, AttrType.AS_PATH, AttrType.NEXT_HOP] : [AttrType.ORIGIN, AttrType.AS_PATH];
+    const required = nAnnounced > 0 ? [AttrType.ORIGIN, AttrType.AS_PATH, AttrType.NEXT_HOP] : [AttrType.ORIGIN, AttrType.AS_PATH];
     for (const t of required) {
       if (st.seen[t] === 0) st.fail(UpdateSubcode.MissingWellKnownAttribute, 'treat-as-withdraw', `missing well-known attribute type ${t}`, Buffer.of(t));
     }
@@ -81,9 +78,9 @@ export function decodeUpdate(body: Buffer, ctx: CodecContext): UpdateMessage {
     -readonly [K in keyof UpdateMessage]: UpdateMessage[K];
   } = {
     type: 'UPDATE',
-    withdrawn: { afi: 1, safi: 1, prefixes: wPrefixes, pathIds: wIds },
+    withdrawn,
     attributes: attrs,
-    nlri: { afi: 1, safi: 1, prefixes: nPrefixes, pathIds: nIds },
+    nlri,
   };
   if (st.mpReach !== undefined) msg.mpReach = st.mpReach;
   if (st.mpUnreach !== undefined) msg.mpUnreach = st.mpUnreach;

@@ -21,12 +21,9 @@ const supported = (afi: number, safi: number): boolean => (afi === Afi.IPv4 || a
 
 /** Read a prefix list of a supported family, or return a reason. */
 function readList(st: DecodeState, afi: 1 | 2, safi: number, pos: number, end: number): PrefixList | string {
-  const pathIds = st.ctx.addPathRx.has(familyKey(afi, safi)) ? [] : null;
-  if (afi === 1) {
-    const prefixes: number[] = [];
-    const err = readPrefixes4(st.buf, pos, end, pathIds, prefixes);
-    return err ?? { afi, safi, prefixes, pathIds };
-  }
+  const addPath = st.ctx.addPathRx.has(familyKey(afi, safi));
+  if (afi === 1) return readPrefixes4(st.buf, pos, end, addPath, safi);
+  const pathIds = addPath ? [] : null;
   const prefixes: string[] = [];
   const err = readPrefixes6(st.buf, pos, end, pathIds, prefixes);
   return err ?? { afi, safi, prefixes, pathIds };
