@@ -559,6 +559,9 @@ t.test('property: the packer fills each message to the limit, in order', async (
     { numRuns: 500 },
   );
   t.pass('packUpdates / packWithdrawals');
+  t.throws(() => packUpdates({ origin: 0, asPath: [] }, L4('10.0.0.0/8'), C4), /without NEXT_HOP/, 'refuses an announcement the receiver would treat-as-withdraw');
+  t.throws(() => packUpdates(BASE_ATTRS, L6('fd00::/8'), C4), /next hop/, 'IPv6 needs the MP_REACH_NLRI next hop');
+  t.strictSame(packUpdates(BASE_ATTRS, E4, C4), [], 'nothing to announce, no message');
   // the negotiated limits themselves
   const many = L4(...Array.from({ length: 5000 }, (_, i) => `10.${i >> 8}.${i & 255}.0/24`));
   const small = packUpdates(BASE_ATTRS, many, C4);

@@ -221,6 +221,10 @@ export function packUpdates(attrs: PathAttributes, nlri: PrefixList, ctx: CodecC
   const fam = familyKey(nlri.afi, nlri.safi);
   const addPath = ctx.addPathTx.has(fam);
   const mp = nlri.afi !== 1 || nlri.safi !== 1 || mpNextHops !== undefined;
+  // RFC 4271 §5: ORIGIN and AS_PATH go with every announcement, NEXT_HOP with
+  // the IPv4 NLRI field; a receiver would treat-as-withdraw without them (RFC 7606 §3.d)
+  const missing = [attrs.origin === undefined && 'ORIGIN', attrs.asPath === undefined && 'AS_PATH', !mp && attrs.nextHop === undefined && 'NEXT_HOP'].filter(Boolean);
+  if (missing.length > 0) throw new RangeError(`cannot announce routes without ${missing.join(', ')}`);
   if (!mp) {
     const alen = writeAttributes(scratch, 0, attrs, ctx);
     const attrBytes = Buffer.from(scratch.subarray(0, alen));
