@@ -480,6 +480,26 @@ t.test('property: decode(encode(x)) equals x', async (t) => {
   }
 });
 
+t.test('property: RFC 6793 §4.2.3 recovers the path after OLD speakers prepend', async (t) => {
+  const asn = fc.oneof(fc.integer({ min: 1, max: 0xffff }), u32);
+  const old = fc.integer({ min: 1, max: 0xffff }).filter((a) => a !== AS_TRANS);
+  const mapped = (segs: readonly AsPathSegment[]): AsPathSegment[] => segs.map((s) => ({ type: s.type, asns: s.asns.map((a) => (a > 0xffff ? AS_TRANS : a)) }));
+  /** what an OLD speaker does: put its AS at the front of the leading AS_SEQUENCE, or start one (RFC 4271 §5.1.2) */
+  const prepend = (q: number[], segs: readonly AsPathSegment[]): AsPathSegment[] =>
+    segs[0]?.type === 2 ? [{ type: 2, asns: [...q, ...segs[0].asns] }, ...segs.slice(1)] : [{ type: 2, asns: q }, ...segs];
+  fc.assert(
+    fc.property(pathArb(asn, asn), fc.array(old, { minLength: 1, maxLength: 5 }), (p, q) => {
+      const path = p.filter((s) => s.type <= 2); // what a NEW speaker puts in AS4_PATH: no confed segments
+      const { as4Path } = toAs2(path, undefined);
+      const got = fromAs2(prepend(q, mapped(path)), undefined, as4Path, undefined).asPath;
+      // without any 4-octet AS there is no AS4_PATH and the AS_PATH is exact already
+      assert.deepStrictEqual(got, prepend(q, as4Path === undefined ? mapped(path) : path));
+    }),
+    { numRuns: 1000 },
+  );
+  t.pass('prepended 2-octet ASNs in front of the exact path');
+});
+
 t.test('property: the decoder is total (a value or a BgpError)', async (t) => {
   const ctxs = [C4, C2, CAP];
   const total = (b: Uint8Array, ctx: CodecContext): void => {
