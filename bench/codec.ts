@@ -12,7 +12,7 @@ import { GCProfiler } from 'node:v8';
 import { decodeUpdate, encodeUpdate, packUpdates } from '../bgp/wire/update.js';
 import { DEFAULT_CONTEXT } from '../bgp/wire/types.js';
 import type { CodecContext, PathAttributes, PrefixList, UpdateMessage } from '../bgp/wire/types.js';
-import { prefix4 } from '../bgp/wire/prefix.js';
+import { prefix4, prefix6FromBytes } from '../bgp/wire/prefix.js';
 
 const TOTAL_PREFIXES = 1_000_000;
 const PER_MESSAGE = 300;
@@ -190,6 +190,42 @@ function copyAll(): number {
   return n;
 }
 
+// IPv6 for comparison (no target): 100,000 prefixes in MP_REACH_NLRI, packed
+// per attribute set; Prefix6 is text, so each prefix costs a string
+const V6_PREFIXES = 100_000;
+const v6Jobs: [PathAttributes, PrefixList][] = [];
+{
+  const bytes = new Uint8Array(16);
+  for (let made6 = 0; made6 < V6_PREFIXES; ) {
+    const n = Math.min(PER_MESSAGE, V6_PREFIXES - made6);
+    const prefixes: string[] = [];
+    for (let i = 0; i < n; i++) {
+      bytes.fill(0);
+      bytes[0] = 0x20;
+      bytes[1] = 0x01;
+      for (let k = 2; k < 8; k++) bytes[k] = pick(256);
+      prefixes.push(prefix6FromBytes(bytes, rnd() < 0.8 ? 48 : 64));
+    }
+    v6Jobs.push([attrSets[pick(ATTR_SETS)]!, { afi: 2, safi: 1, prefixes, pathIds: null }]);
+    made6 += n;
+  }
+}
+const v6Bodies = v6Jobs.flatMap(([a, l]) => packUpdates(a, l, ctx, undefined, ['2001:db8::1', 'fe80::1'])).map((m) => m.subarray(19));
+function decode6(): number {
+  let n = 0;
+  for (const b of v6Bodies) n += decodeUpdate(b, ctx).mpReach!.nlri.prefixes.length;
+  sink += n;
+  return n;
+}
+function pack6(): number {
+  let n = 0;
+  for (const [a, l] of v6Jobs) {
+    sink += packUpdates(a, l, ctx, undefined, ['2001:db8::1', 'fe80::1']).length;
+    n += l.prefixes.length;
+  }
+  return n;
+}
+
 // ------------------------------------------------------------------ report
 
 const fmt = (x: number): string => (x / 1e6).toFixed(2) + 'M';
@@ -205,6 +241,9 @@ const copy = measure(copyAll);
 console.log(`decode        ${fmt(dec.best)} / ${fmt(dec.median)} prefixes/s   (reference, NLRI byte walk: ${fmt(walk.best)} / ${fmt(walk.median)})`);
 console.log(`encode        ${fmt(enc.best)} / ${fmt(enc.median)} prefixes/s   (reference, Buffer copy of the same bytes: ${fmt(copy.best)} / ${fmt(copy.median)})`);
 console.log(`packUpdates   ${fmt(pack.best)} / ${fmt(pack.median)} prefixes/s   (${packJobs.length} attribute sets)`);
+const dec6 = measure(decode6);
+const pack6r = measure(pack6);
+console.log(`IPv6 (MP_REACH, ${V6_PREFIXES.toLocaleString('en')} prefixes, no target): decode ${fmt(dec6.best)} / ${fmt(dec6.median)}, packUpdates ${fmt(pack6r.best)} / ${fmt(pack6r.median)} prefixes/s`);
 
 const hasGc = typeof (globalThis as { gc?: unknown }).gc === 'function';
 const aDec = allocated(() => decodeAll()) / made;

@@ -11,7 +11,7 @@ import { BgpError } from '../bgp/wire/errors.js';
 import { AS_TRANS, IPV4_UNICAST, IPV6_UNICAST } from '../bgp/wire/constants.js';
 import { DEFAULT_CONTEXT } from '../bgp/wire/types.js';
 import type { AsPathSegment, CodecContext, MpReach, MpUnreach, PathAttributes, PrefixList, UpdateMessage } from '../bgp/wire/types.js';
-import { ipv4ToString, parsePrefix4, parsePrefix6, prefix4, prefix6FromBytes } from '../bgp/wire/prefix.js';
+import { ipv4ToString, ipv6ToString, parseIpv6, parsePrefix4, parsePrefix6, prefix4, prefix6FromBytes } from '../bgp/wire/prefix.js';
 import { decodeUpdate, encodeUpdate, endOfRib, isEndOfRib, packUpdates, packWithdrawals } from '../bgp/wire/update.js';
 import { countAsns, fromAs2, toAs2 } from '../bgp/wire/as4.js';
 import { prefixListSize } from '../bgp/wire/nlri.js';
@@ -62,6 +62,16 @@ t.test('prefix helpers', async (t) => {
   t.throws(() => parsePrefix4('10.0.0.0/33'));
   t.throws(() => parsePrefix4('010.0.0.0/8'), 'leading zero refused (octal ambiguity)');
   t.throws(() => parsePrefix6('fd00::1::/64'));
+  // strict IPv6 text (RFC 4291 §2.2), on both the allocation-free path and the dotted-quad one
+  const good = ['::', '::1', '1::', '2001:db8::1', 'fd00:1:2:3:4:5:6:7', '1:2:3:4:5:6:7::', '::2:3:4:5:6:7:8', '::ffff:1.2.3.4', '64:ff9b::192.0.2.1', 'FE80::ABCD'];
+  const bad = ['', ':', ':::', '1::2::3', '1:2:3:4:5:6:7:8:9', '1:2:3:4:5:6:7::8', 'g::', '12345::', ':1::', '1::2:', '1:2:3:4:5:6:7', '::1.2.3', '1.2.3.4', '::ffff:1.2.3.04'];
+  for (const s of good) t.doesNotThrow(() => parseIpv6(s), `accepts ${s}`);
+  for (const s of bad) t.throws(() => parseIpv6(s), `refuses ${JSON.stringify(s)}`);
+  // RFC 5952 §4.2: a single zero group is not shortened; the longest run is
+  t.equal(ipv6ToString(parseIpv6('1:2:3:4:5:6:7::')), '1:2:3:4:5:6:7:0');
+  t.equal(ipv6ToString(parseIpv6('2001:db8:0:0:1:0:0:0')), '2001:db8:0:0:1::');
+  t.equal(ipv6ToString(parseIpv6('64:ff9b::c000:201')), '64:ff9b::c000:201', 'only ::ffff:0:0/96 gets the dotted form (§5)');
+  t.equal(ipv6ToString(parseIpv6('::ffff:c000:201')), '::ffff:192.0.2.1');
 });
 
 t.test('NLRI field vectors (RFC 4271 §4.3, RFC 7911 §3)', async (t) => {

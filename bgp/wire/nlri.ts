@@ -100,8 +100,21 @@ export function prefix4WireSize(p: Prefix4): number {
 
 /** Octets one IPv6 prefix takes on the wire (without a path id). */
 export function prefix6WireSize(p: Prefix6): number {
-  const len = Number(p.slice(p.lastIndexOf('/') + 1));
-  return 1 + ((len + 7) >> 3);
+  return 1 + ((prefix6LenFast(p) + 7) >> 3);
+}
+
+/** The length after the '/' of a Prefix6, read without slicing; -1 when malformed. */
+function prefix6LenFast(p: Prefix6): number {
+  let len = 0;
+  let mul = 1;
+  for (let i = p.length - 1; i >= 0 && mul <= 1000; i--) {
+    const c = p.charCodeAt(i);
+    if (c === 47) return mul === 1 || len > 128 ? -1 : len; // '/'
+    if (c < 48 || c > 57) return -1;
+    len += (c - 48) * mul;
+    mul *= 10;
+  }
+  return -1;
 }
 
 /** Octets the prefixes [from, to) of a list take, path ids included when `addPath`. */
@@ -128,9 +141,9 @@ const scratch6 = new Uint8Array(16);
 
 /** Write one IPv6 prefix at `off`; returns the offset after it. */
 export function writePrefix6(buf: Uint8Array, off: number, p: Prefix6): number {
+  const len = prefix6LenFast(p);
+  if (len < 0) throw new RangeError(`bad IPv6 prefix ${JSON.stringify(p)}`);
   const slash = p.lastIndexOf('/');
-  const len = Number(p.slice(slash + 1));
-  if (!(len >= 0 && len <= 128)) throw new RangeError(`bad IPv6 prefix ${JSON.stringify(p)}`);
   parseIpv6(p.slice(0, slash), scratch6, 0);
   buf[off++] = len;
   const n = (len + 7) >> 3;
