@@ -25,6 +25,10 @@ export class Framer {
   readonly #maxBuffered: number;
   /** scratch for a header that spans chunks */
   readonly #header = Buffer.alloc(HEADER_LEN);
+  /** length of the message whose header is already checked, waiting for its body; 0 when none */
+  #pending = 0;
+  #slab: Buffer = EMPTY;
+  #slabOffset = 0;
   /** once a header check failed the stream is unsynchronised for good: the session resets (RFC 4271 §6.1) */
   #failed: BgpError | null = null;
 
@@ -72,6 +76,11 @@ export class Framer {
    */
   next(): Buffer | null {
     if (this.#failed) throw this.#failed;
+    // The header of the message being waited for was checked already: only wait for its body.
+    if (this.#pending !== 0) {
+      if (this.#buffered < this.#pending) return null;
+      return this.#complete(this.#pending);
+    }
     if (this.#buffered < HEADER_LEN) return null;
     const first = this.#chunks[this.#head] as Buffer;
     let hdr: Buffer;
@@ -91,10 +100,18 @@ export class Framer {
       this.#failed = e as BgpError;
       throw e;
     }
-    if (this.#buffered < length) return null;
-    const type = hdr[at + 18];
+    if (this.#buffered < length) {
+      this.#pending = length;
+      return null;
+    }
+    return this.#complete(length);
+  }
+
+  /** Take the message of `length` octets at the front (header checked) and run the checks that need all of it. */
+  #complete(length: number): Buffer {
+    this.#pending = 0;
     const msg = this.#take(length);
-    if (type === MessageType.ROUTE_REFRESH) {
+    if (msg[18] === MessageType.ROUTE_REFRESH) {
       try {
         checkRouteRefreshLength(msg);
       } catch (e) {
@@ -138,7 +155,7 @@ export class Framer {
         this.#dropFirst();
       } else this.#offset += n;
     } else {
-      out = Buffer.allocUnsafe(n);
+      out = this.#alloc(n);
       let done = 0;
       while (done < n) {
         const c = this.#chunks[this.#head] as Buffer;
@@ -150,6 +167,24 @@ export class Framer {
       }
     }
     this.#buffered -= n;
+    return out;
+  }
+
+  /**
+   * Room for a message that spans chunks. Carved from a 64 KiB slab of our own
+   * rather than one allocation each (Node's pool stops at 4 KiB, exactly a
+   * full BGP message), which at one TCP segment per chunk is most of the cost.
+   * Like any view into socket data, a message pins its slab: keep a copy of
+   * what must outlive the message.
+   */
+  #alloc(n: number): Buffer {
+    if (n > SLAB_SIZE / 4) return Buffer.allocUnsafe(n);
+    if (this.#slabOffset + n > this.#slab.length) {
+      this.#slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+      this.#slabOffset = 0;
+    }
+    const out = this.#slab.subarray(this.#slabOffset, this.#slabOffset + n);
+    this.#slabOffset = (this.#slabOffset + n + 7) & ~7;
     return out;
   }
 
@@ -169,3 +204,4 @@ export class Framer {
 }
 
 const EMPTY = Buffer.alloc(0);
+const SLAB_SIZE = 64 * 1024;
