@@ -803,3 +803,41 @@ t.test('tshark agrees with our UPDATE encoding (random UPDATEs, 4-octet AS)', as
   }
   t.equal(agreed, sample.length, 'every field of every UPDATE agrees');
 });
+
+t.test('tshark reads our 2-octet AS encoding: AS_TRANS in AS_PATH/AGGREGATOR, the real ASNs in AS4_PATH/AS4_AGGREGATOR', async (t) => {
+  if (!requires(t as never, { commands: ['tshark'] })) return;
+  const X = 4200000000;
+  const u = upd({
+    attributes: {
+      origin: 0,
+      asPath: [
+        { type: 3, asns: [64512] },
+        { type: 2, asns: [65001, X, 65002] },
+        { type: 1, asns: [X + 1, 300] },
+      ],
+      nextHop: '192.0.2.1',
+      aggregator: { asn: X + 2, address: '192.0.2.9' },
+    },
+    nlri: L4('10.0.1.0/24'),
+  });
+  const dir = mkdtempSync(join(tmpdir(), 'skein-update-oracle-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'as2.pcap');
+  writeFileSync(file, pcap([encodeUpdate(u, C2)]));
+  const fields = [
+    'bgp.update.path_attribute.as_path_segment.type',
+    'bgp.update.path_attribute.as_path_segment.as2',
+    'bgp.update.path_attribute.as_path_segment.as4',
+    'bgp.update.path_attribute.aggregator_as',
+    'bgp.update.path_attribute.aggregator_origin',
+  ];
+  const out = execFileSync('tshark', ['-o', 'bgp.asn_len:2', '-r', file, '-T', 'json', ...fields.flatMap((f) => ['-e', f])], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const got = (JSON.parse(out) as { _source: { layers: Record<string, string[]> } }[])[0]!._source.layers;
+  t.strictSame(got['bgp.update.path_attribute.as_path_segment.type'], ['3', '2', '1', '2', '1'], 'AS_PATH segments, then AS4_PATH without the confed one (RFC 6793 §4.2.2)');
+  t.strictSame(got['bgp.update.path_attribute.as_path_segment.as2'], ['64512', '65001', String(AS_TRANS), '65002', String(AS_TRANS), '300']);
+  t.strictSame(got['bgp.update.path_attribute.as_path_segment.as4'], ['65001', String(X), '65002', String(X + 1), '300']);
+  t.strictSame(got['bgp.update.path_attribute.aggregator_as'], [String(AS_TRANS), String(X + 2)], 'AGGREGATOR with AS_TRANS, AS4_AGGREGATOR with the real AS');
+  t.strictSame(got['bgp.update.path_attribute.aggregator_origin'], ['192.0.2.9', '192.0.2.9']);
+  // and our decoder rebuilds the original
+  t.strictSame(decodeUpdate(encodeUpdate(u, C2).subarray(19), C2), u);
+});
