@@ -4,7 +4,8 @@
 // below (also saved beside the captures), and our scripted talker
 // (dist/test/helpers/bgp-peer.js) in a second namespace. Every message the
 // daemon sends is saved as one hex line per file. Needs root; touches only
-// the namespaces it creates. Run: npm run build && node scripts/capture-peers.mjs [bird|frr|gobgp ...]
+// the namespaces it creates. Run: npm run build && node scripts/capture-peers.mjs [--out DIR] [bird|frr|gobgp ...]
+// (--out writes DIR/<daemon>/ instead of test/data/captures/<daemon>/: the live test compares a fresh capture).
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -231,7 +232,8 @@ async function capture(name) {
         if (e.event === 'message') messages.push(e);
         if (e.event === 'established') established = true;
         if (e.event === 'end-of-rib') eors.add(`${e.afi}/${e.safi}`);
-        if (e.event === 'closed' && !e.reason.startsWith('decode error')) {
+        if (e.event === 'decode-error') log.push(`talker could not decode a message: ${e.reason}\n`);
+        if (e.event === 'closed') {
           closed = e.reason;
           resolve();
         }
@@ -255,8 +257,8 @@ async function capture(name) {
   }
 }
 
-function save(name, { messages }) {
-  const dir = join(root, 'test/data/captures', name);
+function save(name, { messages }, outRoot) {
+  const dir = join(outRoot, name);
   mkdirSync(dir, { recursive: true });
   for (const f of readdirSync(dir)) if (f.endsWith('.hex')) rmSync(join(dir, f));
   for (const [f, text] of Object.entries(DAEMONS[name].files)) writeFileSync(join(dir, f), text);
@@ -289,7 +291,18 @@ if (process.getuid?.() !== 0) {
   console.error('capture-peers: needs root (network namespaces)');
   process.exit(2);
 }
-const wanted = process.argv.slice(2).length ? process.argv.slice(2) : Object.keys(DAEMONS);
+const args = process.argv.slice(2);
+let outRoot = join(root, 'test/data/captures');
+const o = args.indexOf('--out');
+if (o >= 0) {
+  if (!args[o + 1]) {
+    console.error('capture-peers: --out needs a directory');
+    process.exit(2);
+  }
+  outRoot = args[o + 1];
+  args.splice(o, 2);
+}
+const wanted = args.length ? args : Object.keys(DAEMONS);
 let failed = 0;
 for (const name of wanted) {
   if (!DAEMONS[name]) {
@@ -298,7 +311,7 @@ for (const name of wanted) {
   }
   try {
     const res = await capture(name);
-    const files = save(name, res);
+    const files = save(name, res, outRoot);
     console.log(`${name}: ${res.messages.length} messages, End-of-RIB for ${res.eors.join(' ') || 'none'} -> ${files.join(' ')}`);
   } catch (e) {
     failed++;

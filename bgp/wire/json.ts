@@ -221,7 +221,9 @@ function textLines(v: Json, indent: string, out: string[]): void {
   if (v === null || typeof v !== 'object') return;
   if (Array.isArray(v)) return;
   for (const [k, x] of Object.entries(v)) {
-    if (x !== null && typeof x === 'object' && !Array.isArray(x)) {
+    if (x !== null && typeof x === 'object' && !Array.isArray(x) && Object.keys(x).length === 0) {
+      out.push(`${indent}${k}: (none)`);
+    } else if (x !== null && typeof x === 'object' && !Array.isArray(x)) {
       out.push(`${indent}${k}:`);
       textLines(x, `${indent}  `, out);
     } else if (Array.isArray(x) && x.some((e) => e !== null && typeof e === 'object')) {

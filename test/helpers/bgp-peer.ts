@@ -4,6 +4,7 @@
 // message it receives, whole and as hex, as one JSON line on stdout:
 //   {"event":"message","type":"UPDATE","hex":"ffff..."}
 //   {"event":"end-of-rib","afi":2,"safi":1}        after the message itself
+//   {"event":"decode-error","reason":"..."}         our decoder refused it (capture goes on)
 //   {"event":"closed","reason":"..."}               then it exits
 // It must run inside the peer's network namespace, so it is an entry point:
 //   ip netns exec NS node dist/test/helpers/bgp-peer.js '<json PeerScript>'
@@ -63,6 +64,7 @@ export type PeerEvent =
   | { event: 'message'; type: string; hex: string }
   | { event: 'established' }
   | { event: 'end-of-rib'; afi: number; safi: number }
+  | { event: 'decode-error'; reason: string }
   | { event: 'closed'; reason: string };
 
 /** Run one session; `emit` sees every event; resolves when the session is over. */
@@ -111,7 +113,7 @@ export function runPeer(script: PeerScript, emit: (e: PeerEvent) => void): Promi
           msg = decodeMessage(raw, ctx);
         } catch (e) {
           // keep capturing: the bytes were reported; the test judges them
-          emit({ event: 'closed', reason: `decode error (continuing): ${(e as Error).message}` });
+          emit({ event: 'decode-error', reason: (e as Error).message });
           continue;
         }
         if (msg.type === 'OPEN') {
