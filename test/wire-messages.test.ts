@@ -323,6 +323,22 @@ t.test('KEEPALIVE and ROUTE-REFRESH vectors', async (t) => {
   t.same(j, { type: 'ROUTE-REFRESH', length: 23, afi: 2, safi: 1, subtype: 1, subtypeName: 'BoRR' });
 });
 
+// ---------------------------------------------------------------- UPDATE errors in JSON
+
+t.test('an UPDATE with RFC 7606 errors: JSON reports the error that set the action', async (t) => {
+  // attrs: ORIGIN IGP | AS_PATH SEQ [65001] | NEXT_HOP 192.0.2.1 | ATOMIC_AGGREGATE with 1 octet (RFC 7606 §7.6:
+  // attribute discard) | COMMUNITIES with 3 octets (RFC 7606 §7.8: treat-as-withdraw) = 4+9+7+4+6 = 30 (0x1e);
+  // NLRI 10.1.0.0/24; message 19 + 2 + 2 + 30 + 4 = 57 (0x39)
+  const bytes = hex(`${hdr(57, 2)} 0000 001e | 40010100 | 40020602 01 0000fde9 | 400304 c0000201 | 40060100 | c00803 000001 | 18 0a0100`);
+  const m = decodeMessage(bytes);
+  const j = messageToJson(m, bytes.length);
+  const err = j.error as { code: number; subcode: number; action: string; reason: string };
+  t.same([err.code, err.action], [3, 'treat-as-withdraw']);
+  t.match(err.reason, /COMMUNITIES/);
+  t.equal((j.errors as unknown[]).length, 2, 'both errors listed');
+  t.same(j.nlri, ['10.1.0.0/24'], 'the prefixes are still reported (to be withdrawn)');
+});
+
 // ---------------------------------------------------------------- header checks
 
 t.test('header errors: RFC 4271 §6.1 codes, subcodes and data', async (t) => {

@@ -134,7 +134,8 @@ function updateJson(u: UpdateMessage): Obj {
   if (eor) o.endOfRib = eor;
   if (u.errorAction !== undefined && u.errors?.length) {
     // RFC 7606: decoded, but malformed; the strongest action and every reason.
-    const first = u.errors[0] as BgpError;
+    // report the error that decided the action (RFC 7606 §3.h: the strongest wins)
+    const first = u.errors.find((e) => e.action === u.errorAction) ?? (u.errors[0] as BgpError);
     o.error = { code: first.code, subcode: first.subcode, action: u.errorAction, reason: u.errors.map((e) => e.reason).join('; ') };
     o.errors = u.errors.map((e) => ({ code: e.code, subcode: e.subcode, action: e.action, reason: e.reason, data: e.data.toString('hex') }));
   }
