@@ -191,7 +191,31 @@ const TALKER = {
   ],
 };
 
-async function capture(name) {
+/**
+ * Sessions to capture, each into its own directory: the default one, and one
+ * where our OPEN offers ADD-PATH receive for both families and leaves out the
+ * 4-octet AS capability, so the daemons send path identifiers (RFC 7911) and
+ * 2-octet AS paths (RFC 6793 §4.2.2).
+ */
+const VARIANTS = {
+  '.': TALKER,
+  'add-path-as2': {
+    ...TALKER,
+    capabilities: [
+      ...TALKER.capabilities.filter((c) => c.code !== 65),
+      {
+        code: 69,
+        name: 'add-path',
+        families: [
+          { afi: 1, safi: 1, sendReceive: 1 },
+          { afi: 2, safi: 1, sendReceive: 1 },
+        ],
+      },
+    ],
+  },
+};
+
+async function capture(name, talkerScript) {
   const d = DAEMONS[name];
   const lab = new Lab();
   const work = mkdtempSync(join(tmpdir(), `skein-capture-${name}-`));
@@ -212,7 +236,7 @@ async function capture(name) {
     await until(() => /:179\b/.test(nsExec(dut, 'ss', ['-ltnH'])), `${name} listening on port 179`, 15_000, 100);
     if (d.ready) await until(() => (d.ready(dut), true), `${name} routes added`, 10_000, 200);
 
-    const talker = nsSpawn(peer, process.execPath, [join(root, 'dist/test/helpers/bgp-peer.js'), JSON.stringify(TALKER)]);
+    const talker = nsSpawn(peer, process.execPath, [join(root, 'dist/test/helpers/bgp-peer.js'), JSON.stringify(talkerScript)]);
     talker.stderr.on('data', (c) => log.push(`talker: ${String(c)}`));
     const messages = [];
     const eors = new Set();
@@ -257,11 +281,11 @@ async function capture(name) {
   }
 }
 
-function save(name, { messages }, outRoot) {
-  const dir = join(outRoot, name);
+function save(name, variant, { messages }, outRoot) {
+  const dir = join(outRoot, name, variant);
   mkdirSync(dir, { recursive: true });
   for (const f of readdirSync(dir)) if (f.endsWith('.hex')) rmSync(join(dir, f));
-  for (const [f, text] of Object.entries(DAEMONS[name].files)) writeFileSync(join(dir, f), text);
+  if (variant === '.') for (const [f, text] of Object.entries(DAEMONS[name].files)) writeFileSync(join(dir, f), text);
   let n = 0;
   let ka = 0;
   const names = [];
@@ -309,13 +333,16 @@ for (const name of wanted) {
     console.error(`capture-peers: unknown daemon ${name}`);
     process.exit(2);
   }
-  try {
-    const res = await capture(name);
-    const files = save(name, res, outRoot);
-    console.log(`${name}: ${res.messages.length} messages, End-of-RIB for ${res.eors.join(' ') || 'none'} -> ${files.join(' ')}`);
-  } catch (e) {
-    failed++;
-    console.error(`${name}: ${e.message}`);
+  for (const [variant, talkerScript] of Object.entries(VARIANTS)) {
+    const label = variant === '.' ? name : `${name}/${variant}`;
+    try {
+      const res = await capture(name, talkerScript);
+      const files = save(name, variant, res, outRoot);
+      console.log(`${label}: ${res.messages.length} messages, End-of-RIB for ${res.eors.join(' ') || 'none'} -> ${files.join(' ')}`);
+    } catch (e) {
+      failed++;
+      console.error(`${label}: ${e.message}`);
+    }
   }
 }
 process.exit(failed ? 1 : 0);

@@ -13,6 +13,7 @@ import {
   decodeMessage,
   encodeCapability,
   encodeMessage,
+  familyKey,
   isEndOfRib,
   messageToJson,
   type CodecContext,
@@ -83,23 +84,19 @@ const EXPECT: Record<string, Expect> = {
 type J = Record<string, unknown>;
 
 /**
- * Files whose bytes differ from our encoding only in attribute layout choices
- * that RFC 4271 §4.3 leaves open (the Extended Length bit on short attributes,
- * attribute order), with the reason. For these the test compares the
- * attributes one by one instead (see attributeView).
+ * Why a daemon's bytes may differ from our encoding of the same UPDATE: the
+ * layout choices RFC 4271 §4.3 leaves open (the Extended Length bit on short
+ * attributes, attribute order). For such messages the test compares the
+ * attributes one by one instead (see attributeView); every other message
+ * must re-encode to exactly the captured bytes.
  */
-const LAYOUT_DIFFERS: Record<string, Record<string, string>> = {
-  bird: { 'eor-afi2-safi1.hex': 'BIRD sends MP_UNREACH_NLRI with a 1-octet length; our encoder always sets Extended Length on MP attributes' },
-  frr: {
-    'eor-afi2-safi1.hex': 'FRR sends MP_UNREACH_NLRI with a 1-octet length; our encoder always sets Extended Length on MP attributes',
-    'update-01.hex': 'FRR sets Extended Length on AS_PATH (flags 0x50) even when short',
-    'update-02.hex': 'FRR sets Extended Length on AS_PATH (flags 0x50) even when short',
-  },
-  gobgp: {
-    'eor-afi2-safi1.hex': 'GoBGP sends MP_UNREACH_NLRI with a 1-octet length; our encoder always sets Extended Length on MP attributes',
-    'update-02.hex': 'GoBGP puts MP_REACH_NLRI first; we write attributes in type order',
-  },
-};
+function layoutDiffers(daemon: string, m: Message): string | undefined {
+  if (m.type !== 'UPDATE') return undefined;
+  if (isEndOfRib(m) && m.mpUnreach) return `${daemon} sends MP_UNREACH_NLRI with a 1-octet length; our encoder always sets Extended Length on MP attributes`;
+  if (daemon === 'frr' && m.attributes.asPath) return 'FRR sets Extended Length on AS_PATH (flags 0x50) even when short';
+  if (daemon === 'gobgp' && m.mpReach) return 'GoBGP puts MP_REACH_NLRI first; we write attributes in type order';
+  return undefined;
+}
 
 /**
  * An UPDATE's fields with the layout choices taken out: withdrawn and NLRI
@@ -123,15 +120,32 @@ function attributeView(b: Buffer): { withdrawn: string; nlri: string; attributes
   return { withdrawn: b.subarray(21, 21 + wl).toString('hex'), nlri: b.subarray(start + al).toString('hex'), attributes: attributes.sort() };
 }
 
-for (const daemon of Object.keys(EXPECT)) {
-  t.test(`${daemon}: captured messages decode to what it was configured to send`, async (t) => {
+/**
+ * The sessions captured per daemon (README): the default one, and one where our
+ * OPEN offered ADD-PATH receive and no 4-octet AS capability, so path
+ * identifiers come on every family the daemon sends them for (RFC 7911 §3) and
+ * AS numbers are 2 octets (RFC 6793 §4.2.2).
+ */
+const VARIANTS = ['.', 'add-path-as2'] as const;
+
+function contextFor(exp: Expect, variant: (typeof VARIANTS)[number]): { rx: CodecContext; tx: CodecContext } {
+  if (variant === '.') return { rx: CTX, tx: CTX };
+  // RFC 7911 §4: the daemon sends path identifiers for the families it offered to send (we offered to receive both)
+  const families = new Set(exp.addPath.filter((f) => f.sendReceive !== 'receive').map((f) => familyKey(f.afi, f.safi)));
+  const base = { ...CTX, as4: false };
+  return { rx: { ...base, addPathRx: families }, tx: { ...base, addPathTx: families } };
+}
+
+for (const daemon of Object.keys(EXPECT)) for (const variant of VARIANTS) {
+  t.test(`${daemon}${variant === '.' ? '' : ` (${variant})`}: captured messages decode to what it was configured to send`, async (t) => {
     const exp = EXPECT[daemon] as Expect;
-    const dir = join(DIR, daemon);
+    const dir = join(DIR, daemon, variant);
+    const ctx = contextFor(exp, variant);
     const files = readdirSync(dir).filter((f) => f.endsWith('.hex')).sort();
     const bytes = new Map(files.map((f) => [f, Buffer.from(readFileSync(join(dir, f), 'utf8').trim(), 'hex')]));
     const decoded = new Map<string, Message>();
     for (const [f, b] of bytes) {
-      const m = decodeMessage(b, CTX);
+      const m = decodeMessage(b, ctx.rx);
       decoded.set(f, m);
       if (m.type === 'UPDATE') t.equal(m.errors, undefined, `${f}: no RFC 7606 errors`);
     }
@@ -185,6 +199,18 @@ for (const daemon of Object.keys(EXPECT)) {
       t.same([a.origin, a.asPath, a.communities], [exp.v6.origin, [{ type: 'AS_SEQUENCE', asns: [65002] }], exp.v6.communities]);
     }
     t.equal(v4.length + v6.length, updates.length, 'every UPDATE is one of the two');
+    // ADD-PATH: a path identifier for each prefix exactly where the family carries them (RFC 7911 §3)
+    const ids = (list: unknown, n: number): boolean => Array.isArray(list) && list.length === n && list.every((x) => Number.isInteger(x) && x >= 0);
+    for (const u of v4) {
+      const n = (u.nlri as string[]).length;
+      if (ctx.rx.addPathRx.has(familyKey(1, 1))) t.ok(ids(u.nlriPathIds, n), `IPv4 path identifiers ${JSON.stringify(u.nlriPathIds)}`);
+      else t.equal(u.nlriPathIds, undefined, 'no IPv4 path identifiers');
+    }
+    for (const u of v6) {
+      const r = (u.attributes as J).mpReach as J;
+      if (ctx.rx.addPathRx.has(familyKey(2, 1))) t.ok(ids(r.pathIds, (r.nlri as string[]).length), `IPv6 path identifiers ${JSON.stringify(r.pathIds)}`);
+      else t.equal(r.pathIds, undefined, 'no IPv6 path identifiers');
+    }
 
     // End-of-RIB for both families (RFC 4724 §2)
     t.same(isEndOfRib(decoded.get('eor-ipv4-unicast.hex') as never), { afi: 1, safi: 1 });
@@ -200,8 +226,8 @@ for (const daemon of Object.keys(EXPECT)) {
     for (const [f, b] of bytes) {
       const m = decoded.get(f) as Message;
       if (f === 'open.hex' && !exp.canonicalOpen) continue;
-      const again = encodeMessage(m, CTX);
-      const why = LAYOUT_DIFFERS[daemon]?.[f];
+      const again = encodeMessage(m, ctx.tx);
+      const why = layoutDiffers(daemon, m);
       if (why === undefined) t.equal(again.toString('hex'), b.toString('hex'), `${f}: re-encodes to the same bytes`);
       else {
         t.not(again.toString('hex'), b.toString('hex'), `${f}: layout differs (${why})`);
@@ -215,7 +241,7 @@ for (const daemon of Object.keys(EXPECT)) {
       t.equal(o[28], params.length, 'optional parameters length');
       t.equal(o.subarray(29).toString('hex'), params.toString('hex'), 'each capability TLV re-encodes exactly');
       // and our grouped form means the same
-      t.same(decodeMessage(encodeMessage(open, CTX), CTX), open);
+      t.same(decodeMessage(encodeMessage(open, ctx.tx), ctx.rx), open);
     }
   });
 }
@@ -236,19 +262,20 @@ t.test('a fresh capture from BIRD, FRR and GoBGP matches the committed one', asy
     timeout: 240_000,
   });
   t.equal(r.status, 0, `capture-peers: ${r.stdout}${r.stderr}`);
-  for (const daemon of Object.keys(EXPECT)) {
+  for (const daemon of Object.keys(EXPECT)) for (const variant of VARIANTS) {
+    const ctx = contextFor(EXPECT[daemon] as Expect, variant);
     const view = (dir: string): string[] =>
       readdirSync(dir)
         .filter((f) => f.endsWith('.hex'))
         .map((f) => {
           const b = Buffer.from(readFileSync(join(dir, f), 'utf8').trim(), 'hex');
-          const j = messageToJson(decodeMessage(b, CTX), b.length);
+          const j = messageToJson(decodeMessage(b, ctx.rx), b.length);
           // GoBGP announces the machine's host name: not part of what we configured
           for (const c of (j.capabilities as J[] | undefined) ?? []) if (c.name === 'fqdn' && daemon === 'gobgp') c.hostname = '(host)';
           // UPDATE files are named in arrival order, which may interleave differently; compare them as a set
           return `${f.startsWith('update-') ? 'update' : f} ${JSON.stringify(j)}`;
         })
         .sort();
-    t.same(view(join(out, daemon)), view(join(DIR, daemon)), `${daemon}: the same messages`);
+    t.same(view(join(out, daemon, variant)), view(join(DIR, daemon, variant)), `${daemon} ${variant}: the same messages`);
   }
 });

@@ -18,6 +18,7 @@ import {
   MESSAGE_TYPE_NAMES,
   decodeMessage,
   encodeMessage,
+  familyKey,
   isEndOfRib,
   parseIpv4,
   type Capability,
@@ -120,7 +121,19 @@ export function runPeer(script: PeerScript, emit: (e: PeerEvent) => void): Promi
           // RFC 6793 / RFC 8654: what both ends support sets how later messages are read.
           const theirs = new Set(msg.capabilities.map((c) => c.code));
           const ours = new Set(open.capabilities.map((c) => c.code));
-          ctx = { ...ctx, as4: theirs.has(65) && ours.has(65), extendedMessage: theirs.has(6) && ours.has(6) };
+          // RFC 7911 §4: path identifiers come in for a family we offered to receive and they offered to send.
+          const addPathRx = new Set<number>();
+          for (const mine of open.capabilities) {
+            if (mine.name !== 'add-path') continue;
+            for (const f of mine.families) {
+              if (!(f.sendReceive & 1)) continue;
+              const sends = msg.capabilities.some(
+                (c) => c.name === 'add-path' && c.families.some((g) => g.afi === f.afi && g.safi === f.safi && g.sendReceive & 2),
+              );
+              if (sends) addPathRx.add(familyKey(f.afi, f.safi));
+            }
+          }
+          ctx = { ...ctx, as4: theirs.has(65) && ours.has(65), extendedMessage: theirs.has(6) && ours.has(6), addPathRx };
           framer.extendedMessage = ctx.extendedMessage;
           sock.write(encodeMessage({ type: 'KEEPALIVE' }));
           const hold = Math.min(open.holdTime, msg.holdTime);
