@@ -28,6 +28,7 @@ protocol device {}
 protocol static s4 { ipv4; route 10.1.0.0/24 blackhole; route 10.2.0.0/16 blackhole; }
 protocol static s6 { ipv6; route fd00:1::/64 blackhole; route fd00:2::/48 blackhole; }
 filter out4 {
+  bgp_path.prepend(4200000001);
   bgp_community.add((65002, 100));
   bgp_community.add((65002, 101));
   bgp_large_community.add((65002, 1, 2));
@@ -61,6 +62,7 @@ domainname lab.example
 log stdout
 !
 route-map SET4 permit 10
+ set as-path prepend 4200000001
  set community 65002:200 65002:201
  set large-community 65002:3:4
  set metric 70
@@ -136,7 +138,7 @@ const GOBGP_CONF = `# GoBGP for skein's wire captures: eBGP AS ${DUT.asn} -> ${P
 
 // Routes GoBGP announces, added over its API before our talker connects.
 const GOBGP_ROUTES = [
-  ['-a', 'ipv4', '10.4.0.0/24', 'community', '65002:300,65002:301', 'large-community', '65002:5:6', 'med', '90', 'origin', 'egp'],
+  ['-a', 'ipv4', '10.4.0.0/24', 'aspath', '4200000001', 'community', '65002:300,65002:301', 'large-community', '65002:5:6', 'med', '90', 'origin', 'egp'],
   ['-a', 'ipv6', 'fd00:4::/64', 'nexthop', DUT.v6, 'community', '65002:800'],
 ];
 
