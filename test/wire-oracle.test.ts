@@ -14,6 +14,7 @@ import {
   ipv4ToString,
   prefix4,
   prefix4ToString,
+  prefix6FromBytes,
   shutdownData,
   type Capability,
   type Message,
@@ -306,6 +307,69 @@ const openArb: fc.Arbitrary<OpenMessage> = rec({
     { code: 64 as const, name: 'graceful-restart' as const, restarting: false, notification: false, restartTime: g.restartTime, families: [] },
   ],
 }));
+
+// IPv6 UPDATEs: MP_REACH_NLRI with a global (and sometimes a link-local) next hop (RFC 2545 §3)
+const update6Arb: fc.Arbitrary<UpdateMessage> = rec({
+  nlri: fc.uniqueArray(
+    fc.tuple(fc.uint8Array({ minLength: 16, maxLength: 16 }), fc.integer({ min: 16, max: 128 })).map(([b, l]) => prefix6FromBytes(b, l)),
+    { minLength: 1, maxLength: 8 },
+  ),
+  nh: fc.integer({ min: 1, max: 0xffff }),
+  linkLocal: fc.boolean(),
+  asns: fc.array(fc.integer({ min: 1, max: 0xffffffff }), { minLength: 1, maxLength: 4 }),
+}).map((g) => ({
+  type: 'UPDATE' as const,
+  withdrawn: { afi: 1 as const, safi: 1, prefixes: [], pathIds: null },
+  attributes: { origin: 0 as const, asPath: [{ type: 2 as const, asns: g.asns }] },
+  nlri: { afi: 1 as const, safi: 1, prefixes: [], pathIds: null },
+  mpReach: {
+    afi: 2,
+    safi: 1,
+    nextHops: g.linkLocal ? [`fd00::${g.nh.toString(16)}`, `fe80::${g.nh.toString(16)}`] : [`fd00::${g.nh.toString(16)}`],
+    nlri: { afi: 2 as const, safi: 1, prefixes: g.nlri, pathIds: null },
+  },
+}));
+
+t.test('tshark agrees on generated IPv6 UPDATEs (MP_REACH_NLRI)', async (t) => {
+  if (!requires(t as never, { commands: ['tshark'] })) return;
+  const updates = fc.sample(update6Arb, { numRuns: 40, seed: 4760 });
+  const layers = dissect(
+    updates.map((m) => encodeMessage(m)),
+    [
+      'bgp.update.path_attribute.mp_reach_nlri.afi',
+      'bgp.update.path_attribute.mp_reach_nlri.next_hop.ipv6',
+      'bgp.update.path_attribute.mp_reach_nlri.next_hop.ipv6.link_local',
+      'bgp.mp_reach_nlri_ipv6_prefix',
+      'bgp.prefix_length',
+      'bgp.update.path_attribute.as_path_segment.as4',
+    ],
+  );
+  t.equal(layers.length, updates.length);
+  updates.forEach((u, k) => {
+    const l = layers[k] as Layers;
+    const r = u.mpReach as NonNullable<UpdateMessage['mpReach']>;
+    const prefixes = r.nlri.prefixes as string[];
+    t.same(
+      {
+        afi: l['bgp.update.path_attribute.mp_reach_nlri.afi'],
+        nextHop: l['bgp.update.path_attribute.mp_reach_nlri.next_hop.ipv6'],
+        linkLocal: l['bgp.update.path_attribute.mp_reach_nlri.next_hop.ipv6.link_local'],
+        prefixes: l['bgp.mp_reach_nlri_ipv6_prefix'],
+        lengths: (l['bgp.prefix_length'] ?? []).map(Number),
+        asns: (l['bgp.update.path_attribute.as_path_segment.as4'] ?? []).map(Number),
+      },
+      {
+        afi: ['2'],
+        nextHop: [r.nextHops[0]],
+        linkLocal: r.nextHops[1] === undefined ? undefined : [r.nextHops[1]],
+        prefixes: prefixes.map((p) => p.split('/')[0]),
+        lengths: prefixes.map((p) => Number(p.split('/')[1])),
+        asns: u.attributes.asPath?.[0]?.asns,
+      },
+      `IPv6 UPDATE ${k}`,
+    );
+  });
+});
 
 t.test('tshark agrees on a generated set of OPENs and UPDATEs', async (t) => {
   if (!requires(t as never, { commands: ['tshark'] })) return;
