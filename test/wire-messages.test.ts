@@ -383,6 +383,25 @@ t.test('header errors: RFC 4271 §6.1 codes, subcodes and data', async (t) => {
   expectError(t, () => new Framer().feed(rr), 7, 1, rr.toString('hex'), 'framer: refresh of 25 octets');
 });
 
+t.test('framer: RFC 8654 extended messages split across chunks', async (t) => {
+  // two 20000-octet UPDATE-typed frames (the framer checks headers only) and a KEEPALIVE, cut into uneven chunks
+  const big = (fill: number): Buffer => {
+    const b = Buffer.alloc(20000, fill);
+    b.fill(0xff, 0, 16);
+    b.writeUInt16BE(20000, 16);
+    b[18] = 2;
+    return b;
+  };
+  const msgs = [big(1), hex(hdr(19, 4)), big(2)];
+  const stream = Buffer.concat(msgs);
+  const f = new Framer({ extendedMessage: true });
+  const got: Buffer[] = [];
+  for (const [a, b] of [[0, 7], [7, 9000], [9000, 20005], [20005, 20030], [20030, stream.length]] as const) got.push(...f.feed(stream.subarray(a, b)));
+  t.same(got.map((g) => g.toString('hex')), msgs.map((m) => m.toString('hex')));
+  // without the capability the same stream is a Bad Message Length with the length field as data
+  expectError(t, () => new Framer().feed(stream.subarray(0, 19)), 1, 2, '4e20', 'no RFC 8654: 20000 is too long');
+});
+
 t.test('framer: bound on buffered octets, views without copies', async (t) => {
   const f = new Framer({ maxBuffered: 100 });
   f.push(Buffer.alloc(60, 0xff));
