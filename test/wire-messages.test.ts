@@ -232,6 +232,13 @@ t.test('OPEN optional parameters: several parameters, other types, RFC 9072 exte
   expectError(t, () => decodeOpen(hex('04 fde9 005a c0000201 ff ff')), 2, 0, undefined, 'extended length truncated');
 });
 
+t.test('encodeOpen refuses values that do not fit', async (t) => {
+  const base: OpenMessage = { type: 'OPEN', version: 4, myAs: 65001, holdTime: 90, bgpId: 1, capabilities: [] };
+  t.throws(() => encodeMessage({ ...base, myAs: 4200000000 }), RangeError, 'a 4-octet AS in My AS');
+  t.throws(() => encodeMessage({ ...base, holdTime: 70000 }), RangeError);
+  t.throws(() => encodeMessage({ ...base, otherParameters: [{ type: 255, value: Buffer.alloc(1) }] }), RangeError, 'the RFC 9072 marker');
+});
+
 t.test('validateOpen: version, hold time, identifier, AS 0', async (t) => {
   const base: OpenMessage = { type: 'OPEN', version: 4, myAs: 65001, holdTime: 90, bgpId: 1, capabilities: [] };
   t.equal(validateOpen(base), undefined);

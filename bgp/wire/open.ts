@@ -72,6 +72,9 @@ export function decodeOpen(body: Buffer): OpenMessage {
  * 255 octets), as RFC 9072 §2 recommends.
  */
 export function encodeOpen(msg: Omit<OpenMessage, 'type'>): Buffer {
+  // A 4-octet AS goes in the capability with AS_TRANS here (RFC 6793 §4.1): a silent truncation would announce a wrong AS.
+  if (!Number.isInteger(msg.myAs) || msg.myAs < 0 || msg.myAs > 0xffff) throw new RangeError(`My AS ${msg.myAs} does not fit 2 octets: use AS_TRANS and the 4-octet AS capability`);
+  if (!Number.isInteger(msg.holdTime) || msg.holdTime < 0 || msg.holdTime > 0xffff) throw new RangeError(`hold time ${msg.holdTime} does not fit 2 octets`);
   const params: { type: number; value: Buffer }[] = [];
   if (msg.capabilities.length) params.push({ type: PARAM_CAPABILITIES, value: Buffer.concat(msg.capabilities.map(encodeCapability)) });
   for (const p of msg.otherParameters ?? []) {
@@ -87,7 +90,7 @@ export function encodeOpen(msg: Omit<OpenMessage, 'type'>): Buffer {
   writeHeader(buf, 0, buf.length, MessageType.OPEN);
   let o = HEADER_LEN;
   buf[o] = msg.version;
-  buf.writeUInt16BE(msg.myAs & 0xffff, o + 1);
+  buf.writeUInt16BE(msg.myAs, o + 1);
   buf.writeUInt16BE(msg.holdTime, o + 3);
   buf.writeUInt32BE(msg.bgpId >>> 0, o + 5);
   o += 9;
