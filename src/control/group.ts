@@ -13,7 +13,7 @@ export async function resolveGroup(group: string | number, groupFile = '/etc/gro
   try {
     text = await readFile(groupFile, 'utf8');
   } catch (e) {
-    throw new Error(`cannot resolve group "${group}": getent is unavailable and ${groupFile} is unreadable (${(e as Error).message})`);
+    throw new Error(`cannot resolve group "${group}": getent is unavailable and ${groupFile} is unreadable (${(e as Error).message})`, { cause: e });
   }
   const gid = parseGroupFile(text, group);
   if (gid === undefined) throw new Error(`no group named "${group}" (looked in NSS and ${groupFile})`);
