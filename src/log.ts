@@ -190,7 +190,7 @@ function serialiseValue(name: string, value: unknown, rank: number): string {
 function replacer(rank: number): (this: unknown, key: string, value: unknown) => unknown {
   return function (this: unknown, key: string, value: unknown): unknown {
     if (key !== '' && secretName(key)) return REDACTED;
-    const raw = key === '' ? value : (this as Record<string, unknown>)[key];
+    const raw = (this as Record<string, unknown>)[key];
     if (raw instanceof Secret) return REDACTED;
     if (typeof raw === 'bigint') return raw.toString();
     if (raw instanceof Uint8Array) return bytesToHex(raw);
