@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
-import type { Logger} from '../src/log.js';
+import type { Logger } from '../src/log.js';
 import { Secret, createLogger, isSecretFieldName, parseLogLevel } from '../src/log.js';
 import { Metrics } from '../src/metrics.js';
 import { LoopMonitor, ReadinessGate, parseListen, startHttpServer } from '../src/http.js';
