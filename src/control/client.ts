@@ -83,6 +83,7 @@ function unreachable(path: string, e: NodeJS.ErrnoException): ControlClientError
     e.code === 'ECONNREFUSED' ? `nothing is listening on ${path} (skeind stopped and left a stale socket?)` :
     e.code === 'EACCES' || e.code === 'EPERM' ? `permission denied on ${path} (run as root or as a member of the socket's group)` :
     e.code === 'ENOTSOCK' ? `${path} is not a socket` :
+    e.code === 'ECONNRESET' || e.code === 'EPIPE' ? `the daemon closed the connection on ${path} (too many clients?)` :
     `${path}: ${e.message}`;
   return new ControlClientError('unreachable', `daemon not reachable: ${why}`, e.code);
 }

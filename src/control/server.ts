@@ -21,6 +21,7 @@ export interface ControlServerOptions {
   /** socket file mode; default 0o660 */
   mode?: number;
   maxRequestBytes?: number;
+  /** connections beyond this are closed at once; default 128 */
   maxConnections?: number;
   /** a connection with no request for this long is closed; default 5 min */
   idleTimeoutMs?: number;
@@ -59,7 +60,8 @@ export class ControlServer {
     await this.#clearStale();
 
     const server = createServer((sock) => this.#accept(sock));
-    server.maxConnections = this.#o.maxConnections ?? 64;
+    // Beyond this many connections new ones are closed at once: a runaway script cannot exhaust descriptors.
+    server.maxConnections = this.#o.maxConnections ?? 128;
     const mode = this.#o.mode ?? 0o660;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
