@@ -328,7 +328,7 @@ t.test('skeinctl: text rendering', async (t) => {
     '',
   ].join('\n'), 'the best path first and starred, though the daemon listed it second');
   t.equal((await ctl(['--socket', sock, 'routes', '10.1.2.0/24'])).out, 'No route for 10.1.2.0/24.\n');
-  t.match((await ctl(['--socket', sock, 'routes'])).out, /10\.65\.0\.0\/26 {2}in kernel, 1 path\n[^]*\*  local {2}- /);
+  t.match((await ctl(['--socket', sock, 'routes'])).out, /10\.65\.0\.0\/26 {2}in kernel, 1 path\n[^]*\* {2}local {2}- /);
 
   const fib = await ctl(['--socket', sock, 'fib']);
   t.equal(fib.out, [
