@@ -110,7 +110,7 @@ export class Logger {
   constructor(options: LoggerOptions = {}, shared?: Shared, bound = '') {
     this.#shared = shared ?? {
       rank: RANK[options.level ?? 'info'],
-      sink: options.sink ?? ((line) => process.stdout.write(line)),
+      sink: options.sink ?? stdoutSink(),
       now: options.now ?? (() => new Date()),
     };
     this.#bound = bound + (options.fields ? serialiseFields(options.fields, this.#shared.rank) : '');
@@ -152,6 +152,21 @@ export class Logger {
     const rest = fields ? serialiseFields(fields, this.#shared.rank) : '';
     this.#shared.sink(`${head}${this.#bound}${rest}}\n`);
   }
+}
+
+let stdoutGuarded = false;
+/**
+ * Writes to stdout. A write error there (EPIPE when the reader went away) would otherwise be an uncaught
+ * 'error' event and kill the daemon over a log line: it is swallowed instead — the routes matter more.
+ */
+function stdoutSink(): LogSink {
+  if (!stdoutGuarded) {
+    stdoutGuarded = true;
+    process.stdout.on('error', () => undefined);
+  }
+  return (line) => {
+    process.stdout.write(line);
+  };
 }
 
 export function createLogger(options: LoggerOptions = {}): Logger {

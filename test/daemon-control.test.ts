@@ -316,6 +316,8 @@ t.test('skeinctl: text rendering', async (t) => {
   t.match(peers.out, /Peer 192\.0\.2\.254:1179 \(global\)\n[^]*AS: +remote 65000, local 64512 \(eBGP\)\n[^]*Families: +ipv4-unicast, ipv6-unicast\n[^]*Last error: +connect: ECONNREFUSED\n/);
   t.match(peers.out, /Hold time: +90s, keepalive 30s\n/);
   t.match(peers.out, /Prefixes: +received 3, accepted 3, advertised 2\n/);
+  const valueColumns = new Set(peers.out.split('\n').filter((l) => l.startsWith('  ')).map((l) => l.search(/(?<=: +)\S/)));
+  t.equal(valueColumns.size, 1, 'values line up across all peers');
 
   const routes = await ctl(['--socket', sock, 'routes', '10.65.1.0/26']);
   t.equal(routes.out, [

@@ -43,7 +43,7 @@ export function table(headers: readonly string[], rows: readonly (readonly strin
 }
 
 /** "key:  value" lines with the values aligned. */
-export function fields(pairs: readonly (readonly [string, string])[], indent = ''): string {
-  const w = Math.max(0, ...pairs.map(([k]) => k.length + 1));
+export function fields(pairs: readonly (readonly [string, string])[], indent = '', minKeyWidth = 0): string {
+  const w = Math.max(minKeyWidth, ...pairs.map(([k]) => k.length + 1));
   return pairs.map(([k, v]) => `${indent}${`${k}:`.padEnd(w)}  ${v}`).join('\n') + '\n';
 }

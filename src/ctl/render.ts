@@ -60,29 +60,30 @@ export function renderPeers(result: unknown, now: Date): string {
   const r = obj(result, 'peers');
   const peers = arr(r.peers, 'peers.peers').map((p, i) => obj(p, `peers[${i}]`) as unknown as PeerJson);
   if (peers.length === 0) return 'No peers.\n';
-  return peers
-    .map((p) => {
-      const px = p.prefixes ?? { received: 0, accepted: 0, advertised: 0 };
-      const ibgp = p.asn === p.localAsn ? 'iBGP' : 'eBGP';
-      const pairs: [string, string][] = [
-        ['State', `${text(p.state)} since ${humaneSince(String(p.since ?? ''), now)}`],
-        ['AS', `remote ${text(p.asn)}, local ${text(p.localAsn)} (${ibgp})`],
-      ];
-      if (p.localAddress) pairs.push(['Local address', p.localAddress]);
-      if (p.routerId) pairs.push(['Router ID', p.routerId]);
-      pairs.push(['Families', list(p.families).join(', ') || '-']);
-      pairs.push(['Prefixes', `received ${text(px.received)}, accepted ${text(px.accepted)}, advertised ${text(px.advertised)}`]);
-      for (const [fam, c] of Object.entries(p.prefixesByFamily ?? {})) {
-        pairs.push([`  ${fam}`, `received ${text(c.received)}, accepted ${text(c.accepted)}, advertised ${text(c.advertised)}`]);
-      }
-      if (p.holdTime !== undefined) {
-        pairs.push(['Hold time', `${p.holdTime}s${p.keepaliveTime !== undefined ? `, keepalive ${p.keepaliveTime}s` : ''}`]);
-      }
-      if (p.lastError) pairs.push(['Last error', p.lastError]);
-      pairs.push(['Info', text(p.info)]);
-      return `Peer ${peerAddress(p)} (${text(p.type)})\n${fields(pairs, '  ')}`;
-    })
-    .join('\n');
+  const blocks = peers.map((p) => {
+    const px = p.prefixes ?? { received: 0, accepted: 0, advertised: 0 };
+    const ibgp = p.asn === p.localAsn ? 'iBGP' : 'eBGP';
+    const pairs: [string, string][] = [
+      ['State', `${text(p.state)} since ${humaneSince(String(p.since ?? ''), now)}`],
+      ['AS', `remote ${text(p.asn)}, local ${text(p.localAsn)} (${ibgp})`],
+    ];
+    if (p.localAddress) pairs.push(['Local address', p.localAddress]);
+    if (p.routerId) pairs.push(['Router ID', p.routerId]);
+    pairs.push(['Families', list(p.families).join(', ') || '-']);
+    pairs.push(['Prefixes', `received ${text(px.received)}, accepted ${text(px.accepted)}, advertised ${text(px.advertised)}`]);
+    for (const [fam, c] of Object.entries(p.prefixesByFamily ?? {})) {
+      pairs.push([`  ${fam}`, `received ${text(c.received)}, accepted ${text(c.accepted)}, advertised ${text(c.advertised)}`]);
+    }
+    if (p.holdTime !== undefined) {
+      pairs.push(['Hold time', `${p.holdTime}s${p.keepaliveTime !== undefined ? `, keepalive ${p.keepaliveTime}s` : ''}`]);
+    }
+    if (p.lastError) pairs.push(['Last error', p.lastError]);
+    pairs.push(['Info', text(p.info)]);
+    return { head: `Peer ${peerAddress(p)} (${text(p.type)})\n`, pairs };
+  });
+  // One value column for all peers, so the blocks line up with each other.
+  const width = Math.max(...blocks.flatMap((b) => b.pairs.map(([k]) => k.length + 1)));
+  return blocks.map((b) => b.head + fields(b.pairs, '  ', width)).join('\n');
 }
 
 function pathRow(p: PathJson, best: boolean): string[] {
