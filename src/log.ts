@@ -48,11 +48,20 @@ const SECRET_CAMEL = /(?:Password|Passwd|Secret|Token|Key|PASSWORD|SECRET|TOKEN|
 // snake/kebab/dotted: the word after a separator ("tls_key", "etcd-token", "auth.secret").
 const SECRET_SNAKE = /(?:^|[_.-])(?:password|passwd|secret|token|key|authorization)$/i;
 
+// Field names repeat endlessly (peer, prefix, nextHop): remember each verdict. Bounded against a caller that
+// logs objects with unbounded key sets.
+const nameVerdicts = new Map<string, boolean>();
+
 function secretName(name: string): boolean {
-  const lower = name.toLowerCase();
-  if (lower === 'password' || lower === 'passwd' || lower === 'secret' || lower === 'token' || lower === 'key' ||
-      lower === 'authorization') return true;
-  return SECRET_CAMEL.test(name) || SECRET_SNAKE.test(name);
+  let v = nameVerdicts.get(name);
+  if (v === undefined) {
+    const lower = name.toLowerCase();
+    v = lower === 'password' || lower === 'passwd' || lower === 'secret' || lower === 'token' || lower === 'key' ||
+      lower === 'authorization' || SECRET_CAMEL.test(name) || SECRET_SNAKE.test(name);
+    if (nameVerdicts.size >= 10_000) nameVerdicts.clear();
+    nameVerdicts.set(name, v);
+  }
+  return v;
 }
 
 /** Where lines go: stdout by default; tests pass a collector. */
@@ -177,34 +186,43 @@ const RESERVED = new Set(['ts', 'level', 'msg']);
 
 /** `,"k":v` for each field, redacted; never throws (an unserialisable value is described instead). */
 function serialiseFields(fields: LogFields, rank: number): string {
-  let out = '';
-  for (const name of Object.keys(fields)) {
-    const value = fields[name];
-    if (value === undefined) continue;
-    const key = RESERVED.has(name) ? `_${name}` : name;
-    out += `,${JSON.stringify(key)}:${serialiseValue(name, value, rank)}`;
+  const replacer = rank <= RANK.debug ? REPLACE_DEBUG : REPLACE;
+  let obj: object = fields;
+  if ('ts' in fields || 'level' in fields || 'msg' in fields) {
+    const renamed: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(fields)) renamed[RESERVED.has(k) ? `_${k}` : k] = v;
+    obj = renamed;
   }
-  return out;
+  let json: string;
+  try {
+    json = JSON.stringify(obj, replacer);
+  } catch {
+    // A cycle or a throwing getter somewhere: serialise field by field so only the bad one is lost.
+    json = '{' + Object.entries(obj).filter(([, v]) => v !== undefined).map(([k, v]) => `${JSON.stringify(k)}:${serialiseValue(k, v, replacer)}`).join(',') + '}';
+  }
+  return json.length <= 2 ? '' : `,${json.slice(1, -1)}`;
 }
 
-function serialiseValue(name: string, value: unknown, rank: number): string {
+function serialiseValue(name: string, value: unknown, replacer: Replacer): string {
   if (secretName(name)) return `"${REDACTED}"`;
   try {
-    const json = JSON.stringify(value, replacer(rank));
+    const json = JSON.stringify(value, replacer);
     return json === undefined ? 'null' : json;
   } catch (e) {
-    // A cycle or a throwing getter: say so rather than lose the line.
     return JSON.stringify(`[unserialisable: ${(e as Error).message}]`);
   }
 }
+
+type Replacer = (this: unknown, key: string, value: unknown) => unknown;
 
 /**
  * The JSON replacer doing the redaction at every depth. It reads the raw value from the holder (`this[key]`),
  * because JSON.stringify has already applied `toJSON` (a Buffer would arrive as `{type, data}`).
  */
-function replacer(rank: number): (this: unknown, key: string, value: unknown) => unknown {
+function makeReplacer(rank: number): Replacer {
   return function (this: unknown, key: string, value: unknown): unknown {
     if (key !== '' && secretName(key)) return REDACTED;
+    if (typeof value !== 'object' && typeof value !== 'bigint') return value;
     const raw = (this as Record<string, unknown>)[key];
     if (raw instanceof Secret) return REDACTED;
     if (typeof raw === 'bigint') return raw.toString();
@@ -215,6 +233,8 @@ function replacer(rank: number): (this: unknown, key: string, value: unknown) =>
     return value;
   };
 }
+const REPLACE = makeReplacer(RANK.info);
+const REPLACE_DEBUG = makeReplacer(RANK.debug);
 
 function bytesToHex(b: Uint8Array): string {
   const max = 256;
