@@ -4,7 +4,7 @@
 // text rendering, --json pass-through and exit codes — in-process, and through a spawned node process.
 import t, { type Test } from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +14,7 @@ import {
 import { EXIT, USAGE, ctlCommandOf, humaneDuration, humaneSince, isCtlCommand, parseCtlArgs, runCtlCommand } from '../src/ctl/index.js';
 import type { CtlIo } from '../src/ctl/index.js';
 import { createLogger } from '../src/log.js';
+import { requires } from './helpers/env.js';
 import { FIB, NOW, PEERS, RELOAD, ROUTES, STATUS, fixtureServer } from './daemon/fixtures.js';
 
 const root = join(import.meta.dirname, '..');
@@ -51,6 +52,18 @@ function raw(path: string, payload: string | Buffer, count: number): Promise<{ l
       if (lines.length >= count) done(false);
     });
     s.on('end', () => done(true));
+  });
+}
+
+/** Runs a program without blocking this process's event loop (which serves the socket it talks to). */
+function run(cmd: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { env: { ...process.env, ...env } });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    child.on('close', (code) => resolve({ code, out, err }));
   });
 }
 
@@ -425,23 +438,41 @@ t.test('skeinctl: a spawned process (dist/test/daemon/ctl-main.js)', async (t) =
   const sock = join(dir, 'skein.sock');
   const server = await fixtureServer(sock);
   t.teardown(() => server.close());
-  const run = (args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; out: string; err: string }> =>
-    new Promise((resolve) => {
-      const child = spawn(process.execPath, [main, ...args], { env: { ...process.env, ...env } });
-      let out = '';
-      let err = '';
-      child.stdout.on('data', (d) => (out += d));
-      child.stderr.on('data', (d) => (err += d));
-      child.on('close', (code) => resolve({ code, out, err }));
-    });
-  const status = await run(['--socket', sock, 'status']);
+  const ctlMain = (args: string[], env: Record<string, string> = {}): ReturnType<typeof run> => run(process.execPath, [main, ...args], env);
+  const status = await ctlMain(['--socket', sock, 'status']);
   t.equal(status.code, 0);
   t.match(status.out, /^Node: +host-a\n[^]*\| 192\.0\.2\.11 +\| node-to-node mesh \| Established \|/);
-  const json = await run(['routes', '--json'], { SKEIN_SOCKET: sock });
+  const json = await ctlMain(['routes', '--json'], { SKEIN_SOCKET: sock });
   t.same([json.code, JSON.parse(json.out)], [0, ROUTES]);
-  t.same((await run(['--socket', sock, 'routes', '10.99.0.0/16'])).code, 1);
-  t.same((await run(['status', '--nope'])).code, 2);
-  const down = await run(['--socket', join(dir, 'none.sock'), 'status']);
+  t.same((await ctlMain(['--socket', sock, 'routes', '10.99.0.0/16'])).code, 1);
+  t.same((await ctlMain(['status', '--nope'])).code, 2);
+  const down = await ctlMain(['--socket', join(dir, 'none.sock'), 'status']);
   t.same([down.code, down.out], [3, '']);
   t.match(down.err, /daemon not reachable/);
+});
+
+t.test('skeinctl: the socket\'s mode and group decide who may use it (spawned as another user)', async (t) => {
+  if (!requires(t, { root: true, commands: ['setpriv'] })) return;
+  const main = join(root, 'dist', 'test', 'daemon', 'ctl-main.js');
+  if (!existsSync(main)) {
+    t.fail('dist/ is missing: run "npm run build" first');
+    return;
+  }
+  const dir = tmp(t);
+  chmodSync(dir, 0o755);
+  const gid = await resolveGroup('daemon');
+  const sock = join(dir, 'skein.sock');
+  const server = new ControlServer({ path: sock, group: 'daemon' });
+  server.handle('status', () => STATUS);
+  await server.listen();
+  t.teardown(() => server.close());
+  // Asynchronously: the server answering them lives in this process.
+  const asNobody = (groups: string): ReturnType<typeof run> =>
+    run('setpriv', ['--reuid=65534', '--regid=65534', groups, process.execPath, main, '--socket', sock, 'status', '--json']);
+  const outsider = await asNobody('--clear-groups');
+  t.equal(outsider.code, EXIT.UNREACHABLE, 'not in the group: refused');
+  t.match(outsider.err, /daemon not reachable: permission denied on .*skein\.sock/);
+  const member = await asNobody(`--groups=${gid}`);
+  t.equal(member.code, 0, 'a member of the group may use it');
+  t.same(JSON.parse(member.out), STATUS);
 });

@@ -3,8 +3,8 @@
 // /livez, /readyz, 404, 405), and the systemd unit (required directives; `systemd-analyze verify` when present).
 import t from 'tap';
 import fc from 'fast-check';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
@@ -150,6 +150,27 @@ t.test('logger: errors, bytes, bigints, cycles', async (t) => {
   t.equal(c.msg, 'cyclic');
   t.match(c.cyclic, /unserialisable/);
   t.equal(c.ok, true, 'the other fields survive');
+});
+
+t.test('logger: a closed stdout (EPIPE) does not kill the process', async (t) => {
+  const logJs = join(root, 'dist', 'src', 'log.js');
+  if (!existsSync(logJs)) {
+    t.fail('dist/ is missing: run "npm run build" first');
+    return;
+  }
+  const child = spawn(process.execPath, ['--input-type=module', '-e', `
+    const { createLogger } = await import(${JSON.stringify(logJs)});
+    const log = createLogger();
+    for (let i = 0; i < 20000; i++) log.info('line', { i });
+    await new Promise((r) => setTimeout(r, 200));
+    for (let i = 0; i < 100; i++) log.info('after the reader left', { i });
+    process.stderr.write('survived');`]);
+  let err = '';
+  child.stderr.on('data', (d) => (err += d));
+  child.stdout.once('data', () => child.stdout.destroy());
+  const code = await new Promise((resolve) => child.on('close', resolve));
+  t.equal(code, 0);
+  t.equal(err, 'survived');
 });
 
 t.test('metrics: typed API produces the series, removePeer deletes a peer\'s series', async (t) => {
