@@ -196,6 +196,7 @@ export class ReadinessGate {
   #datastoreSynced = false;
   #fibReconciled = false;
   readonly #peers = new Map<string, boolean>();
+  readonly #blockers = new Map<string, string>();
   #wasReady = false;
   readonly #listeners: ((r: ReadinessReport) => void)[] = [];
   #timer: NodeJS.Timeout | undefined;
@@ -228,6 +229,15 @@ export class ReadinessGate {
     for (const a of addresses) if (!this.#peers.has(a)) this.#peers.set(a, false);
     this.#changed();
   }
+  /**
+   * Any other condition that keeps the node unready, by name: `reason` is the text /readyz shows (e.g.
+   * "graceful restart in progress", "cluster datastore not ready"); undefined clears it.
+   */
+  setBlocker(name: string, reason: string | undefined): void {
+    if (reason === undefined) this.#blockers.delete(name);
+    else this.#blockers.set(name, reason);
+    this.#changed();
+  }
   setPeerEstablished(address: string, established: boolean): void {
     if (!this.#peers.has(address)) return;
     this.#peers.set(address, established);
@@ -238,6 +248,7 @@ export class ReadinessGate {
     const missing: string[] = [];
     if (!this.#datastoreSynced) missing.push('datastore not synced');
     if (this.#fibEnabled && !this.#fibReconciled) missing.push('fib not reconciled');
+    missing.push(...this.#blockers.values());
     const down = [...this.#peers].filter(([, up]) => !up).map(([a]) => a);
     if (this.#now() < this.#deadline) {
       if (down.length > 0) missing.push(`waiting for peers: ${down.join(', ')}`);

@@ -363,6 +363,10 @@ t.test('http: readiness options and listen addresses', async (t) => {
   t.ok(strict.check().ready);
   strict.setPeerEstablished('192.0.2.99', true);
   t.ok(strict.check().ready, 'an unknown peer is ignored');
+  strict.setBlocker('gr', 'graceful restart in progress');
+  t.same(strict.check(), { ready: false, missing: ['graceful restart in progress'] });
+  strict.setBlocker('gr', undefined);
+  t.ok(strict.check().ready, 'a cleared blocker no longer counts');
 
   t.same(parseListen('127.0.0.1:9180'), { host: '127.0.0.1', port: 9180 });
   t.same(parseListen('[::1]:9180'), { host: '::1', port: 9180 });

@@ -80,6 +80,19 @@ export class ControlServer {
     });
     this.#server = server;
     server.on('error', (e) => log?.error('control socket error', { err: e, socket: this.path }));
+    try {
+      await this.#own(mode, gid);
+    } catch (e) {
+      await this.close();
+      throw e;
+    }
+    log?.info('control socket listening', { socket: this.path });
+  }
+
+  // Mode and group of the socket file, and its inode (so close() removes only our own file).
+  async #own(mode: number, gid: number | undefined): Promise<void> {
+    const log = this.#o.log;
+    this.#ino = (await lstat(this.path)).ino;
     await chmod(this.path, mode);
     if (gid !== undefined) {
       try {
@@ -92,8 +105,6 @@ export class ControlServer {
         });
       }
     }
-    this.#ino = (await lstat(this.path)).ino;
-    log?.info('control socket listening', { socket: this.path });
   }
 
   /** Stops accepting, lets requests in flight finish (up to `graceMs`), closes connections, removes the file. */
