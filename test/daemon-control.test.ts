@@ -476,3 +476,33 @@ t.test('skeinctl: the socket\'s mode and group decide who may use it (spawned as
   t.equal(member.code, 0, 'a member of the group may use it');
   t.same(JSON.parse(member.out), STATUS);
 });
+
+t.test('control: without CAP_CHOWN (as under the systemd unit) the socket keeps a safe group and says why', async (t) => {
+  if (!requires(t, { root: true, commands: ['setpriv'] })) return;
+  const controlJs = join(root, 'dist', 'src', 'control', 'index.js');
+  const logJs = join(root, 'dist', 'src', 'log.js');
+  if (!existsSync(controlJs)) {
+    t.fail('dist/ is missing: run "npm run build" first');
+    return;
+  }
+  const dir = tmp(t);
+  const gid = await resolveGroup('daemon');
+  const script = (sock: string): string => `
+    const { ControlServer } = await import(${JSON.stringify(controlJs)});
+    const { createLogger } = await import(${JSON.stringify(logJs)});
+    const lines = [];
+    const server = new ControlServer({ path: ${JSON.stringify(sock)}, group: 'daemon', log: createLogger({ sink: (l) => lines.push(JSON.parse(l)) }) });
+    await server.listen();
+    const { statSync } = await import('node:fs');
+    const st = statSync(${JSON.stringify(sock)});
+    await server.close();
+    process.stdout.write(JSON.stringify({ gid: st.gid, mode: st.mode & 0o777, warnings: lines.filter((l) => l.level === 'warn').map((l) => l.msg) }));`;
+  const noChown = ['--bounding-set=-chown', '--inh-caps=-chown'];
+  const root0 = await run('setpriv', [...noChown, process.execPath, '--input-type=module', '-e', script(join(dir, 'a.sock'))]);
+  t.equal(root0.code, 0, root0.err);
+  t.same(JSON.parse(root0.out), { gid: 0, mode: 0o660, warnings: ['cannot give the control socket its group; only root can use skeinctl'] });
+  // With the group as the daemon's own (Group= in the unit), no capability is needed.
+  const withGroup = await run('setpriv', [...noChown, `--regid=${gid}`, '--clear-groups', process.execPath, '--input-type=module', '-e', script(join(dir, 'b.sock'))]);
+  t.equal(withGroup.code, 0, withGroup.err);
+  t.same(JSON.parse(withGroup.out), { gid, mode: 0o660, warnings: [] });
+});
