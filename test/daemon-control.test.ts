@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import {
   ControlClientError, ControlError, ControlServer, callControl, parseGroupFile, probeSocket, resolveGroup,
 } from '../src/control/index.js';
-import { EXIT, USAGE, ctlCommandOf, humaneDuration, humaneSince, isCtlCommand, parseCtlArgs, runCtlCommand } from '../src/ctl/index.js';
+import { EXIT, ShapeError, USAGE, ctlCommandOf, renderFib, renderPeers, renderRoutes, renderStatus, humaneDuration, humaneSince, isCtlCommand, parseCtlArgs, runCtlCommand } from '../src/ctl/index.js';
 import type { CtlIo } from '../src/ctl/index.js';
 import { createLogger } from '../src/log.js';
 import { requires } from './helpers/env.js';
@@ -407,6 +407,26 @@ t.test('skeinctl: exit codes 1, 2, 3', async (t) => {
   t.same([e3j.code, (JSON.parse(e3j.out) as { error: { code: string } }).error.code], [3, 'ENOENT']);
   const e3env = await ctl(['peers'], { SKEIN_SOCKET: gone });
   t.equal(e3env.code, 3, 'SKEIN_SOCKET is used');
+});
+
+t.test('skeinctl: renderers on edge cases', async (t) => {
+  const status = renderStatus({ node: 'host-b', routerId: '192.0.2.20', asn: 4200000001, ready: false, notReady: ['datastore not synced', 'fib not reconciled'], peers: [] }, NOW);
+  t.match(status, /^Ready: +no \(datastore not synced; fib not reconciled\)$/m);
+  t.match(status, /^AS number: +4200000001$/m);
+  t.match(status, /IPv4 BGP status\nNo IPv4 peers found\.\n\nIPv6 BGP status\nNo IPv6 peers found\.\n$/);
+  t.equal(renderPeers({ peers: [] }, NOW), 'No peers.\n');
+  t.equal(renderFib({ enabled: false, table: 254, protocol: 201, counts: { desired: 0, installed: 0, pending: 0, failed: 0 }, routes: [] }),
+    'FIB programming is disabled (fib.enabled: false): skein touches no kernel table.\n');
+  t.match(renderFib({ ...FIB, routes: [] }), /\n\nNo routes\.\n$/);
+  const best = ROUTES.routes[0]!.best!;
+  const onlyBest = renderRoutes({ routes: [{ prefix: '10.65.9.0/26', installed: false, best, paths: [] }] });
+  t.match(onlyBest, /^10\.65\.9\.0\/26 {2}not in kernel, 1 path\n.*\n {2}\* {2}192\.0\.2\.11 /, 'a best path missing from paths is still shown, starred');
+  t.match(renderRoutes({ routes: [{ prefix: '10.65.8.0/26', installed: false, best: null, paths: [] }] }), /10\.65\.8\.0\/26 {2}not in kernel, 0 paths\n {2}\(no paths\)\n/);
+  const noBest = renderRoutes({ routes: [{ prefix: 'fd00:1::/122', installed: true, best: null, paths: [best] }] });
+  t.match(noBest, /^fd00:1::\/122 {2}in kernel, 1 path\n[^]*192\.0\.2\.11/);
+  t.notMatch(noBest, /\*/, 'no best: nothing starred');
+  t.throws(() => renderRoutes({ routes: 'x' }), ShapeError);
+  t.throws(() => renderStatus(null, NOW), { message: 'unexpected answer from the daemon: status is not an object' });
 });
 
 t.test('skeinctl: argument helpers and time formatting', async (t) => {
