@@ -5,7 +5,7 @@
 import t, { type Test } from 'tap';
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, lstatSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -243,6 +243,32 @@ t.test('control: group resolution and client timeouts', async (t) => {
   t.teardown(() => server.close(0));
   await t.rejects(callControl(path, 'hang', {}, 200), { kind: 'unreachable', code: 'ETIMEDOUT', message: /no answer on .* within 200 ms/ });
   t.ok(new ControlClientError('protocol', 'x') instanceof Error);
+});
+
+t.test('control client: a peer that is not a skeind gets a protocol error (skeinctl exit 1)', async (t) => {
+  const dir = tmp(t);
+  const answers: Record<string, string | null> = {
+    garbage: 'HTTP/1.1 400 Bad Request\r\n\r\n\n',
+    scalar: '42\n',
+    wrongId: '{"id":-1,"result":{}}\n',
+    noResult: '{"id":"ID"}\n',
+    silent: null,
+  };
+  for (const [name, answer] of Object.entries(answers)) {
+    const path = join(dir, `${name}.sock`);
+    const fake = createServer((s) => {
+      s.once('data', (d) => {
+        const id = (JSON.parse(d.toString()) as { id: number }).id;
+        if (answer === null) s.end();
+        else s.end(answer.replace('"ID"', String(id)));
+      });
+    });
+    await new Promise<void>((r) => fake.listen(path, r));
+    t.teardown(() => new Promise<void>((r) => fake.close(() => r())));
+    const e = (await callControl(path, 'status').then(() => undefined, (x: unknown) => x)) as ControlClientError;
+    t.equal(e?.kind, 'protocol', `${name}: ${e?.message}`);
+    t.equal((await ctl(['--socket', path, 'status'])).code, EXIT.DAEMON_ERROR, `${name}: exit 1`);
+  }
 });
 
 function memoryIo(env: Record<string, string | undefined> = {}): CtlIo & { out: string; err: string } {
