@@ -1,0 +1,38 @@
+// The control socket protocol, shared by skeind's server and skeinctl's client.
+// A UNIX stream socket carrying newline-delimited JSON, one object per line, both ways:
+//   request  {"id": 1, "method": "status", "params": {}}
+//   response {"id": 1, "result": ...}   or   {"id": 1, "error": {"message": "...", "code": "..."}}
+// A client may send several requests on one connection without waiting; responses carry the request's id and
+// may come back in any order. Results are the CONTRACT's `--json` shapes: skeinctl prints them untouched.
+
+export const DEFAULT_CONTROL_SOCKET = '/run/skein/skein.sock';
+/** The largest request line the server reads; requests are small (a method and a prefix). */
+export const DEFAULT_MAX_REQUEST_BYTES = 64 * 1024;
+
+export type RequestId = number | string;
+
+export interface ControlRequest {
+  id: RequestId;
+  method: string;
+  params?: Record<string, unknown>;
+}
+
+export interface ControlErrorBody {
+  message: string;
+  /** stable, for scripts: "unknown-method", "bad-request", "too-large", "internal", or a handler's own code */
+  code?: string;
+}
+
+export type ControlResponse =
+  | { id: RequestId | null; result: unknown }
+  | { id: RequestId | null; error: ControlErrorBody };
+
+/** An error a handler throws to answer with a specific message and code (anything else is "internal"). */
+export class ControlError extends Error {
+  readonly code: string;
+  constructor(message: string, code = 'error') {
+    super(message);
+    this.name = 'ControlError';
+    this.code = code;
+  }
+}

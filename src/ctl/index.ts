@@ -1,0 +1,218 @@
+// skeinctl's daemon commands: status, peers, routes [PREFIX], fib, reload (CONTRACT, Programs).
+// Each sends one request over the control socket; `--json` prints the daemon's result as is, otherwise it is
+// rendered as text. Exit codes: 0 ok, 1 the daemon reports an error (or answers nonsense), 2 usage,
+// 3 the daemon is not reachable. src/skeinctl.ts dispatches here with
+//   if (isCtlCommand(ctlCommandOf(argv))) process.exitCode = await runCtlCommand(argv);
+import { isIP } from 'node:net';
+import { callControl, ControlClientError } from '../control/client.js';
+import { DEFAULT_CONTROL_SOCKET } from '../control/protocol.js';
+import { renderFib, renderPeers, renderReload, renderRoutes, renderStatus, ShapeError } from './render.js';
+
+export * from './types.js';
+export { humaneDuration, humaneSince, table } from './format.js';
+export { renderFib, renderPeers, renderReload, renderRoutes, renderStatus, ShapeError } from './render.js';
+
+export const EXIT = { OK: 0, DAEMON_ERROR: 1, USAGE: 2, UNREACHABLE: 3 } as const;
+
+export const CTL_COMMANDS = ['status', 'peers', 'routes', 'fib', 'reload'] as const;
+export type CtlCommand = (typeof CTL_COMMANDS)[number];
+
+export const DEFAULT_TIMEOUT_MS = 10_000;
+
+export const USAGE = `usage: skeinctl [--socket PATH] COMMAND [--json]
+
+commands:
+  status            this node and one row per BGP peer (like calicoctl node status)
+  peers             details per peer: families, prefix counts, AS numbers, timers, last error
+  routes [PREFIX]   the Loc-RIB: best path and alternatives, why the best won, whether it is in the kernel
+  fib               the routes skein wants in the kernel vs. what is there, and failures
+  reload            re-read the configuration (as SIGHUP does)
+  decode HEX|-      decode one BGP message (no daemon needed)
+
+options:
+  --socket PATH     the daemon's control socket (default: $SKEIN_SOCKET, else ${DEFAULT_CONTROL_SOCKET})
+  --json            print the result as JSON (a stable schema for scripts)
+  --timeout SEC     how long to wait for the daemon (default ${DEFAULT_TIMEOUT_MS / 1000})
+
+exit status: 0 ok, 1 the daemon reports an error, 2 usage, 3 the daemon is not reachable
+`;
+
+/** Where a command writes, its environment and clock; tests pass their own. */
+export interface CtlIo {
+  stdout(s: string): void;
+  stderr(s: string): void;
+  env: Readonly<Record<string, string | undefined>>;
+  now(): Date;
+}
+
+export function processIo(): CtlIo {
+  return {
+    stdout: (s) => void process.stdout.write(s),
+    stderr: (s) => void process.stderr.write(s),
+    env: process.env,
+    now: () => new Date(),
+  };
+}
+
+export interface CtlOptions {
+  socket: string;
+  json: boolean;
+  timeoutMs: number;
+}
+
+export interface ParsedCtlArgs extends CtlOptions {
+  command: string | undefined;
+  args: string[];
+  help: boolean;
+}
+
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+export function isCtlCommand(name: string | undefined): name is CtlCommand {
+  return name !== undefined && (CTL_COMMANDS as readonly string[]).includes(name);
+}
+
+/** The command word of a skeinctl command line (the first word that is not an option or its value). */
+export function ctlCommandOf(argv: readonly string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--socket' || a === '--timeout') i++;
+    else if (!a.startsWith('-') || a === '-') return a;
+  }
+  return undefined;
+}
+
+/** Parses options anywhere on the line; throws UsageError. */
+export function parseCtlArgs(argv: readonly string[], env: CtlIo['env'] = {}): ParsedCtlArgs {
+  let socket = env.SKEIN_SOCKET || DEFAULT_CONTROL_SOCKET;
+  let json = false;
+  let help = false;
+  let timeoutMs = DEFAULT_TIMEOUT_MS;
+  const positional: string[] = [];
+  const value = (i: number, name: string): string => {
+    const v = argv[i];
+    if (v === undefined || v === '') throw new UsageError(`${name} needs a value`);
+    return v;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const eq = a.indexOf('=');
+    const [name, inline] = a.startsWith('--') && eq > 0 ? [a.slice(0, eq), a.slice(eq + 1)] : [a, undefined];
+    if (name === '--socket') {
+      socket = inline ?? value(++i, '--socket');
+      if (socket === '') throw new UsageError('--socket needs a value');
+    } else if (name === '--timeout') {
+      const s = inline ?? value(++i, '--timeout');
+      const sec = Number(s);
+      if (!Number.isFinite(sec) || sec <= 0) throw new UsageError(`--timeout: expected a number of seconds, got "${s}"`);
+      timeoutMs = Math.round(sec * 1000);
+    } else if (a === '--json') json = true;
+    else if (a === '-h' || a === '--help') help = true;
+    else if (a.startsWith('-') && a !== '-') throw new UsageError(`unknown option ${a}`);
+    else positional.push(a);
+  }
+  const [command, ...args] = positional;
+  return { command, args, socket, json, timeoutMs, help };
+}
+
+/** Checks a `routes` argument: an address or a prefix of either family. Returns it trimmed. */
+export function checkPrefixArg(s: string): string {
+  const t = s.trim();
+  const slash = t.indexOf('/');
+  const addr = slash < 0 ? t : t.slice(0, slash);
+  const fam = isIP(addr);
+  if (fam === 0) throw new UsageError(`routes: "${s}" is not an IP prefix (e.g. 10.65.1.0/26 or fd00:1::/122)`);
+  if (slash >= 0) {
+    const len = t.slice(slash + 1);
+    const max = fam === 4 ? 32 : 128;
+    if (!/^\d{1,3}$/.test(len) || Number(len) > max) throw new UsageError(`routes: bad prefix length in "${s}" (0..${max})`);
+  }
+  return t;
+}
+
+/**
+ * Runs one skeinctl command line (argv without node and the script), returning the exit status.
+ * Never throws: every failure is a message on stderr and a status.
+ */
+export async function runCtlCommand(argv: readonly string[], io: CtlIo = processIo()): Promise<number> {
+  let parsed: ParsedCtlArgs;
+  try {
+    parsed = parseCtlArgs(argv, io.env);
+    if (parsed.help || parsed.command === 'help') {
+      io.stdout(USAGE);
+      return EXIT.OK;
+    }
+    if (parsed.command === undefined) throw new UsageError('no command given');
+    if (!isCtlCommand(parsed.command)) throw new UsageError(`unknown command "${parsed.command}"`);
+    if (parsed.command === 'routes') {
+      if (parsed.args.length > 1) throw new UsageError('routes takes at most one PREFIX');
+    } else if (parsed.args.length > 0) {
+      throw new UsageError(`${parsed.command} takes no arguments (got "${parsed.args.join(' ')}")`);
+    }
+    if (parsed.command === 'routes' && parsed.args[0] !== undefined) parsed.args[0] = checkPrefixArg(parsed.args[0]);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    io.stderr(`skeinctl: ${e.message}\n\n${USAGE}`);
+    return EXIT.USAGE;
+  }
+  switch (parsed.command) {
+    case 'status':
+      return ctlStatus(parsed, io);
+    case 'peers':
+      return ctlPeers(parsed, io);
+    case 'routes':
+      return ctlRoutes(parsed, io, parsed.args[0]);
+    case 'fib':
+      return ctlFib(parsed, io);
+    case 'reload':
+      return ctlReload(parsed, io);
+  }
+}
+
+export function ctlStatus(o: CtlOptions, io: CtlIo): Promise<number> {
+  return call(o, io, 'status', {}, (r) => renderStatus(r, io.now()));
+}
+export function ctlPeers(o: CtlOptions, io: CtlIo): Promise<number> {
+  return call(o, io, 'peers', {}, (r) => renderPeers(r, io.now()));
+}
+export function ctlRoutes(o: CtlOptions, io: CtlIo, prefix?: string): Promise<number> {
+  return call(o, io, 'routes', prefix === undefined ? {} : { prefix }, (r) => renderRoutes(r, prefix));
+}
+export function ctlFib(o: CtlOptions, io: CtlIo): Promise<number> {
+  return call(o, io, 'fib', {}, renderFib);
+}
+export function ctlReload(o: CtlOptions, io: CtlIo): Promise<number> {
+  return call(o, io, 'reload', {}, renderReload);
+}
+
+async function call(o: CtlOptions, io: CtlIo, method: string, params: Record<string, unknown>, render: (r: unknown) => string): Promise<number> {
+  const fail = (status: number, message: string, code?: string): number => {
+    io.stderr(`skeinctl: ${message}\n`);
+    if (o.json) io.stdout(`${JSON.stringify({ error: code === undefined ? { message } : { message, code } }, null, 2)}\n`);
+    return status;
+  };
+  let result: unknown;
+  try {
+    result = await callControl(o.socket, method, params, o.timeoutMs);
+  } catch (e) {
+    if (e instanceof ControlClientError) {
+      if (e.kind === 'unreachable') return fail(EXIT.UNREACHABLE, e.message, e.code);
+      if (e.kind === 'remote') return fail(EXIT.DAEMON_ERROR, `the daemon reports: ${e.message}`, e.code);
+      return fail(EXIT.DAEMON_ERROR, e.message);
+    }
+    return fail(EXIT.DAEMON_ERROR, (e as Error).message);
+  }
+  if (o.json) {
+    io.stdout(`${JSON.stringify(result, null, 2)}\n`);
+    return EXIT.OK;
+  }
+  try {
+    io.stdout(render(result));
+  } catch (e) {
+    if (e instanceof ShapeError) return fail(EXIT.DAEMON_ERROR, e.message);
+    return fail(EXIT.DAEMON_ERROR, `cannot render the daemon's answer (${(e as Error).message}); try --json`);
+  }
+  return EXIT.OK;
+}

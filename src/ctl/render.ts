@@ -1,0 +1,158 @@
+// skeinctl's text output, rendered from the same JSON the daemon returns for `--json`, so the two never disagree.
+// Renderers check the parts of the shape they use and throw ShapeError on anything else: an old or a foreign
+// daemon produces a clear message, not a TypeError.
+import { fields, humaneSince, table } from './format.js';
+import type { FibEntryJson, FibJson, PathJson, PeerJson, ReloadJson, RouteJson, StatusJson } from './types.js';
+
+export class ShapeError extends Error {
+  constructor(what: string) {
+    super(`unexpected answer from the daemon: ${what}`);
+    this.name = 'ShapeError';
+  }
+}
+
+function obj(v: unknown, what: string): Record<string, unknown> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ShapeError(`${what} is not an object`);
+  return v as Record<string, unknown>;
+}
+function arr(v: unknown, what: string): unknown[] {
+  if (!Array.isArray(v)) throw new ShapeError(`${what} is not a list`);
+  return v;
+}
+const text = (v: unknown): string => (v === undefined || v === null || v === '' ? '-' : String(v));
+const list = (v: unknown): string[] => (Array.isArray(v) ? v.map(String) : []);
+
+function peerAddress(p: PeerJson): string {
+  if (p.port === undefined || p.port === 179) return String(p.address);
+  return String(p.address).includes(':') ? `[${p.address}]:${p.port}` : `${p.address}:${p.port}`;
+}
+
+const isV6 = (p: PeerJson): boolean => String(p.address).includes(':');
+
+/** `skeinctl status`: the node, then one table per address family (as `calicoctl node status` prints them). */
+export function renderStatus(result: unknown, now: Date): string {
+  const s = obj(result, 'status') as unknown as StatusJson;
+  const peers = arr(s.peers, 'status.peers').map((p, i) => obj(p, `status.peers[${i}]`) as unknown as PeerJson);
+  const ready = s.ready ? 'yes' : Array.isArray(s.notReady) && s.notReady.length > 0 ? `no (${s.notReady.join('; ')})` : 'no';
+  let out = fields([
+    ['Node', text(s.node)],
+    ['AS number', text(s.asn)],
+    ['Router ID', text(s.routerId)],
+    ['Ready', ready],
+  ]);
+  for (const [family, mine] of [['IPv4', peers.filter((p) => !isV6(p))], ['IPv6', peers.filter(isV6)]] as const) {
+    out += `\n${family} BGP status\n`;
+    if (mine.length === 0) {
+      out += `No ${family} peers found.\n`;
+      continue;
+    }
+    out += table(
+      ['PEER ADDRESS', 'PEER TYPE', 'STATE', 'SINCE', 'INFO'],
+      mine.map((p) => [peerAddress(p), text(p.type), text(p.state), humaneSince(String(p.since ?? ''), now), text(p.info)]),
+      true,
+    );
+  }
+  return out;
+}
+
+/** `skeinctl peers`: a block of details per peer. */
+export function renderPeers(result: unknown, now: Date): string {
+  const r = obj(result, 'peers');
+  const peers = arr(r.peers, 'peers.peers').map((p, i) => obj(p, `peers[${i}]`) as unknown as PeerJson);
+  if (peers.length === 0) return 'No peers.\n';
+  const blocks = peers.map((p) => {
+    const px = p.prefixes ?? { received: 0, accepted: 0, advertised: 0 };
+    const ibgp = p.asn === p.localAsn ? 'iBGP' : 'eBGP';
+    const pairs: [string, string][] = [
+      ['State', `${text(p.state)} since ${humaneSince(String(p.since ?? ''), now)}`],
+      ['AS', `remote ${text(p.asn)}, local ${text(p.localAsn)} (${ibgp})`],
+    ];
+    if (p.localAddress) pairs.push(['Local address', p.localAddress]);
+    if (p.routerId) pairs.push(['Router ID', p.routerId]);
+    pairs.push(['Families', list(p.families).join(', ') || '-']);
+    pairs.push(['Prefixes', `received ${text(px.received)}, accepted ${text(px.accepted)}, advertised ${text(px.advertised)}`]);
+    for (const [fam, c] of Object.entries(p.prefixesByFamily ?? {})) {
+      pairs.push([`  ${fam}`, `received ${text(c.received)}, accepted ${text(c.accepted)}, advertised ${text(c.advertised)}`]);
+    }
+    if (p.holdTime !== undefined) {
+      pairs.push(['Hold time', `${p.holdTime}s${p.keepaliveTime !== undefined ? `, keepalive ${p.keepaliveTime}s` : ''}`]);
+    }
+    if (p.lastError) pairs.push(['Last error', p.lastError]);
+    pairs.push(['Info', text(p.info)]);
+    return { head: `Peer ${peerAddress(p)} (${text(p.type)})\n`, pairs };
+  });
+  // One value column for all peers, so the blocks line up with each other.
+  const width = Math.max(...blocks.flatMap((b) => b.pairs.map(([k]) => k.length + 1)));
+  return blocks.map((b) => b.head + fields(b.pairs, '  ', width)).join('\n');
+}
+
+function pathRow(p: PathJson, best: boolean): string[] {
+  const comms = [...list(p.communities), ...list(p.largeCommunities)];
+  return [
+    best ? '*' : '',
+    text(p.from),
+    list(p.nextHops).join(',') || '-',
+    list(p.asPath).join(' ') || '(empty)',
+    text(p.origin),
+    text(p.localPref),
+    text(p.med),
+    comms.join(',') || '-',
+    text(p.reason),
+  ];
+}
+
+/** `skeinctl routes [PREFIX]`: per prefix, whether it is in the kernel, then its paths with the best first. */
+export function renderRoutes(result: unknown, prefix?: string): string {
+  const r = obj(result, 'routes');
+  const routes = arr(r.routes, 'routes.routes').map((x, i) => obj(x, `routes[${i}]`) as unknown as RouteJson);
+  if (routes.length === 0) return prefix === undefined ? 'No routes.\n' : `No route for ${prefix}.\n`;
+  const blocks = routes.map((route) => {
+    const paths = arr(route.paths ?? [], `paths of ${route.prefix}`).map((p) => obj(p, 'path') as unknown as PathJson);
+    const bestKey = route.best ? JSON.stringify(route.best) : undefined;
+    let bestIdx = paths.findIndex((p) => JSON.stringify(p) === bestKey);
+    if (route.best && bestIdx < 0) {
+      paths.unshift(route.best);
+      bestIdx = 0;
+    }
+    const ordered = bestIdx > 0 ? [paths[bestIdx]!, ...paths.filter((_, i) => i !== bestIdx)] : paths;
+    const head = `${text(route.prefix)}  ${route.installed ? 'in kernel' : 'not in kernel'}, ${ordered.length} path${ordered.length === 1 ? '' : 's'}\n`;
+    if (ordered.length === 0) return `${head}  (no paths)\n`;
+    const rows = ordered.map((p, i) => pathRow(p, i === 0 && bestIdx >= 0));
+    const body = table(['', 'FROM', 'NEXT HOPS', 'AS PATH', 'ORIGIN', 'LOCAL PREF', 'MED', 'COMMUNITIES', 'REASON'], rows);
+    return head + body.split('\n').map((l) => (l === '' ? l : `  ${l}`)).join('\n');
+  });
+  return blocks.join('\n') + `\n${routes.length} route${routes.length === 1 ? '' : 's'}\n`;
+}
+
+function fibEntry(e: FibEntryJson | null | undefined): string {
+  if (!e) return '-';
+  const hops = list(e.nextHops);
+  if (e.type === 'blackhole') return 'blackhole';
+  if (e.type === 'device') return `dev ${text(e.dev)}`;
+  return `via ${hops.join(',') || '-'}${e.dev ? ` dev ${e.dev}` : ''}`;
+}
+
+/** `skeinctl fib`: counts, then desired vs kernel per prefix, then the failures with their reasons. */
+export function renderFib(result: unknown): string {
+  const f = obj(result, 'fib') as unknown as FibJson;
+  if (f.enabled === false) return 'FIB programming is disabled (fib.enabled: false): skein touches no kernel table.\n';
+  const c = obj(f.counts, 'fib.counts') as unknown as FibJson['counts'];
+  const routes = arr(f.routes, 'fib.routes').map((r, i) => obj(r, `fib.routes[${i}]`) as unknown as FibJson['routes'][number]);
+  let out = `FIB: table ${text(f.table)}, protocol ${text(f.protocol)}\n`;
+  out += `desired ${text(c.desired)}, installed ${text(c.installed)}, pending ${text(c.pending)}, failed ${text(c.failed)}\n`;
+  if (routes.length === 0) return out + '\nNo routes.\n';
+  out += '\n' + table(['PREFIX', 'DESIRED', 'KERNEL', 'STATE'], routes.map((r) => [text(r.prefix), fibEntry(r.desired), fibEntry(r.kernel), text(r.state)]));
+  const failed = routes.filter((r) => r.state === 'failed' || r.error);
+  if (failed.length > 0) {
+    out += '\nFailures:\n' + table(['PREFIX', 'REASON'], failed.map((r) => [text(r.prefix), text(r.error)])).split('\n').map((l) => (l ? `  ${l}` : l)).join('\n');
+  }
+  return out;
+}
+
+/** `skeinctl reload`: the daemon's message and what changed. */
+export function renderReload(result: unknown): string {
+  const r = obj(result, 'reload') as unknown as ReloadJson;
+  let out = `${text(r.message)}\n`;
+  for (const c of list(r.changes)) out += `  ${c}\n`;
+  return out;
+}

@@ -1,0 +1,103 @@
+// The results of the control methods, which are what `skeinctl COMMAND --json` prints. The CONTRACT pins the
+// status, peers and routes shapes (fields may be added, never renamed or removed); fields marked "extra" are
+// additions skeinctl renders when present. The fib and reload shapes are defined here (not yet in CONTRACT.md).
+
+export type PeerType = 'node-to-node mesh' | 'global' | 'node specific' | 'route reflector';
+export type PeerStateName = 'Idle' | 'Connect' | 'Active' | 'OpenSent' | 'OpenConfirm' | 'Established';
+
+export interface PeerJson {
+  address: string;
+  port: number;
+  asn: number;
+  localAsn: number;
+  type: PeerType;
+  state: PeerStateName;
+  /** ISO 8601, when the peer entered `state` */
+  since: string;
+  info: string;
+  families: string[];
+  prefixes: { received: number; accepted: number; advertised: number };
+  // extra
+  localAddress?: string;
+  routerId?: string;
+  holdTime?: number;
+  keepaliveTime?: number;
+  lastError?: string;
+  /** the peer's prefix counts per family, when the daemon reports them */
+  prefixesByFamily?: Record<string, { received: number; accepted: number; advertised: number }>;
+}
+
+export interface StatusJson {
+  node: string;
+  routerId: string;
+  asn: number;
+  ready: boolean;
+  peers: PeerJson[];
+  // extra
+  /** what keeps the node from being ready (the /readyz reasons) */
+  notReady?: string[];
+  version?: string;
+}
+
+export interface PeersJson {
+  peers: PeerJson[];
+}
+
+export type OriginName = 'IGP' | 'EGP' | 'INCOMPLETE';
+
+export interface PathJson {
+  from: string;
+  nextHops: string[];
+  asPath: number[];
+  origin: OriginName;
+  localPref: number;
+  med: number;
+  communities: string[];
+  largeCommunities: string[];
+  reason: string;
+}
+
+export interface RouteJson {
+  prefix: string;
+  installed: boolean;
+  best: PathJson | null;
+  paths: PathJson[];
+}
+
+export interface RoutesJson {
+  routes: RouteJson[];
+}
+
+/** One route as skein wants it or as the kernel has it. */
+export interface FibEntryJson {
+  /** unicast: via next hops; blackhole: an affine IPAM block; device: a local workload's interface */
+  type: 'unicast' | 'blackhole' | 'device';
+  nextHops: string[];
+  dev?: string;
+}
+
+export interface FibRouteJson {
+  prefix: string;
+  /** what skein wants; null: skein wants it gone (a route of ours the kernel still has) */
+  desired: FibEntryJson | null;
+  /** what the kernel has (routes with skein's protocol only); null: not there */
+  kernel: FibEntryJson | null;
+  /** in-sync: kernel matches; pending: being programmed; failed: the kernel refused (see error) */
+  state: 'in-sync' | 'pending' | 'failed';
+  error?: string;
+}
+
+export interface FibJson {
+  enabled: boolean;
+  table: number;
+  protocol: number;
+  counts: { desired: number; installed: number; pending: number; failed: number };
+  routes: FibRouteJson[];
+}
+
+export interface ReloadJson {
+  reloaded: boolean;
+  message: string;
+  /** what the reload changed, one line each */
+  changes?: string[];
+}
