@@ -17,6 +17,7 @@ import {
   messageToJson,
   type CodecContext,
 } from '../bgp/index.js';
+import { USAGE, ctlCommandOf, isCtlCommand, runCtlCommand } from './ctl/index.js';
 
 const EXIT_OK = 0;
 const EXIT_ERROR = 1;
@@ -61,9 +62,8 @@ const COMMANDS: Readonly<Record<string, Command>> = {
 };
 
 function usageText(): string {
-  const lines = ['usage: skeinctl [--socket PATH] COMMAND [--json]', '', 'commands:'];
-  for (const [name, c] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(8)} ${c.summary}`, `           ${c.usage}`);
-  return lines.join('\n');
+  // One usage text for every command: the daemon commands' text already lists decode.
+  return USAGE.trimEnd();
 }
 
 /** Split argv into the command, its flags, its valued options and positionals. */
@@ -97,6 +97,8 @@ export function parseArgs(argv: readonly string[]): { command: string | undefine
 }
 
 async function main(argv: readonly string[]): Promise<number> {
+  // Commands that talk to the daemon over its control socket (src/ctl).
+  if (isCtlCommand(ctlCommandOf(argv))) return runCtlCommand(argv);
   let command: string | undefined;
   let parsed: Parsed;
   try {
