@@ -1,0 +1,132 @@
+// A real etcd for tests: Debian's etcd binary on loopback, its own ports and a
+// data dir in a temp dir (removed on teardown). It can be killed and started
+// again on the same data dir, and reached through a TCP proxy the test can cut
+// (to make a client lose its connection while etcd itself stays up).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Etcd3 } from 'etcd3';
+
+export interface TestEtcd {
+  endpoint: string;
+  /** a client for the test itself (direct, not through the proxy) */
+  client: Etcd3;
+  dataDir: string;
+  /** SIGKILL etcd (the data dir stays) */
+  kill(): Promise<void>;
+  /** start etcd again on the same data dir and ports */
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startEtcd(clientPort: number, peerPort: number): Promise<TestEtcd> {
+  const dir = mkdtempSync(join(tmpdir(), 'skein-etcd-'));
+  const dataDir = join(dir, 'data');
+  const endpoint = `http://127.0.0.1:${clientPort}`;
+  const peer = `http://127.0.0.1:${peerPort}`;
+  let proc: ChildProcess | undefined;
+  let stderr = '';
+  const client = new Etcd3({ hosts: endpoint, dialTimeout: 1000 });
+
+  const alive = (): boolean => proc !== undefined && proc.exitCode === null && proc.signalCode === null;
+  const kill = async (): Promise<void> => {
+    if (!proc || !alive()) return;
+    const exited = once(proc, 'exit');
+    proc.kill('SIGKILL');
+    await exited;
+  };
+  const start = async (): Promise<void> => {
+    stderr = '';
+    proc = spawn('etcd', [
+      '--name', 't', '--data-dir', dataDir,
+      '--listen-client-urls', endpoint, '--advertise-client-urls', endpoint,
+      '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer,
+      '--initial-cluster', `t=${peer}`, '--initial-cluster-state', 'new',
+      '--heartbeat-interval', '10', '--election-timeout', '50', '--logger', 'zap', '--log-level', 'error',
+    ], { stdio: ['ignore', 'ignore', 'pipe'] });
+    proc.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
+    const deadline = Date.now() + 15_000;
+    const probe = new Etcd3({ hosts: endpoint, dialTimeout: 500 });
+    try {
+      for (;;) {
+        try {
+          await probe.maintenance.status();
+          return;
+        } catch (e) {
+          if (!alive() || Date.now() > deadline) throw new Error(`etcd did not start: ${stderr || String(e)}`, { cause: e });
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      }
+    } finally {
+      probe.close();
+    }
+  };
+  const stop = async (): Promise<void> => {
+    client.close();
+    await kill();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  process.once('exit', () => { if (alive()) proc?.kill('SIGKILL'); });
+  try {
+    await start();
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { endpoint, client, dataDir, kill, start, stop };
+}
+
+/** A TCP forwarder in front of etcd whose connections the test can cut and refuse. */
+export interface Proxy {
+  endpoint: string;
+  /** drop every connection and refuse new ones until resume() */
+  cut(): void;
+  resume(): void;
+  close(): Promise<void>;
+}
+
+export async function startProxy(listenPort: number, targetPort: number): Promise<Proxy> {
+  const sockets = new Set<Socket>();
+  let open = true;
+  const server: Server = createServer((inbound) => {
+    if (!open) { inbound.destroy(); return; }
+    const outbound = connect(targetPort, '127.0.0.1');
+    sockets.add(inbound);
+    sockets.add(outbound);
+    const drop = (): void => { inbound.destroy(); outbound.destroy(); sockets.delete(inbound); sockets.delete(outbound); };
+    inbound.on('error', drop).on('close', drop);
+    outbound.on('error', drop).on('close', drop);
+    inbound.pipe(outbound);
+    outbound.pipe(inbound);
+  });
+  server.listen(listenPort, '127.0.0.1');
+  await once(server, 'listening');
+  const proxy: Proxy = {
+    endpoint: `http://127.0.0.1:${listenPort}`,
+    cut() {
+      open = false;
+      for (const s of sockets) s.destroy();
+      sockets.clear();
+    },
+    resume() {
+      open = true;
+    },
+    async close() {
+      proxy.cut();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+  return proxy;
+}
+
+/** Wait until fn() is true (polling), bounded in time; throws with `what` on timeout. */
+export async function until(fn: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await fn())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
