@@ -282,7 +282,7 @@ export class EtcdDatastore extends Base {
 
   private scheduleResync(reason: string): void {
     if (this.closed) return;
-    this.stopWatch();
+    void this.stopWatch();
     this.setStatus(this.snapshotTaken ? 'disconnected' : 'connecting', { lastError: reason });
     if (this.retryTimer) clearTimeout(this.retryTimer);
     const delay = this.backoff * (0.8 + Math.random() * 0.4);
@@ -290,15 +290,14 @@ export class EtcdDatastore extends Base {
     this.retryTimer = setTimeout(() => { this.retryTimer = undefined; this.running = this.sync(); }, delay);
   }
 
-  private stopWatch(): void {
+  private stopWatch(): Promise<void> {
     const w = this.watcher;
     this.watcher = undefined;
     this.generation++;
-    if (w) {
-      w.removeAllListeners();
-      w.on('error', () => undefined);
-      w.cancel().catch(() => undefined);
-    }
+    if (!w) return Promise.resolve();
+    w.removeAllListeners();
+    w.on('error', () => undefined);
+    return w.cancel().catch(() => undefined);
   }
 
   /** List everything, install it, and watch from the next revision. */
@@ -338,25 +337,22 @@ export class EtcdDatastore extends Base {
   private startWatch(revision: string): void {
     const gen = ++this.generation;
     const start = String(BigInt(revision) + 1n);
-    let pending = true;
-    this.client.watch().prefix(ETCD_PREFIX).startRevision(start).create().then((w) => {
-      pending = false;
-      if (gen !== this.generation || this.closed) { w.cancel().catch(() => undefined); return; }
-      this.watcher = w;
-      w.on('put', (kv) => this.onPut(kv));
-      w.on('delete', (kv) => this.onDelete(kv));
-      w.on('disconnected', (e: Error) => {
-        if (gen === this.generation) this.setStatus('disconnected', { lastError: `watch: ${e.message}` });
-      });
-      w.on('connected', (r: { header: { revision: string } }) => {
-        if (gen === this.generation) this.setStatus('synced', { revision: String(r.header?.revision ?? this.status.revision) });
-      });
-      // A cancelled watch (e.g. "required revision has been compacted") cannot resume: list again.
-      w.on('error', (e: Error) => {
-        if (gen === this.generation) this.scheduleResync(`watch cancelled by etcd (its start revision may have been compacted), resyncing: ${e.message}`);
-      });
-    }, (e: Error) => {
-      if (pending && gen === this.generation) this.scheduleResync(`watch: ${e.message}`);
+    // watcher() (not create()) hands the Watcher over at once, so it can always
+    // be cancelled: one left attached when the client closes would make etcd3
+    // retry its stream forever.
+    const w = this.client.watch().prefix(ETCD_PREFIX).startRevision(start).watcher();
+    this.watcher = w;
+    w.on('put', (kv) => this.onPut(kv));
+    w.on('delete', (kv) => this.onDelete(kv));
+    w.on('disconnected', (e: Error) => {
+      if (gen === this.generation) this.setStatus('disconnected', { lastError: `watch: ${e.message}` });
+    });
+    w.on('connected', (r: { header?: { revision?: string } }) => {
+      if (gen === this.generation) this.setStatus('synced', { revision: String(r.header?.revision ?? this.status.revision) });
+    });
+    // A cancelled watch (e.g. its start revision was compacted) cannot resume: list again.
+    w.on('error', (e: Error) => {
+      if (gen === this.generation) this.scheduleResync(`watch cancelled by etcd (its start revision may have been compacted), resyncing: ${e.message}`);
     });
   }
 
@@ -395,7 +391,11 @@ export class EtcdDatastore extends Base {
   async close(): Promise<void> {
     this.closed = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
-    this.stopWatch();
+    // Let the cancel reach etcd before closing the client: a watcher still
+    // registered when the stream dies makes etcd3 try to reconnect forever.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.stopWatch(), new Promise((r) => { timer = setTimeout(r, 1000); })]);
+    if (timer) clearTimeout(timer);
     await this.running?.catch(() => undefined);
     this.client.close();
   }

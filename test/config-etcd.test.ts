@@ -58,7 +58,7 @@ t.test('etcd datastore', async (t) => {
   const statuses: DatastoreStatus[] = [];
   ds.on('change', (e) => changes.push(e));
   ds.on('invalid', (i) => issues.push(i));
-  ds.on('status', (s) => { statuses.push(s); if (process.env.DEBUG_DS) console.error('status', s); });
+  ds.on('status', (s) => statuses.push(s));
   ds.start();
   const snap = await ds.synced();
 
