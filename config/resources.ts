@@ -7,6 +7,7 @@ import {
   Checker, bool, int, isObj, oneOf, resourceName, str, stringMap, type Obj, type Path,
 } from './check.js';
 import { compileSelector, type Selector } from './selector.js';
+import { closest } from './suggest.js';
 import type { BGPPassword } from './secrets.js';
 import { isSafeSecretComponent } from './secrets.js';
 import {
@@ -762,6 +763,11 @@ export function validateResource(raw: unknown, opts: { unknownKeys?: 'error' | '
   const result: Validated = { checker: c };
   if (kindText !== undefined) result.kind = kindText;
   if (name !== undefined) result.name = name;
+  if (kindText !== undefined && !(KINDS as readonly string[]).includes(kindText) && closest(kindText, KINDS) === undefined) {
+    // Another Calico kind (policy, profile...): the same file may feed calicoctl; not skein's business.
+    c.warn(['kind'], `${kindText} is not used by skein; ignored`);
+    return result;
+  }
   const kind = c.req(top, 'kind', [], oneOf(KINDS));
   const apiVersion = c.req(top, 'apiVersion', [], str);
   if (apiVersion !== undefined && apiVersion !== API_VERSION && !(apiVersion === 'crd.projectcalico.org/v1')) {
