@@ -3,13 +3,14 @@
 // restarted, a compacted revision while the client was cut off, and the file
 // backend producing the same Model for the same resources.
 import t from 'tap';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Etcd3 } from 'etcd3';
 import { requires } from './helpers/env.js';
-import { startEtcd, startProxy, until } from './helpers/etcd.js';
+import { makeTls, startEtcd, startProxy, until } from './helpers/etcd.js';
 import {
-  EtcdDatastore, Model, decodeEtcd, loadResourcesText, type ChangeEvent, type DatastoreStatus, type Issue,
+  EtcdDatastore, Model, decodeEtcd, loadResourcesText, openDatastore, parseDaemonConfig, type ChangeEvent, type DatastoreStatus, type Issue,
 } from '../config/index.js';
 
 const DATA = join(import.meta.dirname, 'data', 'config');
@@ -159,4 +160,34 @@ t.test('etcd datastore', async (t) => {
     t.equal(ds.model.get('BGPPeer', 'tor-r1')?.spec.asNumber, 65001);
     t.ok(ds.model.get('Node', 'host-c'));
   });
+});
+
+t.test('etcd with TLS (client certificates) and username/password', async (t) => {
+  if (!requires(t as unknown as Parameters<typeof requires>[0], { commands: ['etcd', 'openssl'] })) return;
+  const dir = mkdtempSync(join(tmpdir(), 'skein-tls-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const tls = makeTls(dir);
+  const etcd = await startEtcd(23792, 23802, { tls });
+  t.teardown(() => etcd.stop());
+  await load(etcd.client);
+  // Turn on etcd authentication with a root user.
+  await etcd.client.user('root').create('s3cret-root');
+  await etcd.client.user('root').addRole('root');
+  await etcd.client.auth.authEnable({});
+  writeFileSync(join(dir, 'etcd-password'), 's3cret-root\n');
+
+  const cfg = parseDaemonConfig(
+    `nodeName: host-a\ndatastore:\n  type: etcd\n  etcd:\n    endpoints: ${etcd.endpoint}\n    tls: { ca: ${tls.ca}, cert: ${tls.clientCert}, key: ${tls.clientKey} }\n    username: root\n    passwordFile: ${join(dir, 'etcd-password')}\n    backoff: { min: 50ms, max: 500ms }\n`,
+    'skein.yaml', {});
+  const ds = openDatastore(cfg.datastore);
+  t.teardown(() => ds.close());
+  const model = await ds.synced();
+  t.equal(model.size, 17, 'read everything over TLS with a password');
+  t.equal(ds.status.state, 'synced');
+
+  const wrong = new EtcdDatastore({ endpoints: [etcd.endpoint], tls: { ca: tls.ca, cert: tls.clientCert, key: tls.clientKey }, username: 'root', password: 'nope', backoffMinMs: 50, backoffMaxMs: 200 }).start();
+  t.teardown(() => wrong.close());
+  await until(() => (wrong.status.lastError ?? '') !== '', 'an error status');
+  t.equal(wrong.status.state, 'connecting', 'never synced');
+  t.match(wrong.status.lastError, /auth|password|invalid/i, `says why: ${wrong.status.lastError}`);
 });

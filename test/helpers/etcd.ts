@@ -2,13 +2,13 @@
 // data dir in a temp dir (removed on teardown). It can be killed and started
 // again on the same data dir, and reached through a TCP proxy the test can cut
 // (to make a client lose its connection while etcd itself stays up).
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Etcd3 } from 'etcd3';
+import { Etcd3, type IOptions } from 'etcd3';
 
 export interface TestEtcd {
   endpoint: string;
@@ -22,14 +22,41 @@ export interface TestEtcd {
   stop(): Promise<void>;
 }
 
-export async function startEtcd(clientPort: number, peerPort: number): Promise<TestEtcd> {
+export interface TestTls {
+  ca: string;
+  cert: string;
+  key: string;
+  clientCert: string;
+  clientKey: string;
+}
+
+/** A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl in dir. */
+export function makeTls(dir: string): TestTls {
+  const f = (n: string): string => join(dir, n);
+  const ssl = (...args: string[]): void => { execFileSync('openssl', args, { stdio: 'ignore' }); };
+  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', f('ca-key.pem'), '-out', f('ca.pem'), '-days', '2', '-subj', '/CN=skein-test-ca');
+  writeFileSync(f('san.cnf'), 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n');
+  for (const [name, cn] of [['server', '127.0.0.1'], ['client', 'skein']] as const) {
+    ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', f(`${name}-key.pem`), '-out', f(`${name}.csr`), '-subj', `/CN=${cn}`);
+    ssl('x509', '-req', '-in', f(`${name}.csr`), '-CA', f('ca.pem'), '-CAkey', f('ca-key.pem'), '-CAcreateserial', '-out', f(`${name}.pem`), '-days', '2', '-extfile', f('san.cnf'));
+  }
+  return { ca: f('ca.pem'), cert: f('server.pem'), key: f('server-key.pem'), clientCert: f('client.pem'), clientKey: f('client-key.pem') };
+}
+
+export async function startEtcd(clientPort: number, peerPort: number, opts: { tls?: TestTls } = {}): Promise<TestEtcd> {
   const dir = mkdtempSync(join(tmpdir(), 'skein-etcd-'));
   const dataDir = join(dir, 'data');
-  const endpoint = `http://127.0.0.1:${clientPort}`;
+  const tls = opts.tls;
+  const endpoint = `${tls ? 'https' : 'http'}://127.0.0.1:${clientPort}`;
   const peer = `http://127.0.0.1:${peerPort}`;
   let proc: ChildProcess | undefined;
   let stderr = '';
-  const client = new Etcd3({ hosts: endpoint, dialTimeout: 1000 });
+  const clientOptions = (): IOptions => {
+    const o: IOptions = { hosts: endpoint, dialTimeout: 1000 };
+    if (tls) o.credentials = { rootCertificate: readFileSync(tls.ca), certChain: readFileSync(tls.clientCert), privateKey: readFileSync(tls.clientKey) };
+    return o;
+  };
+  const client = new Etcd3(clientOptions());
 
   const alive = (): boolean => proc !== undefined && proc.exitCode === null && proc.signalCode === null;
   const kill = async (): Promise<void> => {
@@ -46,10 +73,11 @@ export async function startEtcd(clientPort: number, peerPort: number): Promise<T
       '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer,
       '--initial-cluster', `t=${peer}`, '--initial-cluster-state', 'new',
       '--heartbeat-interval', '10', '--election-timeout', '50', '--logger', 'zap', '--log-level', 'error',
+      ...(tls ? ['--cert-file', tls.cert, '--key-file', tls.key, '--trusted-ca-file', tls.ca, '--client-cert-auth'] : []),
     ], { stdio: ['ignore', 'ignore', 'pipe'] });
     proc.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
     const deadline = Date.now() + 15_000;
-    const probe = new Etcd3({ hosts: endpoint, dialTimeout: 500 });
+    const probe = new Etcd3(clientOptions());
     try {
       for (;;) {
         try {
