@@ -51,6 +51,8 @@ export interface Datastore {
   readonly status: DatastoreStatus;
   /** resolves with the model at the first snapshot */
   synced(): Promise<Model>;
+  /** read everything again now and emit the differences (SIGHUP) */
+  reload(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -72,6 +74,7 @@ abstract class Base extends EventEmitter<DatastoreEvents> implements Datastore {
   }
 
   abstract close(): Promise<void>;
+  abstract reload(): Promise<void>;
 
   protected setStatus(state: SyncState, patch: { lastError?: string; revision?: string } = {}): void {
     const next: DatastoreStatus = { ...this.status, ...patch };
@@ -273,6 +276,16 @@ export class EtcdDatastore extends Base {
   start(): this {
     this.running = this.sync();
     return this;
+  }
+
+  /** A full resync now (list, diff, re-watch), e.g. on SIGHUP. */
+  async reload(): Promise<void> {
+    if (this.closed) return;
+    if (this.retryTimer) { clearTimeout(this.retryTimer); this.retryTimer = undefined; }
+    await this.running?.catch(() => undefined);
+    await this.stopWatch();
+    this.running = this.sync();
+    await this.running;
   }
 
   private keyOf = (kind: Kind, id: string): string => {

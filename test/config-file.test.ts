@@ -1,15 +1,38 @@
 // skein.yaml and the file datastore: validation with file/line/field, every
 // resource kind good and bad, the examples, and live edits of a watched file.
 import t from 'tap';
+import fc from 'fast-check';
 import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { until } from './helpers/etcd.js';
 import {
-  ConfigError, FileDatastore, Secret, decodeEtcd, loadResourcesText, parseDaemonConfig, resolvePassword,
+  ConfigError, FileDatastore, formatDuration, parseASNumber, parseDuration, parseCIDR, parsePeerIP, ValueError, Secret, decodeEtcd, loadResourcesText, parseDaemonConfig, resolvePassword,
   validateResource, type ChangeEvent, type Issue,
 } from '../config/index.js';
+
+t.test('value syntaxes: AS numbers, durations, CIDRs, peer addresses', (t) => {
+  t.equal(parseASNumber('1.10'), 65546, 'asdot (RFC 5396)');
+  t.equal(parseASNumber('4294967295'), 4294967295);
+  t.equal(parseASNumber(64512), 64512);
+  for (const bad of [0, -1, 4294967296, 1.5, '65536.1', 'AS64512', '', null, true]) {
+    t.throws(() => parseASNumber(bad), ValueError, `AS ${JSON.stringify(bad)} rejected`);
+  }
+  t.equal(parseDuration('1m30s'), 90_000);
+  t.equal(parseDuration('1.5h'), 5_400_000);
+  t.equal(parseDuration('250ms'), 250);
+  t.equal(parseDuration('0'), 0);
+  for (const bad of ['90', '-5s', '1 m', 's', '5d', 5]) t.throws(() => parseDuration(bad), ValueError, `duration ${JSON.stringify(bad)} rejected`);
+  t.equal(parseCIDR('FD00:0:0::5/64'), 'fd00::/64');
+  t.same(parsePeerIP('[fd00::1]:1790'), { address: 'fd00::1', family: 6, port: 1790 });
+  t.same(parsePeerIP('192.0.2.1:1790'), { address: '192.0.2.1', family: 4, port: 1790 });
+  t.throws(() => parsePeerIP('[192.0.2.1]:179'));
+  fc.assert(fc.property(fc.integer({ min: 0, max: 10 * 86_400_000 }), (ms) => parseDuration(formatDuration(ms)) === ms));
+  fc.assert(fc.property(fc.integer({ min: 1, max: 4294967295 }), (n) =>
+    parseASNumber(`${Math.floor(n / 65536)}.${n % 65536}`) === n && parseASNumber(String(n)) === n));
+  t.end();
+});
 
 const EXAMPLES = join(import.meta.dirname, '..', 'config', 'examples');
 
