@@ -219,8 +219,10 @@ export interface EtcdDatastoreOptions extends Partial<Pick<EtcdConfig, 'tls' | '
   dialTimeoutMs?: number;
   backoffMinMs?: number;
   backoffMaxMs?: number;
-  /** deadline for one unary request (the initial list) (ms) */
+  /** deadline for one unary request (a page of the initial list) (ms) */
   requestTimeoutMs?: number;
+  /** keys per page of the initial list */
+  pageSize?: number;
 }
 
 type WatchBackoff = NonNullable<NonNullable<IOptions['faultHandling']>['watchBackoff']>;
@@ -246,10 +248,12 @@ export class EtcdDatastore extends Base {
   private backoff: number;
   private generation = 0;
   private running?: Promise<void>;
+  private readonly pageSize: number;
 
   constructor(private readonly opts: EtcdDatastoreOptions) {
     super();
     this.backoff = opts.backoffMinMs ?? 200;
+    this.pageSize = opts.pageSize ?? 500;
     const requestTimeout = opts.requestTimeoutMs ?? 10_000;
     const o: IOptions = {
       hosts: opts.endpoints,
@@ -317,21 +321,42 @@ export class EtcdDatastore extends Base {
   private async sync(): Promise<void> {
     if (this.closed) return;
     if (this.snapshotTaken) this.setStatus('resyncing');
-    let res;
+    const next = new Model();
+    let revision: string;
     try {
-      res = await this.client.getAll().prefix(ETCD_PREFIX).exec();
+      revision = await this.list(next);
     } catch (e) {
       this.scheduleResync(`listing ${ETCD_PREFIX}: ${(e as Error).message}`);
       return;
     }
     if (this.closed) return;
-    const next = new Model();
-    for (const kv of res.kvs) this.decodeInto(next, kv);
-    const revision = String(res.header.revision);
     this.install(next, this.keyOf);
     this.startWatch(revision);
     this.backoff = this.opts.backoffMinMs ?? 200;
     this.setStatus('synced', { revision });
+  }
+
+  /**
+   * List /calico/ in pages, every page read at the revision of the first, so
+   * the result is one consistent snapshot however large the datastore is (a
+   * single response is capped by gRPC's message size, 4 MiB by default).
+   * Returns that revision.
+   */
+  private async list(into: Model): Promise<string> {
+    const end = Buffer.from(ETCD_PREFIX);
+    end[end.length - 1] = (end[end.length - 1] as number) + 1; // "/calico0": just past every "/calico/..." key
+    let start: Buffer = Buffer.from(ETCD_PREFIX);
+    let revision: string | undefined;
+    for (;;) {
+      let q = this.client.getAll().inRange({ start, end }).limit(this.pageSize);
+      if (revision !== undefined) q = q.revision(revision);
+      const res = await q.exec();
+      revision ??= String(res.header.revision);
+      for (const kv of res.kvs) this.decodeInto(into, kv);
+      const last = res.kvs[res.kvs.length - 1];
+      if (!res.more || last === undefined || this.closed) return revision;
+      start = Buffer.concat([last.key, Buffer.from([0])]);
+    }
   }
 
   private decodeInto(m: Model, kv: IKeyValue): void {

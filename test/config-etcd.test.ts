@@ -52,7 +52,8 @@ t.test('etcd datastore', async (t) => {
 
   const proxy = await startProxy(PROXY_PORT, CLIENT_PORT);
   t.teardown(() => proxy.close());
-  const ds = new EtcdDatastore({ endpoints: [proxy.endpoint], backoffMinMs: 50, backoffMaxMs: 500, dialTimeoutMs: 1000, requestTimeoutMs: 2000 });
+  // pages of 4 keys: the initial list takes several pages at one revision
+  const ds = new EtcdDatastore({ endpoints: [proxy.endpoint], backoffMinMs: 50, backoffMaxMs: 500, dialTimeoutMs: 1000, requestTimeoutMs: 2000, pageSize: 4 });
   t.teardown(() => ds.close());
   const changes: ChangeEvent[] = [];
   const issues: Issue[] = [];
