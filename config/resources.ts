@@ -388,7 +388,9 @@ function nodeSpec(c: Checker, s: Obj, path: Path): NodeSpec {
     const bgp: NodeBGPSpec = {};
     const family = (want: 4 | 6) => (v: unknown): string => {
       if (v === '') throw new ValueError('is empty');
-      const p = parseIPWithPrefix(v);
+      // calico-node writes "address/len"; a bare address (hand-written) is read as a host prefix.
+      const bare = typeof v === 'string' && !v.includes('/');
+      const p = parseIPWithPrefix(bare ? `${v}/${want === 4 ? 32 : 128}` : v);
       if (p.family !== want) throw new ValueError(`expected an IPv${want} address with prefix length, got "${String(v)}"`);
       return `${p.address}/${p.length}`;
     };

@@ -62,6 +62,9 @@ t.test('skein.yaml: defaults, overrides, errors with file, line and field', (t) 
   t.same(env.datastore.etcd?.endpoints, ['https://192.0.2.6:2379', 'https://192.0.2.7:2379'], 'SKEIN_ETCD_ENDPOINTS wins over ETCD_ENDPOINTS');
   t.equal(parseDaemonConfig('nodeName: a\n', '/x', { SKEIN_NODENAME: 'b', NODENAME: 'c' }).nodeName, 'b');
   t.equal(parseDaemonConfig('fib: { protocol: bird, table: local }\n', '/x', {}).fib.protocol, 12, 'protocol by name');
+  t.equal(parseDaemonConfig('metrics: { listen: "" }\n', '/x', {}).metrics.listen, null, 'metrics can be turned off');
+  t.same(parseDaemonConfig('metrics: { listen: "[::1]:9100" }\ncontrol: { group: skein }\n', '/x', {}).metrics.listen, { host: '::1', port: 9100 });
+  t.equal(parseDaemonConfig('control: { group: 998 }\n', '/x', {}).control.group, 998);
 
   const cases: [string, number, string, RegExp][] = [
     ['nodeName: a\nfib:\n  enabeld: true\n', 3, 'fib.enabeld', /unknown field "enabeld" \(did you mean "enabled"\?\)/],
@@ -120,6 +123,7 @@ t.test('every kind: good values accepted, bad values reported with line and fiel
     t.same(r.issues.filter((i) => i.severity === 'error'), [], `${kind} ${JSON.stringify(spec)}`);
     t.equal(r.model.size, 1, `${kind} in the model`);
   }
+  t.equal(loadResourcesText(doc('Node', { bgp: { ipv4Address: '192.0.2.1' } }), 'f').model.node('x')?.spec.bgp?.ipv4Address, '192.0.2.1/32', 'a bare node address is a host prefix');
   const cidr = loadResourcesText(doc('IPPool', { cidr: '10.65.0.7/16' }), 'f').model.ipPools()[0]?.spec.cidr;
   t.equal(cidr, '10.65.0.0/16', 'CIDR normalised');
 
@@ -129,7 +133,8 @@ t.test('every kind: good values accepted, bad values reported with line and fiel
     ['BGPConfiguration', { nodeMeshMaxRestartTime: '2 minutes' }, { name: 'default' }, 'spec.nodeMeshMaxRestartTime', /invalid duration/],
     ['BGPConfiguration', { prefixAdvertisements: [{ cidr: '10.0.0.0/8', communities: ['nope'] }] }, { name: 'default' }, 'spec.prefixAdvertisements[0].communities[0]', /neither a community value/],
     ['BGPConfiguration', { communities: [{ name: 'a', value: '70000:1' }] }, { name: 'default' }, 'spec.communities[0].value', /larger than 65535/],
-    ['Node', { bgp: { ipv4Address: '192.0.2.1' } }, { name: 'x' }, 'spec.bgp.ipv4Address', /prefix length/],
+    ['Node', { bgp: { ipv4Address: '192.0.2.1/40' } }, { name: 'x' }, 'spec.bgp.ipv4Address', /prefix length .* must be 0-32/],
+    ['Node', { bgp: { ipv6Address: '192.0.2.1/24' } }, { name: 'x' }, 'spec.bgp.ipv6Address', /expected an IPv6 address/],
     ['Node', { bgp: { routeReflectorClusterID: 'fd00::1' } }, { name: 'x' }, 'spec.bgp.routeReflectorClusterID', /RFC 4456/],
     ['BGPPeer', { peerIP: '192.0.2.1' }, { name: 'x' }, 'spec.asNumber', /required with peerIP/],
     ['BGPPeer', { peerIP: '192.0.2.1', peerSelector: 'all()', asNumber: 1 }, { name: 'x' }, 'spec.peerSelector', /cannot be set together with peerIP/],
