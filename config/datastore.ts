@@ -9,17 +9,16 @@
 // While the source is unreachable the last known model stays in force.
 import { EventEmitter } from 'node:events';
 import { createHash } from 'node:crypto';
-import { watch, type FSWatcher } from 'node:fs';
+import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Etcd3, type IOptions, type Watcher, type IKeyValue } from 'etcd3';
 import type { DaemonConfig, EtcdConfig } from './daemon.js';
-import { formatIssue, type Issue } from './errors.js';
+import { DatastoreError, formatIssue, type Issue } from './errors.js';
 import { ETCD_PREFIX, decodeEtcd, etcdKey, parseKey, keyId } from './keys.js';
 import { Model, type ChangeEvent } from './model.js';
 import { loadResourcesText } from './filesource.js';
 import type { Kind } from './resources.js';
-import { readFileSync } from 'node:fs';
 
 export type SyncState = 'connecting' | 'synced' | 'resyncing' | 'disconnected';
 
@@ -167,7 +166,10 @@ export class FileDatastore extends Base {
 
   /** Re-read now (also what a SIGHUP reload calls); resolves when applied. */
   reload(): Promise<void> {
-    this.loading = this.loading.then(() => this.load()).catch(() => undefined);
+    this.loading = this.loading.then(() => this.load()).catch((e: unknown) => {
+      // a bug, not bad input: keep the state, say so
+      this.setStatus(this.snapshotTaken ? 'disconnected' : 'connecting', { lastError: `reading ${this.opts.path}: ${String(e)}` });
+    });
     return this.loading;
   }
 
@@ -193,7 +195,6 @@ export class FileDatastore extends Base {
     if (syntaxError) {
       // A half-written or broken file: keep what we have.
       this.setStatus(this.snapshotTaken ? 'synced' : 'connecting', { lastError: issues.map(formatIssue)[0] ?? 'syntax error' });
-      if (this.snapshotTaken) return;
       return;
     }
     if (this.closed) return;
@@ -264,14 +265,22 @@ export class EtcdDatastore extends Base {
         watchBackoff: new CappedBackoff(opts.backoffMinMs ?? 200, opts.backoffMaxMs ?? 30_000) as unknown as WatchBackoff,
       },
     };
+    const read = (file: string, what: string): Buffer => {
+      try {
+        return readFileSync(file);
+      } catch (e) {
+        throw new DatastoreError('DATASTORE_CREDENTIALS', `cannot read the etcd ${what} ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e });
+      }
+    };
     if (opts.tls !== undefined && (opts.tls.ca !== undefined || opts.tls.cert !== undefined)) {
-      const creds: NonNullable<IOptions['credentials']> = { rootCertificate: opts.tls.ca !== undefined ? readFileSync(opts.tls.ca) : Buffer.alloc(0) };
-      if (opts.tls.key !== undefined) creds.privateKey = readFileSync(opts.tls.key);
-      if (opts.tls.cert !== undefined) creds.certChain = readFileSync(opts.tls.cert);
+      // Without a CA file, the system's trusted roots are used.
+      const creds: NonNullable<IOptions['credentials']> = { rootCertificate: opts.tls.ca !== undefined ? read(opts.tls.ca, 'CA file') : Buffer.alloc(0) };
+      if (opts.tls.key !== undefined) creds.privateKey = read(opts.tls.key, 'key file');
+      if (opts.tls.cert !== undefined) creds.certChain = read(opts.tls.cert, 'certificate file');
       o.credentials = creds;
     }
     if (opts.username !== undefined) {
-      const password = opts.password ?? (opts.passwordFile !== undefined ? readFileSync(opts.passwordFile, 'utf8').replace(/\r?\n$/, '') : '');
+      const password = opts.password ?? (opts.passwordFile !== undefined ? read(opts.passwordFile, 'password file').toString('utf8').replace(/\r?\n$/, '') : '');
       o.auth = { username: opts.username, password };
     }
     this.client = new Etcd3(o);

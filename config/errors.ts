@@ -57,3 +57,11 @@ export class ConfigError extends Error {
       : formatIssue(first) + (errors.length > 1 ? ` (and ${errors.length - 1} more)` : ''), options);
   }
 }
+
+/** The datastore cannot be opened as configured (e.g. an unreadable TLS or password file). */
+export class DatastoreError extends Error {
+  override name = 'DatastoreError';
+  constructor(readonly code: 'DATASTORE_CREDENTIALS', message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}

@@ -8,7 +8,7 @@ export {
   parseASNumber, parseDuration, formatDuration, parseIP, parseIPWithPrefix, parseCIDR, parseCommunity,
   cidrToKeyPart, keyPartToCidr, cidrFamily, ValueError, MAX_ASN, type Prefix, type Family,
 } from './values.js';
-export { ConfigError, formatIssue, type Issue } from './errors.js';
+export { ConfigError, DatastoreError, formatIssue, type Issue } from './errors.js';
 export {
   parseDaemonConfig, loadDaemonConfig, ENV, DEFAULT_FIB_PROTOCOL,
   type DaemonConfig, type EtcdConfig, type LogLevel,

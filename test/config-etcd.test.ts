@@ -202,4 +202,5 @@ t.test('etcd with TLS (client certificates) and username/password', async (t) =>
   await until(() => (wrong.status.lastError ?? '') !== '', 'an error status');
   t.equal(wrong.status.state, 'connecting', 'never synced');
   t.match(wrong.status.lastError, /auth|password|invalid/i, `says why: ${wrong.status.lastError}`);
+  t.throws(() => new EtcdDatastore({ endpoints: [etcd.endpoint], tls: { ca: join(dir, 'missing.pem') } }), { name: 'DatastoreError', message: /cannot read the etcd CA file .*missing\.pem: ENOENT/ });
 });
