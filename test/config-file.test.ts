@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { until } from './helpers/etcd.js';
 import {
-  ConfigError, FileDatastore, formatDuration, parseASNumber, parseDuration, parseCIDR, parsePeerIP, ValueError, Secret, decodeEtcd, loadResourcesText, parseDaemonConfig, resolvePassword,
+  ConfigError, FileDatastore, Model, blockAllocations, formatDuration, parseASNumber, parseDuration, parseCIDR, parsePeerIP, ValueError, Secret, decodeEtcd, loadResourcesText, parseDaemonConfig, resolvePassword,
   validateResource, type ChangeEvent, type Issue,
 } from '../config/index.js';
 
@@ -203,6 +203,32 @@ t.test('the examples validate', (t) => {
     t.same(r.issues, [], `${dir}: resources.yaml has no issues`);
     t.ok(r.model.node(cfg.nodeName) ?? dir === 'route-reflectors', `${dir}: this node is described`);
   }
+  t.end();
+});
+
+t.test('Model: readers, readiness gate, IPAM allocations, diff order', (t) => {
+  const fixture = loadResourcesText(readFileSync(join(import.meta.dirname, 'data', 'config', 'resources.yaml'), 'utf8'), 'r').model;
+  t.same(fixture.workloadEndpoints('host-a').map((w) => w.spec.interfaceName), ['cali12ab34cd56e']);
+  t.same(fixture.blockAffinities('host-b'), []);
+  t.equal(fixture.bgpConfiguration('node.host-a')?.spec.listenPort, 1790);
+  t.same(fixture.get('BGPConfiguration', 'default')?.spec.prefixAdvertisements, [{ cidr: '10.65.0.0/16', communities: ['65000:100', '65000:1:2'] }], 'community names resolved');
+  const block = fixture.ipamBlocks()[0];
+  t.same(block && blockAllocations(block.spec).map((a) => [a.ordinal, a.attribute?.secondary.pod ?? a.attribute?.secondary.type]), [[0, 'ipipTunnelAddress'], [5, 'nginx-7d9f8']]);
+  t.ok(fixture.datastoreReady());
+  const notReady = loadResourcesText(doc('ClusterInformation', { datastoreReady: false }, { name: 'default' }), 'f').model;
+  t.notOk(notReady.datastoreReady(), 'ClusterInformation present and not ready');
+  t.ok(new Model().datastoreReady(), 'no ClusterInformation: ready');
+  const a = loadResourcesText(`${doc('IPPool', { cidr: '10.0.0.0/16' }, { name: 'p1' })}---\n${doc('IPPool', { cidr: '10.1.0.0/16' }, { name: 'p2' })}---\n${doc('Node', {}, { name: 'n1' })}`, 'a').model;
+  const b = loadResourcesText(`${doc('IPPool', { cidr: '10.9.0.0/16' }, { name: 'p2' })}---\n${doc('IPPool', { cidr: '10.3.0.0/16' }, { name: 'p3' })}---\n${doc('Node', {}, { name: 'n2' })}`, 'b').model;
+  t.same(Model.diff(a, b, (k, id) => `${k}/${id}`).map((c) => [c.type, c.kind, c.id]), [
+    ['deleted', 'Node', 'n1'], ['deleted', 'IPPool', 'p1'],
+    ['added', 'Node', 'n2'], ['updated', 'IPPool', 'p2'], ['added', 'IPPool', 'p3'],
+  ], 'deletions first, then kind order');
+  const c = a.clone();
+  t.ok(c.equals(a));
+  c.delete('Node', 'n1');
+  t.notOk(c.equals(a), 'clone is independent');
+  t.equal(a.size, 3);
   t.end();
 });
 
