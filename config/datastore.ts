@@ -374,7 +374,7 @@ export class EtcdDatastore extends Base {
     if (d === undefined) return;
     for (const i of d.issues) this.report(i);
     if (d.resource !== undefined) m.set(d.resource, key);
-    else {
+    else if (d.kind !== undefined && d.id !== undefined) {
       // invalid: keep the last good version, if there is one
       const old = this.model.get(d.kind, d.id);
       if (old !== undefined) m.set(old, key);

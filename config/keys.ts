@@ -90,8 +90,9 @@ export function etcdKey(r: Resource): string {
 }
 
 export interface Decoded {
-  kind: Kind;
-  id: string;
+  /** absent when the key itself is malformed */
+  kind?: Kind;
+  id?: string;
   resource?: Resource;
   issues: Issue[];
 }
@@ -107,7 +108,7 @@ export function decodeEtcd(key: string, value: string): Decoded | undefined {
     info = parseKey(key);
   } catch (e) {
     if (!(e instanceof ValueError)) throw e;
-    return { kind: 'Node', id: key, issues: [{ source: key, field: '(key)', reason: e.message, severity: 'error' }] };
+    return { issues: [{ source: key, field: '(key)', reason: e.message, severity: 'error' }] };
   }
   if (info === undefined) return undefined;
   const { kind, id } = keyId(info);
