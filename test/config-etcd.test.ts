@@ -14,10 +14,10 @@ import {
 } from '../config/index.js';
 
 const DATA = join(import.meta.dirname, 'data', 'config');
-// Ports of this file (each test file has its own; 2379/2380 stay free for a system etcd).
-const CLIENT_PORT = 23791;
-const PEER_PORT = 23801;
-const PROXY_PORT = 23811;
+// Ports of this file, 24311-24315 (each test file has its own; 2379/2380 stay free for a system etcd).
+const CLIENT_PORT = 24311;
+const PEER_PORT = 24312;
+const PROXY_PORT = 24313;
 
 const fixture = JSON.parse(readFileSync(join(DATA, 'calico-etcd.json'), 'utf8')) as { key: string; value: unknown }[];
 
@@ -179,7 +179,7 @@ t.test('etcd with TLS (client certificates) and username/password', async (t) =>
   const dir = mkdtempSync(join(tmpdir(), 'skein-tls-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const tls = makeTls(dir);
-  const etcd = await startEtcd(23792, 23802, { tls });
+  const etcd = await startEtcd(24314, 24315, { tls });
   t.teardown(() => etcd.stop());
   await load(etcd.client);
   // Turn on etcd authentication with a root user.
