@@ -1,0 +1,154 @@
+// Calico's etcd v3 key layout (libcalico-go/lib/backend/model): which keys
+// skein reads, how a key names a resource, and decoding one key/value pair
+// into a validated resource.
+import { issuesFrom, type Issue } from './errors.js';
+import {
+  API_VERSION, NAMESPACED, ipamName, validateBlockAffinityValue, validateIPAMBlockValue, validateResource,
+  type Kind, type Resource, type Validated,
+} from './resources.js';
+import { ValueError, cidrToKeyPart, keyPartToCidr } from './values.js';
+
+export const ETCD_PREFIX = '/calico/';
+export const RESOURCES_PREFIX = '/calico/resources/v3/projectcalico.org/';
+export const IPAM_PREFIX = '/calico/ipam/v2/';
+
+/** Calico's lower-case plural for each v3 kind (the etcd key segment). */
+export const PLURALS: Readonly<Record<Exclude<Kind, 'BlockAffinity' | 'IPAMBlock'>, string>> = {
+  BGPConfiguration: 'bgpconfigurations',
+  Node: 'nodes',
+  BGPPeer: 'bgppeers',
+  IPPool: 'ippools',
+  BGPFilter: 'bgpfilters',
+  WorkloadEndpoint: 'workloadendpoints',
+  ClusterInformation: 'clusterinformations',
+};
+const BY_PLURAL = new Map(Object.entries(PLURALS).map(([k, p]) => [p, k as Kind]));
+
+export type KeyInfo =
+  | { kind: Exclude<Kind, 'BlockAffinity' | 'IPAMBlock'>; name: string; namespace?: string }
+  | { kind: 'BlockAffinity'; node: string; cidr: string }
+  | { kind: 'IPAMBlock'; cidr: string };
+
+/**
+ * What a key holds, or undefined for keys skein does not read (other kinds,
+ * Felix status, IPAM handles...). Throws ValueError for a key in a watched
+ * tree that is malformed (e.g. a bad CIDR).
+ */
+export function parseKey(key: string): KeyInfo | undefined {
+  if (key.startsWith(RESOURCES_PREFIX)) {
+    const parts = key.slice(RESOURCES_PREFIX.length).split('/');
+    const kind = BY_PLURAL.get(parts[0] ?? '');
+    if (kind === undefined || kind === 'BlockAffinity' || kind === 'IPAMBlock') return undefined;
+    if (NAMESPACED.has(kind)) {
+      if (parts.length !== 3 || !parts[1] || !parts[2]) throw new ValueError(`expected ${RESOURCES_PREFIX}${parts[0]}/<namespace>/<name>`);
+      return { kind, namespace: parts[1], name: parts[2] };
+    }
+    if (parts.length !== 2 || !parts[1]) throw new ValueError(`expected ${RESOURCES_PREFIX}${parts[0]}/<name>`);
+    return { kind, name: parts[1] };
+  }
+  if (key.startsWith(IPAM_PREFIX)) {
+    const aff = /^\/calico\/ipam\/v2\/host\/([^/]+)\/ipv([46])\/block\/([^/]+)$/.exec(key);
+    if (aff) {
+      const cidr = keyPartToCidr(aff[3] as string);
+      if (cidr.includes(':') !== (aff[2] === '6')) throw new ValueError(`block ${cidr} is under ipv${aff[2]}`);
+      return { kind: 'BlockAffinity', node: aff[1] as string, cidr };
+    }
+    const blk = /^\/calico\/ipam\/v2\/assignment\/ipv([46])\/block\/([^/]+)$/.exec(key);
+    if (blk) {
+      const cidr = keyPartToCidr(blk[2] as string);
+      if (cidr.includes(':') !== (blk[1] === '6')) throw new ValueError(`block ${cidr} is under ipv${blk[1]}`);
+      return { kind: 'IPAMBlock', cidr };
+    }
+    return undefined;
+  }
+  return undefined;
+}
+
+/** The kind and identity (Model id) a key stands for. */
+export function keyId(info: KeyInfo): { kind: Kind; id: string } {
+  switch (info.kind) {
+    case 'BlockAffinity': return { kind: info.kind, id: `${info.node}/${info.cidr}` };
+    case 'IPAMBlock': return { kind: info.kind, id: info.cidr };
+    default: return { kind: info.kind, id: info.namespace !== undefined ? `${info.namespace}/${info.name}` : info.name };
+  }
+}
+
+/** Where Calico stores a resource in etcd. */
+export function etcdKey(r: Resource): string {
+  switch (r.kind) {
+    case 'BlockAffinity':
+      return `${IPAM_PREFIX}host/${r.spec.node}/ipv${r.spec.cidr.includes(':') ? 6 : 4}/block/${cidrToKeyPart(r.spec.cidr)}`;
+    case 'IPAMBlock':
+      return `${IPAM_PREFIX}assignment/ipv${r.spec.cidr.includes(':') ? 6 : 4}/block/${cidrToKeyPart(r.spec.cidr)}`;
+    default: {
+      const plural = PLURALS[r.kind];
+      return r.metadata.namespace !== undefined
+        ? `${RESOURCES_PREFIX}${plural}/${r.metadata.namespace}/${r.metadata.name}`
+        : `${RESOURCES_PREFIX}${plural}/${r.metadata.name}`;
+    }
+  }
+}
+
+export interface Decoded {
+  /** absent when the key itself is malformed */
+  kind?: Kind;
+  id?: string;
+  resource?: Resource;
+  issues: Issue[];
+}
+
+/**
+ * Decode one etcd key/value pair as Calico wrote it. Returns undefined for keys
+ * skein does not read. Problems come back as issues naming the key and field;
+ * `resource` is absent when the value is unusable.
+ */
+export function decodeEtcd(key: string, value: string): Decoded | undefined {
+  let info: KeyInfo | undefined;
+  try {
+    info = parseKey(key);
+  } catch (e) {
+    if (!(e instanceof ValueError)) throw e;
+    return { issues: [{ source: key, field: '(key)', reason: e.message, severity: 'error' }] };
+  }
+  if (info === undefined) return undefined;
+  const { kind, id } = keyId(info);
+  let raw: unknown = null;
+  if (value.trim() !== '') {
+    try {
+      raw = JSON.parse(value);
+    } catch (e) {
+      return { kind, id, issues: [{ source: key, field: '(value)', reason: `not valid JSON: ${(e as Error).message}`, severity: 'error', kind }] };
+    }
+  } else if (info.kind !== 'BlockAffinity') {
+    return { kind, id, issues: [{ source: key, field: '(value)', reason: 'empty value', severity: 'error', kind }] };
+  }
+  let v: Validated;
+  if (info.kind === 'BlockAffinity') v = validateBlockAffinityValue(info.node, info.cidr, raw);
+  else if (info.kind === 'IPAMBlock') v = validateIPAMBlockValue(info.cidr, raw);
+  else {
+    v = validateResource(raw);
+    const r = v.resource;
+    if (r !== undefined) {
+      // The key is the identity (what Calico's etcd backend lists and deletes by).
+      if (r.kind !== info.kind) {
+        v.checker.error(['kind'], `"${r.kind}" stored under the ${PLURALS[info.kind]} key`);
+        delete v.resource;
+      } else if (r.metadata.name !== info.name || (info.namespace !== undefined && r.metadata.namespace !== info.namespace)) {
+        v.checker.warn(['metadata', 'name'], `does not match the key (${info.namespace !== undefined ? `${info.namespace}/` : ''}${info.name}); the key wins`);
+        r.metadata.name = info.name;
+        if (info.namespace !== undefined) r.metadata.namespace = info.namespace;
+      }
+    }
+  }
+  const extra: { kind?: string; name?: string } = { kind };
+  const nm = v.name ?? (info.kind === 'BlockAffinity' ? ipamName(info.cidr, info.node) : info.kind === 'IPAMBlock' ? ipamName(info.cidr) : info.name);
+  extra.name = nm;
+  const out: Decoded = { kind, id, issues: issuesFrom(v.checker, key, undefined, [], extra) };
+  if (v.resource !== undefined) out.resource = v.resource;
+  return out;
+}
+
+/** The value Calico would store for a resource given as a v3 document (for tools and tests). */
+export function etcdValueOf(doc: { kind: string; metadata: object; spec?: object }): string {
+  return JSON.stringify({ kind: doc.kind, apiVersion: API_VERSION, metadata: doc.metadata, spec: doc.spec ?? {} });
+}

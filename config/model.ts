@@ -1,0 +1,146 @@
+// The current set of resources, by kind and identity. Both backends build the
+// same Model for the same data; changes are computed as differences between
+// models (file) or applied one key at a time (etcd).
+import { isDeepStrictEqual } from 'node:util';
+import {
+  KINDS, resourceId, type BGPConfiguration, type BGPFilter, type BGPPeer, type BlockAffinity, type CalicoNode,
+  type ClusterInformation, type IPAMBlock, type IPPool, type Kind, type Resource, type ResourceOf,
+  type WorkloadEndpoint,
+} from './resources.js';
+
+export type ChangeType = 'added' | 'updated' | 'deleted';
+
+export interface ChangeEvent<K extends Kind = Kind> {
+  type: ChangeType;
+  kind: K;
+  /** identity within the kind (see resourceId) */
+  id: string;
+  /** where it lives: the etcd key, or "<file>#<kind>/<id>" */
+  key: string;
+  /** the new resource (absent for deleted) */
+  resource?: ResourceOf<K>;
+  /** the resource before the change (absent for added) */
+  previous?: ResourceOf<K>;
+  /** etcd mod_revision of the change (etcd backend) */
+  revision?: string;
+}
+
+export class Model {
+  private readonly byKind = new Map<Kind, Map<string, Resource>>(KINDS.map((k) => [k, new Map()]));
+
+  private map(kind: Kind): Map<string, Resource> {
+    return this.byKind.get(kind) as Map<string, Resource>;
+  }
+
+  get<K extends Kind>(kind: K, id: string): ResourceOf<K> | undefined {
+    return this.map(kind).get(id) as ResourceOf<K> | undefined;
+  }
+
+  /** All resources of a kind, sorted by id (stable order for consumers and tests). */
+  list<K extends Kind>(kind: K): ResourceOf<K>[] {
+    return [...this.map(kind).entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, r]) => r as ResourceOf<K>);
+  }
+
+  ids(kind: Kind): string[] {
+    return [...this.map(kind).keys()].sort();
+  }
+
+  /** Insert or replace; returns the change it made, or undefined when nothing changed. */
+  set(r: Resource, key = ''): ChangeEvent | undefined {
+    const id = resourceId(r);
+    const m = this.map(r.kind);
+    const prev = m.get(id);
+    if (prev !== undefined && isDeepStrictEqual(prev, r)) return undefined;
+    m.set(id, r);
+    const ev: ChangeEvent = { type: prev === undefined ? 'added' : 'updated', kind: r.kind, id, key, resource: r };
+    if (prev !== undefined) ev.previous = prev;
+    return ev;
+  }
+
+  delete(kind: Kind, id: string, key = ''): ChangeEvent | undefined {
+    const m = this.map(kind);
+    const prev = m.get(id);
+    if (prev === undefined) return undefined;
+    m.delete(id);
+    return { type: 'deleted', kind, id, key, previous: prev };
+  }
+
+  get size(): number {
+    let n = 0;
+    for (const m of this.byKind.values()) n += m.size;
+    return n;
+  }
+
+  clone(): Model {
+    const c = new Model();
+    for (const [k, m] of this.byKind) for (const [id, r] of m) c.map(k).set(id, r);
+    return c;
+  }
+
+  equals(other: Model): boolean {
+    return isDeepStrictEqual(this.toJSON(), other.toJSON());
+  }
+
+  /**
+   * The changes that turn `from` into `to`, deletions first (so a consumer
+   * never sees two resources claim one thing), then additions and updates;
+   * each group in kind order, ids sorted.
+   */
+  static diff(from: Model, to: Model, keyOf: (kind: Kind, id: string) => string): ChangeEvent[] {
+    const dels: ChangeEvent[] = [];
+    const rest: ChangeEvent[] = [];
+    for (const kind of KINDS) {
+      for (const id of from.ids(kind)) {
+        if (to.get(kind, id) === undefined) dels.push({ type: 'deleted', kind, id, key: keyOf(kind, id), previous: from.get(kind, id) as Resource });
+      }
+      for (const id of to.ids(kind)) {
+        const now = to.get(kind, id) as Resource;
+        const before = from.get(kind, id);
+        if (before === undefined) rest.push({ type: 'added', kind, id, key: keyOf(kind, id), resource: now });
+        else if (!isDeepStrictEqual(before, now)) rest.push({ type: 'updated', kind, id, key: keyOf(kind, id), resource: now, previous: before });
+      }
+    }
+    return [...dels, ...rest];
+  }
+
+  /** Plain data: { kind: { id: resource } }, kinds and ids sorted. */
+  toJSON(): Record<string, Record<string, Resource>> {
+    const out: Record<string, Record<string, Resource>> = {};
+    for (const kind of KINDS) {
+      const entries: Record<string, Resource> = {};
+      for (const r of this.list(kind)) entries[resourceId(r)] = r;
+      out[kind] = entries;
+    }
+    return out;
+  }
+
+  // Convenience readers for what the node controller asks most.
+
+  bgpConfiguration(name = 'default'): BGPConfiguration | undefined { return this.get('BGPConfiguration', name); }
+  node(name: string): CalicoNode | undefined { return this.get('Node', name); }
+  nodes(): CalicoNode[] { return this.list('Node'); }
+  bgpPeers(): BGPPeer[] { return this.list('BGPPeer'); }
+  ipPools(): IPPool[] { return this.list('IPPool'); }
+  bgpFilter(name: string): BGPFilter | undefined { return this.get('BGPFilter', name); }
+  clusterInformation(): ClusterInformation | undefined { return this.get('ClusterInformation', 'default'); }
+  /** Workload endpoints on one node (or all). */
+  workloadEndpoints(node?: string): WorkloadEndpoint[] {
+    const all = this.list('WorkloadEndpoint');
+    return node === undefined ? all : all.filter((w) => w.spec.node === node);
+  }
+  /** Block affinities of one node (or all). */
+  blockAffinities(node?: string): BlockAffinity[] {
+    const all = this.list('BlockAffinity');
+    return node === undefined ? all : all.filter((a) => a.spec.node === node);
+  }
+  ipamBlocks(): IPAMBlock[] { return this.list('IPAMBlock'); }
+
+  /**
+   * Calico's readiness gate: when ClusterInformation "default" exists, nothing
+   * is announced or programmed until datastoreReady is true.
+   */
+  datastoreReady(): boolean {
+    const ci = this.clusterInformation();
+    return ci === undefined || ci.spec.datastoreReady === true;
+  }
+}
