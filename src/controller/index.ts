@@ -1,0 +1,188 @@
+// The node controller: from Calico's resources (config's Model) to what this
+// node should run — BGP peerings, announcements, blackholes and workload device
+// routes — as plain data, and the minimal difference from the last state so
+// the daemon touches only what changed (a session is reset only for a change
+// that concerns it; a route is replaced only when it differs).
+//
+// Derivation is pure and recomputes from the whole Model (cheap: see
+// bench/controller.ts); the wrapper only diffs. Results are sorted, so the
+// same Model always yields the same state and the same diff.
+import { isDeepStrictEqual } from 'node:util';
+import { Model, type ChangeEvent } from '../../config/index.js';
+import { comparePeers, derivePeersIn, PeerContext, type DesiredPeer } from './peers.js';
+import { compareNets, parseNet } from './ip.js';
+import { deriveOriginations, type Blackhole, type DeviceRoute, type Origination } from './originate.js';
+
+export {
+  derivePeers, derivePeersIn, PeerContext, protocolName, comparePeers, DEFAULT_AS,
+  type DesiredPeer, type PeerType, type PeerSource, type Reflection,
+} from './peers.js';
+export {
+  deriveOriginations, type Origination, type OriginKind, type Blackhole, type DeviceRoute, type Originations,
+} from './originate.js';
+
+export interface ControllerState {
+  /** ClusterInformation's datastoreReady gate (Model.datastoreReady): until true the daemon announces and programs nothing */
+  ready: boolean;
+  peers: DesiredPeer[];
+  announce: Origination[];
+  blackholes: Blackhole[];
+  deviceRoutes: DeviceRoute[];
+}
+
+export interface Change<T> {
+  key: string;
+  before: T;
+  after: T;
+  /** the fields whose values differ, sorted */
+  fields: string[];
+}
+
+export interface SetDiff<T> {
+  added: T[];
+  changed: Change<T>[];
+  removed: T[];
+}
+
+export interface ControllerDiff {
+  /** set when the readiness gate flipped */
+  ready?: boolean;
+  peers: SetDiff<DesiredPeer>;
+  announce: SetDiff<Origination>;
+  blackholes: SetDiff<Blackhole>;
+  deviceRoutes: SetDiff<DeviceRoute>;
+}
+
+/**
+ * Peer fields that only describe a peering (for `skeinctl status`); a change
+ * limited to these needs no session reset. Every other field is part of the
+ * session's configuration.
+ */
+export const DESCRIPTIVE_PEER_FIELDS: readonly string[] = ['name', 'type', 'sources', 'peerNode', 'reflection'];
+
+/** Derive the whole state of one node from a Model. */
+export function deriveState(model: Model, nodeName: string): ControllerState {
+  const o = deriveOriginations(model, nodeName);
+  return {
+    ready: model.datastoreReady(),
+    peers: derivePeersIn(new PeerContext(model), nodeName),
+    announce: o.announce,
+    blackholes: o.blackholes,
+    deviceRoutes: o.deviceRoutes,
+  };
+}
+
+function diffSet<T extends { key: string }>(before: T[], after: T[]): SetDiff<T> {
+  const old = new Map(before.map((x) => [x.key, x]));
+  const now = new Map(after.map((x) => [x.key, x]));
+  const out: SetDiff<T> = { added: [], changed: [], removed: [] };
+  // Both lists are sorted; walking them in order keeps the diff sorted too.
+  for (const x of before) if (!now.has(x.key)) out.removed.push(x);
+  for (const x of after) {
+    const b = old.get(x.key);
+    if (b === undefined) { out.added.push(x); continue; }
+    if (isDeepStrictEqual(b, x)) continue;
+    const keys = new Set([...Object.keys(b), ...Object.keys(x)]);
+    const fields = [...keys].filter((k) => !isDeepStrictEqual((b as Record<string, unknown>)[k], (x as Record<string, unknown>)[k])).sort();
+    out.changed.push({ key: x.key, before: b, after: x, fields });
+  }
+  return out;
+}
+
+/** The difference between two states: apply `removed`, then `changed`, then `added`. */
+export function diffStates(before: ControllerState, after: ControllerState): ControllerDiff {
+  const d: ControllerDiff = {
+    peers: diffSet(before.peers, after.peers),
+    announce: diffSet(before.announce, after.announce),
+    blackholes: diffSet(before.blackholes, after.blackholes),
+    deviceRoutes: diffSet(before.deviceRoutes, after.deviceRoutes),
+  };
+  if (before.ready !== after.ready) d.ready = after.ready;
+  return d;
+}
+
+export function isEmptyDiff(d: ControllerDiff): boolean {
+  return d.ready === undefined && [d.peers, d.announce, d.blackholes, d.deviceRoutes]
+    .every((s) => s.added.length === 0 && s.changed.length === 0 && s.removed.length === 0);
+}
+
+/**
+ * Apply a diff to a state (what a consumer mirroring the state does); returns a
+ * new state in the derivation's order. applyDiff(a, diffStates(a, b)) equals b.
+ */
+export function applyDiff(state: ControllerState, d: ControllerDiff): ControllerState {
+  const apply = <T extends { key: string }>(list: T[], s: SetDiff<T>, cmp: (a: T, b: T) => number): T[] => {
+    const m = new Map(list.map((x) => [x.key, x]));
+    for (const x of s.removed) m.delete(x.key);
+    for (const c of s.changed) m.set(c.key, c.after);
+    for (const x of s.added) m.set(x.key, x);
+    return [...m.values()].sort(cmp);
+  };
+  const byPrefix = (a: { prefix: string }, b: { prefix: string }): number => compareNets(parseNet(a.prefix), parseNet(b.prefix));
+  return {
+    ready: d.ready ?? state.ready,
+    peers: apply(state.peers, d.peers, comparePeers),
+    announce: apply(state.announce, d.announce, byPrefix),
+    blackholes: apply(state.blackholes, d.blackholes, byPrefix),
+    deviceRoutes: apply(state.deviceRoutes, d.deviceRoutes, byPrefix),
+  };
+}
+
+/** Kinds whose changes can alter what `node` derives, given one change event. */
+function concerns(ev: ChangeEvent, node: string): boolean {
+  switch (ev.kind) {
+    case 'IPAMBlock': return false; // affinities, not blocks, decide what we own
+    case 'BGPFilter': return false; // peers name filters; their rules are the engine's business
+    case 'WorkloadEndpoint': {
+      const r = (ev.resource ?? ev.previous) as { spec: { node: string } } | undefined;
+      const p = ev.previous as { spec: { node: string } } | undefined;
+      return r?.spec.node === node || p?.spec.node === node;
+    }
+    case 'BlockAffinity': {
+      const r = (ev.resource ?? ev.previous) as { spec: { node: string } } | undefined;
+      return r?.spec.node === node;
+    }
+    default: return true;
+  }
+}
+
+/**
+ * Holds the last derived state of one node. Feed it whole Models (`update`) or
+ * the datastore's change events (`applyChanges`, which keeps its own copy of the
+ * Model); each call returns what changed since the previous one.
+ */
+export class NodeController {
+  private current: ControllerState = { ready: true, peers: [], announce: [], blackholes: [], deviceRoutes: [] };
+  private model: Model = new Model();
+
+  constructor(readonly nodeName: string) {}
+
+  get state(): ControllerState {
+    return this.current;
+  }
+
+  /** Replace the whole Model (a snapshot, a reload). */
+  update(model: Model): ControllerDiff {
+    this.model = model.clone();
+    return this.recompute();
+  }
+
+  /** Apply datastore change events in order, then diff once. */
+  applyChanges(events: readonly ChangeEvent[]): ControllerDiff {
+    let relevant = false;
+    for (const ev of events) {
+      if (ev.type === 'deleted') this.model.delete(ev.kind, ev.id);
+      else if (ev.resource !== undefined) this.model.set(ev.resource);
+      relevant ||= concerns(ev, this.nodeName);
+    }
+    if (!relevant) return diffStates(this.current, this.current);
+    return this.recompute();
+  }
+
+  private recompute(): ControllerDiff {
+    const next = deriveState(this.model, this.nodeName);
+    const d = diffStates(this.current, next);
+    this.current = next;
+    return d;
+  }
+}

@@ -1,0 +1,219 @@
+// What this node announces, blackholes and routes to its workloads, derived
+// from Calico's resources the way BIRD ends up exporting under Calico's confd
+// templates (projectcalico/calico confd/etc/calico/confd/templates):
+//   [aggr] bird_aggr.cfg.template: a static blackhole per affine block ("route
+//          <cidr> blackhole", skipped when the block is a /32 — bird6: /128); and
+//          calico_aggr(): a confirmed block is exported, everything beneath it rejected.
+//   [ipam] bird_ipam.cfg.template, calico_export_to_bgp_peers(): reject anything
+//          inside a pool with disableBGPExport; apply_communities(); calico_aggr();
+//          accept static (service) routes; accept anything inside any other pool
+//          (disabled pools included: the template never looks at `disabled`, which
+//          only stops new allocations); reject the rest.
+//   [cfg]  bird.cfg.template, apply_communities(): for every prefixAdvertisement
+//          whose cidr contains the route (`net ~ cidr`, so the cidr itself and
+//          every more-specific), add its communities; the node's own
+//          (BGPConfiguration node.<name>) list replaces the global one.
+//
+// Differences from Calico, on purpose:
+// - Calico learns workload routes from the kernel (Felix writes them); skein
+//   reads WorkloadEndpoints directly (CONTRACT.md), so the device routes and the
+//   /32s of borrowed addresses come from ipNetworks.
+// - Calico blackholes every affine block whatever its state, and a pending
+//   block's blackhole then leaks out through the pool rule. skein announces and
+//   blackholes only confirmed, not-deleted affinities: a pending affinity is not
+//   yet ours and a pendingDeletion one is being handed back, and blackholing
+//   either could swallow traffic for addresses that live elsewhere. Addresses of
+//   local workloads inside such blocks are announced one by one (as borrowed).
+// - A confirmed block outside every IP pool passes Calico's calico_aggr; skein
+//   does not announce it (CONTRACT.md: nothing outside the pools is announced),
+//   but still blackholes it.
+// - Service ranges: the configured CIDRs are announced as Calico's static routes
+//   are; per-service /32 (/128) routes (externalTrafficPolicy: Local, single
+//   addresses in serviceExternalIPs / serviceLoadBalancerIPs, LB aggregation
+//   Disabled) need Kubernetes Service and EndpointSlice objects and are left out.
+//   Service routes are never blackholed in the kernel (Calico rejects them in
+//   calico_kernel_programming).
+import type { Model, WorkloadEndpoint } from '../../config/index.js';
+import { compareNets, netWithin, parseNet, type Family, type Net } from './ip.js';
+
+export type OriginKind = 'block' | 'borrowed' | 'service';
+
+export interface Origination {
+  /** the prefix text: the stable key */
+  key: string;
+  prefix: string;
+  family: Family;
+  kind: OriginKind;
+  /** RFC 1997 communities [asn, value], sorted */
+  communities: [number, number][];
+  /** RFC 8092 large communities [global admin, local 1, local 2], sorted */
+  largeCommunities: [number, number, number][];
+  /** what produced it ("BlockAffinity/node/cidr", "WorkloadEndpoint/ns/name", "BGPConfiguration/default serviceClusterIPs") */
+  sources: string[];
+}
+
+export interface Blackhole {
+  key: string;
+  prefix: string;
+  family: Family;
+}
+
+export interface DeviceRoute {
+  /** the destination prefix: the key */
+  key: string;
+  prefix: string;
+  family: Family;
+  interface: string;
+  scope: 'link';
+  /** the WorkloadEndpoint ("namespace/name") it routes to */
+  workload: string;
+}
+
+export interface Originations {
+  announce: Origination[];
+  blackholes: Blackhole[];
+  deviceRoutes: DeviceRoute[];
+}
+
+interface Pool {
+  net: Net;
+  exportable: boolean;
+}
+
+interface CommunityRule {
+  net: Net;
+  communities: string[];
+}
+
+const netCache = new Map<string, Net>();
+/** Parsing is the hot part on big models; the same texts recur across derivations. */
+function net(cidr: string): Net {
+  let n = netCache.get(cidr);
+  if (n === undefined) {
+    n = parseNet(cidr);
+    if (netCache.size > 200_000) netCache.clear();
+    netCache.set(cidr, n);
+  }
+  return n;
+}
+
+const KIND_RANK: Record<OriginKind, number> = { block: 0, borrowed: 1, service: 2 };
+
+export function deriveOriginations(model: Model, nodeName: string): Originations {
+  const pools: Pool[] = model.ipPools().map((p) => ({ net: net(p.spec.cidr), exportable: !p.spec.disableBGPExport }));
+  const inPool = (n: Net): boolean => pools.some((p) => netWithin(n, p.net));
+  // [ipam] reject_disabled_pools() runs before anything may accept.
+  const blocked = (n: Net): boolean => pools.some((p) => !p.exportable && netWithin(n, p.net));
+
+  const announce = new Map<string, Origination>();
+  const add = (prefix: string, n: Net, kind: OriginKind, source: string): void => {
+    const have = announce.get(prefix);
+    if (have !== undefined) {
+      // One announcement per prefix; the more specific reason names it.
+      if (KIND_RANK[kind] < KIND_RANK[have.kind]) have.kind = kind;
+      if (!have.sources.includes(source)) have.sources.push(source);
+      return;
+    }
+    announce.set(prefix, { key: prefix, prefix, family: n.family, kind, communities: [], largeCommunities: [], sources: [source] });
+  };
+
+  // Blocks affine to this node.
+  const blocks: Net[] = [];
+  const blackholes: Blackhole[] = [];
+  for (const a of model.blockAffinities(nodeName)) {
+    if (a.spec.state !== 'confirmed' || a.spec.deleted) continue;
+    const n = net(a.spec.cidr);
+    blocks.push(n);
+    // [aggr] no blackhole for a single-address block: it would swallow that one workload's traffic.
+    if (n.length !== (n.family === 4 ? 32 : 128)) blackholes.push({ key: a.spec.cidr, prefix: a.spec.cidr, family: n.family });
+    if (inPool(n) && !blocked(n)) add(a.spec.cidr, n, 'block', `BlockAffinity/${nodeName}/${a.spec.cidr}`);
+  }
+  const inOwnBlock = (n: Net): boolean => blocks.some((b) => netWithin(n, b));
+
+  // Local workloads: device routes, and borrowed addresses.
+  const deviceRoutes = new Map<string, DeviceRoute>();
+  for (const w of model.workloadEndpoints(nodeName)) {
+    const id = workloadId(w);
+    for (const prefix of w.spec.ipNetworks) {
+      const n = net(prefix);
+      // Two endpoints claiming one address (a VM mid-migration, stale data): the
+      // first by id keeps it, so the answer does not depend on arrival order.
+      if (!deviceRoutes.has(prefix) && w.spec.interfaceName !== '') {
+        deviceRoutes.set(prefix, { key: prefix, prefix, family: n.family, interface: w.spec.interfaceName, scope: 'link', workload: id });
+      }
+      // [aggr] calico_aggr rejects what lies under a confirmed block; [ipam] the
+      // pool rule accepts the rest (borrowed addresses, OpenStack VMs without IPAM).
+      if (inOwnBlock(n) || !inPool(n) || blocked(n)) continue;
+      add(prefix, n, 'borrowed', `WorkloadEndpoint/${id}`);
+    }
+  }
+
+  // Service ranges from the default BGPConfiguration (the node.* object does not carry them).
+  const spec = model.bgpConfiguration('default')?.spec;
+  if (spec !== undefined) {
+    const ranges: [string, { cidr: string }[]][] = [
+      ['serviceClusterIPs', spec.serviceClusterIPs],
+      ['serviceExternalIPs', spec.serviceExternalIPs],
+      ['serviceLoadBalancerIPs', spec.serviceLoadBalancerAggregation === 'Disabled' ? [] : spec.serviceLoadBalancerIPs],
+    ];
+    for (const [field, list] of ranges) {
+      for (const { cidr } of list) {
+        const n = net(cidr);
+        // A single address in the external/LB lists names one service: per-service, needs Kubernetes.
+        if (field !== 'serviceClusterIPs' && n.length === (n.family === 4 ? 32 : 128)) continue;
+        if (blocked(n)) continue;
+        add(cidr, n, 'service', `BGPConfiguration/default ${field}`);
+      }
+    }
+  }
+
+  // Communities ([cfg] apply_communities).
+  const rules = communityRules(model, nodeName);
+  for (const o of announce.values()) {
+    const n = net(o.prefix);
+    const std = new Set<string>();
+    const large = new Set<string>();
+    for (const r of rules) {
+      if (!netWithin(n, r.net)) continue;
+      for (const c of r.communities) (c.split(':').length === 2 ? std : large).add(c);
+    }
+    o.communities = [...std].map((c) => c.split(':').map(Number) as [number, number]).sort(compareTuples);
+    o.largeCommunities = [...large].map((c) => c.split(':').map(Number) as [number, number, number]).sort(compareTuples);
+    o.sources.sort();
+  }
+
+  return {
+    announce: [...announce.values()].sort(byPrefix),
+    blackholes: blackholes.sort(byPrefix),
+    deviceRoutes: [...deviceRoutes.values()].sort(byPrefix),
+  };
+}
+
+/**
+ * prefixAdvertisements in effect for this node: BGPConfiguration node.<name>'s
+ * list for a family when it has entries of that family, else the default's
+ * (Calico keeps one list per family, node before global). Community names were
+ * resolved to values by config/.
+ */
+function communityRules(model: Model, nodeName: string): CommunityRule[] {
+  const nodeList = model.bgpConfiguration(`node.${nodeName}`)?.spec.prefixAdvertisements ?? [];
+  const globalList = model.bgpConfiguration('default')?.spec.prefixAdvertisements ?? [];
+  const out: CommunityRule[] = [];
+  for (const family of [4, 6] as Family[]) {
+    const fam = (l: typeof nodeList): typeof nodeList => l.filter((x) => net(x.cidr).family === family);
+    const own = fam(nodeList);
+    for (const x of own.length > 0 ? own : fam(globalList)) out.push({ net: net(x.cidr), communities: x.communities });
+  }
+  return out;
+}
+
+const workloadId = (w: WorkloadEndpoint): string => `${w.metadata.namespace ?? ''}/${w.metadata.name}`;
+
+function compareTuples(a: number[], b: number[]): number {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return (a[i] as number) - (b[i] as number);
+  return 0;
+}
+
+function byPrefix(a: { prefix: string }, b: { prefix: string }): number {
+  return compareNets(net(a.prefix), net(b.prefix));
+}
