@@ -7,7 +7,7 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { isDeepStrictEqual } from 'node:util';
-import { formatIssue, loadResourcesText, Model, validateResource, type ChangeEvent, type Resource } from '../config/index.js';
+import { formatIssue, loadResourcesText, validateResource, type ChangeEvent, type Model, type Resource } from '../config/index.js';
 import {
   NodeController, applyDiff, deriveOriginations, deriveState, diffStates, isEmptyDiff, type ControllerDiff,
 } from '../src/controller/index.js';
