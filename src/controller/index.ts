@@ -128,6 +128,8 @@ export function applyDiff(state: ControllerState, d: ControllerDiff): Controller
   };
 }
 
+const none = <T>(): SetDiff<T> => ({ added: [], changed: [], removed: [] });
+
 /** Kinds whose changes can alter what `node` derives, given one change event. */
 function concerns(ev: ChangeEvent, node: string): boolean {
   switch (ev.kind) {
@@ -175,7 +177,7 @@ export class NodeController {
       else if (ev.resource !== undefined) this.model.set(ev.resource);
       relevant ||= concerns(ev, this.nodeName);
     }
-    if (!relevant) return diffStates(this.current, this.current);
+    if (!relevant) return { peers: none(), announce: none(), blackholes: none(), deviceRoutes: none() };
     return this.recompute();
   }
 

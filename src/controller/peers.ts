@@ -305,7 +305,10 @@ export function derivePeersIn(ctx: PeerContext, nodeName: string): DesiredPeer[]
       }
     }
   }
-  return out.sort(comparePeers);
+  // Sort on precomputed keys: building them inside the comparator dominated on a 5k-node mesh.
+  return out.map((p) => [p.family, addressKey(p.address), p] as const)
+    .sort((a, b) => a[0] - b[0] || (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0))
+    .map((x) => x[2]);
 }
 
 function meshPeer(ctx: PeerContext, me: NodeInfo, n: NodeInfo, f: Family, address: string): DesiredPeer {
