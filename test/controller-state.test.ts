@@ -123,6 +123,9 @@ t.test('originations: per-node prefixAdvertisements, LB aggregation off, no conf
   const bare = load(y('Node', 'n1', '{ bgp: { ipv4Address: 10.0.0.1/24 } }') + wep('n1', 'web', 'cali1', ['10.65.1.5/32']));
   const o = deriveOriginations(bare, 'n1');
   t.same([o.announce, o.blackholes, o.deviceRoutes.map((d) => d.prefix)], [[], [], ['10.65.1.5/32']], 'no pools: nothing announced, the device route stays');
+  // bird6_aggr.cfg.template skips the blackhole for a /128 block as bird_aggr does for /32; blocks outside pools are still blackholed.
+  const six = deriveOriginations(load(y('Node', 'n1', '{ bgp: { ipv6Address: "fd00::1/64" } }') + aff('n1', 'fd00:7::5/128', 'confirmed') + aff('n1', 'fd00:7::/122', 'confirmed')), 'n1');
+  t.same([six.blackholes.map((b) => b.prefix), six.announce], [['fd00:7::/122'], []]);
   t.end();
 });
 

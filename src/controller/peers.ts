@@ -27,6 +27,13 @@
 // 4. A peering to one of this node's own addresses is skipped ([template]
 //    "Skipping ourselves").
 //
+// 5. Every setting of a BGPPeer (password, sourceAddress, maxRestartTime,
+//    keepalive, ttlSecurity, next-hop mode, allowas-in, filters) applies to every
+//    peering it produces, selector and reverse ones included. Older confd
+//    (client.go setPeerConfigFieldsFromV3Resource) carried only password,
+//    sourceAddress and restart time onto selector/reverse peerings, and
+//    keepOriginalNextHop / numAllowedLocalASNumbers onto peerIP ones only.
+//
 // Not derived here: localWorkloadSelector peerings (Calico reads the workload
 // addresses from Felix's endpoint status files, which skein does not have).
 import {
