@@ -52,7 +52,7 @@ export function encodeHops(hops: readonly WireHop[]): EncodedHops {
     const tail = Buffer.alloc(size);
     let o = 0;
     if (h.gateway) o = putAttr(tail, o, RTA_GATEWAY, h.gateway);
-    if (h.ifindex) o = putU32Attr(tail, o, RTA_OIF, h.ifindex);
+    if (h.ifindex) putU32Attr(tail, o, RTA_OIF, h.ifindex);
     return { tail, rtmFlags: h.onlink ? RTNH_F_ONLINK : 0, scope };
   }
   let size = 4;
@@ -159,7 +159,7 @@ export function parseRoute(b: Buffer, msg: number, len: number): KernelRoute | u
   const scope = b[r + 6]!;
   const type = b[r + 7]!;
   const rtmFlags = b.readUInt32LE(r + 8);
-  let addr: Uint8Array = new Uint8Array(alen);
+  let addr: Uint8Array | undefined;
   let metric = 0;
   let gateway: Uint8Array | undefined;
   let oif = 0;
@@ -173,7 +173,7 @@ export function parseRoute(b: Buffer, msg: number, len: number): KernelRoute | u
     const plen = alenA - 4;
     switch (atype) {
       case RTA_DST:
-        if (plen === alen) addr = Uint8Array.prototype.slice.call(b, p, p + alen);
+        if (plen === alen) addr = bytes(b, p, alen);
         break;
       case RTA_TABLE:
         if (plen >= 4) table = b.readUInt32LE(p);
@@ -182,7 +182,7 @@ export function parseRoute(b: Buffer, msg: number, len: number): KernelRoute | u
         if (plen >= 4) metric = b.readUInt32LE(p);
         break;
       case RTA_GATEWAY:
-        if (plen === alen) gateway = Uint8Array.prototype.slice.call(b, p, p + alen);
+        if (plen === alen) gateway = bytes(b, p, alen);
         break;
       case RTA_OIF:
         if (plen >= 4) oif = b.readUInt32LE(p);
@@ -198,17 +198,24 @@ export function parseRoute(b: Buffer, msg: number, len: number): KernelRoute | u
       ? [hopOf(gateway, oif, rtmFlags, 1)]
       : [];
   }
-  return { family, addr, len: dstLen, table, metric, protocol, type, scope, hops };
+  return { family, addr: addr ?? new Uint8Array(alen), len: dstLen, table, metric, protocol, type, scope, hops };
 }
 
 function hopOf(gateway: Uint8Array | undefined, ifindex: number, flags: number, weight: number): KernelHop {
   return {
-    ...(gateway ? { gateway } : {}),
-    ...(ifindex ? { ifindex } : {}),
+    gateway,
+    ifindex,
     onlink: (flags & RTNH_F_ONLINK) !== 0,
     dead: (flags & (RTNH_F_DEAD | RTNH_F_LINKDOWN)) !== 0,
     weight,
   };
+}
+
+/** Copy `n` bytes out of a datagram (a plain Uint8Array: a Buffer slice would pin the whole datagram). */
+function bytes(b: Buffer, p: number, n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) out[i] = b[p + i]!;
+  return out;
 }
 
 function parseMultipath(b: Buffer, start: number, end: number, alen: number): KernelHop[] {
@@ -224,7 +231,7 @@ function parseMultipath(b: Buffer, start: number, end: number, alen: number): Ke
       const l = b.readUInt16LE(a);
       if (l < 4 || a + l > o + len) break;
       if ((b.readUInt16LE(a + 2) & 0x3fff) === RTA_GATEWAY && l - 4 === alen) {
-        gateway = Uint8Array.prototype.slice.call(b, a + 4, a + 4 + alen);
+        gateway = bytes(b, a + 4, alen);
       }
       a += align4(l);
     }
@@ -270,4 +277,60 @@ export function dumpRequest(type: number, family: number, seq: number, headerLen
   b.writeUInt32LE(seq >>> 0, 8);
   b[NLMSG_HDRLEN] = family;
   return b;
+}
+
+/** Where the interesting parts of a route message are, found without allocating (see scanRoute). */
+export interface RouteScan {
+  family: number;
+  dstLen: number;
+  table: number;
+  metric: number;
+  type: number;
+  rtmFlags: number;
+  /** byte offsets of the RTA_DST / RTA_GATEWAY payloads, 0 when absent */
+  dstOff: number;
+  gwOff: number;
+  oif: number;
+  multipath: boolean;
+}
+
+export const newRouteScan = (): RouteScan => ({ family: 0, dstLen: 0, table: 0, metric: 0, type: 0, rtmFlags: 0, dstOff: 0, gwOff: 0, oif: 0, multipath: false });
+
+/**
+ * Fill `s` from the route message at `msg` without allocating: a dump of a million routes that already match the
+ * desired state is checked in place, and only the others are parsed (parseRoute). False on a malformed message.
+ */
+export function scanRoute(b: Buffer, msg: number, len: number, s: RouteScan): boolean {
+  const r = msg + NLMSG_HDRLEN;
+  if (len < NLMSG_HDRLEN + RTMSG_LEN || msg + len > b.length) return false;
+  s.family = b[r]!;
+  const alen = s.family === AF_INET ? 4 : s.family === AF_INET6 ? 16 : 0;
+  if (alen === 0) return false;
+  s.dstLen = b[r + 1]!;
+  s.table = b[r + 4]!;
+  s.type = b[r + 7]!;
+  s.rtmFlags = b.readUInt32LE(r + 8);
+  s.metric = 0;
+  s.dstOff = 0;
+  s.gwOff = 0;
+  s.oif = 0;
+  s.multipath = false;
+  const end = msg + len;
+  for (let a = r + RTMSG_LEN; a + 4 <= end;) {
+    const l = b.readUInt16LE(a);
+    if (l < 4 || a + l > end) return false;
+    const t = b.readUInt16LE(a + 2) & 0x3fff;
+    if (t === RTA_DST) {
+      if (l - 4 !== alen) return false;
+      s.dstOff = a + 4;
+    } else if (t === RTA_GATEWAY) {
+      if (l - 4 !== alen) return false;
+      s.gwOff = a + 4;
+    } else if (t === RTA_OIF && l >= 8) s.oif = b.readUInt32LE(a + 4);
+    else if (t === RTA_TABLE && l >= 8) s.table = b.readUInt32LE(a + 4);
+    else if (t === RTA_PRIORITY && l >= 8) s.metric = b.readUInt32LE(a + 4);
+    else if (t === RTA_MULTIPATH) s.multipath = true;
+    a += align4(l);
+  }
+  return true;
 }

@@ -20,6 +20,8 @@
 // always reported per message with their sequence number (netlink_rcv_skb
 // acks every message that fails), so a batch costs one reply plus one per error.
 import { EventEmitter } from 'node:events';
+import { Worker } from 'node:worker_threads';
+import type { EventReaderConfig, EventReaderMessage } from './event-reader.js';
 import { endianness } from 'node:os';
 import type { RawNetlinkSocket, ErrnoException } from 'netlink';
 import {
@@ -28,9 +30,11 @@ import {
   RTM_NEWLINK, RTM_NEWROUTE, RTMSG_LEN, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE, RTNLGRP_LINK, RTN_BLACKHOLE,
   RTN_UNICAST, RTN_UNSPEC, RTPROT_SKEIN, RT_SCOPE_NOWHERE, RT_SCOPE_UNIVERSE, RT_TABLE_MAIN,
 } from './constants.js';
-import { parseLink, parseRoute, routeMessageSize, rtmProtocol, writeRouteMessage } from './codec.js';
+import {
+  type RouteScan, newRouteScan, parseLink, parseRoute, routeMessageSize, rtmProtocol, scanRoute, writeRouteMessage,
+} from './codec.js';
 import { BIG_READ, DumpError, describeErrno, dump, errnoCode, openSocket } from './kernel.js';
-import { FibInputError, SpecTable, encodeSpec, kernelRouteOf, specMatches, type Spec } from './targets.js';
+import { FibInputError, SpecTable, encodeSpec, fastMatch, kernelRouteOf, specMatches, type Spec } from './targets.js';
 import type {
   BatchReport, Family, FibStats, KernelHop, KernelRoute, Placement, Prefix, ProgrammerOptions, RouteFailure, RouteView, Target,
 } from './types.js';
@@ -79,14 +83,21 @@ interface Entry {
 
 /** A kernel route's content without its prefix: interned, so a million adopted routes share a few. */
 interface Shape {
-  readonly shape: string;
   readonly type: number;
   readonly scope: number;
   readonly hops: readonly KernelHop[];
 }
 
-const shapeKey = (k: KernelRoute): string =>
-  `${k.type}|${k.scope}|${k.hops.map((h) => `${h.gateway ? Buffer.from(h.gateway).toString('hex') : '-'},${h.ifindex ?? 0},${+h.onlink},${h.weight},${+h.dead}`).join(';')}`;
+const sameHop = (a: KernelHop, b: KernelHop): boolean => {
+  if (a.ifindex !== b.ifindex || a.onlink !== b.onlink || a.weight !== b.weight || a.dead !== b.dead) return false;
+  const x = a.gateway, y = b.gateway;
+  if (x === undefined || y === undefined) return x === y;
+  if (x.length !== y.length) return false;
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+  return true;
+};
+const sameShape = (s: Shape, k: KernelRoute): boolean =>
+  s.type === k.type && s.scope === k.scope && s.hops.length === k.hops.length && s.hops.every((h, i) => sameHop(h, k.hops[i]!));
 
 interface Batch {
   readonly firstSeq: number;
@@ -102,6 +113,7 @@ export interface ProgrammerEvents {
   batch: [BatchReport];
   failure: [RouteView];
   resync: [string];
+  overrun: [string];
   warning: [Error];
 }
 
@@ -140,7 +152,7 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
   readonly #tables = new Map<string, Table>();
   readonly #managed = new Set<number>();
   #cmd: RawNetlinkSocket | undefined;
-  #events: RawNetlinkSocket | undefined;
+  #events: Worker | undefined;
   #dumper: RawNetlinkSocket | undefined;
   #cmdPort = -1;
   #closed = false;
@@ -155,6 +167,17 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
   #clock = 0;
   #dumpGen = 0;
   #pumpScheduled = false;
+  /** own adds/deletes acknowledged vs their notifications seen by the event reader */
+  #selfExpected = 0;
+  #selfSeen = 0;
+  #paused = false;
+  #pausedSince = 0;
+  #pausedSeen = 0;
+  readonly #maxBacklog = 4000;
+  readonly #bulkThreshold: number;
+  #bulk = false;
+  #lastTable: Table | undefined;
+  #rejoining = false;
 
   readonly #failed = new Set<Entry>();
   #retryTimer: NodeJS.Timeout | undefined;
@@ -168,7 +191,7 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
 
   /** interfaces: index -> name/flags, name -> index; linkGen bumps on every change that matters */
   readonly #links = new Map<number, { name: string; flags: number }>();
-  readonly #shapes = new Map<string, Shape>();
+  readonly #shapes: Shape[] = [];
   #dumping = false;
   /** performance.now() when a deferred resync was first asked for */
   #resyncSince = 0;
@@ -189,6 +212,7 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
     this.#timeoutMs = checkInt('requestTimeoutMs', opts.requestTimeoutMs ?? 5000, 1, 3_600_000);
     this.#retryMin = checkInt('retryMinMs', opts.retryMinMs ?? 250, 1, 3_600_000);
     this.#retryMax = checkInt('retryMaxMs', opts.retryMaxMs ?? 30_000, this.#retryMin, 3_600_000);
+    this.#bulkThreshold = checkInt('bulkThreshold', opts.bulkThreshold ?? 20_000, 1, 1 << 30);
     this.#resyncDelay = checkInt('resyncDelayMs', opts.resyncDelayMs ?? 50, 0, 60_000);
     this.#resyncMaxDefer = checkInt('resyncMaxDeferMs', opts.resyncMaxDeferMs ?? 5000, 0, 600_000);
     this.#rcvbuf = checkInt('recvBufferSize', opts.recvBufferSize ?? 8 << 20, 65536, 1 << 30);
@@ -204,14 +228,44 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
   async start(): Promise<void> {
     if (this.#started) throw new Error('Programmer already started');
     this.#started = true;
-    this.#events = openSocket(this.#rcvbuf, 1 << 16, BIG_READ);
-    this.#events.on('message', (b) => this.#onEvents(b));
-    this.#events.on('error', (e) => this.#onSocketError('events', e));
-    for (const g of [RTNLGRP_LINK, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE]) this.#events.addMembership(g);
     this.#cmd = openSocket(this.#rcvbuf, 4 << 20, 16384);
     this.#cmdPort = this.#cmd.address().port;
     this.#cmd.on('message', (b) => this.#onReplies(b));
     this.#cmd.on('error', (e) => this.#onSocketError('requests', e));
+    // subscribe before the first dump, so nothing that happens after the dump starts is missed
+    const cfg: EventReaderConfig = {
+      recvBufferSize: this.#rcvbuf, protocol: this.protocol, skipPort: this.#cmdPort,
+      groups: [RTNLGRP_LINK, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE],
+      routeGroups: [RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE],
+    };
+    const worker = new Worker(new URL('./event-reader.js', import.meta.url), { workerData: cfg });
+    this.#events = worker;
+    await new Promise<void>((resolve, reject) => {
+      const onExit = (code: number): void => reject(new Error(`fib event reader exited (${code}) before it was ready`));
+      worker.once('error', reject);
+      worker.once('exit', onExit);
+      worker.on('message', (m: EventReaderMessage) => {
+        if (m.kind === 'joined') this.#onJoined();
+        else if (m.kind === 'ready') {
+          worker.off('error', reject);
+          worker.off('exit', onExit);
+          resolve();
+        } else if (m.kind === 'events') {
+          this.#selfSeen = m.selfSeen;
+          if (m.data) this.#onEvents(Buffer.from(m.data));
+          if (this.#paused) this.#schedulePump();
+        }
+        else if (m.code === 'ENOBUFS') this.#overrun('events');
+        else {
+          this.emit('warning', new Error(`netlink event socket: ${m.message}`));
+          this.#scheduleResync('event socket error');
+        }
+      });
+    });
+    worker.on('error', (err) => {
+      if (this.#closed) return;
+      this.emit('warning', new Error(`fib event reader failed: ${err.message}`, { cause: err }));
+    });
     this.#dumper = openSocket(this.#rcvbuf, 1 << 16, BIG_READ);
     this.#dumper.on('error', () => { /* reported through the dump promise */ });
     this.#dumper.unref();
@@ -219,11 +273,20 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
   }
 
   /** Close the sockets and stop timers. Routes stay in the kernel (a restart must not empty the table). */
-  close(): void {
+  async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     for (const t of [this.#retryTimer, this.#timeoutTimer, this.#resyncTimer]) if (t) clearTimeout(t);
-    for (const s of [this.#cmd, this.#events, this.#dumper]) {
+    const reader = this.#events;
+    if (reader) {
+      // the reader closes its socket and exits by itself; terminate() while the binding is in a callback aborts
+      const exited = new Promise<void>((resolve) => reader.once('exit', () => resolve()));
+      reader.postMessage('close');
+      const timer = setTimeout(() => void reader.terminate(), 2000);
+      await exited;
+      clearTimeout(timer);
+    }
+    for (const s of [this.#cmd, this.#dumper]) {
       try {
         s?.close();
       } catch {
@@ -389,6 +452,21 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
     return e;
   }
 
+  /** The existing entry a scanned kernel route belongs to, without creating anything. */
+  #entryForScan(b: Buffer, sc: RouteScan): Entry | undefined {
+    if (!this.#managed.has(sc.table)) return undefined;
+    const family: Family = sc.family === AF_INET ? 4 : 6;
+    let t = this.#lastTable;
+    if (t === undefined || t.family !== family || t.table !== sc.table || t.metric !== sc.metric) {
+      t = this.#tableFor(family, sc.table, sc.metric, false);
+      if (t === undefined) return undefined;
+      this.#lastTable = t;
+    }
+    if (family === 4) return t.entries.get((sc.dstOff ? b.readUInt32BE(sc.dstOff) : 0) * 64 + sc.dstLen);
+    if (!sc.dstOff) return t.entries.get('\0'.repeat(16) + String.fromCharCode(sc.dstLen));
+    return t.entries.get(b.toString('latin1', sc.dstOff, sc.dstOff + 16) + String.fromCharCode(sc.dstLen));
+  }
+
   #forget(e: Entry): void {
     // while a dump streams in, a forgotten entry could be re-created from an older part of the dump
     if (this.#dumping) return;
@@ -433,7 +511,35 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
   // ---------------------------------------------------------------- writing
 
   #pump(): void {
+    this.#paused = false;
+    if (!this.#bulk && this.#queue.length - this.#qhead >= this.#bulkThreshold && this.#events) {
+      // Bulk mode. Each write comes back as a notification that costs more to read (~4 us) than the write costs the
+      // kernel, and a burst overruns the event socket anyway, which then needs a dump. So stop listening to route
+      // notifications for the burst and dump once when it is done; link events still arrive. External changes made
+      // during the burst are seen (and repaired) by that dump.
+      this.#bulk = true;
+      this.#events.postMessage('leave');
+    }
     while (!this.#closed && this.#inflight.length < this.#maxInFlight && this.#qhead < this.#queue.length) {
+      // Flow control against our own notifications: every add and delete comes back to the event reader, whose
+      // socket overruns (and forces a full dump) if we write faster than it reads. Wait for it to catch up, but
+      // never longer than a moment (the count is a heuristic; the kernel may merge or skip notifications).
+      if (!this.#bulk && this.#selfExpected - this.#selfSeen > this.#maxBacklog) {
+        // wait while the reader makes progress (on a loaded machine its thread may wait for a core); if it has seen
+        // nothing new for a second, the count is off: go on
+        const now = performance.now();
+        if (this.#pausedSince === 0 || this.#pausedSeen !== this.#selfSeen) {
+          this.#pausedSince = now;
+          this.#pausedSeen = this.#selfSeen;
+        }
+        if (now - this.#pausedSince < 1000) {
+          this.#paused = true;
+          setTimeout(() => this.#schedulePump(), 5).unref();
+          break;
+        }
+        this.#selfExpected = this.#selfSeen; // waited long enough: resynchronise the heuristic
+      }
+      this.#pausedSince = 0;
       if (!this.#sendBatch()) break;
     }
     if (this.#qhead >= this.#queue.length) {
@@ -463,7 +569,7 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
         e.flags &= ~QUEUED;
         continue;
       }
-      let op = this.#opFor(e);
+      const op = this.#opFor(e);
       let spec: Spec | null = null;
       let size = 0;
       const t = e.tbl;
@@ -512,6 +618,7 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
         if (op === OP_ADD) this.#counters.add++;
         else this.#counters.replace++;
       }
+      if (op !== OP_REPLACE) this.#selfExpected++; // an add or delete that succeeds comes back as one notification
       e.sent = spec;
       if (spec) this.#specs.acquire(spec);
       ops[entries.length] = op;
@@ -576,6 +683,7 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
       const errno = batch.errors.get(i) ?? 0;
       const eventSeen = (e.flags & EVENT_SEEN) !== 0;
       e.flags &= ~EVENT_SEEN;
+      if (errno !== 0 && op !== OP_REPLACE) this.#selfExpected--; // counted when sent; a refused write notifies nobody
       if (errno === 0 || (op === OP_DELETE && errno === 3 /* ESRCH: already gone */)) {
         if (!eventSeen) {
           this.#setHave(e, op === OP_DELETE ? null : sent);
@@ -640,13 +748,21 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
   /** What to remember of an observed kernel route: the wanted Spec itself when they agree, else an interned shape. */
   #observed(e: Entry, k: KernelRoute): Spec | Shape {
     if (e.want && specMatches(e.want, k, this.#byName)) return e.want;
-    const key = shapeKey(k);
-    let sh = this.#shapes.get(key);
-    if (sh === undefined) {
-      if (this.#shapes.size >= 65536) this.#shapes.clear(); // only a dedupe cache: entries keep their shapes
-      sh = { shape: key, type: k.type, scope: k.scope, hops: k.hops };
-      this.#shapes.set(key, sh);
+    // a small most-recently-used list is enough to share shapes: routes come in runs of the same next hops
+    const recent = this.#shapes;
+    for (let i = 0; i < recent.length; i++) {
+      const sh = recent[i]!;
+      if (sameShape(sh, k)) {
+        if (i > 0) {
+          recent.splice(i, 1);
+          recent.unshift(sh);
+        }
+        return sh;
+      }
     }
+    const sh: Shape = { type: k.type, scope: k.scope, hops: k.hops };
+    recent.unshift(sh);
+    if (recent.length > 32) recent.pop();
     return sh;
   }
 
@@ -767,6 +883,7 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
 
   #overrun(which: string): void {
     this.#counters.overruns++;
+    this.emit('overrun', which);
     if (which === 'requests') {
       // replies were dropped: what happened to the in-flight batches is unknown
       for (const b of [...this.#inflight]) this.#abandonBatch(b, 'request socket overrun');
@@ -807,7 +924,7 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
       const why = [...new Set(this.#resyncReasons)].join(', ');
       this.#resyncReasons = [];
       this.#runResync(why).catch((err: unknown) => this.emit('warning', err instanceof Error ? err : new Error(String(err))));
-    }, this.#resyncDelay);
+    }, delay);
   }
 
   #runResync(reason: string): Promise<void> {
@@ -870,11 +987,19 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
         this.#linkGen++;
       }
       const gen = ++this.#dumpGen;
+      const sc = newRouteScan();
       const since = this.#clock; // an ACK or event newer than this knows better than the dump
       this.#dumping = true;
       for (const af of [AF_INET, AF_INET6]) {
         await dump(sock, RTM_GETROUTE, af, RTMSG_LEN, this.#nextSeq(), this.#timeoutMs * 4, (b, o, l) => {
           if (rtmProtocol(b, o) !== this.protocol) return;
+          // fast path: the route is exactly what is wanted (the common case after a bulk write)
+          const e0 = scanRoute(b, o, l, sc) ? this.#entryForScan(b, sc) : undefined;
+          if (e0 && e0.want && fastMatch(e0.want, b, sc, this.#byName)) {
+            e0.seen = gen;
+            if (e0.stamp <= since && !(e0.flags & INFLIGHT)) e0.have = e0.want;
+            return;
+          }
           const k = parseRoute(b, o, l);
           if (k === undefined || !this.#managed.has(k.table)) return;
           const e = this.#entryForKernel(k, true)!;
@@ -911,12 +1036,29 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
 
   // ---------------------------------------------------------------- idle tracking
 
+  #writesIdle(): boolean {
+    return this.#qhead >= this.#queue.length && this.#inflight.length === 0;
+  }
+
   #idle(): boolean {
-    return this.#closed || (this.#qhead >= this.#queue.length && this.#inflight.length === 0 && !this.#resyncing && !this.#resyncTimer);
+    return this.#closed || (this.#writesIdle() && !this.#bulk && !this.#resyncing && !this.#resyncTimer);
   }
 
   #checkIdle(): void {
+    if (this.#bulk && !this.#rejoining && this.#writesIdle() && this.#events) {
+      // the burst is written: listen again, then dump (in #onJoined) so nothing in between is missed
+      this.#rejoining = true;
+      this.#events.postMessage('join');
+    }
     if (this.#waiters.length > 0 && this.#idle()) this.#wake();
+  }
+
+  #onJoined(): void {
+    if (!this.#rejoining) return;
+    this.#rejoining = false;
+    this.#bulk = false;
+    this.#selfExpected = this.#selfSeen;
+    this.#runResync('after a bulk write').catch((err: unknown) => this.emit('warning', err instanceof Error ? err : new Error(String(err))));
   }
 
   #wake(): void {

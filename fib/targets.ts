@@ -1,8 +1,8 @@
 // Next-hop sets ("targets"), validated and interned: a million prefixes over a
 // handful of next-hop sets share a handful of Spec objects, and each Spec
 // caches its encoded netlink attributes for the current interface table.
-import { type EncodedHops, type WireHop, encodeHops } from './codec.js';
-import { RTN_BLACKHOLE, RTN_UNICAST } from './constants.js';
+import { type EncodedHops, type RouteScan, type WireHop, encodeHops } from './codec.js';
+import { RTNH_F_ONLINK, RTN_BLACKHOLE, RTN_UNICAST } from './constants.js';
 import type { Family, KernelRoute, NextHop, Target } from './types.js';
 
 export class FibInputError extends Error {
@@ -151,6 +151,13 @@ const sameBytes = (a: Uint8Array | undefined, b: Uint8Array | undefined): boolea
 export function specMatches(spec: Spec, k: Pick<KernelRoute, 'type' | 'hops'>, byName: ReadonlyMap<string, number>): boolean {
   if (spec.blackhole) return k.type === RTN_BLACKHOLE;
   if (k.type !== RTN_UNICAST || k.hops.length !== spec.hops.length) return false;
+  if (spec.hops.length === 1) {
+    // the common case: no bookkeeping of which kernel hop is taken
+    const h = spec.hops[0]!, kh = k.hops[0]!;
+    const idx = hopIfindex(h, byName);
+    if (h.dev !== undefined && idx === 0) return false;
+    return sameBytes(h.gateway, kh.gateway) && (idx === 0 || kh.ifindex === idx) && h.onlink === kh.onlink;
+  }
   const used = new Array<boolean>(k.hops.length).fill(false);
   for (const h of spec.hops) {
     const idx = hopIfindex(h, byName);
@@ -182,7 +189,23 @@ export function kernelRouteOf(
     scope: enc?.scope ?? 0,
     hops: spec.hops.map((h) => {
       const ifindex = hopIfindex(h, byName);
-      return { ...(h.gateway ? { gateway: h.gateway } : {}), ...(ifindex ? { ifindex } : {}), onlink: h.onlink, weight: h.weight, dead: false };
+      return { gateway: h.gateway, ifindex, onlink: h.onlink, weight: h.weight, dead: false };
     }),
   };
+}
+
+/** specMatches for a scanned (not parsed) kernel route; false means "parse it and look properly". */
+export function fastMatch(spec: Spec, b: Buffer, sc: RouteScan, byName: ReadonlyMap<string, number>): boolean {
+  if (spec.blackhole) return sc.type === RTN_BLACKHOLE;
+  if (sc.type !== RTN_UNICAST || sc.multipath || spec.hops.length !== 1) return false;
+  const h = spec.hops[0]!;
+  const idx = hopIfindex(h, byName);
+  if (h.dev !== undefined && idx === 0) return false;
+  if (idx !== 0 && sc.oif !== idx) return false;
+  if (h.onlink !== ((sc.rtmFlags & RTNH_F_ONLINK) !== 0)) return false;
+  const gw = h.gateway;
+  if (gw === undefined) return sc.gwOff === 0;
+  if (sc.gwOff === 0) return false;
+  for (let i = 0; i < gw.length; i++) if (b[sc.gwOff + i] !== gw[i]) return false;
+  return true;
 }

@@ -63,6 +63,11 @@ export interface ProgrammerOptions {
   /** Back-off for routes the kernel refused: first retry after retryMinMs, doubling up to retryMaxMs. */
   readonly retryMinMs?: number;
   readonly retryMaxMs?: number;
+  /**
+   * When at least this many changes are queued, route notifications are switched off until they are written and
+   * one dump follows (reading a notification per own write costs more than the write). Default 20000.
+   */
+  readonly bulkThreshold?: number;
   /** How long kernel route/link events are gathered before a resync dump runs (default 50 ms). */
   readonly resyncDelayMs?: number;
   /** A resync waits while a burst of writes is going out, but no longer than this (default 5000 ms). */
@@ -86,8 +91,9 @@ export interface RouteFailure {
 
 /** One next hop as the kernel reports it. */
 export interface KernelHop {
-  readonly gateway?: Uint8Array;
-  readonly ifindex?: number;
+  readonly gateway: Uint8Array | undefined;
+  /** 0 when the kernel reports none */
+  readonly ifindex: number;
   readonly onlink: boolean;
   readonly weight: number;
   /** RTNH_F_DEAD / RTNH_F_LINKDOWN set by the kernel */

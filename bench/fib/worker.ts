@@ -40,6 +40,7 @@ async function main(): Promise<void> {
   const t00 = performance.now();
   if (process.env.FIB_DEBUG) {
     fib.on('resync', (why) => process.stderr.write(`${((performance.now() - t00) / 1000).toFixed(3)} resync: ${why}\n`));
+    fib.on('overrun', (w) => process.stderr.write(`${((performance.now() - t00) / 1000).toFixed(3)} overrun ${w} ${JSON.stringify(fib.stats().pending)}\n`));
     fib.on('warning', (w) => process.stderr.write(`${((performance.now() - t00) / 1000).toFixed(3)} warning: ${w.message}\n`));
   }
   await fib.start();
@@ -63,7 +64,7 @@ async function main(): Promise<void> {
     cycles.push({ addS, delS, installed: s1.installed, inSync: s1.inSync, left: s2.installed, errors: s2.errors, resyncs: s2.resyncs,
       overruns: s2.overruns, rssAfterAddMiB: rssAfterAdd / 2 ** 20, rssAfterDelMiB: process.memoryUsage().rss / 2 ** 20 });
   }
-  fib.close();
+  await fib.close();
   process.stdout.write(`${JSON.stringify({ n: a.n, family: a.family, cycles })}\n`);
 }
 
