@@ -18,7 +18,7 @@ function parseArgs(argv: readonly string[]): Args {
 function targets(family: 4 | 6, dev: string): Target[] {
   const gws = family === 4
     ? [[10, 77, 0, 1], [10, 77, 0, 11], [10, 77, 0, 12], [10, 77, 0, 13]]
-    : [1, 0x11, 0x12, 0x13].map((x) => [0xfd, 0, 0, 0x77, ...new Array<number>(11).fill(0), x]);
+    : [1, 0x11, 0x12, 0x13].map((x) => [0xfd, 0, 0, 0, 0, 0, 0, 0x77, ...new Array<number>(7).fill(0), x]); // fd00:0:0:77::x
   return gws.map((g) => ({ hops: [{ gateway: Uint8Array.from(g), dev }] }));
 }
 
@@ -27,7 +27,7 @@ function dst(family: 4 | 6, i: number, out: Uint8Array): Uint8Array {
     const n = (0x0a800000 + i) >>> 0; // 10.128.0.0 upwards
     out[0] = n >>> 24; out[1] = (n >>> 16) & 255; out[2] = (n >>> 8) & 255; out[3] = n & 255;
   } else {
-    // fd00:128::/64 + i in the last 32 bits
+    // fd00:128::<i> (i in the last 32 bits), as bench/fib.ts writes them for ip -batch
     out.set([0xfd, 0, 0x01, 0x28]);
     out[12] = i >>> 24; out[13] = (i >>> 16) & 255; out[14] = (i >>> 8) & 255; out[15] = i & 255;
   }
