@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Lab, nsExec } from '../test/helpers/netns.js';
 
-interface Cycle { addS: number; delS: number; installed: number; inSync: number; left: number; errors: number; resyncs: number; overruns: number; rssAfterAddMiB: number; rssAfterDelMiB: number }
+interface Cycle { heapAfterDelMiB: number; setS: number; addAckS: number; addS: number; delAckS: number; delS: number; installed: number; inSync: number; left: number; errors: number; resyncs: number; overruns: number; rssAfterAddMiB: number; rssAfterDelMiB: number }
 
 const WORKER = fileURLToPath(new URL('./fib/worker.js', import.meta.url));
 const GW4 = ['10.77.0.1', '10.77.0.11', '10.77.0.12', '10.77.0.13'];
@@ -68,20 +68,23 @@ function runCase(family: 4 | 6, n: number, cycles: number, tmp: string): void {
     if (ipCount !== n || ipLeft !== 0) throw new Error(`ip -batch installed ${ipCount}, left ${ipLeft}`);
 
     // fib/ in the same namespace
-    const out = execFileSync('ip', ['netns', 'exec', ns, process.execPath, WORKER, '--n', String(n), '--family', String(family),
+    const out = execFileSync('ip', ['netns', 'exec', ns, process.execPath, '--expose-gc', WORKER, '--n', String(n), '--family', String(family),
       '--cycles', String(cycles), '--dev', 'veth0'], { encoding: 'utf8', maxBuffer: 1 << 20, timeout: 1_800_000 });
     const res = JSON.parse(out.trim().split('\n').pop()!) as { cycles: Cycle[] };
     const label = `IPv${family} ${n >= 1e6 ? `${n / 1e6}M` : `${n / 1e3}k`}`;
     console.log(`\n${label}: ip -batch add ${ipAdd.toFixed(2)} s (${rate(n, ipAdd)}), delete ${ipDel.toFixed(2)} s (${rate(n, ipDel)})`);
     res.cycles.forEach((c, i) => {
       const bad = c.installed !== n || c.inSync !== n || c.left !== 0 || c.errors !== 0 ? '  INCONSISTENT' : '';
-      console.log(`${label}: fib/ cycle ${i + 1}: add ${c.addS.toFixed(2)} s (${rate(n, c.addS)}), delete ${c.delS.toFixed(2)} s (${rate(n, c.delS)}); ` +
-        `RSS ${c.rssAfterAddMiB.toFixed(0)} MiB after add, ${c.rssAfterDelMiB.toFixed(0)} MiB after delete; resyncs ${c.resyncs}, overruns ${c.overruns}${bad}`);
+      console.log(`${label}: fib/ cycle ${i + 1}: add ${c.addAckS.toFixed(2)} s to the last ACK (${rate(n, c.addAckS)}; set() calls ${c.setS.toFixed(2)} s), ` +
+        `${c.addS.toFixed(2)} s settled incl. verification dump (${rate(n, c.addS)}); ` +
+        `delete ${c.delAckS.toFixed(2)} s to the last ACK (${rate(n, c.delAckS)}), ${c.delS.toFixed(2)} s settled (${rate(n, c.delS)}); ` +
+        `RSS ${c.rssAfterAddMiB.toFixed(0)} MiB after add, ${c.rssAfterDelMiB.toFixed(0)} MiB after delete (JS heap after GC ${c.heapAfterDelMiB.toFixed(0)} MiB); resyncs ${c.resyncs}, overruns ${c.overruns}${bad}`);
     });
-    const best = (k: 'addS' | 'delS'): number => Math.min(...res.cycles.map((c) => c[k]));
-    const med = (k: 'addS' | 'delS'): number => res.cycles.map((c) => c[k]).sort((a, b) => a - b)[Math.floor(res.cycles.length / 2)]!;
-    console.log(`${label}: SUMMARY add fib/ ${rate(n, med('addS'))} median, ${rate(n, best('addS'))} best vs ip -batch ${rate(n, ipAdd)} | ` +
-      `delete fib/ ${rate(n, med('delS'))} median, ${rate(n, best('delS'))} best vs ip -batch ${rate(n, ipDel)}`);
+    const med = (k: 'addAckS' | 'addS' | 'delAckS' | 'delS'): number =>
+      res.cycles.map((c) => c[k]).sort((a, b) => a - b)[Math.floor(res.cycles.length / 2)]!;
+    console.log(`${label}: SUMMARY (medians) add fib/ ${rate(n, med('addAckS'))} acked, ${rate(n, med('addS'))} settled vs ip -batch ${rate(n, ipAdd)} | ` +
+      `delete fib/ ${rate(n, med('delAckS'))} acked, ${rate(n, med('delS'))} settled vs ip -batch ${rate(n, ipDel)} | ` +
+      `after each cycle: RSS ${res.cycles.map((c) => c.rssAfterDelMiB.toFixed(0)).join(' / ')} MiB, heap after GC ${res.cycles.map((c) => c.heapAfterDelMiB.toFixed(0)).join(' / ')} MiB`);
   } finally {
     lab.destroy();
   }

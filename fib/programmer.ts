@@ -22,6 +22,7 @@
 import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import type { EventReaderConfig, EventReaderMessage } from './event-reader.js';
+import { V4Index } from './v4index.js';
 import { endianness } from 'node:os';
 import type { RawNetlinkSocket, ErrnoException } from 'netlink';
 import {
@@ -58,7 +59,10 @@ interface Table {
   readonly family: Family;
   readonly table: number;
   readonly metric: number;
-  readonly entries: Map<number | string, Entry>;
+  /** IPv4 entries by (address, length) */
+  readonly v4: V4Index<Entry>;
+  /** IPv6 entries by v6Key */
+  readonly v6: Map<string, Entry>;
 }
 
 interface Entry {
@@ -199,6 +203,7 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
   #linkGen = 0;
 
   #waiters: (() => void)[] = [];
+  #writeWaiters: (() => void)[] = [];
   readonly #counters = { add: 0, replace: 0, delete: 0, errors: 0, resyncs: 0, overruns: 0, repairs: 0 };
 
   constructor(opts: ProgrammerOptions = {}) {
@@ -337,12 +342,20 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
    */
   async markSynced(): Promise<void> {
     this.#synced = true;
-    for (const t of this.#tables.values()) for (const e of t.entries.values()) if (!e.want && e.have) this.#enqueue(e);
+    for (const t of this.#tables.values()) for (const e of entriesOf(t)) if (!e.want && e.have) this.#enqueue(e);
     await this.flush();
   }
 
-  /** Resolves once nothing is queued, in flight, or being dumped (failed routes waiting to retry don't count). */
-  flush(): Promise<void> {
+  /**
+   * Resolves once nothing is queued, in flight, or being dumped (failed routes waiting to retry don't count).
+   * With 'writes' it resolves as soon as every queued change has been answered by the kernel, without waiting for
+   * the verification dump that follows a bulk write.
+   */
+  flush(what: 'all' | 'writes' = 'all'): Promise<void> {
+    if (what === 'writes') {
+      if (this.#closed || this.#writesIdle()) return Promise.resolve();
+      return new Promise((resolve) => this.#writeWaiters.push(resolve));
+    }
     if (this.#idle()) return Promise.resolve();
     return new Promise((resolve) => this.#waiters.push(resolve));
   }
@@ -353,7 +366,7 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
     let desired = 0, installed = 0, inSync = 0, stale = 0, pending = 0;
     const failures: Record<string, number> = {};
     for (const t of this.#tables.values()) {
-      for (const e of t.entries.values()) {
+      for (const e of entriesOf(t)) {
         if (e.want) desired++;
         if (e.have) installed++;
         if (e.want && this.#matches(e)) inSync++;
@@ -378,7 +391,7 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
 
   /** Every prefix fib/ knows of (desired, adopted or failing). */
   *routes(): IterableIterator<RouteView> {
-    for (const t of this.#tables.values()) for (const e of t.entries.values()) yield this.#view(e);
+    for (const t of this.#tables.values()) for (const e of entriesOf(t)) yield this.#view(e);
   }
 
   /** Prefixes whose last attempt failed. */
@@ -397,7 +410,7 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
     const key = `${family}:${table}:${metric}`;
     let t = this.#tables.get(key);
     if (t === undefined && create) {
-      t = { family, table, metric, entries: new Map() };
+      t = { family, table, metric, v4: new V4Index(), v6: new Map() };
       this.#tables.set(key, t);
       this.#managed.add(table);
     }
@@ -418,20 +431,19 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
     if (t === undefined) return undefined;
     if (family === 4) {
       const n = v4Number(addr, len);
-      const key = n * 64 + len;
-      let e = t.entries.get(key);
+      let e = t.v4.get(n, len);
       if (e === undefined && create) {
         e = newEntry(t, n, undefined, len);
-        t.entries.set(key, e);
+        t.v4.set(n, len, e);
       }
       return e;
     }
     const a = v6Masked(addr, len);
     const key = v6Key(a, len);
-    let e = t.entries.get(key);
+    let e = t.v6.get(key);
     if (e === undefined && create) {
       e = newEntry(t, 0, a, len);
-      t.entries.set(key, e);
+      t.v6.set(key, e);
     }
     return e;
   }
@@ -441,14 +453,13 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
     if (t === undefined) return undefined;
     if (k.family === 4) {
       const n = v4Number(k.addr, k.len);
-      const key = n * 64 + k.len;
-      let e = t.entries.get(key);
-      if (e === undefined && create) t.entries.set(key, (e = newEntry(t, n, undefined, k.len)));
+      let e = t.v4.get(n, k.len);
+      if (e === undefined && create) t.v4.set(n, k.len, (e = newEntry(t, n, undefined, k.len)));
       return e;
     }
     const key = v6Key(k.addr, k.len);
-    let e = t.entries.get(key);
-    if (e === undefined && create) t.entries.set(key, (e = newEntry(t, 0, Uint8Array.from(k.addr), k.len)));
+    let e = t.v6.get(key);
+    if (e === undefined && create) t.v6.set(key, (e = newEntry(t, 0, Uint8Array.from(k.addr), k.len)));
     return e;
   }
 
@@ -462,9 +473,9 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
       if (t === undefined) return undefined;
       this.#lastTable = t;
     }
-    if (family === 4) return t.entries.get((sc.dstOff ? b.readUInt32BE(sc.dstOff) : 0) * 64 + sc.dstLen);
-    if (!sc.dstOff) return t.entries.get('\0'.repeat(16) + String.fromCharCode(sc.dstLen));
-    return t.entries.get(b.toString('latin1', sc.dstOff, sc.dstOff + 16) + String.fromCharCode(sc.dstLen));
+    if (family === 4) return t.v4.get(sc.dstOff ? b.readUInt32BE(sc.dstOff) : 0, sc.dstLen);
+    if (!sc.dstOff) return t.v6.get('\0'.repeat(16) + String.fromCharCode(sc.dstLen));
+    return t.v6.get(b.toString('latin1', sc.dstOff, sc.dstOff + 16) + String.fromCharCode(sc.dstLen));
   }
 
   #forget(e: Entry): void {
@@ -472,7 +483,8 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
     if (this.#dumping) return;
     if (e.want || e.have || e.flags & (QUEUED | INFLIGHT) || e.fail) return;
     const t = e.tbl;
-    t.entries.delete(t.family === 4 ? e.v4 * 64 + e.len : v6Key(e.v6!, e.len));
+    if (t.family === 4) t.v4.delete(e.v4, e.len);
+    else t.v6.delete(v6Key(e.v6!, e.len));
   }
 
   #matches(e: Entry): boolean {
@@ -1010,7 +1022,7 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
       this.#dumping = false;
       // reconcile: what the dump lacks is gone; whatever differs from the desired state is queued
       for (const t of this.#tables.values()) {
-        for (const e of t.entries.values()) {
+        for (const e of entriesOf(t)) {
           if (e.seen !== gen && e.stamp <= since && !(e.flags & INFLIGHT)) e.have = null;
           if (e.flags & INFLIGHT) continue;
           if (this.#opFor(e) !== OP_NONE) {
@@ -1050,6 +1062,11 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
       this.#rejoining = true;
       this.#events.postMessage('join');
     }
+    if (this.#writeWaiters.length > 0 && (this.#closed || this.#writesIdle())) {
+      const w = this.#writeWaiters;
+      this.#writeWaiters = [];
+      for (const f of w) f();
+    }
     if (this.#waiters.length > 0 && this.#idle()) this.#wake();
   }
 
@@ -1062,8 +1079,9 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
   }
 
   #wake(): void {
-    const w = this.#waiters;
+    const w = [...this.#waiters, ...this.#writeWaiters];
     this.#waiters = [];
+    this.#writeWaiters = [];
     for (const f of w) f();
   }
 
@@ -1088,6 +1106,10 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
       failure: e.fail,
     };
   }
+}
+
+function entriesOf(t: Table): IterableIterator<Entry> {
+  return t.family === 4 ? t.v4.values() : t.v6.values();
 }
 
 function newEntry(tbl: Table, v4: number, v6: Uint8Array | undefined, len: number): Entry {
