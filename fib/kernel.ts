@@ -57,11 +57,13 @@ export function dump(
       clearTimeout(timer);
       sock.off('message', onData);
       sock.off('error', onError);
+      sock.off('close', onClose);
       if (err) reject(err);
       else if (interrupted) reject(new DumpError('dump interrupted by concurrent changes', 'EINTR'));
       else resolve();
     };
     const onError = (e: ErrnoException): void => finish(new DumpError(`dump failed: ${e.message}`, e.code ?? 'EIO'));
+    const onClose = (): void => finish(new DumpError('socket closed during the dump', 'ECANCELED'));
     const onData = (b: Buffer): void => {
       try {
         for (let o = 0; o + NLMSG_HDRLEN <= b.length;) {
@@ -89,6 +91,7 @@ export function dump(
     const timer = setTimeout(() => finish(new DumpError(`dump timed out after ${timeoutMs} ms`, 'ETIMEDOUT')), timeoutMs);
     sock.on('message', onData);
     sock.on('error', onError);
+    sock.on('close', onClose);
     sock.send(dumpRequest(type, family, seq, headerLen), undefined, (err) => {
       if (err) finish(new DumpError(`dump request not sent: ${err.message}`, err.code ?? 'EIO'));
     });

@@ -233,6 +233,15 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
   async start(): Promise<void> {
     if (this.#started) throw new Error('Programmer already started');
     this.#started = true;
+    try {
+      await this.#open();
+    } catch (err) {
+      await this.close();
+      throw err;
+    }
+  }
+
+  async #open(): Promise<void> {
     this.#cmd = openSocket(this.#rcvbuf, 4 << 20, 16384);
     this.#cmdPort = this.#cmd.address().port;
     this.#cmd.on('message', (b) => this.#onReplies(b));
