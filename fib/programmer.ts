@@ -715,8 +715,9 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
         this.#counters.errors++;
         const d = describeErrno(errno);
         if (errno === 17 /* EEXIST */) {
-          // something holds the prefix: another protocol's route (left alone), or one of ours we did not know of
-          needResync = true;
+          // something holds the prefix: another protocol's route (left alone), or one of ours we did not know of;
+          // one dump tells which (not one per retry: a foreign route may hold the prefix for a long time)
+          if ((e.fail?.attempts ?? 0) === 0) needResync = true;
           this.#recordFailure(e, d.code, 'a route of another protocol (or an unknown one) holds this prefix', undefined);
         } else {
           this.#recordFailure(e, d.code, d.message, undefined);

@@ -114,6 +114,12 @@ t.test('every route shape lands in the kernel as intended (v4 and v6)', async (t
   t.notOk(byDst(routes(ns, 4, 'proto', PROTO)).has('10.10.0.0/24'), 'IPv4 route deleted');
   t.notOk(byDst(routes(ns, 6, 'proto', PROTO)).has('fd10:1::/64'), 'IPv6 multipath route deleted');
   t.same(routes(ns, 4, 'table', '100'), [], 'route in table 100 deleted');
+  // every route message sent was reported in a batch report, none failed, latencies are well-formed
+  const sent = await agent.call<{ sent: { add: number; replace: number; delete: number } }>('stats');
+  const batches = await agent.call<{ count: number; routes: number; failed: number; inconsistent: number }>('batches');
+  t.equal(batches.routes, sent.sent.add + sent.sent.replace + sent.sent.delete, 'batch reports cover every route message');
+  t.match(batches, { failed: 0, inconsistent: 0 }, 'no failures; queue-to-ACK latency never below kernel time');
+  t.ok(batches.count >= 2, 'at least one batch per flush');
   await agent.call('close');
 });
 

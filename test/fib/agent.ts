@@ -11,6 +11,8 @@ export interface RouteSpec { prefix: string; hops?: HopSpec[]; blackhole?: boole
 export interface RangeSpec { base: string; count: number; hops: HopSpec[] }
 
 let fib: Programmer | undefined;
+/** totals of the Programmer's per-batch reports (what src/ turns into a latency histogram) */
+const batches = { count: 0, routes: 0, failed: 0, maxLatency: 0, inconsistent: 0 };
 const out = (o: unknown): void => {
   process.stdout.write(`${JSON.stringify(o)}\n`);
 };
@@ -51,6 +53,13 @@ async function handle(cmd: Record<string, unknown>): Promise<unknown> {
       fib = new Programmer((cmd.opts ?? {}) as ConstructorParameters<typeof Programmer>[0]);
       fib.on('failure', (v) => out({ event: 'failure', view: view(v) }));
       fib.on('resync', (reason) => out({ event: 'resync', reason }));
+      fib.on('batch', (b) => {
+        batches.count++;
+        batches.routes += b.routes;
+        batches.failed += b.failed;
+        batches.maxLatency = Math.max(batches.maxLatency, b.latencySeconds);
+        if (b.latencySeconds < b.kernelSeconds || b.kernelSeconds < 0) batches.inconsistent++;
+      });
       fib.on('warning', (w) => out({ event: 'warning', message: w.message }));
       await fib.start();
       return fib.stats();
@@ -95,6 +104,8 @@ async function handle(cmd: Record<string, unknown>): Promise<unknown> {
       return need().stats();
     case 'stats':
       return need().stats();
+    case 'batches':
+      return batches;
     case 'lookup': {
       const r = cmd.route as { prefix: string; table?: number; metric?: number };
       const p = parsePrefix(r.prefix);
