@@ -1035,6 +1035,9 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
         for (const e of entriesOf(t)) {
           if (e.seen !== gen && e.stamp <= since && !(e.flags & INFLIGHT)) e.have = null;
           if (e.flags & INFLIGHT) continue;
+          const w = e.want;
+          // in sync (most of a big table): skip the general comparison
+          if (w !== null && e.have === w && !e.fail && w.encGen === this.#linkGen && (w.blackhole || w.enc !== undefined)) continue;
           if (this.#opFor(e) !== OP_NONE) {
             if (e.fail) continue; // retried on its own schedule (or now, after a link change)
             if (e.want && e.flags & WANTED && e.have === null && reason !== 'start') this.#counters.repairs++;
