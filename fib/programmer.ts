@@ -126,16 +126,18 @@ const v4Number = (a: Uint8Array, len: number): number => {
   return len === 0 ? 0 : (n & (0xffffffff << (32 - len))) >>> 0;
 };
 const v4Bytes = (n: number): Uint8Array => Uint8Array.of(n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255);
-const v6Masked = (a: Uint8Array, len: number): Uint8Array => {
-  const out = Uint8Array.from(a.subarray(0, 16));
+/** Mask `a` to `len` bits into `out` (16 bytes). */
+const v6MaskInto = (a: Uint8Array, len: number, out: Uint8Array): Uint8Array => {
   for (let i = 0; i < 16; i++) {
     const bits = len - i * 8;
-    if (bits <= 0) out[i] = 0;
-    else if (bits < 8) out[i]! &= (0xff << (8 - bits)) & 0xff;
+    out[i] = bits >= 8 ? a[i]! : bits <= 0 ? 0 : a[i]! & (0xff << (8 - bits)) & 0xff;
   }
   return out;
 };
-const v6Key = (a: Uint8Array, len: number): string => Buffer.from(a.buffer, a.byteOffset, 16).toString('latin1') + String.fromCharCode(len);
+const v6Scratch = new Uint8Array(16);
+/** Map key of an IPv6 prefix: 16 address bytes and the length as char codes (as latin1 text of the bytes would be). */
+const v6Key = (a: Uint8Array, len: number): string => String.fromCharCode(
+  a[0]!, a[1]!, a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, a[9]!, a[10]!, a[11]!, a[12]!, a[13]!, a[14]!, a[15]!, len);
 
 const isSpec = (h: Spec | Shape | null): h is Spec => h !== null && 'key' in h;
 
@@ -447,11 +449,11 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
       }
       return e;
     }
-    const a = v6Masked(addr, len);
+    const a = v6MaskInto(addr, len, v6Scratch);
     const key = v6Key(a, len);
     let e = t.v6.get(key);
     if (e === undefined && create) {
-      e = newEntry(t, 0, a, len);
+      e = newEntry(t, 0, Uint8Array.from(a), len);
       t.v6.set(key, e);
     }
     return e;

@@ -5,6 +5,7 @@ import fc from 'fast-check';
 import { encodeHops, parseRoute, routeMessageSize, scanRoute, newRouteScan, writeRouteMessage } from '../fib/codec.js';
 import { formatAddress } from '../fib/format.js';
 import { parseAddress } from './fib/addr.js';
+import { V4Index } from '../fib/v4index.js';
 
 t.test('a route message decodes to what was encoded', (t) => {
   const hop = (alen: number) => fc.record({
@@ -76,5 +77,39 @@ t.test('address text for views (RFC 5952)', (t) => {
   for (const s of ['10.1.2.3', '::', '::1', 'fd00::2', '2001:db8:0:1:1:1:1:1', '2001:db8::1:0:0:1', 'fe80::1:2']) {
     t.equal(formatAddress(parseAddress(s)), s, s);
   }
+  t.end();
+});
+
+t.test('V4Index behaves like a Map under any mix of set/delete/iterate (with growth and shrinking)', (t) => {
+  const op = fc.oneof(
+    fc.record({ k: fc.constant('set' as const), n: fc.integer({ min: 0, max: 5000 }), len: fc.integer({ min: 0, max: 32 }) }),
+    fc.record({ k: fc.constant('del' as const), n: fc.integer({ min: 0, max: 5000 }), len: fc.integer({ min: 0, max: 32 }) }),
+    fc.record({ k: fc.constant('bulk' as const), n: fc.integer({ min: 0, max: 3000 }), len: fc.constant(32) }),
+  );
+  fc.assert(fc.property(fc.array(op, { maxLength: 60 }), (ops) => {
+    const idx = new V4Index<number>();
+    const model = new Map<string, number>();
+    let v = 0;
+    for (const o of ops) {
+      if (o.k === 'set') {
+        idx.set(o.n * 7919 >>> 0, o.len, ++v);
+        model.set(`${o.n * 7919 >>> 0}/${o.len}`, v);
+      } else if (o.k === 'del') {
+        const had = model.delete(`${o.n * 7919 >>> 0}/${o.len}`);
+        if (idx.delete(o.n * 7919 >>> 0, o.len) !== had) return false;
+      } else {
+        // many inserts then deleting them all: exercises growth and shrinking
+        for (let i = 0; i < o.n; i++) idx.set(0xfff00000 + i, 32, i);
+        for (let i = 0; i < o.n; i++) idx.delete(0xfff00000 + i, 32);
+      }
+      if (idx.size !== model.size) return false;
+    }
+    for (const [k, val] of model) {
+      const [n, len] = k.split('/').map(Number);
+      if (idx.get(n!, len!) !== val) return false;
+    }
+    return [...idx.values()].sort((a, b) => a - b).join() === [...model.values()].sort((a, b) => a - b).join();
+  }), { numRuns: 300 });
+  t.pass('matches the Map model');
   t.end();
 });
