@@ -546,7 +546,7 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
     while (!this.#closed && this.#inflight.length < this.#maxInFlight && this.#qhead < this.#queue.length) {
       // Flow control against our own notifications: every add and delete comes back to the event reader, whose
       // socket overruns (and forces a full dump) if we write faster than it reads. Wait for it to catch up, but
-      // never longer than a moment (the count is a heuristic; the kernel may merge or skip notifications).
+      // not for more than a second without progress (the count is a heuristic; a kernel may merge notifications).
       if (!this.#bulk && this.#selfExpected - this.#selfSeen > this.#maxBacklog) {
         // wait while the reader makes progress (on a loaded machine its thread may wait for a core); if it has seen
         // nothing new for a second, the count is off: go on
