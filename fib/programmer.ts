@@ -183,6 +183,7 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
   readonly #bulkThreshold: number;
   #bulk = false;
   #lastTable: Table | undefined;
+  #recentTable: Table | undefined;
   #rejoining = false;
 
   readonly #failed = new Set<Entry>();
@@ -418,6 +419,8 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
   // ---------------------------------------------------------------- entries
 
   #tableFor(family: Family, table: number, metric: number, create: boolean): Table | undefined {
+    const last = this.#recentTable; // nearly every call is for the same table as the one before
+    if (last !== undefined && last.family === family && last.table === table && last.metric === metric) return last;
     const key = `${family}:${table}:${metric}`;
     let t = this.#tables.get(key);
     if (t === undefined && create) {
@@ -425,6 +428,7 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
       this.#tables.set(key, t);
       this.#managed.add(table);
     }
+    if (t !== undefined) this.#recentTable = t;
     return t;
   }
 
