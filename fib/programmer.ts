@@ -318,6 +318,7 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
 
   /** Want `prefix` to point at `target` (add, or replace in place). Throws FibInputError on malformed input. */
   set(family: Family, addr: Uint8Array, len: number, target: Target, where?: Placement): void {
+    checkPrefix(family, addr, len); // before the target, whose checks depend on the family
     const spec = this.#specs.intern(family, target);
     const e = this.#entry(family, addr, len, where, true)!;
     e.flags = (e.flags | WANTED) & ~WITHDRAWN;
@@ -433,10 +434,7 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
   }
 
   #entry(family: Family, addr: Uint8Array, len: number, where: Placement | undefined, create: boolean): Entry | undefined {
-    if (family !== 4 && family !== 6) throw new FibInputError(`family must be 4 or 6, not ${String(family)}`);
-    const bits = family === 4 ? 32 : 128;
-    if (!(addr instanceof Uint8Array) || addr.length < bits / 8) throw new FibInputError(`address must be ${bits / 8} bytes`);
-    if (!Number.isInteger(len) || len < 0 || len > bits) throw new FibInputError(`prefix length must be 0..${bits}`);
+    checkPrefix(family, addr, len);
     const table = where?.table ?? this.table;
     if (!Number.isInteger(table) || table < 1 || table > 0xffffffff || table === 255) throw new FibInputError(`bad table ${table}`);
     let metric = where?.metric ?? this.metric;
@@ -1133,6 +1131,13 @@ function entriesOf(t: Table): IterableIterator<Entry> {
 
 function newEntry(tbl: Table, v4: number, v6: Uint8Array | undefined, len: number): Entry {
   return { tbl, v4, v6, len, want: null, have: null, flags: 0, stamp: 0, seen: 0, sent: null, fail: undefined };
+}
+
+function checkPrefix(family: Family, addr: Uint8Array, len: number): void {
+  if (family !== 4 && family !== 6) throw new FibInputError(`family must be 4 or 6, not ${String(family)}`);
+  const bits = family === 4 ? 32 : 128;
+  if (!(addr instanceof Uint8Array) || addr.length < bits / 8) throw new FibInputError(`address must be ${bits / 8} bytes`);
+  if (!Number.isInteger(len) || len < 0 || len > bits) throw new FibInputError(`prefix length must be 0..${bits}`);
 }
 
 function checkInt(name: string, v: number, min: number, max: number): number {

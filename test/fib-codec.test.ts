@@ -6,6 +6,7 @@ import { encodeHops, parseRoute, routeMessageSize, scanRoute, newRouteScan, writ
 import { formatAddress } from '../fib/format.js';
 import { parseAddress } from './fib/addr.js';
 import { V4Index } from '../fib/v4index.js';
+import { FibInputError, Programmer } from '../fib/index.js';
 
 t.test('a route message decodes to what was encoded', (t) => {
   const hop = (alen: number) => fc.record({
@@ -111,5 +112,33 @@ t.test('V4Index behaves like a Map under any mix of set/delete/iterate (with gro
     return [...idx.values()].sort((a, b) => a - b).join() === [...model.values()].sort((a, b) => a - b).join();
   }), { numRuns: 300 });
   t.pass('matches the Map model');
+  t.end();
+});
+
+t.test('bad input to the Programmer is a FibInputError naming the problem, and changes nothing', (t) => {
+  const fib = new Programmer(); // not started: set() only records the desired state
+  const gw = Uint8Array.of(10, 0, 0, 2);
+  const ok = { hops: [{ gateway: gw }] };
+  fib.set(4, Uint8Array.of(10, 1, 0, 0), 16, ok);
+  const bad: [string, () => void, RegExp][] = [
+    ['family', () => fib.set(5 as 4, Uint8Array.of(10, 1, 0, 0), 16, ok), /family must be 4 or 6/],
+    ['short address', () => fib.set(4, Uint8Array.of(10, 1, 0), 16, ok), /address must be 4 bytes/],
+    ['prefix length', () => fib.set(6, new Uint8Array(16), 129, ok), /prefix length must be 0\.\.128/],
+    ['gateway family', () => fib.set(6, new Uint8Array(16), 64, ok), /gateway must be 16 bytes/],
+    ['no hops', () => fib.set(4, gw, 32, { hops: [] }), /at least one next hop/],
+    ['empty hop', () => fib.set(4, gw, 32, { hops: [{}] }), /needs a gateway, an ifindex or a dev/],
+    ['weight', () => fib.set(4, gw, 32, { hops: [{ gateway: gw, weight: 0 }, { dev: 'x' }] }), /weight must be 1\.\.256/],
+    ['dev name', () => fib.set(4, gw, 32, { hops: [{ dev: 'a-name-longer-than-15' }] }), /interface name of 1-15/],
+    ['duplicate hop', () => fib.set(4, gw, 32, { hops: [{ gateway: gw }, { gateway: gw }] }), /duplicate next hop/],
+    ['onlink without device', () => fib.set(4, gw, 32, { hops: [{ gateway: gw, onlink: true }] }), /onlink needs a device/],
+    ['table', () => fib.set(4, gw, 32, ok, { table: 0 }), /bad table/],
+    ['option', () => new Programmer({ batchSize: 0 }), /batchSize must be an integer/],
+  ];
+  for (const [what, f, msg] of bad) t.throws(f, Object.assign(new FibInputError('x'), { message: msg }), what);
+  const st = fib.stats();
+  t.match(st, { desired: 1, pending: 1 }, 'only the one good route is desired');
+  // host bits are masked off: 10.1.2.3/16 is the same prefix as 10.1.0.0/16
+  fib.remove(4, Uint8Array.of(10, 1, 2, 3), 16);
+  t.equal(fib.stats().desired, 0, 'removed through an address with host bits set');
   t.end();
 });
