@@ -1,0 +1,108 @@
+// Numbers from the kernel's uapi headers that fib/ speaks. Each group names
+// the header it comes from; the values are part of the kernel ABI and never
+// change. Netlink integers are in host byte order; every writer and reader in
+// fib/ uses little-endian and Programmer refuses to start on a big-endian host.
+
+/** linux/socket.h */
+export const AF_INET = 2;
+export const AF_INET6 = 10;
+
+/** linux/netlink.h: protocol number of the rtnetlink family */
+export const NETLINK_ROUTE = 0;
+
+/** linux/netlink.h: struct nlmsghdr { u32 len; u16 type; u16 flags; u32 seq; u32 pid } */
+export const NLMSG_HDRLEN = 16;
+export const NLMSG_NOOP = 1;
+export const NLMSG_ERROR = 2;
+export const NLMSG_DONE = 3;
+export const NLMSG_OVERRUN = 4;
+
+/** linux/netlink.h: nlmsg_flags */
+export const NLM_F_REQUEST = 0x1;
+export const NLM_F_MULTI = 0x2;
+export const NLM_F_ACK = 0x4;
+export const NLM_F_DUMP_INTR = 0x10;
+/** modifiers of GET requests */
+export const NLM_F_DUMP = 0x300; // NLM_F_ROOT | NLM_F_MATCH
+/** modifiers of NEW requests */
+export const NLM_F_REPLACE = 0x100;
+export const NLM_F_EXCL = 0x200;
+export const NLM_F_CREATE = 0x400;
+
+/** linux/rtnetlink.h: message types */
+export const RTM_NEWLINK = 16;
+export const RTM_DELLINK = 17;
+export const RTM_GETLINK = 18;
+export const RTM_NEWROUTE = 24;
+export const RTM_DELROUTE = 25;
+export const RTM_GETROUTE = 26;
+
+/**
+ * linux/rtnetlink.h: struct rtmsg (12 bytes), follows the nlmsghdr:
+ *   u8 rtm_family, u8 rtm_dst_len, u8 rtm_src_len, u8 rtm_tos,
+ *   u8 rtm_table, u8 rtm_protocol, u8 rtm_scope, u8 rtm_type, u32 rtm_flags
+ */
+export const RTMSG_LEN = 12;
+
+/** linux/rtnetlink.h: enum rtattr_type_t */
+export const RTA_DST = 1;
+export const RTA_OIF = 4;
+export const RTA_GATEWAY = 5;
+export const RTA_PRIORITY = 6;
+export const RTA_MULTIPATH = 9;
+export const RTA_TABLE = 15;
+
+/** linux/rtnetlink.h: rtm_type */
+export const RTN_UNSPEC = 0;
+export const RTN_UNICAST = 1;
+export const RTN_BLACKHOLE = 6;
+export const RTN_UNREACHABLE = 7;
+export const RTN_PROHIBIT = 8;
+
+/** linux/rtnetlink.h: enum rt_scope_t */
+export const RT_SCOPE_UNIVERSE = 0;
+export const RT_SCOPE_LINK = 253;
+/** on delete: match any scope */
+export const RT_SCOPE_NOWHERE = 255;
+
+/** linux/rtnetlink.h: reserved table ids. Tables above 255 travel in RTA_TABLE with rtm_table = RT_TABLE_COMPAT. */
+export const RT_TABLE_COMPAT = 252;
+export const RT_TABLE_MAIN = 254;
+
+/** linux/rtnetlink.h: rtm_flags; RTM_F_CLONED marks cache entries, never configured routes */
+export const RTM_F_CLONED = 0x200;
+
+/**
+ * linux/rtnetlink.h: struct rtnexthop (8 bytes) inside RTA_MULTIPATH, followed by its own rtattrs:
+ *   u16 rtnh_len, u8 rtnh_flags, u8 rtnh_hops (weight - 1), s32 rtnh_ifindex
+ */
+export const RTNH_LEN = 8;
+export const RTNH_F_DEAD = 0x1;
+export const RTNH_F_ONLINK = 0x4;
+export const RTNH_F_LINKDOWN = 0x10;
+
+/** linux/rtnetlink.h: enum rtnetlink_groups (bit numbers for NETLINK_ADD_MEMBERSHIP) */
+export const RTNLGRP_LINK = 1;
+export const RTNLGRP_IPV4_ROUTE = 7;
+export const RTNLGRP_IPV6_ROUTE = 11;
+
+/**
+ * linux/rtnetlink.h: struct ifinfomsg (16 bytes):
+ *   u8 ifi_family, u8 pad, u16 ifi_type, s32 ifi_index, u32 ifi_flags, u32 ifi_change
+ */
+export const IFINFOMSG_LEN = 16;
+/** linux/if_link.h */
+export const IFLA_IFNAME = 3;
+/** linux/if.h: ifi_flags */
+export const IFF_UP = 0x1;
+export const IFF_LOWER_UP = 0x10000;
+
+/**
+ * The routing protocol number skein tags its routes with (rtm_protocol).
+ * Taken numbers on this machine's /etc/iproute2: 0-18 kernel/system, 42 babel,
+ * 99 openr, 186-197 FRR (bgp, isis, ospf, rip, ripng, nhrp, eigrp, ldp, sharp, pbr,
+ * static, openfabric, and FRR keeps numbering upwards from there), and BIRD's default 12.
+ * 80 is free in all of them and far from the ranges that grow; fib/skein.conf maps it
+ * to the name "skein" for /etc/iproute2/rt_protos.d/. config/ uses the same default.
+ */
+export const RTPROT_SKEIN = 80;

@@ -1,0 +1,103 @@
+// Worker thread that reads the kernel's link and route notifications. During a bulk install every route skein
+// writes comes back as a notification (one datagram each); reading them on the programming thread would halve its
+// speed and overrun the socket, forcing a full dump. Here, on another core, notifications caused by skein's own
+// request socket (nlmsg_pid = its port, which the kernel copies from the request) and routes of other protocols are
+// dropped, and only what the Programmer must see is passed on, several datagrams per message.
+import { parentPort, workerData } from 'node:worker_threads';
+import { NLMSG_HDRLEN, NLMSG_OVERRUN, RTM_DELLINK, RTM_DELROUTE, RTM_NEWLINK, RTM_NEWROUTE, RTMSG_LEN } from './constants.js';
+import { errnoCode, openSocket } from './kernel.js';
+
+export interface EventReaderConfig {
+  readonly recvBufferSize: number;
+  readonly protocol: number;
+  readonly skipPort: number;
+  readonly groups: readonly number[];
+  /** the groups 'leave' drops during a bulk write and 'join' re-adds */
+  readonly routeGroups: readonly number[];
+}
+
+/** Messages from the reader to the Programmer. */
+export type EventReaderMessage =
+  | { readonly kind: 'ready' }
+  /** answer to 'join': route notifications flow again from here on */
+  | { readonly kind: 'joined' }
+  | { readonly kind: 'events'; readonly data: ArrayBuffer | undefined; readonly selfSeen: number }
+  | { readonly kind: 'error'; readonly code: string; readonly message: string };
+
+const port = parentPort;
+if (port) {
+  const cfg = workerData as EventReaderConfig;
+  // notifications are one small message per datagram: a read buffer of 8 KiB (not the dump-sized 32 KiB) keeps the
+  // per-datagram allocation small; a bigger one (a link with many attributes) arrives truncated and is reported as
+  // an overrun, which makes the Programmer dump.
+  const sock = openSocket(cfg.recvBufferSize, 1 << 16, 8192);
+  sock.on('truncatedMessage', () => {
+    port.postMessage({ kind: 'error', code: 'ENOBUFS', message: 'truncated notification' } satisfies EventReaderMessage);
+  });
+  let kept: Buffer[] = [];
+  let keptBytes = 0;
+  let scheduled = false;
+  /** notifications of skein's own writes: counted (the Programmer paces its writes by them), not forwarded */
+  let selfSeen = 0;
+  let selfReported = 0;
+  const flush = (): void => {
+    scheduled = false;
+    if (keptBytes === 0) {
+      if (selfSeen !== selfReported) port.postMessage({ kind: 'events', data: undefined, selfSeen } satisfies EventReaderMessage);
+      selfReported = selfSeen;
+      return;
+    }
+    const out = new Uint8Array(keptBytes); // its own ArrayBuffer, so it can be transferred
+    let o = 0;
+    for (const k of kept) {
+      out.set(k, o);
+      o += k.length;
+    }
+    kept = [];
+    keptBytes = 0;
+    selfReported = selfSeen;
+    port.postMessage({ kind: 'events', data: out.buffer, selfSeen } satisfies EventReaderMessage, [out.buffer]);
+  };
+  sock.on('message', (b: Buffer) => {
+    for (let o = 0; o + NLMSG_HDRLEN <= b.length;) {
+      const len = b.readUInt32LE(o);
+      if (len < NLMSG_HDRLEN || o + len > b.length) break;
+      const type = b.readUInt16LE(o + 4);
+      let keep = false;
+      if (type === RTM_NEWROUTE || type === RTM_DELROUTE) {
+        if (b.readUInt32LE(o + 12) === cfg.skipPort) selfSeen++;
+        else keep = len >= NLMSG_HDRLEN + RTMSG_LEN && b[o + NLMSG_HDRLEN + 5] === cfg.protocol;
+      } else keep = type === RTM_NEWLINK || type === RTM_DELLINK || type === NLMSG_OVERRUN;
+      if (keep) {
+        const padded = (len + 3) & ~3;
+        kept.push(b.subarray(o, Math.min(o + padded, b.length)));
+        keptBytes += Math.min(padded, b.length - o);
+      }
+      o += (len + 3) & ~3;
+    }
+    if ((keptBytes > 0 || selfSeen !== selfReported) && !scheduled) {
+      scheduled = true;
+      setImmediate(flush);
+    }
+  });
+  sock.on('error', (e) => {
+    port.postMessage({ kind: 'error', code: errnoCode(e) ?? 'EIO', message: e.message } satisfies EventReaderMessage);
+  });
+  for (const g of cfg.groups) sock.addMembership(g);
+  let joined = true;
+  port.on('message', (m: unknown) => {
+    if (m === 'close') {
+      sock.close();
+      port.close();
+    } else if (m === 'leave' && joined) {
+      for (const g of cfg.routeGroups) sock.dropMembership(g);
+      joined = false;
+    } else if (m === 'join') {
+      if (!joined) for (const g of cfg.routeGroups) sock.addMembership(g);
+      joined = true;
+      flush(); // whatever was read before re-joining goes first
+      port.postMessage({ kind: 'joined' } satisfies EventReaderMessage);
+    }
+  });
+  port.postMessage({ kind: 'ready' } satisfies EventReaderMessage);
+}

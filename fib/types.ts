@@ -1,0 +1,171 @@
+// fib/'s own vocabulary. The FIB takes bytes and numbers (what netlink wants),
+// never strings on the hot path, and imports nothing from bgp/ or config/.
+
+/** Address family of a route: 4 (AF_INET) or 6 (AF_INET6). */
+export type Family = 4 | 6;
+
+/** One next hop of a unicast route. At least one of gateway, ifindex, dev. */
+export interface NextHop {
+  /** Gateway address: 4 bytes for an IPv4 route, 16 for IPv6. */
+  readonly gateway?: Uint8Array;
+  /** Outgoing interface by index. */
+  readonly ifindex?: number;
+  /**
+   * Outgoing interface by name. Resolved to its current index when programmed, so a workload interface that is
+   * deleted and created again (new index, same name) gets its route back. Takes precedence over ifindex.
+   */
+  readonly dev?: string;
+  /** Treat the gateway as directly reachable on the device even without a covering connected route (RTNH_F_ONLINK). */
+  readonly onlink?: boolean;
+  /** ECMP weight, 1..256 (default 1). */
+  readonly weight?: number;
+}
+
+/**
+ * What a prefix points at. Reuse the same object for many prefixes: fib/ interns targets by identity first
+ * (a WeakMap lookup), then by value, so a million routes over a handful of next-hop sets cost a handful of targets.
+ */
+export type Target =
+  /** Gateway and/or device routes; several hops make one multipath route (RTA_MULTIPATH). */
+  | { readonly hops: readonly NextHop[]; readonly blackhole?: undefined }
+  /** Silently drop (RTN_BLACKHOLE): Calico blackholes its affine IPAM blocks. */
+  | { readonly blackhole: true; readonly hops?: undefined };
+
+/** Where a route lives; the defaults come from ProgrammerOptions. */
+export interface Placement {
+  /** Routing table id (1..2^32-1), default main (254). */
+  readonly table?: number;
+  /** Route metric / priority (RTA_PRIORITY). IPv6 stores 0 as 1024, so fib/ does the same. */
+  readonly metric?: number;
+}
+
+/** A prefix as bytes: family, address (4 or 16 bytes; host bits are masked off) and length. */
+export interface Prefix {
+  readonly family: Family;
+  readonly addr: Uint8Array;
+  readonly len: number;
+}
+
+/** Options of a Programmer. Everything has a default. */
+export interface ProgrammerOptions {
+  /** rtm_protocol skein's routes are tagged with (default RTPROT_SKEIN = 80; "skein" in fib/skein.conf). */
+  readonly protocol?: number;
+  /** Default table (254, main). */
+  readonly table?: number;
+  /** Default metric (0). */
+  readonly metric?: number;
+  /** Route messages per netlink send (default 1000). */
+  readonly batchSize?: number;
+  /** Batches sent and not yet acknowledged (default 8). */
+  readonly maxInFlight?: number;
+  /** A batch whose acknowledgement has not arrived after this long is treated as lost: resync (default 5000 ms). */
+  readonly requestTimeoutMs?: number;
+  /** Back-off for routes the kernel refused: first retry after retryMinMs, doubling up to retryMaxMs. */
+  readonly retryMinMs?: number;
+  readonly retryMaxMs?: number;
+  /**
+   * When at least this many changes are queued, route notifications are switched off until they are written and
+   * one dump follows (reading a notification per own write costs more than the write). Default 20000.
+   */
+  readonly bulkThreshold?: number;
+  /** How long kernel route/link events are gathered before a resync dump runs (default 50 ms). */
+  readonly resyncDelayMs?: number;
+  /** A resync waits while a burst of writes is going out, but no longer than this (default 5000 ms). */
+  readonly resyncMaxDeferMs?: number;
+  /** Socket receive buffer (default 8 MiB; the kernel caps it at net.core.rmem_max). */
+  readonly recvBufferSize?: number;
+}
+
+/** Why a route is not in the kernel as desired: the kernel's errno name (ENETUNREACH, ENODEV, EEXIST, ...). */
+export interface RouteFailure {
+  readonly code: string;
+  /** Human-readable reason, e.g. "Network is unreachable" or "interface cali1 does not exist". */
+  readonly message: string;
+  /** How many attempts failed in a row. */
+  readonly attempts: number;
+  /** Date.now() of the last failure. */
+  readonly at: number;
+  /** Date.now() of the next retry. */
+  readonly retryAt: number;
+}
+
+/** One next hop as the kernel reports it. */
+export interface KernelHop {
+  readonly gateway: Uint8Array | undefined;
+  /** 0 when the kernel reports none */
+  readonly ifindex: number;
+  readonly onlink: boolean;
+  readonly weight: number;
+  /** RTNH_F_DEAD / RTNH_F_LINKDOWN set by the kernel */
+  readonly dead: boolean;
+}
+
+/** A route of skein's protocol as the kernel holds it. */
+export interface KernelRoute {
+  readonly family: Family;
+  readonly addr: Uint8Array;
+  readonly len: number;
+  readonly table: number;
+  readonly metric: number;
+  readonly protocol: number;
+  /** rtm_type: 1 unicast, 6 blackhole, ... */
+  readonly type: number;
+  readonly scope: number;
+  readonly hops: readonly KernelHop[];
+}
+
+/** Per-prefix view for `skeinctl fib`. */
+export interface RouteView {
+  readonly prefix: Prefix;
+  readonly table: number;
+  readonly metric: number;
+  /** What skein wants, undefined when the prefix is only in the kernel (adopted, awaiting the sweep). */
+  readonly desired: Target | undefined;
+  /** What skein last knew the kernel to hold (from acknowledgements, events and dumps). */
+  readonly kernel: KernelRoute | undefined;
+  /** Desired and kernel agree. */
+  readonly inSync: boolean;
+  /** A change is queued or awaiting the kernel's answer. */
+  readonly pending: boolean;
+  readonly failure: RouteFailure | undefined;
+}
+
+/** Counters and gauges for metrics and `skeinctl fib`. */
+export interface FibStats {
+  /** Prefixes skein wants in the kernel. */
+  readonly desired: number;
+  /** Prefixes of skein's that the kernel holds (as far as known). */
+  readonly installed: number;
+  /** Desired prefixes that match the kernel. */
+  readonly inSync: number;
+  /** Adopted routes not (yet) desired: removed by the sweep. */
+  readonly stale: number;
+  /** Changes queued or in flight. */
+  readonly pending: number;
+  /** Prefixes whose last attempt failed, by errno name. */
+  readonly failuresByReason: Readonly<Record<string, number>>;
+  /** Route messages sent, by operation. */
+  readonly sent: { readonly add: number; readonly replace: number; readonly delete: number };
+  /** Route messages the kernel refused. */
+  readonly errors: number;
+  /** Full table dumps done (start-up, overruns, link changes, lost acknowledgements). */
+  readonly resyncs: number;
+  /** Netlink socket overruns (ENOBUFS) seen on any socket. */
+  readonly overruns: number;
+  /** Re-assertions after someone else changed or deleted one of skein's routes. */
+  readonly repairs: number;
+  /** Whether markSynced() has run and its sweep finished. */
+  readonly synced: boolean;
+}
+
+/** Reported once per acknowledged batch, for a latency histogram. */
+export interface BatchReport {
+  /** Route messages in the batch. */
+  readonly routes: number;
+  /** Of which the kernel refused. */
+  readonly failed: number;
+  /** Seconds from the oldest change in the batch being queued to the kernel's acknowledgement. */
+  readonly latencySeconds: number;
+  /** Seconds from send to acknowledgement (kernel time). */
+  readonly kernelSeconds: number;
+}

@@ -1,0 +1,148 @@
+// Drives fib/'s Programmer inside a network namespace for the tests (a Node process cannot enter a namespace, so
+// the test spawns `ip netns exec NS node dist/test/fib/agent.js`). Commands arrive as JSON lines on stdin and are
+// answered as JSON lines on stdout: {id, ok, result} or {id, ok: false, error}. Events go out as {event, ...}.
+// Addresses travel as text here; the agent turns them into the bytes fib/ takes.
+import { createInterface } from 'node:readline';
+import { Programmer, formatAddress, formatPrefix, type NextHop, type RouteView, type Target } from '../../fib/index.js';
+import { parseAddress, parsePrefix } from './addr.js';
+
+export interface HopSpec { gw?: string; dev?: string; ifindex?: number; onlink?: boolean; weight?: number }
+export interface RouteSpec { prefix: string; hops?: HopSpec[]; blackhole?: boolean; table?: number; metric?: number }
+export interface RangeSpec { base: string; count: number; hops: HopSpec[] }
+
+let fib: Programmer | undefined;
+/** totals of the Programmer's per-batch reports (what src/ turns into a latency histogram) */
+const batches = { count: 0, routes: 0, failed: 0, maxLatency: 0, inconsistent: 0 };
+const out = (o: unknown): void => {
+  process.stdout.write(`${JSON.stringify(o)}\n`);
+};
+
+function target(r: RouteSpec, family: 4 | 6): Target {
+  if (r.blackhole) return { blackhole: true };
+  const hops: NextHop[] = (r.hops ?? []).map((h) => ({
+    ...(h.gw !== undefined ? { gateway: parseAddress(h.gw, family) } : {}),
+    ...(h.dev !== undefined ? { dev: h.dev } : {}),
+    ...(h.ifindex !== undefined ? { ifindex: h.ifindex } : {}),
+    ...(h.onlink !== undefined ? { onlink: h.onlink } : {}),
+    ...(h.weight !== undefined ? { weight: h.weight } : {}),
+  }));
+  return { hops };
+}
+
+function where(r: { table?: number; metric?: number }): { table?: number; metric?: number } {
+  return { ...(r.table !== undefined ? { table: r.table } : {}), ...(r.metric !== undefined ? { metric: r.metric } : {}) };
+}
+
+function view(v: RouteView): unknown {
+  return {
+    prefix: formatPrefix(v.prefix), table: v.table, metric: v.metric, inSync: v.inSync, pending: v.pending,
+    desired: v.desired ? (v.desired.blackhole ? 'blackhole' : v.desired.hops.length) : null,
+    kernel: v.kernel ? { type: v.kernel.type, hops: v.kernel.hops.map((h) => ({ gw: h.gateway ? formatAddress(h.gateway) : null, ifindex: h.ifindex, weight: h.weight })) } : null,
+    failure: v.failure ? { code: v.failure.code, message: v.failure.message, attempts: v.failure.attempts } : null,
+  };
+}
+
+function need(): Programmer {
+  if (!fib) throw new Error('not started');
+  return fib;
+}
+
+async function handle(cmd: Record<string, unknown>): Promise<unknown> {
+  switch (cmd.op) {
+    case 'start': {
+      fib = new Programmer((cmd.opts ?? {}) as ConstructorParameters<typeof Programmer>[0]);
+      fib.on('failure', (v) => out({ event: 'failure', view: view(v) }));
+      fib.on('resync', (reason) => out({ event: 'resync', reason }));
+      fib.on('batch', (b) => {
+        batches.count++;
+        batches.routes += b.routes;
+        batches.failed += b.failed;
+        batches.maxLatency = Math.max(batches.maxLatency, b.latencySeconds);
+        if (b.latencySeconds < b.kernelSeconds || b.kernelSeconds < 0) batches.inconsistent++;
+      });
+      fib.on('warning', (w) => out({ event: 'warning', message: w.message }));
+      await fib.start();
+      return fib.stats();
+    }
+    case 'set': {
+      const f = need();
+      for (const r of cmd.routes as RouteSpec[]) {
+        const p = parsePrefix(r.prefix);
+        f.set(p.family, p.addr, p.len, target(r, p.family), where(r));
+      }
+      return null;
+    }
+    case 'setRange': {
+      // count consecutive host routes (/32 or /128) from base, all to one target (one object: interned once)
+      const f = need();
+      const r = cmd.range as RangeSpec;
+      const p = parsePrefix(r.base);
+      const t = target({ prefix: r.base, hops: r.hops }, p.family);
+      const a = Uint8Array.from(p.addr);
+      for (let i = 0; i < r.count; i++) {
+        f.set(p.family, a, p.len, t);
+        for (let j = a.length - 1; j >= 0; j--) if (++a[j]! <= 255) break; else a[j] = 0;
+      }
+      return null;
+    }
+    case 'remove': {
+      const f = need();
+      for (const r of cmd.routes as { prefix: string; table?: number; metric?: number }[]) {
+        const p = parsePrefix(r.prefix);
+        f.remove(p.family, p.addr, p.len, where(r));
+      }
+      return null;
+    }
+    case 'flush':
+      await need().flush();
+      return need().stats();
+    case 'markSynced':
+      await need().markSynced();
+      return need().stats();
+    case 'resync':
+      await need().resync('agent');
+      return need().stats();
+    case 'stats':
+      return need().stats();
+    case 'batches':
+      return batches;
+    case 'lookup': {
+      const r = cmd.route as { prefix: string; table?: number; metric?: number };
+      const p = parsePrefix(r.prefix);
+      const v = need().lookup(p.family, p.addr, p.len, where(r));
+      return v ? view(v) : null;
+    }
+    case 'failures':
+      return [...need().failures()].map(view);
+    case 'close':
+      await fib?.close();
+      setImmediate(() => process.exit(0));
+      return null;
+    default:
+      throw new Error(`unknown op ${String(cmd.op)}`);
+  }
+}
+
+// Commands run one after another, in arrival order.
+let chain: Promise<void> = Promise.resolve();
+createInterface({ input: process.stdin }).on('line', (line) => {
+  chain = chain.then(async () => {
+    let cmd: Record<string, unknown>;
+    try {
+      cmd = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      out({ id: null, ok: false, error: `bad JSON: ${line}` });
+      return;
+    }
+    try {
+      out({ id: cmd.id, ok: true, result: await handle(cmd) });
+    } catch (e) {
+      out({ id: cmd.id, ok: false, error: e instanceof Error ? `${e.name}: ${e.message}` : String(e) });
+    }
+  });
+}).on('close', () => {
+  void chain.then(async () => {
+    await fib?.close();
+    process.exit(0);
+  });
+});
