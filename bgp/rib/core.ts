@@ -1,0 +1,801 @@
+// The route-processing core (OpenBGPD's RDE, without the process): decoded
+// UPDATEs in, best-path changes and per-peer outbound work out. No I/O, no
+// timers, no codec: the driver feeds applyUpdate() and drains nextBatch() and
+// drainBestChanges() as its sockets and the FIB allow.
+//
+//   UPDATE ──► import (loop checks, eBGP LOCAL_PREF, policy) ──► Adj-RIB-In[peer]
+//          ──► Loc-RIB (decision.ts, only the prefixes touched) ──► best-change stream (FIB)
+//          ──► export (rules below, policy) ──► Adj-RIB-Out[peer] + queue ──► nextBatch()
+//
+// Representation (sized for 1M IPv4 prefixes): a prefix is its Prefix4 number
+// or Prefix6 string, used directly as a Map key; a route is one Path object
+// (source, path id, interned AttrSet); a Loc-RIB entry is that same Path while
+// it is the only candidate, and a Dest only when several compete. Adj-RIB-In
+// keeps what import accepted (post-policy): after an import policy change the
+// driver sends ROUTE-REFRESH rather than skein keeping a pre-policy copy of
+// every route (soft-reconfiguration inbound costs a second table).
+//
+// Export rules (RFC 4271 §9.1.3, §5.1):
+// - a route is never sent back to the peer it was learned from (for eBGP the
+//   peer would drop it by its AS loop check anyway; not sending it saves the
+//   peer the work and keeps Adj-RIB-Out small);
+// - a route learned over iBGP is not sent to iBGP peers (§9.2; no route
+//   reflection yet);
+// - to eBGP: our AS prepended (§5.1.2), NEXT_HOP set to our address (§5.1.3),
+//   LOCAL_PREF removed (§5.1.5), MULTI_EXIT_DISC removed unless we set it
+//   ourselves (§5.1.4: MED is not passed between neighbouring ASes), and the
+//   RR attributes ORIGINATOR_ID/CLUSTER_LIST removed (RFC 4456 §8: they are
+//   for inside the AS);
+// - to iBGP: AS_PATH unchanged, LOCAL_PREF always present (§5.1.5), NEXT_HOP
+//   kept (§5.1.3) unless the peer is configured next-hop-self or the route is
+//   ours and has no next hop;
+// - unrecognised optional transitive attributes pass on with the Partial bit
+//   set, non-transitive ones are dropped (§5, §9.1.3);
+// - then the peer's export policy.
+import { AttrFlag, IPV4_UNICAST, IPV6_UNICAST, SegmentType, familyKey } from '../wire/constants.js';
+import type { PathAttributes, Prefix4, Prefix6, PrefixList, UpdateMessage } from '../wire/types.js';
+import { DEFAULT_LOCAL_PREF, Path, addressSortKey, selectBest } from './decision.js';
+import type { PathSource, Reason, Selection } from './decision.js';
+import { AttrTable } from './intern.js';
+import type { AttrSet } from './intern.js';
+
+export type PrefixKey = Prefix4 | Prefix6;
+
+/** What policy hooks see of a peer. */
+export interface PeerView {
+  readonly id: number;
+  readonly address: string;
+  readonly asn: number;
+  readonly ibgp: boolean;
+}
+
+export type PolicyResult = { readonly accept: true; readonly attrs?: PathAttributes } | { readonly accept: false };
+/** (prefix, attributes, peer) → accept, possibly with changed attributes, or reject. */
+export type Policy = (prefix: PrefixKey, attrs: PathAttributes, peer: PeerView) => PolicyResult;
+
+export interface PeerConfig {
+  readonly address: string;
+  readonly asn: number;
+  /** our IPv4 address on this session: the NEXT_HOP when next-hop-self applies */
+  readonly localAddress?: string;
+  /** our IPv6 address for MP_REACH next hops when next-hop-self applies */
+  readonly localAddress6?: string;
+  /** iBGP: replace the next hop with ours (eBGP always does) */
+  readonly nextHopSelf?: boolean;
+  /** accept routes whose AS_PATH holds our AS up to this many times (Calico numAllowedLocalASNumbers); default 0 */
+  readonly allowOwnAs?: number;
+  readonly importPolicy?: Policy;
+  readonly exportPolicy?: Policy;
+}
+
+export interface CoreConfig {
+  readonly localAs: number;
+  /** our BGP Identifier, uint32 */
+  readonly routerId: number;
+  /** most equal-cost paths handed to the FIB; default 1 */
+  readonly maxPaths?: number;
+  /** LOCAL_PREF given to routes from eBGP peers and assumed when missing; default 100 */
+  readonly defaultLocalPref?: number;
+}
+
+/** What the session negotiated that the RIB needs (a NegotiatedSession fits). */
+export interface SessionTerms {
+  readonly peerId: number;
+  readonly ibgp: boolean;
+  readonly families: readonly number[];
+  readonly addPathRx: ReadonlySet<number>;
+  readonly addPathTx: ReadonlySet<number>;
+  readonly enhancedRouteRefresh: boolean;
+}
+
+/** A best-path change for the FIB consumer. best null: the prefix is gone. */
+export interface BestChange {
+  readonly prefix: PrefixKey;
+  readonly afi: 1 | 2;
+  readonly best: AttrSet | null;
+  /** next hops of the multipath set (first next hop of each path), best first */
+  readonly nextHops: readonly string[];
+  /** the best path is our own origination (nothing to install from BGP) */
+  readonly local: boolean;
+  /** peer address of the best path, or 'local' */
+  readonly from: string | null;
+}
+
+export type OutBatch =
+  | {
+      readonly kind: 'announce';
+      readonly afi: number;
+      readonly safi: number;
+      readonly attrs: AttrSet;
+      readonly prefixes: PrefixKey[];
+      /** RFC 7911 path ids when ADD-PATH send is negotiated for the family, else null */
+      readonly pathIds: number[] | null;
+    }
+  | { readonly kind: 'withdraw'; readonly afi: number; readonly safi: number; readonly prefixes: PrefixKey[]; readonly pathIds: number[] | null }
+  /** RFC 4724 §2 End-of-RIB marker: the initial table has been sent */
+  | { readonly kind: 'end-of-rib'; readonly afi: number; readonly safi: number }
+  /** RFC 7313 §4 BoRR / EoRR around a refreshed Adj-RIB-Out */
+  | { readonly kind: 'begin-refresh' | 'end-refresh'; readonly afi: number; readonly safi: number };
+
+type Marker = 'end-of-rib' | 'begin-refresh' | 'end-refresh';
+
+/** Pending outbound work of one family to one peer. */
+class OutQueue {
+  /** prefixes to announce, grouped by the set they go out with (one UPDATE per group chunk) */
+  readonly announce = new Map<AttrSet, Set<PrefixKey>>();
+  readonly withdraw = new Set<PrefixKey>();
+  readonly head: Marker[] = [];
+  readonly tail: Marker[] = [];
+  constructor(readonly family: number) {}
+
+  get empty(): boolean {
+    return this.announce.size === 0 && this.withdraw.size === 0 && this.head.length === 0 && this.tail.length === 0;
+  }
+
+  add(set: AttrSet, p: PrefixKey): void {
+    let g = this.announce.get(set);
+    if (g === undefined) this.announce.set(set, (g = new Set()));
+    g.add(p);
+  }
+
+  remove(set: AttrSet, p: PrefixKey): void {
+    const g = this.announce.get(set);
+    if (g !== undefined && g.delete(p) && g.size === 0) this.announce.delete(set);
+  }
+
+  clear(): void {
+    this.announce.clear();
+    this.withdraw.clear();
+    this.head.length = 0;
+    this.tail.length = 0;
+  }
+}
+
+class Peer implements PathSource, PeerView {
+  readonly local = false;
+  readonly addressKey: string;
+  readonly address: string;
+  readonly asn: number;
+  ibgp: boolean;
+  routerId = 0;
+  established = false;
+  families = new Set<number>();
+  addPathRx: ReadonlySet<number> = new Set();
+  addPathTx: ReadonlySet<number> = new Set();
+  enhancedRouteRefresh = false;
+  /** Adj-RIB-In: prefix → path (an array only for several ADD-PATH ids) */
+  readonly adjIn = new Map<PrefixKey, Path | Path[]>();
+  /** Adj-RIB-Out: prefix → what we advertise (or are about to) */
+  readonly adjOut = new Map<PrefixKey, AttrSet>();
+  readonly queues = new Map<number, OutQueue>();
+  /** count of Adj-RIB-In paths */
+  paths = 0;
+  constructor(
+    readonly id: number,
+    public cfg: PeerConfig,
+    localAs: number,
+  ) {
+    this.address = cfg.address;
+    this.addressKey = addressSortKey(cfg.address);
+    this.asn = cfg.asn;
+    this.ibgp = cfg.asn === localAs;
+  }
+
+  queue(family: number): OutQueue {
+    let q = this.queues.get(family);
+    if (q === undefined) this.queues.set(family, (q = new OutQueue(family)));
+    return q;
+  }
+}
+
+/** A Loc-RIB entry with more than one candidate. */
+class Dest {
+  constructor(
+    public paths: Path[],
+    public sel: Selection,
+  ) {}
+}
+
+type LocEntry = Path | Dest;
+
+const familyOf = (p: PrefixKey): number => (typeof p === 'number' ? IPV4_UNICAST : IPV6_UNICAST);
+
+export interface UpdateResult {
+  /** paths added or replaced in Adj-RIB-In */
+  readonly announced: number;
+  /** paths removed from Adj-RIB-In (explicit, treat-as-withdraw, or rejected replacing an old path) */
+  readonly withdrawn: number;
+  /** announcements refused by import rules or policy */
+  readonly rejected: number;
+  /** prefixes of families not negotiated with the peer, ignored (RFC 4760 §7) */
+  readonly ignored: number;
+  /** RFC 7606 action applied, if the UPDATE carried one */
+  readonly errorAction?: string;
+}
+
+export interface RouteView {
+  readonly prefix: PrefixKey;
+  readonly best: Path;
+  readonly reason: Reason;
+  readonly multipath: readonly Path[];
+  readonly paths: readonly Path[];
+}
+
+export class RibCore {
+  readonly attrs = new AttrTable();
+  private readonly peers = new Map<number, Peer>();
+  private readonly loc = new Map<PrefixKey, LocEntry>();
+  private readonly bestDirty = new Set<PrefixKey>();
+  private nextPeerId = 1;
+  private readonly localSource: PathSource;
+  private readonly maxPaths: number;
+  private readonly defaultLocalPref: number;
+  /** locally originated prefixes */
+  private readonly originated = new Map<PrefixKey, Path>();
+
+  constructor(readonly config: CoreConfig) {
+    this.maxPaths = Math.max(1, config.maxPaths ?? 1);
+    this.defaultLocalPref = config.defaultLocalPref ?? DEFAULT_LOCAL_PREF;
+    this.localSource = Object.freeze({ id: 0, local: true, ibgp: false, routerId: config.routerId >>> 0, addressKey: '', address: 'local' });
+  }
+
+  // ------------------------------------------------------------------ peers
+
+  addPeer(cfg: PeerConfig): number {
+    const id = this.nextPeerId++;
+    this.peers.set(id, new Peer(id, cfg, this.config.localAs));
+    return id;
+  }
+
+  /** Forget a peer; its routes go first. */
+  removePeer(id: number): void {
+    this.peerDown(id);
+    this.peers.delete(id);
+  }
+
+  /** Change a peer's policy or next-hop settings; call refreshExports / ROUTE-REFRESH after. */
+  updatePeer(id: number, cfg: PeerConfig): void {
+    const p = this.peer(id);
+    if (cfg.address !== p.address || cfg.asn !== p.asn) throw new Error('a peer\'s address and AS are fixed; remove and add it');
+    p.cfg = cfg;
+  }
+
+  /**
+   * The session reached Established: remember what it negotiated and queue
+   * the whole Loc-RIB for it, followed by End-of-RIB per family.
+   */
+  peerUp(id: number, terms: SessionTerms): void {
+    const p = this.peer(id);
+    if (p.established) this.peerDown(id);
+    p.established = true;
+    p.routerId = terms.peerId >>> 0;
+    p.ibgp = terms.ibgp;
+    p.families = new Set(terms.families.filter((f) => f === IPV4_UNICAST || f === IPV6_UNICAST));
+    p.addPathRx = terms.addPathRx;
+    p.addPathTx = terms.addPathTx;
+    p.enhancedRouteRefresh = terms.enhancedRouteRefresh;
+    for (const [prefix, e] of this.loc) this.exportTo(p, prefix, bestOf(e));
+    for (const f of p.families) p.queue(f).tail.push('end-of-rib');
+  }
+
+  /** The session left Established: its routes leave Loc-RIB, its Adj-RIB-Out is forgotten. */
+  peerDown(id: number): void {
+    const p = this.peer(id);
+    p.established = false;
+    for (const set of p.adjOut.values()) this.attrs.release(set);
+    p.adjOut.clear();
+    for (const q of p.queues.values()) q.clear();
+    for (const [prefix, v] of p.adjIn) {
+      for (const path of Array.isArray(v) ? v : [v]) {
+        this.locRemove(prefix, path);
+        this.attrs.release(path.attrs);
+      }
+    }
+    p.adjIn.clear();
+    p.paths = 0;
+  }
+
+  // ------------------------------------------------------------------ import
+
+  /** Apply one decoded UPDATE from an Established peer. */
+  applyUpdate(id: number, u: UpdateMessage): UpdateResult {
+    const p = this.peer(id);
+    if (!p.established) throw new Error(`UPDATE for peer ${p.address}, which is not Established`);
+    const counts = { announced: 0, withdrawn: 0, rejected: 0, ignored: 0 };
+
+    const withdrawList = (list: PrefixList | undefined): void => {
+      if (!list || list.prefixes.length === 0) return;
+      if (list.safi !== 1 || !p.families.has(familyKey(list.afi, list.safi))) {
+        counts.ignored += list.prefixes.length;
+        return;
+      }
+      const ids = p.addPathRx.has(familyKey(list.afi, list.safi)) ? list.pathIds : null;
+      const prefixes = list.prefixes as readonly PrefixKey[];
+      for (let i = 0; i < prefixes.length; i++) {
+        if (this.withdrawPath(p, prefixes[i] as PrefixKey, ids?.[i] ?? 0)) counts.withdrawn++;
+      }
+    };
+
+    // RFC 7606 §2: treat-as-withdraw (and, for the family, AFI/SAFI disable)
+    // turns every announcement of the UPDATE into a withdrawal.
+    const asWithdraw = u.errorAction === 'treat-as-withdraw' || u.errorAction === 'afi-safi-disable';
+    withdrawList(u.withdrawn);
+    withdrawList(u.mpUnreach?.withdrawn);
+    if (asWithdraw) {
+      withdrawList(u.nlri);
+      withdrawList(u.mpReach?.nlri);
+    } else {
+      if (u.nlri.prefixes.length > 0) {
+        const nh = u.attributes.nextHop;
+        this.announceList(p, u.nlri, u.attributes, nh === undefined ? [] : [nh], counts);
+      }
+      if (u.mpReach && u.mpReach.nlri.prefixes.length > 0) {
+        // The IPv4 NEXT_HOP attribute has no meaning for MP_REACH NLRI (RFC 4760 §3).
+        const { nextHop: _ignored, ...rest } = u.attributes;
+        this.announceList(p, u.mpReach.nlri, rest, u.mpReach.nextHops, counts);
+      }
+    }
+    return u.errorAction ? { ...counts, errorAction: u.errorAction } : counts;
+  }
+
+  private announceList(
+    p: Peer,
+    list: PrefixList,
+    received: PathAttributes,
+    nextHops: readonly string[],
+    counts: { announced: number; withdrawn: number; rejected: number; ignored: number },
+  ): void {
+    const fam = familyKey(list.afi, list.safi);
+    const prefixes = list.prefixes as readonly PrefixKey[];
+    if (list.safi !== 1 || !p.families.has(fam)) {
+      counts.ignored += prefixes.length;
+      return;
+    }
+    const ids = p.addPathRx.has(fam) ? list.pathIds : null;
+    const attrs = nextHops.length === 0 ? null : this.importAttrs(p, received);
+    if (attrs === null) {
+      // Refused for the whole UPDATE (loop, no next hop): an announcement still
+      // replaces what the peer sent before, so the old path goes (implicit withdraw).
+      for (let i = 0; i < prefixes.length; i++) {
+        counts.rejected++;
+        if (this.withdrawPath(p, prefixes[i] as PrefixKey, ids?.[i] ?? 0)) counts.withdrawn++;
+      }
+      return;
+    }
+    const policy = p.cfg.importPolicy;
+    const shared = this.attrs.intern(attrs, nextHops); // one reference held for the loop
+    for (let i = 0; i < prefixes.length; i++) {
+      const prefix = prefixes[i] as PrefixKey;
+      const pathId = ids?.[i] ?? 0;
+      let set = shared;
+      if (policy) {
+        const res = policy(prefix, shared.attrs, p);
+        if (!res.accept) {
+          counts.rejected++;
+          if (this.withdrawPath(p, prefix, pathId)) counts.withdrawn++;
+          continue;
+        }
+        if (res.attrs !== undefined && res.attrs !== shared.attrs) {
+          const nh = typeof prefix === 'number' && res.attrs.nextHop !== undefined ? [res.attrs.nextHop] : nextHops;
+          set = this.attrs.intern(res.attrs, nh);
+        } else this.attrs.retain(set);
+      } else this.attrs.retain(set);
+      this.announcePath(p, prefix, pathId, set);
+      counts.announced++;
+    }
+    this.attrs.release(shared);
+  }
+
+  /**
+   * Import rules that do not depend on the prefix. Returns the attributes to
+   * store, or null when the route must be refused.
+   */
+  private importAttrs(p: Peer, a: PathAttributes): PathAttributes | null {
+    const own = this.config.localAs;
+    let count = 0;
+    for (const s of a.asPath ?? []) {
+      // RFC 4271 §9.1.2: our AS in the path is a loop; confederation segments
+      // are our own confederation's business (RFC 5065) and are not counted.
+      if (s.type !== SegmentType.AS_SEQUENCE && s.type !== SegmentType.AS_SET) continue;
+      for (const asn of s.asns) if (asn === own) count++;
+    }
+    if (count > (p.cfg.allowOwnAs ?? 0)) return null;
+    // RFC 4456 §8: a route carrying our own ORIGINATOR_ID came back to us.
+    if (a.originatorId !== undefined && a.originatorId >>> 0 === this.config.routerId >>> 0) return null;
+    if (!p.ibgp) {
+      // RFC 4271 §5.1.5: LOCAL_PREF from an external peer is ignored; ours applies.
+      return { ...a, localPref: this.defaultLocalPref };
+    }
+    return a;
+  }
+
+  /** Store a path (its AttrSet reference is handed over) and re-run the decision. */
+  private announcePath(p: Peer, prefix: PrefixKey, pathId: number, set: AttrSet): void {
+    const v = p.adjIn.get(prefix);
+    let old: Path | undefined;
+    if (v !== undefined) old = Array.isArray(v) ? v.find((x) => x.pathId === pathId) : v.pathId === pathId ? v : undefined;
+    if (old !== undefined && old.attrs === set) {
+      this.attrs.release(set); // the same route again: nothing changes
+      return;
+    }
+    const path = new Path(p, pathId, set);
+    if (v === undefined) p.adjIn.set(prefix, path);
+    else if (!Array.isArray(v)) p.adjIn.set(prefix, old !== undefined ? path : [v, path]);
+    else if (old !== undefined) v[v.indexOf(old)] = path;
+    else v.push(path);
+    if (old === undefined) p.paths++;
+    this.locReplace(prefix, old, path);
+    if (old !== undefined) this.attrs.release(old.attrs);
+  }
+
+  /** Remove one path of a peer; true if there was one. */
+  private withdrawPath(p: Peer, prefix: PrefixKey, pathId: number): boolean {
+    const v = p.adjIn.get(prefix);
+    if (v === undefined) return false;
+    let old: Path | undefined;
+    if (!Array.isArray(v)) {
+      if (v.pathId !== pathId) return false;
+      old = v;
+      p.adjIn.delete(prefix);
+    } else {
+      const i = v.findIndex((x) => x.pathId === pathId);
+      if (i < 0) return false;
+      old = v[i] as Path;
+      v.splice(i, 1);
+      if (v.length === 1) p.adjIn.set(prefix, v[0] as Path);
+    }
+    p.paths--;
+    this.locRemove(prefix, old);
+    this.attrs.release(old.attrs);
+    return true;
+  }
+
+  // ------------------------------------------------------------------ local origination
+
+  /**
+   * Originate a prefix (IPAM block, service address…). The path has an empty
+   * AS_PATH and ORIGIN IGP unless given; nextHop unset means "this node" when
+   * advertised. Announcing again replaces the previous attributes.
+   */
+  originate(prefix: PrefixKey, attrs: PathAttributes = {}): void {
+    const a: PathAttributes = { origin: 0, asPath: [], ...attrs };
+    const v4 = typeof prefix === 'number';
+    const nh = v4 ? a.nextHop : undefined;
+    const { nextHop: _drop, ...rest } = a;
+    const set = this.attrs.intern(v4 && nh !== undefined ? { ...rest, nextHop: nh } : rest, nh !== undefined ? [nh] : []);
+    const old = this.originated.get(prefix);
+    if (old !== undefined && old.attrs === set) {
+      this.attrs.release(set);
+      return;
+    }
+    const path = new Path(this.localSource, 0, set);
+    this.originated.set(prefix, path);
+    this.locReplace(prefix, old, path);
+    if (old !== undefined) this.attrs.release(old.attrs);
+  }
+
+  /** Stop originating a prefix; false if it was not originated. */
+  withdrawOrigin(prefix: PrefixKey): boolean {
+    const old = this.originated.get(prefix);
+    if (old === undefined) return false;
+    this.originated.delete(prefix);
+    this.locRemove(prefix, old);
+    this.attrs.release(old.attrs);
+    return true;
+  }
+
+  // ------------------------------------------------------------------ Loc-RIB
+
+  private locReplace(prefix: PrefixKey, old: Path | undefined, path: Path): void {
+    const e = this.loc.get(prefix);
+    if (e === undefined) {
+      this.loc.set(prefix, path);
+      this.changed(prefix, null, path);
+      return;
+    }
+    if (e instanceof Path) {
+      if (e === old) {
+        this.loc.set(prefix, path);
+        this.changed(prefix, { best: e, reason: 'only-path', multipath: [e] }, path);
+      } else {
+        const paths = [e, path];
+        const d = new Dest(paths, selectBest(paths, this.maxPaths) as Selection);
+        this.loc.set(prefix, d);
+        this.changed(prefix, { best: e, reason: 'only-path', multipath: [e] }, d);
+      }
+      return;
+    }
+    const before = e.sel;
+    const i = old === undefined ? -1 : e.paths.indexOf(old);
+    if (i >= 0) e.paths[i] = path;
+    else e.paths.push(path);
+    e.sel = selectBest(e.paths, this.maxPaths) as Selection;
+    this.changed(prefix, before, e);
+  }
+
+  private locRemove(prefix: PrefixKey, old: Path): void {
+    const e = this.loc.get(prefix);
+    if (e === undefined) return;
+    if (e instanceof Path) {
+      if (e !== old) return;
+      this.loc.delete(prefix);
+      this.changed(prefix, { best: e, reason: 'only-path', multipath: [e] }, undefined);
+      return;
+    }
+    const i = e.paths.indexOf(old);
+    if (i < 0) return;
+    const before = e.sel;
+    e.paths.splice(i, 1);
+    if (e.paths.length === 1) {
+      const only = e.paths[0] as Path;
+      this.loc.set(prefix, only);
+      this.changed(prefix, before, only);
+      return;
+    }
+    e.sel = selectBest(e.paths, this.maxPaths) as Selection;
+    this.changed(prefix, before, e);
+  }
+
+  /** After a Loc-RIB entry changed: note FIB work and export the new best where it differs. */
+  private changed(prefix: PrefixKey, before: Selection | null, after: LocEntry | undefined): void {
+    const best = after === undefined ? null : after instanceof Path ? after : after.sel.best;
+    const prevBest = before?.best ?? null;
+    const multi = after === undefined ? [] : after instanceof Path ? [after] : after.sel.multipath;
+    const prevMulti = before?.multipath ?? [];
+    const sameMulti = multi.length === prevMulti.length && multi.every((x, i) => x === prevMulti[i]);
+    if (best === prevBest && sameMulti) return; // a non-best candidate changed
+    if (
+      best === null ||
+      prevBest === null ||
+      best.attrs !== prevBest.attrs ||
+      best.source !== prevBest.source ||
+      !sameHops(multi, prevMulti)
+    ) {
+      this.bestDirty.add(prefix);
+    }
+    if (best === prevBest) return; // only the multipath set moved: exports follow the best alone
+    for (const p of this.peers.values()) if (p.established) this.exportTo(p, prefix, best);
+  }
+
+  // ------------------------------------------------------------------ export
+
+  private exportTo(p: Peer, prefix: PrefixKey, best: Path | null): void {
+    const fam = familyOf(prefix);
+    if (!p.families.has(fam)) return;
+    const want = best === null ? null : this.exportSet(p, prefix, best);
+    const cur = p.adjOut.get(prefix);
+    if (want === cur) {
+      if (want) this.attrs.release(want); // re-advertising identical state sends nothing
+      return;
+    }
+    const q = p.queue(fam);
+    if (cur !== undefined) q.remove(cur, prefix);
+    if (want !== null) {
+      p.adjOut.set(prefix, want);
+      q.withdraw.delete(prefix);
+      q.add(want, prefix);
+    } else {
+      p.adjOut.delete(prefix);
+      q.withdraw.add(prefix);
+    }
+    if (cur !== undefined) this.attrs.release(cur);
+  }
+
+  /** The set to advertise to p for this best path (one reference taken), or null for none. */
+  private exportSet(p: Peer, prefix: PrefixKey, best: Path): AttrSet | null {
+    const src = best.source;
+    if (src.id === p.id) return null; // not back to where it came from
+    if (!src.local && src.ibgp && p.ibgp) return null; // RFC 4271 §9.2: no iBGP → iBGP
+    const v6 = typeof prefix !== 'number';
+    const slot = p.id * 2 + (v6 ? 1 : 0);
+    let out: AttrSet;
+    const cached = best.attrs.exportCache?.get(slot);
+    if (cached !== undefined && cached.refs > 0) {
+      out = this.attrs.retain(cached);
+    } else {
+      const t = this.transform(p, best, v6);
+      if (t === null) return null;
+      out = this.attrs.intern(t.attrs, t.nextHops);
+      (best.attrs.exportCache ??= new Map()).set(slot, out);
+    }
+    const policy = p.cfg.exportPolicy;
+    if (!policy) return out;
+    const res = policy(prefix, out.attrs, p);
+    if (!res.accept) {
+      this.attrs.release(out);
+      return null;
+    }
+    if (res.attrs === undefined || res.attrs === out.attrs) return out;
+    const nh = !v6 && res.attrs.nextHop !== undefined ? [res.attrs.nextHop] : out.nextHops;
+    const changed = this.attrs.intern(res.attrs, nh);
+    this.attrs.release(out);
+    return changed;
+  }
+
+  /** The default export rules (see the header comment); null when no next hop can be given. */
+  private transform(p: Peer, best: Path, v6: boolean): { attrs: PathAttributes; nextHops: readonly string[] } | null {
+    const src = best.attrs;
+    const a: { -readonly [K in keyof PathAttributes]: PathAttributes[K] } = { ...src.attrs };
+    const self = v6 ? p.cfg.localAddress6 : p.cfg.localAddress;
+    let hops: readonly string[];
+    if (!p.ibgp) {
+      const path = a.asPath ?? [];
+      const first = path[0];
+      const own = this.config.localAs;
+      // RFC 4271 §5.1.2: prepend to a leading AS_SEQUENCE, or start a new one (max 255 per segment).
+      a.asPath =
+        first !== undefined && first.type === SegmentType.AS_SEQUENCE && first.asns.length < 255
+          ? [{ type: SegmentType.AS_SEQUENCE, asns: [own, ...first.asns] }, ...path.slice(1)]
+          : [{ type: SegmentType.AS_SEQUENCE, asns: [own] }, ...path];
+      delete a.localPref;
+      if (!best.source.local) delete a.med;
+      delete a.originatorId;
+      delete a.clusterList;
+      if (self === undefined) return null;
+      hops = [self];
+    } else {
+      a.localPref ??= this.defaultLocalPref;
+      if (p.cfg.nextHopSelf || src.nextHops.length === 0) {
+        if (self === undefined) return null;
+        hops = [self];
+      } else hops = src.nextHops;
+    }
+    if (a.unknown !== undefined) {
+      const kept = a.unknown
+        .filter((u) => u.flags & AttrFlag.Transitive)
+        .map((u) => ({ flags: u.flags | AttrFlag.Partial, type: u.type, value: u.value }));
+      if (kept.length > 0) a.unknown = kept;
+      else delete a.unknown;
+    }
+    if (v6) delete a.nextHop;
+    else a.nextHop = hops[0] as string;
+    return { attrs: a, nextHops: hops };
+  }
+
+  /** Recompute one peer's exports against the whole Loc-RIB (after an export policy change). */
+  refreshExports(id: number): void {
+    const p = this.peer(id);
+    if (!p.established) return;
+    for (const [prefix, e] of this.loc) this.exportTo(p, prefix, bestOf(e));
+    for (const prefix of [...p.adjOut.keys()]) if (!this.loc.has(prefix)) this.exportTo(p, prefix, null);
+  }
+
+  /**
+   * ROUTE-REFRESH received (RFC 2918 §4): queue everything we advertise in the
+   * family again, bracketed by BoRR/EoRR when enhanced route refresh was
+   * negotiated (RFC 7313 §4).
+   */
+  routeRefresh(id: number, afi: number, safi: number): void {
+    const p = this.peer(id);
+    const fam = familyKey(afi, safi);
+    if (!p.established || !p.families.has(fam)) return;
+    const q = p.queue(fam);
+    if (p.enhancedRouteRefresh) q.head.push('begin-refresh');
+    for (const [prefix, set] of p.adjOut) if (familyOf(prefix) === fam) q.add(set, prefix);
+    if (p.enhancedRouteRefresh) q.tail.push('end-refresh');
+  }
+
+  /**
+   * The next piece of outbound work for a peer: markers first, withdrawals,
+   * then announcements one attribute set at a time (all prefixes of a batch
+   * share it, so they fit one UPDATE's NLRI), at most maxPrefixes per batch;
+   * null when nothing waits. The sender encodes what it gets and asks again
+   * when its socket drains.
+   */
+  nextBatch(id: number, maxPrefixes: number): OutBatch | null {
+    const p = this.peer(id);
+    const max = Math.max(1, maxPrefixes);
+    for (const fam of [...p.queues.keys()].sort((a, b) => a - b)) {
+      const q = p.queues.get(fam) as OutQueue;
+      if (q.empty) continue;
+      const afi = fam >> 8;
+      const safi = fam & 0xff;
+      const ids = (n: number): number[] | null => (p.addPathTx.has(fam) ? new Array<number>(n).fill(1) : null);
+      const h = q.head.shift();
+      if (h !== undefined) return { kind: h, afi, safi };
+      if (q.withdraw.size > 0) {
+        const prefixes = take(q.withdraw, max);
+        return { kind: 'withdraw', afi, safi, prefixes, pathIds: ids(prefixes.length) };
+      }
+      const first = q.announce.entries().next();
+      if (!first.done) {
+        const [attrs, group] = first.value;
+        const prefixes = take(group, max);
+        if (group.size === 0) q.announce.delete(attrs);
+        return { kind: 'announce', afi, safi, attrs, prefixes, pathIds: ids(prefixes.length) };
+      }
+      const t = q.tail.shift();
+      if (t !== undefined) return { kind: t, afi, safi };
+    }
+    return null;
+  }
+
+  // ------------------------------------------------------------------ outputs and views
+
+  /** Best-path changes since the last call, one per prefix (coalesced), for the FIB. */
+  drainBestChanges(): BestChange[] {
+    const out: BestChange[] = [];
+    for (const prefix of this.bestDirty) {
+      const e = this.loc.get(prefix);
+      const afi = typeof prefix === 'number' ? 1 : 2;
+      if (e === undefined) {
+        out.push({ prefix, afi, best: null, nextHops: [], local: false, from: null });
+        continue;
+      }
+      const best = bestOf(e);
+      const multi = e instanceof Path ? [e] : e.sel.multipath;
+      const nextHops: string[] = [];
+      for (const m of multi) {
+        const nh = m.attrs.nextHops[0];
+        if (nh !== undefined) nextHops.push(nh);
+      }
+      out.push({ prefix, afi, best: best.attrs, nextHops, local: best.source.local, from: best.source.address });
+    }
+    this.bestDirty.clear();
+    return out;
+  }
+
+  /** pending best-path changes */
+  get pendingBestChanges(): number {
+    return this.bestDirty.size;
+  }
+
+  /** Loc-RIB view of one prefix (skeinctl routes). */
+  route(prefix: PrefixKey): RouteView | null {
+    const e = this.loc.get(prefix);
+    if (e === undefined) return null;
+    if (e instanceof Path) return { prefix, best: e, reason: 'only-path', multipath: [e], paths: [e] };
+    return { prefix, best: e.sel.best, reason: e.sel.reason, multipath: e.sel.multipath, paths: [...e.paths] };
+  }
+
+  /** Every Loc-RIB prefix, in insertion order. */
+  prefixes(): IterableIterator<PrefixKey> {
+    return this.loc.keys();
+  }
+
+  get locSize(): number {
+    return this.loc.size;
+  }
+
+  /** What we advertise to a peer for a prefix (Adj-RIB-Out), if anything. */
+  advertised(id: number, prefix: PrefixKey): AttrSet | undefined {
+    return this.peer(id).adjOut.get(prefix);
+  }
+
+  /** Adj-RIB-In paths of a peer for a prefix. */
+  received(id: number, prefix: PrefixKey): readonly Path[] {
+    const v = this.peer(id).adjIn.get(prefix);
+    return v === undefined ? [] : Array.isArray(v) ? v : [v];
+  }
+
+  peerStats(id: number): { received: number; advertised: number; established: boolean } {
+    const p = this.peer(id);
+    return { received: p.paths, advertised: p.adjOut.size, established: p.established };
+  }
+
+  private peer(id: number): Peer {
+    const p = this.peers.get(id);
+    if (p === undefined) throw new Error(`unknown peer id ${id}`);
+    return p;
+  }
+}
+
+function bestOf(e: LocEntry): Path {
+  return e instanceof Path ? e : e.sel.best;
+}
+
+function sameHops(a: readonly Path[], b: readonly Path[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if ((a[i] as Path).attrs.nextHops[0] !== (b[i] as Path).attrs.nextHops[0]) return false;
+  return true;
+}
+
+function take(s: Set<PrefixKey>, n: number): PrefixKey[] {
+  const out: PrefixKey[] = [];
+  for (const x of s) {
+    if (out.length >= n) break;
+    out.push(x);
+  }
+  for (const x of out) s.delete(x);
+  return out;
+}
