@@ -163,8 +163,6 @@ class Peer implements PathSource, PeerView {
   addPathRx: ReadonlySet<number> = new Set();
   addPathTx: ReadonlySet<number> = new Set();
   enhancedRouteRefresh = false;
-  /** Adj-RIB-In: prefix → path (an array only for several ADD-PATH ids) */
-  readonly adjIn = new Map<PrefixKey, Path | Path[]>();
   /** Adj-RIB-Out: prefix → what we advertise (or are about to) */
   readonly adjOut = new Map<PrefixKey, AttrSet>();
   readonly queues = new Map<number, OutQueue>();
@@ -230,8 +228,6 @@ export class RibCore {
   private readonly localSource: PathSource;
   private readonly maxPaths: number;
   private readonly defaultLocalPref: number;
-  /** locally originated prefixes */
-  private readonly originated = new Map<PrefixKey, Path>();
 
   constructor(readonly config: CoreConfig) {
     this.maxPaths = Math.max(1, config.maxPaths ?? 1);
@@ -285,13 +281,16 @@ export class RibCore {
     for (const set of p.adjOut.values()) this.attrs.release(set);
     p.adjOut.clear();
     for (const q of p.queues.values()) q.clear();
-    for (const [prefix, v] of p.adjIn) {
-      for (const path of Array.isArray(v) ? v : [v]) {
-        this.locRemove(prefix, path);
-        this.attrs.release(path.attrs);
+    // Adj-RIB-In lives in the shared prefix table (see put()): one walk finds the peer's paths.
+    if (p.paths > 0) {
+      for (const [prefix, e] of this.loc) {
+        if (e instanceof Path) {
+          if (e.source === p) this.remove(prefix, p, e.pathId);
+        } else {
+          for (const path of e.paths.filter((x) => x.source === p)) this.remove(prefix, p, path.pathId);
+        }
       }
     }
-    p.adjIn.clear();
     p.paths = 0;
   }
 
@@ -409,44 +408,13 @@ export class RibCore {
     return a;
   }
 
-  /** Store a path (its AttrSet reference is handed over) and re-run the decision. */
   private announcePath(p: Peer, prefix: PrefixKey, pathId: number, set: AttrSet): void {
-    const v = p.adjIn.get(prefix);
-    let old: Path | undefined;
-    if (v !== undefined) old = Array.isArray(v) ? v.find((x) => x.pathId === pathId) : v.pathId === pathId ? v : undefined;
-    if (old !== undefined && old.attrs === set) {
-      this.attrs.release(set); // the same route again: nothing changes
-      return;
-    }
-    const path = new Path(p, pathId, set);
-    if (v === undefined) p.adjIn.set(prefix, path);
-    else if (!Array.isArray(v)) p.adjIn.set(prefix, old !== undefined ? path : [v, path]);
-    else if (old !== undefined) v[v.indexOf(old)] = path;
-    else v.push(path);
-    if (old === undefined) p.paths++;
-    this.locReplace(prefix, old, path);
-    if (old !== undefined) this.attrs.release(old.attrs);
+    if (this.put(prefix, p, pathId, set) === 'added') p.paths++;
   }
 
-  /** Remove one path of a peer; true if there was one. */
   private withdrawPath(p: Peer, prefix: PrefixKey, pathId: number): boolean {
-    const v = p.adjIn.get(prefix);
-    if (v === undefined) return false;
-    let old: Path | undefined;
-    if (!Array.isArray(v)) {
-      if (v.pathId !== pathId) return false;
-      old = v;
-      p.adjIn.delete(prefix);
-    } else {
-      const i = v.findIndex((x) => x.pathId === pathId);
-      if (i < 0) return false;
-      old = v[i] as Path;
-      v.splice(i, 1);
-      if (v.length === 1) p.adjIn.set(prefix, v[0] as Path);
-    }
+    if (!this.remove(prefix, p, pathId)) return false;
     p.paths--;
-    this.locRemove(prefix, old);
-    this.attrs.release(old.attrs);
     return true;
   }
 
@@ -463,93 +431,120 @@ export class RibCore {
     const nh = v4 ? a.nextHop : undefined;
     const { nextHop: _drop, ...rest } = a;
     const set = this.attrs.intern(v4 && nh !== undefined ? { ...rest, nextHop: nh } : rest, nh !== undefined ? [nh] : []);
-    const old = this.originated.get(prefix);
-    if (old !== undefined && old.attrs === set) {
-      this.attrs.release(set);
-      return;
-    }
-    const path = new Path(this.localSource, 0, set);
-    this.originated.set(prefix, path);
-    this.locReplace(prefix, old, path);
-    if (old !== undefined) this.attrs.release(old.attrs);
+    this.put(prefix, this.localSource, 0, set);
   }
 
   /** Stop originating a prefix; false if it was not originated. */
   withdrawOrigin(prefix: PrefixKey): boolean {
-    const old = this.originated.get(prefix);
-    if (old === undefined) return false;
-    this.originated.delete(prefix);
-    this.locRemove(prefix, old);
-    this.attrs.release(old.attrs);
-    return true;
+    return this.remove(prefix, this.localSource, 0);
   }
 
   // ------------------------------------------------------------------ Loc-RIB
 
-  private locReplace(prefix: PrefixKey, old: Path | undefined, path: Path): void {
+  // One table holds, per prefix, every candidate path: each peer's Adj-RIB-In
+  // (post-policy) is the set of paths whose source is that peer, and the
+  // Loc-RIB is the selection made over them. Keeping them in one Map halves
+  // the hash operations per route and the per-prefix overhead (two Maps of 1M
+  // entries cost ~50 MiB more); the price is that a peer going down walks the
+  // table instead of its own index.
+
+  /**
+   * Add or replace the path of (source, path id) for a prefix; the AttrSet
+   * reference is handed over. Re-runs the decision for this prefix only.
+   */
+  private put(prefix: PrefixKey, src: PathSource, pathId: number, set: AttrSet): 'same' | 'replaced' | 'added' {
     const e = this.loc.get(prefix);
     if (e === undefined) {
+      const path = new Path(src, pathId, set);
       this.loc.set(prefix, path);
-      this.changed(prefix, null, path);
-      return;
+      this.changed(prefix, null, null, path);
+      return 'added';
     }
     if (e instanceof Path) {
-      if (e === old) {
+      if (e.source === src && e.pathId === pathId) {
+        if (e.attrs === set) {
+          this.attrs.release(set); // the same route again: nothing changes
+          return 'same';
+        }
+        const path = new Path(src, pathId, set);
         this.loc.set(prefix, path);
-        this.changed(prefix, { best: e, reason: 'only-path', multipath: [e] }, path);
-      } else {
-        const paths = [e, path];
-        const d = new Dest(paths, selectBest(paths, this.maxPaths) as Selection);
-        this.loc.set(prefix, d);
-        this.changed(prefix, { best: e, reason: 'only-path', multipath: [e] }, d);
+        this.changed(prefix, e, null, path);
+        this.attrs.release(e.attrs);
+        return 'replaced';
       }
-      return;
+      const paths = [e, new Path(src, pathId, set)];
+      const d = new Dest(paths, selectBest(paths, this.maxPaths) as Selection);
+      this.loc.set(prefix, d);
+      this.changed(prefix, e, null, d);
+      return 'added';
+    }
+    const i = e.paths.findIndex((x) => x.source === src && x.pathId === pathId);
+    const old = i >= 0 ? (e.paths[i] as Path) : undefined;
+    if (old !== undefined && old.attrs === set) {
+      this.attrs.release(set);
+      return 'same';
     }
     const before = e.sel;
-    const i = old === undefined ? -1 : e.paths.indexOf(old);
-    if (i >= 0) e.paths[i] = path;
+    const path = new Path(src, pathId, set);
+    if (old !== undefined) e.paths[i] = path;
     else e.paths.push(path);
     e.sel = selectBest(e.paths, this.maxPaths) as Selection;
-    this.changed(prefix, before, e);
+    this.changed(prefix, before.best, before.multipath, e);
+    if (old === undefined) return 'added';
+    this.attrs.release(old.attrs);
+    return 'replaced';
   }
 
-  private locRemove(prefix: PrefixKey, old: Path): void {
+  /** Remove the path of (source, path id) for a prefix; false if there was none. */
+  private remove(prefix: PrefixKey, src: PathSource, pathId: number): boolean {
     const e = this.loc.get(prefix);
-    if (e === undefined) return;
+    if (e === undefined) return false;
+    let old: Path;
     if (e instanceof Path) {
-      if (e !== old) return;
+      if (e.source !== src || e.pathId !== pathId) return false;
+      old = e;
       this.loc.delete(prefix);
-      this.changed(prefix, { best: e, reason: 'only-path', multipath: [e] }, undefined);
-      return;
+      this.changed(prefix, e, null, undefined);
+    } else {
+      const i = e.paths.findIndex((x) => x.source === src && x.pathId === pathId);
+      if (i < 0) return false;
+      old = e.paths[i] as Path;
+      const before = e.sel;
+      e.paths.splice(i, 1);
+      if (e.paths.length === 1) {
+        const only = e.paths[0] as Path;
+        this.loc.set(prefix, only);
+        this.changed(prefix, before.best, before.multipath, only);
+      } else {
+        e.sel = selectBest(e.paths, this.maxPaths) as Selection;
+        this.changed(prefix, before.best, before.multipath, e);
+      }
     }
-    const i = e.paths.indexOf(old);
-    if (i < 0) return;
-    const before = e.sel;
-    e.paths.splice(i, 1);
-    if (e.paths.length === 1) {
-      const only = e.paths[0] as Path;
-      this.loc.set(prefix, only);
-      this.changed(prefix, before, only);
-      return;
-    }
-    e.sel = selectBest(e.paths, this.maxPaths) as Selection;
-    this.changed(prefix, before, e);
+    this.attrs.release(old.attrs);
+    return true;
   }
 
-  /** After a Loc-RIB entry changed: note FIB work and export the new best where it differs. */
-  private changed(prefix: PrefixKey, before: Selection | null, after: LocEntry | undefined): void {
+  /**
+   * After a Loc-RIB entry changed: note FIB work and export the new best where
+   * it differs. prevMulti null stands for [prevBest] (a lone path).
+   */
+  private changed(prefix: PrefixKey, prevBest: Path | null, prevMulti: readonly Path[] | null, after: LocEntry | undefined): void {
     const best = after === undefined ? null : after instanceof Path ? after : after.sel.best;
-    const prevBest = before?.best ?? null;
-    const multi = after === undefined ? [] : after instanceof Path ? [after] : after.sel.multipath;
-    const prevMulti = before?.multipath ?? [];
-    const sameMulti = multi.length === prevMulti.length && multi.every((x, i) => x === prevMulti[i]);
+    let sameMulti: boolean;
+    if (after === undefined || after instanceof Path) {
+      sameMulti = prevMulti === null ? best === prevBest : prevMulti.length === 1 && prevMulti[0] === best;
+    } else {
+      const multi = after.sel.multipath;
+      const pm = prevMulti ?? (prevBest === null ? [] : [prevBest]);
+      sameMulti = multi.length === pm.length && multi.every((x, i) => x === pm[i]);
+    }
     if (best === prevBest && sameMulti) return; // a non-best candidate changed
     if (
       best === null ||
       prevBest === null ||
       best.attrs !== prevBest.attrs ||
       best.source !== prevBest.source ||
-      !sameHops(multi, prevMulti)
+      !sameHops(after instanceof Dest ? after.sel.multipath : [best], prevMulti ?? [prevBest])
     ) {
       this.bestDirty.add(prefix);
     }
@@ -564,7 +559,7 @@ export class RibCore {
     if (!p.families.has(fam)) return;
     const want = best === null ? null : this.exportSet(p, prefix, best);
     const cur = p.adjOut.get(prefix);
-    if (want === cur) {
+    if (want === (cur ?? null)) {
       if (want) this.attrs.release(want); // re-advertising identical state sends nothing
       return;
     }
@@ -572,7 +567,7 @@ export class RibCore {
     if (cur !== undefined) q.remove(cur, prefix);
     if (want !== null) {
       p.adjOut.set(prefix, want);
-      q.withdraw.delete(prefix);
+      if (q.withdraw.size > 0) q.withdraw.delete(prefix);
       q.add(want, prefix);
     } else {
       p.adjOut.delete(prefix);
@@ -764,8 +759,10 @@ export class RibCore {
 
   /** Adj-RIB-In paths of a peer for a prefix. */
   received(id: number, prefix: PrefixKey): readonly Path[] {
-    const v = this.peer(id).adjIn.get(prefix);
-    return v === undefined ? [] : Array.isArray(v) ? v : [v];
+    const p = this.peer(id);
+    const e = this.loc.get(prefix);
+    if (e === undefined) return [];
+    return e instanceof Path ? (e.source === p ? [e] : []) : e.paths.filter((x) => x.source === p);
   }
 
   peerStats(id: number): { received: number; advertised: number; established: boolean } {

@@ -1,0 +1,130 @@
+// Micro-benchmark of the route-processing core: 1M IPv4 prefixes from one eBGP
+// peer, in UPDATEs of 300 prefixes that share one attribute set (~3.3k sets),
+// through Adj-RIB-In, the decision process and Loc-RIB, then withdrawn.
+// Decoding is not included (the UPDATEs are built before the clock starts);
+// the best-change stream is drained after every UPDATE, as the FIB side would.
+// A second run adds one established iBGP peer, so every prefix also goes
+// through export, Adj-RIB-Out and the outbound queue, drained by nextBatch().
+// Reference in the same run: a bare Map.set / Map.delete of the same keys.
+//
+// Run: npm run build && node dist/bench/rib.js   (PREFIXES=n to change the size)
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { performance } from 'node:perf_hooks';
+import { IPV4_UNICAST, RibCore } from '../bgp/index.js';
+import type { PrefixList, UpdateMessage } from '../bgp/index.js';
+
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+const N = Number(process.env.PREFIXES ?? 1_000_000);
+const GROUP = 300;
+const MiB = 1024 * 1024;
+
+const v4 = (prefixes: number[]): PrefixList => ({ afi: 1, safi: 1, prefixes, pathIds: null });
+const EMPTY = v4([]);
+
+function buildUpdates(): { announce: UpdateMessage[]; withdraw: UpdateMessage[] } {
+  const announce: UpdateMessage[] = [];
+  const withdraw: UpdateMessage[] = [];
+  for (let start = 0, g = 0; start < N; start += GROUP, g++) {
+    const prefixes: number[] = [];
+    for (let i = start; i < Math.min(N, start + GROUP); i++) {
+      // distinct /24s from 1.0.0.0 up: Prefix4 = address * 64 + length
+      prefixes.push((0x01000000 + i * 256) * 64 + 24);
+    }
+    announce.push({
+      type: 'UPDATE',
+      withdrawn: EMPTY,
+      attributes: {
+        origin: 0,
+        asPath: [{ type: 2, asns: [65001, 3000 + (g % 2000), 64000 + (g % 7)] }],
+        nextHop: '192.0.2.1',
+        med: g % 3,
+        communities: [(65001 << 16) | (g % 100)],
+      },
+      nlri: v4(prefixes),
+    });
+    withdraw.push({ type: 'UPDATE', withdrawn: v4(prefixes), attributes: {}, nlri: EMPTY });
+  }
+  return { announce, withdraw };
+}
+
+const mem = (): { heap: number; rss: number } => {
+  gc();
+  const m = process.memoryUsage();
+  return { heap: m.heapUsed / MiB, rss: m.rss / MiB };
+};
+const fmt = (n: number): string => n.toFixed(1);
+const rate = (n: number, ms: number): string => `${Math.round((n / ms) * 1000).toLocaleString('en')} prefixes/s`;
+
+function reference(updates: UpdateMessage[]): void {
+  const base = mem();
+  const m = new Map<number, object>();
+  const v = {};
+  let t = performance.now();
+  for (const u of updates) for (const p of u.nlri.prefixes as number[]) m.set(p, v);
+  const setMs = performance.now() - t;
+  const after = mem();
+  t = performance.now();
+  for (const u of updates) for (const p of u.nlri.prefixes as number[]) m.delete(p);
+  const delMs = performance.now() - t;
+  console.log(`reference Map<number>: set ${fmt(setMs)} ms (${rate(N, setMs)}), delete ${fmt(delMs)} ms (${rate(N, delMs)}), heap +${fmt(after.heap - base.heap)} MiB`);
+}
+
+function run(label: string, exportPeer: boolean, updates: { announce: UpdateMessage[]; withdraw: UpdateMessage[] }): void {
+  const base = mem();
+  const core = new RibCore({ localAs: 64512, routerId: 0x0a000001, maxPaths: 4 });
+  const terms = (peerId: number, ibgp: boolean) => ({
+    peerId, ibgp, families: [IPV4_UNICAST], addPathRx: new Set<number>(), addPathTx: new Set<number>(), enhancedRouteRefresh: false,
+  });
+  const ebgp = core.addPeer({ address: '192.0.2.1', asn: 65001, localAddress: '192.0.2.10' });
+  core.peerUp(ebgp, terms(0xc0000201, false));
+  let ibgp = 0;
+  if (exportPeer) {
+    ibgp = core.addPeer({ address: '192.0.2.20', asn: 64512, localAddress: '192.0.2.10' });
+    core.peerUp(ibgp, terms(0xc0000214, true));
+  }
+  let fib = 0;
+  let sent = 0;
+  const drainOut = (): void => {
+    if (!exportPeer) return;
+    for (let b = core.nextBatch(ibgp, 1000); b; b = core.nextBatch(ibgp, 1000)) if (b.kind === 'announce' || b.kind === 'withdraw') sent += b.prefixes.length;
+  };
+
+  let t = performance.now();
+  for (const u of updates.announce) {
+    core.applyUpdate(ebgp, u);
+    fib += core.drainBestChanges().length;
+  }
+  const ingestMs = performance.now() - t;
+  t = performance.now();
+  drainOut();
+  const drainMs = performance.now() - t;
+  const after = mem();
+  const sets = core.attrs.size;
+  const loc = core.locSize;
+
+  t = performance.now();
+  for (const u of updates.withdraw) {
+    core.applyUpdate(ebgp, u);
+    fib += core.drainBestChanges().length;
+  }
+  const withdrawMs = performance.now() - t;
+  drainOut();
+  console.log(`${label}:`);
+  console.log(`  ingest   ${fmt(ingestMs)} ms  (${rate(N, ingestMs)})  Loc-RIB ${loc.toLocaleString('en')} prefixes, ${sets} attribute sets`);
+  if (exportPeer) console.log(`  drain Adj-RIB-Out to the iBGP peer ${fmt(drainMs)} ms, ${sent.toLocaleString('en')} prefixes in batches of 1000 (announce + withdraw)`);
+  console.log(`  withdraw ${fmt(withdrawMs)} ms  (${rate(N, withdrawMs)})  Loc-RIB after: ${core.locSize}, attribute sets after: ${core.attrs.size}`);
+  console.log(`  after ingest: heapUsed +${fmt(after.heap - base.heap)} MiB over the start (${fmt(after.heap)} MiB total), RSS ${fmt(after.rss)} MiB`);
+  console.log(`  FIB changes drained: ${fib.toLocaleString('en')}`);
+}
+
+const start = mem();
+console.log(`rib bench: ${N.toLocaleString('en')} IPv4 prefixes, ${GROUP} per UPDATE; node ${process.version}; start heap ${fmt(start.heap)} MiB, RSS ${fmt(start.rss)} MiB`);
+const updates = buildUpdates();
+const built = mem();
+console.log(`UPDATEs built (not part of the core): ${updates.announce.length} + ${updates.withdraw.length}, heap ${fmt(built.heap)} MiB, RSS ${fmt(built.rss)} MiB`);
+reference(updates.announce);
+run('core, one eBGP peer', false, updates);
+run('core, one eBGP peer + export to one iBGP peer', true, updates);
