@@ -393,3 +393,23 @@ t.test('ADD-PATH receive: several paths of one peer for one prefix', async (t) =
   core.peerDown(a);
   t.equal(core.attrs.size, 0);
 });
+
+t.test('export cache: keyed by locality and peer settings', async (t) => {
+  const { core, b, c } = lab();
+  const same: PathAttributes = { origin: 0, asPath: [], nextHop: '192.0.2.77', localPref: 100, med: 5 };
+  core.originate(p4('10.70.0.0/24'), same);
+  core.applyUpdate(b, announce(['10.71.0.0/24'], same));
+  t.equal(core.route(p4('10.70.0.0/24'))?.best.attrs, core.route(p4('10.71.0.0/24'))?.best.attrs, 'one interned set for both');
+  const out = announced(drain(core, c));
+  const med = (prefix: string) => out.find((x) => x?.prefixes.includes(prefix))?.attrs.med;
+  t.equal(med('10.70.0.0/24'), 5, 'ours: MED kept');
+  t.equal(med('10.71.0.0/24'), undefined, 'learned over iBGP: MED removed');
+
+  // a settings change is seen by refreshExports, despite the cache
+  const d = core.addPeer({ address: '192.0.2.4', asn: LOCAL_AS, localAddress: '192.0.2.100' });
+  core.peerUp(d, terms(4, true));
+  t.equal(announced(drain(core, d)).find((x) => x?.prefixes.includes('10.70.0.0/24'))?.attrs.nextHop, '192.0.2.77');
+  core.updatePeer(d, { address: '192.0.2.4', asn: LOCAL_AS, localAddress: '192.0.2.100', nextHopSelf: true });
+  core.refreshExports(d);
+  t.same(announced(drain(core, d)).map((x) => [x?.prefixes, x?.attrs.nextHop]), [[['10.70.0.0/24'], '192.0.2.100']]);
+});

@@ -168,6 +168,8 @@ class Peer implements PathSource, PeerView {
   readonly queues = new Map<number, OutQueue>();
   /** count of Adj-RIB-In paths */
   paths = 0;
+  /** bumped whenever the export rules for this peer may change (settings, session) */
+  epoch = 0;
   constructor(
     readonly id: number,
     public cfg: PeerConfig,
@@ -254,6 +256,7 @@ export class RibCore {
     const p = this.peer(id);
     if (cfg.address !== p.address || cfg.asn !== p.asn) throw new Error('a peer\'s address and AS are fixed; remove and add it');
     p.cfg = cfg;
+    p.epoch++; // cached exports were made under the old settings
   }
 
   /**
@@ -264,6 +267,7 @@ export class RibCore {
     const p = this.peer(id);
     if (p.established) this.peerDown(id);
     p.established = true;
+    p.epoch++;
     p.routerId = terms.peerId >>> 0;
     p.ibgp = terms.ibgp;
     p.families = new Set(terms.families.filter((f) => f === IPV4_UNICAST || f === IPV6_UNICAST));
@@ -582,7 +586,9 @@ export class RibCore {
     if (src.id === p.id) return null; // not back to where it came from
     if (!src.local && src.ibgp && p.ibgp) return null; // RFC 4271 §9.2: no iBGP → iBGP
     const v6 = typeof prefix !== 'number';
-    const slot = p.id * 2 + (v6 ? 1 : 0);
+    // The default export of a set depends on the peer (and its settings), the
+    // family, and whether the path is ours (MED): all in the cache key.
+    const slot = ((p.epoch * 0x10000 + p.id) * 2 + (v6 ? 1 : 0)) * 2 + (src.local ? 1 : 0);
     let out: AttrSet;
     const cached = best.attrs.exportCache?.get(slot);
     if (cached !== undefined && cached.refs > 0) {
