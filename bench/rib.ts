@@ -58,7 +58,12 @@ const mem = (): { heap: number; rss: number } => {
 const fmt = (n: number): string => n.toFixed(1);
 const rate = (n: number, ms: number): string => `${Math.round((n / ms) * 1000).toLocaleString('en')} prefixes/s`;
 
-function reference(updates: UpdateMessage[]): void {
+const ROUNDS = Number(process.env.ROUNDS ?? 3);
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+const summary = (label: string, xs: number[]): string =>
+  `${label} best ${fmt(Math.min(...xs))} ms (${rate(N, Math.min(...xs))}), median ${fmt(median(xs))} ms`;
+
+function reference(updates: UpdateMessage[]): { set: number; del: number; heap: number } {
   const base = mem();
   const m = new Map<number, object>();
   const v = {};
@@ -69,10 +74,12 @@ function reference(updates: UpdateMessage[]): void {
   t = performance.now();
   for (const u of updates) for (const p of u.nlri.prefixes as number[]) m.delete(p);
   const delMs = performance.now() - t;
-  console.log(`reference Map<number>: set ${fmt(setMs)} ms (${rate(N, setMs)}), delete ${fmt(delMs)} ms (${rate(N, delMs)}), heap +${fmt(after.heap - base.heap)} MiB`);
+  return { set: setMs, del: delMs, heap: after.heap - base.heap };
 }
 
-function run(label: string, exportPeer: boolean, updates: { announce: UpdateMessage[]; withdraw: UpdateMessage[] }): void {
+interface Figures { ingest: number; drain: number; withdraw: number; heap: number; heapTotal: number; rss: number; sets: number; loc: number; after: number; setsAfter: number; fib: number; sent: number }
+
+function run(exportPeer: boolean, updates: { announce: UpdateMessage[]; withdraw: UpdateMessage[] }): Figures {
   const base = mem();
   const core = new RibCore({ localAs: 64512, routerId: 0x0a000001, maxPaths: 4 });
   const terms = (peerId: number, ibgp: boolean) => ({
@@ -112,12 +119,20 @@ function run(label: string, exportPeer: boolean, updates: { announce: UpdateMess
   }
   const withdrawMs = performance.now() - t;
   drainOut();
-  console.log(`${label}:`);
-  console.log(`  ingest   ${fmt(ingestMs)} ms  (${rate(N, ingestMs)})  Loc-RIB ${loc.toLocaleString('en')} prefixes, ${sets} attribute sets`);
-  if (exportPeer) console.log(`  drain Adj-RIB-Out to the iBGP peer ${fmt(drainMs)} ms, ${sent.toLocaleString('en')} prefixes in batches of 1000 (announce + withdraw)`);
-  console.log(`  withdraw ${fmt(withdrawMs)} ms  (${rate(N, withdrawMs)})  Loc-RIB after: ${core.locSize}, attribute sets after: ${core.attrs.size}`);
-  console.log(`  after ingest: heapUsed +${fmt(after.heap - base.heap)} MiB over the start (${fmt(after.heap)} MiB total), RSS ${fmt(after.rss)} MiB`);
-  console.log(`  FIB changes drained: ${fib.toLocaleString('en')}`);
+  return {
+    ingest: ingestMs, drain: drainMs, withdraw: withdrawMs, heap: after.heap - base.heap, heapTotal: after.heap, rss: after.rss,
+    sets, loc, after: core.locSize, setsAfter: core.attrs.size, fib, sent,
+  };
+}
+
+function report(label: string, rounds: Figures[], exportPeer: boolean): void {
+  const last = rounds[rounds.length - 1] as Figures;
+  console.log(`${label} (${rounds.length} rounds):`);
+  console.log(`  ${summary('ingest  ', rounds.map((r) => r.ingest))}; Loc-RIB ${last.loc.toLocaleString('en')} prefixes, ${last.sets} attribute sets`);
+  if (exportPeer) console.log(`  ${summary('drain Adj-RIB-Out to the iBGP peer (nextBatch 1000)', rounds.map((r) => r.drain))}`);
+  console.log(`  ${summary('withdraw', rounds.map((r) => r.withdraw))}; Loc-RIB after ${last.after}, attribute sets after ${last.setsAfter}`);
+  console.log(`  after ingest: heapUsed +${fmt(last.heap)} MiB over the start (${fmt(last.heapTotal)} MiB total), RSS ${fmt(last.rss)} MiB (process, includes the prebuilt UPDATEs)`);
+  console.log(`  per round: FIB changes drained ${last.fib.toLocaleString('en')}${exportPeer ? `, prefixes sent ${last.sent.toLocaleString('en')}` : ''}`);
 }
 
 const start = mem();
@@ -125,6 +140,7 @@ console.log(`rib bench: ${N.toLocaleString('en')} IPv4 prefixes, ${GROUP} per UP
 const updates = buildUpdates();
 const built = mem();
 console.log(`UPDATEs built (not part of the core): ${updates.announce.length} + ${updates.withdraw.length}, heap ${fmt(built.heap)} MiB, RSS ${fmt(built.rss)} MiB`);
-reference(updates.announce);
-run('core, one eBGP peer', false, updates);
-run('core, one eBGP peer + export to one iBGP peer', true, updates);
+const refs = Array.from({ length: ROUNDS }, () => reference(updates.announce));
+console.log(`reference, bare Map<number, object> (${ROUNDS} rounds): ${summary('set', refs.map((r) => r.set))}; ${summary('delete', refs.map((r) => r.del))}; heap +${fmt(refs[0]!.heap)} MiB`);
+report('core, one eBGP peer', Array.from({ length: ROUNDS }, () => run(false, updates)), false);
+report('core, one eBGP peer + export to one iBGP peer', Array.from({ length: ROUNDS }, () => run(true, updates)), true);

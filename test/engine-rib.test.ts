@@ -2,6 +2,7 @@
 // treat-as-withdraw, AS loops with an allowance, eBGP/iBGP export rules, local
 // origination, ROUTE-REFRESH, and the two change streams (FIB and per peer).
 import t from 'tap';
+import fc from 'fast-check';
 import { IPV4_UNICAST, IPV6_UNICAST, RibCore } from '../bgp/index.js';
 import type { OutBatch, PathAttributes, PeerConfig, PrefixKey, SessionTerms, UpdateMessage } from '../bgp/index.js';
 
@@ -412,4 +413,43 @@ t.test('export cache: keyed by locality and peer settings', async (t) => {
   core.updatePeer(d, { address: '192.0.2.4', asn: LOCAL_AS, localAddress: '192.0.2.100', nextHopSelf: true });
   core.refreshExports(d);
   t.same(announced(drain(core, d)).map((x) => [x?.prefixes, x?.attrs.nextHop]), [[['10.70.0.0/24'], '192.0.2.100']]);
+});
+
+t.test('PrefixMap agrees with a Map under random operations (including deletes during a walk)', async (t) => {
+  const { PrefixMap } = await import('../bgp/rib/prefix-map.js');
+  const key = fc.oneof(
+    { weight: 4, arbitrary: fc.tuple(fc.integer({ min: 0, max: 300 }), fc.integer({ min: 0, max: 32 })).map(([a, l]) => (0xc0000000 + a * 256) * 64 + l) },
+    { weight: 1, arbitrary: fc.constantFrom('fd00::/64', 'fd00:1::/64', '::/0') },
+  );
+  const op = fc.oneof(
+    fc.record({ op: fc.constant('set' as const), k: key, v: fc.integer() }),
+    fc.record({ op: fc.constant('delete' as const), k: key }),
+    fc.record({ op: fc.constant('walk-delete' as const), mod: fc.integer({ min: 2, max: 5 }) }),
+  );
+  fc.assert(
+    fc.property(fc.array(op, { maxLength: 400 }), (ops) => {
+      const m = new PrefixMap<number>(16);
+      const ref = new Map<number | string, number>();
+      for (const o of ops) {
+        if (o.op === 'set') {
+          m.set(o.k, o.v);
+          ref.set(o.k, o.v);
+        } else if (o.op === 'delete') {
+          if (m.delete(o.k) !== ref.delete(o.k)) return false;
+        } else {
+          // delete every entry whose value is divisible by mod, while walking
+          m.forEach((v, k) => {
+            if (v % o.mod === 0) m.delete(k);
+          });
+          for (const [k, v] of [...ref]) if (v % o.mod === 0) ref.delete(k);
+        }
+        if (m.size !== ref.size) return false;
+      }
+      for (const [k, v] of ref) if (m.get(k) !== v || !m.has(k)) return false;
+      const seen = [...m.keysIter()];
+      return seen.length === ref.size && seen.every((k) => ref.has(k));
+    }),
+    { numRuns: 500 },
+  );
+  t.pass('500 random operation sequences');
 });

@@ -37,6 +37,7 @@ import type { PathAttributes, Prefix4, Prefix6, PrefixList, UpdateMessage } from
 import { DEFAULT_LOCAL_PREF, Path, addressSortKey, selectBest } from './decision.js';
 import type { PathSource, Reason, Selection } from './decision.js';
 import { AttrTable } from './intern.js';
+import { PrefixMap } from './prefix-map.js';
 import type { AttrSet } from './intern.js';
 
 export type PrefixKey = Prefix4 | Prefix6;
@@ -119,35 +120,94 @@ export type OutBatch =
 
 type Marker = 'end-of-rib' | 'begin-refresh' | 'end-refresh';
 
-/** Pending outbound work of one family to one peer. */
+/**
+ * Pending outbound work of one family to one peer. `pending` says, per
+ * prefix, what is to go out: an AttrSet to announce, or null to withdraw.
+ * The group arrays and the withdraw list only index it and may hold stale
+ * entries (a prefix that moved to another set before it was sent): nextBatch
+ * checks each against `pending`, so moving a prefix costs an append, not a
+ * search.
+ */
 class OutQueue {
-  /** prefixes to announce, grouped by the set they go out with (one UPDATE per group chunk) */
-  readonly announce = new Map<AttrSet, Set<PrefixKey>>();
-  readonly withdraw = new Set<PrefixKey>();
+  readonly pending = new PrefixMap<AttrSet | null>();
+  /** per set: the prefixes queued under it, and how far the sender got */
+  readonly groups = new Map<AttrSet, { list: PrefixKey[]; pos: number }>();
+  withdrawList: PrefixKey[] = [];
+  withdrawPos = 0;
   readonly head: Marker[] = [];
   readonly tail: Marker[] = [];
   constructor(readonly family: number) {}
 
   get empty(): boolean {
-    return this.announce.size === 0 && this.withdraw.size === 0 && this.head.length === 0 && this.tail.length === 0;
+    return this.pending.size === 0 && this.head.length === 0 && this.tail.length === 0;
   }
 
-  add(set: AttrSet, p: PrefixKey): void {
-    let g = this.announce.get(set);
-    if (g === undefined) this.announce.set(set, (g = new Set()));
-    g.add(p);
+  announce(set: AttrSet, p: PrefixKey): void {
+    const prev = this.pending.get(p);
+    this.pending.set(p, set);
+    if (prev === set) return; // already queued in that group
+    let g = this.groups.get(set);
+    if (g === undefined) this.groups.set(set, (g = { list: [], pos: 0 }));
+    g.list.push(p);
   }
 
-  remove(set: AttrSet, p: PrefixKey): void {
-    const g = this.announce.get(set);
-    if (g !== undefined && g.delete(p) && g.size === 0) this.announce.delete(set);
+  withdraw(p: PrefixKey): void {
+    const prev = this.pending.get(p);
+    this.pending.set(p, null);
+    if (prev !== null) this.withdrawList.push(p);
   }
 
   clear(): void {
-    this.announce.clear();
-    this.withdraw.clear();
+    this.pending.clear();
+    this.dropIndex();
     this.head.length = 0;
     this.tail.length = 0;
+  }
+
+  /** Forget the group and withdraw indexes (when nothing is pending they only hold stale entries). */
+  dropIndex(): void {
+    this.groups.clear();
+    this.withdrawList = [];
+    this.withdrawPos = 0;
+  }
+
+  /** Up to max prefixes still pending withdrawal. */
+  takeWithdrawals(max: number): PrefixKey[] {
+    const out: PrefixKey[] = [];
+    const list = this.withdrawList;
+    let i = this.withdrawPos;
+    for (; i < list.length && out.length < max; i++) {
+      const p = list[i] as PrefixKey;
+      if (this.pending.get(p) !== null) continue; // re-announced or already sent
+      this.pending.delete(p);
+      out.push(p);
+    }
+    if (i >= list.length) {
+      this.withdrawList = [];
+      this.withdrawPos = 0;
+    } else {
+      this.withdrawPos = i;
+    }
+    return out;
+  }
+
+  /** The first group with prefixes still pending under its set, up to max of them. */
+  takeAnnouncements(max: number): { set: AttrSet; prefixes: PrefixKey[] } | null {
+    for (const [set, g] of this.groups) {
+      const out: PrefixKey[] = [];
+      const list = g.list;
+      let i = g.pos;
+      for (; i < list.length && out.length < max; i++) {
+        const p = list[i] as PrefixKey;
+        if (this.pending.get(p) !== set) continue; // moved or withdrawn since
+        this.pending.delete(p);
+        out.push(p);
+      }
+      if (i >= list.length) this.groups.delete(set);
+      else g.pos = i;
+      if (out.length > 0) return { set, prefixes: out };
+    }
+    return null;
   }
 }
 
@@ -164,7 +224,7 @@ class Peer implements PathSource, PeerView {
   addPathTx: ReadonlySet<number> = new Set();
   enhancedRouteRefresh = false;
   /** Adj-RIB-Out: prefix → what we advertise (or are about to) */
-  readonly adjOut = new Map<PrefixKey, AttrSet>();
+  readonly adjOut = new PrefixMap<AttrSet>();
   readonly queues = new Map<number, OutQueue>();
   /** count of Adj-RIB-In paths */
   paths = 0;
@@ -224,8 +284,10 @@ export interface RouteView {
 export class RibCore {
   readonly attrs = new AttrTable();
   private readonly peers = new Map<number, Peer>();
-  private readonly loc = new Map<PrefixKey, LocEntry>();
-  private readonly bestDirty = new Set<PrefixKey>();
+  private readonly loc = new PrefixMap<LocEntry>();
+  /** prefixes whose best path or next hops changed since the last drain (map for dedup, list for order) */
+  private readonly bestDirty = new PrefixMap<true>();
+  private bestDirtyList: PrefixKey[] = [];
   private nextPeerId = 1;
   private readonly localSource: PathSource;
   private readonly maxPaths: number;
@@ -274,7 +336,7 @@ export class RibCore {
     p.addPathRx = terms.addPathRx;
     p.addPathTx = terms.addPathTx;
     p.enhancedRouteRefresh = terms.enhancedRouteRefresh;
-    for (const [prefix, e] of this.loc) this.exportTo(p, prefix, bestOf(e));
+    this.loc.forEach((e, prefix) => this.exportTo(p, prefix, bestOf(e)));
     for (const f of p.families) p.queue(f).tail.push('end-of-rib');
   }
 
@@ -282,18 +344,18 @@ export class RibCore {
   peerDown(id: number): void {
     const p = this.peer(id);
     p.established = false;
-    for (const set of p.adjOut.values()) this.attrs.release(set);
+    p.adjOut.forEach((set) => this.attrs.release(set));
     p.adjOut.clear();
     for (const q of p.queues.values()) q.clear();
     // Adj-RIB-In lives in the shared prefix table (see put()): one walk finds the peer's paths.
     if (p.paths > 0) {
-      for (const [prefix, e] of this.loc) {
+      this.loc.forEach((e, prefix) => {
         if (e instanceof Path) {
           if (e.source === p) this.remove(prefix, p, e.pathId);
         } else {
           for (const path of e.paths.filter((x) => x.source === p)) this.remove(prefix, p, path.pathId);
         }
-      }
+      });
     }
     p.paths = 0;
   }
@@ -550,7 +612,10 @@ export class RibCore {
       best.source !== prevBest.source ||
       !sameHops(after instanceof Dest ? after.sel.multipath : [best], prevMulti ?? [prevBest])
     ) {
-      this.bestDirty.add(prefix);
+      if (this.bestDirty.get(prefix) === undefined) {
+        this.bestDirty.set(prefix, true);
+        this.bestDirtyList.push(prefix);
+      }
     }
     if (best === prevBest) return; // only the multipath set moved: exports follow the best alone
     for (const p of this.peers.values()) if (p.established) this.exportTo(p, prefix, best);
@@ -568,14 +633,12 @@ export class RibCore {
       return;
     }
     const q = p.queue(fam);
-    if (cur !== undefined) q.remove(cur, prefix);
     if (want !== null) {
       p.adjOut.set(prefix, want);
-      if (q.withdraw.size > 0) q.withdraw.delete(prefix);
-      q.add(want, prefix);
+      q.announce(want, prefix);
     } else {
       p.adjOut.delete(prefix);
-      q.withdraw.add(prefix);
+      q.withdraw(prefix);
     }
     if (cur !== undefined) this.attrs.release(cur);
   }
@@ -657,8 +720,12 @@ export class RibCore {
   refreshExports(id: number): void {
     const p = this.peer(id);
     if (!p.established) return;
-    for (const [prefix, e] of this.loc) this.exportTo(p, prefix, bestOf(e));
-    for (const prefix of [...p.adjOut.keys()]) if (!this.loc.has(prefix)) this.exportTo(p, prefix, null);
+    this.loc.forEach((e, prefix) => this.exportTo(p, prefix, bestOf(e)));
+    const gone: PrefixKey[] = [];
+    p.adjOut.forEach((_set, prefix) => {
+      if (!this.loc.has(prefix)) gone.push(prefix);
+    });
+    for (const prefix of gone) this.exportTo(p, prefix, null);
   }
 
   /**
@@ -672,7 +739,9 @@ export class RibCore {
     if (!p.established || !p.families.has(fam)) return;
     const q = p.queue(fam);
     if (p.enhancedRouteRefresh) q.head.push('begin-refresh');
-    for (const [prefix, set] of p.adjOut) if (familyOf(prefix) === fam) q.add(set, prefix);
+    p.adjOut.forEach((set, prefix) => {
+      if (familyOf(prefix) === fam) q.announce(set, prefix);
+    });
     if (p.enhancedRouteRefresh) q.tail.push('end-refresh');
   }
 
@@ -688,23 +757,17 @@ export class RibCore {
     const max = Math.max(1, maxPrefixes);
     for (const fam of [...p.queues.keys()].sort((a, b) => a - b)) {
       const q = p.queues.get(fam) as OutQueue;
+      if (q.pending.size === 0 && (q.groups.size > 0 || q.withdrawList.length > 0)) q.dropIndex();
       if (q.empty) continue;
       const afi = fam >> 8;
       const safi = fam & 0xff;
       const ids = (n: number): number[] | null => (p.addPathTx.has(fam) ? new Array<number>(n).fill(1) : null);
       const h = q.head.shift();
       if (h !== undefined) return { kind: h, afi, safi };
-      if (q.withdraw.size > 0) {
-        const prefixes = take(q.withdraw, max);
-        return { kind: 'withdraw', afi, safi, prefixes, pathIds: ids(prefixes.length) };
-      }
-      const first = q.announce.entries().next();
-      if (!first.done) {
-        const [attrs, group] = first.value;
-        const prefixes = take(group, max);
-        if (group.size === 0) q.announce.delete(attrs);
-        return { kind: 'announce', afi, safi, attrs, prefixes, pathIds: ids(prefixes.length) };
-      }
+      const w = q.takeWithdrawals(max);
+      if (w.length > 0) return { kind: 'withdraw', afi, safi, prefixes: w, pathIds: ids(w.length) };
+      const a = q.takeAnnouncements(max);
+      if (a !== null) return { kind: 'announce', afi, safi, attrs: a.set, prefixes: a.prefixes, pathIds: ids(a.prefixes.length) };
       const t = q.tail.shift();
       if (t !== undefined) return { kind: t, afi, safi };
     }
@@ -716,7 +779,10 @@ export class RibCore {
   /** Best-path changes since the last call, one per prefix (coalesced), for the FIB. */
   drainBestChanges(): BestChange[] {
     const out: BestChange[] = [];
-    for (const prefix of this.bestDirty) {
+    const list = this.bestDirtyList;
+    this.bestDirtyList = [];
+    for (const prefix of list) {
+      this.bestDirty.delete(prefix);
       const e = this.loc.get(prefix);
       const afi = typeof prefix === 'number' ? 1 : 2;
       if (e === undefined) {
@@ -732,7 +798,6 @@ export class RibCore {
       }
       out.push({ prefix, afi, best: best.attrs, nextHops, local: best.source.local, from: best.source.address });
     }
-    this.bestDirty.clear();
     return out;
   }
 
@@ -750,8 +815,8 @@ export class RibCore {
   }
 
   /** Every Loc-RIB prefix, in insertion order. */
-  prefixes(): IterableIterator<PrefixKey> {
-    return this.loc.keys();
+  prefixes(): Generator<PrefixKey> {
+    return this.loc.keysIter();
   }
 
   get locSize(): number {
@@ -791,14 +856,4 @@ function sameHops(a: readonly Path[], b: readonly Path[]): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if ((a[i] as Path).attrs.nextHops[0] !== (b[i] as Path).attrs.nextHops[0]) return false;
   return true;
-}
-
-function take(s: Set<PrefixKey>, n: number): PrefixKey[] {
-  const out: PrefixKey[] = [];
-  for (const x of s) {
-    if (out.length >= n) break;
-    out.push(x);
-  }
-  for (const x of out) s.delete(x);
-  return out;
 }
