@@ -127,11 +127,12 @@ function run(exportPeer: boolean, updates: { announce: UpdateMessage[]; withdraw
 
 function report(label: string, rounds: Figures[], exportPeer: boolean): void {
   const last = rounds[rounds.length - 1] as Figures;
+  const first = rounds[0] as Figures;
   console.log(`${label} (${rounds.length} rounds):`);
   console.log(`  ${summary('ingest  ', rounds.map((r) => r.ingest))}; Loc-RIB ${last.loc.toLocaleString('en')} prefixes, ${last.sets} attribute sets`);
   if (exportPeer) console.log(`  ${summary('drain Adj-RIB-Out to the iBGP peer (nextBatch 1000)', rounds.map((r) => r.drain))}`);
   console.log(`  ${summary('withdraw', rounds.map((r) => r.withdraw))}; Loc-RIB after ${last.after}, attribute sets after ${last.setsAfter}`);
-  console.log(`  after ingest: heapUsed +${fmt(last.heap)} MiB over the start (${fmt(last.heapTotal)} MiB total), RSS ${fmt(last.rss)} MiB (process, includes the prebuilt UPDATEs)`);
+  console.log(`  after ingest: heapUsed +${fmt(last.heap)} MiB over the start (${fmt(last.heapTotal)} MiB total), RSS ${fmt(first.rss)} MiB after the first round, ${fmt(last.rss)} MiB after the last (whole process, with the prebuilt UPDATEs)`);
   console.log(`  per round: FIB changes drained ${last.fib.toLocaleString('en')}${exportPeer ? `, prefixes sent ${last.sent.toLocaleString('en')}` : ''}`);
 }
 
@@ -140,7 +141,9 @@ console.log(`rib bench: ${N.toLocaleString('en')} IPv4 prefixes, ${GROUP} per UP
 const updates = buildUpdates();
 const built = mem();
 console.log(`UPDATEs built (not part of the core): ${updates.announce.length} + ${updates.withdraw.length}, heap ${fmt(built.heap)} MiB, RSS ${fmt(built.rss)} MiB`);
-const refs = Array.from({ length: ROUNDS }, () => reference(updates.announce));
-console.log(`reference, bare Map<number, object> (${ROUNDS} rounds): ${summary('set', refs.map((r) => r.set))}; ${summary('delete', refs.map((r) => r.del))}; heap +${fmt(refs[0]!.heap)} MiB`);
+// The core first, so the RSS after its first ingest is that of a fresh process
+// holding only the UPDATEs and the core; the bare-Map reference last.
 report('core, one eBGP peer', Array.from({ length: ROUNDS }, () => run(false, updates)), false);
 report('core, one eBGP peer + export to one iBGP peer', Array.from({ length: ROUNDS }, () => run(true, updates)), true);
+const refs = Array.from({ length: ROUNDS }, () => reference(updates.announce));
+console.log(`reference, bare Map<number, object> (${ROUNDS} rounds): ${summary('set', refs.map((r) => r.set))}; ${summary('delete', refs.map((r) => r.del))}; heap +${fmt(refs[0]!.heap)} MiB`);
