@@ -4,9 +4,9 @@
 import t from 'tap';
 import {
   BgpError, CeaseSubcode, EVENT_TYPES, ErrorCode, IPV4_UNICAST, IPV6_UNICAST, MIN_SEND_HOLD_MS, OPEN_HOLD_MS, STATES,
-  SessionFsm, TABLE, collisionWinner, familyKey, negotiate, notificationOf, validateOpen,
+  SessionFsm, TABLE, buildCapabilities, collisionWinner, familyKey, negotiate, notificationOf, validateOpen,
 } from '../bgp/index.js';
-import type { Capability, FsmAction, FsmConfig, FsmEvent, FsmEventType, OpenMessage, State } from '../bgp/index.js';
+import type { Capability, FsmAction, FsmConfig, FsmEvent, FsmEventType, Message, OpenMessage, State } from '../bgp/index.js';
 
 class FakeClock {
   t = 1_000_000;
@@ -472,4 +472,72 @@ t.test('collision resolution: the connection opened by the higher BGP Identifier
     const a = m.handle({ type: 'OpenCollisionDump' });
     t.match(a.find((x) => x.type === 'send'), { message: { code: ErrorCode.Cease, subcode: CeaseSubcode.ConnectionCollisionResolution } }, s);
   }
+});
+
+// ---------------------------------------------------------------- two machines
+
+/** Turn what one machine sends into the other's event. */
+function deliver(msg: Message): FsmEvent {
+  switch (msg.type) {
+    case 'OPEN': return { type: 'Open', open: msg };
+    case 'KEEPALIVE': return { type: 'Keepalive' };
+    case 'NOTIFICATION': return { type: 'Notification', message: msg };
+    case 'UPDATE': return { type: 'Update' };
+    case 'ROUTE-REFRESH': return { type: 'RouteRefresh', afi: msg.afi, safi: msg.safi, subtype: msg.subtype };
+  }
+}
+
+/** Run two machines wired back to back until neither has anything to say. */
+function pump(x: SessionFsm, y: SessionFsm, first: FsmAction[], second: FsmAction[]): { x: FsmAction[]; y: FsmAction[] } {
+  const log = { x: [...first], y: [...second] };
+  let qx = first; // actions of x, to be delivered to y
+  let qy = second;
+  for (let rounds = 0; rounds < 20 && (qx.length > 0 || qy.length > 0); rounds++) {
+    const toY = qx.filter((a) => a.type === 'send').map((a) => (a.type === 'send' ? deliver(a.message) : null)!);
+    const toX = qy.filter((a) => a.type === 'send').map((a) => (a.type === 'send' ? deliver(a.message) : null)!);
+    qx = toX.flatMap((e) => x.handle(e));
+    qy = toY.flatMap((e) => y.handle(e));
+    log.x.push(...qx);
+    log.y.push(...qy);
+  }
+  return log;
+}
+
+t.test('two machines back to back reach Established, then a ManualStop takes both down', async (t) => {
+  const clock = new FakeClock();
+  const caps = buildCapabilities({ localAs: LOCAL_AS, families: [IPV4_UNICAST, IPV6_UNICAST], enhancedRouteRefresh: true });
+  const x = new SessionFsm(config({ capabilities: caps, peerAs: 4200000001 }), clock);
+  const y = new SessionFsm(
+    { localAs: 4200000001, routerId: PEER_ID, peerAs: LOCAL_AS, holdTime: 9, capabilities: buildCapabilities({ localAs: 4200000001, families: [IPV4_UNICAST] }), passive: true },
+    clock,
+  );
+  x.handle({ type: 'ManualStart' });
+  y.handle({ type: 'ManualStart' });
+  t.equal(y.state, 'Active');
+  const log = pump(x, y, x.handle({ type: 'TcpConnected' }), y.handle({ type: 'TcpConnected' }));
+  t.equal(x.state, 'Established');
+  t.equal(y.state, 'Established');
+  const ex = log.x.find((a) => a.type === 'established');
+  const ey = log.y.find((a) => a.type === 'established');
+  t.match(ex, { session: { peerAs: 4200000001, holdTime: 9, keepaliveTime: 3, families: [IPV4_UNICAST], as4: true, enhancedRouteRefresh: false } });
+  t.match(ey, { session: { peerAs: LOCAL_AS, holdTime: 9, ibgp: false } });
+  t.equal(y.localOpen().myAs, 23456, 'AS_TRANS in My AS for a 4-octet AS');
+
+  const down = pump(x, y, x.handle({ type: 'ManualStop' }), []);
+  t.equal(x.state, 'Idle');
+  t.equal(y.state, 'Idle');
+  t.match(down.y.find((a) => a.type === 'down'), { wasEstablished: true, notification: { sent: false, message: { code: 6, subcode: 2 } } });
+  t.ok(y.deadlines.has('IdleHold'), 'the peer that was stopped on will retry after its IdleHold');
+  t.notOk(x.deadlines.has('IdleHold'), 'the one stopped by hand will not');
+});
+
+t.test('buildCapabilities: families, options, 4-octet AS always', async (t) => {
+  const caps = buildCapabilities({
+    localAs: 65000, families: [IPV4_UNICAST, IPV6_UNICAST], extendedMessage: true,
+    addPath: new Map([[IPV4_UNICAST, 3], [familyKey(1, 128), 1]]), gracefulRestart: { restartTime: 5000, forwardingState: true },
+  });
+  t.same(caps.map((c) => c.name), ['multiprotocol', 'multiprotocol', 'route-refresh', 'extended-message', 'graceful-restart', '4-octet-as', 'add-path']);
+  t.match(caps.find((c) => c.name === 'graceful-restart'), { restartTime: 4095, families: [{ afi: 1, safi: 1, forwardingState: true }, { afi: 2, safi: 1 }] });
+  t.match(caps.find((c) => c.name === 'add-path'), { families: [{ afi: 1, safi: 1, sendReceive: 3 }] });
+  t.same(buildCapabilities({ localAs: 1, families: [], routeRefresh: false }).map((c) => c.name), ['4-octet-as']);
 });

@@ -236,7 +236,7 @@ function acceptOpen(m: SessionFsm, open: OpenMessage): void {
     return;
   }
   const local = m.localOpen();
-  m.negotiated = negotiate(local, open);
+  m.negotiated = negotiate(local, open, m.config.localAs);
   m.clearTimer('DelayOpen');
   m.clearTimer('ConnectRetry');
   m.send({ type: 'KEEPALIVE' });

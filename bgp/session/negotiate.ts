@@ -118,7 +118,7 @@ export function validateOpen(open: OpenMessage, want: OpenExpectations): BgpErro
  * Combine our OPEN and the peer's (already validated) into the session's terms.
  * Every rule is symmetric where the RFCs say so ("both must send").
  */
-export function negotiate(local: OpenMessage, remote: OpenMessage): NegotiatedSession {
+export function negotiate(local: OpenMessage, remote: OpenMessage, localAs: number = openAs(local)): NegotiatedSession {
   const ours = announcedFamilies(local);
   const theirs = announcedFamilies(remote);
   const families = [...ours].filter((f) => theirs.has(f)).sort((a, b) => a - b);
@@ -164,7 +164,7 @@ export function negotiate(local: OpenMessage, remote: OpenMessage): NegotiatedSe
   return {
     peerAs,
     peerId: remote.bgpId >>> 0,
-    ibgp: peerAs === openAs(local),
+    ibgp: peerAs === localAs,
     holdTime,
     keepaliveTime,
     families,
@@ -199,6 +199,43 @@ export function collisionWinner(localId: number, remoteId: number, localAs: numb
 
 /** The NOTIFICATION a collision loser is closed with. */
 export const COLLISION_CEASE = { code: ErrorCode.Cease, subcode: CeaseSubcode.ConnectionCollisionResolution } as const;
+
+export interface CapabilityOptions {
+  readonly localAs: number;
+  /** familyKey values to announce (multiprotocol capability each) */
+  readonly families: readonly number[];
+  /** RFC 2918, default true */
+  readonly routeRefresh?: boolean;
+  /** RFC 7313, default false */
+  readonly enhancedRouteRefresh?: boolean;
+  /** RFC 8654, default false */
+  readonly extendedMessage?: boolean;
+  /** RFC 7911: per familyKey, 1 receive, 2 send, 3 both */
+  readonly addPath?: ReadonlyMap<number, 1 | 2 | 3>;
+  /** RFC 4724: restart time in seconds and whether forwarding state was kept across a restart */
+  readonly gracefulRestart?: { readonly restartTime: number; readonly restarting?: boolean; readonly forwardingState?: boolean; readonly notification?: boolean };
+}
+
+/** The capabilities of our OPEN, in a fixed order; the 4-octet AS capability is always present (RFC 6793 §3). */
+export function buildCapabilities(o: CapabilityOptions): Capability[] {
+  const fam = (f: number) => ({ afi: f >> 8, safi: f & 0xff });
+  const caps: Capability[] = o.families.map((f) => ({ code: 1, name: 'multiprotocol', ...fam(f) }) as const);
+  if (o.routeRefresh ?? true) caps.push({ code: 2, name: 'route-refresh' });
+  if (o.extendedMessage) caps.push({ code: 6, name: 'extended-message' });
+  if (o.gracefulRestart) {
+    const g = o.gracefulRestart;
+    caps.push({
+      code: 64, name: 'graceful-restart', restarting: g.restarting ?? false, notification: g.notification ?? false,
+      restartTime: Math.min(g.restartTime, 4095), // 12 bits (RFC 4724 §3)
+      families: o.families.map((f) => ({ ...fam(f), forwardingState: g.forwardingState ?? false })),
+    });
+  }
+  caps.push({ code: 65, name: '4-octet-as', asn: o.localAs });
+  const ap = [...(o.addPath ?? new Map<number, 1 | 2 | 3>())].filter(([f]) => o.families.includes(f));
+  if (ap.length > 0) caps.push({ code: 69, name: 'add-path', families: ap.map(([f, sendReceive]) => ({ ...fam(f), sendReceive })) });
+  if (o.enhancedRouteRefresh) caps.push({ code: 70, name: 'enhanced-route-refresh' });
+  return caps;
+}
 
 /** My Autonomous System field for an AS (RFC 6793 §4.1: AS_TRANS when it does not fit 2 octets). */
 export const myAsField = (asn: number): number => (asn > 0xffff ? AS_TRANS : asn);
