@@ -109,7 +109,7 @@ const EXPECT: { readonly [S in State]: { readonly [E in FsmEventType]: Cell } } 
   },
   Active: {
     ManualStart: ['Active', '-'], ManualStop: I, AutomaticStart: ['Active', '-'], AutomaticStop: I,
-    ConnectRetryTimerExpires: ['Connect', '-', 'connect'], HoldTimerExpires: I, KeepaliveTimerExpires: I,
+    ConnectRetryTimerExpires: ['Active', '-', 'setTimer'], HoldTimerExpires: I, KeepaliveTimerExpires: I,
     DelayOpenTimerExpires: ['OpenSent', 'OPEN'], IdleHoldTimerExpires: ['Active', '-'], SendHoldTimerExpires: ['Active', '-'],
     TcpConnected: ['OpenSent', 'OPEN'], TcpFails: I, Open: I, HeaderError: I, OpenError: I, OpenCollisionDump: I,
     Notification: I, Keepalive: I, Update: I, UpdateError: I, RouteRefresh: I, SendProgress: ['Active', '-'],
@@ -250,12 +250,16 @@ t.test('DelayOpen: OPEN held back until the timer or the peer OPEN', async (t) =
   t.equal(second.m.state, 'OpenSent');
   t.same(sentOf(a), 'OPEN');
 
-  // TCP fails while DelayOpen runs: back to Active with ConnectRetry armed
+  // TCP fails while DelayOpen runs: back to Active with ConnectRetry armed;
+  // not being passive, its expiry dials again (§8.2.2 Active, event 9)
   const third = machineIn('Connect', { delayOpenTime: 5 });
   third.m.handle({ type: 'TcpConnected' });
   third.m.handle({ type: 'TcpFails' });
   t.equal(third.m.state, 'Active');
   t.ok(third.m.deadlines.has('ConnectRetry'));
+  third.clock.t += 120_000;
+  t.ok(third.m.tick().some((x) => x.type === 'connect'));
+  t.equal(third.m.state, 'Connect');
 });
 
 t.test('bad OPEN in OpenSent: the validation error goes out and the machine falls to Idle', async (t) => {

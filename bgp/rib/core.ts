@@ -790,11 +790,16 @@ export class RibCore {
         continue;
       }
       const best = bestOf(e);
-      const multi = e instanceof Path ? [e] : e.sel.multipath;
-      const nextHops: string[] = [];
-      for (const m of multi) {
-        const nh = m.attrs.nextHops[0];
-        if (nh !== undefined) nextHops.push(nh);
+      let nextHops: readonly string[];
+      if (e instanceof Path && e.attrs.nextHops.length <= 1) {
+        nextHops = e.attrs.nextHops; // the shared frozen array: no allocation for the common case
+      } else {
+        const hops: string[] = [];
+        for (const m of e instanceof Path ? [e] : e.sel.multipath) {
+          const nh = m.attrs.nextHops[0];
+          if (nh !== undefined) hops.push(nh);
+        }
+        nextHops = hops;
       }
       out.push({ prefix, afi, best: best.attrs, nextHops, local: best.source.local, from: best.source.address });
     }

@@ -17,6 +17,8 @@
 //   driver's to compare (§6.8), so it never reaches this machine.
 // - SendNOTIFICATIONwithoutOPEN is false (the RFC default): before we sent our
 //   OPEN (Connect/Active with DelayOpen), errors close without a NOTIFICATION.
+// - A passive session (PassiveTcpEstablishment) stays in Active when the
+//   ConnectRetryTimer expires instead of dialling (§8.2.2 Active, event 9).
 // - KEEPALIVEs go out on the keepalive timer only; the timer is not restarted
 //   when an UPDATE is sent (sending more KEEPALIVEs than needed is harmless).
 // - Peer oscillation damping (DampPeerOscillations) is always on: every fall
@@ -400,6 +402,9 @@ const ACTIVE: Row = {
   ...CONNECT,
   ConnectRetryTimerExpires: (m) => {
     m.setTimer('ConnectRetry', m.connectRetryMs);
+    // A passive session keeps waiting: connecting would defeat the reason it
+    // is passive (Calico's mesh has one side listen, one side dial).
+    if (m.config.passive) return;
     m.act({ type: 'connect' });
     m.enter('Connect');
   },
