@@ -143,7 +143,18 @@ const built = mem();
 console.log(`UPDATEs built (not part of the core): ${updates.announce.length} + ${updates.withdraw.length}, heap ${fmt(built.heap)} MiB, RSS ${fmt(built.rss)} MiB`);
 // The core first, so the RSS after its first ingest is that of a fresh process
 // holding only the UPDATEs and the core; the bare-Map reference last.
-report('core, one eBGP peer', Array.from({ length: ROUNDS }, () => run(false, updates)), false);
-report('core, one eBGP peer + export to one iBGP peer', Array.from({ length: ROUNDS }, () => run(true, updates)), true);
+const alone = Array.from({ length: ROUNDS }, () => run(false, updates));
+report('core, one eBGP peer', alone, false);
+const exported = Array.from({ length: ROUNDS }, () => run(true, updates));
+report('core, one eBGP peer + export to one iBGP peer', exported, true);
 const refs = Array.from({ length: ROUNDS }, () => reference(updates.announce));
 console.log(`reference, bare Map<number, object> (${ROUNDS} rounds): ${summary('set', refs.map((r) => r.set))}; ${summary('delete', refs.map((r) => r.del))}; heap +${fmt(refs[0]!.heap)} MiB`);
+// On a shared machine absolute times move with the load; the ratio to the
+// reference measured in the same run moves much less.
+const best = (xs: number[]): number => Math.min(...xs);
+const ratio = (x: number[], r: number[]): string => (best(x) / best(r)).toFixed(2);
+console.log(
+  `ratios to the reference (best of rounds): ingest ${ratio(alone.map((r) => r.ingest), refs.map((r) => r.set))}× Map.set, ` +
+    `withdraw ${ratio(alone.map((r) => r.withdraw), refs.map((r) => r.del))}× Map.delete; with one export peer: ingest ${ratio(exported.map((r) => r.ingest), refs.map((r) => r.set))}×, ` +
+    `withdraw ${ratio(exported.map((r) => r.withdraw), refs.map((r) => r.del))}×`,
+);
