@@ -77,7 +77,7 @@ function reference(updates: UpdateMessage[]): { set: number; del: number; heap: 
   return { set: setMs, del: delMs, heap: after.heap - base.heap };
 }
 
-interface Figures { ingest: number; drain: number; withdraw: number; heap: number; heapTotal: number; rss: number; sets: number; loc: number; after: number; setsAfter: number; fib: number; sent: number }
+interface Figures { down: number; ingest: number; drain: number; withdraw: number; heap: number; heapTotal: number; rss: number; sets: number; loc: number; after: number; setsAfter: number; fib: number; sent: number }
 
 function run(exportPeer: boolean, updates: { announce: UpdateMessage[]; withdraw: UpdateMessage[] }): Figures {
   const base = mem();
@@ -119,8 +119,18 @@ function run(exportPeer: boolean, updates: { announce: UpdateMessage[]; withdraw
   }
   const withdrawMs = performance.now() - t;
   drainOut();
+
+  // the same table again, then the session drops: peerDown walks the table
+  for (const u of updates.announce) core.applyUpdate(ebgp, u);
+  core.drainBestChanges();
+  drainOut();
+  t = performance.now();
+  core.peerDown(ebgp);
+  fib += core.drainBestChanges().length;
+  const downMs = performance.now() - t;
+  drainOut();
   return {
-    ingest: ingestMs, drain: drainMs, withdraw: withdrawMs, heap: after.heap - base.heap, heapTotal: after.heap, rss: after.rss,
+    down: downMs, ingest: ingestMs, drain: drainMs, withdraw: withdrawMs, heap: after.heap - base.heap, heapTotal: after.heap, rss: after.rss,
     sets, loc, after: core.locSize, setsAfter: core.attrs.size, fib, sent,
   };
 }
@@ -132,6 +142,7 @@ function report(label: string, rounds: Figures[], exportPeer: boolean): void {
   console.log(`  ${summary('ingest  ', rounds.map((r) => r.ingest))}; Loc-RIB ${last.loc.toLocaleString('en')} prefixes, ${last.sets} attribute sets`);
   if (exportPeer) console.log(`  ${summary('drain Adj-RIB-Out to the iBGP peer (nextBatch 1000)', rounds.map((r) => r.drain))}`);
   console.log(`  ${summary('withdraw', rounds.map((r) => r.withdraw))}; Loc-RIB after ${last.after}, attribute sets after ${last.setsAfter}`);
+  console.log(`  ${summary('peer down with the full table (peerDown + FIB drain)', rounds.map((r) => r.down))}`);
   console.log(`  after ingest: heapUsed +${fmt(last.heap)} MiB over the start (${fmt(last.heapTotal)} MiB total), RSS ${fmt(first.rss)} MiB after the first round, ${fmt(last.rss)} MiB after the last (whole process, with the prebuilt UPDATEs)`);
   console.log(`  per round: FIB changes drained ${last.fib.toLocaleString('en')}${exportPeer ? `, prefixes sent ${last.sent.toLocaleString('en')}` : ''}`);
 }
