@@ -146,10 +146,16 @@ class OutQueue {
     const prev = this.pending.get(p);
     this.pending.set(p, set);
     if (prev === set) return; // already queued in that group
-    let g = this.groups.get(set);
+    // consecutive prefixes mostly share a set (they came in one UPDATE)
+    let g = this.lastSet === set ? this.lastGroup : this.groups.get(set);
     if (g === undefined) this.groups.set(set, (g = { list: [], pos: 0 }));
+    this.lastSet = set;
+    this.lastGroup = g;
     g.list.push(p);
   }
+
+  private lastSet: AttrSet | null = null;
+  private lastGroup: { list: PrefixKey[]; pos: number } | undefined = undefined;
 
   withdraw(p: PrefixKey): void {
     const prev = this.pending.get(p);
@@ -167,6 +173,8 @@ class OutQueue {
   /** Forget the group and withdraw indexes (when nothing is pending they only hold stale entries). */
   dropIndex(): void {
     this.groups.clear();
+    this.lastSet = null;
+    this.lastGroup = undefined;
     this.withdrawList = [];
     this.withdrawPos = 0;
   }
@@ -203,8 +211,13 @@ class OutQueue {
         this.pending.delete(p);
         out.push(p);
       }
-      if (i >= list.length) this.groups.delete(set);
-      else g.pos = i;
+      if (i >= list.length) {
+        this.groups.delete(set);
+        if (this.lastSet === set) {
+          this.lastSet = null;
+          this.lastGroup = undefined;
+        }
+      } else g.pos = i;
       if (out.length > 0) return { set, prefixes: out };
     }
     return null;
@@ -284,6 +297,8 @@ export interface RouteView {
 export class RibCore {
   readonly attrs = new AttrTable();
   private readonly peers = new Map<number, Peer>();
+  /** the Established peers, for the per-prefix export loop */
+  private up: Peer[] = [];
   private readonly loc = new PrefixMap<LocEntry>();
   /** prefixes whose best path or next hops changed since the last drain (map for dedup, list for order) */
   private readonly bestDirty = new PrefixMap<true>();
@@ -329,6 +344,7 @@ export class RibCore {
     const p = this.peer(id);
     if (p.established) this.peerDown(id);
     p.established = true;
+    this.up = [...this.peers.values()].filter((x) => x.established);
     p.epoch++;
     p.routerId = terms.peerId >>> 0;
     p.ibgp = terms.ibgp;
@@ -344,6 +360,7 @@ export class RibCore {
   peerDown(id: number): void {
     const p = this.peer(id);
     p.established = false;
+    this.up = this.up.filter((x) => x !== p);
     p.adjOut.forEach((set) => this.attrs.release(set));
     p.adjOut.clear();
     for (const q of p.queues.values()) q.clear();
@@ -618,7 +635,8 @@ export class RibCore {
       }
     }
     if (best === prevBest) return; // only the multipath set moved: exports follow the best alone
-    for (const p of this.peers.values()) if (p.established) this.exportTo(p, prefix, best);
+    const up = this.up;
+    for (let i = 0; i < up.length; i++) this.exportTo(up[i] as Peer, prefix, best);
   }
 
   // ------------------------------------------------------------------ export
