@@ -453,3 +453,52 @@ t.test('PrefixMap agrees with a Map under random operations (including deletes d
   );
   t.pass('500 random operation sequences');
 });
+
+t.test('the Loc-RIB does not depend on the order UPDATEs arrive in (fast-check)', async (t) => {
+  const arbAnn = fc.record({
+    peer: fc.integer({ min: 0, max: 3 }),
+    prefix: fc.integer({ min: 0, max: 5 }),
+    len: fc.integer({ min: 1, max: 3 }),
+    med: fc.option(fc.integer({ min: 0, max: 2 }), { nil: undefined }),
+    origin: fc.constantFrom(0, 2) as fc.Arbitrary<0 | 2>,
+  });
+  const peersCfg: PeerConfig[] = [
+    { address: '192.0.2.1', asn: 65001 },
+    { address: '192.0.2.2', asn: 65001 },
+    { address: '192.0.2.3', asn: 65002 },
+    { address: '192.0.2.4', asn: LOCAL_AS },
+  ];
+  const play = (anns: (typeof arbAnn extends fc.Arbitrary<infer T> ? T : never)[]) => {
+    const core = new RibCore({ localAs: LOCAL_AS, routerId: ROUTER_ID, maxPaths: 3 });
+    const ids = peersCfg.map((c, i) => {
+      const id = core.addPeer(c);
+      core.peerUp(id, terms(0x0a000010 + ((i * 7) % 4), c.asn === LOCAL_AS));
+      return id;
+    });
+    for (const a of anns) {
+      const first = a.peer === 3 ? 65009 : peersCfg[a.peer]!.asn;
+      const attrs: PathAttributes = {
+        origin: a.origin,
+        asPath: [{ type: 2, asns: [first, ...Array<number>(a.len - 1).fill(64000)] }],
+        nextHop: `192.0.2.${a.peer + 1}`,
+        ...(a.med !== undefined ? { med: a.med } : {}),
+        ...(a.peer === 3 ? { localPref: 100 } : {}),
+      };
+      core.applyUpdate(ids[a.peer]!, announce([`10.${a.prefix}.0.0/16`], attrs));
+    }
+    return Array.from({ length: 6 }, (_, i) => {
+      const r = core.route(p4(`10.${i}.0.0/16`));
+      return r ? [r.best.source.address, r.reason, r.multipath.map((m) => m.source.address)] : null;
+    });
+  };
+  fc.assert(
+    fc.property(
+      fc.uniqueArray(arbAnn, { selector: (a) => `${a.peer}/${a.prefix}`, maxLength: 24 }).chain((anns) =>
+        fc.tuple(fc.constant(anns), fc.shuffledSubarray(anns, { minLength: anns.length, maxLength: anns.length })),
+      ),
+      ([anns, shuffled]) => JSON.stringify(play(anns)) === JSON.stringify(play(shuffled)),
+    ),
+    { numRuns: 300 },
+  );
+  t.pass('300 random sets of announcements, two orders each');
+});
