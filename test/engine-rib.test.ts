@@ -502,3 +502,41 @@ t.test('the Loc-RIB does not depend on the order UPDATEs arrive in (fast-check)'
   );
   t.pass('300 random sets of announcements, two orders each');
 });
+
+t.test('graceful restart helper: routes kept stale across a session loss, swept after End-of-RIB', async (t) => {
+  const { core, a, c } = lab();
+  core.applyUpdate(a, announce(['10.1.0.0/24', '10.1.1.0/24', '10.1.2.0/24'], EBGP_ATTRS));
+  core.applyUpdate(a, announce6(['fd00:1::/64'], EBGP_ATTRS, ['fd00::1']));
+  drain(core, c);
+  core.drainBestChanges();
+  const sets = core.attrs.size;
+
+  core.peerDown(a, { retainStale: true });
+  t.same(core.drainBestChanges(), [], 'the FIB keeps forwarding');
+  t.same(drain(core, c), [], 'other peers see nothing');
+  t.equal(core.locSize, 4);
+  t.equal(core.attrs.size, sets);
+
+  core.peerUp(a, terms(0xc0000201, false));
+  core.applyUpdate(a, announce(['10.1.0.0/24'], EBGP_ATTRS)); // the same again
+  core.applyUpdate(a, announce(['10.1.1.0/24'], { ...EBGP_ATTRS, nextHop: '192.0.2.11' })); // changed
+  t.equal(core.sweepStale(a, IPV4_UNICAST), 1, 'End-of-RIB for IPv4: the one not re-announced goes');
+  t.same(core.drainBestChanges().map((x) => [show(x.prefix), x.best === null]), [['10.1.1.0/24', false], ['10.1.2.0/24', true]]);
+  t.ok(core.route('fd00:1::/64'), 'IPv6 still waits for its own End-of-RIB');
+  t.equal(core.sweepStale(a), 1, 'restart timer: everything still stale');
+  t.equal(core.route('fd00:1::/64'), null);
+  t.equal(core.sweepStale(a), 0);
+  t.equal(core.peerStats(a).received, 2);
+});
+
+t.test('enhanced route refresh received (RFC 7313): BoRR marks stale, EoRR sweeps', async (t) => {
+  const { core, a } = lab();
+  core.applyUpdate(a, announce(['10.1.0.0/24', '10.1.1.0/24'], EBGP_ATTRS));
+  core.markStale(a, IPV4_UNICAST);
+  core.applyUpdate(a, announce(['10.1.1.0/24'], EBGP_ATTRS));
+  t.equal(core.sweepStale(a, IPV4_UNICAST), 1);
+  t.same(core.received(a, p4('10.1.0.0/24')), []);
+  t.equal(core.received(a, p4('10.1.1.0/24')).length, 1);
+  core.peerDown(a);
+  t.equal(core.attrs.size, 0);
+});

@@ -243,6 +243,12 @@ class Peer implements PathSource, PeerView {
   paths = 0;
   /** bumped whenever the export rules for this peer may change (settings, session) */
   epoch = 0;
+  /** per family: the current generation; paths announced under an older one are stale */
+  readonly gens = new Map<number, number>();
+
+  gen(family: number): number {
+    return this.gens.get(family) ?? 0;
+  }
   constructor(
     readonly id: number,
     public cfg: PeerConfig,
@@ -356,25 +362,65 @@ export class RibCore {
     for (const f of p.families) p.queue(f).tail.push('end-of-rib');
   }
 
-  /** The session left Established: its routes leave Loc-RIB, its Adj-RIB-Out is forgotten. */
-  peerDown(id: number): void {
+  /**
+   * The session left Established: its Adj-RIB-Out is forgotten and its routes
+   * leave the Loc-RIB — unless retainStale (RFC 4724 §4.2, we are the
+   * receiving speaker of a peer that restarts gracefully): then its routes
+   * stay, marked stale, until sweepStale() (End-of-RIB received, or the
+   * restart or stale timer ran out).
+   */
+  peerDown(id: number, opts: { retainStale?: boolean } = {}): void {
     const p = this.peer(id);
     p.established = false;
     this.up = this.up.filter((x) => x !== p);
     p.adjOut.forEach((set) => this.attrs.release(set));
     p.adjOut.clear();
     for (const q of p.queues.values()) q.clear();
-    // Adj-RIB-In lives in the shared prefix table (see put()): one walk finds the peer's paths.
-    if (p.paths > 0) {
-      this.loc.forEach((e, prefix) => {
-        if (e instanceof Path) {
-          if (e.source === p) this.remove(prefix, p, e.pathId);
-        } else {
-          for (const path of e.paths.filter((x) => x.source === p)) this.remove(prefix, p, path.pathId);
-        }
-      });
+    if (opts.retainStale) {
+      for (const f of [IPV4_UNICAST, IPV6_UNICAST]) this.markStale(id, f);
+      return;
     }
-    p.paths = 0;
+    this.sweep(p, null, true);
+  }
+
+  /**
+   * Mark every path of the peer in a family stale (RFC 7313 §4: a BoRR was
+   * received; RFC 4724: the session went down gracefully). Paths the peer
+   * announces again become fresh.
+   */
+  markStale(id: number, family: number): void {
+    const p = this.peer(id);
+    p.gens.set(family, p.gen(family) + 1);
+  }
+
+  /**
+   * Remove the peer's paths still stale in a family (all families when
+   * family is omitted): RFC 7313 §4 EoRR, RFC 4724 §4.2 End-of-RIB or timer.
+   * Returns how many paths went.
+   */
+  sweepStale(id: number, family?: number): number {
+    const p = this.peer(id);
+    return this.sweep(p, family ?? null, false);
+  }
+
+  /** Remove the paths of p in a family (or all families): the stale ones, or every one when all is set. */
+  private sweep(p: Peer, family: number | null, all: boolean): number {
+    if (p.paths === 0) return 0;
+    const before = p.paths;
+    const stale = (path: Path, prefix: PrefixKey): boolean => {
+      const f = familyOf(prefix);
+      if (family !== null && f !== family) return false;
+      return all || path.gen < p.gen(f);
+    };
+    // Adj-RIB-In lives in the shared prefix table (see put()): one walk finds the peer's paths.
+    this.loc.forEach((e, prefix) => {
+      if (e instanceof Path) {
+        if (e.source === p && stale(e, prefix)) this.withdrawPath(p, prefix, e.pathId);
+      } else {
+        for (const path of e.paths.filter((x) => x.source === p && stale(x, prefix))) this.withdrawPath(p, prefix, path.pathId);
+      }
+    });
+    return before - p.paths;
   }
 
   // ------------------------------------------------------------------ import
@@ -492,7 +538,7 @@ export class RibCore {
   }
 
   private announcePath(p: Peer, prefix: PrefixKey, pathId: number, set: AttrSet): void {
-    if (this.put(prefix, p, pathId, set) === 'added') p.paths++;
+    if (this.put(prefix, p, pathId, set, p.gen(familyOf(prefix))) === 'added') p.paths++;
   }
 
   private withdrawPath(p: Peer, prefix: PrefixKey, pathId: number): boolean {
@@ -535,10 +581,10 @@ export class RibCore {
    * Add or replace the path of (source, path id) for a prefix; the AttrSet
    * reference is handed over. Re-runs the decision for this prefix only.
    */
-  private put(prefix: PrefixKey, src: PathSource, pathId: number, set: AttrSet): 'same' | 'replaced' | 'added' {
+  private put(prefix: PrefixKey, src: PathSource, pathId: number, set: AttrSet, gen = 0): 'same' | 'replaced' | 'added' {
     const e = this.loc.get(prefix);
     if (e === undefined) {
-      const path = new Path(src, pathId, set);
+      const path = new Path(src, pathId, set, gen);
       this.loc.set(prefix, path);
       this.changed(prefix, null, null, path);
       return 'added';
@@ -546,16 +592,17 @@ export class RibCore {
     if (e instanceof Path) {
       if (e.source === src && e.pathId === pathId) {
         if (e.attrs === set) {
-          this.attrs.release(set); // the same route again: nothing changes
+          e.gen = gen; // the same route again: nothing changes, but it is fresh
+          this.attrs.release(set);
           return 'same';
         }
-        const path = new Path(src, pathId, set);
+        const path = new Path(src, pathId, set, gen);
         this.loc.set(prefix, path);
         this.changed(prefix, e, null, path);
         this.attrs.release(e.attrs);
         return 'replaced';
       }
-      const paths = [e, new Path(src, pathId, set)];
+      const paths = [e, new Path(src, pathId, set, gen)];
       const d = new Dest(paths, selectBest(paths, this.maxPaths) as Selection);
       this.loc.set(prefix, d);
       this.changed(prefix, e, null, d);
@@ -564,11 +611,12 @@ export class RibCore {
     const i = e.paths.findIndex((x) => x.source === src && x.pathId === pathId);
     const old = i >= 0 ? (e.paths[i] as Path) : undefined;
     if (old !== undefined && old.attrs === set) {
+      old.gen = gen;
       this.attrs.release(set);
       return 'same';
     }
     const before = e.sel;
-    const path = new Path(src, pathId, set);
+    const path = new Path(src, pathId, set, gen);
     if (old !== undefined) e.paths[i] = path;
     else e.paths.push(path);
     e.sel = selectBest(e.paths, this.maxPaths) as Selection;

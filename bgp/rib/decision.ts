@@ -51,6 +51,12 @@ export class Path {
     readonly source: PathSource,
     readonly pathId: number,
     readonly attrs: AttrSet,
+    /**
+     * The source's generation for the family when the path was last
+     * (re)announced: below the current one, the path is stale (RFC 4724
+     * graceful restart, RFC 7313 enhanced route refresh).
+     */
+    public gen = 0,
   ) {}
 }
 
