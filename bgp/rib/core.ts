@@ -715,18 +715,18 @@ export class RibCore {
     if (src.id === p.id) return null; // not back to where it came from
     if (!src.local && src.ibgp && p.ibgp) return null; // RFC 4271 §9.2: no iBGP → iBGP
     const v6 = typeof prefix !== 'number';
-    // The default export of a set depends on the peer (and its settings), the
-    // family, and whether the path is ours (MED): all in the cache key.
-    const slot = ((p.epoch * 0x10000 + p.id) * 2 + (v6 ? 1 : 0)) * 2 + (src.local ? 1 : 0);
+    // The default export of a set depends on the peer (its settings: the
+    // epoch), the family, and whether the path is ours (MED).
+    const slot = (p.id * 2 + (v6 ? 1 : 0)) * 2 + (src.local ? 1 : 0);
     let out: AttrSet;
     const cached = best.attrs.exportCache?.get(slot);
-    if (cached !== undefined && cached.refs > 0) {
-      out = this.attrs.retain(cached);
+    if (cached !== undefined && cached.epoch === p.epoch && cached.set.refs > 0) {
+      out = this.attrs.retain(cached.set);
     } else {
       const t = this.transform(p, best, v6);
       if (t === null) return null;
       out = this.attrs.intern(t.attrs, t.nextHops);
-      (best.attrs.exportCache ??= new Map()).set(slot, out);
+      (best.attrs.exportCache ??= new Map()).set(slot, { epoch: p.epoch, set: out });
     }
     const policy = p.cfg.exportPolicy;
     if (!policy) return out;

@@ -29,10 +29,12 @@ export class AttrSet {
   readonly originatorId: number | undefined;
   readonly clusterListLength: number;
   /**
-   * Per peer id: this set as exported to that peer by the default rules (no
-   * reference held; valid while the cached set still has refs > 0).
+   * Per (peer, family, locality) slot: this set as exported by the default
+   * rules under the peer's settings epoch (no reference held; valid while the
+   * cached set still has refs > 0). One entry per slot, so flapping peers do
+   * not make it grow.
    */
-  exportCache: Map<number, AttrSet> | null = null;
+  exportCache: Map<number, { readonly epoch: number; readonly set: AttrSet }> | null = null;
 
   constructor(key: string, attrs: PathAttributes, nextHops: readonly string[]) {
     this.key = key;
