@@ -540,3 +540,17 @@ t.test('enhanced route refresh received (RFC 7313): BoRR marks stale, EoRR sweep
   core.peerDown(a);
   t.equal(core.attrs.size, 0);
 });
+
+t.test('explain: why each candidate won or lost', async (t) => {
+  const { core, a, b } = lab();
+  core.applyUpdate(a, announce(['10.1.0.0/24'], EBGP_ATTRS));
+  core.applyUpdate(b, announce(['10.1.0.0/24'], { origin: 0, asPath: [{ type: 2, asns: [65002, 65100] }], nextHop: '192.0.2.22', localPref: 100 }));
+  core.originate(p4('10.1.0.0/24'), { localPref: 50 });
+  const ex = core.explain(p4('10.1.0.0/24'));
+  t.same(ex.map((x) => [x.path.source.address, x.best, x.reason]), [
+    ['192.0.2.1', true, 'ebgp-over-ibgp'],
+    ['192.0.2.2', false, 'ebgp-over-ibgp'],
+    ['local', false, 'local-pref'],
+  ]);
+  t.same(core.explain(p4('10.9.0.0/24')), []);
+});

@@ -34,7 +34,7 @@
 // - then the peer's export policy.
 import { AttrFlag, IPV4_UNICAST, IPV6_UNICAST, SegmentType, familyKey } from '../wire/constants.js';
 import type { PathAttributes, Prefix4, Prefix6, PrefixList, UpdateMessage } from '../wire/types.js';
-import { DEFAULT_LOCAL_PREF, Path, addressSortKey, selectBest } from './decision.js';
+import { DEFAULT_LOCAL_PREF, Path, addressSortKey, compare, selectBest } from './decision.js';
 import type { PathSource, Reason, Selection } from './decision.js';
 import { AttrTable } from './intern.js';
 import { PrefixMap } from './prefix-map.js';
@@ -885,7 +885,19 @@ export class RibCore {
     return { prefix, best: e.sel.best, reason: e.sel.reason, multipath: e.sel.multipath, paths: [...e.paths] };
   }
 
-  /** Every Loc-RIB prefix, in insertion order. */
+  /**
+   * Every candidate path of a prefix with why it won or lost (skeinctl
+   * routes): the best carries the reason it beat the runner-up, every other
+   * path the first decision step where the best beat it. Best first.
+   */
+  explain(prefix: PrefixKey): { readonly path: Path; readonly best: boolean; readonly reason: Reason }[] {
+    const r = this.route(prefix);
+    if (r === null) return [];
+    const rest = r.paths.filter((p) => p !== r.best).map((p) => ({ path: p, best: false, reason: compare(r.best, p).reason }));
+    return [{ path: r.best, best: true, reason: r.reason }, ...rest];
+  }
+
+  /** Every Loc-RIB prefix (IPv4 in table order, then IPv6). */
   prefixes(): Generator<PrefixKey> {
     return this.loc.keysIter();
   }
