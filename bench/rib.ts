@@ -4,10 +4,12 @@
 // Decoding is not included (the UPDATEs are built before the clock starts);
 // the best-change stream is drained after every UPDATE, as the FIB side would.
 // A second run adds one established iBGP peer, so every prefix also goes
-// through export, Adj-RIB-Out and the outbound queue, drained by nextBatch().
+// through export, Adj-RIB-Out and the outbound queue, drained by nextBatch()
+// (1000 prefixes a batch) after every UPDATE, as a sender that keeps up would.
 // Reference in the same run: a bare Map.set / Map.delete of the same keys.
 //
-// Run: npm run build && node dist/bench/rib.js   (PREFIXES=n to change the size)
+// Run: npm run build && node dist/bench/rib.js
+// (PREFIXES=n to change the size, ROUNDS=n, ONLY=core|export for one scenario)
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { performance } from 'node:perf_hooks';
@@ -50,10 +52,10 @@ function buildUpdates(): { announce: UpdateMessage[]; withdraw: UpdateMessage[] 
   return { announce, withdraw };
 }
 
-const mem = (): { heap: number; rss: number } => {
+const mem = (): { heap: number; rss: number; heapTotal: number; buffers: number } => {
   gc();
   const m = process.memoryUsage();
-  return { heap: m.heapUsed / MiB, rss: m.rss / MiB };
+  return { heap: m.heapUsed / MiB, rss: m.rss / MiB, heapTotal: m.heapTotal / MiB, buffers: m.arrayBuffers / MiB };
 };
 const fmt = (n: number): string => n.toFixed(1);
 const rate = (n: number, ms: number): string => `${Math.round((n / ms) * 1000).toLocaleString('en')} prefixes/s`;
@@ -77,7 +79,7 @@ function reference(updates: UpdateMessage[]): { set: number; del: number; heap: 
   return { set: setMs, del: delMs, heap: after.heap - base.heap };
 }
 
-interface Figures { down: number; ingest: number; drain: number; withdraw: number; heap: number; heapTotal: number; rss: number; sets: number; loc: number; after: number; setsAfter: number; fib: number; sent: number }
+interface Figures { heapReserved: number; buffers: number; down: number; ingest: number; withdraw: number; heap: number; heapTotal: number; rss: number; sets: number; loc: number; after: number; setsAfter: number; fib: number; sent: number }
 
 function run(exportPeer: boolean, updates: { announce: UpdateMessage[]; withdraw: UpdateMessage[] }): Figures {
   const base = mem();
@@ -99,15 +101,14 @@ function run(exportPeer: boolean, updates: { announce: UpdateMessage[]; withdraw
     for (let b = core.nextBatch(ibgp, 1000); b; b = core.nextBatch(ibgp, 1000)) if (b.kind === 'announce' || b.kind === 'withdraw') sent += b.prefixes.length;
   };
 
+  // The FIB side and the sender keep up: both streams drained after every UPDATE.
   let t = performance.now();
   for (const u of updates.announce) {
     core.applyUpdate(ebgp, u);
     fib += core.drainBestChanges().length;
+    drainOut();
   }
   const ingestMs = performance.now() - t;
-  t = performance.now();
-  drainOut();
-  const drainMs = performance.now() - t;
   const after = mem();
   const sets = core.attrs.size;
   const loc = core.locSize;
@@ -116,9 +117,9 @@ function run(exportPeer: boolean, updates: { announce: UpdateMessage[]; withdraw
   for (const u of updates.withdraw) {
     core.applyUpdate(ebgp, u);
     fib += core.drainBestChanges().length;
+    drainOut();
   }
   const withdrawMs = performance.now() - t;
-  drainOut();
 
   // the same table again, then the session drops: peerDown walks the table
   for (const u of updates.announce) core.applyUpdate(ebgp, u);
@@ -130,7 +131,7 @@ function run(exportPeer: boolean, updates: { announce: UpdateMessage[]; withdraw
   const downMs = performance.now() - t;
   drainOut();
   return {
-    down: downMs, ingest: ingestMs, drain: drainMs, withdraw: withdrawMs, heap: after.heap - base.heap, heapTotal: after.heap, rss: after.rss,
+    heapReserved: after.heapTotal, buffers: after.buffers, down: downMs, ingest: ingestMs, withdraw: withdrawMs, heap: after.heap - base.heap, heapTotal: after.heap, rss: after.rss,
     sets, loc, after: core.locSize, setsAfter: core.attrs.size, fib, sent,
   };
 }
@@ -140,10 +141,9 @@ function report(label: string, rounds: Figures[], exportPeer: boolean): void {
   const first = rounds[0] as Figures;
   console.log(`${label} (${rounds.length} rounds):`);
   console.log(`  ${summary('ingest  ', rounds.map((r) => r.ingest))}; Loc-RIB ${last.loc.toLocaleString('en')} prefixes, ${last.sets} attribute sets`);
-  if (exportPeer) console.log(`  ${summary('drain Adj-RIB-Out to the iBGP peer (nextBatch 1000)', rounds.map((r) => r.drain))}`);
   console.log(`  ${summary('withdraw', rounds.map((r) => r.withdraw))}; Loc-RIB after ${last.after}, attribute sets after ${last.setsAfter}`);
   console.log(`  ${summary('peer down with the full table (peerDown + FIB drain)', rounds.map((r) => r.down))}`);
-  console.log(`  after ingest: heapUsed +${fmt(last.heap)} MiB over the start (${fmt(last.heapTotal)} MiB total), RSS ${fmt(first.rss)} MiB after the first round, ${fmt(last.rss)} MiB after the last (whole process, with the prebuilt UPDATEs)`);
+  console.log(`  after ingest: heapUsed +${fmt(last.heap)} MiB over the start (${fmt(last.heapTotal)} MiB total, V8 heap reserved ${fmt(first.heapReserved)} MiB, ArrayBuffers ${fmt(first.buffers)} MiB), RSS ${fmt(first.rss)} MiB after the first round, ${fmt(last.rss)} MiB after the last (whole process, with the prebuilt UPDATEs)`);
   console.log(`  per round: FIB changes drained ${last.fib.toLocaleString('en')}${exportPeer ? `, prefixes sent ${last.sent.toLocaleString('en')}` : ''}`);
 }
 
@@ -154,18 +154,23 @@ const built = mem();
 console.log(`UPDATEs built (not part of the core): ${updates.announce.length} + ${updates.withdraw.length}, heap ${fmt(built.heap)} MiB, RSS ${fmt(built.rss)} MiB`);
 // The core first, so the RSS after its first ingest is that of a fresh process
 // holding only the UPDATEs and the core; the bare-Map reference last.
-const alone = Array.from({ length: ROUNDS }, () => run(false, updates));
-report('core, one eBGP peer', alone, false);
-const exported = Array.from({ length: ROUNDS }, () => run(true, updates));
-report('core, one eBGP peer + export to one iBGP peer', exported, true);
+// ONLY=core or ONLY=export runs one scenario, for the RSS of a fresh process.
+const only = process.env.ONLY;
+const alone = only === 'export' ? [] : Array.from({ length: ROUNDS }, () => run(false, updates));
+if (alone.length > 0) report('core, one eBGP peer', alone, false);
+const exported = only === 'core' ? [] : Array.from({ length: ROUNDS }, () => run(true, updates));
+if (exported.length > 0) report('core, one eBGP peer + export to one iBGP peer', exported, true);
 const refs = Array.from({ length: ROUNDS }, () => reference(updates.announce));
 console.log(`reference, bare Map<number, object> (${ROUNDS} rounds): ${summary('set', refs.map((r) => r.set))}; ${summary('delete', refs.map((r) => r.del))}; heap +${fmt(refs[0]!.heap)} MiB`);
 // On a shared machine absolute times move with the load; the ratio to the
 // reference measured in the same run moves much less.
 const best = (xs: number[]): number => Math.min(...xs);
 const ratio = (x: number[], r: number[]): string => (best(x) / best(r)).toFixed(2);
-console.log(
-  `ratios to the reference (best of rounds): ingest ${ratio(alone.map((r) => r.ingest), refs.map((r) => r.set))}× Map.set, ` +
-    `withdraw ${ratio(alone.map((r) => r.withdraw), refs.map((r) => r.del))}× Map.delete; with one export peer: ingest ${ratio(exported.map((r) => r.ingest), refs.map((r) => r.set))}×, ` +
-    `withdraw ${ratio(exported.map((r) => r.withdraw), refs.map((r) => r.del))}×`,
-);
+const parts: string[] = [];
+if (alone.length > 0) {
+  parts.push(`ingest ${ratio(alone.map((r) => r.ingest), refs.map((r) => r.set))}× Map.set, withdraw ${ratio(alone.map((r) => r.withdraw), refs.map((r) => r.del))}× Map.delete`);
+}
+if (exported.length > 0) {
+  parts.push(`with one export peer: ingest ${ratio(exported.map((r) => r.ingest), refs.map((r) => r.set))}×, withdraw ${ratio(exported.map((r) => r.withdraw), refs.map((r) => r.del))}×`);
+}
+console.log(`ratios to the reference (best of rounds): ${parts.join('; ')}`);

@@ -452,6 +452,21 @@ t.test('PrefixMap agrees with a Map under random operations (including deletes d
     { numRuns: 500 },
   );
   t.pass('500 random operation sequences');
+
+  // a big table emptied during a walk gives its arrays back and stays usable
+  const big = new PrefixMap<number>();
+  for (let i = 0; i < 5000; i++) big.set((0x0a000000 + i * 256) * 64 + 24, i);
+  t.equal(big.size, 5000);
+  let visited = 0;
+  big.forEach((_v, k) => {
+    visited++;
+    big.delete(k);
+  });
+  t.equal(visited, 5000);
+  t.equal(big.size, 0);
+  big.set(p4('10.0.0.0/8'), 1);
+  t.equal(big.get(p4('10.0.0.0/8')), 1);
+  t.equal(big.get(p4('10.0.1.0/24')), undefined);
 });
 
 t.test('the Loc-RIB does not depend on the order UPDATEs arrive in (fast-check)', async (t) => {

@@ -100,6 +100,9 @@ export class PrefixMap<V> {
     this.keys[i] = DELETED;
     this.vals[i] = undefined;
     this.live--;
+    // Emptied (an outbound queue after a full-table dump is the typical case):
+    // give the big arrays back instead of keeping a table of tombstones.
+    if (this.live === 0 && this.keys.length > 1024) this.reset();
     return true;
   }
 
@@ -110,8 +113,21 @@ export class PrefixMap<V> {
 
   private clear4(): void {
     if (this.used === 0) return;
+    if (this.keys.length > 1024) {
+      this.reset();
+      return;
+    }
     this.keys.fill(EMPTY);
     this.vals.fill(undefined);
+    this.used = 0;
+    this.live = 0;
+  }
+
+  private reset(): void {
+    this.keys = new Float64Array(16).fill(EMPTY);
+    this.vals = new Array<V | undefined>(16).fill(undefined);
+    this.mask = 15;
+    this.shift = 28;
     this.used = 0;
     this.live = 0;
   }
@@ -144,12 +160,15 @@ export class PrefixMap<V> {
   /**
    * Visit every entry (IPv4 in table order, then IPv6). The callback may
    * delete the entry it is given or replace its value, but not add keys.
+   * (Deleting the last entry swaps in fresh arrays; the walk goes on over the
+   * old ones, which then hold nothing live.)
    */
   forEach(fn: (value: V, key: Prefix4 | Prefix6) => void): void {
     const keys = this.keys;
+    const vals = this.vals;
     for (let i = 0; i < keys.length; i++) {
       const x = keys[i] as number;
-      if (x >= 0) fn(this.vals[i] as V, x);
+      if (x >= 0) fn(vals[i] as V, x);
     }
     for (const [k, v] of this.v6) fn(v, k);
   }
