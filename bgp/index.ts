@@ -7,3 +7,5 @@ export * from './rib/index.js';
 // Both the codec and the session layer have a validateOpen: the session's one
 // (syntax plus what we expect of this peer) is the one users of bgp/ want.
 export { validateOpen } from './session/index.js';
+// The speaker: node:net driver around the engine.
+export * from './speaker/index.js';
