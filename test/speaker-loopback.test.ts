@@ -1,4 +1,4 @@
-// Speakers over loopback (no root): every speaker binds its own 127.0.42.N
+// Speakers over loopback (no root): every speaker binds its own 127.x.y.N
 // (127.0.0.0/8 is all local on Linux) on this file's port, so sessions are
 // told apart by address as they would be between hosts.
 import t from 'tap';
@@ -25,7 +25,9 @@ import {
 import { until } from './helpers/netns.js';
 
 const PORT = 24179;
-const addr = (n: number): string => `127.0.42.${n}`;
+// A /24 of 127/8 per process, so that this file running in several checkouts at once does not collide.
+const NET = `127.${40 + (process.pid % 200)}.${1 + Math.floor(Math.random() * 250)}`;
+const addr = (n: number): string => `${NET}.${n}`;
 const speakers: Speaker[] = [];
 
 t.teardown(async () => {
@@ -212,8 +214,10 @@ t.test('peers added, changed and removed live; the others are not reset', async 
   await until(() => !route(D, '10.1.3.0/24'), 'export policy withdraws 10.1.3.0/24 at D', 10_000);
   t.ok(route(D, '10.1.1.0/24'), 'the rest still exported');
   t.equal(A.peerInfo(addr(4))?.connection, dConn, 'policy change kept D\'s session');
-  // import policy: refused at A after a ROUTE-REFRESH, still no reset
-  A.updatePeer(peer(4, 65001, { importPolicy: () => ({ accept: false }) }));
+  // import policy (one that throws, which rejects): applied at A after a ROUTE-REFRESH, still no reset
+  A.updatePeer(peer(4, 65001, { importPolicy: () => {
+    throw new Error('broken policy');
+  } }));
   await until(() => !route(A, '10.4.0.0/16'), 'import policy applied via ROUTE-REFRESH', 10_000);
   t.equal(A.peerInfo(addr(4))?.connection, dConn, 'import policy change kept D\'s session');
   t.ok((A.peerInfo(addr(4))?.counters.messagesOut['ROUTE-REFRESH'] ?? 0) >= 1, 'ROUTE-REFRESH sent');
