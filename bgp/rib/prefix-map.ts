@@ -10,6 +10,8 @@ import type { Prefix4, Prefix6 } from '../wire/types.js';
 
 const EMPTY = -1;
 const DELETED = -2;
+/** tables made so far: each gets its own hash seed */
+let tables = 0;
 
 export class PrefixMap<V> {
   private keys: Float64Array;
@@ -19,6 +21,7 @@ export class PrefixMap<V> {
   private used = 0; // live + tombstones
   private live = 0;
   private readonly v6 = new Map<Prefix6, V>();
+  private readonly seed = Math.imul(++tables, 0x9e3779b1);
 
   constructor(capacity = 64) {
     let cap = 16;
@@ -33,11 +36,21 @@ export class PrefixMap<V> {
     return this.live + this.v6.size;
   }
 
-  /** Fibonacci hashing of the address and length; the top bits index the table. */
+  /**
+   * Slot of a key: the address and length mixed with this table's seed
+   * (murmur3's finaliser), top bits. The seed matters: walking one table
+   * visits keys in its hash order, and inserting them in that order into
+   * another table hashed the same way piles them into one long probe run
+   * (quadratic; seen here as a 100k-prefix peer-down taking seconds). Seeds
+   * come from a counter, so runs stay reproducible.
+   */
   private slot(k: number): number {
     const addr = (k / 64) >>> 0;
     const len = k - Math.floor(k / 64) * 64;
-    return Math.imul(addr ^ (len << 26), 0x9e3779b1) >>> this.shift;
+    let h = (addr ^ this.seed ^ Math.imul(len, 0x27d4eb2f)) | 0;
+    h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+    h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+    return (h ^ (h >>> 16)) >>> this.shift;
   }
 
   private find(k: number): number {
