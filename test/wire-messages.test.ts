@@ -30,7 +30,7 @@ import {
   ipv4ToString,
   prefix4,
   prefix6FromBytes,
-} from '../bgp/index.js';
+} from '../bgp/wire/index.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/[\s|]+/g, ''), 'hex');
 const MARKER = 'ffffffffffffffffffffffffffffffff';

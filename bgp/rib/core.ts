@@ -1,0 +1,942 @@
+// The route-processing core (OpenBGPD's RDE, without the process): decoded
+// UPDATEs in, best-path changes and per-peer outbound work out. No I/O, no
+// timers, no codec: the driver feeds applyUpdate() and drains nextBatch() and
+// drainBestChanges() as its sockets and the FIB allow.
+//
+//   UPDATE ──► import (loop checks, eBGP LOCAL_PREF, policy) ──► Adj-RIB-In[peer]
+//          ──► Loc-RIB (decision.ts, only the prefixes touched) ──► best-change stream (FIB)
+//          ──► export (rules below, policy) ──► Adj-RIB-Out[peer] + queue ──► nextBatch()
+//
+// Representation (sized for 1M IPv4 prefixes): a prefix is its Prefix4 number
+// or Prefix6 string, used directly as a Map key; a route is one Path object
+// (source, path id, interned AttrSet); a Loc-RIB entry is that same Path while
+// it is the only candidate, and a Dest only when several compete. Adj-RIB-In
+// keeps what import accepted (post-policy): after an import policy change the
+// driver sends ROUTE-REFRESH rather than skein keeping a pre-policy copy of
+// every route (soft-reconfiguration inbound costs a second table).
+//
+// Export rules (RFC 4271 §9.1.3, §5.1):
+// - a route is never sent back to the peer it was learned from (for eBGP the
+//   peer would drop it by its AS loop check anyway; not sending it saves the
+//   peer the work and keeps Adj-RIB-Out small);
+// - a route learned over iBGP is not sent to iBGP peers (§9.2; no route
+//   reflection yet);
+// - to eBGP: our AS prepended (§5.1.2), NEXT_HOP set to our address (§5.1.3),
+//   LOCAL_PREF removed (§5.1.5), MULTI_EXIT_DISC removed unless we set it
+//   ourselves (§5.1.4: MED is not passed between neighbouring ASes), and the
+//   RR attributes ORIGINATOR_ID/CLUSTER_LIST removed (RFC 4456 §8: they are
+//   for inside the AS);
+// - to iBGP: AS_PATH unchanged, LOCAL_PREF always present (§5.1.5), NEXT_HOP
+//   kept (§5.1.3) unless the peer is configured next-hop-self or the route is
+//   ours and has no next hop;
+// - unrecognised optional transitive attributes pass on with the Partial bit
+//   set, non-transitive ones are dropped (§5, §9.1.3);
+// - then the peer's export policy.
+import { AttrFlag, IPV4_UNICAST, IPV6_UNICAST, SegmentType, familyKey } from '../wire/constants.js';
+import type { PathAttributes, Prefix4, Prefix6, PrefixList, UpdateMessage } from '../wire/types.js';
+import { DEFAULT_LOCAL_PREF, Path, addressSortKey, compare, selectBest } from './decision.js';
+import type { PathSource, Reason, Selection } from './decision.js';
+import { AttrTable } from './intern.js';
+import { PrefixMap } from './prefix-map.js';
+import type { AttrSet } from './intern.js';
+
+export type PrefixKey = Prefix4 | Prefix6;
+
+/** What policy hooks see of a peer. */
+export interface PeerView {
+  readonly id: number;
+  readonly address: string;
+  readonly asn: number;
+  readonly ibgp: boolean;
+}
+
+export type PolicyResult = { readonly accept: true; readonly attrs?: PathAttributes } | { readonly accept: false };
+/** (prefix, attributes, peer) → accept, possibly with changed attributes, or reject. */
+export type Policy = (prefix: PrefixKey, attrs: PathAttributes, peer: PeerView) => PolicyResult;
+
+export interface PeerConfig {
+  readonly address: string;
+  readonly asn: number;
+  /** our IPv4 address on this session: the NEXT_HOP when next-hop-self applies */
+  readonly localAddress?: string;
+  /** our IPv6 address for MP_REACH next hops when next-hop-self applies */
+  readonly localAddress6?: string;
+  /** iBGP: replace the next hop with ours (eBGP always does) */
+  readonly nextHopSelf?: boolean;
+  /** accept routes whose AS_PATH holds our AS up to this many times (Calico numAllowedLocalASNumbers); default 0 */
+  readonly allowOwnAs?: number;
+  readonly importPolicy?: Policy;
+  readonly exportPolicy?: Policy;
+}
+
+export interface CoreConfig {
+  readonly localAs: number;
+  /** our BGP Identifier, uint32 */
+  readonly routerId: number;
+  /** most equal-cost paths handed to the FIB; default 1 */
+  readonly maxPaths?: number;
+  /** LOCAL_PREF given to routes from eBGP peers and assumed when missing; default 100 */
+  readonly defaultLocalPref?: number;
+}
+
+/** What the session negotiated that the RIB needs (a NegotiatedSession fits). */
+export interface SessionTerms {
+  readonly peerId: number;
+  readonly ibgp: boolean;
+  readonly families: readonly number[];
+  readonly addPathRx: ReadonlySet<number>;
+  readonly addPathTx: ReadonlySet<number>;
+  readonly enhancedRouteRefresh: boolean;
+}
+
+/** A best-path change for the FIB consumer. best null: the prefix is gone. */
+export interface BestChange {
+  readonly prefix: PrefixKey;
+  readonly afi: 1 | 2;
+  readonly best: AttrSet | null;
+  /** next hops of the multipath set (first next hop of each path), best first */
+  readonly nextHops: readonly string[];
+  /** the best path is our own origination (nothing to install from BGP) */
+  readonly local: boolean;
+  /** peer address of the best path, or 'local' */
+  readonly from: string | null;
+}
+
+export type OutBatch =
+  | {
+      readonly kind: 'announce';
+      readonly afi: number;
+      readonly safi: number;
+      readonly attrs: AttrSet;
+      readonly prefixes: PrefixKey[];
+      /** RFC 7911 path ids when ADD-PATH send is negotiated for the family, else null */
+      readonly pathIds: number[] | null;
+    }
+  | { readonly kind: 'withdraw'; readonly afi: number; readonly safi: number; readonly prefixes: PrefixKey[]; readonly pathIds: number[] | null }
+  /** RFC 4724 §2 End-of-RIB marker: the initial table has been sent */
+  | { readonly kind: 'end-of-rib'; readonly afi: number; readonly safi: number }
+  /** RFC 7313 §4 BoRR / EoRR around a refreshed Adj-RIB-Out */
+  | { readonly kind: 'begin-refresh' | 'end-refresh'; readonly afi: number; readonly safi: number };
+
+type Marker = 'end-of-rib' | 'begin-refresh' | 'end-refresh';
+
+/**
+ * Pending outbound work of one family to one peer. `pending` says, per
+ * prefix, what is to go out: an AttrSet to announce, or null to withdraw.
+ * The group arrays and the withdraw list only index it and may hold stale
+ * entries (a prefix that moved to another set before it was sent): nextBatch
+ * checks each against `pending`, so moving a prefix costs an append, not a
+ * search.
+ */
+class OutQueue {
+  readonly pending = new PrefixMap<AttrSet | null>();
+  /** per set: the prefixes queued under it, and how far the sender got */
+  readonly groups = new Map<AttrSet, { list: PrefixKey[]; pos: number }>();
+  withdrawList: PrefixKey[] = [];
+  withdrawPos = 0;
+  readonly head: Marker[] = [];
+  readonly tail: Marker[] = [];
+  constructor(readonly family: number) {}
+
+  get empty(): boolean {
+    return this.pending.size === 0 && this.head.length === 0 && this.tail.length === 0;
+  }
+
+  announce(set: AttrSet, p: PrefixKey): void {
+    const prev = this.pending.get(p);
+    this.pending.set(p, set);
+    if (prev === set) return; // already queued in that group
+    // consecutive prefixes mostly share a set (they came in one UPDATE)
+    let g = this.lastSet === set ? this.lastGroup : this.groups.get(set);
+    if (g === undefined) this.groups.set(set, (g = { list: [], pos: 0 }));
+    this.lastSet = set;
+    this.lastGroup = g;
+    g.list.push(p);
+  }
+
+  private lastSet: AttrSet | null = null;
+  private lastGroup: { list: PrefixKey[]; pos: number } | undefined = undefined;
+
+  withdraw(p: PrefixKey): void {
+    const prev = this.pending.get(p);
+    this.pending.set(p, null);
+    if (prev !== null) this.withdrawList.push(p);
+  }
+
+  clear(): void {
+    this.pending.clear();
+    this.dropIndex();
+    this.head.length = 0;
+    this.tail.length = 0;
+  }
+
+  /** Forget the group and withdraw indexes (when nothing is pending they only hold stale entries). */
+  dropIndex(): void {
+    this.groups.clear();
+    this.lastSet = null;
+    this.lastGroup = undefined;
+    this.withdrawList = [];
+    this.withdrawPos = 0;
+  }
+
+  /** Up to max prefixes still pending withdrawal. */
+  takeWithdrawals(max: number): PrefixKey[] {
+    const out: PrefixKey[] = [];
+    const list = this.withdrawList;
+    let i = this.withdrawPos;
+    for (; i < list.length && out.length < max; i++) {
+      const p = list[i] as PrefixKey;
+      if (this.pending.get(p) !== null) continue; // re-announced or already sent
+      this.pending.delete(p);
+      out.push(p);
+    }
+    if (i >= list.length) {
+      this.withdrawList = [];
+      this.withdrawPos = 0;
+    } else {
+      this.withdrawPos = i;
+    }
+    return out;
+  }
+
+  /** The first group with prefixes still pending under its set, up to max of them. */
+  takeAnnouncements(max: number): { set: AttrSet; prefixes: PrefixKey[] } | null {
+    for (const [set, g] of this.groups) {
+      const out: PrefixKey[] = [];
+      const list = g.list;
+      let i = g.pos;
+      for (; i < list.length && out.length < max; i++) {
+        const p = list[i] as PrefixKey;
+        if (this.pending.get(p) !== set) continue; // moved or withdrawn since
+        this.pending.delete(p);
+        out.push(p);
+      }
+      if (i >= list.length) {
+        this.groups.delete(set);
+        if (this.lastSet === set) {
+          this.lastSet = null;
+          this.lastGroup = undefined;
+        }
+      } else g.pos = i;
+      if (out.length > 0) return { set, prefixes: out };
+    }
+    return null;
+  }
+}
+
+class Peer implements PathSource, PeerView {
+  readonly local = false;
+  readonly addressKey: string;
+  readonly address: string;
+  readonly asn: number;
+  ibgp: boolean;
+  routerId = 0;
+  established = false;
+  families = new Set<number>();
+  addPathRx: ReadonlySet<number> = new Set();
+  addPathTx: ReadonlySet<number> = new Set();
+  enhancedRouteRefresh = false;
+  /** Adj-RIB-Out: prefix → what we advertise (or are about to) */
+  readonly adjOut = new PrefixMap<AttrSet>();
+  readonly queues = new Map<number, OutQueue>();
+  /** count of Adj-RIB-In paths */
+  paths = 0;
+  /** bumped whenever the export rules for this peer may change (settings, session) */
+  epoch = 0;
+  /** per family: the current generation; paths announced under an older one are stale */
+  readonly gens = new Map<number, number>();
+
+  gen(family: number): number {
+    return this.gens.get(family) ?? 0;
+  }
+  constructor(
+    readonly id: number,
+    public cfg: PeerConfig,
+    localAs: number,
+  ) {
+    this.address = cfg.address;
+    this.addressKey = addressSortKey(cfg.address);
+    this.asn = cfg.asn;
+    this.ibgp = cfg.asn === localAs;
+  }
+
+  queue(family: number): OutQueue {
+    let q = this.queues.get(family);
+    if (q === undefined) this.queues.set(family, (q = new OutQueue(family)));
+    return q;
+  }
+}
+
+/** A Loc-RIB entry with more than one candidate. */
+class Dest {
+  constructor(
+    public paths: Path[],
+    public sel: Selection,
+  ) {}
+}
+
+type LocEntry = Path | Dest;
+
+const familyOf = (p: PrefixKey): number => (typeof p === 'number' ? IPV4_UNICAST : IPV6_UNICAST);
+
+export interface UpdateResult {
+  /** paths added or replaced in Adj-RIB-In */
+  readonly announced: number;
+  /** paths removed from Adj-RIB-In (explicit, treat-as-withdraw, or rejected replacing an old path) */
+  readonly withdrawn: number;
+  /** announcements refused by import rules or policy */
+  readonly rejected: number;
+  /** prefixes of families not negotiated with the peer, ignored (RFC 4760 §7) */
+  readonly ignored: number;
+  /** RFC 7606 action applied, if the UPDATE carried one */
+  readonly errorAction?: string;
+}
+
+export interface RouteView {
+  readonly prefix: PrefixKey;
+  readonly best: Path;
+  readonly reason: Reason;
+  readonly multipath: readonly Path[];
+  readonly paths: readonly Path[];
+}
+
+export class RibCore {
+  readonly attrs = new AttrTable();
+  private readonly peers = new Map<number, Peer>();
+  /** the Established peers, for the per-prefix export loop */
+  private up: Peer[] = [];
+  private readonly loc = new PrefixMap<LocEntry>();
+  /** prefixes whose best path or next hops changed since the last drain (map for dedup, list for order) */
+  private readonly bestDirty = new PrefixMap<true>();
+  private bestDirtyList: PrefixKey[] = [];
+  private nextPeerId = 1;
+  private readonly localSource: PathSource;
+  private readonly maxPaths: number;
+  private readonly defaultLocalPref: number;
+
+  constructor(readonly config: CoreConfig) {
+    this.maxPaths = Math.max(1, config.maxPaths ?? 1);
+    this.defaultLocalPref = config.defaultLocalPref ?? DEFAULT_LOCAL_PREF;
+    this.localSource = Object.freeze({ id: 0, local: true, ibgp: false, routerId: config.routerId >>> 0, addressKey: '', address: 'local' });
+  }
+
+  // ------------------------------------------------------------------ peers
+
+  addPeer(cfg: PeerConfig): number {
+    const id = this.nextPeerId++;
+    this.peers.set(id, new Peer(id, cfg, this.config.localAs));
+    return id;
+  }
+
+  /** Forget a peer; its routes go first. */
+  removePeer(id: number): void {
+    this.peerDown(id);
+    this.peers.delete(id);
+  }
+
+  /** Change a peer's policy or next-hop settings; call refreshExports / ROUTE-REFRESH after. */
+  updatePeer(id: number, cfg: PeerConfig): void {
+    const p = this.peer(id);
+    if (cfg.address !== p.address || cfg.asn !== p.asn) throw new Error('a peer\'s address and AS are fixed; remove and add it');
+    p.cfg = cfg;
+    p.epoch++; // cached exports were made under the old settings
+  }
+
+  /**
+   * The session reached Established: remember what it negotiated and queue
+   * the whole Loc-RIB for it, followed by End-of-RIB per family.
+   */
+  peerUp(id: number, terms: SessionTerms): void {
+    const p = this.peer(id);
+    if (p.established) this.peerDown(id);
+    p.established = true;
+    this.up = [...this.peers.values()].filter((x) => x.established);
+    p.epoch++;
+    p.routerId = terms.peerId >>> 0;
+    p.ibgp = terms.ibgp;
+    p.families = new Set(terms.families.filter((f) => f === IPV4_UNICAST || f === IPV6_UNICAST));
+    p.addPathRx = terms.addPathRx;
+    p.addPathTx = terms.addPathTx;
+    p.enhancedRouteRefresh = terms.enhancedRouteRefresh;
+    this.loc.forEach((e, prefix) => this.exportTo(p, prefix, bestOf(e)));
+    for (const f of p.families) p.queue(f).tail.push('end-of-rib');
+  }
+
+  /**
+   * The session left Established: its Adj-RIB-Out is forgotten and its routes
+   * leave the Loc-RIB — unless retainStale (RFC 4724 §4.2, we are the
+   * receiving speaker of a peer that restarts gracefully): then its routes
+   * stay, marked stale, until sweepStale() (End-of-RIB received, or the
+   * restart or stale timer ran out).
+   */
+  peerDown(id: number, opts: { retainStale?: boolean } = {}): void {
+    const p = this.peer(id);
+    p.established = false;
+    this.up = this.up.filter((x) => x !== p);
+    p.adjOut.forEach((set) => this.attrs.release(set));
+    p.adjOut.clear();
+    for (const q of p.queues.values()) q.clear();
+    if (opts.retainStale) {
+      for (const f of [IPV4_UNICAST, IPV6_UNICAST]) this.markStale(id, f);
+      return;
+    }
+    this.sweep(p, null, true);
+  }
+
+  /**
+   * Mark every path of the peer in a family stale (RFC 7313 §4: a BoRR was
+   * received; RFC 4724: the session went down gracefully). Paths the peer
+   * announces again become fresh.
+   */
+  markStale(id: number, family: number): void {
+    const p = this.peer(id);
+    p.gens.set(family, p.gen(family) + 1);
+  }
+
+  /**
+   * Remove the peer's paths still stale in a family (all families when
+   * family is omitted): RFC 7313 §4 EoRR, RFC 4724 §4.2 End-of-RIB or timer.
+   * Returns how many paths went.
+   */
+  sweepStale(id: number, family?: number): number {
+    const p = this.peer(id);
+    return this.sweep(p, family ?? null, false);
+  }
+
+  /** Remove the paths of p in a family (or all families): the stale ones, or every one when all is set. */
+  private sweep(p: Peer, family: number | null, all: boolean): number {
+    if (p.paths === 0) return 0;
+    const before = p.paths;
+    const stale = (path: Path, prefix: PrefixKey): boolean => {
+      const f = familyOf(prefix);
+      if (family !== null && f !== family) return false;
+      return all || path.gen < p.gen(f);
+    };
+    // Adj-RIB-In lives in the shared prefix table (see put()): one walk finds the peer's paths.
+    this.loc.forEach((e, prefix) => {
+      if (e instanceof Path) {
+        if (e.source === p && stale(e, prefix)) this.withdrawPath(p, prefix, e.pathId);
+      } else {
+        for (const path of e.paths.filter((x) => x.source === p && stale(x, prefix))) this.withdrawPath(p, prefix, path.pathId);
+      }
+    });
+    return before - p.paths;
+  }
+
+  // ------------------------------------------------------------------ import
+
+  /** Apply one decoded UPDATE from an Established peer. */
+  applyUpdate(id: number, u: UpdateMessage): UpdateResult {
+    const p = this.peer(id);
+    if (!p.established) throw new Error(`UPDATE for peer ${p.address}, which is not Established`);
+    const counts = { announced: 0, withdrawn: 0, rejected: 0, ignored: 0 };
+
+    const withdrawList = (list: PrefixList | undefined): void => {
+      if (!list || list.prefixes.length === 0) return;
+      if (list.safi !== 1 || !p.families.has(familyKey(list.afi, list.safi))) {
+        counts.ignored += list.prefixes.length;
+        return;
+      }
+      const ids = p.addPathRx.has(familyKey(list.afi, list.safi)) ? list.pathIds : null;
+      const prefixes = list.prefixes as readonly PrefixKey[];
+      for (let i = 0; i < prefixes.length; i++) {
+        if (this.withdrawPath(p, prefixes[i] as PrefixKey, ids?.[i] ?? 0)) counts.withdrawn++;
+      }
+    };
+
+    // RFC 7606 §2: treat-as-withdraw (and, for the family, AFI/SAFI disable)
+    // turns every announcement of the UPDATE into a withdrawal.
+    const asWithdraw = u.errorAction === 'treat-as-withdraw' || u.errorAction === 'afi-safi-disable';
+    withdrawList(u.withdrawn);
+    withdrawList(u.mpUnreach?.withdrawn);
+    if (asWithdraw) {
+      withdrawList(u.nlri);
+      withdrawList(u.mpReach?.nlri);
+    } else {
+      if (u.nlri.prefixes.length > 0) {
+        const nh = u.attributes.nextHop;
+        this.announceList(p, u.nlri, u.attributes, nh === undefined ? [] : [nh], counts);
+      }
+      if (u.mpReach && u.mpReach.nlri.prefixes.length > 0) {
+        // The IPv4 NEXT_HOP attribute has no meaning for MP_REACH NLRI (RFC 4760 §3).
+        const { nextHop: _ignored, ...rest } = u.attributes;
+        this.announceList(p, u.mpReach.nlri, rest, u.mpReach.nextHops, counts);
+      }
+    }
+    return u.errorAction ? { ...counts, errorAction: u.errorAction } : counts;
+  }
+
+  private announceList(
+    p: Peer,
+    list: PrefixList,
+    received: PathAttributes,
+    nextHops: readonly string[],
+    counts: { announced: number; withdrawn: number; rejected: number; ignored: number },
+  ): void {
+    const fam = familyKey(list.afi, list.safi);
+    const prefixes = list.prefixes as readonly PrefixKey[];
+    if (list.safi !== 1 || !p.families.has(fam)) {
+      counts.ignored += prefixes.length;
+      return;
+    }
+    const ids = p.addPathRx.has(fam) ? list.pathIds : null;
+    const attrs = nextHops.length === 0 ? null : this.importAttrs(p, received);
+    if (attrs === null) {
+      // Refused for the whole UPDATE (loop, no next hop): an announcement still
+      // replaces what the peer sent before, so the old path goes (implicit withdraw).
+      for (let i = 0; i < prefixes.length; i++) {
+        counts.rejected++;
+        if (this.withdrawPath(p, prefixes[i] as PrefixKey, ids?.[i] ?? 0)) counts.withdrawn++;
+      }
+      return;
+    }
+    const policy = p.cfg.importPolicy;
+    const shared = this.attrs.intern(attrs, nextHops); // one reference held for the loop
+    for (let i = 0; i < prefixes.length; i++) {
+      const prefix = prefixes[i] as PrefixKey;
+      const pathId = ids?.[i] ?? 0;
+      let set = shared;
+      if (policy) {
+        const res = policy(prefix, shared.attrs, p);
+        if (!res.accept) {
+          counts.rejected++;
+          if (this.withdrawPath(p, prefix, pathId)) counts.withdrawn++;
+          continue;
+        }
+        if (res.attrs !== undefined && res.attrs !== shared.attrs) {
+          const nh = typeof prefix === 'number' && res.attrs.nextHop !== undefined ? [res.attrs.nextHop] : nextHops;
+          set = this.attrs.intern(res.attrs, nh);
+        } else this.attrs.retain(set);
+      } else this.attrs.retain(set);
+      this.announcePath(p, prefix, pathId, set);
+      counts.announced++;
+    }
+    this.attrs.release(shared);
+  }
+
+  /**
+   * Import rules that do not depend on the prefix. Returns the attributes to
+   * store, or null when the route must be refused.
+   */
+  private importAttrs(p: Peer, a: PathAttributes): PathAttributes | null {
+    const own = this.config.localAs;
+    let count = 0;
+    for (const s of a.asPath ?? []) {
+      // RFC 4271 §9.1.2: our AS in the path is a loop; confederation segments
+      // are our own confederation's business (RFC 5065) and are not counted.
+      if (s.type !== SegmentType.AS_SEQUENCE && s.type !== SegmentType.AS_SET) continue;
+      for (const asn of s.asns) if (asn === own) count++;
+    }
+    if (count > (p.cfg.allowOwnAs ?? 0)) return null;
+    // RFC 4456 §8: a route carrying our own ORIGINATOR_ID came back to us.
+    if (a.originatorId !== undefined && a.originatorId >>> 0 === this.config.routerId >>> 0) return null;
+    if (!p.ibgp) {
+      // RFC 4271 §5.1.5: LOCAL_PREF from an external peer is ignored; ours applies.
+      return { ...a, localPref: this.defaultLocalPref };
+    }
+    return a;
+  }
+
+  private announcePath(p: Peer, prefix: PrefixKey, pathId: number, set: AttrSet): void {
+    if (this.put(prefix, p, pathId, set, p.gen(familyOf(prefix))) === 'added') p.paths++;
+  }
+
+  private withdrawPath(p: Peer, prefix: PrefixKey, pathId: number): boolean {
+    if (!this.remove(prefix, p, pathId)) return false;
+    p.paths--;
+    return true;
+  }
+
+  // ------------------------------------------------------------------ local origination
+
+  /**
+   * Originate a prefix (IPAM block, service address…). The path has an empty
+   * AS_PATH and ORIGIN IGP unless given; nextHop unset means "this node" when
+   * advertised. Announcing again replaces the previous attributes.
+   */
+  originate(prefix: PrefixKey, attrs: PathAttributes = {}): void {
+    const a: PathAttributes = { origin: 0, asPath: [], ...attrs };
+    const v4 = typeof prefix === 'number';
+    const nh = v4 ? a.nextHop : undefined;
+    const { nextHop: _drop, ...rest } = a;
+    const set = this.attrs.intern(v4 && nh !== undefined ? { ...rest, nextHop: nh } : rest, nh !== undefined ? [nh] : []);
+    this.put(prefix, this.localSource, 0, set);
+  }
+
+  /** Stop originating a prefix; false if it was not originated. */
+  withdrawOrigin(prefix: PrefixKey): boolean {
+    return this.remove(prefix, this.localSource, 0);
+  }
+
+  // ------------------------------------------------------------------ Loc-RIB
+
+  // One table holds, per prefix, every candidate path: each peer's Adj-RIB-In
+  // (post-policy) is the set of paths whose source is that peer, and the
+  // Loc-RIB is the selection made over them. Keeping them in one Map halves
+  // the hash operations per route and the per-prefix overhead (two Maps of 1M
+  // entries cost ~50 MiB more); the price is that a peer going down walks the
+  // table instead of its own index.
+
+  /**
+   * Add or replace the path of (source, path id) for a prefix; the AttrSet
+   * reference is handed over. Re-runs the decision for this prefix only.
+   */
+  private put(prefix: PrefixKey, src: PathSource, pathId: number, set: AttrSet, gen = 0): 'same' | 'replaced' | 'added' {
+    const e = this.loc.get(prefix);
+    if (e === undefined) {
+      const path = new Path(src, pathId, set, gen);
+      this.loc.set(prefix, path);
+      this.changed(prefix, null, null, path);
+      return 'added';
+    }
+    if (e instanceof Path) {
+      if (e.source === src && e.pathId === pathId) {
+        if (e.attrs === set) {
+          e.gen = gen; // the same route again: nothing changes, but it is fresh
+          this.attrs.release(set);
+          return 'same';
+        }
+        const path = new Path(src, pathId, set, gen);
+        this.loc.set(prefix, path);
+        this.changed(prefix, e, null, path);
+        this.attrs.release(e.attrs);
+        return 'replaced';
+      }
+      const paths = [e, new Path(src, pathId, set, gen)];
+      const d = new Dest(paths, selectBest(paths, this.maxPaths) as Selection);
+      this.loc.set(prefix, d);
+      this.changed(prefix, e, null, d);
+      return 'added';
+    }
+    const i = e.paths.findIndex((x) => x.source === src && x.pathId === pathId);
+    const old = i >= 0 ? (e.paths[i] as Path) : undefined;
+    if (old !== undefined && old.attrs === set) {
+      old.gen = gen;
+      this.attrs.release(set);
+      return 'same';
+    }
+    const before = e.sel;
+    const path = new Path(src, pathId, set, gen);
+    if (old !== undefined) e.paths[i] = path;
+    else e.paths.push(path);
+    e.sel = selectBest(e.paths, this.maxPaths) as Selection;
+    this.changed(prefix, before.best, before.multipath, e);
+    if (old === undefined) return 'added';
+    this.attrs.release(old.attrs);
+    return 'replaced';
+  }
+
+  /** Remove the path of (source, path id) for a prefix; false if there was none. */
+  private remove(prefix: PrefixKey, src: PathSource, pathId: number): boolean {
+    const e = this.loc.get(prefix);
+    if (e === undefined) return false;
+    let old: Path;
+    if (e instanceof Path) {
+      if (e.source !== src || e.pathId !== pathId) return false;
+      old = e;
+      this.loc.delete(prefix);
+      this.changed(prefix, e, null, undefined);
+    } else {
+      const i = e.paths.findIndex((x) => x.source === src && x.pathId === pathId);
+      if (i < 0) return false;
+      old = e.paths[i] as Path;
+      const before = e.sel;
+      e.paths.splice(i, 1);
+      if (e.paths.length === 1) {
+        const only = e.paths[0] as Path;
+        this.loc.set(prefix, only);
+        this.changed(prefix, before.best, before.multipath, only);
+      } else {
+        e.sel = selectBest(e.paths, this.maxPaths) as Selection;
+        this.changed(prefix, before.best, before.multipath, e);
+      }
+    }
+    this.attrs.release(old.attrs);
+    return true;
+  }
+
+  /**
+   * After a Loc-RIB entry changed: note FIB work and export the new best where
+   * it differs. prevMulti null stands for [prevBest] (a lone path).
+   */
+  private changed(prefix: PrefixKey, prevBest: Path | null, prevMulti: readonly Path[] | null, after: LocEntry | undefined): void {
+    const best = after === undefined ? null : after instanceof Path ? after : after.sel.best;
+    let sameMulti: boolean;
+    if (after === undefined || after instanceof Path) {
+      sameMulti = prevMulti === null ? best === prevBest : prevMulti.length === 1 && prevMulti[0] === best;
+    } else {
+      const multi = after.sel.multipath;
+      const pm = prevMulti ?? (prevBest === null ? [] : [prevBest]);
+      sameMulti = multi.length === pm.length && multi.every((x, i) => x === pm[i]);
+    }
+    if (best === prevBest && sameMulti) return; // a non-best candidate changed
+    if (
+      best === null ||
+      prevBest === null ||
+      best.attrs !== prevBest.attrs ||
+      best.source !== prevBest.source ||
+      !sameHops(after instanceof Dest ? after.sel.multipath : [best], prevMulti ?? [prevBest])
+    ) {
+      if (this.bestDirty.get(prefix) === undefined) {
+        this.bestDirty.set(prefix, true);
+        this.bestDirtyList.push(prefix);
+      }
+    }
+    if (best === prevBest) return; // only the multipath set moved: exports follow the best alone
+    const up = this.up;
+    for (let i = 0; i < up.length; i++) this.exportTo(up[i] as Peer, prefix, best);
+  }
+
+  // ------------------------------------------------------------------ export
+
+  private exportTo(p: Peer, prefix: PrefixKey, best: Path | null): void {
+    const fam = familyOf(prefix);
+    if (!p.families.has(fam)) return;
+    const want = best === null ? null : this.exportSet(p, prefix, best);
+    const cur = p.adjOut.get(prefix);
+    if (want === (cur ?? null)) {
+      if (want) this.attrs.release(want); // re-advertising identical state sends nothing
+      return;
+    }
+    const q = p.queue(fam);
+    if (want !== null) {
+      p.adjOut.set(prefix, want);
+      q.announce(want, prefix);
+    } else {
+      p.adjOut.delete(prefix);
+      q.withdraw(prefix);
+    }
+    if (cur !== undefined) this.attrs.release(cur);
+  }
+
+  /** The set to advertise to p for this best path (one reference taken), or null for none. */
+  private exportSet(p: Peer, prefix: PrefixKey, best: Path): AttrSet | null {
+    const src = best.source;
+    if (src.id === p.id) return null; // not back to where it came from
+    if (!src.local && src.ibgp && p.ibgp) return null; // RFC 4271 §9.2: no iBGP → iBGP
+    const v6 = typeof prefix !== 'number';
+    // The default export of a set depends on the peer (its settings: the
+    // epoch), the family, and whether the path is ours (MED).
+    const slot = (p.id * 2 + (v6 ? 1 : 0)) * 2 + (src.local ? 1 : 0);
+    let out: AttrSet;
+    const cached = best.attrs.exportCache?.get(slot);
+    if (cached !== undefined && cached.epoch === p.epoch && cached.set.refs > 0) {
+      out = this.attrs.retain(cached.set);
+    } else {
+      const t = this.transform(p, best, v6);
+      if (t === null) return null;
+      out = this.attrs.intern(t.attrs, t.nextHops);
+      (best.attrs.exportCache ??= new Map()).set(slot, { epoch: p.epoch, set: out });
+    }
+    const policy = p.cfg.exportPolicy;
+    if (!policy) return out;
+    const res = policy(prefix, out.attrs, p);
+    if (!res.accept) {
+      this.attrs.release(out);
+      return null;
+    }
+    if (res.attrs === undefined || res.attrs === out.attrs) return out;
+    const nh = !v6 && res.attrs.nextHop !== undefined ? [res.attrs.nextHop] : out.nextHops;
+    const changed = this.attrs.intern(res.attrs, nh);
+    this.attrs.release(out);
+    return changed;
+  }
+
+  /** The default export rules (see the header comment); null when no next hop can be given. */
+  private transform(p: Peer, best: Path, v6: boolean): { attrs: PathAttributes; nextHops: readonly string[] } | null {
+    const src = best.attrs;
+    const a: { -readonly [K in keyof PathAttributes]: PathAttributes[K] } = { ...src.attrs };
+    const self = v6 ? p.cfg.localAddress6 : p.cfg.localAddress;
+    let hops: readonly string[];
+    if (!p.ibgp) {
+      const path = a.asPath ?? [];
+      const first = path[0];
+      const own = this.config.localAs;
+      // RFC 4271 §5.1.2: prepend to a leading AS_SEQUENCE, or start a new one (max 255 per segment).
+      a.asPath =
+        first !== undefined && first.type === SegmentType.AS_SEQUENCE && first.asns.length < 255
+          ? [{ type: SegmentType.AS_SEQUENCE, asns: [own, ...first.asns] }, ...path.slice(1)]
+          : [{ type: SegmentType.AS_SEQUENCE, asns: [own] }, ...path];
+      delete a.localPref;
+      if (!best.source.local) delete a.med;
+      delete a.originatorId;
+      delete a.clusterList;
+      if (self === undefined) return null;
+      hops = [self];
+    } else {
+      a.localPref ??= this.defaultLocalPref;
+      if (p.cfg.nextHopSelf || src.nextHops.length === 0) {
+        if (self === undefined) return null;
+        hops = [self];
+      } else hops = src.nextHops;
+    }
+    if (a.unknown !== undefined) {
+      const kept = a.unknown
+        .filter((u) => u.flags & AttrFlag.Transitive)
+        .map((u) => ({ flags: u.flags | AttrFlag.Partial, type: u.type, value: u.value }));
+      if (kept.length > 0) a.unknown = kept;
+      else delete a.unknown;
+    }
+    if (v6) delete a.nextHop;
+    else a.nextHop = hops[0] as string;
+    return { attrs: a, nextHops: hops };
+  }
+
+  /** Recompute one peer's exports against the whole Loc-RIB (after an export policy change). */
+  refreshExports(id: number): void {
+    const p = this.peer(id);
+    if (!p.established) return;
+    this.loc.forEach((e, prefix) => this.exportTo(p, prefix, bestOf(e)));
+    const gone: PrefixKey[] = [];
+    p.adjOut.forEach((_set, prefix) => {
+      if (!this.loc.has(prefix)) gone.push(prefix);
+    });
+    for (const prefix of gone) this.exportTo(p, prefix, null);
+  }
+
+  /**
+   * ROUTE-REFRESH received (RFC 2918 §4): queue everything we advertise in the
+   * family again, bracketed by BoRR/EoRR when enhanced route refresh was
+   * negotiated (RFC 7313 §4).
+   */
+  routeRefresh(id: number, afi: number, safi: number): void {
+    const p = this.peer(id);
+    const fam = familyKey(afi, safi);
+    if (!p.established || !p.families.has(fam)) return;
+    const q = p.queue(fam);
+    if (p.enhancedRouteRefresh) q.head.push('begin-refresh');
+    p.adjOut.forEach((set, prefix) => {
+      if (familyOf(prefix) === fam) q.announce(set, prefix);
+    });
+    if (p.enhancedRouteRefresh) q.tail.push('end-refresh');
+  }
+
+  /**
+   * The next piece of outbound work for a peer: markers first, withdrawals,
+   * then announcements one attribute set at a time (all prefixes of a batch
+   * share it, so they fit one UPDATE's NLRI), at most maxPrefixes per batch;
+   * null when nothing waits. The sender encodes what it gets and asks again
+   * when its socket drains.
+   */
+  nextBatch(id: number, maxPrefixes: number): OutBatch | null {
+    const p = this.peer(id);
+    const max = Math.max(1, maxPrefixes);
+    for (const fam of [...p.queues.keys()].sort((a, b) => a - b)) {
+      const q = p.queues.get(fam) as OutQueue;
+      if (q.pending.size === 0 && (q.groups.size > 0 || q.withdrawList.length > 0)) q.dropIndex();
+      if (q.empty) continue;
+      const afi = fam >> 8;
+      const safi = fam & 0xff;
+      const ids = (n: number): number[] | null => (p.addPathTx.has(fam) ? new Array<number>(n).fill(1) : null);
+      const h = q.head.shift();
+      if (h !== undefined) return { kind: h, afi, safi };
+      const w = q.takeWithdrawals(max);
+      if (w.length > 0) return { kind: 'withdraw', afi, safi, prefixes: w, pathIds: ids(w.length) };
+      const a = q.takeAnnouncements(max);
+      if (a !== null) return { kind: 'announce', afi, safi, attrs: a.set, prefixes: a.prefixes, pathIds: ids(a.prefixes.length) };
+      const t = q.tail.shift();
+      if (t !== undefined) return { kind: t, afi, safi };
+    }
+    return null;
+  }
+
+  // ------------------------------------------------------------------ outputs and views
+
+  /** Best-path changes since the last call, one per prefix (coalesced), for the FIB. */
+  drainBestChanges(): BestChange[] {
+    const out: BestChange[] = [];
+    const list = this.bestDirtyList;
+    this.bestDirtyList = [];
+    for (const prefix of list) {
+      this.bestDirty.delete(prefix);
+      const e = this.loc.get(prefix);
+      const afi = typeof prefix === 'number' ? 1 : 2;
+      if (e === undefined) {
+        out.push({ prefix, afi, best: null, nextHops: [], local: false, from: null });
+        continue;
+      }
+      const best = bestOf(e);
+      let nextHops: readonly string[];
+      if (e instanceof Path && e.attrs.nextHops.length <= 1) {
+        nextHops = e.attrs.nextHops; // the shared frozen array: no allocation for the common case
+      } else {
+        const hops: string[] = [];
+        for (const m of e instanceof Path ? [e] : e.sel.multipath) {
+          const nh = m.attrs.nextHops[0];
+          if (nh !== undefined) hops.push(nh);
+        }
+        nextHops = hops;
+      }
+      out.push({ prefix, afi, best: best.attrs, nextHops, local: best.source.local, from: best.source.address });
+    }
+    return out;
+  }
+
+  /** pending best-path changes */
+  get pendingBestChanges(): number {
+    return this.bestDirty.size;
+  }
+
+  /** Loc-RIB view of one prefix (skeinctl routes). */
+  route(prefix: PrefixKey): RouteView | null {
+    const e = this.loc.get(prefix);
+    if (e === undefined) return null;
+    if (e instanceof Path) return { prefix, best: e, reason: 'only-path', multipath: [e], paths: [e] };
+    return { prefix, best: e.sel.best, reason: e.sel.reason, multipath: e.sel.multipath, paths: [...e.paths] };
+  }
+
+  /**
+   * Every candidate path of a prefix with why it won or lost (skeinctl
+   * routes): the best carries the reason it beat the runner-up, every other
+   * path the first decision step where the best beat it. Best first.
+   */
+  explain(prefix: PrefixKey): { readonly path: Path; readonly best: boolean; readonly reason: Reason }[] {
+    const r = this.route(prefix);
+    if (r === null) return [];
+    const rest = r.paths.filter((p) => p !== r.best).map((p) => ({ path: p, best: false, reason: compare(r.best, p).reason }));
+    return [{ path: r.best, best: true, reason: r.reason }, ...rest];
+  }
+
+  /** Every Loc-RIB prefix (IPv4 in table order, then IPv6). */
+  prefixes(): Generator<PrefixKey> {
+    return this.loc.keysIter();
+  }
+
+  get locSize(): number {
+    return this.loc.size;
+  }
+
+  /** What we advertise to a peer for a prefix (Adj-RIB-Out), if anything. */
+  advertised(id: number, prefix: PrefixKey): AttrSet | undefined {
+    return this.peer(id).adjOut.get(prefix);
+  }
+
+  /** Adj-RIB-In paths of a peer for a prefix. */
+  received(id: number, prefix: PrefixKey): readonly Path[] {
+    const p = this.peer(id);
+    const e = this.loc.get(prefix);
+    if (e === undefined) return [];
+    return e instanceof Path ? (e.source === p ? [e] : []) : e.paths.filter((x) => x.source === p);
+  }
+
+  peerStats(id: number): { received: number; advertised: number; established: boolean } {
+    const p = this.peer(id);
+    return { received: p.paths, advertised: p.adjOut.size, established: p.established };
+  }
+
+  private peer(id: number): Peer {
+    const p = this.peers.get(id);
+    if (p === undefined) throw new Error(`unknown peer id ${id}`);
+    return p;
+  }
+}
+
+function bestOf(e: LocEntry): Path {
+  return e instanceof Path ? e : e.sel.best;
+}
+
+function sameHops(a: readonly Path[], b: readonly Path[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if ((a[i] as Path).attrs.nextHops[0] !== (b[i] as Path).attrs.nextHops[0]) return false;
+  return true;
+}

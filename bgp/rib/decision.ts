@@ -1,0 +1,219 @@
+// The decision process: RFC 4271 §9.1.2 phase 2 (choose the best route per
+// prefix) with the tie-breakers in common use. Phase 1 (degree of preference)
+// is LOCAL_PREF as received from iBGP or set by import policy; phase 3 is
+// the export side in core.ts.
+//
+// Steps, in order; compare() stops at the first that differs and names it:
+//   1. local-pref          higher LOCAL_PREF wins (missing: 100, the usual default)        §9.1.2.1
+//   2. local               a locally originated path beats a learned one (Cisco's step,
+//                          placed after LOCAL_PREF so a peer's elevated priority — Calico's
+//                          live-migration LOCAL_PREF — can still win)
+//   3. as-path-length      shorter AS_PATH; AS_SET counts 1, confederation segments 0     §9.1.2.2 a, RFC 5065 §5.3
+//   4. origin              IGP < EGP < INCOMPLETE                                           §9.1.2.2 b
+//   5. med                 lower MED, only between paths from the same neighbouring AS
+//                          (leftmost AS of the AS_PATH); missing MED is 0                   §9.1.2.2 c
+//   6. ebgp-over-ibgp      a path learned over eBGP beats one learned over iBGP             §9.1.2.2 d
+//   7. igp-cost            SKIPPED: skein runs no IGP and treats every next hop as equally
+//                          close (next hops are on-link or reached through the kernel)       §9.1.2.2 e
+//      -- paths equal up to here are equal-cost: the multipath set --
+//   8. router-id           lower BGP Identifier of the advertising peer, or ORIGINATOR_ID
+//                          in its place when present                                        §9.1.2.2 f, RFC 4456 §9
+//   9. cluster-list-length shorter CLUSTER_LIST                                             RFC 4456 §9
+//  10. peer-address        lower peer address                                               §9.1.2.2 g
+//  11. path-id             lower ADD-PATH path identifier (two paths of one peer, RFC 7911)
+//
+// Step 5 makes compare() non-transitive: with A, B from AS 1 and C from AS 2,
+// A<B by MED, B<C by router id and C<A by router id can all hold, and the winner
+// would depend on the order paths arrived in. selectBest() therefore works like
+// "deterministic MED": it groups the candidates by neighbouring AS, picks each
+// group's best (MED applies inside a group), then compares the group winners
+// (MED never applies between groups). Inside one group and among group winners
+// compare() is a lexicographic order on per-path keys, hence a total order, and
+// the result does not depend on insertion order.
+import type { AttrSet } from './intern.js';
+
+/** Where a path came from, as far as the decision process cares. */
+export interface PathSource {
+  /** 0 for locally originated paths */
+  readonly id: number;
+  readonly local: boolean;
+  readonly ibgp: boolean;
+  /** the peer's BGP Identifier (uint32), 0 for local */
+  readonly routerId: number;
+  /** peer address in a form whose string order is the numeric order (see addressSortKey) */
+  readonly addressKey: string;
+  readonly address: string;
+}
+
+/** One path to a prefix: the only per-route object the RIB keeps. */
+export class Path {
+  constructor(
+    readonly source: PathSource,
+    readonly pathId: number,
+    readonly attrs: AttrSet,
+    /**
+     * The source's generation for the family when the path was last
+     * (re)announced: below the current one, the path is stale (RFC 4724
+     * graceful restart, RFC 7313 enhanced route refresh).
+     */
+    public gen = 0,
+  ) {}
+}
+
+export type Reason =
+  | 'only-path'
+  | 'local-pref'
+  | 'local'
+  | 'as-path-length'
+  | 'origin'
+  | 'med'
+  | 'ebgp-over-ibgp'
+  | 'igp-cost'
+  | 'router-id'
+  | 'cluster-list-length'
+  | 'peer-address'
+  | 'path-id'
+  | 'equal';
+
+export interface Comparison {
+  /** < 0: a is better; > 0: b is better; 0 only for the same source and path id */
+  readonly cmp: number;
+  readonly reason: Reason;
+}
+
+/** The steps after which paths count as equal-cost (multipath). */
+const TIE_BREAKS: ReadonlySet<Reason> = new Set(['router-id', 'cluster-list-length', 'peer-address', 'path-id', 'equal']);
+
+export const DEFAULT_LOCAL_PREF = 100;
+
+const r = (cmp: number, reason: Reason): Comparison => ({ cmp, reason });
+
+/** Compare two paths to the same prefix; the first differing step decides. */
+export function compare(a: Path, b: Path): Comparison {
+  const x = a.attrs;
+  const y = b.attrs;
+  // 1
+  const lpA = x.localPref ?? DEFAULT_LOCAL_PREF;
+  const lpB = y.localPref ?? DEFAULT_LOCAL_PREF;
+  if (lpA !== lpB) return r(lpB - lpA, 'local-pref');
+  // 2
+  if (a.source.local !== b.source.local) return r(a.source.local ? -1 : 1, 'local');
+  // 3
+  if (x.asPathLength !== y.asPathLength) return r(x.asPathLength - y.asPathLength, 'as-path-length');
+  // 4
+  if (x.origin !== y.origin) return r(x.origin - y.origin, 'origin');
+  // 5
+  if (x.neighborAs === y.neighborAs && x.med !== y.med) return r(x.med < y.med ? -1 : 1, 'med');
+  // 6
+  const ibA = !a.source.local && a.source.ibgp;
+  const ibB = !b.source.local && b.source.ibgp;
+  if (ibA !== ibB) return r(ibA ? 1 : -1, 'ebgp-over-ibgp');
+  // 7 igp-cost: skipped, see above.
+  // 8
+  const idA = (x.originatorId ?? a.source.routerId) >>> 0;
+  const idB = (y.originatorId ?? b.source.routerId) >>> 0;
+  if (idA !== idB) return r(idA < idB ? -1 : 1, 'router-id');
+  // 9
+  if (x.clusterListLength !== y.clusterListLength) return r(x.clusterListLength - y.clusterListLength, 'cluster-list-length');
+  // 10
+  if (a.source.addressKey !== b.source.addressKey) return r(a.source.addressKey < b.source.addressKey ? -1 : 1, 'peer-address');
+  // 11
+  if (a.pathId !== b.pathId) return r(a.pathId < b.pathId ? -1 : 1, 'path-id');
+  return r(0, 'equal');
+}
+
+/** True when a and b are equal-cost: they differ at most in the tie-breakers (steps 8-11). */
+export function equalCost(a: Path, b: Path): boolean {
+  return TIE_BREAKS.has(compare(a, b).reason);
+}
+
+export interface Selection {
+  readonly best: Path;
+  /** why best won against the runner-up ('only-path' when alone) */
+  readonly reason: Reason;
+  /** the best first, then equal-cost paths with distinct next hops, at most maxPaths */
+  readonly multipath: readonly Path[];
+}
+
+function better(a: Path, b: Path): Path {
+  return compare(a, b).cmp <= 0 ? a : b;
+}
+
+/**
+ * Deterministic best path and multipath set of a prefix's candidates (see the
+ * block comment for why it groups by neighbouring AS first).
+ */
+export function selectBest(paths: readonly Path[], maxPaths = 1): Selection | null {
+  const n = paths.length;
+  if (n === 0) return null;
+  const only = paths[0] as Path;
+  if (n === 1) return { best: only, reason: 'only-path', multipath: [only] };
+
+  // Group winners by neighbouring AS.
+  const groupBest = new Map<number, Path>();
+  for (const p of paths) {
+    const g = p.attrs.neighborAs;
+    const cur = groupBest.get(g);
+    groupBest.set(g, cur === undefined ? p : better(cur, p));
+  }
+  let best: Path | undefined;
+  for (const g of groupBest.values()) best = best === undefined ? g : better(best, g);
+  const b = best as Path;
+
+  // The runner-up, for the reason: best of the rest under the same rule.
+  const rest = paths.filter((p) => p !== b);
+  const runnerGroups = new Map<number, Path>();
+  for (const p of rest) {
+    const g = p.attrs.neighborAs;
+    const cur = runnerGroups.get(g);
+    runnerGroups.set(g, cur === undefined ? p : better(cur, p));
+  }
+  let runner: Path | undefined;
+  for (const g of runnerGroups.values()) runner = runner === undefined ? g : better(runner, g);
+  const reason = compare(b, runner as Path).reason;
+
+  if (maxPaths <= 1) return { best: b, reason, multipath: [b] };
+
+  // Equal-cost: ties its own group's winner (same AS, MED included) and that
+  // winner ties the best (MED only if the same AS).
+  const eligible = paths.filter((p) => {
+    const gb = groupBest.get(p.attrs.neighborAs) as Path;
+    return equalCost(p, gb) && equalCost(gb, b);
+  });
+  // Among equal-cost paths only the tie-breakers differ: a total order.
+  eligible.sort((p, q) => compare(p, q).cmp);
+  const multipath: Path[] = [b];
+  const hops = new Set<string>([b.attrs.nextHops[0] ?? '']);
+  for (const p of eligible) {
+    if (multipath.length >= maxPaths) break;
+    if (p === b) continue;
+    const nh = p.attrs.nextHops[0] ?? '';
+    if (hops.has(nh)) continue; // one path per next hop: the FIB needs distinct gateways
+    hops.add(nh);
+    multipath.push(p);
+  }
+  return { best: b, reason, multipath };
+}
+
+/**
+ * A string whose lexical order is the numeric order of the address: IPv4
+ * first ("4" + 8 hex digits), then IPv6 ("6" + 32 hex digits).
+ */
+export function addressSortKey(address: string): string {
+  if (!address.includes(':')) {
+    return '4' + address.split('.').map((x) => Number(x).toString(16).padStart(2, '0')).join('');
+  }
+  let text = address;
+  // an embedded IPv4 tail ("::ffff:192.0.2.1") becomes two hex groups first
+  const dot = text.lastIndexOf(':');
+  const tail = text.slice(dot + 1);
+  if (tail.includes('.')) {
+    const o = tail.split('.').map(Number);
+    text = `${text.slice(0, dot + 1)}${(((o[0] ?? 0) << 8) | (o[1] ?? 0)).toString(16)}:${(((o[2] ?? 0) << 8) | (o[3] ?? 0)).toString(16)}`;
+  }
+  const [head = '', rest] = text.split('::');
+  const h = head ? head.split(':') : [];
+  const t = rest !== undefined && rest !== '' ? rest.split(':') : [];
+  const groups = rest === undefined ? h : [...h, ...new Array<string>(Math.max(0, 8 - h.length - t.length)).fill('0'), ...t];
+  return '6' + groups.map((g) => g.padStart(4, '0')).join('');
+}

@@ -1,0 +1,8 @@
+// RIBs: attribute interning, the decision process, and the route-processing core.
+export { AttrSet, AttrTable, attrKey, asPathLength, neighborAs } from './intern.js';
+export { Path, compare, equalCost, selectBest, addressSortKey, DEFAULT_LOCAL_PREF } from './decision.js';
+export type { PathSource, Reason, Comparison, Selection } from './decision.js';
+export { RibCore } from './core.js';
+export type {
+  PrefixKey, PeerView, Policy, PolicyResult, PeerConfig, CoreConfig, SessionTerms, BestChange, OutBatch, UpdateResult, RouteView,
+} from './core.js';

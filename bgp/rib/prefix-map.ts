@@ -1,0 +1,184 @@
+// A map keyed by prefix, built for a million IPv4 entries. A Prefix4 is
+// address * 64 + length, up to 2^38: too big for V8's small integers, so as a
+// Map key every one is a boxed heap number that Map hashes on each operation.
+// IPv4 keys therefore live in an open-addressing table of their own: the keys
+// unboxed in a Float64Array, the values in a parallel array, linear probing,
+// tombstones for deletion (so a walk may delete as it goes), growth at 3/4
+// load. Measured by bench/rib.ts. IPv6 keys (short strings, small tables) use
+// a Map.
+import type { Prefix4, Prefix6 } from '../wire/types.js';
+
+const EMPTY = -1;
+const DELETED = -2;
+
+export class PrefixMap<V> {
+  private keys: Float64Array;
+  private vals: (V | undefined)[];
+  private mask: number;
+  private shift: number;
+  private used = 0; // live + tombstones
+  private live = 0;
+  private readonly v6 = new Map<Prefix6, V>();
+
+  constructor(capacity = 64) {
+    let cap = 16;
+    while (cap < capacity) cap *= 2;
+    this.keys = new Float64Array(cap).fill(EMPTY);
+    this.vals = new Array<V | undefined>(cap).fill(undefined);
+    this.mask = cap - 1;
+    this.shift = 32 - Math.log2(cap);
+  }
+
+  get size(): number {
+    return this.live + this.v6.size;
+  }
+
+  /** Fibonacci hashing of the address and length; the top bits index the table. */
+  private slot(k: number): number {
+    const addr = (k / 64) >>> 0;
+    const len = k - Math.floor(k / 64) * 64;
+    return Math.imul(addr ^ (len << 26), 0x9e3779b1) >>> this.shift;
+  }
+
+  private find(k: number): number {
+    const keys = this.keys;
+    const mask = this.mask;
+    for (let i = this.slot(k); ; i = (i + 1) & mask) {
+      const x = keys[i] as number;
+      if (x === k) return i;
+      if (x === EMPTY) return -1;
+    }
+  }
+
+  get(k: Prefix4 | Prefix6): V | undefined {
+    if (typeof k === 'string') return this.v6.get(k);
+    const i = this.find(k);
+    return i < 0 ? undefined : this.vals[i];
+  }
+
+  has(k: Prefix4 | Prefix6): boolean {
+    return typeof k === 'string' ? this.v6.has(k) : this.find(k) >= 0;
+  }
+
+  set(k: Prefix4 | Prefix6, v: V): void {
+    if (typeof k === 'string') {
+      this.v6.set(k, v);
+      return;
+    }
+    const keys = this.keys;
+    const mask = this.mask;
+    let tomb = -1;
+    let i = this.slot(k);
+    for (; ; i = (i + 1) & mask) {
+      const x = keys[i] as number;
+      if (x === k) {
+        this.vals[i] = v;
+        return;
+      }
+      if (x === EMPTY) break;
+      if (x === DELETED && tomb < 0) tomb = i;
+    }
+    if (tomb >= 0) {
+      i = tomb; // reuse a tombstone: `used` does not grow
+    } else {
+      if ((this.used + 1) * 4 > keys.length * 3) {
+        this.rehash(this.live + 1);
+        this.set(k, v);
+        return;
+      }
+      this.used++;
+    }
+    keys[i] = k;
+    this.vals[i] = v;
+    this.live++;
+  }
+
+  delete(k: Prefix4 | Prefix6): boolean {
+    if (typeof k === 'string') return this.v6.delete(k);
+    const i = this.find(k);
+    if (i < 0) return false;
+    this.keys[i] = DELETED;
+    this.vals[i] = undefined;
+    this.live--;
+    // Emptied (an outbound queue after a full-table dump is the typical case):
+    // give the big arrays back instead of keeping a table of tombstones.
+    if (this.live === 0 && this.keys.length > 1024) this.reset();
+    return true;
+  }
+
+  clear(): void {
+    this.clear4();
+    this.v6.clear();
+  }
+
+  private clear4(): void {
+    if (this.used === 0) return;
+    if (this.keys.length > 1024) {
+      this.reset();
+      return;
+    }
+    this.keys.fill(EMPTY);
+    this.vals.fill(undefined);
+    this.used = 0;
+    this.live = 0;
+  }
+
+  private reset(): void {
+    this.keys = new Float64Array(16).fill(EMPTY);
+    this.vals = new Array<V | undefined>(16).fill(undefined);
+    this.mask = 15;
+    this.shift = 28;
+    this.used = 0;
+    this.live = 0;
+  }
+
+  /** Grow (or clean out tombstones) so that `need` live keys fit under 1/2 load. */
+  private rehash(need: number): void {
+    let cap = 16;
+    while (cap < need * 2) cap *= 2;
+    const oldK = this.keys;
+    const oldV = this.vals;
+    this.keys = new Float64Array(cap).fill(EMPTY);
+    this.vals = new Array<V | undefined>(cap).fill(undefined);
+    this.mask = cap - 1;
+    this.shift = 32 - Math.log2(cap);
+    this.used = 0;
+    this.live = 0;
+    for (let i = 0; i < oldK.length; i++) {
+      const x = oldK[i] as number;
+      if (x >= 0) {
+        let j = this.slot(x);
+        while (this.keys[j] !== EMPTY) j = (j + 1) & this.mask;
+        this.keys[j] = x;
+        this.vals[j] = oldV[i];
+        this.used++;
+        this.live++;
+      }
+    }
+  }
+
+  /**
+   * Visit every entry (IPv4 in table order, then IPv6). The callback may
+   * delete the entry it is given or replace its value, but not add keys.
+   * (Deleting the last entry swaps in fresh arrays; the walk goes on over the
+   * old ones, which then hold nothing live.)
+   */
+  forEach(fn: (value: V, key: Prefix4 | Prefix6) => void): void {
+    const keys = this.keys;
+    const vals = this.vals;
+    for (let i = 0; i < keys.length; i++) {
+      const x = keys[i] as number;
+      if (x >= 0) fn(vals[i] as V, x);
+    }
+    for (const [k, v] of this.v6) fn(v, k);
+  }
+
+  *keysIter(): Generator<Prefix4 | Prefix6> {
+    const keys = this.keys;
+    for (let i = 0; i < keys.length; i++) {
+      const x = keys[i] as number;
+      if (x >= 0) yield x;
+    }
+    yield* this.v6.keys();
+  }
+}

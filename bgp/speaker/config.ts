@@ -1,0 +1,113 @@
+// What a Speaker is told: the local end, and one entry per peer. Session
+// parameters (everything that goes into the OPEN or the TCP connection) reset
+// a peer when they change; policy and next-hop settings do not (see
+// sessionKey() and Speaker.updatePeer()).
+import { IPV4_UNICAST, IPV6_UNICAST } from '../wire/constants.js';
+import type { Policy } from '../rib/core.js';
+import { canonicalIpv6 } from '../wire/prefix.js';
+
+export type FamilyName = 'ipv4-unicast' | 'ipv6-unicast';
+
+export const FAMILY_KEYS: Readonly<Record<FamilyName, number>> = {
+  'ipv4-unicast': IPV4_UNICAST,
+  'ipv6-unicast': IPV6_UNICAST,
+};
+
+export const familyNameOf = (key: number): FamilyName => (key === IPV6_UNICAST ? 'ipv6-unicast' : 'ipv4-unicast');
+
+export interface PeerOptions {
+  /** numeric IPv4 or IPv6 address of the peer */
+  readonly address: string;
+  /** the peer's BGP port; default 179 */
+  readonly port?: number;
+  /** the peer's AS; 0 accepts any */
+  readonly asn: number;
+  /** our AS on this session instead of the speaker's (RFC 4271 §4.2 My Autonomous System) */
+  readonly localAsn?: number;
+  /** never dial: wait for the peer to connect (PassiveTcpEstablishment) */
+  readonly passive?: boolean;
+  /** numeric local address to bind when dialling; default the speaker's listen address when it is a specific one */
+  readonly sourceAddress?: string;
+  /** RFC 2385 TCP MD5 key */
+  readonly md5Key?: Buffer | string;
+  /** RFC 5082 GTSM: the peer is this many hops away */
+  readonly ttlSecurity?: number;
+  /** default both unicast families */
+  readonly families?: readonly FamilyName[];
+  /** iBGP: set NEXT_HOP to ourselves (eBGP always does) */
+  readonly nextHopSelf?: boolean;
+  /** our IPv6 next hop for this peer (an IPv4 session carrying IPv6 routes needs one); default the speaker's nextHop6 */
+  readonly nextHop6?: string;
+  /** our IPv4 next hop for this peer; default the session's local address when IPv4, else the speaker's nextHop4 */
+  readonly nextHop4?: string;
+  /** accept our own AS in AS_PATH up to this many times (Calico numAllowedLocalASNumbers) */
+  readonly allowOwnAs?: number;
+  readonly importPolicy?: Policy;
+  readonly exportPolicy?: Policy;
+  /** RFC 7911: ask the peer to send several paths per prefix */
+  readonly addPathReceive?: boolean;
+  /** RFC 4724 restart time (seconds) announced in the graceful restart capability; GR itself is not done yet */
+  readonly restartTime?: number;
+  /** route reflector client (RFC 4456); the RIB core has no reflection yet, so this is only shown */
+  readonly routeReflectorClient?: boolean;
+  /** CONTRACT PEER "type"; default "global" */
+  readonly type?: string;
+  /** per-peer timer overrides, seconds */
+  readonly holdTime?: number;
+  readonly keepaliveTime?: number;
+  readonly connectRetryTime?: number;
+}
+
+export interface SpeakerOptions {
+  readonly localAsn: number;
+  /** dotted quad */
+  readonly routerId: string;
+  /** default '::' (dual stack); null: do not listen at all */
+  readonly listenAddress?: string | null;
+  /** default 179 */
+  readonly listenPort?: number;
+  /** seconds; default 90 */
+  readonly holdTime?: number;
+  /** seconds; default a third of the negotiated hold time */
+  readonly keepaliveTime?: number;
+  /** seconds; default 120 */
+  readonly connectRetryTime?: number;
+  /** peer oscillation damping, seconds (see SessionFsm) */
+  readonly idleHold?: { readonly initial?: number; readonly max?: number; readonly stable?: number };
+  /** next hops for routes we originate without one and for next-hop-self, when a session gives none */
+  readonly nextHop4?: string;
+  readonly nextHop6?: string;
+  /** most equal-cost paths handed to the FIB; default 1 */
+  readonly maxPaths?: number;
+  /** most prefixes taken from the RIB per batch when sending; default 2048 */
+  readonly batchPrefixes?: number;
+  /** the FIB's answer for routesJson "installed"; default false for all */
+  readonly isInstalled?: (prefix: string) => boolean;
+  readonly peers?: readonly PeerOptions[];
+}
+
+/** The parts of a peer's options that the session depends on: a change resets the peer. */
+export function sessionKey(p: PeerOptions): string {
+  return JSON.stringify([
+    p.port ?? 179,
+    p.asn,
+    p.localAsn ?? null,
+    p.passive ?? false,
+    p.sourceAddress ?? null,
+    p.md5Key === undefined ? null : Buffer.from(p.md5Key).toString('hex'),
+    p.ttlSecurity ?? null,
+    [...(p.families ?? ['ipv4-unicast', 'ipv6-unicast'])].sort(),
+    p.addPathReceive ?? false,
+    p.restartTime ?? null,
+    p.holdTime ?? null,
+    p.keepaliveTime ?? null,
+    p.connectRetryTime ?? null,
+  ]);
+}
+
+/** IPv4-mapped IPv6 (a dual-stack listener's view of an IPv4 peer) back to plain IPv4; IPv6 lower-cased. */
+export function normalizeAddress(a: string): string {
+  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(a);
+  if (m) return m[1] as string;
+  return a.includes(':') ? canonicalIpv6(a) : a;
+}

@@ -1,0 +1,1040 @@
+// The BGP speaker: node:net sockets around the Sans-IO session machine
+// (session/fsm.ts) and the route-processing core (rib/core.ts). All protocol
+// decisions live there; this file only moves bytes, arms timers and keeps
+// counters.
+//
+// Shape:
+// - One Peer per configured neighbour, one RibCore peer id for it. A Peer has
+//   one or two Connections (two only while a collision is being resolved,
+//   RFC 4271 §6.8); each Connection owns a socket, a Framer and its own
+//   SessionFsm. The "primary" connection is the one whose state the peer
+//   shows and whose FSM dials and backs off; a second, inbound connection gets
+//   an FSM of its own and is either dumped (Cease 7) or promoted.
+// - One timer per peer: a setTimeout re-armed to the earliest deadline of its
+//   connections' FSMs (fsm.nextDeadline()); when it fires, every FSM ticks.
+// - Sending is pull-based: the core queues per-peer work; a pump takes batches
+//   (nextBatch), encodes them into as few UPDATEs as fit (packUpdates /
+//   packWithdrawals) and writes until socket.write() returns false, then waits
+//   for 'drain'. A peer that stops reading therefore holds at most one batch
+//   plus the socket's high-water mark in user space, and the rest of its work
+//   stays in the core's queue, where later changes to a prefix replace earlier
+//   ones instead of piling up (RFC 4271 §9.2: only the latest state matters).
+// - Received bytes are handled as they come; best-path changes and sending are
+//   done once per turn of the event loop (setImmediate), so an UPDATE burst
+//   costs one export pass per prefix, not one write per UPDATE.
+import { EventEmitter } from 'node:events';
+import net from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { connectWithOptions, fdOf, setListenerMd5, setTtlSecurity } from '../net/index.js';
+import { RibCore } from '../rib/core.js';
+import type { BestChange, OutBatch, PeerConfig, Policy, PrefixKey } from '../rib/core.js';
+import { buildCapabilities, collisionWinner } from '../session/negotiate.js';
+import type { NegotiatedSession } from '../session/negotiate.js';
+import { SessionFsm } from '../session/fsm.js';
+import type { FsmAction, FsmEvent, State } from '../session/fsm.js';
+import { CeaseSubcode, ErrorCode, IPV4_UNICAST, IPV6_UNICAST, MessageType, familyKey } from '../wire/constants.js';
+import { BgpError } from '../wire/errors.js';
+import { Framer } from '../wire/framer.js';
+import { decodeMessage, encodeMessage } from '../wire/message.js';
+import { encodeNotification, errorCodeName, errorSubcodeName } from '../wire/notification.js';
+import { isIpv4, parseIpv4, parsePrefix4, parsePrefix6, prefix4ToString } from '../wire/prefix.js';
+import { encodeRouteRefresh } from '../wire/route-refresh.js';
+import { DEFAULT_CONTEXT } from '../wire/types.js';
+import type { CodecContext, Message, NotificationMessage, PathAttributes, PrefixList, UpdateMessage } from '../wire/types.js';
+import { endOfRib, isEndOfRib, packUpdates, packWithdrawals } from '../wire/update.js';
+import { FAMILY_KEYS, familyNameOf, normalizeAddress, sessionKey } from './config.js';
+import type { FamilyName, PeerOptions, SpeakerOptions } from './config.js';
+import { pathJson, type PathJson } from './json.js';
+
+type MessageTypeName = Message['type'];
+/** most batches one pump takes before yielding to other peers and to received data */
+const BATCHES_PER_TURN = 64;
+/** a closing socket that does not finish flushing in this time is destroyed */
+const CLOSE_GRACE_MS = 2000;
+/** dial attempts give up after this long; the FSM's ConnectRetryTimer decides when to try again */
+const DIAL_TIMEOUT_MS = 10_000;
+
+export interface PeerCounters {
+  messagesIn: Record<MessageTypeName, number>;
+  messagesOut: Record<MessageTypeName, number>;
+  /** NOTIFICATIONs by "code/subcode" */
+  notificationsIn: Record<string, number>;
+  notificationsOut: Record<string, number>;
+  /** NLRI announced to us in UPDATEs (cumulative, pre-policy) */
+  prefixesReceived: number;
+  /** UPDATEs that carried an RFC 7606 error handled without a reset */
+  updateErrors: number;
+  /** sessions that reached Established */
+  established: number;
+}
+
+export interface PeerInfo {
+  readonly state: State;
+  readonly since: Date;
+  /** the last error or NOTIFICATION, as text */
+  readonly info: string;
+  /** serial number of the primary connection; a new number means a new TCP connection */
+  readonly connection: number | null;
+  readonly counters: PeerCounters;
+  /** octets accepted by socket.write() but not yet handed to the kernel */
+  readonly writeBuffered: number;
+  /** sending waits for 'drain' */
+  readonly writeBlocked: boolean;
+}
+
+export interface PeerStateEvent {
+  readonly address: string;
+  readonly from: State;
+  readonly state: State;
+  readonly since: Date;
+  readonly info: string;
+}
+
+export interface BestEvent {
+  /** "10.0.0.0/24" / "fd00::/64" */
+  readonly prefix: string;
+  readonly afi: 1 | 2;
+  /** null: the prefix is gone */
+  readonly attributes: PathAttributes | null;
+  readonly nextHops: readonly string[];
+  /** our own origination (nothing to install) */
+  readonly local: boolean;
+  readonly from: string | null;
+}
+
+export interface PeerJson {
+  address: string;
+  port: number;
+  asn: number;
+  localAsn: number;
+  type: string;
+  state: State;
+  since: string;
+  info: string;
+  families: FamilyName[];
+  prefixes: { received: number; accepted: number; advertised: number };
+  routeReflectorClient: boolean;
+  connection: number | null;
+  messages: { in: Record<MessageTypeName, number>; out: Record<MessageTypeName, number> };
+  notifications: { in: Record<string, number>; out: Record<string, number> };
+}
+
+export interface RouteJson {
+  prefix: string;
+  installed: boolean;
+  best: PathJson;
+  paths: PathJson[];
+}
+
+export interface StopOptions {
+  /** send Cease / Administrative Shutdown with this RFC 9003 text; omit to close without a NOTIFICATION */
+  readonly message?: string;
+  readonly notify?: boolean;
+}
+
+const emptyTypes = (): Record<MessageTypeName, number> => ({ OPEN: 0, UPDATE: 0, NOTIFICATION: 0, KEEPALIVE: 0, 'ROUTE-REFRESH': 0 });
+const emptyCounters = (): PeerCounters => ({
+  messagesIn: emptyTypes(),
+  messagesOut: emptyTypes(),
+  notificationsIn: {},
+  notificationsOut: {},
+  prefixesReceived: 0,
+  updateErrors: 0,
+  established: 0,
+});
+
+/** NOTIFICATION as text for `info` and logs (RFC 9003 text included). */
+export function notificationText(n: NotificationMessage): string {
+  const base = `${errorCodeName(n.code)} / ${errorSubcodeName(n.code, n.subcode)} (${n.code}/${n.subcode})`;
+  return n.message !== undefined ? `${base}: "${n.message}"` : base;
+}
+
+const clock = { now: (): number => performance.now() };
+let connectionSerial = 0;
+
+class Connection {
+  readonly serial = ++connectionSerial;
+  socket: net.Socket | null = null;
+  readonly framer = new Framer();
+  ctx: CodecContext = DEFAULT_CONTEXT;
+  dial: AbortController | null = null;
+  /** taken out of its peer: its events and actions are ignored from now on */
+  dead = false;
+  /** the UPDATE being handed to the FSM, for its 'update' action */
+  pending: UpdateMessage | null = null;
+  /** the core knows this connection's session (peerUp was called for it) */
+  inRib = false;
+  /** SendHold timer believed running (we reported pending bytes) */
+  sendPending = false;
+  /** writes are paused until 'drain' */
+  blocked = false;
+  session: NegotiatedSession | null = null;
+  constructor(
+    readonly fsm: SessionFsm,
+    readonly inbound: boolean,
+  ) {}
+}
+
+class Peer {
+  readonly counters = emptyCounters();
+  readonly conns: Connection[] = [];
+  primary: Connection;
+  timer: NodeJS.Timeout | null = null;
+  timerAt = Infinity;
+  since = new Date();
+  info = '';
+  state: State = 'Idle';
+  pumpScheduled = false;
+  removed = false;
+  constructor(
+    public opts: PeerOptions,
+    readonly address: string,
+    public coreId: number,
+    fsm: SessionFsm,
+  ) {
+    this.primary = new Connection(fsm, false);
+    this.conns.push(this.primary);
+  }
+}
+
+/**
+ * Events:
+ * - 'peer' (PeerStateEvent): a peer's shown state changed;
+ * - 'best' (BestEvent[]): best paths changed, coalesced per event-loop turn, for the FIB;
+ * - 'log' ({ level, msg, peer? }): things worth a log line (never thrown).
+ */
+export class Speaker extends EventEmitter {
+  readonly rib: RibCore;
+  readonly localAsn: number;
+  readonly routerId: number;
+  private readonly peers = new Map<string, Peer>();
+  private server: net.Server | null = null;
+  private running = false;
+  private flushScheduled = false;
+  private readonly opts: SpeakerOptions;
+  private readonly batchPrefixes: number;
+
+  constructor(opts: SpeakerOptions) {
+    super();
+    this.opts = opts;
+    this.localAsn = opts.localAsn;
+    this.routerId = parseIpv4(opts.routerId) >>> 0;
+    this.batchPrefixes = opts.batchPrefixes ?? 2048;
+    this.rib = new RibCore({ localAs: opts.localAsn, routerId: this.routerId, ...(opts.maxPaths !== undefined ? { maxPaths: opts.maxPaths } : {}) });
+    for (const p of opts.peers ?? []) this.addPeer(p);
+  }
+
+  // ------------------------------------------------------------------ life cycle
+
+  /** Listen (unless listenAddress is null) and start every peer. */
+  async start(): Promise<void> {
+    if (this.running) return;
+    if (this.opts.listenAddress !== null) {
+      const server = net.createServer({ noDelay: true, pauseOnConnect: false }, (s) => this.accept(s));
+      server.on('error', (e) => this.log('error', `listener: ${e.message}`));
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ host: this.opts.listenAddress ?? '::', port: this.opts.listenPort ?? 179 }, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      this.server = server;
+      for (const p of this.peers.values()) this.applyListenerMd5(p, p.opts.md5Key ?? null);
+    }
+    this.running = true;
+    for (const p of this.peers.values()) this.feed(p, p.primary, { type: 'ManualStart' });
+  }
+
+  /** The port actually listened on (useful with listenPort 0). */
+  get port(): number {
+    const a = this.server?.address();
+    return a && typeof a === 'object' ? a.port : 0;
+  }
+
+  /**
+   * Stop every session (Cease / Administrative Shutdown with the RFC 9003
+   * message when given, RFC 4486 §4), close the listener, clear timers. Never
+   * throws; resolves once the listener is closed.
+   */
+  async stop(o: StopOptions = {}): Promise<void> {
+    this.running = false;
+    for (const p of this.peers.values()) this.shutPeer(p, o);
+    const server = this.server;
+    this.server = null;
+    if (server) await new Promise<void>((r) => server.close(() => r()));
+  }
+
+  private shutPeer(p: Peer, o: StopOptions): void {
+    for (const c of [...p.conns]) {
+      if (o.notify === false || (o.message === undefined && o.notify !== true)) {
+        // close quietly: no NOTIFICATION, but the core still forgets the session
+        this.feed(p, c, { type: 'ManualStop' }, { silent: true });
+      } else {
+        this.feed(p, c, o.message !== undefined ? { type: 'ManualStop', message: o.message } : { type: 'ManualStop' });
+      }
+    }
+    if (p.timer) clearTimeout(p.timer);
+    p.timer = null;
+    p.timerAt = Infinity;
+  }
+
+  // ------------------------------------------------------------------ peers at run time
+
+  addPeer(o: PeerOptions): void {
+    const address = normalizeAddress(o.address);
+    if (this.peers.has(address)) throw new Error(`peer ${address} is already configured`);
+    const coreId = this.rib.addPeer(this.coreConfig(o, address, null));
+    const p = new Peer(o, address, coreId, this.newFsm(o));
+    this.peers.set(address, p);
+    if (this.server) this.applyListenerMd5(p, o.md5Key ?? null);
+    if (this.running) this.feed(p, p.primary, { type: 'ManualStart' });
+  }
+
+  /**
+   * Change a peer. Session parameters (see sessionKey) reset this peer only,
+   * with Cease / Other Configuration Change (RFC 4486 subcode 6). Otherwise the
+   * new policy applies without a reset: exports are recomputed, and when the
+   * import side changed a ROUTE-REFRESH asks the peer to send its routes again
+   * (RFC 2918); a peer without route refresh is reset instead.
+   */
+  updatePeer(o: PeerOptions): void {
+    const address = normalizeAddress(o.address);
+    const p = this.peers.get(address);
+    if (!p) throw new Error(`peer ${address} is not configured`);
+    const old = p.opts;
+    if (sessionKey(old) !== sessionKey(o)) {
+      this.dropPeer(p, CeaseSubcode.OtherConfigurationChange, 'configuration changed');
+      this.addPeer(o);
+      return;
+    }
+    p.opts = o;
+    const conn = this.ribConn(p);
+    this.rib.updatePeer(p.coreId, this.coreConfig(o, address, conn));
+    const importChanged = old.importPolicy !== o.importPolicy || (old.allowOwnAs ?? 0) !== (o.allowOwnAs ?? 0);
+    const exportChanged =
+      old.exportPolicy !== o.exportPolicy || old.nextHopSelf !== o.nextHopSelf || old.nextHop4 !== o.nextHop4 || old.nextHop6 !== o.nextHop6;
+    if (!conn) return;
+    if (exportChanged) this.rib.refreshExports(p.coreId);
+    if (importChanged) {
+      const s = conn.session;
+      if (s?.routeRefresh) {
+        for (const f of s.families) this.send(p, conn, { type: 'ROUTE-REFRESH', afi: f >> 8, safi: f & 0xff, subtype: 0 });
+      } else {
+        this.feed(p, conn, { type: 'AutomaticStop', subcode: CeaseSubcode.OtherConfigurationChange, reason: 'import policy changed; the peer cannot refresh' });
+      }
+    }
+    this.schedulePump(p);
+  }
+
+  /** Remove a peer: Cease / Peer De-configured (RFC 4486 subcode 3); its routes leave the Loc-RIB. */
+  removePeer(address: string): void {
+    const p = this.peers.get(normalizeAddress(address));
+    if (!p) throw new Error(`peer ${address} is not configured`);
+    this.dropPeer(p, CeaseSubcode.PeerDeconfigured, 'peer de-configured');
+  }
+
+  private dropPeer(p: Peer, subcode: number, reason: string): void {
+    p.removed = true;
+    for (const c of [...p.conns]) this.feed(p, c, { type: 'AutomaticStop', subcode, reason });
+    for (const c of [...p.conns]) this.discard(p, c);
+    if (p.timer) clearTimeout(p.timer);
+    p.timer = null;
+    this.rib.removePeer(p.coreId);
+    if (this.server && p.opts.md5Key !== undefined) this.applyListenerMd5(p, null);
+    this.peers.delete(p.address);
+    this.scheduleFlush();
+  }
+
+  peerAddresses(): string[] {
+    return [...this.peers.keys()];
+  }
+
+  /** A peer's shown state and the serial number of its primary connection (changes when the session is replaced). */
+  peerInfo(address: string): PeerInfo | null {
+    const p = this.peers.get(normalizeAddress(address));
+    if (!p) return null;
+    let writeBuffered = 0;
+    let writeBlocked = false;
+    for (const c of p.conns) {
+      writeBuffered += c.socket?.writableLength ?? 0;
+      writeBlocked ||= c.blocked;
+    }
+    return {
+      state: p.state,
+      since: p.since,
+      info: p.info,
+      connection: p.primary.socket ? p.primary.serial : null,
+      counters: p.counters,
+      writeBuffered,
+      writeBlocked,
+    };
+  }
+
+  // ------------------------------------------------------------------ local routes
+
+  /** Originate a prefix ("10.65.1.0/26", "fd00:1::/64") with optional attributes. */
+  originate(prefix: string, attrs: PathAttributes = {}): void {
+    this.rib.originate(parsePrefixText(prefix), attrs);
+    this.scheduleFlush();
+  }
+
+  /** Stop originating a prefix; false when it was not originated. */
+  withdraw(prefix: string): boolean {
+    const ok = this.rib.withdrawOrigin(parsePrefixText(prefix));
+    this.scheduleFlush();
+    return ok;
+  }
+
+  // ------------------------------------------------------------------ views
+
+  peersJson(): { peers: PeerJson[] } {
+    const out: PeerJson[] = [];
+    for (const p of this.peers.values()) {
+      const stats = this.rib.peerStats(p.coreId);
+      const conn = this.ribConn(p);
+      const fams = conn?.session ? conn.session.families.filter((f) => f === IPV4_UNICAST || f === IPV6_UNICAST).map(familyNameOf) : this.families(p.opts).map(familyNameOf);
+      out.push({
+        address: p.address,
+        port: p.opts.port ?? 179,
+        asn: p.opts.asn,
+        localAsn: p.opts.localAsn ?? this.localAsn,
+        type: p.opts.type ?? 'global',
+        state: p.state,
+        since: p.since.toISOString().replace(/\.\d{3}Z$/, 'Z'),
+        info: p.info,
+        families: fams,
+        prefixes: { received: p.counters.prefixesReceived, accepted: stats.received, advertised: stats.advertised },
+        routeReflectorClient: p.opts.routeReflectorClient ?? false,
+        connection: p.primary.socket ? p.primary.serial : null,
+        messages: { in: { ...p.counters.messagesIn }, out: { ...p.counters.messagesOut } },
+        notifications: { in: { ...p.counters.notificationsIn }, out: { ...p.counters.notificationsOut } },
+      });
+    }
+    return { peers: out };
+  }
+
+  /** The Loc-RIB (or one prefix of it) in the CONTRACT routes shape, with the reason each path won or lost. */
+  routesJson(prefix?: string): { routes: RouteJson[] } {
+    const keys: PrefixKey[] = prefix !== undefined ? [parsePrefixText(prefix)] : [...this.rib.prefixes()];
+    const routes: RouteJson[] = [];
+    for (const k of keys) {
+      const ex = this.rib.explain(k);
+      const first = ex[0];
+      if (!first) continue;
+      const text = prefixText(k);
+      routes.push({
+        prefix: text,
+        installed: !first.path.source.local && (this.opts.isInstalled?.(text) ?? false),
+        best: pathJson(first.path, first.reason),
+        paths: ex.map((e) => pathJson(e.path, e.reason)),
+      });
+    }
+    return { routes };
+  }
+
+  // ------------------------------------------------------------------ inbound connections
+
+  private accept(s: net.Socket): void {
+    s.on('error', () => {}); // errors on a refused socket are of no interest; accepted ones get their own handler
+    const address = normalizeAddress(s.remoteAddress ?? '');
+    const p = this.peers.get(address);
+    if (!p || !this.running || p.removed) {
+      this.reject(s, `connection from unconfigured address ${address}`);
+      return;
+    }
+    s.setNoDelay(true);
+    if (p.opts.ttlSecurity !== undefined) {
+      try {
+        setTtlSecurity(fdOf(s), p.opts.ttlSecurity);
+      } catch (e) {
+        this.log('warn', `GTSM on accepted connection: ${(e as Error).message}`, p.address);
+      }
+    }
+    const primary = p.primary;
+    // The primary waits for a connection (passive, or between attempts): it is this one.
+    if (!primary.socket && !primary.dial && primary.fsm.state === 'Active') {
+      this.attach(p, primary, s);
+      this.feed(p, primary, { type: 'TcpConnected' });
+      return;
+    }
+    const live = p.conns.filter((c) => c.socket || c.dial).length;
+    if (p.conns.length >= 2 || live >= 2) {
+      this.reject(s, `third connection from ${address}`);
+      return;
+    }
+    // A second connection: its own FSM until the OPENs decide (RFC 4271 §6.8).
+    const c = new Connection(this.newFsm(p.opts), true);
+    p.conns.push(c);
+    this.attach(p, c, s);
+    this.feed(p, c, { type: 'ManualStart' });
+    this.feed(p, c, { type: 'TcpConnected' });
+  }
+
+  /** RFC 4486 §4: Cease / Connection Rejected, then close. */
+  private reject(s: net.Socket, why: string): void {
+    this.log('info', `refused: ${why}`);
+    try {
+      s.end(encodeNotification({ code: ErrorCode.Cease, subcode: CeaseSubcode.ConnectionRejected, data: Buffer.alloc(0) }));
+    } catch {
+      /* the socket is already broken */
+    }
+    setTimeout(() => s.destroy(), CLOSE_GRACE_MS).unref();
+  }
+
+  private attach(p: Peer, c: Connection, s: net.Socket): void {
+    c.socket = s;
+    s.setNoDelay(true);
+    s.on('data', (chunk: Buffer) => {
+      if (c.socket === s && !c.dead) this.receive(p, c, chunk);
+    });
+    const gone = (why: string) => (): void => {
+      if (c.socket !== s || c.dead) return;
+      c.socket = null;
+      this.feed(p, c, { type: 'TcpFails', reason: why });
+    };
+    s.on('end', gone('closed by peer'));
+    s.on('close', gone('connection closed'));
+    s.on('error', (e: Error) => gone(e.message)());
+    s.on('drain', () => {
+      if (c.socket !== s || c.dead) return;
+      c.blocked = false;
+      this.progress(p, c);
+      this.pump(p);
+    });
+  }
+
+  // ------------------------------------------------------------------ receiving
+
+  private receive(p: Peer, c: Connection, chunk: Buffer): void {
+    let buf: Buffer | null;
+    try {
+      c.framer.push(chunk);
+    } catch (e) {
+      this.codecError(p, c, e, MessageType.UPDATE, true);
+      return;
+    }
+    for (;;) {
+      if (c.dead || c.socket === null) return;
+      try {
+        buf = c.framer.next();
+      } catch (e) {
+        this.codecError(p, c, e, 0, true);
+        return;
+      }
+      if (buf === null) break;
+      let msg: Message;
+      try {
+        msg = decodeMessage(buf, c.ctx);
+      } catch (e) {
+        this.codecError(p, c, e, buf[18] ?? 0, false);
+        return;
+      }
+      this.handleMessage(p, c, msg);
+    }
+    this.scheduleFlush();
+  }
+
+  private codecError(p: Peer, c: Connection, e: unknown, type: number, header: boolean): void {
+    if (!(e instanceof BgpError)) {
+      this.log('error', `decoder failure: ${String(e)}`, p.address);
+      this.feed(p, c, { type: 'TcpFails', reason: `internal decoder failure: ${String(e)}` });
+      return;
+    }
+    p.info = `received malformed message: ${e.reason}`;
+    if (header || type === MessageType.KEEPALIVE || type === MessageType.ROUTE_REFRESH) this.feed(p, c, { type: 'HeaderError', error: e });
+    else if (type === MessageType.OPEN) this.feed(p, c, { type: 'OpenError', error: e });
+    else if (type === MessageType.UPDATE) this.feed(p, c, { type: 'UpdateError', error: e });
+    else this.feed(p, c, { type: 'TcpFails', reason: `undecodable NOTIFICATION: ${e.reason}` });
+  }
+
+  private handleMessage(p: Peer, c: Connection, msg: Message): void {
+    p.counters.messagesIn[msg.type]++;
+    switch (msg.type) {
+      case 'OPEN': {
+        if (this.collision(p, c, msg.bgpId)) return;
+        this.feed(p, c, { type: 'Open', open: msg });
+        return;
+      }
+      case 'UPDATE': {
+        p.counters.prefixesReceived += msg.nlri.prefixes.length + (msg.mpReach?.nlri.prefixes.length ?? 0);
+        if (msg.errorAction !== undefined) {
+          p.counters.updateErrors++;
+          this.log('warn', `UPDATE error handled by ${msg.errorAction}: ${(msg.errors ?? []).map((x) => x.reason).join('; ')}`, p.address);
+        }
+        c.pending = msg;
+        this.feed(p, c, { type: 'Update' });
+        c.pending = null;
+        return;
+      }
+      case 'NOTIFICATION': {
+        const k = `${msg.code}/${msg.subcode}`;
+        p.counters.notificationsIn[k] = (p.counters.notificationsIn[k] ?? 0) + 1;
+        this.feed(p, c, { type: 'Notification', message: msg });
+        return;
+      }
+      case 'KEEPALIVE':
+        this.feed(p, c, { type: 'Keepalive' });
+        return;
+      case 'ROUTE-REFRESH':
+        this.feed(p, c, { type: 'RouteRefresh', afi: msg.afi, safi: msg.safi, subtype: msg.subtype });
+        return;
+    }
+  }
+
+  /**
+   * RFC 4271 §6.8: an OPEN on one connection while the other is in
+   * OpenConfirm (or Established) decides which survives. Returns true when
+   * this connection was the loser (the OPEN is not processed further).
+   */
+  private collision(p: Peer, c: Connection, remoteId: number): boolean {
+    const other = p.conns.find((x) => x !== c && !x.dead && (x.fsm.state === 'OpenConfirm' || x.fsm.state === 'Established'));
+    if (!other) return false;
+    let loser: Connection;
+    if (other.fsm.state === 'Established') {
+      loser = c; // §6.8: a connection colliding with an Established one is closed
+    } else {
+      const localAs = p.opts.localAsn ?? this.localAsn;
+      const keep = collisionWinner(this.routerId, remoteId, localAs, p.opts.asn || other.session?.peerAs || 0);
+      const keepInbound = keep === 'remote';
+      loser = c.inbound === keepInbound ? other : c;
+    }
+    const winner = loser === c ? other : c;
+    if (loser === p.primary) this.promote(p, winner);
+    this.feed(p, loser, { type: 'OpenCollisionDump' });
+    this.discard(p, loser);
+    return loser === c;
+  }
+
+  // ------------------------------------------------------------------ the FSM
+
+  private newFsm(o: PeerOptions): SessionFsm {
+    const families = this.families(o);
+    const localAs = o.localAsn ?? this.localAsn;
+    const caps = buildCapabilities({
+      localAs,
+      families,
+      ...(o.addPathReceive ? { addPath: new Map(families.map((f) => [f, 1 as const])) } : {}),
+      ...(o.restartTime !== undefined ? { gracefulRestart: { restartTime: o.restartTime } } : {}),
+    });
+    const holdTime = o.holdTime ?? this.opts.holdTime;
+    const keepaliveTime = o.keepaliveTime ?? this.opts.keepaliveTime;
+    const connectRetryTime = o.connectRetryTime ?? this.opts.connectRetryTime;
+    return new SessionFsm(
+      {
+        localAs,
+        routerId: this.routerId,
+        peerAs: o.asn,
+        capabilities: caps,
+        ...(o.passive !== undefined ? { passive: o.passive } : {}),
+        ...(holdTime !== undefined ? { holdTime } : {}),
+        ...(keepaliveTime !== undefined ? { keepaliveTime } : {}),
+        ...(connectRetryTime !== undefined ? { connectRetryTime } : {}),
+        ...(this.opts.idleHold !== undefined ? { idleHold: this.opts.idleHold } : {}),
+      },
+      clock,
+    );
+  }
+
+  private families(o: PeerOptions): number[] {
+    return (o.families ?? ['ipv4-unicast', 'ipv6-unicast']).map((f) => FAMILY_KEYS[f]).sort((a, b) => a - b);
+  }
+
+  /** Feed one event to a connection's FSM and carry out what it says. */
+  private feed(p: Peer, c: Connection, e: FsmEvent, o: { silent?: boolean } = {}): void {
+    if (c.dead) return;
+    let actions: FsmAction[];
+    try {
+      actions = c.fsm.handle(e);
+    } catch (err) {
+      this.log('error', `FSM failed on ${e.type}: ${String(err)}`, p.address);
+      return;
+    }
+    this.run(p, c, actions, o.silent ?? false);
+  }
+
+  private run(p: Peer, c: Connection, actions: readonly FsmAction[], silent: boolean): void {
+    for (const a of actions) {
+      switch (a.type) {
+        case 'connect':
+          this.connect(p, c);
+          break;
+        case 'close':
+          this.close(c);
+          break;
+        case 'send':
+          if (silent && a.message.type === 'NOTIFICATION') break;
+          this.send(p, c, a.message);
+          break;
+        case 'setTimer':
+        case 'clearTimer':
+          break; // the single timer is re-armed from nextDeadline() below
+        case 'stateChange':
+          if (c === p.primary) this.showState(p, a.to);
+          break;
+        case 'established':
+          this.established(p, c, a.session);
+          break;
+        case 'update':
+          if (c.pending && c.inRib && !isEndOfRib(c.pending)) this.rib.applyUpdate(p.coreId, c.pending);
+          break;
+        case 'routeRefresh': {
+          const fam = familyKey(a.afi, a.safi);
+          if (a.subtype === 0) this.rib.routeRefresh(p.coreId, a.afi, a.safi);
+          else if (a.subtype === 1) this.rib.markStale(p.coreId, fam);
+          else if (a.subtype === 2) this.rib.sweepStale(p.coreId, fam);
+          this.schedulePump(p);
+          break;
+        }
+        case 'down':
+          this.down(p, c, a);
+          break;
+      }
+    }
+    this.armTimer(p);
+  }
+
+  private showState(p: Peer, to: State): void {
+    if (p.state === to) return;
+    const from = p.state;
+    p.state = to;
+    p.since = new Date();
+    const ev: PeerStateEvent = { address: p.address, from, state: to, since: p.since, info: p.info };
+    this.emit('peer', ev);
+  }
+
+  private established(p: Peer, c: Connection, s: NegotiatedSession): void {
+    c.session = s;
+    c.ctx = s.codec;
+    c.framer.extendedMessage = s.extendedMessage;
+    if (c !== p.primary) this.promote(p, c);
+    // another connection still in the core (should not happen after collision handling): it goes first
+    for (const x of p.conns) if (x !== c && x.inRib) this.discard(p, x);
+    this.rib.updatePeer(p.coreId, this.coreConfig(p.opts, p.address, c));
+    this.rib.peerUp(p.coreId, s);
+    c.inRib = true;
+    p.counters.established++;
+    p.info = '';
+    this.showState(p, 'Established');
+    this.schedulePump(p);
+  }
+
+  private down(p: Peer, c: Connection, a: Extract<FsmAction, { type: 'down' }>): void {
+    if (a.notification) {
+      const k = `${a.notification.message.code}/${a.notification.message.subcode}`;
+      const n = a.notification.sent ? p.counters.notificationsOut : p.counters.notificationsIn;
+      if (a.notification.sent) n[k] = (n[k] ?? 0) + 1; // received ones were counted on arrival
+      p.info = `${a.notification.sent ? 'sent' : 'received'} NOTIFICATION ${notificationText(a.notification.message)}`;
+    } else if (c === p.primary || c.inRib) {
+      p.info = a.reason;
+    }
+    if (c.inRib) {
+      c.inRib = false;
+      this.rib.peerDown(p.coreId);
+      this.scheduleFlush();
+    }
+    c.session = null;
+    c.ctx = DEFAULT_CONTEXT;
+    c.blocked = false;
+    c.sendPending = false;
+    if (c !== p.primary) {
+      this.discard(p, c);
+      return;
+    }
+    // the primary failed while a second connection is still trying: that one carries on
+    const other = p.conns.find((x) => x !== c && !x.dead);
+    if (other) {
+      this.promote(p, other);
+      this.discard(p, c);
+    }
+  }
+
+  private promote(p: Peer, c: Connection): void {
+    p.primary = c;
+    this.showState(p, c.fsm.state);
+  }
+
+  /** Take a connection out of its peer for good (after its last actions ran). */
+  private discard(p: Peer, c: Connection): void {
+    if (c.dead) return;
+    if (c.inRib) {
+      c.inRib = false;
+      this.rib.peerDown(p.coreId);
+      this.scheduleFlush();
+    }
+    this.close(c);
+    c.dead = true;
+    const i = p.conns.indexOf(c);
+    if (i >= 0) p.conns.splice(i, 1);
+    this.armTimer(p);
+  }
+
+  private connect(p: Peer, c: Connection): void {
+    if (c.socket || c.dial) return; // an inbound connection's FSM asks to connect on ManualStart: it already is
+    const o = p.opts;
+    const ac = new AbortController();
+    c.dial = ac;
+    const src = o.sourceAddress ?? this.defaultSource(p.address);
+    connectWithOptions({
+      host: p.address,
+      port: o.port ?? 179,
+      ...(src !== undefined ? { localAddress: src } : {}),
+      ...(o.md5Key !== undefined ? { md5Key: o.md5Key } : {}),
+      ...(o.ttlSecurity !== undefined ? { ttl: 255, minTtl: 256 - o.ttlSecurity } : {}),
+      noDelay: true,
+      timeoutMs: DIAL_TIMEOUT_MS,
+      signal: ac.signal,
+    }).then(
+      (s) => {
+        if (c.dial !== ac || c.dead || c.socket) {
+          s.destroy();
+          return;
+        }
+        c.dial = null;
+        if (c.fsm.state !== 'Connect' && c.fsm.state !== 'Active') {
+          s.destroy();
+          return;
+        }
+        this.attach(p, c, s);
+        this.feed(p, c, { type: 'TcpConnected' });
+      },
+      (e: Error) => {
+        if (c.dial !== ac || c.dead) return;
+        c.dial = null;
+        this.feed(p, c, { type: 'TcpFails', reason: e.message });
+      },
+    );
+  }
+
+  /** Dial from the listen address when it is a specific address of the peer's family (so the peer recognises us). */
+  private defaultSource(peer: string): string | undefined {
+    const l = this.opts.listenAddress;
+    if (!l || l === '::' || l === '0.0.0.0') return undefined;
+    return isIpv4(l) === isIpv4(peer) ? l : undefined;
+  }
+
+  private close(c: Connection): void {
+    if (c.dial) {
+      c.dial.abort();
+      c.dial = null;
+    }
+    const s = c.socket;
+    if (!s) return;
+    c.socket = null;
+    c.blocked = false;
+    // end() lets a NOTIFICATION written just before go out; a peer that does not read gets no more than the grace time
+    try {
+      s.end();
+    } catch {
+      /* already broken */
+    }
+    setTimeout(() => s.destroy(), CLOSE_GRACE_MS).unref();
+  }
+
+  // ------------------------------------------------------------------ timers
+
+  /** ONE timer per peer, at the earliest deadline of its connections' FSMs. */
+  private armTimer(p: Peer): void {
+    let at = Infinity;
+    for (const c of p.conns) {
+      const d = c.fsm.nextDeadline();
+      if (d !== null && d < at) at = d;
+    }
+    if (at === p.timerAt && p.timer) return;
+    if (p.timer) clearTimeout(p.timer);
+    p.timer = null;
+    p.timerAt = at;
+    if (at === Infinity || p.removed) return;
+    p.timer = setTimeout(() => {
+      p.timer = null;
+      p.timerAt = Infinity;
+      for (const c of [...p.conns]) {
+        if (c.dead) continue;
+        this.run(p, c, c.fsm.tick(), false);
+      }
+      this.armTimer(p);
+      this.scheduleFlush();
+    }, Math.max(0, Math.ceil(at - clock.now())));
+  }
+
+  // ------------------------------------------------------------------ sending
+
+  private send(p: Peer, c: Connection, m: Message): void {
+    const s = c.socket;
+    if (!s) return;
+    let buf: Buffer;
+    try {
+      buf = encodeMessage(m, c.ctx);
+    } catch (e) {
+      this.log('error', `cannot encode ${m.type}: ${(e as Error).message}`, p.address);
+      return;
+    }
+    p.counters.messagesOut[m.type]++;
+    if (m.type === 'NOTIFICATION') {
+      this.log('info', `sending NOTIFICATION ${notificationText(m)}`, p.address);
+    }
+    this.write(p, c, buf);
+  }
+
+  private write(p: Peer, c: Connection, buf: Buffer): void {
+    const s = c.socket;
+    if (!s || s.destroyed) return;
+    let ok: boolean;
+    try {
+      ok = s.write(buf);
+    } catch {
+      return; // the 'error'/'close' handlers report it
+    }
+    if (!ok) c.blocked = true;
+    this.progress(p, c);
+  }
+
+  /** RFC 9687: tell the FSM whether bytes are waiting (SendHoldTimer runs only then). */
+  private progress(p: Peer, c: Connection): void {
+    const s = c.socket;
+    if (!s || c.dead) return;
+    const pending = s.writableLength > 0;
+    if (pending === c.sendPending && pending) return; // still stuck: no progress to report
+    if (!pending && !c.sendPending && !c.fsm.timerRunning('SendHold')) return;
+    c.sendPending = pending;
+    this.run(p, c, c.fsm.handle({ type: 'SendProgress', pending }), false);
+  }
+
+  private schedulePump(p: Peer): void {
+    if (p.pumpScheduled) return;
+    p.pumpScheduled = true;
+    setImmediate(() => {
+      p.pumpScheduled = false;
+      this.pump(p);
+    });
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.flush();
+    });
+  }
+
+  /** Hand best-path changes to listeners and let every Established peer send. */
+  private flush(): void {
+    const changes = this.rib.drainBestChanges();
+    if (changes.length > 0 && this.listenerCount('best') > 0) this.emit('best', changes.map(bestEvent));
+    for (const p of this.peers.values()) this.pump(p);
+  }
+
+  private ribConn(p: Peer): Connection | null {
+    return p.conns.find((c) => c.inRib && !c.dead) ?? null;
+  }
+
+  /** Send queued work until the socket pushes back, or a turn's share is used (then continue next turn). */
+  private pump(p: Peer): void {
+    const c = this.ribConn(p);
+    if (!c || !c.socket || c.blocked || c.fsm.state !== 'Established') return;
+    for (let i = 0; i < BATCHES_PER_TURN; i++) {
+      const b = this.rib.nextBatch(p.coreId, this.batchPrefixes);
+      if (b === null) return;
+      let bufs: Buffer[];
+      try {
+        bufs = this.encodeBatch(b, c.ctx);
+      } catch (e) {
+        this.log('error', `cannot encode ${b.kind} for AFI ${b.afi}: ${(e as Error).message}`, p.address);
+        continue;
+      }
+      p.counters.messagesOut[b.kind === 'begin-refresh' || b.kind === 'end-refresh' ? 'ROUTE-REFRESH' : 'UPDATE'] += bufs.length;
+      for (const buf of bufs) this.write(p, c, buf);
+      if (c.blocked || !c.socket) return; // resumed on 'drain'
+    }
+    this.schedulePump(p);
+  }
+
+  private encodeBatch(b: OutBatch, ctx: CodecContext): Buffer[] {
+    switch (b.kind) {
+      case 'end-of-rib':
+        return [endOfRib(b.afi, b.safi, ctx)];
+      case 'begin-refresh':
+      case 'end-refresh':
+        return [encodeRouteRefresh({ afi: b.afi, safi: b.safi, subtype: b.kind === 'begin-refresh' ? 1 : 2 })];
+      case 'withdraw':
+        return packWithdrawals(prefixList(b.afi, b.safi, b.prefixes, b.pathIds), ctx);
+      case 'announce': {
+        const list = prefixList(b.afi, b.safi, b.prefixes, b.pathIds);
+        if (b.afi === 1) return packUpdates(b.attrs.attrs, list, ctx);
+        return packUpdates(b.attrs.attrs, list, ctx, undefined, b.attrs.nextHops);
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------ core glue
+
+  /** The core's view of a peer; next hops come from the session's own address when one is up. */
+  private coreConfig(o: PeerOptions, address: string, c: Connection | null): PeerConfig {
+    const local = c?.socket?.localAddress !== undefined ? normalizeAddress(c.socket.localAddress) : undefined;
+    const v4 = o.nextHop4 ?? (local !== undefined && isIpv4(local) ? local : this.opts.nextHop4);
+    const v6 = o.nextHop6 ?? (local !== undefined && !isIpv4(local) ? local : this.opts.nextHop6);
+    const localAs = o.localAsn ?? this.localAsn;
+    let exportPolicy: Policy | undefined = o.exportPolicy;
+    if (localAs !== this.localAsn) exportPolicy = overrideLocalAs(this.localAsn, localAs, o.exportPolicy);
+    return {
+      address,
+      asn: o.asn,
+      ...(v4 !== undefined ? { localAddress: v4 } : {}),
+      ...(v6 !== undefined ? { localAddress6: v6 } : {}),
+      ...(o.nextHopSelf !== undefined ? { nextHopSelf: o.nextHopSelf } : {}),
+      ...(o.allowOwnAs !== undefined ? { allowOwnAs: o.allowOwnAs } : {}),
+      ...(o.importPolicy !== undefined ? { importPolicy: o.importPolicy } : {}),
+      ...(exportPolicy !== undefined ? { exportPolicy } : {}),
+    };
+  }
+
+  private applyListenerMd5(p: Peer, key: Buffer | string | null): void {
+    if (!this.server || (key === null && p.opts.md5Key === undefined)) return;
+    try {
+      setListenerMd5(this.server, p.address, key);
+    } catch (e) {
+      this.log('error', `TCP MD5 key on the listener: ${(e as Error).message}`, p.address);
+    }
+  }
+
+  private log(level: 'info' | 'warn' | 'error', msg: string, peer?: string): void {
+    this.emit('log', peer !== undefined ? { level, msg, peer } : { level, msg });
+  }
+}
+
+/**
+ * The core prepends the speaker's AS for eBGP; a peer with a local AS
+ * override must see that AS instead (RFC 4271 §5.1.2 "its own AS number" is
+ * the one in its OPEN). The prepended AS is the first of the first segment.
+ */
+function overrideLocalAs(coreAs: number, localAs: number, inner: Policy | undefined): Policy {
+  return (prefix, attrs, peer) => {
+    let a = attrs;
+    const first = attrs.asPath?.[0];
+    if (!peer.ibgp && first && first.asns[0] === coreAs) {
+      a = { ...attrs, asPath: [{ type: first.type, asns: [localAs, ...first.asns.slice(1)] }, ...(attrs.asPath ?? []).slice(1)] };
+    }
+    if (inner) return inner(prefix, a, peer);
+    return a === attrs ? { accept: true } : { accept: true, attrs: a };
+  };
+}
+
+function prefixList(afi: number, safi: number, prefixes: PrefixKey[], pathIds: number[] | null): PrefixList {
+  return afi === 1
+    ? { afi: 1, safi, prefixes: prefixes as number[], pathIds }
+    : { afi: 2, safi, prefixes: prefixes as string[], pathIds };
+}
+
+export function parsePrefixText(text: string): PrefixKey {
+  return text.includes(':') ? parsePrefix6(text) : parsePrefix4(text);
+}
+
+export function prefixText(p: PrefixKey): string {
+  return typeof p === 'number' ? prefix4ToString(p) : p;
+}
+
+function bestEvent(b: BestChange): BestEvent {
+  return { prefix: prefixText(b.prefix), afi: b.afi, attributes: b.best?.attrs ?? null, nextHops: b.nextHops, local: b.local, from: b.from };
+}
+

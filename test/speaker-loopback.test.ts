@@ -1,0 +1,332 @@
+// Speakers over loopback (no root): every speaker binds its own 127.0.42.N
+// (127.0.0.0/8 is all local on Linux) on this file's port, so sessions are
+// told apart by address as they would be between hosts.
+import t from 'tap';
+import net from 'node:net';
+import {
+  CeaseSubcode,
+  ErrorCode,
+  Framer,
+  Speaker,
+  bindSocket,
+  buildCapabilities,
+  createSocket,
+  decodeMessage,
+  encodeMessage,
+  parseIpv4,
+  parsePrefixText,
+  setIntOpt,
+  sockoptConstants,
+  type Message,
+  type PeerOptions,
+  type SpeakerOptions,
+} from '../bgp/index.js';
+import { until } from './helpers/netns.js';
+
+const PORT = 24179;
+const addr = (n: number): string => `127.0.42.${n}`;
+const speakers: Speaker[] = [];
+
+t.teardown(async () => {
+  for (const s of speakers) await s.stop({ message: 'test over' });
+});
+
+function speaker(n: number, asn: number, peers: PeerOptions[], extra: Partial<SpeakerOptions> = {}): Speaker {
+  const s = new Speaker({
+    localAsn: asn,
+    routerId: `10.0.0.${n}`,
+    listenAddress: addr(n),
+    listenPort: PORT,
+    holdTime: 30,
+    connectRetryTime: 1,
+    idleHold: { initial: 1, max: 2 },
+    nextHop6: `fd00::${n}`,
+    peers,
+    ...extra,
+  });
+  s.on('log', () => {});
+  speakers.push(s);
+  return s;
+}
+
+const peer = (n: number, asn: number, o: Partial<PeerOptions> = {}): PeerOptions => ({ address: addr(n), port: PORT, asn, ...o });
+
+function route(s: Speaker, prefix: string) {
+  return s.routesJson().routes.find((r) => r.prefix === prefix);
+}
+
+const established = (s: Speaker, n: number): boolean => s.peerInfo(addr(n))?.state === 'Established';
+
+/** A hand-driven peer: raw TCP, our codec, nothing else. */
+class RawPeer {
+  readonly socket: net.Socket;
+  readonly messages: Message[] = [];
+  closed = false;
+  private readonly framer = new Framer();
+  constructor(socket: net.Socket) {
+    this.socket = socket;
+    socket.on('data', (d: Buffer) => {
+      this.framer.push(d);
+      for (let b = this.framer.next(); b !== null; b = this.framer.next()) this.messages.push(decodeMessage(b));
+    });
+    socket.on('close', () => (this.closed = true));
+    socket.on('error', () => {});
+  }
+
+  static async connect(from: string, to: string, opts: { rcvbuf?: number } = {}): Promise<RawPeer> {
+    let s: net.Socket;
+    if (opts.rcvbuf !== undefined) {
+      // A small receive buffer set before connect() keeps the advertised window small,
+      // so a peer that stops reading pushes back on the sender after a few KiB.
+      const fd = createSocket(4);
+      const c = sockoptConstants();
+      setIntOpt(fd, c.SOL_SOCKET, 8 /* SO_RCVBUF on Linux */, opts.rcvbuf);
+      bindSocket(fd, from);
+      s = new net.Socket({ fd, readable: true, writable: true });
+      s.connect({ host: to, port: PORT });
+    } else {
+      s = net.connect({ host: to, port: PORT, localAddress: from });
+    }
+    await new Promise<void>((resolve, reject) => {
+      s.once('connect', resolve);
+      s.once('error', reject);
+    });
+    return new RawPeer(s);
+  }
+
+  open(asn: number, id: string): void {
+    this.socket.write(
+      encodeMessage({
+        type: 'OPEN',
+        version: 4,
+        myAs: asn,
+        holdTime: 90,
+        bgpId: parseIpv4(id),
+        capabilities: buildCapabilities({ localAs: asn, families: [0x101, 0x201] }),
+      }),
+    );
+  }
+
+  has(type: Message['type']): boolean {
+    return this.messages.some((m) => m.type === type);
+  }
+
+  notification(): Extract<Message, { type: 'NOTIFICATION' }> | undefined {
+    return this.messages.find((m): m is Extract<Message, { type: 'NOTIFICATION' }> => m.type === 'NOTIFICATION');
+  }
+}
+
+// ---------------------------------------------------------------- the scene
+// A, B, C: an iBGP mesh in AS 65000 (the higher address of each pair is passive,
+// as in Calico's mesh). D: AS 65001, eBGP to A.
+const A = speaker(1, 65000, [peer(2, 65000), peer(3, 65000), peer(4, 65001)]);
+const B = speaker(2, 65000, [peer(1, 65000, { passive: true }), peer(3, 65000)]);
+const C = speaker(3, 65000, [peer(1, 65000, { passive: true }), peer(2, 65000, { passive: true })]);
+const D = speaker(4, 65001, [peer(1, 65000, { passive: true })]);
+
+t.test('iBGP mesh of three and an eBGP neighbour', async (t) => {
+  await Promise.all([A, B, C, D].map((s) => s.start()));
+  A.originate('10.1.1.0/24');
+  A.originate('fd00:1::/64');
+  B.originate('10.1.2.0/24', { localPref: 200, med: 77, communities: [65000 * 65536 + 2] });
+  B.originate('fd00:2::/64');
+  C.originate('10.1.3.0/24');
+  C.originate('fd00:3::/64');
+  D.originate('10.4.0.0/16', { med: 50, communities: [65001 * 65536 + 7], largeCommunities: [[65001, 1, 2]] });
+  D.originate('fd00:4::/48');
+
+  await until(() => [A, B, C].every((s) => [1, 2, 3].every((n) => route(s, `10.1.${n}.0/24`) && route(s, `fd00:${n}::/64`))), 'mesh convergence', 15_000);
+  for (const [s, n] of [[A, 1], [B, 2], [C, 3]] as const) {
+    for (const m of [1, 2, 3].filter((x) => x !== n)) {
+      const r4 = route(s, `10.1.${m}.0/24`);
+      const r6 = route(s, `fd00:${m}::/64`);
+      t.same(r4?.best.from, addr(m), `speaker ${n} learned 10.1.${m}.0/24 from ${m}`);
+      // a local route without a next hop goes out with the session's address (IPv4) and the configured IPv6 next hop
+      t.same(r4?.best.nextHops, [addr(m)], `next hop of 10.1.${m}.0/24 at ${n}`);
+      t.same(r6?.best.nextHops, [`fd00::${m}`], `IPv6 next hop of fd00:${m}::/64 at ${n}`);
+      t.same(r4?.best.asPath, [], 'iBGP leaves AS_PATH empty');
+    }
+  }
+  t.equal(route(A, '10.1.2.0/24')?.best.localPref, 200, 'iBGP keeps LOCAL_PREF');
+  t.equal(route(A, '10.1.2.0/24')?.best.med, 77, 'iBGP keeps MED');
+  const peers = A.peersJson().peers;
+  const pb = peers.find((p) => p.address === addr(2));
+  t.equal(pb?.state, 'Established');
+  t.same(pb?.families, ['ipv4-unicast', 'ipv6-unicast'], 'one session carries both families');
+  t.equal(pb?.prefixes.accepted, 2, 'A accepted B\'s two prefixes');
+  t.ok((pb?.messages.in.UPDATE ?? 0) >= 2, 'UPDATEs counted');
+
+  // eBGP: D's routes at A and then at B; A's and B's routes at D.
+  await until(() => route(B, '10.4.0.0/16') && route(D, '10.1.2.0/24') && route(D, 'fd00:3::/64'), 'eBGP propagation', 15_000);
+  const atA = route(A, '10.4.0.0/16');
+  t.same(atA?.best.asPath, [65001], 'D\'s AS prepended');
+  t.same(atA?.best.nextHops, [addr(4)], 'eBGP next hop is the neighbour');
+  t.equal(atA?.best.med, 50, 'MED set by the originating neighbour is received');
+  t.equal(atA?.best.localPref, 100, 'eBGP routes get our default LOCAL_PREF');
+  t.same(atA?.best.communities, ['65001:7']);
+  t.same(atA?.best.largeCommunities, ['65001:1:2']);
+  const atB = route(B, '10.4.0.0/16');
+  t.same(atB?.best.asPath, [65001], 'iBGP passes the AS_PATH unchanged');
+  t.same(atB?.best.nextHops, [addr(4)], 'iBGP keeps the eBGP next hop (no next-hop-self)');
+  const atD = route(D, '10.1.2.0/24');
+  t.same(atD?.best.asPath, [65000], 'our AS prepended towards eBGP');
+  t.same(atD?.best.nextHops, [addr(1)], 'next hop self towards eBGP');
+  t.equal(atD?.best.localPref, 100, 'D applies its own default: the LOCAL_PREF of 200 was stripped');
+  t.equal(atD?.best.med, null, 'MED learned over iBGP is not passed to another AS');
+  t.same(atD?.best.communities, ['65000:2'], 'communities pass');
+  t.same(route(D, 'fd00:3::/64')?.best.nextHops, ['fd00::1'], 'IPv6 next hop self towards eBGP');
+  t.notOk(route(D, '10.4.0.0/16')?.paths.some((p) => p.from !== 'local'), 'D\'s own route is not sent back to it');
+});
+
+t.test('withdrawals propagate', async (t) => {
+  t.ok(B.withdraw('10.1.2.0/24'));
+  await until(() => !route(A, '10.1.2.0/24') && !route(C, '10.1.2.0/24') && !route(D, '10.1.2.0/24'), 'withdrawal of 10.1.2.0/24', 10_000);
+  D.withdraw('fd00:4::/48');
+  await until(() => !route(A, 'fd00:4::/48') && !route(B, 'fd00:4::/48'), 'IPv6 withdrawal through A', 10_000);
+  t.ok(route(C, '10.1.1.0/24'), 'other routes stay');
+});
+
+t.test('peers added, changed and removed live; the others are not reset', async (t) => {
+  const before = [2, 3, 4].map((n) => A.peerInfo(addr(n)));
+  const E = speaker(5, 65005, [peer(1, 65000)]);
+  E.originate('10.5.0.0/16');
+  await E.start();
+  A.addPeer(peer(5, 65005, { passive: true }));
+  await until(() => established(A, 5) && route(A, '10.5.0.0/16') && route(E, '10.1.3.0/24'), 'new peer E', 15_000);
+  t.same(route(C, '10.5.0.0/16')?.best.asPath, [65005], 'E\'s route reaches the mesh');
+
+  // policy only: stop exporting 10.1.3.0/24 to D, without a reset
+  const dConn = A.peerInfo(addr(4))?.connection;
+  const hidden = parsePrefixText('10.1.3.0/24');
+  A.updatePeer(peer(4, 65001, { exportPolicy: (p) => (p === hidden ? { accept: false } : { accept: true }) }));
+  await until(() => !route(D, '10.1.3.0/24'), 'export policy withdraws 10.1.3.0/24 at D', 10_000);
+  t.ok(route(D, '10.1.1.0/24'), 'the rest still exported');
+  t.equal(A.peerInfo(addr(4))?.connection, dConn, 'policy change kept D\'s session');
+  // import policy: refused at A after a ROUTE-REFRESH, still no reset
+  A.updatePeer(peer(4, 65001, { importPolicy: () => ({ accept: false }) }));
+  await until(() => !route(A, '10.4.0.0/16'), 'import policy applied via ROUTE-REFRESH', 10_000);
+  t.equal(A.peerInfo(addr(4))?.connection, dConn, 'import policy change kept D\'s session');
+  t.ok((A.peerInfo(addr(4))?.counters.messagesOut['ROUTE-REFRESH'] ?? 0) >= 1, 'ROUTE-REFRESH sent');
+  A.updatePeer(peer(4, 65001));
+  await until(() => route(A, '10.4.0.0/16') && route(D, '10.1.3.0/24'), 'policies lifted', 10_000);
+
+  A.removePeer(addr(5));
+  await until(() => E.peerInfo(addr(1))?.counters.notificationsIn[`${ErrorCode.Cease}/${CeaseSubcode.PeerDeconfigured}`] === 1, 'E told Cease / Peer De-configured', 10_000);
+  await until(() => !route(B, '10.5.0.0/16') && !route(D, '10.5.0.0/16'), 'E\'s routes gone with it', 10_000);
+  t.notOk(A.peerAddresses().includes(addr(5)), 'E no longer configured at A');
+
+  // a session parameter change resets that peer alone, with Cease / Other Configuration Change
+  A.updatePeer(peer(4, 65001, { holdTime: 30 }));
+  await until(() => D.peerInfo(addr(1))?.counters.notificationsIn[`${ErrorCode.Cease}/${CeaseSubcode.OtherConfigurationChange}`] === 1, 'D told Cease / Other Configuration Change', 10_000);
+  await until(() => established(A, 4) && route(D, '10.1.3.0/24'), 'D re-established', 15_000);
+
+  const after = [2, 3].map((n) => A.peerInfo(addr(n)));
+  for (const [i, n] of [2, 3].entries()) {
+    t.equal(after[i]?.connection, before[i]?.connection, `A's session to ${n} kept its connection`);
+    t.equal(after[i]?.since.getTime(), before[i]?.since.getTime(), `A's session to ${n} kept its since`);
+    t.equal(after[i]?.counters.established, 1, `A's session to ${n} was established once`);
+  }
+  await E.stop();
+});
+
+t.test('a connection from an unconfigured address gets Cease / Connection Rejected', async (t) => {
+  const raw = await RawPeer.connect(addr(99), addr(1));
+  await until(() => raw.closed, 'closed by the speaker', 5000);
+  const n = raw.notification();
+  t.equal(n?.code, ErrorCode.Cease);
+  t.equal(n?.subcode, CeaseSubcode.ConnectionRejected);
+  t.ok(established(A, 2) && established(A, 3), 'the mesh is untouched');
+});
+
+t.test('collision: both ends dial at once, one session survives', async (t) => {
+  const F = speaker(6, 65000, []);
+  const G = speaker(7, 65000, []);
+  await Promise.all([F.start(), G.start()]);
+  // both listen before either dials, then both dial in the same turn
+  F.addPeer(peer(7, 65000));
+  G.addPeer(peer(6, 65000));
+  await until(() => established(F, 7) && established(G, 6), 'F-G session', 15_000);
+  await new Promise((r) => setTimeout(r, 1500)); // time for a second session to show up, were there one
+  const f = F.peerInfo(addr(7));
+  const g = G.peerInfo(addr(6));
+  t.equal(f?.state, 'Established');
+  t.equal(g?.state, 'Established');
+  t.equal(f?.counters.established, 1, 'F established exactly one session');
+  t.equal(g?.counters.established, 1, 'G established exactly one session');
+  const dumps = (f?.counters.notificationsOut['6/7'] ?? 0) + (g?.counters.notificationsOut['6/7'] ?? 0);
+  t.ok(dumps >= 1, `the losing connection was closed with Cease / Connection Collision Resolution (${dumps})`);
+  F.originate('10.6.0.0/16');
+  await until(() => route(G, '10.6.0.0/16'), 'routes flow over the surviving session', 5000);
+  await Promise.all([F.stop(), G.stop()]);
+});
+
+t.test('a peer that stops reading does not hold the others up, and costs bounded memory', async (t) => {
+  const H = 8;
+  const X = speaker(9, 65000, [peer(H, 65099, { passive: true }), peer(10, 65000, { passive: true })]);
+  const Y = speaker(10, 65000, [peer(9, 65000)]);
+  await Promise.all([X.start(), Y.start()]);
+  const raw = await RawPeer.connect(addr(H), addr(9), { rcvbuf: 4096 });
+  raw.open(65099, '10.0.0.8');
+  await until(() => raw.has('OPEN'), 'X\'s OPEN', 5000);
+  raw.socket.write(encodeMessage({ type: 'KEEPALIVE' }));
+  await until(() => established(X, H) && established(X, 10), 'both sessions of X', 10_000);
+  raw.socket.pause(); // from now on H reads nothing
+
+  // distinct MEDs: one attribute set, hence one UPDATE, per prefix (~60 octets each, ~6 MB in all)
+  const t0 = Date.now();
+  const N = 100_000;
+  for (let i = 0; i < N; i++) X.originate(`${11 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}.0/24`, { med: i });
+  let peak = 0;
+  let blocked = false;
+  await until(
+    () => {
+      const info = X.peerInfo(addr(H));
+      peak = Math.max(peak, info?.writeBuffered ?? 0);
+      blocked ||= info?.writeBlocked ?? false;
+      return Y.rib.locSize >= N;
+    },
+    'Y receives every prefix while H is stuck',
+    120_000,
+    20,
+  );
+  const info = X.peerInfo(addr(H));
+  t.ok(blocked, 'the stuck peer\'s socket pushed back');
+  t.comment(`stuck peer: ${info?.counters.messagesOut.UPDATE} UPDATEs written, peak buffered ${peak}, took ${Date.now() - t0} ms`);
+  t.equal(info?.state, 'Established', 'the stuck peer is still Established (the send hold timer is minutes)');
+  t.ok(peak < 1 << 20, `user-space write buffer for the stuck peer stayed under 1 MiB (peak ${peak} octets)`);
+  t.ok((info?.counters.messagesOut.UPDATE ?? 0) < N, 'the stuck peer did not get everything written to it');
+  raw.socket.destroy();
+  await Promise.all([X.stop(), Y.stop()]);
+});
+
+t.test('a malformed UPDATE resets only that session, with the right NOTIFICATION', async (t) => {
+  A.addPeer(peer(11, 65011, { passive: true }));
+  const raw = await RawPeer.connect(addr(11), addr(1));
+  raw.open(65011, '10.0.0.11');
+  await until(() => raw.has('OPEN'), 'A\'s OPEN', 5000);
+  raw.socket.write(encodeMessage({ type: 'KEEPALIVE' }));
+  await until(() => established(A, 11), 'raw session', 5000);
+  const before = [2, 3, 4].map((n) => A.peerInfo(addr(n))?.connection);
+  // UPDATE whose Total Path Attribute Length (100) overruns the message: RFC 4271 §6.3 / RFC 7606 §4 session reset, 3/1
+  const body = Buffer.from([0, 0, 0, 100, 0x40, 1, 1, 0]);
+  const msg = Buffer.concat([Buffer.alloc(16, 0xff), Buffer.from([0, 19 + body.length, 2]), body]);
+  raw.socket.write(msg);
+  await until(() => raw.closed, 'A closes the session', 5000);
+  const n = raw.notification();
+  t.equal(n?.code, ErrorCode.UpdateMessage, 'UPDATE Message Error');
+  t.equal(n?.subcode, 1, 'Malformed Attribute List');
+  t.match(A.peerInfo(addr(11))?.info, /sent NOTIFICATION/);
+  t.same([2, 3, 4].map((n) => A.peerInfo(addr(n))?.connection), before, 'the other sessions are untouched');
+  t.ok([2, 3, 4].every((n) => established(A, n)), JSON.stringify(A.peersJson().peers.map((p) => [p.address, p.state, p.info, p.notifications])));
+  A.removePeer(addr(11));
+});
+
+t.test('stop() sends Cease / Administrative Shutdown with the message', async (t) => {
+  await A.stop({ message: 'maintenance' });
+  await until(() => B.peerInfo(addr(1))?.counters.notificationsIn['6/2'] === 1, 'B told of the shutdown', 5000).catch((e: unknown) => {
+    t.comment(JSON.stringify(B.peersJson().peers));
+    throw e;
+  });
+  t.match(B.peerInfo(addr(1))?.info, /maintenance/);
+  await until(() => !route(B, '10.1.1.0/24') && !route(C, '10.1.1.0/24'), 'A\'s routes gone', 5000);
+});
