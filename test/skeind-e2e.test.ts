@@ -209,7 +209,7 @@ t.test('three hosts, one resources.yaml: mesh, routes, pings, live edit, borrowe
           && PODS.filter((p) => p.host === h.name).every((p) => r.some((x) => x.dst === p.ip && x.dev === p.ifname));
         return ok ? r : undefined;
       }, `${h.name}: remote blocks via their hosts, own block blackholed, device routes to local pods`, 20_000, 200);
-      t.pass(`${h.name}: ${routes.length} routes with proto 80`);
+      t.pass(`${h.name}: ${routes?.length ?? 0} routes with proto 80`);
     }
 
     // 3. Pod to pod across hosts.
