@@ -321,6 +321,28 @@ t.test('a malformed UPDATE resets only that session, with the right NOTIFICATION
   A.removePeer(addr(11));
 });
 
+t.test('TCP MD5 and GTSM are applied to both dialled and accepted connections', async (t) => {
+  const P = speaker(12, 65000, [
+    peer(13, 65000, { md5Key: 'secret' }),
+    peer(14, 65000, { md5Key: 'secret' }),
+    peer(15, 65000, { ttlSecurity: 1 }),
+    peer(16, 65000, { ttlSecurity: 1 }),
+  ]);
+  const Q = speaker(13, 65000, [peer(12, 65000, { passive: true, md5Key: Buffer.from('secret') })]);
+  const R = speaker(14, 65000, [peer(12, 65000, { passive: true, md5Key: 'wrong' })]);
+  const S = speaker(15, 65000, [peer(12, 65000, { passive: true, ttlSecurity: 1 })]);
+  // U sends with the default TTL of 64: P, expecting 255 (one hop), drops its segments
+  const U = speaker(16, 65000, [peer(12, 65000)]);
+  await Promise.all([P, Q, R, S, U].map((s) => s.start()));
+  await until(() => established(P, 13) && established(Q, 12), 'MD5 session with the right key', 10_000);
+  await until(() => established(P, 15) && established(S, 12), 'GTSM session', 10_000);
+  await new Promise((r) => setTimeout(r, 3000));
+  t.notOk(established(P, 14) || established(R, 12), 'no session with a wrong MD5 key');
+  t.notOk(established(P, 16) || established(U, 12), 'no session when the peer\'s TTL is below the GTSM minimum');
+  t.equal(P.peerInfo(addr(14))?.counters.messagesIn.OPEN, 0, 'not a single message got through with the wrong key');
+  await Promise.all([P, Q, R, S, U].map((s) => s.stop()));
+});
+
 t.test('stop() sends Cease / Administrative Shutdown with the message', async (t) => {
   await A.stop({ message: 'maintenance' });
   await until(() => B.peerInfo(addr(1))?.counters.notificationsIn['6/2'] === 1, 'B told of the shutdown', 5000).catch((e: unknown) => {

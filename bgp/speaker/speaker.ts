@@ -25,7 +25,7 @@
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { connectWithOptions, fdOf, setListenerMd5, setTtlSecurity } from '../net/index.js';
+import { connectWithOptions, fdOf, setListenerMd5, setTtl, setTtlSecurity } from '../net/index.js';
 import { RibCore } from '../rib/core.js';
 import type { BestChange, OutBatch, PeerConfig, Policy, PrefixKey } from '../rib/core.js';
 import { buildCapabilities, collisionWinner } from '../session/negotiate.js';
@@ -240,7 +240,10 @@ export class Speaker extends EventEmitter {
         });
       });
       this.server = server;
-      for (const p of this.peers.values()) this.applyListenerMd5(p, p.opts.md5Key ?? null);
+      for (const p of this.peers.values()) {
+        this.applyListenerMd5(p, p.opts.md5Key ?? null);
+        this.applyListenerTtl(p.opts);
+      }
     }
     this.running = true;
     for (const p of this.peers.values()) this.feed(p, p.primary, { type: 'ManualStart' });
@@ -287,7 +290,10 @@ export class Speaker extends EventEmitter {
     const coreId = this.rib.addPeer(this.coreConfig(o, address, null));
     const p = new Peer(o, address, coreId, this.newFsm(o));
     this.peers.set(address, p);
-    if (this.server) this.applyListenerMd5(p, o.md5Key ?? null);
+    if (this.server) {
+      this.applyListenerMd5(p, o.md5Key ?? null);
+      this.applyListenerTtl(o);
+    }
     if (this.running) this.feed(p, p.primary, { type: 'ManualStart' });
   }
 
@@ -708,8 +714,13 @@ export class Speaker extends EventEmitter {
     c.ctx = s.codec;
     c.framer.extendedMessage = s.extendedMessage;
     if (c !== p.primary) this.promote(p, c);
-    // another connection still in the core (should not happen after collision handling): it goes first
-    for (const x of p.conns) if (x !== c && x.inRib) this.discard(p, x);
+    // Other connections: one still in the core (should not happen after collision
+    // handling) goes first; one that is idle, dialling or waiting would only
+    // collide with this session later (§6.8 closes it then), so it goes now. One
+    // in OpenSent is closed when its OPEN arrives.
+    for (const x of [...p.conns]) {
+      if (x !== c && (x.inRib || x.fsm.state === 'Idle' || x.fsm.state === 'Connect' || x.fsm.state === 'Active')) this.discard(p, x);
+    }
     this.rib.updatePeer(p.coreId, this.coreConfig(p.opts, p.address, c));
     this.rib.peerUp(p.coreId, s);
     c.inRib = true;
@@ -997,6 +1008,26 @@ export class Speaker extends EventEmitter {
       this.log('error', `TCP MD5 key on the listener: ${(e as Error).message}`, p.address);
     }
   }
+
+  /**
+   * RFC 5082 §3: a GTSM peer checks the TTL of every segment, the SYN-ACK
+   * included, and that one is sent from the listener's settings before any
+   * per-connection option can be set. So the listener sends with TTL 255 once
+   * any peer uses GTSM (harmless for the others). The minimum TTL is per
+   * connection, set on accept: a listener-wide one would shut out peers
+   * without GTSM.
+   */
+  private applyListenerTtl(o: PeerOptions): void {
+    if (!this.server || o.ttlSecurity === undefined || this.listenerTtlSet) return;
+    try {
+      setTtl(fdOf(this.server), 255);
+      this.listenerTtlSet = true;
+    } catch (e) {
+      this.log('error', `TTL 255 on the listener: ${(e as Error).message}`);
+    }
+  }
+
+  private listenerTtlSet = false;
 
   private log(level: 'info' | 'warn' | 'error', msg: string, peer?: string): void {
     this.emit('log', peer !== undefined ? { level, msg, peer } : { level, msg });
