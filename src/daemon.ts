@@ -188,6 +188,9 @@ export class Daemon {
     this.#stopped = (async () => {
       this.log.info('stopping', { reason });
       this.#notify('STOPPING=1');
+      // Sessions closing below make the speaker withdraw what they carried: those withdrawals must not reach the
+      // kernel, whose routes keep forwarding while skeind is down (the next start adopts and re-checks them).
+      this.speaker?.removeAllListeners('best');
       clearTimeout(this.#syncTimer);
       clearInterval(this.#syncPoll);
       clearInterval(this.#metricsTimer);
@@ -452,6 +455,7 @@ export class Daemon {
   }
 
   #onBest(evs: BestEvent[]): void {
+    if (this.#stopping) return;
     this.#lastBestAt = Date.now();
     for (const ev of evs) {
       if (ev.local || ev.attributes === null || ev.nextHops.length === 0) this.routes.setBgp(ev.prefix, null);
