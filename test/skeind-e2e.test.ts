@@ -279,6 +279,29 @@ t.test('three hosts, one resources.yaml: mesh, routes, pings, live edit, borrowe
     t.equal(nsExec(nsA, 'ip', ['route', 'show', 'proto', '80']), before, 'routes stay in the kernel after the stop');
     t.ok(before.includes('10.65.0.64/26 via 10.0.0.2'), 'including the learned ones');
     t.ok(logs.get('host-a')!.some((l) => l.includes('stopped; routes left in the kernel')), 'logged the clean stop');
+
+    // 8. Start again: the routes in the kernel are adopted, never removed while the state is re-learned, and
+    // the node becomes ready once its peers are back and the FIB is reconciled.
+    const monitor = nsSpawn(nsA, 'ip', ['-o', 'monitor', 'route']);
+    let monitored = '';
+    monitor.stdout!.on('data', (d: Buffer) => (monitored += d.toString()));
+    await new Promise((r) => setTimeout(r, 200));
+    const again = nsSpawn(nsA, 'node', [skeind, '--config', join(dir, 'host-a.yaml')]);
+    daemons.set('host-a', again);
+    const againLines: string[] = [];
+    logs.set('host-a', againLines);
+    again.stdout!.on('data', (d: Buffer) => againLines.push(...d.toString().split('\n').filter(Boolean)));
+    const back = await until(async () => {
+      const s = await ctl(sock('host-a'), 'status');
+      return s.ready === true && (s.peers as { state: string }[]).every((p) => p.state === 'Established') ? s : undefined;
+    }, 'host-a: ready again with both peers Established', 45_000, 250);
+    t.equal((back.peers as unknown[]).length, 2);
+    monitor.kill('SIGTERM');
+    const sorted = (x: string): string[] => x.split('\n').filter(Boolean).sort();
+    t.same(sorted(nsExec(nsA, 'ip', ['route', 'show', 'proto', '80'])), sorted(before), 'same routes after the restart');
+    t.notMatch(monitored, /^Deleted .*10\.65\./m, 'no route of skein was deleted during the restart');
+    t.ok(againLines.some((l) => l.includes('adopted')), 'the restarted daemon adopted the kernel routes');
+    t.ok(ping(podNs.get('a1')!, '10.65.0.66'), 'traffic flows after the restart');
   } catch (e) {
     dumpLogs();
     throw e;
