@@ -741,6 +741,8 @@ function peerJson(p: SpeakerPeerJson, d: DesiredPeer | undefined): PeerJson {
     out.passive = d.passive;
     if (d.reflection !== 'none') out.reflection = d.reflection;
   }
+  // serial number of the TCP connection: a new number means the session was replaced
+  out.connection = p.connection;
   out.messages = p.messages;
   out.notifications = p.notifications;
   return out;

@@ -260,6 +260,20 @@ t.test('three hosts, one resources.yaml: mesh, routes, pings, live edit, borrowe
     const counts = fib.counts as Record<string, number>;
     t.equal(counts.failed, 0);
 
+    // Metrics and readiness, inside host-b's namespace.
+    const metrics = nsExec(hostNs.get('host-b')!, 'curl', ['-sf', `http://127.0.0.1:${basePort + 1}/metrics`]);
+    t.match(metrics, /skein_bgp_peer_state\{peer="10\.0\.0\.1",state="Established"\} 1/, '/metrics: peer state');
+    t.match(metrics, /skein_datastore_synced 1/, '/metrics: datastore synced');
+    t.match(metrics, /skein_fib_routes\{state="installed"\} [1-9]/, '/metrics: FIB routes');
+    await until(() => nsExec(hostNs.get('host-b')!, 'curl', ['-s', `http://127.0.0.1:${basePort + 1}/readyz`]).startsWith('ok'), '/readyz ok on host-b', 15_000, 250);
+
+    // SIGHUP: configuration re-read, sessions stay.
+    const conns = (await ctl(sock('host-b'), 'peers')).peers as { address: string; connection?: number }[];
+    daemons.get('host-b')!.kill('SIGHUP');
+    await until(() => logs.get('host-b')!.some((l) => l.includes('"msg":"reloaded"')), 'host-b reloaded on SIGHUP', 10_000, 100);
+    const after = (await ctl(sock('host-b'), 'peers')).peers as { address: string; connection?: number; state: string }[];
+    t.same(after.map((p) => [p.address, p.connection, p.state]), conns.map((p) => [p.address, p.connection, 'Established']), 'SIGHUP keeps every session');
+
     // 6. Live edit: a2 goes away -> its device route disappears on host-a, nothing else moves.
     writeResources(PODS.filter((p) => p.name !== 'a2'));
     await until(() => !routesOf(hostNs.get('host-a')!).some((x) => x.dst === '10.65.0.3'), 'host-a: device route of removed a2 gone', 15_000, 200);

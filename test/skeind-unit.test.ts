@@ -336,3 +336,35 @@ t.test('two daemons in-process: mesh over loopback, learned routes, live edits, 
     throw e;
   }
 });
+
+t.test('ClusterInformation gate: nothing announced until datastoreReady is true', async (t) => {
+  const dir = tmp();
+  const res = join(dir, 'resources.yaml');
+  const yaml = (ready: boolean): string => [
+    `kind: ClusterInformation\nmetadata: { name: default }\nspec: { datastoreReady: ${ready} }`,
+    'kind: IPPool\nmetadata: { name: pods }\nspec: { cidr: 10.65.0.0/16, blockSize: 26 }',
+    'kind: Node\nmetadata: { name: solo }\nspec: { bgp: { ipv4Address: 127.0.0.1/8 } }',
+    'kind: BlockAffinity\nmetadata: { name: solo-10-65-0-0-26 }\nspec: { node: solo, cidr: 10.65.0.0/26, state: confirmed, deleted: "false" }',
+  ].map((d) => `---\napiVersion: projectcalico.org/v3\n${d}\n`).join('');
+  const write = (text: string): void => {
+    writeFileSync(`${res}.tmp`, text);
+    renameSync(`${res}.tmp`, res);
+  };
+  write(yaml(false));
+  const file = join(dir, 'skein.yaml');
+  const port = 33000 + (process.pid % 2000);
+  writeFileSync(file, `nodeName: solo\ndatastore: { type: file, path: ${res}, debounce: 20ms }\nbgp: { listen: { address: 127.0.0.1, port: ${port} } }\nfib: { enabled: false }\ncontrol: { socket: ${join(dir, 'solo.sock')} }\nmetrics: { listen: "" }\n`);
+  const d = new Daemon(loadDaemonConfig(file, {}), { logSink: () => undefined, env: {} });
+  t.teardown(() => d.stop());
+  await d.start();
+  await until(() => d.speaker !== undefined && d.status().notReady?.some((m) => m.includes('cluster datastore not ready')), 'not ready: cluster gate', 10_000, 50);
+  t.same(d.routesJson().routes, [], 'nothing originated while the gate is closed');
+  t.same(d.fibJson().counts.desired, 0, 'nothing to program while the gate is closed');
+  write(yaml(true));
+  await until(() => d.routesJson('10.65.0.0/26').routes.length === 1, 'block announced once the datastore is ready', 10_000, 50);
+  t.equal(d.routesJson('10.65.0.0/26').routes[0]?.best?.from, 'local');
+  t.equal(d.fibJson().routes.find((r) => r.prefix === '10.65.0.0/26')?.desired?.type, 'blackhole');
+  await until(() => d.status().ready, 'ready with no peers once the gate is open', 10_000, 50);
+  write(yaml(false));
+  await until(() => d.routesJson().routes.length === 0, 'withdrawn when the gate closes again', 10_000, 50);
+});
