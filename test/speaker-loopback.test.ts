@@ -1,4 +1,4 @@
-// Speakers over loopback (no root): every speaker binds its own 127.0.42.N
+// Speakers over loopback (no root): every speaker binds its own 127.x.y.N
 // (127.0.0.0/8 is all local on Linux) on this file's port, so sessions are
 // told apart by address as they would be between hosts.
 import t from 'tap';
@@ -17,6 +17,7 @@ import {
   parsePrefixText,
   setIntOpt,
   sockoptConstants,
+  type BestEvent,
   type Message,
   type PeerOptions,
   type SpeakerOptions,
@@ -24,7 +25,9 @@ import {
 import { until } from './helpers/netns.js';
 
 const PORT = 24179;
-const addr = (n: number): string => `127.0.42.${n}`;
+// A /24 of 127/8 per process, so that this file running in several checkouts at once does not collide.
+const NET = `127.${40 + (process.pid % 200)}.${1 + Math.floor(Math.random() * 250)}`;
+const addr = (n: number): string => `${NET}.${n}`;
 const speakers: Speaker[] = [];
 
 t.teardown(async () => {
@@ -124,6 +127,9 @@ const B = speaker(2, 65000, [peer(1, 65000, { passive: true }), peer(3, 65000)])
 const C = speaker(3, 65000, [peer(1, 65000, { passive: true }), peer(2, 65000, { passive: true })]);
 const D = speaker(4, 65001, [peer(1, 65000, { passive: true })]);
 
+const bestAtC: BestEvent[] = [];
+C.on('best', (changes: BestEvent[]) => bestAtC.push(...changes));
+
 t.test('iBGP mesh of three and an eBGP neighbour', async (t) => {
   await Promise.all([A, B, C, D].map((s) => s.start()));
   A.originate('10.1.1.0/24');
@@ -184,6 +190,12 @@ t.test('withdrawals propagate', async (t) => {
   D.withdraw('fd00:4::/48');
   await until(() => !route(A, 'fd00:4::/48') && !route(B, 'fd00:4::/48'), 'IPv6 withdrawal through A', 10_000);
   t.ok(route(C, '10.1.1.0/24'), 'other routes stay');
+  // the FIB's feed at C: the route appeared with its next hop, then went
+  const events = bestAtC.filter((e) => e.prefix === '10.1.2.0/24');
+  t.same(events.at(0)?.nextHops, [addr(2)], 'best-path event with the next hop');
+  t.equal(events.at(0)?.attributes?.localPref, 200, 'best-path event carries the attributes');
+  t.equal(events.at(-1)?.attributes, null, 'best-path event for the withdrawal');
+  t.notOk(bestAtC.some((e) => e.prefix === '10.1.3.0/24' && !e.local), 'C\'s own route is reported as local');
 });
 
 t.test('peers added, changed and removed live; the others are not reset', async (t) => {
@@ -202,8 +214,10 @@ t.test('peers added, changed and removed live; the others are not reset', async 
   await until(() => !route(D, '10.1.3.0/24'), 'export policy withdraws 10.1.3.0/24 at D', 10_000);
   t.ok(route(D, '10.1.1.0/24'), 'the rest still exported');
   t.equal(A.peerInfo(addr(4))?.connection, dConn, 'policy change kept D\'s session');
-  // import policy: refused at A after a ROUTE-REFRESH, still no reset
-  A.updatePeer(peer(4, 65001, { importPolicy: () => ({ accept: false }) }));
+  // import policy (one that throws, which rejects): applied at A after a ROUTE-REFRESH, still no reset
+  A.updatePeer(peer(4, 65001, { importPolicy: () => {
+    throw new Error('broken policy');
+  } }));
   await until(() => !route(A, '10.4.0.0/16'), 'import policy applied via ROUTE-REFRESH', 10_000);
   t.equal(A.peerInfo(addr(4))?.connection, dConn, 'import policy change kept D\'s session');
   t.ok((A.peerInfo(addr(4))?.counters.messagesOut['ROUTE-REFRESH'] ?? 0) >= 1, 'ROUTE-REFRESH sent');
@@ -341,6 +355,18 @@ t.test('TCP MD5 and GTSM are applied to both dialled and accepted connections', 
   t.notOk(established(P, 16) || established(U, 12), 'no session when the peer\'s TTL is below the GTSM minimum');
   t.equal(P.peerInfo(addr(14))?.counters.messagesIn.OPEN, 0, 'not a single message got through with the wrong key');
   await Promise.all([P, Q, R, S, U].map((s) => s.stop()));
+});
+
+t.test('a local AS override is what the peer sees', async (t) => {
+  const V = speaker(17, 65000, [peer(18, 65077, { localAsn: 65050 })]);
+  const W = speaker(18, 65077, [peer(17, 65050, { passive: true })]);
+  V.originate('10.17.0.0/16');
+  await Promise.all([V.start(), W.start()]);
+  await until(() => route(W, '10.17.0.0/16'), 'route over the overridden AS', 10_000);
+  t.same(route(W, '10.17.0.0/16')?.best.asPath, [65050], 'the AS prepended is the session\'s local AS');
+  t.equal(W.peersJson().peers[0]?.asn, 65050);
+  t.equal(V.peersJson().peers[0]?.localAsn, 65050);
+  await Promise.all([V.stop(), W.stop()]);
 });
 
 t.test('stop() sends Cease / Administrative Shutdown with the message', async (t) => {

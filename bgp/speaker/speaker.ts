@@ -536,7 +536,14 @@ export class Speaker extends EventEmitter {
         this.codecError(p, c, e, buf[18] ?? 0, false);
         return;
       }
-      this.handleMessage(p, c, msg);
+      try {
+        this.handleMessage(p, c, msg);
+      } catch (e) {
+        // A fault of ours (or of a policy hook), not of the peer: reset this session only, keep the process.
+        this.log('error', `internal error handling ${msg.type}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`, p.address);
+        this.feed(p, c, { type: 'AutomaticStop', subcode: CeaseSubcode.OutOfResources, reason: `internal error: ${String(e)}` });
+        return;
+      }
     }
     this.scheduleFlush();
   }
@@ -861,7 +868,11 @@ export class Speaker extends EventEmitter {
       p.timerAt = Infinity;
       for (const c of [...p.conns]) {
         if (c.dead) continue;
-        this.run(p, c, c.fsm.tick(), false);
+        try {
+          this.run(p, c, c.fsm.tick(), false);
+        } catch (e) {
+          this.log('error', `internal error on a timer: ${String(e)}`, p.address);
+        }
       }
       this.armTimer(p);
       this.scheduleFlush();
@@ -986,8 +997,9 @@ export class Speaker extends EventEmitter {
     const v4 = o.nextHop4 ?? (local !== undefined && isIpv4(local) ? local : this.opts.nextHop4);
     const v6 = o.nextHop6 ?? (local !== undefined && !isIpv4(local) ? local : this.opts.nextHop6);
     const localAs = o.localAsn ?? this.localAsn;
-    let exportPolicy: Policy | undefined = o.exportPolicy;
-    if (localAs !== this.localAsn) exportPolicy = overrideLocalAs(this.localAsn, localAs, o.exportPolicy);
+    const importPolicy = o.importPolicy && this.guard(o.importPolicy, 'import', address);
+    let exportPolicy: Policy | undefined = o.exportPolicy && this.guard(o.exportPolicy, 'export', address);
+    if (localAs !== this.localAsn) exportPolicy = overrideLocalAs(this.localAsn, localAs, exportPolicy);
     return {
       address,
       asn: o.asn,
@@ -995,8 +1007,23 @@ export class Speaker extends EventEmitter {
       ...(v6 !== undefined ? { localAddress6: v6 } : {}),
       ...(o.nextHopSelf !== undefined ? { nextHopSelf: o.nextHopSelf } : {}),
       ...(o.allowOwnAs !== undefined ? { allowOwnAs: o.allowOwnAs } : {}),
-      ...(o.importPolicy !== undefined ? { importPolicy: o.importPolicy } : {}),
+      ...(importPolicy !== undefined ? { importPolicy } : {}),
       ...(exportPolicy !== undefined ? { exportPolicy } : {}),
+    };
+  }
+
+  /**
+   * A policy hook that throws rejects the route (and is logged) instead of
+   * breaking the core halfway through another peer's UPDATE.
+   */
+  private guard(policy: Policy, which: string, address: string): Policy {
+    return (prefix, attrs, peer) => {
+      try {
+        return policy(prefix, attrs, peer);
+      } catch (e) {
+        this.log('error', `${which} policy failed for ${prefixText(prefix)}: ${String(e)}; route rejected`, address);
+        return { accept: false };
+      }
     };
   }
 
