@@ -365,10 +365,25 @@ t.test('two dual-stack hosts with a mesh password: IPv4 and IPv6 sessions signed
   const resFile = join(dir, 'resources.yaml');
   writeFileSync(resFile, docs.map((d) => `---\n${JSON.stringify({ apiVersion: 'projectcalico.org/v3', ...(d as object) })}\n`).join(''));
   const sock = (h: string): string => join(dir, `${h}.sock`);
+  // systemd's side of sd_notify for host-a: a datagram socket that prints what it receives.
+  const notifyPath = join(dir, 'notify.sock');
+  const notify = spawn('python3', ['-c', [
+    'import socket, sys',
+    's = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)',
+    's.bind(sys.argv[1])',
+    'print("bound", flush=True)',
+    's.settimeout(60)',
+    'while True: print(s.recv(4096).decode().replace("\\n", " "), flush=True)',
+  ].join('\n'), notifyPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+  t.teardown(() => notify.kill('SIGKILL'));
+  let notified = '';
+  notify.stdout.on('data', (d: Buffer) => (notified += d.toString()));
+  await until(() => notified.includes('bound'), 'notify socket bound', 10_000, 50);
   for (const h of hosts) {
     const cfg = join(dir, `${h.name}.yaml`);
     writeFileSync(cfg, `nodeName: ${h.name}\ndatastore: { type: file, path: ${resFile} }\ncontrol: { socket: ${sock(h.name)} }\nmetrics: { listen: "" }\nsecretsDir: ${secrets}\n`);
-    const child = nsSpawn(nsOf.get(h.name)!, 'node', [skeind, '--config', cfg]);
+    const env = h.name === 'host-a' ? { ...process.env, NOTIFY_SOCKET: notifyPath } : process.env;
+    const child = nsSpawn(nsOf.get(h.name)!, 'node', [skeind, '--config', cfg], { env });
     const lines: string[] = [];
     logs.set(h.name, lines);
     child.stdout!.on('data', (d: Buffer) => lines.push(...d.toString().split('\n').filter(Boolean)));
@@ -394,6 +409,8 @@ t.test('two dual-stack hosts with a mesh password: IPv4 and IPv6 sessions signed
     const ss = nsExec(na, 'ss', ['-tnie', 'state', 'established', '( sport = :179 or dport = :179 )']);
     t.match(ss, /md5/, 'established BGP sockets are TCP-MD5 signed');
     t.notOk([...logs.values()].flat().some((l) => l.includes('tops3cret')), 'the password never appears in the logs');
+    await until(() => notified.includes('READY=1'), 'READY=1 sent to NOTIFY_SOCKET once ready', 45_000, 100);
+    t.pass('systemd is told READY=1 once the node is ready');
   } catch (e) {
     for (const [h, lines] of logs) t.comment(`--- ${h}\n${lines.slice(-25).join('\n')}`);
     throw e;

@@ -325,6 +325,12 @@ t.test('two daemons in-process: mesh over loopback, learned routes, live edits, 
     t.ok(rr.changes?.some((c) => c.startsWith('log.level')), 'reports the log level change');
     t.equal(d1.log.level, 'debug');
     t.equal((d1.speaker!.peersJson().peers[0] as { connection: number | null }).connection, conn, 'reload keeps the session');
+    writeFileSync(f1, `${[
+      'nodeName: node-1', `datastore: { type: file, path: ${res}, debounce: 40ms }`, 'fib: { enabled: false }',
+      `control: { socket: ${join(dir, 'run', 'node-1.sock')} }`, 'metrics: { listen: "" }', 'log: { level: debug }',
+    ].join('\n')}\n`);
+    const rr2 = await d1.reload();
+    t.ok(rr2.changes?.some((c) => c === 'datastore changed: needs a restart of skeind to take effect'), 'a change that needs a restart is reported as such');
     writeFileSync(f1, 'fib: { enabeld: false }\n');
     await t.rejects(d1.reload(), /enabeld/, 'a bad skein.yaml on reload is refused, the running config kept');
 
