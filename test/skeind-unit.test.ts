@@ -348,6 +348,7 @@ t.test('ClusterInformation gate: nothing announced until datastoreReady is true'
   const res = join(dir, 'resources.yaml');
   const yaml = (ready: boolean): string => [
     `kind: ClusterInformation\nmetadata: { name: default }\nspec: { datastoreReady: ${ready} }`,
+    'kind: BGPConfiguration\nmetadata: { name: default }\nspec: { logSeverityScreen: Debug }',
     'kind: IPPool\nmetadata: { name: pods }\nspec: { cidr: 10.65.0.0/16, blockSize: 26 }',
     'kind: Node\nmetadata: { name: solo }\nspec: { bgp: { ipv4Address: 127.0.0.1/8 } }',
     'kind: BlockAffinity\nmetadata: { name: solo-10-65-0-0-26 }\nspec: { node: solo, cidr: 10.65.0.0/26, state: confirmed, deleted: "false" }',
@@ -364,6 +365,7 @@ t.test('ClusterInformation gate: nothing announced until datastoreReady is true'
   t.teardown(() => d.stop());
   await d.start();
   await until(() => d.speaker !== undefined && d.status().notReady?.some((m) => m.includes('cluster datastore not ready')), 'not ready: cluster gate', 10_000, 50);
+  t.equal(d.log.level, 'debug', "Calico's logSeverityScreen raises the log level");
   t.same(d.routesJson().routes, [], 'nothing originated while the gate is closed');
   t.same(d.fibJson().counts.desired, 0, 'nothing to program while the gate is closed');
   write(yaml(true));
