@@ -236,9 +236,9 @@ interface Node { name: string; ip: string }
 const N1: Node = { name: 'node-1', ip: '127.0.0.1' };
 const N2: Node = { name: 'node-2', ip: '127.0.0.2' };
 
-function clusterYaml(port: number, opts: { extraPodOn2?: boolean; label?: string } = {}): string {
+function clusterYaml(port: number, opts: { extraPodOn2?: boolean; label?: string; asn?: number } = {}): string {
   const docs = [
-    `kind: BGPConfiguration\nmetadata: { name: default }\nspec: { asNumber: 64512, listenPort: ${port}, bindMode: NodeIP }`,
+    `kind: BGPConfiguration\nmetadata: { name: default }\nspec: { asNumber: ${opts.asn ?? 64512}, listenPort: ${port}, bindMode: NodeIP }`,
     'kind: IPPool\nmetadata: { name: pods }\nspec: { cidr: 10.65.0.0/16, blockSize: 26 }',
     `kind: Node\nmetadata: { name: node-1${opts.label ? `, labels: { rack: ${opts.label} }` : ''} }\nspec: { bgp: { ipv4Address: 127.0.0.1/8 } }`,
     'kind: Node\nmetadata: { name: node-2 }\nspec: { bgp: { ipv4Address: 127.0.0.2/8 } }',
@@ -333,6 +333,21 @@ t.test('two daemons in-process: mesh over loopback, learned routes, live edits, 
     t.ok(rr2.changes?.some((c) => c === 'datastore changed: needs a restart of skeind to take effect'), 'a change that needs a restart is reported as such');
     writeFileSync(f1, 'fib: { enabeld: false }\n');
     await t.rejects(d1.reload(), /enabeld/, 'a bad skein.yaml on reload is refused, the running config kept');
+
+    // The cluster's AS changes: both speakers are replaced, sessions come back with the new AS, and the learned
+    // route never leaves the FIB's desired state meanwhile.
+    let gap = false;
+    const watch = setInterval(() => {
+      if (d1.fibJson().routes.find((x) => x.prefix === '10.65.0.64/26')?.desired?.type !== 'unicast') gap = true;
+    }, 20);
+    write(clusterYaml(port, { asn: 65123 }));
+    await until(() => d1.status().asn === 65123 && d2.status().asn === 65123, 'both speakers on the new AS', 10_000, 50);
+    await until(() => d1.peers()[0]?.state === 'Established' && d1.peers()[0]?.asn === 65123, 'session back with AS 65123', 20_000, 50);
+    await until(() => d1.routesJson('10.65.0.64/26').routes[0]?.best?.from === '127.0.0.2', 'route re-learned', 10_000, 50);
+    await until(() => logs[0]!.some((l) => l.includes('re-learned after the speaker restart')), 'stale sweep done', 10_000, 50);
+    clearInterval(watch);
+    t.notOk(gap, 'the learned route stayed desired while the sessions restarted');
+    t.same(d1.fibJson().routes.find((x) => x.prefix === '10.65.0.64/26')?.desired, { type: 'unicast', nextHops: ['127.0.0.2'] });
 
     await d2.stop();
     await until(() => d1.peers()[0]!.state !== 'Established', 'node-1 sees node-2 gone', 10_000, 50);
