@@ -227,6 +227,17 @@ t.test('route table: device > blackhole > BGP; nothing written while the gate is
   gated.setDevice('10.65.0.2/32', null);
   t.same(calls.slice(1), ['remove 10.65.0.0/26', 'remove 10.65.0.2/32'], 'and routes nobody wants are removed');
   t.equal(gated.size, 0);
+
+  // Stale BGP paths after a speaker restart: kept until announced again or swept.
+  calls.length = 0;
+  gated.setBgp('10.65.1.0/26', ['10.0.0.2']);
+  gated.setBgp('10.65.2.0/26', ['10.0.0.3']);
+  t.equal(gated.markBgpStale(), 2);
+  gated.setBgp('10.65.1.0/26', ['10.0.0.2']);
+  t.equal(calls.length, 2, 'a path announced again is not rewritten');
+  t.equal(gated.sweepBgpStale(), 1);
+  t.same(calls.slice(2), ['remove 10.65.2.0/26'], 'only the path nobody announced again is removed');
+  t.equal(gated.sweepBgpStale(), 0, 'a second sweep does nothing');
 });
 
 // ---------------------------------------------------------------------------------------------------------------
