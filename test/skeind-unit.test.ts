@@ -8,12 +8,14 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadDaemonConfig, loadResourcesText, parseDaemonConfig } from '../config/index.js';
+import { etcdKey, etcdValueOf, loadDaemonConfig, loadResourcesText, parseDaemonConfig } from '../config/index.js';
 import type { DesiredPeer, Origination } from '../src/controller/index.js';
 import {
   Daemon, RouteTable, addressBytes, bgpTarget, originationAttributes, peerOptionsFor, prefixBytes, routerIdFor,
   speakerIdentity,
 } from '../src/daemon.js';
+import { requires } from './helpers/env.js';
+import { startEtcd } from './helpers/etcd.js';
 import { until } from './helpers/netns.js';
 
 const root = join(import.meta.dirname, '..');
@@ -401,4 +403,36 @@ t.test('ClusterInformation gate: nothing announced until datastoreReady is true'
   await until(() => d.status().ready, 'ready with no peers once the gate is open', 10_000, 50);
   write(yaml(false));
   await until(() => d.routesJson().routes.length === 0, 'withdrawn when the gate closes again', 10_000, 50);
+});
+
+// Ports of this file's etcd: 24321-24322 (each test file has its own).
+t.test('etcd datastore: a daemon follows Calico\'s etcd layout live', async (t) => {
+  if (!requires(t, { commands: ['etcd'] })) return;
+  const dir = tmp();
+  const etcd = await startEtcd(24321, 24322);
+  t.teardown(() => etcd.stop());
+  const docs = [
+    { kind: 'ClusterInformation', metadata: { name: 'default' }, spec: { datastoreReady: true } },
+    { kind: 'IPPool', metadata: { name: 'pods' }, spec: { cidr: '10.65.0.0/16', blockSize: 26 } },
+    { kind: 'Node', metadata: { name: 'solo' }, spec: { bgp: { ipv4Address: '127.0.0.1/8' } } },
+  ];
+  const model = loadResourcesText(docs.map((d) => `---\n${JSON.stringify({ apiVersion: 'projectcalico.org/v3', ...d })}\n`).join(''), 'r.yaml');
+  t.same(model.issues, [], 'fixture is valid');
+  for (const d of docs) await etcd.client.put(etcdKey(model.model.get(d.kind as 'Node', d.metadata.name)!)).value(etcdValueOf(d));
+  const affinity = (cidr: string): string => `/calico/ipam/v2/host/solo/ipv4/block/${cidr.replace('/', '-')}`;
+  await etcd.client.put(affinity('10.65.0.0/26')).value('{"state":"confirmed","deleted":false}');
+  const file = join(dir, 'skein.yaml');
+  const port = 35000 + (process.pid % 2000);
+  writeFileSync(file, `nodeName: solo\ndatastore: { type: etcd, etcd: { endpoints: [${etcd.endpoint}] } }\nbgp: { listen: { address: 127.0.0.1, port: ${port} } }\nfib: { enabled: false }\ncontrol: { socket: ${join(dir, 'solo.sock')} }\nmetrics: { listen: "" }\n`);
+  const d = new Daemon(loadDaemonConfig(file, {}), { logSink: () => undefined, env: {} });
+  t.teardown(() => d.stop());
+  await d.start();
+  await until(() => d.routesJson('10.65.0.0/26').routes.length === 1, 'affine block announced from etcd', 20_000, 50);
+  await until(() => d.status().ready, 'ready', 10_000, 50);
+  await etcd.client.put(affinity('10.65.0.64/26')).value('{"state":"confirmed","deleted":false}');
+  await until(() => d.routesJson('10.65.0.64/26').routes.length === 1, 'a new affinity in etcd is announced', 10_000, 50);
+  t.equal(d.fibJson().routes.find((r) => r.prefix === '10.65.0.64/26')?.desired?.type, 'blackhole', 'and blackholed');
+  await etcd.client.delete().key(affinity('10.65.0.64/26'));
+  await until(() => d.routesJson('10.65.0.64/26').routes.length === 0, 'a deleted affinity is withdrawn', 10_000, 50);
+  t.equal(d.routesJson('10.65.0.0/26').routes.length, 1, 'the other block stays');
 });
