@@ -80,6 +80,8 @@ export class Daemon {
   #queue: Promise<void> = Promise.resolve();
   #pendingEvents: ChangeEvent[] = [];
   #eventsScheduled = false;
+  /** the first snapshot is applied: change events can be diffed */
+  #live = false;
   #stopping = false;
   #stopped: Promise<void> | undefined;
   #resolveFinished!: () => void;
@@ -256,6 +258,8 @@ export class Daemon {
     for (const p of state.peers) this.#startupPeers.set(p.address, 0);
     this.readiness.setPeers(state.peers.map((p) => p.address));
     await this.#applyDiff(diff, true);
+    this.#live = true;
+    this.#processEvents();
     this.readiness.setDatastoreSynced(this.#ds?.status.state === 'synced');
     this.#startSyncWatch(state.peers);
   }
@@ -293,20 +297,25 @@ export class Daemon {
     if (this.#eventsScheduled) return;
     this.#eventsScheduled = true;
     // One diff per burst: the file datastore and an etcd watch deliver related changes together.
-    setImmediate(() => {
-      this.#eventsScheduled = false;
-      const events = this.#pendingEvents;
-      this.#pendingEvents = [];
-      if (!this.speaker || this.#stopping) return; // before the snapshot the controller has nothing to diff against
-      const model = this.#ds?.model;
-      let restart: SpeakerIdentity | undefined;
-      if (model) {
-        this.#applyLogSeverity(model);
-        restart = this.#identityChange(model);
-      }
-      const diff = this.controller.applyChanges(events);
-      this.#applyDiff(diff, false, restart).catch((e: unknown) => this.log.error('applying datastore changes failed', { err: e }));
-    });
+    setImmediate(() => this.#processEvents());
+  }
+
+  #processEvents(): void {
+    this.#eventsScheduled = false;
+    // Until the snapshot is applied the controller has nothing to diff against: the events wait (they are
+    // newer than the snapshot, so they are applied after it).
+    if (!this.#live || this.#stopping) return;
+    const events = this.#pendingEvents;
+    this.#pendingEvents = [];
+    if (events.length === 0) return;
+    const model = this.#ds?.model;
+    let restart: SpeakerIdentity | undefined;
+    if (model) {
+      this.#applyLogSeverity(model);
+      restart = this.#identityChange(model);
+    }
+    const diff = this.controller.applyChanges(events);
+    this.#applyDiff(diff, false, restart).catch((e: unknown) => this.log.error('applying datastore changes failed', { err: e }));
   }
 
   /**
@@ -319,6 +328,7 @@ export class Daemon {
     const was = this.identity;
     const changed = (['asn', 'routerId', 'listenAddress', 'listenPort'] as const).filter((k) => now[k] !== was[k]);
     if (changed.length === 0) return undefined;
+    this.identity = now; // a burst that follows does not restart the speaker a second time
     this.log.warn('the speaker\'s identity changed: restarting every BGP session', {
       fields: changed, was: Object.fromEntries(changed.map((k) => [k, was[k]])), now: Object.fromEntries(changed.map((k) => [k, now[k]])),
     });
