@@ -429,8 +429,10 @@ export class Daemon {
         if (!opts) continue;
         log.info(descriptive ? 'peer description changed' : 'peer changed', { peer: c.key, fields: c.fields });
         try {
-          // The speaker resets the session only when a session parameter changed (bgp/speaker sessionKey).
-          speaker.updatePeer(opts);
+          // The speaker resets the session only when a session parameter changed (bgp/speaker sessionKey). A
+          // peer skipped before (its password could not be read) is added now.
+          if (speaker.peerInfo(opts.address) === null) speaker.addPeer(opts);
+          else speaker.updatePeer(opts);
         } catch (e) {
           log.warn('changing peer failed', { peer: c.key, err: e });
         }

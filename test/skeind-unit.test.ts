@@ -436,3 +436,30 @@ t.test('etcd datastore: a daemon follows Calico\'s etcd layout live', async (t) 
   await until(() => d.routesJson('10.65.0.64/26').routes.length === 0, 'a deleted affinity is withdrawn', 10_000, 50);
   t.equal(d.routesJson('10.65.0.0/26').routes.length, 1, 'the other block stays');
 });
+
+t.test('BGP passwords: a missing secret keeps the peer out; SIGHUP reload reads it; it is never logged', async (t) => {
+  const dir = tmp();
+  const res = join(dir, 'resources.yaml');
+  writeFileSync(res, [
+    'kind: Node\nmetadata: { name: solo }\nspec: { bgp: { ipv4Address: 127.0.0.1/8 } }',
+    'kind: BGPPeer\nmetadata: { name: tor }\nspec: { peerIP: 127.0.0.9, asNumber: 65001, password: { secretKeyRef: { name: tor-secret, key: password } } }',
+  ].map((d) => `---\napiVersion: projectcalico.org/v3\n${d}\n`).join(''));
+  const secrets = join(dir, 'secrets');
+  const file = join(dir, 'skein.yaml');
+  const port = 37000 + (process.pid % 2000);
+  writeFileSync(file, `nodeName: solo\ndatastore: { type: file, path: ${res} }\nbgp: { listen: { address: 127.0.0.1, port: ${port} } }\nfib: { enabled: false }\ncontrol: { socket: ${join(dir, 'solo.sock')} }\nmetrics: { listen: "" }\nsecretsDir: ${secrets}\n`);
+  const lines: string[] = [];
+  const d = new Daemon(loadDaemonConfig(file, {}), { logSink: (l) => lines.push(l), env: {} });
+  t.teardown(() => d.stop());
+  await d.start();
+  await until(() => lines.some((l) => l.includes('BGP password unavailable')), 'the missing secret is reported', 10_000, 50);
+  t.same(d.peers(), [], 'no session without its key');
+  mkdirSync(join(secrets, 'tor-secret'), { recursive: true });
+  writeFileSync(join(secrets, 'tor-secret', 'password'), 'hunter2-md5\n');
+  await d.reload();
+  await until(() => d.peers().length === 1, 'the peer is configured once its secret can be read', 10_000, 50);
+  t.equal(d.peers()[0]?.address, '127.0.0.9');
+  t.equal(d.peers()[0]?.asn, 65001);
+  t.equal(d.peers()[0]?.type, 'global');
+  t.notOk(lines.some((l) => l.includes('hunter2')), 'the password never appears in the log');
+});
