@@ -1,0 +1,788 @@
+// skeind's core: wires the datastore, the node controller, the BGP speaker and the FIB programmer, and serves
+// the control socket and /metrics. src/skeind.ts is only the command line and the signals around a Daemon, so a
+// Daemon can run in-process in a test (everything but the kernel parts, which need a namespace).
+//
+// Start-up order, so that a restart never empties the kernel table (CONTRACT: "What lands in the kernel"):
+//   1. fib.start(): dump the kernel and adopt skein's routes already there; nothing is removed.
+//   2. the datastore's first snapshot: the controller derives peers and originations; the speaker starts
+//      listening and dialling; blackholes and device routes are written (once the ClusterInformation gate is
+//      open), and every best-path change from the speaker follows.
+//   3. when every start-up peer is Established and has sent its routes (see #syncPeers) or a deadline passes,
+//      fib.markSynced() sweeps the adopted routes nobody asked for again. Only then is the FIB "reconciled".
+// Later datastore changes are applied as the controller's diffs: only what changed is touched.
+import { readFileSync } from 'node:fs';
+import {
+  Speaker, sdNotify, type BestEvent, type PeerOptions, type PeerStateEvent,
+  type PeerJson as SpeakerPeerJson, type PathJson as SpeakerPathJson,
+} from '../bgp/index.js';
+import {
+  loadDaemonConfig, openDatastore, resolvePassword, type ChangeEvent, type DaemonConfig, type Datastore,
+  type DatastoreStatus, type Issue, type Model,
+} from '../config/index.js';
+import { Programmer, formatAddress, type RouteView } from '../fib/index.js';
+import { ControlError, ControlServer } from './control/index.js';
+import type { FibEntryJson, FibJson, FibRouteJson, PathJson, PeerJson, PeerStateName, PeerType, ReloadJson, RouteJson, StatusJson } from './ctl/types.js';
+import {
+  DESCRIPTIVE_PEER_FIELDS, NodeController, type ControllerDiff, type DesiredPeer, type Origination,
+} from './controller/index.js';
+import { originationAttributes, peerOptionsFor, prefixBytes, speakerIdentity, type SpeakerIdentity } from './daemon/mapping.js';
+import { RouteTable } from './daemon/routes.js';
+import { LoopMonitor, ReadinessGate, startHttpServer, type HttpEndpoint } from './http.js';
+import { createLogger, parseLogLevel, type Logger, type LogLevel } from './log.js';
+import { Metrics, PEER_STATES, type PeerState } from './metrics.js';
+
+export { peerOptionsFor, originationAttributes, routerIdFor, speakerIdentity, addressBytes, prefixBytes, bgpTarget } from './daemon/mapping.js';
+export { RouteTable } from './daemon/routes.js';
+
+export const VERSION: string = (() => {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    return pkg.version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+})();
+
+/** How long start-up waits for peers before sweeping the FIB anyway (unless a peer's restart time is longer). */
+const DEFAULT_SYNC_DEADLINE_MS = 30_000;
+const MAX_SYNC_DEADLINE_MS = 300_000;
+/**
+ * The speaker reports no End-of-RIB yet, so a peer counts as having sent its table once it is Established and no
+ * best-path change arrived for this long (a mesh peer's table comes in the first few UPDATEs after OPEN).
+ */
+const PEER_QUIET_MS = 1000;
+
+export interface DaemonOptions {
+  /** log sink (tests collect lines); default stdout */
+  logSink?: (line: string) => void;
+  /** the environment for sd_notify and skein.yaml overrides; default process.env */
+  env?: NodeJS.ProcessEnv;
+}
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+export class Daemon {
+  cfg: DaemonConfig;
+  readonly log: Logger;
+  readonly metrics = new Metrics();
+  readonly readiness: ReadinessGate;
+  readonly controller: NodeController;
+  readonly routes: RouteTable;
+  readonly fib: Programmer | undefined;
+  speaker: Speaker | undefined;
+  identity: SpeakerIdentity | undefined;
+  #ds: Datastore | undefined;
+  #http: HttpEndpoint | undefined;
+  #control: ControlServer | undefined;
+  readonly #monitor = new LoopMonitor();
+  readonly #env: NodeJS.ProcessEnv;
+  /** peer operations (password reads are async) run one after another, in the order the diffs came */
+  #queue: Promise<void> = Promise.resolve();
+  #pendingEvents: ChangeEvent[] = [];
+  #eventsScheduled = false;
+  #stopping = false;
+  #stopped: Promise<void> | undefined;
+  #resolveFinished!: () => void;
+  /** resolves when the daemon has stopped, whoever stopped it (a signal, a fatal error) */
+  readonly finished: Promise<void> = new Promise((r) => { this.#resolveFinished = r; });
+  #notifiedReady = false;
+  #fibSynced = false;
+  #syncTimer: NodeJS.Timeout | undefined;
+  #syncPoll: NodeJS.Timeout | undefined;
+  #syncDeadline = 0;
+  #lastBestAt = 0;
+  /** start-up peers still to be heard from, with the time each became Established (0: not yet) */
+  readonly #startupPeers = new Map<string, number>();
+  #configuredLevel: LogLevel;
+  #counterSnapshot = new Map<string, Record<string, number>>();
+  #metricsTimer: NodeJS.Timeout | undefined;
+
+  constructor(cfg: DaemonConfig, o: DaemonOptions = {}) {
+    this.cfg = cfg;
+    this.#env = o.env ?? process.env;
+    this.#configuredLevel = parseLogLevel(cfg.log.level) ?? 'info';
+    this.log = createLogger({ level: this.#configuredLevel, fields: { node: cfg.nodeName }, ...(o.logSink ? { sink: o.logSink } : {}) });
+    this.readiness = new ReadinessGate({ fibEnabled: cfg.fib.enabled });
+    this.controller = new NodeController(cfg.nodeName);
+    this.fib = cfg.fib.enabled ? new Programmer({ table: cfg.fib.table, protocol: cfg.fib.protocol }) : undefined;
+    this.routes = new RouteTable(this.fib);
+  }
+
+  // ------------------------------------------------------------------ life cycle
+
+  /** Starts everything that does not wait for the datastore. Rejects on a local failure (socket in use, netlink). */
+  async start(): Promise<void> {
+    const log = this.log;
+    log.info('skeind starting', { version: VERSION, config: this.cfg.file, datastore: this.cfg.datastore.type, fib: this.cfg.fib.enabled });
+    this.#monitor.start();
+    this.readiness.onChange((r) => {
+      this.metrics.ready(r.ready);
+      log.info(r.ready ? 'ready' : 'not ready', r.ready ? {} : { missing: r.missing });
+      if (r.ready && !this.#notifiedReady) {
+        this.#notifiedReady = true;
+        this.#notify('READY=1\nSTATUS=ready');
+      }
+    });
+    if (this.cfg.metrics.listen) {
+      const { host, port } = this.cfg.metrics.listen;
+      this.#http = await startHttpServer({
+        listen: host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`,
+        metrics: this.metrics,
+        readiness: () => this.readiness.check(),
+        liveness: () => this.#monitor.check(),
+        log,
+      });
+    }
+    const control = new ControlServer({ path: this.cfg.control.socket, log, ...(this.cfg.control.group !== undefined ? { group: this.cfg.control.group } : {}) });
+    control
+      .handle('status', () => this.status())
+      .handle('peers', () => ({ peers: this.peers() }))
+      .handle('routes', (p) => this.routesJson(typeof p.prefix === 'string' ? p.prefix : undefined))
+      .handle('fib', () => this.fibJson())
+      .handle('reload', () => this.reload());
+    await control.listen();
+    this.#control = control;
+
+    if (this.fib) {
+      const fib = this.fib;
+      fib.on('failure', (v: RouteView) => {
+        if (v.failure) this.metrics.fibFailure(v.failure.code);
+        log.warn('kernel refused a route', { prefix: fmtPrefix(v), code: v.failure?.code, reason: v.failure?.message, attempts: v.failure?.attempts });
+      });
+      fib.on('batch', (b) => this.metrics.fibProgrammed(b.latencySeconds));
+      fib.on('warning', (e: Error) => log.warn('fib', { err: e }));
+      fib.on('resync', (reason: string) => log.debug('fib resync', { reason }));
+      fib.on('overrun', (which: string) => log.warn('netlink socket overrun; resyncing', { socket: which }));
+      await fib.start();
+      const st = fib.stats();
+      log.info('fib started: routes already in the kernel were adopted', { adopted: st.stale, table: this.cfg.fib.table, protocol: this.cfg.fib.protocol });
+    }
+    this.#metricsTimer = setInterval(() => this.#sampleMetrics(), 5000);
+    this.#metricsTimer.unref();
+
+    const ds = openDatastore(this.cfg.datastore);
+    this.#ds = ds;
+    ds.on('status', (s) => this.#onStatus(s));
+    ds.on('invalid', (i: Issue) => {
+      this.metrics.datastoreRejected(i.kind ?? 'unknown');
+      log[i.severity === 'error' ? 'warn' : 'info']('datastore record', { source: i.source, line: i.line, field: i.field, reason: i.reason, kind: i.kind, name: i.name, severity: i.severity });
+    });
+    ds.on('snapshot', (m) => {
+      this.#onSnapshot(m).catch((e: unknown) => this.#fatal('cannot start the BGP speaker', e));
+    });
+    ds.on('change', (ev) => this.#onChange(ev));
+  }
+
+  /** Resolves once stop() has finished. */
+  get stopped(): Promise<void> | undefined {
+    return this.#stopped;
+  }
+
+  /**
+   * Clean stop: the control socket closes, sessions end with a Cease (RFC 4486 Administrative Shutdown), and every
+   * route stays in the kernel (Programmer.close() leaves them), so forwarding goes on while skeind is down.
+   */
+  stop(reason = 'skeind stopping'): Promise<void> {
+    if (this.#stopped) return this.#stopped;
+    this.#stopping = true;
+    this.#stopped = (async () => {
+      this.log.info('stopping', { reason });
+      this.#notify('STOPPING=1');
+      // Sessions closing below make the speaker withdraw what they carried: those withdrawals must not reach the
+      // kernel, whose routes keep forwarding while skeind is down (the next start adopts and re-checks them).
+      this.speaker?.removeAllListeners('best');
+      clearTimeout(this.#syncTimer);
+      clearInterval(this.#syncPoll);
+      clearInterval(this.#metricsTimer);
+      const step = async (what: string, f: () => Promise<void> | void): Promise<void> => {
+        try {
+          await f();
+        } catch (e) {
+          this.log.warn(`stop: ${what} failed`, { err: e });
+        }
+      };
+      await step('control socket', () => this.#control?.close());
+      await step('speaker', () => this.speaker?.stop({ message: 'skeind stopping' }));
+      await step('datastore', () => this.#ds?.close());
+      await step('fib', () => this.fib?.close());
+      await step('http', () => this.#http?.close());
+      this.readiness.close();
+      this.#monitor.stop();
+      this.log.info('stopped; routes left in the kernel');
+      this.#resolveFinished();
+    })();
+    return this.#stopped;
+  }
+
+  #fatal(what: string, e: unknown): void {
+    this.log.error(what, { err: e });
+    process.exitCode = 1;
+    void this.stop(what);
+  }
+
+  #notify(state: string): void {
+    try {
+      sdNotify(state, this.#env);
+    } catch (e) {
+      this.log.warn('sd_notify failed', { err: e, state });
+    }
+  }
+
+  // ------------------------------------------------------------------ datastore
+
+  #onStatus(s: DatastoreStatus): void {
+    const synced = s.state === 'synced';
+    this.metrics.datastoreSynced(synced);
+    this.readiness.setDatastoreSynced(synced || (s.state === 'disconnected' && this.speaker !== undefined));
+    const fields = { state: s.state, lastError: s.lastError, revision: s.revision };
+    if (s.state === 'disconnected' || s.lastError !== undefined) this.log.warn('datastore status', fields);
+    else this.log.info('datastore status', fields);
+  }
+
+  async #onSnapshot(model: Model): Promise<void> {
+    if (this.#stopping) return;
+    const log = this.log;
+    this.#applyLogSeverity(model);
+    const id = speakerIdentity(this.cfg, model);
+    this.identity = id;
+    this.routes.own = new Set([id.v4, id.v6].filter((a): a is string => a !== undefined));
+    if (model.node(this.cfg.nodeName) === undefined) {
+      log.warn('this node has no Node resource in the datastore: no BGP address, so no peerings', { nodeName: this.cfg.nodeName });
+    }
+    const speaker = new Speaker({
+      localAsn: id.asn,
+      routerId: id.routerId,
+      listenAddress: id.listenAddress,
+      listenPort: id.listenPort,
+      maxPaths: 16,
+      // A data-centre fabric: retry a failed connection within seconds, not RFC 4271's suggested 120 s, so a
+      // mesh whose nodes start in any order comes up quickly (BIRD, as Calico configures it, retries in 5 s).
+      connectRetryTime: 5,
+      idleHold: { initial: 2, max: 60 },
+      ...(id.v4 !== undefined ? { nextHop4: id.v4 } : {}),
+      ...(id.v6 !== undefined ? { nextHop6: id.v6 } : {}),
+      isInstalled: (prefix) => this.#installed(prefix),
+    });
+    speaker.on('peer', (ev: PeerStateEvent) => this.#onPeerState(ev));
+    speaker.on('best', (evs: BestEvent[]) => this.#onBest(evs));
+    speaker.on('log', (l: { level: 'info' | 'warn' | 'error'; msg: string; peer?: string }) => {
+      log[l.level](l.msg, l.peer !== undefined ? { peer: l.peer, component: 'bgp' } : { component: 'bgp' });
+    });
+    this.speaker = speaker;
+    await speaker.start();
+    log.info('BGP speaker listening', { asn: id.asn, routerId: id.routerId, address: id.listenAddress, port: speaker.port });
+
+    const diff = this.controller.update(model);
+    const state = this.controller.state;
+    for (const p of state.peers) this.#startupPeers.set(p.address, 0);
+    this.readiness.setPeers(state.peers.map((p) => p.address));
+    await this.#applyDiff(diff, true);
+    this.readiness.setDatastoreSynced(this.#ds?.status.state === 'synced');
+    this.#startSyncWatch(state.peers);
+  }
+
+  #onChange(ev: ChangeEvent): void {
+    this.metrics.datastoreChange(ev.kind);
+    this.#pendingEvents.push(ev);
+    if (this.#eventsScheduled) return;
+    this.#eventsScheduled = true;
+    // One diff per burst: the file datastore and an etcd watch deliver related changes together.
+    setImmediate(() => {
+      this.#eventsScheduled = false;
+      const events = this.#pendingEvents;
+      this.#pendingEvents = [];
+      if (!this.speaker || this.#stopping) return; // before the snapshot the controller has nothing to diff against
+      const model = this.#ds?.model;
+      if (model) {
+        this.#applyLogSeverity(model);
+        this.#checkIdentity(model);
+      }
+      const diff = this.controller.applyChanges(events);
+      this.#applyDiff(diff, false).catch((e: unknown) => this.log.error('applying datastore changes failed', { err: e }));
+    });
+  }
+
+  /** AS, router ID and listen socket are the speaker's own: changing them needs a restart of skeind. */
+  #checkIdentity(model: Model): void {
+    if (!this.identity) return;
+    const now = speakerIdentity(this.cfg, model);
+    const was = this.identity;
+    const changed = (['asn', 'routerId', 'listenAddress', 'listenPort'] as const).filter((k) => now[k] !== was[k]);
+    if (changed.length > 0) {
+      this.log.warn('a change needs a restart of skeind to take effect (sessions would drop)', { fields: changed, now: Object.fromEntries(changed.map((k) => [k, now[k]])) });
+    }
+  }
+
+  /** The more verbose of skein.yaml's log.level and Calico's logSeverityScreen (node.<name>, else default). */
+  #applyLogSeverity(model: Model): void {
+    const sev = model.bgpConfiguration(`node.${this.cfg.nodeName}`)?.spec.logSeverityScreen ?? model.bgpConfiguration('default')?.spec.logSeverityScreen;
+    const calico = sev !== undefined ? parseLogLevel(sev) : undefined;
+    const rank = (l: LogLevel): number => ['debug', 'info', 'warn', 'error'].indexOf(l);
+    const level = calico !== undefined && rank(calico) < rank(this.#configuredLevel) ? calico : this.#configuredLevel;
+    if (level !== this.log.level) {
+      this.log.info('log level', { level, from: calico !== undefined ? 'logSeverityScreen' : 'skein.yaml' });
+      this.log.setLevel(level);
+    }
+  }
+
+  // ------------------------------------------------------------------ applying the controller's diffs
+
+  #applyDiff(d: ControllerDiff, initial: boolean): Promise<void> {
+    const run = async (): Promise<void> => {
+      const speaker = this.speaker;
+      if (!speaker || this.#stopping) return;
+      const log = this.log;
+      const ready = this.controller.state.ready;
+      if (d.ready !== undefined || initial) {
+        if (!ready) log.warn('ClusterInformation datastoreReady is false: nothing is announced or programmed until it is true');
+        else if (d.ready === true) log.info('ClusterInformation datastoreReady is true: announcing and programming');
+        this.readiness.setBlocker('cluster', ready ? undefined : 'cluster datastore not ready (ClusterInformation datastoreReady false)');
+      }
+
+      // Peers: removals, then changes, then additions (the controller's order).
+      for (const p of d.peers.removed) {
+        log.info('peer removed', { peer: p.address, type: p.type, name: p.name });
+        try {
+          speaker.removePeer(p.address);
+        } catch (e) {
+          log.warn('removing peer failed', { peer: p.address, err: e });
+        }
+        this.metrics.removePeer(p.address);
+        this.#startupPeers.delete(p.address);
+      }
+      for (const c of d.peers.changed) {
+        const descriptive = c.fields.every((f) => DESCRIPTIVE_PEER_FIELDS.includes(f));
+        const opts = await this.#peerOptions(c.after);
+        if (!opts) continue;
+        log.info(descriptive ? 'peer description changed' : 'peer changed', { peer: c.key, fields: c.fields });
+        try {
+          // The speaker resets the session only when a session parameter changed (bgp/speaker sessionKey).
+          speaker.updatePeer(opts);
+        } catch (e) {
+          log.warn('changing peer failed', { peer: c.key, err: e });
+        }
+      }
+      for (const p of d.peers.added) {
+        const opts = await this.#peerOptions(p);
+        if (!opts) continue;
+        log.info('peer added', { peer: p.address, asn: p.peerAS, type: p.type, name: p.name, passive: p.passive });
+        try {
+          speaker.addPeer(opts);
+        } catch (e) {
+          log.warn('adding peer failed', { peer: p.address, err: e });
+        }
+      }
+      if (!initial) this.readiness.setPeers(this.controller.state.peers.map((p) => p.address));
+
+      // Announcements: only while the gate is open.
+      if (d.ready === false) for (const o of this.controller.state.announce) speaker.withdraw(o.prefix);
+      if (ready) {
+        const full = initial || d.ready === true;
+        const announce = full ? this.controller.state.announce : [...d.announce.changed.map((c) => c.after), ...d.announce.added];
+        for (const o of d.announce.removed) {
+          log.info('withdrawing', { prefix: o.prefix, kind: o.kind });
+          speaker.withdraw(o.prefix);
+        }
+        for (const o of announce) this.#originate(o, full);
+      }
+      this.#countOriginations();
+
+      // Kernel routes: the table holds them whatever the gate; it writes only while open.
+      const wr = this.cfg.fib.workloadRoutes;
+      for (const b of d.blackholes.removed) this.routes.setBlackhole(b.prefix, false);
+      for (const b of [...d.blackholes.changed.map((c) => c.after), ...d.blackholes.added]) this.routes.setBlackhole(b.prefix, true);
+      for (const r of d.deviceRoutes.removed) {
+        if (wr) this.routes.setDevice(r.prefix, null);
+        log.info('workload route removed', { prefix: r.prefix, dev: r.interface, workload: r.workload });
+      }
+      for (const r of [...d.deviceRoutes.changed.map((c) => c.after), ...d.deviceRoutes.added]) {
+        if (wr) this.routes.setDevice(r.prefix, r.interface);
+        if (!initial) log.info('workload route', { prefix: r.prefix, dev: r.interface, workload: r.workload });
+      }
+      this.routes.setOpen(ready);
+      if (ready) this.#maybeSync();
+      this.#fibMetrics();
+    };
+    const p = this.#queue.then(run);
+    this.#queue = p.catch(() => undefined);
+    return p;
+  }
+
+  #originate(o: Origination, quiet: boolean): void {
+    const log = this.log;
+    try {
+      this.speaker?.originate(o.prefix, originationAttributes(o));
+      if (!quiet) log.info('announcing', { prefix: o.prefix, kind: o.kind });
+      else log.debug('announcing', { prefix: o.prefix, kind: o.kind });
+    } catch (e) {
+      log.warn('cannot announce', { prefix: o.prefix, err: e });
+    }
+  }
+
+  #countOriginations(): void {
+    const n = { block: 0, borrowed: 0, service: 0 };
+    if (this.controller.state.ready) for (const o of this.controller.state.announce) n[o.kind]++;
+    for (const k of ['block', 'borrowed', 'service'] as const) this.metrics.originations(k, n[k]);
+  }
+
+  /** The speaker's options for a peer; the MD5 password is read from its secret (and never logged). */
+  async #peerOptions(p: DesiredPeer): Promise<PeerOptions | undefined> {
+    let md5Key: Buffer | undefined;
+    if (p.password !== undefined) {
+      try {
+        const secret = await resolvePassword(p.password, this.cfg.secretsDir);
+        md5Key = Buffer.from(secret.reveal(), 'utf8');
+      } catch (e) {
+        // Without its key the session cannot come up (the peer drops unsigned segments): say why, skip it.
+        this.log.error('BGP password unavailable; peer not configured', { peer: p.address, reason: (e as Error).message });
+        return undefined;
+      }
+    }
+    return peerOptionsFor(p, { localAsn: this.speaker?.localAsn ?? this.identity?.asn ?? 0, ...(md5Key ? { md5Key } : {}) });
+  }
+
+  // ------------------------------------------------------------------ speaker events
+
+  #onPeerState(ev: PeerStateEvent): void {
+    const st = PEER_STATES.includes(ev.state as PeerState) ? (ev.state as PeerState) : 'Idle';
+    this.metrics.peerState(ev.address, st, ev.since.getTime());
+    const up = ev.state === 'Established';
+    this.readiness.setPeerEstablished(ev.address, up);
+    const fields = { peer: ev.address, from: ev.from, state: ev.state, ...(ev.info ? { info: ev.info } : {}) };
+    if (up || ev.from === 'Established') this.log.info(up ? 'session established' : 'session down', fields);
+    else this.log.debug('peer state', fields);
+    if (up && this.#startupPeers.get(ev.address) === 0) this.#startupPeers.set(ev.address, Date.now());
+  }
+
+  #onBest(evs: BestEvent[]): void {
+    if (this.#stopping) return;
+    this.#lastBestAt = Date.now();
+    for (const ev of evs) {
+      if (ev.local || ev.attributes === null || ev.nextHops.length === 0) this.routes.setBgp(ev.prefix, null);
+      else this.routes.setBgp(ev.prefix, ev.nextHops);
+      if (this.log.isEnabled('debug')) this.log.debug('best path', { prefix: ev.prefix, nextHops: ev.nextHops, from: ev.from, local: ev.local, gone: ev.attributes === null });
+    }
+    this.#fibMetrics();
+  }
+
+  // ------------------------------------------------------------------ FIB sync at start-up
+
+  #startSyncWatch(peers: readonly DesiredPeer[]): void {
+    const longest = Math.max(0, ...peers.map((p) => p.restartTimeMs ?? 0));
+    const deadline = Math.min(MAX_SYNC_DEADLINE_MS, Math.max(DEFAULT_SYNC_DEADLINE_MS, longest));
+    this.#syncDeadline = Date.now() + deadline;
+    this.#syncTimer = setTimeout(() => this.#maybeSync(true), deadline);
+    this.#syncTimer.unref();
+    this.#syncPoll = setInterval(() => this.#maybeSync(), 250);
+    this.#syncPoll.unref();
+    this.#maybeSync();
+  }
+
+  /** Sweep the FIB once every start-up peer has sent its routes (or at the deadline), and the gate is open. */
+  #maybeSync(deadline = false): void {
+    if (this.#fibSynced || this.#syncDeadline === 0 || this.#stopping) return;
+    if (!this.controller.state.ready) return;
+    const now = Date.now();
+    const waiting = [...this.#startupPeers].filter(([, at]) => at === 0 || now - Math.max(at, this.#lastBestAt) < PEER_QUIET_MS).map(([a]) => a);
+    if (waiting.length > 0 && !deadline && now < this.#syncDeadline) return;
+    this.#fibSynced = true;
+    clearTimeout(this.#syncTimer);
+    clearInterval(this.#syncPoll);
+    if (waiting.length > 0) this.log.warn('start-up peers not all heard from; reconciling the FIB anyway', { waiting });
+    const fib = this.fib;
+    if (!fib) {
+      this.readiness.setFibReconciled(true);
+      return;
+    }
+    const stale = fib.stats().stale;
+    fib.markSynced().then(
+      () => {
+        this.log.info('fib reconciled: routes nobody asked for again were removed', { swept: stale });
+        this.readiness.setFibReconciled(true);
+        this.#fibMetrics();
+      },
+      (e: unknown) => this.log.error('fib sweep failed', { err: e }),
+    );
+  }
+
+  #installed(prefix: string): boolean {
+    const fib = this.fib;
+    if (!fib) return false;
+    const p = prefixBytes(prefix);
+    if (!p) return false;
+    const v = fib.lookup(p.family, p.addr, p.len);
+    return v !== undefined && v.kernel !== undefined && v.inSync && this.routes.desired(prefix)?.kind === 'bgp';
+  }
+
+  // ------------------------------------------------------------------ metrics
+
+  #fibMetrics(): void {
+    if (!this.fib) {
+      this.metrics.fibRoutes({ desired: this.routes.open ? this.routes.size : 0, installed: 0, failed: 0 });
+      return;
+    }
+    const s = this.fib.stats();
+    let failed = 0;
+    for (const n of Object.values(s.failuresByReason)) failed += n;
+    this.metrics.fibRoutes({ desired: s.desired, installed: s.installed, failed });
+  }
+
+  /** The speaker keeps cumulative counters; Prometheus counters get the increments since the last sample. */
+  #sampleMetrics(): void {
+    this.#fibMetrics();
+    const speaker = this.speaker;
+    if (!speaker) return;
+    for (const p of speaker.peersJson().peers) {
+      for (const f of p.families) this.metrics.prefixes(p.address, f, p.prefixes);
+      const last = this.#counterSnapshot.get(p.address) ?? {};
+      const now: Record<string, number> = {};
+      for (const [t, n] of Object.entries(p.messages.in)) {
+        now[`in ${t}`] = n;
+        const d = n - (last[`in ${t}`] ?? 0);
+        if (d > 0) this.metrics.messageIn(p.address, t as 'UPDATE', d);
+      }
+      for (const [t, n] of Object.entries(p.messages.out)) {
+        now[`out ${t}`] = n;
+        const d = n - (last[`out ${t}`] ?? 0);
+        if (d > 0) this.metrics.messageOut(p.address, t as 'UPDATE', d);
+      }
+      for (const [dir, map] of [['nin', p.notifications.in], ['nout', p.notifications.out]] as const) {
+        for (const [k, n] of Object.entries(map)) {
+          now[`${dir} ${k}`] = n;
+          const d = n - (last[`${dir} ${k}`] ?? 0);
+          const [code, sub] = k.split('/').map(Number) as [number, number];
+          for (let i = 0; i < d; i++) {
+            if (dir === 'nin') this.metrics.notificationIn(p.address, code, sub);
+            else this.metrics.notificationOut(p.address, code, sub);
+          }
+        }
+      }
+      this.#counterSnapshot.set(p.address, now);
+    }
+  }
+
+  // ------------------------------------------------------------------ control methods (CONTRACT shapes)
+
+  status(): StatusJson {
+    const r = this.readiness.check();
+    const out: StatusJson = {
+      node: this.cfg.nodeName,
+      routerId: this.identity?.routerId ?? '',
+      asn: this.identity?.asn ?? 0,
+      ready: r.ready,
+      peers: this.peers(),
+      version: VERSION,
+    };
+    if (!r.ready) out.notReady = r.missing;
+    return out;
+  }
+
+  peers(): PeerJson[] {
+    const speaker = this.speaker;
+    if (!speaker) return [];
+    const desired = new Map(this.controller.state.peers.map((p) => [p.address, p]));
+    return speaker.peersJson().peers.map((p) => peerJson(p, desired.get(p.address)));
+  }
+
+  routesJson(prefix?: string): { routes: RouteJson[] } {
+    const speaker = this.speaker;
+    if (!speaker) return { routes: [] };
+    let routes: ReturnType<Speaker['routesJson']>['routes'];
+    if (prefix === undefined) routes = speaker.routesJson().routes;
+    else if (prefix.includes('/')) {
+      if (prefixBytes(prefix) === undefined) throw new ControlError(`"${prefix}" is not an IP prefix`, 'bad-request');
+      try {
+        routes = speaker.routesJson(prefix).routes;
+      } catch (e) {
+        throw new ControlError(`"${prefix}": ${(e as Error).message}`, 'bad-request');
+      }
+    } else {
+      // An address: the longest prefix of the Loc-RIB that holds it.
+      const a = prefixBytes(prefix);
+      if (a === undefined) throw new ControlError(`"${prefix}" is not an IP address or prefix`, 'bad-request');
+      const holding = speaker.routesJson().routes.filter((r) => {
+        const p = prefixBytes(r.prefix);
+        return p !== undefined && p.family === a.family && within(a.addr, p.addr, p.len);
+      });
+      holding.sort((x, y) => (prefixBytes(y.prefix)?.len ?? 0) - (prefixBytes(x.prefix)?.len ?? 0));
+      routes = holding.slice(0, 1);
+    }
+    return { routes: routes.map((r) => ({ prefix: r.prefix, installed: r.installed, best: pathJsonOf(r.best), paths: r.paths.map(pathJsonOf) })) };
+  }
+
+  fibJson(): FibJson {
+    const fib = this.fib;
+    const routes: FibRouteJson[] = [];
+    const seen = new Set<string>();
+    let pending = 0;
+    let failed = 0;
+    let installed = 0;
+    const open = this.routes.open;
+    for (const d of this.routes.all()) {
+      seen.add(d.prefix);
+      const desired: FibEntryJson = d.kind === 'device'
+        ? { type: 'device', nextHops: [], ...(d.dev !== undefined ? { dev: d.dev } : {}) }
+        : d.kind === 'blackhole' ? { type: 'blackhole', nextHops: [] } : { type: 'unicast', nextHops: d.nextHops };
+      const p = prefixBytes(d.prefix)!;
+      const v = fib?.lookup(p.family, p.addr, p.len);
+      const kernel = v?.kernel ? kernelEntry(v, d.dev) : null;
+      if (kernel) installed++;
+      const state: FibRouteJson['state'] = v?.failure ? 'failed' : v?.inSync ? 'in-sync' : 'pending';
+      if (state === 'failed') failed++;
+      else if (state === 'pending') pending++;
+      const row: FibRouteJson = { prefix: d.prefix, desired: open ? desired : null, kernel, state };
+      if (v?.failure) row.error = `${v.failure.code}: ${v.failure.message}`;
+      routes.push(row);
+    }
+    // Routes of ours in the kernel that nothing wants (adopted at start, before the sweep).
+    if (fib) {
+      for (const v of fib.routes()) {
+        const prefix = fmtPrefix(v);
+        if (seen.has(prefix) || !v.kernel) continue;
+        installed++;
+        routes.push({ prefix, desired: null, kernel: kernelEntry(v, undefined), state: 'pending' });
+      }
+    }
+    return {
+      enabled: fib !== undefined,
+      table: this.cfg.fib.table,
+      protocol: this.cfg.fib.protocol,
+      counts: { desired: open ? seen.size : 0, installed, pending, failed },
+      routes,
+    };
+  }
+
+  /**
+   * SIGHUP / `skeinctl reload`: re-read skein.yaml and the datastore; apply what can change on the fly (log
+   * level, secrets via the datastore diff) and say which changes need a restart. Sessions stay up.
+   */
+  async reload(): Promise<ReloadJson> {
+    const log = this.log;
+    const changes: string[] = [];
+    let next: DaemonConfig;
+    try {
+      next = loadDaemonConfig(this.cfg.file, this.#env);
+    } catch (e) {
+      this.metrics.reload(false);
+      log.error('reload: skein.yaml is not valid; keeping the running configuration', { reason: (e as Error).message });
+      throw new ControlError(`skein.yaml: ${(e as Error).message}; the running configuration is kept`, 'bad-config');
+    }
+    const old = this.cfg;
+    const restartNeeded = (name: string, a: unknown, b: unknown): void => {
+      if (JSON.stringify(a) !== JSON.stringify(b)) {
+        changes.push(`${name} changed: needs a restart of skeind to take effect`);
+        log.warn('reload: change needs a restart', { field: name });
+      }
+    };
+    restartNeeded('nodeName', old.nodeName, next.nodeName);
+    restartNeeded('datastore', old.datastore, next.datastore);
+    restartNeeded('bgp', old.bgp, next.bgp);
+    restartNeeded('fib', old.fib, next.fib);
+    restartNeeded('control', old.control, next.control);
+    restartNeeded('metrics', old.metrics, next.metrics);
+    if (old.log.level !== next.log.level) {
+      changes.push(`log.level: ${old.log.level} -> ${next.log.level}`);
+      this.#configuredLevel = parseLogLevel(next.log.level) ?? 'info';
+      if (this.#ds?.model) this.#applyLogSeverity(this.#ds.model);
+      else this.log.setLevel(this.#configuredLevel);
+    }
+    const secretsChanged = old.secretsDir !== next.secretsDir;
+    if (secretsChanged) changes.push(`secretsDir: ${old.secretsDir} -> ${next.secretsDir}`);
+    // Keep what cannot change live; take the rest.
+    this.cfg = { ...old, log: next.log, secretsDir: next.secretsDir };
+    if (this.#ds) {
+      try {
+        await this.#ds.reload();
+      } catch (e) {
+        this.metrics.reload(false);
+        throw new ControlError(`datastore reload failed: ${(e as Error).message}`, 'datastore');
+      }
+      if (this.#ds.model) this.#applyLogSeverity(this.#ds.model);
+    }
+    // Passwords live in files: re-read them for every peer that has one (the speaker resets a peer only when
+    // its key really changed).
+    const withPassword = this.controller.state.peers.filter((p) => p.password !== undefined);
+    if (withPassword.length > 0) {
+      await this.#applyDiff({
+        peers: { added: [], removed: [], changed: withPassword.map((p) => ({ key: p.key, before: p, after: p, fields: ['password'] })) },
+        announce: { added: [], changed: [], removed: [] },
+        blackholes: { added: [], changed: [], removed: [] },
+        deviceRoutes: { added: [], changed: [], removed: [] },
+      }, false);
+    }
+    this.metrics.reload(true);
+    const message = changes.length === 0 ? 'configuration re-read; no changes in skein.yaml' : 'configuration re-read';
+    log.info('reloaded', { changes });
+    return { reloaded: true, message, changes };
+  }
+}
+
+// ------------------------------------------------------------------ JSON helpers
+
+function peerJson(p: SpeakerPeerJson, d: DesiredPeer | undefined): PeerJson {
+  const type: PeerType = (['node-to-node mesh', 'global', 'node specific', 'route reflector'] as const).includes(p.type as PeerType)
+    ? (p.type as PeerType)
+    : 'global';
+  const out: Mutable<PeerJson> & Record<string, unknown> = {
+    address: p.address,
+    port: p.port,
+    asn: p.asn,
+    localAsn: p.localAsn,
+    type,
+    state: p.state as PeerStateName,
+    since: p.since,
+    info: p.info,
+    families: p.families,
+    prefixes: p.prefixes,
+  };
+  if (d) {
+    out.name = d.name;
+    if (d.peerNode !== undefined) out.peerNode = d.peerNode;
+    out.passive = d.passive;
+    if (d.reflection !== 'none') out.reflection = d.reflection;
+  }
+  // serial number of the TCP connection: a new number means the session was replaced
+  out.connection = p.connection;
+  out.messages = p.messages;
+  out.notifications = p.notifications;
+  return out;
+}
+
+function pathJsonOf(p: SpeakerPathJson): PathJson {
+  // CONTRACT PATH: numbers for LOCAL_PREF and MED; an absent attribute shows its RFC 4271 §9.1.2.2 default.
+  return {
+    from: p.from,
+    nextHops: p.nextHops,
+    asPath: p.asPath.flat(),
+    origin: (p.origin === 'IGP' || p.origin === 'EGP' ? p.origin : 'INCOMPLETE'),
+    localPref: p.localPref ?? 100,
+    med: p.med ?? 0,
+    communities: p.communities,
+    largeCommunities: p.largeCommunities,
+    reason: p.reason,
+  };
+}
+
+function kernelEntry(v: RouteView, dev: string | undefined): FibEntryJson | null {
+  const k = v.kernel;
+  if (!k) return null;
+  if (k.type === 6) return { type: 'blackhole', nextHops: [] };
+  const gws = k.hops.filter((h) => h.gateway !== undefined).map((h) => formatAddress(h.gateway!));
+  if (gws.length === 0) return { type: 'device', nextHops: [], ...(dev !== undefined ? { dev } : {}) };
+  return { type: 'unicast', nextHops: gws };
+}
+
+function fmtPrefix(v: RouteView): string {
+  const p = v.prefix;
+  return `${formatAddress(p.addr.subarray(0, p.family === 4 ? 4 : 16))}/${p.len}`;
+}
+
+function within(addr: Uint8Array, net: Uint8Array, len: number): boolean {
+  for (let i = 0; i < len; i++) {
+    const byte = i >> 3;
+    const bit = 0x80 >> (i & 7);
+    if ((addr[byte]! & bit) !== (net[byte]! & bit)) return false;
+  }
+  return true;
+}
+

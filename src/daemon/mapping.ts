@@ -1,0 +1,169 @@
+// Pure translations between the node controller's vocabulary (src/controller) and what the BGP speaker and the
+// FIB programmer take. No I/O here, so each rule is tested with a table (test/skeind-unit.test.ts).
+import { createHash } from 'node:crypto';
+import { isIP } from 'node:net';
+import type { PathAttributes, PeerOptions } from '../../bgp/index.js';
+import type { CalicoNode, DaemonConfig, Model } from '../../config/index.js';
+import type { NextHop, Target } from '../../fib/index.js';
+import { DEFAULT_AS, type DesiredPeer, type Origination } from '../controller/index.js';
+
+/** RFC 4724 §3: the Restart Time field is 12 bits of seconds. */
+export const MAX_RESTART_TIME_S = 4095;
+
+export interface PeerMapContext {
+  /** the speaker's own AS: a peering with another local AS gets an override */
+  readonly localAsn: number;
+  /** the TCP-MD5 key, already read from the secret (never logged) */
+  readonly md5Key?: Buffer;
+}
+
+/**
+ * DesiredPeer -> the speaker's PeerOptions. A session carries the family of its addresses, as Calico's BIRD
+ * and BIRD6 sessions do: the mesh has one IPv4 session between IPv4 addresses and one IPv6 session between IPv6
+ * addresses, and each family's next hop is then the session's own local address.
+ */
+export function peerOptionsFor(p: DesiredPeer, ctx: PeerMapContext): PeerOptions {
+  const o: { -readonly [K in keyof PeerOptions]: PeerOptions[K] } = {
+    address: p.address,
+    asn: p.peerAS,
+    passive: p.passive,
+    families: [p.family === 4 ? 'ipv4-unicast' : 'ipv6-unicast'],
+    type: p.reflection === 'reflector' ? 'route reflector' : p.type,
+  };
+  if (p.port !== undefined && p.port !== 179) o.port = p.port;
+  if (p.localAS !== ctx.localAsn) o.localAsn = p.localAS;
+  // sourceAddress UseNodeIP: the controller already resolved it to this node's address of the family.
+  if (p.sourceAddress !== undefined) o.sourceAddress = p.sourceAddress;
+  if (ctx.md5Key !== undefined) o.md5Key = ctx.md5Key;
+  if (p.ttlSecurity !== undefined) o.ttlSecurity = p.ttlSecurity;
+  if (p.restartTimeMs !== undefined) o.restartTime = Math.min(MAX_RESTART_TIME_S, Math.max(0, Math.ceil(p.restartTimeMs / 1000)));
+  if (p.keepaliveTimeMs !== undefined) o.keepaliveTime = Math.max(1, Math.round(p.keepaliveTimeMs / 1000));
+  // 'keep' needs nothing: on iBGP the next hop is passed on unchanged, and the speaker has no eBGP "keep" knob.
+  if (p.nextHop === 'self') o.nextHopSelf = true;
+  if (p.numAllowedLocalASNumbers !== undefined) o.allowOwnAs = p.numAllowedLocalASNumbers;
+  if (p.rrClient) o.routeReflectorClient = true;
+  return o;
+}
+
+/** The path attributes of a local origination: ORIGIN IGP, an empty AS_PATH (the core's default) and communities. */
+export function originationAttributes(o: Origination): PathAttributes {
+  const a: { -readonly [K in keyof PathAttributes]: PathAttributes[K] } = { origin: 0 };
+  // RFC 1997: a community is one 32-bit value, the AS in the high 16 bits.
+  if (o.communities.length > 0) a.communities = o.communities.map(([asn, v]) => ((asn << 16) | v) >>> 0);
+  if (o.largeCommunities.length > 0) a.largeCommunities = o.largeCommunities.map(([g, l1, l2]) => [g, l1, l2] as const);
+  return a;
+}
+
+const stripLen = (a: string | undefined): string | undefined => (a === undefined ? undefined : a.split('/')[0]);
+
+/** The node's BGP addresses, without their prefix lengths. */
+export function nodeAddresses(node: CalicoNode | undefined): { v4?: string; v6?: string } {
+  const out: { v4?: string; v6?: string } = {};
+  const v4 = stripLen(node?.spec.bgp?.ipv4Address);
+  const v6 = stripLen(node?.spec.bgp?.ipv6Address);
+  if (v4 !== undefined) out.v4 = v4;
+  if (v6 !== undefined) out.v6 = v6;
+  return out;
+}
+
+/**
+ * The BGP Identifier (RFC 4271 §4.2, RFC 6286): skein.yaml's bgp.routerId, else the node's IPv4 BGP address,
+ * else — an IPv6-only node, as Calico does — a value derived from a hash of the node name, so that it is stable
+ * across restarts and different between nodes. Never 0.0.0.0 (RFC 6286 §2.1).
+ */
+export function routerIdFor(configured: string | undefined, nodeV4: string | undefined, nodeName: string): string {
+  if (configured !== undefined) return configured;
+  if (nodeV4 !== undefined) return nodeV4;
+  const h = createHash('sha256').update(nodeName).digest();
+  const b: number[] = [h[0]!, h[1]!, h[2]!, h[3]!];
+  const zero = b[0] === 0 && b[1] === 0 && b[2] === 0 && b[3] === 0;
+  if (zero) b[3] = 1;
+  return b.join('.');
+}
+
+export interface SpeakerIdentity {
+  asn: number;
+  routerId: string;
+  listenAddress: string;
+  listenPort: number;
+  v4?: string;
+  v6?: string;
+}
+
+/**
+ * AS, router ID and listen socket of this node's speaker. AS: the Node's own asNumber, else the default
+ * BGPConfiguration's, else Calico's default 64512. Port: BGPConfiguration `node.<name>` listenPort, else
+ * `default`'s, else skein.yaml. bindMode NodeIP binds the node's address (IPv4 when it has one).
+ */
+export function speakerIdentity(cfg: DaemonConfig, model: Model): SpeakerIdentity {
+  const node = model.node(cfg.nodeName);
+  const { v4, v6 } = nodeAddresses(node);
+  const def = model.bgpConfiguration('default')?.spec;
+  const mine = model.bgpConfiguration(`node.${cfg.nodeName}`)?.spec;
+  const asn = node?.spec.bgp?.asNumber ?? def?.asNumber ?? DEFAULT_AS;
+  const listenPort = mine?.listenPort ?? def?.listenPort ?? cfg.bgp.listen.port;
+  let listenAddress = cfg.bgp.listen.address;
+  if (def?.bindMode === 'NodeIP') listenAddress = v4 ?? v6 ?? listenAddress;
+  const out: SpeakerIdentity = { asn, routerId: routerIdFor(cfg.bgp.routerId, v4, cfg.nodeName), listenAddress, listenPort };
+  if (v4 !== undefined) out.v4 = v4;
+  if (v6 !== undefined) out.v6 = v6;
+  return out;
+}
+
+// ----- addresses and prefixes as the FIB wants them (bytes) -----
+
+/** Address text -> 4 or 16 bytes; undefined when it is not an address. */
+export function addressBytes(text: string): Uint8Array | undefined {
+  const fam = isIP(text);
+  if (fam === 4) return Uint8Array.from(text.split('.').map(Number));
+  if (fam !== 6) return undefined;
+  // An embedded dotted quad (::ffff:10.0.0.1) becomes its two 16-bit words.
+  const s = text.replace(/(\d+)\.(\d+)\.(\d+)\.(\d+)$/, (_m, a: string, b: string, c: string, d: string) =>
+    `${((Number(a) << 8) | Number(b)).toString(16)}:${((Number(c) << 8) | Number(d)).toString(16)}`);
+  const words = (x: string): number[] => (x === '' ? [] : x.split(':').map((w) => parseInt(w, 16)));
+  const dbl = s.indexOf('::');
+  const all = dbl < 0
+    ? words(s)
+    : ((h: number[], r: number[]): number[] => [...h, ...new Array<number>(8 - h.length - r.length).fill(0), ...r])(words(s.slice(0, dbl)), words(s.slice(dbl + 2)));
+  const out = new Uint8Array(16);
+  all.forEach((w, i) => {
+    out[i * 2] = w >> 8;
+    out[i * 2 + 1] = w & 0xff;
+  });
+  return out;
+}
+
+export interface PrefixBytes {
+  family: 4 | 6;
+  addr: Uint8Array;
+  len: number;
+}
+
+/** "10.65.0.0/26" -> bytes; undefined when malformed. */
+export function prefixBytes(text: string): PrefixBytes | undefined {
+  const i = text.indexOf('/');
+  const a = i < 0 ? text : text.slice(0, i);
+  const addr = addressBytes(a);
+  if (addr === undefined) return undefined;
+  const max = addr.length * 8;
+  const len = i < 0 ? max : Number(text.slice(i + 1));
+  if (!Number.isInteger(len) || len < 0 || len > max) return undefined;
+  return { family: addr.length === 4 ? 4 : 6, addr, len };
+}
+
+/**
+ * The kernel route for a BGP best path: one next hop per BGP next hop (several make an ECMP route), skipping
+ * next hops of the wrong family, link-local IPv6 ones (they need an interface the speaker does not report) and
+ * our own addresses (a route via ourselves would loop).
+ */
+export function bgpTarget(family: 4 | 6, nextHops: readonly string[], own: ReadonlySet<string>): Target | undefined {
+  const hops: NextHop[] = [];
+  for (const nh of nextHops) {
+    if (own.has(nh)) continue;
+    if (family === 6 && /^fe[89ab]/i.test(nh)) continue;
+    const b = addressBytes(nh);
+    if (b === undefined || (b.length === 4) !== (family === 4)) continue;
+    hops.push({ gateway: b });
+  }
+  return hops.length > 0 ? { hops } : undefined;
+}

@@ -1,0 +1,154 @@
+// What skeind wants in the kernel, merged from its three sources, and handed to fib/'s Programmer one prefix at a
+// time. Per prefix the sources rank as Calico's BIRD ranks them (device routes to local workloads are kernel
+// routes that BIRD never replaces; the static blackhole of an affine block has a higher preference than BGP):
+//   local workload device route  >  blackhole of an affine block  >  BGP best path.
+// While the ClusterInformation gate is closed, the table keeps track but writes nothing (CONTRACT: nothing is
+// programmed until the datastore is ready); opening it writes the whole state.
+import type { Programmer, Target } from '../../fib/index.js';
+import { bgpTarget, prefixBytes, type PrefixBytes } from './mapping.js';
+
+export type RouteKind = 'device' | 'blackhole' | 'bgp';
+
+interface Entry {
+  p: PrefixBytes;
+  device?: { dev: string; target: Target };
+  blackhole?: boolean;
+  bgp?: { nextHops: string[]; target: Target };
+  /** the target last handed to the Programmer (undefined: nothing) */
+  written?: Target;
+}
+
+export interface DesiredRoute {
+  prefix: string;
+  kind: RouteKind;
+  target: Target;
+  nextHops: string[];
+  dev?: string;
+}
+
+const BLACKHOLE: Target = { blackhole: true };
+
+export class RouteTable {
+  readonly #fib: Programmer | undefined;
+  readonly #entries = new Map<string, Entry>();
+  /** shared target objects (fib/ interns by identity first) */
+  readonly #devTargets = new Map<string, Target>();
+  readonly #bgpTargets = new Map<string, Target>();
+  #open = false;
+  /** this node's own addresses: never a next hop */
+  own: ReadonlySet<string> = new Set();
+
+  constructor(fib: Programmer | undefined) {
+    this.#fib = fib;
+  }
+
+  get open(): boolean {
+    return this.#open;
+  }
+
+  /** Open (write everything) or close (freeze the kernel as it is) the gate. */
+  setOpen(open: boolean): void {
+    if (open === this.#open) return;
+    this.#open = open;
+    if (open) for (const [k, e] of this.#entries) this.#write(k, e);
+  }
+
+  setDevice(prefix: string, dev: string | null): void {
+    const e = this.#entry(prefix, dev !== null);
+    if (!e) return;
+    if (dev === null) delete e.device;
+    else {
+      let t = this.#devTargets.get(dev);
+      if (!t) this.#devTargets.set(dev, (t = { hops: [{ dev }] }));
+      e.device = { dev, target: t };
+    }
+    this.#changed(prefix, e);
+  }
+
+  setBlackhole(prefix: string, on: boolean): void {
+    const e = this.#entry(prefix, on);
+    if (!e) return;
+    if (on) e.blackhole = true;
+    else delete e.blackhole;
+    this.#changed(prefix, e);
+  }
+
+  /** A BGP best path (next hops), or null when the prefix has none we can install. */
+  setBgp(prefix: string, nextHops: readonly string[] | null): void {
+    const e = this.#entry(prefix, nextHops !== null);
+    if (!e) return;
+    const t = nextHops === null ? undefined : this.#bgpTarget(e.p.family, nextHops);
+    if (t === undefined) delete e.bgp;
+    else e.bgp = { nextHops: [...nextHops!], target: t };
+    this.#changed(prefix, e);
+  }
+
+  /** The winning route of a prefix. */
+  desired(prefix: string): DesiredRoute | undefined {
+    const e = this.#entries.get(prefix);
+    return e ? view(prefix, e) : undefined;
+  }
+
+  *all(): IterableIterator<DesiredRoute> {
+    for (const [k, e] of this.#entries) {
+      const v = view(k, e);
+      if (v) yield v;
+    }
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  prefixOf(prefix: string): PrefixBytes | undefined {
+    return this.#entries.get(prefix)?.p;
+  }
+
+  #bgpTarget(family: 4 | 6, nextHops: readonly string[]): Target | undefined {
+    const key = `${family}|${nextHops.join(',')}`;
+    let t = this.#bgpTargets.get(key);
+    if (t === undefined) {
+      t = bgpTarget(family, nextHops, this.own);
+      if (t === undefined) return undefined;
+      // A cluster has a handful of next-hop sets; a bound keeps a churning one from growing without end.
+      if (this.#bgpTargets.size > 10_000) this.#bgpTargets.clear();
+      this.#bgpTargets.set(key, t);
+    }
+    return t;
+  }
+
+  #entry(prefix: string, create: boolean): Entry | undefined {
+    let e = this.#entries.get(prefix);
+    if (e || !create) return e;
+    const p = prefixBytes(prefix);
+    if (!p) return undefined;
+    e = { p };
+    this.#entries.set(prefix, e);
+    return e;
+  }
+
+  #changed(prefix: string, e: Entry): void {
+    if (this.#open) this.#write(prefix, e);
+    if (!e.device && !e.blackhole && !e.bgp && e.written === undefined) this.#entries.delete(prefix);
+  }
+
+  #write(prefix: string, e: Entry): void {
+    const want = e.device?.target ?? (e.blackhole ? BLACKHOLE : undefined) ?? e.bgp?.target;
+    if (want === e.written) return;
+    const fib = this.#fib;
+    if (fib) {
+      if (want === undefined) fib.remove(e.p.family, e.p.addr, e.p.len);
+      else fib.set(e.p.family, e.p.addr, e.p.len, want);
+    }
+    if (want === undefined) delete e.written;
+    else e.written = want;
+    if (!e.device && !e.blackhole && !e.bgp) this.#entries.delete(prefix);
+  }
+}
+
+function view(prefix: string, e: Entry): DesiredRoute | undefined {
+  if (e.device) return { prefix, kind: 'device', target: e.device.target, nextHops: [], dev: e.device.dev };
+  if (e.blackhole) return { prefix, kind: 'blackhole', target: BLACKHOLE, nextHops: [] };
+  if (e.bgp) return { prefix, kind: 'bgp', target: e.bgp.target, nextHops: e.bgp.nextHops };
+  return undefined;
+}

@@ -1,0 +1,103 @@
+#!/usr/bin/env node
+// skeind: the daemon's command line (CONTRACT.md "Programs"). Reads skein.yaml, runs a Daemon, and maps signals:
+// SIGHUP re-reads the configuration without dropping sessions; SIGTERM/SIGINT stop cleanly (routes stay in the
+// kernel) and exit 0. A bad configuration exits 2 with one line on stderr naming the file, line and field; a
+// local failure at start (socket in use, no netlink) exits 1 with one line. No stack traces for user errors.
+import { ConfigError, ENV, loadDaemonConfig, type DaemonConfig } from '../config/index.js';
+import { Daemon, VERSION } from './daemon.js';
+
+const EXIT_OK = 0;
+const EXIT_FAILURE = 1;
+const EXIT_CONFIG = 2;
+
+const USAGE = `usage: skeind [--config FILE]
+
+  --config FILE   skein.yaml (default: $${ENV.config[0]}, else /etc/skein/skein.yaml)
+  --version       print the version and exit
+  --help          this text
+
+Signals: SIGHUP re-reads the configuration; SIGTERM/SIGINT stop cleanly (routes stay in the kernel).
+`;
+
+function fail(code: number, line: string): number {
+  process.stderr.write(`skeind: ${line}\n`);
+  return code;
+}
+
+/** Parses argv; returns the config path, or an exit code when there is nothing to run. */
+export function parseSkeindArgs(argv: readonly string[], env: NodeJS.ProcessEnv): { config: string } | { exit: number; out?: string; err?: string } {
+  let config: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--version' || a === '-V') return { exit: EXIT_OK, out: `skeind ${VERSION}\n` };
+    if (a === '--help' || a === '-h') return { exit: EXIT_OK, out: USAGE };
+    if (a === '--config' || a === '-c') {
+      const v = argv[++i];
+      if (v === undefined || v === '') return { exit: EXIT_CONFIG, err: `--config needs a file\n${USAGE}` };
+      config = v;
+    } else if (a.startsWith('--config=')) config = a.slice('--config='.length);
+    else return { exit: EXIT_CONFIG, err: `unknown argument "${a}"\n${USAGE}` };
+  }
+  return { config: config ?? env[ENV.config[0]] ?? '/etc/skein/skein.yaml' };
+}
+
+async function main(): Promise<number> {
+  const args = parseSkeindArgs(process.argv.slice(2), process.env);
+  if ('exit' in args) {
+    if (args.out) process.stdout.write(args.out);
+    if (args.err) process.stderr.write(`skeind: ${args.err}`);
+    return args.exit;
+  }
+  let cfg: DaemonConfig;
+  try {
+    cfg = loadDaemonConfig(args.config, process.env);
+  } catch (e) {
+    // ConfigError's message is "file:line:col: field: what is wrong" for the first problem.
+    if (e instanceof ConfigError) return fail(EXIT_CONFIG, e.message.split('\n')[0]!);
+    throw e;
+  }
+  const daemon = new Daemon(cfg);
+  let stopping = false;
+  const stop = (sig: string): void => {
+    if (stopping) return;
+    stopping = true;
+    void daemon.stop(`received ${sig}`);
+  };
+  // However the daemon stopped (a signal, a fatal error), exit once it has: a handle a library leaves open must
+  // not keep a stopped daemon alive.
+  void daemon.finished.then(() => {
+    setTimeout(() => process.exit(typeof process.exitCode === 'number' ? process.exitCode : EXIT_OK), 100).unref();
+  });
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', () => {
+    daemon.log.info('SIGHUP: reloading');
+    daemon.reload().catch((e: unknown) => daemon.log.error('reload failed', { reason: (e as Error).message }));
+  });
+  // Bugs must not take the routes down with them: log, stop cleanly (routes stay), exit non-zero.
+  process.on('uncaughtException', (e) => {
+    daemon.log.error('internal error', { err: e });
+    process.exitCode = EXIT_FAILURE;
+    stop('an internal error');
+  });
+  try {
+    await daemon.start();
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    daemon.log.error('cannot start', { err: e });
+    process.exitCode = fail(EXIT_FAILURE, `cannot start: ${msg}`);
+    await daemon.stop('start failed');
+    return EXIT_FAILURE;
+  }
+  return -1; // running: the exit code comes from stop()
+}
+
+main().then(
+  (code) => {
+    if (code >= 0) process.exitCode = code;
+  },
+  (e: unknown) => {
+    process.stderr.write(`skeind: internal error: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exitCode = EXIT_FAILURE;
+  },
+);
