@@ -324,7 +324,7 @@ async function up(o: Options): Promise<number> {
   // The ToR.
   if (o.topology === 'tor') {
     const tor = attach('tor', plan.torIp);
-    startFrr(o, plan, tor, dir, state);
+    startFrr(plan, tor, state);
     saveState();
   }
 
@@ -369,6 +369,9 @@ async function up(o: Options): Promise<number> {
     return expectedRemote(plan, h.name).every((d) => have.has(d)) ? true : undefined;
   })));
   say(`routes: ${routed.filter(Boolean).length}/${plan.hosts.length} hosts have every remote block and VM /32`);
+  // Ready: every start-up peer has sent its table (End-of-RIB) and the FIB is reconciled.
+  const ready = await Promise.all(plan.hosts.map((h) => until(`${h.name}: skeind ready`, 15_000, async () => ((await ctlJson(h.name, 'status'))?.ready === true ? true : undefined))));
+  say(`ready: ${ready.filter(Boolean).length}/${plan.hosts.length} skeinds report ready`);
 
   // Host by host: skeinctl status and the kernel's routes.
   for (const h of plan.hosts) {
@@ -430,14 +433,15 @@ async function up(o: Options): Promise<number> {
 }
 
 /** FRR's zebra and bgpd in the ToR namespace, with their own path space (/run/frr/<ns>/, `vtysh -N <ns>`). */
-function startFrr(o: Options, plan: Plan, tor: string, dir: string, state: State): void {
-  const conf = join(dir, 'frr.conf');
-  writeFileSync(conf, frrConf(plan));
-  chmodSync(conf, 0o644);
-  chmodSync(dir, 0o755);
+function startFrr(plan: Plan, tor: string, state: State): void {
+  // FRR drops to the frr user: its configuration goes in its own path space (the state directory may be
+  // private, e.g. a mkdtemp directory in a test).
   const pathspace = tor;
   const run = join('/run/frr', pathspace);
-  mkdirSync(run, { recursive: true });
+  mkdirSync(run, { recursive: true, mode: 0o755 });
+  const conf = join(run, 'frr.conf');
+  writeFileSync(conf, frrConf(plan));
+  chmodSync(conf, 0o644);
   try {
     sh('chown', ['frr:frr', run]);
   } catch {
