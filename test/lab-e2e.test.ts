@@ -66,7 +66,8 @@ async function upCheckDown(t: Test, topology: Topology, letter: string): Promise
   t.equal(r.code, 0, `lab up (${topology}) exits 0`);
   t.ok(m, 'prints the summary line');
   t.ok(m && Number(m[1]) === Number(m[2]) && Number(m[2]) > 0, `every ping ok (${m?.[0] ?? 'no summary'})`);
-  t.equal(Number(m?.[2]), 32, '4 VMs x 4 pods, both ways');
+  t.equal(Number(m?.[2]), 64, '4 VMs x 4 pods, both ways, IPv4 and IPv6');
+  t.match(r.out, /IPv6 ping matrix/, 'dual stack');
   t.match(r.out, /ping matrix/, 'prints the matrix');
   t.match(r.out, /skeinctl --socket .* status\nNode: +k8s-1/, 'shows skeinctl status host by host');
   t.match(r.out, /npm run lab:down -- --prefix/, 'hints how to remove it');
@@ -74,13 +75,12 @@ async function upCheckDown(t: Test, topology: Topology, letter: string): Promise
   // Every host's kernel has the other hosts' blocks and VM /32s, via the fabric.
   const plan = makePlan(topology);
   for (const h of plan.hosts) {
-    const routes = JSON.parse(spawnSync('ip', ['-n', `${prefix}${h.label}`, '-j', 'route', 'show', 'proto', '80'], { encoding: 'utf8' }).stdout) as { dst: string; gateway?: string }[];
-    const remote = expectedRemote(plan, h.name);
-    t.ok(remote.length > 0);
-    for (const dst of remote) {
-      const owner = plan.hosts.find((o) => o.block === dst) ?? plan.hosts.find((o) => plan.workloads.some((w) => w.ip === dst && w.host === o.name))!;
+    for (const f of [4, 6] as const) {
+      const routes = JSON.parse(spawnSync('ip', ['-n', `${prefix}${h.label}`, '-j', `-${f}`, 'route', 'show', 'proto', '80'], { encoding: 'utf8' }).stdout) as { dst: string; gateway?: string }[];
+      const remote = expectedRemote(plan, h.name, f);
+      t.equal(remote.length, h.kind === 'k8s' ? 5 : 4, `${h.name} IPv${f}: the other blocks and the other hosts' VMs`);
       // Under the ToR, FRR keeps the announcing host as the next hop (same subnet, RFC 4271 5.1.3).
-      t.ok(routes.some((x) => x.dst === dst && x.gateway === owner.ip), `${h.name}: ${dst} via ${owner.name} (${owner.ip})`);
+      for (const { dst, via } of remote) t.ok(routes.some((x) => x.dst === dst && x.gateway === via), `${h.name}: ${dst} via ${via}`);
     }
   }
 
@@ -103,8 +103,11 @@ t.test('resources validate as Calico documents (no root needed)', async (t) => {
     t.equal(model.nodes().length, 4);
     t.equal(model.workloadEndpoints().length, 8);
     t.same(model.workloadEndpoints().filter((w) => w.spec.orchestrator === 'openstack').map((w) => w.metadata.namespace), ['openstack', 'openstack', 'openstack', 'openstack']);
-    t.same(model.blockAffinities().map((a) => a.spec.node).sort(), ['k8s-1', 'k8s-2'], 'IPAM blocks only for the Kubernetes hosts');
-    t.equal(model.bgpPeers().length, topology === 'tor' ? 1 : 0, 'a BGPPeer to the ToR only in the ToR topology');
+    t.same(model.blockAffinities().map((a) => a.spec.node).sort(), ['k8s-1', 'k8s-1', 'k8s-2', 'k8s-2'], 'IPAM blocks (IPv4 and IPv6) only for the Kubernetes hosts');
+    t.equal(model.bgpPeers().length, topology === 'tor' ? 2 : 0, 'BGPPeers to the ToR (one per family) only in the ToR topology');
+    t.ok(model.nodes().every((n) => n.spec.bgp?.ipv6Address !== undefined), 'every Node has an IPv6 address (the IPv6 mesh)');
+    const v4only = loadResourcesText(resourcesYaml(makePlan(topology, false)), 'lab-resources.yaml').model;
+    t.ok(v4only.workloadEndpoints().every((w) => w.spec.ipNetworks.length === 1), '--ipv4-only: one address per workload');
     for (const w of plan.workloads) t.match(w.ifname, w.kind === 'pod' ? /^cali[0-9a-f]{11}$/ : /^tap[0-9a-f]{11}$/);
   }
 });

@@ -30,6 +30,7 @@ const USAGE = `usage: npm start [-- OPTIONS]          build the lab, check it, l
   --tor frr|skein|none  the ToR router for --topology tor (frr; skein needs route reflection: not yet)
   --datastore file      the datastore (file: one resources.yaml shared by every host)
   --prefix P            namespace name prefix (default ${DEFAULT_PREFIX}); a lab per prefix
+  --ipv4-only           no IPv6 (default: dual stack, fd00:: beside 10.x)
   --state-dir DIR       where the lab keeps its files (default ${DEFAULT_STATE})
   --help                this text
 `;
@@ -42,6 +43,7 @@ interface Options {
   tor: 'frr' | 'skein' | 'none';
   prefix: string;
   stateRoot: string;
+  ipv6: boolean;
 }
 
 function frrInstalled(): boolean {
@@ -67,6 +69,7 @@ export function parseOptions(argv: readonly string[]): Options | { help: true } 
   let tor: Options['tor'] | undefined;
   let prefix = DEFAULT_PREFIX;
   let stateRoot = DEFAULT_STATE;
+  let ipv6 = true;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const eq = a.indexOf('=');
@@ -108,6 +111,9 @@ export function parseOptions(argv: readonly string[]): Options | { help: true } 
         if (!/^[a-z][a-z0-9_.-]{0,11}$/.test(prefix)) throw new LabError(`--prefix: "${prefix}" must be 1-12 characters a-z 0-9 _ . - starting with a letter`);
         break;
       }
+      case '--ipv4-only':
+        ipv6 = false;
+        break;
       case '--state-dir':
         stateRoot = value();
         break;
@@ -119,7 +125,7 @@ export function parseOptions(argv: readonly string[]): Options | { help: true } 
   if (topology === undefined) topology = tor === 'frr' || tor === 'skein' ? 'tor' : tor === 'none' ? 'mesh' : frrInstalled() ? 'tor' : 'mesh';
   if (topology === 'tor' && tor === undefined) tor = 'frr';
   if (topology === 'mesh') tor = 'none';
-  return { command, topology, tor: tor!, prefix, stateRoot };
+  return { command, topology, tor: tor!, prefix, stateRoot, ipv6 };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -256,7 +262,7 @@ function preflight(o: Options): void {
 
 async function up(o: Options): Promise<number> {
   preflight(o);
-  const plan = makePlan(o.topology);
+  const plan = makePlan(o.topology, o.ipv6);
   const dir = stateDir(o);
   if (listNamespaces(o.prefix).length > 0 || existsSync(dir)) {
     say(`a lab with prefix ${o.prefix} exists: removing it first`);
@@ -272,58 +278,70 @@ async function up(o: Options): Promise<number> {
     saveState();
     sh('ip', ['netns', 'add', name]);
     ipn(name, 'link', 'set', 'lo', 'up');
+    // No duplicate address detection: on a lab's private links it only delays IPv6 by a second or two.
+    if (plan.ipv6) nsx(name, 'sysctl', '-qw', 'net.ipv6.conf.all.accept_dad=0', 'net.ipv6.conf.default.accept_dad=0');
     return name;
   };
   /** A veth pair made inside `a`, one end moved to `b`: nothing is ever created in the root namespace. */
-  const veth = (a: string, nameA: string, b: string, nameB: string): void => {
-    ipn(a, 'link', 'add', nameA, 'type', 'veth', 'peer', 'name', nameB);
+  const veth = (a: string, nameA: string, b: string, nameB: string, macB?: string): void => {
+    ipn(a, 'link', 'add', nameA, 'type', 'veth', 'peer', 'name', nameB, ...(macB ? ['address', macB] : []));
     ipn(a, 'link', 'set', nameB, 'netns', b);
     ipn(a, 'link', 'set', nameA, 'up');
     ipn(b, 'link', 'set', nameB, 'up');
   };
 
-  say(`building the lab: topology ${o.topology}${o.topology === 'tor' ? ` (ToR: ${o.tor})` : ''}, datastore file, prefix ${o.prefix}, state in ${dir}`);
+  say(`building the lab: topology ${o.topology}${o.topology === 'tor' ? ` (ToR: ${o.tor})` : ''}, ${plan.ipv6 ? 'dual stack' : 'IPv4 only'}, datastore file, prefix ${o.prefix}, state in ${dir}`);
   const fabric = ns('fabric');
   ipn(fabric, 'link', 'add', 'br0', 'type', 'bridge');
   ipn(fabric, 'link', 'set', 'br0', 'up');
   const hostNs = new Map<string, string>();
-  const attach = (label: string, ip: string): string => {
+  const attach = (label: string, ip: string, ip6: string): string => {
     const n = ns(label);
     const port = `p-${label}`.slice(0, 15);
     veth(fabric, port, n, 'eth0');
     ipn(fabric, 'link', 'set', port, 'master', 'br0');
     ipn(n, 'addr', 'add', `${ip}/${plan.fabricCidrLen}`, 'dev', 'eth0');
     nsx(n, 'sysctl', '-qw', 'net.ipv4.ip_forward=1');
+    if (plan.ipv6) {
+      ipn(n, '-6', 'addr', 'add', `${ip6}/64`, 'dev', 'eth0', 'nodad');
+      nsx(n, 'sysctl', '-qw', 'net.ipv6.conf.all.forwarding=1');
+    }
     return n;
   };
   for (const h of plan.hosts) {
-    const n = attach(h.label, h.ip);
+    const n = attach(h.label, h.ip, h.ip6);
     hostNs.set(h.name, n);
     // Workloads use 169.254.1.1 as their gateway, answered by proxy ARP on the host's cali/tap interface (as
     // Calico does); proxy ARP answers only for an address the host has a route to.
     ipn(n, 'addr', 'add', '169.254.1.1/32', 'dev', 'lo');
   }
-  say(`fabric: bridge br0 in ${fabric}; hosts ${plan.hosts.map((h) => `${h.name} ${h.ip}`).join(', ')}`);
+  say(`fabric: bridge br0 in ${fabric}; hosts ${plan.hosts.map((h) => `${h.name} ${h.ip}${plan.ipv6 ? ` ${h.ip6}` : ''}`).join(', ')}`);
   const wlNs = new Map<string, string>();
   for (const w of plan.workloads) {
     const host = hostNs.get(w.host)!;
     const n = ns(w.name);
     wlNs.set(w.name, n);
-    veth(n, 'eth0', host, w.ifname);
+    // The host end has Calico's MAC ee:ee:ee:ee:ee:ee, so its IPv6 link-local address is the workloads' IPv6
+    // gateway fe80::ecee:eeff:feee:eeee (as Calico's CNI sets up).
+    veth(n, 'eth0', host, w.ifname, 'ee:ee:ee:ee:ee:ee');
     nsx(host, 'sysctl', '-qw', `net.ipv4.conf.${w.ifname}.proxy_arp=1`);
     ipn(n, 'addr', 'add', `${w.ip}/32`, 'dev', 'eth0');
     ipn(n, 'route', 'add', 'default', 'via', '169.254.1.1', 'dev', 'eth0', 'onlink');
+    if (plan.ipv6) {
+      ipn(n, '-6', 'addr', 'add', `${w.ip6}/128`, 'dev', 'eth0', 'nodad');
+      ipn(n, '-6', 'route', 'add', 'default', 'via', 'fe80::ecee:eeff:feee:eeee', 'dev', 'eth0');
+    }
   }
-  say(`workloads: ${plan.workloads.map((w) => `${w.name} ${w.ip} (${w.host}, ${w.ifname})`).join(', ')}`);
+  say(`workloads: ${plan.workloads.map((w) => `${w.name} ${w.ip}${plan.ipv6 ? ` ${w.ip6}` : ''} (${w.host}, ${w.ifname})`).join(', ')}`);
 
   // The datastore: one resources.yaml for all hosts, as Calico would have written it.
   const resources = join(dir, 'resources.yaml');
   writeFileSync(resources, resourcesYaml(plan));
-  say(`datastore: ${resources} (${plan.hosts.length} Nodes, ${plan.hosts.filter((h) => h.block).length} IPAM blocks, ${plan.workloads.length} WorkloadEndpoints)`);
+  say(`datastore: ${resources} (${plan.hosts.length} Nodes, ${plan.hosts.filter((h) => h.block).length * (plan.ipv6 ? 2 : 1)} IPAM blocks, ${plan.workloads.length} WorkloadEndpoints)`);
 
   // The ToR.
   if (o.topology === 'tor') {
-    const tor = attach('tor', plan.torIp);
+    const tor = attach('tor', plan.torIp, plan.torIp6);
     startFrr(plan, tor, state);
     saveState();
   }
@@ -346,7 +364,8 @@ async function up(o: Options): Promise<number> {
   say(`skeind started on ${plan.hosts.map((h) => h.name).join(', ')} (logs: ${dir}/<host>.log)`);
 
   // Sessions up.
-  const expectPeers = o.topology === 'mesh' ? plan.hosts.length - 1 : 1;
+  // One session per family (as Calico's BIRD and BIRD6): a mesh peer or the ToR, per family.
+  const expectPeers = (o.topology === 'mesh' ? plan.hosts.length - 1 : 1) * (plan.ipv6 ? 2 : 1);
   const ctlJson = async (host: string, ...args: string[]): Promise<Record<string, unknown> | undefined> => {
     const r = await shAsync(process.execPath, [SKEINCTL, '--socket', sockets.get(host)!, ...args, '--json'], 10_000);
     if (!r.ok) return undefined;
@@ -364,11 +383,14 @@ async function up(o: Options): Promise<number> {
   say(`BGP: ${established.filter(Boolean).length}/${plan.hosts.length} hosts have all ${expectPeers} session(s) Established`);
 
   // Routes in every host's kernel: the other hosts' blocks and VM /32s.
+  const families: (4 | 6)[] = plan.ipv6 ? [4, 6] : [4];
   const routed = await Promise.all(plan.hosts.map((h) => until(`${h.name}: routes to the other hosts' blocks and VMs`, 20_000, () => {
-    const have = new Set((JSON.parse(ipn(hostNs.get(h.name)!, '-j', 'route', 'show', 'proto', '80')) as { dst: string }[]).map((r) => r.dst));
-    return expectedRemote(plan, h.name).every((d) => have.has(d)) ? true : undefined;
+    return families.every((f) => {
+      const have = new Set((JSON.parse(ipn(hostNs.get(h.name)!, '-j', `-${f}`, 'route', 'show', 'proto', '80')) as { dst: string }[]).map((r) => r.dst));
+      return expectedRemote(plan, h.name, f).every((d) => have.has(d.dst));
+    }) ? true : undefined;
   })));
-  say(`routes: ${routed.filter(Boolean).length}/${plan.hosts.length} hosts have every remote block and VM /32`);
+  say(`routes: ${routed.filter(Boolean).length}/${plan.hosts.length} hosts have every remote block and VM ${plan.ipv6 ? '/32 and /128' : '/32'}`);
   // Ready: every start-up peer has sent its table (End-of-RIB) and the FIB is reconciled.
   const ready = await Promise.all(plan.hosts.map((h) => until(`${h.name}: skeind ready`, 15_000, async () => ((await ctlJson(h.name, 'status'))?.ready === true ? true : undefined))));
   say(`ready: ${ready.filter(Boolean).length}/${plan.hosts.length} skeinds report ready`);
@@ -378,12 +400,14 @@ async function up(o: Options): Promise<number> {
     const st = await shAsync(process.execPath, [SKEINCTL, '--socket', sockets.get(h.name)!, 'status'], 10_000);
     process.stdout.write(`\n=== ${h.name} (${hostNs.get(h.name)}, ${h.ip}, AS ${h.asn}) ===\n$ skeinctl --socket ${sockets.get(h.name)} status\n${st.ok ? st.out : `(failed: ${st.err.trim()})\n`}`);
     process.stdout.write(`$ ip netns exec ${hostNs.get(h.name)} ip route show\n${ipn(hostNs.get(h.name)!, 'route', 'show')}`);
+    if (plan.ipv6) process.stdout.write(`$ ip netns exec ${hostNs.get(h.name)} ip -6 route show proto 80\n${ipn(hostNs.get(h.name)!, '-6', 'route', 'show', 'proto', '80')}`);
   }
   if (o.topology === 'tor') {
     const tor = `${o.prefix}tor`;
     const s = await shAsync('vtysh', ['-N', tor, '-c', 'show bgp summary'], 10_000);
     process.stdout.write(`\n=== ToR (FRR, ${tor}, ${plan.torIp}, AS ${plan.torAsn}) ===\n$ vtysh -N ${tor} -c 'show bgp summary'\n${s.ok ? s.out : `(failed: ${s.err.trim()})\n`}`);
     process.stdout.write(`$ ip netns exec ${tor} ip route show\n${ipn(tor, 'route', 'show')}`);
+    if (plan.ipv6) process.stdout.write(`$ ip netns exec ${tor} ip -6 route show proto bgp\n${ipn(tor, '-6', 'route', 'show', 'proto', 'bgp')}`);
   }
 
   // Pings: every VM to every pod and back, in parallel, each retried a little while routes settle.
@@ -399,22 +423,25 @@ async function up(o: Options): Promise<number> {
     return false;
   };
   const results = new Map<string, boolean>();
-  await Promise.all(vms.flatMap((vm) => pods.flatMap((pod) => [
-    ping(vm.name, pod.ip).then((ok) => results.set(`${vm.name}>${pod.name}`, ok)),
-    ping(pod.name, vm.ip).then((ok) => results.set(`${pod.name}>${vm.name}`, ok)),
-  ])));
-  const cell = 14;
-  const lines = [`${'VM \\ pod'.padEnd(22)}${pods.map((p) => `${p.name} ${p.ip}`.padEnd(cell + 10)).join('')}`];
-  for (const vm of vms) {
-    const row = pods.map((p) => {
-      const there = results.get(`${vm.name}>${p.name}`) ? 'ok' : 'FAIL';
-      const back = results.get(`${p.name}>${vm.name}`) ? 'ok' : 'FAIL';
-      return `${there} / ${back}`.padEnd(cell + 10);
-    });
-    lines.push(`${`${vm.name} ${vm.ip}`.padEnd(22)}${row.join('')}`);
+  const addr = (w: (typeof vms)[number], f: 4 | 6): string => (f === 4 ? w.ip : w.ip6);
+  await Promise.all(families.flatMap((f) => vms.flatMap((vm) => pods.flatMap((pod) => [
+    ping(vm.name, addr(pod, f)).then((ok) => results.set(`${f}:${vm.name}>${pod.name}`, ok)),
+    ping(pod.name, addr(vm, f)).then((ok) => results.set(`${f}:${pod.name}>${vm.name}`, ok)),
+  ]))));
+  for (const f of families) {
+    const col = 24;
+    const lines = [`${'VM \\ pod'.padEnd(col)}${pods.map((p) => `${p.name} ${addr(p, f)}`.padEnd(col)).join('')}`];
+    for (const vm of vms) {
+      const row = pods.map((p) => {
+        const there = results.get(`${f}:${vm.name}>${p.name}`) ? 'ok' : 'FAIL';
+        const back = results.get(`${f}:${p.name}>${vm.name}`) ? 'ok' : 'FAIL';
+        return `${there} / ${back}`.padEnd(col);
+      });
+      lines.push(`${`${vm.name} ${addr(vm, f)}`.padEnd(col)}${row.join('')}`);
+    }
+    process.stdout.write(`IPv${f} ping matrix (VM -> pod / pod -> VM):\n${lines.join('\n')}\n\n`);
   }
   const ok = [...results.values()].filter(Boolean).length;
-  process.stdout.write(`ping matrix (VM -> pod / pod -> VM):\n${lines.join('\n')}\n\n`);
   const h0 = plan.hosts[0]!;
   process.stdout.write([
     'The lab keeps running. To explore it:',

@@ -11,10 +11,13 @@ export interface Host {
   /** namespace label (the namespace is `<prefix><label>`) */
   label: string;
   ip: string;
+  /** fabric IPv6 address (dual stack) */
+  ip6: string;
   /** the host's AS: the cluster AS in the mesh, one private AS per host under the ToR */
   asn: number;
   /** IPAM block affine to a Kubernetes host */
   block?: string;
+  block6?: string;
 }
 
 export interface Workload {
@@ -22,6 +25,7 @@ export interface Workload {
   kind: 'pod' | 'vm';
   host: string;
   ip: string;
+  ip6: string;
   /** interface on the host side (Calico's naming) */
   ifname: string;
   /** OpenStack: instance and port IDs */
@@ -34,11 +38,16 @@ export interface Plan {
   clusterAsn: number;
   torAsn: number;
   torIp: string;
+  torIp6: string;
   fabricCidrLen: number;
+  /** dual stack: IPv6 addresses, pools, blocks and sessions beside the IPv4 ones */
+  ipv6: boolean;
   hosts: Host[];
   workloads: Workload[];
   podPool: string;
   vmPool: string;
+  podPool6: string;
+  vmPool6: string;
 }
 
 /** Deterministic hex from a string (so names are stable from run to run). */
@@ -52,35 +61,35 @@ function uuid(s: string): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
-export function makePlan(topology: Topology): Plan {
+export function makePlan(topology: Topology, ipv6 = true): Plan {
   const clusterAsn = 64512;
   const hosts: Host[] = [
-    { name: 'k8s-1', kind: 'k8s', label: 'k8s-1', ip: '10.10.0.11', asn: topology === 'tor' ? 65011 : clusterAsn, block: '10.65.0.0/26' },
-    { name: 'k8s-2', kind: 'k8s', label: 'k8s-2', ip: '10.10.0.12', asn: topology === 'tor' ? 65012 : clusterAsn, block: '10.65.0.64/26' },
-    { name: 'os-1', kind: 'openstack', label: 'os-1', ip: '10.10.0.21', asn: topology === 'tor' ? 65021 : clusterAsn },
-    { name: 'os-2', kind: 'openstack', label: 'os-2', ip: '10.10.0.22', asn: topology === 'tor' ? 65022 : clusterAsn },
+    { name: 'k8s-1', kind: 'k8s', label: 'k8s-1', ip: '10.10.0.11', ip6: 'fd00:10::11', asn: topology === 'tor' ? 65011 : clusterAsn, block: '10.65.0.0/26', block6: 'fd00:65::/122' },
+    { name: 'k8s-2', kind: 'k8s', label: 'k8s-2', ip: '10.10.0.12', ip6: 'fd00:10::12', asn: topology === 'tor' ? 65012 : clusterAsn, block: '10.65.0.64/26', block6: 'fd00:65::40/122' },
+    { name: 'os-1', kind: 'openstack', label: 'os-1', ip: '10.10.0.21', ip6: 'fd00:10::21', asn: topology === 'tor' ? 65021 : clusterAsn },
+    { name: 'os-2', kind: 'openstack', label: 'os-2', ip: '10.10.0.22', ip6: 'fd00:10::22', asn: topology === 'tor' ? 65022 : clusterAsn },
   ];
   const workloads: Workload[] = [];
-  const pod = (name: string, host: string, ip: string): void => {
+  const pod = (name: string, host: string, ip: string, ip6: string): void => {
     // Calico's CNI names the host end "cali" + the first 11 hex digits of sha1("<namespace>.<pod>").
-    workloads.push({ name, kind: 'pod', host, ip, ifname: `cali${hex(`default.${name}`, 11)}` });
+    workloads.push({ name, kind: 'pod', host, ip, ip6, ifname: `cali${hex(`default.${name}`, 11)}` });
   };
-  const vm = (name: string, host: string, ip: string): void => {
+  const vm = (name: string, host: string, ip: string, ip6: string): void => {
     // networking-calico names the tap "tap" + the start of the Neutron port ID (hex only here, for clarity).
     const portId = uuid(`port.${name}`);
-    workloads.push({ name, kind: 'vm', host, ip, ifname: `tap${portId.replace(/-/g, '').slice(0, 11)}`, instanceId: uuid(`instance.${name}`), portId });
+    workloads.push({ name, kind: 'vm', host, ip, ip6, ifname: `tap${portId.replace(/-/g, '').slice(0, 11)}`, instanceId: uuid(`instance.${name}`), portId });
   };
-  pod('pod-1a', 'k8s-1', '10.65.0.2');
-  pod('pod-1b', 'k8s-1', '10.65.0.3');
-  pod('pod-2a', 'k8s-2', '10.65.0.66');
-  pod('pod-2b', 'k8s-2', '10.65.0.67');
-  vm('vm-1a', 'os-1', '10.70.0.11');
-  vm('vm-1b', 'os-1', '10.70.0.12');
-  vm('vm-2a', 'os-2', '10.70.0.21');
-  vm('vm-2b', 'os-2', '10.70.0.22');
+  pod('pod-1a', 'k8s-1', '10.65.0.2', 'fd00:65::2');
+  pod('pod-1b', 'k8s-1', '10.65.0.3', 'fd00:65::3');
+  pod('pod-2a', 'k8s-2', '10.65.0.66', 'fd00:65::42');
+  pod('pod-2b', 'k8s-2', '10.65.0.67', 'fd00:65::43');
+  vm('vm-1a', 'os-1', '10.70.0.11', 'fd00:70::11');
+  vm('vm-1b', 'os-1', '10.70.0.12', 'fd00:70::12');
+  vm('vm-2a', 'os-2', '10.70.0.21', 'fd00:70::21');
+  vm('vm-2b', 'os-2', '10.70.0.22', 'fd00:70::22');
   return {
-    topology, clusterAsn, torAsn: 65000, torIp: '10.10.0.1', fabricCidrLen: 24, hosts, workloads,
-    podPool: '10.65.0.0/16', vmPool: '10.70.0.0/24',
+    topology, clusterAsn, torAsn: 65000, torIp: '10.10.0.1', torIp6: 'fd00:10::1', fabricCidrLen: 24, ipv6, hosts, workloads,
+    podPool: '10.65.0.0/16', vmPool: '10.70.0.0/24', podPool6: 'fd00:65::/48', vmPool6: 'fd00:70::/64',
   };
 }
 
@@ -89,8 +98,9 @@ function wepName(...parts: string[]): string {
   return parts.map((p) => p.replace(/-/g, '--')).join('-');
 }
 
-function lastOctet(ip: string): number {
-  return Number(ip.split('.')[3]);
+/** The last octet (IPv4) or group (IPv6) of an address: the lab's blocks never cross one. */
+function lastPart(ip: string): number {
+  return ip.includes(':') ? parseInt(ip.split(':').at(-1) || '0', 16) : Number(ip.split('.')[3]);
 }
 
 /** The cluster's resources as one multi-document YAML file (each document is JSON, which is YAML). */
@@ -106,40 +116,52 @@ export function resourcesYaml(plan: Plan): string {
     // networking-calico writes one pool per Neutron subnet; VMs get addresses from it without IPAM blocks.
     { apiVersion: v3, kind: 'IPPool', metadata: { name: 'neutron-net-lab' }, spec: { cidr: plan.vmPool, blockSize: 26, ipipMode: 'Never', vxlanMode: 'Never', natOutgoing: false } },
   ];
+  if (plan.ipv6) {
+    docs.push({ apiVersion: v3, kind: 'IPPool', metadata: { name: 'default-ipv6-ippool' }, spec: { cidr: plan.podPool6, blockSize: 122, ipipMode: 'Never', vxlanMode: 'Never', natOutgoing: false } });
+    docs.push({ apiVersion: v3, kind: 'IPPool', metadata: { name: 'neutron-net-lab-v6' }, spec: { cidr: plan.vmPool6, blockSize: 122, ipipMode: 'Never', vxlanMode: 'Never', natOutgoing: false } });
+  }
   if (plan.topology === 'tor') {
     // Every host peers with the ToR over eBGP; the ToR gives each host everything the others announce.
     docs.push({ apiVersion: v3, kind: 'BGPPeer', metadata: { name: 'tor' }, spec: { peerIP: plan.torIp, asNumber: plan.torAsn } });
+    if (plan.ipv6) docs.push({ apiVersion: v3, kind: 'BGPPeer', metadata: { name: 'tor-v6' }, spec: { peerIP: plan.torIp6, asNumber: plan.torAsn } });
   }
   for (const h of plan.hosts) {
     const bgp: Record<string, unknown> = { ipv4Address: `${h.ip}/${plan.fabricCidrLen}` };
+    if (plan.ipv6) bgp.ipv6Address = `${h.ip6}/64`;
     if (plan.topology === 'tor') bgp.asNumber = h.asn;
     docs.push({
       apiVersion: v3, kind: 'Node',
       metadata: { name: h.name, labels: { 'kubernetes.io/hostname': h.name, 'lab/kind': h.kind } },
       spec: { bgp, orchRefs: [{ orchestrator: h.kind === 'k8s' ? 'k8s' : 'openstack', nodeName: h.name }] },
     });
-    if (h.block === undefined) continue;
-    const base = lastOctet(h.block.split('/')[0]!);
-    const size = 2 ** (32 - Number(h.block.split('/')[1]));
     const mine = plan.workloads.filter((w) => w.kind === 'pod' && w.host === h.name);
-    const allocations: (number | null)[] = new Array<number | null>(size).fill(null);
-    const attributes = mine.map((p, i) => {
-      allocations[lastOctet(p.ip) - base] = i;
-      return { handle_id: `k8s-pod-network.${hex(p.name, 64)}`, secondary: { namespace: 'default', node: h.name, pod: p.name, timestamp: '2026-01-01 00:00:00 +0000 UTC' } };
-    });
-    const blockName = h.block.replace(/[./]/g, '-');
-    docs.push({
-      apiVersion: v3, kind: 'BlockAffinity', metadata: { name: `${h.name}-${blockName}` },
-      spec: { node: h.name, cidr: h.block, state: 'confirmed', deleted: 'false' },
-    });
-    docs.push({
-      apiVersion: v3, kind: 'IPAMBlock', metadata: { name: blockName },
-      spec: {
-        cidr: h.block, affinity: `host:${h.name}`, allocations,
-        unallocated: allocations.map((a, i) => (a === null ? i : -1)).filter((i) => i >= 0),
-        attributes, sequenceNumber: 1, deleted: false,
-      },
-    });
+    const blocks: [string | undefined, (w: Workload) => string][] = [[h.block, (w) => w.ip]];
+    if (plan.ipv6) blocks.push([h.block6, (w) => w.ip6]);
+    for (const [block, addr] of blocks) {
+      if (block === undefined) continue;
+      const [first, len] = block.split('/') as [string, string];
+      const base = lastPart(first);
+      const size = 2 ** ((first.includes(':') ? 128 : 32) - Number(len));
+      const allocations: (number | null)[] = new Array<number | null>(size).fill(null);
+      const attributes = mine.map((p, i) => {
+        allocations[lastPart(addr(p)) - base] = i;
+        return { handle_id: `k8s-pod-network.${hex(p.name, 64)}`, secondary: { namespace: 'default', node: h.name, pod: p.name, timestamp: '2026-01-01 00:00:00 +0000 UTC' } };
+      });
+      // Calico names both after the CIDR with "." ":" "/" as "-".
+      const blockName = block.replace(/[.:/]/g, '-');
+      docs.push({
+        apiVersion: v3, kind: 'BlockAffinity', metadata: { name: `${h.name}-${blockName}` },
+        spec: { node: h.name, cidr: block, state: 'confirmed', deleted: 'false' },
+      });
+      docs.push({
+        apiVersion: v3, kind: 'IPAMBlock', metadata: { name: blockName },
+        spec: {
+          cidr: block, affinity: `host:${h.name}`, allocations,
+          unallocated: allocations.map((a, i) => (a === null ? i : -1)).filter((i) => i >= 0),
+          attributes, sequenceNumber: 1, deleted: false,
+        },
+      });
+    }
   }
   for (const w of plan.workloads) {
     if (w.kind === 'pod') {
@@ -151,7 +173,7 @@ export function resourcesYaml(plan: Plan): string {
         },
         spec: {
           orchestrator: 'k8s', node: w.host, pod: w.name, endpoint: 'eth0', serviceAccountName: 'default',
-          interfaceName: w.ifname, ipNetworks: [`${w.ip}/32`], profiles: ['kns.default', 'ksa.default.default'],
+          interfaceName: w.ifname, ipNetworks: plan.ipv6 ? [`${w.ip}/32`, `${w.ip6}/128`] : [`${w.ip}/32`], profiles: ['kns.default', 'ksa.default.default'],
         },
       });
     } else {
@@ -163,7 +185,7 @@ export function resourcesYaml(plan: Plan): string {
         },
         spec: {
           orchestrator: 'openstack', node: w.host, workload: w.instanceId, endpoint: w.portId,
-          interfaceName: w.ifname, ipNetworks: [`${w.ip}/32`], profiles: ['openstack-sg-default'],
+          interfaceName: w.ifname, ipNetworks: plan.ipv6 ? [`${w.ip}/32`, `${w.ip6}/128`] : [`${w.ip}/32`], profiles: ['openstack-sg-default'],
         },
       });
     }
@@ -198,17 +220,32 @@ export function frrConf(plan: Plan): string {
     ' no bgp ebgp-requires-policy',
     ' no bgp network import-check',
   ];
-  for (const h of plan.hosts) lines.push(` neighbor ${h.ip} remote-as ${h.asn}`, ` neighbor ${h.ip} description ${h.name}`);
+  for (const h of plan.hosts) {
+    lines.push(` neighbor ${h.ip} remote-as ${h.asn}`, ` neighbor ${h.ip} description ${h.name}`);
+    if (plan.ipv6) lines.push(` neighbor ${h.ip6} remote-as ${h.asn}`, ` neighbor ${h.ip6} description ${h.name}`);
+  }
+  // One session per family, as the hosts (and Calico's BIRD) have them.
   lines.push(' address-family ipv4 unicast');
   for (const h of plan.hosts) lines.push(`  neighbor ${h.ip} activate`);
+  lines.push(' exit-address-family');
+  lines.push(' address-family ipv6 unicast');
+  if (plan.ipv6) for (const h of plan.hosts) lines.push(`  neighbor ${h.ip6} activate`);
   lines.push(' exit-address-family', '!', '');
   return lines.join('\n');
 }
 
 /** What every host should have learned: the other hosts' blocks and VM /32s (destinations as `ip -j` prints them). */
-export function expectedRemote(plan: Plan, host: string): string[] {
-  const out: string[] = [];
-  for (const h of plan.hosts) if (h.name !== host && h.block) out.push(h.block);
-  for (const w of plan.workloads) if (w.kind === 'vm' && w.host !== host) out.push(w.ip);
+export function expectedRemote(plan: Plan, host: string, family: 4 | 6 = 4): { dst: string; via: string }[] {
+  const out: { dst: string; via: string }[] = [];
+  for (const h of plan.hosts) {
+    if (h.name === host) continue;
+    const block = family === 4 ? h.block : h.block6;
+    if (block !== undefined) out.push({ dst: block, via: family === 4 ? h.ip : h.ip6 });
+  }
+  for (const w of plan.workloads) {
+    if (w.kind !== 'vm' || w.host === host) continue;
+    const h = plan.hosts.find((x) => x.name === w.host)!;
+    out.push(family === 4 ? { dst: w.ip, via: h.ip } : { dst: w.ip6, via: h.ip6 });
+  }
   return out;
 }
