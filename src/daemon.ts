@@ -448,7 +448,8 @@ export class Daemon {
     this.metrics.peerState(ev.address, st, ev.since.getTime());
     const up = ev.state === 'Established';
     this.readiness.setPeerEstablished(ev.address, up);
-    const fields = { peer: ev.address, from: ev.from, state: ev.state, ...(ev.info ? { info: ev.info } : {}) };
+    // The speaker's Established event still carries the error of the attempt before: leave it out there.
+    const fields = { peer: ev.address, from: ev.from, state: ev.state, ...(ev.info && !up ? { info: ev.info } : {}) };
     if (up || ev.from === 'Established') this.log.info(up ? 'session established' : 'session down', fields);
     else this.log.debug('peer state', fields);
     if (up && this.#startupPeers.get(ev.address) === 0) this.#startupPeers.set(ev.address, Date.now());

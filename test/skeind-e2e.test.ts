@@ -5,7 +5,7 @@
 // (/32 announced by the host that has the pod), skeinctl's JSON shapes, and a clean SIGTERM that leaves the routes.
 import t from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requires } from './helpers/env.js';
@@ -318,6 +318,101 @@ t.test('three hosts, one resources.yaml: mesh, routes, pings, live edit, borrowe
     t.ok(ping(podNs.get('a1')!, '10.65.0.66'), 'traffic flows after the restart');
   } catch (e) {
     dumpLogs();
+    throw e;
+  }
+});
+
+t.test('two dual-stack hosts with a mesh password: IPv4 and IPv6 sessions signed with TCP-MD5, both families routed', async (t) => {
+  if (!requires(t, { root: true })) return;
+  const lab = new Lab();
+  const dir = mkdtempSync(join(tmpdir(), 'skeind-e2e6-'));
+  const daemons: ChildProcess[] = [];
+  const logs = new Map<string, string[]>();
+  t.teardown(() => {
+    for (const d of daemons) if (d.exitCode === null && d.signalCode === null) d.kill('SIGKILL');
+    lab.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const hosts = [
+    { name: 'host-a', v4: '10.0.0.1', v6: 'fd00::1', b4: '10.65.0.0/26', b6: 'fd00:65::/122' },
+    { name: 'host-b', v4: '10.0.0.2', v6: 'fd00::2', b4: '10.65.0.64/26', b6: 'fd00:65::40/122' },
+  ];
+  const [na, nb] = [lab.ns('a'), lab.ns('b')];
+  lab.link(na, nb, 'eth0', 'ethb');
+  nsExec(nb, 'ip', ['link', 'set', 'ethb', 'down']);
+  nsExec(nb, 'ip', ['link', 'set', 'ethb', 'name', 'eth0']);
+  nsExec(nb, 'ip', ['link', 'set', 'eth0', 'up']);
+  const nsOf = new Map([['host-a', na], ['host-b', nb]]);
+  for (const h of hosts) {
+    const ns = nsOf.get(h.name)!;
+    lab.addr(ns, 'eth0', `${h.v4}/24`);
+    lab.addr(ns, 'eth0', `${h.v6}/64`);
+  }
+  const secrets = join(dir, 'secrets');
+  mkdirSync(join(secrets, 'bgp-secrets'), { recursive: true });
+  writeFileSync(join(secrets, 'bgp-secrets', 'mesh'), 'tops3cret-mesh\n');
+  const docs: unknown[] = [
+    { kind: 'BGPConfiguration', metadata: { name: 'default' }, spec: { asNumber: 64512, nodeMeshPassword: { secretKeyRef: { name: 'bgp-secrets', key: 'mesh' } } } },
+    { kind: 'IPPool', metadata: { name: 'v4' }, spec: { cidr: '10.65.0.0/16', blockSize: 26 } },
+    { kind: 'IPPool', metadata: { name: 'v6' }, spec: { cidr: 'fd00:65::/48', blockSize: 122 } },
+  ];
+  for (const h of hosts) {
+    docs.push({ kind: 'Node', metadata: { name: h.name }, spec: { bgp: { ipv4Address: `${h.v4}/24`, ipv6Address: `${h.v6}/64` } } });
+    for (const b of [h.b4, h.b6]) {
+      docs.push({ kind: 'BlockAffinity', metadata: { name: `${h.name}-${b.replace(/[./:]/g, '-')}` }, spec: { node: h.name, cidr: b, state: 'confirmed', deleted: 'false' } });
+    }
+  }
+  const resFile = join(dir, 'resources.yaml');
+  writeFileSync(resFile, docs.map((d) => `---\n${JSON.stringify({ apiVersion: 'projectcalico.org/v3', ...(d as object) })}\n`).join(''));
+  const sock = (h: string): string => join(dir, `${h}.sock`);
+  // systemd's side of sd_notify for host-a: a datagram socket that prints what it receives.
+  const notifyPath = join(dir, 'notify.sock');
+  const notify = spawn('python3', ['-c', [
+    'import socket, sys',
+    's = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)',
+    's.bind(sys.argv[1])',
+    'print("bound", flush=True)',
+    's.settimeout(60)',
+    'while True: print(s.recv(4096).decode().replace("\\n", " "), flush=True)',
+  ].join('\n'), notifyPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+  t.teardown(() => notify.kill('SIGKILL'));
+  let notified = '';
+  notify.stdout.on('data', (d: Buffer) => (notified += d.toString()));
+  await until(() => notified.includes('bound'), 'notify socket bound', 10_000, 50);
+  for (const h of hosts) {
+    const cfg = join(dir, `${h.name}.yaml`);
+    writeFileSync(cfg, `nodeName: ${h.name}\ndatastore: { type: file, path: ${resFile} }\ncontrol: { socket: ${sock(h.name)} }\nmetrics: { listen: "" }\nsecretsDir: ${secrets}\n`);
+    const env = h.name === 'host-a' ? { ...process.env, NOTIFY_SOCKET: notifyPath } : process.env;
+    const child = nsSpawn(nsOf.get(h.name)!, 'node', [skeind, '--config', cfg], { env });
+    const lines: string[] = [];
+    logs.set(h.name, lines);
+    child.stdout!.on('data', (d: Buffer) => lines.push(...d.toString().split('\n').filter(Boolean)));
+    child.stderr!.on('data', (d: Buffer) => lines.push(`stderr: ${d.toString()}`));
+    daemons.push(child);
+  }
+  try {
+    const st = await until(async () => {
+      const s = await ctl(sock('host-a'), 'status');
+      const peers = s.peers as { address: string; state: string; families: string[] }[];
+      return peers.length === 2 && peers.every((p) => p.state === 'Established') ? peers : undefined;
+    }, 'host-a: IPv4 and IPv6 mesh sessions Established', 45_000, 250);
+    t.same(st?.map((p) => [p.address, p.families]).sort(), [['10.0.0.2', ['ipv4-unicast']], ['fd00::2', ['ipv6-unicast']]], 'one session per family, as Calico');
+    await until(() => {
+      const r4 = JSON.parse(nsExec(nb, 'ip', ['-j', 'route', 'show', 'proto', '80'])) as KRoute[];
+      const r6 = JSON.parse(nsExec(nb, 'ip', ['-j', '-6', 'route', 'show', 'proto', '80'])) as KRoute[];
+      return r4.some((x) => x.dst === '10.65.0.0/26' && x.gateway === '10.0.0.1')
+        && r6.some((x) => x.dst === 'fd00:65::/122' && x.gateway === 'fd00::1')
+        && r6.some((x) => x.dst === 'fd00:65::40/122' && x.type === 'blackhole');
+    }, 'host-b: host-a blocks via host-a in both families, own IPv6 block blackholed', 20_000, 200);
+    t.pass('both families routed');
+    // The sockets really carry the key: the kernel lists TCP-MD5 on them.
+    const ss = nsExec(na, 'ss', ['-tnie', 'state', 'established', '( sport = :179 or dport = :179 )']);
+    t.match(ss, /md5/, 'established BGP sockets are TCP-MD5 signed');
+    t.notOk([...logs.values()].flat().some((l) => l.includes('tops3cret')), 'the password never appears in the logs');
+    await until(() => notified.includes('READY=1'), 'READY=1 sent to NOTIFY_SOCKET once ready', 45_000, 100);
+    t.pass('systemd is told READY=1 once the node is ready');
+  } catch (e) {
+    for (const [h, lines] of logs) t.comment(`--- ${h}\n${lines.slice(-25).join('\n')}`);
     throw e;
   }
 });

@@ -325,6 +325,12 @@ t.test('two daemons in-process: mesh over loopback, learned routes, live edits, 
     t.ok(rr.changes?.some((c) => c.startsWith('log.level')), 'reports the log level change');
     t.equal(d1.log.level, 'debug');
     t.equal((d1.speaker!.peersJson().peers[0] as { connection: number | null }).connection, conn, 'reload keeps the session');
+    writeFileSync(f1, `${[
+      'nodeName: node-1', `datastore: { type: file, path: ${res}, debounce: 40ms }`, 'fib: { enabled: false }',
+      `control: { socket: ${join(dir, 'run', 'node-1.sock')} }`, 'metrics: { listen: "" }', 'log: { level: debug }',
+    ].join('\n')}\n`);
+    const rr2 = await d1.reload();
+    t.ok(rr2.changes?.some((c) => c === 'datastore changed: needs a restart of skeind to take effect'), 'a change that needs a restart is reported as such');
     writeFileSync(f1, 'fib: { enabeld: false }\n');
     await t.rejects(d1.reload(), /enabeld/, 'a bad skein.yaml on reload is refused, the running config kept');
 
@@ -342,6 +348,7 @@ t.test('ClusterInformation gate: nothing announced until datastoreReady is true'
   const res = join(dir, 'resources.yaml');
   const yaml = (ready: boolean): string => [
     `kind: ClusterInformation\nmetadata: { name: default }\nspec: { datastoreReady: ${ready} }`,
+    'kind: BGPConfiguration\nmetadata: { name: default }\nspec: { logSeverityScreen: Debug }',
     'kind: IPPool\nmetadata: { name: pods }\nspec: { cidr: 10.65.0.0/16, blockSize: 26 }',
     'kind: Node\nmetadata: { name: solo }\nspec: { bgp: { ipv4Address: 127.0.0.1/8 } }',
     'kind: BlockAffinity\nmetadata: { name: solo-10-65-0-0-26 }\nspec: { node: solo, cidr: 10.65.0.0/26, state: confirmed, deleted: "false" }',
@@ -358,6 +365,7 @@ t.test('ClusterInformation gate: nothing announced until datastoreReady is true'
   t.teardown(() => d.stop());
   await d.start();
   await until(() => d.speaker !== undefined && d.status().notReady?.some((m) => m.includes('cluster datastore not ready')), 'not ready: cluster gate', 10_000, 50);
+  t.equal(d.log.level, 'debug', "Calico's logSeverityScreen raises the log level");
   t.same(d.routesJson().routes, [], 'nothing originated while the gate is closed');
   t.same(d.fibJson().counts.desired, 0, 'nothing to program while the gate is closed');
   write(yaml(true));
