@@ -58,9 +58,9 @@ function fresh(t: Test, letter: string): { prefix: string; stateDir: string; opt
   return { prefix, stateDir, opts };
 }
 
-async function upCheckDown(t: Test, topology: Topology, letter: string): Promise<void> {
+async function upCheckDown(t: Test, topology: Topology, letter: string, datastore: 'file' | 'etcd' = 'file'): Promise<void> {
   const { prefix, stateDir, opts } = fresh(t, letter);
-  const r = await run(['up', '--topology', topology, ...opts], 90_000);
+  const r = await run(['up', '--topology', topology, '--datastore', datastore, ...opts], 90_000);
   const m = /^\[.*\] lab: (\d+)\/(\d+) pings ok$/m.exec(r.out);
   if (r.code !== 0) t.comment(`lab output:\n${r.out}\n${r.err}`);
   t.equal(r.code, 0, `lab up (${topology}) exits 0`);
@@ -86,6 +86,10 @@ async function upCheckDown(t: Test, topology: Topology, letter: string): Promise
 
   const state = JSON.parse(readFileSync(join(stateDir, prefix, 'state.json'), 'utf8')) as State;
   t.equal(state.pids.filter((p) => p.name.startsWith('skeind')).length, 4, 'four skeinds recorded');
+  if (datastore === 'etcd') {
+    t.ok(state.pids.some((p) => p.name === 'etcd'), 'etcd recorded');
+    for (const h of ['k8s-1', 'os-2']) t.match(readFileSync(join(stateDir, prefix, `${h}.yaml`), 'utf8'), /type: etcd/, `${h} reads etcd`);
+  }
   t.ok(state.pids.every((p) => alive(p.pid)), 'the lab keeps running after npm start returns');
 
   const d = await run(['down', ...opts], 30_000);
@@ -121,6 +125,11 @@ t.test('ToR: eBGP to FRR, every ping, routes, down', async (t) => {
   // FRR's daemons live outside PATH (Debian: /usr/lib/frr); `command -v` takes an absolute path too.
   if (!requires(t, { root: true, commands: ['ip', 'ping', 'vtysh', '/usr/lib/frr/zebra', '/usr/lib/frr/bgpd'] })) return;
   await upCheckDown(t, 'tor', 't');
+});
+
+t.test('etcd datastore: one etcd in the fabric namespace, mesh, every ping, down', async (t) => {
+  if (!requires(t, { root: true, commands: ['ip', 'ping', 'etcd', 'etcdctl'] })) return;
+  await upCheckDown(t, 'mesh', 'e', 'etcd');
 });
 
 t.test('down after a lab killed with SIGKILL mid-run', async (t) => {

@@ -10,7 +10,7 @@
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, chmodSync, accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
-import { expectedRemote, frrConf, makePlan, resourcesYaml, skeinYaml, type Plan, type Topology } from './topology.js';
+import { etcdPairs, expectedRemote, frrConf, makePlan, resourcesYaml, skeinYaml, type Plan, type Topology } from './topology.js';
 
 const HERE = import.meta.dirname;
 const SKEIND = join(HERE, '..', 'skeind.js');
@@ -28,7 +28,8 @@ const USAGE = `usage: npm start [-- OPTIONS]          build the lab, check it, l
                         tor: every host peers eBGP with a top-of-rack router (AS 65000, one AS per host)
                         (default: tor when FRR is installed, else mesh)
   --tor frr|skein|none  the ToR router for --topology tor (frr; skein needs route reflection: not yet)
-  --datastore file      the datastore (file: one resources.yaml shared by every host)
+  --datastore file|etcd the datastore: file (default): one resources.yaml shared by every host;
+                        etcd: one etcd (Debian etcd-server) in the fabric namespace on 10.10.0.2:2379
   --prefix P            namespace name prefix (default ${DEFAULT_PREFIX}); a lab per prefix
   --ipv4-only           no IPv6 (default: dual stack, fd00:: beside 10.x)
   --state-dir DIR       where the lab keeps its files (default ${DEFAULT_STATE})
@@ -44,6 +45,7 @@ interface Options {
   prefix: string;
   stateRoot: string;
   ipv6: boolean;
+  datastore: 'file' | 'etcd';
 }
 
 function frrInstalled(): boolean {
@@ -70,6 +72,7 @@ export function parseOptions(argv: readonly string[]): Options | { help: true } 
   let prefix = DEFAULT_PREFIX;
   let stateRoot = DEFAULT_STATE;
   let ipv6 = true;
+  let datastore: Options['datastore'] = 'file';
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const eq = a.indexOf('=');
@@ -101,8 +104,8 @@ export function parseOptions(argv: readonly string[]): Options | { help: true } 
       }
       case '--datastore': {
         const v = value();
-        if (v === 'etcd') throw new LabError('--datastore etcd: not in the lab yet; the lab runs on the file datastore (--datastore file)');
-        if (v !== 'file') throw new LabError(`--datastore: "${v}" is not file`);
+        if (v !== 'file' && v !== 'etcd') throw new LabError(`--datastore: "${v}" is not file or etcd`);
+        datastore = v;
         break;
       }
       case '--prefix': {
@@ -125,7 +128,7 @@ export function parseOptions(argv: readonly string[]): Options | { help: true } 
   if (topology === undefined) topology = tor === 'frr' || tor === 'skein' ? 'tor' : tor === 'none' ? 'mesh' : frrInstalled() ? 'tor' : 'mesh';
   if (topology === 'tor' && tor === undefined) tor = 'frr';
   if (topology === 'mesh') tor = 'none';
-  return { command, topology, tor: tor!, prefix, stateRoot, ipv6 };
+  return { command, topology, tor: tor!, prefix, stateRoot, ipv6, datastore };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -206,7 +209,7 @@ async function down(o: Options, quiet = false): Promise<{ namespaces: number; pr
     // Only a process that is still one of ours (a pid may have been reused since).
     try {
       const cmdline = readFileSync(`/proc/${p.pid}/cmdline`, 'utf8');
-      if (/skeind|bgpd|zebra/.test(cmdline)) pids.add(p.pid);
+      if (/skeind|bgpd|zebra|etcd/.test(cmdline)) pids.add(p.pid);
     } catch {
       /* gone */
     }
@@ -257,6 +260,9 @@ function preflight(o: Options): void {
   for (const cmd of ['ip', 'ping', 'sysctl']) if (which(cmd) === undefined) throw new LabError(`required tool "${cmd}" not found in PATH (Debian: iproute2, iputils-ping, procps)`);
   if (!existsSync(SKEIND)) throw new LabError(`${SKEIND} not found: run npm run build first`);
   if (o.tor === 'skein') throw new LabError('--tor skein needs route reflection in skein, which is not implemented yet; use --tor frr or --topology mesh');
+  if (o.datastore === 'etcd' && (which('etcd') === undefined || which('etcdctl') === undefined)) {
+    throw new LabError('--datastore etcd: etcd and etcdctl not found in PATH (Debian: etcd-server, etcd-client); the default file datastore needs neither');
+  }
   if (o.tor === 'frr' && !frrInstalled()) throw new LabError(`--tor frr: FRR not installed (${FRR_DIR}/zebra, bgpd and vtysh; Debian package frr); use --topology mesh`);
 }
 
@@ -290,7 +296,7 @@ async function up(o: Options): Promise<number> {
     ipn(b, 'link', 'set', nameB, 'up');
   };
 
-  say(`building the lab: topology ${o.topology}${o.topology === 'tor' ? ` (ToR: ${o.tor})` : ''}, ${plan.ipv6 ? 'dual stack' : 'IPv4 only'}, datastore file, prefix ${o.prefix}, state in ${dir}`);
+  say(`building the lab: topology ${o.topology}${o.topology === 'tor' ? ` (ToR: ${o.tor})` : ''}, ${plan.ipv6 ? 'dual stack' : 'IPv4 only'}, datastore ${o.datastore}, prefix ${o.prefix}, state in ${dir}`);
   const fabric = ns('fabric');
   ipn(fabric, 'link', 'add', 'br0', 'type', 'bridge');
   ipn(fabric, 'link', 'set', 'br0', 'up');
@@ -334,10 +340,19 @@ async function up(o: Options): Promise<number> {
   }
   say(`workloads: ${plan.workloads.map((w) => `${w.name} ${w.ip}${plan.ipv6 ? ` ${w.ip6}` : ''} (${w.host}, ${w.ifname})`).join(', ')}`);
 
-  // The datastore: one resources.yaml for all hosts, as Calico would have written it.
+  // The datastore: one resources.yaml for all hosts, or one etcd, as Calico would have written it. (The file
+  // is written for etcd too: it is the readable copy of what was loaded.)
   const resources = join(dir, 'resources.yaml');
   writeFileSync(resources, resourcesYaml(plan));
-  say(`datastore: ${resources} (${plan.hosts.length} Nodes, ${plan.hosts.filter((h) => h.block).length * (plan.ipv6 ? 2 : 1)} IPAM blocks, ${plan.workloads.length} WorkloadEndpoints)`);
+  const counts = `${plan.hosts.length} Nodes, ${plan.hosts.filter((h) => h.block).length * (plan.ipv6 ? 2 : 1)} IPAM blocks, ${plan.workloads.length} WorkloadEndpoints`;
+  let datastore: { file: string } | { etcd: string } = { file: resources };
+  if (o.datastore === 'etcd') {
+    datastore = { etcd: await startEtcd(plan, fabric, dir, state) };
+    saveState();
+    say(`datastore: etcd at ${datastore.etcd} in ${fabric} (${counts}); data in ${dir}/etcd`);
+  } else {
+    say(`datastore: ${resources} (${counts})`);
+  }
 
   // The ToR.
   if (o.topology === 'tor') {
@@ -352,7 +367,7 @@ async function up(o: Options): Promise<number> {
     const cfg = join(dir, `${h.name}.yaml`);
     const sock = join(dir, `${h.name}.sock`);
     sockets.set(h.name, sock);
-    writeFileSync(cfg, skeinYaml(h, resources, sock));
+    writeFileSync(cfg, skeinYaml(h, datastore, sock));
     const log = openSync(join(dir, `${h.name}.log`), 'a');
     // `ip netns exec` execs the command: the pid is skeind's. Detached, so the lab outlives this process.
     const child = spawn('ip', ['netns', 'exec', hostNs.get(h.name)!, process.execPath, SKEIND, '--config', cfg], { detached: true, stdio: ['ignore', log, log] });
@@ -451,12 +466,40 @@ async function up(o: Options): Promise<number> {
     `  node ${SKEINCTL} --socket ${sockets.get(h0.name)} peers`,
     `  node ${SKEINCTL} --socket ${sockets.get(h0.name)} routes`,
     ...(o.topology === 'tor' ? [`  vtysh -N ${o.prefix}tor -c 'show bgp ipv4 unicast'      # the ToR`] : []),
-    `  edit ${resources}   # the datastore: every skeind follows it`,
+    'file' in datastore
+      ? `  edit ${resources}   # the datastore: every skeind follows it`
+      : `  ip netns exec ${fabric} etcdctl --endpoints ${datastore.etcd} get --prefix /calico/ --keys-only   # the datastore`,
     `To remove it: npm run lab:down${o.prefix === DEFAULT_PREFIX ? '' : ` -- --prefix ${o.prefix}`}`,
     '',
   ].join('\n'));
   say(`lab: ${ok}/${results.size} pings ok`);
   return ok === results.size && results.size > 0 ? 0 : 1;
+}
+
+/**
+ * etcd in the fabric namespace, on an address of the fabric bridge, so every host reaches it over the fabric
+ * (and nothing listens in the root namespace); then Calico's keys are loaded with etcdctl. Returns the URL.
+ */
+async function startEtcd(plan: Plan, fabric: string, dir: string, state: State): Promise<string> {
+  const ip = '10.10.0.2';
+  const url = `http://${ip}:2379`;
+  ipn(fabric, 'addr', 'add', `${ip}/${plan.fabricCidrLen}`, 'dev', 'br0');
+  const log = openSync(join(dir, 'etcd.log'), 'a');
+  const child = spawn('ip', ['netns', 'exec', fabric, 'etcd', '--name', 'lab', '--data-dir', join(dir, 'etcd'),
+    '--listen-client-urls', url, '--advertise-client-urls', url,
+    '--listen-peer-urls', 'http://127.0.0.1:2380', '--initial-advertise-peer-urls', 'http://127.0.0.1:2380',
+    '--initial-cluster', 'lab=http://127.0.0.1:2380', '--log-level', 'warn'], { detached: true, stdio: ['ignore', log, log] });
+  closeSync(log);
+  child.unref();
+  state.pids.push({ name: 'etcd', pid: child.pid! });
+  const ctl = (...args: string[]): Promise<{ ok: boolean; out: string; err: string }> => shAsync('ip', ['netns', 'exec', fabric, 'etcdctl', '--endpoints', url, '--dial-timeout', '2s', ...args], 10_000);
+  const up = await until('etcd to answer', 15_000, async () => ((await ctl('endpoint', 'health')).ok ? true : undefined));
+  if (!up) throw new LabError(`etcd did not come up in ${fabric}: see ${join(dir, 'etcd.log')}`);
+  const pairs = etcdPairs(plan);
+  const results = await Promise.all(pairs.map(({ key, value }) => ctl('put', key, value)));
+  const bad = results.findIndex((r) => !r.ok);
+  if (bad >= 0) throw new LabError(`etcdctl put ${pairs[bad]!.key}: ${results[bad]!.err.trim()}`);
+  return url;
 }
 
 /** FRR's zebra and bgpd in the ToR namespace, with their own path space (/run/frr/<ns>/, `vtysh -N <ns>`). */

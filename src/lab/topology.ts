@@ -103,10 +103,39 @@ function lastPart(ip: string): number {
   return ip.includes(':') ? parseInt(ip.split(':').at(-1) || '0', 16) : Number(ip.split('.')[3]);
 }
 
+interface Doc { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; [k: string]: unknown }; spec: Record<string, unknown> }
+
 /** The cluster's resources as one multi-document YAML file (each document is JSON, which is YAML). */
 export function resourcesYaml(plan: Plan): string {
+  return resourceDocs(plan).map((d) => `---\n${JSON.stringify(d)}\n`).join('');
+}
+
+/** Calico's lower-case plural for each v3 kind the lab writes (the etcd key segment). */
+const PLURAL: Record<string, string> = {
+  ClusterInformation: 'clusterinformations', BGPConfiguration: 'bgpconfigurations', IPPool: 'ippools', BGPPeer: 'bgppeers',
+  Node: 'nodes', WorkloadEndpoint: 'workloadendpoints',
+};
+
+/**
+ * The same resources as etcd keys and values, as Calico writes them: v3 resources under
+ * /calico/resources/v3/projectcalico.org/<plural>/[<namespace>/]<name>, IPAM in libcalico-go's own shapes
+ * (an affinity is {"state","deleted"} under the host's key; a block is the AllocationBlock).
+ */
+export function etcdPairs(plan: Plan): { key: string; value: string }[] {
+  return resourceDocs(plan).map((d) => {
+    const cidr = String(d.spec.cidr ?? '');
+    const fam = cidr.includes(':') ? 6 : 4;
+    const part = cidr.replace('/', '-');
+    if (d.kind === 'BlockAffinity') return { key: `/calico/ipam/v2/host/${String(d.spec.node)}/ipv${fam}/block/${part}`, value: JSON.stringify({ state: d.spec.state, deleted: false }) };
+    if (d.kind === 'IPAMBlock') return { key: `/calico/ipam/v2/assignment/ipv${fam}/block/${part}`, value: JSON.stringify({ ...d.spec, strictAffinity: false }) };
+    const ns = d.metadata.namespace !== undefined ? `${d.metadata.namespace}/` : '';
+    return { key: `/calico/resources/v3/projectcalico.org/${PLURAL[d.kind]!}/${ns}${d.metadata.name}`, value: JSON.stringify(d) };
+  });
+}
+
+function resourceDocs(plan: Plan): Doc[] {
   const v3 = 'projectcalico.org/v3';
-  const docs: unknown[] = [
+  const docs: Doc[] = [
     { apiVersion: v3, kind: 'ClusterInformation', metadata: { name: 'default' }, spec: { datastoreReady: true } },
     {
       apiVersion: v3, kind: 'BGPConfiguration', metadata: { name: 'default' },
@@ -190,14 +219,16 @@ export function resourcesYaml(plan: Plan): string {
       });
     }
   }
-  return docs.map((d) => `---\n${JSON.stringify(d)}\n`).join('');
+  return docs;
 }
 
-/** One host's skein.yaml. */
-export function skeinYaml(host: Host, resources: string, socket: string): string {
+/** One host's skein.yaml: the file datastore (a path) or etcd (an endpoint URL). */
+export function skeinYaml(host: Host, datastore: { file: string } | { etcd: string }, socket: string): string {
   return [
     `nodeName: ${host.name}`,
-    `datastore: { type: file, path: ${JSON.stringify(resources)}, debounce: 50ms }`,
+    'file' in datastore
+      ? `datastore: { type: file, path: ${JSON.stringify(datastore.file)}, debounce: 50ms }`
+      : `datastore: { type: etcd, etcd: { endpoints: [${JSON.stringify(datastore.etcd)}] } }`,
     `control: { socket: ${JSON.stringify(socket)} }`,
     // every host namespace has its own loopback, so one port serves all
     'metrics: { listen: "127.0.0.1:9180" }',
