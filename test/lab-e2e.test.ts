@@ -84,6 +84,13 @@ async function upCheckDown(t: Test, topology: Topology, letter: string, datastor
     }
   }
 
+  // Nothing of the lab in the root namespace: none of its links, no route or address in its ranges.
+  const rootLinks = (JSON.parse(spawnSync('ip', ['-j', 'link', 'show'], { encoding: 'utf8' }).stdout) as { ifname: string }[]).map((l) => l.ifname);
+  const labLinks = new Set([...plan.workloads.map((w) => w.ifname), ...plan.hosts.map((h) => `p-${h.label}`), 'p-tor']);
+  t.same(rootLinks.filter((l) => labLinks.has(l)), [], 'no lab link in the root namespace');
+  const rootNet = ['route', 'addr'].flatMap((what) => ['-4', '-6'].map((f) => spawnSync('ip', [f, what, 'show'], { encoding: 'utf8' }).stdout)).join('');
+  t.notMatch(rootNet, /\b(10\.(10|65|70)\.0\.|fd00:(10|65|70):)/, 'no route or address of the lab in the root namespace');
+
   const state = JSON.parse(readFileSync(join(stateDir, prefix, 'state.json'), 'utf8')) as State;
   t.equal(state.pids.filter((p) => p.name.startsWith('skeind')).length, 4, 'four skeinds recorded');
   if (datastore === 'etcd') {

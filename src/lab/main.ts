@@ -458,20 +458,21 @@ async function up(o: Options): Promise<number> {
   }
   const ok = [...results.values()].filter(Boolean).length;
   const h0 = plan.hosts[0]!;
-  process.stdout.write([
-    'The lab keeps running. To explore it:',
-    `  ip netns list | grep ^${o.prefix}                       # the namespaces`,
-    `  ip netns exec ${wlNs.get(vms[0]!.name)} ping ${pods[0]!.ip}            # from a VM to a pod`,
-    `  ip netns exec ${hostNs.get(h0.name)} ip route show proto 80      # what skein programmed on ${h0.name}`,
-    `  node ${SKEINCTL} --socket ${sockets.get(h0.name)} peers`,
-    `  node ${SKEINCTL} --socket ${sockets.get(h0.name)} routes`,
-    ...(o.topology === 'tor' ? [`  vtysh -N ${o.prefix}tor -c 'show bgp ipv4 unicast'      # the ToR`] : []),
+  const downCmd = `npm run lab:down${o.prefix === DEFAULT_PREFIX ? '' : ` -- --prefix ${o.prefix}`}`;
+  const hints: [string, string][] = [
+    [`ip netns list | grep ^${o.prefix}`, 'the namespaces: hosts, workloads, fabric'],
+    [`ip netns exec ${wlNs.get(vms[0]!.name)} ping ${pods[2]!.ip}`, `from ${vms[0]!.name} to ${pods[2]!.name} on ${pods[2]!.host}`],
+    [`ip netns exec ${hostNs.get(h0.name)} ip route show proto 80`, `what skein programmed on ${h0.name}`],
+    [`node ${SKEINCTL} --socket ${sockets.get(h0.name)} peers`, 'or status, routes, fib'],
+    [`ip netns exec ${hostNs.get(h0.name)} curl -s 127.0.0.1:9180/metrics`, `${h0.name}'s metrics`],
+    ...(o.topology === 'tor' ? [[`vtysh -N ${o.prefix}tor -c 'show bgp ipv4 unicast'`, 'the ToR'] as [string, string]] : []),
     'file' in datastore
-      ? `  edit ${resources}   # the datastore: every skeind follows it`
-      : `  ip netns exec ${fabric} etcdctl --endpoints ${datastore.etcd} get --prefix /calico/ --keys-only   # the datastore`,
-    `To remove it: npm run lab:down${o.prefix === DEFAULT_PREFIX ? '' : ` -- --prefix ${o.prefix}`}`,
-    '',
-  ].join('\n'));
+      ? [`$EDITOR ${resources}`, 'the datastore: every skeind follows it']
+      : [`ip netns exec ${fabric} etcdctl --endpoints ${datastore.etcd} get --prefix /calico/ --keys-only`, 'the datastore'],
+    [`less ${dir}/${h0.name}.log`, 'a skeind log'],
+  ];
+  const width = Math.max(...hints.map(([c]) => c.length)) + 2;
+  process.stdout.write(['The lab keeps running. To explore it:', ...hints.map(([c, what]) => `  ${c.padEnd(width)}# ${what}`), `To remove it: ${downCmd}`, ''].join('\n'));
   say(`lab: ${ok}/${results.size} pings ok`);
   return ok === results.size && results.size > 0 ? 0 : 1;
 }
