@@ -187,7 +187,22 @@ t.test('clear errors: bad options, not root', async (t) => {
   const rr = await run(['up', '--tor', 'skein', '--prefix', `slt${tag}x_`], 10_000);
   t.equal(rr.code, 1);
   t.match(rr.err, process.getuid?.() === 0 ? /route reflection/ : /needs root/);
+  for (const [args, msg] of [
+    [['--topology', 'tor', '--tor', 'none'], /^lab: --topology tor needs a ToR router/],
+    [['--prefix', 'Bad/Name'], /^lab: --prefix: "Bad\/Name" must be/],
+    [['--datastore', 'consul'], /^lab: --datastore: "consul" is not file or etcd/],
+    [['--frobnicate'], /^lab: unknown argument "--frobnicate"/],
+  ] as const) {
+    const r = await run(['up', ...args], 10_000);
+    t.equal(r.code, 2, `${args.join(' ')}: exit 2`);
+    t.match(r.err, msg);
+  }
   if (process.getuid?.() !== 0) return;
+  // A required tool missing (ping is in /usr/bin, outside the lab's own /usr/sbin:/sbin fallback for ip).
+  const noPing = spawnSync(process.execPath, [main, 'up', '--topology', 'mesh', '--prefix', `slt${tag}p_`], { encoding: 'utf8', env: { ...process.env, PATH: '/nonexistent' }, timeout: 10_000 });
+  t.equal(noPing.status, 1);
+  t.match(noPing.stderr, /^lab: required tool "ping" not found in PATH/);
+  t.same(namespaces(`slt${tag}p_`), [], 'nothing built');
   // As an unprivileged user: one clear line, nothing built.
   const r = spawnSync(process.execPath, [main, 'up', '--prefix', `slt${tag}u_`], { encoding: 'utf8', uid: 65534, gid: 65534, timeout: 10_000 });
   t.equal(r.status, 1);

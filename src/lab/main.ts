@@ -247,7 +247,8 @@ async function down(o: Options, quiet = false): Promise<{ namespaces: number; pr
     }
   }
   rmSync(stateDir(o), { recursive: true, force: true });
-  if (o.tor === 'frr' || state?.tor === 'frr') rmSync(join('/run/frr', `${o.prefix}tor`), { recursive: true, force: true });
+  // FRR's path space for the ToR (its name is ours: the ToR namespace's).
+  rmSync(join('/run/frr', `${o.prefix}tor`), { recursive: true, force: true });
   if (!quiet) say(`lab down: removed ${namespaces.size} namespaces (prefix ${o.prefix}), stopped ${pids.size} processes`);
   return { namespaces: namespaces.size, processes: pids.size };
 }
