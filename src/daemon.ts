@@ -80,6 +80,8 @@ export class Daemon {
   #queue: Promise<void> = Promise.resolve();
   #pendingEvents: ChangeEvent[] = [];
   #eventsScheduled = false;
+  /** the first snapshot is applied: change events can be diffed */
+  #live = false;
   #stopping = false;
   #stopped: Promise<void> | undefined;
   #resolveFinished!: () => void;
@@ -249,6 +251,21 @@ export class Daemon {
     if (model.node(this.cfg.nodeName) === undefined) {
       log.warn('this node has no Node resource in the datastore: no BGP address, so no peerings', { nodeName: this.cfg.nodeName });
     }
+    await this.#startSpeaker(id);
+
+    const diff = this.controller.update(model);
+    const state = this.controller.state;
+    for (const p of state.peers) this.#startupPeers.set(p.address, 0);
+    this.readiness.setPeers(state.peers.map((p) => p.address));
+    await this.#applyDiff(diff, true);
+    this.#live = true;
+    this.#processEvents();
+    this.readiness.setDatastoreSynced(this.#ds?.status.state === 'synced');
+    this.#startSyncWatch(state.peers);
+  }
+
+  async #startSpeaker(id: SpeakerIdentity): Promise<Speaker> {
+    const log = this.log;
     const speaker = new Speaker({
       localAsn: id.asn,
       routerId: id.routerId,
@@ -271,14 +288,7 @@ export class Daemon {
     this.speaker = speaker;
     await speaker.start();
     log.info('BGP speaker listening', { asn: id.asn, routerId: id.routerId, address: id.listenAddress, port: speaker.port });
-
-    const diff = this.controller.update(model);
-    const state = this.controller.state;
-    for (const p of state.peers) this.#startupPeers.set(p.address, 0);
-    this.readiness.setPeers(state.peers.map((p) => p.address));
-    await this.#applyDiff(diff, true);
-    this.readiness.setDatastoreSynced(this.#ds?.status.state === 'synced');
-    this.#startSyncWatch(state.peers);
+    return speaker;
   }
 
   #onChange(ev: ChangeEvent): void {
@@ -287,30 +297,86 @@ export class Daemon {
     if (this.#eventsScheduled) return;
     this.#eventsScheduled = true;
     // One diff per burst: the file datastore and an etcd watch deliver related changes together.
-    setImmediate(() => {
-      this.#eventsScheduled = false;
-      const events = this.#pendingEvents;
-      this.#pendingEvents = [];
-      if (!this.speaker || this.#stopping) return; // before the snapshot the controller has nothing to diff against
-      const model = this.#ds?.model;
-      if (model) {
-        this.#applyLogSeverity(model);
-        this.#checkIdentity(model);
-      }
-      const diff = this.controller.applyChanges(events);
-      this.#applyDiff(diff, false).catch((e: unknown) => this.log.error('applying datastore changes failed', { err: e }));
-    });
+    setImmediate(() => this.#processEvents());
   }
 
-  /** AS, router ID and listen socket are the speaker's own: changing them needs a restart of skeind. */
-  #checkIdentity(model: Model): void {
-    if (!this.identity) return;
+  #processEvents(): void {
+    this.#eventsScheduled = false;
+    // Until the snapshot is applied the controller has nothing to diff against: the events wait (they are
+    // newer than the snapshot, so they are applied after it).
+    if (!this.#live || this.#stopping) return;
+    const events = this.#pendingEvents;
+    this.#pendingEvents = [];
+    if (events.length === 0) return;
+    const model = this.#ds?.model;
+    let restart: SpeakerIdentity | undefined;
+    if (model) {
+      this.#applyLogSeverity(model);
+      restart = this.#identityChange(model);
+    }
+    const diff = this.controller.applyChanges(events);
+    this.#applyDiff(diff, false, restart).catch((e: unknown) => this.log.error('applying datastore changes failed', { err: e }));
+  }
+
+  /**
+   * AS, router ID and listen socket belong to the speaker itself (they are in every OPEN, RFC 4271 §4.2): a change
+   * replaces the speaker, so every session restarts, as BIRD's do when confd rewrites its configuration.
+   */
+  #identityChange(model: Model): SpeakerIdentity | undefined {
+    if (!this.identity) return undefined;
     const now = speakerIdentity(this.cfg, model);
     const was = this.identity;
     const changed = (['asn', 'routerId', 'listenAddress', 'listenPort'] as const).filter((k) => now[k] !== was[k]);
-    if (changed.length > 0) {
-      this.log.warn('a change needs a restart of skeind to take effect (sessions would drop)', { fields: changed, now: Object.fromEntries(changed.map((k) => [k, now[k]])) });
+    if (changed.length === 0) return undefined;
+    this.identity = now; // a burst that follows does not restart the speaker a second time
+    this.log.warn('the speaker\'s identity changed: restarting every BGP session', {
+      fields: changed, was: Object.fromEntries(changed.map((k) => [k, was[k]])), now: Object.fromEntries(changed.map((k) => [k, now[k]])),
+    });
+    return now;
+  }
+
+  /**
+   * Replace the speaker. Its learned routes stay in the kernel, marked stale, until the new sessions have
+   * announced theirs again (or a deadline passes); then the ones nobody announced again are removed.
+   */
+  async #restartSpeaker(id: SpeakerIdentity): Promise<void> {
+    const old = this.speaker;
+    if (old) {
+      old.removeAllListeners('best');
+      old.removeAllListeners('peer');
+      await old.stop({ message: 'configuration changed' });
+      for (const a of old.peerAddresses()) this.metrics.removePeer(a);
     }
+    const stale = this.routes.markBgpStale();
+    this.identity = id;
+    this.routes.own = new Set([id.v4, id.v6].filter((a): a is string => a !== undefined));
+    const speaker = await this.#startSpeaker(id);
+    const state = this.controller.state;
+    for (const p of state.peers) {
+      const opts = await this.#peerOptions(p);
+      if (!opts) continue;
+      try {
+        speaker.addPeer(opts);
+      } catch (e) {
+        this.log.warn('adding peer failed', { peer: p.address, err: e });
+      }
+    }
+    if (state.ready) for (const o of state.announce) this.#originate(o, true);
+    // Sweep once every peer is back and quiet, or after the start-up deadline.
+    const started = Date.now();
+    const addresses = state.peers.map((p) => p.address);
+    const timer = setInterval(() => {
+      if (this.#stopping || this.speaker !== speaker) return clearInterval(timer);
+      const now = Date.now();
+      const up = addresses.every((a) => speaker.peerInfo(a)?.state === 'Established');
+      if ((up && now - this.#lastBestAt >= PEER_QUIET_MS && now - started >= PEER_QUIET_MS) || now - started >= DEFAULT_SYNC_DEADLINE_MS) {
+        clearInterval(timer);
+        const swept = this.routes.sweepBgpStale();
+        this.log.info('BGP routes re-learned after the speaker restart', { stale, swept });
+        this.#fibMetrics();
+      }
+    }, 250);
+    timer.unref();
   }
 
   /** The more verbose of skein.yaml's log.level and Calico's logSeverityScreen (node.<name>, else default). */
@@ -327,10 +393,17 @@ export class Daemon {
 
   // ------------------------------------------------------------------ applying the controller's diffs
 
-  #applyDiff(d: ControllerDiff, initial: boolean): Promise<void> {
+  #applyDiff(diff: ControllerDiff, initial: boolean, restart?: SpeakerIdentity): Promise<void> {
     const run = async (): Promise<void> => {
+      if (!this.speaker || this.#stopping) return;
+      let d = diff;
+      if (restart) {
+        // The new speaker gets every peer and announcement of the current state; the rest of the diff still applies.
+        await this.#restartSpeaker(restart);
+        const none = { added: [], changed: [], removed: [] };
+        d = { ...diff, peers: none, announce: none };
+      }
       const speaker = this.speaker;
-      if (!speaker || this.#stopping) return;
       const log = this.log;
       const ready = this.controller.state.ready;
       if (d.ready !== undefined || initial) {
@@ -356,8 +429,10 @@ export class Daemon {
         if (!opts) continue;
         log.info(descriptive ? 'peer description changed' : 'peer changed', { peer: c.key, fields: c.fields });
         try {
-          // The speaker resets the session only when a session parameter changed (bgp/speaker sessionKey).
-          speaker.updatePeer(opts);
+          // The speaker resets the session only when a session parameter changed (bgp/speaker sessionKey). A
+          // peer skipped before (its password could not be read) is added now.
+          if (speaker.peerInfo(opts.address) === null) speaker.addPeer(opts);
+          else speaker.updatePeer(opts);
         } catch (e) {
           log.warn('changing peer failed', { peer: c.key, err: e });
         }

@@ -8,12 +8,14 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadDaemonConfig, loadResourcesText, parseDaemonConfig } from '../config/index.js';
+import { etcdKey, etcdValueOf, loadDaemonConfig, loadResourcesText, parseDaemonConfig } from '../config/index.js';
 import type { DesiredPeer, Origination } from '../src/controller/index.js';
 import {
   Daemon, RouteTable, addressBytes, bgpTarget, originationAttributes, peerOptionsFor, prefixBytes, routerIdFor,
   speakerIdentity,
 } from '../src/daemon.js';
+import { requires } from './helpers/env.js';
+import { startEtcd } from './helpers/etcd.js';
 import { until } from './helpers/netns.js';
 
 const root = join(import.meta.dirname, '..');
@@ -227,6 +229,17 @@ t.test('route table: device > blackhole > BGP; nothing written while the gate is
   gated.setDevice('10.65.0.2/32', null);
   t.same(calls.slice(1), ['remove 10.65.0.0/26', 'remove 10.65.0.2/32'], 'and routes nobody wants are removed');
   t.equal(gated.size, 0);
+
+  // Stale BGP paths after a speaker restart: kept until announced again or swept.
+  calls.length = 0;
+  gated.setBgp('10.65.1.0/26', ['10.0.0.2']);
+  gated.setBgp('10.65.2.0/26', ['10.0.0.3']);
+  t.equal(gated.markBgpStale(), 2);
+  gated.setBgp('10.65.1.0/26', ['10.0.0.2']);
+  t.equal(calls.length, 2, 'a path announced again is not rewritten');
+  t.equal(gated.sweepBgpStale(), 1);
+  t.same(calls.slice(2), ['remove 10.65.2.0/26'], 'only the path nobody announced again is removed');
+  t.equal(gated.sweepBgpStale(), 0, 'a second sweep does nothing');
 });
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -236,9 +249,9 @@ interface Node { name: string; ip: string }
 const N1: Node = { name: 'node-1', ip: '127.0.0.1' };
 const N2: Node = { name: 'node-2', ip: '127.0.0.2' };
 
-function clusterYaml(port: number, opts: { extraPodOn2?: boolean; label?: string } = {}): string {
+function clusterYaml(port: number, opts: { extraPodOn2?: boolean; label?: string; asn?: number } = {}): string {
   const docs = [
-    `kind: BGPConfiguration\nmetadata: { name: default }\nspec: { asNumber: 64512, listenPort: ${port}, bindMode: NodeIP }`,
+    `kind: BGPConfiguration\nmetadata: { name: default }\nspec: { asNumber: ${opts.asn ?? 64512}, listenPort: ${port}, bindMode: NodeIP }`,
     'kind: IPPool\nmetadata: { name: pods }\nspec: { cidr: 10.65.0.0/16, blockSize: 26 }',
     `kind: Node\nmetadata: { name: node-1${opts.label ? `, labels: { rack: ${opts.label} }` : ''} }\nspec: { bgp: { ipv4Address: 127.0.0.1/8 } }`,
     'kind: Node\nmetadata: { name: node-2 }\nspec: { bgp: { ipv4Address: 127.0.0.2/8 } }',
@@ -334,6 +347,21 @@ t.test('two daemons in-process: mesh over loopback, learned routes, live edits, 
     writeFileSync(f1, 'fib: { enabeld: false }\n');
     await t.rejects(d1.reload(), /enabeld/, 'a bad skein.yaml on reload is refused, the running config kept');
 
+    // The cluster's AS changes: both speakers are replaced, sessions come back with the new AS, and the learned
+    // route never leaves the FIB's desired state meanwhile.
+    let gap = false;
+    const watch = setInterval(() => {
+      if (d1.fibJson().routes.find((x) => x.prefix === '10.65.0.64/26')?.desired?.type !== 'unicast') gap = true;
+    }, 20);
+    write(clusterYaml(port, { asn: 65123 }));
+    await until(() => d1.status().asn === 65123 && d2.status().asn === 65123, 'both speakers on the new AS', 10_000, 50);
+    await until(() => d1.peers()[0]?.state === 'Established' && d1.peers()[0]?.asn === 65123, 'session back with AS 65123', 20_000, 50);
+    await until(() => d1.routesJson('10.65.0.64/26').routes[0]?.best?.from === '127.0.0.2', 'route re-learned', 10_000, 50);
+    await until(() => logs[0]!.some((l) => l.includes('re-learned after the speaker restart')), 'stale sweep done', 10_000, 50);
+    clearInterval(watch);
+    t.notOk(gap, 'the learned route stayed desired while the sessions restarted');
+    t.same(d1.fibJson().routes.find((x) => x.prefix === '10.65.0.64/26')?.desired, { type: 'unicast', nextHops: ['127.0.0.2'] });
+
     await d2.stop();
     await until(() => d1.peers()[0]!.state !== 'Established', 'node-1 sees node-2 gone', 10_000, 50);
     t.match(d1.peers()[0]!.info, /Cease|closed/, 'with a reason');
@@ -375,4 +403,63 @@ t.test('ClusterInformation gate: nothing announced until datastoreReady is true'
   await until(() => d.status().ready, 'ready with no peers once the gate is open', 10_000, 50);
   write(yaml(false));
   await until(() => d.routesJson().routes.length === 0, 'withdrawn when the gate closes again', 10_000, 50);
+});
+
+// Ports of this file's etcd: 24321-24322 (each test file has its own).
+t.test('etcd datastore: a daemon follows Calico\'s etcd layout live', async (t) => {
+  if (!requires(t, { commands: ['etcd'] })) return;
+  const dir = tmp();
+  const etcd = await startEtcd(24321, 24322);
+  t.teardown(() => etcd.stop());
+  const docs = [
+    { kind: 'ClusterInformation', metadata: { name: 'default' }, spec: { datastoreReady: true } },
+    { kind: 'IPPool', metadata: { name: 'pods' }, spec: { cidr: '10.65.0.0/16', blockSize: 26 } },
+    { kind: 'Node', metadata: { name: 'solo' }, spec: { bgp: { ipv4Address: '127.0.0.1/8' } } },
+  ];
+  const model = loadResourcesText(docs.map((d) => `---\n${JSON.stringify({ apiVersion: 'projectcalico.org/v3', ...d })}\n`).join(''), 'r.yaml');
+  t.same(model.issues, [], 'fixture is valid');
+  for (const d of docs) await etcd.client.put(etcdKey(model.model.get(d.kind as 'Node', d.metadata.name)!)).value(etcdValueOf(d));
+  const affinity = (cidr: string): string => `/calico/ipam/v2/host/solo/ipv4/block/${cidr.replace('/', '-')}`;
+  await etcd.client.put(affinity('10.65.0.0/26')).value('{"state":"confirmed","deleted":false}');
+  const file = join(dir, 'skein.yaml');
+  const port = 35000 + (process.pid % 2000);
+  writeFileSync(file, `nodeName: solo\ndatastore: { type: etcd, etcd: { endpoints: [${etcd.endpoint}] } }\nbgp: { listen: { address: 127.0.0.1, port: ${port} } }\nfib: { enabled: false }\ncontrol: { socket: ${join(dir, 'solo.sock')} }\nmetrics: { listen: "" }\n`);
+  const d = new Daemon(loadDaemonConfig(file, {}), { logSink: () => undefined, env: {} });
+  t.teardown(() => d.stop());
+  await d.start();
+  await until(() => d.routesJson('10.65.0.0/26').routes.length === 1, 'affine block announced from etcd', 20_000, 50);
+  await until(() => d.status().ready, 'ready', 10_000, 50);
+  await etcd.client.put(affinity('10.65.0.64/26')).value('{"state":"confirmed","deleted":false}');
+  await until(() => d.routesJson('10.65.0.64/26').routes.length === 1, 'a new affinity in etcd is announced', 10_000, 50);
+  t.equal(d.fibJson().routes.find((r) => r.prefix === '10.65.0.64/26')?.desired?.type, 'blackhole', 'and blackholed');
+  await etcd.client.delete().key(affinity('10.65.0.64/26'));
+  await until(() => d.routesJson('10.65.0.64/26').routes.length === 0, 'a deleted affinity is withdrawn', 10_000, 50);
+  t.equal(d.routesJson('10.65.0.0/26').routes.length, 1, 'the other block stays');
+});
+
+t.test('BGP passwords: a missing secret keeps the peer out; SIGHUP reload reads it; it is never logged', async (t) => {
+  const dir = tmp();
+  const res = join(dir, 'resources.yaml');
+  writeFileSync(res, [
+    'kind: Node\nmetadata: { name: solo }\nspec: { bgp: { ipv4Address: 127.0.0.1/8 } }',
+    'kind: BGPPeer\nmetadata: { name: tor }\nspec: { peerIP: 127.0.0.9, asNumber: 65001, password: { secretKeyRef: { name: tor-secret, key: password } } }',
+  ].map((d) => `---\napiVersion: projectcalico.org/v3\n${d}\n`).join(''));
+  const secrets = join(dir, 'secrets');
+  const file = join(dir, 'skein.yaml');
+  const port = 37000 + (process.pid % 2000);
+  writeFileSync(file, `nodeName: solo\ndatastore: { type: file, path: ${res} }\nbgp: { listen: { address: 127.0.0.1, port: ${port} } }\nfib: { enabled: false }\ncontrol: { socket: ${join(dir, 'solo.sock')} }\nmetrics: { listen: "" }\nsecretsDir: ${secrets}\n`);
+  const lines: string[] = [];
+  const d = new Daemon(loadDaemonConfig(file, {}), { logSink: (l) => lines.push(l), env: {} });
+  t.teardown(() => d.stop());
+  await d.start();
+  await until(() => lines.some((l) => l.includes('BGP password unavailable')), 'the missing secret is reported', 10_000, 50);
+  t.same(d.peers(), [], 'no session without its key');
+  mkdirSync(join(secrets, 'tor-secret'), { recursive: true });
+  writeFileSync(join(secrets, 'tor-secret', 'password'), 'hunter2-md5\n');
+  await d.reload();
+  await until(() => d.peers().length === 1, 'the peer is configured once its secret can be read', 10_000, 50);
+  t.equal(d.peers()[0]?.address, '127.0.0.9');
+  t.equal(d.peers()[0]?.asn, 65001);
+  t.equal(d.peers()[0]?.type, 'global');
+  t.notOk(lines.some((l) => l.includes('hunter2')), 'the password never appears in the log');
 });

@@ -35,6 +35,7 @@ export class RouteTable {
   readonly #devTargets = new Map<string, Target>();
   readonly #bgpTargets = new Map<string, Target>();
   #open = false;
+  #stale: Set<string> | undefined;
   /** this node's own addresses: never a next hop */
   own: ReadonlySet<string> = new Set();
 
@@ -75,6 +76,7 @@ export class RouteTable {
 
   /** A BGP best path (next hops), or null when the prefix has none we can install. */
   setBgp(prefix: string, nextHops: readonly string[] | null): void {
+    this.#stale?.delete(prefix);
     const e = this.#entry(prefix, nextHops !== null);
     if (!e) return;
     const t = nextHops === null ? undefined : this.#bgpTarget(e.p.family, nextHops);
@@ -94,6 +96,24 @@ export class RouteTable {
       const v = view(k, e);
       if (v) yield v;
     }
+  }
+
+  /**
+   * After the BGP speaker was replaced: every BGP path now installed is stale until the new sessions announce it
+   * again (it stays in the kernel meanwhile, as with graceful restart, RFC 4724 §4.2). Returns how many.
+   */
+  markBgpStale(): number {
+    this.#stale = new Set([...this.#entries].filter(([, e]) => e.bgp !== undefined).map(([k]) => k));
+    return this.#stale.size;
+  }
+
+  /** Drops the BGP paths not announced again since markBgpStale(); returns how many. */
+  sweepBgpStale(): number {
+    const stale = this.#stale;
+    this.#stale = undefined;
+    if (!stale) return 0;
+    for (const k of stale) this.setBgp(k, null);
+    return stale.size;
   }
 
   get size(): number {
