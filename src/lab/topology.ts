@@ -1,0 +1,282 @@
+// The lab's data centre as data: hosts, pods, VMs, the Calico resources that describe them (written as Calico's
+// CNI plugin / IPAM and networking-calico would), each host's skein.yaml and the ToR's FRR configuration.
+// Pure: nothing here touches the system, so the shapes can be checked without root.
+import { createHash } from 'node:crypto';
+
+export type Topology = 'mesh' | 'tor';
+
+export interface Host {
+  name: string;
+  kind: 'k8s' | 'openstack';
+  /** namespace label (the namespace is `<prefix><label>`) */
+  label: string;
+  ip: string;
+  /** fabric IPv6 address (dual stack) */
+  ip6: string;
+  /** the host's AS: the cluster AS in the mesh, one private AS per host under the ToR */
+  asn: number;
+  /** IPAM block affine to a Kubernetes host */
+  block?: string;
+  block6?: string;
+}
+
+export interface Workload {
+  name: string;
+  kind: 'pod' | 'vm';
+  host: string;
+  ip: string;
+  ip6: string;
+  /** interface on the host side (Calico's naming) */
+  ifname: string;
+  /** OpenStack: instance and port IDs */
+  instanceId?: string;
+  portId?: string;
+}
+
+export interface Plan {
+  topology: Topology;
+  clusterAsn: number;
+  torAsn: number;
+  torIp: string;
+  torIp6: string;
+  fabricCidrLen: number;
+  /** dual stack: IPv6 addresses, pools, blocks and sessions beside the IPv4 ones */
+  ipv6: boolean;
+  hosts: Host[];
+  workloads: Workload[];
+  podPool: string;
+  vmPool: string;
+  podPool6: string;
+  vmPool6: string;
+}
+
+/** Deterministic hex from a string (so names are stable from run to run). */
+function hex(s: string, n: number): string {
+  return createHash('sha1').update(s).digest('hex').slice(0, n);
+}
+
+/** A UUID-shaped ID derived from a string, as Nova and Neutron IDs look. */
+function uuid(s: string): string {
+  const h = createHash('sha1').update(s).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+export function makePlan(topology: Topology, ipv6 = true): Plan {
+  const clusterAsn = 64512;
+  const hosts: Host[] = [
+    { name: 'k8s-1', kind: 'k8s', label: 'k8s-1', ip: '10.10.0.11', ip6: 'fd00:10::11', asn: topology === 'tor' ? 65011 : clusterAsn, block: '10.65.0.0/26', block6: 'fd00:65::/122' },
+    { name: 'k8s-2', kind: 'k8s', label: 'k8s-2', ip: '10.10.0.12', ip6: 'fd00:10::12', asn: topology === 'tor' ? 65012 : clusterAsn, block: '10.65.0.64/26', block6: 'fd00:65::40/122' },
+    { name: 'os-1', kind: 'openstack', label: 'os-1', ip: '10.10.0.21', ip6: 'fd00:10::21', asn: topology === 'tor' ? 65021 : clusterAsn },
+    { name: 'os-2', kind: 'openstack', label: 'os-2', ip: '10.10.0.22', ip6: 'fd00:10::22', asn: topology === 'tor' ? 65022 : clusterAsn },
+  ];
+  const workloads: Workload[] = [];
+  const pod = (name: string, host: string, ip: string, ip6: string): void => {
+    // Calico's CNI names the host end "cali" + the first 11 hex digits of sha1("<namespace>.<pod>").
+    workloads.push({ name, kind: 'pod', host, ip, ip6, ifname: `cali${hex(`default.${name}`, 11)}` });
+  };
+  const vm = (name: string, host: string, ip: string, ip6: string): void => {
+    // networking-calico names the tap "tap" + the start of the Neutron port ID (hex only here, for clarity).
+    const portId = uuid(`port.${name}`);
+    workloads.push({ name, kind: 'vm', host, ip, ip6, ifname: `tap${portId.replace(/-/g, '').slice(0, 11)}`, instanceId: uuid(`instance.${name}`), portId });
+  };
+  pod('pod-1a', 'k8s-1', '10.65.0.2', 'fd00:65::2');
+  pod('pod-1b', 'k8s-1', '10.65.0.3', 'fd00:65::3');
+  pod('pod-2a', 'k8s-2', '10.65.0.66', 'fd00:65::42');
+  pod('pod-2b', 'k8s-2', '10.65.0.67', 'fd00:65::43');
+  vm('vm-1a', 'os-1', '10.70.0.11', 'fd00:70::11');
+  vm('vm-1b', 'os-1', '10.70.0.12', 'fd00:70::12');
+  vm('vm-2a', 'os-2', '10.70.0.21', 'fd00:70::21');
+  vm('vm-2b', 'os-2', '10.70.0.22', 'fd00:70::22');
+  return {
+    topology, clusterAsn, torAsn: 65000, torIp: '10.10.0.1', torIp6: 'fd00:10::1', fabricCidrLen: 24, ipv6, hosts, workloads,
+    podPool: '10.65.0.0/16', vmPool: '10.70.0.0/24', podPool6: 'fd00:65::/48', vmPool6: 'fd00:70::/64',
+  };
+}
+
+/** Calico's WorkloadEndpoint name: the parts joined by "-", each part's own "-" doubled. */
+function wepName(...parts: string[]): string {
+  return parts.map((p) => p.replace(/-/g, '--')).join('-');
+}
+
+/** The last octet (IPv4) or group (IPv6) of an address: the lab's blocks never cross one. */
+function lastPart(ip: string): number {
+  return ip.includes(':') ? parseInt(ip.split(':').at(-1) || '0', 16) : Number(ip.split('.')[3]);
+}
+
+interface Doc { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; [k: string]: unknown }; spec: Record<string, unknown> }
+
+/** The cluster's resources as one multi-document YAML file (each document is JSON, which is YAML). */
+export function resourcesYaml(plan: Plan): string {
+  return resourceDocs(plan).map((d) => `---\n${JSON.stringify(d)}\n`).join('');
+}
+
+/** Calico's lower-case plural for each v3 kind the lab writes (the etcd key segment). */
+const PLURAL: Record<string, string> = {
+  ClusterInformation: 'clusterinformations', BGPConfiguration: 'bgpconfigurations', IPPool: 'ippools', BGPPeer: 'bgppeers',
+  Node: 'nodes', WorkloadEndpoint: 'workloadendpoints',
+};
+
+/**
+ * The same resources as etcd keys and values, as Calico writes them: v3 resources under
+ * /calico/resources/v3/projectcalico.org/<plural>/[<namespace>/]<name>, IPAM in libcalico-go's own shapes
+ * (an affinity is {"state","deleted"} under the host's key; a block is the AllocationBlock).
+ */
+export function etcdPairs(plan: Plan): { key: string; value: string }[] {
+  return resourceDocs(plan).map((d) => {
+    const cidr = String(d.spec.cidr ?? '');
+    const fam = cidr.includes(':') ? 6 : 4;
+    const part = cidr.replace('/', '-');
+    if (d.kind === 'BlockAffinity') return { key: `/calico/ipam/v2/host/${String(d.spec.node)}/ipv${fam}/block/${part}`, value: JSON.stringify({ state: d.spec.state, deleted: false }) };
+    if (d.kind === 'IPAMBlock') return { key: `/calico/ipam/v2/assignment/ipv${fam}/block/${part}`, value: JSON.stringify({ ...d.spec, strictAffinity: false }) };
+    const ns = d.metadata.namespace !== undefined ? `${d.metadata.namespace}/` : '';
+    return { key: `/calico/resources/v3/projectcalico.org/${PLURAL[d.kind]!}/${ns}${d.metadata.name}`, value: JSON.stringify(d) };
+  });
+}
+
+function resourceDocs(plan: Plan): Doc[] {
+  const v3 = 'projectcalico.org/v3';
+  const docs: Doc[] = [
+    { apiVersion: v3, kind: 'ClusterInformation', metadata: { name: 'default' }, spec: { datastoreReady: true } },
+    {
+      apiVersion: v3, kind: 'BGPConfiguration', metadata: { name: 'default' },
+      spec: { asNumber: plan.clusterAsn, nodeToNodeMeshEnabled: plan.topology === 'mesh', logSeverityScreen: 'Info' },
+    },
+    { apiVersion: v3, kind: 'IPPool', metadata: { name: 'default-ipv4-ippool' }, spec: { cidr: plan.podPool, blockSize: 26, ipipMode: 'Never', vxlanMode: 'Never', natOutgoing: false } },
+    // networking-calico writes one pool per Neutron subnet; VMs get addresses from it without IPAM blocks.
+    { apiVersion: v3, kind: 'IPPool', metadata: { name: 'neutron-net-lab' }, spec: { cidr: plan.vmPool, blockSize: 26, ipipMode: 'Never', vxlanMode: 'Never', natOutgoing: false } },
+  ];
+  if (plan.ipv6) {
+    docs.push({ apiVersion: v3, kind: 'IPPool', metadata: { name: 'default-ipv6-ippool' }, spec: { cidr: plan.podPool6, blockSize: 122, ipipMode: 'Never', vxlanMode: 'Never', natOutgoing: false } });
+    docs.push({ apiVersion: v3, kind: 'IPPool', metadata: { name: 'neutron-net-lab-v6' }, spec: { cidr: plan.vmPool6, blockSize: 122, ipipMode: 'Never', vxlanMode: 'Never', natOutgoing: false } });
+  }
+  if (plan.topology === 'tor') {
+    // Every host peers with the ToR over eBGP; the ToR gives each host everything the others announce.
+    docs.push({ apiVersion: v3, kind: 'BGPPeer', metadata: { name: 'tor' }, spec: { peerIP: plan.torIp, asNumber: plan.torAsn } });
+    if (plan.ipv6) docs.push({ apiVersion: v3, kind: 'BGPPeer', metadata: { name: 'tor-v6' }, spec: { peerIP: plan.torIp6, asNumber: plan.torAsn } });
+  }
+  for (const h of plan.hosts) {
+    const bgp: Record<string, unknown> = { ipv4Address: `${h.ip}/${plan.fabricCidrLen}` };
+    if (plan.ipv6) bgp.ipv6Address = `${h.ip6}/64`;
+    if (plan.topology === 'tor') bgp.asNumber = h.asn;
+    docs.push({
+      apiVersion: v3, kind: 'Node',
+      metadata: { name: h.name, labels: { 'kubernetes.io/hostname': h.name, 'lab/kind': h.kind } },
+      spec: { bgp, orchRefs: [{ orchestrator: h.kind === 'k8s' ? 'k8s' : 'openstack', nodeName: h.name }] },
+    });
+    const mine = plan.workloads.filter((w) => w.kind === 'pod' && w.host === h.name);
+    const blocks: [string | undefined, (w: Workload) => string][] = [[h.block, (w) => w.ip]];
+    if (plan.ipv6) blocks.push([h.block6, (w) => w.ip6]);
+    for (const [block, addr] of blocks) {
+      if (block === undefined) continue;
+      const [first, len] = block.split('/') as [string, string];
+      const base = lastPart(first);
+      const size = 2 ** ((first.includes(':') ? 128 : 32) - Number(len));
+      const allocations: (number | null)[] = new Array<number | null>(size).fill(null);
+      const attributes = mine.map((p, i) => {
+        allocations[lastPart(addr(p)) - base] = i;
+        return { handle_id: `k8s-pod-network.${hex(p.name, 64)}`, secondary: { namespace: 'default', node: h.name, pod: p.name, timestamp: '2026-01-01 00:00:00 +0000 UTC' } };
+      });
+      // Calico names both after the CIDR with "." ":" "/" as "-".
+      const blockName = block.replace(/[.:/]/g, '-');
+      docs.push({
+        apiVersion: v3, kind: 'BlockAffinity', metadata: { name: `${h.name}-${blockName}` },
+        spec: { node: h.name, cidr: block, state: 'confirmed', deleted: 'false' },
+      });
+      docs.push({
+        apiVersion: v3, kind: 'IPAMBlock', metadata: { name: blockName },
+        spec: {
+          cidr: block, affinity: `host:${h.name}`, allocations,
+          unallocated: allocations.map((a, i) => (a === null ? i : -1)).filter((i) => i >= 0),
+          attributes, sequenceNumber: 1, deleted: false,
+        },
+      });
+    }
+  }
+  for (const w of plan.workloads) {
+    if (w.kind === 'pod') {
+      docs.push({
+        apiVersion: v3, kind: 'WorkloadEndpoint',
+        metadata: {
+          name: wepName(w.host, 'k8s', w.name, 'eth0'), namespace: 'default',
+          labels: { 'projectcalico.org/namespace': 'default', 'projectcalico.org/orchestrator': 'k8s', 'projectcalico.org/serviceaccount': 'default', app: w.name },
+        },
+        spec: {
+          orchestrator: 'k8s', node: w.host, pod: w.name, endpoint: 'eth0', serviceAccountName: 'default',
+          interfaceName: w.ifname, ipNetworks: plan.ipv6 ? [`${w.ip}/32`, `${w.ip6}/128`] : [`${w.ip}/32`], profiles: ['kns.default', 'ksa.default.default'],
+        },
+      });
+    } else {
+      docs.push({
+        apiVersion: v3, kind: 'WorkloadEndpoint',
+        metadata: {
+          name: wepName(w.host, 'openstack', w.instanceId!, w.portId!), namespace: 'openstack',
+          labels: { 'projectcalico.org/namespace': 'openstack', 'projectcalico.org/orchestrator': 'openstack', 'projectcalico.org/openstack-project-name': 'lab' },
+        },
+        spec: {
+          orchestrator: 'openstack', node: w.host, workload: w.instanceId, endpoint: w.portId,
+          interfaceName: w.ifname, ipNetworks: plan.ipv6 ? [`${w.ip}/32`, `${w.ip6}/128`] : [`${w.ip}/32`], profiles: ['openstack-sg-default'],
+        },
+      });
+    }
+  }
+  return docs;
+}
+
+/** One host's skein.yaml: the file datastore (a path) or etcd (an endpoint URL). */
+export function skeinYaml(host: Host, datastore: { file: string } | { etcd: string }, socket: string): string {
+  return [
+    `nodeName: ${host.name}`,
+    'file' in datastore
+      ? `datastore: { type: file, path: ${JSON.stringify(datastore.file)}, debounce: 50ms }`
+      : `datastore: { type: etcd, etcd: { endpoints: [${JSON.stringify(datastore.etcd)}] } }`,
+    `control: { socket: ${JSON.stringify(socket)} }`,
+    // every host namespace has its own loopback, so one port serves all
+    'metrics: { listen: "127.0.0.1:9180" }',
+    'log: { level: info }',
+    '',
+  ].join('\n');
+}
+
+/** FRR's configuration for the ToR: one eBGP neighbour per host, no policy needed to pass routes on. */
+export function frrConf(plan: Plan): string {
+  const lines = [
+    'frr defaults datacenter',
+    'hostname tor',
+    'log stdout informational',
+    'ip forwarding',
+    '!',
+    `router bgp ${plan.torAsn}`,
+    ` bgp router-id ${plan.torIp}`,
+    // RFC 8212 (eBGP needs a policy) is on by default in FRR; the lab passes every route on.
+    ' no bgp ebgp-requires-policy',
+    ' no bgp network import-check',
+  ];
+  for (const h of plan.hosts) {
+    lines.push(` neighbor ${h.ip} remote-as ${h.asn}`, ` neighbor ${h.ip} description ${h.name}`);
+    if (plan.ipv6) lines.push(` neighbor ${h.ip6} remote-as ${h.asn}`, ` neighbor ${h.ip6} description ${h.name}`);
+  }
+  // One session per family, as the hosts (and Calico's BIRD) have them.
+  lines.push(' address-family ipv4 unicast');
+  for (const h of plan.hosts) lines.push(`  neighbor ${h.ip} activate`);
+  lines.push(' exit-address-family');
+  lines.push(' address-family ipv6 unicast');
+  if (plan.ipv6) for (const h of plan.hosts) lines.push(`  neighbor ${h.ip6} activate`);
+  lines.push(' exit-address-family', '!', '');
+  return lines.join('\n');
+}
+
+/** What every host should have learned: the other hosts' blocks and VM /32s (destinations as `ip -j` prints them). */
+export function expectedRemote(plan: Plan, host: string, family: 4 | 6 = 4): { dst: string; via: string }[] {
+  const out: { dst: string; via: string }[] = [];
+  for (const h of plan.hosts) {
+    if (h.name === host) continue;
+    const block = family === 4 ? h.block : h.block6;
+    if (block !== undefined) out.push({ dst: block, via: family === 4 ? h.ip : h.ip6 });
+  }
+  for (const w of plan.workloads) {
+    if (w.kind !== 'vm' || w.host === host) continue;
+    const h = plan.hosts.find((x) => x.name === w.host)!;
+    out.push(family === 4 ? { dst: w.ip, via: h.ip } : { dst: w.ip6, via: h.ip6 });
+  }
+  return out;
+}
