@@ -27,7 +27,7 @@ import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { connectWithOptions, fdOf, setListenerMd5, setTtl, setTtlSecurity } from '../net/index.js';
 import { RibCore } from '../rib/core.js';
-import type { BestChange, OutBatch, PeerConfig, Policy, PrefixKey } from '../rib/core.js';
+import type { BestChange, OutBatch, PeerConfig, PrefixKey } from '../rib/core.js';
 import { buildCapabilities, collisionWinner } from '../session/negotiate.js';
 import type { NegotiatedSession } from '../session/negotiate.js';
 import { SessionFsm } from '../session/fsm.js';
@@ -220,7 +220,14 @@ export class Speaker extends EventEmitter {
     this.localAsn = opts.localAsn;
     this.routerId = parseIpv4(opts.routerId) >>> 0;
     this.batchPrefixes = opts.batchPrefixes ?? 2048;
-    this.rib = new RibCore({ localAs: opts.localAsn, routerId: this.routerId, ...(opts.maxPaths !== undefined ? { maxPaths: opts.maxPaths } : {}) });
+    this.rib = new RibCore({
+      localAs: opts.localAsn,
+      routerId: this.routerId,
+      ...(opts.maxPaths !== undefined ? { maxPaths: opts.maxPaths } : {}),
+      ...(opts.clusterId !== undefined ? { clusterId: typeof opts.clusterId === 'number' ? opts.clusterId >>> 0 : parseIpv4(opts.clusterId) >>> 0 } : {}),
+      onPolicyError: (e) =>
+        this.log('error', `${e.which} policy failed for ${prefixText(e.prefix)}: ${String(e.error)}; route rejected`, e.peer.address),
+    });
     for (const p of opts.peers ?? []) this.addPeer(p);
   }
 
@@ -277,9 +284,6 @@ export class Speaker extends EventEmitter {
         this.feed(p, c, o.message !== undefined ? { type: 'ManualStop', message: o.message } : { type: 'ManualStop' });
       }
     }
-    if (p.timer) clearTimeout(p.timer);
-    p.timer = null;
-    p.timerAt = Infinity;
   }
 
   // ------------------------------------------------------------------ peers at run time
@@ -898,7 +902,8 @@ export class Speaker extends EventEmitter {
     this.write(p, c, buf);
   }
 
-  private write(p: Peer, c: Connection, buf: Buffer): void {
+  /** Write one message; report = false leaves the SendProgress report to the caller (the pump reports once). */
+  private write(p: Peer, c: Connection, buf: Buffer, report = true): void {
     const s = c.socket;
     if (!s || s.destroyed) return;
     let ok: boolean;
@@ -908,18 +913,22 @@ export class Speaker extends EventEmitter {
       return; // the 'error'/'close' handlers report it
     }
     if (!ok) c.blocked = true;
-    this.progress(p, c);
+    if (report) this.progress(p, c);
   }
 
-  /** RFC 9687: tell the FSM whether bytes are waiting (SendHoldTimer runs only then). */
-  private progress(p: Peer, c: Connection): void {
+  /**
+   * RFC 9687: tell the FSM whether bytes are waiting (SendHoldTimer runs only
+   * then); updates: UPDATEs were written, which restarts the KeepaliveTimer
+   * (RFC 4271 §4.4) — unless the socket is stuck, when nothing really moved.
+   */
+  private progress(p: Peer, c: Connection, updates = false): void {
     const s = c.socket;
     if (!s || c.dead) return;
     const pending = s.writableLength > 0;
     if (pending === c.sendPending && pending) return; // still stuck: no progress to report
-    if (!pending && !c.sendPending && !c.fsm.timerRunning('SendHold')) return;
+    if (!updates && !pending && !c.sendPending && !c.fsm.timerRunning('SendHold')) return;
     c.sendPending = pending;
-    this.run(p, c, c.fsm.handle({ type: 'SendProgress', pending }), false);
+    this.run(p, c, c.fsm.handle(updates ? { type: 'SendProgress', pending, updates } : { type: 'SendProgress', pending }), false);
   }
 
   private schedulePump(p: Peer): void {
@@ -955,9 +964,14 @@ export class Speaker extends EventEmitter {
   private pump(p: Peer): void {
     const c = this.ribConn(p);
     if (!c || !c.socket || c.blocked || c.fsm.state !== 'Established') return;
+    let wrote = false;
+    let more = true;
     for (let i = 0; i < BATCHES_PER_TURN; i++) {
       const b = this.rib.nextBatch(p.coreId, this.batchPrefixes);
-      if (b === null) return;
+      if (b === null) {
+        more = false;
+        break;
+      }
       let bufs: Buffer[];
       try {
         bufs = this.encodeBatch(b, c.ctx);
@@ -966,10 +980,15 @@ export class Speaker extends EventEmitter {
         continue;
       }
       p.counters.messagesOut[b.kind === 'begin-refresh' || b.kind === 'end-refresh' ? 'ROUTE-REFRESH' : 'UPDATE'] += bufs.length;
-      for (const buf of bufs) this.write(p, c, buf);
-      if (c.blocked || !c.socket) return; // resumed on 'drain'
+      for (const buf of bufs) this.write(p, c, buf, false);
+      wrote ||= bufs.length > 0;
+      if (c.blocked || !c.socket) {
+        more = false; // resumed on 'drain'
+        break;
+      }
     }
-    this.schedulePump(p);
+    if (wrote) this.progress(p, c, true);
+    if (more) this.schedulePump(p);
   }
 
   private encodeBatch(b: OutBatch, ctx: CodecContext): Buffer[] {
@@ -996,34 +1015,19 @@ export class Speaker extends EventEmitter {
     const local = c?.socket?.localAddress !== undefined ? normalizeAddress(c.socket.localAddress) : undefined;
     const v4 = o.nextHop4 ?? (local !== undefined && isIpv4(local) ? local : this.opts.nextHop4);
     const v6 = o.nextHop6 ?? (local !== undefined && !isIpv4(local) ? local : this.opts.nextHop6);
-    const localAs = o.localAsn ?? this.localAsn;
-    const importPolicy = o.importPolicy && this.guard(o.importPolicy, 'import', address);
-    let exportPolicy: Policy | undefined = o.exportPolicy && this.guard(o.exportPolicy, 'export', address);
-    if (localAs !== this.localAsn) exportPolicy = overrideLocalAs(this.localAsn, localAs, exportPolicy);
+    const importPolicy = o.importPolicy;
+    const exportPolicy = o.exportPolicy;
     return {
       address,
       asn: o.asn,
+      ...(o.localAsn !== undefined ? { localAs: o.localAsn } : {}),
+      ...(o.routeReflectorClient ? { routeReflectorClient: true } : {}),
       ...(v4 !== undefined ? { localAddress: v4 } : {}),
       ...(v6 !== undefined ? { localAddress6: v6 } : {}),
       ...(o.nextHopSelf !== undefined ? { nextHopSelf: o.nextHopSelf } : {}),
       ...(o.allowOwnAs !== undefined ? { allowOwnAs: o.allowOwnAs } : {}),
       ...(importPolicy !== undefined ? { importPolicy } : {}),
       ...(exportPolicy !== undefined ? { exportPolicy } : {}),
-    };
-  }
-
-  /**
-   * A policy hook that throws rejects the route (and is logged) instead of
-   * breaking the core halfway through another peer's UPDATE.
-   */
-  private guard(policy: Policy, which: string, address: string): Policy {
-    return (prefix, attrs, peer) => {
-      try {
-        return policy(prefix, attrs, peer);
-      } catch (e) {
-        this.log('error', `${which} policy failed for ${prefixText(prefix)}: ${String(e)}; route rejected`, address);
-        return { accept: false };
-      }
     };
   }
 
@@ -1059,23 +1063,6 @@ export class Speaker extends EventEmitter {
   private log(level: 'info' | 'warn' | 'error', msg: string, peer?: string): void {
     this.emit('log', peer !== undefined ? { level, msg, peer } : { level, msg });
   }
-}
-
-/**
- * The core prepends the speaker's AS for eBGP; a peer with a local AS
- * override must see that AS instead (RFC 4271 §5.1.2 "its own AS number" is
- * the one in its OPEN). The prepended AS is the first of the first segment.
- */
-function overrideLocalAs(coreAs: number, localAs: number, inner: Policy | undefined): Policy {
-  return (prefix, attrs, peer) => {
-    let a = attrs;
-    const first = attrs.asPath?.[0];
-    if (!peer.ibgp && first && first.asns[0] === coreAs) {
-      a = { ...attrs, asPath: [{ type: first.type, asns: [localAs, ...first.asns.slice(1)] }, ...(attrs.asPath ?? []).slice(1)] };
-    }
-    if (inner) return inner(prefix, a, peer);
-    return a === attrs ? { accept: true } : { accept: true, attrs: a };
-  };
 }
 
 function prefixList(afi: number, safi: number, prefixes: PrefixKey[], pathIds: number[] | null): PrefixList {
