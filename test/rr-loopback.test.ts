@@ -1,9 +1,14 @@
 // Route reflection (RFC 4456) between Speakers over loopback (no root): each
 // speaker binds its own 127.x.y.N on this file's port. Scene one: two
 // reflectors in ONE cluster, four clients, one non-client iBGP peer. Scene
-// two: two reflectors in DIFFERENT clusters.
+// two: two reflectors in DIFFERENT clusters. Then the maximum-prefix limit
+// (RFC 4486), which reflectors need most.
 import t from 'tap';
-import { Speaker, parseIpv4, parsePrefixText, type BestEvent, type PeerOptions, type SpeakerOptions } from '../bgp/index.js';
+import net from 'node:net';
+import {
+  Framer, Speaker, buildCapabilities, decodeMessage, encodeMessage, parseIpv4, parsePrefixText,
+  type BestEvent, type Message, type PeerOptions, type SpeakerOptions,
+} from '../bgp/index.js';
 import { until } from './helpers/netns.js';
 
 const PORT = 24181;
@@ -158,4 +163,81 @@ t.test('two reflectors in different clusters', async (t) => {
   t.same([...ab.fib.keys()].sort(), [prefixOf(13), prefixOf(14)], 'AB sees A and B once, never its own route');
   t.same([...a.fib.keys()].sort(), [prefixOf(14), prefixOf(15)]);
   await Promise.all(all.map(({ s }) => s.stop()));
+});
+
+t.test('maximum prefixes: warned, then shut with Cease/1 (AFI/SAFI, limit), held down; the others unaffected', async (t) => {
+  const logs: { level: string; msg: string; peer?: string }[] = [];
+  const m = speaker(21, [
+    peer(22, { passive: true, maxPrefixes: { limit: 5, warningThreshold: 60 } }),
+    peer(23, { passive: true }),
+    peer(24, { passive: true, maxPrefixes: { limit: 2, restartAfterSec: 1 } }),
+  ]);
+  m.s.on('log', (l: { level: string; msg: string; peer?: string }) => logs.push(l));
+  const y = speaker(23, [peer(21)]);
+  const z = speaker(24, [peer(21)]);
+  y.s.originate('10.23.0.0/24');
+  for (let i = 0; i < 3; i++) z.s.originate(`10.24.${i}.0/24`);
+  await Promise.all([m.s.start(), y.s.start(), z.s.start()]);
+  await until(() => m.fib.has('10.23.0.0/24'), 'Y\'s route at M', 10_000);
+  const yConn = m.s.peerInfo(addr(23))?.connection;
+
+  // a raw peer (X): OPEN, then 4 prefixes (warning at 3), then 4 more (limit 5 exceeded)
+  const sock = net.connect({ host: addr(21), port: PORT, localAddress: addr(22) });
+  sock.on('error', () => {});
+  const got: Message[] = [];
+  const framer = new Framer();
+  let closed = false;
+  sock.on('data', (d: Buffer) => {
+    framer.push(d);
+    for (let b = framer.next(); b !== null; b = framer.next()) got.push(decodeMessage(b));
+  });
+  sock.on('close', () => (closed = true));
+  await new Promise<void>((r) => sock.once('connect', () => r()));
+  const caps = buildCapabilities({ localAs: AS, families: [0x101] });
+  sock.write(encodeMessage({ type: 'OPEN', version: 4, myAs: AS, holdTime: 90, bgpId: parseIpv4('10.0.0.22'), capabilities: caps }));
+  sock.write(encodeMessage({ type: 'KEEPALIVE' }));
+  await until(() => m.s.peerInfo(addr(22))?.state === 'Established', 'X Established', 10_000);
+  const update = (from: number, n: number): Buffer => {
+    const prefixes = Array.from({ length: n }, (_, i) => parsePrefixText(`10.22.${from + i}.0/24`) as number);
+    return encodeMessage({
+      type: 'UPDATE',
+      withdrawn: { afi: 1, safi: 1, prefixes: [], pathIds: null },
+      attributes: { origin: 0, asPath: [], nextHop: addr(22), localPref: 100 },
+      nlri: { afi: 1, safi: 1, prefixes, pathIds: null },
+    });
+  };
+  sock.write(update(0, 4));
+  await until(() => m.s.peerInfo(addr(22))?.counters.messagesIn.UPDATE === 1, 'first UPDATE in', 5000);
+  await until(() => logs.some((l) => l.level === 'warn' && l.peer === addr(22)), 'warning logged', 5000);
+  t.equal(m.s.peerInfo(addr(22))?.state, 'Established', 'below the limit: still up');
+  sock.write(update(4, 4));
+  await until(() => closed, 'X closed', 5000);
+  const n = got.find((x): x is Extract<Message, { type: 'NOTIFICATION' }> => x.type === 'NOTIFICATION');
+  t.equal(n?.code, 6, 'Cease');
+  t.equal(n?.subcode, 1, 'Maximum Number of Prefixes Reached');
+  t.same([...(n?.data ?? [])], [0, 1, 1, 0, 0, 0, 5], 'data: AFI 1, SAFI 1, limit 5 (RFC 4486 §4)');
+  t.equal(logs.filter((l) => l.level === 'warn' && l.peer === addr(22)).length, 1, 'warned once');
+  await until(() => ![...m.fib.keys()].some((p) => p.startsWith('10.22.')), 'X\'s routes gone', 5000);
+
+  // held down: no restart, a new connection from X is refused with Cease / Connection Rejected
+  await new Promise((r) => setTimeout(r, 1500));
+  t.equal(m.s.peerInfo(addr(22))?.state, 'Idle', 'X stays down');
+  const again = net.connect({ host: addr(21), port: PORT, localAddress: addr(22) });
+  again.on('error', () => {});
+  const bytes: Buffer[] = [];
+  again.on('data', (d: Buffer) => bytes.push(d));
+  await new Promise<void>((r) => again.once('close', () => r()));
+  const refusal = decodeMessage(Buffer.concat(bytes));
+  t.match(refusal, { type: 'NOTIFICATION', code: 6, subcode: 5 }, 'reconnection refused while held down');
+
+  // the others: Y untouched (same connection), Z (limit 2, restart after 1 s) shut and back, shut again
+  t.equal(m.s.peerInfo(addr(23))?.connection, yConn, 'Y\'s session was not reset');
+  t.ok(m.fib.has('10.23.0.0/24'));
+  await until(() => (z.s.peerInfo(addr(21))?.counters.notificationsIn['6/1'] ?? 0) >= 2, 'Z shut, restarted after 1 s, shut again', 10_000).catch((e: unknown) => {
+    t.comment(JSON.stringify([z.s.peerInfo(addr(21)), m.s.peerInfo(addr(24)), logs.filter((l) => l.peer === addr(24))]));
+    throw e;
+  });
+  t.pass('restartAfterSec lets the peer back');
+  sock.destroy();
+  await Promise.all([m.s.stop(), y.s.stop(), z.s.stop()]);
 });

@@ -50,6 +50,13 @@ export interface PeerOptions {
   readonly restartTime?: number;
   /** the peer is our route reflector client (RFC 4456 §6); a change resets the session */
   readonly routeReflectorClient?: boolean;
+  /**
+   * RFC 4486 maximum prefixes accepted from the peer: warn (a 'log' event) once
+   * at warningThreshold percent (default 75), close with Cease / Maximum
+   * Number of Prefixes Reached above limit, then stay down — or restart after
+   * restartAfterSec seconds.
+   */
+  readonly maxPrefixes?: { readonly limit: number; readonly warningThreshold?: number; readonly restartAfterSec?: number };
   /** CONTRACT PEER "type"; default "global" */
   readonly type?: string;
   /** per-peer timer overrides, seconds */

@@ -155,7 +155,8 @@ let connectionSerial = 0;
 class Connection {
   readonly serial = ++connectionSerial;
   socket: net.Socket | null = null;
-  readonly framer = new Framer();
+  /** replaced on every attach: bytes left over from an earlier session must not be read as this one's */
+  framer = new Framer();
   ctx: CodecContext = DEFAULT_CONTEXT;
   dial: AbortController | null = null;
   /** taken out of its peer: its events and actions are ignored from now on */
@@ -186,6 +187,10 @@ class Peer {
   state: State = 'Idle';
   pumpScheduled = false;
   removed = false;
+  /** maximum prefixes: the warning was logged (until the count falls below the threshold again) */
+  prefixWarned = false;
+  /** maximum prefixes exceeded: refuse the peer until this time (Date.now() ms; Infinity for good) */
+  heldUntil = 0;
   constructor(
     public opts: PeerOptions,
     readonly address: string,
@@ -319,6 +324,11 @@ export class Speaker extends EventEmitter {
       return;
     }
     p.opts = o;
+    if (p.heldUntil > Date.now() && JSON.stringify(old.maxPrefixes) !== JSON.stringify(o.maxPrefixes)) {
+      // held down for maximum prefixes: a new limit is a new chance (RFC 4486 §4 leaves the restart to configuration)
+      p.heldUntil = 0;
+      if (this.running) this.feed(p, p.primary, { type: 'ManualStart' });
+    }
     const conn = this.ribConn(p);
     this.rib.updatePeer(p.coreId, this.coreConfig(o, address, conn));
     const importChanged = old.importPolicy !== o.importPolicy || (old.allowOwnAs ?? 0) !== (o.allowOwnAs ?? 0);
@@ -449,6 +459,10 @@ export class Speaker extends EventEmitter {
     s.on('error', () => {}); // errors on a refused socket are of no interest; accepted ones get their own handler
     const address = normalizeAddress(s.remoteAddress ?? '');
     const p = this.peers.get(address);
+    if (p && p.heldUntil > Date.now()) {
+      this.reject(s, `connection from ${address}, held down after exceeding its maximum prefixes`);
+      return;
+    }
     if (!p || !this.running || p.removed) {
       this.reject(s, `connection from unconfigured address ${address}`);
       return;
@@ -494,6 +508,8 @@ export class Speaker extends EventEmitter {
 
   private attach(p: Peer, c: Connection, s: net.Socket): void {
     c.socket = s;
+    c.framer = new Framer();
+    c.ctx = DEFAULT_CONTEXT;
     s.setNoDelay(true);
     s.on('data', (chunk: Buffer) => {
       if (c.socket === s && !c.dead) this.receive(p, c, chunk);
@@ -582,6 +598,7 @@ export class Speaker extends EventEmitter {
         c.pending = msg;
         this.feed(p, c, { type: 'Update' });
         c.pending = null;
+        if (p.opts.maxPrefixes && c.inRib) this.checkMaxPrefixes(p, c, msg);
         return;
       }
       case 'NOTIFICATION': {
@@ -596,6 +613,48 @@ export class Speaker extends EventEmitter {
       case 'ROUTE-REFRESH':
         this.feed(p, c, { type: 'RouteRefresh', afi: msg.afi, safi: msg.safi, subtype: msg.subtype });
         return;
+    }
+  }
+
+  /**
+   * Maximum prefixes (RFC 4486 §4): the peer's accepted prefixes (Adj-RIB-In,
+   * after import policy: what costs us memory) against its limit. Crossing the
+   * warning threshold logs once (again only after falling back below it);
+   * exceeding the limit closes the session with Cease / Maximum Number of
+   * Prefixes Reached, whose data is the AFI/SAFI and the limit, and keeps it
+   * down: until restartAfterSec passes, or for good (a configuration change or
+   * restart of the speaker brings it back). Connections from the peer are
+   * refused meanwhile, so it cannot come back in through the listener.
+   */
+  private checkMaxPrefixes(p: Peer, c: Connection, u: UpdateMessage): void {
+    const mp = p.opts.maxPrefixes;
+    if (!mp) return;
+    const count = this.rib.peerStats(p.coreId).received;
+    const warnAt = Math.ceil((mp.limit * (mp.warningThreshold ?? 75)) / 100);
+    if (count < warnAt) p.prefixWarned = false;
+    else if (!p.prefixWarned && count <= mp.limit) {
+      p.prefixWarned = true;
+      this.log('warn', `${count} prefixes accepted, ${mp.warningThreshold ?? 75}% of the limit of ${mp.limit}`, p.address);
+    }
+    if (count <= mp.limit) return;
+    const afi = u.mpReach && u.mpReach.nlri.prefixes.length > 0 ? u.mpReach.afi : 1;
+    const safi = u.mpReach && u.mpReach.nlri.prefixes.length > 0 ? u.mpReach.safi : 1;
+    const data = Buffer.alloc(7);
+    data.writeUInt16BE(afi, 0);
+    data.writeUInt8(safi, 2);
+    data.writeUInt32BE(mp.limit >>> 0, 3);
+    const restart = mp.restartAfterSec;
+    p.heldUntil = restart === undefined ? Infinity : Date.now() + restart * 1000;
+    p.prefixWarned = false;
+    this.log('error', `maximum prefixes exceeded: ${count} > ${mp.limit}; session closed${restart === undefined ? ' and held down' : `, restart in ${restart} s`}`, p.address);
+    for (const x of [...p.conns]) {
+      this.feed(p, x, {
+        type: 'AutomaticStop',
+        subcode: CeaseSubcode.MaximumPrefixesReached,
+        reason: `maximum prefixes exceeded (${count} > ${mp.limit})`,
+        ...(x === c ? { data } : {}),
+        idleHold: x === p.primary ? (restart ?? null) : null,
+      });
     }
   }
 
