@@ -681,3 +681,15 @@ t.test('route reflection (RFC 4456): who gets what, ORIGINATOR_ID / CLUSTER_LIST
   const orig = Object.fromEntries(toN2.flatMap((x) => (x?.prefixes ?? []).map((p) => [p, x?.attrs.originatorId])));
   t.same(orig, { '10.7.0.0/24': 0xc0000202, '10.7.1.0/24': 0xc0000201 });
 });
+
+t.test('best-change tracking off records nothing; turning it on hands over the whole Loc-RIB', async (t) => {
+  const { core, a } = lab();
+  core.setBestTracking(false);
+  core.applyUpdate(a, announce(['10.1.0.0/24', '10.1.1.0/24'], EBGP_ATTRS));
+  t.same(core.drainBestChanges(), [], 'nothing recorded while off');
+  t.equal(core.pendingBestChanges, 0);
+  core.setBestTracking(true);
+  t.same(core.drainBestChanges().map((c) => show(c.prefix)).sort(), ['10.1.0.0/24', '10.1.1.0/24'], 'a late consumer gets the table');
+  core.applyUpdate(a, withdraw(['10.1.0.0/24']));
+  t.same(core.drainBestChanges().map((c) => [show(c.prefix), c.best]), [['10.1.0.0/24', null]], 'and changes from then on');
+});

@@ -720,11 +720,12 @@ export class RibCore {
     }
     if (best === prevBest && sameMulti) return; // a non-best candidate changed
     if (
-      best === null ||
-      prevBest === null ||
-      best.attrs !== prevBest.attrs ||
-      best.source !== prevBest.source ||
-      !sameHops(after instanceof Dest ? after.sel.multipath : [best], prevMulti ?? [prevBest])
+      this.trackBest &&
+      (best === null ||
+        prevBest === null ||
+        best.attrs !== prevBest.attrs ||
+        best.source !== prevBest.source ||
+        !sameHops(after instanceof Dest ? after.sel.multipath : [best], prevMulti ?? [prevBest]))
     ) {
       if (this.bestDirty.get(prefix) === undefined) {
         this.bestDirty.set(prefix, true);
@@ -949,6 +950,27 @@ export class RibCore {
       out.push({ prefix, afi, best: best.attrs, nextHops, local: best.source.local, from: best.source.address });
     }
     return out;
+  }
+
+  private trackBest = true;
+
+  /**
+   * Whether best-path changes are recorded for drainBestChanges (default on).
+   * A driver with no FIB consumer turns it off: recording costs a table entry
+   * per changed prefix and an object per change when drained. Turning it on
+   * again marks every Loc-RIB prefix changed, so a consumer that starts late
+   * receives the whole table.
+   */
+  setBestTracking(on: boolean): void {
+    if (on === this.trackBest) return;
+    this.trackBest = on;
+    this.bestDirty.clear();
+    this.bestDirtyList = [];
+    if (!on) return;
+    this.loc.forEach((_e, prefix) => {
+      this.bestDirty.set(prefix, true);
+      this.bestDirtyList.push(prefix);
+    });
   }
 
   /** pending best-path changes */

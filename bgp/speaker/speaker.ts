@@ -233,6 +233,14 @@ export class Speaker extends EventEmitter {
       onPolicyError: (e) =>
         this.log('error', `${e.which} policy failed for ${prefixText(e.prefix)}: ${String(e.error)}; route rejected`, e.peer.address),
     });
+    // Best-path changes are recorded only while someone listens for them (see RibCore.setBestTracking).
+    this.rib.setBestTracking(false);
+    this.on('newListener', (ev: string | symbol) => {
+      if (ev === 'best') this.rib.setBestTracking(true);
+    });
+    this.on('removeListener', (ev: string | symbol) => {
+      if (ev === 'best' && this.listenerCount('best') === 0) this.rib.setBestTracking(false);
+    });
     for (const p of opts.peers ?? []) this.addPeer(p);
   }
 
