@@ -432,6 +432,9 @@ t.test('PrefixMap agrees with a Map under random operations (including deletes d
   const op = fc.oneof(
     fc.record({ op: fc.constant('set' as const), k: key, v: fc.integer() }),
     fc.record({ op: fc.constant('delete' as const), k: key }),
+    fc.record({ op: fc.constant('swap' as const), k: key, v: fc.integer({ min: -2, max: 2 }) }),
+    fc.record({ op: fc.constant('take' as const), k: key }),
+    fc.record({ op: fc.constant('takeIf' as const), k: key, v: fc.integer({ min: -2, max: 2 }) }),
     fc.record({ op: fc.constant('walk-delete' as const), mod: fc.integer({ min: 2, max: 5 }) }),
   );
   fc.assert(
@@ -444,6 +447,16 @@ t.test('PrefixMap agrees with a Map under random operations (including deletes d
           ref.set(o.k, o.v);
         } else if (o.op === 'delete') {
           if (m.delete(o.k) !== ref.delete(o.k)) return false;
+        } else if (o.op === 'swap') {
+          if (m.swap(o.k, o.v) !== ref.get(o.k)) return false;
+          ref.set(o.k, o.v);
+        } else if (o.op === 'take') {
+          if (m.take(o.k) !== ref.get(o.k)) return false;
+          ref.delete(o.k);
+        } else if (o.op === 'takeIf') {
+          const hit = ref.has(o.k) && ref.get(o.k) === o.v;
+          if (m.takeIf(o.k, o.v) !== hit) return false;
+          if (hit) ref.delete(o.k);
         } else {
           // delete every entry whose value is divisible by mod, while walking
           m.forEach((v, k) => {

@@ -174,8 +174,7 @@ class OutQueue {
   }
 
   announce(set: AttrSet, p: PrefixKey): void {
-    const prev = this.pending.get(p);
-    this.pending.set(p, set);
+    const prev = this.pending.swap(p, set);
     if (prev === set) return; // already queued in that group
     // consecutive prefixes mostly share a set (they came in one UPDATE)
     let g = this.lastSet === set ? this.lastGroup : this.groups.get(set);
@@ -189,8 +188,7 @@ class OutQueue {
   private lastGroup: { list: PrefixKey[]; pos: number } | undefined = undefined;
 
   withdraw(p: PrefixKey): void {
-    const prev = this.pending.get(p);
-    this.pending.set(p, null);
+    const prev = this.pending.swap(p, null);
     if (prev !== null) this.withdrawList.push(p);
   }
 
@@ -217,8 +215,7 @@ class OutQueue {
     let i = this.withdrawPos;
     for (; i < list.length && out.length < max; i++) {
       const p = list[i] as PrefixKey;
-      if (this.pending.get(p) !== null) continue; // re-announced or already sent
-      this.pending.delete(p);
+      if (!this.pending.takeIf(p, null)) continue; // re-announced or already sent
       out.push(p);
     }
     if (i >= list.length) {
@@ -238,8 +235,7 @@ class OutQueue {
       let i = g.pos;
       for (; i < list.length && out.length < max; i++) {
         const p = list[i] as PrefixKey;
-        if (this.pending.get(p) !== set) continue; // moved or withdrawn since
-        this.pending.delete(p);
+        if (!this.pending.takeIf(p, set)) continue; // moved or withdrawn since
         out.push(p);
       }
       if (i >= list.length) {
@@ -743,20 +739,21 @@ export class RibCore {
     const fam = familyOf(prefix);
     if (!p.families.has(fam)) return;
     const want = best === null ? null : this.exportSet(p, prefix, best);
-    const cur = p.adjOut.get(prefix);
-    if (want === (cur ?? null)) {
-      if (want) this.attrs.release(want); // re-advertising identical state sends nothing
-      return;
-    }
-    const q = p.queue(fam);
+    // one probe of Adj-RIB-Out either way (swap / take)
     if (want !== null) {
-      p.adjOut.set(prefix, want);
-      q.announce(want, prefix);
+      const cur = p.adjOut.swap(prefix, want);
+      if (cur === want) {
+        this.attrs.release(want); // re-advertising identical state sends nothing
+        return;
+      }
+      p.queue(fam).announce(want, prefix);
+      if (cur !== undefined) this.attrs.release(cur);
     } else {
-      p.adjOut.delete(prefix);
-      q.withdraw(prefix);
+      const cur = p.adjOut.take(prefix);
+      if (cur === undefined) return;
+      p.queue(fam).withdraw(prefix);
+      this.attrs.release(cur);
     }
-    if (cur !== undefined) this.attrs.release(cur);
   }
 
   /** The set to advertise to p for this best path (one reference taken), or null for none. */
