@@ -545,3 +545,46 @@ t.test('buildCapabilities: families, options, 4-octet AS always', async (t) => {
   t.match(caps.find((c) => c.name === 'add-path'), { families: [{ afi: 1, safi: 1, sendReceive: 3 }] });
   t.same(buildCapabilities({ localAs: 1, families: [], routeRefresh: false }).map((c) => c.name), ['4-octet-as']);
 });
+
+t.test('a stop in Idle cancels the IdleHold restart (no automatic restart after a stop)', async (t) => {
+  for (const stop of [{ type: 'ManualStop' }, SAMPLE.AutomaticStop] as const) {
+    const { m, clock } = machineIn('Established');
+    m.handle({ type: 'HoldTimerExpires' });
+    t.equal(m.state, 'Idle');
+    t.ok(m.deadlines.has('IdleHold'), 'damped restart armed after the failure');
+    m.handle(stop);
+    t.notOk(m.deadlines.has('IdleHold'), `${stop.type} in Idle clears IdleHold`);
+    clock.t += 3_600_000;
+    m.tick();
+    t.equal(m.state, 'Idle', `after ${stop.type} the peer stays down`);
+  }
+});
+
+t.test('AutomaticStop with idleHold: null stays down, seconds restart after that; data goes into the NOTIFICATION', async (t) => {
+  const data = Buffer.from([0, 1, 1, 0, 0, 0, 10]);
+  const a = machineIn('Established');
+  const out = a.m.handle({ type: 'AutomaticStop', subcode: CeaseSubcode.MaximumPrefixesReached, reason: 'too many', data, idleHold: null });
+  t.match(out.find((x) => x.type === 'send'), { message: { code: 6, subcode: 1, data } });
+  t.notOk(a.m.deadlines.has('IdleHold'));
+  a.clock.t += 3_600_000;
+  a.m.tick();
+  t.equal(a.m.state, 'Idle');
+  t.equal(a.m.handle({ type: 'ManualStart' }).some((x) => x.type === 'connect'), true, 'a ManualStart brings it back');
+
+  const b = machineIn('Established');
+  b.m.handle({ type: 'AutomaticStop', subcode: 1, reason: 'too many', idleHold: 30 });
+  t.equal((b.m.deadlines.get('IdleHold') ?? 0) - b.clock.t, 30_000);
+});
+
+t.test('an UPDATE written restarts the keepalive timer (RFC 4271 §4.4)', async (t) => {
+  const { m, clock } = machineIn('Established');
+  const before = m.deadlines.get('Keepalive');
+  t.ok(before !== undefined);
+  clock.t += 5000;
+  m.handle({ type: 'SendProgress', pending: false });
+  t.equal(m.deadlines.get('Keepalive'), before, 'a write of no UPDATE leaves it');
+  m.handle({ type: 'SendProgress', pending: false, updates: true });
+  t.equal(m.deadlines.get('Keepalive'), (before ?? 0) + 5000, 'restarted from the UPDATE');
+  const fired = m.tick();
+  t.notOk(fired.some((x) => x.type === 'send'), 'no KEEPALIVE before the new deadline');
+});

@@ -4,7 +4,7 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { IPV4_UNICAST, IPV6_UNICAST, RibCore } from '../bgp/index.js';
-import type { OutBatch, PathAttributes, PeerConfig, PrefixKey, SessionTerms, UpdateMessage } from '../bgp/index.js';
+import type { OutBatch, PathAttributes, PeerConfig, PolicyError, PrefixKey, SessionTerms, UpdateMessage } from '../bgp/index.js';
 
 /** "10.1.0.0/24" → Prefix4 (address * 64 + length). */
 function p4(text: string): number {
@@ -432,6 +432,9 @@ t.test('PrefixMap agrees with a Map under random operations (including deletes d
   const op = fc.oneof(
     fc.record({ op: fc.constant('set' as const), k: key, v: fc.integer() }),
     fc.record({ op: fc.constant('delete' as const), k: key }),
+    fc.record({ op: fc.constant('swap' as const), k: key, v: fc.integer({ min: -2, max: 2 }) }),
+    fc.record({ op: fc.constant('take' as const), k: key }),
+    fc.record({ op: fc.constant('takeIf' as const), k: key, v: fc.integer({ min: -2, max: 2 }) }),
     fc.record({ op: fc.constant('walk-delete' as const), mod: fc.integer({ min: 2, max: 5 }) }),
   );
   fc.assert(
@@ -444,6 +447,16 @@ t.test('PrefixMap agrees with a Map under random operations (including deletes d
           ref.set(o.k, o.v);
         } else if (o.op === 'delete') {
           if (m.delete(o.k) !== ref.delete(o.k)) return false;
+        } else if (o.op === 'swap') {
+          if (m.swap(o.k, o.v) !== ref.get(o.k)) return false;
+          ref.set(o.k, o.v);
+        } else if (o.op === 'take') {
+          if (m.take(o.k) !== ref.get(o.k)) return false;
+          ref.delete(o.k);
+        } else if (o.op === 'takeIf') {
+          const hit = ref.has(o.k) && ref.get(o.k) === o.v;
+          if (m.takeIf(o.k, o.v) !== hit) return false;
+          if (hit) ref.delete(o.k);
         } else {
           // delete every entry whose value is divisible by mod, while walking
           m.forEach((v, k) => {
@@ -576,4 +589,120 @@ t.test('explain: why each candidate won or lost', async (t) => {
     ['local', false, 'local-pref'],
   ]);
   t.same(core.explain(p4('10.9.0.0/24')), []);
+});
+
+t.test('per-peer local AS: prepended toward that eBGP peer, counted in the loop check, decides iBGP/eBGP', async (t) => {
+  const core = new RibCore({ localAs: LOCAL_AS, routerId: ROUTER_ID });
+  const x = core.addPeer({ address: '192.0.2.1', asn: 65001, localAs: 65050, localAddress: '192.0.2.100' });
+  const y = core.addPeer({ address: '192.0.2.2', asn: 65002, localAddress: '192.0.2.100' });
+  // asn equal to the session's local AS, not the speaker's: iBGP
+  const z = core.addPeer({ address: '192.0.2.3', asn: 65050, localAs: 65050, localAddress: '192.0.2.100' });
+  core.peerUp(x, terms(0xc0000201, false));
+  core.peerUp(y, terms(0xc0000202, false));
+  for (const id of [x, y]) drain(core, id);
+  t.equal(core.peerStats(z).established, false);
+  core.applyUpdate(y, announce(['10.9.0.0/24'], { origin: 0, asPath: [{ type: 2, asns: [65002] }], nextHop: '192.0.2.2' }));
+  const toX = announced(drain(core, x));
+  t.same(toX[0]?.attrs.asPath, [{ type: 2, asns: [65050, 65002] }], 'the session\'s AS is prepended, not the speaker\'s');
+  // a route carrying the session's local AS is a loop on that session
+  const r = core.applyUpdate(x, announce(['10.8.0.0/24'], { origin: 0, asPath: [{ type: 2, asns: [65001, 65050] }], nextHop: '192.0.2.1' }));
+  t.equal(r.rejected, 1, 'own (per-peer) AS in the path: loop');
+  const r2 = core.applyUpdate(x, announce(['10.8.1.0/24'], { origin: 0, asPath: [{ type: 2, asns: [65001, LOCAL_AS] }], nextHop: '192.0.2.1' }));
+  t.equal(r2.rejected, 1, 'the speaker\'s AS is still a loop');
+  t.throws(() => core.updatePeer(x, { address: '192.0.2.1', asn: 65001, localAs: 65051 }), /fixed/);
+  // iBGP by the per-peer AS: gets LOCAL_PREF, no prepend
+  core.peerUp(z, terms(0xc0000203, true));
+  const toZ = announced(drain(core, z));
+  t.same(toZ[0]?.attrs.asPath, [{ type: 2, asns: [65002] }]);
+  t.equal(toZ[0]?.attrs.localPref, 100);
+});
+
+t.test('a throwing policy hook rejects its route, is reported, and other peers are processed fully', async (t) => {
+  const errors: PolicyError[] = [];
+  const core = new RibCore({ localAs: LOCAL_AS, routerId: ROUTER_ID, onPolicyError: (e) => errors.push(e) });
+  const bad = (prefix: PrefixKey) => {
+    if (show(prefix) === '10.1.1.0/24') throw new Error('boom');
+    return { accept: true } as const;
+  };
+  const a = core.addPeer({ address: '192.0.2.1', asn: 65001, localAddress: '192.0.2.100', importPolicy: bad });
+  const b = core.addPeer({ address: '192.0.2.2', asn: 65002, localAddress: '192.0.2.100', exportPolicy: bad });
+  const c = core.addPeer({ address: '192.0.2.3', asn: 65003, localAddress: '192.0.2.100' });
+  for (const [id, n] of [[a, 1], [b, 2], [c, 3]] as const) core.peerUp(id, terms(0xc0000200 + n, false));
+  for (const id of [a, b, c]) drain(core, id);
+  const r = core.applyUpdate(a, announce(['10.1.0.0/24', '10.1.1.0/24', '10.1.2.0/24'], EBGP_ATTRS));
+  t.same([r.announced, r.rejected], [2, 1], 'the throwing import rejected one route, the rest went in');
+  t.same(errors.map((e) => [e.which, show(e.prefix), e.peer.address]), [['import', '10.1.1.0/24', '192.0.2.1']]);
+  core.applyUpdate(c, announce(['10.1.1.0/24', '10.1.3.0/24'], { ...EBGP_ATTRS, asPath: [{ type: 2, asns: [65003] }], nextHop: '192.0.2.3' }));
+  t.same(announced(drain(core, b)).flatMap((x) => x?.prefixes ?? []).sort(), ['10.1.0.0/24', '10.1.2.0/24', '10.1.3.0/24'], 'export hook threw for one prefix only');
+  t.same(announced(drain(core, a)).flatMap((x) => x?.prefixes ?? []).sort(), ['10.1.1.0/24', '10.1.3.0/24'], 'another peer got everything');
+  t.equal(core.policyErrors, 2);
+});
+
+t.test('route reflection (RFC 4456): who gets what, ORIGINATOR_ID / CLUSTER_LIST, loops dropped', async (t) => {
+  const CLUSTER = 0x0a0000fe;
+  const core = new RibCore({ localAs: LOCAL_AS, routerId: ROUTER_ID, clusterId: CLUSTER });
+  const mk = (n: number, o: Partial<PeerConfig> = {}) => core.addPeer({ address: `192.0.2.${n}`, asn: LOCAL_AS, localAddress: '192.0.2.100', ...o });
+  const c1 = mk(1, { routeReflectorClient: true });
+  const c2 = mk(2, { routeReflectorClient: true });
+  const n1 = mk(3);
+  const n2 = mk(4);
+  const e = core.addPeer({ address: '192.0.2.5', asn: 65005, localAddress: '192.0.2.100' });
+  const ids = [c1, c2, n1, n2, e];
+  ids.forEach((id, i) => core.peerUp(id, terms(0xc0000201 + i, id !== e)));
+  for (const id of ids) drain(core, id);
+  const got = (id: number) => announced(drain(core, id));
+  const ibgp: PathAttributes = { origin: 0, asPath: [], localPref: 200 };
+
+  core.applyUpdate(c1, announce(['10.1.0.0/24'], { ...ibgp, nextHop: '192.0.2.1' }));
+  const toC2 = got(c2);
+  t.same(toC2[0]?.prefixes, ['10.1.0.0/24'], 'client → other clients');
+  t.equal(toC2[0]?.attrs.originatorId, 0xc0000201, 'ORIGINATOR_ID: the client\'s BGP Identifier');
+  t.same(toC2[0]?.attrs.clusterList, [CLUSTER], 'our CLUSTER_ID in CLUSTER_LIST');
+  t.equal(toC2[0]?.attrs.nextHop, '192.0.2.1', 'next hop unchanged');
+  t.equal(toC2[0]?.attrs.localPref, 200, 'LOCAL_PREF unchanged');
+  t.same(got(n1)[0]?.prefixes, ['10.1.0.0/24'], 'client → non-clients');
+  t.same(got(c1), [], 'not back to the client it came from');
+  const toE = got(e);
+  t.equal(toE[0]?.attrs.originatorId, undefined, 'no ORIGINATOR_ID toward eBGP');
+  t.equal(toE[0]?.attrs.clusterList, undefined, 'no CLUSTER_LIST toward eBGP');
+  for (const id of ids) drain(core, id);
+
+  core.applyUpdate(n1, announce(['10.3.0.0/24'], { ...ibgp, nextHop: '192.0.2.3', originatorId: 0x01020304, clusterList: [7] }));
+  const fromN = got(c1);
+  t.same(fromN[0]?.prefixes, ['10.3.0.0/24'], 'non-client → clients');
+  t.equal(fromN[0]?.attrs.originatorId, 0x01020304, 'an existing ORIGINATOR_ID is kept');
+  t.same(fromN[0]?.attrs.clusterList, [CLUSTER, 7], 'CLUSTER_ID prepended');
+  t.same(got(n2), [], 'non-client → non-client: not reflected');
+  for (const id of ids) drain(core, id);
+
+  core.applyUpdate(e, announce(['10.5.0.0/24'], { origin: 0, asPath: [{ type: 2, asns: [65005] }], nextHop: '192.0.2.5' }));
+  for (const id of [c1, c2, n1, n2]) {
+    const out = got(id);
+    t.same(out[0]?.prefixes, ['10.5.0.0/24'], 'eBGP → every iBGP peer');
+    t.equal(out[0]?.attrs.clusterList, undefined, 'an eBGP route is not reflected: no RR attributes');
+  }
+
+  const loop1 = core.applyUpdate(n2, announce(['10.6.0.0/24'], { ...ibgp, nextHop: '192.0.2.4', clusterList: [9, CLUSTER] }));
+  t.equal(loop1.rejected, 1, 'our CLUSTER_ID in CLUSTER_LIST: dropped');
+  const loop2 = core.applyUpdate(c2, announce(['10.6.1.0/24'], { ...ibgp, nextHop: '192.0.2.2', originatorId: ROUTER_ID }));
+  t.equal(loop2.rejected, 1, 'our router ID as ORIGINATOR_ID: dropped');
+
+  // two clients with identical attributes: each reflected set names its own originator (export cache)
+  core.applyUpdate(c2, announce(['10.7.0.0/24'], { ...ibgp, nextHop: '192.0.2.9' }));
+  core.applyUpdate(c1, announce(['10.7.1.0/24'], { ...ibgp, nextHop: '192.0.2.9' }));
+  const toN2 = got(n2);
+  const orig = Object.fromEntries(toN2.flatMap((x) => (x?.prefixes ?? []).map((p) => [p, x?.attrs.originatorId])));
+  t.same(orig, { '10.7.0.0/24': 0xc0000202, '10.7.1.0/24': 0xc0000201 });
+});
+
+t.test('best-change tracking off records nothing; turning it on hands over the whole Loc-RIB', async (t) => {
+  const { core, a } = lab();
+  core.setBestTracking(false);
+  core.applyUpdate(a, announce(['10.1.0.0/24', '10.1.1.0/24'], EBGP_ATTRS));
+  t.same(core.drainBestChanges(), [], 'nothing recorded while off');
+  t.equal(core.pendingBestChanges, 0);
+  core.setBestTracking(true);
+  t.same(core.drainBestChanges().map((c) => show(c.prefix)).sort(), ['10.1.0.0/24', '10.1.1.0/24'], 'a late consumer gets the table');
+  core.applyUpdate(a, withdraw(['10.1.0.0/24']));
+  t.same(core.drainBestChanges().map((c) => [show(c.prefix), c.best]), [['10.1.0.0/24', null]], 'and changes from then on');
 });

@@ -19,8 +19,16 @@
 // - a route is never sent back to the peer it was learned from (for eBGP the
 //   peer would drop it by its AS loop check anyway; not sending it saves the
 //   peer the work and keeps Adj-RIB-Out small);
-// - a route learned over iBGP is not sent to iBGP peers (§9.2; no route
-//   reflection yet);
+// - a route learned over iBGP is not sent to iBGP peers (§9.2), except by
+//   route reflection (RFC 4456 §6): from a non-client iBGP peer to clients
+//   only; from a client to every iBGP peer, clients and non-clients; a
+//   reflected route gets ORIGINATOR_ID (the BGP Identifier of the peer it
+//   came from, unless already set) and our CLUSTER_ID prepended to
+//   CLUSTER_LIST (§8); its NEXT_HOP, AS_PATH and LOCAL_PREF are kept (§6:
+//   the reflector must not change them; next-hop-self still applies when
+//   configured); routes from eBGP and our own go to every peer as before;
+// - the AS we prepend and count in loops is the peer's localAs (a per-session
+//   local AS override) when set, else CoreConfig.localAs;
 // - to eBGP: our AS prepended (§5.1.2), NEXT_HOP set to our address (§5.1.3),
 //   LOCAL_PREF removed (§5.1.5), MULTI_EXIT_DISC removed unless we set it
 //   ourselves (§5.1.4: MED is not passed between neighbouring ASes), and the
@@ -65,6 +73,14 @@ export interface PeerConfig {
   readonly nextHopSelf?: boolean;
   /** accept routes whose AS_PATH holds our AS up to this many times (Calico numAllowedLocalASNumbers); default 0 */
   readonly allowOwnAs?: number;
+  /**
+   * our AS on this session when it differs from CoreConfig.localAs (RFC 4271
+   * §4.2 My Autonomous System of this session's OPEN): prepended toward eBGP,
+   * counted in the AS loop check, and compared with asn to tell iBGP from eBGP
+   */
+  readonly localAs?: number;
+  /** RFC 4456: the peer is a route reflector client of ours */
+  readonly routeReflectorClient?: boolean;
   readonly importPolicy?: Policy;
   readonly exportPolicy?: Policy;
 }
@@ -77,6 +93,21 @@ export interface CoreConfig {
   readonly maxPaths?: number;
   /** LOCAL_PREF given to routes from eBGP peers and assumed when missing; default 100 */
   readonly defaultLocalPref?: number;
+  /** RFC 4456 CLUSTER_ID (uint32) used when reflecting; default routerId (Calico routeReflectorClusterID) */
+  readonly clusterId?: number;
+  /**
+   * Told when a policy hook throws. The route is then rejected (import) or not
+   * advertised (export) and processing goes on: a faulty hook must not leave
+   * the RIB half-updated or stop other peers' routes.
+   */
+  readonly onPolicyError?: (e: PolicyError) => void;
+}
+
+export interface PolicyError {
+  readonly which: 'import' | 'export';
+  readonly prefix: PrefixKey;
+  readonly peer: PeerView;
+  readonly error: unknown;
 }
 
 /** What the session negotiated that the RIB needs (a NegotiatedSession fits). */
@@ -143,8 +174,7 @@ class OutQueue {
   }
 
   announce(set: AttrSet, p: PrefixKey): void {
-    const prev = this.pending.get(p);
-    this.pending.set(p, set);
+    const prev = this.pending.swap(p, set);
     if (prev === set) return; // already queued in that group
     // consecutive prefixes mostly share a set (they came in one UPDATE)
     let g = this.lastSet === set ? this.lastGroup : this.groups.get(set);
@@ -158,8 +188,7 @@ class OutQueue {
   private lastGroup: { list: PrefixKey[]; pos: number } | undefined = undefined;
 
   withdraw(p: PrefixKey): void {
-    const prev = this.pending.get(p);
-    this.pending.set(p, null);
+    const prev = this.pending.swap(p, null);
     if (prev !== null) this.withdrawList.push(p);
   }
 
@@ -186,8 +215,7 @@ class OutQueue {
     let i = this.withdrawPos;
     for (; i < list.length && out.length < max; i++) {
       const p = list[i] as PrefixKey;
-      if (this.pending.get(p) !== null) continue; // re-announced or already sent
-      this.pending.delete(p);
+      if (!this.pending.takeIf(p, null)) continue; // re-announced or already sent
       out.push(p);
     }
     if (i >= list.length) {
@@ -207,8 +235,7 @@ class OutQueue {
       let i = g.pos;
       for (; i < list.length && out.length < max; i++) {
         const p = list[i] as PrefixKey;
-        if (this.pending.get(p) !== set) continue; // moved or withdrawn since
-        this.pending.delete(p);
+        if (!this.pending.takeIf(p, set)) continue; // moved or withdrawn since
         out.push(p);
       }
       if (i >= list.length) {
@@ -257,7 +284,15 @@ class Peer implements PathSource, PeerView {
     this.address = cfg.address;
     this.addressKey = addressSortKey(cfg.address);
     this.asn = cfg.asn;
-    this.ibgp = cfg.asn === localAs;
+    this.localAs = cfg.localAs ?? localAs;
+    this.ibgp = cfg.asn === this.localAs;
+  }
+
+  /** our AS on this session */
+  readonly localAs: number;
+
+  get rrClient(): boolean {
+    return this.cfg.routeReflectorClient === true;
   }
 
   queue(family: number): OutQueue {
@@ -313,9 +348,13 @@ export class RibCore {
   private readonly localSource: PathSource;
   private readonly maxPaths: number;
   private readonly defaultLocalPref: number;
+  private readonly clusterId: number;
+  /** policy hooks that threw (each rejected its route) */
+  policyErrors = 0;
 
   constructor(readonly config: CoreConfig) {
     this.maxPaths = Math.max(1, config.maxPaths ?? 1);
+    this.clusterId = (config.clusterId ?? config.routerId) >>> 0;
     this.defaultLocalPref = config.defaultLocalPref ?? DEFAULT_LOCAL_PREF;
     this.localSource = Object.freeze({ id: 0, local: true, ibgp: false, routerId: config.routerId >>> 0, addressKey: '', address: 'local' });
   }
@@ -337,7 +376,9 @@ export class RibCore {
   /** Change a peer's policy or next-hop settings; call refreshExports / ROUTE-REFRESH after. */
   updatePeer(id: number, cfg: PeerConfig): void {
     const p = this.peer(id);
-    if (cfg.address !== p.address || cfg.asn !== p.asn) throw new Error('a peer\'s address and AS are fixed; remove and add it');
+    if (cfg.address !== p.address || cfg.asn !== p.asn || (cfg.localAs ?? this.config.localAs) !== p.localAs) {
+      throw new Error('a peer\'s address and AS numbers are fixed; remove and add it');
+    }
     p.cfg = cfg;
     p.epoch++; // cached exports were made under the old settings
   }
@@ -497,7 +538,7 @@ export class RibCore {
       const pathId = ids?.[i] ?? 0;
       let set = shared;
       if (policy) {
-        const res = policy(prefix, shared.attrs, p);
+        const res = this.callPolicy(policy, 'import', prefix, shared.attrs, p);
         if (!res.accept) {
           counts.rejected++;
           if (this.withdrawPath(p, prefix, pathId)) counts.withdrawn++;
@@ -519,17 +560,21 @@ export class RibCore {
    * store, or null when the route must be refused.
    */
   private importAttrs(p: Peer, a: PathAttributes): PathAttributes | null {
-    const own = this.config.localAs;
+    // The session's own AS (a local AS override) and the speaker's both mark a loop.
+    const own = p.localAs;
+    const global = this.config.localAs;
     let count = 0;
     for (const s of a.asPath ?? []) {
       // RFC 4271 §9.1.2: our AS in the path is a loop; confederation segments
       // are our own confederation's business (RFC 5065) and are not counted.
       if (s.type !== SegmentType.AS_SEQUENCE && s.type !== SegmentType.AS_SET) continue;
-      for (const asn of s.asns) if (asn === own) count++;
+      for (const asn of s.asns) if (asn === own || asn === global) count++;
     }
     if (count > (p.cfg.allowOwnAs ?? 0)) return null;
-    // RFC 4456 §8: a route carrying our own ORIGINATOR_ID came back to us.
+    // RFC 4456 §8: a route carrying our own ORIGINATOR_ID came back to us;
+    // one whose CLUSTER_LIST holds our CLUSTER_ID went round the cluster.
     if (a.originatorId !== undefined && a.originatorId >>> 0 === this.config.routerId >>> 0) return null;
+    if (a.clusterList !== undefined && a.clusterList.some((c) => c >>> 0 === this.clusterId)) return null;
     if (!p.ibgp) {
       // RFC 4271 §5.1.5: LOCAL_PREF from an external peer is ignored; ours applies.
       return { ...a, localPref: this.defaultLocalPref };
@@ -671,11 +716,12 @@ export class RibCore {
     }
     if (best === prevBest && sameMulti) return; // a non-best candidate changed
     if (
-      best === null ||
-      prevBest === null ||
-      best.attrs !== prevBest.attrs ||
-      best.source !== prevBest.source ||
-      !sameHops(after instanceof Dest ? after.sel.multipath : [best], prevMulti ?? [prevBest])
+      this.trackBest &&
+      (best === null ||
+        prevBest === null ||
+        best.attrs !== prevBest.attrs ||
+        best.source !== prevBest.source ||
+        !sameHops(after instanceof Dest ? after.sel.multipath : [best], prevMulti ?? [prevBest]))
     ) {
       if (this.bestDirty.get(prefix) === undefined) {
         this.bestDirty.set(prefix, true);
@@ -693,44 +739,54 @@ export class RibCore {
     const fam = familyOf(prefix);
     if (!p.families.has(fam)) return;
     const want = best === null ? null : this.exportSet(p, prefix, best);
-    const cur = p.adjOut.get(prefix);
-    if (want === (cur ?? null)) {
-      if (want) this.attrs.release(want); // re-advertising identical state sends nothing
-      return;
-    }
-    const q = p.queue(fam);
+    // one probe of Adj-RIB-Out either way (swap / take)
     if (want !== null) {
-      p.adjOut.set(prefix, want);
-      q.announce(want, prefix);
+      const cur = p.adjOut.swap(prefix, want);
+      if (cur === want) {
+        this.attrs.release(want); // re-advertising identical state sends nothing
+        return;
+      }
+      p.queue(fam).announce(want, prefix);
+      if (cur !== undefined) this.attrs.release(cur);
     } else {
-      p.adjOut.delete(prefix);
-      q.withdraw(prefix);
+      const cur = p.adjOut.take(prefix);
+      if (cur === undefined) return;
+      p.queue(fam).withdraw(prefix);
+      this.attrs.release(cur);
     }
-    if (cur !== undefined) this.attrs.release(cur);
   }
 
   /** The set to advertise to p for this best path (one reference taken), or null for none. */
   private exportSet(p: Peer, prefix: PrefixKey, best: Path): AttrSet | null {
     const src = best.source;
     if (src.id === p.id) return null; // not back to where it came from
-    if (!src.local && src.ibgp && p.ibgp) return null; // RFC 4271 §9.2: no iBGP → iBGP
+    const reflect = !src.local && src.ibgp && p.ibgp;
+    if (reflect) {
+      // RFC 4271 §9.2: no iBGP → iBGP, unless reflecting (RFC 4456 §6): a
+      // client's route goes to every iBGP peer, a non-client's to clients only.
+      if (!(src as Peer).rrClient && !p.rrClient) return null;
+    }
     const v6 = typeof prefix !== 'number';
     // The default export of a set depends on the peer (its settings: the
-    // epoch), the family, and whether the path is ours (MED).
-    const slot = (p.id * 2 + (v6 ? 1 : 0)) * 2 + (src.local ? 1 : 0);
+    // epoch), the family, whether the path is ours (MED) or reflected (RR
+    // attributes), and for a reflected set without ORIGINATOR_ID on the
+    // peer it came from (whose BGP Identifier becomes the ORIGINATOR_ID).
+    const kind = src.local ? 1 : reflect ? 2 : 0;
+    const slot = (p.id * 2 + (v6 ? 1 : 0)) * 3 + kind;
+    const origin = reflect && best.attrs.attrs.originatorId === undefined ? src.routerId : 0;
     let out: AttrSet;
     const cached = best.attrs.exportCache?.get(slot);
-    if (cached !== undefined && cached.epoch === p.epoch && cached.set.refs > 0) {
+    if (cached !== undefined && cached.epoch === p.epoch && cached.set.refs > 0 && cached.origin === origin) {
       out = this.attrs.retain(cached.set);
     } else {
-      const t = this.transform(p, best, v6);
+      const t = this.transform(p, best, v6, reflect);
       if (t === null) return null;
       out = this.attrs.intern(t.attrs, t.nextHops);
-      (best.attrs.exportCache ??= new Map()).set(slot, { epoch: p.epoch, set: out });
+      (best.attrs.exportCache ??= new Map()).set(slot, { epoch: p.epoch, set: out, origin });
     }
     const policy = p.cfg.exportPolicy;
     if (!policy) return out;
-    const res = policy(prefix, out.attrs, p);
+    const res = this.callPolicy(policy, 'export', prefix, out.attrs, p);
     if (!res.accept) {
       this.attrs.release(out);
       return null;
@@ -742,8 +798,23 @@ export class RibCore {
     return changed;
   }
 
+  /** Run a policy hook; one that throws rejects the route and is reported, never unwinds the core. */
+  private callPolicy(policy: Policy, which: 'import' | 'export', prefix: PrefixKey, attrs: PathAttributes, p: Peer): PolicyResult {
+    try {
+      return policy(prefix, attrs, p);
+    } catch (error) {
+      this.policyErrors++;
+      try {
+        this.config.onPolicyError?.({ which, prefix, peer: p, error });
+      } catch {
+        /* a reporter that throws must not break the core either */
+      }
+      return REJECT;
+    }
+  }
+
   /** The default export rules (see the header comment); null when no next hop can be given. */
-  private transform(p: Peer, best: Path, v6: boolean): { attrs: PathAttributes; nextHops: readonly string[] } | null {
+  private transform(p: Peer, best: Path, v6: boolean, reflect: boolean): { attrs: PathAttributes; nextHops: readonly string[] } | null {
     const src = best.attrs;
     const a: { -readonly [K in keyof PathAttributes]: PathAttributes[K] } = { ...src.attrs };
     const self = v6 ? p.cfg.localAddress6 : p.cfg.localAddress;
@@ -751,7 +822,7 @@ export class RibCore {
     if (!p.ibgp) {
       const path = a.asPath ?? [];
       const first = path[0];
-      const own = this.config.localAs;
+      const own = p.localAs;
       // RFC 4271 §5.1.2: prepend to a leading AS_SEQUENCE, or start a new one (max 255 per segment).
       a.asPath =
         first !== undefined && first.type === SegmentType.AS_SEQUENCE && first.asns.length < 255
@@ -765,6 +836,12 @@ export class RibCore {
       hops = [self];
     } else {
       a.localPref ??= this.defaultLocalPref;
+      if (reflect) {
+        // RFC 4456 §8: ORIGINATOR_ID names the router that brought the route
+        // into the AS (kept when already set); CLUSTER_LIST records our cluster.
+        a.originatorId ??= best.source.routerId >>> 0;
+        a.clusterList = [this.clusterId, ...(a.clusterList ?? [])];
+      }
       if (p.cfg.nextHopSelf || src.nextHops.length === 0) {
         if (self === undefined) return null;
         hops = [self];
@@ -872,6 +949,27 @@ export class RibCore {
     return out;
   }
 
+  private trackBest = true;
+
+  /**
+   * Whether best-path changes are recorded for drainBestChanges (default on).
+   * A driver with no FIB consumer turns it off: recording costs a table entry
+   * per changed prefix and an object per change when drained. Turning it on
+   * again marks every Loc-RIB prefix changed, so a consumer that starts late
+   * receives the whole table.
+   */
+  setBestTracking(on: boolean): void {
+    if (on === this.trackBest) return;
+    this.trackBest = on;
+    this.bestDirty.clear();
+    this.bestDirtyList = [];
+    if (!on) return;
+    this.loc.forEach((_e, prefix) => {
+      this.bestDirty.set(prefix, true);
+      this.bestDirtyList.push(prefix);
+    });
+  }
+
   /** pending best-path changes */
   get pendingBestChanges(): number {
     return this.bestDirty.size;
@@ -930,6 +1028,8 @@ export class RibCore {
     return p;
   }
 }
+
+const REJECT: PolicyResult = Object.freeze({ accept: false });
 
 function bestOf(e: LocEntry): Path {
   return e instanceof Path ? e : e.sel.best;

@@ -4,5 +4,5 @@ export { Path, compare, equalCost, selectBest, addressSortKey, DEFAULT_LOCAL_PRE
 export type { PathSource, Reason, Comparison, Selection } from './decision.js';
 export { RibCore } from './core.js';
 export type {
-  PrefixKey, PeerView, Policy, PolicyResult, PeerConfig, CoreConfig, SessionTerms, BestChange, OutBatch, UpdateResult, RouteView,
+  PrefixKey, PeerView, Policy, PolicyResult, PolicyError, PeerConfig, CoreConfig, SessionTerms, BestChange, OutBatch, UpdateResult, RouteView,
 } from './core.js';

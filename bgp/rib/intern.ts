@@ -34,7 +34,8 @@ export class AttrSet {
    * cached set still has refs > 0). One entry per slot, so flapping peers do
    * not make it grow.
    */
-  exportCache: Map<number, { readonly epoch: number; readonly set: AttrSet }> | null = null;
+  /** per export slot (see RibCore.exportSet): the set made for it; origin is the ORIGINATOR_ID it assumed, or 0 */
+  exportCache: Map<number, { readonly epoch: number; readonly set: AttrSet; readonly origin: number }> | null = null;
 
   constructor(key: string, attrs: PathAttributes, nextHops: readonly string[]) {
     this.key = key;

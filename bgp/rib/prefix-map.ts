@@ -74,9 +74,15 @@ export class PrefixMap<V> {
   }
 
   set(k: Prefix4 | Prefix6, v: V): void {
+    this.swap(k, v);
+  }
+
+  /** Set and return the previous value (one probe where get + set take two). */
+  swap(k: Prefix4 | Prefix6, v: V): V | undefined {
     if (typeof k === 'string') {
+      const prev = this.v6.get(k);
       this.v6.set(k, v);
-      return;
+      return prev;
     }
     const keys = this.keys;
     const mask = this.mask;
@@ -85,8 +91,9 @@ export class PrefixMap<V> {
     for (; ; i = (i + 1) & mask) {
       const x = keys[i] as number;
       if (x === k) {
+        const prev = this.vals[i];
         this.vals[i] = v;
-        return;
+        return prev;
       }
       if (x === EMPTY) break;
       if (x === DELETED && tomb < 0) tomb = i;
@@ -96,27 +103,58 @@ export class PrefixMap<V> {
     } else {
       if ((this.used + 1) * 4 > keys.length * 3) {
         this.rehash(this.live + 1);
-        this.set(k, v);
-        return;
+        return this.swap(k, v);
       }
       this.used++;
     }
     keys[i] = k;
     this.vals[i] = v;
     this.live++;
+    return undefined;
   }
 
   delete(k: Prefix4 | Prefix6): boolean {
     if (typeof k === 'string') return this.v6.delete(k);
     const i = this.find(k);
     if (i < 0) return false;
+    this.removeAt(i);
+    return true;
+  }
+
+  /** Delete and return the value, undefined when absent (one probe). */
+  take(k: Prefix4 | Prefix6): V | undefined {
+    if (typeof k === 'string') {
+      const prev = this.v6.get(k);
+      this.v6.delete(k);
+      return prev;
+    }
+    const i = this.find(k);
+    if (i < 0) return undefined;
+    const prev = this.vals[i];
+    this.removeAt(i);
+    return prev;
+  }
+
+  /** Delete the key only when it maps to exactly v; true when it did (one probe). */
+  takeIf(k: Prefix4 | Prefix6, v: V): boolean {
+    if (typeof k === 'string') {
+      if (!this.v6.has(k) || this.v6.get(k) !== v) return false;
+      this.v6.delete(k);
+      return true;
+    }
+    const i = this.find(k);
+    if (i < 0 || this.vals[i] !== v) return false;
+    this.removeAt(i);
+    return true;
+  }
+
+  private removeAt(i: number): void {
     this.keys[i] = DELETED;
     this.vals[i] = undefined;
     this.live--;
     // Emptied (an outbound queue after a full-table dump is the typical case):
     // give the big arrays back instead of keeping a table of tombstones.
     if (this.live === 0 && this.keys.length > 1024) this.reset();
-    return true;
   }
 
   clear(): void {

@@ -19,8 +19,15 @@
 //   OPEN (Connect/Active with DelayOpen), errors close without a NOTIFICATION.
 // - A passive session (PassiveTcpEstablishment) stays in Active when the
 //   ConnectRetryTimer expires instead of dialling (§8.2.2 Active, event 9).
-// - KEEPALIVEs go out on the keepalive timer only; the timer is not restarted
-//   when an UPDATE is sent (sending more KEEPALIVEs than needed is harmless).
+// - The KeepaliveTimer restarts when the driver reports an UPDATE written
+//   (SendProgress with updates: true): RFC 4271 §4.4 sends KEEPALIVEs only
+//   when no other message keeps the peer's hold timer from expiring.
+// - In Idle, ManualStop and AutomaticStop clear a pending IdleHoldTimer, so a
+//   stopped peer does not restart by itself (§8.2.2 lists them as ignored,
+//   but with DampPeerOscillations the armed timer would be an AutomaticStart).
+// - AutomaticStop may carry idleHold: null keeps the session in Idle until a
+//   ManualStart (maximum prefixes without restart, RFC 4486 §4), a number of
+//   seconds replaces the damped wait once.
 // - Peer oscillation damping (DampPeerOscillations) is always on: every fall
 //   back to Idle that was not a ManualStop arms the IdleHoldTimer, whose
 //   duration doubles up to a cap and returns to the start value after a
@@ -46,8 +53,18 @@ export type FsmEvent =
   | { readonly type: 'ManualStop'; readonly message?: string }
   /** Events 3, 5, 6, 7 AutomaticStart (with passive TCP / DampPeerOscillations variants, per config) */
   | { readonly type: 'AutomaticStart' }
-  /** Event 8 AutomaticStop (e.g. maximum prefixes, peer deconfigured): Cease with this subcode */
-  | { readonly type: 'AutomaticStop'; readonly subcode: number; readonly reason: string }
+  /**
+   * Event 8 AutomaticStop (e.g. maximum prefixes, peer deconfigured): Cease with this subcode
+   * and optional data (RFC 4486 §4: AFI/SAFI and limit for maximum prefixes). idleHold:
+   * omitted, the usual damped restart; null, stay in Idle until ManualStart; seconds, restart after that.
+   */
+  | {
+      readonly type: 'AutomaticStop';
+      readonly subcode: number;
+      readonly reason: string;
+      readonly data?: Buffer;
+      readonly idleHold?: number | null;
+    }
   /** Event 9 ConnectRetryTimer_Expires */
   | { readonly type: 'ConnectRetryTimerExpires' }
   /** Event 10 HoldTimer_Expires */
@@ -85,9 +102,10 @@ export type FsmEvent =
   /**
    * RFC 9687 §4: the driver reports its write side after each write or drain:
    * pending=false, nothing is waiting (the SendHoldTimer stops); pending=true,
-   * bytes were accepted but more wait (the timer restarts).
+   * bytes were accepted but more wait (the timer restarts). updates=true: the
+   * write included UPDATEs, which restart the KeepaliveTimer (RFC 4271 §4.4).
    */
-  | { readonly type: 'SendProgress'; readonly pending: boolean };
+  | { readonly type: 'SendProgress'; readonly pending: boolean; readonly updates?: boolean };
 
 export type FsmEventType = FsmEvent['type'];
 export const EVENT_TYPES: readonly FsmEventType[] = [
@@ -275,8 +293,17 @@ function manualStopBeforeOpen(m: SessionFsm): void {
   m.toIdle('administrative shutdown', { damp: false });
 }
 
-function automaticStop(m: SessionFsm, e: { subcode: number; reason: string }): void {
-  closeWith(ErrorCode.Cease, e.subcode, e.reason)(m);
+function automaticStop(m: SessionFsm, e: { subcode: number; reason: string; data?: Buffer; idleHold?: number | null }): void {
+  m.connectRetryCounter++;
+  m.toIdle(e.reason, { damp: true, notify: notificationOf(ErrorCode.Cease, e.subcode, e.data ?? Buffer.alloc(0)) });
+  overrideIdleHold(m, e.idleHold);
+}
+
+/** AutomaticStop's idleHold: null stays down (no IdleHoldTimer), seconds replace the damped wait. */
+function overrideIdleHold(m: SessionFsm, idleHold: number | null | undefined): void {
+  if (idleHold === undefined) return;
+  m.clearTimer('IdleHold');
+  if (idleHold !== null) m.setTimer('IdleHold', idleHold * 1000);
 }
 
 function headerError(m: SessionFsm, e: { error: BgpError }): void {
@@ -312,9 +339,11 @@ function collisionDump(m: SessionFsm): void {
   closeWith(ErrorCode.Cease, CeaseSubcode.ConnectionCollisionResolution, 'connection collision resolution')(m);
 }
 
-function sendProgress(m: SessionFsm, e: { pending: boolean }): void {
+function sendProgress(m: SessionFsm, e: { pending: boolean; updates?: boolean }): void {
   if (e.pending) m.setTimer('SendHold', m.sendHoldMs());
   else m.clearTimer('SendHold');
+  // RFC 4271 §4.4: an UPDATE sent serves as a keepalive; the next KEEPALIVE is due a full interval later.
+  if (e.updates && m.state === 'Established' && m.timerRunning('Keepalive')) m.armKeepalive();
 }
 
 function keepaliveTimer(m: SessionFsm): void {
@@ -326,9 +355,13 @@ function keepaliveTimer(m: SessionFsm): void {
 
 const IDLE: Row = {
   ManualStart: (m) => start(m, true),
-  ManualStop: ignore,
+  // A stop while the IdleHoldTimer runs must cancel the AutomaticStart it stands for.
+  ManualStop: (m) => m.clearTimer('IdleHold'),
   AutomaticStart: (m) => start(m, false),
-  AutomaticStop: ignore,
+  AutomaticStop: (m, e) => {
+    m.clearTimer('IdleHold');
+    overrideIdleHold(m, e.idleHold);
+  },
   // Events 9-12, 15-28 "do not cause change in the state" of Idle (§8.2.2).
   ConnectRetryTimerExpires: ignore,
   HoldTimerExpires: ignore,
@@ -357,7 +390,10 @@ const CONNECT: Row = {
   ManualStart: ignore,
   ManualStop: manualStopBeforeOpen,
   AutomaticStart: ignore,
-  AutomaticStop: (m, e) => otherBeforeOpen(m, e.reason),
+  AutomaticStop: (m, e) => {
+    otherBeforeOpen(m, e.reason);
+    overrideIdleHold(m, e.idleHold);
+  },
   ConnectRetryTimerExpires: (m) => {
     // drop the attempt, try again
     m.act({ type: 'close' });

@@ -13,6 +13,16 @@
 //               update → rib.applyUpdate(id, the decoded UPDATE), routeRefresh →
 //               subtype 0 rib.routeRefresh, 1 rib.markStale, 2 rib.sweepStale,
 //               down → rib.peerDown(id, { retainStale: peer did graceful restart }).
+//   SendHold contract (RFC 9687): the machine arms SendHold itself when it sends our
+//               OPEN. After that the driver owns the signal: after every write (and on
+//               'drain') it feeds SendProgress{pending: socket.writableLength > 0}.
+//               pending=true restarts the timer (bytes moved, more wait); pending=false
+//               stops it (nothing waits, so a slow peer is not "stuck"). Report pending=
+//               true only when bytes actually moved since the last report: repeating it
+//               while the socket is stuck would keep restarting the timer and hide a
+//               peer that stopped reading. Expiry closes with NOTIFICATION 8/0 (best
+//               effort). Add updates: true when the write carried UPDATEs: that
+//               restarts the KeepaliveTimer (RFC 4271 §4.4).
 //   Two connections to one peer: both run a SessionFsm; when the second reaches an
 //   OPEN, collisionWinner() picks the survivor and the other gets OpenCollisionDump.
 export { SessionFsm, TABLE, STATES, TIMERS, EVENT_TYPES, OPEN_HOLD_MS, MIN_SEND_HOLD_MS, fsmSubcode, notificationOf } from './fsm.js';

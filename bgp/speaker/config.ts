@@ -48,8 +48,15 @@ export interface PeerOptions {
   readonly addPathReceive?: boolean;
   /** RFC 4724 restart time (seconds) announced in the graceful restart capability; GR itself is not done yet */
   readonly restartTime?: number;
-  /** route reflector client (RFC 4456); the RIB core has no reflection yet, so this is only shown */
+  /** the peer is our route reflector client (RFC 4456 §6); a change resets the session */
   readonly routeReflectorClient?: boolean;
+  /**
+   * RFC 4486 maximum prefixes accepted from the peer: warn (a 'log' event) once
+   * at warningThreshold percent (default 75), close with Cease / Maximum
+   * Number of Prefixes Reached above limit, then stay down — or restart after
+   * restartAfterSec seconds.
+   */
+  readonly maxPrefixes?: { readonly limit: number; readonly warningThreshold?: number; readonly restartAfterSec?: number };
   /** CONTRACT PEER "type"; default "global" */
   readonly type?: string;
   /** per-peer timer overrides, seconds */
@@ -79,6 +86,8 @@ export interface SpeakerOptions {
   readonly nextHop6?: string;
   /** most equal-cost paths handed to the FIB; default 1 */
   readonly maxPaths?: number;
+  /** RFC 4456 CLUSTER_ID when reflecting (dotted quad or uint32); default the router ID (Calico routeReflectorClusterID) */
+  readonly clusterId?: string | number;
   /** most prefixes taken from the RIB per batch when sending; default 2048 */
   readonly batchPrefixes?: number;
   /** the FIB's answer for routesJson "installed"; default false for all */
@@ -99,6 +108,7 @@ export function sessionKey(p: PeerOptions): string {
     [...(p.families ?? ['ipv4-unicast', 'ipv6-unicast'])].sort(),
     p.addPathReceive ?? false,
     p.restartTime ?? null,
+    p.routeReflectorClient ?? false,
     p.holdTime ?? null,
     p.keepaliveTime ?? null,
     p.connectRetryTime ?? null,

@@ -27,7 +27,7 @@ import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { connectWithOptions, fdOf, setListenerMd5, setTtl, setTtlSecurity } from '../net/index.js';
 import { RibCore } from '../rib/core.js';
-import type { BestChange, OutBatch, PeerConfig, Policy, PrefixKey } from '../rib/core.js';
+import type { BestChange, OutBatch, PeerConfig, PrefixKey } from '../rib/core.js';
 import { buildCapabilities, collisionWinner } from '../session/negotiate.js';
 import type { NegotiatedSession } from '../session/negotiate.js';
 import { SessionFsm } from '../session/fsm.js';
@@ -155,7 +155,8 @@ let connectionSerial = 0;
 class Connection {
   readonly serial = ++connectionSerial;
   socket: net.Socket | null = null;
-  readonly framer = new Framer();
+  /** replaced on every attach: bytes left over from an earlier session must not be read as this one's */
+  framer = new Framer();
   ctx: CodecContext = DEFAULT_CONTEXT;
   dial: AbortController | null = null;
   /** taken out of its peer: its events and actions are ignored from now on */
@@ -186,6 +187,10 @@ class Peer {
   state: State = 'Idle';
   pumpScheduled = false;
   removed = false;
+  /** maximum prefixes: the warning was logged (until the count falls below the threshold again) */
+  prefixWarned = false;
+  /** maximum prefixes exceeded: refuse the peer until this time (Date.now() ms; Infinity for good) */
+  heldUntil = 0;
   constructor(
     public opts: PeerOptions,
     readonly address: string,
@@ -220,7 +225,22 @@ export class Speaker extends EventEmitter {
     this.localAsn = opts.localAsn;
     this.routerId = parseIpv4(opts.routerId) >>> 0;
     this.batchPrefixes = opts.batchPrefixes ?? 2048;
-    this.rib = new RibCore({ localAs: opts.localAsn, routerId: this.routerId, ...(opts.maxPaths !== undefined ? { maxPaths: opts.maxPaths } : {}) });
+    this.rib = new RibCore({
+      localAs: opts.localAsn,
+      routerId: this.routerId,
+      ...(opts.maxPaths !== undefined ? { maxPaths: opts.maxPaths } : {}),
+      ...(opts.clusterId !== undefined ? { clusterId: typeof opts.clusterId === 'number' ? opts.clusterId >>> 0 : parseIpv4(opts.clusterId) >>> 0 } : {}),
+      onPolicyError: (e) =>
+        this.log('error', `${e.which} policy failed for ${prefixText(e.prefix)}: ${String(e.error)}; route rejected`, e.peer.address),
+    });
+    // Best-path changes are recorded only while someone listens for them (see RibCore.setBestTracking).
+    this.rib.setBestTracking(false);
+    this.on('newListener', (ev: string | symbol) => {
+      if (ev === 'best') this.rib.setBestTracking(true);
+    });
+    this.on('removeListener', (ev: string | symbol) => {
+      if (ev === 'best' && this.listenerCount('best') === 0) this.rib.setBestTracking(false);
+    });
     for (const p of opts.peers ?? []) this.addPeer(p);
   }
 
@@ -277,9 +297,6 @@ export class Speaker extends EventEmitter {
         this.feed(p, c, o.message !== undefined ? { type: 'ManualStop', message: o.message } : { type: 'ManualStop' });
       }
     }
-    if (p.timer) clearTimeout(p.timer);
-    p.timer = null;
-    p.timerAt = Infinity;
   }
 
   // ------------------------------------------------------------------ peers at run time
@@ -315,6 +332,11 @@ export class Speaker extends EventEmitter {
       return;
     }
     p.opts = o;
+    if (p.heldUntil > Date.now() && JSON.stringify(old.maxPrefixes) !== JSON.stringify(o.maxPrefixes)) {
+      // held down for maximum prefixes: a new limit is a new chance (RFC 4486 §4 leaves the restart to configuration)
+      p.heldUntil = 0;
+      if (this.running) this.feed(p, p.primary, { type: 'ManualStart' });
+    }
     const conn = this.ribConn(p);
     this.rib.updatePeer(p.coreId, this.coreConfig(o, address, conn));
     const importChanged = old.importPolicy !== o.importPolicy || (old.allowOwnAs ?? 0) !== (o.allowOwnAs ?? 0);
@@ -445,6 +467,10 @@ export class Speaker extends EventEmitter {
     s.on('error', () => {}); // errors on a refused socket are of no interest; accepted ones get their own handler
     const address = normalizeAddress(s.remoteAddress ?? '');
     const p = this.peers.get(address);
+    if (p && p.heldUntil > Date.now()) {
+      this.reject(s, `connection from ${address}, held down after exceeding its maximum prefixes`);
+      return;
+    }
     if (!p || !this.running || p.removed) {
       this.reject(s, `connection from unconfigured address ${address}`);
       return;
@@ -490,6 +516,8 @@ export class Speaker extends EventEmitter {
 
   private attach(p: Peer, c: Connection, s: net.Socket): void {
     c.socket = s;
+    c.framer = new Framer();
+    c.ctx = DEFAULT_CONTEXT;
     s.setNoDelay(true);
     s.on('data', (chunk: Buffer) => {
       if (c.socket === s && !c.dead) this.receive(p, c, chunk);
@@ -578,6 +606,7 @@ export class Speaker extends EventEmitter {
         c.pending = msg;
         this.feed(p, c, { type: 'Update' });
         c.pending = null;
+        if (p.opts.maxPrefixes && c.inRib) this.checkMaxPrefixes(p, c, msg);
         return;
       }
       case 'NOTIFICATION': {
@@ -592,6 +621,48 @@ export class Speaker extends EventEmitter {
       case 'ROUTE-REFRESH':
         this.feed(p, c, { type: 'RouteRefresh', afi: msg.afi, safi: msg.safi, subtype: msg.subtype });
         return;
+    }
+  }
+
+  /**
+   * Maximum prefixes (RFC 4486 §4): the peer's accepted prefixes (Adj-RIB-In,
+   * after import policy: what costs us memory) against its limit. Crossing the
+   * warning threshold logs once (again only after falling back below it);
+   * exceeding the limit closes the session with Cease / Maximum Number of
+   * Prefixes Reached, whose data is the AFI/SAFI and the limit, and keeps it
+   * down: until restartAfterSec passes, or for good (a configuration change or
+   * restart of the speaker brings it back). Connections from the peer are
+   * refused meanwhile, so it cannot come back in through the listener.
+   */
+  private checkMaxPrefixes(p: Peer, c: Connection, u: UpdateMessage): void {
+    const mp = p.opts.maxPrefixes;
+    if (!mp) return;
+    const count = this.rib.peerStats(p.coreId).received;
+    const warnAt = Math.ceil((mp.limit * (mp.warningThreshold ?? 75)) / 100);
+    if (count < warnAt) p.prefixWarned = false;
+    else if (!p.prefixWarned && count <= mp.limit) {
+      p.prefixWarned = true;
+      this.log('warn', `${count} prefixes accepted, ${mp.warningThreshold ?? 75}% of the limit of ${mp.limit}`, p.address);
+    }
+    if (count <= mp.limit) return;
+    const afi = u.mpReach && u.mpReach.nlri.prefixes.length > 0 ? u.mpReach.afi : 1;
+    const safi = u.mpReach && u.mpReach.nlri.prefixes.length > 0 ? u.mpReach.safi : 1;
+    const data = Buffer.alloc(7);
+    data.writeUInt16BE(afi, 0);
+    data.writeUInt8(safi, 2);
+    data.writeUInt32BE(mp.limit >>> 0, 3);
+    const restart = mp.restartAfterSec;
+    p.heldUntil = restart === undefined ? Infinity : Date.now() + restart * 1000;
+    p.prefixWarned = false;
+    this.log('error', `maximum prefixes exceeded: ${count} > ${mp.limit}; session closed${restart === undefined ? ' and held down' : `, restart in ${restart} s`}`, p.address);
+    for (const x of [...p.conns]) {
+      this.feed(p, x, {
+        type: 'AutomaticStop',
+        subcode: CeaseSubcode.MaximumPrefixesReached,
+        reason: `maximum prefixes exceeded (${count} > ${mp.limit})`,
+        ...(x === c ? { data } : {}),
+        idleHold: x === p.primary ? (restart ?? null) : null,
+      });
     }
   }
 
@@ -898,7 +969,8 @@ export class Speaker extends EventEmitter {
     this.write(p, c, buf);
   }
 
-  private write(p: Peer, c: Connection, buf: Buffer): void {
+  /** Write one message; report = false leaves the SendProgress report to the caller (the pump reports once). */
+  private write(p: Peer, c: Connection, buf: Buffer, report = true): void {
     const s = c.socket;
     if (!s || s.destroyed) return;
     let ok: boolean;
@@ -908,18 +980,22 @@ export class Speaker extends EventEmitter {
       return; // the 'error'/'close' handlers report it
     }
     if (!ok) c.blocked = true;
-    this.progress(p, c);
+    if (report) this.progress(p, c);
   }
 
-  /** RFC 9687: tell the FSM whether bytes are waiting (SendHoldTimer runs only then). */
-  private progress(p: Peer, c: Connection): void {
+  /**
+   * RFC 9687: tell the FSM whether bytes are waiting (SendHoldTimer runs only
+   * then); updates: UPDATEs were written, which restarts the KeepaliveTimer
+   * (RFC 4271 §4.4) — unless the socket is stuck, when nothing really moved.
+   */
+  private progress(p: Peer, c: Connection, updates = false): void {
     const s = c.socket;
     if (!s || c.dead) return;
     const pending = s.writableLength > 0;
     if (pending === c.sendPending && pending) return; // still stuck: no progress to report
-    if (!pending && !c.sendPending && !c.fsm.timerRunning('SendHold')) return;
+    if (!updates && !pending && !c.sendPending && !c.fsm.timerRunning('SendHold')) return;
     c.sendPending = pending;
-    this.run(p, c, c.fsm.handle({ type: 'SendProgress', pending }), false);
+    this.run(p, c, c.fsm.handle(updates ? { type: 'SendProgress', pending, updates } : { type: 'SendProgress', pending }), false);
   }
 
   private schedulePump(p: Peer): void {
@@ -955,9 +1031,14 @@ export class Speaker extends EventEmitter {
   private pump(p: Peer): void {
     const c = this.ribConn(p);
     if (!c || !c.socket || c.blocked || c.fsm.state !== 'Established') return;
+    let wrote = false;
+    let more = true;
     for (let i = 0; i < BATCHES_PER_TURN; i++) {
       const b = this.rib.nextBatch(p.coreId, this.batchPrefixes);
-      if (b === null) return;
+      if (b === null) {
+        more = false;
+        break;
+      }
       let bufs: Buffer[];
       try {
         bufs = this.encodeBatch(b, c.ctx);
@@ -966,10 +1047,15 @@ export class Speaker extends EventEmitter {
         continue;
       }
       p.counters.messagesOut[b.kind === 'begin-refresh' || b.kind === 'end-refresh' ? 'ROUTE-REFRESH' : 'UPDATE'] += bufs.length;
-      for (const buf of bufs) this.write(p, c, buf);
-      if (c.blocked || !c.socket) return; // resumed on 'drain'
+      for (const buf of bufs) this.write(p, c, buf, false);
+      wrote ||= bufs.length > 0;
+      if (c.blocked || !c.socket) {
+        more = false; // resumed on 'drain'
+        break;
+      }
     }
-    this.schedulePump(p);
+    if (wrote) this.progress(p, c, true);
+    if (more) this.schedulePump(p);
   }
 
   private encodeBatch(b: OutBatch, ctx: CodecContext): Buffer[] {
@@ -996,34 +1082,19 @@ export class Speaker extends EventEmitter {
     const local = c?.socket?.localAddress !== undefined ? normalizeAddress(c.socket.localAddress) : undefined;
     const v4 = o.nextHop4 ?? (local !== undefined && isIpv4(local) ? local : this.opts.nextHop4);
     const v6 = o.nextHop6 ?? (local !== undefined && !isIpv4(local) ? local : this.opts.nextHop6);
-    const localAs = o.localAsn ?? this.localAsn;
-    const importPolicy = o.importPolicy && this.guard(o.importPolicy, 'import', address);
-    let exportPolicy: Policy | undefined = o.exportPolicy && this.guard(o.exportPolicy, 'export', address);
-    if (localAs !== this.localAsn) exportPolicy = overrideLocalAs(this.localAsn, localAs, exportPolicy);
+    const importPolicy = o.importPolicy;
+    const exportPolicy = o.exportPolicy;
     return {
       address,
       asn: o.asn,
+      ...(o.localAsn !== undefined ? { localAs: o.localAsn } : {}),
+      ...(o.routeReflectorClient ? { routeReflectorClient: true } : {}),
       ...(v4 !== undefined ? { localAddress: v4 } : {}),
       ...(v6 !== undefined ? { localAddress6: v6 } : {}),
       ...(o.nextHopSelf !== undefined ? { nextHopSelf: o.nextHopSelf } : {}),
       ...(o.allowOwnAs !== undefined ? { allowOwnAs: o.allowOwnAs } : {}),
       ...(importPolicy !== undefined ? { importPolicy } : {}),
       ...(exportPolicy !== undefined ? { exportPolicy } : {}),
-    };
-  }
-
-  /**
-   * A policy hook that throws rejects the route (and is logged) instead of
-   * breaking the core halfway through another peer's UPDATE.
-   */
-  private guard(policy: Policy, which: string, address: string): Policy {
-    return (prefix, attrs, peer) => {
-      try {
-        return policy(prefix, attrs, peer);
-      } catch (e) {
-        this.log('error', `${which} policy failed for ${prefixText(prefix)}: ${String(e)}; route rejected`, address);
-        return { accept: false };
-      }
     };
   }
 
@@ -1059,23 +1130,6 @@ export class Speaker extends EventEmitter {
   private log(level: 'info' | 'warn' | 'error', msg: string, peer?: string): void {
     this.emit('log', peer !== undefined ? { level, msg, peer } : { level, msg });
   }
-}
-
-/**
- * The core prepends the speaker's AS for eBGP; a peer with a local AS
- * override must see that AS instead (RFC 4271 §5.1.2 "its own AS number" is
- * the one in its OPEN). The prepended AS is the first of the first segment.
- */
-function overrideLocalAs(coreAs: number, localAs: number, inner: Policy | undefined): Policy {
-  return (prefix, attrs, peer) => {
-    let a = attrs;
-    const first = attrs.asPath?.[0];
-    if (!peer.ibgp && first && first.asns[0] === coreAs) {
-      a = { ...attrs, asPath: [{ type: first.type, asns: [localAs, ...first.asns.slice(1)] }, ...(attrs.asPath ?? []).slice(1)] };
-    }
-    if (inner) return inner(prefix, a, peer);
-    return a === attrs ? { accept: true } : { accept: true, attrs: a };
-  };
 }
 
 function prefixList(afi: number, safi: number, prefixes: PrefixKey[], pathIds: number[] | null): PrefixList {
