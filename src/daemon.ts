@@ -278,6 +278,7 @@ export class Daemon {
       idleHold: { initial: 2, max: 60 },
       ...(id.v4 !== undefined ? { nextHop4: id.v4 } : {}),
       ...(id.v6 !== undefined ? { nextHop6: id.v6 } : {}),
+      ...(id.clusterId !== undefined ? { clusterId: id.clusterId } : {}),
       isInstalled: (prefix) => this.#installed(prefix),
     });
     speaker.on('peer', (ev: PeerStateEvent) => this.#onPeerState(ev));
@@ -326,7 +327,7 @@ export class Daemon {
     if (!this.identity) return undefined;
     const now = speakerIdentity(this.cfg, model);
     const was = this.identity;
-    const changed = (['asn', 'routerId', 'listenAddress', 'listenPort'] as const).filter((k) => now[k] !== was[k]);
+    const changed = (['asn', 'routerId', 'listenAddress', 'listenPort', 'clusterId'] as const).filter((k) => now[k] !== was[k]);
     if (changed.length === 0) return undefined;
     this.identity = now; // a burst that follows does not restart the speaker a second time
     this.log.warn('the speaker\'s identity changed: restarting every BGP session', {

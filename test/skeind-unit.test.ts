@@ -14,6 +14,7 @@ import {
   Daemon, RouteTable, addressBytes, bgpTarget, originationAttributes, peerOptionsFor, prefixBytes, routerIdFor,
   speakerIdentity,
 } from '../src/daemon.js';
+import { parsePrefixText } from '../bgp/index.js';
 import { requires } from './helpers/env.js';
 import { startEtcd } from './helpers/etcd.js';
 import { until } from './helpers/netns.js';
@@ -462,4 +463,69 @@ t.test('BGP passwords: a missing secret keeps the peer out; SIGHUP reload reads 
   t.equal(d.peers()[0]?.asn, 65001);
   t.equal(d.peers()[0]?.type, 'global');
   t.notOk(lines.some((l) => l.includes('hunter2')), 'the password never appears in the log');
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// Calico's route-reflector topology (its docs: mesh off, one BGPPeer that makes every node peer with the nodes
+// labelled route-reflector, and a routeReflectorClusterID on those), three daemons in this process. A client's
+// block reaches the other client only if the reflector reflects it (RFC 4456 §6): plain iBGP never passes an
+// iBGP-learned route on. The reflected path carries ORIGINATOR_ID and the cluster ID in CLUSTER_LIST (§7).
+
+function rrClusterYaml(port: number): string {
+  const docs = [
+    `kind: BGPConfiguration\nmetadata: { name: default }\nspec: { asNumber: 64512, listenPort: ${port}, bindMode: NodeIP, nodeToNodeMeshEnabled: false }`,
+    'kind: BGPPeer\nmetadata: { name: peer-with-route-reflectors }\nspec: { nodeSelector: all(), peerSelector: route-reflector == \'true\' }',
+    'kind: IPPool\nmetadata: { name: pods }\nspec: { cidr: 10.65.0.0/16, blockSize: 26 }',
+    'kind: Node\nmetadata: { name: rr-1, labels: { route-reflector: "true" } }\nspec: { bgp: { ipv4Address: 127.0.0.1/8, routeReflectorClusterID: 224.0.0.1 } }',
+    'kind: Node\nmetadata: { name: client-2 }\nspec: { bgp: { ipv4Address: 127.0.0.2/8 } }',
+    'kind: Node\nmetadata: { name: client-3 }\nspec: { bgp: { ipv4Address: 127.0.0.3/8 } }',
+    'kind: BlockAffinity\nmetadata: { name: client-2-10-65-0-64-26 }\nspec: { node: client-2, cidr: 10.65.0.64/26, state: confirmed, deleted: "false" }',
+    'kind: BlockAffinity\nmetadata: { name: client-3-10-65-0-128-26 }\nspec: { node: client-3, cidr: 10.65.0.128/26, state: confirmed, deleted: "false" }',
+  ];
+  return docs.map((d) => `---\napiVersion: projectcalico.org/v3\n${d}\n`).join('');
+}
+
+t.test('route reflector topology: a route reflector node reflects one client\'s block to the other', async (t) => {
+  const dir = tmp();
+  mkdirSync(join(dir, 'run'));
+  const port = 33000 + (process.pid % 2000);
+  const res = join(dir, 'resources.yaml');
+  writeFileSync(res, rrClusterYaml(port));
+  const names = ['rr-1', 'client-2', 'client-3'];
+  const daemons: Daemon[] = [];
+  t.teardown(async () => {
+    for (const d of daemons) await d.stop('test over');
+  });
+  for (const name of names) {
+    const file = join(dir, `${name}.yaml`);
+    writeFileSync(file, [
+      `nodeName: ${name}`,
+      `datastore: { type: file, path: ${res}, debounce: 20ms }`,
+      'fib: { enabled: false }',
+      `control: { socket: ${join(dir, 'run', `${name}.sock`)} }`,
+      'metrics: { listen: "" }',
+      '',
+    ].join('\n'));
+    const d = new Daemon(loadDaemonConfig(file, {}), { logSink: () => {}, env: {} });
+    daemons.push(d);
+    await d.start();
+  }
+  const [rr, c2, c3] = daemons as [Daemon, Daemon, Daemon];
+  t.same(rr.peers().map((p) => p.address).sort(), ['127.0.0.2', '127.0.0.3'], 'the reflector peers with both clients');
+  t.same(c2.peers().map((p) => p.address), ['127.0.0.1'], 'a client peers with the reflector only (mesh off)');
+  t.equal(c2.peers()[0]?.type, 'route reflector', 'the client shows its peer as a route reflector');
+  for (const d of daemons) {
+    await until(() => d.peers().length > 0 && d.peers().every((p) => p.state === 'Established'), `${d.cfg.nodeName}: sessions Established`, 20_000, 50);
+  }
+  await until(() => c3.routesJson('10.65.0.64/26').routes[0]?.best !== undefined, 'client-3 learns client-2\'s block through the reflector', 10_000, 50);
+  const best = c3.routesJson('10.65.0.64/26').routes[0]!.best!;
+  t.equal(best.from, '127.0.0.1', 'learned from the reflector');
+  t.same(best.nextHops, ['127.0.0.2'], 'next hop unchanged by reflection: traffic goes straight to client-2');
+  await until(() => c2.routesJson('10.65.0.128/26').routes[0]?.best !== undefined, 'and the other way round', 10_000, 50);
+  t.same(c2.routesJson('10.65.0.128/26').routes[0]!.best!.nextHops, ['127.0.0.3']);
+  t.ok(rr.routesJson('10.65.0.64/26').routes[0]?.best, 'the reflector has the route itself');
+  // The reflector prepends its cluster ID: what client-3 holds has CLUSTER_LIST [224.0.0.1] and client-2 as originator.
+  const view = c3.speaker?.rib.route(parsePrefixText('10.65.0.64/26'));
+  t.same(view?.best.attrs.attrs.clusterList, [0xe0000001], 'CLUSTER_LIST carries the reflector\'s cluster ID');
+  t.equal(view?.best.attrs.attrs.originatorId, 0x7f000002, 'ORIGINATOR_ID is client-2');
 });

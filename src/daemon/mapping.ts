@@ -88,6 +88,8 @@ export interface SpeakerIdentity {
   listenPort: number;
   v4?: string;
   v6?: string;
+  /** RFC 4456 CLUSTER_ID: the Node's routeReflectorClusterID; set only on route reflector nodes */
+  clusterId?: string;
 }
 
 /**
@@ -107,6 +109,10 @@ export function speakerIdentity(cfg: DaemonConfig, model: Model): SpeakerIdentit
   const out: SpeakerIdentity = { asn, routerId: routerIdFor(cfg.bgp.routerId, v4, cfg.nodeName), listenAddress, listenPort };
   if (v4 !== undefined) out.v4 = v4;
   if (v6 !== undefined) out.v6 = v6;
+  // Calico marks a route reflector by giving its Node a cluster ID; the speaker uses it in CLUSTER_LIST and in
+  // loop detection (RFC 4456 §7, §8). The controller marks which peers are its clients.
+  const clusterId = node?.spec.bgp?.routeReflectorClusterID;
+  if (clusterId !== undefined && clusterId !== '') out.clusterId = clusterId;
   return out;
 }
 
