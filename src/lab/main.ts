@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // The lab (`npm start`, `npm run lab:down`): a small data centre out of network namespaces on this machine —
-// two Kubernetes hosts with pods, two OpenStack compute hosts with VMs, one L2 fabric, optionally an FRR
-// top-of-rack router — with the real skeind on every host, then pings from every VM to every pod and back.
+// two Kubernetes hosts with pods, two OpenStack compute hosts with VMs, one L2 fabric, a top-of-rack router (FRR,
+// or skeind as a route reflector) or the node-to-node mesh — with the real skeind on every host, then pings from
+// every VM to every pod and back. Live commands (add-pod, del-pod, migrate-vm, drain) change a running lab.
 //
 // Everything lives in namespaces named `<prefix>…` (default "skl_"; the tests' fixture sweeps names like
 // "sk<tag>-", so the lab's prefix deliberately does not have that shape). Nothing in the root namespace is
