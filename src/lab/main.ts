@@ -1,16 +1,20 @@
 #!/usr/bin/env node
 // The lab (`npm start`, `npm run lab:down`): a small data centre out of network namespaces on this machine —
-// two Kubernetes hosts with pods, two OpenStack compute hosts with VMs, one L2 fabric, optionally an FRR
-// top-of-rack router — with the real skeind on every host, then pings from every VM to every pod and back.
+// two Kubernetes hosts with pods, two OpenStack compute hosts with VMs, one L2 fabric, a top-of-rack router (FRR,
+// or skeind as a route reflector) or the node-to-node mesh — with the real skeind on every host, then pings from
+// every VM to every pod and back. Live commands (add-pod, del-pod, migrate-vm, drain) change a running lab.
 //
 // Everything lives in namespaces named `<prefix>…` (default "skl_"; the tests' fixture sweeps names like
 // "sk<tag>-", so the lab's prefix deliberately does not have that shape). Nothing in the root namespace is
 // touched: links are created inside a namespace and moved between namespaces, never into the root one.
 // State (resources.yaml, skein.yaml per host, sockets, logs, pid files) goes to /run/skein-lab/<prefix>/.
 import { execFile, execFileSync, spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, chmodSync, accessSync, constants } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, chmodSync, accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
-import { etcdPairs, expectedRemote, frrConf, makePlan, resourcesYaml, skeinYaml, type Plan, type Topology } from './topology.js';
+import {
+  addPod, deletePod, drainHost, etcdPair, etcdPairs, expectedRemote, frrConf, makePlan, migrateVm, parseResources, renderResources, resourcesYaml, skeinYaml,
+  TOR_CLUSTER_ID, TOR_NODE, type Doc, type Plan, type Topology, type Workload,
+} from './topology.js';
 
 const HERE = import.meta.dirname;
 const SKEIND = join(HERE, '..', 'skeind.js');
@@ -25,21 +29,43 @@ const USAGE = `usage: npm start [-- OPTIONS]          build the lab, check it, l
   node dist/src/lab/main.js [up|down] [OPTIONS]
 
   --topology mesh|tor   mesh: node-to-node iBGP mesh (AS 64512);
-                        tor: every host peers eBGP with a top-of-rack router (AS 65000, one AS per host)
-                        (default: tor when FRR is installed, else mesh)
-  --tor frr|skein|none  the ToR router for --topology tor (frr; skein needs route reflection: not yet)
+                        tor (default): every host peers with a top-of-rack router
+  --tor frr|skein|none  the ToR router for --topology tor (default: frr when FRR is installed, else skein):
+                        frr: eBGP, the ToR AS 65000 and one AS per host;
+                        skein: skeind as an iBGP route reflector (AS 64512, Calico's route-reflector
+                        resources: the mesh off, every node peers with the Node labelled route-reflector)
+                        none: same as --topology mesh
   --datastore file|etcd the datastore: file (default): one resources.yaml shared by every host;
                         etcd: one etcd (Debian etcd-server) in the fabric namespace on 10.10.0.2:2379
   --prefix P            namespace name prefix (default ${DEFAULT_PREFIX}); a lab per prefix
   --ipv4-only           no IPv6 (default: dual stack, fd00:: beside 10.x)
   --state-dir DIR       where the lab keeps its files (default ${DEFAULT_STATE})
   --help                this text
+
+Live changes to a running lab (with its --prefix / --state-dir), made as Calico's CNI and IPAM, networking-calico
+or a drain would make them: the datastore (resources.yaml or etcd) changes and every skeind follows.
+  add-pod --host H --name N [--ip A] [--ip6 A6]
+                        a pod on a Kubernetes host: namespace and cali veth, addresses from H's IPAM blocks (or
+                        the ones given: outside H's blocks they are borrowed, announced by H as a /32), WorkloadEndpoint
+  del-pod --name N      the pod's WorkloadEndpoint and namespace removed, its addresses released
+  migrate-vm --name N --to H
+                        a VM live-migrated: its tap moves to host H, its WorkloadEndpoint's node becomes H
+  drain --host H        a host drained: its pods deleted, its block affinities and IPAM blocks released
 `;
 
 class LabError extends Error {}
 
+type Command = 'up' | 'down' | 'add-pod' | 'del-pod' | 'migrate-vm' | 'drain';
+const LIVE: readonly Command[] = ['add-pod', 'del-pod', 'migrate-vm', 'drain'];
+
 interface Options {
-  command: 'up' | 'down';
+  command: Command;
+  /** the live commands' arguments */
+  host?: string;
+  name?: string;
+  ip?: string;
+  ip6?: string;
+  to?: string;
   topology: Topology;
   tor: 'frr' | 'skein' | 'none';
   prefix: string;
@@ -66,7 +92,8 @@ function which(cmd: string): string | undefined {
 }
 
 export function parseOptions(argv: readonly string[]): Options | { help: true } {
-  let command: 'up' | 'down' = 'up';
+  let command: Command = 'up';
+  const live: Pick<Options, 'host' | 'name' | 'ip' | 'ip6' | 'to'> = {};
   let topology: Topology | undefined;
   let tor: Options['tor'] | undefined;
   let prefix = DEFAULT_PREFIX;
@@ -85,8 +112,22 @@ export function parseOptions(argv: readonly string[]): Options | { help: true } 
     switch (name) {
       case 'up':
       case 'down':
+      case 'add-pod':
+      case 'del-pod':
+      case 'migrate-vm':
+      case 'drain':
         command = name;
         break;
+      case '--host':
+      case '--name':
+      case '--ip':
+      case '--ip6':
+      case '--to': {
+        const v = value();
+        if (!/^[a-z0-9][a-z0-9.:-]{0,39}$/i.test(v)) throw new LabError(`${name}: "${v}" is not a plain name or address`);
+        live[name.slice(2) as keyof typeof live] = v;
+        break;
+      }
       case '--help':
       case '-h':
         return { help: true };
@@ -125,10 +166,13 @@ export function parseOptions(argv: readonly string[]): Options | { help: true } 
     }
   }
   if (tor === 'none' && topology === 'tor') throw new LabError('--topology tor needs a ToR router (--tor frr)');
-  if (topology === undefined) topology = tor === 'frr' || tor === 'skein' ? 'tor' : tor === 'none' ? 'mesh' : frrInstalled() ? 'tor' : 'mesh';
-  if (topology === 'tor' && tor === undefined) tor = 'frr';
+  // The issue's default: a ToR that peers with every host, FRR when installed, else skein as a route reflector.
+  if (topology === undefined) topology = tor === 'none' ? 'mesh' : 'tor';
+  if (topology === 'tor' && tor === undefined) tor = frrInstalled() ? 'frr' : 'skein';
   if (topology === 'mesh') tor = 'none';
-  return { command, topology, tor: tor!, prefix, stateRoot, ipv6, datastore };
+  const needs: Partial<Record<Command, (keyof typeof live)[]>> = { 'add-pod': ['host', 'name'], 'del-pod': ['name'], 'migrate-vm': ['name', 'to'], drain: ['host'] };
+  for (const k of needs[command] ?? []) if (live[k] === undefined) throw new LabError(`${command} needs --${k}`);
+  return { command, topology, tor: tor!, prefix, stateRoot, ipv6, datastore, ...live };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -187,7 +231,10 @@ function alive(pid: number): boolean {
 // ---------------------------------------------------------------------------------------------------------------
 // down: by the state file's pids and by namespace prefix, so a lab killed half-way is cleaned up too.
 
-interface State { prefix: string; topology: Topology; tor: string; pids: { name: string; pid: number }[]; namespaces: string[] }
+interface State {
+  prefix: string; topology: Topology; tor: string; ipv6?: boolean; datastore?: 'file' | 'etcd';
+  pids: { name: string; pid: number }[]; namespaces: string[];
+}
 
 function stateDir(o: Options): string {
   return join(o.stateRoot, o.prefix);
@@ -254,13 +301,44 @@ async function down(o: Options, quiet = false): Promise<{ namespaces: number; pr
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// Namespaces and links, shared by up and the live commands.
+
+function makeNs(name: string, ipv6: boolean): void {
+  sh('ip', ['netns', 'add', name]);
+  ipn(name, 'link', 'set', 'lo', 'up');
+  // No duplicate address detection: on a lab's private links it only delays IPv6 by a second or two.
+  if (ipv6) nsx(name, 'sysctl', '-qw', 'net.ipv6.conf.all.accept_dad=0', 'net.ipv6.conf.default.accept_dad=0');
+}
+
+/** A veth pair made inside `a`, one end moved to `b`: nothing is ever created in the root namespace. */
+function veth(a: string, nameA: string, b: string, nameB: string, macB?: string): void {
+  ipn(a, 'link', 'add', nameA, 'type', 'veth', 'peer', 'name', nameB, ...(macB ? ['address', macB] : []));
+  ipn(a, 'link', 'set', nameB, 'netns', b);
+  ipn(a, 'link', 'set', nameA, 'up');
+  ipn(b, 'link', 'set', nameB, 'up');
+}
+
+/** A workload's namespace wired to its host as Calico's CNI (or Nova's tap) would: a veth, addresses, gateways. */
+function plug(host: string, n: string, w: Workload, ipv6: boolean): void {
+  // The host end has Calico's MAC ee:ee:ee:ee:ee:ee, so its IPv6 link-local address is the workloads' IPv6
+  // gateway fe80::ecee:eeff:feee:eeee (as Calico's CNI sets up).
+  veth(n, 'eth0', host, w.ifname, 'ee:ee:ee:ee:ee:ee');
+  nsx(host, 'sysctl', '-qw', `net.ipv4.conf.${w.ifname}.proxy_arp=1`);
+  ipn(n, 'addr', 'add', `${w.ip}/32`, 'dev', 'eth0');
+  ipn(n, 'route', 'add', 'default', 'via', '169.254.1.1', 'dev', 'eth0', 'onlink');
+  if (ipv6 && w.ip6 !== '') {
+    ipn(n, '-6', 'addr', 'add', `${w.ip6}/128`, 'dev', 'eth0', 'nodad');
+    ipn(n, '-6', 'route', 'add', 'default', 'via', 'fe80::ecee:eeff:feee:eeee', 'dev', 'eth0');
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // up
 
 function preflight(o: Options): void {
   if (process.getuid?.() !== 0) throw new LabError('the lab needs root (network namespaces): run it as root, e.g. sudo npm start');
   for (const cmd of ['ip', 'ping', 'sysctl']) if (which(cmd) === undefined) throw new LabError(`required tool "${cmd}" not found in PATH (Debian: iproute2, iputils-ping, procps)`);
   if (!existsSync(SKEIND)) throw new LabError(`${SKEIND} not found: run npm run build first`);
-  if (o.tor === 'skein') throw new LabError('--tor skein needs route reflection in skein, which is not implemented yet; use --tor frr or --topology mesh');
   if (o.datastore === 'etcd' && (which('etcd') === undefined || which('etcdctl') === undefined)) {
     throw new LabError('--datastore etcd: etcd and etcdctl not found in PATH (Debian: etcd-server, etcd-client); the default file datastore needs neither');
   }
@@ -269,35 +347,25 @@ function preflight(o: Options): void {
 
 async function up(o: Options): Promise<number> {
   preflight(o);
-  const plan = makePlan(o.topology, o.ipv6);
+  const plan = makePlan(o.topology, o.ipv6, o.tor === 'skein' ? 'skein' : 'frr');
   const dir = stateDir(o);
   if (listNamespaces(o.prefix).length > 0 || existsSync(dir)) {
     say(`a lab with prefix ${o.prefix} exists: removing it first`);
     await down(o, true);
   }
   mkdirSync(dir, { recursive: true, mode: 0o755 });
-  const state: State = { prefix: o.prefix, topology: o.topology, tor: o.tor, pids: [], namespaces: [] };
+  const state: State = { prefix: o.prefix, topology: o.topology, tor: o.tor, ipv6: o.ipv6, datastore: o.datastore, pids: [], namespaces: [] };
   const saveState = (): void => writeFileSync(join(dir, 'state.json'), `${JSON.stringify(state, null, 2)}\n`);
   const ns = (label: string): string => {
     const name = `${o.prefix}${label}`;
     // Recorded before it exists, so a lab killed right here is still cleaned up by name.
     state.namespaces.push(name);
     saveState();
-    sh('ip', ['netns', 'add', name]);
-    ipn(name, 'link', 'set', 'lo', 'up');
-    // No duplicate address detection: on a lab's private links it only delays IPv6 by a second or two.
-    if (plan.ipv6) nsx(name, 'sysctl', '-qw', 'net.ipv6.conf.all.accept_dad=0', 'net.ipv6.conf.default.accept_dad=0');
+    makeNs(name, plan.ipv6);
     return name;
   };
-  /** A veth pair made inside `a`, one end moved to `b`: nothing is ever created in the root namespace. */
-  const veth = (a: string, nameA: string, b: string, nameB: string, macB?: string): void => {
-    ipn(a, 'link', 'add', nameA, 'type', 'veth', 'peer', 'name', nameB, ...(macB ? ['address', macB] : []));
-    ipn(a, 'link', 'set', nameB, 'netns', b);
-    ipn(a, 'link', 'set', nameA, 'up');
-    ipn(b, 'link', 'set', nameB, 'up');
-  };
 
-  say(`building the lab: topology ${o.topology}${o.topology === 'tor' ? ` (ToR: ${o.tor})` : ''}, ${plan.ipv6 ? 'dual stack' : 'IPv4 only'}, datastore ${o.datastore}, prefix ${o.prefix}, state in ${dir}`);
+  say(`building the lab: topology ${o.topology}${o.topology === 'tor' ? ` (ToR: ${o.tor === 'skein' ? 'skeind route reflector' : 'FRR'})` : ''}, ${plan.ipv6 ? 'dual stack' : 'IPv4 only'}, datastore ${o.datastore}, prefix ${o.prefix}, state in ${dir}`);
   const fabric = ns('fabric');
   ipn(fabric, 'link', 'add', 'br0', 'type', 'bridge');
   ipn(fabric, 'link', 'set', 'br0', 'up');
@@ -325,19 +393,9 @@ async function up(o: Options): Promise<number> {
   say(`fabric: bridge br0 in ${fabric}; hosts ${plan.hosts.map((h) => `${h.name} ${h.ip}${plan.ipv6 ? ` ${h.ip6}` : ''}`).join(', ')}`);
   const wlNs = new Map<string, string>();
   for (const w of plan.workloads) {
-    const host = hostNs.get(w.host)!;
     const n = ns(w.name);
     wlNs.set(w.name, n);
-    // The host end has Calico's MAC ee:ee:ee:ee:ee:ee, so its IPv6 link-local address is the workloads' IPv6
-    // gateway fe80::ecee:eeff:feee:eeee (as Calico's CNI sets up).
-    veth(n, 'eth0', host, w.ifname, 'ee:ee:ee:ee:ee:ee');
-    nsx(host, 'sysctl', '-qw', `net.ipv4.conf.${w.ifname}.proxy_arp=1`);
-    ipn(n, 'addr', 'add', `${w.ip}/32`, 'dev', 'eth0');
-    ipn(n, 'route', 'add', 'default', 'via', '169.254.1.1', 'dev', 'eth0', 'onlink');
-    if (plan.ipv6) {
-      ipn(n, '-6', 'addr', 'add', `${w.ip6}/128`, 'dev', 'eth0', 'nodad');
-      ipn(n, '-6', 'route', 'add', 'default', 'via', 'fe80::ecee:eeff:feee:eeee', 'dev', 'eth0');
-    }
+    plug(hostNs.get(w.host)!, n, w, plan.ipv6);
   }
   say(`workloads: ${plan.workloads.map((w) => `${w.name} ${w.ip}${plan.ipv6 ? ` ${w.ip6}` : ''} (${w.host}, ${w.ifname})`).join(', ')}`);
 
@@ -355,29 +413,34 @@ async function up(o: Options): Promise<number> {
     say(`datastore: ${resources} (${counts})`);
   }
 
-  // The ToR.
+  // The ToR: FRR, or skeind as a route reflector (started with the hosts' below).
+  const skeinNodes: { name: string; ns: string }[] = plan.hosts.map((h) => ({ name: h.name, ns: hostNs.get(h.name)! }));
   if (o.topology === 'tor') {
     const tor = attach('tor', plan.torIp, plan.torIp6);
-    startFrr(plan, tor, state);
-    saveState();
+    if (o.tor === 'frr') {
+      startFrr(plan, tor, state);
+      saveState();
+    } else {
+      skeinNodes.push({ name: TOR_NODE, ns: tor });
+    }
   }
 
-  // skeind on every host.
+  // skeind on every host (and on the ToR with --tor skein: its FIB on, so the ToR routes too).
   const sockets = new Map<string, string>();
-  for (const h of plan.hosts) {
+  for (const h of skeinNodes) {
     const cfg = join(dir, `${h.name}.yaml`);
     const sock = join(dir, `${h.name}.sock`);
     sockets.set(h.name, sock);
     writeFileSync(cfg, skeinYaml(h, datastore, sock));
     const log = openSync(join(dir, `${h.name}.log`), 'a');
     // `ip netns exec` execs the command: the pid is skeind's. Detached, so the lab outlives this process.
-    const child = spawn('ip', ['netns', 'exec', hostNs.get(h.name)!, process.execPath, SKEIND, '--config', cfg], { detached: true, stdio: ['ignore', log, log] });
+    const child = spawn('ip', ['netns', 'exec', h.ns, process.execPath, SKEIND, '--config', cfg], { detached: true, stdio: ['ignore', log, log] });
     closeSync(log);
     child.unref();
-    state.pids.push({ name: `skeind ${h.name}`, pid: child.pid! });
+    state.pids.push({ name: h.name === TOR_NODE ? 'skeind (ToR)' : `skeind ${h.name}`, pid: child.pid! });
     saveState();
   }
-  say(`skeind started on ${plan.hosts.map((h) => h.name).join(', ')} (logs: ${dir}/<host>.log)`);
+  say(`skeind started on ${skeinNodes.map((h) => h.name).join(', ')} (logs: ${dir}/<host>.log)`);
 
   // Sessions up.
   // One session per family (as Calico's BIRD and BIRD6): a mesh peer or the ToR, per family.
@@ -391,12 +454,14 @@ async function up(o: Options): Promise<number> {
       return undefined;
     }
   };
-  const established = await Promise.all(plan.hosts.map((h) => until(`${h.name}: ${expectPeers} BGP sessions Established`, 40_000, async () => {
+  // The route reflector peers with every host.
+  const peersOf = (name: string): number => (name === TOR_NODE ? plan.hosts.length * (plan.ipv6 ? 2 : 1) : expectPeers);
+  const established = await Promise.all(skeinNodes.map((h) => until(`${h.name}: ${peersOf(h.name)} BGP sessions Established`, 40_000, async () => {
     const s = await ctlJson(h.name, 'status');
     const peers = (s?.peers ?? []) as { state: string }[];
-    return peers.length === expectPeers && peers.every((p) => p.state === 'Established') ? true : undefined;
+    return peers.length === peersOf(h.name) && peers.every((p) => p.state === 'Established') ? true : undefined;
   })));
-  say(`BGP: ${established.filter(Boolean).length}/${plan.hosts.length} hosts have all ${expectPeers} session(s) Established`);
+  say(`BGP: ${established.filter(Boolean).length}/${skeinNodes.length} skeinds have all their session(s) Established`);
 
   // Routes in every host's kernel: the other hosts' blocks and VM /32s.
   const families: (4 | 6)[] = plan.ipv6 ? [4, 6] : [4];
@@ -418,7 +483,12 @@ async function up(o: Options): Promise<number> {
     process.stdout.write(`$ ip netns exec ${hostNs.get(h.name)} ip route show\n${ipn(hostNs.get(h.name)!, 'route', 'show')}`);
     if (plan.ipv6) process.stdout.write(`$ ip netns exec ${hostNs.get(h.name)} ip -6 route show proto 80\n${ipn(hostNs.get(h.name)!, '-6', 'route', 'show', 'proto', '80')}`);
   }
-  if (o.topology === 'tor') {
+  if (o.topology === 'tor' && o.tor === 'skein') {
+    const tor = `${o.prefix}tor`;
+    const st = await shAsync(process.execPath, [SKEINCTL, '--socket', sockets.get(TOR_NODE)!, 'status'], 10_000);
+    process.stdout.write(`\n=== ToR (skeind route reflector, ${tor}, ${plan.torIp}, AS ${plan.torAsn}, cluster ID ${TOR_CLUSTER_ID}) ===\n$ skeinctl --socket ${sockets.get(TOR_NODE)} status\n${st.ok ? st.out : `(failed: ${st.err.trim()})\n`}`);
+    process.stdout.write(`$ ip netns exec ${tor} ip route show proto 80\n${ipn(tor, 'route', 'show', 'proto', '80')}`);
+  } else if (o.topology === 'tor') {
     const tor = `${o.prefix}tor`;
     const s = await shAsync('vtysh', ['-N', tor, '-c', 'show bgp summary'], 10_000);
     process.stdout.write(`\n=== ToR (FRR, ${tor}, ${plan.torIp}, AS ${plan.torAsn}) ===\n$ vtysh -N ${tor} -c 'show bgp summary'\n${s.ok ? s.out : `(failed: ${s.err.trim()})\n`}`);
@@ -466,7 +536,8 @@ async function up(o: Options): Promise<number> {
     [`ip netns exec ${hostNs.get(h0.name)} ip route show proto 80`, `what skein programmed on ${h0.name}`],
     [`node ${SKEINCTL} --socket ${sockets.get(h0.name)} peers`, 'or status, routes, fib'],
     [`ip netns exec ${hostNs.get(h0.name)} curl -s 127.0.0.1:9180/metrics`, `${h0.name}'s metrics`],
-    ...(o.topology === 'tor' ? [[`vtysh -N ${o.prefix}tor -c 'show bgp ipv4 unicast'`, 'the ToR'] as [string, string]] : []),
+    ...(o.topology === 'tor' && o.tor === 'frr' ? [[`vtysh -N ${o.prefix}tor -c 'show bgp ipv4 unicast'`, 'the ToR'] as [string, string]] : []),
+    ...(o.topology === 'tor' && o.tor === 'skein' ? [[`node ${SKEINCTL} --socket ${sockets.get(TOR_NODE)} routes`, 'the ToR (route reflector)'] as [string, string]] : []),
     'file' in datastore
       ? [`$EDITOR ${resources}`, 'the datastore: every skeind follows it']
       : [`ip netns exec ${fabric} etcdctl --endpoints ${datastore.etcd} get --prefix /calico/ --keys-only`, 'the datastore'],
@@ -484,7 +555,7 @@ async function up(o: Options): Promise<number> {
  */
 async function startEtcd(plan: Plan, fabric: string, dir: string, state: State): Promise<string> {
   const ip = '10.10.0.2';
-  const url = `http://${ip}:2379`;
+  const url = ETCD_URL;
   ipn(fabric, 'addr', 'add', `${ip}/${plan.fabricCidrLen}`, 'dev', 'br0');
   const log = openSync(join(dir, 'etcd.log'), 'a');
   const child = spawn('ip', ['netns', 'exec', fabric, 'etcd', '--name', 'lab', '--data-dir', join(dir, 'etcd'),
@@ -529,6 +600,106 @@ function startFrr(plan: Plan, tor: string, state: State): void {
   say(`ToR: FRR zebra + bgpd in ${tor} (${plan.torIp}, AS ${plan.torAsn}), config ${conf}`);
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// Live changes to a running lab: the system side (namespaces, links) here, the resource edits in topology.ts.
+
+const ETCD_URL = 'http://10.10.0.2:2379';
+
+async function liveChange(o: Options): Promise<number> {
+  if (process.getuid?.() !== 0) throw new LabError(`${o.command} needs root (network namespaces)`);
+  const dir = stateDir(o);
+  const state = readState(o);
+  if (state === undefined) throw new LabError(`no lab with prefix ${o.prefix} in ${o.stateRoot} (start one with npm start)`);
+  const ipv6 = state.ipv6 ?? true;
+  const plan = makePlan(state.topology, ipv6, state.tor === 'skein' ? 'skein' : 'frr');
+  const resources = join(dir, 'resources.yaml');
+  let docs: Doc[];
+  try {
+    docs = parseResources(readFileSync(resources, 'utf8'));
+  } catch (e) {
+    throw new LabError(`${resources}: ${(e as Error).message}`);
+  }
+  const before = docs.map((d) => etcdPair(d));
+  const hostNs = (name: string): string => {
+    const h = plan.hosts.find((x) => x.name === name);
+    if (h === undefined) throw new LabError(`no host ${name} (hosts: ${plan.hosts.map((x) => x.name).join(', ')})`);
+    return `${o.prefix}${h.label}`;
+  };
+  const edit = <T>(f: () => T): T => {
+    try {
+      return f();
+    } catch (e) {
+      throw new LabError((e as Error).message);
+    }
+  };
+  let done: string;
+  let afterWrite: () => void = () => {};
+  switch (o.command) {
+    case 'add-pod': {
+      const hns = hostNs(o.host!);
+      if (plan.hosts.find((h) => h.name === o.host)!.kind !== 'k8s') throw new LabError(`${o.host} is not a Kubernetes host`);
+      const { workload: w, borrowed } = edit(() => addPod(docs, { host: o.host!, name: o.name!, ip: o.ip, ip6: o.ip6, ipv6 }));
+      const n = `${o.prefix}${w.name}`;
+      if (listNamespaces(o.prefix).includes(n)) throw new LabError(`namespace ${n} exists already`);
+      state.namespaces.push(n);
+      writeFileSync(join(dir, 'state.json'), `${JSON.stringify(state, null, 2)}\n`);
+      // As Calico's CNI: the interface first, then the WorkloadEndpoint.
+      makeNs(n, ipv6);
+      plug(hns, n, w, ipv6);
+      done = `pod ${w.name} ${w.ip}${w.ip6 ? ` ${w.ip6}` : ''} on ${w.host} (${w.ifname}, namespace ${n})${borrowed ? `: a borrowed address, announced by ${w.host} as a /32` : ''}`;
+      break;
+    }
+    case 'del-pod': {
+      const { host } = edit(() => deletePod(docs, o.name!));
+      const n = `${o.prefix}${o.name!}`;
+      afterWrite = () => {
+        if (listNamespaces(o.prefix).includes(n)) sh('ip', ['netns', 'del', n]);
+      };
+      done = `pod ${o.name!} deleted from ${host}`;
+      break;
+    }
+    case 'migrate-vm': {
+      const vm = plan.workloads.find((w) => w.kind === 'vm' && w.name === o.name);
+      if (vm === undefined) throw new LabError(`no VM ${o.name!} (VMs: ${plan.workloads.filter((w) => w.kind === 'vm').map((w) => w.name).join(', ')})`);
+      const to = hostNs(o.to!);
+      if (plan.hosts.find((h) => h.name === o.to)!.kind !== 'openstack') throw new LabError(`${o.to!} is not an OpenStack host`);
+      const { from } = edit(() => migrateVm(docs, vm, o.to!));
+      // The tap moves with the VM; its peer (the VM's eth0) stays connected, its MAC (the gateway's) unchanged.
+      ipn(hostNs(from), 'link', 'set', vm.ifname, 'netns', to);
+      ipn(to, 'link', 'set', vm.ifname, 'up');
+      nsx(to, 'sysctl', '-qw', `net.ipv4.conf.${vm.ifname}.proxy_arp=1`);
+      done = `VM ${vm.name} ${vm.ip} migrated from ${from} to ${o.to!} (${vm.ifname})`;
+      break;
+    }
+    case 'drain': {
+      hostNs(o.host!);
+      const { pods, blocks } = edit(() => drainHost(docs, o.host!));
+      afterWrite = () => {
+        for (const p of pods) if (listNamespaces(o.prefix).includes(`${o.prefix}${p}`)) sh('ip', ['netns', 'del', `${o.prefix}${p}`]);
+      };
+      done = `${o.host!} drained: pods ${pods.join(', ') || '(none)'} deleted, blocks ${blocks.join(', ') || '(none)'} released`;
+      break;
+    }
+    default:
+      throw new LabError(`not a live command: ${o.command}`);
+  }
+  // The readable copy (and the file datastore): written whole, then renamed, so a skeind never reads half a file.
+  const tmp = `${resources}.tmp`;
+  writeFileSync(tmp, renderResources(docs));
+  renameSync(tmp, resources);
+  if (state.datastore === 'etcd') {
+    const after = docs.map((d) => etcdPair(d));
+    const was = new Map(before.map((p) => [p.key, p.value]));
+    const now = new Set(after.map((p) => p.key));
+    const ctl = (...args: string[]): string => nsx(`${o.prefix}fabric`, 'etcdctl', '--endpoints', ETCD_URL, '--dial-timeout', '2s', ...args);
+    for (const p of after) if (was.get(p.key) !== p.value) ctl('put', p.key, p.value);
+    for (const k of was.keys()) if (!now.has(k)) ctl('del', k);
+  }
+  afterWrite();
+  say(done);
+  return 0;
+}
+
 async function main(): Promise<number> {
   let o: Options | { help: true };
   try {
@@ -545,6 +716,7 @@ async function main(): Promise<number> {
     return 0;
   }
   try {
+    if (LIVE.includes(o.command)) return await liveChange(o);
     if (o.command === 'down') {
       if (process.getuid?.() !== 0) throw new LabError('lab:down needs root (network namespaces): sudo npm run lab:down');
       await down(o);

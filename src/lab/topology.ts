@@ -33,8 +33,13 @@ export interface Workload {
   portId?: string;
 }
 
+/** The ToR router under --topology tor: FRR (eBGP, one AS per host) or skeind as an iBGP route reflector. */
+export type TorKind = 'frr' | 'skein';
+
 export interface Plan {
   topology: Topology;
+  /** under --topology tor: which router the ToR runs */
+  tor: TorKind;
   clusterAsn: number;
   torAsn: number;
   torIp: string;
@@ -61,18 +66,24 @@ function uuid(s: string): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
-export function makePlan(topology: Topology, ipv6 = true): Plan {
+/** Calico's CNI names a pod's host-side veth "cali" + the first 11 hex digits of sha1("<namespace>.<pod>"). */
+export function podIfname(name: string): string {
+  return `cali${hex(`default.${name}`, 11)}`;
+}
+
+export function makePlan(topology: Topology, ipv6 = true, tor: TorKind = 'frr'): Plan {
   const clusterAsn = 64512;
+  // eBGP (one private AS per host) only under FRR; a skein route reflector keeps every host in the cluster AS.
+  const ebgp = topology === 'tor' && tor === 'frr';
   const hosts: Host[] = [
-    { name: 'k8s-1', kind: 'k8s', label: 'k8s-1', ip: '10.10.0.11', ip6: 'fd00:10::11', asn: topology === 'tor' ? 65011 : clusterAsn, block: '10.65.0.0/26', block6: 'fd00:65::/122' },
-    { name: 'k8s-2', kind: 'k8s', label: 'k8s-2', ip: '10.10.0.12', ip6: 'fd00:10::12', asn: topology === 'tor' ? 65012 : clusterAsn, block: '10.65.0.64/26', block6: 'fd00:65::40/122' },
-    { name: 'os-1', kind: 'openstack', label: 'os-1', ip: '10.10.0.21', ip6: 'fd00:10::21', asn: topology === 'tor' ? 65021 : clusterAsn },
-    { name: 'os-2', kind: 'openstack', label: 'os-2', ip: '10.10.0.22', ip6: 'fd00:10::22', asn: topology === 'tor' ? 65022 : clusterAsn },
+    { name: 'k8s-1', kind: 'k8s', label: 'k8s-1', ip: '10.10.0.11', ip6: 'fd00:10::11', asn: ebgp ? 65011 : clusterAsn, block: '10.65.0.0/26', block6: 'fd00:65::/122' },
+    { name: 'k8s-2', kind: 'k8s', label: 'k8s-2', ip: '10.10.0.12', ip6: 'fd00:10::12', asn: ebgp ? 65012 : clusterAsn, block: '10.65.0.64/26', block6: 'fd00:65::40/122' },
+    { name: 'os-1', kind: 'openstack', label: 'os-1', ip: '10.10.0.21', ip6: 'fd00:10::21', asn: ebgp ? 65021 : clusterAsn },
+    { name: 'os-2', kind: 'openstack', label: 'os-2', ip: '10.10.0.22', ip6: 'fd00:10::22', asn: ebgp ? 65022 : clusterAsn },
   ];
   const workloads: Workload[] = [];
   const pod = (name: string, host: string, ip: string, ip6: string): void => {
-    // Calico's CNI names the host end "cali" + the first 11 hex digits of sha1("<namespace>.<pod>").
-    workloads.push({ name, kind: 'pod', host, ip, ip6, ifname: `cali${hex(`default.${name}`, 11)}` });
+    workloads.push({ name, kind: 'pod', host, ip, ip6, ifname: podIfname(name) });
   };
   const vm = (name: string, host: string, ip: string, ip6: string): void => {
     // networking-calico names the tap "tap" + the start of the Neutron port ID (hex only here, for clarity).
@@ -88,7 +99,7 @@ export function makePlan(topology: Topology, ipv6 = true): Plan {
   vm('vm-2a', 'os-2', '10.70.0.21', 'fd00:70::21');
   vm('vm-2b', 'os-2', '10.70.0.22', 'fd00:70::22');
   return {
-    topology, clusterAsn, torAsn: 65000, torIp: '10.10.0.1', torIp6: 'fd00:10::1', fabricCidrLen: 24, ipv6, hosts, workloads,
+    topology, tor, clusterAsn, torAsn: ebgp ? 65000 : clusterAsn, torIp: '10.10.0.1', torIp6: 'fd00:10::1', fabricCidrLen: 24, ipv6, hosts, workloads,
     podPool: '10.65.0.0/16', vmPool: '10.70.0.0/24', podPool6: 'fd00:65::/48', vmPool6: 'fd00:70::/64',
   };
 }
@@ -103,7 +114,11 @@ function lastPart(ip: string): number {
   return ip.includes(':') ? parseInt(ip.split(':').at(-1) || '0', 16) : Number(ip.split('.')[3]);
 }
 
-interface Doc { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; [k: string]: unknown }; spec: Record<string, unknown> }
+/** The ToR's Node name and RFC 4456 cluster ID when skeind is the ToR (a route reflector). */
+export const TOR_NODE = 'tor';
+export const TOR_CLUSTER_ID = '224.0.0.1';
+
+export interface Doc { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; [k: string]: unknown }; spec: Record<string, unknown> }
 
 /** The cluster's resources as one multi-document YAML file (each document is JSON, which is YAML). */
 export function resourcesYaml(plan: Plan): string {
@@ -122,18 +137,21 @@ const PLURAL: Record<string, string> = {
  * (an affinity is {"state","deleted"} under the host's key; a block is the AllocationBlock).
  */
 export function etcdPairs(plan: Plan): { key: string; value: string }[] {
-  return resourceDocs(plan).map((d) => {
-    const cidr = String(d.spec.cidr ?? '');
-    const fam = cidr.includes(':') ? 6 : 4;
-    const part = cidr.replace('/', '-');
-    if (d.kind === 'BlockAffinity') return { key: `/calico/ipam/v2/host/${String(d.spec.node)}/ipv${fam}/block/${part}`, value: JSON.stringify({ state: d.spec.state, deleted: false }) };
-    if (d.kind === 'IPAMBlock') return { key: `/calico/ipam/v2/assignment/ipv${fam}/block/${part}`, value: JSON.stringify({ ...d.spec, strictAffinity: false }) };
-    const ns = d.metadata.namespace !== undefined ? `${d.metadata.namespace}/` : '';
-    return { key: `/calico/resources/v3/projectcalico.org/${PLURAL[d.kind]!}/${ns}${d.metadata.name}`, value: JSON.stringify(d) };
-  });
+  return resourceDocs(plan).map(etcdPair);
 }
 
-function resourceDocs(plan: Plan): Doc[] {
+/** One document as its etcd key and value. */
+export function etcdPair(d: Doc): { key: string; value: string } {
+  const cidr = String(d.spec.cidr ?? '');
+  const fam = cidr.includes(':') ? 6 : 4;
+  const part = cidr.replace('/', '-');
+  if (d.kind === 'BlockAffinity') return { key: `/calico/ipam/v2/host/${String(d.spec.node)}/ipv${fam}/block/${part}`, value: JSON.stringify({ state: d.spec.state, deleted: false }) };
+  if (d.kind === 'IPAMBlock') return { key: `/calico/ipam/v2/assignment/ipv${fam}/block/${part}`, value: JSON.stringify({ ...d.spec, strictAffinity: false }) };
+  const ns = d.metadata.namespace !== undefined ? `${d.metadata.namespace}/` : '';
+  return { key: `/calico/resources/v3/projectcalico.org/${PLURAL[d.kind]!}/${ns}${d.metadata.name}`, value: JSON.stringify(d) };
+}
+
+export function resourceDocs(plan: Plan): Doc[] {
   const v3 = 'projectcalico.org/v3';
   const docs: Doc[] = [
     { apiVersion: v3, kind: 'ClusterInformation', metadata: { name: 'default' }, spec: { datastoreReady: true } },
@@ -149,7 +167,14 @@ function resourceDocs(plan: Plan): Doc[] {
     docs.push({ apiVersion: v3, kind: 'IPPool', metadata: { name: 'default-ipv6-ippool' }, spec: { cidr: plan.podPool6, blockSize: 122, ipipMode: 'Never', vxlanMode: 'Never', natOutgoing: false } });
     docs.push({ apiVersion: v3, kind: 'IPPool', metadata: { name: 'neutron-net-lab-v6' }, spec: { cidr: plan.vmPool6, blockSize: 122, ipipMode: 'Never', vxlanMode: 'Never', natOutgoing: false } });
   }
-  if (plan.topology === 'tor') {
+  if (plan.topology === 'tor' && plan.tor === 'skein') {
+    // Calico's route-reflector design: the mesh off, every node peers with the nodes labelled route-reflector
+    // (the ToR's Node, below); iBGP in the cluster AS, the reflector keeps each route's next hop (RFC 4456 10).
+    docs.push({ apiVersion: v3, kind: 'BGPPeer', metadata: { name: 'peer-with-route-reflectors' }, spec: { nodeSelector: 'all()', peerSelector: "route-reflector == 'true'" } });
+    const bgp: Record<string, unknown> = { ipv4Address: `${plan.torIp}/${plan.fabricCidrLen}`, routeReflectorClusterID: TOR_CLUSTER_ID };
+    if (plan.ipv6) bgp.ipv6Address = `${plan.torIp6}/64`;
+    docs.push({ apiVersion: v3, kind: 'Node', metadata: { name: TOR_NODE, labels: { 'route-reflector': 'true', 'lab/kind': 'tor' } }, spec: { bgp } });
+  } else if (plan.topology === 'tor') {
     // Every host peers with the ToR over eBGP; the ToR gives each host everything the others announce.
     docs.push({ apiVersion: v3, kind: 'BGPPeer', metadata: { name: 'tor' }, spec: { peerIP: plan.torIp, asNumber: plan.torAsn } });
     if (plan.ipv6) docs.push({ apiVersion: v3, kind: 'BGPPeer', metadata: { name: 'tor-v6' }, spec: { peerIP: plan.torIp6, asNumber: plan.torAsn } });
@@ -157,7 +182,7 @@ function resourceDocs(plan: Plan): Doc[] {
   for (const h of plan.hosts) {
     const bgp: Record<string, unknown> = { ipv4Address: `${h.ip}/${plan.fabricCidrLen}` };
     if (plan.ipv6) bgp.ipv6Address = `${h.ip6}/64`;
-    if (plan.topology === 'tor') bgp.asNumber = h.asn;
+    if (plan.topology === 'tor' && plan.tor === 'frr') bgp.asNumber = h.asn;
     docs.push({
       apiVersion: v3, kind: 'Node',
       metadata: { name: h.name, labels: { 'kubernetes.io/hostname': h.name, 'lab/kind': h.kind } },
@@ -192,38 +217,12 @@ function resourceDocs(plan: Plan): Doc[] {
       });
     }
   }
-  for (const w of plan.workloads) {
-    if (w.kind === 'pod') {
-      docs.push({
-        apiVersion: v3, kind: 'WorkloadEndpoint',
-        metadata: {
-          name: wepName(w.host, 'k8s', w.name, 'eth0'), namespace: 'default',
-          labels: { 'projectcalico.org/namespace': 'default', 'projectcalico.org/orchestrator': 'k8s', 'projectcalico.org/serviceaccount': 'default', app: w.name },
-        },
-        spec: {
-          orchestrator: 'k8s', node: w.host, pod: w.name, endpoint: 'eth0', serviceAccountName: 'default',
-          interfaceName: w.ifname, ipNetworks: plan.ipv6 ? [`${w.ip}/32`, `${w.ip6}/128`] : [`${w.ip}/32`], profiles: ['kns.default', 'ksa.default.default'],
-        },
-      });
-    } else {
-      docs.push({
-        apiVersion: v3, kind: 'WorkloadEndpoint',
-        metadata: {
-          name: wepName(w.host, 'openstack', w.instanceId!, w.portId!), namespace: 'openstack',
-          labels: { 'projectcalico.org/namespace': 'openstack', 'projectcalico.org/orchestrator': 'openstack', 'projectcalico.org/openstack-project-name': 'lab' },
-        },
-        spec: {
-          orchestrator: 'openstack', node: w.host, workload: w.instanceId, endpoint: w.portId,
-          interfaceName: w.ifname, ipNetworks: plan.ipv6 ? [`${w.ip}/32`, `${w.ip6}/128`] : [`${w.ip}/32`], profiles: ['openstack-sg-default'],
-        },
-      });
-    }
-  }
+  for (const w of plan.workloads) docs.push(workloadDoc(w, plan.ipv6));
   return docs;
 }
 
 /** One host's skein.yaml: the file datastore (a path) or etcd (an endpoint URL). */
-export function skeinYaml(host: Host, datastore: { file: string } | { etcd: string }, socket: string): string {
+export function skeinYaml(host: { name: string }, datastore: { file: string } | { etcd: string }, socket: string): string {
   return [
     `nodeName: ${host.name}`,
     'file' in datastore
@@ -279,4 +278,162 @@ export function expectedRemote(plan: Plan, host: string, family: 4 | 6 = 4): { d
     out.push(family === 4 ? { dst: w.ip, via: h.ip } : { dst: w.ip6, via: h.ip6 });
   }
   return out;
+}
+
+/** A workload's WorkloadEndpoint, as Calico's CNI plugin (pods) or networking-calico (VMs) writes it. */
+export function workloadDoc(w: Workload, ipv6: boolean): Doc {
+  const v3 = 'projectcalico.org/v3';
+  const ipNetworks = ipv6 && w.ip6 !== '' ? [`${w.ip}/32`, `${w.ip6}/128`] : [`${w.ip}/32`];
+  if (w.kind === 'pod') {
+    return {
+      apiVersion: v3, kind: 'WorkloadEndpoint',
+      metadata: {
+        name: wepName(w.host, 'k8s', w.name, 'eth0'), namespace: 'default',
+        labels: { 'projectcalico.org/namespace': 'default', 'projectcalico.org/orchestrator': 'k8s', 'projectcalico.org/serviceaccount': 'default', app: w.name },
+      },
+      spec: {
+        orchestrator: 'k8s', node: w.host, pod: w.name, endpoint: 'eth0', serviceAccountName: 'default',
+        interfaceName: w.ifname, ipNetworks, profiles: ['kns.default', 'ksa.default.default'],
+      },
+    };
+  }
+  return {
+    apiVersion: v3, kind: 'WorkloadEndpoint',
+    metadata: {
+      name: wepName(w.host, 'openstack', w.instanceId!, w.portId!), namespace: 'openstack',
+      labels: { 'projectcalico.org/namespace': 'openstack', 'projectcalico.org/orchestrator': 'openstack', 'projectcalico.org/openstack-project-name': 'lab' },
+    },
+    spec: {
+      orchestrator: 'openstack', node: w.host, workload: w.instanceId, endpoint: w.portId,
+      interfaceName: w.ifname, ipNetworks, profiles: ['openstack-sg-default'],
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Live changes to a running lab's resources (the lab CLI's add-pod, del-pod, migrate-vm, drain): pure edits of
+// the document list, made as Calico's CNI/IPAM, networking-calico and a node drain would make them.
+
+/** The documents of a resources.yaml the lab wrote (each document one JSON line after "---"). */
+export function parseResources(text: string): Doc[] {
+  return text.split(/^---$/m).map((p) => p.trim()).filter((p) => p !== '').map((p) => JSON.parse(p) as Doc);
+}
+
+export function renderResources(docs: readonly Doc[]): string {
+  return docs.map((d) => `---\n${JSON.stringify(d)}\n`).join('');
+}
+
+/** The pod's WorkloadEndpoint, if there is one. */
+function podWep(docs: readonly Doc[], name: string): Doc | undefined {
+  return docs.find((d) => d.kind === 'WorkloadEndpoint' && d.spec.orchestrator === 'k8s' && d.spec.pod === name);
+}
+
+interface BlockSpec { cidr: string; affinity?: string; allocations: (number | null)[]; unallocated: number[]; attributes: { handle_id: string; secondary: Record<string, string> }[]; sequenceNumber: number }
+
+/** The IPAM block containing an address (the lab's blocks never cross an octet or group), with its ordinal. */
+function blockOf(docs: readonly Doc[], ip: string): { spec: BlockSpec; ordinal: number } | undefined {
+  const v6 = ip.includes(':');
+  for (const d of docs) {
+    if (d.kind !== 'IPAMBlock') continue;
+    const spec = d.spec as unknown as BlockSpec;
+    const [first, len] = spec.cidr.split('/') as [string, string];
+    if (first.includes(':') !== v6) continue;
+    const head = (a: string): string => (v6 ? a.split(':').slice(0, -1).join(':') : a.split('.').slice(0, 3).join('.'));
+    if (head(first) !== head(ip)) continue;
+    const ordinal = lastPart(ip) - lastPart(first);
+    if (ordinal >= 0 && ordinal < 2 ** ((v6 ? 128 : 32) - Number(len))) return { spec, ordinal };
+  }
+  return undefined;
+}
+
+function addrAt(cidr: string, ordinal: number): string {
+  const [first] = cidr.split('/') as [string];
+  if (first.includes(':')) {
+    const groups = first.split(':');
+    return [...groups.slice(0, -1), (lastPart(first) + ordinal).toString(16)].join(':');
+  }
+  const o = first.split('.');
+  return [...o.slice(0, 3), String(lastPart(first) + ordinal)].join('.');
+}
+
+/** Record an allocation in the block holding `ip`, if any (a borrowed address is recorded in its block too). */
+function claim(docs: readonly Doc[], ip: string, node: string, pod: string): void {
+  const b = blockOf(docs, ip);
+  if (b === undefined) return;
+  if (b.spec.allocations[b.ordinal] !== null && b.spec.allocations[b.ordinal] !== undefined) throw new Error(`${ip} is already allocated in block ${b.spec.cidr}`);
+  b.spec.attributes.push({ handle_id: `k8s-pod-network.${hex(`${node}.${pod}`, 64)}`, secondary: { namespace: 'default', node, pod, timestamp: '2026-01-01 00:00:00 +0000 UTC' } });
+  b.spec.allocations[b.ordinal] = b.spec.attributes.length - 1;
+  b.spec.unallocated = b.spec.unallocated.filter((i) => i !== b.ordinal);
+  b.spec.sequenceNumber++;
+}
+
+function release(docs: readonly Doc[], ip: string): void {
+  const b = blockOf(docs, ip);
+  if (b === undefined || b.spec.allocations[b.ordinal] === null) return;
+  b.spec.allocations[b.ordinal] = null;
+  b.spec.unallocated.push(b.ordinal);
+  b.spec.sequenceNumber++;
+}
+
+export interface NewPod { workload: Workload; borrowed: boolean }
+
+/**
+ * A pod on `host`: its addresses from the host's affine blocks (the first free ordinal from 2), or the ones given
+ * (an address outside the host's blocks is a borrowed one, announced as a /32 by the host it runs on).
+ */
+export function addPod(docs: Doc[], o: { host: string; name: string; ip?: string | undefined; ip6?: string | undefined; ipv6: boolean }): NewPod {
+  if (podWep(docs, o.name) !== undefined) throw new Error(`pod ${o.name} exists already`);
+  const node = docs.find((d) => d.kind === 'Node' && d.metadata.name === o.host);
+  if (node === undefined) throw new Error(`no Node ${o.host}`);
+  const affine = docs.filter((d) => d.kind === 'IPAMBlock' && (d.spec as unknown as BlockSpec).affinity === `host:${o.host}`).map((d) => d.spec as unknown as BlockSpec);
+  const pick = (v6: boolean, given: string | undefined): string => {
+    if (given !== undefined) return given;
+    const b = affine.find((x) => x.cidr.includes(':') === v6);
+    if (b === undefined) throw new Error(`${o.host} has no IPv${v6 ? 6 : 4} block: give the address (--ip${v6 ? '6' : ''})`);
+    const free = b.unallocated.filter((i) => i >= 2).sort((x, y) => x - y)[0];
+    if (free === undefined) throw new Error(`block ${b.cidr} is full`);
+    return addrAt(b.cidr, free);
+  };
+  const ip = pick(false, o.ip);
+  const ip6 = o.ipv6 ? pick(true, o.ip6) : '';
+  const inMine = (a: string): boolean => { const b = blockOf(docs, a); return b !== undefined && b.spec.affinity === `host:${o.host}`; };
+  const workload: Workload = { name: o.name, kind: 'pod', host: o.host, ip, ip6, ifname: podIfname(o.name) };
+  claim(docs, ip, o.host, o.name);
+  if (ip6 !== '') claim(docs, ip6, o.host, o.name);
+  docs.push(workloadDoc(workload, o.ipv6));
+  return { workload, borrowed: !inMine(ip) };
+}
+
+/** The pod's WorkloadEndpoint removed and its addresses released; returns what it was. */
+export function deletePod(docs: Doc[], name: string): { host: string; ips: string[] } {
+  const wep = podWep(docs, name);
+  if (wep === undefined) throw new Error(`no pod ${name}`);
+  docs.splice(docs.indexOf(wep), 1);
+  const ips = (wep.spec.ipNetworks as string[]).map((n) => n.split('/')[0]!);
+  for (const ip of ips) release(docs, ip);
+  return { host: String(wep.spec.node), ips };
+}
+
+/** A VM's port bound to another host: its WorkloadEndpoint's node (and with it its name) changes. */
+export function migrateVm(docs: Doc[], vm: Workload, to: string): { from: string } {
+  const wep = docs.find((d) => d.kind === 'WorkloadEndpoint' && d.spec.orchestrator === 'openstack' && d.spec.workload === vm.instanceId && d.spec.endpoint === vm.portId);
+  if (wep === undefined) throw new Error(`no WorkloadEndpoint for VM ${vm.name}`);
+  if (!docs.some((d) => d.kind === 'Node' && d.metadata.name === to)) throw new Error(`no Node ${to}`);
+  const from = String(wep.spec.node);
+  if (from === to) throw new Error(`VM ${vm.name} is on ${to} already`);
+  wep.spec.node = to;
+  wep.metadata.name = wepName(to, 'openstack', vm.instanceId!, vm.portId!);
+  return { from };
+}
+
+/** A drained host: its pods' WorkloadEndpoints and its block affinities (and blocks) gone. Returns its pods. */
+export function drainHost(docs: Doc[], host: string): { pods: string[]; blocks: string[] } {
+  const pods = docs.filter((d) => d.kind === 'WorkloadEndpoint' && d.spec.orchestrator === 'k8s' && d.spec.node === host).map((d) => String(d.spec.pod));
+  for (const p of pods) deletePod(docs, p);
+  const blocks = docs.filter((d) => d.kind === 'BlockAffinity' && d.spec.node === host).map((d) => String(d.spec.cidr));
+  for (let i = docs.length - 1; i >= 0; i--) {
+    const d = docs[i]!;
+    if ((d.kind === 'BlockAffinity' && d.spec.node === host) || (d.kind === 'IPAMBlock' && d.spec.affinity === `host:${host}`)) docs.splice(i, 1);
+  }
+  return { pods, blocks };
 }
