@@ -80,6 +80,10 @@ export interface PeerInfo {
   readonly writeBuffered: number;
   /** sending waits for 'drain' */
   readonly writeBlocked: boolean;
+  /** families (familyKey) of the current session whose End-of-RIB has not arrived yet; empty when not Established */
+  readonly endOfRibPending: readonly number[];
+  /** the current session's peer announced graceful restart (and so promises End-of-RIB, RFC 4724 §2) */
+  readonly gracefulRestart: boolean;
 }
 
 export interface PeerStateEvent {
@@ -226,6 +230,8 @@ class Peer {
   readonly stale = new Set<number>();
   /** the restart timer (session down) or the stale-path timer (session back, End-of-RIB awaited) */
   grTimer: NodeJS.Timeout | null = null;
+  /** families of the current session whose End-of-RIB the peer has not sent yet */
+  readonly eorPending = new Set<number>();
   constructor(
     public opts: PeerOptions,
     readonly address: string,
@@ -438,6 +444,8 @@ export class Speaker extends EventEmitter {
       counters: p.counters,
       writeBuffered,
       writeBlocked,
+      endOfRibPending: p.state === 'Established' ? [...p.eorPending] : [],
+      gracefulRestart: this.ribConn(p)?.session?.gracefulRestart != null,
     };
   }
 
@@ -859,6 +867,8 @@ export class Speaker extends EventEmitter {
     }
     this.rib.updatePeer(p.coreId, this.coreConfig(p.opts, p.address, c));
     this.resumeStale(p, s);
+    p.eorPending.clear();
+    for (const f of s.families) p.eorPending.add(f);
     this.rib.peerUp(p.coreId, s);
     c.inRib = true;
     p.counters.established++;
@@ -954,6 +964,7 @@ export class Speaker extends EventEmitter {
 
   private endOfRib(p: Peer, afi: number, safi: number): void {
     const f = familyKey(afi, safi);
+    p.eorPending.delete(f);
     if (p.stale.has(f)) this.sweep(p, [f], 'End-of-RIB');
     if (p.stale.size === 0) this.clearGrTimer(p);
     this.emit('endOfRib', { peer: p.address, afi, safi } satisfies EndOfRibEvent);
