@@ -284,3 +284,144 @@ t.test('skein restarting: the speaker is killed with SIGKILL; BIRD keeps its rou
   t.same(bird.fromSkein(), mine, 'the refreshed routes are all there');
   await agent.call('stop', {}).catch(() => undefined);
 });
+
+// ---------------------------------------------------------------- skeind with its FIB, killed with SIGKILL
+
+const ROOT = join(import.meta.dirname, '..');
+const SKEIND = join(ROOT, 'dist/src/skeind.js');
+const SKEINCTL = join(ROOT, 'dist/src/skeinctl.js');
+
+/** One node host-a (AS 64512, block 10.65.0.0/26) with BIRD at 10.0.0.9 as a global BGPPeer. */
+function skeindResources(): string {
+  const docs: unknown[] = [
+    { apiVersion: 'projectcalico.org/v3', kind: 'ClusterInformation', metadata: { name: 'default' }, spec: { datastoreReady: true } },
+    { apiVersion: 'projectcalico.org/v3', kind: 'BGPConfiguration', metadata: { name: 'default' }, spec: { asNumber: 64512, nodeToNodeMeshEnabled: false } },
+    { apiVersion: 'projectcalico.org/v3', kind: 'IPPool', metadata: { name: 'pods' }, spec: { cidr: '10.65.0.0/16', blockSize: 26 } },
+    { apiVersion: 'projectcalico.org/v3', kind: 'Node', metadata: { name: 'host-a' }, spec: { bgp: { ipv4Address: '10.0.0.1/24' } } },
+    { apiVersion: 'projectcalico.org/v3', kind: 'BlockAffinity', metadata: { name: 'host-a-10-65-0-0-26' }, spec: { node: 'host-a', cidr: '10.65.0.0/26', state: 'confirmed', deleted: 'false' } },
+    {
+      apiVersion: 'projectcalico.org/v3', kind: 'IPAMBlock', metadata: { name: '10-65-0-0-26' },
+      spec: { cidr: '10.65.0.0/26', affinity: 'host:host-a', allocations: new Array(64).fill(null), unallocated: [...Array(64).keys()], attributes: [], sequenceNumber: 1, deleted: false },
+    },
+    { apiVersion: 'projectcalico.org/v3', kind: 'BGPPeer', metadata: { name: 'bird' }, spec: { peerIP: '10.0.0.9', asNumber: BIRD_AS } },
+  ];
+  return docs.map((d) => `---\n${JSON.stringify(d)}\n`).join('');
+}
+
+t.test('skeind with its FIB is killed with SIGKILL: BIRD keeps its routes, its kernel keeps BIRD\'s, nothing flaps', async (t) => {
+  if (!requires(t, { root: true, commands: ['bird', 'birdc'] })) return;
+  if (!existsSync(SKEIND)) {
+    t.fail(`${SKEIND} is missing: run npm run build first`);
+    return;
+  }
+  const lab = new Lab();
+  const dir = mkdtempSync(join(tmpdir(), 'skein-gr-skeind-'));
+  const procs: ChildProcess[] = [];
+  t.teardown(() => {
+    for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+    lab.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const nsBird = lab.ns('bird');
+  const nsA = lab.ns('a');
+  const [vb, va] = lab.link(nsBird, nsA);
+  lab.addr(nsBird, vb, '10.0.0.9/24');
+  lab.addr(nsA, va, '10.0.0.1/24');
+
+  const bird = new Bird(nsBird);
+  t.teardown(() => bird.stop());
+  await bird.start(`
+router id 10.0.0.9;
+protocol device { scan time 1; }
+protocol static s4 { ipv4; route 10.10.0.0/16 blackhole; route 10.12.0.0/16 blackhole; }
+protocol bgp sk {
+  local 10.0.0.9 as ${BIRD_AS};
+  neighbor 10.0.0.1 as 64512;
+  hold time 30;
+  connect retry time 1;
+  error wait time 1, 2;
+  graceful restart on;
+  ipv4 { import all; export all; };
+}
+`);
+  writeFileSync(join(dir, 'resources.yaml'), skeindResources());
+  const sock = join(dir, 'a.sock');
+  const cfg = join(dir, 'a.yaml');
+  writeFileSync(cfg, [
+    'nodeName: host-a',
+    `datastore: { type: file, path: ${join(dir, 'resources.yaml')} }`,
+    `control: { socket: ${sock} }`,
+    `metrics: { listen: "127.0.0.1:${30180 + (process.pid % 500)}" }`,
+    'log: { level: info }',
+    '',
+  ].join('\n'));
+  const lines: string[] = [];
+  const startSkeind = (): ChildProcess => {
+    const p = nsSpawn(nsA, 'node', [SKEIND, '--config', cfg]);
+    procs.push(p);
+    p.stdout?.on('data', (d: Buffer) => lines.push(...d.toString().split('\n').filter(Boolean)));
+    p.stderr?.on('data', (d: Buffer) => lines.push(`stderr: ${d.toString()}`));
+    return p;
+  };
+  const kernel = (): string => nsExec(nsA, 'ip', ['route', 'show', 'proto', '80']);
+  const ready = async (): Promise<boolean> => {
+    try {
+      const out = nsExec(nsA, 'node', [SKEINCTL, '--socket', sock, 'status', '--json']);
+      return (JSON.parse(out) as { ready?: boolean }).ready === true;
+    } catch {
+      return false;
+    }
+  };
+  const dump = (): void => {
+    t.comment(`skeind:\n${lines.slice(-30).join('\n')}\nbird:\n${bird.birdc('show', 'protocols', 'all', 'sk')}\nkernel:\n${kernel()}`);
+  };
+
+  let a = startSkeind();
+  try {
+    await until(() => bird.fromSkein().includes('10.65.0.0/26'), 'BIRD learns skein\'s block', 45_000, 200);
+    await until(() => /10\.10\.0\.0\/16 via 10\.0\.0\.9/.test(kernel()) && /10\.12\.0\.0\/16 via 10\.0\.0\.9/.test(kernel()), 'skeind installs BIRD\'s routes', 30_000, 200);
+    await until(ready, 'skeind ready', 30_000, 250);
+  } catch (e) {
+    dump();
+    throw e;
+  }
+
+  let polls = 0;
+  let birdLost = 0;
+  let kernelLost = 0;
+  let stop = false;
+  const poller = (async () => {
+    while (!stop && polls < 4000) {
+      polls++;
+      if (!bird.fromSkein().includes('10.65.0.0/26')) birdLost++;
+      const k = kernel();
+      if (!k.includes('10.10.0.0/16 via 10.0.0.9') || !k.includes('10.12.0.0/16 via 10.0.0.9')) kernelLost++;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  })();
+  try {
+    const exited = new Promise<void>((r) => a.once('exit', () => r()));
+    a.kill('SIGKILL');
+    await exited;
+    await until(() => bird.bgpState() !== 'Established', 'BIRD sees the session go', 60_000, 100);
+    t.match(bird.birdc('show', 'protocols', 'all', 'sk'), /Neighbor graceful restart active/, 'BIRD helps skeind through its restart');
+    await new Promise((r) => setTimeout(r, 1000));
+    lines.length = 0;
+    a = startSkeind();
+    await until(ready, 'skeind ready again (FIB reconciled)', 60_000, 250);
+    await until(() => !/graceful restart active/.test(bird.birdc('show', 'protocols', 'all', 'sk')), 'BIRD ends the graceful restart', 30_000, 200);
+  } catch (e) {
+    dump();
+    throw e;
+  } finally {
+    stop = true;
+    await poller;
+  }
+  t.ok(polls > 10, `polled BIRD and the kernel ${polls} times through the restart`);
+  t.equal(birdLost, 0, 'BIRD never lost skeind\'s route');
+  t.equal(kernelLost, 0, 'the kernel never lost the routes learned from BIRD');
+  t.ok(lines.some((l) => l.includes('adopted')), 'the new skeind adopted the kernel routes (so it announced the R bit)');
+  t.ok(lines.some((l) => l.includes('fib reconciled')), 'the new skeind reconciled its FIB');
+  t.notOk(lines.some((l) => l.includes('not all heard from')), 'the FIB was reconciled on End-of-RIB, not at the deadline');
+  t.ok(bird.fromSkein().includes('10.65.0.0/26') && /10\.10\.0\.0\/16 via 10\.0\.0\.9/.test(kernel()), 'everything is back in place');
+});
