@@ -280,3 +280,48 @@ t.test('a peer without the capability: routes go as soon as the session does', a
   t.equal(stale.length, 0, 'no graceful restart');
   await s.stop();
 });
+
+t.test('restarting: our UPDATEs wait for every peer\'s End-of-RIB (RFC 4724 §4.1), then go out with our End-of-RIB', async (t) => {
+  const { s } = helper([11, 12], { restarting: true, forwardingState: true });
+  await s.start();
+  s.originate('10.99.0.0/24', { nextHop: '192.0.2.99' });
+  t.ok(s.deferringUpdates, 'deferring after a restart');
+  const r11 = await RawPeer.session(11, { restartTime: 60, forwardingState: true, notification: true });
+  await until(() => up(s, 11), 'session 11', 5000);
+  const r12 = await RawPeer.session(12, { restartTime: 60, forwardingState: true, notification: true });
+  await until(() => up(s, 12), 'session 12', 5000);
+  const updates = (r: RawPeer): number => r.messages.filter((m) => m.type === 'UPDATE').length;
+  r11.endOfRib();
+  r11.socket.write(endOfRib(2, 1, CTX));
+  await new Promise((res) => setTimeout(res, 300));
+  t.equal(updates(r11) + updates(r12), 0, 'nothing sent while peer 12 has not sent End-of-RIB');
+  t.ok(s.deferringUpdates, 'still deferring');
+  r12.endOfRib();
+  r12.socket.write(endOfRib(2, 1, CTX));
+  await until(() => !s.deferringUpdates, 'deferral over', 5000);
+  for (const [n, r] of [[11, r11], [12, r12]] as const) {
+    await until(() => updates(r) >= 3, `peer ${n}: our route and two End-of-RIBs`, 5000);
+    const u = r.messages.filter((m): m is Extract<Message, { type: 'UPDATE' }> => m.type === 'UPDATE');
+    const firstEor = u.findIndex((m) => m.nlri.prefixes.length === 0 && m.withdrawn.prefixes.length === 0 && m.mpReach === undefined);
+    const route = u.findIndex((m) => m.nlri.prefixes.length > 0);
+    t.ok(route >= 0 && route < firstEor, `peer ${n}: the route comes before End-of-RIB`);
+  }
+  r11.reset();
+  r12.reset();
+  await s.stop();
+});
+
+t.test('restarting: restartComplete() ends the deferral when a peer never sends End-of-RIB', async (t) => {
+  const { s } = helper([13], { restarting: true });
+  await s.start();
+  s.originate('10.98.0.0/24', { nextHop: '192.0.2.98' });
+  const r = await RawPeer.session(13, { restartTime: 60, notification: true });
+  await until(() => up(s, 13), 'session', 5000);
+  await new Promise((res) => setTimeout(res, 300));
+  t.notOk(r.messages.some((m) => m.type === 'UPDATE'), 'held back');
+  s.restartComplete();
+  await until(() => r.messages.some((m) => m.type === 'UPDATE' && m.nlri.prefixes.length > 0), 'sent after restartComplete()', 5000);
+  t.notOk(s.deferringUpdates);
+  r.reset();
+  await s.stop();
+});

@@ -99,6 +99,8 @@ export interface SpeakerOptions {
   readonly restarting?: boolean;
   /** RFC 4724 §3 Forwarding State (F) bit for every family: our routes stayed in the kernel's FIB; default false */
   readonly forwardingState?: boolean;
+  /** after a restart (restarting), seconds our UPDATEs wait at most for every peer's End-of-RIB (RFC 4724 §4.1); default 360 */
+  readonly selectionDeferralTime?: number;
   /** seconds a restarted peer's stale routes may wait for its End-of-RIB (RFC 4724 §4.2 "stale routes" timer); default 360 */
   readonly stalePathTime?: number;
   /** the FIB's answer for routesJson "installed"; default false for all */

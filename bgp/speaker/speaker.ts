@@ -131,6 +131,8 @@ const HARD_CEASE = new Set<number>([
   CeaseSubcode.PeerDeconfigured,
   CeaseSubcode.HardReset,
 ]);
+/** FRR's select-defer-time: the longest a restarted speaker holds its UPDATEs back waiting for End-of-RIB. */
+const DEFAULT_SELECTION_DEFERRAL_S = 360;
 /** BIRD's and FRR's default stale-path time. */
 const DEFAULT_STALE_PATH_TIME_S = 360;
 
@@ -263,11 +265,19 @@ export class Speaker extends EventEmitter {
   private readonly batchPrefixes: number;
   /** RFC 4724 §4.1: the R bit goes into our OPENs until restartComplete() */
   private restarting: boolean;
+  /**
+   * RFC 4724 §4.1: after a restart, route selection — here, sending our UPDATEs — waits until every peer has sent
+   * End-of-RIB (or restartComplete(), or the selection deferral timer), so that no peer gets a partial table
+   * followed by our End-of-RIB, which would make it sweep routes we simply had not re-learned yet.
+   */
+  private deferring: boolean;
+  private deferTimer: NodeJS.Timeout | null = null;
 
   constructor(opts: SpeakerOptions) {
     super();
     this.opts = opts;
     this.restarting = opts.restarting ?? false;
+    this.deferring = this.restarting && (opts.gracefulRestart ?? true);
     this.localAsn = opts.localAsn;
     this.routerId = parseIpv4(opts.routerId) >>> 0;
     this.batchPrefixes = opts.batchPrefixes ?? 2048;
@@ -312,6 +322,10 @@ export class Speaker extends EventEmitter {
       }
     }
     this.running = true;
+    if (this.deferring) {
+      this.deferTimer = setTimeout(() => this.endDeferral('selection deferral time ran out'), (this.opts.selectionDeferralTime ?? DEFAULT_SELECTION_DEFERRAL_S) * 1000);
+      this.deferTimer.unref();
+    }
     for (const p of this.peers.values()) this.feed(p, p.primary, { type: 'ManualStart' });
   }
 
@@ -328,6 +342,8 @@ export class Speaker extends EventEmitter {
    */
   async stop(o: StopOptions = {}): Promise<void> {
     this.running = false;
+    if (this.deferTimer) clearTimeout(this.deferTimer);
+    this.deferTimer = null;
     for (const p of this.peers.values()) this.clearGrTimer(p);
     for (const p of this.peers.values()) this.shutPeer(p, o);
     const server = this.server;
@@ -420,6 +436,7 @@ export class Speaker extends EventEmitter {
     if (this.server && p.opts.md5Key !== undefined) this.applyListenerMd5(p, null);
     this.peers.delete(p.address);
     this.scheduleFlush();
+    this.checkDeferral();
   }
 
   peerAddresses(): string[] {
@@ -875,6 +892,7 @@ export class Speaker extends EventEmitter {
     p.info = '';
     this.showState(p, 'Established');
     this.schedulePump(p);
+    this.checkDeferral();
   }
 
   private down(p: Peer, c: Connection, a: Extract<FsmAction, { type: 'down' }>): void {
@@ -918,6 +936,36 @@ export class Speaker extends EventEmitter {
   /** Say that our own restart is over: OPENs from now on carry R=0 (RFC 4724 §4.1). */
   restartComplete(): void {
     this.restarting = false;
+    this.endDeferral('restart complete');
+  }
+
+  /** Still holding our UPDATEs back after a restart (RFC 4724 §4.1)? */
+  get deferringUpdates(): boolean {
+    return this.deferring;
+  }
+
+  /**
+   * End the deferral once every peer is Established and has sent End-of-RIB for all its families. A peer without
+   * graceful restart promises no End-of-RIB, and one restarting itself (R bit) may be waiting for ours (RFC 4724
+   * §4.1 avoids that deadlock): neither is waited for beyond being Established.
+   */
+  private checkDeferral(): void {
+    if (!this.deferring) return;
+    for (const p of this.peers.values()) {
+      const gr = this.ribConn(p)?.session?.gracefulRestart;
+      if (p.state !== 'Established') return;
+      if (gr && !gr.restarting && p.eorPending.size > 0) return;
+    }
+    this.endDeferral('End-of-RIB received from every peer');
+  }
+
+  private endDeferral(reason: string): void {
+    if (!this.deferring) return;
+    this.deferring = false;
+    if (this.deferTimer) clearTimeout(this.deferTimer);
+    this.deferTimer = null;
+    this.log('info', `sending our routes now (${reason})`);
+    for (const p of this.peers.values()) this.schedulePump(p);
   }
 
   /**
@@ -968,6 +1016,7 @@ export class Speaker extends EventEmitter {
     if (p.stale.has(f)) this.sweep(p, [f], 'End-of-RIB');
     if (p.stale.size === 0) this.clearGrTimer(p);
     this.emit('endOfRib', { peer: p.address, afi, safi } satisfies EndOfRibEvent);
+    this.checkDeferral();
   }
 
   private sweep(p: Peer, families: readonly number[], reason: string): void {
@@ -1192,7 +1241,7 @@ export class Speaker extends EventEmitter {
   /** Send queued work until the socket pushes back, or a turn's share is used (then continue next turn). */
   private pump(p: Peer): void {
     const c = this.ribConn(p);
-    if (!c || !c.socket || c.blocked || c.fsm.state !== 'Established') return;
+    if (!c || !c.socket || c.blocked || c.fsm.state !== 'Established' || this.deferring) return;
     let wrote = false;
     let more = true;
     for (let i = 0; i < BATCHES_PER_TURN; i++) {
