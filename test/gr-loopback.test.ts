@@ -321,7 +321,66 @@ t.test('restarting: restartComplete() ends the deferral when a peer never sends 
   t.notOk(r.messages.some((m) => m.type === 'UPDATE'), 'held back');
   s.restartComplete();
   await until(() => r.messages.some((m) => m.type === 'UPDATE' && m.nlri.prefixes.length > 0), 'sent after restartComplete()', 5000);
-  t.notOk(s.deferringUpdates);
+  t.notOk(s.deferringUpdates, 'no longer deferring');
   r.reset();
   await s.stop();
+});
+
+t.test('skein to skein: one speaker dies and a new one (R bit) takes over; the other keeps, refreshes and sweeps', async (t) => {
+  const mk = (restarting: boolean): Speaker => {
+    const s = new Speaker({
+      localAsn: 65001,
+      routerId: '10.0.0.21',
+      listenAddress: addr(21),
+      listenPort: PORT,
+      holdTime: 30,
+      connectRetryTime: 1,
+      idleHold: { initial: 1, max: 1 },
+      restarting,
+      forwardingState: true,
+      peers: [{ address: addr(20), port: PORT, asn: 65000, restartTime: 30 }],
+    });
+    s.on('log', () => {});
+    speakers.push(s);
+    return s;
+  };
+  const A = new Speaker({
+    localAsn: 65000,
+    routerId: '10.0.0.20',
+    listenAddress: addr(20),
+    listenPort: PORT,
+    holdTime: 30,
+    connectRetryTime: 1,
+    idleHold: { initial: 1, max: 1 },
+    peers: [{ address: addr(21), port: PORT, asn: 65001, passive: true, restartTime: 30 }],
+  });
+  A.on('log', () => {});
+  speakers.push(A);
+  const gone: string[] = [];
+  A.on('best', (evs: { prefix: string; attributes: unknown }[]) => {
+    for (const e of evs) if (e.attributes === null) gone.push(e.prefix);
+  });
+  await A.start();
+  A.originate('10.20.0.0/24', { nextHop: '192.0.2.20' });
+  let B = mk(false);
+  await B.start();
+  B.originate('10.21.1.0/24', { nextHop: '192.0.2.21' });
+  B.originate('10.21.2.0/24', { nextHop: '192.0.2.21' });
+  await until(() => has(A, '10.21.1.0/24') && has(A, '10.21.2.0/24') && has(B, '10.20.0.0/24'), 'routes both ways', 10_000);
+
+  // B "dies": its sessions close without a NOTIFICATION, as with kill -9.
+  await B.stop({ notify: false });
+  await until(() => down(A, 21), 'A sees B go', 5000);
+  t.ok(has(A, '10.21.1.0/24') && has(A, '10.21.2.0/24'), 'A keeps B\'s routes');
+  B = mk(true);
+  await B.start();
+  B.originate('10.21.1.0/24', { nextHop: '192.0.2.21' }); // 10.21.2.0/24 is no longer announced
+  await until(() => up(A, 21), 'session back', 10_000);
+  await until(() => !has(A, '10.21.2.0/24'), 'A sweeps the route B no longer has, after B\'s End-of-RIB', 10_000);
+  await until(() => !B.deferringUpdates, 'B sent its routes once A\'s End-of-RIB came', 5000);
+  t.ok(has(A, '10.21.1.0/24'), 'the refreshed route is there');
+  t.ok(has(B, '10.20.0.0/24'), 'B re-learned A\'s route');
+  t.same(gone, ['10.21.2.0/24'], 'the only best-path removal at A was the route that is really gone');
+  await B.stop();
+  await A.stop();
 });
