@@ -7,8 +7,12 @@
 //   2. the datastore's first snapshot: the controller derives peers and originations; the speaker starts
 //      listening and dialling; blackholes and device routes are written (once the ClusterInformation gate is
 //      open), and every best-path change from the speaker follows.
-//   3. when every start-up peer is Established and has sent its routes (see #syncPeers) or a deadline passes,
-//      fib.markSynced() sweeps the adopted routes nobody asked for again. Only then is the FIB "reconciled".
+//   3. when every start-up peer is Established and has sent its routes — its End-of-RIB for every family (RFC 4724
+//      §4.1), or, for a peer without graceful restart, 1 s of quiet — or a deadline passes, fib.markSynced()
+//      sweeps the adopted routes nobody asked for again. Only then is the FIB "reconciled".
+// Graceful restart (RFC 4724): when skein routes were adopted at start, this is a restart: the speaker's OPENs
+// carry the R bit until the FIB is reconciled, and the F bit whenever the FIB is on (our routes outlive us), so
+// peers keep our routes while we are away. A clean stop therefore ends sessions without a NOTIFICATION.
 // Later datastore changes are applied as the controller's diffs: only what changed is touched.
 import { readFileSync } from 'node:fs';
 import {
@@ -93,6 +97,8 @@ export class Daemon {
   #syncPoll: NodeJS.Timeout | undefined;
   #syncDeadline = 0;
   #lastBestAt = 0;
+  /** skein routes were found in the kernel at start: a restart (RFC 4724 §4.1 R bit until the FIB is reconciled) */
+  #restarting = false;
   /** start-up peers still to be heard from, with the time each became Established (0: not yet) */
   readonly #startupPeers = new Map<string, number>();
   #configuredLevel: LogLevel;
@@ -157,6 +163,7 @@ export class Daemon {
       fib.on('overrun', (which: string) => log.warn('netlink socket overrun; resyncing', { socket: which }));
       await fib.start();
       const st = fib.stats();
+      this.#restarting = st.stale > 0;
       log.info('fib started: routes already in the kernel were adopted', { adopted: st.stale, table: this.cfg.fib.table, protocol: this.cfg.fib.protocol });
     }
     this.#metricsTimer = setInterval(() => this.#sampleMetrics(), 5000);
@@ -181,8 +188,8 @@ export class Daemon {
   }
 
   /**
-   * Clean stop: the control socket closes, sessions end with a Cease (RFC 4486 Administrative Shutdown), and every
-   * route stays in the kernel (Programmer.close() leaves them), so forwarding goes on while skeind is down.
+   * Clean stop: the control socket closes, sessions end without a NOTIFICATION (so graceful-restart peers keep our
+   * routes for the restart time, RFC 4724 §4.2), and every route stays in the kernel (Programmer.close() leaves them), so forwarding goes on while skeind is down.
    */
   stop(reason = 'skeind stopping'): Promise<void> {
     if (this.#stopped) return this.#stopped;
@@ -204,7 +211,9 @@ export class Daemon {
         }
       };
       await step('control socket', () => this.#control?.close());
-      await step('speaker', () => this.speaker?.stop({ message: 'skeind stopping' }));
+      // No NOTIFICATION: peers that support graceful restart keep our routes, marked stale, for our restart time
+      // (RFC 4724 §4.2), as they would after kill -9; a Cease would make them withdraw our workloads everywhere.
+      await step('speaker', () => this.speaker?.stop({ notify: false }));
       await step('datastore', () => this.#ds?.close());
       await step('fib', () => this.fib?.close());
       await step('http', () => this.#http?.close());
@@ -280,6 +289,9 @@ export class Daemon {
       ...(id.v6 !== undefined ? { nextHop6: id.v6 } : {}),
       ...(id.clusterId !== undefined ? { clusterId: id.clusterId } : {}),
       isInstalled: (prefix) => this.#installed(prefix),
+      // RFC 4724 §3: F when our routes stay in the kernel while we are away; R while this start is a restart.
+      forwardingState: this.fib !== undefined,
+      restarting: this.#restarting,
     });
     speaker.on('peer', (ev: PeerStateEvent) => this.#onPeerState(ev));
     speaker.on('best', (evs: BestEvent[]) => this.#onBest(evs));
@@ -369,8 +381,8 @@ export class Daemon {
     const timer = setInterval(() => {
       if (this.#stopping || this.speaker !== speaker) return clearInterval(timer);
       const now = Date.now();
-      const up = addresses.every((a) => speaker.peerInfo(a)?.state === 'Established');
-      if ((up && now - this.#lastBestAt >= PEER_QUIET_MS && now - started >= PEER_QUIET_MS) || now - started >= DEFAULT_SYNC_DEADLINE_MS) {
+      const synced = addresses.every((a) => this.#peerSynced(a, started, now));
+      if (synced || now - started >= DEFAULT_SYNC_DEADLINE_MS) {
         clearInterval(timer);
         const swept = this.routes.sweepBgpStale();
         this.log.info('BGP routes re-learned after the speaker restart', { stale, swept });
@@ -560,9 +572,11 @@ export class Daemon {
     if (this.#fibSynced || this.#syncDeadline === 0 || this.#stopping) return;
     if (!this.controller.state.ready) return;
     const now = Date.now();
-    const waiting = [...this.#startupPeers].filter(([, at]) => at === 0 || now - Math.max(at, this.#lastBestAt) < PEER_QUIET_MS).map(([a]) => a);
+    const waiting = [...this.#startupPeers].filter(([a, at]) => !this.#peerSynced(a, at, now)).map(([a]) => a);
     if (waiting.length > 0 && !deadline && now < this.#syncDeadline) return;
     this.#fibSynced = true;
+    this.#restarting = false;
+    this.speaker?.restartComplete();
     clearTimeout(this.#syncTimer);
     clearInterval(this.#syncPoll);
     if (waiting.length > 0) this.log.warn('start-up peers not all heard from; reconciling the FIB anyway', { waiting });
@@ -580,6 +594,17 @@ export class Daemon {
       },
       (e: unknown) => this.log.error('fib sweep failed', { err: e }),
     );
+  }
+
+  /**
+   * Has a peer sent all its routes since it came up (at: when, 0 not yet)? A peer with graceful restart promises
+   * End-of-RIB per family (RFC 4724 §2), and that is the answer; for others, 1 s without a best-path change.
+   */
+  #peerSynced(address: string, at: number, now: number): boolean {
+    const info = this.speaker?.peerInfo(address);
+    if (at === 0 || !info || info.state !== 'Established') return false;
+    if (info.gracefulRestart) return info.endOfRibPending.length === 0;
+    return now - Math.max(at, this.#lastBestAt) >= PEER_QUIET_MS;
   }
 
   #installed(prefix: string): boolean {

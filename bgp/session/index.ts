@@ -10,9 +10,12 @@
 //               the clock reaches fsm.nextDeadline().
 //   actions out, in order: connect, send (encode + write), close, setTimer/clearTimer
 //               (or just re-read nextDeadline()), established → rib.peerUp(id, session),
-//               update → rib.applyUpdate(id, the decoded UPDATE), routeRefresh →
+//               update → rib.applyUpdate(id, the decoded UPDATE) — but an End-of-RIB
+//               (isEndOfRib(), RFC 4724 §2) is not for the RIB: it ends a graceful
+//               restart's wait (sweepStale for its family), routeRefresh →
 //               subtype 0 rib.routeRefresh, 1 rib.markStale, 2 rib.sweepStale,
-//               down → rib.peerDown(id, { retainStale: peer did graceful restart }).
+//               down → rib.peerDown(id, { retainStale: peer did graceful restart }) (the
+//               speaker decides which ends are graceful: RFC 4724 §4.2, RFC 8538 §3).
 //   SendHold contract (RFC 9687): the machine arms SendHold itself when it sends our
 //               OPEN. After that the driver owns the signal: after every write (and on
 //               'drain') it feeds SendProgress{pending: socket.writableLength > 0}.

@@ -46,7 +46,10 @@ export interface PeerOptions {
   readonly exportPolicy?: Policy;
   /** RFC 7911: ask the peer to send several paths per prefix */
   readonly addPathReceive?: boolean;
-  /** RFC 4724 restart time (seconds) announced in the graceful restart capability; GR itself is not done yet */
+  /**
+   * RFC 4724 §3 restart time (seconds) announced in our graceful restart capability: how long the peer should keep
+   * our routes when we restart (Calico maxRestartTime / nodeMeshMaxRestartTime). Default 120; at most 4095.
+   */
   readonly restartTime?: number;
   /** the peer is our route reflector client (RFC 4456 §6); a change resets the session */
   readonly routeReflectorClient?: boolean;
@@ -90,6 +93,16 @@ export interface SpeakerOptions {
   readonly clusterId?: string | number;
   /** most prefixes taken from the RIB per batch when sending; default 2048 */
   readonly batchPrefixes?: number;
+  /** announce the graceful restart capability (RFC 4724, with the N bit of RFC 8538) and act as its helper; default true */
+  readonly gracefulRestart?: boolean;
+  /** RFC 4724 §4.1 Restart State (R) bit: this process started after a restart of the speaker; default false */
+  readonly restarting?: boolean;
+  /** RFC 4724 §3 Forwarding State (F) bit for every family: our routes stayed in the kernel's FIB; default false */
+  readonly forwardingState?: boolean;
+  /** after a restart (restarting), seconds our UPDATEs wait at most for every peer's End-of-RIB (RFC 4724 §4.1); default 360 */
+  readonly selectionDeferralTime?: number;
+  /** seconds a restarted peer's stale routes may wait for its End-of-RIB (RFC 4724 §4.2 "stale routes" timer); default 360 */
+  readonly stalePathTime?: number;
   /** the FIB's answer for routesJson "installed"; default false for all */
   readonly isInstalled?: (prefix: string) => boolean;
   readonly peers?: readonly PeerOptions[];

@@ -40,7 +40,7 @@ import { encodeNotification, errorCodeName, errorSubcodeName } from '../wire/not
 import { isIpv4, parseIpv4, parsePrefix4, parsePrefix6, prefix4ToString } from '../wire/prefix.js';
 import { encodeRouteRefresh } from '../wire/route-refresh.js';
 import { DEFAULT_CONTEXT } from '../wire/types.js';
-import type { CodecContext, Message, NotificationMessage, PathAttributes, PrefixList, UpdateMessage } from '../wire/types.js';
+import type { Capability, CodecContext, Message, NotificationMessage, PathAttributes, PrefixList, UpdateMessage } from '../wire/types.js';
 import { endOfRib, isEndOfRib, packUpdates, packWithdrawals } from '../wire/update.js';
 import { FAMILY_KEYS, familyNameOf, normalizeAddress, sessionKey } from './config.js';
 import type { FamilyName, PeerOptions, SpeakerOptions } from './config.js';
@@ -80,6 +80,10 @@ export interface PeerInfo {
   readonly writeBuffered: number;
   /** sending waits for 'drain' */
   readonly writeBlocked: boolean;
+  /** families (familyKey) of the current session whose End-of-RIB has not arrived yet; empty when not Established */
+  readonly endOfRibPending: readonly number[];
+  /** the current session's peer announced graceful restart (and so promises End-of-RIB, RFC 4724 §2) */
+  readonly gracefulRestart: boolean;
 }
 
 export interface PeerStateEvent {
@@ -101,6 +105,36 @@ export interface BestEvent {
   readonly local: boolean;
   readonly from: string | null;
 }
+
+export interface EndOfRibEvent {
+  readonly peer: string;
+  readonly afi: number;
+  readonly safi: number;
+}
+
+export interface StaleEvent {
+  readonly peer: string;
+  readonly action: 'retained' | 'swept';
+  /** familyKey values */
+  readonly families: readonly number[];
+  /** swept: how many paths went; retained: how many paths the peer has in all */
+  readonly paths: number;
+  readonly reason: string;
+}
+
+/** RFC 4724 §3 suggests the restart time; BIRD and FRR use 120 s, as does Calico. */
+const DEFAULT_RESTART_TIME_S = 120;
+/** Cease subcodes that end graceful restart even with the N bit (RFC 8538 §3 and §5). */
+const HARD_CEASE = new Set<number>([
+  CeaseSubcode.MaximumPrefixesReached,
+  CeaseSubcode.AdministrativeShutdown,
+  CeaseSubcode.PeerDeconfigured,
+  CeaseSubcode.HardReset,
+]);
+/** FRR's select-defer-time: the longest a restarted speaker holds its UPDATEs back waiting for End-of-RIB. */
+const DEFAULT_SELECTION_DEFERRAL_S = 360;
+/** BIRD's and FRR's default stale-path time. */
+const DEFAULT_STALE_PATH_TIME_S = 360;
 
 export interface PeerJson {
   address: string;
@@ -191,6 +225,15 @@ class Peer {
   prefixWarned = false;
   /** maximum prefixes exceeded: refuse the peer until this time (Date.now() ms; Infinity for good) */
   heldUntil = 0;
+  /**
+   * RFC 4724 §4.2, we are the receiving speaker: families whose routes from this peer are kept, marked stale,
+   * after its session went down gracefully; emptied as End-of-RIB arrives or a timer sweeps them.
+   */
+  readonly stale = new Set<number>();
+  /** the restart timer (session down) or the stale-path timer (session back, End-of-RIB awaited) */
+  grTimer: NodeJS.Timeout | null = null;
+  /** families of the current session whose End-of-RIB the peer has not sent yet */
+  readonly eorPending = new Set<number>();
   constructor(
     public opts: PeerOptions,
     readonly address: string,
@@ -206,7 +249,9 @@ class Peer {
  * Events:
  * - 'peer' (PeerStateEvent): a peer's shown state changed;
  * - 'best' (BestEvent[]): best paths changed, coalesced per event-loop turn, for the FIB;
- * - 'log' ({ level, msg, peer? }): things worth a log line (never thrown).
+ * - 'log' ({ level, msg, peer? }): things worth a log line (never thrown);
+ * - 'endOfRib' (EndOfRibEvent): a peer sent End-of-RIB for a family (RFC 4724 §2) — its initial routes are all in;
+ * - 'stale' (StaleEvent): a graceful restart kept a peer's routes (retained) or removed what was left of them (swept).
  */
 export class Speaker extends EventEmitter {
   readonly rib: RibCore;
@@ -218,10 +263,21 @@ export class Speaker extends EventEmitter {
   private flushScheduled = false;
   private readonly opts: SpeakerOptions;
   private readonly batchPrefixes: number;
+  /** RFC 4724 §4.1: the R bit goes into our OPENs until restartComplete() */
+  private restarting: boolean;
+  /**
+   * RFC 4724 §4.1: after a restart, route selection — here, sending our UPDATEs — waits until every peer has sent
+   * End-of-RIB (or restartComplete(), or the selection deferral timer), so that no peer gets a partial table
+   * followed by our End-of-RIB, which would make it sweep routes we simply had not re-learned yet.
+   */
+  private deferring: boolean;
+  private deferTimer: NodeJS.Timeout | null = null;
 
   constructor(opts: SpeakerOptions) {
     super();
     this.opts = opts;
+    this.restarting = opts.restarting ?? false;
+    this.deferring = this.restarting && (opts.gracefulRestart ?? true);
     this.localAsn = opts.localAsn;
     this.routerId = parseIpv4(opts.routerId) >>> 0;
     this.batchPrefixes = opts.batchPrefixes ?? 2048;
@@ -266,6 +322,10 @@ export class Speaker extends EventEmitter {
       }
     }
     this.running = true;
+    if (this.deferring) {
+      this.deferTimer = setTimeout(() => this.endDeferral('selection deferral time ran out'), (this.opts.selectionDeferralTime ?? DEFAULT_SELECTION_DEFERRAL_S) * 1000);
+      this.deferTimer.unref();
+    }
     for (const p of this.peers.values()) this.feed(p, p.primary, { type: 'ManualStart' });
   }
 
@@ -282,6 +342,9 @@ export class Speaker extends EventEmitter {
    */
   async stop(o: StopOptions = {}): Promise<void> {
     this.running = false;
+    if (this.deferTimer) clearTimeout(this.deferTimer);
+    this.deferTimer = null;
+    for (const p of this.peers.values()) this.clearGrTimer(p);
     for (const p of this.peers.values()) this.shutPeer(p, o);
     const server = this.server;
     this.server = null;
@@ -364,6 +427,7 @@ export class Speaker extends EventEmitter {
 
   private dropPeer(p: Peer, subcode: number, reason: string): void {
     p.removed = true;
+    this.clearGrTimer(p);
     for (const c of [...p.conns]) this.feed(p, c, { type: 'AutomaticStop', subcode, reason });
     for (const c of [...p.conns]) this.discard(p, c);
     if (p.timer) clearTimeout(p.timer);
@@ -372,6 +436,7 @@ export class Speaker extends EventEmitter {
     if (this.server && p.opts.md5Key !== undefined) this.applyListenerMd5(p, null);
     this.peers.delete(p.address);
     this.scheduleFlush();
+    this.checkDeferral();
   }
 
   peerAddresses(): string[] {
@@ -396,6 +461,8 @@ export class Speaker extends EventEmitter {
       counters: p.counters,
       writeBuffered,
       writeBlocked,
+      endOfRibPending: p.state === 'Established' ? [...p.eorPending] : [],
+      gracefulRestart: this.ribConn(p)?.session?.gracefulRestart != null,
     };
   }
 
@@ -695,11 +762,21 @@ export class Speaker extends EventEmitter {
   private newFsm(o: PeerOptions): SessionFsm {
     const families = this.families(o);
     const localAs = o.localAsn ?? this.localAsn;
-    const caps = buildCapabilities({
+    // Built when each OPEN goes out, so the R bit is cleared once restartComplete() was called.
+    const caps = (): Capability[] => buildCapabilities({
       localAs,
       families,
       ...(o.addPathReceive ? { addPath: new Map(families.map((f) => [f, 1 as const])) } : {}),
-      ...(o.restartTime !== undefined ? { gracefulRestart: { restartTime: o.restartTime } } : {}),
+      ...(this.opts.gracefulRestart ?? true
+        ? {
+            gracefulRestart: {
+              restartTime: o.restartTime ?? DEFAULT_RESTART_TIME_S,
+              restarting: this.restarting,
+              forwardingState: this.opts.forwardingState ?? false,
+              notification: true, // RFC 8538 §2
+            },
+          }
+        : {}),
     });
     const holdTime = o.holdTime ?? this.opts.holdTime;
     const keepaliveTime = o.keepaliveTime ?? this.opts.keepaliveTime;
@@ -709,7 +786,9 @@ export class Speaker extends EventEmitter {
         localAs,
         routerId: this.routerId,
         peerAs: o.asn,
-        capabilities: caps,
+        get capabilities() {
+          return caps();
+        },
         ...(o.passive !== undefined ? { passive: o.passive } : {}),
         ...(holdTime !== undefined ? { holdTime } : {}),
         ...(keepaliveTime !== undefined ? { keepaliveTime } : {}),
@@ -760,7 +839,11 @@ export class Speaker extends EventEmitter {
           this.established(p, c, a.session);
           break;
         case 'update':
-          if (c.pending && c.inRib && !isEndOfRib(c.pending)) this.rib.applyUpdate(p.coreId, c.pending);
+          if (c.pending && c.inRib) {
+            const eor = isEndOfRib(c.pending);
+            if (eor) this.endOfRib(p, eor.afi, eor.safi);
+            else this.rib.applyUpdate(p.coreId, c.pending);
+          }
           break;
         case 'routeRefresh': {
           const fam = familyKey(a.afi, a.safi);
@@ -800,12 +883,16 @@ export class Speaker extends EventEmitter {
       if (x !== c && (x.inRib || x.fsm.state === 'Idle' || x.fsm.state === 'Connect' || x.fsm.state === 'Active')) this.discard(p, x);
     }
     this.rib.updatePeer(p.coreId, this.coreConfig(p.opts, p.address, c));
+    this.resumeStale(p, s);
+    p.eorPending.clear();
+    for (const f of s.families) p.eorPending.add(f);
     this.rib.peerUp(p.coreId, s);
     c.inRib = true;
     p.counters.established++;
     p.info = '';
     this.showState(p, 'Established');
     this.schedulePump(p);
+    this.checkDeferral();
   }
 
   private down(p: Peer, c: Connection, a: Extract<FsmAction, { type: 'down' }>): void {
@@ -819,7 +906,13 @@ export class Speaker extends EventEmitter {
     }
     if (c.inRib) {
       c.inRib = false;
-      this.rib.peerDown(p.coreId);
+      const keep = this.retainOnDown(p, c, a);
+      if (keep.length > 0) this.retain(p, keep, c.session?.gracefulRestart?.restartTime ?? 0, a.reason);
+      else {
+        this.clearGrTimer(p);
+        p.stale.clear();
+        this.rib.peerDown(p.coreId);
+      }
       this.scheduleFlush();
     }
     c.session = null;
@@ -836,6 +929,124 @@ export class Speaker extends EventEmitter {
       this.promote(p, other);
       this.discard(p, c);
     }
+  }
+
+  // ------------------------------------------------------------------ graceful restart, helper side (RFC 4724 §4.2)
+
+  /** Say that our own restart is over: OPENs from now on carry R=0 (RFC 4724 §4.1). */
+  restartComplete(): void {
+    this.restarting = false;
+    this.endDeferral('restart complete');
+  }
+
+  /** Still holding our UPDATEs back after a restart (RFC 4724 §4.1)? */
+  get deferringUpdates(): boolean {
+    return this.deferring;
+  }
+
+  /**
+   * End the deferral once every peer is Established and has sent End-of-RIB for all its families. A peer without
+   * graceful restart promises no End-of-RIB, and one restarting itself (R bit) may be waiting for ours (RFC 4724
+   * §4.1 avoids that deadlock): neither is waited for beyond being Established.
+   */
+  private checkDeferral(): void {
+    if (!this.deferring) return;
+    for (const p of this.peers.values()) {
+      const gr = this.ribConn(p)?.session?.gracefulRestart;
+      if (p.state !== 'Established') return;
+      if (gr && !gr.restarting && p.eorPending.size > 0) return;
+    }
+    this.endDeferral('End-of-RIB received from every peer');
+  }
+
+  private endDeferral(reason: string): void {
+    if (!this.deferring) return;
+    this.deferring = false;
+    if (this.deferTimer) clearTimeout(this.deferTimer);
+    this.deferTimer = null;
+    this.log('info', `sending our routes now (${reason})`);
+    for (const p of this.peers.values()) this.schedulePump(p);
+  }
+
+  /**
+   * The families whose routes outlive this session's end: those the peer listed in its graceful restart capability,
+   * when we announced ours too. A NOTIFICATION ends graceful restart (RFC 4724 §4.2) unless both sides sent the N bit,
+   * and even then a Hard Reset does (RFC 8538 §3), as do the Cease subcodes RFC 8538 §5 says to send as one
+   * (maximum prefixes, administrative shutdown, peer de-configured) when a peer sends them bare: the operator meant
+   * the routes to go. A Cease we send ourselves flushes too: it is a decision about these routes, not a failure.
+   */
+  private retainOnDown(p: Peer, c: Connection, a: Extract<FsmAction, { type: 'down' }>): number[] {
+    const gr = c.session?.gracefulRestart;
+    if (!gr || !(this.opts.gracefulRestart ?? true) || !this.running || p.removed) return [];
+    const n = a.notification;
+    if (n) {
+      if (!gr.notification) return [];
+      if (n.message.code === ErrorCode.Cease && (n.sent || HARD_CEASE.has(n.message.subcode))) return [];
+    }
+    return gr.families.map((f) => f.family);
+  }
+
+  private retain(p: Peer, families: number[], restartTime: number, reason: string): void {
+    this.clearGrTimer(p);
+    // Families the peer does not preserve go now (RFC 4724 §4.2); the rest stay as stale best-path candidates.
+    this.rib.peerDown(p.coreId, { retainStale: true });
+    for (const f of [IPV4_UNICAST, IPV6_UNICAST]) if (!families.includes(f)) this.rib.sweepStale(p.coreId, f);
+    for (const f of families) p.stale.add(f);
+    this.emit('stale', { peer: p.address, action: 'retained', families: [...p.stale], paths: this.rib.peerStats(p.coreId).received, reason } satisfies StaleEvent);
+    this.log('info', `session down (${reason}): keeping its routes as stale for up to ${restartTime} s (graceful restart)`, p.address);
+    this.armGrTimer(p, restartTime, 'restart time ran out before the session came back');
+  }
+
+  /** A new session with a peer whose stale routes we kept: what the new OPEN says decides their fate. */
+  private resumeStale(p: Peer, s: NegotiatedSession): void {
+    if (p.stale.size === 0) return;
+    this.clearGrTimer(p);
+    // RFC 4724 §4.2: no capability now, a family missing, or its F bit clear: the forwarding state is gone.
+    const kept = new Set((s.gracefulRestart?.families ?? []).filter((f) => f.forwardingState).map((f) => f.family));
+    const drop = [...p.stale].filter((f) => !kept.has(f) || !s.families.includes(f));
+    if (drop.length > 0) this.sweep(p, drop, 'the peer did not preserve forwarding state');
+    if (p.stale.size > 0) {
+      this.armGrTimer(p, this.opts.stalePathTime ?? DEFAULT_STALE_PATH_TIME_S, 'no End-of-RIB before the stale-path time');
+    }
+  }
+
+  private endOfRib(p: Peer, afi: number, safi: number): void {
+    const f = familyKey(afi, safi);
+    p.eorPending.delete(f);
+    if (p.stale.has(f)) this.sweep(p, [f], 'End-of-RIB');
+    if (p.stale.size === 0) this.clearGrTimer(p);
+    this.emit('endOfRib', { peer: p.address, afi, safi } satisfies EndOfRibEvent);
+    this.checkDeferral();
+  }
+
+  private sweep(p: Peer, families: readonly number[], reason: string): void {
+    let n = 0;
+    for (const f of families) {
+      n += this.rib.sweepStale(p.coreId, f);
+      p.stale.delete(f);
+    }
+    if (p.stale.size === 0) this.clearGrTimer(p);
+    this.emit('stale', { peer: p.address, action: 'swept', families: [...families], paths: n, reason } satisfies StaleEvent);
+    if (n > 0) this.log('info', `graceful restart: ${n} stale route(s) removed (${reason})`, p.address);
+    this.scheduleFlush();
+  }
+
+  private armGrTimer(p: Peer, seconds: number, reason: string): void {
+    this.clearGrTimer(p);
+    p.grTimer = setTimeout(() => {
+      p.grTimer = null;
+      if (p.stale.size > 0 && !p.removed) this.sweep(p, [...p.stale], reason);
+    }, seconds * 1000);
+  }
+
+  private clearGrTimer(p: Peer): void {
+    if (p.grTimer) clearTimeout(p.grTimer);
+    p.grTimer = null;
+  }
+
+  /** Families of a peer whose routes are stale now (familyKey values). */
+  staleFamilies(address: string): number[] {
+    return [...(this.peers.get(normalizeAddress(address))?.stale ?? [])];
   }
 
   private promote(p: Peer, c: Connection): void {
@@ -1030,7 +1241,7 @@ export class Speaker extends EventEmitter {
   /** Send queued work until the socket pushes back, or a turn's share is used (then continue next turn). */
   private pump(p: Peer): void {
     const c = this.ribConn(p);
-    if (!c || !c.socket || c.blocked || c.fsm.state !== 'Established') return;
+    if (!c || !c.socket || c.blocked || c.fsm.state !== 'Established' || this.deferring) return;
     let wrote = false;
     let more = true;
     for (let i = 0; i < BATCHES_PER_TURN; i++) {
