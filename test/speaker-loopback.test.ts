@@ -369,6 +369,25 @@ t.test('a local AS override is what the peer sees', async (t) => {
   await Promise.all([V.stop(), W.stop()]);
 });
 
+t.test('RFC 8654 extended messages: offered by default, UPDATEs grow past 4096 octets only when both ends offer it', async (t) => {
+  // 20,000 /32s behind one attribute set. A 4096-octet UPDATE holds about 800 of them, so without the capability
+  // at least 25 UPDATEs are needed; with it, one UPDATE per 2,048-prefix batch of the outbound queue (about 10).
+  const count = async (n1: number, n2: number, offer: boolean): Promise<number> => {
+    const X = speaker(n1, 65000, [peer(n2, 65000)]);
+    const Y = speaker(n2, 65000, [peer(n1, 65000, { passive: true, ...(offer ? {} : { extendedMessage: false }) })]);
+    for (let i = 0; i < 20_000; i++) X.originate(`10.${100 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32`);
+    await Promise.all([X.start(), Y.start()]);
+    await until(() => Y.rib.locSize === 20_000, `all 20,000 prefixes at ${addr(n2)}`, 20_000);
+    const updates = Y.peersJson().peers[0]?.messages.in.UPDATE ?? -1;
+    await Promise.all([X.stop(), Y.stop()]);
+    return updates;
+  };
+  const both = await count(19, 20, true);
+  t.ok(both > 0 && both <= 16, `both ends offer it: ${both} UPDATEs for 20,000 prefixes`);
+  const one = await count(21, 22, false);
+  t.ok(one >= 25, `one end does not: ${one} UPDATEs (4096 octets at most)`);
+});
+
 t.test('stop() sends Cease / Administrative Shutdown with the message', async (t) => {
   await A.stop({ message: 'maintenance' });
   await until(() => B.peerInfo(addr(1))?.counters.notificationsIn['6/2'] === 1, 'B told of the shutdown', 5000).catch((e: unknown) => {

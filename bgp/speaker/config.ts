@@ -47,6 +47,11 @@ export interface PeerOptions {
   /** RFC 7911: ask the peer to send several paths per prefix */
   readonly addPathReceive?: boolean;
   /**
+   * RFC 8654: offer the extended message capability (messages up to 65535 octets once both ends offer it:
+   * about 16 times fewer UPDATEs for a full table). Default true; false for a peer that mishandles it.
+   */
+  readonly extendedMessage?: boolean;
+  /**
    * RFC 4724 §3 restart time (seconds) announced in our graceful restart capability: how long the peer should keep
    * our routes when we restart (Calico maxRestartTime / nodeMeshMaxRestartTime). Default 120; at most 4095.
    */
@@ -120,6 +125,7 @@ export function sessionKey(p: PeerOptions): string {
     p.ttlSecurity ?? null,
     [...(p.families ?? ['ipv4-unicast', 'ipv6-unicast'])].sort(),
     p.addPathReceive ?? false,
+    p.extendedMessage ?? true,
     p.restartTime ?? null,
     p.routeReflectorClient ?? false,
     p.holdTime ?? null,

@@ -767,6 +767,7 @@ export class Speaker extends EventEmitter {
       localAs,
       families,
       ...(o.addPathReceive ? { addPath: new Map(families.map((f) => [f, 1 as const])) } : {}),
+      extendedMessage: o.extendedMessage ?? true,
       ...(this.opts.gracefulRestart ?? true
         ? {
             gracefulRestart: {
