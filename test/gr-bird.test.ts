@@ -8,89 +8,19 @@ import t, { type Test } from 'tap';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import type { ChildProcess } from 'node:child_process';
 import { requires } from './helpers/env.js';
 import { Lab, nsExec, nsSpawn, until } from './helpers/netns.js';
-import type { PeerJson, RouteJson, SpeakerOptions } from '../bgp/index.js';
+import { Bird as SharedBird } from './helpers/bird.js';
+import { AgentClient } from './helpers/agent-client.js';
+import type { SpeakerOptions } from '../bgp/index.js';
 
 const AGENT = 'dist/test/helpers/speaker-agent.js';
 const BIRD_AS = 65010;
 const SKEIN_AS = 65020;
 
-/** The speaker-agent child (see test/helpers/speaker-agent.ts). */
-class Agent {
-  private next = 1;
-  private readonly waiting = new Map<number, (m: { ok?: boolean; result?: unknown; error?: string }) => void>();
-  readonly events: unknown[] = [];
-  constructor(readonly proc: ChildProcess) {
-    createInterface({ input: proc.stdout as NodeJS.ReadableStream }).on('line', (line) => {
-      let m: { id?: number; ok?: boolean; result?: unknown; error?: string; event?: string };
-      try {
-        m = JSON.parse(line) as typeof m;
-      } catch {
-        return;
-      }
-      if (m.event !== undefined) this.events.push(m);
-      const w = m.id !== undefined ? this.waiting.get(m.id) : undefined;
-      if (w) {
-        this.waiting.delete(m.id as number);
-        w(m);
-      }
-    });
-  }
-
-  call<T>(cmd: string, args: Record<string, unknown> = {}): Promise<T> {
-    const id = this.next++;
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`agent did not answer ${cmd}`)), 10_000);
-      this.waiting.set(id, (m) => {
-        clearTimeout(timer);
-        if (m.ok) resolve(m.result as T);
-        else reject(new Error(m.error ?? 'agent error'));
-      });
-      this.proc.stdin?.write(`${JSON.stringify({ id, cmd, ...args })}\n`);
-    });
-  }
-
-  async peer(): Promise<PeerJson | undefined> {
-    return (await this.call<{ peers: PeerJson[] }>('peers')).peers[0];
-  }
-
-  async prefixes(): Promise<string[]> {
-    return (await this.call<{ routes: RouteJson[] }>('routes')).routes.map((r) => r.prefix).sort();
-  }
-}
-
-/** BIRD that can be killed with SIGKILL and started again on the same files (with -R). */
-class Bird {
-  readonly dir = mkdtempSync(join(tmpdir(), 'skein-gr-bird-'));
-  private proc: ChildProcess | null = null;
-  private run = 0;
-  private stderr = '';
-  constructor(readonly ns: string) {}
-
-  get sock(): string {
-    return join(this.dir, `bird${this.run}.ctl`);
-  }
-
-  async start(config: string, recovery = false): Promise<void> {
-    this.run++;
-    const conf = join(this.dir, 'bird.conf');
-    writeFileSync(conf, config);
-    this.proc = nsSpawn(this.ns, 'bird', ['-f', ...(recovery ? ['-R'] : []), '-c', conf, '-s', this.sock, '-P', join(this.dir, 'bird.pid')]);
-    this.proc.stderr?.on('data', (d: Buffer) => (this.stderr = (this.stderr + d.toString()).slice(-10_000)));
-    this.proc.stdout?.resume();
-    await until(() => {
-      if (this.proc?.exitCode !== null) throw new Error(`bird exited: ${this.stderr}`);
-      return /BIRD .* ready/.test(this.birdc('show', 'status'));
-    }, 'BIRD control socket', 10_000, 100);
-  }
-
-  birdc(...args: string[]): string {
-    return nsExec(this.ns, 'birdc', ['-s', this.sock, ...args], { timeoutMs: 10_000 });
-  }
-
+/** BIRD with the two questions these tests ask of it. */
+class Bird extends SharedBird {
   bgpState(): string {
     return /BGP state:\s+(\S+)/.exec(this.birdc('show', 'protocols', 'all', 'sk'))?.[1] ?? '';
   }
@@ -99,25 +29,6 @@ class Bird {
   fromSkein(): string[] {
     const text = this.birdc('show', 'route', 'protocol', 'sk');
     return [...text.matchAll(/^(\d+\.\d+\.\d+\.\d+\/\d+)\s/gm)].map((m) => m[1] as string).sort();
-  }
-
-  async kill(): Promise<void> {
-    const p = this.proc;
-    this.proc = null;
-    if (p && p.exitCode === null) {
-      const exited = new Promise<void>((r) => p.once('exit', () => r()));
-      p.kill('SIGKILL');
-      await exited;
-    }
-  }
-
-  async stop(): Promise<void> {
-    await this.kill();
-    rmSync(this.dir, { recursive: true, force: true });
-  }
-
-  get log(): string {
-    return this.stderr;
   }
 }
 
@@ -170,12 +81,12 @@ async function setup(t: Test): Promise<{ lab: Lab; nsBird: string; nsSkein: stri
   return { lab, nsBird, nsSkein };
 }
 
-function spawnAgent(t: Test, ns: string): Agent {
+function spawnAgent(t: Test, ns: string): AgentClient {
   const proc = nsSpawn(ns, process.execPath, [AGENT]);
   t.teardown(() => {
     if (proc.exitCode === null) proc.kill('SIGKILL');
   });
-  return new Agent(proc);
+  return new AgentClient(proc);
 }
 
 for (const gr of [true, false]) {
@@ -217,7 +128,7 @@ for (const gr of [true, false]) {
     })();
     await new Promise((r) => setTimeout(r, 1500)); // the gap: BIRD is down
     t.same(await agent.prefixes(), both, 'both routes kept (stale) while BIRD is down');
-    await bird.start(birdConfig({ gr, statics: ['10.10.0.0/16'] }), true);
+    await bird.start(birdConfig({ gr, statics: ['10.10.0.0/16'] }), { recovery: true });
     try {
       await until(async () => (await agent.peer())?.state === 'Established', 'session back', 30_000, 100);
       await until(async () => JSON.stringify(await agent.prefixes()) === JSON.stringify(['10.10.0.0/16']), 'the route BIRD dropped is swept after its End-of-RIB', 30_000, 100);

@@ -4,72 +4,14 @@
 // checked on both sides, through birdc and through the speaker's own JSON.
 import t from 'tap';
 import { existsSync } from 'node:fs';
-import { createInterface } from 'node:readline';
-import type { ChildProcess } from 'node:child_process';
 import { requires } from './helpers/env.js';
 import { Lab, nsSpawn, until } from './helpers/netns.js';
 import { Bird, type BirdRoute } from './helpers/bird.js';
-import type { PeerJson, RouteJson } from '../bgp/index.js';
+import { AgentClient } from './helpers/agent-client.js';
 
 const AGENT = 'dist/test/helpers/speaker-agent.js';
 
 /** The speaker-agent child: JSON commands in, answers out. */
-class Agent {
-  private next = 1;
-  private readonly waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
-  readonly events: { event: string; [k: string]: unknown }[] = [];
-  constructor(readonly proc: ChildProcess) {
-    const rl = createInterface({ input: proc.stdout as NodeJS.ReadableStream });
-    rl.on('line', (line) => {
-      let m: { id?: number; ok?: boolean; result?: unknown; error?: string; event?: string };
-      try {
-        m = JSON.parse(line) as typeof m;
-      } catch {
-        return;
-      }
-      if (m.event !== undefined) {
-        this.events.push(m as { event: string });
-        return;
-      }
-      const w = m.id !== undefined ? this.waiting.get(m.id) : undefined;
-      if (!w) return;
-      this.waiting.delete(m.id as number);
-      if (m.ok) w.resolve(m.result);
-      else w.reject(new Error(m.error ?? 'agent error'));
-    });
-    proc.stderr?.on('data', (d: Buffer) => this.events.push({ event: 'stderr', text: d.toString() }));
-  }
-
-  call<T>(cmd: string, args: Record<string, unknown> = {}): Promise<T> {
-    const id = this.next++;
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiting.delete(id);
-        reject(new Error(`agent did not answer ${cmd}`));
-      }, 10_000);
-      this.waiting.set(id, {
-        resolve: (v) => {
-          clearTimeout(timer);
-          resolve(v as T);
-        },
-        reject: (e) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      });
-      this.proc.stdin?.write(`${JSON.stringify({ id, cmd, ...args })}\n`);
-    });
-  }
-
-  async peer(): Promise<PeerJson | undefined> {
-    return (await this.call<{ peers: PeerJson[] }>('peers')).peers[0];
-  }
-
-  async route(prefix: string): Promise<RouteJson | undefined> {
-    return (await this.call<{ routes: RouteJson[] }>('routes')).routes.find((r) => r.prefix === prefix);
-  }
-}
-
 const BIRD_AS = 65010;
 
 function birdConfig(skeinAs: number): string {
@@ -129,7 +71,7 @@ for (const mode of ['iBGP', 'eBGP'] as const) {
     t.teardown(() => {
       proc.kill('SIGKILL');
     });
-    const agent = new Agent(proc);
+    const agent = new AgentClient(proc);
     await agent.call('start', {
       config: {
         localAsn: skeinAs,

@@ -4,67 +4,17 @@
 // 2. skein is the reflector, BIRD and a skein speaker are its clients.
 import t from 'tap';
 import { existsSync } from 'node:fs';
-import { createInterface } from 'node:readline';
-import type { ChildProcess } from 'node:child_process';
 import { requires } from './helpers/env.js';
 import { Lab, nsSpawn, until } from './helpers/netns.js';
 import { Bird } from './helpers/bird.js';
-import type { PeerJson, RouteJson, SpeakerOptions } from '../bgp/index.js';
+import { AgentClient } from './helpers/agent-client.js';
+import type { SpeakerOptions } from '../bgp/index.js';
 
 const AGENT = 'dist/test/helpers/speaker-agent.js';
 type Teardown = { teardown: (fn: () => unknown) => void };
 const AS = 65100;
 
 /** The speaker-agent child: JSON commands in, answers out. */
-class Agent {
-  private next = 1;
-  private readonly waiting = new Map<number, (m: { ok?: boolean; result?: unknown; error?: string }) => void>();
-  readonly events: unknown[] = [];
-  constructor(readonly proc: ChildProcess) {
-    const rl = createInterface({ input: proc.stdout as NodeJS.ReadableStream });
-    rl.on('line', (line) => {
-      let m: { id?: number; ok?: boolean; result?: unknown; error?: string; event?: string };
-      try {
-        m = JSON.parse(line) as typeof m;
-      } catch {
-        return;
-      }
-      if (m.event !== undefined) {
-        this.events.push(m);
-        return;
-      }
-      const w = m.id !== undefined ? this.waiting.get(m.id) : undefined;
-      if (!w) return;
-      this.waiting.delete(m.id as number);
-      w(m);
-    });
-  }
-
-  call<T>(cmd: string, args: Record<string, unknown> = {}): Promise<T> {
-    const id = this.next++;
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiting.delete(id);
-        reject(new Error(`agent did not answer ${cmd}`));
-      }, 10_000);
-      this.waiting.set(id, (m) => {
-        clearTimeout(timer);
-        if (m.ok) resolve(m.result as T);
-        else reject(new Error(m.error ?? 'agent error'));
-      });
-      this.proc.stdin?.write(`${JSON.stringify({ id, cmd, ...args })}\n`);
-    });
-  }
-
-  async peers(): Promise<PeerJson[]> {
-    return (await this.call<{ peers: PeerJson[] }>('peers')).peers;
-  }
-
-  async route(prefix: string): Promise<RouteJson | undefined> {
-    return (await this.call<{ routes: RouteJson[] }>('routes')).routes.find((r) => r.prefix === prefix);
-  }
-}
-
 /** Hub (reflector) namespace with a veth to each of two spokes: 10.9.N.1 (hub) — 10.9.N.2 (spoke N). */
 function star(t: Teardown) {
   const lab = new Lab();
@@ -80,12 +30,12 @@ function star(t: Teardown) {
   return { hub, spokes: spokes as [string, string] };
 }
 
-async function agent(t: Teardown, ns: string, config: SpeakerOptions): Promise<Agent> {
+async function agent(t: Teardown, ns: string, config: SpeakerOptions): Promise<AgentClient> {
   const proc = nsSpawn(ns, process.execPath, [AGENT]);
   t.teardown(() => {
     proc.kill('SIGKILL');
   });
-  const a = new Agent(proc);
+  const a = new AgentClient(proc);
   await a.call('start', { config });
   return a;
 }
@@ -93,7 +43,7 @@ async function agent(t: Teardown, ns: string, config: SpeakerOptions): Promise<A
 const base = { localAsn: AS, listenPort: 179, holdTime: 30, connectRetryTime: 1, idleHold: { initial: 1, max: 2 } };
 const ip = (n: number, host: number): string => `10.9.${n}.${host}`;
 /** BIRD prints a cluster list / originator id as dotted quads. */
-const up = (a: Agent) => async () => (await a.peers()).every((p) => p.state === 'Established');
+const up = (a: AgentClient) => async () => (await a.peers()).every((p) => p.state === 'Established');
 
 t.test('BIRD 2 as the reflector, two skein clients', async (t) => {
   if (!requires(t, { root: true, commands: ['bird', 'birdc'] })) return;
@@ -122,7 +72,7 @@ protocol bgp c${n} {
   await clients[1]?.call('originate', { prefix: '10.52.0.0/16' });
   const diag = () => `${bird.protocol('c1').text}\n${bird.protocol('c2').text}\n${bird.log.slice(-1000)}`;
   try {
-    await until(async () => (await up(clients[0] as Agent)()) && (await up(clients[1] as Agent)()), 'both clients Established', 30_000, 200);
+    await until(async () => (await up(clients[0] as AgentClient)()) && (await up(clients[1] as AgentClient)()), 'both clients Established', 30_000, 200);
     await until(async () => (await clients[0]?.route('10.52.0.0/16')) && (await clients[1]?.route('10.51.0.0/16')), 'each client has the other\'s route', 15_000, 200);
   } catch (e) {
     t.comment(diag());

@@ -38,16 +38,26 @@ export interface BirdRoute {
 
 export class Bird {
   readonly dir = mkdtempSync(join(tmpdir(), 'skein-bird-'));
-  readonly sock = join(this.dir, 'bird.ctl');
   private proc: ChildProcess | null = null;
   private stderr = '';
+  private run = 0;
 
   constructor(readonly ns: string) {}
 
-  async start(config: string): Promise<void> {
+  /** The control socket of the current run: a new name per start, so birdc never reaches a killed BIRD's socket. */
+  get sock(): string {
+    return join(this.dir, `bird${this.run}.ctl`);
+  }
+
+  /**
+   * Start BIRD (again, after kill(): same directory and config file). `recovery` starts it with -R, BIRD's
+   * graceful-restart recovery after a crash (RFC 4724 restarting speaker).
+   */
+  async start(config: string, opts: { recovery?: boolean } = {}): Promise<void> {
+    this.run++;
     const conf = join(this.dir, 'bird.conf');
     writeFileSync(conf, config);
-    this.proc = nsSpawn(this.ns, 'bird', ['-f', '-c', conf, '-s', this.sock, '-P', join(this.dir, 'bird.pid')]);
+    this.proc = nsSpawn(this.ns, 'bird', ['-f', ...(opts.recovery ? ['-R'] : []), '-c', conf, '-s', this.sock, '-P', join(this.dir, 'bird.pid')]);
     this.proc.stderr?.on('data', (d: Buffer) => {
       this.stderr = (this.stderr + d.toString()).slice(-20_000);
     });
@@ -110,6 +120,17 @@ export class Bird {
       if (attr) cur.bgp[attr[1] ?? ''] = (attr[2] ?? '').trim();
     }
     return out;
+  }
+
+  /** SIGKILL, as a crash: nothing is said to the peers and the directory stays for a restart. */
+  async kill(): Promise<void> {
+    const p = this.proc;
+    this.proc = null;
+    if (p && p.exitCode === null) {
+      const exited = new Promise<void>((r) => p.once('exit', () => r()));
+      p.kill('SIGKILL');
+      await exited;
+    }
   }
 
   async stop(): Promise<void> {
