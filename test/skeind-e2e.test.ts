@@ -316,6 +316,45 @@ t.test('three hosts, one resources.yaml: mesh, routes, pings, live edit, borrowe
     t.notMatch(monitored, /^Deleted .*10\.65\./m, 'no route of skein was deleted during the restart');
     t.ok(againLines.some((l) => l.includes('adopted')), 'the restarted daemon adopted the kernel routes');
     t.ok(ping(podNs.get('a1')!, '10.65.0.66'), 'traffic flows after the restart');
+
+    // 9. kill -9 on host-b: no NOTIFICATION, the sessions just drop. Graceful restart (RFC 4724 §4.2) makes
+    // host-a and host-c keep host-b's block while it is away, and host-b's own kernel keeps forwarding to its pod,
+    // so traffic never stops; the restarted skeind adopts its routes and the others refresh theirs.
+    const watch = ['host-a', 'host-c'].map((h) => {
+      const m = nsSpawn(hostNs.get(h)!, 'ip', ['-o', 'monitor', 'route']);
+      const seen = { text: '' };
+      m.stdout!.on('data', (d: Buffer) => (seen.text += d.toString()));
+      return { host: h, m, seen };
+    });
+    await new Promise((r) => setTimeout(r, 200));
+    const b = daemons.get('host-b')!;
+    const killed = new Promise<void>((resolve) => b.once('exit', () => resolve()));
+    b.kill('SIGKILL');
+    await killed;
+    await until(async () => {
+      const s = await ctl(sock('host-a'), 'status');
+      return (s.peers as { address: string; state: string }[]).some((p) => p.address === '10.0.0.2' && p.state !== 'Established');
+    }, 'host-a sees the session to host-b drop', 30_000, 100);
+    for (const h of ['host-a', 'host-c']) {
+      t.ok(routesOf(hostNs.get(h)!).some((x) => x.dst === '10.65.0.64/26' && x.gateway === '10.0.0.2'), `${h} keeps host-b's block while host-b's skeind is dead`);
+    }
+    t.ok(ping(podNs.get('a1')!, '10.65.0.66'), 'traffic to host-b\'s pod flows while its skeind is dead');
+    const bAgain = nsSpawn(hostNs.get('host-b')!, 'node', [skeind, '--config', join(dir, 'host-b.yaml')]);
+    daemons.set('host-b', bAgain);
+    await until(async () => {
+      const s = await ctl(sock('host-b'), 'status');
+      return s.ready === true && (s.peers as { state: string }[]).every((p) => p.state === 'Established');
+    }, 'host-b: ready again with both peers Established', 45_000, 250);
+    await until(async () => {
+      const s = await ctl(sock('host-a'), 'status');
+      return (s.peers as { state: string }[]).every((p) => p.state === 'Established');
+    }, 'host-a: both peers Established again', 30_000, 100);
+    for (const w of watch) {
+      w.m.kill('SIGTERM');
+      t.notMatch(w.seen.text, /^Deleted 10\.65\.0\.64\/26/m, `${w.host} never deleted host-b's block across the kill -9 and restart`);
+      t.ok(routesOf(hostNs.get(w.host)!).some((x) => x.dst === '10.65.0.64/26' && x.gateway === '10.0.0.2'), `${w.host} routes host-b's block after the restart`);
+    }
+    t.ok(ping(podNs.get('a1')!, '10.65.0.66'), 'traffic flows after host-b is back');
   } catch (e) {
     dumpLogs();
     throw e;
