@@ -3,7 +3,7 @@
 // live daemon refused, mode and group, removal on close), client errors, and every skeinctl command with its
 // text rendering, --json pass-through and exit codes — in-process, and through a spawned node process.
 import t, { type Test } from 'tap';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, lstatSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -15,6 +15,7 @@ import { EXIT, ShapeError, USAGE, ctlCommandOf, renderFib, renderPeers, renderRo
 import type { CtlIo } from '../src/ctl/index.js';
 import { createLogger } from '../src/log.js';
 import { requires } from './helpers/env.js';
+import { runCommand, type RunResult } from './helpers/run.js';
 import { FIB, NOW, PEERS, RELOAD, ROUTES, STATUS, fixtureServer } from './daemon/fixtures.js';
 
 const root = join(import.meta.dirname, '..');
@@ -56,16 +57,7 @@ function raw(path: string, payload: string | Buffer, count: number): Promise<{ l
 }
 
 /** Runs a program without blocking this process's event loop (which serves the socket it talks to). */
-function run(cmd: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { env: { ...process.env, ...env } });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    child.on('close', (code) => resolve({ code, out, err }));
-  });
-}
+const run = (cmd: string, args: string[], env: Record<string, string> = {}): Promise<RunResult> => runCommand(cmd, args, { env });
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

@@ -10,26 +10,14 @@ import { join } from 'node:path';
 import { expectedRemote, makePlan, resourcesYaml, type TorKind, type Topology } from '../src/lab/topology.js';
 import { loadResourcesText } from '../config/index.js';
 import { requires } from './helpers/env.js';
+import { runCommand, type RunResult } from './helpers/run.js';
 
 const root = join(import.meta.dirname, '..');
 const main = join(root, 'dist/src/lab/main.js');
 const tag = (process.pid % 1296).toString(36);
 let runs = 0;
 
-function run(args: string[], timeoutMs: number): Promise<{ code: number | null; signal: string | null; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [main, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, out, err });
-    });
-  });
-}
+const run = (args: string[], timeoutMs: number): Promise<RunResult> => runCommand(process.execPath, [main, ...args], { timeoutMs });
 
 function namespaces(prefix: string): string[] {
   return spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.split('\n').map((l) => l.split(' ')[0] ?? '').filter((n) => n.startsWith(prefix));

@@ -4,32 +4,20 @@
 // host as a borrowed /32; a VM live-migrated between OpenStack hosts; a Kubernetes host drained. Each lab has its
 // own prefix and state directory and is removed at teardown, also when an assertion fails.
 import t, { type Test } from 'tap';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { addPod, deletePod, drainHost, makePlan, migrateVm, parseResources, renderResources, resourcesYaml } from '../src/lab/topology.js';
 import { loadResourcesText } from '../config/index.js';
 import { requires } from './helpers/env.js';
+import { runCommand, type RunResult } from './helpers/run.js';
 
 const root = join(import.meta.dirname, '..');
 const main = join(root, 'dist/src/lab/main.js');
 const tag = (process.pid % 1296).toString(36);
 
-function run(args: string[], timeoutMs: number): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [main, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, out, err });
-    });
-  });
-}
+const run = (args: string[], timeoutMs: number): Promise<RunResult> => runCommand(process.execPath, [main, ...args], { timeoutMs });
 
 function namespaces(prefix: string): string[] {
   return spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.split('\n').map((l) => l.split(' ')[0] ?? '').filter((n) => n.startsWith(prefix));

@@ -9,6 +9,7 @@ import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requires } from './helpers/env.js';
+import { runCommand, type RunResult } from './helpers/run.js';
 import { Lab, nsExec, nsSpawn, until } from './helpers/netns.js';
 
 const root = join(import.meta.dirname, '..');
@@ -82,20 +83,7 @@ function routesOf(ns: string): KRoute[] {
   return JSON.parse(nsExec(ns, 'ip', ['-j', 'route', 'show', 'proto', '80'])) as KRoute[];
 }
 
-function run(cmd: string, args: string[], timeoutMs = 15_000): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, out, err });
-    });
-  });
-}
+const run = (cmd: string, args: string[], timeoutMs = 15_000): Promise<RunResult> => runCommand(cmd, args, { timeoutMs });
 
 async function ctl(sock: string, ...args: string[]): Promise<Record<string, unknown>> {
   const r = await run('node', [skeinctl, '--socket', sock, ...args, '--json']);
