@@ -27,6 +27,10 @@ export interface ChangeEvent<K extends Kind = Kind> {
 
 export class Model {
   private readonly byKind = new Map<Kind, Map<string, Resource>>(KINDS.map((k) => [k, new Map()]));
+  // list() results per kind, sorted once and reused until that kind changes:
+  // the controller reads whole kinds on every change event, and re-sorting
+  // thousands of WorkloadEndpoints per event is what a busy cluster would pay.
+  private readonly sorted = new Map<Kind, readonly Resource[]>();
 
   private map(kind: Kind): Map<string, Resource> {
     return this.byKind.get(kind) as Map<string, Resource>;
@@ -38,7 +42,13 @@ export class Model {
 
   /** All resources of a kind, sorted by id (stable order for consumers and tests). */
   list<K extends Kind>(kind: K): ResourceOf<K>[] {
-    return [...this.map(kind).entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, r]) => r as ResourceOf<K>);
+    let s = this.sorted.get(kind);
+    if (s === undefined) {
+      s = [...this.map(kind).entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, r]) => r);
+      this.sorted.set(kind, s);
+    }
+    // A copy: callers may sort or splice what they get without corrupting the cache.
+    return s.slice() as ResourceOf<K>[];
   }
 
   ids(kind: Kind): string[] {
@@ -52,6 +62,7 @@ export class Model {
     const prev = m.get(id);
     if (prev !== undefined && isDeepStrictEqual(prev, r)) return undefined;
     m.set(id, r);
+    this.sorted.delete(r.kind);
     const ev: ChangeEvent = { type: prev === undefined ? 'added' : 'updated', kind: r.kind, id, key, resource: r };
     if (prev !== undefined) ev.previous = prev;
     return ev;
@@ -62,6 +73,7 @@ export class Model {
     const prev = m.get(id);
     if (prev === undefined) return undefined;
     m.delete(id);
+    this.sorted.delete(kind);
     return { type: 'deleted', kind, id, key, previous: prev };
   }
 
@@ -74,6 +86,7 @@ export class Model {
   clone(): Model {
     const c = new Model();
     for (const [k, m] of this.byKind) for (const [id, r] of m) c.map(k).set(id, r);
+    for (const [k, s] of this.sorted) c.sorted.set(k, s);
     return c;
   }
 

@@ -9,7 +9,7 @@ import { inspect } from 'node:util';
 import { until } from './helpers/etcd.js';
 import {
   ConfigError, FileDatastore, Model, blockAllocations, formatDuration, parseASNumber, parseDuration, parseCIDR, parsePeerIP, ValueError, Secret, decodeEtcd, loadResourcesText, parseDaemonConfig, resolvePassword,
-  validateResource, type ChangeEvent, type Issue,
+  validateResource, type ChangeEvent, type IPPool, type Issue,
 } from '../config/index.js';
 
 t.test('value syntaxes: AS numbers, durations, CIDRs, peer addresses', (t) => {
@@ -229,6 +229,34 @@ t.test('Model: readers, readiness gate, IPAM allocations, diff order', (t) => {
   c.delete('Node', 'n1');
   t.notOk(c.equals(a), 'clone is independent');
   t.equal(a.size, 3);
+  t.end();
+});
+
+t.test('Model.list: the cached sorted view follows every set, delete and clone', (t) => {
+  // Model keeps each kind's sorted list until the kind changes; a stale cache
+  // would hand the controller a peer or pool that no longer exists.
+  const pool = (name: string, n: number): IPPool => loadResourcesText(doc('IPPool', { cidr: `10.${n}.0.0/16` }, { name }), 'p').model.ipPools()[0] as IPPool;
+  const op = fc.record({ del: fc.boolean(), name: fc.constantFrom('a', 'b', 'c', 'd', 'e'), n: fc.integer({ min: 0, max: 9 }), clone: fc.boolean() });
+  fc.assert(fc.property(fc.array(op, { maxLength: 30 }), (ops) => {
+    let m = new Model();
+    const expect = new Map<string, number>();
+    for (const o of ops) {
+      m.list('IPPool');
+      if (o.del) { m.delete('IPPool', o.name); expect.delete(o.name); } else { m.set(pool(o.name, o.n)); expect.set(o.name, o.n); }
+      if (o.clone) {
+        const before = m;
+        m = m.clone();
+        before.set(pool('zz', 99));
+      }
+      const got = m.list('IPPool').map((r) => [r.metadata.name, r.spec.cidr]);
+      const want = [...expect].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, n]) => [k, `10.${n}.0.0/16`]);
+      if (JSON.stringify(got) !== JSON.stringify(want)) return false;
+      m.list('IPPool').pop();
+      if (m.list('IPPool').length !== want.length) return false;
+    }
+    return true;
+  }), { numRuns: 200 });
+  t.pass('200 random sequences matched a freshly sorted model');
   t.end();
 });
 
