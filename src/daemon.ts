@@ -29,13 +29,13 @@ import type { FibEntryJson, FibJson, FibRouteJson, PathJson, PeerJson, PeerState
 import {
   DESCRIPTIVE_PEER_FIELDS, NodeController, type ControllerDiff, type DesiredPeer, type Origination,
 } from './controller/index.js';
-import { originationAttributes, peerOptionsFor, prefixBytes, speakerIdentity, type SpeakerIdentity } from './daemon/mapping.js';
+import { originationAttributes, peerOptionsFor, prefixBytes, sortByPrefix, speakerIdentity, type SpeakerIdentity } from './daemon/mapping.js';
 import { RouteTable } from './daemon/routes.js';
 import { LoopMonitor, ReadinessGate, startHttpServer, type HttpEndpoint } from './http.js';
 import { createLogger, parseLogLevel, type Logger, type LogLevel } from './log.js';
 import { Metrics, PEER_STATES, type PeerState } from './metrics.js';
 
-export { peerOptionsFor, originationAttributes, routerIdFor, speakerIdentity, addressBytes, prefixBytes, bgpTarget } from './daemon/mapping.js';
+export { peerOptionsFor, originationAttributes, routerIdFor, speakerIdentity, addressBytes, prefixBytes, sortByPrefix, bgpTarget } from './daemon/mapping.js';
 export { RouteTable } from './daemon/routes.js';
 
 export const VERSION: string = (() => {
@@ -709,7 +709,7 @@ export class Daemon {
       holding.sort((x, y) => (prefixBytes(y.prefix)?.len ?? 0) - (prefixBytes(x.prefix)?.len ?? 0));
       routes = holding.slice(0, 1);
     }
-    return { routes: routes.map((r) => ({ prefix: r.prefix, installed: r.installed, best: pathJsonOf(r.best), paths: r.paths.map(pathJsonOf) })) };
+    return { routes: sortByPrefix(routes.map((r) => ({ prefix: r.prefix, installed: r.installed, best: pathJsonOf(r.best), paths: r.paths.map(pathJsonOf) }))) };
   }
 
   fibJson(): FibJson {
@@ -750,7 +750,7 @@ export class Daemon {
       table: this.cfg.fib.table,
       protocol: this.cfg.fib.protocol,
       counts: { desired: open ? seen.size : 0, installed, pending, failed },
-      routes,
+      routes: sortByPrefix(routes),
     };
   }
 

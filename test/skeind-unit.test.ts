@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { etcdKey, etcdValueOf, loadDaemonConfig, loadResourcesText, parseDaemonConfig } from '../config/index.js';
 import type { DesiredPeer, Origination } from '../src/controller/index.js';
 import {
-  Daemon, RouteTable, addressBytes, bgpTarget, originationAttributes, peerOptionsFor, prefixBytes, routerIdFor,
+  Daemon, RouteTable, addressBytes, bgpTarget, originationAttributes, peerOptionsFor, prefixBytes, routerIdFor, sortByPrefix,
   speakerIdentity,
 } from '../src/daemon.js';
 import { parsePrefixText } from '../bgp/index.js';
@@ -180,6 +180,11 @@ t.test('addresses and prefixes to bytes; BGP next hops to a kernel target', asyn
   t.equal(prefixBytes('10.65.0.1')?.len, 32);
   t.equal(prefixBytes('fd00::/130'), undefined);
   t.equal(prefixBytes('10.0.0.0/x'), undefined);
+  const rows = ['fd00::/64', '10.65.1.0/26', 'junk', '10.65.0.0/26', '9.255.0.0/16', '10.65.0.0/16', 'fd00::1/128', '10.65.0.7/32']
+    .map((prefix, i) => ({ prefix, i }));
+  t.same(sortByPrefix(rows).map((r) => r.prefix),
+    ['9.255.0.0/16', '10.65.0.0/16', '10.65.0.0/26', '10.65.0.7/32', '10.65.1.0/26', 'fd00::/64', 'fd00::1/128', 'junk'],
+    'IPv4 first, by address bytes (not text), shorter first; unparsable last');
 
   const own = new Set(['10.0.0.1']);
   t.same(bgpTarget(4, ['10.0.0.2'], own), { hops: [{ gateway: Uint8Array.from([10, 0, 0, 2]) }] });

@@ -158,6 +158,21 @@ export function prefixBytes(text: string): PrefixBytes | undefined {
 }
 
 /**
+ * Sorts prefix-keyed rows the way `ip route show` reads: IPv4 before IPv6, then by address, then shorter
+ * prefixes first. Each key is parsed once; rows whose prefix does not parse go last, in their original order.
+ */
+export function sortByPrefix<T extends { readonly prefix: string }>(rows: T[]): T[] {
+  const keyed = rows.map((row, i) => ({ row, i, p: prefixBytes(row.prefix) }));
+  keyed.sort((x, y) => {
+    if (x.p === undefined || y.p === undefined) return x.p === y.p ? x.i - y.i : x.p === undefined ? 1 : -1;
+    if (x.p.family !== y.p.family) return x.p.family - y.p.family;
+    const c = Buffer.compare(x.p.addr, y.p.addr);
+    return c !== 0 ? c : x.p.len - y.p.len;
+  });
+  return keyed.map((k) => k.row);
+}
+
+/**
  * The kernel route for a BGP best path: one next hop per BGP next hop (several make an ECMP route), skipping
  * next hops of the wrong family, link-local IPv6 ones (they need an interface the speaker does not report) and
  * our own addresses (a route via ourselves would loop).
