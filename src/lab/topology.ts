@@ -548,7 +548,7 @@ export function birdHostConf(plan: Plan, host: Host): string {
       '',
     );
     for (const peer of plan.hosts) {
-      if (peer === host) continue;
+      if (peer.name === host.name) continue;
       const mine = addr(host, f);
       const theirs = addr(peer, f);
       out.push(
