@@ -379,18 +379,45 @@ function makeNs(name: string, ipv6: boolean): void {
 }
 
 /** A veth pair made inside `a`, one end moved to `b`: nothing is ever created in the root namespace. */
-function veth(a: string, nameA: string, b: string, nameB: string, macB?: string): void {
-  ipn(a, 'link', 'add', nameA, 'type', 'veth', 'peer', 'name', nameB, ...(macB ? ['address', macB] : []));
+function veth(a: string, nameA: string, b: string, nameB: string, macB?: string, macA?: string): void {
+  ipn(a, 'link', 'add', nameA, ...(macA ? ['address', macA] : []), 'type', 'veth', 'peer', 'name', nameB, ...(macB ? ['address', macB] : []));
   ipn(a, 'link', 'set', nameB, 'netns', b);
   ipn(a, 'link', 'set', nameA, 'up');
   ipn(b, 'link', 'set', nameB, 'up');
+}
+
+/**
+ * A MAC address derived from an interface's IPv4 address (locally administered, `02:<kind>:` + the four octets),
+ * so every lab interface's MAC is known without asking the kernel.
+ */
+function macOf(kind: number, ip: string): string {
+  return ['02', kind.toString(16).padStart(2, '0'), ...ip.split('.').map((o) => Number(o).toString(16).padStart(2, '0'))].join(':');
+}
+const FABRIC_MAC = 0x5c;
+const WORKLOAD_MAC = 0x77;
+
+/**
+ * Permanent neighbour entries, written in one `ip -batch`. The kernel's neighbour tables are shared by every
+ * namespace on the machine and capped (net.ipv4.neigh.default.gc_thresh3, 1024 by default): when other work fills
+ * them (e.g. a 50-host benchmark's mesh), resolving a new neighbour fails with ENOBUFS and the lab's IPv4 would
+ * silently break. Permanent entries do not count against that cap, and the lab knows every address and MAC.
+ */
+function staticNeighbours(ns: string, entries: readonly { ip: string; mac: string; dev: string }[]): void {
+  if (entries.length === 0) return;
+  const batch = entries.map((e) => `neigh replace ${e.ip} lladdr ${e.mac} dev ${e.dev} nud permanent`).join('\n');
+  try {
+    execFileSync('ip', ['-n', ns, '-batch', '-'], { input: `${batch}\n`, encoding: 'utf8', timeout: 15_000, stdio: ['pipe', 'pipe', 'pipe'] });
+  } catch (e) {
+    const err = e as { stderr?: string; message: string };
+    throw new LabError(`ip -n ${ns} -batch (neighbours): ${err.stderr?.trim() || err.message}`);
+  }
 }
 
 /** A workload's namespace wired to its host as Calico's CNI (or Nova's tap) would: a veth, addresses, gateways. */
 function plug(host: string, n: string, w: Workload, ipv6: boolean): void {
   // The host end has Calico's MAC ee:ee:ee:ee:ee:ee, so its IPv6 link-local address is the workloads' IPv6
   // gateway fe80::ecee:eeff:feee:eeee (as Calico's CNI sets up).
-  veth(n, 'eth0', host, w.ifname, 'ee:ee:ee:ee:ee:ee');
+  veth(n, 'eth0', host, w.ifname, 'ee:ee:ee:ee:ee:ee', macOf(WORKLOAD_MAC, w.ip));
   nsx(host, 'sysctl', '-qw', `net.ipv4.conf.${w.ifname}.proxy_arp=1`);
   ipn(n, 'addr', 'add', `${w.ip}/32`, 'dev', 'eth0');
   ipn(n, 'route', 'add', 'default', 'via', '169.254.1.1', 'dev', 'eth0', 'onlink');
@@ -398,6 +425,17 @@ function plug(host: string, n: string, w: Workload, ipv6: boolean): void {
     ipn(n, '-6', 'addr', 'add', `${w.ip6}/128`, 'dev', 'eth0', 'nodad');
     ipn(n, '-6', 'route', 'add', 'default', 'via', 'fe80::ecee:eeff:feee:eeee', 'dev', 'eth0');
   }
+  // Both ends' neighbours fixed (see staticNeighbours): the gateways in the workload, the workload on the host.
+  const gw = [{ ip: '169.254.1.1', mac: 'ee:ee:ee:ee:ee:ee', dev: 'eth0' }];
+  if (ipv6 && w.ip6 !== '') gw.push({ ip: 'fe80::ecee:eeff:feee:eeee', mac: 'ee:ee:ee:ee:ee:ee', dev: 'eth0' });
+  staticNeighbours(n, gw);
+  hostNeighbours(host, w, ipv6);
+}
+
+/** The host's permanent neighbour entries for a workload behind its cali/tap interface. */
+function hostNeighbours(host: string, w: Workload, ipv6: boolean): void {
+  const mac = macOf(WORKLOAD_MAC, w.ip);
+  staticNeighbours(host, [{ ip: w.ip, mac, dev: w.ifname }, ...(ipv6 && w.ip6 !== '' ? [{ ip: w.ip6, mac, dev: w.ifname }] : [])]);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -454,10 +492,20 @@ async function up(o: Options): Promise<number> {
   if (plan.racks > 0) bridge('brs');
   const segmentOf = (rack: string | undefined): string => (rack === undefined ? 'br0' : `br-${rack}`);
   const hostNs = new Map<string, string>();
+  // Who is on which segment, for the permanent neighbour entries (see staticNeighbours).
+  const members: { br: string; ns: string; dev: string; ip: string; ip6: string; mac: string }[] = [];
+  const fixNeighbours = (): void => {
+    for (const m of members) {
+      const others = members.filter((x) => x.br === m.br && x !== m);
+      staticNeighbours(m.ns, others.flatMap((x) => [{ ip: x.ip, mac: x.mac, dev: m.dev }, ...(plan.ipv6 && x.ip6 !== '' ? [{ ip: x.ip6, mac: x.mac, dev: m.dev }] : [])]));
+    }
+  };
   const attach = (label: string, ip: string, ip6: string, br: string, nsName = ns(label), dev = 'eth0'): string => {
     const n = nsName;
     const port = `${dev === 'eth0' ? 'p' : 's'}-${label}`.slice(0, 15);
-    veth(fabric, port, n, dev);
+    const mac = macOf(FABRIC_MAC, ip);
+    veth(fabric, port, n, dev, mac);
+    members.push({ br, ns: n, dev, ip, ip6, mac });
     ipn(fabric, 'link', 'set', port, 'master', br);
     ipn(n, 'addr', 'add', `${ip}/${plan.fabricCidrLen}`, 'dev', dev);
     nsx(n, 'sysctl', '-qw', 'net.ipv4.ip_forward=1');
@@ -493,6 +541,10 @@ async function up(o: Options): Promise<number> {
   const counts = `${plan.hosts.length} Nodes, ${plan.hosts.filter((h) => h.block).length * (plan.ipv6 ? 2 : 1)} IPAM blocks, ${plan.workloads.length} WorkloadEndpoints`;
   let datastore: { file: string } | { etcd: string } = { file: resources };
   if (o.datastore === 'etcd') {
+    // etcd listens on the bridge itself: a member of the segment like the hosts.
+    const mac = macOf(FABRIC_MAC, ETCD_IP);
+    ipn(fabric, 'link', 'set', 'br0', 'address', mac);
+    members.push({ br: 'br0', ns: fabric, dev: 'br0', ip: ETCD_IP, ip6: '', mac });
     datastore = { etcd: await startEtcd(plan, fabric, dir, state) };
     saveState();
     say(`datastore: etcd at ${datastore.etcd} in ${fabric} (${counts}); data in ${dir}/etcd`);
@@ -508,6 +560,10 @@ async function up(o: Options): Promise<number> {
     const n = attach(tor.name, tor.ip, tor.ip6, segmentOf(tor.rack));
     torNs.set(tor.name, n);
     if (tor.spineIp !== undefined) attach(tor.name, tor.spineIp, tor.spineIp6!, 'brs', n, 'spine');
+  }
+  fixNeighbours();
+  for (const tor of plan.tors) {
+    const n = torNs.get(tor.name)!;
     if (o.tor === 'frr') {
       startFrr(plan, tor, n, state);
     } else if (o.tor === 'bird') {
@@ -757,7 +813,7 @@ function felixRoutes(hostNamespace: string, w: Workload, ipv6: boolean): void {
  * (and nothing listens in the root namespace); then Calico's keys are loaded with etcdctl. Returns the URL.
  */
 async function startEtcd(plan: Plan, fabric: string, dir: string, state: State): Promise<string> {
-  const ip = '10.10.0.2';
+  const ip = ETCD_IP;
   const url = ETCD_URL;
   ipn(fabric, 'addr', 'add', `${ip}/${plan.fabricCidrLen}`, 'dev', 'br0');
   const log = openSync(join(dir, 'etcd.log'), 'a');
@@ -806,7 +862,8 @@ function startFrr(plan: Plan, tor: Tor, n: string, state: State): void {
 // ---------------------------------------------------------------------------------------------------------------
 // Live changes to a running lab: the system side (namespaces, links) here, the resource edits in topology.ts.
 
-const ETCD_URL = 'http://10.10.0.2:2379';
+const ETCD_IP = '10.10.0.2';
+const ETCD_URL = `http://${ETCD_IP}:2379`;
 
 async function liveChange(o: Options): Promise<number> {
   if (process.getuid?.() !== 0) throw new LabError(`${o.command} needs root (network namespaces)`);
@@ -875,6 +932,7 @@ async function liveChange(o: Options): Promise<number> {
       ipn(hostNs(from), 'link', 'set', vm.ifname, 'netns', to);
       ipn(to, 'link', 'set', vm.ifname, 'up');
       nsx(to, 'sysctl', '-qw', `net.ipv4.conf.${vm.ifname}.proxy_arp=1`);
+      hostNeighbours(to, vm, ipv6);
       if (isBird(o.to!)) felixRoutes(to, vm, ipv6);
       done = `VM ${vm.name} ${vm.ip} migrated from ${from} to ${o.to!} (${vm.ifname})`;
       break;
