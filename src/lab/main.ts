@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 // The lab (`npm start`, `npm run lab:down`): a small data centre out of network namespaces on this machine —
 // two Kubernetes hosts with pods, two OpenStack compute hosts with VMs, one L2 fabric, a top-of-rack router (FRR,
-// or skeind as a route reflector) or the node-to-node mesh — with the real skeind on every host, then pings from
-// every VM to every pod and back. Live commands (add-pod, del-pod, migrate-vm, drain) change a running lab.
+// BIRD 2, or skeind as a route reflector) or the node-to-node mesh, or racks each with its own segment, AS and ToR
+// — with the real skeind on every host (or BIRD 2 configured as Calico's confd would, on the hosts of a mixed
+// cluster), then pings from every VM to every pod and back. Live commands (add-pod, del-pod, migrate-vm, drain)
+// change a running lab.
 //
 // Everything lives in namespaces named `<prefix>…` (default "skl_"; the tests' fixture sweeps names like
 // "sk<tag>-", so the lab's prefix deliberately does not have that shape). Nothing in the root namespace is
@@ -12,8 +14,9 @@ import { execFile, execFileSync, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, chmodSync, accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import {
-  addPod, deletePod, drainHost, etcdPair, etcdPairs, expectedRemote, frrConf, makePlan, migrateVm, parseResources, renderResources, resourcesYaml, skeinYaml,
-  TOR_CLUSTER_ID, TOR_NODE, type Doc, type Plan, type Topology, type Workload,
+  addPod, birdHostConf, birdTorConf, deletePod, drainHost, etcdPair, etcdPairs, expectedDropped, expectedRemote, frrConf, learns, makePlan, migrateVm,
+  parseResources, renderResources, resourcesYaml, skeinYaml, RACK_LETTERS, TOR_CLUSTER_ID, TOR_NODE,
+  type Doc, type Host, type Plan, type PlanOptions, type Tor, type Topology, type Workload,
 } from './topology.js';
 
 const HERE = import.meta.dirname;
@@ -30,13 +33,25 @@ const USAGE = `usage: npm start [-- OPTIONS]          build the lab, check it, l
 
   --topology mesh|tor   mesh: node-to-node iBGP mesh (AS 64512);
                         tor (default): every host peers with a top-of-rack router
-  --tor frr|skein|none  the ToR router for --topology tor (default: frr when FRR is installed, else skein):
-                        frr: eBGP, the ToR AS 65000 and one AS per host;
+  --tor frr|bird|skein|none
+                        the ToR router for --topology tor (default: frr when FRR is installed, else skein):
+                        frr: FRR, eBGP, the ToR AS 65000 and one AS per host;
+                        bird: BIRD 2, the same eBGP design;
                         skein: skeind as an iBGP route reflector (AS 64512, Calico's route-reflector
                         resources: the mesh off, every node peers with the Node labelled route-reflector)
                         none: same as --topology mesh
   --datastore file|etcd the datastore: file (default): one resources.yaml shared by every host;
                         etcd: one etcd (Debian etcd-server) in the fabric namespace on 10.10.0.2:2379
+  --racks N             N racks (2-4; --topology tor with --tor frr or bird): hosts dealt round-robin to racks
+                        a, b, ...; each rack its own segment 10.10.<r>.0/24, AS and ToR (AS 65000); the ToRs
+                        iBGP peers over a spine segment; a rack's hosts an iBGP mesh plus eBGP to their ToR
+  --rack-as distinct|shared
+                        distinct (default): rack a AS 65001, rack b 65002, ...; shared: every rack AS 65001, so
+                        a host sees its own AS in the other racks' routes
+  --allow-own-as N      numAllowedLocalASNumbers on the hosts' ToR peerings (default 1 with --rack-as shared,
+                        else unset); 0 shows the AS loop check dropping the other racks' routes
+  --bird-hosts H[,H]    a mixed cluster (mesh only): these hosts run BIRD 2 configured as Calico's confd would
+                        (mesh peers, block aggregates and blackholes, kernel learn), the others skeind
   --prefix P            namespace name prefix (default ${DEFAULT_PREFIX}); a lab per prefix
   --ipv4-only           no IPv6 (default: dual stack, fd00:: beside 10.x)
   --state-dir DIR       where the lab keeps its files (default ${DEFAULT_STATE})
@@ -67,7 +82,11 @@ interface Options {
   ip6?: string;
   to?: string;
   topology: Topology;
-  tor: 'frr' | 'skein' | 'none';
+  tor: 'frr' | 'bird' | 'skein' | 'none';
+  racks: number;
+  rackAs: 'distinct' | 'shared';
+  allowOwnAs?: number;
+  birdHosts: string[];
   prefix: string;
   stateRoot: string;
   ipv6: boolean;
@@ -100,6 +119,10 @@ export function parseOptions(argv: readonly string[]): Options | { help: true } 
   let stateRoot = DEFAULT_STATE;
   let ipv6 = true;
   let datastore: Options['datastore'] = 'file';
+  let racks = 0;
+  let rackAs: Options['rackAs'] = 'distinct';
+  let allowOwnAs: number | undefined;
+  let birdHosts: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const eq = a.indexOf('=');
@@ -139,8 +162,33 @@ export function parseOptions(argv: readonly string[]): Options | { help: true } 
       }
       case '--tor': {
         const v = value();
-        if (v !== 'frr' && v !== 'skein' && v !== 'none') throw new LabError(`--tor: "${v}" is not frr, skein or none`);
+        if (v !== 'frr' && v !== 'bird' && v !== 'skein' && v !== 'none') throw new LabError(`--tor: "${v}" is not frr, bird, skein or none`);
         tor = v;
+        break;
+      }
+      case '--racks': {
+        const v = value();
+        if (!/^[2-9]$/.test(v) || Number(v) > RACK_LETTERS.length) throw new LabError(`--racks: "${v}" is not 2-${RACK_LETTERS.length}`);
+        racks = Number(v);
+        break;
+      }
+      case '--rack-as': {
+        const v = value();
+        if (v !== 'distinct' && v !== 'shared') throw new LabError(`--rack-as: "${v}" is not distinct or shared`);
+        rackAs = v;
+        break;
+      }
+      case '--allow-own-as': {
+        const v = value();
+        // Calico's validation: numAllowedLocalASNumbers is 0-10.
+        if (!/^\d+$/.test(v) || Number(v) > 10) throw new LabError(`--allow-own-as: "${v}" is not 0-10`);
+        allowOwnAs = Number(v);
+        break;
+      }
+      case '--bird-hosts': {
+        const v = value();
+        birdHosts = v.split(',').filter((x) => x !== '');
+        for (const b of birdHosts) if (!/^[a-z0-9][a-z0-9-]{0,39}$/.test(b)) throw new LabError(`--bird-hosts: "${b}" is not a host name`);
         break;
       }
       case '--datastore': {
@@ -170,9 +218,28 @@ export function parseOptions(argv: readonly string[]): Options | { help: true } 
   if (topology === undefined) topology = tor === 'none' ? 'mesh' : 'tor';
   if (topology === 'tor' && tor === undefined) tor = frrInstalled() ? 'frr' : 'skein';
   if (topology === 'mesh') tor = 'none';
+  if (racks > 0) {
+    if (topology !== 'tor' || (tor !== 'frr' && tor !== 'bird')) throw new LabError('--racks needs --topology tor with --tor frr or bird (a ToR per rack)');
+    if (datastore === 'etcd') throw new LabError('--racks: the etcd datastore sits on the single fabric segment; use the file datastore');
+  } else if (rackAs !== 'distinct' || allowOwnAs !== undefined) {
+    throw new LabError('--rack-as and --allow-own-as need --racks');
+  }
+  if (birdHosts.length > 0 && topology !== 'mesh') throw new LabError('--bird-hosts: a mixed cluster runs the node-to-node mesh (--topology mesh)');
   const needs: Partial<Record<Command, (keyof typeof live)[]>> = { 'add-pod': ['host', 'name'], 'del-pod': ['name'], 'migrate-vm': ['name', 'to'], drain: ['host'] };
   for (const k of needs[command] ?? []) if (live[k] === undefined) throw new LabError(`${command} needs --${k}`);
-  return { command, topology, tor: tor!, prefix, stateRoot, ipv6, datastore, ...live };
+  const o: Options = { command, topology, tor: tor!, racks, rackAs, ...(allowOwnAs !== undefined ? { allowOwnAs } : {}), birdHosts, prefix, stateRoot, ipv6, datastore, ...live };
+  planFor(o); // names and combinations checked now, before anything is built
+  return o;
+}
+
+/** The plan for these options (racks and BIRD hosts included); a bad host name is a LabError. */
+function planFor(o: Pick<Options, 'topology' | 'tor' | 'ipv6' | 'racks' | 'rackAs' | 'allowOwnAs' | 'birdHosts'>): Plan {
+  const opts: PlanOptions = { racks: o.racks, rackAs: o.rackAs, birdHosts: o.birdHosts, ...(o.allowOwnAs !== undefined ? { allowOwnAs: o.allowOwnAs } : {}) };
+  try {
+    return makePlan(o.topology, o.ipv6, o.tor === 'skein' ? 'skein' : o.tor === 'bird' ? 'bird' : 'frr', opts);
+  } catch (e) {
+    throw new LabError((e as Error).message);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -233,6 +300,7 @@ function alive(pid: number): boolean {
 
 interface State {
   prefix: string; topology: Topology; tor: string; ipv6?: boolean; datastore?: 'file' | 'etcd';
+  racks?: number; rackAs?: 'distinct' | 'shared'; allowOwnAs?: number; birdHosts?: string[];
   pids: { name: string; pid: number }[]; namespaces: string[];
 }
 
@@ -256,7 +324,7 @@ async function down(o: Options, quiet = false): Promise<{ namespaces: number; pr
     // Only a process that is still one of ours (a pid may have been reused since).
     try {
       const cmdline = readFileSync(`/proc/${p.pid}/cmdline`, 'utf8');
-      if (/skeind|bgpd|zebra|etcd/.test(cmdline)) pids.add(p.pid);
+      if (/skeind|bgpd|zebra|etcd|bird/.test(cmdline)) pids.add(p.pid);
     } catch {
       /* gone */
     }
@@ -294,8 +362,8 @@ async function down(o: Options, quiet = false): Promise<{ namespaces: number; pr
     }
   }
   rmSync(stateDir(o), { recursive: true, force: true });
-  // FRR's path space for the ToR (its name is ours: the ToR namespace's).
-  rmSync(join('/run/frr', `${o.prefix}tor`), { recursive: true, force: true });
+  // FRR's path spaces for the ToRs (their names are ours: the ToR namespaces').
+  for (const label of ['tor', ...RACK_LETTERS.map((r) => `tor-${r}`)]) rmSync(join('/run/frr', `${o.prefix}${label}`), { recursive: true, force: true });
   if (!quiet) say(`lab down: removed ${namespaces.size} namespaces (prefix ${o.prefix}), stopped ${pids.size} processes`);
   return { namespaces: namespaces.size, processes: pids.size };
 }
@@ -311,18 +379,45 @@ function makeNs(name: string, ipv6: boolean): void {
 }
 
 /** A veth pair made inside `a`, one end moved to `b`: nothing is ever created in the root namespace. */
-function veth(a: string, nameA: string, b: string, nameB: string, macB?: string): void {
-  ipn(a, 'link', 'add', nameA, 'type', 'veth', 'peer', 'name', nameB, ...(macB ? ['address', macB] : []));
+function veth(a: string, nameA: string, b: string, nameB: string, macB?: string, macA?: string): void {
+  ipn(a, 'link', 'add', nameA, ...(macA ? ['address', macA] : []), 'type', 'veth', 'peer', 'name', nameB, ...(macB ? ['address', macB] : []));
   ipn(a, 'link', 'set', nameB, 'netns', b);
   ipn(a, 'link', 'set', nameA, 'up');
   ipn(b, 'link', 'set', nameB, 'up');
+}
+
+/**
+ * A MAC address derived from an interface's IPv4 address (locally administered, `02:<kind>:` + the four octets),
+ * so every lab interface's MAC is known without asking the kernel.
+ */
+function macOf(kind: number, ip: string): string {
+  return ['02', kind.toString(16).padStart(2, '0'), ...ip.split('.').map((o) => Number(o).toString(16).padStart(2, '0'))].join(':');
+}
+const FABRIC_MAC = 0x5c;
+const WORKLOAD_MAC = 0x77;
+
+/**
+ * Permanent neighbour entries, written in one `ip -batch`. The kernel's neighbour tables are shared by every
+ * namespace on the machine and capped (net.ipv4.neigh.default.gc_thresh3, 1024 by default): when other work fills
+ * them (e.g. a 50-host benchmark's mesh), resolving a new neighbour fails with ENOBUFS and the lab's IPv4 would
+ * silently break. Permanent entries do not count against that cap, and the lab knows every address and MAC.
+ */
+function staticNeighbours(ns: string, entries: readonly { ip: string; mac: string; dev: string }[]): void {
+  if (entries.length === 0) return;
+  const batch = entries.map((e) => `neigh replace ${e.ip} lladdr ${e.mac} dev ${e.dev} nud permanent`).join('\n');
+  try {
+    execFileSync('ip', ['-n', ns, '-batch', '-'], { input: `${batch}\n`, encoding: 'utf8', timeout: 15_000, stdio: ['pipe', 'pipe', 'pipe'] });
+  } catch (e) {
+    const err = e as { stderr?: string; message: string };
+    throw new LabError(`ip -n ${ns} -batch (neighbours): ${err.stderr?.trim() || err.message}`);
+  }
 }
 
 /** A workload's namespace wired to its host as Calico's CNI (or Nova's tap) would: a veth, addresses, gateways. */
 function plug(host: string, n: string, w: Workload, ipv6: boolean): void {
   // The host end has Calico's MAC ee:ee:ee:ee:ee:ee, so its IPv6 link-local address is the workloads' IPv6
   // gateway fe80::ecee:eeff:feee:eeee (as Calico's CNI sets up).
-  veth(n, 'eth0', host, w.ifname, 'ee:ee:ee:ee:ee:ee');
+  veth(n, 'eth0', host, w.ifname, 'ee:ee:ee:ee:ee:ee', macOf(WORKLOAD_MAC, w.ip));
   nsx(host, 'sysctl', '-qw', `net.ipv4.conf.${w.ifname}.proxy_arp=1`);
   ipn(n, 'addr', 'add', `${w.ip}/32`, 'dev', 'eth0');
   ipn(n, 'route', 'add', 'default', 'via', '169.254.1.1', 'dev', 'eth0', 'onlink');
@@ -330,6 +425,17 @@ function plug(host: string, n: string, w: Workload, ipv6: boolean): void {
     ipn(n, '-6', 'addr', 'add', `${w.ip6}/128`, 'dev', 'eth0', 'nodad');
     ipn(n, '-6', 'route', 'add', 'default', 'via', 'fe80::ecee:eeff:feee:eeee', 'dev', 'eth0');
   }
+  // Both ends' neighbours fixed (see staticNeighbours): the gateways in the workload, the workload on the host.
+  const gw = [{ ip: '169.254.1.1', mac: 'ee:ee:ee:ee:ee:ee', dev: 'eth0' }];
+  if (ipv6 && w.ip6 !== '') gw.push({ ip: 'fe80::ecee:eeff:feee:eeee', mac: 'ee:ee:ee:ee:ee:ee', dev: 'eth0' });
+  staticNeighbours(n, gw);
+  hostNeighbours(host, w, ipv6);
+}
+
+/** The host's permanent neighbour entries for a workload behind its cali/tap interface. */
+function hostNeighbours(host: string, w: Workload, ipv6: boolean): void {
+  const mac = macOf(WORKLOAD_MAC, w.ip);
+  staticNeighbours(host, [{ ip: w.ip, mac, dev: w.ifname }, ...(ipv6 && w.ip6 !== '' ? [{ ip: w.ip6, mac, dev: w.ifname }] : [])]);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -342,19 +448,25 @@ function preflight(o: Options): void {
   if (o.datastore === 'etcd' && (which('etcd') === undefined || which('etcdctl') === undefined)) {
     throw new LabError('--datastore etcd: etcd and etcdctl not found in PATH (Debian: etcd-server, etcd-client); the default file datastore needs neither');
   }
+  if ((o.tor === 'bird' || o.birdHosts.length > 0) && (which('bird') === undefined || which('birdc') === undefined)) {
+    throw new LabError(`${o.tor === 'bird' ? '--tor bird' : '--bird-hosts'}: bird and birdc (BIRD 2) not found in PATH (Debian package bird2)`);
+  }
   if (o.tor === 'frr' && !frrInstalled()) throw new LabError(`--tor frr: FRR not installed (${FRR_DIR}/zebra, bgpd and vtysh; Debian package frr); use --topology mesh`);
 }
 
 async function up(o: Options): Promise<number> {
   preflight(o);
-  const plan = makePlan(o.topology, o.ipv6, o.tor === 'skein' ? 'skein' : 'frr');
+  const plan = planFor(o);
   const dir = stateDir(o);
   if (listNamespaces(o.prefix).length > 0 || existsSync(dir)) {
     say(`a lab with prefix ${o.prefix} exists: removing it first`);
     await down(o, true);
   }
   mkdirSync(dir, { recursive: true, mode: 0o755 });
-  const state: State = { prefix: o.prefix, topology: o.topology, tor: o.tor, ipv6: o.ipv6, datastore: o.datastore, pids: [], namespaces: [] };
+  const state: State = {
+    prefix: o.prefix, topology: o.topology, tor: o.tor, ipv6: o.ipv6, datastore: o.datastore,
+    racks: o.racks, rackAs: o.rackAs, ...(o.allowOwnAs !== undefined ? { allowOwnAs: o.allowOwnAs } : {}), birdHosts: o.birdHosts, pids: [], namespaces: [],
+  };
   const saveState = (): void => writeFileSync(join(dir, 'state.json'), `${JSON.stringify(state, null, 2)}\n`);
   const ns = (label: string): string => {
     const name = `${o.prefix}${label}`;
@@ -364,38 +476,61 @@ async function up(o: Options): Promise<number> {
     makeNs(name, plan.ipv6);
     return name;
   };
-
-  say(`building the lab: topology ${o.topology}${o.topology === 'tor' ? ` (ToR: ${o.tor === 'skein' ? 'skeind route reflector' : 'FRR'})` : ''}, ${plan.ipv6 ? 'dual stack' : 'IPv4 only'}, datastore ${o.datastore}, prefix ${o.prefix}, state in ${dir}`);
+  const torName = o.tor === 'skein' ? 'skeind route reflector' : o.tor === 'bird' ? 'BIRD 2' : 'FRR';
+  const shape = plan.racks > 0
+    ? `${plan.racks} racks (ToRs: ${torName}, AS ${plan.torAsn}; racks ${plan.rackAs === 'shared' ? 'share AS 65001' : 'in AS 65001, 65002, ...'}${plan.allowOwnAs > 0 ? `, numAllowedLocalASNumbers ${plan.allowOwnAs}` : ''})`
+    : `topology ${o.topology}${o.topology === 'tor' ? ` (ToR: ${torName})` : ''}${o.birdHosts.length > 0 ? `, BIRD 2 on ${o.birdHosts.join(', ')} (mixed cluster)` : ''}`;
+  say(`building the lab: ${shape}, ${plan.ipv6 ? 'dual stack' : 'IPv4 only'}, datastore ${o.datastore}, prefix ${o.prefix}, state in ${dir}`);
+  // The fabric: one bridge (br0), or one per rack (br-a, br-b, ...) plus the spine segment joining the ToRs (brs).
   const fabric = ns('fabric');
-  ipn(fabric, 'link', 'add', 'br0', 'type', 'bridge');
-  ipn(fabric, 'link', 'set', 'br0', 'up');
+  const bridge = (name: string): void => {
+    ipn(fabric, 'link', 'add', name, 'type', 'bridge');
+    ipn(fabric, 'link', 'set', name, 'up');
+  };
+  const segments = plan.racks > 0 ? RACK_LETTERS.slice(0, plan.racks).map((r) => `br-${r}`) : ['br0'];
+  for (const b of segments) bridge(b);
+  if (plan.racks > 0) bridge('brs');
+  const segmentOf = (rack: string | undefined): string => (rack === undefined ? 'br0' : `br-${rack}`);
   const hostNs = new Map<string, string>();
-  const attach = (label: string, ip: string, ip6: string): string => {
-    const n = ns(label);
-    const port = `p-${label}`.slice(0, 15);
-    veth(fabric, port, n, 'eth0');
-    ipn(fabric, 'link', 'set', port, 'master', 'br0');
-    ipn(n, 'addr', 'add', `${ip}/${plan.fabricCidrLen}`, 'dev', 'eth0');
+  // Who is on which segment, for the permanent neighbour entries (see staticNeighbours).
+  const members: { br: string; ns: string; dev: string; ip: string; ip6: string; mac: string }[] = [];
+  const fixNeighbours = (): void => {
+    for (const m of members) {
+      const others = members.filter((x) => x.br === m.br && x !== m);
+      staticNeighbours(m.ns, others.flatMap((x) => [{ ip: x.ip, mac: x.mac, dev: m.dev }, ...(plan.ipv6 && x.ip6 !== '' ? [{ ip: x.ip6, mac: x.mac, dev: m.dev }] : [])]));
+    }
+  };
+  const attach = (label: string, ip: string, ip6: string, br: string, nsName = ns(label), dev = 'eth0'): string => {
+    const n = nsName;
+    const port = `${dev === 'eth0' ? 'p' : 's'}-${label}`.slice(0, 15);
+    const mac = macOf(FABRIC_MAC, ip);
+    veth(fabric, port, n, dev, mac);
+    members.push({ br, ns: n, dev, ip, ip6, mac });
+    ipn(fabric, 'link', 'set', port, 'master', br);
+    ipn(n, 'addr', 'add', `${ip}/${plan.fabricCidrLen}`, 'dev', dev);
     nsx(n, 'sysctl', '-qw', 'net.ipv4.ip_forward=1');
     if (plan.ipv6) {
-      ipn(n, '-6', 'addr', 'add', `${ip6}/64`, 'dev', 'eth0', 'nodad');
+      ipn(n, '-6', 'addr', 'add', `${ip6}/64`, 'dev', dev, 'nodad');
       nsx(n, 'sysctl', '-qw', 'net.ipv6.conf.all.forwarding=1');
     }
     return n;
   };
   for (const h of plan.hosts) {
-    const n = attach(h.label, h.ip, h.ip6);
+    const n = attach(h.label, h.ip, h.ip6, segmentOf(h.rack));
     hostNs.set(h.name, n);
     // Workloads use 169.254.1.1 as their gateway, answered by proxy ARP on the host's cali/tap interface (as
     // Calico does); proxy ARP answers only for an address the host has a route to.
     ipn(n, 'addr', 'add', '169.254.1.1/32', 'dev', 'lo');
   }
-  say(`fabric: bridge br0 in ${fabric}; hosts ${plan.hosts.map((h) => `${h.name} ${h.ip}${plan.ipv6 ? ` ${h.ip6}` : ''}`).join(', ')}`);
+  say(`fabric: ${segments.join(', ')}${plan.racks > 0 ? ' (one per rack) and brs (spine)' : ''} in ${fabric}; hosts ${plan.hosts.map((h) => `${h.name} ${h.ip}${plan.ipv6 ? ` ${h.ip6}` : ''}${h.rack !== undefined ? ` (rack ${h.rack}, AS ${h.asn})` : ''}`).join(', ')}`);
   const wlNs = new Map<string, string>();
   for (const w of plan.workloads) {
     const n = ns(w.name);
     wlNs.set(w.name, n);
     plug(hostNs.get(w.host)!, n, w, plan.ipv6);
+    // On a BIRD host Felix writes the workload's device route (BIRD learns it from the kernel); skeind writes
+    // its own.
+    if (plan.hosts.find((h) => h.name === w.host)!.bird) felixRoutes(hostNs.get(w.host)!, w, plan.ipv6);
   }
   say(`workloads: ${plan.workloads.map((w) => `${w.name} ${w.ip}${plan.ipv6 ? ` ${w.ip6}` : ''} (${w.host}, ${w.ifname})`).join(', ')}`);
 
@@ -406,6 +541,10 @@ async function up(o: Options): Promise<number> {
   const counts = `${plan.hosts.length} Nodes, ${plan.hosts.filter((h) => h.block).length * (plan.ipv6 ? 2 : 1)} IPAM blocks, ${plan.workloads.length} WorkloadEndpoints`;
   let datastore: { file: string } | { etcd: string } = { file: resources };
   if (o.datastore === 'etcd') {
+    // etcd listens on the bridge itself: a member of the segment like the hosts.
+    const mac = macOf(FABRIC_MAC, ETCD_IP);
+    ipn(fabric, 'link', 'set', 'br0', 'address', mac);
+    members.push({ br: 'br0', ns: fabric, dev: 'br0', ip: ETCD_IP, ip6: '', mac });
     datastore = { etcd: await startEtcd(plan, fabric, dir, state) };
     saveState();
     say(`datastore: etcd at ${datastore.etcd} in ${fabric} (${counts}); data in ${dir}/etcd`);
@@ -413,16 +552,33 @@ async function up(o: Options): Promise<number> {
     say(`datastore: ${resources} (${counts})`);
   }
 
-  // The ToR: FRR, or skeind as a route reflector (started with the hosts' below).
-  const skeinNodes: { name: string; ns: string }[] = plan.hosts.map((h) => ({ name: h.name, ns: hostNs.get(h.name)! }));
-  if (o.topology === 'tor') {
-    const tor = attach('tor', plan.torIp, plan.torIp6);
+  // The ToR(s): FRR or BIRD 2, or skeind as a route reflector (started with the hosts' below).
+  const skeinNodes: { name: string; ns: string }[] = plan.hosts.filter((h) => !h.bird).map((h) => ({ name: h.name, ns: hostNs.get(h.name)! }));
+  const torNs = new Map<string, string>();
+  const birdSockets = new Map<string, string>();
+  for (const tor of plan.tors) {
+    const n = attach(tor.name, tor.ip, tor.ip6, segmentOf(tor.rack));
+    torNs.set(tor.name, n);
+    if (tor.spineIp !== undefined) attach(tor.name, tor.spineIp, tor.spineIp6!, 'brs', n, 'spine');
+  }
+  fixNeighbours();
+  for (const tor of plan.tors) {
+    const n = torNs.get(tor.name)!;
     if (o.tor === 'frr') {
-      startFrr(plan, tor, state);
-      saveState();
+      startFrr(plan, tor, n, state);
+    } else if (o.tor === 'bird') {
+      birdSockets.set(tor.name, await startBird(birdTorConf(plan, tor), tor.name, n, dir, state));
+      say(`ToR: BIRD 2 in ${n} (${tor.ip}, AS ${tor.asn}), config ${join(dir, `${tor.name}.bird.conf`)}`);
     } else {
-      skeinNodes.push({ name: TOR_NODE, ns: tor });
+      skeinNodes.push({ name: TOR_NODE, ns: n });
     }
+    saveState();
+  }
+  // A mixed cluster: BIRD on the hosts that have not moved to skein yet.
+  for (const h of plan.hosts.filter((x) => x.bird)) {
+    birdSockets.set(h.name, await startBird(birdHostConf(plan, h), h.name, hostNs.get(h.name)!, dir, state));
+    saveState();
+    say(`${h.name}: BIRD 2 configured as Calico's confd would (mesh, block aggregates, kernel learn), config ${join(dir, `${h.name}.bird.conf`)}`);
   }
 
   // skeind on every host (and on the ToR with --tor skein: its FIB on, so the ToR routes too).
@@ -442,9 +598,12 @@ async function up(o: Options): Promise<number> {
   }
   say(`skeind started on ${skeinNodes.map((h) => h.name).join(', ')} (logs: ${dir}/<host>.log)`);
 
-  // Sessions up.
-  // One session per family (as Calico's BIRD and BIRD6): a mesh peer or the ToR, per family.
-  const expectPeers = (o.topology === 'mesh' ? plan.hosts.length - 1 : 1) * (plan.ipv6 ? 2 : 1);
+  // Sessions up. One session per family (as Calico's BIRD and BIRD6): each mesh peer, the ToR, or under racks
+  // the rack's other hosts and its ToR.
+  const perFamily = (h: Host): number => {
+    if (plan.racks > 0) return plan.hosts.filter((x) => x.rack === h.rack).length;
+    return o.topology === 'mesh' ? plan.hosts.length - 1 : 1;
+  };
   const ctlJson = async (host: string, ...args: string[]): Promise<Record<string, unknown> | undefined> => {
     const r = await shAsync(process.execPath, [SKEINCTL, '--socket', sockets.get(host)!, ...args, '--json'], 10_000);
     if (!r.ok) return undefined;
@@ -455,54 +614,95 @@ async function up(o: Options): Promise<number> {
     }
   };
   // The route reflector peers with every host.
-  const peersOf = (name: string): number => (name === TOR_NODE ? plan.hosts.length * (plan.ipv6 ? 2 : 1) : expectPeers);
+  const fam = plan.ipv6 ? 2 : 1;
+  const peersOf = (name: string): number => (name === TOR_NODE ? plan.hosts.length * fam : perFamily(plan.hosts.find((h) => h.name === name)!) * fam);
   const established = await Promise.all(skeinNodes.map((h) => until(`${h.name}: ${peersOf(h.name)} BGP sessions Established`, 40_000, async () => {
     const s = await ctlJson(h.name, 'status');
     const peers = (s?.peers ?? []) as { state: string }[];
     return peers.length === peersOf(h.name) && peers.every((p) => p.state === 'Established') ? true : undefined;
   })));
   say(`BGP: ${established.filter(Boolean).length}/${skeinNodes.length} skeinds have all their session(s) Established`);
+  if (birdSockets.size > 0) {
+    const birdUp = await Promise.all([...birdSockets].map(([name, sock]) => until(`${name}: BIRD's BGP sessions Established`, 40_000, async () => {
+      const rows = birdBgpStates(await birdc(sock, 'show', 'protocols'));
+      return rows.length > 0 && rows.every((r) => r.state === 'Established') ? true : undefined;
+    })));
+    say(`BGP: ${birdUp.filter(Boolean).length}/${birdSockets.size} BIRDs have all their sessions Established`);
+  }
 
-  // Routes in every host's kernel: the other hosts' blocks and VM /32s.
+  // Routes in every host's kernel: the other hosts' blocks and VM /32s (skein's proto 80, BIRD's proto bird).
   const families: (4 | 6)[] = plan.ipv6 ? [4, 6] : [4];
+  const proto = (h: Host): string => (h.bird ? 'bird' : '80');
+  const routesOf = (h: Host, f: 4 | 6): Set<string> => new Set((JSON.parse(ipn(hostNs.get(h.name)!, '-j', `-${f}`, 'route', 'show', 'proto', proto(h))) as { dst: string }[]).map((r) => r.dst));
   const routed = await Promise.all(plan.hosts.map((h) => until(`${h.name}: routes to the other hosts' blocks and VMs`, 20_000, () => {
     return families.every((f) => {
-      const have = new Set((JSON.parse(ipn(hostNs.get(h.name)!, '-j', `-${f}`, 'route', 'show', 'proto', '80')) as { dst: string }[]).map((r) => r.dst));
+      const have = routesOf(h, f);
       return expectedRemote(plan, h.name, f).every((d) => have.has(d.dst));
     }) ? true : undefined;
   })));
   say(`routes: ${routed.filter(Boolean).length}/${plan.hosts.length} hosts have every remote block and VM ${plan.ipv6 ? '/32 and /128' : '/32'}`);
+  const dropped = plan.hosts.some((h) => expectedDropped(plan, h.name).length > 0);
+  if (dropped) {
+    // The other racks' routes reached every ToR; the hosts dropped them: their own AS is in the path.
+    const leaked = plan.hosts.flatMap((h) => families.flatMap((f) => {
+      const have = routesOf(h, f);
+      return expectedDropped(plan, h.name, f).filter((d) => have.has(d)).map((d) => `${h.name}: ${d}`);
+    }));
+    say(leaked.length === 0
+      ? 'routes: as expected, no host has the other racks\' blocks and VMs (same AS in the path, numAllowedLocalASNumbers unset)'
+      : `routes: UNEXPECTED, routes through another rack despite the AS loop: ${leaked.join(', ')}`);
+  }
   // Ready: every start-up peer has sent its table (End-of-RIB) and the FIB is reconciled.
-  const ready = await Promise.all(plan.hosts.map((h) => until(`${h.name}: skeind ready`, 15_000, async () => ((await ctlJson(h.name, 'status'))?.ready === true ? true : undefined))));
-  say(`ready: ${ready.filter(Boolean).length}/${plan.hosts.length} skeinds report ready`);
+  const hostNodes = skeinNodes.filter((h) => h.name !== TOR_NODE);
+  const ready = await Promise.all(hostNodes.map((h) => until(`${h.name}: skeind ready`, 15_000, async () => ((await ctlJson(h.name, 'status'))?.ready === true ? true : undefined))));
+  say(`ready: ${ready.filter(Boolean).length}/${hostNodes.length} skeinds report ready`);
 
-  // Host by host: skeinctl status and the kernel's routes.
+  // Host by host: skeinctl status (or birdc show protocols) and the kernel's routes.
   for (const h of plan.hosts) {
-    const st = await shAsync(process.execPath, [SKEINCTL, '--socket', sockets.get(h.name)!, 'status'], 10_000);
-    process.stdout.write(`\n=== ${h.name} (${hostNs.get(h.name)}, ${h.ip}, AS ${h.asn}) ===\n$ skeinctl --socket ${sockets.get(h.name)} status\n${st.ok ? st.out : `(failed: ${st.err.trim()})\n`}`);
-    process.stdout.write(`$ ip netns exec ${hostNs.get(h.name)} ip route show\n${ipn(hostNs.get(h.name)!, 'route', 'show')}`);
-    if (plan.ipv6) process.stdout.write(`$ ip netns exec ${hostNs.get(h.name)} ip -6 route show proto 80\n${ipn(hostNs.get(h.name)!, '-6', 'route', 'show', 'proto', '80')}`);
+    const n = hostNs.get(h.name)!;
+    const where = `${h.name} (${n}, ${h.ip}, AS ${h.asn}${h.rack !== undefined ? `, rack ${h.rack}` : ''}${h.bird ? ', BIRD 2' : ''})`;
+    if (h.bird) {
+      const sock = birdSockets.get(h.name)!;
+      process.stdout.write(`\n=== ${where} ===\n$ birdc -s ${sock} show protocols\n${await birdc(sock, 'show', 'protocols')}`);
+    } else {
+      const st = await shAsync(process.execPath, [SKEINCTL, '--socket', sockets.get(h.name)!, 'status'], 10_000);
+      process.stdout.write(`\n=== ${where} ===\n$ skeinctl --socket ${sockets.get(h.name)} status\n${st.ok ? st.out : `(failed: ${st.err.trim()})\n`}`);
+    }
+    process.stdout.write(`$ ip netns exec ${n} ip route show\n${ipn(n, 'route', 'show')}`);
+    if (plan.ipv6) process.stdout.write(`$ ip netns exec ${n} ip -6 route show proto ${proto(h)}\n${ipn(n, '-6', 'route', 'show', 'proto', proto(h))}`);
   }
-  if (o.topology === 'tor' && o.tor === 'skein') {
-    const tor = `${o.prefix}tor`;
-    const st = await shAsync(process.execPath, [SKEINCTL, '--socket', sockets.get(TOR_NODE)!, 'status'], 10_000);
-    process.stdout.write(`\n=== ToR (skeind route reflector, ${tor}, ${plan.torIp}, AS ${plan.torAsn}, cluster ID ${TOR_CLUSTER_ID}) ===\n$ skeinctl --socket ${sockets.get(TOR_NODE)} status\n${st.ok ? st.out : `(failed: ${st.err.trim()})\n`}`);
-    process.stdout.write(`$ ip netns exec ${tor} ip route show proto 80\n${ipn(tor, 'route', 'show', 'proto', '80')}`);
-  } else if (o.topology === 'tor') {
-    const tor = `${o.prefix}tor`;
-    const s = await shAsync('vtysh', ['-N', tor, '-c', 'show bgp summary'], 10_000);
-    process.stdout.write(`\n=== ToR (FRR, ${tor}, ${plan.torIp}, AS ${plan.torAsn}) ===\n$ vtysh -N ${tor} -c 'show bgp summary'\n${s.ok ? s.out : `(failed: ${s.err.trim()})\n`}`);
-    process.stdout.write(`$ ip netns exec ${tor} ip route show\n${ipn(tor, 'route', 'show')}`);
-    if (plan.ipv6) process.stdout.write(`$ ip netns exec ${tor} ip -6 route show proto bgp\n${ipn(tor, '-6', 'route', 'show', 'proto', 'bgp')}`);
+  for (const tor of plan.tors) {
+    const n = torNs.get(tor.name)!;
+    if (o.tor === 'skein') {
+      const st = await shAsync(process.execPath, [SKEINCTL, '--socket', sockets.get(TOR_NODE)!, 'status'], 10_000);
+      process.stdout.write(`\n=== ToR (skeind route reflector, ${n}, ${tor.ip}, AS ${tor.asn}, cluster ID ${TOR_CLUSTER_ID}) ===\n$ skeinctl --socket ${sockets.get(TOR_NODE)} status\n${st.ok ? st.out : `(failed: ${st.err.trim()})\n`}`);
+      process.stdout.write(`$ ip netns exec ${n} ip route show proto 80\n${ipn(n, 'route', 'show', 'proto', '80')}`);
+      continue;
+    }
+    const head = `\n=== ToR ${tor.name} (${torName}, ${n}, ${tor.ip}, AS ${tor.asn}${tor.rack !== undefined ? `, rack ${tor.rack}, spine ${tor.spineIp!}` : ''}) ===\n`;
+    if (o.tor === 'bird') {
+      const sock = birdSockets.get(tor.name)!;
+      process.stdout.write(`${head}$ birdc -s ${sock} show protocols\n${await birdc(sock, 'show', 'protocols')}`);
+    } else {
+      const s = await shAsync('vtysh', ['-N', n, '-c', 'show bgp summary'], 10_000);
+      process.stdout.write(`${head}$ vtysh -N ${n} -c 'show bgp summary'\n${s.ok ? s.out : `(failed: ${s.err.trim()})\n`}`);
+    }
+    const torProto = o.tor === 'bird' ? 'bird' : 'bgp';
+    process.stdout.write(`$ ip netns exec ${n} ip route show proto ${torProto}\n${ipn(n, 'route', 'show', 'proto', torProto)}`);
+    if (plan.ipv6) process.stdout.write(`$ ip netns exec ${n} ip -6 route show proto ${torProto}\n${ipn(n, '-6', 'route', 'show', 'proto', torProto)}`);
   }
 
-  // Pings: every VM to every pod and back, in parallel, each retried a little while routes settle.
+  // Pings: every VM to every pod and back, in parallel, each retried a little while routes settle. Where a host
+  // must drop the other racks' routes (see learns()), the ping must fail instead.
   process.stdout.write('\n');
   say('pinging every pod from every VM and back');
   const vms = plan.workloads.filter((w) => w.kind === 'vm');
   const pods = plan.workloads.filter((w) => w.kind === 'pod');
-  const ping = async (from: string, to: string): Promise<boolean> => {
-    for (let i = 0; i < 3; i++) {
+  const hostOf = (w: Workload): Host => plan.hosts.find((h) => h.name === w.host)!;
+  const reachable = (a: Workload, b: Workload): boolean => learns(plan, hostOf(a), hostOf(b)) && learns(plan, hostOf(b), hostOf(a));
+  const ping = async (from: string, to: string, expected: boolean): Promise<boolean> => {
+    // A ping that must fail is tried once: a success is the surprise worth reporting.
+    for (let i = 0; i < (expected ? 3 : 1); i++) {
       const r = await shAsync('ip', ['netns', 'exec', wlNs.get(from)!, 'ping', '-c1', '-W1', to], 5_000);
       if (r.ok) return true;
     }
@@ -511,33 +711,48 @@ async function up(o: Options): Promise<number> {
   const results = new Map<string, boolean>();
   const addr = (w: (typeof vms)[number], f: 4 | 6): string => (f === 4 ? w.ip : w.ip6);
   await Promise.all(families.flatMap((f) => vms.flatMap((vm) => pods.flatMap((pod) => [
-    ping(vm.name, addr(pod, f)).then((ok) => results.set(`${f}:${vm.name}>${pod.name}`, ok)),
-    ping(pod.name, addr(vm, f)).then((ok) => results.set(`${f}:${pod.name}>${vm.name}`, ok)),
+    ping(vm.name, addr(pod, f), reachable(vm, pod)).then((ok) => results.set(`${f}:${vm.name}>${pod.name}`, ok)),
+    ping(pod.name, addr(vm, f), reachable(vm, pod)).then((ok) => results.set(`${f}:${pod.name}>${vm.name}`, ok)),
   ]))));
+  let blocked = 0;
+  let blockedOk = 0;
   for (const f of families) {
     const col = 24;
     const lines = [`${'VM \\ pod'.padEnd(col)}${pods.map((p) => `${p.name} ${addr(p, f)}`.padEnd(col)).join('')}`];
     for (const vm of vms) {
       const row = pods.map((p) => {
-        const there = results.get(`${f}:${vm.name}>${p.name}`) ? 'ok' : 'FAIL';
-        const back = results.get(`${f}:${p.name}>${vm.name}`) ? 'ok' : 'FAIL';
-        return `${there} / ${back}`.padEnd(col);
+        const mark = (ok: boolean | undefined): string => {
+          if (reachable(vm, p)) return ok ? 'ok' : 'FAIL';
+          blocked++;
+          if (!ok) blockedOk++;
+          return ok ? 'REACHED' : 'no';
+        };
+        return `${mark(results.get(`${f}:${vm.name}>${p.name}`))} / ${mark(results.get(`${f}:${p.name}>${vm.name}`))}`.padEnd(col);
       });
       lines.push(`${`${vm.name} ${addr(vm, f)}`.padEnd(col)}${row.join('')}`);
     }
-    process.stdout.write(`IPv${f} ping matrix (VM -> pod / pod -> VM):\n${lines.join('\n')}\n\n`);
+    const legend = blocked > 0 ? '; "no": unreachable as it must be, the AS loop check dropped the route' : '';
+    process.stdout.write(`IPv${f} ping matrix (VM -> pod / pod -> VM${legend}):\n${lines.join('\n')}\n\n`);
   }
-  const ok = [...results.values()].filter(Boolean).length;
-  const h0 = plan.hosts[0]!;
+  const wanted = [...results].filter(([k]) => {
+    const [, pair] = k.split(':') as [string, string];
+    const [a, b] = pair.split('>') as [string, string];
+    return reachable(plan.workloads.find((w) => w.name === a)!, plan.workloads.find((w) => w.name === b)!);
+  });
+  const ok = wanted.filter(([, v]) => v).length;
+  const h0 = plan.hosts.find((h) => !h.bird) ?? plan.hosts[0]!;
   const downCmd = `npm run lab:down${o.prefix === DEFAULT_PREFIX ? '' : ` -- --prefix ${o.prefix}`}`;
+  const tor0 = plan.tors[0];
   const hints: [string, string][] = [
     [`ip netns list | grep ^${o.prefix}`, 'the namespaces: hosts, workloads, fabric'],
     [`ip netns exec ${wlNs.get(vms[0]!.name)} ping ${pods[2]!.ip}`, `from ${vms[0]!.name} to ${pods[2]!.name} on ${pods[2]!.host}`],
     [`ip netns exec ${hostNs.get(h0.name)} ip route show proto 80`, `what skein programmed on ${h0.name}`],
     [`node ${SKEINCTL} --socket ${sockets.get(h0.name)} peers`, 'or status, routes, fib'],
     [`ip netns exec ${hostNs.get(h0.name)} curl -s 127.0.0.1:9180/metrics`, `${h0.name}'s metrics`],
-    ...(o.topology === 'tor' && o.tor === 'frr' ? [[`vtysh -N ${o.prefix}tor -c 'show bgp ipv4 unicast'`, 'the ToR'] as [string, string]] : []),
-    ...(o.topology === 'tor' && o.tor === 'skein' ? [[`node ${SKEINCTL} --socket ${sockets.get(TOR_NODE)} routes`, 'the ToR (route reflector)'] as [string, string]] : []),
+    ...(tor0 !== undefined && o.tor === 'frr' ? [[`vtysh -N ${torNs.get(tor0.name)} -c 'show bgp ipv4 unicast'`, `the ToR${plan.racks > 0 ? ` of rack ${tor0.rack!}` : ''}`] as [string, string]] : []),
+    ...(tor0 !== undefined && o.tor === 'bird' ? [[`birdc -s ${birdSockets.get(tor0.name)} show route`, `the ToR${plan.racks > 0 ? ` of rack ${tor0.rack!}` : ''}`] as [string, string]] : []),
+    ...(o.tor === 'skein' ? [[`node ${SKEINCTL} --socket ${sockets.get(TOR_NODE)} routes`, 'the ToR (route reflector)'] as [string, string]] : []),
+    ...plan.hosts.filter((h) => h.bird).map((h) => [`birdc -s ${birdSockets.get(h.name)} show route`, `${h.name}'s BIRD (Calico's configuration)`] as [string, string]),
     'file' in datastore
       ? [`$EDITOR ${resources}`, 'the datastore: every skeind follows it']
       : [`ip netns exec ${fabric} etcdctl --endpoints ${datastore.etcd} get --prefix /calico/ --keys-only`, 'the datastore'],
@@ -545,8 +760,52 @@ async function up(o: Options): Promise<number> {
   ];
   const width = Math.max(...hints.map(([c]) => c.length)) + 2;
   process.stdout.write(['The lab keeps running. To explore it:', ...hints.map(([c, what]) => `  ${c.padEnd(width)}# ${what}`), `To remove it: ${downCmd}`, ''].join('\n'));
-  say(`lab: ${ok}/${results.size} pings ok`);
-  return ok === results.size && results.size > 0 ? 0 : 1;
+  if (blocked > 0) say(`lab: ${blockedOk}/${blocked} pings across racks fail, as the AS loop check demands`);
+  say(`lab: ${ok}/${wanted.length} pings ok`);
+  return ok === wanted.length && wanted.length > 0 && blockedOk === blocked ? 0 : 1;
+}
+
+/** The BGP protocols of `birdc show protocols` with their state (the info column: Established, Active, ...). */
+function birdBgpStates(text: string): { name: string; state: string }[] {
+  const out: { name: string; state: string }[] = [];
+  for (const line of text.split('\n')) {
+    // name proto table state since info; BIRD 2 prints "since" as a time or a date and a time.
+    const m = /^(\S+)\s+BGP\s+\S+\s+\S+\s+(?:\d{4}-\d\d-\d\d\s+)?\S+\s+(\S+)/.exec(line);
+    if (m) out.push({ name: m[1]!, state: m[2]! });
+  }
+  return out;
+}
+
+async function birdc(sock: string, ...args: string[]): Promise<string> {
+  const r = await shAsync('birdc', ['-s', sock, ...args], 10_000);
+  return r.ok ? r.out : `(birdc failed: ${r.err.trim() || r.out.trim()})\n`;
+}
+
+/**
+ * BIRD 2 in a namespace, in the foreground of its own process (so its pid is known and `down` finds it), its
+ * control socket and log in the state directory. Returns the control socket once BIRD answers on it.
+ */
+async function startBird(config: string, name: string, n: string, dir: string, state: State): Promise<string> {
+  const conf = join(dir, `${name}.bird.conf`);
+  const sock = join(dir, `${name}.bird.ctl`);
+  writeFileSync(conf, config);
+  // Checked first, as Calico's confd does with bird -p, so a bad rendering is a clear error, not a dead daemon.
+  const check = await shAsync('bird', ['-p', '-c', conf], 10_000);
+  if (!check.ok) throw new LabError(`${conf} does not parse: ${(check.err || check.out).trim()}`);
+  const log = openSync(join(dir, `${name}.bird.log`), 'a');
+  const child = spawn('ip', ['netns', 'exec', n, 'bird', '-f', '-c', conf, '-s', sock, '-P', join(dir, `${name}.bird.pid`)], { detached: true, stdio: ['ignore', log, log] });
+  closeSync(log);
+  child.unref();
+  state.pids.push({ name: `bird ${name}`, pid: child.pid! });
+  const up = await until(`BIRD ${name} to answer`, 10_000, async () => ((await shAsync('birdc', ['-s', sock, 'show', 'status'], 5_000)).out.includes('Daemon is up') ? true : undefined));
+  if (!up) throw new LabError(`BIRD ${name} did not come up in ${n}: see ${join(dir, `${name}.bird.log`)}`);
+  return sock;
+}
+
+/** What Felix does for a local workload on a Calico host: a device route to its interface (proto boot). */
+function felixRoutes(hostNamespace: string, w: Workload, ipv6: boolean): void {
+  ipn(hostNamespace, 'route', 'replace', `${w.ip}/32`, 'dev', w.ifname, 'scope', 'link', 'proto', 'boot');
+  if (ipv6 && w.ip6 !== '') ipn(hostNamespace, '-6', 'route', 'replace', `${w.ip6}/128`, 'dev', w.ifname, 'proto', 'boot');
 }
 
 /**
@@ -554,7 +813,7 @@ async function up(o: Options): Promise<number> {
  * (and nothing listens in the root namespace); then Calico's keys are loaded with etcdctl. Returns the URL.
  */
 async function startEtcd(plan: Plan, fabric: string, dir: string, state: State): Promise<string> {
-  const ip = '10.10.0.2';
+  const ip = ETCD_IP;
   const url = ETCD_URL;
   ipn(fabric, 'addr', 'add', `${ip}/${plan.fabricCidrLen}`, 'dev', 'br0');
   const log = openSync(join(dir, 'etcd.log'), 'a');
@@ -575,15 +834,15 @@ async function startEtcd(plan: Plan, fabric: string, dir: string, state: State):
   return url;
 }
 
-/** FRR's zebra and bgpd in the ToR namespace, with their own path space (/run/frr/<ns>/, `vtysh -N <ns>`). */
-function startFrr(plan: Plan, tor: string, state: State): void {
+/** FRR's zebra and bgpd in a ToR namespace, with their own path space (/run/frr/<ns>/, `vtysh -N <ns>`). */
+function startFrr(plan: Plan, tor: Tor, n: string, state: State): void {
   // FRR drops to the frr user: its configuration goes in its own path space (the state directory may be
   // private, e.g. a mkdtemp directory in a test).
-  const pathspace = tor;
+  const pathspace = n;
   const run = join('/run/frr', pathspace);
   mkdirSync(run, { recursive: true, mode: 0o755 });
   const conf = join(run, 'frr.conf');
-  writeFileSync(conf, frrConf(plan));
+  writeFileSync(conf, frrConf(plan, tor));
   chmodSync(conf, 0o644);
   try {
     sh('chown', ['frr:frr', run]);
@@ -592,18 +851,19 @@ function startFrr(plan: Plan, tor: string, state: State): void {
   }
   for (const daemon of ['zebra', 'bgpd']) {
     // -d: FRR daemonizes itself; its pid file and log are in its path space (writable by the frr user).
-    nsx(tor, join(FRR_DIR, daemon), '-d', '-N', pathspace, '-f', conf, '--log', `file:${join(run, `${daemon}.log`)}`);
+    nsx(n, join(FRR_DIR, daemon), '-d', '-N', pathspace, '-f', conf, '--log', `file:${join(run, `${daemon}.log`)}`);
     const pidFile = join(run, `${daemon}.pid`);
     const pid = Number(readFileSync(pidFile, 'utf8').trim());
-    if (Number.isInteger(pid) && pid > 0) state.pids.push({ name: `${daemon} (ToR)`, pid });
+    if (Number.isInteger(pid) && pid > 0) state.pids.push({ name: `${daemon} (${tor.name})`, pid });
   }
-  say(`ToR: FRR zebra + bgpd in ${tor} (${plan.torIp}, AS ${plan.torAsn}), config ${conf}`);
+  say(`ToR: FRR zebra + bgpd in ${n} (${tor.ip}, AS ${tor.asn}), config ${conf}`);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
 // Live changes to a running lab: the system side (namespaces, links) here, the resource edits in topology.ts.
 
-const ETCD_URL = 'http://10.10.0.2:2379';
+const ETCD_IP = '10.10.0.2';
+const ETCD_URL = `http://${ETCD_IP}:2379`;
 
 async function liveChange(o: Options): Promise<number> {
   if (process.getuid?.() !== 0) throw new LabError(`${o.command} needs root (network namespaces)`);
@@ -611,7 +871,9 @@ async function liveChange(o: Options): Promise<number> {
   const state = readState(o);
   if (state === undefined) throw new LabError(`no lab with prefix ${o.prefix} in ${o.stateRoot} (start one with npm start)`);
   const ipv6 = state.ipv6 ?? true;
-  const plan = makePlan(state.topology, ipv6, state.tor === 'skein' ? 'skein' : 'frr');
+  const tor = state.tor === 'skein' || state.tor === 'bird' || state.tor === 'frr' ? state.tor : 'none';
+  const plan = planFor({ topology: state.topology, tor, ipv6, racks: state.racks ?? 0, rackAs: state.rackAs ?? 'distinct', birdHosts: state.birdHosts ?? [], ...(state.allowOwnAs !== undefined ? { allowOwnAs: state.allowOwnAs } : {}) });
+  const isBird = (name: string): boolean => plan.hosts.find((h) => h.name === name)?.bird === true;
   const resources = join(dir, 'resources.yaml');
   let docs: Doc[];
   try {
@@ -646,6 +908,8 @@ async function liveChange(o: Options): Promise<number> {
       // As Calico's CNI: the interface first, then the WorkloadEndpoint.
       makeNs(n, ipv6);
       plug(hns, n, w, ipv6);
+      // A BIRD host has no skeind to write the device route: the lab does it, as Felix would.
+      if (isBird(w.host)) felixRoutes(hns, w, ipv6);
       done = `pod ${w.name} ${w.ip}${w.ip6 ? ` ${w.ip6}` : ''} on ${w.host} (${w.ifname}, namespace ${n})${borrowed ? `: a borrowed address, announced by ${w.host} as a /32` : ''}`;
       break;
     }
@@ -668,6 +932,8 @@ async function liveChange(o: Options): Promise<number> {
       ipn(hostNs(from), 'link', 'set', vm.ifname, 'netns', to);
       ipn(to, 'link', 'set', vm.ifname, 'up');
       nsx(to, 'sysctl', '-qw', `net.ipv4.conf.${vm.ifname}.proxy_arp=1`);
+      hostNeighbours(to, vm, ipv6);
+      if (isBird(o.to!)) felixRoutes(to, vm, ipv6);
       done = `VM ${vm.name} ${vm.ip} migrated from ${from} to ${o.to!} (${vm.ifname})`;
       break;
     }

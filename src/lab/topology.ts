@@ -1,5 +1,6 @@
-// The lab's data centre as data: hosts, pods, VMs, the Calico resources that describe them (written as Calico's
-// CNI plugin / IPAM and networking-calico would), each host's skein.yaml and the ToR's FRR configuration.
+// The lab's data centre as data: hosts, pods, VMs, racks, the Calico resources that describe them (written as
+// Calico's CNI plugin / IPAM and networking-calico would), each host's skein.yaml, the ToRs' FRR or BIRD
+// configuration, and the BIRD configuration of a host that still runs Calico's BGP stack (a mixed cluster).
 // Pure: nothing here touches the system, so the shapes can be checked without root.
 import { createHash } from 'node:crypto';
 
@@ -18,6 +19,23 @@ export interface Host {
   /** IPAM block affine to a Kubernetes host */
   block?: string;
   block6?: string;
+  /** under --racks: the rack's letter (the Node's `rack` label) */
+  rack?: string;
+  /** runs BIRD 2 configured as Calico's confd would (a mixed cluster), not skeind */
+  bird?: boolean;
+}
+
+/** A top-of-rack router: the one ToR of --topology tor, or one per rack under --racks. */
+export interface Tor {
+  /** the ToR's name (its namespace label too): "tor", or "tor-a", "tor-b", ... per rack */
+  name: string;
+  ip: string;
+  ip6: string;
+  asn: number;
+  rack?: string;
+  /** under --racks: its address on the link that joins the ToRs (the spine segment) */
+  spineIp?: string;
+  spineIp6?: string;
 }
 
 export interface Workload {
@@ -33,8 +51,23 @@ export interface Workload {
   portId?: string;
 }
 
-/** The ToR router under --topology tor: FRR (eBGP, one AS per host) or skeind as an iBGP route reflector. */
-export type TorKind = 'frr' | 'skein';
+/**
+ * The ToR router under --topology tor: FRR or BIRD 2 (eBGP, one AS per host, or per rack), or skeind as an iBGP
+ * route reflector.
+ */
+export type TorKind = 'frr' | 'skein' | 'bird';
+
+/** Racks and mixed clusters (see makePlan). */
+export interface PlanOptions {
+  /** hosts spread over this many racks (2-4), each rack its own L2 segment, AS and ToR; 0: one fabric */
+  racks?: number;
+  /** distinct: rack r in AS 65001+r; shared: every rack in AS 65001 (Calico's numAllowedLocalASNumbers needed) */
+  rackAs?: 'distinct' | 'shared';
+  /** numAllowedLocalASNumbers on the hosts' ToR peerings (default: 1 when racks share an AS, else unset) */
+  allowOwnAs?: number;
+  /** hosts that run BIRD 2 configured as Calico's confd does, instead of skeind (mesh only) */
+  birdHosts?: readonly string[];
+}
 
 export interface Plan {
   topology: Topology;
@@ -47,6 +80,13 @@ export interface Plan {
   fabricCidrLen: number;
   /** dual stack: IPv6 addresses, pools, blocks and sessions beside the IPv4 ones */
   ipv6: boolean;
+  /** the ToR router(s): one under --topology tor, one per rack under --racks, none in the mesh */
+  tors: Tor[];
+  /** number of racks (0: one fabric segment for every host) */
+  racks: number;
+  rackAs: 'distinct' | 'shared';
+  /** numAllowedLocalASNumbers on the ToR peerings (0: unset) */
+  allowOwnAs: number;
   hosts: Host[];
   workloads: Workload[];
   podPool: string;
@@ -71,16 +111,56 @@ export function podIfname(name: string): string {
   return `cali${hex(`default.${name}`, 11)}`;
 }
 
-export function makePlan(topology: Topology, ipv6 = true, tor: TorKind = 'frr'): Plan {
+export const RACK_LETTERS = ['a', 'b', 'c', 'd'];
+/** The AS of every ToR under --racks (a ToR layer; the ToRs are iBGP peers of each other). */
+export const RACK_TOR_ASN = 65000;
+
+/**
+ * The lab's data centre. Racks (opts.racks >= 2, ToR topology, FRR or BIRD ToRs): hosts are dealt round-robin to
+ * racks a, b, ... (so each rack of two holds a Kubernetes and an OpenStack host), each rack its own L2 segment
+ * 10.10.<r+1>.0/24 with its ToR at .1; the ToRs (AS 65000) are iBGP peers over a spine segment 10.10.255.0/24 and
+ * each rack's hosts are an iBGP mesh in the rack's AS with an eBGP session to their ToR, as Calico's "AS per rack"
+ * designs peer. When racks share an AS, a host sees its own AS in every route from another rack and drops it
+ * (RFC 4271 9.1.2) unless numAllowedLocalASNumbers lets it through.
+ */
+export function makePlan(topology: Topology, ipv6 = true, tor: TorKind = 'frr', opts: PlanOptions = {}): Plan {
   const clusterAsn = 64512;
-  // eBGP (one private AS per host) only under FRR; a skein route reflector keeps every host in the cluster AS.
-  const ebgp = topology === 'tor' && tor === 'frr';
+  const racks = topology === 'tor' && tor !== 'skein' ? (opts.racks ?? 0) : 0;
+  if (racks !== 0 && (racks < 2 || racks > RACK_LETTERS.length)) throw new Error(`racks: ${racks} is not 2-${RACK_LETTERS.length}`);
+  const rackAs = opts.rackAs ?? 'distinct';
+  const allowOwnAs = opts.allowOwnAs ?? (racks > 0 && rackAs === 'shared' ? 1 : 0);
+  // eBGP (one private AS per host, or per rack) under FRR and BIRD; a skein route reflector keeps every host in
+  // the cluster AS.
+  const ebgp = topology === 'tor' && tor !== 'skein';
   const hosts: Host[] = [
     { name: 'k8s-1', kind: 'k8s', label: 'k8s-1', ip: '10.10.0.11', ip6: 'fd00:10::11', asn: ebgp ? 65011 : clusterAsn, block: '10.65.0.0/26', block6: 'fd00:65::/122' },
     { name: 'k8s-2', kind: 'k8s', label: 'k8s-2', ip: '10.10.0.12', ip6: 'fd00:10::12', asn: ebgp ? 65012 : clusterAsn, block: '10.65.0.64/26', block6: 'fd00:65::40/122' },
     { name: 'os-1', kind: 'openstack', label: 'os-1', ip: '10.10.0.21', ip6: 'fd00:10::21', asn: ebgp ? 65021 : clusterAsn },
     { name: 'os-2', kind: 'openstack', label: 'os-2', ip: '10.10.0.22', ip6: 'fd00:10::22', asn: ebgp ? 65022 : clusterAsn },
   ];
+  const tors: Tor[] = [];
+  if (racks > 0) {
+    hosts.forEach((h, i) => {
+      const r = i % racks;
+      h.rack = RACK_LETTERS[r]!;
+      h.asn = rackAs === 'shared' ? 65001 : 65001 + r;
+      h.ip = h.ip.replace(/^10\.10\.0\./, `10.10.${r + 1}.`);
+      h.ip6 = h.ip6.replace(/^fd00:10::/, `fd00:10:${r + 1}::`);
+    });
+    for (let r = 0; r < racks; r++) {
+      const rack = RACK_LETTERS[r]!;
+      tors.push({ name: `tor-${rack}`, rack, ip: `10.10.${r + 1}.1`, ip6: `fd00:10:${r + 1}::1`, asn: RACK_TOR_ASN, spineIp: `10.10.255.${r + 1}`, spineIp6: `fd00:10:ff::${r + 1}` });
+    }
+  } else if (topology === 'tor') {
+    tors.push({ name: 'tor', ip: '10.10.0.1', ip6: 'fd00:10::1', asn: ebgp ? 65000 : clusterAsn });
+  }
+  const birdHosts = topology === 'mesh' ? (opts.birdHosts ?? []) : [];
+  if (topology !== 'mesh' && (opts.birdHosts ?? []).length > 0) throw new Error('BIRD hosts (a mixed cluster) need the node-to-node mesh');
+  for (const b of birdHosts) {
+    const h = hosts.find((x) => x.name === b);
+    if (h === undefined) throw new Error(`no host ${b} (hosts: ${hosts.map((x) => x.name).join(', ')})`);
+    h.bird = true;
+  }
   const workloads: Workload[] = [];
   const pod = (name: string, host: string, ip: string, ip6: string): void => {
     workloads.push({ name, kind: 'pod', host, ip, ip6, ifname: podIfname(name) });
@@ -98,10 +178,26 @@ export function makePlan(topology: Topology, ipv6 = true, tor: TorKind = 'frr'):
   vm('vm-1b', 'os-1', '10.70.0.12', 'fd00:70::12');
   vm('vm-2a', 'os-2', '10.70.0.21', 'fd00:70::21');
   vm('vm-2b', 'os-2', '10.70.0.22', 'fd00:70::22');
+  const torIp = tors[0]?.ip ?? '10.10.0.1';
+  const torIp6 = tors[0]?.ip6 ?? 'fd00:10::1';
   return {
-    topology, tor, clusterAsn, torAsn: ebgp ? 65000 : clusterAsn, torIp: '10.10.0.1', torIp6: 'fd00:10::1', fabricCidrLen: 24, ipv6, hosts, workloads,
+    topology, tor, clusterAsn, torAsn: tors[0]?.asn ?? clusterAsn, torIp, torIp6, fabricCidrLen: 24, ipv6, tors, racks, rackAs, allowOwnAs, hosts, workloads,
     podPool: '10.65.0.0/16', vmPool: '10.70.0.0/24', podPool6: 'fd00:65::/48', vmPool6: 'fd00:70::/64',
   };
+}
+
+/**
+ * Whether `host` should learn routes originated by `origin`: always, except across racks that share an AS while
+ * numAllowedLocalASNumbers is unset (the host finds its own AS in the path and drops the route, RFC 4271 9.1.2).
+ */
+export function learns(plan: Plan, host: Host, origin: Host): boolean {
+  if (plan.racks === 0 || host.rack === origin.rack) return true;
+  return !(plan.rackAs === 'shared' && plan.allowOwnAs < 1);
+}
+
+/** The rack's ToR (under --racks). */
+export function torOf(plan: Plan, host: Host): Tor | undefined {
+  return plan.tors.find((t) => t.rack !== undefined && t.rack === host.rack);
 }
 
 /** Calico's WorkloadEndpoint name: the parts joined by "-", each part's own "-" doubled. */
@@ -174,6 +270,17 @@ export function resourceDocs(plan: Plan): Doc[] {
     const bgp: Record<string, unknown> = { ipv4Address: `${plan.torIp}/${plan.fabricCidrLen}`, routeReflectorClusterID: TOR_CLUSTER_ID };
     if (plan.ipv6) bgp.ipv6Address = `${plan.torIp6}/64`;
     docs.push({ apiVersion: v3, kind: 'Node', metadata: { name: TOR_NODE, labels: { 'route-reflector': 'true', 'lab/kind': 'tor' } }, spec: { bgp } });
+  } else if (plan.racks > 0) {
+    for (const tor of plan.tors) {
+      const sel = `rack == '${tor.rack!}'`;
+      // The rack's hosts: an iBGP mesh among themselves (same AS), so a rack's routes never need the ToR.
+      docs.push({ apiVersion: v3, kind: 'BGPPeer', metadata: { name: `rack-${tor.rack!}-mesh` }, spec: { nodeSelector: sel, peerSelector: sel } });
+      // And eBGP to their ToR. Calico's numAllowedLocalASNumbers: how often the host's own AS may appear in a
+      // route's AS_PATH before it is dropped as a loop (needed when another rack uses the same AS).
+      const spec = (peerIP: string): Record<string, unknown> => ({ nodeSelector: sel, peerIP, asNumber: tor.asn, ...(plan.allowOwnAs > 0 ? { numAllowedLocalASNumbers: plan.allowOwnAs } : {}) });
+      docs.push({ apiVersion: v3, kind: 'BGPPeer', metadata: { name: `rack-${tor.rack!}-tor` }, spec: spec(tor.ip) });
+      if (plan.ipv6) docs.push({ apiVersion: v3, kind: 'BGPPeer', metadata: { name: `rack-${tor.rack!}-tor-v6` }, spec: spec(tor.ip6) });
+    }
   } else if (plan.topology === 'tor') {
     // Every host peers with the ToR over eBGP; the ToR gives each host everything the others announce.
     docs.push({ apiVersion: v3, kind: 'BGPPeer', metadata: { name: 'tor' }, spec: { peerIP: plan.torIp, asNumber: plan.torAsn } });
@@ -182,10 +289,13 @@ export function resourceDocs(plan: Plan): Doc[] {
   for (const h of plan.hosts) {
     const bgp: Record<string, unknown> = { ipv4Address: `${h.ip}/${plan.fabricCidrLen}` };
     if (plan.ipv6) bgp.ipv6Address = `${h.ip6}/64`;
-    if (plan.topology === 'tor' && plan.tor === 'frr') bgp.asNumber = h.asn;
+    if (plan.topology === 'tor' && plan.tor !== 'skein') bgp.asNumber = h.asn;
+    const labels: Record<string, string> = { 'kubernetes.io/hostname': h.name, 'lab/kind': h.kind };
+    if (h.rack !== undefined) labels.rack = h.rack;
+    if (h.bird) labels['lab/bgp'] = 'bird';
     docs.push({
       apiVersion: v3, kind: 'Node',
-      metadata: { name: h.name, labels: { 'kubernetes.io/hostname': h.name, 'lab/kind': h.kind } },
+      metadata: { name: h.name, labels },
       spec: { bgp, orchRefs: [{ orchestrator: h.kind === 'k8s' ? 'k8s' : 'openstack', nodeName: h.name }] },
     });
     const mine = plan.workloads.filter((w) => w.kind === 'pod' && w.host === h.name);
@@ -236,46 +346,276 @@ export function skeinYaml(host: { name: string }, datastore: { file: string } | 
   ].join('\n');
 }
 
-/** FRR's configuration for the ToR: one eBGP neighbour per host, no policy needed to pass routes on. */
-export function frrConf(plan: Plan): string {
+/** The hosts a ToR serves: every host, or its rack's. */
+function torHosts(plan: Plan, tor: Tor): Host[] {
+  return plan.hosts.filter((h) => tor.rack === undefined || h.rack === tor.rack);
+}
+
+/** The other ToRs a rack ToR peers with over the spine segment (iBGP in the ToR layer's AS). */
+function spinePeers(plan: Plan, tor: Tor): Tor[] {
+  return plan.tors.filter((x) => x !== tor && x.spineIp !== undefined);
+}
+
+/**
+ * FRR's configuration for a ToR: one eBGP neighbour per host it serves (no policy needed to pass routes on) and,
+ * under --racks, the other ToRs as iBGP neighbours with next-hop-self (their hosts cannot reach this rack's
+ * segment; RFC 4271 5.1.3 leaves the next hop unchanged on iBGP otherwise).
+ */
+export function frrConf(plan: Plan, tor: Tor = plan.tors[0]!): string {
   const lines = [
     'frr defaults datacenter',
-    'hostname tor',
+    `hostname ${tor.name}`,
     'log stdout informational',
     'ip forwarding',
+    'ipv6 forwarding',
     '!',
-    `router bgp ${plan.torAsn}`,
-    ` bgp router-id ${plan.torIp}`,
+    `router bgp ${tor.asn}`,
+    ` bgp router-id ${tor.ip}`,
     // RFC 8212 (eBGP needs a policy) is on by default in FRR; the lab passes every route on.
     ' no bgp ebgp-requires-policy',
     ' no bgp network import-check',
   ];
-  for (const h of plan.hosts) {
+  const hosts = torHosts(plan, tor);
+  const spine = spinePeers(plan, tor);
+  for (const h of hosts) {
     lines.push(` neighbor ${h.ip} remote-as ${h.asn}`, ` neighbor ${h.ip} description ${h.name}`);
     if (plan.ipv6) lines.push(` neighbor ${h.ip6} remote-as ${h.asn}`, ` neighbor ${h.ip6} description ${h.name}`);
   }
+  for (const x of spine) {
+    lines.push(` neighbor ${x.spineIp!} remote-as ${x.asn}`, ` neighbor ${x.spineIp!} description ${x.name}`);
+    if (plan.ipv6) lines.push(` neighbor ${x.spineIp6!} remote-as ${x.asn}`, ` neighbor ${x.spineIp6!} description ${x.name}`);
+  }
   // One session per family, as the hosts (and Calico's BIRD) have them.
   lines.push(' address-family ipv4 unicast');
-  for (const h of plan.hosts) lines.push(`  neighbor ${h.ip} activate`);
+  for (const h of hosts) lines.push(`  neighbor ${h.ip} activate`);
+  for (const x of spine) lines.push(`  neighbor ${x.spineIp!} activate`, `  neighbor ${x.spineIp!} next-hop-self`);
   lines.push(' exit-address-family');
   lines.push(' address-family ipv6 unicast');
-  if (plan.ipv6) for (const h of plan.hosts) lines.push(`  neighbor ${h.ip6} activate`);
+  if (plan.ipv6) {
+    for (const h of hosts) lines.push(`  neighbor ${h.ip6} activate`);
+    for (const x of spine) lines.push(`  neighbor ${x.spineIp6!} activate`, `  neighbor ${x.spineIp6!} next-hop-self`);
+  }
   lines.push(' exit-address-family', '!', '');
   return lines.join('\n');
 }
 
-/** What every host should have learned: the other hosts' blocks and VM /32s (destinations as `ip -j` prints them). */
+/** A BIRD protocol name from a host or router name and family ("k8s-1" -> "k8s_1_v4"). */
+function birdName(name: string, family: 4 | 6): string {
+  return `${name.replace(/[^A-Za-z0-9]/g, '_')}_v${family}`;
+}
+
+/**
+ * BIRD 2's configuration for a ToR, the same routing as the FRR ToR: eBGP to every host it serves (BIRD keeps a
+ * host's own address as the next hop towards the other hosts on the segment, RFC 4271 5.1.3's third-party next
+ * hop), iBGP with next hop self to the other rack ToRs, and a kernel protocol per family that writes the best
+ * routes (several equal ones merged into one ECMP route) into the ToR's FIB, so traffic through the ToR flows.
+ */
+export function birdTorConf(plan: Plan, tor: Tor = plan.tors[0]!): string {
+  const families: (4 | 6)[] = plan.ipv6 ? [4, 6] : [4];
+  const out = [
+    `# BIRD 2 as the lab's ToR ${tor.name} (AS ${tor.asn}), rendered by skein's lab.`,
+    `router id ${tor.ip};`,
+    'log stderr { info, remote, warning, error, auth, fatal, bug };',
+    '',
+    '# Interfaces (for next hops on the segments).',
+    'protocol device { scan time 10; }',
+    '',
+  ];
+  for (const f of families) {
+    out.push(
+      `# The FIB: every BGP route, several equal-cost ones as one multipath route.`,
+      `protocol kernel kernel_v${f} {`,
+      '  merge paths on;',
+      `  ipv${f} { import none; export where source = RTS_BGP; };`,
+      '}',
+      '',
+    );
+  }
+  for (const h of torHosts(plan, tor)) {
+    for (const f of families) {
+      out.push(
+        `protocol bgp ${birdName(h.name, f)} {`,
+        `  description "host ${h.name}";`,
+        `  local ${f === 4 ? tor.ip : tor.ip6} as ${tor.asn};`,
+        `  neighbor ${f === 4 ? h.ip : h.ip6} as ${h.asn};`,
+        '  connect retry time 2;',
+        '  error wait time 1, 10;',
+        `  ipv${f} { import all; export all; };`,
+        '}',
+        '',
+      );
+    }
+  }
+  for (const x of spinePeers(plan, tor)) {
+    for (const f of families) {
+      out.push(
+        `protocol bgp ${birdName(x.name, f)} {`,
+        `  description "ToR ${x.name}";`,
+        `  local ${f === 4 ? tor.spineIp! : tor.spineIp6!} as ${tor.asn};`,
+        `  neighbor ${f === 4 ? x.spineIp! : x.spineIp6!} as ${x.asn};`,
+        // The ToRs share the spine segment: resolve next hops on it directly, no IGP table needed.
+        '  direct;',
+        '  connect retry time 2;',
+        '  error wait time 1, 10;',
+        `  ipv${f} { import all; export all; next hop self; };`,
+        '}',
+        '',
+      );
+    }
+  }
+  return out.join('\n');
+}
+
+/**
+ * A host of a mixed cluster that still runs Calico's BGP stack: the BIRD 2 configuration Calico's confd would
+ * render for it (node-to-node mesh on, no encapsulation). What it does, in Calico's terms:
+ * - a device protocol; a direct protocol for the host's own subnets, never the workload interfaces (cali*, tap*
+ *   are Felix's routes, learned from the kernel instead) nor kube-ipvs*;
+ * - a kernel protocol that learns the routes other programs (Felix) wrote, keeps its own on exit, joins graceful
+ *   restart and merges equal paths; into the kernel it writes everything but the connected subnets;
+ * - a blackhole static route per IPAM block affine to this host (the aggregate exists even with no pod in it,
+ *   and unused addresses are dropped here);
+ * - one iBGP mesh session per other node and family, passive towards a higher address (Calico's fix for a
+ *   graceful-restart race), with recursive next hops, ADD-PATH, graceful restart and quick reconnects;
+ * - import everything; export through calico_export_to_bgp_peers: an affine block itself but nothing inside it,
+ *   then anything inside an IP pool (VM /32s, borrowed addresses), then nothing else.
+ */
+export function birdHostConf(plan: Plan, host: Host): string {
+  const families: (4 | 6)[] = plan.ipv6 ? [4, 6] : [4];
+  const blocks = (f: 4 | 6): string[] => {
+    const b = f === 4 ? host.block : host.block6;
+    return b === undefined ? [] : [b];
+  };
+  const pools = (f: 4 | 6): string[] => (f === 4 ? [plan.podPool, plan.vmPool] : [plan.podPool6, plan.vmPool6]);
+  const addr = (h: Host, f: 4 | 6): string => (f === 4 ? h.ip : h.ip6);
+  const out = [
+    `# BIRD 2 on ${host.name} as Calico's confd configures a node (node-to-node mesh, AS ${plan.clusterAsn}), rendered by skein's lab.`,
+    `router id ${host.ip};`,
+    'log stderr { info, remote, warning, error, auth, fatal, bug };',
+    '',
+    'protocol device { scan time 2; }',
+    '',
+    '# Connected subnets, except the workload interfaces and kube-ipvs0 (which holds every cluster IP).',
+    'protocol direct {',
+    ...families.map((f) => `  ipv${f};`),
+    '  interface -"cali*", -"tap*", -"kube-ipvs*", "*";',
+    '}',
+    '',
+    '# Into the kernel: every route except the connected subnets, which the kernel has already.',
+    'filter calico_kernel_programming {',
+    '  if source = RTS_DEVICE then reject;',
+    '  accept;',
+    '}',
+    '',
+  ];
+  for (const f of families) {
+    const agg = blocks(f);
+    out.push(
+      `# Workload routes written by Felix are learned ("alien" routes); BIRD's own stay in place on exit.`,
+      `protocol kernel kernel_v${f} {`,
+      '  learn;',
+      '  persist;',
+      '  scan time 2;',
+      '  graceful restart;',
+      '  merge paths on;',
+      `  ipv${f} { import all; export filter calico_kernel_programming; };`,
+      '}',
+      '',
+      `# The affine IPAM blocks: announced as aggregates, unused addresses dropped here.`,
+      `protocol static static_blocks_v${f} {`,
+      `  ipv${f};`,
+      ...agg.map((b) => `  route ${b} blackhole;`),
+      '}',
+      '',
+      `function calico_aggr_v${f}() {`,
+      ...agg.flatMap((b) => [`  if net = ${b} then accept;`, `  if net ~ ${b} then reject;`]),
+      '}',
+      '',
+      `filter calico_export_to_bgp_peers_v${f} {`,
+      `  calico_aggr_v${f}();`,
+      ...pools(f).map((p) => `  if net ~ ${p} then accept;`),
+      '  reject;',
+      '}',
+      '',
+      `template bgp calico_mesh_v${f} {`,
+      `  local as ${plan.clusterAsn};`,
+      '  graceful restart;',
+      '  connect delay time 2;',
+      '  connect retry time 5;',
+      '  error wait time 5, 30;',
+      `  ipv${f} { gateway recursive; add paths on; import all; export filter calico_export_to_bgp_peers_v${f}; };`,
+      '}',
+      '',
+    );
+    for (const peer of plan.hosts) {
+      if (peer.name === host.name) continue;
+      const mine = addr(host, f);
+      const theirs = addr(peer, f);
+      out.push(
+        `protocol bgp Mesh_${theirs.replace(/[.:]/g, '_')} from calico_mesh_v${f} {`,
+        `  description "mesh peer ${peer.name}";`,
+        `  neighbor ${theirs} as ${plan.clusterAsn};`,
+        `  source address ${mine};`,
+        // The node with the lower address dials; the other only listens.
+        ...(compareAddr(theirs, mine) > 0 ? ['  passive on;'] : []),
+        '}',
+        '',
+      );
+    }
+  }
+  return out.join('\n');
+}
+
+/** Numeric order of two addresses of one family. */
+function compareAddr(a: string, b: string): number {
+  const words = (x: string): number[] => {
+    if (!x.includes(':')) return x.split('.').map(Number);
+    const [head, tail] = x.split('::') as [string, string | undefined];
+    const h = head === '' ? [] : head.split(':');
+    const t = tail === undefined || tail === '' ? [] : tail.split(':');
+    return [...h, ...new Array<string>(8 - h.length - t.length).fill('0'), ...t].map((g) => parseInt(g, 16));
+  };
+  const x = words(a);
+  const y = words(b);
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return x[i]! - y[i]!;
+  return 0;
+}
+
+/**
+ * What every host should have learned: the other hosts' blocks and VM /32s (destinations as `ip -j` prints them),
+ * with the next hop: the announcing host on a shared segment, the host's own ToR across racks. Routes a host
+ * must drop (its own AS in the path, see learns()) are left out.
+ */
 export function expectedRemote(plan: Plan, host: string, family: 4 | 6 = 4): { dst: string; via: string }[] {
+  const me = plan.hosts.find((x) => x.name === host)!;
+  const via = (h: Host): string => {
+    const hop = h.rack !== me.rack ? torOf(plan, me)! : h;
+    return family === 4 ? hop.ip : hop.ip6;
+  };
   const out: { dst: string; via: string }[] = [];
   for (const h of plan.hosts) {
-    if (h.name === host) continue;
+    if (h.name === host || !learns(plan, me, h)) continue;
     const block = family === 4 ? h.block : h.block6;
-    if (block !== undefined) out.push({ dst: block, via: family === 4 ? h.ip : h.ip6 });
+    if (block !== undefined) out.push({ dst: block, via: via(h) });
   }
   for (const w of plan.workloads) {
     if (w.kind !== 'vm' || w.host === host) continue;
     const h = plan.hosts.find((x) => x.name === w.host)!;
-    out.push(family === 4 ? { dst: w.ip, via: h.ip } : { dst: w.ip6, via: h.ip6 });
+    if (!learns(plan, me, h)) continue;
+    out.push({ dst: family === 4 ? w.ip : w.ip6, via: via(h) });
+  }
+  return out;
+}
+
+/** Routes `host` must not have: the other racks' blocks and VMs when racks share an AS and the knob is unset. */
+export function expectedDropped(plan: Plan, host: string, family: 4 | 6 = 4): string[] {
+  const me = plan.hosts.find((x) => x.name === host)!;
+  const out: string[] = [];
+  for (const h of plan.hosts) {
+    if (h.name === host || learns(plan, me, h)) continue;
+    const block = family === 4 ? h.block : h.block6;
+    if (block !== undefined) out.push(block);
+    for (const w of plan.workloads) if (w.kind === 'vm' && w.host === h.name) out.push(family === 4 ? w.ip : w.ip6);
   }
   return out;
 }
