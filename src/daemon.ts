@@ -526,7 +526,13 @@ export class Daemon {
         return undefined;
       }
     }
-    return peerOptionsFor(p, { localAsn: this.speaker?.localAsn ?? this.identity?.asn ?? 0, ...(md5Key ? { md5Key } : {}) });
+    const llgr = this.cfg.bgp.longLivedGracefulRestart;
+    const llst = llgr.peers[p.address] ?? llgr.staleTime;
+    return peerOptionsFor(p, {
+      localAsn: this.speaker?.localAsn ?? this.identity?.asn ?? 0,
+      ...(md5Key ? { md5Key } : {}),
+      ...(llst > 0 ? { longLivedStaleTime: llst } : {}),
+    });
   }
 
   // ------------------------------------------------------------------ speaker events
@@ -636,6 +642,8 @@ export class Daemon {
     if (!speaker) return;
     for (const p of speaker.peersJson().peers) {
       for (const f of p.families) this.metrics.prefixes(p.address, f, p.prefixes);
+      const h = p.gracefulRestart.helper;
+      this.metrics.gracefulRestart(p.address, h?.phase ?? null, h?.staleRoutes ?? 0);
       const last = this.#counterSnapshot.get(p.address) ?? {};
       const now: Record<string, number> = {};
       for (const [t, n] of Object.entries(p.messages.in)) {
@@ -675,6 +683,7 @@ export class Daemon {
       peers: this.peers(),
       version: VERSION,
     };
+    if (this.speaker) out.gracefulRestart = this.speaker.localRestartJson();
     if (!r.ready) out.notReady = r.missing;
     return out;
   }
@@ -847,6 +856,7 @@ function peerJson(p: SpeakerPeerJson, d: DesiredPeer | undefined): PeerJson {
   out.connection = p.connection;
   out.messages = p.messages;
   out.notifications = p.notifications;
+  out.gracefulRestart = p.gracefulRestart;
   return out;
 }
 

@@ -39,6 +39,7 @@ export function renderStatus(result: unknown, now: Date): string {
     ['AS number', text(s.asn)],
     ['Router ID', text(s.routerId)],
     ['Ready', ready],
+    ...restartRow(s),
   ]);
   for (const [family, mine] of [['IPv4', peers.filter((p) => !isV6(p))], ['IPv6', peers.filter(isV6)]] as const) {
     out += `\n${family} BGP status\n`;
@@ -53,6 +54,48 @@ export function renderStatus(result: unknown, now: Date): string {
     );
   }
   return out;
+}
+
+/** Our own graceful restart, when the daemon reports one: only worth a line while updates are held back. */
+function restartRow(s: StatusJson): [string, string][] {
+  const g = s.gracefulRestart;
+  if (!g || typeof g !== 'object' || !g.deferring) return [];
+  const left = g.secondsLeft !== null && g.secondsLeft !== undefined ? `, at most ${g.secondsLeft}s more` : '';
+  const who = list(g.waitingFor);
+  return [['Restart', `deferring updates until End-of-RIB${who.length > 0 ? ` from ${who.join(', ')}` : ''}${left}`]];
+}
+
+/** The graceful restart lines of a peer block (RFC 4724 / RFC 9494), when the daemon reports them. */
+function grRows(p: PeerJson): [string, string][] {
+  const g = p.gracefulRestart;
+  if (!g || typeof g !== 'object') return [];
+  const rows: [string, string][] = [];
+  const l = g.local;
+  if (l) rows.push(['Graceful restart', !l.enabled ? 'off' : `restart ${l.restartTime}s${l.longLivedStaleTime !== null ? `, long-lived stale ${l.longLivedStaleTime}s` : ''} (ours)`]);
+  const peer = g.peer;
+  if (peer) {
+    const fams = arr(peer.families, 'gracefulRestart.peer.families').map((f) => {
+      const x = obj(f, 'gracefulRestart.peer.families[]');
+      return `${String(x.family)}${x.forwardingState ? ' F' : ''}`;
+    });
+    const bits = [peer.restarting ? 'R' : '', peer.notification ? 'N' : ''].filter(Boolean).join(' ');
+    let v = `restart ${peer.restartTime}s${bits ? ` ${bits}` : ''}; ${fams.join(', ') || 'no families'}`;
+    const ll = Array.isArray(peer.longLived) ? peer.longLived : [];
+    if (ll.length > 0) v += `; long-lived ${ll.map((f) => `${f.family} ${f.staleTime}s${f.forwardingState ? ' F' : ''}`).join(', ')}`;
+    rows.push(['  peer', v]);
+  }
+  const h = g.helper;
+  if (h) {
+    const left = h.secondsLeft !== null ? `, ${h.secondsLeft}s left` : '';
+    rows.push(['  helper', `${h.phase} phase: ${list(h.families).join(', ')} stale (${text(h.staleRoutes)} routes)${left}`]);
+  }
+  const ll = Array.isArray(g.longLived) ? g.longLived : [];
+  if (ll.length > 0) rows.push(['  long-lived', ll.map((f) => `${f.family} ${f.secondsLeft}s left`).join(', ')]);
+  const e = g.endOfRib;
+  if (e && (list(e.received).length > 0 || list(e.pending).length > 0)) {
+    rows.push(['  End-of-RIB', [list(e.received).length > 0 ? `received ${list(e.received).join(', ')}` : '', list(e.pending).length > 0 ? `waiting for ${list(e.pending).join(', ')}` : ''].filter(Boolean).join('; ')]);
+  }
+  return rows;
 }
 
 /** `skeinctl peers`: a block of details per peer. */
@@ -78,6 +121,7 @@ export function renderPeers(result: unknown, now: Date): string {
       pairs.push(['Hold time', `${p.holdTime}s${p.keepaliveTime !== undefined ? `, keepalive ${p.keepaliveTime}s` : ''}`]);
     }
     if (p.lastError) pairs.push(['Last error', p.lastError]);
+    pairs.push(...grRows(p));
     pairs.push(['Info', text(p.info)]);
     return { head: `Peer ${peerAddress(p)} (${text(p.type)})\n`, pairs };
   });
