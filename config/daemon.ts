@@ -74,9 +74,9 @@ export interface DaemonConfig {
     routerId?: string;
     /**
      * RFC 9494 long-lived graceful restart, seconds of long-lived stale time we announce (and honour as helper):
-     * staleTime for every peer, peers[address] for one peer (0 turns it off there). Default 0: off.
+     * staleTime for every peer, peers[address] for one peer (0 turns it off there). Absent (the default): off.
      */
-    longLivedGracefulRestart: { staleTime: number; peers: Record<string, number> };
+    longLivedGracefulRestart?: { staleTime: number; peers: Record<string, number> };
   };
   fib: {
     enabled: boolean;
@@ -278,17 +278,19 @@ export function parseDaemonConfig(text: string, file: string, env: NodeJS.Proces
       address: c.opt(listen, 'address', listenPath, (v) => parseIP(v).address) ?? '::',
       port: c.opt(listen, 'port', listenPath, port) ?? 179,
     },
-    longLivedGracefulRestart: { staleTime: 0, peers: {} },
   };
-  const llgrPath: Path = [...bgpPath, 'longLivedGracefulRestart'];
-  const llgr = c.object(bgp.longLivedGracefulRestart, llgrPath, ['staleTime', 'peers']);
-  bgpOut.longLivedGracefulRestart.staleTime = c.opt(llgr, 'staleTime', llgrPath, staleTime) ?? 0;
-  const peersPath: Path = [...llgrPath, 'peers'];
-  const llgrPeers = c.object(llgr.peers, peersPath, Object.keys(isRecord(llgr.peers) ? llgr.peers : {}));
-  for (const k of Object.keys(llgrPeers)) {
-    const address = c.value(k, [...peersPath, k], (v) => parseIP(v).address);
-    const t = c.opt(llgrPeers, k, peersPath, staleTime);
-    if (address !== undefined && t !== undefined) bgpOut.longLivedGracefulRestart.peers[address] = t;
+  if (bgp.longLivedGracefulRestart !== undefined && bgp.longLivedGracefulRestart !== null) {
+    const llgrPath: Path = [...bgpPath, 'longLivedGracefulRestart'];
+    const llgr = c.object(bgp.longLivedGracefulRestart, llgrPath, ['staleTime', 'peers']);
+    const out = { staleTime: c.opt(llgr, 'staleTime', llgrPath, staleTime) ?? 0, peers: {} as Record<string, number> };
+    const peersPath: Path = [...llgrPath, 'peers'];
+    const llgrPeers = c.object(llgr.peers, peersPath, Object.keys(isRecord(llgr.peers) ? llgr.peers : {}));
+    for (const k of Object.keys(llgrPeers)) {
+      const address = c.value(k, [...peersPath, k], (v) => parseIP(v).address);
+      const t = c.opt(llgrPeers, k, peersPath, staleTime);
+      if (address !== undefined && t !== undefined) out.peers[address] = t;
+    }
+    bgpOut.longLivedGracefulRestart = out;
   }
   const routerId = c.opt(bgp, 'routerId', bgpPath, (v) => {
     const ip = parseIP(v);

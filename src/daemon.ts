@@ -527,7 +527,7 @@ export class Daemon {
       }
     }
     const llgr = this.cfg.bgp.longLivedGracefulRestart;
-    const llst = llgr.peers[p.address] ?? llgr.staleTime;
+    const llst = llgr ? (llgr.peers[p.address] ?? llgr.staleTime) : 0;
     return peerOptionsFor(p, {
       localAsn: this.speaker?.localAsn ?? this.identity?.asn ?? 0,
       ...(md5Key ? { md5Key } : {}),
