@@ -573,6 +573,14 @@ export class Daemon {
     this.#maybeSync();
   }
 
+  /** The start-up FIB sweep as the operator sees it: done, or waiting for which peers and for how long at most. */
+  #fibSyncJson(): NonNullable<NonNullable<StatusJson['gracefulRestart']>['fibSync']> {
+    if (this.#fibSynced || this.#syncDeadline === 0) return { done: this.#fibSynced, secondsLeft: null, waitingFor: [] };
+    const now = Date.now();
+    const waitingFor = [...this.#startupPeers].filter(([a, at]) => !this.#peerSynced(a, at, now)).map(([a]) => a);
+    return { done: false, secondsLeft: Math.max(0, Math.ceil((this.#syncDeadline - now) / 1000)), waitingFor };
+  }
+
   /** Sweep the FIB once every start-up peer has sent its routes (or at the deadline), and the gate is open. */
   #maybeSync(deadline = false): void {
     if (this.#fibSynced || this.#syncDeadline === 0 || this.#stopping) return;
@@ -683,7 +691,7 @@ export class Daemon {
       peers: this.peers(),
       version: VERSION,
     };
-    if (this.speaker) out.gracefulRestart = this.speaker.localRestartJson();
+    if (this.speaker) out.gracefulRestart = { ...this.speaker.localRestartJson(), fibSync: this.#fibSyncJson() };
     if (!r.ready) out.notReady = r.missing;
     return out;
   }

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadDaemonConfig, parseDaemonConfig } from '../config/index.js';
 import { Daemon } from '../src/daemon.js';
-import { runCtlCommand, type CtlIo } from '../src/ctl/index.js';
+import { renderStatus, runCtlCommand, type CtlIo } from '../src/ctl/index.js';
 import { until } from './helpers/netns.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'skein-llgr-'));
@@ -92,8 +92,9 @@ t.test('skeinctl shows GR and LLGR helper state of a peer that went away, and it
   t.match(p.gracefulRestart.peer, { restartTime: 1, notification: true, families: [{ family: 'ipv4-unicast' }], longLived: [{ family: 'ipv4-unicast', staleTime: 30 }] }, 'the peer\'s GR and LLGR capabilities');
   t.same(p.gracefulRestart.endOfRib, { received: ['ipv4-unicast'], pending: [] }, 'End-of-RIB received per family');
   t.equal(p.gracefulRestart.helper, null, 'not in helper mode');
+  await until(() => d1.status().gracefulRestart?.fibSync?.done === true, 'node-1\'s start-up FIB sync done', 10_000, 50);
   const st = JSON.parse((await ctl(['--socket', sock, 'status', '--json'])).out) as J;
-  t.same(st.gracefulRestart, { restarting: false, deferring: false, secondsLeft: null, waitingFor: [] }, 'status: our own restart state');
+  t.same(st.gracefulRestart, { restarting: false, deferring: false, secondsLeft: null, waitingFor: [], fibSync: { done: true, secondsLeft: null, waitingFor: [] } }, 'status: our own restart state');
   t.ok(st.peers[0].gracefulRestart, 'status peers carry the same field');
 
   await d2.stop('crash'); // no NOTIFICATION: graceful restart applies
@@ -130,4 +131,15 @@ t.test('skein.yaml: bgp.longLivedGracefulRestart', async (t) => {
   t.throws(() => parse('{ longLivedGracefulRestart: { staleTime: 1.5 } }'), /whole number of seconds/);
   t.throws(() => parse('{ longLivedGracefulRestart: { peers: { host-b: 60 } } }'), /IP address/, 'peers are addresses');
   t.throws(() => parse('{ longLivedGracefulRestart: { staletime: 60 } }'), /did you mean "staleTime"/);
+});
+
+t.test('skeinctl status: our own restart (update deferral, start-up FIB sync) is shown only while it lasts', async (t) => {
+  const base = { node: 'host-a', routerId: '192.0.2.10', asn: 64512, ready: false, peers: [] };
+  const now = new Date('2026-11-21T06:00:00Z');
+  const waiting = renderStatus({ ...base, gracefulRestart: { restarting: true, deferring: true, secondsLeft: 300, waitingFor: ['192.0.2.11'], fibSync: { done: false, secondsLeft: 110, waitingFor: ['192.0.2.11', '192.0.2.12'] } } }, now);
+  t.match(waiting, /Restart: +deferring updates until End-of-RIB from 192\.0\.2\.11, at most 300s more/);
+  t.match(waiting, /FIB sync: +stale kernel routes kept until End-of-RIB from 192\.0\.2\.11, 192\.0\.2\.12, at most 110s more/);
+  const over = renderStatus({ ...base, gracefulRestart: { restarting: false, deferring: false, secondsLeft: null, waitingFor: [], fibSync: { done: true, secondsLeft: null, waitingFor: [] } } }, now);
+  t.notMatch(over, /Restart|FIB sync/, 'nothing once both are over');
+  t.notMatch(renderStatus(base, now), /Restart|FIB sync/, 'an older daemon without the field');
 });

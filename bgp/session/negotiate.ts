@@ -41,7 +41,7 @@ export interface NegotiatedSession {
   readonly addPathTx: ReadonlySet<number>;
   /** the peer's GR capability, or null if it sent none */
   readonly gracefulRestart: PeerGracefulRestart | null;
-  /** the peer's LLGR capability, or null if it sent none, or sent it without GR (RFC 9494 §3: then it is ignored) */
+  /** the peer's LLGR capability, or null if it sent none, or sent it without GR (RFC 9494 §4.1, §4.5: then it is ignored) */
   readonly longLivedGracefulRestart: PeerLongLivedGracefulRestart | null;
   /** families whose LLGR_STALE routes may be sent to the peer: it announced LLGR for them (RFC 9494 §4.3) */
   readonly llgrFamilies: ReadonlySet<number>;

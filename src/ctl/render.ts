@@ -59,10 +59,14 @@ export function renderStatus(result: unknown, now: Date): string {
 /** Our own graceful restart, when the daemon reports one: only worth a line while updates are held back. */
 function restartRow(s: StatusJson): [string, string][] {
   const g = s.gracefulRestart;
-  if (!g || typeof g !== 'object' || !g.deferring) return [];
-  const left = g.secondsLeft !== null && g.secondsLeft !== undefined ? `, at most ${g.secondsLeft}s more` : '';
-  const who = list(g.waitingFor);
-  return [['Restart', `deferring updates until End-of-RIB${who.length > 0 ? ` from ${who.join(', ')}` : ''}${left}`]];
+  if (!g || typeof g !== 'object') return [];
+  const rows: [string, string][] = [];
+  const wait = (who: unknown, secondsLeft: number | null | undefined): string =>
+    `${list(who).length > 0 ? ` from ${list(who).join(', ')}` : ''}${secondsLeft !== null && secondsLeft !== undefined ? `, at most ${secondsLeft}s more` : ''}`;
+  if (g.deferring) rows.push(['Restart', `deferring updates until End-of-RIB${wait(g.waitingFor, g.secondsLeft)}`]);
+  const f = g.fibSync;
+  if (f && typeof f === 'object' && !f.done) rows.push(['FIB sync', `stale kernel routes kept until End-of-RIB${wait(f.waitingFor, f.secondsLeft)}`]);
+  return rows;
 }
 
 /** The graceful restart lines of a peer block (RFC 4724 / RFC 9494), when the daemon reports them. */

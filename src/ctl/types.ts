@@ -54,6 +54,11 @@ export interface LocalRestartJson {
   deferring: boolean;
   secondsLeft: number | null;
   waitingFor: string[];
+  /**
+   * the start-up FIB sweep (routes left in the kernel by a previous run are removed once every start-up peer has
+   * sent End-of-RIB, or at the deadline): done, or the seconds left and the peers it waits for
+   */
+  fibSync?: { done: boolean; secondsLeft: number | null; waitingFor: string[] };
 }
 
 export interface StatusJson {
