@@ -3,9 +3,17 @@
 // routes and communities it sends, and how its session ends. Timers are real but short (1-3 s): the speaker's
 // graceful restart clocks are wall-clock timers, and the tests only wait for what they cause, never measure them.
 import t from 'tap';
+import fc from 'fast-check';
 import net from 'node:net';
 import {
+  AttrTable,
   Framer,
+  IPV4_UNICAST,
+  IPV6_UNICAST,
+  Path,
+  RibCore,
+  addressSortKey,
+  selectBest,
   LLGR_STALE,
   NO_LLGR,
   Speaker,
@@ -20,6 +28,8 @@ import {
   type CodecContext,
   type Message,
   type PathAttributes,
+  type OutBatch,
+  type PathSource,
   type StaleEvent,
 } from '../bgp/index.js';
 import { until } from './helpers/netns.js';
@@ -264,4 +274,90 @@ t.test('without LLGR offered, a restart timer expiry sweeps as plain GR does; a 
   t.notOk(stale.some((e) => e.action === 'long-lived'), 'no long-lived phase');
   b.reset();
   await s.stop();
+});
+
+// ---------------------------------------------------------------- the RIB core and the decision process, no sockets
+
+t.test('core: enterLongLivedStale marks, removes NO_LLGR, keeps paths stale; exports follow the peer\'s LLGR', async (t) => {
+  const core = new RibCore({ localAs: LOCAL_AS, routerId: 0x0a000001 });
+  const cfg = (n: number, asn: number) => ({ address: `192.0.2.${n}`, asn, localAddress: '192.0.2.100' });
+  const terms = (id: number, ibgp: boolean, llgr: boolean) => ({
+    peerId: id, ibgp, families: [IPV4_UNICAST, IPV6_UNICAST], addPathRx: new Set<number>(), addPathTx: new Set<number>(), enhancedRouteRefresh: false,
+    ...(llgr ? { llgrFamilies: new Set([IPV4_UNICAST]) } : {}),
+  });
+  const src = core.addPeer(cfg(1, 65001));
+  const withLlgr = core.addPeer(cfg(2, 65002));
+  const without = core.addPeer(cfg(3, 65003));
+  core.peerUp(src, terms(1, false, false));
+  core.peerUp(withLlgr, terms(2, false, true));
+  core.peerUp(without, terms(3, false, false));
+  const drain = (id: number): OutBatch[] => {
+    const out: OutBatch[] = [];
+    for (let b = core.nextBatch(id, 100); b; b = core.nextBatch(id, 100)) out.push(b);
+    return out;
+  };
+  for (const id of [src, withLlgr, without]) drain(id);
+  const p = (text: string) => parsePrefixText(text);
+  const attrs = (extra: PathAttributes = {}): PathAttributes => ({ origin: 0, asPath: [{ type: 2, asns: [65001] }], nextHop: '192.0.2.1', ...extra });
+  core.applyUpdate(src, { type: 'UPDATE', withdrawn: { afi: 1, safi: 1, prefixes: [], pathIds: null }, attributes: attrs(), nlri: { afi: 1, safi: 1, prefixes: [p('10.1.0.0/24') as number, p('10.1.1.0/24') as number], pathIds: null } });
+  core.applyUpdate(src, { type: 'UPDATE', withdrawn: { afi: 1, safi: 1, prefixes: [], pathIds: null }, attributes: attrs({ communities: [NO_LLGR] }), nlri: { afi: 1, safi: 1, prefixes: [p('10.1.2.0/24') as number], pathIds: null } });
+  drain(withLlgr);
+  drain(without);
+  t.equal(core.staleCount(src), 0, 'nothing stale yet');
+
+  core.peerDown(src, { retainStale: true });
+  t.equal(core.staleCount(src), 3, 'three stale paths after a graceful session end');
+  t.same(core.enterLongLivedStale(src, IPV6_UNICAST), { kept: 0, removed: 0 }, 'another family: nothing to do');
+  t.same(core.enterLongLivedStale(src, IPV4_UNICAST), { kept: 2, removed: 1 }, 'two kept, the NO_LLGR one removed');
+  t.equal(core.route(p('10.1.2.0/24')), null, 'NO_LLGR path gone');
+  t.ok(core.route(p('10.1.0.0/24'))?.best.attrs.llgrStale, 'LLGR_STALE attached');
+  t.equal(core.staleCount(src), 2, 'still stale: sweepStale would remove them');
+  t.same(core.enterLongLivedStale(src, IPV4_UNICAST), { kept: 2, removed: 0 }, 'idempotent');
+
+  const toLlgr = drain(withLlgr);
+  const ann = toLlgr.filter((b): b is Extract<OutBatch, { kind: 'announce' }> => b.kind === 'announce');
+  t.ok(ann.length === 1 && ann[0]?.attrs.attrs.communities?.includes(LLGR_STALE) && ann[0].prefixes.length === 2, 'the LLGR peer gets both again, with LLGR_STALE');
+  t.ok(toLlgr.some((b) => b.kind === 'withdraw' && b.prefixes.length === 1), 'and the NO_LLGR prefix withdrawn');
+  const toOther = drain(without);
+  t.ok(toOther.every((b) => b.kind === 'withdraw'), 'the peer without LLGR gets withdrawals only');
+  t.equal(toOther.reduce((n, b) => n + (b.kind === 'withdraw' ? b.prefixes.length : 0), 0), 3, 'all three withdrawn from it');
+  t.equal(core.advertised(without, p('10.1.0.0/24')), undefined, 'nothing in its Adj-RIB-Out');
+
+  t.equal(core.sweepStale(src, IPV4_UNICAST), 2, 'sweep removes the long-lived stale paths');
+  t.equal(core.staleCount(src), 0);
+});
+
+t.test('decision: a path with LLGR_STALE never beats one without, and never shares a multipath set with it', async (t) => {
+  const arb = fc.record({
+    stale: fc.boolean(),
+    localPref: fc.constantFrom(0, 100, 200),
+    len: fc.integer({ min: 1, max: 3 }),
+    neighbor: fc.constantFrom(65001, 65002),
+    ibgp: fc.boolean(),
+    local: fc.boolean(),
+  });
+  fc.assert(
+    fc.property(fc.array(arb, { minLength: 1, maxLength: 8 }), fc.integer({ min: 1, max: 4 }), (list, maxPaths) => {
+      const table = new AttrTable();
+      const paths = list.map((x, i) => {
+        const a: PathAttributes = {
+          origin: 0,
+          asPath: [{ type: 2, asns: [x.neighbor, ...Array.from({ length: x.len - 1 }, () => 64999)] }],
+          nextHop: `192.0.2.${i + 1}`,
+          localPref: x.localPref,
+          ...(x.stale ? { communities: [LLGR_STALE] } : {}),
+        };
+        const address = `198.51.100.${i + 1}`;
+        const s: PathSource = { id: i + 1, local: x.local && i === 0, ibgp: x.ibgp, routerId: i + 1, address, addressKey: addressSortKey(address) };
+        return new Path(s, 0, table.intern(a, [a.nextHop as string]));
+      });
+      const sel = selectBest(paths, maxPaths);
+      if (!sel) return false;
+      const anyFresh = paths.some((x) => !x.attrs.llgrStale);
+      if (anyFresh && sel.best.attrs.llgrStale) return false;
+      return sel.multipath.every((x) => x.attrs.llgrStale === sel.best.attrs.llgrStale);
+    }),
+    { numRuns: 1000 },
+  );
+  t.pass('1000 random candidate sets');
 });
