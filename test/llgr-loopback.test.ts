@@ -32,6 +32,7 @@ import {
   type PathSource,
   type StaleEvent,
 } from '../bgp/index.js';
+import { LongLivedState } from '../bgp/speaker/llgr.js';
 import { until } from './helpers/netns.js';
 
 type Tap = { teardown: (f: () => unknown) => void };
@@ -360,4 +361,20 @@ t.test('decision: a path with LLGR_STALE never beats one without, and never shar
     { numRuns: 1000 },
   );
   t.pass('1000 random candidate sets');
+});
+
+t.test('a long-lived clock of the largest stale time (2^24-1 s, beyond setTimeout\'s 2^31-1 ms) does not fire early', async (t) => {
+  const st = new LongLivedState();
+  let fired = 0;
+  st.start(IPV4_UNICAST, 0xffffff, () => fired++);
+  st.start(IPV6_UNICAST, 1, () => fired++);
+  await sleep(100);
+  t.equal(fired, 0, 'neither clock fired yet');
+  t.ok(st.has(IPV4_UNICAST), 'still running');
+  const left = st.json().find((f) => f.family === 'ipv4-unicast')?.secondsLeft ?? 0;
+  t.ok(left > 0xffffff - 5 && left <= 0xffffff, 'about 194 days left');
+  await until(() => fired === 1, 'the 1 s clock fires', 5000);
+  t.notOk(st.has(IPV6_UNICAST), 'a fired clock is gone');
+  st.stop(IPV4_UNICAST);
+  t.same(st.json(), [], 'stopped');
 });

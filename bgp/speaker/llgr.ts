@@ -25,14 +25,14 @@ class LongTimer {
     this.arm();
   }
 
+  /** Always asynchronous, so fire() never runs before the constructor has returned. */
   private arm(): void {
-    const left = this.deadline - Date.now();
-    if (left <= 0) {
-      this.handle = null;
-      this.fire();
-      return;
-    }
-    this.handle = setTimeout(() => this.arm(), Math.min(left, MAX_TIMER_MS));
+    this.handle = setTimeout(() => {
+      if (Date.now() >= this.deadline) {
+        this.handle = null;
+        this.fire();
+      } else this.arm();
+    }, Math.min(Math.max(0, this.deadline - Date.now()), MAX_TIMER_MS));
     this.handle.unref?.();
   }
 
@@ -63,7 +63,7 @@ export class LongLivedState {
       this.active.delete(family);
       onExpire();
     });
-    if (t.deadline > Date.now()) this.active.set(family, t);
+    this.active.set(family, t);
   }
 
   stop(family: number): void {
