@@ -112,6 +112,7 @@ t.test('skeinctl shows GR and LLGR helper state of a peer that went away, and it
   const text = await ctl(['--socket', sock, 'peers']);
   t.match(text.out, /helper: +long-lived phase: ipv4-unicast stale \(1 routes\)/, 'skeinctl peers: helper line');
   t.match(text.out, /long-lived: +ipv4-unicast \d+s left/, 'skeinctl peers: LLGR clock line');
+  t.match((await ctl(['--socket', sock, 'status'])).out, /127\.0\.0\.2.*keeping routes: long-lived/, 'skeinctl status: the INFO column says we keep its routes');
   await until(async () => (await d1.metrics.scrape()).body.includes('skein_bgp_peer_graceful_restart_phase{peer="127.0.0.2",phase="long-lived"} 1'), 'metrics sampled', 10_000, 200);
   t.match((await d1.metrics.scrape()).body, /skein_bgp_peer_stale_routes\{peer="127\.0\.0\.2"\} 1/, 'stale routes gauge');
 

@@ -49,7 +49,7 @@ export function renderStatus(result: unknown, now: Date): string {
     }
     out += table(
       ['PEER ADDRESS', 'PEER TYPE', 'STATE', 'SINCE', 'INFO'],
-      mine.map((p) => [peerAddress(p), text(p.type), text(p.state), humaneSince(String(p.since ?? ''), now), text(p.info)]),
+      mine.map((p) => [peerAddress(p), text(p.type), text(p.state), humaneSince(String(p.since ?? ''), now), infoWithHelper(p)]),
       true,
     );
   }
@@ -67,6 +67,14 @@ function restartRow(s: StatusJson): [string, string][] {
   const f = g.fibSync;
   if (f && typeof f === 'object' && !f.done) rows.push(['FIB sync', `stale kernel routes kept until End-of-RIB${wait(f.waitingFor, f.secondsLeft)}`]);
   return rows;
+}
+
+/** The status INFO column, with a note while we keep the peer's routes after its session went down. */
+function infoWithHelper(p: PeerJson): string {
+  const h = p.gracefulRestart?.helper;
+  if (!h || typeof h !== 'object') return text(p.info);
+  const note = `keeping routes: ${h.phase}${h.secondsLeft !== null && h.secondsLeft !== undefined ? ` ${h.secondsLeft}s left` : ''}`;
+  return p.info ? `${p.info} (${note})` : note;
 }
 
 /** The graceful restart lines of a peer block (RFC 4724 / RFC 9494), when the daemon reports them. */
