@@ -72,6 +72,11 @@ export interface DaemonConfig {
     listen: { address: string; port: number };
     /** BGP identifier (RFC 4271 §4.2); default: the node's IPv4 BGP address */
     routerId?: string;
+    /**
+     * RFC 9494 long-lived graceful restart, seconds of long-lived stale time we announce (and honour as helper):
+     * staleTime for every peer, peers[address] for one peer (0 turns it off there). Absent (the default): off.
+     */
+    longLivedGracefulRestart?: { staleTime: number; peers: Record<string, number> };
   };
   fib: {
     enabled: boolean;
@@ -94,6 +99,18 @@ export interface DaemonConfig {
   log: { level: LogLevel };
   /** where password secretKeyRefs are read from: <secretsDir>/<name>/<key> */
   secretsDir: string;
+}
+
+/** RFC 9494 §3: the long-lived stale time is 24 bits of seconds. A duration ("1h", "3600s") or a number of seconds. */
+function staleTime(v: unknown): number {
+  const s = typeof v === 'number' ? v : parseDuration(v) / 1000;
+  if (!Number.isInteger(s) || s < 0) throw new ValueError(`a long-lived stale time is a whole number of seconds, got ${describe(v)}`);
+  if (s > 0xffffff) throw new ValueError(`a long-lived stale time is at most 16777215 s (24 bits, RFC 9494 §3), got ${s} s`);
+  return s;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 const TOP = ['nodeName', 'datastore', 'bgp', 'fib', 'control', 'metrics', 'log', 'secretsDir'] as const;
@@ -253,7 +270,7 @@ export function parseDaemonConfig(text: string, file: string, env: NodeJS.Proces
   }
 
   const bgpPath: Path = ['bgp'];
-  const bgp = c.object(root.bgp, bgpPath, ['listen', 'routerId']);
+  const bgp = c.object(root.bgp, bgpPath, ['listen', 'routerId', 'longLivedGracefulRestart']);
   const listenPath: Path = [...bgpPath, 'listen'];
   const listen = c.object(bgp.listen, listenPath, ['address', 'port']);
   const bgpOut: DaemonConfig['bgp'] = {
@@ -262,6 +279,19 @@ export function parseDaemonConfig(text: string, file: string, env: NodeJS.Proces
       port: c.opt(listen, 'port', listenPath, port) ?? 179,
     },
   };
+  if (bgp.longLivedGracefulRestart !== undefined && bgp.longLivedGracefulRestart !== null) {
+    const llgrPath: Path = [...bgpPath, 'longLivedGracefulRestart'];
+    const llgr = c.object(bgp.longLivedGracefulRestart, llgrPath, ['staleTime', 'peers']);
+    const out = { staleTime: c.opt(llgr, 'staleTime', llgrPath, staleTime) ?? 0, peers: {} as Record<string, number> };
+    const peersPath: Path = [...llgrPath, 'peers'];
+    const llgrPeers = c.object(llgr.peers, peersPath, Object.keys(isRecord(llgr.peers) ? llgr.peers : {}));
+    for (const k of Object.keys(llgrPeers)) {
+      const address = c.value(k, [...peersPath, k], (v) => parseIP(v).address);
+      const t = c.opt(llgrPeers, k, peersPath, staleTime);
+      if (address !== undefined && t !== undefined) out.peers[address] = t;
+    }
+    bgpOut.longLivedGracefulRestart = out;
+  }
   const routerId = c.opt(bgp, 'routerId', bgpPath, (v) => {
     const ip = parseIP(v);
     // RFC 4271 §4.2 / RFC 6286: the BGP Identifier is a 4-octet value, written as an IPv4 address.

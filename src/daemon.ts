@@ -526,7 +526,13 @@ export class Daemon {
         return undefined;
       }
     }
-    return peerOptionsFor(p, { localAsn: this.speaker?.localAsn ?? this.identity?.asn ?? 0, ...(md5Key ? { md5Key } : {}) });
+    const llgr = this.cfg.bgp.longLivedGracefulRestart;
+    const llst = llgr ? (llgr.peers[p.address] ?? llgr.staleTime) : 0;
+    return peerOptionsFor(p, {
+      localAsn: this.speaker?.localAsn ?? this.identity?.asn ?? 0,
+      ...(md5Key ? { md5Key } : {}),
+      ...(llst > 0 ? { longLivedStaleTime: llst } : {}),
+    });
   }
 
   // ------------------------------------------------------------------ speaker events
@@ -565,6 +571,14 @@ export class Daemon {
     this.#syncPoll = setInterval(() => this.#maybeSync(), 250);
     this.#syncPoll.unref();
     this.#maybeSync();
+  }
+
+  /** The start-up FIB sweep as the operator sees it: done, or waiting for which peers and for how long at most. */
+  #fibSyncJson(): NonNullable<NonNullable<StatusJson['gracefulRestart']>['fibSync']> {
+    if (this.#fibSynced || this.#syncDeadline === 0) return { done: this.#fibSynced, secondsLeft: null, waitingFor: [] };
+    const now = Date.now();
+    const waitingFor = [...this.#startupPeers].filter(([a, at]) => !this.#peerSynced(a, at, now)).map(([a]) => a);
+    return { done: false, secondsLeft: Math.max(0, Math.ceil((this.#syncDeadline - now) / 1000)), waitingFor };
   }
 
   /** Sweep the FIB once every start-up peer has sent its routes (or at the deadline), and the gate is open. */
@@ -636,6 +650,8 @@ export class Daemon {
     if (!speaker) return;
     for (const p of speaker.peersJson().peers) {
       for (const f of p.families) this.metrics.prefixes(p.address, f, p.prefixes);
+      const h = p.gracefulRestart.helper;
+      this.metrics.gracefulRestart(p.address, h?.phase ?? null, h?.staleRoutes ?? 0);
       const last = this.#counterSnapshot.get(p.address) ?? {};
       const now: Record<string, number> = {};
       for (const [t, n] of Object.entries(p.messages.in)) {
@@ -675,6 +691,7 @@ export class Daemon {
       peers: this.peers(),
       version: VERSION,
     };
+    if (this.speaker) out.gracefulRestart = { ...this.speaker.localRestartJson(), fibSync: this.#fibSyncJson() };
     if (!r.ready) out.notReady = r.missing;
     return out;
   }
@@ -847,6 +864,7 @@ function peerJson(p: SpeakerPeerJson, d: DesiredPeer | undefined): PeerJson {
   out.connection = p.connection;
   out.messages = p.messages;
   out.notifications = p.notifications;
+  out.gracefulRestart = p.gracefulRestart;
   return out;
 }
 

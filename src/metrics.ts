@@ -34,6 +34,8 @@ export class Metrics {
   // so `skein_bgp_peer_state{state="Established"} == 0` finds every peer that is down.
   readonly #peerState: Gauge<'peer' | 'state'>;
   readonly #peerUptime: Gauge<'peer'>;
+  readonly #staleRoutes: Gauge<'peer'>;
+  readonly #grPhase: Gauge<'peer' | 'phase'>;
   readonly #prefixes: Record<keyof PrefixCounts, Gauge<'peer' | 'family'>>;
   readonly #msgIn: Counter<'peer' | 'type'>;
   readonly #msgOut: Counter<'peer' | 'type'>;
@@ -63,6 +65,8 @@ export class Metrics {
 
     this.#peerState = new Gauge({ name: 'skein_bgp_peer_state', help: 'BGP session state per peer: 1 for the current state, 0 for the others', labelNames: ['peer', 'state'], registers });
     this.#peerUptime = new Gauge({ name: 'skein_bgp_peer_established_since_seconds', help: 'Unix time the session with the peer became Established (absent while it is not)', labelNames: ['peer'], registers });
+    this.#staleRoutes = new Gauge({ name: 'skein_bgp_peer_stale_routes', help: 'Routes from the peer kept as stale by graceful restart (RFC 4724) or long-lived graceful restart (RFC 9494)', labelNames: ['peer'], registers });
+    this.#grPhase = new Gauge({ name: 'skein_bgp_peer_graceful_restart_phase', help: 'Graceful restart helper phase for the peer: 1 for the current phase (none, restart, stale-path, long-lived), 0 for the others', labelNames: ['peer', 'phase'], registers });
     this.#prefixes = {
       received: new Gauge({ name: 'skein_bgp_prefixes_received', help: 'Prefixes received from the peer (Adj-RIB-In, before import policy)', labelNames: ['peer', 'family'], registers }),
       accepted: new Gauge({ name: 'skein_bgp_prefixes_accepted', help: 'Prefixes from the peer accepted by import policy', labelNames: ['peer', 'family'], registers }),
@@ -103,6 +107,12 @@ export class Metrics {
     for (const s of PEER_STATES) this.#set(peer, this.#peerState, { peer, state: s }, s === state ? 1 : 0);
     if (state === 'Established') this.#set(peer, this.#peerUptime, { peer }, Math.floor(nowMs / 1000));
     else this.#peerUptime.remove({ peer });
+  }
+
+  /** The peer's graceful restart helper state: its phase (null: none) and how many of its routes are stale. */
+  gracefulRestart(peer: string, phase: 'restart' | 'stale-path' | 'long-lived' | null, staleRoutes: number): void {
+    for (const p of ['none', 'restart', 'stale-path', 'long-lived'] as const) this.#set(peer, this.#grPhase, { peer, phase: p }, p === (phase ?? 'none') ? 1 : 0);
+    this.#set(peer, this.#staleRoutes, { peer }, staleRoutes);
   }
 
   /** Sets the prefix counts of a peer for one family; counts left out keep their value. */

@@ -336,3 +336,96 @@ protocol bgp sk {
   t.notOk(lines.some((l) => l.includes('not all heard from')), 'the FIB was reconciled on End-of-RIB, not at the deadline');
   t.ok(bird.fromSkein().includes('10.65.0.0/26') && /10\.10\.0\.0\/16 via 10\.0\.0\.9/.test(kernel()), 'everything is back in place');
 });
+
+// ---------------------------------------------------------------- long-lived graceful restart (RFC 9494) with BIRD
+
+function birdLlgrConfig(statics: string[]): string {
+  return `
+router id 10.0.0.1;
+protocol device { scan time 1; }
+protocol static s4 { ipv4; ${statics.join(' ')} }
+protocol bgp sk {
+  local 10.0.0.1 as ${BIRD_AS};
+  neighbor 10.0.0.2 as ${SKEIN_AS};
+  hold time 30;
+  connect retry time 1;
+  error wait time 1, 2;
+  graceful restart on;
+  graceful restart time 1;
+  long lived graceful restart on;
+  long lived stale time 5;
+  ipv4 { import all; export all; };
+}
+`;
+}
+
+t.test('skein as LLGR helper: BIRD is killed; its routes go through GR and LLGR (LLGR_STALE, NO_LLGR), are refreshed, then swept', async (t) => {
+  const env = await setup(t);
+  if (!env) return;
+  const bird = new Bird(env.nsBird);
+  t.teardown(() => bird.stop());
+  const keep = 'route 10.10.0.0/16 blackhole;';
+  const noLlgr = 'route 10.11.0.0/16 blackhole { bgp_community.add((65535, 7)); };';
+  await bird.start(birdLlgrConfig([keep, noLlgr]));
+  const agent = spawnAgent(t, env.nsSkein);
+  const cfg = agentConfig(false);
+  await agent.call('start', { config: { ...cfg, peers: [{ ...cfg.peers![0]!, longLivedStaleTime: 600 }] } });
+  type Gr = { helper: { phase: string } | null; peer: { longLived: { staleTime: number }[] } | null; longLived: unknown[] };
+  const gr = async (): Promise<Gr | undefined> => (await agent.peer() as unknown as { gracefulRestart?: Gr } | undefined)?.gracefulRestart;
+  const comms = async (p: string): Promise<string[] | undefined> => (await agent.route(p))?.best.communities;
+  const diag = async (): Promise<string> =>
+    `skein: ${JSON.stringify(await agent.peer())}\nroutes: ${JSON.stringify(await agent.prefixes())}\nevents: ${JSON.stringify(agent.events.slice(-10))}\nbird log: ${bird.log.slice(-2000)}`;
+  try {
+    await until(async () => JSON.stringify(await agent.prefixes()) === JSON.stringify(['10.10.0.0/16', '10.11.0.0/16']), 'skein learns both routes', 30_000, 200);
+    t.same((await gr())?.peer?.longLived.map((f) => f.staleTime), [5], 'BIRD announced LLGR with a 5 s stale time');
+
+    await bird.kill();
+    await until(async () => (await comms('10.10.0.0/16'))?.includes('65535:6') === true, 'LLGR phase: LLGR_STALE on the kept route', 15_000, 100);
+    t.same(await agent.prefixes(), ['10.10.0.0/16'], 'the NO_LLGR route went at the start of the LLGR phase');
+    t.equal((await gr())?.helper?.phase, 'long-lived', 'peer JSON: long-lived phase');
+
+    await bird.start(birdLlgrConfig([keep]), { recovery: true });
+    await until(async () => (await agent.peer())?.state === 'Established', 'session back', 30_000, 100);
+    await until(async () => (await gr())?.helper === null, 'BIRD\'s End-of-RIB ends helper mode', 30_000, 100);
+    t.same(await comms('10.10.0.0/16'), [], 'the refreshed route has no LLGR_STALE');
+
+    await bird.kill();
+    await until(async () => (await comms('10.10.0.0/16'))?.includes('65535:6') === true, 'LLGR phase again', 15_000, 100);
+    await until(async () => (await agent.prefixes()).length === 0, 'swept when BIRD\'s 5 s long-lived stale time ends', 20_000, 200);
+  } catch (e) {
+    t.comment(await diag());
+    throw e;
+  }
+  t.match(JSON.stringify(agent.events), /long-lived stale time ran out/, 'the sweep came from the LLGR timer');
+});
+
+t.test('BIRD as LLGR helper: skein is killed; BIRD keeps its routes with LLGR_STALE, then takes the refreshed ones', async (t) => {
+  const env = await setup(t);
+  if (!env) return;
+  const bird = new Bird(env.nsBird);
+  t.teardown(() => bird.stop());
+  await bird.start(birdLlgrConfig(['route 10.10.0.0/16 blackhole;']));
+  const withLlgr = (restarting: boolean): SpeakerOptions => {
+    const c = agentConfig(restarting);
+    return { ...c, peers: [{ ...c.peers![0]!, restartTime: 1, longLivedStaleTime: 60 }] };
+  };
+  let agent = spawnAgent(t, env.nsSkein);
+  await agent.call('start', { config: withLlgr(false) });
+  await agent.call('originate', { prefix: '10.20.0.0/16' });
+  const birdComms = (): string => bird.routes('protocol', 'sk').find((r) => r.prefix === '10.20.0.0/16')?.bgp.community ?? '';
+  await until(() => bird.fromSkein().includes('10.20.0.0/16'), 'BIRD learns skein\'s route', 30_000, 200);
+  t.notMatch(birdComms(), /65535, ?6/, 'fresh: no LLGR_STALE');
+
+  const exited = new Promise<void>((r) => agent.proc.once('exit', () => r()));
+  agent.proc.kill('SIGKILL');
+  await exited;
+  await until(() => /65535, ?6/.test(birdComms()), 'BIRD marks skein\'s route LLGR_STALE after our 1 s restart time', 30_000, 200);
+  t.ok(bird.fromSkein().includes('10.20.0.0/16'), 'BIRD keeps the route in the LLGR phase');
+
+  agent = spawnAgent(t, env.nsSkein);
+  await agent.call('start', { config: withLlgr(true) });
+  await agent.call('originate', { prefix: '10.20.0.0/16' });
+  await until(() => bird.bgpState() === 'Established' && !/65535, ?6/.test(birdComms()) && bird.fromSkein().includes('10.20.0.0/16'), 'BIRD takes the refreshed route', 30_000, 200);
+  t.pass('refreshed: LLGR_STALE gone in BIRD');
+  await agent.call('stop', {}).catch(() => undefined);
+});

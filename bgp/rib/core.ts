@@ -40,7 +40,7 @@
 // - unrecognised optional transitive attributes pass on with the Partial bit
 //   set, non-transitive ones are dropped (§5, §9.1.3);
 // - then the peer's export policy.
-import { AttrFlag, IPV4_UNICAST, IPV6_UNICAST, SegmentType, familyKey } from '../wire/constants.js';
+import { AttrFlag, IPV4_UNICAST, IPV6_UNICAST, LLGR_STALE, NO_LLGR, SegmentType, familyKey } from '../wire/constants.js';
 import type { PathAttributes, Prefix4, Prefix6, PrefixList, UpdateMessage } from '../wire/types.js';
 import { DEFAULT_LOCAL_PREF, Path, addressSortKey, compare, selectBest } from './decision.js';
 import type { PathSource, Reason, Selection } from './decision.js';
@@ -118,6 +118,8 @@ export interface SessionTerms {
   readonly addPathRx: ReadonlySet<number>;
   readonly addPathTx: ReadonlySet<number>;
   readonly enhancedRouteRefresh: boolean;
+  /** families where the peer announced LLGR (RFC 9494 §4.3: only those may receive LLGR_STALE paths); default none */
+  readonly llgrFamilies?: ReadonlySet<number>;
 }
 
 /** A best-path change for the FIB consumer. best null: the prefix is gone. */
@@ -263,6 +265,7 @@ class Peer implements PathSource, PeerView {
   addPathRx: ReadonlySet<number> = new Set();
   addPathTx: ReadonlySet<number> = new Set();
   enhancedRouteRefresh = false;
+  llgrFamilies: ReadonlySet<number> = new Set();
   /** Adj-RIB-Out: prefix → what we advertise (or are about to) */
   readonly adjOut = new PrefixMap<AttrSet>();
   readonly queues = new Map<number, OutQueue>();
@@ -399,6 +402,7 @@ export class RibCore {
     p.addPathRx = terms.addPathRx;
     p.addPathTx = terms.addPathTx;
     p.enhancedRouteRefresh = terms.enhancedRouteRefresh;
+    p.llgrFamilies = terms.llgrFamilies ?? new Set();
     this.loc.forEach((e, prefix) => this.exportTo(p, prefix, bestOf(e)));
     for (const f of p.families) p.queue(f).tail.push('end-of-rib');
   }
@@ -442,6 +446,48 @@ export class RibCore {
   sweepStale(id: number, family?: number): number {
     const p = this.peer(id);
     return this.sweep(p, family ?? null, false);
+  }
+
+  /**
+   * RFC 9494 §4.2: the peer's restart time ran out (or was 0) and a family of its stale paths enters the long-lived
+   * phase. Each path still stale gets the LLGR_STALE community (§3.2), which ranks it below every other path (§4.4)
+   * and keeps it from peers without LLGR (§4.3); one carrying NO_LLGR (§3.3) is removed instead. The paths stay
+   * stale: the peer re-announcing them makes them fresh (without the community), and sweepStale removes the rest.
+   */
+  enterLongLivedStale(id: number, family: number): { kept: number; removed: number } {
+    const p = this.peer(id);
+    const todo: [PrefixKey, Path][] = [];
+    this.loc.forEach((e, prefix) => {
+      if (familyOf(prefix) !== family) return;
+      for (const path of e instanceof Path ? [e] : e.paths) if (path.source === p && path.gen < p.gen(family)) todo.push([prefix, path]);
+    });
+    let kept = 0;
+    let removed = 0;
+    for (const [prefix, path] of todo) {
+      const a = path.attrs.attrs;
+      if (a.communities?.includes(NO_LLGR)) {
+        if (this.withdrawPath(p, prefix, path.pathId)) removed++;
+        continue;
+      }
+      kept++;
+      if (path.attrs.llgrStale) continue; // it came with the community already
+      const set = this.attrs.intern({ ...a, communities: [...(a.communities ?? []), LLGR_STALE] }, path.attrs.nextHops);
+      this.put(prefix, p, path.pathId, set, path.gen);
+    }
+    return { kept, removed };
+  }
+
+  /** How many of a peer's paths are stale now (graceful restart, route refresh); walks the table. */
+  staleCount(id: number): number {
+    const p = this.peer(id);
+    if (p.paths === 0 || p.gens.size === 0) return 0;
+    let n = 0;
+    this.loc.forEach((e, prefix) => {
+      const g = p.gen(familyOf(prefix));
+      if (g === 0) return;
+      for (const path of e instanceof Path ? [e] : e.paths) if (path.source === p && path.gen < g) n++;
+    });
+    return n;
   }
 
   /** Remove the paths of p in a family (or all families): the stale ones, or every one when all is set. */
@@ -760,6 +806,9 @@ export class RibCore {
   private exportSet(p: Peer, prefix: PrefixKey, best: Path): AttrSet | null {
     const src = best.source;
     if (src.id === p.id) return null; // not back to where it came from
+    // RFC 9494 §4.3: a long-lived stale path goes only to peers that announced LLGR; to others it is withdrawn
+    // (the default; the optional NO_EXPORT + LOCAL_PREF 0 partial deployment of §4.6 is not implemented).
+    if (best.attrs.llgrStale && !p.llgrFamilies.has(familyOf(prefix))) return null;
     const reflect = !src.local && src.ibgp && p.ibgp;
     if (reflect) {
       // RFC 4271 §9.2: no iBGP → iBGP, unless reflecting (RFC 4456 §6): a

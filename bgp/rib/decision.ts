@@ -4,6 +4,9 @@
 // the export side in core.ts.
 //
 // Steps, in order; compare() stops at the first that differs and names it:
+//   0. llgr-stale          a path without LLGR_STALE beats one with it, whatever the
+//                          rest says (RFC 9494 §4.4: long-lived stale paths are the least
+//                          preferred, ahead of every other step)
 //   1. local-pref          higher LOCAL_PREF wins (missing: 100, the usual default)        §9.1.2.1
 //   2. local               a locally originated path beats a learned one (Cisco's step,
 //                          placed after LOCAL_PREF so a peer's elevated priority — Calico's
@@ -62,6 +65,7 @@ export class Path {
 
 export type Reason =
   | 'only-path'
+  | 'llgr-stale'
   | 'local-pref'
   | 'local'
   | 'as-path-length'
@@ -92,6 +96,8 @@ const r = (cmp: number, reason: Reason): Comparison => ({ cmp, reason });
 export function compare(a: Path, b: Path): Comparison {
   const x = a.attrs;
   const y = b.attrs;
+  // 0
+  if (x.llgrStale !== y.llgrStale) return r(x.llgrStale ? 1 : -1, 'llgr-stale');
   // 1
   const lpA = x.localPref ?? DEFAULT_LOCAL_PREF;
   const lpB = y.localPref ?? DEFAULT_LOCAL_PREF;

@@ -8,7 +8,7 @@
 //
 // The fields the decision process reads are computed once here, on the set,
 // so comparing two paths never walks an AS_PATH.
-import { SegmentType } from '../wire/constants.js';
+import { LLGR_STALE, SegmentType } from '../wire/constants.js';
 import type { AsPathSegment, PathAttributes } from '../wire/types.js';
 
 export class AttrSet {
@@ -28,6 +28,8 @@ export class AttrSet {
   readonly med: number;
   readonly originatorId: number | undefined;
   readonly clusterListLength: number;
+  /** carries LLGR_STALE (RFC 9494 §4.3): least preferred of all (§4.4), advertised only to LLGR peers */
+  readonly llgrStale: boolean;
   /**
    * Per (peer, family, locality) slot: this set as exported by the default
    * rules under the peer's settings epoch (no reference held; valid while the
@@ -48,6 +50,7 @@ export class AttrSet {
     this.med = attrs.med ?? 0; // RFC 4271 §9.1.2.2 c: a missing MED counts as 0
     this.originatorId = attrs.originatorId;
     this.clusterListLength = attrs.clusterList?.length ?? 0;
+    this.llgrStale = attrs.communities?.includes(LLGR_STALE) ?? false;
   }
 }
 

@@ -15,6 +15,11 @@ export interface PeerGracefulRestart {
   readonly families: readonly { readonly family: number; readonly forwardingState: boolean }[];
 }
 
+/** The peer's long-lived graceful restart parameters (RFC 9494 §3), limited to negotiated families. */
+export interface PeerLongLivedGracefulRestart {
+  readonly families: readonly { readonly family: number; readonly forwardingState: boolean; readonly staleTime: number }[];
+}
+
 export interface NegotiatedSession {
   /** the peer's real AS: the 4-octet AS capability when present, else My Autonomous System (RFC 6793 §4.1) */
   readonly peerAs: number;
@@ -36,6 +41,10 @@ export interface NegotiatedSession {
   readonly addPathTx: ReadonlySet<number>;
   /** the peer's GR capability, or null if it sent none */
   readonly gracefulRestart: PeerGracefulRestart | null;
+  /** the peer's LLGR capability, or null if it sent none, or sent it without GR (RFC 9494 §4.1, §4.5: then it is ignored) */
+  readonly longLivedGracefulRestart: PeerLongLivedGracefulRestart | null;
+  /** families whose LLGR_STALE routes may be sent to the peer: it announced LLGR for them (RFC 9494 §4.3) */
+  readonly llgrFamilies: ReadonlySet<number>;
   readonly codec: CodecContext;
 }
 
@@ -160,6 +169,19 @@ export function negotiate(local: OpenMessage, remote: OpenMessage, localAs: numb
     };
   }
 
+  let longLivedGracefulRestart: PeerLongLivedGracefulRestart | null = null;
+  if (gracefulRestart) {
+    for (const c of remote.capabilities) {
+      if (c.name !== 'long-lived-graceful-restart') continue;
+      longLivedGracefulRestart = {
+        families: c.families
+          .map((f) => ({ family: familyKey(f.afi, f.safi), forwardingState: f.forwardingState, staleTime: f.staleTime }))
+          .filter((f) => famSet.has(f.family)),
+      };
+    }
+  }
+  const llgrFamilies = new Set((longLivedGracefulRestart?.families ?? []).map((f) => f.family));
+
   const peerAs = openAs(remote);
   return {
     peerAs,
@@ -175,6 +197,8 @@ export function negotiate(local: OpenMessage, remote: OpenMessage, localAs: numb
     addPathRx,
     addPathTx,
     gracefulRestart,
+    longLivedGracefulRestart,
+    llgrFamilies,
     codec: Object.freeze({ as4, extendedMessage, addPathRx, addPathTx }),
   };
 }
@@ -214,6 +238,8 @@ export interface CapabilityOptions {
   readonly addPath?: ReadonlyMap<number, 1 | 2 | 3>;
   /** RFC 4724: restart time in seconds and whether forwarding state was kept across a restart */
   readonly gracefulRestart?: { readonly restartTime: number; readonly restarting?: boolean; readonly forwardingState?: boolean; readonly notification?: boolean };
+  /** RFC 9494 §3: long-lived stale time in seconds (24 bits) for every family; sent only beside gracefulRestart */
+  readonly longLivedGracefulRestart?: { readonly staleTime: number; readonly forwardingState?: boolean };
 }
 
 /** The capabilities of our OPEN, in a fixed order; the 4-octet AS capability is always present (RFC 6793 §3). */
@@ -231,6 +257,14 @@ export function buildCapabilities(o: CapabilityOptions): Capability[] {
     });
   }
   caps.push({ code: 65, name: '4-octet-as', asn: o.localAs });
+  if (o.gracefulRestart && o.longLivedGracefulRestart) {
+    // RFC 9494 §3: the LLGR capability means nothing without the GR capability beside it.
+    const l = o.longLivedGracefulRestart;
+    caps.push({
+      code: 71, name: 'long-lived-graceful-restart',
+      families: o.families.map((f) => ({ ...fam(f), forwardingState: l.forwardingState ?? false, staleTime: Math.min(Math.max(0, Math.floor(l.staleTime)), 0xffffff) })),
+    });
+  }
   const ap = [...(o.addPath ?? new Map<number, 1 | 2 | 3>())].filter(([f]) => o.families.includes(f));
   if (ap.length > 0) caps.push({ code: 69, name: 'add-path', families: ap.map(([f, sendReceive]) => ({ ...fam(f), sendReceive })) });
   if (o.enhancedRouteRefresh) caps.push({ code: 70, name: 'enhanced-route-refresh' });

@@ -56,6 +56,13 @@ export interface PeerOptions {
    * our routes when we restart (Calico maxRestartTime / nodeMeshMaxRestartTime). Default 120; at most 4095.
    */
   readonly restartTime?: number;
+  /**
+   * RFC 9494 long-lived graceful restart: the long-lived stale time (seconds, at most 16777215) we announce in our
+   * LLGR capability, beside GR, for every family of the session. Setting it also makes us the peer's LLGR helper:
+   * when its session drops, families it announced a long-lived stale time for are kept, with LLGR_STALE, for that long
+   * once its restart time has run out. Unset or 0 (the default): no LLGR capability, no long-lived phase.
+   */
+  readonly longLivedStaleTime?: number;
   /** the peer is our route reflector client (RFC 4456 §6); a change resets the session */
   readonly routeReflectorClient?: boolean;
   /**
@@ -127,6 +134,7 @@ export function sessionKey(p: PeerOptions): string {
     p.addPathReceive ?? false,
     p.extendedMessage ?? true,
     p.restartTime ?? null,
+    p.longLivedStaleTime ?? 0,
     p.routeReflectorClient ?? false,
     p.holdTime ?? null,
     p.keepaliveTime ?? null,

@@ -20,6 +20,7 @@ export interface PathJson {
 
 const REASONS: Readonly<Record<Reason, string>> = {
   'only-path': 'only path',
+  'llgr-stale': 'not long-lived stale (RFC 9494)',
   'local-pref': 'higher LOCAL_PREF',
   local: 'locally originated',
   'as-path-length': 'shorter AS_PATH',

@@ -45,6 +45,8 @@ import { endOfRib, isEndOfRib, packUpdates, packWithdrawals } from '../wire/upda
 import { FAMILY_KEYS, familyNameOf, normalizeAddress, sessionKey } from './config.js';
 import type { FamilyName, PeerOptions, SpeakerOptions } from './config.js';
 import { pathJson, type PathJson } from './json.js';
+import { LongLivedState, longLivedTimes, peerGrJson, secondsLeft } from './llgr.js';
+import type { GracefulRestartJson } from './llgr.js';
 
 type MessageTypeName = Message['type'];
 /** most batches one pump takes before yielding to other peers and to received data */
@@ -114,7 +116,8 @@ export interface EndOfRibEvent {
 
 export interface StaleEvent {
   readonly peer: string;
-  readonly action: 'retained' | 'swept';
+  /** long-lived: the families entered the RFC 9494 long-lived phase (paths: how many were kept, with LLGR_STALE) */
+  readonly action: 'retained' | 'swept' | 'long-lived';
   /** familyKey values */
   readonly families: readonly number[];
   /** swept: how many paths went; retained: how many paths the peer has in all */
@@ -151,6 +154,19 @@ export interface PeerJson {
   connection: number | null;
   messages: { in: Record<MessageTypeName, number>; out: Record<MessageTypeName, number> };
   notifications: { in: Record<string, number>; out: Record<string, number> };
+  gracefulRestart: GracefulRestartJson;
+}
+
+/** Our own restart as the operator sees it (`skeinctl status --json`, field "gracefulRestart"). */
+export interface LocalRestartJson {
+  /** the R bit still goes into our OPENs (RFC 4724 §4.1) */
+  restarting: boolean;
+  /** our UPDATEs wait for End-of-RIB from the peers (selection deferral) */
+  deferring: boolean;
+  /** seconds left before the deferral ends anyway; null when not deferring */
+  secondsLeft: number | null;
+  /** peers whose session or End-of-RIB the deferral waits for */
+  waitingFor: string[];
 }
 
 export interface RouteJson {
@@ -232,6 +248,11 @@ class Peer {
   readonly stale = new Set<number>();
   /** the restart timer (session down) or the stale-path timer (session back, End-of-RIB awaited) */
   grTimer: NodeJS.Timeout | null = null;
+  /** when grTimer fires (Date.now() ms), and which of the two it is */
+  grDeadline = 0;
+  grPhase: 'restart' | 'stale-path' = 'restart';
+  /** RFC 9494: long-lived stale times and the families in the long-lived phase */
+  readonly llgr = new LongLivedState();
   /** families of the current session whose End-of-RIB the peer has not sent yet */
   readonly eorPending = new Set<number>();
   constructor(
@@ -323,7 +344,9 @@ export class Speaker extends EventEmitter {
     }
     this.running = true;
     if (this.deferring) {
-      this.deferTimer = setTimeout(() => this.endDeferral('selection deferral time ran out'), (this.opts.selectionDeferralTime ?? DEFAULT_SELECTION_DEFERRAL_S) * 1000);
+      const ms = (this.opts.selectionDeferralTime ?? DEFAULT_SELECTION_DEFERRAL_S) * 1000;
+      this.deferDeadline = Date.now() + ms;
+      this.deferTimer = setTimeout(() => this.endDeferral('selection deferral time ran out'), ms);
       this.deferTimer.unref();
     }
     for (const p of this.peers.values()) this.feed(p, p.primary, { type: 'ManualStart' });
@@ -345,6 +368,7 @@ export class Speaker extends EventEmitter {
     if (this.deferTimer) clearTimeout(this.deferTimer);
     this.deferTimer = null;
     for (const p of this.peers.values()) this.clearGrTimer(p);
+    for (const p of this.peers.values()) p.llgr.clear();
     for (const p of this.peers.values()) this.shutPeer(p, o);
     const server = this.server;
     this.server = null;
@@ -428,6 +452,7 @@ export class Speaker extends EventEmitter {
   private dropPeer(p: Peer, subcode: number, reason: string): void {
     p.removed = true;
     this.clearGrTimer(p);
+    p.llgr.clear();
     for (const c of [...p.conns]) this.feed(p, c, { type: 'AutomaticStop', subcode, reason });
     for (const c of [...p.conns]) this.discard(p, c);
     if (p.timer) clearTimeout(p.timer);
@@ -504,10 +529,54 @@ export class Speaker extends EventEmitter {
         connection: p.primary.socket ? p.primary.serial : null,
         messages: { in: { ...p.counters.messagesIn }, out: { ...p.counters.messagesOut } },
         notifications: { in: { ...p.counters.notificationsIn }, out: { ...p.counters.notificationsOut } },
+        gracefulRestart: this.grJson(p, conn),
       });
     }
     return { peers: out };
   }
+
+  private grJson(p: Peer, conn: Connection | null): GracefulRestartJson {
+    const enabled = this.opts.gracefulRestart ?? true;
+    const llst = p.opts.longLivedStaleTime ?? 0;
+    const s = conn?.session ?? null;
+    const received = s && p.state === 'Established' ? s.families.filter((f) => !p.eorPending.has(f)) : [];
+    const pending = s && p.state === 'Established' ? s.families.filter((f) => p.eorPending.has(f)) : [];
+    const grFamilies = [...p.stale].filter((f) => !p.llgr.has(f));
+    return {
+      local: { enabled, restartTime: Math.min(p.opts.restartTime ?? DEFAULT_RESTART_TIME_S, 4095), longLivedStaleTime: enabled && llst > 0 ? llst : null },
+      peer: peerGrJson(s ?? p.llgr.session),
+      helper:
+        p.stale.size === 0
+          ? null
+          : {
+              phase: grFamilies.length === 0 ? 'long-lived' : p.grPhase,
+              families: [...p.stale].sort((a, b) => a - b).map(familyNameOf),
+              secondsLeft: grFamilies.length > 0 && p.grTimer ? secondsLeft(p.grDeadline) : null,
+              staleRoutes: this.rib.staleCount(p.coreId),
+            },
+      longLived: p.llgr.json(),
+      endOfRib: { received: received.map(familyNameOf), pending: pending.map(familyNameOf) },
+    };
+  }
+
+  /** Our own graceful restart (RFC 4724 §4.1): the R bit, and whether our UPDATEs still wait for End-of-RIB. */
+  localRestartJson(): LocalRestartJson {
+    const waitingFor: string[] = [];
+    if (this.deferring) {
+      for (const p of this.peers.values()) {
+        const gr = this.ribConn(p)?.session?.gracefulRestart;
+        if (p.state !== 'Established' || (gr && !gr.restarting && p.eorPending.size > 0)) waitingFor.push(p.address);
+      }
+    }
+    return {
+      restarting: this.restarting,
+      deferring: this.deferring,
+      secondsLeft: this.deferring && this.deferDeadline > 0 ? secondsLeft(this.deferDeadline) : null,
+      waitingFor,
+    };
+  }
+
+  private deferDeadline = 0;
 
   /** The Loc-RIB (or one prefix of it) in the CONTRACT routes shape, with the reason each path won or lost. */
   routesJson(prefix?: string): { routes: RouteJson[] } {
@@ -776,6 +845,9 @@ export class Speaker extends EventEmitter {
               forwardingState: this.opts.forwardingState ?? false,
               notification: true, // RFC 8538 §2
             },
+            ...((o.longLivedStaleTime ?? 0) > 0
+              ? { longLivedGracefulRestart: { staleTime: o.longLivedStaleTime as number, forwardingState: this.opts.forwardingState ?? false } }
+              : {}),
           }
         : {}),
     });
@@ -884,6 +956,7 @@ export class Speaker extends EventEmitter {
       if (x !== c && (x.inRib || x.fsm.state === 'Idle' || x.fsm.state === 'Connect' || x.fsm.state === 'Active')) this.discard(p, x);
     }
     this.rib.updatePeer(p.coreId, this.coreConfig(p.opts, p.address, c));
+    p.llgr.session = s;
     this.resumeStale(p, s);
     p.eorPending.clear();
     for (const f of s.families) p.eorPending.add(f);
@@ -907,11 +980,13 @@ export class Speaker extends EventEmitter {
     }
     if (c.inRib) {
       c.inRib = false;
+      p.llgr.times = longLivedTimes(c.session, this.llgrOffered(p));
       const keep = this.retainOnDown(p, c, a);
       if (keep.length > 0) this.retain(p, keep, c.session?.gracefulRestart?.restartTime ?? 0, a.reason);
       else {
         this.clearGrTimer(p);
         p.stale.clear();
+        p.llgr.clear();
         this.rib.peerDown(p.coreId);
       }
       this.scheduleFlush();
@@ -984,7 +1059,13 @@ export class Speaker extends EventEmitter {
       if (!gr.notification) return [];
       if (n.message.code === ErrorCode.Cease && (n.sent || HARD_CEASE.has(n.message.subcode))) return [];
     }
-    return gr.families.map((f) => f.family);
+    // RFC 9494 §4.2: a family the peer announced a long-lived stale time for is kept even without GR for it.
+    return [...new Set([...gr.families.map((f) => f.family), ...p.llgr.times.keys()])].sort((x, y) => x - y);
+  }
+
+  /** We announced LLGR to this peer (and so act as its LLGR helper). */
+  private llgrOffered(p: Peer): boolean {
+    return (this.opts.gracefulRestart ?? true) && (p.opts.longLivedStaleTime ?? 0) > 0;
   }
 
   private retain(p: Peer, families: number[], restartTime: number, reason: string): void {
@@ -992,10 +1073,53 @@ export class Speaker extends EventEmitter {
     // Families the peer does not preserve go now (RFC 4724 §4.2); the rest stay as stale best-path candidates.
     this.rib.peerDown(p.coreId, { retainStale: true });
     for (const f of [IPV4_UNICAST, IPV6_UNICAST]) if (!families.includes(f)) this.rib.sweepStale(p.coreId, f);
+    for (const f of [...p.stale]) {
+      if (families.includes(f)) continue;
+      p.stale.delete(f); // swept just above
+      p.llgr.stop(f);
+    }
     for (const f of families) p.stale.add(f);
     this.emit('stale', { peer: p.address, action: 'retained', families: [...p.stale], paths: this.rib.peerStats(p.coreId).received, reason } satisfies StaleEvent);
+    // RFC 9494 §4.2: no restart time, or no GR for the family, means straight into the long-lived phase; a family
+    // already there (the session came back and dropped again) keeps its clock.
+    const grFams = new Set(p.llgr.session?.gracefulRestart?.families.map((f) => f.family) ?? []);
+    for (const f of families) if (p.llgr.has(f)) this.rib.enterLongLivedStale(p.coreId, f); // paths re-learned meanwhile
+    const now = families.filter((f) => !p.llgr.has(f) && p.llgr.times.has(f) && (restartTime === 0 || !grFams.has(f)));
+    if (now.length > 0) this.enterLongLived(p, now, 'no restart time');
+    if ([...p.stale].every((f) => p.llgr.has(f))) return;
     this.log('info', `session down (${reason}): keeping its routes as stale for up to ${restartTime} s (graceful restart)`, p.address);
-    this.armGrTimer(p, restartTime, 'restart time ran out before the session came back');
+    this.armGrTimer(p, restartTime, 'restart time ran out before the session came back', 'restart');
+  }
+
+  /**
+   * RFC 9494 §4.2: families enter the long-lived phase: their stale paths get LLGR_STALE (NO_LLGR ones go) and each
+   * family's clock starts at the peer's long-lived stale time.
+   */
+  private enterLongLived(p: Peer, families: readonly number[], reason: string): void {
+    let kept = 0;
+    let removed = 0;
+    for (const f of families) {
+      const seconds = p.llgr.times.get(f) ?? 0;
+      const r = this.rib.enterLongLivedStale(p.coreId, f);
+      kept += r.kept;
+      removed += r.removed;
+      p.llgr.start(f, seconds, () => {
+        if (p.stale.has(f) && !p.removed) this.sweep(p, [f], 'long-lived stale time ran out');
+      });
+      this.log('info', `long-lived graceful restart (${reason}): keeping ${r.kept} route(s) with LLGR_STALE for up to ${seconds} s${r.removed > 0 ? `, ${r.removed} NO_LLGR route(s) removed` : ''}`, p.address);
+    }
+    this.emit('stale', { peer: p.address, action: 'long-lived', families: [...families], paths: kept, reason } satisfies StaleEvent);
+    if (removed > 0) this.emit('stale', { peer: p.address, action: 'swept', families: [...families], paths: removed, reason: 'NO_LLGR at the start of the long-lived phase' } satisfies StaleEvent);
+    this.scheduleFlush();
+  }
+
+  /** The restart or stale-path timer ran out: families with a long-lived stale time go on (after a restart), the rest go. */
+  private graceOver(p: Peer, reason: string): void {
+    const gr = [...p.stale].filter((f) => !p.llgr.has(f));
+    const longLived = p.grPhase === 'restart' ? gr.filter((f) => p.llgr.times.has(f)) : [];
+    const gone = gr.filter((f) => !longLived.includes(f));
+    if (longLived.length > 0) this.enterLongLived(p, longLived, reason);
+    if (gone.length > 0) this.sweep(p, gone, reason);
   }
 
   /** A new session with a peer whose stale routes we kept: what the new OPEN says decides their fate. */
@@ -1004,10 +1128,15 @@ export class Speaker extends EventEmitter {
     this.clearGrTimer(p);
     // RFC 4724 §4.2: no capability now, a family missing, or its F bit clear: the forwarding state is gone.
     const kept = new Set((s.gracefulRestart?.families ?? []).filter((f) => f.forwardingState).map((f) => f.family));
-    const drop = [...p.stale].filter((f) => !kept.has(f) || !s.families.includes(f));
+    // RFC 9494 §4.2: for a family in the long-lived phase, the F bit of the new LLGR capability is what counts.
+    const llKept = new Set(
+      this.llgrOffered(p) && s.gracefulRestart ? (s.longLivedGracefulRestart?.families ?? []).filter((f) => f.forwardingState).map((f) => f.family) : [],
+    );
+    const drop = [...p.stale].filter((f) => !(p.llgr.has(f) ? llKept : kept).has(f) || !s.families.includes(f));
     if (drop.length > 0) this.sweep(p, drop, 'the peer did not preserve forwarding state');
-    if (p.stale.size > 0) {
-      this.armGrTimer(p, this.opts.stalePathTime ?? DEFAULT_STALE_PATH_TIME_S, 'no End-of-RIB before the stale-path time');
+    // Long-lived families keep their own clock until End-of-RIB; the others get the stale-path time.
+    if ([...p.stale].some((f) => !p.llgr.has(f))) {
+      this.armGrTimer(p, this.opts.stalePathTime ?? DEFAULT_STALE_PATH_TIME_S, 'no End-of-RIB before the stale-path time', 'stale-path');
     }
   }
 
@@ -1025,6 +1154,7 @@ export class Speaker extends EventEmitter {
     for (const f of families) {
       n += this.rib.sweepStale(p.coreId, f);
       p.stale.delete(f);
+      p.llgr.stop(f);
     }
     if (p.stale.size === 0) this.clearGrTimer(p);
     this.emit('stale', { peer: p.address, action: 'swept', families: [...families], paths: n, reason } satisfies StaleEvent);
@@ -1032,11 +1162,13 @@ export class Speaker extends EventEmitter {
     this.scheduleFlush();
   }
 
-  private armGrTimer(p: Peer, seconds: number, reason: string): void {
+  private armGrTimer(p: Peer, seconds: number, reason: string, phase: 'restart' | 'stale-path'): void {
     this.clearGrTimer(p);
+    p.grPhase = phase;
+    p.grDeadline = Date.now() + seconds * 1000;
     p.grTimer = setTimeout(() => {
       p.grTimer = null;
-      if (p.stale.size > 0 && !p.removed) this.sweep(p, [...p.stale], reason);
+      if (p.stale.size > 0 && !p.removed) this.graceOver(p, reason);
     }, seconds * 1000);
   }
 

@@ -39,6 +39,7 @@ export function renderStatus(result: unknown, now: Date): string {
     ['AS number', text(s.asn)],
     ['Router ID', text(s.routerId)],
     ['Ready', ready],
+    ...restartRow(s),
   ]);
   for (const [family, mine] of [['IPv4', peers.filter((p) => !isV6(p))], ['IPv6', peers.filter(isV6)]] as const) {
     out += `\n${family} BGP status\n`;
@@ -48,11 +49,65 @@ export function renderStatus(result: unknown, now: Date): string {
     }
     out += table(
       ['PEER ADDRESS', 'PEER TYPE', 'STATE', 'SINCE', 'INFO'],
-      mine.map((p) => [peerAddress(p), text(p.type), text(p.state), humaneSince(String(p.since ?? ''), now), text(p.info)]),
+      mine.map((p) => [peerAddress(p), text(p.type), text(p.state), humaneSince(String(p.since ?? ''), now), infoWithHelper(p)]),
       true,
     );
   }
   return out;
+}
+
+/** Our own graceful restart, when the daemon reports one: only worth a line while updates are held back. */
+function restartRow(s: StatusJson): [string, string][] {
+  const g = s.gracefulRestart;
+  if (!g || typeof g !== 'object') return [];
+  const rows: [string, string][] = [];
+  const wait = (who: unknown, secondsLeft: number | null | undefined): string =>
+    `${list(who).length > 0 ? ` from ${list(who).join(', ')}` : ''}${secondsLeft !== null && secondsLeft !== undefined ? `, at most ${secondsLeft}s more` : ''}`;
+  if (g.deferring) rows.push(['Restart', `deferring updates until End-of-RIB${wait(g.waitingFor, g.secondsLeft)}`]);
+  const f = g.fibSync;
+  if (f && typeof f === 'object' && !f.done) rows.push(['FIB sync', `stale kernel routes kept until End-of-RIB${wait(f.waitingFor, f.secondsLeft)}`]);
+  return rows;
+}
+
+/** The status INFO column, with a note while we keep the peer's routes after its session went down. */
+function infoWithHelper(p: PeerJson): string {
+  const h = p.gracefulRestart?.helper;
+  if (!h || typeof h !== 'object') return text(p.info);
+  const note = `keeping routes: ${h.phase}${h.secondsLeft !== null && h.secondsLeft !== undefined ? ` ${h.secondsLeft}s left` : ''}`;
+  return p.info ? `${p.info} (${note})` : note;
+}
+
+/** The graceful restart lines of a peer block (RFC 4724 / RFC 9494), when the daemon reports them. */
+function grRows(p: PeerJson): [string, string][] {
+  const g = p.gracefulRestart;
+  if (!g || typeof g !== 'object') return [];
+  const rows: [string, string][] = [];
+  const l = g.local;
+  if (l) rows.push(['Graceful restart', !l.enabled ? 'off' : `restart ${l.restartTime}s${l.longLivedStaleTime !== null ? `, long-lived stale ${l.longLivedStaleTime}s` : ''} (ours)`]);
+  const peer = g.peer;
+  if (peer) {
+    const fams = arr(peer.families, 'gracefulRestart.peer.families').map((f) => {
+      const x = obj(f, 'gracefulRestart.peer.families[]');
+      return `${String(x.family)}${x.forwardingState ? ' F' : ''}`;
+    });
+    const bits = [peer.restarting ? 'R' : '', peer.notification ? 'N' : ''].filter(Boolean).join(' ');
+    let v = `restart ${peer.restartTime}s${bits ? ` ${bits}` : ''}; ${fams.join(', ') || 'no families'}`;
+    const ll = Array.isArray(peer.longLived) ? peer.longLived : [];
+    if (ll.length > 0) v += `; long-lived ${ll.map((f) => `${f.family} ${f.staleTime}s${f.forwardingState ? ' F' : ''}`).join(', ')}`;
+    rows.push(['  peer', v]);
+  }
+  const h = g.helper;
+  if (h) {
+    const left = h.secondsLeft !== null ? `, ${h.secondsLeft}s left` : '';
+    rows.push(['  helper', `${h.phase} phase: ${list(h.families).join(', ')} stale (${text(h.staleRoutes)} routes)${left}`]);
+  }
+  const ll = Array.isArray(g.longLived) ? g.longLived : [];
+  if (ll.length > 0) rows.push(['  long-lived', ll.map((f) => `${f.family} ${f.secondsLeft}s left`).join(', ')]);
+  const e = g.endOfRib;
+  if (e && (list(e.received).length > 0 || list(e.pending).length > 0)) {
+    rows.push(['  End-of-RIB', [list(e.received).length > 0 ? `received ${list(e.received).join(', ')}` : '', list(e.pending).length > 0 ? `waiting for ${list(e.pending).join(', ')}` : ''].filter(Boolean).join('; ')]);
+  }
+  return rows;
 }
 
 /** `skeinctl peers`: a block of details per peer. */
@@ -78,6 +133,7 @@ export function renderPeers(result: unknown, now: Date): string {
       pairs.push(['Hold time', `${p.holdTime}s${p.keepaliveTime !== undefined ? `, keepalive ${p.keepaliveTime}s` : ''}`]);
     }
     if (p.lastError) pairs.push(['Last error', p.lastError]);
+    pairs.push(...grRows(p));
     pairs.push(['Info', text(p.info)]);
     return { head: `Peer ${peerAddress(p)} (${text(p.type)})\n`, pairs };
   });

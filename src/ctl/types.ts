@@ -25,6 +25,40 @@ export interface PeerJson {
   lastError?: string;
   /** the peer's prefix counts per family, when the daemon reports them */
   prefixesByFamily?: Record<string, { received: number; accepted: number; advertised: number }>;
+  /** graceful restart (RFC 4724, RFC 8538) and long-lived graceful restart (RFC 9494) state */
+  gracefulRestart?: GracefulRestartJson;
+}
+
+export interface GracefulRestartJson {
+  /** what we announce to the peer; longLivedStaleTime null: no LLGR offered */
+  local: { enabled: boolean; restartTime: number; longLivedStaleTime: number | null };
+  /** what the peer announced in its current or last session (null: no GR capability, or no session yet) */
+  peer: {
+    restartTime: number;
+    restarting: boolean;
+    notification: boolean;
+    families: { family: string; forwardingState: boolean }[];
+    longLived: { family: string; forwardingState: boolean; staleTime: number }[];
+  } | null;
+  /** we keep the peer's routes after its session went down (helper mode); null when not */
+  helper: { phase: 'restart' | 'stale-path' | 'long-lived'; families: string[]; secondsLeft: number | null; staleRoutes: number } | null;
+  /** families in the RFC 9494 long-lived phase and the seconds left on each */
+  longLived: { family: string; secondsLeft: number }[];
+  /** End-of-RIB per family in the current session */
+  endOfRib: { received: string[]; pending: string[] };
+}
+
+/** Our own restart: the R bit, and whether our UPDATEs wait for the peers' End-of-RIB (RFC 4724 §4.1). */
+export interface LocalRestartJson {
+  restarting: boolean;
+  deferring: boolean;
+  secondsLeft: number | null;
+  waitingFor: string[];
+  /**
+   * the start-up FIB sweep (routes left in the kernel by a previous run are removed once every start-up peer has
+   * sent End-of-RIB, or at the deadline): done, or the seconds left and the peers it waits for
+   */
+  fibSync?: { done: boolean; secondsLeft: number | null; waitingFor: string[] };
 }
 
 export interface StatusJson {
@@ -37,6 +71,7 @@ export interface StatusJson {
   /** what keeps the node from being ready (the /readyz reasons) */
   notReady?: string[];
   version?: string;
+  gracefulRestart?: LocalRestartJson;
 }
 
 export interface PeersJson {

@@ -15,6 +15,8 @@ export interface PeerMapContext {
   readonly localAsn: number;
   /** the TCP-MD5 key, already read from the secret (never logged) */
   readonly md5Key?: Buffer;
+  /** RFC 9494 long-lived stale time for this peer (skein.yaml bgp.longLivedGracefulRestart); absent: no LLGR */
+  readonly longLivedStaleTime?: number;
 }
 
 /**
@@ -37,6 +39,7 @@ export function peerOptionsFor(p: DesiredPeer, ctx: PeerMapContext): PeerOptions
   if (ctx.md5Key !== undefined) o.md5Key = ctx.md5Key;
   if (p.ttlSecurity !== undefined) o.ttlSecurity = p.ttlSecurity;
   if (p.restartTimeMs !== undefined) o.restartTime = Math.min(MAX_RESTART_TIME_S, Math.max(0, Math.ceil(p.restartTimeMs / 1000)));
+  if (ctx.longLivedStaleTime !== undefined && ctx.longLivedStaleTime > 0) o.longLivedStaleTime = ctx.longLivedStaleTime;
   if (p.keepaliveTimeMs !== undefined) o.keepaliveTime = Math.max(1, Math.round(p.keepaliveTimeMs / 1000));
   // 'keep' needs nothing: on iBGP the next hop is passed on unchanged, and the speaker has no eBGP "keep" knob.
   if (p.nextHop === 'self') o.nextHopSelf = true;
