@@ -1,0 +1,178 @@
+// ADD-PATH send (RFC 7911) through a route reflector: ECMP across a reflector.
+// 1. Speakers over loopback (no root): two clients announce one prefix with
+//    different next hops; a third client with maxPaths 2 and ADD-PATH receive
+//    gets both paths and installs both next hops; a fourth without ADD-PATH
+//    gets the best only; one client leaving withdraws exactly its path.
+// 2. BIRD 2 as the ADD-PATH client (`add paths rx`) of a skein reflector in
+//    network namespaces: `birdc show route all` lists both paths.
+import t from 'tap';
+import { existsSync } from 'node:fs';
+import { Speaker, parsePrefixText, type BestEvent, type PeerOptions, type SpeakerOptions } from '../bgp/index.js';
+import { requires } from './helpers/env.js';
+import { Lab, nsSpawn, until } from './helpers/netns.js';
+import { Bird } from './helpers/bird.js';
+import { AgentClient } from './helpers/agent-client.js';
+
+const PORT = 24191;
+const NET = `127.${40 + (process.pid % 200)}.${1 + Math.floor(Math.random() * 250)}`;
+const addr = (n: number): string => `${NET}.${n}`;
+const AS = 65000;
+const PREFIX = '10.99.0.0/24';
+
+function speaker(n: number, peers: PeerOptions[], extra: Partial<SpeakerOptions> = {}): { s: Speaker; fib: Map<string, BestEvent>; events: BestEvent[] } {
+  const s = new Speaker({
+    localAsn: AS,
+    routerId: `10.0.0.${n}`,
+    listenAddress: addr(n),
+    listenPort: PORT,
+    holdTime: 30,
+    connectRetryTime: 1,
+    idleHold: { initial: 1, max: 2 },
+    peers,
+    ...extra,
+  });
+  s.on('log', () => {});
+  const fib = new Map<string, BestEvent>();
+  const events: BestEvent[] = [];
+  s.on('best', (changes: BestEvent[]) => {
+    for (const c of changes) {
+      events.push(c);
+      if (c.attributes === null) fib.delete(c.prefix);
+      else if (!c.local) fib.set(c.prefix, c);
+    }
+  });
+  return { s, fib, events };
+}
+
+const peer = (n: number, o: Partial<PeerOptions> = {}): PeerOptions => ({ address: addr(n), port: PORT, asn: AS, families: ['ipv4-unicast'], ...o });
+const allUp = (s: Speaker): boolean => s.peerAddresses().every((a) => s.peerInfo(a)?.state === 'Established');
+
+t.test('loopback: a reflector sends every path to an ADD-PATH client, which installs both next hops', async (t) => {
+  // Reflector 1; clients 3 and 4 announce PREFIX (next hop: themselves); client 5 takes several paths
+  // (ADD-PATH receive, maxPaths 2); client 6 does not offer ADD-PATH.
+  const rr = speaker(1, [3, 4, 5, 6].map((c) => peer(c, { routeReflectorClient: true, passive: true, addPathSend: { mode: 'all' } })));
+  const c3 = speaker(3, [peer(1)]);
+  const c4 = speaker(4, [peer(1)]);
+  const c5 = speaker(5, [peer(1, { addPathReceive: true })], { maxPaths: 2 });
+  const c6 = speaker(6, [peer(1)], { maxPaths: 2 });
+  const all = [rr, c3, c4, c5, c6];
+  t.teardown(async () => {
+    for (const x of all) await x.s.stop();
+  });
+  c3.s.originate(PREFIX);
+  c4.s.originate(PREFIX);
+  await Promise.all(all.map((x) => x.s.start()));
+  await until(() => all.every((x) => allUp(x.s)), 'every session Established', 20_000);
+
+  const key = parsePrefixText(PREFIX);
+  await until(() => c5.fib.get(PREFIX)?.nextHops.length === 2, 'client 5 installs two next hops', 15_000).catch((e: unknown) => {
+    t.comment(JSON.stringify(c5.s.rib.route(key)?.paths.map((p) => [p.pathId, p.attrs.nextHops])));
+    throw e;
+  });
+  await until(() => c6.fib.has(PREFIX), 'client 6 has the route', 10_000);
+  await new Promise((r) => setTimeout(r, 300)); // nothing else should arrive
+
+  t.same([...(c5.fib.get(PREFIX)?.nextHops ?? [])].sort(), [addr(3), addr(4)].sort(), 'client 5 FIB view: both next hops (ECMP through the reflector)');
+  const paths5 = c5.s.rib.route(key)?.paths ?? [];
+  t.equal(paths5.length, 2, 'client 5 holds two paths from the one reflector session');
+  t.same(new Set(paths5.map((p) => p.source.address)), new Set([addr(1)]));
+  t.equal(new Set(paths5.map((p) => p.pathId)).size, 2, 'under two path ids');
+  t.same(paths5.map((p) => p.attrs.attrs.originatorId).sort(), [0x0a000003, 0x0a000004], 'each with the ORIGINATOR_ID of its client');
+  t.ok(c5.events.some((e) => e.prefix === PREFIX && e.nextHops.length === 2), 'the best-change stream carried both next hops');
+  t.same(c6.s.rib.route(key)?.paths.map((p) => [p.pathId, p.attrs.nextHops]), [[0, [addr(3)]]], 'client 6 (no ADD-PATH): the best path only, no path id');
+  t.same(c6.fib.get(PREFIX)?.nextHops, [addr(3)]);
+  // the reflector did not send the clients' own paths back to them
+  t.same(c3.s.rib.route(key)?.paths.map((p) => p.source.address), ['local'], 'client 3: only its own route');
+
+  // client 4 is removed from the reflector's configuration (a plain stop would leave its path stale for a
+  // while: graceful restart, RFC 4724): exactly its path is withdrawn at client 5, the other keeps its id
+  const keep = paths5.find((p) => p.attrs.nextHops[0] === addr(3));
+  const updatesBefore = c5.s.peerInfo(addr(1))?.counters.messagesIn.UPDATE ?? 0;
+  rr.s.removePeer(addr(4));
+  await until(() => c5.fib.get(PREFIX)?.nextHops.length === 1, 'client 5 is down to one next hop', 15_000);
+  await new Promise((r) => setTimeout(r, 300));
+  const after = c5.s.rib.route(key)?.paths ?? [];
+  t.same(after.map((p) => [p.pathId, p.attrs.nextHops[0]]), [[keep?.pathId, addr(3)]], 'the remaining path is client 3\'s, under the same path id');
+  t.equal(after[0], keep, 'not even re-announced (the same Path object in client 5\'s RIB)');
+  t.equal((c5.s.peerInfo(addr(1))?.counters.messagesIn.UPDATE ?? 0) - updatesBefore, 1, 'one UPDATE: the withdrawal of one path id');
+  t.same(c5.fib.get(PREFIX)?.nextHops, [addr(3)]);
+  t.same(c6.fib.get(PREFIX)?.nextHops, [addr(3)], 'client 6 keeps its best');
+});
+
+// ------------------------------------------------------------------ BIRD 2
+
+const AGENT = 'dist/test/helpers/speaker-agent.js';
+type Teardown = { teardown: (fn: () => unknown) => void };
+const ip = (n: number, host: number): string => `10.9.${n}.${host}`;
+
+async function agent(t: Teardown, ns: string, config: SpeakerOptions): Promise<AgentClient> {
+  const proc = nsSpawn(ns, process.execPath, [AGENT]);
+  t.teardown(() => {
+    proc.kill('SIGKILL');
+  });
+  const a = new AgentClient(proc);
+  await a.call('start', { config });
+  return a;
+}
+
+t.test('BIRD 2 as an ADD-PATH client of a skein reflector gets both paths', async (t) => {
+  if (!requires(t, { root: true, commands: ['bird', 'birdc'] })) return;
+  if (!existsSync(AGENT)) return t.fail(`${AGENT} is missing: run npm run build first`);
+  // hub (skein reflector) with a veth to each of three spokes: 10.9.N.1 (hub) — 10.9.N.2 (spoke N)
+  const lab = new Lab();
+  t.teardown(() => lab.destroy());
+  const hub = lab.ns('rr');
+  const spokes = [1, 2, 3].map((n) => {
+    const ns = lab.ns(`c${n}`);
+    const [h, s] = lab.link(hub, ns);
+    lab.addr(hub, h, `${ip(n, 1)}/24`);
+    lab.addr(ns, s, `${ip(n, 2)}/24`);
+    return ns;
+  }) as [string, string, string];
+  const base = { localAsn: AS, listenPort: 179, holdTime: 30, connectRetryTime: 1, idleHold: { initial: 1, max: 2 } };
+  const rr = await agent(t, hub, {
+    ...base,
+    routerId: '10.9.0.1',
+    listenAddress: '0.0.0.0',
+    peers: [1, 2, 3].map((n) => ({
+      address: ip(n, 2), asn: AS, passive: true, routeReflectorClient: true, families: ['ipv4-unicast'] as const, addPathSend: { mode: 'all' as const },
+    })),
+  });
+  const clients = await Promise.all([1, 2].map((n) =>
+    agent(t, spokes[n - 1] as string, { ...base, routerId: ip(n, 2), listenAddress: ip(n, 2), peers: [{ address: ip(n, 1), asn: AS, families: ['ipv4-unicast'] }] })));
+  for (const c of clients) await c.call('originate', { prefix: '10.70.0.0/24' });
+  const bird = new Bird(spokes[2]);
+  t.teardown(() => bird.stop());
+  await bird.start(`router id ${ip(3, 2)};
+protocol device { scan time 1; }
+# the clients' next hops resolve through the reflector's side (recursive, as iBGP does)
+protocol static toclients { ipv4; route 10.9.0.0/16 via ${ip(3, 1)}; }
+protocol bgp refl {
+  local ${ip(3, 2)} as ${AS};
+  neighbor ${ip(3, 1)} as ${AS};
+  hold time 30;
+  connect retry time 1;
+  ipv4 { import all; export none; gateway recursive; add paths rx; };
+}
+`);
+  const twoPaths = () => bird.routes('10.70.0.0/24').filter((r) => r.from === 'refl');
+  try {
+    await until(async () => (await rr.peers()).every((p) => p.state === 'Established') && bird.protocol('refl').bgpState === 'Established', 'sessions Established', 30_000, 200);
+    await until(() => twoPaths().length === 2, 'BIRD holds two paths for 10.70.0.0/24', 15_000, 200);
+  } catch (e) {
+    t.comment(`${bird.protocol('refl').text}\n${bird.birdc('show', 'route', 'all')}\n${JSON.stringify(await rr.peers())}`);
+    throw e;
+  }
+  const routes = twoPaths();
+  t.same(routes.map((r) => r.bgp.next_hop).sort(), [ip(1, 2), ip(2, 2)], 'one path per client, next hops unchanged');
+  t.same(routes.map((r) => r.bgp.originator_id).sort(), [ip(1, 2), ip(2, 2)], 'ORIGINATOR_ID of each client');
+  t.equal(routes.filter((r) => r.primary).length, 1, 'BIRD picked one best of the two');
+  const proto = bird.protocol('refl');
+  t.match(proto.text, /ADD-PATH/, 'BIRD lists the ADD-PATH capability');
+  t.equal(proto.channels.ipv4?.imported, 2, 'BIRD imported two routes on the one session');
+
+  // one client withdraws: BIRD is left with exactly the other path
+  await clients[1]?.call('withdraw', { prefix: '10.70.0.0/24' });
+  await until(() => twoPaths().length === 1, 'BIRD down to one path', 15_000, 200);
+  t.same(twoPaths().map((r) => r.bgp.next_hop), [ip(1, 2)]);
+});
