@@ -526,7 +526,7 @@ export class Daemon {
         return undefined;
       }
     }
-    return peerOptionsFor(p, { localAsn: this.speaker?.localAsn ?? this.identity?.asn ?? 0, ...(md5Key ? { md5Key } : {}) });
+    return peerOptionsFor(p, { localAsn: this.speaker?.localAsn ?? this.identity?.asn ?? 0, addPaths: this.cfg.bgp.addPaths, ...(md5Key ? { md5Key } : {}) });
   }
 
   // ------------------------------------------------------------------ speaker events

@@ -15,6 +15,8 @@ export interface PeerMapContext {
   readonly localAsn: number;
   /** the TCP-MD5 key, already read from the secret (never logged) */
   readonly md5Key?: Buffer;
+  /** skein.yaml bgp.addPaths; absent: off */
+  readonly addPaths?: DaemonConfig['bgp']['addPaths'];
 }
 
 /**
@@ -42,6 +44,10 @@ export function peerOptionsFor(p: DesiredPeer, ctx: PeerMapContext): PeerOptions
   if (p.nextHop === 'self') o.nextHopSelf = true;
   if (p.numAllowedLocalASNumbers !== undefined) o.allowOwnAs = p.numAllowedLocalASNumbers;
   if (p.rrClient) o.routeReflectorClient = true;
+  // RFC 7911: several paths per prefix to our reflector clients (ECMP through the reflector), when configured
+  const send = ctx.addPaths?.toClients;
+  if (p.rrClient && send !== undefined && send.mode !== 'off') o.addPathSend = send.mode === 'all' ? { mode: 'all' } : { mode: 'best', count: send.count };
+  if (ctx.addPaths?.receive === true) o.addPathReceive = true;
   return o;
 }
 
