@@ -3,13 +3,15 @@
 //    different next hops; a third client with maxPaths 2 and ADD-PATH receive
 //    gets both paths and installs both next hops; a fourth without ADD-PATH
 //    gets the best only; one client leaving withdraws exactly its path.
-// 2. BIRD 2 as the ADD-PATH client (`add paths rx`) of a skein reflector in
-//    network namespaces: `birdc show route all` lists both paths.
+// 2. BIRD 2 (`add paths rx`) and GoBGP (add-paths receive) as ADD-PATH
+//    clients of a skein reflector in network namespaces: both hold both paths.
 import t from 'tap';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Speaker, parsePrefixText, type BestEvent, type PeerOptions, type SpeakerOptions } from '../bgp/index.js';
 import { requires } from './helpers/env.js';
-import { Lab, nsSpawn, until } from './helpers/netns.js';
+import { Lab, nsExec, nsSpawn, until } from './helpers/netns.js';
 import { Bird } from './helpers/bird.js';
 import { AgentClient } from './helpers/agent-client.js';
 
@@ -115,10 +117,12 @@ async function agent(t: Teardown, ns: string, config: SpeakerOptions): Promise<A
   return a;
 }
 
-t.test('BIRD 2 as an ADD-PATH client of a skein reflector gets both paths', async (t) => {
-  if (!requires(t, { root: true, commands: ['bird', 'birdc'] })) return;
-  if (!existsSync(AGENT)) return t.fail(`${AGENT} is missing: run npm run build first`);
-  // hub (skein reflector) with a veth to each of three spokes: 10.9.N.1 (hub) — 10.9.N.2 (spoke N)
+/**
+ * Hub (a skein reflector sending every path to its clients) with a veth to each of three spokes, 10.9.N.1 (hub)
+ * — 10.9.N.2 (spoke N); spokes 1 and 2 are skein clients announcing 10.70.0.0/24 (next hop: themselves), spoke 3
+ * is left for the daemon under test.
+ */
+async function reflectorLab(t: Teardown): Promise<{ spoke3: string; rr: AgentClient; clients: AgentClient[] }> {
   const lab = new Lab();
   t.teardown(() => lab.destroy());
   const hub = lab.ns('rr');
@@ -127,6 +131,12 @@ t.test('BIRD 2 as an ADD-PATH client of a skein reflector gets both paths', asyn
     const [h, s] = lab.link(hub, ns);
     lab.addr(hub, h, `${ip(n, 1)}/24`);
     lab.addr(ns, s, `${ip(n, 2)}/24`);
+    // Static neighbour entries: the kernel's ARP table limit (gc_thresh3) is shared by every namespace, and
+    // other tests on the machine can fill it, which makes connect() fail with EHOSTUNREACH; permanent
+    // entries are exempt from that limit.
+    const mac = (nsx: string, dev: string): string => nsExec(nsx, 'cat', [`/sys/class/net/${dev}/address`]).trim();
+    nsExec(hub, 'ip', ['neigh', 'replace', ip(n, 2), 'lladdr', mac(ns, s), 'dev', h, 'nud', 'permanent']);
+    nsExec(ns, 'ip', ['neigh', 'replace', ip(n, 1), 'lladdr', mac(hub, h), 'dev', s, 'nud', 'permanent']);
     return ns;
   }) as [string, string, string];
   const base = { localAsn: AS, listenPort: 179, holdTime: 30, connectRetryTime: 1, idleHold: { initial: 1, max: 2 } };
@@ -141,7 +151,16 @@ t.test('BIRD 2 as an ADD-PATH client of a skein reflector gets both paths', asyn
   const clients = await Promise.all([1, 2].map((n) =>
     agent(t, spokes[n - 1] as string, { ...base, routerId: ip(n, 2), listenAddress: ip(n, 2), peers: [{ address: ip(n, 1), asn: AS, families: ['ipv4-unicast'] }] })));
   for (const c of clients) await c.call('originate', { prefix: '10.70.0.0/24' });
-  const bird = new Bird(spokes[2]);
+  return { spoke3: spokes[2], rr, clients };
+}
+
+const rrUp = (rr: AgentClient) => async () => (await rr.peers()).every((p) => p.state === 'Established');
+
+t.test('BIRD 2 as an ADD-PATH client of a skein reflector gets both paths', async (t) => {
+  if (!requires(t, { root: true, commands: ['bird', 'birdc'] })) return;
+  if (!existsSync(AGENT)) return t.fail(`${AGENT} is missing: run npm run build first`);
+  const { spoke3, rr, clients } = await reflectorLab(t);
+  const bird = new Bird(spoke3);
   t.teardown(() => bird.stop());
   await bird.start(`router id ${ip(3, 2)};
 protocol device { scan time 1; }
@@ -157,7 +176,7 @@ protocol bgp refl {
 `);
   const twoPaths = () => bird.routes('10.70.0.0/24').filter((r) => r.from === 'refl');
   try {
-    await until(async () => (await rr.peers()).every((p) => p.state === 'Established') && bird.protocol('refl').bgpState === 'Established', 'sessions Established', 30_000, 200);
+    await until(async () => (await rrUp(rr)()) && bird.protocol('refl').bgpState === 'Established', 'sessions Established', 30_000, 200);
     await until(() => twoPaths().length === 2, 'BIRD holds two paths for 10.70.0.0/24', 15_000, 200);
   } catch (e) {
     t.comment(`${bird.protocol('refl').text}\n${bird.birdc('show', 'route', 'all')}\n${JSON.stringify(await rr.peers())}`);
@@ -168,11 +187,69 @@ protocol bgp refl {
   t.same(routes.map((r) => r.bgp.originator_id).sort(), [ip(1, 2), ip(2, 2)], 'ORIGINATOR_ID of each client');
   t.equal(routes.filter((r) => r.primary).length, 1, 'BIRD picked one best of the two');
   const proto = bird.protocol('refl');
-  t.match(proto.text, /ADD-PATH/, 'BIRD lists the ADD-PATH capability');
+  t.match(proto.text, /Neighbor capabilities[\s\S]*ADD-PATH\s+RX:\s*\n\s+TX: ipv4/, 'skein offered ADD-PATH send (TX) for IPv4');
   t.equal(proto.channels.ipv4?.imported, 2, 'BIRD imported two routes on the one session');
 
   // one client withdraws: BIRD is left with exactly the other path
   await clients[1]?.call('withdraw', { prefix: '10.70.0.0/24' });
   await until(() => twoPaths().length === 1, 'BIRD down to one path', 15_000, 200);
   t.same(twoPaths().map((r) => r.bgp.next_hop), [ip(1, 2)]);
+});
+
+t.test('GoBGP as an ADD-PATH client of a skein reflector gets both paths', async (t) => {
+  if (!requires(t, { root: true, commands: ['gobgpd', 'gobgp'] })) return;
+  if (!existsSync(AGENT)) return t.fail(`${AGENT} is missing: run npm run build first`);
+  const { spoke3, rr, clients } = await reflectorLab(t);
+  const dir = mkdtempSync(join(tmpdir(), 'skein-gobgp-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(join(dir, 'gobgpd.toml'), `[global.config]
+  as = ${AS}
+  router-id = "${ip(3, 2)}"
+  local-address-list = ["${ip(3, 2)}"]
+[[neighbors]]
+  [neighbors.config]
+    neighbor-address = "${ip(3, 1)}"
+    peer-as = ${AS}
+  [neighbors.timers.config]
+    connect-retry = 1
+    hold-time = 30
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv4-unicast"
+    [neighbors.afi-safis.add-paths.config]
+      receive = true
+`);
+  const gobgpd = nsSpawn(spoke3, 'gobgpd', ['-f', join(dir, 'gobgpd.toml'), '-t', 'toml', '--api-hosts', '127.0.0.1:50051', '-l', 'info']);
+  let log = '';
+  gobgpd.stdout?.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-5000)));
+  gobgpd.stderr?.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-5000)));
+  t.teardown(() => {
+    gobgpd.kill('SIGKILL');
+  });
+  /** Next hops of the paths GoBGP holds for the prefix (`gobgp global rib -j`). */
+  const paths = (): string[] => {
+    let text: string;
+    try {
+      text = nsExec(spoke3, 'gobgp', ['global', 'rib', '-a', 'ipv4', '10.70.0.0/24', '-j'], { timeoutMs: 5000 });
+    } catch {
+      return [];
+    }
+    const j = JSON.parse(text || '{}') as Record<string, { attrs?: { type: number; nexthop?: string }[] }[]>;
+    return (j['10.70.0.0/24'] ?? []).map((p) => p.attrs?.find((a) => a.type === 3)?.nexthop ?? '?').sort();
+  };
+  try {
+    await until(rrUp(rr), 'sessions Established', 30_000, 200);
+    await until(() => paths().length === 2, 'GoBGP holds two paths for 10.70.0.0/24', 15_000, 200);
+  } catch (e) {
+    t.comment(`${log}\n${nsExec(spoke3, 'gobgp', ['neighbor', ip(3, 1)], { timeoutMs: 5000 })}\n${JSON.stringify(await rr.peers())}`);
+    t.comment(JSON.stringify(rr.events.slice(-30)));
+    t.comment(JSON.stringify(clients[0]?.events.slice(-30)));
+    throw e;
+  }
+  t.same(paths(), [ip(1, 2), ip(2, 2)], 'one path per client, next hops unchanged');
+  const nb = nsExec(spoke3, 'gobgp', ['neighbor', ip(3, 1)], { timeoutMs: 5000 });
+  t.match(nb, /add-path:\s+advertised and received\s+Local:\s+ipv4-unicast:\s+receive\s+Remote:\s+ipv4-unicast:\s+send/, 'add-path: we receive, skein sends');
+  await clients[0]?.call('withdraw', { prefix: '10.70.0.0/24' });
+  await until(() => paths().length === 1, 'GoBGP down to one path', 15_000, 200);
+  t.same(paths(), [ip(2, 2)]);
 });
