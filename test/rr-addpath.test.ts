@@ -253,3 +253,98 @@ t.test('GoBGP as an ADD-PATH client of a skein reflector gets both paths', async
   await until(() => paths().length === 1, 'GoBGP down to one path', 15_000, 200);
   t.same(paths(), [ip(2, 2)]);
 });
+
+// ------------------------------------------------------------------ skeind
+
+t.test('skeind as a reflector with skein.yaml bgp.addPaths.toClients: all sends both nodes\' paths to an ADD-PATH client', async (t) => {
+  if (!requires(t, { root: true })) return;
+  const skeind = 'dist/src/skeind.js';
+  if (!existsSync(skeind) || !existsSync(AGENT)) return t.fail('dist/ is missing: run npm run build first');
+  // One L2 segment (a bridge in a fabric namespace): skeind on host-a, host-b (Calico nodes, clients of the
+  // reflector) and host-r (the reflector, routeReflectorClusterID set); a speaker on 10.0.0.20 peers with host-r
+  // through a BGPPeer (peerIP, same AS: a client of the reflector), offering ADD-PATH receive.
+  const lab = new Lab();
+  const dir = mkdtempSync(join(tmpdir(), 'skein-addpath-'));
+  const daemons: ReturnType<typeof nsSpawn>[] = [];
+  const logs = new Map<string, string[]>();
+  t.teardown(() => {
+    for (const d of daemons) if (d.exitCode === null && d.signalCode === null) d.kill('SIGKILL');
+    lab.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const fabric = lab.ns('fab');
+  nsExec(fabric, 'ip', ['link', 'add', 'br0', 'type', 'bridge']);
+  nsExec(fabric, 'ip', ['link', 'set', 'br0', 'up']);
+  const hosts = [
+    { name: 'host-a', ip: '10.0.0.1' },
+    { name: 'host-b', ip: '10.0.0.2' },
+    { name: 'host-r', ip: '10.0.0.10' },
+    { name: 'ext', ip: '10.0.0.20' },
+  ].map((h, i) => {
+    const ns = lab.ns(h.name.slice(-1));
+    lab.link(fabric, ns, `p${i}`, 'eth0');
+    nsExec(fabric, 'ip', ['link', 'set', `p${i}`, 'master', 'br0']);
+    lab.addr(ns, 'eth0', `${h.ip}/24`);
+    return { ...h, ns, mac: nsExec(ns, 'cat', ['/sys/class/net/eth0/address']).trim() };
+  });
+  // permanent neighbour entries (see reflectorLab: the shared ARP table may be full)
+  for (const h of hosts) for (const o of hosts) if (o !== h) nsExec(h.ns, 'ip', ['neigh', 'replace', o.ip, 'lladdr', o.mac, 'dev', 'eth0', 'nud', 'permanent']);
+
+  const docs: unknown[] = [
+    { apiVersion: 'projectcalico.org/v3', kind: 'ClusterInformation', metadata: { name: 'default' }, spec: { datastoreReady: true } },
+    {
+      apiVersion: 'projectcalico.org/v3', kind: 'BGPConfiguration', metadata: { name: 'default' },
+      spec: { asNumber: 64512, nodeToNodeMeshEnabled: false, serviceClusterIPs: [{ cidr: '10.96.0.0/16' }] },
+    },
+    { apiVersion: 'projectcalico.org/v3', kind: 'IPPool', metadata: { name: 'pods' }, spec: { cidr: '10.65.0.0/16', blockSize: 26 } },
+    { apiVersion: 'projectcalico.org/v3', kind: 'Node', metadata: { name: 'host-a' }, spec: { bgp: { ipv4Address: '10.0.0.1/24' } } },
+    { apiVersion: 'projectcalico.org/v3', kind: 'Node', metadata: { name: 'host-b' }, spec: { bgp: { ipv4Address: '10.0.0.2/24' } } },
+    {
+      apiVersion: 'projectcalico.org/v3', kind: 'Node', metadata: { name: 'host-r', labels: { 'route-reflector': 'true' } },
+      spec: { bgp: { ipv4Address: '10.0.0.10/24', routeReflectorClusterID: '244.0.0.1' } },
+    },
+    { apiVersion: 'projectcalico.org/v3', kind: 'BGPPeer', metadata: { name: 'to-rr' }, spec: { nodeSelector: '!has(route-reflector)', peerSelector: 'has(route-reflector)' } },
+    { apiVersion: 'projectcalico.org/v3', kind: 'BGPPeer', metadata: { name: 'ext' }, spec: { node: 'host-r', peerIP: '10.0.0.20', asNumber: 64512 } },
+  ];
+  const resFile = join(dir, 'resources.yaml');
+  writeFileSync(resFile, docs.map((d) => `---\n${JSON.stringify(d)}\n`).join(''));
+  for (const h of hosts.slice(0, 3)) {
+    const cfg = join(dir, `${h.name}.yaml`);
+    writeFileSync(cfg, [
+      `nodeName: ${h.name}`,
+      `datastore: { type: file, path: ${resFile}, debounce: 50ms }`,
+      `control: { socket: ${join(dir, `${h.name}.sock`)} }`,
+      'metrics: { listen: "" }',
+      'fib: { enabled: false }',
+      ...(h.name === 'host-r' ? ['bgp: { addPaths: { toClients: all } }'] : []),
+      '',
+    ].join('\n'));
+    const child = nsSpawn(h.ns, process.execPath, [skeind, '--config', cfg]);
+    const lines: string[] = [];
+    logs.set(h.name, lines);
+    child.stdout?.on('data', (d: Buffer) => lines.push(...d.toString().split('\n').filter(Boolean)));
+    child.stderr?.on('data', (d: Buffer) => lines.push(`stderr: ${d.toString()}`));
+    daemons.push(child);
+  }
+  const ext = await agent(t, hosts[3]?.ns as string, {
+    localAsn: 64512, routerId: '10.0.0.20', listenAddress: '10.0.0.20', listenPort: 179, holdTime: 30, connectRetryTime: 1,
+    idleHold: { initial: 1, max: 2 }, maxPaths: 4,
+    peers: [{ address: '10.0.0.10', asn: 64512, addPathReceive: true, families: ['ipv4-unicast'] }],
+  });
+  const svc = async () => (await ext.route('10.96.0.0/16'))?.paths ?? [];
+  try {
+    await until(async () => (await svc()).length === 3, 'the client holds three paths for the service range', 60_000, 250);
+  } catch (e) {
+    for (const [h, lines] of logs) t.comment(`--- ${h}\n${lines.slice(-20).join('\n')}`);
+    t.comment(JSON.stringify(await ext.peers()));
+    throw e;
+  }
+  const paths = await svc();
+  // every node announces the service range (Calico serviceClusterIPs): the reflector's own path and the two
+  // reflected ones, with the nodes' next hops
+  t.same(paths.map((p) => p.nextHops[0]).sort(), ['10.0.0.1', '10.0.0.10', '10.0.0.2'], 'one path per node, next hops unchanged by the reflector');
+  t.same(new Set(paths.map((p) => p.from)), new Set(['10.0.0.10']), 'both over the one session with the reflector');
+  t.ok(daemons.every((d) => d.exitCode === null), 'every skeind still runs');
+  await new Promise((r) => setTimeout(r, 500));
+  t.equal((await svc()).length, 3, 'and no more paths arrive');
+});
