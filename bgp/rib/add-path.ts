@@ -36,16 +36,16 @@ type PrefixKey = Prefix4 | Prefix6;
 /** ADD-PATH send mode of a peer (RFC 7911 §4 send/receive = 2 or 3 in our capability). */
 export type AddPathSend = { readonly mode: 'all' } | { readonly mode: 'best'; readonly count: number };
 
-/** A path as advertised to the peer: which source path it is, under which id, with what attributes. */
-interface OutPath {
-  /** source peer id * 2^32 + the source's own path id */
-  readonly src: number;
-  readonly id: number;
-  set: AttrSet;
-}
-
-/** The source identity of a path: stable while the path exists (a replaced path keeps it). */
-const sourceKey = (p: Path): number => p.source.id * 0x1_0000_0000 + p.pathId;
+/**
+ * What is advertised for one prefix, flat: [peer, pathId, id, set, ...] per
+ * path — the source (its peer id and its own path id: the identity of a path
+ * while it exists; a replaced path keeps it), our path id, the set. One
+ * exactly sized array per prefix and peer rather than an object per path: an
+ * RR holds one per client and prefix, so this is the bulk of the ADD-PATH
+ * memory (small integers stay unboxed in it).
+ */
+type OutList = (number | AttrSet)[];
+const W = 4;
 
 export type AddPathBatch =
   | { readonly kind: 'announce'; readonly afi: number; readonly safi: number; readonly attrs: AttrSet; readonly prefixes: PrefixKey[]; readonly pathIds: number[] }
@@ -55,11 +55,12 @@ export type AddPathBatch =
  * Pending (prefix, path id) work of one family, like core.ts OutQueue: per
  * pair the set to announce or null to withdraw; the group lists and the
  * withdraw list index it and may hold stale entries, checked on the way out.
+ * Per prefix the pending pairs are one flat array [id, value, unsent, ...]:
+ * unsent 1 marks a first announcement not yet taken, which the peer does not
+ * know, so withdrawing it just drops it.
  */
 class AddPathQueue {
-  private readonly pending = new PrefixMap<Map<number, AttrSet | null>>();
-  /** pairs whose first announcement is still pending: the peer does not know them, so a withdrawal just drops it */
-  private readonly unsent = new PrefixMap<Set<number>>();
+  private readonly pending = new PrefixMap<(number | AttrSet | null)[]>();
   private count = 0;
   private readonly groups = new Map<AttrSet, { prefixes: PrefixKey[]; ids: number[]; pos: number }>();
   private wPrefixes: PrefixKey[] = [];
@@ -70,24 +71,20 @@ class AddPathQueue {
     return this.count;
   }
 
-  private put(prefix: PrefixKey, id: number, v: AttrSet | null): AttrSet | null | undefined {
-    let m = this.pending.get(prefix);
-    if (m === undefined) this.pending.set(prefix, (m = new Map()));
-    const prev = m.get(id);
-    if (prev === undefined) this.count++;
-    m.set(id, v);
-    return prev;
-  }
-
-  /** first: a path new to the peer under this id (nothing was ever sent under it, or its withdrawal went out) */
+  /** first: nothing was ever sent under this id (or its withdrawal went out) */
   announce(prefix: PrefixKey, id: number, set: AttrSet, first = false): void {
-    const prev = this.put(prefix, id, set);
-    if (first && prev === undefined) {
-      let u = this.unsent.get(prefix);
-      if (u === undefined) this.unsent.set(prefix, (u = new Set()));
-      u.add(id);
+    const a = this.pending.get(prefix);
+    let i: number;
+    if (a === undefined) {
+      this.pending.set(prefix, [id, set, first ? 1 : 0]); // a literal: exactly sized
+      this.count++;
+    } else if ((i = this.find(a, id)) === a.length) {
+      a.push(id, set, first ? 1 : 0);
+      this.count++;
+    } else {
+      if (a[i + 1] === set) return; // already queued in that group
+      a[i + 1] = set;
     }
-    if (prev === set) return;
     let g = this.groups.get(set);
     if (g === undefined) this.groups.set(set, (g = { prefixes: [], ids: [], pos: 0 }));
     g.prefixes.push(prefix);
@@ -95,38 +92,50 @@ class AddPathQueue {
   }
 
   withdraw(prefix: PrefixKey, id: number): void {
-    const u = this.unsent.get(prefix);
-    if (u?.delete(id) === true) {
+    const a = this.pending.get(prefix);
+    let i: number;
+    if (a === undefined) {
+      this.pending.set(prefix, [id, null, 0]);
+      this.count++;
+    } else if ((i = this.find(a, id)) === a.length) {
+      a.push(id, null, 0);
+      this.count++;
+    } else if (a[i + 2] === 1) {
       // never sent: nothing to withdraw (the stale index entries are skipped on the way out)
-      if (u.size === 0) this.unsent.delete(prefix);
-      const m = this.pending.get(prefix) as Map<number, AttrSet | null>;
-      m.delete(id);
-      if (m.size === 0) this.pending.delete(prefix);
-      this.count--;
+      this.removeAt(prefix, a, i);
       return;
+    } else {
+      if (a[i + 1] === null) return;
+      a[i + 1] = null;
     }
-    if (this.put(prefix, id, null) === null) return;
     this.wPrefixes.push(prefix);
     this.wIds.push(id);
   }
 
+  private find(a: (number | AttrSet | null)[], id: number): number {
+    let i = 0;
+    while (i < a.length && a[i] !== id) i += 3;
+    return i;
+  }
+
+  private removeAt(prefix: PrefixKey, a: (number | AttrSet | null)[], i: number): void {
+    a.splice(i, 3);
+    if (a.length === 0) this.pending.delete(prefix);
+    this.count--;
+  }
+
   /** Remove the pair when it is pending as v (one still to be sent); true when it was. */
   private takeIf(prefix: PrefixKey, id: number, v: AttrSet | null): boolean {
-    const m = this.pending.get(prefix);
-    if (m === undefined || m.get(id) !== v || !m.has(id)) return false;
-    m.delete(id);
-    if (m.size === 0) this.pending.delete(prefix);
-    this.count--;
-    if (v !== null) {
-      const u = this.unsent.get(prefix);
-      if (u?.delete(id) === true && u.size === 0) this.unsent.delete(prefix);
-    }
+    const a = this.pending.get(prefix);
+    if (a === undefined) return false;
+    const i = this.find(a, id);
+    if (i === a.length || a[i + 1] !== v) return false;
+    this.removeAt(prefix, a, i);
     return true;
   }
 
   clear(): void {
     this.pending.clear();
-    this.unsent.clear();
     this.count = 0;
     this.groups.clear();
     this.wPrefixes = [];
@@ -173,10 +182,13 @@ class AddPathQueue {
   }
 }
 
+/** scratch for AddPathOut.update: which entries of the current list were kept */
+let keptScratch = new Uint8Array(64);
+
 /** ADD-PATH send state of one Established peer: the families it applies to, the Adj-RIB-Out, the queues. */
 export class AddPathOut {
-  /** prefix → the paths advertised (or about to be), in no particular order */
-  private readonly out = new PrefixMap<OutPath[]>();
+  /** prefix → the paths advertised (or about to be), see OutList */
+  private readonly out = new PrefixMap<OutList>();
   private readonly queues = new Map<number, AddPathQueue>();
   /** advertised (prefix, path id) pairs */
   count = 0;
@@ -210,66 +222,104 @@ export class AddPathOut {
     const q = this.queues.get(family);
     if (q === undefined) return;
     const cur = this.out.get(prefix);
+    const nCur = cur === undefined ? 0 : cur.length / W;
+    if (keptScratch.length < nCur) keptScratch = new Uint8Array(nCur * 2);
+    const kept = keptScratch;
+    kept.fill(0, 0, nCur);
     const max = this.limit();
-    const next: OutPath[] = [];
-    const fresh: { src: number; set: AttrSet }[] = [];
-    const take = (path: Path): void => {
+    // fresh paths, flat [path, set, ...]; entries kept are marked in `kept`
+    let fresh = null as (Path | AttrSet)[] | null; // (filled in by consider(): no narrowing to null)
+    let taken = 0;
+    let structural = false;
+
+    const consider = (path: Path): void => {
       const set = exportOne(path);
       if (set === null) return;
-      const src = sourceKey(path);
-      const old = cur?.find((x) => x.src === src);
-      if (old === undefined) {
-        fresh.push({ src, set });
+      taken++;
+      const peer = path.source.id;
+      const pid = path.pathId;
+      let j = 0;
+      while (j < nCur && ((cur as OutList)[W * j] !== peer || (cur as OutList)[W * j + 1] !== pid)) j++;
+      if (j === nCur) {
+        (fresh ??= []).push(path, set);
         return;
       }
-      if (old.set === set) release(set); // unchanged: nothing to send
+      kept[j] = 1;
+      const old = (cur as OutList)[W * j + 3] as AttrSet;
+      if (old === set) release(set); // unchanged: nothing to send
       else {
-        q.announce(prefix, old.id, set);
-        release(old.set);
-        old.set = set;
+        q.announce(prefix, (cur as OutList)[W * j + 2] as number, set);
+        release(old);
+        (cur as OutList)[W * j + 3] = set; // same path, same id, new attributes: in place
       }
-      next.push(old);
     };
+
     if (best !== null) {
-      if (max === Infinity) {
-        take(best);
-        for (const x of paths) if (x !== best) take(x);
+      if (paths.length <= max) {
+        // every candidate fits: the order only decides which new path gets the lower id (the best first)
+        consider(best);
+        for (let i = 0; i < paths.length; i++) if (paths[i] !== best) consider(paths[i] as Path);
       } else {
         // The decision order, one winner at a time (selectBest is deterministic
         // whatever the order of its input; compare() alone is not a total order, see decision.ts).
         let rest: readonly Path[] = paths;
         let winner: Path | null = best;
-        while (winner !== null && next.length + fresh.length < max) {
-          take(winner);
+        while (winner !== null && taken < max) {
+          consider(winner);
           const w = winner;
           rest = rest.filter((x) => x !== w);
           winner = selectBest(rest, 1)?.best ?? null;
         }
       }
     }
-    if (cur !== undefined) {
-      for (const old of cur) {
-        if (next.includes(old)) continue;
-        q.withdraw(prefix, old.id); // RFC 7911 §3: the withdrawal names the path id
-        release(old.set);
-        this.count--;
-      }
+
+    let nKept = nCur;
+    for (let j = 0; j < nCur; j++) {
+      if (kept[j] === 1) continue;
+      structural = true;
+      nKept--;
+      const c = cur as OutList;
+      q.withdraw(prefix, c[W * j + 2] as number); // RFC 7911 §3: the withdrawal names the path id
+      release(c[W * j + 3] as AttrSet);
+      this.count--;
     }
-    if (fresh.length > 0) {
-      const used = new Set<number>();
-      for (const x of cur ?? []) used.add(x.id);
+    if (!structural && fresh === null) return; // nothing came or went (changed attributes were updated in place)
+    const nFresh = fresh === null ? 0 : fresh.length / 2;
+    if (nKept + nFresh === 0) {
+      this.out.delete(prefix);
+      return;
+    }
+    // exactly sized: a grown array would keep spare capacity per prefix and peer
+    const next: OutList = new Array<number | AttrSet>((nKept + nFresh) * W);
+    let n = 0;
+    for (let j = 0; j < nCur; j++) {
+      if (kept[j] !== 1) continue;
+      const c = cur as OutList;
+      for (let k = 0; k < W; k++) next[n++] = c[W * j + k] as number | AttrSet;
+    }
+    if (fresh !== null) {
+      // the lowest ids not in use for the prefix, nor given up in this change (a withdrawal must not be folded into
+      // an unrelated announcement)
       let id = 1;
-      for (const f of fresh) {
-        while (used.has(id)) id++;
-        used.add(id);
-        next.push({ src: f.src, id, set: f.set });
-        q.announce(prefix, id, f.set, true);
+      for (let k = 0; k < fresh.length; k += 2) {
+        for (;;) {
+          let used = false;
+          for (let j = 2; j < (cur?.length ?? 0) && !used; j += W) used = (cur as OutList)[j] === id;
+          for (let j = 2; j < n && !used; j += W) used = next[j] === id;
+          if (!used) break;
+          id++;
+        }
+        const path = fresh[k] as Path;
+        const set = fresh[k + 1] as AttrSet;
+        next[n++] = path.source.id;
+        next[n++] = path.pathId;
+        next[n++] = id;
+        next[n++] = set;
+        q.announce(prefix, id, set, true);
         this.count++;
       }
     }
-    if (next.length === 0) {
-      if (cur !== undefined) this.out.delete(prefix);
-    } else this.out.set(prefix, next);
+    this.out.set(prefix, next);
   }
 
   /** ROUTE-REFRESH (RFC 2918 §4, RFC 7911 §5 with every path): queue everything advertised in the family again. */
@@ -278,7 +328,7 @@ export class AddPathOut {
     if (q === undefined) return;
     this.out.forEach((list, prefix) => {
       if (familyOf(prefix) !== family) return;
-      for (const x of list) q.announce(prefix, x.id, x.set);
+      for (let j = 0; j < list.length; j += W) q.announce(prefix, list[j + 2] as number, list[j + 3] as AttrSet);
     });
   }
 
@@ -291,7 +341,10 @@ export class AddPathOut {
 
   /** What is advertised for a prefix: path id and set, by path id. */
   advertised(prefix: PrefixKey): { pathId: number; attrs: AttrSet }[] {
-    return (this.out.get(prefix) ?? []).map((x) => ({ pathId: x.id, attrs: x.set })).sort((a, b) => a.pathId - b.pathId);
+    const list = this.out.get(prefix) ?? [];
+    const out: { pathId: number; attrs: AttrSet }[] = [];
+    for (let j = 0; j < list.length; j += W) out.push({ pathId: list[j + 2] as number, attrs: list[j + 3] as AttrSet });
+    return out.sort((a, b) => a.pathId - b.pathId);
   }
 
   hasWork(family: number): boolean {
@@ -314,7 +367,7 @@ export class AddPathOut {
   /** The session ended: give every reference back. */
   clear(release: (set: AttrSet) => void): void {
     this.out.forEach((list) => {
-      for (const x of list) release(x.set);
+      for (let j = 3; j < list.length; j += W) release(list[j] as AttrSet);
     });
     this.out.clear();
     this.count = 0;
