@@ -4,7 +4,9 @@
 //    gets both paths and installs both next hops; a fourth without ADD-PATH
 //    gets the best only; one client leaving withdraws exactly its path.
 // 2. BIRD 2 (`add paths rx`) and GoBGP (add-paths receive) as ADD-PATH
-//    clients of a skein reflector in network namespaces: both hold both paths.
+//    clients of a skein reflector in network namespaces: both hold both paths;
+//    BIRD with `merge paths` puts a two-way ECMP route in its kernel table.
+// 3. skeind as the reflector, configured by skein.yaml bgp.addPaths.
 import t from 'tap';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -154,6 +156,27 @@ async function reflectorLab(t: Teardown): Promise<{ spoke3: string; rr: AgentCli
   return { spoke3: spokes[2], rr, clients };
 }
 
+/**
+ * One L2 segment (a bridge in a fabric namespace) with a namespace per host, eth0 = the host's /24 address, and
+ * permanent neighbour entries between all of them (see reflectorLab). The lab goes on teardown.
+ */
+function segment(t: Teardown, hosts: readonly { name: string; ip: string }[]): Map<string, string> {
+  const lab = new Lab();
+  t.teardown(() => lab.destroy());
+  const fabric = lab.ns('fab');
+  nsExec(fabric, 'ip', ['link', 'add', 'br0', 'type', 'bridge']);
+  nsExec(fabric, 'ip', ['link', 'set', 'br0', 'up']);
+  const made = hosts.map((h, i) => {
+    const ns = lab.ns(h.name.slice(-1));
+    lab.link(fabric, ns, `p${i}`, 'eth0');
+    nsExec(fabric, 'ip', ['link', 'set', `p${i}`, 'master', 'br0']);
+    lab.addr(ns, 'eth0', `${h.ip}/24`);
+    return { ...h, ns, mac: nsExec(ns, 'cat', ['/sys/class/net/eth0/address']).trim() };
+  });
+  for (const h of made) for (const o of made) if (o !== h) nsExec(h.ns, 'ip', ['neigh', 'replace', o.ip, 'lladdr', o.mac, 'dev', 'eth0', 'nud', 'permanent']);
+  return new Map(made.map((h) => [h.name, h.ns]));
+}
+
 const rrUp = (rr: AgentClient) => async () => (await rr.peers()).every((p) => p.state === 'Established');
 
 t.test('BIRD 2 as an ADD-PATH client of a skein reflector gets both paths', async (t) => {
@@ -194,6 +217,55 @@ protocol bgp refl {
   await clients[1]?.call('withdraw', { prefix: '10.70.0.0/24' });
   await until(() => twoPaths().length === 1, 'BIRD down to one path', 15_000, 200);
   t.same(twoPaths().map((r) => r.bgp.next_hop), [ip(1, 2)]);
+});
+
+t.test('BIRD 2 with merge paths installs an ECMP kernel route from the two paths of a skein reflector', async (t) => {
+  if (!requires(t, { root: true, commands: ['bird', 'birdc'] })) return;
+  if (!existsSync(AGENT)) return t.fail(`${AGENT} is missing: run npm run build first`);
+  // one segment, so that BIRD reaches both clients' next hops directly (gateway direct)
+  const ns = segment(t, [
+    { name: 'c1', ip: '10.0.0.1' },
+    { name: 'c2', ip: '10.0.0.2' },
+    { name: 'rr', ip: '10.0.0.10' },
+    { name: 'bird', ip: '10.0.0.20' },
+  ]);
+  const base = { localAsn: AS, listenPort: 179, holdTime: 30, connectRetryTime: 1, idleHold: { initial: 1, max: 2 } };
+  const rr = await agent(t, ns.get('rr') as string, {
+    ...base, routerId: '10.0.0.10', listenAddress: '10.0.0.10',
+    peers: ['10.0.0.1', '10.0.0.2', '10.0.0.20'].map((a) => ({
+      address: a, asn: AS, passive: true, routeReflectorClient: true, families: ['ipv4-unicast'] as const, addPathSend: { mode: 'all' as const },
+    })),
+  });
+  for (const [name, a] of [['c1', '10.0.0.1'], ['c2', '10.0.0.2']] as const) {
+    const c = await agent(t, ns.get(name) as string, { ...base, routerId: a, listenAddress: a, peers: [{ address: '10.0.0.10', asn: AS, families: ['ipv4-unicast'] }] });
+    await c.call('originate', { prefix: '10.70.0.0/24' });
+  }
+  const bird = new Bird(ns.get('bird') as string);
+  t.teardown(() => bird.stop());
+  await bird.start(`router id 10.0.0.20;
+protocol device { scan time 1; }
+protocol kernel k4 { ipv4 { import none; export where proto = "refl"; }; merge paths on; }
+protocol bgp refl {
+  local 10.0.0.20 as ${AS};
+  neighbor 10.0.0.10 as ${AS};
+  direct;
+  hold time 30;
+  connect retry time 1;
+  ipv4 { import all; export none; gateway direct; add paths rx; };
+}
+`);
+  const kernel = (): string[] => {
+    const r = JSON.parse(nsExec(ns.get('bird') as string, 'ip', ['-j', 'route', 'show', '10.70.0.0/24'])) as { gateway?: string; nexthops?: { gateway: string }[] }[];
+    return r.flatMap((x) => (x.nexthops ? x.nexthops.map((h) => h.gateway) : x.gateway ? [x.gateway] : [])).sort();
+  };
+  try {
+    await until(async () => (await rrUp(rr)()) && bird.protocol('refl').bgpState === 'Established', 'sessions Established', 30_000, 200);
+    await until(() => kernel().length === 2, 'a two-way ECMP route in BIRD\'s kernel table', 20_000, 200);
+  } catch (e) {
+    t.comment(`${bird.birdc('show', 'route', 'all')}\n${nsExec(ns.get('bird') as string, 'ip', ['route'])}`);
+    throw e;
+  }
+  t.same(kernel(), ['10.0.0.1', '10.0.0.2'], 'the kernel forwards 10.70.0.0/24 over both clients: ECMP through the reflector');
 });
 
 t.test('GoBGP as an ADD-PATH client of a skein reflector gets both paths', async (t) => {
@@ -263,32 +335,21 @@ t.test('skeind as a reflector with skein.yaml bgp.addPaths.toClients: all sends 
   // One L2 segment (a bridge in a fabric namespace): skeind on host-a, host-b (Calico nodes, clients of the
   // reflector) and host-r (the reflector, routeReflectorClusterID set); a speaker on 10.0.0.20 peers with host-r
   // through a BGPPeer (peerIP, same AS: a client of the reflector), offering ADD-PATH receive.
-  const lab = new Lab();
   const dir = mkdtempSync(join(tmpdir(), 'skein-addpath-'));
   const daemons: ReturnType<typeof nsSpawn>[] = [];
   const logs = new Map<string, string[]>();
-  t.teardown(() => {
-    for (const d of daemons) if (d.exitCode === null && d.signalCode === null) d.kill('SIGKILL');
-    lab.destroy();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const fabric = lab.ns('fab');
-  nsExec(fabric, 'ip', ['link', 'add', 'br0', 'type', 'bridge']);
-  nsExec(fabric, 'ip', ['link', 'set', 'br0', 'up']);
-  const hosts = [
+  const hostList = [
     { name: 'host-a', ip: '10.0.0.1' },
     { name: 'host-b', ip: '10.0.0.2' },
     { name: 'host-r', ip: '10.0.0.10' },
     { name: 'ext', ip: '10.0.0.20' },
-  ].map((h, i) => {
-    const ns = lab.ns(h.name.slice(-1));
-    lab.link(fabric, ns, `p${i}`, 'eth0');
-    nsExec(fabric, 'ip', ['link', 'set', `p${i}`, 'master', 'br0']);
-    lab.addr(ns, 'eth0', `${h.ip}/24`);
-    return { ...h, ns, mac: nsExec(ns, 'cat', ['/sys/class/net/eth0/address']).trim() };
+  ];
+  const nsOf = segment(t, hostList);
+  t.teardown(() => {
+    for (const d of daemons) if (d.exitCode === null && d.signalCode === null) d.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
   });
-  // permanent neighbour entries (see reflectorLab: the shared ARP table may be full)
-  for (const h of hosts) for (const o of hosts) if (o !== h) nsExec(h.ns, 'ip', ['neigh', 'replace', o.ip, 'lladdr', o.mac, 'dev', 'eth0', 'nud', 'permanent']);
+  const hosts = hostList.map((h) => ({ ...h, ns: nsOf.get(h.name) as string }));
 
   const docs: unknown[] = [
     { apiVersion: 'projectcalico.org/v3', kind: 'ClusterInformation', metadata: { name: 'default' }, spec: { datastoreReady: true } },
