@@ -40,6 +40,9 @@
 // - unrecognised optional transitive attributes pass on with the Partial bit
 //   set, non-transitive ones are dropped (§5, §9.1.3);
 // - then the peer's export policy.
+// With ADD-PATH send (RFC 7911, add-path.ts) a peer gets every candidate of
+// a prefix, or the N best, each under its own path id and each through the
+// rules above, instead of the best alone.
 import { AttrFlag, IPV4_UNICAST, IPV6_UNICAST, SegmentType, familyKey } from '../wire/constants.js';
 import type { PathAttributes, Prefix4, Prefix6, PrefixList, UpdateMessage } from '../wire/types.js';
 import { DEFAULT_LOCAL_PREF, Path, addressSortKey, compare, selectBest } from './decision.js';
