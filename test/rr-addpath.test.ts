@@ -88,9 +88,20 @@ t.test('loopback: a reflector sends every path to an ADD-PATH client, which inst
   // the reflector did not send the clients' own paths back to them
   t.same(c3.s.rib.route(key)?.paths.map((p) => p.source.address), ['local'], 'client 3: only its own route');
 
+  // best 1 instead of all, live: no session reset (a capability is only about on/off), one path withdrawn
+  const conn = rr.s.peerInfo(addr(5))?.connection;
+  const rrPeer5 = (send: PeerOptions['addPathSend']): PeerOptions => peer(5, { routeReflectorClient: true, passive: true, ...(send ? { addPathSend: send } : {}) });
+  rr.s.updatePeer(rrPeer5({ mode: 'best', count: 1 }));
+  await until(() => c5.s.rib.route(key)?.paths.length === 1, 'client 5 down to the best path', 10_000);
+  t.same(c5.s.rib.route(key)?.paths.map((p) => p.attrs.nextHops[0]), [addr(3)], 'the best (lower ORIGINATOR_ID) stays');
+  rr.s.updatePeer(rrPeer5({ mode: 'all' }));
+  await until(() => c5.s.rib.route(key)?.paths.length === 2, 'client 5 has both again', 10_000);
+  t.equal(rr.s.peerInfo(addr(5))?.connection, conn, 'the same session throughout');
+  const paths5b = c5.s.rib.route(key)?.paths ?? [];
+
   // client 4 is removed from the reflector's configuration (a plain stop would leave its path stale for a
   // while: graceful restart, RFC 4724): exactly its path is withdrawn at client 5, the other keeps its id
-  const keep = paths5.find((p) => p.attrs.nextHops[0] === addr(3));
+  const keep = paths5b.find((p) => p.attrs.nextHops[0] === addr(3));
   const updatesBefore = c5.s.peerInfo(addr(1))?.counters.messagesIn.UPDATE ?? 0;
   rr.s.removePeer(addr(4));
   await until(() => c5.fib.get(PREFIX)?.nextHops.length === 1, 'client 5 is down to one next hop', 15_000);
