@@ -131,6 +131,31 @@ t.test('path ids are stable: best changes and withdrawals touch only the paths c
   t.equal(core.peerStats(ids.c).advertised, 0);
 });
 
+t.test('IPv6 (MP_REACH): both paths with their own next hops, only in the family negotiated', async (t) => {
+  const core = new RibCore({ localAs: AS, routerId: ROUTER_ID });
+  const mk = (n: number, cfg: Partial<PeerConfig>, tm: Partial<SessionTerms> = {}) => {
+    const id = core.addPeer({ address: `192.0.2.${n}`, asn: AS, localAddress: SELF, localAddress6: 'fd00::100', routeReflectorClient: true, ...cfg });
+    core.peerUp(id, terms(0xc0000200 + n, true, tm));
+    return id;
+  };
+  const a = mk(1, {});
+  const b = mk(2, {});
+  // ADD-PATH send negotiated for IPv6 only
+  const c = mk(3, { addPathSend: { mode: 'all' } }, { addPathTx: new Set([IPV6_UNICAST]) });
+  drain(core, c);
+  const an6 = (nh: string): UpdateMessage => ({
+    type: 'UPDATE', withdrawn: v4([]), attributes: { origin: 0, asPath: [], localPref: 100 }, nlri: v4([]),
+    mpReach: { afi: 2, safi: 1, nextHops: [nh], nlri: { afi: 2, safi: 1, prefixes: ['fd00:70::/64'], pathIds: null } },
+  });
+  core.applyUpdate(a, an6('fd00::1'));
+  core.applyUpdate(b, an6('fd00::2'));
+  core.applyUpdate(a, announce(['10.1.0.0/24'], ibgp('10.0.0.1')));
+  core.applyUpdate(b, announce(['10.1.0.0/24'], ibgp('10.0.0.2')));
+  t.same(lines(drain(core, c)), ['A 10.1.0.0/24#- 10.0.0.1', 'A fd00:70::/64#1 fd00::1', 'A fd00:70::/64#2 fd00::2'], 'IPv4 without ADD-PATH: the best, no id');
+  core.applyUpdate(a, { type: 'UPDATE', withdrawn: v4([]), attributes: {}, nlri: v4([]), mpUnreach: { afi: 2, safi: 1, withdrawn: { afi: 2, safi: 1, prefixes: ['fd00:70::/64'], pathIds: null } } });
+  t.same(lines(drain(core, c)), ['W fd00:70::/64#1']);
+});
+
 t.test('a peer sending several paths itself (ADD-PATH receive): each is a path of its own', async (t) => {
   const { core, ids } = rr();
   core.applyUpdate(ids.a, announce(['10.1.0.0/24', '10.1.0.0/24'], ibgp('10.0.0.1'), [7, 9]));
