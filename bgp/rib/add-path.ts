@@ -13,8 +13,8 @@
 // peer without ADD-PATH (core.ts exportSet: never back to its source, iBGP
 // split horizon and RFC 4456 reflection, ORIGINATOR_ID / CLUSTER_LIST, the
 // eBGP attribute rules, export policy); a path they refuse is skipped and, in
-// best N, the next one takes its place (the "Add-N" selection of RFC 9494 §5
-// over the paths the peer may receive).
+// best N, the next one takes its place (the "Add-N-Paths" selection of the
+// ADD-PATH guidelines, RFC 7964, over the paths the peer may receive).
 //
 // Identifiers are stable: an advertised path is known by its source (peer,
 // and that peer's own path id), and keeps the identifier it was given for as
