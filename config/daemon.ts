@@ -38,6 +38,12 @@ const PROTOCOL_NAMES: Record<string, number> = {
 /** Routing table names that always exist (iproute2's rt_tables). */
 const TABLE_NAMES: Record<string, number> = { default: 253, main: 254, local: 255 };
 
+/**
+ * RFC 7911 ADD-PATH send mode: only the best path per prefix (off), every path (all), or the N best
+ * (written "best N"). The same shape as the BGP engine's, which config/ cannot import.
+ */
+export type AddPathsSend = { mode: 'off' } | { mode: 'all' } | { mode: 'best'; count: number };
+
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
 
 export interface EtcdConfig {
@@ -77,6 +83,13 @@ export interface DaemonConfig {
      * staleTime for every peer, peers[address] for one peer (0 turns it off there). Absent (the default): off.
      */
     longLivedGracefulRestart?: { staleTime: number; peers: Record<string, number> };
+    /** RFC 7911 ADD-PATH, for ECMP through route reflectors (CONTRACT: no Calico resource has a field for it) */
+    addPaths: {
+      /** what this node, as a route reflector, sends its clients; default off (the best path only) */
+      toClients: AddPathsSend;
+      /** offer to receive several paths per prefix on every session; default false */
+      receive: boolean;
+    };
   };
   fib: {
     enabled: boolean;
@@ -129,6 +142,19 @@ function hostPort(v: unknown): { host: string; port: number } {
   const p = Number(m[2]);
   if (p < 1 || p > 65535) throw new ValueError(`port ${p} out of range 1-65535`);
   return { host: host === '' ? '0.0.0.0' : host, port: p };
+}
+
+/** "off" | "all" | "best N" (N from 1 to 65535). */
+function addPathsSend(v: unknown): AddPathsSend {
+  const s = str(v).trim();
+  if (s === 'off') return { mode: 'off' };
+  if (s === 'all') return { mode: 'all' };
+  const m = /^best\s+(\d+)$/.exec(s);
+  if (m) {
+    const count = Number(m[1]);
+    if (count >= 1 && count <= 65535) return { mode: 'best', count };
+  }
+  throw new ValueError(`expected "off", "all" or "best N" (N from 1 to 65535), got "${s}"`);
 }
 
 function endpoint(v: unknown): string {
@@ -270,13 +296,19 @@ export function parseDaemonConfig(text: string, file: string, env: NodeJS.Proces
   }
 
   const bgpPath: Path = ['bgp'];
-  const bgp = c.object(root.bgp, bgpPath, ['listen', 'routerId', 'longLivedGracefulRestart']);
+  const bgp = c.object(root.bgp, bgpPath, ['listen', 'routerId', 'longLivedGracefulRestart', 'addPaths']);
   const listenPath: Path = [...bgpPath, 'listen'];
   const listen = c.object(bgp.listen, listenPath, ['address', 'port']);
+  const addPathsPath: Path = [...bgpPath, 'addPaths'];
+  const addPaths = c.object(bgp.addPaths, addPathsPath, ['toClients', 'receive']);
   const bgpOut: DaemonConfig['bgp'] = {
     listen: {
       address: c.opt(listen, 'address', listenPath, (v) => parseIP(v).address) ?? '::',
       port: c.opt(listen, 'port', listenPath, port) ?? 179,
+    },
+    addPaths: {
+      toClients: c.opt(addPaths, 'toClients', addPathsPath, addPathsSend) ?? { mode: 'off' },
+      receive: c.opt(addPaths, 'receive', addPathsPath, bool) ?? false,
     },
   };
   if (bgp.longLivedGracefulRestart !== undefined && bgp.longLivedGracefulRestart !== null) {

@@ -530,6 +530,7 @@ export class Daemon {
     const llst = llgr ? (llgr.peers[p.address] ?? llgr.staleTime) : 0;
     return peerOptionsFor(p, {
       localAsn: this.speaker?.localAsn ?? this.identity?.asn ?? 0,
+      addPaths: this.cfg.bgp.addPaths,
       ...(md5Key ? { md5Key } : {}),
       ...(llst > 0 ? { longLivedStaleTime: llst } : {}),
     });

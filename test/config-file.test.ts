@@ -50,7 +50,7 @@ t.test('skein.yaml: defaults, overrides, errors with file, line and field', (t) 
   const c = parseDaemonConfig('nodeName: host-a\n', '/x/skein.yaml', {});
   t.same(c.datastore, { type: 'file', path: '/etc/skein/resources.yaml', debounceMs: 100 });
   t.same(c.fib, { enabled: true, table: 254, protocol: 80, workloadRoutes: true });
-  t.same(c.bgp, { listen: { address: '::', port: 179 } });
+  t.same(c.bgp, { listen: { address: '::', port: 179 }, addPaths: { toClients: { mode: 'off' }, receive: false } });
   t.same(c.metrics.listen, { host: '127.0.0.1', port: 9180 });
   t.equal(c.control.socket, '/run/skein/skein.sock');
   t.equal(c.secretsDir, '/etc/skein/secrets');
@@ -65,6 +65,9 @@ t.test('skein.yaml: defaults, overrides, errors with file, line and field', (t) 
   t.equal(parseDaemonConfig('metrics: { listen: "" }\n', '/x', {}).metrics.listen, null, 'metrics can be turned off');
   t.same(parseDaemonConfig('metrics: { listen: "[::1]:9100" }\ncontrol: { group: skein }\n', '/x', {}).metrics.listen, { host: '::1', port: 9100 });
   t.equal(parseDaemonConfig('control: { group: 998 }\n', '/x', {}).control.group, 998);
+  t.same(parseDaemonConfig('bgp:\n  addPaths: { toClients: all, receive: true }\n', '/x', {}).bgp.addPaths, { toClients: { mode: 'all' }, receive: true });
+  t.same(parseDaemonConfig('bgp:\n  addPaths: { toClients: "best 2" }\n', '/x', {}).bgp.addPaths, { toClients: { mode: 'best', count: 2 }, receive: false });
+  t.same(parseDaemonConfig('bgp:\n  addPaths: { toClients: "off" }\n', '/x', {}).bgp.addPaths.toClients, { mode: 'off' });
 
   const cases: [string, number, string, RegExp][] = [
     ['nodeName: a\nfib:\n  enabeld: true\n', 3, 'fib.enabeld', /unknown field "enabeld" \(did you mean "enabled"\?\)/],
@@ -74,6 +77,9 @@ t.test('skein.yaml: defaults, overrides, errors with file, line and field', (t) 
     ['bgp:\n  listen:\n    port: 70000\n', 3, 'bgp.listen.port', /out of range 1-65535/],
     ['bgp:\n  routerId: "fd00::1"\n', 2, 'bgp.routerId', /IPv4 address \(RFC 6286\)/],
     ['fib:\n  protocol: 2\n', 2, 'fib.protocol', /reserved for the kernel/],
+    ['bgp:\n  addPaths:\n    toClients: best 0\n', 3, 'bgp.addPaths.toClients', /"off", "all" or "best N"/],
+    ['bgp:\n  addPaths:\n    toClients: every\n', 3, 'bgp.addPaths.toClients', /"off", "all" or "best N"/],
+    ['bgp:\n  addPaths:\n    send: all\n', 3, 'bgp.addPaths.send', /unknown field "send"/],
     ['fib:\n  protocol: ospfv9\n', 2, 'fib.protocol', /unknown routing protocol name/],
     ['fib:\n  table: 0\n', 2, 'fib.table', /out of range/],
     ['log:\n  level: verbose\n', 2, 'log.level', /expected one of/],

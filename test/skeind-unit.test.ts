@@ -74,7 +74,7 @@ const basePeer: DesiredPeer = {
 
 t.test('DesiredPeer -> speaker peer options', async (t) => {
   const key = Buffer.from('s3cret');
-  const rows: { name: string; peer: { [K in keyof DesiredPeer]?: DesiredPeer[K] | undefined }; ctx?: { localAsn: number; md5Key?: Buffer }; want: Record<string, unknown> }[] = [
+  const rows: { name: string; peer: { [K in keyof DesiredPeer]?: DesiredPeer[K] | undefined }; ctx?: Parameters<typeof peerOptionsFor>[1]; want: Record<string, unknown> }[] = [
     {
       name: 'mesh peer',
       peer: {},
@@ -114,6 +114,18 @@ t.test('DesiredPeer -> speaker peer options', async (t) => {
       want: { routeReflectorClient: true, type: 'node-to-node mesh' },
     },
     {
+      name: 'ADD-PATH: every path to a reflector client (skein.yaml bgp.addPaths.toClients), receive offered',
+      peer: { rrClient: true, reflection: 'client' },
+      ctx: { localAsn: 64512, addPaths: { toClients: { mode: 'all' }, receive: true } },
+      want: { routeReflectorClient: true, addPathSend: { mode: 'all' }, addPathReceive: true },
+    },
+    {
+      name: 'ADD-PATH best 2 to a reflector client',
+      peer: { rrClient: true, reflection: 'client' },
+      ctx: { localAsn: 64512, addPaths: { toClients: { mode: 'best', count: 2 }, receive: false } },
+      want: { routeReflectorClient: true, addPathSend: { mode: 'best', count: 2 } },
+    },
+    {
       name: 'our route reflector',
       peer: { reflection: 'reflector', type: 'global' },
       want: { type: 'route reflector' },
@@ -133,6 +145,12 @@ t.test('DesiredPeer -> speaker peer options', async (t) => {
   }
   t.notOk('localAsn' in peerOptionsFor(basePeer, { localAsn: 64512 }), 'no override when the local AS is the speaker\'s');
   t.notOk('port' in peerOptionsFor({ ...basePeer, port: 179 }, { localAsn: 64512 }));
+  // ADD-PATH send only toward reflector clients; off and non-clients get none
+  const ap = { toClients: { mode: 'all' as const }, receive: false };
+  t.notOk('addPathSend' in peerOptionsFor(basePeer, { localAsn: 64512, addPaths: ap }), 'a mesh peer (not a client): no ADD-PATH send');
+  t.notOk('addPathReceive' in peerOptionsFor(basePeer, { localAsn: 64512, addPaths: ap }));
+  t.notOk('addPathSend' in peerOptionsFor({ ...basePeer, rrClient: true }, { localAsn: 64512, addPaths: { toClients: { mode: 'off' }, receive: false } }), 'off');
+  t.notOk('addPathSend' in peerOptionsFor({ ...basePeer, rrClient: true }, { localAsn: 64512 }), 'default off');
 });
 
 t.test('origination -> path attributes', async (t) => {

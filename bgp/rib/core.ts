@@ -40,11 +40,16 @@
 // - unrecognised optional transitive attributes pass on with the Partial bit
 //   set, non-transitive ones are dropped (§5, §9.1.3);
 // - then the peer's export policy.
+// With ADD-PATH send (RFC 7911, add-path.ts) a peer gets every candidate of
+// a prefix, or the N best, each under its own path id and each through the
+// rules above, instead of the best alone.
 import { AttrFlag, IPV4_UNICAST, IPV6_UNICAST, LLGR_STALE, NO_LLGR, SegmentType, familyKey } from '../wire/constants.js';
 import type { PathAttributes, Prefix4, Prefix6, PrefixList, UpdateMessage } from '../wire/types.js';
 import { DEFAULT_LOCAL_PREF, Path, addressSortKey, compare, selectBest } from './decision.js';
 import type { PathSource, Reason, Selection } from './decision.js';
 import { AttrTable } from './intern.js';
+import { AddPathOut, checkAddPathSend } from './add-path.js';
+import type { AddPathSend } from './add-path.js';
 import { PrefixMap } from './prefix-map.js';
 import type { AttrSet } from './intern.js';
 
@@ -81,6 +86,11 @@ export interface PeerConfig {
   readonly localAs?: number;
   /** RFC 4456: the peer is a route reflector client of ours */
   readonly routeReflectorClient?: boolean;
+  /**
+   * RFC 7911: advertise several paths per prefix (see add-path.ts) in the
+   * families where the session negotiated ADD-PATH send; unset: the best only
+   */
+  readonly addPathSend?: AddPathSend;
   readonly importPolicy?: Policy;
   readonly exportPolicy?: Policy;
 }
@@ -268,6 +278,8 @@ class Peer implements PathSource, PeerView {
   llgrFamilies: ReadonlySet<number> = new Set();
   /** Adj-RIB-Out: prefix → what we advertise (or are about to) */
   readonly adjOut = new PrefixMap<AttrSet>();
+  /** ADD-PATH send (RFC 7911) while Established: Adj-RIB-Out and queues of its families, which adjOut then leaves alone */
+  ap: AddPathOut | null = null;
   readonly queues = new Map<number, OutQueue>();
   /** count of Adj-RIB-In paths */
   paths = 0;
@@ -343,6 +355,8 @@ export class RibCore {
   private readonly peers = new Map<number, Peer>();
   /** the Established peers, for the per-prefix export loop */
   private up: Peer[] = [];
+  /** the Established peers with ADD-PATH send: every candidate change goes to them */
+  private apUp: Peer[] = [];
   private readonly loc = new PrefixMap<LocEntry>();
   /** prefixes whose best path or next hops changed since the last drain (map for dedup, list for order) */
   private readonly bestDirty = new PrefixMap<true>();
@@ -365,6 +379,7 @@ export class RibCore {
   // ------------------------------------------------------------------ peers
 
   addPeer(cfg: PeerConfig): number {
+    checkAddPathSend(cfg.addPathSend);
     const id = this.nextPeerId++;
     this.peers.set(id, new Peer(id, cfg, this.config.localAs));
     return id;
@@ -382,8 +397,10 @@ export class RibCore {
     if (cfg.address !== p.address || cfg.asn !== p.asn || (cfg.localAs ?? this.config.localAs) !== p.localAs) {
       throw new Error('a peer\'s address and AS numbers are fixed; remove and add it');
     }
+    checkAddPathSend(cfg.addPathSend);
     p.cfg = cfg;
     p.epoch++; // cached exports were made under the old settings
+    if (p.ap !== null && cfg.addPathSend !== undefined) p.ap.mode = cfg.addPathSend; // applies from refreshExports
   }
 
   /**
@@ -403,7 +420,12 @@ export class RibCore {
     p.addPathTx = terms.addPathTx;
     p.enhancedRouteRefresh = terms.enhancedRouteRefresh;
     p.llgrFamilies = terms.llgrFamilies ?? new Set();
-    this.loc.forEach((e, prefix) => this.exportTo(p, prefix, bestOf(e)));
+    const apFams = p.cfg.addPathSend === undefined ? [] : [...p.families].filter((f) => terms.addPathTx.has(f));
+    if (apFams.length > 0) {
+      p.ap = new AddPathOut(new Set(apFams), p.cfg.addPathSend as AddPathSend);
+      this.apUp = this.up.filter((x) => x.ap !== null);
+    }
+    this.loc.forEach((e, prefix) => this.exportEntry(p, prefix, e));
     for (const f of p.families) p.queue(f).tail.push('end-of-rib');
   }
 
@@ -421,6 +443,11 @@ export class RibCore {
     p.adjOut.forEach((set) => this.attrs.release(set));
     p.adjOut.clear();
     for (const q of p.queues.values()) q.clear();
+    if (p.ap !== null) {
+      p.ap.clear((set) => this.attrs.release(set));
+      p.ap = null;
+      this.apUp = this.apUp.filter((x) => x !== p);
+    }
     if (opts.retainStale) {
       for (const f of [IPV4_UNICAST, IPV6_UNICAST]) this.markStale(id, f);
       return;
@@ -751,6 +778,8 @@ export class RibCore {
    * it differs. prevMulti null stands for [prevBest] (a lone path).
    */
   private changed(prefix: PrefixKey, prevBest: Path | null, prevMulti: readonly Path[] | null, after: LocEntry | undefined): void {
+    // ADD-PATH send peers see every candidate, not only the best (RFC 7911)
+    for (let i = 0; i < this.apUp.length; i++) this.exportAddPath(this.apUp[i] as Peer, prefix, after);
     const best = after === undefined ? null : after instanceof Path ? after : after.sel.best;
     let sameMulti: boolean;
     if (after === undefined || after instanceof Path) {
@@ -784,6 +813,7 @@ export class RibCore {
   private exportTo(p: Peer, prefix: PrefixKey, best: Path | null): void {
     const fam = familyOf(prefix);
     if (!p.families.has(fam)) return;
+    if (p.ap !== null && p.ap.families.has(fam)) return; // exportAddPath's
     const want = best === null ? null : this.exportSet(p, prefix, best);
     // one probe of Adj-RIB-Out either way (swap / take)
     if (want !== null) {
@@ -801,6 +831,24 @@ export class RibCore {
       this.attrs.release(cur);
     }
   }
+
+  /** Export one Loc-RIB entry (undefined: the prefix is gone) to a peer, with or without ADD-PATH. */
+  private exportEntry(p: Peer, prefix: PrefixKey, e: LocEntry | undefined): void {
+    if (p.ap !== null && p.ap.families.has(familyOf(prefix))) this.exportAddPath(p, prefix, e);
+    else this.exportTo(p, prefix, e === undefined ? null : bestOf(e));
+  }
+
+  /** RFC 7911: the peer's set of paths for the prefix follows the candidates (add-path.ts); each path passes exportSet. */
+  private exportAddPath(p: Peer, prefix: PrefixKey, e: LocEntry | undefined): void {
+    const ap = p.ap as AddPathOut;
+    const fam = familyOf(prefix);
+    if (!ap.families.has(fam)) return;
+    const paths = e === undefined ? [] : e instanceof Path ? [e] : e.paths;
+    const best = e === undefined ? null : bestOf(e);
+    ap.update(prefix, fam, paths, best, (path) => this.exportSet(p, prefix, path), this.release);
+  }
+
+  private readonly release = (set: AttrSet): void => this.attrs.release(set);
 
   /** The set to advertise to p for this best path (one reference taken), or null for none. */
   private exportSet(p: Peer, prefix: PrefixKey, best: Path): AttrSet | null {
@@ -912,12 +960,13 @@ export class RibCore {
   refreshExports(id: number): void {
     const p = this.peer(id);
     if (!p.established) return;
-    this.loc.forEach((e, prefix) => this.exportTo(p, prefix, bestOf(e)));
+    this.loc.forEach((e, prefix) => this.exportEntry(p, prefix, e));
     const gone: PrefixKey[] = [];
     p.adjOut.forEach((_set, prefix) => {
       if (!this.loc.has(prefix)) gone.push(prefix);
     });
     for (const prefix of gone) this.exportTo(p, prefix, null);
+    for (const prefix of p.ap?.prefixes() ?? []) if (!this.loc.has(prefix)) this.exportAddPath(p, prefix, undefined);
   }
 
   /**
@@ -934,6 +983,7 @@ export class RibCore {
     p.adjOut.forEach((set, prefix) => {
       if (familyOf(prefix) === fam) q.announce(set, prefix);
     });
+    p.ap?.requeue(fam, familyOf); // every path, under its path id (RFC 7911)
     if (p.enhancedRouteRefresh) q.tail.push('end-refresh');
   }
 
@@ -950,12 +1000,14 @@ export class RibCore {
     for (const fam of [...p.queues.keys()].sort((a, b) => a - b)) {
       const q = p.queues.get(fam) as OutQueue;
       if (q.pending.size === 0 && (q.groups.size > 0 || q.withdrawList.length > 0)) q.dropIndex();
-      if (q.empty) continue;
+      if (q.empty && !(p.ap?.hasWork(fam) ?? false)) continue;
       const afi = fam >> 8;
       const safi = fam & 0xff;
       const ids = (n: number): number[] | null => (p.addPathTx.has(fam) ? new Array<number>(n).fill(1) : null);
       const h = q.head.shift();
       if (h !== undefined) return { kind: h, afi, safi };
+      const apb = p.ap?.next(fam, max);
+      if (apb) return apb;
       const w = q.takeWithdrawals(max);
       if (w.length > 0) return { kind: 'withdraw', afi, safi, prefixes: w, pathIds: ids(w.length) };
       const a = q.takeAnnouncements(max);
@@ -1058,6 +1110,18 @@ export class RibCore {
     return this.peer(id).adjOut.get(prefix);
   }
 
+  /**
+   * Every path advertised to a peer for a prefix with its path id: several
+   * under ADD-PATH send (RFC 7911), else the one route (path id 1 when the
+   * session has ADD-PATH without a send mode, 0 for none).
+   */
+  advertisedPaths(id: number, prefix: PrefixKey): { pathId: number; attrs: AttrSet }[] {
+    const p = this.peer(id);
+    if (p.ap !== null && p.ap.families.has(familyOf(prefix))) return p.ap.advertised(prefix);
+    const set = p.adjOut.get(prefix);
+    return set === undefined ? [] : [{ pathId: p.addPathTx.has(familyOf(prefix)) ? 1 : 0, attrs: set }];
+  }
+
   /** Adj-RIB-In paths of a peer for a prefix. */
   received(id: number, prefix: PrefixKey): readonly Path[] {
     const p = this.peer(id);
@@ -1068,7 +1132,7 @@ export class RibCore {
 
   peerStats(id: number): { received: number; advertised: number; established: boolean } {
     const p = this.peer(id);
-    return { received: p.paths, advertised: p.adjOut.size, established: p.established };
+    return { received: p.paths, advertised: p.adjOut.size + (p.ap?.count ?? 0), established: p.established };
   }
 
   private peer(id: number): Peer {

@@ -3,6 +3,7 @@ export { AttrSet, AttrTable, attrKey, asPathLength, neighborAs } from './intern.
 export { Path, compare, equalCost, selectBest, addressSortKey, DEFAULT_LOCAL_PREF } from './decision.js';
 export type { PathSource, Reason, Comparison, Selection } from './decision.js';
 export { RibCore } from './core.js';
+export type { AddPathSend } from './add-path.js';
 export type {
   PrefixKey, PeerView, Policy, PolicyResult, PolicyError, PeerConfig, CoreConfig, SessionTerms, BestChange, OutBatch, UpdateResult, RouteView,
 } from './core.js';

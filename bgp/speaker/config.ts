@@ -4,6 +4,7 @@
 // sessionKey() and Speaker.updatePeer()).
 import { IPV4_UNICAST, IPV6_UNICAST } from '../wire/constants.js';
 import type { Policy } from '../rib/core.js';
+import type { AddPathSend } from '../rib/add-path.js';
 import { canonicalIpv6 } from '../wire/prefix.js';
 
 export type FamilyName = 'ipv4-unicast' | 'ipv6-unicast';
@@ -46,6 +47,12 @@ export interface PeerOptions {
   readonly exportPolicy?: Policy;
   /** RFC 7911: ask the peer to send several paths per prefix */
   readonly addPathReceive?: boolean;
+  /**
+   * RFC 7911: offer to send several paths per prefix — every path ({ mode: 'all' }) or the count best
+   * ({ mode: 'best', count }) — used in each family where the peer offers to receive them. Default: the best only.
+   * Turning it on or off resets the session (a capability); changing the count does not.
+   */
+  readonly addPathSend?: AddPathSend;
   /**
    * RFC 8654: offer the extended message capability (messages up to 65535 octets once both ends offer it:
    * about 16 times fewer UPDATEs for a full table). Default true; false for a peer that mishandles it.
@@ -132,6 +139,7 @@ export function sessionKey(p: PeerOptions): string {
     p.ttlSecurity ?? null,
     [...(p.families ?? ['ipv4-unicast', 'ipv6-unicast'])].sort(),
     p.addPathReceive ?? false,
+    p.addPathSend !== undefined,
     p.extendedMessage ?? true,
     p.restartTime ?? null,
     p.longLivedStaleTime ?? 0,

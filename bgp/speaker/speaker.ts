@@ -428,7 +428,8 @@ export class Speaker extends EventEmitter {
     this.rib.updatePeer(p.coreId, this.coreConfig(o, address, conn));
     const importChanged = old.importPolicy !== o.importPolicy || (old.allowOwnAs ?? 0) !== (o.allowOwnAs ?? 0);
     const exportChanged =
-      old.exportPolicy !== o.exportPolicy || old.nextHopSelf !== o.nextHopSelf || old.nextHop4 !== o.nextHop4 || old.nextHop6 !== o.nextHop6;
+      old.exportPolicy !== o.exportPolicy || old.nextHopSelf !== o.nextHopSelf || old.nextHop4 !== o.nextHop4 || old.nextHop6 !== o.nextHop6 ||
+      JSON.stringify(old.addPathSend) !== JSON.stringify(o.addPathSend);
     if (!conn) return;
     if (exportChanged) this.rib.refreshExports(p.coreId);
     if (importChanged) {
@@ -835,7 +836,10 @@ export class Speaker extends EventEmitter {
     const caps = (): Capability[] => buildCapabilities({
       localAs,
       families,
-      ...(o.addPathReceive ? { addPath: new Map(families.map((f) => [f, 1 as const])) } : {}),
+      // RFC 7911 §4: Send/Receive 1 receive, 2 send, 3 both, per family
+      ...(o.addPathReceive || o.addPathSend
+        ? { addPath: new Map(families.map((f) => [f, ((o.addPathReceive ? 1 : 0) | (o.addPathSend ? 2 : 0)) as 1 | 2 | 3])) }
+        : {}),
       extendedMessage: o.extendedMessage ?? true,
       ...(this.opts.gracefulRestart ?? true
         ? {
@@ -1433,6 +1437,7 @@ export class Speaker extends EventEmitter {
       asn: o.asn,
       ...(o.localAsn !== undefined ? { localAs: o.localAsn } : {}),
       ...(o.routeReflectorClient ? { routeReflectorClient: true } : {}),
+      ...(o.addPathSend !== undefined ? { addPathSend: o.addPathSend } : {}),
       ...(v4 !== undefined ? { localAddress: v4 } : {}),
       ...(v6 !== undefined ? { localAddress6: v6 } : {}),
       ...(o.nextHopSelf !== undefined ? { nextHopSelf: o.nextHopSelf } : {}),

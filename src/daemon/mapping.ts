@@ -17,6 +17,8 @@ export interface PeerMapContext {
   readonly md5Key?: Buffer;
   /** RFC 9494 long-lived stale time for this peer (skein.yaml bgp.longLivedGracefulRestart); absent: no LLGR */
   readonly longLivedStaleTime?: number;
+  /** skein.yaml bgp.addPaths; absent: off */
+  readonly addPaths?: DaemonConfig['bgp']['addPaths'];
 }
 
 /**
@@ -45,6 +47,10 @@ export function peerOptionsFor(p: DesiredPeer, ctx: PeerMapContext): PeerOptions
   if (p.nextHop === 'self') o.nextHopSelf = true;
   if (p.numAllowedLocalASNumbers !== undefined) o.allowOwnAs = p.numAllowedLocalASNumbers;
   if (p.rrClient) o.routeReflectorClient = true;
+  // RFC 7911: several paths per prefix to our reflector clients (ECMP through the reflector), when configured
+  const send = ctx.addPaths?.toClients;
+  if (p.rrClient && send !== undefined && send.mode !== 'off') o.addPathSend = send.mode === 'all' ? { mode: 'all' } : { mode: 'best', count: send.count };
+  if (ctx.addPaths?.receive === true) o.addPathReceive = true;
   return o;
 }
 
