@@ -226,6 +226,30 @@ t.test('export rules: iBGP-learned routes do not go to iBGP peers; next-hop-self
   t.equal(announced(drain(core, e))[0]?.attrs.nextHop, '192.0.2.100', 'next-hop-self peer');
 });
 
+t.test('eBGP next hop keep (Calico nextHopMode Keep): a third-party next hop, but ours for our own routes', async (t) => {
+  const core = new RibCore({ localAs: LOCAL_AS, routerId: ROUTER_ID });
+  const b = core.addPeer({ address: '192.0.2.2', asn: LOCAL_AS, localAddress: '192.0.2.100', localAddress6: 'fd00::100' });
+  const keep = core.addPeer({ address: '192.0.2.3', asn: 65003, localAddress: '192.0.2.100', localAddress6: 'fd00::100', nextHopKeep: true });
+  const self = core.addPeer({ address: '192.0.2.4', asn: 65004, localAddress: '192.0.2.100', localAddress6: 'fd00::100' });
+  core.peerUp(b, terms(10, true));
+  core.peerUp(keep, terms(11, false));
+  core.peerUp(self, terms(12, false));
+  for (const id of [b, keep, self]) drain(core, id);
+
+  core.applyUpdate(b, announce(['10.2.0.0/24'], { origin: 0, asPath: [], nextHop: '192.0.2.2', localPref: 300 }));
+  core.applyUpdate(b, announce6(['fd00:2::/64'], { origin: 0, asPath: [], localPref: 300 }, ['fd00::2']));
+  core.originate(p4('10.65.0.0/26'));
+  const toKeep = announced(drain(core, keep));
+  const hopOf = (xs: typeof toKeep, p: string): readonly string[] | undefined => xs.find((x) => x?.prefixes.includes(p))?.nextHops;
+  t.same(hopOf(toKeep, '10.2.0.0/24'), ['192.0.2.2'], 'IPv4: the iBGP neighbour\'s next hop passed on');
+  t.same(hopOf(toKeep, 'fd00:2::/64'), ['fd00::2'], 'IPv6 (MP_REACH): kept too');
+  t.same(hopOf(toKeep, '10.65.0.0/26'), ['192.0.2.100'], 'our own route has no next hop to keep: ours');
+  t.same(toKeep.find((x) => x?.prefixes.includes('10.2.0.0/24'))?.attrs.asPath, [{ type: 2, asns: [LOCAL_AS] }], 'still eBGP: our AS prepended');
+  const toSelf = announced(drain(core, self));
+  t.same(hopOf(toSelf, '10.2.0.0/24'), ['192.0.2.100'], 'without keep: next hop self toward eBGP (RFC 4271 §5.1.3)');
+  t.same(hopOf(toSelf, 'fd00:2::/64'), ['fd00::100']);
+});
+
 t.test('a full leading AS_SEQUENCE gets a new segment for our AS', async (t) => {
   const { core, a, c } = lab();
   const long = Array.from({ length: 255 }, (_, i) => 65001 + (i === 0 ? 0 : 1000 + i));

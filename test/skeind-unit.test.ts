@@ -131,9 +131,14 @@ t.test('DesiredPeer -> speaker peer options', async (t) => {
       want: { type: 'route reflector' },
     },
     {
-      name: 'keep next hop: nothing to set',
+      name: 'keep next hop on iBGP: nothing to set (iBGP keeps it anyway)',
       peer: { nextHop: 'keep' },
       want: { address: '10.0.0.2', asn: 64512, passive: false, families: ['ipv4-unicast'], type: 'node-to-node mesh', sourceAddress: '10.0.0.1' },
+    },
+    {
+      name: 'keep next hop on eBGP: a third-party next hop (Calico nextHopMode Keep)',
+      peer: { nextHop: 'keep', peerAS: 65001, type: 'global' },
+      want: { address: '10.0.0.2', asn: 65001, passive: false, families: ['ipv4-unicast'], type: 'global', sourceAddress: '10.0.0.1', nextHopKeep: true },
     },
   ];
   for (const r of rows) {

@@ -74,8 +74,15 @@ export interface PeerConfig {
   readonly localAddress?: string;
   /** our IPv6 address for MP_REACH next hops when next-hop-self applies */
   readonly localAddress6?: string;
-  /** iBGP: replace the next hop with ours (eBGP always does) */
+  /** iBGP: replace the next hop with ours (eBGP does unless nextHopKeep) */
   readonly nextHopSelf?: boolean;
+  /**
+   * eBGP: pass the route's own NEXT_HOP on instead of ours (Calico nextHopMode Keep / keepOriginalNextHop,
+   * BIRD's `next hop keep`). RFC 4271 §5.1.3 allows a next hop other than our address toward an external peer
+   * (a third-party next hop) when the peer can reach it directly; that is the operator's promise here. Our
+   * own routes, which carry no next hop, still get ours.
+   */
+  readonly nextHopKeep?: boolean;
   /** accept routes whose AS_PATH holds our AS up to this many times (Calico numAllowedLocalASNumbers); default 0 */
   readonly allowOwnAs?: number;
   /**
@@ -929,8 +936,9 @@ export class RibCore {
       if (!best.source.local) delete a.med;
       delete a.originatorId;
       delete a.clusterList;
-      if (self === undefined) return null;
-      hops = [self];
+      if (p.cfg.nextHopKeep && src.nextHops.length > 0) hops = src.nextHops;
+      else if (self === undefined) return null;
+      else hops = [self];
     } else {
       a.localPref ??= this.defaultLocalPref;
       if (reflect) {

@@ -35,8 +35,10 @@ export interface PeerOptions {
   readonly ttlSecurity?: number;
   /** default both unicast families */
   readonly families?: readonly FamilyName[];
-  /** iBGP: set NEXT_HOP to ourselves (eBGP always does) */
+  /** iBGP: set NEXT_HOP to ourselves (eBGP does unless nextHopKeep) */
   readonly nextHopSelf?: boolean;
+  /** eBGP: keep the route's NEXT_HOP (a third-party next hop, RFC 4271 §5.1.3) instead of ours */
+  readonly nextHopKeep?: boolean;
   /** our IPv6 next hop for this peer (an IPv4 session carrying IPv6 routes needs one); default the speaker's nextHop6 */
   readonly nextHop6?: string;
   /** our IPv4 next hop for this peer; default the session's local address when IPv4, else the speaker's nextHop4 */

@@ -428,7 +428,7 @@ export class Speaker extends EventEmitter {
     this.rib.updatePeer(p.coreId, this.coreConfig(o, address, conn));
     const importChanged = old.importPolicy !== o.importPolicy || (old.allowOwnAs ?? 0) !== (o.allowOwnAs ?? 0);
     const exportChanged =
-      old.exportPolicy !== o.exportPolicy || old.nextHopSelf !== o.nextHopSelf || old.nextHop4 !== o.nextHop4 || old.nextHop6 !== o.nextHop6 ||
+      old.exportPolicy !== o.exportPolicy || old.nextHopSelf !== o.nextHopSelf || old.nextHopKeep !== o.nextHopKeep || old.nextHop4 !== o.nextHop4 || old.nextHop6 !== o.nextHop6 ||
       JSON.stringify(old.addPathSend) !== JSON.stringify(o.addPathSend);
     if (!conn) return;
     if (exportChanged) this.rib.refreshExports(p.coreId);
@@ -1441,6 +1441,7 @@ export class Speaker extends EventEmitter {
       ...(v4 !== undefined ? { localAddress: v4 } : {}),
       ...(v6 !== undefined ? { localAddress6: v6 } : {}),
       ...(o.nextHopSelf !== undefined ? { nextHopSelf: o.nextHopSelf } : {}),
+      ...(o.nextHopKeep !== undefined ? { nextHopKeep: o.nextHopKeep } : {}),
       ...(o.allowOwnAs !== undefined ? { allowOwnAs: o.allowOwnAs } : {}),
       ...(importPolicy !== undefined ? { importPolicy } : {}),
       ...(exportPolicy !== undefined ? { exportPolicy } : {}),

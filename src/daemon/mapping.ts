@@ -43,8 +43,9 @@ export function peerOptionsFor(p: DesiredPeer, ctx: PeerMapContext): PeerOptions
   if (p.restartTimeMs !== undefined) o.restartTime = Math.min(MAX_RESTART_TIME_S, Math.max(0, Math.ceil(p.restartTimeMs / 1000)));
   if (ctx.longLivedStaleTime !== undefined && ctx.longLivedStaleTime > 0) o.longLivedStaleTime = ctx.longLivedStaleTime;
   if (p.keepaliveTimeMs !== undefined) o.keepaliveTime = Math.max(1, Math.round(p.keepaliveTimeMs / 1000));
-  // 'keep' needs nothing: on iBGP the next hop is passed on unchanged, and the speaker has no eBGP "keep" knob.
+  // 'keep': on iBGP the next hop is passed on unchanged anyway; toward eBGP it asks for a third-party next hop.
   if (p.nextHop === 'self') o.nextHopSelf = true;
+  else if (p.nextHop === 'keep' && p.peerAS !== p.localAS) o.nextHopKeep = true;
   if (p.numAllowedLocalASNumbers !== undefined) o.allowOwnAs = p.numAllowedLocalASNumbers;
   if (p.rrClient) o.routeReflectorClient = true;
   // RFC 7911: several paths per prefix to our reflector clients (ECMP through the reflector), when configured
