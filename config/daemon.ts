@@ -83,6 +83,11 @@ export interface DaemonConfig {
      * staleTime for every peer, peers[address] for one peer (0 turns it off there). Absent (the default): off.
      */
     longLivedGracefulRestart?: { staleTime: number; peers: Record<string, number> };
+    /**
+     * RFC 4486 maximum prefixes accepted from each peer, counted per address family (Calico has no field for
+     * it): `limit` per family unless ipv4/ipv6 say otherwise, peers[address] for one peer. Absent: no limit.
+     */
+    maxPrefixes?: MaxPrefixesConfig;
     /** RFC 7911 ADD-PATH, for ECMP through route reflectors (CONTRACT: no Calico resource has a field for it) */
     addPaths: {
       /** what this node, as a route reflector, sends its clients; default off (the best path only) */
@@ -112,6 +117,19 @@ export interface DaemonConfig {
   log: { level: LogLevel };
   /** where password secretKeyRefs are read from: <secretsDir>/<name>/<key> */
   secretsDir: string;
+}
+
+/** skein.yaml bgp.maxPrefixes (see DaemonConfig). */
+export interface MaxPrefixesConfig {
+  limit: number;
+  ipv4?: number;
+  ipv6?: number;
+  /** percent of the limit at which a warning is logged */
+  warningThreshold: number;
+  /** seconds after which a peer shut for too many prefixes may come back; absent: it stays down */
+  restartAfter?: number;
+  /** per peer address: the limit for each family of that peer */
+  peers: Record<string, number>;
 }
 
 /** RFC 9494 §3: the long-lived stale time is 24 bits of seconds. A duration ("1h", "3600s") or a number of seconds. */
@@ -296,7 +314,7 @@ export function parseDaemonConfig(text: string, file: string, env: NodeJS.Proces
   }
 
   const bgpPath: Path = ['bgp'];
-  const bgp = c.object(root.bgp, bgpPath, ['listen', 'routerId', 'longLivedGracefulRestart', 'addPaths']);
+  const bgp = c.object(root.bgp, bgpPath, ['listen', 'routerId', 'longLivedGracefulRestart', 'addPaths', 'maxPrefixes']);
   const listenPath: Path = [...bgpPath, 'listen'];
   const listen = c.object(bgp.listen, listenPath, ['address', 'port']);
   const addPathsPath: Path = [...bgpPath, 'addPaths'];
@@ -323,6 +341,36 @@ export function parseDaemonConfig(text: string, file: string, env: NodeJS.Proces
       if (address !== undefined && t !== undefined) out.peers[address] = t;
     }
     bgpOut.longLivedGracefulRestart = out;
+  }
+  if (bgp.maxPrefixes !== undefined && bgp.maxPrefixes !== null) {
+    const mpPath: Path = [...bgpPath, 'maxPrefixes'];
+    const mp = c.object(bgp.maxPrefixes, mpPath, ['limit', 'ipv4', 'ipv6', 'warningThreshold', 'restartAfter', 'peers']);
+    const count = int(1, 0xffffffff);
+    const limit = c.opt(mp, 'limit', mpPath, count);
+    const ipv4 = c.opt(mp, 'ipv4', mpPath, count);
+    const ipv6 = c.opt(mp, 'ipv6', mpPath, count);
+    const restartAfter = c.opt(mp, 'restartAfter', mpPath, (v) => {
+      const s = typeof v === 'number' ? v : parseDuration(v) / 1000;
+      if (!Number.isInteger(s) || s < 1) throw new ValueError(`expected a whole number of seconds of at least 1 (or a duration such as "5m"), got ${describe(v)}`);
+      return s;
+    });
+    const out: MaxPrefixesConfig = {
+      limit: limit ?? 0,
+      warningThreshold: c.opt(mp, 'warningThreshold', mpPath, int(1, 100)) ?? 75,
+      peers: {},
+      ...(ipv4 !== undefined ? { ipv4 } : {}),
+      ...(ipv6 !== undefined ? { ipv6 } : {}),
+      ...(restartAfter !== undefined ? { restartAfter } : {}),
+    };
+    if (limit === undefined && isRecord(mp) && !('limit' in mp)) c.error([...mpPath, 'limit'], 'is required: the number of prefixes accepted per address family from each peer');
+    const peersPath: Path = [...mpPath, 'peers'];
+    const mpPeers = c.object(mp.peers, peersPath, Object.keys(isRecord(mp.peers) ? mp.peers : {}));
+    for (const k of Object.keys(mpPeers)) {
+      const address = c.value(k, [...peersPath, k], (v) => parseIP(v).address);
+      const n = c.opt(mpPeers, k, peersPath, count);
+      if (address !== undefined && n !== undefined) out.peers[address] = n;
+    }
+    bgpOut.maxPrefixes = out;
   }
   const routerId = c.opt(bgp, 'routerId', bgpPath, (v) => {
     const ip = parseIP(v);

@@ -11,7 +11,7 @@ export {
 export { ConfigError, DatastoreError, formatIssue, type Issue } from './errors.js';
 export {
   parseDaemonConfig, loadDaemonConfig, ENV, DEFAULT_FIB_PROTOCOL,
-  type DaemonConfig, type EtcdConfig, type LogLevel, type AddPathsSend,
+  type DaemonConfig, type EtcdConfig, type LogLevel, type AddPathsSend, type MaxPrefixesConfig,
 } from './daemon.js';
 export { Secret, SecretError, resolvePassword, secretPath, type BGPPassword, type SecretKeyRef } from './secrets.js';
 export {

@@ -531,6 +531,7 @@ export class Daemon {
     return peerOptionsFor(p, {
       localAsn: this.speaker?.localAsn ?? this.identity?.asn ?? 0,
       addPaths: this.cfg.bgp.addPaths,
+      ...(this.cfg.bgp.maxPrefixes ? { maxPrefixes: this.cfg.bgp.maxPrefixes } : {}),
       ...(md5Key ? { md5Key } : {}),
       ...(llst > 0 ? { longLivedStaleTime: llst } : {}),
     });

@@ -68,6 +68,10 @@ t.test('skein.yaml: defaults, overrides, errors with file, line and field', (t) 
   t.same(parseDaemonConfig('bgp:\n  addPaths: { toClients: all, receive: true }\n', '/x', {}).bgp.addPaths, { toClients: { mode: 'all' }, receive: true });
   t.same(parseDaemonConfig('bgp:\n  addPaths: { toClients: "best 2" }\n', '/x', {}).bgp.addPaths, { toClients: { mode: 'best', count: 2 }, receive: false });
   t.same(parseDaemonConfig('bgp:\n  addPaths: { toClients: "off" }\n', '/x', {}).bgp.addPaths.toClients, { mode: 'off' });
+  t.same(parseDaemonConfig('bgp:\n  maxPrefixes: { limit: 5000, ipv6: 500, restartAfter: 5m, peers: { "192.0.2.1": 200000, "fd00::0:1": 9 } }\n', '/x', {}).bgp.maxPrefixes,
+    { limit: 5000, ipv6: 500, warningThreshold: 75, restartAfter: 300, peers: { '192.0.2.1': 200000, 'fd00::1': 9 } }, 'maxPrefixes: durations, peer addresses normalised');
+  t.same(parseDaemonConfig('bgp:\n  maxPrefixes: { limit: 10, warningThreshold: 90, restartAfter: 30 }\n', '/x', {}).bgp.maxPrefixes,
+    { limit: 10, warningThreshold: 90, restartAfter: 30, peers: {} });
 
   const cases: [string, number, string, RegExp][] = [
     ['nodeName: a\nfib:\n  enabeld: true\n', 3, 'fib.enabeld', /unknown field "enabeld" \(did you mean "enabled"\?\)/],
@@ -80,6 +84,12 @@ t.test('skein.yaml: defaults, overrides, errors with file, line and field', (t) 
     ['bgp:\n  addPaths:\n    toClients: best 0\n', 3, 'bgp.addPaths.toClients', /"off", "all" or "best N"/],
     ['bgp:\n  addPaths:\n    toClients: every\n', 3, 'bgp.addPaths.toClients', /"off", "all" or "best N"/],
     ['bgp:\n  addPaths:\n    send: all\n', 3, 'bgp.addPaths.send', /unknown field "send"/],
+    ['bgp:\n  maxPrefixes:\n    ipv4: 100\n', 3, 'bgp.maxPrefixes.limit', /is required/],
+    ['bgp:\n  maxPrefixes:\n    limit: 0\n', 3, 'bgp.maxPrefixes.limit', /./],
+    ['bgp:\n  maxPrefixes:\n    limit: 10\n    warningThreshold: 150\n', 4, 'bgp.maxPrefixes.warningThreshold', /./],
+    ['bgp:\n  maxPrefixes:\n    limit: 10\n    restartAfter: 0\n', 4, 'bgp.maxPrefixes.restartAfter', /at least 1/],
+    ['bgp:\n  maxPrefixes:\n    limit: 10\n    peers: { "not-an-ip": 5 }\n', 4, 'bgp.maxPrefixes.peers.not-an-ip', /./],
+    ['bgp:\n  maxPrefixes:\n    limt: 10\n', 3, 'bgp.maxPrefixes.limt', /did you mean "limit"/],
     ['fib:\n  protocol: ospfv9\n', 2, 'fib.protocol', /unknown routing protocol name/],
     ['fib:\n  table: 0\n', 2, 'fib.table', /out of range/],
     ['log:\n  level: verbose\n', 2, 'log.level', /expected one of/],

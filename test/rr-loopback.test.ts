@@ -241,3 +241,51 @@ t.test('maximum prefixes: warned, then shut with Cease/1 (AFI/SAFI, limit), held
   sock.destroy();
   await Promise.all([m.s.stop(), y.s.stop(), z.s.stop()]);
 });
+
+t.test('maximum prefixes count per address family; perFamily overrides one family', async (t) => {
+  // IPv4 4 + IPv6 3 = 7 prefixes against limit 5: fine while each family is within its own limit
+  // (as BIRD's channel limits and FRR's per-AFI maximum-prefix count). IPv6 is capped at 3 here.
+  const m = speaker(31, [peer(32, { passive: true, families: ['ipv4-unicast', 'ipv6-unicast'], maxPrefixes: { limit: 5, perFamily: { 'ipv6-unicast': 3 } } })]);
+  const warned: string[] = [];
+  m.s.on('log', (l: { level: string; msg: string }) => { if (l.level === 'warn') warned.push(l.msg); });
+  await m.s.start();
+  const sock = net.connect({ host: addr(31), port: PORT, localAddress: addr(32) });
+  sock.on('error', () => {});
+  const got: Message[] = [];
+  const framer = new Framer();
+  let closed = false;
+  sock.on('data', (d: Buffer) => {
+    framer.push(d);
+    for (let b = framer.next(); b !== null; b = framer.next()) got.push(decodeMessage(b));
+  });
+  sock.on('close', () => (closed = true));
+  await new Promise<void>((r) => sock.once('connect', () => r()));
+  sock.write(encodeMessage({ type: 'OPEN', version: 4, myAs: AS, holdTime: 90, bgpId: parseIpv4('10.0.0.32'), capabilities: buildCapabilities({ localAs: AS, families: [0x101, 0x201] }) }));
+  sock.write(encodeMessage({ type: 'KEEPALIVE' }));
+  await until(() => m.s.peerInfo(addr(32))?.state === 'Established', 'Established', 10_000);
+  const none = { afi: 1 as const, safi: 1, prefixes: [], pathIds: null };
+  const v4 = (n: number): Buffer => encodeMessage({
+    type: 'UPDATE', withdrawn: none, attributes: { origin: 0, asPath: [], nextHop: addr(32), localPref: 100 },
+    nlri: { afi: 1, safi: 1, prefixes: Array.from({ length: n }, (_, i) => parsePrefixText(`10.32.${i}.0/24`) as number), pathIds: null },
+  });
+  const v6 = (from: number, n: number): Buffer => encodeMessage({
+    type: 'UPDATE', withdrawn: none, nlri: none,
+    attributes: { origin: 0, asPath: [], localPref: 100 },
+    mpReach: { afi: 2, safi: 1, nextHops: ['fd00::32'], nlri: { afi: 2, safi: 1, prefixes: Array.from({ length: n }, (_, i) => parsePrefixText(`fd00:32:${from + i}::/64`)), pathIds: null } },
+  } as Parameters<typeof encodeMessage>[0]);
+  sock.write(v4(4));
+  sock.write(v6(0, 3));
+  const accepted = (): number | undefined => m.s.peersJson().peers.find((x) => x.address === addr(32))?.prefixes.accepted;
+  await until(() => accepted() === 7, 'seven prefixes accepted', 5000);
+  t.equal(m.s.peerInfo(addr(32))?.state, 'Established', '7 in all, but no family above its limit: still up');
+  t.ok(warned.some((w) => /ipv4-unicast/.test(w) && /limit of 5/.test(w)), 'IPv4 warned at 75% of 5');
+  t.ok(warned.some((w) => /ipv6-unicast/.test(w) && /limit of 3/.test(w)), 'IPv6 warned against its own limit of 3');
+  sock.write(v6(3, 1));
+  await until(() => closed, 'closed at the fourth IPv6 prefix', 5000);
+  const n = got.find((x): x is Extract<Message, { type: 'NOTIFICATION' }> => x.type === 'NOTIFICATION');
+  t.equal(n?.code, 6, 'Cease');
+  t.equal(n?.subcode, 1, 'Maximum Number of Prefixes Reached');
+  t.same([...(n?.data ?? [])], [0, 2, 1, 0, 0, 0, 3], 'data: AFI 2, SAFI 1 and the IPv6 limit 3 (RFC 4486 §4)');
+  sock.destroy();
+  await m.s.stop();
+});

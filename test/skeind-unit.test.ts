@@ -131,6 +131,18 @@ t.test('DesiredPeer -> speaker peer options', async (t) => {
       want: { type: 'route reflector' },
     },
     {
+      name: 'maximum prefixes from skein.yaml: per family, with a per-family override',
+      peer: {},
+      ctx: { localAsn: 64512, maxPrefixes: { limit: 5000, ipv6: 500, warningThreshold: 80, restartAfter: 60, peers: { '10.0.0.9': 7 } } },
+      want: { maxPrefixes: { limit: 5000, warningThreshold: 80, perFamily: { 'ipv6-unicast': 500 }, restartAfterSec: 60 } },
+    },
+    {
+      name: 'maximum prefixes: a per-peer limit replaces the per-family ones',
+      peer: { address: '10.0.0.9' },
+      ctx: { localAsn: 64512, maxPrefixes: { limit: 5000, ipv6: 500, warningThreshold: 75, peers: { '10.0.0.9': 7 } } },
+      want: { maxPrefixes: { limit: 7, warningThreshold: 75 } },
+    },
+    {
       name: 'keep next hop on iBGP: nothing to set (iBGP keeps it anyway)',
       peer: { nextHop: 'keep' },
       want: { address: '10.0.0.2', asn: 64512, passive: false, families: ['ipv4-unicast'], type: 'node-to-node mesh', sourceAddress: '10.0.0.1' },
@@ -149,6 +161,9 @@ t.test('DesiredPeer -> speaker peer options', async (t) => {
     else t.match(got, r.want, r.name);
   }
   t.notOk('localAsn' in peerOptionsFor(basePeer, { localAsn: 64512 }), 'no override when the local AS is the speaker\'s');
+  t.same(peerOptionsFor({ ...basePeer, address: '10.0.0.9' }, { localAsn: 64512, maxPrefixes: { limit: 50, ipv4: 40, warningThreshold: 75, peers: { '10.0.0.9': 7 } } }).maxPrefixes,
+    { limit: 7, warningThreshold: 75 }, 'a per-peer limit: no per-family overrides left over');
+  t.notOk('maxPrefixes' in peerOptionsFor(basePeer, { localAsn: 64512 }), 'no bgp.maxPrefixes: no limit');
   t.notOk('port' in peerOptionsFor({ ...basePeer, port: 179 }, { localAsn: 64512 }));
   // ADD-PATH send only toward reflector clients; off and non-clients get none
   const ap = { toClients: { mode: 'all' as const }, receive: false };

@@ -290,6 +290,8 @@ class Peer implements PathSource, PeerView {
   readonly queues = new Map<number, OutQueue>();
   /** count of Adj-RIB-In paths */
   paths = 0;
+  /** of which IPv6 (per-family maximum-prefix limits, RFC 4486) */
+  paths6 = 0;
   /** bumped whenever the export rules for this peer may change (settings, session) */
   epoch = 0;
   /** per family: the current generation; paths announced under an older one are stale */
@@ -663,12 +665,16 @@ export class RibCore {
   }
 
   private announcePath(p: Peer, prefix: PrefixKey, pathId: number, set: AttrSet): void {
-    if (this.put(prefix, p, pathId, set, p.gen(familyOf(prefix))) === 'added') p.paths++;
+    if (this.put(prefix, p, pathId, set, p.gen(familyOf(prefix))) === 'added') {
+      p.paths++;
+      if (typeof prefix !== 'number') p.paths6++;
+    }
   }
 
   private withdrawPath(p: Peer, prefix: PrefixKey, pathId: number): boolean {
     if (!this.remove(prefix, p, pathId)) return false;
     p.paths--;
+    if (typeof prefix !== 'number') p.paths6--;
     return true;
   }
 
@@ -1138,9 +1144,9 @@ export class RibCore {
     return e instanceof Path ? (e.source === p ? [e] : []) : e.paths.filter((x) => x.source === p);
   }
 
-  peerStats(id: number): { received: number; advertised: number; established: boolean } {
+  peerStats(id: number): { received: number; received4: number; received6: number; advertised: number; established: boolean } {
     const p = this.peer(id);
-    return { received: p.paths, advertised: p.adjOut.size + (p.ap?.count ?? 0), established: p.established };
+    return { received: p.paths, received4: p.paths - p.paths6, received6: p.paths6, advertised: p.adjOut.size + (p.ap?.count ?? 0), established: p.established };
   }
 
   private peer(id: number): Peer {

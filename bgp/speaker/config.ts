@@ -75,12 +75,19 @@ export interface PeerOptions {
   /** the peer is our route reflector client (RFC 4456 §6); a change resets the session */
   readonly routeReflectorClient?: boolean;
   /**
-   * RFC 4486 maximum prefixes accepted from the peer: warn (a 'log' event) once
-   * at warningThreshold percent (default 75), close with Cease / Maximum
-   * Number of Prefixes Reached above limit, then stay down — or restart after
-   * restartAfterSec seconds.
+   * RFC 4486 maximum prefixes accepted from the peer, counted per address
+   * family: `limit` for each family unless perFamily names another. Warn (a
+   * 'log' event) once at warningThreshold percent (default 75), close with
+   * Cease / Maximum Number of Prefixes Reached (data: that family's AFI/SAFI
+   * and limit) above it, then stay down — or restart after restartAfterSec
+   * seconds.
    */
-  readonly maxPrefixes?: { readonly limit: number; readonly warningThreshold?: number; readonly restartAfterSec?: number };
+  readonly maxPrefixes?: {
+    readonly limit: number;
+    readonly perFamily?: { readonly [F in FamilyName]?: number };
+    readonly warningThreshold?: number;
+    readonly restartAfterSec?: number;
+  };
   /** CONTRACT PEER "type"; default "global" */
   readonly type?: string;
   /** per-peer timer overrides, seconds */

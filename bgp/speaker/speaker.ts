@@ -238,7 +238,8 @@ class Peer {
   pumpScheduled = false;
   removed = false;
   /** maximum prefixes: the warning was logged (until the count falls below the threshold again) */
-  prefixWarned = false;
+  /** families whose maximum-prefix warning has been logged (RFC 4486 warning threshold) */
+  readonly prefixWarned = new Set<number>();
   /** maximum prefixes exceeded: refuse the peer until this time (Date.now() ms; Infinity for good) */
   heldUntil = 0;
   /**
@@ -743,7 +744,7 @@ export class Speaker extends EventEmitter {
         c.pending = msg;
         this.feed(p, c, { type: 'Update' });
         c.pending = null;
-        if (p.opts.maxPrefixes && c.inRib) this.checkMaxPrefixes(p, c, msg);
+        if (p.opts.maxPrefixes && c.inRib) this.checkMaxPrefixes(p, c);
         return;
       }
       case 'NOTIFICATION': {
@@ -762,41 +763,50 @@ export class Speaker extends EventEmitter {
   }
 
   /**
-   * Maximum prefixes (RFC 4486 §4): the peer's accepted prefixes (Adj-RIB-In,
-   * after import policy: what costs us memory) against its limit. Crossing the
-   * warning threshold logs once (again only after falling back below it);
-   * exceeding the limit closes the session with Cease / Maximum Number of
-   * Prefixes Reached, whose data is the AFI/SAFI and the limit, and keeps it
-   * down: until restartAfterSec passes, or for good (a configuration change or
+   * Maximum prefixes (RFC 4486 §4), per address family as BIRD's channel
+   * limits and FRR's per-AFI maximum-prefix count them: the peer's accepted
+   * prefixes of a family (Adj-RIB-In, after import policy: what costs us
+   * memory) against that family's limit. Crossing the warning threshold logs
+   * once per family (again only after falling back below it); exceeding the
+   * limit closes the session with Cease / Maximum Number of Prefixes Reached,
+   * whose data is that family's AFI/SAFI and its limit, and keeps it down:
+   * until restartAfterSec passes, or for good (a configuration change or
    * restart of the speaker brings it back). Connections from the peer are
    * refused meanwhile, so it cannot come back in through the listener.
    */
-  private checkMaxPrefixes(p: Peer, c: Connection, u: UpdateMessage): void {
+  private checkMaxPrefixes(p: Peer, c: Connection): void {
     const mp = p.opts.maxPrefixes;
     if (!mp) return;
-    const count = this.rib.peerStats(p.coreId).received;
-    const warnAt = Math.ceil((mp.limit * (mp.warningThreshold ?? 75)) / 100);
-    if (count < warnAt) p.prefixWarned = false;
-    else if (!p.prefixWarned && count <= mp.limit) {
-      p.prefixWarned = true;
-      this.log('warn', `${count} prefixes accepted, ${mp.warningThreshold ?? 75}% of the limit of ${mp.limit}`, p.address);
+    const stats = this.rib.peerStats(p.coreId);
+    const pct = mp.warningThreshold ?? 75;
+    let over: { family: number; count: number; limit: number } | null = null;
+    for (const family of [IPV4_UNICAST, IPV6_UNICAST]) {
+      const name = familyNameOf(family);
+      const limit = mp.perFamily?.[name] ?? mp.limit;
+      const count = family === IPV4_UNICAST ? stats.received4 : stats.received6;
+      const warnAt = Math.ceil((limit * pct) / 100);
+      if (count < warnAt) p.prefixWarned.delete(family);
+      else if (!p.prefixWarned.has(family) && count <= limit) {
+        p.prefixWarned.add(family);
+        this.log('warn', `${count} ${name} prefixes accepted, ${pct}% of the limit of ${limit}`, p.address);
+      }
+      if (count > limit && over === null) over = { family, count, limit };
     }
-    if (count <= mp.limit) return;
-    const afi = u.mpReach && u.mpReach.nlri.prefixes.length > 0 ? u.mpReach.afi : 1;
-    const safi = u.mpReach && u.mpReach.nlri.prefixes.length > 0 ? u.mpReach.safi : 1;
+    if (over === null) return;
+    const { family, count, limit } = over;
     const data = Buffer.alloc(7);
-    data.writeUInt16BE(afi, 0);
-    data.writeUInt8(safi, 2);
-    data.writeUInt32BE(mp.limit >>> 0, 3);
+    data.writeUInt16BE(family >> 8, 0);
+    data.writeUInt8(family & 0xff, 2);
+    data.writeUInt32BE(limit >>> 0, 3);
     const restart = mp.restartAfterSec;
     p.heldUntil = restart === undefined ? Infinity : Date.now() + restart * 1000;
-    p.prefixWarned = false;
-    this.log('error', `maximum prefixes exceeded: ${count} > ${mp.limit}; session closed${restart === undefined ? ' and held down' : `, restart in ${restart} s`}`, p.address);
+    p.prefixWarned.clear();
+    this.log('error', `maximum ${familyNameOf(family)} prefixes exceeded: ${count} > ${limit}; session closed${restart === undefined ? ' and held down' : `, restart in ${restart} s`}`, p.address);
     for (const x of [...p.conns]) {
       this.feed(p, x, {
         type: 'AutomaticStop',
         subcode: CeaseSubcode.MaximumPrefixesReached,
-        reason: `maximum prefixes exceeded (${count} > ${mp.limit})`,
+        reason: `maximum ${familyNameOf(family)} prefixes exceeded (${count} > ${limit})`,
         ...(x === c ? { data } : {}),
         idleHold: x === p.primary ? (restart ?? null) : null,
       });

@@ -19,6 +19,8 @@ export interface PeerMapContext {
   readonly longLivedStaleTime?: number;
   /** skein.yaml bgp.addPaths; absent: off */
   readonly addPaths?: DaemonConfig['bgp']['addPaths'];
+  /** skein.yaml bgp.maxPrefixes; absent: no limit */
+  readonly maxPrefixes?: DaemonConfig['bgp']['maxPrefixes'];
 }
 
 /**
@@ -52,6 +54,21 @@ export function peerOptionsFor(p: DesiredPeer, ctx: PeerMapContext): PeerOptions
   const send = ctx.addPaths?.toClients;
   if (p.rrClient && send !== undefined && send.mode !== 'off') o.addPathSend = send.mode === 'all' ? { mode: 'all' } : { mode: 'best', count: send.count };
   if (ctx.addPaths?.receive === true) o.addPathReceive = true;
+  // RFC 4486: a per-peer limit replaces the per-family ones; either way each family is counted on its own.
+  const mp = ctx.maxPrefixes;
+  if (mp !== undefined) {
+    const own = mp.peers[p.address];
+    const perFamily = own !== undefined ? {} : {
+      ...(mp.ipv4 !== undefined ? { 'ipv4-unicast': mp.ipv4 } : {}),
+      ...(mp.ipv6 !== undefined ? { 'ipv6-unicast': mp.ipv6 } : {}),
+    };
+    o.maxPrefixes = {
+      limit: own ?? mp.limit,
+      warningThreshold: mp.warningThreshold,
+      ...(Object.keys(perFamily).length > 0 ? { perFamily } : {}),
+      ...(mp.restartAfter !== undefined ? { restartAfterSec: mp.restartAfter } : {}),
+    };
+  }
   return o;
 }
 
