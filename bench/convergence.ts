@@ -77,7 +77,9 @@ const mib = (x: number | undefined): string => (x !== undefined && Number.isFini
 const sec = (x: number | undefined): string => (x !== undefined && Number.isFinite(x) ? x.toFixed(2) : '-');
 
 function row(r: ScenarioResult): string[] {
-  const res = (f: ResourceFigures | undefined): string => (f === undefined ? '-' : `${mib(f.rssMeanMiB)}/${mib(f.rssMaxMiB)} MiB, ${sec(f.cpuRunMeanS)}/${sec(f.cpuRunMaxS)} s`);
+  // CPU per workload: the run's CPU seconds over the workloads, in ms (mean and max process).
+  const per = (x: number): string => (Number.isFinite(x) ? ((x * 1000) / r.options.workloads).toFixed(2) : '-');
+  const res = (f: ResourceFigures | undefined): string => (f === undefined ? '-' : `${mib(f.rssMeanMiB)}/${mib(f.rssMaxMiB)} MiB, ${per(f.cpuRunMeanS)}/${per(f.cpuRunMaxS)} ms`);
   const s = (x: Summary): string => `${ms(x.p50)} / ${ms(x.p99)} / ${ms(x.max)}`;
   return [
     r.options.daemon,
@@ -96,7 +98,7 @@ function row(r: ScenarioResult): string[] {
 }
 
 function table(rows: string[][]): string {
-  const head = ['daemon', 'trigger', 'topology', 'hosts', 'complete', 'LAST host p50/p99/max ms', 'first host p50/p99', 'own host p50/p99', 'set-up s', 'per host: RSS mean/max, CPU in run mean/max', 'per RR: same', 'load 1m'];
+  const head = ['daemon', 'trigger', 'topology', 'hosts', 'complete', 'LAST host p50/p99/max ms', 'first host p50/p99', 'own host p50/p99', 'set-up s', 'per host: RSS mean/max, CPU per workload mean/max', 'per RR: same', 'load 1m'];
   const all = [head, ...rows];
   const w = head.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
   const line = (r: string[]): string => `| ${r.map((c, i) => c.padEnd(w[i]!)).join(' | ')} |`;
@@ -161,12 +163,16 @@ async function main(): Promise<number> {
     'trigger "kernel route": BIRD cannot read Calico\'s datastore (confd/Felix do); its time starts when the workload\'s',
     '  route is in its own host\'s kernel (what Felix writes) and covers kernel learn + BGP + the peers\' kernel writes only.',
     'Workload addresses are borrowed (outside their host\'s block), so each needs its own /32 over BGP.',
-    'RSS: resident set after the run; CPU: user+system seconds during the workload phase (mean/max per process).',
+    'RSS: resident set after the run; CPU per workload: user+system CPU of the workload phase over the number of',
+    '  workloads, per process (mean/max over the hosts; the RRs apart).',
     `Route reflectors are 2 extra namespaces (not among the hosts). ${cpus().length} CPUs shared by every daemon: the load column matters.`,
   ].join('\n'));
   if (a.json !== undefined) {
     writeFileSync(a.json, `${JSON.stringify(results.map((r) => ({ ...r, samples: undefined })), null, 1)}\n`);
     console.log(`figures written to ${a.json}`);
+  }
+  for (const r of results) {
+    if (r.etcdRes !== undefined) console.log(`etcd (${r.options.topology}, ${r.options.hosts} hosts): RSS ${mib(r.etcdRes.rssMeanMiB)} MiB, CPU ${sec(r.etcdRes.cpuRunMeanS)} s in the workload phase`);
   }
   for (const f of failures) console.log(`FAILED ${f}`);
   return failures.length > 0 ? 1 : 0;

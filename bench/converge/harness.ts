@@ -45,7 +45,8 @@ export interface ScenarioOptions {
   debounceMs?: number;
   /** skeind's log level (default info, as shipped) */
   logLevel?: string;
-  /** how long to wait for the initial sessions and block routes (default 30 s + 1 s per host) */
+  /** how long to wait for the initial sessions and block routes (default 30 s + 5 s per host: a 50-host mesh of BIRDs
+   *  takes minutes here, its listen backlog of 8 drops most of the 49 simultaneous SYNs) */
   setupTimeoutMs?: number;
   /** how long to wait after the last trigger for every route (default 20 s) */
   drainTimeoutMs?: number;
@@ -340,6 +341,10 @@ export function maxWorkloads(hosts: number): number {
   return hosts * 250;
 }
 
+/** Fixed MAC addresses, so every neighbour entry can be written up front. */
+const ETCD_MAC = '02:5c:00:00:ff:02';
+const mac = (n: { role: 'host' | 'rr'; index: number }): string => `02:5c:00:${n.role === 'host' ? '01' : '02'}:${(n.index >> 8).toString(16).padStart(2, '0')}:${(n.index & 0xff).toString(16).padStart(2, '0')}`;
+
 let scenarioCounter = 0;
 
 interface Node {
@@ -375,15 +380,21 @@ function buildFabric(o: ScenarioOptions, rrCount: number, withEtcd: boolean): Bu
     ip(['netns', 'add', ns]);
   }
   // Every link is made inside the fabric namespace, its host end created directly in the host's namespace.
-  const fab = ['link set lo up', 'link add br0 type bridge', 'link set br0 up'];
+  const fab = ['link set lo up', `link add br0 address ${ETCD_MAC} type bridge`, 'link set br0 up'];
   if (withEtcd) fab.push(`addr add ${ETCD_IP}/${FABRIC_LEN} dev br0`);
   for (const n of nodes) {
     const port = `${n.role === 'host' ? 'h' : 'r'}${n.index}`;
-    fab.push(`link add ${port} type veth peer name eth0 netns ${n.ns}`, `link set ${port} master br0`, `link set ${port} up`);
+    fab.push(`link add ${port} type veth peer name eth0 address ${mac(n)} netns ${n.ns}`, `link set ${port} master br0`, `link set ${port} up`);
+    if (withEtcd) fab.push(`neigh replace ${n.ip} lladdr ${mac(n)} dev br0 nud permanent`);
   }
   ip(['-n', fabric, '-batch', '-'], `${fab.join('\n')}\n`);
   for (const n of nodes) {
     const cmds = ['link set lo up', 'link set eth0 up', `addr add ${n.ip}/${FABRIC_LEN} dev eth0`];
+    // The kernel's neighbour table is one for the whole machine, its limit (gc_thresh3, 1024 here) counts
+    // every namespace's dynamic entries: a 50-host mesh needs 2450 of them and overflows it (lost ARP, sessions
+    // dropping on hold timers; other users of the machine suffer too). Permanent entries are outside that count.
+    for (const m of nodes) if (m !== n) cmds.push(`neigh replace ${m.ip} lladdr ${mac(m)} dev eth0 nud permanent`);
+    if (withEtcd) cmds.push(`neigh replace ${ETCD_IP} lladdr ${ETCD_MAC} dev eth0 nud permanent`);
     // The workloads' side: one veth pair, both ends on the host (see the header).
     if (n.role === 'host') cmds.push('link add cali0 type veth peer name cali0p', 'link set cali0 up', 'link set cali0p up');
     ip(['-n', n.ns, '-batch', '-'], `${cmds.join('\n')}\n`);
@@ -540,6 +551,22 @@ function birdConf(n: Node, b: Built): string {
   return `${lines.join('\n')}\n`;
 }
 
+/** A diagnostic for a failed set-up: how many of a node's BGP sessions are established. */
+function sessions(daemon: Daemon, b: Built, n: Node): string {
+  try {
+    if (daemon === 'bird') {
+      const out = execFileSync('ip', ['netns', 'exec', n.ns, 'birdc', '-s', join(b.dir, `${n.name}.bird.ctl`), 'show', 'protocols'], { encoding: 'utf8', timeout: 10_000 });
+      const bgp = out.split('\n').filter((l) => /\bBGP\b/.test(l));
+      return `${n.name}: ${bgp.filter((l) => /Established/.test(l)).length}/${bgp.length} BGP sessions established`;
+    }
+    const out = execFileSync(process.execPath, [join(dirname(SKEIND), 'skeinctl.js'), '--socket', join(b.dir, `${n.name}.sock`), 'status', '--json'], { encoding: 'utf8', timeout: 10_000 });
+    const peers = ((JSON.parse(out) as { peers?: { state: string }[] }).peers ?? []);
+    return `${n.name}: ${peers.filter((p) => p.state === 'Established').length}/${peers.length} BGP sessions established`;
+  } catch (e) {
+    return `${n.name}: no session status (${(e as Error).message.split('\n')[0]})`;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // One scenario.
 
@@ -619,11 +646,12 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     const t0Setup = Date.now();
 
     // Set-up done: every node has every other host's block route.
-    const setupOk = await until(() => b.nodes.every((n) => b.hosts.every((h) => h === n || monitors.get(n)!.seen.has(block(h.index)))), o.setupTimeoutMs ?? 30_000 + 1000 * o.hosts, 100);
+    const setupOk = await until(() => b.nodes.every((n) => b.hosts.every((h) => h === n || monitors.get(n)!.seen.has(block(h.index)))), o.setupTimeoutMs ?? 30_000 + 5000 * o.hosts, 100);
     const dead = b.nodes.filter((n) => n.child?.exitCode !== null && n.child?.exitCode !== undefined);
     if (!setupOk || dead.length > 0) {
       const short = b.nodes.filter((n) => !b.hosts.every((h) => h === n || monitors.get(n)!.seen.has(block(h.index)))).map((n) => n.name);
-      throw new Error(`set-up: ${short.length} nodes lack block routes (${short.slice(0, 5).join(', ')}), ${dead.length} daemons exited; logs in ${b.dir}`);
+      const counts = b.nodes.map((n) => b.hosts.filter((h) => h !== n && monitors.get(n)!.seen.has(block(h.index))).length);
+      throw new Error(`set-up: ${short.length} nodes lack block routes (${short.slice(0, 5).join(', ')}; block routes per node min ${Math.min(...counts)} max ${Math.max(...counts)}), ${dead.length} daemons exited; ${sessions(o.daemon, b, b.nodes[0]!)}`);
     }
     const setupMs = Date.now() - t0Setup;
     say(`set-up: every node has every block route after ${(setupMs / 1000).toFixed(1)} s`);
@@ -686,7 +714,11 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     const drained = await until(complete, o.drainTimeoutMs ?? 20_000, 50);
     const runMs = Date.now() - start;
     const after = pids().map(procSample);
-    if (!drained) say('some routes never arrived within the drain timeout (counted as missing)');
+    if (!drained) {
+      const short = b.hosts.map((h) => ({ h, n: samples.filter((s) => s.host !== h.index && !monitors.get(h)!.seen.has(s.ip)).length })).filter((x) => x.n > 0);
+      const noOwn = samples.filter((s) => !monitors.get(b.hosts[s.host]!)!.seen.has(s.ip)).length;
+      say(`some routes never arrived within the drain timeout (counted as missing): ${short.length} hosts lack some (${short.slice(0, 5).map((x) => `${x.h.name}: ${x.n}`).join(', ')}); ${noOwn} workloads lack their own host's route; ${sessions(o.daemon, b, short[0]?.h ?? b.hosts[0]!)}`);
+    }
 
     // Figures.
     const pairs: number[] = [];
