@@ -95,6 +95,8 @@ export interface ScenarioResult {
   rrs: number;
   /** ms from starting the daemons until every host had every other host's block route */
   setupMs: number;
+  /** CPU seconds per second used by all the daemons together just before the workload phase (idle cost) */
+  idleCpu: number;
   /** per workload: until the last other host has it (the issue's figure) */
   last: Summary;
   first: Summary;
@@ -631,7 +633,9 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
         const log = join(b.dir, `${n.name}.log`);
         writeFileSync(log, '');
         // `ip netns exec` execs the command: the child's pid is skeind's.
-        n.child = track(spawn('ip', ['netns', 'exec', n.ns, process.execPath, SKEIND, '--config', cfg], { stdio: ['ignore', 'ignore', 'ignore'] }));
+        // CONVERGE_PROFILE=host-3 CONVERGE_PROFILE_DIR=/tmp/p: a V8 CPU profile of that node's skeind (written when it stops).
+        const prof = process.env.CONVERGE_PROFILE === n.name && process.env.CONVERGE_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.CONVERGE_PROFILE_DIR}`] : [];
+        n.child = track(spawn('ip', ['netns', 'exec', n.ns, process.execPath, ...prof, SKEIND, '--config', cfg], { stdio: ['ignore', 'ignore', 'ignore'] }));
       }
     } else {
       for (const n of b.nodes) {
@@ -658,13 +662,16 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     // Let start-up work (the daemons' own and the kernel's) die down: until the daemons together use under a
     // fifth of a CPU over half a second, at most 20 s.
     const pids = (): (number | undefined)[] => [...b.nodes.map((n) => n.child?.pid), etcd?.pid];
-    for (let i = 0; i < 40; i++) {
+    let idleCpu = NaN;
+    const settleStart = Date.now();
+    for (let i = 0; i < 30; i++) {
       const a = pids().map(procSample);
-      await sleep(500);
+      await sleep(1000);
       const z = pids().map(procSample);
-      const used = z.reduce((s, x, k) => s + (x && a[k] ? x.cpuS - a[k].cpuS : 0), 0);
-      if (used < 0.1) break;
+      idleCpu = z.reduce((s, x, k) => s + (x && a[k] ? x.cpuS - a[k].cpuS : 0), 0);
+      if (idleCpu < 0.1) break;
     }
+    say(`settled ${((Date.now() - settleStart) / 1000).toFixed(0)} s after set-up: the daemons use ${(idleCpu * 100).toFixed(0)}% of a CPU together; load ${loadavg()[0]!.toFixed(2)}`);
 
     // The workload phase.
     const before = pids().map(procSample);
@@ -747,6 +754,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
       options: { daemon: o.daemon, topology: o.topology, hosts: o.hosts, workloads: o.workloads, rate: o.rate, datastore: o.daemon === 'bird' ? 'kernel' : datastore },
       rrs: rrCount,
       setupMs,
+      idleCpu,
       last: summarize(samples.map((s) => s.last)),
       first: summarize(samples.map((s) => s.first)),
       local: summarize(samples.map((s) => s.local)),
