@@ -79,7 +79,7 @@ const sec = (x: number | undefined): string => (x !== undefined && Number.isFini
 function row(r: ScenarioResult): string[] {
   // CPU per workload: the run's CPU seconds over the workloads, in ms (mean and max process).
   const per = (x: number): string => (Number.isFinite(x) ? ((x * 1000) / r.options.workloads).toFixed(2) : '-');
-  const res = (f: ResourceFigures | undefined): string => (f === undefined ? '-' : `${mib(f.rssMeanMiB)}/${mib(f.rssMaxMiB)} MiB, ${per(f.cpuRunMeanS)}/${per(f.cpuRunMaxS)} ms`);
+  const res = (f: ResourceFigures | undefined): string => (f === undefined ? '-' : `${mib(f.rssMeanMiB)}/${mib(f.rssMaxMiB)} MiB, ${per(f.cpuWorkMeanS)}/${per(f.cpuWorkMaxS)} ms`);
   const s = (x: Summary): string => `${ms(x.p50)} / ${ms(x.p99)} / ${ms(x.max)}`;
   return [
     r.options.daemon,
@@ -163,8 +163,8 @@ async function main(): Promise<number> {
     'trigger "kernel route": BIRD cannot read Calico\'s datastore (confd/Felix do); its time starts when the workload\'s',
     '  route is in its own host\'s kernel (what Felix writes) and covers kernel learn + BGP + the peers\' kernel writes only.',
     'Workload addresses are borrowed (outside their host\'s block), so each needs its own /32 over BGP.',
-    'RSS: resident set after the run; CPU per workload: user+system CPU of the workload phase over the number of',
-    '  workloads, per process (mean/max over the hosts; the RRs apart).',
+    'RSS: resident set after the run; CPU per workload: user+system CPU of the workload phase, less the process\'s',
+    '  idle use (measured for 3 s before), over the number of workloads (mean/max over the hosts; the RRs apart).',
     `Route reflectors are 2 extra namespaces (not among the hosts). ${cpus().length} CPUs shared by every daemon: the load column matters.`,
   ].join('\n'));
   if (a.json !== undefined) {

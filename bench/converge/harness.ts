@@ -71,6 +71,9 @@ export interface ResourceFigures {
   /** CPU seconds (user + system) during the workload phase: mean and max per process */
   cpuRunMeanS: number;
   cpuRunMaxS: number;
+  /** the same less each process's idle use (measured for 3 s before the phase) over the phase's length */
+  cpuWorkMeanS: number;
+  cpuWorkMaxS: number;
   /** CPU seconds from start to the end of the run (start-up and session set-up included), mean */
   cpuTotalMeanS: number;
 }
@@ -274,11 +277,12 @@ function procSample(pid: number | undefined): ProcSample | undefined {
   }
 }
 
-function resourceFigures(before: (ProcSample | undefined)[], after: (ProcSample | undefined)[]): ResourceFigures {
-  const rows = after.map((a, i) => ({ a, b: before[i] })).filter((r): r is { a: ProcSample; b: ProcSample | undefined } => r.a !== undefined);
+function resourceFigures(before: (ProcSample | undefined)[], after: (ProcSample | undefined)[], idle: number[], runS: number): ResourceFigures {
+  const rows = after.map((a, i) => ({ a, b: before[i], idle: idle[i] ?? 0 })).filter((r): r is { a: ProcSample; b: ProcSample | undefined; idle: number } => r.a !== undefined);
   const mean = (xs: number[]): number => (xs.length === 0 ? NaN : xs.reduce((s, x) => s + x, 0) / xs.length);
   const rss = rows.map((r) => r.a.rssKiB / 1024);
   const run = rows.map((r) => r.a.cpuS - (r.b?.cpuS ?? 0));
+  const work = rows.map((r, i) => Math.max(0, run[i]! - r.idle * runS));
   return {
     count: rows.length,
     rssMeanMiB: mean(rss),
@@ -286,6 +290,8 @@ function resourceFigures(before: (ProcSample | undefined)[], after: (ProcSample 
     hwmMaxMiB: Math.max(...rows.map((r) => r.a.hwmKiB / 1024)),
     cpuRunMeanS: mean(run),
     cpuRunMaxS: Math.max(...run),
+    cpuWorkMeanS: mean(work),
+    cpuWorkMaxS: Math.max(...work),
     cpuTotalMeanS: mean(rows.map((r) => r.a.cpuS)),
   };
 }
@@ -671,6 +677,11 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
       idleCpu = z.reduce((s, x, k) => s + (x && a[k] ? x.cpuS - a[k].cpuS : 0), 0);
       if (idleCpu < 0.1) break;
     }
+    // Each daemon's idle use (keepalives, timers, GC), taken off its CPU in the workload phase.
+    const i0 = pids().map(procSample);
+    await sleep(3000);
+    const idle = pids().map(procSample).map((z, k) => (z && i0[k] ? (z.cpuS - i0[k].cpuS) / 3 : 0));
+    idleCpu = idle.reduce((a, x) => a + x, 0);
     say(`settled ${((Date.now() - settleStart) / 1000).toFixed(0)} s after set-up: the daemons use ${(idleCpu * 100).toFixed(0)}% of a CPU together; load ${loadavg()[0]!.toFixed(2)}`);
 
     // The workload phase.
@@ -748,7 +759,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     }
     const figs = (nodes: Node[]): ResourceFigures => {
       const idx = nodes.map((n) => b.nodes.indexOf(n));
-      return resourceFigures(idx.map((i) => before[i]), idx.map((i) => after[i]));
+      return resourceFigures(idx.map((i) => before[i]), idx.map((i) => after[i]), idx.map((i) => idle[i] ?? 0), runMs / 1000);
     };
     const result: ScenarioResult = {
       options: { daemon: o.daemon, topology: o.topology, hosts: o.hosts, workloads: o.workloads, rate: o.rate, datastore: o.daemon === 'bird' ? 'kernel' : datastore },
@@ -768,7 +779,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
       runMs,
     };
     if (rrCount > 0) result.rrRes = figs(b.rrs);
-    if (etcd !== undefined) result.etcdRes = resourceFigures([before.at(-1)], [after.at(-1)]);
+    if (etcd !== undefined) result.etcdRes = resourceFigures([before.at(-1)], [after.at(-1)], [idle.at(-1) ?? 0], runMs / 1000);
     writer?.close();
     for (const c of batchers.values()) c.stdin?.end();
     for (const m of monitors.values()) m.stop();
