@@ -121,6 +121,8 @@ export interface FileDatastoreOptions {
   path: string;
   /** quiet time after the last change event before re-reading (ms) */
   debounceMs?: number;
+  /** longest a re-read waits after the first change event of a burst (ms); default twice debounceMs */
+  maxWaitMs?: number;
   /** safety net: re-check the file this often even without events (ms); 0 = never */
   pollMs?: number;
 }
@@ -133,6 +135,8 @@ export interface FileDatastoreOptions {
 export class FileDatastore extends Base {
   private watcher?: FSWatcher;
   private timer: NodeJS.Timeout | undefined;
+  /** when the first change event of the pending burst came */
+  private pendingSince = 0;
   private poll?: NodeJS.Timeout;
   private lastHash?: string;
   private reported = new Set<string>();
@@ -160,8 +164,14 @@ export class FileDatastore extends Base {
 
   private schedule(): void {
     if (this.closed) return;
+    const now = Date.now();
     if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => { this.timer = undefined; this.reload(); }, this.opts.debounceMs ?? 100);
+    else this.pendingSince = now;
+    // A quiet period of debounceMs, but never later than maxWaitMs after the burst's first event: a writer
+    // that keeps the file busy (workloads created one after another) must not postpone every re-read.
+    const debounce = this.opts.debounceMs ?? 100;
+    const deadline = this.pendingSince + (this.opts.maxWaitMs ?? 2 * debounce);
+    this.timer = setTimeout(() => { this.timer = undefined; this.reload(); }, Math.max(0, Math.min(debounce, deadline - now)));
   }
 
   /** Re-read now (also what a SIGHUP reload calls); resolves when applied. */

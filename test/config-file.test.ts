@@ -292,6 +292,33 @@ t.test('passwords from secretsDir never print', async (t) => {
   await t.rejects(resolvePassword({ secretKeyRef: { name: '..', key: 'x' } }, dir), /plain names/);
 });
 
+t.test('file datastore: a writer that never pauses still gets its changes applied (debounce has a maximum wait)', async (t) => {
+  // A burst of edits closer together than debounceMs used to postpone the re-read until the burst ended;
+  // maxWaitMs bounds that. The writer goes on for 4x maxWait; changes must show up while it is still writing.
+  const dir = mkdtempSync(join(tmpdir(), 'skein-file-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'resources.yaml');
+  const pool = (i: number): string => doc('IPPool', { cidr: `10.${i}.0.0/16` }, { name: `p${i}` });
+  writeFileSync(file, pool(0));
+  const ds = new FileDatastore({ path: file, debounceMs: 100, maxWaitMs: 150, pollMs: 0 });
+  t.teardown(() => ds.close());
+  const changes: ChangeEvent[] = [];
+  ds.on('change', (e) => changes.push(e));
+  ds.start();
+  await ds.synced();
+  let text = pool(0);
+  let seenWhileWriting = 0;
+  for (let i = 1; i <= 24; i++) {
+    text += `---\n${pool(i)}`;
+    writeFileSync(file, text);
+    await new Promise((r) => setTimeout(r, 25)); // 24 x 25 ms = 4x maxWaitMs, each gap well under debounceMs
+    if (i < 24) seenWhileWriting = changes.length;
+  }
+  t.ok(seenWhileWriting > 0, `changes applied during the burst (${seenWhileWriting} of 24 seen before the last write)`);
+  await until(() => changes.length === 24, 'every pool added once the burst is over');
+  t.same(new Set(changes.map((c) => c.id)).size, 24, 'each pool exactly once');
+});
+
 t.test('file datastore: snapshot, then live edits as change events', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'skein-file-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
