@@ -433,6 +433,11 @@ t.test('skeinctl: renderers on edge cases', async (t) => {
   t.match(status, /^AS number: +4200000001$/m);
   t.match(status, /IPv4 BGP status\nNo IPv4 peers found\.\n\nIPv6 BGP status\nNo IPv6 peers found\.\n$/);
   t.equal(renderPeers({ peers: [] }, NOW), 'No peers.\n');
+  const apPeer = { address: '192.0.2.31', port: 179, asn: 64512, localAsn: 64512, type: 'global', state: 'Established', since: NOW.toISOString(), info: '', families: ['ipv4-unicast'], prefixes: { received: 0, accepted: 0, advertised: 0 } };
+  t.match(renderPeers({ peers: [{ ...apPeer, addPath: { send: ['ipv4-unicast'], receive: ['ipv4-unicast'], sendMode: 'best 2' } }] }, NOW),
+    /^ +ADD-PATH: +send ipv4-unicast \(best 2\); receive ipv4-unicast$/m, 'ADD-PATH line: what was negotiated and how many paths go out');
+  t.match(renderPeers({ peers: [{ ...apPeer, addPath: { send: ['ipv4-unicast'], receive: [], sendMode: 'off' } }] }, NOW), /ADD-PATH: +send ipv4-unicast \(best path only\)$/m);
+  t.notMatch(renderPeers({ peers: [{ ...apPeer, addPath: { send: [], receive: [], sendMode: 'off' } }] }, NOW), /ADD-PATH/, 'nothing negotiated: no line');
   t.equal(renderFib({ enabled: false, table: 254, protocol: 201, counts: { desired: 0, installed: 0, pending: 0, failed: 0 }, routes: [] }),
     'FIB programming is disabled (fib.enabled: false): skein touches no kernel table.\n');
   t.match(renderFib({ ...FIB, routes: [] }), /\n\nNo routes\.\n$/);

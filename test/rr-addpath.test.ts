@@ -67,6 +67,10 @@ t.test('loopback: a reflector sends every path to an ADD-PATH client, which inst
   c4.s.originate(PREFIX);
   await Promise.all(all.map((x) => x.s.start()));
   await until(() => all.every((x) => allUp(x.s)), 'every session Established', 20_000);
+  const apOf = (n: number) => rr.s.peersJson().peers.find((p) => p.address === addr(n))?.addPath;
+  t.same(apOf(5), { send: ['ipv4-unicast'], receive: [], sendMode: 'all' }, 'peers JSON: ADD-PATH send negotiated with client 5');
+  t.same(apOf(6), { send: [], receive: [], sendMode: 'all' }, 'client 6 did not offer receive: nothing negotiated');
+  t.same(c5.s.peersJson().peers[0]?.addPath.receive, ['ipv4-unicast'], 'and client 5 receives');
 
   const key = parsePrefixText(PREFIX);
   await until(() => c5.fib.get(PREFIX)?.nextHops.length === 2, 'client 5 installs two next hops', 15_000).catch((e: unknown) => {

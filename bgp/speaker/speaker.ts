@@ -155,6 +155,11 @@ export interface PeerJson {
   messages: { in: Record<MessageTypeName, number>; out: Record<MessageTypeName, number> };
   notifications: { in: Record<string, number>; out: Record<string, number> };
   gracefulRestart: GracefulRestartJson;
+  /**
+   * ADD-PATH (RFC 7911) as negotiated on the current session: the families we send several paths in (sendMode
+   * says how many: "all", "best N", or "off" when only the best goes out, under a path id) and receive them in.
+   */
+  addPath: { send: FamilyName[]; receive: FamilyName[]; sendMode: string };
 }
 
 /** Our own restart as the operator sees it (`skeinctl status --json`, field "gracefulRestart"). */
@@ -532,6 +537,11 @@ export class Speaker extends EventEmitter {
         messages: { in: { ...p.counters.messagesIn }, out: { ...p.counters.messagesOut } },
         notifications: { in: { ...p.counters.notificationsIn }, out: { ...p.counters.notificationsOut } },
         gracefulRestart: this.grJson(p, conn),
+        addPath: {
+          send: conn?.session ? [...conn.session.addPathTx].sort((a, b) => a - b).map(familyNameOf) : [],
+          receive: conn?.session ? [...conn.session.addPathRx].sort((a, b) => a - b).map(familyNameOf) : [],
+          sendMode: p.opts.addPathSend === undefined ? 'off' : p.opts.addPathSend.mode === 'all' ? 'all' : `best ${p.opts.addPathSend.count}`,
+        },
       });
     }
     return { peers: out };

@@ -126,6 +126,11 @@ export function renderPeers(result: unknown, now: Date): string {
     if (p.routerId) pairs.push(['Router ID', p.routerId]);
     pairs.push(['Families', list(p.families).join(', ') || '-']);
     pairs.push(['Prefixes', `received ${text(px.received)}, accepted ${text(px.accepted)}, advertised ${text(px.advertised)}`]);
+    const ap = p.addPath;
+    if (ap && (list(ap.send).length > 0 || list(ap.receive).length > 0)) {
+      const parts = [list(ap.send).length > 0 ? `send ${list(ap.send).join(', ')} (${text(ap.sendMode === 'off' ? 'best path only' : ap.sendMode)})` : '', list(ap.receive).length > 0 ? `receive ${list(ap.receive).join(', ')}` : ''];
+      pairs.push(['ADD-PATH', parts.filter(Boolean).join('; ')]);
+    }
     for (const [fam, c] of Object.entries(p.prefixesByFamily ?? {})) {
       pairs.push([`  ${fam}`, `received ${text(c.received)}, accepted ${text(c.accepted)}, advertised ${text(c.advertised)}`]);
     }

@@ -27,6 +27,8 @@ export interface PeerJson {
   prefixesByFamily?: Record<string, { received: number; accepted: number; advertised: number }>;
   /** graceful restart (RFC 4724, RFC 8538) and long-lived graceful restart (RFC 9494) state */
   gracefulRestart?: GracefulRestartJson;
+  /** ADD-PATH (RFC 7911) negotiated on the current session, and how many paths we send */
+  addPath?: { send: string[]; receive: string[]; sendMode: string };
 }
 
 export interface GracefulRestartJson {
