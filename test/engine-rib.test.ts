@@ -291,7 +291,9 @@ t.test('batches: grouped by attribute set, capped, withdrawals first, End-of-RIB
     '10.1.0.0/24', '10.1.1.0/24', '10.1.2.0/24', '10.1.3.0/24', '10.1.4.0/24', '10.2.0.0/24', '10.2.1.0/24', '10.9.0.0/24',
   ]);
   for (const b of out) if (b.kind === 'announce') t.ok(b.prefixes.length <= 2, 'capped at maxPrefixes');
-  t.same(out.map((b) => (b.kind === 'announce' ? b.pathIds : null)).slice(0, 1), [[1, 1]], 'ADD-PATH send: path ids present');
+  // (which group comes first depends on the table's hash order, so every batch is checked)
+  const anns = out.filter((b) => b.kind === 'announce');
+  t.same(anns.map((b) => b.pathIds), anns.map((b) => b.prefixes.map(() => 1)), 'ADD-PATH send: path ids present');
   const sets = new Set(out.map((b) => (b.kind === 'announce' ? b.attrs : null)));
   t.equal(sets.size, 4, 'three attribute sets and the marker');
 
@@ -427,6 +429,8 @@ t.test('PrefixMap agrees with a Map under random operations (including deletes d
   const { PrefixMap } = await import('../bgp/rib/prefix-map.js');
   const key = fc.oneof(
     { weight: 4, arbitrary: fc.tuple(fc.integer({ min: 0, max: 300 }), fc.integer({ min: 0, max: 32 })).map(([a, l]) => (0xc0000000 + a * 256) * 64 + l) },
+    // neighbouring /32s and /26s share slot groups (see PrefixMap.slot): runs of them collide on purpose
+    { weight: 3, arbitrary: fc.tuple(fc.integer({ min: 0, max: 200 }), fc.constantFrom(26, 32)).map(([a, l]) => (0x0a000000 + a * 2 ** (32 - l)) * 64 + l) },
     { weight: 1, arbitrary: fc.constantFrom('fd00::/64', 'fd00:1::/64', '::/0') },
   );
   const op = fc.oneof(

@@ -37,20 +37,27 @@ export class PrefixMap<V> {
   }
 
   /**
-   * Slot of a key: the address and length mixed with this table's seed
-   * (murmur3's finaliser), top bits. The seed matters: walking one table
-   * visits keys in its hash order, and inserting them in that order into
-   * another table hashed the same way piles them into one long probe run
-   * (quadratic; seen here as a 100k-prefix peer-down taking seconds). Seeds
-   * come from a counter, so runs stay reproducible.
+   * Slot of a key. Prefixes of one length that are neighbours in the address
+   * space (index = the prefix's network bits) share a group of 8 slots, one
+   * 64-byte cache line of `keys`: tables here fill from UPDATEs whose NLRI
+   * are mostly consecutive blocks, so keeping them together in memory turns
+   * most lookups of a burst into cache hits instead of one miss per prefix
+   * (at 1M prefixes the tables are far bigger than the CPU caches). The group
+   * number and length are mixed with this table's seed (murmur3's
+   * finaliser), top bits. The seed matters: walking one table visits keys in
+   * its hash order, and inserting them in that order into another table
+   * hashed the same way piles them into one long probe run (quadratic; seen
+   * here as a 100k-prefix peer-down taking seconds). Seeds come from a
+   * counter, so runs stay reproducible.
    */
   private slot(k: number): number {
     const addr = (k / 64) >>> 0;
     const len = k - Math.floor(k / 64) * 64;
-    let h = (addr ^ this.seed ^ Math.imul(len, 0x27d4eb2f)) | 0;
+    const index = len === 0 ? 0 : addr >>> (32 - len);
+    let h = ((index >>> 3) ^ this.seed ^ Math.imul(len, 0x27d4eb2f)) | 0;
     h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
     h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-    return (h ^ (h >>> 16)) >>> this.shift;
+    return (((h ^ (h >>> 16)) >>> this.shift) & ~7) | (index & 7);
   }
 
   private find(k: number): number {
