@@ -439,6 +439,7 @@ t.test('PrefixMap agrees with a Map under random operations (including deletes d
     fc.record({ op: fc.constant('swap' as const), k: key, v: fc.integer({ min: -2, max: 2 }) }),
     fc.record({ op: fc.constant('take' as const), k: key }),
     fc.record({ op: fc.constant('takeIf' as const), k: key, v: fc.integer({ min: -2, max: 2 }) }),
+    fc.record({ op: fc.constant('getOrSet' as const), k: key, v: fc.integer() }),
     fc.record({ op: fc.constant('walk-delete' as const), mod: fc.integer({ min: 2, max: 5 }) }),
   );
   fc.assert(
@@ -457,6 +458,9 @@ t.test('PrefixMap agrees with a Map under random operations (including deletes d
         } else if (o.op === 'take') {
           if (m.take(o.k) !== ref.get(o.k)) return false;
           ref.delete(o.k);
+        } else if (o.op === 'getOrSet') {
+          if (m.getOrSet(o.k, o.v) !== ref.get(o.k)) return false;
+          if (!ref.has(o.k)) ref.set(o.k, o.v);
         } else if (o.op === 'takeIf') {
           const hit = ref.has(o.k) && ref.get(o.k) === o.v;
           if (m.takeIf(o.k, o.v) !== hit) return false;
@@ -492,6 +496,25 @@ t.test('PrefixMap agrees with a Map under random operations (including deletes d
   big.set(p4('10.0.0.0/8'), 1);
   t.equal(big.get(p4('10.0.0.0/8')), 1);
   t.equal(big.get(p4('10.0.1.0/24')), undefined);
+
+  // an outbound queue's life: bursts of neighbouring /32s queued and taken
+  // until empty (the table is then cleared in place or shrunk), again and again
+  const q = new PrefixMap<number>();
+  const ref = new Map<number, number>();
+  for (let burst = 0; burst < 6; burst++) {
+    const n = [3000, 3000, 40, 5000, 1, 3000][burst] as number;
+    for (let i = 0; i < n; i++) {
+      const k = (0x0a800000 + burst * 10000 + i) * 64 + 32;
+      q.swap(k, i);
+      ref.set(k, i);
+    }
+    t.equal(q.size, n, `burst ${burst}: queued`);
+    let ok = true;
+    for (const [k, v] of ref) if (!q.takeIf(k, v)) ok = false;
+    ref.clear();
+    t.ok(ok && q.size === 0, `burst ${burst}: every entry taken once`);
+    t.equal(q.get((0x0a800000 + burst * 10000) * 64 + 32), undefined, `burst ${burst}: nothing left behind`);
+  }
 });
 
 t.test('the Loc-RIB does not depend on the order UPDATEs arrive in (fast-check)', async (t) => {

@@ -10,6 +10,8 @@ import type { Prefix4, Prefix6 } from '../wire/types.js';
 
 const EMPTY = -1;
 const DELETED = -2;
+/** largest table an emptied PrefixMap clears in place instead of shrinking (2 MiB of arrays) */
+const KEEP_SLOTS = 1 << 17;
 /** tables made so far: each gets its own hash seed */
 let tables = 0;
 
@@ -20,6 +22,8 @@ export class PrefixMap<V> {
   private shift: number;
   private used = 0; // live + tombstones
   private live = 0;
+  /** most live keys since the table was last emptied */
+  private peak = 0;
   private readonly v6 = new Map<Prefix6, V>();
   private readonly seed = Math.imul(++tables, 0x9e3779b1);
 
@@ -91,6 +95,20 @@ export class PrefixMap<V> {
       this.v6.set(k, v);
       return prev;
     }
+    return this.put4(k, v, true);
+  }
+
+  /** The value of k when present (left as it is), else set k to v and return undefined (one probe). */
+  getOrSet(k: Prefix4 | Prefix6, v: V): V | undefined {
+    if (typeof k === 'string') {
+      const prev = this.v6.get(k);
+      if (prev === undefined) this.v6.set(k, v);
+      return prev;
+    }
+    return this.put4(k, v, false);
+  }
+
+  private put4(k: number, v: V, replace: boolean): V | undefined {
     const keys = this.keys;
     const mask = this.mask;
     let tomb = -1;
@@ -99,7 +117,7 @@ export class PrefixMap<V> {
       const x = keys[i] as number;
       if (x === k) {
         const prev = this.vals[i];
-        this.vals[i] = v;
+        if (replace) this.vals[i] = v;
         return prev;
       }
       if (x === EMPTY) break;
@@ -110,13 +128,13 @@ export class PrefixMap<V> {
     } else {
       if ((this.used + 1) * 4 > keys.length * 3) {
         this.rehash(this.live + 1);
-        return this.swap(k, v);
+        return this.put4(k, v, replace);
       }
       this.used++;
     }
     keys[i] = k;
     this.vals[i] = v;
-    this.live++;
+    if (++this.live > this.peak) this.peak = this.live;
     return undefined;
   }
 
@@ -159,9 +177,23 @@ export class PrefixMap<V> {
     this.keys[i] = DELETED;
     this.vals[i] = undefined;
     this.live--;
-    // Emptied (an outbound queue after a full-table dump is the typical case):
-    // give the big arrays back instead of keeping a table of tombstones.
-    if (this.live === 0 && this.keys.length > 1024) this.reset();
+    if (this.live === 0 && this.keys.length > 1024) this.emptied();
+  }
+
+  /**
+   * The last entry went. An outbound queue empties after every burst it
+   * sends: when the burst filled a good part of a moderate table, the next
+   * one is likely alike, so the table is cleared in place rather than grown
+   * again from 16 slots (each growth moves every entry). A table that held
+   * a full-table dump, or was mostly empty, gives its arrays back.
+   */
+  private emptied(): void {
+    if (this.peak * 8 >= this.keys.length && this.keys.length <= KEEP_SLOTS) {
+      this.keys.fill(EMPTY);
+      this.vals.fill(undefined);
+      this.used = 0;
+      this.peak = 0;
+    } else this.reset();
   }
 
   clear(): void {
@@ -179,9 +211,11 @@ export class PrefixMap<V> {
     this.vals.fill(undefined);
     this.used = 0;
     this.live = 0;
+    this.peak = 0;
   }
 
   private reset(): void {
+    this.peak = 0;
     this.keys = new Float64Array(16).fill(EMPTY);
     this.vals = new Array<V | undefined>(16).fill(undefined);
     this.mask = 15;
@@ -218,8 +252,8 @@ export class PrefixMap<V> {
   /**
    * Visit every entry (IPv4 in table order, then IPv6). The callback may
    * delete the entry it is given or replace its value, but not add keys.
-   * (Deleting the last entry swaps in fresh arrays; the walk goes on over the
-   * old ones, which then hold nothing live.)
+   * (Deleting the last entry clears the arrays or swaps in fresh ones;
+   * either way the rest of the walk finds nothing live.)
    */
   forEach(fn: (value: V, key: Prefix4 | Prefix6) => void): void {
     const keys = this.keys;
