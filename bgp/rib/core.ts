@@ -713,27 +713,26 @@ export class RibCore {
    * reference is handed over. Re-runs the decision for this prefix only.
    */
   private put(prefix: PrefixKey, src: PathSource, pathId: number, set: AttrSet, gen = 0): 'same' | 'replaced' | 'added' {
-    const e = this.loc.get(prefix);
+    const path0 = this.pathOf(src, pathId, set, gen);
+    const e = this.loc.getOrSet(prefix, path0); // a new prefix is stored by the same probe
     if (e === undefined) {
-      const path = new Path(src, pathId, set, gen);
-      this.loc.set(prefix, path);
-      this.changed(prefix, null, null, path);
+      this.changed(prefix, null, null, path0);
       return 'added';
     }
     if (e instanceof Path) {
       if (e.source === src && e.pathId === pathId) {
         if (e.attrs === set) {
-          e.gen = gen; // the same route again: nothing changes, but it is fresh
+          // the same route again: nothing changes, but it is fresh (Paths are shared: replace, never assign)
+          if (e.gen !== gen) this.loc.set(prefix, path0);
           this.attrs.release(set);
           return 'same';
         }
-        const path = new Path(src, pathId, set, gen);
-        this.loc.set(prefix, path);
-        this.changed(prefix, e, null, path);
+        this.loc.set(prefix, path0);
+        this.changed(prefix, e, null, path0);
         this.attrs.release(e.attrs);
         return 'replaced';
       }
-      const paths = [e, new Path(src, pathId, set, gen)];
+      const paths = [e, path0];
       const d = new Dest(paths, selectBest(paths, this.maxPaths) as Selection);
       this.loc.set(prefix, d);
       this.changed(prefix, e, null, d);
@@ -742,19 +741,38 @@ export class RibCore {
     const i = e.paths.findIndex((x) => x.source === src && x.pathId === pathId);
     const old = i >= 0 ? (e.paths[i] as Path) : undefined;
     if (old !== undefined && old.attrs === set) {
-      old.gen = gen;
+      if (old.gen !== gen) {
+        // fresh again: swap in the Path of the new generation; the selection
+        // is the same but must hold the object that is now in the entry
+        e.paths[i] = path0;
+        if (e.sel.multipath.includes(old) || e.sel.best === old) e.sel = selectBest(e.paths, this.maxPaths) as Selection;
+      }
       this.attrs.release(set);
       return 'same';
     }
     const before = e.sel;
-    const path = new Path(src, pathId, set, gen);
-    if (old !== undefined) e.paths[i] = path;
-    else e.paths.push(path);
+    if (old !== undefined) e.paths[i] = path0;
+    else e.paths.push(path0);
     e.sel = selectBest(e.paths, this.maxPaths) as Selection;
     this.changed(prefix, before.best, before.multipath, e);
     if (old === undefined) return 'added';
     this.attrs.release(old.attrs);
     return 'replaced';
+  }
+
+  /** the Path most recently made by pathOf */
+  private lastPath: Path | null = null;
+
+  /**
+   * The Path for (source, path id, set, generation): the one made last when it
+   * matches, else a new one (frozen: Paths are shared between prefixes). The
+   * prefixes of an UPDATE arrive together with the same set, so one cached
+   * object covers them all; AttrSet references are still counted per prefix.
+   */
+  private pathOf(src: PathSource, pathId: number, set: AttrSet, gen: number): Path {
+    const c = this.lastPath;
+    if (c !== null && c.attrs === set && c.source === src && c.pathId === pathId && c.gen === gen) return c;
+    return (this.lastPath = Object.freeze(new Path(src, pathId, set, gen)));
   }
 
   /** Remove the path of (source, path id) for a prefix; false if there was none. */

@@ -48,7 +48,14 @@ export interface PathSource {
   readonly address: string;
 }
 
-/** One path to a prefix: the only per-route object the RIB keeps. */
+/**
+ * One path to a prefix. Immutable, and shared: RibCore hands the same Path
+ * to every prefix that has the same (source, path id, attribute set,
+ * generation) — an UPDATE's NLRI all get one object, not one each (at 1M
+ * prefixes, 56 MiB and the garbage collector's work of promoting them). To
+ * change anything about a prefix's path, put a different Path in its place;
+ * never assign to one (RibCore freezes the ones it makes, so a write throws).
+ */
 export class Path {
   constructor(
     readonly source: PathSource,
@@ -59,7 +66,7 @@ export class Path {
      * (re)announced: below the current one, the path is stale (RFC 4724
      * graceful restart, RFC 7313 enhanced route refresh).
      */
-    public gen = 0,
+    readonly gen = 0,
   ) {}
 }
 

@@ -51,6 +51,15 @@ import type { GracefulRestartJson } from './llgr.js';
 type MessageTypeName = Message['type'];
 /** most batches one pump takes before yielding to other peers and to received data */
 const BATCHES_PER_TURN = 64;
+/**
+ * Received UPDATE octets after which the peers are pumped without waiting for
+ * the end of the event-loop turn. One turn can read megabytes from a fast
+ * peer (libuv reads a ready socket many times per poll), and without this the
+ * outbound queues would hold a whole table before the first byte goes out:
+ * memory for the queue index, and a reflected table sent only after it was
+ * all received. ~50k IPv4 prefixes.
+ */
+const PUMP_EVERY_OCTETS = 256 * 1024;
 /** a closing socket that does not finish flushing in this time is destroyed */
 const CLOSE_GRACE_MS = 2000;
 /** dial attempts give up after this long; the FSM's ConnectRetryTimer decides when to try again */
@@ -288,6 +297,8 @@ export class Speaker extends EventEmitter {
   private server: net.Server | null = null;
   private running = false;
   private flushScheduled = false;
+  /** UPDATE octets received since the peers were last pumped (see PUMP_EVERY_OCTETS) */
+  private receivedSincePump = 0;
   private readonly opts: SpeakerOptions;
   private readonly batchPrefixes: number;
   /** RFC 4724 §4.1: the R bit goes into our OPENs until restartComplete() */
@@ -705,6 +716,7 @@ export class Speaker extends EventEmitter {
         return;
       }
       if (buf === null) break;
+      this.receivedSincePump += buf.length;
       let msg: Message;
       try {
         msg = decodeMessage(buf, c.ctx);
@@ -721,6 +733,7 @@ export class Speaker extends EventEmitter {
         return;
       }
     }
+    if (this.receivedSincePump >= PUMP_EVERY_OCTETS) this.pumpAll();
     this.scheduleFlush();
   }
 
@@ -1388,6 +1401,12 @@ export class Speaker extends EventEmitter {
   private flush(): void {
     const changes = this.rib.drainBestChanges();
     if (changes.length > 0 && this.listenerCount('best') > 0) this.emit('best', changes.map(bestEvent));
+    this.pumpAll();
+  }
+
+  /** Let every Established peer send what is queued (the socket pushes back through pump's own checks). */
+  private pumpAll(): void {
+    this.receivedSincePump = 0;
     for (const p of this.peers.values()) this.pump(p);
   }
 
