@@ -57,6 +57,7 @@ export class Metrics {
   readonly #dsSynced: Gauge;
   readonly #dsLastChange: Gauge;
   readonly #dsUpdates: Counter<'kind'>;
+  readonly #dsUpdateChildren = new Map<string, { inc(v?: number): void }>();
   readonly #dsRejected: Counter<'kind'>;
   readonly #originated: Gauge<'kind'>;
   readonly #ready: Gauge;
@@ -207,7 +208,10 @@ export class Metrics {
   }
   /** A change arrived from the datastore (kind: the Calico resource kind, e.g. "BGPPeer"). */
   datastoreChange(kind: string, nowMs = Date.now()): void {
-    this.#dsUpdates.inc({ kind });
+    // Every skeind sees every WorkloadEndpoint of the cluster: a bound child per kind, not a label lookup per change.
+    let child = this.#dsUpdateChildren.get(kind);
+    if (child === undefined) this.#dsUpdateChildren.set(kind, (child = this.#dsUpdates.labels({ kind })));
+    child.inc();
     this.#dsLastChange.set(nowMs / 1000);
   }
   datastoreRejected(kind: string): void {
