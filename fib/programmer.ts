@@ -577,10 +577,12 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
 
   /** Build one batch from the queue and send it; false when nothing was sendable. */
   #sendBatch(): boolean {
-    const max = this.#batchSize;
+    // Sized for what is queued, not for a full batch: a lone route (the usual steady-state write) then takes a
+    // slice of Node's buffer pool instead of a fresh 96 KB allocation, which GC pressure made costly.
+    const max = Math.min(this.#batchSize, Math.max(this.#queue.length - this.#qhead, 1));
     const entries: Entry[] = [];
     const ops = new Uint8Array(max);
-    let buf = Buffer.allocUnsafe(Math.min(max * 96, 1 << 20));
+    let buf = Buffer.allocUnsafe(Math.min(Math.max(max, 8) * 96, 1 << 20));
     let off = 0;
     let lastOff = -1;
     const firstSeq = this.#seq;
@@ -756,10 +758,23 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
   }
 
   #armTimeout(): void {
-    if (this.#timeoutTimer) clearTimeout(this.#timeoutTimer);
-    this.#timeoutTimer = undefined;
+    // One timer for every request in flight, checked lazily: batches complete in the order they were sent, so the
+    // oldest one's deadline only moves later, and a timer already set fires no later than needed (it re-checks and
+    // re-arms). Re-creating a timer per write cost more than the rest of the write's bookkeeping. While nothing is
+    // in flight the timer is left to fire unreferenced, so it holds no process open.
     const oldest = this.#inflight[0];
-    if (!oldest || this.#closed) return;
+    const t = this.#timeoutTimer;
+    if (!oldest || this.#closed) {
+      if (this.#closed && t) {
+        clearTimeout(t);
+        this.#timeoutTimer = undefined;
+      } else t?.unref();
+      return;
+    }
+    if (t) {
+      t.ref();
+      return;
+    }
     const wait = Math.max(0, oldest.sentAt + this.#timeoutMs - performance.now());
     this.#timeoutTimer = setTimeout(() => {
       this.#timeoutTimer = undefined;

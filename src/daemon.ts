@@ -33,7 +33,7 @@ import { originationAttributes, peerOptionsFor, prefixBytes, sortByPrefix, speak
 import { RouteTable } from './daemon/routes.js';
 import { LoopMonitor, ReadinessGate, startHttpServer, type HttpEndpoint } from './http.js';
 import { createLogger, parseLogLevel, type Logger, type LogLevel } from './log.js';
-import { Metrics, PEER_STATES, type PeerState } from './metrics.js';
+import { Metrics, PEER_STATES, type FibRouteCounts, type PeerState } from './metrics.js';
 
 export { peerOptionsFor, originationAttributes, routerIdFor, speakerIdentity, addressBytes, prefixBytes, sortByPrefix, bgpTarget } from './daemon/mapping.js';
 export { RouteTable } from './daemon/routes.js';
@@ -55,6 +55,14 @@ const MAX_SYNC_DEADLINE_MS = 300_000;
  * best-path change arrived for this long (a mesh peer's table comes in the first few UPDATEs after OPEN).
  */
 const PEER_QUIET_MS = 1000;
+
+/** Kinds that can change the speaker's identity or the log level (speakerIdentity, #applyLogSeverity). */
+const IDENTITY_KINDS: ReadonlySet<string> = new Set(['Node', 'BGPConfiguration']);
+
+function diffIsEmpty(d: ControllerDiff): boolean {
+  const empty = (x: { added: unknown[]; changed: unknown[]; removed: unknown[] }): boolean => x.added.length === 0 && x.changed.length === 0 && x.removed.length === 0;
+  return d.ready === undefined && empty(d.peers) && empty(d.announce) && empty(d.blackholes) && empty(d.deviceRoutes);
+}
 
 export interface DaemonOptions {
   /** log sink (tests collect lines); default stdout */
@@ -114,6 +122,7 @@ export class Daemon {
     this.controller = new NodeController(cfg.nodeName);
     this.fib = cfg.fib.enabled ? new Programmer({ table: cfg.fib.table, protocol: cfg.fib.protocol }) : undefined;
     this.routes = new RouteTable(this.fib);
+    this.metrics.fibRoutesSource(() => this.#fibCounts());
   }
 
   // ------------------------------------------------------------------ life cycle
@@ -323,11 +332,15 @@ export class Daemon {
     if (events.length === 0) return;
     const model = this.#ds?.model;
     let restart: SpeakerIdentity | undefined;
-    if (model) {
+    // The log level and the speaker's identity come from Node and BGPConfiguration resources only (mapping.ts
+    // speakerIdentity): a burst of WorkloadEndpoints (the bulk of a cluster's churn) need not re-derive them.
+    if (model && events.some((ev) => IDENTITY_KINDS.has(ev.kind))) {
       this.#applyLogSeverity(model);
       restart = this.#identityChange(model);
     }
     const diff = this.controller.applyChanges(events);
+    // Another node's workload changes nothing here: skip the pass over peers, announcements and routes.
+    if (restart === undefined && diffIsEmpty(diff)) return;
     this.#applyDiff(diff, false, restart).catch((e: unknown) => this.log.error('applying datastore changes failed', { err: e }));
   }
 
@@ -489,7 +502,6 @@ export class Daemon {
       }
       this.routes.setOpen(ready);
       if (ready) this.#maybeSync();
-      this.#fibMetrics();
     };
     const p = this.#queue.then(run);
     this.#queue = p.catch(() => undefined);
@@ -559,7 +571,7 @@ export class Daemon {
       else this.routes.setBgp(ev.prefix, ev.nextHops);
       if (this.log.isEnabled('debug')) this.log.debug('best path', { prefix: ev.prefix, nextHops: ev.nextHops, from: ev.from, local: ev.local, gone: ev.attributes === null });
     }
-    this.#fibMetrics();
+    // skein_fib_routes is computed when /metrics is read (fib.stats() walks every route: not per best path).
   }
 
   // ------------------------------------------------------------------ FIB sync at start-up
@@ -635,14 +647,15 @@ export class Daemon {
   // ------------------------------------------------------------------ metrics
 
   #fibMetrics(): void {
-    if (!this.fib) {
-      this.metrics.fibRoutes({ desired: this.routes.open ? this.routes.size : 0, installed: 0, failed: 0 });
-      return;
-    }
+    this.metrics.fibRoutes(this.#fibCounts());
+  }
+
+  #fibCounts(): FibRouteCounts {
+    if (!this.fib) return { desired: this.routes.open ? this.routes.size : 0, installed: 0, failed: 0 };
     const s = this.fib.stats();
     let failed = 0;
     for (const n of Object.values(s.failuresByReason)) failed += n;
-    this.metrics.fibRoutes({ desired: s.desired, installed: s.installed, failed });
+    return { desired: s.desired, installed: s.installed, failed };
   }
 
   /** The speaker keeps cumulative counters; Prometheus counters get the increments since the last sample. */

@@ -11,6 +11,12 @@ export type BgpMessageType = 'OPEN' | 'UPDATE' | 'NOTIFICATION' | 'KEEPALIVE' | 
 export type FamilyName = string;
 export type OriginationKind = 'block' | 'borrowed' | 'service';
 
+export interface FibRouteCounts {
+  desired?: number;
+  installed?: number;
+  failed?: number;
+}
+
 export interface PrefixCounts {
   received?: number;
   accepted?: number;
@@ -44,12 +50,14 @@ export class Metrics {
   readonly #updateSeconds: Histogram;
   // FIB.
   readonly #fibRoutes: Gauge<'state'>;
+  #fibSource: (() => FibRouteCounts | undefined) | undefined;
   readonly #fibFailures: Counter<'reason'>;
   readonly #fibSeconds: Histogram;
   // Datastore, origination, readiness.
   readonly #dsSynced: Gauge;
   readonly #dsLastChange: Gauge;
   readonly #dsUpdates: Counter<'kind'>;
+  readonly #dsUpdateChildren = new Map<string, { inc(v?: number): void }>();
   readonly #dsRejected: Counter<'kind'>;
   readonly #originated: Gauge<'kind'>;
   readonly #ready: Gauge;
@@ -78,7 +86,15 @@ export class Metrics {
     this.#notifOut = new Counter({ name: 'skein_bgp_notifications_sent_total', help: 'NOTIFICATION messages sent, by error code and subcode (RFC 4271 §4.5)', labelNames: ['peer', 'code', 'subcode'], registers });
     this.#updateSeconds = new Histogram({ name: 'skein_bgp_update_processing_seconds', help: 'Time to process one received UPDATE through import policy and the decision process', buckets: LATENCY_BUCKETS, registers });
 
-    this.#fibRoutes = new Gauge({ name: 'skein_fib_routes', help: 'Routes skein wants in the kernel (desired), has installed, or failed to install', labelNames: ['state'], registers });
+    // Counted when /metrics is read (fibRoutesSource): counting walks every route, too much for every change.
+    const metrics = this; // eslint-disable-line @typescript-eslint/no-this-alias -- the gauge's collect() has its own `this`
+    this.#fibRoutes = new Gauge({
+      name: 'skein_fib_routes', help: 'Routes skein wants in the kernel (desired), has installed, or failed to install', labelNames: ['state'], registers,
+      collect() {
+        const counts = metrics.#fibSource?.();
+        if (counts !== undefined) metrics.fibRoutes(counts);
+      },
+    });
     this.#fibFailures = new Counter({ name: 'skein_fib_failures_total', help: 'Failed kernel route operations, by reason', labelNames: ['reason'], registers });
     this.#fibSeconds = new Histogram({ name: 'skein_fib_programming_seconds', help: 'Time from a route change to the kernel acknowledging it', buckets: LATENCY_BUCKETS, registers });
 
@@ -160,7 +176,11 @@ export class Metrics {
 
   // ----- FIB -----
 
-  fibRoutes(counts: { desired?: number; installed?: number; failed?: number }): void {
+  /** Where skein_fib_routes is read from at each scrape (the daemon's FIB); fibRoutes() still sets it directly. */
+  fibRoutesSource(source: () => FibRouteCounts | undefined): void {
+    this.#fibSource = source;
+  }
+  fibRoutes(counts: FibRouteCounts): void {
     for (const state of ['desired', 'installed', 'failed'] as const) {
       const v = counts[state];
       if (v !== undefined) this.#fibRoutes.set({ state }, v);
@@ -188,7 +208,10 @@ export class Metrics {
   }
   /** A change arrived from the datastore (kind: the Calico resource kind, e.g. "BGPPeer"). */
   datastoreChange(kind: string, nowMs = Date.now()): void {
-    this.#dsUpdates.inc({ kind });
+    // Every skeind sees every WorkloadEndpoint of the cluster: a bound child per kind, not a label lookup per change.
+    let child = this.#dsUpdateChildren.get(kind);
+    if (child === undefined) this.#dsUpdateChildren.set(kind, (child = this.#dsUpdates.labels({ kind })));
+    child.inc();
     this.#dsLastChange.set(nowMs / 1000);
   }
   datastoreRejected(kind: string): void {

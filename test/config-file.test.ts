@@ -6,6 +6,7 @@ import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync, readdirSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
+import { Address4 } from 'ip-address';
 import { until } from './helpers/etcd.js';
 import {
   ConfigError, FileDatastore, Model, blockAllocations, formatDuration, parseASNumber, parseDuration, parseCIDR, parsePeerIP, ValueError, Secret, decodeEtcd, loadResourcesText, parseDaemonConfig, resolvePassword,
@@ -25,6 +26,16 @@ t.test('value syntaxes: AS numbers, durations, CIDRs, peer addresses', (t) => {
   t.equal(parseDuration('0'), 0);
   for (const bad of ['90', '-5s', '1 m', 's', '5d', 5]) t.throws(() => parseDuration(bad), ValueError, `duration ${JSON.stringify(bad)} rejected`);
   t.equal(parseCIDR('FD00:0:0::5/64'), 'fd00::/64');
+  // IPv4 CIDRs take a fast path (config/values.ts canonicalV4); ip-address, which reads every other form, is the oracle.
+  fc.assert(fc.property(fc.ipV4(), fc.integer({ min: 0, max: 32 }), (a, len) => {
+    t.equal(parseCIDR(`${a}/${len}`), `${new Address4(`${a}/${len}`).startAddress().correctForm()}/${len}`);
+  }), { numRuns: 500 });
+  t.equal(parseCIDR('10.65.0.7/26'), '10.65.0.0/26');
+  t.equal(parseCIDR('255.255.255.255/1'), '128.0.0.0/1');
+  t.equal(parseCIDR('192.0.2.200/0'), '0.0.0.0/0');
+  for (const bad of ['01.2.3.4/8', '1.2.3.256/8', '1.2.3.4/33', '1.2.3/8', '1.2.3.4.5/8', '1.2.3.4/-1']) {
+    t.throws(() => parseCIDR(bad), ValueError, `CIDR ${JSON.stringify(bad)} rejected`);
+  }
   t.same(parsePeerIP('[fd00::1]:1790'), { address: 'fd00::1', family: 6, port: 1790 });
   t.same(parsePeerIP('192.0.2.1:1790'), { address: '192.0.2.1', family: 4, port: 1790 });
   t.throws(() => parsePeerIP('[192.0.2.1]:179'));

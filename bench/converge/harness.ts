@@ -728,7 +728,9 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     }
     await Promise.all(writes);
     const others = (s: WorkloadSample): Node[] => b.hosts.filter((h) => h.index !== s.host);
-    const complete = (): boolean => samples.every((s) => others(s).every((h) => monitors.get(h)!.seen.has(s.ip)));
+    // The own host too: skeind sends the UPDATE before its own FIB write goes out (both wait for the next turn of its
+    // loop), so the other hosts can have a workload's route before its own host does.
+    const complete = (): boolean => samples.every((s) => b.hosts.every((h) => monitors.get(h)!.seen.has(s.ip)));
     const drained = await until(complete, o.drainTimeoutMs ?? 20_000, 50);
     const runMs = Date.now() - start;
     const after = pids().map(procSample);
