@@ -140,6 +140,18 @@ function staleTime(v: unknown): number {
   return s;
 }
 
+/** A map keyed by peer address (normalised, so "fd00::0:1" and "fd00::1" are one key) to a value of each peer. */
+function perPeer(c: Checker, v: unknown, path: Path, parse: (v: unknown) => number): Record<string, number> {
+  const out: Record<string, number> = {};
+  const m = c.object(v, path, Object.keys(isRecord(v) ? v : {}));
+  for (const k of Object.keys(m)) {
+    const address = c.value(k, [...path, k], (a) => parseIP(a).address);
+    const n = c.opt(m, k, path, parse);
+    if (address !== undefined && n !== undefined) out[address] = n;
+  }
+  return out;
+}
+
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -332,15 +344,10 @@ export function parseDaemonConfig(text: string, file: string, env: NodeJS.Proces
   if (bgp.longLivedGracefulRestart !== undefined && bgp.longLivedGracefulRestart !== null) {
     const llgrPath: Path = [...bgpPath, 'longLivedGracefulRestart'];
     const llgr = c.object(bgp.longLivedGracefulRestart, llgrPath, ['staleTime', 'peers']);
-    const out = { staleTime: c.opt(llgr, 'staleTime', llgrPath, staleTime) ?? 0, peers: {} as Record<string, number> };
-    const peersPath: Path = [...llgrPath, 'peers'];
-    const llgrPeers = c.object(llgr.peers, peersPath, Object.keys(isRecord(llgr.peers) ? llgr.peers : {}));
-    for (const k of Object.keys(llgrPeers)) {
-      const address = c.value(k, [...peersPath, k], (v) => parseIP(v).address);
-      const t = c.opt(llgrPeers, k, peersPath, staleTime);
-      if (address !== undefined && t !== undefined) out.peers[address] = t;
-    }
-    bgpOut.longLivedGracefulRestart = out;
+    bgpOut.longLivedGracefulRestart = {
+      staleTime: c.opt(llgr, 'staleTime', llgrPath, staleTime) ?? 0,
+      peers: perPeer(c, llgr.peers, [...llgrPath, 'peers'], staleTime),
+    };
   }
   if (bgp.maxPrefixes !== undefined && bgp.maxPrefixes !== null) {
     const mpPath: Path = [...bgpPath, 'maxPrefixes'];
@@ -357,19 +364,12 @@ export function parseDaemonConfig(text: string, file: string, env: NodeJS.Proces
     const out: MaxPrefixesConfig = {
       limit: limit ?? 0,
       warningThreshold: c.opt(mp, 'warningThreshold', mpPath, int(1, 100)) ?? 75,
-      peers: {},
+      peers: perPeer(c, mp.peers, [...mpPath, 'peers'], count),
       ...(ipv4 !== undefined ? { ipv4 } : {}),
       ...(ipv6 !== undefined ? { ipv6 } : {}),
       ...(restartAfter !== undefined ? { restartAfter } : {}),
     };
     if (limit === undefined && isRecord(mp) && !('limit' in mp)) c.error([...mpPath, 'limit'], 'is required: the number of prefixes accepted per address family from each peer');
-    const peersPath: Path = [...mpPath, 'peers'];
-    const mpPeers = c.object(mp.peers, peersPath, Object.keys(isRecord(mp.peers) ? mp.peers : {}));
-    for (const k of Object.keys(mpPeers)) {
-      const address = c.value(k, [...peersPath, k], (v) => parseIP(v).address);
-      const n = c.opt(mpPeers, k, peersPath, count);
-      if (address !== undefined && n !== undefined) out.peers[address] = n;
-    }
     bgpOut.maxPrefixes = out;
   }
   const routerId = c.opt(bgp, 'routerId', bgpPath, (v) => {

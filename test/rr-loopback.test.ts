@@ -165,6 +165,24 @@ t.test('two reflectors in different clusters', async (t) => {
   await Promise.all(all.map(({ s }) => s.stop()));
 });
 
+/** A scripted peer: connects from addr(from) to the speaker at addr(to), sends OPEN and KEEPALIVE, collects what comes back. */
+async function rawPeer(to: number, from: number, families: number[]): Promise<{ sock: net.Socket; got: Message[]; closed: () => boolean }> {
+  const sock = net.connect({ host: addr(to), port: PORT, localAddress: addr(from) });
+  sock.on('error', () => {});
+  const got: Message[] = [];
+  const framer = new Framer();
+  let closed = false;
+  sock.on('data', (d: Buffer) => {
+    framer.push(d);
+    for (let b = framer.next(); b !== null; b = framer.next()) got.push(decodeMessage(b));
+  });
+  sock.on('close', () => (closed = true));
+  await new Promise<void>((r) => sock.once('connect', () => r()));
+  sock.write(encodeMessage({ type: 'OPEN', version: 4, myAs: AS, holdTime: 90, bgpId: parseIpv4(`10.0.0.${from}`), capabilities: buildCapabilities({ localAs: AS, families }) }));
+  sock.write(encodeMessage({ type: 'KEEPALIVE' }));
+  return { sock, got, closed: () => closed };
+}
+
 t.test('maximum prefixes: warned, then shut with Cease/1 (AFI/SAFI, limit), held down; the others unaffected', async (t) => {
   const logs: { level: string; msg: string; peer?: string }[] = [];
   const m = speaker(21, [
@@ -182,20 +200,7 @@ t.test('maximum prefixes: warned, then shut with Cease/1 (AFI/SAFI, limit), held
   const yConn = m.s.peerInfo(addr(23))?.connection;
 
   // a raw peer (X): OPEN, then 4 prefixes (warning at 3), then 4 more (limit 5 exceeded)
-  const sock = net.connect({ host: addr(21), port: PORT, localAddress: addr(22) });
-  sock.on('error', () => {});
-  const got: Message[] = [];
-  const framer = new Framer();
-  let closed = false;
-  sock.on('data', (d: Buffer) => {
-    framer.push(d);
-    for (let b = framer.next(); b !== null; b = framer.next()) got.push(decodeMessage(b));
-  });
-  sock.on('close', () => (closed = true));
-  await new Promise<void>((r) => sock.once('connect', () => r()));
-  const caps = buildCapabilities({ localAs: AS, families: [0x101] });
-  sock.write(encodeMessage({ type: 'OPEN', version: 4, myAs: AS, holdTime: 90, bgpId: parseIpv4('10.0.0.22'), capabilities: caps }));
-  sock.write(encodeMessage({ type: 'KEEPALIVE' }));
+  const { sock, got, closed } = await rawPeer(21, 22, [0x101]);
   await until(() => m.s.peerInfo(addr(22))?.state === 'Established', 'X Established', 10_000);
   const update = (from: number, n: number): Buffer => {
     const prefixes = Array.from({ length: n }, (_, i) => parsePrefixText(`10.22.${from + i}.0/24`) as number);
@@ -211,7 +216,7 @@ t.test('maximum prefixes: warned, then shut with Cease/1 (AFI/SAFI, limit), held
   await until(() => logs.some((l) => l.level === 'warn' && l.peer === addr(22)), 'warning logged', 5000);
   t.equal(m.s.peerInfo(addr(22))?.state, 'Established', 'below the limit: still up');
   sock.write(update(4, 4));
-  await until(() => closed, 'X closed', 5000);
+  await until(closed, 'X closed', 5000);
   const n = got.find((x): x is Extract<Message, { type: 'NOTIFICATION' }> => x.type === 'NOTIFICATION');
   t.equal(n?.code, 6, 'Cease');
   t.equal(n?.subcode, 1, 'Maximum Number of Prefixes Reached');
@@ -249,19 +254,7 @@ t.test('maximum prefixes count per address family; perFamily overrides one famil
   const warned: string[] = [];
   m.s.on('log', (l: { level: string; msg: string }) => { if (l.level === 'warn') warned.push(l.msg); });
   await m.s.start();
-  const sock = net.connect({ host: addr(31), port: PORT, localAddress: addr(32) });
-  sock.on('error', () => {});
-  const got: Message[] = [];
-  const framer = new Framer();
-  let closed = false;
-  sock.on('data', (d: Buffer) => {
-    framer.push(d);
-    for (let b = framer.next(); b !== null; b = framer.next()) got.push(decodeMessage(b));
-  });
-  sock.on('close', () => (closed = true));
-  await new Promise<void>((r) => sock.once('connect', () => r()));
-  sock.write(encodeMessage({ type: 'OPEN', version: 4, myAs: AS, holdTime: 90, bgpId: parseIpv4('10.0.0.32'), capabilities: buildCapabilities({ localAs: AS, families: [0x101, 0x201] }) }));
-  sock.write(encodeMessage({ type: 'KEEPALIVE' }));
+  const { sock, got, closed } = await rawPeer(31, 32, [0x101, 0x201]);
   await until(() => m.s.peerInfo(addr(32))?.state === 'Established', 'Established', 10_000);
   const none = { afi: 1 as const, safi: 1, prefixes: [], pathIds: null };
   const v4 = (n: number): Buffer => encodeMessage({
@@ -281,7 +274,7 @@ t.test('maximum prefixes count per address family; perFamily overrides one famil
   t.ok(warned.some((w) => /ipv4-unicast/.test(w) && /limit of 5/.test(w)), 'IPv4 warned at 75% of 5');
   t.ok(warned.some((w) => /ipv6-unicast/.test(w) && /limit of 3/.test(w)), 'IPv6 warned against its own limit of 3');
   sock.write(v6(3, 1));
-  await until(() => closed, 'closed at the fourth IPv6 prefix', 5000);
+  await until(closed, 'closed at the fourth IPv6 prefix', 5000);
   const n = got.find((x): x is Extract<Message, { type: 'NOTIFICATION' }> => x.type === 'NOTIFICATION');
   t.equal(n?.code, 6, 'Cease');
   t.equal(n?.subcode, 1, 'Maximum Number of Prefixes Reached');
