@@ -4,40 +4,14 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { IPV4_UNICAST, IPV6_UNICAST, RibCore, selectBest } from '../bgp/index.js';
-import type { AddPathSend, OutBatch, PathAttributes, PeerConfig, PrefixKey, SessionTerms, UpdateMessage } from '../bgp/index.js';
-
-function p4(text: string): number {
-  const [addr = '', len = '32'] = text.split('/');
-  const o = addr.split('.').map(Number);
-  return ((((o[0] ?? 0) << 24) | ((o[1] ?? 0) << 16) | ((o[2] ?? 0) << 8) | (o[3] ?? 0)) >>> 0) * 64 + Number(len);
-}
-const show = (p: PrefixKey): string => {
-  if (typeof p === 'string') return p;
-  const a = Math.floor(p / 64);
-  return `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}/${p % 64}`;
-};
+import type { AddPathSend, OutBatch, PathAttributes, PeerConfig, SessionTerms, UpdateMessage } from '../bgp/index.js';
+import { announce, drain, p4, show, terms, v4, withdraw } from './helpers/rib.js';
 
 const AS = 64512;
 const ROUTER_ID = 0x0a000001;
 const SELF = '192.0.2.100';
-const v4 = (prefixes: number[], pathIds: number[] | null = null) => ({ afi: 1 as const, safi: 1, prefixes, pathIds });
 
-function announce(prefixes: string[], attributes: PathAttributes, pathIds: number[] | null = null): UpdateMessage {
-  return { type: 'UPDATE', withdrawn: v4([]), attributes, nlri: v4(prefixes.map(p4), pathIds) };
-}
-function withdraw(prefixes: string[], pathIds: number[] | null = null): UpdateMessage {
-  return { type: 'UPDATE', withdrawn: v4(prefixes.map(p4), pathIds), attributes: {}, nlri: v4([]) };
-}
-function terms(peerId: number, ibgp: boolean, over: Partial<SessionTerms> = {}): SessionTerms {
-  return { peerId, ibgp, families: [IPV4_UNICAST, IPV6_UNICAST], addPathRx: new Set(), addPathTx: new Set(), enhancedRouteRefresh: false, ...over };
-}
 const ibgp = (nextHop: string, localPref = 100, extra: PathAttributes = {}): PathAttributes => ({ origin: 0, asPath: [], nextHop, localPref, ...extra });
-
-function drain(core: RibCore, id: number, max = 1000): OutBatch[] {
-  const out: OutBatch[] = [];
-  for (let b = core.nextBatch(id, max); b; b = core.nextBatch(id, max)) out.push(b);
-  return out;
-}
 
 /** Wire-level view of batches: "A prefix#id nexthop" / "W prefix#id" / markers. */
 function lines(batches: OutBatch[]): string[] {

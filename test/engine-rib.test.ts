@@ -3,39 +3,12 @@
 // origination, ROUTE-REFRESH, and the two change streams (FIB and per peer).
 import t from 'tap';
 import fc from 'fast-check';
-import { IPV4_UNICAST, IPV6_UNICAST, RibCore } from '../bgp/index.js';
-import type { OutBatch, PathAttributes, PeerConfig, PolicyError, PrefixKey, SessionTerms, UpdateMessage } from '../bgp/index.js';
-
-/** "10.1.0.0/24" → Prefix4 (address * 64 + length). */
-function p4(text: string): number {
-  const [addr = '', len = '32'] = text.split('/');
-  const o = addr.split('.').map(Number);
-  return ((((o[0] ?? 0) << 24) | ((o[1] ?? 0) << 16) | ((o[2] ?? 0) << 8) | (o[3] ?? 0)) >>> 0) * 64 + Number(len);
-}
-const show = (p: PrefixKey): string => {
-  if (typeof p === 'string') return p;
-  const a = Math.floor(p / 64);
-  return `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}/${p % 64}`;
-};
+import { IPV4_UNICAST, RibCore } from '../bgp/index.js';
+import type { OutBatch, PathAttributes, PeerConfig, PolicyError, PrefixKey, UpdateMessage } from '../bgp/index.js';
+import { announce, announce6, drain, p4, show, terms, v4, v6, withdraw } from './helpers/rib.js';
 
 const LOCAL_AS = 64512;
 const ROUTER_ID = 0x0a000001;
-const v4 = (prefixes: number[], pathIds: number[] | null = null) => ({ afi: 1 as const, safi: 1, prefixes, pathIds });
-const v6 = (prefixes: string[], pathIds: number[] | null = null) => ({ afi: 2 as const, safi: 1, prefixes, pathIds });
-
-function announce(prefixes: string[], attributes: PathAttributes, pathIds: number[] | null = null): UpdateMessage {
-  return { type: 'UPDATE', withdrawn: v4([]), attributes, nlri: v4(prefixes.map(p4), pathIds) };
-}
-function withdraw(prefixes: string[], pathIds: number[] | null = null): UpdateMessage {
-  return { type: 'UPDATE', withdrawn: v4(prefixes.map(p4), pathIds), attributes: {}, nlri: v4([]) };
-}
-function announce6(prefixes: string[], attributes: PathAttributes, nextHops: string[]): UpdateMessage {
-  return { type: 'UPDATE', withdrawn: v4([]), attributes, nlri: v4([]), mpReach: { afi: 2, safi: 1, nextHops, nlri: v6(prefixes) } };
-}
-
-function terms(peerId: number, ibgp: boolean, over: Partial<SessionTerms> = {}): SessionTerms {
-  return { peerId, ibgp, families: [IPV4_UNICAST, IPV6_UNICAST], addPathRx: new Set(), addPathTx: new Set(), enhancedRouteRefresh: false, ...over };
-}
 
 const EBGP_ATTRS: PathAttributes = { origin: 0, asPath: [{ type: 2, asns: [65001, 65100] }], nextHop: '192.0.2.1', med: 20, localPref: 500 };
 
@@ -50,12 +23,6 @@ function lab(extra: Partial<Record<'a' | 'b' | 'c', Partial<PeerConfig>>> = {}, 
   core.peerUp(c, terms(0xc0000203, false));
   for (const id of [a, b, c]) drain(core, id);
   return { core, a, b, c };
-}
-
-function drain(core: RibCore, id: number, max = 1000): OutBatch[] {
-  const out: OutBatch[] = [];
-  for (let b = core.nextBatch(id, max); b; b = core.nextBatch(id, max)) out.push(b);
-  return out;
 }
 
 /** Announced prefixes per batch, as text, with the attributes that went out. */
