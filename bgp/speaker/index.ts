@@ -1,9 +1,9 @@
 // The BGP speaker: sockets, timers and the glue between the session FSM and
 // the RIB core. What the daemon uses to run BGP.
 export { Speaker, notificationText, parsePrefixText, prefixText } from './speaker.js';
-export type { PeerCounters, PeerInfo, PeerStateEvent, BestEvent, EndOfRibEvent, StaleEvent, PeerJson, RouteJson, StopOptions, LocalRestartJson } from './speaker.js';
+export type { PeerCounters, PeerInfo, PeerStateEvent, BestEvent, EndOfRibEvent, StaleEvent, StopOptions } from './types.js';
 export type { GracefulRestartJson } from './llgr.js';
 export { sessionKey, normalizeAddress, FAMILY_KEYS, familyNameOf } from './config.js';
 export type { FamilyName, PeerOptions, SpeakerOptions } from './config.js';
 export { pathJson } from './json.js';
-export type { PathJson } from './json.js';
+export type { PathJson, PeerJson, RouteJson, LocalRestartJson } from './json.js';

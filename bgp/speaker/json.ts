@@ -1,8 +1,12 @@
-// The CONTRACT PATH shape (skeinctl routes --json): one path of the Loc-RIB
-// with where it came from and why it won or lost.
+// The JSON shapes of the CONTRACT that the speaker builds (skeinctl peers / status / routes --json): a peer, our own
+// graceful restart, a route, and one path of the Loc-RIB with where it came from and why it won or lost.
 import type { Path, Reason } from '../rib/decision.js';
 import { ORIGIN_NAMES, SegmentType } from '../wire/constants.js';
 import { communityText, extendedCommunityText } from '../wire/json.js';
+import type { State } from '../session/fsm.js';
+import type { FamilyName } from './config.js';
+import type { GracefulRestartJson } from './llgr.js';
+import type { MessageTypeName } from './types.js';
 
 export interface PathJson {
   from: string;
@@ -16,6 +20,48 @@ export interface PathJson {
   largeCommunities: string[];
   extendedCommunities: string[];
   reason: string;
+}
+
+export interface PeerJson {
+  address: string;
+  port: number;
+  asn: number;
+  localAsn: number;
+  type: string;
+  state: State;
+  since: string;
+  info: string;
+  families: FamilyName[];
+  prefixes: { received: number; accepted: number; advertised: number };
+  routeReflectorClient: boolean;
+  connection: number | null;
+  messages: { in: Record<MessageTypeName, number>; out: Record<MessageTypeName, number> };
+  notifications: { in: Record<string, number>; out: Record<string, number> };
+  gracefulRestart: GracefulRestartJson;
+  /**
+   * ADD-PATH (RFC 7911) as negotiated on the current session: the families we send several paths in (sendMode
+   * says how many: "all", "best N", or "off" when only the best goes out, under a path id) and receive them in.
+   */
+  addPath: { send: FamilyName[]; receive: FamilyName[]; sendMode: string };
+}
+
+/** Our own restart as the operator sees it (`skeinctl status --json`, field "gracefulRestart"). */
+export interface LocalRestartJson {
+  /** the R bit still goes into our OPENs (RFC 4724 §4.1) */
+  restarting: boolean;
+  /** our UPDATEs wait for End-of-RIB from the peers (selection deferral) */
+  deferring: boolean;
+  /** seconds left before the deferral ends anyway; null when not deferring */
+  secondsLeft: number | null;
+  /** peers whose session or End-of-RIB the deferral waits for */
+  waitingFor: string[];
+}
+
+export interface RouteJson {
+  prefix: string;
+  installed: boolean;
+  best: PathJson;
+  paths: PathJson[];
 }
 
 const REASONS: Readonly<Record<Reason, string>> = {

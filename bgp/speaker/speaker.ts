@@ -43,12 +43,13 @@ import { DEFAULT_CONTEXT } from '../wire/types.js';
 import type { Capability, CodecContext, Message, NotificationMessage, PathAttributes, PrefixList, UpdateMessage } from '../wire/types.js';
 import { endOfRib, isEndOfRib, packUpdates, packWithdrawals } from '../wire/update.js';
 import { FAMILY_KEYS, familyNameOf, normalizeAddress, sessionKey } from './config.js';
-import type { FamilyName, PeerOptions, SpeakerOptions } from './config.js';
-import { pathJson, type PathJson } from './json.js';
+import type { PeerOptions, SpeakerOptions } from './config.js';
+import { pathJson } from './json.js';
+import type { LocalRestartJson, PeerJson, RouteJson } from './json.js';
 import { LongLivedState, longLivedTimes, peerGrJson, secondsLeft } from './llgr.js';
 import type { GracefulRestartJson } from './llgr.js';
+import type { BestEvent, EndOfRibEvent, MessageTypeName, PeerCounters, PeerInfo, PeerStateEvent, StaleEvent, StopOptions } from './types.js';
 
-type MessageTypeName = Message['type'];
 /** most batches one pump takes before yielding to other peers and to received data */
 const BATCHES_PER_TURN = 64;
 /**
@@ -65,75 +66,6 @@ const CLOSE_GRACE_MS = 2000;
 /** dial attempts give up after this long; the FSM's ConnectRetryTimer decides when to try again */
 const DIAL_TIMEOUT_MS = 10_000;
 
-export interface PeerCounters {
-  messagesIn: Record<MessageTypeName, number>;
-  messagesOut: Record<MessageTypeName, number>;
-  /** NOTIFICATIONs by "code/subcode" */
-  notificationsIn: Record<string, number>;
-  notificationsOut: Record<string, number>;
-  /** NLRI announced to us in UPDATEs (cumulative, pre-policy) */
-  prefixesReceived: number;
-  /** UPDATEs that carried an RFC 7606 error handled without a reset */
-  updateErrors: number;
-  /** sessions that reached Established */
-  established: number;
-}
-
-export interface PeerInfo {
-  readonly state: State;
-  readonly since: Date;
-  /** the last error or NOTIFICATION, as text */
-  readonly info: string;
-  /** serial number of the primary connection; a new number means a new TCP connection */
-  readonly connection: number | null;
-  readonly counters: PeerCounters;
-  /** octets accepted by socket.write() but not yet handed to the kernel */
-  readonly writeBuffered: number;
-  /** sending waits for 'drain' */
-  readonly writeBlocked: boolean;
-  /** families (familyKey) of the current session whose End-of-RIB has not arrived yet; empty when not Established */
-  readonly endOfRibPending: readonly number[];
-  /** the current session's peer announced graceful restart (and so promises End-of-RIB, RFC 4724 §2) */
-  readonly gracefulRestart: boolean;
-}
-
-export interface PeerStateEvent {
-  readonly address: string;
-  readonly from: State;
-  readonly state: State;
-  readonly since: Date;
-  readonly info: string;
-}
-
-export interface BestEvent {
-  /** "10.0.0.0/24" / "fd00::/64" */
-  readonly prefix: string;
-  readonly afi: 1 | 2;
-  /** null: the prefix is gone */
-  readonly attributes: PathAttributes | null;
-  readonly nextHops: readonly string[];
-  /** our own origination (nothing to install) */
-  readonly local: boolean;
-  readonly from: string | null;
-}
-
-export interface EndOfRibEvent {
-  readonly peer: string;
-  readonly afi: number;
-  readonly safi: number;
-}
-
-export interface StaleEvent {
-  readonly peer: string;
-  /** long-lived: the families entered the RFC 9494 long-lived phase (paths: how many were kept, with LLGR_STALE) */
-  readonly action: 'retained' | 'swept' | 'long-lived';
-  /** familyKey values */
-  readonly families: readonly number[];
-  /** swept: how many paths went; retained: how many paths the peer has in all */
-  readonly paths: number;
-  readonly reason: string;
-}
-
 /** RFC 4724 §3 suggests the restart time; BIRD and FRR use 120 s, as does Calico. */
 const DEFAULT_RESTART_TIME_S = 120;
 /** Cease subcodes that end graceful restart even with the N bit (RFC 8538 §3 and §5). */
@@ -147,54 +79,6 @@ const HARD_CEASE = new Set<number>([
 const DEFAULT_SELECTION_DEFERRAL_S = 360;
 /** BIRD's and FRR's default stale-path time. */
 const DEFAULT_STALE_PATH_TIME_S = 360;
-
-export interface PeerJson {
-  address: string;
-  port: number;
-  asn: number;
-  localAsn: number;
-  type: string;
-  state: State;
-  since: string;
-  info: string;
-  families: FamilyName[];
-  prefixes: { received: number; accepted: number; advertised: number };
-  routeReflectorClient: boolean;
-  connection: number | null;
-  messages: { in: Record<MessageTypeName, number>; out: Record<MessageTypeName, number> };
-  notifications: { in: Record<string, number>; out: Record<string, number> };
-  gracefulRestart: GracefulRestartJson;
-  /**
-   * ADD-PATH (RFC 7911) as negotiated on the current session: the families we send several paths in (sendMode
-   * says how many: "all", "best N", or "off" when only the best goes out, under a path id) and receive them in.
-   */
-  addPath: { send: FamilyName[]; receive: FamilyName[]; sendMode: string };
-}
-
-/** Our own restart as the operator sees it (`skeinctl status --json`, field "gracefulRestart"). */
-export interface LocalRestartJson {
-  /** the R bit still goes into our OPENs (RFC 4724 §4.1) */
-  restarting: boolean;
-  /** our UPDATEs wait for End-of-RIB from the peers (selection deferral) */
-  deferring: boolean;
-  /** seconds left before the deferral ends anyway; null when not deferring */
-  secondsLeft: number | null;
-  /** peers whose session or End-of-RIB the deferral waits for */
-  waitingFor: string[];
-}
-
-export interface RouteJson {
-  prefix: string;
-  installed: boolean;
-  best: PathJson;
-  paths: PathJson[];
-}
-
-export interface StopOptions {
-  /** send Cease / Administrative Shutdown with this RFC 9003 text; omit to close without a NOTIFICATION */
-  readonly message?: string;
-  readonly notify?: boolean;
-}
 
 const emptyTypes = (): Record<MessageTypeName, number> => ({ OPEN: 0, UPDATE: 0, NOTIFICATION: 0, KEEPALIVE: 0, 'ROUTE-REFRESH': 0 });
 const emptyCounters = (): PeerCounters => ({
