@@ -40,15 +40,16 @@ import { encodeNotification, errorCodeName, errorSubcodeName } from '../wire/not
 import { isIpv4, parseIpv4, parsePrefix4, parsePrefix6, prefix4ToString } from '../wire/prefix.js';
 import { encodeRouteRefresh } from '../wire/route-refresh.js';
 import { DEFAULT_CONTEXT } from '../wire/types.js';
-import type { Capability, CodecContext, Message, NotificationMessage, PathAttributes, PrefixList, UpdateMessage } from '../wire/types.js';
+import type { Capability, CodecContext, Message, NotificationMessage, PathAttributes, PrefixList } from '../wire/types.js';
 import { endOfRib, isEndOfRib, packUpdates, packWithdrawals } from '../wire/update.js';
 import { FAMILY_KEYS, familyNameOf, normalizeAddress, sessionKey } from './config.js';
 import type { PeerOptions, SpeakerOptions } from './config.js';
 import { pathJson } from './json.js';
 import type { LocalRestartJson, PeerJson, RouteJson } from './json.js';
-import { LongLivedState, longLivedTimes, peerGrJson, secondsLeft } from './llgr.js';
+import { longLivedTimes, peerGrJson, secondsLeft } from './llgr.js';
 import type { GracefulRestartJson } from './llgr.js';
-import type { BestEvent, EndOfRibEvent, MessageTypeName, PeerCounters, PeerInfo, PeerStateEvent, StaleEvent, StopOptions } from './types.js';
+import { Connection, Peer } from './peer.js';
+import type { BestEvent, EndOfRibEvent, PeerInfo, PeerStateEvent, StaleEvent, StopOptions } from './types.js';
 
 /** most batches one pump takes before yielding to other peers and to received data */
 const BATCHES_PER_TURN = 64;
@@ -80,17 +81,6 @@ const DEFAULT_SELECTION_DEFERRAL_S = 360;
 /** BIRD's and FRR's default stale-path time. */
 const DEFAULT_STALE_PATH_TIME_S = 360;
 
-const emptyTypes = (): Record<MessageTypeName, number> => ({ OPEN: 0, UPDATE: 0, NOTIFICATION: 0, KEEPALIVE: 0, 'ROUTE-REFRESH': 0 });
-const emptyCounters = (): PeerCounters => ({
-  messagesIn: emptyTypes(),
-  messagesOut: emptyTypes(),
-  notificationsIn: {},
-  notificationsOut: {},
-  prefixesReceived: 0,
-  updateErrors: 0,
-  established: 0,
-});
-
 /** NOTIFICATION as text for `info` and logs (RFC 9003 text included). */
 export function notificationText(n: NotificationMessage): string {
   const base = `${errorCodeName(n.code)} / ${errorSubcodeName(n.code, n.subcode)} (${n.code}/${n.subcode})`;
@@ -98,72 +88,6 @@ export function notificationText(n: NotificationMessage): string {
 }
 
 const clock = { now: (): number => performance.now() };
-let connectionSerial = 0;
-
-class Connection {
-  readonly serial = ++connectionSerial;
-  socket: net.Socket | null = null;
-  /** replaced on every attach: bytes left over from an earlier session must not be read as this one's */
-  framer = new Framer();
-  ctx: CodecContext = DEFAULT_CONTEXT;
-  dial: AbortController | null = null;
-  /** taken out of its peer: its events and actions are ignored from now on */
-  dead = false;
-  /** the UPDATE being handed to the FSM, for its 'update' action */
-  pending: UpdateMessage | null = null;
-  /** the core knows this connection's session (peerUp was called for it) */
-  inRib = false;
-  /** SendHold timer believed running (we reported pending bytes) */
-  sendPending = false;
-  /** writes are paused until 'drain' */
-  blocked = false;
-  session: NegotiatedSession | null = null;
-  constructor(
-    readonly fsm: SessionFsm,
-    readonly inbound: boolean,
-  ) {}
-}
-
-class Peer {
-  readonly counters = emptyCounters();
-  readonly conns: Connection[] = [];
-  primary: Connection;
-  timer: NodeJS.Timeout | null = null;
-  timerAt = Infinity;
-  since = new Date();
-  info = '';
-  state: State = 'Idle';
-  pumpScheduled = false;
-  removed = false;
-  /** maximum prefixes: the warning was logged (until the count falls below the threshold again) */
-  /** families whose maximum-prefix warning has been logged (RFC 4486 warning threshold) */
-  readonly prefixWarned = new Set<number>();
-  /** maximum prefixes exceeded: refuse the peer until this time (Date.now() ms; Infinity for good) */
-  heldUntil = 0;
-  /**
-   * RFC 4724 §4.2, we are the receiving speaker: families whose routes from this peer are kept, marked stale,
-   * after its session went down gracefully; emptied as End-of-RIB arrives or a timer sweeps them.
-   */
-  readonly stale = new Set<number>();
-  /** the restart timer (session down) or the stale-path timer (session back, End-of-RIB awaited) */
-  grTimer: NodeJS.Timeout | null = null;
-  /** when grTimer fires (Date.now() ms), and which of the two it is */
-  grDeadline = 0;
-  grPhase: 'restart' | 'stale-path' = 'restart';
-  /** RFC 9494: long-lived stale times and the families in the long-lived phase */
-  readonly llgr = new LongLivedState();
-  /** families of the current session whose End-of-RIB the peer has not sent yet */
-  readonly eorPending = new Set<number>();
-  constructor(
-    public opts: PeerOptions,
-    readonly address: string,
-    public coreId: number,
-    fsm: SessionFsm,
-  ) {
-    this.primary = new Connection(fsm, false);
-    this.conns.push(this.primary);
-  }
-}
 
 /**
  * Events:

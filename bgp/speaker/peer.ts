@@ -1,0 +1,90 @@
+// Per-peer state of the speaker: a Peer (one per configured neighbour) and its Connections (one, or two while a
+// collision is being resolved, RFC 4271 §6.8). Plain data with no behaviour of its own: the Speaker (speaker.ts)
+// drives both; they live here so that speaker.ts reads as the driver and this file as what it drives.
+import type net from 'node:net';
+import type { NegotiatedSession } from '../session/negotiate.js';
+import type { SessionFsm, State } from '../session/fsm.js';
+import { Framer } from '../wire/framer.js';
+import { DEFAULT_CONTEXT } from '../wire/types.js';
+import type { CodecContext, UpdateMessage } from '../wire/types.js';
+import type { PeerOptions } from './config.js';
+import { LongLivedState } from './llgr.js';
+import type { MessageTypeName, PeerCounters } from './types.js';
+
+const emptyTypes = (): Record<MessageTypeName, number> => ({ OPEN: 0, UPDATE: 0, NOTIFICATION: 0, KEEPALIVE: 0, 'ROUTE-REFRESH': 0 });
+const emptyCounters = (): PeerCounters => ({
+  messagesIn: emptyTypes(),
+  messagesOut: emptyTypes(),
+  notificationsIn: {},
+  notificationsOut: {},
+  prefixesReceived: 0,
+  updateErrors: 0,
+  established: 0,
+});
+
+let connectionSerial = 0;
+
+export class Connection {
+  readonly serial = ++connectionSerial;
+  socket: net.Socket | null = null;
+  /** replaced on every attach: bytes left over from an earlier session must not be read as this one's */
+  framer = new Framer();
+  ctx: CodecContext = DEFAULT_CONTEXT;
+  dial: AbortController | null = null;
+  /** taken out of its peer: its events and actions are ignored from now on */
+  dead = false;
+  /** the UPDATE being handed to the FSM, for its 'update' action */
+  pending: UpdateMessage | null = null;
+  /** the core knows this connection's session (peerUp was called for it) */
+  inRib = false;
+  /** SendHold timer believed running (we reported pending bytes) */
+  sendPending = false;
+  /** writes are paused until 'drain' */
+  blocked = false;
+  session: NegotiatedSession | null = null;
+  constructor(
+    readonly fsm: SessionFsm,
+    readonly inbound: boolean,
+  ) {}
+}
+
+export class Peer {
+  readonly counters = emptyCounters();
+  readonly conns: Connection[] = [];
+  primary: Connection;
+  timer: NodeJS.Timeout | null = null;
+  timerAt = Infinity;
+  since = new Date();
+  info = '';
+  state: State = 'Idle';
+  pumpScheduled = false;
+  removed = false;
+  /** maximum prefixes: the warning was logged (until the count falls below the threshold again) */
+  /** families whose maximum-prefix warning has been logged (RFC 4486 warning threshold) */
+  readonly prefixWarned = new Set<number>();
+  /** maximum prefixes exceeded: refuse the peer until this time (Date.now() ms; Infinity for good) */
+  heldUntil = 0;
+  /**
+   * RFC 4724 §4.2, we are the receiving speaker: families whose routes from this peer are kept, marked stale,
+   * after its session went down gracefully; emptied as End-of-RIB arrives or a timer sweeps them.
+   */
+  readonly stale = new Set<number>();
+  /** the restart timer (session down) or the stale-path timer (session back, End-of-RIB awaited) */
+  grTimer: NodeJS.Timeout | null = null;
+  /** when grTimer fires (Date.now() ms), and which of the two it is */
+  grDeadline = 0;
+  grPhase: 'restart' | 'stale-path' = 'restart';
+  /** RFC 9494: long-lived stale times and the families in the long-lived phase */
+  readonly llgr = new LongLivedState();
+  /** families of the current session whose End-of-RIB the peer has not sent yet */
+  readonly eorPending = new Set<number>();
+  constructor(
+    public opts: PeerOptions,
+    readonly address: string,
+    public coreId: number,
+    fsm: SessionFsm,
+  ) {
+    this.primary = new Connection(fsm, false);
+    this.conns.push(this.primary);
+  }
+}
