@@ -59,8 +59,7 @@ export class Peer {
   state: State = 'Idle';
   pumpScheduled = false;
   removed = false;
-  /** maximum prefixes: the warning was logged (until the count falls below the threshold again) */
-  /** families whose maximum-prefix warning has been logged (RFC 4486 warning threshold) */
+  /** families whose maximum-prefix warning has been logged; cleared when the count falls below the threshold (RFC 4486) */
   readonly prefixWarned = new Set<number>();
   /** maximum prefixes exceeded: refuse the peer until this time (Date.now() ms; Infinity for good) */
   heldUntil = 0;
