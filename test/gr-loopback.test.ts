@@ -4,31 +4,21 @@
 // (R/F/N bits, restart time), which UPDATEs and End-of-RIB it sends, and how
 // the session ends (TCP reset, NOTIFICATION, Hard Reset).
 import t from 'tap';
-import net from 'node:net';
 import {
   CeaseSubcode,
   ErrorCode,
-  Framer,
   Speaker,
-  buildCapabilities,
-  decodeMessage,
-  encodeMessage,
-  endOfRib,
-  packUpdates,
-  packWithdrawals,
-  parseIpv4,
-  parsePrefixText,
-  type CodecContext,
   type EndOfRibEvent,
   type Message,
+  type PathAttributes,
   type StaleEvent,
 } from '../bgp/index.js';
 import { until } from './helpers/netns.js';
+import { RawPeer } from './helpers/raw-peer.js';
 
 const PORT = 24279;
 const NET = `127.${40 + (process.pid % 200)}.${1 + Math.floor(Math.random() * 250)}`;
 const addr = (n: number): string => `${NET}.${n}`;
-const CTX: CodecContext = { as4: true, extendedMessage: false, addPathRx: new Set(), addPathTx: new Set() };
 
 interface Gr {
   restartTime: number;
@@ -37,71 +27,10 @@ interface Gr {
   notification?: boolean;
 }
 
-/** A hand-driven peer in AS 65001 (eBGP to the speaker). */
-class RawPeer {
-  readonly messages: Message[] = [];
-  closed = false;
-  private readonly framer = new Framer();
-  private constructor(readonly socket: net.Socket) {
-    socket.on('data', (d: Buffer) => {
-      this.framer.push(d);
-      for (let b = this.framer.next(); b !== null; b = this.framer.next()) this.messages.push(decodeMessage(b));
-    });
-    socket.on('close', () => (this.closed = true));
-    socket.on('error', () => {});
-  }
-
-  /** Connect, exchange OPENs (ours with the given GR capability, or none) and reach Established. */
-  static async session(n: number, gr: Gr | null): Promise<RawPeer> {
-    const s = net.connect({ host: addr(1), port: PORT, localAddress: addr(n) });
-    await new Promise<void>((resolve, reject) => {
-      s.once('connect', resolve);
-      s.once('error', reject);
-    });
-    const r = new RawPeer(s);
-    s.write(
-      encodeMessage({
-        type: 'OPEN',
-        version: 4,
-        myAs: 65001,
-        holdTime: 90,
-        bgpId: parseIpv4(`10.0.0.${n}`),
-        capabilities: buildCapabilities({ localAs: 65001, families: [0x101, 0x201], ...(gr ? { gracefulRestart: gr } : {}) }),
-      }),
-    );
-    await until(() => r.messages.some((m) => m.type === 'OPEN'), 'the speaker\'s OPEN', 5000);
-    s.write(encodeMessage({ type: 'KEEPALIVE' }));
-    return r;
-  }
-
-  announce(...prefixes: string[]): void {
-    const list = { afi: 1 as const, safi: 1, prefixes: prefixes.map((p) => parsePrefixText(p) as number), pathIds: null };
-    for (const b of packUpdates({ origin: 0, asPath: [{ type: 2, asns: [65001] }], nextHop: '192.0.2.1' }, list, CTX)) this.socket.write(b);
-  }
-
-  withdraw(...prefixes: string[]): void {
-    const list = { afi: 1 as const, safi: 1, prefixes: prefixes.map((p) => parsePrefixText(p) as number), pathIds: null };
-    for (const b of packWithdrawals(list, CTX)) this.socket.write(b);
-  }
-
-  endOfRib(): void {
-    this.socket.write(endOfRib(1, 1, CTX));
-  }
-
-  notify(code: number, subcode: number): void {
-    this.socket.end(encodeMessage({ type: 'NOTIFICATION', code, subcode, data: Buffer.alloc(0) }));
-  }
-
-  /** TCP reset: what a kill -9 of the peer looks like from here */
-  reset(): void {
-    this.socket.resetAndDestroy();
-  }
-
-  /** The speaker's OPEN. */
-  open(): Extract<Message, { type: 'OPEN' }> | undefined {
-    return this.messages.find((m): m is Extract<Message, { type: 'OPEN' }> => m.type === 'OPEN');
-  }
-}
+/** A hand-driven peer n in AS 65001 (eBGP to the speaker), with the given GR capability or none. */
+const session = (n: number, gr: Gr | null): Promise<RawPeer> =>
+  RawPeer.session({ host: addr(1), port: PORT, localAddress: addr(n), asn: 65001, routerId: `10.0.0.${n}`, ...(gr ? { gracefulRestart: gr } : {}) });
+const EBGP: PathAttributes = { origin: 0, asPath: [{ type: 2, asns: [65001] }], nextHop: '192.0.2.1' };
 
 const speakers: Speaker[] = [];
 t.teardown(async () => {
@@ -140,7 +69,7 @@ const down = (s: Speaker, n: number): boolean => s.peerInfo(addr(n))?.state !== 
 t.test('our OPEN carries the graceful restart capability: restart time, R, F and N bits', async (t) => {
   const { s } = helper([2], { restarting: true, forwardingState: true });
   await s.start();
-  let r = await RawPeer.session(2, null);
+  let r = await session(2, null);
   await until(() => up(s, 2), 'session', 5000);
   let gr = r.open()?.capabilities.find((c) => c.name === 'graceful-restart');
   t.ok(gr, 'capability 64 present');
@@ -154,7 +83,7 @@ t.test('our OPEN carries the graceful restart capability: restart time, R, F and
   r.reset();
   await until(() => down(s, 2), 'session gone', 5000);
   await new Promise((res) => setTimeout(res, 1200)); // idle hold
-  r = await RawPeer.session(2, null);
+  r = await session(2, null);
   gr = r.open()?.capabilities.find((c) => c.name === 'graceful-restart');
   t.equal(gr?.name === 'graceful-restart' && gr.restarting, false, 'R cleared once the restart is complete');
   r.reset();
@@ -164,9 +93,9 @@ t.test('our OPEN carries the graceful restart capability: restart time, R, F and
 t.test('helper: routes of a peer that drops its TCP session stay, marked stale; End-of-RIB sweeps what was not re-announced', async (t) => {
   const { s, stale, eor } = helper([3]);
   await s.start();
-  let r = await RawPeer.session(3, { restartTime: 60, forwardingState: true, notification: true });
+  let r = await session(3, { restartTime: 60, forwardingState: true, notification: true });
   await until(() => up(s, 3), 'session', 5000);
-  r.announce('10.3.1.0/24', '10.3.2.0/24');
+  r.announce(['10.3.1.0/24', '10.3.2.0/24'], EBGP);
   r.endOfRib();
   await until(() => has(s, '10.3.1.0/24') && has(s, '10.3.2.0/24'), 'routes learned', 5000);
   await until(() => eor.length === 1, 'End-of-RIB event', 5000);
@@ -179,9 +108,9 @@ t.test('helper: routes of a peer that drops its TCP session stay, marked stale; 
   t.same(s.staleFamilies(addr(3)).sort(), [0x101, 0x201], 'both families stale');
 
   await new Promise((res) => setTimeout(res, 1200)); // the speaker's idle hold
-  r = await RawPeer.session(3, { restartTime: 60, restarting: true, forwardingState: true, notification: true });
+  r = await session(3, { restartTime: 60, restarting: true, forwardingState: true, notification: true });
   await until(() => up(s, 3), 'session back', 5000);
-  r.announce('10.3.1.0/24');
+  r.announce(['10.3.1.0/24'], EBGP);
   // give the UPDATE time to land before anything could sweep: the stale route must still be there
   await new Promise((res) => setTimeout(res, 300));
   t.ok(has(s, '10.3.2.0/24'), 'a stale route stays until End-of-RIB');
@@ -197,9 +126,9 @@ t.test('helper: routes of a peer that drops its TCP session stay, marked stale; 
 t.test('helper: the restart timer sweeps when the peer does not come back', async (t) => {
   const { s, stale } = helper([4]);
   await s.start();
-  const r = await RawPeer.session(4, { restartTime: 1, forwardingState: true });
+  const r = await session(4, { restartTime: 1, forwardingState: true });
   await until(() => up(s, 4), 'session', 5000);
-  r.announce('10.4.1.0/24');
+  r.announce(['10.4.1.0/24'], EBGP);
   await until(() => has(s, '10.4.1.0/24'), 'route learned', 5000);
   r.reset();
   await until(() => stale.some((e) => e.action === 'retained'), 'retained', 5000);
@@ -212,14 +141,14 @@ t.test('helper: the restart timer sweeps when the peer does not come back', asyn
 t.test('helper: the stale-path timer sweeps when the peer comes back but sends no End-of-RIB', async (t) => {
   const { s } = helper([5], { stalePathTime: 1 });
   await s.start();
-  let r = await RawPeer.session(5, { restartTime: 60, forwardingState: true });
+  let r = await session(5, { restartTime: 60, forwardingState: true });
   await until(() => up(s, 5), 'session', 5000);
-  r.announce('10.5.1.0/24');
+  r.announce(['10.5.1.0/24'], EBGP);
   await until(() => has(s, '10.5.1.0/24'), 'route learned', 5000);
   r.reset();
   await until(() => down(s, 5), 'down', 5000);
   await new Promise((res) => setTimeout(res, 1200));
-  r = await RawPeer.session(5, { restartTime: 60, restarting: true, forwardingState: true });
+  r = await session(5, { restartTime: 60, restarting: true, forwardingState: true });
   await until(() => up(s, 5), 'session back', 5000);
   t.ok(has(s, '10.5.1.0/24'), 'still there right after the new session');
   await until(() => !has(s, '10.5.1.0/24'), 'swept by the stale-path timer', 5000);
@@ -230,15 +159,15 @@ t.test('helper: the stale-path timer sweeps when the peer comes back but sends n
 t.test('helper: a new OPEN without the F bit flushes that family at once (RFC 4724 §4.2)', async (t) => {
   const { s } = helper([6]);
   await s.start();
-  let r = await RawPeer.session(6, { restartTime: 60, forwardingState: true });
+  let r = await session(6, { restartTime: 60, forwardingState: true });
   await until(() => up(s, 6), 'session', 5000);
-  r.announce('10.6.1.0/24');
+  r.announce(['10.6.1.0/24'], EBGP);
   await until(() => has(s, '10.6.1.0/24'), 'route learned', 5000);
   r.reset();
   await until(() => down(s, 6), 'down', 5000);
   t.ok(has(s, '10.6.1.0/24'), 'kept while down');
   await new Promise((res) => setTimeout(res, 1200));
-  r = await RawPeer.session(6, { restartTime: 60, restarting: true, forwardingState: false });
+  r = await session(6, { restartTime: 60, restarting: true, forwardingState: false });
   await until(() => up(s, 6), 'session back', 5000);
   await until(() => !has(s, '10.6.1.0/24'), 'flushed: the peer lost its forwarding state', 5000);
   r.reset();
@@ -254,10 +183,10 @@ t.test('NOTIFICATION: kept with the N bit on both sides, flushed without it, flu
     [9, { restartTime: 60, forwardingState: true, notification: true }, CeaseSubcode.HardReset, false, 'Hard Reset flushes (RFC 8538 §3)'],
   ];
   for (const [n, gr, subcode, kept, what] of cases) {
-    const r = await RawPeer.session(n, gr);
+    const r = await session(n, gr);
     await until(() => up(s, n), `session ${n}`, 5000);
     const p = `10.${n}.1.0/24`;
-    r.announce(p);
+    r.announce([p], EBGP);
     await until(() => has(s, p), `route from ${n}`, 5000);
     r.notify(ErrorCode.Cease, subcode);
     await until(() => down(s, n), `session ${n} down`, 5000);
@@ -270,9 +199,9 @@ t.test('NOTIFICATION: kept with the N bit on both sides, flushed without it, flu
 t.test('a peer without the capability: routes go as soon as the session does', async (t) => {
   const { s, stale } = helper([10]);
   await s.start();
-  const r = await RawPeer.session(10, null);
+  const r = await session(10, null);
   await until(() => up(s, 10), 'session', 5000);
-  r.announce('10.10.1.0/24');
+  r.announce(['10.10.1.0/24'], EBGP);
   r.withdraw('10.10.9.0/24'); // nothing to withdraw: harmless
   await until(() => has(s, '10.10.1.0/24'), 'route learned', 5000);
   r.reset();
@@ -286,18 +215,16 @@ t.test('restarting: our UPDATEs wait for every peer\'s End-of-RIB (RFC 4724 §4.
   await s.start();
   s.originate('10.99.0.0/24', { nextHop: '192.0.2.99' });
   t.ok(s.deferringUpdates, 'deferring after a restart');
-  const r11 = await RawPeer.session(11, { restartTime: 60, forwardingState: true, notification: true });
+  const r11 = await session(11, { restartTime: 60, forwardingState: true, notification: true });
   await until(() => up(s, 11), 'session 11', 5000);
-  const r12 = await RawPeer.session(12, { restartTime: 60, forwardingState: true, notification: true });
+  const r12 = await session(12, { restartTime: 60, forwardingState: true, notification: true });
   await until(() => up(s, 12), 'session 12', 5000);
   const updates = (r: RawPeer): number => r.messages.filter((m) => m.type === 'UPDATE').length;
-  r11.endOfRib();
-  r11.socket.write(endOfRib(2, 1, CTX));
+  r11.endOfRib(1, 2);
   await new Promise((res) => setTimeout(res, 300));
   t.equal(updates(r11) + updates(r12), 0, 'nothing sent while peer 12 has not sent End-of-RIB');
   t.ok(s.deferringUpdates, 'still deferring');
-  r12.endOfRib();
-  r12.socket.write(endOfRib(2, 1, CTX));
+  r12.endOfRib(1, 2);
   await until(() => !s.deferringUpdates, 'deferral over', 5000);
   for (const [n, r] of [[11, r11], [12, r12]] as const) {
     await until(() => updates(r) >= 3, `peer ${n}: our route and two End-of-RIBs`, 5000);
@@ -315,7 +242,7 @@ t.test('restarting: restartComplete() ends the deferral when a peer never sends 
   const { s } = helper([13], { restarting: true });
   await s.start();
   s.originate('10.98.0.0/24', { nextHop: '192.0.2.98' });
-  const r = await RawPeer.session(13, { restartTime: 60, notification: true });
+  const r = await session(13, { restartTime: 60, notification: true });
   await until(() => up(s, 13), 'session', 5000);
   await new Promise((res) => setTimeout(res, 300));
   t.notOk(r.messages.some((m) => m.type === 'UPDATE'), 'held back');

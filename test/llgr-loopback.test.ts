@@ -4,10 +4,8 @@
 // graceful restart clocks are wall-clock timers, and the tests only wait for what they cause, never measure them.
 import t from 'tap';
 import fc from 'fast-check';
-import net from 'node:net';
 import {
   AttrTable,
-  Framer,
   IPV4_UNICAST,
   IPV6_UNICAST,
   Path,
@@ -17,16 +15,7 @@ import {
   LLGR_STALE,
   NO_LLGR,
   Speaker,
-  buildCapabilities,
-  decodeMessage,
-  encodeMessage,
-  endOfRib,
-  packUpdates,
-  parseIpv4,
   parsePrefixText,
-  prefix4ToString,
-  type CodecContext,
-  type Message,
   type PathAttributes,
   type OutBatch,
   type PathSource,
@@ -34,13 +23,13 @@ import {
 } from '../bgp/index.js';
 import { LongLivedState } from '../bgp/speaker/llgr.js';
 import { until } from './helpers/netns.js';
+import { RawPeer } from './helpers/raw-peer.js';
 
 type Tap = { teardown: (f: () => unknown) => void };
 
 const PORT = 24281;
 const NET = `127.${40 + ((process.pid + 97) % 200)}.${1 + Math.floor(Math.random() * 250)}`;
 const addr = (n: number): string => `${NET}.${n}`;
-const CTX: CodecContext = { as4: true, extendedMessage: false, addPathRx: new Set(), addPathTx: new Set() };
 const LOCAL_AS = 65000;
 
 interface OpenSpec {
@@ -49,64 +38,17 @@ interface OpenSpec {
   llgr?: { staleTime: number; forwardingState?: boolean };
 }
 
-/** A hand-driven peer that also keeps what the speaker advertises to it (its Adj-RIB-In, IPv4). */
-class RawPeer {
-  readonly messages: Message[] = [];
-  /** prefix → attributes of the last announcement, deleted on withdrawal */
-  readonly rib = new Map<string, PathAttributes>();
-  private readonly framer = new Framer();
-  private constructor(readonly socket: net.Socket) {
-    socket.on('data', (d: Buffer) => {
-      this.framer.push(d);
-      for (let b = this.framer.next(); b !== null; b = this.framer.next()) {
-        const m = decodeMessage(b, CTX);
-        this.messages.push(m);
-        if (m.type !== 'UPDATE') continue;
-        for (const p of m.withdrawn.prefixes) this.rib.delete(prefix4ToString(p as number));
-        for (const p of m.nlri.prefixes) this.rib.set(prefix4ToString(p as number), m.attributes);
-      }
-    });
-    socket.on('error', () => {});
-  }
+/** A hand-driven peer n (test/helpers/raw-peer.ts), which keeps what the speaker advertises to it. */
+const session = (n: number, o: OpenSpec): Promise<RawPeer> =>
+  RawPeer.session({
+    host: addr(1), port: PORT, localAddress: addr(n), asn: o.asn, routerId: `10.0.0.${n}`,
+    ...(o.gr ? { gracefulRestart: o.gr } : {}),
+    ...(o.llgr ? { longLivedGracefulRestart: o.llgr } : {}),
+  });
 
-  static async session(n: number, o: OpenSpec): Promise<RawPeer> {
-    const s = net.connect({ host: addr(1), port: PORT, localAddress: addr(n) });
-    await new Promise<void>((resolve, reject) => {
-      s.once('connect', resolve);
-      s.once('error', reject);
-    });
-    const r = new RawPeer(s);
-    const caps = buildCapabilities({
-      localAs: o.asn,
-      families: [0x101, 0x201],
-      ...(o.gr ? { gracefulRestart: o.gr } : {}),
-      ...(o.llgr ? { longLivedGracefulRestart: o.llgr } : {}),
-    });
-    s.write(encodeMessage({ type: 'OPEN', version: 4, myAs: o.asn, holdTime: 90, bgpId: parseIpv4(`10.0.0.${n}`), capabilities: caps }));
-    await until(() => r.messages.some((m) => m.type === 'OPEN'), 'the speaker\'s OPEN', 5000);
-    s.write(encodeMessage({ type: 'KEEPALIVE' }));
-    return r;
-  }
-
-  announce(asn: number, prefixes: string[], extra: PathAttributes = {}): void {
-    const list = { afi: 1 as const, safi: 1, prefixes: prefixes.map((p) => parsePrefixText(p) as number), pathIds: null };
-    const attrs: PathAttributes = { origin: 0, asPath: asn === LOCAL_AS ? [] : [{ type: 2, asns: [asn] }], nextHop: '192.0.2.1', ...extra };
-    for (const b of packUpdates(attrs, list, CTX)) this.socket.write(b);
-  }
-
-  endOfRib(): void {
-    this.socket.write(endOfRib(1, 1, CTX));
-    this.socket.write(endOfRib(2, 1, CTX));
-  }
-
-  reset(): void {
-    this.socket.resetAndDestroy();
-  }
-
-  open(): Extract<Message, { type: 'OPEN' }> | undefined {
-    return this.messages.find((m): m is Extract<Message, { type: 'OPEN' }> => m.type === 'OPEN');
-  }
-}
+/** What peer AS asn announces: its AS in the path (none over iBGP), next hop 192.0.2.1, plus extra. */
+const from = (asn: number, extra: PathAttributes = {}): PathAttributes =>
+  ({ origin: 0, asPath: asn === LOCAL_AS ? [] : [{ type: 2, asns: [asn] }], nextHop: '192.0.2.1', ...extra });
 
 const speakers: Speaker[] = [];
 t.teardown(async () => {
@@ -149,8 +91,8 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 t.test('our OPEN carries LLGR beside GR only when configured', async (t) => {
   const { s } = helper(t, [{ n: 2, asn: 65002, llst: 3600 }, { n: 3, asn: 65003 }]);
   await s.start();
-  const a = await RawPeer.session(2, { asn: 65002 });
-  const b = await RawPeer.session(3, { asn: 65003 });
+  const a = await session(2, { asn: 65002 });
+  const b = await session(3, { asn: 65003 });
   const llgrA = a.open()?.capabilities.find((c) => c.name === 'long-lived-graceful-restart');
   t.ok(a.open()?.capabilities.some((c) => c.name === 'graceful-restart'), 'GR present');
   t.same(llgrA?.name === 'long-lived-graceful-restart' ? llgrA.families.map((f) => [f.afi, f.safi, f.staleTime]) : null, [[1, 1, 3600], [2, 1, 3600]], 'LLGR 3600 s per family (RFC 9494 §3)');
@@ -173,17 +115,17 @@ t.test('GR then LLGR: LLGR_STALE, NO_LLGR removed, depreference, re-advertisemen
     { n: 5, asn: 65005 },
   ]);
   await s.start();
-  const a = await RawPeer.session(2, { asn: 65002, gr: { restartTime: 1, forwardingState: true, notification: true }, llgr: { staleTime: 3, forwardingState: true } });
-  const b = await RawPeer.session(3, { asn: LOCAL_AS, gr: { restartTime: 60 } });
-  const c = await RawPeer.session(4, { asn: 65004, gr: { restartTime: 60 }, llgr: { staleTime: 60 } });
-  const d = await RawPeer.session(5, { asn: 65005, gr: { restartTime: 60 } });
+  const a = await session(2, { asn: 65002, gr: { restartTime: 1, forwardingState: true, notification: true }, llgr: { staleTime: 3, forwardingState: true } });
+  const b = await session(3, { asn: LOCAL_AS, gr: { restartTime: 60 } });
+  const c = await session(4, { asn: 65004, gr: { restartTime: 60 }, llgr: { staleTime: 60 } });
+  const d = await session(5, { asn: 65005, gr: { restartTime: 60 } });
   await until(() => [2, 3, 4, 5].every((n) => up(s, n)), 'four sessions', 5000);
   t.same(gr(s, 2)?.peer?.longLived.map((f) => [f.family, f.staleTime]), [['ipv4-unicast', 3], ['ipv6-unicast', 3]], 'peer JSON: the peer\'s LLGR capability');
 
-  a.announce(65002, ['10.20.1.0/24', '10.20.3.0/24'], { communities: [((65002 << 16) | 1) >>> 0] });
-  a.announce(65002, ['10.20.2.0/24'], { communities: [NO_LLGR] });
-  b.announce(LOCAL_AS, ['10.20.3.0/24'], { localPref: 50 });
-  a.endOfRib();
+  a.announce(['10.20.1.0/24', '10.20.3.0/24'], from(65002, { communities: [((65002 << 16) | 1) >>> 0] }));
+  a.announce(['10.20.2.0/24'], from(65002, { communities: [NO_LLGR] }));
+  b.announce(['10.20.3.0/24'], from(LOCAL_AS, { localPref: 50 }));
+  a.endOfRib(1, 2);
   await until(() => route(s, '10.20.3.0/24')?.paths.length === 2 && route(s, '10.20.2.0/24') !== undefined && route(s, '10.20.1.0/24') !== undefined, 'routes learned', 5000);
   t.equal(route(s, '10.20.3.0/24')?.best.from, addr(2), 'before: the eBGP path (LOCAL_PREF 100) beats LOCAL_PREF 50');
   await until(() => c.rib.has('10.20.1.0/24') && d.rib.has('10.20.1.0/24') && d.rib.has('10.20.3.0/24'), 'both receivers have the routes', 5000);
@@ -233,9 +175,9 @@ t.test('LLGR: reconnect + End-of-RIB refreshes the re-announced path (community 
   const { s, stale } = helper(t, [{ n: 6, asn: 65006, llst: 600 }]);
   await s.start();
   // restart time 0: straight into the long-lived phase (RFC 9494 §4.2)
-  let a = await RawPeer.session(6, { asn: 65006, gr: { restartTime: 0, forwardingState: true }, llgr: { staleTime: 120, forwardingState: true } });
+  let a = await session(6, { asn: 65006, gr: { restartTime: 0, forwardingState: true }, llgr: { staleTime: 120, forwardingState: true } });
   await until(() => up(s, 6), 'session', 5000);
-  a.announce(65006, ['10.21.1.0/24', '10.21.2.0/24']);
+  a.announce(['10.21.1.0/24', '10.21.2.0/24'], from(65006));
   await until(() => route(s, '10.21.2.0/24') !== undefined, 'routes learned', 5000);
   a.reset();
   await until(() => stale.some((e) => e.action === 'long-lived'), 'LLGR phase at once', 5000);
@@ -243,13 +185,13 @@ t.test('LLGR: reconnect + End-of-RIB refreshes the re-announced path (community 
   t.equal(stale.some((e) => e.action === 'retained'), true, 'retained first');
 
   await sleep(1200); // the speaker's idle hold
-  a = await RawPeer.session(6, { asn: 65006, gr: { restartTime: 0, forwardingState: true, restarting: true }, llgr: { staleTime: 120, forwardingState: true } });
+  a = await session(6, { asn: 65006, gr: { restartTime: 0, forwardingState: true, restarting: true }, llgr: { staleTime: 120, forwardingState: true } });
   await until(() => up(s, 6), 'session back', 5000);
   t.same(gr(s, 6)?.longLived.map((f) => f.family), ['ipv4-unicast', 'ipv6-unicast'], 'the long-lived clocks keep running after the reconnect');
-  a.announce(65006, ['10.21.1.0/24']);
+  a.announce(['10.21.1.0/24'], from(65006));
   await until(() => route(s, '10.21.1.0/24')?.best.communities.length === 0, 'the re-announced path is fresh: no LLGR_STALE', 5000);
   t.ok(route(s, '10.21.2.0/24'), 'the path not re-announced stays until End-of-RIB');
-  a.endOfRib();
+  a.endOfRib(1, 2);
   await until(() => !route(s, '10.21.2.0/24'), 'End-of-RIB sweeps what was not re-announced', 5000);
   t.ok(route(s, '10.21.1.0/24'), 'the refreshed route stays');
   t.equal(gr(s, 6)?.helper, null, 'peer JSON: helper mode over');
@@ -261,13 +203,13 @@ t.test('LLGR: reconnect + End-of-RIB refreshes the re-announced path (community 
 t.test('without LLGR offered, a restart timer expiry sweeps as plain GR does; a received LLGR_STALE path is depreferenced', async (t) => {
   const { s, stale } = helper(t, [{ n: 7, asn: 65007 }, { n: 8, asn: 65008 }]);
   await s.start();
-  const a = await RawPeer.session(7, { asn: 65007, gr: { restartTime: 1, forwardingState: true }, llgr: { staleTime: 600, forwardingState: true } });
-  const b = await RawPeer.session(8, { asn: 65008, gr: { restartTime: 60 } });
+  const a = await session(7, { asn: 65007, gr: { restartTime: 1, forwardingState: true }, llgr: { staleTime: 600, forwardingState: true } });
+  const b = await session(8, { asn: 65008, gr: { restartTime: 60 } });
   await until(() => up(s, 7) && up(s, 8), 'sessions', 5000);
   // RFC 9494 §4.3/§4.4: a path that arrives with LLGR_STALE ranks below a fresh one, even with a shorter AS_PATH.
-  a.announce(65007, ['10.22.1.0/24'], { communities: [LLGR_STALE] });
-  b.announce(65008, ['10.22.1.0/24'], { asPath: [{ type: 2, asns: [65008, 65100, 65101] }] });
-  a.announce(65007, ['10.22.2.0/24']);
+  a.announce(['10.22.1.0/24'], from(65007, { communities: [LLGR_STALE] }));
+  b.announce(['10.22.1.0/24'], from(65008, { asPath: [{ type: 2, asns: [65008, 65100, 65101] }] }));
+  a.announce(['10.22.2.0/24'], from(65007));
   await until(() => route(s, '10.22.1.0/24')?.paths.length === 2 && route(s, '10.22.2.0/24') !== undefined, 'routes learned', 5000);
   t.equal(route(s, '10.22.1.0/24')?.best.from, addr(8), 'the fresh path with the longer AS_PATH wins over a received LLGR_STALE one');
   a.reset();

@@ -6,10 +6,11 @@
 import t from 'tap';
 import net from 'node:net';
 import {
-  Framer, Speaker, buildCapabilities, decodeMessage, encodeMessage, parseIpv4, parsePrefixText,
+  Speaker, decodeMessage, encodeMessage, parseIpv4, parsePrefixText,
   type BestEvent, type Message, type PeerOptions, type SpeakerOptions,
 } from '../bgp/index.js';
 import { until } from './helpers/netns.js';
+import { RawPeer } from './helpers/raw-peer.js';
 
 const PORT = 24181;
 // A /24 of 127/8 per process, so that this file running in several checkouts at once does not collide.
@@ -165,23 +166,9 @@ t.test('two reflectors in different clusters', async (t) => {
   await Promise.all(all.map(({ s }) => s.stop()));
 });
 
-/** A scripted peer: connects from addr(from) to the speaker at addr(to), sends OPEN and KEEPALIVE, collects what comes back. */
-async function rawPeer(to: number, from: number, families: number[]): Promise<{ sock: net.Socket; got: Message[]; closed: () => boolean }> {
-  const sock = net.connect({ host: addr(to), port: PORT, localAddress: addr(from) });
-  sock.on('error', () => {});
-  const got: Message[] = [];
-  const framer = new Framer();
-  let closed = false;
-  sock.on('data', (d: Buffer) => {
-    framer.push(d);
-    for (let b = framer.next(); b !== null; b = framer.next()) got.push(decodeMessage(b));
-  });
-  sock.on('close', () => (closed = true));
-  await new Promise<void>((r) => sock.once('connect', () => r()));
-  sock.write(encodeMessage({ type: 'OPEN', version: 4, myAs: AS, holdTime: 90, bgpId: parseIpv4(`10.0.0.${from}`), capabilities: buildCapabilities({ localAs: AS, families }) }));
-  sock.write(encodeMessage({ type: 'KEEPALIVE' }));
-  return { sock, got, closed: () => closed };
-}
+/** A scripted peer (test/helpers/raw-peer.ts) at addr(from), in our AS, with a session to the speaker at addr(to). */
+const rawPeer = (to: number, from: number, families: number[]): Promise<RawPeer> =>
+  RawPeer.session({ host: addr(to), port: PORT, localAddress: addr(from), asn: AS, routerId: `10.0.0.${from}`, families });
 
 t.test('maximum prefixes: warned, then shut with Cease/1 (AFI/SAFI, limit), held down; the others unaffected', async (t) => {
   const logs: { level: string; msg: string; peer?: string }[] = [];
@@ -200,7 +187,7 @@ t.test('maximum prefixes: warned, then shut with Cease/1 (AFI/SAFI, limit), held
   const yConn = m.s.peerInfo(addr(23))?.connection;
 
   // a raw peer (X): OPEN, then 4 prefixes (warning at 3), then 4 more (limit 5 exceeded)
-  const { sock, got, closed } = await rawPeer(21, 22, [0x101]);
+  const x = await rawPeer(21, 22, [0x101]);
   await until(() => m.s.peerInfo(addr(22))?.state === 'Established', 'X Established', 10_000);
   const update = (from: number, n: number): Buffer => {
     const prefixes = Array.from({ length: n }, (_, i) => parsePrefixText(`10.22.${from + i}.0/24`) as number);
@@ -211,13 +198,13 @@ t.test('maximum prefixes: warned, then shut with Cease/1 (AFI/SAFI, limit), held
       nlri: { afi: 1, safi: 1, prefixes, pathIds: null },
     });
   };
-  sock.write(update(0, 4));
+  x.socket.write(update(0, 4));
   await until(() => m.s.peerInfo(addr(22))?.counters.messagesIn.UPDATE === 1, 'first UPDATE in', 5000);
   await until(() => logs.some((l) => l.level === 'warn' && l.peer === addr(22)), 'warning logged', 5000);
   t.equal(m.s.peerInfo(addr(22))?.state, 'Established', 'below the limit: still up');
-  sock.write(update(4, 4));
-  await until(closed, 'X closed', 5000);
-  const n = got.find((x): x is Extract<Message, { type: 'NOTIFICATION' }> => x.type === 'NOTIFICATION');
+  x.socket.write(update(4, 4));
+  await until(() => x.closed, 'X closed', 5000);
+  const n = x.messages.find((x): x is Extract<Message, { type: 'NOTIFICATION' }> => x.type === 'NOTIFICATION');
   t.equal(n?.code, 6, 'Cease');
   t.equal(n?.subcode, 1, 'Maximum Number of Prefixes Reached');
   t.same([...(n?.data ?? [])], [0, 1, 1, 0, 0, 0, 5], 'data: AFI 1, SAFI 1, limit 5 (RFC 4486 §4)');
@@ -243,7 +230,7 @@ t.test('maximum prefixes: warned, then shut with Cease/1 (AFI/SAFI, limit), held
     throw e;
   });
   t.pass('restartAfterSec lets the peer back');
-  sock.destroy();
+  x.socket.destroy();
   await Promise.all([m.s.stop(), y.s.stop(), z.s.stop()]);
 });
 
@@ -254,7 +241,7 @@ t.test('maximum prefixes count per address family; perFamily overrides one famil
   const warned: string[] = [];
   m.s.on('log', (l: { level: string; msg: string }) => { if (l.level === 'warn') warned.push(l.msg); });
   await m.s.start();
-  const { sock, got, closed } = await rawPeer(31, 32, [0x101, 0x201]);
+  const x = await rawPeer(31, 32, [0x101, 0x201]);
   await until(() => m.s.peerInfo(addr(32))?.state === 'Established', 'Established', 10_000);
   const none = { afi: 1 as const, safi: 1, prefixes: [], pathIds: null };
   const v4 = (n: number): Buffer => encodeMessage({
@@ -266,19 +253,19 @@ t.test('maximum prefixes count per address family; perFamily overrides one famil
     attributes: { origin: 0, asPath: [], localPref: 100 },
     mpReach: { afi: 2, safi: 1, nextHops: ['fd00::32'], nlri: { afi: 2, safi: 1, prefixes: Array.from({ length: n }, (_, i) => parsePrefixText(`fd00:32:${from + i}::/64`)), pathIds: null } },
   } as Parameters<typeof encodeMessage>[0]);
-  sock.write(v4(4));
-  sock.write(v6(0, 3));
+  x.socket.write(v4(4));
+  x.socket.write(v6(0, 3));
   const accepted = (): number | undefined => m.s.peersJson().peers.find((x) => x.address === addr(32))?.prefixes.accepted;
   await until(() => accepted() === 7, 'seven prefixes accepted', 5000);
   t.equal(m.s.peerInfo(addr(32))?.state, 'Established', '7 in all, but no family above its limit: still up');
   t.ok(warned.some((w) => /ipv4-unicast/.test(w) && /limit of 5/.test(w)), 'IPv4 warned at 75% of 5');
   t.ok(warned.some((w) => /ipv6-unicast/.test(w) && /limit of 3/.test(w)), 'IPv6 warned against its own limit of 3');
-  sock.write(v6(3, 1));
-  await until(closed, 'closed at the fourth IPv6 prefix', 5000);
-  const n = got.find((x): x is Extract<Message, { type: 'NOTIFICATION' }> => x.type === 'NOTIFICATION');
+  x.socket.write(v6(3, 1));
+  await until(() => x.closed, 'closed at the fourth IPv6 prefix', 5000);
+  const n = x.messages.find((x): x is Extract<Message, { type: 'NOTIFICATION' }> => x.type === 'NOTIFICATION');
   t.equal(n?.code, 6, 'Cease');
   t.equal(n?.subcode, 1, 'Maximum Number of Prefixes Reached');
   t.same([...(n?.data ?? [])], [0, 2, 1, 0, 0, 0, 3], 'data: AFI 2, SAFI 1 and the IPv6 limit 3 (RFC 4486 §4)');
-  sock.destroy();
+  x.socket.destroy();
   await m.s.stop();
 });
