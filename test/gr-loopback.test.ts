@@ -15,10 +15,10 @@ import {
 } from '../bgp/index.js';
 import { until } from './helpers/netns.js';
 import { RawPeer } from './helpers/raw-peer.js';
+import { loopbackNet } from './helpers/loopback.js';
 
 const PORT = 24279;
-const NET = `127.${40 + (process.pid % 200)}.${1 + Math.floor(Math.random() * 250)}`;
-const addr = (n: number): string => `${NET}.${n}`;
+const addr = loopbackNet();
 
 interface Gr {
   restartTime: number;

@@ -24,12 +24,12 @@ import {
 import { LongLivedState } from '../bgp/speaker/llgr.js';
 import { until } from './helpers/netns.js';
 import { RawPeer } from './helpers/raw-peer.js';
+import { loopbackNet } from './helpers/loopback.js';
 
 type Tap = { teardown: (f: () => unknown) => void };
 
 const PORT = 24281;
-const NET = `127.${40 + ((process.pid + 97) % 200)}.${1 + Math.floor(Math.random() * 250)}`;
-const addr = (n: number): string => `${NET}.${n}`;
+const addr = loopbackNet();
 const LOCAL_AS = 65000;
 
 interface OpenSpec {

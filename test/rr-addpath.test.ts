@@ -11,41 +11,22 @@ import t from 'tap';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Speaker, parsePrefixText, type BestEvent, type PeerOptions, type SpeakerOptions } from '../bgp/index.js';
+import type { Speaker} from '../bgp/index.js';
+import { parsePrefixText, type BestEvent, type PeerOptions, type SpeakerOptions } from '../bgp/index.js';
 import { requires } from './helpers/env.js';
 import { Lab, nsExec, nsSpawn, until } from './helpers/netns.js';
 import { Bird } from './helpers/bird.js';
 import { AgentClient } from './helpers/agent-client.js';
+import { fibView, loopbackNet, loopbackSpeaker } from './helpers/loopback.js';
 
 const PORT = 24191;
-const NET = `127.${40 + (process.pid % 200)}.${1 + Math.floor(Math.random() * 250)}`;
-const addr = (n: number): string => `${NET}.${n}`;
+const addr = loopbackNet();
 const AS = 65000;
 const PREFIX = '10.99.0.0/24';
 
 function speaker(n: number, peers: PeerOptions[], extra: Partial<SpeakerOptions> = {}): { s: Speaker; fib: Map<string, BestEvent>; events: BestEvent[] } {
-  const s = new Speaker({
-    localAsn: AS,
-    routerId: `10.0.0.${n}`,
-    listenAddress: addr(n),
-    listenPort: PORT,
-    holdTime: 30,
-    connectRetryTime: 1,
-    idleHold: { initial: 1, max: 2 },
-    peers,
-    ...extra,
-  });
-  s.on('log', () => {});
-  const fib = new Map<string, BestEvent>();
-  const events: BestEvent[] = [];
-  s.on('best', (changes: BestEvent[]) => {
-    for (const c of changes) {
-      events.push(c);
-      if (c.attributes === null) fib.delete(c.prefix);
-      else if (!c.local) fib.set(c.prefix, c);
-    }
-  });
-  return { s, fib, events };
+  const s = loopbackSpeaker(addr, PORT, n, AS, peers, extra);
+  return { s, ...fibView(s) };
 }
 
 const peer = (n: number, o: Partial<PeerOptions> = {}): PeerOptions => ({ address: addr(n), port: PORT, asn: AS, families: ['ipv4-unicast'], ...o });

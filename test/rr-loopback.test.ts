@@ -5,17 +5,17 @@
 // (RFC 4486), which reflectors need most.
 import t from 'tap';
 import net from 'node:net';
-import {
-  Speaker, decodeMessage, encodeMessage, parseIpv4, parsePrefixText,
+import type {
+  Speaker} from '../bgp/index.js';
+import { decodeMessage, encodeMessage, parseIpv4, parsePrefixText,
   type BestEvent, type Message, type PeerOptions, type SpeakerOptions,
 } from '../bgp/index.js';
 import { until } from './helpers/netns.js';
 import { RawPeer } from './helpers/raw-peer.js';
+import { fibView, loopbackNet, loopbackSpeaker } from './helpers/loopback.js';
 
 const PORT = 24181;
-// A /24 of 127/8 per process, so that this file running in several checkouts at once does not collide.
-const NET = `127.${40 + (process.pid % 200)}.${1 + Math.floor(Math.random() * 250)}`;
-const addr = (n: number): string => `${NET}.${n}`;
+const addr = loopbackNet();
 const AS = 65000;
 const speakers: Speaker[] = [];
 
@@ -25,28 +25,9 @@ t.teardown(async () => {
 
 /** A speaker and the FIB-facing view built from its 'best' stream (prefix → next hops; absent when withdrawn). */
 function speaker(n: number, peers: PeerOptions[], extra: Partial<SpeakerOptions> = {}): { s: Speaker; fib: Map<string, BestEvent> } {
-  const s = new Speaker({
-    localAsn: AS,
-    routerId: `10.0.0.${n}`,
-    listenAddress: addr(n),
-    listenPort: PORT,
-    holdTime: 30,
-    connectRetryTime: 1,
-    idleHold: { initial: 1, max: 2 },
-    maxPaths: 1, // ECMP off
-    peers,
-    ...extra,
-  });
-  s.on('log', () => {});
-  const fib = new Map<string, BestEvent>();
-  s.on('best', (changes: BestEvent[]) => {
-    for (const c of changes) {
-      if (c.attributes === null) fib.delete(c.prefix);
-      else if (!c.local) fib.set(c.prefix, c);
-    }
-  });
+  const s = loopbackSpeaker(addr, PORT, n, AS, peers, { maxPaths: 1 /* ECMP off */, ...extra });
   speakers.push(s);
-  return { s, fib };
+  return { s, fib: fibView(s).fib };
 }
 
 const peer = (n: number, o: Partial<PeerOptions> = {}): PeerOptions => ({ address: addr(n), port: PORT, asn: AS, ...o });

@@ -3,11 +3,12 @@
 // told apart by address as they would be between hosts.
 import t from 'tap';
 import net from 'node:net';
+import type {
+  Speaker} from '../bgp/index.js';
 import {
   CeaseSubcode,
   ErrorCode,
   Framer,
-  Speaker,
   bindSocket,
   buildCapabilities,
   createSocket,
@@ -23,11 +24,10 @@ import {
   type SpeakerOptions,
 } from '../bgp/index.js';
 import { until } from './helpers/netns.js';
+import { loopbackNet, loopbackSpeaker } from './helpers/loopback.js';
 
 const PORT = 24179;
-// A /24 of 127/8 per process, so that this file running in several checkouts at once does not collide.
-const NET = `127.${40 + (process.pid % 200)}.${1 + Math.floor(Math.random() * 250)}`;
-const addr = (n: number): string => `${NET}.${n}`;
+const addr = loopbackNet();
 const speakers: Speaker[] = [];
 
 t.teardown(async () => {
@@ -35,19 +35,7 @@ t.teardown(async () => {
 });
 
 function speaker(n: number, asn: number, peers: PeerOptions[], extra: Partial<SpeakerOptions> = {}): Speaker {
-  const s = new Speaker({
-    localAsn: asn,
-    routerId: `10.0.0.${n}`,
-    listenAddress: addr(n),
-    listenPort: PORT,
-    holdTime: 30,
-    connectRetryTime: 1,
-    idleHold: { initial: 1, max: 2 },
-    nextHop6: `fd00::${n}`,
-    peers,
-    ...extra,
-  });
-  s.on('log', () => {});
+  const s = loopbackSpeaker(addr, PORT, n, asn, peers, { nextHop6: `fd00::${n}`, ...extra });
   speakers.push(s);
   return s;
 }
