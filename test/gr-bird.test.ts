@@ -12,10 +12,9 @@ import type { ChildProcess } from 'node:child_process';
 import { requires } from './helpers/env.js';
 import { Lab, nsExec, nsSpawn, until } from './helpers/netns.js';
 import { Bird as SharedBird } from './helpers/bird.js';
-import { AgentClient } from './helpers/agent-client.js';
+import { AGENT, AgentClient } from './helpers/agent-client.js';
 import type { SpeakerOptions } from '../bgp/index.js';
 
-const AGENT = 'dist/test/helpers/speaker-agent.js';
 const BIRD_AS = 65010;
 const SKEIN_AS = 65020;
 
@@ -82,11 +81,7 @@ async function setup(t: Test): Promise<{ lab: Lab; nsBird: string; nsSkein: stri
 }
 
 function spawnAgent(t: Test, ns: string): AgentClient {
-  const proc = nsSpawn(ns, process.execPath, [AGENT]);
-  t.teardown(() => {
-    if (proc.exitCode === null) proc.kill('SIGKILL');
-  });
-  return new AgentClient(proc);
+  return AgentClient.spawn(t, ns);
 }
 
 for (const gr of [true, false]) {

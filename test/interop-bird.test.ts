@@ -5,11 +5,10 @@
 import t from 'tap';
 import { existsSync } from 'node:fs';
 import { requires } from './helpers/env.js';
-import { Lab, nsSpawn, until } from './helpers/netns.js';
+import { Lab, until } from './helpers/netns.js';
 import { Bird, type BirdRoute } from './helpers/bird.js';
-import { AgentClient } from './helpers/agent-client.js';
+import { AGENT, AgentClient } from './helpers/agent-client.js';
 
-const AGENT = 'dist/test/helpers/speaker-agent.js';
 
 /** The speaker-agent child: JSON commands in, answers out. */
 const BIRD_AS = 65010;
@@ -67,11 +66,7 @@ for (const mode of ['iBGP', 'eBGP'] as const) {
     t.teardown(() => bird.stop());
     await bird.start(birdConfig(skeinAs));
 
-    const proc = nsSpawn(nsSkein, process.execPath, [AGENT]);
-    t.teardown(() => {
-      proc.kill('SIGKILL');
-    });
-    const agent = new AgentClient(proc);
+    const agent = AgentClient.spawn(t, nsSkein);
     await agent.call('start', {
       config: {
         localAsn: skeinAs,

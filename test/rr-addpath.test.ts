@@ -16,7 +16,7 @@ import { parsePrefixText, type BestEvent, type PeerOptions, type SpeakerOptions 
 import { requires } from './helpers/env.js';
 import { Lab, nsExec, nsSpawn, until } from './helpers/netns.js';
 import { Bird } from './helpers/bird.js';
-import { AgentClient } from './helpers/agent-client.js';
+import { AGENT, AgentClient } from './helpers/agent-client.js';
 import { fibView, loopbackNet, loopbackSpeaker } from './helpers/loopback.js';
 
 const PORT = 24191;
@@ -101,16 +101,11 @@ t.test('loopback: a reflector sends every path to an ADD-PATH client, which inst
 
 // ------------------------------------------------------------------ BIRD 2
 
-const AGENT = 'dist/test/helpers/speaker-agent.js';
 type Teardown = { teardown: (fn: () => unknown) => void };
 const ip = (n: number, host: number): string => `10.9.${n}.${host}`;
 
 async function agent(t: Teardown, ns: string, config: SpeakerOptions): Promise<AgentClient> {
-  const proc = nsSpawn(ns, process.execPath, [AGENT]);
-  t.teardown(() => {
-    proc.kill('SIGKILL');
-  });
-  const a = new AgentClient(proc);
+  const a = AgentClient.spawn(t, ns);
   await a.call('start', { config });
   return a;
 }

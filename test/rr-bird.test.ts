@@ -5,12 +5,11 @@
 import t from 'tap';
 import { existsSync } from 'node:fs';
 import { requires } from './helpers/env.js';
-import { Lab, nsSpawn, until } from './helpers/netns.js';
+import { Lab, until } from './helpers/netns.js';
 import { Bird } from './helpers/bird.js';
-import { AgentClient } from './helpers/agent-client.js';
+import { AGENT, AgentClient } from './helpers/agent-client.js';
 import type { SpeakerOptions } from '../bgp/index.js';
 
-const AGENT = 'dist/test/helpers/speaker-agent.js';
 type Teardown = { teardown: (fn: () => unknown) => void };
 const AS = 65100;
 
@@ -31,11 +30,7 @@ function star(t: Teardown) {
 }
 
 async function agent(t: Teardown, ns: string, config: SpeakerOptions): Promise<AgentClient> {
-  const proc = nsSpawn(ns, process.execPath, [AGENT]);
-  t.teardown(() => {
-    proc.kill('SIGKILL');
-  });
-  const a = new AgentClient(proc);
+  const a = AgentClient.spawn(t, ns);
   await a.call('start', { config });
   return a;
 }

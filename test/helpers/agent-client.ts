@@ -3,6 +3,10 @@
 import type { ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { PeerJson, RouteJson } from '../../bgp/index.js';
+import { nsSpawn } from './netns.js';
+
+/** The agent's entry point, built by `npm run build` (pretest). */
+export const AGENT = 'dist/test/helpers/speaker-agent.js';
 
 interface Reply {
   id?: number;
@@ -13,6 +17,15 @@ interface Reply {
 }
 
 export class AgentClient {
+  /** Start an agent in network namespace ns; it is killed when the test ends (also when it fails). */
+  static spawn(t: { teardown: (fn: () => unknown) => void }, ns: string): AgentClient {
+    const proc = nsSpawn(ns, process.execPath, [AGENT]);
+    t.teardown(() => {
+      if (proc.exitCode === null) proc.kill('SIGKILL');
+    });
+    return new AgentClient(proc);
+  }
+
   private next = 1;
   private readonly waiting = new Map<number, (m: Reply) => void>();
   /** every event line the agent printed, and its stderr, for failure messages */
