@@ -153,6 +153,26 @@ function better(a: Path, b: Path): Path {
 }
 
 /**
+ * MED is compared only within a neighbouring AS: the best path of each neighbour-AS group, and the best of those
+ * winners, which therefore does not depend on the order of paths.
+ */
+function groupWinners(paths: readonly Path[]): Map<number, Path> {
+  const groups = new Map<number, Path>();
+  for (const p of paths) {
+    const g = p.attrs.neighborAs;
+    const cur = groups.get(g);
+    groups.set(g, cur === undefined ? p : better(cur, p));
+  }
+  return groups;
+}
+
+function bestOfGroups(groups: Map<number, Path>): Path {
+  let best: Path | undefined;
+  for (const g of groups.values()) best = best === undefined ? g : better(best, g);
+  return best as Path;
+}
+
+/**
  * Deterministic best path and multipath set of a prefix's candidates (see the
  * block comment for why it groups by neighbouring AS first).
  */
@@ -162,28 +182,10 @@ export function selectBest(paths: readonly Path[], maxPaths = 1): Selection | nu
   const only = paths[0] as Path;
   if (n === 1) return { best: only, reason: 'only-path', multipath: [only] };
 
-  // Group winners by neighbouring AS.
-  const groupBest = new Map<number, Path>();
-  for (const p of paths) {
-    const g = p.attrs.neighborAs;
-    const cur = groupBest.get(g);
-    groupBest.set(g, cur === undefined ? p : better(cur, p));
-  }
-  let best: Path | undefined;
-  for (const g of groupBest.values()) best = best === undefined ? g : better(best, g);
-  const b = best as Path;
-
+  const groupBest = groupWinners(paths);
+  const b = bestOfGroups(groupBest);
   // The runner-up, for the reason: best of the rest under the same rule.
-  const rest = paths.filter((p) => p !== b);
-  const runnerGroups = new Map<number, Path>();
-  for (const p of rest) {
-    const g = p.attrs.neighborAs;
-    const cur = runnerGroups.get(g);
-    runnerGroups.set(g, cur === undefined ? p : better(cur, p));
-  }
-  let runner: Path | undefined;
-  for (const g of runnerGroups.values()) runner = runner === undefined ? g : better(runner, g);
-  const reason = compare(b, runner as Path).reason;
+  const reason = compare(b, bestOfGroups(groupWinners(paths.filter((p) => p !== b)))).reason;
 
   if (maxPaths <= 1) return { best: b, reason, multipath: [b] };
 
