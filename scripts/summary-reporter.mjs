@@ -1,5 +1,6 @@
 // tap reporter: passes the raw TAP stream through and ends with the plain
-// "N passed, N failed, N skipped, N todo (N total)" line that CI reads.
+// plain "N passed, N failed, N skipped" line that CI reads (nothing may follow it on that line; the todo
+// count and the total go on the line before).
 import { Transform } from 'node:stream';
 
 export default class SummaryReporter extends Transform {
@@ -25,6 +26,6 @@ export default class SummaryReporter extends Transform {
 
   _flush(cb) {
     const c = this.#counts ?? { total: 0 };
-    cb(null, `\n${c.pass ?? 0} passed, ${c.fail ?? 0} failed, ${c.skip ?? 0} skipped, ${c.todo ?? 0} todo (${c.total} total)\n`);
+    cb(null, `\n${c.todo ?? 0} todo, ${c.total} total\n${c.pass ?? 0} passed, ${c.fail ?? 0} failed, ${c.skip ?? 0} skipped\n`);
   }
 }
