@@ -94,6 +94,10 @@ export class Daemon {
   #eventsScheduled = false;
   /** the first snapshot is applied: change events can be diffed */
   #live = false;
+  /** datastoreReady has been true once: from then on a false means freeze, not withdraw */
+  #everReady = false;
+  /** changes held back while the datastore is frozen (datastoreReady false at run time), in arrival order */
+  #frozenEvents: ChangeEvent[] | undefined;
   #stopping = false;
   #stopped: Promise<void> | undefined;
   #resolveFinished!: () => void;
@@ -327,10 +331,31 @@ export class Daemon {
     // Until the snapshot is applied the controller has nothing to diff against: the events wait (they are
     // newer than the snapshot, so they are applied after it).
     if (!this.#live || this.#stopping) return;
-    const events = this.#pendingEvents;
+    let events = this.#pendingEvents;
     this.#pendingEvents = [];
     if (events.length === 0) return;
     const model = this.#ds?.model;
+    // The freeze (CONTRACT, ClusterInformation): `calicoctl datastore migrate lock` sets datastoreReady false around
+    // IPAM maintenance and migrations, when the datastore may be half-written. Calico's confd does not watch the
+    // flag at all (confd/pkg/backends/calico/ reads no ClusterInformation), so BIRD keeps every route; skein keeps
+    // what it announces and programs too, and applies nothing until the flag is true again, then everything at once.
+    if (model && this.#everReady && !model.datastoreReady()) {
+      if (this.#frozenEvents === undefined) {
+        this.#frozenEvents = [];
+        this.log.warn('ClusterInformation datastoreReady is false: datastore frozen, keeping every announcement and kernel route and applying no datastore change until it is true again');
+        this.readiness.setBlocker('cluster', 'datastore frozen (ClusterInformation datastoreReady false): announcements and kernel routes kept, datastore changes held');
+        this.metrics.datastoreFrozen(true);
+      }
+      this.#frozenEvents.push(...events);
+      return;
+    }
+    if (this.#frozenEvents !== undefined) {
+      this.log.info('ClusterInformation datastoreReady is true again: applying the changes held during the freeze', { held: this.#frozenEvents.length });
+      events = [...this.#frozenEvents, ...events];
+      this.#frozenEvents = undefined;
+      this.readiness.setBlocker('cluster', undefined);
+      this.metrics.datastoreFrozen(false);
+    }
     let restart: SpeakerIdentity | undefined;
     // The log level and the speaker's identity come from Node and BGPConfiguration resources only (mapping.ts
     // speakerIdentity): a burst of WorkloadEndpoints (the bulk of a cluster's churn) need not re-derive them.
@@ -501,6 +526,7 @@ export class Daemon {
         if (!initial) log.info('workload route', { prefix: r.prefix, dev: r.interface, workload: r.workload });
       }
       this.routes.setOpen(ready);
+      if (ready) this.#everReady = true;
       if (ready) this.#maybeSync();
     };
     const p = this.#queue.then(run);

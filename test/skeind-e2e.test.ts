@@ -239,7 +239,7 @@ t.test('three hosts, one resources.yaml: mesh, routes, pings, live edit, borrowe
     t.same(one.map((r) => r.prefix), ['10.65.0.10/32'], 'routes ADDRESS gives the longest match');
     const fib = await ctl(sock('host-a'), 'fib');
     t.equal(fib.enabled, true);
-    t.equal(fib.protocol, 80);
+    t.equal(fib.protocol, 171);
     const fr = fib.routes as { prefix: string; desired: { type: string; nextHops: string[]; dev?: string } | null; kernel: unknown; state: string }[];
     t.equal(fr.find((r) => r.prefix === '10.65.0.0/26')?.desired?.type, 'blackhole');
     t.same(fr.find((r) => r.prefix === '10.65.0.64/26')?.desired, { type: 'unicast', nextHops: ['10.0.0.2'] });
