@@ -204,7 +204,7 @@ t.test('beside Felix: Felix\'s proto-80 routes untouched, every route present an
         const s = await ctl(sock(h.name), 'status');
         const peers = s.peers as { state: string }[];
         return peers.length === 2 && peers.every((p) => p.state === 'Established') && s.ready === true;
-      }, `${h.name}: 2 peers Established and ready`, 60_000, 250);
+      }, `${h.name}: 2 peers Established and ready`, 120_000, 500);
       await until(() => skeinRoutesOk(h), `${h.name}: skein's routes in the kernel (proto 171)`, 20_000, 200);
     }
     // Many sweeps later, everything is still there.

@@ -75,6 +75,7 @@ t.test('originations: blocks, borrowed addresses, OpenStack VMs, pools, services
   t.same(o.announce.map((a) => [a.prefix, a.kind]), [
     ['10.65.1.0/26', 'block'], // confirmed: the aggregate (calico_aggr), its /32 10.65.1.5 hidden beneath it
     ['10.65.2.9/32', 'borrowed'], // pending block: not ours yet, its workload goes out alone
+    ['10.65.3.0/26', 'block'], // pendingDeletion: still ours until IPAM deletes it (confd keeps it)
     ['10.65.9.7/32', 'borrowed'], // inside n2's block
     ['10.66.0.7/32', 'block'], // a /32 block is still announced
     ['10.70.3.9/32', 'borrowed'], // OpenStack VM, no IPAM at all
@@ -84,7 +85,7 @@ t.test('originations: blocks, borrowed addresses, OpenStack VMs, pools, services
     ['203.0.113.0/24', 'service'],
     ['fd00:65::/122', 'block'],
     ['fd00:65::1:9/128', 'borrowed'],
-  ], 'no 10.80/16 (disableBGPExport), no 192.168.50.5 (outside every pool), no pending/pendingDeletion/deleted blocks, nothing of n2');
+  ], 'no 10.80/16 (disableBGPExport), no 192.168.50.5 (outside every pool), no pending or deleted blocks, nothing of n2');
   const by = Object.fromEntries(o.announce.map((a) => [a.prefix, a]));
   // apply_communities: every prefixAdvertisement whose cidr contains the route adds its communities.
   t.same([by['10.65.1.0/26']?.communities, by['10.65.1.0/26']?.largeCommunities], [[[65000, 100], [65000, 200]], [[65000, 1, 2]]]);
@@ -95,7 +96,7 @@ t.test('originations: blocks, borrowed addresses, OpenStack VMs, pools, services
   t.same(by['10.65.1.0/26']?.sources, ['BlockAffinity/n1/10.65.1.0/26']);
   t.same(by['198.51.100.0/24']?.sources, ['BGPConfiguration/default serviceExternalIPs']);
   // bird_aggr: a blackhole per block, but none for a /32 block; the export-disabled block is still blackholed.
-  t.same(o.blackholes.map((b) => b.prefix), ['10.65.1.0/26', '10.80.1.0/26', '10.90.1.0/26', 'fd00:65::/122']);
+  t.same(o.blackholes.map((b) => b.prefix), ['10.65.1.0/26', '10.65.3.0/26', '10.80.1.0/26', '10.90.1.0/26', 'fd00:65::/122']);
   t.same(o.deviceRoutes.map((d) => [d.prefix, d.interface, d.workload]), [
     ['10.65.1.5/32', 'cali1', 'default/n1-k8s-web-eth0'],
     ['10.65.2.9/32', 'cali3', 'default/n1-k8s-pend-eth0'],

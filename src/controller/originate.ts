@@ -18,12 +18,12 @@
 // - Calico learns workload routes from the kernel (Felix writes them); skein
 //   reads WorkloadEndpoints directly (CONTRACT.md), so the device routes and the
 //   /32s of borrowed addresses come from ipNetworks.
-// - Calico blackholes every affine block whatever its state, and a pending
-//   block's blackhole then leaks out through the pool rule. skein announces and
-//   blackholes only confirmed, not-deleted affinities: a pending affinity is not
-//   yet ours and a pendingDeletion one is being handed back, and blackholing
-//   either could swallow traffic for addresses that live elsewhere. Addresses of
-//   local workloads inside such blocks are announced one by one (as borrowed).
+// - Affinity states as confd treats them (confd/pkg/backends/calico/client.go
+//   updateCache): a `pending` affinity is as good as absent (not yet ours: its
+//   workloads' addresses go out one by one, as borrowed), a `pendingDeletion` one
+//   is still this node's block (IPAM turns it back to confirmed if the block is
+//   not empty), so it is announced and blackholed like a confirmed one. An
+//   affinity marked `deleted` is skipped.
 // - A confirmed block outside every IP pool passes Calico's calico_aggr; skein
 //   does not announce it (CONTRACT.md: nothing outside the pools is announced),
 //   but still blackholes it.
@@ -121,7 +121,7 @@ export function deriveOriginations(model: Model, nodeName: string): Originations
   const blocks: Net[] = [];
   const blackholes: Blackhole[] = [];
   for (const a of model.blockAffinities(nodeName)) {
-    if (a.spec.state !== 'confirmed' || a.spec.deleted) continue;
+    if (a.spec.state === 'pending' || a.spec.deleted) continue;
     const n = net(a.spec.cidr);
     blocks.push(n);
     // [aggr] no blackhole for a single-address block: it would swallow that one workload's traffic.
