@@ -57,6 +57,9 @@ export interface BGPConfigurationSpec {
   localWorkloadPeeringIPV6?: string;
   ipv4NormalRoutePriority?: number;
   ipv6NormalRoutePriority?: number;
+  /** who programs cluster routes: Enabled | Disabled | EnabledIPIPOnly | EnabledNoEncapOnly (kept as written: confd
+   * treats an unknown value as the default) */
+  programClusterRoutes?: string;
 }
 export type BGPConfiguration = Res<'BGPConfiguration', BGPConfigurationSpec>;
 
@@ -329,6 +332,7 @@ function bgpConfigurationSpec(c: Checker, s: Obj, path: Path, name: string): BGP
     return hit;
   }));
   set(out, 'nodeToNodeMeshEnabled', c.opt(s, 'nodeToNodeMeshEnabled', path, bool));
+  if (s.programClusterRoutes !== '') set(out, 'programClusterRoutes', c.opt(s, 'programClusterRoutes', path, str));
   set(out, 'asNumber', c.opt(s, 'asNumber', path, asn));
   set(out, 'listenPort', c.opt(s, 'listenPort', path, int(1, 65535)));
   set(out, 'bindMode', c.opt(s, 'bindMode', path, oneOf(['None', 'NodeIP'] as const)));

@@ -27,7 +27,7 @@ import { Programmer, formatAddress, type RouteView } from '../fib/index.js';
 import { ControlError, ControlServer } from './control/index.js';
 import type { FibEntryJson, FibJson, FibRouteJson, PathJson, PeerJson, PeerStateName, PeerType, ReloadJson, RouteJson, StatusJson } from './ctl/types.js';
 import {
-  DESCRIPTIVE_PEER_FIELDS, NodeController, type ControllerDiff, type DesiredPeer, type Origination,
+  DESCRIPTIVE_PEER_FIELDS, NodeController, kernelPolicy, type ControllerDiff, type DesiredPeer, type Origination,
 } from './controller/index.js';
 import { originationAttributes, peerOptionsFor, prefixBytes, sortByPrefix, speakerIdentity, type SpeakerIdentity } from './daemon/mapping.js';
 import { RouteTable } from './daemon/routes.js';
@@ -58,6 +58,8 @@ const PEER_QUIET_MS = 1000;
 
 /** Kinds that can change the speaker's identity or the log level (speakerIdentity, #applyLogSeverity). */
 const IDENTITY_KINDS: ReadonlySet<string> = new Set(['Node', 'BGPConfiguration']);
+/** Kinds the kernel policy reads (src/controller/kernel.ts). */
+const POLICY_KINDS: ReadonlySet<string> = new Set(['Node', 'BGPConfiguration', 'IPPool']);
 
 function diffIsEmpty(d: ControllerDiff): boolean {
   const empty = (x: { added: unknown[]; changed: unknown[]; removed: unknown[] }): boolean => x.added.length === 0 && x.changed.length === 0 && x.removed.length === 0;
@@ -275,6 +277,7 @@ export class Daemon {
     }
     await this.#startSpeaker(id);
 
+    this.routes.setPolicy(kernelPolicy(model, this.cfg.nodeName));
     const diff = this.controller.update(model);
     const state = this.controller.state;
     for (const p of state.peers) this.#startupPeers.set(p.address, 0);
@@ -363,6 +366,9 @@ export class Daemon {
       this.#applyLogSeverity(model);
       restart = this.#identityChange(model);
     }
+    // Pools, the service ranges, programClusterRoutes and WireGuard addresses decide which learned routes go into the
+    // kernel and how (src/controller/kernel.ts).
+    if (model && events.some((ev) => POLICY_KINDS.has(ev.kind))) this.routes.setPolicy(kernelPolicy(model, this.cfg.nodeName));
     const diff = this.controller.applyChanges(events);
     // Another node's workload changes nothing here: skip the pass over peers, announcements and routes.
     if (restart === undefined && diffIsEmpty(diff)) return;
