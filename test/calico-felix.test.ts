@@ -19,7 +19,7 @@ const skeind = join(root, 'dist/src/skeind.js');
 const skeinctl = join(root, 'dist/src/skeinctl.js');
 const standin = join(root, 'test/helpers/felix-standin.sh');
 
-interface Workload { name: string; host: string; ip: string; ifname: string; kind: 'pod' | 'vm' }
+interface Workload { name: string; host: string; ip: string; ifname: string; kind: 'pod' | 'vm'; floating?: string }
 
 const HOSTS = [
   { name: 'host-a', ip: '10.0.0.1', block: '10.65.0.0/26' },
@@ -34,7 +34,8 @@ const WORKLOADS: Workload[] = [
   // borrowed: on host-c, allocated from host-a's block
   { name: 'c2', host: 'host-c', ip: '10.65.0.10', ifname: 'cali0c2b2c3d4e5', kind: 'pod' },
   // an OpenStack VM: Neutron assigns its address, no IPAM block covers it
-  { name: 'vm1', host: 'host-b', ip: '10.66.0.5', ifname: 'tap6f1e2d3c-4b', kind: 'vm' },
+  // with a floating IP (networking-calico's ipNATs) inside the OpenStack pool
+  { name: 'vm1', host: 'host-b', ip: '10.66.0.5', ifname: 'tap6f1e2d3c-4b', kind: 'vm', floating: '10.66.1.50' },
 ];
 
 const v3 = 'projectcalico.org/v3';
@@ -73,7 +74,7 @@ function resources(workloads: Workload[], datastoreReady: boolean): string {
       : {
           apiVersion: v3, kind: 'WorkloadEndpoint',
           metadata: { name: `${w.host.replace(/-/g, '--')}-openstack-${w.name}-6f1e2d3c--4b`, namespace: 'openstack', labels: { 'projectcalico.org/namespace': 'openstack', 'projectcalico.org/orchestrator': 'openstack' } },
-          spec: { orchestrator: 'openstack', node: w.host, workload: w.name, endpoint: '6f1e2d3c-4b', interfaceName: w.ifname, ipNetworks: [`${w.ip}/32`] },
+          spec: { orchestrator: 'openstack', node: w.host, workload: w.name, endpoint: '6f1e2d3c-4b', interfaceName: w.ifname, ipNetworks: [`${w.ip}/32`], ...(w.floating ? { ipNATs: [{ internalIP: w.ip, externalIP: w.floating }] } : {}) },
         });
   }
   return docs.map((d) => `---\n${JSON.stringify(d)}\n`).join('');
@@ -130,6 +131,8 @@ t.test('beside Felix: Felix\'s proto-80 routes untouched, every route present an
     lab.link(ns, host, 'eth0', w.ifname);
     nsExec(host, 'sysctl', ['-qw', `net.ipv4.conf.${w.ifname}.proxy_arp=1`]);
     lab.addr(ns, 'eth0', `${w.ip}/32`);
+    // Felix DNATs a floating IP to the VM's own address; the stand-in has no iptables, so the VM answers for it.
+    if (w.floating) lab.addr(ns, 'eth0', `${w.floating}/32`);
     nsExec(ns, 'ip', ['route', 'add', 'default', 'via', '169.254.1.1', 'dev', 'eth0', 'onlink']);
   }
 
@@ -137,7 +140,8 @@ t.test('beside Felix: Felix\'s proto-80 routes untouched, every route present an
   const sweeps = new Map<string, number>();
   const standinOut = new Map<string, string[]>();
   for (const h of HOSTS) {
-    const pairs = WORKLOADS.filter((w) => w.host === h.name).flatMap((w) => [w.ip, w.ifname]);
+    // Felix routes a floating IP to the VM's interface like its own address (felix/dataplane/linux/endpoint_mgr.go).
+    const pairs = WORKLOADS.filter((w) => w.host === h.name).flatMap((w) => [w.ip, w.ifname, ...(w.floating ? [w.floating, w.ifname] : [])]);
     const p = nsSpawn(hostNs.get(h.name)!, 'bash', [standin, '1500', '0.3', ...pairs]);
     procs.push(p);
     const out: string[] = [];
@@ -190,13 +194,14 @@ t.test('beside Felix: Felix\'s proto-80 routes untouched, every route present an
     const hostIp = (n: string): string => HOSTS.find((x) => x.name === n)!.ip;
     return HOSTS.filter((o) => o !== h).every((o) => r.some((x) => x.dst === o.block && x.gateway === o.ip))
       && r.some((x) => x.dst === h.block && x.type === 'blackhole')
-      && remote.every((w) => r.some((x) => x.dst === w.ip && x.gateway === hostIp(w.host)));
+      && remote.every((w) => r.some((x) => x.dst === w.ip && x.gateway === hostIp(w.host)))
+      && remote.every((w) => w.floating === undefined || r.some((x) => x.dst === w.floating && x.gateway === hostIp(w.host)));
   };
   const felixRoutesOk = (h: (typeof HOSTS)[number]): boolean => {
     const r = routesOf(hostNs.get(h.name)!, '80');
     return WORKLOADS.filter((w) => w.host === h.name).every((w) => r.some((x) => x.dst === w.ip && x.dev === w.ifname));
   };
-  const pings: [string, string][] = [['a1', '10.65.0.66'], ['a1', '10.66.0.5'], ['b1', '10.65.0.130'], ['b1', '10.65.0.10'], ['c1', '10.65.0.2'], ['vm1', '10.65.0.10'], ['c2', '10.65.0.66']];
+  const pings: [string, string][] = [['a1', '10.65.0.66'], ['a1', '10.66.0.5'], ['b1', '10.65.0.130'], ['b1', '10.65.0.10'], ['c1', '10.65.0.2'], ['vm1', '10.65.0.10'], ['c2', '10.65.0.66'], ['c1', '10.66.1.50']];
 
   try {
     for (const h of HOSTS) {

@@ -80,3 +80,37 @@ t.test('RouteTable: tunnelled routes go via tunl0 onlink, rejected ones are kept
   t.equal(rt.desired('10.66.1.0/26'), undefined, 'withdrawn');
   t.end();
 });
+
+t.test('floating IPs (ipNATs of an OpenStack endpoint): routed to the VM and announced when inside a pool', async (t) => {
+  const { deriveOriginations } = await import('../src/controller/index.js');
+  const docs: unknown[] = [
+    { apiVersion: v3, kind: 'IPPool', metadata: { name: 'vms' }, spec: { cidr: '10.70.0.0/16' } },
+    { apiVersion: v3, kind: 'IPPool', metadata: { name: 'fips' }, spec: { cidr: '172.24.4.0/24' } },
+    {
+      apiVersion: v3, kind: 'WorkloadEndpoint', metadata: { name: 'n1-openstack-vm1-port1', namespace: 'openstack' },
+      spec: { orchestrator: 'openstack', node: 'n1', workload: 'vm1', endpoint: 'port1', interfaceName: 'tapport1', ipNetworks: ['10.70.0.5/32'], ipNATs: [{ internalIP: '10.70.0.5', externalIP: '172.24.4.10' }, { internalIP: '10.70.0.5', externalIP: '198.51.100.7' }] },
+    },
+    {
+      apiVersion: v3, kind: 'WorkloadEndpoint', metadata: { name: 'n1-k8s-pod-eth0', namespace: 'default' },
+      spec: { orchestrator: 'k8s', node: 'n1', pod: 'pod', endpoint: 'eth0', interfaceName: 'cali1', ipNetworks: ['10.70.0.6/32'], ipNATs: [{ internalIP: '10.70.0.6', externalIP: '172.24.4.11' }] },
+    },
+  ];
+  const r = loadResourcesText(docs.map((d) => `---\n${JSON.stringify(d)}\n`).join(''), 'r.yaml');
+  t.same(r.issues, []);
+  const o = deriveOriginations(r.model, 'n1');
+  t.same(o.announce.map((a) => a.prefix), ['10.70.0.5/32', '10.70.0.6/32', '172.24.4.10/32'], 'the floating IP in a pool is announced; one outside every pool is not; a pod\'s ipNATs are not floating IPs');
+  t.same(o.deviceRoutes.map((d) => [d.prefix, d.interface]), [['10.70.0.5/32', 'tapport1'], ['10.70.0.6/32', 'cali1'], ['172.24.4.10/32', 'tapport1'], ['198.51.100.7/32', 'tapport1']], 'every floating IP is routed to the VM');
+  t.end();
+});
+
+t.test('LOCAL_PREF of originations: 2^31-1 minus the normal route priority, per family (confd buildExportFilter)', async (t) => {
+  const { deriveOriginations } = await import('../src/controller/index.js');
+  const docs: unknown[] = [
+    { apiVersion: v3, kind: 'BGPConfiguration', metadata: { name: 'default' }, spec: { ipv6NormalRoutePriority: 2048, serviceClusterIPs: [{ cidr: '10.96.0.0/12' }, { cidr: 'fd00:96::/112' }] } },
+  ];
+  const r = loadResourcesText(docs.map((d) => `---\n${JSON.stringify(d)}\n`).join(''), 'r.yaml');
+  t.same(r.issues, []);
+  const o = deriveOriginations(r.model, 'n1');
+  t.same(o.announce.map((a) => [a.prefix, a.localPref]), [['10.96.0.0/12', 2147483647 - 1024], ['fd00:96::/112', 2147483647 - 2048]]);
+  t.end();
+});

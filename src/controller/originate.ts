@@ -48,6 +48,13 @@ export interface Origination {
   communities: [number, number][];
   /** RFC 8092 large communities [global admin, local 1, local 2], sorted */
   largeCommunities: [number, number, number][];
+  /**
+   * LOCAL_PREF sent to iBGP peers: since Calico v3.32 a node exports its own routes with 2^31-1 minus the route's
+   * kernel metric, the normal route priority (ipv4NormalRoutePriority / ipv6NormalRoutePriority, default 1024) —
+   * confd/pkg/backends/calico/bgp_processor.go buildExportFilter. A mixed cluster of BIRD and skein hosts then
+   * compares like with like, and each node still prefers its own service ranges (local beats learned on a tie).
+   */
+  localPref: number;
   /** what produced it ("BlockAffinity/node/cidr", "WorkloadEndpoint/ns/name", "BGPConfiguration/default serviceClusterIPs") */
   sources: string[];
 }
@@ -106,6 +113,9 @@ export function deriveOriginations(model: Model, nodeName: string): Originations
   const blocked = (n: Net): boolean => pools.some((p) => !p.exportable && netWithin(n, p.net));
 
   const announce = new Map<string, Origination>();
+  const cfg = model.bgpConfiguration('default')?.spec;
+  const BIRD_INT_MAX = 2147483647; // confd's template.BirdIntMaxValue
+  const localPref = (f: 4 | 6): number => BIRD_INT_MAX - ((f === 4 ? cfg?.ipv4NormalRoutePriority : cfg?.ipv6NormalRoutePriority) ?? 1024);
   const add = (prefix: string, n: Net, kind: OriginKind, source: string): void => {
     const have = announce.get(prefix);
     if (have !== undefined) {
@@ -114,7 +124,7 @@ export function deriveOriginations(model: Model, nodeName: string): Originations
       if (!have.sources.includes(source)) have.sources.push(source);
       return;
     }
-    announce.set(prefix, { key: prefix, prefix, family: n.family, kind, communities: [], largeCommunities: [], sources: [source] });
+    announce.set(prefix, { key: prefix, prefix, family: n.family, kind, communities: [], largeCommunities: [], localPref: localPref(n.family), sources: [source] });
   };
 
   // Blocks affine to this node.
@@ -134,7 +144,12 @@ export function deriveOriginations(model: Model, nodeName: string): Originations
   const deviceRoutes = new Map<string, DeviceRoute>();
   for (const w of model.workloadEndpoints(nodeName)) {
     const id = workloadId(w);
-    for (const prefix of w.spec.ipNetworks) {
+    // Floating IPs: networking-calico writes them as ipNATs; Felix routes each external IP to the workload's
+    // interface like its own addresses (always for OpenStack endpoints; felix/dataplane/linux/endpoint_mgr.go
+    // calculateRoutes) and DNATs it there, and BIRD exports that route when it lies in a pool. Same here.
+    const floating = w.spec.orchestrator === 'openstack'
+      ? w.spec.ipNATs.map((x) => `${x.externalIP}/${x.externalIP.includes(':') ? 128 : 32}`) : [];
+    for (const prefix of floating.length > 0 ? [...w.spec.ipNetworks, ...floating] : w.spec.ipNetworks) {
       const n = net(prefix);
       // Two endpoints claiming one address (a VM mid-migration, stale data): the
       // first by id keeps it, so the answer does not depend on arrival order.
