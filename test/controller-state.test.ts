@@ -120,7 +120,8 @@ t.test('originations: per-node prefixAdvertisements, LB aggregation off, no conf
   t.notOk('203.0.113.0/24' in by, 'aggregation Disabled: only per-service LB routes, which need Kubernetes');
   t.same([by['10.65.1.0/26']?.communities, by['10.65.1.0/26']?.largeCommunities], [[[65000, 999]], []], 'the node\'s IPv4 list replaces the global one');
   t.same(by['10.96.0.0/12']?.communities, [[65000, 999]]);
-  t.same(by['fd00:65::/122']?.communities, [[65000, 600]], 'no IPv6 entries on the node: the global IPv6 list applies');
+  // confd writes the node's IPv4 and IPv6 keys together, so the node list replaces the global one for both families.
+  t.same(by['fd00:65::/122']?.communities, [], 'no IPv6 entries on the node: no IPv6 communities (the global list is replaced)');
   const bare = load(y('Node', 'n1', '{ bgp: { ipv4Address: 10.0.0.1/24 } }') + wep('n1', 'web', 'cali1', ['10.65.1.5/32']));
   const o = deriveOriginations(bare, 'n1');
   t.same([o.announce, o.blackholes, o.deviceRoutes.map((d) => d.prefix)], [[], [], ['10.65.1.5/32']], 'no pools: nothing announced, the device route stays');

@@ -206,20 +206,19 @@ export function deriveOriginations(model: Model, nodeName: string): Originations
 
 /**
  * prefixAdvertisements in effect for this node: BGPConfiguration node.<name>'s
- * list for a family when it has entries of that family, else the default's
- * (Calico keeps one list per family, node before global). Community names were
- * resolved to values by config/.
+ * list when it has one, else the default's — for both families at once. confd
+ * writes a node's IPv4 and IPv6 keys together whenever the node's list is set
+ * (confd/pkg/backends/calico/client.go getPrefixAdvertisementsKVPair), and the
+ * processor takes the node key of a family whenever it exists, even empty
+ * (bgp_processor.go), so a node list with only IPv4 entries leaves IPv6 routes
+ * without communities. (An explicitly empty node list reads here as absent:
+ * config/ does not keep that difference.) Community names were resolved to
+ * values by config/.
  */
 function communityRules(model: Model, nodeName: string): CommunityRule[] {
   const nodeList = model.bgpConfiguration(`node.${nodeName}`)?.spec.prefixAdvertisements ?? [];
   const globalList = model.bgpConfiguration('default')?.spec.prefixAdvertisements ?? [];
-  const out: CommunityRule[] = [];
-  for (const family of [4, 6] as Family[]) {
-    const fam = (l: typeof nodeList): typeof nodeList => l.filter((x) => net(x.cidr).family === family);
-    const own = fam(nodeList);
-    for (const x of own.length > 0 ? own : fam(globalList)) out.push({ net: net(x.cidr), communities: x.communities });
-  }
-  return out;
+  return (nodeList.length > 0 ? nodeList : globalList).map((x) => ({ net: net(x.cidr), communities: x.communities }));
 }
 
 const workloadId = (w: WorkloadEndpoint): string => `${w.metadata.namespace ?? ''}/${w.metadata.name}`;
