@@ -114,3 +114,21 @@ t.test('LOCAL_PREF of originations: 2^31-1 minus the normal route priority, per 
   t.same(o.announce.map((a) => [a.prefix, a.localPref]), [['10.96.0.0/12', 2147483647 - 1024], ['fd00:96::/112', 2147483647 - 2048]]);
   t.end();
 });
+
+t.test('mesh peer without its own AS: taken to be in this node\'s AS (confd bgp_processor.go), not the global one', async (t) => {
+  const { derivePeers } = await import('../src/controller/index.js');
+  const docs: unknown[] = [
+    { apiVersion: v3, kind: 'BGPConfiguration', metadata: { name: 'default' }, spec: { asNumber: 64512 } },
+    { apiVersion: v3, kind: 'Node', metadata: { name: 'a' }, spec: { bgp: { ipv4Address: '10.0.0.1/24', asNumber: 65001 } } },
+    { apiVersion: v3, kind: 'Node', metadata: { name: 'b' }, spec: { bgp: { ipv4Address: '10.0.0.2/24' } } },
+    { apiVersion: v3, kind: 'Node', metadata: { name: 'c' }, spec: { bgp: { ipv4Address: '10.0.0.3/24', asNumber: 65003 } } },
+  ];
+  const r = loadResourcesText(docs.map((d) => `---\n${JSON.stringify(d)}\n`).join(''), 'r.yaml');
+  t.same(r.issues, []);
+  const onA = Object.fromEntries(derivePeers(r.model, 'a').map((p) => [p.address, [p.peerAS, p.localAS]]));
+  t.same(onA['10.0.0.2'], [65001, 65001], 'b has no AS: a uses its own');
+  t.same(onA['10.0.0.3'], [65003, 65001], 'c has one: used as it is');
+  const onB = Object.fromEntries(derivePeers(r.model, 'b').map((p) => [p.address, [p.peerAS, p.localAS]]));
+  t.same(onB['10.0.0.1'], [65001, 64512], 'b itself runs the global AS');
+  t.end();
+});
