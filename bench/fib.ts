@@ -33,7 +33,7 @@ function timeBatch(ns: string, file: string): number {
 }
 
 function countProto(ns: string, family: 4 | 6): number {
-  return Number(nsExec(ns, 'sh', ['-c', `ip -${family} route show proto 80 | wc -l`], { timeoutMs: 120_000 }).trim());
+  return Number(nsExec(ns, 'sh', ['-c', `ip -${family} route show proto 171 | wc -l`], { timeoutMs: 120_000 }).trim());
 }
 
 const rate = (n: number, s: number): string => `${Math.round(n / s / 1000)}k/s`;
@@ -52,8 +52,8 @@ function runCase(family: 4 | 6, n: number, cycles: number, tmp: string): void {
     const dels: string[] = [];
     for (let i = 0; i < n; i++) {
       const d = dstText(family, i);
-      adds.push(`route add ${d}/${len} via ${gws[Math.floor(i / 800) % 4]} dev veth0 proto 80`);
-      dels.push(`route del ${d}/${len} proto 80`);
+      adds.push(`route add ${d}/${len} via ${gws[Math.floor(i / 800) % 4]} dev veth0 proto 171`);
+      dels.push(`route del ${d}/${len} proto 171`);
     }
     const addFile = join(tmp, 'add.batch');
     const delFile = join(tmp, 'del.batch');

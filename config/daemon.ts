@@ -26,12 +26,12 @@ export const ENV = {
 } as const;
 
 /** skeind's own routing protocol number in the kernel (`ip route show proto skein`); see config/README.md. */
-export const DEFAULT_FIB_PROTOCOL = 80;
+export const DEFAULT_FIB_PROTOCOL = 171; // fib/constants.ts RTPROT_SKEIN says why this number
 
 /** Well-known rtnetlink protocol names (iproute2's rt_protos) plus skein's own. */
 const PROTOCOL_NAMES: Record<string, number> = {
   kernel: 2, boot: 3, static: 4, gated: 8, ra: 9, mrt: 10, zebra: 11, bird: 12, dnrouted: 13, xorp: 14,
-  ntk: 15, dhcp: 16, keepalived: 18, babel: 42, openr: 99, bgp: 186, isis: 187, ospf: 188, rip: 189, eigrp: 192,
+  ntk: 15, dhcp: 16, mrouted: 17, keepalived: 18, babel: 42, openr: 99, bgp: 186, isis: 187, ospf: 188, rip: 189, eigrp: 192,
   skein: DEFAULT_FIB_PROTOCOL,
 };
 

@@ -57,6 +57,9 @@ export interface BGPConfigurationSpec {
   localWorkloadPeeringIPV6?: string;
   ipv4NormalRoutePriority?: number;
   ipv6NormalRoutePriority?: number;
+  /** who programs cluster routes: Enabled | Disabled | EnabledIPIPOnly | EnabledNoEncapOnly (kept as written: confd
+   * treats an unknown value as the default) */
+  programClusterRoutes?: string;
 }
 export type BGPConfiguration = Res<'BGPConfiguration', BGPConfigurationSpec>;
 
@@ -271,6 +274,9 @@ function password(c: Checker, v: unknown, path: Path): BGPPassword | undefined {
 function cidrList(c: Checker, o: Obj, key: string, path: Path): { cidr: string }[] {
   return c.list(o, key, path, (v, p) => {
     const x = c.object(v, p, ['cidr']);
+    // The CRD leaves cidr optional and confd skips an entry without one (confd/pkg/backends/calico/client.go
+    // getServiceClusterIPs and its siblings): skip it too, and keep the rest of the resource.
+    if (x.cidr === undefined || x.cidr === null || x.cidr === '') return undefined;
     const cidr = c.req(x, 'cidr', p, parseCIDR);
     return cidr === undefined ? undefined : { cidr };
   });
@@ -326,6 +332,7 @@ function bgpConfigurationSpec(c: Checker, s: Obj, path: Path, name: string): BGP
     return hit;
   }));
   set(out, 'nodeToNodeMeshEnabled', c.opt(s, 'nodeToNodeMeshEnabled', path, bool));
+  if (s.programClusterRoutes !== '') set(out, 'programClusterRoutes', c.opt(s, 'programClusterRoutes', path, str));
   set(out, 'asNumber', c.opt(s, 'asNumber', path, asn));
   set(out, 'listenPort', c.opt(s, 'listenPort', path, int(1, 65535)));
   set(out, 'bindMode', c.opt(s, 'bindMode', path, oneOf(['None', 'NodeIP'] as const)));
@@ -455,7 +462,9 @@ function bgpPeerSpec(c: Checker, s: Obj, path: Path): BGPPeerSpec {
   set(out, 'sourceAddress', c.opt(s, 'sourceAddress', path, oneOf(['UseNodeIP', 'None'] as const)));
   set(out, 'maxRestartTime', c.opt(s, 'maxRestartTime', path, parseDuration));
   set(out, 'keepaliveTime', c.opt(s, 'keepaliveTime', path, parseDuration));
-  set(out, 'numAllowedLocalASNumbers', c.opt(s, 'numAllowedLocalASNumbers', path, int(0, 10)));
+  // An int32 in Calico's API (api/pkg/apis/projectcalico/v3/bgppeer.go) with no upper bound; confd hands it to BIRD's
+  // `allow local as N` as it is.
+  set(out, 'numAllowedLocalASNumbers', c.opt(s, 'numAllowedLocalASNumbers', path, int(0, 2 ** 31 - 1)));
   // GTSM (RFC 5082): the number of hops the peer may be away, 1-255.
   set(out, 'ttlSecurity', c.opt(s, 'ttlSecurity', path, int(0, 255)));
   set(out, 'reachableBy', c.opt(s, 'reachableBy', path, ip));
@@ -472,7 +481,8 @@ function bgpPeerSpec(c: Checker, s: Obj, path: Path): BGPPeerSpec {
   exclusive('keepOriginalNextHop', 'nextHopMode');
   if (nonEmpty('localWorkloadSelector') && !nonEmpty('asNumber')) c.error([...path, 'asNumber'], 'is required with localWorkloadSelector');
   if (nonEmpty('reachableBy') && !nonEmpty('peerIP')) c.error([...path, 'reachableBy'], 'requires peerIP');
-  if (nonEmpty('peerIP') && !nonEmpty('asNumber')) c.error([...path, 'asNumber'], 'is required with peerIP');
+  // peerIP without asNumber is valid in Calico's API (asNumber is optional, api/pkg/apis/projectcalico/v3/bgppeer.go):
+  // the peering uses the cluster's AS (src/controller/peers.ts), as for a mesh peer without one.
   if (!nonEmpty('peerIP') && !nonEmpty('peerSelector') && !nonEmpty('localWorkloadSelector')) {
     c.error([...path, 'peerIP'], 'one of peerIP, peerSelector or localWorkloadSelector is required');
   }
@@ -638,19 +648,13 @@ function workloadEndpointSpec(c: Checker, s: Obj, path: Path, meta: Metadata): W
     if (ns !== 'openstack' && !/^openstack-region-[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(ns)) {
       c.error(['metadata', 'namespace'], `an OpenStack WorkloadEndpoint lives in namespace "openstack" or "openstack-region-<region>", not "${ns}"`);
     }
-    if (out.workload !== undefined && out.endpoint !== undefined && out.node !== '') {
-      const want = workloadEndpointName(out.node, 'openstack', out.workload, out.endpoint);
-      if (meta.name !== want) c.error(['metadata', 'name'], `must be "${want}" (<node>-openstack-<workload>-<endpoint>, with "-" doubled inside each part), got "${meta.name}"`);
-    } else {
+    if (out.workload === undefined || out.endpoint === undefined) {
       c.error([...path, out.workload === undefined ? 'workload' : 'endpoint'], 'is required for an OpenStack endpoint (the VM and the Neutron port)');
     }
-  } else if (out.orchestrator === 'k8s') {
-    const pod = out.pod ?? out.workload;
-    if (pod !== undefined && out.endpoint !== undefined && out.node !== '') {
-      const want = workloadEndpointName(out.node, 'k8s', pod, out.endpoint);
-      if (meta.name !== want) c.error(['metadata', 'name'], `must be "${want}" (<node>-k8s-<pod>-<endpoint>, with "-" doubled inside each part), got "${meta.name}"`);
-    }
   }
+  // The name is not checked against <node>-<orchestrator>-<workload>-<endpoint>: Calico's own clients do not insist
+  // on the canonical form (libcalico-go's names package only builds it; the CNI plugin and networking-calico store
+  // what they were given), and skein keys endpoints by namespace and name whatever their form.
   return out;
 }
 
@@ -689,7 +693,9 @@ function blockAffinitySpec(c: Checker, s: Obj, path: Path): BlockAffinitySpec {
 /** The block value as libcalico-go's AllocationBlock (etcd) or IPAMBlock.spec (CRD/file) holds it. */
 export function ipamBlockSpec(c: Checker, s: Obj, path: Path): IPAMBlockSpec {
   c.object(s, path, [
-    'cidr', 'affinity', 'affinityClaimTime', 'allocations', 'unallocated', 'attributes', 'sequenceNumber',
+    // affinityClaimTime in the CRD, affinity_claim_time in etcd (libcalico-go/lib/backend/model/block.go): when the
+    // affinity was claimed, which skein does not need.
+    'cidr', 'affinity', 'affinityClaimTime', 'affinity_claim_time', 'allocations', 'unallocated', 'attributes', 'sequenceNumber',
     'sequenceNumberForAllocation', 'deleted', 'strictAffinity', 'hostAffinity',
   ]);
   const cidr = c.req(s, 'cidr', path, parseCIDR) ?? '0.0.0.0/32';
@@ -702,7 +708,9 @@ export function ipamBlockSpec(c: Checker, s: Obj, path: Path): IPAMBlockSpec {
   }) ?? null;
   if (affinity === null && typeof s.hostAffinity === 'string' && s.hostAffinity !== '') affinity = `host:${s.hostAffinity}`;
   const attributes = c.list(s, 'attributes', path, (v, p) => {
-    const x = c.object(v, p, ['handle_id', 'secondary', 'alternateOwnerAttrs']);
+    // releasedAt: the allocation is in its cool-down after release (libcalico-go/lib/backend/model/block.go
+    // AllocationAttribute); alternateOwnerAttrs: the other pod of a live migration.
+    const x = c.object(v, p, ['handle_id', 'secondary', 'alternateOwnerAttrs', 'releasedAt']);
     const a: AllocationAttribute = { secondary: c.opt(x, 'secondary', p, stringMap) ?? {} };
     set(a, 'handleId', c.opt(x, 'handle_id', p, str));
     return a;

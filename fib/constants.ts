@@ -99,10 +99,14 @@ export const IFF_LOWER_UP = 0x10000;
 
 /**
  * The routing protocol number skein tags its routes with (rtm_protocol).
- * Taken numbers on this machine's /etc/iproute2: 0-18 kernel/system, 42 babel,
- * 99 openr, 186-197 FRR (bgp, isis, ospf, rip, ripng, nhrp, eigrp, ldp, sharp, pbr,
- * static, openfabric, and FRR keeps numbering upwards from there), and BIRD's default 12.
- * 80 is free in all of them and far from the ranges that grow; fib/skein.conf maps it
- * to the name "skein" for /etc/iproute2/rt_protos.d/. config/ uses the same default.
+ * Numbers in use elsewhere: the kernel's RTPROT_* (linux/rtnetlink.h: 0-4, 8-18, 42 babel,
+ * 99 openr, 186-189, 192), iproute2's rt_protos (the same names), BIRD 12, zebra/FRR 11 and
+ * 186-198 (FRR zebra/rt_netlink.h, numbering upwards), and Calico's Felix: 80 for its
+ * blackhole, VXLAN and IPIP routes (felix/dataplane/linux/dataplanedefs/dataplane_defs.go
+ * DefaultRouteProto) plus 3 (boot, its DeviceRouteProtocol default); Felix deletes every
+ * proto-80 route of the main table it did not write
+ * (felix/routetable/ownershippol/main_route_table_policy.go). 171 is in none of these lists
+ * and away from the ranges that grow; fib/skein.conf maps it to the name "skein" for
+ * /etc/iproute2/rt_protos.d/. config/ uses the same default.
  */
-export const RTPROT_SKEIN = 80;
+export const RTPROT_SKEIN = 171;

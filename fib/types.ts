@@ -48,7 +48,7 @@ export interface Prefix {
 
 /** Options of a Programmer. Everything has a default. */
 export interface ProgrammerOptions {
-  /** rtm_protocol skein's routes are tagged with (default RTPROT_SKEIN = 80; "skein" in fib/skein.conf). */
+  /** rtm_protocol skein's routes are tagged with (default RTPROT_SKEIN = 171; "skein" in fib/skein.conf). */
   readonly protocol?: number;
   /** Default table (254, main). */
   readonly table?: number;

@@ -27,7 +27,7 @@ import { Programmer, formatAddress, type RouteView } from '../fib/index.js';
 import { ControlError, ControlServer } from './control/index.js';
 import type { FibEntryJson, FibJson, FibRouteJson, PathJson, PeerJson, PeerStateName, PeerType, ReloadJson, RouteJson, StatusJson } from './ctl/types.js';
 import {
-  DESCRIPTIVE_PEER_FIELDS, NodeController, type ControllerDiff, type DesiredPeer, type Origination,
+  DESCRIPTIVE_PEER_FIELDS, NodeController, kernelPolicy, type ControllerDiff, type DesiredPeer, type Origination,
 } from './controller/index.js';
 import { originationAttributes, peerOptionsFor, prefixBytes, sortByPrefix, speakerIdentity, type SpeakerIdentity } from './daemon/mapping.js';
 import { RouteTable } from './daemon/routes.js';
@@ -58,6 +58,8 @@ const PEER_QUIET_MS = 1000;
 
 /** Kinds that can change the speaker's identity or the log level (speakerIdentity, #applyLogSeverity). */
 const IDENTITY_KINDS: ReadonlySet<string> = new Set(['Node', 'BGPConfiguration']);
+/** Kinds the kernel policy reads (src/controller/kernel.ts). */
+const POLICY_KINDS: ReadonlySet<string> = new Set(['Node', 'BGPConfiguration', 'IPPool']);
 
 function diffIsEmpty(d: ControllerDiff): boolean {
   const empty = (x: { added: unknown[]; changed: unknown[]; removed: unknown[] }): boolean => x.added.length === 0 && x.changed.length === 0 && x.removed.length === 0;
@@ -94,6 +96,10 @@ export class Daemon {
   #eventsScheduled = false;
   /** the first snapshot is applied: change events can be diffed */
   #live = false;
+  /** datastoreReady has been true once: from then on a false means freeze, not withdraw */
+  #everReady = false;
+  /** changes held back while the datastore is frozen (datastoreReady false at run time), in arrival order */
+  #frozenEvents: ChangeEvent[] | undefined;
   #stopping = false;
   #stopped: Promise<void> | undefined;
   #resolveFinished!: () => void;
@@ -271,6 +277,7 @@ export class Daemon {
     }
     await this.#startSpeaker(id);
 
+    this.routes.setPolicy(kernelPolicy(model, this.cfg.nodeName));
     const diff = this.controller.update(model);
     const state = this.controller.state;
     for (const p of state.peers) this.#startupPeers.set(p.address, 0);
@@ -327,10 +334,31 @@ export class Daemon {
     // Until the snapshot is applied the controller has nothing to diff against: the events wait (they are
     // newer than the snapshot, so they are applied after it).
     if (!this.#live || this.#stopping) return;
-    const events = this.#pendingEvents;
+    let events = this.#pendingEvents;
     this.#pendingEvents = [];
     if (events.length === 0) return;
     const model = this.#ds?.model;
+    // The freeze (CONTRACT, ClusterInformation): `calicoctl datastore migrate lock` sets datastoreReady false around
+    // IPAM maintenance and migrations, when the datastore may be half-written. Calico's confd does not watch the
+    // flag at all (confd/pkg/backends/calico/ reads no ClusterInformation), so BIRD keeps every route; skein keeps
+    // what it announces and programs too, and applies nothing until the flag is true again, then everything at once.
+    if (model && this.#everReady && !model.datastoreReady()) {
+      if (this.#frozenEvents === undefined) {
+        this.#frozenEvents = [];
+        this.log.warn('ClusterInformation datastoreReady is false: datastore frozen, keeping every announcement and kernel route and applying no datastore change until it is true again');
+        this.readiness.setBlocker('cluster', 'datastore frozen (ClusterInformation datastoreReady false): announcements and kernel routes kept, datastore changes held');
+        this.metrics.datastoreFrozen(true);
+      }
+      this.#frozenEvents.push(...events);
+      return;
+    }
+    if (this.#frozenEvents !== undefined) {
+      this.log.info('ClusterInformation datastoreReady is true again: applying the changes held during the freeze', { held: this.#frozenEvents.length });
+      events = [...this.#frozenEvents, ...events];
+      this.#frozenEvents = undefined;
+      this.readiness.setBlocker('cluster', undefined);
+      this.metrics.datastoreFrozen(false);
+    }
     let restart: SpeakerIdentity | undefined;
     // The log level and the speaker's identity come from Node and BGPConfiguration resources only (mapping.ts
     // speakerIdentity): a burst of WorkloadEndpoints (the bulk of a cluster's churn) need not re-derive them.
@@ -338,6 +366,9 @@ export class Daemon {
       this.#applyLogSeverity(model);
       restart = this.#identityChange(model);
     }
+    // Pools, the service ranges, programClusterRoutes and WireGuard addresses decide which learned routes go into the
+    // kernel and how (src/controller/kernel.ts).
+    if (model && events.some((ev) => POLICY_KINDS.has(ev.kind))) this.routes.setPolicy(kernelPolicy(model, this.cfg.nodeName));
     const diff = this.controller.applyChanges(events);
     // Another node's workload changes nothing here: skip the pass over peers, announcements and routes.
     if (restart === undefined && diffIsEmpty(diff)) return;
@@ -501,6 +532,7 @@ export class Daemon {
         if (!initial) log.info('workload route', { prefix: r.prefix, dev: r.interface, workload: r.workload });
       }
       this.routes.setOpen(ready);
+      if (ready) this.#everReady = true;
       if (ready) this.#maybeSync();
     };
     const p = this.#queue.then(run);

@@ -55,6 +55,7 @@ export class Metrics {
   readonly #fibSeconds: Histogram;
   // Datastore, origination, readiness.
   readonly #dsSynced: Gauge;
+  readonly #dsFrozen: Gauge;
   readonly #dsLastChange: Gauge;
   readonly #dsUpdates: Counter<'kind'>;
   readonly #dsUpdateChildren = new Map<string, { inc(v?: number): void }>();
@@ -107,6 +108,8 @@ export class Metrics {
     this.#reloads = new Counter({ name: 'skein_reloads_total', help: 'Configuration reloads (SIGHUP, skeinctl reload), by result', labelNames: ['result'], registers });
 
     this.#dsSynced.set(0);
+    this.#dsFrozen = new Gauge({ name: 'skein_datastore_frozen', help: '1 while ClusterInformation datastoreReady is false at run time: announcements and kernel routes are kept, datastore changes held', registers });
+    this.#dsFrozen.set(0);
     this.#ready.set(0);
     for (const state of ['desired', 'installed', 'failed']) this.#fibRoutes.set({ state }, 0);
   }
@@ -205,6 +208,9 @@ export class Metrics {
 
   datastoreSynced(synced: boolean): void {
     this.#dsSynced.set(synced ? 1 : 0);
+  }
+  datastoreFrozen(frozen: boolean): void {
+    this.#dsFrozen.set(frozen ? 1 : 0);
   }
   /** A change arrived from the datastore (kind: the Calico resource kind, e.g. "BGPPeer"). */
   datastoreChange(kind: string, nowMs = Date.now()): void {

@@ -75,6 +75,7 @@ t.test('originations: blocks, borrowed addresses, OpenStack VMs, pools, services
   t.same(o.announce.map((a) => [a.prefix, a.kind]), [
     ['10.65.1.0/26', 'block'], // confirmed: the aggregate (calico_aggr), its /32 10.65.1.5 hidden beneath it
     ['10.65.2.9/32', 'borrowed'], // pending block: not ours yet, its workload goes out alone
+    ['10.65.3.0/26', 'block'], // pendingDeletion: still ours until IPAM deletes it (confd keeps it)
     ['10.65.9.7/32', 'borrowed'], // inside n2's block
     ['10.66.0.7/32', 'block'], // a /32 block is still announced
     ['10.70.3.9/32', 'borrowed'], // OpenStack VM, no IPAM at all
@@ -84,7 +85,7 @@ t.test('originations: blocks, borrowed addresses, OpenStack VMs, pools, services
     ['203.0.113.0/24', 'service'],
     ['fd00:65::/122', 'block'],
     ['fd00:65::1:9/128', 'borrowed'],
-  ], 'no 10.80/16 (disableBGPExport), no 192.168.50.5 (outside every pool), no pending/pendingDeletion/deleted blocks, nothing of n2');
+  ], 'no 10.80/16 (disableBGPExport), no 192.168.50.5 (outside every pool), no pending or deleted blocks, nothing of n2');
   const by = Object.fromEntries(o.announce.map((a) => [a.prefix, a]));
   // apply_communities: every prefixAdvertisement whose cidr contains the route adds its communities.
   t.same([by['10.65.1.0/26']?.communities, by['10.65.1.0/26']?.largeCommunities], [[[65000, 100], [65000, 200]], [[65000, 1, 2]]]);
@@ -95,7 +96,7 @@ t.test('originations: blocks, borrowed addresses, OpenStack VMs, pools, services
   t.same(by['10.65.1.0/26']?.sources, ['BlockAffinity/n1/10.65.1.0/26']);
   t.same(by['198.51.100.0/24']?.sources, ['BGPConfiguration/default serviceExternalIPs']);
   // bird_aggr: a blackhole per block, but none for a /32 block; the export-disabled block is still blackholed.
-  t.same(o.blackholes.map((b) => b.prefix), ['10.65.1.0/26', '10.80.1.0/26', '10.90.1.0/26', 'fd00:65::/122']);
+  t.same(o.blackholes.map((b) => b.prefix), ['10.65.1.0/26', '10.65.3.0/26', '10.80.1.0/26', '10.90.1.0/26', 'fd00:65::/122']);
   t.same(o.deviceRoutes.map((d) => [d.prefix, d.interface, d.workload]), [
     ['10.65.1.5/32', 'cali1', 'default/n1-k8s-web-eth0'],
     ['10.65.2.9/32', 'cali3', 'default/n1-k8s-pend-eth0'],
@@ -119,7 +120,8 @@ t.test('originations: per-node prefixAdvertisements, LB aggregation off, no conf
   t.notOk('203.0.113.0/24' in by, 'aggregation Disabled: only per-service LB routes, which need Kubernetes');
   t.same([by['10.65.1.0/26']?.communities, by['10.65.1.0/26']?.largeCommunities], [[[65000, 999]], []], 'the node\'s IPv4 list replaces the global one');
   t.same(by['10.96.0.0/12']?.communities, [[65000, 999]]);
-  t.same(by['fd00:65::/122']?.communities, [[65000, 600]], 'no IPv6 entries on the node: the global IPv6 list applies');
+  // confd writes the node's IPv4 and IPv6 keys together, so the node list replaces the global one for both families.
+  t.same(by['fd00:65::/122']?.communities, [], 'no IPv6 entries on the node: no IPv6 communities (the global list is replaced)');
   const bare = load(y('Node', 'n1', '{ bgp: { ipv4Address: 10.0.0.1/24 } }') + wep('n1', 'web', 'cali1', ['10.65.1.5/32']));
   const o = deriveOriginations(bare, 'n1');
   t.same([o.announce, o.blackholes, o.deviceRoutes.map((d) => d.prefix)], [[], [], ['10.65.1.5/32']], 'no pools: nothing announced, the device route stays');

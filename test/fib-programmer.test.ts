@@ -5,7 +5,7 @@ import { requires } from './helpers/env.js';
 import { Lab, nsExec, nsSpawn, until } from './helpers/netns.js';
 import { Agent, routes, type IpRoute } from './fib/client.js';
 
-const PROTO = '80';
+const PROTO = '171';
 
 // test/helpers/env.ts's Gate declares skip(reason): tap 21's Test.skip is overloaded and does not match that type
 // (the call works at run time), so the root gate goes through this adapter.
@@ -81,7 +81,7 @@ t.test('every route shape lands in the kernel as intended (v4 and v6)', async (t
 
   const v4 = byDst(routes(ns, 4, 'proto', PROTO));
   t.same([...v4.keys()].sort(), ['10.10.0.0/24', '10.10.1.0/24', '10.10.2.5', '10.10.3.0/24', '10.10.4.0/24', '10.10.5.0/24', '10.10.7.0/24'],
-    'main table holds exactly the wanted IPv4 prefixes of proto 80');
+    'main table holds exactly the wanted IPv4 prefixes of proto 171');
   t.match(v4.get('10.10.0.0/24'), { gateway: '10.0.0.2', dev: 'v0a' }, 'gateway route');
   t.match(v4.get('10.10.1.0/24'), { gateway: '10.0.0.2', dev: 'v0a' }, 'gateway + device route');
   t.match(v4.get('10.10.2.5'), { dev: 'v1b', scope: 'link' }, 'device route to a workload interface, scope link');
@@ -103,7 +103,7 @@ t.test('every route shape lands in the kernel as intended (v4 and v6)', async (t
   t.equal(v6.get('fd10:2::/48')?.type, 'blackhole', 'IPv6 blackhole');
   t.match(v6.get('fd10:3::5'), { dev: 'v1b' }, 'IPv6 device route');
 
-  // every route listed by `ip route show proto 80` is one skein wanted: nothing else carries the tag
+  // every route listed by `ip route show proto 171` is one skein wanted: nothing else carries the tag
   const view = await agent.call<{ inSync: boolean; kernel: { hops: unknown[] } }>('lookup', { route: { prefix: '10.10.3.0/24' } });
   t.match(view, { inSync: true, kernel: { hops: [{}, {}] } }, 'per-prefix view shows desired vs kernel');
 

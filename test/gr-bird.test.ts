@@ -269,7 +269,7 @@ protocol bgp sk {
     p.stderr?.on('data', (d: Buffer) => lines.push(`stderr: ${d.toString()}`));
     return p;
   };
-  const kernel = (): string => nsExec(nsA, 'ip', ['route', 'show', 'proto', '80']);
+  const kernel = (): string => nsExec(nsA, 'ip', ['route', 'show', 'proto', '171']);
   const ready = async (): Promise<boolean> => {
     try {
       const out = nsExec(nsA, 'node', [SKEINCTL, '--socket', sock, 'status', '--json']);

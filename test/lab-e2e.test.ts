@@ -64,7 +64,7 @@ async function upCheckDown(t: Test, topology: Topology, letter: string, datastor
   const plan = makePlan(topology, true, tor);
   for (const h of plan.hosts) {
     for (const f of [4, 6] as const) {
-      const routes = JSON.parse(spawnSync('ip', ['-n', `${prefix}${h.label}`, '-j', `-${f}`, 'route', 'show', 'proto', '80'], { encoding: 'utf8' }).stdout) as { dst: string; gateway?: string }[];
+      const routes = JSON.parse(spawnSync('ip', ['-n', `${prefix}${h.label}`, '-j', `-${f}`, 'route', 'show', 'proto', '171'], { encoding: 'utf8' }).stdout) as { dst: string; gateway?: string }[];
       const remote = expectedRemote(plan, h.name, f);
       t.equal(remote.length, h.kind === 'k8s' ? 5 : 4, `${h.name} IPv${f}: the other blocks and the other hosts' VMs`);
       // Under the ToR, FRR keeps the announcing host as the next hop (same subnet, RFC 4271 5.1.3); a route
@@ -86,7 +86,7 @@ async function upCheckDown(t: Test, topology: Topology, letter: string, datastor
     t.ok(state.pids.some((p) => p.name === 'skeind (ToR)'), 'the ToR\'s skeind recorded');
     t.match(r.out, /=== ToR \(skeind route reflector[^\n]*\n\$ skeinctl --socket .* status\nNode: +tor\n/, 'shows the route reflector\'s status');
     // The reflector's own FIB (it routes too): every block and VM, via the host that announced it.
-    const torRoutes = JSON.parse(spawnSync('ip', ['-n', `${prefix}tor`, '-j', '-4', 'route', 'show', 'proto', '80'], { encoding: 'utf8' }).stdout) as { dst: string; gateway?: string }[];
+    const torRoutes = JSON.parse(spawnSync('ip', ['-n', `${prefix}tor`, '-j', '-4', 'route', 'show', 'proto', '171'], { encoding: 'utf8' }).stdout) as { dst: string; gateway?: string }[];
     for (const h of plan.hosts) if (h.block !== undefined) t.ok(torRoutes.some((x) => x.dst === h.block && x.gateway === h.ip), `ToR: ${h.block} via ${h.ip}`);
     for (const w of plan.workloads.filter((x) => x.kind === 'vm')) t.ok(torRoutes.some((x) => x.dst === w.ip && x.gateway === plan.hosts.find((h) => h.name === w.host)!.ip), `ToR: ${w.ip} via ${w.host}`);
   }

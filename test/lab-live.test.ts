@@ -75,7 +75,7 @@ async function scenario(t: Test, letter: string, upArgs: string[]): Promise<void
   const plan = makePlan('mesh');
   const hosts = plan.hosts.map((h) => h.name);
   const hostIp = (h: string, f: 4 | 6): string => { const x = plan.hosts.find((y) => y.name === h)!; return f === 4 ? x.ip : x.ip6; };
-  const routes = (host: string, f: 4 | 6): Route[] => JSON.parse(spawnSync('ip', ['-n', `${prefix}${host}`, '-j', `-${f}`, 'route', 'show', 'proto', '80'], { encoding: 'utf8' }).stdout || '[]') as Route[];
+  const routes = (host: string, f: 4 | 6): Route[] => JSON.parse(spawnSync('ip', ['-n', `${prefix}${host}`, '-j', `-${f}`, 'route', 'show', 'proto', '171'], { encoding: 'utf8' }).stdout || '[]') as Route[];
   const has = (host: string, f: 4 | 6, dst: string, pred: (r: Route) => boolean = () => true): boolean => routes(host, f).some((r) => r.dst === dst && pred(r));
   const ping = (from: string, to: string): boolean => {
     for (let i = 0; i < 3; i++) if (spawnSync('ip', ['netns', 'exec', `${prefix}${from}`, 'ping', '-c1', '-W1', to], { timeout: 5_000 }).status === 0) return true;

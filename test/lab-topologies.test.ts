@@ -103,7 +103,7 @@ function everyPing(t: Test, lab: Lab): void {
 }
 
 /** Every host has the routes it should, through the next hop it should (the announcing host, or its ToR). */
-function routesAsPlanned(t: Test, lab: Lab, proto = (_h: string): string => '80'): void {
+function routesAsPlanned(t: Test, lab: Lab, proto = (_h: string): string => '171'): void {
   for (const h of lab.plan.hosts) {
     for (const f of [4, 6] as const) {
       const have = routes(`${lab.prefix}${h.label}`, f, 'proto', proto(h.name));
@@ -256,8 +256,8 @@ t.test('a mixed cluster: k8s-1 runs BIRD 2 as Calico configures it, the others s
   if (!requires(t, { root: true, commands: ['ip', 'ping', 'bird', 'birdc'] })) return;
   const lab = await labUp(t, 'x', ['--topology', 'mesh', '--bird-hosts', 'k8s-1'], 'mesh', 'frr', { birdHosts: ['k8s-1'] });
   everyPing(t, lab);
-  // BIRD's routes on k8s-1 are proto bird; skein's on the others proto 80.
-  routesAsPlanned(t, lab, (h) => (h === 'k8s-1' ? 'bird' : '80'));
+  // BIRD's routes on k8s-1 are proto bird; skein's on the others proto 171.
+  routesAsPlanned(t, lab, (h) => (h === 'k8s-1' ? 'bird' : '171'));
   const sock = join(lab.dir, 'k8s-1.bird.ctl');
   const mesh = birdBgp(sock);
   t.same(mesh.map((s) => s.name).sort(), ['Mesh_10_10_0_12', 'Mesh_10_10_0_21', 'Mesh_10_10_0_22', 'Mesh_fd00_10__12', 'Mesh_fd00_10__21', 'Mesh_fd00_10__22'], 'BIRD: Calico\'s mesh sessions');
@@ -269,7 +269,7 @@ t.test('a mixed cluster: k8s-1 runs BIRD 2 as Calico configures it, the others s
     t.ok(ps.some((p) => p.address === '10.10.0.11' && p.state === 'Established') && ps.some((p) => p.address === 'fd00:10::11' && p.state === 'Established'), `${h.name}: skeind's sessions with the BIRD host Established`);
     // Calico's export: the block aggregate, nothing inside it.
     for (const f of [4, 6] as const) {
-      const have = routes(`${lab.prefix}${h.label}`, f, 'proto', '80');
+      const have = routes(`${lab.prefix}${h.label}`, f, 'proto', '171');
       const pods = lab.plan.workloads.filter((w) => w.host === 'k8s-1').map((w) => (f === 4 ? w.ip : w.ip6));
       t.same(have.filter((r) => pods.includes(r.dst)).map((r) => r.dst), [], `${h.name} IPv${f}: no /32 inside the BIRD host's block`);
     }

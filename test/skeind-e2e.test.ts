@@ -80,7 +80,7 @@ function resources(pods: Pod[]): string {
 interface KRoute { dst: string; gateway?: string; dev?: string; type?: string; protocol?: string; nexthops?: { gateway: string }[] }
 
 function routesOf(ns: string): KRoute[] {
-  return JSON.parse(nsExec(ns, 'ip', ['-j', 'route', 'show', 'proto', '80'])) as KRoute[];
+  return JSON.parse(nsExec(ns, 'ip', ['-j', 'route', 'show', 'proto', '171'])) as KRoute[];
 }
 
 const run = (cmd: string, args: string[], timeoutMs = 15_000): Promise<RunResult> => runCommand(cmd, args, { timeoutMs });
@@ -197,7 +197,7 @@ t.test('three hosts, one resources.yaml: mesh, routes, pings, live edit, borrowe
           && PODS.filter((p) => p.host === h.name).every((p) => r.some((x) => x.dst === p.ip && x.dev === p.ifname));
         return ok ? r : undefined;
       }, `${h.name}: remote blocks via their hosts, own block blackholed, device routes to local pods`, 20_000, 200);
-      t.pass(`${h.name}: ${routes?.length ?? 0} routes with proto 80`);
+      t.pass(`${h.name}: ${routes?.length ?? 0} routes with proto 171`);
     }
 
     // 3. Pod to pod across hosts.
@@ -239,7 +239,7 @@ t.test('three hosts, one resources.yaml: mesh, routes, pings, live edit, borrowe
     t.same(one.map((r) => r.prefix), ['10.65.0.10/32'], 'routes ADDRESS gives the longest match');
     const fib = await ctl(sock('host-a'), 'fib');
     t.equal(fib.enabled, true);
-    t.equal(fib.protocol, 80);
+    t.equal(fib.protocol, 171);
     const fr = fib.routes as { prefix: string; desired: { type: string; nextHops: string[]; dev?: string } | null; kernel: unknown; state: string }[];
     t.equal(fr.find((r) => r.prefix === '10.65.0.0/26')?.desired?.type, 'blackhole');
     t.same(fr.find((r) => r.prefix === '10.65.0.64/26')?.desired, { type: 'unicast', nextHops: ['10.0.0.2'] });
@@ -272,13 +272,13 @@ t.test('three hosts, one resources.yaml: mesh, routes, pings, live edit, borrowe
 
     // 7. SIGTERM: exit 0, routes stay.
     const nsA = hostNs.get('host-a')!;
-    const before = nsExec(nsA, 'ip', ['route', 'show', 'proto', '80']);
+    const before = nsExec(nsA, 'ip', ['route', 'show', 'proto', '171']);
     const a = daemons.get('host-a')!;
     const exited = new Promise<number | null>((resolve) => a.once('exit', (code) => resolve(code)));
     a.kill('SIGTERM');
     const code = await Promise.race([exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 15_000))]);
     t.equal(code, 0, 'skeind exits 0 on SIGTERM');
-    t.equal(nsExec(nsA, 'ip', ['route', 'show', 'proto', '80']), before, 'routes stay in the kernel after the stop');
+    t.equal(nsExec(nsA, 'ip', ['route', 'show', 'proto', '171']), before, 'routes stay in the kernel after the stop');
     t.ok(before.includes('10.65.0.64/26 via 10.0.0.2'), 'including the learned ones');
     t.ok(logs.get('host-a')!.some((l) => l.includes('stopped; routes left in the kernel')), 'logged the clean stop');
 
@@ -300,7 +300,7 @@ t.test('three hosts, one resources.yaml: mesh, routes, pings, live edit, borrowe
     t.equal((back?.peers as unknown[] | undefined)?.length, 2);
     monitor.kill('SIGTERM');
     const sorted = (x: string): string[] => x.split('\n').filter(Boolean).sort();
-    t.same(sorted(nsExec(nsA, 'ip', ['route', 'show', 'proto', '80'])), sorted(before), 'same routes after the restart');
+    t.same(sorted(nsExec(nsA, 'ip', ['route', 'show', 'proto', '171'])), sorted(before), 'same routes after the restart');
     t.notMatch(monitored, /^Deleted .*10\.65\./m, 'no route of skein was deleted during the restart');
     t.ok(againLines.some((l) => l.includes('adopted')), 'the restarted daemon adopted the kernel routes');
     t.ok(ping(podNs.get('a1')!, '10.65.0.66'), 'traffic flows after the restart');
@@ -425,8 +425,8 @@ t.test('two dual-stack hosts with a mesh password: IPv4 and IPv6 sessions signed
     }, 'host-a: IPv4 and IPv6 mesh sessions Established', 45_000, 250);
     t.same(st?.map((p) => [p.address, p.families]).sort(), [['10.0.0.2', ['ipv4-unicast']], ['fd00::2', ['ipv6-unicast']]], 'one session per family, as Calico');
     await until(() => {
-      const r4 = JSON.parse(nsExec(nb, 'ip', ['-j', 'route', 'show', 'proto', '80'])) as KRoute[];
-      const r6 = JSON.parse(nsExec(nb, 'ip', ['-j', '-6', 'route', 'show', 'proto', '80'])) as KRoute[];
+      const r4 = JSON.parse(nsExec(nb, 'ip', ['-j', 'route', 'show', 'proto', '171'])) as KRoute[];
+      const r6 = JSON.parse(nsExec(nb, 'ip', ['-j', '-6', 'route', 'show', 'proto', '171'])) as KRoute[];
       return r4.some((x) => x.dst === '10.65.0.0/26' && x.gateway === '10.0.0.1')
         && r6.some((x) => x.dst === 'fd00:65::/122' && x.gateway === 'fd00::1')
         && r6.some((x) => x.dst === 'fd00:65::40/122' && x.type === 'blackhole');

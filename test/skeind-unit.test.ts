@@ -175,11 +175,12 @@ t.test('DesiredPeer -> speaker peer options', async (t) => {
 
 t.test('origination -> path attributes', async (t) => {
   const o = (c: [number, number][], l: [number, number, number][] = []): Origination => ({
-    key: '10.65.0.0/26', prefix: '10.65.0.0/26', family: 4, kind: 'block', communities: c, largeCommunities: l, sources: [],
+    key: '10.65.0.0/26', prefix: '10.65.0.0/26', family: 4, kind: 'block', communities: c, largeCommunities: l, localPref: 2147482623, sources: [],
   });
-  t.same(originationAttributes(o([])), { origin: 0 }, 'plain: ORIGIN IGP, nothing else');
-  t.same(originationAttributes(o([[65000, 100], [65535, 65281]])), { origin: 0, communities: [65000 * 65536 + 100, 0xffffff01] }, 'RFC 1997 values');
-  t.same(originationAttributes(o([], [[4200000000, 1, 2]])), { origin: 0, largeCommunities: [[4200000000, 1, 2]] }, 'RFC 8092 large communities');
+  // LOCAL_PREF 2^31-1 - 1024, as Calico v3.32+ nodes export their routes (confd buildExportFilter).
+  t.same(originationAttributes(o([])), { origin: 0, localPref: 2147482623 }, 'plain: ORIGIN IGP and Calico\'s LOCAL_PREF');
+  t.same(originationAttributes(o([[65000, 100], [65535, 65281]])), { origin: 0, localPref: 2147482623, communities: [65000 * 65536 + 100, 0xffffff01] }, 'RFC 1997 values');
+  t.same(originationAttributes(o([], [[4200000000, 1, 2]])), { origin: 0, localPref: 2147482623, largeCommunities: [[4200000000, 1, 2]] }, 'RFC 8092 large communities');
 });
 
 t.test('router ID and speaker identity', async (t) => {
@@ -445,8 +446,17 @@ t.test('ClusterInformation gate: nothing announced until datastoreReady is true'
   t.equal(d.routesJson('10.65.0.0/26').routes[0]?.best?.from, 'local');
   t.equal(d.fibJson().routes.find((r) => r.prefix === '10.65.0.0/26')?.desired?.type, 'blackhole');
   await until(() => d.status().ready, 'ready with no peers once the gate is open', 10_000, 50);
+  // At run time a false flag freezes instead (calicoctl datastore migrate lock; confd ignores the flag): the block
+  // stays announced and blackholed, a change meanwhile waits, and the thaw applies it.
   write(yaml(false));
-  await until(() => d.routesJson().routes.length === 0, 'withdrawn when the gate closes again', 10_000, 50);
+  await until(() => d.status().notReady?.some((m) => m.includes('datastore frozen')), 'frozen: not ready, with the reason', 10_000, 50);
+  write(yaml(false).replace(/---\napiVersion: projectcalico.org\/v3\nkind: BlockAffinity[^]*$/, ''));
+  await new Promise((r) => setTimeout(r, 300));
+  t.equal(d.routesJson('10.65.0.0/26').routes.length, 1, 'still announced while frozen, the affinity\'s deletion held back');
+  t.equal(d.fibJson().routes.find((r) => r.prefix === '10.65.0.0/26')?.desired?.type, 'blackhole', 'still blackholed while frozen');
+  write(yaml(true).replace(/---\napiVersion: projectcalico.org\/v3\nkind: BlockAffinity[^]*$/, ''));
+  await until(() => d.routesJson().routes.length === 0, 'the held deletion applies after the thaw', 10_000, 50);
+  await until(() => d.status().ready, 'ready again after the thaw', 10_000, 50);
 });
 
 // Ports of this file's etcd: 24321-24322 (each test file has its own).

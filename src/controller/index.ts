@@ -17,6 +17,7 @@ export {
   derivePeers, derivePeersIn, PeerContext, protocolName, comparePeers, DEFAULT_AS,
   type DesiredPeer, type PeerType, type PeerSource, type Reflection,
 } from './peers.js';
+export { kernelPolicy, type KernelPolicy, type KernelDecision } from './kernel.js';
 export {
   deriveOriginations, type Origination, type OriginKind, type Blackhole, type DeviceRoute, type Originations,
 } from './originate.js';

@@ -18,12 +18,12 @@
 // - Calico learns workload routes from the kernel (Felix writes them); skein
 //   reads WorkloadEndpoints directly (CONTRACT.md), so the device routes and the
 //   /32s of borrowed addresses come from ipNetworks.
-// - Calico blackholes every affine block whatever its state, and a pending
-//   block's blackhole then leaks out through the pool rule. skein announces and
-//   blackholes only confirmed, not-deleted affinities: a pending affinity is not
-//   yet ours and a pendingDeletion one is being handed back, and blackholing
-//   either could swallow traffic for addresses that live elsewhere. Addresses of
-//   local workloads inside such blocks are announced one by one (as borrowed).
+// - Affinity states as confd treats them (confd/pkg/backends/calico/client.go
+//   updateCache): a `pending` affinity is as good as absent (not yet ours: its
+//   workloads' addresses go out one by one, as borrowed), a `pendingDeletion` one
+//   is still this node's block (IPAM turns it back to confirmed if the block is
+//   not empty), so it is announced and blackholed like a confirmed one. An
+//   affinity marked `deleted` is skipped.
 // - A confirmed block outside every IP pool passes Calico's calico_aggr; skein
 //   does not announce it (CONTRACT.md: nothing outside the pools is announced),
 //   but still blackholes it.
@@ -48,6 +48,13 @@ export interface Origination {
   communities: [number, number][];
   /** RFC 8092 large communities [global admin, local 1, local 2], sorted */
   largeCommunities: [number, number, number][];
+  /**
+   * LOCAL_PREF sent to iBGP peers: since Calico v3.32 a node exports its own routes with 2^31-1 minus the route's
+   * kernel metric, the normal route priority (ipv4NormalRoutePriority / ipv6NormalRoutePriority, default 1024) —
+   * confd/pkg/backends/calico/bgp_processor.go buildExportFilter. A mixed cluster of BIRD and skein hosts then
+   * compares like with like, and each node still prefers its own service ranges (local beats learned on a tie).
+   */
+  localPref: number;
   /** what produced it ("BlockAffinity/node/cidr", "WorkloadEndpoint/ns/name", "BGPConfiguration/default serviceClusterIPs") */
   sources: string[];
 }
@@ -106,6 +113,9 @@ export function deriveOriginations(model: Model, nodeName: string): Originations
   const blocked = (n: Net): boolean => pools.some((p) => !p.exportable && netWithin(n, p.net));
 
   const announce = new Map<string, Origination>();
+  const cfg = model.bgpConfiguration('default')?.spec;
+  const BIRD_INT_MAX = 2147483647; // confd's template.BirdIntMaxValue
+  const localPref = (f: 4 | 6): number => BIRD_INT_MAX - ((f === 4 ? cfg?.ipv4NormalRoutePriority : cfg?.ipv6NormalRoutePriority) ?? 1024);
   const add = (prefix: string, n: Net, kind: OriginKind, source: string): void => {
     const have = announce.get(prefix);
     if (have !== undefined) {
@@ -114,14 +124,14 @@ export function deriveOriginations(model: Model, nodeName: string): Originations
       if (!have.sources.includes(source)) have.sources.push(source);
       return;
     }
-    announce.set(prefix, { key: prefix, prefix, family: n.family, kind, communities: [], largeCommunities: [], sources: [source] });
+    announce.set(prefix, { key: prefix, prefix, family: n.family, kind, communities: [], largeCommunities: [], localPref: localPref(n.family), sources: [source] });
   };
 
   // Blocks affine to this node.
   const blocks: Net[] = [];
   const blackholes: Blackhole[] = [];
   for (const a of model.blockAffinities(nodeName)) {
-    if (a.spec.state !== 'confirmed' || a.spec.deleted) continue;
+    if (a.spec.state === 'pending' || a.spec.deleted) continue;
     const n = net(a.spec.cidr);
     blocks.push(n);
     // [aggr] no blackhole for a single-address block: it would swallow that one workload's traffic.
@@ -134,7 +144,12 @@ export function deriveOriginations(model: Model, nodeName: string): Originations
   const deviceRoutes = new Map<string, DeviceRoute>();
   for (const w of model.workloadEndpoints(nodeName)) {
     const id = workloadId(w);
-    for (const prefix of w.spec.ipNetworks) {
+    // Floating IPs: networking-calico writes them as ipNATs; Felix routes each external IP to the workload's
+    // interface like its own addresses (always for OpenStack endpoints; felix/dataplane/linux/endpoint_mgr.go
+    // calculateRoutes) and DNATs it there, and BIRD exports that route when it lies in a pool. Same here.
+    const floating = w.spec.orchestrator === 'openstack'
+      ? w.spec.ipNATs.map((x) => `${x.externalIP}/${x.externalIP.includes(':') ? 128 : 32}`) : [];
+    for (const prefix of floating.length > 0 ? [...w.spec.ipNetworks, ...floating] : w.spec.ipNetworks) {
       const n = net(prefix);
       // Two endpoints claiming one address (a VM mid-migration, stale data): the
       // first by id keeps it, so the answer does not depend on arrival order.
@@ -191,20 +206,19 @@ export function deriveOriginations(model: Model, nodeName: string): Originations
 
 /**
  * prefixAdvertisements in effect for this node: BGPConfiguration node.<name>'s
- * list for a family when it has entries of that family, else the default's
- * (Calico keeps one list per family, node before global). Community names were
- * resolved to values by config/.
+ * list when it has one, else the default's — for both families at once. confd
+ * writes a node's IPv4 and IPv6 keys together whenever the node's list is set
+ * (confd/pkg/backends/calico/client.go getPrefixAdvertisementsKVPair), and the
+ * processor takes the node key of a family whenever it exists, even empty
+ * (bgp_processor.go), so a node list with only IPv4 entries leaves IPv6 routes
+ * without communities. (An explicitly empty node list reads here as absent:
+ * config/ does not keep that difference.) Community names were resolved to
+ * values by config/.
  */
 function communityRules(model: Model, nodeName: string): CommunityRule[] {
   const nodeList = model.bgpConfiguration(`node.${nodeName}`)?.spec.prefixAdvertisements ?? [];
   const globalList = model.bgpConfiguration('default')?.spec.prefixAdvertisements ?? [];
-  const out: CommunityRule[] = [];
-  for (const family of [4, 6] as Family[]) {
-    const fam = (l: typeof nodeList): typeof nodeList => l.filter((x) => net(x.cidr).family === family);
-    const own = fam(nodeList);
-    for (const x of own.length > 0 ? own : fam(globalList)) out.push({ net: net(x.cidr), communities: x.communities });
-  }
-  return out;
+  return (nodeList.length > 0 ? nodeList : globalList).map((x) => ({ net: net(x.cidr), communities: x.communities }));
 }
 
 const workloadId = (w: WorkloadEndpoint): string => `${w.metadata.namespace ?? ''}/${w.metadata.name}`;

@@ -28,11 +28,10 @@
 //    "Skipping ourselves").
 //
 // 5. Every setting of a BGPPeer (password, sourceAddress, maxRestartTime,
-//    keepalive, ttlSecurity, next-hop mode, allowas-in, filters) applies to every
-//    peering it produces, selector and reverse ones included. Older confd
-//    (client.go setPeerConfigFieldsFromV3Resource) carried only password,
-//    sourceAddress and restart time onto selector/reverse peerings, and
-//    keepOriginalNextHop / numAllowedLocalASNumbers onto peerIP ones only.
+//    keepalive, ttlSecurity, next-hop mode, filters) applies to every peering it
+//    produces, selector and reverse ones included; localASNumber and allowas-in
+//    (numAllowedLocalASNumbers) only to peerIP ones, as confd (client.go
+//    nodeAsBGPPeers and setPeerConfigFieldsFromV3Resource set neither).
 //
 // Not derived here: localWorkloadSelector peerings (Calico reads the workload
 // addresses from Felix's endpoint status files, which skein does not have).
@@ -104,6 +103,8 @@ interface NodeInfo {
   v4?: string;
   v6?: string;
   as: number;
+  /** the Node's own spec.bgp.asNumber, when it has one */
+  explicitAs?: number;
   clusterId?: string;
   labels: Record<string, string>;
   port?: number;
@@ -155,6 +156,7 @@ export class PeerContext {
   private info(n: CalicoNode, port: number | undefined): NodeInfo {
     const b = n.spec.bgp;
     const out: NodeInfo = { name: n.metadata.name, as: b?.asNumber ?? this.globalAS, labels: n.metadata.labels };
+    if (b?.asNumber !== undefined) out.explicitAs = b.asNumber;
     if (b?.ipv4Address !== undefined) out.v4 = stripLength(b.ipv4Address);
     if (b?.ipv6Address !== undefined) out.v6 = stripLength(b.ipv6Address);
     if (b?.routeReflectorClusterID !== undefined) out.clusterId = b.routeReflectorClusterID;
@@ -328,7 +330,9 @@ function meshPeer(ctx: PeerContext, me: NodeInfo, n: NodeInfo, f: Family, addres
     name: protocolName('Mesh', address),
     type: 'node-to-node mesh',
     peerNode: n.name,
-    peerAS: n.as,
+    // A mesh peer without its own AS is taken to be in this node's AS (node-specific or global), not the global
+    // one: confd/pkg/backends/calico/bgp_processor.go falls back to config.ASNumber, this node's AS.
+    peerAS: n.explicitAs ?? me.as,
     localAS: me.as,
     // One-directional mesh ([template] `{{if gt $onode_ip $node_ip}} passive on`,
     // [processor] `if peerIP > currentNodeIP`): a Go string comparison of the
@@ -353,7 +357,10 @@ function explicitPeer(ctx: PeerContext, me: NodeInfo, e: Emitted, sources: PeerS
   const { target: t, resource: r, type } = e;
   const s = r.spec;
   const ours = addressOf(me, t.family) as string;
-  const localAS = s.localASNumber ?? me.as;
+  // localASNumber and numAllowedLocalASNumbers reach only peerIP peerings: confd's selector and reverse peerings
+  // (client.go nodeAsBGPPeers, setPeerConfigFieldsFromV3Resource) carry neither.
+  const viaPeerIP = t.via === 'peerIP';
+  const localAS = (viaPeerIP ? s.localASNumber : undefined) ?? me.as;
   const ibgp = t.peerAS === localAS;
   // [processor] buildPeerFromData: an RR (this node has a cluster ID) makes an
   // iBGP peer its client unless the peer carries the same cluster ID. A peerIP
@@ -389,7 +396,7 @@ function explicitPeer(ctx: PeerContext, me: NodeInfo, e: Emitted, sources: PeerS
   if (s.maxRestartTime !== undefined) p.restartTimeMs = s.maxRestartTime;
   if (s.keepaliveTime !== undefined) p.keepaliveTimeMs = s.keepaliveTime;
   if (s.ttlSecurity !== undefined && s.ttlSecurity > 0) p.ttlSecurity = s.ttlSecurity;
-  if (s.numAllowedLocalASNumbers !== undefined && s.numAllowedLocalASNumbers > 0) p.numAllowedLocalASNumbers = s.numAllowedLocalASNumbers;
+  if (viaPeerIP && s.numAllowedLocalASNumbers !== undefined && s.numAllowedLocalASNumbers > 0) p.numAllowedLocalASNumbers = s.numAllowedLocalASNumbers;
   if (rrClient) p.rrClusterId = me.clusterId as string;
   // reachableBy only makes sense for the peerIP it was written for.
   if (s.reachableBy !== undefined && t.via === 'peerIP') p.reachableBy = s.reachableBy;

@@ -74,7 +74,8 @@ export function peerOptionsFor(p: DesiredPeer, ctx: PeerMapContext): PeerOptions
 
 /** The path attributes of a local origination: ORIGIN IGP, an empty AS_PATH (the core's default) and communities. */
 export function originationAttributes(o: Origination): PathAttributes {
-  const a: { -readonly [K in keyof PathAttributes]: PathAttributes[K] } = { origin: 0 };
+  // LOCAL_PREF as Calico nodes export it (Origination.localPref); the speaker drops it towards eBGP peers.
+  const a: { -readonly [K in keyof PathAttributes]: PathAttributes[K] } = { origin: 0, localPref: o.localPref };
   // RFC 1997: a community is one 32-bit value, the AS in the high 16 bits.
   if (o.communities.length > 0) a.communities = o.communities.map(([asn, v]) => ((asn << 16) | v) >>> 0);
   if (o.largeCommunities.length > 0) a.largeCommunities = o.largeCommunities.map(([g, l1, l2]) => [g, l1, l2] as const);

@@ -4,8 +4,12 @@
 //   local workload device route  >  blackhole of an affine block  >  BGP best path.
 // While the ClusterInformation gate is closed, the table keeps track but writes nothing (CONTRACT: nothing is
 // programmed until the datastore is ready); opening it writes the whole state.
-import type { Programmer, Target } from '../../fib/index.js';
-import { bgpTarget, prefixBytes, type PrefixBytes } from './mapping.js';
+// Learned routes pass the kernel policy first (src/controller/kernel.ts: Calico's kernel export filter for
+// encapsulated pools, service ranges and WireGuard): rejected ones are kept here but not written, tunnelled ones go
+// via tunl0 onlink.
+import type { NextHop, Programmer, Target } from '../../fib/index.js';
+import type { KernelPolicy } from '../controller/index.js';
+import { addressBytes, bgpTarget, prefixBytes, type PrefixBytes } from './mapping.js';
 
 export type RouteKind = 'device' | 'blackhole' | 'bgp';
 
@@ -14,6 +18,8 @@ interface Entry {
   device?: { dev: string; target: Target };
   blackhole?: boolean;
   bgp?: { nextHops: string[]; target: Target };
+  /** the best path's next hops as the speaker gave them, whatever the kernel policy decided */
+  learned?: string[];
   /** the target last handed to the Programmer (undefined: nothing) */
   written?: Target;
 }
@@ -38,6 +44,7 @@ export class RouteTable {
   #stale: Set<string> | undefined;
   /** this node's own addresses: never a next hop */
   own: ReadonlySet<string> = new Set();
+  #policy: KernelPolicy | undefined;
 
   constructor(fib: Programmer | undefined) {
     this.#fib = fib;
@@ -79,10 +86,48 @@ export class RouteTable {
     this.#stale?.delete(prefix);
     const e = this.#entry(prefix, nextHops !== null);
     if (!e) return;
-    const t = nextHops === null ? undefined : this.#bgpTarget(e.p.family, nextHops);
-    if (t === undefined) delete e.bgp;
-    else e.bgp = { nextHops: [...nextHops!], target: t };
+    if (nextHops === null) delete e.learned;
+    else e.learned = [...nextHops];
+    this.#applyPolicy(prefix, e);
     this.#changed(prefix, e);
+  }
+
+  /** A new kernel policy: every learned route is decided again (only those whose decision changed are rewritten). */
+  setPolicy(policy: KernelPolicy): void {
+    if (this.#policy?.key === policy.key) return;
+    this.#policy = policy;
+    for (const [k, e] of [...this.#entries]) {
+      if (e.learned === undefined) continue;
+      const before = e.bgp?.target;
+      this.#applyPolicy(k, e);
+      if (e.bgp?.target !== before) this.#changed(k, e);
+    }
+  }
+
+  #applyPolicy(prefix: string, e: Entry): void {
+    const hops = e.learned;
+    const d = hops === undefined ? 'reject' : this.#policy?.decide(prefix, hops) ?? 'accept';
+    const t = hops === undefined || d === 'reject' ? undefined
+      : d === 'tunnel' ? this.#tunnelTarget(hops) : this.#bgpTarget(e.p.family, hops);
+    if (t === undefined) delete e.bgp;
+    else e.bgp = { nextHops: [...hops!], target: t };
+  }
+
+  /** confd's `krt_tunnel = "tunl0"`: the route goes through the IPIP device, onlink to the peer's address. */
+  #tunnelTarget(nextHops: readonly string[]): Target | undefined {
+    const key = `tunl0|${nextHops.join(',')}`;
+    let t = this.#bgpTargets.get(key);
+    if (t !== undefined) return t;
+    const hops: NextHop[] = [];
+    for (const nh of nextHops) {
+      const b = addressBytes(nh);
+      if (b === undefined || b.length !== 4 || this.own.has(nh)) continue;
+      hops.push({ gateway: b, dev: 'tunl0', onlink: true });
+    }
+    if (hops.length === 0) return undefined;
+    t = { hops };
+    this.#bgpTargets.set(key, t);
+    return t;
   }
 
   /** The winning route of a prefix. */
@@ -103,7 +148,7 @@ export class RouteTable {
    * again (it stays in the kernel meanwhile, as with graceful restart, RFC 4724 §4.2). Returns how many.
    */
   markBgpStale(): number {
-    this.#stale = new Set([...this.#entries].filter(([, e]) => e.bgp !== undefined).map(([k]) => k));
+    this.#stale = new Set([...this.#entries].filter(([, e]) => e.learned !== undefined).map(([k]) => k));
     return this.#stale.size;
   }
 
@@ -149,7 +194,7 @@ export class RouteTable {
 
   #changed(prefix: string, e: Entry): void {
     if (this.#open) this.#write(prefix, e);
-    if (!e.device && !e.blackhole && !e.bgp && e.written === undefined) this.#entries.delete(prefix);
+    if (!e.device && !e.blackhole && !e.bgp && e.learned === undefined && e.written === undefined) this.#entries.delete(prefix);
   }
 
   #write(prefix: string, e: Entry): void {
@@ -162,7 +207,7 @@ export class RouteTable {
     }
     if (want === undefined) delete e.written;
     else e.written = want;
-    if (!e.device && !e.blackhole && !e.bgp) this.#entries.delete(prefix);
+    if (!e.device && !e.blackhole && !e.bgp && e.learned === undefined) this.#entries.delete(prefix);
   }
 }
 

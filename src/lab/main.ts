@@ -630,9 +630,9 @@ async function up(o: Options): Promise<number> {
     say(`BGP: ${birdUp.filter(Boolean).length}/${birdSockets.size} BIRDs have all their sessions Established`);
   }
 
-  // Routes in every host's kernel: the other hosts' blocks and VM /32s (skein's proto 80, BIRD's proto bird).
+  // Routes in every host's kernel: the other hosts' blocks and VM /32s (skein's proto 171, BIRD's proto bird).
   const families: (4 | 6)[] = plan.ipv6 ? [4, 6] : [4];
-  const proto = (h: Host): string => (h.bird ? 'bird' : '80');
+  const proto = (h: Host): string => (h.bird ? 'bird' : '171');
   const routesOf = (h: Host, f: 4 | 6): Set<string> => new Set((JSON.parse(ipn(hostNs.get(h.name)!, '-j', `-${f}`, 'route', 'show', 'proto', proto(h))) as { dst: string }[]).map((r) => r.dst));
   const routed = await Promise.all(plan.hosts.map((h) => until(`${h.name}: routes to the other hosts' blocks and VMs`, 20_000, () => {
     return families.every((f) => {
@@ -676,7 +676,7 @@ async function up(o: Options): Promise<number> {
     if (o.tor === 'skein') {
       const st = await shAsync(process.execPath, [SKEINCTL, '--socket', sockets.get(TOR_NODE)!, 'status'], 10_000);
       process.stdout.write(`\n=== ToR (skeind route reflector, ${n}, ${tor.ip}, AS ${tor.asn}, cluster ID ${TOR_CLUSTER_ID}) ===\n$ skeinctl --socket ${sockets.get(TOR_NODE)} status\n${st.ok ? st.out : `(failed: ${st.err.trim()})\n`}`);
-      process.stdout.write(`$ ip netns exec ${n} ip route show proto 80\n${ipn(n, 'route', 'show', 'proto', '80')}`);
+      process.stdout.write(`$ ip netns exec ${n} ip route show proto 171\n${ipn(n, 'route', 'show', 'proto', '171')}`);
       continue;
     }
     const head = `\n=== ToR ${tor.name} (${torName}, ${n}, ${tor.ip}, AS ${tor.asn}${tor.rack !== undefined ? `, rack ${tor.rack}, spine ${tor.spineIp!}` : ''}) ===\n`;
@@ -746,7 +746,7 @@ async function up(o: Options): Promise<number> {
   const hints: [string, string][] = [
     [`ip netns list | grep ^${o.prefix}`, 'the namespaces: hosts, workloads, fabric'],
     [`ip netns exec ${wlNs.get(vms[0]!.name)} ping ${pods[2]!.ip}`, `from ${vms[0]!.name} to ${pods[2]!.name} on ${pods[2]!.host}`],
-    [`ip netns exec ${hostNs.get(h0.name)} ip route show proto 80`, `what skein programmed on ${h0.name}`],
+    [`ip netns exec ${hostNs.get(h0.name)} ip route show proto 171`, `what skein programmed on ${h0.name}`],
     [`node ${SKEINCTL} --socket ${sockets.get(h0.name)} peers`, 'or status, routes, fib'],
     [`ip netns exec ${hostNs.get(h0.name)} curl -s 127.0.0.1:9180/metrics`, `${h0.name}'s metrics`],
     ...(tor0 !== undefined && o.tor === 'frr' ? [[`vtysh -N ${torNs.get(tor0.name)} -c 'show bgp ipv4 unicast'`, `the ToR${plan.racks > 0 ? ` of rack ${tor0.rack!}` : ''}`] as [string, string]] : []),
