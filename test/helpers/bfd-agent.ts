@@ -6,7 +6,7 @@
 //   {"id":2,"cmd":"update","key":...,"params":...}   {"id":3,"cmd":"remove","key":...}
 //   {"id":4,"cmd":"sessions"} → {"id":4,"ok":true,"result":[BfdSessionInfo...]}
 //   {"id":5,"cmd":"close","graceful":false}  (sockets closed; the process stays for inspection)
-// Session events come unasked as {"event":"bfd","output":{type:"up"|"down"|"state"|"discard",...},"atMs":...}.
+// Session events come unasked as {"event":"bfd","output":{type:"up"|"down"|"state"|"discard",...},"atMs":wall clock ms}.
 import { createInterface } from 'node:readline';
 import { BfdUdpDriver, type BfdKey, type BfdParams } from '../../bgp/index.js';
 
@@ -23,7 +23,7 @@ const out = (o: unknown): void => {
 };
 
 const driver = new BfdUdpDriver({
-  onEvent: (e) => out({ event: 'bfd', output: e.type === 'send' ? undefined : e, atMs: performance.now() }),
+  onEvent: (e) => out({ event: 'bfd', output: e.type === 'send' ? undefined : e, atMs: Date.now() }),
   onError: (err, where) => out({ event: 'error', where, message: err.message }),
 });
 
