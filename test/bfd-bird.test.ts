@@ -41,6 +41,8 @@ t.test('BFD with BIRD 2: Up both ways, negotiated timers, power loss detected on
   const [va, vb] = lab.link(nsA, nsB);
   lab.addr(nsA, va, '10.31.0.1/24');
   lab.addr(nsB, vb, '10.31.0.2/24');
+  lab.addr(nsA, va, 'fd00:31::1/64');
+  lab.addr(nsB, vb, 'fd00:31::2/64');
 
   const bird = new Bird(nsB);
   t.teardown(() => bird.stop());
@@ -56,6 +58,7 @@ protocol bfd bfd1 {
     multiplier 4;
   };
   neighbor 10.31.0.1 dev "${vb}" local 10.31.0.2;
+  neighbor fd00:31::1 dev "${vb}" local fd00:31::2;
 }
 `);
 
@@ -66,7 +69,14 @@ protocol bfd bfd1 {
   });
   const key: BfdKey = { peer: '10.31.0.2', local: '10.31.0.1', interface: va, multihop: false };
   await agent.call('add', { key, params: { desiredMinTxUs: 100_000, requiredMinRxUs: 200_000, idleTxUs: 1_000_000, detectMult: 3 } });
-  const mine = async (): Promise<BfdSessionInfo | undefined> => (await agent.call<BfdSessionInfo[]>('sessions'))[0];
+  const mine = async (): Promise<BfdSessionInfo | undefined> =>
+    (await agent.call<BfdSessionInfo[]>('sessions')).find((x) => x.key.peer === '10.31.0.2');
+  // An IPv6 session beside it: the hop-limit branch of the receive filter, and BIRD over IPv6.
+  const key6: BfdKey = { peer: 'fd00:31::2', local: 'fd00:31::1', interface: va, multihop: false };
+  await agent.call('add', { key: key6, params: { desiredMinTxUs: 100_000, requiredMinRxUs: 100_000, idleTxUs: 1_000_000, detectMult: 3 } });
+  await until(async () => (await agent.call<BfdSessionInfo[]>('sessions')).find((x) => x.key.peer === 'fd00:31::2')?.state === 'Up', 'IPv6 session Up', 20_000, 100);
+  await until(() => birdSessions(bird).find((x) => x.address === 'fd00:31::1')?.state === 'Up', 'BIRD IPv6 session Up', 20_000, 100);
+  t.pass('IPv6 session Up on both sides');
 
   await until(async () => (await mine())?.state === 'Up', 'skein session Up', 20_000, 100);
   await until(() => birdSessions(bird).find((s) => s.address === '10.31.0.1')?.state === 'Up', 'BIRD session Up', 20_000, 100);
@@ -81,14 +91,16 @@ protocol bfd bfd1 {
   t.equal(b.intervalSec, 0.2, 'BIRD sends at max(its 150 ms, skein rx 200 ms)');
   t.equal(b.timeoutSec, 0.3, 'BIRD detects in skein mult 3 × max(BIRD rx 100, skein tx 100)');
 
+  const isDown4 = (e: { event: string; [k: string]: unknown }): boolean =>
+    e.event === 'bfd' && (e.output as { type?: string; key?: BfdKey }).type === 'down' && (e.output as { key: BfdKey }).key.peer === '10.31.0.2';
   // BIRD's host loses power: its link goes down inside its namespace; nothing more is sent.
   const downAt = Date.now();
   nsExec(nsB, 'ip', ['link', 'set', vb, 'down']);
   await until(
-    () => agent.events.find((e) => e.event === 'bfd' && (e.output as { type?: string }).type === 'down'),
+    () => agent.events.find(isDown4),
     'skein detects BIRD gone', 10_000, 20,
   );
-  const down = agent.events.find((e) => e.event === 'bfd' && (e.output as { type?: string }).type === 'down')!;
+  const down = agent.events.find(isDown4)!;
   t.match(down.output, { diag: 1, reason: 'Control Detection Time Expired' }, 'by the detection timer');
   t.comment(`power loss detected after ≈${((down.atMs as number) - downAt).toFixed(0)} ms (wall clock; detection time ${s.detectTimeUs / 1000} ms)`);
   await until(() => birdSessions(bird).find((x) => x.address === '10.31.0.1')?.state !== 'Up', 'BIRD sees it too', 10_000, 50);
