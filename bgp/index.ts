@@ -9,3 +9,5 @@ export * from './rib/index.js';
 export { validateOpen } from './session/index.js';
 // The speaker: node:net driver around the engine.
 export * from './speaker/index.js';
+// BFD (RFC 5880/5881/5883): codec, Sans-IO sessions and manager, UDP driver.
+export * from './bfd/index.js';

@@ -33,3 +33,7 @@ export {
   type Datastore, type DatastoreEvents, type DatastoreStatus, type SyncState,
   type FileDatastoreOptions, type EtcdDatastoreOptions,
 } from './datastore.js';
+export {
+  bfdSettingsFor, interfaceMatches, BFD_DEFAULTS, type BFDInterface, type BFDConfigurationSpec,
+} from './bfd.js';
+export type { BFDConfiguration } from './resources.js';

@@ -21,6 +21,7 @@ export const PLURALS: Readonly<Record<Exclude<Kind, 'BlockAffinity' | 'IPAMBlock
   BGPFilter: 'bgpfilters',
   WorkloadEndpoint: 'workloadendpoints',
   ClusterInformation: 'clusterinformations',
+  BFDConfiguration: 'bfdconfigurations',
 };
 const BY_PLURAL = new Map(Object.entries(PLURALS).map(([k, p]) => [p, k as Kind]));
 

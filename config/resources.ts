@@ -8,6 +8,7 @@ import {
 } from './check.js';
 import { compileSelector, type Selector } from './selector.js';
 import { closest } from './suggest.js';
+import { bfdConfigurationSpec, type BFDConfigurationSpec } from './bfd.js';
 import type { BGPPassword } from './secrets.js';
 import { isSafeSecretComponent } from './secrets.js';
 import {
@@ -17,7 +18,7 @@ import {
 
 export const KINDS = [
   'BGPConfiguration', 'Node', 'BGPPeer', 'IPPool', 'BGPFilter', 'WorkloadEndpoint', 'ClusterInformation',
-  'BlockAffinity', 'IPAMBlock',
+  'BlockAffinity', 'IPAMBlock', 'BFDConfiguration',
 ] as const;
 export type Kind = (typeof KINDS)[number];
 
@@ -208,7 +209,9 @@ export type IPAMBlock = Res<'IPAMBlock', IPAMBlockSpec>;
 
 export type Resource =
   | BGPConfiguration | CalicoNode | BGPPeer | IPPool | BGPFilter | WorkloadEndpoint | ClusterInformation
-  | BlockAffinity | IPAMBlock;
+  | BlockAffinity | IPAMBlock | BFDConfiguration;
+/** Calico Enterprise's BFD settings (config/bfd.ts) */
+export type BFDConfiguration = Res<'BFDConfiguration', BFDConfigurationSpec>;
 
 export type ResourceOf<K extends Kind> = Extract<Resource, { kind: K }>;
 
@@ -802,6 +805,7 @@ export function validateResource(raw: unknown, opts: { unknownKeys?: 'error' | '
       break;
     }
     case 'Node': res = { kind, metadata: meta, spec: nodeSpec(c, spec, sp) }; break;
+    case 'BFDConfiguration': res = { kind, metadata: meta, spec: bfdConfigurationSpec(c, spec, sp) }; break;
     case 'BGPPeer': res = { kind, metadata: meta, spec: bgpPeerSpec(c, spec, sp) }; break;
     case 'IPPool': res = { kind, metadata: meta, spec: ipPoolSpec(c, spec, sp) }; break;
     case 'BGPFilter': res = { kind, metadata: meta, spec: bgpFilterSpec(c, spec, sp) }; break;

@@ -9,6 +9,9 @@
  *  - Outgoing connections need those options set between socket() and
  *    connect(), so the addon creates the socket and Node adopts the fd.
  *  - sd_notify needs an AF_UNIX datagram socket, which Node core lacks.
+ *  - BFD (RFC 5881 §5) must discard UDP packets whose TTL / hop limit is not
+ *    255; node:dgram cannot read a datagram's TTL (no IP_RECVTTL ancillary
+ *    data), so a classic BPF socket filter makes the kernel drop them.
  *
  * Plain C against Node-API (ABI-stable), no dependencies. Every argument is
  * checked here: a wrong type or value throws a TypeError (code
@@ -34,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/filter.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -515,6 +519,39 @@ static napi_value SdNotify(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/*
+ * attachMinTtlFilter(fd, minTtl): a classic BPF socket filter that drops every
+ * datagram whose IPv4 TTL / IPv6 hop limit is below minTtl (255: exactly 255,
+ * RFC 5881 §5 GTSM). It reads the IP header through SKF_NET_OFF, so it works
+ * on IPv4, IPv6 and dual-stack (IPv4-mapped) sockets alike: the version nibble
+ * picks the field (TTL at byte 8 of IPv4, hop limit at byte 7 of IPv6).
+ */
+static napi_value AttachMinTtlFilter(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  size_t argc;
+  int fd;
+  int64_t min_ttl;
+  if (!get_args(env, info, 2, argv, &argc) || !get_fd(env, argv[0], &fd) ||
+      !get_int(env, argv[1], "minTtl", 1, 255, &min_ttl))
+    return NULL;
+  struct sock_filter code[] = {
+      BPF_STMT(BPF_LD | BPF_B | BPF_ABS, (uint32_t)(SKF_NET_OFF + 0)), /* version / IHL byte */
+      BPF_STMT(BPF_ALU | BPF_RSH | BPF_K, 4),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 4, 0, 2),                  /* IPv4? else IPv6 */
+      BPF_STMT(BPF_LD | BPF_B | BPF_ABS, (uint32_t)(SKF_NET_OFF + 8)), /* IPv4 TTL */
+      BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, (uint32_t)min_ttl, 2, 3),
+      BPF_STMT(BPF_LD | BPF_B | BPF_ABS, (uint32_t)(SKF_NET_OFF + 7)), /* IPv6 hop limit */
+      BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, (uint32_t)min_ttl, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, 0xffffffffu), /* keep the whole datagram */
+      BPF_STMT(BPF_RET | BPF_K, 0),           /* drop */
+  };
+  struct sock_fprog prog = {.len = sizeof code / sizeof code[0], .filter = code};
+  if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog) != 0) {
+    throw_errno(env, "setsockopt", "cannot attach the TTL filter", errno);
+  }
+  return NULL;
+}
+
 /* ---- module ------------------------------------------------------------ */
 
 static void set_const(napi_env env, napi_value obj, const char *name, int value) {
@@ -532,6 +569,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"getIntOpt", NULL, GetIntOpt, NULL, NULL, NULL, napi_enumerable, NULL},
       {"socketFamily", NULL, SocketFamily, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sdNotify", NULL, SdNotify, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"attachMinTtlFilter", NULL, AttachMinTtlFilter, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns) != napi_ok) return NULL;
 

@@ -19,6 +19,8 @@ export interface NativeAddon {
   getIntOpt(fd: number, level: number, name: number): number;
   socketFamily(fd: number): 4 | 6 | 0;
   sdNotify(socketPath: string, state: string): boolean;
+  /** drop datagrams whose TTL / hop limit is below minTtl (1..255), by a BPF socket filter */
+  attachMinTtlFilter(fd: number, minTtl: number): void;
   readonly constants: NativeConstants;
 }
 

@@ -1,0 +1,7 @@
+// The public surface of bgp/bfd: BFD (RFC 5880) with its single-hop (RFC 5881)
+// and multihop (RFC 5883) UDP driver. The codec, the session machine and the
+// manager are Sans-IO; udp.ts is the only I/O.
+export * from './packet.js';
+export * from './session.js';
+export * from './manager.js';
+export * from './udp.js';
