@@ -4,7 +4,7 @@
 // text rendering, --json pass-through and exit codes — in-process, and through a spawned node process.
 import t, { type Test } from 'tap';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, lstatSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, lstatSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -503,6 +503,12 @@ t.test('skeinctl: the socket\'s mode and group decide who may use it (spawned as
   }
   const dir = tmp(t);
   chmodSync(dir, 0o755);
+  // The other user runs a copy of dist/ in a directory it may read: the checkout itself may sit under a 0700
+  // directory (a home directory), which would make this test depend on where the repository was cloned.
+  const copy = join(dir, 'ctl');
+  cpSync(join(root, 'dist'), join(copy, 'dist'), { recursive: true });
+  writeFileSync(join(copy, 'package.json'), '{"type":"module"}\n');
+  const copiedMain = join(copy, 'dist', 'test', 'daemon', 'ctl-main.js');
   const gid = await resolveGroup('daemon');
   const sock = join(dir, 'skein.sock');
   const server = new ControlServer({ path: sock, group: 'daemon' });
@@ -511,7 +517,7 @@ t.test('skeinctl: the socket\'s mode and group decide who may use it (spawned as
   t.teardown(() => server.close());
   // Asynchronously: the server answering them lives in this process.
   const asNobody = (groups: string): ReturnType<typeof run> =>
-    run('setpriv', ['--reuid=65534', '--regid=65534', groups, process.execPath, main, '--socket', sock, 'status', '--json']);
+    run('setpriv', ['--reuid=65534', '--regid=65534', groups, process.execPath, copiedMain, '--socket', sock, 'status', '--json']);
   const outsider = await asNobody('--clear-groups');
   t.equal(outsider.code, EXIT.UNREACHABLE, 'not in the group: refused');
   t.match(outsider.err, /daemon not reachable: permission denied on .*skein\.sock/);
