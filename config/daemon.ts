@@ -1,5 +1,5 @@
-// skein.yaml: the daemon's node-local bootstrap configuration (CONTRACT.md,
-// "Daemon configuration"). Typed, validated, defaults filled in, unknown keys
+// skein.yaml: the daemon's node-local bootstrap configuration (docs/contract.md,
+// "skein.yaml: what this node needs to start"). Typed, validated, defaults filled in, unknown keys
 // rejected with a "did you mean"; every problem names the file, line and field.
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';

@@ -1,4 +1,4 @@
-// An ESLint rule that keeps the four rooms of ../shared/ARCHITECTURE.md apart:
+// An ESLint rule that keeps the four rooms of docs/architecture.md apart:
 // bgp/, fib/ and config/ are libraries and never import each other or src/;
 // src/ may import any of them. test/, scripts/ and bench/ may import anything.
 // Resolving the specifier against the importing file (instead of matching the

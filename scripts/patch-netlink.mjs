@@ -3,7 +3,7 @@
 // builds an exception from a NULL syscall name, and the C++ exception escapes.
 // This patch turns that case into an 'error' event on the socket (the FIB layer
 // answers it with a resync dump) and rebuilds the binding from source.
-// See ../shared/research/dependencies.md §1.4 and §1.6. Idempotent.
+// fib/README.md explains the overrun handling on the FIB side. Idempotent.
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';

@@ -1,4 +1,4 @@
-// The room boundaries of ARCHITECTURE.md are enforced by lint: check that the
+// The room boundaries of docs/architecture.md are enforced by lint: check that the
 // rule really rejects a crossing and accepts what is allowed, and that the
 // tree as committed has no crossing.
 import t from 'tap';

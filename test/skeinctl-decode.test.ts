@@ -1,5 +1,5 @@
 // `skeinctl decode` end to end: the built CLI (dist/src/skeinctl.js) run as a
-// child process on good and malformed hex, checking its JSON (CONTRACT.md),
+// child process on good and malformed hex, checking its JSON (docs/contract.md),
 // its text rendering and its exit codes (0 ok, 1 malformed message, 2 usage).
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
@@ -60,7 +60,7 @@ t.test('decodes each message type to the contract JSON, exit 0', async (t) => {
     ],
   });
 
-  // UPDATE with the attributes CONTRACT.md names; hex with colons
+  // UPDATE with the attributes docs/contract.md names; hex with colons
   const update = hexOf({
     type: 'UPDATE',
     withdrawn: { afi: 1, safi: 1, prefixes: [prefix4(0x0a090000, 16)], pathIds: null },

@@ -1,4 +1,4 @@
-// Messages as the JSON of `skeinctl decode --json` (CONTRACT.md: fields may be
+// Messages as the JSON of `skeinctl decode --json` (docs/contract.md: fields may be
 // added, never renamed or removed) and as readable text. Display only: nothing
 // here is read back, so names and numbers are chosen for people and scripts.
 import { ORIGIN_NAMES, SEGMENT_TYPE_NAMES, familyName } from './constants.js';
@@ -200,7 +200,7 @@ export function messageToJson(msg: Message, length: number): Obj {
 /** RFC 7313 §3 subtype names. */
 const REFRESH_SUBTYPES: Readonly<Record<number, string>> = { 0: 'request', 1: 'BoRR', 2: 'EoRR' };
 
-/** The JSON for a message that failed to decode: what the header said, plus the error (CONTRACT.md). */
+/** The JSON for a message that failed to decode: what the header said, plus the error (docs/contract.md). */
 export function errorToJson(err: BgpError, header: { type?: string; length?: number } = {}): Obj {
   const o: Obj = {};
   if (header.type !== undefined) o.type = header.type;

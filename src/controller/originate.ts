@@ -16,7 +16,7 @@
 //
 // Differences from Calico, on purpose:
 // - Calico learns workload routes from the kernel (Felix writes them); skein
-//   reads WorkloadEndpoints directly (CONTRACT.md), so the device routes and the
+//   reads WorkloadEndpoints directly (docs/contract.md), so the device routes and the
 //   /32s of borrowed addresses come from ipNetworks.
 // - Affinity states as confd treats them (confd/pkg/backends/calico/client.go
 //   updateCache): a `pending` affinity is as good as absent (not yet ours: its
@@ -25,7 +25,7 @@
 //   not empty), so it is announced and blackholed like a confirmed one. An
 //   affinity marked `deleted` is skipped.
 // - A confirmed block outside every IP pool passes Calico's calico_aggr; skein
-//   does not announce it (CONTRACT.md: nothing outside the pools is announced),
+//   does not announce it (docs/contract.md: nothing outside the pools is announced),
 //   but still blackholes it.
 // - Service ranges: the configured CIDRs are announced as Calico's static routes
 //   are; per-service /32 (/128) routes (externalTrafficPolicy: Local, single
