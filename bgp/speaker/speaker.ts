@@ -134,6 +134,7 @@ export class Speaker extends EventEmitter {
       ...(opts.clusterId !== undefined ? { clusterId: typeof opts.clusterId === 'number' ? opts.clusterId >>> 0 : parseIpv4(opts.clusterId) >>> 0 } : {}),
       onPolicyError: (e) =>
         this.log('error', `${e.which} policy failed for ${prefixText(e.prefix)}: ${String(e.error)}; route rejected`, e.peer.address),
+      ...(opts.routeInterface !== undefined ? { routeInterface: opts.routeInterface } : {}),
     });
     // Best-path changes are recorded only while someone listens for them (see RibCore.setBestTracking).
     this.rib.setBestTracking(false);
@@ -251,9 +252,11 @@ export class Speaker extends EventEmitter {
     }
     const conn = this.ribConn(p);
     this.rib.updatePeer(p.coreId, this.coreConfig(o, address, conn));
-    const importChanged = old.importPolicy !== o.importPolicy || (old.allowOwnAs ?? 0) !== (o.allowOwnAs ?? 0);
+    const rulesOf = (x: PeerOptions, dir: 'import' | 'export'): string =>
+      x.rules === undefined ? '' : JSON.stringify(dir === 'import' ? [x.rules.import4, x.rules.import6] : [x.rules.export4, x.rules.export6]);
+    const importChanged = old.importPolicy !== o.importPolicy || (old.allowOwnAs ?? 0) !== (o.allowOwnAs ?? 0) || rulesOf(old, 'import') !== rulesOf(o, 'import');
     const exportChanged =
-      old.exportPolicy !== o.exportPolicy || old.nextHopSelf !== o.nextHopSelf || old.nextHopKeep !== o.nextHopKeep || old.nextHop4 !== o.nextHop4 || old.nextHop6 !== o.nextHop6 ||
+      old.exportPolicy !== o.exportPolicy || rulesOf(old, 'export') !== rulesOf(o, 'export') || old.nextHopSelf !== o.nextHopSelf || old.nextHopKeep !== o.nextHopKeep || old.nextHop4 !== o.nextHop4 || old.nextHop6 !== o.nextHop6 ||
       JSON.stringify(old.addPathSend) !== JSON.stringify(o.addPathSend);
     if (!conn) return;
     if (exportChanged) this.rib.refreshExports(p.coreId);
@@ -1292,6 +1295,7 @@ export class Speaker extends EventEmitter {
       ...(o.allowOwnAs !== undefined ? { allowOwnAs: o.allowOwnAs } : {}),
       ...(importPolicy !== undefined ? { importPolicy } : {}),
       ...(exportPolicy !== undefined ? { exportPolicy } : {}),
+      ...(o.rules !== undefined ? { rules: o.rules } : {}),
     };
   }
 
