@@ -25,7 +25,7 @@ import {
 } from '../config/index.js';
 import { Programmer, formatAddress, type RouteView } from '../fib/index.js';
 import { ControlError, ControlServer } from './control/index.js';
-import type { FibEntryJson, FibJson, FibRouteJson, PathJson, PeerJson, PeerStateName, PeerType, ReloadJson, RouteJson, StatusJson } from './ctl/types.js';
+import type { FibEntryJson, FibJson, FibRouteJson, PathJson, PeerJson, PeerStateName, PeerType, PolicyVerdictJson, ReloadJson, RouteJson, StatusJson } from './ctl/types.js';
 import {
   DESCRIPTIVE_PEER_FIELDS, NodeController, kernelPolicy, type ControllerDiff, type DesiredPeer, type Origination,
 } from './controller/index.js';
@@ -760,6 +760,13 @@ export class Daemon {
           }
         }
       }
+      const pr = speaker.policyRejections(p.address);
+      for (const dir of ['import', 'export'] as const) {
+        const n = pr?.[dir] ?? 0;
+        now[`policy ${dir}`] = n;
+        const d = n - (last[`policy ${dir}`] ?? 0);
+        if (d > 0) this.metrics.policyRejected(p.address, dir, d);
+      }
       this.#counterSnapshot.set(p.address, now);
     }
   }
@@ -785,12 +792,24 @@ export class Daemon {
     const speaker = this.speaker;
     if (!speaker) return [];
     const desired = new Map(this.controller.state.peers.map((p) => [p.address, p]));
-    return speaker.peersJson().peers.map((p) => peerJson(p, desired.get(p.address)));
+    return speaker.peersJson().peers.map((p) => {
+      const out = peerJson(p, desired.get(p.address)) as PeerJson & Record<string, unknown>;
+      const rejected = speaker.policyRejections(p.address);
+      if (rejected !== null) out.policyRejected = rejected;
+      return out;
+    });
   }
 
-  routesJson(prefix?: string): { routes: RouteJson[] } {
+  routesJson(prefix?: string): { routes: RouteJson[]; policy?: { imported: PolicyVerdictJson[]; exported: PolicyVerdictJson[] } } {
     const speaker = this.speaker;
     if (!speaker) return { routes: [] };
+    const out = this.#routesJson(speaker, prefix);
+    // One prefix: which rule let it in from each peer (or refused it) and which let it out to each peer.
+    if (prefix !== undefined && prefix.includes('/')) return { ...out, policy: speaker.policyTrace(prefix) };
+    return out;
+  }
+
+  #routesJson(speaker: Speaker, prefix?: string): { routes: RouteJson[] } {
     let routes: ReturnType<Speaker['routesJson']>['routes'];
     if (prefix === undefined) routes = speaker.routesJson().routes;
     else if (prefix.includes('/')) {
@@ -939,7 +958,10 @@ function peerJson(p: SpeakerPeerJson, d: DesiredPeer | undefined): PeerJson {
     families: p.families,
     prefixes: p.prefixes,
   };
+  // RFC 7911 state of the current session (it was dropped here before)
+  if (p.addPath !== undefined) out.addPath = p.addPath;
   if (d) {
+    out.filters = [...d.filters];
     out.name = d.name;
     if (d.peerNode !== undefined) out.peerNode = d.peerNode;
     out.passive = d.passive;

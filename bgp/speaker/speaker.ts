@@ -431,6 +431,17 @@ export class Speaker extends EventEmitter {
     return { routes };
   }
 
+  /** Which rule let a prefix in from each peer (or refused it), and which let it out to each Established peer. */
+  policyTrace(prefix: string): ReturnType<RibCore['policyTrace']> {
+    return this.rib.policyTrace(parsePrefixText(prefix));
+  }
+
+  /** Routes a peer's rules refused, per direction (null: no such peer). */
+  policyRejections(address: string): { import: number; export: number } | null {
+    const p = this.peers.get(normalizeAddress(address));
+    return p ? this.rib.policyRejections(p.coreId) : null;
+  }
+
   // ------------------------------------------------------------------ inbound connections
 
   private accept(s: net.Socket): void {
