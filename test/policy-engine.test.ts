@@ -258,3 +258,36 @@ t.test('core: export operations apply before our AS is prepended (BIRD runs the 
   t.same(o.attrs.attrs.communities, [comm(65000, 9)]);
   t.end();
 });
+
+// ---------------------------------------------------------------- the shipped examples
+
+t.test('config/examples: as-per-rack rejects the ToR\'s default route; no example lets a non-pool route through', async (t) => {
+  const { readFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { derivePeers } = await import('../src/controller/index.js');
+  const ex = (name: string): Model => load(readFileSync(join(import.meta.dirname, '..', 'config', 'examples', name, 'resources.yaml'), 'utf8'));
+
+  const rack = ex('as-per-rack');
+  const peers = derivePeers(rack, 'r1-host-1');
+  const tor = peers.find((p) => p.address === '192.0.2.126');
+  t.same(tor?.filters, ['no-default'], 'the ToR peering names the filter');
+  const r = peerRules(compileNodePolicy(rack, 'r1-host-1'), tor?.filters ?? []);
+  t.same(evaluate(r.import4, facts('0.0.0.0/0')), { accept: false, rule: 'BGPFilter/no-default importV4[0]' }, 'the default route is rejected');
+  t.equal(evaluate(r.import4, facts('10.65.16.0/26')).accept, true, 'the other rack\'s pool routes come in');
+  t.equal(evaluate(r.export4, facts('10.65.16.0/26')).accept, true, 'pool routes go out (the other rack\'s pool is a pool too)');
+  t.equal(evaluate(r.export4, facts('0.0.0.0/0')).accept, false, 'a default learned elsewhere would not be passed on');
+  const adv = evaluate(r.export4, facts('10.65.0.0/26', { local: true }));
+  t.same(adv.attrs?.communities, [comm(65101, 1)], 'prefixAdvertisements: the rack community is added');
+
+  for (const name of ['k8s-openstack-mesh', 'route-reflectors']) {
+    const m = ex(name);
+    for (const node of m.ids('Node')) {
+      for (const p of derivePeers(m, node)) {
+        const rr = peerRules(compileNodePolicy(m, node), p.filters);
+        for (const route of ['0.0.0.0/0', '192.0.2.0/24', '172.16.0.0/12']) {
+          t.equal(evaluate(rr.export4, facts(route, { ibgp: true })).accept, false, `${name}: ${node} does not pass ${route} to ${p.address}`);
+        }
+      }
+    }
+  }
+});
