@@ -1057,6 +1057,27 @@ export class RibCore {
     return { attrs: a, nextHops: hops };
   }
 
+  /**
+   * The driver could not encode an announcement batch for the peer (RFC 8654 §4: too large for its messages): the
+   * prefixes leave its Adj-RIB-Out and a withdrawal is queued for each (the peer may hold an older version; a
+   * withdrawal of a route it does not have is harmless, RFC 4271 §9.1.3). Returns how many prefixes.
+   */
+  unsendable(id: number, b: Extract<OutBatch, { kind: 'announce' }>): number {
+    const p = this.peer(id);
+    const fam = familyKey(b.afi, b.safi);
+    if (p.ap !== null && p.ap.families.has(fam)) {
+      // ADD-PATH send keeps per-path state (add-path.ts); dropping the whole peer's view of the prefix there is
+      // left to a route refresh of the peer. Counted, not corrected.
+      return b.prefixes.length;
+    }
+    for (const prefix of b.prefixes) {
+      const cur = p.adjOut.take(prefix);
+      if (cur !== undefined) this.attrs.release(cur);
+      p.queue(fam).withdraw(prefix);
+    }
+    return b.prefixes.length;
+  }
+
   /** How many routes a peer's rules refused, per direction (only grows; an export is counted each time it is decided). */
   policyRejections(id: number): { import: number; export: number } {
     const p = this.peer(id);

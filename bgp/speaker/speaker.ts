@@ -1253,6 +1253,10 @@ export class Speaker extends EventEmitter {
         bufs = this.encodeBatch(b, c.ctx);
       } catch (e) {
         this.log('error', `cannot encode ${b.kind} for AFI ${b.afi}: ${(e as Error).message}`, p.address);
+        // RFC 8654 §4: a route that does not fit the peer's largest message is not sent, and a previous version of
+        // it the peer holds is withdrawn. Adj-RIB-Out must then say the peer does not have it, or the next identical
+        // export would be suppressed as already sent.
+        if (b.kind === 'announce') p.counters.unsendable += this.rib.unsendable(p.coreId, b);
         continue;
       }
       p.counters.messagesOut[b.kind === 'begin-refresh' || b.kind === 'end-refresh' ? 'ROUTE-REFRESH' : 'UPDATE'] += bufs.length;
