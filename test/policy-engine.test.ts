@@ -291,3 +291,13 @@ t.test('config/examples: as-per-rack rejects the ToR\'s default route; no exampl
     }
   }
 });
+
+t.test('skeinctl renders the deciding rules and a peer\'s filters', async (t) => {
+  const { renderRoutes, renderPeers } = await import('../src/ctl/render.js');
+  const out = renderRoutes({ routes: [], policy: { imported: [{ peer: '10.1.1.1', accept: false, rule: 'BGPFilter/edge importV4[0]' }], exported: [] } }, '0.0.0.0/0');
+  t.match(out, /No route for 0\.0\.0\.0\/0/);
+  t.match(out, /from\s+10\.1\.1\.1\s+refused\s+BGPFilter\/edge importV4\[0\]/);
+  const peers = renderPeers({ peers: [{ address: '10.1.1.1', port: 179, asn: 65101, localAsn: 64512, type: 'node specific', state: 'Established', since: new Date().toISOString(), info: '', families: ['ipv4-unicast'], prefixes: { received: 7, accepted: 4, advertised: 2 }, filters: ['edge', 'other'], policyRejected: { import: 3, export: 5 } }] }, new Date());
+  t.match(peers, /Filters:\s+edge, other/);
+  t.match(peers, /Policy refused:\s+import 3, export 5/);
+});
