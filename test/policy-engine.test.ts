@@ -301,3 +301,22 @@ t.test('skeinctl renders the deciding rules and a peer\'s filters', async (t) =>
   t.match(peers, /Filters:\s+edge, other/);
   t.match(peers, /Policy refused:\s+import 3, export 5/);
 });
+
+t.test('daemon wiring: rules per peer, change detection, a route\'s interface, a missing filter reported once', async (t) => {
+  const { PolicyWiring } = await import('../src/daemon/policy.js');
+  const warnings: string[] = [];
+  const w = new PolicyWiring((msg, f) => warnings.push(`${msg} ${JSON.stringify(f)}`));
+  t.equal(w.rulesFor('192.0.2.1', []), undefined, 'nothing before the first model');
+  w.update(load(BASE + FILTERS), 'n1');
+  const r1 = w.rulesFor('192.0.2.1', ['f1', 'nope']);
+  w.rulesFor('192.0.2.1', ['f1', 'nope']);
+  t.equal(warnings.filter((x) => x.includes('nope')).length, 1, 'the missing filter is reported once');
+  t.equal(w.changed('192.0.2.1', r1), true, 'first time: changed');
+  t.equal(w.changed('192.0.2.1', w.rulesFor('192.0.2.1', ['f1', 'nope'])), false, 'same rules: unchanged');
+  t.equal(w.changed('192.0.2.1', w.rulesFor('192.0.2.1', ['f2'])), true, 'other filters: changed');
+  w.setLocalInterfaces([{ prefix: '10.65.1.5/32', interface: 'cali123' }]);
+  t.equal(w.routeInterface(p4('10.65.1.5/32'), [], true), 'cali123', 'a local route: its workload device');
+  t.equal(w.routeInterface(p4('10.65.1.0/26'), [], true), undefined, 'a block (blackhole): none');
+  t.equal(w.routeInterface(p4('10.9.0.0/16'), ['127.0.0.1'], false), 'lo', 'a learned route: the interface whose subnet holds the next hop');
+  t.equal(w.routeInterface(p4('10.9.0.0/16'), ['not-an-address'], false), undefined);
+});

@@ -3,7 +3,7 @@
 // a reset: exports evaluated again, ROUTE-REFRESH for the import side), and answers the rules' interface question.
 import { networkInterfaces } from 'node:os';
 import type { Model } from '../../config/index.js';
-import type { PeerRules, PrefixKey } from '../../bgp/index.js';
+import { checkRules, type PeerRules, type PrefixKey } from '../../bgp/index.js';
 import { compileNodePolicy, missingFilters, peerRules, type NodePolicy } from '../controller/policy.js';
 import { addressBytes } from './mapping.js';
 
@@ -50,7 +50,16 @@ export class PolicyWiring {
       this.#warned.add(k);
       this.warn('BGPPeer names a BGPFilter that does not exist; skipped as Calico does', { peer: address, filter: f });
     }
-    return peerRules(np, filters);
+    try {
+      const r = peerRules(np, filters);
+      for (const set of [r.import4, r.import6, r.export4, r.export6]) checkRules(set);
+      return r;
+    } catch (e) {
+      // config/ validates every field, so this is a rule config/ let through that the engine cannot run: keep the
+      // peer on Calico's defaults (the export allow-list, import all) rather than stop, and say which peer.
+      this.warn('a BGPFilter of this peer cannot be applied; using Calico\'s default policy for it', { peer: address, filters, err: (e as Error).message });
+      return peerRules(np, []);
+    }
   }
 
   /** Record what the speaker was given; true when it differs from the last time (or is the first time). */
