@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { RibCore, evaluate, globToRegExp, type PeerRules, type RuleSet } from '../bgp/index.js';
 import { formatIssue, loadResourcesText, type Model } from '../config/index.js';
 import { compileNodePolicy, peerRules, EXPORT_FALLBACK, IMPORT_FALLBACK, BIRD_INT_MAX } from '../src/controller/policy.js';
-import { announce, announce6, drain, p4, show, terms } from './helpers/rib.js';
+import { announce, announce6, drain, p4, show, terms, withdraw } from './helpers/rib.js';
 
 function load(text: string): Model {
   const r = loadResourcesText(text, 'test.yaml');
@@ -319,4 +319,32 @@ t.test('daemon wiring: rules per peer, change detection, a route\'s interface, a
   t.equal(w.routeInterface(p4('10.65.1.0/26'), [], true), undefined, 'a block (blackhole): none');
   t.equal(w.routeInterface(p4('10.9.0.0/16'), ['127.0.0.1'], false), 'lo', 'a learned route: the interface whose subnet holds the next hop');
   t.equal(w.routeInterface(p4('10.9.0.0/16'), ['not-an-address'], false), undefined);
+});
+
+t.test('core: a peer without route refresh keeps what it sent; changed import rules apply from it (reimport)', (t) => {
+  const m = load(BASE + FILTERS + doc('BGPFilter', 'tag', '{ importV4: [{ action: Accept, cidr: 10.65.0.0/16, matchOperator: In, operations: [{ addCommunity: { value: "65000:5" } }] }] }'));
+  const np = compileNodePolicy(m, 'n1');
+  const core = new RibCore({ localAs: 64512, routerId: 1 });
+  const cfg = (filters: string[]) => ({ address: '192.0.2.1', asn: 65001, localAddress: '10.0.0.1', rules: peerRules(np, filters) });
+  const a = core.addPeer(cfg(['f1']));
+  core.peerUp(a, terms(1, false));
+  core.keepReceived(a, true);
+  t.equal(core.keepsReceived(a), true);
+  const attrs = { origin: 0 as const, asPath: [{ type: 2 as const, asns: [65001] }], nextHop: '192.0.2.1' };
+  core.applyUpdate(a, announce(['0.0.0.0/0', '10.65.7.0/26', '10.65.8.0/26'], attrs));
+  core.applyUpdate(a, withdraw(['10.65.8.0/26']));
+  const held = (): string[] => [...core.prefixes()].map(show).sort();
+  t.same(held(), ['10.65.7.0/26'], 'f1 refuses the default; the withdrawn route is gone');
+  core.updatePeer(a, cfg(['tag']));
+  t.equal(core.reimport(a), 2, 'both kept routes accepted under the new rules');
+  t.same(held(), ['0.0.0.0/0', '10.65.7.0/26'], 'the default is in now; the withdrawn route did not come back');
+  t.same(core.explain(p4('10.65.7.0/26'))[0]?.path.attrs.attrs.communities, [comm(65000, 5)], 'operations ran on what was received');
+  core.updatePeer(a, cfg(['f1']));
+  core.reimport(a);
+  t.same(held(), ['10.65.7.0/26'], 'and out again');
+  t.same(core.explain(p4('10.65.7.0/26'))[0]?.path.attrs.attrs.communities, undefined, 'the community of the old rules is gone');
+  core.peerDown(a);
+  t.equal(core.keepsReceived(a), false, 'forgotten with the session');
+  t.equal(core.attrs.size, 0, 'every attribute set released');
+  t.end();
 });

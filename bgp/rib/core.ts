@@ -52,7 +52,7 @@ import { AddPathOut, checkAddPathSend } from './add-path.js';
 import type { AddPathSend } from './add-path.js';
 import { PrefixMap } from './prefix-map.js';
 import type { AttrSet } from './intern.js';
-import { evaluate, type Decision, type PeerRules } from './policy.js';
+import { evaluate, type Decision, type PeerRules, type RuleSet } from './policy.js';
 
 export type PrefixKey = Prefix4 | Prefix6;
 
@@ -314,6 +314,11 @@ class Peer implements PathSource, PeerView {
   epoch = 0;
   /** per family: the current generation; paths announced under an older one are stale */
   readonly gens = new Map<number, number>();
+  /**
+   * What the peer sent, before the rules (after the loop checks), by "prefix|path id": kept only for a session
+   * without route refresh, so a change of its import rules can be applied from it (keepReceived).
+   */
+  rawIn: Map<string, { prefix: PrefixKey; pathId: number; set: AttrSet }> | null = null;
   /** routes refused by the import rules (policy.ts), per prefix the rule that refused it; kept for policyTrace */
   readonly rejectedIn = new PrefixMap<string>();
   /** decisions of the rules that refused a route: on import, and on export (each evaluation counts) */
@@ -475,6 +480,8 @@ export class RibCore {
     p.adjOut.forEach((set) => this.attrs.release(set));
     p.adjOut.clear();
     p.rejectedIn.clear();
+    p.rawIn?.forEach((e) => this.attrs.release(e.set));
+    p.rawIn = null;
     for (const q of p.queues.values()) q.clear();
     if (p.ap !== null) {
       p.ap.clear((set) => this.attrs.release(set));
@@ -587,6 +594,7 @@ export class RibCore {
       const ids = p.addPathRx.has(familyKey(list.afi, list.safi)) ? list.pathIds : null;
       const prefixes = list.prefixes as readonly PrefixKey[];
       for (let i = 0; i < prefixes.length; i++) {
+        if (p.rawIn !== null) this.dropRaw(p, prefixes[i] as PrefixKey, ids?.[i] ?? 0);
         if (p.rejectedIn.size > 0) p.rejectedIn.delete(prefixes[i] as PrefixKey);
         if (this.withdrawPath(p, prefixes[i] as PrefixKey, ids?.[i] ?? 0)) counts.withdrawn++;
       }
@@ -634,6 +642,7 @@ export class RibCore {
       // replaces what the peer sent before, so the old path goes (implicit withdraw).
       for (let i = 0; i < prefixes.length; i++) {
         counts.rejected++;
+        if (p.rawIn !== null) this.dropRaw(p, prefixes[i] as PrefixKey, ids?.[i] ?? 0);
         if (this.withdrawPath(p, prefixes[i] as PrefixKey, ids?.[i] ?? 0)) counts.withdrawn++;
       }
       return;
@@ -644,37 +653,89 @@ export class RibCore {
     for (let i = 0; i < prefixes.length; i++) {
       const prefix = prefixes[i] as PrefixKey;
       const pathId = ids?.[i] ?? 0;
-      let now = shared.attrs;
-      if (rules !== undefined) {
-        const d = evaluate(rules, { prefix, attrs: now, local: false, ibgp: p.ibgp, ifname: () => this.ifnameOf(prefix, shared.nextHops, false) });
-        if (!d.accept) {
-          counts.rejected++;
-          p.policyRejectedIn++;
-          p.rejectedIn.set(prefix, d.rule);
-          if (this.withdrawPath(p, prefix, pathId)) counts.withdrawn++;
-          continue;
-        }
-        if (p.rejectedIn.size > 0) p.rejectedIn.delete(prefix);
-        if (d.attrs !== undefined) now = d.attrs;
+      if (p.rawIn !== null) {
+        const key = `${prefix}|${pathId}`;
+        const old = p.rawIn.get(key);
+        p.rawIn.set(key, { prefix, pathId, set: this.attrs.retain(shared) });
+        if (old !== undefined) this.attrs.release(old.set);
       }
-      if (policy) {
-        const res = this.callPolicy(policy, 'import', prefix, now, p);
-        if (!res.accept) {
-          counts.rejected++;
-          if (this.withdrawPath(p, prefix, pathId)) counts.withdrawn++;
-          continue;
-        }
-        if (res.attrs !== undefined) now = res.attrs;
+      if (this.importOne(p, prefix, pathId, shared, rules, policy)) counts.announced++;
+      else {
+        counts.rejected++;
+        if (this.withdrawPath(p, prefix, pathId)) counts.withdrawn++;
       }
-      let set: AttrSet;
-      if (now !== shared.attrs) {
-        const nh = typeof prefix === 'number' && now.nextHop !== undefined ? [now.nextHop] : nextHops;
-        set = this.attrs.intern(now, nh);
-      } else set = this.attrs.retain(shared);
-      this.announcePath(p, prefix, pathId, set);
-      counts.announced++;
     }
     this.attrs.release(shared);
+  }
+
+  /**
+   * The import rules and hook for one received route; announces it into Adj-RIB-In and returns true, or returns
+   * false when refused (the caller withdraws what the peer had).
+   */
+  private importOne(p: Peer, prefix: PrefixKey, pathId: number, shared: AttrSet, rules: RuleSet | undefined, policy: Policy | undefined): boolean {
+    const nextHops = shared.nextHops;
+    let now = shared.attrs;
+    if (rules !== undefined) {
+      const d = evaluate(rules, { prefix, attrs: now, local: false, ibgp: p.ibgp, ifname: () => this.ifnameOf(prefix, nextHops, false) });
+      if (!d.accept) {
+        p.policyRejectedIn++;
+        p.rejectedIn.set(prefix, d.rule);
+        return false;
+      }
+      if (p.rejectedIn.size > 0) p.rejectedIn.delete(prefix);
+      if (d.attrs !== undefined) now = d.attrs;
+    }
+    if (policy) {
+      const res = this.callPolicy(policy, 'import', prefix, now, p);
+      if (!res.accept) return false;
+      if (res.attrs !== undefined) now = res.attrs;
+    }
+    let set: AttrSet;
+    if (now !== shared.attrs) {
+      const nh = typeof prefix === 'number' && now.nextHop !== undefined ? [now.nextHop] : nextHops;
+      set = this.attrs.intern(now, nh);
+    } else set = this.attrs.retain(shared);
+    this.announcePath(p, prefix, pathId, set);
+    return true;
+  }
+
+  private dropRaw(p: Peer, prefix: PrefixKey, pathId: number): void {
+    const m = p.rawIn as NonNullable<Peer['rawIn']>;
+    const key = `${prefix}|${pathId}`;
+    const old = m.get(key);
+    if (old === undefined) return;
+    m.delete(key);
+    this.attrs.release(old.set);
+  }
+
+  /**
+   * Keep what the peer sends before the import rules (on), or stop and forget it (off). For a session that cannot
+   * refresh (RFC 2918), so changed import rules apply without a reset: reimport().
+   */
+  keepReceived(id: number, on: boolean): void {
+    const p = this.peer(id);
+    if (!on) {
+      p.rawIn?.forEach((e) => this.attrs.release(e.set));
+      p.rawIn = null;
+    } else p.rawIn ??= new Map();
+  }
+
+  /** Whether reimport() can apply changed import rules for this peer. */
+  keepsReceived(id: number): boolean {
+    return this.peer(id).rawIn !== null;
+  }
+
+  /** Run the peer's current import rules again over what it sent (kept by keepReceived); returns paths accepted. */
+  reimport(id: number): number {
+    const p = this.peer(id);
+    if (p.rawIn === null) return 0;
+    let n = 0;
+    for (const e of [...p.rawIn.values()]) {
+      const rules = p.cfg.rules === undefined ? undefined : typeof e.prefix === 'number' ? p.cfg.rules.import4 : p.cfg.rules.import6;
+      if (this.importOne(p, e.prefix, e.pathId, e.set, rules, p.cfg.importPolicy)) n++;
+      else this.withdrawPath(p, e.prefix, e.pathId);
+    }
+    return n;
   }
 
   /**

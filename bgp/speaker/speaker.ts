@@ -264,6 +264,9 @@ export class Speaker extends EventEmitter {
       const s = conn.session;
       if (s?.routeRefresh) {
         for (const f of s.families) this.send(p, conn, { type: 'ROUTE-REFRESH', afi: f >> 8, safi: f & 0xff, subtype: 0 });
+      } else if (this.rib.keepsReceived(p.coreId)) {
+        this.rib.reimport(p.coreId);
+        this.scheduleFlush();
       } else {
         this.feed(p, conn, { type: 'AutomaticStop', subcode: CeaseSubcode.OtherConfigurationChange, reason: 'import policy changed; the peer cannot refresh' });
       }
@@ -820,6 +823,9 @@ export class Speaker extends EventEmitter {
     p.eorPending.clear();
     for (const f of s.families) p.eorPending.add(f);
     this.rib.peerUp(p.coreId, s);
+    // A peer that cannot resend its routes on request (no RFC 2918 route refresh): keep what it sends before the
+    // import rules, so a change of them applies without a reset (BIRD's `import table`, soft-reconfiguration inbound).
+    this.rib.keepReceived(p.coreId, !s.routeRefresh);
     c.inRib = true;
     p.counters.established++;
     p.info = '';
