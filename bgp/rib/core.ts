@@ -13,7 +13,8 @@
 // it is the only candidate, and a Dest only when several compete. Adj-RIB-In
 // keeps what import accepted (post-policy): after an import policy change the
 // driver sends ROUTE-REFRESH rather than skein keeping a pre-policy copy of
-// every route (soft-reconfiguration inbound costs a second table).
+// every route (soft-reconfiguration inbound costs a second table); only a
+// session without route refresh keeps the pre-policy copy (keepReceived).
 //
 // Export rules (RFC 4271 §9.1.3, §5.1):
 // - a route is never sent back to the peer it was learned from (for eBGP the
