@@ -25,12 +25,13 @@ import {
 } from '../config/index.js';
 import { Programmer, formatAddress, type RouteView } from '../fib/index.js';
 import { ControlError, ControlServer } from './control/index.js';
-import type { FibEntryJson, FibJson, FibRouteJson, PathJson, PeerJson, PeerStateName, PeerType, ReloadJson, RouteJson, StatusJson } from './ctl/types.js';
+import type { FibEntryJson, FibJson, FibRouteJson, PathJson, PeerJson, PeerStateName, PeerType, PolicyVerdictJson, ReloadJson, RouteJson, StatusJson } from './ctl/types.js';
 import {
   DESCRIPTIVE_PEER_FIELDS, NodeController, kernelPolicy, type ControllerDiff, type DesiredPeer, type Origination,
 } from './controller/index.js';
 import { originationAttributes, peerOptionsFor, prefixBytes, sortByPrefix, speakerIdentity, type SpeakerIdentity } from './daemon/mapping.js';
 import { RouteTable } from './daemon/routes.js';
+import { PolicyWiring, RULE_KINDS } from './daemon/policy.js';
 import { LoopMonitor, ReadinessGate, startHttpServer, type HttpEndpoint } from './http.js';
 import { createLogger, parseLogLevel, type Logger, type LogLevel } from './log.js';
 import { Metrics, PEER_STATES, type FibRouteCounts, type PeerState } from './metrics.js';
@@ -81,6 +82,8 @@ export class Daemon {
   readonly metrics = new Metrics();
   readonly readiness: ReadinessGate;
   readonly controller: NodeController;
+  /** routing policy (BGPFilter, the export allow-list): src/daemon/policy.ts */
+  readonly policy: PolicyWiring;
   readonly routes: RouteTable;
   readonly fib: Programmer | undefined;
   speaker: Speaker | undefined;
@@ -126,6 +129,7 @@ export class Daemon {
     this.log = createLogger({ level: this.#configuredLevel, fields: { node: cfg.nodeName }, ...(o.logSink ? { sink: o.logSink } : {}) });
     this.readiness = new ReadinessGate({ fibEnabled: cfg.fib.enabled });
     this.controller = new NodeController(cfg.nodeName);
+    this.policy = new PolicyWiring((msg, fields) => this.log.warn(msg, fields));
     this.fib = cfg.fib.enabled ? new Programmer({ table: cfg.fib.table, protocol: cfg.fib.protocol }) : undefined;
     this.routes = new RouteTable(this.fib);
     this.metrics.fibRoutesSource(() => this.#fibCounts());
@@ -278,7 +282,9 @@ export class Daemon {
     await this.#startSpeaker(id);
 
     this.routes.setPolicy(kernelPolicy(model, this.cfg.nodeName));
+    this.policy.update(model, this.cfg.nodeName);
     const diff = this.controller.update(model);
+    this.policy.setLocalInterfaces(this.controller.state.deviceRoutes);
     const state = this.controller.state;
     for (const p of state.peers) this.#startupPeers.set(p.address, 0);
     this.readiness.setPeers(state.peers.map((p) => p.address));
@@ -305,6 +311,7 @@ export class Daemon {
       ...(id.v6 !== undefined ? { nextHop6: id.v6 } : {}),
       ...(id.clusterId !== undefined ? { clusterId: id.clusterId } : {}),
       isInstalled: (prefix) => this.#installed(prefix),
+      routeInterface: (prefix, nextHops, local) => this.policy.routeInterface(prefix, nextHops, local),
       // RFC 4724 §3: F when our routes stay in the kernel while we are away; R while this start is a restart.
       forwardingState: this.fib !== undefined,
       restarting: this.#restarting,
@@ -369,7 +376,12 @@ export class Daemon {
     // Pools, the service ranges, programClusterRoutes and WireGuard addresses decide which learned routes go into the
     // kernel and how (src/controller/kernel.ts).
     if (model && events.some((ev) => POLICY_KINDS.has(ev.kind))) this.routes.setPolicy(kernelPolicy(model, this.cfg.nodeName));
+    const rulesChanged = model !== undefined && events.some((ev) => RULE_KINDS.has(ev.kind));
+    if (rulesChanged) this.policy.update(model, this.cfg.nodeName);
     const diff = this.controller.applyChanges(events);
+    this.policy.setLocalInterfaces(this.controller.state.deviceRoutes);
+    // BGPFilter, pools, blocks: peers whose rule lists changed get them now, without a session reset.
+    if (rulesChanged && restart === undefined) this.#reapplyRules();
     // Another node's workload changes nothing here: skip the pass over peers, announcements and routes.
     if (restart === undefined && diffIsEmpty(diff)) return;
     this.#applyDiff(diff, false, restart).catch((e: unknown) => this.log.error('applying datastore changes failed', { err: e }));
@@ -479,6 +491,7 @@ export class Daemon {
         }
         this.metrics.removePeer(p.address);
         this.#startupPeers.delete(p.address);
+        this.policy.forget(p.address);
       }
       for (const c of d.peers.changed) {
         const descriptive = c.fields.every((f) => DESCRIPTIVE_PEER_FIELDS.includes(f));
@@ -557,6 +570,28 @@ export class Daemon {
     for (const k of ['block', 'borrowed', 'service'] as const) this.metrics.originations(k, n[k]);
   }
 
+  /** Give every peer whose rule lists changed its new ones (the speaker re-evaluates exports and refreshes imports). */
+  #reapplyRules(): void {
+    const run = async (): Promise<void> => {
+      const speaker = this.speaker;
+      if (!speaker) return;
+      for (const p of this.controller.state.peers) {
+        const rules = this.policy.rulesFor(p.address, p.filters);
+        if (!this.policy.changed(p.address, rules) || speaker.peerInfo(p.address) === null) continue;
+        const opts = await this.#peerOptions(p);
+        if (!opts) continue;
+        this.log.info('routing policy changed for peer: applied without a reset', { peer: p.address, filters: p.filters });
+        try {
+          speaker.updatePeer(opts);
+        } catch (e) {
+          this.log.warn('changing peer policy failed', { peer: p.address, err: e });
+        }
+      }
+    };
+    const p = this.#queue.then(run);
+    this.#queue = p.catch(() => undefined);
+  }
+
   /** The speaker's options for a peer; the MD5 password is read from its secret (and never logged). */
   async #peerOptions(p: DesiredPeer): Promise<PeerOptions | undefined> {
     let md5Key: Buffer | undefined;
@@ -572,7 +607,10 @@ export class Daemon {
     }
     const llgr = this.cfg.bgp.longLivedGracefulRestart;
     const llst = llgr ? (llgr.peers[p.address] ?? llgr.staleTime) : 0;
+    const rules = this.policy.rulesFor(p.address, p.filters);
+    this.policy.changed(p.address, rules);
     return peerOptionsFor(p, {
+      ...(rules !== undefined ? { rules } : {}),
       localAsn: this.speaker?.localAsn ?? this.identity?.asn ?? 0,
       addPaths: this.cfg.bgp.addPaths,
       ...(this.cfg.bgp.maxPrefixes ? { maxPrefixes: this.cfg.bgp.maxPrefixes } : {}),
@@ -722,6 +760,13 @@ export class Daemon {
           }
         }
       }
+      const pr = speaker.policyRejections(p.address);
+      for (const dir of ['import', 'export'] as const) {
+        const n = pr?.[dir] ?? 0;
+        now[`policy ${dir}`] = n;
+        const d = n - (last[`policy ${dir}`] ?? 0);
+        if (d > 0) this.metrics.policyRejected(p.address, dir, d);
+      }
       this.#counterSnapshot.set(p.address, now);
     }
   }
@@ -747,12 +792,24 @@ export class Daemon {
     const speaker = this.speaker;
     if (!speaker) return [];
     const desired = new Map(this.controller.state.peers.map((p) => [p.address, p]));
-    return speaker.peersJson().peers.map((p) => peerJson(p, desired.get(p.address)));
+    return speaker.peersJson().peers.map((p) => {
+      const out = peerJson(p, desired.get(p.address)) as PeerJson & Record<string, unknown>;
+      const rejected = speaker.policyRejections(p.address);
+      if (rejected !== null) out.policyRejected = rejected;
+      return out;
+    });
   }
 
-  routesJson(prefix?: string): { routes: RouteJson[] } {
+  routesJson(prefix?: string): { routes: RouteJson[]; policy?: { imported: PolicyVerdictJson[]; exported: PolicyVerdictJson[] } } {
     const speaker = this.speaker;
     if (!speaker) return { routes: [] };
+    const out = this.#routesJson(speaker, prefix);
+    // One prefix: which rule let it in from each peer (or refused it) and which let it out to each peer.
+    if (prefix !== undefined && prefix.includes('/')) return { ...out, policy: speaker.policyTrace(prefix) };
+    return out;
+  }
+
+  #routesJson(speaker: Speaker, prefix?: string): { routes: RouteJson[] } {
     let routes: ReturnType<Speaker['routesJson']>['routes'];
     if (prefix === undefined) routes = speaker.routesJson().routes;
     else if (prefix.includes('/')) {
@@ -901,7 +958,10 @@ function peerJson(p: SpeakerPeerJson, d: DesiredPeer | undefined): PeerJson {
     families: p.families,
     prefixes: p.prefixes,
   };
+  // RFC 7911 state of the current session (it was dropped here before)
+  if (p.addPath !== undefined) out.addPath = p.addPath;
   if (d) {
+    out.filters = [...d.filters];
     out.name = d.name;
     if (d.peerNode !== undefined) out.peerNode = d.peerNode;
     out.passive = d.passive;

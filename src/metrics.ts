@@ -48,6 +48,7 @@ export class Metrics {
   readonly #notifIn: Counter<'peer' | 'code' | 'subcode'>;
   readonly #notifOut: Counter<'peer' | 'code' | 'subcode'>;
   readonly #updateSeconds: Histogram;
+  readonly #policyRejected: Counter<'peer' | 'direction'>;
   // FIB.
   readonly #fibRoutes: Gauge<'state'>;
   #fibSource: (() => FibRouteCounts | undefined) | undefined;
@@ -85,6 +86,7 @@ export class Metrics {
     this.#msgOut = new Counter({ name: 'skein_bgp_messages_sent_total', help: 'BGP messages sent, by type', labelNames: ['peer', 'type'], registers });
     this.#notifIn = new Counter({ name: 'skein_bgp_notifications_received_total', help: 'NOTIFICATION messages received, by error code and subcode (RFC 4271 §4.5)', labelNames: ['peer', 'code', 'subcode'], registers });
     this.#notifOut = new Counter({ name: 'skein_bgp_notifications_sent_total', help: 'NOTIFICATION messages sent, by error code and subcode (RFC 4271 §4.5)', labelNames: ['peer', 'code', 'subcode'], registers });
+    this.#policyRejected = new Counter({ name: 'skein_policy_rejected_routes_total', help: 'Routes refused by the routing policy (BGPFilter rules, the export allow-list), per peer and direction (import; export counts each decision)', labelNames: ['peer', 'direction'], registers });
     this.#updateSeconds = new Histogram({ name: 'skein_bgp_update_processing_seconds', help: 'Time to process one received UPDATE through import policy and the decision process', buckets: LATENCY_BUCKETS, registers });
 
     // Counted when /metrics is read (fibRoutesSource): counting walks every route, too much for every change.
@@ -153,6 +155,11 @@ export class Metrics {
   }
   notificationOut(peer: string, code: number, subcode: number): void {
     this.#inc(peer, this.#notifOut, { peer, code: String(code), subcode: String(subcode) }, 1);
+  }
+
+  /** Routes the peer's routing policy refused since the last call, in one direction. */
+  policyRejected(peer: string, direction: 'import' | 'export', n: number): void {
+    this.#inc(peer, this.#policyRejected, { peer, direction }, n);
   }
 
   /** Time spent on one UPDATE, in seconds. */

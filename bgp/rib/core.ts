@@ -13,7 +13,8 @@
 // it is the only candidate, and a Dest only when several compete. Adj-RIB-In
 // keeps what import accepted (post-policy): after an import policy change the
 // driver sends ROUTE-REFRESH rather than skein keeping a pre-policy copy of
-// every route (soft-reconfiguration inbound costs a second table).
+// every route (soft-reconfiguration inbound costs a second table); only a
+// session without route refresh keeps the pre-policy copy (keepReceived).
 //
 // Export rules (RFC 4271 §9.1.3, §5.1):
 // - a route is never sent back to the peer it was learned from (for eBGP the
@@ -52,6 +53,7 @@ import { AddPathOut, checkAddPathSend } from './add-path.js';
 import type { AddPathSend } from './add-path.js';
 import { PrefixMap } from './prefix-map.js';
 import type { AttrSet } from './intern.js';
+import { evaluate, type Decision, type PeerRules, type RuleSet } from './policy.js';
 
 export type PrefixKey = Prefix4 | Prefix6;
 
@@ -100,6 +102,11 @@ export interface PeerConfig {
   readonly addPathSend?: AddPathSend;
   readonly importPolicy?: Policy;
   readonly exportPolicy?: Policy;
+  /**
+   * Compiled rule lists (policy.ts): import rules run before importPolicy, export rules before the attribute
+   * rules of RFC 4271 §5.1 (BIRD runs a protocol's export filter before prepending its AS). Unset: accept all.
+   */
+  readonly rules?: PeerRules;
 }
 
 export interface CoreConfig {
@@ -118,6 +125,18 @@ export interface CoreConfig {
    * the RIB half-updated or stop other peers' routes.
    */
   readonly onPolicyError?: (e: PolicyError) => void;
+  /**
+   * The outgoing interface of a route, for rules that match on it (BGPFilter `interface`, Calico's tunnel and BPF
+   * interface rules): asked only when such a rule is reached. Unset: no route has an interface.
+   */
+  readonly routeInterface?: (prefix: PrefixKey, nextHops: readonly string[], local: boolean) => string | undefined;
+}
+
+/** Why a route was or was not accepted from, or advertised to, one peer (policyTrace). */
+export interface PolicyVerdict {
+  readonly peer: string;
+  readonly accept: boolean;
+  readonly rule: string;
 }
 
 export interface PolicyError {
@@ -296,6 +315,16 @@ class Peer implements PathSource, PeerView {
   epoch = 0;
   /** per family: the current generation; paths announced under an older one are stale */
   readonly gens = new Map<number, number>();
+  /**
+   * What the peer sent, before the rules (after the loop checks), by "prefix|path id": kept only for a session
+   * without route refresh, so a change of its import rules can be applied from it (keepReceived).
+   */
+  rawIn: Map<string, { prefix: PrefixKey; pathId: number; set: AttrSet }> | null = null;
+  /** routes refused by the import rules (policy.ts), per prefix the rule that refused it; kept for policyTrace */
+  readonly rejectedIn = new PrefixMap<string>();
+  /** decisions of the rules that refused a route: on import, and on export (each evaluation counts) */
+  policyRejectedIn = 0;
+  policyRejectedOut = 0;
 
   gen(family: number): number {
     return this.gens.get(family) ?? 0;
@@ -451,6 +480,9 @@ export class RibCore {
     this.up = this.up.filter((x) => x !== p);
     p.adjOut.forEach((set) => this.attrs.release(set));
     p.adjOut.clear();
+    p.rejectedIn.clear();
+    p.rawIn?.forEach((e) => this.attrs.release(e.set));
+    p.rawIn = null;
     for (const q of p.queues.values()) q.clear();
     if (p.ap !== null) {
       p.ap.clear((set) => this.attrs.release(set));
@@ -563,6 +595,8 @@ export class RibCore {
       const ids = p.addPathRx.has(familyKey(list.afi, list.safi)) ? list.pathIds : null;
       const prefixes = list.prefixes as readonly PrefixKey[];
       for (let i = 0; i < prefixes.length; i++) {
+        if (p.rawIn !== null) this.dropRaw(p, prefixes[i] as PrefixKey, ids?.[i] ?? 0);
+        if (p.rejectedIn.size > 0) p.rejectedIn.delete(prefixes[i] as PrefixKey);
         if (this.withdrawPath(p, prefixes[i] as PrefixKey, ids?.[i] ?? 0)) counts.withdrawn++;
       }
     };
@@ -609,32 +643,100 @@ export class RibCore {
       // replaces what the peer sent before, so the old path goes (implicit withdraw).
       for (let i = 0; i < prefixes.length; i++) {
         counts.rejected++;
+        if (p.rawIn !== null) this.dropRaw(p, prefixes[i] as PrefixKey, ids?.[i] ?? 0);
         if (this.withdrawPath(p, prefixes[i] as PrefixKey, ids?.[i] ?? 0)) counts.withdrawn++;
       }
       return;
     }
     const policy = p.cfg.importPolicy;
+    const rules = p.cfg.rules === undefined ? undefined : list.afi === 1 ? p.cfg.rules.import4 : p.cfg.rules.import6;
     const shared = this.attrs.intern(attrs, nextHops); // one reference held for the loop
     for (let i = 0; i < prefixes.length; i++) {
       const prefix = prefixes[i] as PrefixKey;
       const pathId = ids?.[i] ?? 0;
-      let set = shared;
-      if (policy) {
-        const res = this.callPolicy(policy, 'import', prefix, shared.attrs, p);
-        if (!res.accept) {
-          counts.rejected++;
-          if (this.withdrawPath(p, prefix, pathId)) counts.withdrawn++;
-          continue;
-        }
-        if (res.attrs !== undefined && res.attrs !== shared.attrs) {
-          const nh = typeof prefix === 'number' && res.attrs.nextHop !== undefined ? [res.attrs.nextHop] : nextHops;
-          set = this.attrs.intern(res.attrs, nh);
-        } else this.attrs.retain(set);
-      } else this.attrs.retain(set);
-      this.announcePath(p, prefix, pathId, set);
-      counts.announced++;
+      if (p.rawIn !== null) {
+        const key = `${prefix}|${pathId}`;
+        const old = p.rawIn.get(key);
+        p.rawIn.set(key, { prefix, pathId, set: this.attrs.retain(shared) });
+        if (old !== undefined) this.attrs.release(old.set);
+      }
+      if (this.importOne(p, prefix, pathId, shared, rules, policy)) counts.announced++;
+      else {
+        counts.rejected++;
+        if (this.withdrawPath(p, prefix, pathId)) counts.withdrawn++;
+      }
     }
     this.attrs.release(shared);
+  }
+
+  /**
+   * The import rules and hook for one received route; announces it into Adj-RIB-In and returns true, or returns
+   * false when refused (the caller withdraws what the peer had).
+   */
+  private importOne(p: Peer, prefix: PrefixKey, pathId: number, shared: AttrSet, rules: RuleSet | undefined, policy: Policy | undefined): boolean {
+    const nextHops = shared.nextHops;
+    let now = shared.attrs;
+    if (rules !== undefined) {
+      const d = evaluate(rules, { prefix, attrs: now, local: false, ibgp: p.ibgp, ifname: () => this.ifnameOf(prefix, nextHops, false) });
+      if (!d.accept) {
+        p.policyRejectedIn++;
+        p.rejectedIn.set(prefix, d.rule);
+        return false;
+      }
+      if (p.rejectedIn.size > 0) p.rejectedIn.delete(prefix);
+      if (d.attrs !== undefined) now = d.attrs;
+    }
+    if (policy) {
+      const res = this.callPolicy(policy, 'import', prefix, now, p);
+      if (!res.accept) return false;
+      if (res.attrs !== undefined) now = res.attrs;
+    }
+    let set: AttrSet;
+    if (now !== shared.attrs) {
+      const nh = typeof prefix === 'number' && now.nextHop !== undefined ? [now.nextHop] : nextHops;
+      set = this.attrs.intern(now, nh);
+    } else set = this.attrs.retain(shared);
+    this.announcePath(p, prefix, pathId, set);
+    return true;
+  }
+
+  private dropRaw(p: Peer, prefix: PrefixKey, pathId: number): void {
+    const m = p.rawIn as NonNullable<Peer['rawIn']>;
+    const key = `${prefix}|${pathId}`;
+    const old = m.get(key);
+    if (old === undefined) return;
+    m.delete(key);
+    this.attrs.release(old.set);
+  }
+
+  /**
+   * Keep what the peer sends before the import rules (on), or stop and forget it (off). For a session that cannot
+   * refresh (RFC 2918), so changed import rules apply without a reset: reimport().
+   */
+  keepReceived(id: number, on: boolean): void {
+    const p = this.peer(id);
+    if (!on) {
+      p.rawIn?.forEach((e) => this.attrs.release(e.set));
+      p.rawIn = null;
+    } else p.rawIn ??= new Map();
+  }
+
+  /** Whether reimport() can apply changed import rules for this peer. */
+  keepsReceived(id: number): boolean {
+    return this.peer(id).rawIn !== null;
+  }
+
+  /** Run the peer's current import rules again over what it sent (kept by keepReceived); returns paths accepted. */
+  reimport(id: number): number {
+    const p = this.peer(id);
+    if (p.rawIn === null) return 0;
+    let n = 0;
+    for (const e of [...p.rawIn.values()]) {
+      const rules = p.cfg.rules === undefined ? undefined : typeof e.prefix === 'number' ? p.cfg.rules.import4 : p.cfg.rules.import6;
+      if (this.importOne(p, e.prefix, e.pathId, e.set, rules, p.cfg.importPolicy)) n++;
+      else this.withdrawPath(p, e.prefix, e.pathId);
+    }
+    return n;
   }
 
   /**
@@ -895,23 +997,42 @@ export class RibCore {
       if (!(src as Peer).rrClient && !p.rrClient) return null;
     }
     const v6 = typeof prefix !== 'number';
+    // The peer's rules see the route as we hold it (before our AS is prepended or LOCAL_PREF dropped), as BIRD's
+    // export filter does; operations of an accepting rule change it before the rules below apply.
+    const rules = p.cfg.rules;
+    let base = best.attrs;
+    let changed: AttrSet | null = null;
+    if (rules !== undefined) {
+      const d = evaluate(v6 ? rules.export6 : rules.export4, {
+        prefix, attrs: base.attrs, local: src.local, ibgp: p.ibgp, ifname: () => this.ifnameOf(prefix, base.nextHops, src.local),
+      });
+      if (!d.accept) {
+        p.policyRejectedOut++;
+        return null;
+      }
+      if (d.attrs !== undefined) base = changed = this.attrs.intern(d.attrs, base.nextHops);
+    }
     // The default export of a set depends on the peer (its settings: the
     // epoch), the family, whether the path is ours (MED) or reflected (RR
     // attributes), and for a reflected set without ORIGINATOR_ID on the
     // peer it came from (whose BGP Identifier becomes the ORIGINATOR_ID).
     const kind = src.local ? 1 : reflect ? 2 : 0;
     const slot = (p.id * 2 + (v6 ? 1 : 0)) * 3 + kind;
-    const origin = reflect && best.attrs.attrs.originatorId === undefined ? src.routerId : 0;
+    const origin = reflect && base.attrs.originatorId === undefined ? src.routerId : 0;
     let out: AttrSet;
-    const cached = best.attrs.exportCache?.get(slot);
+    const cached = base.exportCache?.get(slot);
     if (cached !== undefined && cached.epoch === p.epoch && cached.set.refs > 0 && cached.origin === origin) {
       out = this.attrs.retain(cached.set);
     } else {
-      const t = this.transform(p, best, v6, reflect);
-      if (t === null) return null;
+      const t = this.transform(p, base, src, v6, reflect);
+      if (t === null) {
+        if (changed !== null) this.attrs.release(changed);
+        return null;
+      }
       out = this.attrs.intern(t.attrs, t.nextHops);
-      (best.attrs.exportCache ??= new Map()).set(slot, { epoch: p.epoch, set: out, origin });
+      (base.exportCache ??= new Map()).set(slot, { epoch: p.epoch, set: out, origin });
     }
+    if (changed !== null) this.attrs.release(changed);
     const policy = p.cfg.exportPolicy;
     if (!policy) return out;
     const res = this.callPolicy(policy, 'export', prefix, out.attrs, p);
@@ -921,9 +1042,20 @@ export class RibCore {
     }
     if (res.attrs === undefined || res.attrs === out.attrs) return out;
     const nh = !v6 && res.attrs.nextHop !== undefined ? [res.attrs.nextHop] : out.nextHops;
-    const changed = this.attrs.intern(res.attrs, nh);
+    const changedOut = this.attrs.intern(res.attrs, nh);
     this.attrs.release(out);
-    return changed;
+    return changedOut;
+  }
+
+  /** The route's outgoing interface for the rules, or undefined (no resolver, or none known). */
+  private ifnameOf(prefix: PrefixKey, nextHops: readonly string[], local: boolean): string | undefined {
+    const f = this.config.routeInterface;
+    if (f === undefined) return undefined;
+    try {
+      return f(prefix, nextHops, local);
+    } catch {
+      return undefined; // a failing lookup is a route without an interface, never a broken core
+    }
   }
 
   /** Run a policy hook; one that throws rejects the route and is reported, never unwinds the core. */
@@ -942,8 +1074,7 @@ export class RibCore {
   }
 
   /** The default export rules (see the header comment); null when no next hop can be given. */
-  private transform(p: Peer, best: Path, v6: boolean, reflect: boolean): { attrs: PathAttributes; nextHops: readonly string[] } | null {
-    const src = best.attrs;
+  private transform(p: Peer, src: AttrSet, source: PathSource, v6: boolean, reflect: boolean): { attrs: PathAttributes; nextHops: readonly string[] } | null {
     const a: { -readonly [K in keyof PathAttributes]: PathAttributes[K] } = { ...src.attrs };
     const self = v6 ? p.cfg.localAddress6 : p.cfg.localAddress;
     let hops: readonly string[];
@@ -957,7 +1088,7 @@ export class RibCore {
           ? [{ type: SegmentType.AS_SEQUENCE, asns: [own, ...first.asns] }, ...path.slice(1)]
           : [{ type: SegmentType.AS_SEQUENCE, asns: [own] }, ...path];
       delete a.localPref;
-      if (!best.source.local) delete a.med;
+      if (!source.local) delete a.med;
       delete a.originatorId;
       delete a.clusterList;
       if (p.cfg.nextHopKeep && src.nextHops.length > 0) hops = src.nextHops;
@@ -968,7 +1099,7 @@ export class RibCore {
       if (reflect) {
         // RFC 4456 §8: ORIGINATOR_ID names the router that brought the route
         // into the AS (kept when already set); CLUSTER_LIST records our cluster.
-        a.originatorId ??= best.source.routerId >>> 0;
+        a.originatorId ??= source.routerId >>> 0;
         a.clusterList = [this.clusterId, ...(a.clusterList ?? [])];
       }
       if (p.cfg.nextHopSelf || src.nextHops.length === 0) {
@@ -986,6 +1117,77 @@ export class RibCore {
     if (v6) delete a.nextHop;
     else a.nextHop = hops[0] as string;
     return { attrs: a, nextHops: hops };
+  }
+
+  /**
+   * The driver could not encode an announcement batch for the peer (RFC 8654 §4: too large for its messages): the
+   * prefixes leave its Adj-RIB-Out and a withdrawal is queued for each (the peer may hold an older version; a
+   * withdrawal of a route it does not have is harmless, RFC 4271 §9.1.3). Returns how many prefixes.
+   */
+  unsendable(id: number, b: Extract<OutBatch, { kind: 'announce' }>): number {
+    const p = this.peer(id);
+    const fam = familyKey(b.afi, b.safi);
+    if (p.ap !== null && p.ap.families.has(fam)) {
+      // ADD-PATH send keeps per-path state (add-path.ts); dropping the whole peer's view of the prefix there is
+      // left to a route refresh of the peer. Counted, not corrected.
+      return b.prefixes.length;
+    }
+    for (const prefix of b.prefixes) {
+      const cur = p.adjOut.take(prefix);
+      if (cur !== undefined) this.attrs.release(cur);
+      p.queue(fam).withdraw(prefix);
+    }
+    return b.prefixes.length;
+  }
+
+  /** How many routes a peer's rules refused, per direction (only grows; an export is counted each time it is decided). */
+  policyRejections(id: number): { import: number; export: number } {
+    const p = this.peer(id);
+    return { import: p.policyRejectedIn, export: p.policyRejectedOut };
+  }
+
+  /**
+   * Why a prefix is or is not held from each peer and advertised to each Established peer, by rule name. Import:
+   * a refused route is remembered with its rule; an accepted one is evaluated again on what is held. Export: the
+   * best path through the same steps as an advertisement (the rule lists, then the RFC 4271 / RFC 4456 rules).
+   */
+  policyTrace(prefix: PrefixKey): { imported: PolicyVerdict[]; exported: PolicyVerdict[] } {
+    const v6 = typeof prefix !== 'number';
+    const e = this.loc.get(prefix);
+    const paths = e === undefined ? [] : e instanceof Path ? [e] : e.paths;
+    const imported: PolicyVerdict[] = [];
+    for (const p of this.peers.values()) {
+      const refused = p.rejectedIn.get(prefix);
+      if (refused !== undefined) imported.push({ peer: p.address, accept: false, rule: refused });
+      for (const path of paths) {
+        if (path.source !== p) continue;
+        const rules = p.cfg.rules;
+        const d: Decision | null = rules === undefined ? null
+          : evaluate(v6 ? rules.import6 : rules.import4, { prefix, attrs: path.attrs.attrs, local: false, ibgp: p.ibgp, ifname: () => this.ifnameOf(prefix, path.attrs.nextHops, false) });
+        imported.push({ peer: p.address, accept: true, rule: d === null ? 'no policy' : d.rule });
+      }
+    }
+    const exported: PolicyVerdict[] = [];
+    const best = e === undefined ? null : bestOf(e);
+    if (best !== null) {
+      for (const p of this.up) {
+        if (!p.families.has(familyOf(prefix))) continue;
+        const src = best.source;
+        let verdict: PolicyVerdict;
+        if (src.id === p.id) verdict = { peer: p.address, accept: false, rule: 'learned from this peer' };
+        else if (!src.local && src.ibgp && p.ibgp && !(src as Peer).rrClient && !p.rrClient) {
+          verdict = { peer: p.address, accept: false, rule: 'iBGP route to an iBGP peer (RFC 4271 §9.2, not reflected)' };
+        } else if (p.cfg.rules === undefined) verdict = { peer: p.address, accept: true, rule: 'no policy' };
+        else {
+          const d = evaluate(v6 ? p.cfg.rules.export6 : p.cfg.rules.export4, {
+            prefix, attrs: best.attrs.attrs, local: src.local, ibgp: p.ibgp, ifname: () => this.ifnameOf(prefix, best.attrs.nextHops, src.local),
+          });
+          verdict = { peer: p.address, accept: d.accept, rule: d.rule };
+        }
+        exported.push(verdict);
+      }
+    }
+    return { imported, exported };
   }
 
   /** Recompute one peer's exports against the whole Loc-RIB (after an export policy change). */

@@ -7,3 +7,6 @@ export type { AddPathSend } from './add-path.js';
 export type {
   PrefixKey, PeerView, Policy, PolicyResult, PolicyError, PeerConfig, CoreConfig, SessionTerms, BestChange, OutBatch, UpdateResult, RouteView,
 } from './core.js';
+export type { PolicyVerdict } from './core.js';
+export { evaluate, checkRules, globToRegExp, ACCEPT_ALL } from './policy.js';
+export type { Rule, RuleSet, RuleAction, RuleOperation, MatchOperator, PeerRules, RouteFacts, Decision } from './policy.js';

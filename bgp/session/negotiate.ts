@@ -199,7 +199,7 @@ export function negotiate(local: OpenMessage, remote: OpenMessage, localAs: numb
     gracefulRestart,
     longLivedGracefulRestart,
     llgrFamilies,
-    codec: Object.freeze({ as4, extendedMessage, addPathRx, addPathTx }),
+    codec: Object.freeze({ as4, extendedMessage, addPathRx, addPathTx, external: peerAs !== localAs }),
   };
 }
 

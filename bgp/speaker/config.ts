@@ -3,7 +3,8 @@
 // a peer when they change; policy and next-hop settings do not (see
 // sessionKey() and Speaker.updatePeer()).
 import { IPV4_UNICAST, IPV6_UNICAST } from '../wire/constants.js';
-import type { Policy } from '../rib/core.js';
+import type { Policy, PrefixKey } from '../rib/core.js';
+import type { PeerRules } from '../rib/policy.js';
 import type { AddPathSend } from '../rib/add-path.js';
 import { canonicalIpv6 } from '../wire/prefix.js';
 
@@ -47,6 +48,11 @@ export interface PeerOptions {
   readonly allowOwnAs?: number;
   readonly importPolicy?: Policy;
   readonly exportPolicy?: Policy;
+  /**
+   * Rule lists (bgp/rib/policy.ts) for import and export, per family. A change applies without a reset: exports are
+   * evaluated again, and a changed import side asks the peer for its routes again (ROUTE-REFRESH).
+   */
+  readonly rules?: PeerRules;
   /** RFC 7911: ask the peer to send several paths per prefix */
   readonly addPathReceive?: boolean;
   /**
@@ -133,6 +139,8 @@ export interface SpeakerOptions {
   readonly stalePathTime?: number;
   /** the FIB's answer for routesJson "installed"; default false for all */
   readonly isInstalled?: (prefix: string) => boolean;
+  /** the outgoing interface of a route, for rules that match on it (RibCore CoreConfig.routeInterface) */
+  readonly routeInterface?: (prefix: PrefixKey, nextHops: readonly string[], local: boolean) => string | undefined;
   readonly peers?: readonly PeerOptions[];
 }
 

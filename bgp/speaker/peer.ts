@@ -19,6 +19,7 @@ const emptyCounters = (): PeerCounters => ({
   notificationsOut: {},
   prefixesReceived: 0,
   updateErrors: 0,
+  unsendable: 0,
   established: 0,
 });
 

@@ -134,6 +134,7 @@ export class Speaker extends EventEmitter {
       ...(opts.clusterId !== undefined ? { clusterId: typeof opts.clusterId === 'number' ? opts.clusterId >>> 0 : parseIpv4(opts.clusterId) >>> 0 } : {}),
       onPolicyError: (e) =>
         this.log('error', `${e.which} policy failed for ${prefixText(e.prefix)}: ${String(e.error)}; route rejected`, e.peer.address),
+      ...(opts.routeInterface !== undefined ? { routeInterface: opts.routeInterface } : {}),
     });
     // Best-path changes are recorded only while someone listens for them (see RibCore.setBestTracking).
     this.rib.setBestTracking(false);
@@ -251,9 +252,11 @@ export class Speaker extends EventEmitter {
     }
     const conn = this.ribConn(p);
     this.rib.updatePeer(p.coreId, this.coreConfig(o, address, conn));
-    const importChanged = old.importPolicy !== o.importPolicy || (old.allowOwnAs ?? 0) !== (o.allowOwnAs ?? 0);
+    const rulesOf = (x: PeerOptions, dir: 'import' | 'export'): string =>
+      x.rules === undefined ? '' : JSON.stringify(dir === 'import' ? [x.rules.import4, x.rules.import6] : [x.rules.export4, x.rules.export6]);
+    const importChanged = old.importPolicy !== o.importPolicy || (old.allowOwnAs ?? 0) !== (o.allowOwnAs ?? 0) || rulesOf(old, 'import') !== rulesOf(o, 'import');
     const exportChanged =
-      old.exportPolicy !== o.exportPolicy || old.nextHopSelf !== o.nextHopSelf || old.nextHopKeep !== o.nextHopKeep || old.nextHop4 !== o.nextHop4 || old.nextHop6 !== o.nextHop6 ||
+      old.exportPolicy !== o.exportPolicy || rulesOf(old, 'export') !== rulesOf(o, 'export') || old.nextHopSelf !== o.nextHopSelf || old.nextHopKeep !== o.nextHopKeep || old.nextHop4 !== o.nextHop4 || old.nextHop6 !== o.nextHop6 ||
       JSON.stringify(old.addPathSend) !== JSON.stringify(o.addPathSend);
     if (!conn) return;
     if (exportChanged) this.rib.refreshExports(p.coreId);
@@ -261,6 +264,9 @@ export class Speaker extends EventEmitter {
       const s = conn.session;
       if (s?.routeRefresh) {
         for (const f of s.families) this.send(p, conn, { type: 'ROUTE-REFRESH', afi: f >> 8, safi: f & 0xff, subtype: 0 });
+      } else if (this.rib.keepsReceived(p.coreId)) {
+        this.rib.reimport(p.coreId);
+        this.scheduleFlush();
       } else {
         this.feed(p, conn, { type: 'AutomaticStop', subcode: CeaseSubcode.OtherConfigurationChange, reason: 'import policy changed; the peer cannot refresh' });
       }
@@ -426,6 +432,17 @@ export class Speaker extends EventEmitter {
       });
     }
     return { routes };
+  }
+
+  /** Which rule let a prefix in from each peer (or refused it), and which let it out to each Established peer. */
+  policyTrace(prefix: string): ReturnType<RibCore['policyTrace']> {
+    return this.rib.policyTrace(parsePrefixText(prefix));
+  }
+
+  /** Routes a peer's rules refused, per direction (null: no such peer). */
+  policyRejections(address: string): { import: number; export: number } | null {
+    const p = this.peers.get(normalizeAddress(address));
+    return p ? this.rib.policyRejections(p.coreId) : null;
   }
 
   // ------------------------------------------------------------------ inbound connections
@@ -806,6 +823,9 @@ export class Speaker extends EventEmitter {
     p.eorPending.clear();
     for (const f of s.families) p.eorPending.add(f);
     this.rib.peerUp(p.coreId, s);
+    // A peer that cannot resend its routes on request (no RFC 2918 route refresh): keep what it sends before the
+    // import rules, so a change of them applies without a reset (BIRD's `import table`, soft-reconfiguration inbound).
+    this.rib.keepReceived(p.coreId, !s.routeRefresh);
     c.inRib = true;
     p.counters.established++;
     p.info = '';
@@ -1239,6 +1259,10 @@ export class Speaker extends EventEmitter {
         bufs = this.encodeBatch(b, c.ctx);
       } catch (e) {
         this.log('error', `cannot encode ${b.kind} for AFI ${b.afi}: ${(e as Error).message}`, p.address);
+        // RFC 8654 §4: a route that does not fit the peer's largest message is not sent, and a previous version of
+        // it the peer holds is withdrawn. Adj-RIB-Out must then say the peer does not have it, or the next identical
+        // export would be suppressed as already sent.
+        if (b.kind === 'announce') p.counters.unsendable += this.rib.unsendable(p.coreId, b);
         continue;
       }
       p.counters.messagesOut[b.kind === 'begin-refresh' || b.kind === 'end-refresh' ? 'ROUTE-REFRESH' : 'UPDATE'] += bufs.length;
@@ -1292,6 +1316,7 @@ export class Speaker extends EventEmitter {
       ...(o.allowOwnAs !== undefined ? { allowOwnAs: o.allowOwnAs } : {}),
       ...(importPolicy !== undefined ? { importPolicy } : {}),
       ...(exportPolicy !== undefined ? { exportPolicy } : {}),
+      ...(o.rules !== undefined ? { rules: o.rules } : {}),
     };
   }
 

@@ -16,6 +16,8 @@ export interface PeerCounters {
   prefixesReceived: number;
   /** UPDATEs that carried an RFC 7606 error handled without a reset */
   updateErrors: number;
+  /** routes that could not be encoded for this peer (too large for its message size): withdrawn instead */
+  unsendable: number;
   /** sessions that reached Established */
   established: number;
 }

@@ -30,6 +30,11 @@ export interface CodecContext {
   readonly addPathRx: ReadonlySet<number>;
   /** RFC 7911: families (familyKey) whose NLRI carry a path identifier when we send. */
   readonly addPathTx: ReadonlySet<number>;
+  /**
+   * The peer is external (eBGP): RFC 7606 §7.5, §7.9, §7.10 — LOCAL_PREF, ORIGINATOR_ID and CLUSTER_LIST it sends are
+   * discarded, whatever their length. Default false.
+   */
+  readonly external?: boolean;
 }
 
 export const DEFAULT_CONTEXT: CodecContext = Object.freeze({

@@ -137,6 +137,8 @@ export function renderPeers(result: unknown, now: Date): string {
     if (p.holdTime !== undefined) {
       pairs.push(['Hold time', `${p.holdTime}s${p.keepaliveTime !== undefined ? `, keepalive ${p.keepaliveTime}s` : ''}`]);
     }
+    if (p.filters !== undefined) pairs.push(['Filters', list(p.filters).join(', ') || '- (Calico\'s defaults only)']);
+    if (p.policyRejected !== undefined) pairs.push(['Policy refused', `import ${text(p.policyRejected.import)}, export ${text(p.policyRejected.export)}`]);
     if (p.lastError) pairs.push(['Last error', p.lastError]);
     pairs.push(...grRows(p));
     pairs.push(['Info', text(p.info)]);
@@ -166,7 +168,8 @@ function pathRow(p: PathJson, best: boolean): string[] {
 export function renderRoutes(result: unknown, prefix?: string): string {
   const r = obj(result, 'routes');
   const routes = arr(r.routes, 'routes.routes').map((x, i) => obj(x, `routes[${i}]`) as unknown as RouteJson);
-  if (routes.length === 0) return prefix === undefined ? 'No routes.\n' : `No route for ${prefix}.\n`;
+  const policy = renderPolicy(r.policy);
+  if (routes.length === 0) return (prefix === undefined ? 'No routes.\n' : `No route for ${prefix}.\n`) + policy;
   const blocks = routes.map((route) => {
     const paths = arr(route.paths ?? [], `paths of ${route.prefix}`).map((p) => obj(p, 'path') as unknown as PathJson);
     const bestKey = route.best ? JSON.stringify(route.best) : undefined;
@@ -182,7 +185,20 @@ export function renderRoutes(result: unknown, prefix?: string): string {
     const body = table(['', 'FROM', 'NEXT HOPS', 'AS PATH', 'ORIGIN', 'LOCAL PREF', 'MED', 'COMMUNITIES', 'REASON'], rows);
     return head + body.split('\n').map((l) => (l === '' ? l : `  ${l}`)).join('\n');
   });
-  return blocks.join('\n') + `\n${routes.length} route${routes.length === 1 ? '' : 's'}\n`;
+  return blocks.join('\n') + `\n${routes.length} route${routes.length === 1 ? '' : 's'}\n` + policy;
+}
+
+/** `routes PREFIX`: the routing-policy rule that let the prefix in from, or out to, each peer (or refused it). */
+function renderPolicy(v: unknown): string {
+  if (v === undefined || v === null || typeof v !== 'object') return '';
+  const p = v as { imported?: unknown; exported?: unknown };
+  const rows = (dir: string, xs: unknown): string[][] => arr(xs ?? [], `policy.${dir}`).map((x) => {
+    const e = obj(x, 'verdict');
+    return [dir, text(e.peer), e.accept === true ? 'accepted' : 'refused', text(e.rule)];
+  });
+  const all = [...rows('from', p.imported), ...rows('to', p.exported)];
+  if (all.length === 0) return '';
+  return '\nRouting policy:\n' + table(['', 'PEER', 'DECISION', 'RULE'], all).split('\n').map((l) => (l === '' ? l : `  ${l}`)).join('\n');
 }
 
 function fibEntry(e: FibEntryJson | null | undefined): string {

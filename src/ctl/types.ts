@@ -29,6 +29,10 @@ export interface PeerJson {
   gracefulRestart?: GracefulRestartJson;
   /** ADD-PATH (RFC 7911) negotiated on the current session, and how many paths we send */
   addPath?: { send: string[]; receive: string[]; sendMode: string };
+  /** the BGPFilters the peer names (BGPPeer.filters), in order */
+  filters?: string[];
+  /** routes its routing policy refused: import, and export decisions */
+  policyRejected?: { import: number; export: number };
 }
 
 export interface GracefulRestartJson {
@@ -103,6 +107,15 @@ export interface RouteJson {
 
 export interface RoutesJson {
   routes: RouteJson[];
+  /** `routes PREFIX` only: the routing-policy rule that decided, per peer, on import and on export */
+  policy?: { imported: PolicyVerdictJson[]; exported: PolicyVerdictJson[] };
+}
+
+export interface PolicyVerdictJson {
+  peer: string;
+  accept: boolean;
+  /** the rule, e.g. "BGPFilter/edge importV4[0]" or "IPPool/pods 10.65.0.0/16 (accept)" */
+  rule: string;
 }
 
 /** One route as skein wants it or as the kernel has it. */

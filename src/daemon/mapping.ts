@@ -21,6 +21,8 @@ export interface PeerMapContext {
   readonly addPaths?: DaemonConfig['bgp']['addPaths'];
   /** skein.yaml bgp.maxPrefixes; absent: no limit */
   readonly maxPrefixes?: DaemonConfig['bgp']['maxPrefixes'];
+  /** the peer's routing policy (src/daemon/policy.ts); absent: none */
+  readonly rules?: PeerOptions['rules'];
 }
 
 /**
@@ -37,6 +39,7 @@ export function peerOptionsFor(p: DesiredPeer, ctx: PeerMapContext): PeerOptions
     type: p.reflection === 'reflector' ? 'route reflector' : p.type,
   };
   if (p.port !== undefined && p.port !== 179) o.port = p.port;
+  if (ctx.rules !== undefined) o.rules = ctx.rules;
   if (p.localAS !== ctx.localAsn) o.localAsn = p.localAS;
   // sourceAddress UseNodeIP: the controller already resolved it to this node's address of the family.
   if (p.sourceAddress !== undefined) o.sourceAddress = p.sourceAddress;

@@ -6,7 +6,13 @@ import { beginAttr, checkU32, endAttr, OPTIONAL_NON_TRANSITIVE, readU32, writeU3
 import type { DecodeState } from './common.js';
 
 export function decodeOriginatorId(st: DecodeState): void {
-  // RFC 7606 §7.9: ORIGINATOR_ID of a length other than 4 is treat-as-withdraw
+  // RFC 7606 §7.9: from an external peer ORIGINATOR_ID is discarded whatever its length (it is for inside an AS,
+  // RFC 4456 §8; kept, it could make us drop routes as looped); from an internal one a length other than 4 is
+  // treat-as-withdraw.
+  if (st.ctx.external === true) {
+    if (st.valueLen !== 4) st.fail(UpdateSubcode.AttributeLengthError, 'attribute-discard', `ORIGINATOR_ID length ${st.valueLen} from an external peer`);
+    return;
+  }
   if (st.valueLen !== 4) {
     st.fail(UpdateSubcode.AttributeLengthError, 'treat-as-withdraw', `ORIGINATOR_ID length ${st.valueLen}, expected 4`);
     return;
@@ -16,8 +22,14 @@ export function decodeOriginatorId(st: DecodeState): void {
 
 export function decodeClusterList(st: DecodeState): void {
   const len = st.valueLen;
-  // RFC 7606 §7.10: malformed unless the length is a non-zero multiple of 4; treat-as-withdraw
-  if (len === 0 || len % 4 !== 0) {
+  const malformed = len === 0 || len % 4 !== 0;
+  // RFC 7606 §7.10: from an external peer CLUSTER_LIST is discarded whatever its length.
+  if (st.ctx.external === true) {
+    if (malformed) st.fail(UpdateSubcode.AttributeLengthError, 'attribute-discard', `CLUSTER_LIST length ${len} from an external peer`);
+    return;
+  }
+  // From an internal peer it is malformed unless the length is a non-zero multiple of 4: treat-as-withdraw.
+  if (malformed) {
     st.fail(UpdateSubcode.AttributeLengthError, 'treat-as-withdraw', `CLUSTER_LIST length ${len} is not a non-zero multiple of 4`);
     return;
   }

@@ -15,9 +15,13 @@ export function decodeMed(st: DecodeState): void {
 }
 
 export function decodeLocalPref(st: DecodeState): void {
-  // RFC 7606 §7.5: LOCAL_PREF of a length other than 4 is treat-as-withdraw.
-  // (LOCAL_PREF from an external peer is discarded by the session, which
-  // knows whether the peer is external.)
+  // RFC 7606 §7.5: from an external peer LOCAL_PREF is discarded whatever its length (attribute discard: an error
+  // only when it is malformed; a well-formed one is dropped quietly, RFC 4271 §5.1.5 says to ignore it anyway).
+  if (st.ctx.external === true) {
+    if (st.valueLen !== 4) st.fail(UpdateSubcode.AttributeLengthError, 'attribute-discard', `LOCAL_PREF length ${st.valueLen} from an external peer`);
+    return;
+  }
+  // From an internal peer, a length other than 4 is treat-as-withdraw.
   if (st.valueLen !== 4) {
     st.fail(UpdateSubcode.AttributeLengthError, 'treat-as-withdraw', `LOCAL_PREF length ${st.valueLen}, expected 4`);
     return;

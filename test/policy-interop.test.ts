@@ -1,0 +1,317 @@
+// Calico's routing policy against real peers and the real kernel: skeind on a dual-homed host (its own network
+// namespace, fib enabled) with two top-of-rack routers in different ASes — BIRD 2 (AS 65101) and FRR bgpd
+// (AS 65102), each in its namespace — that announce a default route, pool routes and routes outside every pool,
+// over IPv4 and IPv6 sessions. Checked at each ToR (what it received from the host, and what it must not have)
+// and in the host's kernel (what import let in):
+//  1. no BGPFilter: only pool routes, our own blocks leave the host (calico_export_to_bgp_peers); everything is
+//     imported; our own block is not installed over its blackhole;
+//  2. a BGPFilter per direction and family using every match field and operator, put on the peers live;
+//  3. the filter edited live (the default route let in): applied without resetting any session.
+// Expected outcomes come from Calico's confd templates (bird_ipam.cfg.template, bird_aggr.cfg.template) and
+// template_funcs.go's rendering of BGPFilter rules, not from skein's output.
+import t from 'tap';
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { requires } from './helpers/env.js';
+import { Lab, nsExec, nsSpawn, until } from './helpers/netns.js';
+import { runCommand } from './helpers/run.js';
+import { Bird } from './helpers/bird.js';
+import { BGPD, Frr } from './helpers/frr.js';
+
+const root = join(import.meta.dirname, '..');
+const skeind = join(root, 'dist/src/skeind.js');
+const skeinctl = join(root, 'dist/src/skeinctl.js');
+
+const HOST_AS = 64512;
+const TOR1_AS = 65101; // BIRD
+const TOR2_AS = 65102; // FRR
+
+const res = (kind: string, name: string, spec: unknown): unknown => ({ apiVersion: 'projectcalico.org/v3', kind, metadata: { name }, spec });
+
+/** The BGPFilter of phase 2 (and, with its first import rule accepting, phase 3). Rule order matters: first match wins. */
+function edgeFilter(rejectDefault: boolean): unknown {
+  return res('BGPFilter', 'edge', {
+    importV4: [
+      // phase 3 turns this rule around (the NotIn rule below would refuse the default otherwise)
+      { action: rejectDefault ? 'Reject' : 'Accept', cidr: '0.0.0.0/0', matchOperator: 'Equal' },
+      // In + prefixLength: pool routes longer than /26 stay out
+      { action: 'Reject', cidr: '10.65.0.0/16', matchOperator: 'In', prefixLength: { min: 27 } },
+      // communities: BIRD tags 172.16.0.0/16 with (65101,666)
+      { action: 'Reject', communities: { values: ['65101:666'] } },
+      // asPathPrefix: FRR prepends 65199 to 172.17.0.0/16
+      { action: 'Reject', asPathPrefix: [TOR2_AS, 65199] },
+      // operations on import: a community, and a priority the export side matches below
+      { action: 'Accept', cidr: '192.0.2.0/24', matchOperator: 'Equal', operations: [{ addCommunity: { value: '64512:77' } }] },
+      { action: 'Accept', cidr: '10.65.7.0/26', matchOperator: 'Equal', operations: [{ setPriority: { value: 512 } }] },
+      // NotIn + peerType: anything else from an eBGP peer outside 10/8 stays out (198.51.100.0/24)
+      { action: 'Reject', cidr: '10.0.0.0/8', matchOperator: 'NotIn', peerType: 'eBGP' },
+    ],
+    exportV4: [
+      // interface: 192.0.2.0/24 (learned from BIRD, over the tor1 link) may go on, prepended and tagged
+      { action: 'Accept', cidr: '192.0.2.0/24', matchOperator: 'Equal', interface: 'ptor1', operations: [{ prependASPath: { prefix: [64999] } }, { addCommunity: { value: '64512:99' } }] },
+      // priority (set on import above)
+      { action: 'Accept', priority: 512, operations: [{ addCommunity: { value: '64512:512' } }] },
+      // source + NotEqual: no learned route goes on except 10.65.7.0/26 (so 10.65.8.0/26 stops at the host)
+      { action: 'Reject', source: 'RemotePeers', cidr: '10.65.7.0/26', matchOperator: 'NotEqual' },
+    ],
+    importV6: [
+      { action: 'Reject', cidr: '::/0', matchOperator: 'Equal' },
+      { action: 'Reject', cidr: 'fd65::/48', matchOperator: 'In', prefixLength: { min: 123, max: 128 } },
+      { action: 'Reject', cidr: 'fd00::/8', matchOperator: 'NotIn' },
+    ],
+    exportV6: [
+      { action: 'Accept', cidr: 'fd99::/64', matchOperator: 'Equal', peerType: 'eBGP' },
+      { action: 'Reject', source: 'RemotePeers', cidr: 'fd65::/48', matchOperator: 'In', prefixLength: { min: 122, max: 122 } },
+    ],
+  });
+}
+
+function resources(phase: 1 | 2 | 3): string {
+  const filters = phase === 1 ? {} : { filters: ['edge'] };
+  const peer = (name: string, ip: string, asn: number): unknown =>
+    res('BGPPeer', name, { node: 'h1', peerIP: ip, asNumber: asn, sourceAddress: 'None', ...filters });
+  const docs: unknown[] = [
+    res('ClusterInformation', 'default', { datastoreReady: true }),
+    res('BGPConfiguration', 'default', { asNumber: HOST_AS, nodeToNodeMeshEnabled: false, logSeverityScreen: 'Info' }),
+    res('Node', 'h1', { bgp: { ipv4Address: '10.1.1.2/24', ipv6Address: 'fd01:1::2/64' } }),
+    res('IPPool', 'pool4', { cidr: '10.65.0.0/16', blockSize: 26 }),
+    res('IPPool', 'noexp', { cidr: '10.66.0.0/16', blockSize: 26, disableBGPExport: true }),
+    res('IPPool', 'pool6', { cidr: 'fd65::/48', blockSize: 122 }),
+    res('BlockAffinity', 'h1-10-65-1-0-26', { node: 'h1', cidr: '10.65.1.0/26', state: 'confirmed', deleted: 'false' }),
+    res('BlockAffinity', 'h1-fd65--1-0-122', { node: 'h1', cidr: 'fd65::1:0/122', state: 'confirmed', deleted: 'false' }),
+    peer('tor1-v4', '10.1.1.1', TOR1_AS),
+    peer('tor1-v6', 'fd01:1::1', TOR1_AS),
+    peer('tor2-v4', '10.1.2.1', TOR2_AS),
+    peer('tor2-v6', 'fd01:2::1', TOR2_AS),
+  ];
+  if (phase !== 1) docs.push(edgeFilter(phase === 2));
+  return docs.map((d) => `---\n${JSON.stringify(d)}\n`).join('');
+}
+
+const BIRD_CONF = `
+router id 10.1.1.1;
+protocol device { scan time 1; }
+protocol static s4 { ipv4;
+  route 0.0.0.0/0 blackhole; route 10.65.7.0/26 blackhole; route 10.65.9.16/28 blackhole; route 10.65.1.0/26 blackhole;
+  route 10.66.5.0/26 blackhole; route 192.0.2.0/24 blackhole; route 172.16.0.0/16 blackhole; }
+protocol static s6 { ipv6; route ::/0 blackhole; route fd65::7:0/122 blackhole; route fd65::9:0/124 blackhole; route fd99::/64 blackhole; }
+protocol bgp h4 {
+  local 10.1.1.1 as ${TOR1_AS}; neighbor 10.1.1.2 as ${HOST_AS};
+  hold time 30; connect retry time 2; error wait time 1, 5;
+  ipv4 { import all; export filter { if proto != "s4" then reject; if net = 172.16.0.0/16 then bgp_community.add((65101, 666)); accept; }; };
+}
+protocol bgp h6 {
+  local fd01:1::1 as ${TOR1_AS}; neighbor fd01:1::2 as ${HOST_AS};
+  hold time 30; connect retry time 2; error wait time 1, 5;
+  ipv6 { import all; export where proto = "s6"; };
+}
+`;
+
+const FRR_CONF = `
+hostname tor2
+router bgp ${TOR2_AS}
+ bgp router-id 10.1.2.1
+ no bgp ebgp-requires-policy
+ no bgp network import-check
+ neighbor 10.1.2.2 remote-as ${HOST_AS}
+ neighbor 10.1.2.2 timers connect 2
+ neighbor fd01:2::2 remote-as ${HOST_AS}
+ neighbor fd01:2::2 timers connect 2
+ address-family ipv4 unicast
+  network 0.0.0.0/0
+  network 10.65.8.0/26
+  network 198.51.100.0/24
+  network 172.17.0.0/16 route-map PREPEND
+  no neighbor fd01:2::2 activate
+ exit-address-family
+ address-family ipv6 unicast
+  network ::/0
+  network fd65::8:0/122
+  network fd98::/64
+  network 2001:db8:1::/48
+  neighbor fd01:2::2 activate
+ exit-address-family
+!
+route-map PREPEND permit 10
+ set as-path prepend 65199
+!
+`;
+
+interface KRoute { dst: string; gateway?: string; type?: string; nexthops?: { gateway: string }[] }
+
+t.test('two ToRs (BIRD 2, FRR): export allow-list, BGPFilter every field, live changes, kernel', async (t) => {
+  if (!requires(t, { root: true, commands: ['bird', 'birdc', BGPD, 'vtysh'] })) return;
+  const lab = new Lab();
+  const dir = mkdtempSync(join(tmpdir(), 'skein-policy-'));
+  const proc: { daemon?: ChildProcess } = {};
+  const log: string[] = [];
+  const bird = new Bird(lab.ns('tor1'));
+  const nsTor1 = bird.ns;
+  const nsTor2 = lab.ns('tor2');
+  const frr = new Frr(nsTor2);
+  t.teardown(async () => {
+    if (proc.daemon && proc.daemon.exitCode === null) proc.daemon.kill('SIGKILL');
+    await bird.stop().catch(() => undefined);
+    await frr.stop().catch(() => undefined);
+    lab.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const nsHost = lab.ns('host');
+  lab.link(nsHost, nsTor1, 'ptor1', 'phost');
+  lab.link(nsHost, nsTor2, 'ptor2', 'phost');
+  lab.addr(nsHost, 'ptor1', '10.1.1.2/24');
+  lab.addr(nsHost, 'ptor1', 'fd01:1::2/64');
+  lab.addr(nsHost, 'ptor2', '10.1.2.2/24');
+  lab.addr(nsHost, 'ptor2', 'fd01:2::2/64');
+  lab.addr(nsTor1, 'phost', '10.1.1.1/24');
+  lab.addr(nsTor1, 'phost', 'fd01:1::1/64');
+  lab.addr(nsTor2, 'phost', '10.1.2.1/24');
+  lab.addr(nsTor2, 'phost', 'fd01:2::1/64');
+  for (const ns of [nsHost, nsTor1, nsTor2]) nsExec(ns, 'sysctl', ['-qw', 'net.ipv6.conf.all.accept_dad=0']);
+  // DAD would hold the IPv6 addresses tentative for a second or two; wait until they are usable.
+  await until(() => !/tentative/.test(nsExec(nsHost, 'ip', ['-6', 'addr'])), 'IPv6 addresses ready', 10_000, 200);
+
+  await bird.start(BIRD_CONF);
+  await frr.start(FRR_CONF);
+
+  const resFile = join(dir, 'resources.yaml');
+  const write = (phase: 1 | 2 | 3): void => {
+    writeFileSync(`${resFile}.tmp`, resources(phase));
+    renameSync(`${resFile}.tmp`, resFile);
+  };
+  write(1);
+  const sock = join(dir, 'skein.sock');
+  const cfg = join(dir, 'skein.yaml');
+  writeFileSync(cfg, [
+    'nodeName: h1',
+    `datastore: { type: file, path: ${resFile}, debounce: 50ms }`,
+    `control: { socket: ${sock} }`,
+    'metrics: { listen: "127.0.0.1:9309" }',
+    'log: { level: info }',
+    '',
+  ].join('\n'));
+  const daemon = nsSpawn(nsHost, 'node', [skeind, '--config', cfg]);
+  proc.daemon = daemon;
+  daemon.stdout!.on('data', (d: Buffer) => log.push(...d.toString().split('\n').filter(Boolean)));
+  daemon.stderr!.on('data', (d: Buffer) => log.push(`stderr: ${d.toString()}`));
+
+  const ctl = async (...args: string[]): Promise<Record<string, unknown>> => {
+    const r = await runCommand('node', [skeinctl, '--socket', sock, ...args, '--json'], { timeoutMs: 15_000 });
+    if (r.code !== 0) throw new Error(`skeinctl ${args.join(' ')}: exit ${r.code}: ${r.err}`);
+    return JSON.parse(r.out) as Record<string, unknown>;
+  };
+  const kernel = (): string[] => {
+    const show = (fam: '-4' | '-6', dflt: string): string[] => (JSON.parse(nsExec(nsHost, 'ip', [fam, '-j', 'route', 'show', 'proto', '171'])) as KRoute[])
+      .map((r) => `${r.dst === 'default' ? dflt : r.dst}${r.type === 'blackhole' ? ' blackhole' : ''}`);
+    return [...show('-4', '0.0.0.0/0'), ...show('-6', '::/0')].sort();
+  };
+  // What each ToR holds from the host (BIRD: routes of protocols h4/h6; FRR: paths whose peer is the host).
+  const atBird = (): string[] => [...bird.routes('table', 'master4'), ...bird.routes('table', 'master6')]
+    .filter((r) => r.from === 'h4' || r.from === 'h6').map((r) => r.prefix).sort();
+  const atFrr = (): string[] => {
+    const out: string[] = [];
+    for (const afi of ['ipv4', 'ipv6'] as const) {
+      for (const [prefix, paths] of Object.entries(frr.routes(afi))) if (paths.some((p) => p.peerId === '10.1.2.2' || p.peerId === 'fd01:2::2')) out.push(prefix);
+    }
+    return out.sort();
+  };
+  const sessions = async (): Promise<Record<string, string>> => {
+    const s = await ctl('status');
+    return Object.fromEntries((s.peers as { address: string; state: string; since: string }[]).map((p) => [p.address, `${p.state} ${p.since}`]));
+  };
+  const frrUp = (): string => ['10.1.2.2', 'fd01:2::2'].map((a) => `${frr.neighbor(a)?.connectionsEstablished}`).join(',');
+  // the Since column of `show protocols`: when the protocol last changed state
+  const birdUp = (): string => ['h4', 'h6'].map((p) => new RegExp(`^${p}\\s+\\S+\\s+\\S+\\s+\\S+\\s+(\\S+)`, 'm').exec(bird.protocol(p).text)?.[1]).join(',');
+  const diag = (): void => {
+    t.comment(`skeind log:\n${log.slice(-40).join('\n')}\nBIRD h4:\n${bird.protocol('h4').text}\nFRR:\n${frr.vtysh('show bgp summary')}\n${frr.log.slice(-1500)}`);
+  };
+
+  // Phase 1 ------------------------------------------------------------------------------------------------------
+  const OWN = ['10.65.1.0/26', 'fd65::1:0/122'];
+  try {
+    await until(async () => Object.values(await sessions().catch(() => ({}))).filter((v) => v.startsWith('Established')).length === 4, 'four sessions Established', 60_000, 300);
+    await until(() => atBird().join() === [...OWN, '10.65.8.0/26', 'fd65::8:0/122'].sort().join(), 'BIRD holds what Calico lets out', 20_000, 300);
+    await until(() => atFrr().join() === [...OWN, '10.65.7.0/26', '10.65.9.16/28', 'fd65::7:0/122', 'fd65::9:0/124'].sort().join(), 'FRR holds what Calico lets out', 20_000, 300);
+  } catch (e) {
+    diag();
+    throw e;
+  }
+  t.same(atBird(), [...OWN, '10.65.8.0/26', 'fd65::8:0/122'].sort(), 'BIRD: our blocks and the other ToR\'s pool routes, nothing else');
+  t.same(atFrr(), [...OWN, '10.65.7.0/26', '10.65.9.16/28', 'fd65::7:0/122', 'fd65::9:0/124'].sort(), 'FRR: our blocks and the other ToR\'s pool routes (a /28 inside the pool too), nothing else');
+  for (const p of ['0.0.0.0/0', '::/0', '192.0.2.0/24', '172.16.0.0/16', '10.66.5.0/26', 'fd99::/64']) t.notOk(atFrr().includes(p), `FRR never gets ${p} from the host`);
+  for (const p of ['0.0.0.0/0', '::/0', '198.51.100.0/24', '172.17.0.0/16', 'fd98::/64', '2001:db8:1::/48']) t.notOk(atBird().includes(p), `BIRD never gets ${p} from the host`);
+  const k1 = (await until(() => {
+    const k = kernel();
+    return k.includes('0.0.0.0/0') && k.includes('::/0') && k.includes('192.0.2.0/24') && k.includes('fd98::/64') ? k : undefined;
+  }, 'kernel has what import let in', 20_000, 300)) ?? [];
+  t.ok(k1.includes('10.65.1.0/26 blackhole'), 'our own block is a blackhole');
+  t.notOk(k1.includes('10.65.1.0/26'), 'and BIRD\'s route for it is not installed over it');
+  for (const p of ['10.65.7.0/26', '10.65.8.0/26', '198.51.100.0/24', '172.16.0.0/16', '172.17.0.0/16', 'fd65::7:0/122', 'fd99::/64', '2001:db8:1::/48']) {
+    t.ok(k1.includes(p), `kernel: ${p} (Calico imports everything without a filter)`);
+  }
+  const up1 = { skein: await sessions(), frr: frrUp(), bird: birdUp() };
+
+  // Phase 2: the BGPFilter arrives, and the peers name it --------------------------------------------------------
+  write(2);
+  const EXPECT_FRR_2 = [...OWN, '10.65.7.0/26', '192.0.2.0/24', 'fd99::/64'].sort();
+  // BIRD: 10.65.8.0/26 is learned and not 10.65.7.0/26 (source + NotEqual); fd65::8:0/122 is learned, /122 (exportV6)
+  const EXPECT_BIRD_2 = [...OWN].sort();
+  try {
+    await until(() => atFrr().join() === EXPECT_FRR_2.join(), 'FRR: phase 2 exports', 30_000, 300);
+    await until(() => atBird().join() === EXPECT_BIRD_2.join(), 'BIRD: phase 2 exports', 30_000, 300);
+  } catch (e) {
+    t.comment(`FRR has ${atFrr().join(' ')}; BIRD has ${atBird().join(' ')}`);
+    diag();
+    throw e;
+  }
+  t.same(atFrr(), EXPECT_FRR_2, 'FRR: + 192.0.2.0/24 (interface rule), + fd99::/64 (peerType eBGP); 10.65.7.0/26 still');
+  t.same(atBird(), EXPECT_BIRD_2, 'BIRD: 10.65.8.0/26 (source RemotePeers NotEqual) and fd65::8:0/122 (In /122..122) held back');
+  const r192 = frr.route('ipv4', '192.0.2.0/24')?.paths.find((p) => p.peer?.peerId === '10.1.2.2');
+  t.equal(r192?.aspath?.string, `${HOST_AS} 64999 ${TOR1_AS}`, 'prependASPath ran before our own AS (BIRD order)');
+  t.match(r192?.community?.string ?? '', /64512:77/, 'the community added on import travels on');
+  t.match(r192?.community?.string ?? '', /64512:99/, 'the community added on export');
+  const r7 = frr.route('ipv4', '10.65.7.0/26')?.paths.find((p) => p.peer?.peerId === '10.1.2.2');
+  t.match(r7?.community?.string ?? '', /64512:512/, 'priority set on import (setPriority) matched on export (priority)');
+  const k2 = (await until(() => {
+    const k = kernel();
+    return !k.includes('0.0.0.0/0') && !k.includes('198.51.100.0/24') ? k : undefined;
+  }, 'kernel follows the import rules', 30_000, 300)) ?? [];
+  t.same(
+    ['0.0.0.0/0', '10.65.9.16/28', '172.16.0.0/16', '172.17.0.0/16', '198.51.100.0/24', '::/0', 'fd65::9:0/124', '2001:db8:1::/48'].filter((p) => k2.includes(p)),
+    [], 'kernel: nothing the import rules reject (Equal, In+prefixLength, communities, asPathPrefix, NotIn+peerType; v6 Equal, In, NotIn)',
+  );
+  for (const p of ['10.65.7.0/26', '10.65.8.0/26', '192.0.2.0/24', 'fd65::7:0/122', 'fd65::8:0/122', 'fd99::/64', 'fd98::/64', '10.66.5.0/26']) t.ok(k2.includes(p), `kernel still has ${p}`);
+  const why = await ctl('routes', '0.0.0.0/0');
+  t.same(why.routes, [], 'the rejected default is not in the Loc-RIB');
+  const trace = (why as { policy?: { imported: { peer: string; accept: boolean; rule: string }[] } }).policy;
+  t.same(trace?.imported.filter((v) => v.peer === '10.1.1.1'), [{ peer: '10.1.1.1', accept: false, rule: 'BGPFilter/edge importV4[0]' }], 'skeinctl routes says which rule refused it');
+  const why192 = await ctl('routes', '192.0.2.0/24') as { policy?: { exported: { peer: string; accept: boolean; rule: string }[] } };
+  t.same(why192.policy?.exported.find((v) => v.peer === '10.1.2.1'), { peer: '10.1.2.1', accept: true, rule: 'BGPFilter/edge exportV4[0]' });
+
+  // Phase 3: the filter edited: the default route comes in; no session was reset ----------------------------------
+  write(3);
+  await until(() => kernel().includes('0.0.0.0/0'), 'the default route is installed after the edit', 30_000, 300).catch(async (e: unknown) => {
+    t.comment(JSON.stringify(await ctl('routes', '0.0.0.0/0')));
+    t.comment(JSON.stringify(await ctl('peers')));
+    t.comment(kernel().join(' '));
+    diag();
+    throw e;
+  });
+  t.notOk(kernel().includes('::/0'), 'the IPv6 default is still refused');
+  t.notOk(atFrr().includes('0.0.0.0/0'), 'and the default still does not reach the other ToR (allow-list)');
+  t.same(await sessions(), up1.skein, 'skein: every session up since before the policy changes');
+  t.equal(frrUp(), up1.frr, 'FRR: no new connection');
+  t.equal(birdUp(), up1.bird, 'BIRD: protocols up since the same time');
+  const peers = await ctl('peers') as { peers: { address: string; filters?: string[] }[] };
+  t.same(peers.peers.map((p) => p.filters), [['edge'], ['edge'], ['edge'], ['edge']], 'skeinctl peers shows the filters');
+  // the counters are sampled every 5 s
+  const scrape = async (): Promise<string> => (await runCommand('ip', ['netns', 'exec', nsHost, 'curl', '-s', 'http://127.0.0.1:9309/metrics'], { timeoutMs: 10_000 })).out;
+  const metrics = await until(async () => {
+    const m = await scrape();
+    return /skein_policy_rejected_routes_total\{peer="10\.1\.2\.1",direction="export"\}/.test(m) ? m : undefined;
+  }, 'policy counters in /metrics', 15_000, 500) ?? '';
+  t.match(metrics, /skein_policy_rejected_routes_total\{peer="10\.1\.1\.1",direction="import"\} [1-9]/, 'rejections counted per peer and direction');
+  t.match(metrics, /skein_policy_rejected_routes_total\{peer="10\.1\.2\.1",direction="export"\} [1-9]/);
+});
