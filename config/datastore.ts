@@ -11,7 +11,7 @@ export { FileDatastore, type FileDatastoreOptions } from './filestore.js';
 export { EtcdDatastore, type EtcdDatastoreOptions } from './etcdstore.js';
 
 /** Open the datastore skein.yaml names, and start reading it. */
-export function openDatastore(cfg: DaemonConfig['datastore']): Datastore {
+export function openDatastore(cfg: DaemonConfig['datastore'], nodeName?: string): Datastore {
   if (cfg.type === 'etcd') {
     const e = cfg.etcd;
     if (e === undefined) throw new Error('datastore.type is etcd but datastore.etcd is missing');
@@ -22,7 +22,7 @@ export function openDatastore(cfg: DaemonConfig['datastore']): Datastore {
     if (e.passwordFile !== undefined) o.passwordFile = e.passwordFile;
     return new EtcdDatastore(o).start();
   }
-  return new FileDatastore({ path: cfg.path, debounceMs: cfg.debounceMs }).start();
+  return new FileDatastore({ path: cfg.path, debounceMs: cfg.debounceMs, nodeName }).start();
 }
 
 

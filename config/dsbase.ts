@@ -24,6 +24,8 @@ export interface DatastoreStatus {
   lastChange?: Date;
   /** etcd: the revision the model reflects */
   revision?: string;
+  /** file: why the file's current content is held back (looks partial), while it is */
+  held?: string;
 }
 
 export interface DatastoreEvents {
@@ -67,10 +69,10 @@ export abstract class Base extends EventEmitter<DatastoreEvents> implements Data
   abstract close(): Promise<void>;
   abstract reload(): Promise<void>;
 
-  protected setStatus(state: SyncState, patch: { lastError?: string; revision?: string } = {}): void {
+  protected setStatus(state: SyncState, patch: { lastError?: string; revision?: string; held?: string } = {}): void {
     const next: DatastoreStatus = { ...this.status, ...patch };
     if (next.state !== state) { next.state = state; next.since = new Date(); }
-    const changed = next.state !== this.status.state || next.lastError !== this.status.lastError || next.revision !== this.status.revision;
+    const changed = next.state !== this.status.state || next.lastError !== this.status.lastError || next.revision !== this.status.revision || next.held !== this.status.held;
     this.status = next;
     if (changed && !this.closed) this.emit('status', { ...next });
   }

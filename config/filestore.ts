@@ -6,6 +6,7 @@ import { dirname } from 'node:path';
 import { formatIssue, type Issue } from './errors.js';
 import { loadResourcesText } from './filesource.js';
 import { Base } from './dsbase.js';
+import type { Model } from './model.js';
 
 export interface FileDatastoreOptions {
   path: string;
@@ -15,6 +16,10 @@ export interface FileDatastoreOptions {
   maxWaitMs?: number;
   /** safety net: re-check the file this often even without events (ms); 0 = never */
   pollMs?: number;
+  /** this node's name: a file without its Node is held (see holdReason) */
+  nodeName?: string | undefined;
+  /** a held file that stays the same this long is applied after all (ms) */
+  settleMs?: number | undefined;
 }
 
 /**
@@ -28,9 +33,12 @@ export class FileDatastore extends Base {
   /** when the first change event of the pending burst came */
   private pendingSince = 0;
   private poll?: NodeJS.Timeout;
-  private lastHash?: string;
+  private lastHash: string | undefined;
   private reported = new Set<string>();
   private loading: Promise<void> = Promise.resolve();
+  /** the held file's hash and when it was first seen */
+  private held: { hash: string; since: number } | undefined;
+  private settleTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly opts: FileDatastoreOptions) {
     super();
@@ -98,13 +106,50 @@ export class FileDatastore extends Base {
       return;
     }
     if (this.closed) return;
+    // Applied only when whole. An editor writing in place (`: > f; cat saved > f`) or a copy still in flight shows
+    // a valid but partial file for a moment: applied as is, everything missing would count as deleted, this node's
+    // own identity included (every session restarts). Such a file is held until it settles: the same content for
+    // settleMs means the operator meant it.
+    const why = this.snapshotTaken ? this.holdReason(model) : undefined;
+    if (why !== undefined) {
+      const settleMs = this.opts.settleMs ?? 5000;
+      if (this.held?.hash !== hash) this.held = { hash, since: Date.now() };
+      const waited = Date.now() - this.held.since;
+      if (waited < settleMs) {
+        this.lastHash = undefined; // read it again even if unchanged
+        if (this.settleTimer) clearTimeout(this.settleTimer);
+        this.settleTimer = setTimeout(() => { this.settleTimer = undefined; void this.reload(); }, settleMs - waited + 50);
+        this.setStatus('synced', {
+          lastError: `${file}: ${why}: held, the last complete version stays in force`,
+          held: `${why}; held since ${new Date(this.held.since).toISOString()}, applied if unchanged for ${settleMs} ms`,
+        });
+        return;
+      }
+    }
+    this.held = undefined;
+    if (this.status.held !== undefined) {
+      // no longer held: the held message goes too (setStatus below then sees a change and reports it)
+      const { held: _held, lastError: _lastError, ...rest } = this.status;
+      this.status = rest;
+    }
     this.install(model, (kind, id) => `${file}#${kind}/${id}`);
     const errs = issues.filter((i) => i.severity === 'error');
     this.setStatus('synced', errs.length > 0 ? { lastError: formatIssue(errs[0] as Issue) } : {});
   }
 
+  /** Why a new version of the file looks partial, compared with the model in force. */
+  private holdReason(next: Model): string | undefined {
+    const node = this.opts.nodeName;
+    if (node !== undefined && this.model.node(node) !== undefined && next.node(node) === undefined) return `it drops this node's own Node ${node}`;
+    // Shrinking to under half in one write, by more than a handful of records: a truncated or half-copied file.
+    const before = this.model.size;
+    if (before - next.size > 10 && next.size < before / 2) return `it shrinks from ${before} to ${next.size} resources in one write`;
+    return undefined;
+  }
+
   async close(): Promise<void> {
     this.closed = true;
+    if (this.settleTimer) clearTimeout(this.settleTimer);
     this.watcher?.close();
     if (this.timer) clearTimeout(this.timer);
     if (this.poll) clearInterval(this.poll);

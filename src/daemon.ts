@@ -184,7 +184,7 @@ export class Daemon {
     this.#metricsTimer = setInterval(() => this.#sampleMetrics(), 5000);
     this.#metricsTimer.unref();
 
-    const ds = openDatastore(this.cfg.datastore);
+    const ds = openDatastore(this.cfg.datastore, this.cfg.nodeName);
     this.#ds = ds;
     ds.on('status', (s) => this.#onStatus(s));
     ds.on('invalid', (i: Issue) => {
