@@ -190,30 +190,38 @@ export class EtcdDatastore extends Base {
   private async list(into: Model): Promise<bigint> {
     let revision: string | undefined;
     const target = this.opts.pageBytes ?? PAGE_BYTES;
-    for (const r of this.ranges) {
-      let start = r.key;
-      let limit = this.pageSize;
+    const page = async (start: Buffer, end: Buffer, limit: number): Promise<{ res: Awaited<ReturnType<ReturnType<Etcd3['getAll']>['exec']>>; limit: number }> => {
       for (;;) {
-        let q = this.client.getAll().inRange({ start, end: r.end }).limit(limit);
+        let q = this.client.getAll().inRange({ start, end }).limit(limit);
         if (revision !== undefined) q = q.revision(revision);
-        let res;
         try {
-          res = await q.exec();
+          return { res: await q.exec(), limit };
         } catch (e) {
           // A page over the receive limit (records far larger than those seen so far): fewer keys, same position.
           if ((e as { code?: number }).code === 8 /* RESOURCE_EXHAUSTED */ && limit > 1) { limit = Math.max(1, Math.floor(limit / 4)); continue; }
           throw e;
         }
+      }
+    };
+    for (const r of this.ranges) {
+      let pending = page(r.key, r.end, this.pageSize);
+      for (;;) {
+        const { res, limit } = await pending;
         revision ??= String(res.header.revision);
-        let bytes = 0;
-        for (const kv of res.kvs) {
-          bytes += kv.key.length + kv.value.length;
-          this.decodeInto(into, kv);
-        }
         const last = res.kvs[res.kvs.length - 1];
-        if (!res.more || last === undefined || this.closed) break;
-        start = Buffer.concat([last.key, Buffer.from([0])]);
-        limit = Math.max(1, Math.min(10_000, Math.floor(target / Math.max(1, bytes / res.kvs.length))));
+        let next: typeof pending | undefined;
+        if (res.more && last !== undefined && !this.closed) {
+          // Ask for the next page before decoding this one: etcd serves it while we decode (at 100k
+          // WorkloadEndpoints the two take about as long as each other).
+          let bytes = 0;
+          for (const kv of res.kvs) bytes += kv.key.length + kv.value.length;
+          const nextLimit = Math.max(1, Math.min(10_000, Math.floor(target / Math.max(1, bytes / res.kvs.length)), limit * 8));
+          next = page(Buffer.concat([last.key, Buffer.from([0])]), r.end, nextLimit);
+          next.catch(() => undefined); // awaited below; this only keeps a failure from being reported as unhandled meanwhile
+        }
+        for (const kv of res.kvs) this.decodeInto(into, kv);
+        if (next === undefined) break;
+        pending = next;
       }
     }
     if (revision === undefined) throw new Error('etcd returned no revision');
