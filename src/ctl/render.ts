@@ -62,7 +62,7 @@ function datastoreRow(s: StatusJson, now: Date): [string, string][] {
   const d = s.datastore;
   if (!d || typeof d !== 'object') return [];
   let v = `${text(d.type)} ${text(d.state)}`;
-  if (d.state === 'disconnected') v += ` (stale since ${text(d.since)}, ${humaneSince(String(d.since ?? ''), now)})`;
+  if (d.state === 'disconnected') v += ` (stale since ${humaneSince(String(d.since ?? ''), now)})`;
   else if (d.state !== 'synced') v += ` since ${humaneSince(String(d.since ?? ''), now)}`;
   if (d.revision !== undefined) v += `, revision ${text(d.revision)}`;
   if (d.held !== undefined) v += `; newest file held: ${text(d.held)}`;
