@@ -14,6 +14,7 @@
 // carry the R bit until the FIB is reconciled, and the F bit whenever the FIB is on (our routes outlive us), so
 // peers keep our routes while we are away. A clean stop therefore ends sessions without a NOTIFICATION.
 // Later datastore changes are applied as the controller's diffs: only what changed is touched.
+import { BindError, bindAs } from './daemon/bind.js';
 import { readFileSync } from 'node:fs';
 import {
   Speaker, sdNotify, type BestEvent, type PeerOptions, type PeerStateEvent,
@@ -152,13 +153,14 @@ export class Daemon {
     });
     if (this.cfg.metrics.listen) {
       const { host, port } = this.cfg.metrics.listen;
-      this.#http = await startHttpServer({
-        listen: host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`,
+      const listen = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+      this.#http = await bindAs('metrics.listen', listen, () => startHttpServer({
+        listen,
         metrics: this.metrics,
         readiness: () => this.readiness.check(),
         liveness: () => this.#monitor.check(),
         log,
-      });
+      }));
     }
     const control = new ControlServer({ path: this.cfg.control.socket, log, ...(this.cfg.control.group !== undefined ? { group: this.cfg.control.group } : {}) });
     control
@@ -167,7 +169,7 @@ export class Daemon {
       .handle('routes', (p) => this.routesJson(typeof p.prefix === 'string' ? p.prefix : undefined))
       .handle('fib', () => this.fibJson())
       .handle('reload', () => this.reload());
-    await control.listen();
+    await bindAs('control.socket', this.cfg.control.socket, () => control.listen());
     this.#control = control;
 
     if (this.fib) {
@@ -188,7 +190,7 @@ export class Daemon {
     this.#metricsTimer = setInterval(() => this.#sampleMetrics(), 5000);
     this.#metricsTimer.unref();
 
-    const ds = openDatastore(this.cfg.datastore);
+    const ds = openDatastore(this.cfg.datastore, this.cfg.nodeName);
     this.#ds = ds;
     ds.on('status', (s) => this.#onStatus(s));
     ds.on('invalid', (i: Issue) => {
@@ -246,7 +248,9 @@ export class Daemon {
 
   #fatal(what: string, e: unknown): void {
     this.log.error(what, { err: e });
-    process.exitCode = 1;
+    // a socket that cannot be bound is a setting to fix: exit 2 naming it (src/daemon/bind.ts)
+    if (e instanceof BindError) process.stderr.write(`skeind: ${e.message}\n`);
+    process.exitCode = e instanceof BindError ? 2 : 1;
     void this.stop(what);
   }
 
@@ -263,7 +267,11 @@ export class Daemon {
   #onStatus(s: DatastoreStatus): void {
     const synced = s.state === 'synced';
     this.metrics.datastoreSynced(synced);
-    this.readiness.setDatastoreSynced(synced || (s.state === 'disconnected' && this.speaker !== undefined));
+    this.metrics.datastoreState(s.state, s.revision, s.held !== undefined);
+    // Once the first snapshot is in force, an outage or a resync does not make the node unready: it keeps routing on
+    // the last known state (Calico's confd keeps BIRD's config likewise). The state shows in `skeinctl status` and
+    // skein_datastore_state instead; a flapping /readyz (503 for each failed re-list) helped no one.
+    this.readiness.setDatastoreSynced(synced || (s.state !== 'connecting' && this.speaker !== undefined));
     const fields = { state: s.state, lastError: s.lastError, revision: s.revision };
     if (s.state === 'disconnected' || s.lastError !== undefined) this.log.warn('datastore status', fields);
     else this.log.info('datastore status', fields);
@@ -322,7 +330,8 @@ export class Daemon {
       log[l.level](l.msg, l.peer !== undefined ? { peer: l.peer, component: 'bgp' } : { component: 'bgp' });
     });
     this.speaker = speaker;
-    await speaker.start();
+    const field = id.listenPortFrom ?? 'bgp.listen.port';
+    await bindAs(field, id.listenAddress.includes(':') ? `[${id.listenAddress}]:${id.listenPort}` : `${id.listenAddress}:${id.listenPort}`, () => speaker.start());
     log.info('BGP speaker listening', { asn: id.asn, routerId: id.routerId, address: id.listenAddress, port: speaker.port });
     return speaker;
   }
@@ -783,6 +792,13 @@ export class Daemon {
       peers: this.peers(),
       version: VERSION,
     };
+    const ds = this.#ds?.status;
+    if (ds !== undefined) {
+      out.datastore = { type: this.cfg.datastore.type, state: ds.state, since: ds.since.toISOString() };
+      if (ds.revision !== undefined) out.datastore.revision = ds.revision;
+      if (ds.lastError !== undefined) out.datastore.lastError = ds.lastError;
+      if (ds.held !== undefined) out.datastore.held = ds.held;
+    }
     if (this.speaker) out.gracefulRestart = { ...this.speaker.localRestartJson(), fibSync: this.#fibSyncJson() };
     if (!r.ready) out.notReady = r.missing;
     return out;

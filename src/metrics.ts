@@ -4,6 +4,8 @@
 // peer goes away, so a mesh whose nodes come and go does not accumulate dead series.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
+const DATASTORE_STATES = ['connecting', 'synced', 'resyncing', 'disconnected'] as const;
+
 export const PEER_STATES = ['Idle', 'Connect', 'Active', 'OpenSent', 'OpenConfirm', 'Established'] as const;
 export type PeerState = (typeof PEER_STATES)[number];
 export type BgpMessageType = 'OPEN' | 'UPDATE' | 'NOTIFICATION' | 'KEEPALIVE' | 'ROUTE-REFRESH';
@@ -56,6 +58,9 @@ export class Metrics {
   readonly #fibSeconds: Histogram;
   // Datastore, origination, readiness.
   readonly #dsSynced: Gauge;
+  readonly #dsState: Gauge;
+  readonly #dsRevision: Gauge;
+  readonly #dsHeld: Gauge;
   readonly #dsFrozen: Gauge;
   readonly #dsLastChange: Gauge;
   readonly #dsUpdates: Counter<'kind'>;
@@ -110,6 +115,11 @@ export class Metrics {
     this.#reloads = new Counter({ name: 'skein_reloads_total', help: 'Configuration reloads (SIGHUP, skeinctl reload), by result', labelNames: ['result'], registers });
 
     this.#dsSynced.set(0);
+    this.#dsState = new Gauge({ name: 'skein_datastore_state', help: 'The datastore connection state: 1 for the current one (connecting, synced, resyncing, disconnected), 0 for the others', labelNames: ['state'], registers });
+    for (const state of DATASTORE_STATES) this.#dsState.set({ state }, state === 'connecting' ? 1 : 0);
+    this.#dsRevision = new Gauge({ name: 'skein_datastore_revision', help: 'etcd: the revision of the last change applied (or of the last full list)', registers });
+    this.#dsHeld = new Gauge({ name: 'skein_datastore_held', help: 'file: 1 while a new version of the file is held back because it looks partial (drops this node, or shrinks below half)', registers });
+    this.#dsHeld.set(0);
     this.#dsFrozen = new Gauge({ name: 'skein_datastore_frozen', help: '1 while ClusterInformation datastoreReady is false at run time: announcements and kernel routes are kept, datastore changes held', registers });
     this.#dsFrozen.set(0);
     this.#ready.set(0);
@@ -215,6 +225,12 @@ export class Metrics {
 
   datastoreSynced(synced: boolean): void {
     this.#dsSynced.set(synced ? 1 : 0);
+  }
+  /** The datastore's status, as `skeinctl status` shows it (one source for both). */
+  datastoreState(state: string, revision: string | undefined, held: boolean): void {
+    for (const s of DATASTORE_STATES) this.#dsState.set({ state: s }, s === state ? 1 : 0);
+    if (revision !== undefined) this.#dsRevision.set(Number(revision));
+    this.#dsHeld.set(held ? 1 : 0);
   }
   datastoreFrozen(frozen: boolean): void {
     this.#dsFrozen.set(frozen ? 1 : 0);

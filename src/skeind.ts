@@ -5,6 +5,7 @@
 // local failure at start (socket in use, no netlink) exits 1 with one line. No stack traces for user errors.
 import { ConfigError, ENV, loadDaemonConfig, type DaemonConfig } from '../config/index.js';
 import { Daemon, VERSION } from './daemon.js';
+import { BindError } from './daemon/bind.js';
 
 const EXIT_OK = 0;
 const EXIT_FAILURE = 1;
@@ -85,9 +86,11 @@ async function main(): Promise<number> {
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
     daemon.log.error('cannot start', { err: e });
-    process.exitCode = fail(EXIT_FAILURE, `cannot start: ${msg}`);
+    // a socket that cannot be bound names its config field and exits 2, as a bad setting does
+    const code = e instanceof BindError ? EXIT_CONFIG : EXIT_FAILURE;
+    process.exitCode = fail(code, e instanceof BindError ? msg : `cannot start: ${msg}`);
     await daemon.stop('start failed');
-    return EXIT_FAILURE;
+    return code;
   }
   return -1; // running: the exit code comes from stop()
 }

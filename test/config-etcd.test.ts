@@ -157,7 +157,7 @@ t.test('etcd datastore', async (t) => {
     const want = await etcdModel(etcd.client);
     await until(() => ds.model.equals(want) && ds.status.state === 'synced', 'resync to etcd contents', 30_000);
     t.ok(statuses.some((s) => s.state === 'resyncing'), 'went through a full resync');
-    t.match(statuses.map((s) => s.lastError ?? '').join('\n'), /cancelled by etcd/, 'the reason names the cancelled watch');
+    t.match(statuses.map((s) => s.lastError ?? '').join('\n'), /watch from revision \d+ compacted .*resyncing/, 'the reason names the compacted revision');
     t.equal(ds.model.blockAffinities('host-a').length, 0, 'deleted affinities are gone');
     t.equal(ds.model.get('BGPPeer', 'tor-r1')?.spec.asNumber, 65001);
     t.ok(ds.model.get('Node', 'host-c'));

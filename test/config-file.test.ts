@@ -370,3 +370,47 @@ t.test('file datastore: snapshot, then live edits as change events', async (t) =
   t.equal(ds.model.size, 1);
   t.equal(changes.length, 0, 'no change from bad edits');
 });
+
+t.test('file datastore: a truncated or partly written file is held until it settles', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'skein-file-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'resources.yaml');
+  const node = doc('Node', { bgp: { ipv4Address: '192.0.2.10/24' } }, { name: 'host-a' });
+  const pools = Array.from({ length: 30 }, (_, i) => doc('IPPool', { cidr: `10.${i}.0.0/16` }, { name: `p${i}` }));
+  const full = [node, ...pools].join('---\n');
+  writeFileSync(file, full);
+  const ds = new FileDatastore({ path: file, debounceMs: 20, pollMs: 0, nodeName: 'host-a', settleMs: 1500 });
+  t.teardown(() => ds.close());
+  const changes: ChangeEvent[] = [];
+  ds.on('change', (e) => changes.push(e));
+  ds.start();
+  await ds.synced();
+  t.equal(ds.model.size, 31);
+
+  // `: > resources.yaml; sleep; cat saved > resources.yaml`: an in-place truncating write
+  writeFileSync(file, '');
+  await until(() => ds.status.held !== undefined, 'the empty file held');
+  t.match(ds.status.held, /drops this node's own Node host-a/);
+  t.match(ds.status.lastError, /held, the last complete version stays in force/);
+  writeFileSync(file, full);
+  await until(() => ds.status.held === undefined, 'released once whole again');
+  t.same(changes, [], 'nothing deleted, nothing re-added');
+  t.equal(ds.model.size, 31);
+
+  // half the file (this node's Node kept): an implausible shrink, held too
+  writeFileSync(file, [node, ...pools.slice(0, 5)].join('---\n'));
+  await until(() => ds.status.held !== undefined, 'the shrunken file held');
+  t.match(ds.status.held, /shrinks from 31 to 6 resources/);
+  t.same(changes, [], 'nothing applied while held');
+  // ...and if it stays that way, the operator meant it: applied after settleMs
+  await until(() => ds.status.held === undefined && changes.length === 25, 'applied once settled', 10_000);
+  t.ok(changes.every((c) => c.type === 'deleted'));
+  t.equal(ds.model.size, 6);
+
+  // small edits are applied at once, rename into place included
+  changes.length = 0;
+  writeFileSync(join(dir, '.tmp'), [node, ...pools.slice(0, 4)].join('---\n'));
+  renameSync(join(dir, '.tmp'), file);
+  await until(() => changes.length === 1, 'one deletion');
+  t.equal(ds.status.held, undefined);
+});

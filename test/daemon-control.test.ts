@@ -5,7 +5,7 @@
 import t, { type Test } from 'tap';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, lstatSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -124,6 +124,25 @@ t.test('control: connections beyond the limit are refused, the rest are served',
   t.ok(served.length >= 2 && served.length < 6, `some served (${served.length}), some refused`);
   t.ok(refused.every((r) => r.reason instanceof ControlClientError), 'refusals are ControlClientErrors');
   t.equal(await callControl(path, 'slow'), 'ok', 'served again once the others are done');
+});
+
+t.test('control: idle clients are shed before a new one is locked out', async (t) => {
+  const dir = tmp(t);
+  const path = join(dir, 'i.sock');
+  const server = new ControlServer({ path, maxConnections: 4 });
+  server.handle('ping', () => 'pong');
+  await server.listen();
+  t.teardown(() => server.close());
+  // four clients connect and never send anything
+  const idle = await Promise.all(Array.from({ length: 4 }, () => new Promise<Socket>((res, rej) => {
+    const s = connect(path, () => res(s));
+    s.on('error', rej);
+  })));
+  const closed = idle.map((s) => new Promise<void>((res) => s.on('close', () => res())));
+  t.teardown(() => { for (const s of idle) s.destroy(); });
+  t.equal(await callControl(path, 'ping'), 'pong', 'a new client is served');
+  await Promise.race([Promise.any(closed), sleep(5000)]);
+  t.ok(idle.some((s) => s.destroyed || s.readyState === 'closed'), 'an idle one was shed for it');
 });
 
 t.test('control: oversized requests are refused without buffering them', async (t) => {

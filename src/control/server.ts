@@ -61,7 +61,9 @@ export class ControlServer {
 
     const server = createServer((sock) => this.#accept(sock));
     // Beyond this many connections new ones are closed at once: a runaway script cannot exhaust descriptors.
-    server.maxConnections = this.#o.maxConnections ?? 128;
+    // Up to maxConnections are served; past that an idle client is shed for the new one (#accept), and only when all
+    // are busy is the new one refused. The hard cap is twice that.
+    server.maxConnections = 2 * (this.#o.maxConnections ?? 128);
     const mode = this.#o.mode ?? 0o660;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -148,8 +150,24 @@ export class ControlServer {
     this.#o.log?.info('removed a stale control socket', { socket: this.path });
   }
 
+  /** per connection: requests in flight and when it last sent or received (to shed the idlest one first) */
+  #activity = new Map<Socket, { busy: number; at: number }>();
+
   #accept(sock: Socket): void {
+    if (this.#sockets.size >= (this.#o.maxConnections ?? 128)) {
+      // Idle clients (a script that connected and went quiet) must not lock `skeinctl` out: shed the one idle longest.
+      let idlest: Socket | undefined;
+      for (const [s, a] of this.#activity) if (a.busy === 0 && (idlest === undefined || a.at < (this.#activity.get(idlest)?.at ?? 0))) idlest = s;
+      if (idlest === undefined) { sock.destroy(); return; }
+      idlest.destroy();
+      this.#sockets.delete(idlest);
+      this.#activity.delete(idlest);
+    }
     this.#sockets.add(sock);
+    const act = { busy: 0, at: Date.now() };
+    this.#activity.set(sock, act);
+    sock.on('close', () => this.#activity.delete(sock));
+    sock.on('data', () => { act.at = Date.now(); });
     sock.setTimeout(this.#o.idleTimeoutMs ?? 300_000, () => sock.destroy());
     sock.on('close', () => this.#sockets.delete(sock));
     sock.on('error', () => sock.destroy());
@@ -206,6 +224,8 @@ export class ControlServer {
       return send(sock, { id, error: { message: `unknown method "${r.method}" (known: ${known})`, code: 'unknown-method' } });
     }
     this.#inflight++;
+    const act = this.#activity.get(sock);
+    if (act) act.busy++;
     const params = (r.params ?? {}) as Record<string, unknown>;
     Promise.resolve()
       .then(() => handler(params))
@@ -218,6 +238,7 @@ export class ControlServer {
         },
       )
       .finally(() => {
+        if (act) { act.busy--; act.at = Date.now(); }
         if (--this.#inflight === 0) this.#idle?.();
       });
   }

@@ -39,6 +39,7 @@ export function renderStatus(result: unknown, now: Date): string {
     ['AS number', text(s.asn)],
     ['Router ID', text(s.routerId)],
     ['Ready', ready],
+    ...datastoreRow(s, now),
     ...restartRow(s),
   ]);
   for (const [family, mine] of [['IPv4', peers.filter((p) => !isV6(p))], ['IPv6', peers.filter(isV6)]] as const) {
@@ -54,6 +55,19 @@ export function renderStatus(result: unknown, now: Date): string {
     );
   }
   return out;
+}
+
+/** The datastore line: state, since when, revision; the last error while not synced, or why a file is held. */
+function datastoreRow(s: StatusJson, now: Date): [string, string][] {
+  const d = s.datastore;
+  if (!d || typeof d !== 'object') return [];
+  let v = `${text(d.type)} ${text(d.state)}`;
+  if (d.state === 'disconnected') v += ` (stale since ${humaneSince(String(d.since ?? ''), now)})`;
+  else if (d.state !== 'synced') v += ` since ${humaneSince(String(d.since ?? ''), now)}`;
+  if (d.revision !== undefined) v += `, revision ${text(d.revision)}`;
+  if (d.held !== undefined) v += `; newest file held: ${text(d.held)}`;
+  else if (d.state !== 'synced' && d.lastError !== undefined) v += `: ${text(d.lastError)}`;
+  return [['Datastore', v]];
 }
 
 /** Our own graceful restart, when the daemon reports one: only worth a line while updates are held back. */

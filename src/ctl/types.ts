@@ -78,6 +78,19 @@ export interface StatusJson {
   notReady?: string[];
   version?: string;
   gracefulRestart?: LocalRestartJson;
+  datastore?: DatastoreJson;
+}
+
+/** The datastore as the daemon sees it (the same values as skein_datastore_state / _revision / _held). */
+export interface DatastoreJson {
+  type: 'etcd' | 'file';
+  state: 'connecting' | 'synced' | 'resyncing' | 'disconnected';
+  /** ISO 8601, when `state` was entered (for disconnected: stale since) */
+  since: string;
+  revision?: string;
+  lastError?: string;
+  /** file: why the file's newest version is held back */
+  held?: string;
 }
 
 export interface PeersJson {

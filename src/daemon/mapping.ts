@@ -117,6 +117,8 @@ export interface SpeakerIdentity {
   routerId: string;
   listenAddress: string;
   listenPort: number;
+  /** the setting the port comes from, for a bind error (skein.yaml bgp.listen.port when absent) */
+  listenPortFrom?: string;
   v4?: string;
   v6?: string;
   /** RFC 4456 CLUSTER_ID: the Node's routeReflectorClusterID; set only on route reflector nodes */
@@ -138,6 +140,8 @@ export function speakerIdentity(cfg: DaemonConfig, model: Model): SpeakerIdentit
   let listenAddress = cfg.bgp.listen.address;
   if (def?.bindMode === 'NodeIP') listenAddress = v4 ?? v6 ?? listenAddress;
   const out: SpeakerIdentity = { asn, routerId: routerIdFor(cfg.bgp.routerId, v4, cfg.nodeName), listenAddress, listenPort };
+  if (mine?.listenPort !== undefined) out.listenPortFrom = `BGPConfiguration node.${cfg.nodeName} spec.listenPort`;
+  else if (def?.listenPort !== undefined) out.listenPortFrom = 'BGPConfiguration default spec.listenPort';
   if (v4 !== undefined) out.v4 = v4;
   if (v6 !== undefined) out.v6 = v6;
   // Calico marks a route reflector by giving its Node a cluster ID; the speaker uses it in CLUSTER_LIST and in

@@ -113,12 +113,33 @@ export interface Proxy {
   /** drop every connection and refuse new ones until resume() */
   cut(): void;
   resume(): void;
+  /** stop forwarding (both ways) on every connection, as a SIGSTOPped client would, until unpause() */
+  pause(): void;
+  unpause(): void;
+  /** once this many more bytes have gone from etcd to the client, drop every connection (new ones are accepted) */
+  cutAfter(bytes: number): void;
+  /** bytes forwarded from etcd to the client so far */
+  readonly received: number;
   close(): Promise<void>;
 }
 
 export async function startProxy(listenPort: number, targetPort: number): Promise<Proxy> {
   const sockets = new Set<Socket>();
   let open = true;
+  let paused = false;
+  let budget = Infinity;
+  let received = 0;
+  // Forwarded by hand (not pipe()) so that pause() really stops reading and backpressure reaches etcd.
+  const forward = (from: Socket, to: Socket, counted: boolean): void => {
+    from.on('data', (d: Buffer) => {
+      if (counted) {
+        received += d.length;
+        budget -= d.length;
+        if (budget <= 0) { budget = Infinity; proxy.cut(); open = true; return; }
+      }
+      if (!to.write(d)) { from.pause(); to.once('drain', () => { if (!paused) from.resume(); }); }
+    });
+  };
   const server: Server = createServer((inbound) => {
     if (!open) { inbound.destroy(); return; }
     const outbound = connect(targetPort, '127.0.0.1');
@@ -127,8 +148,9 @@ export async function startProxy(listenPort: number, targetPort: number): Promis
     const drop = (): void => { inbound.destroy(); outbound.destroy(); sockets.delete(inbound); sockets.delete(outbound); };
     inbound.on('error', drop).on('close', drop);
     outbound.on('error', drop).on('close', drop);
-    inbound.pipe(outbound);
-    outbound.pipe(inbound);
+    forward(inbound, outbound, false);
+    forward(outbound, inbound, true);
+    if (paused) { inbound.pause(); outbound.pause(); }
   });
   server.listen(listenPort, '127.0.0.1');
   await once(server, 'listening');
@@ -141,6 +163,20 @@ export async function startProxy(listenPort: number, targetPort: number): Promis
     },
     resume() {
       open = true;
+    },
+    pause() {
+      paused = true;
+      for (const s of sockets) s.pause();
+    },
+    unpause() {
+      paused = false;
+      for (const s of sockets) s.resume();
+    },
+    cutAfter(bytes: number) {
+      budget = bytes;
+    },
+    get received() {
+      return received;
     },
     async close() {
       proxy.cut();

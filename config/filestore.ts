@@ -1,0 +1,159 @@
+// The file datastore: one YAML file of Calico resources, watched.
+import { createHash } from 'node:crypto';
+import { watch, type FSWatcher } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { formatIssue, type Issue } from './errors.js';
+import { loadResourcesText } from './filesource.js';
+import { Base } from './dsbase.js';
+import type { Model } from './model.js';
+
+export interface FileDatastoreOptions {
+  path: string;
+  /** quiet time after the last change event before re-reading (ms) */
+  debounceMs?: number;
+  /** longest a re-read waits after the first change event of a burst (ms); default twice debounceMs */
+  maxWaitMs?: number;
+  /** safety net: re-check the file this often even without events (ms); 0 = never */
+  pollMs?: number;
+  /** this node's name: a file without its Node is held (see holdReason) */
+  nodeName?: string | undefined;
+  /** a held file that stays the same this long is applied after all (ms) */
+  settleMs?: number | undefined;
+}
+
+/**
+ * Watches the file's directory (so an atomic rename over the file, an editor's
+ * delete-and-create, or a Kubernetes ConfigMap's symlink swap are all seen),
+ * debounces, re-reads, and turns the difference into change events.
+ */
+export class FileDatastore extends Base {
+  private watcher?: FSWatcher;
+  private timer: NodeJS.Timeout | undefined;
+  /** when the first change event of the pending burst came */
+  private pendingSince = 0;
+  private poll?: NodeJS.Timeout;
+  private lastHash: string | undefined;
+  private reported = new Set<string>();
+  private loading: Promise<void> = Promise.resolve();
+  /** the held file's hash and when it was first seen */
+  private held: { hash: string; since: number } | undefined;
+  private settleTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly opts: FileDatastoreOptions) {
+    super();
+  }
+
+  start(): this {
+    try {
+      this.watcher = watch(dirname(this.opts.path), { persistent: true }, () => this.schedule());
+      this.watcher.on('error', (e) => this.setStatus(this.snapshotTaken ? 'disconnected' : 'connecting', { lastError: `watching ${dirname(this.opts.path)}: ${e.message}` }));
+    } catch (e) {
+      this.setStatus('connecting', { lastError: `cannot watch ${dirname(this.opts.path)}: ${(e as Error).message}` });
+    }
+    const pollMs = this.opts.pollMs ?? 30_000;
+    if (pollMs > 0) {
+      this.poll = setInterval(() => this.schedule(), pollMs);
+      this.poll.unref();
+    }
+    this.reload();
+    return this;
+  }
+
+  private schedule(): void {
+    if (this.closed) return;
+    const now = Date.now();
+    if (this.timer) clearTimeout(this.timer);
+    else this.pendingSince = now;
+    // A quiet period of debounceMs, but never later than maxWaitMs after the burst's first event: a writer
+    // that keeps the file busy (workloads created one after another) must not postpone every re-read.
+    const debounce = this.opts.debounceMs ?? 100;
+    const deadline = this.pendingSince + (this.opts.maxWaitMs ?? 2 * debounce);
+    this.timer = setTimeout(() => { this.timer = undefined; this.reload(); }, Math.max(0, Math.min(debounce, deadline - now)));
+  }
+
+  /** Re-read now (also what a SIGHUP reload calls); resolves when applied. */
+  reload(): Promise<void> {
+    this.loading = this.loading.then(() => this.load()).catch((e: unknown) => {
+      // a bug, not bad input: keep the state, say so
+      this.setStatus(this.snapshotTaken ? 'disconnected' : 'connecting', { lastError: `reading ${this.opts.path}: ${String(e)}` });
+    });
+    return this.loading;
+  }
+
+  private async load(): Promise<void> {
+    if (this.closed) return;
+    const file = this.opts.path;
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+      this.setStatus(this.snapshotTaken ? 'disconnected' : 'connecting', { lastError: `cannot read ${file}: ${code}` });
+      return;
+    }
+    const hash = createHash('sha256').update(text).digest('hex');
+    if (hash === this.lastHash && this.status.state === 'synced') return;
+    this.lastHash = hash;
+    const { model, issues, syntaxError } = loadResourcesText(text, file, this.snapshotTaken ? this.model : undefined);
+    // Report each problem once while it persists.
+    const now = new Set(issues.map(formatIssue));
+    for (const i of issues) if (!this.reported.has(formatIssue(i))) this.report(i);
+    this.reported = now;
+    if (syntaxError) {
+      // A half-written or broken file: keep what we have.
+      this.setStatus(this.snapshotTaken ? 'synced' : 'connecting', { lastError: issues.map(formatIssue)[0] ?? 'syntax error' });
+      return;
+    }
+    if (this.closed) return;
+    // Applied only when whole. An editor writing in place (`: > f; cat saved > f`) or a copy still in flight shows
+    // a valid but partial file for a moment: applied as is, everything missing would count as deleted, this node's
+    // own identity included (every session restarts). Such a file is held until it settles: the same content for
+    // settleMs means the operator meant it.
+    const why = this.snapshotTaken ? this.holdReason(model) : undefined;
+    if (why !== undefined) {
+      const settleMs = this.opts.settleMs ?? 5000;
+      if (this.held?.hash !== hash) this.held = { hash, since: Date.now() };
+      const waited = Date.now() - this.held.since;
+      if (waited < settleMs) {
+        this.lastHash = undefined; // read it again even if unchanged
+        if (this.settleTimer) clearTimeout(this.settleTimer);
+        this.settleTimer = setTimeout(() => { this.settleTimer = undefined; void this.reload(); }, settleMs - waited + 50);
+        this.setStatus('synced', {
+          lastError: `${file}: ${why}: held, the last complete version stays in force`,
+          held: `${why}; held since ${new Date(this.held.since).toISOString()}, applied if unchanged for ${settleMs} ms`,
+        });
+        return;
+      }
+    }
+    this.held = undefined;
+    if (this.status.held !== undefined) {
+      // no longer held: the held message goes too (setStatus below then sees a change and reports it)
+      const { held: _held, lastError: _lastError, ...rest } = this.status;
+      this.status = rest;
+    }
+    this.install(model, (kind, id) => `${file}#${kind}/${id}`);
+    const errs = issues.filter((i) => i.severity === 'error');
+    this.setStatus('synced', errs.length > 0 ? { lastError: formatIssue(errs[0] as Issue) } : {});
+  }
+
+  /** Why a new version of the file looks partial, compared with the model in force. */
+  private holdReason(next: Model): string | undefined {
+    const node = this.opts.nodeName;
+    if (node !== undefined && this.model.node(node) !== undefined && next.node(node) === undefined) return `it drops this node's own Node ${node}`;
+    // Shrinking to under half in one write, by more than a handful of records: a truncated or half-copied file.
+    const before = this.model.size;
+    if (before - next.size > 10 && next.size < before / 2) return `it shrinks from ${before} to ${next.size} resources in one write`;
+    return undefined;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.settleTimer) clearTimeout(this.settleTimer);
+    this.watcher?.close();
+    if (this.timer) clearTimeout(this.timer);
+    if (this.poll) clearInterval(this.poll);
+    await this.loading;
+  }
+}
+
