@@ -27,10 +27,12 @@ import { Programmer, formatAddress, type RouteView } from '../fib/index.js';
 import { ControlError, ControlServer } from './control/index.js';
 import type { FibEntryJson, FibJson, FibRouteJson, PathJson, PeerJson, PeerStateName, PeerType, ReloadJson, RouteJson, StatusJson } from './ctl/types.js';
 import {
-  DESCRIPTIVE_PEER_FIELDS, NodeController, kernelPolicy, type ControllerDiff, type DesiredPeer, type Origination,
+  BIRD_INT_MAX, DEFAULT_NORMAL_ROUTE_PRIORITY, DESCRIPTIVE_PEER_FIELDS, NodeController, kernelPolicy, type ControllerDiff,
+  type DesiredPeer, type Origination,
 } from './controller/index.js';
 import { originationAttributes, peerOptionsFor, prefixBytes, sortByPrefix, speakerIdentity, type SpeakerIdentity } from './daemon/mapping.js';
 import { RouteTable } from './daemon/routes.js';
+import { MigrationWatcher } from './daemon/migration.js';
 import { LoopMonitor, ReadinessGate, startHttpServer, type HttpEndpoint } from './http.js';
 import { createLogger, parseLogLevel, type Logger, type LogLevel } from './log.js';
 import { Metrics, PEER_STATES, type FibRouteCounts, type PeerState } from './metrics.js';
@@ -118,6 +120,10 @@ export class Daemon {
   #configuredLevel: LogLevel;
   #counterSnapshot = new Map<string, Record<string, number>>();
   #metricsTimer: NodeJS.Timeout | undefined;
+  /** live migration: watches target interfaces for the VM's announcement, wakes TimeWait ends */
+  readonly #migration: MigrationWatcher;
+  /** a learned path with LOCAL_PREF above this (per family) overrides a local workload route: an elevated one */
+  #overrideAbove = { 4: BIRD_INT_MAX - DEFAULT_NORMAL_ROUTE_PRIORITY, 6: BIRD_INT_MAX - DEFAULT_NORMAL_ROUTE_PRIORITY };
 
   constructor(cfg: DaemonConfig, o: DaemonOptions = {}) {
     this.cfg = cfg;
@@ -128,6 +134,9 @@ export class Daemon {
     this.controller = new NodeController(cfg.nodeName);
     this.fib = cfg.fib.enabled ? new Programmer({ table: cfg.fib.table, protocol: cfg.fib.protocol }) : undefined;
     this.routes = new RouteTable(this.fib);
+    this.#migration = new MigrationWatcher(this.log,
+      (id) => this.#applyMigration(this.controller.migrationAnnounced(id)),
+      () => this.#applyMigration(this.controller.migrationTick()));
     this.metrics.fibRoutesSource(() => this.#fibCounts());
   }
 
@@ -218,6 +227,7 @@ export class Daemon {
       clearTimeout(this.#syncTimer);
       clearInterval(this.#syncPoll);
       clearInterval(this.#metricsTimer);
+      this.#migration.close();
       const step = async (what: string, f: () => Promise<void> | void): Promise<void> => {
         try {
           await f();
@@ -278,6 +288,7 @@ export class Daemon {
     await this.#startSpeaker(id);
 
     this.routes.setPolicy(kernelPolicy(model, this.cfg.nodeName));
+    this.#setOverride(model);
     const diff = this.controller.update(model);
     const state = this.controller.state;
     for (const p of state.peers) this.#startupPeers.set(p.address, 0);
@@ -368,10 +379,17 @@ export class Daemon {
     }
     // Pools, the service ranges, programClusterRoutes and WireGuard addresses decide which learned routes go into the
     // kernel and how (src/controller/kernel.ts).
-    if (model && events.some((ev) => POLICY_KINDS.has(ev.kind))) this.routes.setPolicy(kernelPolicy(model, this.cfg.nodeName));
+    if (model && events.some((ev) => POLICY_KINDS.has(ev.kind))) {
+      this.routes.setPolicy(kernelPolicy(model, this.cfg.nodeName));
+      this.#setOverride(model);
+    }
     const diff = this.controller.applyChanges(events);
-    // Another node's workload changes nothing here: skip the pass over peers, announcements and routes.
-    if (restart === undefined && diffIsEmpty(diff)) return;
+    // Another node's workload changes nothing here: skip the pass over peers, announcements and routes. (A live
+    // migration's target endpoint changes nothing either until its VM announces itself, but must be watched.)
+    if (restart === undefined && diffIsEmpty(diff)) {
+      this.#migration.sync(this.controller.migrationWatches(), this.controller.migration.nextDeadline());
+      return;
+    }
     this.#applyDiff(diff, false, restart).catch((e: unknown) => this.log.error('applying datastore changes failed', { err: e }));
   }
 
@@ -534,10 +552,34 @@ export class Daemon {
       this.routes.setOpen(ready);
       if (ready) this.#everReady = true;
       if (ready) this.#maybeSync();
+      this.#migration.sync(this.controller.migrationWatches(), this.controller.migration.nextDeadline());
     };
     const p = this.#queue.then(run);
     this.#queue = p.catch(() => undefined);
     return p;
+  }
+
+  /** A live-migration step (the VM announced itself, a TimeWait ended) changes announcements and routes like a datastore change. */
+  #applyMigration(diff: ControllerDiff): void {
+    if (this.#stopping || !this.#live) return;
+    if (diffIsEmpty(diff)) {
+      this.#migration.sync(this.controller.migrationWatches(), this.controller.migration.nextDeadline());
+      return;
+    }
+    this.#applyDiff(diff, false).catch((e: unknown) => this.log.error('applying a live-migration step failed', { err: e }));
+  }
+
+  /**
+   * confd's import filter (bgp_processor.go buildImportFilter): a path whose LOCAL_PREF is above 2^31-1 minus the
+   * normal route priority came from a node routing a just-migrated VM at the elevated priority; it gets BIRD's
+   * override preference and beats this node's own route to the same address (the migration's source host).
+   */
+  #setOverride(model: Model): void {
+    const cfg = model.bgpConfiguration('default')?.spec;
+    this.#overrideAbove = {
+      4: BIRD_INT_MAX - (cfg?.ipv4NormalRoutePriority ?? DEFAULT_NORMAL_ROUTE_PRIORITY),
+      6: BIRD_INT_MAX - (cfg?.ipv6NormalRoutePriority ?? DEFAULT_NORMAL_ROUTE_PRIORITY),
+    };
   }
 
   #originate(o: Origination, quiet: boolean): void {
@@ -600,7 +642,10 @@ export class Daemon {
     this.#lastBestAt = Date.now();
     for (const ev of evs) {
       if (ev.local || ev.attributes === null || ev.nextHops.length === 0) this.routes.setBgp(ev.prefix, null);
-      else this.routes.setBgp(ev.prefix, ev.nextHops);
+      else {
+        const lp = ev.attributes.localPref;
+        this.routes.setBgp(ev.prefix, ev.nextHops, lp !== undefined && lp > this.#overrideAbove[ev.afi === 2 ? 6 : 4]);
+      }
       if (this.log.isEnabled('debug')) this.log.debug('best path', { prefix: ev.prefix, nextHops: ev.nextHops, from: ev.from, local: ev.local, gone: ev.attributes === null });
     }
     // skein_fib_routes is computed when /metrics is read (fib.stats() walks every route: not per best path).

@@ -20,6 +20,8 @@ interface Entry {
   bgp?: { nextHops: string[]; target: Target };
   /** the best path's next hops as the speaker gave them, whatever the kernel policy decided */
   learned?: string[];
+  /** the best path is elevated (a live migration's target): it beats the local device route */
+  override?: boolean;
   /** the target last handed to the Programmer (undefined: nothing) */
   written?: Target;
 }
@@ -81,13 +83,18 @@ export class RouteTable {
     this.#changed(prefix, e);
   }
 
-  /** A BGP best path (next hops), or null when the prefix has none we can install. */
-  setBgp(prefix: string, nextHops: readonly string[] | null): void {
+  /**
+   * A BGP best path (next hops), or null when the prefix has none we can install. `override`: the path is elevated
+   * (a live migration's target announces it) and wins over a local workload route.
+   */
+  setBgp(prefix: string, nextHops: readonly string[] | null, override = false): void {
     this.#stale?.delete(prefix);
     const e = this.#entry(prefix, nextHops !== null);
     if (!e) return;
     if (nextHops === null) delete e.learned;
     else e.learned = [...nextHops];
+    if (nextHops !== null && override) e.override = true;
+    else delete e.override;
     this.#applyPolicy(prefix, e);
     this.#changed(prefix, e);
   }
@@ -198,7 +205,7 @@ export class RouteTable {
   }
 
   #write(prefix: string, e: Entry): void {
-    const want = e.device?.target ?? (e.blackhole ? BLACKHOLE : undefined) ?? e.bgp?.target;
+    const want = (e.override ? e.bgp?.target : undefined) ?? e.device?.target ?? (e.blackhole ? BLACKHOLE : undefined) ?? e.bgp?.target;
     if (want === e.written) return;
     const fib = this.#fib;
     if (fib) {
@@ -212,6 +219,7 @@ export class RouteTable {
 }
 
 function view(prefix: string, e: Entry): DesiredRoute | undefined {
+  if (e.override && e.bgp) return { prefix, kind: 'bgp', target: e.bgp.target, nextHops: e.bgp.nextHops };
   if (e.device) return { prefix, kind: 'device', target: e.device.target, nextHops: [], dev: e.device.dev };
   if (e.blackhole) return { prefix, kind: 'blackhole', target: BLACKHOLE, nextHops: [] };
   if (e.bgp) return { prefix, kind: 'bgp', target: e.bgp.target, nextHops: e.bgp.nextHops };
