@@ -305,7 +305,7 @@ export class Daemon {
     const speaker = new Speaker({
       localAsn: id.asn,
       routerId: id.routerId,
-      listenAddress: id.listenAddress,
+      listenAddress: id.alsoListen !== undefined ? [id.listenAddress, id.alsoListen] : id.listenAddress,
       listenPort: id.listenPort,
       maxPaths: 16,
       // A data-centre fabric: retry a failed connection within seconds, not RFC 4271's suggested 120 s, so a
@@ -327,7 +327,7 @@ export class Daemon {
     });
     this.speaker = speaker;
     await speaker.start();
-    log.info('BGP speaker listening', { asn: id.asn, routerId: id.routerId, address: id.listenAddress, port: speaker.port });
+    log.info('BGP speaker listening', { asn: id.asn, routerId: id.routerId, address: id.alsoListen !== undefined ? `${id.listenAddress}, ${id.alsoListen}` : id.listenAddress, port: speaker.port });
     return speaker;
   }
 
@@ -401,7 +401,7 @@ export class Daemon {
     if (!this.identity) return undefined;
     const now = speakerIdentity(this.cfg, model);
     const was = this.identity;
-    const changed = (['asn', 'routerId', 'listenAddress', 'listenPort', 'clusterId'] as const).filter((k) => now[k] !== was[k]);
+    const changed = (['asn', 'routerId', 'listenAddress', 'alsoListen', 'listenPort', 'clusterId'] as const).filter((k) => now[k] !== was[k]);
     if (changed.length === 0) return undefined;
     this.identity = now; // a burst that follows does not restart the speaker a second time
     this.log.warn('the speaker\'s identity changed: restarting every BGP session', {
