@@ -17,6 +17,8 @@ interface Entry {
   p: PrefixBytes;
   device?: { dev: string; target: Target };
   blackhole?: boolean;
+  /** the kernel policy rejects this prefix: its blackhole is not written (Felix writes it) */
+  blackholeRejected?: boolean;
   bgp?: { nextHops: string[]; target: Target };
   /** the best path's next hops as the speaker gave them, whatever the kernel policy decided */
   learned?: string[];
@@ -80,6 +82,7 @@ export class RouteTable {
     if (!e) return;
     if (on) e.blackhole = true;
     else delete e.blackhole;
+    this.#judgeBlackhole(prefix, e);
     this.#changed(prefix, e);
   }
 
@@ -104,11 +107,24 @@ export class RouteTable {
     if (this.#policy?.key === policy.key) return;
     this.#policy = policy;
     for (const [k, e] of [...this.#entries]) {
-      if (e.learned === undefined) continue;
+      if (e.learned === undefined && !e.blackhole) continue;
       const before = e.bgp?.target;
-      this.#applyPolicy(k, e);
-      if (e.bgp?.target !== before) this.#changed(k, e);
+      const bhBefore = e.blackholeRejected;
+      if (e.learned !== undefined) this.#applyPolicy(k, e);
+      this.#judgeBlackhole(k, e);
+      if (e.bgp?.target !== before || e.blackholeRejected !== bhBefore) this.#changed(k, e);
     }
+  }
+
+  /**
+   * The static blackholes of affine blocks go through the same kernel export filter as learned routes in Calico's
+   * BIRD (calico_kernel_programming sees every route of BIRD's table): a block of a VXLAN pool, or of an IPIP pool
+   * whose cluster routes Felix programs, is rejected there — Felix writes that blackhole itself (with its own
+   * protocol, at the same metric: two writers would replace each other's route).
+   */
+  #judgeBlackhole(prefix: string, e: Entry): void {
+    if (e.blackhole && this.#policy?.decide(prefix, []) === 'reject') e.blackholeRejected = true;
+    else delete e.blackholeRejected;
   }
 
   #applyPolicy(prefix: string, e: Entry): void {
@@ -205,7 +221,7 @@ export class RouteTable {
   }
 
   #write(prefix: string, e: Entry): void {
-    const want = (e.override ? e.bgp?.target : undefined) ?? e.device?.target ?? (e.blackhole ? BLACKHOLE : undefined) ?? e.bgp?.target;
+    const want = (e.override ? e.bgp?.target : undefined) ?? e.device?.target ?? (e.blackhole && !e.blackholeRejected ? BLACKHOLE : undefined) ?? e.bgp?.target;
     if (want === e.written) return;
     const fib = this.#fib;
     if (fib) {
@@ -221,7 +237,7 @@ export class RouteTable {
 function view(prefix: string, e: Entry): DesiredRoute | undefined {
   if (e.override && e.bgp) return { prefix, kind: 'bgp', target: e.bgp.target, nextHops: e.bgp.nextHops };
   if (e.device) return { prefix, kind: 'device', target: e.device.target, nextHops: [], dev: e.device.dev };
-  if (e.blackhole) return { prefix, kind: 'blackhole', target: BLACKHOLE, nextHops: [] };
+  if (e.blackhole && !e.blackholeRejected) return { prefix, kind: 'blackhole', target: BLACKHOLE, nextHops: [] };
   if (e.bgp) return { prefix, kind: 'bgp', target: e.bgp.target, nextHops: e.bgp.nextHops };
   return undefined;
 }
