@@ -132,9 +132,6 @@ t.test('live migration: the /32 moves once, at the VM\'s RARP; afterwards one ho
   };
   const pod = workload('cl', hC, 'cali0c1b2c3d4e5', POD_IP);
   const vmA = workload('va', hA, TAP_A, VM_IP, VM_MAC);
-  // The incoming VM on host-b: its tap exists, the VM is paused until the cut-over (link down on its side).
-  const vmB = workload('vb', hB, TAP_B, VM_IP, VM_MAC);
-  nsExec(vmB, 'ip', ['link', 'set', 'eth0', 'down']);
 
   const resFile = join(dir, 'resources.yaml');
   const write = (vmOn: string[], migrating: boolean): void => {
@@ -198,6 +195,11 @@ t.test('live migration: the /32 moves once, at the VM\'s RARP; afterwards one ho
     write(['host-a'], true);
     await new Promise((r) => setTimeout(r, 300));
     write(['host-a', 'host-b'], true);
+    // The incoming VM's tap appears after its endpoint (libvirt creates it when the paused destination QEMU starts):
+    // skeind keeps trying to watch it until it is there.
+    await until(() => logs.get('host-b')!.some((l) => l.includes('cannot watch the interface yet')), 'host-b waits for the tap', 15_000, 100);
+    const vmB = workload('vb', hB, TAP_B, VM_IP, VM_MAC);
+    nsExec(vmB, 'ip', ['link', 'set', 'eth0', 'down']);
     await until(() => logs.get('host-b')!.some((l) => l.includes('watching for the VM')), 'host-b watches the new tap', 15_000, 100);
     await new Promise((r) => setTimeout(r, 1000));
     t.ok(via(hB, '10.0.0.1'), 'Target: host-b still routes the VM to host-a (no device route of its own)');
@@ -262,7 +264,9 @@ t.test('live migration: the /32 moves once, at the VM\'s RARP; afterwards one ho
     const missedGarp = Math.floor((doneAt - cutAt) / 50);
     t.ok(lost.length < missedGarp, `lost ${lost.length} echoes (move took ${movedAt - cutAt} ms), fewer than the ${missedGarp} a missed announcement would lose`);
     t.ok(last - seqBefore > (movedAt - cutAt) / 50, 'echoes kept coming back after the move (the count above can fail)');
-    t.comment(`live migration: ${lost.length} of ${last - seqBefore} echoes lost; pause to route moved on host-c and host-a: ${movedAt - cutAt} ms (RARP sent to moved: ${movedAt - rarpAt} ms, includes starting python)`);
+    const seenLine = logs.get('host-b')!.find((l) => l.includes('announced itself'));
+    const seenAt = seenLine ? Date.parse((JSON.parse(seenLine) as { ts: string }).ts) : NaN;
+    t.comment(`live migration: ${lost.length} of ${last - seqBefore} echoes lost; pause to route moved on host-c and host-a: ${movedAt - cutAt} ms (RARP sent to moved: ${movedAt - rarpAt} ms, includes starting python; skeind on host-b saw it after ${seenAt - rarpAt} ms)`);
   } catch (e) {
     dump();
     throw e;
