@@ -644,7 +644,7 @@ export class Daemon {
       if (ev.local || ev.attributes === null || ev.nextHops.length === 0) this.routes.setBgp(ev.prefix, null);
       else {
         const lp = ev.attributes.localPref;
-        this.routes.setBgp(ev.prefix, ev.nextHops, lp !== undefined && lp > this.#overrideAbove[ev.afi === 2 ? 6 : 4]);
+        this.routes.setBgp(ev.prefix, ev.nextHops, lp !== undefined && lp > this.#overrideAbove[ev.afi === 2 ? 6 : 4] ? BIRD_INT_MAX - lp : undefined);
       }
       if (this.log.isEnabled('debug')) this.log.debug('best path', { prefix: ev.prefix, nextHops: ev.nextHops, from: ev.from, local: ev.local, gone: ev.attributes === null });
     }
@@ -717,7 +717,8 @@ export class Daemon {
     if (!fib) return false;
     const p = prefixBytes(prefix);
     if (!p) return false;
-    const v = fib.lookup(p.family, p.addr, p.len);
+    const m = this.routes.metricOf(prefix);
+    const v = fib.lookup(p.family, p.addr, p.len, m !== undefined ? { metric: m } : undefined);
     return v !== undefined && v.kernel !== undefined && v.inSync && this.routes.desired(prefix)?.kind === 'bgp';
   }
 
@@ -835,7 +836,8 @@ export class Daemon {
         ? { type: 'device', nextHops: [], ...(d.dev !== undefined ? { dev: d.dev } : {}) }
         : d.kind === 'blackhole' ? { type: 'blackhole', nextHops: [] } : { type: 'unicast', nextHops: d.nextHops };
       const p = prefixBytes(d.prefix)!;
-      const v = fib?.lookup(p.family, p.addr, p.len);
+      const m = this.routes.metricOf(d.prefix);
+      const v = fib?.lookup(p.family, p.addr, p.len, m !== undefined ? { metric: m } : undefined);
       const kernel = v?.kernel ? kernelEntry(v, d.dev) : null;
       if (kernel) installed++;
       const state: FibRouteJson['state'] = v?.failure ? 'failed' : v?.inSync ? 'in-sync' : 'pending';

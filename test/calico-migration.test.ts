@@ -67,7 +67,7 @@ function resources(vmOn: string[], migrating: boolean): string {
   return docs.map((d) => `---\n${JSON.stringify(d)}\n`).join('');
 }
 
-interface KRoute { dst: string; gateway?: string; dev?: string; type?: string; protocol?: string }
+interface KRoute { dst: string; gateway?: string; dev?: string; type?: string; protocol?: string; metric?: number }
 const routesTo = (ns: string, dst: string): KRoute[] => (JSON.parse(nsExec(ns, 'ip', ['-j', 'route', 'show', 'table', 'main'])) as KRoute[]).filter((r) => r.dst === dst);
 
 interface PathJ { from: string; nextHops: string[]; localPref: number }
@@ -220,6 +220,9 @@ t.test('live migration: the /32 moves once, at the VM\'s RARP; afterwards one ho
     await until(() => via(hC, '10.0.0.2') && via(hA, '10.0.0.2'), 'the /32 moved to host-b on host-c and host-a', 15_000, 20);
     const movedAt = Date.now();
     t.ok(device(hB, TAP_B), 'host-b routes the VM to its tap');
+    for (const [h, ns] of [['host-a', hA], ['host-c', hC]] as const) {
+      t.same(routesTo(ns, VM_IP).map((r) => r.metric), [512], `${h}: the elevated path is in the kernel at metric 512 (2^31-1 minus its LOCAL_PREF, as BIRD writes it)`);
+    }
     await until(() => logs.get('host-b')!.some((l) => l.includes('announced itself')), 'host-b logs the RARP', 5000, 50);
     const ribC1 = await locRib(sock('host-c'), `${VM_IP}/32`);
     t.same(ribC1.best && [ribC1.best.from, ribC1.best.localPref], ['10.0.0.2', ELEVATED_LP], 'host-c: best path from host-b at the elevated LOCAL_PREF');

@@ -11,9 +11,9 @@ import { RouteTable } from '../src/daemon.js';
 function recorder(): { rt: RouteTable; calls: string[] } {
   const calls: string[] = [];
   const fake = {
-    set: (_f: number, a: Uint8Array, l: number, tg: { blackhole?: boolean; hops?: readonly { dev?: string }[] }) =>
-      calls.push(`set ${[...a].join('.')}/${l} ${tg.blackhole ? 'blackhole' : (tg.hops ?? []).map((h) => h.dev ?? 'gw').join(',')}`),
-    remove: (_f: number, a: Uint8Array, l: number) => calls.push(`remove ${[...a].join('.')}/${l}`),
+    set: (_f: number, a: Uint8Array, l: number, tg: { blackhole?: boolean; hops?: readonly { dev?: string }[] }, w?: { metric?: number }) =>
+      calls.push(`set ${[...a].join('.')}/${l} ${tg.blackhole ? 'blackhole' : (tg.hops ?? []).map((h) => h.dev ?? 'gw').join(',')}${w?.metric !== undefined ? ` metric ${w.metric}` : ''}`),
+    remove: (_f: number, a: Uint8Array, l: number, w?: { metric?: number }) => calls.push(`remove ${[...a].join('.')}/${l}${w?.metric !== undefined ? ` metric ${w.metric}` : ''}`),
   };
   const rt = new RouteTable(fake as unknown as ConstructorParameters<typeof RouteTable>[0]);
   rt.setOpen(true);
@@ -25,15 +25,21 @@ t.test('an elevated path overrides the local workload route, and only while it i
   rt.setDevice('10.66.0.5/32', 'tap1');
   rt.setBgp('10.66.0.5/32', ['10.0.0.2']);
   t.equal(rt.desired('10.66.0.5/32')?.kind, 'device', 'a normal path loses to the local route');
-  rt.setBgp('10.66.0.5/32', ['10.0.0.2'], true);
+  rt.setBgp('10.66.0.5/32', ['10.0.0.2'], 512);
   t.same([rt.desired('10.66.0.5/32')?.kind, rt.desired('10.66.0.5/32')?.nextHops], ['bgp', ['10.0.0.2']], 'an elevated one wins');
+  t.equal(rt.metricOf('10.66.0.5/32'), 512, 'written at 2^31-1 minus its LOCAL_PREF');
   rt.setDevice('10.66.0.5/32', null);
   t.equal(rt.desired('10.66.0.5/32')?.kind, 'bgp', 'still the path after the local endpoint goes');
   rt.setDevice('10.66.0.5/32', 'tap1');
-  rt.setBgp('10.66.0.5/32', ['10.0.0.2'], false);
+  rt.setBgp('10.66.0.5/32', ['10.0.0.2']);
   t.equal(rt.desired('10.66.0.5/32')?.kind, 'device', 'back to normal: the local route again');
-  t.same(calls, ['set 10.66.0.5/32 tap1', 'set 10.66.0.5/32 gw', 'set 10.66.0.5/32 tap1'], 'each change written once');
-  rt.setBgp('10.66.0.5/32', null, true);
+  t.equal(rt.metricOf('10.66.0.5/32'), undefined);
+  t.same(calls, [
+    'set 10.66.0.5/32 tap1',
+    'remove 10.66.0.5/32', 'set 10.66.0.5/32 gw metric 512',
+    'remove 10.66.0.5/32 metric 512', 'set 10.66.0.5/32 tap1',
+  ], 'each change written once; a metric change removes the route at the old metric');
+  rt.setBgp('10.66.0.5/32', null, 512);
   t.equal(rt.desired('10.66.0.5/32')?.kind, 'device', 'a withdrawn path overrides nothing');
 });
 

@@ -7,7 +7,7 @@
 // Learned routes pass the kernel policy first (src/controller/kernel.ts: Calico's kernel export filter for
 // encapsulated pools, service ranges and WireGuard): rejected ones are kept here but not written, tunnelled ones go
 // via tunl0 onlink.
-import type { NextHop, Programmer, Target } from '../../fib/index.js';
+import type { NextHop, Placement, Programmer, Target } from '../../fib/index.js';
 import type { KernelPolicy } from '../controller/index.js';
 import { addressBytes, bgpTarget, prefixBytes, type PrefixBytes } from './mapping.js';
 
@@ -22,10 +22,16 @@ interface Entry {
   bgp?: { nextHops: string[]; target: Target };
   /** the best path's next hops as the speaker gave them, whatever the kernel policy decided */
   learned?: string[];
-  /** the best path is elevated (a live migration's target): it beats the local device route */
-  override?: boolean;
+  /**
+   * The best path is elevated (a live migration's target announces it): it beats the local device route and goes
+   * into the kernel at this metric, 2^31-1 minus its LOCAL_PREF, as confd's SetMetricForBGPRoutes has BIRD write it
+   * (so beside Felix it sits below Felix's own route to the local copy of the VM instead of replacing it).
+   */
+  override?: number;
   /** the target last handed to the Programmer (undefined: nothing) */
   written?: Target;
+  /** the metric it was written at (undefined: the Programmer's default) */
+  writtenMetric?: number;
 }
 
 export interface DesiredRoute {
@@ -88,15 +94,15 @@ export class RouteTable {
 
   /**
    * A BGP best path (next hops), or null when the prefix has none we can install. `override`: the path is elevated
-   * (a live migration's target announces it) and wins over a local workload route.
+   * (a live migration's target announces it) and wins over a local workload route; the value is its kernel metric.
    */
-  setBgp(prefix: string, nextHops: readonly string[] | null, override = false): void {
+  setBgp(prefix: string, nextHops: readonly string[] | null, override?: number): void {
     this.#stale?.delete(prefix);
     const e = this.#entry(prefix, nextHops !== null);
     if (!e) return;
     if (nextHops === null) delete e.learned;
     else e.learned = [...nextHops];
-    if (nextHops !== null && override) e.override = true;
+    if (nextHops !== null && override !== undefined) e.override = override;
     else delete e.override;
     this.#applyPolicy(prefix, e);
     this.#changed(prefix, e);
@@ -151,6 +157,11 @@ export class RouteTable {
     t = { hops };
     this.#bgpTargets.set(key, t);
     return t;
+  }
+
+  /** The metric the prefix's route was written at, when not the Programmer's default (an elevated path). */
+  metricOf(prefix: string): number | undefined {
+    return this.#entries.get(prefix)?.writtenMetric;
   }
 
   /** The winning route of a prefix. */
@@ -221,21 +232,32 @@ export class RouteTable {
   }
 
   #write(prefix: string, e: Entry): void {
-    const want = (e.override ? e.bgp?.target : undefined) ?? e.device?.target ?? (e.blackhole && !e.blackholeRejected ? BLACKHOLE : undefined) ?? e.bgp?.target;
-    if (want === e.written) return;
+    const elevated = e.override !== undefined && e.bgp !== undefined;
+    const want = (elevated ? e.bgp?.target : undefined) ?? e.device?.target ?? (e.blackhole && !e.blackholeRejected ? BLACKHOLE : undefined) ?? e.bgp?.target;
+    const metric = elevated ? e.override : undefined;
+    if (want === e.written && metric === e.writtenMetric) return;
     const fib = this.#fib;
+    const at = (m: number | undefined): Placement | undefined => (m === undefined ? undefined : { metric: m });
     if (fib) {
-      if (want === undefined) fib.remove(e.p.family, e.p.addr, e.p.len);
-      else fib.set(e.p.family, e.p.addr, e.p.len, want);
+      // A new metric is another kernel route: the old one goes first.
+      if (e.written !== undefined && metric !== e.writtenMetric) fib.remove(e.p.family, e.p.addr, e.p.len, at(e.writtenMetric));
+      if (want !== undefined) fib.set(e.p.family, e.p.addr, e.p.len, want, at(metric));
+      else if (e.written !== undefined && metric === e.writtenMetric) fib.remove(e.p.family, e.p.addr, e.p.len, at(metric));
     }
-    if (want === undefined) delete e.written;
-    else e.written = want;
+    if (want === undefined) {
+      delete e.written;
+      delete e.writtenMetric;
+    } else {
+      e.written = want;
+      if (metric === undefined) delete e.writtenMetric;
+      else e.writtenMetric = metric;
+    }
     if (!e.device && !e.blackhole && !e.bgp && e.learned === undefined) this.#entries.delete(prefix);
   }
 }
 
 function view(prefix: string, e: Entry): DesiredRoute | undefined {
-  if (e.override && e.bgp) return { prefix, kind: 'bgp', target: e.bgp.target, nextHops: e.bgp.nextHops };
+  if (e.override !== undefined && e.bgp) return { prefix, kind: 'bgp', target: e.bgp.target, nextHops: e.bgp.nextHops };
   if (e.device) return { prefix, kind: 'device', target: e.device.target, nextHops: [], dev: e.device.dev };
   if (e.blackhole && !e.blackholeRejected) return { prefix, kind: 'blackhole', target: BLACKHOLE, nextHops: [] };
   if (e.bgp) return { prefix, kind: 'bgp', target: e.bgp.target, nextHops: e.bgp.nextHops };
