@@ -98,7 +98,10 @@ t.test('roles: as Felix correlates LiveMigrations with local endpoints', async (
   t.same([...migrationRoles(kv, 'h2')], [['vms/h2-k8s-launcher-b-eth0', 'target']]);
   const otherNs = load(BASE + pod('h2', 'launcher-b', ', labels: { kubevirt.io/migrationJobUID: j1 }')
     + y('LiveMigration', 'mig', `{ target: { selector: "kubevirt.io/migrationJobUID == 'j1'" } }`, ', namespace: elsewhere'));
-  t.same([...migrationRoles(otherNs, 'h2')], [], 'a selector only matches in its own namespace');
+  t.same([...migrationRoles(otherNs, 'h2')], [['vms/h2-k8s-launcher-b-eth0', 'target']], 'a selector is not limited to the migration\'s namespace (Felix\'s computed selector is not)');
+  const otherJob = load(BASE + pod('h2', 'launcher-b', ', labels: { kubevirt.io/migrationJobUID: j2 }')
+    + y('LiveMigration', 'mig', `{ target: { selector: "kubevirt.io/migrationJobUID == 'j1'" } }`, ', namespace: vms'));
+  t.same([...migrationRoles(otherJob, 'h2')], [], 'another job\'s pod is not a target');
 
   // Target wins when one endpoint is named both ways (transient overlap of two migrations).
   const both = load(BASE + vmWep('h1', 'tap-a') + lm('h1', 'h2') + lm('h2', 'h1').replace(`h1-openstack-${VM}`, `zz-h1-openstack-${VM}`));

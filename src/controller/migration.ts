@@ -61,8 +61,9 @@ function refMatches(ref: LiveMigrationRef, o: Owner): boolean {
 
 /**
  * The live-migration role of every endpoint of `nodeName` that has one (by endpoint id). Target wins over source,
- * as in Felix; a selector target is matched against the endpoint's labels (Felix also sees the namespace's and
- * profiles' labels: skein only the endpoint's own).
+ * as in Felix; a selector target is matched against the endpoint's labels in any namespace, as Felix's computed
+ * selector is (libcalico-go's KubeVirt converter makes it unique with the migration job's UID). Felix also sees
+ * the namespace's and profiles' labels: skein only the endpoint's own.
  */
 export function migrationRoles(model: Model, nodeName: string): Map<string, MigrationRole> {
   const out = new Map<string, MigrationRole>();
@@ -74,7 +75,7 @@ export function migrationRoles(model: Model, nodeName: string): Map<string, Migr
     for (const lm of lms) {
       const t = lm.spec.target;
       if ((t?.workloadEndpoint && refMatches(t.workloadEndpoint, o))
-        || (t?.selector && lm.metadata.namespace === w.metadata.namespace && matches(t.selector, w.metadata.labels))) {
+        || (t?.selector && matches(t.selector, w.metadata.labels))) {
         role = 'target';
         break;
       }
