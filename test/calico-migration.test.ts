@@ -92,7 +92,11 @@ for i in range(3):
     time.sleep(0.05)
 `;
 
-t.test('live migration: the /32 moves once, at the VM\'s RARP; afterwards one host announces it', async (t) => {
+// Standalone, skeind writes the workload routes; beside Felix, the test plays Felix's part of a migration
+// (felix/dataplane/linux/endpoint_mgr.go calculateRoutes, live_migration.go): proto-80 device routes at the normal
+// priority 1024, none for the target until its VM announces itself, then 512 until the convergence time is over.
+for (const mode of ['standalone', 'beside Felix'] as const) t.test(`live migration (${mode}): the /32 moves once, at the VM's RARP; afterwards one host announces it`, async (t) => {
+  const felixMode = mode === 'beside Felix';
   if (!requires(t, { root: true, commands: ['ping', 'python3', 'stdbuf'] })) return;
   const lab = new Lab();
   const dir = mkdtempSync(join(tmpdir(), 'skeind-c2mig-'));
@@ -140,11 +144,11 @@ t.test('live migration: the /32 moves once, at the VM\'s RARP; afterwards one ho
   };
   write(['host-a'], false);
   const sock = (h: string): string => join(dir, `${h}.sock`);
-  const basePort = 32180 + (process.pid % 500) * 3;
+  const basePort = 32180 + (process.pid % 500) * 6 + (felixMode ? 3 : 0);
   for (const [i, h] of HOSTS.entries()) {
     const cfg = join(dir, `${h.name}.yaml`);
     writeFileSync(cfg, `nodeName: ${h.name}\ndatastore: { type: file, path: ${resFile}, debounce: 50ms }\ncontrol: { socket: ${sock(h.name)} }\n`
-      + `metrics: { listen: "127.0.0.1:${basePort + i}" }\nlog: { level: info }\n`);
+      + `metrics: { listen: "127.0.0.1:${basePort + i}" }\nlog: { level: info }\n${felixMode ? 'fib: { workloadRoutes: false }\n' : ''}`);
     const child = nsSpawn(hostNs.get(h.name)!, 'node', [skeind, '--config', cfg]);
     procs.push(child);
     const lines: string[] = [];
@@ -154,18 +158,29 @@ t.test('live migration: the /32 moves once, at the VM\'s RARP; afterwards one ho
   }
   const dump = (): void => {
     for (const [h, lines] of logs) t.comment(`--- ${h} skeind (last lines)\n${lines.slice(-25).join('\n')}`);
+    for (const [h, ns] of hostNs) t.comment(`--- ${h} routes\n${nsExec(ns, 'ip', ['route', 'show', 'table', 'main'])}`);
+    t.comment(`--- host-b packet sockets and links\n${nsExec(hB, 'cat', ['/proc/net/packet'])}\n${nsExec(hB, 'ip', ['-o', 'link'])}`);
   };
+  // The route the kernel uses (beside Felix a host may hold Felix's route and skein's at different metrics).
   const via = (ns: string, gw: string): boolean => {
-    const r = routesTo(ns, VM_IP);
-    return r.length === 1 && r[0]!.gateway === gw;
+    const r = JSON.parse(nsExec(ns, 'ip', ['-j', 'route', 'get', VM_IP])) as KRoute[];
+    return r[0]?.gateway === gw;
   };
+  // Felix's routes (the test plays Felix beside skein): proto 80 at the given metric, or gone.
+  const felix = (ns: string, dst: string, dev: string, metric: number | null, old?: number): void => {
+    if (!felixMode) return;
+    // the new route first, then the old one goes: no moment without a route
+    if (metric !== null) nsExec(ns, 'ip', ['route', 'replace', `${dst}/32`, 'dev', dev, 'proto', '80', 'metric', String(metric), 'scope', 'link']);
+    if (old !== undefined) nsExec(ns, 'ip', ['route', 'del', `${dst}/32`, 'dev', dev, 'proto', '80', 'metric', String(old)]);
+  };
+  const felixRoute = (ns: string, dev: string, metric: number): boolean => routesTo(ns, VM_IP).some((r) => r.dev === dev && r.metric === metric && r.gateway === undefined && r.protocol !== '171' && r.protocol !== 'skein');
   const device = (ns: string, dev: string): boolean => routesTo(ns, VM_IP).some((r) => r.dev === dev && r.gateway === undefined);
 
   // The pinger: one ICMP echo every 50 ms from the pod, each reply's sequence number recorded with its arrival time.
   const replies = new Map<number, number>();
   let pinger: ChildProcess | undefined;
   const startPinger = (): void => {
-    pinger = nsSpawn(pod, 'stdbuf', ['-oL', 'ping', '-n', '-i', '0.05', '-W', '1', '-w', '120', VM_IP]);
+    pinger = nsSpawn(pod, 'stdbuf', ['-oL', 'ping', '-n', '-i', '0.05', '-W', '1', '-c', '2400', VM_IP]);
     procs.push(pinger);
     let buf = '';
     pinger.stdout!.on('data', (d: Buffer) => {
@@ -179,6 +194,8 @@ t.test('live migration: the /32 moves once, at the VM\'s RARP; afterwards one ho
     });
   };
 
+  felix(hA, VM_IP, TAP_A, 1024);
+  felix(hC, POD_IP, 'cali0c1b2c3d4e5', 1024);
   try {
     for (const h of HOSTS) {
       await until(async () => {
@@ -198,8 +215,9 @@ t.test('live migration: the /32 moves once, at the VM\'s RARP; afterwards one ho
     // The incoming VM's tap appears after its endpoint (libvirt creates it when the paused destination QEMU starts):
     // skeind keeps trying to watch it until it is there.
     await until(() => logs.get('host-b')!.some((l) => l.includes('cannot watch the interface yet')), 'host-b waits for the tap', 15_000, 100);
+    // (its link is up from the start, as a tap is before the VM runs: a veth that just came up drops what it is
+    // given until the kernel's link watch has activated it, which would lose the RARP; the paused VM sends nothing)
     const vmB = workload('vb', hB, TAP_B, VM_IP, VM_MAC);
-    nsExec(vmB, 'ip', ['link', 'set', 'eth0', 'down']);
     await until(() => logs.get('host-b')!.some((l) => l.includes('watching for the VM')), 'host-b watches the new tap', 15_000, 100);
     await new Promise((r) => setTimeout(r, 1000));
     t.ok(via(hB, '10.0.0.1'), 'Target: host-b still routes the VM to host-a (no device route of its own)');
@@ -212,17 +230,16 @@ t.test('live migration: the /32 moves once, at the VM\'s RARP; afterwards one ho
     const seqBefore = Math.max(...replies.keys());
     const cutAt = Date.now();
     nsExec(vmA, 'ip', ['link', 'set', 'eth0', 'down']);
-    nsExec(vmB, 'ip', ['link', 'set', 'eth0', 'up']);
-    // (the route the VM had on its interface went with the link while it was down; the real VM keeps its own)
-    nsExec(vmB, 'ip', ['route', 'replace', 'default', 'via', '169.254.1.1', 'dev', 'eth0', 'onlink']);
     const rarpAt = Date.now();
     nsExec(vmB, 'python3', ['-c', RARP, VM_MAC]);
+    felix(hB, VM_IP, TAP_B, 512); // Felix saw the same RARP: Live, elevated priority
     await until(() => via(hC, '10.0.0.2') && via(hA, '10.0.0.2'), 'the /32 moved to host-b on host-c and host-a', 15_000, 20);
     const movedAt = Date.now();
     t.ok(device(hB, TAP_B), 'host-b routes the VM to its tap');
     for (const [h, ns] of [['host-a', hA], ['host-c', hC]] as const) {
-      t.same(routesTo(ns, VM_IP).map((r) => r.metric), [512], `${h}: the elevated path is in the kernel at metric 512 (2^31-1 minus its LOCAL_PREF, as BIRD writes it)`);
+      t.same(routesTo(ns, VM_IP).filter((r) => r.protocol === '171' || r.protocol === 'skein').map((r) => [r.gateway, r.metric]), [['10.0.0.2', 512]], `${h}: the elevated path is in the kernel at metric 512 (2^31-1 minus its LOCAL_PREF, as BIRD writes it)`);
     }
+    if (felixMode) t.ok(felixRoute(hA, TAP_A, 1024), 'host-a: Felix\'s route to the old copy of the VM is still there, below skein\'s (not replaced)');
     await until(() => logs.get('host-b')!.some((l) => l.includes('announced itself')), 'host-b logs the RARP', 5000, 50);
     const ribC1 = await locRib(sock('host-c'), `${VM_IP}/32`);
     t.same(ribC1.best && [ribC1.best.from, ribC1.best.localPref], ['10.0.0.2', ELEVATED_LP], 'host-c: best path from host-b at the elevated LOCAL_PREF');
@@ -234,6 +251,7 @@ t.test('live migration: the /32 moves once, at the VM\'s RARP; afterwards one ho
     // 3. Completion: LiveMigration and source endpoint deleted (the destination becomes the port's endpoint).
     const doneAt = Date.now();
     write(['host-b'], false);
+    felix(hA, VM_IP, TAP_A, null, 1024); // Felix on host-a: the endpoint is gone
     await until(() => !device(hA, TAP_A) && logs.get('host-a')!.some((l) => l.includes('withdrawing') || l.includes('workload route removed')), 'host-a dropped its endpoint', 15_000, 100);
     for (const h of ['host-a', 'host-c']) {
       await until(async () => {
@@ -243,6 +261,7 @@ t.test('live migration: the /32 moves once, at the VM\'s RARP; afterwards one ho
     }
     // Convergence time (3 s in this datastore's FelixConfiguration): back to the normal LOCAL_PREF, still one path.
     await until(async () => (await locRib(sock('host-c'), `${VM_IP}/32`)).best?.localPref === NORMAL_LP, 'host-c: normal LOCAL_PREF after the convergence time', 20_000, 200);
+    felix(hB, VM_IP, TAP_B, 1024, 512); // Felix's TimeWait ends on the same 3 s
     for (const h of ['host-a', 'host-c']) {
       const rib = await locRib(sock(h), `${VM_IP}/32`);
       t.same(rib.paths.map((p) => [p.from, p.localPref]), [['10.0.0.2', NORMAL_LP]], `${h}: exactly one host announces the /32 after completion`);
@@ -252,6 +271,13 @@ t.test('live migration: the /32 moves once, at the VM\'s RARP; afterwards one ho
     const ribB = await locRib(sock('host-b'), `${VM_IP}/32`);
     t.same(ribB.paths.map((p) => p.from), [ribB.best?.from], 'host-b: only its own origination');
     t.same(routesTo(hB, VM_IP).map((r) => r.dev), [TAP_B], 'host-b: the tap route only');
+    if (felixMode) {
+      for (const h of HOSTS) {
+        const ours = (JSON.parse(nsExec(hostNs.get(h.name)!, 'ip', ['-j', 'route', 'show', 'proto', '171'])) as KRoute[]).filter((r) => r.dev?.startsWith('tap') === true || r.dev?.startsWith('cali') === true);
+        t.same(ours, [], `${h.name}: skein wrote no workload device route`);
+      }
+      t.ok(felixRoute(hB, TAP_B, 1024), 'host-b: Felix\'s route, at the normal priority again');
+    }
 
     // Pings after the move all came back; the ones lost lie between the pause and the move.
     await new Promise((r) => setTimeout(r, 500));

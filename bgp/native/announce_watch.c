@@ -73,12 +73,10 @@ static void stop(watch_t *w) {
   uv_close((uv_handle_t *)&w->poll, on_closed);
 }
 
-static void on_readable(uv_poll_t *p, int status, int events) {
-  watch_t *w = p->data;
-  if (w->closed) return;
+/* Drain what is queued; returns the kind of the last announcement among it, or NULL. */
+static const char *drain(watch_t *w) {
   const char *kind = NULL;
   unsigned char buf[64];
-  /* Drain what is queued; one callback per wake-up is enough (the state machine needs one sighting). */
   for (int i = 0; i < 64; i++) {
     struct sockaddr_ll from;
     socklen_t flen = sizeof from;
@@ -87,6 +85,14 @@ static void on_readable(uv_poll_t *p, int status, int events) {
     if (from.sll_pkttype == PACKET_OUTGOING || n < 14) continue;
     kind = ((buf[12] << 8) | buf[13]) == ETH_P_RARP_ ? "rarp" : "garp";
   }
+  return kind;
+}
+
+static void on_readable(uv_poll_t *p, int status, int events) {
+  watch_t *w = p->data;
+  if (w->closed) return;
+  /* One callback per wake-up is enough (the state machine needs one sighting). */
+  const char *kind = drain(w);
   if (status < 0 || kind == NULL) return;
   napi_env env = w->env;
   napi_handle_scope scope;
@@ -185,10 +191,30 @@ static napi_value AnnounceWatch(napi_env env, napi_callback_info info) {
   napi_create_string_utf8(env, "skein:announceWatch", NAPI_AUTO_LENGTH, &name);
   napi_create_reference(env, argv[1], 1, &w->callback);
   napi_async_init(env, NULL, name, &w->async);
-  uv_poll_start(&w->poll, UV_READABLE, on_readable);
+  int rc = uv_poll_start(&w->poll, UV_READABLE, on_readable);
+  if (rc != 0) {
+    /* announceWatchPoll still works: the caller polls. */
+    fprintf(stderr, "skein_native: uv_poll_start: %s\n", uv_strerror(rc));
+  }
   napi_create_object(env, &handle);
   napi_wrap(env, handle, w, finalize, NULL, NULL);
   return handle;
+}
+
+/*
+ * announceWatchPoll(handle): 'rarp' | 'garp' | null — drains the socket now, without waiting for the loop's poll.
+ * A safety net the caller runs on a timer while it watches: a sighting is never left queued.
+ */
+static napi_value AnnounceWatchPoll(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out;
+  void *data = NULL;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  napi_get_null(env, &out);
+  if (argc < 1 || napi_unwrap(env, argv[0], &data) != napi_ok || data == NULL || ((watch_t *)data)->closed) return out;
+  const char *kind = drain((watch_t *)data);
+  if (kind != NULL) napi_create_string_utf8(env, kind, NAPI_AUTO_LENGTH, &out);
+  return out;
 }
 
 static napi_value AnnounceWatchClose(napi_env env, napi_callback_info info) {
@@ -205,6 +231,7 @@ void skein_register_announce_watch(napi_env env, napi_value exports) {
   napi_property_descriptor fns[] = {
       {"announceWatch", NULL, AnnounceWatch, NULL, NULL, NULL, napi_enumerable, NULL},
       {"announceWatchClose", NULL, AnnounceWatchClose, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"announceWatchPoll", NULL, AnnounceWatchPoll, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns);
 }

@@ -28,6 +28,8 @@ export interface NativeAddon {
   announceWatch(ifname: string, callback: (kind: 'rarp' | 'garp') => void): object;
   /** Stop a watch (idempotent). */
   announceWatchClose(handle: object): void;
+  /** Drain a watch now: the kind of announcement queued, or null. */
+  announceWatchPoll(handle: object): 'rarp' | 'garp' | null;
   readonly constants: NativeConstants;
 }
 

@@ -7,11 +7,18 @@ import { native } from '../../bgp/net/native.js';
 import type { Logger } from '../log.js';
 
 const RETRY_MS = 200;
+/**
+ * The socket is also drained on this timer while watched: in namespace tests under load the loop's poll of a packet
+ * socket was seen not to fire while frames sat queued (/proc/net/packet Rmem > 0), cause not found; this bounds the
+ * delay to one period either way. Only endpoints in Target are watched, so it costs nothing otherwise.
+ */
+const POLL_MS = 100;
 
 interface Watch {
   dev: string;
   handle?: object;
   retry?: NodeJS.Timeout;
+  poll?: NodeJS.Timeout;
   /** the last open error, logged once per kind */
   lastError?: string;
 }
@@ -65,11 +72,18 @@ export class MigrationWatcher {
   #start(id: string, w: Watch): void {
     this.#watches.set(id, w);
     try {
-      w.handle = native().announceWatch(w.dev, (kind) => {
+      const seen = (kind: 'rarp' | 'garp'): void => {
         if (this.#watches.get(id) !== w) return;
         this.log.info('live migration: the VM announced itself on this host', { endpoint: id, dev: w.dev, frame: kind });
         this.onAnnounce(id, kind);
-      });
+      };
+      const handle = native().announceWatch(w.dev, seen);
+      w.handle = handle;
+      w.poll = setInterval(() => {
+        const kind = native().announceWatchPoll(handle);
+        if (kind !== null) seen(kind);
+      }, POLL_MS);
+      w.poll.unref();
       this.log.info('live migration target: watching for the VM\'s announcement', { endpoint: id, dev: w.dev });
     } catch (e) {
       const code = (e as { code?: string }).code ?? (e as Error).message;
@@ -91,6 +105,7 @@ export class MigrationWatcher {
   #stop(id: string, w: Watch): void {
     this.#watches.delete(id);
     clearTimeout(w.retry);
+    clearInterval(w.poll);
     if (w.handle !== undefined) {
       try {
         native().announceWatchClose(w.handle);
