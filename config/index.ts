@@ -24,6 +24,7 @@ export {
   type WorkloadEndpoint, type WorkloadEndpointSpec, type ClusterInformation, type ClusterInformationSpec,
   type BlockAffinity, type BlockAffinitySpec, type AffinityState, type IPAMBlock, type IPAMBlockSpec,
   type AllocationAttribute, type LogSeverity,
+  type LiveMigration, type LiveMigrationSpec, type LiveMigrationRef, type FelixConfiguration, type FelixConfigurationSpec,
 } from './resources.js';
 export { Model, type ChangeEvent, type ChangeType } from './model.js';
 export { PLURALS, ETCD_PREFIX, parseKey, decodeEtcd, etcdKey, etcdValueOf, type KeyInfo, type Decoded } from './keys.js';

@@ -22,6 +22,9 @@ export const PLURALS: Readonly<Record<Exclude<Kind, 'BlockAffinity' | 'IPAMBlock
   WorkloadEndpoint: 'workloadendpoints',
   ClusterInformation: 'clusterinformations',
   BFDConfiguration: 'bfdconfigurations',
+  // libcalico-go/lib/backend/model/resource.go registers both under these plurals
+  LiveMigration: 'livemigrations',
+  FelixConfiguration: 'felixconfigurations',
 };
 const BY_PLURAL = new Map(Object.entries(PLURALS).map(([k, p]) => [p, k as Kind]));
 

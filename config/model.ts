@@ -4,8 +4,8 @@
 import { isDeepStrictEqual } from 'node:util';
 import {
   KINDS, resourceId, type BGPConfiguration, type BGPFilter, type BGPPeer, type BlockAffinity, type CalicoNode,
-  type ClusterInformation, type IPAMBlock, type IPPool, type Kind, type Resource, type ResourceOf,
-  type WorkloadEndpoint,
+  type ClusterInformation, type FelixConfigurationSpec, type IPAMBlock, type IPPool, type Kind, type LiveMigration,
+  type Resource, type ResourceOf, type WorkloadEndpoint,
 } from './resources.js';
 
 export type ChangeType = 'added' | 'updated' | 'deleted';
@@ -147,6 +147,14 @@ export class Model {
     return node === undefined ? all : all.filter((a) => a.spec.node === node);
   }
   ipamBlocks(): IPAMBlock[] { return this.list('IPAMBlock'); }
+  liveMigrations(): LiveMigration[] { return this.list('LiveMigration'); }
+  /**
+   * Felix's live-migration settings for one node: FelixConfiguration node.<name> over "default", field by field
+   * (Felix's own precedence, felix/config/config_params.go: per-host config beats the global one).
+   */
+  felixConfiguration(node: string): FelixConfigurationSpec {
+    return { ...this.get('FelixConfiguration', 'default')?.spec, ...this.get('FelixConfiguration', `node.${node}`)?.spec };
+  }
 
   /**
    * Calico's readiness gate: when ClusterInformation "default" exists, nothing

@@ -18,7 +18,7 @@ import {
 
 export const KINDS = [
   'BGPConfiguration', 'Node', 'BGPPeer', 'IPPool', 'BGPFilter', 'WorkloadEndpoint', 'ClusterInformation',
-  'BlockAffinity', 'IPAMBlock', 'BFDConfiguration',
+  'BlockAffinity', 'IPAMBlock', 'BFDConfiguration', 'LiveMigration', 'FelixConfiguration',
 ] as const;
 export type Kind = (typeof KINDS)[number];
 
@@ -207,16 +207,54 @@ export interface IPAMBlockSpec {
 }
 export type IPAMBlock = Res<'IPAMBlock', IPAMBlockSpec>;
 
+/**
+ * Names one workload (endpointID absent) or one of its endpoints, as Felix matches them against its
+ * WorkloadEndpoint keys (felix/calc/live_migration_calculator.go): hostname is the node (ignored for orchestrator
+ * "k8s", where namespace/pod is unique already), workloadID is "<namespace>/<workload or pod>".
+ */
+export interface LiveMigrationRef {
+  hostname: string;
+  orchestratorID: string;
+  workloadID: string;
+  endpointID: string;
+}
+
+/**
+ * A live migration in progress (libcalico-go/lib/apis/internalapi/livemigration.go; etcd key
+ * /calico/resources/v3/projectcalico.org/livemigrations/<namespace>/<name>). networking-calico writes one per
+ * migrating Neutron port, named after the destination WorkloadEndpoint, with both sides given as workloadEndpoint
+ * (networking-calico endpoints.py live_migration_spec); KubeVirt clusters give a workload source and a selector
+ * target instead. Exactly one field is set on each side; a side may be absent early in a migration.
+ */
+export interface LiveMigrationSpec {
+  source?: { workload?: LiveMigrationRef; workloadEndpoint?: LiveMigrationRef };
+  target?: { selector?: Selector; workloadEndpoint?: LiveMigrationRef };
+}
+export type LiveMigration = Res<'LiveMigration', LiveMigrationSpec>;
+
+/**
+ * The few FelixConfiguration fields that decide how a live migration is routed (felix/config/config_params.go):
+ * the kernel metric of a migrated workload's routes while the move settles, and how long it stays elevated after
+ * the migration completes. Every other field is Felix's and not read.
+ */
+export interface FelixConfigurationSpec {
+  ipv4ElevatedRoutePriority?: number;
+  ipv6ElevatedRoutePriority?: number;
+  /** milliseconds */
+  liveMigrationRouteConvergenceTime?: number;
+}
+export type FelixConfiguration = Res<'FelixConfiguration', FelixConfigurationSpec>;
+
 export type Resource =
   | BGPConfiguration | CalicoNode | BGPPeer | IPPool | BGPFilter | WorkloadEndpoint | ClusterInformation
-  | BlockAffinity | IPAMBlock | BFDConfiguration;
+  | BlockAffinity | IPAMBlock | BFDConfiguration | LiveMigration | FelixConfiguration;
 /** Calico Enterprise's BFD settings (config/bfd.ts) */
 export type BFDConfiguration = Res<'BFDConfiguration', BFDConfigurationSpec>;
 
 export type ResourceOf<K extends Kind> = Extract<Resource, { kind: K }>;
 
 /** Kinds whose metadata.namespace is part of their identity. */
-export const NAMESPACED: ReadonlySet<Kind> = new Set<Kind>(['WorkloadEndpoint']);
+export const NAMESPACED: ReadonlySet<Kind> = new Set<Kind>(['WorkloadEndpoint', 'LiveMigration']);
 
 /**
  * The identity of a resource inside its kind: the name; "namespace/name" for
@@ -225,7 +263,8 @@ export const NAMESPACED: ReadonlySet<Kind> = new Set<Kind>(['WorkloadEndpoint'])
  */
 export function resourceId(r: Resource): string {
   switch (r.kind) {
-    case 'WorkloadEndpoint': return `${r.metadata.namespace ?? ''}/${r.metadata.name}`;
+    case 'WorkloadEndpoint':
+    case 'LiveMigration': return `${r.metadata.namespace ?? ''}/${r.metadata.name}`;
     case 'BlockAffinity': return `${r.spec.node}/${r.spec.cidr}`;
     case 'IPAMBlock': return r.spec.cidr;
     default: return r.metadata.name;
@@ -661,6 +700,57 @@ function workloadEndpointSpec(c: Checker, s: Obj, path: Path, meta: Metadata): W
   return out;
 }
 
+function liveMigrationRef(c: Checker, v: unknown, path: Path, workloadOnly: boolean): LiveMigrationRef {
+  const x = c.object(v, path, workloadOnly ? ['hostname', 'orchestratorID', 'workloadID'] : ['hostname', 'orchestratorID', 'workloadID', 'endpointID']);
+  const ref: LiveMigrationRef = {
+    hostname: c.opt(x, 'hostname', path, str) ?? '',
+    orchestratorID: c.opt(x, 'orchestratorID', path, str) ?? '',
+    workloadID: c.opt(x, 'workloadID', path, str) ?? '',
+    endpointID: workloadOnly ? '' : c.opt(x, 'endpointID', path, str) ?? '',
+  };
+  if (ref.workloadID === '') c.error([...path, 'workloadID'], 'is required to name the migrating workload');
+  return ref;
+}
+
+/** LiveMigrationSource/Target: the CRD marks each ExactlyOneOf; two set is an error, none is a side not yet known. */
+function liveMigrationSpec(c: Checker, s: Obj, path: Path): LiveMigrationSpec {
+  c.object(s, path, ['source', 'target']);
+  const out: LiveMigrationSpec = {};
+  const one = (side: Obj, p: Path, keys: string[]): void => {
+    const set = keys.filter((k) => side[k] !== undefined && side[k] !== null);
+    if (set.length > 1) c.error(p, `exactly one of ${keys.join(', ')} may be set, not ${set.join(' and ')}`);
+  };
+  if (s.source !== undefined && s.source !== null) {
+    const p = [...path, 'source'];
+    const src = c.object(s.source, p, ['workload', 'workloadEndpoint']);
+    one(src, p, ['workload', 'workloadEndpoint']);
+    out.source = {};
+    if (src.workload != null) out.source.workload = liveMigrationRef(c, src.workload, [...p, 'workload'], true);
+    if (src.workloadEndpoint != null) out.source.workloadEndpoint = liveMigrationRef(c, src.workloadEndpoint, [...p, 'workloadEndpoint'], false);
+  }
+  if (s.target !== undefined && s.target !== null) {
+    const p = [...path, 'target'];
+    const tgt = c.object(s.target, p, ['selector', 'workloadEndpoint']);
+    one(tgt, p, ['selector', 'workloadEndpoint']);
+    out.target = {};
+    set(out.target, 'selector', c.opt(tgt, 'selector', p, selector));
+    if (tgt.workloadEndpoint != null) out.target.workloadEndpoint = liveMigrationRef(c, tgt.workloadEndpoint, [...p, 'workloadEndpoint'], false);
+  }
+  return out;
+}
+
+const routePriority = int(1, 2147483646);
+
+/** Only the live-migration fields are read; the rest of FelixConfiguration is Felix's own and passes unchecked. */
+function felixConfigurationSpec(c: Checker, s: Obj, path: Path): FelixConfigurationSpec {
+  c.object(s, path, Object.keys(s));
+  const out: FelixConfigurationSpec = {};
+  set(out, 'ipv4ElevatedRoutePriority', c.opt(s, 'ipv4ElevatedRoutePriority', path, routePriority));
+  set(out, 'ipv6ElevatedRoutePriority', c.opt(s, 'ipv6ElevatedRoutePriority', path, routePriority));
+  set(out, 'liveMigrationRouteConvergenceTime', c.opt(s, 'liveMigrationRouteConvergenceTime', path, parseDuration));
+  return out;
+}
+
 function clusterInformationSpec(c: Checker, s: Obj, path: Path): ClusterInformationSpec {
   c.object(s, path, ['clusterGUID', 'clusterType', 'calicoVersion', 'datastoreReady', 'variant', 'calicoEnterpriseVersion', 'cnxVersion']);
   const out: ClusterInformationSpec = {};
@@ -739,7 +829,7 @@ export function ipamBlockSpec(c: Checker, s: Obj, path: Path): IPAMBlockSpec {
 
 function metadata(c: Checker, v: unknown, kind: Kind): Metadata {
   const m = c.object(v, ['metadata'], META_FIELDS, { required: true });
-  const nameParse = kind === 'WorkloadEndpoint' || kind === 'BlockAffinity' || kind === 'IPAMBlock' || kind === 'BGPConfiguration' || kind === 'Node'
+  const nameParse = kind === 'WorkloadEndpoint' || kind === 'LiveMigration' || kind === 'FelixConfiguration' || kind === 'BlockAffinity' || kind === 'IPAMBlock' || kind === 'BGPConfiguration' || kind === 'Node'
     ? (x: unknown): string => {
       const s = str(x);
       if (s === '' || s.length > 253 || /[/\s]/.test(s)) throw new ValueError(`"${s}" is not a valid name (no "/" or spaces, at most 253 characters)`);
@@ -789,7 +879,7 @@ export function validateResource(raw: unknown, opts: { unknownKeys?: 'error' | '
   if (kind === undefined) return result;
   const meta = metadata(c, top.metadata, kind);
   const sp: Path = ['spec'];
-  const spec = c.object(top.spec, sp, [], { required: kind !== 'ClusterInformation' && kind !== 'BGPConfiguration' });
+  const spec = c.object(top.spec, sp, [], { required: kind !== 'ClusterInformation' && kind !== 'BGPConfiguration' && kind !== 'FelixConfiguration' });
   // c.object above reported every key as unknown; drop those, the kind's own reader checks keys.
   for (let i = c.problems.length - 1; i >= 0; i--) {
     const p = c.problems[i];
@@ -810,6 +900,8 @@ export function validateResource(raw: unknown, opts: { unknownKeys?: 'error' | '
     case 'IPPool': res = { kind, metadata: meta, spec: ipPoolSpec(c, spec, sp) }; break;
     case 'BGPFilter': res = { kind, metadata: meta, spec: bgpFilterSpec(c, spec, sp) }; break;
     case 'WorkloadEndpoint': res = { kind, metadata: meta, spec: workloadEndpointSpec(c, spec, sp, meta) }; break;
+    case 'LiveMigration': res = { kind, metadata: meta, spec: liveMigrationSpec(c, spec, sp) }; break;
+    case 'FelixConfiguration': res = { kind, metadata: meta, spec: felixConfigurationSpec(c, spec, sp) }; break;
     case 'ClusterInformation': {
       if (meta.name !== 'default') c.warn(['metadata', 'name'], `only the "default" ClusterInformation is used, not "${meta.name}"`);
       res = { kind, metadata: meta, spec: clusterInformationSpec(c, spec, sp) };

@@ -28,11 +28,13 @@ import { Programmer, formatAddress, type RouteView } from '../fib/index.js';
 import { ControlError, ControlServer } from './control/index.js';
 import type { FibEntryJson, FibJson, FibRouteJson, PathJson, PeerJson, PeerStateName, PeerType, PolicyVerdictJson, ReloadJson, RouteJson, StatusJson } from './ctl/types.js';
 import {
-  DESCRIPTIVE_PEER_FIELDS, NodeController, kernelPolicy, type ControllerDiff, type DesiredPeer, type Origination,
+  BIRD_INT_MAX, DEFAULT_NORMAL_ROUTE_PRIORITY, DESCRIPTIVE_PEER_FIELDS, NodeController, kernelPolicy, type ControllerDiff,
+  type DesiredPeer, type Origination,
 } from './controller/index.js';
 import { originationAttributes, peerOptionsFor, prefixBytes, sortByPrefix, speakerIdentity, type SpeakerIdentity } from './daemon/mapping.js';
 import { RouteTable } from './daemon/routes.js';
 import { PolicyWiring, RULE_KINDS } from './daemon/policy.js';
+import { MigrationWatcher } from './daemon/migration.js';
 import { LoopMonitor, ReadinessGate, startHttpServer, type HttpEndpoint } from './http.js';
 import { createLogger, parseLogLevel, type Logger, type LogLevel } from './log.js';
 import { Metrics, PEER_STATES, type FibRouteCounts, type PeerState } from './metrics.js';
@@ -122,6 +124,10 @@ export class Daemon {
   #configuredLevel: LogLevel;
   #counterSnapshot = new Map<string, Record<string, number>>();
   #metricsTimer: NodeJS.Timeout | undefined;
+  /** live migration: watches target interfaces for the VM's announcement, wakes TimeWait ends */
+  readonly #migration: MigrationWatcher;
+  /** a learned path with LOCAL_PREF above this (per family) overrides a local workload route: an elevated one */
+  #overrideAbove = { 4: BIRD_INT_MAX - DEFAULT_NORMAL_ROUTE_PRIORITY, 6: BIRD_INT_MAX - DEFAULT_NORMAL_ROUTE_PRIORITY };
 
   constructor(cfg: DaemonConfig, o: DaemonOptions = {}) {
     this.cfg = cfg;
@@ -133,6 +139,9 @@ export class Daemon {
     this.policy = new PolicyWiring((msg, fields) => this.log.warn(msg, fields));
     this.fib = cfg.fib.enabled ? new Programmer({ table: cfg.fib.table, protocol: cfg.fib.protocol }) : undefined;
     this.routes = new RouteTable(this.fib);
+    this.#migration = new MigrationWatcher(this.log,
+      (id) => this.#applyMigration(this.controller.migrationAnnounced(id)),
+      () => this.#applyMigration(this.controller.migrationTick()));
     this.metrics.fibRoutesSource(() => this.#fibCounts());
   }
 
@@ -224,6 +233,7 @@ export class Daemon {
       clearTimeout(this.#syncTimer);
       clearInterval(this.#syncPoll);
       clearInterval(this.#metricsTimer);
+      this.#migration.close();
       const step = async (what: string, f: () => Promise<void> | void): Promise<void> => {
         try {
           await f();
@@ -291,6 +301,7 @@ export class Daemon {
 
     this.routes.setPolicy(kernelPolicy(model, this.cfg.nodeName));
     this.policy.update(model, this.cfg.nodeName);
+    this.#setOverride(model);
     const diff = this.controller.update(model);
     this.policy.setLocalInterfaces(this.controller.state.deviceRoutes);
     const state = this.controller.state;
@@ -308,7 +319,7 @@ export class Daemon {
     const speaker = new Speaker({
       localAsn: id.asn,
       routerId: id.routerId,
-      listenAddress: id.listenAddress,
+      listenAddress: id.alsoListen !== undefined ? [id.listenAddress, id.alsoListen] : id.listenAddress,
       listenPort: id.listenPort,
       maxPaths: 16,
       // A data-centre fabric: retry a failed connection within seconds, not RFC 4271's suggested 120 s, so a
@@ -332,7 +343,7 @@ export class Daemon {
     this.speaker = speaker;
     const field = id.listenPortFrom ?? 'bgp.listen.port';
     await bindAs(field, id.listenAddress.includes(':') ? `[${id.listenAddress}]:${id.listenPort}` : `${id.listenAddress}:${id.listenPort}`, () => speaker.start());
-    log.info('BGP speaker listening', { asn: id.asn, routerId: id.routerId, address: id.listenAddress, port: speaker.port });
+    log.info('BGP speaker listening', { asn: id.asn, routerId: id.routerId, address: id.alsoListen !== undefined ? `${id.listenAddress}, ${id.alsoListen}` : id.listenAddress, port: speaker.port });
     return speaker;
   }
 
@@ -384,15 +395,22 @@ export class Daemon {
     }
     // Pools, the service ranges, programClusterRoutes and WireGuard addresses decide which learned routes go into the
     // kernel and how (src/controller/kernel.ts).
-    if (model && events.some((ev) => POLICY_KINDS.has(ev.kind))) this.routes.setPolicy(kernelPolicy(model, this.cfg.nodeName));
+    if (model && events.some((ev) => POLICY_KINDS.has(ev.kind))) {
+      this.routes.setPolicy(kernelPolicy(model, this.cfg.nodeName));
+      this.#setOverride(model);
+    }
     const rulesChanged = model !== undefined && events.some((ev) => RULE_KINDS.has(ev.kind));
     if (rulesChanged) this.policy.update(model, this.cfg.nodeName);
     const diff = this.controller.applyChanges(events);
     this.policy.setLocalInterfaces(this.controller.state.deviceRoutes);
     // BGPFilter, pools, blocks: peers whose rule lists changed get them now, without a session reset.
     if (rulesChanged && restart === undefined) this.#reapplyRules();
-    // Another node's workload changes nothing here: skip the pass over peers, announcements and routes.
-    if (restart === undefined && diffIsEmpty(diff)) return;
+    // Another node's workload changes nothing here: skip the pass over peers, announcements and routes. (A live
+    // migration's target endpoint changes nothing either until its VM announces itself, but must be watched.)
+    if (restart === undefined && diffIsEmpty(diff)) {
+      this.#migration.sync(this.controller.migrationWatches(), this.controller.migration.nextDeadline());
+      return;
+    }
     this.#applyDiff(diff, false, restart).catch((e: unknown) => this.log.error('applying datastore changes failed', { err: e }));
   }
 
@@ -404,7 +422,7 @@ export class Daemon {
     if (!this.identity) return undefined;
     const now = speakerIdentity(this.cfg, model);
     const was = this.identity;
-    const changed = (['asn', 'routerId', 'listenAddress', 'listenPort', 'clusterId'] as const).filter((k) => now[k] !== was[k]);
+    const changed = (['asn', 'routerId', 'listenAddress', 'alsoListen', 'listenPort', 'clusterId'] as const).filter((k) => now[k] !== was[k]);
     if (changed.length === 0) return undefined;
     this.identity = now; // a burst that follows does not restart the speaker a second time
     this.log.warn('the speaker\'s identity changed: restarting every BGP session', {
@@ -556,10 +574,34 @@ export class Daemon {
       this.routes.setOpen(ready);
       if (ready) this.#everReady = true;
       if (ready) this.#maybeSync();
+      this.#migration.sync(this.controller.migrationWatches(), this.controller.migration.nextDeadline());
     };
     const p = this.#queue.then(run);
     this.#queue = p.catch(() => undefined);
     return p;
+  }
+
+  /** A live-migration step (the VM announced itself, a TimeWait ended) changes announcements and routes like a datastore change. */
+  #applyMigration(diff: ControllerDiff): void {
+    if (this.#stopping || !this.#live) return;
+    if (diffIsEmpty(diff)) {
+      this.#migration.sync(this.controller.migrationWatches(), this.controller.migration.nextDeadline());
+      return;
+    }
+    this.#applyDiff(diff, false).catch((e: unknown) => this.log.error('applying a live-migration step failed', { err: e }));
+  }
+
+  /**
+   * confd's import filter (bgp_processor.go buildImportFilter): a path whose LOCAL_PREF is above 2^31-1 minus the
+   * normal route priority came from a node routing a just-migrated VM at the elevated priority; it gets BIRD's
+   * override preference and beats this node's own route to the same address (the migration's source host).
+   */
+  #setOverride(model: Model): void {
+    const cfg = model.bgpConfiguration('default')?.spec;
+    this.#overrideAbove = {
+      4: BIRD_INT_MAX - (cfg?.ipv4NormalRoutePriority ?? DEFAULT_NORMAL_ROUTE_PRIORITY),
+      6: BIRD_INT_MAX - (cfg?.ipv6NormalRoutePriority ?? DEFAULT_NORMAL_ROUTE_PRIORITY),
+    };
   }
 
   #originate(o: Origination, quiet: boolean): void {
@@ -647,7 +689,10 @@ export class Daemon {
     this.#lastBestAt = Date.now();
     for (const ev of evs) {
       if (ev.local || ev.attributes === null || ev.nextHops.length === 0) this.routes.setBgp(ev.prefix, null);
-      else this.routes.setBgp(ev.prefix, ev.nextHops);
+      else {
+        const lp = ev.attributes.localPref;
+        this.routes.setBgp(ev.prefix, ev.nextHops, lp !== undefined && lp > this.#overrideAbove[ev.afi === 2 ? 6 : 4] ? BIRD_INT_MAX - lp : undefined);
+      }
       if (this.log.isEnabled('debug')) this.log.debug('best path', { prefix: ev.prefix, nextHops: ev.nextHops, from: ev.from, local: ev.local, gone: ev.attributes === null });
     }
     // skein_fib_routes is computed when /metrics is read (fib.stats() walks every route: not per best path).
@@ -719,7 +764,8 @@ export class Daemon {
     if (!fib) return false;
     const p = prefixBytes(prefix);
     if (!p) return false;
-    const v = fib.lookup(p.family, p.addr, p.len);
+    const m = this.routes.metricOf(prefix);
+    const v = fib.lookup(p.family, p.addr, p.len, m !== undefined ? { metric: m } : undefined);
     return v !== undefined && v.kernel !== undefined && v.inSync && this.routes.desired(prefix)?.kind === 'bgp';
   }
 
@@ -863,7 +909,8 @@ export class Daemon {
         ? { type: 'device', nextHops: [], ...(d.dev !== undefined ? { dev: d.dev } : {}) }
         : d.kind === 'blackhole' ? { type: 'blackhole', nextHops: [] } : { type: 'unicast', nextHops: d.nextHops };
       const p = prefixBytes(d.prefix)!;
-      const v = fib?.lookup(p.family, p.addr, p.len);
+      const m = this.routes.metricOf(d.prefix);
+      const v = fib?.lookup(p.family, p.addr, p.len, m !== undefined ? { metric: m } : undefined);
       const kernel = v?.kernel ? kernelEntry(v, d.dev) : null;
       if (kernel) installed++;
       const state: FibRouteJson['state'] = v?.failure ? 'failed' : v?.inSync ? 'in-sync' : 'pending';

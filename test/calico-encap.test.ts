@@ -96,11 +96,13 @@ t.test('IPIP via tunl0 onlink, VXLAN left to Felix, plain via the next hop; prog
     const ipip = r?.find((y) => y.dst === '10.66.0.64/26');
     t.same([ipip?.gateway, ipip?.dev, ipip?.flags?.includes('onlink')], ['10.0.0.2', 'tunl0', true], 'IPIP pool: via 10.0.0.2 dev tunl0 onlink');
     t.notOk(r?.some((y) => y.dst === '10.67.0.64/26'), 'VXLAN pool: not programmed (Felix does it)');
-    t.ok(r?.some((y) => y.dst === '10.67.0.0/26' && y.type === 'blackhole'), 'own VXLAN block still blackholed');
+    t.notOk(r?.some((y) => y.dst === '10.67.0.0/26'), 'own VXLAN block not blackholed either: calico_kernel_programming rejects it, Felix writes it');
+    t.ok(r?.some((y) => y.dst === '10.66.0.0/26' && y.type === 'blackhole'), 'own IPIP block blackholed (BIRD programs IPIP when Enabled)');
 
     write(undefined); // programClusterRoutes back to the default, EnabledNoEncapOnly
     await until(() => !routesOf(na).some((y) => y.dst === '10.66.0.64/26'), 'host-a: the IPIP route handed to Felix', 20_000, 200);
     t.ok(routesOf(na).some((y) => y.dst === '10.65.0.64/26' && y.gateway === '10.0.0.2'), 'the plain route stays');
+    await until(() => !routesOf(na).some((y) => y.dst === '10.66.0.0/26'), 'host-a: its IPIP block\'s blackhole handed to Felix too', 20_000, 200);
   } catch (e) {
     for (const [h, lines] of logs) t.comment(`--- ${h}\n${lines.slice(-20).join('\n')}`);
     throw e;

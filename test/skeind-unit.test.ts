@@ -201,7 +201,7 @@ t.test('router ID and speaker identity', async (t) => {
   const node = (extra = ''): string => `apiVersion: projectcalico.org/v3\nkind: Node\nmetadata: { name: host-a }\nspec: { bgp: { ipv4Address: 10.0.0.1/24, ipv6Address: "fd00::1/64"${extra} } }\n`;
   t.same(speakerIdentity(cfg, model(node())), { asn: 64512, routerId: '10.0.0.1', listenAddress: '::', listenPort: 1179, v4: '10.0.0.1', v6: 'fd00::1' }, 'defaults');
   const withCfg = `${node(', asNumber: 65010')}---\napiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: { name: default }\nspec: { asNumber: 65000, listenPort: 2179, bindMode: NodeIP }\n`;
-  t.same(speakerIdentity(cfg, model(withCfg)), { asn: 65010, routerId: '10.0.0.1', listenAddress: '10.0.0.1', listenPort: 2179, listenPortFrom: 'BGPConfiguration default spec.listenPort', v4: '10.0.0.1', v6: 'fd00::1' }, 'node AS, listenPort (and where it comes from), bindMode NodeIP');
+  t.same(speakerIdentity(cfg, model(withCfg)), { asn: 65010, routerId: '10.0.0.1', listenAddress: '10.0.0.1', alsoListen: 'fd00::1', listenPort: 2179, listenPortFrom: 'BGPConfiguration default spec.listenPort', v4: '10.0.0.1', v6: 'fd00::1' }, 'node AS, listenPort (and where it comes from), bindMode NodeIP: both node addresses on a dual-stack node (bird and bird6)');
   const perNode = `${withCfg}---\napiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: { name: node.host-a }\nspec: { listenPort: 3179 }\n`;
   t.equal(speakerIdentity(cfg, model(perNode)).listenPort, 3179, 'node.<name> listenPort wins');
 });

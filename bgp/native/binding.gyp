@@ -3,7 +3,7 @@
   "targets": [
     {
       "target_name": "skein_native",
-      "sources": ["skein_native.c"],
+      "sources": ["skein_native.c", "announce_watch.c"],
       "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fvisibility=hidden"],
       "defines": ["NAPI_VERSION=8"]
     }

@@ -12,6 +12,8 @@
  *  - BFD (RFC 5881 §5) must discard UDP packets whose TTL / hop limit is not
  *    255; node:dgram cannot read a datagram's TTL (no IP_RECVTTL ancillary
  *    data), so a classic BPF socket filter makes the kernel drop them.
+ *  - A live-migrated VM's RARP / gratuitous ARP needs an AF_PACKET socket
+ *    (announce_watch.c).
  *
  * Plain C against Node-API (ABI-stable), no dependencies. Every argument is
  * checked here: a wrong type or value throws a TypeError (code
@@ -559,6 +561,9 @@ static void set_const(napi_env env, napi_value obj, const char *name, int value)
   if (napi_create_int32(env, value, &v) == napi_ok) napi_set_named_property(env, obj, name, v);
 }
 
+/* announce_watch.c: AF_PACKET watch for a migrated VM's RARP / gratuitous ARP */
+void skein_register_announce_watch(napi_env env, napi_value exports);
+
 static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor fns[] = {
       {"socket", NULL, Socket, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -572,6 +577,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"attachMinTtlFilter", NULL, AttachMinTtlFilter, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns) != napi_ok) return NULL;
+  skein_register_announce_watch(env, exports);
 
   /* The kernel's numbers, straight from the headers this was compiled with. */
   napi_value c;

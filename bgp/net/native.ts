@@ -21,6 +21,15 @@ export interface NativeAddon {
   sdNotify(socketPath: string, state: string): boolean;
   /** drop datagrams whose TTL / hop limit is below minTtl (1..255), by a BPF socket filter */
   attachMinTtlFilter(fd: number, minTtl: number): void;
+  /**
+   * Watch an interface for a live-migrated VM's RARP or gratuitous ARP (bgp/native/announce_watch.c); the callback
+   * runs on the main thread per wake-up. Throws with code ENODEV when the interface does not exist.
+   */
+  announceWatch(ifname: string, callback: (kind: 'rarp' | 'garp') => void): object;
+  /** Stop a watch (idempotent). */
+  announceWatchClose(handle: object): void;
+  /** Drain a watch now: the kind of announcement queued, or null. */
+  announceWatchPoll(handle: object): 'rarp' | 'garp' | null;
   readonly constants: NativeConstants;
 }
 

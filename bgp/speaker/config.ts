@@ -106,8 +106,11 @@ export interface SpeakerOptions {
   readonly localAsn: number;
   /** dotted quad */
   readonly routerId: string;
-  /** default '::' (dual stack); null: do not listen at all */
-  readonly listenAddress?: string | null;
+  /**
+   * default '::' (dual stack); several: one listener each, on one port (Calico's bindMode NodeIP on a dual-stack
+   * node: bird listens on the IPv4 node address, bird6 on the IPv6 one); null: do not listen at all
+   */
+  readonly listenAddress?: string | readonly string[] | null;
   /** default 179 */
   readonly listenPort?: number;
   /** seconds; default 90 */

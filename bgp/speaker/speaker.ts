@@ -102,7 +102,8 @@ export class Speaker extends EventEmitter {
   readonly localAsn: number;
   readonly routerId: number;
   private readonly peers = new Map<string, Peer>();
-  private server: net.Server | null = null;
+  /** one listener per listen address (bindMode NodeIP on a dual-stack node: both node addresses) */
+  private servers: net.Server[] = [];
   private running = false;
   private flushScheduled = false;
   /** UPDATE octets received since the peers were last pumped (see PUMP_EVERY_OCTETS) */
@@ -153,16 +154,26 @@ export class Speaker extends EventEmitter {
   async start(): Promise<void> {
     if (this.running) return;
     if (this.opts.listenAddress !== null) {
-      const server = net.createServer({ noDelay: true, pauseOnConnect: false }, (s) => this.accept(s));
-      server.on('error', (e) => this.log('error', `listener: ${e.message}`));
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen({ host: this.opts.listenAddress ?? '::', port: this.opts.listenPort ?? 179 }, () => {
-          server.off('error', reject);
-          resolve();
-        });
-      });
-      this.server = server;
+      const hosts = this.listenHosts();
+      for (const host of hosts) {
+        const server = net.createServer({ noDelay: true, pauseOnConnect: false }, (s) => this.accept(s));
+        server.on('error', (e) => this.log('error', `listener: ${e.message}`));
+        try {
+          await new Promise<void>((resolve, reject) => {
+            server.once('error', reject);
+            // With several addresses they all take the port of the first (listenPort 0: whatever it got).
+            server.listen({ host, port: this.servers.length > 0 ? this.port : this.opts.listenPort ?? 179 }, () => {
+              server.off('error', reject);
+              resolve();
+            });
+          });
+        } catch (e) {
+          for (const x of this.servers) x.close();
+          this.servers = [];
+          throw e;
+        }
+        this.servers.push(server);
+      }
       for (const p of this.peers.values()) {
         this.applyListenerMd5(p, p.opts.md5Key ?? null);
         this.applyListenerTtl(p.opts);
@@ -180,7 +191,7 @@ export class Speaker extends EventEmitter {
 
   /** The port actually listened on (useful with listenPort 0). */
   get port(): number {
-    const a = this.server?.address();
+    const a = this.servers[0]?.address();
     return a && typeof a === 'object' ? a.port : 0;
   }
 
@@ -196,9 +207,9 @@ export class Speaker extends EventEmitter {
     for (const p of this.peers.values()) this.clearGrTimer(p);
     for (const p of this.peers.values()) p.llgr.clear();
     for (const p of this.peers.values()) this.shutPeer(p, o);
-    const server = this.server;
-    this.server = null;
-    if (server) await new Promise<void>((r) => server.close(() => r()));
+    const servers = this.servers;
+    this.servers = [];
+    await Promise.all(servers.map((server) => new Promise<void>((r) => server.close(() => r()))));
   }
 
   private shutPeer(p: Peer, o: StopOptions): void {
@@ -220,7 +231,7 @@ export class Speaker extends EventEmitter {
     const coreId = this.rib.addPeer(this.coreConfig(o, address, null));
     const p = new Peer(o, address, coreId, this.newFsm(o));
     this.peers.set(address, p);
-    if (this.server) {
+    if (this.servers.length > 0) {
       this.applyListenerMd5(p, o.md5Key ?? null);
       this.applyListenerTtl(o);
     }
@@ -290,7 +301,7 @@ export class Speaker extends EventEmitter {
     if (p.timer) clearTimeout(p.timer);
     p.timer = null;
     this.rib.removePeer(p.coreId);
-    if (this.server && p.opts.md5Key !== undefined) this.applyListenerMd5(p, null);
+    if (this.servers.length > 0 && p.opts.md5Key !== undefined) this.applyListenerMd5(p, null);
     this.peers.delete(p.address);
     this.scheduleFlush();
     this.checkDeferral();
@@ -1106,9 +1117,15 @@ export class Speaker extends EventEmitter {
 
   /** Dial from the listen address when it is a specific address of the peer's family (so the peer recognises us). */
   private defaultSource(peer: string): string | undefined {
+    return this.listenHosts().find((l) => l !== '::' && l !== '0.0.0.0' && isIpv4(l) === isIpv4(peer));
+  }
+
+  /** The addresses to listen on ('::' when none is configured). */
+  private listenHosts(): string[] {
     const l = this.opts.listenAddress;
-    if (!l || l === '::' || l === '0.0.0.0') return undefined;
-    return isIpv4(l) === isIpv4(peer) ? l : undefined;
+    if (l === null) return [];
+    if (l === undefined) return ['::'];
+    return typeof l === 'string' ? [l] : l.length > 0 ? [...l] : ['::'];
   }
 
   private close(c: Connection): void {
@@ -1321,11 +1338,16 @@ export class Speaker extends EventEmitter {
   }
 
   private applyListenerMd5(p: Peer, key: Buffer | string | null): void {
-    if (!this.server || (key === null && p.opts.md5Key === undefined)) return;
-    try {
-      setListenerMd5(this.server, p.address, key);
-    } catch (e) {
-      this.log('error', `TCP MD5 key on the listener: ${(e as Error).message}`, p.address);
+    if (key === null && p.opts.md5Key === undefined) return;
+    for (const server of this.servers) {
+      // A listener on a specific address of the other family never sees this peer.
+      const a = server.address();
+      if (a && typeof a === 'object' && a.address !== '::' && a.address !== '0.0.0.0' && isIpv4(a.address) !== isIpv4(p.address)) continue;
+      try {
+        setListenerMd5(server, p.address, key);
+      } catch (e) {
+        this.log('error', `TCP MD5 key on the listener: ${(e as Error).message}`, p.address);
+      }
     }
   }
 
@@ -1338,9 +1360,9 @@ export class Speaker extends EventEmitter {
    * without GTSM.
    */
   private applyListenerTtl(o: PeerOptions): void {
-    if (!this.server || o.ttlSecurity === undefined || this.listenerTtlSet) return;
+    if (this.servers.length === 0 || o.ttlSecurity === undefined || this.listenerTtlSet) return;
     try {
-      setTtl(fdOf(this.server), 255);
+      for (const server of this.servers) setTtl(fdOf(server), 255);
       this.listenerTtlSet = true;
     } catch (e) {
       this.log('error', `TTL 255 on the listener: ${(e as Error).message}`);

@@ -12,12 +12,17 @@ import { Model, type ChangeEvent } from '../../config/index.js';
 import { comparePeers, derivePeersIn, PeerContext, type DesiredPeer } from './peers.js';
 import { compareNets, parseNet } from './ip.js';
 import { deriveOriginations, type Blackhole, type DeviceRoute, type Origination } from './originate.js';
+import { DEFAULT_CONVERGENCE_MS, MigrationTracker, endpointId, migrationRoles, type MigrationState } from './migration.js';
 
 export {
   derivePeers, derivePeersIn, PeerContext, protocolName, comparePeers, DEFAULT_AS,
   type DesiredPeer, type PeerType, type PeerSource, type Reflection,
 } from './peers.js';
 export { kernelPolicy, type KernelPolicy, type KernelDecision } from './kernel.js';
+export {
+  migrationRoles, MigrationTracker, BIRD_INT_MAX, DEFAULT_ELEVATED_ROUTE_PRIORITY, DEFAULT_NORMAL_ROUTE_PRIORITY,
+  DEFAULT_CONVERGENCE_MS, type MigrationRole, type MigrationState,
+} from './migration.js';
 export {
   deriveOriginations, type Origination, type OriginKind, type Blackhole, type DeviceRoute, type Originations,
 } from './originate.js';
@@ -61,9 +66,9 @@ export interface ControllerDiff {
  */
 export const DESCRIPTIVE_PEER_FIELDS: readonly string[] = ['name', 'type', 'sources', 'peerNode', 'reflection'];
 
-/** Derive the whole state of one node from a Model. */
-export function deriveState(model: Model, nodeName: string): ControllerState {
-  const o = deriveOriginations(model, nodeName);
+/** Derive the whole state of one node from a Model (and the live-migration states of its endpoints). */
+export function deriveState(model: Model, nodeName: string, migration?: ReadonlyMap<string, MigrationState>): ControllerState {
+  const o = deriveOriginations(model, nodeName, migration);
   return {
     ready: model.datastoreReady(),
     peers: derivePeersIn(new PeerContext(model), nodeName),
@@ -130,6 +135,7 @@ export function applyDiff(state: ControllerState, d: ControllerDiff): Controller
 }
 
 const none = <T>(): SetDiff<T> => ({ added: [], changed: [], removed: [] });
+const emptyDiff = (): ControllerDiff => ({ peers: none(), announce: none(), blackholes: none(), deviceRoutes: none() });
 
 /** Kinds whose changes can alter what `node` derives, given one change event. */
 function concerns(ev: ChangeEvent, node: string): boolean {
@@ -157,8 +163,28 @@ function concerns(ev: ChangeEvent, node: string): boolean {
 export class NodeController {
   private current: ControllerState = { ready: true, peers: [], announce: [], blackholes: [], deviceRoutes: [] };
   private model: Model = new Model();
+  /** Felix's live-migration state machine for this node's endpoints (src/controller/migration.ts) */
+  readonly migration: MigrationTracker;
 
-  constructor(readonly nodeName: string) {}
+  constructor(readonly nodeName: string, now: () => number = Date.now) {
+    this.migration = new MigrationTracker(DEFAULT_CONVERGENCE_MS, now);
+  }
+
+  /** The VM of a live-migration target endpoint announced itself (GARP/RARP) on this host. */
+  migrationAnnounced(endpointId: string): ControllerDiff {
+    return this.migration.announced(endpointId) ? this.recompute(false) : emptyDiff();
+  }
+
+  /** Ends live-migration TimeWaits that are due; see migration.nextDeadline() for when to call it. */
+  migrationTick(): ControllerDiff {
+    return this.migration.tick() ? this.recompute(false) : emptyDiff();
+  }
+
+  /** The interfaces to watch for a migrated VM's announcement: endpoint id → interface name. */
+  migrationWatches(): Map<string, string> {
+    const ifs = new Map(this.model.workloadEndpoints(this.nodeName).map((w) => [endpointId(w), w.spec.interfaceName]));
+    return this.migration.watching(ifs);
+  }
 
   get state(): ControllerState {
     return this.current;
@@ -178,12 +204,17 @@ export class NodeController {
       else if (ev.resource !== undefined) this.model.set(ev.resource);
       relevant ||= concerns(ev, this.nodeName);
     }
-    if (!relevant) return { peers: none(), announce: none(), blackholes: none(), deviceRoutes: none() };
+    if (!relevant) return emptyDiff();
     return this.recompute();
   }
 
-  private recompute(): ControllerDiff {
-    const next = deriveState(this.model, this.nodeName);
+  private recompute(rolesMayChange = true): ControllerDiff {
+    if (rolesMayChange) {
+      const m = this.model;
+      this.migration.convergenceMs = m.felixConfiguration(this.nodeName).liveMigrationRouteConvergenceTime ?? DEFAULT_CONVERGENCE_MS;
+      this.migration.setRoles(migrationRoles(m, this.nodeName), new Set(m.workloadEndpoints(this.nodeName).map(endpointId)));
+    }
+    const next = deriveState(this.model, this.nodeName, this.migration.states);
     const d = diffStates(this.current, next);
     this.current = next;
     return d;

@@ -35,6 +35,7 @@
 //   calico_kernel_programming).
 import type { Model, WorkloadEndpoint } from '../../config/index.js';
 import { compareNets, netWithin, parseNet, type Family, type Net } from './ip.js';
+import { BIRD_INT_MAX, DEFAULT_ELEVATED_ROUTE_PRIORITY, endpointId, type MigrationState } from './migration.js';
 
 export type OriginKind = 'block' | 'borrowed' | 'service';
 
@@ -74,6 +75,11 @@ export interface DeviceRoute {
   scope: 'link';
   /** the WorkloadEndpoint ("namespace/name") it routes to */
   workload: string;
+  /**
+   * Set while a live migration settles on this host (Felix's Live and TimeWait states): Felix gives the route the
+   * elevated priority (kernel metric, default 512) instead of the normal one.
+   */
+  elevated?: true;
 }
 
 export interface Originations {
@@ -106,7 +112,12 @@ function net(cidr: string): Net {
 
 const KIND_RANK: Record<OriginKind, number> = { block: 0, borrowed: 1, service: 2 };
 
-export function deriveOriginations(model: Model, nodeName: string): Originations {
+/**
+ * `migration`: the live-migration state of this node's endpoints (MigrationTracker.states, by endpoint id); an
+ * endpoint in Target gets no route and no announcement, one in Live or TimeWait gets its routes at the elevated
+ * priority and announces them at the matching LOCAL_PREF, outside the block aggregation (src/controller/migration.ts).
+ */
+export function deriveOriginations(model: Model, nodeName: string, migration?: ReadonlyMap<string, MigrationState>): Originations {
   const pools: Pool[] = model.ipPools().map((p) => ({ net: net(p.spec.cidr), exportable: !p.spec.disableBGPExport }));
   const inPool = (n: Net): boolean => pools.some((p) => netWithin(n, p.net));
   // [ipam] reject_disabled_pools() runs before anything may accept.
@@ -114,7 +125,8 @@ export function deriveOriginations(model: Model, nodeName: string): Originations
 
   const announce = new Map<string, Origination>();
   const cfg = model.bgpConfiguration('default')?.spec;
-  const BIRD_INT_MAX = 2147483647; // confd's template.BirdIntMaxValue
+  const felix = model.felixConfiguration(nodeName);
+  const elevatedPref = (f: 4 | 6): number => BIRD_INT_MAX - ((f === 4 ? felix.ipv4ElevatedRoutePriority : felix.ipv6ElevatedRoutePriority) ?? DEFAULT_ELEVATED_ROUTE_PRIORITY);
   const localPref = (f: 4 | 6): number => BIRD_INT_MAX - ((f === 4 ? cfg?.ipv4NormalRoutePriority : cfg?.ipv6NormalRoutePriority) ?? 1024);
   const add = (prefix: string, n: Net, kind: OriginKind, source: string): void => {
     const have = announce.get(prefix);
@@ -144,6 +156,10 @@ export function deriveOriginations(model: Model, nodeName: string): Originations
   const deviceRoutes = new Map<string, DeviceRoute>();
   for (const w of model.workloadEndpoints(nodeName)) {
     const id = workloadId(w);
+    const lm = migration?.get(id);
+    // Felix's Target state: the VM still runs on the source; no route here, so nothing to announce either.
+    if (lm === 'target') continue;
+    const elevated = lm === 'live' || lm === 'timeWait';
     // Floating IPs: networking-calico writes them as ipNATs; Felix routes each external IP to the workload's
     // interface like its own addresses (always for OpenStack endpoints; felix/dataplane/linux/endpoint_mgr.go
     // calculateRoutes) and DNATs it there, and BIRD exports that route when it lies in a pool. Same here.
@@ -154,7 +170,18 @@ export function deriveOriginations(model: Model, nodeName: string): Originations
       // Two endpoints claiming one address (a VM mid-migration, stale data): the
       // first by id keeps it, so the answer does not depend on arrival order.
       if (!deviceRoutes.has(prefix) && w.spec.interfaceName !== '') {
-        deviceRoutes.set(prefix, { key: prefix, prefix, family: n.family, interface: w.spec.interfaceName, scope: 'link', workload: id });
+        const r: DeviceRoute = { key: prefix, prefix, family: n.family, interface: w.spec.interfaceName, scope: 'link', workload: id };
+        if (elevated) r.elevated = true;
+        deviceRoutes.set(prefix, r);
+      }
+      if (elevated) {
+        // calico_aggr lets a route below the normal priority out of the block's aggregation; its LOCAL_PREF is
+        // 2^31-1 minus the elevated metric, above every normal path (bgp_processor.go buildExportFilter).
+        if (!inPool(n) || blocked(n)) continue;
+        add(prefix, n, 'borrowed', `WorkloadEndpoint/${id} (live migration)`);
+        const o = announce.get(prefix)!;
+        o.localPref = Math.max(o.localPref, elevatedPref(n.family));
+        continue;
       }
       // [aggr] calico_aggr rejects what lies under a confirmed block; [ipam] the
       // pool rule accepts the rest (borrowed addresses, OpenStack VMs without IPAM).
@@ -221,7 +248,7 @@ function communityRules(model: Model, nodeName: string): CommunityRule[] {
   return (nodeList.length > 0 ? nodeList : globalList).map((x) => ({ net: net(x.cidr), communities: x.communities }));
 }
 
-const workloadId = (w: WorkloadEndpoint): string => `${w.metadata.namespace ?? ''}/${w.metadata.name}`;
+const workloadId = (w: WorkloadEndpoint): string => endpointId(w);
 
 function compareTuples(a: number[], b: number[]): number {
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return (a[i] as number) - (b[i] as number);

@@ -116,6 +116,8 @@ export interface SpeakerIdentity {
   asn: number;
   routerId: string;
   listenAddress: string;
+  /** bindMode NodeIP on a dual-stack node: the IPv6 node address, listened on as well */
+  alsoListen?: string;
   listenPort: number;
   /** the setting the port comes from, for a bind error (skein.yaml bgp.listen.port when absent) */
   listenPortFrom?: string;
@@ -128,7 +130,9 @@ export interface SpeakerIdentity {
 /**
  * AS, router ID and listen socket of this node's speaker. AS: the Node's own asNumber, else the default
  * BGPConfiguration's, else Calico's default 64512. Port: BGPConfiguration `node.<name>` listenPort, else
- * `default`'s, else skein.yaml. bindMode NodeIP binds the node's address (IPv4 when it has one).
+ * `default`'s, else skein.yaml. bindMode NodeIP binds the node's addresses: confd gives bird the IPv4 one and bird6
+ * the IPv6 one (bgp_processor.go: ListenAddress per IP version; bird.cfg.template and bird6.cfg.template `listen bgp
+ * address`), so a dual-stack node listens on both.
  */
 export function speakerIdentity(cfg: DaemonConfig, model: Model): SpeakerIdentity {
   const node = model.node(cfg.nodeName);
@@ -138,10 +142,12 @@ export function speakerIdentity(cfg: DaemonConfig, model: Model): SpeakerIdentit
   const asn = node?.spec.bgp?.asNumber ?? def?.asNumber ?? DEFAULT_AS;
   const listenPort = mine?.listenPort ?? def?.listenPort ?? cfg.bgp.listen.port;
   let listenAddress = cfg.bgp.listen.address;
-  if (def?.bindMode === 'NodeIP') listenAddress = v4 ?? v6 ?? listenAddress;
+  const nodeIP = def?.bindMode === 'NodeIP';
+  if (nodeIP) listenAddress = v4 ?? v6 ?? listenAddress;
   const out: SpeakerIdentity = { asn, routerId: routerIdFor(cfg.bgp.routerId, v4, cfg.nodeName), listenAddress, listenPort };
   if (mine?.listenPort !== undefined) out.listenPortFrom = `BGPConfiguration node.${cfg.nodeName} spec.listenPort`;
   else if (def?.listenPort !== undefined) out.listenPortFrom = 'BGPConfiguration default spec.listenPort';
+  if (nodeIP && v4 !== undefined && v6 !== undefined) out.alsoListen = v6;
   if (v4 !== undefined) out.v4 = v4;
   if (v6 !== undefined) out.v6 = v6;
   // Calico marks a route reflector by giving its Node a cluster ID; the speaker uses it in CLUSTER_LIST and in

@@ -7,7 +7,7 @@
 // Learned routes pass the kernel policy first (src/controller/kernel.ts: Calico's kernel export filter for
 // encapsulated pools, service ranges and WireGuard): rejected ones are kept here but not written, tunnelled ones go
 // via tunl0 onlink.
-import type { NextHop, Programmer, Target } from '../../fib/index.js';
+import type { NextHop, Placement, Programmer, Target } from '../../fib/index.js';
 import type { KernelPolicy } from '../controller/index.js';
 import { addressBytes, bgpTarget, prefixBytes, type PrefixBytes } from './mapping.js';
 
@@ -17,11 +17,21 @@ interface Entry {
   p: PrefixBytes;
   device?: { dev: string; target: Target };
   blackhole?: boolean;
+  /** the kernel policy rejects this prefix: its blackhole is not written (Felix writes it) */
+  blackholeRejected?: boolean;
   bgp?: { nextHops: string[]; target: Target };
   /** the best path's next hops as the speaker gave them, whatever the kernel policy decided */
   learned?: string[];
+  /**
+   * The best path is elevated (a live migration's target announces it): it beats the local device route and goes
+   * into the kernel at this metric, 2^31-1 minus its LOCAL_PREF, as confd's SetMetricForBGPRoutes has BIRD write it
+   * (so beside Felix it sits below Felix's own route to the local copy of the VM instead of replacing it).
+   */
+  override?: number;
   /** the target last handed to the Programmer (undefined: nothing) */
   written?: Target;
+  /** the metric it was written at (undefined: the Programmer's default) */
+  writtenMetric?: number;
 }
 
 export interface DesiredRoute {
@@ -78,16 +88,22 @@ export class RouteTable {
     if (!e) return;
     if (on) e.blackhole = true;
     else delete e.blackhole;
+    this.#judgeBlackhole(prefix, e);
     this.#changed(prefix, e);
   }
 
-  /** A BGP best path (next hops), or null when the prefix has none we can install. */
-  setBgp(prefix: string, nextHops: readonly string[] | null): void {
+  /**
+   * A BGP best path (next hops), or null when the prefix has none we can install. `override`: the path is elevated
+   * (a live migration's target announces it) and wins over a local workload route; the value is its kernel metric.
+   */
+  setBgp(prefix: string, nextHops: readonly string[] | null, override?: number): void {
     this.#stale?.delete(prefix);
     const e = this.#entry(prefix, nextHops !== null);
     if (!e) return;
     if (nextHops === null) delete e.learned;
     else e.learned = [...nextHops];
+    if (nextHops !== null && override !== undefined) e.override = override;
+    else delete e.override;
     this.#applyPolicy(prefix, e);
     this.#changed(prefix, e);
   }
@@ -97,11 +113,24 @@ export class RouteTable {
     if (this.#policy?.key === policy.key) return;
     this.#policy = policy;
     for (const [k, e] of [...this.#entries]) {
-      if (e.learned === undefined) continue;
+      if (e.learned === undefined && !e.blackhole) continue;
       const before = e.bgp?.target;
-      this.#applyPolicy(k, e);
-      if (e.bgp?.target !== before) this.#changed(k, e);
+      const bhBefore = e.blackholeRejected;
+      if (e.learned !== undefined) this.#applyPolicy(k, e);
+      this.#judgeBlackhole(k, e);
+      if (e.bgp?.target !== before || e.blackholeRejected !== bhBefore) this.#changed(k, e);
     }
+  }
+
+  /**
+   * The static blackholes of affine blocks go through the same kernel export filter as learned routes in Calico's
+   * BIRD (calico_kernel_programming sees every route of BIRD's table): a block of a VXLAN pool, or of an IPIP pool
+   * whose cluster routes Felix programs, is rejected there — Felix writes that blackhole itself (with its own
+   * protocol, at the same metric: two writers would replace each other's route).
+   */
+  #judgeBlackhole(prefix: string, e: Entry): void {
+    if (e.blackhole && this.#policy?.decide(prefix, []) === 'reject') e.blackholeRejected = true;
+    else delete e.blackholeRejected;
   }
 
   #applyPolicy(prefix: string, e: Entry): void {
@@ -128,6 +157,11 @@ export class RouteTable {
     t = { hops };
     this.#bgpTargets.set(key, t);
     return t;
+  }
+
+  /** The metric the prefix's route was written at, when not the Programmer's default (an elevated path). */
+  metricOf(prefix: string): number | undefined {
+    return this.#entries.get(prefix)?.writtenMetric;
   }
 
   /** The winning route of a prefix. */
@@ -198,22 +232,34 @@ export class RouteTable {
   }
 
   #write(prefix: string, e: Entry): void {
-    const want = e.device?.target ?? (e.blackhole ? BLACKHOLE : undefined) ?? e.bgp?.target;
-    if (want === e.written) return;
+    const elevated = e.override !== undefined && e.bgp !== undefined;
+    const want = (elevated ? e.bgp?.target : undefined) ?? e.device?.target ?? (e.blackhole && !e.blackholeRejected ? BLACKHOLE : undefined) ?? e.bgp?.target;
+    const metric = elevated ? e.override : undefined;
+    if (want === e.written && metric === e.writtenMetric) return;
     const fib = this.#fib;
+    const at = (m: number | undefined): Placement | undefined => (m === undefined ? undefined : { metric: m });
     if (fib) {
-      if (want === undefined) fib.remove(e.p.family, e.p.addr, e.p.len);
-      else fib.set(e.p.family, e.p.addr, e.p.len, want);
+      // A new metric is another kernel route: the old one goes first.
+      if (e.written !== undefined && metric !== e.writtenMetric) fib.remove(e.p.family, e.p.addr, e.p.len, at(e.writtenMetric));
+      if (want !== undefined) fib.set(e.p.family, e.p.addr, e.p.len, want, at(metric));
+      else if (e.written !== undefined && metric === e.writtenMetric) fib.remove(e.p.family, e.p.addr, e.p.len, at(metric));
     }
-    if (want === undefined) delete e.written;
-    else e.written = want;
+    if (want === undefined) {
+      delete e.written;
+      delete e.writtenMetric;
+    } else {
+      e.written = want;
+      if (metric === undefined) delete e.writtenMetric;
+      else e.writtenMetric = metric;
+    }
     if (!e.device && !e.blackhole && !e.bgp && e.learned === undefined) this.#entries.delete(prefix);
   }
 }
 
 function view(prefix: string, e: Entry): DesiredRoute | undefined {
+  if (e.override !== undefined && e.bgp) return { prefix, kind: 'bgp', target: e.bgp.target, nextHops: e.bgp.nextHops };
   if (e.device) return { prefix, kind: 'device', target: e.device.target, nextHops: [], dev: e.device.dev };
-  if (e.blackhole) return { prefix, kind: 'blackhole', target: BLACKHOLE, nextHops: [] };
+  if (e.blackhole && !e.blackholeRejected) return { prefix, kind: 'blackhole', target: BLACKHOLE, nextHops: [] };
   if (e.bgp) return { prefix, kind: 'bgp', target: e.bgp.target, nextHops: e.bgp.nextHops };
   return undefined;
 }

@@ -1,0 +1,221 @@
+// skein against Calico+BIRD, host by host (issue 13): three hosts, a plain pool, an IPIP pool (Always), an IPIP pool
+// (CrossSubnet) and a VXLAN pool, programClusterRoutes Enabled (so BIRD programs the IPIP routes). First every host
+// runs BIRD 2 configured as confd renders its templates for this datastore (configFor below); the kernel routes of
+// every host are recorded. Then host-b's BIRD is replaced by skeind on the same datastore, and the routes are
+// recorded again: host-b must have what BIRD had (same destinations, blackholes, gateways, devices, onlink; only the
+// protocol number and metric differ), and host-a and host-c — still BIRD — must not see a difference either.
+//
+// BIRD 2 instead of Calico's BIRD 1.6 fork: the fork's `krt_tunnel = "tunl0"` is written with BIRD 2's route
+// attributes `ifname = "tunl0"; onlink = true;` (the route the fork installs: via the peer, dev tunl0, onlink), and the
+// templates' BIRD 1 protocol syntax becomes channels. Everything else follows node/filesystem/etc/calico/confd/
+// templates (bird.cfg, bird_aggr.cfg, bird_ipam.cfg) and confd/pkg/backends/calico/bgp_processor.go (processIPPool,
+// extraStatementForKernelProgrammingIPIPNoEncap, SetMetricForBGPRoutes).
+import t from 'tap';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { requires } from './helpers/env.js';
+import { Bird } from './helpers/bird.js';
+import { Lab, nsExec, nsSpawn, until } from './helpers/netns.js';
+
+const root = join(import.meta.dirname, '..');
+const skeind = join(root, 'dist/src/skeind.js');
+const v3 = 'projectcalico.org/v3';
+const AS = 64512;
+
+const POOLS = [
+  { name: 'plain', cidr: '10.65.0.0/16', ipipMode: 'Never', vxlanMode: 'Never' },
+  { name: 'ipip', cidr: '10.66.0.0/16', ipipMode: 'Always', vxlanMode: 'Never' },
+  { name: 'cross', cidr: '10.68.0.0/16', ipipMode: 'CrossSubnet', vxlanMode: 'Never' },
+  { name: 'vxlan', cidr: '10.67.0.0/16', ipipMode: 'Never', vxlanMode: 'Always' },
+] as const;
+const HOSTS = [
+  { name: 'host-a', ip: '10.0.0.1', n: 0 },
+  { name: 'host-b', ip: '10.0.0.2', n: 1 },
+  { name: 'host-c', ip: '10.0.0.3', n: 2 },
+] as const;
+type Host = (typeof HOSTS)[number];
+const SUBNET = '10.0.0.0/24';
+// krt_tunnel="tunl0" in BIRD 2 words: setting ifname drops the gateway, so it is put back, onlink.
+// (the recipe of BIRD's own change log for an IP-in-IP overlay, commit 7144c9ca)
+// Only for learned routes: the fork ignores krt_tunnel on the node's own blackholes, BIRD 2 cannot give them a gateway.
+const TUNNEL = 'if (defined(bgp_next_hop)) then { ifname = "tunl0"; onlink = true; gw = bgp_next_hop; }';
+const blocksOf = (h: Host): string[] => POOLS.map((p) => `${p.cidr.split('.').slice(0, 2).join('.')}.${h.n}.0/26`);
+
+function resources(): string {
+  const docs: unknown[] = [
+    { apiVersion: v3, kind: 'BGPConfiguration', metadata: { name: 'default' }, spec: { asNumber: AS, nodeToNodeMeshEnabled: true, programClusterRoutes: 'Enabled' } },
+    ...POOLS.map((p) => ({ apiVersion: v3, kind: 'IPPool', metadata: { name: p.name }, spec: { cidr: p.cidr, blockSize: 26, ipipMode: p.ipipMode, vxlanMode: p.vxlanMode } })),
+  ];
+  for (const h of HOSTS) {
+    docs.push({ apiVersion: v3, kind: 'Node', metadata: { name: h.name }, spec: { bgp: { ipv4Address: `${h.ip}/24` } } });
+    for (const b of blocksOf(h)) docs.push({ apiVersion: v3, kind: 'BlockAffinity', metadata: { name: `${h.name}-${b.replace(/[./]/g, '-')}` }, spec: { node: h.name, cidr: b, state: 'confirmed', deleted: 'false' } });
+  }
+  return docs.map((d) => `---\n${JSON.stringify(d)}\n`).join('');
+}
+
+/** BIRD 2 as confd would configure `h` for resources() (see the header for the two translations from BIRD 1). */
+function configFor(h: Host): string {
+  const blocks = blocksOf(h);
+  // processIPPool for the kernel: VXLAN rejected; IPIP (programClusterRoutes Enabled) with the tunnel statement;
+  // plain accepted. Statements sorted as confd sorts them (the pools do not overlap, so order does not matter).
+  const kernelPool = POOLS.map((p) => {
+    if (p.vxlanMode !== 'Never') return `  if (net ~ ${p.cidr}) then { reject; }`;
+    if (p.ipipMode === 'Always') return `  if (net ~ ${p.cidr}) then { ${TUNNEL} accept; }`;
+    if (p.ipipMode === 'CrossSubnet') return `  if (net ~ ${p.cidr}) then { if (defined(bgp_next_hop) && (bgp_next_hop ~ ${SUBNET})) then accept; ${TUNNEL} accept; }`;
+    return `  if (net ~ ${p.cidr}) then { accept; }`;
+  }).sort();
+  const lines = [
+    `router id ${h.ip};`,
+    'log stderr { warning, error, fatal, bug };',
+    'protocol device { scan time 2; }',
+    // bird.cfg: direct routes of every interface but the workloads' and kube-ipvs0. BIRD 2's kernel protocol would
+    // write them back as duplicates of the kernel's own connected routes (the 1.6 fork does not): kept out below.
+    'protocol direct { ipv4; interface -"cali*", -"kube-ipvs*", "*"; }',
+    // bird_aggr.cfg: a blackhole per affine block, and calico_aggr().
+    `protocol static { ipv4; ${blocks.map((b) => `route ${b} blackhole;`).join(' ')} }`,
+    'function calico_aggr() {',
+    ...blocks.flatMap((b) => [`  if (net = ${b}) then { accept; }`, `  if (net ~ ${b}) then { reject; }`]),
+    '}',
+    // bird_ipam.cfg: calico_export_to_bgp_peers(); every pool is exported (VXLAN ones too).
+    'function calico_export_to_bgp_peers() {',
+    '  calico_aggr();',
+    ...POOLS.map((p) => `  if (net ~ ${p.cidr}) then { accept; }`),
+    '}',
+    'filter calico_kernel_programming {',
+    '  if (source = RTS_DEVICE) then reject;',
+    // SetMetricForBGPRoutes
+    '  if (source = RTS_BGP) then {',
+    '    krt_metric = 1024;',
+    '    if (defined(bgp_local_pref)) then krt_metric = 2147483647 - bgp_local_pref;',
+    '  }',
+    ...kernelPool,
+    '  accept;',
+    '}',
+    'protocol kernel { ipv4 { import all; export filter calico_kernel_programming; }; learn; persist; scan time 2; graceful restart; merge paths on; }',
+    // bird.cfg bgp_template and the mesh peers; export: confd's export filter sets LOCAL_PREF from the metric
+    // (buildExportFilter) before calico_export_to_bgp_peers.
+    'template bgp bgp_template {',
+    `  local as ${AS};`,
+    '  graceful restart;',
+    '  connect delay time 2;',
+    '  connect retry time 5;',
+    '  error wait time 5, 30;',
+    '  ipv4 { gateway recursive; add paths on; import all;',
+    '    export filter { if (source = RTS_BGP && defined(bgp_local_pref)) then krt_metric = 2147483647 - bgp_local_pref; else { if (!defined(krt_metric)) then krt_metric = 1024; bgp_local_pref = 2147483647 - krt_metric; } calico_export_to_bgp_peers(); reject; };',
+    '  };',
+    '}',
+  ];
+  for (const p of HOSTS) {
+    if (p === h) continue;
+    lines.push(`protocol bgp Mesh_${p.ip.replace(/\./g, '_')} from bgp_template { neighbor ${p.ip} as ${AS}; source address ${h.ip};${p.n > h.n ? ' passive on;' : ''} }`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+interface KRoute { dst: string; type?: string; gateway?: string; dev?: string; flags?: string[]; protocol?: string; metric?: number }
+/** The routes a routing daemon wrote (BIRD: "bird"; skein: 171), normalised to what must match. */
+function daemonRoutes(ns: string): { key: string[]; metric: Record<string, number> } {
+  const all = JSON.parse(nsExec(ns, 'ip', ['-j', 'route', 'show', 'table', 'main'])) as KRoute[];
+  const mine = all.filter((r) => r.protocol === 'bird' || r.protocol === '171' || r.protocol === 'skein');
+  const metric: Record<string, number> = {};
+  for (const r of mine) metric[r.dst] = r.metric ?? 0;
+  return {
+    key: mine.map((r) => [r.dst, r.type ?? 'unicast', r.gateway ? `via ${r.gateway}` : '', r.dev ? `dev ${r.dev}` : '', r.flags?.includes('onlink') ? 'onlink' : ''].filter(Boolean).join(' ')).sort(),
+    metric,
+  };
+}
+
+t.test('an IPIP pool and a VXLAN pool: skein\'s host has the kernel routes Calico+BIRD would produce', async (t) => {
+  if (!requires(t, { root: true, commands: ['bird', 'birdc'] })) return;
+  const lab = new Lab();
+  const dir = mkdtempSync(join(tmpdir(), 'skeind-c2bird-'));
+  const procs: ChildProcess[] = [];
+  const birds = new Map<string, Bird>();
+  const logs: string[] = [];
+  t.teardown(async () => {
+    for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+    for (const b of birds.values()) await b.stop();
+    lab.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const fabric = lab.ns('fab');
+  nsExec(fabric, 'ip', ['link', 'add', 'br0', 'type', 'bridge']);
+  nsExec(fabric, 'ip', ['link', 'set', 'br0', 'up']);
+  const nsOf = new Map<string, string>();
+  for (const h of HOSTS) {
+    const ns = lab.ns(h.name.slice(-1));
+    nsOf.set(h.name, ns);
+    lab.link(fabric, ns, `p${h.n}`, 'eth0');
+    nsExec(fabric, 'ip', ['link', 'set', `p${h.n}`, 'master', 'br0']);
+    lab.addr(ns, 'eth0', `${h.ip}/24`);
+    if (!nsExec(ns, 'ip', ['-br', 'link']).includes('tunl0')) {
+      try {
+        nsExec(ns, 'ip', ['link', 'add', 'tunl0', 'type', 'ipip']);
+      } catch {
+        nsExec(ns, 'ip', ['link', 'add', 'tunl0', 'type', 'veth', 'peer', 'name', 'tunl0p']);
+        nsExec(ns, 'ip', ['link', 'set', 'tunl0p', 'up']);
+      }
+    }
+    nsExec(ns, 'ip', ['link', 'set', 'tunl0', 'up']);
+    // Felix gives tunl0 an address from the node's IPIP block (BIRD also needs it to treat tunl0 as up).
+    lab.addr(ns, 'tunl0', `10.66.${h.n}.1/32`);
+  }
+  // Every host: its own three blackholes (plain, IPIP, CrossSubnet; not VXLAN), the other hosts' plain and
+  // CrossSubnet blocks via the peer, their IPIP blocks via the peer on tunl0 onlink, and nothing of the VXLAN pool.
+  const expectedCount = 3 + 2 * 3;
+  const settled = (ns: string): boolean => daemonRoutes(ns).key.length === expectedCount;
+
+  try {
+    // 1. The reference: BIRD everywhere.
+    for (const h of HOSTS) {
+      const b = new Bird(nsOf.get(h.name)!);
+      birds.set(h.name, b);
+      await b.start(configFor(h));
+    }
+    for (const h of HOSTS) await until(() => settled(nsOf.get(h.name)!), `${h.name}: BIRD programmed ${expectedCount} routes`, 60_000, 250);
+    const reference = new Map(HOSTS.map((h) => [h.name, daemonRoutes(nsOf.get(h.name)!)]));
+    t.same(reference.get('host-b')!.key, [
+      '10.65.0.0/26 unicast via 10.0.0.1 dev eth0', '10.65.1.0/26 blackhole', '10.65.2.0/26 unicast via 10.0.0.3 dev eth0',
+      '10.66.0.0/26 unicast via 10.0.0.1 dev tunl0 onlink', '10.66.1.0/26 blackhole', '10.66.2.0/26 unicast via 10.0.0.3 dev tunl0 onlink',
+      '10.68.0.0/26 unicast via 10.0.0.1 dev eth0', '10.68.1.0/26 blackhole', '10.68.2.0/26 unicast via 10.0.0.3 dev eth0',
+    ], 'the reference is what Calico programs (checks the BIRD rendering itself)');
+
+    // 2. host-b: skeind instead of BIRD, same datastore.
+    const hb = nsOf.get('host-b')!;
+    await birds.get('host-b')!.stop();
+    birds.delete('host-b');
+    nsExec(hb, 'ip', ['route', 'flush', 'proto', 'bird']);
+    t.same(daemonRoutes(hb).key, [], 'host-b starts clean');
+    const resFile = join(dir, 'resources.yaml');
+    writeFileSync(resFile, resources());
+    const cfg = join(dir, 'host-b.yaml');
+    writeFileSync(cfg, `nodeName: host-b\ndatastore: { type: file, path: ${resFile} }\ncontrol: { socket: ${join(dir, 'host-b.sock')} }\nmetrics: { listen: "" }\n`);
+    const child = nsSpawn(hb, 'node', [skeind, '--config', cfg]);
+    procs.push(child);
+    child.stdout!.on('data', (d: Buffer) => logs.push(...d.toString().split('\n').filter(Boolean)));
+    child.stderr!.on('data', (d: Buffer) => logs.push(`stderr: ${d.toString()}`));
+    await until(() => settled(hb), 'host-b: skein programmed its routes', 90_000, 250);
+    for (const h of ['host-a', 'host-c']) {
+      await until(() => birds.get(h)!.protocol('Mesh_10_0_0_2').bgpState === 'Established', `${h}: BIRD's session to skein Established`, 60_000, 250);
+    }
+    // Let BIRD's graceful-restart stale paths be replaced by skein's announcements.
+    await until(() => ['host-a', 'host-c'].every((h) => birds.get(h)!.routes('protocol', 'Mesh_10_0_0_2').length === 4), 'BIRD hosts learned host-b\'s four blocks from skein (every pool is exported)', 60_000, 250);
+    for (const h of HOSTS) {
+      const now = daemonRoutes(nsOf.get(h.name)!);
+      t.same(now.key, reference.get(h.name)!.key, `${h.name}: the same kernel routes as with BIRD on host-b`);
+    }
+    const mb = daemonRoutes(hb).metric;
+    const rb = reference.get('host-b')!.metric;
+    // Calico's fork writes learned routes at 2^31-1 minus their LOCAL_PREF (1024 for normal ones); this BIRD 2 wrote its
+    // kernel protocol's metric; skein writes its own (fib/, default 0). Not part of the comparison: reported.
+    t.comment(`known difference, not compared: metrics on host-b — BIRD 2 ${JSON.stringify(rb)}; skein ${JSON.stringify(mb)}`);
+    t.ok(birds.get('host-a')!.routes('10.67.1.0/26').length === 1, 'skein still announces its VXLAN block (Calico exports VXLAN pools; only the kernel skips them)');
+  } catch (e) {
+    t.comment(`--- host-b skeind\n${logs.slice(-25).join('\n')}`);
+    for (const [h, b] of birds) t.comment(`--- ${h} BIRD\n${b.log.slice(-2000)}`);
+    throw e;
+  }
+});
