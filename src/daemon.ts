@@ -927,6 +927,9 @@ function pathJsonOf(p: SpeakerPathJson): PathJson {
     communities: p.communities,
     largeCommunities: p.largeCommunities,
     reason: p.reason,
+    usable: p.usable,
+    unusableReason: p.unusableReason,
+    unusableCode: p.unusableCode,
   };
 }
 

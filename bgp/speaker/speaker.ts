@@ -27,6 +27,8 @@ import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { connectWithOptions, fdOf, setListenerMd5, setTtl, setTtlSecurity } from '../net/index.js';
 import { RibCore } from '../rib/core.js';
+import { NextHopTable } from '../rib/next-hop.js';
+import type { Reachability } from '../rib/next-hop.js';
 import type { BestChange, OutBatch, PeerConfig, PrefixKey } from '../rib/core.js';
 import { buildCapabilities, collisionWinner } from '../session/negotiate.js';
 import type { NegotiatedSession } from '../session/negotiate.js';
@@ -99,6 +101,8 @@ const clock = { now: (): number => performance.now() };
  */
 export class Speaker extends EventEmitter {
   readonly rib: RibCore;
+  /** next-hop validity and reachability (next-hop.ts), fed by setReachability */
+  readonly nextHops = new NextHopTable();
   readonly localAsn: number;
   readonly routerId: number;
   private readonly peers = new Map<string, Peer>();
@@ -135,6 +139,7 @@ export class Speaker extends EventEmitter {
       onPolicyError: (e) =>
         this.log('error', `${e.which} policy failed for ${prefixText(e.prefix)}: ${String(e.error)}; route rejected`, e.peer.address),
     });
+    this.rib.setNextHopCheck((nh) => this.nextHops.check(nh));
     // Best-path changes are recorded only while someone listens for them (see RibCore.setBestTracking).
     this.rib.setBestTracking(false);
     this.on('newListener', (ev: string | symbol) => {
@@ -1272,11 +1277,32 @@ export class Speaker extends EventEmitter {
 
   // ------------------------------------------------------------------ core glue
 
+  /**
+   * What this host reaches without BGP, and its own addresses (the daemon reads them from the kernel); null: stop
+   * checking resolution. Paths whose next hop became unresolvable lose their place in the decision (RFC 4271
+   * §9.1.2), and ones that became resolvable regain it; returns the number of prefixes re-decided.
+   */
+  setReachability(r: Reachability | null): number {
+    this.nextHops.setReachability(r);
+    const n = this.rib.recheckNextHops();
+    if (n > 0) this.scheduleFlush();
+    return n;
+  }
+
+  /** Our end of a session is our address: a next hop equal to it is semantically incorrect (RFC 4271 §6.3). */
+  private noteOwnAddress(address: string | undefined): void {
+    if (address === undefined) return;
+    const before = this.nextHops.check([address]);
+    this.nextHops.addSessionAddress(address);
+    if (before?.code !== 'own-address' && this.rib.recheckNextHops() > 0) this.scheduleFlush();
+  }
+
   /** The core's view of a peer; next hops come from the session's own address when one is up. */
   private coreConfig(o: PeerOptions, address: string, c: Connection | null): PeerConfig {
     const local = c?.socket?.localAddress !== undefined ? normalizeAddress(c.socket.localAddress) : undefined;
     const v4 = o.nextHop4 ?? (local !== undefined && isIpv4(local) ? local : this.opts.nextHop4);
     const v6 = o.nextHop6 ?? (local !== undefined && !isIpv4(local) ? local : this.opts.nextHop6);
+    this.noteOwnAddress(local);
     const importPolicy = o.importPolicy;
     const exportPolicy = o.exportPolicy;
     return {
