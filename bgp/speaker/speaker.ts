@@ -51,6 +51,8 @@ import type { LocalRestartJson, PeerJson, RouteJson } from './json.js';
 import { longLivedTimes, peerGrJson, secondsLeft } from './llgr.js';
 import type { GracefulRestartJson } from './llgr.js';
 import { Connection, Peer } from './peer.js';
+import { StallWatch } from './stall.js';
+import type { StallEvent } from './stall.js';
 import type { BestEvent, EndOfRibEvent, PeerInfo, PeerStateEvent, StaleEvent, StopOptions } from './types.js';
 
 /** most batches one pump takes before yielding to other peers and to received data */
@@ -122,6 +124,11 @@ export class Speaker extends EventEmitter {
    */
   private deferring: boolean;
   private deferTimer: NodeJS.Timeout | null = null;
+  /** process stalls seen through late timers (stall.ts) */
+  private readonly stalls = new StallWatch((ms) => {
+    this.log('warn', `this process stalled for ${Math.round(ms)} ms (timers ran late): no peer is blamed for it; hold timers that fell due meanwhile were extended`);
+    this.emit('stall', { ms } satisfies StallEvent);
+  });
 
   constructor(opts: SpeakerOptions) {
     super();
@@ -1131,17 +1138,32 @@ export class Speaker extends EventEmitter {
     p.timer = setTimeout(() => {
       p.timer = null;
       p.timerAt = Infinity;
-      for (const c of [...p.conns]) {
-        if (c.dead) continue;
-        try {
-          this.run(p, c, c.fsm.tick(), false);
-        } catch (e) {
-          this.log('error', `internal error on a timer: ${String(e)}`, p.address);
-        }
-      }
-      this.armTimer(p);
-      this.scheduleFlush();
+      const lateMs = clock.now() - at;
+      // Node runs due timers before it polls sockets: after a stall this callback would come before the input that
+      // arrived meanwhile (the KEEPALIVE that restarts the hold timer) is read. setImmediate runs after the poll
+      // phase, so pending input is read first and the FSM judges the peer on what it really sent.
+      setImmediate(() => this.onTimer(p, at, lateMs));
     }, Math.max(0, Math.ceil(at - clock.now())));
+  }
+
+  private onTimer(p: Peer, at: number, lateMs: number): void {
+    if (p.removed) return;
+    const stalled = this.stalls.late(at, lateMs);
+    for (const c of [...p.conns]) {
+      if (c.dead) continue;
+      try {
+        if (stalled) {
+          // time in which the process could neither read nor write is not the peer's silence
+          const moved = c.fsm.forgiveStall(lateMs);
+          if (moved.length > 0) this.log('info', `${moved.join(' and ')} timer fell due during a stall of this process (${Math.round(lateMs)} ms); not expired, the peer gets that time again`, p.address);
+        }
+        this.run(p, c, c.fsm.tick(), false);
+      } catch (e) {
+        this.log('error', `internal error on a timer: ${String(e)}`, p.address);
+      }
+    }
+    this.armTimer(p);
+    this.scheduleFlush();
   }
 
   // ------------------------------------------------------------------ sending
