@@ -31,6 +31,7 @@ import {
 } from './controller/index.js';
 import { originationAttributes, peerOptionsFor, prefixBytes, sortByPrefix, speakerIdentity, type SpeakerIdentity } from './daemon/mapping.js';
 import { RouteTable } from './daemon/routes.js';
+import { KernelReachability } from './daemon/reachability.js';
 import { LoopMonitor, ReadinessGate, startHttpServer, type HttpEndpoint } from './http.js';
 import { createLogger, parseLogLevel, type Logger, type LogLevel } from './log.js';
 import { Metrics, PEER_STATES, type FibRouteCounts, type PeerState } from './metrics.js';
@@ -107,6 +108,8 @@ export class Daemon {
   readonly finished: Promise<void> = new Promise((r) => { this.#resolveFinished = r; });
   #notifiedReady = false;
   #fibSynced = false;
+  /** next-hop reachability from the kernel (only with a FIB) */
+  #reach: KernelReachability | undefined;
   #syncTimer: NodeJS.Timeout | undefined;
   #syncPoll: NodeJS.Timeout | undefined;
   #syncDeadline = 0;
@@ -180,6 +183,15 @@ export class Daemon {
       const st = fib.stats();
       this.#restarting = st.stale > 0;
       log.info('fib started: routes already in the kernel were adopted', { adopted: st.stale, table: this.cfg.fib.table, protocol: this.cfg.fib.protocol });
+      // Next-hop resolution (RFC 4271 §9.1.2) against the kernel's non-BGP routes, read before the speaker starts.
+      this.#reach = new KernelReachability({
+        onChange: (r) => {
+          const n = this.speaker?.setReachability(r) ?? 0;
+          log.info('next-hop reachability read from the kernel', { routes: r.routes.length, addresses: r.addresses.length, prefixesRedecided: n });
+        },
+        onError: (e) => log.warn('cannot read next-hop reachability from the kernel; keeping the last view', { err: e }),
+      });
+      await this.#reach.start();
     }
     this.#metricsTimer = setInterval(() => this.#sampleMetrics(), 5000);
     this.#metricsTimer.unref();
@@ -230,6 +242,7 @@ export class Daemon {
       // (RFC 4724 §4.2), as they would after kill -9; a Cease would make them withdraw our workloads everywhere.
       await step('speaker', () => this.speaker?.stop({ notify: false }));
       await step('datastore', () => this.#ds?.close());
+      this.#reach?.stop();
       await step('fib', () => this.fib?.close());
       await step('http', () => this.#http?.close());
       this.readiness.close();
@@ -309,6 +322,7 @@ export class Daemon {
       forwardingState: this.fib !== undefined,
       restarting: this.#restarting,
     });
+    if (this.#reach?.current) speaker.setReachability(this.#reach.current);
     speaker.on('peer', (ev: PeerStateEvent) => this.#onPeerState(ev));
     speaker.on('best', (evs: BestEvent[]) => this.#onBest(evs));
     speaker.on('log', (l: { level: 'info' | 'warn' | 'error'; msg: string; peer?: string }) => {
