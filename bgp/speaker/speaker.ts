@@ -52,6 +52,7 @@ import { longLivedTimes, peerGrJson, secondsLeft } from './llgr.js';
 import type { GracefulRestartJson } from './llgr.js';
 import { Connection, Peer } from './peer.js';
 import { StallWatch } from './stall.js';
+import { LogRateLimit } from './rate-limit.js';
 import type { StallEvent } from './stall.js';
 import type { BestEvent, EndOfRibEvent, PeerInfo, PeerStateEvent, StaleEvent, StopOptions } from './types.js';
 
@@ -124,6 +125,8 @@ export class Speaker extends EventEmitter {
    */
   private deferring: boolean;
   private deferTimer: NodeJS.Timeout | null = null;
+  /** log lines a remote party can cause, limited per (source, kind); suppressedByKind feeds /metrics */
+  readonly remoteLog = new LogRateLimit();
   /** process stalls seen through late timers (stall.ts) */
   private readonly stalls = new StallWatch((ms) => {
     this.log('warn', `this process stalled for ${Math.round(ms)} ms (timers ran late): no peer is blamed for it; hold timers that fell due meanwhile were extended`);
@@ -484,7 +487,8 @@ export class Speaker extends EventEmitter {
 
   /** RFC 4486 §4: Cease / Connection Rejected, then close. */
   private reject(s: net.Socket, why: string): void {
-    this.log('info', `refused: ${why}`);
+    const suppressed = this.remoteLog.take(normalizeAddress(s.remoteAddress ?? ''), 'connection-refused');
+    if (suppressed !== null) this.log('info', `refused: ${why}${suppressed > 0 ? ` (${suppressed} similar lines suppressed)` : ''}`);
     try {
       s.end(encodeNotification({ code: ErrorCode.Cease, subcode: CeaseSubcode.ConnectionRejected, data: Buffer.alloc(0) }));
     } catch {
@@ -582,7 +586,10 @@ export class Speaker extends EventEmitter {
         p.counters.prefixesReceived += msg.nlri.prefixes.length + (msg.mpReach?.nlri.prefixes.length ?? 0);
         if (msg.errorAction !== undefined) {
           p.counters.updateErrors++;
-          this.log('warn', `UPDATE error handled by ${msg.errorAction}: ${(msg.errors ?? []).map((x) => x.reason).join('; ')}`, p.address);
+          const suppressed = this.remoteLog.take(p.address, 'update-error');
+          if (suppressed !== null) {
+            this.log('warn', `UPDATE error handled by ${msg.errorAction}: ${(msg.errors ?? []).map((x) => x.reason).join('; ')}${suppressed > 0 ? ` (${suppressed} similar lines suppressed)` : ''}`, p.address);
+          }
         }
         c.pending = msg;
         this.feed(p, c, { type: 'Update' });
