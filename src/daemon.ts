@@ -35,6 +35,7 @@ import { originationAttributes, peerOptionsFor, prefixBytes, sortByPrefix, speak
 import { RouteTable } from './daemon/routes.js';
 import { PolicyWiring, RULE_KINDS } from './daemon/policy.js';
 import { MigrationWatcher } from './daemon/migration.js';
+import { KernelReachability } from './daemon/reachability.js';
 import { LoopMonitor, ReadinessGate, startHttpServer, type HttpEndpoint } from './http.js';
 import { createLogger, parseLogLevel, type Logger, type LogLevel } from './log.js';
 import { Metrics, PEER_STATES, type FibRouteCounts, type PeerState } from './metrics.js';
@@ -113,6 +114,8 @@ export class Daemon {
   readonly finished: Promise<void> = new Promise((r) => { this.#resolveFinished = r; });
   #notifiedReady = false;
   #fibSynced = false;
+  /** next-hop reachability from the kernel (only with a FIB) */
+  #reach: KernelReachability | undefined;
   #syncTimer: NodeJS.Timeout | undefined;
   #syncPoll: NodeJS.Timeout | undefined;
   #syncDeadline = 0;
@@ -195,6 +198,15 @@ export class Daemon {
       const st = fib.stats();
       this.#restarting = st.stale > 0;
       log.info('fib started: routes already in the kernel were adopted', { adopted: st.stale, table: this.cfg.fib.table, protocol: this.cfg.fib.protocol });
+      // Next-hop resolution (RFC 4271 §9.1.2) against the kernel's non-BGP routes, read before the speaker starts.
+      this.#reach = new KernelReachability({
+        onChange: (r) => {
+          const n = this.speaker?.setReachability(r) ?? 0;
+          log.info('next-hop reachability read from the kernel', { routes: r.routes.length, addresses: r.addresses.length, prefixesRedecided: n });
+        },
+        onError: (e) => log.warn('cannot read next-hop reachability from the kernel; keeping the last view', { err: e }),
+      });
+      await this.#reach.start();
     }
     this.#metricsTimer = setInterval(() => this.#sampleMetrics(), 5000);
     this.#metricsTimer.unref();
@@ -246,6 +258,7 @@ export class Daemon {
       // (RFC 4724 §4.2), as they would after kill -9; a Cease would make them withdraw our workloads everywhere.
       await step('speaker', () => this.speaker?.stop({ notify: false }));
       await step('datastore', () => this.#ds?.close());
+      this.#reach?.stop();
       await step('fib', () => this.fib?.close());
       await step('http', () => this.#http?.close());
       this.readiness.close();
@@ -335,6 +348,7 @@ export class Daemon {
       forwardingState: this.fib !== undefined,
       restarting: this.#restarting,
     });
+    if (this.#reach?.current) speaker.setReachability(this.#reach.current);
     speaker.on('peer', (ev: PeerStateEvent) => this.#onPeerState(ev));
     speaker.on('best', (evs: BestEvent[]) => this.#onBest(evs));
     speaker.on('log', (l: { level: 'info' | 'warn' | 'error'; msg: string; peer?: string }) => {
@@ -1050,6 +1064,9 @@ function pathJsonOf(p: SpeakerPathJson): PathJson {
     communities: p.communities,
     largeCommunities: p.largeCommunities,
     reason: p.reason,
+    usable: p.usable,
+    unusableReason: p.unusableReason,
+    unusableCode: p.unusableCode,
   };
 }
 

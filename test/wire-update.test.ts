@@ -178,8 +178,8 @@ t.test('MP_REACH_NLRI / MP_UNREACH_NLRI vectors (RFC 4760, RFC 2545, RFC 8950)',
   // RFC 8950 §3: IPv4 NLRI over an IPv6 next hop
   both(
     t,
-    'MP_REACH IPv4 NLRI, IPv6 next hop',
-    C4,
+    'MP_REACH IPv4 NLRI, IPv6 next hop (extended next hop advertised)',
+    { ...C4, extendedNextHopRx: new Set([IPV4_UNICAST]) },
     body('90 0e 0019 | 0001 01 10 fd000000000000000000000000000001 00 | 18 0a0001' + OA),
     upd({ attributes: OA_ATTRS, mpReach: { afi: 1, safi: 1, nextHops: ['fd00::1'], nlri: L4('10.0.1.0/24') } }),
   );
@@ -269,6 +269,16 @@ function outcome(b: string, ctx: CodecContext = C4): Outcome | undefined {
   }
 }
 
+t.test('RFC 8950: an IPv6 next hop for IPv4 NLRI is accepted only where the extended next hop capability was advertised', async (t) => {
+  const b = body('90 0e 0019 0001 01 10 fd000000000000000000000000000001 00 18 0a0001' + ORIGIN + ASPATH4);
+  const enh: CodecContext = { ...C4, extendedNextHopRx: new Set([IPV4_UNICAST]) };
+  const m = decodeUpdate(hex(b), enh);
+  t.equal(m.errorAction, undefined, 'no error with the capability');
+  t.strictSame(m.mpReach?.nextHops, ['fd00::1'], 'the IPv6 next hop is kept');
+  t.strictSame(m.mpReach?.nlri.prefixes, [parsePrefix4('10.0.1.0/24')], 'the IPv4 NLRI is read');
+  t.equal(outcome(b, { ...C4, extendedNextHopRx: new Set([IPV6_UNICAST]) })?.action, 'session-reset', 'advertised for another family only: still a reset');
+});
+
 t.test('RFC 7606 and RFC 4271 §6.3 outcomes', async (t) => {
   const cases: [string, string, CodecContext, string, number, string][] = [
     // [name, body, ctx, action, subcode, data]
@@ -313,6 +323,9 @@ t.test('RFC 7606 and RFC 4271 §6.3 outcomes', async (t) => {
     ['§7.11 MP_REACH IPv6 next hop length 12', body('90 0e 0011 0002 01 0c 000000000000000000000000 00' + ORIGIN + ASPATH4), C4, 'session-reset', 9, '900e0011000201' + '0c' + '00'.repeat(13)],
     ['§5.3 MP_REACH IPv6 prefix length 129', body('90 0e 0016 0002 01 10 fd000000000000000000000000000001 00 81' + ORIGIN + ASPATH4), C4, 'session-reset', 9, '900e0016000201' + '10fd000000000000000000000000000001' + '0081'],
     ['§5.3 MP_UNREACH prefix past the end', body('90 0f 0005 000201 40fd'), C4, 'session-reset', 9, '900f0005000201' + '40fd'],
+    ['§7.11 + RFC 8950 §3 IPv6 next hop for IPv4 NLRI, extended next hop not negotiated', body('90 0e 0019 0001 01 10 fd000000000000000000000000000001 00 18 0a0001' + ORIGIN + ASPATH4), C4, 'session-reset', 9, '900e0019000101' + '10fd000000000000000000000000000001' + '00180a0001'],
+    ['§7.11 + RFC 8950 §3 32-octet next hop for IPv4 NLRI, not negotiated', body('90 0e 0029 0001 01 20 fd000000000000000000000000000001 fe800000000000000000000000000001 00 18 0a0001' + ORIGIN + ASPATH4), C4, 'session-reset', 9, '900e0029000101' + '20fd000000000000000000000000000001fe800000000000000000000000000001' + '00180a0001'],
+    ['§7.11 IPv4 MP_REACH next hop length 5', body('90 0e 000e 0001 01 05 c000020101 00 18 0a0001' + ORIGIN + ASPATH4), C4, 'session-reset', 9, '900e000e000101' + '05c000020101' + '00180a0001'],
     ['§7.11 MP_REACH too short', body('90 0e 0003 000201'), C4, 'session-reset', 9, '900e0003000201'],
     ['MP_REACH of a family skein does not speak', body('90 0e 0005 0019 46 00 00' + ORIGIN + ASPATH4), C4, 'attribute-discard', 9, '900e0005001946' + '0000'],
     ['RFC 4271 §6.3 Withdrawn Routes Length too large', '0010 0000', C4, 'session-reset', 1, ''],
@@ -483,7 +496,9 @@ t.test('property: decode(encode(x)) equals x', async (t) => {
     ['4-octet AS + ADD-PATH', { ...CAP, extendedMessage: true }],
     ['2-octet AS + ADD-PATH', { ...CAP, as4: false, extendedMessage: true }],
   ];
-  for (const [name, ctx] of contexts) {
+  for (const [name, ctx0] of contexts) {
+    // the generator makes IPv4 NLRI with IPv6 next hops too: as if we had advertised RFC 8950 for IPv4
+    const ctx: CodecContext = { ...ctx0, extendedNextHopRx: new Set([IPV4_UNICAST]) };
     fc.assert(
       fc.property(updateArb(ctx), (u) => {
         const wire = encodeUpdate(u, ctx);

@@ -41,12 +41,16 @@
 // - unrecognised optional transitive attributes pass on with the Partial bit
 //   set, non-transitive ones are dropped (§5, §9.1.3);
 // - then the peer's export policy.
+// A path whose next hop is bad or unresolvable (next-hop.ts) stays in the table but counts for nothing: when the
+// best candidate is unusable the prefix has no best (the FIB removes it, peers get a withdrawal), and ADD-PATH
+// peers never get an unusable path (RFC 4271 §9.1.2).
 // With ADD-PATH send (RFC 7911, add-path.ts) a peer gets every candidate of
 // a prefix, or the N best, each under its own path id and each through the
 // rules above, instead of the best alone.
 import { AttrFlag, IPV4_UNICAST, IPV6_UNICAST, LLGR_STALE, NO_LLGR, SegmentType, familyKey } from '../wire/constants.js';
 import type { PathAttributes, Prefix4, Prefix6, PrefixList, UpdateMessage } from '../wire/types.js';
-import { DEFAULT_LOCAL_PREF, Path, addressSortKey, compare, selectBest } from './decision.js';
+import { DEFAULT_LOCAL_PREF, Path, addressSortKey, compare, isUsable, selectBest } from './decision.js';
+import type { NextHopVerdict } from './next-hop.js';
 import type { PathSource, Reason, Selection } from './decision.js';
 import { AttrTable } from './intern.js';
 import { AddPathOut, checkAddPathSend } from './add-path.js';
@@ -910,15 +914,22 @@ export class RibCore {
    * After a Loc-RIB entry changed: note FIB work and export the new best where
    * it differs. prevMulti null stands for [prevBest] (a lone path).
    */
-  private changed(prefix: PrefixKey, prevBest: Path | null, prevMulti: readonly Path[] | null, after: LocEntry | undefined): void {
+  private changed(prefix: PrefixKey, prevBest: Path | null, prevMulti: readonly Path[] | null, after: LocEntry | undefined, prevJudged = false): void {
     // ADD-PATH send peers see every candidate, not only the best (RFC 7911)
     for (let i = 0; i < this.apUp.length; i++) this.exportAddPath(this.apUp[i] as Peer, prefix, after);
-    const best = after === undefined ? null : after instanceof Path ? after : after.sel.best;
+    // An unusable best was no best (unless the caller judged the previous state under the verdicts of before).
+    if (!prevJudged && prevBest !== null && !isUsable(prevBest)) {
+      prevBest = null;
+      prevMulti = null;
+    }
+    const best = after === undefined ? null : usableBest(after);
     let sameMulti: boolean;
-    if (after === undefined || after instanceof Path) {
+    if (best === null) {
+      sameMulti = prevBest === null;
+    } else if (after instanceof Path) {
       sameMulti = prevMulti === null ? best === prevBest : prevMulti.length === 1 && prevMulti[0] === best;
     } else {
-      const multi = after.sel.multipath;
+      const multi = (after as Dest).sel.multipath;
       const pm = prevMulti ?? (prevBest === null ? [] : [prevBest]);
       sameMulti = multi.length === pm.length && multi.every((x, i) => x === pm[i]);
     }
@@ -939,6 +950,51 @@ export class RibCore {
     if (best === prevBest) return; // only the multipath set moved: exports follow the best alone
     const up = this.up;
     for (let i = 0; i < up.length; i++) this.exportTo(up[i] as Peer, prefix, best);
+  }
+
+  // ------------------------------------------------------------------ next hops
+
+  /**
+   * Judge the next hops of every attribute set, now and whenever one is made (next-hop.ts), or stop judging (null:
+   * every path usable). Re-decides the prefixes whose paths changed verdict.
+   */
+  setNextHopCheck(check: ((nextHops: readonly string[]) => NextHopVerdict | null) | null): number {
+    this.attrs.classify = check;
+    return this.recheckNextHops();
+  }
+
+  /**
+   * What the host can reach changed: judge every attribute set again and re-run the decision for the prefixes that
+   * have a path whose usability flipped (a new verdict with the same usability only changes what is shown). Walks
+   * the table only when some set flipped. Returns the number of prefixes re-decided.
+   */
+  recheckNextHops(): number {
+    const check = this.attrs.classify;
+    const flipped = new Set<AttrSet>();
+    for (const set of this.attrs.values()) {
+      const v = check === null || set.nextHops.length === 0 ? null : check(set.nextHops);
+      if ((v === null) !== (set.unusable === null)) flipped.add(set);
+      set.unusable = v;
+    }
+    if (flipped.size === 0) return 0;
+    // usability under the verdicts of before the change
+    const was = (p: Path): boolean => (flipped.has(p.attrs) ? !isUsable(p) : isUsable(p));
+    const todo: PrefixKey[] = [];
+    this.loc.forEach((e, prefix) => {
+      if (e instanceof Path ? flipped.has(e.attrs) : e.paths.some((x) => flipped.has(x.attrs))) todo.push(prefix);
+    });
+    for (const prefix of todo) {
+      const e = this.loc.get(prefix) as LocEntry;
+      if (e instanceof Path) {
+        this.changed(prefix, was(e) ? e : null, null, e, true);
+        continue;
+      }
+      const before = e.sel;
+      const prevBest = was(before.best) ? before.best : null;
+      e.sel = selectBest(e.paths, this.maxPaths) as Selection;
+      this.changed(prefix, prevBest, prevBest === null ? null : before.multipath, e, true);
+    }
+    return todo.length;
   }
 
   // ------------------------------------------------------------------ export
@@ -968,7 +1024,7 @@ export class RibCore {
   /** Export one Loc-RIB entry (undefined: the prefix is gone) to a peer, with or without ADD-PATH. */
   private exportEntry(p: Peer, prefix: PrefixKey, e: LocEntry | undefined): void {
     if (p.ap !== null && p.ap.families.has(familyOf(prefix))) this.exportAddPath(p, prefix, e);
-    else this.exportTo(p, prefix, e === undefined ? null : bestOf(e));
+    else this.exportTo(p, prefix, e === undefined ? null : usableBest(e));
   }
 
   /** RFC 7911: the peer's set of paths for the prefix follows the candidates (add-path.ts); each path passes exportSet. */
@@ -976,8 +1032,8 @@ export class RibCore {
     const ap = p.ap as AddPathOut;
     const fam = familyOf(prefix);
     if (!ap.families.has(fam)) return;
-    const paths = e === undefined ? [] : e instanceof Path ? [e] : e.paths;
-    const best = e === undefined ? null : bestOf(e);
+    const best = e === undefined ? null : usableBest(e);
+    const paths = best === null ? [] : e instanceof Path ? [e] : (e as Dest).paths.filter(isUsable);
     ap.update(prefix, fam, paths, best, (path) => this.exportSet(p, prefix, path), this.release);
   }
 
@@ -1168,7 +1224,7 @@ export class RibCore {
       }
     }
     const exported: PolicyVerdict[] = [];
-    const best = e === undefined ? null : bestOf(e);
+    const best = e === undefined ? null : usableBest(e);
     if (best !== null) {
       for (const p of this.up) {
         if (!p.families.has(familyOf(prefix))) continue;
@@ -1267,7 +1323,11 @@ export class RibCore {
         out.push({ prefix, afi, best: null, nextHops: [], local: false, from: null });
         continue;
       }
-      const best = bestOf(e);
+      const best = usableBest(e);
+      if (best === null) {
+        out.push({ prefix, afi, best: null, nextHops: [], local: false, from: null });
+        continue;
+      }
       let nextHops: readonly string[];
       if (e instanceof Path && e.attrs.nextHops.length <= 1) {
         nextHops = e.attrs.nextHops; // the shared frozen array: no allocation for the common case
@@ -1378,8 +1438,10 @@ export class RibCore {
 
 const REJECT: PolicyResult = Object.freeze({ accept: false });
 
-function bestOf(e: LocEntry): Path {
-  return e instanceof Path ? e : e.sel.best;
+/** The best path if it may be used (installed, advertised); null when even the best has an unusable next hop. */
+function usableBest(e: LocEntry): Path | null {
+  const b = e instanceof Path ? e : e.sel.best;
+  return isUsable(b) ? b : null;
 }
 
 function sameHops(a: readonly Path[], b: readonly Path[]): boolean {

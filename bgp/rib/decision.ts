@@ -4,6 +4,9 @@
 // the export side in core.ts.
 //
 // Steps, in order; compare() stops at the first that differs and names it:
+//  -1. next-hop           a usable path beats one whose next hop is bad or unresolvable (next-hop.ts): such a path is
+//                         excluded from the decision (§9.1.2); it ranks last so it is best only when nothing else is,
+//                         and RibCore then treats the prefix as having no best (not installed, not advertised)
 //   0. llgr-stale          a path without LLGR_STALE beats one with it, whatever the
 //                          rest says (RFC 9494 §4.4: long-lived stale paths are the least
 //                          preferred, ahead of every other step)
@@ -70,8 +73,14 @@ export class Path {
   ) {}
 }
 
+/** Our own paths are always usable; a learned one unless its attribute set carries a next-hop verdict (§9.1.2). */
+export function isUsable(p: Path): boolean {
+  return p.source.local || p.attrs.unusable === null;
+}
+
 export type Reason =
   | 'only-path'
+  | 'next-hop'
   | 'llgr-stale'
   | 'local-pref'
   | 'local'
@@ -103,6 +112,11 @@ const r = (cmp: number, reason: Reason): Comparison => ({ cmp, reason });
 export function compare(a: Path, b: Path): Comparison {
   const x = a.attrs;
   const y = b.attrs;
+  // -1
+  if (x.unusable !== y.unusable) {
+    const ua = isUsable(a);
+    if (ua !== isUsable(b)) return r(ua ? -1 : 1, 'next-hop');
+  }
   // 0
   if (x.llgrStale !== y.llgrStale) return r(x.llgrStale ? 1 : -1, 'llgr-stale');
   // 1
@@ -187,7 +201,7 @@ export function selectBest(paths: readonly Path[], maxPaths = 1): Selection | nu
   // The runner-up, for the reason: best of the rest under the same rule.
   const reason = compare(b, bestOfGroups(groupWinners(paths.filter((p) => p !== b)))).reason;
 
-  if (maxPaths <= 1) return { best: b, reason, multipath: [b] };
+  if (maxPaths <= 1 || !isUsable(b)) return { best: b, reason, multipath: [b] };
 
   // Equal-cost: ties its own group's winner (same AS, MED included) and that
   // winner ties the best (MED only if the same AS).

@@ -1,8 +1,10 @@
 // RIBs: attribute interning, the decision process, and the route-processing core.
 export { AttrSet, AttrTable, attrKey, asPathLength, neighborAs } from './intern.js';
-export { Path, compare, equalCost, selectBest, addressSortKey, DEFAULT_LOCAL_PREF } from './decision.js';
+export { Path, compare, equalCost, isUsable, selectBest, addressSortKey, DEFAULT_LOCAL_PREF } from './decision.js';
 export type { PathSource, Reason, Comparison, Selection } from './decision.js';
 export { RibCore } from './core.js';
+export { NextHopTable } from './next-hop.js';
+export type { NextHopProblem, NextHopVerdict, Reachability } from './next-hop.js';
 export type { AddPathSend } from './add-path.js';
 export type {
   PrefixKey, PeerView, Policy, PolicyResult, PolicyError, PeerConfig, CoreConfig, SessionTerms, BestChange, OutBatch, UpdateResult, RouteView,

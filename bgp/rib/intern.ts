@@ -8,6 +8,7 @@
 //
 // The fields the decision process reads are computed once here, on the set,
 // so comparing two paths never walks an AS_PATH.
+import type { NextHopVerdict } from './next-hop.js';
 import { LLGR_STALE, SegmentType } from '../wire/constants.js';
 import type { AsPathSegment, PathAttributes } from '../wire/types.js';
 
@@ -38,6 +39,11 @@ export class AttrSet {
    */
   /** per export slot (see RibCore.exportSet): the set made for it; origin is the ORIGINATOR_ID it assumed, or 0 */
   exportCache: Map<number, { readonly epoch: number; readonly set: AttrSet; readonly origin: number }> | null = null;
+  /**
+   * Why a path with this set cannot be used (next-hop.ts: bad or unresolvable next hop), or null. Decided when the
+   * set is made and again when reachability changes (RibCore.recheckNextHops); ignored for our own originations.
+   */
+  unusable: NextHopVerdict | null = null;
 
   constructor(key: string, attrs: PathAttributes, nextHops: readonly string[]) {
     this.key = key;
@@ -127,6 +133,13 @@ function freezeAttrs(a: PathAttributes): PathAttributes {
 
 export class AttrTable {
   private readonly table = new Map<string, AttrSet>();
+  /** judges the next hops of every new set (RibCore.setNextHopCheck); null: every set is usable */
+  classify: ((nextHops: readonly string[]) => NextHopVerdict | null) | null = null;
+
+  /** every live set (for re-judging next hops) */
+  values(): IterableIterator<AttrSet> {
+    return this.table.values();
+  }
 
   /** distinct attribute sets alive */
   get size(): number {
@@ -139,6 +152,7 @@ export class AttrTable {
     let set = this.table.get(key);
     if (set === undefined) {
       set = new AttrSet(key, freezeAttrs(attrs), Object.freeze([...nextHops]));
+      if (this.classify !== null && nextHops.length > 0) set.unusable = this.classify(set.nextHops);
       this.table.set(key, set);
     }
     set.refs++;

@@ -600,6 +600,24 @@ export class SessionFsm {
     return all;
   }
 
+  /**
+   * The driver could not run for a while (a stall of the process, measured by how late its timer fired): push the
+   * Hold and SendHold deadlines that fell due meanwhile to now + graceMs (at most their own interval), so that time
+   * in which we could neither read nor write is not counted against the peer. Returns the timers moved.
+   */
+  forgiveStall(graceMs: number): TimerName[] {
+    const now = this.clock.now();
+    const moved: TimerName[] = [];
+    const full: Partial<Record<TimerName, number>> = { Hold: (this.negotiated?.holdTime ?? OPEN_HOLD_MS / 1000) * 1000, SendHold: this.sendHoldMs() };
+    for (const t of ['Hold', 'SendHold'] as const) {
+      const d = this.deadlines.get(t);
+      if (d === undefined || d > now) continue;
+      this.deadlines.set(t, now + Math.min(graceMs, full[t] as number));
+      moved.push(t);
+    }
+    return moved;
+  }
+
   /** The earliest armed deadline, for the driver's single setTimeout; null when none. */
   nextDeadline(): number | null {
     let min: number | null = null;

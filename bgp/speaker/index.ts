@@ -1,6 +1,9 @@
 // The BGP speaker: sockets, timers and the glue between the session FSM and
 // the RIB core. What the daemon uses to run BGP.
 export { Speaker, notificationText, parsePrefixText, prefixText } from './speaker.js';
+export { STALL_MS } from './stall.js';
+export { LogRateLimit } from './rate-limit.js';
+export type { StallEvent } from './stall.js';
 export type { PeerCounters, PeerInfo, PeerStateEvent, BestEvent, EndOfRibEvent, StaleEvent, StopOptions } from './types.js';
 export type { GracefulRestartJson } from './llgr.js';
 export { sessionKey, normalizeAddress, FAMILY_KEYS, familyNameOf } from './config.js';

@@ -1,5 +1,6 @@
 // The JSON shapes of the CONTRACT that the speaker builds (skeinctl peers / status / routes --json): a peer, our own
 // graceful restart, a route, and one path of the Loc-RIB with where it came from and why it won or lost.
+import { isUsable } from '../rib/decision.js';
 import type { Path, Reason } from '../rib/decision.js';
 import { ORIGIN_NAMES, SegmentType } from '../wire/constants.js';
 import { communityText, extendedCommunityText } from '../wire/json.js';
@@ -20,6 +21,12 @@ export interface PathJson {
   largeCommunities: string[];
   extendedCommunities: string[];
   reason: string;
+  /** false: the next hop is bad or unresolvable; the path is kept but never best, installed or advertised */
+  usable: boolean;
+  /** why not usable (a sentence), null when usable */
+  unusableReason: string | null;
+  /** the reason's stable code (martian, own-address, link-local-only, unresolvable, invalid), null when usable */
+  unusableCode: string | null;
 }
 
 export interface PeerJson {
@@ -66,6 +73,7 @@ export interface RouteJson {
 
 const REASONS: Readonly<Record<Reason, string>> = {
   'only-path': 'only path',
+  'next-hop': 'usable next hop (RFC 4271 §9.1.2)',
   'llgr-stale': 'not long-lived stale (RFC 9494)',
   'local-pref': 'higher LOCAL_PREF',
   local: 'locally originated',
@@ -99,5 +107,8 @@ export function pathJson(p: Path, reason: Reason): PathJson {
     largeCommunities: (a.largeCommunities ?? []).map((l) => l.join(':')),
     extendedCommunities: (a.extendedCommunities ?? []).map(extendedCommunityText),
     reason: REASONS[reason] ?? reason,
+    usable: isUsable(p),
+    unusableReason: isUsable(p) ? null : (p.attrs.unusable?.text ?? null),
+    unusableCode: isUsable(p) ? null : (p.attrs.unusable?.code ?? null),
   };
 }

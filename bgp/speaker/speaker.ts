@@ -27,6 +27,8 @@ import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { connectWithOptions, fdOf, setListenerMd5, setTtl, setTtlSecurity } from '../net/index.js';
 import { RibCore } from '../rib/core.js';
+import { NextHopTable } from '../rib/next-hop.js';
+import type { Reachability } from '../rib/next-hop.js';
 import type { BestChange, OutBatch, PeerConfig, PrefixKey } from '../rib/core.js';
 import { buildCapabilities, collisionWinner } from '../session/negotiate.js';
 import type { NegotiatedSession } from '../session/negotiate.js';
@@ -49,6 +51,9 @@ import type { LocalRestartJson, PeerJson, RouteJson } from './json.js';
 import { longLivedTimes, peerGrJson, secondsLeft } from './llgr.js';
 import type { GracefulRestartJson } from './llgr.js';
 import { Connection, Peer } from './peer.js';
+import { StallWatch } from './stall.js';
+import { LogRateLimit } from './rate-limit.js';
+import type { StallEvent } from './stall.js';
 import type { BestEvent, EndOfRibEvent, PeerInfo, PeerStateEvent, StaleEvent, StopOptions } from './types.js';
 
 /** most batches one pump takes before yielding to other peers and to received data */
@@ -99,6 +104,8 @@ const clock = { now: (): number => performance.now() };
  */
 export class Speaker extends EventEmitter {
   readonly rib: RibCore;
+  /** next-hop validity and reachability (next-hop.ts), fed by setReachability */
+  readonly nextHops = new NextHopTable();
   readonly localAsn: number;
   readonly routerId: number;
   private readonly peers = new Map<string, Peer>();
@@ -119,6 +126,13 @@ export class Speaker extends EventEmitter {
    */
   private deferring: boolean;
   private deferTimer: NodeJS.Timeout | null = null;
+  /** log lines a remote party can cause, limited per (source, kind); suppressedByKind feeds /metrics */
+  readonly remoteLog = new LogRateLimit();
+  /** process stalls seen through late timers (stall.ts) */
+  private readonly stalls = new StallWatch((ms) => {
+    this.log('warn', `this process stalled for ${Math.round(ms)} ms (timers ran late): no peer is blamed for it; hold timers that fell due meanwhile were extended`);
+    this.emit('stall', { ms } satisfies StallEvent);
+  });
 
   constructor(opts: SpeakerOptions) {
     super();
@@ -137,6 +151,7 @@ export class Speaker extends EventEmitter {
         this.log('error', `${e.which} policy failed for ${prefixText(e.prefix)}: ${String(e.error)}; route rejected`, e.peer.address),
       ...(opts.routeInterface !== undefined ? { routeInterface: opts.routeInterface } : {}),
     });
+    this.rib.setNextHopCheck((nh) => this.nextHops.check(nh));
     // Best-path changes are recorded only while someone listens for them (see RibCore.setBestTracking).
     this.rib.setBestTracking(false);
     this.on('newListener', (ev: string | symbol) => {
@@ -500,7 +515,8 @@ export class Speaker extends EventEmitter {
 
   /** RFC 4486 §4: Cease / Connection Rejected, then close. */
   private reject(s: net.Socket, why: string): void {
-    this.log('info', `refused: ${why}`);
+    const suppressed = this.remoteLog.take(normalizeAddress(s.remoteAddress ?? ''), 'connection-refused');
+    if (suppressed !== null) this.log('info', `refused: ${why}${suppressed > 0 ? ` (${suppressed} similar lines suppressed)` : ''}`);
     try {
       s.end(encodeNotification({ code: ErrorCode.Cease, subcode: CeaseSubcode.ConnectionRejected, data: Buffer.alloc(0) }));
     } catch {
@@ -598,7 +614,10 @@ export class Speaker extends EventEmitter {
         p.counters.prefixesReceived += msg.nlri.prefixes.length + (msg.mpReach?.nlri.prefixes.length ?? 0);
         if (msg.errorAction !== undefined) {
           p.counters.updateErrors++;
-          this.log('warn', `UPDATE error handled by ${msg.errorAction}: ${(msg.errors ?? []).map((x) => x.reason).join('; ')}`, p.address);
+          const suppressed = this.remoteLog.take(p.address, 'update-error');
+          if (suppressed !== null) {
+            this.log('warn', `UPDATE error handled by ${msg.errorAction}: ${(msg.errors ?? []).map((x) => x.reason).join('; ')}${suppressed > 0 ? ` (${suppressed} similar lines suppressed)` : ''}`, p.address);
+          }
         }
         c.pending = msg;
         this.feed(p, c, { type: 'Update' });
@@ -1163,17 +1182,32 @@ export class Speaker extends EventEmitter {
     p.timer = setTimeout(() => {
       p.timer = null;
       p.timerAt = Infinity;
-      for (const c of [...p.conns]) {
-        if (c.dead) continue;
-        try {
-          this.run(p, c, c.fsm.tick(), false);
-        } catch (e) {
-          this.log('error', `internal error on a timer: ${String(e)}`, p.address);
-        }
-      }
-      this.armTimer(p);
-      this.scheduleFlush();
+      const lateMs = clock.now() - at;
+      // Node runs due timers before it polls sockets: after a stall this callback would come before the input that
+      // arrived meanwhile (the KEEPALIVE that restarts the hold timer) is read. setImmediate runs after the poll
+      // phase, so pending input is read first and the FSM judges the peer on what it really sent.
+      setImmediate(() => this.onTimer(p, at, lateMs));
     }, Math.max(0, Math.ceil(at - clock.now())));
+  }
+
+  private onTimer(p: Peer, at: number, lateMs: number): void {
+    if (p.removed) return;
+    const stalled = this.stalls.late(at, lateMs);
+    for (const c of [...p.conns]) {
+      if (c.dead) continue;
+      try {
+        if (stalled) {
+          // time in which the process could neither read nor write is not the peer's silence
+          const moved = c.fsm.forgiveStall(lateMs);
+          if (moved.length > 0) this.log('info', `${moved.join(' and ')} timer fell due during a stall of this process (${Math.round(lateMs)} ms); not expired, the peer gets that time again`, p.address);
+        }
+        this.run(p, c, c.fsm.tick(), false);
+      } catch (e) {
+        this.log('error', `internal error on a timer: ${String(e)}`, p.address);
+      }
+    }
+    this.armTimer(p);
+    this.scheduleFlush();
   }
 
   // ------------------------------------------------------------------ sending
@@ -1313,11 +1347,32 @@ export class Speaker extends EventEmitter {
 
   // ------------------------------------------------------------------ core glue
 
+  /**
+   * What this host reaches without BGP, and its own addresses (the daemon reads them from the kernel); null: stop
+   * checking resolution. Paths whose next hop became unresolvable lose their place in the decision (RFC 4271
+   * §9.1.2), and ones that became resolvable regain it; returns the number of prefixes re-decided.
+   */
+  setReachability(r: Reachability | null): number {
+    this.nextHops.setReachability(r);
+    const n = this.rib.recheckNextHops();
+    if (n > 0) this.scheduleFlush();
+    return n;
+  }
+
+  /** Our end of a session is our address: a next hop equal to it is semantically incorrect (RFC 4271 §6.3). */
+  private noteOwnAddress(address: string | undefined): void {
+    if (address === undefined) return;
+    const before = this.nextHops.check([address]);
+    this.nextHops.addSessionAddress(address);
+    if (before?.code !== 'own-address' && this.rib.recheckNextHops() > 0) this.scheduleFlush();
+  }
+
   /** The core's view of a peer; next hops come from the session's own address when one is up. */
   private coreConfig(o: PeerOptions, address: string, c: Connection | null): PeerConfig {
     const local = c?.socket?.localAddress !== undefined ? normalizeAddress(c.socket.localAddress) : undefined;
     const v4 = o.nextHop4 ?? (local !== undefined && isIpv4(local) ? local : this.opts.nextHop4);
     const v6 = o.nextHop6 ?? (local !== undefined && !isIpv4(local) ? local : this.opts.nextHop6);
+    this.noteOwnAddress(local);
     const importPolicy = o.importPolicy;
     const exportPolicy = o.exportPolicy;
     return {

@@ -35,6 +35,12 @@ export interface CodecContext {
    * discarded, whatever their length. Default false.
    */
   readonly external?: boolean;
+  /**
+   * RFC 8950 §3: families (familyKey) for which we advertised the extended next hop capability, so the peer may send
+   * an IPv6 next hop with their NLRI. Unset or empty (skein never advertises it): an IPv4 MP_REACH_NLRI must carry a
+   * 4-octet next hop.
+   */
+  readonly extendedNextHopRx?: ReadonlySet<number>;
 }
 
 export const DEFAULT_CONTEXT: CodecContext = Object.freeze({

@@ -166,7 +166,8 @@ export function renderPeers(result: unknown, now: Date): string {
 function pathRow(p: PathJson, best: boolean): string[] {
   const comms = [...list(p.communities), ...list(p.largeCommunities)];
   return [
-    best ? '*' : '',
+    // '!': kept but unusable (bad or unresolvable next hop); it is shown as best only when nothing usable is left
+    p.usable === false ? '!' : best ? '*' : '',
     text(p.from),
     list(p.nextHops).join(',') || '-',
     list(p.asPath).join(' ') || '(empty)',
@@ -174,7 +175,7 @@ function pathRow(p: PathJson, best: boolean): string[] {
     text(p.localPref),
     text(p.med),
     comms.join(',') || '-',
-    text(p.reason),
+    p.usable === false ? `unusable: ${text(p.unusableReason ?? p.unusableCode ?? 'next hop')}` : text(p.reason),
   ];
 }
 

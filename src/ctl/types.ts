@@ -109,6 +109,10 @@ export interface PathJson {
   communities: string[];
   largeCommunities: string[];
   reason: string;
+  /** false: the next hop is bad or unresolvable (RFC 4271 §6.3, §9.1.2); kept, never best, installed or advertised */
+  usable?: boolean;
+  unusableReason?: string | null;
+  unusableCode?: string | null;
 }
 
 export interface RouteJson {

@@ -59,7 +59,14 @@ export function decodeMpReach(st: DecodeState): void {
   }
   const nh = p + 4;
   let nextHops: string[];
-  // RFC 7606 §7.11: a next hop length the family does not allow makes the attribute malformed
+  // RFC 7606 §7.11: a next hop length inconsistent with what was expected makes the attribute malformed, and since
+  // the next hop precedes the NLRI, the NLRI cannot be located reliably: session reset (or AFI/SAFI disable) is the
+  // only choice. For IPv4 NLRI "expected" is 4 octets unless we advertised the extended next hop capability for the
+  // family (RFC 8950 §3: only then may the peer send an IPv6 next hop); accepting it anyway would install a route
+  // whose gateway the kernel cannot use for IPv4 and pass it on to peers that cannot either.
+  if (afi === Afi.IPv4 && nhLen !== 4 && !(st.ctx.extendedNextHopRx?.has(familyKey(afi, safi)) ?? false)) {
+    return mpFatal(st, 'MP_REACH_NLRI', `next hop length ${nhLen} for IPv4 NLRI needs the extended next hop capability (RFC 8950), which was not negotiated; expected 4`);
+  }
   if (afi === Afi.IPv6 || nhLen !== 4) {
     // RFC 2545 §3 (IPv6), RFC 8950 §3 (IPv4 NLRI over an IPv6 next hop)
     if (nhLen === 16) nextHops = [ipv6ToString(b, nh)];

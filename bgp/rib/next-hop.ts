@@ -1,0 +1,191 @@
+// Next-hop validity and reachability: decides whether a received path can be used at all, before the decision
+// process ranks it. Pure data in, a verdict out; the daemon feeds what the host can reach (reachability), the RIB
+// asks per attribute set (every path sharing a set shares its next hops, so one answer covers them all).
+//
+// RFC 4271 §6.3: a semantically incorrect NEXT_HOP (our own address, or an address that cannot be a host: the
+//   unspecified, loopback, multicast and reserved ranges) is logged and the route ignored — no NOTIFICATION, the
+//   session stays up.
+// RFC 4271 §9.1.2: a route whose NEXT_HOP is not resolvable, or would become unresolvable if the route were
+//   installed (it resolves only through itself), is excluded from the decision.
+// RFC 2545 §3: the first (or only) IPv6 next hop is the global address; a link-local one alone cannot be used
+//   without knowing the interface, which skein's FIB is not told.
+// skein keeps such paths in Adj-RIB-In, marked unusable with the reason (skeinctl routes shows it): they are never
+// best, never installed and never advertised, and become usable by themselves when the host learns a route.
+import { ipv4ToString, isIpv4, parseIpv4, parseIpv6, parsePrefix4, parsePrefix6, prefix4Addr, prefix4Len, prefix6Bytes, prefix6Len } from '../wire/prefix.js';
+
+export type NextHopProblem = 'martian' | 'own-address' | 'link-local-only' | 'unresolvable' | 'invalid';
+
+/** Why a path cannot be used: a stable code for programs and a sentence for people. Shared, frozen. */
+export interface NextHopVerdict {
+  readonly code: NextHopProblem;
+  readonly text: string;
+}
+
+/** What the host can reach, as the daemon reads it from the kernel. */
+export interface Reachability {
+  /** this host's own addresses (a next hop equal to one is semantically incorrect, RFC 4271 §6.3) */
+  readonly addresses: readonly string[];
+  /**
+   * prefixes the host reaches without BGP: connected (link) routes and routes of other origins; routes skein
+   * installed itself must not be given, or a next hop could resolve through the very path it belongs to
+   */
+  readonly routes: readonly string[];
+}
+
+interface Net4 {
+  readonly addr: number;
+  readonly len: number;
+}
+interface Net6 {
+  readonly addr: Uint8Array;
+  readonly len: number;
+}
+
+/** Longest first: not needed for a yes/no answer, but the specific routes are the likely ones. */
+const byLen = <T extends { len: number }>(a: T, b: T): number => b.len - a.len;
+
+function in4(a: number, n: Net4): boolean {
+  if (n.len === 0) return true;
+  const shift = 32 - n.len;
+  return a >>> shift === n.addr >>> shift;
+}
+
+function in6(a: Uint8Array, n: Net6): boolean {
+  let bits = n.len;
+  for (let i = 0; bits > 0; i++, bits -= 8) {
+    const m = bits >= 8 ? 0xff : (0xff << (8 - bits)) & 0xff;
+    if (((a[i] as number) & m) !== ((n.addr[i] as number) & m)) return false;
+  }
+  return true;
+}
+
+const CACHE_MAX = 4096;
+
+/**
+ * The check the RIB runs per attribute set. Without reachability (never fed, as in a library use or a test without a
+ * kernel) only the address checks apply and every well-formed next hop counts as resolvable.
+ */
+export class NextHopTable {
+  private own = new Set<string>();
+  /** addresses configured as our end of sessions: always ours, whatever the feed says */
+  private readonly sessionOwn = new Set<string>();
+  private nets4: Net4[] | null = null;
+  private nets6: Net6[] | null = null;
+  /** verdict per next-hop text; cleared when the inputs change, and bounded (next hops come from the network) */
+  private readonly cache = new Map<string, NextHopVerdict | null>();
+
+  /** true once reachability was given: resolution is then checked */
+  get resolving(): boolean {
+    return this.nets4 !== null;
+  }
+
+  setReachability(r: Reachability | null): void {
+    this.cache.clear();
+    if (r === null) {
+      this.own = new Set();
+      this.nets4 = this.nets6 = null;
+      return;
+    }
+    this.own = new Set(r.addresses.map(canonical).filter((x): x is string => x !== null));
+    const n4: Net4[] = [];
+    const n6: Net6[] = [];
+    for (const text of r.routes) {
+      try {
+        if (text.includes(':')) {
+          const p = parsePrefix6(text.includes('/') ? text : `${text}/128`);
+          n6.push({ addr: prefix6Bytes(p), len: prefix6Len(p) });
+        } else {
+          const p = parsePrefix4(text.includes('/') ? text : `${text}/32`);
+          n4.push({ addr: prefix4Addr(p), len: prefix4Len(p) });
+        }
+      } catch {
+        // a prefix we cannot parse resolves nothing; the feed reports its own errors
+      }
+    }
+    this.nets4 = n4.sort(byLen);
+    this.nets6 = n6.sort(byLen);
+  }
+
+  /** Our end of a session (PeerConfig.localAddress): a next hop equal to it is ours. */
+  addSessionAddress(address: string | undefined): void {
+    const c = address === undefined ? null : canonical(address);
+    if (c === null || this.sessionOwn.has(c)) return;
+    this.sessionOwn.add(c);
+    this.cache.clear();
+  }
+
+  /** The verdict for a path's next hops (MP_REACH: global first, then link-local); null: usable. [] is ours. */
+  check(nextHops: readonly string[]): NextHopVerdict | null {
+    const first = nextHops[0];
+    if (first === undefined) return null;
+    const key = nextHops.length === 1 ? first : nextHops.join(',');
+    const hit = this.cache.get(key);
+    if (hit !== undefined || this.cache.has(key)) return hit ?? null;
+    const v = this.judge(first, nextHops[1]);
+    if (this.cache.size >= CACHE_MAX) this.cache.clear();
+    this.cache.set(key, v);
+    return v;
+  }
+
+  private judge(first: string, second: string | undefined): NextHopVerdict | null {
+    if (isIpv4(first)) return this.judge4(first);
+    let b: Uint8Array;
+    try {
+      b = parseIpv6(first);
+    } catch {
+      return verdict('invalid', `next hop ${first} is not an address`);
+    }
+    // RFC 2545 §3: the global address comes first. A link-local one there, or "::" followed by a link-local (what
+    // unnumbered sessions send), leaves only an address that needs an interface skein does not know.
+    if (isLinkLocal6(b) || (isZero(b) && second !== undefined && isLinkLocal6(parseIpv6(second)))) {
+      return verdict('link-local-only', `next hop ${first}${second !== undefined ? ` (${second})` : ''} is link-local only; skein needs a global next hop (RFC 2545 §3)`);
+    }
+    if (isZero(b) || isLoopback6(b) || b[0] === 0xff || isMapped4(b)) {
+      return verdict('martian', `next hop ${first} cannot be a router's address (unspecified, loopback, multicast or IPv4-mapped; RFC 4271 §6.3)`);
+    }
+    const c = canonical(first) as string;
+    if (this.own.has(c) || this.sessionOwn.has(c)) return verdict('own-address', `next hop ${first} is this host's own address (RFC 4271 §6.3)`);
+    const nets = this.nets6;
+    if (nets !== null && !nets.some((n) => in6(b, n))) return unresolvable(first);
+    return null;
+  }
+
+  private judge4(text: string): NextHopVerdict | null {
+    const a = parseIpv4(text);
+    const top = a >>> 24;
+    // 0/8 (this network), 224/4 (multicast), 240/4 (reserved, and the broadcast address). 127/8 is left to the
+    // resolution check: the daemon's feed has no route to it outside the host's own addresses (the local table),
+    // while speakers in one host's loopback range (tests, the lab) do use it between themselves.
+    if (top === 0 || top >= 224) {
+      return verdict('martian', `next hop ${text} cannot be a router's address (this-network, multicast or reserved; RFC 4271 §6.3)`);
+    }
+    const c = ipv4ToString(a);
+    if (this.own.has(c) || this.sessionOwn.has(c)) return verdict('own-address', `next hop ${text} is this host's own address (RFC 4271 §6.3)`);
+    const nets = this.nets4;
+    if (nets !== null && !nets.some((n) => in4(a, n))) return unresolvable(text);
+    return null;
+  }
+}
+
+function verdict(code: NextHopProblem, text: string): NextHopVerdict {
+  return Object.freeze({ code, text });
+}
+
+function unresolvable(nh: string): NextHopVerdict {
+  return verdict('unresolvable', `next hop ${nh} is not resolvable: no connected or non-BGP route covers it (RFC 4271 §9.1.2)`);
+}
+
+function canonical(text: string): string | null {
+  try {
+    if (isIpv4(text)) return ipv4ToString(parseIpv4(text));
+    const p = parsePrefix6(`${text}/128`);
+    return p.slice(0, p.lastIndexOf('/'));
+  } catch {
+    return null;
+  }
+}
+
+const isZero = (b: Uint8Array): boolean => b.every((x) => x === 0);
+const isLinkLocal6 = (b: Uint8Array): boolean => b[0] === 0xfe && ((b[1] as number) & 0xc0) === 0x80;
+const isLoopback6 = (b: Uint8Array): boolean => b[15] === 1 && b.subarray(0, 15).every((x) => x === 0);
+const isMapped4 = (b: Uint8Array): boolean => b.subarray(0, 10).every((x) => x === 0) && b[10] === 0xff && b[11] === 0xff;
