@@ -31,6 +31,8 @@ import {
 } from './controller/index.js';
 import { originationAttributes, peerOptionsFor, prefixBytes, sortByPrefix, speakerIdentity, type SpeakerIdentity } from './daemon/mapping.js';
 import { RouteTable } from './daemon/routes.js';
+import { parseRouteQuery, routesStream } from './daemon/route-query.js';
+import type { ControlStream } from './control/stream.js';
 import { LoopMonitor, ReadinessGate, startHttpServer, type HttpEndpoint } from './http.js';
 import { createLogger, parseLogLevel, type Logger, type LogLevel } from './log.js';
 import { Metrics, PEER_STATES, type FibRouteCounts, type PeerState } from './metrics.js';
@@ -160,7 +162,7 @@ export class Daemon {
     control
       .handle('status', () => this.status())
       .handle('peers', () => ({ peers: this.peers() }))
-      .handle('routes', (p) => this.routesJson(typeof p.prefix === 'string' ? p.prefix : undefined))
+      .handle('routes', (p) => this.routesStream(p))
       .handle('fib', () => this.fibJson())
       .handle('reload', () => this.reload());
     await control.listen();
@@ -774,6 +776,19 @@ export class Daemon {
       routes = holding.slice(0, 1);
     }
     return { routes: sortByPrefix(routes.map((r) => ({ prefix: r.prefix, installed: r.installed, best: pathJsonOf(r.best), paths: r.paths.map(pathJsonOf) }))) };
+  }
+
+  /** `skeinctl routes` over the control socket: a stream of rows, made a slice at a time (src/daemon/route-query.ts). */
+  routesStream(params: Record<string, unknown>): ControlStream | { routes: RouteJson[] } {
+    const q = parseRouteQuery(params);
+    const speaker = this.speaker;
+    if (!speaker) return { routes: [] };
+    return routesStream(q, {
+      rib: speaker.rib,
+      installed: (prefix) => this.#installed(prefix),
+      peerId: (a) => speaker.coreIdOf(a),
+      advertisedPrefixes: (id) => speaker.rib.advertisedPrefixes(id),
+    });
   }
 
   fibJson(): FibJson {

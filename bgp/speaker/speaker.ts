@@ -317,6 +317,11 @@ export class Speaker extends EventEmitter {
     };
   }
 
+  /** The RIB core's id of a configured peer (for RibCore's per-peer views); undefined when not configured. */
+  coreIdOf(address: string): number | undefined {
+    return this.peers.get(normalizeAddress(address))?.coreId;
+  }
+
   // ------------------------------------------------------------------ local routes
 
   /** Originate a prefix ("10.65.1.0/26", "fd00:1::/64") with optional attributes. */

@@ -165,24 +165,33 @@ function pathRow(p: PathJson, best: boolean): string[] {
 /** `skeinctl routes [PREFIX]`: per prefix, whether it is in the kernel, then its paths with the best first. */
 export function renderRoutes(result: unknown, prefix?: string): string {
   const r = obj(result, 'routes');
-  const routes = arr(r.routes, 'routes.routes').map((x, i) => obj(x, `routes[${i}]`) as unknown as RouteJson);
+  const routes = arr(r.routes, 'routes.routes').map((x, i) => obj(x, `routes[${i}]`));
   if (routes.length === 0) return prefix === undefined ? 'No routes.\n' : `No route for ${prefix}.\n`;
-  const blocks = routes.map((route) => {
-    const paths = arr(route.paths ?? [], `paths of ${route.prefix}`).map((p) => obj(p, 'path') as unknown as PathJson);
-    const bestKey = route.best ? JSON.stringify(route.best) : undefined;
-    let bestIdx = paths.findIndex((p) => JSON.stringify(p) === bestKey);
-    if (route.best && bestIdx < 0) {
-      paths.unshift(route.best);
-      bestIdx = 0;
-    }
-    const ordered = bestIdx > 0 ? [paths[bestIdx]!, ...paths.filter((_, i) => i !== bestIdx)] : paths;
-    const head = `${text(route.prefix)}  ${route.installed ? 'in kernel' : 'not in kernel'}, ${ordered.length} path${ordered.length === 1 ? '' : 's'}\n`;
-    if (ordered.length === 0) return `${head}  (no paths)\n`;
-    const rows = ordered.map((p, i) => pathRow(p, i === 0 && bestIdx >= 0));
-    const body = table(['', 'FROM', 'NEXT HOPS', 'AS PATH', 'ORIGIN', 'LOCAL PREF', 'MED', 'COMMUNITIES', 'REASON'], rows);
-    return head + body.split('\n').map((l) => (l === '' ? l : `  ${l}`)).join('\n');
-  });
-  return blocks.join('\n') + `\n${routes.length} route${routes.length === 1 ? '' : 's'}\n`;
+  return routes.map(renderRouteBlock).join('\n') + `\n${routes.length} route${routes.length === 1 ? '' : 's'}\n`;
+}
+
+/**
+ * One route's block of `skeinctl routes` (rows stream in one at a time). Loc-RIB rows name the best path in
+ * `best`; Adj-RIB-In rows (`--received`) flag it per path; Adj-RIB-Out rows (`--advertised`) have no kernel state.
+ */
+export function renderRouteBlock(row: unknown): string {
+  const route = obj(row, 'route') as unknown as RouteJson & { peer?: string };
+  const paths = arr(route.paths ?? [], `paths of ${route.prefix}`).map((p) => obj(p, 'path') as unknown as PathJson & { best?: boolean; accepted?: boolean });
+  const bestKey = route.best ? JSON.stringify(route.best) : undefined;
+  let bestIdx = bestKey !== undefined ? paths.findIndex((p) => JSON.stringify(p) === bestKey) : paths.findIndex((p) => p.best === true);
+  if (route.best && bestIdx < 0) {
+    paths.unshift(route.best);
+    bestIdx = 0;
+  }
+  const ordered = bestIdx > 0 ? [paths[bestIdx]!, ...paths.filter((_, i) => i !== bestIdx)] : paths;
+  const where = route.installed === undefined && route.peer !== undefined
+    ? `advertised to ${route.peer}`
+    : route.installed ? 'in kernel' : 'not in kernel';
+  const head = `${text(route.prefix)}  ${where}, ${ordered.length} path${ordered.length === 1 ? '' : 's'}\n`;
+  if (ordered.length === 0) return `${head}  (no paths)\n`;
+  const rows = ordered.map((p, i) => pathRow(p, i === 0 && bestIdx >= 0));
+  const body = table(['', 'FROM', 'NEXT HOPS', 'AS PATH', 'ORIGIN', 'LOCAL PREF', 'MED', 'COMMUNITIES', 'REASON'], rows);
+  return head + body.split('\n').map((l) => (l === '' ? l : `  ${l}`)).join('\n');
 }
 
 function fibEntry(e: FibEntryJson | null | undefined): string {
