@@ -32,6 +32,7 @@ import {
 import { originationAttributes, peerOptionsFor, prefixBytes, sortByPrefix, speakerIdentity, type SpeakerIdentity } from './daemon/mapping.js';
 import { RouteTable } from './daemon/routes.js';
 import { parseRouteQuery, routesStream } from './daemon/route-query.js';
+import { RuntimeStats } from './daemon/runtime.js';
 import type { ControlStream } from './control/stream.js';
 import { LoopMonitor, ReadinessGate, startHttpServer, type HttpEndpoint } from './http.js';
 import { createLogger, parseLogLevel, type Logger, type LogLevel } from './log.js';
@@ -91,6 +92,7 @@ export class Daemon {
   #http: HttpEndpoint | undefined;
   #control: ControlServer | undefined;
   readonly #monitor = new LoopMonitor();
+  #runtime: RuntimeStats | undefined;
   readonly #env: NodeJS.ProcessEnv;
   /** peer operations (password reads are async) run one after another, in the order the diffs came */
   #queue: Promise<void> = Promise.resolve();
@@ -140,6 +142,7 @@ export class Daemon {
     const log = this.log;
     log.info('skeind starting', { version: VERSION, config: this.cfg.file, datastore: this.cfg.datastore.type, fib: this.cfg.fib.enabled });
     this.#monitor.start();
+    this.#runtime = new RuntimeStats(this.metrics.registry);
     this.readiness.onChange((r) => {
       this.metrics.ready(r.ready);
       log.info(r.ready ? 'ready' : 'not ready', r.ready ? {} : { missing: r.missing });
@@ -164,7 +167,8 @@ export class Daemon {
       .handle('peers', () => ({ peers: this.peers() }))
       .handle('routes', (p) => this.routesStream(p))
       .handle('fib', () => this.fibJson())
-      .handle('reload', () => this.reload());
+      .handle('reload', () => this.reload())
+      .handle('runtime', (p) => this.#runtime?.json({ reset: p.reset === true, control: control.stats }));
     await control.listen();
     this.#control = control;
 
@@ -236,6 +240,7 @@ export class Daemon {
       await step('http', () => this.#http?.close());
       this.readiness.close();
       this.#monitor.stop();
+      this.#runtime?.stop();
       this.log.info('stopped; routes left in the kernel');
       this.#resolveFinished();
     })();

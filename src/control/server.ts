@@ -326,7 +326,7 @@ export class ControlServer {
     const signal = conn.closed.signal;
     let release: (() => void) | undefined;
     if (st.live) conn.live++;
-    else {
+    else if (!st.light) {
       release = await this.#limiter.acquire(signal, (position) => send(sock, { id, waiting: { position } })).catch((e: unknown) => {
         if (signal.aborted) return undefined;
         throw e;
@@ -346,7 +346,10 @@ export class ControlServer {
         if (rows.length === 0) continue;
         count += rows.length;
         conn.lastActive = Date.now();
-        if (!write(sock, { id, rows })) await drained(sock, signal, stallMs);
+        const ok = st.raw
+          ? sock.writable ? sock.write(`{"id":${JSON.stringify(id)},"rows":[${(rows as readonly string[]).join(',')}]}\n`) : true
+          : write(sock, { id, rows });
+        if (!ok) await drained(sock, signal, stallMs);
       }
       if (!signal.aborted) write(sock, { id, end: { count, ...st.trailer() } });
     } catch (e) {

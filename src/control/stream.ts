@@ -23,16 +23,27 @@ export class ControlStream {
   readonly trailer: () => Record<string, unknown>;
   /** a long-lived stream (watch): exempt from the limiter's slots and the idle timeout */
   readonly live: boolean;
+  /** a small answer (a lookup): exempt from the limiter, so it never queues behind table dumps */
+  readonly light: boolean;
+  /**
+   * rows are already JSON text: the producer serialises inside its own time slice, so the cost of making the
+   * line counts against the slice instead of landing, unaccounted, between two slices
+   */
+  readonly raw: boolean;
   constructor(o: {
     header?: Record<string, unknown>;
     rows: (signal: AbortSignal) => AsyncIterable<readonly unknown[]>;
     trailer?: () => Record<string, unknown>;
     live?: boolean;
+    light?: boolean;
+    raw?: boolean;
   }) {
     this.header = o.header ?? {};
     this.rows = o.rows;
     this.trailer = o.trailer ?? ((): Record<string, unknown> => ({}));
     this.live = o.live ?? false;
+    this.light = o.light ?? false;
+    this.raw = o.raw ?? false;
   }
 }
 
@@ -66,8 +77,8 @@ export class TurnScheduler {
   #scheduled = false;
 
   constructor(o: { turnBudgetMs?: number; sliceMs?: number } = {}) {
-    this.turnBudgetMs = o.turnBudgetMs ?? 8;
-    this.sliceMs = o.sliceMs ?? 4;
+    this.turnBudgetMs = o.turnBudgetMs ?? 4;
+    this.sliceMs = o.sliceMs ?? 2;
   }
 
   /** Resolves in a later turn of the event loop (never synchronously) with the caller's slice of that turn. */

@@ -240,6 +240,7 @@ export function routesStream(q: RouteQuery, src: RouteSource, sched: TurnSchedul
   if (q.peer !== undefined) header.peer = q.peer;
   if (q.lookup) {
     return new ControlStream({
+      light: true,
       header: { ...header, lookup: q.lookup.text },
       async *rows() {
         await sched.slice();
@@ -253,6 +254,7 @@ export function routesStream(q: RouteQuery, src: RouteSource, sched: TurnSchedul
   }
   return new ControlStream({
     header,
+    raw: true,
     async *rows(signal) {
       const source = q.view === 'advertised'
         ? (): Iterator<PrefixKey> => src.advertisedPrefixes!(src.peerId!(q.peer!)!)
@@ -287,7 +289,7 @@ export function routesStream(q: RouteQuery, src: RouteSource, sched: TurnSchedul
           if (row === null) continue;
           matched++;
           last = k;
-          if (!q.count) batch.push(row);
+          if (!q.count) batch.push(JSON.stringify(row));
         }
         if (batch.length > 0) yield batch;
       }
