@@ -58,20 +58,22 @@ skeind.stdout!.pipe(daemonLog);
 skeind.stderr!.pipe(daemonLog);
 
 const events: { t: number; event: string; who?: string; state?: string; from?: string; info?: string }[] = [];
-const peers = spawn(process.execPath, [join(root, 'dist/bench/harness/control-peers.js')], {
-  stdio: ['ignore', 'pipe', 'inherit'],
-  env: { ...process.env, SKEIND_ADDR: SKEIND, SKEIND_PORT: String(PORT), INJ_ADDR: INJ, KEEP_ADDR: KEEP, N: String(N) },
-});
-children.push(peers);
-let pbuf = '';
-peers.stdout!.on('data', (d: Buffer) => {
-  pbuf += d.toString();
-  let nl;
-  while ((nl = pbuf.indexOf('\n')) >= 0) {
-    events.push(JSON.parse(pbuf.slice(0, nl)) as (typeof events)[number]);
-    pbuf = pbuf.slice(nl + 1);
-  }
-});
+for (const [role, addr] of [['injector', INJ], ['keeper', KEEP]] as const) {
+  const peer = spawn(process.execPath, [join(root, 'dist/bench/harness/control-peers.js')], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, ROLE: role, SKEIND_ADDR: SKEIND, SKEIND_PORT: String(PORT), ADDR: addr, N: String(N) },
+  });
+  children.push(peer);
+  let pbuf = '';
+  peer.stdout!.on('data', (d: Buffer) => {
+    pbuf += d.toString();
+    let nl;
+    while ((nl = pbuf.indexOf('\n')) >= 0) {
+      events.push(JSON.parse(pbuf.slice(0, nl)) as (typeof events)[number]);
+      pbuf = pbuf.slice(nl + 1);
+    }
+  });
+}
 
 async function until(what: string, f: () => Promise<boolean> | boolean, limitMs: number): Promise<void> {
   const end = Date.now() + limitMs;
@@ -118,8 +120,12 @@ try {
   await until('the control socket', async () => (await peerRows()).length === 2, 60_000);
   await until(`${N} routes from the injector`, async () => (await peerRows()).find((p) => p.address === INJ)?.prefixes.accepted === N, 600_000);
   const loaded = (performance.now() - t0) / 1000;
-  const keeperBefore = (await peerRows()).find((p) => p.address === KEEP);
-  if (keeperBefore?.state !== 'Established') throw new Error(`keeper not Established: ${JSON.stringify(keeperBefore)}`);
+  // the keeper's session may have suffered while the table loaded (that is the speaker's business, not the
+  // control socket's): the window starts with it up
+  await until('the keeper to be Established', async () => (await peerRows()).find((p) => p.address === KEEP)?.state === 'Established', 120_000);
+  const keeperDownWhileLoading = events.filter((e) => e.event === 'peer' && e.who === 'keeper' && e.from === 'Established').length;
+  if (keeperDownWhileLoading > 0) console.log(`note: the keeper's session went down ${keeperDownWhileLoading} time(s) while the table loaded (before any control request)`);
+  const keeperBefore = (await peerRows()).find((p) => p.address === KEEP)!;
   console.log(`loaded ${N} routes in ${loaded.toFixed(1)} s; keeper Established since ${keeperBefore.since}`);
   const idle = (await callControl(sock, 'runtime', { reset: true })) as RuntimeJson;
   console.log(`before: rss ${(idle.memory.rssBytes / 2 ** 20).toFixed(0)} MiB`);

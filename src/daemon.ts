@@ -33,6 +33,7 @@ import { originationAttributes, peerOptionsFor, prefixBytes, sortByPrefix, speak
 import { RouteTable } from './daemon/routes.js';
 import { parseRouteQuery, routesStream } from './daemon/route-query.js';
 import { RuntimeStats } from './daemon/runtime.js';
+import { WatchHub } from './daemon/watch.js';
 import type { ControlStream } from './control/stream.js';
 import { LoopMonitor, ReadinessGate, startHttpServer, type HttpEndpoint } from './http.js';
 import { createLogger, parseLogLevel, type Logger, type LogLevel } from './log.js';
@@ -93,6 +94,8 @@ export class Daemon {
   #control: ControlServer | undefined;
   readonly #monitor = new LoopMonitor();
   #runtime: RuntimeStats | undefined;
+  /** `skeinctl watch` subscribers (src/daemon/watch.ts) */
+  readonly watch = new WatchHub();
   readonly #env: NodeJS.ProcessEnv;
   /** peer operations (password reads are async) run one after another, in the order the diffs came */
   #queue: Promise<void> = Promise.resolve();
@@ -133,6 +136,9 @@ export class Daemon {
     this.fib = cfg.fib.enabled ? new Programmer({ table: cfg.fib.table, protocol: cfg.fib.protocol }) : undefined;
     this.routes = new RouteTable(this.fib);
     this.metrics.fibRoutesSource(() => this.#fibCounts());
+    this.routes.onWrite = (prefix, r) => {
+      if (this.watch.active) this.watch.publish('fib', r ? { prefix, action: 'set', kind: r.kind, nextHops: r.nextHops, ...(r.dev !== undefined ? { dev: r.dev } : {}) } : { prefix, action: 'remove' });
+    };
   }
 
   // ------------------------------------------------------------------ life cycle
@@ -168,6 +174,7 @@ export class Daemon {
       .handle('routes', (p) => this.routesStream(p))
       .handle('fib', () => this.fibJson())
       .handle('reload', () => this.reload())
+      .handle('watch', (p) => this.watch.stream(p))
       .handle('runtime', (p) => this.#runtime?.json({ reset: p.reset === true, control: control.stats }));
     await control.listen();
     this.#control = control;
@@ -176,9 +183,13 @@ export class Daemon {
       const fib = this.fib;
       fib.on('failure', (v: RouteView) => {
         if (v.failure) this.metrics.fibFailure(v.failure.code);
+        this.watch.publish('fib-failure', { prefix: fmtPrefix(v), code: v.failure?.code, reason: v.failure?.message, attempts: v.failure?.attempts });
         log.warn('kernel refused a route', { prefix: fmtPrefix(v), code: v.failure?.code, reason: v.failure?.message, attempts: v.failure?.attempts });
       });
-      fib.on('batch', (b) => this.metrics.fibProgrammed(b.latencySeconds));
+      fib.on('batch', (b) => {
+        this.metrics.fibProgrammed(b.latencySeconds);
+        this.watch.publish('fib-batch', { ...b });
+      });
       fib.on('warning', (e: Error) => log.warn('fib', { err: e }));
       fib.on('resync', (reason: string) => log.debug('fib resync', { reason }));
       fib.on('overrun', (which: string) => log.warn('netlink socket overrun; resyncing', { socket: which }));
@@ -594,6 +605,7 @@ export class Daemon {
     const st = PEER_STATES.includes(ev.state as PeerState) ? (ev.state as PeerState) : 'Idle';
     this.metrics.peerState(ev.address, st, ev.since.getTime());
     const up = ev.state === 'Established';
+    this.watch.publish('peer', { peer: ev.address, from: ev.from, state: ev.state, info: ev.info });
     this.readiness.setPeerEstablished(ev.address, up);
     // The speaker's Established event still carries the error of the attempt before: leave it out there.
     const fields = { peer: ev.address, from: ev.from, state: ev.state, ...(ev.info && !up ? { info: ev.info } : {}) };
@@ -605,7 +617,9 @@ export class Daemon {
   #onBest(evs: BestEvent[]): void {
     if (this.#stopping) return;
     this.#lastBestAt = Date.now();
+    const watching = this.watch.active;
     for (const ev of evs) {
+      if (watching) this.watch.publish('best', { prefix: ev.prefix, from: ev.from, nextHops: ev.nextHops, local: ev.local, gone: ev.attributes === null });
       if (ev.local || ev.attributes === null || ev.nextHops.length === 0) this.routes.setBgp(ev.prefix, null);
       else this.routes.setBgp(ev.prefix, ev.nextHops);
       if (this.log.isEnabled('debug')) this.log.debug('best path', { prefix: ev.prefix, nextHops: ev.nextHops, from: ev.from, local: ev.local, gone: ev.attributes === null });
@@ -754,7 +768,7 @@ export class Daemon {
     const speaker = this.speaker;
     if (!speaker) return [];
     const desired = new Map(this.controller.state.peers.map((p) => [p.address, p]));
-    return speaker.peersJson().peers.map((p) => peerJson(p, desired.get(p.address)));
+    return speaker.peersJson().peers.map((p) => ({ ...peerJson(p, desired.get(p.address)), ...speaker.sessionDetails(p.address) }));
   }
 
   routesJson(prefix?: string): { routes: RouteJson[] } {

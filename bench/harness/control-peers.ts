@@ -3,7 +3,8 @@
 // while skeind answers 200 table dumps. Reports on stdout, one JSON object per line:
 //   {"event":"peer","who":"keeper","state":"Established",...}  every session state change
 //   {"event":"originated","n":N}                                once the injector holds its table
-// Environment: SKEIND_ADDR, SKEIND_PORT, INJ_ADDR, KEEP_ADDR, N.
+// Environment: ROLE (injector | keeper: one process each, so the injector's work never delays the keeper's
+// KEEPALIVEs), SKEIND_ADDR, SKEIND_PORT, ADDR, N.
 import { Speaker } from '../../bgp/index.js';
 
 const e = (k: string, d?: string): string => {
@@ -28,14 +29,15 @@ function speaker(who: string, addr: string, asn: number, holdTime: number): Spea
   return s;
 }
 
-const inj = speaker('injector', e('INJ_ADDR'), 65001, 90);
-const keeper = speaker('keeper', e('KEEP_ADDR'), 65003, 9);
-for (let i = 0; i < n; i++) inj.originate(`${20 + (i >>> 16)}.${(i >>> 8) & 255}.${i & 255}.0/24`, { origin: 0 });
-out({ event: 'originated', n });
-await keeper.start();
-await inj.start();
+const role = e('ROLE');
+const sp = role === 'keeper' ? speaker('keeper', e('ADDR'), 65003, 9) : speaker('injector', e('ADDR'), 65001, 90);
+if (role !== 'keeper') {
+  for (let i = 0; i < n; i++) sp.originate(`${20 + (i >>> 16)}.${(i >>> 8) & 255}.${i & 255}.0/24`, { origin: 0 });
+  out({ event: 'originated', n });
+}
+await sp.start();
 const stop = (): void => {
-  void Promise.all([inj.stop(), keeper.stop()]).then(() => process.exit(0));
+  void sp.stop().then(() => process.exit(0));
 };
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);

@@ -9,6 +9,7 @@ import { DEFAULT_CONTROL_SOCKET } from '../control/protocol.js';
 import { VERSION } from '../version.js';
 import { renderFib, renderPeers, renderReload, renderStatus, ShapeError } from './render.js';
 import { checkRouteOptions, streamRoutes } from './routes.js';
+import { ctlWatch } from './watch.js';
 
 export * from './types.js';
 export { humaneDuration, humaneSince, table } from './format.js';
@@ -16,7 +17,7 @@ export { renderFib, renderPeers, renderReload, renderRouteBlock, renderRoutes, r
 
 export const EXIT = { OK: 0, DAEMON_ERROR: 1, USAGE: 2, UNREACHABLE: 3 } as const;
 
-export const CTL_COMMANDS = ['status', 'peers', 'routes', 'fib', 'reload'] as const;
+export const CTL_COMMANDS = ['status', 'peers', 'routes', 'fib', 'reload', 'watch'] as const;
 export type CtlCommand = (typeof CTL_COMMANDS)[number];
 
 export const DEFAULT_TIMEOUT_MS = 10_000;
@@ -31,6 +32,8 @@ commands:
                     exit 1 when there is none
   fib               the routes skein wants in the kernel vs. what is there, and failures
   reload            re-read the configuration (as SIGHUP does)
+  watch [PREFIX]    a live stream of peer state changes, best-path changes and kernel route writes, until
+                    interrupted (--kinds peer,best,fib,fib-batch,fib-failure to choose; --json: JSON lines)
   decode HEX|-      decode one BGP message (no daemon needed)
 
 options:
@@ -131,6 +134,8 @@ export interface ParsedCtlArgs extends CtlOptions {
   help: boolean;
   version: boolean;
   routes: RouteOptions;
+  /** watch: the event types wanted */
+  kinds?: string;
 }
 
 const ROUTE_FLAGS: Readonly<Record<string, keyof RouteOptions>> = {
@@ -152,7 +157,7 @@ export function isCtlCommand(name: string | undefined): name is CtlCommand {
 export function ctlCommandOf(argv: readonly string[]): string | undefined {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (a === '--socket' || a === '--timeout' || ROUTE_VALUES[a] !== undefined) i++;
+    if (a === '--socket' || a === '--timeout' || a === '--kinds' || ROUTE_VALUES[a] !== undefined) i++;
     else if (!a.startsWith('-') || a === '-') return a;
   }
   return undefined;
@@ -165,6 +170,7 @@ export function parseCtlArgs(argv: readonly string[], env: CtlIo['env'] = {}): P
   let help = false;
   let version = false;
   let jsonl = false;
+  let kinds: string | undefined;
   const routes: Record<string, unknown> = {};
   let timeoutMs = DEFAULT_TIMEOUT_MS;
   const positional: string[] = [];
@@ -185,6 +191,8 @@ export function parseCtlArgs(argv: readonly string[], env: CtlIo['env'] = {}): P
       const sec = Number(s);
       if (!Number.isFinite(sec) || sec <= 0) throw new UsageError(`--timeout: expected a number of seconds, got "${s}"`);
       timeoutMs = Math.round(sec * 1000);
+    } else if (name === '--kinds') {
+      kinds = inline ?? value(++i, '--kinds');
     } else if (ROUTE_VALUES[name] !== undefined) {
       const key = ROUTE_VALUES[name]!;
       const v = inline ?? value(++i, name);
@@ -201,7 +209,7 @@ export function parseCtlArgs(argv: readonly string[], env: CtlIo['env'] = {}): P
     else positional.push(a);
   }
   const [command, ...args] = positional;
-  return { command, args, socket, json, jsonl, timeoutMs, help, version, routes: routes as RouteOptions };
+  return { command, args, socket, json, jsonl, timeoutMs, help, version, routes: routes as RouteOptions, ...(kinds !== undefined ? { kinds } : {}) };
 }
 
 /** Checks a `routes` argument: an address or a prefix of either family. Returns it trimmed. */
@@ -237,12 +245,13 @@ export async function runCtlCommand(argv: readonly string[], io: CtlIo = process
     }
     if (parsed.command === undefined) throw new UsageError('no command given');
     if (!isCtlCommand(parsed.command)) throw new UsageError(`unknown command "${parsed.command}"`);
-    if (parsed.command === 'routes') {
-      if (parsed.args.length > 1) throw new UsageError('routes takes at most one PREFIX');
+    if (parsed.kinds !== undefined && parsed.command !== 'watch') throw new UsageError('--kinds applies to watch');
+    if (parsed.command === 'routes' || parsed.command === 'watch') {
+      if (parsed.args.length > 1) throw new UsageError(`${parsed.command} takes at most one PREFIX`);
     } else if (parsed.args.length > 0) {
       throw new UsageError(`${parsed.command} takes no arguments (got "${parsed.args.join(' ')}")`);
     }
-    if (parsed.command === 'routes' && parsed.args[0] !== undefined) parsed.args[0] = checkPrefixArg(parsed.args[0]);
+    if ((parsed.command === 'routes' || parsed.command === 'watch') && parsed.args[0] !== undefined) parsed.args[0] = checkPrefixArg(parsed.args[0]);
     checkRouteOptions(parsed);
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
@@ -260,6 +269,8 @@ export async function runCtlCommand(argv: readonly string[], io: CtlIo = process
       return ctlFib(parsed, io);
     case 'reload':
       return ctlReload(parsed, io);
+    case 'watch':
+      return ctlWatch(parsed, io, parsed.args[0], parsed.kinds);
   }
 }
 

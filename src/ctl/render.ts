@@ -1,7 +1,7 @@
 // skeinctl's text output, rendered from the same JSON the daemon returns for `--json`, so the two never disagree.
 // Renderers check the parts of the shape they use and throw ShapeError on anything else: an old or a foreign
 // daemon produces a clear message, not a TypeError.
-import { fields, humaneSince, table } from './format.js';
+import { fields, humaneDuration, humaneSince, table } from './format.js';
 import type { FibEntryJson, FibJson, PathJson, PeerJson, ReloadJson, RouteJson, StatusJson } from './types.js';
 
 export class ShapeError extends Error {
@@ -122,7 +122,7 @@ export function renderPeers(result: unknown, now: Date): string {
       ['State', `${text(p.state)} since ${humaneSince(String(p.since ?? ''), now)}`],
       ['AS', `remote ${text(p.asn)}, local ${text(p.localAsn)} (${ibgp})`],
     ];
-    if (p.localAddress) pairs.push(['Local address', p.localAddress]);
+    if (p.localAddress) pairs.push(['Local address', `${p.localAddress}${(p as { localPort?: number }).localPort !== undefined ? ` port ${(p as { localPort?: number }).localPort}` : ''}`]);
     if (p.routerId) pairs.push(['Router ID', p.routerId]);
     pairs.push(['Families', list(p.families).join(', ') || '-']);
     pairs.push(['Prefixes', `received ${text(px.received)}, accepted ${text(px.accepted)}, advertised ${text(px.advertised)}`]);
@@ -134,8 +134,18 @@ export function renderPeers(result: unknown, now: Date): string {
     for (const [fam, c] of Object.entries(p.prefixesByFamily ?? {})) {
       pairs.push([`  ${fam}`, `received ${text(c.received)}, accepted ${text(c.accepted)}, advertised ${text(c.advertised)}`]);
     }
+    const x = p as PeerJson & { configuredHoldTime?: number; localPort?: number; capabilities?: Record<string, unknown> };
     if (p.holdTime !== undefined) {
-      pairs.push(['Hold time', `${p.holdTime}s${p.keepaliveTime !== undefined ? `, keepalive ${p.keepaliveTime}s` : ''}`]);
+      pairs.push(['Hold time', `${p.holdTime}s${p.keepaliveTime !== undefined ? `, keepalive ${p.keepaliveTime}s` : ''}${x.configuredHoldTime !== undefined ? ` (configured ${x.configuredHoldTime}s)` : ''}`]);
+    } else if (x.configuredHoldTime !== undefined) pairs.push(['Hold time', `configured ${x.configuredHoldTime}s (no session)`]);
+    const caps = x.capabilities;
+    if (caps && typeof caps === 'object') {
+      const on = (['fourOctetAs', 'routeRefresh', 'enhancedRouteRefresh', 'extendedMessage', 'gracefulRestart', 'longLivedGracefulRestart'] as const)
+        .filter((k) => caps[k] === true)
+        .map((k) => ({ fourOctetAs: '4-octet AS', routeRefresh: 'route refresh', enhancedRouteRefresh: 'enhanced route refresh', extendedMessage: 'extended message', gracefulRestart: 'graceful restart', longLivedGracefulRestart: 'long-lived GR' })[k]);
+      const ap = caps.addPath as { receive?: unknown; send?: unknown } | undefined;
+      if (ap && (list(ap.receive).length > 0 || list(ap.send).length > 0)) on.push(`ADD-PATH rx ${list(ap.receive).join(',') || '-'} tx ${list(ap.send).join(',') || '-'}`);
+      pairs.push(['Capabilities', on.join(', ') || 'none beyond multiprotocol']);
     }
     if (p.lastError) pairs.push(['Last error', p.lastError]);
     pairs.push(...grRows(p));
@@ -167,14 +177,14 @@ export function renderRoutes(result: unknown, prefix?: string): string {
   const r = obj(result, 'routes');
   const routes = arr(r.routes, 'routes.routes').map((x, i) => obj(x, `routes[${i}]`));
   if (routes.length === 0) return prefix === undefined ? 'No routes.\n' : `No route for ${prefix}.\n`;
-  return routes.map(renderRouteBlock).join('\n') + `\n${routes.length} route${routes.length === 1 ? '' : 's'}\n`;
+  return routes.map((x) => renderRouteBlock(x)).join('\n') + `\n${routes.length} route${routes.length === 1 ? '' : 's'}\n`;
 }
 
 /**
  * One route's block of `skeinctl routes` (rows stream in one at a time). Loc-RIB rows name the best path in
  * `best`; Adj-RIB-In rows (`--received`) flag it per path; Adj-RIB-Out rows (`--advertised`) have no kernel state.
  */
-export function renderRouteBlock(row: unknown): string {
+export function renderRouteBlock(row: unknown, now: number = Date.now()): string {
   const route = obj(row, 'route') as unknown as RouteJson & { peer?: string };
   const paths = arr(route.paths ?? [], `paths of ${route.prefix}`).map((p) => obj(p, 'path') as unknown as PathJson & { best?: boolean; accepted?: boolean });
   const bestKey = route.best ? JSON.stringify(route.best) : undefined;
@@ -190,7 +200,16 @@ export function renderRouteBlock(row: unknown): string {
   const head = `${text(route.prefix)}  ${where}, ${ordered.length} path${ordered.length === 1 ? '' : 's'}\n`;
   if (ordered.length === 0) return `${head}  (no paths)\n`;
   const rows = ordered.map((p, i) => pathRow(p, i === 0 && bestIdx >= 0));
-  const body = table(['', 'FROM', 'NEXT HOPS', 'AS PATH', 'ORIGIN', 'LOCAL PREF', 'MED', 'COMMUNITIES', 'REASON'], rows);
+  const headers = ['', 'FROM', 'NEXT HOPS', 'AS PATH', 'ORIGIN', 'LOCAL PREF', 'MED', 'COMMUNITIES', 'REASON'];
+  // per-path age, when the daemon reports when each path was announced (`since`)
+  if (ordered.some((p) => typeof (p as { since?: unknown }).since === 'string')) {
+    headers.push('AGE');
+    ordered.forEach((p, i) => {
+      const t = Date.parse(String((p as { since?: unknown }).since));
+      rows[i]!.push(Number.isNaN(t) ? '-' : humaneDuration(Math.max(0, (now - t) / 1000)));
+    });
+  }
+  const body = table(headers, rows);
   return head + body.split('\n').map((l) => (l === '' ? l : `  ${l}`)).join('\n');
 }
 

@@ -13,7 +13,7 @@ export function checkRouteOptions(p: ParsedCtlArgs): void {
   const given = Object.keys(p.routes);
   if (p.command !== 'routes') {
     if (given.length > 0) throw new UsageError(`${p.command}: routes options (${given.map((g) => `--${g}`).join(', ')}) only apply to routes`);
-    if (p.jsonl) throw new UsageError(`${p.command}: --jsonl applies to routes and watch`);
+    if (p.jsonl && p.command !== 'watch') throw new UsageError(`${p.command}: --jsonl applies to routes and watch`);
     return;
   }
   const r = p.routes;

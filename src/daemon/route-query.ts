@@ -7,7 +7,7 @@
 // peer (an address: routes with a path from it; with view "received" or "advertised": its Adj-RIB-In or -Out),
 // view ("loc" default | "received" | "advertised"), community ("A:B" or "A:B:C": a path carries it),
 // count (no rows, only the number in the end line), limit and after (paging, in walk order).
-import type { Path, RibCore, Reason } from '../../bgp/index.js';
+import { PATH_EPOCH_MS, type Path, type RibCore, type Reason } from '../../bgp/index.js';
 import { pathJson as speakerPathJson, type PathJson as SpeakerPathJson } from '../../bgp/speaker/json.js';
 import { parseIpv4, parseIpv6, prefix4, prefix4ToString, prefix6FromBytes } from '../../bgp/wire/prefix.js';
 import { ControlError } from '../control/protocol.js';
@@ -144,6 +144,11 @@ export function contractPath(p: SpeakerPathJson): PathJson {
   };
 }
 
+/** When a path was last announced (ISO 8601, to the second): `skeinctl routes` shows its age. */
+function sinceOf(p: Path): string {
+  return new Date(PATH_EPOCH_MS + p.born * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
 export const keyText = (k: PrefixKey): string => (typeof k === 'number' ? prefix4ToString(k) : k);
 
 /** Makes the row of one prefix for a query, or null when it has none (gone, or filtered out). */
@@ -204,10 +209,10 @@ export class RowMaker {
       // The Adj-RIB-In of one peer after import: what it sent and we kept. The engine keeps no copy of what import
       // rules refused (own AS in the path, no next hop, policy), so rejected routes appear only as the difference
       // between the peer's received and accepted counts (`skeinctl peers`).
-      const paths = shown.map((e) => ({ ...contractPath(speakerPathJson(e.path, e.reason)), accepted: true, best: e.best }));
+      const paths = shown.map((e) => ({ ...contractPath(speakerPathJson(e.path, e.reason)), accepted: true, best: e.best, since: sinceOf(e.path) }));
       return { prefix: text, peer: q.peer, installed: installed && best.path.source.address === q.peer, paths };
     }
-    const paths = ex.map((e) => contractPath(speakerPathJson(e.path, e.reason)));
+    const paths = ex.map((e) => ({ ...contractPath(speakerPathJson(e.path, e.reason)), since: sinceOf(e.path) }));
     return { prefix: text, installed, best: paths[0]!, paths };
   }
 }
