@@ -259,3 +259,19 @@ t.test('scheduler: streams share a bounded slice per turn; timers keep running',
   t.ok(worked.every((w) => w > 0), `every producer got turns (${worked.join(', ')})`);
   t.ok(lates.length >= 10, `the timer kept firing (${lates.length} times in 500 ms)`);
 });
+
+t.test('stream: 200 concurrent clients with the default limits are all answered, in turn', async (t) => {
+  const path = join(tmp(t), 'many.sock');
+  const server = new ControlServer({ path });
+  server.handle('numbers', () => counter(20_000, 100).stream());
+  await server.listen();
+  t.teardown(() => server.close(0));
+  let waited = 0;
+  const all = await Promise.all(Array.from({ length: 200 }, () => streamControl(path, 'numbers', {}, {
+    onWaiting: () => void waited++,
+    onRows: () => undefined,
+  }, { timeoutMs: 60_000 })));
+  t.ok(all.every((o) => o.kind === 'stream' && o.end.count === 20_000), 'every client got every row');
+  t.ok(waited > 0, `those beyond the 16 running were told they wait (${waited})`);
+  t.equal(server.stats.refused, 0, 'nobody was refused');
+});

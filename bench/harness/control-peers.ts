@@ -15,6 +15,8 @@ const e = (k: string, d?: string): string => {
 const skeind = e('SKEIND_ADDR');
 const port = Number(e('SKEIND_PORT'));
 const n = Number(e('N', '1000000'));
+// the bench process reads our stdout; if it is gone, so is our purpose
+process.stdout.on('error', () => process.exit(0));
 const out = (o: Record<string, unknown>): void => void process.stdout.write(`${JSON.stringify({ t: Date.now(), ...o })}\n`);
 
 function speaker(who: string, addr: string, asn: number, holdTime: number): Speaker {

@@ -27,7 +27,7 @@ export interface ControlServerOptions {
   /** socket file mode; default 0o660 */
   mode?: number;
   maxRequestBytes?: number;
-  /** connections beyond this are closed at once; default 128 */
+  /** connections beyond this shed an idle one or are closed at once; default 512 (16 streaming + 256 queued + plenty for plain requests) */
   maxConnections?: number;
   /** a connection with nothing in flight and no traffic for this long is closed; default 60 s */
   idleTimeoutMs?: number;
@@ -194,7 +194,7 @@ export class ControlServer {
   }
 
   #accept(sock: Socket, retried = false): void {
-    const max = this.#o.maxConnections ?? 128;
+    const max = this.#o.maxConnections ?? 512;
     if (this.#sockets.size >= max && !this.#shedIdle()) {
       // Clients that just got their answer hang up a moment later: give their close a chance to be seen once
       // before refusing.
