@@ -36,6 +36,10 @@ import { RouteTable } from './daemon/routes.js';
 import { PolicyWiring, RULE_KINDS } from './daemon/policy.js';
 import { MigrationWatcher } from './daemon/migration.js';
 import { KernelReachability } from './daemon/reachability.js';
+import { parseRouteQuery, routesStream } from './daemon/route-query.js';
+import { RuntimeStats } from './daemon/runtime.js';
+import { WatchHub } from './daemon/watch.js';
+import type { ControlStream } from './control/stream.js';
 import { LoopMonitor, ReadinessGate, startHttpServer, type HttpEndpoint } from './http.js';
 import { createLogger, parseLogLevel, type Logger, type LogLevel } from './log.js';
 import { Metrics, PEER_STATES, type FibRouteCounts, type PeerState } from './metrics.js';
@@ -96,6 +100,9 @@ export class Daemon {
   #http: HttpEndpoint | undefined;
   #control: ControlServer | undefined;
   readonly #monitor = new LoopMonitor();
+  #runtime: RuntimeStats | undefined;
+  /** `skeinctl watch` subscribers (src/daemon/watch.ts) */
+  readonly watch = new WatchHub();
   readonly #env: NodeJS.ProcessEnv;
   /** peer operations (password reads are async) run one after another, in the order the diffs came */
   #queue: Promise<void> = Promise.resolve();
@@ -146,6 +153,9 @@ export class Daemon {
       (id) => this.#applyMigration(this.controller.migrationAnnounced(id)),
       () => this.#applyMigration(this.controller.migrationTick()));
     this.metrics.fibRoutesSource(() => this.#fibCounts());
+    this.routes.onWrite = (prefix, r) => {
+      if (this.watch.active) this.watch.publish('fib', r ? { prefix, action: 'set', kind: r.kind, nextHops: r.nextHops, ...(r.dev !== undefined ? { dev: r.dev } : {}) } : { prefix, action: 'remove' });
+    };
   }
 
   // ------------------------------------------------------------------ life cycle
@@ -155,6 +165,7 @@ export class Daemon {
     const log = this.log;
     log.info('skeind starting', { version: VERSION, config: this.cfg.file, datastore: this.cfg.datastore.type, fib: this.cfg.fib.enabled });
     this.#monitor.start();
+    this.#runtime = new RuntimeStats(this.metrics.registry);
     this.readiness.onChange((r) => {
       this.metrics.ready(r.ready);
       log.info(r.ready ? 'ready' : 'not ready', r.ready ? {} : { missing: r.missing });
@@ -178,9 +189,11 @@ export class Daemon {
     control
       .handle('status', () => this.status())
       .handle('peers', () => ({ peers: this.peers() }))
-      .handle('routes', (p) => this.routesJson(typeof p.prefix === 'string' ? p.prefix : undefined))
+      .handle('routes', (p) => this.routesStream(p))
       .handle('fib', () => this.fibJson())
-      .handle('reload', () => this.reload());
+      .handle('reload', () => this.reload())
+      .handle('watch', (p) => this.watch.stream(p))
+      .handle('runtime', (p) => this.#runtime?.json({ reset: p.reset === true, control: control.stats }));
     await bindAs('control.socket', this.cfg.control.socket, () => control.listen());
     this.#control = control;
 
@@ -188,9 +201,13 @@ export class Daemon {
       const fib = this.fib;
       fib.on('failure', (v: RouteView) => {
         if (v.failure) this.metrics.fibFailure(v.failure.code);
+        this.watch.publish('fib-failure', { prefix: fmtPrefix(v), code: v.failure?.code, reason: v.failure?.message, attempts: v.failure?.attempts });
         log.warn('kernel refused a route', { prefix: fmtPrefix(v), code: v.failure?.code, reason: v.failure?.message, attempts: v.failure?.attempts });
       });
-      fib.on('batch', (b) => this.metrics.fibProgrammed(b.latencySeconds));
+      fib.on('batch', (b) => {
+        this.metrics.fibProgrammed(b.latencySeconds);
+        this.watch.publish('fib-batch', { ...b });
+      });
       fib.on('warning', (e: Error) => log.warn('fib', { err: e }));
       fib.on('resync', (reason: string) => log.debug('fib resync', { reason }));
       fib.on('overrun', (which: string) => log.warn('netlink socket overrun; resyncing', { socket: which }));
@@ -263,6 +280,7 @@ export class Daemon {
       await step('http', () => this.#http?.close());
       this.readiness.close();
       this.#monitor.stop();
+      this.#runtime?.stop();
       this.log.info('stopped; routes left in the kernel');
       this.#resolveFinished();
     })();
@@ -690,6 +708,7 @@ export class Daemon {
     const st = PEER_STATES.includes(ev.state as PeerState) ? (ev.state as PeerState) : 'Idle';
     this.metrics.peerState(ev.address, st, ev.since.getTime());
     const up = ev.state === 'Established';
+    this.watch.publish('peer', { peer: ev.address, from: ev.from, state: ev.state, info: ev.info });
     this.readiness.setPeerEstablished(ev.address, up);
     // The speaker's Established event still carries the error of the attempt before: leave it out there.
     const fields = { peer: ev.address, from: ev.from, state: ev.state, ...(ev.info && !up ? { info: ev.info } : {}) };
@@ -701,7 +720,9 @@ export class Daemon {
   #onBest(evs: BestEvent[]): void {
     if (this.#stopping) return;
     this.#lastBestAt = Date.now();
+    const watching = this.watch.active;
     for (const ev of evs) {
+      if (watching) this.watch.publish('best', { prefix: ev.prefix, from: ev.from, nextHops: ev.nextHops, local: ev.local, gone: ev.attributes === null });
       if (ev.local || ev.attributes === null || ev.nextHops.length === 0) this.routes.setBgp(ev.prefix, null);
       else {
         const lp = ev.attributes.localPref;
@@ -869,7 +890,7 @@ export class Daemon {
     if (!speaker) return [];
     const desired = new Map(this.controller.state.peers.map((p) => [p.address, p]));
     return speaker.peersJson().peers.map((p) => {
-      const out = peerJson(p, desired.get(p.address)) as PeerJson & Record<string, unknown>;
+      const out = { ...peerJson(p, desired.get(p.address)), ...speaker.sessionDetails(p.address) } as PeerJson & Record<string, unknown>;
       const rejected = speaker.policyRejections(p.address);
       if (rejected !== null) out.policyRejected = rejected;
       return out;
@@ -907,6 +928,20 @@ export class Daemon {
       routes = holding.slice(0, 1);
     }
     return { routes: sortByPrefix(routes.map((r) => ({ prefix: r.prefix, installed: r.installed, best: pathJsonOf(r.best), paths: r.paths.map(pathJsonOf) }))) };
+  }
+
+  /** `skeinctl routes` over the control socket: a stream of rows, made a slice at a time (src/daemon/route-query.ts). */
+  routesStream(params: Record<string, unknown>): ControlStream | { routes: RouteJson[] } {
+    const q = parseRouteQuery(params);
+    const speaker = this.speaker;
+    if (!speaker) return { routes: [] };
+    return routesStream(q, {
+      rib: speaker.rib,
+      installed: (prefix) => this.#installed(prefix),
+      peerId: (a) => speaker.coreIdOf(a),
+      advertisedPrefixes: (id) => speaker.rib.advertisedPrefixes(id),
+      policyTrace: (prefix) => speaker.policyTrace(prefix),
+    });
   }
 
   fibJson(): FibJson {

@@ -98,7 +98,7 @@ export function parseArgs(argv: readonly string[]): { command: string | undefine
 
 async function main(argv: readonly string[]): Promise<number> {
   // Commands that talk to the daemon over its control socket (src/ctl).
-  if (isCtlCommand(ctlCommandOf(argv))) return runCtlCommand(argv);
+  if (isCtlCommand(ctlCommandOf(argv)) || (ctlCommandOf(argv) === undefined && (argv.includes('--version') || argv.includes('-V')))) return runCtlCommand(argv);
   let command: string | undefined;
   let parsed: Parsed;
   try {

@@ -1416,6 +1416,18 @@ export class RibCore {
     return set === undefined ? [] : [{ pathId: p.addPathTx.has(familyOf(prefix)) ? 1 : 0, attrs: set }];
   }
 
+  /**
+   * Every prefix advertised to a peer (Adj-RIB-Out; under ADD-PATH send, the prefixes of the families it covers
+   * come from the Loc-RIB and advertisedPaths() says which are really sent). A lazy walk, for skeinctl.
+   */
+  *advertisedPrefixes(id: number): Generator<PrefixKey> {
+    const p = this.peer(id);
+    yield* p.adjOut.keysIter();
+    const ap = p.ap;
+    if (ap === null) return;
+    for (const k of this.loc.keysIter()) if (ap.families.has(familyOf(k)) && !p.adjOut.has(k)) yield k;
+  }
+
   /** Adj-RIB-In paths of a peer for a prefix. */
   received(id: number, prefix: PrefixKey): readonly Path[] {
     const p = this.peer(id);

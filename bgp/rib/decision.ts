@@ -59,7 +59,12 @@ export interface PathSource {
  * change anything about a prefix's path, put a different Path in its place;
  * never assign to one (RibCore freezes the ones it makes, so a write throws).
  */
+/** Paths record when they were made in whole seconds since this moment: a small integer, no heap number per path. */
+export const PATH_EPOCH_MS = Date.now();
+
 export class Path {
+  /** seconds after PATH_EPOCH_MS when this path was (re)announced: its age in skeinctl routes */
+  readonly born = Math.floor((Date.now() - PATH_EPOCH_MS) / 1000);
   constructor(
     readonly source: PathSource,
     readonly pathId: number,

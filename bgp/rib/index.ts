@@ -1,6 +1,6 @@
 // RIBs: attribute interning, the decision process, and the route-processing core.
 export { AttrSet, AttrTable, attrKey, asPathLength, neighborAs } from './intern.js';
-export { Path, compare, equalCost, isUsable, selectBest, addressSortKey, DEFAULT_LOCAL_PREF } from './decision.js';
+export { Path, PATH_EPOCH_MS, compare, equalCost, isUsable, selectBest, addressSortKey, DEFAULT_LOCAL_PREF } from './decision.js';
 export type { PathSource, Reason, Comparison, Selection } from './decision.js';
 export { RibCore } from './core.js';
 export { NextHopTable } from './next-hop.js';

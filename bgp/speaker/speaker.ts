@@ -349,6 +349,51 @@ export class Speaker extends EventEmitter {
     };
   }
 
+  /**
+   * What `birdc show protocols all` shows of a session beyond its state: the local end of the connection, the
+   * timers (configured and negotiated, RFC 4271 §4.2), the peer's BGP identifier and the negotiated capabilities.
+   * Session fields are absent while there is no session.
+   */
+  sessionDetails(address: string): Record<string, unknown> | null {
+    const p = this.peers.get(normalizeAddress(address));
+    if (!p) return null;
+    const c = this.ribConn(p) ?? p.primary;
+    const out: Record<string, unknown> = {
+      configuredHoldTime: p.opts.holdTime ?? this.opts.holdTime ?? 90,
+      configuredKeepaliveTime: p.opts.keepaliveTime ?? this.opts.keepaliveTime ?? null,
+      connectRetryTime: p.opts.connectRetryTime ?? this.opts.connectRetryTime ?? 120,
+    };
+    const sock = c.socket;
+    if (sock?.localAddress !== undefined) {
+      out.localAddress = normalizeAddress(sock.localAddress);
+      out.localPort = sock.localPort;
+      out.remotePort = sock.remotePort;
+    }
+    const s = c.session;
+    if (s) {
+      out.holdTime = s.holdTime;
+      out.keepaliveTime = s.keepaliveTime;
+      out.routerId = `${s.peerId >>> 24}.${(s.peerId >>> 16) & 255}.${(s.peerId >>> 8) & 255}.${s.peerId & 255}`;
+      const fams = (set: Iterable<number>): string[] => [...set].sort((a, b) => a - b).map(familyNameOf);
+      out.capabilities = {
+        families: fams(s.families),
+        fourOctetAs: s.as4,
+        routeRefresh: s.routeRefresh,
+        enhancedRouteRefresh: s.enhancedRouteRefresh,
+        extendedMessage: s.extendedMessage,
+        addPath: { receive: fams(s.addPathRx), send: fams(s.addPathTx) },
+        gracefulRestart: s.gracefulRestart !== null,
+        longLivedGracefulRestart: s.longLivedGracefulRestart !== null,
+      };
+    }
+    return out;
+  }
+
+  /** The RIB core's id of a configured peer (for RibCore's per-peer views); undefined when not configured. */
+  coreIdOf(address: string): number | undefined {
+    return this.peers.get(normalizeAddress(address))?.coreId;
+  }
+
   // ------------------------------------------------------------------ local routes
 
   /** Originate a prefix ("10.65.1.0/26", "fd00:1::/64") with optional attributes. */

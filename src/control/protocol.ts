@@ -4,6 +4,7 @@
 //   response {"id": 1, "result": ...}   or   {"id": 1, "error": {"message": "...", "code": "..."}}
 // A client may send several requests on one connection without waiting; responses carry the request's id and
 // may come back in any order. Results are the CONTRACT's `--json` shapes: skeinctl prints them untouched.
+// Large answers (routes, watch) are streamed instead: see StreamMessage below and ./stream.ts.
 
 export const DEFAULT_CONTROL_SOCKET = '/run/skein/skein.sock';
 /** The largest request line the server reads; requests are small (a method and a prefix). */
@@ -25,7 +26,19 @@ export interface ControlErrorBody {
 
 export type ControlResponse =
   | { id: RequestId | null; result: unknown }
-  | { id: RequestId | null; error: ControlErrorBody };
+  | { id: RequestId | null; error: ControlErrorBody }
+  | StreamMessage;
+
+/**
+ * The lines of a streamed answer (./stream.ts): an optional `waiting` notice while the request queues for a slot,
+ * `begin` with the stream's header, `rows` batches, and `end` with the row count and the stream's trailer (or an
+ * `error` line instead of `end`).
+ */
+export type StreamMessage =
+  | { id: RequestId; waiting: { position: number } }
+  | { id: RequestId; begin: Record<string, unknown> }
+  | { id: RequestId; rows: unknown[] }
+  | { id: RequestId; end: { count: number } & Record<string, unknown> };
 
 /** An error a handler throws to answer with a specific message and code (anything else is "internal"). */
 export class ControlError extends Error {

@@ -2,6 +2,10 @@
 // replaces a stale socket left by a daemon that died, refuses to start when another daemon still answers on it,
 // gives it mode 0660 and the configured group, and removes it on close. Handlers are registered by method name;
 // a client's bad request gets an error answer, never a crash, and one slow handler does not hold up the others.
+// A handler may answer with a ControlStream (./stream.ts): its rows go out batch by batch as the client reads them,
+// within the shared time slices and the concurrency limits there; a client that goes away cancels its request.
+// Connections that hold nothing in flight are closed after `idleTimeoutMs`, and when every connection slot is
+// taken the longest-idle one is shed to make room.
 import { chmod, chown, lstat, mkdir, unlink } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
@@ -10,6 +14,8 @@ import type { Logger } from '../log.js';
 import { resolveGroup } from './group.js';
 import { ControlError, DEFAULT_CONTROL_SOCKET, DEFAULT_MAX_REQUEST_BYTES } from './protocol.js';
 import type { ControlResponse, RequestId } from './protocol.js';
+import { BusyError, ControlStream, StreamLimiter } from './stream.js';
+import type { LimiterStats } from './stream.js';
 
 export type ControlHandler = (params: Record<string, unknown>) => unknown;
 
@@ -21,18 +27,49 @@ export interface ControlServerOptions {
   /** socket file mode; default 0o660 */
   mode?: number;
   maxRequestBytes?: number;
-  /** connections beyond this are closed at once; default 128 */
+  /** connections beyond this shed an idle one or are closed at once; default 512 (16 streaming + 256 queued + plenty for plain requests) */
   maxConnections?: number;
-  /** a connection with no request for this long is closed; default 5 min */
+  /** a connection with nothing in flight and no traffic for this long is closed; default 60 s */
   idleTimeoutMs?: number;
+  /** a stream whose client reads nothing for this long is cancelled and its connection closed; default 30 s */
+  stallTimeoutMs?: number;
+  /** streams producing at once / waiting for a slot; defaults 16 / 256 */
+  maxActiveStreams?: number;
+  maxQueuedStreams?: number;
   log?: Logger;
+}
+
+/** a connection quieter than this is never shed to make room */
+const MIN_IDLE_MS = 1000;
+
+/** What the server tracks per connection. */
+interface Conn {
+  /** requests (plain or streams) not yet answered in full */
+  inflight: number;
+  /** live streams (watch) on this connection: it is never idle while one runs */
+  live: number;
+  /** when the last request arrived or the last answer went out (ms, Date.now()) */
+  lastActive: number;
+  /** aborted when the connection closes: cancels its streams */
+  readonly closed: AbortController;
+}
+
+export interface ControlServerStats extends LimiterStats {
+  connections: number;
+  /** connections closed to make room for a new one, or for idleness */
+  shed: number;
+  /** streams cancelled because their client went away or stopped reading */
+  cancelled: number;
 }
 
 export class ControlServer {
   readonly path: string;
   readonly #o: ControlServerOptions;
   readonly #handlers = new Map<string, ControlHandler>();
-  readonly #sockets = new Set<Socket>();
+  readonly #sockets = new Map<Socket, Conn>();
+  readonly #limiter: StreamLimiter;
+  #shed = 0;
+  #cancelled = 0;
   #server: Server | undefined;
   #inflight = 0;
   #idle: (() => void) | undefined;
@@ -41,6 +78,14 @@ export class ControlServer {
   constructor(options: ControlServerOptions = {}) {
     this.#o = options;
     this.path = options.path ?? DEFAULT_CONTROL_SOCKET;
+    this.#limiter = new StreamLimiter({
+      ...(options.maxActiveStreams !== undefined ? { active: options.maxActiveStreams } : {}),
+      ...(options.maxQueuedStreams !== undefined ? { queued: options.maxQueuedStreams } : {}),
+    });
+  }
+
+  get stats(): ControlServerStats {
+    return { ...this.#limiter.stats, connections: this.#sockets.size, shed: this.#shed, cancelled: this.#cancelled };
   }
 
   /** Registers the handler of `method`; its (awaited) return value is the result. */
@@ -60,10 +105,8 @@ export class ControlServer {
     await this.#clearStale();
 
     const server = createServer((sock) => this.#accept(sock));
-    // Beyond this many connections new ones are closed at once: a runaway script cannot exhaust descriptors.
-    // Up to maxConnections are served; past that an idle client is shed for the new one (#accept), and only when all
-    // are busy is the new one refused. The hard cap is twice that.
-    server.maxConnections = 2 * (this.#o.maxConnections ?? 128);
+    // Beyond maxConnections a new connection sheds the longest-idle one, or is closed at once when every
+    // connection has something in flight (#accept): a runaway script cannot exhaust descriptors.
     const mode = this.#o.mode ?? 0o660;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -124,7 +167,7 @@ export class ControlServer {
         };
       });
     }
-    for (const s of this.#sockets) s.destroy();
+    for (const s of this.#sockets.keys()) s.destroy();
     await closed;
     // Remove the file only if it is still the one we made (a successor may already have replaced it).
     try {
@@ -150,27 +193,56 @@ export class ControlServer {
     this.#o.log?.info('removed a stale control socket', { socket: this.path });
   }
 
-  /** per connection: requests in flight and when it last sent or received (to shed the idlest one first) */
-  #activity = new Map<Socket, { busy: number; at: number }>();
-
-  #accept(sock: Socket): void {
-    if (this.#sockets.size >= (this.#o.maxConnections ?? 128)) {
-      // Idle clients (a script that connected and went quiet) must not lock `skeinctl` out: shed the one idle longest.
-      let idlest: Socket | undefined;
-      for (const [s, a] of this.#activity) if (a.busy === 0 && (idlest === undefined || a.at < (this.#activity.get(idlest)?.at ?? 0))) idlest = s;
-      if (idlest === undefined) { sock.destroy(); return; }
-      idlest.destroy();
-      this.#sockets.delete(idlest);
-      this.#activity.delete(idlest);
+  #accept(sock: Socket, retried = false): void {
+    const max = this.#o.maxConnections ?? 512;
+    if (this.#sockets.size >= max && !this.#shedIdle()) {
+      // Clients that just got their answer hang up a moment later: give their close a chance to be seen once
+      // before refusing.
+      if (!retried) {
+        sock.on('error', () => sock.destroy());
+        setTimeout(() => (sock.destroyed ? undefined : this.#server ? this.#accept(sock, true) : sock.destroy()), 50).unref();
+        return;
+      }
+      sock.destroy();
+      return;
     }
-    this.#sockets.add(sock);
-    const act = { busy: 0, at: Date.now() };
-    this.#activity.set(sock, act);
-    sock.on('close', () => this.#activity.delete(sock));
-    sock.on('data', () => { act.at = Date.now(); });
-    sock.setTimeout(this.#o.idleTimeoutMs ?? 300_000, () => sock.destroy());
-    sock.on('close', () => this.#sockets.delete(sock));
+    const conn: Conn = { inflight: 0, live: 0, lastActive: Date.now(), closed: new AbortController() };
+    this.#sockets.set(sock, conn);
+    // Idle: no traffic either way for this long. A connection waiting for its answer or holding a live stream is
+    // not idle (a stream whose client stopped reading is caught by the stall timeout instead).
+    sock.setTimeout(this.#o.idleTimeoutMs ?? 60_000, () => {
+      if (conn.inflight > 0 || conn.live > 0) return;
+      this.#shed++;
+      sock.destroy();
+    });
+    sock.on('close', () => {
+      this.#sockets.delete(sock);
+      conn.closed.abort();
+    });
     sock.on('error', () => sock.destroy());
+    this.#serve(sock, conn);
+  }
+
+  /**
+   * Closes the connection idle the longest (nothing in flight, quiet for at least a second, so a client that
+   * just connected gets to send its request); false when there is none.
+   */
+  #shedIdle(): boolean {
+    let victim: [Socket, Conn] | undefined;
+    const now = Date.now();
+    for (const e of this.#sockets) {
+      if (e[1].inflight > 0 || e[1].live > 0 || now - e[1].lastActive < MIN_IDLE_MS) continue;
+      if (!victim || e[1].lastActive < victim[1].lastActive) victim = e;
+    }
+    if (!victim) return false;
+    this.#shed++;
+    this.#o.log?.debug('control socket full: closing the longest-idle connection', { idleMs: Date.now() - victim[1].lastActive });
+    this.#sockets.delete(victim[0]);
+    victim[0].destroy();
+    return true;
+  }
+
+  #serve(sock: Socket, conn: Conn): void {
     const max = this.#o.maxRequestBytes ?? DEFAULT_MAX_REQUEST_BYTES;
     let pending: Buffer[] = [];
     let pendingBytes = 0;
@@ -184,7 +256,7 @@ export class ControlServer {
         pendingBytes = 0;
         start = nl + 1;
         if (line.length > max) return this.#tooLarge(sock, max);
-        if (line.length > 0) this.#request(sock, line.toString('utf8'));
+        if (line.length > 0) this.#request(sock, conn, line.toString('utf8'));
       }
       const rest = chunk.subarray(start);
       if (rest.length === 0) return;
@@ -203,7 +275,8 @@ export class ControlServer {
     sock.pause();
   }
 
-  #request(sock: Socket, line: string): void {
+  #request(sock: Socket, conn: Conn, line: string): void {
+    conn.lastActive = Date.now();
     let req: unknown;
     try {
       req = JSON.parse(line);
@@ -224,23 +297,77 @@ export class ControlServer {
       return send(sock, { id, error: { message: `unknown method "${r.method}" (known: ${known})`, code: 'unknown-method' } });
     }
     this.#inflight++;
-    const act = this.#activity.get(sock);
-    if (act) act.busy++;
+    conn.inflight++;
     const params = (r.params ?? {}) as Record<string, unknown>;
+    const fail = (e: unknown): void => {
+      const code = e instanceof ControlError ? e.code : e instanceof BusyError ? 'busy' : 'internal';
+      if (code === 'internal') this.#o.log?.error('control handler failed', { method: r.method, err: e });
+      send(sock, { id, error: { message: e instanceof Error ? e.message : String(e), code } });
+    };
     Promise.resolve()
       .then(() => handler(params))
       .then(
-        (result) => send(sock, { id, result: result === undefined ? null : result }),
-        (e: unknown) => {
-          const code = e instanceof ControlError ? e.code : 'internal';
-          if (!(e instanceof ControlError)) this.#o.log?.error('control handler failed', { method: r.method, err: e });
-          send(sock, { id, error: { message: e instanceof Error ? e.message : String(e), code } });
-        },
+        (result) => (result instanceof ControlStream ? this.#stream(sock, conn, id, result) : send(sock, { id, result: result === undefined ? null : result })),
       )
+      .catch(fail)
       .finally(() => {
-        if (act) { act.busy--; act.at = Date.now(); }
+        conn.inflight--;
+        conn.lastActive = Date.now();
         if (--this.#inflight === 0) this.#idle?.();
       });
+  }
+
+  /**
+   * Sends a stream's rows as the client reads them. Resolves when the stream ended, failed or was cancelled; a
+   * failure before the first row rejects (the caller answers with an error line), a later one ends the stream
+   * with an error line.
+   */
+  async #stream(sock: Socket, conn: Conn, id: RequestId, st: ControlStream): Promise<void> {
+    const signal = conn.closed.signal;
+    let release: (() => void) | undefined;
+    if (st.live) conn.live++;
+    else if (!st.light) {
+      release = await this.#limiter.acquire(signal, (position) => send(sock, { id, waiting: { position } })).catch((e: unknown) => {
+        if (signal.aborted) return undefined;
+        throw e;
+      });
+      if (!release) return;
+    }
+    const stallMs = this.#o.stallTimeoutMs ?? 30_000;
+    const it = st.rows(signal)[Symbol.asyncIterator]();
+    let count = 0;
+    try {
+      if (!write(sock, { id, begin: st.header })) await drained(sock, signal, stallMs);
+      for (;;) {
+        if (signal.aborted) break;
+        const next = await it.next();
+        if (next.done || signal.aborted) break;
+        const rows = next.value;
+        if (rows.length === 0) continue;
+        count += rows.length;
+        conn.lastActive = Date.now();
+        const ok = st.raw
+          ? sock.writable ? sock.write(`{"id":${JSON.stringify(id)},"rows":[${(rows as readonly string[]).join(',')}]}\n`) : true
+          : write(sock, { id, rows });
+        if (!ok) await drained(sock, signal, stallMs);
+      }
+      if (!signal.aborted) write(sock, { id, end: { count, ...st.trailer() } });
+    } catch (e) {
+      if (e instanceof StallError) {
+        this.#o.log?.info('control client stopped reading; request cancelled', { waitedMs: stallMs, rows: count });
+        sock.destroy();
+      } else if (!signal.aborted) {
+        const code = e instanceof ControlError ? e.code : 'internal';
+        if (code === 'internal') this.#o.log?.error('control stream failed', { err: e, rows: count });
+        send(sock, { id, error: { message: e instanceof Error ? e.message : String(e), code } });
+      }
+    } finally {
+      if (signal.aborted) this.#cancelled++;
+      // Ends the producer: its finally blocks run, and the snapshot it held can be collected.
+      void it.return?.().catch(() => undefined);
+      if (st.live) conn.live--;
+      release?.();
+    }
   }
 }
 
@@ -250,6 +377,34 @@ function reply(r: ControlResponse): string {
 
 function send(sock: Socket, r: ControlResponse): void {
   if (sock.writable) sock.write(reply(r));
+}
+
+/** Writes one line; false when the socket's buffer is above its high-water mark (wait for 'drain'). */
+function write(sock: Socket, msg: Record<string, unknown>): boolean {
+  if (!sock.writable) return true;
+  return sock.write(`${JSON.stringify(msg)}\n`);
+}
+
+class StallError extends Error {}
+
+/** Resolves on 'drain', or when the connection closes; rejects with StallError after `ms` without progress. */
+function drained(sock: Socket, signal: AbortSignal, ms: number): Promise<void> {
+  if (signal.aborted || !sock.writable) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      sock.off('drain', done);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      sock.off('drain', done);
+      signal.removeEventListener('abort', done);
+      reject(new StallError('client stopped reading'));
+    }, ms);
+    sock.once('drain', done);
+    signal.addEventListener('abort', done, { once: true });
+  });
 }
 
 /** "live" when something accepts a connection on `path`, "stale" when the kernel refuses it, else the errno. */

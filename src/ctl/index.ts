@@ -6,15 +6,18 @@
 import { isIP } from 'node:net';
 import { callControl, ControlClientError } from '../control/client.js';
 import { DEFAULT_CONTROL_SOCKET } from '../control/protocol.js';
-import { renderFib, renderPeers, renderReload, renderRoutes, renderStatus, ShapeError } from './render.js';
+import { VERSION } from '../version.js';
+import { renderFib, renderPeers, renderReload, renderStatus, ShapeError } from './render.js';
+import { checkRouteOptions, streamRoutes } from './routes.js';
+import { ctlWatch } from './watch.js';
 
 export * from './types.js';
 export { humaneDuration, humaneSince, table } from './format.js';
-export { renderFib, renderPeers, renderReload, renderRoutes, renderStatus, ShapeError } from './render.js';
+export { renderFib, renderPeers, renderReload, renderRouteBlock, renderRoutes, renderStatus, ShapeError } from './render.js';
 
 export const EXIT = { OK: 0, DAEMON_ERROR: 1, USAGE: 2, UNREACHABLE: 3 } as const;
 
-export const CTL_COMMANDS = ['status', 'peers', 'routes', 'fib', 'reload'] as const;
+export const CTL_COMMANDS = ['status', 'peers', 'routes', 'fib', 'reload', 'watch'] as const;
 export type CtlCommand = (typeof CTL_COMMANDS)[number];
 
 export const DEFAULT_TIMEOUT_MS = 10_000;
@@ -24,15 +27,33 @@ export const USAGE = `usage: skeinctl [--socket PATH] COMMAND [--json]
 commands:
   status            this node and one row per BGP peer (like calicoctl node status)
   peers             details per peer: families, prefix counts, AS numbers, timers, last error
-  routes [PREFIX]   the Loc-RIB: best path and alternatives, why the best won, whether it is in the kernel
+  routes [PREFIX]   the Loc-RIB: best path and alternatives, why the best won, whether it is in the kernel;
+                    rows stream as the daemon makes them. PREFIX (an address or prefix): its longest match,
+                    exit 1 when there is none
   fib               the routes skein wants in the kernel vs. what is there, and failures
   reload            re-read the configuration (as SIGHUP does)
+  watch [PREFIX]    a live stream of peer state changes, best-path changes and kernel route writes, until
+                    interrupted (--kinds peer,best,fib,fib-batch,fib-failure to choose; --json: JSON lines)
   decode HEX|-      decode one BGP message (no daemon needed)
 
 options:
   --socket PATH     the daemon's control socket (default: $SKEIN_SOCKET, else ${DEFAULT_CONTROL_SOCKET})
   --json            print the result as JSON (a stable schema for scripts)
   --timeout SEC     how long to wait for the daemon (default ${DEFAULT_TIMEOUT_MS / 1000})
+  --version         print skeinctl's version
+
+routes options:
+  --longer          with PREFIX: every route inside it (more-specifics), not the longest match
+  --prefix-within P every route inside prefix P
+  --peer ADDR       routes with a path from ADDR
+  --received        with --peer: that peer's Adj-RIB-In (what it sent and we accepted)
+  --advertised      with --peer: that peer's Adj-RIB-Out (what we send it)
+  --community C     routes with a path carrying community C (A:B, or A:B:C for a large community)
+  --family F        ipv4 or ipv6
+  --count           print only how many routes match
+  --limit N         at most N routes; the answer names where the next page starts
+  --after PREFIX    start after PREFIX (paging, in listing order)
+  --jsonl           one JSON route per line, as they arrive
 
 exit status: 0 ok, 1 the daemon reports an error, 2 usage, 3 the daemon is not reachable
 `;
@@ -40,14 +61,45 @@ exit status: 0 ok, 1 the daemon reports an error, 2 usage, 3 the daemon is not r
 /** Where a command writes, its environment and clock; tests pass their own. */
 export interface CtlIo {
   stdout(s: string): void;
+  /**
+   * Writes and resolves once the text is taken (a pipe's reader keeps up); rejects with code EPIPE when the reader
+   * went away (`skeinctl routes | head`). Streaming commands use it; without it they use stdout().
+   */
+  stdoutAsync?(s: string): Promise<void>;
   stderr(s: string): void;
   env: Readonly<Record<string, string | undefined>>;
   now(): Date;
 }
 
 export function processIo(): CtlIo {
+  const out = process.stdout;
+  let broken: NodeJS.ErrnoException | undefined;
+  // A reader that went away (`| head`) makes writes fail with EPIPE: that ends the command quietly, never with
+  // an unhandled 'error' event and its stack trace.
+  out.on('error', (e: NodeJS.ErrnoException) => {
+    broken = e;
+    out.emit('skein-broken');
+  });
   return {
-    stdout: (s) => void process.stdout.write(s),
+    stdout: (s) => {
+      if (!broken) out.write(s);
+    },
+    stdoutAsync: (s) => {
+      if (broken) return Promise.reject(broken);
+      if (out.write(s)) return Promise.resolve();
+      return new Promise((resolve, reject) => {
+        const done = (): void => {
+          out.off('drain', done);
+          out.off('skein-broken', done);
+          out.off('close', done);
+          if (broken) reject(broken);
+          else resolve();
+        };
+        out.on('drain', done);
+        out.on('skein-broken', done);
+        out.on('close', done);
+      });
+    },
     stderr: (s) => void process.stderr.write(s),
     env: process.env,
     now: () => new Date(),
@@ -58,13 +110,40 @@ export interface CtlOptions {
   socket: string;
   json: boolean;
   timeoutMs: number;
+  /** one JSON object per line (routes, watch) */
+  jsonl?: boolean;
+}
+
+/** `routes` options as given on the command line */
+export interface RouteOptions {
+  longer?: boolean;
+  within?: string;
+  peer?: string;
+  received?: boolean;
+  advertised?: boolean;
+  community?: string;
+  family?: string;
+  count?: boolean;
+  limit?: number;
+  after?: string;
 }
 
 export interface ParsedCtlArgs extends CtlOptions {
   command: string | undefined;
   args: string[];
   help: boolean;
+  version: boolean;
+  routes: RouteOptions;
+  /** watch: the event types wanted */
+  kinds?: string;
 }
+
+const ROUTE_FLAGS: Readonly<Record<string, keyof RouteOptions>> = {
+  '--longer': 'longer', '--received': 'received', '--advertised': 'advertised', '--count': 'count',
+};
+const ROUTE_VALUES: Readonly<Record<string, keyof RouteOptions>> = {
+  '--prefix-within': 'within', '--peer': 'peer', '--community': 'community', '--family': 'family', '--limit': 'limit', '--after': 'after',
+};
 
 export class UsageError extends Error {
   override name = 'UsageError';
@@ -78,7 +157,7 @@ export function isCtlCommand(name: string | undefined): name is CtlCommand {
 export function ctlCommandOf(argv: readonly string[]): string | undefined {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (a === '--socket' || a === '--timeout') i++;
+    if (a === '--socket' || a === '--timeout' || a === '--kinds' || ROUTE_VALUES[a] !== undefined) i++;
     else if (!a.startsWith('-') || a === '-') return a;
   }
   return undefined;
@@ -89,6 +168,10 @@ export function parseCtlArgs(argv: readonly string[], env: CtlIo['env'] = {}): P
   let socket = env.SKEIN_SOCKET || DEFAULT_CONTROL_SOCKET;
   let json = false;
   let help = false;
+  let version = false;
+  let jsonl = false;
+  let kinds: string | undefined;
+  const routes: Record<string, unknown> = {};
   let timeoutMs = DEFAULT_TIMEOUT_MS;
   const positional: string[] = [];
   const value = (i: number, name: string): string => {
@@ -108,13 +191,25 @@ export function parseCtlArgs(argv: readonly string[], env: CtlIo['env'] = {}): P
       const sec = Number(s);
       if (!Number.isFinite(sec) || sec <= 0) throw new UsageError(`--timeout: expected a number of seconds, got "${s}"`);
       timeoutMs = Math.round(sec * 1000);
-    } else if (a === '--json') json = true;
+    } else if (name === '--kinds') {
+      kinds = inline ?? value(++i, '--kinds');
+    } else if (ROUTE_VALUES[name] !== undefined) {
+      const key = ROUTE_VALUES[name]!;
+      const v = inline ?? value(++i, name);
+      if (key === 'limit') {
+        if (!/^\d{1,9}$/.test(v) || Number(v) < 1) throw new UsageError(`--limit: expected a positive number, got "${v}"`);
+        routes.limit = Number(v);
+      } else routes[key] = v;
+    } else if (ROUTE_FLAGS[a] !== undefined) routes[ROUTE_FLAGS[a]!] = true;
+    else if (a === '--json') json = true;
+    else if (a === '--jsonl') jsonl = true;
+    else if (a === '--version' || a === '-V') version = true;
     else if (a === '-h' || a === '--help') help = true;
     else if (a.startsWith('-') && a !== '-') throw new UsageError(`unknown option ${a}`);
     else positional.push(a);
   }
   const [command, ...args] = positional;
-  return { command, args, socket, json, timeoutMs, help };
+  return { command, args, socket, json, jsonl, timeoutMs, help, version, routes: routes as RouteOptions, ...(kinds !== undefined ? { kinds } : {}) };
 }
 
 /** Checks a `routes` argument: an address or a prefix of either family. Returns it trimmed. */
@@ -144,14 +239,20 @@ export async function runCtlCommand(argv: readonly string[], io: CtlIo = process
       io.stdout(USAGE);
       return EXIT.OK;
     }
+    if (parsed.version) {
+      io.stdout(`skeinctl ${VERSION}\n`);
+      return EXIT.OK;
+    }
     if (parsed.command === undefined) throw new UsageError('no command given');
     if (!isCtlCommand(parsed.command)) throw new UsageError(`unknown command "${parsed.command}"`);
-    if (parsed.command === 'routes') {
-      if (parsed.args.length > 1) throw new UsageError('routes takes at most one PREFIX');
+    if (parsed.kinds !== undefined && parsed.command !== 'watch') throw new UsageError('--kinds applies to watch');
+    if (parsed.command === 'routes' || parsed.command === 'watch') {
+      if (parsed.args.length > 1) throw new UsageError(`${parsed.command} takes at most one PREFIX`);
     } else if (parsed.args.length > 0) {
       throw new UsageError(`${parsed.command} takes no arguments (got "${parsed.args.join(' ')}")`);
     }
-    if (parsed.command === 'routes' && parsed.args[0] !== undefined) parsed.args[0] = checkPrefixArg(parsed.args[0]);
+    if ((parsed.command === 'routes' || parsed.command === 'watch') && parsed.args[0] !== undefined) parsed.args[0] = checkPrefixArg(parsed.args[0]);
+    checkRouteOptions(parsed);
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
     io.stderr(`skeinctl: ${e.message}\n\n${USAGE}`);
@@ -163,11 +264,13 @@ export async function runCtlCommand(argv: readonly string[], io: CtlIo = process
     case 'peers':
       return ctlPeers(parsed, io);
     case 'routes':
-      return ctlRoutes(parsed, io, parsed.args[0]);
+      return ctlRoutes(parsed, io, parsed.args[0], parsed.routes);
     case 'fib':
       return ctlFib(parsed, io);
     case 'reload':
       return ctlReload(parsed, io);
+    case 'watch':
+      return ctlWatch(parsed, io, parsed.args[0], parsed.kinds);
   }
 }
 
@@ -177,8 +280,8 @@ export function ctlStatus(o: CtlOptions, io: CtlIo): Promise<number> {
 export function ctlPeers(o: CtlOptions, io: CtlIo): Promise<number> {
   return call(o, io, 'peers', {}, (r) => renderPeers(r, io.now()));
 }
-export function ctlRoutes(o: CtlOptions, io: CtlIo, prefix?: string): Promise<number> {
-  return call(o, io, 'routes', prefix === undefined ? {} : { prefix }, (r) => renderRoutes(r, prefix));
+export function ctlRoutes(o: CtlOptions, io: CtlIo, prefix?: string, ro: RouteOptions = {}): Promise<number> {
+  return streamRoutes(o, io, prefix, ro);
 }
 export function ctlFib(o: CtlOptions, io: CtlIo): Promise<number> {
   return call(o, io, 'fib', {}, renderFib);

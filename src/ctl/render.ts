@@ -1,7 +1,7 @@
 // skeinctl's text output, rendered from the same JSON the daemon returns for `--json`, so the two never disagree.
 // Renderers check the parts of the shape they use and throw ShapeError on anything else: an old or a foreign
 // daemon produces a clear message, not a TypeError.
-import { fields, humaneSince, table } from './format.js';
+import { fields, humaneDuration, humaneSince, table } from './format.js';
 import type { FibEntryJson, FibJson, PathJson, PeerJson, ReloadJson, RouteJson, StatusJson } from './types.js';
 
 export class ShapeError extends Error {
@@ -136,7 +136,7 @@ export function renderPeers(result: unknown, now: Date): string {
       ['State', `${text(p.state)} since ${humaneSince(String(p.since ?? ''), now)}`],
       ['AS', `remote ${text(p.asn)}, local ${text(p.localAsn)} (${ibgp})`],
     ];
-    if (p.localAddress) pairs.push(['Local address', p.localAddress]);
+    if (p.localAddress) pairs.push(['Local address', `${p.localAddress}${(p as { localPort?: number }).localPort !== undefined ? ` port ${(p as { localPort?: number }).localPort}` : ''}`]);
     if (p.routerId) pairs.push(['Router ID', p.routerId]);
     pairs.push(['Families', list(p.families).join(', ') || '-']);
     pairs.push(['Prefixes', `received ${text(px.received)}, accepted ${text(px.accepted)}, advertised ${text(px.advertised)}`]);
@@ -148,8 +148,18 @@ export function renderPeers(result: unknown, now: Date): string {
     for (const [fam, c] of Object.entries(p.prefixesByFamily ?? {})) {
       pairs.push([`  ${fam}`, `received ${text(c.received)}, accepted ${text(c.accepted)}, advertised ${text(c.advertised)}`]);
     }
+    const x = p as PeerJson & { configuredHoldTime?: number; localPort?: number; capabilities?: Record<string, unknown> };
     if (p.holdTime !== undefined) {
-      pairs.push(['Hold time', `${p.holdTime}s${p.keepaliveTime !== undefined ? `, keepalive ${p.keepaliveTime}s` : ''}`]);
+      pairs.push(['Hold time', `${p.holdTime}s${p.keepaliveTime !== undefined ? `, keepalive ${p.keepaliveTime}s` : ''}${x.configuredHoldTime !== undefined ? ` (configured ${x.configuredHoldTime}s)` : ''}`]);
+    } else if (x.configuredHoldTime !== undefined) pairs.push(['Hold time', `configured ${x.configuredHoldTime}s (no session)`]);
+    const caps = x.capabilities;
+    if (caps && typeof caps === 'object') {
+      const on = (['fourOctetAs', 'routeRefresh', 'enhancedRouteRefresh', 'extendedMessage', 'gracefulRestart', 'longLivedGracefulRestart'] as const)
+        .filter((k) => caps[k] === true)
+        .map((k) => ({ fourOctetAs: '4-octet AS', routeRefresh: 'route refresh', enhancedRouteRefresh: 'enhanced route refresh', extendedMessage: 'extended message', gracefulRestart: 'graceful restart', longLivedGracefulRestart: 'long-lived GR' })[k]);
+      const ap = caps.addPath as { receive?: unknown; send?: unknown } | undefined;
+      if (ap && (list(ap.receive).length > 0 || list(ap.send).length > 0)) on.push(`ADD-PATH rx ${list(ap.receive).join(',') || '-'} tx ${list(ap.send).join(',') || '-'}`);
+      pairs.push(['Capabilities', on.join(', ') || 'none beyond multiprotocol']);
     }
     if (p.filters !== undefined) pairs.push(['Filters', list(p.filters).join(', ') || '- (Calico\'s defaults only)']);
     if (p.policyRejected !== undefined) pairs.push(['Policy refused', `import ${text(p.policyRejected.import)}, export ${text(p.policyRejected.export)}`]);
@@ -182,29 +192,47 @@ function pathRow(p: PathJson, best: boolean): string[] {
 /** `skeinctl routes [PREFIX]`: per prefix, whether it is in the kernel, then its paths with the best first. */
 export function renderRoutes(result: unknown, prefix?: string): string {
   const r = obj(result, 'routes');
-  const routes = arr(r.routes, 'routes.routes').map((x, i) => obj(x, `routes[${i}]`) as unknown as RouteJson);
+  const routes = arr(r.routes, 'routes.routes').map((x, i) => obj(x, `routes[${i}]`));
   const policy = renderPolicy(r.policy);
   if (routes.length === 0) return (prefix === undefined ? 'No routes.\n' : `No route for ${prefix}.\n`) + policy;
-  const blocks = routes.map((route) => {
-    const paths = arr(route.paths ?? [], `paths of ${route.prefix}`).map((p) => obj(p, 'path') as unknown as PathJson);
-    const bestKey = route.best ? JSON.stringify(route.best) : undefined;
-    let bestIdx = paths.findIndex((p) => JSON.stringify(p) === bestKey);
-    if (route.best && bestIdx < 0) {
-      paths.unshift(route.best);
-      bestIdx = 0;
-    }
-    const ordered = bestIdx > 0 ? [paths[bestIdx]!, ...paths.filter((_, i) => i !== bestIdx)] : paths;
-    const head = `${text(route.prefix)}  ${route.installed ? 'in kernel' : 'not in kernel'}, ${ordered.length} path${ordered.length === 1 ? '' : 's'}\n`;
-    if (ordered.length === 0) return `${head}  (no paths)\n`;
-    const rows = ordered.map((p, i) => pathRow(p, i === 0 && bestIdx >= 0));
-    const body = table(['', 'FROM', 'NEXT HOPS', 'AS PATH', 'ORIGIN', 'LOCAL PREF', 'MED', 'COMMUNITIES', 'REASON'], rows);
-    return head + body.split('\n').map((l) => (l === '' ? l : `  ${l}`)).join('\n');
-  });
-  return blocks.join('\n') + `\n${routes.length} route${routes.length === 1 ? '' : 's'}\n` + policy;
+  return routes.map((x) => renderRouteBlock(x)).join('\n') + `\n${routes.length} route${routes.length === 1 ? '' : 's'}\n` + policy;
+}
+
+/**
+ * One route's block of `skeinctl routes` (rows stream in one at a time). Loc-RIB rows name the best path in
+ * `best`; Adj-RIB-In rows (`--received`) flag it per path; Adj-RIB-Out rows (`--advertised`) have no kernel state.
+ */
+export function renderRouteBlock(row: unknown, now: number = Date.now()): string {
+  const route = obj(row, 'route') as unknown as RouteJson & { peer?: string };
+  const paths = arr(route.paths ?? [], `paths of ${route.prefix}`).map((p) => obj(p, 'path') as unknown as PathJson & { best?: boolean; accepted?: boolean });
+  const bestKey = route.best ? JSON.stringify(route.best) : undefined;
+  let bestIdx = bestKey !== undefined ? paths.findIndex((p) => JSON.stringify(p) === bestKey) : paths.findIndex((p) => p.best === true);
+  if (route.best && bestIdx < 0) {
+    paths.unshift(route.best);
+    bestIdx = 0;
+  }
+  const ordered = bestIdx > 0 ? [paths[bestIdx]!, ...paths.filter((_, i) => i !== bestIdx)] : paths;
+  const where = route.installed === undefined && route.peer !== undefined
+    ? `advertised to ${route.peer}`
+    : route.installed ? 'in kernel' : 'not in kernel';
+  const head = `${text(route.prefix)}  ${where}, ${ordered.length} path${ordered.length === 1 ? '' : 's'}\n`;
+  if (ordered.length === 0) return `${head}  (no paths)\n`;
+  const rows = ordered.map((p, i) => pathRow(p, i === 0 && bestIdx >= 0));
+  const headers = ['', 'FROM', 'NEXT HOPS', 'AS PATH', 'ORIGIN', 'LOCAL PREF', 'MED', 'COMMUNITIES', 'REASON'];
+  // per-path age, when the daemon reports when each path was announced (`since`)
+  if (ordered.some((p) => typeof (p as { since?: unknown }).since === 'string')) {
+    headers.push('AGE');
+    ordered.forEach((p, i) => {
+      const t = Date.parse(String((p as { since?: unknown }).since));
+      rows[i]!.push(Number.isNaN(t) ? '-' : humaneDuration(Math.max(0, (now - t) / 1000)));
+    });
+  }
+  const body = table(headers, rows);
+  return head + body.split('\n').map((l) => (l === '' ? l : `  ${l}`)).join('\n');
 }
 
 /** `routes PREFIX`: the routing-policy rule that let the prefix in from, or out to, each peer (or refused it). */
-function renderPolicy(v: unknown): string {
+export function renderPolicy(v: unknown): string {
   if (v === undefined || v === null || typeof v !== 'object') return '';
   const p = v as { imported?: unknown; exported?: unknown };
   const rows = (dir: string, xs: unknown): string[][] => arr(xs ?? [], `policy.${dir}`).map((x) => {

@@ -54,6 +54,8 @@ export class RouteTable {
   #stale: Set<string> | undefined;
   /** this node's own addresses: never a next hop */
   own: ReadonlySet<string> = new Set();
+  /** told of every route handed to the Programmer (skeinctl watch); undefined: nobody listens */
+  onWrite: ((prefix: string, route: DesiredRoute | undefined) => void) | undefined;
   #policy: KernelPolicy | undefined;
 
   constructor(fib: Programmer | undefined) {
@@ -252,6 +254,7 @@ export class RouteTable {
       if (metric === undefined) delete e.writtenMetric;
       else e.writtenMetric = metric;
     }
+    this.onWrite?.(prefix, want === undefined ? undefined : view(prefix, e));
     if (!e.device && !e.blackhole && !e.bgp && e.learned === undefined) this.#entries.delete(prefix);
   }
 }

@@ -1,0 +1,315 @@
+// `skeinctl routes` on the daemon's side: parses the request's filters and answers with a stream of rows in the
+// CONTRACT's route shape, made a slice at a time (src/control/stream.ts) from a sorted walk of the Loc-RIB
+// (./prefix-walk.ts).
+//
+// Params (all optional): prefix (an address or a prefix: its longest match in the Loc-RIB, unless `longer`),
+// longer (with prefix: every route inside it), within (a prefix: every route inside it), family ("ipv4" | "ipv6"),
+// peer (an address: routes with a path from it; with view "received" or "advertised": its Adj-RIB-In or -Out),
+// view ("loc" default | "received" | "advertised"), community ("A:B" or "A:B:C": a path carries it),
+// count (no rows, only the number in the end line), limit and after (paging, in walk order).
+import { PATH_EPOCH_MS, type Path, type RibCore, type Reason } from '../../bgp/index.js';
+import { pathJson as speakerPathJson, type PathJson as SpeakerPathJson } from '../../bgp/speaker/json.js';
+import { parseIpv4, parseIpv6, prefix4, prefix4ToString, prefix6FromBytes } from '../../bgp/wire/prefix.js';
+import { ControlError } from '../control/protocol.js';
+import { ControlStream, scheduler as sharedScheduler, type TurnScheduler } from '../control/stream.js';
+import type { PathJson, RouteJson } from '../ctl/types.js';
+import { PrefixWalk, type KeyRange, type PrefixKey } from './prefix-walk.js';
+
+export type RouteView = 'loc' | 'received' | 'advertised';
+
+export interface RouteQuery {
+  /** longest-match lookup of this address or prefix (when `within` is not set from it) */
+  lookup?: { key: KeyRange; text: string };
+  within?: KeyRange;
+  family?: 4 | 6;
+  peer?: string;
+  view: RouteView;
+  community?: { std: number } | { large: string };
+  count: boolean;
+  limit?: number;
+  after?: PrefixKey;
+}
+
+/** What the query reads: the speaker's RIB, and the daemon's answer to "is this route in the kernel". */
+export interface RouteSource {
+  rib: RibCore;
+  installed(prefix: string): boolean;
+  /** the RIB's id of a configured peer (Adj-RIB-Out view); undefined when not configured */
+  peerId?(address: string): number | undefined;
+  /** the Adj-RIB-Out prefixes of a peer, for the advertised view */
+  advertisedPrefixes?(id: number): Iterator<PrefixKey>;
+  /** `routes PREFIX`: which routing-policy rule let the prefix in from, or out to, each peer (src/daemon/policy.ts) */
+  policyTrace?(prefix: string): unknown;
+}
+
+const bad = (m: string): ControlError => new ControlError(m, 'bad-request');
+
+/** An address or prefix as a KeyRange (an address is a host prefix); throws a bad-request ControlError. */
+export function parseRange(text: string, what: string): { range: KeyRange; key: PrefixKey; hadLength: boolean } {
+  const t = text.trim();
+  const slash = t.indexOf('/');
+  const addr = slash < 0 ? t : t.slice(0, slash);
+  const v6 = addr.includes(':');
+  const max = v6 ? 128 : 32;
+  let len = max;
+  if (slash >= 0) {
+    const l = t.slice(slash + 1);
+    if (!/^\d{1,3}$/.test(l) || Number(l) > max) throw bad(`${what}: bad prefix length in "${text}" (0..${max})`);
+    len = Number(l);
+  }
+  try {
+    if (!v6) {
+      const a = parseIpv4(addr) >>> 0;
+      const key = prefix4(a, len);
+      return { range: { family: 4, addr4: Math.floor(key / 64), addr6: new Uint8Array(16), len }, key, hadLength: slash >= 0 };
+    }
+    const b = parseIpv6(addr);
+    const key = prefix6FromBytes(b, len); // clears the host bits of b
+    return { range: { family: 6, addr4: 0, addr6: b, len }, key, hadLength: slash >= 0 };
+  } catch {
+    throw bad(`${what}: "${text}" is not an IP address or prefix`);
+  }
+}
+
+function str(p: Record<string, unknown>, name: string): string | undefined {
+  const v = p[name];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string' || v === '') throw bad(`"${name}" must be a non-empty string`);
+  return v;
+}
+
+/** Checks and normalises a routes request. Throws a bad-request ControlError naming the field. */
+export function parseRouteQuery(p: Record<string, unknown>): RouteQuery {
+  const q: RouteQuery = { view: 'loc', count: p.count === true };
+  const prefix = str(p, 'prefix');
+  const within = str(p, 'within');
+  if (p.longer === true) {
+    if (prefix === undefined) throw bad('"longer" needs a "prefix"');
+    if (within !== undefined) throw bad('give "longer" with a prefix, or "within", not both');
+    q.within = parseRange(prefix, 'prefix').range;
+  } else if (prefix !== undefined) {
+    q.lookup = { key: parseRange(prefix, 'prefix').range, text: prefix };
+  }
+  if (within !== undefined) q.within = parseRange(within, 'within').range;
+  const family = str(p, 'family');
+  if (family !== undefined) {
+    if (family !== 'ipv4' && family !== 'ipv6') throw bad('"family" must be "ipv4" or "ipv6"');
+    q.family = family === 'ipv4' ? 4 : 6;
+  }
+  const peer = str(p, 'peer');
+  if (peer !== undefined) {
+    const r = parseRange(peer, 'peer');
+    if (r.hadLength) throw bad(`peer: "${peer}" is a prefix, not an address`);
+    // the speaker's spelling of addresses: dotted quad, canonical IPv6
+    q.peer = r.range.family === 4 ? prefix4ToString(r.key as number).replace(/\/32$/, '') : (r.key as string).replace(/\/128$/, '');
+  }
+  const view = str(p, 'view');
+  if (view !== undefined) {
+    if (view !== 'loc' && view !== 'received' && view !== 'advertised') throw bad('"view" must be "loc", "received" or "advertised"');
+    if (view !== 'loc' && q.peer === undefined) throw bad(`the ${view} view needs a "peer"`);
+    q.view = view;
+  }
+  const community = str(p, 'community');
+  if (community !== undefined) {
+    const parts = community.split(':');
+    const nums = parts.map(Number);
+    const ok = parts.every((x) => /^\d{1,10}$/.test(x));
+    if (ok && parts.length === 2 && nums[0]! <= 0xffff && nums[1]! <= 0xffff) q.community = { std: nums[0]! * 65536 + nums[1]! };
+    else if (ok && parts.length === 3 && nums.every((n) => n <= 0xffffffff)) q.community = { large: nums.join(':') };
+    else throw bad(`community: "${community}" is neither A:B (RFC 1997) nor A:B:C (RFC 8092)`);
+  }
+  if (p.limit !== undefined) {
+    if (typeof p.limit !== 'number' || !Number.isSafeInteger(p.limit) || p.limit < 1) throw bad('"limit" must be a positive integer');
+    q.limit = p.limit;
+  }
+  const after = str(p, 'after');
+  if (after !== undefined) {
+    const r = parseRange(after, 'after');
+    if (!r.hadLength) throw bad(`after: "${after}" must be a prefix (the "next" of the previous page)`);
+    q.after = r.key;
+  }
+  return q;
+}
+
+/** The CONTRACT path: numbers for LOCAL_PREF and MED (an absent attribute shows its RFC 4271 §9.1.2.2 default). */
+export function contractPath(p: SpeakerPathJson): PathJson {
+  return {
+    from: p.from,
+    nextHops: p.nextHops,
+    asPath: p.asPath.flat(),
+    origin: p.origin === 'IGP' || p.origin === 'EGP' ? p.origin : 'INCOMPLETE',
+    localPref: p.localPref ?? 100,
+    med: p.med ?? 0,
+    communities: p.communities,
+    largeCommunities: p.largeCommunities,
+    reason: p.reason,
+  };
+}
+
+/** When a path was last announced (ISO 8601, to the second): `skeinctl routes` shows its age. */
+function sinceOf(p: Path): string {
+  return new Date(PATH_EPOCH_MS + p.born * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+export const keyText = (k: PrefixKey): string => (typeof k === 'number' ? prefix4ToString(k) : k);
+
+/** Makes the row of one prefix for a query, or null when it has none (gone, or filtered out). */
+export class RowMaker {
+  readonly #q: RouteQuery;
+  readonly #src: RouteSource;
+  readonly #peerId: number | undefined;
+
+  constructor(q: RouteQuery, src: RouteSource) {
+    this.#q = q;
+    this.#src = src;
+    if (q.view === 'advertised') {
+      const id = src.peerId?.(q.peer!);
+      if (id === undefined) throw new ControlError(`no configured peer ${q.peer}`, 'not-found');
+      this.#peerId = id;
+    }
+  }
+
+  #community(paths: readonly Path[]): boolean {
+    const c = this.#q.community;
+    if (c === undefined) return true;
+    return paths.some((p) => {
+      const a = p.attrs.attrs;
+      if ('std' in c) return (a.communities ?? []).includes(c.std);
+      return (a.largeCommunities ?? []).some((l) => l.join(':') === c.large);
+    });
+  }
+
+  /** The row, or null; `build` false: only whether there is one (for count). */
+  row(k: PrefixKey, build = true): RouteJson | Record<string, unknown> | null | true {
+    const q = this.#q;
+    const rib = this.#src.rib;
+    if (q.view === 'advertised') {
+      const adv = rib.advertisedPaths(this.#peerId!, k);
+      if (adv.length === 0) return null;
+      const pseudo = adv.map((a) => ({ source: { local: false, address: q.peer! }, attrs: a.attrs, pathId: a.pathId }) as unknown as Path);
+      if (!this.#community(pseudo)) return null;
+      if (!build) return true;
+      return {
+        prefix: keyText(k),
+        peer: q.peer,
+        paths: pseudo.map((p) => ({ ...contractPath(speakerPathJson(p, 'only-path')), from: 'local', reason: 'advertised', pathId: p.pathId })),
+      };
+    }
+    const ex = rib.explain(k);
+    if (ex.length === 0) return null;
+    let shown: { path: Path; best: boolean; reason: Reason }[] = ex;
+    if (q.peer !== undefined) {
+      shown = ex.filter((e) => !e.path.source.local && e.path.source.address === q.peer);
+      if (shown.length === 0) return null;
+    }
+    if (!this.#community(shown.map((e) => e.path))) return null;
+    if (!build) return true;
+    const text = keyText(k);
+    const best = ex[0]!;
+    const installed = !best.path.source.local && this.#src.installed(text);
+    if (q.view === 'received') {
+      // The Adj-RIB-In of one peer after import: what it sent and we kept. The engine keeps no copy of what import
+      // rules refused (own AS in the path, no next hop, policy), so rejected routes appear only as the difference
+      // between the peer's received and accepted counts (`skeinctl peers`).
+      const paths = shown.map((e) => ({ ...contractPath(speakerPathJson(e.path, e.reason)), accepted: true, best: e.best, since: sinceOf(e.path) }));
+      return { prefix: text, peer: q.peer, installed: installed && best.path.source.address === q.peer, paths };
+    }
+    const paths = ex.map((e) => ({ ...contractPath(speakerPathJson(e.path, e.reason)), since: sinceOf(e.path) }));
+    return { prefix: text, installed, best: paths[0]!, paths };
+  }
+}
+
+/** The longest Loc-RIB prefix holding `r` (an address is a host prefix), or undefined. */
+export function longestMatch(rib: RibCore, r: KeyRange): PrefixKey | undefined {
+  if (r.family === 4) {
+    for (let len = r.len; len >= 0; len--) {
+      const k = prefix4(r.addr4, len);
+      if (rib.route(k) !== null) return k;
+    }
+    return undefined;
+  }
+  for (let len = r.len; len >= 0; len--) {
+    const k = prefix6FromBytes(Uint8Array.from(r.addr6), len);
+    if (rib.route(k) !== null) return k;
+  }
+  return undefined;
+}
+
+/** rows per batch at most (one line on the socket): keeps a line's size bounded whatever the slice */
+const MAX_BATCH = 512;
+
+/** The streaming answer of a routes request. */
+export function routesStream(q: RouteQuery, src: RouteSource, sched: TurnScheduler = sharedScheduler): ControlStream {
+  const maker = new RowMaker(q, src);
+  let next: string | undefined;
+  let matched = 0;
+  const header: Record<string, unknown> = { view: q.view, locRibSize: src.rib.locSize };
+  if (q.peer !== undefined) header.peer = q.peer;
+  if (q.lookup) {
+    return new ControlStream({
+      light: true,
+      header: { ...header, lookup: q.lookup.text },
+      async *rows() {
+        await sched.slice();
+        const k = longestMatch(src.rib, q.lookup!.key);
+        const row = k === undefined ? null : maker.row(k, !q.count);
+        if (row !== null) matched = 1;
+        if (row !== null && !q.count) yield [row];
+      },
+      // A prefix (not an address) looked up: the trailer names the rule that decided it for each peer.
+      trailer: () => {
+        const t = q.lookup!.text;
+        if (!t.includes('/') || src.policyTrace === undefined) return { matched };
+        try {
+          return { matched, policy: src.policyTrace(t) };
+        } catch {
+          return { matched };
+        }
+      },
+    });
+  }
+  return new ControlStream({
+    header,
+    raw: true,
+    async *rows(signal) {
+      const source = q.view === 'advertised'
+        ? (): Iterator<PrefixKey> => src.advertisedPrefixes!(src.peerId!(q.peer!)!)
+        : (): Iterator<PrefixKey> => src.rib.prefixes();
+      const walk = new PrefixWalk(source, {
+        ...(q.within ? { within: q.within } : {}),
+        ...(q.after !== undefined ? { after: q.after } : {}),
+        ...(q.family !== undefined ? { family: q.family } : {}),
+      });
+      if (!(await walk.prepare(sched, signal))) return;
+      const limit = q.limit ?? Infinity;
+      let last: PrefixKey | undefined;
+      for (let done = false; !done;) {
+        const slice = await sched.slice();
+        if (signal.aborted) return;
+        const batch: unknown[] = [];
+        for (let i = 0; ; i++) {
+          if ((i & 15) === 0 && slice.over()) break;
+          if (batch.length >= MAX_BATCH) break;
+          if (matched >= limit) {
+            // a full page: say where the next one starts, if anything is left
+            if (walk.next() !== undefined && last !== undefined) next = keyText(last);
+            done = true;
+            break;
+          }
+          const k = walk.next();
+          if (k === undefined) {
+            done = true;
+            break;
+          }
+          const row = maker.row(k, !q.count);
+          if (row === null) continue;
+          matched++;
+          last = k;
+          if (!q.count) batch.push(JSON.stringify(row));
+        }
+        if (batch.length > 0) yield batch;
+      }
+    },
+    trailer: () => (next !== undefined ? { matched, next } : { matched }),
+  });
+}

@@ -1,0 +1,71 @@
+// How the daemon's own event loop is doing, as the control socket and /metrics report it: the delay of the event
+// loop (perf_hooks.monitorEventLoopDelay, which samples how late a 1 ms timer fires) and the control server's
+// stream counters. A KEEPALIVE or a FIB write waits at most this long behind other work, so this is the figure
+// the "no request delays the daemon by more than 50 ms" rule is checked against (bench/control.ts).
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { Gauge, type Registry } from 'prom-client';
+import type { ControlServerStats } from '../control/server.js';
+
+export interface RuntimeJson {
+  /** seconds; over the window since the last reset (or start) */
+  eventLoopDelay: { p50: number; p90: number; p99: number; max: number; mean: number; samples: number; windowSeconds: number };
+  control?: ControlServerStats;
+  memory: { rssBytes: number; heapUsedBytes: number };
+}
+
+export class RuntimeStats {
+  readonly #h: IntervalHistogram;
+  /** a second histogram that is never reset by clients, for /metrics */
+  readonly #all: IntervalHistogram;
+  #since = Date.now();
+
+  constructor(registry?: Registry) {
+    this.#h = monitorEventLoopDelay({ resolution: 1 });
+    this.#all = monitorEventLoopDelay({ resolution: 1 });
+    this.#h.enable();
+    this.#all.enable();
+    if (registry) {
+      const all = this.#all;
+      new Gauge({
+        name: 'skein_event_loop_delay_seconds',
+        help: 'Event-loop delay of skeind (how late a 1 ms timer fires), by quantile, since the previous scrape',
+        labelNames: ['quantile'],
+        registers: [registry],
+        collect() {
+          for (const q of [0.5, 0.9, 0.99]) this.set({ quantile: String(q) }, (all.count > 0 ? all.percentile(q * 100) : 0) / 1e9);
+          this.set({ quantile: '1' }, (all.count > 0 ? all.max : 0) / 1e9);
+          all.reset();
+        },
+      });
+    }
+  }
+
+  json(o: { reset?: boolean; control?: ControlServerStats } = {}): RuntimeJson {
+    const h = this.#h;
+    const s = (ns: number): number => (Number.isFinite(ns) ? ns / 1e9 : 0);
+    const mem = process.memoryUsage();
+    const out: RuntimeJson = {
+      eventLoopDelay: {
+        p50: s(h.count > 0 ? h.percentile(50) : 0),
+        p90: s(h.count > 0 ? h.percentile(90) : 0),
+        p99: s(h.count > 0 ? h.percentile(99) : 0),
+        max: s(h.count > 0 ? h.max : 0),
+        mean: s(h.count > 0 ? h.mean : 0),
+        samples: h.count,
+        windowSeconds: (Date.now() - this.#since) / 1000,
+      },
+      memory: { rssBytes: mem.rss, heapUsedBytes: mem.heapUsed },
+    };
+    if (o.control) out.control = o.control;
+    if (o.reset) {
+      h.reset();
+      this.#since = Date.now();
+    }
+    return out;
+  }
+
+  stop(): void {
+    this.#h.disable();
+    this.#all.disable();
+  }
+}
