@@ -53,6 +53,7 @@ export class Metrics {
   #fibSource: (() => FibRouteCounts | undefined) | undefined;
   readonly #fibFailures: Counter<'reason'>;
   readonly #fibSeconds: Histogram;
+  readonly #fibPersistent: Gauge;
   // Datastore, origination, readiness.
   readonly #dsSynced: Gauge;
   readonly #dsFrozen: Gauge;
@@ -98,6 +99,8 @@ export class Metrics {
     });
     this.#fibFailures = new Counter({ name: 'skein_fib_failures_total', help: 'Failed kernel route operations, by reason', labelNames: ['reason'], registers });
     this.#fibSeconds = new Histogram({ name: 'skein_fib_programming_seconds', help: 'Time from a route change to the kernel acknowledging it', buckets: LATENCY_BUCKETS, registers });
+    this.#fibPersistent = new Gauge({ name: 'skein_fib_persistent_failures', help: 'Routes that have failed to go into the kernel for 10 s or more (also shown by /readyz and skeinctl status)', registers });
+    this.#fibPersistent.set(0);
 
     this.#dsSynced = new Gauge({ name: 'skein_datastore_synced', help: '1 once the datastore has been read completely and is being watched, else 0', registers });
     this.#dsLastChange = new Gauge({ name: 'skein_datastore_last_change_timestamp_seconds', help: 'Unix time of the last change seen from the datastore', registers });
@@ -192,6 +195,10 @@ export class Metrics {
   /** One failed kernel operation; `reason` is a short stable code (an errno name such as ENETUNREACH, "timeout"). */
   fibFailure(reason: string, n = 1): void {
     this.#fibFailures.inc({ reason }, n);
+  }
+  /** Routes whose kernel writes keep failing (see Daemon #checkFibFailures). */
+  fibPersistentFailures(n: number): void {
+    this.#fibPersistent.set(n);
   }
   fibProgrammed(seconds: number): void {
     this.#fibSeconds.observe(seconds);

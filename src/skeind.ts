@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 // skeind: the daemon's command line (CONTRACT.md "Programs"). Reads skein.yaml, runs a Daemon, and maps signals:
 // SIGHUP re-reads the configuration without dropping sessions; SIGTERM/SIGINT stop cleanly (routes stay in the
-// kernel) and exit 0. A bad configuration exits 2 with one line on stderr naming the file, line and field; a
-// local failure at start (socket in use, no netlink) exits 1 with one line. No stack traces for user errors.
+// kernel) and exit 0. A bad configuration exits 2 with one line on stderr naming the file, line and field, and so
+// do a control.group that does not exist and a missing capability; a local failure at start (socket in use, no
+// netlink) exits 1 with one line. No stack traces for user errors.
 import { ConfigError, ENV, loadDaemonConfig, type DaemonConfig } from '../config/index.js';
 import { Daemon, VERSION } from './daemon.js';
+import { StartConfigError } from './daemon/capabilities.js';
 
 const EXIT_OK = 0;
 const EXIT_FAILURE = 1;
@@ -84,10 +86,13 @@ async function main(): Promise<number> {
     await daemon.start();
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
-    daemon.log.error('cannot start', { err: e });
-    process.exitCode = fail(EXIT_FAILURE, `cannot start: ${msg}`);
+    // A deployment mistake (missing capability, unknown control.group) is a configuration error: exit 2, which
+    // the unit's RestartPreventExitStatus=2 does not restart in a loop.
+    const code = e instanceof StartConfigError ? EXIT_CONFIG : EXIT_FAILURE;
+    daemon.log.error('cannot start', { reason: msg });
+    process.exitCode = fail(code, `cannot start: ${msg}`);
     await daemon.stop('start failed');
-    return EXIT_FAILURE;
+    return code;
   }
   return -1; // running: the exit code comes from stop()
 }

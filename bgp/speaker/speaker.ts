@@ -420,7 +420,8 @@ export class Speaker extends EventEmitter {
       const text = prefixText(k);
       routes.push({
         prefix: text,
-        installed: !first.path.source.local && (this.opts.isInstalled?.(text) ?? false),
+        // The owner of the FIB answers, for local routes too (an affine block's blackhole is its kernel route).
+        installed: this.opts.isInstalled?.(text) ?? false,
         best: pathJson(first.path, first.reason),
         paths: ex.map((e) => pathJson(e.path, e.reason)),
       });
@@ -772,7 +773,10 @@ export class Speaker extends EventEmitter {
           break;
         }
         case 'down':
-          this.down(p, c, a);
+          // A silent close sent no NOTIFICATION (see 'send' above): neither count nor report one.
+          if (silent && a.notification?.sent) {
+            this.down(p, c, { type: 'down', reason: `${a.reason}; closed without a NOTIFICATION`, wasEstablished: a.wasEstablished });
+          } else this.down(p, c, a);
           break;
       }
     }
