@@ -86,7 +86,7 @@ type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 export class Daemon {
   cfg: DaemonConfig;
   readonly log: Logger;
-  readonly metrics = new Metrics();
+  readonly metrics: Metrics;
   readonly readiness: ReadinessGate;
   readonly controller: NodeController;
   readonly routes: RouteTable;
@@ -137,6 +137,7 @@ export class Daemon {
     this.#env = o.env ?? process.env;
     this.#configuredLevel = parseLogLevel(cfg.log.level) ?? 'info';
     this.log = createLogger({ level: this.#configuredLevel, fields: { node: cfg.nodeName }, ...(o.logSink ? { sink: o.logSink } : {}) });
+    this.metrics = new Metrics({ peerDetail: cfg.metrics.peerDetail, version: VERSION });
     this.readiness = new ReadinessGate({ fibEnabled: cfg.fib.enabled });
     this.controller = new NodeController(cfg.nodeName);
     this.fib = cfg.fib.enabled ? new Programmer({ table: cfg.fib.table, protocol: cfg.fib.protocol }) : undefined;
@@ -351,6 +352,7 @@ export class Daemon {
       ...(id.v6 !== undefined ? { nextHop6: id.v6 } : {}),
       ...(id.clusterId !== undefined ? { clusterId: id.clusterId } : {}),
       isInstalled: (prefix) => this.#installed(prefix),
+      onUpdateApplied: (seconds) => this.metrics.updateProcessed(seconds),
       // RFC 4724 §3: F when our routes stay in the kernel while we are away; R while this start is a restart.
       forwardingState: this.fib !== undefined,
       restarting: this.#restarting,
@@ -456,6 +458,7 @@ export class Daemon {
     const speaker = await this.#startSpeaker(id);
     const state = this.controller.state;
     for (const p of state.peers) {
+      this.#peerLabels(p);
       const opts = await this.#peerOptions(p);
       if (!opts) continue;
       try {
@@ -540,6 +543,7 @@ export class Daemon {
           log.warn('changing peer failed', { peer: c.key, err: e });
         }
       }
+      for (const p of [...d.peers.changed.map((c) => c.after), ...d.peers.added]) this.#peerLabels(p);
       for (const p of d.peers.added) {
         const opts = await this.#peerOptions(p);
         if (!opts) continue;
@@ -584,6 +588,11 @@ export class Daemon {
     const p = this.#queue.then(run);
     this.#queue = p.catch(() => undefined);
     return p;
+  }
+
+  /** The up gauge's labels: the peer's name (BGPPeer, or Calico's Mesh_<address>), AS and type. */
+  #peerLabels(p: DesiredPeer): void {
+    this.metrics.peerLabels(p.address, { name: p.name, asn: p.peerAS, type: p.type });
   }
 
   #originate(o: Origination, quiet: boolean): void {

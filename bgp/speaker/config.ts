@@ -133,6 +133,8 @@ export interface SpeakerOptions {
   readonly stalePathTime?: number;
   /** the FIB's answer for routesJson "installed"; default false for all */
   readonly isInstalled?: (prefix: string) => boolean;
+  /** called with the seconds each received UPDATE took to apply to the RIB (policy, Adj-RIB-In, decision) */
+  readonly onUpdateApplied?: (seconds: number) => void;
   readonly peers?: readonly PeerOptions[];
 }
 

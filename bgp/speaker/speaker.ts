@@ -761,7 +761,12 @@ export class Speaker extends EventEmitter {
           if (c.pending && c.inRib) {
             const eor = isEndOfRib(c.pending);
             if (eor) this.endOfRib(p, eor.afi, eor.safi);
-            else this.rib.applyUpdate(p.coreId, c.pending);
+            else {
+              const timed = this.opts.onUpdateApplied;
+              const t0 = timed ? performance.now() : 0;
+              this.rib.applyUpdate(p.coreId, c.pending);
+              if (timed) timed((performance.now() - t0) / 1000);
+            }
           }
           break;
         case 'routeRefresh': {
