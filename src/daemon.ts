@@ -593,6 +593,13 @@ export class Daemon {
   /** The up gauge's labels: the peer's name (BGPPeer, or Calico's Mesh_<address>), AS and type. */
   #peerLabels(p: DesiredPeer): void {
     this.metrics.peerLabels(p.address, { name: p.name, asn: p.peerAS, type: p.type });
+    const mp = this.cfg.bgp.maxPrefixes;
+    if (mp) {
+      // config/daemon.ts: peers[address] is that peer's limit for each family, else ipv4/ipv6, else limit.
+      const own = mp.peers[p.address];
+      this.metrics.prefixLimit(p.address, 'ipv4-unicast', own ?? mp.ipv4 ?? mp.limit);
+      this.metrics.prefixLimit(p.address, 'ipv6-unicast', own ?? mp.ipv6 ?? mp.limit);
+    }
   }
 
   #originate(o: Origination, quiet: boolean): void {

@@ -85,6 +85,7 @@ export class Metrics {
   // Per peer in both detail levels.
   readonly #peerUp: Gauge<'peer' | 'name' | 'asn' | 'type'>;
   readonly #flaps: Counter<'peer'>;
+  readonly #prefixLimit: Gauge<string>;
   readonly #peerLabels = new Map<string, Labels>();
   readonly #peerStateNow = new Map<string, { state: PeerState; sinceMs: number }>();
   /** summary: metric name -> peer -> label key (without peer) -> labels and value; summed at scrape */
@@ -154,6 +155,7 @@ export class Metrics {
     this.#notifOut = new Counter({ name: 'skein_bgp_notifications_sent_total', help: 'NOTIFICATION messages sent, by error code and subcode (RFC 4271 §4.5)', labelNames: perPeer(['code', 'subcode']), registers });
     this.#updateSeconds = new Histogram({ name: 'skein_bgp_update_processing_seconds', help: 'Time to apply one received UPDATE to the RIB: import policy, the Adj-RIB-In and the decision process', buckets: LATENCY_BUCKETS, registers });
     this.#peerUp = new Gauge({ name: 'skein_bgp_peer_up', help: 'Whether the BGP session with the peer is Established (1) or not (0), labelled with the peer\'s name, AS and type', labelNames: ['peer', 'name', 'asn', 'type'], registers });
+    this.#prefixLimit = g('skein_bgp_prefix_limit', 'Maximum prefixes accepted from the peer per family (skein.yaml bgp.maxPrefixes, RFC 4486); absent: no limit', ['family']);
     this.#flaps = new Counter({ name: 'skein_bgp_peer_flaps_total', help: 'Times the BGP session with the peer left the Established state', labelNames: ['peer'], registers });
     // Computed at scrape from the state map: no timer per peer.
     new Gauge({
@@ -210,6 +212,11 @@ export class Metrics {
     if (was) this.#peerUp.remove(was);
     this.#peerLabels.set(peer, labels);
     this.#peerUp.set(labels, this.#peerStateNow.get(peer)?.state === 'Established' ? 1 : 0);
+  }
+
+  /** The peer's maximum-prefix limit for a family (bgp.maxPrefixes); alerts compare it with prefixes received. */
+  prefixLimit(peer: string, family: FamilyName, limit: number): void {
+    this.#set(peer, this.#prefixLimit, { peer, family }, limit);
   }
 
   /** Records the session state of a peer; called on every FSM transition. */
