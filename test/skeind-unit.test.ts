@@ -569,6 +569,9 @@ t.test('route reflector topology: a route reflector node reflects one client\'s 
     await d.start();
   }
   const [rr, c2, c3] = daemons as [Daemon, Daemon, Daemon];
+  // start() returns before the datastore's first snapshot is applied: wait for the peers to exist (under load the
+  // snapshot of the file datastore can come later than the next daemon's start).
+  for (const d of daemons) await until(() => d.peers().length > 0, `${d.cfg.nodeName}: peers configured`, 10_000, 50);
   t.same(rr.peers().map((p) => p.address).sort(), ['127.0.0.2', '127.0.0.3'], 'the reflector peers with both clients');
   t.same(c2.peers().map((p) => p.address), ['127.0.0.1'], 'a client peers with the reflector only (mesh off)');
   t.equal(c2.peers()[0]?.type, 'route reflector', 'the client shows its peer as a route reflector');
