@@ -113,6 +113,8 @@ export interface DaemonConfig {
   metrics: {
     /** null: no HTTP listener (no /metrics, /livez, /readyz) */
     listen: { host: string; port: number } | null;
+    /** per-peer series: full (about 25 per peer) or summary (3 per peer; the rest summed over peers) */
+    peerDetail: 'full' | 'summary';
   };
   log: { level: LogLevel };
   /** where password secretKeyRefs are read from: <secretsDir>/<name>/<key> */
@@ -401,7 +403,8 @@ export function parseDaemonConfig(text: string, file: string, env: NodeJS.Proces
   if (grp !== undefined) controlOut.group = grp;
 
   const metricsPath: Path = ['metrics'];
-  const metrics = c.object(root.metrics, metricsPath, ['listen']);
+  const metrics = c.object(root.metrics, metricsPath, ['listen', 'peerDetail']);
+  const peerDetail = c.opt(metrics, 'peerDetail', metricsPath, oneOf(['full', 'summary'] as const)) ?? 'full';
   let metricsListen: DaemonConfig['metrics']['listen'] = { host: '127.0.0.1', port: 9180 };
   if (metrics.listen === false || metrics.listen === '') metricsListen = null;
   else metricsListen = c.opt(metrics, 'listen', metricsPath, hostPort) ?? metricsListen;
@@ -421,7 +424,7 @@ export function parseDaemonConfig(text: string, file: string, env: NodeJS.Proces
     bgp: bgpOut,
     fib: fibOut,
     control: controlOut,
-    metrics: { listen: metricsListen },
+    metrics: { listen: metricsListen, peerDetail },
     log: { level },
     secretsDir,
   };

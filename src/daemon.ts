@@ -26,11 +26,13 @@ import {
 } from '../config/index.js';
 import { Programmer, formatAddress, type RouteView } from '../fib/index.js';
 import { ControlError, ControlServer } from './control/index.js';
+import { resolveGroup } from './control/group.js';
 import type { FibEntryJson, FibJson, FibRouteJson, PathJson, PeerJson, PeerStateName, PeerType, PolicyVerdictJson, ReloadJson, RouteJson, StatusJson } from './ctl/types.js';
 import {
   BIRD_INT_MAX, DEFAULT_NORMAL_ROUTE_PRIORITY, DESCRIPTIVE_PEER_FIELDS, NodeController, kernelPolicy, type ControllerDiff,
   type DesiredPeer, type Origination,
 } from './controller/index.js';
+import { StartConfigError, checkCapabilities } from './daemon/capabilities.js';
 import { originationAttributes, peerOptionsFor, prefixBytes, sortByPrefix, speakerIdentity, type SpeakerIdentity } from './daemon/mapping.js';
 import { RouteTable } from './daemon/routes.js';
 import { PolicyWiring, RULE_KINDS } from './daemon/policy.js';
@@ -64,6 +66,12 @@ const MAX_SYNC_DEADLINE_MS = 300_000;
  * best-path change arrived for this long (a mesh peer's table comes in the first few UPDATEs after OPEN).
  */
 const PEER_QUIET_MS = 1000;
+/**
+ * A route that has been failing (refused by the kernel, or waiting for an interface that does not exist) for this
+ * long is a persistent failure: /readyz, `skeinctl status` and skein_fib_persistent_failures show it. fib/ retries
+ * with back-off meanwhile; a failure that clears within this time was a transient one (a pod's veth being created).
+ */
+const PERSISTENT_FIB_MS = 10_000;
 
 /** Kinds that can change the speaker's identity or the log level (speakerIdentity, #applyLogSeverity). */
 const IDENTITY_KINDS: ReadonlySet<string> = new Set(['Node', 'BGPConfiguration']);
@@ -87,7 +95,7 @@ type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 export class Daemon {
   cfg: DaemonConfig;
   readonly log: Logger;
-  readonly metrics = new Metrics();
+  readonly metrics: Metrics;
   readonly readiness: ReadinessGate;
   readonly controller: NodeController;
   /** routing policy (BGPFilter, the export allow-list): src/daemon/policy.ts */
@@ -138,12 +146,18 @@ export class Daemon {
   readonly #migration: MigrationWatcher;
   /** a learned path with LOCAL_PREF above this (per family) overrides a local workload route: an elevated one */
   #overrideAbove = { 4: BIRD_INT_MAX - DEFAULT_NORMAL_ROUTE_PRIORITY, 6: BIRD_INT_MAX - DEFAULT_NORMAL_ROUTE_PRIORITY };
+  /** until READY=1: re-states what the start waits for in systemd's STATUS= and the log whenever it changes */
+  #waitTimer: NodeJS.Timeout | undefined;
+  #lastWait = '';
+  /** prefix -> when it was first seen failing (sampled with the metrics) */
+  readonly #failingSince = new Map<string, number>();
 
   constructor(cfg: DaemonConfig, o: DaemonOptions = {}) {
     this.cfg = cfg;
     this.#env = o.env ?? process.env;
     this.#configuredLevel = parseLogLevel(cfg.log.level) ?? 'info';
     this.log = createLogger({ level: this.#configuredLevel, fields: { node: cfg.nodeName }, ...(o.logSink ? { sink: o.logSink } : {}) });
+    this.metrics = new Metrics({ peerDetail: cfg.metrics.peerDetail, version: VERSION });
     this.readiness = new ReadinessGate({ fibEnabled: cfg.fib.enabled });
     this.controller = new NodeController(cfg.nodeName);
     this.policy = new PolicyWiring((msg, fields) => this.log.warn(msg, fields));
@@ -164,16 +178,34 @@ export class Daemon {
   async start(): Promise<void> {
     const log = this.log;
     log.info('skeind starting', { version: VERSION, config: this.cfg.file, datastore: this.cfg.datastore.type, fib: this.cfg.fib.enabled });
+    // Deployment checks before anything is opened: no restart fixes these, so skeind exits 2 (StartConfigError).
+    checkCapabilities(this.cfg);
+    let gid: number | undefined;
+    if (this.cfg.control.group !== undefined) {
+      try {
+        gid = await resolveGroup(this.cfg.control.group);
+      } catch (e) {
+        throw new StartConfigError(`${this.cfg.file}: control.group: ${(e as Error).message} (create it, e.g. \`groupadd --system ${String(this.cfg.control.group)}\`, or remove control.group)`, { cause: e });
+      }
+    }
     this.#monitor.start();
     this.#runtime = new RuntimeStats(this.metrics.registry);
     this.readiness.onChange((r) => {
       this.metrics.ready(r.ready);
       log.info(r.ready ? 'ready' : 'not ready', r.ready ? {} : { missing: r.missing });
-      if (r.ready && !this.#notifiedReady) {
+      if (r.started && !this.#notifiedReady) {
         this.#notifiedReady = true;
-        this.#notify('READY=1\nSTATUS=ready');
+        clearInterval(this.#waitTimer);
+        this.#notify(`READY=1\nSTATUS=${r.ready ? 'ready' : `running; not ready: ${r.missing.join('; ')}`}`);
+      } else if (this.#notifiedReady) {
+        this.#notify(`STATUS=${r.ready ? 'ready' : `not ready: ${r.missing.join('; ')}`}`);
       }
     });
+    // While starting, say what the start waits for (the datastore, the FIB sweep, which peers), in systemd's
+    // STATUS= (`systemctl status skein`) and in the log, each time that changes.
+    this.#notify('STATUS=starting');
+    this.#waitTimer = setInterval(() => this.#reportWait(), 1000);
+    this.#waitTimer.unref();
     if (this.cfg.metrics.listen) {
       const { host, port } = this.cfg.metrics.listen;
       const listen = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
@@ -185,7 +217,7 @@ export class Daemon {
         log,
       }));
     }
-    const control = new ControlServer({ path: this.cfg.control.socket, log, ...(this.cfg.control.group !== undefined ? { group: this.cfg.control.group } : {}) });
+    const control = new ControlServer({ path: this.cfg.control.socket, log, ...(gid !== undefined ? { group: gid } : {}) });
     control
       .handle('status', () => this.status())
       .handle('peers', () => ({ peers: this.peers() }))
@@ -263,6 +295,7 @@ export class Daemon {
       clearInterval(this.#syncPoll);
       clearInterval(this.#metricsTimer);
       this.#migration.close();
+      clearInterval(this.#waitTimer);
       const step = async (what: string, f: () => Promise<void> | void): Promise<void> => {
         try {
           await f();
@@ -293,6 +326,20 @@ export class Daemon {
     if (e instanceof BindError) process.stderr.write(`skeind: ${e.message}\n`);
     process.exitCode = e instanceof BindError ? 2 : 1;
     void this.stop(what);
+  }
+
+  #reportWait(): void {
+    if (this.#notifiedReady || this.#stopping) return;
+    const r = this.readiness.check();
+    if (r.started) return;
+    const sync = this.speaker ? this.#fibSyncJson() : undefined;
+    const parts = [...r.missing];
+    if (sync && !sync.done && sync.waitingFor.length > 0) parts.push(`fib sweep waits for End-of-RIB from ${sync.waitingFor.join(', ')}`);
+    const text = parts.join('; ');
+    if (text === this.#lastWait) return;
+    this.#lastWait = text;
+    this.#notify(`STATUS=starting: ${text}`);
+    this.log.info('starting: waiting', { for: parts, ...(sync?.secondsLeft != null ? { fibSweepDeadlineSeconds: sync.secondsLeft } : {}) });
   }
 
   #notify(state: string): void {
@@ -362,6 +409,7 @@ export class Daemon {
       ...(id.clusterId !== undefined ? { clusterId: id.clusterId } : {}),
       isInstalled: (prefix) => this.#installed(prefix),
       routeInterface: (prefix, nextHops, local) => this.policy.routeInterface(prefix, nextHops, local),
+      onUpdateApplied: (seconds) => this.metrics.updateProcessed(seconds),
       // RFC 4724 §3: F when our routes stay in the kernel while we are away; R while this start is a restart.
       forwardingState: this.fib !== undefined,
       restarting: this.#restarting,
@@ -481,6 +529,7 @@ export class Daemon {
     const speaker = await this.#startSpeaker(id);
     const state = this.controller.state;
     for (const p of state.peers) {
+      this.#peerLabels(p);
       const opts = await this.#peerOptions(p);
       if (!opts) continue;
       try {
@@ -566,6 +615,7 @@ export class Daemon {
           log.warn('changing peer failed', { peer: c.key, err: e });
         }
       }
+      for (const p of [...d.peers.changed.map((c) => c.after), ...d.peers.added]) this.#peerLabels(p);
       for (const p of d.peers.added) {
         const opts = await this.#peerOptions(p);
         if (!opts) continue;
@@ -634,6 +684,18 @@ export class Daemon {
       4: BIRD_INT_MAX - (cfg?.ipv4NormalRoutePriority ?? DEFAULT_NORMAL_ROUTE_PRIORITY),
       6: BIRD_INT_MAX - (cfg?.ipv6NormalRoutePriority ?? DEFAULT_NORMAL_ROUTE_PRIORITY),
     };
+  }
+
+  /** The up gauge's labels: the peer's name (BGPPeer, or Calico's Mesh_<address>), AS and type. */
+  #peerLabels(p: DesiredPeer): void {
+    this.metrics.peerLabels(p.address, { name: p.name, asn: p.peerAS, type: p.type });
+    const mp = this.cfg.bgp.maxPrefixes;
+    if (mp) {
+      // config/daemon.ts: peers[address] is that peer's limit for each family, else ipv4/ipv6, else limit.
+      const own = mp.peers[p.address];
+      this.metrics.prefixLimit(p.address, 'ipv4-unicast', own ?? mp.ipv4 ?? mp.limit);
+      this.metrics.prefixLimit(p.address, 'ipv6-unicast', own ?? mp.ipv6 ?? mp.limit);
+    }
   }
 
   #originate(o: Origination, quiet: boolean): void {
@@ -801,13 +863,44 @@ export class Daemon {
     if (!p) return false;
     const m = this.routes.metricOf(prefix);
     const v = fib.lookup(p.family, p.addr, p.len, m !== undefined ? { metric: m } : undefined);
-    return v !== undefined && v.kernel !== undefined && v.inSync && this.routes.desired(prefix)?.kind === 'bgp';
+    // Whatever kind wins the prefix here (a learned path, an affine block's blackhole, a local workload's device
+    // route), "installed" means the kernel holds it as wanted: the same answer `skeinctl fib` gives.
+    return v !== undefined && v.kernel !== undefined && v.inSync && this.routes.desired(prefix) !== undefined;
   }
 
   // ------------------------------------------------------------------ metrics
 
   #fibMetrics(): void {
     this.metrics.fibRoutes(this.#fibCounts());
+  }
+
+  /**
+   * Routes the kernel keeps refusing: a soft readiness blocker (/readyz 503 and `skeinctl status` say which and
+   * why; READY=1 at start is not held back, see ReadinessGate.setBlocker) and skein_fib_persistent_failures.
+   */
+  #checkFibFailures(): void {
+    const fib = this.fib;
+    if (!fib) return;
+    const now = Date.now();
+    const failing: RouteView[] = [];
+    const seen = new Set<string>();
+    for (const v of fib.failures()) {
+      if (!v.failure) continue;
+      const prefix = fmtPrefix(v);
+      seen.add(prefix);
+      const since = this.#failingSince.get(prefix) ?? now;
+      this.#failingSince.set(prefix, since);
+      if (now - since >= PERSISTENT_FIB_MS) failing.push(v);
+    }
+    for (const p of this.#failingSince.keys()) if (!seen.has(p)) this.#failingSince.delete(p);
+    this.metrics.fibPersistentFailures(failing.length);
+    if (failing.length === 0) {
+      this.readiness.setBlocker('fib-failures', undefined);
+      return;
+    }
+    const first = failing[0]!;
+    const example = `${fmtPrefix(first)}: ${first.failure!.code} ${first.failure!.message}`;
+    this.readiness.setBlocker('fib-failures', `${failing.length} route${failing.length > 1 ? 's' : ''} refused by the kernel (${example})`, { soft: true });
   }
 
   #fibCounts(): FibRouteCounts {
@@ -821,6 +914,7 @@ export class Daemon {
   /** The speaker keeps cumulative counters; Prometheus counters get the increments since the last sample. */
   #sampleMetrics(): void {
     this.#fibMetrics();
+    this.#checkFibFailures();
     const speaker = this.speaker;
     if (!speaker) return;
     for (const p of speaker.peersJson().peers) {

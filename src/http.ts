@@ -19,6 +19,11 @@ export interface ReadinessReport {
   ready: boolean;
   /** why not, one line each, e.g. "datastore not synced", "waiting for peers: 192.0.2.11" */
   missing: string[];
+  /**
+   * true when only soft conditions are missing (see ReadinessGate.setBlocker): enough to tell systemd the start is
+   * done (READY=1), though /readyz still answers 503. Absent means the same as `ready`.
+   */
+  started?: boolean;
 }
 
 export interface LivenessReport {
@@ -197,7 +202,9 @@ export class ReadinessGate {
   #fibReconciled = false;
   readonly #peers = new Map<string, boolean>();
   readonly #blockers = new Map<string, string>();
+  readonly #soft = new Set<string>();
   #wasReady = false;
+  #wasStarted = false;
   readonly #listeners: ((r: ReadinessReport) => void)[] = [];
   #timer: NodeJS.Timeout | undefined;
 
@@ -231,11 +238,15 @@ export class ReadinessGate {
   }
   /**
    * Any other condition that keeps the node unready, by name: `reason` is the text /readyz shows (e.g.
-   * "graceful restart in progress", "cluster datastore not ready"); undefined clears it.
+   * "graceful restart in progress", "cluster datastore not ready"); undefined clears it. A soft blocker makes
+   * /readyz fail but does not hold back the start (`started`): a condition that may last (a route the kernel keeps
+   * refusing) must not make a supervisor kill and restart the daemon in a loop.
    */
-  setBlocker(name: string, reason: string | undefined): void {
+  setBlocker(name: string, reason: string | undefined, o: { soft?: boolean } = {}): void {
     if (reason === undefined) this.#blockers.delete(name);
     else this.#blockers.set(name, reason);
+    if (reason !== undefined && o.soft) this.#soft.add(name);
+    else this.#soft.delete(name);
     this.#changed();
   }
   setPeerEstablished(address: string, established: boolean): void {
@@ -245,20 +256,22 @@ export class ReadinessGate {
   }
 
   check(): ReadinessReport {
-    const missing: string[] = [];
-    if (!this.#datastoreSynced) missing.push('datastore not synced');
-    if (this.#fibEnabled && !this.#fibReconciled) missing.push('fib not reconciled');
-    missing.push(...this.#blockers.values());
+    const hard: string[] = [];
+    const soft: string[] = [];
+    if (!this.#datastoreSynced) hard.push('datastore not synced');
+    if (this.#fibEnabled && !this.#fibReconciled) hard.push('fib not reconciled');
+    for (const [name, reason] of this.#blockers) (this.#soft.has(name) ? soft : hard).push(reason);
     const down = [...this.#peers].filter(([, up]) => !up).map(([a]) => a);
     if (this.#now() < this.#deadline) {
-      if (down.length > 0) missing.push(`waiting for peers: ${down.join(', ')}`);
+      if (down.length > 0) hard.push(`waiting for peers: ${down.join(', ')}`);
     } else if (this.#requirePeer && this.#peers.size > 0 && down.length === this.#peers.size) {
-      missing.push('no peer established');
+      hard.push('no peer established');
     }
-    return { ready: missing.length === 0, missing };
+    const missing = [...hard, ...soft];
+    return { ready: missing.length === 0, missing, started: hard.length === 0 };
   }
 
-  /** Called with the new report whenever readiness flips (e.g. to send READY=1 to systemd once). */
+  /** Called with the new report whenever readiness or `started` flips (e.g. to send READY=1 to systemd once). */
   onChange(listener: (r: ReadinessReport) => void): void {
     this.#listeners.push(listener);
   }
@@ -274,8 +287,9 @@ export class ReadinessGate {
 
   #changed(): void {
     const r = this.check();
-    if (r.ready === this.#wasReady) return;
+    if (r.ready === this.#wasReady && r.started === this.#wasStarted) return;
     this.#wasReady = r.ready;
+    this.#wasStarted = r.started ?? r.ready;
     for (const l of this.#listeners) l(r);
   }
 }

@@ -2,6 +2,18 @@
 // Other code calls the typed methods here and never touches prom-client, so names and labels stay in one place
 // (the CONTRACT's Observability section). Series labelled with a peer are tracked per peer and deleted when the
 // peer goes away, so a mesh whose nodes come and go does not accumulate dead series.
+//
+// Conventions follow the exporters operators already alert on: a `skein_build_info` gauge, a per-peer up gauge
+// with the peer's name, AS and type as labels (as MetalLB's metallb_bgp_session_up and GoBGP's exporter do), a flap
+// counter and the session's uptime. `promtool check metrics` passes (test/ops-metrics.test.ts).
+//
+// Cardinality (metrics.peerDetail in skein.yaml): with `full`, about 28 series per peer (two families, a busy
+// session; test/ops-metrics.test.ts counts them); in a node-to-node mesh every node has N-1 peers, so a 500-node mesh
+// exposes ~14,000 series per node and ~7M in the cluster. With
+// `summary`, only skein_bgp_peer_up, skein_bgp_peer_flaps_total and skein_bgp_peer_uptime_seconds stay per peer (3
+// series); every other per-peer metric loses its `peer` label and is summed over the peers (skein_bgp_peer_state
+// and skein_bgp_peer_graceful_restart_phase then count the peers in each state or phase), and
+// skein_bgp_peer_established_since_seconds is left out.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 const DATASTORE_STATES = ['connecting', 'synced', 'resyncing', 'disconnected'] as const;
@@ -25,10 +37,31 @@ export interface PrefixCounts {
   advertised?: number;
 }
 
+export type PeerDetail = 'full' | 'summary';
+
 export interface MetricsOptions {
   /** Node's process and event-loop metrics (`skein_process_*`, `skein_nodejs_*`); default true. */
   defaultMetrics?: boolean;
+  /** per-peer series: `full` (default) or `summary` (see the header) */
+  peerDetail?: PeerDetail;
+  /** skein's version for skein_build_info */
+  version?: string;
 }
+
+/** What the up gauge says about a peer besides its address. */
+export interface PeerLabels {
+  /** the BGPPeer's name, or Calico's mesh name (Mesh_10_0_0_2) */
+  name: string;
+  asn: number;
+  /** "node-to-node mesh", "global", "node specific", "route reflector" */
+  type: string;
+}
+
+/**
+ * The default collectors' gauges whose names end in _total (a counter's suffix; `promtool check metrics` rejects
+ * them). They only sum the by-type gauges of the same name without the suffix, which stay.
+ */
+const MISNAMED_DEFAULTS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
 
 type Labels = Record<string, string>;
 
@@ -38,24 +71,34 @@ const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0
 export class Metrics {
   readonly registry = new Registry();
 
+  readonly peerDetail: PeerDetail;
   // Per peer. The state gauge has one series per (peer, state), 1 for the current state and 0 for the others,
   // so `skein_bgp_peer_state{state="Established"} == 0` finds every peer that is down.
-  readonly #peerState: Gauge<'peer' | 'state'>;
-  readonly #peerUptime: Gauge<'peer'>;
-  readonly #staleRoutes: Gauge<'peer'>;
-  readonly #grPhase: Gauge<'peer' | 'phase'>;
-  readonly #prefixes: Record<keyof PrefixCounts, Gauge<'peer' | 'family'>>;
-  readonly #msgIn: Counter<'peer' | 'type'>;
-  readonly #msgOut: Counter<'peer' | 'type'>;
-  readonly #notifIn: Counter<'peer' | 'code' | 'subcode'>;
-  readonly #notifOut: Counter<'peer' | 'code' | 'subcode'>;
+  readonly #peerState: Gauge<string>;
+  readonly #peerSince: Gauge<'peer'> | undefined;
+  readonly #staleRoutes: Gauge<string>;
+  readonly #grPhase: Gauge<string>;
+  readonly #prefixes: Record<keyof PrefixCounts, Gauge<string>>;
+  readonly #msgIn: Counter<string>;
+  readonly #msgOut: Counter<string>;
+  readonly #notifIn: Counter<string>;
+  readonly #notifOut: Counter<string>;
   readonly #updateSeconds: Histogram;
   readonly #policyRejected: Counter<'peer' | 'direction'>;
+  // Per peer in both detail levels.
+  readonly #peerUp: Gauge<'peer' | 'name' | 'asn' | 'type'>;
+  readonly #flaps: Counter<'peer'>;
+  readonly #prefixLimit: Gauge<string>;
+  readonly #peerLabels = new Map<string, Labels>();
+  readonly #peerStateNow = new Map<string, { state: PeerState; sinceMs: number }>();
+  /** summary: metric name -> peer -> label key (without peer) -> labels and value; summed at scrape */
+  readonly #summed = new Map<string, Map<string, Map<string, { labels: Labels; value: number }>>>();
   // FIB.
   readonly #fibRoutes: Gauge<'state'>;
   #fibSource: (() => FibRouteCounts | undefined) | undefined;
   readonly #fibFailures: Counter<'reason'>;
   readonly #fibSeconds: Histogram;
+  readonly #fibPersistent: Gauge;
   // Datastore, origination, readiness.
   readonly #dsSynced: Gauge;
   readonly #dsState: Gauge;
@@ -76,26 +119,64 @@ export class Metrics {
 
   constructor(options: MetricsOptions = {}) {
     const registers = [this.registry];
-    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'skein_' });
+    if (options.defaultMetrics ?? true) {
+      collectDefaultMetrics({ register: this.registry, prefix: 'skein_' });
+      for (const n of MISNAMED_DEFAULTS) this.registry.removeSingleMetric(`skein_${n}`);
+    }
+    const full = (this.peerDetail = options.peerDetail ?? 'full') === 'full';
+    const metrics = this; // eslint-disable-line @typescript-eslint/no-this-alias -- collect() has its own `this`
+    // In summary mode a per-peer metric has no peer label; its value is the sum over peers, filled in at scrape.
+    const perPeer = (labels: string[]): string[] => (full ? ['peer', ...labels] : labels);
+    const summed = (name: string): { collect?: (this: Gauge<string>) => void } => (full ? {} : {
+      collect(this: Gauge<string>) {
+        this.reset();
+        const sums = new Map<string, { labels: Labels; value: number }>();
+        for (const series of metrics.#summed.get(name)?.values() ?? []) {
+          for (const [k, v] of series) {
+            const s = sums.get(k);
+            if (s) s.value += v.value;
+            else sums.set(k, { labels: v.labels, value: v.value });
+          }
+        }
+        for (const s of sums.values()) this.set(s.labels, s.value);
+      },
+    });
+    const g = (name: string, help: string, labels: string[]): Gauge<string> =>
+      new Gauge({ name, help, labelNames: perPeer(labels), registers, ...summed(name) });
 
-    this.#peerState = new Gauge({ name: 'skein_bgp_peer_state', help: 'BGP session state per peer: 1 for the current state, 0 for the others', labelNames: ['peer', 'state'], registers });
-    this.#peerUptime = new Gauge({ name: 'skein_bgp_peer_established_since_seconds', help: 'Unix time the session with the peer became Established (absent while it is not)', labelNames: ['peer'], registers });
-    this.#staleRoutes = new Gauge({ name: 'skein_bgp_peer_stale_routes', help: 'Routes from the peer kept as stale by graceful restart (RFC 4724) or long-lived graceful restart (RFC 9494)', labelNames: ['peer'], registers });
-    this.#grPhase = new Gauge({ name: 'skein_bgp_peer_graceful_restart_phase', help: 'Graceful restart helper phase for the peer: 1 for the current phase (none, restart, stale-path, long-lived), 0 for the others', labelNames: ['peer', 'phase'], registers });
+    this.#peerState = g('skein_bgp_peer_state', 'BGP session state per peer: 1 for the current state, 0 for the others (peerDetail summary: peers in each state)', ['state']);
+    this.#peerSince = full
+      ? new Gauge({ name: 'skein_bgp_peer_established_since_seconds', help: 'Unix time the session with the peer became Established (absent while it is not)', labelNames: ['peer'], registers })
+      : undefined;
+    this.#staleRoutes = g('skein_bgp_peer_stale_routes', 'Routes from the peer kept as stale by graceful restart (RFC 4724) or long-lived graceful restart (RFC 9494)', []);
+    this.#grPhase = g('skein_bgp_peer_graceful_restart_phase', 'Graceful restart helper phase for the peer: 1 for the current phase (none, restart, stale-path, long-lived), 0 for the others (peerDetail summary: peers in each phase)', ['phase']);
     this.#prefixes = {
-      received: new Gauge({ name: 'skein_bgp_prefixes_received', help: 'Prefixes received from the peer (Adj-RIB-In, before import policy)', labelNames: ['peer', 'family'], registers }),
-      accepted: new Gauge({ name: 'skein_bgp_prefixes_accepted', help: 'Prefixes from the peer accepted by import policy', labelNames: ['peer', 'family'], registers }),
-      advertised: new Gauge({ name: 'skein_bgp_prefixes_advertised', help: 'Prefixes advertised to the peer (Adj-RIB-Out)', labelNames: ['peer', 'family'], registers }),
+      received: g('skein_bgp_prefixes_received', 'Prefixes received from the peer (Adj-RIB-In, before import policy)', ['family']),
+      accepted: g('skein_bgp_prefixes_accepted', 'Prefixes from the peer accepted by import policy', ['family']),
+      advertised: g('skein_bgp_prefixes_advertised', 'Prefixes advertised to the peer (Adj-RIB-Out)', ['family']),
     };
-    this.#msgIn = new Counter({ name: 'skein_bgp_messages_received_total', help: 'BGP messages received, by type', labelNames: ['peer', 'type'], registers });
-    this.#msgOut = new Counter({ name: 'skein_bgp_messages_sent_total', help: 'BGP messages sent, by type', labelNames: ['peer', 'type'], registers });
-    this.#notifIn = new Counter({ name: 'skein_bgp_notifications_received_total', help: 'NOTIFICATION messages received, by error code and subcode (RFC 4271 §4.5)', labelNames: ['peer', 'code', 'subcode'], registers });
-    this.#notifOut = new Counter({ name: 'skein_bgp_notifications_sent_total', help: 'NOTIFICATION messages sent, by error code and subcode (RFC 4271 §4.5)', labelNames: ['peer', 'code', 'subcode'], registers });
     this.#policyRejected = new Counter({ name: 'skein_policy_rejected_routes_total', help: 'Routes refused by the routing policy (BGPFilter rules, the export allow-list), per peer and direction (import; export counts each decision)', labelNames: ['peer', 'direction'], registers });
-    this.#updateSeconds = new Histogram({ name: 'skein_bgp_update_processing_seconds', help: 'Time to process one received UPDATE through import policy and the decision process', buckets: LATENCY_BUCKETS, registers });
+    this.#msgIn = new Counter({ name: 'skein_bgp_messages_received_total', help: 'BGP messages received, by type', labelNames: perPeer(['type']), registers });
+    this.#msgOut = new Counter({ name: 'skein_bgp_messages_sent_total', help: 'BGP messages sent, by type', labelNames: perPeer(['type']), registers });
+    this.#notifIn = new Counter({ name: 'skein_bgp_notifications_received_total', help: 'NOTIFICATION messages received, by error code and subcode (RFC 4271 §4.5)', labelNames: perPeer(['code', 'subcode']), registers });
+    this.#notifOut = new Counter({ name: 'skein_bgp_notifications_sent_total', help: 'NOTIFICATION messages sent, by error code and subcode (RFC 4271 §4.5)', labelNames: perPeer(['code', 'subcode']), registers });
+    this.#updateSeconds = new Histogram({ name: 'skein_bgp_update_processing_seconds', help: 'Time to apply one received UPDATE to the RIB: import policy, the Adj-RIB-In and the decision process', buckets: LATENCY_BUCKETS, registers });
+    this.#peerUp = new Gauge({ name: 'skein_bgp_peer_up', help: 'Whether the BGP session with the peer is Established (1) or not (0), labelled with the peer\'s name, AS and type', labelNames: ['peer', 'name', 'asn', 'type'], registers });
+    this.#prefixLimit = g('skein_bgp_prefix_limit', 'Maximum prefixes accepted from the peer per family (skein.yaml bgp.maxPrefixes, RFC 4486); absent: no limit', ['family']);
+    this.#flaps = new Counter({ name: 'skein_bgp_peer_flaps_total', help: 'Times the BGP session with the peer left the Established state', labelNames: ['peer'], registers });
+    // Computed at scrape from the state map: no timer per peer.
+    new Gauge({
+      name: 'skein_bgp_peer_uptime_seconds', help: 'Seconds the BGP session with the peer has been Established (absent while it is not)', labelNames: ['peer'], registers,
+      collect() {
+        this.reset();
+        const now = Date.now();
+        for (const [peer, s] of metrics.#peerStateNow) if (s.state === 'Established') this.set({ peer }, Math.max(0, (now - s.sinceMs) / 1000));
+      },
+    });
+    new Gauge({ name: 'skein_build_info', help: 'Always 1; the labels say which skein and which Node.js run', labelNames: ['version', 'nodejs_version'], registers })
+      .set({ version: options.version ?? 'unknown', nodejs_version: process.versions.node }, 1);
 
     // Counted when /metrics is read (fibRoutesSource): counting walks every route, too much for every change.
-    const metrics = this; // eslint-disable-line @typescript-eslint/no-this-alias -- the gauge's collect() has its own `this`
     this.#fibRoutes = new Gauge({
       name: 'skein_fib_routes', help: 'Routes skein wants in the kernel (desired), has installed, or failed to install', labelNames: ['state'], registers,
       collect() {
@@ -105,6 +186,8 @@ export class Metrics {
     });
     this.#fibFailures = new Counter({ name: 'skein_fib_failures_total', help: 'Failed kernel route operations, by reason', labelNames: ['reason'], registers });
     this.#fibSeconds = new Histogram({ name: 'skein_fib_programming_seconds', help: 'Time from a route change to the kernel acknowledging it', buckets: LATENCY_BUCKETS, registers });
+    this.#fibPersistent = new Gauge({ name: 'skein_fib_persistent_failures', help: 'Routes that have failed to go into the kernel for 10 s or more (also shown by /readyz and skeinctl status)', registers });
+    this.#fibPersistent.set(0);
 
     this.#dsSynced = new Gauge({ name: 'skein_datastore_synced', help: '1 once the datastore has been read completely and is being watched, else 0', registers });
     this.#dsLastChange = new Gauge({ name: 'skein_datastore_last_change_timestamp_seconds', help: 'Unix time of the last change seen from the datastore', registers });
@@ -133,11 +216,34 @@ export class Metrics {
 
   // ----- peers -----
 
+  /** The name, AS and type the up gauge carries for a peer; a change replaces its series. */
+  peerLabels(peer: string, l: PeerLabels): void {
+    const labels = { peer, name: l.name, asn: String(l.asn), type: l.type };
+    const was = this.#peerLabels.get(peer);
+    if (was && was.name === labels.name && was.asn === labels.asn && was.type === labels.type) return;
+    if (was) this.#peerUp.remove(was);
+    this.#peerLabels.set(peer, labels);
+    this.#peerUp.set(labels, this.#peerStateNow.get(peer)?.state === 'Established' ? 1 : 0);
+  }
+
+  /** The peer's maximum-prefix limit for a family (bgp.maxPrefixes); alerts compare it with prefixes received. */
+  prefixLimit(peer: string, family: FamilyName, limit: number): void {
+    this.#set(peer, this.#prefixLimit, { peer, family }, limit);
+  }
+
   /** Records the session state of a peer; called on every FSM transition. */
   peerState(peer: string, state: PeerState, nowMs = Date.now()): void {
+    const was = this.#peerStateNow.get(peer);
+    if (was?.state === 'Established' && state !== 'Established') this.#flaps.inc({ peer });
+    else if (was === undefined) this.#flaps.inc({ peer }, 0); // the series exists from the start: rate() sees the first flap
+    this.#peerStateNow.set(peer, { state, sinceMs: was?.state === state ? was.sinceMs : nowMs });
+    const labels = this.#peerLabels.get(peer) ?? { peer, name: '', asn: '', type: '' };
+    this.#peerLabels.set(peer, labels);
+    this.#peerUp.set(labels, state === 'Established' ? 1 : 0);
     for (const s of PEER_STATES) this.#set(peer, this.#peerState, { peer, state: s }, s === state ? 1 : 0);
-    if (state === 'Established') this.#set(peer, this.#peerUptime, { peer }, Math.floor(nowMs / 1000));
-    else this.#peerUptime.remove({ peer });
+    if (!this.#peerSince) return;
+    if (state === 'Established') this.#set(peer, this.#peerSince, { peer }, Math.floor(nowMs / 1000));
+    else this.#peerSince.remove({ peer });
   }
 
   /** The peer's graceful restart helper state: its phase (null: none) and how many of its routes are stale. */
@@ -179,19 +285,25 @@ export class Metrics {
 
   /** Deletes every series of a peer that is no longer configured. */
   removePeer(peer: string): void {
+    const up = this.#peerLabels.get(peer);
+    if (up) this.#peerUp.remove(up);
+    this.#peerLabels.delete(peer);
+    this.#peerStateNow.delete(peer);
+    this.#flaps.remove({ peer });
+    for (const m of this.#summed.values()) m.delete(peer);
     const series = this.#peerSeries.get(peer);
     if (!series) return;
     for (const [key, { metric, labels }] of series) {
-      metric.remove(labels);
+      if (this.peerDetail === 'full') metric.remove(labels);
       this.#children.delete(key);
     }
-    this.#peerUptime.remove({ peer });
+    this.#peerSince?.remove({ peer });
     this.#peerSeries.delete(peer);
   }
 
   /** Peers with at least one series (for tests and for the wiring to diff against the configured peers). */
   peersWithSeries(): string[] {
-    return [...this.#peerSeries.keys()];
+    return [...new Set([...this.#peerSeries.keys(), ...this.#peerLabels.keys()])];
   }
 
   // ----- FIB -----
@@ -209,6 +321,10 @@ export class Metrics {
   /** One failed kernel operation; `reason` is a short stable code (an errno name such as ENETUNREACH, "timeout"). */
   fibFailure(reason: string, n = 1): void {
     this.#fibFailures.inc({ reason }, n);
+  }
+  /** Routes whose kernel writes keep failing (see Daemon #checkFibFailures). */
+  fibPersistentFailures(n: number): void {
+    this.#fibPersistent.set(n);
   }
   fibProgrammed(seconds: number): void {
     this.#fibSeconds.observe(seconds);
@@ -265,16 +381,30 @@ export class Metrics {
   }
 
   #set(peer: string, metric: Gauge<string>, labels: Labels, value: number): void {
+    if (this.peerDetail === 'summary') {
+      // Kept per peer here, summed into the peer-less series at scrape (the gauge's collect()).
+      const { peer: _, ...rest } = labels;
+      const name = (metric as unknown as { name: string }).name;
+      let byPeer = this.#summed.get(name);
+      if (!byPeer) this.#summed.set(name, (byPeer = new Map()));
+      let series = byPeer.get(peer);
+      if (!series) byPeer.set(peer, (series = new Map()));
+      series.set(keyOf(metric, rest), { labels: rest, value });
+      this.#track(peer, keyOf(metric, labels), metric, labels);
+      return;
+    }
     metric.set(labels, value);
     this.#track(peer, keyOf(metric, labels), metric, labels);
   }
 
   // Counters are on the per-message path: keep a bound child per series so an increment is one Map lookup.
+  // In summary mode the peers share one peer-less series, which a removed peer does not take away (a counter).
   #inc(peer: string, metric: Counter<string>, labels: Labels, n: number): void {
     const key = keyOf(metric, labels);
     let child = this.#children.get(key);
     if (!child) {
-      child = metric.labels(labels);
+      const { peer: _, ...rest } = labels;
+      child = metric.labels(this.peerDetail === 'full' ? labels : rest);
       this.#children.set(key, child);
       this.#track(peer, key, metric, labels);
     }

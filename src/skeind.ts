@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 // skeind: the daemon's command line (docs/contract.md, "The two programs"). Reads skein.yaml, runs a Daemon, and maps signals:
 // SIGHUP re-reads the configuration without dropping sessions; SIGTERM/SIGINT stop cleanly (routes stay in the
-// kernel) and exit 0. A bad configuration exits 2 with one line on stderr naming the file, line and field; a
-// local failure at start (socket in use, no netlink) exits 1 with one line. No stack traces for user errors.
+// kernel) and exit 0. A bad configuration exits 2 with one line on stderr naming the file, line and field, and so
+// do a control.group that does not exist and a missing capability; a local failure at start (socket in use, no
+// netlink) exits 1 with one line. No stack traces for user errors.
 import { ConfigError, ENV, loadDaemonConfig, type DaemonConfig } from '../config/index.js';
 import { Daemon, VERSION } from './daemon.js';
 import { BindError } from './daemon/bind.js';
+import { StartConfigError } from './daemon/capabilities.js';
 
 const EXIT_OK = 0;
 const EXIT_FAILURE = 1;
@@ -85,9 +87,11 @@ async function main(): Promise<number> {
     await daemon.start();
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
-    daemon.log.error('cannot start', { err: e });
-    // a socket that cannot be bound names its config field and exits 2, as a bad setting does
-    const code = e instanceof BindError ? EXIT_CONFIG : EXIT_FAILURE;
+    daemon.log.error('cannot start', { reason: msg });
+    // A socket that cannot be bound names its config field, and a deployment mistake (missing capability, unknown
+    // control.group) is a configuration error too: exit 2, which the unit's RestartPreventExitStatus=2 does not
+    // restart in a loop.
+    const code = e instanceof BindError || e instanceof StartConfigError ? EXIT_CONFIG : EXIT_FAILURE;
     process.exitCode = fail(code, e instanceof BindError ? msg : `cannot start: ${msg}`);
     await daemon.stop('start failed');
     return code;

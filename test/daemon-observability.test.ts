@@ -354,7 +354,7 @@ t.test('http: readiness options and listen addresses', async (t) => {
   let clock = 0;
   const strict = new ReadinessGate({ startupWindowMs: 1000, fibEnabled: false, requirePeerAfterStartup: true, now: () => clock });
   strict.setDatastoreSynced(true);
-  t.same(strict.check(), { ready: true, missing: [] }, 'no peers, FIB disabled: ready');
+  t.same(strict.check(), { ready: true, missing: [], started: true }, 'no peers, FIB disabled: ready');
   strict.setPeers(['fd00::11']);
   t.same(strict.check().missing, ['waiting for peers: fd00::11']);
   clock = 2000;
@@ -364,7 +364,7 @@ t.test('http: readiness options and listen addresses', async (t) => {
   strict.setPeerEstablished('192.0.2.99', true);
   t.ok(strict.check().ready, 'an unknown peer is ignored');
   strict.setBlocker('gr', 'graceful restart in progress');
-  t.same(strict.check(), { ready: false, missing: ['graceful restart in progress'] });
+  t.same(strict.check(), { ready: false, missing: ['graceful restart in progress'], started: false });
   strict.setBlocker('gr', undefined);
   t.ok(strict.check().ready, 'a cleared blocker no longer counts');
 
@@ -406,7 +406,10 @@ t.test('systemd unit: required directives', async (t) => {
   t.match(svc('ExecStart'), /^(?:\/usr\/(?:local\/)?bin\/)?skeind --config \/etc\/skein\/skein\.yaml$/);
   t.equal(svc('Type'), 'notify');
   t.equal(svc('NotifyAccess'), 'main');
-  t.equal(svc('ExecReload'), '/bin/kill -HUP $MAINPID');
+  // The reload returns the daemon's verdict (skeinctl exits 1 when the daemon refuses a broken skein.yaml).
+  t.match(svc('ExecReload'), /^(?:\/usr\/(?:local\/)?bin\/)?skeinctl (?:--timeout \d+ )?reload$/);
+  t.equal(svc('Group'), 'skein', 'the control socket belongs to group skein, as the example skein.yaml says');
+  t.equal(svc('RestartPreventExitStatus'), '2', 'configuration errors (exit 2) are not restarted');
   t.equal(svc('Restart'), 'on-failure');
   t.ok(svc('RestartSec'));
   const caps = ['CAP_NET_ADMIN', 'CAP_NET_BIND_SERVICE'];
@@ -435,7 +438,7 @@ t.test('systemd unit: systemd-analyze verify', async (t) => {
     return `${r.stdout}${r.stderr}`.trim();
   };
   // skeind is not installed here: let the bare name resolve to an existing program, the rest verbatim.
-  const unitText = readFileSync(join(root, 'systemd', 'skein.service'), 'utf8').replace(/^ExecStart=skeind /m, 'ExecStart=true ');
+  const unitText = readFileSync(join(root, 'systemd', 'skein.service'), 'utf8').replace(/^ExecStart=skeind /m, 'ExecStart=true ').replace(/^ExecReload=skeinctl /m, 'ExecReload=true ');
   t.equal(verify('skein.service', unitText), '', 'no warnings');
   // The check can fail: a unit with a typo is reported.
   t.match(verify('typo.service', unitText.replace('ProtectSystem=strict', 'ProtectSystm=strict')), /Unknown key/);

@@ -234,7 +234,9 @@ t.test('three hosts, one resources.yaml: mesh, routes, pings, live edit, borrowe
     for (const k of ['from', 'nextHops', 'asPath', 'origin', 'localPref', 'med', 'communities', 'largeCommunities', 'reason']) t.ok(k in blockA!.best, `path has ${k}`);
     const own = routes.find((r) => r.prefix === '10.65.0.64/26');
     t.equal(own?.best.from, 'local', 'own block is a local origination');
-    t.equal(own?.installed, false, 'a local origination is not installed from BGP (its blackhole is)');
+    t.equal(own?.installed, true, 'a local block is "in kernel" (its blackhole), as `skeinctl fib` says');
+    const fibB = (await ctl(sock('host-b'), 'fib')).routes as { prefix: string; desired: { type: string } | null; state: string }[];
+    t.match(fibB.find((r) => r.prefix === '10.65.0.64/26'), { desired: { type: 'blackhole' }, state: 'in-sync' }, 'skeinctl fib agrees');
     const one = (await ctl(sock('host-b'), 'routes', '10.65.0.10')).routes as { prefix: string }[];
     t.same(one.map((r) => r.prefix), ['10.65.0.10/32'], 'routes ADDRESS gives the longest match');
     const fib = await ctl(sock('host-a'), 'fib');

@@ -144,6 +144,8 @@ export interface SpeakerOptions {
   readonly isInstalled?: (prefix: string) => boolean;
   /** the outgoing interface of a route, for rules that match on it (RibCore CoreConfig.routeInterface) */
   readonly routeInterface?: (prefix: PrefixKey, nextHops: readonly string[], local: boolean) => string | undefined;
+  /** called with the seconds each received UPDATE took to apply to the RIB (policy, Adj-RIB-In, decision) */
+  readonly onUpdateApplied?: (seconds: number) => void;
   readonly peers?: readonly PeerOptions[];
 }
 

@@ -497,7 +497,8 @@ export class Speaker extends EventEmitter {
       const text = prefixText(k);
       routes.push({
         prefix: text,
-        installed: !first.path.source.local && (this.opts.isInstalled?.(text) ?? false),
+        // The owner of the FIB answers, for local routes too (an affine block's blackhole is its kernel route).
+        installed: this.opts.isInstalled?.(text) ?? false,
         best: pathJson(first.path, first.reason),
         paths: ex.map((e) => pathJson(e.path, e.reason)),
       });
@@ -852,7 +853,12 @@ export class Speaker extends EventEmitter {
           if (c.pending && c.inRib) {
             const eor = isEndOfRib(c.pending);
             if (eor) this.endOfRib(p, eor.afi, eor.safi);
-            else this.rib.applyUpdate(p.coreId, c.pending);
+            else {
+              const timed = this.opts.onUpdateApplied;
+              const t0 = timed ? performance.now() : 0;
+              this.rib.applyUpdate(p.coreId, c.pending);
+              if (timed) timed((performance.now() - t0) / 1000);
+            }
           }
           break;
         case 'routeRefresh': {
@@ -864,7 +870,10 @@ export class Speaker extends EventEmitter {
           break;
         }
         case 'down':
-          this.down(p, c, a);
+          // A silent close sent no NOTIFICATION (see 'send' above): neither count nor report one.
+          if (silent && a.notification?.sent) {
+            this.down(p, c, { type: 'down', reason: `${a.reason}; closed without a NOTIFICATION`, wasEstablished: a.wasEstablished });
+          } else this.down(p, c, a);
           break;
       }
     }
