@@ -33,6 +33,7 @@ import { originationAttributes, peerOptionsFor, prefixBytes, sortByPrefix, speak
 import { RouteTable } from './daemon/routes.js';
 import { LoopMonitor, ReadinessGate, startHttpServer, type HttpEndpoint } from './http.js';
 import { createLogger, parseLogLevel, type Logger, type LogLevel } from './log.js';
+import { LoopDelay } from './loop-delay.js';
 import { Metrics, PEER_STATES, type FibRouteCounts, type PeerState } from './metrics.js';
 
 export { peerOptionsFor, originationAttributes, routerIdFor, speakerIdentity, addressBytes, prefixBytes, sortByPrefix, bgpTarget } from './daemon/mapping.js';
@@ -89,6 +90,7 @@ export class Daemon {
   #http: HttpEndpoint | undefined;
   #control: ControlServer | undefined;
   readonly #monitor = new LoopMonitor();
+  readonly #loopDelay = new LoopDelay();
   readonly #env: NodeJS.ProcessEnv;
   /** peer operations (password reads are async) run one after another, in the order the diffs came */
   #queue: Promise<void> = Promise.resolve();
@@ -138,6 +140,8 @@ export class Daemon {
     const log = this.log;
     log.info('skeind starting', { version: VERSION, config: this.cfg.file, datastore: this.cfg.datastore.type, fib: this.cfg.fib.enabled });
     this.#monitor.start();
+    this.#loopDelay.start();
+    this.metrics.loopDelaySource(() => this.#loopDelay.take());
     this.readiness.onChange((r) => {
       this.metrics.ready(r.ready);
       log.info(r.ready ? 'ready' : 'not ready', r.ready ? {} : { missing: r.missing });
@@ -234,6 +238,7 @@ export class Daemon {
       await step('http', () => this.#http?.close());
       this.readiness.close();
       this.#monitor.stop();
+      this.#loopDelay.stop();
       this.log.info('stopped; routes left in the kernel');
       this.#resolveFinished();
     })();

@@ -3,6 +3,7 @@
 // (the CONTRACT's Observability section). Series labelled with a peer are tracked per peer and deleted when the
 // peer goes away, so a mesh whose nodes come and go does not accumulate dead series.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { LoopDelaySummary } from './loop-delay.js';
 
 export const PEER_STATES = ['Idle', 'Connect', 'Active', 'OpenSent', 'OpenConfirm', 'Established'] as const;
 export type PeerState = (typeof PEER_STATES)[number];
@@ -63,6 +64,7 @@ export class Metrics {
   readonly #originated: Gauge<'kind'>;
   readonly #ready: Gauge;
   readonly #reloads: Counter<'result'>;
+  #loopDelaySource: (() => LoopDelaySummary) | undefined;
 
   // peer -> (metric, labels) of every series created for it, and bound children for the hot counters.
   readonly #peerSeries = new Map<string, Map<string, { metric: Gauge<string> | Counter<string>; labels: Labels }>>();
@@ -111,6 +113,19 @@ export class Metrics {
     this.#dsFrozen = new Gauge({ name: 'skein_datastore_frozen', help: '1 while ClusterInformation datastoreReady is false at run time: announcements and kernel routes are kept, datastore changes held', registers });
     this.#dsFrozen.set(0);
     this.#ready.set(0);
+    // The delay each ready callback waited for the loop since the previous scrape (src/loop-delay.ts): p50, p99
+    // and the maximum, as quantile 0.5 / 0.99 / 1. Read at scrape time; absent until a source is set.
+    const source = (): LoopDelaySummary | undefined => this.#loopDelaySource?.();
+    new Gauge({
+      name: 'skein_event_loop_delay_seconds', help: 'Event-loop delay since the previous scrape: quantile 0.5, 0.99 and 1 (the maximum)', labelNames: ['quantile'], registers,
+      collect() {
+        const s = source();
+        if (s === undefined) return;
+        this.set({ quantile: '0.5' }, s.p50);
+        this.set({ quantile: '0.99' }, s.p99);
+        this.set({ quantile: '1' }, s.max);
+      },
+    });
     for (const state of ['desired', 'installed', 'failed']) this.#fibRoutes.set({ state }, 0);
   }
 
@@ -175,6 +190,11 @@ export class Metrics {
   /** Peers with at least one series (for tests and for the wiring to diff against the configured peers). */
   peersWithSeries(): string[] {
     return [...this.#peerSeries.keys()];
+  }
+
+  /** Where skein_event_loop_delay_seconds is read from at each scrape (the daemon's LoopDelay.take). */
+  loopDelaySource(source: () => LoopDelaySummary): void {
+    this.#loopDelaySource = source;
   }
 
   // ----- FIB -----
