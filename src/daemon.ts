@@ -603,10 +603,10 @@ export class Daemon {
   #onBest(evs: BestEvent[]): void {
     if (this.#stopping) return;
     this.#lastBestAt = Date.now();
-    for (const ev of evs) {
-      if (ev.local || ev.attributes === null || ev.nextHops.length === 0) this.routes.setBgp(ev.prefix, null);
-      else this.routes.setBgp(ev.prefix, ev.nextHops);
-      if (this.log.isEnabled('debug')) this.log.debug('best path', { prefix: ev.prefix, nextHops: ev.nextHops, from: ev.from, local: ev.local, gone: ev.attributes === null });
+    // Queued and applied in ~10 ms slices (src/daemon/routes.ts), keyed by the RIB's prefix key, not text.
+    this.routes.bestChanges(evs);
+    if (this.log.isEnabled('debug')) {
+      for (const ev of evs) this.log.debug('best path', { prefix: ev.prefix, nextHops: ev.nextHops, from: ev.from, local: ev.local, gone: ev.attributes === null });
     }
     // skein_fib_routes is computed when /metrics is read (fib.stats() walks every route: not per best path).
   }
