@@ -31,6 +31,10 @@ export class Model {
   // the controller reads whole kinds on every change event, and re-sorting
   // thousands of WorkloadEndpoints per event is what a busy cluster would pay.
   private readonly sorted = new Map<Kind, readonly Resource[]>();
+  // WorkloadEndpoints by node (spec.node), each node's list sorted once and reused until one of its endpoints
+  // changes: a node asks only for its own, and a change on another node must not make it re-sort every id.
+  private readonly wepByNode = new Map<string, Map<string, WorkloadEndpoint>>();
+  private readonly wepSorted = new Map<string, readonly WorkloadEndpoint[]>();
 
   private map(kind: Kind): Map<string, Resource> {
     return this.byKind.get(kind) as Map<string, Resource>;
@@ -63,6 +67,10 @@ export class Model {
     if (prev !== undefined && isDeepStrictEqual(prev, r)) return undefined;
     m.set(id, r);
     this.sorted.delete(r.kind);
+    if (r.kind === 'WorkloadEndpoint') {
+      if (prev !== undefined) this.unindexWep(id, prev as WorkloadEndpoint);
+      this.indexWep(id, r);
+    }
     const ev: ChangeEvent = { type: prev === undefined ? 'added' : 'updated', kind: r.kind, id, key, resource: r };
     if (prev !== undefined) ev.previous = prev;
     return ev;
@@ -74,6 +82,7 @@ export class Model {
     if (prev === undefined) return undefined;
     m.delete(id);
     this.sorted.delete(kind);
+    if (kind === 'WorkloadEndpoint') this.unindexWep(id, prev as WorkloadEndpoint);
     return { type: 'deleted', kind, id, key, previous: prev };
   }
 
@@ -87,7 +96,26 @@ export class Model {
     const c = new Model();
     for (const [k, m] of this.byKind) for (const [id, r] of m) c.map(k).set(id, r);
     for (const [k, s] of this.sorted) c.sorted.set(k, s);
+    for (const [n, m] of this.wepByNode) c.wepByNode.set(n, new Map(m));
+    for (const [n, s] of this.wepSorted) c.wepSorted.set(n, s);
     return c;
+  }
+
+  private indexWep(id: string, w: WorkloadEndpoint): void {
+    const node = w.spec.node;
+    let m = this.wepByNode.get(node);
+    if (m === undefined) this.wepByNode.set(node, (m = new Map()));
+    m.set(id, w);
+    this.wepSorted.delete(node);
+  }
+
+  private unindexWep(id: string, w: WorkloadEndpoint): void {
+    const node = w.spec.node;
+    const m = this.wepByNode.get(node);
+    if (m === undefined) return;
+    m.delete(id);
+    if (m.size === 0) this.wepByNode.delete(node);
+    this.wepSorted.delete(node);
   }
 
   equals(other: Model): boolean {
@@ -138,8 +166,13 @@ export class Model {
   clusterInformation(): ClusterInformation | undefined { return this.get('ClusterInformation', 'default'); }
   /** Workload endpoints on one node (or all). */
   workloadEndpoints(node?: string): WorkloadEndpoint[] {
-    const all = this.list('WorkloadEndpoint');
-    return node === undefined ? all : all.filter((w) => w.spec.node === node);
+    if (node === undefined) return this.list('WorkloadEndpoint');
+    let s = this.wepSorted.get(node);
+    if (s === undefined) {
+      s = [...(this.wepByNode.get(node) ?? [])].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, w]) => w);
+      this.wepSorted.set(node, s);
+    }
+    return s.slice();
   }
   /** Block affinities of one node (or all). */
   blockAffinities(node?: string): BlockAffinity[] {
