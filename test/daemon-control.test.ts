@@ -140,6 +140,8 @@ t.test('control: idle clients are shed before a new one is locked out', async (t
   })));
   const closed = idle.map((s) => new Promise<void>((res) => s.on('close', () => res())));
   t.teardown(() => { for (const s of idle) s.destroy(); });
+  // A connection counts as idle only after a moment of silence (one that just connected is about to ask).
+  await sleep(1200);
   t.equal(await callControl(path, 'ping'), 'pong', 'a new client is served');
   await Promise.race([Promise.any(closed), sleep(5000)]);
   t.ok(idle.some((s) => s.destroyed || s.readyState === 'closed'), 'an idle one was shed for it');
