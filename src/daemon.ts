@@ -18,7 +18,7 @@ import { BindError, bindAs } from './daemon/bind.js';
 import { readFileSync } from 'node:fs';
 import {
   Speaker, sdNotify, type BestEvent, type PeerOptions, type PeerStateEvent,
-  type PeerJson as SpeakerPeerJson, type PathJson as SpeakerPathJson,
+  type PeerJson as SpeakerPeerJson,
 } from '../bgp/index.js';
 import {
   loadDaemonConfig, openDatastore, resolvePassword, type ChangeEvent, type DaemonConfig, type Datastore,
@@ -27,7 +27,7 @@ import {
 import { Programmer, formatAddress, type RouteView } from '../fib/index.js';
 import { ControlError, ControlServer } from './control/index.js';
 import { resolveGroup } from './control/group.js';
-import type { FibEntryJson, FibJson, FibRouteJson, PathJson, PeerJson, PeerStateName, PeerType, PolicyVerdictJson, ReloadJson, RouteJson, StatusJson } from './ctl/types.js';
+import type { FibEntryJson, FibJson, FibRouteJson, PeerJson, PeerStateName, PeerType, PolicyVerdictJson, ReloadJson, RouteJson, StatusJson } from './ctl/types.js';
 import {
   BIRD_INT_MAX, DEFAULT_NORMAL_ROUTE_PRIORITY, DESCRIPTIVE_PEER_FIELDS, NodeController, kernelPolicy, type ControllerDiff,
   type DesiredPeer, type Origination,
@@ -38,7 +38,7 @@ import { RouteTable } from './daemon/routes.js';
 import { PolicyWiring, RULE_KINDS } from './daemon/policy.js';
 import { MigrationWatcher } from './daemon/migration.js';
 import { KernelReachability } from './daemon/reachability.js';
-import { parseRouteQuery, routesStream } from './daemon/route-query.js';
+import { contractPath, parseRouteQuery, routesStream } from './daemon/route-query.js';
 import { RuntimeStats } from './daemon/runtime.js';
 import { WatchHub } from './daemon/watch.js';
 import type { ControlStream } from './control/stream.js';
@@ -1181,23 +1181,8 @@ function peerJson(p: SpeakerPeerJson, d: DesiredPeer | undefined): PeerJson {
   return out;
 }
 
-function pathJsonOf(p: SpeakerPathJson): PathJson {
-  // CONTRACT PATH: numbers for LOCAL_PREF and MED; an absent attribute shows its RFC 4271 §9.1.2.2 default.
-  return {
-    from: p.from,
-    nextHops: p.nextHops,
-    asPath: p.asPath.flat(),
-    origin: (p.origin === 'IGP' || p.origin === 'EGP' ? p.origin : 'INCOMPLETE'),
-    localPref: p.localPref ?? 100,
-    med: p.med ?? 0,
-    communities: p.communities,
-    largeCommunities: p.largeCommunities,
-    reason: p.reason,
-    usable: p.usable,
-    unusableReason: p.unusableReason,
-    unusableCode: p.unusableCode,
-  };
-}
+/** The contract's PATH (docs/contract.md) of a speaker path: one mapping, shared with the streamed routes. */
+const pathJsonOf = contractPath;
 
 function kernelEntry(v: RouteView, dev: string | undefined): FibEntryJson | null {
   const k = v.kernel;

@@ -60,6 +60,9 @@ function resources(): string {
     { apiVersion: 'projectcalico.org/v3', kind: 'ClusterInformation', metadata: { name: 'default' }, spec: { datastoreReady: true } },
     { apiVersion: 'projectcalico.org/v3', kind: 'BGPConfiguration', metadata: { name: 'default' }, spec: { asNumber: 64512, nodeToNodeMeshEnabled: false } },
     { apiVersion: 'projectcalico.org/v3', kind: 'Node', metadata: { name: 'nh-a' }, spec: { bgp: { ipv4Address: '10.0.1.1/24' } } },
+    // The test's prefixes lie in an IP pool: Calico's export filter passes pool routes on between peers (no transit
+    // otherwise), which is what lets the bad peer get the working path from skein.
+    { apiVersion: 'projectcalico.org/v3', kind: 'IPPool', metadata: { name: 'nh-pool' }, spec: { cidr: '10.90.0.0/16', ipipMode: 'Never', vxlanMode: 'Never', natOutgoing: false } },
     { apiVersion: 'projectcalico.org/v3', kind: 'BGPPeer', metadata: { name: 'good' }, spec: { peerIP: '10.0.1.2', asNumber: 65010 } },
     { apiVersion: 'projectcalico.org/v3', kind: 'BGPPeer', metadata: { name: 'bad' }, spec: { peerIP: '10.0.2.2', asNumber: 65020 } },
   ];

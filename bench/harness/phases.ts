@@ -4,7 +4,7 @@
 //   SKEIN_NODE_FLAGS="--import $SKEIN/dist/bench/harness/phases.js" SKEIN_PHASE_LOG=/tmp/phases.jsonl ./bench.py ...
 //
 // A 10 ms timer chain records how late each firing was (the quantity skeind exports as
-// skein_event_loop_delay_seconds, src/loop-delay.ts, sampled the same way); every 100 ms, and at exit, the samples
+// skein_event_loop_delay_seconds, src/daemon/runtime.ts, sampled the same way); every 100 ms, and at exit, the samples
 // since the last line are appended to SKEIN_PHASE_LOG as one JSON line with the time (ms since the process
 // started, when the last sample was taken) and the CPU used so far, tagged with the harness's run directory name
 // (RUN). bench/skeind.ts cuts the announce and withdraw phases out of that with the run's timeline.

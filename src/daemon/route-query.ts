@@ -143,6 +143,9 @@ export function contractPath(p: SpeakerPathJson): PathJson {
     communities: p.communities,
     largeCommunities: p.largeCommunities,
     reason: p.reason,
+    usable: p.usable,
+    unusableReason: p.unusableReason,
+    unusableCode: p.unusableCode,
   };
 }
 
@@ -206,7 +209,7 @@ export class RowMaker {
     if (!build) return true;
     const text = keyText(k);
     const best = ex[0]!;
-    const installed = !best.path.source.local && this.#src.installed(text);
+    const installed = this.#src.installed(text);
     if (q.view === 'received') {
       // The Adj-RIB-In of one peer after import: what it sent and we kept. The engine keeps no copy of what import
       // rules refused (own AS in the path, no next hop, policy), so rejected routes appear only as the difference

@@ -28,12 +28,13 @@ export class RuntimeStats {
       const all = this.#all;
       new Gauge({
         name: 'skein_event_loop_delay_seconds',
-        help: 'Event-loop delay of skeind (how late a 1 ms timer fires), by quantile, since the previous scrape',
-        labelNames: ['quantile'],
+        help: 'Event-loop delay of skeind (how late a 1 ms timer fires): p50, p90, p99 and max since the previous scrape',
+        // not `quantile`: Prometheus reserves that label for summaries (promtool check metrics)
+        labelNames: ['stat'],
         registers: [registry],
         collect() {
-          for (const q of [0.5, 0.9, 0.99]) this.set({ quantile: String(q) }, (all.count > 0 ? all.percentile(q * 100) : 0) / 1e9);
-          this.set({ quantile: '1' }, (all.count > 0 ? all.max : 0) / 1e9);
+          for (const q of [50, 90, 99]) this.set({ stat: `p${q}` }, (all.count > 0 ? all.percentile(q) : 0) / 1e9);
+          this.set({ stat: 'max' }, (all.count > 0 ? all.max : 0) / 1e9);
           all.reset();
         },
       });
