@@ -110,19 +110,7 @@ t.test('beside Felix: Felix\'s proto-80 routes untouched, every route present an
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const fabric = lab.ns('fab');
-  nsExec(fabric, 'ip', ['link', 'add', 'br0', 'type', 'bridge']);
-  nsExec(fabric, 'ip', ['link', 'set', 'br0', 'up']);
-  const hostNs = new Map<string, string>();
-  for (const [i, h] of HOSTS.entries()) {
-    const ns = lab.ns(h.name.slice(-1));
-    hostNs.set(h.name, ns);
-    lab.link(fabric, ns, `p${i}`, 'eth0');
-    nsExec(fabric, 'ip', ['link', 'set', `p${i}`, 'master', 'br0']);
-    lab.addr(ns, 'eth0', `${h.ip}/24`);
-    nsExec(ns, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
-    nsExec(ns, 'ip', ['addr', 'add', '169.254.1.1/32', 'dev', 'lo']);
-  }
+  const hostNs = lab.bridgedHosts(HOSTS);
   const wlNs = new Map<string, string>();
   for (const w of WORKLOADS) {
     const host = hostNs.get(w.host)!;

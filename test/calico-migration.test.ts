@@ -108,19 +108,7 @@ for (const mode of ['standalone', 'beside Felix'] as const) t.test(`live migrati
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const fabric = lab.ns('fab');
-  nsExec(fabric, 'ip', ['link', 'add', 'br0', 'type', 'bridge']);
-  nsExec(fabric, 'ip', ['link', 'set', 'br0', 'up']);
-  const hostNs = new Map<string, string>();
-  for (const [i, h] of HOSTS.entries()) {
-    const ns = lab.ns(h.name.slice(-1));
-    hostNs.set(h.name, ns);
-    lab.link(fabric, ns, `p${i}`, 'eth0');
-    nsExec(fabric, 'ip', ['link', 'set', `p${i}`, 'master', 'br0']);
-    lab.addr(ns, 'eth0', `${h.ip}/24`);
-    nsExec(ns, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
-    nsExec(ns, 'ip', ['addr', 'add', '169.254.1.1/32', 'dev', 'lo']);
-  }
+  const hostNs = lab.bridgedHosts(HOSTS);
   const hA = hostNs.get('host-a')!;
   const hB = hostNs.get('host-b')!;
   const hC = hostNs.get('host-c')!;

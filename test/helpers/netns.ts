@@ -46,6 +46,28 @@ export class Lab {
   /** Short unique prefix for this lab's interface names (IFNAMSIZ is 15). */
   readonly id = `${TAG}${(counter++).toString(36)}`;
 
+  /**
+   * Calico hosts on one L2 segment: a fabric namespace with bridge br0, and per host a namespace (labelled by the
+   * name's last character) whose eth0 has `ip`/24, forwarding on and 169.254.1.1 on lo (the next hop Calico gives
+   * its workloads). Returns host name -> namespace.
+   */
+  bridgedHosts(hosts: readonly { name: string; ip: string }[]): Map<string, string> {
+    const fabric = this.ns('fab');
+    nsExec(fabric, 'ip', ['link', 'add', 'br0', 'type', 'bridge']);
+    nsExec(fabric, 'ip', ['link', 'set', 'br0', 'up']);
+    const out = new Map<string, string>();
+    for (const [i, h] of hosts.entries()) {
+      const ns = this.ns(h.name.slice(-1));
+      out.set(h.name, ns);
+      this.link(fabric, ns, `p${i}`, 'eth0');
+      nsExec(fabric, 'ip', ['link', 'set', `p${i}`, 'master', 'br0']);
+      this.addr(ns, 'eth0', `${h.ip}/24`);
+      nsExec(ns, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
+      nsExec(ns, 'ip', ['addr', 'add', '169.254.1.1/32', 'dev', 'lo']);
+    }
+    return out;
+  }
+
   /** A fresh namespace with loopback up. */
   ns(label: string): string {
     const name = `${this.id}-${label}`;
