@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { nsExec, nsSpawn, until } from './netns.js';
+import { stopProcess } from './run.js';
 
 export const BGPD = '/usr/lib/frr/bgpd';
 
@@ -73,13 +74,7 @@ export class Frr {
   async stop(): Promise<void> {
     const p = this.proc;
     this.proc = null;
-    if (p && p.exitCode === null) {
-      const exited = new Promise<void>((r) => p.once('exit', () => r()));
-      p.kill('SIGTERM');
-      const timer = setTimeout(() => p.kill('SIGKILL'), 3000);
-      await exited;
-      clearTimeout(timer);
-    }
+    await stopProcess(p);
     rmSync(this.dir, { recursive: true, force: true });
   }
 

@@ -1,5 +1,6 @@
 // Run a command to completion and collect its output, bounded in time: after timeoutMs it is killed
 // (SIGKILL) and the result says so through `signal`. Standard input is closed.
+import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
 
 export interface RunResult {
@@ -29,4 +30,14 @@ export function runCommand(
       resolve({ code, signal, out, err });
     });
   });
+}
+
+/** Ends a child process: SIGTERM, then SIGKILL after `graceMs` if it is still there; resolves once it exited. */
+export async function stopProcess(p: ChildProcess | null, graceMs = 3000): Promise<void> {
+  if (!p || p.exitCode !== null || p.signalCode !== null) return;
+  const exited = new Promise<void>((r) => p.once('exit', () => r()));
+  p.kill('SIGTERM');
+  const timer = setTimeout(() => p.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(timer);
 }
