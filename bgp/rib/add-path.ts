@@ -322,6 +322,32 @@ export class AddPathOut {
     this.out.set(prefix, next);
   }
 
+  /**
+   * An announcement of (prefix, our path id) could not be encoded for the peer (RFC 8654 §4): the path leaves this
+   * Adj-RIB-Out and a withdrawal of the id is queued (the peer may hold an older version under it; withdrawing one
+   * it lacks is harmless, RFC 4271 §9.1.3). The next update() of the prefix finds the path missing and offers it
+   * again, so a later change that makes it fit is sent. False when the id is not advertised (already replaced).
+   */
+  drop(prefix: PrefixKey, family: number, pathId: number, release: (set: AttrSet) => void): boolean {
+    const q = this.queues.get(family);
+    const cur = this.out.get(prefix);
+    if (q === undefined || cur === undefined) return false;
+    let j = 0;
+    while (j < cur.length && cur[j + 2] !== pathId) j += W;
+    if (j >= cur.length) return false;
+    release(cur[j + 3] as AttrSet);
+    this.count--;
+    if (cur.length === W) this.out.delete(prefix);
+    else {
+      // exactly sized, as update() keeps it
+      const next: OutList = new Array<number | AttrSet>(cur.length - W);
+      for (let k = 0, n = 0; k < cur.length; k++) if (k < j || k >= j + W) next[n++] = cur[k] as number | AttrSet;
+      this.out.set(prefix, next);
+    }
+    q.withdraw(prefix, pathId);
+    return true;
+  }
+
   /** ROUTE-REFRESH (RFC 2918 §4, RFC 7911 §5 with every path): queue everything advertised in the family again. */
   requeue(family: number, familyOf: (p: PrefixKey) => number): void {
     const q = this.queues.get(family);

@@ -1184,8 +1184,9 @@ export class RibCore {
     const p = this.peer(id);
     const fam = familyKey(b.afi, b.safi);
     if (p.ap !== null && p.ap.families.has(fam)) {
-      // ADD-PATH send keeps per-path state (add-path.ts); dropping the whole peer's view of the prefix there is
-      // left to a route refresh of the peer. Counted, not corrected.
+      // ADD-PATH send (RFC 7911): the batch names each path by its id; only those paths leave (add-path.ts drop).
+      const ids = b.pathIds ?? [];
+      for (let i = 0; i < b.prefixes.length; i++) p.ap.drop(b.prefixes[i] as PrefixKey, fam, ids[i] ?? 0, this.release);
       return b.prefixes.length;
     }
     for (const prefix of b.prefixes) {
