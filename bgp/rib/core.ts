@@ -57,7 +57,7 @@ import { AddPathOut, checkAddPathSend } from './add-path.js';
 import type { AddPathSend } from './add-path.js';
 import { PrefixMap } from './prefix-map.js';
 import type { AttrSet } from './intern.js';
-import { evaluate, type Decision, type PeerRules, type RuleSet } from './policy.js';
+import { evaluate, type PeerRules, type RuleSet } from './policy.js';
 
 export type PrefixKey = Prefix4 | Prefix6;
 
@@ -134,6 +134,23 @@ export interface CoreConfig {
    * interface rules): asked only when such a rule is reached. Unset: no route has an interface.
    */
   readonly routeInterface?: (prefix: PrefixKey, nextHops: readonly string[], local: boolean) => string | undefined;
+  /**
+   * Most routes refused by import rules kept per peer, with their attributes and the refusing rule, so an operator
+   * can list them (BIRD's `import keep filtered`, FRR's soft-reconfiguration inbound); beyond it a refused route is
+   * only counted. 0 keeps none. Default DEFAULT_KEEP_REFUSED.
+   */
+  readonly keepRefused?: number;
+}
+
+/** Default bound of refused routes kept per peer (CoreConfig.keepRefused; README: about 90 bytes each). */
+export const DEFAULT_KEEP_REFUSED = 10_000;
+
+/** A route the import rules refused, as kept (RibCore.refused). */
+export interface RefusedRoute {
+  readonly pathId: number;
+  readonly attrs: AttrSet;
+  /** the rule that refused it */
+  readonly rule: string;
 }
 
 /** Why a route was or was not accepted from, or advertised to, one peer (policyTrace). */
@@ -324,8 +341,15 @@ class Peer implements PathSource, PeerView {
    * without route refresh, so a change of its import rules can be applied from it (keepReceived).
    */
   rawIn: Map<string, { prefix: PrefixKey; pathId: number; set: AttrSet }> | null = null;
-  /** routes refused by the import rules (policy.ts), per prefix the rule that refused it; kept for policyTrace */
-  readonly rejectedIn = new PrefixMap<string>();
+  /**
+   * Routes refused by the import rules (policy.ts), kept to be listed and explained: per prefix a flat
+   * [path id, rule index, set, ...] (one small exactly sized array, as add-path.ts keeps its lists); at most
+   * CoreConfig.keepRefused routes, `refused` of them.
+   */
+  readonly refusedIn = new PrefixMap<(number | AttrSet)[]>();
+  refused = 0;
+  /** refused routes not kept because the bound was reached (only grows) */
+  refusedNotKept = 0;
   /** decisions of the rules that refused a route: on import, and on export (each evaluation counts) */
   policyRejectedIn = 0;
   policyRejectedOut = 0;
@@ -484,7 +508,7 @@ export class RibCore {
     this.up = this.up.filter((x) => x !== p);
     p.adjOut.forEach((set) => this.attrs.release(set));
     p.adjOut.clear();
-    p.rejectedIn.clear();
+    this.clearRefused(p);
     p.rawIn?.forEach((e) => this.attrs.release(e.set));
     p.rawIn = null;
     for (const q of p.queues.values()) q.clear();
@@ -544,7 +568,7 @@ export class RibCore {
       kept++;
       if (path.attrs.llgrStale) continue; // it came with the community already
       const set = this.attrs.intern({ ...a, communities: [...(a.communities ?? []), LLGR_STALE] }, path.attrs.nextHops);
-      this.put(prefix, p, path.pathId, set, path.gen);
+      this.put(prefix, p, path.pathId, set, path.gen, path.rule);
     }
     return { kept, removed };
   }
@@ -600,7 +624,7 @@ export class RibCore {
       const prefixes = list.prefixes as readonly PrefixKey[];
       for (let i = 0; i < prefixes.length; i++) {
         if (p.rawIn !== null) this.dropRaw(p, prefixes[i] as PrefixKey, ids?.[i] ?? 0);
-        if (p.rejectedIn.size > 0) p.rejectedIn.delete(prefixes[i] as PrefixKey);
+        if (p.refused > 0) this.forgetRefused(p, prefixes[i] as PrefixKey, ids?.[i] ?? 0);
         if (this.withdrawPath(p, prefixes[i] as PrefixKey, ids?.[i] ?? 0)) counts.withdrawn++;
       }
     };
@@ -648,6 +672,7 @@ export class RibCore {
       for (let i = 0; i < prefixes.length; i++) {
         counts.rejected++;
         if (p.rawIn !== null) this.dropRaw(p, prefixes[i] as PrefixKey, ids?.[i] ?? 0);
+        if (p.refused > 0) this.forgetRefused(p, prefixes[i] as PrefixKey, ids?.[i] ?? 0);
         if (this.withdrawPath(p, prefixes[i] as PrefixKey, ids?.[i] ?? 0)) counts.withdrawn++;
       }
       return;
@@ -680,28 +705,122 @@ export class RibCore {
   private importOne(p: Peer, prefix: PrefixKey, pathId: number, shared: AttrSet, rules: RuleSet | undefined, policy: Policy | undefined): boolean {
     const nextHops = shared.nextHops;
     let now = shared.attrs;
+    let rule = 0;
     if (rules !== undefined) {
       const d = evaluate(rules, { prefix, attrs: now, local: false, ibgp: p.ibgp, ifname: () => this.ifnameOf(prefix, nextHops, false) });
+      rule = this.ruleIndex(d.rule);
       if (!d.accept) {
         p.policyRejectedIn++;
-        p.rejectedIn.set(prefix, d.rule);
+        this.keepRefused(p, prefix, pathId, rule, shared);
         return false;
       }
-      if (p.rejectedIn.size > 0) p.rejectedIn.delete(prefix);
       if (d.attrs !== undefined) now = d.attrs;
     }
     if (policy) {
       const res = this.callPolicy(policy, 'import', prefix, now, p);
-      if (!res.accept) return false;
+      if (!res.accept) {
+        this.keepRefused(p, prefix, pathId, this.ruleIndex(HOOK_RULE), shared);
+        return false;
+      }
       if (res.attrs !== undefined) now = res.attrs;
     }
+    if (p.refused > 0) this.forgetRefused(p, prefix, pathId);
     let set: AttrSet;
     if (now !== shared.attrs) {
       const nh = typeof prefix === 'number' && now.nextHop !== undefined ? [now.nextHop] : nextHops;
       set = this.attrs.intern(now, nh);
     } else set = this.attrs.retain(shared);
-    this.announcePath(p, prefix, pathId, set);
+    this.announcePath(p, prefix, pathId, set, rule);
     return true;
+  }
+
+  /** rule names by index (Path.rule, refused routes); 0 is "no policy" */
+  private readonly ruleNames: string[] = ['no policy'];
+  private readonly ruleIndexes = new Map<string, number>([['no policy', 0]]);
+
+  /**
+   * The index of a rule name, added on first use. Names come from the configuration (one per rule and fallback),
+   * so the table is as large as the rules ever configured, not the routes; past 65,536 names (a configuration
+   * churning generated names) new ones share one last index rather than grow it further.
+   */
+  private ruleIndex(name: string): number {
+    const i = this.ruleIndexes.get(name);
+    if (i !== undefined) return i;
+    if (this.ruleNames.length >= 65_536) return this.ruleIndex('(rule names beyond 65,536 not kept)');
+    this.ruleNames.push(name);
+    this.ruleIndexes.set(name, this.ruleNames.length - 1);
+    return this.ruleNames.length - 1;
+  }
+
+  /** The name of a Path's import rule (Path.rule). */
+  ruleName(index: number): string {
+    return this.ruleNames[index] ?? 'no policy';
+  }
+
+  /** Remember a refused route (replacing what was kept for the same path id) within the peer's bound. */
+  private keepRefused(p: Peer, prefix: PrefixKey, pathId: number, rule: number, set: AttrSet): void {
+    const a = p.refusedIn.get(prefix);
+    if (a !== undefined) {
+      for (let i = 0; i < a.length; i += 3) {
+        if (a[i] !== pathId) continue;
+        if (a[i + 2] !== set) {
+          this.attrs.release(a[i + 2] as AttrSet);
+          a[i + 2] = this.attrs.retain(set);
+        }
+        a[i + 1] = rule;
+        return;
+      }
+    }
+    if (p.refused >= (this.config.keepRefused ?? DEFAULT_KEEP_REFUSED)) {
+      p.refusedNotKept++;
+      return;
+    }
+    const s = this.attrs.retain(set);
+    if (a === undefined) p.refusedIn.set(prefix, [pathId, rule, s]);
+    else p.refusedIn.set(prefix, [...a, pathId, rule, s]); // exactly sized
+    p.refused++;
+  }
+
+  /** The path is no longer refused (withdrawn, or now accepted). */
+  private forgetRefused(p: Peer, prefix: PrefixKey, pathId: number): void {
+    const a = p.refusedIn.get(prefix);
+    if (a === undefined) return;
+    for (let i = 0; i < a.length; i += 3) {
+      if (a[i] !== pathId) continue;
+      this.attrs.release(a[i + 2] as AttrSet);
+      p.refused--;
+      if (a.length === 3) p.refusedIn.delete(prefix);
+      else p.refusedIn.set(prefix, [...a.slice(0, i), ...a.slice(i + 3)]);
+      return;
+    }
+  }
+
+  private clearRefused(p: Peer): void {
+    p.refusedIn.forEach((a) => {
+      for (let i = 2; i < a.length; i += 3) this.attrs.release(a[i] as AttrSet);
+    });
+    p.refusedIn.clear();
+    p.refused = 0;
+  }
+
+  /** The routes a peer sent that import rules refused, kept for a prefix (bounded by CoreConfig.keepRefused). */
+  refusedRoutes(id: number, prefix: PrefixKey): RefusedRoute[] {
+    const a = this.peer(id).refusedIn.get(prefix);
+    if (a === undefined) return [];
+    const out: RefusedRoute[] = [];
+    for (let i = 0; i < a.length; i += 3) out.push({ pathId: a[i] as number, rule: this.ruleName(a[i + 1] as number), attrs: a[i + 2] as AttrSet });
+    return out;
+  }
+
+  /** Every prefix with a refused route kept for the peer (a lazy walk, for skeinctl). */
+  refusedPrefixes(id: number): Generator<PrefixKey> {
+    return this.peer(id).refusedIn.keysIter();
+  }
+
+  /** Refused routes kept for a peer, and those refused past the bound (not kept). */
+  refusedStats(id: number): { kept: number; notKept: number } {
+    const p = this.peer(id);
+    return { kept: p.refused, notKept: p.refusedNotKept };
   }
 
   private dropRaw(p: Peer, prefix: PrefixKey, pathId: number): void {
@@ -770,8 +889,8 @@ export class RibCore {
     return a;
   }
 
-  private announcePath(p: Peer, prefix: PrefixKey, pathId: number, set: AttrSet): void {
-    if (this.put(prefix, p, pathId, set, p.gen(familyOf(prefix))) === 'added') {
+  private announcePath(p: Peer, prefix: PrefixKey, pathId: number, set: AttrSet, rule = 0): void {
+    if (this.put(prefix, p, pathId, set, p.gen(familyOf(prefix)), rule) === 'added') {
       p.paths++;
       if (typeof prefix !== 'number') p.paths6++;
     }
@@ -818,8 +937,8 @@ export class RibCore {
    * Add or replace the path of (source, path id) for a prefix; the AttrSet
    * reference is handed over. Re-runs the decision for this prefix only.
    */
-  private put(prefix: PrefixKey, src: PathSource, pathId: number, set: AttrSet, gen = 0): 'same' | 'replaced' | 'added' {
-    const path0 = this.pathOf(src, pathId, set, gen);
+  private put(prefix: PrefixKey, src: PathSource, pathId: number, set: AttrSet, gen = 0, rule = 0): 'same' | 'replaced' | 'added' {
+    const path0 = this.pathOf(src, pathId, set, gen, rule);
     const e = this.loc.getOrSet(prefix, path0); // a new prefix is stored by the same probe
     if (e === undefined) {
       this.changed(prefix, null, null, path0);
@@ -829,7 +948,7 @@ export class RibCore {
       if (e.source === src && e.pathId === pathId) {
         if (e.attrs === set) {
           // the same route again: nothing changes, but it is fresh (Paths are shared: replace, never assign)
-          if (e.gen !== gen) this.loc.set(prefix, path0);
+          if (e.gen !== gen || e.rule !== rule) this.loc.set(prefix, path0);
           this.attrs.release(set);
           return 'same';
         }
@@ -847,9 +966,9 @@ export class RibCore {
     const i = e.paths.findIndex((x) => x.source === src && x.pathId === pathId);
     const old = i >= 0 ? (e.paths[i] as Path) : undefined;
     if (old !== undefined && old.attrs === set) {
-      if (old.gen !== gen) {
-        // fresh again: swap in the Path of the new generation; the selection
-        // is the same but must hold the object that is now in the entry
+      if (old.gen !== gen || old.rule !== rule) {
+        // fresh again (or accepted by another rule): swap in the new Path; the
+        // selection is the same but must hold the object that is now in the entry
         e.paths[i] = path0;
         if (e.sel.multipath.includes(old) || e.sel.best === old) e.sel = selectBest(e.paths, this.maxPaths) as Selection;
       }
@@ -875,10 +994,10 @@ export class RibCore {
    * prefixes of an UPDATE arrive together with the same set, so one cached
    * object covers them all; AttrSet references are still counted per prefix.
    */
-  private pathOf(src: PathSource, pathId: number, set: AttrSet, gen: number): Path {
+  private pathOf(src: PathSource, pathId: number, set: AttrSet, gen: number, rule: number): Path {
     const c = this.lastPath;
-    if (c !== null && c.attrs === set && c.source === src && c.pathId === pathId && c.gen === gen) return c;
-    return (this.lastPath = Object.freeze(new Path(src, pathId, set, gen)));
+    if (c !== null && c.attrs === set && c.source === src && c.pathId === pathId && c.gen === gen && c.rule === rule) return c;
+    return (this.lastPath = Object.freeze(new Path(src, pathId, set, gen, rule)));
   }
 
   /** Remove the path of (source, path id) for a prefix; false if there was none. */
@@ -1214,15 +1333,9 @@ export class RibCore {
     const paths = e === undefined ? [] : e instanceof Path ? [e] : e.paths;
     const imported: PolicyVerdict[] = [];
     for (const p of this.peers.values()) {
-      const refused = p.rejectedIn.get(prefix);
-      if (refused !== undefined) imported.push({ peer: p.address, accept: false, rule: refused });
-      for (const path of paths) {
-        if (path.source !== p) continue;
-        const rules = p.cfg.rules;
-        const d: Decision | null = rules === undefined ? null
-          : evaluate(v6 ? rules.import6 : rules.import4, { prefix, attrs: path.attrs.attrs, local: false, ibgp: p.ibgp, ifname: () => this.ifnameOf(prefix, path.attrs.nextHops, false) });
-        imported.push({ peer: p.address, accept: true, rule: d === null ? 'no policy' : d.rule });
-      }
+      for (const r of p.refused > 0 ? this.refusedRoutes(p.id, prefix) : []) imported.push({ peer: p.address, accept: false, rule: r.rule });
+      // an accepted path carries the rule that accepted it (Path.rule), as decided when it came in
+      for (const path of paths) if (path.source === p) imported.push({ peer: p.address, accept: true, rule: this.ruleName(path.rule) });
     }
     const exported: PolicyVerdict[] = [];
     const best = e === undefined ? null : usableBest(e);
@@ -1450,6 +1563,8 @@ export class RibCore {
 }
 
 const REJECT: PolicyResult = Object.freeze({ accept: false });
+/** the name recorded for a route refused by a CoreConfig/PeerConfig import hook rather than a rule list */
+const HOOK_RULE = 'import policy hook';
 
 /** The best path if it may be used (installed, advertised); null when even the best has an unusable next hop. */
 function usableBest(e: LocEntry): Path | null {

@@ -75,6 +75,11 @@ export class Path {
      * graceful restart, RFC 7313 enhanced route refresh).
      */
     readonly gen = 0,
+    /**
+     * The import rule that accepted the path: an index into its RibCore's table of rule names (ruleName()), 0 for
+     * none (a peer without rule lists, or our own path). A small integer, so at 1M paths it costs no heap object.
+     */
+    readonly rule = 0,
   ) {}
 }
 

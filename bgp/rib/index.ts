@@ -2,12 +2,12 @@
 export { AttrSet, AttrTable, attrKey, asPathLength, neighborAs } from './intern.js';
 export { Path, PATH_EPOCH_MS, compare, equalCost, isUsable, selectBest, addressSortKey, DEFAULT_LOCAL_PREF } from './decision.js';
 export type { PathSource, Reason, Comparison, Selection } from './decision.js';
-export { RibCore } from './core.js';
+export { RibCore, DEFAULT_KEEP_REFUSED } from './core.js';
 export { NextHopTable } from './next-hop.js';
 export type { NextHopProblem, NextHopVerdict, Reachability } from './next-hop.js';
 export type { AddPathSend } from './add-path.js';
 export type {
-  PrefixKey, PeerView, Policy, PolicyResult, PolicyError, PeerConfig, CoreConfig, SessionTerms, BestChange, OutBatch, UpdateResult, RouteView,
+  PrefixKey, PeerView, Policy, PolicyResult, PolicyError, PeerConfig, CoreConfig, SessionTerms, BestChange, OutBatch, UpdateResult, RouteView, RefusedRoute,
 } from './core.js';
 export type { PolicyVerdict } from './core.js';
 export { evaluate, checkRules, globToRegExp, ACCEPT_ALL } from './policy.js';
