@@ -400,6 +400,7 @@ export class Daemon {
       listenAddress: id.alsoListen !== undefined ? [id.listenAddress, id.alsoListen] : id.listenAddress,
       listenPort: id.listenPort,
       maxPaths: 16,
+      keepRefused: this.cfg.bgp.keepRefused,
       // A data-centre fabric: retry a failed connection within seconds, not RFC 4271's suggested 120 s, so a
       // mesh whose nodes start in any order comes up quickly (BIRD, as Calico configures it, retries in 5 s).
       connectRetryTime: 5,
@@ -987,6 +988,9 @@ export class Daemon {
       const out = { ...peerJson(p, desired.get(p.address)), ...speaker.sessionDetails(p.address) } as PeerJson & Record<string, unknown>;
       const rejected = speaker.policyRejections(p.address);
       if (rejected !== null) out.policyRejected = rejected;
+      // refused routes kept for `skeinctl routes --peer X --refused`, and those past bgp.keepRefused (only counted)
+      const id = speaker.coreIdOf(p.address);
+      if (id !== undefined) out.refusedRoutes = speaker.rib.refusedStats(id);
       return out;
     });
   }

@@ -292,6 +292,28 @@ t.test('two ToRs (BIRD 2, FRR): export allow-list, BGPFilter every field, live c
   const why192 = await ctl('routes', '192.0.2.0/24') as { policy?: { exported: { peer: string; accept: boolean; rule: string }[] } };
   t.same(why192.policy?.exported.find((v) => v.peer === '10.1.2.1'), { peer: '10.1.2.1', accept: true, rule: 'BGPFilter/edge exportV4[0]' });
 
+  // #19: what import refused is kept per peer with the rule that refused it, listable, and nowhere else
+  type AdjRow = { prefix: string; installed: boolean; paths: { accepted: boolean; rule: string }[] };
+  const verdicts = (rows: AdjRow[]): Record<string, [boolean, string][]> => Object.fromEntries(rows.map((r) => [r.prefix, r.paths.map((p) => [p.accepted, p.rule])]));
+  const refused = verdicts((await ctl('routes', '--peer', '10.1.1.1', '--refused')).routes as AdjRow[]);
+  t.same(refused, {
+    '0.0.0.0/0': [[false, 'BGPFilter/edge importV4[0]']],
+    '10.65.9.16/28': [[false, 'BGPFilter/edge importV4[1]']],
+    '172.16.0.0/16': [[false, 'BGPFilter/edge importV4[2]']],
+  }, 'routes --refused: every route BIRD sent that import refused, with its rule');
+  t.same((await ctl('routes', '--prefix-within', '10.65.9.16/28')).routes, [], 'the refused pool route is not in the Loc-RIB');
+  t.notOk(k2.includes('10.65.9.16/28'), 'nor in the kernel');
+  t.notOk(atFrr().includes('10.65.9.16/28'), 'nor exported (in phase 1, accepted, it went to FRR)');
+  const received = verdicts((await ctl('routes', '--peer', '10.1.1.1', '--received')).routes as AdjRow[]);
+  t.same(received['10.65.7.0/26'], [[true, 'BGPFilter/edge importV4[5]']], 'routes --received: an accepted route with the rule that accepted it');
+  t.same(received['192.0.2.0/24'], [[true, 'BGPFilter/edge importV4[4]']]);
+  t.same(received['10.65.9.16/28'], [[false, 'BGPFilter/edge importV4[1]']], 'and the refused ones, marked');
+  const text = await runCommand('node', [skeinctl, '--socket', sock, 'routes', '--peer', '10.1.1.1', '--refused'], { timeoutMs: 15_000 });
+  t.equal(text.code, 0);
+  t.match(text.out, /10\.65\.9\.16\/28[^\n]*\n[^\n]*IMPORT RULE\n\s+x\s+10\.1\.1\.1[^\n]*BGPFilter\/edge importV4\[1\]/, 'the text listing marks it refused and names the rule');
+  const kept = (await ctl('peers')).peers as { address: string; refusedRoutes?: { kept: number; notKept: number } }[];
+  t.same(kept.find((p) => p.address === '10.1.1.1')?.refusedRoutes, { kept: 3, notKept: 0 }, 'skeinctl peers counts them');
+
   // Phase 3: the filter edited: the default route comes in; no session was reset ----------------------------------
   write(3);
   await until(() => kernel().includes('0.0.0.0/0'), 'the default route is installed after the edit', 30_000, 300).catch(async (e: unknown) => {
@@ -302,6 +324,9 @@ t.test('two ToRs (BIRD 2, FRR): export allow-list, BGPFilter every field, live c
     throw e;
   });
   t.notOk(kernel().includes('::/0'), 'the IPv6 default is still refused');
+  const refused3 = (await ctl('routes', '--peer', '10.1.1.1', '--refused')).routes as AdjRow[];
+  t.notOk(refused3.some((r) => r.prefix === '0.0.0.0/0'), 'the default is no longer listed as refused');
+  t.same(verdicts((await ctl('routes', '--peer', '10.1.1.1', '--received')).routes as AdjRow[])['0.0.0.0/0'], [[true, 'BGPFilter/edge importV4[0]']], 'it is received, accepted by the edited rule');
   t.notOk(atFrr().includes('0.0.0.0/0'), 'and the default still does not reach the other ToR (allow-list)');
   t.same(await sessions(), up1.skein, 'skein: every session up since before the policy changes');
   t.equal(frrUp(), up1.frr, 'FRR: no new connection');

@@ -128,6 +128,8 @@ export interface SpeakerOptions {
   readonly maxPaths?: number;
   /** RFC 4456 CLUSTER_ID when reflecting (dotted quad or uint32); default the router ID (Calico routeReflectorClusterID) */
   readonly clusterId?: string | number;
+  /** most routes refused by import rules kept per peer, to be listed (RibCore CoreConfig.keepRefused); default 10,000 */
+  readonly keepRefused?: number;
   /** most prefixes taken from the RIB per batch when sending; default 2048 */
   readonly batchPrefixes?: number;
   /** announce the graceful restart capability (RFC 4724, with the N bit of RFC 8538) and act as its helper; default true */

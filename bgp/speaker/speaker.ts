@@ -150,6 +150,7 @@ export class Speaker extends EventEmitter {
       onPolicyError: (e) =>
         this.log('error', `${e.which} policy failed for ${prefixText(e.prefix)}: ${String(e.error)}; route rejected`, e.peer.address),
       ...(opts.routeInterface !== undefined ? { routeInterface: opts.routeInterface } : {}),
+      ...(opts.keepRefused !== undefined ? { keepRefused: opts.keepRefused } : {}),
     });
     this.rib.setNextHopCheck((nh) => this.nextHops.check(nh));
     // Best-path changes are recorded only while someone listens for them (see RibCore.setBestTracking).

@@ -46,7 +46,9 @@ routes options:
   --longer          with PREFIX: every route inside it (more-specifics), not the longest match
   --prefix-within P every route inside prefix P
   --peer ADDR       routes with a path from ADDR
-  --received        with --peer: that peer's Adj-RIB-In (what it sent and we accepted)
+  --received        with --peer: that peer's Adj-RIB-In: what it sent and we accepted (with the import rule),
+                    and what import rules refused (marked "refused", with the rule; up to bgp.keepRefused)
+  --refused         with --peer: only the routes its import rules refused, with the rule
   --advertised      with --peer: that peer's Adj-RIB-Out (what we send it)
   --community C     routes with a path carrying community C (A:B, or A:B:C for a large community)
   --family F        ipv4 or ipv6
@@ -120,6 +122,7 @@ export interface RouteOptions {
   within?: string;
   peer?: string;
   received?: boolean;
+  refused?: boolean;
   advertised?: boolean;
   community?: string;
   family?: string;
@@ -139,7 +142,7 @@ export interface ParsedCtlArgs extends CtlOptions {
 }
 
 const ROUTE_FLAGS: Readonly<Record<string, keyof RouteOptions>> = {
-  '--longer': 'longer', '--received': 'received', '--advertised': 'advertised', '--count': 'count',
+  '--longer': 'longer', '--received': 'received', '--refused': 'refused', '--advertised': 'advertised', '--count': 'count',
 };
 const ROUTE_VALUES: Readonly<Record<string, keyof RouteOptions>> = {
   '--prefix-within': 'within', '--peer': 'peer', '--community': 'community', '--family': 'family', '--limit': 'limit', '--after': 'after',

@@ -163,6 +163,10 @@ export function renderPeers(result: unknown, now: Date): string {
     }
     if (p.filters !== undefined) pairs.push(['Filters', list(p.filters).join(', ') || '- (Calico\'s defaults only)']);
     if (p.policyRejected !== undefined) pairs.push(['Policy refused', `import ${text(p.policyRejected.import)}, export ${text(p.policyRejected.export)}`]);
+    if (p.refusedRoutes !== undefined) {
+      const r = p.refusedRoutes;
+      pairs.push(['Refused kept', `${text(r.kept)} (routes --peer ${text(p.address)} --refused)${r.notKept > 0 ? `; ${text(r.notKept)} more not kept (bgp.keepRefused)` : ''}`]);
+    }
     if (p.lastError) pairs.push(['Last error', p.lastError]);
     pairs.push(...grRows(p));
     pairs.push(['Info', text(p.info)]);
@@ -173,11 +177,12 @@ export function renderPeers(result: unknown, now: Date): string {
   return blocks.map((b) => b.head + fields(b.pairs, '  ', width)).join('\n');
 }
 
-function pathRow(p: PathJson, best: boolean): string[] {
+function pathRow(p: PathJson & { accepted?: boolean }, best: boolean): string[] {
   const comms = [...list(p.communities), ...list(p.largeCommunities)];
   return [
-    // '!': kept but unusable (bad or unresolvable next hop); it is shown as best only when nothing usable is left
-    p.usable === false ? '!' : best ? '*' : '',
+    // '!': kept but unusable (bad or unresolvable next hop); it is shown as best only when nothing usable is left;
+    // 'x': refused by import rules (Adj-RIB-In views)
+    p.accepted === false ? 'x' : p.usable === false ? '!' : best ? '*' : '',
     text(p.from),
     list(p.nextHops).join(',') || '-',
     list(p.asPath).join(' ') || '(empty)',
@@ -219,6 +224,11 @@ export function renderRouteBlock(row: unknown, now: number = Date.now()): string
   if (ordered.length === 0) return `${head}  (no paths)\n`;
   const rows = ordered.map((p, i) => pathRow(p, i === 0 && bestIdx >= 0));
   const headers = ['', 'FROM', 'NEXT HOPS', 'AS PATH', 'ORIGIN', 'LOCAL PREF', 'MED', 'COMMUNITIES', 'REASON'];
+  // Adj-RIB-In rows name the import rule that accepted or refused each path
+  if (ordered.some((p) => typeof (p as { rule?: unknown }).rule === 'string')) {
+    headers.push('IMPORT RULE');
+    ordered.forEach((p, i) => rows[i]!.push(text((p as { rule?: unknown }).rule ?? '-')));
+  }
   // per-path age, when the daemon reports when each path was announced (`since`)
   if (ordered.some((p) => typeof (p as { since?: unknown }).since === 'string')) {
     headers.push('AGE');

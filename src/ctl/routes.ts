@@ -19,8 +19,9 @@ export function checkRouteOptions(p: ParsedCtlArgs): void {
   const r = p.routes;
   if (r.longer && p.args[0] === undefined) throw new UsageError('routes: --longer needs a PREFIX');
   if (r.longer && r.within !== undefined) throw new UsageError('routes: give PREFIX --longer or --prefix-within, not both');
-  if (r.received && r.advertised) throw new UsageError('routes: --received or --advertised, not both');
-  if ((r.received || r.advertised) && r.peer === undefined) throw new UsageError(`routes: --${r.received ? 'received' : 'advertised'} needs --peer ADDR`);
+  const views = (['received', 'refused', 'advertised'] as const).filter((v) => r[v] === true);
+  if (views.length > 1) throw new UsageError(`routes: one of --received, --refused, --advertised, not ${views.map((v) => `--${v}`).join(' and ')}`);
+  if (views.length === 1 && r.peer === undefined) throw new UsageError(`routes: --${views[0]!} needs --peer ADDR`);
   if (r.family !== undefined && r.family !== 'ipv4' && r.family !== 'ipv6') throw new UsageError('routes: --family is ipv4 or ipv6');
   if (p.json && p.jsonl) throw new UsageError('routes: --json or --jsonl, not both');
   const lookup = p.args[0] !== undefined && !r.longer;
@@ -36,6 +37,7 @@ export function routeParams(prefix: string | undefined, r: RouteOptions): Record
   if (r.within !== undefined) p.within = r.within;
   if (r.peer !== undefined) p.peer = r.peer;
   if (r.received) p.view = 'received';
+  if (r.refused) p.view = 'refused';
   if (r.advertised) p.view = 'advertised';
   if (r.community !== undefined) p.community = r.community;
   if (r.family !== undefined) p.family = r.family;

@@ -33,6 +33,8 @@ export interface PeerJson {
   filters?: string[];
   /** routes its routing policy refused: import, and export decisions */
   policyRejected?: { import: number; export: number };
+  /** routes refused on import kept to be listed (routes --refused), and refused past bgp.keepRefused (not kept) */
+  refusedRoutes?: { kept: number; notKept: number };
 }
 
 export interface GracefulRestartJson {

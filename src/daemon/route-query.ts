@@ -5,7 +5,8 @@
 // Params (all optional): prefix (an address or a prefix: its longest match in the Loc-RIB, unless `longer`),
 // longer (with prefix: every route inside it), within (a prefix: every route inside it), family ("ipv4" | "ipv6"),
 // peer (an address: routes with a path from it; with view "received" or "advertised": its Adj-RIB-In or -Out),
-// view ("loc" default | "received" | "advertised"), community ("A:B" or "A:B:C": a path carries it),
+// view ("loc" default | "received" | "advertised" | "refused": the routes its import rules refused, kept up to
+// bgp.keepRefused per peer; "received" lists them too, marked accepted false with the refusing rule), community ("A:B" or "A:B:C": a path carries it),
 // count (no rows, only the number in the end line), limit and after (paging, in walk order).
 import { PATH_EPOCH_MS, type Path, type RibCore, type Reason } from '../../bgp/index.js';
 import { pathJson as speakerPathJson, type PathJson as SpeakerPathJson } from '../../bgp/speaker/json.js';
@@ -15,7 +16,7 @@ import { ControlStream, scheduler as sharedScheduler, type TurnScheduler } from 
 import type { PathJson, RouteJson } from '../ctl/types.js';
 import { PrefixWalk, type KeyRange, type PrefixKey } from './prefix-walk.js';
 
-export type RouteView = 'loc' | 'received' | 'advertised';
+export type RouteView = 'loc' | 'received' | 'advertised' | 'refused';
 
 export interface RouteQuery {
   /** longest-match lookup of this address or prefix (when `within` is not set from it) */
@@ -105,7 +106,7 @@ export function parseRouteQuery(p: Record<string, unknown>): RouteQuery {
   }
   const view = str(p, 'view');
   if (view !== undefined) {
-    if (view !== 'loc' && view !== 'received' && view !== 'advertised') throw bad('"view" must be "loc", "received" or "advertised"');
+    if (view !== 'loc' && view !== 'received' && view !== 'advertised' && view !== 'refused') throw bad('"view" must be "loc", "received", "advertised" or "refused"');
     if (view !== 'loc' && q.peer === undefined) throw bad(`the ${view} view needs a "peer"`);
     q.view = view;
   }
@@ -165,7 +166,7 @@ export class RowMaker {
   constructor(q: RouteQuery, src: RouteSource) {
     this.#q = q;
     this.#src = src;
-    if (q.view === 'advertised') {
+    if (q.view !== 'loc') {
       const id = src.peerId?.(q.peer!);
       if (id === undefined) throw new ControlError(`no configured peer ${q.peer}`, 'not-found');
       this.#peerId = id;
@@ -180,6 +181,31 @@ export class RowMaker {
       if ('std' in c) return (a.communities ?? []).includes(c.std);
       return (a.largeCommunities ?? []).some((l) => l.join(':') === c.large);
     });
+  }
+
+  /**
+   * The Adj-RIB-In of one peer for a prefix: what it sent and we accepted, each path with the import rule that
+   * accepted it, then what its import rules refused (kept by the RIB up to bgp.keepRefused), marked accepted false
+   * with the refusing rule. The refused view has only the latter. Routes refused before the rules ran (our AS in
+   * the path, no next hop) are not kept: they show only in the difference of the peer's received and accepted counts.
+   */
+  #adjIn(k: PrefixKey, build: boolean): Record<string, unknown> | null | true {
+    const q = this.#q;
+    const rib = this.#src.rib;
+    const ex = q.view === 'refused' ? [] : rib.explain(k).filter((e) => !e.path.source.local && e.path.source.address === q.peer);
+    const refused = rib.refusedRoutes(this.#peerId!, k);
+    if (ex.length === 0 && refused.length === 0) return null;
+    const pseudo = refused.map((r) => ({ source: { local: false, address: q.peer! }, attrs: r.attrs, pathId: r.pathId }) as unknown as Path);
+    if (!this.#community([...ex.map((e) => e.path), ...pseudo])) return null;
+    if (!build) return true;
+    const text = keyText(k);
+    const locBest = rib.explain(k)[0];
+    const installed = ex.length > 0 && locBest !== undefined && locBest.path.source.address === q.peer && this.#src.installed(text);
+    const paths: Record<string, unknown>[] = ex.map((e) => ({
+      ...contractPath(speakerPathJson(e.path, e.reason)), accepted: true, rule: rib.ruleName(e.path.rule), best: e.best, since: sinceOf(e.path),
+    }));
+    refused.forEach((r, i) => paths.push({ ...contractPath(speakerPathJson(pseudo[i]!, 'only-path')), reason: 'refused by import policy', accepted: false, rule: r.rule, best: false }));
+    return { prefix: text, peer: q.peer, installed, paths };
   }
 
   /** The row, or null; `build` false: only whether there is one (for count). */
@@ -198,6 +224,7 @@ export class RowMaker {
         paths: pseudo.map((p) => ({ ...contractPath(speakerPathJson(p, 'only-path')), from: 'local', reason: 'advertised', pathId: p.pathId })),
       };
     }
+    if (q.view === 'received' || q.view === 'refused') return this.#adjIn(k, build);
     const ex = rib.explain(k);
     if (ex.length === 0) return null;
     let shown: { path: Path; best: boolean; reason: Reason }[] = ex;
@@ -208,15 +235,7 @@ export class RowMaker {
     if (!this.#community(shown.map((e) => e.path))) return null;
     if (!build) return true;
     const text = keyText(k);
-    const best = ex[0]!;
     const installed = this.#src.installed(text);
-    if (q.view === 'received') {
-      // The Adj-RIB-In of one peer after import: what it sent and we kept. The engine keeps no copy of what import
-      // rules refused (own AS in the path, no next hop, policy), so rejected routes appear only as the difference
-      // between the peer's received and accepted counts (`skeinctl peers`).
-      const paths = shown.map((e) => ({ ...contractPath(speakerPathJson(e.path, e.reason)), accepted: true, best: e.best, since: sinceOf(e.path) }));
-      return { prefix: text, peer: q.peer, installed: installed && best.path.source.address === q.peer, paths };
-    }
     const paths = ex.map((e) => ({ ...contractPath(speakerPathJson(e.path, e.reason)), since: sinceOf(e.path) }));
     return { prefix: text, installed, best: paths[0]!, paths };
   }
@@ -236,6 +255,12 @@ export function longestMatch(rib: RibCore, r: KeyRange): PrefixKey | undefined {
     if (rib.route(k) !== null) return k;
   }
   return undefined;
+}
+
+/** The Loc-RIB's prefixes, then those with only a refused route from the peer (each prefix once). */
+function* receivedPrefixes(rib: RibCore, id: number): Generator<PrefixKey> {
+  yield* rib.prefixes();
+  for (const k of rib.refusedPrefixes(id)) if (rib.route(k) === null) yield k;
 }
 
 /** rows per batch at most (one line on the socket): keeps a line's size bounded whatever the slice */
@@ -275,9 +300,14 @@ export function routesStream(q: RouteQuery, src: RouteSource, sched: TurnSchedul
     header,
     raw: true,
     async *rows(signal) {
+      const id = q.view === 'loc' ? undefined : src.peerId!(q.peer!)!;
       const source = q.view === 'advertised'
-        ? (): Iterator<PrefixKey> => src.advertisedPrefixes!(src.peerId!(q.peer!)!)
-        : (): Iterator<PrefixKey> => src.rib.prefixes();
+        ? (): Iterator<PrefixKey> => src.advertisedPrefixes!(id!)
+        : q.view === 'refused'
+          ? (): Iterator<PrefixKey> => src.rib.refusedPrefixes(id!)
+          : q.view === 'received'
+            ? (): Iterator<PrefixKey> => receivedPrefixes(src.rib, id!)
+            : (): Iterator<PrefixKey> => src.rib.prefixes();
       const walk = new PrefixWalk(source, {
         ...(q.within ? { within: q.within } : {}),
         ...(q.after !== undefined ? { after: q.after } : {}),
