@@ -93,12 +93,6 @@ export interface DaemonConfig {
      * BIRD's `import keep filtered`; 0 keeps none. Default 10,000 (about 90 bytes each beside their attributes).
      */
     keepRefused: number;
-    /**
-     * RFC 8326 graceful shutdown: `skeinctl drain`, and `systemctl stop` when onStop is set (a host leaving for
-     * good), first re-announce every route with GRACEFUL_SHUTDOWN (and LOCAL_PREF 0 to iBGP), wait `waitMs` for
-     * the peers to move their traffic, then close the sessions. Default: onStop false, wait 15 s.
-     */
-    gracefulShutdown: { onStop: boolean; waitMs: number };
     /** RFC 7911 ADD-PATH, for ECMP through route reflectors (CONTRACT: no Calico resource has a field for it) */
     addPaths: {
       /** what this node, as a route reflector, sends its clients; default off (the best path only) */
@@ -339,23 +333,13 @@ export function parseDaemonConfig(text: string, file: string, env: NodeJS.Proces
   }
 
   const bgpPath: Path = ['bgp'];
-  const bgp = c.object(root.bgp, bgpPath, ['listen', 'routerId', 'longLivedGracefulRestart', 'addPaths', 'maxPrefixes', 'keepRefused', 'gracefulShutdown']);
+  const bgp = c.object(root.bgp, bgpPath, ['listen', 'routerId', 'longLivedGracefulRestart', 'addPaths', 'maxPrefixes', 'keepRefused']);
   const listenPath: Path = [...bgpPath, 'listen'];
   const listen = c.object(bgp.listen, listenPath, ['address', 'port']);
   const addPathsPath: Path = [...bgpPath, 'addPaths'];
   const addPaths = c.object(bgp.addPaths, addPathsPath, ['toClients', 'receive']);
-  const gsPath: Path = [...bgpPath, 'gracefulShutdown'];
-  const gs = c.object(bgp.gracefulShutdown, gsPath, ['onStop', 'wait']);
   const bgpOut: DaemonConfig['bgp'] = {
     keepRefused: c.opt(bgp, 'keepRefused', bgpPath, int(0, 10_000_000)) ?? 10_000,
-    gracefulShutdown: {
-      onStop: c.opt(gs, 'onStop', gsPath, bool) ?? false,
-      waitMs: c.opt(gs, 'wait', gsPath, (v) => {
-        const ms = typeof v === 'number' ? v * 1000 : parseDuration(v);
-        if (!Number.isFinite(ms) || ms < 0 || ms > 3_600_000) throw new ValueError(`expected a duration from 0 to 1h (such as "30s"), or seconds, got ${describe(v)}`);
-        return ms;
-      }) ?? 15_000,
-    },
     listen: {
       address: c.opt(listen, 'address', listenPath, (v) => parseIP(v).address) ?? '::',
       port: c.opt(listen, 'port', listenPath, port) ?? 179,

@@ -61,7 +61,7 @@ t.test('skein.yaml: defaults, overrides, errors with file, line and field', (t) 
   const c = parseDaemonConfig('nodeName: host-a\n', '/x/skein.yaml', {});
   t.same(c.datastore, { type: 'file', path: '/etc/skein/resources.yaml', debounceMs: 100 });
   t.same(c.fib, { enabled: true, table: 254, protocol: 171, workloadRoutes: true });
-  t.same(c.bgp, { listen: { address: '::', port: 179 }, keepRefused: 10_000, gracefulShutdown: { onStop: false, waitMs: 15_000 }, addPaths: { toClients: { mode: 'off' }, receive: false } });
+  t.same(c.bgp, { listen: { address: '::', port: 179 }, keepRefused: 10_000, addPaths: { toClients: { mode: 'off' }, receive: false } });
   t.same(c.metrics.listen, { host: '127.0.0.1', port: 9180 });
   t.equal(c.control.socket, '/run/skein/skein.sock');
   t.equal(c.secretsDir, '/etc/skein/secrets');
@@ -79,12 +79,9 @@ t.test('skein.yaml: defaults, overrides, errors with file, line and field', (t) 
   t.same(parseDaemonConfig('bgp:\n  addPaths: { toClients: all, receive: true }\n', '/x', {}).bgp.addPaths, { toClients: { mode: 'all' }, receive: true });
   t.same(parseDaemonConfig('bgp:\n  addPaths: { toClients: "best 2" }\n', '/x', {}).bgp.addPaths, { toClients: { mode: 'best', count: 2 }, receive: false });
   t.same(parseDaemonConfig('bgp:\n  addPaths: { toClients: "off" }\n', '/x', {}).bgp.addPaths.toClients, { mode: 'off' });
-  // refused routes kept per peer, and RFC 8326 graceful shutdown on stop
+  // refused routes kept per peer
   t.equal(parseDaemonConfig('bgp:\n  keepRefused: 0\n', '/x', {}).bgp.keepRefused, 0);
-  t.same(parseDaemonConfig('bgp:\n  gracefulShutdown: { onStop: true, wait: 45s }\n', '/x', {}).bgp.gracefulShutdown, { onStop: true, waitMs: 45_000 });
-  t.same(parseDaemonConfig('bgp:\n  gracefulShutdown: { wait: 3 }\n', '/x', {}).bgp.gracefulShutdown, { onStop: false, waitMs: 3000 });
   t.throws(() => parseDaemonConfig('bgp:\n  keepRefused: -1\n', '/x', {}), /keepRefused/);
-  t.throws(() => parseDaemonConfig('bgp:\n  gracefulShutdown: { wait: 2h }\n', '/x', {}), /gracefulShutdown/);
   t.same(parseDaemonConfig('bgp:\n  maxPrefixes: { limit: 5000, ipv6: 500, restartAfter: 5m, peers: { "192.0.2.1": 200000, "fd00::0:1": 9 } }\n', '/x', {}).bgp.maxPrefixes,
     { limit: 5000, ipv6: 500, warningThreshold: 75, restartAfter: 300, peers: { '192.0.2.1': 200000, 'fd00::1': 9 } }, 'maxPrefixes: durations, peer addresses normalised');
   t.same(parseDaemonConfig('bgp:\n  maxPrefixes: { limit: 10, warningThreshold: 90, restartAfter: 30 }\n', '/x', {}).bgp.maxPrefixes,
