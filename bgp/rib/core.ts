@@ -47,7 +47,7 @@
 // With ADD-PATH send (RFC 7911, add-path.ts) a peer gets every candidate of
 // a prefix, or the N best, each under its own path id and each through the
 // rules above, instead of the best alone.
-import { AttrFlag, IPV4_UNICAST, IPV6_UNICAST, LLGR_STALE, NO_LLGR, SegmentType, familyKey } from '../wire/constants.js';
+import { AttrFlag, GRACEFUL_SHUTDOWN, IPV4_UNICAST, IPV6_UNICAST, LLGR_STALE, NO_LLGR, SegmentType, familyKey } from '../wire/constants.js';
 import type { PathAttributes, Prefix4, Prefix6, PrefixList, UpdateMessage } from '../wire/types.js';
 import { DEFAULT_LOCAL_PREF, Path, addressSortKey, compare, isUsable, selectBest } from './decision.js';
 import type { NextHopVerdict } from './next-hop.js';
@@ -882,11 +882,14 @@ export class RibCore {
     // one whose CLUSTER_LIST holds our CLUSTER_ID went round the cluster.
     if (a.originatorId !== undefined && a.originatorId >>> 0 === this.config.routerId >>> 0) return null;
     if (a.clusterList !== undefined && a.clusterList.some((c) => c >>> 0 === this.clusterId)) return null;
+    // RFC 8326 §4.2: a route carrying GRACEFUL_SHUTDOWN is about to go (its sender drains); rank it lowest, as
+    // LOCAL_PREF 0, from iBGP and eBGP peers alike, so traffic moves to another path before the withdrawal.
+    const draining = a.communities !== undefined && a.communities.includes(GRACEFUL_SHUTDOWN);
     if (!p.ibgp) {
       // RFC 4271 §5.1.5: LOCAL_PREF from an external peer is ignored; ours applies.
-      return { ...a, localPref: this.defaultLocalPref };
+      return { ...a, localPref: draining ? 0 : this.defaultLocalPref };
     }
-    return a;
+    return draining && a.localPref !== 0 ? { ...a, localPref: 0 } : a;
   }
 
   private announcePath(p: Peer, prefix: PrefixKey, pathId: number, set: AttrSet, rule = 0): void {
@@ -1289,6 +1292,12 @@ export class RibCore {
       if (kept.length > 0) a.unknown = kept;
       else delete a.unknown;
     }
+    if (this.draining) {
+      // RFC 8326 §4.1: while we drain, every route we advertise carries GRACEFUL_SHUTDOWN, and to iBGP peers
+      // LOCAL_PREF 0 (an eBGP peer's own policy decides what the community means there, §4.2).
+      if (!(a.communities ?? []).includes(GRACEFUL_SHUTDOWN)) a.communities = [...(a.communities ?? []), GRACEFUL_SHUTDOWN];
+      if (p.ibgp) a.localPref = 0;
+    }
     if (v6) delete a.nextHop;
     else a.nextHop = hops[0] as string;
     return { attrs: a, nextHops: hops };
@@ -1314,6 +1323,27 @@ export class RibCore {
       p.queue(fam).withdraw(prefix);
     }
     return b.prefixes.length;
+  }
+
+  /** RFC 8326 graceful shutdown of this speaker in progress (setDraining) */
+  private draining = false;
+
+  /**
+   * Start (on) or end (off) RFC 8326 graceful shutdown: every Established peer's exports are recomputed, now with
+   * (or again without) GRACEFUL_SHUTDOWN and, to iBGP, LOCAL_PREF 0. The driver waits for peers to move traffic,
+   * then closes the sessions; this only changes what is advertised.
+   */
+  setDraining(on: boolean): void {
+    if (on === this.draining) return;
+    this.draining = on;
+    for (const p of this.peers.values()) {
+      p.epoch++; // cached exports were made under the other mode
+      if (p.established) this.refreshExports(p.id);
+    }
+  }
+
+  get isDraining(): boolean {
+    return this.draining;
   }
 
   /** How many routes a peer's rules refused, per direction (only grows; an export is counted each time it is decided). */

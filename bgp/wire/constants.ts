@@ -79,6 +79,8 @@ export const ORIGIN_NAMES = ['IGP', 'EGP', 'INCOMPLETE'] as const;
 /** RFC 9494 §3.2 / §3.3 well-known communities (65535:6, 65535:7), as the uint32 COMMUNITIES values */
 export const LLGR_STALE = 0xffff0006;
 export const NO_LLGR = 0xffff0007;
+/** RFC 8326 §3 GRACEFUL_SHUTDOWN well-known community (65535:0) */
+export const GRACEFUL_SHUTDOWN = 0xffff0000;
 
 /** AS_PATH segment types: RFC 4271 §4.3 (SET, SEQUENCE), RFC 5065 §3 (confederations). */
 export const SegmentType = {
