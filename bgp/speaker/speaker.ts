@@ -1499,7 +1499,31 @@ export function prefixText(p: PrefixKey): string {
   return typeof p === 'number' ? prefix4ToString(p) : p;
 }
 
+/**
+ * A best-path change as listeners get it. The prefix stays the RIB's key (a number for IPv4): its text is made
+ * only when someone reads `prefix`, so a million changes into the FIB build no million strings.
+ */
+class Best implements BestEvent {
+  readonly key: PrefixKey;
+  readonly afi: 1 | 2;
+  readonly attributes: PathAttributes | null;
+  readonly nextHops: readonly string[];
+  readonly local: boolean;
+  readonly from: string | null;
+  constructor(b: BestChange) {
+    this.key = b.prefix;
+    this.afi = b.afi;
+    this.attributes = b.best?.attrs ?? null;
+    this.nextHops = b.nextHops;
+    this.local = b.local;
+    this.from = b.from;
+  }
+  get prefix(): string {
+    return prefixText(this.key);
+  }
+}
+
 function bestEvent(b: BestChange): BestEvent {
-  return { prefix: prefixText(b.prefix), afi: b.afi, attributes: b.best?.attrs ?? null, nextHops: b.nextHops, local: b.local, from: b.from };
+  return new Best(b);
 }
 
