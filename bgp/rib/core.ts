@@ -36,7 +36,8 @@ import type { AttrSet } from './intern.js';
 import { evaluate, type Decision } from './policy.js';
 import { Dest, Peer, familyOf, sameHops, usableBest, type LocEntry } from './peer.js';
 import { nextBatch } from './out-queue.js';
-import { enterLongLivedStale, markStale, staleCount, sweepPaths, sweepStale } from './stale.js';
+import { enterLongLivedStale, markPeerStale, markStale, staleCount, staleCountByWalk, sweepPaths, sweepStale } from './stale.js';
+import { Walker } from './walker.js';
 import { applyUpdate, keepReceived, keepsReceived, reimport } from './import.js';
 import { exportAddPath, exportEntry, exportTo } from './export.js';
 import type {
@@ -69,7 +70,11 @@ export class RibCore {
   /** policy hooks that threw (each rejected its route) */
   policyErrors = 0;
 
+  /** @internal whole-table walks in slices (walker.ts) */
+  readonly walker: Walker;
+
   constructor(readonly config: CoreConfig) {
+    this.walker = new Walker(config.walk ?? {}, () => config.onWork?.());
     this.maxPaths = Math.max(1, config.maxPaths ?? 1);
     this.clusterId = (config.clusterId ?? config.routerId) >>> 0;
     this.defaultLocalPref = config.defaultLocalPref ?? DEFAULT_LOCAL_PREF;
@@ -125,8 +130,16 @@ export class RibCore {
       p.ap = new AddPathOut(new Set(apFams), p.cfg.addPathSend as AddPathSend);
       this.apUp = this.up.filter((x) => x.ap !== null);
     }
-    this.loc.forEach((e, prefix) => exportEntry(this, p, prefix, e));
-    for (const f of p.families) p.queue(f).tail.push('end-of-rib');
+    // The whole Loc-RIB in slices (walker.ts): a prefix that changes meanwhile goes to the peer by the ordinary
+    // export (it is Established now), one removed meanwhile is skipped. End-of-RIB follows the last one.
+    const session = ++p.sessions;
+    const loc = this.loc;
+    this.walker.start(loc.keySnapshot(), (prefix) => {
+      const e = loc.get(prefix);
+      if (e !== undefined) exportEntry(this, p, prefix, e);
+    }, () => {
+      for (const f of p.families) p.queue(f).tail.push('end-of-rib');
+    }, () => !p.established || p.sessions !== session);
   }
 
   /**
@@ -139,6 +152,7 @@ export class RibCore {
   peerDown(id: number, opts: { retainStale?: boolean } = {}): void {
     const p = this.peer(id);
     p.established = false;
+    p.sessions++;
     this.up = this.up.filter((x) => x !== p);
     p.adjOut.forEach((set) => this.attrs.release(set));
     p.adjOut.clear();
@@ -151,11 +165,10 @@ export class RibCore {
       p.ap = null;
       this.apUp = this.apUp.filter((x) => x !== p);
     }
-    if (opts.retainStale) {
-      for (const f of [IPV4_UNICAST, IPV6_UNICAST]) this.markStale(id, f);
-      return;
-    }
-    sweepPaths(this, p, null, true);
+    // Every path of the peer becomes stale; without retainStale they all go now, in a walk (walker.ts) that removes
+    // what was announced before this moment: paths of a session that comes up meanwhile stay.
+    for (const f of [IPV4_UNICAST, IPV6_UNICAST]) markPeerStale(p, f);
+    if (!opts.retainStale) sweepPaths(this, p, null);
   }
 
 
@@ -188,9 +201,24 @@ export class RibCore {
     return enterLongLivedStale(this, id, family);
   }
 
-  /** How many of a peer's paths are stale now (graceful restart, route refresh). */
+  /** How many of a peer's paths are stale now (graceful restart, route refresh); kept, not counted. */
   staleCount(id: number): number {
     return staleCount(this, id);
+  }
+
+  /** staleCount by walking the table, which the kept count must equal (tests). */
+  staleCountByWalk(id: number): number {
+    return staleCountByWalk(this, id);
+  }
+
+  /** Whole-table walks started and not finished (walker.ts). */
+  get walksPending(): number {
+    return this.walker.pending;
+  }
+
+  /** Run every pending walk to its end now. */
+  finishWalks(): void {
+    this.walker.finish();
   }
 
   // ------------------------------------------------------------------ import (import.ts)
@@ -288,11 +316,15 @@ export class RibCore {
       if (e.source === src && e.pathId === pathId) {
         if (e.attrs === set) {
           // the same route again: nothing changes, but it is fresh (Paths are shared: replace, never assign)
-          if (e.gen !== gen) this.loc.set(prefix, path0);
+          if (e.gen !== gen) {
+            this.loc.set(prefix, path0);
+            this.staleMoved(src, prefix, e.gen, gen);
+          }
           this.attrs.release(set);
           return 'same';
         }
         this.loc.set(prefix, path0);
+        if (e.gen !== gen) this.staleMoved(src, prefix, e.gen, gen);
         this.changed(prefix, e, null, path0);
         this.attrs.release(e.attrs);
         return 'replaced';
@@ -311,13 +343,16 @@ export class RibCore {
         // is the same but must hold the object that is now in the entry
         e.paths[i] = path0;
         if (e.sel.multipath.includes(old) || e.sel.best === old) e.sel = selectBest(e.paths, this.maxPaths) as Selection;
+        this.staleMoved(src, prefix, old.gen, gen);
       }
       this.attrs.release(set);
       return 'same';
     }
     const before = e.sel;
-    if (old !== undefined) e.paths[i] = path0;
-    else e.paths.push(path0);
+    if (old !== undefined) {
+      e.paths[i] = path0;
+      if (old.gen !== gen) this.staleMoved(src, prefix, old.gen, gen);
+    } else e.paths.push(path0);
     e.sel = selectBest(e.paths, this.maxPaths) as Selection;
     this.changed(prefix, before.best, before.multipath, e);
     if (old === undefined) return 'added';
@@ -365,8 +400,25 @@ export class RibCore {
         this.changed(prefix, before.best, before.multipath, e);
       }
     }
+    this.staleMoved(src, prefix, old.gen, null);
     this.attrs.release(old.attrs);
     return true;
+  }
+
+  /**
+   * A path of src for prefix went from generation `was` to `now` (null: removed): keeps the peer's count of stale
+   * paths (stale.ts) without walking the table.
+   */
+  private staleMoved(src: PathSource, prefix: PrefixKey, was: number, now: number | null): void {
+    if (src.local) return;
+    const p = src as Peer;
+    if (p.gens.size === 0) return; // never marked: nothing is stale
+    const g = p.gen(familyOf(prefix));
+    const before = was < g;
+    const after = now !== null && now < g;
+    if (before === after) return;
+    if (typeof prefix === 'number') p.stale4 += after ? 1 : -1;
+    else p.stale6 += after ? 1 : -1;
   }
 
   /**
@@ -569,13 +621,21 @@ export class RibCore {
   refreshExports(id: number): void {
     const p = this.peer(id);
     if (!p.established) return;
-    this.loc.forEach((e, prefix) => exportEntry(this, p, prefix, e));
-    const gone: PrefixKey[] = [];
-    p.adjOut.forEach((_set, prefix) => {
-      if (!this.loc.has(prefix)) gone.push(prefix);
-    });
-    for (const prefix of gone) exportTo(this, p, prefix, null);
-    for (const prefix of p.ap?.prefixes() ?? []) if (!this.loc.has(prefix)) exportAddPath(this, p, prefix, undefined);
+    // Two walks in slices (walker.ts): the Loc-RIB under the new rules, then what we advertise that is no longer
+    // in it. A prefix that changes meanwhile is exported under the new rules by the ordinary path.
+    const session = p.sessions;
+    const gone = (): boolean => !p.established || p.sessions !== session;
+    const loc = this.loc;
+    this.walker.start(loc.keySnapshot(), (prefix) => {
+      const e = loc.get(prefix);
+      if (e !== undefined) exportEntry(this, p, prefix, e);
+    }, () => {
+      this.walker.start(p.adjOut.keySnapshot(), (prefix) => {
+        if (!loc.has(prefix)) exportTo(this, p, prefix, null);
+      }, () => {
+        for (const prefix of p.ap?.prefixes() ?? []) if (!loc.has(prefix)) exportAddPath(this, p, prefix, undefined);
+      }, gone);
+    }, gone);
   }
 
   /**
@@ -589,11 +649,16 @@ export class RibCore {
     if (!p.established || !p.families.has(fam)) return;
     const q = p.queue(fam);
     if (p.enhancedRouteRefresh) q.head.push('begin-refresh');
-    p.adjOut.forEach((set, prefix) => {
-      if (familyOf(prefix) === fam) q.announce(set, prefix);
-    });
-    p.ap?.requeue(fam, familyOf); // every path, under its path id (RFC 7911)
-    if (p.enhancedRouteRefresh) q.tail.push('end-refresh');
+    // Adj-RIB-Out in slices (walker.ts); what changes meanwhile is queued by the ordinary export. EoRR after the last.
+    const session = p.sessions;
+    this.walker.start(p.adjOut.keySnapshot(), (prefix) => {
+      if (familyOf(prefix) !== fam) return;
+      const set = p.adjOut.get(prefix);
+      if (set !== undefined) q.announce(set, prefix);
+    }, () => {
+      p.ap?.requeue(fam, familyOf); // every path, under its path id (RFC 7911)
+      if (p.enhancedRouteRefresh) q.tail.push('end-refresh');
+    }, () => !p.established || p.sessions !== session);
   }
 
 
@@ -607,12 +672,19 @@ export class RibCore {
 
   // ------------------------------------------------------------------ outputs and views
 
-  /** Best-path changes since the last call, one per prefix (coalesced), for the FIB. */
-  drainBestChanges(): BestChange[] {
+  /**
+   * Best-path changes since the last call, one per prefix (coalesced), for the FIB. With budgetMs, about that long
+   * is spent (the clock is read every 256 changes) and the rest stays for the next call (pendingBestChanges): a
+   * million changes are handed out over several turns of the event loop, not in one.
+   */
+  drainBestChanges(budgetMs = Infinity): BestChange[] {
     const out: BestChange[] = [];
     const list = this.bestDirtyList;
-    this.bestDirtyList = [];
-    for (const prefix of list) {
+    const until = budgetMs === Infinity ? Infinity : this.walker.now() + budgetMs;
+    let i = this.bestDirtyPos;
+    for (; i < list.length; i++) {
+      if (((i - this.bestDirtyPos) & 255) === 255 && until !== Infinity && this.walker.now() >= until) break;
+      const prefix = list[i] as PrefixKey;
       this.bestDirty.delete(prefix);
       const e = this.loc.get(prefix);
       const afi = typeof prefix === 'number' ? 1 : 2;
@@ -638,8 +710,15 @@ export class RibCore {
       }
       out.push({ prefix, afi, best: best.attrs, nextHops, local: best.source.local, from: best.source.address });
     }
+    if (i >= list.length) {
+      this.bestDirtyList = [];
+      this.bestDirtyPos = 0;
+    } else this.bestDirtyPos = i;
     return out;
   }
+
+  /** how far drainBestChanges got in bestDirtyList */
+  private bestDirtyPos = 0;
 
   private trackBest = true;
 
@@ -655,6 +734,7 @@ export class RibCore {
     this.trackBest = on;
     this.bestDirty.clear();
     this.bestDirtyList = [];
+    this.bestDirtyPos = 0;
     if (!on) return;
     this.loc.forEach((_e, prefix) => {
       this.bestDirty.set(prefix, true);

@@ -35,6 +35,11 @@ export class Peer implements PathSource, PeerView {
   epoch = 0;
   /** per family: the current generation; paths announced under an older one are stale */
   readonly gens = new Map<number, number>();
+  /** how many of the peer's IPv4 / IPv6 paths are stale now (kept as paths change: stale.ts, core.ts staleMoved) */
+  stale4 = 0;
+  stale6 = 0;
+  /** counts sessions up and down: a walk started for one session (initial table, refresh) stops when it changes */
+  sessions = 0;
   /**
    * What the peer sent, before the rules (after the loop checks), by "prefix|path id": kept only for a session
    * without route refresh, so a change of its import rules can be applied from it (keepReceived).

@@ -4,6 +4,7 @@ import type { Path, Reason } from './decision.js';
 import type { AttrSet } from './intern.js';
 import type { AddPathSend } from './add-path.js';
 import type { PeerRules } from './policy.js';
+import type { WalkerOptions } from './walker.js';
 
 export type PrefixKey = Prefix4 | Prefix6;
 
@@ -80,6 +81,13 @@ export interface CoreConfig {
    * interface rules): asked only when such a rule is reached. Unset: no route has an interface.
    */
   readonly routeInterface?: (prefix: PrefixKey, nextHops: readonly string[], local: boolean) => string | undefined;
+  /** whole-table walks (walker.ts): slice length, clock and scheduler; default 10 ms slices on setImmediate */
+  readonly walk?: WalkerOptions;
+  /**
+   * Told after a slice of a walk ran on a later turn of the event loop: it may have left best-path changes and
+   * outbound work (the driver drains and sends, as after applyUpdate).
+   */
+  readonly onWork?: () => void;
 }
 
 /** Why a route was or was not accepted from, or advertised to, one peer (policyTrace). */
