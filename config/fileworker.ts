@@ -35,7 +35,6 @@ async function run(job: ParseJob): Promise<void> {
   if (hash === job.lastHash) { port.postMessage({ t: 'same', hash }); return; }
   const node = job.nodeName;
   const scan = scanResourcesText(text, job.path, node !== undefined ? (r) => concernsNode(r, node) : undefined);
-  text = '';
   const asked = (): Promise<void> => new Promise((res) => port.once('message', () => res()));
   for (let i = 0; i < scan.resources.length; i += job.chunk) {
     await asked();
