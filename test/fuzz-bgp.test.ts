@@ -4,7 +4,8 @@
 // count, default 1500: `npm run fuzz` runs the same test for longer). Asserted: every answer of skeind is one the
 // RFCs allow (the fuzzer judges each, see its header), skeind never hangs or crashes and logs no internal error,
 // the BIRD session is never reset and its routes stay in the kernel, the log stays small (rate limited, counted in
-// /metrics), and skeind's memory stays bounded.
+// /metrics), and skeind's memory stays bounded. Then 400 connections from unconfigured addresses, half of them
+// silent, are each refused with Cease/5 and skeind's file descriptors come back.
 import t from 'tap';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -152,6 +153,33 @@ t.test(`fuzz: ${COUNT} mutated UPDATEs (and OPENs) against skeind, a BIRD sessio
     t.ok(perMessage < 200, `the log stays small: ${(logBytes - logBefore)} bytes for ${COUNT} messages`);
     const metrics = nsExec(ns, 'node', ['-e', 'fetch("http://127.0.0.1:29981/metrics").then(r=>r.text()).then(t=>process.stdout.write(t))']);
     t.match(metrics, /skein_log_suppressed_total\{kind="[a-z-]+"\} [1-9]/, 'suppressed lines are counted in /metrics');
+
+    // Connections from addresses that are no peer, half of them silent (half-open: they never send a byte), as the
+    // probe did at 4,000: each is refused with Cease / Connection Rejected (RFC 4486 §4), and the descriptors go back.
+    const fds = (): number => Number(nsExec(ns, 'sh', ['-c', `ls /proc/${daemon.pid}/fd | wc -l`]).trim());
+    const fdsBefore = fds();
+    for (let i = 10; i < 30; i++) nsExec(nsFuzz, 'ip', ['addr', 'add', `10.0.2.${i}/24`, 'dev', f]);
+    const flood = `
+      const net = require('node:net');
+      let cease = 0, other = 0, open = 0;
+      const all = [];
+      for (let i = 0; i < 400; i++) all.push(new Promise((done) => {
+        const s = net.connect({ host: '10.0.2.1', port: 179, localAddress: '10.0.2.' + (10 + (i % 20)) });
+        let buf = Buffer.alloc(0);
+        const t = setTimeout(() => { open++; s.destroy(); done(); }, 20000);
+        s.on('connect', () => { if (i % 2 === 0) s.write(Buffer.alloc(19, 0xff)); });
+        s.on('data', (d) => { buf = Buffer.concat([buf, d]); });
+        s.on('close', () => { clearTimeout(t); if (buf.length >= 21 && buf[18] === 3 && buf[19] === 6 && buf[20] === 5) cease++; else other++; done(); });
+        s.on('error', () => {});
+      }));
+      Promise.all(all).then(() => console.log(JSON.stringify({ cease, other, open })));
+    `;
+    const floodOut = JSON.parse(nsExec(nsFuzz, 'node', ['-e', flood], { timeoutMs: 60_000 }).trim()) as { cease: number; other: number; open: number };
+    t.same(floodOut, { cease: 400, other: 0, open: 0 }, '400 connections from 20 unconfigured addresses (half silent): each refused with Cease/5');
+    const fdsAfter = (await until(() => (fds() <= fdsBefore + 2 ? fds() : undefined), 'skeind\'s descriptors back', 15_000, 200).catch(() => undefined)) ?? fds();
+    t.ok(fdsAfter <= fdsBefore + 2, `descriptors back: ${fdsBefore} before, ${fdsAfter} after`);
+    t.equal((await peers()).find((p) => p.address === '10.0.1.2')?.since, birdUp!.since, 'the BIRD session is still the same');
+
     const mib = (n: number): number => Math.round(n / 2 ** 20);
     t.comment(`skeind rss: ${mib(before.memory.rssBytes)} MiB before, max ${mib(rssMax)} MiB during`);
     t.ok(rssMax < before.memory.rssBytes + 256 * 2 ** 20, 'memory stays bounded (less than 256 MiB over the start)');
