@@ -17,7 +17,7 @@
 import { BindError, bindAs } from './daemon/bind.js';
 import { readFileSync } from 'node:fs';
 import {
-  Speaker, sdNotify, type BestEvent, type PeerOptions, type PeerStateEvent,
+  LogRateLimit, Speaker, sdNotify, type BestEvent, type PeerOptions, type PeerStateEvent,
   type PeerJson as SpeakerPeerJson,
 } from '../bgp/index.js';
 import {
@@ -398,9 +398,16 @@ export class Daemon {
     this.#startSyncWatch(state.peers);
   }
 
+  /**
+   * Log lines a remote party can cause, rate limited per (source, kind): one limiter for the daemon's life, shared
+   * by every speaker it starts, with what it holds back counted in /metrics (skein_log_suppressed_total).
+   */
+  readonly #remoteLog = new LogRateLimit({ onSuppressed: (kind) => this.metrics.logSuppressed(kind) });
+
   async #startSpeaker(id: SpeakerIdentity): Promise<Speaker> {
     const log = this.log;
     const speaker = new Speaker({
+      remoteLog: this.#remoteLog,
       localAsn: id.asn,
       routerId: id.routerId,
       listenAddress: id.alsoListen !== undefined ? [id.listenAddress, id.alsoListen] : id.listenAddress,
@@ -423,6 +430,7 @@ export class Daemon {
     if (this.#reach?.current) speaker.setReachability(this.#reach.current);
     speaker.on('peer', (ev: PeerStateEvent) => this.#onPeerState(ev));
     speaker.on('best', (evs: BestEvent[]) => this.#onBest(evs));
+    speaker.on('stall', (ev: { ms: number }) => this.metrics.stall(ev.ms / 1000));
     speaker.on('log', (l: { level: 'info' | 'warn' | 'error'; msg: string; peer?: string }) => {
       log[l.level](l.msg, l.peer !== undefined ? { peer: l.peer, component: 'bgp' } : { component: 'bgp' });
     });
@@ -780,8 +788,12 @@ export class Daemon {
     this.readiness.setPeerEstablished(ev.address, up);
     // The speaker's Established event still carries the error of the attempt before: leave it out there.
     const fields = { peer: ev.address, from: ev.from, state: ev.state, ...(ev.info && !up ? { info: ev.info } : {}) };
-    if (up || ev.from === 'Established') this.log.info(up ? 'session established' : 'session down', fields);
-    else this.log.debug('peer state', fields);
+    if (up || ev.from === 'Established') {
+      // A peer can make its session flap as often as it likes (a NOTIFICATION, a bad OPEN, a reset each time):
+      // these lines go through the same per-source limiter as the speaker's own (bgp/speaker/rate-limit.ts).
+      const suppressed = this.#remoteLog.take(ev.address, up ? 'session-up' : sessionDownKind(ev.info));
+      if (suppressed !== null) this.log.info(up ? 'session established' : 'session down', suppressed > 0 ? { ...fields, suppressed } : fields);
+    } else this.log.debug('peer state', fields);
     if (up && this.#startupPeers.get(ev.address) === 0) this.#startupPeers.set(ev.address, Date.now());
   }
 
@@ -1214,3 +1226,11 @@ function within(addr: Uint8Array, net: Uint8Array, len: number): boolean {
   return true;
 }
 
+/** The rate limiter's kind of a "session down" line, from the speaker's reason for it. */
+export function sessionDownKind(info: string): string {
+  if (/received NOTIFICATION/.test(info)) return 'notification-received';
+  if (/sent NOTIFICATION .*OPEN/i.test(info) || /\bOPEN\b/.test(info)) return 'open-error';
+  if (/sent NOTIFICATION/.test(info)) return 'notification-sent';
+  if (/reset|ECONNRESET|EPIPE|closed|TCP/i.test(info)) return 'connection-reset';
+  return 'session-down';
+}

@@ -129,7 +129,7 @@ export class Speaker extends EventEmitter {
   private deferring: boolean;
   private deferTimer: NodeJS.Timeout | null = null;
   /** log lines a remote party can cause, limited per (source, kind); suppressedByKind feeds /metrics */
-  readonly remoteLog = new LogRateLimit();
+  readonly remoteLog: LogRateLimit;
   /** process stalls seen through late timers (stall.ts) */
   private readonly stalls = new StallWatch((ms) => {
     this.log('warn', `this process stalled for ${Math.round(ms)} ms (timers ran late): no peer is blamed for it; hold timers that fell due meanwhile were extended`);
@@ -139,6 +139,7 @@ export class Speaker extends EventEmitter {
   constructor(opts: SpeakerOptions) {
     super();
     this.opts = opts;
+    this.remoteLog = opts.remoteLog ?? new LogRateLimit();
     this.restarting = opts.restarting ?? false;
     this.deferring = this.restarting && (opts.gracefulRestart ?? true);
     this.localAsn = opts.localAsn;
@@ -1282,7 +1283,9 @@ export class Speaker extends EventEmitter {
     }
     p.counters.messagesOut[m.type]++;
     if (m.type === 'NOTIFICATION') {
-      this.log('info', `sending NOTIFICATION ${notificationText(m)}`, p.address);
+      // a peer that keeps sending bad messages makes us send a NOTIFICATION each time: limited like its UPDATE errors
+      const suppressed = this.remoteLog.take(p.address, 'notification-sent');
+      if (suppressed !== null) this.log('info', `sending NOTIFICATION ${notificationText(m)}${suppressed > 0 ? ` (${suppressed} similar lines suppressed)` : ''}`, p.address);
     }
     this.write(p, c, buf);
   }
