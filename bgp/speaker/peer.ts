@@ -6,7 +6,7 @@ import type { NegotiatedSession } from '../session/negotiate.js';
 import type { SessionFsm, State } from '../session/fsm.js';
 import { Framer } from '../wire/framer.js';
 import { DEFAULT_CONTEXT } from '../wire/types.js';
-import type { CodecContext, UpdateMessage } from '../wire/types.js';
+import type { CodecContext } from '../wire/types.js';
 import type { PeerOptions } from './config.js';
 import { LongLivedState } from './llgr.js';
 import type { MessageTypeName, PeerCounters } from './types.js';
@@ -34,8 +34,6 @@ export class Connection {
   dial: AbortController | null = null;
   /** taken out of its peer: its events and actions are ignored from now on */
   dead = false;
-  /** the UPDATE being handed to the FSM, for its 'update' action */
-  pending: UpdateMessage | null = null;
   /** the core knows this connection's session (peerUp was called for it) */
   inRib = false;
   /** SendHold timer believed running (we reported pending bytes) */

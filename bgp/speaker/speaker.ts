@@ -665,9 +665,7 @@ export class Speaker extends EventEmitter {
             this.log('warn', `UPDATE error handled by ${msg.errorAction}: ${(msg.errors ?? []).map((x) => x.reason).join('; ')}${suppressed > 0 ? ` (${suppressed} similar lines suppressed)` : ''}`, p.address);
           }
         }
-        c.pending = msg;
-        this.feed(p, c, { type: 'Update' });
-        c.pending = null;
+        this.feed(p, c, { type: 'Update', message: msg });
         if (p.opts.maxPrefixes && c.inRib) this.checkMaxPrefixes(p, c);
         return;
       }
@@ -850,13 +848,13 @@ export class Speaker extends EventEmitter {
           this.established(p, c, a.session);
           break;
         case 'update':
-          if (c.pending && c.inRib) {
-            const eor = isEndOfRib(c.pending);
+          if (c.inRib) {
+            const eor = isEndOfRib(a.message);
             if (eor) this.endOfRib(p, eor.afi, eor.safi);
             else {
               const timed = this.opts.onUpdateApplied;
               const t0 = timed ? performance.now() : 0;
-              this.rib.applyUpdate(p.coreId, c.pending);
+              this.rib.applyUpdate(p.coreId, a.message);
               if (timed) timed((performance.now() - t0) / 1000);
             }
           }
