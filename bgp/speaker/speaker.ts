@@ -48,7 +48,8 @@ import { FAMILY_KEYS, familyNameOf, normalizeAddress, sessionKey } from './confi
 import type { PeerOptions, SpeakerOptions } from './config.js';
 import { pathJson } from './json.js';
 import type { LocalRestartJson, PeerJson, RouteJson } from './json.js';
-import { longLivedTimes, peerGrJson, secondsLeft } from './llgr.js';
+import { DEFAULT_STALE_PATH_TIME_S, GracefulRestart } from './graceful-restart.js';
+import { peerGrJson, secondsLeft } from './llgr.js';
 import type { GracefulRestartJson } from './llgr.js';
 import { Connection, Peer } from './peer.js';
 import { StallWatch } from './stall.js';
@@ -74,17 +75,8 @@ const DIAL_TIMEOUT_MS = 10_000;
 
 /** RFC 4724 §3 suggests the restart time; BIRD and FRR use 120 s, as does Calico. */
 const DEFAULT_RESTART_TIME_S = 120;
-/** Cease subcodes that end graceful restart even with the N bit (RFC 8538 §3 and §5). */
-const HARD_CEASE = new Set<number>([
-  CeaseSubcode.MaximumPrefixesReached,
-  CeaseSubcode.AdministrativeShutdown,
-  CeaseSubcode.PeerDeconfigured,
-  CeaseSubcode.HardReset,
-]);
 /** FRR's select-defer-time: the longest a restarted speaker holds its UPDATEs back waiting for End-of-RIB. */
 const DEFAULT_SELECTION_DEFERRAL_S = 360;
-/** BIRD's and FRR's default stale-path time. */
-const DEFAULT_STALE_PATH_TIME_S = 360;
 
 /** NOTIFICATION as text for `info` and logs (RFC 9003 text included). */
 export function notificationText(n: NotificationMessage): string {
@@ -219,8 +211,7 @@ export class Speaker extends EventEmitter {
     this.running = false;
     if (this.deferTimer) clearTimeout(this.deferTimer);
     this.deferTimer = null;
-    for (const p of this.peers.values()) this.clearGrTimer(p);
-    for (const p of this.peers.values()) p.llgr.clear();
+    for (const p of this.peers.values()) p.gr.stopTimers();
     for (const p of this.peers.values()) this.shutPeer(p, o);
     const servers = this.servers;
     this.servers = [];
@@ -244,7 +235,20 @@ export class Speaker extends EventEmitter {
     const address = normalizeAddress(o.address);
     if (this.peers.has(address)) throw new Error(`peer ${address} is already configured`);
     const coreId = this.rib.addPeer(this.coreConfig(o, address, null));
-    const p = new Peer(o, address, coreId, this.newFsm(o));
+    const p: Peer = new Peer(o, address, coreId, this.newFsm(o), new GracefulRestart(
+      {
+        peerDown: (retainStale) => (retainStale ? this.rib.peerDown(p.coreId, { retainStale: true }) : this.rib.peerDown(p.coreId)),
+        sweepStale: (f) => this.rib.sweepStale(p.coreId, f),
+        enterLongLivedStale: (f) => this.rib.enterLongLivedStale(p.coreId, f),
+        receivedPaths: () => this.rib.peerStats(p.coreId).received,
+      },
+      {
+        stale: (e) => this.emit('stale', { peer: p.address, ...e } satisfies StaleEvent),
+        log: (msg) => this.log('info', msg, p.address),
+        changed: () => this.scheduleFlush(),
+      },
+      () => ({ enabled: this.opts.gracefulRestart ?? true, llgrOffered: this.llgrOffered(p), stalePathTime: this.opts.stalePathTime ?? DEFAULT_STALE_PATH_TIME_S }),
+    ));
     this.peers.set(address, p);
     if (this.servers.length > 0) {
       this.applyListenerMd5(p, o.md5Key ?? null);
@@ -309,8 +313,7 @@ export class Speaker extends EventEmitter {
 
   private dropPeer(p: Peer, subcode: number, reason: string): void {
     p.removed = true;
-    this.clearGrTimer(p);
-    p.llgr.clear();
+    p.gr.dispose();
     for (const c of [...p.conns]) this.feed(p, c, { type: 'AutomaticStop', subcode, reason });
     for (const c of [...p.conns]) this.discard(p, c);
     if (p.timer) clearTimeout(p.timer);
@@ -449,20 +452,11 @@ export class Speaker extends EventEmitter {
     const s = conn?.session ?? null;
     const received = s && p.state === 'Established' ? s.families.filter((f) => !p.eorPending.has(f)) : [];
     const pending = s && p.state === 'Established' ? s.families.filter((f) => p.eorPending.has(f)) : [];
-    const grFamilies = [...p.stale].filter((f) => !p.llgr.has(f));
     return {
       local: { enabled, restartTime: Math.min(p.opts.restartTime ?? DEFAULT_RESTART_TIME_S, 4095), longLivedStaleTime: enabled && llst > 0 ? llst : null },
-      peer: peerGrJson(s ?? p.llgr.session),
-      helper:
-        p.stale.size === 0
-          ? null
-          : {
-              phase: grFamilies.length === 0 ? 'long-lived' : p.grPhase,
-              families: [...p.stale].sort((a, b) => a - b).map(familyNameOf),
-              secondsLeft: grFamilies.length > 0 && p.grTimer ? secondsLeft(p.grDeadline) : null,
-              staleRoutes: this.rib.staleCount(p.coreId),
-            },
-      longLived: p.llgr.json(),
+      peer: peerGrJson(s ?? p.gr.llgr.session),
+      helper: p.gr.helperJson(() => this.rib.staleCount(p.coreId)),
+      longLived: p.gr.llgr.json(),
       endOfRib: { received: received.map(familyNameOf), pending: pending.map(familyNameOf) },
     };
   }
@@ -900,8 +894,7 @@ export class Speaker extends EventEmitter {
       if (x !== c && (x.inRib || x.fsm.state === 'Idle' || x.fsm.state === 'Connect' || x.fsm.state === 'Active')) this.discard(p, x);
     }
     this.rib.updatePeer(p.coreId, this.coreConfig(p.opts, p.address, c));
-    p.llgr.session = s;
-    this.resumeStale(p, s);
+    p.gr.up(s);
     p.eorPending.clear();
     for (const f of s.families) p.eorPending.add(f);
     this.rib.peerUp(p.coreId, s);
@@ -927,15 +920,7 @@ export class Speaker extends EventEmitter {
     }
     if (c.inRib) {
       c.inRib = false;
-      p.llgr.times = longLivedTimes(c.session, this.llgrOffered(p));
-      const keep = this.retainOnDown(p, c, a);
-      if (keep.length > 0) this.retain(p, keep, c.session?.gracefulRestart?.restartTime ?? 0, a.reason);
-      else {
-        this.clearGrTimer(p);
-        p.stale.clear();
-        p.llgr.clear();
-        this.rib.peerDown(p.coreId);
-      }
+      p.gr.down(c.session, { reason: a.reason, ...(a.notification ? { notification: a.notification } : {}), mayRetain: this.running && !p.removed });
       this.scheduleFlush();
     }
     c.session = null;
@@ -991,142 +976,22 @@ export class Speaker extends EventEmitter {
     for (const p of this.peers.values()) this.schedulePump(p);
   }
 
-  /**
-   * The families whose routes outlive this session's end: those the peer listed in its graceful restart capability,
-   * when we announced ours too. A NOTIFICATION ends graceful restart (RFC 4724 §4.2) unless both sides sent the N bit,
-   * and even then a Hard Reset does (RFC 8538 §3), as do the Cease subcodes RFC 8538 §5 says to send as one
-   * (maximum prefixes, administrative shutdown, peer de-configured) when a peer sends them bare: the operator meant
-   * the routes to go. A Cease we send ourselves flushes too: it is a decision about these routes, not a failure.
-   */
-  private retainOnDown(p: Peer, c: Connection, a: Extract<FsmAction, { type: 'down' }>): number[] {
-    const gr = c.session?.gracefulRestart;
-    if (!gr || !(this.opts.gracefulRestart ?? true) || !this.running || p.removed) return [];
-    const n = a.notification;
-    if (n) {
-      if (!gr.notification) return [];
-      if (n.message.code === ErrorCode.Cease && (n.sent || HARD_CEASE.has(n.message.subcode))) return [];
-    }
-    // RFC 9494 §4.2: a family the peer announced a long-lived stale time for is kept even without GR for it.
-    return [...new Set([...gr.families.map((f) => f.family), ...p.llgr.times.keys()])].sort((x, y) => x - y);
-  }
-
   /** We announced LLGR to this peer (and so act as its LLGR helper). */
   private llgrOffered(p: Peer): boolean {
     return (this.opts.gracefulRestart ?? true) && (p.opts.longLivedStaleTime ?? 0) > 0;
   }
 
-  private retain(p: Peer, families: number[], restartTime: number, reason: string): void {
-    this.clearGrTimer(p);
-    // Families the peer does not preserve go now (RFC 4724 §4.2); the rest stay as stale best-path candidates.
-    this.rib.peerDown(p.coreId, { retainStale: true });
-    for (const f of [IPV4_UNICAST, IPV6_UNICAST]) if (!families.includes(f)) this.rib.sweepStale(p.coreId, f);
-    for (const f of [...p.stale]) {
-      if (families.includes(f)) continue;
-      p.stale.delete(f); // swept just above
-      p.llgr.stop(f);
-    }
-    for (const f of families) p.stale.add(f);
-    this.emit('stale', { peer: p.address, action: 'retained', families: [...p.stale], paths: this.rib.peerStats(p.coreId).received, reason } satisfies StaleEvent);
-    // RFC 9494 §4.2: no restart time, or no GR for the family, means straight into the long-lived phase; a family
-    // already there (the session came back and dropped again) keeps its clock.
-    const grFams = new Set(p.llgr.session?.gracefulRestart?.families.map((f) => f.family) ?? []);
-    for (const f of families) if (p.llgr.has(f)) this.rib.enterLongLivedStale(p.coreId, f); // paths re-learned meanwhile
-    const now = families.filter((f) => !p.llgr.has(f) && p.llgr.times.has(f) && (restartTime === 0 || !grFams.has(f)));
-    if (now.length > 0) this.enterLongLived(p, now, 'no restart time');
-    if ([...p.stale].every((f) => p.llgr.has(f))) return;
-    this.log('info', `session down (${reason}): keeping its routes as stale for up to ${restartTime} s (graceful restart)`, p.address);
-    this.armGrTimer(p, restartTime, 'restart time ran out before the session came back', 'restart');
-  }
-
-  /**
-   * RFC 9494 §4.2: families enter the long-lived phase: their stale paths get LLGR_STALE (NO_LLGR ones go) and each
-   * family's clock starts at the peer's long-lived stale time.
-   */
-  private enterLongLived(p: Peer, families: readonly number[], reason: string): void {
-    let kept = 0;
-    let removed = 0;
-    for (const f of families) {
-      const seconds = p.llgr.times.get(f) ?? 0;
-      const r = this.rib.enterLongLivedStale(p.coreId, f);
-      kept += r.kept;
-      removed += r.removed;
-      p.llgr.start(f, seconds, () => {
-        if (p.stale.has(f) && !p.removed) this.sweep(p, [f], 'long-lived stale time ran out');
-      });
-      this.log('info', `long-lived graceful restart (${reason}): keeping ${r.kept} route(s) with LLGR_STALE for up to ${seconds} s${r.removed > 0 ? `, ${r.removed} NO_LLGR route(s) removed` : ''}`, p.address);
-    }
-    this.emit('stale', { peer: p.address, action: 'long-lived', families: [...families], paths: kept, reason } satisfies StaleEvent);
-    if (removed > 0) this.emit('stale', { peer: p.address, action: 'swept', families: [...families], paths: removed, reason: 'NO_LLGR at the start of the long-lived phase' } satisfies StaleEvent);
-    this.scheduleFlush();
-  }
-
-  /** The restart or stale-path timer ran out: families with a long-lived stale time go on (after a restart), the rest go. */
-  private graceOver(p: Peer, reason: string): void {
-    const gr = [...p.stale].filter((f) => !p.llgr.has(f));
-    const longLived = p.grPhase === 'restart' ? gr.filter((f) => p.llgr.times.has(f)) : [];
-    const gone = gr.filter((f) => !longLived.includes(f));
-    if (longLived.length > 0) this.enterLongLived(p, longLived, reason);
-    if (gone.length > 0) this.sweep(p, gone, reason);
-  }
-
-  /** A new session with a peer whose stale routes we kept: what the new OPEN says decides their fate. */
-  private resumeStale(p: Peer, s: NegotiatedSession): void {
-    if (p.stale.size === 0) return;
-    this.clearGrTimer(p);
-    // RFC 4724 §4.2: no capability now, a family missing, or its F bit clear: the forwarding state is gone.
-    const kept = new Set((s.gracefulRestart?.families ?? []).filter((f) => f.forwardingState).map((f) => f.family));
-    // RFC 9494 §4.2: for a family in the long-lived phase, the F bit of the new LLGR capability is what counts.
-    const llKept = new Set(
-      this.llgrOffered(p) && s.gracefulRestart ? (s.longLivedGracefulRestart?.families ?? []).filter((f) => f.forwardingState).map((f) => f.family) : [],
-    );
-    const drop = [...p.stale].filter((f) => !(p.llgr.has(f) ? llKept : kept).has(f) || !s.families.includes(f));
-    if (drop.length > 0) this.sweep(p, drop, 'the peer did not preserve forwarding state');
-    // Long-lived families keep their own clock until End-of-RIB; the others get the stale-path time.
-    if ([...p.stale].some((f) => !p.llgr.has(f))) {
-      this.armGrTimer(p, this.opts.stalePathTime ?? DEFAULT_STALE_PATH_TIME_S, 'no End-of-RIB before the stale-path time', 'stale-path');
-    }
-  }
-
   private endOfRib(p: Peer, afi: number, safi: number): void {
     const f = familyKey(afi, safi);
     p.eorPending.delete(f);
-    if (p.stale.has(f)) this.sweep(p, [f], 'End-of-RIB');
-    if (p.stale.size === 0) this.clearGrTimer(p);
+    p.gr.endOfRib(f);
     this.emit('endOfRib', { peer: p.address, afi, safi } satisfies EndOfRibEvent);
     this.checkDeferral();
   }
 
-  private sweep(p: Peer, families: readonly number[], reason: string): void {
-    let n = 0;
-    for (const f of families) {
-      n += this.rib.sweepStale(p.coreId, f);
-      p.stale.delete(f);
-      p.llgr.stop(f);
-    }
-    if (p.stale.size === 0) this.clearGrTimer(p);
-    this.emit('stale', { peer: p.address, action: 'swept', families: [...families], paths: n, reason } satisfies StaleEvent);
-    if (n > 0) this.log('info', `graceful restart: ${n} stale route(s) removed (${reason})`, p.address);
-    this.scheduleFlush();
-  }
-
-  private armGrTimer(p: Peer, seconds: number, reason: string, phase: 'restart' | 'stale-path'): void {
-    this.clearGrTimer(p);
-    p.grPhase = phase;
-    p.grDeadline = Date.now() + seconds * 1000;
-    p.grTimer = setTimeout(() => {
-      p.grTimer = null;
-      if (p.stale.size > 0 && !p.removed) this.graceOver(p, reason);
-    }, seconds * 1000);
-  }
-
-  private clearGrTimer(p: Peer): void {
-    if (p.grTimer) clearTimeout(p.grTimer);
-    p.grTimer = null;
-  }
-
   /** Families of a peer whose routes are stale now (familyKey values). */
   staleFamilies(address: string): number[] {
-    return [...(this.peers.get(normalizeAddress(address))?.stale ?? [])];
+    return [...(this.peers.get(normalizeAddress(address))?.gr.stale ?? [])];
   }
 
   private promote(p: Peer, c: Connection): void {
