@@ -76,3 +76,8 @@ export class Peer {
     this.conns.push(this.primary);
   }
 }
+
+/** The connection whose session the RIB core knows (peerUp was called for it), if any. */
+export function ribConn(p: Peer): Connection | null {
+  return p.conns.find((c) => c.inRib && !c.dead) ?? null;
+}

@@ -29,7 +29,7 @@ import { connectWithOptions, fdOf, setListenerMd5, setTtl, setTtlSecurity } from
 import { RibCore } from '../rib/core.js';
 import { NextHopTable } from '../rib/next-hop.js';
 import type { Reachability } from '../rib/next-hop.js';
-import type { BestChange, OutBatch, PeerConfig, PrefixKey } from '../rib/core.js';
+import type { BestChange, PeerConfig, PrefixKey } from '../rib/core.js';
 import { buildCapabilities, collisionWinner } from '../session/negotiate.js';
 import type { NegotiatedSession } from '../session/negotiate.js';
 import { SessionFsm } from '../session/fsm.js';
@@ -37,13 +37,12 @@ import type { FsmAction, FsmEvent, State } from '../session/fsm.js';
 import { CeaseSubcode, ErrorCode, IPV4_UNICAST, IPV6_UNICAST, MessageType, familyKey } from '../wire/constants.js';
 import { BgpError } from '../wire/errors.js';
 import { Framer } from '../wire/framer.js';
-import { decodeMessage, encodeMessage } from '../wire/message.js';
-import { encodeNotification, errorCodeName, errorSubcodeName } from '../wire/notification.js';
-import { isIpv4, parseIpv4, parsePrefix4, parsePrefix6, prefix4ToString } from '../wire/prefix.js';
-import { encodeRouteRefresh } from '../wire/route-refresh.js';
+import { decodeMessage } from '../wire/message.js';
+import { encodeNotification } from '../wire/notification.js';
+import { isIpv4, parseIpv4 } from '../wire/prefix.js';
 import { DEFAULT_CONTEXT } from '../wire/types.js';
-import type { Capability, CodecContext, Message, NotificationMessage, PathAttributes, PrefixList } from '../wire/types.js';
-import { endOfRib, isEndOfRib, packUpdates, packWithdrawals } from '../wire/update.js';
+import type { Capability, Message, PathAttributes } from '../wire/types.js';
+import { isEndOfRib } from '../wire/update.js';
 import { FAMILY_KEYS, familyNameOf, normalizeAddress, sessionKey } from './config.js';
 import type { PeerOptions, SpeakerOptions } from './config.js';
 import { pathJson } from './json.js';
@@ -51,14 +50,14 @@ import type { LocalRestartJson, PeerJson, RouteJson } from './json.js';
 import { DEFAULT_STALE_PATH_TIME_S, GracefulRestart } from './graceful-restart.js';
 import { peerGrJson, secondsLeft } from './llgr.js';
 import type { GracefulRestartJson } from './llgr.js';
-import { Connection, Peer } from './peer.js';
+import { Connection, Peer, ribConn } from './peer.js';
+import { Sender } from './sender.js';
+import { notificationText, parsePrefixText, prefixText } from './text.js';
 import { StallWatch } from './stall.js';
 import { LogRateLimit } from './rate-limit.js';
 import type { StallEvent } from './stall.js';
 import type { BestEvent, EndOfRibEvent, PeerInfo, PeerStateEvent, StaleEvent, StopOptions } from './types.js';
 
-/** most batches one pump takes before yielding to other peers and to received data */
-const BATCHES_PER_TURN = 64;
 /**
  * Received UPDATE octets after which the peers are pumped without waiting for
  * the end of the event-loop turn. One turn can read megabytes from a fast
@@ -77,12 +76,6 @@ const DIAL_TIMEOUT_MS = 10_000;
 const DEFAULT_RESTART_TIME_S = 120;
 /** FRR's select-defer-time: the longest a restarted speaker holds its UPDATEs back waiting for End-of-RIB. */
 const DEFAULT_SELECTION_DEFERRAL_S = 360;
-
-/** NOTIFICATION as text for `info` and logs (RFC 9003 text included). */
-export function notificationText(n: NotificationMessage): string {
-  const base = `${errorCodeName(n.code)} / ${errorSubcodeName(n.code, n.subcode)} (${n.code}/${n.subcode})`;
-  return n.message !== undefined ? `${base}: "${n.message}"` : base;
-}
 
 const clock = { now: (): number => performance.now() };
 
@@ -108,7 +101,7 @@ export class Speaker extends EventEmitter {
   /** UPDATE octets received since the peers were last pumped (see PUMP_EVERY_OCTETS) */
   private receivedSincePump = 0;
   private readonly opts: SpeakerOptions;
-  private readonly batchPrefixes: number;
+  private readonly sender: Sender;
   /** RFC 4724 §4.1: the R bit goes into our OPENs until restartComplete() */
   private restarting: boolean;
   /**
@@ -133,7 +126,6 @@ export class Speaker extends EventEmitter {
     this.deferring = this.restarting && (opts.gracefulRestart ?? true);
     this.localAsn = opts.localAsn;
     this.routerId = parseIpv4(opts.routerId) >>> 0;
-    this.batchPrefixes = opts.batchPrefixes ?? 2048;
     this.rib = new RibCore({
       localAs: opts.localAsn,
       routerId: this.routerId,
@@ -143,6 +135,15 @@ export class Speaker extends EventEmitter {
         this.log('error', `${e.which} policy failed for ${prefixText(e.prefix)}: ${String(e.error)}; route rejected`, e.peer.address),
       ...(opts.routeInterface !== undefined ? { routeInterface: opts.routeInterface } : {}),
     });
+    this.sender = new Sender(
+      {
+        rib: this.rib,
+        deferring: () => this.deferring,
+        log: (level, msg, peer) => this.log(level, msg, peer),
+        run: (p, c, actions) => this.run(p, c, actions, false),
+      },
+      opts.batchPrefixes ?? 2048,
+    );
     this.rib.setNextHopCheck((nh) => this.nextHops.check(nh));
     // Best-path changes are recorded only while someone listens for them (see RibCore.setBestTracking).
     this.rib.setBestTracking(false);
@@ -280,7 +281,7 @@ export class Speaker extends EventEmitter {
       p.heldUntil = 0;
       if (this.running) this.feed(p, p.primary, { type: 'ManualStart' });
     }
-    const conn = this.ribConn(p);
+    const conn = ribConn(p);
     this.rib.updatePeer(p.coreId, this.coreConfig(o, address, conn));
     const rulesOf = (x: PeerOptions, dir: 'import' | 'export'): string =>
       x.rules === undefined ? '' : JSON.stringify(dir === 'import' ? [x.rules.import4, x.rules.import6] : [x.rules.export4, x.rules.export6]);
@@ -293,7 +294,7 @@ export class Speaker extends EventEmitter {
     if (importChanged) {
       const s = conn.session;
       if (s?.routeRefresh) {
-        for (const f of s.families) this.send(p, conn, { type: 'ROUTE-REFRESH', afi: f >> 8, safi: f & 0xff, subtype: 0 });
+        for (const f of s.families) this.sender.send(p, conn, { type: 'ROUTE-REFRESH', afi: f >> 8, safi: f & 0xff, subtype: 0 });
       } else if (this.rib.keepsReceived(p.coreId)) {
         this.rib.reimport(p.coreId);
         this.scheduleFlush();
@@ -301,7 +302,7 @@ export class Speaker extends EventEmitter {
         this.feed(p, conn, { type: 'AutomaticStop', subcode: CeaseSubcode.OtherConfigurationChange, reason: 'import policy changed; the peer cannot refresh' });
       }
     }
-    this.schedulePump(p);
+    this.sender.schedulePump(p);
   }
 
   /** Remove a peer: Cease / Peer De-configured (RFC 4486 subcode 3); its routes leave the Loc-RIB. */
@@ -348,7 +349,7 @@ export class Speaker extends EventEmitter {
       writeBuffered,
       writeBlocked,
       endOfRibPending: p.state === 'Established' ? [...p.eorPending] : [],
-      gracefulRestart: this.ribConn(p)?.session?.gracefulRestart != null,
+      gracefulRestart: ribConn(p)?.session?.gracefulRestart != null,
     };
   }
 
@@ -360,7 +361,7 @@ export class Speaker extends EventEmitter {
   sessionDetails(address: string): Record<string, unknown> | null {
     const p = this.peers.get(normalizeAddress(address));
     if (!p) return null;
-    const c = this.ribConn(p) ?? p.primary;
+    const c = ribConn(p) ?? p.primary;
     const out: Record<string, unknown> = {
       configuredHoldTime: p.opts.holdTime ?? this.opts.holdTime ?? 90,
       configuredKeepaliveTime: p.opts.keepaliveTime ?? this.opts.keepaliveTime ?? null,
@@ -418,7 +419,7 @@ export class Speaker extends EventEmitter {
     const out: PeerJson[] = [];
     for (const p of this.peers.values()) {
       const stats = this.rib.peerStats(p.coreId);
-      const conn = this.ribConn(p);
+      const conn = ribConn(p);
       const fams = conn?.session ? conn.session.families.filter((f) => f === IPV4_UNICAST || f === IPV6_UNICAST).map(familyNameOf) : this.families(p.opts).map(familyNameOf);
       out.push({
         address: p.address,
@@ -466,7 +467,7 @@ export class Speaker extends EventEmitter {
     const waitingFor: string[] = [];
     if (this.deferring) {
       for (const p of this.peers.values()) {
-        const gr = this.ribConn(p)?.session?.gracefulRestart;
+        const gr = ribConn(p)?.session?.gracefulRestart;
         if (p.state !== 'Established' || (gr && !gr.restarting && p.eorPending.size > 0)) waitingFor.push(p.address);
       }
     }
@@ -584,8 +585,8 @@ export class Speaker extends EventEmitter {
     s.on('drain', () => {
       if (c.socket !== s || c.dead) return;
       c.blocked = false;
-      this.progress(p, c);
-      this.pump(p);
+      this.sender.progress(p, c);
+      this.sender.pump(p);
     });
   }
 
@@ -830,7 +831,7 @@ export class Speaker extends EventEmitter {
           break;
         case 'send':
           if (silent && a.message.type === 'NOTIFICATION') break;
-          this.send(p, c, a.message);
+          this.sender.send(p, c, a.message);
           break;
         case 'setTimer':
         case 'clearTimer':
@@ -858,7 +859,7 @@ export class Speaker extends EventEmitter {
           if (a.subtype === 0) this.rib.routeRefresh(p.coreId, a.afi, a.safi);
           else if (a.subtype === 1) this.rib.markStale(p.coreId, fam);
           else if (a.subtype === 2) this.rib.sweepStale(p.coreId, fam);
-          this.schedulePump(p);
+          this.sender.schedulePump(p);
           break;
         }
         case 'down':
@@ -905,7 +906,7 @@ export class Speaker extends EventEmitter {
     p.counters.established++;
     p.info = '';
     this.showState(p, 'Established');
-    this.schedulePump(p);
+    this.sender.schedulePump(p);
     this.checkDeferral();
   }
 
@@ -960,7 +961,7 @@ export class Speaker extends EventEmitter {
   private checkDeferral(): void {
     if (!this.deferring) return;
     for (const p of this.peers.values()) {
-      const gr = this.ribConn(p)?.session?.gracefulRestart;
+      const gr = ribConn(p)?.session?.gracefulRestart;
       if (p.state !== 'Established') return;
       if (gr && !gr.restarting && p.eorPending.size > 0) return;
     }
@@ -973,7 +974,7 @@ export class Speaker extends EventEmitter {
     if (this.deferTimer) clearTimeout(this.deferTimer);
     this.deferTimer = null;
     this.log('info', `sending our routes now (${reason})`);
-    for (const p of this.peers.values()) this.schedulePump(p);
+    for (const p of this.peers.values()) this.sender.schedulePump(p);
   }
 
   /** We announced LLGR to this peer (and so act as its LLGR helper). */
@@ -1129,61 +1130,6 @@ export class Speaker extends EventEmitter {
 
   // ------------------------------------------------------------------ sending
 
-  private send(p: Peer, c: Connection, m: Message): void {
-    const s = c.socket;
-    if (!s) return;
-    let buf: Buffer;
-    try {
-      buf = encodeMessage(m, c.ctx);
-    } catch (e) {
-      this.log('error', `cannot encode ${m.type}: ${(e as Error).message}`, p.address);
-      return;
-    }
-    p.counters.messagesOut[m.type]++;
-    if (m.type === 'NOTIFICATION') {
-      this.log('info', `sending NOTIFICATION ${notificationText(m)}`, p.address);
-    }
-    this.write(p, c, buf);
-  }
-
-  /** Write one message; report = false leaves the SendProgress report to the caller (the pump reports once). */
-  private write(p: Peer, c: Connection, buf: Buffer, report = true): void {
-    const s = c.socket;
-    if (!s || s.destroyed) return;
-    let ok: boolean;
-    try {
-      ok = s.write(buf);
-    } catch {
-      return; // the 'error'/'close' handlers report it
-    }
-    if (!ok) c.blocked = true;
-    if (report) this.progress(p, c);
-  }
-
-  /**
-   * RFC 9687: tell the FSM whether bytes are waiting (SendHoldTimer runs only
-   * then); updates: UPDATEs were written, which restarts the KeepaliveTimer
-   * (RFC 4271 §4.4) — unless the socket is stuck, when nothing really moved.
-   */
-  private progress(p: Peer, c: Connection, updates = false): void {
-    const s = c.socket;
-    if (!s || c.dead) return;
-    const pending = s.writableLength > 0;
-    if (pending === c.sendPending && pending) return; // still stuck: no progress to report
-    if (!updates && !pending && !c.sendPending && !c.fsm.timerRunning('SendHold')) return;
-    c.sendPending = pending;
-    this.run(p, c, c.fsm.handle(updates ? { type: 'SendProgress', pending, updates } : { type: 'SendProgress', pending }), false);
-  }
-
-  private schedulePump(p: Peer): void {
-    if (p.pumpScheduled) return;
-    p.pumpScheduled = true;
-    setImmediate(() => {
-      p.pumpScheduled = false;
-      this.pump(p);
-    });
-  }
-
   private scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
@@ -1203,63 +1149,7 @@ export class Speaker extends EventEmitter {
   /** Let every Established peer send what is queued (the socket pushes back through pump's own checks). */
   private pumpAll(): void {
     this.receivedSincePump = 0;
-    for (const p of this.peers.values()) this.pump(p);
-  }
-
-  private ribConn(p: Peer): Connection | null {
-    return p.conns.find((c) => c.inRib && !c.dead) ?? null;
-  }
-
-  /** Send queued work until the socket pushes back, or a turn's share is used (then continue next turn). */
-  private pump(p: Peer): void {
-    const c = this.ribConn(p);
-    if (!c || !c.socket || c.blocked || c.fsm.state !== 'Established' || this.deferring) return;
-    let wrote = false;
-    let more = true;
-    for (let i = 0; i < BATCHES_PER_TURN; i++) {
-      const b = this.rib.nextBatch(p.coreId, this.batchPrefixes);
-      if (b === null) {
-        more = false;
-        break;
-      }
-      let bufs: Buffer[];
-      try {
-        bufs = this.encodeBatch(b, c.ctx);
-      } catch (e) {
-        this.log('error', `cannot encode ${b.kind} for AFI ${b.afi}: ${(e as Error).message}`, p.address);
-        // RFC 8654 §4: a route that does not fit the peer's largest message is not sent, and a previous version of
-        // it the peer holds is withdrawn. Adj-RIB-Out must then say the peer does not have it, or the next identical
-        // export would be suppressed as already sent.
-        if (b.kind === 'announce') p.counters.unsendable += this.rib.unsendable(p.coreId, b);
-        continue;
-      }
-      p.counters.messagesOut[b.kind === 'begin-refresh' || b.kind === 'end-refresh' ? 'ROUTE-REFRESH' : 'UPDATE'] += bufs.length;
-      for (const buf of bufs) this.write(p, c, buf, false);
-      wrote ||= bufs.length > 0;
-      if (c.blocked || !c.socket) {
-        more = false; // resumed on 'drain'
-        break;
-      }
-    }
-    if (wrote) this.progress(p, c, true);
-    if (more) this.schedulePump(p);
-  }
-
-  private encodeBatch(b: OutBatch, ctx: CodecContext): Buffer[] {
-    switch (b.kind) {
-      case 'end-of-rib':
-        return [endOfRib(b.afi, b.safi, ctx)];
-      case 'begin-refresh':
-      case 'end-refresh':
-        return [encodeRouteRefresh({ afi: b.afi, safi: b.safi, subtype: b.kind === 'begin-refresh' ? 1 : 2 })];
-      case 'withdraw':
-        return packWithdrawals(prefixList(b.afi, b.safi, b.prefixes, b.pathIds), ctx);
-      case 'announce': {
-        const list = prefixList(b.afi, b.safi, b.prefixes, b.pathIds);
-        if (b.afi === 1) return packUpdates(b.attrs.attrs, list, ctx);
-        return packUpdates(b.attrs.attrs, list, ctx, undefined, b.attrs.nextHops);
-      }
-    }
+    for (const p of this.peers.values()) this.sender.pump(p);
   }
 
   // ------------------------------------------------------------------ core glue
@@ -1346,20 +1236,6 @@ export class Speaker extends EventEmitter {
   private log(level: 'info' | 'warn' | 'error', msg: string, peer?: string): void {
     this.emit('log', peer !== undefined ? { level, msg, peer } : { level, msg });
   }
-}
-
-function prefixList(afi: number, safi: number, prefixes: PrefixKey[], pathIds: number[] | null): PrefixList {
-  return afi === 1
-    ? { afi: 1, safi, prefixes: prefixes as number[], pathIds }
-    : { afi: 2, safi, prefixes: prefixes as string[], pathIds };
-}
-
-export function parsePrefixText(text: string): PrefixKey {
-  return text.includes(':') ? parsePrefix6(text) : parsePrefix4(text);
-}
-
-export function prefixText(p: PrefixKey): string {
-  return typeof p === 'number' ? prefix4ToString(p) : p;
 }
 
 function bestEvent(b: BestChange): BestEvent {
