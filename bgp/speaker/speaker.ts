@@ -23,9 +23,7 @@
 //   done once per turn of the event loop (setImmediate), so an UPDATE burst
 //   costs one export pass per prefix, not one write per UPDATE.
 import { EventEmitter } from 'node:events';
-import net from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { connectWithOptions, fdOf, setListenerMd5, setTtl, setTtlSecurity } from '../net/index.js';
 import { RibCore } from '../rib/core.js';
 import { NextHopTable } from '../rib/next-hop.js';
 import type { Reachability } from '../rib/next-hop.js';
@@ -34,11 +32,7 @@ import { buildCapabilities, collisionWinner } from '../session/negotiate.js';
 import type { NegotiatedSession } from '../session/negotiate.js';
 import { SessionFsm } from '../session/fsm.js';
 import type { FsmAction, FsmEvent, State } from '../session/fsm.js';
-import { CeaseSubcode, ErrorCode, IPV4_UNICAST, IPV6_UNICAST, MessageType, familyKey } from '../wire/constants.js';
-import { BgpError } from '../wire/errors.js';
-import { Framer } from '../wire/framer.js';
-import { decodeMessage } from '../wire/message.js';
-import { encodeNotification } from '../wire/notification.js';
+import { CeaseSubcode, IPV4_UNICAST, IPV6_UNICAST, familyKey } from '../wire/constants.js';
 import { isIpv4, parseIpv4 } from '../wire/prefix.js';
 import { DEFAULT_CONTEXT } from '../wire/types.js';
 import type { Capability, Message, PathAttributes } from '../wire/types.js';
@@ -50,8 +44,11 @@ import type { LocalRestartJson, PeerJson, RouteJson } from './json.js';
 import { DEFAULT_STALE_PATH_TIME_S, GracefulRestart } from './graceful-restart.js';
 import { peerGrJson, secondsLeft } from './llgr.js';
 import type { GracefulRestartJson } from './llgr.js';
-import { Connection, Peer, ribConn } from './peer.js';
+import { Peer, ribConn } from './peer.js';
+import type { Connection } from './peer.js';
 import { Sender } from './sender.js';
+import { Connections } from './connection.js';
+import { Listener, listenHosts } from './listener.js';
 import { notificationText, parsePrefixText, prefixText } from './text.js';
 import { StallWatch } from './stall.js';
 import { LogRateLimit } from './rate-limit.js';
@@ -67,10 +64,6 @@ import type { BestEvent, EndOfRibEvent, PeerInfo, PeerStateEvent, StaleEvent, St
  * all received. ~50k IPv4 prefixes.
  */
 const PUMP_EVERY_OCTETS = 256 * 1024;
-/** a closing socket that does not finish flushing in this time is destroyed */
-const CLOSE_GRACE_MS = 2000;
-/** dial attempts give up after this long; the FSM's ConnectRetryTimer decides when to try again */
-const DIAL_TIMEOUT_MS = 10_000;
 
 /** RFC 4724 §3 suggests the restart time; BIRD and FRR use 120 s, as does Calico. */
 const DEFAULT_RESTART_TIME_S = 120;
@@ -95,7 +88,9 @@ export class Speaker extends EventEmitter {
   readonly routerId: number;
   private readonly peers = new Map<string, Peer>();
   /** one listener per listen address (bindMode NodeIP on a dual-stack node: both node addresses) */
-  private servers: net.Server[] = [];
+  private readonly listener = new Listener((level, msg, peer) => this.log(level, msg, peer));
+  /** sockets: accept, dial, attach, close, receive */
+  private readonly conns: Connections;
   private running = false;
   private flushScheduled = false;
   /** UPDATE octets received since the peers were last pumped (see PUMP_EVERY_OCTETS) */
@@ -144,6 +139,24 @@ export class Speaker extends EventEmitter {
       },
       opts.batchPrefixes ?? 2048,
     );
+    this.conns = new Connections({
+      peer: (address) => this.peers.get(address),
+      isRunning: () => this.running,
+      newFsm: (o) => this.newFsm(o),
+      feed: (p, c, e) => this.feed(p, c, e),
+      onMessage: (p, c, msg) => this.handleMessage(p, c, msg),
+      countReceived: (octets) => {
+        this.receivedSincePump += octets;
+      },
+      receiveDone: () => {
+        if (this.receivedSincePump >= PUMP_EVERY_OCTETS) this.pumpAll();
+        this.scheduleFlush();
+      },
+      listenHosts: () => listenHosts(this.opts.listenAddress),
+      log: (level, msg, peer) => this.log(level, msg, peer),
+      remoteLog: this.remoteLog,
+      sender: this.sender,
+    });
     this.rib.setNextHopCheck((nh) => this.nextHops.check(nh));
     // Best-path changes are recorded only while someone listens for them (see RibCore.setBestTracking).
     this.rib.setBestTracking(false);
@@ -162,26 +175,7 @@ export class Speaker extends EventEmitter {
   async start(): Promise<void> {
     if (this.running) return;
     if (this.opts.listenAddress !== null) {
-      const hosts = this.listenHosts();
-      for (const host of hosts) {
-        const server = net.createServer({ noDelay: true, pauseOnConnect: false }, (s) => this.accept(s));
-        server.on('error', (e) => this.log('error', `listener: ${e.message}`));
-        try {
-          await new Promise<void>((resolve, reject) => {
-            server.once('error', reject);
-            // With several addresses they all take the port of the first (listenPort 0: whatever it got).
-            server.listen({ host, port: this.servers.length > 0 ? this.port : this.opts.listenPort ?? 179 }, () => {
-              server.off('error', reject);
-              resolve();
-            });
-          });
-        } catch (e) {
-          for (const x of this.servers) x.close();
-          this.servers = [];
-          throw e;
-        }
-        this.servers.push(server);
-      }
+      await this.listener.listen(listenHosts(this.opts.listenAddress), this.opts.listenPort ?? 179, (s) => this.conns.accept(s));
       for (const p of this.peers.values()) {
         this.applyListenerMd5(p, p.opts.md5Key ?? null);
         this.applyListenerTtl(p.opts);
@@ -199,8 +193,7 @@ export class Speaker extends EventEmitter {
 
   /** The port actually listened on (useful with listenPort 0). */
   get port(): number {
-    const a = this.servers[0]?.address();
-    return a && typeof a === 'object' ? a.port : 0;
+    return this.listener.port;
   }
 
   /**
@@ -214,9 +207,7 @@ export class Speaker extends EventEmitter {
     this.deferTimer = null;
     for (const p of this.peers.values()) p.gr.stopTimers();
     for (const p of this.peers.values()) this.shutPeer(p, o);
-    const servers = this.servers;
-    this.servers = [];
-    await Promise.all(servers.map((server) => new Promise<void>((r) => server.close(() => r()))));
+    await this.listener.close();
   }
 
   private shutPeer(p: Peer, o: StopOptions): void {
@@ -251,7 +242,7 @@ export class Speaker extends EventEmitter {
       () => ({ enabled: this.opts.gracefulRestart ?? true, llgrOffered: this.llgrOffered(p), stalePathTime: this.opts.stalePathTime ?? DEFAULT_STALE_PATH_TIME_S }),
     ));
     this.peers.set(address, p);
-    if (this.servers.length > 0) {
+    if (this.listener.listening) {
       this.applyListenerMd5(p, o.md5Key ?? null);
       this.applyListenerTtl(o);
     }
@@ -320,7 +311,7 @@ export class Speaker extends EventEmitter {
     if (p.timer) clearTimeout(p.timer);
     p.timer = null;
     this.rib.removePeer(p.coreId);
-    if (this.servers.length > 0 && p.opts.md5Key !== undefined) this.applyListenerMd5(p, null);
+    if (this.listener.listening && p.opts.md5Key !== undefined) this.applyListenerMd5(p, null);
     this.peers.delete(p.address);
     this.scheduleFlush();
     this.checkDeferral();
@@ -512,137 +503,6 @@ export class Speaker extends EventEmitter {
     return p ? this.rib.policyRejections(p.coreId) : null;
   }
 
-  // ------------------------------------------------------------------ inbound connections
-
-  private accept(s: net.Socket): void {
-    s.on('error', () => {}); // errors on a refused socket are of no interest; accepted ones get their own handler
-    const address = normalizeAddress(s.remoteAddress ?? '');
-    const p = this.peers.get(address);
-    if (p && p.heldUntil > Date.now()) {
-      this.reject(s, `connection from ${address}, held down after exceeding its maximum prefixes`);
-      return;
-    }
-    if (!p || !this.running || p.removed) {
-      this.reject(s, `connection from unconfigured address ${address}`);
-      return;
-    }
-    s.setNoDelay(true);
-    if (p.opts.ttlSecurity !== undefined) {
-      try {
-        setTtlSecurity(fdOf(s), p.opts.ttlSecurity);
-      } catch (e) {
-        this.log('warn', `GTSM on accepted connection: ${(e as Error).message}`, p.address);
-      }
-    }
-    const primary = p.primary;
-    // The primary waits for a connection (passive, or between attempts): it is this one.
-    if (!primary.socket && !primary.dial && primary.fsm.state === 'Active') {
-      this.attach(p, primary, s);
-      this.feed(p, primary, { type: 'TcpConnected' });
-      return;
-    }
-    const live = p.conns.filter((c) => c.socket || c.dial).length;
-    if (p.conns.length >= 2 || live >= 2) {
-      this.reject(s, `third connection from ${address}`);
-      return;
-    }
-    // A second connection: its own FSM until the OPENs decide (RFC 4271 §6.8).
-    const c = new Connection(this.newFsm(p.opts), true);
-    p.conns.push(c);
-    this.attach(p, c, s);
-    this.feed(p, c, { type: 'ManualStart' });
-    this.feed(p, c, { type: 'TcpConnected' });
-  }
-
-  /** RFC 4486 §4: Cease / Connection Rejected, then close. */
-  private reject(s: net.Socket, why: string): void {
-    const suppressed = this.remoteLog.take(normalizeAddress(s.remoteAddress ?? ''), 'connection-refused');
-    if (suppressed !== null) this.log('info', `refused: ${why}${suppressed > 0 ? ` (${suppressed} similar lines suppressed)` : ''}`);
-    try {
-      s.end(encodeNotification({ code: ErrorCode.Cease, subcode: CeaseSubcode.ConnectionRejected, data: Buffer.alloc(0) }));
-    } catch {
-      /* the socket is already broken */
-    }
-    setTimeout(() => s.destroy(), CLOSE_GRACE_MS).unref();
-  }
-
-  private attach(p: Peer, c: Connection, s: net.Socket): void {
-    c.socket = s;
-    c.framer = new Framer();
-    c.ctx = DEFAULT_CONTEXT;
-    s.setNoDelay(true);
-    s.on('data', (chunk: Buffer) => {
-      if (c.socket === s && !c.dead) this.receive(p, c, chunk);
-    });
-    const gone = (why: string) => (): void => {
-      if (c.socket !== s || c.dead) return;
-      c.socket = null;
-      this.feed(p, c, { type: 'TcpFails', reason: why });
-    };
-    s.on('end', gone('closed by peer'));
-    s.on('close', gone('connection closed'));
-    s.on('error', (e: Error) => gone(e.message)());
-    s.on('drain', () => {
-      if (c.socket !== s || c.dead) return;
-      c.blocked = false;
-      this.sender.progress(p, c);
-      this.sender.pump(p);
-    });
-  }
-
-  // ------------------------------------------------------------------ receiving
-
-  private receive(p: Peer, c: Connection, chunk: Buffer): void {
-    let buf: Buffer | null;
-    try {
-      c.framer.push(chunk);
-    } catch (e) {
-      this.codecError(p, c, e, MessageType.UPDATE, true);
-      return;
-    }
-    for (;;) {
-      if (c.dead || c.socket === null) return;
-      try {
-        buf = c.framer.next();
-      } catch (e) {
-        this.codecError(p, c, e, 0, true);
-        return;
-      }
-      if (buf === null) break;
-      this.receivedSincePump += buf.length;
-      let msg: Message;
-      try {
-        msg = decodeMessage(buf, c.ctx);
-      } catch (e) {
-        this.codecError(p, c, e, buf[18] ?? 0, false);
-        return;
-      }
-      try {
-        this.handleMessage(p, c, msg);
-      } catch (e) {
-        // A fault of ours (or of a policy hook), not of the peer: reset this session only, keep the process.
-        this.log('error', `internal error handling ${msg.type}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`, p.address);
-        this.feed(p, c, { type: 'AutomaticStop', subcode: CeaseSubcode.OutOfResources, reason: `internal error: ${String(e)}` });
-        return;
-      }
-    }
-    if (this.receivedSincePump >= PUMP_EVERY_OCTETS) this.pumpAll();
-    this.scheduleFlush();
-  }
-
-  private codecError(p: Peer, c: Connection, e: unknown, type: number, header: boolean): void {
-    if (!(e instanceof BgpError)) {
-      this.log('error', `decoder failure: ${String(e)}`, p.address);
-      this.feed(p, c, { type: 'TcpFails', reason: `internal decoder failure: ${String(e)}` });
-      return;
-    }
-    p.info = `received malformed message: ${e.reason}`;
-    if (header || type === MessageType.KEEPALIVE || type === MessageType.ROUTE_REFRESH) this.feed(p, c, { type: 'HeaderError', error: e });
-    else if (type === MessageType.OPEN) this.feed(p, c, { type: 'OpenError', error: e });
-    else if (type === MessageType.UPDATE) this.feed(p, c, { type: 'UpdateError', error: e });
-    else this.feed(p, c, { type: 'TcpFails', reason: `undecodable NOTIFICATION: ${e.reason}` });
-  }
-
   private handleMessage(p: Peer, c: Connection, msg: Message): void {
     p.counters.messagesIn[msg.type]++;
     switch (msg.type) {
@@ -824,10 +684,10 @@ export class Speaker extends EventEmitter {
     for (const a of actions) {
       switch (a.type) {
         case 'connect':
-          this.connect(p, c);
+          this.conns.connect(p, c);
           break;
         case 'close':
-          this.close(c);
+          this.conns.close(c);
           break;
         case 'send':
           if (silent && a.message.type === 'NOTIFICATION') break;
@@ -1008,79 +868,11 @@ export class Speaker extends EventEmitter {
       this.rib.peerDown(p.coreId);
       this.scheduleFlush();
     }
-    this.close(c);
+    this.conns.close(c);
     c.dead = true;
     const i = p.conns.indexOf(c);
     if (i >= 0) p.conns.splice(i, 1);
     this.armTimer(p);
-  }
-
-  private connect(p: Peer, c: Connection): void {
-    if (c.socket || c.dial) return; // an inbound connection's FSM asks to connect on ManualStart: it already is
-    const o = p.opts;
-    const ac = new AbortController();
-    c.dial = ac;
-    const src = o.sourceAddress ?? this.defaultSource(p.address);
-    connectWithOptions({
-      host: p.address,
-      port: o.port ?? 179,
-      ...(src !== undefined ? { localAddress: src } : {}),
-      ...(o.md5Key !== undefined ? { md5Key: o.md5Key } : {}),
-      ...(o.ttlSecurity !== undefined ? { ttl: 255, minTtl: 256 - o.ttlSecurity } : {}),
-      noDelay: true,
-      timeoutMs: DIAL_TIMEOUT_MS,
-      signal: ac.signal,
-    }).then(
-      (s) => {
-        if (c.dial !== ac || c.dead || c.socket) {
-          s.destroy();
-          return;
-        }
-        c.dial = null;
-        if (c.fsm.state !== 'Connect' && c.fsm.state !== 'Active') {
-          s.destroy();
-          return;
-        }
-        this.attach(p, c, s);
-        this.feed(p, c, { type: 'TcpConnected' });
-      },
-      (e: Error) => {
-        if (c.dial !== ac || c.dead) return;
-        c.dial = null;
-        this.feed(p, c, { type: 'TcpFails', reason: e.message });
-      },
-    );
-  }
-
-  /** Dial from the listen address when it is a specific address of the peer's family (so the peer recognises us). */
-  private defaultSource(peer: string): string | undefined {
-    return this.listenHosts().find((l) => l !== '::' && l !== '0.0.0.0' && isIpv4(l) === isIpv4(peer));
-  }
-
-  /** The addresses to listen on ('::' when none is configured). */
-  private listenHosts(): string[] {
-    const l = this.opts.listenAddress;
-    if (l === null) return [];
-    if (l === undefined) return ['::'];
-    return typeof l === 'string' ? [l] : l.length > 0 ? [...l] : ['::'];
-  }
-
-  private close(c: Connection): void {
-    if (c.dial) {
-      c.dial.abort();
-      c.dial = null;
-    }
-    const s = c.socket;
-    if (!s) return;
-    c.socket = null;
-    c.blocked = false;
-    // end() lets a NOTIFICATION written just before go out; a peer that does not read gets no more than the grace time
-    try {
-      s.end();
-    } catch {
-      /* already broken */
-    }
-    setTimeout(() => s.destroy(), CLOSE_GRACE_MS).unref();
   }
 
   // ------------------------------------------------------------------ timers
@@ -1201,37 +993,12 @@ export class Speaker extends EventEmitter {
 
   private applyListenerMd5(p: Peer, key: Buffer | string | null): void {
     if (key === null && p.opts.md5Key === undefined) return;
-    for (const server of this.servers) {
-      // A listener on a specific address of the other family never sees this peer.
-      const a = server.address();
-      if (a && typeof a === 'object' && a.address !== '::' && a.address !== '0.0.0.0' && isIpv4(a.address) !== isIpv4(p.address)) continue;
-      try {
-        setListenerMd5(server, p.address, key);
-      } catch (e) {
-        this.log('error', `TCP MD5 key on the listener: ${(e as Error).message}`, p.address);
-      }
-    }
+    this.listener.setMd5(p.address, key);
   }
 
-  /**
-   * RFC 5082 §3: a GTSM peer checks the TTL of every segment, the SYN-ACK
-   * included, and that one is sent from the listener's settings before any
-   * per-connection option can be set. So the listener sends with TTL 255 once
-   * any peer uses GTSM (harmless for the others). The minimum TTL is per
-   * connection, set on accept: a listener-wide one would shut out peers
-   * without GTSM.
-   */
   private applyListenerTtl(o: PeerOptions): void {
-    if (this.servers.length === 0 || o.ttlSecurity === undefined || this.listenerTtlSet) return;
-    try {
-      for (const server of this.servers) setTtl(fdOf(server), 255);
-      this.listenerTtlSet = true;
-    } catch (e) {
-      this.log('error', `TTL 255 on the listener: ${(e as Error).message}`);
-    }
+    this.listener.useGtsm(o.ttlSecurity);
   }
-
-  private listenerTtlSet = false;
 
   private log(level: 'info' | 'warn' | 'error', msg: string, peer?: string): void {
     this.emit('log', peer !== undefined ? { level, msg, peer } : { level, msg });
