@@ -29,7 +29,7 @@ import { ControlError, ControlServer } from './control/index.js';
 import { resolveGroup } from './control/group.js';
 import type { FibEntryJson, FibJson, FibRouteJson, PeerJson, PeerStateName, PeerType, PolicyVerdictJson, ReloadJson, RouteJson, StatusJson } from './ctl/types.js';
 import {
-  BIRD_INT_MAX, DEFAULT_NORMAL_ROUTE_PRIORITY, DESCRIPTIVE_PEER_FIELDS, NodeController, kernelPolicy, type ControllerDiff,
+  BIRD_INT_MAX, DEFAULT_NORMAL_ROUTE_PRIORITY, DESCRIPTIVE_PEER_FIELDS, NodeController, kernelMetricOf, kernelPolicy, type ControllerDiff,
   type DesiredPeer, type Origination,
 } from './controller/index.js';
 import { StartConfigError, checkCapabilities } from './daemon/capabilities.js';
@@ -787,8 +787,11 @@ export class Daemon {
       if (watching) this.watch.publish('best', { prefix: ev.prefix, from: ev.from, nextHops: ev.nextHops, local: ev.local, gone: ev.attributes === null });
       if (ev.local || ev.attributes === null || ev.nextHops.length === 0) this.routes.setBgp(ev.prefix, null);
       else {
+        // Written at the metric Calico's BIRD gives it (2^31-1 minus LOCAL_PREF: 1024 for an ordinary mesh route);
+        // above the normal priority it is elevated and beats a local workload route (confd's override preference).
         const lp = ev.attributes.localPref;
-        this.routes.setBgp(ev.prefix, ev.nextHops, lp !== undefined && lp > this.#overrideAbove[ev.afi === 2 ? 6 : 4] ? BIRD_INT_MAX - lp : undefined);
+        const metric = kernelMetricOf(lp);
+        this.routes.setBgp(ev.prefix, ev.nextHops, lp !== undefined && lp > this.#overrideAbove[ev.afi === 2 ? 6 : 4] ? metric : undefined, metric);
       }
       if (this.log.isEnabled('debug')) this.log.debug('best path', { prefix: ev.prefix, nextHops: ev.nextHops, from: ev.from, local: ev.local, gone: ev.attributes === null });
     }

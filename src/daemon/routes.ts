@@ -28,9 +28,14 @@ interface Entry {
    * (so beside Felix it sits below Felix's own route to the local copy of the VM instead of replacing it).
    */
   override?: number;
+  /**
+   * The kernel metric of the learned route when it is written (the winner of the prefix), as Calico's BIRD writes
+   * it (src/controller/migration.ts kernelMetricOf); undefined: the Programmer's default.
+   */
+  metric?: number;
   /** the target last handed to the Programmer (undefined: nothing) */
   written?: Target;
-  /** the metric it was written at (undefined: the Programmer's default) */
+  /** the metric it was written at (undefined: the Programmer's default, as for blackholes and device routes) */
   writtenMetric?: number;
 }
 
@@ -97,8 +102,9 @@ export class RouteTable {
   /**
    * A BGP best path (next hops), or null when the prefix has none we can install. `override`: the path is elevated
    * (a live migration's target announces it) and wins over a local workload route; the value is its kernel metric.
+   * `metric`: the kernel metric the learned route is written at when it wins the prefix.
    */
-  setBgp(prefix: string, nextHops: readonly string[] | null, override?: number): void {
+  setBgp(prefix: string, nextHops: readonly string[] | null, override?: number, metric?: number): void {
     this.#stale?.delete(prefix);
     const e = this.#entry(prefix, nextHops !== null);
     if (!e) return;
@@ -106,6 +112,8 @@ export class RouteTable {
     else e.learned = [...nextHops];
     if (nextHops !== null && override !== undefined) e.override = override;
     else delete e.override;
+    if (nextHops !== null && metric !== undefined && metric !== 0) e.metric = metric;
+    else delete e.metric;
     this.#applyPolicy(prefix, e);
     this.#changed(prefix, e);
   }
@@ -161,7 +169,7 @@ export class RouteTable {
     return t;
   }
 
-  /** The metric the prefix's route was written at, when not the Programmer's default (an elevated path). */
+  /** The metric the prefix's route was written at, when not the Programmer's default (a learned route). */
   metricOf(prefix: string): number | undefined {
     return this.#entries.get(prefix)?.writtenMetric;
   }
@@ -236,7 +244,7 @@ export class RouteTable {
   #write(prefix: string, e: Entry): void {
     const elevated = e.override !== undefined && e.bgp !== undefined;
     const want = (elevated ? e.bgp?.target : undefined) ?? e.device?.target ?? (e.blackhole && !e.blackholeRejected ? BLACKHOLE : undefined) ?? e.bgp?.target;
-    const metric = elevated ? e.override : undefined;
+    const metric = elevated ? e.override : want !== undefined && want === e.bgp?.target ? e.metric : undefined;
     if (want === e.written && metric === e.writtenMetric) return;
     const fib = this.#fib;
     const at = (m: number | undefined): Placement | undefined => (m === undefined ? undefined : { metric: m });
