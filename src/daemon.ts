@@ -29,7 +29,7 @@ import { ControlError, ControlServer } from './control/index.js';
 import { resolveGroup } from './control/group.js';
 import type { FibEntryJson, FibJson, FibRouteJson, PeerJson, PeerStateName, PeerType, PolicyVerdictJson, ReloadJson, RouteJson, StatusJson } from './ctl/types.js';
 import {
-  BIRD_INT_MAX, DEFAULT_NORMAL_ROUTE_PRIORITY, DESCRIPTIVE_PEER_FIELDS, NodeController, kernelPolicy, type ControllerDiff,
+  BIRD_INT_MAX, DEFAULT_NORMAL_ROUTE_PRIORITY, DESCRIPTIVE_PEER_FIELDS, NodeController, kernelMetricOf, kernelPolicy, type ControllerDiff,
   type DesiredPeer, type Origination,
 } from './controller/index.js';
 import { StartConfigError, checkCapabilities } from './daemon/capabilities.js';
@@ -173,6 +173,10 @@ export class Daemon {
       const lp = ev.attributes?.localPref;
       return lp !== undefined && lp > this.#overrideAbove[ev.afi === 2 ? 6 : 4] ? BIRD_INT_MAX - lp : undefined;
     };
+    // Every learned route goes into the kernel at the metric Calico's BIRD gives it: 2^31-1 minus LOCAL_PREF (1024
+    // for an ordinary mesh route; confd's SetMetricForBGPRoutes, with Calico's BIRD leaving the kernel protocol's
+    // own metric at 0).
+    this.routes.learnedMetric = (ev) => kernelMetricOf(ev.attributes?.localPref);
     this.routes.onWrite = (prefix, r) => {
       if (this.watch.active) this.watch.publish('fib', r ? { prefix, action: 'set', kind: r.kind, nextHops: r.nextHops, ...(r.dev !== undefined ? { dev: r.dev } : {}) } : { prefix, action: 'remove' });
     };

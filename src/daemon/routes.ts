@@ -16,7 +16,8 @@
 // else is stored per prefix. Device routes and blackholes are a small override table beside it. What was handed
 // to the Programmer is not stored at all: the Programmer holds the desired state (and ignores a set() that
 // changes nothing), and a change is written only when the winning target (or its metric) before and after it
-// differ. Elevated paths (rare: a live migration) keep their metric in a small map beside the table.
+// differ. A learned route's kernel metric rides on its interned next-hop set; elevated paths (rare: a live
+// migration) keep theirs in a small map beside the table.
 // Best-path changes arrive in batches of up to hundreds of thousands (one per speaker flush); they are queued
 // and applied in slices of ~10 ms, so the event loop keeps turning (keepalives, the control socket) meanwhile.
 import { performance } from 'node:perf_hooks';
@@ -50,6 +51,12 @@ export interface BestInput {
 /** The next hops of a best path, interned: every prefix with the same next hops shares one. */
 interface HopSet {
   readonly nextHops: readonly string[];
+  /**
+   * The kernel metric of a learned route with these next hops when it wins its prefix: 2^31-1 minus its LOCAL_PREF,
+   * as Calico's BIRD writes it (confd's SetMetricForBGPRoutes; src/controller/migration.ts kernelMetricOf);
+   * undefined: the Programmer's default. Part of the interned key, so all ordinary mesh routes share one set.
+   */
+  readonly metric: number | undefined;
   /** kernel targets by family and decision, computed once per set (cleared when `own` changes) */
   t4?: Target | null;
   t6?: Target | null;
@@ -101,6 +108,8 @@ export class RouteTable {
    * queued best-path changes (the daemon sets it from BGPConfiguration's route priorities).
    */
   elevation: ((ev: BestInput) => number | undefined) | undefined;
+  /** The kernel metric of a queued learned best path when it is not elevated (undefined: the Programmer's default). */
+  learnedMetric: ((ev: BestInput) => number | undefined) | undefined;
   #own: ReadonlySet<string> = new Set();
   #policy: KernelPolicy | undefined;
   /** queued best-path batches and the position in the first one */
@@ -173,12 +182,12 @@ export class RouteTable {
   /**
    * A BGP best path (next hops), or null when the prefix has none we can install. Applied at once. `override`: the
    * path is elevated (a live migration's target announces it) and wins over a local workload route; the value is
-   * its kernel metric.
+   * its kernel metric. `metric`: the kernel metric of the learned route when it wins the prefix without being elevated.
    */
-  setBgp(prefix: string | PrefixKey, nextHops: readonly string[] | null, override?: number): void {
+  setBgp(prefix: string | PrefixKey, nextHops: readonly string[] | null, override?: number, metric?: number): void {
     const k = typeof prefix === 'number' ? prefix : keyOf(prefix);
     if (k === undefined) return;
-    this.#setBgp(k, nextHops === null || nextHops.length === 0 ? undefined : this.#hopSet(nextHops), override);
+    this.#setBgp(k, nextHops === null || nextHops.length === 0 ? undefined : this.#hopSet(nextHops, metric), override);
   }
 
   /**
@@ -228,7 +237,7 @@ export class RouteTable {
         const k = ev.key ?? keyOf(ev.prefix);
         if (k !== undefined) {
           if (ev.local || ev.attributes === null || ev.nextHops.length === 0) this.#setBgp(k, undefined, undefined);
-          else this.#setBgp(k, this.#hopSet(ev.nextHops), this.elevation?.(ev));
+          else this.#setBgp(k, this.#hopSet(ev.nextHops, this.learnedMetric?.(ev)), this.elevation?.(ev));
         }
         // the clock is read every 256 changes: a change costs a microsecond or so
         if ((++n & 255) === 0 && performance.now() >= until) {
@@ -270,7 +279,7 @@ export class RouteTable {
     for (let i = 0; i < keys.length; i++) this.#changed(keys[i]!, before[i], metrics[i]);
   }
 
-  /** The metric the prefix's route was written at, when not the Programmer's default (an elevated path). */
+  /** The metric the prefix's route was written at, when not the Programmer's default (a learned route's, or an elevated path's). */
   metricOf(prefix: string): number | undefined {
     const k = keyOf(prefix);
     if (k === undefined) return undefined;
@@ -349,7 +358,7 @@ export class RouteTable {
   #setBgp(k: PrefixKey, hs: HopSet | undefined, override?: number): void {
     const before = this.#want(k);
     const el = this.#elevated;
-    const bm = el.size === 0 ? undefined : this.#metric(k);
+    const bm = this.#metric(k);
     if (hs !== undefined && override !== undefined) el.set(k, override);
     else if (el.size > 0) el.delete(k);
     if (typeof k === 'number') {
@@ -365,17 +374,18 @@ export class RouteTable {
     this.#changed(k, before, bm);
   }
 
-  #hopSet(nextHops: readonly string[]): HopSet {
+  #hopSet(nextHops: readonly string[], metric?: number): HopSet {
+    if (metric === 0) metric = undefined;
     let hs = this.#hopSetOf.get(nextHops);
-    if (hs !== undefined) return hs;
-    const id = nextHops.join(',');
+    if (hs !== undefined && hs.metric === metric) return hs;
+    const id = metric === undefined ? nextHops.join(',') : `${metric}|${nextHops.join(',')}`;
     hs = this.#hopSets.get(id);
     if (hs === undefined) {
       if (this.#hopSets.size >= MAX_HOP_SETS) {
         this.#hopSets = new Map();
         this.#hopSetOf = new WeakMap();
       }
-      hs = { nextHops: Object.freeze([...nextHops]) };
+      hs = { nextHops: Object.freeze([...nextHops]), metric };
       this.#hopSets.set(id, hs);
     }
     this.#hopSetOf.set(nextHops, hs);
@@ -433,9 +443,17 @@ export class RouteTable {
     return hs === undefined ? undefined : this.#bgpTarget(k, hs);
   }
 
-  /** The kernel metric of the winner: an elevated path's, else undefined (the Programmer's default). */
+  /**
+   * The kernel metric of the winner: an elevated path's; a learned route's own (its next-hop set's) when it wins;
+   * else undefined (the Programmer's default: device routes and blackholes, as Calico writes them).
+   */
   #metric(k: PrefixKey): number | undefined {
-    return this.#elevatedTarget(k) === undefined ? undefined : this.#elevated.get(k);
+    if (this.#elevated.size > 0 && this.#elevatedTarget(k) !== undefined) return this.#elevated.get(k);
+    if (this.#device.size > 0 && this.#device.has(k)) return undefined;
+    if (this.#blackhole.size > 0 && this.#blackhole.get(k) === false) return undefined;
+    const hs = this.#learned(k);
+    if (hs?.metric === undefined) return undefined;
+    return this.#bgpTarget(k, hs) === undefined ? undefined : hs.metric;
   }
 
   #view(k: PrefixKey): DesiredRoute | undefined {
