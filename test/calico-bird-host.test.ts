@@ -2,8 +2,8 @@
 // (CrossSubnet) and a VXLAN pool, programClusterRoutes Enabled (so BIRD programs the IPIP routes). First every host
 // runs BIRD 2 configured as confd renders its templates for this datastore (configFor below); the kernel routes of
 // every host are recorded. Then host-b's BIRD is replaced by skeind on the same datastore, and the routes are
-// recorded again: host-b must have what BIRD had (same destinations, blackholes, gateways, devices, onlink; only the
-// protocol number and metric differ), and host-a and host-c — still BIRD — must not see a difference either.
+// recorded again: host-b must have what BIRD had (same destinations, blackholes, gateways, devices, onlink, metrics;
+// only the protocol number differs), and host-a and host-c — still BIRD — must not see a difference either.
 //
 // BIRD 2 instead of Calico's BIRD 1.6 fork: the fork's `krt_tunnel = "tunl0"` is written with BIRD 2's route
 // attributes `ifname = "tunl0"; onlink = true;` (the route the fork installs: via the peer, dev tunl0, onlink), and the
@@ -93,7 +93,9 @@ function configFor(h: Host): string {
     ...kernelPool,
     '  accept;',
     '}',
-    'protocol kernel { ipv4 { import all; export filter calico_kernel_programming; }; learn; persist; scan time 2; graceful restart; merge paths on; }',
+    // `metric 0`: Calico's BIRD fork (1.6) leaves the kernel protocol's metric at 0, so krt_metric is what goes into
+    // the kernel (sysdep/linux/netlink.c nl_send_route); BIRD 2's default of 32 would override it.
+    'protocol kernel { ipv4 { import all; export filter calico_kernel_programming; }; metric 0; learn; persist; scan time 2; graceful restart; merge paths on; }',
     // bird.cfg bgp_template and the mesh peers; export: confd's export filter sets LOCAL_PREF from the metric
     // (buildExportFilter) before calico_export_to_bgp_peers.
     'template bgp bgp_template {',
@@ -207,11 +209,15 @@ t.test('an IPIP pool and a VXLAN pool: skein\'s host has the kernel routes Calic
       const now = daemonRoutes(nsOf.get(h.name)!);
       t.same(now.key, reference.get(h.name)!.key, `${h.name}: the same kernel routes as with BIRD on host-b`);
     }
-    const mb = daemonRoutes(hb).metric;
-    const rb = reference.get('host-b')!.metric;
-    // Calico's fork writes learned routes at 2^31-1 minus their LOCAL_PREF (1024 for normal ones); this BIRD 2 wrote its
-    // kernel protocol's metric; skein writes its own (fib/, default 0). Not part of the comparison: reported.
-    t.comment(`known difference, not compared: metrics on host-b — BIRD 2 ${JSON.stringify(rb)}; skein ${JSON.stringify(mb)}`);
+    // The metric of every route too: learned ones at 2^31-1 minus LOCAL_PREF (1024 here), blackholes at none (0), on
+    // skein's host as on BIRD's, and on the BIRD hosts for what they learn from skein (its LOCAL_PREF).
+    t.same(reference.get('host-b')!.metric, {
+      '10.65.0.0/26': 1024, '10.65.1.0/26': 0, '10.65.2.0/26': 1024, '10.66.0.0/26': 1024, '10.66.1.0/26': 0,
+      '10.66.2.0/26': 1024, '10.68.0.0/26': 1024, '10.68.1.0/26': 0, '10.68.2.0/26': 1024,
+    }, 'the reference\'s metrics are what Calico\'s BIRD writes (checks the rendering)');
+    for (const h of HOSTS) {
+      t.same(daemonRoutes(nsOf.get(h.name)!).metric, reference.get(h.name)!.metric, `${h.name}: every route at the metric it had with BIRD on host-b`);
+    }
     t.ok(birds.get('host-a')!.routes('10.67.1.0/26').length === 1, 'skein still announces its VXLAN block (Calico exports VXLAN pools; only the kernel skips them)');
   } catch (e) {
     t.comment(`--- host-b skeind\n${logs.slice(-25).join('\n')}`);

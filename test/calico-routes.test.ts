@@ -80,3 +80,34 @@ spec: { cidr: 10.65.0.0/16 }
   rt.setBlackhole('10.67.0.0/26', false);
   t.same(calls, [], 'removing an unwritten blackhole writes nothing');
 });
+
+t.test('ordinary learned routes go in at the metric Calico\'s BIRD writes (2^31-1 minus LOCAL_PREF); blackholes and device routes at the default', async (t) => {
+  const { kernelMetricOf } = await import('../src/controller/index.js');
+  t.equal(kernelMetricOf(2147483647 - 1024), 1024, 'a mesh route at the normal LOCAL_PREF: 1024');
+  t.equal(kernelMetricOf(2147483647 - 512), 512, 'an elevated one: 512');
+  t.equal(kernelMetricOf(100), 2147483547, 'an eBGP route (BIRD attaches LOCAL_PREF 100): 2^31-1-100');
+  t.equal(kernelMetricOf(undefined), 2147483547, 'no LOCAL_PREF at all: BIRD attaches 100 too');
+  t.equal(kernelMetricOf(2147483647), 0, 'LOCAL_PREF 2^31-1: 0, no priority');
+  t.equal(kernelMetricOf(0xffffffff), 2147483648, 'above 2^31-1 it wraps as BIRD\'s 32-bit filter integers do');
+
+  const { rt, calls } = recorder();
+  rt.setBgp('10.65.1.0/26', ['10.0.0.2'], undefined, 1024);
+  t.equal(rt.metricOf('10.65.1.0/26'), 1024, 'a learned block route at 1024');
+  rt.setBlackhole('10.65.1.0/26', true);
+  t.equal(rt.metricOf('10.65.1.0/26'), undefined, 'the own block\'s blackhole wins, at the default metric as BIRD\'s static route');
+  rt.setBlackhole('10.65.1.0/26', false);
+  rt.setBgp('10.65.1.0/26', ['10.0.0.2'], undefined, 2147483547);
+  rt.setDevice('10.65.2.7/32', 'cali1');
+  rt.setBgp('10.65.2.7/32', ['10.0.0.3'], undefined, 1024);
+  t.equal(rt.desired('10.65.2.7/32')?.kind, 'device', 'a local workload route still beats an ordinary path');
+  t.equal(rt.metricOf('10.65.2.7/32'), undefined);
+  rt.setBgp('10.65.1.0/26', null);
+  t.same(calls, [
+    'set 10.65.1.0/26 gw metric 1024',
+    'remove 10.65.1.0/26 metric 1024', 'set 10.65.1.0/26 blackhole',
+    'remove 10.65.1.0/26', 'set 10.65.1.0/26 gw metric 1024',
+    'remove 10.65.1.0/26 metric 1024', 'set 10.65.1.0/26 gw metric 2147483547',
+    'set 10.65.2.7/32 cali1',
+    'remove 10.65.1.0/26 metric 2147483547',
+  ], 'a metric change is a new kernel route: the one at the old metric goes; nothing else is written');
+});

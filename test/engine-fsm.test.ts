@@ -80,7 +80,7 @@ const SAMPLE: { readonly [E in FsmEventType]: Extract<FsmEvent, { type: E }> } =
   OpenCollisionDump: { type: 'OpenCollisionDump' },
   Notification: { type: 'Notification', message: notificationOf(6, 2) },
   Keepalive: { type: 'Keepalive' },
-  Update: { type: 'Update' },
+  Update: { type: 'Update', message: { type: 'UPDATE', withdrawn: { afi: 1, safi: 1, prefixes: [], pathIds: null }, attributes: {}, nlri: { afi: 1, safi: 1, prefixes: [], pathIds: null } } },
   UpdateError: { type: 'UpdateError', error: new BgpError(3, 1, 'malformed attribute list') },
   RouteRefresh: { type: 'RouteRefresh', afi: 1, safi: 1, subtype: 0 },
   SendProgress: { type: 'SendProgress', pending: true },
@@ -486,7 +486,7 @@ function deliver(msg: Message): FsmEvent {
     case 'OPEN': return { type: 'Open', open: msg };
     case 'KEEPALIVE': return { type: 'Keepalive' };
     case 'NOTIFICATION': return { type: 'Notification', message: msg };
-    case 'UPDATE': return { type: 'Update' };
+    case 'UPDATE': return { type: 'Update', message: msg };
     case 'ROUTE-REFRESH': return { type: 'RouteRefresh', afi: msg.afi, safi: msg.safi, subtype: msg.subtype };
   }
 }

@@ -4,13 +4,24 @@
  * the target endpoint's interface for either (felix/dataplane/linux/live_migration.go detectGARP) and moves the
  * workload's routes at that moment; skein does the same here. Node cannot open an AF_PACKET socket, so:
  *
- *   announceWatch(ifname, callback(kind: 'rarp' | 'garp')): handle
+ *   announceWatch(ifname, callback(kind: 'rarp' | 'garp' | 'gone')): handle
  *     a non-blocking AF_PACKET socket bound to the interface, with a classic BPF filter that lets only those two
  *     kinds of frame through (everything else is dropped in the kernel, so a busy VM costs nothing here), polled by
- *     libuv on Node's own loop; each received frame (not ones this host sent) calls back on the main thread.
+ *     libuv on Node's own loop; received frames (not ones this host sent) call back on the main thread, once per
+ *     wake-up. 'gone': the interface was deleted (the socket is unbound for good): the caller opens a new watch.
+ *     'down': the interface went down (the watch goes on and sees frames once it is up again).
+ *   announceWatchState(handle): 'up' | 'down' | 'gone', asked after 'down' (see on_readable).
  *   announceWatchClose(handle): stops and closes; idempotent.
+ *   announceWatchPoll(handle): drains the socket now and says what it held (tests use it to check nothing was left).
  *
  * Errors throw as the rest of the addon does (errno name in `code`); ENODEV when the interface does not exist.
+ *
+ * Why the poll is restarted on an error: a packet socket bound to an interface that is down, or whose interface goes
+ * down while bound, gets sk_err = ENETDOWN (net/packet/af_packet.c packet_do_bind, packet_notifier), which polls as
+ * POLLERR; libuv answers POLLERR on a uv_poll_t by stopping the handle and calling back with UV_EBADF
+ * (src/unix/poll.c uv__poll_io). The frames the socket receives once the interface is up were then never polled
+ * (seen as a missed RARP when the tap of an incoming VM came up just after the watch opened). Reading the socket
+ * clears sk_err, so on_readable drains it and starts the poll again.
  */
 #define NAPI_VERSION 8
 #ifndef _GNU_SOURCE
@@ -29,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -40,6 +52,8 @@ typedef struct {
   napi_ref callback;
   napi_async_context async;
   int fd;
+  /* the interface the socket was bound to */
+  int ifindex;
   bool closed;
 } watch_t;
 
@@ -73,7 +87,19 @@ static void stop(watch_t *w) {
   uv_close((uv_handle_t *)&w->poll, on_closed);
 }
 
-/* Drain what is queued; returns the kind of the last announcement among it, or NULL. */
+/* What a frame is: "rarp", "garp" (an ARP whose sender and target protocol addresses are equal), or NULL. */
+static const char *classify(const unsigned char *b, ssize_t n) {
+  if (n < 14) return NULL;
+  unsigned type = (b[12] << 8) | b[13];
+  if (type == ETH_P_RARP_) return "rarp";
+  if (type == ETH_P_ARP && n >= 42 && memcmp(b + 28, b + 38, 4) == 0) return "garp";
+  return NULL;
+}
+
+/*
+ * Drain what is queued (at most 64 frames: uv_poll is level-triggered, so more wake it again); returns the kind of
+ * the last announcement among it, or NULL. A pending socket error (ENETDOWN) is consumed by recvfrom on the way.
+ */
 static const char *drain(watch_t *w) {
   const char *kind = NULL;
   unsigned char buf[64];
@@ -81,11 +107,24 @@ static const char *drain(watch_t *w) {
     struct sockaddr_ll from;
     socklen_t flen = sizeof from;
     ssize_t n = recvfrom(w->fd, buf, sizeof buf, MSG_DONTWAIT | MSG_TRUNC, (struct sockaddr *)&from, &flen);
-    if (n < 0) break;
-    if (from.sll_pkttype == PACKET_OUTGOING || n < 14) continue;
-    kind = ((buf[12] << 8) | buf[13]) == ETH_P_RARP_ ? "rarp" : "garp";
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      continue; /* the error (ENETDOWN) is cleared by reading it: frames may still be queued behind it */
+    }
+    if (from.sll_pkttype == PACKET_OUTGOING) continue;
+    /* The filter lets only announcements in; checked again here, it costs nothing and guards the filter. */
+    const char *k = classify(buf, n < (ssize_t)sizeof buf ? n : (ssize_t)sizeof buf);
+    if (k != NULL) kind = k;
   }
   return kind;
+}
+
+/* Is the socket still bound to its interface? After the interface is deleted the kernel unbinds it (ifindex -1). */
+static bool still_bound(watch_t *w) {
+  struct sockaddr_ll sll;
+  socklen_t len = sizeof sll;
+  if (getsockname(w->fd, (struct sockaddr *)&sll, &len) != 0) return false;
+  return sll.sll_ifindex == w->ifindex;
 }
 
 static void on_readable(uv_poll_t *p, int status, int events) {
@@ -93,7 +132,16 @@ static void on_readable(uv_poll_t *p, int status, int events) {
   if (w->closed) return;
   /* One callback per wake-up is enough (the state machine needs one sighting). */
   const char *kind = drain(w);
-  if (status < 0 || kind == NULL) return;
+  if (status < 0) {
+    /*
+     * POLLERR: libuv stopped the handle (see the header). Start it again, unless the interface is gone. 'down' when
+     * nothing else was read: the kernel tells a socket nothing more if its interface is deleted while down, so the
+     * caller checks announceWatchState until the interface is up again.
+     */
+    if (!still_bound(w) || uv_poll_start(&w->poll, UV_READABLE, on_readable) != 0) kind = "gone";
+    else if (kind == NULL) kind = "down";
+  }
+  if (kind == NULL) return;
   napi_env env = w->env;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
@@ -138,7 +186,11 @@ static napi_value AnnounceWatch(napi_env env, napi_callback_info info) {
     throw_sys(env, "if_nametoindex", "no such interface", errno ? errno : ENODEV);
     return NULL;
   }
-  int fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, htons(ETH_P_ALL));
+  /*
+   * Protocol 0: a packet socket created with a protocol starts receiving from every interface at once, before the
+   * filter below is attached; with 0 it receives nothing until bind() names the protocol and the interface.
+   */
+  int fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     throw_sys(env, "socket", "cannot open a packet socket", errno);
     return NULL;
@@ -187,24 +239,23 @@ static napi_value AnnounceWatch(napi_env env, napi_callback_info info) {
   w->poll.data = w;
   w->env = env;
   w->fd = fd;
+  w->ifindex = (int)idx;
   napi_value name, handle;
   napi_create_string_utf8(env, "skein:announceWatch", NAPI_AUTO_LENGTH, &name);
   napi_create_reference(env, argv[1], 1, &w->callback);
   napi_async_init(env, NULL, name, &w->async);
   int rc = uv_poll_start(&w->poll, UV_READABLE, on_readable);
   if (rc != 0) {
-    /* announceWatchPoll still works: the caller polls. */
-    fprintf(stderr, "skein_native: uv_poll_start: %s\n", uv_strerror(rc));
+    stop(w);
+    throw_sys(env, "uv_poll_start", "cannot poll the packet socket", -rc);
+    return NULL;
   }
   napi_create_object(env, &handle);
   napi_wrap(env, handle, w, finalize, NULL, NULL);
   return handle;
 }
 
-/*
- * announceWatchPoll(handle): 'rarp' | 'garp' | null — drains the socket now, without waiting for the loop's poll.
- * A safety net the caller runs on a timer while it watches: a sighting is never left queued.
- */
+/* announceWatchPoll(handle): 'rarp' | 'garp' | null — drains the socket now, without waiting for the loop's poll. */
 static napi_value AnnounceWatchPoll(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], out;
@@ -214,6 +265,26 @@ static napi_value AnnounceWatchPoll(napi_env env, napi_callback_info info) {
   if (argc < 1 || napi_unwrap(env, argv[0], &data) != napi_ok || data == NULL || ((watch_t *)data)->closed) return out;
   const char *kind = drain((watch_t *)data);
   if (kind != NULL) napi_create_string_utf8(env, kind, NAPI_AUTO_LENGTH, &out);
+  return out;
+}
+
+/* announceWatchState(handle): 'up' | 'down' | 'gone' — the watched interface now ('gone': deleted, watch anew). */
+static napi_value AnnounceWatchState(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out;
+  void *data = NULL;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  const char *state = "gone";
+  watch_t *w = NULL;
+  if (argc >= 1 && napi_unwrap(env, argv[0], &data) == napi_ok && data != NULL && !((watch_t *)data)->closed) w = data;
+  char name[IF_NAMESIZE];
+  if (w != NULL && still_bound(w) && if_indextoname((unsigned)w->ifindex, name) != NULL) {
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    memcpy(ifr.ifr_name, name, sizeof name);
+    state = ioctl(w->fd, SIOCGIFFLAGS, &ifr) != 0 ? "gone" : (ifr.ifr_flags & IFF_UP) ? "up" : "down";
+  }
+  napi_create_string_utf8(env, state, NAPI_AUTO_LENGTH, &out);
   return out;
 }
 
@@ -232,6 +303,7 @@ void skein_register_announce_watch(napi_env env, napi_value exports) {
       {"announceWatch", NULL, AnnounceWatch, NULL, NULL, NULL, napi_enumerable, NULL},
       {"announceWatchClose", NULL, AnnounceWatchClose, NULL, NULL, NULL, napi_enumerable, NULL},
       {"announceWatchPoll", NULL, AnnounceWatchPoll, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"announceWatchState", NULL, AnnounceWatchState, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns);
 }

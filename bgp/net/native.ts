@@ -23,9 +23,13 @@ export interface NativeAddon {
   attachMinTtlFilter(fd: number, minTtl: number): void;
   /**
    * Watch an interface for a live-migrated VM's RARP or gratuitous ARP (bgp/native/announce_watch.c); the callback
-   * runs on the main thread per wake-up. Throws with code ENODEV when the interface does not exist.
+   * runs on the main thread per wake-up; 'gone' when the interface was deleted (open a new watch), 'down' when it
+   * went down (the watch goes on; ask announceWatchState until it is up). Throws with code ENODEV when the
+   * interface does not exist.
    */
-  announceWatch(ifname: string, callback: (kind: 'rarp' | 'garp') => void): object;
+  announceWatch(ifname: string, callback: (kind: 'rarp' | 'garp' | 'gone' | 'down') => void): object;
+  /** The watched interface now: up, down, or gone (deleted: open a new watch). */
+  announceWatchState(handle: object): 'up' | 'down' | 'gone';
   /** Stop a watch (idempotent). */
   announceWatchClose(handle: object): void;
   /** Drain a watch now: the kind of announcement queued, or null. */

@@ -13,6 +13,7 @@
 // operator can ask why a route went out or not.
 import type { AsPathSegment, PathAttributes, Prefix4, Prefix6 } from '../wire/types.js';
 import { SegmentType } from '../wire/constants.js';
+import { DEFAULT_LOCAL_PREF } from './decision.js';
 import { mask4, parseIpv4, parseIpv6, prefix4Addr, prefix4Len, prefix6Bytes, prefix6Len } from '../wire/prefix.js';
 
 export type RuleAction = 'accept' | 'reject' | 'modify';
@@ -53,6 +54,8 @@ export interface Rule {
   readonly asPathPrefix?: readonly number[];
   /** only routes with exactly this LOCAL_PREF (a BGPFilter priority, converted) */
   readonly localPref?: number;
+  /** only routes whose LOCAL_PREF (100 when absent, as BIRD attaches it) is above this */
+  readonly localPrefAbove?: number;
   readonly operations?: readonly RuleOperation[];
 }
 
@@ -225,6 +228,7 @@ function matches(r: Rule, c: Compiled, route: RouteFacts, attrs: PathAttributes)
     for (let i = 0; i < r.asPathPrefix.length; i++) if (have[i] !== r.asPathPrefix[i]) return false;
   }
   if (r.localPref !== undefined && attrs.localPref !== r.localPref) return false;
+  if (r.localPrefAbove !== undefined && (attrs.localPref ?? DEFAULT_LOCAL_PREF) <= r.localPrefAbove) return false;
   return true;
 }
 

@@ -35,7 +35,7 @@
 //   AutomaticStart.
 import { CeaseSubcode, ErrorCode, FsmSubcode } from '../wire/constants.js';
 import type { BgpError } from '../wire/errors.js';
-import type { Capability, Message, NotificationMessage, OpenMessage } from '../wire/types.js';
+import type { Capability, Message, NotificationMessage, OpenMessage, UpdateMessage } from '../wire/types.js';
 import { myAsField, negotiate, validateOpen } from './negotiate.js';
 import type { NegotiatedSession } from './negotiate.js';
 
@@ -93,8 +93,8 @@ export type FsmEvent =
   | { readonly type: 'Notification'; readonly message: NotificationMessage }
   /** Event 26 KeepAliveMsg */
   | { readonly type: 'Keepalive' }
-  /** Event 27 UpdateMsg (the driver hands the UPDATE to the RIB when the machine says 'update') */
-  | { readonly type: 'Update' }
+  /** Event 27 UpdateMsg; the message travels with the event and comes back in the 'update' action */
+  | { readonly type: 'Update'; readonly message: UpdateMessage }
   /** Event 28 UpdateMsgErr (an UPDATE error whose RFC 7606 action is session-reset) */
   | { readonly type: 'UpdateError'; readonly error: BgpError }
   /** RFC 2918 §4 / RFC 7313 ROUTE-REFRESH received (not an RFC 4271 event) */
@@ -127,8 +127,8 @@ export type FsmAction =
   | { readonly type: 'clearTimer'; readonly timer: TimerName }
   | { readonly type: 'stateChange'; readonly from: State; readonly to: State }
   | { readonly type: 'established'; readonly session: NegotiatedSession }
-  /** the peer's UPDATE is to be applied (Established only) */
-  | { readonly type: 'update' }
+  /** the peer's UPDATE (the one of the Update event) is to be applied (Established only) */
+  | { readonly type: 'update'; readonly message: UpdateMessage }
   /** answer a ROUTE-REFRESH for a negotiated family */
   | { readonly type: 'routeRefresh'; readonly afi: number; readonly safi: number; readonly subtype: number }
   /**
@@ -502,9 +502,9 @@ const OPEN_CONFIRM: Row = {
 const ESTABLISHED: Row = {
   ...OPEN_CONFIRM,
   Keepalive: (m) => m.armHold(),
-  Update: (m) => {
+  Update: (m, e) => {
     m.armHold();
-    m.act({ type: 'update' });
+    m.act({ type: 'update', message: e.message });
   },
   UpdateError: (m, e) => {
     m.connectRetryCounter++;

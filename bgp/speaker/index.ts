@@ -1,6 +1,7 @@
 // The BGP speaker: sockets, timers and the glue between the session FSM and
 // the RIB core. What the daemon uses to run BGP.
-export { Speaker, notificationText, parsePrefixText, prefixText } from './speaker.js';
+export { Speaker } from './speaker.js';
+export { notificationText, parsePrefixText, prefixText } from './text.js';
 export { STALL_MS } from './stall.js';
 export { LogRateLimit } from './rate-limit.js';
 export type { StallEvent } from './stall.js';

@@ -1,6 +1,7 @@
-// Long-lived graceful restart (RFC 9494), the receiving ("helper") side's bookkeeping for one peer, and the JSON the
-// operator sees of a peer's graceful restart state. The protocol steps themselves run in the Speaker (session down,
-// timers, End-of-RIB) and in the RIB core (RibCore.enterLongLivedStale: LLGR_STALE, NO_LLGR, depreference).
+// Long-lived graceful restart (RFC 9494) for one peer: the per-family long-lived clocks, the stale times a session
+// leaves us to honour, and the JSON the operator sees of a peer's graceful restart state. The protocol steps run in
+// the per-peer machine (graceful-restart.ts) and in the RIB core (RibCore.enterLongLivedStale: LLGR_STALE, NO_LLGR,
+// depreference). Time comes from an injected TimerClock (timers.ts).
 //
 // Phases of one family of a peer's routes after its session went down gracefully:
 //   restart     RFC 4724 §4.2: kept as they were, for the peer's restart time
@@ -11,33 +12,39 @@
 import type { NegotiatedSession } from '../session/negotiate.js';
 import { familyNameOf } from './config.js';
 import type { FamilyName } from './config.js';
+import { wallClock } from './timers.js';
+import type { Timer, TimerClock } from './timers.js';
 
 /** setTimeout holds at most 2^31-1 ms (about 24.8 days); a long-lived stale time can be 2^24-1 s (about 194 days). */
 const MAX_TIMER_MS = 0x7fffffff;
 
 /** One timer of any length: re-armed in steps the platform accepts. */
 class LongTimer {
-  private handle: NodeJS.Timeout | null = null;
+  private handle: Timer | null = null;
   constructor(
     readonly deadline: number,
     private readonly fire: () => void,
+    private readonly clock: TimerClock,
   ) {
     this.arm();
   }
 
   /** Always asynchronous, so fire() never runs before the constructor has returned. */
   private arm(): void {
-    this.handle = setTimeout(() => {
-      if (Date.now() >= this.deadline) {
-        this.handle = null;
-        this.fire();
-      } else this.arm();
-    }, Math.min(Math.max(0, this.deadline - Date.now()), MAX_TIMER_MS));
-    this.handle.unref?.();
+    this.handle = this.clock.setTimer(
+      Math.min(Math.max(0, this.deadline - this.clock.now()), MAX_TIMER_MS),
+      () => {
+        if (this.clock.now() >= this.deadline) {
+          this.handle = null;
+          this.fire();
+        } else this.arm();
+      },
+      { unref: true },
+    );
   }
 
   cancel(): void {
-    if (this.handle) clearTimeout(this.handle);
+    this.handle?.cancel();
     this.handle = null;
   }
 }
@@ -51,6 +58,8 @@ export class LongLivedState {
   /** the last session that reached Established (for the operator: what the peer announced) */
   session: NegotiatedSession | null = null;
 
+  constructor(private readonly clock: TimerClock = wallClock) {}
+
   has(family: number): boolean {
     return this.active.has(family);
   }
@@ -58,11 +67,11 @@ export class LongLivedState {
   /** Start a family's long-lived clock; onExpire runs once when it ends (not after stop()). */
   start(family: number, seconds: number, onExpire: () => void): void {
     this.stop(family);
-    const t = new LongTimer(Date.now() + seconds * 1000, () => {
+    const t = new LongTimer(this.clock.now() + seconds * 1000, () => {
       if (this.active.get(family) !== t) return;
       this.active.delete(family);
       onExpire();
-    });
+    }, this.clock);
     this.active.set(family, t);
   }
 
@@ -78,7 +87,7 @@ export class LongLivedState {
 
   /** families in the long-lived phase with the seconds left, for the peer JSON */
   json(): { family: FamilyName; secondsLeft: number }[] {
-    return [...this.active].sort(([a], [b]) => a - b).map(([f, t]) => ({ family: familyNameOf(f), secondsLeft: secondsLeft(t.deadline) }));
+    return [...this.active].sort(([a], [b]) => a - b).map(([f, t]) => ({ family: familyNameOf(f), secondsLeft: secondsLeft(t.deadline, this.clock.now()) }));
   }
 }
 
@@ -95,8 +104,8 @@ export function longLivedTimes(s: NegotiatedSession | null, offered: boolean): M
 }
 
 /** Whole seconds from now to a Date.now() deadline, never negative. */
-export function secondsLeft(deadline: number): number {
-  return Math.max(0, Math.ceil((deadline - Date.now()) / 1000));
+export function secondsLeft(deadline: number, now = Date.now()): number {
+  return Math.max(0, Math.ceil((deadline - now) / 1000));
 }
 
 /** The graceful restart part of a peer's JSON (`skeinctl peers --json`, field "gracefulRestart"). */

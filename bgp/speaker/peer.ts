@@ -6,9 +6,9 @@ import type { NegotiatedSession } from '../session/negotiate.js';
 import type { SessionFsm, State } from '../session/fsm.js';
 import { Framer } from '../wire/framer.js';
 import { DEFAULT_CONTEXT } from '../wire/types.js';
-import type { CodecContext, UpdateMessage } from '../wire/types.js';
+import type { CodecContext } from '../wire/types.js';
 import type { PeerOptions } from './config.js';
-import { LongLivedState } from './llgr.js';
+import type { GracefulRestart } from './graceful-restart.js';
 import type { MessageTypeName, PeerCounters } from './types.js';
 
 const emptyTypes = (): Record<MessageTypeName, number> => ({ OPEN: 0, UPDATE: 0, NOTIFICATION: 0, KEEPALIVE: 0, 'ROUTE-REFRESH': 0 });
@@ -34,8 +34,6 @@ export class Connection {
   dial: AbortController | null = null;
   /** taken out of its peer: its events and actions are ignored from now on */
   dead = false;
-  /** the UPDATE being handed to the FSM, for its 'update' action */
-  pending: UpdateMessage | null = null;
   /** the core knows this connection's session (peerUp was called for it) */
   inRib = false;
   /** SendHold timer believed running (we reported pending bytes) */
@@ -64,18 +62,6 @@ export class Peer {
   readonly prefixWarned = new Set<number>();
   /** maximum prefixes exceeded: refuse the peer until this time (Date.now() ms; Infinity for good) */
   heldUntil = 0;
-  /**
-   * RFC 4724 §4.2, we are the receiving speaker: families whose routes from this peer are kept, marked stale,
-   * after its session went down gracefully; emptied as End-of-RIB arrives or a timer sweeps them.
-   */
-  readonly stale = new Set<number>();
-  /** the restart timer (session down) or the stale-path timer (session back, End-of-RIB awaited) */
-  grTimer: NodeJS.Timeout | null = null;
-  /** when grTimer fires (Date.now() ms), and which of the two it is */
-  grDeadline = 0;
-  grPhase: 'restart' | 'stale-path' = 'restart';
-  /** RFC 9494: long-lived stale times and the families in the long-lived phase */
-  readonly llgr = new LongLivedState();
   /** families of the current session whose End-of-RIB the peer has not sent yet */
   readonly eorPending = new Set<number>();
   constructor(
@@ -83,8 +69,15 @@ export class Peer {
     readonly address: string,
     public coreId: number,
     fsm: SessionFsm,
+    /** RFC 4724 / RFC 9494 helper side for this peer's routes */
+    readonly gr: GracefulRestart,
   ) {
     this.primary = new Connection(fsm, false);
     this.conns.push(this.primary);
   }
+}
+
+/** The connection whose session the RIB core knows (peerUp was called for it), if any. */
+export function ribConn(p: Peer): Connection | null {
+  return p.conns.find((c) => c.inRib && !c.dead) ?? null;
 }

@@ -23,41 +23,40 @@
 //   done once per turn of the event loop (setImmediate), so an UPDATE burst
 //   costs one export pass per prefix, not one write per UPDATE.
 import { EventEmitter } from 'node:events';
-import net from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { connectWithOptions, fdOf, setListenerMd5, setTtl, setTtlSecurity } from '../net/index.js';
 import { RibCore } from '../rib/core.js';
 import { NextHopTable } from '../rib/next-hop.js';
 import type { Reachability } from '../rib/next-hop.js';
-import type { BestChange, OutBatch, PeerConfig, PrefixKey } from '../rib/core.js';
+import type { BestChange, PeerConfig, PrefixKey } from '../rib/core.js';
 import { buildCapabilities, collisionWinner } from '../session/negotiate.js';
 import type { NegotiatedSession } from '../session/negotiate.js';
 import { SessionFsm } from '../session/fsm.js';
 import type { FsmAction, FsmEvent, State } from '../session/fsm.js';
-import { CeaseSubcode, ErrorCode, IPV4_UNICAST, IPV6_UNICAST, MessageType, familyKey } from '../wire/constants.js';
-import { BgpError } from '../wire/errors.js';
-import { Framer } from '../wire/framer.js';
-import { decodeMessage, encodeMessage } from '../wire/message.js';
-import { encodeNotification, errorCodeName, errorSubcodeName } from '../wire/notification.js';
-import { isIpv4, parseIpv4, parsePrefix4, parsePrefix6, prefix4ToString } from '../wire/prefix.js';
-import { encodeRouteRefresh } from '../wire/route-refresh.js';
+import { CeaseSubcode, IPV4_UNICAST, IPV6_UNICAST, familyKey } from '../wire/constants.js';
+import { isIpv4, parseIpv4 } from '../wire/prefix.js';
 import { DEFAULT_CONTEXT } from '../wire/types.js';
-import type { Capability, CodecContext, Message, NotificationMessage, PathAttributes, PrefixList } from '../wire/types.js';
-import { endOfRib, isEndOfRib, packUpdates, packWithdrawals } from '../wire/update.js';
+import type { Capability, Message, PathAttributes } from '../wire/types.js';
+import { isEndOfRib } from '../wire/update.js';
 import { FAMILY_KEYS, familyNameOf, normalizeAddress, sessionKey } from './config.js';
 import type { PeerOptions, SpeakerOptions } from './config.js';
 import { pathJson } from './json.js';
 import type { LocalRestartJson, PeerJson, RouteJson } from './json.js';
-import { longLivedTimes, peerGrJson, secondsLeft } from './llgr.js';
+import { DEFAULT_STALE_PATH_TIME_S, GracefulRestart } from './graceful-restart.js';
+import { peerGrJson, secondsLeft } from './llgr.js';
 import type { GracefulRestartJson } from './llgr.js';
-import { Connection, Peer } from './peer.js';
+import { Peer, ribConn } from './peer.js';
+import type { Connection } from './peer.js';
+import { Sender } from './sender.js';
+import { Connections } from './connection.js';
+import { Listener, listenHosts } from './listener.js';
+import { notificationText, parsePrefixText, prefixText } from './text.js';
 import { StallWatch } from './stall.js';
 import { LogRateLimit } from './rate-limit.js';
 import type { StallEvent } from './stall.js';
 import type { BestEvent, EndOfRibEvent, PeerInfo, PeerStateEvent, StaleEvent, StopOptions } from './types.js';
 
-/** most batches one pump takes before yielding to other peers and to received data */
-const BATCHES_PER_TURN = 64;
+/** How long one turn may spend handing out best-path changes (RibCore.drainBestChanges). */
+const BEST_DRAIN_MS = 10;
 /**
  * Received UPDATE octets after which the peers are pumped without waiting for
  * the end of the event-loop turn. One turn can read megabytes from a fast
@@ -67,30 +66,11 @@ const BATCHES_PER_TURN = 64;
  * all received. ~50k IPv4 prefixes.
  */
 const PUMP_EVERY_OCTETS = 256 * 1024;
-/** a closing socket that does not finish flushing in this time is destroyed */
-const CLOSE_GRACE_MS = 2000;
-/** dial attempts give up after this long; the FSM's ConnectRetryTimer decides when to try again */
-const DIAL_TIMEOUT_MS = 10_000;
 
 /** RFC 4724 §3 suggests the restart time; BIRD and FRR use 120 s, as does Calico. */
 const DEFAULT_RESTART_TIME_S = 120;
-/** Cease subcodes that end graceful restart even with the N bit (RFC 8538 §3 and §5). */
-const HARD_CEASE = new Set<number>([
-  CeaseSubcode.MaximumPrefixesReached,
-  CeaseSubcode.AdministrativeShutdown,
-  CeaseSubcode.PeerDeconfigured,
-  CeaseSubcode.HardReset,
-]);
 /** FRR's select-defer-time: the longest a restarted speaker holds its UPDATEs back waiting for End-of-RIB. */
 const DEFAULT_SELECTION_DEFERRAL_S = 360;
-/** BIRD's and FRR's default stale-path time. */
-const DEFAULT_STALE_PATH_TIME_S = 360;
-
-/** NOTIFICATION as text for `info` and logs (RFC 9003 text included). */
-export function notificationText(n: NotificationMessage): string {
-  const base = `${errorCodeName(n.code)} / ${errorSubcodeName(n.code, n.subcode)} (${n.code}/${n.subcode})`;
-  return n.message !== undefined ? `${base}: "${n.message}"` : base;
-}
 
 const clock = { now: (): number => performance.now() };
 
@@ -110,13 +90,15 @@ export class Speaker extends EventEmitter {
   readonly routerId: number;
   private readonly peers = new Map<string, Peer>();
   /** one listener per listen address (bindMode NodeIP on a dual-stack node: both node addresses) */
-  private servers: net.Server[] = [];
+  private readonly listener = new Listener((level, msg, peer) => this.log(level, msg, peer));
+  /** sockets: accept, dial, attach, close, receive */
+  private readonly conns: Connections;
   private running = false;
   private flushScheduled = false;
   /** UPDATE octets received since the peers were last pumped (see PUMP_EVERY_OCTETS) */
   private receivedSincePump = 0;
   private readonly opts: SpeakerOptions;
-  private readonly batchPrefixes: number;
+  private readonly sender: Sender;
   /** RFC 4724 §4.1: the R bit goes into our OPENs until restartComplete() */
   private restarting: boolean;
   /**
@@ -127,7 +109,7 @@ export class Speaker extends EventEmitter {
   private deferring: boolean;
   private deferTimer: NodeJS.Timeout | null = null;
   /** log lines a remote party can cause, limited per (source, kind); suppressedByKind feeds /metrics */
-  readonly remoteLog = new LogRateLimit();
+  readonly remoteLog: LogRateLimit;
   /** process stalls seen through late timers (stall.ts) */
   private readonly stalls = new StallWatch((ms) => {
     this.log('warn', `this process stalled for ${Math.round(ms)} ms (timers ran late): no peer is blamed for it; hold timers that fell due meanwhile were extended`);
@@ -137,11 +119,11 @@ export class Speaker extends EventEmitter {
   constructor(opts: SpeakerOptions) {
     super();
     this.opts = opts;
+    this.remoteLog = opts.remoteLog ?? new LogRateLimit();
     this.restarting = opts.restarting ?? false;
     this.deferring = this.restarting && (opts.gracefulRestart ?? true);
     this.localAsn = opts.localAsn;
     this.routerId = parseIpv4(opts.routerId) >>> 0;
-    this.batchPrefixes = opts.batchPrefixes ?? 2048;
     this.rib = new RibCore({
       localAs: opts.localAsn,
       routerId: this.routerId,
@@ -151,6 +133,36 @@ export class Speaker extends EventEmitter {
         this.log('error', `${e.which} policy failed for ${prefixText(e.prefix)}: ${String(e.error)}; route rejected`, e.peer.address),
       ...(opts.routeInterface !== undefined ? { routeInterface: opts.routeInterface } : {}),
       ...(opts.keepRefused !== undefined ? { keepRefused: opts.keepRefused } : {}),
+      // a whole-table walk (peer down, sweep, refresh) ran a slice on a later turn: hand out what it changed
+      onWork: () => this.scheduleFlush(),
+    });
+    this.sender = new Sender(
+      {
+        rib: this.rib,
+        deferring: () => this.deferring,
+        log: (level, msg, peer) => this.log(level, msg, peer),
+        remoteLog: this.remoteLog,
+        run: (p, c, actions) => this.run(p, c, actions, false),
+      },
+      opts.batchPrefixes ?? 2048,
+    );
+    this.conns = new Connections({
+      peer: (address) => this.peers.get(address),
+      isRunning: () => this.running,
+      newFsm: (o) => this.newFsm(o),
+      feed: (p, c, e) => this.feed(p, c, e),
+      onMessage: (p, c, msg) => this.handleMessage(p, c, msg),
+      countReceived: (octets) => {
+        this.receivedSincePump += octets;
+      },
+      receiveDone: () => {
+        if (this.receivedSincePump >= PUMP_EVERY_OCTETS) this.pumpAll();
+        this.scheduleFlush();
+      },
+      listenHosts: () => listenHosts(this.opts.listenAddress),
+      log: (level, msg, peer) => this.log(level, msg, peer),
+      remoteLog: this.remoteLog,
+      sender: this.sender,
     });
     this.rib.setNextHopCheck((nh) => this.nextHops.check(nh));
     // Best-path changes are recorded only while someone listens for them (see RibCore.setBestTracking).
@@ -170,26 +182,7 @@ export class Speaker extends EventEmitter {
   async start(): Promise<void> {
     if (this.running) return;
     if (this.opts.listenAddress !== null) {
-      const hosts = this.listenHosts();
-      for (const host of hosts) {
-        const server = net.createServer({ noDelay: true, pauseOnConnect: false }, (s) => this.accept(s));
-        server.on('error', (e) => this.log('error', `listener: ${e.message}`));
-        try {
-          await new Promise<void>((resolve, reject) => {
-            server.once('error', reject);
-            // With several addresses they all take the port of the first (listenPort 0: whatever it got).
-            server.listen({ host, port: this.servers.length > 0 ? this.port : this.opts.listenPort ?? 179 }, () => {
-              server.off('error', reject);
-              resolve();
-            });
-          });
-        } catch (e) {
-          for (const x of this.servers) x.close();
-          this.servers = [];
-          throw e;
-        }
-        this.servers.push(server);
-      }
+      await this.listener.listen(listenHosts(this.opts.listenAddress), this.opts.listenPort ?? 179, (s) => this.conns.accept(s));
       for (const p of this.peers.values()) {
         this.applyListenerMd5(p, p.opts.md5Key ?? null);
         this.applyListenerTtl(p.opts);
@@ -207,8 +200,7 @@ export class Speaker extends EventEmitter {
 
   /** The port actually listened on (useful with listenPort 0). */
   get port(): number {
-    const a = this.servers[0]?.address();
-    return a && typeof a === 'object' ? a.port : 0;
+    return this.listener.port;
   }
 
   /**
@@ -220,12 +212,9 @@ export class Speaker extends EventEmitter {
     this.running = false;
     if (this.deferTimer) clearTimeout(this.deferTimer);
     this.deferTimer = null;
-    for (const p of this.peers.values()) this.clearGrTimer(p);
-    for (const p of this.peers.values()) p.llgr.clear();
+    for (const p of this.peers.values()) p.gr.stopTimers();
     for (const p of this.peers.values()) this.shutPeer(p, o);
-    const servers = this.servers;
-    this.servers = [];
-    await Promise.all(servers.map((server) => new Promise<void>((r) => server.close(() => r()))));
+    await this.listener.close();
   }
 
   private shutPeer(p: Peer, o: StopOptions): void {
@@ -245,9 +234,22 @@ export class Speaker extends EventEmitter {
     const address = normalizeAddress(o.address);
     if (this.peers.has(address)) throw new Error(`peer ${address} is already configured`);
     const coreId = this.rib.addPeer(this.coreConfig(o, address, null));
-    const p = new Peer(o, address, coreId, this.newFsm(o));
+    const p: Peer = new Peer(o, address, coreId, this.newFsm(o), new GracefulRestart(
+      {
+        peerDown: (retainStale) => (retainStale ? this.rib.peerDown(p.coreId, { retainStale: true }) : this.rib.peerDown(p.coreId)),
+        sweepStale: (f) => this.rib.sweepStale(p.coreId, f),
+        enterLongLivedStale: (f) => this.rib.enterLongLivedStale(p.coreId, f),
+        receivedPaths: () => this.rib.peerStats(p.coreId).received,
+      },
+      {
+        stale: (e) => this.emit('stale', { peer: p.address, ...e } satisfies StaleEvent),
+        log: (msg) => this.log('info', msg, p.address),
+        changed: () => this.scheduleFlush(),
+      },
+      () => ({ enabled: this.opts.gracefulRestart ?? true, llgrOffered: this.llgrOffered(p), stalePathTime: this.opts.stalePathTime ?? DEFAULT_STALE_PATH_TIME_S }),
+    ));
     this.peers.set(address, p);
-    if (this.servers.length > 0) {
+    if (this.listener.listening) {
       this.applyListenerMd5(p, o.md5Key ?? null);
       this.applyListenerTtl(o);
     }
@@ -277,7 +279,7 @@ export class Speaker extends EventEmitter {
       p.heldUntil = 0;
       if (this.running) this.feed(p, p.primary, { type: 'ManualStart' });
     }
-    const conn = this.ribConn(p);
+    const conn = ribConn(p);
     this.rib.updatePeer(p.coreId, this.coreConfig(o, address, conn));
     const rulesOf = (x: PeerOptions, dir: 'import' | 'export'): string =>
       x.rules === undefined ? '' : JSON.stringify(dir === 'import' ? [x.rules.import4, x.rules.import6] : [x.rules.export4, x.rules.export6]);
@@ -290,7 +292,7 @@ export class Speaker extends EventEmitter {
     if (importChanged) {
       const s = conn.session;
       if (s?.routeRefresh) {
-        for (const f of s.families) this.send(p, conn, { type: 'ROUTE-REFRESH', afi: f >> 8, safi: f & 0xff, subtype: 0 });
+        for (const f of s.families) this.sender.send(p, conn, { type: 'ROUTE-REFRESH', afi: f >> 8, safi: f & 0xff, subtype: 0 });
       } else if (this.rib.keepsReceived(p.coreId)) {
         this.rib.reimport(p.coreId);
         this.scheduleFlush();
@@ -298,7 +300,7 @@ export class Speaker extends EventEmitter {
         this.feed(p, conn, { type: 'AutomaticStop', subcode: CeaseSubcode.OtherConfigurationChange, reason: 'import policy changed; the peer cannot refresh' });
       }
     }
-    this.schedulePump(p);
+    this.sender.schedulePump(p);
   }
 
   /** Remove a peer: Cease / Peer De-configured (RFC 4486 subcode 3); its routes leave the Loc-RIB. */
@@ -310,14 +312,13 @@ export class Speaker extends EventEmitter {
 
   private dropPeer(p: Peer, subcode: number, reason: string): void {
     p.removed = true;
-    this.clearGrTimer(p);
-    p.llgr.clear();
+    p.gr.dispose();
     for (const c of [...p.conns]) this.feed(p, c, { type: 'AutomaticStop', subcode, reason });
     for (const c of [...p.conns]) this.discard(p, c);
     if (p.timer) clearTimeout(p.timer);
     p.timer = null;
     this.rib.removePeer(p.coreId);
-    if (this.servers.length > 0 && p.opts.md5Key !== undefined) this.applyListenerMd5(p, null);
+    if (this.listener.listening && p.opts.md5Key !== undefined) this.applyListenerMd5(p, null);
     this.peers.delete(p.address);
     this.scheduleFlush();
     this.checkDeferral();
@@ -346,7 +347,7 @@ export class Speaker extends EventEmitter {
       writeBuffered,
       writeBlocked,
       endOfRibPending: p.state === 'Established' ? [...p.eorPending] : [],
-      gracefulRestart: this.ribConn(p)?.session?.gracefulRestart != null,
+      gracefulRestart: ribConn(p)?.session?.gracefulRestart != null,
     };
   }
 
@@ -358,7 +359,7 @@ export class Speaker extends EventEmitter {
   sessionDetails(address: string): Record<string, unknown> | null {
     const p = this.peers.get(normalizeAddress(address));
     if (!p) return null;
-    const c = this.ribConn(p) ?? p.primary;
+    const c = ribConn(p) ?? p.primary;
     const out: Record<string, unknown> = {
       configuredHoldTime: p.opts.holdTime ?? this.opts.holdTime ?? 90,
       configuredKeepaliveTime: p.opts.keepaliveTime ?? this.opts.keepaliveTime ?? null,
@@ -416,7 +417,7 @@ export class Speaker extends EventEmitter {
     const out: PeerJson[] = [];
     for (const p of this.peers.values()) {
       const stats = this.rib.peerStats(p.coreId);
-      const conn = this.ribConn(p);
+      const conn = ribConn(p);
       const fams = conn?.session ? conn.session.families.filter((f) => f === IPV4_UNICAST || f === IPV6_UNICAST).map(familyNameOf) : this.families(p.opts).map(familyNameOf);
       out.push({
         address: p.address,
@@ -450,20 +451,11 @@ export class Speaker extends EventEmitter {
     const s = conn?.session ?? null;
     const received = s && p.state === 'Established' ? s.families.filter((f) => !p.eorPending.has(f)) : [];
     const pending = s && p.state === 'Established' ? s.families.filter((f) => p.eorPending.has(f)) : [];
-    const grFamilies = [...p.stale].filter((f) => !p.llgr.has(f));
     return {
       local: { enabled, restartTime: Math.min(p.opts.restartTime ?? DEFAULT_RESTART_TIME_S, 4095), longLivedStaleTime: enabled && llst > 0 ? llst : null },
-      peer: peerGrJson(s ?? p.llgr.session),
-      helper:
-        p.stale.size === 0
-          ? null
-          : {
-              phase: grFamilies.length === 0 ? 'long-lived' : p.grPhase,
-              families: [...p.stale].sort((a, b) => a - b).map(familyNameOf),
-              secondsLeft: grFamilies.length > 0 && p.grTimer ? secondsLeft(p.grDeadline) : null,
-              staleRoutes: this.rib.staleCount(p.coreId),
-            },
-      longLived: p.llgr.json(),
+      peer: peerGrJson(s ?? p.gr.llgr.session),
+      helper: p.gr.helperJson(() => this.rib.staleCount(p.coreId)),
+      longLived: p.gr.llgr.json(),
       endOfRib: { received: received.map(familyNameOf), pending: pending.map(familyNameOf) },
     };
   }
@@ -473,7 +465,7 @@ export class Speaker extends EventEmitter {
     const waitingFor: string[] = [];
     if (this.deferring) {
       for (const p of this.peers.values()) {
-        const gr = this.ribConn(p)?.session?.gracefulRestart;
+        const gr = ribConn(p)?.session?.gracefulRestart;
         if (p.state !== 'Established' || (gr && !gr.restarting && p.eorPending.size > 0)) waitingFor.push(p.address);
       }
     }
@@ -518,137 +510,6 @@ export class Speaker extends EventEmitter {
     return p ? this.rib.policyRejections(p.coreId) : null;
   }
 
-  // ------------------------------------------------------------------ inbound connections
-
-  private accept(s: net.Socket): void {
-    s.on('error', () => {}); // errors on a refused socket are of no interest; accepted ones get their own handler
-    const address = normalizeAddress(s.remoteAddress ?? '');
-    const p = this.peers.get(address);
-    if (p && p.heldUntil > Date.now()) {
-      this.reject(s, `connection from ${address}, held down after exceeding its maximum prefixes`);
-      return;
-    }
-    if (!p || !this.running || p.removed) {
-      this.reject(s, `connection from unconfigured address ${address}`);
-      return;
-    }
-    s.setNoDelay(true);
-    if (p.opts.ttlSecurity !== undefined) {
-      try {
-        setTtlSecurity(fdOf(s), p.opts.ttlSecurity);
-      } catch (e) {
-        this.log('warn', `GTSM on accepted connection: ${(e as Error).message}`, p.address);
-      }
-    }
-    const primary = p.primary;
-    // The primary waits for a connection (passive, or between attempts): it is this one.
-    if (!primary.socket && !primary.dial && primary.fsm.state === 'Active') {
-      this.attach(p, primary, s);
-      this.feed(p, primary, { type: 'TcpConnected' });
-      return;
-    }
-    const live = p.conns.filter((c) => c.socket || c.dial).length;
-    if (p.conns.length >= 2 || live >= 2) {
-      this.reject(s, `third connection from ${address}`);
-      return;
-    }
-    // A second connection: its own FSM until the OPENs decide (RFC 4271 §6.8).
-    const c = new Connection(this.newFsm(p.opts), true);
-    p.conns.push(c);
-    this.attach(p, c, s);
-    this.feed(p, c, { type: 'ManualStart' });
-    this.feed(p, c, { type: 'TcpConnected' });
-  }
-
-  /** RFC 4486 §4: Cease / Connection Rejected, then close. */
-  private reject(s: net.Socket, why: string): void {
-    const suppressed = this.remoteLog.take(normalizeAddress(s.remoteAddress ?? ''), 'connection-refused');
-    if (suppressed !== null) this.log('info', `refused: ${why}${suppressed > 0 ? ` (${suppressed} similar lines suppressed)` : ''}`);
-    try {
-      s.end(encodeNotification({ code: ErrorCode.Cease, subcode: CeaseSubcode.ConnectionRejected, data: Buffer.alloc(0) }));
-    } catch {
-      /* the socket is already broken */
-    }
-    setTimeout(() => s.destroy(), CLOSE_GRACE_MS).unref();
-  }
-
-  private attach(p: Peer, c: Connection, s: net.Socket): void {
-    c.socket = s;
-    c.framer = new Framer();
-    c.ctx = DEFAULT_CONTEXT;
-    s.setNoDelay(true);
-    s.on('data', (chunk: Buffer) => {
-      if (c.socket === s && !c.dead) this.receive(p, c, chunk);
-    });
-    const gone = (why: string) => (): void => {
-      if (c.socket !== s || c.dead) return;
-      c.socket = null;
-      this.feed(p, c, { type: 'TcpFails', reason: why });
-    };
-    s.on('end', gone('closed by peer'));
-    s.on('close', gone('connection closed'));
-    s.on('error', (e: Error) => gone(e.message)());
-    s.on('drain', () => {
-      if (c.socket !== s || c.dead) return;
-      c.blocked = false;
-      this.progress(p, c);
-      this.pump(p);
-    });
-  }
-
-  // ------------------------------------------------------------------ receiving
-
-  private receive(p: Peer, c: Connection, chunk: Buffer): void {
-    let buf: Buffer | null;
-    try {
-      c.framer.push(chunk);
-    } catch (e) {
-      this.codecError(p, c, e, MessageType.UPDATE, true);
-      return;
-    }
-    for (;;) {
-      if (c.dead || c.socket === null) return;
-      try {
-        buf = c.framer.next();
-      } catch (e) {
-        this.codecError(p, c, e, 0, true);
-        return;
-      }
-      if (buf === null) break;
-      this.receivedSincePump += buf.length;
-      let msg: Message;
-      try {
-        msg = decodeMessage(buf, c.ctx);
-      } catch (e) {
-        this.codecError(p, c, e, buf[18] ?? 0, false);
-        return;
-      }
-      try {
-        this.handleMessage(p, c, msg);
-      } catch (e) {
-        // A fault of ours (or of a policy hook), not of the peer: reset this session only, keep the process.
-        this.log('error', `internal error handling ${msg.type}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`, p.address);
-        this.feed(p, c, { type: 'AutomaticStop', subcode: CeaseSubcode.OutOfResources, reason: `internal error: ${String(e)}` });
-        return;
-      }
-    }
-    if (this.receivedSincePump >= PUMP_EVERY_OCTETS) this.pumpAll();
-    this.scheduleFlush();
-  }
-
-  private codecError(p: Peer, c: Connection, e: unknown, type: number, header: boolean): void {
-    if (!(e instanceof BgpError)) {
-      this.log('error', `decoder failure: ${String(e)}`, p.address);
-      this.feed(p, c, { type: 'TcpFails', reason: `internal decoder failure: ${String(e)}` });
-      return;
-    }
-    p.info = `received malformed message: ${e.reason}`;
-    if (header || type === MessageType.KEEPALIVE || type === MessageType.ROUTE_REFRESH) this.feed(p, c, { type: 'HeaderError', error: e });
-    else if (type === MessageType.OPEN) this.feed(p, c, { type: 'OpenError', error: e });
-    else if (type === MessageType.UPDATE) this.feed(p, c, { type: 'UpdateError', error: e });
-    else this.feed(p, c, { type: 'TcpFails', reason: `undecodable NOTIFICATION: ${e.reason}` });
-  }
-
   private handleMessage(p: Peer, c: Connection, msg: Message): void {
     p.counters.messagesIn[msg.type]++;
     switch (msg.type) {
@@ -666,9 +527,7 @@ export class Speaker extends EventEmitter {
             this.log('warn', `UPDATE error handled by ${msg.errorAction}: ${(msg.errors ?? []).map((x) => x.reason).join('; ')}${suppressed > 0 ? ` (${suppressed} similar lines suppressed)` : ''}`, p.address);
           }
         }
-        c.pending = msg;
-        this.feed(p, c, { type: 'Update' });
-        c.pending = null;
+        this.feed(p, c, { type: 'Update', message: msg });
         if (p.opts.maxPrefixes && c.inRib) this.checkMaxPrefixes(p, c);
         return;
       }
@@ -832,14 +691,14 @@ export class Speaker extends EventEmitter {
     for (const a of actions) {
       switch (a.type) {
         case 'connect':
-          this.connect(p, c);
+          this.conns.connect(p, c);
           break;
         case 'close':
-          this.close(c);
+          this.conns.close(c);
           break;
         case 'send':
           if (silent && a.message.type === 'NOTIFICATION') break;
-          this.send(p, c, a.message);
+          this.sender.send(p, c, a.message);
           break;
         case 'setTimer':
         case 'clearTimer':
@@ -851,13 +710,13 @@ export class Speaker extends EventEmitter {
           this.established(p, c, a.session);
           break;
         case 'update':
-          if (c.pending && c.inRib) {
-            const eor = isEndOfRib(c.pending);
+          if (c.inRib) {
+            const eor = isEndOfRib(a.message);
             if (eor) this.endOfRib(p, eor.afi, eor.safi);
             else {
               const timed = this.opts.onUpdateApplied;
               const t0 = timed ? performance.now() : 0;
-              this.rib.applyUpdate(p.coreId, c.pending);
+              this.rib.applyUpdate(p.coreId, a.message);
               if (timed) timed((performance.now() - t0) / 1000);
             }
           }
@@ -867,7 +726,7 @@ export class Speaker extends EventEmitter {
           if (a.subtype === 0) this.rib.routeRefresh(p.coreId, a.afi, a.safi);
           else if (a.subtype === 1) this.rib.markStale(p.coreId, fam);
           else if (a.subtype === 2) this.rib.sweepStale(p.coreId, fam);
-          this.schedulePump(p);
+          this.sender.schedulePump(p);
           break;
         }
         case 'down':
@@ -903,8 +762,7 @@ export class Speaker extends EventEmitter {
       if (x !== c && (x.inRib || x.fsm.state === 'Idle' || x.fsm.state === 'Connect' || x.fsm.state === 'Active')) this.discard(p, x);
     }
     this.rib.updatePeer(p.coreId, this.coreConfig(p.opts, p.address, c));
-    p.llgr.session = s;
-    this.resumeStale(p, s);
+    p.gr.up(s);
     p.eorPending.clear();
     for (const f of s.families) p.eorPending.add(f);
     this.rib.peerUp(p.coreId, s);
@@ -915,7 +773,7 @@ export class Speaker extends EventEmitter {
     p.counters.established++;
     p.info = '';
     this.showState(p, 'Established');
-    this.schedulePump(p);
+    this.sender.schedulePump(p);
     this.checkDeferral();
   }
 
@@ -930,15 +788,7 @@ export class Speaker extends EventEmitter {
     }
     if (c.inRib) {
       c.inRib = false;
-      p.llgr.times = longLivedTimes(c.session, this.llgrOffered(p));
-      const keep = this.retainOnDown(p, c, a);
-      if (keep.length > 0) this.retain(p, keep, c.session?.gracefulRestart?.restartTime ?? 0, a.reason);
-      else {
-        this.clearGrTimer(p);
-        p.stale.clear();
-        p.llgr.clear();
-        this.rib.peerDown(p.coreId);
-      }
+      p.gr.down(c.session, { reason: a.reason, ...(a.notification ? { notification: a.notification } : {}), mayRetain: this.running && !p.removed });
       this.scheduleFlush();
     }
     c.session = null;
@@ -978,7 +828,7 @@ export class Speaker extends EventEmitter {
   private checkDeferral(): void {
     if (!this.deferring) return;
     for (const p of this.peers.values()) {
-      const gr = this.ribConn(p)?.session?.gracefulRestart;
+      const gr = ribConn(p)?.session?.gracefulRestart;
       if (p.state !== 'Established') return;
       if (gr && !gr.restarting && p.eorPending.size > 0) return;
     }
@@ -991,26 +841,7 @@ export class Speaker extends EventEmitter {
     if (this.deferTimer) clearTimeout(this.deferTimer);
     this.deferTimer = null;
     this.log('info', `sending our routes now (${reason})`);
-    for (const p of this.peers.values()) this.schedulePump(p);
-  }
-
-  /**
-   * The families whose routes outlive this session's end: those the peer listed in its graceful restart capability,
-   * when we announced ours too. A NOTIFICATION ends graceful restart (RFC 4724 §4.2) unless both sides sent the N bit,
-   * and even then a Hard Reset does (RFC 8538 §3), as do the Cease subcodes RFC 8538 §5 says to send as one
-   * (maximum prefixes, administrative shutdown, peer de-configured) when a peer sends them bare: the operator meant
-   * the routes to go. A Cease we send ourselves flushes too: it is a decision about these routes, not a failure.
-   */
-  private retainOnDown(p: Peer, c: Connection, a: Extract<FsmAction, { type: 'down' }>): number[] {
-    const gr = c.session?.gracefulRestart;
-    if (!gr || !(this.opts.gracefulRestart ?? true) || !this.running || p.removed) return [];
-    const n = a.notification;
-    if (n) {
-      if (!gr.notification) return [];
-      if (n.message.code === ErrorCode.Cease && (n.sent || HARD_CEASE.has(n.message.subcode))) return [];
-    }
-    // RFC 9494 §4.2: a family the peer announced a long-lived stale time for is kept even without GR for it.
-    return [...new Set([...gr.families.map((f) => f.family), ...p.llgr.times.keys()])].sort((x, y) => x - y);
+    for (const p of this.peers.values()) this.sender.schedulePump(p);
   }
 
   /** We announced LLGR to this peer (and so act as its LLGR helper). */
@@ -1018,118 +849,17 @@ export class Speaker extends EventEmitter {
     return (this.opts.gracefulRestart ?? true) && (p.opts.longLivedStaleTime ?? 0) > 0;
   }
 
-  private retain(p: Peer, families: number[], restartTime: number, reason: string): void {
-    this.clearGrTimer(p);
-    // Families the peer does not preserve go now (RFC 4724 §4.2); the rest stay as stale best-path candidates.
-    this.rib.peerDown(p.coreId, { retainStale: true });
-    for (const f of [IPV4_UNICAST, IPV6_UNICAST]) if (!families.includes(f)) this.rib.sweepStale(p.coreId, f);
-    for (const f of [...p.stale]) {
-      if (families.includes(f)) continue;
-      p.stale.delete(f); // swept just above
-      p.llgr.stop(f);
-    }
-    for (const f of families) p.stale.add(f);
-    this.emit('stale', { peer: p.address, action: 'retained', families: [...p.stale], paths: this.rib.peerStats(p.coreId).received, reason } satisfies StaleEvent);
-    // RFC 9494 §4.2: no restart time, or no GR for the family, means straight into the long-lived phase; a family
-    // already there (the session came back and dropped again) keeps its clock.
-    const grFams = new Set(p.llgr.session?.gracefulRestart?.families.map((f) => f.family) ?? []);
-    for (const f of families) if (p.llgr.has(f)) this.rib.enterLongLivedStale(p.coreId, f); // paths re-learned meanwhile
-    const now = families.filter((f) => !p.llgr.has(f) && p.llgr.times.has(f) && (restartTime === 0 || !grFams.has(f)));
-    if (now.length > 0) this.enterLongLived(p, now, 'no restart time');
-    if ([...p.stale].every((f) => p.llgr.has(f))) return;
-    this.log('info', `session down (${reason}): keeping its routes as stale for up to ${restartTime} s (graceful restart)`, p.address);
-    this.armGrTimer(p, restartTime, 'restart time ran out before the session came back', 'restart');
-  }
-
-  /**
-   * RFC 9494 §4.2: families enter the long-lived phase: their stale paths get LLGR_STALE (NO_LLGR ones go) and each
-   * family's clock starts at the peer's long-lived stale time.
-   */
-  private enterLongLived(p: Peer, families: readonly number[], reason: string): void {
-    let kept = 0;
-    let removed = 0;
-    for (const f of families) {
-      const seconds = p.llgr.times.get(f) ?? 0;
-      const r = this.rib.enterLongLivedStale(p.coreId, f);
-      kept += r.kept;
-      removed += r.removed;
-      p.llgr.start(f, seconds, () => {
-        if (p.stale.has(f) && !p.removed) this.sweep(p, [f], 'long-lived stale time ran out');
-      });
-      this.log('info', `long-lived graceful restart (${reason}): keeping ${r.kept} route(s) with LLGR_STALE for up to ${seconds} s${r.removed > 0 ? `, ${r.removed} NO_LLGR route(s) removed` : ''}`, p.address);
-    }
-    this.emit('stale', { peer: p.address, action: 'long-lived', families: [...families], paths: kept, reason } satisfies StaleEvent);
-    if (removed > 0) this.emit('stale', { peer: p.address, action: 'swept', families: [...families], paths: removed, reason: 'NO_LLGR at the start of the long-lived phase' } satisfies StaleEvent);
-    this.scheduleFlush();
-  }
-
-  /** The restart or stale-path timer ran out: families with a long-lived stale time go on (after a restart), the rest go. */
-  private graceOver(p: Peer, reason: string): void {
-    const gr = [...p.stale].filter((f) => !p.llgr.has(f));
-    const longLived = p.grPhase === 'restart' ? gr.filter((f) => p.llgr.times.has(f)) : [];
-    const gone = gr.filter((f) => !longLived.includes(f));
-    if (longLived.length > 0) this.enterLongLived(p, longLived, reason);
-    if (gone.length > 0) this.sweep(p, gone, reason);
-  }
-
-  /** A new session with a peer whose stale routes we kept: what the new OPEN says decides their fate. */
-  private resumeStale(p: Peer, s: NegotiatedSession): void {
-    if (p.stale.size === 0) return;
-    this.clearGrTimer(p);
-    // RFC 4724 §4.2: no capability now, a family missing, or its F bit clear: the forwarding state is gone.
-    const kept = new Set((s.gracefulRestart?.families ?? []).filter((f) => f.forwardingState).map((f) => f.family));
-    // RFC 9494 §4.2: for a family in the long-lived phase, the F bit of the new LLGR capability is what counts.
-    const llKept = new Set(
-      this.llgrOffered(p) && s.gracefulRestart ? (s.longLivedGracefulRestart?.families ?? []).filter((f) => f.forwardingState).map((f) => f.family) : [],
-    );
-    const drop = [...p.stale].filter((f) => !(p.llgr.has(f) ? llKept : kept).has(f) || !s.families.includes(f));
-    if (drop.length > 0) this.sweep(p, drop, 'the peer did not preserve forwarding state');
-    // Long-lived families keep their own clock until End-of-RIB; the others get the stale-path time.
-    if ([...p.stale].some((f) => !p.llgr.has(f))) {
-      this.armGrTimer(p, this.opts.stalePathTime ?? DEFAULT_STALE_PATH_TIME_S, 'no End-of-RIB before the stale-path time', 'stale-path');
-    }
-  }
-
   private endOfRib(p: Peer, afi: number, safi: number): void {
     const f = familyKey(afi, safi);
     p.eorPending.delete(f);
-    if (p.stale.has(f)) this.sweep(p, [f], 'End-of-RIB');
-    if (p.stale.size === 0) this.clearGrTimer(p);
+    p.gr.endOfRib(f);
     this.emit('endOfRib', { peer: p.address, afi, safi } satisfies EndOfRibEvent);
     this.checkDeferral();
   }
 
-  private sweep(p: Peer, families: readonly number[], reason: string): void {
-    let n = 0;
-    for (const f of families) {
-      n += this.rib.sweepStale(p.coreId, f);
-      p.stale.delete(f);
-      p.llgr.stop(f);
-    }
-    if (p.stale.size === 0) this.clearGrTimer(p);
-    this.emit('stale', { peer: p.address, action: 'swept', families: [...families], paths: n, reason } satisfies StaleEvent);
-    if (n > 0) this.log('info', `graceful restart: ${n} stale route(s) removed (${reason})`, p.address);
-    this.scheduleFlush();
-  }
-
-  private armGrTimer(p: Peer, seconds: number, reason: string, phase: 'restart' | 'stale-path'): void {
-    this.clearGrTimer(p);
-    p.grPhase = phase;
-    p.grDeadline = Date.now() + seconds * 1000;
-    p.grTimer = setTimeout(() => {
-      p.grTimer = null;
-      if (p.stale.size > 0 && !p.removed) this.graceOver(p, reason);
-    }, seconds * 1000);
-  }
-
-  private clearGrTimer(p: Peer): void {
-    if (p.grTimer) clearTimeout(p.grTimer);
-    p.grTimer = null;
-  }
-
   /** Families of a peer whose routes are stale now (familyKey values). */
   staleFamilies(address: string): number[] {
-    return [...(this.peers.get(normalizeAddress(address))?.stale ?? [])];
+    return [...(this.peers.get(normalizeAddress(address))?.gr.stale ?? [])];
   }
 
   private promote(p: Peer, c: Connection): void {
@@ -1145,79 +875,11 @@ export class Speaker extends EventEmitter {
       this.rib.peerDown(p.coreId);
       this.scheduleFlush();
     }
-    this.close(c);
+    this.conns.close(c);
     c.dead = true;
     const i = p.conns.indexOf(c);
     if (i >= 0) p.conns.splice(i, 1);
     this.armTimer(p);
-  }
-
-  private connect(p: Peer, c: Connection): void {
-    if (c.socket || c.dial) return; // an inbound connection's FSM asks to connect on ManualStart: it already is
-    const o = p.opts;
-    const ac = new AbortController();
-    c.dial = ac;
-    const src = o.sourceAddress ?? this.defaultSource(p.address);
-    connectWithOptions({
-      host: p.address,
-      port: o.port ?? 179,
-      ...(src !== undefined ? { localAddress: src } : {}),
-      ...(o.md5Key !== undefined ? { md5Key: o.md5Key } : {}),
-      ...(o.ttlSecurity !== undefined ? { ttl: 255, minTtl: 256 - o.ttlSecurity } : {}),
-      noDelay: true,
-      timeoutMs: DIAL_TIMEOUT_MS,
-      signal: ac.signal,
-    }).then(
-      (s) => {
-        if (c.dial !== ac || c.dead || c.socket) {
-          s.destroy();
-          return;
-        }
-        c.dial = null;
-        if (c.fsm.state !== 'Connect' && c.fsm.state !== 'Active') {
-          s.destroy();
-          return;
-        }
-        this.attach(p, c, s);
-        this.feed(p, c, { type: 'TcpConnected' });
-      },
-      (e: Error) => {
-        if (c.dial !== ac || c.dead) return;
-        c.dial = null;
-        this.feed(p, c, { type: 'TcpFails', reason: e.message });
-      },
-    );
-  }
-
-  /** Dial from the listen address when it is a specific address of the peer's family (so the peer recognises us). */
-  private defaultSource(peer: string): string | undefined {
-    return this.listenHosts().find((l) => l !== '::' && l !== '0.0.0.0' && isIpv4(l) === isIpv4(peer));
-  }
-
-  /** The addresses to listen on ('::' when none is configured). */
-  private listenHosts(): string[] {
-    const l = this.opts.listenAddress;
-    if (l === null) return [];
-    if (l === undefined) return ['::'];
-    return typeof l === 'string' ? [l] : l.length > 0 ? [...l] : ['::'];
-  }
-
-  private close(c: Connection): void {
-    if (c.dial) {
-      c.dial.abort();
-      c.dial = null;
-    }
-    const s = c.socket;
-    if (!s) return;
-    c.socket = null;
-    c.blocked = false;
-    // end() lets a NOTIFICATION written just before go out; a peer that does not read gets no more than the grace time
-    try {
-      s.end();
-    } catch {
-      /* already broken */
-    }
-    setTimeout(() => s.destroy(), CLOSE_GRACE_MS).unref();
   }
 
   // ------------------------------------------------------------------ timers
@@ -1267,61 +929,6 @@ export class Speaker extends EventEmitter {
 
   // ------------------------------------------------------------------ sending
 
-  private send(p: Peer, c: Connection, m: Message): void {
-    const s = c.socket;
-    if (!s) return;
-    let buf: Buffer;
-    try {
-      buf = encodeMessage(m, c.ctx);
-    } catch (e) {
-      this.log('error', `cannot encode ${m.type}: ${(e as Error).message}`, p.address);
-      return;
-    }
-    p.counters.messagesOut[m.type]++;
-    if (m.type === 'NOTIFICATION') {
-      this.log('info', `sending NOTIFICATION ${notificationText(m)}`, p.address);
-    }
-    this.write(p, c, buf);
-  }
-
-  /** Write one message; report = false leaves the SendProgress report to the caller (the pump reports once). */
-  private write(p: Peer, c: Connection, buf: Buffer, report = true): void {
-    const s = c.socket;
-    if (!s || s.destroyed) return;
-    let ok: boolean;
-    try {
-      ok = s.write(buf);
-    } catch {
-      return; // the 'error'/'close' handlers report it
-    }
-    if (!ok) c.blocked = true;
-    if (report) this.progress(p, c);
-  }
-
-  /**
-   * RFC 9687: tell the FSM whether bytes are waiting (SendHoldTimer runs only
-   * then); updates: UPDATEs were written, which restarts the KeepaliveTimer
-   * (RFC 4271 §4.4) — unless the socket is stuck, when nothing really moved.
-   */
-  private progress(p: Peer, c: Connection, updates = false): void {
-    const s = c.socket;
-    if (!s || c.dead) return;
-    const pending = s.writableLength > 0;
-    if (pending === c.sendPending && pending) return; // still stuck: no progress to report
-    if (!updates && !pending && !c.sendPending && !c.fsm.timerRunning('SendHold')) return;
-    c.sendPending = pending;
-    this.run(p, c, c.fsm.handle(updates ? { type: 'SendProgress', pending, updates } : { type: 'SendProgress', pending }), false);
-  }
-
-  private schedulePump(p: Peer): void {
-    if (p.pumpScheduled) return;
-    p.pumpScheduled = true;
-    setImmediate(() => {
-      p.pumpScheduled = false;
-      this.pump(p);
-    });
-  }
-
   private scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
@@ -1333,71 +940,17 @@ export class Speaker extends EventEmitter {
 
   /** Hand best-path changes to listeners and let every Established peer send. */
   private flush(): void {
-    const changes = this.rib.drainBestChanges();
+    // About 10 ms of best changes a turn; the rest on the next one (a million at once would hold the loop a second).
+    const changes = this.rib.drainBestChanges(BEST_DRAIN_MS);
     if (changes.length > 0 && this.listenerCount('best') > 0) this.emit('best', changes.map(bestEvent));
+    if (this.rib.pendingBestChanges > 0) this.scheduleFlush();
     this.pumpAll();
   }
 
   /** Let every Established peer send what is queued (the socket pushes back through pump's own checks). */
   private pumpAll(): void {
     this.receivedSincePump = 0;
-    for (const p of this.peers.values()) this.pump(p);
-  }
-
-  private ribConn(p: Peer): Connection | null {
-    return p.conns.find((c) => c.inRib && !c.dead) ?? null;
-  }
-
-  /** Send queued work until the socket pushes back, or a turn's share is used (then continue next turn). */
-  private pump(p: Peer): void {
-    const c = this.ribConn(p);
-    if (!c || !c.socket || c.blocked || c.fsm.state !== 'Established' || this.deferring) return;
-    let wrote = false;
-    let more = true;
-    for (let i = 0; i < BATCHES_PER_TURN; i++) {
-      const b = this.rib.nextBatch(p.coreId, this.batchPrefixes);
-      if (b === null) {
-        more = false;
-        break;
-      }
-      let bufs: Buffer[];
-      try {
-        bufs = this.encodeBatch(b, c.ctx);
-      } catch (e) {
-        this.log('error', `cannot encode ${b.kind} for AFI ${b.afi}: ${(e as Error).message}`, p.address);
-        // RFC 8654 §4: a route that does not fit the peer's largest message is not sent, and a previous version of
-        // it the peer holds is withdrawn. Adj-RIB-Out must then say the peer does not have it, or the next identical
-        // export would be suppressed as already sent.
-        if (b.kind === 'announce') p.counters.unsendable += this.rib.unsendable(p.coreId, b);
-        continue;
-      }
-      p.counters.messagesOut[b.kind === 'begin-refresh' || b.kind === 'end-refresh' ? 'ROUTE-REFRESH' : 'UPDATE'] += bufs.length;
-      for (const buf of bufs) this.write(p, c, buf, false);
-      wrote ||= bufs.length > 0;
-      if (c.blocked || !c.socket) {
-        more = false; // resumed on 'drain'
-        break;
-      }
-    }
-    if (wrote) this.progress(p, c, true);
-    if (more) this.schedulePump(p);
-  }
-
-  private encodeBatch(b: OutBatch, ctx: CodecContext): Buffer[] {
-    switch (b.kind) {
-      case 'end-of-rib':
-        return [endOfRib(b.afi, b.safi, ctx)];
-      case 'begin-refresh':
-      case 'end-refresh':
-        return [encodeRouteRefresh({ afi: b.afi, safi: b.safi, subtype: b.kind === 'begin-refresh' ? 1 : 2 })];
-      case 'withdraw':
-        return packWithdrawals(prefixList(b.afi, b.safi, b.prefixes, b.pathIds), ctx);
-      case 'announce': {
-        const list = prefixList(b.afi, b.safi, b.prefixes, b.pathIds);
-        if (b.afi === 1) return packUpdates(b.attrs.attrs, list, ctx);
-        return packUpdates(b.attrs.attrs, list, ctx, undefined, b.attrs.nextHops);
-      }
-    }
+    for (const p of this.peers.values()) this.sender.pump(p);
   }
 
   // ------------------------------------------------------------------ core glue
@@ -1449,58 +1002,43 @@ export class Speaker extends EventEmitter {
 
   private applyListenerMd5(p: Peer, key: Buffer | string | null): void {
     if (key === null && p.opts.md5Key === undefined) return;
-    for (const server of this.servers) {
-      // A listener on a specific address of the other family never sees this peer.
-      const a = server.address();
-      if (a && typeof a === 'object' && a.address !== '::' && a.address !== '0.0.0.0' && isIpv4(a.address) !== isIpv4(p.address)) continue;
-      try {
-        setListenerMd5(server, p.address, key);
-      } catch (e) {
-        this.log('error', `TCP MD5 key on the listener: ${(e as Error).message}`, p.address);
-      }
-    }
+    this.listener.setMd5(p.address, key);
   }
 
-  /**
-   * RFC 5082 §3: a GTSM peer checks the TTL of every segment, the SYN-ACK
-   * included, and that one is sent from the listener's settings before any
-   * per-connection option can be set. So the listener sends with TTL 255 once
-   * any peer uses GTSM (harmless for the others). The minimum TTL is per
-   * connection, set on accept: a listener-wide one would shut out peers
-   * without GTSM.
-   */
   private applyListenerTtl(o: PeerOptions): void {
-    if (this.servers.length === 0 || o.ttlSecurity === undefined || this.listenerTtlSet) return;
-    try {
-      for (const server of this.servers) setTtl(fdOf(server), 255);
-      this.listenerTtlSet = true;
-    } catch (e) {
-      this.log('error', `TTL 255 on the listener: ${(e as Error).message}`);
-    }
+    this.listener.useGtsm(o.ttlSecurity);
   }
-
-  private listenerTtlSet = false;
 
   private log(level: 'info' | 'warn' | 'error', msg: string, peer?: string): void {
     this.emit('log', peer !== undefined ? { level, msg, peer } : { level, msg });
   }
 }
 
-function prefixList(afi: number, safi: number, prefixes: PrefixKey[], pathIds: number[] | null): PrefixList {
-  return afi === 1
-    ? { afi: 1, safi, prefixes: prefixes as number[], pathIds }
-    : { afi: 2, safi, prefixes: prefixes as string[], pathIds };
-}
-
-export function parsePrefixText(text: string): PrefixKey {
-  return text.includes(':') ? parsePrefix6(text) : parsePrefix4(text);
-}
-
-export function prefixText(p: PrefixKey): string {
-  return typeof p === 'number' ? prefix4ToString(p) : p;
+/**
+ * A best-path change as listeners get it. The prefix stays the RIB's key (a number for IPv4): its text is made
+ * only when someone reads `prefix`, so a million changes into the FIB build no million strings.
+ */
+class Best implements BestEvent {
+  readonly key: PrefixKey;
+  readonly afi: 1 | 2;
+  readonly attributes: PathAttributes | null;
+  readonly nextHops: readonly string[];
+  readonly local: boolean;
+  readonly from: string | null;
+  constructor(b: BestChange) {
+    this.key = b.prefix;
+    this.afi = b.afi;
+    this.attributes = b.best?.attrs ?? null;
+    this.nextHops = b.nextHops;
+    this.local = b.local;
+    this.from = b.from;
+  }
+  get prefix(): string {
+    return prefixText(this.key);
+  }
 }
 
 function bestEvent(b: BestChange): BestEvent {
-  return { prefix: prefixText(b.prefix), afi: b.afi, attributes: b.best?.attrs ?? null, nextHops: b.nextHops, local: b.local, from: b.from };
+  return new Best(b);
 }
 

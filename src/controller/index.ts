@@ -20,7 +20,7 @@ export {
 } from './peers.js';
 export { kernelPolicy, type KernelPolicy, type KernelDecision } from './kernel.js';
 export {
-  migrationRoles, MigrationTracker, BIRD_INT_MAX, DEFAULT_ELEVATED_ROUTE_PRIORITY, DEFAULT_NORMAL_ROUTE_PRIORITY,
+  migrationRoles, MigrationTracker, BIRD_INT_MAX, BIRD_DEFAULT_LOCAL_PREF, kernelMetricOf, DEFAULT_ELEVATED_ROUTE_PRIORITY, DEFAULT_NORMAL_ROUTE_PRIORITY,
   DEFAULT_CONVERGENCE_MS, type MigrationRole, type MigrationState,
 } from './migration.js';
 export {

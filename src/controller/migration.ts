@@ -38,6 +38,21 @@ export const DEFAULT_NORMAL_ROUTE_PRIORITY = 1024;
 export const DEFAULT_CONVERGENCE_MS = 30_000;
 /** confd's template.BirdIntMaxValue: LOCAL_PREF = this minus the kernel metric. */
 export const BIRD_INT_MAX = 2147483647;
+/** BIRD's `default bgp_local_pref`: the LOCAL_PREF it attaches to a received route that has none (an eBGP route). */
+export const BIRD_DEFAULT_LOCAL_PREF = 100;
+
+/**
+ * The kernel metric Calico's BIRD writes a learned route at: confd's SetMetricForBGPRoutes filter
+ * (confd/pkg/backends/calico/bgp_processor.go, in calico_kernel_programming of bird_ipam.cfg.template) sets
+ * krt_metric to 2^31-1 minus the route's LOCAL_PREF; Calico's BIRD fork (1.6, `metric` of its kernel protocol left at
+ * 0) writes krt_metric as the route's priority. So an ordinary mesh route (LOCAL_PREF 2^31-1-1024) goes in at 1024,
+ * an elevated one at 512, and an eBGP route, which BIRD gives LOCAL_PREF 100 (proto/bgp/attrs.c), at 2147483547.
+ * BIRD's filter integers are 32 bits: a LOCAL_PREF above 2^31-1 wraps, and so does this. 0 means no priority given
+ * (the kernel's default: 0 for IPv4, 1024 for IPv6).
+ */
+export function kernelMetricOf(localPref: number | undefined): number {
+  return (BIRD_INT_MAX - (localPref ?? BIRD_DEFAULT_LOCAL_PREF)) >>> 0;
+}
 
 /** The WorkloadEndpoint's id in the Model ("namespace/name"). */
 export const endpointId = (w: WorkloadEndpoint): string => `${w.metadata.namespace ?? ''}/${w.metadata.name}`;

@@ -12,8 +12,10 @@
 //   [3] reject_local_routes(): reject routes out of `bpf*.cali` (eBPF dataplane's local routes);
 //   [4] apply_communities() (bird.cfg.template): add the prefixAdvertisements' communities, go on;
 //   [5] calico_aggr() (bird_aggr.cfg.template), per block affine to this node (confirmed or without a state):
-//       accept the block itself, reject everything beneath it (the elevated-priority escape `krt_metric < normal`
-//       needs a kernel metric skein does not have: such a /32 is rejected, see README);
+//       accept the block itself; accept beneath it a route at elevated priority (`krt_metric < normal`: buildExportFilter
+//       sets krt_metric to 2^31-1 minus LOCAL_PREF for a learned route and LOCAL_PREF from the kernel metric for a
+//       local one, so this is LOCAL_PREF above 2^31-1 minus the BGPConfiguration's normal route priority, default
+//       1024: a live migration's target announcing a VM inside its own block); reject everything else beneath it;
 //   [6] static routes (/staticroutes: the service ranges this node advertises): accept what lies inside;
 //   [7] on a route reflector (the Node has a routeReflectorClusterID): accept inside the LoadBalancer and
 //       external service ranges;
@@ -121,6 +123,8 @@ export function compileNodePolicy(model: Model, nodeName: string): NodePolicy {
     ...(def?.serviceExternalIPs ?? []),
     ...(def?.serviceLoadBalancerAggregation === 'Disabled' ? [] : def?.serviceLoadBalancerIPs ?? []),
   ].map((x) => x.cidr);
+  // confd's NormalRoutePriority (bgp_processor.go getNormalRoutePriority): from the BGPConfiguration, per family.
+  const normal = (f: Family): number => (f === 4 ? def?.ipv4NormalRoutePriority : def?.ipv6NormalRoutePriority) ?? 1024;
   const rrRanges = isReflector ? [...(def?.serviceLoadBalancerIPs ?? []), ...(def?.serviceExternalIPs ?? [])].map((x) => x.cidr) : [];
 
   const tail = (family: Family): Rule[] => {
@@ -140,6 +144,7 @@ export function compileNodePolicy(model: Model, nodeName: string): NodePolicy {
     }
     for (const b of blocks.filter((c) => cidrFamily(c) === family)) {
       rules.push({ name: `calico_aggr: own block ${b} (accept)`, action: 'accept', cidr: b, operator: 'Equal' });
+      rules.push({ name: `calico_aggr: inside own block ${b} at elevated priority, krt_metric < ${normal(family)} (accept)`, action: 'accept', cidr: b, operator: 'In', localPrefAbove: BIRD_INT_MAX - normal(family) });
       rules.push({ name: `calico_aggr: inside own block ${b} (reject)`, action: 'reject', cidr: b, operator: 'In' });
     }
     for (const s of statics.filter((c) => cidrFamily(c) === family)) {

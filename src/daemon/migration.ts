@@ -6,19 +6,18 @@
 import { native } from '../../bgp/net/native.js';
 import type { Logger } from '../log.js';
 
+// No timer drains the socket: the poll that once missed frames under load was stopped by libuv on the ENETDOWN a
+// packet socket reports when its interface is down at bind or goes down (announce_watch.c restarts it), which the
+// tap of an incoming VM often is for a moment; test/migration-watch checks every announcement arrives without one.
+// The one timer left runs only while a watched tap is down: deleted then, it would never be heard of again.
 const RETRY_MS = 200;
-/**
- * The socket is also drained on this timer while watched: in namespace tests under load the loop's poll of a packet
- * socket was seen not to fire while frames sat queued (/proc/net/packet Rmem > 0), cause not found; this bounds the
- * delay to one period either way. Only endpoints in Target are watched, so it costs nothing otherwise.
- */
-const POLL_MS = 100;
 
 interface Watch {
   dev: string;
   handle?: object;
   retry?: NodeJS.Timeout;
-  poll?: NodeJS.Timeout;
+  /** while the interface is down: checks whether it was deleted meanwhile (the kernel does not say) */
+  check?: NodeJS.Timeout;
   /** the last open error, logged once per kind */
   lastError?: string;
 }
@@ -72,18 +71,33 @@ export class MigrationWatcher {
   #start(id: string, w: Watch): void {
     this.#watches.set(id, w);
     try {
-      const seen = (kind: 'rarp' | 'garp'): void => {
+      const gone = (): void => {
+        // The tap was deleted (and may come back under the same name, a new interface): watch it anew.
+        this.log.info('live migration target: the interface went away; watching for it again', { endpoint: id, dev: w.dev });
+        this.#stop(id, w);
+        this.#start(id, { dev: w.dev });
+      };
+      const seen = (kind: 'rarp' | 'garp' | 'gone' | 'down'): void => {
         if (this.#watches.get(id) !== w) return;
+        if (kind === 'gone') return gone();
+        if (kind === 'down') {
+          // The socket keeps watching and sees frames once the tap is up; deleted while down, it would hear nothing.
+          this.log.debug('live migration target: the interface is down', { endpoint: id, dev: w.dev });
+          if (w.check !== undefined) return;
+          w.check = setInterval(() => {
+            const state = w.handle === undefined ? 'gone' : native().announceWatchState(w.handle);
+            if (state === 'down') return;
+            clearInterval(w.check);
+            delete w.check;
+            if (state === 'gone' && this.#watches.get(id) === w) gone();
+          }, RETRY_MS);
+          w.check.unref();
+          return;
+        }
         this.log.info('live migration: the VM announced itself on this host', { endpoint: id, dev: w.dev, frame: kind });
         this.onAnnounce(id, kind);
       };
-      const handle = native().announceWatch(w.dev, seen);
-      w.handle = handle;
-      w.poll = setInterval(() => {
-        const kind = native().announceWatchPoll(handle);
-        if (kind !== null) seen(kind);
-      }, POLL_MS);
-      w.poll.unref();
+      w.handle = native().announceWatch(w.dev, seen);
       this.log.info('live migration target: watching for the VM\'s announcement', { endpoint: id, dev: w.dev });
     } catch (e) {
       const code = (e as { code?: string }).code ?? (e as Error).message;
@@ -105,7 +119,7 @@ export class MigrationWatcher {
   #stop(id: string, w: Watch): void {
     this.#watches.delete(id);
     clearTimeout(w.retry);
-    clearInterval(w.poll);
+    clearInterval(w.check);
     if (w.handle !== undefined) {
       try {
         native().announceWatchClose(w.handle);
