@@ -323,6 +323,21 @@ export class Speaker extends EventEmitter {
     this.checkDeferral();
   }
 
+  /**
+   * BFD says the forwarding path to this peer failed (RFC 5882 §4.3): end the session now with Cease / BFD Down
+   * (RFC 9384) and keep none of its routes for graceful restart (a Cease we send flushes, see retainOnDown), nor
+   * any still kept stale from an earlier session end. The best-path changes reach 'best' listeners before this
+   * returns, so the caller can program the kernel in the same turn. False for an unknown peer.
+   */
+  endSessionForBfd(address: string, reason: string): boolean {
+    const p = this.peers.get(normalizeAddress(address));
+    if (!p) return false;
+    for (const c of [...p.conns]) this.feed(p, c, { type: 'AutomaticStop', subcode: CeaseSubcode.BfdDown, reason });
+    p.gr.sweepAll(reason);
+    this.flush();
+    return true;
+  }
+
   peerAddresses(): string[] {
     return [...this.peers.keys()];
   }
