@@ -14,6 +14,7 @@ import type { CodecContext, Message, PrefixList } from '../wire/types.js';
 import { endOfRib, packUpdates, packWithdrawals } from '../wire/update.js';
 import { ribConn } from './peer.js';
 import type { Connection, Peer } from './peer.js';
+import type { LogRateLimit } from './rate-limit.js';
 import { notificationText } from './text.js';
 
 /** most batches one pump takes before yielding to other peers and to received data */
@@ -25,6 +26,8 @@ export interface SenderHost {
   /** RFC 4724 §4.1: after our own restart, our UPDATEs wait for the peers' End-of-RIB */
   deferring(): boolean;
   log(level: 'info' | 'warn' | 'error', msg: string, peer?: string): void;
+  /** limits log lines a remote peer causes (rate-limit.ts) */
+  readonly remoteLog: LogRateLimit;
   /** carry out what the FSM answered to a SendProgress */
   run(p: Peer, c: Connection, actions: readonly FsmAction[]): void;
 }
@@ -49,7 +52,9 @@ export class Sender {
     }
     p.counters.messagesOut[m.type]++;
     if (m.type === 'NOTIFICATION') {
-      this.host.log('info', `sending NOTIFICATION ${notificationText(m)}`, p.address);
+      // a peer that keeps sending bad messages makes us send a NOTIFICATION each time: limited like its UPDATE errors
+      const suppressed = this.host.remoteLog.take(p.address, 'notification-sent');
+      if (suppressed !== null) this.host.log('info', `sending NOTIFICATION ${notificationText(m)}${suppressed > 0 ? ` (${suppressed} similar lines suppressed)` : ''}`, p.address);
     }
     this.write(p, c, buf);
   }
