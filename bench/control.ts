@@ -52,7 +52,9 @@ writeFileSync(join(dir, 'skein.yaml'), [
 
 console.log(`N=${N} CLIENTS=${CLIENTS}+1 DURATION=${DURATION}s dir=${dir} load=${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
 const daemonLog = createWriteStream(join(dir, 'skeind.log'));
-const skeind = spawn(process.execPath, ['--max-old-space-size=8192', join(root, 'dist/src/skeind.js'), '--config', join(dir, 'skein.yaml')], { stdio: ['ignore', 'pipe', 'pipe'] });
+// SKEIND_NODE_ARGS: extra node flags for skeind, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to see where its time goes
+const nodeArgs = (process.env.SKEIND_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+const skeind = spawn(process.execPath, [...nodeArgs, '--max-old-space-size=8192', join(root, 'dist/src/skeind.js'), '--config', join(dir, 'skein.yaml')], { stdio: ['ignore', 'pipe', 'pipe'] });
 children.push(skeind);
 skeind.stdout!.pipe(daemonLog);
 skeind.stderr!.pipe(daemonLog);
@@ -157,6 +159,12 @@ try {
   for (const { s } of clients) s.destroy();
   await sleep(2000);
   const after = (await callControl(sock, 'runtime', {}, 30_000)) as RuntimeJson;
+  // memory after the spike: V8 gives pages back after a full collection finds them empty, which the idle daemon
+  // gets to within seconds (see ControlServer's idle collection); sampled 10 and 30 s after the last client left
+  await sleep(8000);
+  const after10 = (await callControl(sock, 'runtime', {}, 30_000)) as RuntimeJson;
+  await sleep(20_000);
+  const after30 = (await callControl(sock, 'runtime', {}, 30_000)) as RuntimeJson;
   const keeperAfter = (await peerRows()).find((p) => p.address === KEEP);
   const keeperDown = events.slice(eventsBefore).filter((e) => e.event === 'peer' && e.who === 'keeper' && e.from === 'Established');
 
@@ -171,7 +179,9 @@ try {
   console.log(`served ${(bytes / 2 ** 20).toFixed(0)} MiB (${(bytes / 2 ** 20 / elapsed).toFixed(1)} MiB/s); quitter cut: ${quitter.cut === true}`);
   console.log(`a 'peers' request during the dumps answered in ${typeof look === 'number' ? `${look.toFixed(0)} ms` : look}`);
   console.log(`control: ${JSON.stringify(during.control)}; after the clients left: ${JSON.stringify(after.control)}`);
-  console.log(`skeind rss: max ${(rssMax / 2 ** 20).toFixed(0)} MiB during (${samples} samples), ${(after.memory.rssBytes / 2 ** 20).toFixed(0)} MiB after`);
+  const mib = (b: number): string => `${(b / 2 ** 20).toFixed(0)} MiB`;
+  const memText = (r: RuntimeJson): string => `rss ${mib(r.memory.rssBytes)} (heap used ${mib(r.memory.heapUsedBytes)})`;
+  console.log(`skeind memory: before ${memText(idle)}; max rss ${mib(rssMax)} during (${samples} samples); after the clients left: 2 s ${memText(after)}, 10 s ${memText(after10)}, 30 s ${memText(after30)}`);
   console.log(`load average at the end: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   const errors = clients.filter(({ c }) => c.error !== undefined);
   if (errors.length > 0) console.log(`client errors: ${errors.length}, first: ${errors[0]!.c.error}`);
@@ -179,6 +189,11 @@ try {
   console.error(`bench control failed: ${(e as Error).message}\nskeind log tail:\n${readFileSync(join(dir, 'skeind.log'), 'utf8').split('\n').slice(-15).join('\n')}`);
   process.exitCode = 1;
 } finally {
+  // skeind first, and wait for it to end: with --cpu-prof it writes its profile on the way out
+  if (skeind.exitCode === null) {
+    skeind.kill('SIGTERM');
+    await Promise.race([new Promise((r) => skeind.once('exit', r)), sleep(30_000)]);
+  }
   cleanup();
   await sleep(500);
   rmSync(dir, { recursive: true, force: true });

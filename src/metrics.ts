@@ -112,6 +112,9 @@ export class Metrics {
   readonly #originated: Gauge<'kind'>;
   readonly #ready: Gauge;
   readonly #reloads: Counter<'result'>;
+  // Log lines a remote party caused that the rate limit held back, and stalls of the process (issue 15).
+  readonly #logSuppressed: Counter<'kind'>;
+  readonly #stalls: Histogram;
 
   // peer -> (metric, labels) of every series created for it, and bound children for the hot counters.
   readonly #peerSeries = new Map<string, Map<string, { metric: Gauge<string> | Counter<string>; labels: Labels }>>();
@@ -195,6 +198,8 @@ export class Metrics {
     this.#dsRejected = new Counter({ name: 'skein_datastore_rejected_total', help: 'Datastore records rejected as invalid, by kind', labelNames: ['kind'], registers });
     this.#originated = new Gauge({ name: 'skein_originated_prefixes', help: 'Prefixes this node originates, by kind (affine IPAM block, borrowed address, service range)', labelNames: ['kind'], registers });
     this.#ready = new Gauge({ name: 'skein_ready', help: '1 when /readyz answers 200, else 0', registers });
+    this.#logSuppressed = new Counter({ name: 'skein_log_suppressed_total', help: 'Log lines a remote party caused (refused connections, UPDATE errors, NOTIFICATIONs, sessions going down) that the per-source rate limit held back, by kind', labelNames: ['kind'], registers });
+    this.#stalls = new Histogram({ name: 'skein_event_loop_stall_seconds', help: 'Stalls of the process (timers at least 1 s late), by length; _count is the number of stalls. No peer is blamed for them', buckets: [1, 2, 5, 10, 30, 60, 120], registers });
     this.#reloads = new Counter({ name: 'skein_reloads_total', help: 'Configuration reloads (SIGHUP, skeinctl reload), by result', labelNames: ['result'], registers });
 
     this.#dsSynced.set(0);
@@ -347,6 +352,14 @@ export class Metrics {
     for (const s of DATASTORE_STATES) this.#dsState.set({ state: s }, s === state ? 1 : 0);
     if (revision !== undefined) this.#dsRevision.set(Number(revision));
     this.#dsHeld.set(held ? 1 : 0);
+  }
+  /** A log line of this kind was suppressed by the rate limit (bgp/speaker/rate-limit.ts). */
+  logSuppressed(kind: string): void {
+    this.#logSuppressed.inc({ kind });
+  }
+  /** The process stalled for this long (bgp/speaker/stall.ts). */
+  stall(seconds: number): void {
+    this.#stalls.observe(seconds);
   }
   datastoreFrozen(frozen: boolean): void {
     this.#dsFrozen.set(frozen ? 1 : 0);

@@ -12,7 +12,7 @@ import { RibCore } from '../bgp/index.js';
 import { ControlServer } from '../src/control/index.js';
 import { EXIT, runCtlCommand, type CtlIo } from '../src/ctl/index.js';
 import { comparePrefixKeys, keyWithin, PrefixWalk } from '../src/daemon/prefix-walk.js';
-import { parseRange, parseRouteQuery, routesStream } from '../src/daemon/route-query.js';
+import { keyText, parseRange, parseRouteQuery, RowMaker, routesStream } from '../src/daemon/route-query.js';
 import { TurnScheduler } from '../src/control/stream.js';
 import { announce, announce6, p4, terms } from './helpers/rib.js';
 import { runCommand } from './helpers/run.js';
@@ -244,4 +244,31 @@ t.test('prefix walk: a snapshot sorted a slice at a time; a table that changes u
   const ac = new AbortController();
   ac.abort();
   t.equal(await new PrefixWalk(() => set.values()).prepare(sched, ac.signal), false);
+});
+
+t.test('a row made as text is the same document as the row made as objects, for every route of the table', async (t) => {
+  const rib = makeRib();
+  // a path from B with an AS_SET, MED and a large community, beside A's path for the same prefix
+  const bId = 2; // makeRib adds A (1), then B (2)
+  rib.applyUpdate(bId, announce(['10.1.0.0/16'], {
+    origin: 1, asPath: [{ type: 2, asns: [65002, 65010] }, { type: 1, asns: [65020, 65021] }], nextHop: B, med: 7,
+    largeCommunities: [[65002, 1, 2]],
+  }));
+  const src = { rib, installed: (p: string) => p.startsWith('10.1.') };
+  const maker = new RowMaker(parseRouteQuery({}), src);
+  let n = 0;
+  for (const k of rib.prefixes()) {
+    const text = maker.rowText(k);
+    if (text === null || JSON.stringify(JSON.parse(text)) !== JSON.stringify(maker.row(k))) {
+      t.not(text, null, `a row for ${keyText(k)}`);
+      t.same(JSON.parse(text!), maker.row(k), `row of ${keyText(k)}`);
+      break;
+    }
+    n++;
+  }
+  t.equal(n, TOTAL, 'every row identical, field order included');
+  // a filtered view still answers through the object rows
+  const byPeer = new RowMaker(parseRouteQuery({ peer: B }), src);
+  t.same(JSON.parse(byPeer.rowText(p4('10.3.0.0/16'))!), byPeer.row(p4('10.3.0.0/16')));
+  t.equal(byPeer.rowText(p4('10.2.0.0/16')), null);
 });

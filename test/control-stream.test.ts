@@ -141,7 +141,7 @@ t.test('stream: bounded concurrency, a waiting notice, then busy', async (t) => 
   const done = await Promise.all(calls);
   t.ok(done.every((d) => d.kind === 'stream' && d.end.count === 1), 'all three answered once slots freed');
   t.equal(started, 3);
-  t.same(server.stats, { active: 0, queued: 0, refused: 1, connections: server.stats.connections, shed: 0, cancelled: 0 });
+  t.same(server.stats, { active: 0, queued: 0, refused: 1, connections: server.stats.connections, shed: 0, cancelled: 0, idleCollections: 0 });
 });
 
 t.test('stream: a queued request whose client leaves gives its place up', async (t) => {

@@ -7,6 +7,7 @@ import type { Policy, PrefixKey } from '../rib/core.js';
 import type { PeerRules } from '../rib/policy.js';
 import type { AddPathSend } from '../rib/add-path.js';
 import { canonicalIpv6 } from '../wire/prefix.js';
+import type { LogRateLimit } from './rate-limit.js';
 
 export type FamilyName = 'ipv4-unicast' | 'ipv6-unicast';
 
@@ -104,6 +105,8 @@ export interface PeerOptions {
 
 export interface SpeakerOptions {
   readonly localAsn: number;
+  /** the limiter of log lines a remote party can cause; default a new one (skeind shares one across speakers) */
+  readonly remoteLog?: LogRateLimit;
   /** dotted quad */
   readonly routerId: string;
   /**

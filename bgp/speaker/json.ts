@@ -89,6 +89,11 @@ const REASONS: Readonly<Record<Reason, string>> = {
   equal: 'equal',
 };
 
+/** A decision reason as `skeinctl routes` words it. */
+export function reasonText(reason: Reason): string {
+  return REASONS[reason] ?? reason;
+}
+
 export function pathJson(p: Path, reason: Reason): PathJson {
   const a = p.attrs.attrs;
   const asPath: (number | number[])[] = [];

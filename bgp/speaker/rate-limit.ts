@@ -1,4 +1,5 @@
-// Rate limit for log lines a remote party can cause (refused connections, malformed UPDATEs): per (source, kind), at
+// Rate limit for log lines a remote party can cause (refused connections, malformed UPDATEs, NOTIFICATIONs, sessions
+// going down): per (source, kind), at
 // most `burst` lines per window; the rest are counted, and the next line let through says how many were suppressed.
 // The table of keys is bounded (sources come from the network): when full, the oldest window is dropped.
 
@@ -10,6 +11,8 @@ export interface RateLimitOptions {
   /** most keys kept (default 4096) */
   readonly maxKeys?: number;
   readonly now?: () => number;
+  /** told of every suppressed line, by kind (skeind counts them in /metrics) */
+  readonly onSuppressed?: (kind: string) => void;
 }
 
 interface Window {
@@ -24,6 +27,7 @@ export class LogRateLimit {
   readonly #windowMs: number;
   readonly #maxKeys: number;
   readonly #now: () => number;
+  readonly #onSuppressed: ((kind: string) => void) | undefined;
   /** lines suppressed so far, per kind (for /metrics) */
   readonly suppressedByKind = new Map<string, number>();
 
@@ -32,6 +36,7 @@ export class LogRateLimit {
     this.#windowMs = o.windowMs ?? 10_000;
     this.#maxKeys = o.maxKeys ?? 4096;
     this.#now = o.now ?? Date.now;
+    this.#onSuppressed = o.onSuppressed;
   }
 
   /**
@@ -60,6 +65,7 @@ export class LogRateLimit {
     }
     w.suppressed++;
     this.suppressedByKind.set(kind, (this.suppressedByKind.get(kind) ?? 0) + 1);
+    this.#onSuppressed?.(kind);
     return null;
   }
 }

@@ -12,6 +12,7 @@ import type { Server, Socket } from 'node:net';
 import { dirname } from 'node:path';
 import type { Logger } from '../log.js';
 import { resolveGroup } from './group.js';
+import { IdleCollector } from './idle-gc.js';
 import { ControlError, DEFAULT_CONTROL_SOCKET, DEFAULT_MAX_REQUEST_BYTES } from './protocol.js';
 import type { ControlResponse, RequestId } from './protocol.js';
 import { BusyError, ControlStream, StreamLimiter } from './stream.js';
@@ -60,6 +61,8 @@ export interface ControlServerStats extends LimiterStats {
   shed: number;
   /** streams cancelled because their client went away or stopped reading */
   cancelled: number;
+  /** full heap collections asked for after the table streams ended (idle-gc.ts) */
+  idleCollections: number;
 }
 
 export class ControlServer {
@@ -70,6 +73,9 @@ export class ControlServer {
   readonly #limiter: StreamLimiter;
   #shed = 0;
   #cancelled = 0;
+  /** table streams producing or waiting; when it falls to 0 after a spike, the heap is collected (idle-gc.ts) */
+  #streams = 0;
+  readonly #idleGc = new IdleCollector();
   #server: Server | undefined;
   #inflight = 0;
   #idle: (() => void) | undefined;
@@ -85,7 +91,7 @@ export class ControlServer {
   }
 
   get stats(): ControlServerStats {
-    return { ...this.#limiter.stats, connections: this.#sockets.size, shed: this.#shed, cancelled: this.#cancelled };
+    return { ...this.#limiter.stats, connections: this.#sockets.size, shed: this.#shed, cancelled: this.#cancelled, idleCollections: this.#idleGc.collections };
   }
 
   /** Registers the handler of `method`; its (awaited) return value is the result. */
@@ -157,6 +163,7 @@ export class ControlServer {
     const server = this.#server;
     if (!server) return;
     this.#server = undefined;
+    this.#idleGc.stop();
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     if (this.#inflight > 0) {
       await new Promise<void>((resolve) => {
@@ -323,6 +330,18 @@ export class ControlServer {
    * with an error line.
    */
   async #stream(sock: Socket, conn: Conn, id: RequestId, st: ControlStream): Promise<void> {
+    let release: (() => void) | undefined;
+    const table = !st.live && !st.light;
+    if (table && this.#streams++ === 0) this.#idleGc.busy();
+    try {
+      await this.#streamRows(sock, conn, id, st, (r) => (release = r));
+    } finally {
+      release?.();
+      if (table && --this.#streams === 0 && this.#server !== undefined) this.#idleGc.idle();
+    }
+  }
+
+  async #streamRows(sock: Socket, conn: Conn, id: RequestId, st: ControlStream, held: (release: () => void) => void): Promise<void> {
     const signal = conn.closed.signal;
     let release: (() => void) | undefined;
     if (st.live) conn.live++;
@@ -332,6 +351,7 @@ export class ControlServer {
         throw e;
       });
       if (!release) return;
+      held(release);
     }
     const stallMs = this.#o.stallTimeoutMs ?? 30_000;
     const it = st.rows(signal)[Symbol.asyncIterator]();
@@ -366,7 +386,6 @@ export class ControlServer {
       // Ends the producer: its finally blocks run, and the snapshot it held can be collected.
       void it.return?.().catch(() => undefined);
       if (st.live) conn.live--;
-      release?.();
     }
   }
 }

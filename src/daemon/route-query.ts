@@ -8,7 +8,10 @@
 // view ("loc" default | "received" | "advertised"), community ("A:B" or "A:B:C": a path carries it),
 // count (no rows, only the number in the end line), limit and after (paging, in walk order).
 import { PATH_EPOCH_MS, type Path, type RibCore, type Reason } from '../../bgp/index.js';
-import { pathJson as speakerPathJson, type PathJson as SpeakerPathJson } from '../../bgp/speaker/json.js';
+import { isUsable } from '../../bgp/rib/decision.js';
+import { pathJson as speakerPathJson, reasonText, type PathJson as SpeakerPathJson } from '../../bgp/speaker/json.js';
+import { ORIGIN_NAMES } from '../../bgp/wire/constants.js';
+import { communityText } from '../../bgp/wire/json.js';
 import { parseIpv4, parseIpv6, prefix4, prefix4ToString, prefix6FromBytes } from '../../bgp/wire/prefix.js';
 import { ControlError } from '../control/protocol.js';
 import { ControlStream, scheduler as sharedScheduler, type TurnScheduler } from '../control/stream.js';
@@ -182,6 +185,25 @@ export class RowMaker {
     });
   }
 
+  readonly #pathText = new PathText();
+
+  /**
+   * The row as JSON text, or null: the same document as JSON.stringify(row(k)), made without the intermediate
+   * objects (see attrsJsonText). Only the Loc-RIB view without filters takes this way; the others are rare.
+   */
+  rowText(k: PrefixKey): string | null {
+    const q = this.#q;
+    if (q.view !== 'loc' || q.peer !== undefined || q.community !== undefined) {
+      const r = this.row(k);
+      return r === null ? null : JSON.stringify(r);
+    }
+    const ex = this.#src.rib.explain(k);
+    if (ex.length === 0) return null;
+    const text = keyText(k);
+    const paths = ex.map((e) => this.#pathText.text(e.path, e.reason));
+    return `{"prefix":${JSON.stringify(text)},"installed":${this.#src.installed(text)},"best":${paths[0]!},"paths":[${paths.join(',')}]}`;
+  }
+
   /** The row, or null; `build` false: only whether there is one (for count). */
   row(k: PrefixKey, build = true): RouteJson | Record<string, unknown> | null | true {
     const q = this.#q;
@@ -222,6 +244,47 @@ export class RowMaker {
   }
 }
 
+/**
+ * The JSON text of the attribute part of a path (nextHops .. largeCommunities), per interned attribute set. A table
+ * dump makes a million rows out of a few hundred attribute sets: building each row as objects and stringifying it
+ * made ~2 KB of garbage per row, and the collector's pauses were the largest part of the event-loop delay under
+ * 200 concurrent dumps (issue 15). The sets are immutable apart from `unusable`, which is read per row.
+ */
+const attrText = new WeakMap<object, string>();
+
+function attrsJsonText(p: Path): string {
+  const set = p.attrs;
+  let t = attrText.get(set);
+  if (t !== undefined) return t;
+  const a = set.attrs;
+  const asPath: number[] = [];
+  // contractPath's shape: the AS path flattened (a set's members in place)
+  for (const seg of a.asPath ?? []) asPath.push(...seg.asns);
+  t = `"nextHops":${JSON.stringify(set.nextHops)},"asPath":${JSON.stringify(asPath)},"origin":${JSON.stringify(
+    a.origin === 0 || a.origin === 1 ? ORIGIN_NAMES[a.origin] : 'INCOMPLETE',
+  )},"localPref":${a.localPref ?? 100},"med":${a.med ?? 0},"communities":${JSON.stringify((a.communities ?? []).map(communityText))},"largeCommunities":${JSON.stringify(
+    (a.largeCommunities ?? []).map((l) => l.join(':')),
+  )}`;
+  attrText.set(set, t);
+  return t;
+}
+
+/** One path of a Loc-RIB row as JSON text: the same document as JSON.stringify of contractPath(...) plus since. */
+class PathText {
+  #born = -1;
+  #since = '';
+
+  text(p: Path, reason: Reason): string {
+    if (p.born !== this.#born) {
+      this.#born = p.born;
+      this.#since = sinceOf(p);
+    }
+    const usable = isUsable(p);
+    const u = usable ? '"usable":true,"unusableReason":null,"unusableCode":null' : `"usable":false,"unusableReason":${JSON.stringify(p.attrs.unusable?.text ?? null)},"unusableCode":${JSON.stringify(p.attrs.unusable?.code ?? null)}`;
+    return `{"from":${JSON.stringify(p.source.local ? 'local' : p.source.address)},${attrsJsonText(p)},"reason":${JSON.stringify(reasonText(reason))},${u},"since":"${this.#since}"}`;
+  }
+}
+
 /** The longest Loc-RIB prefix holding `r` (an address is a host prefix), or undefined. */
 export function longestMatch(rib: RibCore, r: KeyRange): PrefixKey | undefined {
   if (r.family === 4) {
@@ -240,6 +303,12 @@ export function longestMatch(rib: RibCore, r: KeyRange): PrefixKey | undefined {
 
 /** rows per batch at most (one line on the socket): keeps a line's size bounded whatever the slice */
 const MAX_BATCH = 512;
+/**
+ * bytes of row text per batch at most. A socket write of a few hundred kilobytes costs far more than making the
+ * rows in it (glibc serves buffers above 128 KiB with a fresh mmap, whose pages are faulted in and zeroed on every
+ * write): in a profile of 200 concurrent dumps the writes took six times the time of the rows (issue 15).
+ */
+const MAX_BATCH_BYTES = 32 * 1024;
 
 /** The streaming answer of a routes request. */
 export function routesStream(q: RouteQuery, src: RouteSource, sched: TurnScheduler = sharedScheduler): ControlStream {
@@ -286,13 +355,17 @@ export function routesStream(q: RouteQuery, src: RouteSource, sched: TurnSchedul
       if (!(await walk.prepare(sched, signal))) return;
       const limit = q.limit ?? Infinity;
       let last: PrefixKey | undefined;
+      let slice = await sched.slice();
       for (let done = false; !done;) {
-        const slice = await sched.slice();
+        // A batch written out does not end the slice: the consumer writes it before asking for more, so the time
+        // of that write is counted against this slice, and the next batch waits for a new one only when it is over.
+        if (slice.over()) slice = await sched.slice();
         if (signal.aborted) return;
         const batch: unknown[] = [];
+        let bytes = 0;
         for (let i = 0; ; i++) {
           if ((i & 15) === 0 && slice.over()) break;
-          if (batch.length >= MAX_BATCH) break;
+          if (batch.length >= MAX_BATCH || bytes >= MAX_BATCH_BYTES) break;
           if (matched >= limit) {
             // a full page: say where the next one starts, if anything is left
             if (walk.next() !== undefined && last !== undefined) next = keyText(last);
@@ -304,11 +377,14 @@ export function routesStream(q: RouteQuery, src: RouteSource, sched: TurnSchedul
             done = true;
             break;
           }
-          const row = maker.row(k, !q.count);
+          const row = q.count ? maker.row(k, false) : maker.rowText(k);
           if (row === null) continue;
           matched++;
           last = k;
-          if (!q.count) batch.push(JSON.stringify(row));
+          if (!q.count) {
+            batch.push(row as string);
+            bytes += (row as string).length;
+          }
         }
         if (batch.length > 0) yield batch;
       }
