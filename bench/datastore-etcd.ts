@@ -1,11 +1,17 @@
 // The etcd datastore at Calico scale (issue #14's target): 1,000 nodes, 100,000 WorkloadEndpoints (100 per node),
 // Calico's default /26 IPAM blocks (two per node, full and half full), their affinities, and the 100,000 IPAM
 // handles Calico writes (which skein does not list). One EtcdDatastore against a real etcd on loopback:
-// time to the first snapshot, RSS before and after, and the latency of single changes (put -> 'change' event).
-// Run: npm run bench -- datastore-etcd   (needs `etcd` on PATH; env NODES, PODS_PER_NODE to scale)
+// One host's EtcdDatastore (read for its own node, as skeind reads it: nodeName bench-node-0) runs in a child process,
+// so its CPU and RSS are its own: time to the first snapshot, RSS idle and after the sync, the CPU each other node's
+// WorkloadEndpoint change costs it, and the latency of its own node's changes (etcd put -> 'change' event).
+// Run: npm run bench -- datastore-etcd   (needs `etcd` on PATH; env NODES, PODS_PER_NODE to scale; SCOPE=all reads
+// every node's records as before issue #16; CPU_PROF=dir profiles the host process)
+import { fork, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
 import { EtcdDatastore } from '../config/index.js';
 import { startEtcd } from '../test/helpers/etcd.js';
-import { affinityKey, affinityValue, blockKey, inParallel, nodeKey, nodeValue, wepKey, wepValue, block26 } from '../test/helpers/calico-gen.js';
+import { affinityKey, affinityValue, blockKey, inParallel, nodeKey, nodeValue, wepKey, wepName, wepValue, block26 } from '../test/helpers/calico-gen.js';
 
 const NODES = Number(process.env.NODES ?? 1000);
 const PER_NODE = Number(process.env.PODS_PER_NODE ?? 100);
@@ -25,6 +31,36 @@ function blockValue(n: number, node: string, used: number): string {
   }
   return JSON.stringify({ cidr: block26(n).cidr, affinity: `host:${node}`, allocations, unallocated, attributes, sequenceNumber: used, sequenceNumberForAllocation: {}, deleted: false });
 }
+
+const ME = 'bench-node-0';
+
+type Msg =
+  | { t: 'idle'; rss: number }
+  | { t: 'ready'; ms: number; size: number; rss: number; heap: number }
+  | { t: 'seen'; id: string; cpu: number }
+  | { t: 'rss'; rss: number; heap: number };
+
+/** The host process: one datastore, reporting over IPC. */
+async function host(endpoint: string): Promise<void> {
+  const send = (m: Msg): void => { process.send?.(m); };
+  const { Etcd3 } = await import('etcd3');
+  const probe = new Etcd3({ hosts: [endpoint] });
+  await probe.get('x').exec();
+  // idle: etcd3 loaded, one client connected, nothing listed
+  send({ t: 'idle', rss: rss() });
+  const ds = new EtcdDatastore({ endpoints: [endpoint], requestTimeoutMs: 60_000, ...(process.env.SCOPE === 'all' ? {} : { nodeName: ME }) });
+  const s0 = performance.now();
+  ds.start();
+  const model = await ds.synced();
+  send({ t: 'ready', ms: performance.now() - s0, size: model.size, rss: rss(), heap: heap() });
+  ds.on('change', (e) => { if (e.id.includes('-mark-') || e.id.includes('own-')) send({ t: 'seen', id: e.id, cpu: cpuMs() }); });
+  process.on('message', (m: { t: string }) => {
+    if (m.t === 'rss') send({ t: 'rss', rss: rss(), heap: heap() });
+    if (m.t === 'exit') void ds.close().then(() => { probe.close(); process.exit(0); });
+  });
+}
+
+const cpuMs = (): number => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
 
 async function main(): Promise<void> {
   const etcd = await startEtcd(24361, 24362);
@@ -59,34 +95,72 @@ async function main(): Promise<void> {
     const keys = puts.length;
     puts = [];
     batches = [];
-    // idle: the process with etcd3 loaded (one client connected) and nothing listed
-    await c.get('x').exec();
-    const idle = rss();
-    const ds = new EtcdDatastore({ endpoints: [etcd.endpoint], requestTimeoutMs: 60_000 });
-    const s0 = performance.now();
-    ds.start();
-    const model = await ds.synced();
-    const ready = performance.now() - s0;
-    const after = rss();
-    console.log(`ready (first snapshot, ${model.size} resources of ${keys} keys) in ${(ready / 1000).toFixed(2)} s; RSS idle ${mib(idle)}, after sync ${mib(after)} (+${mib(after - idle)}), heap used ${mib(heap())}`);
+    const prof = process.env.CPU_PROF;
+    const child: ChildProcess = fork(fileURLToPath(import.meta.url), ['--host', etcd.endpoint], {
+      execArgv: ['--expose-gc', ...(prof !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : [])],
+    });
+    const exited = once(child, 'exit').then(() => { throw new Error('host process exited'); });
+    exited.catch(() => undefined);
+    const inbox: Msg[] = [];
+    const waiters: (() => void)[] = [];
+    child.on('message', (m: Msg) => { inbox.push(m); for (const w of waiters.splice(0)) w(); });
+    const next = async <T extends Msg['t']>(t: T, pred: (m: Extract<Msg, { t: T }>) => boolean = () => true): Promise<Extract<Msg, { t: T }>> => {
+      for (let i = 0; i < 1_000_000; i++) {
+        const k = inbox.findIndex((m) => m.t === t && pred(m as Extract<Msg, { t: T }>));
+        if (k >= 0) return inbox.splice(k, 1)[0] as Extract<Msg, { t: T }>;
+        await Promise.race([new Promise<void>((r) => waiters.push(r)), exited]);
+      }
+      throw new Error(`no ${t}`);
+    };
+    const idle = (await next('idle')).rss;
+    const r = await next('ready');
+    console.log(`scope ${process.env.SCOPE === 'all' ? 'all nodes' : ME}: ready (first snapshot, ${r.size} resources of ${keys} keys) in ${(r.ms / 1000).toFixed(2)} s; RSS idle ${mib(idle)}, after sync ${mib(r.rss)} (+${mib(r.rss - idle)}), heap used ${mib(r.heap)}`);
+
+    // CPU per other node's WorkloadEndpoint change: N puts on other nodes, then one on this node as a marker (the
+    // watch is ordered: when the marker is seen, all N were received); the host's CPU between two markers.
+    const N = 5000;
+    const mark = async (i: number): Promise<number> => {
+      const pod = `bench-mark-${i}`;
+      await c.put(wepKey(ME, 'ns-x', pod)).value(wepValue(ME, 'ns-x', pod, `10.126.0.${i}`));
+      return (await next('seen', (m) => m.id.endsWith(wepKey(ME, 'ns-x', pod).split('/').pop() as string))).cpu;
+    };
+    const cpu0 = await mark(1);
+    const empty = (await mark(2)) - cpu0; // a marker alone
+    const others: [string, string][] = [];
+    for (let i = 0; i < N; i++) {
+      const k = 1 + (i % (NODES - 1));
+      const node = `bench-node-${k}`;
+      const pod = `pod-${k}-${i % PER_NODE}`;
+      const n = k * 2 + ((i % PER_NODE) >> 6);
+      const [a, b2, c2, d] = block26(n).base as [number, number, number, number];
+      others.push([wepKey(node, `ns-${k % 50}`, pod), wepValue(node, `ns-${k % 50}`, pod, `${a}.${b2}.${c2}.${d + ((i + 1) & 63)}`)]);
+    }
+    const cpuA = await mark(3);
+    for (let i = 0; i < others.length; i += 100) {
+      await c.kv.txn({ success: others.slice(i, i + 100).map(([key, value]) => ({ request_put: { key: Buffer.from(key), value: Buffer.from(value) } })) });
+    }
+    const cpuB = await mark(4);
+    console.log(`CPU per other node's WorkloadEndpoint change: ${((cpuB - cpuA - empty) / N).toFixed(4)} ms (${N} changes, ${(cpuB - cpuA).toFixed(0)} ms host CPU incl. one marker of ${empty.toFixed(1)} ms)`);
 
     const lat: number[] = [];
-    for (let i = 0; i < 50; i++) {
-      const node = `bench-node-${i}`;
-      const pod = `extra-${i}`;
-      const id = `ns-x/${wepKey(node, 'ns-x', pod).split('/').pop()}`;
-      const seen = new Promise<void>((res) => { const f = (e: { id: string }): void => { if (e.id === id) { ds.off('change', f); res(); } }; ds.on('change', f); });
+    for (let i = 0; i < 100; i++) {
+      const pod = `own-${i}`;
       const p0 = performance.now();
-      await c.put(wepKey(node, 'ns-x', pod)).value(wepValue(node, 'ns-x', pod, `10.127.0.${i}`));
-      await seen;
+      await c.put(wepKey(ME, 'ns-x', pod)).value(wepValue(ME, 'ns-x', pod, `10.127.0.${i}`));
+      await next('seen', (m) => m.id.endsWith(wepName(ME, pod)));
       lat.push(performance.now() - p0);
     }
     lat.sort((a, b) => a - b);
-    console.log(`change latency (etcd put -> change event, 50 WorkloadEndpoints one at a time): median ${lat[25]!.toFixed(1)} ms, max ${lat[49]!.toFixed(1)} ms; RSS ${mib(rss())}`);
-    await ds.close();
+    child.send({ t: 'rss' });
+    const end = await next('rss');
+    console.log(`own node's change latency (etcd put -> change event in the host, 100 WorkloadEndpoints one at a time): median ${lat[50]!.toFixed(1)} ms, p99 ${lat[98]!.toFixed(1)} ms, max ${lat[99]!.toFixed(1)} ms; host RSS ${mib(end.rss)} (idle + ${mib(end.rss - idle)})`);
+    const gone = once(child, 'exit');
+    child.send({ t: 'exit' });
+    await gone;
   } finally {
     await etcd.stop();
   }
 }
 
-main().catch((e: unknown) => { console.error(e); process.exit(1); });
+if (process.argv[2] === '--host') host(process.argv[3] as string).catch((e: unknown) => { console.error(e); process.exit(1); });
+else main().catch((e: unknown) => { console.error(e); process.exit(1); });

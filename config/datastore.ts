@@ -20,6 +20,8 @@ export function openDatastore(cfg: DaemonConfig['datastore'], nodeName?: string)
     if (e.username !== undefined) o.username = e.username;
     if (e.password !== undefined) o.password = e.password;
     if (e.passwordFile !== undefined) o.passwordFile = e.passwordFile;
+    // skeind reads only what concerns its own node (keyConcernsNode in keys.ts)
+    if (nodeName !== undefined) o.nodeName = nodeName;
     return new EtcdDatastore(o).start();
   }
   return new FileDatastore({ path: cfg.path, debounceMs: cfg.debounceMs, nodeName }).start();

@@ -10,10 +10,10 @@
 // then reconciled against the model (differences emitted as changes).
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import type { Etcd3, IOptions, IKeyValue, IEvent } from 'etcd3';
+import type { Etcd3, IOptions, IKeyValue, IEvent, IRangeRequest, IRangeResponse, ITxnResponse } from 'etcd3';
 import type { EtcdConfig } from './daemon.js';
 import { DatastoreError } from './errors.js';
-import { IPAM_PREFIX, PLURALS, RESOURCES_PREFIX, decodeEtcd, etcdKey, parseKey, keyId } from './keys.js';
+import { IPAM_PREFIX, PLURALS, RESOURCES_PREFIX, decodeEtcd, etcdKey, parseKey, keyId, keyConcernsNode } from './keys.js';
 import { Model } from './model.js';
 import type { Kind } from './resources.js';
 import { Base } from './dsbase.js';
@@ -36,6 +36,12 @@ export interface EtcdDatastoreOptions extends Partial<Pick<EtcdConfig, 'tls' | '
   /** gRPC keepalive ping interval and timeout (ms) */
   keepaliveMs?: number;
   keepaliveTimeoutMs?: number;
+  /**
+   * Read only what concerns this node (what skeind passes): other nodes' WorkloadEndpoints and block affinities and
+   * all IPAM blocks are dropped by their key, before their value is decoded (keyConcernsNode), and the
+   * WorkloadEndpoints are listed by key only, with just this node's values fetched. Without it, everything is read.
+   */
+  nodeName?: string | undefined;
 }
 
 // The largest gRPC message we accept. gRPC's default, 4 MiB, is what broke both the initial list (a 500-key page of
@@ -45,15 +51,26 @@ export interface EtcdDatastoreOptions extends Partial<Pick<EtcdConfig, 'tls' | '
 const MAX_RECEIVE_BYTES = 16 * 1024 * 1024;
 const PAGE_BYTES = 2 * 1024 * 1024;
 
-/** The key ranges skein reads: the v3 kinds it knows, block affinities and blocks. Not IPAM handles (100k of them in a
- * large cluster, never needed), Felix status, profiles or policy. */
-export function etcdRanges(): { key: Buffer; end: Buffer }[] {
-  const prefixes = [...Object.values(PLURALS).map((p) => `${RESOURCES_PREFIX}${p}/`), `${IPAM_PREFIX}assignment/`, `${IPAM_PREFIX}host/`];
+/** One key range to list; `keysOnly`: list the keys, then fetch the values of those that concern the node. */
+export interface ListRange { key: Buffer; end: Buffer; keysOnly?: boolean }
+
+/**
+ * The key ranges skein reads: the v3 kinds it knows, block affinities and blocks. Not IPAM handles (100k of them in a
+ * large cluster, never needed), Felix status, profiles or policy. For one node (`node`): that node's affinities only,
+ * no blocks, and the WorkloadEndpoints by key only (their namespace comes before the name in the key, so no range
+ * holds just one node's; the keys of 100k endpoints are ~11 MB where their values are ~100 MB).
+ */
+export function etcdRanges(node?: string): ListRange[] {
+  const wep = `${RESOURCES_PREFIX}${PLURALS.WorkloadEndpoint}/`;
+  const prefixes = [
+    ...Object.values(PLURALS).map((p) => `${RESOURCES_PREFIX}${p}/`),
+    ...(node === undefined ? [`${IPAM_PREFIX}assignment/`, `${IPAM_PREFIX}host/`] : [`${IPAM_PREFIX}host/${node}/`]),
+  ];
   return prefixes.sort().map((p) => {
     const key = Buffer.from(p);
     const end = Buffer.from(p);
     end[end.length - 1] = (end[end.length - 1] as number) + 1; // '/' + 1 = '0': just past every key under p
-    return { key, end };
+    return node !== undefined && p === wep ? { key, end, keysOnly: true } : { key, end };
   });
 }
 
@@ -70,12 +87,15 @@ export class EtcdDatastore extends Base {
   private backoff: number;
   private running?: Promise<void>;
   private readonly pageSize: number;
-  private readonly ranges = etcdRanges();
+  private readonly ranges: ListRange[];
+  /** the key filter (keyConcernsNode) when reading for one node */
+  private readonly wanted: ((key: string) => boolean) | undefined;
   // One watch over the span of those ranges, not one per range: etcd orders events globally only within one watch,
   // and one revision then says exactly what has been applied. The span also holds keys skein skips (IPAM handles,
   // other v3 kinds); they cost bandwidth in proportion to churn, not to the datastore's size, and are dropped by
   // decodeEtcd. The list, whose cost grows with the size, reads only the ranges themselves.
-  private readonly watchRanges = [{ key: (this.ranges[0] as { key: Buffer }).key, end: (this.ranges[this.ranges.length - 1] as { end: Buffer }).end }];
+  // For one node the span starts at its own affinities (after IPAM blocks and handles), so neither is ever sent.
+  private readonly watchRanges: { key: Buffer; end: Buffer }[];
   /** per watch range: the revision of the last event applied (or the list's revision) */
   private applied: bigint[] = [];
   /** bumped whenever the current stream or list is abandoned: stale callbacks check it */
@@ -83,6 +103,10 @@ export class EtcdDatastore extends Base {
 
   constructor(private readonly opts: EtcdDatastoreOptions) {
     super();
+    const node = opts.nodeName;
+    this.ranges = etcdRanges(node);
+    this.wanted = node !== undefined ? (key) => keyConcernsNode(key, node) : undefined;
+    this.watchRanges = [{ key: (this.ranges[0] as ListRange).key, end: (this.ranges[this.ranges.length - 1] as ListRange).end }];
     this.backoff = opts.backoffMinMs ?? 200;
     this.pageSize = opts.pageSize ?? 200;
     const requestTimeout = opts.requestTimeoutMs ?? 10_000;
@@ -190,12 +214,13 @@ export class EtcdDatastore extends Base {
   private async list(into: Model): Promise<bigint> {
     let revision: string | undefined;
     const target = this.opts.pageBytes ?? PAGE_BYTES;
-    const page = async (start: Buffer, end: Buffer, limit: number): Promise<{ res: Awaited<ReturnType<ReturnType<Etcd3['getAll']>['exec']>>; limit: number }> => {
+    const page = async (start: Buffer, end: Buffer, limit: number, keysOnly: boolean): Promise<{ res: IRangeResponse; limit: number }> => {
       for (;;) {
-        let q = this.client.getAll().inRange({ start, end }).limit(limit);
-        if (revision !== undefined) q = q.revision(revision);
+        const req: IRangeRequest = { key: start, range_end: end, limit };
+        if (revision !== undefined) req.revision = revision;
+        if (keysOnly) req.keys_only = true;
         try {
-          return { res: await q.exec(), limit };
+          return { res: await this.client.kv.range(req), limit };
         } catch (e) {
           // A page over the receive limit (records far larger than those seen so far): fewer keys, same position.
           if ((e as { code?: number }).code === 8 /* RESOURCE_EXHAUSTED */ && limit > 1) { limit = Math.max(1, Math.floor(limit / 4)); continue; }
@@ -204,7 +229,10 @@ export class EtcdDatastore extends Base {
       }
     };
     for (const r of this.ranges) {
-      let pending = page(r.key, r.end, this.pageSize);
+      const keysOnly = r.keysOnly === true;
+      /** keysOnly: the keys whose values are fetched after the range */
+      const fetch: Buffer[] = [];
+      let pending = page(r.key, r.end, keysOnly ? 2000 : this.pageSize, keysOnly);
       for (;;) {
         const { res, limit } = await pending;
         revision ??= String(res.header.revision);
@@ -215,21 +243,54 @@ export class EtcdDatastore extends Base {
           // WorkloadEndpoints the two take about as long as each other).
           let bytes = 0;
           for (const kv of res.kvs) bytes += kv.key.length + kv.value.length;
-          const nextLimit = Math.max(1, Math.min(10_000, Math.floor(target / Math.max(1, bytes / res.kvs.length)), limit * 8));
-          next = page(Buffer.concat([last.key, Buffer.from([0])]), r.end, nextLimit);
+          const nextLimit = Math.max(1, Math.min(keysOnly ? 20_000 : 10_000, Math.floor(target / Math.max(1, bytes / res.kvs.length)), limit * 8));
+          next = page(Buffer.concat([last.key, Buffer.from([0])]), r.end, nextLimit, keysOnly);
           next.catch(() => undefined); // awaited below; this only keeps a failure from being reported as unhandled meanwhile
         }
-        for (const kv of res.kvs) this.decodeInto(into, kv);
+        if (keysOnly) {
+          for (const kv of res.kvs) if (this.wanted?.(kv.key.toString()) !== false) fetch.push(kv.key);
+        } else {
+          for (const kv of res.kvs) this.decodeInto(into, kv);
+        }
         if (next === undefined) break;
         pending = next;
       }
+      if (fetch.length > 0 && revision !== undefined) await this.fetchValues(into, fetch, revision);
     }
     if (revision === undefined) throw new Error('etcd returned no revision');
     return BigInt(revision);
   }
 
+  /**
+   * The values of `keys` at `revision` (the list's snapshot), in transactions of range reads: one round trip per
+   * TXN_OPS keys, under etcd's --max-txn-ops (default 128). A key deleted since the keys were listed cannot be: the
+   * reads are at the same revision.
+   */
+  private async fetchValues(into: Model, keys: Buffer[], revision: string): Promise<void> {
+    const TXN_OPS = 100;
+    const batches: Buffer[][] = [];
+    for (let i = 0; i < keys.length; i += TXN_OPS) batches.push(keys.slice(i, i + TXN_OPS));
+    // a few transactions in flight at once; decoded in key order
+    const inFlight = 4;
+    const results: Promise<ITxnResponse>[] = [];
+    const issue = (i: number): void => {
+      const b = batches[i];
+      if (b === undefined) return;
+      const p = this.client.kv.txn({ success: b.map((key) => ({ request_range: { key, revision } })) });
+      p.catch(() => undefined); // awaited below
+      results[i] = p;
+    };
+    for (let i = 0; i < Math.min(inFlight, batches.length); i++) issue(i);
+    for (let i = 0; i < batches.length; i++) {
+      const res = await (results[i] as Promise<ITxnResponse>);
+      issue(i + inFlight);
+      for (const op of res.responses) for (const kv of op.response_range?.kvs ?? []) this.decodeInto(into, kv);
+    }
+  }
+
   private decodeInto(m: Model, kv: IKeyValue): void {
     const key = kv.key.toString();
+    if (this.wanted?.(key) === false) return; // another node's: its value is never read
     const d = decodeEtcd(key, kv.value.toString());
     if (d === undefined) return;
     for (const i of d.issues) this.report(i);
@@ -306,6 +367,7 @@ export class EtcdDatastore extends Base {
 
   private onPut(kv: IKeyValue): void {
     const key = kv.key.toString();
+    if (this.wanted?.(key) === false) return; // another node's: its value is never read
     const d = decodeEtcd(key, kv.value.toString());
     if (d === undefined) return;
     for (const i of d.issues) this.report(i);
@@ -317,6 +379,7 @@ export class EtcdDatastore extends Base {
 
   private onDelete(kv: IKeyValue): void {
     const key = kv.key.toString();
+    if (this.wanted?.(key) === false) return;
     let info;
     try {
       info = parseKey(key);

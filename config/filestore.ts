@@ -1,12 +1,30 @@
 // The file datastore: one YAML file of Calico resources, watched.
 import { createHash } from 'node:crypto';
 import { watch, type FSWatcher } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { formatIssue, type Issue } from './errors.js';
-import { loadResourcesText } from './filesource.js';
+import { concernsNode, loadResourcesText, modelOfScan } from './filesource.js';
+import type { ParseJob } from './fileworker.js';
 import { Base } from './dsbase.js';
-import type { Model } from './model.js';
+import { Model } from './model.js';
+import type { Kind, Resource } from './resources.js';
+
+/** One read of the file: its hash, and (unless unchanged) what it holds. */
+type Parsed =
+  | { same: true; hash: string }
+  | { same: false; hash: string; model: Model; issues: Issue[]; syntaxError: boolean; total: number };
+
+type WorkerMsg =
+  | { t: 'same'; hash: string }
+  | { t: 'error'; message: string }
+  | { t: 'chunk'; resources: Resource[] }
+  | { t: 'done'; hash: string; issues: Issue[]; fallbacks: { kind: Kind; id: string }[]; syntaxError: boolean; total: number };
+
+// The worker module beside this one: .ts when run from source (tests, through the TypeScript loader the worker
+// inherits with execArgv), .js when built.
+const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './fileworker.ts' : './fileworker.js', import.meta.url);
 
 export interface FileDatastoreOptions {
   path: string;
@@ -20,6 +38,10 @@ export interface FileDatastoreOptions {
   nodeName?: string | undefined;
   /** a held file that stays the same this long is applied after all (ms) */
   settleMs?: number | undefined;
+  /** a file at least this big (bytes) is read, parsed and validated in a worker thread; default 1 MiB */
+  workerBytes?: number | undefined;
+  /** resources per message from the worker (one message per event-loop turn); default 1000 */
+  chunk?: number | undefined;
 }
 
 /**
@@ -39,6 +61,13 @@ export class FileDatastore extends Base {
   /** the held file's hash and when it was first seen */
   private held: { hash: string; since: number } | undefined;
   private settleTimer: NodeJS.Timeout | undefined;
+  /** valid resources in the file in force, this node's or not (the shrink rule's base) */
+  private total = 0;
+  private worker: Worker | undefined;
+  /** what a reload is doing now (for tests and `skeinctl status`): reading, or parsing in a worker, or taking its results */
+  phase: 'reading' | 'parsing' | 'receiving' | undefined;
+  /** resources received from the worker so far in this reload */
+  received = 0;
 
   constructor(private readonly opts: FileDatastoreOptions) {
     super();
@@ -84,18 +113,23 @@ export class FileDatastore extends Base {
   private async load(): Promise<void> {
     if (this.closed) return;
     const file = this.opts.path;
-    let text: string;
+    let p: Parsed;
     try {
-      text = await readFile(file, 'utf8');
+      this.phase = 'reading';
+      const { size } = await stat(file);
+      p = size >= (this.opts.workerBytes ?? 1024 * 1024) ? await this.parseInWorker() : await this.parseHere();
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
       this.setStatus(this.snapshotTaken ? 'disconnected' : 'connecting', { lastError: `cannot read ${file}: ${code}` });
       return;
+    } finally {
+      this.phase = undefined;
     }
-    const hash = createHash('sha256').update(text).digest('hex');
-    if (hash === this.lastHash && this.status.state === 'synced') return;
+    if (this.closed) return;
+    const hash = p.hash;
+    if (p.same) return;
     this.lastHash = hash;
-    const { model, issues, syntaxError } = loadResourcesText(text, file, this.snapshotTaken ? this.model : undefined);
+    const { model, issues, syntaxError, total } = p;
     // Report each problem once while it persists.
     const now = new Set(issues.map(formatIssue));
     for (const i of issues) if (!this.reported.has(formatIssue(i))) this.report(i);
@@ -110,7 +144,7 @@ export class FileDatastore extends Base {
     // a valid but partial file for a moment: applied as is, everything missing would count as deleted, this node's
     // own identity included (every session restarts). Such a file is held until it settles: the same content for
     // settleMs means the operator meant it.
-    const why = this.snapshotTaken ? this.holdReason(model) : undefined;
+    const why = this.snapshotTaken ? this.holdReason(model, total) : undefined;
     if (why !== undefined) {
       const settleMs = this.opts.settleMs ?? 5000;
       if (this.held?.hash !== hash) this.held = { hash, since: Date.now() };
@@ -132,18 +166,74 @@ export class FileDatastore extends Base {
       const { held: _held, lastError: _lastError, ...rest } = this.status;
       this.status = rest;
     }
+    this.total = total;
     this.install(model, (kind, id) => `${file}#${kind}/${id}`);
     const errs = issues.filter((i) => i.severity === 'error');
     this.setStatus('synced', errs.length > 0 ? { lastError: formatIssue(errs[0] as Issue) } : {});
   }
 
+  private keep(): ((r: Resource) => boolean) | undefined {
+    const node = this.opts.nodeName;
+    return node !== undefined ? (r) => concernsNode(r, node) : undefined;
+  }
+
+  /** Read and parse on this thread (small files: a worker's start-up would cost more than the parse). */
+  private async parseHere(): Promise<Parsed> {
+    const text = await readFile(this.opts.path, 'utf8');
+    const hash = createHash('sha256').update(text).digest('hex');
+    if (hash === this.lastHash && this.status.state === 'synced') return { same: true, hash };
+    return { same: false, hash, ...loadResourcesText(text, this.opts.path, this.snapshotTaken ? this.model : undefined, this.keep()) };
+  }
+
+  /**
+   * Read, hash, parse and validate in a worker thread; the resources come back in chunks, one per event-loop turn
+   * (each taken into the new Model as it comes), so the loop keeps turning however large the file is.
+   */
+  private parseInWorker(): Promise<Parsed> {
+    const job: ParseJob = { path: this.opts.path, lastHash: this.status.state === 'synced' ? this.lastHash : undefined, nodeName: this.opts.nodeName, chunk: this.opts.chunk ?? 1000 };
+    const w = new Worker(WORKER_URL, { workerData: job });
+    this.worker = w;
+    this.phase = 'parsing';
+    this.received = 0;
+    const model = new Model();
+    return new Promise<Parsed>((resolve, reject) => {
+      let settled = false;
+      const end = (f: () => void): void => {
+        if (settled) return;
+        settled = true;
+        if (this.worker === w) this.worker = undefined;
+        void w.terminate();
+        f();
+      };
+      const ask = (): void => { setImmediate(() => { if (!settled) w.postMessage('next'); }); };
+      w.on('message', (m: WorkerMsg) => {
+        switch (m.t) {
+          case 'same': end(() => resolve({ same: true, hash: m.hash })); return;
+          case 'error': end(() => reject(Object.assign(new Error(m.message), { code: m.message }))); return;
+          case 'chunk':
+            this.phase = 'receiving';
+            modelOfScan({ resources: m.resources, fallbacks: [] }, undefined, model);
+            this.received += m.resources.length;
+            ask();
+            return;
+          case 'done':
+            modelOfScan({ resources: [], fallbacks: m.fallbacks }, this.snapshotTaken ? this.model : undefined, model);
+            end(() => resolve({ same: false, hash: m.hash, model, issues: m.issues, syntaxError: m.syntaxError, total: m.total }));
+        }
+      });
+      w.on('error', (e) => end(() => reject(e)));
+      w.on('exit', (code) => end(() => reject(new Error(this.closed ? 'closed' : `the parse worker exited (${code}) before it was done`))));
+      ask();
+    });
+  }
+
   /** Why a new version of the file looks partial, compared with the model in force. */
-  private holdReason(next: Model): string | undefined {
+  private holdReason(next: Model, nextTotal: number): string | undefined {
     const node = this.opts.nodeName;
     if (node !== undefined && this.model.node(node) !== undefined && next.node(node) === undefined) return `it drops this node's own Node ${node}`;
     // Shrinking to under half in one write, by more than a handful of records: a truncated or half-copied file.
-    const before = this.model.size;
-    if (before - next.size > 10 && next.size < before / 2) return `it shrinks from ${before} to ${next.size} resources in one write`;
+    const before = this.total;
+    if (before - nextTotal > 10 && nextTotal < before / 2) return `it shrinks from ${before} to ${nextTotal} resources in one write`;
     return undefined;
   }
 
@@ -151,6 +241,7 @@ export class FileDatastore extends Base {
     this.closed = true;
     if (this.settleTimer) clearTimeout(this.settleTimer);
     this.watcher?.close();
+    void this.worker?.terminate();
     if (this.timer) clearTimeout(this.timer);
     if (this.poll) clearInterval(this.poll);
     await this.loading;

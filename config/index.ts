@@ -27,7 +27,9 @@ export {
   type LiveMigration, type LiveMigrationSpec, type LiveMigrationRef, type FelixConfiguration, type FelixConfigurationSpec,
 } from './resources.js';
 export { Model, type ChangeEvent, type ChangeType } from './model.js';
-export { PLURALS, ETCD_PREFIX, parseKey, decodeEtcd, etcdKey, etcdValueOf, type KeyInfo, type Decoded } from './keys.js';
+export {
+  PLURALS, ETCD_PREFIX, parseKey, decodeEtcd, etcdKey, etcdValueOf, wepNodeOfName, keyConcernsNode, type KeyInfo, type Decoded,
+} from './keys.js';
 export { loadResourcesText, type FileLoad } from './filesource.js';
 export {
   openDatastore, FileDatastore, EtcdDatastore,

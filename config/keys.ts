@@ -156,3 +156,47 @@ export function decodeEtcd(key: string, value: string): Decoded | undefined {
 export function etcdValueOf(doc: { kind: string; metadata: object; spec?: object }): string {
   return JSON.stringify({ kind: doc.kind, apiVersion: API_VERSION, metadata: doc.metadata, spec: doc.spec ?? {} });
 }
+
+/**
+ * The node a WorkloadEndpoint's name says it lives on, or undefined when the name is not in Calico's form.
+ * libcalico-go lib/names/workloadendpoint.go builds every endpoint name from four dash-joined segments,
+ * <node>-<orchestrator>-<workload or pod or container>-<endpoint>, with each segment's own dashes doubled, and its
+ * clients refuse a name that does not match the spec (lib/clientv3/workloadendpoint.go assignOrValidateName). So the
+ * first single dash ends the node's name. Scans without allocating beyond the result.
+ */
+export function wepNodeOfName(name: string): string | undefined {
+  let parts = 1;
+  let firstEnd = -1;
+  // a segment never begins or ends with a dash, so a separator is a lone dash (not part of a "--" pair)
+  for (let i = 1; i < name.length; i++) {
+    if (name.charCodeAt(i) !== 45 /* - */) continue;
+    if (name.charCodeAt(i + 1) === 45) { i++; continue; }
+    if (firstEnd < 0) firstEnd = i;
+    parts++;
+  }
+  if (parts !== 4 || firstEnd <= 0) return undefined;
+  return name.slice(0, firstEnd).replaceAll('--', '-');
+}
+
+const WEP_PREFIX = `${RESOURCES_PREFIX}${PLURALS.WorkloadEndpoint}/`;
+const HOST_PREFIX = `${IPAM_PREFIX}host/`;
+const ASSIGNMENT_PREFIX = `${IPAM_PREFIX}assignment/`;
+
+/**
+ * Whether a key can matter to node `node`, decided from the key alone, before its value is read: another node's
+ * WorkloadEndpoint (its name carries the node, see wepNodeOfName) or block affinity does not, and no IPAM block does
+ * (the node controller derives announcements and blackholes from this node's affinities; src/controller/index.ts
+ * `concerns` — as Calico's BGP syncer, which watches only BlockAffinityListOptions{Host: node} and no blocks:
+ * libcalico-go lib/backend/syncersv1/bgpsyncer/bgpsyncer.go). A WorkloadEndpoint whose name is not in Calico's form is
+ * kept (its spec.node decides later). Every other key: yes.
+ */
+export function keyConcernsNode(key: string, node: string): boolean {
+  if (key.startsWith(WEP_PREFIX)) {
+    const name = key.slice(key.lastIndexOf('/') + 1);
+    const owner = wepNodeOfName(name);
+    return owner === undefined || owner === node;
+  }
+  if (key.startsWith(HOST_PREFIX)) return key.startsWith(`${HOST_PREFIX}${node}/`);
+  if (key.startsWith(ASSIGNMENT_PREFIX)) return false;
+  return true;
+}

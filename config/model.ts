@@ -130,16 +130,21 @@ export class Model {
   static diff(from: Model, to: Model, keyOf: (kind: Kind, id: string) => string): ChangeEvent[] {
     const dels: ChangeEvent[] = [];
     const rest: ChangeEvent[] = [];
+    const byId = (a: ChangeEvent, b: ChangeEvent): number => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+    // Only the changes are sorted, not every id: a large file with one edit costs one pass, not a sort of 100k ids.
     for (const kind of KINDS) {
-      for (const id of from.ids(kind)) {
-        if (to.get(kind, id) === undefined) dels.push({ type: 'deleted', kind, id, key: keyOf(kind, id), previous: from.get(kind, id) as Resource });
+      const f = from.map(kind);
+      const t = to.map(kind);
+      const d: ChangeEvent[] = [];
+      const r: ChangeEvent[] = [];
+      for (const [id, prev] of f) if (!t.has(id)) d.push({ type: 'deleted', kind, id, key: keyOf(kind, id), previous: prev });
+      for (const [id, now] of t) {
+        const before = f.get(id);
+        if (before === undefined) r.push({ type: 'added', kind, id, key: keyOf(kind, id), resource: now });
+        else if (before !== now && !isDeepStrictEqual(before, now)) r.push({ type: 'updated', kind, id, key: keyOf(kind, id), resource: now, previous: before });
       }
-      for (const id of to.ids(kind)) {
-        const now = to.get(kind, id) as Resource;
-        const before = from.get(kind, id);
-        if (before === undefined) rest.push({ type: 'added', kind, id, key: keyOf(kind, id), resource: now });
-        else if (!isDeepStrictEqual(before, now)) rest.push({ type: 'updated', kind, id, key: keyOf(kind, id), resource: now, previous: before });
-      }
+      dels.push(...d.sort(byId));
+      rest.push(...r.sort(byId));
     }
     return [...dels, ...rest];
   }

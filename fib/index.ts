@@ -3,6 +3,8 @@
 // `skeinctl fib` and /metrics; fib/ imports nothing from bgp/, config/ or src/.
 export { Programmer, type ProgrammerEvents } from './programmer.js';
 export { FibInputError } from './targets.js';
+/** The IPv4 prefix table fib/ keys its routes with; src/'s route table keys learned routes the same way. */
+export { V4Index } from './v4index.js';
 export { RTPROT_SKEIN, RT_TABLE_MAIN } from './constants.js';
 export { formatPrefix, formatAddress } from './format.js';
 export type {

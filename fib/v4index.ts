@@ -87,6 +87,22 @@ export class V4Index<T> {
     }
   }
 
+  /** Every entry with its key (address as uint32, length). The table must not change during the walk. */
+  forEach(fn: (n: number, len: number, v: T) => void): void {
+    this.#iterating++;
+    try {
+      const vals = this.#vals;
+      const lens = this.#len;
+      const addrs = this.#addr;
+      for (let j = 0; j < lens.length; j++) {
+        const l = lens[j]!;
+        if (l < TOMB) fn(addrs[j]!, l, vals[j]!);
+      }
+    } finally {
+      this.#iterating--;
+    }
+  }
+
   #rehash(cap: number): void {
     const addr = this.#addr, lens = this.#len, vals = this.#vals;
     this.#cap = cap;

@@ -63,9 +63,10 @@ try {
     'Section: net',
     'Priority: optional',
     `Installed-Size: ${sizeKb}`,
-    // The bundled Node links only against the C library and the C++ runtime; iproute2 reads rt_protos.d.
-    'Depends: libc6 (>= 2.28), libstdc++6, libgcc-s1, adduser',
-    'Recommends: iproute2',
+    // The bundled Node links only against the C library and the C++ runtime. iproute2 is a hard dependency: skeind
+    // runs `ip -j` to read which next hops the host reaches (src/daemon/reachability.ts); without it every read
+    // fails (seen in test/packaging.test.ts on a minbase root). adduser: postinst's addgroup.
+    'Depends: libc6 (>= 2.28), libstdc++6, libgcc-s1, adduser, iproute2',
     `Description: ${pkg.description}`,
     ` skeind and skeinctl with their own Node.js ${process.version} runtime (/usr/lib/skein/node): no Node.js,`,
     ' Python or compiler needed on the host. Reads Calico resources (etcd v3 or a file).',

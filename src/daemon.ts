@@ -167,6 +167,12 @@ export class Daemon {
       (id) => this.#applyMigration(this.controller.migrationAnnounced(id)),
       () => this.#applyMigration(this.controller.migrationTick()));
     this.metrics.fibRoutesSource(() => this.#fibCounts());
+    // A live migration's target announces the VM's route above the normal priority: it beats the local route and is
+    // written at 2^31-1 minus its LOCAL_PREF (confd's SetMetricForBGPRoutes).
+    this.routes.elevation = (ev) => {
+      const lp = ev.attributes?.localPref;
+      return lp !== undefined && lp > this.#overrideAbove[ev.afi === 2 ? 6 : 4] ? BIRD_INT_MAX - lp : undefined;
+    };
     this.routes.onWrite = (prefix, r) => {
       if (this.watch.active) this.watch.publish('fib', r ? { prefix, action: 'set', kind: r.kind, nextHops: r.nextHops, ...(r.dev !== undefined ? { dev: r.dev } : {}) } : { prefix, action: 'remove' });
     };
@@ -795,15 +801,16 @@ export class Daemon {
     if (this.#stopping) return;
     this.#lastBestAt = Date.now();
     const watching = this.watch.active;
-    for (const ev of evs) {
-      if (watching) this.watch.publish('best', { prefix: ev.prefix, from: ev.from, nextHops: ev.nextHops, local: ev.local, gone: ev.attributes === null });
-      if (ev.local || ev.attributes === null || ev.nextHops.length === 0) this.routes.setBgp(ev.prefix, null);
-      else {
-        const lp = ev.attributes.localPref;
-        this.routes.setBgp(ev.prefix, ev.nextHops, lp !== undefined && lp > this.#overrideAbove[ev.afi === 2 ? 6 : 4] ? BIRD_INT_MAX - lp : undefined);
+    const debug = this.log.isEnabled('debug');
+    if (watching || debug) {
+      for (const ev of evs) {
+        if (watching) this.watch.publish('best', { prefix: ev.prefix, from: ev.from, nextHops: ev.nextHops, local: ev.local, gone: ev.attributes === null });
+        if (debug) this.log.debug('best path', { prefix: ev.prefix, nextHops: ev.nextHops, from: ev.from, local: ev.local, gone: ev.attributes === null });
       }
-      if (this.log.isEnabled('debug')) this.log.debug('best path', { prefix: ev.prefix, nextHops: ev.nextHops, from: ev.from, local: ev.local, gone: ev.attributes === null });
     }
+    // Queued and applied in ~10 ms slices (src/daemon/routes.ts), keyed by the RIB's prefix key, not text; an
+    // elevated path's metric comes from this.routes.elevation.
+    this.routes.bestChanges(evs);
     // skein_fib_routes is computed when /metrics is read (fib.stats() walks every route: not per best path).
   }
 

@@ -2,9 +2,9 @@
 // skeind: the daemon's command line (docs/contract.md, "The two programs"). Reads skein.yaml, runs a Daemon, and maps signals:
 // SIGHUP re-reads the configuration without dropping sessions; SIGTERM/SIGINT stop cleanly (routes stay in the
 // kernel) and exit 0. A bad configuration exits 2 with one line on stderr naming the file, line and field, and so
-// do a control.group that does not exist and a missing capability; a local failure at start (socket in use, no
-// netlink) exits 1 with one line. No stack traces for user errors.
-import { ConfigError, ENV, loadDaemonConfig, type DaemonConfig } from '../config/index.js';
+// do a control.group that does not exist, a missing capability and an unreadable etcd credential file; a local
+// failure at start (socket in use, no netlink) exits 1 with one line. No stack traces for user errors.
+import { ConfigError, DatastoreError, ENV, loadDaemonConfig, type DaemonConfig } from '../config/index.js';
 import { Daemon, VERSION } from './daemon.js';
 import { BindError } from './daemon/bind.js';
 import { StartConfigError } from './daemon/capabilities.js';
@@ -90,8 +90,10 @@ async function main(): Promise<number> {
     daemon.log.error('cannot start', { reason: msg });
     // A socket that cannot be bound names its config field, and a deployment mistake (missing capability, unknown
     // control.group) is a configuration error too: exit 2, which the unit's RestartPreventExitStatus=2 does not
-    // restart in a loop.
-    const code = e instanceof BindError || e instanceof StartConfigError ? EXIT_CONFIG : EXIT_FAILURE;
+    // restart in a loop. So is an etcd certificate, key or password file named in skein.yaml that cannot be read
+    // (the shipped example's /etc/skein/etcd/ca.pem before the operator puts it there): restarting every 2 s
+    // cannot make it appear (test/packaging.test.ts starts the installed example under systemd).
+    const code = e instanceof BindError || e instanceof StartConfigError || e instanceof DatastoreError ? EXIT_CONFIG : EXIT_FAILURE;
     process.exitCode = fail(code, e instanceof BindError ? msg : `cannot start: ${msg}`);
     await daemon.stop('start failed');
     return code;

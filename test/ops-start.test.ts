@@ -213,3 +213,20 @@ t.test('STATUS= while waiting for a peer, READY=1 with a refused route, and the 
   child.kill('SIGTERM');
   t.equal(await new Promise<number | null>((res) => child.once('exit', (c) => res(c))), 0);
 });
+
+t.test('an etcd CA file named in skein.yaml that does not exist: exit 2 (not restarted by systemd), one line', async (t) => {
+  const dir = tmp();
+  const cfg = join(dir, 'skein.yaml');
+  writeFileSync(cfg, [
+    'nodeName: host-a',
+    `datastore: { type: etcd, etcd: { endpoints: [https://192.0.2.5:2379], tls: { ca: ${join(dir, 'missing-ca.pem')} } } }`,
+    'bgp: { listen: { port: 1790 } }',
+    'fib: { enabled: false }',
+    `control: { socket: ${join(dir, 'skein.sock')} }`,
+    'metrics: { listen: false }',
+    '',
+  ].join('\n'));
+  const r = spawnSync('node', [skeind, '--config', cfg], { encoding: 'utf8', timeout: 20_000 });
+  t.equal(r.status, 2, `exit 2: ${r.stderr}`);
+  t.match(r.stderr, /^skeind: cannot start: cannot read the etcd CA file .*missing-ca\.pem: ENOENT\n$/);
+});

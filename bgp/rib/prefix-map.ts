@@ -265,6 +265,21 @@ export class PrefixMap<V> {
     for (const [k, v] of this.v6) fn(v, k);
   }
 
+  /**
+   * The keys as they are now, IPv4 ones unboxed (8 bytes each): what a resumable walk (walker.ts) goes through while
+   * the table keeps changing.
+   */
+  keySnapshot(): { v4: Float64Array; v6: Prefix6[] } {
+    const keys = this.keys;
+    const v4 = new Float64Array(this.live);
+    let j = 0;
+    for (let i = 0; i < keys.length && j < v4.length; i++) {
+      const x = keys[i] as number;
+      if (x >= 0) v4[j++] = x;
+    }
+    return { v4, v6: [...this.v6.keys()] };
+  }
+
   *keysIter(): Generator<Prefix4 | Prefix6> {
     const keys = this.keys;
     for (let i = 0; i < keys.length; i++) {

@@ -58,6 +58,8 @@ import type { BestEvent, EndOfRibEvent, PeerInfo, PeerStateEvent, StaleEvent, St
 
 /** most batches one pump takes before yielding to other peers and to received data */
 const BATCHES_PER_TURN = 64;
+/** How long one turn may spend handing out best-path changes (RibCore.drainBestChanges). */
+const BEST_DRAIN_MS = 10;
 /**
  * Received UPDATE octets after which the peers are pumped without waiting for
  * the end of the event-loop turn. One turn can read megabytes from a fast
@@ -151,6 +153,8 @@ export class Speaker extends EventEmitter {
       onPolicyError: (e) =>
         this.log('error', `${e.which} policy failed for ${prefixText(e.prefix)}: ${String(e.error)}; route rejected`, e.peer.address),
       ...(opts.routeInterface !== undefined ? { routeInterface: opts.routeInterface } : {}),
+      // a whole-table walk (peer down, sweep, refresh) ran a slice on a later turn: hand out what it changed
+      onWork: () => this.scheduleFlush(),
     });
     this.rib.setNextHopCheck((nh) => this.nextHops.check(nh));
     // Best-path changes are recorded only while someone listens for them (see RibCore.setBestTracking).
@@ -1335,8 +1339,10 @@ export class Speaker extends EventEmitter {
 
   /** Hand best-path changes to listeners and let every Established peer send. */
   private flush(): void {
-    const changes = this.rib.drainBestChanges();
+    // About 10 ms of best changes a turn; the rest on the next one (a million at once would hold the loop a second).
+    const changes = this.rib.drainBestChanges(BEST_DRAIN_MS);
     if (changes.length > 0 && this.listenerCount('best') > 0) this.emit('best', changes.map(bestEvent));
+    if (this.rib.pendingBestChanges > 0) this.scheduleFlush();
     this.pumpAll();
   }
 
@@ -1502,7 +1508,31 @@ export function prefixText(p: PrefixKey): string {
   return typeof p === 'number' ? prefix4ToString(p) : p;
 }
 
+/**
+ * A best-path change as listeners get it. The prefix stays the RIB's key (a number for IPv4): its text is made
+ * only when someone reads `prefix`, so a million changes into the FIB build no million strings.
+ */
+class Best implements BestEvent {
+  readonly key: PrefixKey;
+  readonly afi: 1 | 2;
+  readonly attributes: PathAttributes | null;
+  readonly nextHops: readonly string[];
+  readonly local: boolean;
+  readonly from: string | null;
+  constructor(b: BestChange) {
+    this.key = b.prefix;
+    this.afi = b.afi;
+    this.attributes = b.best?.attrs ?? null;
+    this.nextHops = b.nextHops;
+    this.local = b.local;
+    this.from = b.from;
+  }
+  get prefix(): string {
+    return prefixText(this.key);
+  }
+}
+
 function bestEvent(b: BestChange): BestEvent {
-  return { prefix: prefixText(b.prefix), afi: b.afi, attributes: b.best?.attrs ?? null, nextHops: b.nextHops, local: b.local, from: b.from };
+  return new Best(b);
 }
 

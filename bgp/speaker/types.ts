@@ -3,6 +3,7 @@
 // reading the speaker's machinery. The JSON shapes the operator sees are in json.ts.
 import type { State } from '../session/fsm.js';
 import type { Message, PathAttributes } from '../wire/types.js';
+import type { PrefixKey } from '../rib/core.js';
 
 export type MessageTypeName = Message['type'];
 
@@ -49,8 +50,10 @@ export interface PeerStateEvent {
 }
 
 export interface BestEvent {
-  /** "10.0.0.0/24" / "fd00::/64" */
+  /** "10.0.0.0/24" / "fd00::/64" (made when read) */
   readonly prefix: string;
+  /** the RIB's key of the prefix: IPv4 as address * 64 + length, IPv6 as its canonical text */
+  readonly key: PrefixKey;
   readonly afi: 1 | 2;
   /** null: the prefix is gone */
   readonly attributes: PathAttributes | null;

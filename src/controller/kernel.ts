@@ -20,7 +20,20 @@ export interface KernelPolicy {
   /** a string that changes whenever a decision could change (to know when to re-evaluate every route) */
   readonly key: string;
   decide(prefix: string, nextHops: readonly string[]): KernelDecision;
+  /**
+   * decide() for an IPv4 prefix given as numbers (the address as a uint32 and the length), the same rules without
+   * text: the daemon's route table calls this once per learned IPv4 route.
+   */
+  decide4(addr: number, len: number, nextHops: readonly string[]): KernelDecision;
 }
+
+/** An IPv4 net as numbers: the address (uint32) and the length. */
+interface Net4 { addr: number; len: number }
+
+const net4 = (n: Net): Net4 => ({ addr: Number(n.bits), len: n.length });
+/** Is addr/len inside net? */
+const within4 = (addr: number, len: number, net: Net4): boolean =>
+  len >= net.len && (net.len === 0 || (addr ^ net.addr) >>> (32 - net.len) === 0);
 
 interface PoolRule { cidr: string; net: Net; rule: 'reject' | 'accept' | 'tunnel' | 'cross-subnet' }
 
@@ -82,8 +95,21 @@ export function kernelPolicy(model: Model, nodeName: string): KernelPolicy {
   }
 
   const key = JSON.stringify([policy, serviceCidrs, pools.map((p) => [p.cidr, p.rule]), subnetCidr, [...wgPeers].sort()]);
+  // The IPv4 parts as numbers, for decide4.
+  const services4 = services.filter((n) => n.family === 4).map(net4);
+  const pools4 = pools.filter((p) => p.net.family === 4).map((p) => ({ ...net4(p.net), rule: p.rule }));
+  const subnet4 = subnet?.family === 4 ? net4(subnet) : undefined;
   return {
     key,
+    decide4(addr, len, nextHops) {
+      for (const s of services4) if (within4(addr, len, s)) return 'reject';
+      if (wgPeers.size > 0 && nextHops.some((h) => wgPeers.has(h))) return 'reject';
+      const pool = pools4.find((p) => within4(addr, len, p));
+      if (!pool) return 'accept';
+      if (pool.rule !== 'cross-subnet') return pool.rule;
+      const hop = nextHops[0] !== undefined ? safeNet(`${nextHops[0]}/32`) : undefined;
+      return subnet4 && hop?.family === 4 && within4(Number(hop.bits), 32, subnet4) ? 'accept' : 'tunnel';
+    },
     decide(prefix, nextHops) {
       const n = safeNet(prefix);
       if (!n) return 'accept';

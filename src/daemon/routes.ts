@@ -1,38 +1,31 @@
 // What skeind wants in the kernel, merged from its three sources, and handed to fib/'s Programmer one prefix at a
 // time. Per prefix the sources rank as Calico's BIRD ranks them (device routes to local workloads are kernel
 // routes that BIRD never replaces; the static blackhole of an affine block has a higher preference than BGP):
-//   local workload device route  >  blackhole of an affine block  >  BGP best path.
+//   elevated BGP path (a live migration's target)  >  local workload device route  >  blackhole of an affine block
+//   >  BGP best path.
 // While the ClusterInformation gate is closed, the table keeps track but writes nothing (CONTRACT: nothing is
 // programmed until the datastore is ready); opening it writes the whole state.
 // Learned routes pass the kernel policy first (src/controller/kernel.ts: Calico's kernel export filter for
 // encapsulated pools, service ranges and WireGuard): rejected ones are kept here but not written, tunnelled ones go
-// via tunl0 onlink.
-import type { NextHop, Placement, Programmer, Target } from '../../fib/index.js';
-import type { KernelPolicy } from '../controller/index.js';
-import { addressBytes, bgpTarget, prefixBytes, type PrefixBytes } from './mapping.js';
+// via tunl0 onlink. The static blackholes of affine blocks pass the same policy (with no next hop), as every route of
+// BIRD's table passes calico_kernel_programming: a rejected one is left to Felix.
+//
+// Representation (sized for a million learned routes, ARCHITECTURE "Representation where millions live"): a
+// learned route is its prefix key as the RIB has it (an IPv4 prefix as numbers in fib/'s V4Index, an IPv6 one as
+// its canonical text) mapping to an interned next-hop set shared by every prefix with the same next hops; nothing
+// else is stored per prefix. Device routes and blackholes are a small override table beside it. What was handed
+// to the Programmer is not stored at all: the Programmer holds the desired state (and ignores a set() that
+// changes nothing), and a change is written only when the winning target (or its metric) before and after it
+// differ. Elevated paths (rare: a live migration) keep their metric in a small map beside the table.
+// Best-path changes arrive in batches of up to hundreds of thousands (one per speaker flush); they are queued
+// and applied in slices of ~10 ms, so the event loop keeps turning (keepalives, the control socket) meanwhile.
+import { performance } from 'node:perf_hooks';
+import { parsePrefixText, prefixText, type PrefixKey } from '../../bgp/index.js';
+import { V4Index, type NextHop, type Placement, type Programmer, type Target } from '../../fib/index.js';
+import type { KernelDecision, KernelPolicy } from '../controller/index.js';
+import { addressBytes, bgpTarget, type PrefixBytes } from './mapping.js';
 
 export type RouteKind = 'device' | 'blackhole' | 'bgp';
-
-interface Entry {
-  p: PrefixBytes;
-  device?: { dev: string; target: Target };
-  blackhole?: boolean;
-  /** the kernel policy rejects this prefix: its blackhole is not written (Felix writes it) */
-  blackholeRejected?: boolean;
-  bgp?: { nextHops: string[]; target: Target };
-  /** the best path's next hops as the speaker gave them, whatever the kernel policy decided */
-  learned?: string[];
-  /**
-   * The best path is elevated (a live migration's target announces it): it beats the local device route and goes
-   * into the kernel at this metric, 2^31-1 minus its LOCAL_PREF, as confd's SetMetricForBGPRoutes has BIRD write it
-   * (so beside Felix it sits below Felix's own route to the local copy of the VM instead of replacing it).
-   */
-  override?: number;
-  /** the target last handed to the Programmer (undefined: nothing) */
-  written?: Target;
-  /** the metric it was written at (undefined: the Programmer's default) */
-  writtenMetric?: number;
-}
 
 export interface DesiredRoute {
   prefix: string;
@@ -42,139 +35,260 @@ export interface DesiredRoute {
   dev?: string;
 }
 
+/** What the route table reads of a best-path change (the speaker's BestEvent). */
+export interface BestInput {
+  /** the RIB's key; when absent, `prefix` is parsed */
+  readonly key?: PrefixKey;
+  readonly prefix: string;
+  /** null: the prefix is gone */
+  readonly attributes: { readonly localPref?: number | undefined } | null;
+  readonly nextHops: readonly string[];
+  readonly local: boolean;
+  readonly afi?: 1 | 2;
+}
+
+/** The next hops of a best path, interned: every prefix with the same next hops shares one. */
+interface HopSet {
+  readonly nextHops: readonly string[];
+  /** kernel targets by family and decision, computed once per set (cleared when `own` changes) */
+  t4?: Target | null;
+  t6?: Target | null;
+  tun?: Target | null;
+}
+
 const BLACKHOLE: Target = { blackhole: true };
+/** How long one slice of queued best-path changes may run before the loop gets a turn. */
+const SLICE_MS = 10;
+/** Bound on distinct next-hop sets kept (a cluster has a handful; a churning one must not grow without end). */
+const MAX_HOP_SETS = 10_000;
+
+const addrOf = (k: number): number => Math.floor(k / 64);
+const lenOf = (k: number): number => k % 64;
 
 export class RouteTable {
   readonly #fib: Programmer | undefined;
-  readonly #entries = new Map<string, Entry>();
-  /** shared target objects (fib/ interns by identity first) */
+  /** learned routes: IPv4 by (address, length), IPv6 by canonical text */
+  #bgp4 = new V4Index<HopSet>();
+  #bgp6 = new Map<string, HopSet>();
+  /** routes learned before markBgpStale() and not announced again since */
+  #stale4: V4Index<HopSet> | undefined;
+  #stale6: Map<string, HopSet> | undefined;
+  /** overrides: device routes to local workloads and blackholes of affine blocks (a few per node) */
+  readonly #device = new Map<PrefixKey, { dev: string; target: Target }>();
+  /** blackholes of affine blocks -> the kernel policy rejects it (not written: Felix writes it) */
+  readonly #blackhole = new Map<PrefixKey, boolean>();
+  /**
+   * Elevated learned paths -> their kernel metric (2^31-1 minus LOCAL_PREF, as confd's SetMetricForBGPRoutes has
+   * BIRD write it): such a path beats the local device route, and sits below Felix's own route to the local copy
+   * of a migrating VM instead of replacing it. A handful at a time.
+   */
+  readonly #elevated = new Map<PrefixKey, number>();
+  /**
+   * Prefixes changed while the gate was closed whose route was in the kernel then -> the metric it was written at
+   * (undefined: the Programmer's default). When the gate opens, a route that went away or moved to another metric
+   * leaves the kernel from there.
+   */
+  readonly #closedWritten = new Map<PrefixKey, number | undefined>();
   readonly #devTargets = new Map<string, Target>();
-  readonly #bgpTargets = new Map<string, Target>();
+  #hopSets = new Map<string, HopSet>();
+  /** the speaker hands the same frozen next-hop array for every prefix of one attribute set */
+  #hopSetOf = new WeakMap<readonly string[], HopSet>();
   #open = false;
-  #stale: Set<string> | undefined;
-  /** this node's own addresses: never a next hop */
-  own: ReadonlySet<string> = new Set();
   /** told of every route handed to the Programmer (skeinctl watch); undefined: nobody listens */
   onWrite: ((prefix: string, route: DesiredRoute | undefined) => void) | undefined;
+  /**
+   * The kernel metric of a best path that is elevated (it wins over a local workload route), or undefined; for
+   * queued best-path changes (the daemon sets it from BGPConfiguration's route priorities).
+   */
+  elevation: ((ev: BestInput) => number | undefined) | undefined;
+  #own: ReadonlySet<string> = new Set();
   #policy: KernelPolicy | undefined;
+  /** queued best-path batches and the position in the first one */
+  #queue: (readonly BestInput[])[] = [];
+  #queuePos = 0;
+  #queued = 0;
+  #scheduled = false;
+  #idleWaiters: (() => void)[] = [];
+  /** 4 bytes handed to the Programmer for an IPv4 prefix (it keeps numbers, not the array) */
+  readonly #scratch4 = new Uint8Array(4);
 
-  constructor(fib: Programmer | undefined) {
+  readonly #sliceMs: number;
+
+  /** sliceMs: how long one slice of queued best-path changes may run (default 10 ms; tests use 0: 256 a slice) */
+  constructor(fib: Programmer | undefined, o: { sliceMs?: number } = {}) {
     this.#fib = fib;
+    this.#sliceMs = o.sliceMs ?? SLICE_MS;
   }
 
   get open(): boolean {
     return this.#open;
   }
 
+  /** this node's own addresses: never a next hop */
+  get own(): ReadonlySet<string> {
+    return this.#own;
+  }
+  set own(v: ReadonlySet<string>) {
+    this.#own = v;
+    this.#forgetTargets();
+  }
+
   /** Open (write everything) or close (freeze the kernel as it is) the gate. */
   setOpen(open: boolean): void {
     if (open === this.#open) return;
     this.#open = open;
-    if (open) for (const [k, e] of this.#entries) this.#write(k, e);
+    if (!open) return;
+    const was = this.#closedWritten;
+    for (const [k, m] of was) this.#write(k, BLACKHOLE, m, this.#want(k), this.#metric(k));
+    this.#forEachKey((k) => {
+      if (was.size > 0 && was.has(k)) return;
+      const t = this.#want(k);
+      if (t !== undefined) this.#write(k, undefined, undefined, t, this.#metric(k));
+    });
+    was.clear();
   }
 
   setDevice(prefix: string, dev: string | null): void {
-    const e = this.#entry(prefix, dev !== null);
-    if (!e) return;
-    if (dev === null) delete e.device;
+    const k = keyOf(prefix);
+    if (k === undefined) return;
+    const before = this.#want(k), bm = this.#metric(k);
+    if (dev === null) this.#device.delete(k);
     else {
       let t = this.#devTargets.get(dev);
       if (!t) this.#devTargets.set(dev, (t = { hops: [{ dev }] }));
-      e.device = { dev, target: t };
+      this.#device.set(k, { dev, target: t });
     }
-    this.#changed(prefix, e);
+    this.#changed(k, before, bm);
   }
 
   setBlackhole(prefix: string, on: boolean): void {
-    const e = this.#entry(prefix, on);
-    if (!e) return;
-    if (on) e.blackhole = true;
-    else delete e.blackhole;
-    this.#judgeBlackhole(prefix, e);
-    this.#changed(prefix, e);
+    const k = keyOf(prefix);
+    if (k === undefined) return;
+    const before = this.#want(k), bm = this.#metric(k);
+    if (on) this.#blackhole.set(k, this.#decide(k, []) === 'reject');
+    else this.#blackhole.delete(k);
+    this.#changed(k, before, bm);
   }
 
   /**
-   * A BGP best path (next hops), or null when the prefix has none we can install. `override`: the path is elevated
-   * (a live migration's target announces it) and wins over a local workload route; the value is its kernel metric.
+   * A BGP best path (next hops), or null when the prefix has none we can install. Applied at once. `override`: the
+   * path is elevated (a live migration's target announces it) and wins over a local workload route; the value is
+   * its kernel metric.
    */
-  setBgp(prefix: string, nextHops: readonly string[] | null, override?: number): void {
-    this.#stale?.delete(prefix);
-    const e = this.#entry(prefix, nextHops !== null);
-    if (!e) return;
-    if (nextHops === null) delete e.learned;
-    else e.learned = [...nextHops];
-    if (nextHops !== null && override !== undefined) e.override = override;
-    else delete e.override;
-    this.#applyPolicy(prefix, e);
-    this.#changed(prefix, e);
+  setBgp(prefix: string | PrefixKey, nextHops: readonly string[] | null, override?: number): void {
+    const k = typeof prefix === 'number' ? prefix : keyOf(prefix);
+    if (k === undefined) return;
+    this.#setBgp(k, nextHops === null || nextHops.length === 0 ? undefined : this.#hopSet(nextHops), override);
   }
 
-  /** A new kernel policy: every learned route is decided again (only those whose decision changed are rewritten). */
+  /**
+   * A batch of best-path changes from the speaker, queued and applied in slices of about 10 ms (in order: a later
+   * change of a prefix wins). Own originations and withdrawn prefixes have nothing to install.
+   */
+  bestChanges(evs: readonly BestInput[]): void {
+    if (evs.length === 0) return;
+    this.#queue.push(evs);
+    this.#queued += evs.length;
+    this.#schedule();
+  }
+
+  /** Best-path changes queued and not applied yet. */
+  get pending(): number {
+    return this.#queued;
+  }
+
+  /** Resolves once every queued best-path change is applied. */
+  idle(): Promise<void> {
+    if (this.#queued === 0) return Promise.resolve();
+    return new Promise((r) => this.#idleWaiters.push(r));
+  }
+
+  /** Applies every queued change now (before work that needs the table complete: a stale sweep). */
+  drain(): void {
+    this.#run(Infinity);
+  }
+
+  #schedule(): void {
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    setImmediate(() => {
+      this.#scheduled = false;
+      this.#run(this.#sliceMs);
+    });
+  }
+
+  #run(budgetMs: number): void {
+    const until = performance.now() + budgetMs;
+    let n = 0;
+    while (this.#queue.length > 0) {
+      const batch = this.#queue[0]!;
+      while (this.#queuePos < batch.length) {
+        const ev = batch[this.#queuePos++]!;
+        this.#queued--;
+        const k = ev.key ?? keyOf(ev.prefix);
+        if (k !== undefined) {
+          if (ev.local || ev.attributes === null || ev.nextHops.length === 0) this.#setBgp(k, undefined, undefined);
+          else this.#setBgp(k, this.#hopSet(ev.nextHops), this.elevation?.(ev));
+        }
+        // the clock is read every 256 changes: a change costs a microsecond or so
+        if ((++n & 255) === 0 && performance.now() >= until) {
+          this.#schedule();
+          return;
+        }
+      }
+      this.#queue.shift();
+      this.#queuePos = 0;
+    }
+    const w = this.#idleWaiters;
+    this.#idleWaiters = [];
+    for (const f of w) f();
+  }
+
+  /**
+   * A new kernel policy: every learned route and every blackhole is decided again (only those whose decision
+   * changed are rewritten).
+   */
   setPolicy(policy: KernelPolicy): void {
     if (this.#policy?.key === policy.key) return;
+    const keys: PrefixKey[] = [];
+    const before: (Target | undefined)[] = [];
+    const metrics: (number | undefined)[] = [];
+    const note = (k: PrefixKey): void => {
+      keys.push(k);
+      before.push(this.#want(k));
+      metrics.push(this.#metric(k));
+    };
+    this.#forEachBgp(note);
+    for (const k of this.#blackhole.keys()) if (this.#learned(k) === undefined) note(k);
     this.#policy = policy;
-    for (const [k, e] of [...this.#entries]) {
-      if (e.learned === undefined && !e.blackhole) continue;
-      const before = e.bgp?.target;
-      const bhBefore = e.blackholeRejected;
-      if (e.learned !== undefined) this.#applyPolicy(k, e);
-      this.#judgeBlackhole(k, e);
-      if (e.bgp?.target !== before || e.blackholeRejected !== bhBefore) this.#changed(k, e);
-    }
-  }
-
-  /**
-   * The static blackholes of affine blocks go through the same kernel export filter as learned routes in Calico's
-   * BIRD (calico_kernel_programming sees every route of BIRD's table): a block of a VXLAN pool, or of an IPIP pool
-   * whose cluster routes Felix programs, is rejected there — Felix writes that blackhole itself (with its own
-   * protocol, at the same metric: two writers would replace each other's route).
-   */
-  #judgeBlackhole(prefix: string, e: Entry): void {
-    if (e.blackhole && this.#policy?.decide(prefix, []) === 'reject') e.blackholeRejected = true;
-    else delete e.blackholeRejected;
-  }
-
-  #applyPolicy(prefix: string, e: Entry): void {
-    const hops = e.learned;
-    const d = hops === undefined ? 'reject' : this.#policy?.decide(prefix, hops) ?? 'accept';
-    const t = hops === undefined || d === 'reject' ? undefined
-      : d === 'tunnel' ? this.#tunnelTarget(hops) : this.#bgpTarget(e.p.family, hops);
-    if (t === undefined) delete e.bgp;
-    else e.bgp = { nextHops: [...hops!], target: t };
-  }
-
-  /** confd's `krt_tunnel = "tunl0"`: the route goes through the IPIP device, onlink to the peer's address. */
-  #tunnelTarget(nextHops: readonly string[]): Target | undefined {
-    const key = `tunl0|${nextHops.join(',')}`;
-    let t = this.#bgpTargets.get(key);
-    if (t !== undefined) return t;
-    const hops: NextHop[] = [];
-    for (const nh of nextHops) {
-      const b = addressBytes(nh);
-      if (b === undefined || b.length !== 4 || this.own.has(nh)) continue;
-      hops.push({ gateway: b, dev: 'tunl0', onlink: true });
-    }
-    if (hops.length === 0) return undefined;
-    t = { hops };
-    this.#bgpTargets.set(key, t);
-    return t;
+    // The static blackholes of affine blocks go through the same kernel export filter as learned routes in Calico's
+    // BIRD (calico_kernel_programming sees every route of BIRD's table): a block of a VXLAN pool, or of an IPIP pool
+    // whose cluster routes Felix programs, is rejected there: Felix writes that blackhole itself (with its own
+    // protocol, at the same metric: two writers would replace each other's route).
+    for (const k of this.#blackhole.keys()) this.#blackhole.set(k, this.#decide(k, []) === 'reject');
+    // the targets cached on the next-hop sets do not depend on the policy, only which of them a prefix uses
+    for (let i = 0; i < keys.length; i++) this.#changed(keys[i]!, before[i], metrics[i]);
   }
 
   /** The metric the prefix's route was written at, when not the Programmer's default (an elevated path). */
   metricOf(prefix: string): number | undefined {
-    return this.#entries.get(prefix)?.writtenMetric;
+    const k = keyOf(prefix);
+    if (k === undefined) return undefined;
+    if (!this.#open && this.#closedWritten.has(k)) return this.#closedWritten.get(k);
+    return this.#metric(k);
   }
 
   /** The winning route of a prefix. */
   desired(prefix: string): DesiredRoute | undefined {
-    const e = this.#entries.get(prefix);
-    return e ? view(prefix, e) : undefined;
+    const k = keyOf(prefix);
+    return k === undefined ? undefined : this.#view(k);
   }
 
   *all(): IterableIterator<DesiredRoute> {
-    for (const [k, e] of this.#entries) {
-      const v = view(k, e);
+    const keys: PrefixKey[] = [];
+    this.#forEachKey((k) => keys.push(k));
+    for (const k of keys) {
+      const v = this.#view(k);
       if (v) yield v;
     }
   }
@@ -184,85 +298,238 @@ export class RouteTable {
    * again (it stays in the kernel meanwhile, as with graceful restart, RFC 4724 §4.2). Returns how many.
    */
   markBgpStale(): number {
-    this.#stale = new Set([...this.#entries].filter(([, e]) => e.learned !== undefined).map(([k]) => k));
-    return this.#stale.size;
+    this.drain();
+    this.sweepBgpStale(); // a second replacement before the first sweep: what is still stale from it goes now
+    this.#stale4 = this.#bgp4;
+    this.#stale6 = this.#bgp6;
+    this.#bgp4 = new V4Index();
+    this.#bgp6 = new Map();
+    return this.#stale4.size + this.#stale6.size;
   }
 
   /** Drops the BGP paths not announced again since markBgpStale(); returns how many. */
   sweepBgpStale(): number {
-    const stale = this.#stale;
-    this.#stale = undefined;
-    if (!stale) return 0;
-    for (const k of stale) this.setBgp(k, null);
-    return stale.size;
+    this.drain();
+    const s4 = this.#stale4;
+    const s6 = this.#stale6;
+    if (s4 === undefined || s6 === undefined) return 0;
+    const keys: PrefixKey[] = [];
+    s4.forEach((a, l) => keys.push(a * 64 + l));
+    for (const k of s6.keys()) keys.push(k);
+    for (const k of keys) this.#setBgp(k, undefined);
+    this.#stale4 = undefined;
+    this.#stale6 = undefined;
+    return keys.length;
   }
 
+  /** Prefixes with any state (a learned route, even one the policy keeps out of the kernel; a device route; a blackhole). */
   get size(): number {
-    return this.#entries.size;
+    let n = this.#bgp4.size + this.#bgp6.size + (this.#stale4?.size ?? 0) + (this.#stale6?.size ?? 0);
+    const extra = new Set<PrefixKey>([...this.#device.keys(), ...this.#blackhole.keys()]);
+    for (const k of extra) if (this.#learned(k) === undefined) n++;
+    return n;
   }
 
   prefixOf(prefix: string): PrefixBytes | undefined {
-    return this.#entries.get(prefix)?.p;
+    const k = keyOf(prefix);
+    if (k === undefined || (this.#learned(k) === undefined && !this.#device.has(k) && !this.#blackhole.has(k))) return undefined;
+    return bytesOf(k);
   }
 
-  #bgpTarget(family: 4 | 6, nextHops: readonly string[]): Target | undefined {
-    const key = `${family}|${nextHops.join(',')}`;
-    let t = this.#bgpTargets.get(key);
-    if (t === undefined) {
-      t = bgpTarget(family, nextHops, this.own);
-      if (t === undefined) return undefined;
-      // A cluster has a handful of next-hop sets; a bound keeps a churning one from growing without end.
-      if (this.#bgpTargets.size > 10_000) this.#bgpTargets.clear();
-      this.#bgpTargets.set(key, t);
+  // ----- internals
+
+  #learned(k: PrefixKey): HopSet | undefined {
+    if (typeof k === 'number') {
+      const a = addrOf(k), l = lenOf(k);
+      return this.#bgp4.get(a, l) ?? this.#stale4?.get(a, l);
     }
-    return t;
+    return this.#bgp6.get(k) ?? this.#stale6?.get(k);
   }
 
-  #entry(prefix: string, create: boolean): Entry | undefined {
-    let e = this.#entries.get(prefix);
-    if (e || !create) return e;
-    const p = prefixBytes(prefix);
-    if (!p) return undefined;
-    e = { p };
-    this.#entries.set(prefix, e);
-    return e;
-  }
-
-  #changed(prefix: string, e: Entry): void {
-    if (this.#open) this.#write(prefix, e);
-    if (!e.device && !e.blackhole && !e.bgp && e.learned === undefined && e.written === undefined) this.#entries.delete(prefix);
-  }
-
-  #write(prefix: string, e: Entry): void {
-    const elevated = e.override !== undefined && e.bgp !== undefined;
-    const want = (elevated ? e.bgp?.target : undefined) ?? e.device?.target ?? (e.blackhole && !e.blackholeRejected ? BLACKHOLE : undefined) ?? e.bgp?.target;
-    const metric = elevated ? e.override : undefined;
-    if (want === e.written && metric === e.writtenMetric) return;
-    const fib = this.#fib;
-    const at = (m: number | undefined): Placement | undefined => (m === undefined ? undefined : { metric: m });
-    if (fib) {
-      // A new metric is another kernel route: the old one goes first.
-      if (e.written !== undefined && metric !== e.writtenMetric) fib.remove(e.p.family, e.p.addr, e.p.len, at(e.writtenMetric));
-      if (want !== undefined) fib.set(e.p.family, e.p.addr, e.p.len, want, at(metric));
-      else if (e.written !== undefined && metric === e.writtenMetric) fib.remove(e.p.family, e.p.addr, e.p.len, at(metric));
-    }
-    if (want === undefined) {
-      delete e.written;
-      delete e.writtenMetric;
+  #setBgp(k: PrefixKey, hs: HopSet | undefined, override?: number): void {
+    const before = this.#want(k);
+    const el = this.#elevated;
+    const bm = el.size === 0 ? undefined : this.#metric(k);
+    if (hs !== undefined && override !== undefined) el.set(k, override);
+    else if (el.size > 0) el.delete(k);
+    if (typeof k === 'number') {
+      const a = addrOf(k), l = lenOf(k);
+      this.#stale4?.delete(a, l);
+      if (hs === undefined) this.#bgp4.delete(a, l);
+      else this.#bgp4.set(a, l, hs);
     } else {
-      e.written = want;
-      if (metric === undefined) delete e.writtenMetric;
-      else e.writtenMetric = metric;
+      this.#stale6?.delete(k);
+      if (hs === undefined) this.#bgp6.delete(k);
+      else this.#bgp6.set(k, hs);
     }
-    this.onWrite?.(prefix, want === undefined ? undefined : view(prefix, e));
-    if (!e.device && !e.blackhole && !e.bgp && e.learned === undefined) this.#entries.delete(prefix);
+    this.#changed(k, before, bm);
+  }
+
+  #hopSet(nextHops: readonly string[]): HopSet {
+    let hs = this.#hopSetOf.get(nextHops);
+    if (hs !== undefined) return hs;
+    const id = nextHops.join(',');
+    hs = this.#hopSets.get(id);
+    if (hs === undefined) {
+      if (this.#hopSets.size >= MAX_HOP_SETS) {
+        this.#hopSets = new Map();
+        this.#hopSetOf = new WeakMap();
+      }
+      hs = { nextHops: Object.freeze([...nextHops]) };
+      this.#hopSets.set(id, hs);
+    }
+    this.#hopSetOf.set(nextHops, hs);
+    return hs;
+  }
+
+  /** Targets depend on `own`: computed again on next use. */
+  #forgetTargets(): void {
+    for (const hs of this.#hopSets.values()) {
+      delete hs.t4;
+      delete hs.t6;
+      delete hs.tun;
+    }
+  }
+
+  #decide(k: PrefixKey, hops: readonly string[]): KernelDecision {
+    const p = this.#policy;
+    if (p === undefined) return 'accept';
+    return typeof k === 'number' ? p.decide4(addrOf(k), lenOf(k), hops) : p.decide(k, hops);
+  }
+
+  /** The learned route's kernel target under the policy, or undefined (rejected, no usable next hop, none). */
+  #bgpTarget(k: PrefixKey, hs: HopSet): Target | undefined {
+    const d = this.#decide(k, hs.nextHops);
+    if (d === 'reject') return undefined;
+    if (d === 'tunnel') {
+      if (hs.tun === undefined) hs.tun = tunnelTarget(hs.nextHops, this.#own) ?? null;
+      return hs.tun ?? undefined;
+    }
+    if (typeof k === 'number') {
+      if (hs.t4 === undefined) hs.t4 = bgpTarget(4, hs.nextHops, this.#own) ?? null;
+      return hs.t4 ?? undefined;
+    }
+    if (hs.t6 === undefined) hs.t6 = bgpTarget(6, hs.nextHops, this.#own) ?? null;
+    return hs.t6 ?? undefined;
+  }
+
+  /** The learned route's target when it is elevated and installable, else undefined. */
+  #elevatedTarget(k: PrefixKey): Target | undefined {
+    if (this.#elevated.size === 0 || !this.#elevated.has(k)) return undefined;
+    const hs = this.#learned(k);
+    return hs === undefined ? undefined : this.#bgpTarget(k, hs);
+  }
+
+  /** The winning target of a prefix. */
+  #want(k: PrefixKey): Target | undefined {
+    const el = this.#elevatedTarget(k);
+    if (el !== undefined) return el;
+    if (this.#device.size > 0) {
+      const dev = this.#device.get(k);
+      if (dev !== undefined) return dev.target;
+    }
+    if (this.#blackhole.size > 0 && this.#blackhole.get(k) === false) return BLACKHOLE;
+    const hs = this.#learned(k);
+    return hs === undefined ? undefined : this.#bgpTarget(k, hs);
+  }
+
+  /** The kernel metric of the winner: an elevated path's, else undefined (the Programmer's default). */
+  #metric(k: PrefixKey): number | undefined {
+    return this.#elevatedTarget(k) === undefined ? undefined : this.#elevated.get(k);
+  }
+
+  #view(k: PrefixKey): DesiredRoute | undefined {
+    const prefix = prefixText(k);
+    const el = this.#elevatedTarget(k);
+    if (el !== undefined) return { prefix, kind: 'bgp', target: el, nextHops: [...this.#learned(k)!.nextHops] };
+    const dev = this.#device.get(k);
+    if (dev !== undefined) return { prefix, kind: 'device', target: dev.target, nextHops: [], dev: dev.dev };
+    if (this.#blackhole.get(k) === false) return { prefix, kind: 'blackhole', target: BLACKHOLE, nextHops: [] };
+    const hs = this.#learned(k);
+    const t = hs === undefined ? undefined : this.#bgpTarget(k, hs);
+    return t === undefined ? undefined : { prefix, kind: 'bgp', target: t, nextHops: [...hs!.nextHops] };
+  }
+
+  /** The prefix's state changed from (before, bm): write the difference, or remember it while the gate is closed. */
+  #changed(k: PrefixKey, before: Target | undefined, bm: number | undefined): void {
+    const after = this.#want(k);
+    const am = this.#metric(k);
+    if (after === before && am === bm) return;
+    if (!this.#open) {
+      // nothing is written while the gate is closed; what was in the kernel must still be replaced or removed later
+      if (before !== undefined && !this.#closedWritten.has(k)) this.#closedWritten.set(k, bm);
+      return;
+    }
+    this.#write(k, before, bm, after, am);
+  }
+
+  /** Hands the change from (before, bm) to (after, am) to the Programmer; a new metric is another kernel route. */
+  #write(k: PrefixKey, before: Target | undefined, bm: number | undefined, after: Target | undefined, am: number | undefined): void {
+    const fib = this.#fib;
+    if (fib !== undefined) {
+      const at = (m: number | undefined): Placement | undefined => (m === undefined ? undefined : { metric: m });
+      let fam: 4 | 6 = 4, addr: Uint8Array, len: number;
+      if (typeof k === 'number') {
+        const a = addrOf(k);
+        addr = this.#scratch4;
+        addr[0] = a >>> 24;
+        addr[1] = (a >>> 16) & 255;
+        addr[2] = (a >>> 8) & 255;
+        addr[3] = a & 255;
+        len = lenOf(k);
+      } else {
+        const p = bytesOf(k);
+        if (p === undefined) return;
+        fam = 6;
+        addr = p.addr;
+        len = p.len;
+      }
+      // the route at the old metric goes first
+      if (before !== undefined && bm !== am) fib.remove(fam, addr, len, at(bm));
+      if (after !== undefined) fib.set(fam, addr, len, after, at(am));
+      else if (before !== undefined && bm === am) fib.remove(fam, addr, len, at(am));
+    }
+    if (this.onWrite !== undefined) this.onWrite(prefixText(k), after === undefined ? undefined : this.#view(k));
+  }
+
+  #forEachBgp(fn: (k: PrefixKey) => void): void {
+    for (const t of [this.#bgp4, this.#stale4]) t?.forEach((a, l) => fn(a * 64 + l));
+    for (const t of [this.#bgp6, this.#stale6]) if (t !== undefined) for (const k of t.keys()) fn(k);
+  }
+
+  /** Every prefix with any state, once. */
+  #forEachKey(fn: (k: PrefixKey) => void): void {
+    this.#forEachBgp(fn);
+    for (const k of new Set<PrefixKey>([...this.#device.keys(), ...this.#blackhole.keys()])) if (this.#learned(k) === undefined) fn(k);
   }
 }
 
-function view(prefix: string, e: Entry): DesiredRoute | undefined {
-  if (e.override !== undefined && e.bgp) return { prefix, kind: 'bgp', target: e.bgp.target, nextHops: e.bgp.nextHops };
-  if (e.device) return { prefix, kind: 'device', target: e.device.target, nextHops: [], dev: e.device.dev };
-  if (e.blackhole && !e.blackholeRejected) return { prefix, kind: 'blackhole', target: BLACKHOLE, nextHops: [] };
-  if (e.bgp) return { prefix, kind: 'bgp', target: e.bgp.target, nextHops: e.bgp.nextHops };
-  return undefined;
+/** Text -> the RIB's prefix key; undefined when it is not a prefix. */
+function keyOf(prefix: string): PrefixKey | undefined {
+  try {
+    return parsePrefixText(prefix.includes('/') ? prefix : `${prefix}/${prefix.includes(':') ? 128 : 32}`);
+  } catch {
+    return undefined;
+  }
+}
+
+function bytesOf(k: PrefixKey): PrefixBytes | undefined {
+  if (typeof k === 'number') {
+    const a = addrOf(k);
+    return { family: 4, addr: Uint8Array.of(a >>> 24, (a >>> 16) & 255, (a >>> 8) & 255, a & 255), len: lenOf(k) };
+  }
+  const i = k.lastIndexOf('/');
+  const addr = addressBytes(k.slice(0, i));
+  return addr === undefined ? undefined : { family: 6, addr, len: Number(k.slice(i + 1)) };
+}
+
+/** confd's `krt_tunnel = "tunl0"`: the route goes through the IPIP device, onlink to the peer's address. */
+function tunnelTarget(nextHops: readonly string[], own: ReadonlySet<string>): Target | undefined {
+  const hops: NextHop[] = [];
+  for (const nh of nextHops) {
+    const b = addressBytes(nh);
+    if (b === undefined || b.length !== 4 || own.has(nh)) continue;
+    hops.push({ gateway: b, dev: 'tunl0', onlink: true });
+  }
+  return hops.length > 0 ? { hops } : undefined;
 }

@@ -1,0 +1,186 @@
+// Export: a Loc-RIB best path (or, with ADD-PATH send, every usable candidate) to one peer's Adj-RIB-Out and
+// outbound queue, through the peer's rules, the default rules below and its export hook.
+//
+// Export rules (RFC 4271 §9.1.3, §5.1):
+// - a route is never sent back to the peer it was learned from (for eBGP the
+//   peer would drop it by its AS loop check anyway; not sending it saves the
+//   peer the work and keeps Adj-RIB-Out small);
+// - a route learned over iBGP is not sent to iBGP peers (§9.2), except by
+//   route reflection (RFC 4456 §6): from a non-client iBGP peer to clients
+//   only; from a client to every iBGP peer, clients and non-clients; a
+//   reflected route gets ORIGINATOR_ID (the BGP Identifier of the peer it
+//   came from, unless already set) and our CLUSTER_ID prepended to
+//   CLUSTER_LIST (§8); its NEXT_HOP, AS_PATH and LOCAL_PREF are kept (§6:
+//   the reflector must not change them; next-hop-self still applies when
+//   configured); routes from eBGP and our own go to every peer as before;
+// - the AS we prepend and count in loops is the peer's localAs (a per-session
+//   local AS override) when set, else CoreConfig.localAs;
+// - to eBGP: our AS prepended (§5.1.2), NEXT_HOP set to our address (§5.1.3),
+//   LOCAL_PREF removed (§5.1.5), MULTI_EXIT_DISC removed unless we set it
+//   ourselves (§5.1.4: MED is not passed between neighbouring ASes), and the
+//   RR attributes ORIGINATOR_ID/CLUSTER_LIST removed (RFC 4456 §8: they are
+//   for inside the AS);
+// - to iBGP: AS_PATH unchanged, LOCAL_PREF always present (§5.1.5), NEXT_HOP
+//   kept (§5.1.3) unless the peer is configured next-hop-self or the route is
+//   ours and has no next hop;
+// - unrecognised optional transitive attributes pass on with the Partial bit
+//   set, non-transitive ones are dropped (§5, §9.1.3);
+// - then the peer's export policy.
+import { AttrFlag, SegmentType } from '../wire/constants.js';
+import type { PathAttributes } from '../wire/types.js';
+import { Path, isUsable } from './decision.js';
+import type { PathSource } from './decision.js';
+import type { AddPathOut } from './add-path.js';
+import type { RibCore } from './core.js';
+import type { AttrSet } from './intern.js';
+import { familyOf, usableBest, type Dest, type LocEntry, type Peer } from './peer.js';
+import { evaluate } from './policy.js';
+import type { PrefixKey } from './types.js';
+
+export function exportTo(rib: RibCore, p: Peer, prefix: PrefixKey, best: Path | null): void {
+  const fam = familyOf(prefix);
+  if (!p.families.has(fam)) return;
+  if (p.ap !== null && p.ap.families.has(fam)) return; // exportAddPath's
+  const want = best === null ? null : exportSet(rib, p, prefix, best);
+  // one probe of Adj-RIB-Out either way (swap / take)
+  if (want !== null) {
+    const cur = p.adjOut.swap(prefix, want);
+    if (cur === want) {
+      rib.attrs.release(want); // re-advertising identical state sends nothing
+      return;
+    }
+    p.queue(fam).announce(want, prefix);
+    if (cur !== undefined) rib.attrs.release(cur);
+  } else {
+    const cur = p.adjOut.take(prefix);
+    if (cur === undefined) return;
+    p.queue(fam).withdraw(prefix);
+    rib.attrs.release(cur);
+  }
+}
+
+/** Export one Loc-RIB entry (undefined: the prefix is gone) to a peer, with or without ADD-PATH. */
+export function exportEntry(rib: RibCore, p: Peer, prefix: PrefixKey, e: LocEntry | undefined): void {
+  if (p.ap !== null && p.ap.families.has(familyOf(prefix))) exportAddPath(rib, p, prefix, e);
+  else exportTo(rib, p, prefix, e === undefined ? null : usableBest(e));
+}
+
+/** RFC 7911: the peer's set of paths for the prefix follows the candidates (add-path.ts); each path passes exportSet. */
+export function exportAddPath(rib: RibCore, p: Peer, prefix: PrefixKey, e: LocEntry | undefined): void {
+  const ap = p.ap as AddPathOut;
+  const fam = familyOf(prefix);
+  if (!ap.families.has(fam)) return;
+  const best = e === undefined ? null : usableBest(e);
+  const paths = best === null ? [] : e instanceof Path ? [e] : (e as Dest).paths.filter(isUsable);
+  ap.update(prefix, fam, paths, best, (path) => exportSet(rib, p, prefix, path), rib.release);
+}
+
+/** The set to advertise to p for this best path (one reference taken), or null for none. */
+export function exportSet(rib: RibCore, p: Peer, prefix: PrefixKey, best: Path): AttrSet | null {
+  const src = best.source;
+  if (src.id === p.id) return null; // not back to where it came from
+  // RFC 9494 §4.3: a long-lived stale path goes only to peers that announced LLGR; to others it is withdrawn
+  // (the default; the optional NO_EXPORT + LOCAL_PREF 0 partial deployment of §4.6 is not implemented).
+  if (best.attrs.llgrStale && !p.llgrFamilies.has(familyOf(prefix))) return null;
+  const reflect = !src.local && src.ibgp && p.ibgp;
+  if (reflect) {
+    // RFC 4271 §9.2: no iBGP → iBGP, unless reflecting (RFC 4456 §6): a
+    // client's route goes to every iBGP peer, a non-client's to clients only.
+    if (!(src as Peer).rrClient && !p.rrClient) return null;
+  }
+  const v6 = typeof prefix !== 'number';
+  // The peer's rules see the route as we hold it (before our AS is prepended or LOCAL_PREF dropped), as BIRD's
+  // export filter does; operations of an accepting rule change it before the rules below apply.
+  const rules = p.cfg.rules;
+  let base = best.attrs;
+  let changed: AttrSet | null = null;
+  if (rules !== undefined) {
+    const d = evaluate(v6 ? rules.export6 : rules.export4, {
+      prefix, attrs: base.attrs, local: src.local, ibgp: p.ibgp, ifname: () => rib.ifnameOf(prefix, base.nextHops, src.local),
+    });
+    if (!d.accept) {
+      p.policyRejectedOut++;
+      return null;
+    }
+    if (d.attrs !== undefined) base = changed = rib.attrs.intern(d.attrs, base.nextHops);
+  }
+  // The default export of a set depends on the peer (its settings: the
+  // epoch), the family, whether the path is ours (MED) or reflected (RR
+  // attributes), and for a reflected set without ORIGINATOR_ID on the
+  // peer it came from (whose BGP Identifier becomes the ORIGINATOR_ID).
+  const kind = src.local ? 1 : reflect ? 2 : 0;
+  const slot = (p.id * 2 + (v6 ? 1 : 0)) * 3 + kind;
+  const origin = reflect && base.attrs.originatorId === undefined ? src.routerId : 0;
+  let out: AttrSet;
+  const cached = base.exportCache?.get(slot);
+  if (cached !== undefined && cached.epoch === p.epoch && cached.set.refs > 0 && cached.origin === origin) {
+    out = rib.attrs.retain(cached.set);
+  } else {
+    const t = transform(rib, p, base, src, v6, reflect);
+    if (t === null) {
+      if (changed !== null) rib.attrs.release(changed);
+      return null;
+    }
+    out = rib.attrs.intern(t.attrs, t.nextHops);
+    (base.exportCache ??= new Map()).set(slot, { epoch: p.epoch, set: out, origin });
+  }
+  if (changed !== null) rib.attrs.release(changed);
+  const policy = p.cfg.exportPolicy;
+  if (!policy) return out;
+  const res = rib.callPolicy(policy, 'export', prefix, out.attrs, p);
+  if (!res.accept) {
+    rib.attrs.release(out);
+    return null;
+  }
+  if (res.attrs === undefined || res.attrs === out.attrs) return out;
+  const nh = !v6 && res.attrs.nextHop !== undefined ? [res.attrs.nextHop] : out.nextHops;
+  const changedOut = rib.attrs.intern(res.attrs, nh);
+  rib.attrs.release(out);
+  return changedOut;
+}
+
+/** The default export rules (see the header comment); null when no next hop can be given. */
+function transform(rib: RibCore, p: Peer, src: AttrSet, source: PathSource, v6: boolean, reflect: boolean): { attrs: PathAttributes; nextHops: readonly string[] } | null {
+  const a: { -readonly [K in keyof PathAttributes]: PathAttributes[K] } = { ...src.attrs };
+  const self = v6 ? p.cfg.localAddress6 : p.cfg.localAddress;
+  let hops: readonly string[];
+  if (!p.ibgp) {
+    const path = a.asPath ?? [];
+    const first = path[0];
+    const own = p.localAs;
+    // RFC 4271 §5.1.2: prepend to a leading AS_SEQUENCE, or start a new one (max 255 per segment).
+    a.asPath =
+      first !== undefined && first.type === SegmentType.AS_SEQUENCE && first.asns.length < 255
+        ? [{ type: SegmentType.AS_SEQUENCE, asns: [own, ...first.asns] }, ...path.slice(1)]
+        : [{ type: SegmentType.AS_SEQUENCE, asns: [own] }, ...path];
+    delete a.localPref;
+    if (!source.local) delete a.med;
+    delete a.originatorId;
+    delete a.clusterList;
+    if (p.cfg.nextHopKeep && src.nextHops.length > 0) hops = src.nextHops;
+    else if (self === undefined) return null;
+    else hops = [self];
+  } else {
+    a.localPref ??= rib.defaultLocalPref;
+    if (reflect) {
+      // RFC 4456 §8: ORIGINATOR_ID names the router that brought the route
+      // into the AS (kept when already set); CLUSTER_LIST records our cluster.
+      a.originatorId ??= source.routerId >>> 0;
+      a.clusterList = [rib.clusterId, ...(a.clusterList ?? [])];
+    }
+    if (p.cfg.nextHopSelf || src.nextHops.length === 0) {
+      if (self === undefined) return null;
+      hops = [self];
+    } else hops = src.nextHops;
+  }
+  if (a.unknown !== undefined) {
+    const kept = a.unknown
+      .filter((u) => u.flags & AttrFlag.Transitive)
+      .map((u) => ({ flags: u.flags | AttrFlag.Partial, type: u.type, value: u.value }));
+    if (kept.length > 0) a.unknown = kept;
+    else delete a.unknown;
+  }
+  if (v6) delete a.nextHop;
+  else a.nextHop = hops[0] as string;
+  return { attrs: a, nextHops: hops };
+}
