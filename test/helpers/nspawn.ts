@@ -38,7 +38,15 @@ export class Container {
     const nspawn = spawn('systemd-nspawn', args, { stdio: ['ignore', fd, fd] });
     closeSync(fd);
     let exited: string | undefined;
-    nspawn.once('exit', (c, s) => (exited = `systemd-nspawn exited (${c ?? s}): ${readFileSync(o.consoleLog, 'utf8').slice(-2000)}`));
+    nspawn.once('exit', (c, s) => {
+      let tail = '';
+      try {
+        tail = readFileSync(o.consoleLog, 'utf8').slice(-2000);
+      } catch {
+        /* the test's directory may already be gone at teardown */
+      }
+      exited = `systemd-nspawn exited (${c ?? s}): ${tail}`;
+    });
     // nspawn's child is the container's PID 1 (systemd).
     const init = await until(() => {
       if (exited) throw new Error(exited);
