@@ -70,7 +70,9 @@ export class Container {
   exec(cmd: string, args: readonly string[], o: { input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
     const env = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8', SYSTEMD_PAGER: '', SYSTEMD_COLORS: '0' };
     return new Promise((resolve) => {
-      const child = spawn('nsenter', ['-t', String(this.#init), '-a', '--', cmd, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env });
+      // env -i inside as well: tap's process-info hook adds its NODE_OPTIONS to every child's environment.
+      const clean = ['env', '-i', ...Object.entries(env).map(([k, v]) => `${k}=${v}`)];
+      const child = spawn('nsenter', ['-t', String(this.#init), '-a', '--', ...clean, cmd, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env });
       let out = '';
       let err = '';
       const timer = setTimeout(() => child.kill('SIGKILL'), o.timeoutMs ?? 60_000);
