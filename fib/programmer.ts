@@ -341,6 +341,15 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
     this.#enqueue(e);
   }
 
+  /**
+   * Send what is queued now rather than on the next turn of the event loop: a next hop BFD declared dead must
+   * leave the kernel in the same turn that learned it (RFC 5882 §4.3). The usual batching and flow control apply.
+   */
+  writeNow(): void {
+    if (this.#closed || !this.#cmd) return;
+    this.#pump();
+  }
+
   /** Apply a stream of changes: target null removes. */
   apply(changes: Iterable<{ prefix: Prefix; target: Target | null; where?: Placement }>): void {
     for (const c of changes) {

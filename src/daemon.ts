@@ -35,6 +35,7 @@ import {
 import { StartConfigError, checkCapabilities } from './daemon/capabilities.js';
 import { originationAttributes, peerOptionsFor, prefixBytes, sortByPrefix, speakerIdentity, type SpeakerIdentity } from './daemon/mapping.js';
 import { RouteTable } from './daemon/routes.js';
+import { BfdWiring } from './daemon/bfd.js';
 import { PolicyWiring, RULE_KINDS } from './daemon/policy.js';
 import { MigrationWatcher } from './daemon/migration.js';
 import { KernelReachability } from './daemon/reachability.js';
@@ -101,6 +102,8 @@ export class Daemon {
   /** routing policy (BGPFilter, the export allow-list): src/daemon/policy.ts */
   readonly policy: PolicyWiring;
   readonly routes: RouteTable;
+  /** BFD for BGP sessions (src/daemon/bfd.ts) */
+  readonly bfd: BfdWiring;
   readonly fib: Programmer | undefined;
   speaker: Speaker | undefined;
   identity: SpeakerIdentity | undefined;
@@ -177,6 +180,22 @@ export class Daemon {
     // for an ordinary mesh route; confd's SetMetricForBGPRoutes, with Calico's BIRD leaving the kernel protocol's
     // own metric at 0).
     this.routes.learnedMetric = (ev) => kernelMetricOf(ev.attributes?.localPref);
+    this.bfd = new BfdWiring({
+      log: this.log.child({ component: 'bfd' }),
+      nodeName: cfg.nodeName,
+      model: () => this.#ds?.model,
+      peers: () => this.controller.state.peers.map((p) => p.address),
+      // RFC 5882 §4.3: the path is gone. The session ends without graceful-restart retention, its withdrawals are
+      // handed over synchronously, and the kernel is written in this same turn (docs/contract.md, "BFD").
+      onDown: (peer, reason) => {
+        if (this.#stopping) return;
+        this.speaker?.endSessionForBfd(peer, `BFD down: ${reason}`);
+        // the route table queues best-path changes in 10 ms slices: apply what is queued before writing
+        this.routes.drain();
+        this.fib?.writeNow();
+      },
+    });
+    this.metrics.bfdSource(() => this.bfd.sessions().map((s) => ({ peer: s.key.peer, state: s.state, downCount: s.downCount })));
     this.routes.onWrite = (prefix, r) => {
       if (this.watch.active) this.watch.publish('fib', r ? { prefix, action: 'set', kind: r.kind, nextHops: r.nextHops, ...(r.dev !== undefined ? { dev: r.dev } : {}) } : { prefix, action: 'remove' });
     };
@@ -233,6 +252,7 @@ export class Daemon {
       .handle('peers', () => ({ peers: this.peers() }))
       .handle('routes', (p) => this.routesStream(p))
       .handle('fib', () => this.fibJson())
+      .handle('bfd', () => this.bfd.json())
       .handle('reload', () => this.reload())
       .handle('watch', (p) => this.watch.stream(p))
       .handle('runtime', (p) => this.#runtime?.json({ reset: p.reset === true, control: control.stats }));
@@ -317,6 +337,9 @@ export class Daemon {
       // No NOTIFICATION: peers that support graceful restart keep our routes, marked stale, for our restart time
       // (RFC 4724 §4.2), as they would after kill -9; a Cease would make them withdraw our workloads everywhere.
       await step('speaker', () => this.speaker?.stop({ notify: false }));
+      // AdminDown to every BFD peer: a planned stop is not a path failure (RFC 5882 §3.2), so peers keep our routes
+      // under graceful restart as they would without BFD.
+      await step('bfd', () => this.bfd.close({ graceful: true }));
       await step('datastore', () => this.#ds?.close());
       this.#reach?.stop();
       await step('fib', () => this.fib?.close());
@@ -400,6 +423,7 @@ export class Daemon {
     this.#processEvents();
     this.readiness.setDatastoreSynced(this.#ds?.status.state === 'synced');
     this.#startSyncWatch(state.peers);
+    this.bfd.schedule();
   }
 
   /**
@@ -501,6 +525,8 @@ export class Daemon {
     const rulesChanged = model !== undefined && events.some((ev) => RULE_KINDS.has(ev.kind));
     if (rulesChanged) this.policy.update(model, this.cfg.nodeName);
     const diff = this.controller.applyChanges(events);
+    // Peers and BFDConfiguration resources may have changed; the reconcile is cheap when nothing did.
+    this.bfd.schedule();
     this.policy.setLocalInterfaces(this.controller.state.deviceRoutes);
     // BGPFilter, pools, blocks: peers whose rule lists changed get them now, without a session reset.
     if (rulesChanged && restart === undefined) this.#reapplyRules();
@@ -1009,6 +1035,10 @@ export class Daemon {
     const desired = new Map(this.controller.state.peers.map((p) => [p.address, p]));
     return speaker.peersJson().peers.map((p) => {
       const out = { ...peerJson(p, desired.get(p.address)), ...speaker.sessionDetails(p.address) } as PeerJson & Record<string, unknown>;
+      const bfd = this.bfd.infoFor(p.address);
+      if (bfd !== undefined) out.info = out.info ? `${out.info}; ${bfd}` : bfd;
+      const b = this.bfd.sessionOf(p.address);
+      if (b) out.bfd = { state: b.state, lastDownReason: b.lastDownReason, downCount: b.downCount };
       const rejected = speaker.policyRejections(p.address);
       if (rejected !== null) out.policyRejected = rejected;
       // refused routes kept for `skeinctl routes --peer X --refused`, and those past bgp.keepRefused (only counted)

@@ -25,6 +25,13 @@ export type BgpMessageType = 'OPEN' | 'UPDATE' | 'NOTIFICATION' | 'KEEPALIVE' | 
 export type FamilyName = string;
 export type OriginationKind = 'block' | 'borrowed' | 'service';
 
+/** One BFD session as /metrics shows it. */
+export interface BfdMetricSample {
+  readonly peer: string;
+  readonly state: string;
+  readonly downCount: number;
+}
+
 export interface FibRouteCounts {
   desired?: number;
   installed?: number;
@@ -96,6 +103,7 @@ export class Metrics {
   // FIB.
   readonly #fibRoutes: Gauge<'state'>;
   #fibSource: (() => FibRouteCounts | undefined) | undefined;
+  #bfdSource: (() => readonly BfdMetricSample[]) | undefined;
   readonly #fibFailures: Counter<'reason'>;
   readonly #fibSeconds: Histogram;
   readonly #fibPersistent: Gauge;
@@ -314,6 +322,41 @@ export class Metrics {
   // ----- FIB -----
 
   /** Where skein_fib_routes is read from at each scrape (the daemon's FIB); fibRoutes() still sets it directly. */
+  /**
+   * BFD sessions (RFC 5880), read when /metrics is read: skein_bfd_session_up{peer} (1 Up, 0 otherwise),
+   * skein_bfd_sessions{state} (sessions per state) and skein_bfd_session_flaps_total{peer} (Up to Down transitions
+   * since the session was added). Registered on the first call, so a daemon without BFD shows none of them.
+   */
+  bfdSource(source: () => readonly BfdMetricSample[]): void {
+    if (this.#bfdSource === undefined) {
+      const registers = [this.registry];
+      const read = (): readonly BfdMetricSample[] => this.#bfdSource?.() ?? [];
+      new Gauge({
+        name: 'skein_bfd_session_up', help: 'BFD session state per peer: 1 when Up, else 0', labelNames: ['peer'], registers,
+        collect() {
+          this.reset();
+          for (const s of read()) this.set({ peer: s.peer }, s.state === 'Up' ? 1 : 0);
+        },
+      });
+      new Gauge({
+        name: 'skein_bfd_sessions', help: 'BFD sessions in each state (AdminDown, Down, Init, Up)', labelNames: ['state'], registers,
+        collect() {
+          const n: Record<string, number> = { AdminDown: 0, Down: 0, Init: 0, Up: 0 };
+          for (const s of read()) n[s.state] = (n[s.state] ?? 0) + 1;
+          for (const [state, v] of Object.entries(n)) this.set({ state }, v);
+        },
+      });
+      new Counter({
+        name: 'skein_bfd_session_flaps_total', help: 'BFD sessions going from Up to Down, per peer', labelNames: ['peer'], registers,
+        collect() {
+          this.reset();
+          for (const s of read()) this.inc({ peer: s.peer }, s.downCount);
+        },
+      });
+    }
+    this.#bfdSource = source;
+  }
+
   fibRoutesSource(source: () => FibRouteCounts | undefined): void {
     this.#fibSource = source;
   }

@@ -22,3 +22,43 @@ t.test('the key table is bounded: a flood of sources cannot grow it', async (t) 
   for (let i = 0; i < 100; i++) rl.take('198.51.100.1', 'connection-refused');
   t.equal(rl.take('198.51.100.1', 'connection-refused'), null, 'one noisy source stays limited');
 });
+
+t.test('suppressed lines reach the onSuppressed hook (skeind counts them in /metrics), by kind', async (t) => {
+  const seen: string[] = [];
+  const rl = new LogRateLimit({ burst: 1, windowMs: 60_000, onSuppressed: (k) => seen.push(k) });
+  t.equal(rl.take('10.0.0.1', 'notification-sent'), 0);
+  t.equal(rl.take('10.0.0.1', 'notification-sent'), null);
+  t.equal(rl.take('10.0.0.1', 'session-up'), 0, 'another kind has its own budget');
+  t.equal(rl.take('10.0.0.1', 'session-up'), null);
+  t.same(seen, ['notification-sent', 'session-up']);
+});
+
+t.test('session-down lines are limited by the kind of reason', async (t) => {
+  const { sessionDownKind } = await import('../src/daemon.js');
+  t.equal(sessionDownKind('received NOTIFICATION Cease / Administrative Reset (6/4)'), 'notification-received');
+  t.equal(sessionDownKind('sent NOTIFICATION OPEN Message Error / Bad Peer AS (2/2)'), 'open-error');
+  t.equal(sessionDownKind('sent NOTIFICATION UPDATE Message Error / Malformed Attribute List (3/1)'), 'notification-sent');
+  t.equal(sessionDownKind('connection reset by peer'), 'connection-reset');
+  t.equal(sessionDownKind(''), 'session-down');
+});
+
+t.test('IdleCollector: one collection after a spike of work and a quiet period, none after a short request', async (t) => {
+  const { IdleCollector } = await import('../src/control/idle-gc.js');
+  let n = 0;
+  const c = new IdleCollector({ quietMs: 50, minWorkMs: 30, collect: () => n++ });
+  t.teardown(() => c.stop());
+  c.busy();
+  c.idle(); // no work to speak of
+  await new Promise((r) => setTimeout(r, 120));
+  t.equal(n, 0, 'a short request does not cause a collection');
+  c.busy();
+  await new Promise((r) => setTimeout(r, 40));
+  c.idle();
+  c.busy(); // work again before the quiet period ends: not yet
+  await new Promise((r) => setTimeout(r, 80));
+  t.equal(n, 0, 'no collection while work goes on');
+  c.idle();
+  await new Promise((r) => setTimeout(r, 120));
+  t.equal(n, 1, 'one collection once quiet');
+  t.equal(c.collections, 1);
+});

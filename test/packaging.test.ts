@@ -227,7 +227,8 @@ t.test('under a real systemd: dpkg -i, start/READY, reload verdicts, crash resta
   t.match(status, new RegExp(`^Gid:\\s+${skeinGid}\\s`, 'm'), 'runs with group skein (Group=)');
   t.equal((await sh(`readlink /proc/${pid}/exe`)).out.trim(), '/usr/lib/skein/node', 'the packaged runtime');
   t.equal((await sh('stat -c "%a %U:%G" /run/skein/skein.sock')).out.trim(), '660 root:skein', 'control socket for the skein group');
-  t.equal((await sh('skeinctl status')).code, 0, 'skeinctl talks to it');
+  const ctl = await sh('skeinctl status');
+  t.equal(ctl.code, 0, `skeinctl talks to it: ${ctl.err}`);
 
   // --- reload returns the daemon's verdict
   await box.write('/etc/skein/skein.yaml', SKEIN_YAML({ typo: true }));

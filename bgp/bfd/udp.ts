@@ -233,10 +233,17 @@ export class BfdUdpDriver {
     this.timer = null;
     this.timerAt = next;
     if (next === null) return;
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      this.timerAt = null;
-      this.apply(this.manager.tick());
+    const timer = setTimeout(() => {
+      // Run the timers after this turn's I/O (setImmediate follows the poll phase): when the process was stalled
+      // (a loaded host, a long task on the loop), packets the peer sent in time are already waiting in the socket,
+      // and expiring the Detection Time before reading them would declare a live peer dead.
+      setImmediate(() => {
+        if (this.timer !== timer || this.closed) return; // replaced by a packet handled in between
+        this.timer = null;
+        this.timerAt = null;
+        this.apply(this.manager.tick());
+      });
     }, Math.max(0, next - this.clock.now()));
+    this.timer = timer;
   }
 }

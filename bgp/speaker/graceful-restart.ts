@@ -251,6 +251,14 @@ export class GracefulRestart {
     if (gone.length > 0) this.sweep(gone, reason);
   }
 
+  /**
+   * Remove every route still kept stale, now (BFD says the forwarding path is gone, RFC 5882 §4.3: nothing may be
+   * retained). Nothing happens when none is kept.
+   */
+  sweepAll(reason: string): void {
+    if (this.staleFamilies.size > 0) this.sweep([...this.staleFamilies], reason);
+  }
+
   private sweep(families: readonly number[], reason: string): void {
     let n = 0;
     for (const f of families) {

@@ -103,30 +103,39 @@ export class Sender {
     if (!c || !c.socket || c.blocked || c.fsm.state !== 'Established' || this.host.deferring()) return;
     let wrote = false;
     let more = true;
-    for (let i = 0; i < BATCHES_PER_TURN; i++) {
-      const b = this.host.rib.nextBatch(p.coreId, this.batchPrefixes);
-      if (b === null) {
-        more = false;
-        break;
+    // One socket write for the whole turn: corked, the socket collects this turn's UPDATEs and uncork() hands them
+    // to the kernel in one writev, instead of one write (and, with TCP_NODELAY, at least one segment) per UPDATE.
+    // write() still returns false past the high-water mark while corked, so a slow reader pushes back as before.
+    const sock = c.socket;
+    sock.cork();
+    try {
+      for (let i = 0; i < BATCHES_PER_TURN; i++) {
+        const b = this.host.rib.nextBatch(p.coreId, this.batchPrefixes);
+        if (b === null) {
+          more = false;
+          break;
+        }
+        let bufs: Buffer[];
+        try {
+          bufs = this.encodeBatch(b, c.ctx);
+        } catch (e) {
+          this.host.log('error', `cannot encode ${b.kind} for AFI ${b.afi}: ${(e as Error).message}`, p.address);
+          // RFC 8654 §4: a route that does not fit the peer's largest message is not sent, and a previous version of
+          // it the peer holds is withdrawn. Adj-RIB-Out must then say the peer does not have it, or the next identical
+          // export would be suppressed as already sent.
+          if (b.kind === 'announce') p.counters.unsendable += this.host.rib.unsendable(p.coreId, b);
+          continue;
+        }
+        p.counters.messagesOut[b.kind === 'begin-refresh' || b.kind === 'end-refresh' ? 'ROUTE-REFRESH' : 'UPDATE'] += bufs.length;
+        for (const buf of bufs) this.write(p, c, buf, false);
+        wrote ||= bufs.length > 0;
+        if (c.blocked || !c.socket) {
+          more = false; // resumed on 'drain'
+          break;
+        }
       }
-      let bufs: Buffer[];
-      try {
-        bufs = this.encodeBatch(b, c.ctx);
-      } catch (e) {
-        this.host.log('error', `cannot encode ${b.kind} for AFI ${b.afi}: ${(e as Error).message}`, p.address);
-        // RFC 8654 §4: a route that does not fit the peer's largest message is not sent, and a previous version of
-        // it the peer holds is withdrawn. Adj-RIB-Out must then say the peer does not have it, or the next identical
-        // export would be suppressed as already sent.
-        if (b.kind === 'announce') p.counters.unsendable += this.host.rib.unsendable(p.coreId, b);
-        continue;
-      }
-      p.counters.messagesOut[b.kind === 'begin-refresh' || b.kind === 'end-refresh' ? 'ROUTE-REFRESH' : 'UPDATE'] += bufs.length;
-      for (const buf of bufs) this.write(p, c, buf, false);
-      wrote ||= bufs.length > 0;
-      if (c.blocked || !c.socket) {
-        more = false; // resumed on 'drain'
-        break;
-      }
+    } finally {
+      sock.uncork();
     }
     if (wrote) this.progress(p, c, true);
     if (more) this.schedulePump(p);

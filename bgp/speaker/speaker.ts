@@ -1,24 +1,23 @@
-// The BGP speaker: node:net sockets around the Sans-IO session machine
+// The BGP speaker: the peer lifecycle around the Sans-IO session machine
 // (session/fsm.ts) and the route-processing core (rib/core.ts). All protocol
-// decisions live there; this file only moves bytes, arms timers and keeps
-// counters.
+// decisions live there; this file adds and removes peers, feeds FSM events and
+// carries out the FSM's actions, keeps counters and answers the views.
 //
-// Shape:
+// Still over ~600 lines (issue 17): the JSON views, maximum prefixes, collision
+// handling and the restart deferral are the next candidates to move out.
+//
+// Shape (see README.md in this folder for the files):
 // - One Peer per configured neighbour, one RibCore peer id for it. A Peer has
 //   one or two Connections (two only while a collision is being resolved,
 //   RFC 4271 §6.8); each Connection owns a socket, a Framer and its own
 //   SessionFsm. The "primary" connection is the one whose state the peer
 //   shows and whose FSM dials and backs off; a second, inbound connection gets
 //   an FSM of its own and is either dumped (Cease 7) or promoted.
+// - Sockets are connection.ts's and listener.ts's; sending is sender.ts's
+//   (pull-based, one socket write per pump turn); graceful restart's helper
+//   side is one machine per peer (graceful-restart.ts).
 // - One timer per peer: a setTimeout re-armed to the earliest deadline of its
 //   connections' FSMs (fsm.nextDeadline()); when it fires, every FSM ticks.
-// - Sending is pull-based: the core queues per-peer work; a pump takes batches
-//   (nextBatch), encodes them into as few UPDATEs as fit (packUpdates /
-//   packWithdrawals) and writes until socket.write() returns false, then waits
-//   for 'drain'. A peer that stops reading therefore holds at most one batch
-//   plus the socket's high-water mark in user space, and the rest of its work
-//   stays in the core's queue, where later changes to a prefix replace earlier
-//   ones instead of piling up (RFC 4271 §9.2: only the latest state matters).
 // - Received bytes are handled as they come; best-path changes and sending are
 //   done once per turn of the event loop (setImmediate), so an UPDATE burst
 //   costs one export pass per prefix, not one write per UPDATE.
@@ -322,6 +321,21 @@ export class Speaker extends EventEmitter {
     this.peers.delete(p.address);
     this.scheduleFlush();
     this.checkDeferral();
+  }
+
+  /**
+   * BFD says the forwarding path to this peer failed (RFC 5882 §4.3): end the session now with Cease / BFD Down
+   * (RFC 9384) and keep none of its routes for graceful restart (a Cease we send flushes, see retainOnDown), nor
+   * any still kept stale from an earlier session end. The best-path changes reach 'best' listeners before this
+   * returns, so the caller can program the kernel in the same turn. False for an unknown peer.
+   */
+  endSessionForBfd(address: string, reason: string): boolean {
+    const p = this.peers.get(normalizeAddress(address));
+    if (!p) return false;
+    for (const c of [...p.conns]) this.feed(p, c, { type: 'AutomaticStop', subcode: CeaseSubcode.BfdDown, reason });
+    p.gr.sweepAll(reason);
+    this.flush();
+    return true;
   }
 
   peerAddresses(): string[] {

@@ -1,4 +1,4 @@
-// skeinctl's daemon commands: status, peers, routes [PREFIX], fib, reload (CONTRACT, Programs).
+// skeinctl's daemon commands: status, peers, routes [PREFIX], fib, bfd, reload (CONTRACT, Programs).
 // Each sends one request over the control socket; `--json` prints the daemon's result as is, otherwise it is
 // rendered as text. Exit codes: 0 ok, 1 the daemon reports an error (or answers nonsense), 2 usage,
 // 3 the daemon is not reachable. src/skeinctl.ts dispatches here with
@@ -7,17 +7,17 @@ import { isIP } from 'node:net';
 import { callControl, ControlClientError } from '../control/client.js';
 import { DEFAULT_CONTROL_SOCKET } from '../control/protocol.js';
 import { VERSION } from '../version.js';
-import { renderFib, renderPeers, renderReload, renderStatus, ShapeError } from './render.js';
+import { renderBfd, renderFib, renderPeers, renderReload, renderStatus, ShapeError } from './render.js';
 import { checkRouteOptions, streamRoutes } from './routes.js';
 import { ctlWatch } from './watch.js';
 
 export * from './types.js';
 export { humaneDuration, humaneSince, table } from './format.js';
-export { renderFib, renderPeers, renderReload, renderRouteBlock, renderRoutes, renderStatus, ShapeError } from './render.js';
+export { renderBfd, renderFib, renderPeers, renderReload, renderRouteBlock, renderRoutes, renderStatus, ShapeError } from './render.js';
 
 export const EXIT = { OK: 0, DAEMON_ERROR: 1, USAGE: 2, UNREACHABLE: 3 } as const;
 
-export const CTL_COMMANDS = ['status', 'peers', 'routes', 'fib', 'reload', 'watch'] as const;
+export const CTL_COMMANDS = ['status', 'peers', 'routes', 'fib', 'bfd', 'reload', 'watch'] as const;
 export type CtlCommand = (typeof CTL_COMMANDS)[number];
 
 export const DEFAULT_TIMEOUT_MS = 10_000;
@@ -31,6 +31,7 @@ commands:
                     rows stream as the daemon makes them. PREFIX (an address or prefix): its longest match,
                     exit 1 when there is none
   fib               the routes skein wants in the kernel vs. what is there, and failures
+  bfd               BFD sessions (RFC 5880): state, negotiated timers, downs and the last down reason
   reload            re-read the configuration (as SIGHUP does)
   watch [PREFIX]    a live stream of peer state changes, best-path changes and kernel route writes, until
                     interrupted (--kinds peer,best,fib,fib-batch,fib-failure to choose; --json: JSON lines)
@@ -270,6 +271,8 @@ export async function runCtlCommand(argv: readonly string[], io: CtlIo = process
       return ctlRoutes(parsed, io, parsed.args[0], parsed.routes);
     case 'fib':
       return ctlFib(parsed, io);
+    case 'bfd':
+      return call(parsed, io, 'bfd', {}, (r) => renderBfd(r, io.now()));
     case 'reload':
       return ctlReload(parsed, io);
     case 'watch':

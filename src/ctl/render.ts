@@ -2,7 +2,7 @@
 // Renderers check the parts of the shape they use and throw ShapeError on anything else: an old or a foreign
 // daemon produces a clear message, not a TypeError.
 import { fields, humaneDuration, humaneSince, table } from './format.js';
-import type { FibEntryJson, FibJson, PathJson, PeerJson, ReloadJson, RouteJson, StatusJson } from './types.js';
+import type { BfdJson, FibEntryJson, FibJson, PathJson, PeerJson, ReloadJson, RouteJson, StatusJson } from './types.js';
 
 export class ShapeError extends Error {
   constructor(what: string) {
@@ -276,6 +276,27 @@ export function renderFib(result: unknown): string {
   if (failed.length > 0) {
     out += '\nFailures:\n' + table(['PREFIX', 'REASON'], failed.map((r) => [text(r.prefix), text(r.error)])).split('\n').map((l) => (l ? `  ${l}` : l)).join('\n');
   }
+  return out;
+}
+
+/** `skeinctl bfd`: one row per BFD session, its negotiated timers and why it last went down. */
+export function renderBfd(result: unknown, now: Date): string {
+  const b = obj(result, 'bfd') as unknown as BfdJson;
+  const sessions = arr(b.sessions, 'bfd.sessions').map((s, i) => obj(s, `bfd.sessions[${i}]`) as unknown as BfdJson['sessions'][number]);
+  const pending = arr(b.pending, 'bfd.pending').map((s, i) => obj(s, `bfd.pending[${i}]`) as unknown as BfdJson['pending'][number]);
+  let out = '';
+  if (sessions.length === 0) out += 'No BFD sessions (no BFDConfiguration selects this node and a peer\'s interface).\n';
+  else {
+    out += table(['PEER', 'LOCAL', 'INTERFACE', 'STATE', 'SINCE', 'TX/RX ms', 'DETECT ms', 'DOWNS', 'LAST DOWN'], sessions.map((s) => {
+      const t = obj(s.timers, 'bfd.sessions[].timers') as unknown as BfdJson['sessions'][number]['timers'];
+      return [
+        text(s.peer), text(s.local), s.multihop ? 'multihop' : text(s.interface), text(s.state), humaneSince(String(s.since), now),
+        `${text(t.txInterval)}/${text(t.remoteMinTx === 0 ? t.requiredMinRx : Math.max(t.requiredMinRx, t.remoteMinTx))}`,
+        text(t.detectTime), text(s.downCount), text(s.lastDownReason),
+      ];
+    }));
+  }
+  if (pending.length > 0) out += '\nNot running:\n' + pending.map((p) => `  ${text(p.peer)}: ${text(p.reason)}\n`).join('');
   return out;
 }
 

@@ -27,6 +27,8 @@ export interface PeerJson {
   prefixesByFamily?: Record<string, { received: number; accepted: number; advertised: number }>;
   /** graceful restart (RFC 4724, RFC 8538) and long-lived graceful restart (RFC 9494) state */
   gracefulRestart?: GracefulRestartJson;
+  /** BFD on this session (RFC 5880), when a BFDConfiguration applies: `skeinctl bfd` has the details */
+  bfd?: { state: string; lastDownReason: string; downCount: number };
   /** ADD-PATH (RFC 7911) negotiated on the current session, and how many paths we send */
   addPath?: { send: string[]; receive: string[]; sendMode: string };
   /** the BGPFilters the peer names (BGPPeer.filters), in order */
@@ -169,4 +171,38 @@ export interface ReloadJson {
   message: string;
   /** what the reload changed, one line each */
   changes?: string[];
+}
+
+/** `skeinctl bfd --json`: one entry per session, and the peers that should run BFD but do not yet. */
+export interface BfdJson {
+  sessions: BfdSessionJson[];
+  pending: { peer: string; reason: string }[];
+}
+
+export interface BfdSessionJson {
+  peer: string;
+  local: string;
+  interface: string;
+  multihop: boolean;
+  state: string;
+  remoteState: string;
+  /** ISO 8601, when `state` was entered */
+  since: string;
+  localDiag: string;
+  lastDownReason: string;
+  upCount: number;
+  downCount: number;
+  /** the peer's C bit (RFC 5880 §4.1) */
+  remoteControlPlaneIndependent: boolean;
+  /** milliseconds; negotiated values are 0 until the peer was heard */
+  timers: {
+    desiredMinTx: number;
+    requiredMinRx: number;
+    detectMult: number;
+    txInterval: number;
+    detectTime: number;
+    remoteMinTx: number;
+    remoteMinRx: number;
+    remoteDetectMult: number;
+  };
 }

@@ -38,7 +38,15 @@ export class Container {
     const nspawn = spawn('systemd-nspawn', args, { stdio: ['ignore', fd, fd] });
     closeSync(fd);
     let exited: string | undefined;
-    nspawn.once('exit', (c, s) => (exited = `systemd-nspawn exited (${c ?? s}): ${readFileSync(o.consoleLog, 'utf8').slice(-2000)}`));
+    nspawn.once('exit', (c, s) => {
+      let tail = '';
+      try {
+        tail = readFileSync(o.consoleLog, 'utf8').slice(-2000);
+      } catch {
+        /* the test's directory may already be gone at teardown */
+      }
+      exited = `systemd-nspawn exited (${c ?? s}): ${tail}`;
+    });
     // nspawn's child is the container's PID 1 (systemd).
     const init = await until(() => {
       if (exited) throw new Error(exited);
@@ -62,7 +70,9 @@ export class Container {
   exec(cmd: string, args: readonly string[], o: { input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
     const env = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C.UTF-8', SYSTEMD_PAGER: '', SYSTEMD_COLORS: '0' };
     return new Promise((resolve) => {
-      const child = spawn('nsenter', ['-t', String(this.#init), '-a', '--', cmd, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env });
+      // env -i inside as well: tap's process-info hook adds its NODE_OPTIONS to every child's environment.
+      const clean = ['env', '-i', ...Object.entries(env).map(([k, v]) => `${k}=${v}`)];
+      const child = spawn('nsenter', ['-t', String(this.#init), '-a', '--', ...clean, cmd, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env });
       let out = '';
       let err = '';
       const timer = setTimeout(() => child.kill('SIGKILL'), o.timeoutMs ?? 60_000);
