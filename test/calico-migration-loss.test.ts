@@ -13,67 +13,12 @@ import { join } from 'node:path';
 import { requires } from './helpers/env.js';
 import { Bird } from './helpers/bird.js';
 import { Lab, nsExec, nsSpawn, until } from './helpers/netns.js';
+import { HOSTS, POD_IP, RARP, TAP_A, TAP_B, VM_IP, VM_MAC, plugWorkload, resources } from './helpers/migration.js';
 
 const root = join(import.meta.dirname, '..');
 const skeind = join(root, 'dist/src/skeind.js');
 
-const HOSTS = [
-  { name: 'host-a', ip: '10.0.0.1' },
-  { name: 'host-b', ip: '10.0.0.2' },
-  { name: 'host-c', ip: '10.0.0.3' },
-] as const;
-const VM_IP = '10.66.0.5';
-const VM_MAC = 'fa:16:3e:12:34:56';
-const POD_IP = '10.65.0.130';
-const TAP_A = 'tap5c0ffee0-aa';
-const TAP_B = 'tap5c0ffee0-bb';
-const PORT = '5c0ffee0-aa11-4b22-8c33-d44e55f66a77';
-const DEVICE = 'f00dcafe-0000-4000-8000-000000000001';
-const v3 = 'projectcalico.org/v3';
-
-const wepName = (host: string): string => `${host.replace(/-/g, '--')}-openstack-${DEVICE.replace(/-/g, '--')}-${PORT.replace(/-/g, '--')}`;
-const ref = (host: string): object => ({ hostname: host, orchestratorID: 'openstack', workloadID: `openstack/${DEVICE}`, endpointID: PORT });
-
-function resources(vmOn: string[], migrating: boolean): string {
-  const docs: unknown[] = [
-    { apiVersion: v3, kind: 'BGPConfiguration', metadata: { name: 'default' }, spec: { asNumber: 64512, nodeToNodeMeshEnabled: true, logSeverityScreen: 'Info' } },
-    { apiVersion: v3, kind: 'FelixConfiguration', metadata: { name: 'default' }, spec: { liveMigrationRouteConvergenceTime: '3s', reportingInterval: '0s' } },
-    { apiVersion: v3, kind: 'IPPool', metadata: { name: 'pods' }, spec: { cidr: '10.65.0.0/16', blockSize: 26, ipipMode: 'Never', vxlanMode: 'Never', nodeSelector: 'all()' } },
-    { apiVersion: v3, kind: 'IPPool', metadata: { name: 'openstack' }, spec: { cidr: '10.66.0.0/16', ipipMode: 'Never', vxlanMode: 'Never', nodeSelector: 'all()' } },
-    { apiVersion: v3, kind: 'BlockAffinity', metadata: { name: 'host-c-10-65-0-128-26' }, spec: { node: 'host-c', cidr: '10.65.0.128/26', state: 'confirmed', deleted: 'false' } },
-    {
-      apiVersion: v3, kind: 'WorkloadEndpoint',
-      metadata: { name: 'host--c-k8s-client-eth0', namespace: 'default' },
-      spec: { orchestrator: 'k8s', node: 'host-c', pod: 'client', endpoint: 'eth0', interfaceName: 'cali0c1b2c3d4e5', ipNetworks: [`${POD_IP}/32`] },
-    },
-  ];
-  for (const h of HOSTS) docs.push({ apiVersion: v3, kind: 'Node', metadata: { name: h.name }, spec: { bgp: { ipv4Address: `${h.ip}/24` } } });
-  for (const host of vmOn) {
-    // networking-calico endpoints.py endpoint_spec
-    docs.push({
-      apiVersion: v3, kind: 'WorkloadEndpoint',
-      metadata: { name: wepName(host), namespace: 'openstack', labels: { 'projectcalico.org/namespace': 'openstack', 'projectcalico.org/orchestrator': 'openstack' } },
-      spec: { orchestrator: 'openstack', workload: DEVICE, node: host, endpoint: PORT, interfaceName: host === 'host-a' ? TAP_A : TAP_B, mac: VM_MAC, ipNetworks: [`${VM_IP}/32`] },
-    });
-  }
-  // networking-calico endpoints.py live_migration_spec, named after the destination endpoint
-  if (migrating) docs.push({ apiVersion: v3, kind: 'LiveMigration', metadata: { name: wepName('host-b'), namespace: 'openstack', uid: 'lm-1' }, spec: { source: { workloadEndpoint: ref('host-a') }, target: { workloadEndpoint: ref('host-b') } } });
-  return docs.map((d) => `---\n${JSON.stringify(d)}\n`).join('');
-}
-
 interface KRoute { dst: string; gateway?: string; dev?: string; type?: string; protocol?: string; metric?: number }
-
-// QEMU's announcement after a migration (qemu_announce_self): RARP "reverse request" frames from the VM's MAC.
-const RARP = `import socket, struct, sys, time
-mac = bytes.fromhex(sys.argv[1].replace(':', ''))
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-s.bind(('eth0', 0))
-frame = b'\\xff' * 6 + mac + struct.pack('!H', 0x8035) + struct.pack('!HHBBH', 1, 0x0800, 6, 4, 3) + mac + bytes(4) + mac + bytes(4)
-for i in range(3):
-    s.send(frame.ljust(60, b'\\0'))
-    time.sleep(0.05)
-`;
-
 
 /** BIRD 2 as confd renders host `h` for resources(): see the header (BIRD 1 syntax turned into channels). */
 function birdConfig(h: { name: string; ip: string }): string {
@@ -123,20 +68,12 @@ t.test('migration loss: BIRD 2 hosts as confd renders them, then skeind hosts, b
       });
       const hostNs = lab.bridgedHosts(HOSTS);
       const [hA, hB, hC] = HOSTS.map((h) => hostNs.get(h.name)!) as [string, string, string];
-      const workload = (label: string, host: string, hostIf: string, addr: string, mac?: string): string => {
-        const ns = lab.ns(label);
-        lab.link(ns, host, 'eth0', hostIf);
-        nsExec(host, 'sysctl', ['-qw', `net.ipv4.conf.${hostIf}.proxy_arp=1`]);
-        if (mac) nsExec(ns, 'ip', ['link', 'set', 'eth0', 'address', mac]);
-        lab.addr(ns, 'eth0', `${addr}/32`);
-        nsExec(ns, 'ip', ['route', 'add', 'default', 'via', '169.254.1.1', 'dev', 'eth0', 'onlink']);
-        return ns;
-      };
       const felix = (ns: string, dst: string, dev: string, metric: number | null, old?: number): void => {
         if (metric !== null) nsExec(ns, 'ip', ['route', 'replace', `${dst}/32`, 'dev', dev, 'proto', '80', 'metric', String(metric), 'scope', 'link']);
         if (old !== undefined) nsExec(ns, 'ip', ['route', 'del', `${dst}/32`, 'dev', dev, 'proto', '80', 'metric', String(old)]);
       };
       const via = (ns: string, gw: string): boolean => (JSON.parse(nsExec(ns, 'ip', ['-j', 'route', 'get', VM_IP])) as KRoute[])[0]?.gateway === gw;
+      const workload = (label: string, host: string, hostIf: string, addr: string, mac?: string): string => plugWorkload(lab, label, host, hostIf, addr, mac);
       const pod = workload('cl', hC, 'cali0c1b2c3d4e5', POD_IP);
       const vmA = workload('va', hA, TAP_A, VM_IP, VM_MAC);
       felix(hA, VM_IP, TAP_A, 1024);
