@@ -148,11 +148,14 @@ export class RouteTable {
     this.#open = open;
     if (!open) return;
     const was = this.#closedWritten;
-    for (const [k, m] of was) this.#write(k, BLACKHOLE, m, this.#want(k), this.#metric(k));
+    for (const [k, m] of was) {
+      const t = this.#want(k);
+      this.#write(k, BLACKHOLE, m, t, this.#metricOf(k, t));
+    }
     this.#forEachKey((k) => {
       if (was.size > 0 && was.has(k)) return;
       const t = this.#want(k);
-      if (t !== undefined) this.#write(k, undefined, undefined, t, this.#metric(k));
+      if (t !== undefined) this.#write(k, undefined, undefined, t, this.#metricOf(k, t));
     });
     was.clear();
   }
@@ -160,7 +163,7 @@ export class RouteTable {
   setDevice(prefix: string, dev: string | null): void {
     const k = keyOf(prefix);
     if (k === undefined) return;
-    const before = this.#want(k), bm = this.#metric(k);
+    const before = this.#want(k), bm = this.#metricOf(k, before);
     if (dev === null) this.#device.delete(k);
     else {
       let t = this.#devTargets.get(dev);
@@ -173,7 +176,7 @@ export class RouteTable {
   setBlackhole(prefix: string, on: boolean): void {
     const k = keyOf(prefix);
     if (k === undefined) return;
-    const before = this.#want(k), bm = this.#metric(k);
+    const before = this.#want(k), bm = this.#metricOf(k, before);
     if (on) this.#blackhole.set(k, this.#decide(k, []) === 'reject');
     else this.#blackhole.delete(k);
     this.#changed(k, before, bm);
@@ -264,8 +267,9 @@ export class RouteTable {
     const metrics: (number | undefined)[] = [];
     const note = (k: PrefixKey): void => {
       keys.push(k);
-      before.push(this.#want(k));
-      metrics.push(this.#metric(k));
+      const t = this.#want(k);
+      before.push(t);
+      metrics.push(this.#metricOf(k, t));
     };
     this.#forEachBgp(note);
     for (const k of this.#blackhole.keys()) if (this.#learned(k) === undefined) note(k);
@@ -284,7 +288,7 @@ export class RouteTable {
     const k = keyOf(prefix);
     if (k === undefined) return undefined;
     if (!this.#open && this.#closedWritten.has(k)) return this.#closedWritten.get(k);
-    return this.#metric(k);
+    return this.#metricOf(k, this.#want(k));
   }
 
   /** The winning route of a prefix. */
@@ -358,7 +362,7 @@ export class RouteTable {
   #setBgp(k: PrefixKey, hs: HopSet | undefined, override?: number): void {
     const before = this.#want(k);
     const el = this.#elevated;
-    const bm = this.#metric(k);
+    const bm = this.#metricOf(k, before);
     if (hs !== undefined && override !== undefined) el.set(k, override);
     else if (el.size > 0) el.delete(k);
     if (typeof k === 'number') {
@@ -447,14 +451,16 @@ export class RouteTable {
    * The kernel metric of the winner: an elevated path's; a learned route's own (its next-hop set's) when it wins;
    * else undefined (the Programmer's default: device routes and blackholes, as Calico writes them).
    */
-  #metric(k: PrefixKey): number | undefined {
+  #metricOf(k: PrefixKey, want: Target | undefined): number | undefined {
+    // `want` is #want(k): only which of the prefix's candidates won is asked here, so a change costs no second
+    // kernel-policy decision (elevated paths, a handful, are the exception)
+    if (want === undefined) return undefined;
     if (this.#elevated.size > 0 && this.#elevatedTarget(k) !== undefined) return this.#elevated.get(k);
-    if (this.#device.size > 0 && this.#device.has(k)) return undefined;
-    if (this.#blackhole.size > 0 && this.#blackhole.get(k) === false) return undefined;
-    const hs = this.#learned(k);
-    if (hs?.metric === undefined) return undefined;
-    return this.#bgpTarget(k, hs) === undefined ? undefined : hs.metric;
+    if (want === BLACKHOLE) return undefined;
+    if (this.#device.size > 0 && this.#device.get(k)?.target === want) return undefined;
+    return this.#learned(k)?.metric;
   }
+
 
   #view(k: PrefixKey): DesiredRoute | undefined {
     const prefix = prefixText(k);
@@ -471,7 +477,7 @@ export class RouteTable {
   /** The prefix's state changed from (before, bm): write the difference, or remember it while the gate is closed. */
   #changed(k: PrefixKey, before: Target | undefined, bm: number | undefined): void {
     const after = this.#want(k);
-    const am = this.#metric(k);
+    const am = this.#metricOf(k, after);
     if (after === before && am === bm) return;
     if (!this.#open) {
       // nothing is written while the gate is closed; what was in the kernel must still be replaced or removed later
