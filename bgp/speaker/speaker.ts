@@ -3,9 +3,6 @@
 // decisions live there; this file adds and removes peers, feeds FSM events and
 // carries out the FSM's actions, keeps counters and answers the views.
 //
-// Still over ~600 lines (issue 17): the JSON views, maximum prefixes, collision
-// handling and the restart deferral are the next candidates to move out.
-//
 // Shape (see README.md in this folder for the files):
 // - One Peer per configured neighbour, one RibCore peer id for it. A Peer has
 //   one or two Connections (two only while a collision is being resolved,
@@ -15,7 +12,10 @@
 //   an FSM of its own and is either dumped (Cease 7) or promoted.
 // - Sockets are connection.ts's and listener.ts's; sending is sender.ts's
 //   (pull-based, one socket write per pump turn); graceful restart's helper
-//   side is one machine per peer (graceful-restart.ts).
+//   side is one machine per peer (graceful-restart.ts), the restarting side's
+//   deferral deferral.ts's. What we offer in OPEN is session.ts's, what a
+//   configuration change means reconfigure.ts's, maximum prefixes
+//   max-prefixes.ts's, and the JSON views views.ts's.
 // - One timer per peer: a setTimeout re-armed to the earliest deadline of its
 //   connections' FSMs (fsm.nextDeadline()); when it fires, every FSM ticks.
 // - Received bytes are handled as they come; best-path changes and sending are
@@ -26,33 +26,38 @@ import { performance } from 'node:perf_hooks';
 import { RibCore } from '../rib/core.js';
 import { NextHopTable } from '../rib/next-hop.js';
 import type { Reachability } from '../rib/next-hop.js';
-import type { BestChange, PeerConfig, PrefixKey } from '../rib/core.js';
-import { buildCapabilities, collisionWinner } from '../session/negotiate.js';
+import type { PeerConfig } from '../rib/core.js';
 import type { NegotiatedSession } from '../session/negotiate.js';
-import { SessionFsm } from '../session/fsm.js';
+import type { SessionFsm } from '../session/fsm.js';
 import type { FsmAction, FsmEvent, State } from '../session/fsm.js';
-import { CeaseSubcode, IPV4_UNICAST, IPV6_UNICAST, familyKey } from '../wire/constants.js';
-import { isIpv4, parseIpv4 } from '../wire/prefix.js';
+import { CeaseSubcode, familyKey } from '../wire/constants.js';
+import { parseIpv4 } from '../wire/prefix.js';
 import { DEFAULT_CONTEXT } from '../wire/types.js';
-import type { Capability, Message, PathAttributes } from '../wire/types.js';
+import type { Message, PathAttributes } from '../wire/types.js';
 import { isEndOfRib } from '../wire/update.js';
-import { FAMILY_KEYS, familyNameOf, normalizeAddress, sessionKey } from './config.js';
+import { familyNameOf, normalizeAddress } from './config.js';
 import type { PeerOptions, SpeakerOptions } from './config.js';
-import { pathJson } from './json.js';
 import type { LocalRestartJson, PeerJson, RouteJson } from './json.js';
+import { bestEvent } from './best.js';
+import { DEFAULT_SELECTION_DEFERRAL_S, SelectionDeferral } from './deferral.js';
 import { DEFAULT_STALE_PATH_TIME_S, GracefulRestart } from './graceful-restart.js';
-import { peerGrJson, secondsLeft } from './llgr.js';
-import type { GracefulRestartJson } from './llgr.js';
+import { checkPrefixLimits } from './max-prefixes.js';
 import { Peer, ribConn } from './peer.js';
 import type { Connection } from './peer.js';
+import { corePeerConfig, peerChange } from './reconfigure.js';
 import { Sender } from './sender.js';
+import { collision, newSessionFsm } from './session.js';
 import { Connections } from './connection.js';
 import { Listener, listenHosts } from './listener.js';
-import { notificationText, parsePrefixText, prefixText } from './text.js';
+import { parsePrefixText, prefixText } from './text.js';
+import { countReceived, noteDown } from './stats.js';
+import { PeerTimers } from './peer-timer.js';
+import { refreshImports, refreshRequested } from './route-refresh.js';
 import { StallWatch } from './stall.js';
 import { LogRateLimit } from './rate-limit.js';
 import type { StallEvent } from './stall.js';
-import type { BestEvent, EndOfRibEvent, PeerInfo, PeerStateEvent, StaleEvent, StopOptions } from './types.js';
+import type { EndOfRibEvent, PeerInfo, PeerStateEvent, StaleEvent, StopOptions } from './types.js';
+import { peerInfoOf, peerJsonOf, routesJsonOf, sessionDetailsOf } from './views.js';
 
 /** How long one turn may spend handing out best-path changes (RibCore.drainBestChanges). */
 const BEST_DRAIN_MS = 10;
@@ -65,11 +70,6 @@ const BEST_DRAIN_MS = 10;
  * all received. ~50k IPv4 prefixes.
  */
 const PUMP_EVERY_OCTETS = 256 * 1024;
-
-/** RFC 4724 §3 suggests the restart time; BIRD and FRR use 120 s, as does Calico. */
-const DEFAULT_RESTART_TIME_S = 120;
-/** FRR's select-defer-time: the longest a restarted speaker holds its UPDATEs back waiting for End-of-RIB. */
-const DEFAULT_SELECTION_DEFERRAL_S = 360;
 
 const clock = { now: (): number => performance.now() };
 
@@ -100,19 +100,20 @@ export class Speaker extends EventEmitter {
   private readonly sender: Sender;
   /** RFC 4724 §4.1: the R bit goes into our OPENs until restartComplete() */
   private restarting: boolean;
-  /**
-   * RFC 4724 §4.1: after a restart, route selection — here, sending our UPDATEs — waits until every peer has sent
-   * End-of-RIB (or restartComplete(), or the selection deferral timer), so that no peer gets a partial table
-   * followed by our End-of-RIB, which would make it sweep routes we simply had not re-learned yet.
-   */
-  private deferring: boolean;
-  private deferTimer: NodeJS.Timeout | null = null;
+  /** RFC 4724 §4.1: our UPDATEs wait for every peer's End-of-RIB after a restart (deferral.ts) */
+  private readonly deferral: SelectionDeferral;
   /** log lines a remote party can cause, limited per (source, kind); suppressedByKind feeds /metrics */
   readonly remoteLog: LogRateLimit;
-  /** process stalls seen through late timers (stall.ts) */
-  private readonly stalls = new StallWatch((ms) => {
-    this.log('warn', `this process stalled for ${Math.round(ms)} ms (timers ran late): no peer is blamed for it; hold timers that fell due meanwhile were extended`);
-    this.emit('stall', { ms } satisfies StallEvent);
+  /** one timer per peer (peer-timer.ts); process stalls seen through late timers (stall.ts) */
+  private readonly timers = new PeerTimers({
+    clock,
+    stalls: new StallWatch((ms) => {
+      this.log('warn', `this process stalled for ${Math.round(ms)} ms (timers ran late): no peer is blamed for it; hold timers that fell due meanwhile were extended`);
+      this.emit('stall', { ms } satisfies StallEvent);
+    }),
+    run: (p, c, actions) => this.run(p, c, actions, false),
+    log: (level, msg, peer) => this.log(level, msg, peer),
+    ticked: () => this.scheduleFlush(),
   });
 
   constructor(opts: SpeakerOptions) {
@@ -120,7 +121,13 @@ export class Speaker extends EventEmitter {
     this.opts = opts;
     this.remoteLog = opts.remoteLog ?? new LogRateLimit();
     this.restarting = opts.restarting ?? false;
-    this.deferring = this.restarting && (opts.gracefulRestart ?? true);
+    this.deferral = new SelectionDeferral(this.restarting && (opts.gracefulRestart ?? true), {
+      peers: () => this.peers.values(),
+      log: (msg) => this.log('info', msg),
+      ended: () => {
+        for (const p of this.peers.values()) this.sender.schedulePump(p);
+      },
+    });
     this.localAsn = opts.localAsn;
     this.routerId = parseIpv4(opts.routerId) >>> 0;
     this.rib = new RibCore({
@@ -138,7 +145,7 @@ export class Speaker extends EventEmitter {
     this.sender = new Sender(
       {
         rib: this.rib,
-        deferring: () => this.deferring,
+        deferring: () => this.deferral.active,
         log: (level, msg, peer) => this.log(level, msg, peer),
         remoteLog: this.remoteLog,
         run: (p, c, actions) => this.run(p, c, actions, false),
@@ -188,12 +195,7 @@ export class Speaker extends EventEmitter {
       }
     }
     this.running = true;
-    if (this.deferring) {
-      const ms = (this.opts.selectionDeferralTime ?? DEFAULT_SELECTION_DEFERRAL_S) * 1000;
-      this.deferDeadline = Date.now() + ms;
-      this.deferTimer = setTimeout(() => this.endDeferral('selection deferral time ran out'), ms);
-      this.deferTimer.unref();
-    }
+    this.deferral.start(this.opts.selectionDeferralTime ?? DEFAULT_SELECTION_DEFERRAL_S);
     for (const p of this.peers.values()) this.feed(p, p.primary, { type: 'ManualStart' });
   }
 
@@ -209,8 +211,7 @@ export class Speaker extends EventEmitter {
    */
   async stop(o: StopOptions = {}): Promise<void> {
     this.running = false;
-    if (this.deferTimer) clearTimeout(this.deferTimer);
-    this.deferTimer = null;
+    this.deferral.stop();
     for (const p of this.peers.values()) p.gr.stopTimers();
     for (const p of this.peers.values()) this.shutPeer(p, o);
     await this.listener.close();
@@ -266,38 +267,29 @@ export class Speaker extends EventEmitter {
     const address = normalizeAddress(o.address);
     const p = this.peers.get(address);
     if (!p) throw new Error(`peer ${address} is not configured`);
-    const old = p.opts;
-    if (sessionKey(old) !== sessionKey(o)) {
+    const change = peerChange(p.opts, o);
+    if (change.session) {
       this.dropPeer(p, CeaseSubcode.OtherConfigurationChange, 'configuration changed');
       this.addPeer(o);
       return;
     }
     p.opts = o;
-    if (p.heldUntil > Date.now() && JSON.stringify(old.maxPrefixes) !== JSON.stringify(o.maxPrefixes)) {
+    if (p.heldUntil > Date.now() && change.limitChanged) {
       // held down for maximum prefixes: a new limit is a new chance (RFC 4486 §4 leaves the restart to configuration)
       p.heldUntil = 0;
       if (this.running) this.feed(p, p.primary, { type: 'ManualStart' });
     }
     const conn = ribConn(p);
     this.rib.updatePeer(p.coreId, this.coreConfig(o, address, conn));
-    const rulesOf = (x: PeerOptions, dir: 'import' | 'export'): string =>
-      x.rules === undefined ? '' : JSON.stringify(dir === 'import' ? [x.rules.import4, x.rules.import6] : [x.rules.export4, x.rules.export6]);
-    const importChanged = old.importPolicy !== o.importPolicy || (old.allowOwnAs ?? 0) !== (o.allowOwnAs ?? 0) || rulesOf(old, 'import') !== rulesOf(o, 'import');
-    const exportChanged =
-      old.exportPolicy !== o.exportPolicy || rulesOf(old, 'export') !== rulesOf(o, 'export') || old.nextHopSelf !== o.nextHopSelf || old.nextHopKeep !== o.nextHopKeep || old.nextHop4 !== o.nextHop4 || old.nextHop6 !== o.nextHop6 ||
-      JSON.stringify(old.addPathSend) !== JSON.stringify(o.addPathSend);
     if (!conn) return;
-    if (exportChanged) this.rib.refreshExports(p.coreId);
-    if (importChanged) {
-      const s = conn.session;
-      if (s?.routeRefresh) {
-        for (const f of s.families) this.sender.send(p, conn, { type: 'ROUTE-REFRESH', afi: f >> 8, safi: f & 0xff, subtype: 0 });
-      } else if (this.rib.keepsReceived(p.coreId)) {
-        this.rib.reimport(p.coreId);
-        this.scheduleFlush();
-      } else {
-        this.feed(p, conn, { type: 'AutomaticStop', subcode: CeaseSubcode.OtherConfigurationChange, reason: 'import policy changed; the peer cannot refresh' });
-      }
+    if (change.exportChanged) this.rib.refreshExports(p.coreId);
+    if (change.importChanged) {
+      refreshImports(p, conn, {
+        rib: this.rib,
+        sender: this.sender,
+        changed: () => this.scheduleFlush(),
+        reset: (subcode, reason) => this.feed(p, conn, { type: 'AutomaticStop', subcode, reason }),
+      });
     }
     this.sender.schedulePump(p);
   }
@@ -320,7 +312,7 @@ export class Speaker extends EventEmitter {
     if (this.listener.listening && p.opts.md5Key !== undefined) this.applyListenerMd5(p, null);
     this.peers.delete(p.address);
     this.scheduleFlush();
-    this.checkDeferral();
+    this.deferral.check();
   }
 
   /**
@@ -345,24 +337,7 @@ export class Speaker extends EventEmitter {
   /** A peer's shown state and the serial number of its primary connection (changes when the session is replaced). */
   peerInfo(address: string): PeerInfo | null {
     const p = this.peers.get(normalizeAddress(address));
-    if (!p) return null;
-    let writeBuffered = 0;
-    let writeBlocked = false;
-    for (const c of p.conns) {
-      writeBuffered += c.socket?.writableLength ?? 0;
-      writeBlocked ||= c.blocked;
-    }
-    return {
-      state: p.state,
-      since: p.since,
-      info: p.info,
-      connection: p.primary.socket ? p.primary.serial : null,
-      counters: p.counters,
-      writeBuffered,
-      writeBlocked,
-      endOfRibPending: p.state === 'Established' ? [...p.eorPending] : [],
-      gracefulRestart: ribConn(p)?.session?.gracefulRestart != null,
-    };
+    return p ? peerInfoOf(p) : null;
   }
 
   /**
@@ -372,37 +347,7 @@ export class Speaker extends EventEmitter {
    */
   sessionDetails(address: string): Record<string, unknown> | null {
     const p = this.peers.get(normalizeAddress(address));
-    if (!p) return null;
-    const c = ribConn(p) ?? p.primary;
-    const out: Record<string, unknown> = {
-      configuredHoldTime: p.opts.holdTime ?? this.opts.holdTime ?? 90,
-      configuredKeepaliveTime: p.opts.keepaliveTime ?? this.opts.keepaliveTime ?? null,
-      connectRetryTime: p.opts.connectRetryTime ?? this.opts.connectRetryTime ?? 120,
-    };
-    const sock = c.socket;
-    if (sock?.localAddress !== undefined) {
-      out.localAddress = normalizeAddress(sock.localAddress);
-      out.localPort = sock.localPort;
-      out.remotePort = sock.remotePort;
-    }
-    const s = c.session;
-    if (s) {
-      out.holdTime = s.holdTime;
-      out.keepaliveTime = s.keepaliveTime;
-      out.routerId = `${s.peerId >>> 24}.${(s.peerId >>> 16) & 255}.${(s.peerId >>> 8) & 255}.${s.peerId & 255}`;
-      const fams = (set: Iterable<number>): string[] => [...set].sort((a, b) => a - b).map(familyNameOf);
-      out.capabilities = {
-        families: fams(s.families),
-        fourOctetAs: s.as4,
-        routeRefresh: s.routeRefresh,
-        enhancedRouteRefresh: s.enhancedRouteRefresh,
-        extendedMessage: s.extendedMessage,
-        addPath: { receive: fams(s.addPathRx), send: fams(s.addPathTx) },
-        gracefulRestart: s.gracefulRestart !== null,
-        longLivedGracefulRestart: s.longLivedGracefulRestart !== null,
-      };
-    }
-    return out;
+    return p ? sessionDetailsOf(p, this.opts) : null;
   }
 
   /** The RIB core's id of a configured peer (for RibCore's per-peer views); undefined when not configured. */
@@ -428,89 +373,17 @@ export class Speaker extends EventEmitter {
   // ------------------------------------------------------------------ views
 
   peersJson(): { peers: PeerJson[] } {
-    const out: PeerJson[] = [];
-    for (const p of this.peers.values()) {
-      const stats = this.rib.peerStats(p.coreId);
-      const conn = ribConn(p);
-      const fams = conn?.session ? conn.session.families.filter((f) => f === IPV4_UNICAST || f === IPV6_UNICAST).map(familyNameOf) : this.families(p.opts).map(familyNameOf);
-      out.push({
-        address: p.address,
-        port: p.opts.port ?? 179,
-        asn: p.opts.asn,
-        localAsn: p.opts.localAsn ?? this.localAsn,
-        type: p.opts.type ?? 'global',
-        state: p.state,
-        since: p.since.toISOString().replace(/\.\d{3}Z$/, 'Z'),
-        info: p.info,
-        families: fams,
-        prefixes: { received: p.counters.prefixesReceived, accepted: stats.received, advertised: stats.advertised },
-        routeReflectorClient: p.opts.routeReflectorClient ?? false,
-        connection: p.primary.socket ? p.primary.serial : null,
-        messages: { in: { ...p.counters.messagesIn }, out: { ...p.counters.messagesOut } },
-        notifications: { in: { ...p.counters.notificationsIn }, out: { ...p.counters.notificationsOut } },
-        gracefulRestart: this.grJson(p, conn),
-        addPath: {
-          send: conn?.session ? [...conn.session.addPathTx].sort((a, b) => a - b).map(familyNameOf) : [],
-          receive: conn?.session ? [...conn.session.addPathRx].sort((a, b) => a - b).map(familyNameOf) : [],
-          sendMode: p.opts.addPathSend === undefined ? 'off' : p.opts.addPathSend.mode === 'all' ? 'all' : `best ${p.opts.addPathSend.count}`,
-        },
-      });
-    }
-    return { peers: out };
-  }
-
-  private grJson(p: Peer, conn: Connection | null): GracefulRestartJson {
-    const enabled = this.opts.gracefulRestart ?? true;
-    const llst = p.opts.longLivedStaleTime ?? 0;
-    const s = conn?.session ?? null;
-    const received = s && p.state === 'Established' ? s.families.filter((f) => !p.eorPending.has(f)) : [];
-    const pending = s && p.state === 'Established' ? s.families.filter((f) => p.eorPending.has(f)) : [];
-    return {
-      local: { enabled, restartTime: Math.min(p.opts.restartTime ?? DEFAULT_RESTART_TIME_S, 4095), longLivedStaleTime: enabled && llst > 0 ? llst : null },
-      peer: peerGrJson(s ?? p.gr.llgr.session),
-      helper: p.gr.helperJson(() => this.rib.staleCount(p.coreId)),
-      longLived: p.gr.llgr.json(),
-      endOfRib: { received: received.map(familyNameOf), pending: pending.map(familyNameOf) },
-    };
+    return { peers: [...this.peers.values()].map((p) => peerJsonOf(p, this.rib, this.opts, this.localAsn)) };
   }
 
   /** Our own graceful restart (RFC 4724 §4.1): the R bit, and whether our UPDATEs still wait for End-of-RIB. */
   localRestartJson(): LocalRestartJson {
-    const waitingFor: string[] = [];
-    if (this.deferring) {
-      for (const p of this.peers.values()) {
-        const gr = ribConn(p)?.session?.gracefulRestart;
-        if (p.state !== 'Established' || (gr && !gr.restarting && p.eorPending.size > 0)) waitingFor.push(p.address);
-      }
-    }
-    return {
-      restarting: this.restarting,
-      deferring: this.deferring,
-      secondsLeft: this.deferring && this.deferDeadline > 0 ? secondsLeft(this.deferDeadline) : null,
-      waitingFor,
-    };
+    return this.deferral.json(this.restarting);
   }
 
-  private deferDeadline = 0;
-
-  /** The Loc-RIB (or one prefix of it) in the CONTRACT routes shape, with the reason each path won or lost. */
+  /** The Loc-RIB (or one prefix of it) in the contract's routes shape, with the reason each path won or lost. */
   routesJson(prefix?: string): { routes: RouteJson[] } {
-    const keys: PrefixKey[] = prefix !== undefined ? [parsePrefixText(prefix)] : [...this.rib.prefixes()];
-    const routes: RouteJson[] = [];
-    for (const k of keys) {
-      const ex = this.rib.explain(k);
-      const first = ex[0];
-      if (!first) continue;
-      const text = prefixText(k);
-      routes.push({
-        prefix: text,
-        // The owner of the FIB answers, for local routes too (an affine block's blackhole is its kernel route).
-        installed: this.opts.isInstalled?.(text) ?? false,
-        best: pathJson(first.path, first.reason),
-        paths: ex.map((e) => pathJson(e.path, e.reason)),
-      });
-    }
-    return { routes };
+    return routesJsonOf(this.rib, this.opts.isInstalled, prefix);
   }
 
   /** Which rule let a prefix in from each peer (or refused it), and which let it out to each Established peer. */
@@ -524,33 +397,21 @@ export class Speaker extends EventEmitter {
     return p ? this.rib.policyRejections(p.coreId) : null;
   }
 
+  /** A message from the peer becomes an FSM event, counted first (stats.ts). */
   private handleMessage(p: Peer, c: Connection, msg: Message): void {
-    p.counters.messagesIn[msg.type]++;
+    countReceived(p, msg, this.remoteLog, (line) => this.log('warn', line, p.address));
     switch (msg.type) {
-      case 'OPEN': {
+      case 'OPEN':
         if (this.collision(p, c, msg.bgpId)) return;
         this.feed(p, c, { type: 'Open', open: msg });
         return;
-      }
-      case 'UPDATE': {
-        p.counters.prefixesReceived += msg.nlri.prefixes.length + (msg.mpReach?.nlri.prefixes.length ?? 0);
-        if (msg.errorAction !== undefined) {
-          p.counters.updateErrors++;
-          const suppressed = this.remoteLog.take(p.address, 'update-error');
-          if (suppressed !== null) {
-            this.log('warn', `UPDATE error handled by ${msg.errorAction}: ${(msg.errors ?? []).map((x) => x.reason).join('; ')}${suppressed > 0 ? ` (${suppressed} similar lines suppressed)` : ''}`, p.address);
-          }
-        }
+      case 'UPDATE':
         this.feed(p, c, { type: 'Update', message: msg });
         if (p.opts.maxPrefixes && c.inRib) this.checkMaxPrefixes(p, c);
         return;
-      }
-      case 'NOTIFICATION': {
-        const k = `${msg.code}/${msg.subcode}`;
-        p.counters.notificationsIn[k] = (p.counters.notificationsIn[k] ?? 0) + 1;
+      case 'NOTIFICATION':
         this.feed(p, c, { type: 'Notification', message: msg });
         return;
-      }
       case 'KEEPALIVE':
         this.feed(p, c, { type: 'Keepalive' });
         return;
@@ -560,46 +421,11 @@ export class Speaker extends EventEmitter {
     }
   }
 
-  /**
-   * Maximum prefixes (RFC 4486 §4), per address family as BIRD's channel
-   * limits and FRR's per-AFI maximum-prefix count them: the peer's accepted
-   * prefixes of a family (Adj-RIB-In, after import policy: what costs us
-   * memory) against that family's limit. Crossing the warning threshold logs
-   * once per family (again only after falling back below it); exceeding the
-   * limit closes the session with Cease / Maximum Number of Prefixes Reached,
-   * whose data is that family's AFI/SAFI and its limit, and keeps it down:
-   * until restartAfterSec passes, or for good (a configuration change or
-   * restart of the speaker brings it back). Connections from the peer are
-   * refused meanwhile, so it cannot come back in through the listener.
-   */
+  /** Maximum prefixes (RFC 4486 §4, max-prefixes.ts): past a family's limit every connection is closed. */
   private checkMaxPrefixes(p: Peer, c: Connection): void {
-    const mp = p.opts.maxPrefixes;
-    if (!mp) return;
-    const stats = this.rib.peerStats(p.coreId);
-    const pct = mp.warningThreshold ?? 75;
-    let over: { family: number; count: number; limit: number } | null = null;
-    for (const family of [IPV4_UNICAST, IPV6_UNICAST]) {
-      const name = familyNameOf(family);
-      const limit = mp.perFamily?.[name] ?? mp.limit;
-      const count = family === IPV4_UNICAST ? stats.received4 : stats.received6;
-      const warnAt = Math.ceil((limit * pct) / 100);
-      if (count < warnAt) p.prefixWarned.delete(family);
-      else if (!p.prefixWarned.has(family) && count <= limit) {
-        p.prefixWarned.add(family);
-        this.log('warn', `${count} ${name} prefixes accepted, ${pct}% of the limit of ${limit}`, p.address);
-      }
-      if (count > limit && over === null) over = { family, count, limit };
-    }
-    if (over === null) return;
-    const { family, count, limit } = over;
-    const data = Buffer.alloc(7);
-    data.writeUInt16BE(family >> 8, 0);
-    data.writeUInt8(family & 0xff, 2);
-    data.writeUInt32BE(limit >>> 0, 3);
-    const restart = mp.restartAfterSec;
-    p.heldUntil = restart === undefined ? Infinity : Date.now() + restart * 1000;
-    p.prefixWarned.clear();
-    this.log('error', `maximum ${familyNameOf(family)} prefixes exceeded: ${count} > ${limit}; session closed${restart === undefined ? ' and held down' : `, restart in ${restart} s`}`, p.address);
+    const hit = checkPrefixLimits(p, this.rib.peerStats(p.coreId), (level, msg) => this.log(level, msg, p.address));
+    if (!hit) return;
+    const { family, count, limit, data, restart } = hit;
     for (const x of [...p.conns]) {
       this.feed(p, x, {
         type: 'AutomaticStop',
@@ -611,24 +437,11 @@ export class Speaker extends EventEmitter {
     }
   }
 
-  /**
-   * RFC 4271 §6.8: an OPEN on one connection while the other is in
-   * OpenConfirm (or Established) decides which survives. Returns true when
-   * this connection was the loser (the OPEN is not processed further).
-   */
+  /** RFC 4271 §6.8 (session.ts collision): true when this connection lost (its OPEN goes no further). */
   private collision(p: Peer, c: Connection, remoteId: number): boolean {
-    const other = p.conns.find((x) => x !== c && !x.dead && (x.fsm.state === 'OpenConfirm' || x.fsm.state === 'Established'));
-    if (!other) return false;
-    let loser: Connection;
-    if (other.fsm.state === 'Established') {
-      loser = c; // §6.8: a connection colliding with an Established one is closed
-    } else {
-      const localAs = p.opts.localAsn ?? this.localAsn;
-      const keep = collisionWinner(this.routerId, remoteId, localAs, p.opts.asn || other.session?.peerAs || 0);
-      const keepInbound = keep === 'remote';
-      loser = c.inbound === keepInbound ? other : c;
-    }
-    const winner = loser === c ? other : c;
+    const r = collision(p, c, remoteId, this.routerId, this.localAsn);
+    if (!r) return false;
+    const { loser, winner } = r;
     if (loser === p.primary) this.promote(p, winner);
     this.feed(p, loser, { type: 'OpenCollisionDump' });
     this.discard(p, loser);
@@ -638,54 +451,7 @@ export class Speaker extends EventEmitter {
   // ------------------------------------------------------------------ the FSM
 
   private newFsm(o: PeerOptions): SessionFsm {
-    const families = this.families(o);
-    const localAs = o.localAsn ?? this.localAsn;
-    // Built when each OPEN goes out, so the R bit is cleared once restartComplete() was called.
-    const caps = (): Capability[] => buildCapabilities({
-      localAs,
-      families,
-      // RFC 7911 §4: Send/Receive 1 receive, 2 send, 3 both, per family
-      ...(o.addPathReceive || o.addPathSend
-        ? { addPath: new Map(families.map((f) => [f, ((o.addPathReceive ? 1 : 0) | (o.addPathSend ? 2 : 0)) as 1 | 2 | 3])) }
-        : {}),
-      extendedMessage: o.extendedMessage ?? true,
-      ...(this.opts.gracefulRestart ?? true
-        ? {
-            gracefulRestart: {
-              restartTime: o.restartTime ?? DEFAULT_RESTART_TIME_S,
-              restarting: this.restarting,
-              forwardingState: this.opts.forwardingState ?? false,
-              notification: true, // RFC 8538 §2
-            },
-            ...((o.longLivedStaleTime ?? 0) > 0
-              ? { longLivedGracefulRestart: { staleTime: o.longLivedStaleTime as number, forwardingState: this.opts.forwardingState ?? false } }
-              : {}),
-          }
-        : {}),
-    });
-    const holdTime = o.holdTime ?? this.opts.holdTime;
-    const keepaliveTime = o.keepaliveTime ?? this.opts.keepaliveTime;
-    const connectRetryTime = o.connectRetryTime ?? this.opts.connectRetryTime;
-    return new SessionFsm(
-      {
-        localAs,
-        routerId: this.routerId,
-        peerAs: o.asn,
-        get capabilities() {
-          return caps();
-        },
-        ...(o.passive !== undefined ? { passive: o.passive } : {}),
-        ...(holdTime !== undefined ? { holdTime } : {}),
-        ...(keepaliveTime !== undefined ? { keepaliveTime } : {}),
-        ...(connectRetryTime !== undefined ? { connectRetryTime } : {}),
-        ...(this.opts.idleHold !== undefined ? { idleHold: this.opts.idleHold } : {}),
-      },
-      clock,
-    );
-  }
-
-  private families(o: PeerOptions): number[] {
-    return (o.families ?? ['ipv4-unicast', 'ipv6-unicast']).map((f) => FAMILY_KEYS[f]).sort((a, b) => a - b);
+    return newSessionFsm(o, { opts: this.opts, localAsn: this.localAsn, routerId: this.routerId, restarting: () => this.restarting, clock });
   }
 
   /** Feed one event to a connection's FSM and carry out what it says. */
@@ -735,14 +501,10 @@ export class Speaker extends EventEmitter {
             }
           }
           break;
-        case 'routeRefresh': {
-          const fam = familyKey(a.afi, a.safi);
-          if (a.subtype === 0) this.rib.routeRefresh(p.coreId, a.afi, a.safi);
-          else if (a.subtype === 1) this.rib.markStale(p.coreId, fam);
-          else if (a.subtype === 2) this.rib.sweepStale(p.coreId, fam);
+        case 'routeRefresh':
+          refreshRequested(this.rib, p, a.afi, a.safi, a.subtype);
           this.sender.schedulePump(p);
           break;
-        }
         case 'down':
           // A silent close sent no NOTIFICATION (see 'send' above): neither count nor report one.
           if (silent && a.notification?.sent) {
@@ -751,7 +513,7 @@ export class Speaker extends EventEmitter {
           break;
       }
     }
-    this.armTimer(p);
+    this.timers.arm(p);
   }
 
   private showState(p: Peer, to: State): void {
@@ -788,18 +550,11 @@ export class Speaker extends EventEmitter {
     p.info = '';
     this.showState(p, 'Established');
     this.sender.schedulePump(p);
-    this.checkDeferral();
+    this.deferral.check();
   }
 
   private down(p: Peer, c: Connection, a: Extract<FsmAction, { type: 'down' }>): void {
-    if (a.notification) {
-      const k = `${a.notification.message.code}/${a.notification.message.subcode}`;
-      const n = a.notification.sent ? p.counters.notificationsOut : p.counters.notificationsIn;
-      if (a.notification.sent) n[k] = (n[k] ?? 0) + 1; // received ones were counted on arrival
-      p.info = `${a.notification.sent ? 'sent' : 'received'} NOTIFICATION ${notificationText(a.notification.message)}`;
-    } else if (c === p.primary || c.inRib) {
-      p.info = a.reason;
-    }
+    noteDown(p, c, a);
     if (c.inRib) {
       c.inRib = false;
       p.gr.down(c.session, { reason: a.reason, ...(a.notification ? { notification: a.notification } : {}), mayRetain: this.running && !p.removed });
@@ -826,36 +581,12 @@ export class Speaker extends EventEmitter {
   /** Say that our own restart is over: OPENs from now on carry R=0 (RFC 4724 §4.1). */
   restartComplete(): void {
     this.restarting = false;
-    this.endDeferral('restart complete');
+    this.deferral.end('restart complete');
   }
 
   /** Still holding our UPDATEs back after a restart (RFC 4724 §4.1)? */
   get deferringUpdates(): boolean {
-    return this.deferring;
-  }
-
-  /**
-   * End the deferral once every peer is Established and has sent End-of-RIB for all its families. A peer without
-   * graceful restart promises no End-of-RIB, and one restarting itself (R bit) may be waiting for ours (RFC 4724
-   * §4.1 avoids that deadlock): neither is waited for beyond being Established.
-   */
-  private checkDeferral(): void {
-    if (!this.deferring) return;
-    for (const p of this.peers.values()) {
-      const gr = ribConn(p)?.session?.gracefulRestart;
-      if (p.state !== 'Established') return;
-      if (gr && !gr.restarting && p.eorPending.size > 0) return;
-    }
-    this.endDeferral('End-of-RIB received from every peer');
-  }
-
-  private endDeferral(reason: string): void {
-    if (!this.deferring) return;
-    this.deferring = false;
-    if (this.deferTimer) clearTimeout(this.deferTimer);
-    this.deferTimer = null;
-    this.log('info', `sending our routes now (${reason})`);
-    for (const p of this.peers.values()) this.sender.schedulePump(p);
+    return this.deferral.active;
   }
 
   /** We announced LLGR to this peer (and so act as its LLGR helper). */
@@ -868,7 +599,7 @@ export class Speaker extends EventEmitter {
     p.eorPending.delete(f);
     p.gr.endOfRib(f);
     this.emit('endOfRib', { peer: p.address, afi, safi } satisfies EndOfRibEvent);
-    this.checkDeferral();
+    this.deferral.check();
   }
 
   /** Families of a peer whose routes are stale now (familyKey values). */
@@ -893,52 +624,7 @@ export class Speaker extends EventEmitter {
     c.dead = true;
     const i = p.conns.indexOf(c);
     if (i >= 0) p.conns.splice(i, 1);
-    this.armTimer(p);
-  }
-
-  // ------------------------------------------------------------------ timers
-
-  /** ONE timer per peer, at the earliest deadline of its connections' FSMs. */
-  private armTimer(p: Peer): void {
-    let at = Infinity;
-    for (const c of p.conns) {
-      const d = c.fsm.nextDeadline();
-      if (d !== null && d < at) at = d;
-    }
-    if (at === p.timerAt && p.timer) return;
-    if (p.timer) clearTimeout(p.timer);
-    p.timer = null;
-    p.timerAt = at;
-    if (at === Infinity || p.removed) return;
-    p.timer = setTimeout(() => {
-      p.timer = null;
-      p.timerAt = Infinity;
-      const lateMs = clock.now() - at;
-      // Node runs due timers before it polls sockets: after a stall this callback would come before the input that
-      // arrived meanwhile (the KEEPALIVE that restarts the hold timer) is read. setImmediate runs after the poll
-      // phase, so pending input is read first and the FSM judges the peer on what it really sent.
-      setImmediate(() => this.onTimer(p, at, lateMs));
-    }, Math.max(0, Math.ceil(at - clock.now())));
-  }
-
-  private onTimer(p: Peer, at: number, lateMs: number): void {
-    if (p.removed) return;
-    const stalled = this.stalls.late(at, lateMs);
-    for (const c of [...p.conns]) {
-      if (c.dead) continue;
-      try {
-        if (stalled) {
-          // time in which the process could neither read nor write is not the peer's silence
-          const moved = c.fsm.forgiveStall(lateMs);
-          if (moved.length > 0) this.log('info', `${moved.join(' and ')} timer fell due during a stall of this process (${Math.round(lateMs)} ms); not expired, the peer gets that time again`, p.address);
-        }
-        this.run(p, c, c.fsm.tick(), false);
-      } catch (e) {
-        this.log('error', `internal error on a timer: ${String(e)}`, p.address);
-      }
-    }
-    this.armTimer(p);
-    this.scheduleFlush();
+    this.timers.arm(p);
   }
 
   // ------------------------------------------------------------------ sending
@@ -989,29 +675,11 @@ export class Speaker extends EventEmitter {
     if (before?.code !== 'own-address' && this.rib.recheckNextHops() > 0) this.scheduleFlush();
   }
 
-  /** The core's view of a peer; next hops come from the session's own address when one is up. */
+  /** The core's view of a peer (reconfigure.ts); our end of a session's connection is one of our addresses. */
   private coreConfig(o: PeerOptions, address: string, c: Connection | null): PeerConfig {
     const local = c?.socket?.localAddress !== undefined ? normalizeAddress(c.socket.localAddress) : undefined;
-    const v4 = o.nextHop4 ?? (local !== undefined && isIpv4(local) ? local : this.opts.nextHop4);
-    const v6 = o.nextHop6 ?? (local !== undefined && !isIpv4(local) ? local : this.opts.nextHop6);
     this.noteOwnAddress(local);
-    const importPolicy = o.importPolicy;
-    const exportPolicy = o.exportPolicy;
-    return {
-      address,
-      asn: o.asn,
-      ...(o.localAsn !== undefined ? { localAs: o.localAsn } : {}),
-      ...(o.routeReflectorClient ? { routeReflectorClient: true } : {}),
-      ...(o.addPathSend !== undefined ? { addPathSend: o.addPathSend } : {}),
-      ...(v4 !== undefined ? { localAddress: v4 } : {}),
-      ...(v6 !== undefined ? { localAddress6: v6 } : {}),
-      ...(o.nextHopSelf !== undefined ? { nextHopSelf: o.nextHopSelf } : {}),
-      ...(o.nextHopKeep !== undefined ? { nextHopKeep: o.nextHopKeep } : {}),
-      ...(o.allowOwnAs !== undefined ? { allowOwnAs: o.allowOwnAs } : {}),
-      ...(importPolicy !== undefined ? { importPolicy } : {}),
-      ...(exportPolicy !== undefined ? { exportPolicy } : {}),
-      ...(o.rules !== undefined ? { rules: o.rules } : {}),
-    };
+    return corePeerConfig(o, address, local, this.opts);
   }
 
   private applyListenerMd5(p: Peer, key: Buffer | string | null): void {
@@ -1027,32 +695,3 @@ export class Speaker extends EventEmitter {
     this.emit('log', peer !== undefined ? { level, msg, peer } : { level, msg });
   }
 }
-
-/**
- * A best-path change as listeners get it. The prefix stays the RIB's key (a number for IPv4): its text is made
- * only when someone reads `prefix`, so a million changes into the FIB build no million strings.
- */
-class Best implements BestEvent {
-  readonly key: PrefixKey;
-  readonly afi: 1 | 2;
-  readonly attributes: PathAttributes | null;
-  readonly nextHops: readonly string[];
-  readonly local: boolean;
-  readonly from: string | null;
-  constructor(b: BestChange) {
-    this.key = b.prefix;
-    this.afi = b.afi;
-    this.attributes = b.best?.attrs ?? null;
-    this.nextHops = b.nextHops;
-    this.local = b.local;
-    this.from = b.from;
-  }
-  get prefix(): string {
-    return prefixText(this.key);
-  }
-}
-
-function bestEvent(b: BestChange): BestEvent {
-  return new Best(b);
-}
-
