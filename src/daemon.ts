@@ -209,6 +209,7 @@ export class Daemon {
       },
     });
     this.metrics.bfdSource(() => this.bfd.sessions().map((s) => ({ peer: s.key.peer, state: s.state, downCount: s.downCount })));
+    this.routes.onWriteWanted = () => this.watch.active; // a written route is made into text only for a watcher
     this.routes.onWrite = (prefix, r) => {
       if (this.watch.active) this.watch.publish('fib', r ? { prefix, action: 'set', kind: r.kind, nextHops: r.nextHops, ...(r.dev !== undefined ? { dev: r.dev } : {}) } : { prefix, action: 'remove' });
     };

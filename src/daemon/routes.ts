@@ -104,6 +104,11 @@ export class RouteTable {
   /** told of every route handed to the Programmer (skeinctl watch); undefined: nobody listens */
   onWrite: ((prefix: string, route: DesiredRoute | undefined) => void) | undefined;
   /**
+   * Whether onWrite wants the routes now (undefined: always). Its arguments are text made per route (a million at a
+   * full table), so they are made only while someone watches.
+   */
+  onWriteWanted: (() => boolean) | undefined;
+  /**
    * The kernel metric of a best path that is elevated (it wins over a local workload route), or undefined; for
    * queued best-path changes (the daemon sets it from BGPConfiguration's route priorities).
    */
@@ -513,7 +518,7 @@ export class RouteTable {
       if (after !== undefined) fib.set(fam, addr, len, after, at(am));
       else if (before !== undefined && bm === am) fib.remove(fam, addr, len, at(am));
     }
-    if (this.onWrite !== undefined) this.onWrite(prefixText(k), after === undefined ? undefined : this.#view(k));
+    if (this.onWrite !== undefined && this.onWriteWanted?.() !== false) this.onWrite(prefixText(k), after === undefined ? undefined : this.#view(k));
   }
 
   #forEachBgp(fn: (k: PrefixKey) => void): void {
