@@ -21,7 +21,7 @@
 //   reload.ts  SIGHUP / `skeinctl reload`                                 sampler.ts   the 5 s metrics sampler
 //   notify.ts  sd_notify READY=1 / STATUS=                                shutdown.ts  the clean stop
 import { BindError, bindAs } from './daemon/bind.js';
-import { LogRateLimit, Speaker, type BestEvent, type PeerStateEvent } from '../bgp/index.js';
+import { LogRateLimit, NextHopResolver, Speaker, type BestEvent, type PeerStateEvent } from '../bgp/index.js';
 import {
   openDatastore, type ChangeEvent, type DaemonConfig, type Datastore, type DatastoreStatus, type Issue, type Model,
 } from '../config/index.js';
@@ -268,9 +268,13 @@ export class Daemon {
       log.info('fib started: routes already in the kernel were adopted', { adopted: st.stale, table: this.cfg.fib.table, protocol: this.cfg.fib.protocol });
       // Next-hop resolution (RFC 4271 §9.1.2) against the kernel's non-BGP routes, read before the speaker starts.
       this.#reach = new KernelReachability({
+        intervalMs: this.cfg.fib.nextHopScan * 1000,
         onChange: (r) => {
           const n = this.speaker?.setReachability(r) ?? 0;
-          log.info('next-hop reachability read from the kernel', { routes: r.routes.length, addresses: r.addresses.length, prefixesRedecided: n });
+          // recursive next hops: routes through a next hop that is not on a link go via the covering route's gateway
+          const resolver = new NextHopResolver(r.resolving ?? []);
+          const moved = this.routes.setResolver((nh) => resolver.resolve(nh));
+          log.info('next-hop reachability read from the kernel', { routes: r.routes.length, addresses: r.addresses.length, prefixesRedecided: n, prefixesMoved: moved });
         },
         onError: (e) => log.warn('cannot read next-hop reachability from the kernel; keeping the last view', { err: e }),
       });
