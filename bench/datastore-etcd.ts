@@ -20,7 +20,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EtcdDatastore } from '../config/index.js';
-import { RouteWatch, procMem, startSkeind, type SkeindStart } from './harness/datastore-e2e.js';
+import { RouteWatch, memText, type MemStat, procMem, startSkeind, type SkeindStart } from './harness/datastore-e2e.js';
 import { startEtcd } from '../test/helpers/etcd.js';
 import { affinityKey, affinityValue, blockKey, inParallel, nodeKey, nodeValue, wepKey, wepName, wepValue, block26 } from '../test/helpers/calico-gen.js';
 
@@ -238,9 +238,11 @@ async function main(): Promise<void> {
     // the reference's own endpoints (interfaces that do not exist) are not for skeind
     await c.delete().prefix(wepKey(ME, 'ns-x', 'x').replace(/[^/]*$/, ''));
 
+    let bigMem: MemStat | undefined;
     if (routes !== undefined && small !== undefined) {
       const l1 = la();
       const big = await startSkeind({ endpoint: etcd.endpoint, node: ME, dir, own, routes, timeoutMs: 120_000 });
+      bigMem = big.mem;
       try {
         // a WorkloadEndpoint of this node written to etcd -> its route in the kernel, 100 one at a time
         const e2eLat: number[] = [];
@@ -261,7 +263,9 @@ async function main(): Promise<void> {
       console.log('| what | ready | own pod routes in the kernel | RSS once settled | own WorkloadEndpoint change | load |');
       console.log('|---|---:|---:|---|---|---|');
       for (const l of out) console.log(l);
-      console.log('ready: from spawn to the "ready" log line; routes: from spawn until the last of its own workloads\' /32s was seen by `ip monitor route`; RSS: /proc VmRSS 3 s after both. The reference for RSS is skeind on a datastore holding only its own node\'s records (the issue\'s "idle RSS"). BIRD+confd cannot read this datastore: no Calico reference runs here.');
+      if (small.mem !== undefined) console.log(`skeind, own node only: ${memText(small.mem)}`);
+      if (bigMem !== undefined) console.log(`skeind, full datastore: ${memText(bigMem)}`);
+      console.log('ready: from spawn to the "ready" log line; routes: from spawn until the last of its own workloads\' /32s was seen by `ip monitor route`; RSS: /proc VmRSS 5 s after both. The reference for RSS is skeind on a datastore holding only its own node\'s records (the issue\'s "idle RSS"). BIRD+confd cannot read this datastore: no Calico reference runs here.');
     }
   } finally {
     routes?.close();

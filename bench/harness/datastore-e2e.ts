@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
 const SKEIND = join(import.meta.dirname, '..', '..', 'src', 'skeind.js');
+const MEMSTAT = join(import.meta.dirname, 'memstat.js');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** `ip -4 monitor route` in the current namespace: when each prefix was first added (performance.now() ms). */
@@ -62,11 +63,22 @@ export interface SkeindStart {
   readyMs: number;
   /** ms from spawn to the last of its own pod routes in the kernel */
   routesMs: number;
-  /** RSS (and its high-water mark) once settled: 3 s after both of the above, bytes */
+  /** RSS (and its high-water mark) once settled: 5 s after both (skeind releases the list's memory 3 s after it, src/daemon/memory.ts) of the above, bytes */
   rss: number;
   hwm: number;
+  /** after a full collection: where the memory is (memstat.ts) */
+  mem: MemStat | undefined;
   child: ChildProcess;
   stop(): Promise<void>;
+}
+
+export interface MemStat { rss: number; heapTotal: number; heapUsed: number; external: number; arrayBuffers: number; spaces: Record<string, number> }
+
+const mib = (n: number): string => `${(n / 1048576).toFixed(0)}`;
+/** "RSS r MiB after a collection: V8 h (new n, old o, ...), heap used u, external e, outside V8 x" */
+export function memText(m: MemStat): string {
+  const sp = Object.entries(m.spaces).filter(([, v]) => v >= 1 << 20).map(([k, v]) => `${k} ${mib(v)}`).join(', ');
+  return `RSS ${mib(m.rss)} MiB after a full GC: V8 spaces ${mib(m.heapTotal)} (${sp}), heap used ${mib(m.heapUsed)}, external ${mib(m.external)}, the rest (code, stacks, C++ allocations) ${mib(m.rss - m.heapTotal - m.external)}`;
 }
 
 export function procMem(pid: number): { rss: number; hwm: number } {
@@ -87,11 +99,14 @@ export async function startSkeind(o: { endpoint: string; node: string; dir: stri
     '',
   ].join('\n'));
   const t0 = performance.now();
-  const child = spawn(process.execPath, [SKEIND, '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const flags = (process.env.SKEIND_NODE_FLAGS ?? '').split(' ').filter((x) => x !== '');
+  const child = spawn(process.execPath, [...flags, '--import', MEMSTAT, SKEIND, '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
   let tail = '';
   let readyAt: number | undefined;
   const readyWaiters: (() => void)[] = [];
+  let mem: MemStat | undefined;
   const onLine = (l: string): void => {
+    if (l.startsWith('{"memstat"')) { mem = (JSON.parse(l) as { memstat: MemStat }).memstat; return; }
     tail = `${tail}\n${l}`.slice(-4000);
     if (readyAt === undefined && l.includes('"msg":"ready"')) {
       readyAt = performance.now();
@@ -115,9 +130,11 @@ export async function startSkeind(o: { endpoint: string; node: string; dir: stri
     if (readyAt === undefined) {
       await Promise.race([new Promise<void>((r) => readyWaiters.push(r)), exited, sleep(o.timeoutMs).then(() => { throw new Error(`skeind not ready after ${o.timeoutMs} ms: ${tail}`); })]);
     }
-    await sleep(o.settleMs ?? 3000);
+    await sleep(o.settleMs ?? 5000);
     const m = procMem(child.pid!);
-    return { readyMs: (readyAt as number) - t0, routesMs: routesAt - t0, rss: m.rss, hwm: m.hwm, child, stop };
+    child.kill('SIGUSR2');
+    for (let i = 0; i < 100 && mem === undefined; i++) await sleep(50);
+    return { readyMs: (readyAt as number) - t0, routesMs: routesAt - t0, rss: m.rss, hwm: m.hwm, mem, child, stop };
   } catch (e) {
     await stop();
     throw e;
