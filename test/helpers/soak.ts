@@ -1,5 +1,6 @@
 // The datastore soak (issue #14): a real etcd under continuous churn of WorkloadEndpoints, IPAM blocks and BGPPeers,
-// with compactions and etcd restarts (SIGKILL, same data dir) every so often, read by two datastores (one scoped to a
+// with compactions and etcd restarts (SIGKILL, same data dir) every so often, and (leaderKillEveryMs: a 3-member
+// cluster) its leader killed and restarted, read by two datastores (one scoped to a
 // node as skeind reads it, one reading everything). Every checkEveryMs the churn pauses and each datastore's model must
 // equal what etcd holds, decoded independently (scoped: filtered to the node), within settleMs. RSS and open fds of
 // this process are sampled at every check. Used by `npm run soak` (bench/soak.ts) and test/datastore-soak.test.ts.
@@ -16,7 +17,7 @@ import { join } from 'node:path';
 import type { Etcd3 } from 'etcd3';
 import { EtcdDatastore, Model, decodeEtcd, keyConcernsNode, type Datastore } from '../../config/index.js';
 import { NodeController } from '../../src/controller/index.js';
-import { startEtcd } from './etcd.js';
+import { startEtcd, startEtcdCluster } from './etcd.js';
 import { affinityKey, affinityValue, blockKey, fullBlock, nodeKey, nodeValue, wepKey, wepValue } from './calico-gen.js';
 import { Lab, nsExec, nsSpawn } from './netns.js';
 
@@ -29,6 +30,11 @@ export interface SoakOptions {
   checkEveryMs?: number;
   compactEveryMs?: number;
   restartEveryMs?: number;
+  /**
+   * a 3-member etcd cluster (ports clientPort/peerPort + 0, 4, 8) whose leader is killed (SIGKILL) this often and
+   * restarted 2 s later; "etcd restarts" then kill and restart every member. Without it: one member.
+   */
+  leaderKillEveryMs?: number;
   /** this many nodes (soak-node-0, -1, ...) run skeind in namespaces; their kernels and Loc-RIBs are checked at the end */
   hosts?: number;
   log?: (line: string) => void;
@@ -41,6 +47,8 @@ export interface SoakResult {
   mismatches: string[];
   restarts: number;
   compactions: number;
+  /** leaders killed (with leaderKillEveryMs) */
+  leaderKills: number;
   rss: number[];
   fds: number[];
   /** per check: how many etcd restarts had happened by then */
@@ -57,8 +65,41 @@ const ME = 'soak-node-0';
 const ROOT = join(import.meta.dirname, ...(import.meta.dirname.split('/').includes('dist') ? ['..', '..', '..'] : ['..', '..']));
 const SKEIND = join(ROOT, 'dist', 'src', 'skeind.js');
 const SKEINCTL = join(ROOT, 'dist', 'src', 'skeinctl.js');
-/** inside a host's namespace: 127.0.0.1:2379 forwarded to the Unix socket argv[1] (etcd, outside) */
-const FORWARD = "const n=require('net');n.createServer((s)=>{const e=n.connect(process.argv[1]);s.pipe(e);e.pipe(s);const d=()=>{s.destroy();e.destroy();};s.on('error',d).on('close',d);e.on('error',d).on('close',d);}).listen(2379,'127.0.0.1');";
+/** inside a host's namespace: 127.0.0.1:<argv[2]> forwarded to the Unix socket argv[1] (an etcd member, outside) */
+const FORWARD = "const n=require('net');n.createServer((s)=>{const e=n.connect(process.argv[1]);s.pipe(e);e.pipe(s);const d=()=>{s.destroy();e.destroy();};s.on('error',d).on('close',d);e.on('error',d).on('close',d);}).listen(Number(process.argv[2]),'127.0.0.1');";
+
+/** The soak's etcd: one member, or a 3-member cluster whose leader can be killed. */
+interface SoakEtcd {
+  endpoints: string[];
+  clientPorts: number[];
+  client: Etcd3;
+  /** SIGKILL every member, wait 1 s, start them again on their data dirs */
+  restart(): Promise<void>;
+  /** cluster only: SIGKILL the leader, restart it 2 s later; false when there is no leader to kill */
+  killLeader?(): Promise<boolean>;
+  stop(): Promise<void>;
+}
+
+async function soakEtcd(o: SoakOptions): Promise<SoakEtcd> {
+  const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+  if (o.leaderKillEveryMs === undefined) {
+    const e = await startEtcd(o.clientPort, o.peerPort);
+    return { endpoints: [e.endpoint], clientPorts: [o.clientPort], client: e.client, stop: () => e.stop(), async restart() { await e.kill(); await pause(1000); await e.start(); } };
+  }
+  const c = await startEtcdCluster(o.clientPort, o.peerPort);
+  return {
+    endpoints: c.endpoints, clientPorts: c.clientPorts, client: c.client, stop: () => c.stop(),
+    async restart() { for (let i = 0; i < 3; i++) await c.kill(i); await pause(1000); await c.startAll(); },
+    async killLeader() {
+      const l = await c.leader();
+      if (l === undefined) return false;
+      await c.kill(l);
+      await pause(2000);
+      await c.start(l);
+      return true;
+    },
+  };
+}
 /** a host's workloads use cali0, a veth pair inside its namespace, so skeind can route them */
 const hostWep = (node: string, ns: string, pod: string, ip: string): string => wepValue(node, ns, pod, ip).replace(/"interfaceName":"[^"]*"/, '"interfaceName":"cali0"');
 
@@ -91,13 +132,13 @@ function peerValue(i: number): string {
 export async function runSoak(o: SoakOptions): Promise<SoakResult> {
   const log = o.log ?? ((): void => undefined);
   const rate = o.rate ?? 50;
-  const etcd = await startEtcd(o.clientPort, o.peerPort);
-  const res: SoakResult = { ops: 0, checks: 0, mismatches: [], restarts: 0, compactions: 0, rss: [], fds: [], restartsBy: [], hostMismatches: [], hostRoutes: [] };
+  const etcd = await soakEtcd(o);
+  const res: SoakResult = { ops: 0, checks: 0, mismatches: [], restarts: 0, compactions: 0, leaderKills: 0, rss: [], fds: [], restartsBy: [], hostMismatches: [], hostRoutes: [] };
   const nHosts = o.hosts ?? 0;
   const lab = nHosts > 0 ? new Lab() : undefined;
   const dir = mkdtempSync(join(tmpdir(), 'skein-soak-'));
   const hosts: SoakHost[] = [];
-  let bridge: Server | undefined;
+  const bridges: Server[] = [];
   const stores: { ds: Datastore & { close(): Promise<void> }; node?: string }[] = [];
   try {
     const c = etcd.client;
@@ -112,34 +153,37 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
       await c.put(affinityKey(node, k)).value(affinityValue());
     }
     if (lab !== undefined) {
-      const sockPath = join(dir, 'etcd.sock');
-      const b = createServer((s) => {
-        const e = connect(o.clientPort, '127.0.0.1');
-        s.pipe(e);
-        e.pipe(s);
-        const drop = (): void => { s.destroy(); e.destroy(); };
-        s.on('error', drop).on('close', drop);
-        e.on('error', drop).on('close', drop);
-      });
-      bridge = b;
-      await new Promise<void>((r) => b.listen(sockPath, r));
+      // per etcd member: a Unix socket here, forwarded from 127.0.0.1:2379+i in each host's namespace
+      for (const [i, port] of etcd.clientPorts.entries()) {
+        const b = createServer((s) => {
+          const e = connect(port, '127.0.0.1');
+          s.pipe(e);
+          e.pipe(s);
+          const drop = (): void => { s.destroy(); e.destroy(); };
+          s.on('error', drop).on('close', drop);
+          e.on('error', drop).on('close', drop);
+        });
+        bridges.push(b);
+        await new Promise<void>((r) => b.listen(join(dir, `etcd-${i}.sock`), r));
+      }
+      const hostEndpoints = etcd.clientPorts.map((_, i) => `http://127.0.0.1:${2379 + i}`).join(', ');
       const names = lab.bridgedHosts(Array.from({ length: nHosts }, (_, k) => ({ name: `soak-node-${k}`, ip: `10.77.0.${k + 1}` })));
       for (const [node, ns] of names) {
         nsExec(ns, 'ip', ['link', 'add', 'cali0', 'type', 'veth', 'peer', 'name', 'cali0p']);
         nsExec(ns, 'ip', ['link', 'set', 'cali0', 'up']);
         nsExec(ns, 'ip', ['link', 'set', 'cali0p', 'up']);
-        nsSpawn(ns, process.execPath, ['-e', FORWARD, sockPath], { stdio: 'ignore' });
+        for (let i = 0; i < etcd.clientPorts.length; i++) nsSpawn(ns, process.execPath, ['-e', FORWARD, join(dir, `etcd-${i}.sock`), String(2379 + i)], { stdio: 'ignore' });
         const cfg = join(dir, `${node}.yaml`);
         const sock = join(dir, `${node}.sock`);
-        writeFileSync(cfg, `nodeName: ${node}\ndatastore: { type: etcd, etcd: { endpoints: [http://127.0.0.1:2379], backoff: { min: 50ms, max: 1s } } }\ncontrol: { socket: ${sock} }\nmetrics: { listen: false }\nlog: { level: warn }\n`);
+        writeFileSync(cfg, `nodeName: ${node}\ndatastore: { type: etcd, etcd: { endpoints: [${hostEndpoints}], backoff: { min: 50ms, max: 1s } } }\ncontrol: { socket: ${sock} }\nmetrics: { listen: false }\nlog: { level: warn }\n`);
         const child = nsSpawn(ns, process.execPath, [SKEIND, '--config', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
         const h: SoakHost = { node, ns, sock, child, tail: '' };
         child.stderr?.on('data', (d: Buffer) => { h.tail = (h.tail + d.toString()).slice(-2000); });
         hosts.push(h);
       }
     }
-    const scoped = new EtcdDatastore({ endpoints: [etcd.endpoint], nodeName: ME, backoffMinMs: 50, backoffMaxMs: 1000, staleMs: 5000, progressMs: 1000 });
-    const full = new EtcdDatastore({ endpoints: [etcd.endpoint], backoffMinMs: 50, backoffMaxMs: 1000, staleMs: 5000, progressMs: 1000 });
+    const scoped = new EtcdDatastore({ endpoints: etcd.endpoints, nodeName: ME, backoffMinMs: 50, backoffMaxMs: 1000, staleMs: 5000, progressMs: 1000 });
+    const full = new EtcdDatastore({ endpoints: etcd.endpoints, backoffMinMs: 50, backoffMaxMs: 1000, staleMs: 5000, progressMs: 1000 });
     stores.push({ ds: scoped, node: ME }, { ds: full });
     for (const s of stores) (s.ds as EtcdDatastore).start();
     await Promise.all(stores.map((s) => s.ds.synced()));
@@ -148,6 +192,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
     let nextCheck = t0 + (o.checkEveryMs ?? 10_000);
     let nextCompact = t0 + (o.compactEveryMs ?? 25_000);
     let nextRestart = t0 + (o.restartEveryMs ?? 45_000);
+    let nextLeaderKill = t0 + (o.leaderKillEveryMs ?? 0);
     let seq = 0;
     const op = async (): Promise<void> => {
       const r = Math.random();
@@ -175,10 +220,15 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
       if (now >= nextRestart) {
         nextRestart = now + (o.restartEveryMs ?? 45_000);
         log('soak: etcd killed and restarted');
-        await etcd.kill();
-        await new Promise((r) => setTimeout(r, 1000));
-        await etcd.start();
+        await etcd.restart();
         res.restarts++;
+      }
+      if (o.leaderKillEveryMs !== undefined && etcd.killLeader !== undefined && now >= nextLeaderKill) {
+        nextLeaderKill = now + o.leaderKillEveryMs;
+        if (await etcd.killLeader()) {
+          res.leaderKills++;
+          log('soak: the etcd leader killed, restarted 2 s later');
+        } else log('soak: no etcd leader to kill');
       }
       if (now >= nextCompact) {
         nextCompact = now + (o.compactEveryMs ?? 25_000);
@@ -209,7 +259,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
     for (const s of stores) await s.ds.close();
     for (const h of hosts) h.child.kill('SIGTERM');
     lab?.destroy();
-    bridge?.close();
+    for (const b of bridges) b.close();
     await etcd.stop();
     rmSync(dir, { recursive: true, force: true });
   }
