@@ -21,7 +21,8 @@
 //   reload.ts  SIGHUP / `skeinctl reload`                                 sampler.ts   the 5 s metrics sampler
 //   notify.ts  sd_notify READY=1 / STATUS=                                shutdown.ts  the clean stop
 import { BindError, bindAs } from './daemon/bind.js';
-import { LogRateLimit, Speaker, type BestEvent, type PeerStateEvent } from '../bgp/index.js';
+import { ListMemory } from './daemon/memory.js';
+import { LogRateLimit, NextHopResolver, Speaker, type BestEvent, type PeerStateEvent } from '../bgp/index.js';
 import {
   openDatastore, type ChangeEvent, type DaemonConfig, type Datastore, type DatastoreStatus, type Issue, type Model,
 } from '../config/index.js';
@@ -209,6 +210,7 @@ export class Daemon {
       },
     });
     this.metrics.bfdSource(() => this.bfd.sessions().map((s) => ({ peer: s.key.peer, state: s.state, downCount: s.downCount })));
+    this.routes.onWriteWanted = () => this.watch.active; // a written route is made into text only for a watcher
     this.routes.onWrite = (prefix, r) => {
       if (this.watch.active) this.watch.publish('fib', r ? { prefix, action: 'set', kind: r.kind, nextHops: r.nextHops, ...(r.dev !== undefined ? { dev: r.dev } : {}) } : { prefix, action: 'remove' });
     };
@@ -267,9 +269,13 @@ export class Daemon {
       log.info('fib started: routes already in the kernel were adopted', { adopted: st.stale, table: this.cfg.fib.table, protocol: this.cfg.fib.protocol });
       // Next-hop resolution (RFC 4271 §9.1.2) against the kernel's non-BGP routes, read before the speaker starts.
       this.#reach = new KernelReachability({
+        intervalMs: this.cfg.fib.nextHopScan * 1000,
         onChange: (r) => {
           const n = this.speaker?.setReachability(r) ?? 0;
-          log.info('next-hop reachability read from the kernel', { routes: r.routes.length, addresses: r.addresses.length, prefixesRedecided: n });
+          // recursive next hops: routes through a next hop that is not on a link go via the covering route's gateway
+          const resolver = new NextHopResolver(r.resolving ?? []);
+          const moved = this.routes.setResolver((nh) => resolver.resolve(nh));
+          log.info('next-hop reachability read from the kernel', { routes: r.routes.length, addresses: r.addresses.length, prefixesRedecided: n, prefixesMoved: moved });
         },
         onError: (e) => log.warn('cannot read next-hop reachability from the kernel; keeping the last view', { err: e }),
       });
@@ -285,7 +291,7 @@ export class Daemon {
       log[i.severity === 'error' ? 'warn' : 'info']('datastore record', { source: i.source, line: i.line, field: i.field, reason: i.reason, kind: i.kind, name: i.name, severity: i.severity });
     });
     ds.on('snapshot', (m) => {
-      this.#onSnapshot(m).catch((e: unknown) => this.#fatal('cannot start the BGP speaker', e));
+      this.#onSnapshot(m).then(() => this.#listMemory.listed(), (e: unknown) => this.#fatal('cannot start the BGP speaker', e));
     });
     ds.on('change', (ev: ChangeEvent) => this.#events.push(ev));
   }
@@ -299,6 +305,7 @@ export class Daemon {
   stop(reason = 'skeind stopping'): Promise<void> {
     if (this.#stopped) return this.#stopped;
     this.#stopping = true;
+    this.#listMemory.stop();
     this.#stopped = shutdown({
       log: this.log,
       notify: (s) => this.#notifier.notify(s),
@@ -334,6 +341,9 @@ export class Daemon {
 
   #onStatus(s: DatastoreStatus): void {
     const synced = s.state === 'synced';
+    // a resync (a compacted watch, SIGHUP) listed everything again: its garbage goes back too (daemon/memory.ts)
+    if (synced && this.#dsState === 'resyncing') this.#listMemory.listed();
+    this.#dsState = s.state;
     this.metrics.datastoreSynced(synced);
     this.metrics.datastoreState(s.state, s.revision, s.held !== undefined);
     // Once the first snapshot is in force, an outage or a resync does not make the node unready: it keeps routing on
@@ -344,6 +354,10 @@ export class Daemon {
     if (s.state === 'disconnected' || s.lastError !== undefined) this.log.warn('datastore status', fields);
     else this.log.info('datastore status', fields);
   }
+
+  /** memory back to the system after each full datastore list (daemon/memory.ts) */
+  readonly #listMemory = new ListMemory({ onRelease: (before, after) => this.log.debug('memory released after the datastore list', { rssBefore: before, rssAfter: after }) });
+  #dsState: DatastoreStatus['state'] | undefined;
 
   async #onSnapshot(model: Model): Promise<void> {
     if (this.#stopping) return;
