@@ -11,7 +11,7 @@ export {
   type PathAttributes, prefix4, type PrefixList, type UpdateMessage,
 } from './wire/index.js';
 export {
-  sdNotify,
+  mallocTrim, sdNotify,
 } from './net/index.js';
 export {
   buildCapabilities,
@@ -19,6 +19,7 @@ export {
 export {
   type AddPathSend, checkRules, Path, PATH_EPOCH_MS, type PeerRules, type PrefixKey, type Reachability, type Reason,
   RibCore, type Rule, type RuleOperation, type RuleSet, type SessionTerms,
+  NextHopResolver, type ResolvingRoute, type ViaHop,
 } from './rib/index.js';
 export {
   type BestEvent, LogRateLimit, parsePrefixText, type PeerInfo, type PeerJson, type PeerOptions,
