@@ -85,7 +85,8 @@ export class FileDatastore extends Base {
       this.poll = setInterval(() => this.schedule(), pollMs);
       this.poll.unref();
     }
-    this.reload();
+    // reload() never rejects (it records a failure in the status): nothing to wait for here
+    void this.reload();
     return this;
   }
 
@@ -98,7 +99,8 @@ export class FileDatastore extends Base {
     // that keeps the file busy (workloads created one after another) must not postpone every re-read.
     const debounce = this.opts.debounceMs ?? 100;
     const deadline = this.pendingSince + (this.opts.maxWaitMs ?? 2 * debounce);
-    this.timer = setTimeout(() => { this.timer = undefined; this.reload(); }, Math.max(0, Math.min(debounce, deadline - now)));
+    // void: reload() never rejects (it records a failure in the status)
+    this.timer = setTimeout(() => { this.timer = undefined; void this.reload(); }, Math.max(0, Math.min(debounce, deadline - now)));
   }
 
   /** Re-read now (also what a SIGHUP reload calls); resolves when applied. */

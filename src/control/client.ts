@@ -227,9 +227,13 @@ export function streamControl(
       if (pumping) return;
       pumping = true;
       sock.pause();
-      pump().finally(() => {
-        pumping = false;
-      });
+      // A handler that throws (onRows writing to a closed pipe) would reject pump(): that ends the request with
+      // the error, instead of an unhandled rejection that ends the process.
+      pump()
+        .catch((e: unknown) => finish(new ControlClientError('protocol', `handling the answer failed: ${(e as Error).message}`, (e as NodeJS.ErrnoException).code)))
+        .finally(() => {
+          pumping = false;
+        });
     });
     sock.on('end', () => {
       // lines still queued are handled first
