@@ -93,7 +93,7 @@ export interface DaemonConfig {
      * BIRD's `import keep filtered`; 0 keeps none. Default 10,000 (about 90 bytes each beside their attributes).
      */
     keepRefused: number;
-    /** RFC 7911 ADD-PATH, for ECMP through route reflectors (CONTRACT: no Calico resource has a field for it) */
+    /** RFC 7911 ADD-PATH, for ECMP through route reflectors (docs/contract.md: no Calico resource has a field for it) */
     addPaths: {
       /** what this node, as a route reflector, sends its clients; default off (the best path only) */
       toClients: AddPathsSend;

@@ -1,5 +1,5 @@
 // Calico's resources, typed: what skein reads from each kind (docs/contract.md, "The
-// datastore"), with the field names Calico uses (api/pkg/apis/projectcalico/v3,
+// datastore: Calico's own resources"), with the field names Calico uses (api/pkg/apis/projectcalico/v3,
 // libcalico-go/lib/apis/internalapi, libcalico-go/lib/backend/model), values
 // normalised (AS numbers as numbers, durations in ms, CIDRs canonical,
 // selectors parsed) so both backends produce equal objects for equal data.

@@ -2,7 +2,7 @@
 // the control socket and /metrics. src/skeind.ts is only the command line and the signals around a Daemon, so a
 // Daemon can run in-process in a test (everything but the kernel parts, which need a namespace).
 //
-// Start-up order, so that a restart never empties the kernel table (CONTRACT: "What lands in the kernel"):
+// Start-up order, so that a restart never empties the kernel table (docs/contract.md, "What skein writes into the kernel"):
 //   1. fib.start(): dump the kernel and adopt skein's routes already there; nothing is removed.
 //   2. the datastore's first snapshot: the controller derives peers and originations; the speaker starts
 //      listening and dialling; blackholes and device routes are written (once the ClusterInformation gate is

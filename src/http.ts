@@ -1,4 +1,4 @@
-// The HTTP endpoint for operators and orchestrators (CONTRACT, Observability): GET /metrics (Prometheus text),
+// The HTTP endpoint for operators and orchestrators (docs/contract.md, "Watching it run"): GET /metrics (Prometheus text),
 // /livez (200 while the event loop runs and is not stalling) and /readyz (200 once the datastore is synced, the
 // FIB reconciled and, during a start-up window, the configured peers are up). Plain node:http; loopback by
 // default, because the metrics name peers and prefixes.

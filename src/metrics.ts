@@ -1,6 +1,6 @@
 // The daemon's Prometheus metrics: one registry, every name prefixed `skein_`, Node's process metrics included.
 // Other code calls the typed methods here and never touches prom-client, so names and labels stay in one place
-// (the CONTRACT's Observability section). Series labelled with a peer are tracked per peer and deleted when the
+// (docs/contract.md, "Watching it run"). Series labelled with a peer are tracked per peer and deleted when the
 // peer goes away, so a mesh whose nodes come and go does not accumulate dead series.
 //
 // Conventions follow the exporters operators already alert on: a `skein_build_info` gauge, a per-peer up gauge
@@ -21,7 +21,7 @@ const DATASTORE_STATES = ['connecting', 'synced', 'resyncing', 'disconnected'] a
 export const PEER_STATES = ['Idle', 'Connect', 'Active', 'OpenSent', 'OpenConfirm', 'Established'] as const;
 export type PeerState = (typeof PEER_STATES)[number];
 export type BgpMessageType = 'OPEN' | 'UPDATE' | 'NOTIFICATION' | 'KEEPALIVE' | 'ROUTE-REFRESH';
-/** An address family as the CONTRACT spells it: "ipv4-unicast", "ipv6-unicast". */
+/** An address family as docs/contract.md spells it: "ipv4-unicast", "ipv6-unicast". */
 export type FamilyName = string;
 export type OriginationKind = 'block' | 'borrowed' | 'service';
 

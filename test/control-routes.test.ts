@@ -1,5 +1,5 @@
 // `skeinctl routes` against a real route-processing core behind a real control socket (src/daemon/route-query.ts,
-// prefix-walk.ts, src/ctl/routes.ts): the listing streams in prefix order, --json is the CONTRACT document and
+// prefix-walk.ts, src/ctl/routes.ts): the listing streams in prefix order, --json is the contract's document and
 // --jsonl one route per line, a PREFIX is a longest-match lookup (exit 1 when nothing matches), --longer and
 // --prefix-within list more-specifics, --peer and --community filter, --count counts, --limit/--after page without
 // losing or repeating a route, bad options are usage errors, and `skeinctl routes | head` ends quietly and cancels

@@ -216,7 +216,7 @@ t.test('three hosts, one resources.yaml: mesh, routes, pings, live edit, borrowe
     await until(() => ping(podNs.get('a1')!, '10.65.0.10'), 'ping a1 -> borrowed c2 (its own block, but the /32 is on host-c)', 15_000, 250);
     t.pass('borrowed /32 is reachable on host-c while the rest of the block goes to host-a');
 
-    // 5. skeinctl JSON shapes (CONTRACT).
+    // 5. skeinctl JSON shapes (docs/contract.md).
     const peers = (await ctl(sock('host-b'), 'peers')).peers as Record<string, unknown>[];
     t.equal(peers.length, 2);
     for (const p of peers) {

@@ -95,7 +95,7 @@ export interface PeerOptions {
     readonly warningThreshold?: number;
     readonly restartAfterSec?: number;
   };
-  /** CONTRACT PEER "type"; default "global" */
+  /** docs/contract.md PEER "type"; default "global" */
   readonly type?: string;
   /** per-peer timer overrides, seconds */
   readonly holdTime?: number;

@@ -1,4 +1,4 @@
-// The JSON shapes of the CONTRACT that the speaker builds (skeinctl peers / status / routes --json): a peer, our own
+// The JSON shapes of docs/contract.md ("The `--json` shapes") that the speaker builds (skeinctl peers / status / routes --json): a peer, our own
 // graceful restart, a route, and one path of the Loc-RIB with where it came from and why it won or lost.
 import { isUsable } from '../rib/decision.js';
 import type { Path, Reason } from '../rib/decision.js';

@@ -3,7 +3,7 @@
 //   request  {"id": 1, "method": "status", "params": {}}
 //   response {"id": 1, "result": ...}   or   {"id": 1, "error": {"message": "...", "code": "..."}}
 // A client may send several requests on one connection without waiting; responses carry the request's id and
-// may come back in any order. Results are the CONTRACT's `--json` shapes: skeinctl prints them untouched.
+// may come back in any order. Results are the `--json` shapes of docs/contract.md: skeinctl prints them untouched.
 // Large answers (routes, watch) are streamed instead: see StreamMessage below and ./stream.ts.
 
 export const DEFAULT_CONTROL_SOCKET = '/run/skein/skein.sock';

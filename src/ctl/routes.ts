@@ -1,6 +1,6 @@
 // `skeinctl routes`: the request's filters, and its answer printed as it streams in (src/control/stream.ts), so
 // the first rows of a million-route table show at once and a slow reader (`| less`) slows the daemon's producer
-// instead of filling memory. `--json` prints the CONTRACT document ({"routes": [...]}) a row at a time; `--jsonl`
+// instead of filling memory. `--json` prints the contract's document ({"routes": [...]}) a row at a time; `--jsonl`
 // prints one route per line. A reader that goes away (`| head`) ends the command quietly, and the daemon stops
 // making the answer.
 import { ControlClientError, streamControl } from '../control/client.js';

@@ -1,6 +1,7 @@
-// The results of the control methods, which are what `skeinctl COMMAND --json` prints. The CONTRACT pins the
-// status, peers and routes shapes (fields may be added, never renamed or removed); fields marked "extra" are
-// additions skeinctl renders when present. The fib and reload shapes are defined here (docs/contract.md lists them too).
+// The results of the control methods, which are what `skeinctl COMMAND --json` prints. docs/contract.md ("The
+// `--json` shapes") pins the status, peers and routes shapes (fields may be added, never renamed or removed);
+// fields marked "extra" are additions skeinctl renders when present. The fib and reload shapes are defined here
+// (docs/contract.md lists them too).
 
 export type PeerType = 'node-to-node mesh' | 'global' | 'node specific' | 'route reflector';
 export type PeerStateName = 'Idle' | 'Connect' | 'Active' | 'OpenSent' | 'OpenConfirm' | 'Established';

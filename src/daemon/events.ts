@@ -2,7 +2,7 @@
 // and an etcd watch deliver related changes together), held until the first snapshot is applied, and held while
 // the datastore is frozen.
 //
-// The freeze (docs/contract.md, "ClusterInformation"): `calicoctl datastore migrate lock` sets datastoreReady false
+// The freeze (docs/contract.md, "The datastore: Calico's own resources", ClusterInformation): `calicoctl datastore migrate lock` sets datastoreReady false
 // around IPAM maintenance and migrations, when the datastore may be half-written. Calico's confd does not watch the
 // flag at all (confd/pkg/backends/calico/ reads no ClusterInformation), so BIRD keeps every route; skein keeps what
 // it announces and programs too, and applies nothing until the flag is true again, then everything at once.

@@ -1,6 +1,6 @@
 // `skeinctl routes` on the daemon's side: parses the request's filters and answers with a stream of rows in the
-// CONTRACT's route shape, made a slice at a time (src/control/stream.ts) from a sorted walk of the Loc-RIB
-// (./prefix-walk.ts).
+// contract's route shape (docs/contract.md, "The `--json` shapes"), made a slice at a time (src/control/stream.ts)
+// from a sorted walk of the Loc-RIB (./prefix-walk.ts).
 //
 // Params (all optional): prefix (an address or a prefix: its longest match in the Loc-RIB, unless `longer`),
 // longer (with prefix: every route inside it), within (a prefix: every route inside it), family ("ipv4" | "ipv6"),
@@ -135,7 +135,7 @@ export function parseRouteQuery(p: Record<string, unknown>): RouteQuery {
   return q;
 }
 
-/** The CONTRACT path: numbers for LOCAL_PREF and MED (an absent attribute shows its RFC 4271 §9.1.2.2 default). */
+/** The contract's PATH (docs/contract.md, "The `--json` shapes"): numbers for LOCAL_PREF and MED (an absent attribute shows its RFC 4271 §9.1.2.2 default). */
 export function contractPath(p: SpeakerPathJson): PathJson {
   return {
     from: p.from,

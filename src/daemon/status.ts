@@ -1,6 +1,6 @@
 // The control methods' answers (`skeinctl status`, `peers`, `routes <prefix>`, `fib`): read-only views of the
 // speaker, the controller's desired peers, BFD and the kernel table, in the shapes src/ctl/types.ts defines
-// (docs/contract.md, "skeinctl"). Nothing here changes state; the daemon passes in what it holds.
+// (docs/contract.md, "The `--json` shapes"). Nothing here changes state; the daemon passes in what it holds.
 import type { Speaker, PeerJson as SpeakerPeerJson } from '../../bgp/index.js';
 import type { DaemonConfig, DatastoreStatus } from '../../config/index.js';
 import { formatAddress, type Programmer, type RouteView } from '../../fib/index.js';

@@ -2,7 +2,7 @@
 // until the peers that could announce them again have done so.
 //   - At start-up, the kernel routes adopted by fib.start() stay until every start-up peer has sent its routes (or
 //     a deadline passes); then fib.markSynced() removes the ones nobody asked for again (docs/contract.md, "What
-//     lands in the kernel"; RFC 4724 §4.1 for the restarting side).
+//     skein writes into the kernel"; RFC 4724 §4.1 for the restarting side).
 //   - When the speaker is replaced (its identity changed), its learned routes stay in the route table marked stale
 //     until the new sessions have announced theirs again (or a deadline passes).
 // A PeerWait only decides when; what "sweep" means is the caller's `done`.
