@@ -8,7 +8,6 @@ import { IPV4_UNICAST, NO_LLGR, LLGR_STALE } from '../wire/constants.js';
 import { Path } from './decision.js';
 import type { RibCore } from './core.js';
 import { familyOf, type Peer } from './peer.js';
-import type { PrefixKey } from './types.js';
 
 /**
  * Mark every path of the peer in a family stale (RFC 7313 §4: a BoRR was
