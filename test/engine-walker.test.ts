@@ -61,6 +61,76 @@ t.test('a peer holding many routes goes down: the loop turns meanwhile, and none
   t.equal(core.peerStats(b).advertised, 0);
 });
 
+t.test('next hops becoming unreachable, a late best-change consumer, a peer going down: walks the loop turns during', async (t) => {
+  let clock = 0;
+  const down = new Set<string>();
+  const core = new RibCore({ localAs: LOCAL_AS, routerId: ROUTER_ID, walk: { now: () => ++clock } });
+  core.setNextHopCheck((nh) => (down.has(nh[0] ?? '') ? { code: 'unresolvable' as const, text: 'test' } : null));
+  const a = core.addPeer({ address: '192.0.2.1', asn: 65001, localAddress: '192.0.2.100' });
+  const b = core.addPeer({ address: '192.0.2.2', asn: 65002, localAddress: '192.0.2.100' });
+  core.peerUp(a, terms(1, false));
+  core.peerUp(b, terms(2, false));
+  const N = 30_000;
+  const prefixes = Array.from({ length: N }, (_, i) => (((10 << 24) >>> 0) + i) * 64 + 32);
+  for (let i = 0; i < N; i += 5000) core.applyUpdate(a, announce(prefixes.slice(i, i + 5000), attrsOf(0, 0)));
+  core.drainBestChanges();
+  const sent = (kind: 'announce' | 'withdraw'): number => {
+    let n = 0;
+    for (let x = core.nextBatch(b, 10_000); x; x = core.nextBatch(b, 10_000)) if (x.kind === kind) n += x.prefixes.length;
+    return n;
+  };
+  t.equal(sent('announce'), N);
+  /** turns of the real event loop until every walk is done; how many of them saw the walk half way */
+  const settle = async (half: () => boolean): Promise<number> => {
+    let seen = 0;
+    for (let i = 0; i < 100_000 && core.walksPending > 0; i++) {
+      await new Promise((r) => setImmediate(r));
+      if (core.walksPending > 0 && half()) seen++;
+    }
+    t.equal(core.walksPending, 0, 'the walk finished');
+    return seen;
+  };
+
+  down.add(attrsOf(0, 0).nextHop as string);
+  const first = core.recheckNextHops();
+  t.ok(first < N && core.walksPending > 0, 'the re-check did not run to its end inside the call');
+  let gone = 0;
+  const seen = await settle(() => {
+    gone += core.drainBestChanges().filter((c) => c.best === null).length;
+    return gone > 0 && gone < N;
+  });
+  gone += core.drainBestChanges().filter((c) => c.best === null).length;
+  t.ok(seen > 0, 'other work ran while part of the table was re-decided');
+  t.equal(gone, N, 'every prefix lost its best path, once');
+  t.equal(sent('withdraw'), N, 'and was withdrawn from B');
+
+  down.clear();
+  core.recheckNextHops();
+  await settle(() => true);
+  t.equal(core.drainBestChanges().length, N, 'reachable again: every prefix has its best back');
+  t.equal(sent('announce'), N);
+
+  core.setBestTracking(false);
+  core.setBestTracking(true);
+  t.ok(core.walksPending > 0, 'a consumer that starts late: the table is marked in a walk');
+  let handed = 0;
+  const half = await settle(() => {
+    handed += core.drainBestChanges().length;
+    return handed > 0 && handed < N;
+  });
+  handed += core.drainBestChanges().length;
+  t.ok(half > 0, 'changes were handed out while the walk went on');
+  t.equal(handed, N, 'the whole table, each prefix once');
+
+  core.peerDown(b);
+  t.equal(core.peerStats(b).advertised, 0, 'a downed peer\'s Adj-RIB-Out is empty at once');
+  t.ok(core.walksPending > 0, 'its old entries are released in a walk');
+  await settle(() => true);
+  core.peerUp(b, terms(2, false));
+  await settle(() => true);
+  t.equal(sent('announce'), N, 'the next session gets the whole table');
+});
+
 t.test('drainBestChanges with a budget hands out part and keeps the rest, in order', async (t) => {
   let clock = 0;
   const core = new RibCore({ localAs: LOCAL_AS, routerId: ROUTER_ID, walk: { now: () => ++clock, minPerSlice: 100 } });
