@@ -16,7 +16,7 @@
 // All integers are host order (little-endian here).
 import {
   AF_INET, AF_INET6, IFINFOMSG_LEN, IFLA_IFNAME, NLMSG_HDRLEN, RTA_DST, RTA_GATEWAY, RTA_MULTIPATH, RTA_OIF,
-  RTA_PRIORITY, RTA_TABLE, RTMSG_LEN, RTNH_F_DEAD, RTNH_F_LINKDOWN, RTNH_F_ONLINK, RTNH_LEN, RT_TABLE_COMPAT,
+  RTA_NH_ID, RTA_PRIORITY, RTA_TABLE, RTMSG_LEN, RTNH_F_DEAD, RTNH_F_LINKDOWN, RTNH_F_ONLINK, RTNH_LEN, RT_TABLE_COMPAT,
 } from './constants.js';
 import type { Family, KernelHop, KernelRoute } from './types.js';
 
@@ -164,6 +164,7 @@ export function parseRoute(b: Buffer, msg: number, len: number): KernelRoute | u
   let gateway: Uint8Array | undefined;
   let oif = 0;
   let hops: KernelHop[] | undefined;
+  let nhid = 0;
   const end = Math.min(msg + len, b.length);
   for (let a = r + RTMSG_LEN; a + 4 <= end;) {
     const alenA = b.readUInt16LE(a);
@@ -190,6 +191,9 @@ export function parseRoute(b: Buffer, msg: number, len: number): KernelRoute | u
       case RTA_MULTIPATH:
         hops = parseMultipath(b, p, p + plen, alen);
         break;
+      case RTA_NH_ID:
+        if (plen >= 4) nhid = b.readUInt32LE(p);
+        break;
     }
     a += align4(alenA);
   }
@@ -198,7 +202,8 @@ export function parseRoute(b: Buffer, msg: number, len: number): KernelRoute | u
       ? [hopOf(gateway, oif, rtmFlags, 1)]
       : [];
   }
-  return { family, addr: addr ?? new Uint8Array(alen), len: dstLen, table, metric, protocol, type, scope, hops };
+  const route = { family, addr: addr ?? new Uint8Array(alen), len: dstLen, table, metric, protocol, type, scope, hops };
+  return nhid !== 0 ? { ...route, nhid } : route;
 }
 
 function hopOf(gateway: Uint8Array | undefined, ifindex: number, flags: number, weight: number): KernelHop {
@@ -292,9 +297,11 @@ export interface RouteScan {
   gwOff: number;
   oif: number;
   multipath: boolean;
+  /** RTA_NH_ID, 0 when absent */
+  nhid: number;
 }
 
-export const newRouteScan = (): RouteScan => ({ family: 0, dstLen: 0, table: 0, metric: 0, type: 0, rtmFlags: 0, dstOff: 0, gwOff: 0, oif: 0, multipath: false });
+export const newRouteScan = (): RouteScan => ({ family: 0, dstLen: 0, table: 0, metric: 0, type: 0, rtmFlags: 0, dstOff: 0, gwOff: 0, oif: 0, multipath: false, nhid: 0 });
 
 /**
  * Fill `s` from the route message at `msg` without allocating: a dump of a million routes that already match the
@@ -315,6 +322,7 @@ export function scanRoute(b: Buffer, msg: number, len: number, s: RouteScan): bo
   s.gwOff = 0;
   s.oif = 0;
   s.multipath = false;
+  s.nhid = 0;
   const end = msg + len;
   for (let a = r + RTMSG_LEN; a + 4 <= end;) {
     const l = b.readUInt16LE(a);
@@ -330,6 +338,7 @@ export function scanRoute(b: Buffer, msg: number, len: number, s: RouteScan): bo
     else if (t === RTA_TABLE && l >= 8) s.table = b.readUInt32LE(a + 4);
     else if (t === RTA_PRIORITY && l >= 8) s.metric = b.readUInt32LE(a + 4);
     else if (t === RTA_MULTIPATH) s.multipath = true;
+    else if (t === RTA_NH_ID && l >= 8) s.nhid = b.readUInt32LE(a + 4);
     a += align4(l);
   }
   return true;

@@ -36,6 +36,22 @@ export const RTM_GETLINK = 18;
 export const RTM_NEWROUTE = 24;
 export const RTM_DELROUTE = 25;
 export const RTM_GETROUTE = 26;
+/** nexthop objects (Linux 5.3, net/ipv4/nexthop.c) */
+export const RTM_NEWNEXTHOP = 104;
+export const RTM_DELNEXTHOP = 105;
+export const RTM_GETNEXTHOP = 106;
+
+/**
+ * linux/nexthop.h: struct nhmsg (8 bytes): u8 nh_family, u8 nh_scope, u8 nh_protocol, u8 resvd, u32 nh_flags;
+ * attributes NHA_*; a group is an array of struct nexthop_grp { u32 id; u8 weight (weight - 1); u8; u16 }.
+ */
+export const NHMSG_LEN = 8;
+export const NHA_ID = 1;
+export const NHA_GROUP = 2;
+export const NHA_OIF = 5;
+export const NHA_GATEWAY = 6;
+/** linux/rtnetlink.h: a route's nexthop object id */
+export const RTA_NH_ID = 30;
 
 /**
  * linux/rtnetlink.h: struct rtmsg (12 bytes), follows the nlmsghdr:
@@ -110,3 +126,5 @@ export const IFF_LOWER_UP = 0x10000;
  * /etc/iproute2/rt_protos.d/. config/ uses the same default.
  */
 export const RTPROT_SKEIN = 171;
+/** linux/rtnetlink.h: routes the kernel made itself (connected subnets) */
+export const RTPROT_KERNEL = 2;

@@ -10,9 +10,10 @@
 import type { EventEmitter } from 'node:events';
 import type { Worker } from 'node:worker_threads';
 import type { RawNetlinkSocket } from 'netlink';
-import { INFLIGHT, QUEUED, RouteTable, isSpec, v4Bytes, type Entry, type Shape } from './entries.js';
+import { EVENT_SEEN, INFLIGHT, QUEUED, RouteTable, isSpec, v4Bytes, type Entry, type Shape } from './entries.js';
 import { Links } from './links.js';
-import { matches, opFor } from './ownership.js';
+import { Nexthops } from './nexthops.js';
+import { OP_NONE, matches, opFor } from './ownership.js';
 import type { Resync } from './resync.js';
 import type { Retry } from './retry.js';
 import { Shapes } from './shapes.js';
@@ -39,11 +40,14 @@ export class Core {
   readonly resyncDelay: number;
   readonly resyncMaxDefer: number;
   readonly rcvbuf: number;
+  /** the option: use nexthop objects where the kernel has them */
+  readonly nexthopObjects: boolean;
 
   readonly specs = new SpecTable();
   readonly routes: RouteTable;
   readonly links = new Links();
   readonly shapes = new Shapes();
+  readonly nexthops: Nexthops;
   readonly counters = { add: 0, replace: 0, delete: 0, errors: 0, resyncs: 0, overruns: 0, repairs: 0 };
 
   /** request socket (writes and their acknowledgements) and its port, which the kernel copies into notifications */
@@ -84,6 +88,8 @@ export class Core {
     this.resyncMaxDefer = checkInt('resyncMaxDeferMs', opts.resyncMaxDeferMs ?? 5000, 0, 600_000);
     this.rcvbuf = checkInt('recvBufferSize', opts.recvBufferSize ?? 8 << 20, 65536, 1 << 30);
     this.routes = new RouteTable(this.table, this.metric);
+    this.nexthopObjects = opts.nexthopObjects ?? true;
+    this.nexthops = new Nexthops(this.protocol, (e) => this.warn(e));
   }
 
   nextSeq(): number {
@@ -92,17 +98,18 @@ export class Core {
     return s;
   }
 
-  setHave(e: Entry, have: Spec | Shape | null): void {
+  setHave(e: Entry, have: Spec | Shape | null, nhid: number): void {
     e.have = have;
+    e.nhid = have === null ? 0 : nhid;
     e.stamp = ++this.clock;
   }
 
   matches(e: Entry): boolean {
-    return matches(e, this.links);
+    return matches(e, this.links, this.nexthops);
   }
 
   opFor(e: Entry): number {
-    return opFor(e, this.links, this.synced);
+    return opFor(e, this.links, this.nexthops, this.synced);
   }
 
   observed(e: Entry, k: KernelRoute): Spec | Shape {
@@ -115,6 +122,19 @@ export class Core {
     if (this.dumping) return;
     if (e.want || e.have || e.flags & (QUEUED | INFLIGHT) || e.fail) return;
     this.routes.drop(e);
+  }
+
+  /** Nexthop objects vanished from the kernel with the routes that used them (IPv4: without notifications). */
+  objectsGone(gone: ReadonlySet<number>): void {
+    if (gone.size === 0) return;
+    for (const e of this.routes.all()) {
+      if (e.nhid === 0 || !gone.has(e.nhid)) continue;
+      if (e.flags & INFLIGHT) e.flags |= EVENT_SEEN;
+      this.setHave(e, null, 0);
+      if (e.flags & INFLIGHT) continue; // settled when the ACK arrives
+      if (this.opFor(e) !== OP_NONE) this.writer.enqueue(e);
+      else this.forget(e);
+    }
   }
 
   warn(err: unknown): void {
@@ -163,6 +183,7 @@ export class Core {
     if (isSpec(e.have)) {
       encodeSpec(e.have, this.links.gen, this.links.byName);
       kernel = kernelRouteOf(e.have, t.family, addr, e.len, t.table, t.metric, this.protocol, this.links.byName);
+      if (e.nhid !== 0) kernel = { ...kernel, nhid: e.nhid };
     } else if (e.have) {
       kernel = { family: t.family, addr, len: e.len, table: t.table, metric: t.metric, protocol: this.protocol, type: e.have.type, scope: e.have.scope, hops: e.have.hops };
     }

@@ -46,6 +46,8 @@ export interface Entry {
   seen: number;
   /** what the in-flight write sends (null for a delete) */
   sent: Spec | null;
+  /** the nexthop object id the kernel route uses (RTA_NH_ID), 0 for a plain route or none */
+  nhid: number;
   fail: RouteFailure | undefined;
 }
 
@@ -77,7 +79,7 @@ const v6Key = (a: Uint8Array, len: number): string => String.fromCharCode(
   a[0]!, a[1]!, a[2]!, a[3]!, a[4]!, a[5]!, a[6]!, a[7]!, a[8]!, a[9]!, a[10]!, a[11]!, a[12]!, a[13]!, a[14]!, a[15]!, len);
 
 function newEntry(tbl: Table, v4: number, v6: Uint8Array | undefined, len: number): Entry {
-  return { tbl, v4, v6, len, want: null, have: null, flags: 0, stamp: 0, seen: 0, sent: null, fail: undefined };
+  return { tbl, v4, v6, len, want: null, have: null, flags: 0, stamp: 0, seen: 0, sent: null, nhid: 0, fail: undefined };
 }
 
 export function entriesOf(t: Table): IterableIterator<Entry> {

@@ -6,7 +6,7 @@
 // notifying, so it schedules a dump and retries failed routes at once.
 import { Worker } from 'node:worker_threads';
 import {
-  NLMSG_HDRLEN, NLMSG_OVERRUN, RTM_DELLINK, RTM_DELROUTE, RTM_NEWLINK, RTM_NEWROUTE, RTNLGRP_IPV4_ROUTE,
+  IFF_UP, NLMSG_HDRLEN, NLMSG_OVERRUN, RTM_DELLINK, RTM_DELROUTE, RTM_NEWLINK, RTM_NEWROUTE, RTNLGRP_IPV4_ROUTE,
   RTNLGRP_IPV6_ROUTE, RTNLGRP_LINK,
 } from './constants.js';
 import { parseLink, parseRoute } from './codec.js';
@@ -93,7 +93,7 @@ function routeEvent(core: Core, added: boolean, k: KernelRoute): void {
   const e = core.routes.entryForKernel(k, added);
   if (e === undefined) return;
   if (e.flags & INFLIGHT) e.flags |= EVENT_SEEN;
-  core.setHave(e, added ? core.observed(e, k) : null);
+  core.setHave(e, added ? core.observed(e, k) : null, k.nhid ?? 0);
   if (e.flags & INFLIGHT) return; // settled when the ACK arrives
   if (core.opFor(e) !== OP_NONE) {
     if (e.want) core.counters.repairs++;
@@ -103,6 +103,9 @@ function routeEvent(core: Core, added: boolean, k: KernelRoute): void {
 
 function linkEvent(core: Core, added: boolean, index: number, name: string | undefined, flags: number): void {
   if (!core.links.update(added, index, name, flags)) return;
+  // the kernel deletes nexthop objects on a link that goes down or away, silently (nexthop_flush_dev)
+  if (!added || !(flags & IFF_UP)) core.objectsGone(core.nexthops.linkGone(index));
+  else core.nexthops.linkUp();
   // The kernel flushes routes through a link that goes down or away without a notification per route, and
   // routes through a link that comes up may now be installable: dump and repair, and retry failures now.
   core.resync.schedule(added ? 'link change' : 'link removed');

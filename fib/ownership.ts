@@ -17,6 +17,7 @@ import {
 import { rtmProtocol, writeRouteMessage } from './codec.js';
 import { WITHDRAWN, isSpec, type Entry } from './entries.js';
 import type { Links } from './links.js';
+import type { Nexthops } from './nexthops.js';
 import { encodeSpec, specMatches, type Spec } from './targets.js';
 
 export const OP_NONE = 0;
@@ -25,17 +26,22 @@ export const OP_REPLACE = 2;
 export const OP_DELETE = 3;
 
 /** Does the kernel hold what the entry wants (both null counts as a match)? */
-export function matches(e: Entry, links: Links): boolean {
+export function matches(e: Entry, links: Links, nh: Nexthops): boolean {
   const w = e.want, h = e.have;
   if (w === null || h === null) return w === h;
+  // With nexthop objects the route must point at the wanted set's object; when it does, the object holds the set
+  // (a group that lost a dead member is re-keyed to the remaining set, so its routes match without a rewrite).
+  const id = nh.idFor(w, links);
+  if (id !== e.nhid) return false;
+  if (id !== 0) return true;
   if (isSpec(h)) return (h === w || h.key === w.key) && (w.blackhole || encodeSpec(w, links.gen, links.byName) !== undefined);
   return specMatches(w, h, links.byName);
 }
 
 /** The write an entry needs now. `synced`: the desired state is complete, so adopted routes not wanted go. */
-export function opFor(e: Entry, links: Links, synced: boolean): number {
+export function opFor(e: Entry, links: Links, nh: Nexthops, synced: boolean): number {
   if (e.want) {
-    if (matches(e, links)) return OP_NONE;
+    if (matches(e, links, nh)) return OP_NONE;
     return e.have ? OP_REPLACE : OP_ADD;
   }
   if (e.have && (synced || e.flags & WITHDRAWN)) return OP_DELETE;
@@ -51,7 +57,9 @@ export function isOthersWriteOfOurs(b: Buffer, o: number, len: number, protocol:
 }
 
 /** Write the route message of `op` for `e` at `off` (the spec must be encoded already for add/replace). */
-export function writeOp(b: Buffer, off: number, op: number, e: Entry, spec: Spec | null, seq: number, protocol: number): number {
+export function writeOp(
+  b: Buffer, off: number, op: number, e: Entry, spec: Spec | null, seq: number, protocol: number, nhTail: Buffer | undefined,
+): number {
   const t = e.tbl;
   if (op === OP_DELETE) {
     // rtm_protocol is matched by the kernel on delete: only a route tagged as skein's can go
@@ -59,8 +67,13 @@ export function writeOp(b: Buffer, off: number, op: number, e: Entry, spec: Spec
       t.table, protocol, RT_SCOPE_NOWHERE, RTN_UNSPEC, 0, t.metric, undefined);
   }
   const s = spec!;
-  const enc = s.enc;
   const flags = NLM_F_REQUEST | NLM_F_CREATE | (op === OP_ADD ? NLM_F_EXCL : NLM_F_REPLACE);
+  if (nhTail !== undefined) {
+    // through a nexthop object: the object carries gateway, device and on-link
+    return writeRouteMessage(b, off, RTM_NEWROUTE, flags, seq, t.family, e.v4, e.v6, e.len,
+      t.table, protocol, RT_SCOPE_UNIVERSE, RTN_UNICAST, 0, t.metric, nhTail);
+  }
+  const enc = s.enc;
   return writeRouteMessage(b, off, RTM_NEWROUTE, flags, seq, t.family, e.v4, e.v6, e.len,
     t.table, protocol, s.blackhole ? RT_SCOPE_UNIVERSE : (t.family === 4 ? enc!.scope : RT_SCOPE_UNIVERSE),
     s.blackhole ? RTN_BLACKHOLE : RTN_UNICAST, enc ? enc.rtmFlags : 0, t.metric, enc?.tail);

@@ -71,6 +71,11 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
     core.dumper = openSocket(core.rcvbuf, 1 << 16, BIG_READ);
     core.dumper.on('error', () => { /* reported through the dump promise */ });
     core.dumper.unref();
+    if (core.nexthopObjects) {
+      // the kernel's nexthop objects: none at all means an old kernel (< 5.3): plain routes, said once
+      await core.nexthops.start(core.dumper, core.nextSeq(), core.timeoutMs * 4);
+      if (!core.nexthops.enabled) this.emit('warning', new Error('the kernel has no nexthop objects (Linux < 5.3): gateway routes are written as plain routes'));
+    }
     await core.resync.run('start');
   }
 
@@ -150,6 +155,28 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
     core.synced = true;
     for (const e of core.routes.all()) if (!e.want && e.have) core.writer.enqueue(e);
     await this.flush();
+    // nexthop objects a previous run left that nothing took over: their routes are swept, so they can go
+    if (core.nexthops.enabled && core.cmd && !core.closed) core.nexthops.sweep(core.cmd, () => core.nextSeq());
+  }
+
+  /**
+   * Next hop `gateway` is dead (BFD Down, RFC 5882 §4.3): with nexthop objects, delete its object now, in this turn
+   * of the event loop: the kernel drops it from every ECMP group and removes the routes whose only next hop it was,
+   * with one message however many routes use it. Call it after the desired state was updated (the withdrawals
+   * handed over): routes still wanted through `gateway` are written again. Returns the nexthop messages sent
+   * (0 without nexthop objects: then the per-route changes already queued do the work, see writeNow).
+   */
+  nextHopDown(family: Family, gateway: Uint8Array): number {
+    const core = this.#core;
+    if (core.closed || !core.cmd || !core.nexthops.enabled) return 0;
+    let sent = 0;
+    const gone = core.nexthops.hopDown(family, Uint8Array.from(gateway.subarray(0, family === 4 ? 4 : 16)), core.cmd, () => {
+      sent++;
+      return core.nextSeq();
+    });
+    core.objectsGone(gone); // IPv4 routes of a vanished object go without a notification: settle them here
+    core.writer.pump();
+    return sent;
   }
 
   /**
@@ -180,6 +207,7 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
       desired, installed, inSync, stale, pending, failuresByReason: failures,
       sent: { add: c.add, replace: c.replace, delete: c.delete },
       errors: c.errors, resyncs: c.resyncs, overruns: c.overruns, repairs: c.repairs, synced: core.synced,
+      nexthopObjects: core.nexthops.enabled, nexthops: core.nexthops.count,
     };
   }
 

@@ -7,7 +7,7 @@
 // A dump started before an ACK or event never overwrites what they said (the per-entry stamp against the clock).
 // Routes of other protocols are skipped by their rtm_protocol before anything is parsed.
 import type { ErrnoException } from 'netlink';
-import { AF_INET, AF_INET6, IFINFOMSG_LEN, RTM_GETLINK, RTM_GETROUTE, RTMSG_LEN } from './constants.js';
+import { AF_INET, AF_INET6, IFINFOMSG_LEN, RTM_GETLINK, RTM_GETROUTE, RTMSG_LEN, RTPROT_KERNEL } from './constants.js';
 import { newRouteScan, parseLink, parseRoute, rtmProtocol, scanRoute } from './codec.js';
 import type { Core } from './core.js';
 import { INFLIGHT, WANTED } from './entries.js';
@@ -141,32 +141,48 @@ export class Resync {
       const sc = newRouteScan();
       const since = core.clock; // an ACK or event newer than this knows better than the dump
       core.dumping = true;
+      const nh = core.nexthops;
+      const connected: Parameters<typeof nh.setConnected>[0] = [];
       for (const af of [AF_INET, AF_INET6]) {
         await dump(sock, RTM_GETROUTE, af, RTMSG_LEN, core.nextSeq(), core.timeoutMs * 4, (b, o, l) => {
-          if (rtmProtocol(b, o) !== core.protocol) return; // another protocol's route: never adopted
+          const proto = rtmProtocol(b, o);
+          if (proto === RTPROT_KERNEL && nh.enabled) nh.connectedFromDump(b, o, l, connected); // devices of gateways
+          if (proto !== core.protocol) return; // another protocol's route: never adopted
           // fast path: the route is exactly what is wanted (the common case after a bulk write)
           const e0 = scanRoute(b, o, l, sc) ? routes.entryForScan(b, sc) : undefined;
-          if (e0 && e0.want && fastMatch(e0.want, b, sc, byName)) {
+          if (e0 && e0.want && fastMatch(e0.want, b, sc, byName) && sc.nhid === nh.idFor(e0.want, core.links)) {
             e0.seen = gen;
-            if (e0.stamp <= since && !(e0.flags & INFLIGHT)) e0.have = e0.want;
+            if (e0.stamp <= since && !(e0.flags & INFLIGHT)) {
+              e0.have = e0.want;
+              e0.nhid = sc.nhid;
+            }
             return;
           }
           const k = parseRoute(b, o, l);
           if (k === undefined || !routes.managed.has(k.table)) return;
           const e = routes.entryForKernel(k, true)!;
           e.seen = gen;
-          if (e.stamp <= since && !(e.flags & INFLIGHT)) e.have = core.observed(e, k);
+          if (e.stamp <= since && !(e.flags & INFLIGHT)) {
+            e.have = core.observed(e, k);
+            e.nhid = k.nhid ?? 0;
+          }
         });
+        // the connected routes are complete once both families are read (IPv4 is dumped first)
+        if (af === AF_INET6 && nh.enabled) nh.setConnected(connected);
       }
       core.dumping = false;
       // reconcile: what the dump lacks is gone; whatever differs from the desired state is queued
       const linkGen = core.links.gen;
       for (const e of routes.all()) {
-        if (e.seen !== gen && e.stamp <= since && !(e.flags & INFLIGHT)) e.have = null;
+        if (e.seen !== gen && e.stamp <= since && !(e.flags & INFLIGHT)) {
+          e.have = null;
+          e.nhid = 0;
+        }
         if (e.flags & INFLIGHT) continue;
         const w = e.want;
         // in sync (most of a big table): skip the general comparison
-        if (w !== null && e.have === w && !e.fail && w.encGen === linkGen && (w.blackhole || w.enc !== undefined)) continue;
+        if (w !== null && e.have === w && !e.fail && w.encGen === linkGen && (w.blackhole || w.enc !== undefined) &&
+          e.nhid === nh.idFor(w, core.links)) continue;
         if (core.opFor(e) !== OP_NONE) {
           if (e.fail) continue; // retried on its own schedule (or now, after a link change)
           if (e.want && e.flags & WANTED && e.have === null && reason !== 'start') core.counters.repairs++;

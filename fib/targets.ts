@@ -35,6 +35,10 @@ export interface Spec {
   encGen: number;
   /** name of a device that does not exist, for the same linkGen */
   missingDev: string | undefined;
+  /** nexthop object cache (nexthops.ts): the group id (0: plain route), valid for these generations */
+  nhId: number;
+  nhGen: number;
+  nhLinkGen: number;
 }
 
 const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
@@ -77,7 +81,7 @@ export class SpecTable {
   #build(family: Family, target: Target): Spec {
     if (target === null || typeof target !== 'object') throw new FibInputError('target must be an object');
     if (target.blackhole === true) {
-      return { key: `${family}|bh`, family, blackhole: true, hops: [], target, refs: 0, enc: undefined, encGen: -1, missingDev: undefined };
+      return { key: `${family}|bh`, family, blackhole: true, hops: [], target, refs: 0, enc: undefined, encGen: -1, missingDev: undefined, nhId: 0, nhGen: -1, nhLinkGen: -1 };
     }
     const hops = target.hops;
     if (!Array.isArray(hops) || hops.length === 0) throw new FibInputError('target needs at least one next hop or blackhole: true');
@@ -111,7 +115,7 @@ export class SpecTable {
     const keys = norm.map((h) => `${h.gateway ? hex(h.gateway) : '-'},${h.ifindex},${h.dev ?? ''},${h.onlink ? 1 : 0},${h.weight}`);
     keys.sort();
     for (let i = 1; i < keys.length; i++) if (keys[i] === keys[i - 1]) throw new FibInputError('duplicate next hop');
-    return { key: `${family}|${keys.join(';')}`, family, blackhole: false, hops: norm, target, refs: 0, enc: undefined, encGen: -1, missingDev: undefined };
+    return { key: `${family}|${keys.join(';')}`, family, blackhole: false, hops: norm, target, refs: 0, enc: undefined, encGen: -1, missingDev: undefined, nhId: 0, nhGen: -1, nhLinkGen: -1 };
   }
 }
 

@@ -83,6 +83,11 @@ export interface ProgrammerOptions {
   readonly resyncMaxDeferMs?: number;
   /** Socket receive buffer (default 8 MiB; the kernel caps it at net.core.rmem_max). */
   readonly recvBufferSize?: number;
+  /**
+   * Install gateway routes through kernel nexthop objects (Linux >= 5.3) where the kernel has them (detected at
+   * start; plain routes otherwise). Default true.
+   */
+  readonly nexthopObjects?: boolean;
 }
 
 /** Why a route is not in the kernel as desired: the kernel's errno name (ENETUNREACH, ENODEV, EEXIST, ...). */
@@ -121,6 +126,8 @@ export interface KernelRoute {
   readonly type: number;
   readonly scope: number;
   readonly hops: readonly KernelHop[];
+  /** the nexthop object the route uses (RTA_NH_ID; the kernel also reports its hops), absent for a plain route */
+  readonly nhid?: number;
 }
 
 /** Per-prefix view for `skeinctl fib`. */
@@ -165,6 +172,10 @@ export interface FibStats {
   readonly repairs: number;
   /** Whether markSynced() has run and its sweep finished. */
   readonly synced: boolean;
+  /** Whether gateway routes go through nexthop objects (false: option off, or the kernel has none). */
+  readonly nexthopObjects: boolean;
+  /** Nexthop objects of skein's that fib/ knows to be in the kernel. */
+  readonly nexthops: number;
 }
 
 /** Reported once per acknowledged batch, for a latency histogram. */

@@ -17,6 +17,8 @@ interface Batch {
   readonly count: number;
   readonly entries: Entry[];
   readonly ops: Uint8Array;
+  /** the nexthop object each add/replace points the route at (0: plain route) */
+  readonly nh: Uint32Array;
   readonly errors: Map<number, number>;
   readonly sentAt: number;
   readonly queuedAt: number;
@@ -146,6 +148,7 @@ export class Writer {
     const max = Math.min(core.batchSize, Math.max(this.#queue.length - this.#qhead, 1));
     const entries: Entry[] = [];
     const ops = new Uint8Array(max);
+    const nhs = new Uint32Array(max);
     let buf = Buffer.allocUnsafe(Math.min(Math.max(max, 8) * 96, 1 << 20));
     let off = 0;
     let lastOff = -1;
@@ -163,6 +166,8 @@ export class Writer {
       const op = core.opFor(e);
       let spec: Spec | null = null;
       let size = 0;
+      let nhTail: Buffer | undefined;
+      let nhid = 0;
       const t = e.tbl;
       if (op === OP_ADD || op === OP_REPLACE) {
         spec = e.want!;
@@ -174,7 +179,10 @@ export class Writer {
           core.retry.record(e, 'ENODEV', `interface ${spec.missingDev ?? '?'} does not exist`, core.retryMax);
           continue;
         }
-        size = routeMessageSize(t.family, t.table, t.metric, enc ? enc.tail.length : 0);
+        nhid = spec.blackhole ? 0 : core.nexthops.idFor(spec, core.links);
+        nhTail = nhid !== 0 ? core.nexthops.tail(nhid) : undefined;
+        if (nhTail === undefined) nhid = 0;
+        size = routeMessageSize(t.family, t.table, t.metric, nhTail ? nhTail.length : enc ? enc.tail.length : 0);
       } else if (op === OP_DELETE) {
         size = routeMessageSize(t.family, t.table, t.metric, 0);
       }
@@ -194,7 +202,8 @@ export class Writer {
       const seq = core.seq;
       core.seq = (core.seq + 1) >>> 0 || 1;
       lastOff = off;
-      off = writeOp(buf, off, op, e, spec, seq, core.protocol);
+      off = writeOp(buf, off, op, e, spec, seq, core.protocol, nhTail);
+      nhs[entries.length] = nhid;
       if (op === OP_DELETE) core.counters.delete++;
       else if (op === OP_ADD) core.counters.add++;
       else core.counters.replace++;
@@ -208,10 +217,12 @@ export class Writer {
     // only the last message asks for an ACK; failures are answered per message regardless
     buf.writeUInt16LE(buf.readUInt16LE(lastOff + 6) | NLM_F_ACK, lastOff + 6);
     const batch: Batch = {
-      firstSeq, count: entries.length, entries, ops, errors: new Map(), sentAt: performance.now(), queuedAt,
+      firstSeq, count: entries.length, entries, ops, nh: nhs, errors: new Map(), sentAt: performance.now(), queuedAt,
     };
     this.inflight.push(batch);
     this.#armTimeout();
+    // objects the batch's routes need go first, on the same socket: the kernel handles them in order
+    core.nexthops.sendFresh(core.cmd!, () => core.nextSeq());
     core.cmd!.send(buf.subarray(0, off), undefined, (err) => {
       if (err) this.#abandonBatch(batch, `send failed: ${err.message}`);
     });
@@ -238,6 +249,7 @@ export class Writer {
   }
 
   #reply(seq: number, errno: number): void {
+    if (this.core.nexthops.reply(seq, errno)) return;
     for (let i = 0; i < this.inflight.length; i++) {
       const batch = this.inflight[i]!;
       const idx = (seq - batch.firstSeq) >>> 0;
@@ -269,7 +281,7 @@ export class Writer {
       if (errno !== 0 && op !== OP_REPLACE) this.#selfExpected--; // counted when sent; a refused write notifies nobody
       if (errno === 0 || (op === OP_DELETE && errno === 3 /* ESRCH: already gone */)) {
         if (!eventSeen) {
-          core.setHave(e, op === OP_DELETE ? null : sent);
+          core.setHave(e, op === OP_DELETE ? null : sent, batch.nh[i]!);
         }
         if (e.fail && (op !== OP_DELETE || !e.want)) core.retry.clear(e);
       } else {

@@ -42,6 +42,11 @@ function view(v: RouteView): unknown {
   };
 }
 
+function hop(gw: string): [4 | 6, Uint8Array] {
+  const a = parseAddress(gw, gw.includes(':') ? 6 : 4);
+  return [a.length === 4 ? 4 : 6, a];
+}
+
 function need(): Programmer {
   if (!fib) throw new Error('not started');
   return fib;
@@ -112,6 +117,20 @@ async function handle(cmd: Record<string, unknown>): Promise<unknown> {
       const v = need().lookup(p.family, p.addr, p.len, where(r));
       return v ? view(v) : null;
     }
+    case 'turn': {
+      // several commands in one turn of the event loop, as skeind does on a BFD Down (withdrawals, then the object)
+      const sent: number[] = [];
+      const pending: Promise<unknown>[] = [];
+      for (const sub of cmd.ops as Record<string, unknown>[]) {
+        // set/setRange/remove run synchronously inside handle() (no await before they return)
+        if (sub.op === 'nextHopDown') sent.push(need().nextHopDown(...hop(sub.gw as string)));
+        else pending.push(handle(sub));
+      }
+      await Promise.all(pending);
+      return sent;
+    }
+    case 'nextHopDown':
+      return need().nextHopDown(...hop(cmd.gw as string));
     case 'failures':
       return [...need().failures()].map(view);
     case 'close':

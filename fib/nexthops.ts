@@ -1,0 +1,402 @@
+// Kernel nexthop objects (Linux >= 5.3, net/ipv4/nexthop.c; `ip nexthop`). A gateway route is written as
+// RTA_NH_ID pointing at a group object per next-hop set (one member for a single next hop), whose members are one
+// object per next hop (gateway + device). When a next hop dies, deleting its ONE object makes the kernel drop it
+// from every group at once and remove the routes whose only next hop it was: one message instead of one per route
+// (issue 18). A group that lost a member now holds the remaining set, so it becomes that set's group (re-keyed)
+// and the routes that move to the remaining next hops already point at the right object: no rewrite follows.
+//
+// Ownership: objects carry skein's protocol (nh_protocol); ids are allocated from a range away from 1.. (where
+// `ip nexthop` and zebra start), an id held by anyone else is never reused (creation uses NLM_F_EXCL, EEXIST moves
+// on), and only ids fib/ created or adopted (dumped with skein's protocol) are ever deleted. At start the objects
+// a previous skeind left are adopted by content, so its routes keep their nhid; those not needed again are
+// deleted after markSynced()'s sweep (never leaked across restarts).
+//
+// Not covered yet (fib/README.md): objects deleted behind skein's back are not watched (the next resync repairs
+// the routes, which then fail until the object is re-created by a retry); objects that fell out of use while
+// running are deleted at the next start, not at once; resilient groups are not used.
+import type { RawNetlinkSocket } from 'netlink';
+import {
+  AF_INET, AF_INET6, NHA_GATEWAY, NHA_GROUP, NHA_ID, NHA_OIF, NHMSG_LEN, NLMSG_HDRLEN, NLM_F_ACK, NLM_F_CREATE,
+  NLM_F_EXCL, NLM_F_REQUEST, RTA_NH_ID, RTM_DELNEXTHOP, RTM_GETNEXTHOP, RTM_NEWNEXTHOP, RTNH_F_ONLINK, RT_SCOPE_LINK,
+} from './constants.js';
+import { align4, parseRoute } from './codec.js';
+import { DumpError, dump } from './kernel.js';
+import type { Links } from './links.js';
+import { hopIfindex, type Spec } from './targets.js';
+import type { Family } from './types.js';
+
+/** First id fib/ allocates: RTPROT_SKEIN in the high bits, far from the small ids people and zebra use. */
+export const NH_ID_BASE = 171 << 20;
+
+const NEW = 0, SENT = 1, OK = 2, GONE = 3;
+
+interface NhObj {
+  readonly id: number;
+  key: string;
+  readonly family: Family;
+  /** a group (of `members`) or a single next hop */
+  readonly group: boolean;
+  readonly gateway: Uint8Array | undefined;
+  readonly ifindex: number;
+  readonly onlink: boolean;
+  members: { obj: NhObj; weight: number }[];
+  state: number;
+  /** RTA_NH_ID attribute for route messages */
+  readonly tail: Buffer;
+}
+
+interface Connected {
+  readonly family: Family;
+  readonly addr: Uint8Array;
+  readonly len: number;
+  readonly oif: number;
+}
+
+const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
+const hopKey = (family: Family, gw: Uint8Array, ifindex: number, onlink: boolean): string =>
+  `${family}|${hex(gw)}|${ifindex}|${onlink ? 1 : 0}`;
+const groupKey = (family: Family, members: readonly { id: number; weight: number }[]): string =>
+  `${family}g|${members.map((m) => `${m.id}:${members.length === 1 ? 1 : m.weight}`).sort().join(',')}`;
+
+function covers(c: Connected, a: Uint8Array): boolean {
+  let bits = c.len;
+  for (let i = 0; bits > 0; i++, bits -= 8) {
+    const mask = bits >= 8 ? 0xff : (0xff << (8 - bits)) & 0xff;
+    if ((a[i]! & mask) !== (c.addr[i]! & mask)) return false;
+  }
+  return true;
+}
+
+function nhAttrU32(type: number, v: number): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeUInt16LE(8, 0);
+  b.writeUInt16LE(type, 2);
+  b.writeUInt32LE(v >>> 0, 4);
+  return b;
+}
+
+export class Nexthops {
+  /** objects are in use (the option is on and the kernel has them) */
+  enabled = false;
+  /** moves whenever a cached object of a Spec may be wrong (hop down, failure, connected subnets changed) */
+  gen = 0;
+  readonly #byKey = new Map<string, NhObj>();
+  readonly #byId = new Map<number, NhObj>();
+  /** ids any protocol holds (from the start-up dump) or that answered EEXIST */
+  readonly #taken = new Set<number>();
+  /** objects a previous run left: content key -> id, and which of them were taken over */
+  readonly #adopted = new Map<string, number>();
+  readonly #adoptedUsed = new Set<number>();
+  #fresh: NhObj[] = [];
+  readonly #pending = new Map<number, NhObj | null>();
+  /** keys whose creation failed, and how often (three times: plain routes for that set) */
+  readonly #bad = new Map<string, number>();
+  #connected: Connected[] = [];
+  #nextId = NH_ID_BASE;
+  readonly #protocol: number;
+  readonly #warn: (e: Error) => void;
+
+  constructor(protocol: number, warn: (e: Error) => void) {
+    this.#protocol = protocol;
+    this.#warn = warn;
+  }
+
+  get count(): number {
+    let n = 0;
+    for (const o of this.#byId.values()) if (o.state === OK) n++;
+    return n;
+  }
+
+  // ---------------------------------------------------------------- start: detect and adopt
+
+  /** Dump the kernel's nexthop objects: none at all (old kernel) switches to plain routes; skein's are adopted. */
+  async start(sock: RawNetlinkSocket, seq: number, timeoutMs: number): Promise<void> {
+    const hops: { id: number; key: string }[] = [];
+    const groups: { id: number; members: { id: number; weight: number }[] }[] = [];
+    try {
+      await dump(sock, RTM_GETNEXTHOP, 0, NHMSG_LEN, seq, timeoutMs, (b, o, l) => {
+        const h = o + NLMSG_HDRLEN;
+        const family = b[h]!, protocol = b[h + 2]!, flags = b.readUInt32LE(h + 4);
+        let id = 0, oif = 0;
+        let gw: Uint8Array | undefined;
+        let members: { id: number; weight: number }[] | undefined;
+        for (let a = h + NHMSG_LEN; a + 4 <= o + l;) {
+          const al = b.readUInt16LE(a), at = b.readUInt16LE(a + 2) & 0x3fff;
+          if (al < 4 || a + al > o + l) break;
+          if (at === NHA_ID && al >= 8) id = b.readUInt32LE(a + 4);
+          else if (at === NHA_OIF && al >= 8) oif = b.readUInt32LE(a + 4);
+          else if (at === NHA_GATEWAY) gw = Uint8Array.from(b.subarray(a + 4, a + al));
+          else if (at === NHA_GROUP) {
+            members = [];
+            for (let g = a + 4; g + 8 <= a + al; g += 8) members.push({ id: b.readUInt32LE(g), weight: b[g + 4]! + 1 });
+          }
+          a += align4(al);
+        }
+        if (id === 0) return;
+        this.#taken.add(id);
+        if (protocol !== this.#protocol) return; // another protocol's object: never adopted, never touched
+        if (members) groups.push({ id, members });
+        else if (gw && (family === AF_INET || family === AF_INET6)) {
+          hops.push({ id, key: hopKey(family === AF_INET ? 4 : 6, gw, oif, (flags & RTNH_F_ONLINK) !== 0) });
+        } else this.#adopted.set(`?${id}`, id); // not a shape fib/ writes: deleted by the sweep
+      });
+    } catch (err) {
+      if (err instanceof DumpError && (err.code === 'EOPNOTSUPP' || err.code === 'EINVAL' || err.code === 'ENOTSUP')) {
+        this.enabled = false;
+        return;
+      }
+      throw err;
+    }
+    const famOf = new Map<number, Family>();
+    for (const h of hops) {
+      this.#adopted.set(h.key, h.id);
+      famOf.set(h.id, h.key.startsWith('4') ? 4 : 6);
+    }
+    for (const g of groups) {
+      const fam = famOf.get(g.members[0]?.id ?? 0);
+      if (fam === undefined) this.#adopted.set(`?${g.id}`, g.id);
+      else this.#adopted.set(groupKey(fam, g.members), g.id);
+    }
+    this.enabled = true;
+  }
+
+  /** Adopted objects nothing took over: delete them (after the sweep removed the routes that used them). */
+  sweep(cmd: RawNetlinkSocket, nextSeq: () => number): number {
+    const ids = [...this.#adopted.values()].filter((id) => !this.#adoptedUsed.has(id));
+    // groups before their members would be kinder, but deleting a member first only shrinks the group
+    ids.sort((a, b) => b - a);
+    for (const id of ids) this.#send(cmd, this.#delMessage(id, nextSeq()), null);
+    this.#adopted.clear();
+    return ids.length;
+  }
+
+  // ---------------------------------------------------------------- connected subnets (device of a gateway)
+
+  /** Connected routes seen in a dump: the kernel wants a device on every gateway object, found through them. */
+  connectedFromDump(b: Buffer, o: number, l: number, into: Connected[]): void {
+    const k = parseRoute(b, o, l);
+    // IPv4 connected routes are scope link; IPv6 ones are reported with scope universe
+    if (!k || k.table !== 254 || (k.family === 4 && k.scope !== RT_SCOPE_LINK) || k.type !== 1 || k.hops.length !== 1) return;
+    const h = k.hops[0]!;
+    if (h.gateway !== undefined || h.ifindex === 0) return;
+    into.push({ family: k.family, addr: k.addr, len: k.len, oif: h.ifindex });
+  }
+
+  setConnected(list: Connected[]): void {
+    const key = (c: Connected): string => `${c.family}|${hex(c.addr)}/${c.len}@${c.oif}`;
+    const a = list.map(key).sort().join(' '), b = this.#connected.map(key).sort().join(' ');
+    this.#connected = list;
+    if (a !== b) this.gen++;
+  }
+
+  #deviceOf(family: Family, gw: Uint8Array): number {
+    let best: Connected | undefined;
+    for (const c of this.#connected) {
+      if (c.family === family && (best === undefined || c.len > best.len) && covers(c, gw)) best = c;
+    }
+    return best?.oif ?? 0;
+  }
+
+  // ---------------------------------------------------------------- objects of a Spec
+
+  /** The group object id a route wanting `spec` is written with; 0: a plain route (not a gateway set, unresolved). */
+  idFor(spec: Spec, links: Links): number {
+    if (!this.enabled || spec.blackhole) return 0;
+    if (spec.nhGen === this.gen && spec.nhLinkGen === links.gen) return spec.nhId;
+    spec.nhGen = this.gen;
+    spec.nhLinkGen = links.gen;
+    spec.nhId = this.#resolve(spec, links);
+    return spec.nhId;
+  }
+
+  #resolve(spec: Spec, links: Links): number {
+    const members: { obj: NhObj; id: number; weight: number }[] = [];
+    for (const h of spec.hops) {
+      if (h.gateway === undefined) return 0; // device routes (workloads) stay plain
+      let ifindex = hopIfindex(h, links.byName);
+      if (h.dev !== undefined && ifindex === 0) return 0;
+      if (ifindex === 0) ifindex = this.#deviceOf(spec.family, h.gateway);
+      if (ifindex === 0) return 0; // not on a connected subnet: the kernel resolves it for a plain route
+      const key = hopKey(spec.family, h.gateway, ifindex, h.onlink);
+      if ((this.#bad.get(key) ?? 0) >= 3) return 0;
+      const obj = this.#byKey.get(key) ?? this.#create(key, spec.family, false, h.gateway, ifindex, h.onlink, []);
+      members.push({ obj, id: obj.id, weight: h.weight });
+    }
+    const key = groupKey(spec.family, members);
+    if ((this.#bad.get(key) ?? 0) >= 3) return 0;
+    const g = this.#byKey.get(key) ?? this.#create(key, spec.family, true, undefined, 0, false, members.map((m) => ({ obj: m.obj, weight: members.length === 1 ? 1 : m.weight })));
+    return g.id;
+  }
+
+  #create(key: string, family: Family, group: boolean, gateway: Uint8Array | undefined, ifindex: number, onlink: boolean,
+    members: { obj: NhObj; weight: number }[]): NhObj {
+    const adopted = this.#adopted.get(key);
+    let id: number;
+    if (adopted !== undefined && !this.#adoptedUsed.has(adopted)) {
+      id = adopted;
+      this.#adoptedUsed.add(id);
+    } else {
+      while (this.#taken.has(this.#nextId) || this.#byId.has(this.#nextId)) this.#nextId = (this.#nextId + 1) >>> 0 || NH_ID_BASE;
+      id = this.#nextId++;
+    }
+    const obj: NhObj = {
+      id, key, family, group, gateway, ifindex, onlink, members, state: adopted === id ? OK : NEW, tail: nhAttrU32(RTA_NH_ID, id),
+    };
+    this.#byKey.set(key, obj);
+    this.#byId.set(id, obj);
+    if (obj.state === NEW) this.#fresh.push(obj);
+    return obj;
+  }
+
+  /** RTA_NH_ID for a route message. */
+  tail(id: number): Buffer | undefined {
+    return this.#byId.get(id)?.tail;
+  }
+
+  // ---------------------------------------------------------------- writing objects
+
+  /** Send the objects created since the last call, before the route batch that uses them (same socket: in order). */
+  sendFresh(cmd: RawNetlinkSocket, nextSeq: () => number): void {
+    if (this.#fresh.length === 0) return;
+    const fresh = this.#fresh;
+    this.#fresh = [];
+    for (const o of fresh) {
+      if (o.state !== NEW) continue;
+      o.state = SENT;
+      this.#send(cmd, this.#newMessage(o, nextSeq()), o);
+    }
+  }
+
+  #send(cmd: RawNetlinkSocket, msg: Buffer, o: NhObj | null): void {
+    this.#pending.set(msg.readUInt32LE(8), o);
+    cmd.send(msg, undefined, (err) => {
+      if (err) this.#warn(new Error(`nexthop message not sent: ${err.message}`));
+    });
+  }
+
+  #newMessage(o: NhObj, seq: number): Buffer {
+    const alen = o.family === 4 ? 4 : 16;
+    const size = NLMSG_HDRLEN + NHMSG_LEN + 8 + (o.group ? 4 + 8 * o.members.length : align4(4 + alen) + 8);
+    const b = Buffer.alloc(size);
+    b.writeUInt32LE(size, 0);
+    b.writeUInt16LE(RTM_NEWNEXTHOP, 4);
+    // EXCL: an id someone else holds is never overwritten
+    b.writeUInt16LE(NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, 6);
+    b.writeUInt32LE(seq >>> 0, 8);
+    let p = NLMSG_HDRLEN;
+    b[p] = o.group ? 0 : (o.family === 4 ? AF_INET : AF_INET6);
+    b[p + 1] = 0; // scope: the kernel derives it
+    b[p + 2] = this.#protocol;
+    b.writeUInt32LE(o.onlink ? RTNH_F_ONLINK : 0, p + 4);
+    p += NHMSG_LEN;
+    nhAttrU32(NHA_ID, o.id).copy(b, p);
+    p += 8;
+    if (o.group) {
+      b.writeUInt16LE(4 + 8 * o.members.length, p);
+      b.writeUInt16LE(NHA_GROUP, p + 2);
+      p += 4;
+      for (const m of o.members) {
+        b.writeUInt32LE(m.obj.id, p);
+        b[p + 4] = m.weight - 1;
+        p += 8;
+      }
+    } else {
+      b.writeUInt16LE(4 + alen, p);
+      b.writeUInt16LE(NHA_GATEWAY, p + 2);
+      b.set(o.gateway!, p + 4);
+      p += align4(4 + alen);
+      nhAttrU32(NHA_OIF, o.ifindex).copy(b, p);
+    }
+    return b;
+  }
+
+  #delMessage(id: number, seq: number): Buffer {
+    const size = NLMSG_HDRLEN + NHMSG_LEN + 8;
+    const b = Buffer.alloc(size);
+    b.writeUInt32LE(size, 0);
+    b.writeUInt16LE(RTM_DELNEXTHOP, 4);
+    b.writeUInt16LE(NLM_F_REQUEST | NLM_F_ACK, 6);
+    b.writeUInt32LE(seq >>> 0, 8);
+    nhAttrU32(NHA_ID, id).copy(b, NLMSG_HDRLEN + NHMSG_LEN);
+    return b;
+  }
+
+  /** An acknowledgement of one of ours; false when `seq` is not a nexthop message. */
+  reply(seq: number, errno: number): boolean {
+    if (!this.#pending.has(seq)) return false;
+    const o = this.#pending.get(seq)!;
+    this.#pending.delete(seq);
+    if (o === null) return true; // a delete: gone either way (ENOENT: already gone)
+    if (errno === 0) {
+      if (o.state === SENT) o.state = OK;
+      return true;
+    }
+    // refused (EEXIST: the id is someone else's): forget it; the routes that used it fail and their retry makes a
+    // new object with another id, or a plain route after three failures of the same set
+    if (errno === 17) this.#taken.add(o.id);
+    this.#bad.set(o.key, (this.#bad.get(o.key) ?? 0) + 1);
+    this.#forget(o);
+    this.gen++;
+    this.#warn(new Error(`nexthop object ${o.id} refused (errno ${errno})`));
+    return true;
+  }
+
+  #forget(o: NhObj): void {
+    o.state = GONE;
+    if (this.#byKey.get(o.key) === o) this.#byKey.delete(o.key);
+    if (this.#byId.get(o.id) === o) this.#byId.delete(o.id);
+  }
+
+  // ---------------------------------------------------------------- a next hop died
+
+  /**
+   * Delete the object(s) of next hop `gateway` now: the kernel stops using it in every group and removes the
+   * routes whose only next hop it was. Returns the ids of groups that vanished with it (their routes are gone).
+   */
+  hopDown(family: Family, gateway: Uint8Array, cmd: RawNetlinkSocket, nextSeq: () => number): Set<number> {
+    const g = hex(gateway);
+    const dead = [...this.#byId.values()].filter((o) => !o.group && o.family === family && o.gateway && hex(o.gateway) === g);
+    for (const o of dead) {
+      if (o.state === OK || o.state === SENT) this.#send(cmd, this.#delMessage(o.id, nextSeq()), null);
+    }
+    return this.#removed(dead);
+  }
+
+  /**
+   * Interface `ifindex` went down or away: the kernel deleted the objects on it by itself, without a notification
+   * (nexthop_flush_dev), and shrank the groups they were in. Returns the ids of groups that vanished.
+   */
+  linkGone(ifindex: number): Set<number> {
+    this.#bad.clear(); // creation failures on a downed link are not the set's fault
+    return this.#removed([...this.#byId.values()].filter((o) => !o.group && o.ifindex === ifindex));
+  }
+
+  /** An interface came (back) up: sets that failed may be created now. */
+  linkUp(): void {
+    if (this.#bad.size === 0) return;
+    this.#bad.clear();
+    this.gen++;
+  }
+
+  /** Forget hop objects the kernel no longer has, and follow what the kernel did to the groups that held them. */
+  #removed(dead: NhObj[]): Set<number> {
+    const gone = new Set<number>();
+    if (dead.length === 0) return gone;
+    for (const o of dead) this.#forget(o);
+    for (const grp of [...this.#byId.values()]) {
+      if (!grp.group || !grp.members.some((m) => dead.includes(m.obj))) continue;
+      grp.members = grp.members.filter((m) => !dead.includes(m.obj));
+      if (grp.members.length === 0) {
+        gone.add(grp.id); // the kernel removed the empty group and its routes
+        this.#forget(grp);
+        continue;
+      }
+      // the group now holds the remaining set: it becomes that set's group, unless the set has one already
+      if (this.#byKey.get(grp.key) === grp) this.#byKey.delete(grp.key);
+      grp.key = groupKey(grp.family, grp.members.map((m) => ({ id: m.obj.id, weight: m.weight })));
+      if (!this.#byKey.has(grp.key)) this.#byKey.set(grp.key, grp);
+    }
+    this.gen++;
+    return gone;
+  }
+}

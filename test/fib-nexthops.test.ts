@@ -1,0 +1,128 @@
+// fib/'s kernel nexthop objects (fib/nexthops.ts) against a real kernel in a namespace: gateway routes are
+// installed with an nhid, one next hop down is one message that the kernel applies to every route, objects and
+// routes of other protocols stay untouched, and a restarted Programmer adopts its objects and leaks none.
+// One namespace and two agent runs (the restart), to stay cheap.
+import t, { type Test } from 'tap';
+import { requires } from './helpers/env.js';
+import { Lab, nsExec } from './helpers/netns.js';
+import { Agent, routes, type IpRoute } from './fib/client.js';
+
+const PROTO = '171';
+const rootOk = (t: Test): boolean => requires(t as unknown as Parameters<typeof requires>[0], { root: true });
+
+interface IpNexthop { id: number; gateway?: string; dev?: string; protocol?: string; group?: { id: number }[] }
+interface Stats { nexthopObjects: boolean; nexthops: number; stale: number; sent: { add: number; replace: number; delete: number } }
+
+const nexthops = (ns: string): IpNexthop[] => {
+  const txt = nsExec(ns, 'ip', ['-j', 'nexthop', 'show']);
+  return txt.trim() === '' ? [] : (JSON.parse(txt) as IpNexthop[]);
+};
+const ours = (ns: string): IpNexthop[] => nexthops(ns).filter((n) => n.protocol === PROTO);
+const byDst = (rs: IpRoute[]): Map<string, IpRoute> => new Map(rs.map((r) => [r.dst, r]));
+const writes = (s: Stats): number => s.sent.add + s.sent.replace + s.sent.delete;
+
+async function startAgent(t: Test, ns: string): Promise<Agent> {
+  const agent = new Agent(ns);
+  t.teardown(() => agent.kill());
+  await agent.call('start', { opts: { retryMinMs: 100, retryMaxMs: 500 } });
+  return agent;
+}
+
+t.test('gateway routes through nexthop objects: one message per dead next hop, adoption at restart', async (t) => {
+  if (!rootOk(t)) return;
+  const lab = new Lab();
+  t.teardown(() => lab.destroy());
+  const ns = lab.ns('fibnh');
+  lab.link(ns, ns, 'v0a', 'v0b');
+  lab.link(ns, ns, 'v1a', 'v1b');
+  lab.addr(ns, 'v0a', '10.0.0.1/24');
+  lab.addr(ns, 'v1a', '10.0.1.1/24');
+  lab.addr(ns, 'v0a', 'fd00::1/64');
+  // another protocol's objects: a small id with a route on it, and the very id skein would allocate first
+  nsExec(ns, 'ip', ['nexthop', 'add', 'id', '7', 'via', '10.0.0.2', 'dev', 'v0a', 'proto', 'static']);
+  nsExec(ns, 'ip', ['route', 'add', '10.61.0.0/24', 'nhid', '7', 'proto', 'static']);
+  nsExec(ns, 'ip', ['nexthop', 'add', 'id', String(171 << 20), 'via', '10.0.1.2', 'dev', 'v1a', 'proto', 'static']);
+  const foreignBefore = nexthops(ns);
+
+  let agent = await startAgent(t, ns);
+  let st = await agent.call<Stats>('stats');
+  t.equal(st.nexthopObjects, true, 'the kernel has nexthop objects and they are used');
+  const ecmp = [{ gw: '10.0.0.2' }, { gw: '10.0.1.2' }];
+  await agent.call('setRange', { range: { base: '10.60.0.0/32', count: 300, hops: ecmp } });
+  await agent.call('set', { routes: [
+    { prefix: '10.62.0.0/24', hops: [{ gw: '10.0.0.2' }] },
+    { prefix: '10.64.0.0/24', hops: [{ gw: '10.0.0.3' }] }, // wanted now, not after the restart
+    { prefix: 'fd60::/64', hops: [{ gw: 'fd00::2' }] },
+    { prefix: '10.63.0.5/32', hops: [{ dev: 'v1a' }] }, // a device route (workload): stays plain
+  ] });
+  st = await agent.call<Stats>('flush');
+  let v4 = byDst(routes(ns, 4, 'proto', PROTO));
+  const ecmpIds = new Set([...v4.values()].filter((r) => r.dst.startsWith('10.60.')).map((r) => r.nhid));
+  t.equal([...v4.keys()].filter((d) => d.startsWith('10.60.')).length, 300, 'the ECMP routes are installed');
+  t.equal(ecmpIds.size, 1, 'every ECMP route points at the same group object');
+  const group = [...ecmpIds][0] as number;
+  t.ok(typeof group === 'number' && group !== 7 && group !== 171 << 20, `an id of skein's own (${group})`);
+  t.equal(v4.get('10.60.0.0')?.nexthops?.length, 2, '`ip route show` still lists both next hops of the group');
+  t.match(v4.get('10.62.0.0/24'), { gateway: '10.0.0.2', dev: 'v0a' }, 'a single next hop reads as via + dev');
+  t.type(v4.get('10.62.0.0/24')?.nhid, 'number', 'and carries its nhid');
+  t.equal(v4.get('10.63.0.5')?.nhid, undefined, 'the device route is a plain route');
+  t.type(byDst(routes(ns, 6, 'proto', PROTO)).get('fd60::/64')?.nhid, 'number', 'IPv6 gateway routes too');
+  t.ok(ours(ns).every((n) => n.protocol === PROTO) && ours(ns).length >= 6, 'the objects carry skein\'s protocol');
+  t.same(nexthops(ns).filter((n) => n.protocol !== PROTO), foreignBefore, 'the other protocol\'s objects are untouched');
+
+  // next hop 10.0.0.2 dies: one message; the kernel drops it from the group and removes its single-hop routes
+  const before = writes(st);
+  // in one turn, as skeind on a BFD Down: the withdrawals change the desired state (the ECMP routes now want the
+  // survivor only, the single-hop route goes), then the dead next hop's object is deleted
+  const msgs = await agent.call<number[]>('turn', { ops: [
+    { op: 'setRange', range: { base: '10.60.0.0/32', count: 300, hops: [{ gw: '10.0.1.2' }] } },
+    { op: 'remove', routes: [{ prefix: '10.62.0.0/24' }] },
+    { op: 'nextHopDown', gw: '10.0.0.2' },
+  ] });
+  t.same(msgs, [1], 'one netlink message for 300 routes');
+  st = await agent.call<Stats>('flush');
+  v4 = byDst(routes(ns, 4, 'proto', PROTO));
+  const after = [...v4.values()].filter((r) => r.dst.startsWith('10.60.'));
+  t.equal(after.length, 300, 'the ECMP routes stay');
+  t.ok(after.every((r) => r.nhid === group && r.gateway === '10.0.1.2' && r.nexthops === undefined),
+    'they still use the same object, which now holds only the live next hop');
+  t.equal(writes(st) - before, 0, 'not one route message: the object change did it all');
+  t.notOk(v4.has('10.62.0.0/24'), 'the route whose only next hop died is gone');
+  t.ok(ours(ns).every((n) => n.gateway !== '10.0.0.2'), 'no object of skein\'s uses the dead next hop');
+  t.match(byDst(routes(ns, 4)).get('10.61.0.0/24'), { nhid: 7, protocol: 'static' }, 'the other protocol\'s route on its own object survives');
+  t.same(nexthops(ns).filter((n) => n.protocol !== PROTO), foreignBefore, 'the other protocol\'s objects are still untouched');
+
+  // restart (kill -9): the new Programmer adopts the objects; what is wanted again is not rewritten
+  agent.kill();
+  await agent.exited;
+  const objsBefore = ours(ns).length;
+  agent = await startAgent(t, ns);
+  st = await agent.call<Stats>('stats');
+  t.ok(st.stale >= 302, `routes adopted (${st.stale})`);
+  t.equal(ours(ns).length, objsBefore, 'adoption deletes nothing before the sweep');
+  await agent.call('setRange', { range: { base: '10.60.0.0/32', count: 300, hops: [{ gw: '10.0.1.2' }] } });
+  await agent.call('set', { routes: [
+    { prefix: 'fd60::/64', hops: [{ gw: 'fd00::2' }] },
+    { prefix: '10.63.0.5/32', hops: [{ dev: 'v1a' }] },
+  ] });
+  st = await agent.call<Stats>('flush');
+  t.equal(writes(st), 0, 'the routes wanted again keep their adopted objects: nothing rewritten');
+  await agent.call<Stats>('markSynced');
+  await agent.call('flush');
+  v4 = byDst(routes(ns, 4, 'proto', PROTO));
+  t.notOk(v4.has('10.64.0.0/24'), 'the route not wanted again is swept');
+  // objects left: exactly those the routes use (directly, or as members of a group they use)
+  let left: IpNexthop[] = [];
+  for (let i = 0; i < 50; i++) {
+    left = ours(ns);
+    if (!left.some((n) => n.gateway === '10.0.0.3')) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const used = new Set<number>();
+  for (const r of [...routes(ns, 4, 'proto', PROTO), ...routes(ns, 6, 'proto', PROTO)]) if (typeof r.nhid === 'number') used.add(r.nhid);
+  for (const n of left) if (used.has(n.id)) for (const m of n.group ?? []) used.add(m.id);
+  t.same(left.filter((n) => !used.has(n.id)).map((n) => n.id), [], 'no object of skein\'s is left unused (none leaked)');
+  t.ok(left.every((n) => n.gateway !== '10.0.0.3'), 'the swept route\'s objects are deleted');
+  t.same(nexthops(ns).filter((n) => n.protocol !== PROTO), foreignBefore, 'the other protocol\'s objects survive the sweep');
+  await agent.call('close');
+});
