@@ -4,6 +4,9 @@
 // Printed: skeind's event-loop delay (p50/p99/max, measured inside skeind with monitorEventLoopDelay and read over
 // the control socket), whether the keeper's session stayed up, time to first row, how much was served, what was
 // cancelled, skeind's RSS, and the load average. Target: p99 <= 50 ms and the keeper never down.
+// The longest gap between two segments skeind sent the keeper (KEEPALIVEs every 3 s at hold 9 s: nothing else goes
+// there, the keeper is outside every IP pool) is read off the wire by tshark on lo, outside both processes, so
+// neither side's event loop is judge of its own lateness; skipped with a note when tshark is absent.
 // Run: npm run bench -- control        (env N, CLIENTS, DURATION to change the figures)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -117,8 +120,42 @@ function client(cutAfter?: number): Client {
 }
 const clients: { c: Client; s: ReturnType<typeof connect> }[] = [];
 
+/** Times (ms since the epoch) of the data-carrying TCP segments skeind sends the keeper, captured on lo. */
+const toKeeper: number[] = [];
+function captureKeeper(): string | undefined {
+  try {
+    const cap = spawn('tshark', ['-i', 'lo', '-l', '-n', '-Q', '-f', `tcp and src host ${SKEIND} and dst host ${KEEP}`, '-T', 'fields', '-e', 'frame.time_epoch', '-e', 'tcp.len'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    children.push(cap);
+    let buf = '';
+    cap.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      let nl;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const [ts, len] = buf.slice(0, nl).split('\t');
+        buf = buf.slice(nl + 1);
+        if (Number(len) > 0) toKeeper.push(Number(ts) * 1000);
+      }
+    });
+    cap.on('error', () => undefined);
+    return undefined;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+/** The longest gap between segments to the keeper inside [from, to] (ms since the epoch), and how many there were. */
+function keeperGap(from: number, to: number): { maxMs: number; segments: number } {
+  // the last segment before the window too: a gap that began before it and ended inside counts
+  const before = toKeeper.filter((x) => x < from).at(-1);
+  const ts = [...(before !== undefined ? [before] : []), ...toKeeper.filter((x) => x >= from && x <= to)];
+  let maxMs = 0;
+  for (let i = 1; i < ts.length; i++) maxMs = Math.max(maxMs, ts[i]! - ts[i - 1]!);
+  return { maxMs, segments: ts.length };
+}
+
 try {
   const t0 = performance.now();
+  const t0Wall = Date.now();
+  const noCapture = captureKeeper();
   await until('the control socket', async () => (await peerRows()).length === 2, 60_000);
   await until(`${N} routes from the injector`, async () => (await peerRows()).find((p) => p.address === INJ)?.prefixes.accepted === N, 600_000);
   const loaded = (performance.now() - t0) / 1000;
@@ -128,7 +165,8 @@ try {
   const keeperDownWhileLoading = events.filter((e) => e.event === 'peer' && e.who === 'keeper' && e.from === 'Established').length;
   if (keeperDownWhileLoading > 0) console.log(`note: the keeper's session went down ${keeperDownWhileLoading} time(s) while the table loaded (before any control request)`);
   const keeperBefore = (await peerRows()).find((p) => p.address === KEEP)!;
-  console.log(`loaded ${N} routes in ${loaded.toFixed(1)} s; keeper Established since ${keeperBefore.since}`);
+  const loadGap = keeperGap(t0Wall, Date.now());
+  console.log(`loaded ${N} routes in ${loaded.toFixed(1)} s; keeper Established since ${keeperBefore.since}; longest gap to the keeper while loading ${(loadGap.maxMs / 1000).toFixed(2)} s (${loadGap.segments} segments); load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   const idle = (await callControl(sock, 'runtime', { reset: true })) as RuntimeJson;
   console.log(`before: rss ${(idle.memory.rssBytes / 2 ** 20).toFixed(0)} MiB`);
   await sleep(3000);
@@ -137,6 +175,7 @@ try {
   console.log(`quiet 3 s:  event-loop delay p50 ${ms(d0.p50)} p99 ${ms(d0.p99)} max ${ms(d0.max)}`);
 
   const start = performance.now();
+  const startWall = Date.now();
   const eventsBefore = events.length;
   // the quitter goes first, so it is among the running streams and really leaves mid-answer
   const quitter = client(1 << 20);
@@ -156,6 +195,7 @@ try {
   }
   const during = (await callControl(sock, 'runtime', { reset: true }, 30_000)) as RuntimeJson;
   const elapsed = (performance.now() - start) / 1000;
+  const gap = keeperGap(startWall, Date.now());
   for (const { s } of clients) s.destroy();
   await sleep(2000);
   const after = (await callControl(sock, 'runtime', {}, 30_000)) as RuntimeJson;
@@ -175,6 +215,9 @@ try {
   console.log(`\n--- ${CLIENTS} routes --json clients + 1 that hangs up after 1 MiB, ${elapsed.toFixed(1)} s ---`);
   console.log(`event-loop delay inside skeind: p50 ${ms(d.p50)}  p99 ${ms(d.p99)}  max ${ms(d.max)}  (${d.samples} samples; target p99 <= 50 ms: ${d.p99 <= 0.05 ? 'MET' : 'NOT MET'})`);
   console.log(`keeper (hold 9 s): ${keeperDown.length === 0 && keeperAfter?.state === 'Established' && keeperAfter.since === keeperBefore.since ? 'stayed up' : `WENT DOWN ${keeperDown.length} time(s): ${JSON.stringify(keeperDown)}`}`);
+  console.log(noCapture !== undefined || gap.segments === 0
+    ? `KEEPALIVE gaps to the keeper: not measured (${noCapture ?? 'tshark saw no segment; is it installed and are we root?'})`
+    : `KEEPALIVE gaps to the keeper (tshark on lo): longest ${(gap.maxMs / 1000).toFixed(2)} s between ${gap.segments} segments (interval 3 s, hold 9 s)`);
   console.log(`time to first row: min ${q(0)}, p50 ${q(0.5)}, max ${q(1)}; ${firsts.length} of ${CLIENTS + 1} clients had rows, ${clients.filter(({ c }) => c.ended !== undefined).length} complete answers`);
   console.log(`served ${(bytes / 2 ** 20).toFixed(0)} MiB (${(bytes / 2 ** 20 / elapsed).toFixed(1)} MiB/s); quitter cut: ${quitter.cut === true}`);
   console.log(`a 'peers' request during the dumps answered in ${typeof look === 'number' ? `${look.toFixed(0)} ms` : look}`);

@@ -4,12 +4,23 @@
 // One host's EtcdDatastore (read for its own node, as skeind reads it: nodeName bench-node-0) runs in a child process,
 // so its CPU and RSS are its own: time to the first snapshot, RSS idle and after the sync, the CPU each other node's
 // WorkloadEndpoint change costs it, and the latency of its own node's changes (etcd put -> 'change' event).
+// Then, as root, the real skeind end to end against the same etcd (bench/datastore-e2e.ts): the whole benchmark runs
+// in a network namespace of its own (etcd on its loopback, skeind's routes in its kernel); skeind is started once on a
+// datastore holding only its own node's records (the reference: its idle RSS, its start) and once on the full one,
+// and reports time to ready, to its own pod routes in the kernel, RSS, and the latency from a WorkloadEndpoint put to
+// its route in the kernel. The datastore-alone figures above are printed beside it.
 // Run: npm run bench -- datastore-etcd   (needs `etcd` on PATH; env NODES, PODS_PER_NODE to scale; SCOPE=all reads
-// every node's records as before issue #16; CPU_PROF=dir profiles the host process)
-import { fork, type ChildProcess } from 'node:child_process';
+// every node's records as before issue #16; CPU_PROF=dir profiles the host process; E2E=0 skips skeind)
+import { fork, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { getHeapSpaceStatistics } from 'node:v8';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { EtcdDatastore } from '../config/index.js';
+import { RouteWatch, memText, type MemStat, procMem, startSkeind, type SkeindStart } from './harness/datastore-e2e.js';
 import { startEtcd } from '../test/helpers/etcd.js';
 import { affinityKey, affinityValue, blockKey, inParallel, nodeKey, nodeValue, wepKey, wepName, wepValue, block26 } from '../test/helpers/calico-gen.js';
 
@@ -36,7 +47,7 @@ const ME = 'bench-node-0';
 
 type Msg =
   | { t: 'idle'; rss: number }
-  | { t: 'ready'; ms: number; size: number; rss: number; heap: number }
+  | { t: 'ready'; ms: number; size: number; rss: number; heap: number; spaces: string }
   | { t: 'seen'; id: string; cpu: number }
   | { t: 'rss'; rss: number; heap: number };
 
@@ -52,7 +63,11 @@ async function host(endpoint: string): Promise<void> {
   const s0 = performance.now();
   ds.start();
   const model = await ds.synced();
-  send({ t: 'ready', ms: performance.now() - s0, size: model.size, rss: rss(), heap: heap() });
+  const r1 = rss();
+  // where the RSS above idle is: V8's spaces as committed (young generation included), against the external
+  // (Buffers, gRPC's) and what the allocator holds outside V8
+  const spaces = getHeapSpaceStatistics().filter((x) => x.space_size > 1 << 20).map((x) => `${x.space_name.replace('_space', '')} ${mib(x.space_size)}`).join(', ');
+  send({ t: 'ready', ms: performance.now() - s0, size: model.size, rss: r1, heap: heap(), spaces: `${spaces}; external ${mib(process.memoryUsage().external)}` });
   ds.on('change', (e) => { if (e.id.includes('-mark-') || e.id.includes('own-')) send({ t: 'seen', id: e.id, cpu: cpuMs() }); });
   process.on('message', (m: { t: string }) => {
     if (m.t === 'rss') send({ t: 'rss', rss: rss(), heap: heap() });
@@ -62,27 +77,88 @@ async function host(endpoint: string): Promise<void> {
 
 const cpuMs = (): number => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
 
+/** This node's WorkloadEndpoints use cali0, an interface of the benchmark's namespace, so skeind can route them. */
+const ownWep = (node: string, ns: string, pod: string, ip: string): string => wepValue(node, ns, pod, ip).replace(/"interfaceName":"[^"]*"/, '"interfaceName":"cali0"');
+
+/** Every record of node k: its Node, blocks and affinities, WorkloadEndpoints and IPAM handles. */
+function nodeRecords(k: number, puts: [string, string][], own: string[]): void {
+  const node = `bench-node-${k}`;
+  puts.push([nodeKey(node), nodeValue(node, `10.${100 + (k >> 16)}.${(k >> 8) & 255}.${(k & 255) + (k === 0 ? 1 : 0)}`)]);
+  for (let b = 0; b < Math.ceil(PER_NODE / 64); b++) {
+    const n = k * 2 + b;
+    puts.push([blockKey(n), blockValue(n, node, Math.min(64, PER_NODE - b * 64))]);
+    puts.push([affinityKey(node, n), affinityValue()]);
+  }
+  for (let p = 0; p < PER_NODE; p++) {
+    const n = k * 2 + (p >> 6);
+    const [a, b2, c2, d] = block26(n).base as [number, number, number, number];
+    const ip = `${a}.${b2}.${c2}.${d + (p & 63)}`;
+    puts.push([wepKey(node, `ns-${k % 50}`, `pod-${k}-${p}`), (k === 0 ? ownWep : wepValue)(node, `ns-${k % 50}`, `pod-${k}-${p}`, ip)]);
+    puts.push([`/calico/ipam/v2/handle/k8s-pod-network.${k}-${p}`, `{"block":{"${block26(n).cidr}":1},"deleted":false}`]);
+    if (k === 0) own.push(`${ip}/32`);
+  }
+}
+
+const E2E_NS = process.env.DS_BENCH_NETNS;
+const e2e = process.env.E2E !== '0' && process.getuid?.() === 0;
+
+/**
+ * As root, the benchmark runs inside a network namespace of its own (made here, deleted at the end): etcd on its
+ * loopback, skeind's routes in its kernel, cali0 (a veth pair with both ends inside) for this node's workloads.
+ */
+function inNamespace(): number {
+  const ns = `skds-bench-${process.pid}`;
+  const ip = (...a: string[]): void => { const r = spawnSync('ip', a, { stdio: 'inherit' }); if (r.status !== 0) throw new Error(`ip ${a.join(' ')} failed`); };
+  ip('netns', 'add', ns);
+  try {
+    ip('-n', ns, 'link', 'set', 'lo', 'up');
+    ip('-n', ns, 'link', 'add', 'cali0', 'type', 'veth', 'peer', 'name', 'cali0p');
+    ip('-n', ns, 'link', 'set', 'cali0', 'up');
+    ip('-n', ns, 'link', 'set', 'cali0p', 'up');
+    // the node's own address (its Node's bgp.ipv4Address), on the other end of the pair
+    ip('-n', ns, 'addr', 'add', '10.100.0.1/32', 'dev', 'cali0p');
+    const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, ...process.execArgv, fileURLToPath(import.meta.url)], { stdio: 'inherit', env: { ...process.env, DS_BENCH_NETNS: ns } });
+    return r.status ?? 1;
+  } finally {
+    spawnSync('ip', ['netns', 'del', ns], { stdio: 'inherit' });
+  }
+}
+
+const la = (): string => loadavg().map((x) => x.toFixed(1)).join(' ');
+
 async function main(): Promise<void> {
   const etcd = await startEtcd(24361, 24362);
+  const dir = mkdtempSync(join(tmpdir(), 'skein-dsbench-'));
+  const routes = E2E_NS !== undefined ? new RouteWatch('cali0') : undefined;
+  const out: string[] = [];
   try {
     const c = etcd.client;
+    const own: string[] = [];
     let puts: [string, string][] = [];
-    const t0 = Date.now();
-    for (let k = 0; k < NODES; k++) {
-      const node = `bench-node-${k}`;
-      puts.push([nodeKey(node), nodeValue(node, `10.${100 + (k >> 16)}.${(k >> 8) & 255}.${k & 255}`)]);
-      for (let b = 0; b < Math.ceil(PER_NODE / 64); b++) {
-        const n = k * 2 + b;
-        puts.push([blockKey(n), blockValue(n, node, Math.min(64, PER_NODE - b * 64))]);
-        puts.push([affinityKey(node, n), affinityValue()]);
+    let ownKeys = 0;
+    // skeind on its own node's records alone: the reference for its start and its idle RSS
+    let small: SkeindStart | undefined;
+    // a cluster this size runs with route reflectors, not a 1,000-node mesh: the mesh is off, and no reflector is
+    // configured (skeind's BGP side is not what this measures)
+    puts.push(['/calico/resources/v3/projectcalico.org/bgpconfigurations/default', JSON.stringify({ kind: 'BGPConfiguration', apiVersion: 'projectcalico.org/v3', metadata: { name: 'default' }, spec: { asNumber: 64512, nodeToNodeMeshEnabled: false } })]);
+    if (routes !== undefined) {
+      nodeRecords(0, puts, own);
+      for (let i = 0; i < puts.length; i += 128) {
+        await c.kv.txn({ success: puts.slice(i, i + 128).map(([key, value]) => ({ request_put: { key: Buffer.from(key), value: Buffer.from(value) } })) });
       }
-      for (let p = 0; p < PER_NODE; p++) {
-        const n = k * 2 + (p >> 6);
-        const [a, b2, c2, d] = block26(n).base as [number, number, number, number];
-        puts.push([wepKey(node, `ns-${k % 50}`, `pod-${k}-${p}`), wepValue(node, `ns-${k % 50}`, `pod-${k}-${p}`, `${a}.${b2}.${c2}.${d + (p & 63)}`)]);
-        puts.push([`/calico/ipam/v2/handle/k8s-pod-network.${k}-${p}`, `{"block":{"${block26(n).cidr}":1},"deleted":false}`]);
-      }
+      ownKeys = puts.length;
+      puts = [];
+      const l0 = la();
+      small = await startSkeind({ endpoint: etcd.endpoint, node: ME, dir, own, routes, timeoutMs: 60_000 });
+      await small.stop();
+      // skeind leaves its routes in the kernel when it stops (for the next start to adopt): clear them so the next
+      // start is timed to its own writes
+      spawnSync('ip', ['-4', 'route', 'flush', 'proto', '171'], { stdio: 'inherit' });
+      out.push(`| skeind, etcd holding only its own node (${PER_NODE} WEPs) | ${(small.readyMs / 1000).toFixed(2)} s | ${(small.routesMs / 1000).toFixed(2)} s | ${mib(small.rss)} (peak ${mib(small.hwm)}) | — | ${l0} |`);
+      for (const p of own) routes.forget(p);
     }
+    const t0 = Date.now();
+    for (let k = routes !== undefined ? 1 : 0; k < NODES; k++) nodeRecords(k, puts, own);
     let batches: [string, string][][] = [];
     for (let i = 0; i < puts.length; i += 128) batches.push(puts.slice(i, i + 128));
     let bytes = 0;
@@ -92,7 +168,7 @@ async function main(): Promise<void> {
     });
     console.log(`loaded ${puts.length} keys (${mib(bytes)}) into etcd in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${NODES} nodes, ${NODES * PER_NODE} WorkloadEndpoints, /26 blocks, ${NODES * PER_NODE} IPAM handles`);
 
-    const keys = puts.length;
+    const keys = puts.length + ownKeys;
     puts = [];
     batches = [];
     const prof = process.env.CPU_PROF;
@@ -114,7 +190,8 @@ async function main(): Promise<void> {
     };
     const idle = (await next('idle')).rss;
     const r = await next('ready');
-    console.log(`scope ${process.env.SCOPE === 'all' ? 'all nodes' : ME}: ready (first snapshot, ${r.size} resources of ${keys} keys) in ${(r.ms / 1000).toFixed(2)} s; RSS idle ${mib(idle)}, after sync ${mib(r.rss)} (+${mib(r.rss - idle)}), heap used ${mib(r.heap)}`);
+    console.log(`scope ${process.env.SCOPE === 'all' ? 'all nodes' : ME}: ready (first snapshot, ${r.size} resources of ${keys} keys) in ${(r.ms / 1000).toFixed(2)} s; RSS idle ${mib(idle)}, after sync ${mib(r.rss)} (+${mib(r.rss - idle)}), heap used ${mib(r.heap)} (V8 spaces: ${r.spaces})`);
+    const refLoad = la();
 
     // CPU per other node's WorkloadEndpoint change: N puts on other nodes, then one on this node as a marker (the
     // watch is ordered: when the marker is seen, all N were received); the host's CPU between two markers.
@@ -157,10 +234,46 @@ async function main(): Promise<void> {
     const gone = once(child, 'exit');
     child.send({ t: 'exit' });
     await gone;
+    out.push(`| the datastore alone (EtcdDatastore for ${ME} in a process of its own: no BGP, no FIB) | ${(r.ms / 1000).toFixed(2)} s | — | ${mib(r.rss)}: idle ${mib(idle)} + ${mib(r.rss - idle)} | p99 ${lat[98]!.toFixed(1)} ms (put -> change event) | ${refLoad} |`);
+    // the reference's own endpoints (interfaces that do not exist) are not for skeind
+    await c.delete().prefix(wepKey(ME, 'ns-x', 'x').replace(/[^/]*$/, ''));
+
+    let bigMem: MemStat | undefined;
+    if (routes !== undefined && small !== undefined) {
+      const l1 = la();
+      const big = await startSkeind({ endpoint: etcd.endpoint, node: ME, dir, own, routes, timeoutMs: 120_000 });
+      bigMem = big.mem;
+      try {
+        // a WorkloadEndpoint of this node written to etcd -> its route in the kernel, 100 one at a time
+        const e2eLat: number[] = [];
+        for (let i = 0; i < 100; i++) {
+          const pod = `e2e-${i}`;
+          const prefix = `10.125.0.${i + 1}/32`;
+          const p0 = performance.now();
+          await c.put(wepKey(ME, 'ns-y', pod)).value(ownWep(ME, 'ns-y', pod, prefix.slice(0, -3)));
+          e2eLat.push((await routes.all([prefix], 10_000)) - p0);
+        }
+        e2eLat.sort((a, b) => a - b);
+        const m = procMem(big.child.pid!);
+        out.push(`| skeind, the full datastore | ${(big.readyMs / 1000).toFixed(2)} s | ${(big.routesMs / 1000).toFixed(2)} s | ${mib(big.rss)} (peak ${mib(big.hwm)}): ${mib(small.rss)} + ${mib(big.rss - small.rss)}; after 100 changes ${mib(m.rss)} | median ${e2eLat[50]!.toFixed(1)} ms, p99 ${e2eLat[98]!.toFixed(1)} ms, max ${e2eLat[99]!.toFixed(1)} ms (put -> route in the kernel) | ${l1} |`);
+      } finally {
+        await big.stop();
+      }
+      console.log(`\nskeind end to end (${NODES} nodes, ${NODES * PER_NODE} WorkloadEndpoints of which ${PER_NODE} on ${ME}; node-to-node mesh off and no BGP peer), beside the datastore alone in the same run; load average at each start:`);
+      console.log('| what | ready | own pod routes in the kernel | RSS once settled | own WorkloadEndpoint change | load |');
+      console.log('|---|---:|---:|---|---|---|');
+      for (const l of out) console.log(l);
+      if (small.mem !== undefined) console.log(`skeind, own node only: ${memText(small.mem)}`);
+      if (bigMem !== undefined) console.log(`skeind, full datastore: ${memText(bigMem)}`);
+      console.log('ready: from spawn to the "ready" log line; routes: from spawn until the last of its own workloads\' /32s was seen by `ip monitor route`; RSS: /proc VmRSS 5 s after both. The reference for RSS is skeind on a datastore holding only its own node\'s records (the issue\'s "idle RSS"). BIRD+confd cannot read this datastore: no Calico reference runs here.');
+    }
   } finally {
+    routes?.close();
     await etcd.stop();
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 
 if (process.argv[2] === '--host') host(process.argv[3] as string).catch((e: unknown) => { console.error(e); process.exit(1); });
+else if (e2e && E2E_NS === undefined) process.exit(inNamespace());
 else main().catch((e: unknown) => { console.error(e); process.exit(1); });

@@ -109,6 +109,11 @@ export interface DaemonConfig {
     protocol: number;
     /** device routes to local workloads (like Felix); false when something else programs them */
     workloadRoutes: boolean;
+    /**
+     * seconds between reads of the kernel's non-BGP routes for next-hop resolution (BIRD's `scan time`): how
+     * late a next hop that stopped resolving is noticed at most; default 10
+     */
+    nextHopScan: number;
   };
   control: {
     socket: string;
@@ -390,12 +395,17 @@ export function parseDaemonConfig(text: string, file: string, env: NodeJS.Proces
   if (routerId !== undefined) bgpOut.routerId = routerId;
 
   const fibPath: Path = ['fib'];
-  const fib = c.object(root.fib, fibPath, ['enabled', 'table', 'protocol', 'workloadRoutes']);
+  const fib = c.object(root.fib, fibPath, ['enabled', 'table', 'protocol', 'workloadRoutes', 'nextHopScan']);
   const fibOut: DaemonConfig['fib'] = {
     enabled: c.opt(fib, 'enabled', fibPath, bool) ?? true,
     table: c.opt(fib, 'table', fibPath, named('routing table', TABLE_NAMES, 4294967295)) ?? 254,
     protocol: c.opt(fib, 'protocol', fibPath, named('routing protocol', PROTOCOL_NAMES, 255)) ?? DEFAULT_FIB_PROTOCOL,
     workloadRoutes: c.opt(fib, 'workloadRoutes', fibPath, bool) ?? true,
+    nextHopScan: c.opt(fib, 'nextHopScan', fibPath, (v) => {
+      const s = typeof v === 'number' ? v : parseDuration(v) / 1000;
+      if (!Number.isInteger(s) || s < 1 || s > 3600) throw new ValueError(`expected a whole number of seconds from 1 to 3600 (or a duration such as "30s"), got ${describe(v)}`);
+      return s;
+    }) ?? 10,
   };
   if (fibOut.protocol <= 4) {
     // 0-4 are the kernel's own (unspec, redirect, kernel, boot, static): routes tagged so would not be skein's.

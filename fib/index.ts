@@ -5,8 +5,8 @@ export { Programmer, type ProgrammerEvents } from './programmer.js';
 export { FibInputError } from './targets.js';
 /** The IPv4 prefix table fib/ keys its routes with; src/'s route table keys learned routes the same way. */
 export { V4Index } from './v4index.js';
-export { RTPROT_SKEIN, RT_TABLE_MAIN } from './constants.js';
 export { formatPrefix, formatAddress } from './format.js';
+// the types of the Programmer's signatures (options, events, views), so callers can name them
 export type {
   BatchReport, Family, FibStats, KernelHop, KernelRoute, NextHop, Placement, Prefix, ProgrammerOptions, RouteFailure,
   RouteView, Target,

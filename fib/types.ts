@@ -39,6 +39,15 @@ export interface Placement {
   readonly metric?: number;
 }
 
+/** Events of a Programmer. */
+export interface ProgrammerEvents {
+  batch: [BatchReport];
+  failure: [RouteView];
+  resync: [string];
+  overrun: [string];
+  warning: [Error];
+}
+
 /** A prefix as bytes: family, address (4 or 16 bytes; host bits are masked off) and length. */
 export interface Prefix {
   readonly family: Family;

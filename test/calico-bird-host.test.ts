@@ -5,6 +5,13 @@
 // recorded again: host-b must have what BIRD had (same destinations, blackholes, gateways, devices, onlink, metrics;
 // only the protocol number differs), and host-a and host-c — still BIRD — must not see a difference either.
 //
+// A top-of-rack router (BIRD 2 in the fabric namespace, AS 65009) is an eBGP peer of host-a and host-b (node-specific
+// BGPPeers) and announces a route inside the plain pool and one outside every pool. So the comparison also covers the
+// kernel metric of eBGP-learned routes (BIRD attaches LOCAL_PREF 100 to what it learns over eBGP, bgp_decode_attrs,
+// so SetMetricForBGPRoutes writes 2^31-1-100), what the mesh peers host-a and host-c receive from skein (the pool
+// route, never the one outside the pools: calico_export_to_bgp_peers) and what the ToR receives from skein and from
+// BIRD's host-a (the same set).
+//
 // BIRD 2 instead of Calico's BIRD 1.6 fork: the fork's `krt_tunnel = "tunl0"` is written with BIRD 2's route
 // attributes `ifname = "tunl0"; onlink = true;` (the route the fork installs: via the peer, dev tunl0, onlink), and the
 // templates' BIRD 1 protocol syntax becomes channels. Everything else follows node/filesystem/etc/calico/confd/
@@ -37,6 +44,10 @@ const HOSTS = [
 ] as const;
 type Host = (typeof HOSTS)[number];
 const SUBNET = '10.0.0.0/24';
+const TOR = { ip: '10.0.0.9', as: 65009 };
+/** The hosts with a node-specific eBGP BGPPeer to the ToR. */
+const TOR_PEERS = new Set(['host-a', 'host-b']);
+const TOR_ROUTES = { pool: '10.65.200.0/26', outside: '198.18.0.0/24' };
 // krt_tunnel="tunl0" in BIRD 2 words: setting ifname drops the gateway, so it is put back, onlink.
 // (the recipe of BIRD's own change log for an IP-in-IP overlay, commit 7144c9ca)
 // Only for learned routes: the fork ignores krt_tunnel on the node's own blackholes, BIRD 2 cannot give them a gateway.
@@ -50,6 +61,7 @@ function resources(): string {
   ];
   for (const h of HOSTS) {
     docs.push({ apiVersion: v3, kind: 'Node', metadata: { name: h.name }, spec: { bgp: { ipv4Address: `${h.ip}/24` } } });
+    if (TOR_PEERS.has(h.name)) docs.push({ apiVersion: v3, kind: 'BGPPeer', metadata: { name: `${h.name}-tor` }, spec: { node: h.name, peerIP: TOR.ip, asNumber: TOR.as } });
     for (const b of blocksOf(h)) docs.push({ apiVersion: v3, kind: 'BlockAffinity', metadata: { name: `${h.name}-${b.replace(/[./]/g, '-')}` }, spec: { node: h.name, cidr: b, state: 'confirmed', deleted: 'false' } });
   }
   return docs.map((d) => `---\n${JSON.stringify(d)}\n`).join('');
@@ -113,6 +125,8 @@ function configFor(h: Host): string {
     if (p === h) continue;
     lines.push(`protocol bgp Mesh_${p.ip.replace(/\./g, '_')} from bgp_template { neighbor ${p.ip} as ${AS}; source address ${h.ip};${p.n > h.n ? ' passive on;' : ''} }`);
   }
+  // bird.cfg.template's node-specific peers
+  if (TOR_PEERS.has(h.name)) lines.push(`protocol bgp Node_${TOR.ip.replace(/\./g, '_')} from bgp_template { neighbor ${TOR.ip} as ${TOR.as}; source address ${h.ip}; }`);
   return `${lines.join('\n')}\n`;
 }
 
@@ -165,10 +179,24 @@ t.test('an IPIP pool and a VXLAN pool: skein\'s host has the kernel routes Calic
     // Felix gives tunl0 an address from the node's IPIP block (BIRD also needs it to treat tunl0 as up).
     lab.addr(ns, 'tunl0', `10.66.${h.n}.1/32`);
   }
+  // The ToR, on the fabric's bridge.
+  lab.addr(fabric, 'br0', `${TOR.ip}/24`);
+  const tor = new Bird(fabric);
+  birds.set('tor', tor);
+  await tor.start([
+    `router id ${TOR.ip};`,
+    'protocol device { scan time 2; }',
+    `protocol static tor_routes { ipv4; route ${TOR_ROUTES.pool} blackhole; route ${TOR_ROUTES.outside} blackhole; }`,
+    `template bgp host { local ${TOR.ip} as ${TOR.as}; hold time 30; connect retry time 2; ipv4 { import all; export where proto = "tor_routes"; }; }`,
+    ...HOSTS.filter((h) => TOR_PEERS.has(h.name)).map((h) => `protocol bgp tor_${h.name.slice(-1)} from host { neighbor ${h.ip} as ${AS}; }`),
+    '',
+  ].join('\n'));
+  const fromHost = (h: string): string[] => tor.routes('protocol', `tor_${h.slice(-1)}`).map((r) => r.prefix).sort();
   // Every host: its own three blackholes (plain, IPIP, CrossSubnet; not VXLAN), the other hosts' plain and
-  // CrossSubnet blocks via the peer, their IPIP blocks via the peer on tunl0 onlink, and nothing of the VXLAN pool.
-  const expectedCount = 3 + 2 * 3;
-  const settled = (ns: string): boolean => daemonRoutes(ns).key.length === expectedCount;
+  // CrossSubnet blocks via the peer, their IPIP blocks via the peer on tunl0 onlink, and nothing of the VXLAN pool;
+  // the ToR's pool route everywhere, its route outside the pools on its two eBGP peers only.
+  const expectedCount = (h: string): number => 3 + 2 * 3 + 1 + (TOR_PEERS.has(h) ? 1 : 0);
+  const settled = (ns: string): boolean => daemonRoutes(ns).key.length === expectedCount(HOSTS.find((h) => nsOf.get(h.name) === ns)!.name);
 
   try {
     // 1. The reference: BIRD everywhere.
@@ -177,13 +205,17 @@ t.test('an IPIP pool and a VXLAN pool: skein\'s host has the kernel routes Calic
       birds.set(h.name, b);
       await b.start(configFor(h));
     }
-    for (const h of HOSTS) await until(() => settled(nsOf.get(h.name)!), `${h.name}: BIRD programmed ${expectedCount} routes`, 60_000, 250);
+    for (const h of HOSTS) await until(() => settled(nsOf.get(h.name)!), `${h.name}: BIRD programmed ${expectedCount(h.name)} routes`, 60_000, 250);
     const reference = new Map(HOSTS.map((h) => [h.name, daemonRoutes(nsOf.get(h.name)!)]));
     t.same(reference.get('host-b')!.key, [
       '10.65.0.0/26 unicast via 10.0.0.1 dev eth0', '10.65.1.0/26 blackhole', '10.65.2.0/26 unicast via 10.0.0.3 dev eth0',
       '10.66.0.0/26 unicast via 10.0.0.1 dev tunl0 onlink', '10.66.1.0/26 blackhole', '10.66.2.0/26 unicast via 10.0.0.3 dev tunl0 onlink',
+      '10.65.200.0/26 unicast via 10.0.0.9 dev eth0',
       '10.68.0.0/26 unicast via 10.0.0.1 dev eth0', '10.68.1.0/26 blackhole', '10.68.2.0/26 unicast via 10.0.0.3 dev eth0',
-    ], 'the reference is what Calico programs (checks the BIRD rendering itself)');
+      '198.18.0.0/24 unicast via 10.0.0.9 dev eth0',
+    ].sort(), 'the reference is what Calico programs (checks the BIRD rendering itself)');
+    t.notOk(reference.get('host-c')!.key.some((k) => k.startsWith(TOR_ROUTES.outside)), 'reference: the ToR\'s route outside the pools does not cross the mesh');
+    const torFromBird = fromHost('host-b');
 
     // 2. host-b: skeind instead of BIRD, same datastore.
     const hb = nsOf.get('host-b')!;
@@ -204,7 +236,8 @@ t.test('an IPIP pool and a VXLAN pool: skein\'s host has the kernel routes Calic
       await until(() => birds.get(h)!.protocol('Mesh_10_0_0_2').bgpState === 'Established', `${h}: BIRD's session to skein Established`, 60_000, 250);
     }
     // Let BIRD's graceful-restart stale paths be replaced by skein's announcements.
-    await until(() => ['host-a', 'host-c'].every((h) => birds.get(h)!.routes('protocol', 'Mesh_10_0_0_2').length === 4), 'BIRD hosts learned host-b\'s four blocks from skein (every pool is exported)', 60_000, 250);
+    await until(() => ['host-a', 'host-c'].every((h) => birds.get(h)!.routes('protocol', 'Mesh_10_0_0_2').length === 5), 'BIRD hosts learned host-b\'s four blocks and the ToR\'s pool route from skein (every pool is exported)', 60_000, 250);
+    await until(() => fromHost('host-b').join() === torFromBird.join(), 'the ToR has from skein what it had from BIRD on host-b', 60_000, 250);
     for (const h of HOSTS) {
       const now = daemonRoutes(nsOf.get(h.name)!);
       t.same(now.key, reference.get(h.name)!.key, `${h.name}: the same kernel routes as with BIRD on host-b`);
@@ -214,10 +247,26 @@ t.test('an IPIP pool and a VXLAN pool: skein\'s host has the kernel routes Calic
     t.same(reference.get('host-b')!.metric, {
       '10.65.0.0/26': 1024, '10.65.1.0/26': 0, '10.65.2.0/26': 1024, '10.66.0.0/26': 1024, '10.66.1.0/26': 0,
       '10.66.2.0/26': 1024, '10.68.0.0/26': 1024, '10.68.1.0/26': 0, '10.68.2.0/26': 1024,
+      // eBGP-learned: LOCAL_PREF 100 attached on import, so 2^31-1-100
+      '10.65.200.0/26': 2147483547, '198.18.0.0/24': 2147483547,
     }, 'the reference\'s metrics are what Calico\'s BIRD writes (checks the rendering)');
     for (const h of HOSTS) {
       t.same(daemonRoutes(nsOf.get(h.name)!).metric, reference.get(h.name)!.metric, `${h.name}: every route at the metric it had with BIRD on host-b`);
     }
+    t.equal(reference.get('host-c')!.metric[TOR_ROUTES.pool], 2147483547, 'reference: host-c, over the mesh, at the LOCAL_PREF (100) the route came in with');
+    // the export allow-list at real mesh peers configured as confd renders them
+    for (const h of ['host-a', 'host-c']) {
+      const got = birds.get(h)!.routes('protocol', 'Mesh_10_0_0_2').map((r) => r.prefix).sort();
+      t.same(got, [...blocksOf(HOSTS[1]), TOR_ROUTES.pool].sort(), `${h} (BIRD mesh peer) gets from skein its four blocks and the ToR's pool route`);
+      t.notOk(got.includes(TOR_ROUTES.outside), `${h}: NOT the ToR's route outside the pools`);
+      t.notOk(got.some((p) => p.startsWith('10.0.0.')), `${h}: NOT the host subnet`);
+    }
+    const r200 = birds.get('host-c')!.routes(TOR_ROUTES.pool).find((r) => r.from === 'Mesh_10_0_0_2');
+    t.equal(r200?.bgp.local_pref, '100', 'skein passes the eBGP route on at LOCAL_PREF 100, as BIRD does');
+    // and at the eBGP ToR: the same set from skein as from BIRD (before, on host-b; and on host-a), every one a pool route
+    t.same(fromHost('host-b'), torFromBird, 'ToR: from skein exactly what it got from BIRD on host-b');
+    t.same(fromHost('host-b'), fromHost('host-a'), 'ToR: and what it gets from BIRD on host-a');
+    t.equal(fromHost('host-b').length, 12, 'the twelve blocks of the three hosts, nothing else (no host subnet, nothing of its own)');
     t.ok(birds.get('host-a')!.routes('10.67.1.0/26').length === 1, 'skein still announces its VXLAN block (Calico exports VXLAN pools; only the kernel skips them)');
   } catch (e) {
     t.comment(`--- host-b skeind\n${logs.slice(-25).join('\n')}`);

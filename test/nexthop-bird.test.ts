@@ -4,6 +4,11 @@
 // address, or inside the prefix itself (resolvable only through the route), plus one prefix nobody else has.
 // Asserted: the kernel keeps the working route (never replaced by the bad path), the bad-only prefix is neither
 // installed nor advertised to the other peer, and `skeinctl routes` shows each bad path as unusable with its reason.
+// Recursive next hops (RFC 4271 §9.1.2.1, BIRD's `gateway recursive` as Calico configures it): the bad peer also
+// announces a prefix with a next hop on no link of skein's host (its "loopback", 198.51.100.7). Once a static route
+// in skein's namespace covers it, the prefix is installed via that route's gateway (never via 198.51.100.7, which
+// the kernel refuses) and forwards (ping); when the static route moves to the other peer, the kernel route follows;
+// when it is deleted, the path is unusable again: out of the kernel and withdrawn from the other peer.
 import t from 'tap';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -24,6 +29,9 @@ const CASES = [
   { prefix: '10.90.3.0/24', nh: '10.90.3.1', code: 'unresolvable' }, // only through the route itself
 ] as const;
 const BAD_ONLY = '10.90.5.0/24';
+/** announced by the bad peer only, with a next hop that is reachable only through a route (recursive) */
+const REC = '10.90.6.0/24';
+const REC_NH = '198.51.100.7';
 
 const birdGood = `
 router id 10.0.1.2;
@@ -39,7 +47,7 @@ protocol bgp sk {
 const birdBad = `
 router id 10.0.2.2;
 protocol device { scan time 1; }
-protocol static s4 { ipv4; ${CASES.map((c) => `route ${c.prefix} blackhole;`).join(' ')} route ${BAD_ONLY} blackhole; }
+protocol static s4 { ipv4; ${CASES.map((c) => `route ${c.prefix} blackhole;`).join(' ')} route ${BAD_ONLY} blackhole; route ${REC} blackhole; }
 protocol bgp sk {
   local 10.0.2.2 as 65020; neighbor 10.0.2.1 as 64512;
   hold time 30; connect retry time 2; error wait time 1, 5;
@@ -49,6 +57,7 @@ protocol bgp sk {
     export filter {
       ${CASES.map((c) => `if net = ${c.prefix} then bgp_next_hop = ${c.nh};`).join('\n      ')}
       if net = ${BAD_ONLY} then bgp_next_hop = 203.0.113.9;
+      if net = ${REC} then bgp_next_hop = ${REC_NH};
       accept;
     };
   };
@@ -69,7 +78,7 @@ function resources(): string {
   return docs.map((d) => `---\n${JSON.stringify(d)}\n`).join('');
 }
 
-interface KRoute { dst: string; gateway?: string; protocol?: string }
+interface KRoute { dst: string; gateway?: string; dev?: string; protocol?: string; nexthops?: { gateway?: string }[] }
 interface CtlPath { from: string; nextHops: string[]; usable?: boolean; unusableReason?: string | null; unusableCode?: string | null }
 interface CtlRoute { prefix: string; installed: boolean; best: CtlPath | null; paths: CtlPath[] }
 
@@ -107,7 +116,7 @@ t.test('skeind with BIRD peers: bad next hops kept but unusable, working kernel 
   writeFileSync(resFile, resources());
   const sock = join(dir, 'ctl.sock');
   const cfg = join(dir, 'skeind.yaml');
-  writeFileSync(cfg, ['nodeName: nh-a', `datastore: { type: file, path: ${resFile} }`, `control: { socket: ${sock} }`, 'metrics: { listen: "127.0.0.1:29979" }', 'log: { level: info }', ''].join('\n'));
+  writeFileSync(cfg, ['nodeName: nh-a', `datastore: { type: file, path: ${resFile} }`, `control: { socket: ${sock} }`, 'metrics: { listen: "127.0.0.1:29979" }', 'fib: { nextHopScan: 1 }', 'log: { level: info }', ''].join('\n'));
   const daemon = nsSpawn(ns, 'node', [skeind, '--config', cfg]);
   procs.push(daemon);
   daemon.stdout!.on('data', (d: Buffer) => lines.push(...d.toString().split('\n').filter(Boolean)));
@@ -174,14 +183,64 @@ t.test('skeind with BIRD peers: bad next hops kept but unusable, working kernel 
     t.match(text, /unusable: next hop 203\.0\.113\.9 is not resolvable/, 'skeinctl routes shows why');
 
     // The host gets 203.0.113.0/24 as a connected subnet (not through BGP): the bad-only prefix becomes usable, is
-    // installed and advertised. (A next hop resolvable only through a remote route is usable too, but the kernel
-    // refuses a gateway that is not on a link: skein does not yet install recursive next hops.)
+    // installed and advertised.
     nsExec(ns, 'ip', ['addr', 'add', '203.0.113.1/24', 'dev', sb]);
     await until(() => kernel().some((x) => x.dst === BAD_ONLY && x.gateway === '203.0.113.9'), `${BAD_ONLY} installed once its next hop resolves`, 30_000, 300);
     t.pass(`${BAD_ONLY} installed once its next hop is on a connected subnet`);
     await until(() => good.routes().some((r) => r.prefix === BAD_ONLY && r.from === 'sk'), `${BAD_ONLY} advertised to the good peer`, 20_000, 300);
     t.pass('and advertised');
     t.ok(lines.some((l) => /next-hop reachability read from the kernel/.test(l)), 'the feed logged its reads');
+
+    // Recursive next hops. Before any route covers 198.51.100.7 the path is unusable and nowhere.
+    const recRow = async (): Promise<CtlRoute | undefined> => (await routes()).find((x) => x.prefix === REC);
+    const rec0 = await until(async () => ((await recRow())?.paths.length ? recRow() : undefined), `${REC} in skein`, 20_000, 300);
+    t.equal(rec0!.best?.usable, false, `${REC}: unusable while ${REC_NH} is on no link and under no route`);
+    t.equal(rec0!.best?.unusableCode, 'unresolvable');
+    t.notOk(kernel().some((x) => x.dst === REC), `${REC} not in the kernel while unresolvable`);
+    // The bad peer's "loopback" and an address inside the prefix, and a static route to the loopback via that peer.
+    nsExec(nsBad, 'ip', ['addr', 'add', `${REC_NH}/32`, 'dev', 'lo']);
+    nsExec(nsBad, 'ip', ['addr', 'add', '10.90.6.1/32', 'dev', 'lo']);
+    nsExec(ns, 'ip', ['route', 'add', '198.51.100.0/24', 'via', '10.0.2.2', 'dev', sb, 'proto', 'static']);
+    const viaBad = await until(() => kernel().find((x) => x.dst === REC), `${REC} installed once ${REC_NH} resolves through the static route`, 30_000, 200);
+    t.equal(viaBad!.gateway, '10.0.2.2', `${REC} installed via the static route's gateway, not via ${REC_NH}`);
+    t.equal(viaBad!.dev, sb, 'on the static route\'s device');
+    t.ok(['171', 'skein'].includes(String(viaBad!.protocol)), 'as skein\'s route (protocol 171)');
+    const rec1 = await recRow();
+    t.equal(rec1!.best?.usable, true, `${REC}: usable once resolvable`);
+    t.same(rec1!.best?.nextHops, [REC_NH], 'the BGP next hop itself is unchanged in the RIB');
+    // it forwards: a ping to the bad peer's address inside the prefix goes out via 10.0.2.2
+    await until(() => {
+      try {
+        nsExec(ns, 'ping', ['-c', '1', '-W', '1', '10.90.6.1'], { timeoutMs: 5000 });
+        return true;
+      } catch {
+        return undefined;
+      }
+    }, `ping 10.90.6.1 through ${REC}`, 15_000, 200);
+    t.pass(`10.90.6.1 answers through the recursive route`);
+    await until(() => good.routes().some((r) => r.prefix === REC && r.from === 'sk'), `${REC} advertised to the good peer`, 20_000, 300);
+    t.pass(`${REC} advertised once usable`);
+
+    // The covering route moves to the other peer: skein's route follows it (re-resolved, not left via 10.0.2.2).
+    nsExec(ns, 'ip', ['route', 'replace', '198.51.100.0/24', 'via', '10.0.1.2', 'dev', sg, 'proto', 'static']);
+    const viaGood = await until(() => kernel().find((x) => x.dst === REC && x.gateway === '10.0.1.2'), `${REC} moved with its covering route`, 30_000, 200);
+    t.equal(viaGood!.dev, sg, `${REC} now via 10.0.1.2 on ${sg}`);
+
+    // The covering route goes: the path is unusable again, leaves the kernel and is withdrawn from the good peer.
+    nsExec(ns, 'ip', ['route', 'del', '198.51.100.0/24']);
+    await until(() => (kernel().some((x) => x.dst === REC) ? undefined : true), `${REC} out of the kernel once ${REC_NH} stops resolving`, 30_000, 200);
+    t.pass(`${REC} left the kernel when its next hop stopped resolving`);
+    const rec2 = await until(async () => {
+      const r = await recRow();
+      return r?.best?.usable === false ? r : undefined;
+    }, `${REC} unusable again`, 20_000, 300);
+    t.equal(rec2!.best?.unusableCode, 'unresolvable', 'with the reason');
+    t.equal(rec2!.installed, false, 'not installed');
+    await until(() => (good.routes().some((r) => r.prefix === REC && r.from === 'sk') ? undefined : true), `${REC} withdrawn from the good peer`, 20_000, 300);
+    t.pass(`${REC} withdrawn from the good peer`);
+    const k2 = kernel();
+    t.notOk(k2.some((x) => x.gateway === REC_NH || x.nexthops?.some((h) => h.gateway === REC_NH) === true), `no kernel route via ${REC_NH} itself, ever a gateway skein wrote`);
+    t.notOk(lines.some((l) => /"level":"(error|fatal)"/.test(l)), 'skeind logged no error');
   } catch (e) {
     diag();
     throw e;

@@ -55,6 +55,14 @@ t.test('export allow-list without any BGPFilter: pools, own block, services; not
   t.same(out('10.65.9.0/26', { ibgp: false, ifname: () => 'vxlan.calico' }), [true, 'IPPool/pool4 10.65.0.0/16 (accept)']);
   t.same(out('10.65.9.0/26', { ibgp: true, ifname: () => 'tunl0' }), [false, 'iBGP: Felix tunnel route via tunl0 (reject)']);
   t.same(out('10.65.9.0/26', { ifname: () => 'bpfout.cali' }), [false, 'reject_local_routes: via bpf*.cali (reject)']);
+  // several rules test the interface; the route's interface is asked once per evaluation (the daemon's answer costs
+  // a subnet search), whichever rule decides
+  let asked = 0;
+  t.same(out('10.65.9.0/26', { ibgp: true, ifname: () => (asked++, 'eth0') }), [true, 'IPPool/pool4 10.65.0.0/16 (accept)']);
+  t.equal(asked, 1, 'asked once though several rules test it');
+  asked = 0;
+  t.same(out('192.0.2.0/24', { ifname: () => (asked++, 'eth0') }), [false, EXPORT_FALLBACK]);
+  t.ok(asked <= 1, 'at most once on the way to the fallback');
   // import: Calico imports everything
   t.same(evaluate(r.import4, facts('0.0.0.0/0')), { accept: true, rule: IMPORT_FALLBACK });
   t.end();
@@ -319,6 +327,9 @@ t.test('daemon wiring: rules per peer, change detection, a route\'s interface, a
   t.equal(w.routeInterface(p4('10.65.1.0/26'), [], true), undefined, 'a block (blackhole): none');
   t.equal(w.routeInterface(p4('10.9.0.0/16'), ['127.0.0.1'], false), 'lo', 'a learned route: the interface whose subnet holds the next hop');
   t.equal(w.routeInterface(p4('10.9.0.0/16'), ['not-an-address'], false), undefined);
+  // answers are kept per next hop: asking again (another prefix, same next hop) gives the same, a miss stays a miss
+  t.equal(w.routeInterface(p4('10.8.0.0/16'), ['127.0.0.1'], false), 'lo', 'the same next hop again: the same interface');
+  t.equal(w.routeInterface(p4('10.8.0.0/16'), ['not-an-address'], false), undefined, 'an unknown one again: none');
 });
 
 t.test('core: a peer without route refresh keeps what it sent; changed import rules apply from it (reimport)', (t) => {

@@ -6,7 +6,13 @@
 //  1. no BGPFilter: only pool routes, our own blocks leave the host (calico_export_to_bgp_peers); everything is
 //     imported; our own block is not installed over its blackhole;
 //  2. a BGPFilter per direction and family using every match field and operator, put on the peers live;
-//  3. the filter edited live (the default route let in): applied without resetting any session.
+//  3. the filter edited live (the default route let in): applied without resetting any session;
+//  4–6. IP pools changed live (a pool added, disableBGPExport lifted, then set again, a pool deleted, one disabled).
+// The same BIRD also plays three more peers of the host, each over IPv4 and IPv6, each in a table of its own so the
+// ToR's routes and theirs never mix: a node-to-node mesh peer (Node h2, BGPConfiguration nodeToNodeMeshEnabled; it
+// also announces a /32 beneath this host's block at elevated priority, as a live migration's target does, and an
+// ordinary one), and a global BGPPeer (no node, no nodeSelector) in the host's own AS: a plain iBGP peer, no
+// reflection. Each of them is checked for what it receives and for what it must not.
 // Expected outcomes come from Calico's confd templates (bird_ipam.cfg.template, bird_aggr.cfg.template) and
 // template_funcs.go's rendering of BGPFilter rules, not from skein's output.
 import t from 'tap';
@@ -68,16 +74,20 @@ function edgeFilter(rejectDefault: boolean): unknown {
   });
 }
 
-function resources(phase: 1 | 2 | 3): string {
+type Phase = 1 | 2 | 3 | 4 | 5 | 6;
+function resources(phase: Phase): string {
   const filters = phase === 1 ? {} : { filters: ['edge'] };
   const peer = (name: string, ip: string, asn: number): unknown =>
     res('BGPPeer', name, { node: 'h1', peerIP: ip, asNumber: asn, sourceAddress: 'None', ...filters });
   const docs: unknown[] = [
     res('ClusterInformation', 'default', { datastoreReady: true }),
-    res('BGPConfiguration', 'default', { asNumber: HOST_AS, nodeToNodeMeshEnabled: false, logSeverityScreen: 'Info' }),
+    res('BGPConfiguration', 'default', { asNumber: HOST_AS, nodeToNodeMeshEnabled: true, logSeverityScreen: 'Info' }),
     res('Node', 'h1', { bgp: { ipv4Address: '10.1.1.2/24', ipv6Address: 'fd01:1::2/64' } }),
+    // the mesh peer, played by BIRD (protocols m4, m6)
+    res('Node', 'h2', { bgp: { ipv4Address: '10.1.1.3/24', ipv6Address: 'fd01:1::3/64' } }),
     res('IPPool', 'pool4', { cidr: '10.65.0.0/16', blockSize: 26 }),
-    res('IPPool', 'noexp', { cidr: '10.66.0.0/16', blockSize: 26, disableBGPExport: true }),
+    // phase 4 lifts disableBGPExport, phase 5 sets it again
+    res('IPPool', 'noexp', { cidr: '10.66.0.0/16', blockSize: 26, disableBGPExport: phase !== 4 }),
     res('IPPool', 'pool6', { cidr: 'fd65::/48', blockSize: 122 }),
     res('BlockAffinity', 'h1-10-65-1-0-26', { node: 'h1', cidr: '10.65.1.0/26', state: 'confirmed', deleted: 'false' }),
     res('BlockAffinity', 'h1-fd65--1-0-122', { node: 'h1', cidr: 'fd65::1:0/122', state: 'confirmed', deleted: 'false' }),
@@ -85,11 +95,27 @@ function resources(phase: 1 | 2 | 3): string {
     peer('tor1-v6', 'fd01:1::1', TOR1_AS),
     peer('tor2-v4', '10.1.2.1', TOR2_AS),
     peer('tor2-v6', 'fd01:2::1', TOR2_AS),
+    // global peers (no node, no nodeSelector) in our own AS: plain iBGP, played by BIRD (protocols g4, g6)
+    res('BGPPeer', 'rack-ibgp-v4', { peerIP: '10.1.1.4', asNumber: HOST_AS }),
+    res('BGPPeer', 'rack-ibgp-v6', { peerIP: 'fd01:1::4', asNumber: HOST_AS }),
   ];
+  // Phase 4 adds two pools holding routes the ToRs announce (192.0.2.0/24 from BIRD, fd98::/64 from FRR); phase 5
+  // disables the first and deletes the second; phase 6 deletes the first.
+  if (phase === 4) docs.push(res('IPPool', 'extra4', { cidr: '192.0.2.0/24', blockSize: 26 }));
+  if (phase === 5) docs.push(res('IPPool', 'extra4', { cidr: '192.0.2.0/24', blockSize: 26, disabled: true }));
+  if (phase === 4) docs.push(res('IPPool', 'extra6', { cidr: 'fd98::/64', blockSize: 122 }));
   if (phase !== 1) docs.push(edgeFilter(phase === 2));
   return docs.map((d) => `---\n${JSON.stringify(d)}\n`).join('');
 }
 
+// LOCAL_PREF of a route at Calico's normal priority (2^31-1 - 1024) and at an elevated one (2^31-1 - 512), as a Calico
+// node's export filter sets it from the kernel metric (bgp_processor.go buildExportFilter)
+const NORMAL_LP = 2147483647 - 1024;
+const ELEVATED_LP = 2147483647 - 512;
+
+// BIRD 2.0.12 runs one session per neighbor address at a time (its object lock is the remote address and port), so
+// the mesh peer and the global peer are BIRD instances of their own beside the ToR's, in the same namespace; `strict
+// bind` gives each its own listening address.
 const BIRD_CONF = `
 router id 10.1.1.1;
 protocol device { scan time 1; }
@@ -98,16 +124,40 @@ protocol static s4 { ipv4;
   route 10.66.5.0/26 blackhole; route 192.0.2.0/24 blackhole; route 172.16.0.0/16 blackhole; }
 protocol static s6 { ipv6; route ::/0 blackhole; route fd65::7:0/122 blackhole; route fd65::9:0/124 blackhole; route fd99::/64 blackhole; }
 protocol bgp h4 {
-  local 10.1.1.1 as ${TOR1_AS}; neighbor 10.1.1.2 as ${HOST_AS};
+  local 10.1.1.1 as ${TOR1_AS}; neighbor 10.1.1.2 as ${HOST_AS}; strict bind on;
   hold time 30; connect retry time 2; error wait time 1, 5;
   ipv4 { import all; export filter { if proto != "s4" then reject; if net = 172.16.0.0/16 then bgp_community.add((65101, 666)); accept; }; };
 }
 protocol bgp h6 {
-  local fd01:1::1 as ${TOR1_AS}; neighbor fd01:1::2 as ${HOST_AS};
+  local fd01:1::1 as ${TOR1_AS}; neighbor fd01:1::2 as ${HOST_AS}; strict bind on;
   hold time 30; connect retry time 2; error wait time 1, 5;
   ipv6 { import all; export where proto = "s6"; };
 }
 `;
+
+/** An iBGP peer of the host in its own AS, at `.n` (IPv4 and IPv6), announcing `routes` with the LOCAL_PREF given. */
+const ibgpConf = (n: number, routes: [string, number?][]): string => `
+router id 10.1.1.${n};
+protocol device { scan time 1; }
+protocol static s4 { ipv4; ${routes.filter(([p]) => !p.includes(':')).map(([p]) => `route ${p} blackhole;`).join(' ')} }
+protocol static s6 { ipv6; ${routes.filter(([p]) => p.includes(':')).map(([p]) => `route ${p} blackhole;`).join(' ')} }
+filter to_host {
+  if !(proto ~ "s*") then reject;
+  ${routes.filter(([, lp]) => lp !== undefined).map(([p, lp]) => `if net = ${p} then bgp_local_pref = ${lp};`).join('\n  ')}
+  accept;
+}
+template bgp ibgp_t { local as ${HOST_AS}; strict bind on; hold time 30; connect retry time 2; error wait time 1, 5; }
+protocol bgp p4 from ibgp_t { local 10.1.1.${n}; neighbor 10.1.1.2 as ${HOST_AS}; ipv4 { import all; export filter to_host; }; }
+protocol bgp p6 from ibgp_t { local fd01:1::${n}; neighbor fd01:1::2 as ${HOST_AS}; ipv6 { import all; export filter to_host; }; }
+`;
+// the mesh peer h2: its block, a /32 and a /128 beneath OUR blocks at elevated priority (a live migration's target),
+// an ordinary /32 and /128 beneath our blocks, routes outside every pool
+const MESH_CONF = ibgpConf(3, [
+  ['10.65.3.0/26', NORMAL_LP], ['10.65.1.9/32', ELEVATED_LP], ['10.65.1.5/32', NORMAL_LP], ['203.0.113.0/24', NORMAL_LP],
+  ['fd65::3:0/122', NORMAL_LP], ['fd65::1:9/128', ELEVATED_LP], ['fd65::1:5/128', NORMAL_LP], ['2001:db8:9::/48', NORMAL_LP],
+]);
+// the global iBGP peer: routes outside every pool only
+const GLOB_CONF = ibgpConf(4, [['198.18.5.0/24'], ['2001:db8:5::/48']]);
 
 const FRR_CONF = `
 hostname tor2
@@ -149,11 +199,15 @@ t.test('two ToRs (BIRD 2, FRR): export allow-list, BGPFilter every field, live c
   const log: string[] = [];
   const bird = new Bird(lab.ns('tor1'));
   const nsTor1 = bird.ns;
+  const meshBird = new Bird(nsTor1);
+  const globBird = new Bird(nsTor1);
   const nsTor2 = lab.ns('tor2');
   const frr = new Frr(nsTor2);
   t.teardown(async () => {
     if (proc.daemon && proc.daemon.exitCode === null) proc.daemon.kill('SIGKILL');
     await bird.stop().catch(() => undefined);
+    await meshBird.stop().catch(() => undefined);
+    await globBird.stop().catch(() => undefined);
     await frr.stop().catch(() => undefined);
     lab.destroy();
     rmSync(dir, { recursive: true, force: true });
@@ -167,6 +221,8 @@ t.test('two ToRs (BIRD 2, FRR): export allow-list, BGPFilter every field, live c
   lab.addr(nsHost, 'ptor2', 'fd01:2::2/64');
   lab.addr(nsTor1, 'phost', '10.1.1.1/24');
   lab.addr(nsTor1, 'phost', 'fd01:1::1/64');
+  // the mesh peer (h2) and the global iBGP peer, played by the same BIRD
+  for (const a of ['10.1.1.3/24', '10.1.1.4/24', 'fd01:1::3/64', 'fd01:1::4/64']) lab.addr(nsTor1, 'phost', a);
   lab.addr(nsTor2, 'phost', '10.1.2.1/24');
   lab.addr(nsTor2, 'phost', 'fd01:2::1/64');
   for (const ns of [nsHost, nsTor1, nsTor2]) nsExec(ns, 'sysctl', ['-qw', 'net.ipv6.conf.all.accept_dad=0']);
@@ -174,10 +230,12 @@ t.test('two ToRs (BIRD 2, FRR): export allow-list, BGPFilter every field, live c
   await until(() => !/tentative/.test(nsExec(nsHost, 'ip', ['-6', 'addr'])), 'IPv6 addresses ready', 10_000, 200);
 
   await bird.start(BIRD_CONF);
+  await meshBird.start(MESH_CONF);
+  await globBird.start(GLOB_CONF);
   await frr.start(FRR_CONF);
 
   const resFile = join(dir, 'resources.yaml');
-  const write = (phase: 1 | 2 | 3): void => {
+  const write = (phase: Phase): void => {
     writeFileSync(`${resFile}.tmp`, resources(phase));
     renameSync(`${resFile}.tmp`, resFile);
   };
@@ -219,31 +277,62 @@ t.test('two ToRs (BIRD 2, FRR): export allow-list, BGPFilter every field, live c
     }
     return out.sort();
   };
+  // What the mesh peer (m4/m6) and the global iBGP peer (g4/g6) hold from the host, each in its own tables.
+  const atTables = (b: Bird) => (): string[] => [...b.routes('table', 'master4'), ...b.routes('table', 'master6')]
+    .filter((r) => r.from === 'p4' || r.from === 'p6').map((r) => r.prefix).sort();
+  const atMesh = atTables(meshBird);
+  const atGlob = atTables(globBird);
   const sessions = async (): Promise<Record<string, string>> => {
     const s = await ctl('status');
     return Object.fromEntries((s.peers as { address: string; state: string; since: string }[]).map((p) => [p.address, `${p.state} ${p.since}`]));
   };
   const frrUp = (): string => ['10.1.2.2', 'fd01:2::2'].map((a) => `${frr.neighbor(a)?.connectionsEstablished}`).join(',');
   // the Since column of `show protocols`: when the protocol last changed state
-  const birdUp = (): string => ['h4', 'h6'].map((p) => new RegExp(`^${p}\\s+\\S+\\s+\\S+\\s+\\S+\\s+(\\S+)`, 'm').exec(bird.protocol(p).text)?.[1]).join(',');
+  const birdUp = (): string => ([[bird, 'h4'], [bird, 'h6'], [meshBird, 'p4'], [meshBird, 'p6'], [globBird, 'p4'], [globBird, 'p6']] as const)
+    .map(([b, p]) => new RegExp(`^${p}\\s+\\S+\\s+\\S+\\s+\\S+\\s+(\\S+)`, 'm').exec(b.protocol(p).text)?.[1]).join(',');
   const diag = (): void => {
     t.comment(`skeind log:\n${log.slice(-40).join('\n')}\nBIRD h4:\n${bird.protocol('h4').text}\nFRR:\n${frr.vtysh('show bgp summary')}\n${frr.log.slice(-1500)}`);
   };
 
   // Phase 1 ------------------------------------------------------------------------------------------------------
   const OWN = ['10.65.1.0/26', 'fd65::1:0/122'];
+  // from the mesh peer, what Calico lets out towards the ToRs: h2's pool block and, beneath our own block, only the
+  // /32 and /128 at elevated priority (bird_aggr.cfg.template: krt_metric < NormalRoutePriority)
+  const MESH_OUT = ['10.65.3.0/26', '10.65.1.9/32', 'fd65::3:0/122', 'fd65::1:9/128'];
+  // what nobody may receive from the host: the mesh peer's ordinary /32 and /128 beneath our block (calico_aggr) and
+  // the routes outside every pool of the mesh peer and the global peer
+  const NEVER = ['10.65.1.5/32', 'fd65::1:5/128', '203.0.113.0/24', '2001:db8:9::/48', '198.18.5.0/24', '2001:db8:5::/48'];
+  // towards the plain iBGP peers (mesh and global): our blocks and the pool routes learned over eBGP; routes
+  // learned from one iBGP peer are not passed to another (RFC 4271 §9.1.1, no reflection configured)
+  const IBGP_1 = [...OWN, '10.65.7.0/26', '10.65.9.16/28', '10.65.8.0/26', 'fd65::7:0/122', 'fd65::9:0/124', 'fd65::8:0/122'].sort();
+  // outside every exportable pool (the ToRs' default routes and other prefixes, the disableBGPExport pool)
+  const OUTSIDE = ['0.0.0.0/0', '::/0', '192.0.2.0/24', '172.16.0.0/16', '10.66.5.0/26', 'fd99::/64', '198.51.100.0/24', '172.17.0.0/16', 'fd98::/64', '2001:db8:1::/48'];
+  const EXPECT_BIRD_1 = [...OWN, '10.65.8.0/26', 'fd65::8:0/122', ...MESH_OUT].sort();
+  const EXPECT_FRR_1 = [...OWN, '10.65.7.0/26', '10.65.9.16/28', 'fd65::7:0/122', 'fd65::9:0/124', ...MESH_OUT].sort();
   try {
-    await until(async () => Object.values(await sessions().catch(() => ({}))).filter((v) => v.startsWith('Established')).length === 4, 'four sessions Established', 60_000, 300);
-    await until(() => atBird().join() === [...OWN, '10.65.8.0/26', 'fd65::8:0/122'].sort().join(), 'BIRD holds what Calico lets out', 20_000, 300);
-    await until(() => atFrr().join() === [...OWN, '10.65.7.0/26', '10.65.9.16/28', 'fd65::7:0/122', 'fd65::9:0/124'].sort().join(), 'FRR holds what Calico lets out', 20_000, 300);
+    await until(async () => Object.values(await sessions().catch(() => ({}))).filter((v) => v.startsWith('Established')).length === 8, 'eight sessions Established', 60_000, 300);
+    await until(() => atBird().join() === EXPECT_BIRD_1.join(), 'BIRD holds what Calico lets out', 20_000, 300);
+    await until(() => atFrr().join() === EXPECT_FRR_1.join(), 'FRR holds what Calico lets out', 20_000, 300);
+    await until(() => atMesh().join() === IBGP_1.join() && atGlob().join() === IBGP_1.join(), 'the iBGP peers hold what Calico lets out', 20_000, 300);
   } catch (e) {
+    t.comment(JSON.stringify(await sessions().catch(() => ({}))));
+    t.comment(`BIRD ${atBird().join(' ')}\nFRR ${atFrr().join(' ')}\nmesh ${atMesh().join(' ')}\nglobal ${atGlob().join(' ')}`);
     diag();
     throw e;
   }
-  t.same(atBird(), [...OWN, '10.65.8.0/26', 'fd65::8:0/122'].sort(), 'BIRD: our blocks and the other ToR\'s pool routes, nothing else');
-  t.same(atFrr(), [...OWN, '10.65.7.0/26', '10.65.9.16/28', 'fd65::7:0/122', 'fd65::9:0/124'].sort(), 'FRR: our blocks and the other ToR\'s pool routes (a /28 inside the pool too), nothing else');
-  for (const p of ['0.0.0.0/0', '::/0', '192.0.2.0/24', '172.16.0.0/16', '10.66.5.0/26', 'fd99::/64']) t.notOk(atFrr().includes(p), `FRR never gets ${p} from the host`);
-  for (const p of ['0.0.0.0/0', '::/0', '198.51.100.0/24', '172.17.0.0/16', 'fd98::/64', '2001:db8:1::/48']) t.notOk(atBird().includes(p), `BIRD never gets ${p} from the host`);
+  t.same(atBird(), EXPECT_BIRD_1, 'BIRD: our blocks, the other ToR\'s pool routes, the mesh peer\'s block and elevated /32 and /128, nothing else');
+  t.same(atFrr(), EXPECT_FRR_1, 'FRR: our blocks and the other ToR\'s pool routes (a /28 inside the pool too), the mesh peer\'s, nothing else');
+  for (const p of ['0.0.0.0/0', '::/0', '192.0.2.0/24', '172.16.0.0/16', '10.66.5.0/26', 'fd99::/64', ...NEVER]) t.notOk(atFrr().includes(p), `FRR never gets ${p} from the host`);
+  for (const p of ['0.0.0.0/0', '::/0', '198.51.100.0/24', '172.17.0.0/16', 'fd98::/64', '2001:db8:1::/48', ...NEVER]) t.notOk(atBird().includes(p), `BIRD never gets ${p} from the host`);
+  t.same(atMesh(), IBGP_1, 'mesh peer (v4 and v6): our blocks and the ToRs\' pool routes, nothing else');
+  t.same(atGlob(), IBGP_1, 'global iBGP peer (v4 and v6): the same');
+  for (const p of [...OUTSIDE, ...NEVER]) {
+    t.notOk(atMesh().includes(p), `the mesh peer never gets ${p}`);
+    t.notOk(atGlob().includes(p), `the global peer never gets ${p}`);
+  }
+  t.notOk(atGlob().includes('10.65.3.0/26'), 'the mesh peer\'s pool route is not passed to the global iBGP peer (no reflection)');
+  const r9 = bird.routes('10.65.1.9/32').find((r) => r.from === 'h4');
+  t.equal(r9?.bgp.as_path, `${HOST_AS}`, 'the elevated /32 reaches the eBGP ToR with our AS only');
   const k1 = (await until(() => {
     const k = kernel();
     return ['0.0.0.0/0', '::/0', '192.0.2.0/24', 'fd98::/64', '172.16.0.0/16', '172.17.0.0/16'].every((p) => k.includes(p)) ? k : undefined;
@@ -257,19 +346,27 @@ t.test('two ToRs (BIRD 2, FRR): export allow-list, BGPFilter every field, live c
 
   // Phase 2: the BGPFilter arrives, and the peers name it --------------------------------------------------------
   write(2);
-  const EXPECT_FRR_2 = [...OWN, '10.65.7.0/26', '192.0.2.0/24', 'fd99::/64'].sort();
+  // the mesh peer's elevated /32 goes out by exportV4[1] (priority 512 = its LOCAL_PREF), its /128 by calico_aggr
+  // (no exportV6 rule matches a /128); its block is held back (exportV4[2]; exportV6[1] In /122..122)
+  const ELEVATED = ['10.65.1.9/32', 'fd65::1:9/128'];
+  const EXPECT_FRR_2 = [...OWN, '10.65.7.0/26', '192.0.2.0/24', 'fd99::/64', ...ELEVATED].sort();
   // BIRD: 10.65.8.0/26 is learned and not 10.65.7.0/26 (source + NotEqual); fd65::8:0/122 is learned, /122 (exportV6)
-  const EXPECT_BIRD_2 = [...OWN].sort();
+  const EXPECT_BIRD_2 = [...OWN, ...ELEVATED].sort();
+  // the iBGP peers have no filters: 10.65.9.16/28 and fd65::9:0/124 are gone because import refused them
+  const IBGP_2 = [...OWN, '10.65.7.0/26', '10.65.8.0/26', 'fd65::7:0/122', 'fd65::8:0/122'].sort();
   try {
     await until(() => atFrr().join() === EXPECT_FRR_2.join(), 'FRR: phase 2 exports', 30_000, 300);
     await until(() => atBird().join() === EXPECT_BIRD_2.join(), 'BIRD: phase 2 exports', 30_000, 300);
+    await until(() => atMesh().join() === IBGP_2.join() && atGlob().join() === IBGP_2.join(), 'iBGP peers: phase 2 exports', 30_000, 300);
   } catch (e) {
-    t.comment(`FRR has ${atFrr().join(' ')}; BIRD has ${atBird().join(' ')}`);
+    t.comment(`FRR has ${atFrr().join(' ')}; BIRD has ${atBird().join(' ')}; mesh ${atMesh().join(' ')}; global ${atGlob().join(' ')}`);
     diag();
     throw e;
   }
   t.same(atFrr(), EXPECT_FRR_2, 'FRR: + 192.0.2.0/24 (interface rule), + fd99::/64 (peerType eBGP); 10.65.7.0/26 still');
   t.same(atBird(), EXPECT_BIRD_2, 'BIRD: 10.65.8.0/26 (source RemotePeers NotEqual) and fd65::8:0/122 (In /122..122) held back');
+  t.same(atMesh(), IBGP_2, 'mesh peer: the pool routes import let in, nothing else');
+  t.same(atGlob(), IBGP_2, 'global iBGP peer: the same');
   const r192 = frr.route('ipv4', '192.0.2.0/24')?.paths.find((p) => p.peer?.peerId === '10.1.2.2');
   t.equal(r192?.aspath?.string, `${HOST_AS} 64999 ${TOR1_AS}`, 'prependASPath ran before our own AS (BIRD order)');
   t.match(r192?.community?.string ?? '', /64512:77/, 'the community added on import travels on');
@@ -332,7 +429,54 @@ t.test('two ToRs (BIRD 2, FRR): export allow-list, BGPFilter every field, live c
   t.equal(frrUp(), up1.frr, 'FRR: no new connection');
   t.equal(birdUp(), up1.bird, 'BIRD: protocols up since the same time');
   const peers = await ctl('peers') as { peers: { address: string; filters?: string[] }[] };
-  t.same(peers.peers.map((p) => p.filters), [['edge'], ['edge'], ['edge'], ['edge']], 'skeinctl peers shows the filters');
+  const filtersOf = Object.fromEntries(peers.peers.map((p) => [p.address, p.filters ?? []]));
+  t.same(filtersOf, {
+    '10.1.1.1': ['edge'], 'fd01:1::1': ['edge'], '10.1.2.1': ['edge'], 'fd01:2::1': ['edge'],
+    '10.1.1.3': [], 'fd01:1::3': [], '10.1.1.4': [], 'fd01:1::4': [],
+  }, 'skeinctl peers shows the filters (none on the mesh and global peers)');
+  t.same(atMesh(), IBGP_2, 'the default route let in is still not exported to the mesh peer (outside every pool)');
+  t.same(atGlob(), IBGP_2, 'nor to the global peer');
+
+  // Phases 4–6: IP pools changed live. bird_ipam.cfg.template lets a route out when it lies in a pool without
+  // disableBGPExport (processIPPool in confd's bgp_processor.go; it never reads `disabled`, so a disabled pool's
+  // routes still go out); a pool deleted takes its routes with it.
+  const IBGP_4 = [...IBGP_2, '192.0.2.0/24', '10.66.5.0/26', 'fd98::/64'].sort();
+  write(4);
+  try {
+    await until(() => atMesh().join() === IBGP_4.join() && atGlob().join() === IBGP_4.join(), 'iBGP peers: the new pools\' routes arrive', 30_000, 300);
+    await until(() => atBird().includes('fd98::/64'), 'BIRD: FRR\'s fd98::/64 arrives (no exportV6 rule matches, the new pool does)', 30_000, 300);
+  } catch (e) {
+    t.comment(`BIRD ${atBird().join(' ')}; mesh ${atMesh().join(' ')}; global ${atGlob().join(' ')}`);
+    diag();
+    throw e;
+  }
+  t.same(atMesh(), IBGP_4, 'pool added (192.0.2.0/24, fd98::/64) and disableBGPExport lifted (10.66.5.0/26): their routes reach the mesh peer');
+  t.same(atGlob(), IBGP_4, 'and the global peer');
+  t.same(atBird(), [...EXPECT_BIRD_2, 'fd98::/64'].sort(), 'BIRD: + fd98::/64, nothing else');
+  t.same(atFrr(), EXPECT_FRR_2, 'FRR: unchanged (exportV4[2] still holds 10.66.5.0/26 back)');
+  for (const p of ['0.0.0.0/0', '::/0', 'fd99::/64', '172.16.0.0/16', '172.17.0.0/16', '198.51.100.0/24', ...NEVER]) {
+    t.notOk(atMesh().includes(p) || atGlob().includes(p), `still never ${p} to the iBGP peers`);
+  }
+
+  write(5);
+  const IBGP_5 = [...IBGP_2, '192.0.2.0/24'].sort();
+  await until(() => atMesh().join() === IBGP_5.join() && atGlob().join() === IBGP_5.join() && !atBird().includes('fd98::/64'), 'withdrawn after phase 5', 30_000, 300)
+    .catch((e: unknown) => {
+      t.comment(`BIRD ${atBird().join(' ')}; mesh ${atMesh().join(' ')}; global ${atGlob().join(' ')}`);
+      throw e;
+    });
+  t.same(atMesh(), IBGP_5, 'disableBGPExport set again: 10.66.5.0/26 withdrawn; pool deleted: fd98::/64 withdrawn; disabled pool: 192.0.2.0/24 stays (as Calico)');
+  t.same(atGlob(), IBGP_5, 'the same at the global peer');
+  t.same(atBird(), EXPECT_BIRD_2, 'BIRD: fd98::/64 withdrawn');
+
+  write(6);
+  await until(() => atMesh().join() === IBGP_2.join() && atGlob().join() === IBGP_2.join(), 'withdrawn after phase 6', 30_000, 300);
+  t.same(atMesh(), IBGP_2, 'the disabled pool deleted: 192.0.2.0/24 withdrawn from the mesh peer');
+  t.same(atGlob(), IBGP_2, 'and from the global peer');
+  t.same(atFrr(), EXPECT_FRR_2, 'FRR still has 192.0.2.0/24 (its own BGPFilter rule accepts it, pools or not)');
+  t.same(await sessions(), up1.skein, 'skein: no session reset by any pool change');
+  t.equal(birdUp(), up1.bird, 'BIRD: protocols up since the same time');
+
   // the counters are sampled every 5 s
   const scrape = async (): Promise<string> => (await runCommand('ip', ['netns', 'exec', nsHost, 'curl', '-s', 'http://127.0.0.1:9309/metrics'], { timeoutMs: 10_000 })).out;
   const metrics = await until(async () => {

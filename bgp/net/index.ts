@@ -21,4 +21,5 @@ export {
   sockoptConstants,
 } from './sockets.js';
 export { sdNotify } from './notify.js';
+export { mallocTrim } from './memory.js';
 export { type NativeConstants, addonPath } from './native.js';

@@ -21,6 +21,8 @@ export interface NativeAddon {
   sdNotify(socketPath: string, state: string): boolean;
   /** drop datagrams whose TTL / hop limit is below minTtl (1..255), by a BPF socket filter */
   attachMinTtlFilter(fd: number, minTtl: number): void;
+  /** glibc's malloc_trim(0): the C allocator's free memory back to the kernel; false when nothing was (or no glibc) */
+  mallocTrim(): boolean;
   /**
    * Watch an interface for a live-migrated VM's RARP or gratuitous ARP (bgp/native/announce_watch.c); the callback
    * runs on the main thread per wake-up; 'gone' when the interface was deleted (open a new watch), 'down' when it

@@ -152,11 +152,20 @@ export class RibCore {
    */
   peerDown(id: number, opts: { retainStale?: boolean } = {}): void {
     const p = this.peer(id);
+    if (p.reimports > 0) this.walker.finish(); // what the session sent meets the rules before it becomes stale
     p.established = false;
     p.sessions++;
     this.up = this.up.filter((x) => x !== p);
-    p.adjOut.forEach((set) => this.attrs.release(set));
-    p.adjOut.clear();
+    // The old Adj-RIB-Out is released in a walk (walker.ts): the peer starts from an empty one at once, and the
+    // attribute-set references it held go a slice at a time (a million prefixes held the loop ~0.1 s in one go).
+    const out = p.adjOut;
+    if (out.size > 0) {
+      p.adjOut = new PrefixMap<AttrSet>();
+      this.walker.start(out.keySnapshot(), (prefix) => {
+        const set = out.take(prefix);
+        if (set !== undefined) this.attrs.release(set);
+      });
+    }
     clearRefused(this, p);
     p.rawIn?.forEach((e) => this.attrs.release(e.set));
     p.rawIn = null;
@@ -430,7 +439,11 @@ export class RibCore {
     // ADD-PATH send peers see every candidate, not only the best (RFC 7911)
     for (let i = 0; i < this.apUp.length; i++) exportAddPath(this, this.apUp[i] as Peer, prefix, after);
     // An unusable best was no best (unless the caller judged the previous state under the verdicts of before).
+    // While a re-check walk is under way (recheckNextHops) a path judged unusable now may have been usable, and
+    // exported, when this prefix was last decided: then the new state is handed on even if it looks unchanged.
+    let unsure = false;
     if (!prevJudged && prevBest !== null && !isUsable(prevBest)) {
+      unsure = this.rechecking > 0;
       prevBest = null;
       prevMulti = null;
     }
@@ -445,10 +458,11 @@ export class RibCore {
       const pm = prevMulti ?? (prevBest === null ? [] : [prevBest]);
       sameMulti = multi.length === pm.length && multi.every((x, i) => x === pm[i]);
     }
-    if (best === prevBest && sameMulti) return; // a non-best candidate changed
+    if (best === prevBest && sameMulti && !unsure) return; // a non-best candidate changed
     if (
       this.trackBest &&
       (best === null ||
+        unsure ||
         prevBest === null ||
         best.attrs !== prevBest.attrs ||
         best.source !== prevBest.source ||
@@ -459,7 +473,7 @@ export class RibCore {
         this.bestDirtyList.push(prefix);
       }
     }
-    if (best === prevBest) return; // only the multipath set moved: exports follow the best alone
+    if (best === prevBest && !unsure) return; // only the multipath set moved: exports follow the best alone
     const up = this.up;
     for (let i = 0; i < up.length; i++) exportTo(this, up[i] as Peer, prefix, best);
   }
@@ -478,7 +492,9 @@ export class RibCore {
   /**
    * What the host can reach changed: judge every attribute set again and re-run the decision for the prefixes that
    * have a path whose usability flipped (a new verdict with the same usability only changes what is shown). Walks
-   * the table only when some set flipped. Returns the number of prefixes re-decided.
+   * the table only when some set flipped, in slices (walker.ts): returns the number of prefixes re-decided by the
+   * time it returns (all of them for a table the first slice covers); the rest follow, the driver told through
+   * CoreConfig.onWork after each later slice.
    */
   recheckNextHops(): number {
     const check = this.attrs.classify;
@@ -491,23 +507,36 @@ export class RibCore {
     if (flipped.size === 0) return 0;
     // usability under the verdicts of before the change
     const was = (p: Path): boolean => (flipped.has(p.attrs) ? !isUsable(p) : isUsable(p));
-    const todo: PrefixKey[] = [];
-    this.loc.forEach((e, prefix) => {
-      if (e instanceof Path ? flipped.has(e.attrs) : e.paths.some((x) => flipped.has(x.attrs))) todo.push(prefix);
-    });
-    for (const prefix of todo) {
-      const e = this.loc.get(prefix) as LocEntry;
+    // The prefixes are re-decided in a walk (walker.ts). A prefix that changes before the walk reaches it is decided
+    // under the new verdicts by the ordinary path; when the walk then reaches it, deciding again changes nothing
+    // (exports and best changes of an unchanged state are suppressed or repeated harmlessly). A prefix added
+    // meanwhile got its verdicts when its set was made.
+    const loc = this.loc;
+    let n = 0;
+    this.rechecking++;
+    this.walker.start(loc.keySnapshot(), (prefix) => {
+      const e = loc.get(prefix);
+      if (e === undefined) return;
       if (e instanceof Path) {
+        if (!flipped.has(e.attrs)) return;
+        n++;
         this.changed(prefix, was(e) ? e : null, null, e, true);
-        continue;
+        return;
       }
+      if (!e.paths.some((x) => flipped.has(x.attrs))) return;
+      n++;
       const before = e.sel;
       const prevBest = was(before.best) ? before.best : null;
       e.sel = selectBest(e.paths, this.maxPaths) as Selection;
       this.changed(prefix, prevBest, prevBest === null ? null : before.multipath, e, true);
-    }
-    return todo.length;
+    }, () => {
+      this.rechecking--;
+    });
+    return n;
   }
+
+  /** re-check walks (recheckNextHops) started and not finished */
+  private rechecking = 0;
 
   // ------------------------------------------------------------------ export (export.ts)
 
@@ -791,12 +820,20 @@ export class RibCore {
     this.bestDirty.clear();
     this.bestDirtyList = [];
     this.bestDirtyPos = 0;
+    const turn = ++this.trackTurns;
     if (!on) return;
-    this.loc.forEach((_e, prefix) => {
+    // Every prefix in a walk (walker.ts); one that changes meanwhile is marked by the ordinary path (changed()), one
+    // removed meanwhile is skipped (the late consumer never had it). Turning tracking off again stops the walk.
+    const loc = this.loc;
+    this.walker.start(loc.keySnapshot(), (prefix) => {
+      if (!loc.has(prefix) || this.bestDirty.get(prefix) !== undefined) return;
       this.bestDirty.set(prefix, true);
       this.bestDirtyList.push(prefix);
-    });
+    }, undefined, () => this.trackTurns !== turn);
   }
+
+  /** times setBestTracking changed the mode: a walk it started stops when the mode changes again */
+  private trackTurns = 0;
 
   /** pending best-path changes */
   get pendingBestChanges(): number {

@@ -209,6 +209,7 @@ export function keepReceived(rib: RibCore, id: number, on: boolean): void {
   if (!on) {
     p.rawIn?.forEach((e) => rib.attrs.release(e.set));
     p.rawIn = null;
+    p.reimports = 0; // their walks stop (reimport)
   } else p.rawIn ??= new Map();
 }
 
@@ -217,16 +218,30 @@ export function keepsReceived(rib: RibCore, id: number): boolean {
   return rib.peer(id).rawIn !== null;
 }
 
-/** Run the peer's current import rules again over what it sent (kept by keepReceived); returns paths accepted. */
+/**
+ * Run the peer's current import rules again over what it sent (kept by keepReceived), in a walk (walker.ts) over
+ * what was kept at this call: a route the peer withdraws or sends again meanwhile has met the current rules already
+ * (the walk finds it gone, or decides it again to the same result). Returns the paths accepted by the time it
+ * returns (all of them when the first slice covers what was kept).
+ */
 export function reimport(rib: RibCore, id: number): number {
   const p = rib.peer(id);
-  if (p.rawIn === null) return 0;
+  const raw = p.rawIn;
+  if (raw === null) return 0;
   let n = 0;
-  for (const e of [...p.rawIn.values()]) {
+  // A session that goes down meanwhile finishes the walk first (core.ts peerDown): the paths it keeps as stale are
+  // then the ones these rules accepted, as if the walk had run at once.
+  p.reimports++;
+  // the kept routes' keys ride in the walker's string list (it only hands each key back to the visitor)
+  rib.walker.start({ v4: new Float64Array(0), v6: [...raw.keys()] }, (key) => {
+    const e = raw.get(key as string);
+    if (e === undefined) return;
     const rules = p.cfg.rules === undefined ? undefined : typeof e.prefix === 'number' ? p.cfg.rules.import4 : p.cfg.rules.import6;
     if (importOne(rib, p, e.prefix, e.pathId, e.set, rules, p.cfg.importPolicy)) n++;
     else rib.withdrawPath(p, e.prefix, e.pathId);
-  }
+  }, () => {
+    p.reimports--;
+  }, () => p.rawIn !== raw); // what was kept is forgotten (keepReceived off): nothing left to import again
   return n;
 }
 

@@ -4,6 +4,8 @@ export { Path, PATH_EPOCH_MS, compare, equalCost, isUsable, selectBest, addressS
 export type { PathSource, Reason, Comparison, Selection } from './decision.js';
 export { RibCore, DEFAULT_KEEP_REFUSED } from './core.js';
 export { NextHopTable } from './next-hop.js';
+export { NextHopResolver } from './nexthop-resolve.js';
+export type { ResolvingRoute, ViaHop } from './nexthop-resolve.js';
 export type { NextHopProblem, NextHopVerdict, Reachability } from './next-hop.js';
 export type { AddPathSend } from './add-path.js';
 export type {

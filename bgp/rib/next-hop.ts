@@ -11,6 +11,7 @@
 //   without knowing the interface, which skein's FIB is not told.
 // skein keeps such paths in Adj-RIB-In, marked unusable with the reason (skeinctl routes shows it): they are never
 // best, never installed and never advertised, and become usable by themselves when the host learns a route.
+import type { ResolvingRoute } from './nexthop-resolve.js';
 import { ipv4ToString, isIpv4, parseIpv4, parseIpv6, parsePrefix4, parsePrefix6, prefix4Addr, prefix4Len, prefix6Bytes, prefix6Len } from '../wire/prefix.js';
 
 export type NextHopProblem = 'martian' | 'own-address' | 'link-local-only' | 'unresolvable' | 'invalid';
@@ -30,6 +31,11 @@ export interface Reachability {
    * installed itself must not be given, or a next hop could resolve through the very path it belongs to
    */
   readonly routes: readonly string[];
+  /**
+   * the same routes with their gateways, for recursive resolution (nexthop-resolve.ts): how the kernel reaches a
+   * next hop that is not on a connected subnet; absent: every resolvable next hop is taken as directly reachable
+   */
+  readonly resolving?: readonly ResolvingRoute[];
 }
 
 interface Net4 {

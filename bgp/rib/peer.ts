@@ -23,7 +23,7 @@ export class Peer implements PathSource, PeerView {
   enhancedRouteRefresh = false;
   llgrFamilies: ReadonlySet<number> = new Set();
   /** Adj-RIB-Out: prefix → what we advertise (or are about to) */
-  readonly adjOut = new PrefixMap<AttrSet>();
+  adjOut = new PrefixMap<AttrSet>();
   /** ADD-PATH send (RFC 7911) while Established: Adj-RIB-Out and queues of its families, which adjOut then leaves alone */
   ap: AddPathOut | null = null;
   readonly queues = new Map<number, OutQueue>();
@@ -45,6 +45,8 @@ export class Peer implements PathSource, PeerView {
    * without route refresh, so a change of its import rules can be applied from it (keepReceived).
    */
   rawIn: Map<string, { prefix: PrefixKey; pathId: number; set: AttrSet }> | null = null;
+  /** reimport walks started over rawIn and not finished (import.ts) */
+  reimports = 0;
   /**
    * Routes refused by the import rules (policy.ts), kept to be listed and explained: per prefix a flat
    * [path id, rule index, set, ...] (one small exactly sized array, as add-path.ts keeps its lists); at most

@@ -206,12 +206,22 @@ function leadingAsns(path: readonly AsPathSegment[] | undefined): number[] {
   return out;
 }
 
-function matches(r: Rule, c: Compiled, route: RouteFacts, attrs: PathAttributes): boolean {
+/** the route's interface, asked at most once per evaluation (several rules of a list may test it) */
+interface IfnameMemo {
+  asked: boolean;
+  value: string | undefined;
+}
+
+function matches(r: Rule, c: Compiled, route: RouteFacts, attrs: PathAttributes, ifm: IfnameMemo): boolean {
   if (r.cidr !== undefined && !prefixMatches(r, c, route.prefix)) return false;
   if (r.remoteOnly && route.local) return false;
   if (r.peerType !== undefined && (r.peerType === 'iBGP') !== route.ibgp) return false;
   if (c.glob !== null) {
-    const ifname = route.ifname?.();
+    if (!ifm.asked) {
+      ifm.asked = true;
+      ifm.value = route.ifname?.();
+    }
+    const ifname = ifm.value;
     if (ifname === undefined || !c.glob.test(ifname)) return false;
   }
   if (r.community !== undefined) {
@@ -260,9 +270,10 @@ function applyOps(attrs: PathAttributes, ops: readonly RuleOperation[]): PathAtt
 export function evaluate(set: RuleSet, route: RouteFacts): Decision {
   let attrs = route.attrs;
   let changed = false;
+  const ifm: IfnameMemo = { asked: false, value: undefined };
   for (const r of set.rules) {
     const c = compile(r);
-    if (!matches(r, c, route, attrs)) continue;
+    if (!matches(r, c, route, attrs, ifm)) continue;
     if (r.operations !== undefined && r.operations.length > 0 && r.action !== 'reject') {
       attrs = applyOps(attrs, r.operations);
       changed = true;

@@ -16,7 +16,10 @@ import type { PrefixKey } from './types.js';
  * announces again become fresh.
  */
 export function markStale(rib: RibCore, id: number, family: number): void {
-  markPeerStale(rib.peer(id), family);
+  const p = rib.peer(id);
+  // a reimport walk (import.ts) makes the paths it accepts fresh: it must be done before they become stale
+  if (p.reimports > 0) rib.walker.finish();
+  markPeerStale(p, family);
 }
 
 /** markStale for a Peer: every one of its paths in the family is now stale. */
@@ -49,30 +52,35 @@ function staleIn(p: Peer, family: number | null): number {
  * phase. Each path still stale gets the LLGR_STALE community (§3.2), which ranks it below every other path (§4.4)
  * and keeps it from peers without LLGR (§4.3); one carrying NO_LLGR (§3.3) is removed instead. The paths stay
  * stale: the peer re-announcing them makes them fresh (without the community), and sweepStale removes the rest.
- * (A walk in one go: its counts are reported at once; the long-lived phase starts once per restart.)
+ * A walk in slices (walker.ts) over the paths stale at this call: a path announced again before the walk reaches it
+ * is fresh and left alone. The counts are those of the paths handled by the time this returns: all of them when
+ * the first slice covers the table, else the rest follow unreported.
  */
 export function enterLongLivedStale(rib: RibCore, id: number, family: number): { kept: number; removed: number } {
   const p = rib.peer(id);
-  const todo: [PrefixKey, Path][] = [];
-  if (staleIn(p, family) === 0) return { kept: 0, removed: 0 };
-  rib.loc.forEach((e, prefix) => {
-    if (familyOf(prefix) !== family) return;
-    for (const path of e instanceof Path ? [e] : e.paths) if (path.source === p && path.gen < p.gen(family)) todo.push([prefix, path]);
-  });
-  let kept = 0;
-  let removed = 0;
-  for (const [prefix, path] of todo) {
-    const a = path.attrs.attrs;
-    if (a.communities?.includes(NO_LLGR)) {
-      if (rib.withdrawPath(p, prefix, path.pathId)) removed++;
-      continue;
+  const r = { kept: 0, removed: 0 };
+  if (staleIn(p, family) === 0) return r;
+  const g = p.gen(family);
+  const loc = rib.loc;
+  const keys = loc.keySnapshot();
+  const v4 = family === IPV4_UNICAST;
+  rib.walker.start({ v4: v4 ? keys.v4 : new Float64Array(0), v6: v4 ? [] : keys.v6 }, (prefix) => {
+    const e = loc.get(prefix);
+    if (e === undefined) return;
+    const mine = e instanceof Path ? (e.source === p && e.gen < g ? [e] : []) : e.paths.filter((x) => x.source === p && x.gen < g);
+    for (const path of mine) {
+      const a = path.attrs.attrs;
+      if (a.communities?.includes(NO_LLGR)) {
+        if (rib.withdrawPath(p, prefix, path.pathId)) r.removed++;
+        continue;
+      }
+      r.kept++;
+      if (path.attrs.llgrStale) continue; // it came with the community already
+      const set = rib.attrs.intern({ ...a, communities: [...(a.communities ?? []), LLGR_STALE] }, path.attrs.nextHops);
+      rib.put(prefix, p, path.pathId, set, path.gen, path.rule);
     }
-    kept++;
-    if (path.attrs.llgrStale) continue; // it came with the community already
-    const set = rib.attrs.intern({ ...a, communities: [...(a.communities ?? []), LLGR_STALE] }, path.attrs.nextHops);
-    rib.put(prefix, p, path.pathId, set, path.gen, path.rule);
-  }
-  return { kept, removed };
+  });
+  return { ...r };
 }
 
 /** How many of a peer's paths are stale now (graceful restart, route refresh): kept as paths change. */

@@ -13,7 +13,7 @@ type GcFn = (o?: { type?: 'major' | 'minor'; execution?: 'sync' | 'async' }) => 
 
 let gcFn: GcFn | null | undefined;
 
-function collector(): GcFn | null {
+export function collector(): GcFn | null {
   if (gcFn !== undefined) return gcFn;
   const existing = (globalThis as { gc?: GcFn }).gc;
   if (typeof existing === 'function') return (gcFn = existing);

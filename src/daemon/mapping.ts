@@ -2,7 +2,7 @@
 // FIB programmer take. No I/O here, so each rule is tested with a table (test/skeind-unit.test.ts).
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
-import type { PathAttributes, PeerOptions } from '../../bgp/index.js';
+import type { PathAttributes, PeerOptions, ViaHop } from '../../bgp/index.js';
 import type { CalicoNode, DaemonConfig, Model } from '../../config/index.js';
 import type { NextHop, Target } from '../../fib/index.js';
 import { DEFAULT_AS, type DesiredPeer, type Origination } from '../controller/index.js';
@@ -216,16 +216,35 @@ export function sortByPrefix<T extends { readonly prefix: string }>(rows: T[]): 
 /**
  * The kernel route for a BGP best path: one next hop per BGP next hop (several make an ECMP route), skipping
  * next hops of the wrong family, link-local IPv6 ones (they need an interface the speaker does not report) and
- * our own addresses (a route via ourselves would loop).
+ * our own addresses (a route via ourselves would loop). With `resolve`, a next hop not on a link goes via the
+ * gateway(s) of the route that covers it (recursive next hops, RFC 4271 §9.1.2.1).
  */
-export function bgpTarget(family: 4 | 6, nextHops: readonly string[], own: ReadonlySet<string>): Target | undefined {
+export function bgpTarget(family: 4 | 6, nextHops: readonly string[], own: ReadonlySet<string>, resolve?: (nh: string) => readonly ViaHop[] | null): Target | undefined {
   const hops: NextHop[] = [];
+  const seen = new Set<string>();
   for (const nh of nextHops) {
     if (own.has(nh)) continue;
     if (family === 6 && /^fe[89ab]/i.test(nh)) continue;
     const b = addressBytes(nh);
     if (b === undefined || (b.length === 4) !== (family === 4)) continue;
-    hops.push({ gateway: b });
+    // Recursive next hops (bgp/rib/nexthop-resolve.ts): null, nothing covers it: no kernel route through it (the
+    // RIB has made such a path unusable already; this is the FIB's own guard); [] a link route: it is its own
+    // gateway; else through the covering route's gateways. Two BGP next hops behind one gateway make one hop.
+    const via = resolve?.(nh);
+    if (via === null) continue;
+    if (via === undefined || via.length === 0) {
+      if (!seen.has(`${nh}%`)) hops.push({ gateway: b });
+      seen.add(`${nh}%`);
+      continue;
+    }
+    for (const v of via) {
+      const g = v.gateway !== undefined ? addressBytes(v.gateway) : undefined;
+      if (g === undefined || g.length !== b.length) continue;
+      const key = `${v.gateway}%${v.dev ?? ''}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      hops.push({ gateway: g, ...(v.dev !== undefined ? { dev: v.dev } : {}), ...(v.onlink === true ? { onlink: true } : {}) });
+    }
   }
   return hops.length > 0 ? { hops } : undefined;
 }

@@ -3,14 +3,16 @@
 // connected subnets (proto kernel), routes set at boot, by an operator or by DHCP/RA (boot, static, dhcp, ra),
 // including a default route — Calico nodes commonly reach each other through one, and BIRD as Calico configures it
 // resolves next hops through the kernel table the same way. skein's own routes (its fib protocol) are never used:
-// a next hop must not resolve through the very path it belongs to.
+// a next hop must not resolve through the very path it belongs to. The routes' gateways are read too: a next hop
+// covered by a route through a gateway (not a link route) is installed via that gateway (bgp/rib/nexthop-resolve.ts,
+// src/daemon/routes.ts setResolver), and a change of that gateway moves the routes using it.
 //
 // It reads with iproute2 (`ip -j`), whose dumps the kernel filters by table and protocol (strict dump checking), so
 // a million skein routes in the same table cost nothing here; it polls, as these routes change rarely and a
 // missed change only delays the verdict by one interval. Fed only when skeind programs the kernel: without a FIB,
 // skein is not this host's router and every well-formed next hop counts as resolvable.
 import { execFile } from 'node:child_process';
-import type { Reachability } from '../../bgp/index.js';
+import type { Reachability, ResolvingRoute, ViaHop } from '../../bgp/index.js';
 
 /** Route origins that count (rtnetlink RTPROT_*): kernel 2, boot 3, static 4, ra 9, dhcp 16. */
 export const RESOLVING_PROTOCOLS = ['kernel', 'boot', 'static', 'ra', 'dhcp'] as const;
@@ -26,9 +28,29 @@ export interface ReachabilityOptions {
   readonly ip?: string;
 }
 
-interface IpRoute {
+interface IpHop {
+  gateway?: string;
+  /** a gateway of the other family (RFC 5549 `via inet6`): iproute2 writes it here, not in `gateway` */
+  via?: { family?: string; host?: string };
+  dev?: string;
+  flags?: string[];
+}
+interface IpRoute extends IpHop {
   dst?: string;
   type?: string;
+  metric?: number;
+  /** a multipath route's next hops */
+  nexthops?: IpHop[];
+}
+
+/** A kernel route's way out, for recursive next-hop resolution; undefined for a gateway of the other family. */
+function viaOf(h: IpHop): ViaHop | undefined {
+  if (h.via !== undefined) return undefined; // skein's FIB writes gateways of the route's own family only
+  return {
+    ...(h.gateway !== undefined ? { gateway: h.gateway } : {}),
+    ...(h.dev !== undefined ? { dev: h.dev } : {}),
+    ...(h.flags?.includes('onlink') === true ? { onlink: true } : {}),
+  };
 }
 interface IpAddr {
   addr_info?: { local?: string }[];
@@ -56,14 +78,23 @@ export async function readReachability(bin = 'ip'): Promise<Reachability> {
   const [addrs, ...routeSets] = await Promise.all([ipJson<IpAddr>(bin, ['addr', 'show']), ...routeReads]);
   const addresses = addrs.flatMap((a) => (a.addr_info ?? []).map((i) => i.local).filter((x): x is string => typeof x === 'string'));
   const routes: string[] = [];
+  const resolving: ResolvingRoute[] = [];
   for (const { fam, rs } of routeSets) {
     for (const r of rs) {
       // unreachable, blackhole, prohibit, throw: they cover an address but forward nothing
       if (r.dst === undefined || (r.type !== undefined && r.type !== 'unicast')) continue;
-      routes.push(r.dst === 'default' ? (fam === '-4' ? '0.0.0.0/0' : '::/0') : r.dst);
+      const dst = r.dst === 'default' ? (fam === '-4' ? '0.0.0.0/0' : '::/0') : r.dst;
+      routes.push(dst);
+      const hops = (r.nexthops ?? [r]).map(viaOf);
+      // a route out through a gateway of the other family only: it covers the next hop, but skein cannot install
+      // through it; it resolves as a link route would (the next hop as gateway), which the kernel then refuses
+      // visibly (skeinctl fib), rather than being dropped here unseen
+      const known = hops.filter((h): h is ViaHop => h !== undefined);
+      resolving.push({ dst, hops: known, ...(r.metric !== undefined ? { metric: r.metric } : {}) });
     }
   }
-  return { addresses: [...new Set(addresses)].sort(), routes: [...new Set(routes)].sort() };
+  resolving.sort((a, b) => (a.dst < b.dst ? -1 : a.dst > b.dst ? 1 : (a.metric ?? 0) - (b.metric ?? 0)));
+  return { addresses: [...new Set(addresses)].sort(), routes: [...new Set(routes)].sort(), resolving };
 }
 
 /** Polls the kernel and reports each change of what the host reaches. */
@@ -101,7 +132,8 @@ export class KernelReachability {
     this.#reading = true;
     try {
       const r = await readReachability(this.#opts.ip);
-      const key = `${r.addresses.join(',')}|${r.routes.join(',')}`;
+      // the gateways count too: a covering route that moves to another gateway changes where routes are installed
+      const key = `${r.addresses.join(',')}|${JSON.stringify(r.resolving ?? r.routes)}`;
       if (key === this.#last) return;
       this.#last = key;
       this.#current = r;

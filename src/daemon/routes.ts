@@ -21,7 +21,7 @@
 // Best-path changes arrive in batches of up to hundreds of thousands (one per speaker flush); they are queued
 // and applied in slices of ~10 ms, so the event loop keeps turning (keepalives, the control socket) meanwhile.
 import { performance } from 'node:perf_hooks';
-import { parsePrefixText, prefixText, type PrefixKey } from '../../bgp/index.js';
+import { parsePrefixText, prefixText, type PrefixKey, type ViaHop } from '../../bgp/index.js';
 import { V4Index, type NextHop, type Placement, type Programmer, type Target } from '../../fib/index.js';
 import type { KernelDecision, KernelPolicy } from '../controller/index.js';
 import { addressBytes, bgpTarget, type PrefixBytes } from './mapping.js';
@@ -104,6 +104,11 @@ export class RouteTable {
   /** told of every route handed to the Programmer (skeinctl watch); undefined: nobody listens */
   onWrite: ((prefix: string, route: DesiredRoute | undefined) => void) | undefined;
   /**
+   * Whether onWrite wants the routes now (undefined: always). Its arguments are text made per route (a million at a
+   * full table), so they are made only while someone watches.
+   */
+  onWriteWanted: (() => boolean) | undefined;
+  /**
    * The kernel metric of a best path that is elevated (it wins over a local workload route), or undefined; for
    * queued best-path changes (the daemon sets it from BGPConfiguration's route priorities).
    */
@@ -112,6 +117,8 @@ export class RouteTable {
   learnedMetric: ((ev: BestInput) => number | undefined) | undefined;
   #own: ReadonlySet<string> = new Set();
   #policy: KernelPolicy | undefined;
+  /** recursive next hops: how the kernel reaches a BGP next hop (setResolver); undefined: every one directly */
+  #resolve: ((nh: string) => readonly ViaHop[] | null) | undefined;
   /** queued best-path batches and the position in the first one */
   #queue: (readonly BestInput[])[] = [];
   #queuePos = 0;
@@ -283,6 +290,42 @@ export class RouteTable {
     for (let i = 0; i < keys.length; i++) this.#changed(keys[i]!, before[i], metrics[i]);
   }
 
+  /**
+   * How the kernel reaches BGP next hops changed (bgp/rib/nexthop-resolve.ts; undefined: as gateways directly):
+   * the targets of the next-hop sets are computed again, and only the prefixes whose set's target changed are
+   * rewritten; when none did (the usual poll), nothing is walked. Returns the number of prefixes rewritten.
+   * (A walk of the whole table in one piece when a gateway moves: rare, but not sliced yet, see issue 16.)
+   */
+  setResolver(resolve: ((nh: string) => readonly ViaHop[] | null) | undefined): number {
+    const moved = new Map<HopSet, { t4: Target | null | undefined; t6: Target | null | undefined }>();
+    for (const hs of this.#hopSets.values()) {
+      // only targets already computed can be in the kernel; the others are computed on first use, with the new resolver
+      const t4 = hs.t4 === undefined ? undefined : bgpTarget(4, hs.nextHops, this.#own, resolve) ?? null;
+      const t6 = hs.t6 === undefined ? undefined : bgpTarget(6, hs.nextHops, this.#own, resolve) ?? null;
+      if (!sameTarget(t4, hs.t4) || !sameTarget(t6, hs.t6)) moved.set(hs, { t4, t6 });
+    }
+    const keys: PrefixKey[] = [];
+    const before: (Target | undefined)[] = [];
+    const metrics: (number | undefined)[] = [];
+    if (moved.size > 0) {
+      this.#forEachBgp((k) => {
+        const hs = this.#learned(k);
+        if (hs === undefined || !moved.has(hs)) return;
+        keys.push(k);
+        const t = this.#want(k);
+        before.push(t);
+        metrics.push(this.#metricOf(k, t));
+      });
+    }
+    this.#resolve = resolve;
+    for (const [hs, m] of moved) {
+      if (m.t4 !== undefined) hs.t4 = m.t4;
+      if (m.t6 !== undefined) hs.t6 = m.t6;
+    }
+    for (let i = 0; i < keys.length; i++) this.#changed(keys[i]!, before[i], metrics[i]);
+    return keys.length;
+  }
+
   /** The metric the prefix's route was written at, when not the Programmer's default (a learned route's, or an elevated path's). */
   metricOf(prefix: string): number | undefined {
     const k = keyOf(prefix);
@@ -420,10 +463,10 @@ export class RouteTable {
       return hs.tun ?? undefined;
     }
     if (typeof k === 'number') {
-      if (hs.t4 === undefined) hs.t4 = bgpTarget(4, hs.nextHops, this.#own) ?? null;
+      if (hs.t4 === undefined) hs.t4 = bgpTarget(4, hs.nextHops, this.#own, this.#resolve) ?? null;
       return hs.t4 ?? undefined;
     }
-    if (hs.t6 === undefined) hs.t6 = bgpTarget(6, hs.nextHops, this.#own) ?? null;
+    if (hs.t6 === undefined) hs.t6 = bgpTarget(6, hs.nextHops, this.#own, this.#resolve) ?? null;
     return hs.t6 ?? undefined;
   }
 
@@ -513,7 +556,7 @@ export class RouteTable {
       if (after !== undefined) fib.set(fam, addr, len, after, at(am));
       else if (before !== undefined && bm === am) fib.remove(fam, addr, len, at(am));
     }
-    if (this.onWrite !== undefined) this.onWrite(prefixText(k), after === undefined ? undefined : this.#view(k));
+    if (this.onWrite !== undefined && this.onWriteWanted?.() !== false) this.onWrite(prefixText(k), after === undefined ? undefined : this.#view(k));
   }
 
   #forEachBgp(fn: (k: PrefixKey) => void): void {
@@ -526,6 +569,20 @@ export class RouteTable {
     this.#forEachBgp(fn);
     for (const k of new Set<PrefixKey>([...this.#device.keys(), ...this.#blackhole.keys()])) if (this.#learned(k) === undefined) fn(k);
   }
+}
+
+/** Two kernel targets of a learned route are the same (null: none; undefined: not computed). */
+function sameTarget(a: Target | null | undefined, b: Target | null | undefined): boolean {
+  if (a === b) return true;
+  if (a == null || b == null) return false;
+  const ha = a.hops ?? [], hb = b.hops ?? [];
+  if (ha.length !== hb.length || a.blackhole !== b.blackhole) return false;
+  for (let i = 0; i < ha.length; i++) {
+    const x = ha[i]!, y = hb[i]!;
+    if (x.dev !== y.dev || x.onlink !== y.onlink || x.ifindex !== y.ifindex || x.weight !== y.weight) return false;
+    if ((x.gateway === undefined) !== (y.gateway === undefined) || (x.gateway !== undefined && Buffer.compare(x.gateway, y.gateway!) !== 0)) return false;
+  }
+  return true;
 }
 
 /** Text -> the RIB's prefix key; undefined when it is not a prefix. */

@@ -194,3 +194,107 @@ export async function until(fn: () => boolean | Promise<boolean>, what: string, 
     await new Promise((r) => setTimeout(r, 25));
   }
 }
+
+/** A 3-member etcd cluster on loopback, for leader loss: members can be killed and restarted one by one. */
+export interface TestEtcdCluster {
+  /** every member's client URL */
+  endpoints: string[];
+  /** member i's client port */
+  clientPorts: number[];
+  /** a client for the test itself, over every member */
+  client: Etcd3;
+  /** the index of the member that is leader now (asks each live member); undefined when none answers */
+  leader(): Promise<number | undefined>;
+  /** SIGKILL member i (its data dir stays) */
+  kill(i: number): Promise<void>;
+  /** start member i again on its data dir (rejoins the cluster; the others must have quorum) */
+  start(i: number): Promise<void>;
+  /** start every member that is down, at once (after all were killed: none has quorum alone) */
+  startAll(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Members i = 0..2 use client port clientPort + 4i and peer port peerPort + 4i. */
+export async function startEtcdCluster(clientPort: number, peerPort: number): Promise<TestEtcdCluster> {
+  const dir = mkdtempSync(join(tmpdir(), 'skein-etcdc-'));
+  const n = 3;
+  const clientPorts = Array.from({ length: n }, (_, i) => clientPort + 4 * i);
+  const endpoints = clientPorts.map((p) => `http://127.0.0.1:${p}`);
+  const peers = Array.from({ length: n }, (_, i) => `http://127.0.0.1:${peerPort + 4 * i}`);
+  const cluster = peers.map((p, i) => `m${i}=${p}`).join(',');
+  const procs: (ChildProcess | undefined)[] = new Array<ChildProcess | undefined>(n).fill(undefined);
+  const alive = (i: number): boolean => { const p = procs[i]; return p !== undefined && p.exitCode === null && p.signalCode === null; };
+  const spawnMember = (i: number): void => {
+    procs[i] = spawn('etcd', [
+      '--name', `m${i}`, '--data-dir', join(dir, `m${i}`),
+      '--listen-client-urls', endpoints[i] as string, '--advertise-client-urls', endpoints[i] as string,
+      '--listen-peer-urls', peers[i] as string, '--initial-advertise-peer-urls', peers[i] as string,
+      '--initial-cluster', cluster, '--initial-cluster-state', 'new',
+      '--heartbeat-interval', '20', '--election-timeout', '200', '--logger', 'zap', '--log-level', 'error',
+    ], { stdio: 'ignore' });
+  };
+  const healthy = async (i: number, timeoutMs: number): Promise<void> => {
+    const probe = new Etcd3({ hosts: endpoints[i] as string, dialTimeout: 1000 });
+    const deadline = Date.now() + timeoutMs;
+    try {
+      for (;;) {
+        try {
+          // a linearizable read: answers only once the member is in a cluster with a leader
+          await probe.get('/probe').exec();
+          return;
+        } catch (e) {
+          if (!alive(i) || Date.now() > deadline) throw new Error(`etcd member ${i} did not come up`, { cause: e });
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+    } finally {
+      probe.close();
+    }
+  };
+  const kill = async (i: number): Promise<void> => {
+    const p = procs[i];
+    if (p === undefined || !alive(i)) return;
+    const exited = once(p, 'exit');
+    p.kill('SIGKILL');
+    await exited;
+  };
+  const client = new Etcd3({ hosts: endpoints, dialTimeout: 1000 });
+  const stop = async (): Promise<void> => {
+    client.close();
+    for (let i = 0; i < n; i++) await kill(i);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  process.once('exit', () => { for (let i = 0; i < n; i++) if (alive(i)) procs[i]?.kill('SIGKILL'); });
+  try {
+    for (let i = 0; i < n; i++) spawnMember(i);
+    for (let i = 0; i < n; i++) await healthy(i, 30_000);
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return {
+    endpoints, clientPorts, client, kill, stop,
+    async startAll(): Promise<void> {
+      for (let i = 0; i < n; i++) if (!alive(i)) spawnMember(i);
+      for (let i = 0; i < n; i++) await healthy(i, 30_000);
+    },
+    async start(i: number): Promise<void> {
+      if (alive(i)) return;
+      spawnMember(i);
+      await healthy(i, 30_000);
+    },
+    async leader(): Promise<number | undefined> {
+      for (let i = 0; i < n; i++) {
+        if (!alive(i)) continue;
+        const probe = new Etcd3({ hosts: endpoints[i] as string, dialTimeout: 1000 });
+        try {
+          const s = await probe.maintenance.status();
+          if (s.leader === s.header.member_id) return i;
+        } catch { /* this member does not answer */ } finally {
+          probe.close();
+        }
+      }
+      return undefined;
+    },
+  };
+}

@@ -1,0 +1,142 @@
+// The end-to-end half of bench/datastore-etcd (issue #14): the real skeind against a real etcd, timed from its start
+// to "ready" (its log line: first snapshot in force, FIB started, BGP listening) and to its own pod routes in the
+// kernel (`ip -4 monitor route`, the time a line is read here), and its RSS once settled (/proc/<pid>/status). Runs
+// only inside the benchmark's own network namespace (bench/datastore-etcd.ts enters it): the routes skeind writes are
+// in that namespace's kernel, never the root namespace's.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+
+const SKEIND = join(import.meta.dirname, '..', '..', 'src', 'skeind.js');
+const MEMSTAT = join(import.meta.dirname, 'memstat.js');
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** `ip -4 monitor route` in the current namespace: when each prefix was first added (performance.now() ms). */
+export class RouteWatch {
+  readonly child: ChildProcess;
+  readonly added = new Map<string, number>();
+  #waiters: (() => void)[] = [];
+
+  constructor(dev: string) {
+    this.child = spawn('ip', ['-4', 'monitor', 'route'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    createInterface({ input: this.child.stdout! }).on('line', (l) => {
+      if (l.startsWith('Deleted') || !l.includes(` dev ${dev} `)) return;
+      const p = l.split(' ')[0] as string;
+      const prefix = p.includes('/') ? p : `${p}/32`;
+      if (!this.added.has(prefix)) this.added.set(prefix, performance.now());
+      for (const w of this.#waiters.splice(0)) w();
+    });
+  }
+
+  forget(prefix: string): void {
+    this.added.delete(prefix);
+  }
+
+  /** resolves with the time the last of `prefixes` was added, or rejects after timeoutMs */
+  async all(prefixes: readonly string[], timeoutMs: number): Promise<number> {
+    const deadline = performance.now() + timeoutMs;
+    for (let i = 0; i < 1_000_000; i++) {
+      let last = 0;
+      let missing = 0;
+      for (const p of prefixes) {
+        const t = this.added.get(p);
+        if (t === undefined) missing++;
+        else if (t > last) last = t;
+      }
+      if (missing === 0) return last;
+      const left = deadline - performance.now();
+      if (left <= 0) throw new Error(`${missing} of ${prefixes.length} routes not in the kernel after ${timeoutMs} ms`);
+      await Promise.race([new Promise<void>((r) => this.#waiters.push(r)), sleep(Math.min(left, 500))]);
+    }
+    throw new Error('route watch: loop bound');
+  }
+
+  close(): void {
+    this.child.kill('SIGTERM');
+  }
+}
+
+export interface SkeindStart {
+  /** ms from spawn to the "ready" log line */
+  readyMs: number;
+  /** ms from spawn to the last of its own pod routes in the kernel */
+  routesMs: number;
+  /** RSS (and its high-water mark) once settled: 5 s after both (skeind releases the list's memory 3 s after it, src/daemon/memory.ts) of the above, bytes */
+  rss: number;
+  hwm: number;
+  /** after a full collection: where the memory is (memstat.ts) */
+  mem: MemStat | undefined;
+  child: ChildProcess;
+  stop(): Promise<void>;
+}
+
+export interface MemStat { rss: number; heapTotal: number; heapUsed: number; external: number; arrayBuffers: number; spaces: Record<string, number> }
+
+const mib = (n: number): string => `${(n / 1048576).toFixed(0)}`;
+/** "RSS r MiB after a collection: V8 h (new n, old o, ...), heap used u, external e, outside V8 x" */
+export function memText(m: MemStat): string {
+  const sp = Object.entries(m.spaces).filter(([, v]) => v >= 1 << 20).map(([k, v]) => `${k} ${mib(v)}`).join(', ');
+  return `RSS ${mib(m.rss)} MiB after a full GC: V8 spaces ${mib(m.heapTotal)} (${sp}), heap used ${mib(m.heapUsed)}, external ${mib(m.external)}, the rest (code, stacks, C++ allocations) ${mib(m.rss - m.heapTotal - m.external)}`;
+}
+
+export function procMem(pid: number): { rss: number; hwm: number } {
+  const s = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? NaN) * 1024;
+  return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
+}
+
+/** Start skeind for `node` against etcd at `endpoint` and wait for ready and for every prefix of `own` in the kernel. */
+export async function startSkeind(o: { endpoint: string; node: string; dir: string; own: readonly string[]; routes: RouteWatch; timeoutMs: number; settleMs?: number }): Promise<SkeindStart> {
+  const cfg = join(o.dir, `${o.node}.yaml`);
+  writeFileSync(cfg, [
+    `nodeName: ${o.node}`,
+    `datastore: { type: etcd, etcd: { endpoints: [${JSON.stringify(o.endpoint)}] } }`,
+    `control: { socket: ${JSON.stringify(join(o.dir, `${o.node}.sock`))} }`,
+    'metrics: { listen: false }',
+    'log: { level: info }',
+    '',
+  ].join('\n'));
+  const t0 = performance.now();
+  const flags = (process.env.SKEIND_NODE_FLAGS ?? '').split(' ').filter((x) => x !== '');
+  const child = spawn(process.execPath, [...flags, '--import', MEMSTAT, SKEIND, '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let tail = '';
+  let readyAt: number | undefined;
+  const readyWaiters: (() => void)[] = [];
+  let mem: MemStat | undefined;
+  const onLine = (l: string): void => {
+    if (l.startsWith('{"memstat"')) { mem = (JSON.parse(l) as { memstat: MemStat }).memstat; return; }
+    tail = `${tail}\n${l}`.slice(-4000);
+    if (readyAt === undefined && l.includes('"msg":"ready"')) {
+      readyAt = performance.now();
+      for (const w of readyWaiters.splice(0)) w();
+    }
+  };
+  createInterface({ input: child.stdout! }).on('line', onLine);
+  createInterface({ input: child.stderr! }).on('line', onLine);
+  const exited = once(child, 'exit').then(([code, sig]) => { throw new Error(`skeind exited (${String(code ?? sig)}): ${tail}`); });
+  exited.catch(() => undefined);
+  const stop = async (): Promise<void> => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const gone = once(child, 'exit');
+    child.kill('SIGTERM');
+    const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    await gone;
+    clearTimeout(t);
+  };
+  try {
+    const routesAt = await Promise.race([o.routes.all(o.own, o.timeoutMs), exited]);
+    if (readyAt === undefined) {
+      await Promise.race([new Promise<void>((r) => readyWaiters.push(r)), exited, sleep(o.timeoutMs).then(() => { throw new Error(`skeind not ready after ${o.timeoutMs} ms: ${tail}`); })]);
+    }
+    await sleep(o.settleMs ?? 5000);
+    const m = procMem(child.pid!);
+    child.kill('SIGUSR2');
+    for (let i = 0; i < 100 && mem === undefined; i++) await sleep(50);
+    return { readyMs: (readyAt as number) - t0, routesMs: routesAt - t0, rss: m.rss, hwm: m.hwm, mem, child, stop };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}

@@ -1,0 +1,180 @@
+// What the machines of fib/ share: the options, the sockets, the desired-state table, the interface table, the
+// counters and the clock that orders what is known of each route. Programmer (the facade) builds one Core and the
+// machines around it; each machine keeps its own state and reaches the others only through `core.writer`,
+// `core.retry` and `core.resync`.
+//
+//   set()/remove() ──> entries.ts (want) ──> writer.ts (queue, batches, replies) ──> kernel
+//                                              │ refused: retry.ts (back-off)        │
+//   kernel-events.ts (route/link events) ──────┤                                     │
+//   resync.ts (dump: adopt at start, repair) ──┘  <──────── dumps, events ───────────┘
+import type { EventEmitter } from 'node:events';
+import type { Worker } from 'node:worker_threads';
+import type { RawNetlinkSocket } from 'netlink';
+import { INFLIGHT, QUEUED, RouteTable, isSpec, v4Bytes, type Entry, type Shape } from './entries.js';
+import { Links } from './links.js';
+import { matches, opFor } from './ownership.js';
+import type { Resync } from './resync.js';
+import type { Retry } from './retry.js';
+import { Shapes } from './shapes.js';
+import { FibInputError, SpecTable, encodeSpec, kernelRouteOf, type Spec } from './targets.js';
+import { RTPROT_SKEIN, RT_TABLE_MAIN } from './constants.js';
+import type { KernelRoute, ProgrammerEvents, ProgrammerOptions, RouteView } from './types.js';
+import type { Writer } from './writer.js';
+
+export function checkInt(name: string, v: number, min: number, max: number): number {
+  if (!Number.isInteger(v) || v < min || v > max) throw new FibInputError(`${name} must be an integer in ${min}..${max}, not ${v}`);
+  return v;
+}
+
+export class Core {
+  readonly protocol: number;
+  readonly table: number;
+  readonly metric: number;
+  readonly batchSize: number;
+  readonly maxInFlight: number;
+  readonly timeoutMs: number;
+  readonly retryMin: number;
+  readonly retryMax: number;
+  readonly bulkThreshold: number;
+  readonly resyncDelay: number;
+  readonly resyncMaxDefer: number;
+  readonly rcvbuf: number;
+
+  readonly specs = new SpecTable();
+  readonly routes: RouteTable;
+  readonly links = new Links();
+  readonly shapes = new Shapes();
+  readonly counters = { add: 0, replace: 0, delete: 0, errors: 0, resyncs: 0, overruns: 0, repairs: 0 };
+
+  /** request socket (writes and their acknowledgements) and its port, which the kernel copies into notifications */
+  cmd: RawNetlinkSocket | undefined;
+  cmdPort = -1;
+  /** the event reader thread (event-reader.ts) */
+  events: Worker | undefined;
+  /** dump socket */
+  dumper: RawNetlinkSocket | undefined;
+  closed = false;
+  started = false;
+  /** markSynced() ran: adopted routes that are not wanted are deleted */
+  synced = false;
+  /** a dump is streaming in (entries must not be forgotten meanwhile) */
+  dumping = false;
+  /** orders what is known of a route: an ACK or event stamped after a dump began knows better than the dump */
+  clock = 0;
+  seq = 1;
+
+  writer!: Writer;
+  retry!: Retry;
+  resync!: Resync;
+
+  #waiters: (() => void)[] = [];
+  #writeWaiters: (() => void)[] = [];
+
+  constructor(opts: ProgrammerOptions, readonly bus: EventEmitter<ProgrammerEvents>) {
+    this.protocol = checkInt('protocol', opts.protocol ?? RTPROT_SKEIN, 1, 255);
+    this.table = checkInt('table', opts.table ?? RT_TABLE_MAIN, 1, 0xffffffff);
+    this.metric = checkInt('metric', opts.metric ?? 0, 0, 0xffffffff);
+    this.batchSize = checkInt('batchSize', opts.batchSize ?? 1000, 1, 100_000);
+    this.maxInFlight = checkInt('maxInFlight', opts.maxInFlight ?? 8, 1, 1024);
+    this.timeoutMs = checkInt('requestTimeoutMs', opts.requestTimeoutMs ?? 5000, 1, 3_600_000);
+    this.retryMin = checkInt('retryMinMs', opts.retryMinMs ?? 250, 1, 3_600_000);
+    this.retryMax = checkInt('retryMaxMs', opts.retryMaxMs ?? 30_000, this.retryMin, 3_600_000);
+    this.bulkThreshold = checkInt('bulkThreshold', opts.bulkThreshold ?? 20_000, 1, 1 << 30);
+    this.resyncDelay = checkInt('resyncDelayMs', opts.resyncDelayMs ?? 50, 0, 60_000);
+    this.resyncMaxDefer = checkInt('resyncMaxDeferMs', opts.resyncMaxDeferMs ?? 5000, 0, 600_000);
+    this.rcvbuf = checkInt('recvBufferSize', opts.recvBufferSize ?? 8 << 20, 65536, 1 << 30);
+    this.routes = new RouteTable(this.table, this.metric);
+  }
+
+  nextSeq(): number {
+    const s = this.seq;
+    this.seq = (this.seq + 1) >>> 0 || 1;
+    return s;
+  }
+
+  setHave(e: Entry, have: Spec | Shape | null): void {
+    e.have = have;
+    e.stamp = ++this.clock;
+  }
+
+  matches(e: Entry): boolean {
+    return matches(e, this.links);
+  }
+
+  opFor(e: Entry): number {
+    return opFor(e, this.links, this.synced);
+  }
+
+  observed(e: Entry, k: KernelRoute): Spec | Shape {
+    return this.shapes.observed(e, k, this.links.byName);
+  }
+
+  /** Drop an entry nothing refers to any more. */
+  forget(e: Entry): void {
+    // while a dump streams in, a forgotten entry could be re-created from an older part of the dump
+    if (this.dumping) return;
+    if (e.want || e.have || e.flags & (QUEUED | INFLIGHT) || e.fail) return;
+    this.routes.drop(e);
+  }
+
+  warn(err: unknown): void {
+    this.bus.emit('warning', err instanceof Error ? err : new Error(String(err)));
+  }
+
+  // ---------------------------------------------------------------- idle tracking
+
+  #idle(): boolean {
+    return this.closed || (this.writer.writesIdle() && !this.writer.bulk && !this.resync.busy());
+  }
+
+  /** Resolves once nothing is queued, in flight or being dumped; with 'writes', once every write is answered. */
+  whenIdle(what: 'all' | 'writes'): Promise<void> {
+    if (what === 'writes') {
+      if (this.closed || this.writer.writesIdle()) return Promise.resolve();
+      return new Promise((resolve) => this.#writeWaiters.push(resolve));
+    }
+    if (this.#idle()) return Promise.resolve();
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+
+  checkIdle(): void {
+    this.writer.checkBulkDone();
+    if (this.#writeWaiters.length > 0 && (this.closed || this.writer.writesIdle())) {
+      const w = this.#writeWaiters;
+      this.#writeWaiters = [];
+      for (const f of w) f();
+    }
+    if (this.#waiters.length > 0 && this.#idle()) this.wake();
+  }
+
+  wake(): void {
+    const w = [...this.#waiters, ...this.#writeWaiters];
+    this.#waiters = [];
+    this.#writeWaiters = [];
+    for (const f of w) f();
+  }
+
+  // ---------------------------------------------------------------- views
+
+  view(e: Entry): RouteView {
+    const t = e.tbl;
+    const addr = t.family === 4 ? v4Bytes(e.v4) : Uint8Array.from(e.v6!);
+    let kernel: KernelRoute | undefined;
+    if (isSpec(e.have)) {
+      encodeSpec(e.have, this.links.gen, this.links.byName);
+      kernel = kernelRouteOf(e.have, t.family, addr, e.len, t.table, t.metric, this.protocol, this.links.byName);
+    } else if (e.have) {
+      kernel = { family: t.family, addr, len: e.len, table: t.table, metric: t.metric, protocol: this.protocol, type: e.have.type, scope: e.have.scope, hops: e.have.hops };
+    }
+    return {
+      prefix: { family: t.family, addr, len: e.len },
+      table: t.table,
+      metric: t.metric,
+      desired: e.want?.target,
+      kernel,
+      inSync: e.want !== null && this.matches(e),
+      pending: (e.flags & (QUEUED | INFLIGHT)) !== 0,
+      failure: e.fail,
+    };
+  }
+}

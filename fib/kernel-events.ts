@@ -1,0 +1,110 @@
+// The kernel's notifications, as the event reader thread (event-reader.ts) forwards them: route events of skein's
+// protocol written by someone else (`ip route del` by hand, another skeind), and link events. Notifications of our
+// own writes are dropped in the reader (their ACKs already said it all) and only counted, for the writer's flow
+// control. A route event updates what the kernel holds and queues a repair when that differs from what is wanted;
+// a link event may change how named devices resolve, and the kernel flushes routes of a downed link without
+// notifying, so it schedules a dump and retries failed routes at once.
+import { Worker } from 'node:worker_threads';
+import {
+  NLMSG_HDRLEN, NLMSG_OVERRUN, RTM_DELLINK, RTM_DELROUTE, RTM_NEWLINK, RTM_NEWROUTE, RTNLGRP_IPV4_ROUTE,
+  RTNLGRP_IPV6_ROUTE, RTNLGRP_LINK,
+} from './constants.js';
+import { parseLink, parseRoute } from './codec.js';
+import type { Core } from './core.js';
+import { INFLIGHT, EVENT_SEEN } from './entries.js';
+import type { EventReaderConfig, EventReaderMessage } from './event-reader.js';
+import { OP_NONE, isOthersWriteOfOurs } from './ownership.js';
+import type { KernelRoute } from './types.js';
+
+/** Start the reader thread, subscribed to link and route events; resolves once it listens. */
+export function startEventReader(core: Core): Promise<void> {
+  const cfg: EventReaderConfig = {
+    recvBufferSize: core.rcvbuf, protocol: core.protocol, skipPort: core.cmdPort,
+    groups: [RTNLGRP_LINK, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE],
+    routeGroups: [RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE],
+  };
+  const worker = new Worker(new URL('./event-reader.js', import.meta.url), { workerData: cfg });
+  core.events = worker;
+  const ready = new Promise<void>((resolve, reject) => {
+    const onExit = (code: number): void => reject(new Error(`fib event reader exited (${code}) before it was ready`));
+    worker.once('error', reject);
+    worker.once('exit', onExit);
+    worker.on('message', (m: EventReaderMessage) => {
+      if (m.kind === 'joined') core.writer.onJoined();
+      else if (m.kind === 'ready') {
+        worker.off('error', reject);
+        worker.off('exit', onExit);
+        resolve();
+      } else if (m.kind === 'events') {
+        core.writer.selfSeen = m.selfSeen;
+        if (m.data) onEvents(core, Buffer.from(m.data));
+        if (core.writer.paused) core.writer.schedulePump();
+      }
+      else if (m.code === 'ENOBUFS') core.resync.overrun('events');
+      else {
+        core.bus.emit('warning', new Error(`netlink event socket: ${m.message}`));
+        core.resync.schedule('event socket error');
+      }
+    });
+  });
+  return ready.then(() => {
+    worker.on('error', (err) => {
+      if (core.closed) return;
+      core.bus.emit('warning', new Error(`fib event reader failed: ${err.message}`, { cause: err }));
+    });
+  });
+}
+
+/** Stop the reader thread (it closes its socket and exits by itself). */
+export async function stopEventReader(core: Core): Promise<void> {
+  const reader = core.events;
+  if (!reader) return;
+  // terminate() while the binding is in a callback aborts, so ask first and terminate only if it hangs
+  const exited = new Promise<void>((resolve) => reader.once('exit', () => resolve()));
+  reader.postMessage('close');
+  const timer = setTimeout(() => void reader.terminate(), 2000);
+  await exited;
+  clearTimeout(timer);
+}
+
+function onEvents(core: Core, b: Buffer): void {
+  for (let o = 0; o + NLMSG_HDRLEN <= b.length;) {
+    const len = b.readUInt32LE(o);
+    if (len < NLMSG_HDRLEN || o + len > b.length) break;
+    const type = b.readUInt16LE(o + 4);
+    if (type === RTM_NEWROUTE || type === RTM_DELROUTE) {
+      // our own writes come back with our port as nlmsg_pid: their ACKs already tell the story
+      if (isOthersWriteOfOurs(b, o, len, core.protocol, core.cmdPort)) {
+        const k = parseRoute(b, o, len);
+        if (k) routeEvent(core, type === RTM_NEWROUTE, k);
+      }
+    } else if (type === RTM_NEWLINK || type === RTM_DELLINK) {
+      const l = parseLink(b, o, len);
+      if (l) linkEvent(core, type === RTM_NEWLINK, l.index, l.name, l.flags);
+    } else if (type === NLMSG_OVERRUN) {
+      core.resync.overrun('events');
+    }
+    o += (len + 3) & ~3;
+  }
+}
+
+function routeEvent(core: Core, added: boolean, k: KernelRoute): void {
+  if (!core.routes.managed.has(k.table)) return; // a table skein does not manage: not ours to touch
+  const e = core.routes.entryForKernel(k, added);
+  if (e === undefined) return;
+  if (e.flags & INFLIGHT) e.flags |= EVENT_SEEN;
+  core.setHave(e, added ? core.observed(e, k) : null);
+  if (e.flags & INFLIGHT) return; // settled when the ACK arrives
+  if (core.opFor(e) !== OP_NONE) {
+    if (e.want) core.counters.repairs++;
+    core.writer.enqueue(e);
+  } else core.forget(e);
+}
+
+function linkEvent(core: Core, added: boolean, index: number, name: string | undefined, flags: number): void {
+  if (!core.links.update(added, index, name, flags)) return;
+  // The kernel flushes routes through a link that goes down or away without a notification per route, and
+  // routes through a link that comes up may now be installable: dump and repair, and retry failures now.
+  core.resync.schedule(added ? 'link change' : 'link removed');
+  core.retry.allNow();
+}

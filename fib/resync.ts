@@ -1,0 +1,183 @@
+// Resync: a full dump of the interfaces and of skein's routes, reconciled against the desired state.
+//  - At start it is the adoption: every route of skein's protocol in a managed table becomes an entry whose `have`
+//    is what the kernel holds and whose `want` is empty; it stays until markSynced() (the sweep) unless set again.
+//  - Later it is the repair: after an overrun (ENOBUFS; notifications were lost), after link changes (the kernel
+//    flushes routes of a downed link without notifying), after an unexpected EEXIST, after lost acknowledgements,
+//    and once after a bulk write (route notifications were off).
+// A dump started before an ACK or event never overwrites what they said (the per-entry stamp against the clock).
+// Routes of other protocols are skipped by their rtm_protocol before anything is parsed.
+import type { ErrnoException } from 'netlink';
+import { AF_INET, AF_INET6, IFINFOMSG_LEN, RTM_GETLINK, RTM_GETROUTE, RTMSG_LEN } from './constants.js';
+import { newRouteScan, parseLink, parseRoute, rtmProtocol, scanRoute } from './codec.js';
+import type { Core } from './core.js';
+import { INFLIGHT, WANTED } from './entries.js';
+import { DumpError, dump, errnoCode } from './kernel.js';
+import type { Link } from './links.js';
+import { OP_NONE } from './ownership.js';
+import { fastMatch } from './targets.js';
+
+export class Resync {
+  #timer: NodeJS.Timeout | undefined;
+  #running: Promise<void> | undefined;
+  #again = false;
+  #reasons: string[] = [];
+  /** performance.now() when a deferred resync was first asked for */
+  #since = 0;
+  #dumpGen = 0;
+  readonly core: Core;
+
+  constructor(core: Core) {
+    this.core = core;
+  }
+
+  /** A dump is running or scheduled. */
+  busy(): boolean {
+    return this.#running !== undefined || this.#timer !== undefined;
+  }
+
+  close(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+  }
+
+  /** Something may have been missed: dump after resyncDelayMs, gathering the reasons. */
+  schedule(reason: string): void {
+    if (this.core.closed || !this.core.started) return;
+    this.#reasons.push(reason);
+    if (this.#running) {
+      this.#again = true;
+      return;
+    }
+    if (this.#timer) return;
+    this.#since = performance.now();
+    this.#arm(this.core.resyncDelay);
+  }
+
+  /**
+   * Run the pending resync after `delay`, but not while a burst of writes is still going out (their own
+   * notifications are what overran the event socket; a dump per overrun would cost more than the burst), unless it
+   * has waited resyncMaxDeferMs already.
+   */
+  #arm(delay: number): void {
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      const core = this.core;
+      if (core.writer.busy() && performance.now() - this.#since < core.resyncMaxDefer) return this.#arm(core.resyncDelay);
+      const why = [...new Set(this.#reasons)].join(', ');
+      this.#reasons = [];
+      this.run(why).catch((err: unknown) => core.warn(err));
+    }, delay);
+  }
+
+  /** Dump now (or join the dump already running, and run again after it). */
+  run(reason: string): Promise<void> {
+    if (this.#running) {
+      this.#again = true;
+      return this.#running;
+    }
+    const run = (async () => {
+      try {
+        for (let attempt = 0; ; attempt++) {
+          try {
+            await this.#dumpAndReconcile(reason);
+            break;
+          } catch (err) {
+            if (this.core.closed) return;
+            if (attempt >= 5) throw err;
+            // interrupted dumps (table changed meanwhile) and overruns are retried; give the storm a moment
+            if (!(err instanceof DumpError)) throw err;
+            await new Promise((r) => setTimeout(r, 20 * 2 ** attempt));
+          }
+        }
+      } finally {
+        this.#running = undefined;
+        if (this.#again && !this.core.closed) {
+          this.#again = false;
+          this.schedule('changes during the last resync');
+        }
+        this.core.checkIdle();
+      }
+    })();
+    this.#running = run;
+    return run;
+  }
+
+  // ---------------------------------------------------------------- lost information
+
+  /** A socket overran (ENOBUFS): notifications or replies were dropped. */
+  overrun(which: string): void {
+    const core = this.core;
+    core.counters.overruns++;
+    core.bus.emit('overrun', which);
+    if (which === 'requests') core.writer.abandonAll('request socket overrun');
+    this.schedule(`${which} socket overrun`);
+  }
+
+  onSocketError(which: string, e: ErrnoException): void {
+    if (errnoCode(e) === 'ENOBUFS') return this.overrun(which);
+    this.core.bus.emit('warning', new Error(`netlink ${which} socket: ${e.message}`, { cause: e }));
+    this.schedule(`${which} socket error`);
+  }
+
+  // ---------------------------------------------------------------- dump and reconcile
+
+  async #dumpAndReconcile(reason: string): Promise<void> {
+    const core = this.core;
+    const sock = core.dumper;
+    if (!sock || core.closed) return;
+    core.counters.resyncs++;
+    core.bus.emit('resync', reason);
+    sock.ref();
+    const routes = core.routes;
+    const byName = core.links.byName;
+    try {
+      // interfaces first: device routes resolve names through them
+      const links = new Map<number, Link>();
+      await dump(sock, RTM_GETLINK, 0, IFINFOMSG_LEN, core.nextSeq(), core.timeoutMs * 4, (b, o, l) => {
+        const li = parseLink(b, o, l);
+        if (li?.name !== undefined) links.set(li.index, { name: li.name, flags: li.flags });
+      });
+      core.links.replaceAll(links);
+      const gen = ++this.#dumpGen;
+      const sc = newRouteScan();
+      const since = core.clock; // an ACK or event newer than this knows better than the dump
+      core.dumping = true;
+      for (const af of [AF_INET, AF_INET6]) {
+        await dump(sock, RTM_GETROUTE, af, RTMSG_LEN, core.nextSeq(), core.timeoutMs * 4, (b, o, l) => {
+          if (rtmProtocol(b, o) !== core.protocol) return; // another protocol's route: never adopted
+          // fast path: the route is exactly what is wanted (the common case after a bulk write)
+          const e0 = scanRoute(b, o, l, sc) ? routes.entryForScan(b, sc) : undefined;
+          if (e0 && e0.want && fastMatch(e0.want, b, sc, byName)) {
+            e0.seen = gen;
+            if (e0.stamp <= since && !(e0.flags & INFLIGHT)) e0.have = e0.want;
+            return;
+          }
+          const k = parseRoute(b, o, l);
+          if (k === undefined || !routes.managed.has(k.table)) return;
+          const e = routes.entryForKernel(k, true)!;
+          e.seen = gen;
+          if (e.stamp <= since && !(e.flags & INFLIGHT)) e.have = core.observed(e, k);
+        });
+      }
+      core.dumping = false;
+      // reconcile: what the dump lacks is gone; whatever differs from the desired state is queued
+      const linkGen = core.links.gen;
+      for (const e of routes.all()) {
+        if (e.seen !== gen && e.stamp <= since && !(e.flags & INFLIGHT)) e.have = null;
+        if (e.flags & INFLIGHT) continue;
+        const w = e.want;
+        // in sync (most of a big table): skip the general comparison
+        if (w !== null && e.have === w && !e.fail && w.encGen === linkGen && (w.blackhole || w.enc !== undefined)) continue;
+        if (core.opFor(e) !== OP_NONE) {
+          if (e.fail) continue; // retried on its own schedule (or now, after a link change)
+          if (e.want && e.flags & WANTED && e.have === null && reason !== 'start') core.counters.repairs++;
+          core.writer.enqueue(e);
+        } else {
+          core.forget(e);
+        }
+      }
+    } finally {
+      core.dumping = false;
+      sock.unref();
+    }
+  }
+}

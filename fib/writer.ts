@@ -1,0 +1,351 @@
+// The batcher and writer: the queue of entries that need a write, batches of route messages in one netlink send,
+// the kernel's replies, lost-reply timeouts, flow control against our own notifications, and bulk mode.
+//
+// Many messages go in one send; only the last asks for an ACK. Failures are always reported per message with
+// their sequence number (netlink_rcv_skb acks every message that fails), so a batch costs one reply plus one per
+// error. Which message an entry needs (and the ownership flags it carries) is ownership.ts's decision.
+import { NLMSG_ERROR, NLMSG_HDRLEN, NLMSG_OVERRUN, NLM_F_ACK } from './constants.js';
+import { routeMessageSize } from './codec.js';
+import type { Core } from './core.js';
+import { EVENT_SEEN, INFLIGHT, QUEUED, type Entry } from './entries.js';
+import { describeErrno } from './kernel.js';
+import { OP_ADD, OP_DELETE, OP_NONE, OP_REPLACE, writeOp } from './ownership.js';
+import { encodeSpec, type Spec } from './targets.js';
+
+interface Batch {
+  readonly firstSeq: number;
+  readonly count: number;
+  readonly entries: Entry[];
+  readonly ops: Uint8Array;
+  readonly errors: Map<number, number>;
+  readonly sentAt: number;
+  readonly queuedAt: number;
+}
+
+export class Writer {
+  #queue: Entry[] = [];
+  #queuedAt: number[] = [];
+  #qhead = 0;
+  readonly inflight: Batch[] = [];
+  #pumpScheduled = false;
+  /** own adds/deletes acknowledged vs their notifications seen by the event reader */
+  #selfExpected = 0;
+  selfSeen = 0;
+  paused = false;
+  #pausedSince = 0;
+  #pausedSeen = 0;
+  readonly #maxBacklog = 4000;
+  /** route notifications are off while a burst is written; one dump follows */
+  bulk = false;
+  #rejoining = false;
+  #timeoutTimer: NodeJS.Timeout | undefined;
+
+  readonly core: Core;
+
+  constructor(core: Core) {
+    this.core = core;
+  }
+
+  writesIdle(): boolean {
+    return this.#qhead >= this.#queue.length && this.inflight.length === 0;
+  }
+
+  /** Something is queued or in flight (a resync waits for the burst to go out). */
+  busy(): boolean {
+    return this.inflight.length > 0 || this.#qhead < this.#queue.length;
+  }
+
+  enqueue(e: Entry): void {
+    if (e.flags & QUEUED) return;
+    e.flags |= QUEUED;
+    this.#queue.push(e);
+    this.#queuedAt.push(performance.now());
+    this.schedulePump();
+  }
+
+  schedulePump(): void {
+    if (this.#pumpScheduled || this.core.closed || !this.core.cmd) return;
+    this.#pumpScheduled = true;
+    setImmediate(() => {
+      this.#pumpScheduled = false;
+      this.pump();
+    });
+  }
+
+  close(): void {
+    if (this.#timeoutTimer) clearTimeout(this.#timeoutTimer);
+  }
+
+  // ---------------------------------------------------------------- bulk mode
+
+  /** The burst is written: listen again, then dump (in onJoined) so nothing in between is missed. */
+  checkBulkDone(): void {
+    const events = this.core.events;
+    if (this.bulk && !this.#rejoining && this.writesIdle() && events) {
+      this.#rejoining = true;
+      events.postMessage('join');
+    }
+  }
+
+  onJoined(): void {
+    if (!this.#rejoining) return;
+    this.#rejoining = false;
+    this.bulk = false;
+    this.#selfExpected = this.selfSeen;
+    this.core.resync.run('after a bulk write').catch((err: unknown) => this.core.warn(err));
+  }
+
+  // ---------------------------------------------------------------- writing
+
+  pump(): void {
+    const core = this.core;
+    this.paused = false;
+    if (!this.bulk && this.#queue.length - this.#qhead >= core.bulkThreshold && core.events) {
+      // Bulk mode. Each write comes back as a notification that costs more to read (~4 us) than the write costs the
+      // kernel, and a burst overruns the event socket anyway, which then needs a dump. So stop listening to route
+      // notifications for the burst and dump once when it is done; link events still arrive. External changes made
+      // during the burst are seen (and repaired) by that dump.
+      this.bulk = true;
+      core.events.postMessage('leave');
+    }
+    while (!core.closed && this.inflight.length < core.maxInFlight && this.#qhead < this.#queue.length) {
+      // Flow control against our own notifications: every add and delete comes back to the event reader, whose
+      // socket overruns (and forces a full dump) if we write faster than it reads. Wait for it to catch up, but
+      // not for more than a second without progress (the count is a heuristic; a kernel may merge notifications).
+      if (!this.bulk && this.#selfExpected - this.selfSeen > this.#maxBacklog) {
+        // wait while the reader makes progress (on a loaded machine its thread may wait for a core); if it has seen
+        // nothing new for a second, the count is off: go on
+        const now = performance.now();
+        if (this.#pausedSince === 0 || this.#pausedSeen !== this.selfSeen) {
+          this.#pausedSince = now;
+          this.#pausedSeen = this.selfSeen;
+        }
+        if (now - this.#pausedSince < 1000) {
+          this.paused = true;
+          setTimeout(() => this.schedulePump(), 5).unref();
+          break;
+        }
+        this.#selfExpected = this.selfSeen; // waited long enough: resynchronise the heuristic
+      }
+      this.#pausedSince = 0;
+      if (!this.#sendBatch()) break;
+    }
+    if (this.#qhead >= this.#queue.length) {
+      this.#queue = [];
+      this.#queuedAt = [];
+      this.#qhead = 0;
+    }
+    core.checkIdle();
+  }
+
+  /** Build one batch from the queue and send it; false when nothing was sendable. */
+  #sendBatch(): boolean {
+    const core = this.core;
+    // Sized for what is queued, not for a full batch: a lone route (the usual steady-state write) then takes a
+    // slice of Node's buffer pool instead of a fresh 96 KB allocation, which GC pressure made costly.
+    const max = Math.min(core.batchSize, Math.max(this.#queue.length - this.#qhead, 1));
+    const entries: Entry[] = [];
+    const ops = new Uint8Array(max);
+    let buf = Buffer.allocUnsafe(Math.min(Math.max(max, 8) * 96, 1 << 20));
+    let off = 0;
+    let lastOff = -1;
+    const firstSeq = core.seq;
+    let queuedAt = Infinity;
+    while (entries.length < max && this.#qhead < this.#queue.length) {
+      const i = this.#qhead;
+      const e = this.#queue[i]!;
+      if (e.flags & INFLIGHT) {
+        // re-examined (and queued again if still needed) when its write is acknowledged
+        this.#qhead++;
+        e.flags &= ~QUEUED;
+        continue;
+      }
+      const op = core.opFor(e);
+      let spec: Spec | null = null;
+      let size = 0;
+      const t = e.tbl;
+      if (op === OP_ADD || op === OP_REPLACE) {
+        spec = e.want!;
+        const enc = spec.blackhole ? undefined : encodeSpec(spec, core.links.gen, core.links.byName);
+        if (!spec.blackhole && enc === undefined) {
+          // a named interface does not exist: report it as the kernel would, and wait for the link to appear
+          this.#qhead++;
+          e.flags &= ~QUEUED;
+          core.retry.record(e, 'ENODEV', `interface ${spec.missingDev ?? '?'} does not exist`, core.retryMax);
+          continue;
+        }
+        size = routeMessageSize(t.family, t.table, t.metric, enc ? enc.tail.length : 0);
+      } else if (op === OP_DELETE) {
+        size = routeMessageSize(t.family, t.table, t.metric, 0);
+      }
+      if (op === OP_NONE) {
+        this.#qhead++;
+        e.flags &= ~QUEUED;
+        core.forget(e);
+        continue;
+      }
+      if (off + size > buf.length) {
+        if (entries.length > 0) break; // full: the rest goes in the next batch
+        buf = Buffer.allocUnsafe(size);
+      }
+      this.#qhead++;
+      e.flags = (e.flags & ~(QUEUED | EVENT_SEEN)) | INFLIGHT;
+      queuedAt = Math.min(queuedAt, this.#queuedAt[i]!);
+      const seq = core.seq;
+      core.seq = (core.seq + 1) >>> 0 || 1;
+      lastOff = off;
+      off = writeOp(buf, off, op, e, spec, seq, core.protocol);
+      if (op === OP_DELETE) core.counters.delete++;
+      else if (op === OP_ADD) core.counters.add++;
+      else core.counters.replace++;
+      if (op !== OP_REPLACE) this.#selfExpected++; // an add or delete that succeeds comes back as one notification
+      e.sent = spec;
+      if (spec) core.specs.acquire(spec);
+      ops[entries.length] = op;
+      entries.push(e);
+    }
+    if (entries.length === 0) return this.#qhead < this.#queue.length;
+    // only the last message asks for an ACK; failures are answered per message regardless
+    buf.writeUInt16LE(buf.readUInt16LE(lastOff + 6) | NLM_F_ACK, lastOff + 6);
+    const batch: Batch = {
+      firstSeq, count: entries.length, entries, ops, errors: new Map(), sentAt: performance.now(), queuedAt,
+    };
+    this.inflight.push(batch);
+    this.#armTimeout();
+    core.cmd!.send(buf.subarray(0, off), undefined, (err) => {
+      if (err) this.#abandonBatch(batch, `send failed: ${err.message}`);
+    });
+    return true;
+  }
+
+  // ---------------------------------------------------------------- replies
+
+  onReplies(b: Buffer): void {
+    for (let o = 0; o + NLMSG_HDRLEN <= b.length;) {
+      const len = b.readUInt32LE(o);
+      if (len < NLMSG_HDRLEN || o + len > b.length) break;
+      const type = b.readUInt16LE(o + 4);
+      if (type === NLMSG_ERROR && len >= NLMSG_HDRLEN + 4) {
+        const seq = b.readUInt32LE(o + 8);
+        const errno = -b.readInt32LE(o + NLMSG_HDRLEN);
+        this.#reply(seq, errno);
+      } else if (type === NLMSG_OVERRUN) {
+        this.core.resync.overrun('requests');
+      }
+      o += (len + 3) & ~3;
+    }
+    this.schedulePump();
+  }
+
+  #reply(seq: number, errno: number): void {
+    for (let i = 0; i < this.inflight.length; i++) {
+      const batch = this.inflight[i]!;
+      const idx = (seq - batch.firstSeq) >>> 0;
+      if (idx >= batch.count) continue;
+      if (errno !== 0) batch.errors.set(idx, errno);
+      if (idx === batch.count - 1) {
+        this.inflight.splice(i, 1);
+        this.#complete(batch);
+      }
+      return;
+    }
+    // a reply for a batch already abandoned (timeout/overrun): the resync it triggered settles those routes
+  }
+
+  #complete(batch: Batch): void {
+    const core = this.core;
+    const now = performance.now();
+    let failed = 0;
+    let needResync = false;
+    for (let i = 0; i < batch.count; i++) {
+      const e = batch.entries[i]!;
+      const op = batch.ops[i]!;
+      const sent = e.sent;
+      e.sent = null;
+      e.flags &= ~INFLIGHT;
+      const errno = batch.errors.get(i) ?? 0;
+      const eventSeen = (e.flags & EVENT_SEEN) !== 0;
+      e.flags &= ~EVENT_SEEN;
+      if (errno !== 0 && op !== OP_REPLACE) this.#selfExpected--; // counted when sent; a refused write notifies nobody
+      if (errno === 0 || (op === OP_DELETE && errno === 3 /* ESRCH: already gone */)) {
+        if (!eventSeen) {
+          core.setHave(e, op === OP_DELETE ? null : sent);
+        }
+        if (e.fail && (op !== OP_DELETE || !e.want)) core.retry.clear(e);
+      } else {
+        failed++;
+        core.counters.errors++;
+        const d = describeErrno(errno);
+        if (errno === 17 /* EEXIST */) {
+          // something holds the prefix: another protocol's route (left alone), or one of ours we did not know of;
+          // one dump tells which (not one per retry: a foreign route may hold the prefix for a long time)
+          if ((e.fail?.attempts ?? 0) === 0) needResync = true;
+          core.retry.record(e, d.code, 'a route of another protocol (or an unknown one) holds this prefix', undefined);
+        } else {
+          core.retry.record(e, d.code, d.message, undefined);
+        }
+      }
+      if (sent) core.specs.release(sent);
+      if (!e.fail && core.opFor(e) !== OP_NONE) this.enqueue(e);
+      else if (!(e.flags & QUEUED)) core.forget(e);
+    }
+    if (needResync) core.resync.schedule('EEXIST on add');
+    core.bus.emit('batch', {
+      routes: batch.count, failed,
+      latencySeconds: (now - batch.queuedAt) / 1000,
+      kernelSeconds: (now - batch.sentAt) / 1000,
+    });
+    this.#armTimeout();
+    core.checkIdle();
+  }
+
+  /** The batch's replies are lost or it was never sent: what the kernel did is unknown, so dump. */
+  #abandonBatch(batch: Batch, why: string): void {
+    const i = this.inflight.indexOf(batch);
+    if (i < 0) return;
+    this.inflight.splice(i, 1);
+    for (const e of batch.entries) {
+      if (e.sent) this.core.specs.release(e.sent);
+      e.sent = null;
+      e.flags &= ~(INFLIGHT | EVENT_SEEN);
+    }
+    this.core.resync.schedule(why);
+    this.core.checkIdle();
+  }
+
+  /** Replies were dropped (request socket overrun): what happened to the in-flight batches is unknown. */
+  abandonAll(why: string): void {
+    for (const b of [...this.inflight]) this.#abandonBatch(b, why);
+  }
+
+  #armTimeout(): void {
+    // One timer for every request in flight, checked lazily: batches complete in the order they were sent, so the
+    // oldest one's deadline only moves later, and a timer already set fires no later than needed (it re-checks and
+    // re-arms). Re-creating a timer per write cost more than the rest of the write's bookkeeping. While nothing is
+    // in flight the timer is left to fire unreferenced, so it holds no process open.
+    const oldest = this.inflight[0];
+    const t = this.#timeoutTimer;
+    const closed = this.core.closed;
+    if (!oldest || closed) {
+      if (closed && t) {
+        clearTimeout(t);
+        this.#timeoutTimer = undefined;
+      } else t?.unref();
+      return;
+    }
+    if (t) {
+      t.ref();
+      return;
+    }
+    const timeoutMs = this.core.timeoutMs;
+    const wait = Math.max(0, oldest.sentAt + timeoutMs - performance.now());
+    this.#timeoutTimer = setTimeout(() => {
+      this.#timeoutTimer = undefined;
+      const now = performance.now();
+      for (const b of [...this.inflight]) {
+        if (now - b.sentAt >= timeoutMs) this.#abandonBatch(b, `no acknowledgement within ${timeoutMs} ms`);
+      }
+      this.#armTimeout();
+    }, wait);
+  }
+}
