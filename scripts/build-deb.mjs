@@ -79,17 +79,34 @@ if [ "$1" = configure ]; then
   # The unit's Group=: members may use skeinctl (the control socket is root:skein 0660).
   getent group skein >/dev/null || addgroup --system skein >/dev/null
   chgrp skein /etc/skein/skein.yaml || true
-  if [ -d /run/systemd/system ]; then systemctl daemon-reload >/dev/null || true; fi
+  if [ -d /run/systemd/system ]; then
+    systemctl daemon-reload >/dev/null || true
+    # An upgrade (configure with the version before as $2, Debian policy 6.5): a running skeind is restarted so the
+    # new code runs, as dh_installsystemd's restart-after-upgrade does; a stopped one stays stopped (try-restart).
+    # The stop keeps the routes and the new process adopts them (graceful restart), so forwarding goes on.
+    if [ -n "$2" ]; then systemctl try-restart skein.service >/dev/null || true; fi
+  fi
 fi
 exit 0
 `);
+  // Removal (not an upgrade: prerm is then called with "upgrade"): stop skeind before its files go, as
+  // dh_installsystemd's prerm does. Its routes stay in the kernel, as on every stop.
+  writeFileSync(join(deb, 'prerm'), `#!/bin/sh
+set -e
+if [ "$1" = remove ] && [ -d /run/systemd/system ]; then systemctl stop skein.service >/dev/null || true; fi
+exit 0
+`);
+  // purge: dpkg itself deletes the conffiles (/etc/skein/skein.yaml, rt_protos.d/skein.conf); what is left is an
+  // enablement link an operator made with `systemctl enable skein`. The group stays: files may still carry it
+  // (Debian policy 9.2.2 leaves system groups in place), and so do routes still in the kernel.
   writeFileSync(join(deb, 'postrm'), `#!/bin/sh
 set -e
-# The routes skein installed stay in the kernel (as on stop); the group stays for files that may still carry it.
+if [ "$1" = purge ]; then rm -f /etc/systemd/system/multi-user.target.wants/skein.service; fi
 if [ -d /run/systemd/system ]; then systemctl daemon-reload >/dev/null || true; fi
 exit 0
 `);
   chmodSync(join(deb, 'postinst'), 0o755);
+  chmodSync(join(deb, 'prerm'), 0o755);
   chmodSync(join(deb, 'postrm'), 0o755);
   mkdirSync(outDir, { recursive: true });
   const out = join(outDir, `skein_${pkg.version}_${arch}.deb`);

@@ -2,26 +2,20 @@
 // IPAM, networking-calico or a drain would change it, the workloads' namespaces and links change with it, and every
 // host's kernel (programmed by the real skeind) must follow: a pod created, deleted, its address reused on another
 // host as a borrowed /32; a VM live-migrated between OpenStack hosts; a Kubernetes host drained. Each lab has its
-// own prefix and state directory and is removed at teardown, also when an assertion fails.
+// own prefix and state directory and is removed at teardown, also when an assertion fails. Before the changes, each
+// lab gets every check test/lab-e2e makes of a lab just up (test/helpers/lab.ts): these two shapes are not built
+// again there.
 import t, { type Test } from 'tap';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { addPod, deletePod, drainHost, makePlan, migrateVm, parseResources, renderResources, resourcesYaml } from '../src/lab/topology.js';
+import { addPod, deletePod, drainHost, makePlan, migrateVm, parseResources, renderResources, resourcesYaml, type TorKind, type Topology } from '../src/lab/topology.js';
 import { loadResourcesText } from '../config/index.js';
 import { requires } from './helpers/env.js';
-import { runCommand, type RunResult } from './helpers/run.js';
+import { downAndCheck, freshLab, labNamespaces as namespaces, runLab as run, upAndCheck } from './helpers/lab.js';
 
-const root = join(import.meta.dirname, '..');
-const main = join(root, 'dist/src/lab/main.js');
 const tag = (process.pid % 1296).toString(36);
-
-const run = (args: string[], timeoutMs: number): Promise<RunResult> => runCommand(process.execPath, [main, ...args], { timeoutMs });
-
-function namespaces(prefix: string): string[] {
-  return spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.split('\n').map((l) => l.split(' ')[0] ?? '').filter((n) => n.startsWith(prefix));
-}
 
 /** Polls until `probe` holds, at most `timeoutMs` (bounded in count too); true if it did. */
 async function waitFor(probe: () => boolean, timeoutMs = 15_000): Promise<boolean> {
@@ -60,18 +54,12 @@ t.test('live edits of the resources (no root needed): what Calico would write, a
   t.notOk(model.workloadEndpoints().some((w) => w.spec.node === 'k8s-2'), 'no workload left on k8s-2');
 });
 
-async function scenario(t: Test, letter: string, upArgs: string[]): Promise<void> {
-  const prefix = `slv${tag}${letter}_`;
-  const stateDir = mkdtempSync(join(tmpdir(), 'skein-lab-live-'));
-  const opts = ['--prefix', prefix, '--state-dir', stateDir];
-  t.teardown(async () => {
-    if (namespaces(prefix).length > 0) await run(['down', ...opts], 30_000);
-    rmSync(stateDir, { recursive: true, force: true });
-  });
-  const up = await run(['up', ...upArgs, ...opts], 90_000);
-  if (up.code !== 0) t.comment(`lab output:\n${up.out}\n${up.err}`);
-  t.equal(up.code, 0, 'the lab is up, every ping ok');
-  if (up.code !== 0) return;
+async function scenario(t: Test, letter: string, topology: Topology, datastore: 'file' | 'etcd', tor?: TorKind): Promise<void> {
+  const fl = freshLab(t, `slv${tag}${letter}_`, 'skein-lab-live-');
+  const { prefix, stateDir, opts } = fl;
+  // Every check test/lab-e2e makes of a lab just up (pings, every host's routes, nothing in the root namespace).
+  const state = await upAndCheck(t, fl, topology, datastore, tor);
+  if (!state) return;
   const plan = makePlan('mesh');
   const hosts = plan.hosts.map((h) => h.name);
   const hostIp = (h: string, f: 4 | 6): string => { const x = plan.hosts.find((y) => y.name === h)!; return f === 4 ? x.ip : x.ip6; };
@@ -131,18 +119,17 @@ async function scenario(t: Test, letter: string, upArgs: string[]): Promise<void
   // The datastore the lab keeps in step (the file, or etcd's readable copy).
   const res = readFileSync(join(stateDir, prefix, 'resources.yaml'), 'utf8');
   t.same(loadResourcesText(res, 'resources.yaml').issues, [], 'the edited resources.yaml still loads cleanly');
-  t.equal((await run(['down', ...opts], 30_000)).code, 0, 'down');
-  t.same(namespaces(prefix), [], 'nothing left');
+  await downAndCheck(t, fl, state);
 }
 
-t.test('live changes under the skein route reflector ToR, file datastore', async (t) => {
+t.test('ToR: skeind as an iBGP route reflector, file datastore: every ping, routes direct; live changes; down', async (t) => {
   if (!requires(t, { root: true, commands: ['ip', 'ping'] })) return;
-  await scenario(t, 'r', ['--topology', 'tor', '--tor', 'skein']);
+  await scenario(t, 'r', 'tor', 'file', 'skein');
 });
 
-t.test('live changes in the mesh, etcd datastore', async (t) => {
+t.test('etcd datastore (one etcd in the fabric namespace), mesh: every ping; live changes; down', async (t) => {
   if (!requires(t, { root: true, commands: ['ip', 'ping', 'etcd', 'etcdctl'] })) return;
-  await scenario(t, 'e', ['--topology', 'mesh', '--datastore', 'etcd']);
+  await scenario(t, 'e', 'mesh', 'etcd');
 });
 
 t.test('live commands: clear errors', async (t) => {

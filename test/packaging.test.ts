@@ -5,7 +5,7 @@
 // nor CI. Building the package takes 1–2 minutes (copying and pruning node_modules), so this file builds it once.
 import t, { type Test } from 'tap';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { inCI, missing, requires, type Needs } from './helpers/env.js';
@@ -84,6 +84,27 @@ t.test('npm run deb: contents, metadata, and the packaged skeind runs on its own
   t.equal(readFileSync(join(x, 'lib/systemd/system/skein.service'), 'utf8'), readFileSync(join(root, 'systemd/skein.service'), 'utf8'));
 });
 
+const UPGRADE_VERSION = `${pkg.version}+upgrade1`;
+
+/** The same package under a higher version, next to it (so the container's bind mount sees it). */
+async function repackWithVersion(built: string, version: string): Promise<string> {
+  const work = mkdtempSync(join(tmpdir(), 'ops-repack-'));
+  try {
+    const x = join(work, 'x');
+    let r = await runCommand('dpkg-deb', ['-R', built, x], { timeoutMs: 180_000 });
+    if (r.code !== 0) throw new Error(`dpkg-deb -R: ${r.err}`);
+    const control = join(x, 'DEBIAN/control');
+    writeFileSync(control, readFileSync(control, 'utf8').replace(/^Version: .*$/m, `Version: ${version}`));
+    const out = join(dirname(built), `skein_${version}_upgrade.deb`);
+    // No compression: this copy only travels to the container next door.
+    r = await runCommand('dpkg-deb', ['--root-owner-group', '-Znone', '--build', x, out], { timeoutMs: 180_000 });
+    if (r.code !== 0) throw new Error(`dpkg-deb --build: ${r.err}`);
+    return out;
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
 /** Outside CI: skip with the reason printed; under CI: fail (as requires() does for a missing command). */
 function unavailable(t: Test, why: string): void {
   if (inCI()) t.fail(`CI is set but ${why}`);
@@ -125,7 +146,7 @@ function resources(o: { peer: boolean }): string {
   return docs.map((d) => `---\n${JSON.stringify({ apiVersion: 'projectcalico.org/v3', ...d })}\n`).join('');
 }
 
-t.test('under a real systemd: dpkg -i, start/READY, reload verdicts, crash restart, exit 2 not restarted, stop keeps routes', async (t) => {
+t.test('under a real systemd: dpkg -i, start/READY, reload verdicts, crash restart, exit 2 not restarted, stop keeps routes, upgrade, remove, purge', async (t) => {
   if (!requires(t, NSPAWN)) return;
   const began = Date.now();
   const load = (): string => loadavg().map((l) => l.toFixed(1)).join(' ');
@@ -134,6 +155,9 @@ t.test('under a real systemd: dpkg -i, start/READY, reload verdicts, crash resta
   if (r instanceof Error) return void unavailable(t, `debootstrap cannot make a Debian root here: ${r.message}`);
   t.comment(`Debian root: ${r.cached ? 'from the cache' : `debootstrap took ${r.seconds.toFixed(0)} s`} (${r.dir}; load ${load()})`);
 
+  // Version B for the upgrade step, repacked (not rebuilt: that copies node_modules again) while the container runs.
+  const upgradeDeb = repackWithVersion(deb, UPGRADE_VERSION);
+  upgradeDeb.catch(() => undefined);
   const lab = new Lab();
   let c: Container | undefined;
   t.teardown(async () => {
@@ -287,5 +311,44 @@ t.test('under a real systemd: dpkg -i, start/READY, reload verdicts, crash resta
   t.ok(own.length > 10, `skeind's lines are in the journal (${own.length})`);
   t.ok(own.some((l) => /"msg":"skeind starting"/.test(String(l.MESSAGE))), 'including its start');
   t.notOk(own.some((l) => /cannot read next-hop reachability/.test(String(l.MESSAGE))), 'ip (iproute2, a dependency) was there for every reachability read');
+
+  // --- upgrade, remove, purge (Debian policy 6.5/6.6), in the same container: version B is the same package
+  // repacked with a higher version, made while the steps above ran.
+  const debB = await upgradeDeb;
+  await box.write('/etc/skein/skein.yaml', SKEIN_YAML());
+  t.equal((await sh('systemctl reset-failed skein; systemctl start skein')).code, 0, 'started again before the upgrade');
+  const beforeUp = await show();
+  t.equal(beforeUp.ActiveState, 'active');
+  const up2 = await sh(`dpkg -i /mnt/skein-deb/${basename(debB)}`);
+  t.equal(up2.code, 0, `dpkg -i of version B: ${up2.out}${up2.err}`);
+  t.equal((await sh("dpkg-query -W -f '${Version}' skein")).out, UPGRADE_VERSION, 'version B is installed');
+  const afterUp = (await until(async () => {
+    const s = await show();
+    return s.ActiveState === 'active' && s.MainPID !== beforeUp.MainPID && s.MainPID !== '0' ? s : undefined;
+  }, 'the upgrade to restart skeind', 60_000, 250))!;
+  t.equal(afterUp.StatusText, 'ready', 'the restarted skeind is ready');
+  t.notOk((await sh(`test -d /proc/${beforeUp.MainPID}`)).code === 0, 'the old process is gone');
+  t.equal((await sh('cat /etc/skein/skein.yaml')).out, SKEIN_YAML(), 'the edited skein.yaml (a conffile) is kept');
+  const upRoutes = kernelRoutes();
+  t.match(upRoutes, /^blackhole 10\.66\.0\.0\/26 /m, 'the block\'s blackhole stays across the upgrade');
+  t.match(upRoutes, /^10\.66\.0\.2 dev calisd1 /m, 'the workload route stays across the upgrade');
+
+  // remove: prerm stops skeind before its files go; the configuration stays (only purge removes it).
+  const rm = await sh('apt-get remove -y -q skein');
+  t.equal(rm.code, 0, `apt-get remove: ${rm.err}`);
+  t.not((await sh('systemctl is-active skein')).out.trim(), 'active', 'skeind is not running after remove');
+  t.not((await sh(`test -d /proc/${afterUp.MainPID}`)).code, 0, 'its process is gone (prerm stopped it)');
+  t.not((await sh('test -e /usr/bin/skeind')).code, 0, 'the program is gone');
+  t.match((await sh("dpkg-query -W -f '${Status}' skein")).out, /deinstall ok config-files/, 'dpkg keeps the configuration');
+  t.equal((await sh('cat /etc/skein/skein.yaml')).out, SKEIN_YAML(), 'skein.yaml stays after remove');
+  t.match(kernelRoutes(), /^blackhole 10\.66\.0\.0\/26 /m, 'routes stay after remove, as after every stop (README: flush them by hand)');
+
+  // purge: the conffiles go; what the operator added beside them (resources.yaml) stays.
+  const purge = await sh('apt-get purge -y -q skein');
+  t.equal(purge.code, 0, `apt-get purge: ${purge.err}`);
+  t.not((await sh('test -e /etc/skein/skein.yaml')).code, 0, 'skein.yaml is removed on purge');
+  t.not((await sh('test -e /etc/iproute2/rt_protos.d/skein.conf')).code, 0, 'the rt_protos.d entry is removed on purge');
+  t.equal((await sh('test -e /etc/skein/resources.yaml')).code, 0, 'a file the operator added is not removed');
+  t.notMatch((await sh("dpkg-query -W -f '${Status}' skein 2>/dev/null")).out, /installed|config-files/, 'dpkg no longer knows the package');
   t.comment(`systemd test: ${((Date.now() - began) / 1000).toFixed(0)} s after the package was built (load ${load()})`);
 });
