@@ -1,4 +1,7 @@
-// An OpenStack live migration between two skeind hosts with pings running (issue 13). Three hosts on one L2
+// An OpenStack live migration between two skeind hosts with pings running (issue 13), standalone; and the same
+// migration as KubeVirt makes it, beside Felix (the datastore as Calico's Kubernetes datastore presents it:
+// test/helpers/migration.ts). Beside Felix the test plays Felix's routes; the migration's dataplane side does not
+// depend on the orchestrator, so OpenStack is run standalone and KubeVirt beside Felix (each run is ~30 s). Three hosts on one L2
 // segment run skeind standalone (skein writes the workload routes, as Felix would); a pod on host-c pings a VM that
 // moves from host-a to host-b. The datastore is written in networking-calico's order (the LiveMigration resource,
 // the destination WorkloadEndpoint, then on completion both removed together with the source endpoint); the VM's
@@ -17,6 +20,8 @@ import { requires } from './helpers/env.js';
 import { runCommand } from './helpers/run.js';
 import { Lab, nsExec, nsSpawn, until } from './helpers/netns.js';
 import { HOSTS, POD_IP, RARP, TAP_A, TAP_B, VM_IP, VM_MAC, plugWorkload, resources } from './helpers/migration.js';
+import { formatIssue, loadResourcesText } from '../config/index.js';
+import { migrationRoles } from '../src/controller/migration.js';
 
 const root = join(import.meta.dirname, '..');
 const skeind = join(root, 'dist/src/skeind.js');
@@ -42,8 +47,27 @@ async function locRib(sock: string, prefix: string): Promise<{ best: PathJ | nul
 // Standalone, skeind writes the workload routes; beside Felix, the test plays Felix's part of a migration
 // (felix/dataplane/linux/endpoint_mgr.go calculateRoutes, live_migration.go): proto-80 device routes at the normal
 // priority 1024, none for the target until its VM announces itself, then 512 until the convergence time is over.
-for (const mode of ['standalone', 'beside Felix'] as const) t.test(`live migration (${mode}): the /32 moves once, at the VM's RARP; afterwards one host announces it`, async (t) => {
-  const felixMode = mode === 'beside Felix';
+// The roles skein derives from a KubeVirt migration as libcalico-go's converter presents it, stage by stage. The
+// selector is the converter's: either VMI-name label, and the migration job's UID (so the source pod, the target of
+// an earlier migration of the same VM, is never taken for this one's target).
+t.test('KubeVirt: roles from the LiveMigration libcalico-go makes of a VirtualMachineInstanceMigration', (t) => {
+  const roles = (vmOn: string[], migrating: boolean): Record<string, string> => {
+    const r = loadResourcesText(resources(vmOn, migrating, 'kubevirt'), 'kv.yaml');
+    const errors = r.issues.filter((i) => i.severity === 'error' || i.severity === 'warning');
+    if (errors.length > 0) throw new Error(errors.map(formatIssue).join('\n'));
+    return Object.fromEntries(['host-a', 'host-b'].flatMap((h) => [...migrationRoles(r.model, h)].map(([id, role]) => [`${h} ${id.split('-k8s-')[1]}`, role])));
+  };
+  t.same(roles(['host-a'], false), {}, 'no migration: no role');
+  t.same(roles(['host-a'], true), {}, 'Scheduling (a target selector, no source yet): the running VM\'s pod has no role (its job UID is an older one)');
+  t.same(roles(['host-a', 'host-b'], true), { 'host-a virt--launcher--vm1--x7k2p-eth0': 'source', 'host-b virt--launcher--vm1--q9m4d-eth0': 'target' },
+    'the target pod appears and KubeVirt reports the source pod: target by selector, source by workload (no hostname, no endpoint)');
+  t.same(roles(['host-b'], false), {}, 'Succeeded (the converter emits nothing) and the source pod deleted: no role');
+  t.end();
+});
+
+for (const mode of ['standalone', 'KubeVirt, beside Felix'] as const) t.test(`live migration (${mode}): the /32 moves once, at the VM's RARP; afterwards one host announces it`, async (t) => {
+  const felixMode = mode !== 'standalone';
+  const shape = mode.startsWith('KubeVirt') ? 'kubevirt' : 'openstack';
   if (!requires(t, { root: true, commands: ['ping', 'python3', 'stdbuf'] })) return;
   const lab = new Lab();
   const dir = mkdtempSync(join(tmpdir(), 'skeind-c2mig-'));
@@ -66,7 +90,7 @@ for (const mode of ['standalone', 'beside Felix'] as const) t.test(`live migrati
 
   const resFile = join(dir, 'resources.yaml');
   const write = (vmOn: string[], migrating: boolean): void => {
-    writeFileSync(`${resFile}.tmp`, resources(vmOn, migrating));
+    writeFileSync(`${resFile}.tmp`, resources(vmOn, migrating, shape));
     renameSync(`${resFile}.tmp`, resFile);
   };
   write(['host-a'], false);

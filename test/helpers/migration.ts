@@ -1,6 +1,12 @@
-// The OpenStack live-migration scenario two tests share (test/calico-migration, test/calico-migration-loss): three
-// hosts on one segment, a pod on host-c, a VM moving from host-a to host-b, the datastore as networking-calico
-// writes it (endpoints.py endpoint_spec and live_migration_spec), and QEMU's RARP after the move.
+// The live-migration scenario two tests share (test/calico-migration, test/calico-migration-loss): three hosts on one
+// segment, a pod on host-c, a VM moving from host-a to host-b, and QEMU's RARP after the move. The datastore is
+// written as networking-calico writes it (endpoints.py endpoint_spec and live_migration_spec) or, with shape
+// 'kubevirt', as Calico's Kubernetes datastore presents a KubeVirt migration: the VM's endpoints are the
+// virt-launcher pods' (orchestrator k8s), and the LiveMigration is what libcalico-go's converter makes of the
+// VirtualMachineInstanceMigration (libcalico-go/lib/backend/k8s/resources/livemigration.go
+// convertVMIMToLiveMigration): a target *selector* on the VMI-name labels and the migration job's UID, and a source
+// naming the source pod as a k8s workload ("<namespace>/<pod>", no hostname, no endpoint), present only once
+// KubeVirt reports the source pod (in the earliest phases the LiveMigration has a target only).
 import type { Lab } from './netns.js';
 import { nsExec } from './netns.js';
 
@@ -22,12 +28,19 @@ const v3 = 'projectcalico.org/v3';
 const wepName = (host: string): string => `${host.replace(/-/g, '--')}-openstack-${DEVICE.replace(/-/g, '--')}-${PORT.replace(/-/g, '--')}`;
 const ref = (host: string): object => ({ hostname: host, orchestratorID: 'openstack', workloadID: `openstack/${DEVICE}`, endpointID: PORT });
 
-export function resources(vmOn: string[], migrating: boolean): string {
+export type Shape = 'openstack' | 'kubevirt';
+const KV_NS = 'vms';
+const KV_VMI = 'vm1';
+const KV_JOB = '7c6d2a1e-5b3f-4e2a-9d10-2f4b6c8e0a11';
+/** The virt-launcher pod of each host (pod names carry a random suffix, as Kubernetes gives them). */
+const launcher = (host: string): string => `virt-launcher-${KV_VMI}-${host === 'host-a' ? 'x7k2p' : 'q9m4d'}`;
+
+export function resources(vmOn: string[], migrating: boolean, shape: Shape = 'openstack'): string {
   const docs: unknown[] = [
     { apiVersion: v3, kind: 'BGPConfiguration', metadata: { name: 'default' }, spec: { asNumber: 64512, nodeToNodeMeshEnabled: true, logSeverityScreen: 'Info' } },
     { apiVersion: v3, kind: 'FelixConfiguration', metadata: { name: 'default' }, spec: { liveMigrationRouteConvergenceTime: '3s', reportingInterval: '0s' } },
     { apiVersion: v3, kind: 'IPPool', metadata: { name: 'pods' }, spec: { cidr: '10.65.0.0/16', blockSize: 26, ipipMode: 'Never', vxlanMode: 'Never', nodeSelector: 'all()' } },
-    { apiVersion: v3, kind: 'IPPool', metadata: { name: 'openstack' }, spec: { cidr: '10.66.0.0/16', ipipMode: 'Never', vxlanMode: 'Never', nodeSelector: 'all()' } },
+    { apiVersion: v3, kind: 'IPPool', metadata: { name: shape }, spec: { cidr: '10.66.0.0/16', ipipMode: 'Never', vxlanMode: 'Never', nodeSelector: 'all()' } },
     { apiVersion: v3, kind: 'BlockAffinity', metadata: { name: 'host-c-10-65-0-128-26' }, spec: { node: 'host-c', cidr: '10.65.0.128/26', state: 'confirmed', deleted: 'false' } },
     {
       apiVersion: v3, kind: 'WorkloadEndpoint',
@@ -36,6 +49,32 @@ export function resources(vmOn: string[], migrating: boolean): string {
     },
   ];
   for (const h of HOSTS) docs.push({ apiVersion: v3, kind: 'Node', metadata: { name: h.name }, spec: { bgp: { ipv4Address: `${h.ip}/24` } } });
+  if (shape === 'kubevirt') {
+    for (const host of vmOn) {
+      // the CNI plugin's endpoint of a virt-launcher pod: its labels are the pod's (KubeVirt puts the VMI name on
+      // it and, on a migration's target pod, the migration job's UID; host-a's pod was the target of an earlier
+      // migration, so it carries that job's UID) plus Calico's own
+      const pod = launcher(host);
+      docs.push({
+        apiVersion: v3, kind: 'WorkloadEndpoint',
+        metadata: {
+          name: `${host.replace(/-/g, '--')}-k8s-${pod.replace(/-/g, '--')}-eth0`, namespace: KV_NS,
+          labels: {
+            'projectcalico.org/namespace': KV_NS, 'projectcalico.org/orchestrator': 'k8s', 'projectcalico.org/serviceaccount': 'default',
+            'kubevirt.io': 'virt-launcher', 'vmi.kubevirt.io/id': KV_VMI, 'vm.kubevirt.io/name': KV_VMI,
+            'kubevirt.io/migrationJobUID': host === 'host-b' ? KV_JOB : '0b1c2d3e-0000-4000-8000-00000000beef',
+          },
+        },
+        spec: { orchestrator: 'k8s', node: host, pod, endpoint: 'eth0', interfaceName: host === 'host-a' ? TAP_A : TAP_B, mac: VM_MAC, ipNetworks: [`${VM_IP}/32`] },
+      });
+    }
+    if (migrating) {
+      const selector = `(vmi.kubevirt.io/id == '${KV_VMI}' || vm.kubevirt.io/name == '${KV_VMI}') && kubevirt.io/migrationJobUID == '${KV_JOB}'`;
+      const source = vmOn.includes('host-b') ? { source: { workload: { orchestratorID: 'k8s', workloadID: `${KV_NS}/${launcher('host-a')}` } } } : {};
+      docs.push({ apiVersion: v3, kind: 'LiveMigration', metadata: { name: `kubevirt-migrate-${KV_VMI}`, namespace: KV_NS, uid: KV_JOB }, spec: { target: { selector }, ...source } });
+    }
+    return docs.map((d) => `---\n${JSON.stringify(d)}\n`).join('');
+  }
   for (const host of vmOn) {
     // networking-calico endpoints.py endpoint_spec
     docs.push({
