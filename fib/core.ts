@@ -88,7 +88,7 @@ export class Core {
     this.resyncMaxDefer = checkInt('resyncMaxDeferMs', opts.resyncMaxDeferMs ?? 5000, 0, 600_000);
     this.rcvbuf = checkInt('recvBufferSize', opts.recvBufferSize ?? 8 << 20, 65536, 1 << 30);
     this.routes = new RouteTable(this.table, this.metric);
-    this.nexthopObjects = opts.nexthopObjects ?? true;
+    this.nexthopObjects = opts.nexthopObjects ?? false;
     this.nexthops = new Nexthops(this.protocol, (e) => this.warn(e));
   }
 

@@ -24,7 +24,7 @@ const writes = (s: Stats): number => s.sent.add + s.sent.replace + s.sent.delete
 async function startAgent(t: Test, ns: string): Promise<Agent> {
   const agent = new Agent(ns);
   t.teardown(() => agent.kill());
-  await agent.call('start', { opts: { retryMinMs: 100, retryMaxMs: 500 } });
+  await agent.call('start', { opts: { retryMinMs: 100, retryMaxMs: 500, nexthopObjects: true } });
   return agent;
 }
 
