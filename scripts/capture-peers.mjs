@@ -227,6 +227,11 @@ async function capture(name, talkerScript) {
     const dut = lab.ns('dut');
     const peer = lab.ns('peer');
     const [a, b] = lab.link(dut, peer);
+    // No link-local address on the daemon's side: BIRD adds one as a second IPv6 next hop once the kernel's
+    // duplicate address detection has let it go (a second or two after the link is up), so whether a capture held
+    // it depended on timing, and its value on the veth's random MAC. The committed captures hold the global one only.
+    nsExec(dut, 'sysctl', ['-qw', `net.ipv6.conf.${a}.addr_gen_mode=1`]);
+    nsExec(dut, 'ip', ['-6', 'addr', 'flush', 'dev', a, 'scope', 'link']);
     lab.addr(dut, a, `${DUT.v4}/24`);
     lab.addr(dut, a, `${DUT.v6}/64`);
     lab.addr(peer, b, `${PEER.v4}/24`);
