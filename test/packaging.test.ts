@@ -4,19 +4,23 @@
 // packaged skeind runs from an unpacked copy with nothing but its own files. `npm pack` ships neither tests, benches
 // nor CI. Building the package takes 1–2 minutes (copying and pruning node_modules), so this file builds it once.
 import t, { type Test } from 'tap';
-import { execFileSync, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { inCI, missing, requires, type Needs } from './helpers/env.js';
 import { Lab, nsExec, nsSpawn, until } from './helpers/netns.js';
 import { Bird } from './helpers/bird.js';
 import { debianRoot, DEBIAN_ROOT, type DebRoot } from '../scripts/debian-root.mjs';
+import { buildImage, IMAGE_ROOT } from '../scripts/build-image.mjs';
 import { Container } from './helpers/nspawn.js';
 import { runCommand } from './helpers/run.js';
 
 const root = join(import.meta.dirname, '..');
 const tap = t;
+// Two package-sized builds (the .deb, the image), two debootstrapped roots on a fresh machine and two containers:
+// more than the suite's 300 s per file when the machine is busy (281 s seen at load 15).
+t.setTimeout(900_000);
 /** the package `npm run deb` built in this run, for the systemd test */
 let deb: string | undefined;
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
@@ -83,6 +87,83 @@ t.test('npm run deb: contents, metadata, and the packaged skeind runs on its own
   t.same(addon, { status: 0, out: 'function' }, 'the packaged native addon loads in the packaged runtime');
   t.match(readFileSync(join(x, 'usr/bin/skeind'), 'utf8'), /^#!\/bin\/sh\nexec \/usr\/lib\/skein\/node \/usr\/lib\/skein\/app\/dist\/src\/skeind\.js "\$@"\n$/);
   t.equal(readFileSync(join(x, 'lib/systemd/system/skein.service'), 'utf8'), readFileSync(join(root, 'systemd/skein.service'), 'utf8'));
+});
+
+// The OCI image (scripts/build-image.mjs): the package installed in a debootstrapped minbase root, written by umoci.
+// Its root is made while the package builds, as the systemd test's is.
+const IMAGE: Needs = { root: true, commands: ['debootstrap', 'umoci', 'skopeo', 'systemd-nspawn', 'chroot', 'ip'] };
+const imageRoot: Promise<DebRoot | Error> | undefined = missing(IMAGE) === undefined
+  ? debianRoot(IMAGE_ROOT).catch((e: unknown) => e as Error)
+  : undefined;
+
+t.test('an OCI image from the package: its config, no toolchain in it, and skeind routing from it in a namespace', async (t) => {
+  if (!requires(t, IMAGE)) return;
+  if (!deb) return void t.fail('no package: the npm run deb test above failed');
+  const ir = await imageRoot!;
+  if (ir instanceof Error) return void unavailable(t, `debootstrap cannot make the image's root here: ${ir.message}`);
+  const dir = mkdtempSync(join(tmpdir(), 'ops-image-'));
+  const lab = new Lab();
+  const running: { box?: ChildProcess } = {};
+  t.teardown(async () => {
+    const box = running.box;
+    if (box && box.exitCode === null && box.signalCode === null) {
+      box.kill('SIGTERM');
+      await new Promise((res) => { const k = setTimeout(() => { box.kill('SIGKILL'); res(undefined); }, 10_000); box.once('exit', () => { clearTimeout(k); res(undefined); }); });
+    }
+    lab.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const started = Date.now();
+  const img = await buildImage({ deb, out: join(dir, 'oci'), tag: pkg.version });
+  t.comment(`image built in ${((Date.now() - started) / 1000).toFixed(0)} s (root ${ir.cached ? 'cached' : `debootstrapped in ${ir.seconds.toFixed(0)} s`})`);
+  const cfg = JSON.parse(execFileSync('skopeo', ['inspect', '--config', `oci:${img.ref}`], { encoding: 'utf8' })) as {
+    architecture: string; os: string; config: { Entrypoint: string[]; Cmd: string[]; Labels: Record<string, string> };
+  };
+  t.equal(cfg.os, 'linux');
+  t.equal(cfg.architecture, { x64: 'amd64', arm64: 'arm64' }[process.arch as 'x64' | 'arm64']);
+  t.same(cfg.config.Entrypoint, ['/usr/bin/skeind'], 'entrypoint: the packaged skeind');
+  t.same(cfg.config.Cmd, ['--config', '/etc/skein/skein.yaml'], 'its config where the DaemonSet mounts the ConfigMap');
+  t.equal(cfg.config.Labels['org.opencontainers.image.version'], pkg.version);
+
+  const bundle = join(dir, 'bundle');
+  execFileSync('umoci', ['unpack', '--image', img.ref, bundle], { timeout: 300_000 });
+  const rootfs = join(bundle, 'rootfs');
+  const inImage = (cmd: string, ...args: string[]): { status: number | null; out: string } => {
+    // env -i inside: tap's process-info hook puts its NODE_OPTIONS into every child's environment
+    const r = spawnSync('chroot', [rootfs, '/usr/bin/env', '-i', 'PATH=/usr/sbin:/usr/bin:/sbin:/bin', cmd, ...args], { encoding: 'utf8', timeout: 60_000 });
+    return { status: r.status, out: `${r.stdout}${r.stderr}` };
+  };
+  t.same(inImage('/usr/bin/skeind', '--version'), { status: 0, out: `skeind ${pkg.version}\n` }, 'skeind runs on the packaged runtime in the image');
+  t.equal(inImage('/usr/bin/skeinctl', '--help').status, 0, 'skeinctl too');
+  t.match(inImage('getent', 'group', 'skein').out, /^skein:x:\d+:/, 'the skein group exists (postinst ran)');
+  for (const tool of ['gcc', 'python3', 'make', 'npm', 'systemctl']) t.not(inImage('sh', '-c', `command -v ${tool}`).status, 0, `no ${tool} in the image`);
+  t.notOk(existsSync(join(rootfs, 'etc/dpkg/dpkg.cfg.d/skein-test-unsafe-io')), 'none of the test root\'s shortcuts');
+
+  // Run it as a container runtime would: the image's root, a network namespace of its own with NET_ADMIN, the
+  // config mounted at /etc/skein; its routes reach that namespace's kernel.
+  const ns = lab.ns('img');
+  lab.link(ns, ns, 'eth0', 'imgpeer0');
+  lab.addr(ns, 'eth0', '10.0.0.1/24');
+  lab.link(ns, ns, 'calisd1', 'sdpod1');
+  const etc = join(dir, 'etc');
+  mkdirSync(etc);
+  writeFileSync(join(etc, 'skein.yaml'), SKEIN_YAML());
+  writeFileSync(join(etc, 'resources.yaml'), resources({ peer: false }));
+  const box = spawn('systemd-nspawn', ['--quiet', '--register=no', '--keep-unit', '--as-pid2', '--setenv=NODE_OPTIONS=', `--network-namespace-path=/run/netns/${ns}`, '--capability=CAP_NET_ADMIN',
+    '-D', rootfs, `--bind=${etc}:/etc/skein`, ...cfg.config.Entrypoint, ...cfg.config.Cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
+  running.box = box;
+  let out = '';
+  box.stdout?.on('data', (d: Buffer) => { out = (out + d.toString()).slice(-20_000); });
+  box.stderr?.on('data', (d: Buffer) => { out = (out + d.toString()).slice(-20_000); });
+  const kernel = (): string => execFileSync('ip', ['-n', ns, 'route', 'show', 'proto', '171'], { encoding: 'utf8' });
+  const routed = await until(() => {
+    if (box.exitCode !== null) throw new Error(`the container exited (${box.exitCode}): ${out}`);
+    const k = kernel();
+    return /^blackhole 10\.66\.0\.0\/26 /m.test(k) && /^10\.66\.0\.2 dev calisd1 /m.test(k) ? k : undefined;
+  }, 'routes from the image\'s skeind', 60_000, 250).catch((e: unknown) => e as Error);
+  t.notOk(routed instanceof Error, `the affine block's blackhole and the workload route, written by skeind from the image (${routed instanceof Error ? routed.message : ''})`);
+  // ready comes once the start-up sweep is done, a moment after the routes
+  t.ok(await until(() => /"msg":"ready"/.test(out) || undefined, 'ready in the log', 30_000, 250).catch(() => undefined), `it logged ready (${out.slice(-300)})`);
 });
 
 const UPGRADE_VERSION = `${pkg.version}+upgrade1`;

@@ -82,6 +82,8 @@ export class Container {
         clearTimeout(timer);
         resolve({ code, signal, out, err });
       });
+      // nsenter that fails at once (the container gone) closes its stdin first: the answer says so, not an EPIPE crash
+      child.stdin.on('error', () => undefined);
       child.stdin.end(o.input ?? '');
     });
   }
