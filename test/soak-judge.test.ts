@@ -103,9 +103,13 @@ t.test('agrees with a brute-force model at every millisecond (fast-check)', asyn
 });
 
 t.test('parseMonitorLine: lines as `ip -ts monitor route` prints them', async (t) => {
-  const at = (s: string): number => new Date(s).getTime();
-  t.same(parseMonitorLine('[2026-12-05T21:31:10.934743] blackhole 10.98.0.0/26 proto 171 '), { t: at('2026-12-05T21:31:10.934'), deleted: false, prefix: '10.98.0.0/26', id: '10.98.0.0/26 0 0' });
-  t.same(parseMonitorLine('[2026-12-05T21:31:11.036392] Deleted 10.98.1.0/26 via 10.99.0.3 dev d0 proto 171 metric 20 '), { t: at('2026-12-05T21:31:11.036'), deleted: true, prefix: '10.98.1.0/26', id: '10.98.1.0/26 0 20' });
+  const at = (s: string, us: number): number => new Date(s).getTime() + us / 1000;
+  t.same(parseMonitorLine('[2026-12-05T21:31:10.934743] blackhole 10.98.0.0/26 proto 171 '), { t: at('2026-12-05T21:31:10', 934_743), deleted: false, prefix: '10.98.0.0/26', id: '10.98.0.0/26 0 0' });
+  t.same(parseMonitorLine('[2026-12-05T21:31:11.036392] Deleted 10.98.1.0/26 via 10.99.0.3 dev d0 proto 171 metric 20 '), { t: at('2026-12-05T21:31:11', 36_392), deleted: true, prefix: '10.98.1.0/26', id: '10.98.1.0/26 0 20' });
+  // a delete and an add within one millisecond are still apart (a gap of 0.25 ms)
+  const d = parseMonitorLine('[2026-12-05T21:31:12.000100] Deleted 10.98.1.0/26 via 10.99.0.3 dev d0 proto 171')!.t!;
+  const a = parseMonitorLine('[2026-12-05T21:31:12.000350] 10.98.1.0/26 via 10.99.0.3 dev d0 proto 171')!.t!;
+  t.ok(a - d > 0.2 && a - d < 0.3, `microseconds kept: ${(a - d).toFixed(3)} ms apart`);
   t.same(parseMonitorLine('[2026-12-05T21:31:11.007337] 10.98.3.5 dev d0 proto skein scope link ')?.prefix, '10.98.3.5/32', 'a host address; the protocol by name');
   t.equal(parseMonitorLine('\tnexthop via 10.99.0.2 dev d0 weight 1 '), undefined, 'a multipath continuation line');
   t.equal(parseMonitorLine('[2026-12-05T21:31:11.402182] local fe80::fcd1:2ff:fec7:3960 dev d0p table local proto kernel metric 0 pref medium'), undefined, 'not proto 171');

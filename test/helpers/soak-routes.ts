@@ -129,8 +129,9 @@ export function parseMonitorLine(line: string, protos: readonly string[] = ['171
   let t: number | undefined;
   const ts = /^\[(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?\]\s*/.exec(rest);
   if (ts) {
-    // iproute2 prints local time without a zone; Date parses such a string as local time too
-    t = new Date(`${ts[1] as string}${(ts[2] ?? '').slice(0, 4)}`).getTime();
+    // iproute2 prints local time without a zone (Date parses such a string as local time too) to the microsecond: kept
+    // as a fraction of a millisecond, so that a route deleted and put back within one millisecond still leaves a gap
+    t = new Date(ts[1] as string).getTime() + Number(`0${ts[2] ?? ''}`) * 1000;
     rest = rest.slice(ts[0].length);
   }
   if (rest === '' || /^\s/.test(rest)) return undefined;

@@ -21,7 +21,7 @@ import type { Etcd3 } from 'etcd3';
 import { EtcdDatastore, Model, decodeEtcd, keyConcernsNode, type ChangeEvent, type Datastore } from '../../config/index.js';
 import { NodeController } from '../../src/controller/index.js';
 import { startEtcd, startEtcdCluster } from './etcd.js';
-import { affinityKey, affinityValue, blockKey, fullBlock, nodeKey, nodeValue, wepKey, wepValue } from './calico-gen.js';
+import { affinityKey, affinityValue, block26, blockKey, fullBlock, nodeKey, nodeValue, wepKey, wepValue } from './calico-gen.js';
 import { Lab, nsExec, nsSpawn } from './netns.js';
 import { judgeRoutes, RouteMonitor, type Gap, type RouteIntent } from './soak-routes.js';
 
@@ -45,6 +45,11 @@ export interface SoakOptions {
   firstRestartMs?: number;
   firstLeaderKillMs?: number;
   firstMemberRestartMs?: number;
+  /**
+   * with hosts: this long after the churn begins, delete the first host's route to the second host's block from its
+   * kernel by hand (`ip route del`), a loss skeind did not make: the judge must find it (SoakResult.injected)
+   */
+  injectLossAtMs?: number;
   /** with hosts: how long a kernel may take to follow a change of the datastore before a missing route counts (default 10 s) */
   settleMs?: number;
   /** this many nodes (soak-node-0, -1, ...) run skeind in namespaces; their kernels and Loc-RIBs are checked at the end */
@@ -67,6 +72,8 @@ export interface SoakResult {
   unsure: number;
   /** with hosts: every interval in which a host's kernel lacked a route the datastore wanted there (judgeRoutes) */
   routeGaps: Gap[];
+  /** with injectLossAtMs: the route deleted by hand, and when (just before the command ran) */
+  injected?: { host: string; prefix: string; t: number };
   /** with hosts: routes that stayed in a kernel more than settleMs after the datastore asked for their removal */
   routeLingering: Gap[];
   /** with hosts: host/prefix pairs whose timelines were judged, kernel changes seen, and intents derived */
@@ -253,6 +260,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
     let nextRestart = t0 + (o.firstRestartMs ?? o.restartEveryMs ?? 45_000);
     let nextLeaderKill = t0 + (o.firstLeaderKillMs ?? o.leaderKillEveryMs ?? 0);
     let nextMemberRestart = t0 + (o.firstMemberRestartMs ?? o.memberRestartEveryMs ?? 0);
+    let injectAt = o.injectLossAtMs !== undefined && hosts.length >= 2 ? t0 + o.injectLossAtMs : Infinity;
     let seq = 0;
     // one change; when etcd fails the request its outcome is unknown (it may have been committed), so it is read back
     // once etcd answers (bounded: 60 s) and logged as unsure from the moment it was sent to the moment it was known
@@ -307,6 +315,18 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
           res.memberRestarts++;
           log('soak: an etcd follower killed, restarted 1 s later');
         } else log('soak: no etcd leader: no follower restarted');
+      }
+      if (now >= injectAt) {
+        injectAt = Infinity;
+        const h = hosts[0] as SoakHost;
+        // the second host's first block: announced by it from the start, changed by nothing in the churn
+        const prefix = block26(1).cidr;
+        const t = Date.now();
+        try {
+          nsExec(h.ns, 'ip', ['route', 'del', prefix, 'proto', '171']);
+          res.injected = { host: h.node, prefix, t };
+          log(`soak: ${prefix} deleted by hand from ${h.node}'s kernel`);
+        } catch (e) { log(`soak: could not delete ${prefix} by hand: ${(e as Error).message}`); }
       }
       if (now >= nextRestart) {
         nextRestart = now + (o.restartEveryMs ?? 45_000);
@@ -471,7 +491,7 @@ function judge(hosts: SoakHost[], initial: Map<string, string>, ops: readonly Lo
   res.routeGaps = v.gaps;
   res.routeLingering = v.lingering;
   res.routeTimeline = { prefixes: v.compared, kernelChanges: kernel.length, intents: intents.length, judgedMs: tEnd - t0, monitorsAlive: hosts.every((h) => h.monitor.alive) };
-  const show = (g: Gap): string => `${g.host} ${g.prefix} ${g.kind} ${new Date(g.from).toISOString()} for ${g.to - g.from} ms`;
+  const show = (g: Gap): string => `${g.host} ${g.prefix} ${g.kind} ${new Date(g.from).toISOString()} for ${(g.to - g.from).toFixed(2)} ms`;
   log(`soak: routes over ${((tEnd - t0) / 1000).toFixed(0)} s judged (settle ${settleMs} ms, ${Date.now() - started} ms to judge): ${v.compared} host prefixes, ${intents.length} intents, ${kernel.length} kernel changes; ${v.gaps.length} gaps${v.gaps.length > 0 ? `: ${v.gaps.slice(0, 6).map(show).join('; ')}` : ''}; ${v.lingering.length} lingering${v.lingering.length > 0 ? `: ${v.lingering.slice(0, 3).map(show).join('; ')}` : ''}`);
 }
 
