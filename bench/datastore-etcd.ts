@@ -10,7 +10,8 @@
 // and reports time to ready, to its own pod routes in the kernel, RSS, and the latency from a WorkloadEndpoint put to
 // its route in the kernel. The datastore-alone figures above are printed beside it.
 // Run: npm run bench -- datastore-etcd   (needs `etcd` on PATH; env NODES, PODS_PER_NODE to scale; SCOPE=all reads
-// every node's records as before issue #16; CPU_PROF=dir profiles the host process; E2E=0 skips skeind)
+// every node's records as before issue #16; CPU_PROF=dir profiles the host process; E2E=0 skips skeind;
+// DS_BENCH_SETTLE_S: seconds from skeind's ready to reading its RSS, default 5)
 import { fork, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { loadavg } from 'node:os';
@@ -100,6 +101,8 @@ function nodeRecords(k: number, puts: [string, string][], own: string[]): void {
 }
 
 const E2E_NS = process.env.DS_BENCH_NETNS;
+// how long after ready (and its routes) skeind's RSS is read: 5 s by default (DS_BENCH_SETTLE_S to look later)
+const settleMs = Number(process.env.DS_BENCH_SETTLE_S ?? 5) * 1000;
 const e2e = process.env.E2E !== '0' && process.getuid?.() === 0;
 
 /**
@@ -149,7 +152,7 @@ async function main(): Promise<void> {
       ownKeys = puts.length;
       puts = [];
       const l0 = la();
-      small = await startSkeind({ endpoint: etcd.endpoint, node: ME, dir, own, routes, timeoutMs: 60_000 });
+      small = await startSkeind({ endpoint: etcd.endpoint, node: ME, dir, own, routes, timeoutMs: 60_000, settleMs });
       await small.stop();
       // skeind leaves its routes in the kernel when it stops (for the next start to adopt): clear them so the next
       // start is timed to its own writes
@@ -241,7 +244,7 @@ async function main(): Promise<void> {
     let bigMem: MemStat | undefined;
     if (routes !== undefined && small !== undefined) {
       const l1 = la();
-      const big = await startSkeind({ endpoint: etcd.endpoint, node: ME, dir, own, routes, timeoutMs: 120_000 });
+      const big = await startSkeind({ endpoint: etcd.endpoint, node: ME, dir, own, routes, timeoutMs: 120_000, settleMs });
       bigMem = big.mem;
       try {
         // a WorkloadEndpoint of this node written to etcd -> its route in the kernel, 100 one at a time

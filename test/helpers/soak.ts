@@ -8,18 +8,22 @@
 // mesh between them), reaching etcd through a forwarder (a Unix socket: etcd stays on this namespace's loopback). At
 // the end, once the churn has stopped, each host's kernel routes (proto 171) and Loc-RIB (`skeinctl routes`) must
 // equal what the datastore says: its own device routes and block blackholes, and every host's originations, as
-// src/controller derives them from the records in etcd.
+// src/controller derives them from the records in etcd. Throughout, each host's kernel is followed by a RouteMonitor
+// (test/helpers/soak-routes.ts, started before its skeind) and every change the soak makes is logged with its time;
+// at the end the log is replayed through src/controller into each host's wanted routes over time, and judgeRoutes
+// reports any moment a wanted route was missing from a kernel that the datastore did not ask for (routeGaps).
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Etcd3 } from 'etcd3';
-import { EtcdDatastore, Model, decodeEtcd, keyConcernsNode, type Datastore } from '../../config/index.js';
+import { EtcdDatastore, Model, decodeEtcd, keyConcernsNode, type ChangeEvent, type Datastore } from '../../config/index.js';
 import { NodeController } from '../../src/controller/index.js';
 import { startEtcd, startEtcdCluster } from './etcd.js';
-import { affinityKey, affinityValue, blockKey, fullBlock, nodeKey, nodeValue, wepKey, wepValue } from './calico-gen.js';
+import { affinityKey, affinityValue, block26, blockKey, fullBlock, nodeKey, nodeValue, wepKey, wepValue } from './calico-gen.js';
 import { Lab, nsExec, nsSpawn } from './netns.js';
+import { judgeRoutes, RouteMonitor, type Gap, type RouteIntent } from './soak-routes.js';
 
 export interface SoakOptions {
   seconds: number;
@@ -35,6 +39,19 @@ export interface SoakOptions {
    * restarted 2 s later; "etcd restarts" then kill and restart every member. Without it: one member.
    */
   leaderKillEveryMs?: number;
+  /** cluster only: kill one member that is not the leader (in turn) this often, and restart it 1 s later */
+  memberRestartEveryMs?: number;
+  /** the first etcd restart (every member), leader kill and member restart are due this long after the churn begins (default: one period) */
+  firstRestartMs?: number;
+  firstLeaderKillMs?: number;
+  firstMemberRestartMs?: number;
+  /**
+   * with hosts: this long after the churn begins, delete the first host's route to the second host's block from its
+   * kernel by hand (`ip route del`), a loss skeind did not make: the judge must find it (SoakResult.injected)
+   */
+  injectLossAtMs?: number;
+  /** with hosts: how long a kernel may take to follow a change of the datastore before a missing route counts (default 10 s) */
+  settleMs?: number;
   /** this many nodes (soak-node-0, -1, ...) run skeind in namespaces; their kernels and Loc-RIBs are checked at the end */
   hosts?: number;
   log?: (line: string) => void;
@@ -49,9 +66,21 @@ export interface SoakResult {
   compactions: number;
   /** leaders killed (with leaderKillEveryMs) */
   leaderKills: number;
+  /** followers killed and restarted (with memberRestartEveryMs) */
+  memberRestarts: number;
+  /** changes whose outcome was unknown (etcd failed the request) and was read back from etcd */
+  unsure: number;
+  /** with hosts: every interval in which a host's kernel lacked a route the datastore wanted there (judgeRoutes) */
+  routeGaps: Gap[];
+  /** with injectLossAtMs: the route deleted by hand, and when (just before the command ran) */
+  injected?: { host: string; prefix: string; t: number };
+  /** with hosts: routes that stayed in a kernel more than settleMs after the datastore asked for their removal */
+  routeLingering: Gap[];
+  /** with hosts: host/prefix pairs whose timelines were judged, kernel changes seen, and intents derived */
+  routeTimeline: { prefixes: number; kernelChanges: number; intents: number; judgedMs: number; monitorsAlive: boolean };
   rss: number[];
   fds: number[];
-  /** per check: how many etcd restarts had happened by then */
+  /** per check: how many etcd disruptions (restarts of every member, leader kills, follower restarts) had happened by then */
   restartsBy: number[];
   /** with hosts: per host, what its kernel and Loc-RIB lacked or had too many of at the end (empty: equal) */
   hostMismatches: string[];
@@ -77,6 +106,8 @@ interface SoakEtcd {
   restart(): Promise<void>;
   /** cluster only: SIGKILL the leader, restart it 2 s later; false when there is no leader to kill */
   killLeader?(): Promise<boolean>;
+  /** cluster only: SIGKILL the n-th member (mod 3) that is not the leader, restart it 1 s later; false without a leader */
+  restartFollower?(n: number): Promise<boolean>;
   stop(): Promise<void>;
 }
 
@@ -87,15 +118,34 @@ async function soakEtcd(o: SoakOptions): Promise<SoakEtcd> {
     return { endpoints: [e.endpoint], clientPorts: [o.clientPort], client: e.client, stop: () => e.stop(), async restart() { await e.kill(); await pause(1000); await e.start(); } };
   }
   const c = await startEtcdCluster(o.clientPort, o.peerPort);
+  // on a loaded machine one round of status probes can time out: ask again for up to 10 s
+  const leader = async (): Promise<number | undefined> => {
+    for (let i = 0; i < 20; i++) {
+      const l = await c.leader();
+      if (l !== undefined) return l;
+      await pause(500);
+    }
+    return undefined;
+  };
   return {
     endpoints: c.endpoints, clientPorts: c.clientPorts, client: c.client, stop: () => c.stop(),
     async restart() { for (let i = 0; i < 3; i++) await c.kill(i); await pause(1000); await c.startAll(); },
     async killLeader() {
-      const l = await c.leader();
+      const l = await leader();
       if (l === undefined) return false;
       await c.kill(l);
       await pause(2000);
       await c.start(l);
+      return true;
+    },
+    async restartFollower(n: number) {
+      const l = await leader();
+      if (l === undefined) return false;
+      const followers = [0, 1, 2].filter((i) => i !== l);
+      const f = followers[n % followers.length] as number;
+      await c.kill(f);
+      await pause(1000);
+      await c.start(f);
       return true;
     },
   };
@@ -103,7 +153,9 @@ async function soakEtcd(o: SoakOptions): Promise<SoakEtcd> {
 /** a host's workloads use cali0, a veth pair inside its namespace, so skeind can route them */
 const hostWep = (node: string, ns: string, pod: string, ip: string): string => wepValue(node, ns, pod, ip).replace(/"interfaceName":"[^"]*"/, '"interfaceName":"cali0"');
 
-interface SoakHost { node: string; ns: string; sock: string; child: ChildProcess; tail: string }
+interface SoakHost { node: string; ns: string; sock: string; child: ChildProcess; tail: string; monitor: RouteMonitor }
+/** one change the soak made: at t, key set to value (null: deleted); unsure: etcd failed the request, the outcome (value) was read back at tKnown */
+interface LoggedOp { t: number; key: string; value: string | null; unsure?: { tKnown: number; tried: string | null } }
 const fds = (): number => readdirSync('/proc/self/fd').length;
 
 /** What etcd holds under /calico/, decoded independently of the datastores (pages of 200 keys). */
@@ -133,7 +185,11 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
   const log = o.log ?? ((): void => undefined);
   const rate = o.rate ?? 50;
   const etcd = await soakEtcd(o);
-  const res: SoakResult = { ops: 0, checks: 0, mismatches: [], restarts: 0, compactions: 0, leaderKills: 0, rss: [], fds: [], restartsBy: [], hostMismatches: [], hostRoutes: [] };
+  const res: SoakResult = {
+    ops: 0, checks: 0, mismatches: [], restarts: 0, compactions: 0, leaderKills: 0, memberRestarts: 0, unsure: 0, rss: [], fds: [], restartsBy: [], hostMismatches: [], hostRoutes: [],
+    routeGaps: [], routeLingering: [], routeTimeline: { prefixes: 0, kernelChanges: 0, intents: 0, judgedMs: 0, monitorsAlive: true },
+  };
+  const opLog: LoggedOp[] = [];
   const nHosts = o.hosts ?? 0;
   const lab = nHosts > 0 ? new Lab() : undefined;
   const dir = mkdtempSync(join(tmpdir(), 'skein-soak-'));
@@ -172,12 +228,15 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
         nsExec(ns, 'ip', ['link', 'add', 'cali0', 'type', 'veth', 'peer', 'name', 'cali0p']);
         nsExec(ns, 'ip', ['link', 'set', 'cali0', 'up']);
         nsExec(ns, 'ip', ['link', 'set', 'cali0p', 'up']);
+        // the kernel's timeline from an empty table on: the monitor listens before skeind writes anything
+        const monitor = new RouteMonitor(ns, node);
+        await monitor.started();
         for (let i = 0; i < etcd.clientPorts.length; i++) nsSpawn(ns, process.execPath, ['-e', FORWARD, join(dir, `etcd-${i}.sock`), String(2379 + i)], { stdio: 'ignore' });
         const cfg = join(dir, `${node}.yaml`);
         const sock = join(dir, `${node}.sock`);
         writeFileSync(cfg, `nodeName: ${node}\ndatastore: { type: etcd, etcd: { endpoints: [${hostEndpoints}], backoff: { min: 50ms, max: 1s } } }\ncontrol: { socket: ${sock} }\nmetrics: { listen: false }\nlog: { level: warn }\n`);
         const child = nsSpawn(ns, process.execPath, [SKEIND, '--config', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
-        const h: SoakHost = { node, ns, sock, child, tail: '' };
+        const h: SoakHost = { node, ns, sock, child, tail: '', monitor };
         child.stderr?.on('data', (d: Buffer) => { h.tail = (h.tail + d.toString()).slice(-2000); });
         hosts.push(h);
       }
@@ -187,13 +246,47 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
     stores.push({ ds: scoped, node: ME }, { ds: full });
     for (const s of stores) (s.ds as EtcdDatastore).start();
     await Promise.all(stores.map((s) => s.ds.synced()));
+    // the hosts start from what the datastore says (bounded: 60 s), so that the judged window begins settled
+    if (hosts.length > 0) {
+      const before = await checkHosts(c, hosts, res, log, 60_000);
+      if (before.length > 0) throw new Error(`the soak's hosts did not reach the datastore's state before the churn: ${before.join('; ')}`);
+    }
+    // what etcd holds when the churn begins: the replay of the op log starts from it
+    const initial = hosts.length > 0 ? await truthRecords(c) : new Map<string, string>();
     const t0 = Date.now();
     const end = t0 + o.seconds * 1000;
     let nextCheck = t0 + (o.checkEveryMs ?? 10_000);
     let nextCompact = t0 + (o.compactEveryMs ?? 25_000);
-    let nextRestart = t0 + (o.restartEveryMs ?? 45_000);
-    let nextLeaderKill = t0 + (o.leaderKillEveryMs ?? 0);
+    let nextRestart = t0 + (o.firstRestartMs ?? o.restartEveryMs ?? 45_000);
+    let nextLeaderKill = t0 + (o.firstLeaderKillMs ?? o.leaderKillEveryMs ?? 0);
+    let nextMemberRestart = t0 + (o.firstMemberRestartMs ?? o.memberRestartEveryMs ?? 0);
+    let injectAt = o.injectLossAtMs !== undefined && hosts.length >= 2 ? t0 + o.injectLossAtMs : Infinity;
     let seq = 0;
+    // one change; when etcd fails the request its outcome is unknown (it may have been committed), so it is read back
+    // once etcd answers (bounded: 60 s) and logged as unsure from the moment it was sent to the moment it was known
+    const write = async (key: string, value: string | null): Promise<void> => {
+      const t = Date.now();
+      try {
+        if (value === null) await c.delete().key(key);
+        else await c.put(key).value(value);
+        opLog.push({ t, key, value });
+        return;
+      } catch (e) {
+        for (let i = 0; i < 600; i++) {
+          try {
+            const now = await c.get(key).string();
+            const tKnown = Date.now();
+            opLog.push({ t, key, value: now, unsure: { tKnown, tried: value } });
+            res.unsure++;
+            break;
+          } catch {
+            if (Date.now() - t > 60_000) throw new Error(`etcd did not answer for 60 s after a failed change of ${key}`, { cause: e });
+            await new Promise((r) => setTimeout(r, 100));
+          }
+        }
+        throw e;
+      }
+    };
     const op = async (): Promise<void> => {
       const r = Math.random();
       const k = Math.random() < 0.2 ? 0 : Math.floor(Math.random() * NODES);
@@ -202,21 +295,39 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
       if (r < 0.6) {
         const pod = `pod-${Math.floor(Math.random() * 40)}`;
         const key = wepKey(node, `ns-${k % 3}`, pod);
-        if (pods.has(key) && Math.random() < 0.4) { await c.delete().key(key); pods.delete(key); } else {
+        if (pods.has(key) && Math.random() < 0.4) { await write(key, null); pods.delete(key); } else {
           const v = (k < nHosts ? hostWep : wepValue)(node, `ns-${k % 3}`, pod, `10.${64 + k}.0.${(seq % 250) + 1}`);
-          await c.put(key).value(v);
+          await write(key, v);
           pods.set(key, v);
         }
       } else if (r < 0.85) {
-        await c.put(blockKey(k)).value(fullBlock(k, node, seq));
+        await write(blockKey(k), fullBlock(k, node, seq));
       } else {
         const i = Math.floor(Math.random() * 5);
-        if (Math.random() < 0.3) await c.delete().key(`/calico/resources/v3/projectcalico.org/bgppeers/soak-peer-${i}`);
-        else await c.put(`/calico/resources/v3/projectcalico.org/bgppeers/soak-peer-${i}`).value(peerValue(i));
+        await write(`/calico/resources/v3/projectcalico.org/bgppeers/soak-peer-${i}`, Math.random() < 0.3 ? null : peerValue(i));
       }
     };
     for (let loop = 0; loop < 10_000_000 && Date.now() < end; loop++) {
       const now = Date.now();
+      if (o.memberRestartEveryMs !== undefined && etcd.restartFollower !== undefined && now >= nextMemberRestart) {
+        nextMemberRestart = now + o.memberRestartEveryMs;
+        if (await etcd.restartFollower(res.memberRestarts)) {
+          res.memberRestarts++;
+          log('soak: an etcd follower killed, restarted 1 s later');
+        } else log('soak: no etcd leader: no follower restarted');
+      }
+      if (now >= injectAt) {
+        injectAt = Infinity;
+        const h = hosts[0] as SoakHost;
+        // the second host's first block: announced by it from the start, changed by nothing in the churn
+        const prefix = block26(1).cidr;
+        const t = Date.now();
+        try {
+          nsExec(h.ns, 'ip', ['route', 'del', prefix, 'proto', '171']);
+          res.injected = { host: h.node, prefix, t };
+          log(`soak: ${prefix} deleted by hand from ${h.node}'s kernel`);
+        } catch (e) { log(`soak: could not delete ${prefix} by hand: ${(e as Error).message}`); }
+      }
       if (now >= nextRestart) {
         nextRestart = now + (o.restartEveryMs ?? 45_000);
         log('soak: etcd killed and restarted');
@@ -252,12 +363,16 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
       const wait = due - Date.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     }
+    const tEnd = Date.now();
     await check(c, stores, res, log);
-    if (hosts.length > 0) await checkHosts(c, hosts, res, log);
+    if (hosts.length > 0) {
+      res.hostMismatches = await checkHosts(c, hosts, res, log, 30_000);
+      judge(hosts, initial, opLog, t0, tEnd, o.settleMs ?? 10_000, res, log);
+    }
     return res;
   } finally {
     for (const s of stores) await s.ds.close();
-    for (const h of hosts) h.child.kill('SIGTERM');
+    for (const h of hosts) { h.child.kill('SIGTERM'); h.monitor.stop(); }
     lab?.destroy();
     for (const b of bridges) b.close();
     await etcd.stop();
@@ -296,7 +411,92 @@ async function hostWants(c: Etcd3, hosts: SoakHost[]): Promise<Map<string, { ker
   return out;
 }
 
-async function checkHosts(c: Etcd3, hosts: SoakHost[], res: SoakResult, log: (l: string) => void): Promise<void> {
+/** every key and value under /calico/ (pages of 200 keys) */
+async function truthRecords(client: Etcd3): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  let start = Buffer.from('/calico/');
+  for (let i = 0; i < 100_000; i++) {
+    const res = await client.getAll().inRange({ start, end: Buffer.from('/calico0') }).limit(200).exec();
+    for (const kv of res.kvs) out.set(kv.key.toString(), kv.value.toString());
+    const last = res.kvs[res.kvs.length - 1];
+    if (!res.more || last === undefined) break;
+    start = Buffer.concat([last.key, Buffer.from([0])]);
+  }
+  return out;
+}
+
+/**
+ * Replays the op log from the records etcd held when the churn began through src/controller, one controller per host,
+ * into each host's wanted kernel routes over time (as hostWants derives them), and judges the hosts' kernel timelines
+ * against them. An unsure change wants, from when it was sent until its outcome was known, only what both outcomes
+ * want; then what the outcome wants.
+ */
+function judge(hosts: SoakHost[], initial: Map<string, string>, ops: readonly LoggedOp[], t0: number, tEnd: number, settleMs: number, res: SoakResult, log: (l: string) => void): void {
+  const started = Date.now();
+  const model = new Model();
+  const raw = new Map<string, string>();
+  const ctls = hosts.map((h) => new NodeController(h.node));
+  const apply = (key: string, value: string | null): void => {
+    let ev: ChangeEvent | undefined;
+    if (value === null) {
+      raw.delete(key);
+      // the key alone says what it held (decoding an empty value names the kind and id, with an issue ignored here)
+      const d = decodeEtcd(key, '');
+      if (d?.kind !== undefined && d.id !== undefined) ev = model.delete(d.kind, d.id, key);
+    } else {
+      raw.set(key, value);
+      const d = decodeEtcd(key, value);
+      if (d?.resource !== undefined) ev = model.set(d.resource, key);
+    }
+    if (ev !== undefined) for (const ctl of ctls) ctl.applyChanges([ev]);
+  };
+  const wants = (): Map<string, Set<string>> => {
+    const st = ctls.map((ctl) => ctl.state);
+    const announce = st.map((s) => s.announce.filter((a) => a.family === 4).map((a) => a.prefix));
+    const out = new Map<string, Set<string>>();
+    for (const [i, h] of hosts.entries()) {
+      const s = st[i] as (typeof st)[number];
+      const local = [...s.deviceRoutes, ...s.blackholes].filter((a) => a.family === 4).map((a) => a.prefix);
+      out.set(h.node, new Set([...local, ...announce.flatMap((a, j) => (j === i ? [] : a))]));
+    }
+    return out;
+  };
+  const intents: RouteIntent[] = [];
+  let cur = new Map<string, Set<string>>();
+  const emit = (t: number, next: Map<string, Set<string>>): void => {
+    for (const [host, want] of next) {
+      const had = cur.get(host) ?? new Set<string>();
+      for (const p of want) if (!had.has(p)) intents.push({ t, host, prefix: p, want: true });
+      for (const p of had) if (!want.has(p)) intents.push({ t, host, prefix: p, want: false });
+    }
+    cur = next;
+  };
+  for (const [k, v] of initial) apply(k, v);
+  emit(0, wants());
+  for (const op of ops) {
+    if (op.unsure === undefined) { apply(op.key, op.value); emit(op.t, wants()); continue; }
+    const before = raw.get(op.key) ?? null;
+    const b = cur;
+    apply(op.key, op.unsure.tried);
+    const a = wants();
+    emit(op.t, new Map([...b].map(([h, w]) => [h, new Set([...w].filter((p) => a.get(h)?.has(p) === true))])));
+    apply(op.key, before);
+    apply(op.key, op.value);
+    emit(op.unsure.tKnown, wants());
+  }
+  const kernel = hosts.flatMap((h) => [...h.monitor.changes]);
+  const v = judgeRoutes({ intents, kernel, from: t0, to: tEnd, settleMs });
+  // SOAK_DUMP=file: both timelines and the op log, for looking into a verdict afterwards
+  if (process.env.SOAK_DUMP) writeFileSync(process.env.SOAK_DUMP, JSON.stringify({ t0, tEnd, settleMs, intents, kernel, ops, gaps: v.gaps, lingering: v.lingering }));
+  res.routeGaps = v.gaps;
+  res.routeLingering = v.lingering;
+  res.routeTimeline = { prefixes: v.compared, kernelChanges: kernel.length, intents: intents.length, judgedMs: tEnd - t0, monitorsAlive: hosts.every((h) => h.monitor.alive) };
+  const show = (g: Gap): string => `${g.host} ${g.prefix} ${g.kind} ${new Date(g.from).toISOString()} for ${(g.to - g.from).toFixed(2)} ms`;
+  log(`soak: routes over ${((tEnd - t0) / 1000).toFixed(0)} s judged (settle ${settleMs} ms, ${Date.now() - started} ms to judge): ${v.compared} host prefixes, ${intents.length} intents, ${kernel.length} kernel changes; ${v.gaps.length} gaps${v.gaps.length > 0 ? `: ${v.gaps.slice(0, 6).map(show).join('; ')}` : ''}; ${v.lingering.length} lingering${v.lingering.length > 0 ? `: ${v.lingering.slice(0, 3).map(show).join('; ')}` : ''}`);
+}
+
+/** Waits (up to timeoutMs) until every host's kernel and Loc-RIB equal what the datastore says; returns what still differs. */
+async function checkHosts(c: Etcd3, hosts: SoakHost[], res: SoakResult, log: (l: string) => void, timeoutMs: number): Promise<string[]> {
   const diff = (want: Set<string>, have: Set<string>): string => {
     const lack = [...want].filter((p) => !have.has(p));
     const extra = [...have].filter((p) => !want.has(p));
@@ -304,9 +504,8 @@ async function checkHosts(c: Etcd3, hosts: SoakHost[], res: SoakResult, log: (l:
     return `lacks ${lack.length} (${lack.slice(0, 4).join(' ')}), has ${extra.length} too many (${extra.slice(0, 4).join(' ')})`;
   };
   let last: string[] = [];
-  // settle: every host's kernel and Loc-RIB reach the datastore's state within 30 s of the churn's end
-  const deadline = Date.now() + 30_000;
-  for (let i = 0; i < 300 && Date.now() < deadline; i++) {
+  const deadline = Date.now() + timeoutMs;
+  for (let i = 0; i < timeoutMs / 100 && Date.now() < deadline; i++) {
     last = [];
     res.hostRoutes = [];
     try {
@@ -327,8 +526,8 @@ async function checkHosts(c: Etcd3, hosts: SoakHost[], res: SoakResult, log: (l:
     if (last.length === 0) break;
     await new Promise((r) => setTimeout(r, 100));
   }
-  res.hostMismatches = last;
-  log(`soak: hosts at the end: ${res.hostRoutes.map((x) => `${x.node} kernel ${x.kernel} / Loc-RIB ${x.locRib} prefixes`).join(', ')}; ${last.length === 0 ? 'all equal the datastore' : last.join('; ')}`);
+  log(`soak: hosts: ${res.hostRoutes.map((x) => `${x.node} kernel ${x.kernel} / Loc-RIB ${x.locRib} prefixes`).join(', ')}; ${last.length === 0 ? 'all equal the datastore' : last.join('; ')}`);
+  return last;
 }
 
 async function check(c: Etcd3, stores: { ds: Datastore; node?: string }[], res: SoakResult, log: (l: string) => void): Promise<void> {
@@ -360,6 +559,7 @@ async function check(c: Etcd3, stores: { ds: Datastore; node?: string }[], res: 
   (globalThis as { gc?: () => void }).gc?.();
   res.rss.push(process.memoryUsage().rss);
   res.fds.push(fds());
-  res.restartsBy.push(res.restarts);
+  // every disruption of etcd so far (each brings new gRPC connections): restarts of every member, leader kills, follower restarts
+  res.restartsBy.push(res.restarts + res.leaderKills + res.memberRestarts);
   log(`soak: check ${res.checks}: ${res.ops} changes so far, ${res.mismatches.length} mismatches, RSS ${(process.memoryUsage().rss / 1048576).toFixed(0)} MiB, ${fds()} fds`);
 }
