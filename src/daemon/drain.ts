@@ -89,7 +89,7 @@ export class Drain {
       seconds: this.#seconds,
       secondsLeft: left,
       stopping: this.#stopping,
-      shutdownDrainSeconds: this.#o.seconds(),
+      shutdownDrainSeconds: this.#configured(),
     };
   }
 
@@ -109,7 +109,7 @@ export class Drain {
   /** Start draining (no-op when draining or drained). */
   start(seconds: number | undefined, why: string): void {
     if (this.#state !== 'off') return;
-    const configured = this.#o.seconds();
+    const configured = this.#configured();
     this.#seconds = seconds ?? (configured > 0 ? configured : DEFAULT_DRAIN_SECONDS);
     this.#enter('draining');
     this.#until = this.#now() + this.#seconds * 1000;
@@ -142,8 +142,8 @@ export class Drain {
    * the sessions end with. No established peer: nobody to move traffic, no wait.
    */
   async beforeStop(): Promise<string | undefined> {
-    const configured = this.#o.seconds();
-    if (configured <= 0) return undefined;
+    const configured = this.#configured();
+    if (configured === 0) return undefined;
     this.#stopping = true;
     if (this.#state === 'off') this.start(configured, 'stop');
     else if (this.#state === 'draining' && this.#until !== null && this.#until - this.#now() > configured * 1000) {
@@ -173,6 +173,12 @@ export class Drain {
   close(): void {
     this.#clear();
     this.#wake();
+  }
+
+  /** bgp.shutdownDrainSeconds; 0 when a configuration made without the key (an older test's object) has none */
+  #configured(): number {
+    const s = this.#o.seconds() as number | undefined;
+    return s !== undefined && Number.isFinite(s) && s > 0 ? s : 0;
   }
 
   #anyEstablished(): boolean {
