@@ -50,7 +50,7 @@ t.test('skeinctl drain: draining, then drained after the wait; again is a no-op;
   t.equal((j as { state: string }).state, 'draining');
   t.equal((j as { seconds: number }).seconds, 30, 'bgp.shutdownDrainSeconds 0: the default wait');
   t.same(calls, [true], 'the speaker told once');
-  drain.control({ seconds: 5 });
+  void drain.control({ seconds: 5 });
   t.same(calls, [true], 'a second drain changes nothing');
   let settled = false;
   const waiting = drain.settled().then((x) => {
@@ -72,7 +72,7 @@ t.test('skeinctl drain: draining, then drained after the wait; again is a no-op;
 
 t.test('undrain during the wait: the old timer does not make it drained', (t) => {
   const { drain, advance } = rig({ seconds: 10 });
-  drain.control({});
+  void drain.control({});
   t.equal(drain.json().seconds, 10, 'the configured seconds');
   drain.undrain();
   advance(20_000);
@@ -88,7 +88,7 @@ t.test('bad seconds are refused with a ControlError; a new speaker inherits the 
   const other = { setDraining: (on: boolean) => void told.push(on) } as unknown as Speaker;
   drain.attach(other);
   t.same(told, [], 'off: a new speaker is left alone');
-  drain.control({ seconds: 1 });
+  void drain.control({ seconds: 1 });
   drain.attach(other);
   t.same(told, [true], 'draining: a new speaker drains too');
   t.end();
@@ -111,7 +111,7 @@ t.test('a stop: no key, no drain; with the key, drain, wait, then the shutdown m
 
 t.test('a stop after a long manual drain waits at most the configured time; a second signal cuts it', async (t) => {
   const r = rig({ seconds: 5 });
-  r.drain.control({ seconds: 600 });
+  void r.drain.control({ seconds: 600 });
   const p = r.drain.beforeStop();
   r.advance(5_000);
   t.equal(await p, SHUTDOWN_MESSAGE, 'over after 5 s, not 600');
@@ -127,7 +127,7 @@ t.test('a stop with no established peer does not wait; already drained does not 
   const r = rig({ seconds: 60, established: false });
   t.equal(await r.drain.beforeStop(), SHUTDOWN_MESSAGE, 'resolved without the clock moving');
   const d = rig({ seconds: 60 });
-  d.drain.control({ seconds: 1 });
+  void d.drain.control({ seconds: 1 });
   d.advance(1_000);
   t.equal(await d.drain.beforeStop(), SHUTDOWN_MESSAGE, 'drained already');
   t.same(d.calls, [true], 'announced once');
@@ -137,7 +137,7 @@ t.test('the gauge follows the state', async (t) => {
   const { drain, metrics, advance } = rig({ seconds: 1 });
   const read = async (): Promise<string> => metrics.registry.getSingleMetricAsString('skein_drain_state');
   t.match(await read(), /state="off"\} 1/);
-  drain.control({});
+  void drain.control({});
   t.match(await read(), /state="draining"\} 1/);
   t.match(await read(), /state="off"\} 0/);
   advance(1_000);
