@@ -315,7 +315,10 @@ export class Daemon {
    */
   stop(reason = 'skeind stopping', o: { drain?: boolean } = {}): Promise<void> {
     if (this.#stopped) return this.#stopped;
-    this.#stopped = (o.drain === true ? this.drain.beforeStop() : Promise.resolve(undefined)).then((leaving) => this.#shutdown(reason, leaving));
+    // without a drain the stop begins in this turn, as it always did
+    this.#stopped = o.drain === true && this.drain.drainsOnStop
+      ? this.drain.beforeStop().then((leaving) => this.#shutdown(reason, leaving))
+      : this.#shutdown(reason, undefined);
     return this.#stopped;
   }
 

@@ -157,6 +157,11 @@ export class Drain {
     return SHUTDOWN_MESSAGE;
   }
 
+  /** A stop drains first (bgp.shutdownDrainSeconds > 0). */
+  get drainsOnStop(): boolean {
+    return this.#configured() > 0;
+  }
+
   /** A second signal: stop waiting now. */
   hurry(): void {
     if (this.#state !== 'draining') return;
