@@ -35,9 +35,12 @@ t.test('BIRD sees the drain and moves to the other path; undrain moves it back w
     const marked = ((await lab.ctl('h1', 'routes', GSHUT_NET)).routes as { best: Path }[])[0]!.best;
     t.same({ localPref: marked.localPref, communities: marked.communities }, { localPref: 0, communities: ['65535:0'] }, 'skein ranks a GRACEFUL_SHUTDOWN route lowest (LOCAL_PREF 0)');
 
-    // Drain.
+    // Drain. (How long until the ToR's kernel moved is printed, not asserted.)
+    const t0 = performance.now();
     const d = await lab.ctl('h1', 'drain', '--seconds', '2');
     t.equal(d.state, 'draining');
+    await until(() => lab.torVia() === '10.43.2.1', 'the ToR\'s kernel moves to h2', 20_000, 10);
+    t.comment(`skeinctl drain -> the ToR's kernel routes through h2 after ${Math.round(performance.now() - t0)} ms (skeinctl start-up included)`);
     await until(() => /65535, ?0/.test(fromH1()?.community ?? ''), 'BIRD sees GRACEFUL_SHUTDOWN on h1\'s route', 20_000, 100);
     const drained = fromH1();
     t.equal(drained?.localPref, '0', 'LOCAL_PREF 0 (iBGP, RFC 8326 §4.1)');
