@@ -213,7 +213,10 @@ export class Daemon {
         this.fib?.writeNow();
       },
     });
-    this.drain = new Drain({ log: this.log, metrics: this.metrics, seconds: () => this.cfg.bgp.shutdownDrainSeconds, speaker: () => this.speaker });
+    this.drain = new Drain({
+      log: this.log, metrics: this.metrics, seconds: () => this.cfg.bgp.shutdownDrainSeconds, speaker: () => this.speaker,
+      notify: (s) => this.#notifier.notify(s),
+    });
     this.metrics.bfdSource(() => this.bfd.sessions().map((s) => ({ peer: s.key.peer, state: s.state, downCount: s.downCount })));
     this.routes.onWriteWanted = () => this.watch.active; // a written route is made into text only for a watcher
     this.routes.onWrite = (prefix, r) => {

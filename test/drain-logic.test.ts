@@ -17,12 +17,14 @@ function rig(o: { seconds?: number; established?: boolean } = {}) {
     peerInfo: () => ({ state: o.established === false ? 'Active' : 'Established' }),
   };
   const cfg = { seconds: o.seconds ?? 0 };
+  const notified: string[] = [];
   const metrics = new Metrics({});
   const drain = new Drain({
     log: createLogger({ level: 'error', sink: () => undefined }),
     metrics,
     seconds: () => cfg.seconds,
     speaker: () => speaker as unknown as Speaker,
+    notify: (s) => void notified.push(s),
     now: () => now,
     setTimer: (fn, ms) => {
       const tm = { fn, at: now + ms, live: true };
@@ -41,7 +43,7 @@ function rig(o: { seconds?: number; established?: boolean } = {}) {
       tm.fn();
     }
   };
-  return { drain, calls, advance, cfg, metrics };
+  return { drain, calls, advance, cfg, metrics, notified };
 }
 
 t.test('skeinctl drain: draining, then drained after the wait; again is a no-op; undrain reverts', async (t) => {
@@ -107,6 +109,9 @@ t.test('a stop: no key, no drain; with the key, drain, wait, then the shutdown m
   on.advance(5_000);
   t.equal(await p, SHUTDOWN_MESSAGE);
   t.same(on.calls, [true]);
+  t.match(on.notified[0], /^STOPPING=1\nEXTEND_TIMEOUT_USEC=20000000$/, 'systemd is asked for the drain\'s time plus 15 s');
+  t.match(on.notified.at(-1), /^STATUS=drained .*stopping/, 'and told when it is drained');
+  t.same(off.notified, [], 'no drain: systemd hears nothing from it');
 });
 
 t.test('a stop after a long manual drain waits at most the configured time; a second signal cuts it', async (t) => {

@@ -33,6 +33,9 @@ export const DEFAULT_DRAIN_SECONDS = 30;
 /** The RFC 8203 text peers log when a stop after a drain ends their session. */
 export const SHUTDOWN_MESSAGE = 'graceful shutdown (RFC 8326): node leaving';
 
+/** Seconds a stop takes beyond the drain (closing sessions, the datastore, the FIB), for systemd's stop timeout. */
+const STOP_MARGIN_S = 15;
+
 const STATES: readonly DrainStateName[] = ['off', 'draining', 'drained'];
 
 export interface DrainOptions {
@@ -41,6 +44,8 @@ export interface DrainOptions {
   /** skein.yaml's bgp.shutdownDrainSeconds now (a reload changes it) */
   readonly seconds: () => number;
   readonly speaker: () => Speaker | undefined;
+  /** sd_notify (src/daemon/notify.ts): what `systemctl status` shows, and more stop time while a stop drains */
+  readonly notify?: (state: string) => void;
   /** the clock (ms) and the timer, for a unit test of the logic */
   readonly now?: () => number;
   readonly setTimer?: (fn: () => void, ms: number) => { unref?: () => void };
@@ -115,6 +120,7 @@ export class Drain {
     this.#until = this.#now() + this.#seconds * 1000;
     this.#o.speaker()?.setDraining(true);
     this.#o.log.warn('graceful shutdown: draining (RFC 8326): routes announced with GRACEFUL_SHUTDOWN, LOCAL_PREF 0 to iBGP', { why, seconds: this.#seconds });
+    this.#o.notify?.(`STATUS=draining (RFC 8326 graceful shutdown): peers get ${this.#seconds}s to move traffic`);
     this.#arm(this.#seconds * 1000);
   }
 
@@ -127,6 +133,7 @@ export class Drain {
     this.#until = null;
     this.#o.speaker()?.setDraining(false);
     this.#o.log.warn('graceful shutdown undone: routes announced without GRACEFUL_SHUTDOWN again', {});
+    this.#o.notify?.('STATUS=running; drain undone');
     this.#wake();
     return this.json();
   }
@@ -145,6 +152,9 @@ export class Drain {
     const configured = this.#configured();
     if (configured === 0) return undefined;
     this.#stopping = true;
+    // systemd's TimeoutStopSec (30 s in our unit) would SIGKILL a longer drain: ask for the time the drain needs
+    // (EXTEND_TIMEOUT_USEC, systemd 236+), plus the rest of the stop
+    this.#o.notify?.(`STOPPING=1\nEXTEND_TIMEOUT_USEC=${(configured + STOP_MARGIN_S) * 1_000_000}`);
     if (this.#state === 'off') this.start(configured, 'stop');
     else if (this.#state === 'draining' && this.#until !== null && this.#until - this.#now() > configured * 1000) {
       // a long manual drain: a stop waits no longer than the configured time
@@ -214,6 +224,7 @@ export class Drain {
     this.#enter('drained');
     this.#until = null;
     this.#o.log.warn('graceful shutdown: drained: peers had the time to move traffic off this node', { seconds: this.#seconds });
+    this.#o.notify?.(`STATUS=drained (RFC 8326 graceful shutdown)${this.#stopping ? ': stopping' : ''}`);
     this.#wake();
   }
 
