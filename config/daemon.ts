@@ -93,6 +93,13 @@ export interface DaemonConfig {
      * BIRD's `import keep filtered`; 0 keeps none. Default 10,000 (about 90 bytes each beside their attributes).
      */
     keepRefused: number;
+    /**
+     * RFC 8326 graceful shutdown when skeind is stopped (SIGTERM/SIGINT): announce every route with GRACEFUL_SHUTDOWN
+     * (and LOCAL_PREF 0 to iBGP), wait this many seconds for peers to move traffic, then end the sessions with Cease
+     * / Administrative Shutdown. 0 (the default): a stop is a restart, sessions close silently and peers keep our
+     * routes under graceful restart. Also how long `skeinctl drain` waits before it reports "drained". Live on reload.
+     */
+    shutdownDrainSeconds: number;
     /** RFC 7911 ADD-PATH, for ECMP through route reflectors (docs/contract.md: no Calico resource has a field for it) */
     addPaths: {
       /** what this node, as a route reflector, sends its clients; default off (the best path only) */
@@ -197,6 +204,20 @@ function addPathsSend(v: unknown): AddPathsSend {
     if (count >= 1 && count <= 65535) return { mode: 'best', count };
   }
   throw new ValueError(`expected "off", "all" or "best N" (N from 1 to 65535), got "${s}"`);
+}
+
+/**
+ * bgp.shutdownDrainSeconds: whole seconds (or a duration such as "30s"), at most an hour. A stop waits this long, so
+ * systemd's TimeoutStopSec must be longer (systemd/README.md); an hour is far past any peer's need (RFC 8326 §5).
+ */
+function drainSeconds(v: unknown): number {
+  let s = NaN;
+  if (typeof v === 'number') s = v;
+  else if (typeof v === 'string') s = /^\s*\d+\s*$/.test(v) ? Number(v) : parseDuration(v) / 1000;
+  if (!Number.isInteger(s) || s < 0 || s > 3600) {
+    throw new ValueError(`expected a whole number of seconds from 0 to 3600 (or a duration such as "30s"), got ${describe(v)}`);
+  }
+  return s;
 }
 
 function endpoint(v: unknown): string {
@@ -338,13 +359,14 @@ export function parseDaemonConfig(text: string, file: string, env: NodeJS.Proces
   }
 
   const bgpPath: Path = ['bgp'];
-  const bgp = c.object(root.bgp, bgpPath, ['listen', 'routerId', 'longLivedGracefulRestart', 'addPaths', 'maxPrefixes', 'keepRefused']);
+  const bgp = c.object(root.bgp, bgpPath, ['listen', 'routerId', 'longLivedGracefulRestart', 'addPaths', 'maxPrefixes', 'keepRefused', 'shutdownDrainSeconds']);
   const listenPath: Path = [...bgpPath, 'listen'];
   const listen = c.object(bgp.listen, listenPath, ['address', 'port']);
   const addPathsPath: Path = [...bgpPath, 'addPaths'];
   const addPaths = c.object(bgp.addPaths, addPathsPath, ['toClients', 'receive']);
   const bgpOut: DaemonConfig['bgp'] = {
     keepRefused: c.opt(bgp, 'keepRefused', bgpPath, int(0, 10_000_000)) ?? 10_000,
+    shutdownDrainSeconds: c.opt(bgp, 'shutdownDrainSeconds', bgpPath, drainSeconds) ?? 0,
     listen: {
       address: c.opt(listen, 'address', listenPath, (v) => parseIP(v).address) ?? '::',
       port: c.opt(listen, 'port', listenPath, port) ?? 179,

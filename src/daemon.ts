@@ -20,6 +20,7 @@
 //   sweep.ts   "wait for peers, then sweep" (start-up, speaker restart)   status.ts    the control methods' answers
 //   reload.ts  SIGHUP / `skeinctl reload`                                 sampler.ts   the 5 s metrics sampler
 //   notify.ts  sd_notify READY=1 / STATUS=                                shutdown.ts  the clean stop
+//   drain.ts   RFC 8326 graceful shutdown (skeinctl drain, a draining stop)
 import { BindError, bindAs } from './daemon/bind.js';
 import { ListMemory } from './daemon/memory.js';
 import { LogRateLimit, NextHopResolver, Speaker, type BestEvent, type PeerStateEvent } from '../bgp/index.js';
@@ -40,6 +41,7 @@ import { speakerIdentity, type SpeakerIdentity } from './daemon/mapping.js';
 import { StartNotifier } from './daemon/notify.js';
 import { RouteTable } from './daemon/routes.js';
 import { BfdWiring } from './daemon/bfd.js';
+import { Drain } from './daemon/drain.js';
 import { PolicyWiring, RULE_KINDS } from './daemon/policy.js';
 import { MigrationWatcher } from './daemon/migration.js';
 import { KernelReachability } from './daemon/reachability.js';
@@ -88,6 +90,8 @@ export class Daemon {
   readonly routes: RouteTable;
   /** BFD for BGP sessions (src/daemon/bfd.ts) */
   readonly bfd: BfdWiring;
+  /** RFC 8326 graceful shutdown (src/daemon/drain.ts) */
+  readonly drain: Drain;
   readonly fib: Programmer | undefined;
   speaker: Speaker | undefined;
   identity: SpeakerIdentity | undefined;
@@ -209,6 +213,10 @@ export class Daemon {
         this.fib?.writeNow();
       },
     });
+    this.drain = new Drain({
+      log: this.log, metrics: this.metrics, seconds: () => this.cfg.bgp.shutdownDrainSeconds, speaker: () => this.speaker,
+      notify: (s) => this.#notifier.notify(s),
+    });
     this.metrics.bfdSource(() => this.bfd.sessions().map((s) => ({ peer: s.key.peer, state: s.state, downCount: s.downCount })));
     this.routes.onWriteWanted = () => this.watch.active; // a written route is made into text only for a watcher
     this.routes.onWrite = (prefix, r) => {
@@ -255,6 +263,8 @@ export class Daemon {
       .handle('fib', () => this.fibJson())
       .handle('bfd', () => this.bfd.json())
       .handle('reload', () => this.reload())
+      .handle('drain', (p) => this.drain.control(p))
+      .handle('undrain', () => this.drain.undrain())
       .handle('watch', (p) => this.watch.stream(p))
       .handle('runtime', (p) => this.#runtime?.json({ reset: p.reset === true, control: control.stats }));
     await bindAs('control.socket', this.cfg.control.socket, () => control.listen());
@@ -301,12 +311,25 @@ export class Daemon {
     return this.#stopped;
   }
 
-  /** Clean stop (src/daemon/shutdown.ts): sessions end without a NOTIFICATION, every route stays in the kernel. */
-  stop(reason = 'skeind stopping'): Promise<void> {
+  /**
+   * Clean stop (src/daemon/shutdown.ts): sessions end without a NOTIFICATION, every route stays in the kernel. With
+   * `drain` (a signal) and bgp.shutdownDrainSeconds set, the node drains first (src/daemon/drain.ts), running fully
+   * meanwhile, and the sessions end with Cease / Administrative Shutdown.
+   */
+  stop(reason = 'skeind stopping', o: { drain?: boolean } = {}): Promise<void> {
     if (this.#stopped) return this.#stopped;
+    // without a drain the stop begins in this turn, as it always did
+    this.#stopped = o.drain === true && this.drain.drainsOnStop
+      ? this.drain.beforeStop().then((leaving) => this.#shutdown(reason, leaving))
+      : this.#shutdown(reason, undefined);
+    return this.#stopped;
+  }
+
+  #shutdown(reason: string, leaving: string | undefined): Promise<void> {
     this.#stopping = true;
     this.#listMemory.stop();
-    this.#stopped = shutdown({
+    this.drain.close();
+    return shutdown({
       log: this.log,
       notify: (s) => this.#notifier.notify(s),
       clearTimers: () => {
@@ -316,6 +339,7 @@ export class Daemon {
         this.#notifier.stop();
       },
       speaker: this.speaker,
+      leaving,
       control: this.#control,
       bfd: this.bfd,
       datastore: this.#ds,
@@ -326,7 +350,6 @@ export class Daemon {
       monitor: this.#monitor,
       runtime: this.#runtime,
     }, reason).then(() => this.#resolveFinished());
-    return this.#stopped;
   }
 
   #fatal(what: string, e: unknown): void {
@@ -463,6 +486,7 @@ export class Daemon {
       restarting: this.#restarting,
     }));
     if (this.#reach?.current) speaker.setReachability(this.#reach.current);
+    this.drain.attach(speaker);
     speaker.on('peer', (ev: PeerStateEvent) => this.#speakerEvents.peerState(ev));
     speaker.on('best', (evs: BestEvent[]) => this.#speakerEvents.best(evs));
     speaker.on('stall', (ev: { ms: number }) => this.metrics.stall(ev.ms / 1000));
@@ -560,10 +584,10 @@ export class Daemon {
   // ------------------------------------------------------------------ control methods (src/daemon/status.ts)
 
   status(): StatusJson {
-    return statusJson({
+    return { ...statusJson({
       cfg: this.cfg, version: VERSION, identity: this.identity, readiness: this.readiness, speaker: this.speaker,
       datastore: this.#ds?.status, fibSync: () => this.#startupWait.json(), peers: () => this.peers(),
-    });
+    }), drain: this.drain.json() };
   }
 
   peers(): PeerJson[] {

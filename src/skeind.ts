@@ -19,7 +19,8 @@ const USAGE = `usage: skeind [--config FILE]
   --version       print the version and exit
   --help          this text
 
-Signals: SIGHUP re-reads the configuration; SIGTERM/SIGINT stop cleanly (routes stay in the kernel).
+Signals: SIGHUP re-reads the configuration; SIGTERM/SIGINT stop cleanly (routes stay in the kernel); with
+bgp.shutdownDrainSeconds set they drain first (RFC 8326 graceful shutdown; a second signal cuts the wait short).
 `;
 
 function fail(code: number, line: string): number {
@@ -61,10 +62,11 @@ async function main(): Promise<number> {
   }
   const daemon = new Daemon(cfg);
   let stopping = false;
-  const stop = (sig: string): void => {
-    if (stopping) return;
+  const stop = (sig: string, drain = true): void => {
+    // a second signal during a graceful-shutdown drain (bgp.shutdownDrainSeconds) ends the wait
+    if (stopping) return daemon.drain.hurry();
     stopping = true;
-    void daemon.stop(`received ${sig}`);
+    void daemon.stop(drain ? `received ${sig}` : sig, { drain });
   };
   // However the daemon stopped (a signal, a fatal error), exit once it has: a handle a library leaves open must
   // not keep a stopped daemon alive.
@@ -81,7 +83,7 @@ async function main(): Promise<number> {
   process.on('uncaughtException', (e) => {
     daemon.log.error('internal error', { err: e });
     process.exitCode = EXIT_FAILURE;
-    stop('an internal error');
+    stop('an internal error', false);
   });
   try {
     await daemon.start();

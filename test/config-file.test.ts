@@ -63,7 +63,7 @@ t.test('skein.yaml: defaults, overrides, errors with file, line and field', (t) 
   t.same(c.fib, { enabled: true, table: 254, protocol: 171, workloadRoutes: true, nextHopScan: 10 });
   t.equal(parseDaemonConfig('fib: { nextHopScan: 30s }\n', '/x', {}).fib.nextHopScan, 30, 'fib.nextHopScan as a duration');
   for (const bad of ['0', '-1', '1.5', '2h']) t.throws(() => parseDaemonConfig(`fib: { nextHopScan: ${bad} }\n`, '/x', {}), /nextHopScan/, `fib.nextHopScan ${bad} rejected`);
-  t.same(c.bgp, { listen: { address: '::', port: 179 }, keepRefused: 10_000, addPaths: { toClients: { mode: 'off' }, receive: false } });
+  t.same(c.bgp, { listen: { address: '::', port: 179 }, keepRefused: 10_000, shutdownDrainSeconds: 0, addPaths: { toClients: { mode: 'off' }, receive: false } });
   t.same(c.metrics.listen, { host: '127.0.0.1', port: 9180 });
   t.equal(c.control.socket, '/run/skein/skein.sock');
   t.equal(c.secretsDir, '/etc/skein/secrets');

@@ -330,6 +330,16 @@ export class Speaker extends EventEmitter {
     return true;
   }
 
+  /**
+   * RFC 8326 graceful shutdown on (off): every route we advertise gets (loses) GRACEFUL_SHUTDOWN, and LOCAL_PREF 0 to
+   * iBGP (RibCore.setDraining). The re-made exports are queued for every Established peer at once, so all of them
+   * are pumped now, not only the next peer that happens to have other work.
+   */
+  setDraining(on: boolean): void {
+    this.rib.setDraining(on);
+    this.scheduleFlush();
+  }
+
   peerAddresses(): string[] {
     return [...this.peers.keys()];
   }

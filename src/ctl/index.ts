@@ -1,4 +1,4 @@
-// skeinctl's daemon commands: status, peers, routes [PREFIX], fib, bfd, reload (docs/contract.md, "The two programs").
+// skeinctl's daemon commands: status, peers, routes [PREFIX], fib, bfd, reload, drain, undrain (docs/contract.md, "The two programs").
 // Each sends one request over the control socket; `--json` prints the daemon's result as is, otherwise it is
 // rendered as text. Exit codes: 0 ok, 1 the daemon reports an error (or answers nonsense), 2 usage,
 // 3 the daemon is not reachable. src/skeinctl.ts dispatches here with
@@ -8,6 +8,8 @@ import { callControl, ControlClientError } from '../control/client.js';
 import { DEFAULT_CONTROL_SOCKET } from '../control/protocol.js';
 import { VERSION } from '../version.js';
 import { renderBfd, renderFib, renderPeers, renderReload, renderStatus, ShapeError } from './render.js';
+import { renderDrain } from './drain.js';
+import type { DrainJson } from './types.js';
 import { checkRouteOptions, streamRoutes } from './routes.js';
 import { ctlWatch } from './watch.js';
 
@@ -17,7 +19,7 @@ export { renderBfd, renderFib, renderPeers, renderReload, renderRouteBlock, rend
 
 export const EXIT = { OK: 0, DAEMON_ERROR: 1, USAGE: 2, UNREACHABLE: 3 } as const;
 
-export const CTL_COMMANDS = ['status', 'peers', 'routes', 'fib', 'bfd', 'reload', 'watch'] as const;
+export const CTL_COMMANDS = ['status', 'peers', 'routes', 'fib', 'bfd', 'reload', 'watch', 'drain', 'undrain'] as const;
 export type CtlCommand = (typeof CTL_COMMANDS)[number];
 
 export const DEFAULT_TIMEOUT_MS = 10_000;
@@ -33,6 +35,10 @@ commands:
   fib               the routes skein wants in the kernel vs. what is there, and failures
   bfd               BFD sessions (RFC 5880): state, negotiated timers, downs and the last down reason
   reload            re-read the configuration (as SIGHUP does)
+  drain             RFC 8326 graceful shutdown: announce every route with GRACEFUL_SHUTDOWN (65535:0) and LOCAL_PREF 0
+                    to iBGP so peers move traffic away; sessions stay up. --seconds N: the time peers get (default
+                    bgp.shutdownDrainSeconds, else 30); --wait: return once that time is over
+  undrain           announce the routes as before the drain (no session is reset)
   watch [PREFIX]    a live stream of peer state changes, best-path changes and kernel route writes, until
                     interrupted (--kinds peer,best,fib,fib-batch,fib-failure to choose; --json: JSON lines)
   decode HEX|-      decode one BGP message (no daemon needed)
@@ -140,6 +146,8 @@ export interface ParsedCtlArgs extends CtlOptions {
   routes: RouteOptions;
   /** watch: the event types wanted */
   kinds?: string;
+  /** drain: --seconds N, --wait */
+  drain: { seconds?: number; wait?: boolean };
 }
 
 const ROUTE_FLAGS: Readonly<Record<string, keyof RouteOptions>> = {
@@ -161,7 +169,7 @@ export function isCtlCommand(name: string | undefined): name is CtlCommand {
 export function ctlCommandOf(argv: readonly string[]): string | undefined {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (a === '--socket' || a === '--timeout' || a === '--kinds' || ROUTE_VALUES[a] !== undefined) i++;
+    if (a === '--socket' || a === '--timeout' || a === '--kinds' || a === '--seconds' || ROUTE_VALUES[a] !== undefined) i++;
     else if (!a.startsWith('-') || a === '-') return a;
   }
   return undefined;
@@ -175,6 +183,7 @@ export function parseCtlArgs(argv: readonly string[], env: CtlIo['env'] = {}): P
   let version = false;
   let jsonl = false;
   let kinds: string | undefined;
+  const drain: ParsedCtlArgs['drain'] = {};
   const routes: Record<string, unknown> = {};
   let timeoutMs = DEFAULT_TIMEOUT_MS;
   const positional: string[] = [];
@@ -195,7 +204,12 @@ export function parseCtlArgs(argv: readonly string[], env: CtlIo['env'] = {}): P
       const sec = Number(s);
       if (!Number.isFinite(sec) || sec <= 0) throw new UsageError(`--timeout: expected a number of seconds, got "${s}"`);
       timeoutMs = Math.round(sec * 1000);
-    } else if (name === '--kinds') {
+    } else if (name === '--seconds') {
+      const v = inline ?? value(++i, '--seconds');
+      if (!/^\d{1,4}$/.test(v) || Number(v) > 3600) throw new UsageError(`--seconds: expected a whole number from 0 to 3600, got "${v}"`);
+      drain.seconds = Number(v);
+    } else if (a === '--wait') drain.wait = true;
+    else if (name === '--kinds') {
       kinds = inline ?? value(++i, '--kinds');
     } else if (ROUTE_VALUES[name] !== undefined) {
       const key = ROUTE_VALUES[name]!;
@@ -213,7 +227,7 @@ export function parseCtlArgs(argv: readonly string[], env: CtlIo['env'] = {}): P
     else positional.push(a);
   }
   const [command, ...args] = positional;
-  return { command, args, socket, json, jsonl, timeoutMs, help, version, routes: routes as RouteOptions, ...(kinds !== undefined ? { kinds } : {}) };
+  return { command, args, socket, json, jsonl, timeoutMs, help, version, routes: routes as RouteOptions, drain, ...(kinds !== undefined ? { kinds } : {}) };
 }
 
 /** Checks a `routes` argument: an address or a prefix of either family. Returns it trimmed. */
@@ -250,6 +264,7 @@ export async function runCtlCommand(argv: readonly string[], io: CtlIo = process
     if (parsed.command === undefined) throw new UsageError('no command given');
     if (!isCtlCommand(parsed.command)) throw new UsageError(`unknown command "${parsed.command}"`);
     if (parsed.kinds !== undefined && parsed.command !== 'watch') throw new UsageError('--kinds applies to watch');
+    if ((parsed.drain.seconds !== undefined || parsed.drain.wait === true) && parsed.command !== 'drain') throw new UsageError('--seconds and --wait apply to drain');
     if (parsed.command === 'routes' || parsed.command === 'watch') {
       if (parsed.args.length > 1) throw new UsageError(`${parsed.command} takes at most one PREFIX`);
     } else if (parsed.args.length > 0) {
@@ -277,6 +292,10 @@ export async function runCtlCommand(argv: readonly string[], io: CtlIo = process
       return ctlReload(parsed, io);
     case 'watch':
       return ctlWatch(parsed, io, parsed.args[0], parsed.kinds);
+    case 'drain':
+      return ctlDrain(parsed, io, parsed.drain);
+    case 'undrain':
+      return call(parsed, io, 'undrain', {}, (r) => renderDrain(r, io.now()));
   }
 }
 
@@ -294,6 +313,19 @@ export function ctlFib(o: CtlOptions, io: CtlIo): Promise<number> {
 }
 export function ctlReload(o: CtlOptions, io: CtlIo): Promise<number> {
   return call(o, io, 'reload', {}, renderReload);
+}
+
+/** `skeinctl drain`: with --wait, the daemon answers when the drain is over, which it says is `secondsLeft` away. */
+export async function ctlDrain(o: CtlOptions, io: CtlIo, d: ParsedCtlArgs['drain'] = {}): Promise<number> {
+  const params = d.seconds !== undefined ? { seconds: d.seconds } : {};
+  if (d.wait !== true) return call(o, io, 'drain', params, (r) => renderDrain(r, io.now()));
+  let left = 0;
+  try {
+    left = (await callControl(o.socket, 'drain', params, o.timeoutMs) as DrainJson | null)?.secondsLeft ?? 0;
+  } catch {
+    // the call below meets the same failure and reports it
+  }
+  return call({ ...o, timeoutMs: o.timeoutMs + left * 1000 }, io, 'drain', { ...params, wait: true }, (r) => renderDrain(r, io.now()));
 }
 
 async function call(o: CtlOptions, io: CtlIo, method: string, params: Record<string, unknown>, render: (r: unknown) => string): Promise<number> {

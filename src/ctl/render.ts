@@ -1,6 +1,7 @@
 // skeinctl's text output, rendered from the same JSON the daemon returns for `--json`, so the two never disagree.
 // Renderers check the parts of the shape they use and throw ShapeError on anything else: an old or a foreign
 // daemon produces a clear message, not a TypeError.
+import { drainLine } from './drain.js';
 import { fields, humaneDuration, humaneSince, table } from './format.js';
 import type { BfdJson, FibEntryJson, FibJson, PathJson, PeerJson, ReloadJson, RouteJson, StatusJson } from './types.js';
 
@@ -41,6 +42,8 @@ export function renderStatus(result: unknown, now: Date): string {
     ['Ready', ready],
     ...datastoreRow(s, now),
     ...restartRow(s),
+    // only while a drain runs or is done: an ordinary status stays as calicoctl's
+    ...(s.drain && typeof s.drain === 'object' && s.drain.state !== 'off' ? [['Graceful shutdown', drainLine(s.drain, now)] as [string, string]] : []),
   ]);
   for (const [family, mine] of [['IPv4', peers.filter((p) => !isV6(p))], ['IPv6', peers.filter(isV6)]] as const) {
     out += `\n${family} BGP status\n`;

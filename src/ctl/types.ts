@@ -84,6 +84,26 @@ export interface StatusJson {
   version?: string;
   gracefulRestart?: LocalRestartJson;
   datastore?: DatastoreJson;
+  /** RFC 8326 graceful shutdown of this node (skeinctl drain / undrain) */
+  drain?: DrainJson;
+}
+
+export type DrainStateName = 'off' | 'draining' | 'drained';
+
+/** `skeinctl drain --json`, `skeinctl undrain --json`, and status's `drain` field. */
+export interface DrainJson {
+  /** off; draining: routes carry GRACEFUL_SHUTDOWN and peers are given `seconds` to move traffic; drained: they had it */
+  state: DrainStateName;
+  /** ISO 8601, when `state` was entered; null before any drain */
+  since: string | null;
+  /** the wait of the current (or last) drain */
+  seconds: number;
+  /** while draining: seconds until drained */
+  secondsLeft: number | null;
+  /** skeind is stopping: the sessions end (Cease) when the drain is over */
+  stopping: boolean;
+  /** skein.yaml's bgp.shutdownDrainSeconds: how long a stop drains (0: a stop does not drain) */
+  shutdownDrainSeconds: number;
 }
 
 /** The datastore as the daemon sees it (the same values as skein_datastore_state / _revision / _held). */

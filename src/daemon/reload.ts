@@ -1,5 +1,5 @@
 // SIGHUP / `skeinctl reload`: re-read skein.yaml and the datastore; apply what can change on the fly (the log
-// level, secretsDir, passwords read from files) and say which changes need a restart. Sessions stay up.
+// level, secretsDir, passwords read from files, bgp.shutdownDrainSeconds) and say which changes need a restart. Sessions stay up.
 import { loadDaemonConfig, type DaemonConfig, type Datastore, type Model } from '../../config/index.js';
 import { ControlError } from '../control/index.js';
 import type { ReloadJson } from '../ctl/types.js';
@@ -37,8 +37,10 @@ export async function reload(h: ReloadHost): Promise<ReloadJson> {
     throw new ControlError(`skein.yaml: ${(e as Error).message}; the running configuration is kept`, 'bad-config');
   }
   const old = h.cfg;
+  // bgp.shutdownDrainSeconds is read when it is used (src/daemon/drain.ts): it applies live, the rest of bgp does not.
+  const live = (c: DaemonConfig): DaemonConfig => ({ ...c, bgp: { ...c.bgp, shutdownDrainSeconds: 0 } });
   for (const name of RESTART_FIELDS) {
-    if (JSON.stringify(old[name]) !== JSON.stringify(next[name])) {
+    if (JSON.stringify(live(old)[name]) !== JSON.stringify(live(next)[name])) {
       changes.push(`${name} changed: needs a restart of skeind to take effect`);
       log.warn('reload: change needs a restart', { field: name });
     }
@@ -47,10 +49,13 @@ export async function reload(h: ReloadHost): Promise<ReloadJson> {
     changes.push(`log.level: ${old.log.level} -> ${next.log.level}`);
     h.setConfiguredLevel(parseLogLevel(next.log.level) ?? 'info');
   }
+  if (old.bgp.shutdownDrainSeconds !== next.bgp.shutdownDrainSeconds) {
+    changes.push(`bgp.shutdownDrainSeconds: ${old.bgp.shutdownDrainSeconds} -> ${next.bgp.shutdownDrainSeconds}`);
+  }
   const secretsChanged = old.secretsDir !== next.secretsDir;
   if (secretsChanged) changes.push(`secretsDir: ${old.secretsDir} -> ${next.secretsDir}`);
   // Keep what cannot change live; take the rest.
-  h.setConfig({ ...old, log: next.log, secretsDir: next.secretsDir });
+  h.setConfig({ ...old, log: next.log, secretsDir: next.secretsDir, bgp: { ...old.bgp, shutdownDrainSeconds: next.bgp.shutdownDrainSeconds } });
   const ds = h.datastore;
   if (ds) {
     try {

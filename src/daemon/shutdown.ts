@@ -18,6 +18,8 @@ export interface ShutdownParts {
   /** timers and watchers that must not fire during or after the stop */
   clearTimers: () => void;
   speaker: Speaker | undefined;
+  /** the node drained and leaves (src/daemon/drain.ts): end sessions with Cease / Administrative Shutdown and this text */
+  leaving?: string | undefined;
   control: ControlServer | undefined;
   bfd: BfdWiring;
   datastore: Datastore | undefined;
@@ -47,7 +49,9 @@ export async function shutdown(p: ShutdownParts, reason: string): Promise<void> 
   await step('control socket', () => p.control?.close());
   // No NOTIFICATION: peers that support graceful restart keep our routes, marked stale, for our restart time
   // (RFC 4724 §4.2), as they would after kill -9; a Cease would make them withdraw our workloads everywhere.
-  await step('speaker', () => p.speaker?.stop({ notify: false }));
+  // After a drain (RFC 8326) the node leaves for good: Cease / Administrative Shutdown with an RFC 8203 message makes
+  // peers withdraw our routes now, which they no longer use.
+  await step('speaker', () => p.speaker?.stop(p.leaving !== undefined ? { message: p.leaving } : { notify: false }));
   // AdminDown to every BFD peer: a planned stop is not a path failure (RFC 5882 §3.2), so peers keep our routes
   // under graceful restart as they would without BFD.
   await step('bfd', () => p.bfd.close({ graceful: true }));
