@@ -10,6 +10,7 @@ import type { Core } from './core.js';
 import { EVENT_SEEN, INFLIGHT, QUEUED, type Entry } from './entries.js';
 import { describeErrno } from './kernel.js';
 import { OP_ADD, OP_DELETE, OP_NONE, OP_REPLACE, writeOp } from './ownership.js';
+import { NH_WAIT } from './nexthops.js';
 import { encodeSpec, type Spec } from './targets.js';
 
 interface Batch {
@@ -180,6 +181,14 @@ export class Writer {
           continue;
         }
         nhid = spec.blackhole ? 0 : core.nexthops.idFor(spec, core.links);
+        if (nhid === NH_WAIT) {
+          // the kernel deleted the objects on a device without carrier and refuses new ones there: the route waits
+          // for the link (a link event retries every failure at once)
+          this.#qhead++;
+          e.flags &= ~QUEUED;
+          core.retry.record(e, 'ENETDOWN', 'the next hop\'s device has no carrier (nexthop objects are refused there); written when it returns', core.retryMax);
+          continue;
+        }
         nhTail = nhid !== 0 ? core.nexthops.tail(nhid) : undefined;
         if (nhTail === undefined) nhid = 0;
         size = routeMessageSize(t.family, t.table, t.metric, nhTail ? nhTail.length : enc ? enc.tail.length : 0);

@@ -67,7 +67,11 @@ t.test('gateway routes through nexthop objects: one message per dead next hop, a
   t.type(v4.get('10.62.0.0/24')?.nhid, 'number', 'and carries its nhid');
   t.equal(v4.get('10.63.0.5')?.nhid, undefined, 'the device route is a plain route');
   t.type(byDst(routes(ns, 6, 'proto', PROTO)).get('fd60::/64')?.nhid, 'number', 'IPv6 gateway routes too');
-  t.ok(ours(ns).every((n) => n.protocol === PROTO) && ours(ns).length >= 6, 'the objects carry skein\'s protocol');
+  // one object per next hop (10.0.0.2, 10.0.1.2, 10.0.0.3, fd00::2) and one group for the ECMP set
+  t.equal(ours(ns).length, 5, 'one object per next hop, one group per ECMP set, and no more');
+  const single = v4.get('10.62.0.0/24')?.nhid;
+  t.match(ours(ns).find((n) => n.id === single), { gateway: '10.0.0.2', dev: 'v0a' }, 'a single next hop points at its own object, not a one-member group');
+  t.match(byDst(routes(ns, 6, 'proto', PROTO)).get('fd60::/64'), { gateway: 'fd00::2', dev: 'v0a' }, 'an IPv6 route through an object still reads as via + dev');
   t.same(nexthops(ns).filter((n) => n.protocol !== PROTO), foreignBefore, 'the other protocol\'s objects are untouched');
 
   // next hop 10.0.0.2 dies: one message; the kernel drops it from the group and removes its single-hop routes
