@@ -121,6 +121,11 @@ export class Nexthops {
     this.#warn = warn;
   }
 
+  /** nexthop messages sent and not yet answered (flush('writes') waits for them too) */
+  get pending(): number {
+    return this.#pending.size;
+  }
+
   get count(): number {
     let n = 0;
     for (const o of this.#byId.values()) if (o.state === OK) n++;
@@ -300,8 +305,11 @@ export class Nexthops {
 
   #send(cmd: RawNetlinkSocket, msg: Buffer, o: NhObj | null): void {
     this.#pending.set(msg.readUInt32LE(8), o);
+    const seq = msg.readUInt32LE(8);
     cmd.send(msg, undefined, (err) => {
-      if (err) this.#warn(new Error(`nexthop message not sent: ${err.message}`));
+      if (!err) return;
+      this.#pending.delete(seq);
+      this.#warn(new Error(`nexthop message not sent: ${err.message}`));
     });
   }
 
@@ -350,6 +358,11 @@ export class Nexthops {
     b.writeUInt32LE(seq >>> 0, 8);
     nhAttrU32(NHA_ID, id).copy(b, NLMSG_HDRLEN + NHMSG_LEN);
     return b;
+  }
+
+  /** The request socket overran: the answers still due are lost (a resync follows and settles the routes). */
+  abandonPending(): void {
+    this.#pending.clear();
   }
 
   /** An acknowledgement of one of ours; false when `seq` is not a nexthop message. */

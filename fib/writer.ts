@@ -50,7 +50,7 @@ export class Writer {
   }
 
   writesIdle(): boolean {
-    return this.#qhead >= this.#queue.length && this.inflight.length === 0;
+    return this.#qhead >= this.#queue.length && this.inflight.length === 0 && this.core.nexthops.pending === 0;
   }
 
   /** Something is queued or in flight (a resync waits for the burst to go out). */
@@ -336,6 +336,7 @@ export class Writer {
 
   /** Replies were dropped (request socket overrun): what happened to the in-flight batches is unknown. */
   abandonAll(why: string): void {
+    this.core.nexthops.abandonPending();
     for (const b of [...this.inflight]) this.#abandonBatch(b, why);
   }
 
