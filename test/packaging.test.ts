@@ -4,12 +4,13 @@
 // packaged skeind runs from an unpacked copy with nothing but its own files. `npm pack` ships neither tests, benches
 // nor CI. Building the package takes 1–2 minutes (copying and pruning node_modules), so this file builds it once.
 import t, { type Test } from 'tap';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { inCI, missing, requires, type Needs } from './helpers/env.js';
-import { Lab, until } from './helpers/netns.js';
+import { Lab, nsExec, nsSpawn, until } from './helpers/netns.js';
+import { Bird } from './helpers/bird.js';
 import { debianRoot, DEBIAN_ROOT, type DebRoot } from '../scripts/debian-root.mjs';
 import { Container } from './helpers/nspawn.js';
 import { runCommand } from './helpers/run.js';
@@ -352,3 +353,155 @@ t.test('under a real systemd: dpkg -i, start/READY, reload verdicts, crash resta
   t.notMatch((await sh("dpkg-query -W -f '${Status}' skein 2>/dev/null")).out, /installed|config-files/, 'dpkg no longer knows the package');
   t.comment(`systemd test: ${((Date.now() - began) / 1000).toFixed(0)} s after the package was built (load ${load()})`);
 });
+
+// The package as a cluster runs it: the Calico datastore in etcd, a top-of-rack router (BIRD 2) as eBGP peer. etcd
+// runs in the container's network namespace (so skeind reaches it on 127.0.0.1 as on a host with a local member),
+// BIRD in a second namespace behind a veth this test makes; both go on teardown.
+const ETCD_AT = 'http://127.0.0.1:23379';
+const RES = '/calico/resources/v3/projectcalico.org';
+const SKEIN_ETCD_YAML = [
+  'nodeName: host-a',
+  `datastore: { type: etcd, etcd: { endpoints: [${ETCD_AT}] } }`,
+  'bgp: { listen: { port: 179 } }',
+  'fib: { enabled: true, table: main, protocol: skein }',
+  'control: { socket: /run/skein/skein.sock, group: skein }',
+  'metrics: { listen: "127.0.0.1:9180" }',
+  '',
+].join('\n');
+const v3 = (kind: string, name: string, spec: object, namespace?: string): string =>
+  JSON.stringify({ kind, apiVersion: 'projectcalico.org/v3', metadata: { name, ...(namespace ? { namespace } : {}), uid: `u-${name}`, creationTimestamp: '2026-12-05T10:00:00Z' }, spec });
+
+t.test('under a real systemd with an etcd datastore and a BGP peer: routes both ways, live datastore changes, restart and etcd outage keep them', async (t) => {
+  if (!requires(t, { ...NSPAWN, commands: [...(NSPAWN.commands ?? []), 'etcd', 'etcdctl', 'bird', 'birdc'] })) return;
+  if (!deb) return void t.fail('no package: the npm run deb test above failed');
+  const r = await debRoot!;
+  if (r instanceof Error) return void unavailable(t, `debootstrap cannot make a Debian root here: ${r.message}`);
+  const lab = new Lab();
+  const dir = mkdtempSync(join(tmpdir(), 'ops-etcd-'));
+  let c: Container | undefined;
+  let etcd: ChildProcess | undefined;
+  const bird = new Bird(lab.ns('tor'));
+  t.teardown(async () => {
+    try {
+      await c?.stop();
+    } finally {
+      etcd?.kill('SIGKILL');
+      await bird.stop().catch(() => undefined);
+      lab.destroy();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+  const ns = lab.ns('sde');
+  const [ha, tb] = lab.link(ns, bird.ns, 'eth0', 'tor0');
+  lab.addr(ns, ha, '10.0.1.1/24');
+  lab.addr(bird.ns, tb, '10.0.1.2/24');
+  lab.link(ns, ns, 'calisd1', 'sdpod1');
+
+  const startEtcd = async (): Promise<void> => {
+    etcd = nsSpawn(ns, 'etcd', ['--name', 'm', '--data-dir', join(dir, 'etcd'), '--listen-client-urls', ETCD_AT, '--advertise-client-urls', ETCD_AT,
+      '--listen-peer-urls', 'http://127.0.0.1:23380', '--initial-advertise-peer-urls', 'http://127.0.0.1:23380', '--initial-cluster', 'm=http://127.0.0.1:23380']);
+    etcd.stdout?.resume();
+    etcd.stderr?.resume();
+    await until(() => { try { nsExec(ns, 'etcdctl', ['--endpoints', ETCD_AT, 'endpoint', 'health'], { timeoutMs: 3000 }); return true; } catch { return false; } }, 'etcd up', 30_000, 200);
+  };
+  const put = (key: string, value: string): void => { nsExec(ns, 'etcdctl', ['--endpoints', ETCD_AT, 'put', key], { timeoutMs: 10_000, input: value }); };
+  const del = (key: string): void => { nsExec(ns, 'etcdctl', ['--endpoints', ETCD_AT, 'del', key], { timeoutMs: 10_000 }); };
+  await startEtcd();
+  // What calicoctl / calico-node write for one host with one block and one pod, and a global eBGP peer (the ToR).
+  put(`${RES}/clusterinformations/default`, v3('ClusterInformation', 'default', { datastoreReady: true }));
+  put(`${RES}/bgpconfigurations/default`, v3('BGPConfiguration', 'default', { asNumber: 64512, nodeToNodeMeshEnabled: true }));
+  put(`${RES}/ippools/pods`, v3('IPPool', 'pods', { cidr: '10.66.0.0/16', blockSize: 26, natOutgoing: true, nodeSelector: 'all()' }));
+  put(`${RES}/nodes/host-a`, v3('Node', 'host-a', { bgp: { ipv4Address: '10.0.1.1/24' } }));
+  put(`${RES}/bgppeers/tor`, v3('BGPPeer', 'tor', { peerIP: '10.0.1.2', asNumber: 65001 }));
+  put('/calico/ipam/v2/host/host-a/ipv4/block/10.66.0.0-26', JSON.stringify({ state: 'confirmed', deleted: false }));
+  put(`${RES}/workloadendpoints/default/host--a-k8s-p1-eth0`, v3('WorkloadEndpoint', 'host--a-k8s-p1-eth0',
+    { orchestrator: 'k8s', node: 'host-a', pod: 'p1', endpoint: 'eth0', interfaceName: 'calisd1', ipNetworks: ['10.66.0.2/32'] }, 'default'));
+
+  await bird.start(`
+router id 10.0.1.2;
+protocol device { scan time 1; }
+protocol static s4 { ipv4; route 10.77.0.0/24 blackhole; }
+protocol bgp host {
+  local 10.0.1.2 as 65001;
+  neighbor 10.0.1.1 as 64512;
+  hold time 30;
+  connect retry time 1;
+  error wait time 1, 2;
+  graceful restart on;
+  ipv4 { import all; export where proto = "s4"; };
+}
+`);
+
+  try {
+    c = await Container.boot({ root: r.dir, netns: `/run/netns/${ns}`, bindRo: { [dirname(deb)]: '/mnt/skein-deb' }, consoleLog: join(dir, 'console.log') });
+  } catch (e) {
+    return void unavailable(t, `systemd-nspawn cannot boot a container here: ${(e as Error).message}`);
+  }
+  const box = c;
+  const sh = async (cmd: string): Promise<{ code: number | null; out: string; err: string }> => box.exec('sh', ['-c', cmd], { timeoutMs: 90_000 });
+  const active = async (): Promise<{ state: string; pid: string }> => {
+    const o = (await sh('systemctl show skein -p ActiveState -p MainPID')).out;
+    return { state: /ActiveState=(\S+)/.exec(o)?.[1] ?? '', pid: /MainPID=(\d+)/.exec(o)?.[1] ?? '0' };
+  };
+  const status = async (): Promise<StatusJsonLike> => JSON.parse((await sh('skeinctl status --json')).out) as StatusJsonLike;
+  const kernel = (): string => execFileSync('ip', ['-n', ns, 'route', 'show', 'proto', '171'], { encoding: 'utf8' });
+  const atBird = (): string[] => bird.routes('protocol', 'host').map((x) => x.prefix).sort();
+
+  t.equal((await sh(`dpkg -i /mnt/skein-deb/${basename(deb)}`)).code, 0, 'dpkg -i');
+  await box.write('/etc/skein/skein.yaml', SKEIN_ETCD_YAML);
+  t.equal((await sh('systemctl start skein')).code, 0, 'systemctl start returns once skeind is READY');
+  const up = await active();
+  t.equal(up.state, 'active');
+
+  const est = await until(() => bird.protocol('host').bgpState === 'Established' || undefined, 'BIRD: session with skeind Established', 60_000, 250).catch(() => undefined);
+  t.ok(est, `BIRD's session with the packaged skeind is Established (${bird.protocol('host').text.split('\n').slice(0, 3).join(' | ')})`);
+  t.same(await until(() => atBird().includes('10.66.0.0/26') ? atBird() : undefined, 'the block at BIRD', 30_000, 250).catch(() => atBird()),
+    ['10.66.0.0/26'], 'BIRD learns the affine block from etcd, and nothing else (no /32 of a pod inside its own block)');
+  const learned = await until(() => /^10\.77\.0\.0\/24 via 10\.0\.1\.2 dev eth0 /m.test(kernel()) || undefined, 'the ToR\'s route in the kernel', 30_000, 250).catch(() => undefined);
+  t.ok(learned, `the ToR's route is in the kernel via the ToR, protocol skein (${kernel().replace(/\n/g, ' | ')})`);
+  const st = await status();
+  t.equal(st.datastore?.type, 'etcd');
+  t.equal(st.datastore?.state, 'synced', 'skeinctl status: the datastore is synced');
+  t.same(st.peers.map((p) => [p.address, p.state]), [['10.0.1.2', 'Established']], 'skeinctl status: the ToR, Established');
+
+  // A second block becomes affine (calico-ipam on a new pod): announced; and released again: withdrawn.
+  put('/calico/ipam/v2/host/host-a/ipv4/block/10.66.0.64-26', JSON.stringify({ state: 'confirmed', deleted: false }));
+  t.ok(await until(() => atBird().includes('10.66.0.64/26') || undefined, 'second block at BIRD', 30_000, 250).catch(() => undefined), 'a block made affine in etcd reaches the ToR');
+  t.match(kernel(), /^blackhole 10\.66\.0\.64\/26 /m, 'with its local blackhole');
+  del('/calico/ipam/v2/host/host-a/ipv4/block/10.66.0.64-26');
+  t.ok(await until(() => !atBird().includes('10.66.0.64/26') || undefined, 'second block gone at BIRD', 30_000, 250).catch(() => undefined), 'released in etcd: withdrawn from the ToR');
+  t.notMatch(kernel(), /10\.66\.0\.64\/26/, 'and its blackhole removed');
+  t.ok(atBird().includes('10.66.0.0/26'), 'the first block is still announced');
+
+  // etcd goes away: skeind keeps routing on what it has, says so, and catches up when etcd is back.
+  etcd?.kill('SIGKILL');
+  await new Promise((res) => setTimeout(res, 6000));
+  t.equal((await active()).state, 'active', 'etcd down: skeind keeps running');
+  t.ok(atBird().includes('10.66.0.0/26'), 'etcd down: the block is still announced');
+  t.match(kernel(), /^10\.77\.0\.0\/24 via 10\.0\.1\.2 /m, 'etcd down: the ToR\'s route is still in the kernel');
+  t.match(kernel(), /^10\.66\.0\.2 dev calisd1 /m, 'etcd down: the workload route is still in the kernel');
+  const ds = await until(async () => { const d = (await status()).datastore; return d && d.state !== 'synced' ? d : undefined; }, 'status to say the datastore is not synced', 30_000, 500).catch(() => undefined);
+  t.ok(ds, `skeinctl status says the datastore is not synced (${JSON.stringify(ds)})`);
+  await startEtcd();
+  put('/calico/ipam/v2/host/host-a/ipv4/block/10.66.0.128-26', JSON.stringify({ state: 'confirmed', deleted: false }));
+  t.ok(await until(() => atBird().includes('10.66.0.128/26') || undefined, 'a change made while reconnecting', 60_000, 250).catch(() => undefined), 'etcd back: a change made there reaches the ToR');
+  t.equal((await until(async () => (await status()).datastore?.state === 'synced' || undefined, 'synced again', 30_000, 500).catch(() => false)), true, 'synced again');
+
+  // systemctl restart: the ToR keeps our routes through it (graceful restart), the kernel keeps the ToR's.
+  const birdUpSince = /^host\s+BGP\s+\S+\s+up\s+(\S+)/m.exec(bird.birdc('show', 'protocols'))?.[1];
+  t.equal((await sh('systemctl restart skein')).code, 0, 'systemctl restart');
+  const after = await active();
+  t.equal(after.state, 'active');
+  t.not(after.pid, up.pid, 'a new process');
+  t.ok(atBird().includes('10.66.0.0/26'), 'right after the restart the ToR still has the block (graceful restart)');
+  t.match(kernel(), /^10\.77\.0\.0\/24 via 10\.0\.1\.2 /m, 'and the kernel the ToR\'s route');
+  t.ok(await until(() => bird.protocol('host').bgpState === 'Established' || undefined, 'session back', 60_000, 250).catch(() => undefined), 'the session is back');
+  t.same(await until(() => { const b = atBird(); return b.length === 2 ? b : undefined; }, 'both blocks again', 30_000, 250).catch(() => atBird()), ['10.66.0.0/26', '10.66.0.128/26'], 'both blocks announced by the new process');
+  t.ok(birdUpSince !== undefined, 'BIRD reported the protocol up before the restart');
+  t.comment(`journal tail: ${(await sh('journalctl -u skein -o cat --no-pager | tail -n 5')).out.replace(/\n/g, ' | ').slice(0, 800)}`);
+});
+
+interface StatusJsonLike {
+  peers: { address: string; state: string }[];
+  datastore?: { type: string; state: string };
+}
