@@ -101,6 +101,8 @@ export const RTNH_F_LINKDOWN = 0x10;
 export const RTNLGRP_LINK = 1;
 export const RTNLGRP_IPV4_ROUTE = 7;
 export const RTNLGRP_IPV6_ROUTE = 11;
+/** nexthop object notifications (Linux 5.3) */
+export const RTNLGRP_NEXTHOP = 32;
 
 /**
  * linux/rtnetlink.h: struct ifinfomsg (16 bytes):
@@ -111,6 +113,7 @@ export const IFINFOMSG_LEN = 16;
 export const IFLA_IFNAME = 3;
 /** linux/if.h: ifi_flags */
 export const IFF_UP = 0x1;
+export const IFF_RUNNING = 0x40;
 export const IFF_LOWER_UP = 0x10000;
 
 /**

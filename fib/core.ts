@@ -88,7 +88,7 @@ export class Core {
     this.resyncMaxDefer = checkInt('resyncMaxDeferMs', opts.resyncMaxDeferMs ?? 5000, 0, 600_000);
     this.rcvbuf = checkInt('recvBufferSize', opts.recvBufferSize ?? 8 << 20, 65536, 1 << 30);
     this.routes = new RouteTable(this.table, this.metric);
-    this.nexthopObjects = opts.nexthopObjects ?? false;
+    this.nexthopObjects = opts.nexthopObjects ?? true;
     this.nexthops = new Nexthops(this.protocol, (e) => this.warn(e));
   }
 
@@ -132,8 +132,20 @@ export class Core {
       if (e.flags & INFLIGHT) e.flags |= EVENT_SEEN;
       this.setHave(e, null, 0);
       if (e.flags & INFLIGHT) continue; // settled when the ACK arrives
-      if (this.opFor(e) !== OP_NONE) this.writer.enqueue(e);
+      // not resolved here (opFor would create objects for what is wanted now): a BFD Down calls this before the
+      // withdrawals are handed over, and the writer decides when it runs, after them
+      if (e.want) this.writer.enqueue(e);
       else this.forget(e);
+    }
+  }
+
+  /** Nexthop objects were replaced behind our back: the routes on them point at the wrong thing, write them again. */
+  objectsChanged(ids: ReadonlySet<number>): void {
+    if (ids.size === 0) return;
+    for (const e of this.routes.all()) {
+      if (e.nhid === 0 || !ids.has(e.nhid) || e.flags & INFLIGHT) continue;
+      if (e.want) this.counters.repairs++;
+      if (this.opFor(e) !== OP_NONE) this.writer.enqueue(e);
     }
   }
 

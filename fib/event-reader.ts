@@ -4,7 +4,9 @@
 // request socket (nlmsg_pid = its port, which the kernel copies from the request) and routes of other protocols are
 // dropped, and only what the Programmer must see is passed on, several datagrams per message.
 import { parentPort, workerData } from 'node:worker_threads';
-import { NLMSG_HDRLEN, NLMSG_OVERRUN, RTM_DELLINK, RTM_DELROUTE, RTM_NEWLINK, RTM_NEWROUTE, RTMSG_LEN } from './constants.js';
+import {
+  NLMSG_HDRLEN, NLMSG_OVERRUN, RTM_DELLINK, RTM_DELNEXTHOP, RTM_DELROUTE, RTM_NEWLINK, RTM_NEWNEXTHOP, RTM_NEWROUTE, RTMSG_LEN,
+} from './constants.js';
 import { errnoCode, openSocket } from './kernel.js';
 
 export interface EventReaderConfig {
@@ -67,6 +69,9 @@ if (port) {
       if (type === RTM_NEWROUTE || type === RTM_DELROUTE) {
         if (b.readUInt32LE(o + 12) === cfg.skipPort) selfSeen++;
         else keep = len >= NLMSG_HDRLEN + RTMSG_LEN && b[o + NLMSG_HDRLEN + 5] === cfg.protocol;
+      } else if (type === RTM_NEWNEXTHOP || type === RTM_DELNEXTHOP) {
+        // nexthop objects: rare; every one not caused by our own socket goes on (fib/nexthops.ts decides by id)
+        keep = b.readUInt32LE(o + 12) !== cfg.skipPort;
       } else keep = type === RTM_NEWLINK || type === RTM_DELLINK || type === NLMSG_OVERRUN;
       if (keep) {
         const padded = (len + 3) & ~3;

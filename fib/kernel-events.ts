@@ -6,13 +6,14 @@
 // notifying, so it schedules a dump and retries failed routes at once.
 import { Worker } from 'node:worker_threads';
 import {
-  IFF_UP, NLMSG_HDRLEN, NLMSG_OVERRUN, RTM_DELLINK, RTM_DELROUTE, RTM_NEWLINK, RTM_NEWROUTE, RTNLGRP_IPV4_ROUTE,
-  RTNLGRP_IPV6_ROUTE, RTNLGRP_LINK,
+  NLMSG_HDRLEN, NLMSG_OVERRUN, RTM_DELLINK, RTM_DELNEXTHOP, RTM_DELROUTE, RTM_NEWLINK, RTM_NEWNEXTHOP, RTM_NEWROUTE,
+  RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE, RTNLGRP_LINK, RTNLGRP_NEXTHOP,
 } from './constants.js';
 import { parseLink, parseRoute } from './codec.js';
 import type { Core } from './core.js';
 import { INFLIGHT, EVENT_SEEN } from './entries.js';
 import type { EventReaderConfig, EventReaderMessage } from './event-reader.js';
+import { carrierOk } from './nexthops.js';
 import { OP_NONE, isOthersWriteOfOurs } from './ownership.js';
 import type { KernelRoute } from './types.js';
 
@@ -20,7 +21,8 @@ import type { KernelRoute } from './types.js';
 export function startEventReader(core: Core): Promise<void> {
   const cfg: EventReaderConfig = {
     recvBufferSize: core.rcvbuf, protocol: core.protocol, skipPort: core.cmdPort,
-    groups: [RTNLGRP_LINK, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE],
+    // nexthop notifications: objects of ours deleted or replaced by someone else are re-asserted (fib/nexthops.ts)
+    groups: [RTNLGRP_LINK, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE, ...(core.nexthopObjects ? [RTNLGRP_NEXTHOP] : [])],
     routeGroups: [RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE],
   };
   const worker = new Worker(new URL('./event-reader.js', import.meta.url), { workerData: cfg });
@@ -81,6 +83,12 @@ function onEvents(core: Core, b: Buffer): void {
     } else if (type === RTM_NEWLINK || type === RTM_DELLINK) {
       const l = parseLink(b, o, len);
       if (l) linkEvent(core, type === RTM_NEWLINK, l.index, l.name, l.flags);
+    } else if (type === RTM_NEWNEXTHOP || type === RTM_DELNEXTHOP) {
+      if (core.nexthops.enabled) {
+        const r = core.nexthops.event(b, o, len, type === RTM_NEWNEXTHOP);
+        core.objectsGone(r.gone);
+        core.objectsChanged(r.changed);
+      }
     } else if (type === NLMSG_OVERRUN) {
       core.resync.overrun('events');
     }
@@ -103,8 +111,9 @@ function routeEvent(core: Core, added: boolean, k: KernelRoute): void {
 
 function linkEvent(core: Core, added: boolean, index: number, name: string | undefined, flags: number): void {
   if (!core.links.update(added, index, name, flags)) return;
-  // the kernel deletes nexthop objects on a link that goes down or away, silently (nexthop_flush_dev)
-  if (!added || !(flags & IFF_UP)) core.objectsGone(core.nexthops.linkGone(index));
+  // the kernel deletes nexthop objects on a link that goes down, away or loses its carrier, silently
+  // (nexthop_flush_dev); the routes that used them wait (NH_WAIT) until it is back, then objects and routes return
+  if (!added || !carrierOk(flags)) core.objectsGone(core.nexthops.linkGone(index));
   else core.nexthops.linkUp();
   // The kernel flushes routes through a link that goes down or away without a notification per route, and
   // routes through a link that comes up may now be installable: dump and repair, and retry failures now.

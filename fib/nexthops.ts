@@ -1,9 +1,24 @@
 // Kernel nexthop objects (Linux >= 5.3, net/ipv4/nexthop.c; `ip nexthop`). A gateway route is written as
-// RTA_NH_ID pointing at a group object per next-hop set (one member for a single next hop), whose members are one
-// object per next hop (gateway + device). When a next hop dies, deleting its ONE object makes the kernel drop it
-// from every group at once and remove the routes whose only next hop it was: one message instead of one per route
-// (issue 18). A group that lost a member now holds the remaining set, so it becomes that set's group (re-keyed)
-// and the routes that move to the remaining next hops already point at the right object: no rewrite follows.
+// RTA_NH_ID: a route with one next hop points at that next hop's own object (gateway + device), a route with
+// several points at a group object whose members are those objects. `ip route show` then still prints
+// `nhid N via GW dev DEV` (the kernel adds the object's gateway and device to route dumps while
+// net.ipv4.nexthop_compat_mode is 1, its default); a one-member group would print as a multipath route, and IPv6 as
+// `nexthop via ...` lines without a `via` of its own, which is why single next hops are not wrapped in a group.
+//
+// When a next hop dies, deleting its ONE object makes the kernel drop it from every group at once and remove the
+// routes that pointed at it directly: one message instead of one per route (issue 18). A group that lost a member
+// holds the remaining set, so it becomes that set's object (re-keyed; for a single survivor it is preferred over the
+// survivor's own object) and the routes that move to the remaining next hops already point at the right object: no
+// rewrite follows.
+//
+// The kernel also deletes objects by itself, silently (no RTM_DELNEXTHOP, and no RTM_DELROUTE for the IPv4 routes
+// that used them): when their device goes down or loses its carrier (nexthop_flush_dev, called for NETDEV_DOWN,
+// NETDEV_UNREGISTER, and NETDEV_CHANGE without IFF_RUNNING/IFF_LOWER_UP), and it refuses to create one on such a
+// device ("Carrier for nexthop device is down"). kernel-events.ts follows the link state: the objects on the device
+// are forgotten, the routes that used them are known gone, and they wait (NH_WAIT, failure ENETDOWN) until the
+// carrier returns, when objects and routes are created again. Objects deleted or replaced by someone else are seen
+// through RTNLGRP_NEXTHOP and re-asserted, as fib/ does for routes (FRR met routes left failed when a group was
+// deleted behind zebra's back).
 //
 // Ownership: objects carry skein's protocol (nh_protocol); ids are allocated from a range away from 1.. (where
 // `ip nexthop` and zebra start), an id held by anyone else is never reused (creation uses NLM_F_EXCL, EEXIST moves
@@ -11,9 +26,8 @@
 // a previous skeind left are adopted by content, so its routes keep their nhid; those not needed again are
 // deleted after markSynced()'s sweep (never leaked across restarts).
 //
-// Not covered yet (fib/README.md): objects deleted behind skein's back are not watched (the next resync repairs
-// the routes, which then fail until the object is re-created by a retry); objects that fell out of use while
-// running are deleted at the next start, not at once; resilient groups are not used.
+// Not covered yet (fib/README.md): objects that fell out of use while running are deleted at the next start, not
+// at once; resilient groups are not used.
 import type { RawNetlinkSocket } from 'netlink';
 import {
   AF_INET, AF_INET6, NHA_GATEWAY, NHA_GROUP, NHA_ID, NHA_OIF, NHMSG_LEN, NLMSG_HDRLEN, NLM_F_ACK, NLM_F_CREATE,
@@ -22,11 +36,17 @@ import {
 import { align4, parseRoute } from './codec.js';
 import { DumpError, dump } from './kernel.js';
 import type { Links } from './links.js';
+import { IFF_LOWER_UP, IFF_RUNNING, IFF_UP } from './constants.js';
 import { hopIfindex, type Spec } from './targets.js';
 import type { Family } from './types.js';
 
 /** First id fib/ allocates: RTPROT_SKEIN in the high bits, far from the small ids people and zebra use. */
 export const NH_ID_BASE = 171 << 20;
+/** idFor(): the route cannot be written now (its next hop's device has no carrier; the kernel refuses the object) */
+export const NH_WAIT = -1;
+
+/** Does the kernel keep nexthop objects on a device with these flags (see nexthop_flush_dev)? */
+export const carrierOk = (flags: number): boolean => (flags & IFF_UP) !== 0 && (flags & (IFF_RUNNING | IFF_LOWER_UP)) !== 0;
 
 const NEW = 0, SENT = 1, OK = 2, GONE = 3;
 
@@ -99,6 +119,11 @@ export class Nexthops {
   constructor(protocol: number, warn: (e: Error) => void) {
     this.#protocol = protocol;
     this.#warn = warn;
+  }
+
+  /** nexthop messages sent and not yet answered (flush('writes') waits for them too) */
+  get pending(): number {
+    return this.#pending.size;
   }
 
   get count(): number {
@@ -211,20 +236,31 @@ export class Nexthops {
 
   #resolve(spec: Spec, links: Links): number {
     const members: { obj: NhObj; id: number; weight: number }[] = [];
+    let wait = false;
     for (const h of spec.hops) {
       if (h.gateway === undefined) return 0; // device routes (workloads) stay plain
       let ifindex = hopIfindex(h, links.byName);
       if (h.dev !== undefined && ifindex === 0) return 0;
       if (ifindex === 0) ifindex = this.#deviceOf(spec.family, h.gateway);
       if (ifindex === 0) return 0; // not on a connected subnet: the kernel resolves it for a plain route
+      const link = links.byIndex.get(ifindex);
+      if (link !== undefined && !carrierOk(link.flags)) wait = true; // checked after the loop: a plain route may win
       const key = hopKey(spec.family, h.gateway, ifindex, h.onlink);
       if ((this.#bad.get(key) ?? 0) >= 3) return 0;
+      if (wait) continue;
       const obj = this.#byKey.get(key) ?? this.#create(key, spec.family, false, h.gateway, ifindex, h.onlink, []);
       members.push({ obj, id: obj.id, weight: h.weight });
     }
+    if (wait) return NH_WAIT;
     const key = groupKey(spec.family, members);
     if ((this.#bad.get(key) ?? 0) >= 3) return 0;
-    const g = this.#byKey.get(key) ?? this.#create(key, spec.family, true, undefined, 0, false, members.map((m) => ({ obj: m.obj, weight: members.length === 1 ? 1 : m.weight })));
+    if (members.length === 1) {
+      // a single next hop is its own object, unless a group shrank to exactly it (its routes need no rewrite)
+      const ad = this.#adopted.get(key);
+      const g = this.#byKey.get(key) ?? (ad !== undefined && !this.#adoptedUsed.has(ad) ? this.#create(key, spec.family, true, undefined, 0, false, [{ obj: members[0]!.obj, weight: 1 }]) : undefined);
+      return g !== undefined && g.state !== GONE ? g.id : members[0]!.obj.id;
+    }
+    const g = this.#byKey.get(key) ?? this.#create(key, spec.family, true, undefined, 0, false, members.map((m) => ({ obj: m.obj, weight: m.weight })));
     return g.id;
   }
 
@@ -269,8 +305,11 @@ export class Nexthops {
 
   #send(cmd: RawNetlinkSocket, msg: Buffer, o: NhObj | null): void {
     this.#pending.set(msg.readUInt32LE(8), o);
+    const seq = msg.readUInt32LE(8);
     cmd.send(msg, undefined, (err) => {
-      if (err) this.#warn(new Error(`nexthop message not sent: ${err.message}`));
+      if (!err) return;
+      this.#pending.delete(seq);
+      this.#warn(new Error(`nexthop message not sent: ${err.message}`));
     });
   }
 
@@ -321,6 +360,11 @@ export class Nexthops {
     return b;
   }
 
+  /** The request socket overran: the answers still due are lost (a resync follows and settles the routes). */
+  abandonPending(): void {
+    this.#pending.clear();
+  }
+
   /** An acknowledgement of one of ours; false when `seq` is not a nexthop message. */
   reply(seq: number, errno: number): boolean {
     if (!this.#pending.has(seq)) return false;
@@ -351,7 +395,7 @@ export class Nexthops {
 
   /**
    * Delete the object(s) of next hop `gateway` now: the kernel stops using it in every group and removes the
-   * routes whose only next hop it was. Returns the ids of groups that vanished with it (their routes are gone).
+   * routes that pointed at it directly. Returns the ids whose routes vanished with it (its own, and emptied groups).
    */
   hopDown(family: Family, gateway: Uint8Array, cmd: RawNetlinkSocket, nextSeq: () => number): Set<number> {
     const g = hex(gateway);
@@ -363,26 +407,60 @@ export class Nexthops {
   }
 
   /**
-   * Interface `ifindex` went down or away: the kernel deleted the objects on it by itself, without a notification
-   * (nexthop_flush_dev), and shrank the groups they were in. Returns the ids of groups that vanished.
+   * Interface `ifindex` went down, away or lost its carrier: the kernel deleted the objects on it by itself, without
+   * a notification (nexthop_flush_dev), and shrank the groups they were in. Returns the ids whose routes vanished.
    */
   linkGone(ifindex: number): Set<number> {
     this.#bad.clear(); // creation failures on a downed link are not the set's fault
     return this.#removed([...this.#byId.values()].filter((o) => !o.group && o.ifindex === ifindex));
   }
 
-  /** An interface came (back) up: sets that failed may be created now. */
+  /** An interface came (back) up: sets that failed or waited for it may be created now. */
   linkUp(): void {
-    if (this.#bad.size === 0) return;
     this.#bad.clear();
     this.gen++;
+  }
+
+  /**
+   * A nexthop notification written by someone else (never our own socket's: the reader drops those). An object of
+   * ours deleted behind our back: forget it; its routes are gone (`gone`) and are written again with a new object.
+   * One replaced behind our back (another content, maybe another protocol): it is no longer what we think, so it
+   * is forgotten too (and its id left to whoever wrote it), and its routes (`changed`) are pointed at a new object.
+   * Another protocol's new id is remembered as taken.
+   */
+  event(b: Buffer, o: number, l: number, added: boolean): { gone: Set<number>; changed: Set<number> } {
+    const none = { gone: new Set<number>(), changed: new Set<number>() };
+    let id = 0;
+    for (let a = o + NLMSG_HDRLEN + NHMSG_LEN; a + 4 <= o + l;) {
+      const al = b.readUInt16LE(a), at = b.readUInt16LE(a + 2) & 0x3fff;
+      if (al < 4 || a + al > o + l) break;
+      if (at === NHA_ID && al >= 8) id = b.readUInt32LE(a + 4);
+      a += align4(al);
+    }
+    if (id === 0) return none;
+    const obj = this.#byId.get(id);
+    if (added) this.#taken.add(id);
+    if (obj === undefined || obj.state === GONE) return none;
+    if (!added) return { gone: obj.group ? this.#groupGone(obj) : this.#removed([obj]), changed: new Set() };
+    // replaced: the routes still point at the id, now someone else's object
+    const changed = obj.group ? this.#groupGone(obj) : this.#removed([obj]);
+    return { gone: new Set(), changed };
+  }
+
+  #groupGone(grp: NhObj): Set<number> {
+    this.#forget(grp);
+    this.gen++;
+    return new Set([grp.id]);
   }
 
   /** Forget hop objects the kernel no longer has, and follow what the kernel did to the groups that held them. */
   #removed(dead: NhObj[]): Set<number> {
     const gone = new Set<number>();
     if (dead.length === 0) return gone;
-    for (const o of dead) this.#forget(o);
+    for (const o of dead) {
+      this.#forget(o);
+      gone.add(o.id); // the routes that pointed at the hop itself went with it
+    }
     for (const grp of [...this.#byId.values()]) {
       if (!grp.group || !grp.members.some((m) => dead.includes(m.obj))) continue;
       grp.members = grp.members.filter((m) => !dead.includes(m.obj));

@@ -19,6 +19,7 @@ import { Retry } from './retry.js';
 import type {
   Family, FibStats, Placement, Prefix, ProgrammerEvents, ProgrammerOptions, RouteView, Target,
 } from './types.js';
+import { FibInputError } from './targets.js';
 import { Writer } from './writer.js';
 
 export type { ProgrammerEvents } from './types.js';
@@ -161,21 +162,24 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
 
   /**
    * Next hop `gateway` is dead (BFD Down, RFC 5882 §4.3): with nexthop objects, delete its object now, in this turn
-   * of the event loop: the kernel drops it from every ECMP group and removes the routes whose only next hop it was,
-   * with one message however many routes use it. Call it after the desired state was updated (the withdrawals
-   * handed over): routes still wanted through `gateway` are written again. Returns the nexthop messages sent
-   * (0 without nexthop objects: then the per-route changes already queued do the work, see writeNow).
+   * of the event loop: the kernel drops it from every ECMP group and removes the routes that pointed at it directly,
+   * with one message however many routes use it. Call it FIRST, before the withdrawals are handed over: the kernel
+   * stops using the hop at once (a few ms), while the per-route changes that follow take their time. Nothing more is
+   * written in this call: the routes it affects are queued, and written after the caller updated the desired state
+   * (writeNow, or the next turn), so a route still wanted through `gateway` afterwards gets a new object, and one
+   * that is withdrawn is not written first. Returns the nexthop messages sent (0 without nexthop objects: then the
+   * per-route changes do the work, see writeNow).
    */
   nextHopDown(family: Family, gateway: Uint8Array): number {
     const core = this.#core;
     if (core.closed || !core.cmd || !core.nexthops.enabled) return 0;
+    if (gateway.length < (family === 4 ? 4 : 16)) throw new FibInputError(`a gateway of an IPv${family} next hop is ${family === 4 ? 4 : 16} bytes`);
     let sent = 0;
     const gone = core.nexthops.hopDown(family, Uint8Array.from(gateway.subarray(0, family === 4 ? 4 : 16)), core.cmd, () => {
       sent++;
       return core.nextSeq();
     });
     core.objectsGone(gone); // IPv4 routes of a vanished object go without a notification: settle them here
-    core.writer.pump();
     return sent;
   }
 

@@ -85,8 +85,7 @@ export interface ProgrammerOptions {
   readonly recvBufferSize?: number;
   /**
    * Install gateway routes through kernel nexthop objects (Linux >= 5.3) where the kernel has them (detected at
-   * start; plain routes otherwise). Default false for now: with it on, IPv6 gateway routes lost their via in
-   * test/fib-programmer and a ToR's routes did not come back after its link returned in test/failover-bfd (issue 18).
+   * start; plain routes otherwise): a dead next hop is then one message (nextHopDown). Default true.
    */
   readonly nexthopObjects?: boolean;
 }

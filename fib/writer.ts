@@ -10,6 +10,7 @@ import type { Core } from './core.js';
 import { EVENT_SEEN, INFLIGHT, QUEUED, type Entry } from './entries.js';
 import { describeErrno } from './kernel.js';
 import { OP_ADD, OP_DELETE, OP_NONE, OP_REPLACE, writeOp } from './ownership.js';
+import { NH_WAIT } from './nexthops.js';
 import { encodeSpec, type Spec } from './targets.js';
 
 interface Batch {
@@ -49,7 +50,7 @@ export class Writer {
   }
 
   writesIdle(): boolean {
-    return this.#qhead >= this.#queue.length && this.inflight.length === 0;
+    return this.#qhead >= this.#queue.length && this.inflight.length === 0 && this.core.nexthops.pending === 0;
   }
 
   /** Something is queued or in flight (a resync waits for the burst to go out). */
@@ -180,6 +181,14 @@ export class Writer {
           continue;
         }
         nhid = spec.blackhole ? 0 : core.nexthops.idFor(spec, core.links);
+        if (nhid === NH_WAIT) {
+          // the kernel deleted the objects on a device without carrier and refuses new ones there: the route waits
+          // for the link (a link event retries every failure at once)
+          this.#qhead++;
+          e.flags &= ~QUEUED;
+          core.retry.record(e, 'ENETDOWN', 'the next hop\'s device has no carrier (nexthop objects are refused there); written when it returns', core.retryMax);
+          continue;
+        }
         nhTail = nhid !== 0 ? core.nexthops.tail(nhid) : undefined;
         if (nhTail === undefined) nhid = 0;
         size = routeMessageSize(t.family, t.table, t.metric, nhTail ? nhTail.length : enc ? enc.tail.length : 0);
@@ -327,6 +336,7 @@ export class Writer {
 
   /** Replies were dropped (request socket overrun): what happened to the in-flight batches is unknown. */
   abandonAll(why: string): void {
+    this.core.nexthops.abandonPending();
     for (const b of [...this.inflight]) this.#abandonBatch(b, why);
   }
 

@@ -37,7 +37,7 @@ import {
 import { DiffApplier, diffIsEmpty } from './daemon/apply.js';
 import { StartConfigError, checkCapabilities } from './daemon/capabilities.js';
 import { ChangeBatcher } from './daemon/events.js';
-import { speakerIdentity, type SpeakerIdentity } from './daemon/mapping.js';
+import { addressBytes, speakerIdentity, type SpeakerIdentity } from './daemon/mapping.js';
 import { StartNotifier } from './daemon/notify.js';
 import { RouteTable } from './daemon/routes.js';
 import { BfdWiring } from './daemon/bfd.js';
@@ -207,6 +207,9 @@ export class Daemon {
       // handed over synchronously, and the kernel is written in this same turn (docs/contract.md, "BFD").
       onDown: (peer, reason) => {
         if (this.#stopping) return;
+        // first the peer's nexthop object: one message takes it out of every route (fib/nexthops.ts)
+        const hop = addressBytes(peer);
+        if (hop) this.fib?.nextHopDown(hop.length === 4 ? 4 : 6, hop);
         this.speaker?.endSessionForBfd(peer, `BFD down: ${reason}`);
         // the route table queues best-path changes in 10 ms slices: apply what is queued before writing
         this.routes.drain();

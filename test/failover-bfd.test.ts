@@ -76,7 +76,7 @@ router bgp ${FRR_AS}
 !
 `;
 
-interface KRoute { dst: string; gateway?: string }
+interface KRoute { dst: string; gateway?: string; nhid?: number }
 interface BfdSession { peer: string; state: string; interface: string; multihop: boolean; lastDownReason: string; downCount: number; timers: { txInterval: number; detectTime: number } }
 interface StatusPeer { address: string; state: string; since: string; info: string }
 
@@ -164,6 +164,11 @@ t.test('skeind + BFD with BIRD 2 and FRR bfdd: Up, a ToR power loss withdraws it
   };
   const kernel = (): Map<string, string> =>
     new Map((JSON.parse(nsExec(nsHost, 'ip', ['-j', 'route', 'show', 'proto', '171'])) as KRoute[]).map((r) => [r.dst, r.gateway ?? '']));
+  // the nexthop object each route of skein's points at (fib/nexthops.ts: on by default), and skein's objects
+  const nhids = (): Map<string, number | undefined> =>
+    new Map((JSON.parse(nsExec(nsHost, 'ip', ['-j', 'route', 'show', 'proto', '171'])) as KRoute[]).map((r) => [r.dst, r.nhid]));
+  const objects = (): { id: number; gateway?: string }[] =>
+    (JSON.parse(nsExec(nsHost, 'ip', ['-j', 'nexthop', 'show', 'proto', '171']) || '[]') as { id: number; gateway?: string }[]);
   const peers = async (): Promise<Map<string, StatusPeer>> =>
     new Map(((await ctl('status')).peers as StatusPeer[]).map((p) => [p.address, p]));
   const bfd = async (): Promise<Map<string, BfdSession>> =>
@@ -181,6 +186,11 @@ t.test('skeind + BFD with BIRD 2 and FRR bfdd: Up, a ToR power loss withdraws it
   } catch (e) {
     diag();
     throw e;
+  }
+  const objs = objects();
+  for (const [net, gw] of [[BIRD_NET, '10.42.1.2'], [FRR_NET, '10.42.2.2']] as const) {
+    const id = nhids().get(net);
+    t.ok(typeof id === 'number' && objs.some((o) => o.id === id && o.gateway === gw), `${net} points at skein's nexthop object for ${gw} (${id})`);
   }
   const s1 = await bfd();
   t.equal(s1.get('10.42.1.2')?.interface, 'fobird', 'single hop over the matching interface');
@@ -240,6 +250,9 @@ t.test('skeind + BFD with BIRD 2 and FRR bfdd: Up, a ToR power loss withdraws it
 
       nsExec(lost.ns, 'ip', ['link', 'set', 'fohost', 'up']);
       await until(() => kernel().get(lost.net) === lost.peer, `${lost.name}'s route back in the kernel`, 60_000, 200);
+      // the kernel deleted the object with the carrier; a new one is made for the route, none left for nothing
+      const back = nhids().get(lost.net);
+      t.ok(typeof back === 'number' && objects().some((o) => o.id === back && o.gateway === lost.peer), `${lost.name}'s route is back through a nexthop object (${back})`);
       await until(async () => (await bfd()).get(lost.peer)?.state === 'Up', `${lost.name}'s BFD Up again`, 20_000, 200);
       await until(async () => (await peers()).get(lost.peer)?.state === 'Established', `${lost.name}'s session back`, 60_000, 300);
     } catch (e) {

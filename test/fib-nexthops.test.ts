@@ -4,7 +4,7 @@
 // One namespace and two agent runs (the restart), to stay cheap.
 import t, { type Test } from 'tap';
 import { requires } from './helpers/env.js';
-import { Lab, nsExec } from './helpers/netns.js';
+import { Lab, nsExec, until } from './helpers/netns.js';
 import { Agent, routes, type IpRoute } from './fib/client.js';
 
 const PROTO = '171';
@@ -67,7 +67,11 @@ t.test('gateway routes through nexthop objects: one message per dead next hop, a
   t.type(v4.get('10.62.0.0/24')?.nhid, 'number', 'and carries its nhid');
   t.equal(v4.get('10.63.0.5')?.nhid, undefined, 'the device route is a plain route');
   t.type(byDst(routes(ns, 6, 'proto', PROTO)).get('fd60::/64')?.nhid, 'number', 'IPv6 gateway routes too');
-  t.ok(ours(ns).every((n) => n.protocol === PROTO) && ours(ns).length >= 6, 'the objects carry skein\'s protocol');
+  // one object per next hop (10.0.0.2, 10.0.1.2, 10.0.0.3, fd00::2) and one group for the ECMP set
+  t.equal(ours(ns).length, 5, 'one object per next hop, one group per ECMP set, and no more');
+  const single = v4.get('10.62.0.0/24')?.nhid;
+  t.match(ours(ns).find((n) => n.id === single), { gateway: '10.0.0.2', dev: 'v0a' }, 'a single next hop points at its own object, not a one-member group');
+  t.match(byDst(routes(ns, 6, 'proto', PROTO)).get('fd60::/64'), { gateway: 'fd00::2', dev: 'v0a' }, 'an IPv6 route through an object still reads as via + dev');
   t.same(nexthops(ns).filter((n) => n.protocol !== PROTO), foreignBefore, 'the other protocol\'s objects are untouched');
 
   // next hop 10.0.0.2 dies: one message; the kernel drops it from the group and removes its single-hop routes
@@ -124,5 +128,68 @@ t.test('gateway routes through nexthop objects: one message per dead next hop, a
   t.same(left.filter((n) => !used.has(n.id)).map((n) => n.id), [], 'no object of skein\'s is left unused (none leaked)');
   t.ok(left.every((n) => n.gateway !== '10.0.0.3'), 'the swept route\'s objects are deleted');
   t.same(nexthops(ns).filter((n) => n.protocol !== PROTO), foreignBefore, 'the other protocol\'s objects survive the sweep');
+  await agent.call('close');
+});
+
+t.test('objects the kernel deletes (carrier loss) or someone else deletes come back, with their routes', async (t) => {
+  if (!rootOk(t)) return;
+  const lab = new Lab();
+  t.teardown(() => lab.destroy());
+  const ns = lab.ns('fibnhc');
+  lab.link(ns, ns, 'w0a', 'w0b');
+  lab.link(ns, ns, 'w1a', 'w1b');
+  lab.addr(ns, 'w0a', '10.0.0.1/24');
+  lab.addr(ns, 'w1a', '10.0.1.1/24');
+  lab.addr(ns, 'w0a', 'fd00::1/64');
+  // another protocol's object on the device that will lose its carrier: the kernel's to delete, never ours
+  nsExec(ns, 'ip', ['nexthop', 'add', 'id', '9', 'via', '10.0.1.2', 'dev', 'w1a', 'proto', 'static']);
+  const agent = await startAgent(t, ns);
+  await agent.call('setRange', { range: { base: '10.70.0.0/32', count: 200, hops: [{ gw: '10.0.0.2' }, { gw: '10.0.1.2' }] } });
+  await agent.call('set', { routes: [
+    { prefix: '10.71.0.0/24', hops: [{ gw: '10.0.0.2' }] },
+    { prefix: 'fd71::/64', hops: [{ gw: 'fd00::2' }] },
+  ] });
+  await agent.call('flush');
+  const v4 = (): Map<string, IpRoute> => byDst(routes(ns, 4, 'proto', PROTO));
+  const v6 = (): Map<string, IpRoute> => byDst(routes(ns, 6, 'proto', PROTO));
+  const ecmpOk = (m: Map<string, IpRoute>): boolean => {
+    const r = [...m.values()].filter((x) => x.dst.startsWith('10.70.'));
+    return r.length === 200 && r.every((x) => x.nexthops?.length === 2 && typeof x.nhid === 'number');
+  };
+  const single = (): number | undefined => v4().get('10.71.0.0/24')?.nhid as number | undefined;
+  const first = single();
+  t.ok(ecmpOk(v4()) && typeof first === 'number', 'installed through objects');
+
+  // someone deletes skein's object of 10.0.0.2: the kernel drops its routes and shrinks the group; fib/ re-asserts
+  nsExec(ns, 'ip', ['nexthop', 'del', 'id', String(first)]);
+  await until(() => {
+    const m = v4();
+    const id = m.get('10.71.0.0/24')?.nhid;
+    return ecmpOk(m) && typeof id === 'number' && id !== first && m.get('10.71.0.0/24')?.gateway === '10.0.0.2';
+  }, 'the deleted object re-created and every route through it back', 10_000, 100);
+  t.pass('an object deleted behind skein\'s back is re-asserted with its routes');
+
+  // w0a loses its carrier (the peer end goes down): the kernel deletes every object on w0a by itself, silently
+  nsExec(ns, 'ip', ['link', 'set', 'w0b', 'down']);
+  await until(async () => {
+    const f = await agent.call<{ prefix: string; failure: { code: string } | null }[]>('failures');
+    return f.some((x) => x.prefix === '10.71.0.0/24' && x.failure?.code === 'ENETDOWN') && f.some((x) => x.prefix === 'fd71::/64' && x.failure?.code === 'ENETDOWN');
+  }, 'routes through w0a reported as waiting for the carrier', 10_000, 100);
+  const down = v4();
+  t.notOk(down.has('10.71.0.0/24'), 'the kernel removed the route whose object it deleted');
+  const ecmpDown = [...down.values()].filter((x) => x.dst.startsWith('10.70.'));
+  t.ok(ecmpDown.length === 200 && ecmpDown.every((x) => x.gateway === '10.0.1.2'), 'the ECMP routes kept the live next hop (the kernel shrank the group)');
+  const gen0 = (await agent.call<{ nexthops: number }>('stats')).nexthops;
+  await new Promise((r) => setTimeout(r, 500));
+  t.equal((await agent.call<{ nexthops: number }>('stats')).nexthops, gen0, 'no object is retried on the carrier-less device meanwhile');
+
+  nsExec(ns, 'ip', ['link', 'set', 'w0b', 'up']);
+  await until(() => {
+    const m = v4();
+    return ecmpOk(m) && m.get('10.71.0.0/24')?.gateway === '10.0.0.2' && v6().get('fd71::/64')?.gateway === 'fd00::2';
+  }, 'objects and routes back with the carrier', 15_000, 100);
+  t.type(v6().get('fd71::/64')?.nhid, 'number', 'IPv6 route back through an object');
+  t.same(await agent.call('failures'), [], 'no failures left');
+  t.match(nexthops(ns).find((n) => n.id === 9), { protocol: 'static' }, 'the other protocol\'s object on the live device is untouched');
   await agent.call('close');
 });
