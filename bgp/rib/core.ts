@@ -40,6 +40,7 @@ import { enterLongLivedStale, markPeerStale, markStale, staleCount, staleCountBy
 import { Walker } from './walker.js';
 import { applyUpdate, clearRefused, keepReceived, keepsReceived, refusedRoutes, reimport } from './import.js';
 import { exportAddPath, exportEntry, exportTo } from './export.js';
+import { countsAfterUpdate, type FamilyCounts } from './prefix-limit.js';
 import type {
   BestChange, CoreConfig, OutBatch, PeerConfig, Policy, PolicyResult, PolicyVerdict, PrefixKey, RefusedRoute, RouteView, SessionTerms, UpdateResult,
 } from './types.js';
@@ -254,6 +255,11 @@ export class RibCore {
   /** Run the peer's current import rules again over what it sent (kept by keepReceived); returns paths accepted. */
   reimport(id: number): number {
     return reimport(this, id);
+  }
+
+  /** The peer's paths per family once `u` were applied (prefix-limit.ts; exact only past `limits`); changes nothing. */
+  countsAfterUpdate(id: number, u: UpdateMessage, limits: { v4: number; v6: number }): FamilyCounts {
+    return countsAfterUpdate(this, id, u, limits);
   }
 
 
