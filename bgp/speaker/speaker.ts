@@ -141,6 +141,8 @@ export class Speaker extends EventEmitter {
       ...(opts.keepRefused !== undefined ? { keepRefused: opts.keepRefused } : {}),
       // a whole-table walk (peer down, sweep, refresh) ran a slice on a later turn: hand out what it changed
       onWork: () => this.scheduleFlush(),
+      // a next hop resolved through another BGP route (bgp/rib/recursive.ts) may have moved: the FIB looks again
+      onRecursiveMoved: () => this.emit('nexthops'),
     });
     this.sender = new Sender(
       {
