@@ -274,6 +274,7 @@ export class Daemon {
       // Next-hop resolution (RFC 4271 §9.1.2) against the kernel's non-BGP routes, read before the speaker starts.
       this.#reach = new KernelReachability({
         intervalMs: this.cfg.fib.nextHopScan * 1000,
+        ownProtocol: this.cfg.fib.protocol,
         onChange: (r) => {
           const n = this.speaker?.setReachability(r) ?? 0;
           // recursive next hops: routes through a next hop that is not on a link go via the covering route's gateway

@@ -97,15 +97,13 @@ export function isUsable(p: Path): boolean {
   return p.source.local || (p.attrs.unusable === null && !(p.inside && p.attrs.viaBgp !== null));
 }
 
-const RECURSIVE_LOOP: NextHopVerdict = Object.freeze({
-  code: 'recursive-loop',
-  text: 'next hop lies inside the route itself and resolves only through BGP routes: it would depend on itself once installed (RFC 4271 §9.1.2)',
-});
-
 /** Why a learned path cannot be used, or null when it can. */
 export function unusableWhy(p: Path): NextHopVerdict | null {
   if (isUsable(p)) return null;
-  return p.attrs.unusable ?? RECURSIVE_LOOP;
+  return p.attrs.unusable ?? {
+    code: 'recursive-loop',
+    text: `next hop ${p.attrs.nextHops[0] ?? '?'} lies inside the route itself and resolves only through BGP routes: it would depend on itself once installed (RFC 4271 §9.1.2)`,
+  };
 }
 
 export type Reason =
