@@ -23,7 +23,7 @@
 //   drain.ts   RFC 8326 graceful shutdown (skeinctl drain, a draining stop)
 import { BindError, bindAs } from './daemon/bind.js';
 import { ListMemory } from './daemon/memory.js';
-import { LogRateLimit, NextHopResolver, Speaker, type BestEvent, type PeerStateEvent } from '../bgp/index.js';
+import { LogRateLimit, Speaker, type BestEvent, type PeerStateEvent } from '../bgp/index.js';
 import {
   openDatastore, type ChangeEvent, type DaemonConfig, type Datastore, type DatastoreStatus, type Issue, type Model,
 } from '../config/index.js';
@@ -45,6 +45,7 @@ import { Drain } from './daemon/drain.js';
 import { PolicyWiring, RULE_KINDS } from './daemon/policy.js';
 import { MigrationWatcher } from './daemon/migration.js';
 import { KernelReachability } from './daemon/reachability.js';
+import { FibResolver } from './daemon/fib-resolver.js';
 import { logLevelFor, reload } from './daemon/reload.js';
 import { parseRouteQuery, routesStream } from './daemon/route-query.js';
 import { RuntimeStats } from './daemon/runtime.js';
@@ -117,6 +118,8 @@ export class Daemon {
   readonly finished: Promise<void> = new Promise((r) => { this.#resolveFinished = r; });
   /** next-hop reachability from the kernel (only with a FIB) */
   #reach: KernelReachability | undefined;
+  /** how the FIB reaches next hops not on a link: the kernel's routes, then the Loc-RIB (fib-resolver.ts) */
+  readonly #fibResolver: FibResolver;
   /** the start-up FIB sweep waits for these peers (src/daemon/sweep.ts) */
   readonly #startupWait: PeerWait;
   /** skein routes were found in the kernel at start: a restart (RFC 4724 §4.1 R bit until the FIB is reconciled) */
@@ -144,6 +147,7 @@ export class Daemon {
     this.policy = new PolicyWiring((msg, fields) => this.log.warn(msg, fields));
     this.fib = cfg.fib.enabled ? new Programmer({ table: cfg.fib.table, protocol: cfg.fib.protocol }) : undefined;
     this.routes = new RouteTable(this.fib);
+    this.#fibResolver = new FibResolver(this.routes, () => this.speaker);
     this.#migration = new MigrationWatcher(this.log,
       (id) => this.#applyMigration(this.controller.migrationAnnounced(id)),
       () => this.#applyMigration(this.controller.migrationTick()));
@@ -283,11 +287,11 @@ export class Daemon {
       // Next-hop resolution (RFC 4271 §9.1.2) against the kernel's non-BGP routes, read before the speaker starts.
       this.#reach = new KernelReachability({
         intervalMs: this.cfg.fib.nextHopScan * 1000,
+        ownProtocol: this.cfg.fib.protocol,
         onChange: (r) => {
           const n = this.speaker?.setReachability(r) ?? 0;
           // recursive next hops: routes through a next hop that is not on a link go via the covering route's gateway
-          const resolver = new NextHopResolver(r.resolving ?? []);
-          const moved = this.routes.setResolver((nh) => resolver.resolve(nh));
+          const moved = this.#fibResolver.kernel(r.resolving ?? []);
           log.info('next-hop reachability read from the kernel', { routes: r.routes.length, addresses: r.addresses.length, prefixesRedecided: n, prefixesMoved: moved });
         },
         onError: (e) => log.warn('cannot read next-hop reachability from the kernel; keeping the last view', { err: e }),
@@ -493,6 +497,7 @@ export class Daemon {
     speaker.on('peer', (ev: PeerStateEvent) => this.#speakerEvents.peerState(ev));
     speaker.on('best', (evs: BestEvent[]) => this.#speakerEvents.best(evs));
     speaker.on('stall', (ev: { ms: number }) => this.metrics.stall(ev.ms / 1000));
+    speaker.on('nexthops', () => this.#fibResolver.moved());
     speaker.on('log', (l: { level: 'info' | 'warn' | 'error'; msg: string; peer?: string }) => {
       log[l.level](l.msg, l.peer !== undefined ? { peer: l.peer, component: 'bgp' } : { component: 'bgp' });
     });

@@ -40,6 +40,8 @@ import { enterLongLivedStale, markPeerStale, markStale, staleCount, staleCountBy
 import { Walker } from './walker.js';
 import { applyUpdate, clearRefused, keepReceived, keepsReceived, refusedRoutes, reimport } from './import.js';
 import { exportAddPath, exportEntry, exportTo } from './export.js';
+import { countsAfterUpdate, type FamilyCounts } from './prefix-limit.js';
+import { RecursiveNextHops, nextHopInside } from './recursive.js';
 import type {
   BestChange, CoreConfig, OutBatch, PeerConfig, Policy, PolicyResult, PolicyVerdict, PrefixKey, RefusedRoute, RouteView, SessionTerms, UpdateResult,
 } from './types.js';
@@ -58,6 +60,10 @@ export class RibCore {
   private apUp: Peer[] = [];
   /** @internal (the files beside this one) */
   readonly loc = new PrefixMap<LocEntry>();
+  /** next hops resolved through other Loc-RIB routes (recursive.ts) */
+  readonly recursive = new RecursiveNextHops(this.loc);
+  /** the next-hop check (setNextHopCheck), null: none */
+  private nhCheck: ((nextHops: readonly string[]) => NextHopVerdict | null) | null = null;
   /** prefixes whose best path or next hops changed since the last drain (map for dedup, list for order) */
   private readonly bestDirty = new PrefixMap<true>();
   private bestDirtyList: PrefixKey[] = [];
@@ -235,7 +241,9 @@ export class RibCore {
 
   /** Apply one decoded UPDATE from an Established peer. */
   applyUpdate(id: number, u: UpdateMessage): UpdateResult {
-    return applyUpdate(this, id, u);
+    const r = applyUpdate(this, id, u);
+    if (this.recursive.pending) this.flushRecursive();
+    return r;
   }
 
   /**
@@ -254,6 +262,11 @@ export class RibCore {
   /** Run the peer's current import rules again over what it sent (kept by keepReceived); returns paths accepted. */
   reimport(id: number): number {
     return reimport(this, id);
+  }
+
+  /** The peer's paths per family once `u` were applied (prefix-limit.ts; exact only past `limits`); changes nothing. */
+  countsAfterUpdate(id: number, u: UpdateMessage, limits: { v4: number; v6: number }): FamilyCounts {
+    return countsAfterUpdate(this, id, u, limits);
   }
 
 
@@ -294,11 +307,14 @@ export class RibCore {
     const { nextHop: _drop, ...rest } = a;
     const set = this.attrs.intern(v4 && nh !== undefined ? { ...rest, nextHop: nh } : rest, nh !== undefined ? [nh] : []);
     this.put(prefix, this.localSource, 0, set);
+    if (this.recursive.pending) this.flushRecursive();
   }
 
   /** Stop originating a prefix; false if it was not originated. */
   withdrawOrigin(prefix: PrefixKey): boolean {
-    return this.remove(prefix, this.localSource, 0);
+    const ok = this.remove(prefix, this.localSource, 0);
+    if (this.recursive.pending) this.flushRecursive();
+    return ok;
   }
 
   // ------------------------------------------------------------------ Loc-RIB
@@ -316,7 +332,7 @@ export class RibCore {
    */
   /** @internal (the files beside this one) */
   put(prefix: PrefixKey, src: PathSource, pathId: number, set: AttrSet, gen = 0, rule = 0): 'same' | 'replaced' | 'added' {
-    const path0 = this.pathOf(src, pathId, set, gen, rule);
+    const path0 = this.pathOf(src, pathId, set, gen, rule, !src.local && nextHopInside(prefix, set));
     const e = this.loc.getOrSet(prefix, path0); // a new prefix is stored by the same probe
     if (e === undefined) {
       this.changed(prefix, null, null, path0);
@@ -326,7 +342,7 @@ export class RibCore {
       if (e.source === src && e.pathId === pathId) {
         if (e.attrs === set) {
           // the same route again: nothing changes, but it is fresh (Paths are shared: replace, never assign)
-          if (e.gen !== gen || e.rule !== rule) {
+          if (e.gen !== gen || e.rule !== rule || e.inside !== path0.inside) {
             this.loc.set(prefix, path0);
             if (e.gen !== gen) this.staleMoved(src, prefix, e.gen, gen);
           }
@@ -348,7 +364,7 @@ export class RibCore {
     const i = e.paths.findIndex((x) => x.source === src && x.pathId === pathId);
     const old = i >= 0 ? (e.paths[i] as Path) : undefined;
     if (old !== undefined && old.attrs === set) {
-      if (old.gen !== gen || old.rule !== rule) {
+      if (old.gen !== gen || old.rule !== rule || old.inside !== path0.inside) {
         // fresh again (or accepted by another rule): swap in the new Path; the
         // selection is the same but must hold the object that is now in the entry
         e.paths[i] = path0;
@@ -379,10 +395,10 @@ export class RibCore {
    * prefixes of an UPDATE arrive together with the same set, so one cached
    * object covers them all; AttrSet references are still counted per prefix.
    */
-  private pathOf(src: PathSource, pathId: number, set: AttrSet, gen: number, rule: number): Path {
+  private pathOf(src: PathSource, pathId: number, set: AttrSet, gen: number, rule: number, inside: boolean): Path {
     const c = this.lastPath;
-    if (c !== null && c.attrs === set && c.source === src && c.pathId === pathId && c.gen === gen && c.rule === rule) return c;
-    return (this.lastPath = Object.freeze(new Path(src, pathId, set, gen, rule)));
+    if (c !== null && c.attrs === set && c.source === src && c.pathId === pathId && c.gen === gen && c.rule === rule && c.inside === inside) return c;
+    return (this.lastPath = Object.freeze(new Path(src, pathId, set, gen, rule, inside)));
   }
 
   /** Remove the path of (source, path id) for a prefix; false if there was none. */
@@ -436,6 +452,7 @@ export class RibCore {
    * it differs. prevMulti null stands for [prevBest] (a lone path).
    */
   private changed(prefix: PrefixKey, prevBest: Path | null, prevMulti: readonly Path[] | null, after: LocEntry | undefined, prevJudged = false): void {
+    if (this.recursive.watching) this.recursive.touched(prefix);
     // ADD-PATH send peers see every candidate, not only the best (RFC 7911)
     for (let i = 0; i < this.apUp.length; i++) exportAddPath(this, this.apUp[i] as Peer, prefix, after);
     // An unusable best was no best (unless the caller judged the previous state under the verdicts of before).
@@ -485,8 +502,61 @@ export class RibCore {
    * every path usable). Re-decides the prefixes whose paths changed verdict.
    */
   setNextHopCheck(check: ((nextHops: readonly string[]) => NextHopVerdict | null) | null): number {
-    this.attrs.classify = check;
+    this.nhCheck = check;
+    this.attrs.classify = check === null ? null : (set) => this.judge(set);
+    this.attrs.onDrop = (set) => this.recursive.forget(set);
     return this.recheckNextHops();
+  }
+
+  /**
+   * One set's verdict: the check's, except that a next hop no host route covers may resolve through another
+   * Loc-RIB route (recursive.ts), which makes it usable and sets `viaBgp`.
+   */
+  private judge(set: AttrSet): void {
+    const check = this.nhCheck;
+    const v = check === null || set.nextHops.length === 0 ? null : check(set.nextHops);
+    if (v !== null && v.code === 'unresolvable') {
+      const via = this.recursive.resolve(set);
+      set.unusable = via === null ? v : null;
+      set.viaBgp = via;
+      return;
+    }
+    if (set.viaBgp !== null || set.unusable?.code === 'unresolvable') this.recursive.forget(set);
+    set.unusable = v;
+    set.viaBgp = null;
+  }
+
+  /**
+   * Next hops resolved through the Loc-RIB whose covering routes changed: resolve them again and re-decide the
+   * prefixes whose paths flipped (recursive.ts). Run after each change from outside (UPDATE, origination, drain).
+   * Bounded: a round's re-decisions may mark more next hops (one level deep they cannot chain further), left for
+   * the next call.
+   */
+  flushRecursive(): number {
+    let n = 0;
+    for (let round = 0; round < 4 && this.recursive.pending; round++) {
+      const epoch = this.recursive.epoch;
+      const flipped = this.recursive.flush((set) => this.judge(set));
+      if (flipped.size > 0) n += this.redecide(flipped);
+      if (this.recursive.epoch !== epoch) this.config.onRecursiveMoved?.();
+    }
+    return n;
+  }
+
+  /**
+   * The Loc-RIB route a next hop resolves through (recursive.ts) and its next hops in use (its best, or every
+   * multipath member), which the FIB installs a route with this next hop through; null when it resolves otherwise.
+   */
+  recursiveHops(nextHop: string): { via: PrefixKey; nextHops: string[] } | null {
+    const via = this.recursive.via(nextHop);
+    if (via === null) return null;
+    const e = this.loc.get(via);
+    if (e === undefined) return null;
+    const best = usableBest(e);
+    if (best === null) return null;
+    const members = e instanceof Dest ? e.sel.multipath.filter((p) => isUsable(p)) : [best];
+    const hops = [...new Set(members.map((p) => p.attrs.nextHops[0]).filter((h): h is string => h !== undefined))];
+    return { via, nextHops: hops };
   }
 
   /**
@@ -497,16 +567,31 @@ export class RibCore {
    * CoreConfig.onWork after each later slice.
    */
   recheckNextHops(): number {
-    const check = this.attrs.classify;
-    const flipped = new Set<AttrSet>();
-    for (const set of this.attrs.values()) {
-      const v = check === null || set.nextHops.length === 0 ? null : check(set.nextHops);
-      if ((v === null) !== (set.unusable === null)) flipped.add(set);
-      set.unusable = v;
+    const flipped = new Map<AttrSet, { ok: boolean; rec: boolean }>();
+    for (const set of [...this.attrs.values()]) {
+      const before = { ok: set.unusable === null, rec: set.viaBgp !== null };
+      if (this.nhCheck === null || set.nextHops.length === 0) {
+        if (set.viaBgp !== null || set.unusable?.code === 'unresolvable') this.recursive.forget(set);
+        set.unusable = null;
+        set.viaBgp = null;
+      } else this.judge(set);
+      if (before.ok !== (set.unusable === null) || before.rec !== (set.viaBgp !== null)) flipped.set(set, before);
     }
-    if (flipped.size === 0) return 0;
+    // the host's routes changed: where recursive next hops resolve may have too
+    this.recursive.epoch++;
+    this.config.onRecursiveMoved?.();
+    const n = flipped.size === 0 ? 0 : this.redecide(flipped);
+    return n + (this.recursive.pending ? this.flushRecursive() : 0);
+  }
+
+  /** Re-decide, in a walk, every prefix with a path whose set's verdict changed (`flipped`: the verdict of before). */
+  private redecide(flipped: Map<AttrSet, { ok: boolean; rec: boolean }>): number {
     // usability under the verdicts of before the change
-    const was = (p: Path): boolean => (flipped.has(p.attrs) ? !isUsable(p) : isUsable(p));
+    const was = (p: Path): boolean => {
+      const b = flipped.get(p.attrs);
+      if (b === undefined) return isUsable(p);
+      return p.source.local || (b.ok && !(p.inside && b.rec));
+    };
     // The prefixes are re-decided in a walk (walker.ts). A prefix that changes before the walk reaches it is decided
     // under the new verdicts by the ordinary path; when the walk then reaches it, deciding again changes nothing
     // (exports and best changes of an unchanged state are suppressed or repeated harmlessly). A prefix added
@@ -763,6 +848,7 @@ export class RibCore {
    * million changes are handed out over several turns of the event loop, not in one.
    */
   drainBestChanges(budgetMs = Infinity): BestChange[] {
+    if (this.recursive.pending) this.flushRecursive();
     const out: BestChange[] = [];
     const list = this.bestDirtyList;
     const until = budgetMs === Infinity ? Infinity : this.walker.now() + budgetMs;

@@ -37,6 +37,7 @@
 // compare() is a lexicographic order on per-path keys, hence a total order, and
 // the result does not depend on insertion order.
 import type { AttrSet } from './intern.js';
+import type { NextHopVerdict } from './next-hop.js';
 
 /** Where a path came from, as far as the decision process cares. */
 export interface PathSource {
@@ -80,12 +81,29 @@ export class Path {
      * none (a peer without rule lists, or our own path). A small integer, so at 1M paths it costs no heap object.
      */
     readonly rule = 0,
+    /**
+     * The next hop lies inside the path's own prefix: it may resolve through the host's routes, never through the
+     * Loc-RIB (recursive.ts), where it would depend on itself or a more specific of itself.
+     */
+    readonly inside = false,
   ) {}
 }
 
-/** Our own paths are always usable; a learned one unless its attribute set carries a next-hop verdict (§9.1.2). */
+/**
+ * Our own paths are always usable; a learned one unless its attribute set carries a next-hop verdict (§9.1.2), or
+ * its next hop inside its own prefix resolves only through another BGP route (recursive.ts: the loop case).
+ */
 export function isUsable(p: Path): boolean {
-  return p.source.local || p.attrs.unusable === null;
+  return p.source.local || (p.attrs.unusable === null && !(p.inside && p.attrs.viaBgp !== null));
+}
+
+/** Why a learned path cannot be used, or null when it can. */
+export function unusableWhy(p: Path): NextHopVerdict | null {
+  if (isUsable(p)) return null;
+  return p.attrs.unusable ?? {
+    code: 'recursive-loop',
+    text: `next hop ${p.attrs.nextHops[0] ?? '?'} lies inside the route itself and resolves only through BGP routes: it would depend on itself once installed (RFC 4271 §9.1.2)`,
+  };
 }
 
 export type Reason =
@@ -123,7 +141,7 @@ export function compare(a: Path, b: Path): Comparison {
   const x = a.attrs;
   const y = b.attrs;
   // -1
-  if (x.unusable !== y.unusable) {
+  if (x.unusable !== y.unusable || x.viaBgp !== null || y.viaBgp !== null) {
     const ua = isUsable(a);
     if (ua !== isUsable(b)) return r(ua ? -1 : 1, 'next-hop');
   }

@@ -246,10 +246,10 @@ export function reimport(rib: RibCore, id: number): number {
 }
 
 /**
- * Import rules that do not depend on the prefix. Returns the attributes to
+ * Import rules that do not depend on the prefix (also asked by prefix-limit.ts before an UPDATE is applied). Returns the attributes to
  * store, or null when the route must be refused.
  */
-function importAttrs(rib: RibCore, p: Peer, a: PathAttributes): PathAttributes | null {
+export function importAttrs(rib: RibCore, p: Peer, a: PathAttributes): PathAttributes | null {
   // The session's own AS (a local AS override) and the speaker's both mark a loop.
   const own = p.localAs;
   const global = rib.config.localAs;

@@ -9,6 +9,7 @@
 // The fields the decision process reads are computed once here, on the set,
 // so comparing two paths never walks an AS_PATH.
 import type { NextHopVerdict } from './next-hop.js';
+import type { PrefixKey } from './types.js';
 import { LLGR_STALE, SegmentType } from '../wire/constants.js';
 import type { AsPathSegment, PathAttributes } from '../wire/types.js';
 
@@ -44,6 +45,13 @@ export class AttrSet {
    * set is made and again when reachability changes (RibCore.recheckNextHops); ignored for our own originations.
    */
   unusable: NextHopVerdict | null = null;
+  /**
+   * The Loc-RIB prefix the first next hop resolves through when no route of the host's covers it (recursive.ts),
+   * null otherwise; decided with `unusable`.
+   */
+  viaBgp: PrefixKey | null = null;
+  /** the first next hop as an IPv4 uint32, -1 when it is not one, -2 before it was asked (RibCore.nextHopInside) */
+  nh4 = -2;
 
   constructor(key: string, attrs: PathAttributes, nextHops: readonly string[]) {
     this.key = key;
@@ -133,8 +141,8 @@ function freezeAttrs(a: PathAttributes): PathAttributes {
 
 export class AttrTable {
   private readonly table = new Map<string, AttrSet>();
-  /** judges the next hops of every new set (RibCore.setNextHopCheck); null: every set is usable */
-  classify: ((nextHops: readonly string[]) => NextHopVerdict | null) | null = null;
+  /** judges the next hops of every new set, setting `unusable` and `viaBgp` (RibCore.setNextHopCheck); null: every set is usable */
+  classify: ((set: AttrSet) => void) | null = null;
 
   /** every live set (for re-judging next hops) */
   values(): IterableIterator<AttrSet> {
@@ -152,7 +160,7 @@ export class AttrTable {
     let set = this.table.get(key);
     if (set === undefined) {
       set = new AttrSet(key, freezeAttrs(attrs), Object.freeze([...nextHops]));
-      if (this.classify !== null && nextHops.length > 0) set.unusable = this.classify(set.nextHops);
+      if (this.classify !== null && nextHops.length > 0) this.classify(set);
       this.table.set(key, set);
     }
     set.refs++;
@@ -166,12 +174,16 @@ export class AttrTable {
     return set;
   }
 
+  /** told of a set that goes while recursion follows it (RibCore: RecursiveNextHops.forget) */
+  onDrop: ((set: AttrSet) => void) | null = null;
+
   /** Drop one reference; the last one removes the set from the table. */
   release(set: AttrSet): void {
     if (set.refs <= 0) throw new Error(`attribute set released too often: ${set.key}`);
     if (--set.refs === 0) {
       this.table.delete(set.key);
       set.exportCache = null;
+      if (set.unusable?.code === 'unresolvable' || set.viaBgp !== null) this.onDrop?.(set);
     }
   }
 

@@ -14,7 +14,7 @@
 import type { ResolvingRoute } from './nexthop-resolve.js';
 import { ipv4ToString, isIpv4, parseIpv4, parseIpv6, parsePrefix4, parsePrefix6, prefix4Addr, prefix4Len, prefix6Bytes, prefix6Len } from '../wire/prefix.js';
 
-export type NextHopProblem = 'martian' | 'own-address' | 'link-local-only' | 'unresolvable' | 'invalid';
+export type NextHopProblem = 'martian' | 'own-address' | 'link-local-only' | 'unresolvable' | 'recursive-loop' | 'invalid';
 
 /** Why a path cannot be used: a stable code for programs and a sentence for people. Shared, frozen. */
 export interface NextHopVerdict {

@@ -89,6 +89,11 @@ export interface CoreConfig {
    */
   readonly onWork?: () => void;
   /**
+   * Where a next hop resolved through another Loc-RIB route (recursive.ts) resolves may have moved (another route,
+   * another best of it, or the host's routes changed): the FIB asks recursiveHops() again.
+   */
+  readonly onRecursiveMoved?: () => void;
+  /**
    * Most routes refused by import rules kept per peer, with their attributes and the refusing rule, so an operator
    * can list them (BIRD's `import keep filtered`, FRR's soft-reconfiguration inbound); beyond it a refused route is
    * only counted. 0 keeps none. Default DEFAULT_KEEP_REFUSED (core.ts).

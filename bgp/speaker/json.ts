@@ -1,6 +1,6 @@
 // The JSON shapes of docs/contract.md ("The `--json` shapes") that the speaker builds (skeinctl peers / status / routes --json): a peer, our own
 // graceful restart, a route, and one path of the Loc-RIB with where it came from and why it won or lost.
-import { isUsable } from '../rib/decision.js';
+import { isUsable, unusableWhy } from '../rib/decision.js';
 import type { Path, Reason } from '../rib/decision.js';
 import { ORIGIN_NAMES, SegmentType } from '../wire/constants.js';
 import { communityText, extendedCommunityText } from '../wire/json.js';
@@ -113,7 +113,7 @@ export function pathJson(p: Path, reason: Reason): PathJson {
     extendedCommunities: (a.extendedCommunities ?? []).map(extendedCommunityText),
     reason: REASONS[reason] ?? reason,
     usable: isUsable(p),
-    unusableReason: isUsable(p) ? null : (p.attrs.unusable?.text ?? null),
-    unusableCode: isUsable(p) ? null : (p.attrs.unusable?.code ?? null),
+    unusableReason: unusableWhy(p)?.text ?? null,
+    unusableCode: unusableWhy(p)?.code ?? null,
   };
 }

@@ -1,8 +1,10 @@
 // Maximum prefixes (RFC 4486 §4), per address family as BIRD's channel limits and FRR's per-AFI maximum-prefix
 // count them: the peer's accepted prefixes of a family (Adj-RIB-In, after import policy: what costs us memory)
 // against that family's limit. Crossing the warning threshold logs once per family (again only after falling back
-// below it); exceeding the limit closes the session with Cease / Maximum Number of Prefixes Reached, whose data is
-// that family's AFI/SAFI and its limit, and keeps it down: until restartAfterSec passes, or for good (a
+// below it). An UPDATE that would exceed the limit is not applied — the speaker asks first (RibCore.countsAfterUpdate,
+// bgp/rib/prefix-limit.ts), so no route beyond the limit ever reaches the Loc-RIB, the FIB or another peer — and
+// closes the session with Cease / Maximum Number of Prefixes Reached, whose data is that family's AFI/SAFI and its
+// limit, and keeps it down: until restartAfterSec passes, or for good (a
 // configuration change or restart of the speaker brings it back). Connections from the peer are refused
 // meanwhile (Peer.heldUntil), so it cannot come back in through the listener.
 import { IPV4_UNICAST, IPV6_UNICAST } from '../wire/constants.js';
@@ -18,6 +20,13 @@ export interface PrefixLimitHit {
   data: Buffer;
   /** seconds until the peer may come back; undefined: held down for good */
   restart: number | undefined;
+}
+
+/** The peer's limit per family (Infinity: none), for RibCore.countsAfterUpdate. */
+export function prefixLimitsOf(p: Peer): { v4: number; v6: number } {
+  const mp = p.opts.maxPrefixes;
+  if (!mp) return { v4: Infinity, v6: Infinity };
+  return { v4: mp.perFamily?.[familyNameOf(IPV4_UNICAST)] ?? mp.limit, v6: mp.perFamily?.[familyNameOf(IPV6_UNICAST)] ?? mp.limit };
 }
 
 /** Check a peer's accepted prefixes against its limits; logs warnings, and on a hit holds the peer down. */

@@ -33,7 +33,7 @@ import type { FsmAction, FsmEvent, State } from '../session/fsm.js';
 import { CeaseSubcode, familyKey } from '../wire/constants.js';
 import { parseIpv4 } from '../wire/prefix.js';
 import { DEFAULT_CONTEXT } from '../wire/types.js';
-import type { Message, PathAttributes } from '../wire/types.js';
+import type { Message, PathAttributes, UpdateMessage } from '../wire/types.js';
 import { isEndOfRib } from '../wire/update.js';
 import { familyNameOf, normalizeAddress } from './config.js';
 import type { PeerOptions, SpeakerOptions } from './config.js';
@@ -41,7 +41,7 @@ import type { LocalRestartJson, PeerJson, RouteJson } from './json.js';
 import { bestEvent } from './best.js';
 import { DEFAULT_SELECTION_DEFERRAL_S, SelectionDeferral } from './deferral.js';
 import { DEFAULT_STALE_PATH_TIME_S, GracefulRestart } from './graceful-restart.js';
-import { checkPrefixLimits } from './max-prefixes.js';
+import { checkPrefixLimits, prefixLimitsOf } from './max-prefixes.js';
 import { Peer, ribConn } from './peer.js';
 import type { Connection } from './peer.js';
 import { corePeerConfig, peerChange } from './reconfigure.js';
@@ -141,6 +141,8 @@ export class Speaker extends EventEmitter {
       ...(opts.keepRefused !== undefined ? { keepRefused: opts.keepRefused } : {}),
       // a whole-table walk (peer down, sweep, refresh) ran a slice on a later turn: hand out what it changed
       onWork: () => this.scheduleFlush(),
+      // a next hop resolved through another BGP route (bgp/rib/recursive.ts) may have moved: the FIB looks again
+      onRecursiveMoved: () => this.emit('nexthops'),
     });
     this.sender = new Sender(
       {
@@ -416,8 +418,9 @@ export class Speaker extends EventEmitter {
         this.feed(p, c, { type: 'Open', open: msg });
         return;
       case 'UPDATE':
+        // decided before the UPDATE is applied: one that would cross the limit is not taken at all
+        if (p.opts.maxPrefixes && c.inRib && this.overPrefixLimit(p, c, msg)) return;
         this.feed(p, c, { type: 'Update', message: msg });
-        if (p.opts.maxPrefixes && c.inRib) this.checkMaxPrefixes(p, c);
         return;
       case 'NOTIFICATION':
         this.feed(p, c, { type: 'Notification', message: msg });
@@ -431,10 +434,10 @@ export class Speaker extends EventEmitter {
     }
   }
 
-  /** Maximum prefixes (RFC 4486 §4, max-prefixes.ts): past a family's limit every connection is closed. */
-  private checkMaxPrefixes(p: Peer, c: Connection): void {
-    const hit = checkPrefixLimits(p, this.rib.peerStats(p.coreId), (level, msg) => this.log(level, msg, p.address));
-    if (!hit) return;
+  /** Maximum prefixes (RFC 4486 §4, max-prefixes.ts): an UPDATE that would cross a family's limit closes every connection. */
+  private overPrefixLimit(p: Peer, c: Connection, u: UpdateMessage): boolean {
+    const hit = checkPrefixLimits(p, this.rib.countsAfterUpdate(p.coreId, u, prefixLimitsOf(p)), (level, msg) => this.log(level, msg, p.address));
+    if (!hit) return false;
     const { family, count, limit, data, restart } = hit;
     for (const x of [...p.conns]) {
       this.feed(p, x, {
@@ -445,6 +448,7 @@ export class Speaker extends EventEmitter {
         idleHold: x === p.primary ? (restart ?? null) : null,
       });
     }
+    return true;
   }
 
   /** RFC 4271 §6.8 (session.ts collision): true when this connection lost (its OPEN goes no further). */

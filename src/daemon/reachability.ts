@@ -1,25 +1,75 @@
-// What this host reaches without BGP, read from the kernel, for next-hop resolution (RFC 4271 §9.1.2; the engine
-// side is bgp/rib/next-hop.ts). A BGP next hop is resolvable when a main-table route of a non-BGP origin covers it:
-// connected subnets (proto kernel), routes set at boot, by an operator or by DHCP/RA (boot, static, dhcp, ra),
-// including a default route — Calico nodes commonly reach each other through one, and BIRD as Calico configures it
-// resolves next hops through the kernel table the same way. skein's own routes (its fib protocol) are never used:
-// a next hop must not resolve through the very path it belongs to. The routes' gateways are read too: a next hop
-// covered by a route through a gateway (not a link route) is installed via that gateway (bgp/rib/nexthop-resolve.ts,
-// src/daemon/routes.ts setResolver), and a change of that gateway moves the routes using it.
+// What this host reaches without skein, read from the kernel, for next-hop resolution (RFC 4271 §9.1.2; the engine
+// side is bgp/rib/next-hop.ts). A BGP next hop is resolvable when a main-table route of any origin but skein's
+// covers it: connected subnets (proto kernel), routes set at boot, by an operator or by DHCP/RA (boot, static,
+// dhcp, ra), including a default route — Calico nodes commonly reach each other through one — and the routes other
+// daemons write (an IGP or another BGP daemon: zebra, bird, ospf, bgp, babel..., Felix's 80), as BIRD as Calico
+// configures it resolves next hops through the kernel table. skein's own routes (its fib protocol) are never used:
+// a next hop must not resolve through the very path it belongs to (the Loc-RIB side, one level deep, is
+// bgp/rib/recursive.ts). The routes' gateways are read too: a next hop covered by a route through a gateway (not a
+// link route) is installed via that gateway (bgp/rib/nexthop-resolve.ts, src/daemon/fib-resolver.ts), and a change
+// of that gateway moves the routes using it.
 //
-// It reads with iproute2 (`ip -j`), whose dumps the kernel filters by table and protocol (strict dump checking), so
-// a million skein routes in the same table cost nothing here; it polls, as these routes change rarely and a
-// missed change only delays the verdict by one interval. Fed only when skeind programs the kernel: without a FIB,
-// skein is not this host's router and every well-formed next hop counts as resolvable.
-import { execFile } from 'node:child_process';
+// It reads with iproute2 in one process (`ip -j -batch -`, a dump per protocol, which the kernel filters by table
+// and protocol: strict dump checking), so a million skein routes in the same table are never copied out. The
+// protocols are the ones iproute2 names (rt_protos and rt_protos.d) and the well-known ones, except skein's; a route
+// change of any other protocol number seen on the monitor adds it. It follows changes with `ip -o monitor route`
+// (rtnetlink's route groups), skein's own lines dropped by grep before they reach this process, re-reading once a
+// burst is over; and it still polls, in case the monitor dies or misses something. Fed only when skeind programs
+// the kernel: without a FIB, skein is not this host's router and every well-formed next hop counts as resolvable.
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import type { Reachability, ResolvingRoute, ViaHop } from '../../bgp/index.js';
 
-/** Route origins that count (rtnetlink RTPROT_*): kernel 2, boot 3, static 4, ra 9, dhcp 16. */
-export const RESOLVING_PROTOCOLS = ['kernel', 'boot', 'static', 'ra', 'dhcp'] as const;
+/**
+ * Route origins read whatever iproute2's tables say (rtnetlink RTPROT_*): kernel 2, boot 3, static 4, gated 8, ra 9,
+ * mrt 10, zebra 11, bird 12, dnrouted 13, xorp 14, ntk 15, dhcp 16, keepalived 18, babel 42, Calico Felix 80,
+ * openr 99, bgp 186, isis 187, ospf 188, rip 189, eigrp 192. Not 0 (unspec) or 1 (ICMP redirects, cached routes).
+ */
+export const WELL_KNOWN_PROTOCOLS: readonly number[] = [2, 3, 4, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18, 42, 80, 99, 186, 187, 188, 189, 192];
+
+/** Protocol names → numbers from iproute2's tables (rt_protos and rt_protos.d/*.conf), where they exist. */
+export function protocolNames(dirs: readonly string[] = ['/etc/iproute2', '/usr/share/iproute2', '/usr/lib/iproute2']): Map<string, number> {
+  const names = new Map<string, number>();
+  const read = (file: string): void => {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      return;
+    }
+    for (const line of text.split('\n')) {
+      const m = /^\s*(\d+)\s+(\S+)/.exec(line);
+      if (m !== null && Number(m[1]) <= 255) names.set(m[2] as string, Number(m[1]));
+    }
+  };
+  for (const d of dirs) {
+    read(`${d}/rt_protos`);
+    let extra: string[] = [];
+    try {
+      extra = readdirSync(`${d}/rt_protos.d`).filter((f) => f.endsWith('.conf'));
+    } catch {
+      // no such directory
+    }
+    for (const f of extra) read(`${d}/rt_protos.d/${f}`);
+  }
+  return names;
+}
+
+/** The protocols whose routes resolve next hops: the well-known and the named ones, except `own` (skein's). */
+export function resolvingProtocols(own: number, names: ReadonlyMap<string, number> = protocolNames()): Set<number> {
+  const set = new Set<number>([...WELL_KNOWN_PROTOCOLS, ...names.values()]);
+  for (const n of [0, 1, own]) set.delete(n);
+  return set;
+}
 
 export interface ReachabilityOptions {
   /** poll interval, ms (default 10 s) */
   readonly intervalMs?: number;
+  /** skein's own route protocol (skein.yaml fib.protocol, default 171): its routes never resolve a next hop */
+  readonly ownProtocol?: number;
+  /** follow route changes with `ip monitor` (default true) */
+  readonly monitor?: boolean;
   /** called with the new view whenever it differs from the last one */
   readonly onChange: (r: Reachability) => void;
   /** a read that failed (the last good view stays in force) */
@@ -70,12 +120,31 @@ function ipJson<T>(bin: string, args: readonly string[]): Promise<T[]> {
   });
 }
 
-/** One read of the kernel: host addresses, and the routes that resolve next hops. */
-export async function readReachability(bin = 'ip'): Promise<Reachability> {
-  const routeReads = RESOLVING_PROTOCOLS.flatMap((proto) =>
-    (['-4', '-6'] as const).map((fam) => ipJson<IpRoute>(bin, [fam, 'route', 'show', 'table', 'main', 'proto', proto]).then((rs) => ({ fam, rs }))),
-  );
-  const [addrs, ...routeSets] = await Promise.all([ipJson<IpAddr>(bin, ['addr', 'show']), ...routeReads]);
+/** Dumps of the main table for each protocol, of one family, in one `ip -j -batch -` (one JSON array a line). */
+function readRoutes(bin: string, fam: '-4' | '-6', protocols: ReadonlySet<number>): Promise<{ fam: '-4' | '-6'; rs: IpRoute[] }[]> {
+  const cmds = [...protocols].sort((a, b) => a - b).map((p) => `route show table main proto ${p}`);
+  return new Promise((resolve, reject) => {
+    const child = execFile(bin, [fam, '-j', '-batch', '-'], { timeout: 10_000, maxBuffer: 64 << 20 }, (err, stdout) => {
+      if (err) return reject(new Error(`ip ${fam} -batch (route dumps): ${err.message}`, { cause: err }));
+      const lines = stdout.split('\n').filter((l) => l.trim() !== '');
+      if (lines.length !== cmds.length) return reject(new Error(`ip ${fam} -batch (route dumps): ${lines.length} answers to ${cmds.length} dumps`));
+      try {
+        resolve(lines.map((l) => {
+          const v = JSON.parse(l) as unknown;
+          return { fam, rs: Array.isArray(v) ? (v as IpRoute[]) : [] };
+        }));
+      } catch (e) {
+        reject(new Error(`ip ${fam} -batch (route dumps): unreadable output: ${(e as Error).message}`));
+      }
+    });
+    child.stdin?.end(`${cmds.join('\n')}\n`);
+  });
+}
+
+/** One read of the kernel: host addresses, and the routes that resolve next hops (of `protocols`). */
+export async function readReachability(bin = 'ip', protocols: ReadonlySet<number> = resolvingProtocols(171)): Promise<Reachability> {
+  const [addrs, v4, v6] = await Promise.all([ipJson<IpAddr>(bin, ['addr', 'show']), readRoutes(bin, '-4', protocols), readRoutes(bin, '-6', protocols)]);
+  const routeSets = [...v4, ...v6];
   const addresses = addrs.flatMap((a) => (a.addr_info ?? []).map((i) => i.local).filter((x): x is string => typeof x === 'string'));
   const routes: string[] = [];
   const resolving: ResolvingRoute[] = [];
@@ -100,6 +169,12 @@ export async function readReachability(bin = 'ip'): Promise<Reachability> {
 /** Polls the kernel and reports each change of what the host reaches. */
 export class KernelReachability {
   #timer: NodeJS.Timeout | null = null;
+  #monitor: ChildProcess | null = null;
+  #burst: NodeJS.Timeout | null = null;
+  #again = false;
+  #stopped = false;
+  readonly #protocols: Set<number>;
+  readonly #names: Map<string, number>;
   #last = '';
   #current: Reachability | null = null;
   #reading = false;
@@ -107,6 +182,13 @@ export class KernelReachability {
 
   constructor(opts: ReachabilityOptions) {
     this.#opts = opts;
+    this.#names = protocolNames();
+    this.#protocols = resolvingProtocols(opts.ownProtocol ?? 171, this.#names);
+  }
+
+  /** the protocol numbers read (tests) */
+  get protocols(): ReadonlySet<number> {
+    return this.#protocols;
   }
 
   /** the last view read, or null before the first read succeeded */
@@ -116,22 +198,81 @@ export class KernelReachability {
 
   /** First read (awaited, so the speaker never starts without it when the kernel answers), then poll. */
   async start(): Promise<void> {
+    if (this.#opts.monitor !== false) this.#follow();
     await this.refresh();
     this.#timer = setInterval(() => void this.refresh(), this.#opts.intervalMs ?? 10_000);
     this.#timer.unref();
   }
 
   stop(): void {
+    this.#stopped = true;
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = null;
+    if (this.#burst) clearTimeout(this.#burst);
+    this.#burst = null;
+    const m = this.#monitor;
+    this.#monitor = null;
+    if (m?.pid !== undefined) {
+      try {
+        process.kill(-m.pid, 'SIGTERM'); // its process group: the shell, ip and grep
+      } catch {
+        // already gone
+      }
+    }
+  }
+
+  /**
+   * Route changes from rtnetlink (`ip -o monitor route`), skein's own dropped by grep in the child so a million
+   * writes of ours never reach this process; each other change re-reads once the burst is over (100 ms quiet).
+   * A monitor that dies is started again after the poll interval; the poll covers the gap.
+   */
+  #follow(): void {
+    const own = this.#opts.ownProtocol ?? 171;
+    const ownNames = [...this.#names].filter(([, n]) => n === own).map(([name]) => name.replace(/[^A-Za-z0-9_-]/g, ''));
+    const pattern = `proto (${[String(own), ...ownNames].join('|')})( |$)`;
+    const bin = (this.#opts.ip ?? 'ip').replace(/'/g, '');
+    // The shell waits on its stdin, which only this process holds: when skeind goes (even by kill -9), read returns
+    // and the whole group (ip, grep, the shell) is ended, never left behind in a namespace.
+    const script = `'${bin}' -o monitor route | grep --line-buffered -v -E '${pattern}' & read _; kill 0`;
+    const child = spawn('sh', ['-c', script], { stdio: ['pipe', 'pipe', 'ignore'], detached: true });
+    this.#monitor = child;
+    child.on('error', (e) => this.#opts.onError(new Error(`ip monitor route: ${e.message}`, { cause: e })));
+    child.on('exit', () => {
+      if (this.#monitor !== child || this.#stopped) return;
+      this.#monitor = null;
+      setTimeout(() => {
+        if (!this.#stopped && this.#monitor === null) this.#follow();
+      }, this.#opts.intervalMs ?? 10_000).unref();
+    });
+    const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+    lines.on('line', (line) => this.#changed(line));
+  }
+
+  /** One monitor line (a route of another origin changed): learn its protocol number, re-read soon. */
+  #changed(line: string): void {
+    const m = /\bproto (\S+)/.exec(line);
+    if (m !== null) {
+      const name = m[1] as string;
+      const n = /^\d+$/.test(name) ? Number(name) : this.#names.get(name);
+      if (n !== undefined && n !== (this.#opts.ownProtocol ?? 171) && n > 1 && !this.#protocols.has(n)) this.#protocols.add(n);
+    }
+    if (this.#burst) clearTimeout(this.#burst);
+    this.#burst = setTimeout(() => {
+      this.#burst = null;
+      void this.refresh();
+    }, 100);
+    this.#burst.unref();
   }
 
   /** Read now; reports a change through onChange. Never throws. */
   async refresh(): Promise<void> {
-    if (this.#reading) return;
+    if (this.#reading) {
+      this.#again = true; // a change came in during this read: read once more after it
+      return;
+    }
     this.#reading = true;
     try {
-      const r = await readReachability(this.#opts.ip);
+      const r = await readReachability(this.#opts.ip, this.#protocols);
       // the gateways count too: a covering route that moves to another gateway changes where routes are installed
       const key = `${r.addresses.join(',')}|${JSON.stringify(r.resolving ?? r.routes)}`;
       if (key === this.#last) return;
@@ -142,6 +283,10 @@ export class KernelReachability {
       this.#opts.onError(e instanceof Error ? e : new Error(String(e)));
     } finally {
       this.#reading = false;
+      if (this.#again && !this.#stopped) {
+        this.#again = false;
+        void this.refresh();
+      }
     }
   }
 }

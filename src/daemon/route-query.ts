@@ -9,7 +9,7 @@
 // bgp.keepRefused per peer; "received" lists them too, marked accepted false with the refusing rule), community ("A:B" or "A:B:C": a path carries it),
 // count (no rows, only the number in the end line), limit and after (paging, in walk order).
 import { PATH_EPOCH_MS, type Path, type RibCore, type Reason } from '../../bgp/index.js';
-import { isUsable } from '../../bgp/rib/decision.js';
+import { unusableWhy } from '../../bgp/rib/decision.js';
 import { pathJson as speakerPathJson, reasonText, type PathJson as SpeakerPathJson } from '../../bgp/speaker/json.js';
 import { ORIGIN_NAMES } from '../../bgp/wire/constants.js';
 import { communityText } from '../../bgp/wire/json.js';
@@ -298,8 +298,8 @@ class PathText {
       this.#born = p.born;
       this.#since = sinceOf(p);
     }
-    const usable = isUsable(p);
-    const u = usable ? '"usable":true,"unusableReason":null,"unusableCode":null' : `"usable":false,"unusableReason":${JSON.stringify(p.attrs.unusable?.text ?? null)},"unusableCode":${JSON.stringify(p.attrs.unusable?.code ?? null)}`;
+    const why = unusableWhy(p);
+    const u = why === null ? '"usable":true,"unusableReason":null,"unusableCode":null' : `"usable":false,"unusableReason":${JSON.stringify(why.text)},"unusableCode":${JSON.stringify(why.code)}`;
     return `{"from":${JSON.stringify(p.source.local ? 'local' : p.source.address)},${attrsJsonText(p)},"reason":${JSON.stringify(reasonText(reason))},${u},"since":"${this.#since}"}`;
   }
 }
