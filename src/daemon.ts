@@ -40,6 +40,7 @@ import { speakerIdentity, type SpeakerIdentity } from './daemon/mapping.js';
 import { StartNotifier } from './daemon/notify.js';
 import { RouteTable } from './daemon/routes.js';
 import { BfdWiring } from './daemon/bfd.js';
+import { chooseBfdTransport } from './daemon/bfd-companion.js';
 import { PolicyWiring, RULE_KINDS } from './daemon/policy.js';
 import { MigrationWatcher } from './daemon/migration.js';
 import { KernelReachability } from './daemon/reachability.js';
@@ -208,6 +209,7 @@ export class Daemon {
         this.routes.drain();
         this.fib?.writeNow();
       },
+      transport: chooseBfdTransport(cfg.bfd, this.log.child({ component: 'bfd' })),
     });
     this.metrics.bfdSource(() => this.bfd.sessions().map((s) => ({ peer: s.key.peer, state: s.state, downCount: s.downCount })));
     this.routes.onWriteWanted = () => this.watch.active; // a written route is made into text only for a watcher
