@@ -23,6 +23,7 @@ import type { BfdKey, BfdOutput, BfdParams, ServerMessage } from '../bgp/index.j
 import { BfdCompanionServer } from '../src/bfdd/server.js';
 import { chooseBfdTransport, CompanionTransport } from '../src/daemon/bfd-companion.js';
 import { createLogger, type Logger } from '../src/log.js';
+import { ConfigError, parseDaemonConfig } from '../config/index.js';
 import { until } from './helpers/netns.js';
 
 const FAST: BfdParams = { desiredMinTxUs: 50_000, requiredMinRxUs: 50_000, idleTxUs: 1_000_000, detectMult: 3 };
@@ -334,6 +335,33 @@ t.test('the companion refuses to take the socket of a live companion, and a file
 });
 
 // ------------------------------------------------------------------ bfd.companion: auto / required / off
+
+t.test('skein.yaml bfd: defaults, values, and clear errors', async (t) => {
+  const d = parseDaemonConfig('nodeName: host-a\n', '/x/skein.yaml', {});
+  t.same(d.bfd, { companion: 'auto', socket: '/run/skein-bfd/bfd.sock' }, 'default: auto, the companion\'s default socket');
+  t.same(parseDaemonConfig('bfd: { companion: required, socket: /run/x/b.sock }\n', '/x', {}).bfd, { companion: 'required', socket: '/run/x/b.sock' });
+  t.equal(parseDaemonConfig('bfd: { companion: off }\n', '/x', {}).bfd.companion, 'off');
+  const cases: [string, string, RegExp][] = [
+    ['bfd:\n  companion: maybe\n', 'bfd.companion', /expected one of/],
+    ['bfd:\n  socket: bfd.sock\n', 'bfd.socket', /absolute path/],
+    ['bfd:\n  companions: auto\n', 'bfd.companions', /did you mean "companion"/],
+  ];
+  for (const [text, field, reason] of cases) {
+    let e: unknown;
+    try {
+      parseDaemonConfig(text, '/etc/skein/skein.yaml', {});
+    } catch (x) {
+      e = x;
+    }
+    if (!(e instanceof ConfigError)) {
+      t.fail(`${field}: expected a ConfigError, got ${String(e)}`);
+      continue;
+    }
+    t.match(e.message, new RegExp(`^/etc/skein/skein\\.yaml:2:\\d+: ${field.replace('.', '\\.')}: `), `${field}: file, line, field`);
+    t.match(e.message, reason);
+  }
+});
+
 
 t.test('bfd.companion: auto uses an answering companion, falls back to in-process without one; off never asks', async (t) => {
   const path = tmpSocket(t);
