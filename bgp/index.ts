@@ -28,6 +28,10 @@ export {
 export {
   type BfdKey, type BfdOutput, type BfdParams, type BfdSessionInfo, BfdUdpDriver, keyString,
 } from './bfd/index.js';
+export {
+  type ClientMessage, encodeIpc, fromIpcSession, IPC_VERSION, IpcError, type IpcEvent, type IpcSession,
+  LineReader, MAX_LINE, MAX_SESSIONS, parseClientMessage, parseServerMessage, type ServerMessage, toIpcSession,
+} from './bfd/index.js';
 
 // ---- used by the tests (engine internals they drive directly)
 export {

@@ -134,6 +134,11 @@ export interface DaemonConfig {
     peerDetail: 'full' | 'summary';
   };
   log: { level: LogLevel };
+  /**
+   * Where BFD sessions run (src/daemon/bfd-companion.ts): in skein-bfdd, the companion that keeps them up while
+   * skeind restarts (`auto`: when its socket answers; `required`: only there), or in skeind (`off`).
+   */
+  bfd: { companion: 'auto' | 'required' | 'off'; socket: string };
   /** where password secretKeyRefs are read from: <secretsDir>/<name>/<key> */
   secretsDir: string;
 }
@@ -175,7 +180,7 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-const TOP = ['nodeName', 'datastore', 'bgp', 'fib', 'control', 'metrics', 'log', 'secretsDir'] as const;
+const TOP = ['nodeName', 'datastore', 'bgp', 'fib', 'control', 'metrics', 'log', 'bfd', 'secretsDir'] as const;
 
 function port(v: unknown): number {
   return int(1, 65535)(v);
@@ -451,6 +456,13 @@ export function parseDaemonConfig(text: string, file: string, env: NodeJS.Proces
   const log = c.object(root.log, logPath, ['level']);
   const level = c.opt(log, 'level', logPath, oneOf(['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const)) ?? 'info';
 
+  const bfdPath: Path = ['bfd'];
+  const bfd = c.object(root.bfd, bfdPath, ['companion', 'socket']);
+  const bfdOut: DaemonConfig['bfd'] = {
+    companion: c.opt(bfd, 'companion', bfdPath, oneOf(['auto', 'required', 'off'] as const)) ?? 'auto',
+    socket: c.opt(bfd, 'socket', bfdPath, absPath) ?? '/run/skein-bfd/bfd.sock', // skein-bfdd's default
+  };
+
   const secretsDir = c.opt(root, 'secretsDir', [], absPath) ?? '/etc/skein/secrets';
 
   const all = [...envIssues, ...issuesFrom(c, file, doc?.locate)];
@@ -464,6 +476,7 @@ export function parseDaemonConfig(text: string, file: string, env: NodeJS.Proces
     control: controlOut,
     metrics: { listen: metricsListen, peerDetail },
     log: { level },
+    bfd: bfdOut,
     secretsDir,
   };
   if (etcd !== undefined) out.datastore.etcd = etcd;

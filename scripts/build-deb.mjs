@@ -37,7 +37,7 @@ try {
   cpSync(join(root, 'node_modules'), join(app, 'node_modules'), { recursive: true, verbatimSymlinks: true });
   execFileSync('npm', ['prune', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--offline'], { cwd: app, stdio: ['ignore', 'ignore', 'inherit'] });
   rmSync(join(app, 'package-lock.json'), { force: true });
-  for (const [name, entry] of [['skeind', 'skeind.js'], ['skeinctl', 'skeinctl.js']]) {
+  for (const [name, entry] of [['skeind', 'skeind.js'], ['skeinctl', 'skeinctl.js'], ['skein-bfdd', 'skein-bfdd.js']]) {
     const bin = join(stage, 'usr/bin', name);
     mkdirSync(dirname(bin), { recursive: true });
     writeFileSync(bin, `#!/bin/sh\nexec /usr/lib/skein/node /usr/lib/skein/app/dist/src/${entry} "$@"\n`);
@@ -49,6 +49,8 @@ try {
     chmodSync(join(stage, path), mode);
   };
   put('lib/systemd/system/skein.service', 'systemd/skein.service');
+  // The BFD companion: skein.service Wants= it, so it has no enablement of its own.
+  put('lib/systemd/system/skein-bfd.service', 'systemd/skein-bfd.service');
   put('etc/iproute2/rt_protos.d/skein.conf', 'fib/skein.conf');
   put('etc/skein/skein.yaml', 'config/examples/k8s-openstack-mesh/skein.yaml', 0o640);
 
@@ -68,7 +70,7 @@ try {
     // fails (seen in test/packaging.test.ts on a minbase root). adduser: postinst's addgroup.
     'Depends: libc6 (>= 2.28), libstdc++6, libgcc-s1, adduser, iproute2',
     `Description: ${pkg.description}`,
-    ` skeind and skeinctl with their own Node.js ${process.version} runtime (/usr/lib/skein/node): no Node.js,`,
+    ` skeind, skeinctl and skein-bfdd (the BFD companion) with their own Node.js ${process.version} runtime (/usr/lib/skein/node): no Node.js,`,
     ' Python or compiler needed on the host. Reads Calico resources (etcd v3 or a file).',
     '',
   ].join('\n'));
@@ -84,7 +86,9 @@ if [ "$1" = configure ]; then
     # An upgrade (configure with the version before as $2, Debian policy 6.5): a running skeind is restarted so the
     # new code runs, as dh_installsystemd's restart-after-upgrade does; a stopped one stays stopped (try-restart).
     # The stop keeps the routes and the new process adopts them (graceful restart), so forwarding goes on.
-    if [ -n "$2" ]; then systemctl try-restart skein.service >/dev/null || true; fi
+    # The BFD companion first: its stop sends AdminDown (no failure for the peers), and the restarted skeind finds
+    # the new one and gives it every session back.
+    if [ -n "$2" ]; then systemctl try-restart skein-bfd.service skein.service >/dev/null || true; fi
   fi
 fi
 exit 0
@@ -93,7 +97,7 @@ exit 0
   // dh_installsystemd's prerm does. Its routes stay in the kernel, as on every stop.
   writeFileSync(join(deb, 'prerm'), `#!/bin/sh
 set -e
-if [ "$1" = remove ] && [ -d /run/systemd/system ]; then systemctl stop skein.service >/dev/null || true; fi
+if [ "$1" = remove ] && [ -d /run/systemd/system ]; then systemctl stop skein.service skein-bfd.service >/dev/null || true; fi
 exit 0
 `);
   // purge: dpkg itself deletes the conffiles (/etc/skein/skein.yaml, rt_protos.d/skein.conf); what is left is an

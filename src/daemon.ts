@@ -42,6 +42,7 @@ import { StartNotifier } from './daemon/notify.js';
 import { RouteTable } from './daemon/routes.js';
 import { BfdWiring } from './daemon/bfd.js';
 import { Drain } from './daemon/drain.js';
+import { chooseBfdTransport } from './daemon/bfd-companion.js';
 import { PolicyWiring, RULE_KINDS } from './daemon/policy.js';
 import { MigrationWatcher } from './daemon/migration.js';
 import { KernelReachability } from './daemon/reachability.js';
@@ -219,6 +220,7 @@ export class Daemon {
         this.routes.drain();
         this.fib?.writeNow();
       },
+      transport: chooseBfdTransport(cfg.bfd, this.log.child({ component: 'bfd' })),
     });
     this.drain = new Drain({
       log: this.log, metrics: this.metrics, seconds: () => this.cfg.bgp.shutdownDrainSeconds, speaker: () => this.speaker,

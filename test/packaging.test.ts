@@ -38,7 +38,7 @@ t.test('npm pack ships no tests, benches or CI', async (t) => {
   const files = (JSON.parse(r.stdout) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path);
   t.same(files.filter((f) => /^(test|bench|\.ci|dist\/test|dist\/bench)\//.test(f)), [], 'none of test/, bench/, .ci/');
   t.same(files.filter((f) => f.includes('native/build/')), [], 'no build products of this machine (postinstall builds them)');
-  for (const f of ['dist/src/skeind.js', 'dist/src/skeinctl.js', 'scripts/build-native.mjs', 'scripts/patch-netlink.mjs', 'bgp/native/binding.gyp', 'systemd/skein.service', 'fib/skein.conf']) {
+  for (const f of ['dist/src/skeind.js', 'dist/src/skeinctl.js', 'dist/src/skein-bfdd.js', 'systemd/skein-bfd.service', 'scripts/build-native.mjs', 'scripts/patch-netlink.mjs', 'bgp/native/binding.gyp', 'systemd/skein.service', 'fib/skein.conf']) {
     t.ok(files.includes(f), `ships ${f}`);
   }
 });
@@ -67,7 +67,7 @@ t.test('npm run deb: contents, metadata, and the packaged skeind runs on its own
 
   const list = execFileSync('dpkg-deb', ['-c', built], { encoding: 'utf8', maxBuffer: 64 << 20 }).split('\n');
   const has = (path: string): boolean => list.some((l) => l.endsWith(` .${path}`) || l.includes(` .${path} -> `));
-  for (const p of ['/usr/bin/skeind', '/usr/bin/skeinctl', '/usr/lib/skein/node', '/lib/systemd/system/skein.service', '/etc/iproute2/rt_protos.d/skein.conf',
+  for (const p of ['/usr/bin/skeind', '/usr/bin/skeinctl', '/usr/bin/skein-bfdd', '/lib/systemd/system/skein-bfd.service', '/usr/lib/skein/node', '/lib/systemd/system/skein.service', '/etc/iproute2/rt_protos.d/skein.conf',
     '/etc/skein/skein.yaml', '/usr/lib/skein/app/bgp/native/build/Release/skein_native.node', '/usr/lib/skein/app/node_modules/netlink/build/Release/netlink_binding.node',
     '/usr/lib/skein/app/dist/src/skeind.js', '/usr/lib/skein/app/node_modules/prom-client/package.json']) t.ok(has(p), `has ${p}`);
   for (const dev of ['tap', 'typescript', 'eslint', 'fast-check']) t.notOk(list.some((l) => l.includes(`/node_modules/${dev}/`)), `no dev dependency ${dev}`);
@@ -83,10 +83,12 @@ t.test('npm run deb: contents, metadata, and the packaged skeind runs on its own
   };
   t.same(run([join(x, 'usr/lib/skein/app/dist/src/skeind.js'), '--version']), { status: 0, out: `skeind ${pkg.version}\n` });
   t.equal(run([join(x, 'usr/lib/skein/app/dist/src/skeinctl.js'), '--help']).status, 0);
+  t.same(run([join(x, 'usr/lib/skein/app/dist/src/skein-bfdd.js'), '--version']), { status: 0, out: `skein-bfdd ${pkg.version}\n` });
   const addon = run(['--input-type=module', '-e', `const m = await import(${JSON.stringify(join(x, 'usr/lib/skein/app/dist/bgp/net/native.js'))}); process.stdout.write(typeof m.native().sdNotify)`]);
   t.same(addon, { status: 0, out: 'function' }, 'the packaged native addon loads in the packaged runtime');
   t.match(readFileSync(join(x, 'usr/bin/skeind'), 'utf8'), /^#!\/bin\/sh\nexec \/usr\/lib\/skein\/node \/usr\/lib\/skein\/app\/dist\/src\/skeind\.js "\$@"\n$/);
   t.equal(readFileSync(join(x, 'lib/systemd/system/skein.service'), 'utf8'), readFileSync(join(root, 'systemd/skein.service'), 'utf8'));
+  t.equal(readFileSync(join(x, 'lib/systemd/system/skein-bfd.service'), 'utf8'), readFileSync(join(root, 'systemd/skein-bfd.service'), 'utf8'));
 });
 
 // The OCI image (scripts/build-image.mjs): the package installed in a debootstrapped minbase root, written by umoci.
@@ -336,6 +338,14 @@ t.test('under a real systemd: dpkg -i, start/READY, reload verdicts, crash resta
   const ctl = await sh('skeinctl status');
   t.equal(ctl.code, 0, `skeinctl talks to it: ${ctl.err}`);
 
+  // --- the BFD companion, pulled in by skein.service's Wants=: running, unprivileged, its socket private
+  t.equal((await sh('systemctl is-active skein-bfd')).out.trim(), 'active', 'skein-bfd.service started with skein');
+  const bfddPid = (await sh('systemctl show skein-bfd -p MainPID --value')).out.trim();
+  const bfddStatus = (await sh(`cat /proc/${bfddPid}/status`)).out;
+  t.match(bfddStatus, /^CapEff:\s*0+$/m, 'skein-bfdd has no capabilities');
+  t.match(bfddStatus, /^Uid:\s+[1-9]\d*\s/m, 'and runs as an unprivileged (dynamic) user');
+  t.equal((await sh('stat -c "%a" /run/skein-bfd/bfd.sock')).out.trim(), '600', 'its socket is private (root reaches it)');
+
   // --- reload returns the daemon's verdict
   await box.write('/etc/skein/skein.yaml', SKEIN_YAML({ typo: true }));
   const bad = await sh('systemctl reload skein');
@@ -419,6 +429,7 @@ t.test('under a real systemd: dpkg -i, start/READY, reload verdicts, crash resta
   const rm = await sh('apt-get remove -y -q skein');
   t.equal(rm.code, 0, `apt-get remove: ${rm.err}`);
   t.not((await sh('systemctl is-active skein')).out.trim(), 'active', 'skeind is not running after remove');
+  t.not((await sh('systemctl is-active skein-bfd')).out.trim(), 'active', 'nor is skein-bfdd');
   t.not((await sh(`test -d /proc/${afterUp.MainPID}`)).code, 0, 'its process is gone (prerm stopped it)');
   t.not((await sh('test -e /usr/bin/skeind')).code, 0, 'the program is gone');
   t.match((await sh("dpkg-query -W -f '${Status}' skein")).out, /deinstall ok config-files/, 'dpkg keeps the configuration');

@@ -13,8 +13,8 @@
 // same one). The kernel is written in the same turn of the event loop. Not a Down: a session that never came Up,
 // the peer signalling AdminDown (RFC 5882 §3.2: not a failure), or our own removal of a session.
 //
-// The sessions themselves run in a BfdTransport: the UDP driver in this process (bgp/bfd/udp.ts), or a companion
-// process that outlives skeind (a later step).
+// The sessions themselves run in a BfdTransport: the UDP driver in this process (bgp/bfd/udp.ts), or skein-bfdd,
+// a companion process that outlives skeind (src/daemon/bfd-companion.ts chooses, by skein.yaml's bfd.companion).
 import { execFile } from 'node:child_process';
 import { isIP } from 'node:net';
 import {
@@ -292,7 +292,7 @@ function timersLog(p: BfdParams): Record<string, number> {
 }
 
 /** The in-process UDP driver as a transport. */
-function udpTransport(onEvent: (e: BfdOutput) => void, onError: (e: Error, where: string) => void): BfdTransport {
+export function udpTransport(onEvent: (e: BfdOutput) => void, onError: (e: Error, where: string) => void): BfdTransport {
   const d = new BfdUdpDriver({
     onEvent: (e) => {
       if (e.type !== 'discard') onEvent(e);
