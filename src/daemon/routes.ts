@@ -21,7 +21,7 @@
 // Best-path changes arrive in batches of up to hundreds of thousands (one per speaker flush); they are queued
 // and applied in slices of ~10 ms, so the event loop keeps turning (keepalives, the control socket) meanwhile.
 import { performance } from 'node:perf_hooks';
-import { parsePrefixText, prefixText, type PrefixKey, type ViaHop } from '../../bgp/index.js';
+import { parsePrefixText, prefixText, type BestBatch, type PrefixKey, type ViaHop } from '../../bgp/index.js';
 import { V4Index, type NextHop, type Placement, type Programmer, type Target } from '../../fib/index.js';
 import type { KernelDecision, KernelPolicy } from '../controller/index.js';
 import { addressBytes, bgpTarget, type PrefixBytes } from './mapping.js';
@@ -72,6 +72,35 @@ const MAX_HOP_SETS = 10_000;
 const addrOf = (k: number): number => Math.floor(k / 64);
 const lenOf = (k: number): number => k % 64;
 
+/** A BestBatch entry seen as a BestInput, for the hooks (elevation, learnedMetric) that read one synchronously. */
+class BatchCursor implements BestInput {
+  #b: BestBatch | undefined;
+  #i = 0;
+  at(b: BestBatch, i: number): this {
+    this.#b = b;
+    this.#i = i;
+    return this;
+  }
+  get key(): PrefixKey {
+    return this.#b!.key(this.#i);
+  }
+  get prefix(): string {
+    return prefixText(this.key);
+  }
+  get attributes(): { readonly localPref?: number | undefined } | null {
+    return this.#b!.attributes(this.#i);
+  }
+  get nextHops(): readonly string[] {
+    return this.#b!.nextHops(this.#i);
+  }
+  get local(): boolean {
+    return this.#b!.local(this.#i);
+  }
+  get afi(): 1 | 2 {
+    return this.#b!.afi(this.#i);
+  }
+}
+
 export class RouteTable {
   readonly #fib: Programmer | undefined;
   /** learned routes: IPv4 by (address, length), IPv6 by canonical text */
@@ -120,7 +149,9 @@ export class RouteTable {
   /** recursive next hops: how the kernel reaches a BGP next hop (setResolver); undefined: every one directly */
   #resolve: ((nh: string) => readonly ViaHop[] | null) | undefined;
   /** queued best-path batches and the position in the first one */
-  #queue: (readonly BestInput[])[] = [];
+  #queue: (readonly BestInput[] | BestBatch)[] = [];
+  /** entry i of a queued BestBatch as the hooks read it: one object, refilled per change (no object per change) */
+  readonly #cursor = new BatchCursor();
   #queuePos = 0;
   #queued = 0;
   #scheduled = false;
@@ -204,7 +235,7 @@ export class RouteTable {
    * A batch of best-path changes from the speaker, queued and applied in slices of about 10 ms (in order: a later
    * change of a prefix wins). Own originations and withdrawn prefixes have nothing to install.
    */
-  bestChanges(evs: readonly BestInput[]): void {
+  bestChanges(evs: readonly BestInput[] | BestBatch): void {
     if (evs.length === 0) return;
     this.#queue.push(evs);
     this.#queued += evs.length;
@@ -241,8 +272,9 @@ export class RouteTable {
     let n = 0;
     while (this.#queue.length > 0) {
       const batch = this.#queue[0]!;
+      const compact = !Array.isArray(batch);
       while (this.#queuePos < batch.length) {
-        const ev = batch[this.#queuePos++]!;
+        const ev = compact ? this.#cursor.at(batch as BestBatch, this.#queuePos++) : (batch as readonly BestInput[])[this.#queuePos++]!;
         this.#queued--;
         const k = ev.key ?? keyOf(ev.prefix);
         if (k !== undefined) {
