@@ -71,7 +71,7 @@ export class BestBatch {
 
 /** Prefixes whose best path changed and were not handed out yet, each once, in the order they first changed. */
 export class ChangeQueue {
-  readonly #marked = new PrefixMap<true>();
+  readonly #marked = new PrefixMap<true>(64, true);
   #list: PrefixKey[] = [];
   #pos = 0;
 
