@@ -39,6 +39,7 @@ import { familyNameOf, normalizeAddress } from './config.js';
 import type { PeerOptions, SpeakerOptions } from './config.js';
 import type { LocalRestartJson, PeerJson, RouteJson } from './json.js';
 import { emitBest } from './best.js';
+import { ReadSlices } from './read-slices.js';
 import { DEFAULT_SELECTION_DEFERRAL_S, SelectionDeferral } from './deferral.js';
 import { DEFAULT_STALE_PATH_TIME_S, GracefulRestart } from './graceful-restart.js';
 import { checkPrefixLimits } from './max-prefixes.js';
@@ -171,7 +172,7 @@ export class Speaker extends EventEmitter {
       log: (level, msg, peer) => this.log(level, msg, peer),
       remoteLog: this.remoteLog,
       sender: this.sender,
-    });
+    }, new ReadSlices(opts.readSliceMs));
     this.rib.setNextHopCheck((nh) => this.nextHops.check(nh));
     // Best-path changes are recorded only while someone listens for them (see RibCore.setBestTracking).
     this.rib.setBestTracking(false);
