@@ -1,7 +1,7 @@
 // A best-path change as the speaker's 'best' listeners get it (the daemon's route table, the FIB).
 import type { EventEmitter } from 'node:events';
 import type { BestBatch } from '../rib/change-queue.js';
-import type { PrefixKey } from '../rib/core.js';
+import type { PrefixKey, RibCore } from '../rib/core.js';
 import type { PathAttributes } from '../wire/types.js';
 import { prefixText } from './text.js';
 import type { BestEvent } from './types.js';
@@ -30,11 +30,6 @@ class Best implements BestEvent {
   }
 }
 
-/** Entry i of a drained batch as one event object. */
-export function bestEvent(b: BestBatch, i: number): BestEvent {
-  return new Best(b, i);
-}
-
 /**
  * Hand a drained batch to the listeners: 'bestBatch' gets it as it is; 'best' gets one object per change, made only
  * when someone listens there.
@@ -45,4 +40,16 @@ export function emitBest(s: EventEmitter, b: BestBatch): void {
   const evs: BestEvent[] = [];
   for (let i = 0; i < b.length; i++) evs.push(new Best(b, i));
   s.emit('best', evs);
+}
+
+/** Record best-path changes only while someone listens for them, in either form (RibCore.setBestTracking). */
+export function trackBestListeners(s: EventEmitter, rib: RibCore): void {
+  const isBest = (ev: string | symbol): boolean => ev === 'best' || ev === 'bestBatch';
+  rib.setBestTracking(false);
+  s.on('newListener', (ev: string | symbol) => {
+    if (isBest(ev)) rib.setBestTracking(true);
+  });
+  s.on('removeListener', (ev: string | symbol) => {
+    if (isBest(ev) && s.listenerCount('best') + s.listenerCount('bestBatch') === 0) rib.setBestTracking(false);
+  });
 }

@@ -38,7 +38,7 @@ import { isEndOfRib } from '../wire/update.js';
 import { familyNameOf, normalizeAddress } from './config.js';
 import type { PeerOptions, SpeakerOptions } from './config.js';
 import type { LocalRestartJson, PeerJson, RouteJson } from './json.js';
-import { emitBest } from './best.js';
+import { emitBest, trackBestListeners } from './best.js';
 import { ReadSlices } from './read-slices.js';
 import { DEFAULT_SELECTION_DEFERRAL_S, SelectionDeferral } from './deferral.js';
 import { DEFAULT_STALE_PATH_TIME_S, GracefulRestart } from './graceful-restart.js';
@@ -78,8 +78,7 @@ const clock = { now: (): number => performance.now() };
  * Events:
  * - 'peer' (PeerStateEvent): a peer's shown state changed;
  * - 'best' (BestEvent[]): best paths changed, coalesced per event-loop turn, for the FIB;
- * - 'bestBatch' (BestBatch): the same changes without an object per change (rib/change-queue.ts), for a consumer
- *   of millions (the daemon's route table);
+ * - 'bestBatch' (BestBatch): the same without an object per change (rib/change-queue.ts), for the daemon;
  * - 'log' ({ level, msg, peer? }): things worth a log line (never thrown);
  * - 'endOfRib' (EndOfRibEvent): a peer sent End-of-RIB for a family (RFC 4724 §2) — its initial routes are all in;
  * - 'stale' (StaleEvent): a graceful restart kept a peer's routes (retained) or removed what was left of them (swept).
@@ -174,14 +173,7 @@ export class Speaker extends EventEmitter {
       sender: this.sender,
     }, new ReadSlices(opts.readSliceMs));
     this.rib.setNextHopCheck((nh) => this.nextHops.check(nh));
-    // Best-path changes are recorded only while someone listens for them (see RibCore.setBestTracking).
-    this.rib.setBestTracking(false);
-    this.on('newListener', (ev: string | symbol) => {
-      if (ev === 'best' || ev === 'bestBatch') this.rib.setBestTracking(true);
-    });
-    this.on('removeListener', (ev: string | symbol) => {
-      if ((ev === 'best' || ev === 'bestBatch') && this.listenerCount('best') + this.listenerCount('bestBatch') === 0) this.rib.setBestTracking(false);
-    });
+    trackBestListeners(this, this.rib); // best-path changes are recorded only while someone listens (best.ts)
     for (const p of opts.peers ?? []) this.addPeer(p);
   }
 
