@@ -11,7 +11,7 @@
 //              SKEIND_BENCH_OUT=<dir> (keeps the raw records; default a temporary directory)
 //              BENCH_HARNESS=<path to the shared harness> (default ../shared/bench or ../../shared/bench)
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -39,6 +39,7 @@ const repeat = env('SKEIND_BENCH_REPEAT', '1');
 const duts = env('SKEIND_BENCH_DUTS', 'skein,skein-engine,bird2');
 const withdraw = env('SKEIND_BENCH_WITHDRAW', 'withdraw');
 const outDir = process.env['SKEIND_BENCH_OUT'] || mkdtempSync(join(tmpdir(), 'skeind-bench-'));
+mkdirSync(outDir, { recursive: true }); // a given SKEIND_BENCH_OUT that does not exist yet (the DUT appends its phase log there)
 const raw = join(outDir, 'raw.jsonl');
 const phases = join(outDir, 'phases.jsonl');
 const kernel = join(outDir, 'kernel.jsonl');

@@ -17,7 +17,7 @@ export {
   buildCapabilities,
 } from './session/index.js';
 export {
-  type AddPathSend, checkRules, Path, PATH_EPOCH_MS, type PeerRules, type PrefixKey, type Reachability, type Reason,
+  type AddPathSend, type BestBatch, checkRules, Path, PATH_EPOCH_MS, type PeerRules, type PrefixKey, type Reachability, type Reason,
   RibCore, type Rule, type RuleOperation, type RuleSet, type SessionTerms,
   NextHopResolver, type ResolvingRoute, type ViaHop,
 } from './rib/index.js';

@@ -23,7 +23,7 @@
 //   drain.ts   RFC 8326 graceful shutdown (skeinctl drain, a draining stop)
 import { BindError, bindAs } from './daemon/bind.js';
 import { ListMemory } from './daemon/memory.js';
-import { LogRateLimit, Speaker, type BestEvent, type PeerStateEvent } from '../bgp/index.js';
+import { LogRateLimit, Speaker, type BestBatch, type PeerStateEvent } from '../bgp/index.js';
 import {
   openDatastore, type ChangeEvent, type DaemonConfig, type Datastore, type DatastoreStatus, type Issue, type Model,
 } from '../config/index.js';
@@ -497,7 +497,7 @@ export class Daemon {
     if (this.#reach?.current) speaker.setReachability(this.#reach.current);
     this.drain.attach(speaker);
     speaker.on('peer', (ev: PeerStateEvent) => this.#speakerEvents.peerState(ev));
-    speaker.on('best', (evs: BestEvent[]) => this.#speakerEvents.best(evs));
+    speaker.on('bestBatch', (evs: BestBatch) => this.#speakerEvents.best(evs));
     speaker.on('stall', (ev: { ms: number }) => this.metrics.stall(ev.ms / 1000));
     speaker.on('nexthops', () => this.#fibResolver.moved());
     speaker.on('log', (l: { level: 'info' | 'warn' | 'error'; msg: string; peer?: string }) => {
@@ -534,7 +534,7 @@ export class Daemon {
   async #restartSpeaker(id: SpeakerIdentity): Promise<void> {
     const old = this.speaker;
     if (old) {
-      old.removeAllListeners('best');
+      old.removeAllListeners('bestBatch');
       old.removeAllListeners('peer');
       await old.stop({ message: 'configuration changed' });
       for (const a of old.peerAddresses()) this.metrics.removePeer(a);

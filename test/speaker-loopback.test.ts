@@ -273,6 +273,10 @@ t.test('a peer that stops reading does not hold the others up, and costs bounded
   raw.socket.write(encodeMessage({ type: 'KEEPALIVE' }));
   await until(() => established(X, H) && established(X, 10), 'both sessions of X', 10_000);
   raw.socket.pause(); // from now on H reads nothing
+  // ...but it still talks: a peer that stops reading is not a silent one. Without KEEPALIVEs X's hold timer (30 s,
+  // the speakers' default here) ends the session whenever this test runs longer than that on a loaded machine.
+  const keepalive = setInterval(() => raw.socket.write(encodeMessage({ type: 'KEEPALIVE' })), 5000);
+  t.teardown(() => clearInterval(keepalive));
 
   // distinct MEDs: one attribute set, hence one UPDATE, per prefix (~60 octets each, ~6 MB in all)
   const t0 = Date.now();
@@ -297,6 +301,7 @@ t.test('a peer that stops reading does not hold the others up, and costs bounded
   t.equal(info?.state, 'Established', 'the stuck peer is still Established (the send hold timer is minutes)');
   t.ok(peak < 1 << 20, `user-space write buffer for the stuck peer stayed under 1 MiB (peak ${peak} octets)`);
   t.ok((info?.counters.messagesOut.UPDATE ?? 0) < N, 'the stuck peer did not get everything written to it');
+  clearInterval(keepalive);
   raw.socket.destroy();
   await Promise.all([X.stop(), Y.stop()]);
 });

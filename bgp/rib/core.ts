@@ -1,7 +1,7 @@
 // The route-processing core (OpenBGPD's RDE, without the process): decoded
 // UPDATEs in, best-path changes and per-peer outbound work out. No I/O, no
 // timers, no codec: the driver feeds applyUpdate() and drains nextBatch() and
-// drainBestChanges() as its sockets and the FIB allow.
+// drainBest() as its sockets and the FIB allow.
 //
 //   UPDATE ──► import (loop checks, eBGP LOCAL_PREF, policy) ──► Adj-RIB-In[peer]
 //          ──► Loc-RIB (decision.ts, only the prefixes touched) ──► best-change stream (FIB)
@@ -38,6 +38,7 @@ import { Dest, Peer, familyOf, sameHops, usableBest, type LocEntry } from './pee
 import { nextBatch } from './out-queue.js';
 import { enterLongLivedStale, markPeerStale, markStale, staleCount, staleCountByWalk, sweepPaths, sweepStale } from './stale.js';
 import { Walker } from './walker.js';
+import { BestBatch, ChangeQueue } from './change-queue.js';
 import { applyUpdate, clearRefused, keepReceived, keepsReceived, refusedRoutes, reimport } from './import.js';
 import { exportAddPath, exportEntry, exportTo } from './export.js';
 import { countsAfterUpdate, type FamilyCounts } from './prefix-limit.js';
@@ -64,9 +65,8 @@ export class RibCore {
   readonly recursive = new RecursiveNextHops(this.loc);
   /** the next-hop check (setNextHopCheck), null: none */
   private nhCheck: ((nextHops: readonly string[]) => NextHopVerdict | null) | null = null;
-  /** prefixes whose best path or next hops changed since the last drain (map for dedup, list for order) */
-  private readonly bestDirty = new PrefixMap<true>();
-  private bestDirtyList: PrefixKey[] = [];
+  /** prefixes whose best path or next hops changed since the last drain (change-queue.ts) */
+  private readonly bestDirty = new ChangeQueue();
   private nextPeerId = 1;
   private readonly localSource: PathSource;
   private readonly maxPaths: number;
@@ -485,10 +485,7 @@ export class RibCore {
         best.source !== prevBest.source ||
         !sameHops(after instanceof Dest ? after.sel.multipath : [best], prevMulti ?? [prevBest]))
     ) {
-      if (this.bestDirty.get(prefix) === undefined) {
-        this.bestDirty.set(prefix, true);
-        this.bestDirtyList.push(prefix);
-      }
+      this.bestDirty.add(prefix);
     }
     if (best === prevBest && !unsure) return; // only the multipath set moved: exports follow the best alone
     const up = this.up;
@@ -843,53 +840,46 @@ export class RibCore {
   // ------------------------------------------------------------------ outputs and views
 
   /**
-   * Best-path changes since the last call, one per prefix (coalesced), for the FIB. With budgetMs, about that long
-   * is spent (the clock is read every 256 changes) and the rest stays for the next call (pendingBestChanges): a
-   * million changes are handed out over several turns of the event loop, not in one.
+   * Best-path changes since the last call, one per prefix (coalesced), for the FIB: the compact form
+   * (change-queue.ts), one entry per prefix in parallel arrays. With budgetMs, about that long is spent (the clock
+   * is read every 256 changes) and the rest stays for the next call (pendingBestChanges): a million changes are
+   * handed out over several turns of the event loop, not in one.
    */
-  drainBestChanges(budgetMs = Infinity): BestChange[] {
+  drainBest(budgetMs = Infinity): BestBatch {
     if (this.recursive.pending) this.flushRecursive();
-    const out: BestChange[] = [];
-    const list = this.bestDirtyList;
+    const batch = new BestBatch();
     const until = budgetMs === Infinity ? Infinity : this.walker.now() + budgetMs;
-    let i = this.bestDirtyPos;
-    for (; i < list.length; i++) {
-      if (((i - this.bestDirtyPos) & 255) === 255 && until !== Infinity && this.walker.now() >= until) break;
-      const prefix = list[i] as PrefixKey;
-      this.bestDirty.delete(prefix);
-      const e = this.loc.get(prefix);
-      const afi = typeof prefix === 'number' ? 1 : 2;
-      if (e === undefined) {
-        out.push({ prefix, afi, best: null, nextHops: [], local: false, from: null });
-        continue;
-      }
-      const best = usableBest(e);
-      if (best === null) {
-        out.push({ prefix, afi, best: null, nextHops: [], local: false, from: null });
-        continue;
-      }
-      let nextHops: readonly string[];
-      if (e instanceof Path && e.attrs.nextHops.length <= 1) {
-        nextHops = e.attrs.nextHops; // the shared frozen array: no allocation for the common case
-      } else {
-        const hops: string[] = [];
-        for (const m of e instanceof Path ? [e] : e.sel.multipath) {
-          const nh = m.attrs.nextHops[0];
-          if (nh !== undefined) hops.push(nh);
-        }
-        nextHops = hops;
-      }
-      out.push({ prefix, afi, best: best.attrs, nextHops, local: best.source.local, from: best.source.address });
-    }
-    if (i >= list.length) {
-      this.bestDirtyList = [];
-      this.bestDirtyPos = 0;
-    } else this.bestDirtyPos = i;
+    this.bestDirty.drain(batch, this.readBest, () => until !== Infinity && this.walker.now() >= until);
+    return batch;
+  }
+
+  /** drainBest as one object per change (tests, benchmarks of the core alone). */
+  drainBestChanges(budgetMs = Infinity): BestChange[] {
+    const b = this.drainBest(budgetMs);
+    const out: BestChange[] = [];
+    for (let i = 0; i < b.length; i++) out.push(b.change(i));
     return out;
   }
 
-  /** how far drainBestChanges got in bestDirtyList */
-  private bestDirtyPos = 0;
+  /** A prefix's current best and the next hops of its multipath set, appended to a drained batch. */
+  private readonly readBest = (prefix: PrefixKey, batch: BestBatch): void => {
+    const e = this.loc.get(prefix);
+    const best = e === undefined ? null : usableBest(e);
+    if (e === undefined || best === null) {
+      batch.push(prefix, null, []);
+      return;
+    }
+    if (e instanceof Path && e.attrs.nextHops.length <= 1) {
+      batch.push(prefix, best, e.attrs.nextHops); // the shared frozen array: no allocation for the common case
+      return;
+    }
+    const hops: string[] = [];
+    for (const m of e instanceof Path ? [e] : e.sel.multipath) {
+      const nh = m.attrs.nextHops[0];
+      if (nh !== undefined) hops.push(nh);
+    }
+    batch.push(prefix, best, hops);
+  };
 
   private trackBest = true;
 
@@ -904,17 +894,13 @@ export class RibCore {
     if (on === this.trackBest) return;
     this.trackBest = on;
     this.bestDirty.clear();
-    this.bestDirtyList = [];
-    this.bestDirtyPos = 0;
     const turn = ++this.trackTurns;
     if (!on) return;
     // Every prefix in a walk (walker.ts); one that changes meanwhile is marked by the ordinary path (changed()), one
     // removed meanwhile is skipped (the late consumer never had it). Turning tracking off again stops the walk.
     const loc = this.loc;
     this.walker.start(loc.keySnapshot(), (prefix) => {
-      if (!loc.has(prefix) || this.bestDirty.get(prefix) !== undefined) return;
-      this.bestDirty.set(prefix, true);
-      this.bestDirtyList.push(prefix);
+      if (loc.has(prefix)) this.bestDirty.add(prefix);
     }, undefined, () => this.trackTurns !== turn);
   }
 

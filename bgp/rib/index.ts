@@ -3,6 +3,7 @@ export { AttrSet, AttrTable, attrKey, asPathLength, neighborAs } from './intern.
 export { Path, PATH_EPOCH_MS, compare, equalCost, isUsable, selectBest, addressSortKey, DEFAULT_LOCAL_PREF } from './decision.js';
 export type { PathSource, Reason, Comparison, Selection } from './decision.js';
 export { RibCore, DEFAULT_KEEP_REFUSED } from './core.js';
+export { BestBatch } from './change-queue.js';
 export { NextHopTable } from './next-hop.js';
 export { NextHopResolver } from './nexthop-resolve.js';
 export type { ResolvingRoute, ViaHop } from './nexthop-resolve.js';

@@ -17,6 +17,7 @@ let tables = 0;
 
 export class PrefixMap<V> {
   private keys: Float64Array;
+  /** the values, parallel to keys; empty for a set (keysOnly), whose every value is `true` */
   private vals: (V | undefined)[];
   private mask: number;
   private shift: number;
@@ -27,13 +28,25 @@ export class PrefixMap<V> {
   private readonly v6 = new Map<Prefix6, V>();
   private readonly seed = Math.imul(++tables, 0x9e3779b1);
 
-  constructor(capacity = 64) {
+  /**
+   * keysOnly: a set (PrefixMap<true>) with no value array: at a million keys that is 16 MiB less, and no 16 MiB
+   * array for the collector to scan (change-queue.ts keeps one of these for every prefix changed at once).
+   */
+  constructor(capacity = 64, private readonly keysOnly = false) {
     let cap = 16;
     while (cap < capacity) cap *= 2;
     this.keys = new Float64Array(cap).fill(EMPTY);
-    this.vals = new Array<V | undefined>(cap).fill(undefined);
+    this.vals = this.newVals(cap);
     this.mask = cap - 1;
     this.shift = 32 - Math.log2(cap);
+  }
+
+  private newVals(cap: number): (V | undefined)[] {
+    return this.keysOnly ? [] : new Array<V | undefined>(cap).fill(undefined);
+  }
+
+  private val(i: number): V | undefined {
+    return this.keysOnly ? (true as V) : this.vals[i];
   }
 
   get size(): number {
@@ -77,7 +90,7 @@ export class PrefixMap<V> {
   get(k: Prefix4 | Prefix6): V | undefined {
     if (typeof k === 'string') return this.v6.get(k);
     const i = this.find(k);
-    return i < 0 ? undefined : this.vals[i];
+    return i < 0 ? undefined : this.val(i);
   }
 
   has(k: Prefix4 | Prefix6): boolean {
@@ -116,8 +129,8 @@ export class PrefixMap<V> {
     for (; ; i = (i + 1) & mask) {
       const x = keys[i] as number;
       if (x === k) {
-        const prev = this.vals[i];
-        if (replace) this.vals[i] = v;
+        const prev = this.val(i);
+        if (replace && !this.keysOnly) this.vals[i] = v;
         return prev;
       }
       if (x === EMPTY) break;
@@ -133,7 +146,7 @@ export class PrefixMap<V> {
       this.used++;
     }
     keys[i] = k;
-    this.vals[i] = v;
+    if (!this.keysOnly) this.vals[i] = v;
     if (++this.live > this.peak) this.peak = this.live;
     return undefined;
   }
@@ -155,7 +168,7 @@ export class PrefixMap<V> {
     }
     const i = this.find(k);
     if (i < 0) return undefined;
-    const prev = this.vals[i];
+    const prev = this.val(i);
     this.removeAt(i);
     return prev;
   }
@@ -168,14 +181,14 @@ export class PrefixMap<V> {
       return true;
     }
     const i = this.find(k);
-    if (i < 0 || this.vals[i] !== v) return false;
+    if (i < 0 || this.val(i) !== v) return false;
     this.removeAt(i);
     return true;
   }
 
   private removeAt(i: number): void {
     this.keys[i] = DELETED;
-    this.vals[i] = undefined;
+    if (!this.keysOnly) this.vals[i] = undefined;
     this.live--;
     if (this.live === 0 && this.keys.length > 1024) this.emptied();
   }
@@ -217,7 +230,7 @@ export class PrefixMap<V> {
   private reset(): void {
     this.peak = 0;
     this.keys = new Float64Array(16).fill(EMPTY);
-    this.vals = new Array<V | undefined>(16).fill(undefined);
+    this.vals = this.newVals(16);
     this.mask = 15;
     this.shift = 28;
     this.used = 0;
@@ -231,7 +244,7 @@ export class PrefixMap<V> {
     const oldK = this.keys;
     const oldV = this.vals;
     this.keys = new Float64Array(cap).fill(EMPTY);
-    this.vals = new Array<V | undefined>(cap).fill(undefined);
+    this.vals = this.newVals(cap);
     this.mask = cap - 1;
     this.shift = 32 - Math.log2(cap);
     this.used = 0;
@@ -242,7 +255,7 @@ export class PrefixMap<V> {
         let j = this.slot(x);
         while (this.keys[j] !== EMPTY) j = (j + 1) & this.mask;
         this.keys[j] = x;
-        this.vals[j] = oldV[i];
+        if (!this.keysOnly) this.vals[j] = oldV[i];
         this.used++;
         this.live++;
       }
@@ -260,7 +273,7 @@ export class PrefixMap<V> {
     const vals = this.vals;
     for (let i = 0; i < keys.length; i++) {
       const x = keys[i] as number;
-      if (x >= 0) fn(vals[i] as V, x);
+      if (x >= 0) fn((this.keysOnly ? true : vals[i]) as V, x);
     }
     for (const [k, v] of this.v6) fn(v, k);
   }

@@ -17,6 +17,7 @@ import type { Message } from '../wire/types.js';
 import { normalizeAddress } from './config.js';
 import type { PeerOptions } from './config.js';
 import { Connection } from './peer.js';
+import { ReadSlices } from './read-slices.js';
 import type { Peer } from './peer.js';
 import type { LogRateLimit } from './rate-limit.js';
 import type { Sender } from './sender.js';
@@ -46,7 +47,11 @@ export interface ConnectionHost {
 }
 
 export class Connections {
-  constructor(private readonly host: ConnectionHost) {}
+  /** sliceMs: how long input is handled before the event loop gets a turn (read-slices.ts; tests use less) */
+  constructor(
+    private readonly host: ConnectionHost,
+    private readonly slices = new ReadSlices(),
+  ) {}
 
   /** A connection the listener accepted: refused, or given to its peer's primary or to a second Connection. */
   accept(s: net.Socket): void {
@@ -104,6 +109,7 @@ export class Connections {
   private attach(p: Peer, c: Connection, s: net.Socket): void {
     c.socket = s;
     c.framer = new Framer();
+    c.readPaused = false;
     c.ctx = DEFAULT_CONTEXT;
     s.setNoDelay(true);
     s.on('data', (chunk: Buffer) => {
@@ -128,15 +134,39 @@ export class Connections {
   // ------------------------------------------------------------------ receiving
 
   private receive(p: Peer, c: Connection, chunk: Buffer): void {
-    let buf: Buffer | null;
     try {
       c.framer.push(chunk);
     } catch (e) {
       this.codecError(p, c, e, MessageType.UPDATE, true);
       return;
     }
-    for (;;) {
-      if (c.dead || c.socket === null) return;
+    if (c.readWaiting) return; // a later slice handles it, with what was buffered before (read-slices.ts)
+    this.handleInput(p, c);
+  }
+
+  /**
+   * Handle the messages buffered for a connection until they run out or the read slice is spent (read-slices.ts):
+   * then the socket is paused and the rest handled in a later slice; it is resumed once all is handled.
+   */
+  private handleInput(p: Peer, c: Connection): void {
+    let buf: Buffer | null;
+    const s = c.socket;
+    for (let n = 0; ; n++) {
+      if (c.dead || c.socket === null || c.socket !== s) return;
+      // the first message of each call is handled whatever the slice says: every connection makes progress
+      if (this.slices.spent() && n > 0) {
+        if (!c.readPaused) {
+          c.readPaused = true;
+          s.pause();
+        }
+        c.readWaiting = true;
+        this.slices.later(() => {
+          c.readWaiting = false;
+          this.handleInput(p, c);
+        });
+        this.host.receiveDone();
+        return;
+      }
       try {
         buf = c.framer.next();
       } catch (e) {
@@ -160,6 +190,10 @@ export class Connections {
         this.host.feed(p, c, { type: 'AutomaticStop', subcode: CeaseSubcode.OutOfResources, reason: `internal error: ${String(e)}` });
         return;
       }
+    }
+    if (c.readPaused) {
+      c.readPaused = false;
+      s.resume();
     }
     this.host.receiveDone();
   }

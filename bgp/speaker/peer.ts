@@ -40,6 +40,10 @@ export class Connection {
   sendPending = false;
   /** writes are paused until 'drain' */
   blocked = false;
+  /** reading is paused: the last read slice ended with input still buffered (read-slices.ts) */
+  readPaused = false;
+  /** a later read slice will handle this connection's buffered input */
+  readWaiting = false;
   session: NegotiatedSession | null = null;
   constructor(
     readonly fsm: SessionFsm,

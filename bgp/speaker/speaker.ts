@@ -38,7 +38,8 @@ import { isEndOfRib } from '../wire/update.js';
 import { familyNameOf, normalizeAddress } from './config.js';
 import type { PeerOptions, SpeakerOptions } from './config.js';
 import type { LocalRestartJson, PeerJson, RouteJson } from './json.js';
-import { bestEvent } from './best.js';
+import { emitBest, trackBestListeners } from './best.js';
+import { ReadSlices } from './read-slices.js';
 import { DEFAULT_SELECTION_DEFERRAL_S, SelectionDeferral } from './deferral.js';
 import { DEFAULT_STALE_PATH_TIME_S, GracefulRestart } from './graceful-restart.js';
 import { checkPrefixLimits, prefixLimitsOf } from './max-prefixes.js';
@@ -59,7 +60,7 @@ import type { StallEvent } from './stall.js';
 import type { EndOfRibEvent, PeerInfo, PeerStateEvent, StaleEvent, StopOptions } from './types.js';
 import { peerInfoOf, peerJsonOf, routesJsonOf, sessionDetailsOf } from './views.js';
 
-/** How long one turn may spend handing out best-path changes (RibCore.drainBestChanges). */
+/** How long one turn may spend handing out best-path changes (RibCore.drainBest). */
 const BEST_DRAIN_MS = 10;
 /**
  * Received UPDATE octets after which the peers are pumped without waiting for
@@ -77,6 +78,7 @@ const clock = { now: (): number => performance.now() };
  * Events:
  * - 'peer' (PeerStateEvent): a peer's shown state changed;
  * - 'best' (BestEvent[]): best paths changed, coalesced per event-loop turn, for the FIB;
+ * - 'bestBatch' (BestBatch): the same without an object per change (rib/change-queue.ts), for the daemon;
  * - 'log' ({ level, msg, peer? }): things worth a log line (never thrown);
  * - 'endOfRib' (EndOfRibEvent): a peer sent End-of-RIB for a family (RFC 4724 §2) — its initial routes are all in;
  * - 'stale' (StaleEvent): a graceful restart kept a peer's routes (retained) or removed what was left of them (swept).
@@ -171,16 +173,9 @@ export class Speaker extends EventEmitter {
       log: (level, msg, peer) => this.log(level, msg, peer),
       remoteLog: this.remoteLog,
       sender: this.sender,
-    });
+    }, new ReadSlices(opts.readSliceMs));
     this.rib.setNextHopCheck((nh) => this.nextHops.check(nh));
-    // Best-path changes are recorded only while someone listens for them (see RibCore.setBestTracking).
-    this.rib.setBestTracking(false);
-    this.on('newListener', (ev: string | symbol) => {
-      if (ev === 'best') this.rib.setBestTracking(true);
-    });
-    this.on('removeListener', (ev: string | symbol) => {
-      if (ev === 'best' && this.listenerCount('best') === 0) this.rib.setBestTracking(false);
-    });
+    trackBestListeners(this, this.rib); // best-path changes are recorded only while someone listens (best.ts)
     for (const p of opts.peers ?? []) this.addPeer(p);
   }
 
@@ -655,8 +650,8 @@ export class Speaker extends EventEmitter {
   /** Hand best-path changes to listeners and let every Established peer send. */
   private flush(): void {
     // About 10 ms of best changes a turn; the rest on the next one (a million at once would hold the loop a second).
-    const changes = this.rib.drainBestChanges(BEST_DRAIN_MS);
-    if (changes.length > 0 && this.listenerCount('best') > 0) this.emit('best', changes.map(bestEvent));
+    const changes = this.rib.drainBest(BEST_DRAIN_MS);
+    if (changes.length > 0) emitBest(this, changes);
     if (this.rib.pendingBestChanges > 0) this.scheduleFlush();
     this.pumpAll();
   }

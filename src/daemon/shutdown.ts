@@ -37,7 +37,7 @@ export async function shutdown(p: ShutdownParts, reason: string): Promise<void> 
   p.notify('STOPPING=1');
   // Sessions closing below make the speaker withdraw what they carried: those withdrawals must not reach the
   // kernel, whose routes keep forwarding while skeind is down (the next start adopts and re-checks them).
-  p.speaker?.removeAllListeners('best');
+  p.speaker?.removeAllListeners('bestBatch');
   p.clearTimers();
   const step = async (what: string, f: () => Promise<void> | void): Promise<void> => {
     try {

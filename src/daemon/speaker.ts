@@ -1,7 +1,7 @@
 // The BGP speaker as skeind runs it: its options from the node's identity and skein.yaml, and what its events
 // become — metrics, `skeinctl watch` rows, log lines (rate limited where a peer can cause them) and best-path
 // changes for the route table. Starting, replacing and stopping the speaker is the daemon's (src/daemon.ts).
-import type { BestEvent, LogRateLimit, PeerStateEvent, SpeakerOptions } from '../../bgp/index.js';
+import { prefixText, type BestBatch, type LogRateLimit, type PeerStateEvent, type SpeakerOptions } from '../../bgp/index.js';
 import type { DaemonConfig } from '../../config/index.js';
 import type { ReadinessGate } from '../http.js';
 import type { Logger } from '../log.js';
@@ -85,16 +85,18 @@ export class SpeakerEvents {
     if (up) this.#p.up(ev.address, Date.now());
   }
 
-  best(evs: BestEvent[]): void {
+  /** A drained batch of best-path changes (the speaker's 'bestBatch': no object per change, bgp/rib/change-queue.ts). */
+  best(evs: BestBatch): void {
     if (this.#p.stopping()) return;
     const { log, watch } = this.#p;
     this.lastBestAt = Date.now();
     const watching = watch.active;
     const debug = log.isEnabled('debug');
     if (watching || debug) {
-      for (const ev of evs) {
-        if (watching) watch.publish('best', { prefix: ev.prefix, from: ev.from, nextHops: ev.nextHops, local: ev.local, gone: ev.attributes === null });
-        if (debug) log.debug('best path', { prefix: ev.prefix, nextHops: ev.nextHops, from: ev.from, local: ev.local, gone: ev.attributes === null });
+      for (let i = 0; i < evs.length; i++) {
+        const row = { prefix: prefixText(evs.key(i)), from: evs.from(i), nextHops: evs.nextHops(i), local: evs.local(i), gone: evs.attributes(i) === null };
+        if (watching) watch.publish('best', row);
+        if (debug) log.debug('best path', { prefix: row.prefix, nextHops: row.nextHops, from: row.from, local: row.local, gone: row.gone });
       }
     }
     // Queued and applied in ~10 ms slices (src/daemon/routes.ts), keyed by the RIB's prefix key, not text; an
