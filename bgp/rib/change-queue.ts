@@ -1,5 +1,5 @@
-// Best-path changes on their way to the FIB consumer, without an object per change (ARCHITECTURE "Representation
-// where millions live"). A full table arriving, or a peer with a million routes going down, changes a million
+// Best-path changes on their way to the FIB consumer, without an object per change (docs/architecture.md,
+// "Representation"). A full table arriving, or a peer with a million routes going down, changes a million
 // prefixes at once; an object per change (the RIB's change record, then the speaker's event) cost ~150 bytes each
 // and was the largest single item of skeind's peak memory at 1M prefixes (bench/skeind.ts).
 //

@@ -1,5 +1,5 @@
 // The decoded shapes of BGP messages: what the codec produces and consumes.
-// Representation choices (see ../../ARCHITECTURE notes in shared/):
+// Representation choices (docs/architecture.md, "Representation"):
 // - An IPv4 prefix is one number, `address * 64 + length` (a Prefix4): no
 //   allocation per prefix, a ready Map key, and exact in a double (38 bits).
 // - An IPv6 prefix is its RFC 5952 text with length, e.g. "fd00:1::/64" (a

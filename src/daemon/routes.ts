@@ -3,14 +3,14 @@
 // routes that BIRD never replaces; the static blackhole of an affine block has a higher preference than BGP):
 //   elevated BGP path (a live migration's target)  >  local workload device route  >  blackhole of an affine block
 //   >  BGP best path.
-// While the ClusterInformation gate is closed, the table keeps track but writes nothing (CONTRACT: nothing is
-// programmed until the datastore is ready); opening it writes the whole state.
+// While the ClusterInformation gate is closed, the table keeps track but writes nothing (docs/contract.md, "The
+// datastore": nothing is programmed until the datastore is ready); opening it writes the whole state.
 // Learned routes pass the kernel policy first (src/controller/kernel.ts: Calico's kernel export filter for
 // encapsulated pools, service ranges and WireGuard): rejected ones are kept here but not written, tunnelled ones go
 // via tunl0 onlink. The static blackholes of affine blocks pass the same policy (with no next hop), as every route of
 // BIRD's table passes calico_kernel_programming: a rejected one is left to Felix.
 //
-// Representation (sized for a million learned routes, ARCHITECTURE "Representation where millions live"): a
+// Representation (sized for a million learned routes, docs/architecture.md "Representation"): a
 // learned route is its prefix key as the RIB has it (an IPv4 prefix as numbers in fib/'s V4Index, an IPv6 one as
 // its canonical text) mapping to an interned next-hop set shared by every prefix with the same next hops; nothing
 // else is stored per prefix. Device routes and blackholes are a small override table beside it. What was handed
