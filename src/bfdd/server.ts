@@ -284,7 +284,11 @@ export class BfdCompanionServer {
 
   #onEvent(e: Exclude<BfdOutput, { type: 'send' }>): void {
     if (e.type === 'up') this.#o.log.info('session up', { peer: e.key.peer, remoteControlPlaneIndependent: e.remoteControlPlaneIndependent });
-    else if (e.type === 'down') this.#o.log.warn('session down', { peer: e.key.peer, reason: e.reason, to: e.to });
+    else if (e.type === 'down') {
+      // Our own AdminDown (a removal, a stop) is no failure: not worth a warning.
+      if (e.to === 'AdminDown') this.#o.log.info('session administratively down', { peer: e.key.peer });
+      else this.#o.log.warn('session down', { peer: e.key.peer, reason: e.reason });
+    }
     const owner = this.#sessions.get(keyString(e.key))?.owner;
     if (!owner) return;
     const ev: IpcEvent = e.type === 'up'
