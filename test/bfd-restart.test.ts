@@ -78,6 +78,8 @@ interface Env {
   startBfdd(): ChildProcess;
   kernel(): string;
   ready(): boolean;
+  /** `skeinctl bfd --json`'s sessions */
+  bfdSessions(): { peer: string; state: string; upCount: number; downCount: number }[];
   birdBfd(): string;
   fromSkein(): string[];
   dump(): void;
@@ -135,6 +137,13 @@ async function setup(t: Test, companion: 'required' | 'off'): Promise<Env | null
     startSkeind: () => spawnLogged('skeind', [SKEIND, '--config', cfg]),
     startBfdd: () => spawnLogged('bfdd', [BFDD, '--socket', bfdSock]),
     kernel,
+    bfdSessions: () => {
+      try {
+        return (JSON.parse(nsExec(nsHost, 'node', [SKEINCTL, '--socket', sock, 'bfd', '--json'])) as { sessions: { peer: string; state: string; upCount: number; downCount: number }[] }).sessions;
+      } catch {
+        return [];
+      }
+    },
     ready: () => {
       try {
         return (JSON.parse(nsExec(nsHost, 'node', [SKEINCTL, '--socket', sock, 'status', '--json'])) as { ready?: boolean }).ready === true;
@@ -221,6 +230,9 @@ t.test('kill -9 of skeind with skein-bfdd running: BIRD\'s BFD stays Up and noth
   t.notMatch(env.bird.birdc('show', 'protocols', 'all', 'sk'), /BFD session down/, 'BIRD never ended the session for BFD');
   t.notOk(env.lines.some((l) => l.includes('bfd session down')), 'the new skeind saw no BFD Down');
   t.ok(env.fromSkein().includes(BLOCK) && env.birdBfd() === 'Up', 'everything in place afterwards');
+  const shown = await until(() => env.bfdSessions().find((s) => s.peer === '10.0.0.9' && s.state === 'Up'), 'skeinctl bfd of the new skeind shows the adopted session Up', 15_000, 250).catch(() => undefined);
+  t.ok(shown, `skeinctl bfd shows the session Up through the companion (${JSON.stringify(env.bfdSessions())})`);
+  t.same(shown && { up: shown.upCount, down: shown.downCount }, { up: 1, down: 0 }, 'the same session as before the restart: up once, never down');
   void a;
 });
 

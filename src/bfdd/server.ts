@@ -14,7 +14,8 @@
 // Nothing a client sends can stop the server: bad JSON, an unknown message, a bad key or parameters get an
 // error reply naming what is wrong; an over-long line or a client that does not read its replies is
 // disconnected. Sessions are bounded (MAX_SESSIONS).
-import { lstatSync, unlinkSync, chmodSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { dirname } from 'node:path';
 import net from 'node:net';
 import {
   BfdUdpDriver, encodeIpc, IPC_VERSION, IpcError, keyString, LineReader, MAX_SESSIONS, parseClientMessage,
@@ -85,6 +86,8 @@ export class BfdCompanionServer {
   /** Listens on the socket; a stale socket file (nobody answering) is replaced, a live one is an error. */
   async start(): Promise<void> {
     const path = this.#o.socketPath;
+    // Under systemd RuntimeDirectory= makes the directory; run by hand, make it here.
+    mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
     await removeStaleSocket(path);
     const server = net.createServer((s) => this.#accept(s));
     await new Promise<void>((resolve, reject) => {
@@ -284,7 +287,11 @@ export class BfdCompanionServer {
 
   #onEvent(e: Exclude<BfdOutput, { type: 'send' }>): void {
     if (e.type === 'up') this.#o.log.info('session up', { peer: e.key.peer, remoteControlPlaneIndependent: e.remoteControlPlaneIndependent });
-    else if (e.type === 'down') this.#o.log.warn('session down', { peer: e.key.peer, reason: e.reason, to: e.to });
+    else if (e.type === 'down') {
+      // Our own AdminDown (a removal, a stop) is no failure: not worth a warning.
+      if (e.to === 'AdminDown') this.#o.log.info('session administratively down', { peer: e.key.peer });
+      else this.#o.log.warn('session down', { peer: e.key.peer, reason: e.reason });
+    }
     const owner = this.#sessions.get(keyString(e.key))?.owner;
     if (!owner) return;
     const ev: IpcEvent = e.type === 'up'
