@@ -7,6 +7,9 @@
 // /metrics) over the start and over the change. The same for a file holding only its own node's records (the
 // reference for start and RSS).
 // Run: sudo npm run bench -- datastore-file   (env NODES, PODS_PER_NODE; TIMEOUT_S bounds each wait, default 300)
+// One run (2026-12-05, 100k WorkloadEndpoints, load 9-12, whole-file re-parse in a worker): ready 35.1 s, one appended
+// record to its route 39.9 s, event-loop delay p99 30 ms / max 177 ms over the start and 40 / 208 ms over the change,
+// RSS 78 MiB vs 77 MiB for the own-node-only file. Targets: ready <= 15 s, one change <= 1 s, p99 <= 50 ms.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
