@@ -3,14 +3,18 @@
 // the freed native memory (gRPC's messages, Buffers' backing stores) in its heaps, so skeind's RSS stayed ~45 MiB
 // above what it holds (bench/datastore-etcd: 172 MiB, 129 MiB after malloc_trim). Shortly after each full list (the
 // first snapshot, a resync) one full collection frees the Buffers, and as soon as it is over malloc_trim(0) returns
-// the allocator's free pages; a second trim a moment later takes what V8's concurrent sweeper freed after the first.
-// Both run once per list, off the hot path.
+// the allocator's free pages (not on a timer of its own: the collection runs as a task of the event loop, V8's
+// `gc({ execution: 'async' })`, a promise, and on a loaded host it ends late).
 //
-// Why as soon as the collection is over and not on a fixed timer: the collection runs as a task of the event loop
-// (V8's `gc({ execution: 'async' })`, a promise), so on a loaded host it ends late, and a trim on a timer of its own
-// could run before it and release nothing. A 100k-WorkloadEndpoint skeind was still at the list's RSS (127 MiB vs
-// 102 MiB for its own-node-only reference) 5 s after ready with the timers of 1 s + 2 s on a host at load 13-21,
-// and 108 MiB a second later (bench/datastore-etcd, `ps` sampling /proc during the run).
+// That left V8's young generation: the list fills both of its semi-spaces (16 MiB each at most, all of it touched),
+// while a skeind that never listed much has the same capacity committed but mostly untouched. V8 gives the pages back
+// only when it shrinks the young generation, which it does at a collection that finds the allocation rate low over
+// the last ~5 s (Heap::ReduceNewSpaceSize, V8's gc-tracer throughput window), and an idle daemon collects too seldom
+// for that to happen. So a second collection follows the first after shrinkDelayMs (6 s) of the daemon's quiet, and a
+// second trim after it. Measured with bench/datastore-etcd (100k WorkloadEndpoints, RSS 15 s after ready): the full
+// datastore's skeind was its own-node-only reference + 26 MiB before (the young generation's pages 23 MiB of it,
+// /proc/PID/smaps); after, 84 MiB vs 87 MiB (+3 MiB), the drop ~6.5 s after the first release (RSS sampled every
+// 200 ms: 125 -> 86 MiB at 8.9 s after start, the reference 100 -> 83 MiB).
 import { mallocTrim } from '../../bgp/index.js';
 import { collector } from '../control/idle-gc.js';
 
@@ -23,10 +27,10 @@ export class ListMemory {
 
   constructor(private readonly o: {
     gcDelayMs?: number;
-    /** after the collection, before the first trim (the sweeper frees backing stores concurrently) */
+    /** after a collection, before its trim (the sweeper frees backing stores concurrently) */
     settleMs?: number;
-    /** from the first trim to the second */
-    trimDelayMs?: number;
+    /** from the end of the first collection to the second (V8 shrinks its young generation after ~5 s of quiet) */
+    shrinkDelayMs?: number;
     onRelease?: (before: number, after: number) => void;
     /** for tests: the collection (default V8's, or nothing when the engine has none) and the trim */
     collect?: () => Promise<unknown> | undefined;
@@ -39,26 +43,27 @@ export class ListMemory {
     const gen = ++this.#generation;
     const collect = this.o.collect ?? ((): Promise<unknown> | undefined => collector()?.({ type: 'major', execution: 'async' }) as Promise<unknown> | undefined);
     const trim = this.o.trim ?? mallocTrim;
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      const done = Promise.resolve(collect()).catch(() => undefined);
-      void done.then(() => {
+    const later = (ms: number, f: () => void): void => {
+      this.#timer = setTimeout(() => { this.#timer = undefined; f(); }, ms);
+      this.#timer.unref();
+    };
+    // one collection, then (if no newer list came meanwhile) its trim, then `next`
+    const round = (next: (before: number) => void): void => {
+      void Promise.resolve(collect()).catch(() => undefined).then(() => {
         if (gen !== this.#generation) return;
-        this.#timer = setTimeout(() => {
+        later(this.o.settleMs ?? 200, () => {
           const before = process.memoryUsage.rss();
           trim();
-          this.#timer = setTimeout(() => {
-            this.#timer = undefined;
-            trim();
-            this.releases++;
-            this.o.onRelease?.(before, process.memoryUsage.rss());
-          }, this.o.trimDelayMs ?? 2000);
-          this.#timer.unref();
-        }, this.o.settleMs ?? 200);
-        this.#timer.unref();
+          next(before);
+        });
       });
-    }, this.o.gcDelayMs ?? 250);
-    this.#timer.unref();
+    };
+    later(this.o.gcDelayMs ?? 250, () => round((before) => {
+      later(this.o.shrinkDelayMs ?? 6000, () => round(() => {
+        this.releases++;
+        this.o.onRelease?.(before, process.memoryUsage.rss());
+      }));
+    }));
   }
 
   #clear(): void {
