@@ -3,8 +3,9 @@
 // routes that BIRD never replaces; the static blackhole of an affine block has a higher preference than BGP):
 //   elevated BGP path (a live migration's target)  >  local workload device route  >  blackhole of an affine block
 //   >  BGP best path.
-// While the ClusterInformation gate is closed, the table keeps track but writes nothing (docs/contract.md, "The
-// datastore": nothing is programmed until the datastore is ready); opening it writes the whole state.
+// While the ClusterInformation gate is closed, the table keeps track but writes nothing: nothing is programmed
+// until the datastore is ready (docs/contract.md, "The datastore: Calico's own resources"); opening it writes the
+// whole state.
 // Learned routes pass the kernel policy first (src/controller/kernel.ts: Calico's kernel export filter for
 // encapsulated pools, service ranges and WireGuard): rejected ones are kept here but not written, tunnelled ones go
 // via tunl0 onlink. The static blackholes of affine blocks pass the same policy (with no next hop), as every route of
