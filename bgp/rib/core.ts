@@ -335,6 +335,7 @@ export class RibCore {
     const path0 = this.pathOf(src, pathId, set, gen, rule, !src.local && nextHopInside(prefix, set));
     const e = this.loc.getOrSet(prefix, path0); // a new prefix is stored by the same probe
     if (e === undefined) {
+      this.keySetVersion++;
       this.changed(prefix, null, null, path0);
       return 'added';
     }
@@ -410,6 +411,7 @@ export class RibCore {
       if (e.source !== src || e.pathId !== pathId) return false;
       old = e;
       this.loc.delete(prefix);
+      this.keySetVersion++;
       this.changed(prefix, e, null, undefined);
     } else {
       const i = e.paths.findIndex((x) => x.source === src && x.pathId === pathId);
@@ -931,6 +933,12 @@ export class RibCore {
     const rest = r.paths.filter((p) => p !== r.best).map((p) => ({ path: p, best: false, reason: compare(r.best, p).reason }));
     return [{ path: r.best, best: true, reason: r.reason }, ...rest];
   }
+
+  /**
+   * Bumped whenever a prefix enters or leaves the Loc-RIB (not when only its paths change): sorted copies of the
+   * prefixes (src/daemon/prefix-walk.ts) are shared while it stays the same.
+   */
+  keySetVersion = 0;
 
   /** Every Loc-RIB prefix (IPv4 in table order, then IPv6). */
   prefixes(): Generator<PrefixKey> {

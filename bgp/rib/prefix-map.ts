@@ -14,6 +14,13 @@ const DELETED = -2;
 const KEEP_SLOTS = 1 << 17;
 /** tables made so far: each gets its own hash seed */
 let tables = 0;
+/**
+ * Mixed into every seed, different in every process. Seeds from the counter alone were the same in every skein
+ * process: a peer that is skein too sends its table in the hash order of its Loc-RIB, which had the same seed as
+ * ours, so a full table from it piled into one probe run here (a 1M-route skein peer took skeind's loop for
+ * minutes at ~800 routes/s; issue 15). A peer cannot learn this value, so no sender order can do that on purpose.
+ */
+const PROCESS_SEED = Math.floor(Math.random() * 0x100000000) | 0;
 
 export class PrefixMap<V> {
   private keys: Float64Array;
@@ -26,7 +33,7 @@ export class PrefixMap<V> {
   /** most live keys since the table was last emptied */
   private peak = 0;
   private readonly v6 = new Map<Prefix6, V>();
-  private readonly seed = Math.imul(++tables, 0x9e3779b1);
+  private readonly seed = Math.imul(++tables, 0x9e3779b1) ^ PROCESS_SEED;
 
   /**
    * keysOnly: a set (PrefixMap<true>) with no value array: at a million keys that is 16 MiB less, and no 16 MiB
@@ -65,7 +72,7 @@ export class PrefixMap<V> {
    * its hash order, and inserting them in that order into another table
    * hashed the same way piles them into one long probe run (quadratic; seen
    * here as a 100k-prefix peer-down taking seconds). Seeds come from a
-   * counter, so runs stay reproducible.
+   * counter mixed with a per-process random value (PROCESS_SEED).
    */
   private slot(k: number): number {
     const addr = (k / 64) >>> 0;

@@ -9,6 +9,8 @@ import type { RouteTable } from './routes.js';
 
 export class FibResolver {
   #kernel = new NextHopResolver([]);
+  /** the host's routes have been read at least once; before that (or with no FIB) every next hop is used directly */
+  #read = false;
   #queued = false;
 
   constructor(
@@ -35,6 +37,7 @@ export class FibResolver {
   /** The host's routes were read again; returns the prefixes rewritten. */
   kernel(routes: readonly ResolvingRoute[]): number {
     this.#kernel = new NextHopResolver(routes);
+    this.#read = true;
     return this.routes.setResolver(this.resolve);
   }
 
@@ -44,7 +47,9 @@ export class FibResolver {
     this.#queued = true;
     setImmediate(() => {
       this.#queued = false;
-      this.routes.setResolver(this.resolve);
+      // Nothing known of the host's routes yet: resolving would find no route for any next hop and drop them all
+      // (a stale route kept under LLGR vanished from the table that way); they stay direct, as before a read.
+      this.routes.setResolver(this.#read ? this.resolve : undefined);
     });
   }
 }

@@ -65,6 +65,43 @@ export function keyWithin(k: PrefixKey, r: KeyRange): boolean {
   return true;
 }
 
+/** Sorted runs of a table's keys: read-only once made, so walks can share them (SharedRuns). */
+interface Runs {
+  readonly v4: Float64Array[];
+  readonly v6: { key: string; p: Prefix6 }[][];
+  readonly size: number;
+}
+
+/**
+ * The sorted runs of an unfiltered walk over one table, shared by every walk that starts while the table's key set
+ * has not changed (a version the table gives, RibCore.keySetVersion). Without it each of 16 concurrent dumps of a
+ * 1M-route Loc-RIB scanned and sorted the whole table itself, in its share of the time slices, before its first
+ * row: 4–15 s to the first row (bench/control.ts, issue 15). The first walk makes the runs; the others wait for
+ * them without taking slices. A walk that gives up while making them leaves the next one to start again.
+ */
+export class SharedRuns {
+  #version = -1;
+  #runs: Promise<Runs | null> | null = null;
+
+  /** The runs for this version: made by `make` unless a walk made (or is making) them already. */
+  async get(version: number, make: () => Promise<Runs | null>): Promise<Runs | null> {
+    for (let tries = 0; tries < 3; tries++) {
+      if (this.#version !== version || this.#runs === null) {
+        this.#version = version;
+        this.#runs = make();
+        const r = await this.#runs;
+        if (r === null && this.#version === version) this.#runs = null;
+        return r;
+      }
+      const r = await this.#runs;
+      if (r !== null) return r;
+      // the walk that was making them gave up: this one makes them (next round)
+      if (this.#version === version) this.#runs = null;
+    }
+    return make();
+  }
+}
+
 export interface WalkOptions {
   /** only keys inside this prefix (`--longer`, `--prefix-within`) */
   within?: KeyRange;
@@ -72,6 +109,8 @@ export interface WalkOptions {
   after?: PrefixKey;
   /** only this family */
   family?: 4 | 6;
+  /** share the sorted runs with other unfiltered walks of the same table version (ignored with a filter) */
+  shared?: { readonly runs: SharedRuns; readonly version: number };
 }
 
 class Heap {
@@ -123,10 +162,12 @@ class Heap {
 export class PrefixWalk {
   readonly #source: () => Iterator<PrefixKey>;
   readonly #o: WalkOptions;
-  readonly #runs4: Float64Array[] = [];
+  #runs4: Float64Array[] = [];
   readonly #pos4: number[] = [];
-  readonly #runs6: { key: string; p: Prefix6 }[][] = [];
+  #runs6: { key: string; p: Prefix6 }[][] = [];
   readonly #pos6: number[] = [];
+  /** the runs are shared with other walks: never emptied here */
+  #sharedRuns = false;
   #heap4: Heap | undefined;
   #heap6: Heap | undefined;
   #afterSort6: string | undefined;
@@ -151,8 +192,30 @@ export class PrefixWalk {
     return true;
   }
 
-  /** Takes the snapshot, a slice at a time; false when `signal` aborted first. */
+  /** Takes the snapshot, a slice at a time (or shares one: WalkOptions.shared); false when `signal` aborted first. */
   async prepare(scheduler: TurnScheduler, signal?: AbortSignal): Promise<boolean> {
+    const o = this.#o;
+    if (o.shared !== undefined && o.within === undefined && o.after === undefined && o.family === undefined) {
+      const runs = await o.shared.runs.get(o.shared.version, async () => {
+        const own = new PrefixWalk(this.#source);
+        if (!(await own.#scan(scheduler, signal))) return null;
+        return { v4: own.#runs4, v6: own.#runs6, size: own.size };
+      });
+      if (runs === null || signal?.aborted) return false;
+      this.#runs4 = runs.v4;
+      this.#runs6 = runs.v6;
+      this.size = runs.size;
+      this.#sharedRuns = true;
+      this.#heaps();
+      return true;
+    }
+    if (!(await this.#scan(scheduler, signal))) return false;
+    this.#heaps();
+    return true;
+  }
+
+  /** The keys that pass the filter into sorted runs, a slice at a time; false when `signal` aborted first. */
+  async #scan(scheduler: TurnScheduler, signal?: AbortSignal): Promise<boolean> {
     const it = this.#source();
     let run4 = new Float64Array(RUN_SIZE);
     let n4 = 0;
@@ -195,6 +258,11 @@ export class PrefixWalk {
     }
     flush4();
     flush6();
+    return true;
+  }
+
+  /** The merge's heaps over the runs' heads, each walk its own (positions too). */
+  #heaps(): void {
     this.#heap4 = new Heap((a, b) => (this.#runs4[a]![this.#pos4[a]!]!) < (this.#runs4[b]![this.#pos4[b]!]!));
     this.#runs4.forEach((_, i) => {
       this.#pos4.push(0);
@@ -205,7 +273,6 @@ export class PrefixWalk {
       this.#pos6.push(0);
       this.#heap6!.push(i);
     });
-    return true;
   }
 
   /** The next key in order; undefined at the end. */
@@ -217,7 +284,7 @@ export class PrefixWalk {
       const run = this.#runs4[i]!;
       const k = run[this.#pos4[i]!]!;
       if (++this.#pos4[i]! < run.length) h4.push(i);
-      else this.#runs4[i] = new Float64Array(0); // a finished run's memory goes back at once
+      else if (!this.#sharedRuns) this.#runs4[i] = new Float64Array(0); // a finished run's memory goes back at once
       return k;
     }
     const h6 = this.#heap6!;
@@ -226,7 +293,7 @@ export class PrefixWalk {
     const run = this.#runs6[i]!;
     const k = run[this.#pos6[i]!]!.p;
     if (++this.#pos6[i]! < run.length) h6.push(i);
-    else this.#runs6[i] = [];
+    else if (!this.#sharedRuns) this.#runs6[i] = [];
     return k;
   }
 }

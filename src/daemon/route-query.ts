@@ -17,7 +17,7 @@ import { parseIpv4, parseIpv6, prefix4, prefix4ToString, prefix6FromBytes } from
 import { ControlError } from '../control/protocol.js';
 import { ControlStream, scheduler as sharedScheduler, type TurnScheduler } from '../control/stream.js';
 import type { PathJson, RouteJson } from '../ctl/types.js';
-import { PrefixWalk, type KeyRange, type PrefixKey } from './prefix-walk.js';
+import { PrefixWalk, SharedRuns, type KeyRange, type PrefixKey } from './prefix-walk.js';
 
 export type RouteView = 'loc' | 'received' | 'advertised' | 'refused';
 
@@ -321,6 +321,13 @@ export function longestMatch(rib: RibCore, r: KeyRange): PrefixKey | undefined {
 }
 
 /** The Loc-RIB's prefixes, then those with only a refused route from the peer (each prefix once). */
+const sharedRuns = new WeakMap<RibCore, SharedRuns>();
+function sharedRunsOf(rib: RibCore): SharedRuns {
+  let r = sharedRuns.get(rib);
+  if (r === undefined) sharedRuns.set(rib, (r = new SharedRuns()));
+  return r;
+}
+
 function* receivedPrefixes(rib: RibCore, id: number): Generator<PrefixKey> {
   yield* rib.prefixes();
   for (const k of rib.refusedPrefixes(id)) if (rib.route(k) === null) yield k;
@@ -381,6 +388,8 @@ export function routesStream(q: RouteQuery, src: RouteSource, sched: TurnSchedul
         ...(q.within ? { within: q.within } : {}),
         ...(q.after !== undefined ? { after: q.after } : {}),
         ...(q.family !== undefined ? { family: q.family } : {}),
+        // concurrent full dumps of the Loc-RIB share one sorted copy of its prefixes (prefix-walk.ts SharedRuns)
+        ...(q.view === 'loc' ? { shared: { runs: sharedRunsOf(src.rib), version: src.rib.keySetVersion } } : {}),
       });
       if (!(await walk.prepare(sched, signal))) return;
       const limit = q.limit ?? Infinity;
