@@ -26,8 +26,8 @@
 // a previous skeind left are adopted by content, so its routes keep their nhid; those not needed again are
 // deleted after markSynced()'s sweep (never leaked across restarts).
 //
-// Not covered yet (fib/README.md): objects that fell out of use while running are deleted at the next start, not
-// at once; resilient groups are not used.
+// Objects that fall out of use while running are deleted by collect() once the writer is idle (core.ts).
+// Not covered yet (fib/README.md): resilient groups are not used.
 import type { RawNetlinkSocket } from 'netlink';
 import {
   AF_INET, AF_INET6, NHA_GATEWAY, NHA_GROUP, NHA_ID, NHA_OIF, NHMSG_LEN, NLMSG_HDRLEN, NLM_F_ACK, NLM_F_CREATE,
@@ -100,6 +100,10 @@ export class Nexthops {
   enabled = false;
   /** moves whenever a cached object of a Spec may be wrong (hop down, failure, connected subnets changed) */
   gen = 0;
+  /** objects may have fallen out of use (a group re-keyed or replaced, routes moved): collect() should look */
+  dirty = false;
+  /** groups that lost a member since the last takeShrunk(): their routes may want the old set back */
+  #shrunk = new Set<number>();
   readonly #byKey = new Map<string, NhObj>();
   readonly #byId = new Map<number, NhObj>();
   /** ids any protocol holds (from the start-up dump) or that answered EEXIST */
@@ -280,8 +284,16 @@ export class Nexthops {
     };
     this.#byKey.set(key, obj);
     this.#byId.set(id, obj);
+    this.dirty = true; // what it replaces may be unused now
     if (obj.state === NEW) this.#fresh.push(obj);
     return obj;
+  }
+
+  /** Groups that shrank since the last call (their routes are looked at again: still wanting the old set?). */
+  takeShrunk(): Set<number> {
+    const s = this.#shrunk;
+    this.#shrunk = new Set();
+    return s;
   }
 
   /** RTA_NH_ID for a route message. */
@@ -391,6 +403,28 @@ export class Nexthops {
     if (this.#byId.get(o.id) === o) this.#byId.delete(o.id);
   }
 
+  // ---------------------------------------------------------------- objects nothing uses any more
+
+  /**
+   * Delete our objects that no route uses, wants, or holds as a group member (`used`: the ids routes point at in the
+   * kernel and the ids their desired sets resolve to). Without this, every group that shrank and was later replaced
+   * (a next hop that died and came back) would stay in the kernel until the next start. Only objects fib/ created or
+   * took over this run are candidates. Returns the delete messages sent.
+   */
+  collect(used: Set<number>, cmd: RawNetlinkSocket, nextSeq: () => number): number {
+    this.dirty = false;
+    for (const o of this.#byId.values()) if (o.group && used.has(o.id)) for (const m of o.members) used.add(m.obj.id);
+    const unused = [...this.#byId.values()].filter((o) => !used.has(o.id) && (o.state === OK || o.state === SENT));
+    // groups first: a hop still in a group cannot be deleted without shrinking it
+    unused.sort((a, b) => Number(b.group) - Number(a.group));
+    for (const o of unused) {
+      this.#send(cmd, this.#delMessage(o.id, nextSeq()), null);
+      this.#forget(o);
+    }
+    if (unused.length > 0) this.gen++;
+    return unused.length;
+  }
+
   // ---------------------------------------------------------------- a next hop died
 
   /**
@@ -431,10 +465,15 @@ export class Nexthops {
   event(b: Buffer, o: number, l: number, added: boolean): { gone: Set<number>; changed: Set<number> } {
     const none = { gone: new Set<number>(), changed: new Set<number>() };
     let id = 0;
+    let members: number[] | undefined;
     for (let a = o + NLMSG_HDRLEN + NHMSG_LEN; a + 4 <= o + l;) {
       const al = b.readUInt16LE(a), at = b.readUInt16LE(a + 2) & 0x3fff;
       if (al < 4 || a + al > o + l) break;
       if (at === NHA_ID && al >= 8) id = b.readUInt32LE(a + 4);
+      else if (at === NHA_GROUP) {
+        members = [];
+        for (let g = a + 4; g + 8 <= a + al; g += 8) members.push(b.readUInt32LE(g));
+      }
       a += align4(al);
     }
     if (id === 0) return none;
@@ -442,6 +481,9 @@ export class Nexthops {
     if (added) this.#taken.add(id);
     if (obj === undefined || obj.state === GONE) return none;
     if (!added) return { gone: obj.group ? this.#groupGone(obj) : this.#removed([obj]), changed: new Set() };
+    // a group of ours announced with its members or some of them: the kernel telling that it shrank the group
+    // because a member was deleted (remove_nh_grp_entry; the member's RTM_DELNEXTHOP is handled on its own)
+    if (obj.group && members !== undefined && members.every((m) => obj.members.some((x) => x.obj.id === m))) return none;
     // replaced: the routes still point at the id, now someone else's object
     const changed = obj.group ? this.#groupGone(obj) : this.#removed([obj]);
     return { gone: new Set(), changed };
@@ -470,11 +512,13 @@ export class Nexthops {
         continue;
       }
       // the group now holds the remaining set: it becomes that set's group, unless the set has one already
+      this.#shrunk.add(grp.id);
       if (this.#byKey.get(grp.key) === grp) this.#byKey.delete(grp.key);
       grp.key = groupKey(grp.family, grp.members.map((m) => ({ id: m.obj.id, weight: m.weight })));
       if (!this.#byKey.has(grp.key)) this.#byKey.set(grp.key, grp);
     }
     this.gen++;
+    this.dirty = true;
     return gone;
   }
 }
