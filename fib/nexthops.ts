@@ -437,7 +437,9 @@ export class Nexthops {
     for (const o of dead) {
       if (o.state === OK || o.state === SENT) this.#send(cmd, this.#delMessage(o.id, nextSeq()), null);
     }
-    return this.#removed(dead);
+    // the groups that shrank are not looked at again: the caller hands over the desired state that follows (the
+    // withdrawals), and a route it leaves wanting the dead hop should not bring it back at once
+    return this.#removed(dead, false);
   }
 
   /**
@@ -496,7 +498,7 @@ export class Nexthops {
   }
 
   /** Forget hop objects the kernel no longer has, and follow what the kernel did to the groups that held them. */
-  #removed(dead: NhObj[]): Set<number> {
+  #removed(dead: NhObj[], recheck = true): Set<number> {
     const gone = new Set<number>();
     if (dead.length === 0) return gone;
     for (const o of dead) {
@@ -512,7 +514,7 @@ export class Nexthops {
         continue;
       }
       // the group now holds the remaining set: it becomes that set's group, unless the set has one already
-      this.#shrunk.add(grp.id);
+      if (recheck) this.#shrunk.add(grp.id);
       if (this.#byKey.get(grp.key) === grp) this.#byKey.delete(grp.key);
       grp.key = groupKey(grp.family, grp.members.map((m) => ({ id: m.obj.id, weight: m.weight })));
       if (!this.#byKey.has(grp.key)) this.#byKey.set(grp.key, grp);
