@@ -240,7 +240,7 @@ export class Nexthops {
 
   #resolve(spec: Spec, links: Links): number {
     const members: { obj: NhObj; id: number; weight: number }[] = [];
-    let wait = false;
+    let waiting = 0;
     for (const h of spec.hops) {
       if (h.gateway === undefined) return 0; // device routes (workloads) stay plain
       let ifindex = hopIfindex(h, links.byName);
@@ -248,14 +248,19 @@ export class Nexthops {
       if (ifindex === 0) ifindex = this.#deviceOf(spec.family, h.gateway);
       if (ifindex === 0) return 0; // not on a connected subnet: the kernel resolves it for a plain route
       const link = links.byIndex.get(ifindex);
-      if (link !== undefined && !carrierOk(link.flags)) wait = true; // checked after the loop: a plain route may win
       const key = hopKey(spec.family, h.gateway, ifindex, h.onlink);
       if ((this.#bad.get(key) ?? 0) >= 3) return 0;
-      if (wait) continue;
+      if (link !== undefined && !carrierOk(link.flags)) {
+        // no object can exist on that device now: an ECMP set uses its live members (the kernel shrank the group
+        // to them already, so the re-keyed group matches and nothing is written); a set with none waits
+        waiting++;
+        continue;
+      }
       const obj = this.#byKey.get(key) ?? this.#create(key, spec.family, false, h.gateway, ifindex, h.onlink, []);
       members.push({ obj, id: obj.id, weight: h.weight });
     }
-    if (wait) return NH_WAIT;
+    if (members.length === 0) return waiting > 0 ? NH_WAIT : 0;
+    if (waiting > 0 && members.length === 1) members[0]!.weight = 1;
     const key = groupKey(spec.family, members);
     if ((this.#bad.get(key) ?? 0) >= 3) return 0;
     if (members.length === 1) {

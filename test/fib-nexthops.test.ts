@@ -175,6 +175,8 @@ t.test('objects the kernel deletes (carrier loss) or someone else deletes come b
     const f = await agent.call<{ prefix: string; failure: { code: string } | null }[]>('failures');
     return f.some((x) => x.prefix === '10.71.0.0/24' && x.failure?.code === 'ENETDOWN') && f.some((x) => x.prefix === 'fd71::/64' && x.failure?.code === 'ENETDOWN');
   }, 'routes through w0a reported as waiting for the carrier', 10_000, 100);
+  const failing = await agent.call<{ prefix: string }[]>('failures');
+  t.notOk(failing.some((x) => x.prefix.startsWith('10.70.')), 'the ECMP routes are no failures: they use their live member meanwhile');
   const down = v4();
   t.notOk(down.has('10.71.0.0/24'), 'the kernel removed the route whose object it deleted');
   const ecmpDown = [...down.values()].filter((x) => x.dst.startsWith('10.70.'));
