@@ -102,6 +102,8 @@ export class Nexthops {
   gen = 0;
   /** objects may have fallen out of use (a group re-keyed or replaced, routes moved): collect() should look */
   dirty = false;
+  /** our ids that routes of other protocols point at (last dump): never collected or swept, whatever we think */
+  #foreignUse = new Set<number>();
   /** groups that lost a member since the last takeShrunk(): their routes may want the old set back */
   #shrunk = new Set<number>();
   readonly #byKey = new Map<string, NhObj>();
@@ -189,9 +191,15 @@ export class Nexthops {
     this.enabled = true;
   }
 
+  /** The nexthop ids routes of other protocols use, from a full dump (resync.ts). */
+  setForeignUse(ids: Set<number>): void {
+    this.#foreignUse = ids;
+  }
+
   /** Adopted objects nothing took over: delete them (after the sweep removed the routes that used them). */
   sweep(cmd: RawNetlinkSocket, nextSeq: () => number): number {
-    const ids = [...this.#adopted.values()].filter((id) => !this.#adoptedUsed.has(id));
+    // an object another protocol's route points at stays: deleting it would delete that route
+    const ids = [...this.#adopted.values()].filter((id) => !this.#adoptedUsed.has(id) && !this.#foreignUse.has(id));
     // groups before their members would be kinder, but deleting a member first only shrinks the group
     ids.sort((a, b) => b - a);
     for (const id of ids) this.#send(cmd, this.#delMessage(id, nextSeq()), null);
@@ -418,6 +426,7 @@ export class Nexthops {
    */
   collect(used: Set<number>, cmd: RawNetlinkSocket, nextSeq: () => number): number {
     this.dirty = false;
+    for (const id of this.#foreignUse) used.add(id); // deleting it would delete another protocol's route
     for (const o of this.#byId.values()) if (o.group && used.has(o.id)) for (const m of o.members) used.add(m.obj.id);
     const unused = [...this.#byId.values()].filter((o) => !used.has(o.id) && (o.state === OK || o.state === SENT));
     // groups first: a hop still in a group cannot be deleted without shrinking it
