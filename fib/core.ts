@@ -22,6 +22,9 @@ import { RTPROT_SKEIN, RT_TABLE_MAIN } from './constants.js';
 import type { KernelRoute, ProgrammerEvents, ProgrammerOptions, RouteView } from './types.js';
 import type { Writer } from './writer.js';
 
+/** How long after the writes settle unused nexthop objects are deleted (a burst of changes settles first). */
+const NH_GC_DELAY_MS = 1000;
+
 export function checkInt(name: string, v: number, min: number, max: number): number {
   if (!Number.isInteger(v) || v < min || v > max) throw new FibInputError(`${name} must be an integer in ${min}..${max}, not ${v}`);
   return v;
@@ -72,6 +75,7 @@ export class Core {
   resync!: Resync;
 
   #waiters: (() => void)[] = [];
+  #gcTimer: NodeJS.Timeout | undefined;
   #writeWaiters: (() => void)[] = [];
 
   constructor(opts: ProgrammerOptions, readonly bus: EventEmitter<ProgrammerEvents>) {
@@ -126,9 +130,18 @@ export class Core {
 
   /** Nexthop objects vanished from the kernel with the routes that used them (IPv4: without notifications). */
   objectsGone(gone: ReadonlySet<number>): void {
-    if (gone.size === 0) return;
+    // routes on a group that lost a member are looked at again when the writer runs: if they still want the old
+    // set (the member was deleted behind our back, or its carrier went), they are written to a new group; if the
+    // desired state moved to the survivors (a BFD Down's withdrawals), they match already and nothing is written
+    const shrunk = this.nexthops.takeShrunk();
+    if (gone.size === 0 && shrunk.size === 0) return;
     for (const e of this.routes.all()) {
-      if (e.nhid === 0 || !gone.has(e.nhid)) continue;
+      if (e.nhid === 0) continue;
+      if (shrunk.has(e.nhid) && !gone.has(e.nhid)) {
+        if (e.want && !(e.flags & INFLIGHT)) this.writer.enqueue(e);
+        continue;
+      }
+      if (!gone.has(e.nhid)) continue;
       if (e.flags & INFLIGHT) e.flags |= EVENT_SEEN;
       this.setHave(e, null, 0);
       if (e.flags & INFLIGHT) continue; // settled when the ACK arrives
@@ -171,12 +184,41 @@ export class Core {
 
   checkIdle(): void {
     this.writer.checkBulkDone();
+    if (this.nexthops.dirty && this.#gcTimer === undefined && !this.closed && this.synced) {
+      this.#gcTimer = setTimeout(() => this.#collectNexthops(), NH_GC_DELAY_MS);
+      this.#gcTimer.unref();
+    }
     if (this.#writeWaiters.length > 0 && (this.closed || this.writer.writesIdle())) {
       const w = this.#writeWaiters;
       this.#writeWaiters = [];
       for (const f of w) f();
     }
     if (this.#waiters.length > 0 && this.#idle()) this.wake();
+  }
+
+  /**
+   * Delete nexthop objects nothing uses any more, once the writes are done (an entry in flight or queued may be about
+   * to use one, so a busy writer or a running dump postpones it). Ids in use: what the kernel's routes point at
+   * (`nhid`) and what the desired sets resolve to.
+   */
+  #collectNexthops(): void {
+    this.#gcTimer = undefined;
+    if (this.closed || !this.cmd || !this.nexthops.dirty) return;
+    if (!this.writer.writesIdle() || this.resync.busy() || this.writer.bulk) {
+      this.#gcTimer = setTimeout(() => this.#collectNexthops(), NH_GC_DELAY_MS);
+      this.#gcTimer.unref();
+      return;
+    }
+    const used = new Set<number>();
+    for (const e of this.routes.all()) {
+      if (e.nhid > 0) used.add(e.nhid);
+      if (e.want && !e.want.blackhole) {
+        const id = this.nexthops.idFor(e.want, this.links);
+        if (id > 0) used.add(id);
+      }
+    }
+    this.nexthops.collect(used, this.cmd, () => this.nextSeq());
+    this.nexthops.sendFresh(this.cmd, () => this.nextSeq()); // objects idFor made (a want not yet written)
   }
 
   wake(): void {

@@ -26,8 +26,8 @@
 // a previous skeind left are adopted by content, so its routes keep their nhid; those not needed again are
 // deleted after markSynced()'s sweep (never leaked across restarts).
 //
-// Not covered yet (fib/README.md): objects that fell out of use while running are deleted at the next start, not
-// at once; resilient groups are not used.
+// Objects that fall out of use while running are deleted by collect() once the writer is idle (core.ts).
+// Not covered yet (fib/README.md): resilient groups are not used.
 import type { RawNetlinkSocket } from 'netlink';
 import {
   AF_INET, AF_INET6, NHA_GATEWAY, NHA_GROUP, NHA_ID, NHA_OIF, NHMSG_LEN, NLMSG_HDRLEN, NLM_F_ACK, NLM_F_CREATE,
@@ -100,6 +100,12 @@ export class Nexthops {
   enabled = false;
   /** moves whenever a cached object of a Spec may be wrong (hop down, failure, connected subnets changed) */
   gen = 0;
+  /** objects may have fallen out of use (a group re-keyed or replaced, routes moved): collect() should look */
+  dirty = false;
+  /** our ids that routes of other protocols point at (last dump): never collected or swept, whatever we think */
+  #foreignUse = new Set<number>();
+  /** groups that lost a member since the last takeShrunk(): their routes may want the old set back */
+  #shrunk = new Set<number>();
   readonly #byKey = new Map<string, NhObj>();
   readonly #byId = new Map<number, NhObj>();
   /** ids any protocol holds (from the start-up dump) or that answered EEXIST */
@@ -185,9 +191,15 @@ export class Nexthops {
     this.enabled = true;
   }
 
+  /** The nexthop ids routes of other protocols use, from a full dump (resync.ts). */
+  setForeignUse(ids: Set<number>): void {
+    this.#foreignUse = ids;
+  }
+
   /** Adopted objects nothing took over: delete them (after the sweep removed the routes that used them). */
   sweep(cmd: RawNetlinkSocket, nextSeq: () => number): number {
-    const ids = [...this.#adopted.values()].filter((id) => !this.#adoptedUsed.has(id));
+    // an object another protocol's route points at stays: deleting it would delete that route
+    const ids = [...this.#adopted.values()].filter((id) => !this.#adoptedUsed.has(id) && !this.#foreignUse.has(id));
     // groups before their members would be kinder, but deleting a member first only shrinks the group
     ids.sort((a, b) => b - a);
     for (const id of ids) this.#send(cmd, this.#delMessage(id, nextSeq()), null);
@@ -236,7 +248,7 @@ export class Nexthops {
 
   #resolve(spec: Spec, links: Links): number {
     const members: { obj: NhObj; id: number; weight: number }[] = [];
-    let wait = false;
+    let waiting = 0;
     for (const h of spec.hops) {
       if (h.gateway === undefined) return 0; // device routes (workloads) stay plain
       let ifindex = hopIfindex(h, links.byName);
@@ -244,14 +256,19 @@ export class Nexthops {
       if (ifindex === 0) ifindex = this.#deviceOf(spec.family, h.gateway);
       if (ifindex === 0) return 0; // not on a connected subnet: the kernel resolves it for a plain route
       const link = links.byIndex.get(ifindex);
-      if (link !== undefined && !carrierOk(link.flags)) wait = true; // checked after the loop: a plain route may win
       const key = hopKey(spec.family, h.gateway, ifindex, h.onlink);
       if ((this.#bad.get(key) ?? 0) >= 3) return 0;
-      if (wait) continue;
+      if (link !== undefined && !carrierOk(link.flags)) {
+        // no object can exist on that device now: an ECMP set uses its live members (the kernel shrank the group
+        // to them already, so the re-keyed group matches and nothing is written); a set with none waits
+        waiting++;
+        continue;
+      }
       const obj = this.#byKey.get(key) ?? this.#create(key, spec.family, false, h.gateway, ifindex, h.onlink, []);
       members.push({ obj, id: obj.id, weight: h.weight });
     }
-    if (wait) return NH_WAIT;
+    if (members.length === 0) return waiting > 0 ? NH_WAIT : 0;
+    if (waiting > 0 && members.length === 1) members[0]!.weight = 1;
     const key = groupKey(spec.family, members);
     if ((this.#bad.get(key) ?? 0) >= 3) return 0;
     if (members.length === 1) {
@@ -280,8 +297,16 @@ export class Nexthops {
     };
     this.#byKey.set(key, obj);
     this.#byId.set(id, obj);
+    this.dirty = true; // what it replaces may be unused now
     if (obj.state === NEW) this.#fresh.push(obj);
     return obj;
+  }
+
+  /** Groups that shrank since the last call (their routes are looked at again: still wanting the old set?). */
+  takeShrunk(): Set<number> {
+    const s = this.#shrunk;
+    this.#shrunk = new Set();
+    return s;
   }
 
   /** RTA_NH_ID for a route message. */
@@ -391,6 +416,29 @@ export class Nexthops {
     if (this.#byId.get(o.id) === o) this.#byId.delete(o.id);
   }
 
+  // ---------------------------------------------------------------- objects nothing uses any more
+
+  /**
+   * Delete our objects that no route uses, wants, or holds as a group member (`used`: the ids routes point at in the
+   * kernel and the ids their desired sets resolve to). Without this, every group that shrank and was later replaced
+   * (a next hop that died and came back) would stay in the kernel until the next start. Only objects fib/ created or
+   * took over this run are candidates. Returns the delete messages sent.
+   */
+  collect(used: Set<number>, cmd: RawNetlinkSocket, nextSeq: () => number): number {
+    this.dirty = false;
+    for (const id of this.#foreignUse) used.add(id); // deleting it would delete another protocol's route
+    for (const o of this.#byId.values()) if (o.group && used.has(o.id)) for (const m of o.members) used.add(m.obj.id);
+    const unused = [...this.#byId.values()].filter((o) => !used.has(o.id) && (o.state === OK || o.state === SENT));
+    // groups first: a hop still in a group cannot be deleted without shrinking it
+    unused.sort((a, b) => Number(b.group) - Number(a.group));
+    for (const o of unused) {
+      this.#send(cmd, this.#delMessage(o.id, nextSeq()), null);
+      this.#forget(o);
+    }
+    if (unused.length > 0) this.gen++;
+    return unused.length;
+  }
+
   // ---------------------------------------------------------------- a next hop died
 
   /**
@@ -403,7 +451,9 @@ export class Nexthops {
     for (const o of dead) {
       if (o.state === OK || o.state === SENT) this.#send(cmd, this.#delMessage(o.id, nextSeq()), null);
     }
-    return this.#removed(dead);
+    // the groups that shrank are not looked at again: the caller hands over the desired state that follows (the
+    // withdrawals), and a route it leaves wanting the dead hop should not bring it back at once
+    return this.#removed(dead, false);
   }
 
   /**
@@ -431,10 +481,15 @@ export class Nexthops {
   event(b: Buffer, o: number, l: number, added: boolean): { gone: Set<number>; changed: Set<number> } {
     const none = { gone: new Set<number>(), changed: new Set<number>() };
     let id = 0;
+    let members: number[] | undefined;
     for (let a = o + NLMSG_HDRLEN + NHMSG_LEN; a + 4 <= o + l;) {
       const al = b.readUInt16LE(a), at = b.readUInt16LE(a + 2) & 0x3fff;
       if (al < 4 || a + al > o + l) break;
       if (at === NHA_ID && al >= 8) id = b.readUInt32LE(a + 4);
+      else if (at === NHA_GROUP) {
+        members = [];
+        for (let g = a + 4; g + 8 <= a + al; g += 8) members.push(b.readUInt32LE(g));
+      }
       a += align4(al);
     }
     if (id === 0) return none;
@@ -442,6 +497,9 @@ export class Nexthops {
     if (added) this.#taken.add(id);
     if (obj === undefined || obj.state === GONE) return none;
     if (!added) return { gone: obj.group ? this.#groupGone(obj) : this.#removed([obj]), changed: new Set() };
+    // a group of ours announced with its members or some of them: the kernel telling that it shrank the group
+    // because a member was deleted (remove_nh_grp_entry; the member's RTM_DELNEXTHOP is handled on its own)
+    if (obj.group && members !== undefined && members.every((m) => obj.members.some((x) => x.obj.id === m))) return none;
     // replaced: the routes still point at the id, now someone else's object
     const changed = obj.group ? this.#groupGone(obj) : this.#removed([obj]);
     return { gone: new Set(), changed };
@@ -454,7 +512,7 @@ export class Nexthops {
   }
 
   /** Forget hop objects the kernel no longer has, and follow what the kernel did to the groups that held them. */
-  #removed(dead: NhObj[]): Set<number> {
+  #removed(dead: NhObj[], recheck = true): Set<number> {
     const gone = new Set<number>();
     if (dead.length === 0) return gone;
     for (const o of dead) {
@@ -470,11 +528,13 @@ export class Nexthops {
         continue;
       }
       // the group now holds the remaining set: it becomes that set's group, unless the set has one already
+      if (recheck) this.#shrunk.add(grp.id);
       if (this.#byKey.get(grp.key) === grp) this.#byKey.delete(grp.key);
       grp.key = groupKey(grp.family, grp.members.map((m) => ({ id: m.obj.id, weight: m.weight })));
       if (!this.#byKey.has(grp.key)) this.#byKey.set(grp.key, grp);
     }
     this.gen++;
+    this.dirty = true;
     return gone;
   }
 }

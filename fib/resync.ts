@@ -143,11 +143,16 @@ export class Resync {
       core.dumping = true;
       const nh = core.nexthops;
       const connected: Parameters<typeof nh.setConnected>[0] = [];
+      const foreign = new Set<number>();
       for (const af of [AF_INET, AF_INET6]) {
         await dump(sock, RTM_GETROUTE, af, RTMSG_LEN, core.nextSeq(), core.timeoutMs * 4, (b, o, l) => {
           const proto = rtmProtocol(b, o);
           if (proto === RTPROT_KERNEL && nh.enabled) nh.connectedFromDump(b, o, l, connected); // devices of gateways
-          if (proto !== core.protocol) return; // another protocol's route: never adopted
+          if (proto !== core.protocol) {
+            // another protocol's route: never adopted; but if it points at one of our objects, that object stays
+            if (nh.enabled && scanRoute(b, o, l, sc) && sc.nhid !== 0) foreign.add(sc.nhid);
+            return;
+          }
           // fast path: the route is exactly what is wanted (the common case after a bulk write)
           const e0 = scanRoute(b, o, l, sc) ? routes.entryForScan(b, sc) : undefined;
           if (e0 && e0.want && fastMatch(e0.want, b, sc, byName) && sc.nhid === nh.idFor(e0.want, core.links)) {
@@ -168,7 +173,10 @@ export class Resync {
           }
         });
         // the connected routes are complete once both families are read (IPv4 is dumped first)
-        if (af === AF_INET6 && nh.enabled) nh.setConnected(connected);
+        if (af === AF_INET6 && nh.enabled) {
+          nh.setConnected(connected);
+          nh.setForeignUse(foreign);
+        }
       }
       core.dumping = false;
       // reconcile: what the dump lacks is gone; whatever differs from the desired state is queued
