@@ -6,14 +6,14 @@
 // the flood's routes at once nor saw more than 100k distinct ones added, and holds none once the session is down;
 // BIRD's session is never reset and its routes stay in the kernel.
 import t from 'tap';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { callControl } from '../src/control/index.js';
 import { requires } from './helpers/env.js';
-import { Lab, nsExec, nsSpawn, until } from './helpers/netns.js';
+import { twoPeerLab } from './helpers/two-peer-lab.js';
+import { nsExec, nsSpawn, until } from './helpers/netns.js';
 import { runCommand } from './helpers/run.js';
 import { Bird } from './helpers/bird.js';
 
@@ -53,24 +53,7 @@ interface PeerRow { address: string; state: string; since: string; notifications
 
 t.test(`1M routes against bgp.maxPrefixes 100k: Cease/1 on the wire, never more than the limit in the kernel, BIRD undisturbed`, async (t) => {
   if (!requires(t, { root: true, commands: ['bird', 'birdc', 'tshark'] })) return;
-  const lab = new Lab();
-  const dir = mkdtempSync(join(tmpdir(), 'skein-mp-'));
-  const procs: ChildProcess[] = [];
-  const lines: string[] = [];
-  t.teardown(() => {
-    for (const d of procs) if (d.exitCode === null && d.signalCode === null) d.kill('SIGKILL');
-    lab.destroy();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const ns = lab.ns('mpsk');
-  const nsF = lab.ns('mpf');
-  const nsB = lab.ns('mpb');
-  const [sf, f] = lab.link(ns, nsF);
-  const [sb, b] = lab.link(ns, nsB);
-  lab.addr(ns, sf, '10.0.1.1/24');
-  lab.addr(nsF, f, '10.0.1.2/24');
-  lab.addr(ns, sb, '10.0.2.1/24');
-  lab.addr(nsB, b, '10.0.2.2/24');
+  const { dir, procs, lines, host: ns, a: nsF, b: nsB, ifA: sf } = twoPeerLab(t, 'mp');
 
   const steady = new Bird(nsB);
   t.teardown(() => steady.stop());

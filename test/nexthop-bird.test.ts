@@ -10,12 +10,11 @@
 // the kernel refuses) and forwards (ping); when the static route moves to the other peer, the kernel route follows;
 // when it is deleted, the path is unusable again: out of the kernel and withdrawn from the other peer.
 import t from 'tap';
-import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { requires } from './helpers/env.js';
-import { Lab, nsExec, nsSpawn, until } from './helpers/netns.js';
+import { twoPeerLab } from './helpers/two-peer-lab.js';
+import { nsExec, nsSpawn, until } from './helpers/netns.js';
 import { runCommand } from './helpers/run.js';
 import { Bird } from './helpers/bird.js';
 
@@ -86,24 +85,7 @@ interface CtlRoute { prefix: string; installed: boolean; best: CtlPath | null; p
 
 t.test('skeind with BIRD peers: bad next hops kept but unusable, working kernel routes kept, nothing bad advertised', async (t) => {
   if (!requires(t, { root: true, commands: ['bird', 'birdc'] })) return;
-  const lab = new Lab();
-  const dir = mkdtempSync(join(tmpdir(), 'skein-nh-'));
-  const procs: ChildProcess[] = [];
-  const lines: string[] = [];
-  t.teardown(() => {
-    for (const d of procs) if (d.exitCode === null && d.signalCode === null) d.kill('SIGKILL');
-    lab.destroy();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const ns = lab.ns('nhsk');
-  const nsGood = lab.ns('nhg');
-  const nsBad = lab.ns('nhb');
-  const [sg, g] = lab.link(ns, nsGood);
-  const [sb, b] = lab.link(ns, nsBad);
-  lab.addr(ns, sg, '10.0.1.1/24');
-  lab.addr(nsGood, g, '10.0.1.2/24');
-  lab.addr(ns, sb, '10.0.2.1/24');
-  lab.addr(nsBad, b, '10.0.2.2/24');
+  const { dir, procs, lines, host: ns, a: nsGood, b: nsBad, ifA: sg, ifB: sb } = twoPeerLab(t, 'nh');
 
   const good = new Bird(nsGood);
   const bad = new Bird(nsBad);

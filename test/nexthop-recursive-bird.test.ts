@@ -10,12 +10,11 @@
 // skein's. The loop case: B also announces 10.97.0.0/24 with a next hop inside it; that path is unusable
 // ('recursive-loop'), A's path for the prefix is installed instead and nothing flaps.
 import t from 'tap';
-import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { requires } from './helpers/env.js';
-import { Lab, nsExec, nsSpawn, until } from './helpers/netns.js';
+import { twoPeerLab } from './helpers/two-peer-lab.js';
+import { nsExec, nsSpawn, until } from './helpers/netns.js';
 import { runCommand } from './helpers/run.js';
 import { Bird } from './helpers/bird.js';
 
@@ -85,24 +84,7 @@ interface CtlRoute { prefix: string; installed: boolean; best: CtlPath | null; p
 
 t.test('skeind resolves next hops through BGP routes and other daemons\' kernel routes, one level, loop-safe', async (t) => {
   if (!requires(t, { root: true, commands: ['bird', 'birdc', 'ping'] })) return;
-  const lab = new Lab();
-  const dir = mkdtempSync(join(tmpdir(), 'skein-nr-'));
-  const procs: ChildProcess[] = [];
-  const lines: string[] = [];
-  t.teardown(() => {
-    for (const d of procs) if (d.exitCode === null && d.signalCode === null) d.kill('SIGKILL');
-    lab.destroy();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const ns = lab.ns('nrsk');
-  const nsA = lab.ns('nra');
-  const nsB = lab.ns('nrb');
-  const [sa, a] = lab.link(ns, nsA);
-  const [sb, b] = lab.link(ns, nsB);
-  lab.addr(ns, sa, '10.0.1.1/24');
-  lab.addr(nsA, a, '10.0.1.2/24');
-  lab.addr(ns, sb, '10.0.2.1/24');
-  lab.addr(nsB, b, '10.0.2.2/24');
+  const { dir, procs, lines, host: ns, a: nsA, b: nsB, ifB: sb } = twoPeerLab(t, 'nr');
   // B's loopback (the recursive next hop), an address inside REC to ping, and the loop case's next hop
   for (const x of [`${REC_NH}/32`, '10.90.6.1/32', '10.97.0.1/32']) nsExec(nsB, 'ip', ['addr', 'add', x, 'dev', 'lo']);
 
