@@ -11,6 +11,10 @@
 // Measured 2026-12-05, defaults (1M routes, 200+1 clients, 60 s), load 6-10 on 2 shared cores: loaded in 4.1 s,
 // event-loop delay p50 1.1 ms, p99 16.7 ms, max 285 ms; keeper up, KEEPALIVE gaps <= 3.07 s; first row 0.11-0.33 s
 // for the 17 clients served (16 active streams; 184 still queued after 60 s, each answer being ~400 MB); 79 MiB/s.
+// Again at 23:37 the same day on a quiet machine (load 2.1 -> 1.1): loaded in 3.2 s; p50 3.2 ms, p99 6.4 ms, max
+// 29.1 ms; KEEPALIVE gaps <= 3.01 s; first row p50 0.23 s (max 38 s for a client queued behind the 16 active
+// streams); 245 MiB/s; RSS 178 MiB before, 185 max, 180 MiB 10 s after. The FIB is off here, so whether a route
+// leaves the kernel is not measured by this benchmark.
 // Before this session the 1M run never finished loading (the injector, skein's own speaker, sent its table in the
 // hash order of a Loc-RIB seeded like ours: bgp/rib/prefix-map.ts PROCESS_SEED), and every dump sorted the table
 // itself before its first row (3.9-5.2 s once loading worked; src/daemon/prefix-walk.ts SharedRuns).
