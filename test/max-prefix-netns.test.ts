@@ -12,13 +12,12 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { callControl } from '../src/control/index.js';
 import { requires } from './helpers/env.js';
-import { twoPeerLab } from './helpers/two-peer-lab.js';
+import { startSkeind, twoPeerLab } from './helpers/two-peer-lab.js';
 import { nsExec, nsSpawn, until } from './helpers/netns.js';
 import { runCommand } from './helpers/run.js';
 import { Bird } from './helpers/bird.js';
 
 const root = join(import.meta.dirname, '..');
-const skeind = join(root, 'dist/src/skeind.js');
 const floodPeer = join(root, 'dist/test/max-prefix-peer.js');
 const N = 1_000_000;
 const LIMIT = 100_000;
@@ -53,22 +52,14 @@ interface PeerRow { address: string; state: string; since: string; notifications
 
 t.test(`1M routes against bgp.maxPrefixes 100k: Cease/1 on the wire, never more than the limit in the kernel, BIRD undisturbed`, async (t) => {
   if (!requires(t, { root: true, commands: ['bird', 'birdc', 'tshark'] })) return;
-  const { dir, procs, lines, host: ns, a: nsF, b: nsB, ifA: sf } = twoPeerLab(t, 'mp');
+  const l = twoPeerLab(t, 'mp');
+  const { dir, procs, lines, host: ns, a: nsF, b: nsB, ifA: sf } = l;
 
   const steady = new Bird(nsB);
   t.teardown(() => steady.stop());
   await steady.start(birdSteady);
 
-  const resFile = join(dir, 'resources.yaml');
-  writeFileSync(resFile, resources(false));
-  const sock = join(dir, 'ctl.sock');
-  const cfg = join(dir, 'skeind.yaml');
-  writeFileSync(cfg, ['nodeName: mp-a', `datastore: { type: file, path: ${resFile} }`, `control: { socket: ${sock} }`, 'metrics: { listen: "127.0.0.1:29983" }',
-    `bgp: { maxPrefixes: { limit: ${LIMIT} } }`, 'log: { level: info }', ''].join('\n'));
-  const daemon = nsSpawn(ns, 'node', [skeind, '--config', cfg]);
-  procs.push(daemon);
-  daemon.stdout!.on('data', (d: Buffer) => lines.push(...d.toString().split('\n').filter(Boolean)));
-  daemon.stderr!.on('data', (d: Buffer) => lines.push(`stderr: ${d.toString()}`));
+  const { resFile, sock } = startSkeind(l, { node: 'mp-a', resources: resources(false), metrics: '127.0.0.1:29983', config: [`bgp: { maxPrefixes: { limit: ${LIMIT} } }`, 'log: { level: info }'] });
   const peers = async (): Promise<PeerRow[]> => ((await callControl(sock, 'peers')) as { peers: PeerRow[] }).peers;
   const kernel = (): { dst: string; protocol?: string }[] => JSON.parse(nsExec(ns, 'ip', ['-j', 'route', 'show', 'table', 'main'], { timeoutMs: 30_000 })) as { dst: string; protocol?: string }[];
   const diag = (): void => t.comment(`skeind log (last lines):\n${lines.slice(-30).join('\n')}`);

@@ -10,17 +10,12 @@
 // the kernel refuses) and forwards (ping); when the static route moves to the other peer, the kernel route follows;
 // when it is deleted, the path is unusable again: out of the kernel and withdrawn from the other peer.
 import t from 'tap';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+
 import { requires } from './helpers/env.js';
-import { twoPeerLab } from './helpers/two-peer-lab.js';
-import { nsExec, nsSpawn, until } from './helpers/netns.js';
-import { runCommand } from './helpers/run.js';
+import { startSkeind, twoPeerLab } from './helpers/two-peer-lab.js';
+import { nsExec, until } from './helpers/netns.js';
 import { Bird } from './helpers/bird.js';
 
-const root = join(import.meta.dirname, '..');
-const skeind = join(root, 'dist/src/skeind.js');
-const skeinctl = join(root, 'dist/src/skeinctl.js');
 
 const CASES = [
   { prefix: '10.90.1.0/24', nh: '203.0.113.9', code: 'unresolvable' },
@@ -85,7 +80,8 @@ interface CtlRoute { prefix: string; installed: boolean; best: CtlPath | null; p
 
 t.test('skeind with BIRD peers: bad next hops kept but unusable, working kernel routes kept, nothing bad advertised', async (t) => {
   if (!requires(t, { root: true, commands: ['bird', 'birdc'] })) return;
-  const { dir, procs, lines, host: ns, a: nsGood, b: nsBad, ifA: sg, ifB: sb } = twoPeerLab(t, 'nh');
+  const l = twoPeerLab(t, 'nh');
+  const { lines, host: ns, a: nsGood, b: nsBad, ifA: sg, ifB: sb } = l;
 
   const good = new Bird(nsGood);
   const bad = new Bird(nsBad);
@@ -96,21 +92,7 @@ t.test('skeind with BIRD peers: bad next hops kept but unusable, working kernel 
   await good.start(birdGood);
   await bad.start(birdBad);
 
-  const resFile = join(dir, 'resources.yaml');
-  writeFileSync(resFile, resources());
-  const sock = join(dir, 'ctl.sock');
-  const cfg = join(dir, 'skeind.yaml');
-  writeFileSync(cfg, ['nodeName: nh-a', `datastore: { type: file, path: ${resFile} }`, `control: { socket: ${sock} }`, 'metrics: { listen: "127.0.0.1:29979" }', 'fib: { nextHopScan: 1 }', 'log: { level: info }', ''].join('\n'));
-  const daemon = nsSpawn(ns, 'node', [skeind, '--config', cfg]);
-  procs.push(daemon);
-  daemon.stdout!.on('data', (d: Buffer) => lines.push(...d.toString().split('\n').filter(Boolean)));
-  daemon.stderr!.on('data', (d: Buffer) => lines.push(`stderr: ${d.toString()}`));
-
-  const ctl = async (...args: string[]): Promise<string> => {
-    const r = await runCommand('node', [skeinctl, '--socket', sock, ...args], { timeoutMs: 15_000 });
-    if (r.code !== 0) throw new Error(`skeinctl ${args.join(' ')}: exit ${r.code}: ${r.err}`);
-    return r.out;
-  };
+  const { ctl } = startSkeind(l, { node: 'nh-a', resources: resources(), metrics: '127.0.0.1:29979', config: ['fib: { nextHopScan: 1 }', 'log: { level: info }'] });
   const routes = async (): Promise<CtlRoute[]> => (JSON.parse(await ctl('routes', '--json')) as { routes: CtlRoute[] }).routes;
   const kernel = (): KRoute[] => JSON.parse(nsExec(ns, 'ip', ['-j', 'route', 'show', 'table', 'main'])) as KRoute[];
   const diag = (): void => {

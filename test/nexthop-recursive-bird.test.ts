@@ -10,17 +10,12 @@
 // skein's. The loop case: B also announces 10.97.0.0/24 with a next hop inside it; that path is unusable
 // ('recursive-loop'), A's path for the prefix is installed instead and nothing flaps.
 import t from 'tap';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+
 import { requires } from './helpers/env.js';
-import { twoPeerLab } from './helpers/two-peer-lab.js';
-import { nsExec, nsSpawn, until } from './helpers/netns.js';
-import { runCommand } from './helpers/run.js';
+import { startSkeind, twoPeerLab } from './helpers/two-peer-lab.js';
+import { nsExec, until } from './helpers/netns.js';
 import { Bird } from './helpers/bird.js';
 
-const root = join(import.meta.dirname, '..');
-const skeind = join(root, 'dist/src/skeind.js');
-const skeinctl = join(root, 'dist/src/skeinctl.js');
 
 const REC = '10.90.6.0/24';
 const REC_NH = '198.51.100.7';
@@ -84,7 +79,8 @@ interface CtlRoute { prefix: string; installed: boolean; best: CtlPath | null; p
 
 t.test('skeind resolves next hops through BGP routes and other daemons\' kernel routes, one level, loop-safe', async (t) => {
   if (!requires(t, { root: true, commands: ['bird', 'birdc', 'ping'] })) return;
-  const { dir, procs, lines, host: ns, a: nsA, b: nsB, ifB: sb } = twoPeerLab(t, 'nr');
+  const l = twoPeerLab(t, 'nr');
+  const { lines, host: ns, a: nsA, b: nsB, ifB: sb } = l;
   // B's loopback (the recursive next hop), an address inside REC to ping, and the loop case's next hop
   for (const x of [`${REC_NH}/32`, '10.90.6.1/32', '10.97.0.1/32']) nsExec(nsB, 'ip', ['addr', 'add', x, 'dev', 'lo']);
 
@@ -99,22 +95,8 @@ t.test('skeind resolves next hops through BGP routes and other daemons\' kernel 
   await peerA.start(birdA);
   await peerB.start(birdB(true));
 
-  const resFile = join(dir, 'resources.yaml');
-  writeFileSync(resFile, resources());
-  const sock = join(dir, 'ctl.sock');
-  const cfg = join(dir, 'skeind.yaml');
   // an hour between polls: within this test only the rtnetlink monitor can tell skeind of a kernel change
-  writeFileSync(cfg, ['nodeName: nr-a', `datastore: { type: file, path: ${resFile} }`, `control: { socket: ${sock} }`, 'metrics: { listen: "127.0.0.1:29981" }', 'fib: { nextHopScan: 3600 }', 'log: { level: info }', ''].join('\n'));
-  const daemon = nsSpawn(ns, 'node', [skeind, '--config', cfg]);
-  procs.push(daemon);
-  daemon.stdout!.on('data', (d: Buffer) => lines.push(...d.toString().split('\n').filter(Boolean)));
-  daemon.stderr!.on('data', (d: Buffer) => lines.push(`stderr: ${d.toString()}`));
-
-  const ctl = async (...args: string[]): Promise<string> => {
-    const r = await runCommand('node', [skeinctl, '--socket', sock, ...args], { timeoutMs: 15_000 });
-    if (r.code !== 0) throw new Error(`skeinctl ${args.join(' ')}: exit ${r.code}: ${r.err}`);
-    return r.out;
-  };
+  const { ctl } = startSkeind(l, { node: 'nr-a', resources: resources(), metrics: '127.0.0.1:29981', config: ['fib: { nextHopScan: 3600 }', 'log: { level: info }'] });
   const route = async (prefix: string): Promise<CtlRoute | undefined> => (JSON.parse(await ctl('routes', '--json')) as { routes: CtlRoute[] }).routes.find((x) => x.prefix === prefix);
   const kernel = (): KRoute[] => JSON.parse(nsExec(ns, 'ip', ['-j', 'route', 'show', 'table', 'main'])) as KRoute[];
   const kroute = (prefix: string): KRoute | undefined => kernel().find((x) => x.dst === prefix);

@@ -3,10 +3,13 @@
 // child processes to kill; everything is removed at teardown, also after a failure.
 import type { Test } from 'tap';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Lab } from './netns.js';
+import { Lab, nsSpawn } from './netns.js';
+import { runCommand } from './run.js';
+
+const root = join(import.meta.dirname, '..', '..');
 
 export interface TwoPeerLab {
   lab: Lab;
@@ -46,4 +49,35 @@ export function twoPeerLab(t: Test, tag: string): TwoPeerLab {
   lab.addr(host, hb, '10.0.2.1/24');
   lab.addr(b, pb, '10.0.2.2/24');
   return { lab, dir, procs, lines: [], host, a, b, ifA: ha, ifB: hb, peerIfA: pa, peerIfB: pb };
+}
+
+export interface LabSkeind {
+  /** the file datastore skeind reads (rewrite it to change the resources) */
+  resFile: string;
+  /** its control socket */
+  sock: string;
+  /** skeinctl against it; throws with the exit code and stderr on failure */
+  ctl(...args: string[]): Promise<string>;
+}
+
+/**
+ * Starts the built skeind in the host namespace: a file datastore holding `resources`, the control socket in the
+ * lab's directory, metrics on `metrics`, and `config` (further skein.yaml lines); its output goes to `lines`.
+ */
+export function startSkeind(l: TwoPeerLab, o: { node: string; resources: string; metrics: string; config: string[] }): LabSkeind {
+  const resFile = join(l.dir, 'resources.yaml');
+  writeFileSync(resFile, o.resources);
+  const sock = join(l.dir, 'ctl.sock');
+  const cfg = join(l.dir, 'skeind.yaml');
+  writeFileSync(cfg, [`nodeName: ${o.node}`, `datastore: { type: file, path: ${resFile} }`, `control: { socket: ${sock} }`, `metrics: { listen: "${o.metrics}" }`, ...o.config, ''].join('\n'));
+  const daemon = nsSpawn(l.host, 'node', [join(root, 'dist/src/skeind.js'), '--config', cfg]);
+  l.procs.push(daemon);
+  daemon.stdout!.on('data', (d: Buffer) => l.lines.push(...d.toString().split('\n').filter(Boolean)));
+  daemon.stderr!.on('data', (d: Buffer) => l.lines.push(`stderr: ${d.toString()}`));
+  const ctl = async (...args: string[]): Promise<string> => {
+    const r = await runCommand('node', [join(root, 'dist/src/skeinctl.js'), '--socket', sock, ...args], { timeoutMs: 15_000 });
+    if (r.code !== 0) throw new Error(`skeinctl ${args.join(' ')}: exit ${r.code}: ${r.err}`);
+    return r.out;
+  };
+  return { resFile, sock, ctl };
 }
