@@ -431,6 +431,8 @@ export class Speaker extends EventEmitter {
 
   /** Maximum prefixes (RFC 4486 §4, max-prefixes.ts): an UPDATE that would cross a family's limit closes every connection. */
   private overPrefixLimit(p: Peer, c: Connection, u: UpdateMessage): boolean {
+    // no limit configured: skip the count, which looks up every announced prefix in the Loc-RIB
+    if (!p.opts.maxPrefixes) return false;
     const hit = checkPrefixLimits(p, this.rib.countsAfterUpdate(p.coreId, u, prefixLimitsOf(p)), (level, msg) => this.log(level, msg, p.address));
     if (!hit) return false;
     const { family, count, limit, data, restart } = hit;
