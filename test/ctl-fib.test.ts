@@ -8,7 +8,10 @@ import t, { type Test } from 'tap';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { loadDaemonConfig } from '../config/index.js';
 import { formatAddress } from '../fib/index.js';
+import { Daemon } from '../src/daemon.js';
 import { ControlServer } from '../src/control/index.js';
 import { EXIT, runCtlCommand, type CtlIo, type FibJson, type FibRouteJson } from '../src/ctl/index.js';
 import { fibStream, parseFibQuery } from '../src/daemon/fib-query.js';
@@ -191,4 +194,41 @@ t.test('skeinctl fib | head: ends quietly, and the daemon stops making the answe
   t.ok(server.stats.cancelled >= 1, 'it was cancelled, not finished');
   const text = await runCommand('bash', ['-c', 'set -o pipefail; node "$0" --socket "$1" fib | head -n 1', skeinctl, sock], { timeoutMs: 60_000 });
   t.same([text.code, text.out, text.err], [0, 'FIB: table 254, protocol 201\n', '']);
+});
+
+t.test('a real skeind answers fib as a stream (src/daemon.ts wiring), with the FIB off', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'skc-fib-d-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const port = 41000 + (process.pid % 2000);
+  const res = join(dir, 'resources.yaml');
+  writeFileSync(res, [
+    'kind: ClusterInformation\nmetadata: { name: default }\nspec: { datastoreReady: true }',
+    'kind: BGPConfiguration\nmetadata: { name: default }\nspec: { asNumber: 64512, nodeToNodeMeshEnabled: false }',
+    'kind: IPPool\nmetadata: { name: pods }\nspec: { cidr: 10.70.0.0/16, blockSize: 26 }',
+    'kind: Node\nmetadata: { name: solo }\nspec: { bgp: { ipv4Address: 127.0.0.1/8 } }',
+    'kind: BlockAffinity\nmetadata: { name: solo-10-70-1-0-26 }\nspec: { node: solo, cidr: 10.70.1.0/26, state: confirmed }',
+  ].map((d) => `---\napiVersion: projectcalico.org/v3\n${d}\n`).join(''));
+  const file = join(dir, 'skein.yaml');
+  const sock = join(dir, 'solo.sock');
+  writeFileSync(file, `nodeName: solo\ndatastore: { type: file, path: ${res} }\nbgp: { listen: { address: 127.0.0.1, port: ${port} } }\nfib: { enabled: false }\ncontrol: { socket: ${sock} }\nmetrics: { listen: "" }\n`);
+  const d = new Daemon(loadDaemonConfig(file, {}), { logSink: () => undefined, env: {} });
+  t.teardown(() => d.stop());
+  await d.start();
+  const ctl = async (argv: string[]): Promise<{ code: number; out: string; err: string }> => {
+    const io = memoryIo();
+    const code = await runCtlCommand(['--socket', sock, ...argv], io);
+    return { code, out: io.out, err: io.err };
+  };
+  const deadline = Date.now() + 20_000;
+  let rows: FibRouteJson[] = [];
+  while (Date.now() < deadline) {
+    rows = rowsOf((await ctl(['fib', '--jsonl'])).out);
+    if (rows.some((r) => r.prefix === '10.70.1.0/26')) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  t.match(rows.find((r) => r.prefix === '10.70.1.0/26'), { desired: { type: 'blackhole' }, kernel: null }, 'the affine block, streamed as a row');
+  const doc = JSON.parse((await ctl(['fib', '--json'])).out) as FibJson;
+  t.same([doc.enabled, doc.routes.length > 0, typeof doc.counts.desired], [false, true, 'number'], '--json: the document with enabled false');
+  const text = await ctl(['fib']);
+  t.same([text.code, text.out], [EXIT.OK, 'FIB programming is disabled (fib.enabled: false): skein touches no kernel table.\n']);
 });
