@@ -154,13 +154,12 @@ export async function runCtlCommand(
       io.stdout(parsed.command === 'decode' ? `${DECODE_USAGE}\n` : USAGE);
       return EXIT.OK;
     }
-    if (parsed.version && parsed.command === undefined) {
+    if (parsed.version) {
       io.stdout(`skeinctl ${VERSION}\n`);
       return EXIT.OK;
     }
     if (parsed.command === undefined) throw new UsageError('no command given');
     if (!isCommand(parsed.command)) throw new UsageError(`unknown command '${parsed.command}'`);
-    if (parsed.version) throw new UsageError('--version takes no command');
     const [min, max] = POSITIONALS[parsed.command] ?? [0, 0];
     if (parsed.command === 'decode' && (parsed.args.length < min || parsed.args.length > max)) throw new UsageError(DECODE_USAGE);
     if (parsed.args.length > max) {
