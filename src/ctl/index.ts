@@ -47,7 +47,7 @@ commands:
   undrain           announce the routes as before the drain (no session is reset)
   watch [PREFIX]    a live stream of peer state changes, best-path changes and kernel route writes, until
                     interrupted (--kinds peer,best,fib,fib-batch,fib-failure to choose; --json: JSON lines)
-  decode HEX|-      decode one BGP message (no daemon needed)
+  decode HEX|-      decode one BGP message (no daemon needed; --as2: 2-octet AS numbers, --add-path: RFC 7911 NLRI)
 
 options:
   --socket PATH     the daemon's control socket (default: $SKEIN_SOCKET, else ${DEFAULT_CONTROL_SOCKET})
