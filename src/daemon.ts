@@ -47,6 +47,7 @@ import { PolicyWiring, RULE_KINDS } from './daemon/policy.js';
 import { MigrationWatcher } from './daemon/migration.js';
 import { KernelReachability } from './daemon/reachability.js';
 import { FibResolver } from './daemon/fib-resolver.js';
+import { fibStream, parseFibQuery } from './daemon/fib-query.js';
 import { logLevelFor, reload } from './daemon/reload.js';
 import { parseRouteQuery, routesStream } from './daemon/route-query.js';
 import { RuntimeStats } from './daemon/runtime.js';
@@ -269,7 +270,7 @@ export class Daemon {
       .handle('status', () => this.status())
       .handle('peers', () => ({ peers: this.peers() }))
       .handle('routes', (p) => this.routesStream(p))
-      .handle('fib', () => this.fibJson())
+      .handle('fib', (p) => fibStream(parseFibQuery(p), { fib: this.fib, routes: this.routes, cfg: this.cfg.fib }))
       .handle('bfd', () => this.bfd.json())
       .handle('reload', () => this.reload())
       .handle('drain', (p) => this.drain.control(p))

@@ -257,7 +257,7 @@ export function renderPolicy(v: unknown): string {
   return '\nRouting policy:\n' + table(['', 'PEER', 'DECISION', 'RULE'], all).split('\n').map((l) => (l === '' ? l : `  ${l}`)).join('\n');
 }
 
-function fibEntry(e: FibEntryJson | null | undefined): string {
+export function fibEntry(e: FibEntryJson | null | undefined): string {
   if (!e) return '-';
   const hops = list(e.nextHops);
   if (e.type === 'blackhole') return 'blackhole';
