@@ -250,7 +250,9 @@ export class FileIndex {
       const h = hash('sha1', d.text, 'base64');
       let scan = cache.get(h) ?? this.cache.get(h) ?? this.committedCache.get(h);
       if (scan === undefined) {
-        scan = scanDocument(d.text, this.source);
+        // parsed from a copy: the values the parser cuts from its input would otherwise be slices of the whole file's
+        // text and keep all of it alive in the cache (at 100k endpoints, 45 MiB held by 1,000 small documents)
+        scan = scanDocument(Buffer.from(d.text, 'utf8').toString('utf8'), this.source);
         stats.parsed++;
       }
       cache.set(h, scan);

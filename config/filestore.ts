@@ -238,7 +238,10 @@ export class FileDatastore extends Base {
   /** The parse worker, started on first use and kept: it holds what the file's documents parsed to (fileworker.ts). */
   private startWorker(): Worker {
     const init: WorkerInit = { path: this.opts.path, nodeName: this.opts.nodeName, chunk: this.opts.chunk ?? 1000 };
-    const w = new Worker(WORKER_URL, { workerData: init });
+    // A read at 100k endpoints grew the worker's young generation to its 32 MiB, all of it touched and kept while the
+    // worker idles (V8 shrinks it only at a collection under a low allocation rate): skeind's RSS +42 MiB. At 2 MiB
+    // the worker costs ~13 MiB, and the read no longer (it allocates mostly short-lived pieces and the file's text).
+    const w = new Worker(WORKER_URL, { workerData: init, resourceLimits: { maxYoungGenerationSizeMb: 2 } });
     // idle between reloads, it must not keep the process alive (a reload refs it while it runs)
     w.unref();
     const gone = (e: Error): void => {

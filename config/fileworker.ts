@@ -16,6 +16,8 @@
 // cannot use is never committed, and the next read is compared with the version in force.
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { parentPort, workerData } from 'node:worker_threads';
 import { concernsNode, FileIndex } from './filesource.js';
 import type { Resource } from './resources.js';
@@ -40,6 +42,21 @@ const next = (): Promise<void> => {
   return new Promise((res) => { asked = res; });
 };
 let loads = Promise.resolve();
+
+// A read leaves the file's text, its Buffer and the documents' pieces as garbage (at 100k endpoints ~100 MiB), and an
+// idle worker allocates too little to collect it: skeind's RSS stayed ~70 MiB up (bench/datastore-file). So each read
+// ends with one full collection, asked of V8 as src/control/idle-gc.ts asks (--expose-gc set at run time, the gc
+// function taken from a fresh context); the daemon's malloc_trim after the list (src/daemon/memory.ts) then returns
+// the pages. Where V8 refuses the flag, nothing happens.
+type GcFn = (o: { type: 'major'; execution: 'async' }) => unknown;
+let gc: GcFn | undefined;
+try {
+  setFlagsFromString('--expose-gc');
+  const f = runInNewContext('gc') as unknown;
+  if (typeof f === 'function') gc = f as GcFn;
+} catch {
+  gc = undefined;
+}
 
 async function load(lastHash: string | undefined): Promise<void> {
   if (port === null) return;
@@ -67,7 +84,7 @@ port?.on('message', (m: ToWorker) => {
     case 'load':
       // the main thread has one load out at a time: a 'next' left from the last one (answered 'same') is void
       credit = 0;
-      loads = loads.then(() => load(m.lastHash));
+      loads = loads.then(() => load(m.lastHash)).then(() => { gc?.({ type: 'major', execution: 'async' }); });
       return;
     case 'next': {
       const a = asked;
