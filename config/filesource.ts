@@ -47,11 +47,19 @@ export function concernsNode(r: Resource, node: string): boolean {
 
 // The root line `kind: <kind>` of a kind whose documents a node may drop unread, and `name: <name>` as a plain or
 // quoted scalar of the characters a Kubernetes name has (anything else, an alias or a tag, is left to the parser).
+// The line patterns are sticky: tried at a line's start, without cutting the document into lines (this runs on every
+// document of the file, 100k of them, at each read).
 const KIND_LINE = /^kind:[ \t]*(WorkloadEndpoint|IPAMBlock)[ \t]*(?:#.*)?\r?$/m;
-const NAME_VALUE = /^name:[ \t]*(?:([A-Za-z0-9][A-Za-z0-9._-]*)|'([A-Za-z0-9._-]+)'|"([A-Za-z0-9._-]+)")[ \t]*(?:#.*)?\r?$/;
-// a root-level line of a block mapping with plain keys: a key, a comment, or an entry of a root key's block sequence
-const ROOT_LINE = /^(?:[A-Za-z][A-Za-z0-9_]*:(?:[ \t]|\r?$)|#|-[ \t\r]|-$)/;
-const PLAIN_KEY = /^[A-Za-z][A-Za-z0-9_./-]*:(?:[ \t]|\r?$)/;
+const NAME_VALUE = /name:[ \t]*(?:([A-Za-z0-9][A-Za-z0-9._-]*)|'([A-Za-z0-9._-]+)'|"([A-Za-z0-9._-]+)")[ \t]*(?:#.*)?\r?$/my;
+// a root-level line of a block mapping with plain keys: a key, or an entry of a root key's block sequence
+const ROOT_LINE = /(?:[A-Za-z][A-Za-z0-9_]*:(?:[ \t]|\r?$)|-[ \t\r]|-$)/my;
+const METADATA_LINE = /metadata:[ \t]*(?:#.*)?\r?$/my;
+const PLAIN_KEY = /[A-Za-z][A-Za-z0-9_./-]*:(?:[ \t]|\r?$)/my;
+
+const at = (re: RegExp, s: string, i: number): RegExpExecArray | null => {
+  re.lastIndex = i;
+  return re.exec(s);
+};
 
 /**
  * Whether one document's text is, for node `node`, another node's WorkloadEndpoint or an IPAM block, decided from its
@@ -67,44 +75,50 @@ const PLAIN_KEY = /^[A-Za-z][A-Za-z0-9_./-]*:(?:[ \t]|\r?$)/;
 export function elsewhere(doc: string, node: string): boolean {
   const k = KIND_LINE.exec(doc);
   if (k === null) return false;
-  const lines = doc.split('\n');
+  const len = doc.length;
   let kinds = 0;
-  let meta = -1;
-  for (let i = 0; i < lines.length; i++) {
-    const l = lines[i] as string;
-    const c = l.charCodeAt(0);
-    if (l === '' || l === '\r' || c === 32 /* space */) continue;
-    if (!ROOT_LINE.test(l)) return false;
-    if (l.startsWith('kind:')) kinds++;
-    else if (l.startsWith('metadata:')) {
-      if (meta >= 0 || !/^metadata:[ \t]*(?:#.*)?\r?$/.test(l)) return false;
-      meta = i;
+  let metas = 0;
+  let inMeta = false;
+  /** the metadata block's indentation, once its first key is seen */
+  let indent = -1;
+  let name: string | undefined;
+  for (let pos = 0; pos < len;) {
+    let eol = doc.indexOf('\n', pos);
+    if (eol < 0) eol = len;
+    const c = doc.charCodeAt(pos);
+    if (c === 32 /* space */) {
+      if (inMeta) {
+        let n = pos + 1;
+        while (doc.charCodeAt(n) === 32) n++;
+        const r = doc.charCodeAt(n);
+        if (r === 9 /* tab */) return false;
+        if (n < eol && r !== 13 /* CR */ && r !== 35 /* # */) {
+          const depth = n - pos;
+          if (indent < 0) indent = depth;
+          if (depth < indent) return false;
+          if (depth === indent) {
+            if (at(PLAIN_KEY, doc, n) === null) return false;
+            if (doc.startsWith('name:', n)) {
+              const v = at(NAME_VALUE, doc, n);
+              if (name !== undefined || v === null) return false;
+              name = v[1] ?? v[2] ?? v[3];
+            }
+          }
+        }
+      }
+    } else if (pos < eol && c !== 35 /* a comment ends no block */ && !(c === 13 && eol === pos + 1)) {
+      if (at(ROOT_LINE, doc, pos) === null) return false;
+      inMeta = false;
+      if (doc.startsWith('kind:', pos)) kinds++;
+      else if (doc.startsWith('metadata:', pos)) {
+        if (++metas > 1 || at(METADATA_LINE, doc, pos) === null) return false;
+        inMeta = true;
+      }
     }
+    pos = eol + 1;
   }
   if (kinds !== 1) return false;
   if (k[1] === 'IPAMBlock') return true;
-  if (meta < 0) return false;
-  let indent = -1;
-  let name: string | undefined;
-  for (let i = meta + 1; i < lines.length; i++) {
-    const l = lines[i] as string;
-    let n = 0;
-    while (l.charCodeAt(n) === 32) n++;
-    const rest = l.slice(n);
-    if (rest === '' || rest === '\r' || rest.startsWith('#')) continue;
-    if (n === 0) break; // the next root key
-    if (rest.charCodeAt(0) === 9 /* tab */) return false;
-    if (indent < 0) indent = n;
-    if (n < indent) return false;
-    if (n > indent) continue;
-    if (!PLAIN_KEY.test(rest)) return false;
-    if (rest.startsWith('name:')) {
-      if (name !== undefined) return false;
-      const v = NAME_VALUE.exec(rest);
-      if (v === null) return false;
-      name = v[1] ?? v[2] ?? v[3];
-    }
-  }
   if (name === undefined) return false;
   const owner = wepNodeOfName(name);
   return owner !== undefined && owner !== node;

@@ -47,11 +47,14 @@ t.test('elsewhere: another node\'s endpoint or an IPAM block is judged from its 
   t.ok(elsewhere('apiVersion: projectcalico.org/v3\nkind: IPAMBlock\nmetadata:\n  name: 10-64-0-0-26\nspec:\n  cidr: 10.64.0.0/26\n', ME), 'an IPAM block');
   t.ok(elsewhere(other.replace(/name: (\S+)/, "name: '$1'"), ME), 'a quoted name');
   t.ok(elsewhere(other.replace(/\n {2}/g, '\n    '), ME), 'another indentation');
+  t.ok(elsewhere(other.replace(/\n/g, '\r\n'), ME), 'CRLF line ends');
+  t.ok(elsewhere(`# a comment\n${other.replace('  namespace:', '# at column 0\n  namespace:')}`, ME), 'comments');
   const parsed: [string, string][] = [
     ['flow metadata', other.replace(/metadata:\n {2}name: (\S+)\n {2}namespace: (\S+)\n/, 'metadata: {name: $1, namespace: $2}\n')],
     ['a name not in Calico\'s form', other.replace(/name: \S+/, 'name: just-a-name')],
     ['two kinds', `${other}kind: WorkloadEndpoint\n`],
     ['two names', other.replace('  namespace:', '  name: inc--node--0-k8s-x-eth0\n  namespace:')],
+    ['two names, a comment between', other.replace('  namespace:', '# c\n  name: inc--node--0-k8s-x-eth0\n  namespace:')],
     ['an alias for the name', other.replace(/name: \S+/, 'name: *n')],
     ['a quoted root key', other.replace('spec:', '"spec":')],
     ['a List', `apiVersion: projectcalico.org/v3\nkind: List\nitems:\n- ${other.replace(/\n/g, '\n  ')}`],
