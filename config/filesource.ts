@@ -11,7 +11,7 @@ import { issuesFrom, type Issue } from './errors.js';
 import { wepNodeOfName } from './keys.js';
 import { Model } from './model.js';
 import { KINDS, NAMESPACED, resourceId, validateResource, type Kind, type Resource } from './resources.js';
-import { parseYaml, splitDocuments } from './yamlsource.js';
+import { LineOf, parseYaml, splitDocuments } from './yamlsource.js';
 
 export interface FileLoad {
   model: Model;
@@ -51,10 +51,24 @@ export function concernsNode(r: Resource, node: string): boolean {
 // document of the file, 100k of them, at each read).
 const KIND_LINE = /^kind:[ \t]*(WorkloadEndpoint|IPAMBlock)[ \t]*(?:#.*)?\r?$/m;
 const NAME_VALUE = /name:[ \t]*(?:([A-Za-z0-9][A-Za-z0-9._-]*)|'([A-Za-z0-9._-]+)'|"([A-Za-z0-9._-]+)")[ \t]*(?:#.*)?\r?$/my;
-// a root-level line of a block mapping with plain keys: a key, or an entry of a root key's block sequence
-const ROOT_LINE = /(?:[A-Za-z][A-Za-z0-9_]*:(?:[ \t]|\r?$)|-[ \t\r]|-$)/my;
 const METADATA_LINE = /metadata:[ \t]*(?:#.*)?\r?$/my;
-const PLAIN_KEY = /[A-Za-z][A-Za-z0-9_./-]*:(?:[ \t]|\r?$)/my;
+
+/**
+ * Whether the line at `i` begins with a plain mapping key (a letter, then letters, digits, `_`, `.`, `/` or `-`, then
+ * a colon and a blank or the line's end), or, with `entry`, a block sequence entry (`-` and a blank or the end).
+ * A loop over character codes, not a pattern: it runs for nearly every line of the file.
+ */
+function keyAt(doc: string, i: number, entry: boolean): boolean {
+  const blank = (c: number): boolean => c === 32 || c === 9 || c === 13 || c === 10 || Number.isNaN(c);
+  let c = doc.charCodeAt(i);
+  if (entry && c === 45 /* - */) return blank(doc.charCodeAt(i + 1));
+  const letter = (x: number): boolean => (x >= 65 && x <= 90) || (x >= 97 && x <= 122);
+  if (!letter(c)) return false;
+  for (c = doc.charCodeAt(++i); ; c = doc.charCodeAt(++i)) {
+    if (c === 58 /* : */) return blank(doc.charCodeAt(i + 1));
+    if (!(letter(c) || (c >= 48 && c <= 57) || c === 95 || c === 46 || c === 47 || c === 45)) return false;
+  }
+}
 
 const at = (re: RegExp, s: string, i: number): RegExpExecArray | null => {
   re.lastIndex = i;
@@ -97,7 +111,7 @@ export function elsewhere(doc: string, node: string): boolean {
           if (indent < 0) indent = depth;
           if (depth < indent) return false;
           if (depth === indent) {
-            if (at(PLAIN_KEY, doc, n) === null) return false;
+            if (!keyAt(doc, n, false)) return false;
             if (doc.startsWith('name:', n)) {
               const v = at(NAME_VALUE, doc, n);
               if (name !== undefined || v === null) return false;
@@ -107,7 +121,7 @@ export function elsewhere(doc: string, node: string): boolean {
         }
       }
     } else if (pos < eol && c !== 35 /* a comment ends no block */ && !(c === 13 && eol === pos + 1)) {
-      if (at(ROOT_LINE, doc, pos) === null) return false;
+      if (!keyAt(doc, pos, true)) return false;
       inMeta = false;
       if (doc.startsWith('kind:', pos)) kinds++;
       else if (doc.startsWith('metadata:', pos)) {
@@ -250,9 +264,10 @@ export class FileIndex {
     const syntax: Issue[] = [];
     const fallbacks: { kind: Kind; id: string }[] = [];
     const stats: ReadStats = { documents: 0, parsed: 0, skipped: 0 };
-    // where each id was first defined (for the "defined again" warning)
-    const seen = new Map<string, number>();
+    // where each id was first defined (for the "defined again" warning): its document's offset, its line in it
+    const seen = new Map<string, { at: number; line: number }>();
     const cache = new Map<string, DocScan>();
+    const lines = new LineOf(text);
     let total = 0;
     for (const d of splitDocuments(text)) {
       stats.documents++;
@@ -271,23 +286,25 @@ export class FileIndex {
       }
       cache.set(h, scan);
       if (scan.syntax.length > 0) {
-        for (const i of scan.syntax) syntax.push(shifted(i, d.line));
+        for (const i of scan.syntax) syntax.push(shifted(i, lines.at(d.at)));
         continue;
       }
-      for (const i of scan.issues) issues.push(shifted(i, d.line));
+      // the document's first line, counted only for a document with something to report
+      const line0 = (): number => lines.at(d.at);
+      for (const i of scan.issues) issues.push(shifted(i, line0()));
       for (const item of scan.items) {
-        for (const i of item.issues) issues.push(shifted(i, d.line));
+        for (const i of item.issues) issues.push(shifted(i, line0()));
         if (item.fallback !== undefined) fallbacks.push(item.fallback);
         const v = item.valid;
         if (v === undefined) continue;
-        const line = v.line + d.line - 1;
         const first = seen.get(v.key);
         if (first !== undefined) {
           const extra = { kind: v.r.kind, name: v.r.metadata.name };
-          issues.push({ source: this.source, line, column: 1, field: 'metadata.name', reason: `${v.key} is defined again (first at line ${first}); the later one wins`, severity: 'warning', ...extra });
+          const was = first.line + lines.at(first.at) - 1;
+          issues.push({ source: this.source, line: v.line + line0() - 1, column: 1, field: 'metadata.name', reason: `${v.key} is defined again (first at line ${was}); the later one wins`, severity: 'warning', ...extra });
         } else {
           total++;
-          seen.set(v.key, line);
+          seen.set(v.key, { at: d.at, line: v.line });
         }
         if (this.keep === undefined || this.keep(v.r)) {
           next.set(v.key, v.r);

@@ -10,7 +10,7 @@ import { until } from './helpers/etcd.js';
 import { clusterYaml, nodeYaml, podName, wepName, wepYaml, type ClusterShape } from './helpers/calico-gen.js';
 import { FileDatastore, loadResourcesText, type ChangeEvent } from '../config/index.js';
 import { concernsNode, elsewhere, FileIndex } from '../config/filesource.js';
-import { splitDocuments } from '../config/yamlsource.js';
+import { LineOf, splitDocuments } from '../config/yamlsource.js';
 
 const ME = 'inc-node-0';
 const SHAPE: ClusterShape = {
@@ -30,11 +30,13 @@ const nameOf = (k: number, p: number): string => wepName(SHAPE.nodeName(k), podN
 const DOCS = 1 + SHAPE.nodes + SHAPE.nodes * SHAPE.perNode;
 
 t.test('splitDocuments: cuts at `---` lines only, and gives up (one piece) where a cut is not certain', (t) => {
-  t.same(splitDocuments('a: 1\n---\nb: 2\n'), [{ text: 'a: 1\n', line: 1 }, { text: 'b: 2\n', line: 3 }]);
-  t.same(splitDocuments('---\na: 1\n--- # two\nb: 2').map((d) => d.line), [1, 2, 4], 'a leading marker, a comment after one');
+  t.same(splitDocuments('a: 1\n---\nb: 2\n'), [{ text: 'a: 1\n', at: 0 }, { text: 'b: 2\n', at: 9 }]);
+  const text = '---\na: 1\n--- # two\nb: 2';
+  const lines = new LineOf(text);
+  t.same(splitDocuments(text).map((d) => lines.at(d.at)), [1, 2, 4], 'a leading marker, a comment after one; their lines');
   t.same(splitDocuments('a: |\n  ---\n  x\n---\nb: 2\n').length, 2, 'an indented --- is content');
   for (const whole of ['a: 1\n...\n---\nb: 2\n', '%YAML 1.2\n---\na: 1\n', '--- {a: 1}\n---\nb: 2\n']) {
-    t.same(splitDocuments(whole), [{ text: whole, line: 1 }], `kept whole: ${JSON.stringify(whole)}`);
+    t.same(splitDocuments(whole), [{ text: whole, at: 0 }], `kept whole: ${JSON.stringify(whole)}`);
   }
   t.end();
 });
