@@ -100,7 +100,9 @@ export class Fabric {
     // The monitors start before any daemon, so each model is built from the kernel's own messages from the start.
     for (const x of this.nodes()) {
       x.monitor = nsSpawn(x.ns, 'ip', ['-ts', 'monitor', 'route', 'nexthop']);
-      createInterface({ input: x.monitor.stdout! }).on('line', (l) => x.follower.line(l));
+      createInterface({ input: x.monitor.stdout! }).on('line', (l) => {
+        x.follower.line(l);
+      });
     }
   }
 
@@ -131,13 +133,26 @@ export class Fabric {
     return t0;
   }
 
+  /**
+   * Link up again. The link going down flushed the host's routes and nexthop objects through eth0 without a
+   * message (the kernel notifies neither for a device flush), so its model starts afresh: what its daemons
+   * write from now on is what counts.
+   */
   powerOn(x: Node): void {
+    x.follower = new KernelFollower();
     nsExec(x.ns, 'ip', ['link', 'set', 'eth0', 'up']);
   }
 
   /** Whether every node routes to every host but itself. */
-  converged(except?: Node): boolean {
-    return this.nodes().every((o) => this.hosts.every((h) => h === o || h === except || o.follower.routesTo({ ip: h.ip, block: block(h.index) })));
+  converged(): boolean {
+    return this.missing().length === 0;
+  }
+
+  /** "observer->host" for every node that does not route to a host (itself aside). */
+  missing(): string[] {
+    const out: string[] = [];
+    for (const o of this.nodes()) for (const h of this.hosts) if (h !== o && !o.follower.routesTo({ ip: h.ip, block: block(h.index) })) out.push(`${o.name}->${h.name}`);
+    return out;
   }
 
   async watchPowerOff(victim: Node, t0: number, capMs: number): Promise<Observation[]> {
@@ -272,7 +287,7 @@ export class SkeinFabric extends Fabric {
       } catch (e) {
         tor = (e as Error).message;
       }
-      throw new Error(`not ready after ${ms} ms: converged ${this.converged()}\n${bad.join('\n')}\nToR: ${this.tor.tail.slice(-5).join(' / ')}\n${tor.slice(0, 3000)}`);
+      throw new Error(`not ready after ${ms} ms: not routing: ${this.missing().join(' ') || 'none'}\n${bad.join('\n')}\nToR: ${this.tor.tail.slice(-5).join(' / ')}\n${tor.slice(0, 3000)}`);
     }
   }
 
