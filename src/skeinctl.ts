@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// skeinctl: the operator's command line (docs/contract.md, "The two programs"). Commands are
+// skeinctl: the operator's command line (docs/contract.md, "The three programs"). Commands are
 // a table: each names its options and its handler, so commands that talk to
 // the daemon (status, peers, routes, fib, reload) slot in beside `decode`,
 // which needs no daemon. Exit codes: 0 ok, 1 error (for decode: a malformed

@@ -1,4 +1,4 @@
-// skeinctl's daemon commands: status, peers, routes [PREFIX], fib, bfd, reload, drain, undrain (docs/contract.md, "The two programs").
+// skeinctl's daemon commands: status, peers, routes [PREFIX], fib, bfd, reload, drain, undrain (docs/contract.md, "The three programs").
 // Each sends one request over the control socket; `--json` prints the daemon's result as is, otherwise it is
 // rendered as text. Exit codes: 0 ok, 1 the daemon reports an error (or answers nonsense), 2 usage,
 // 3 the daemon is not reachable. src/skeinctl.ts dispatches here with
