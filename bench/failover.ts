@@ -4,9 +4,9 @@
 // means is in bench/failover/judge.ts. The reference runs in the background while skein's power-offs run: it
 // waits for BIRD's hold timer (240 s) and whatever graceful restart adds, capped.
 //
-// Run: npm run bench -- failover     (root; about 7 minutes with the defaults, most of it the reference)
+// Run: npm run bench -- failover     (root; about 5 minutes: BIRD's 240 s hold timer in the reference)
 // Options (environment): FAILOVER_HOSTS=4  FAILOVER_POWEROFFS=10  FAILOVER_BFD=100,100,3 (tx ms, rx ms, multiplier)
-//                        FAILOVER_REF_CAP_S=420 (0: no reference)  FAILOVER_CAP_MS=10000 (per skein power-off)
+//                        FAILOVER_REF_CAP_S=300 (0: no reference)  FAILOVER_CAP_MS=10000 (per skein power-off)
 import { cpus, loadavg } from 'node:os';
 import { summarize, type Summary } from './converge/harness.js';
 import { BirdFabric, SkeinFabric, cannotRun, type Observation, type PowerOff } from './failover/harness.js';
@@ -15,7 +15,7 @@ const env = (k: string, d: string): string => process.env[k] || d;
 const hosts = Number(env('FAILOVER_HOSTS', '4'));
 const powerOffs = Number(env('FAILOVER_POWEROFFS', '10'));
 const [txMs, rxMs, multiplier] = env('FAILOVER_BFD', '100,100,3').split(',').map(Number) as [number, number, number];
-const refCapS = Number(env('FAILOVER_REF_CAP_S', '420'));
+const refCapS = Number(env('FAILOVER_REF_CAP_S', '300'));
 const capMs = Number(env('FAILOVER_CAP_MS', '10000'));
 const load = (): string => loadavg().map((x) => x.toFixed(2)).join(' ');
 const ms = (x: number | undefined): string => (x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(0));
