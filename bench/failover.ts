@@ -7,9 +7,11 @@
 // Run: npm run bench -- failover     (root; about 5 minutes: BIRD's 240 s hold timer in the reference)
 // Options (environment): FAILOVER_HOSTS=4  FAILOVER_POWEROFFS=10  FAILOVER_BFD=100,100,3 (tx ms, rx ms, multiplier)
 //                        FAILOVER_REF_CAP_S=300 (0: no reference)  FAILOVER_CAP_MS=10000 (per skein power-off)
+//                        FAILOVER_HOP_ROUTES=100000 (the failed-next-hop case, bench/failover/hop.ts; 0: skip it)
 import { cpus, loadavg } from 'node:os';
 import { summarize, type Summary } from './converge/harness.js';
 import { BirdFabric, SkeinFabric, cannotRun, type Observation, type PowerOff } from './failover/harness.js';
+import { runHop, type HopResult } from './failover/hop.js';
 
 const env = (k: string, d: string): string => process.env[k] || d;
 const hosts = Number(env('FAILOVER_HOSTS', '4'));
@@ -17,6 +19,7 @@ const powerOffs = Number(env('FAILOVER_POWEROFFS', '10'));
 const [txMs, rxMs, multiplier] = env('FAILOVER_BFD', '100,100,3').split(',').map(Number) as [number, number, number];
 const refCapS = Number(env('FAILOVER_REF_CAP_S', '300'));
 const capMs = Number(env('FAILOVER_CAP_MS', '10000'));
+const hopRoutes = Number(env('FAILOVER_HOP_ROUTES', '100000'));
 const load = (): string => loadavg().map((x) => x.toFixed(2)).join(' ');
 const ms = (x: number | undefined): string => (x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(0));
 const fig = (s: Summary): string => `p50 ${ms(s.p50)} ms, p99 ${ms(s.p99)} ms, max ${ms(s.max)} ms (n=${s.n})`;
@@ -81,6 +84,25 @@ async function main(): Promise<number> {
     `kernel messages on a host until done: p50 ${msgs.p50}, max ${msgs.max}; BFD downs between live hosts: ${runs.reduce((a, r) => a + r.unexpectedBfdDowns, 0)}; ` +
     `load at the power-offs ${runs.length ? `${Math.min(...runs.map((r) => r.load)).toFixed(2)}–${Math.max(...runs.map((r) => r.load)).toFixed(2)}` : '-'}`);
   if (missed > 0 || runs.length < powerOffs) failed = true;
+
+  // While the reference still waits for BIRD's hold timer: a failed next hop behind many routes.
+  if (hopRoutes > 0) {
+    let h: HopResult | undefined;
+    try {
+      h = await runHop(hopRoutes, { txMs, rxMs, multiplier }, (m) => console.log(`  [next hop] ${m}`));
+    } catch (e) {
+      failed = true;
+      console.log(`next hop: FAILED: ${(e as Error).message}`);
+    }
+    if (h !== undefined) {
+      console.log(`\na failed next hop behind ${h.routes} routes (skeind + skein-bfdd, two BIRD 2 peers announcing the same /32s, ECMP; peer A powered off):`);
+      console.log(`  kernel no longer uses A ${ms(h.fromBfdDownMs)} ms after skeind's BFD Down log line (${ms(h.fromPowerOffMs)} ms after the power-off), ` +
+        `after ${h.messagesUntil} route/nexthop message(s); ${h.messagesIn5s} in the 5 s after the power-off; ` +
+        `then ${h.viaAAfter} routes via A, ${h.totalAfter} routes in all; load ${h.load.toFixed(2)}`);
+      console.log('  (the log line has millisecond resolution; skeind writes it just before it acts on the Down)');
+      if (h.fromPowerOffMs === undefined || h.viaAAfter > 0) failed = true;
+    }
+  }
 
   if (ref !== undefined) {
     const r = await ref;

@@ -45,7 +45,16 @@ export interface Observation {
   wasNotRouting: boolean;
 }
 
-export interface PowerOff { victim: string; at: number; load: number; observations: Observation[]; unexpectedBfdDowns: number; restoreMs: number }
+export interface PowerOff {
+  victim: string;
+  at: number;
+  load: number;
+  observations: Observation[];
+  /** BFD sessions between live hosts that went down around the power-off ("host->peer +downs") */
+  unexpectedBfdDowns: number;
+  flapped: string[];
+  restoreMs: number;
+}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 
@@ -155,8 +164,8 @@ export class Fabric {
     return out;
   }
 
-  async watchPowerOff(victim: Node, t0: number, capMs: number): Promise<Observation[]> {
-    const observers = this.nodes().filter((o) => o !== victim);
+  async watchPowerOff(victim: Node, t0: number, capMs: number, only?: readonly Node[]): Promise<Observation[]> {
+    const observers = only ?? this.nodes().filter((o) => o !== victim);
     const host = { ip: victim.ip, block: block(victim.index) };
     for (const o of observers) o.follower.watch(host, t0);
     await until(() => observers.every((o) => o.follower.result()?.stoppedAfterMs !== undefined), capMs, 20);
@@ -269,11 +278,11 @@ export class SkeinFabric extends Fabric {
     return new RegExp(`^${h.ip.replace(/\./g, '\\.')}\\s+\\S+\\s+Up`, 'm').test(birdc(this, this.tor, 'show', 'bfd', 'sessions'));
   }
 
-  /** BFD downs counted by the live hosts on sessions to anyone but `victim`. */
-  downsExcept(victim: Node): number {
-    let n = 0;
-    for (const h of this.hosts) if (h !== victim) for (const s of this.bfdSessions(h)) if (s.peer !== victim.ip) n += s.downCount;
-    return n;
+  /** BFD downs counted by the live hosts on sessions to anyone but `victim`, per "host->peer". */
+  downsExcept(victim: Node): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const h of this.hosts) if (h !== victim) for (const s of this.bfdSessions(h)) if (s.peer !== victim.ip) out.set(`${h.name}->${s.peer}`, s.downCount);
+    return out;
   }
 
   /** Waits for every route and every BFD session; throws with diagnostics if they do not come within `ms`. */
@@ -298,13 +307,14 @@ export class SkeinFabric extends Fabric {
     const t0 = await this.powerOff(victim);
     const observations = await this.watchPowerOff(victim, t0, capMs);
     const downs1 = this.downsExcept(victim);
+    const flapped = [...downs1].filter(([k, v]) => v > (downs0.get(k) ?? 0)).map(([k, v]) => `${k} +${v - (downs0.get(k) ?? 0)}`);
     const t1 = Date.now();
     this.powerOn(victim);
     this.startHost(victim);
     await this.ready(90_000, victim);
     await sleep(1000); // let the returned host's start-up work settle before the next power-off
-    const p: PowerOff = { victim: victim.name, at: t0, load, observations, unexpectedBfdDowns: downs1 - downs0, restoreMs: Date.now() - t1 };
-    log(`${victim.name} off: ${observations.map((o) => `${o.observer} ${o.ms === undefined ? '-' : o.ms.toFixed(0)} ms (${o.messages} msgs)`).join(', ')}; back in ${(p.restoreMs / 1000).toFixed(1)} s; load ${load.toFixed(2)}`);
+    const p: PowerOff = { victim: victim.name, at: t0, load, observations, unexpectedBfdDowns: flapped.length, flapped, restoreMs: Date.now() - t1 };
+    log(`${victim.name} off: ${observations.map((o) => `${o.observer} ${o.ms === undefined ? '-' : o.ms.toFixed(0)} ms (${o.messages} msgs)`).join(', ')}; back in ${(p.restoreMs / 1000).toFixed(1)} s; load ${load.toFixed(2)}${flapped.length ? `; BFD downs between live hosts: ${flapped.join(', ')}` : ''}`);
     return p;
   }
 }

@@ -177,6 +177,9 @@ export class KernelFollower {
     const w = this.#watch;
     if (w === undefined || w.stoppedAtMs !== undefined || ev.tMs < w.sinceMs) return;
     w.messages++;
+    // The model is walked whole for each message: after the first 256 messages of a watch (a kernel rewritten
+    // route by route) only every 256th is judged, so the answer is late by at most 255 messages then.
+    if (w.messages > 256 && w.messages % 256 !== 0) return;
     if (!this.model.routesTo(w.host)) w.stoppedAtMs = ev.tMs;
   }
 
@@ -200,6 +203,7 @@ export class KernelFollower {
     this.flush();
     const w = this.#watch;
     if (w === undefined) return undefined;
+    if (w.stoppedAtMs === undefined && w.messages > 256 && !this.model.routesTo(w.host)) w.stoppedAtMs = this.parser.events.at(-1)?.tMs;
     return { stoppedAfterMs: w.stoppedAtMs !== undefined ? w.stoppedAtMs - w.sinceMs : undefined, wasNotRouting: w.wasNotRouting, messages: w.messages };
   }
 }
