@@ -109,6 +109,8 @@ export class Fabric {
     // The monitors start before any daemon, so each model is built from the kernel's own messages from the start.
     for (const x of this.nodes()) {
       x.monitor = nsSpawn(x.ns, 'ip', ['-ts', 'monitor', 'route', 'nexthop']);
+      // ip says so on stderr when the kernel dropped messages for it (ENOBUFS): the model may be wrong from then on
+      x.monitor.stderr?.on('data', (d: Buffer) => x.tail.push(`monitor: ${d.toString().trim()}`));
       createInterface({ input: x.monitor.stdout! }).on('line', (l) => {
         x.follower.line(l);
       });
@@ -296,7 +298,15 @@ export class SkeinFabric extends Fabric {
       } catch (e) {
         tor = (e as Error).message;
       }
-      throw new Error(`not ready after ${ms} ms: not routing: ${this.missing().join(' ') || 'none'}\n${bad.join('\n')}\nToR: ${this.tor.tail.slice(-5).join(' / ')}\n${tor.slice(0, 3000)}`);
+      const h0 = this.hosts[0]!;
+      const dump = ((): string => {
+        try {
+          return nsExec(h0.ns, 'ip', ['route', 'show', 'proto', '171']).trim().split('\n').join(' | ');
+        } catch (e) {
+          return (e as Error).message;
+        }
+      })();
+      throw new Error(`not ready after ${ms} ms: not routing: ${this.missing().join(' ') || 'none'}\n${h0.name}'s kernel: ${dump}\n${h0.name}'s model: ${[...h0.follower.model.routes.keys()].join(' | ')}\n${bad.join('\n')}\nToR: ${this.tor.tail.slice(-5).join(' / ')}\n${tor.slice(0, 3000)}`);
     }
   }
 
