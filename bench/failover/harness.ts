@@ -321,7 +321,9 @@ export class SkeinFabric extends Fabric {
     const t1 = Date.now();
     this.powerOn(victim);
     this.startHost(victim);
-    await this.ready(90_000, victim);
+    // up to minutes: the peers damp the session that just failed (IdleHold doubling 2 s → 60 s, src/daemon/speaker.ts)
+    // and refuse it meanwhile (RFC 4271 §8.1.1 DampPeerOscillations); not part of the failover figure
+    await this.ready(180_000, victim);
     await sleep(1000); // let the returned host's start-up work settle before the next power-off
     const p: PowerOff = { victim: victim.name, at: t0, load, observations, unexpectedBfdDowns: flapped.length, flapped, restoreMs: Date.now() - t1 };
     log(`${victim.name} off: ${observations.map((o) => `${o.observer} ${o.ms === undefined ? '-' : o.ms.toFixed(0)} ms (${o.messages} msgs)`).join(', ')}; back in ${(p.restoreMs / 1000).toFixed(1)} s; load ${load.toFixed(2)}${flapped.length ? `; BFD downs between live hosts: ${flapped.join(', ')}` : ''}`);
