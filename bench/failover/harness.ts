@@ -318,6 +318,8 @@ export class SkeinFabric extends Fabric {
     const observations = await this.watchPowerOff(victim, t0, capMs);
     const downs1 = this.downsExcept(victim);
     const flapped = [...downs1].filter(([k, v]) => v > (downs0.get(k) ?? 0)).map(([k, v]) => `${k} +${v - (downs0.get(k) ?? 0)}`);
+    // printed before the return, so a host that does not come back still leaves its figures
+    log(`${victim.name} off: ${observations.map((o) => `${o.observer} ${o.ms === undefined ? '-' : o.ms.toFixed(0)} ms (${o.messages} msgs)`).join(', ')}; load ${load.toFixed(2)}${flapped.length ? `; BFD downs between live hosts: ${flapped.join(', ')}` : ''}`);
     const t1 = Date.now();
     this.powerOn(victim);
     this.startHost(victim);
@@ -326,7 +328,7 @@ export class SkeinFabric extends Fabric {
     await this.ready(180_000, victim);
     await sleep(1000); // let the returned host's start-up work settle before the next power-off
     const p: PowerOff = { victim: victim.name, at: t0, load, observations, unexpectedBfdDowns: flapped.length, flapped, restoreMs: Date.now() - t1 };
-    log(`${victim.name} off: ${observations.map((o) => `${o.observer} ${o.ms === undefined ? '-' : o.ms.toFixed(0)} ms (${o.messages} msgs)`).join(', ')}; back in ${(p.restoreMs / 1000).toFixed(1)} s; load ${load.toFixed(2)}${flapped.length ? `; BFD downs between live hosts: ${flapped.join(', ')}` : ''}`);
+    log(`${victim.name} back in ${(p.restoreMs / 1000).toFixed(1)} s`);
     return p;
   }
 }
