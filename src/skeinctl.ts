@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// skeinctl: the operator's command line (docs/contract.md, "The two programs"). src/ctl parses every command line
+// skeinctl: the operator's command line (docs/contract.md, "The three programs"). src/ctl parses every command line
 // (src/ctl/args.ts, the one parser) and runs the commands that talk to the daemon; `decode`, which needs no
 // daemon but needs bgp/ (which src/ctl does not import), runs here. Exit codes: 0 ok, 1 error (for decode: a
 // malformed message), 2 usage, 3 daemon not reachable. User errors never print a stack.

@@ -1,5 +1,5 @@
 // skeinctl's commands: status, peers, routes [PREFIX], fib, bfd, reload, watch, drain, undrain (docs/contract.md,
-// "The two programs"), and the dispatch of `decode`, which src/skeinctl.ts runs itself (it needs bgp/, which this
+// "The three programs"), and the dispatch of `decode`, which src/skeinctl.ts runs itself (it needs bgp/, which this
 // folder does not import). Each daemon command sends one request over the control socket; `--json` prints the
 // daemon's result as is, otherwise it is rendered as text. Exit codes: 0 ok, 1 the daemon reports an error (or
 // answers nonsense), 2 usage, 3 the daemon is not reachable. The command line is parsed once, in args.ts.
