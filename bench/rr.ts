@@ -43,7 +43,7 @@ process.on('exit', () => {
 });
 for (const s of ['SIGINT', 'SIGTERM'] as const) process.on(s, () => process.exit(1));
 
-const addrOf = (i: number): string => `127.0.${100 + (i >> 8)}.${(i & 255) + 1}`;
+const addrOf = (i: number): string => `127.0.${100 + Math.floor(i / 250)}.${(i % 250) + 1}`;
 
 function cpuS(pid: number): number {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8');

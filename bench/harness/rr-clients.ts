@@ -29,7 +29,7 @@ const TOTAL = C * R;
 process.stdout.on('error', () => process.exit(0));
 const out = (o: Record<string, unknown>): void => void process.stdout.write(`${JSON.stringify({ t: Date.now(), ...o })}\n`);
 
-const addrOf = (i: number): string => `127.0.${100 + (i >> 8)}.${(i & 255) + 1}`;
+const addrOf = (i: number): string => `127.0.${100 + Math.floor(i / 250)}.${(i % 250) + 1}`;
 
 function msg(type: number, body: Buffer): Buffer {
   const h = Buffer.alloc(19, 0xff);
