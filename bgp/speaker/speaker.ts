@@ -90,6 +90,8 @@ export class Speaker extends EventEmitter {
   readonly localAsn: number;
   readonly routerId: number;
   private readonly peers = new Map<string, Peer>();
+  /** the same peers by core id (the members of an update group are core ids: sender.ts) */
+  private readonly byCore = new Map<number, Peer>();
   /** one listener per listen address (bindMode NodeIP on a dual-stack node: both node addresses) */
   private readonly listener = new Listener((level, msg, peer) => this.log(level, msg, peer));
   /** sockets: accept, dial, attach, close, receive */
@@ -143,6 +145,8 @@ export class Speaker extends EventEmitter {
       ...(opts.keepRefused !== undefined ? { keepRefused: opts.keepRefused } : {}),
       // a whole-table walk (peer down, sweep, refresh) ran a slice on a later turn: hand out what it changed
       onWork: () => this.scheduleFlush(),
+      // peers with the same export share one Adj-RIB-Out, queue and encoding (bgp/rib/update-group.ts)
+      updateGroups: opts.updateGroups ?? true,
       // a next hop resolved through another BGP route (bgp/rib/recursive.ts) may have moved: the FIB looks again
       onRecursiveMoved: () => this.emit('nexthops'),
     });
@@ -153,6 +157,7 @@ export class Speaker extends EventEmitter {
         log: (level, msg, peer) => this.log(level, msg, peer),
         remoteLog: this.remoteLog,
         run: (p, c, actions) => this.run(p, c, actions, false),
+        peerByCore: (id) => this.byCore.get(id),
       },
       opts.batchPrefixes ?? 2048,
     );
@@ -246,6 +251,7 @@ export class Speaker extends EventEmitter {
       () => ({ enabled: this.opts.gracefulRestart ?? true, llgrOffered: this.llgrOffered(p), stalePathTime: this.opts.stalePathTime ?? DEFAULT_STALE_PATH_TIME_S }),
     ));
     this.peers.set(address, p);
+    this.byCore.set(coreId, p);
     if (this.listener.listening) {
       this.applyListenerMd5(p, o.md5Key ?? null);
       this.applyListenerTtl(o);
@@ -306,6 +312,7 @@ export class Speaker extends EventEmitter {
     if (p.timer) clearTimeout(p.timer);
     p.timer = null;
     this.rib.removePeer(p.coreId);
+    this.byCore.delete(p.coreId);
     if (this.listener.listening && p.opts.md5Key !== undefined) this.applyListenerMd5(p, null);
     this.peers.delete(p.address);
     this.scheduleFlush();
