@@ -156,7 +156,7 @@ export class RibCore {
       p.catchingUp = true;
       this.walker.start(g.adjOut.keySnapshot(), (prefix) => p.personal.add(prefix), () => {
         p.catchingUp = false;
-        if (g.initialDone) for (const f of p.families) p.personal.tail.push({ kind: 'end-of-rib', family: f });
+        for (const f of p.families) if (g.eorSent.has(f)) p.personal.tail.push({ kind: 'end-of-rib', family: f });
       }, gone);
       return;
     }

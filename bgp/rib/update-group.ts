@@ -20,7 +20,7 @@
 //
 // A late joiner (a peer whose session comes up when its group already advertises routes) joins at once and gets
 // the group's Adj-RIB-Out as personal entries, walked in slices (walker.ts); until that walk ends it gets no
-// group End-of-RIB, and its own follows the walk. Group messages it receives meanwhile are the group's latest
+// group End-of-RIB; after it, the group's if that is still to go out, else one of its own. Group messages it receives meanwhile are the group's latest
 // state, as are its personal entries, so the order between them does not matter.
 //
 // A slow member: the sender writes a group's messages to every member in the same turn (they stay in lockstep,
@@ -50,6 +50,8 @@ export class UpdateGroup {
   epoch = 0;
   /** the first member's walk of the Loc-RIB is done (its End-of-RIB queued) */
   initialDone = false;
+  /** families whose group End-of-RIB has gone out (a joiner after that gets its own) */
+  readonly eorSent = new Set<number>();
   constructor(
     readonly id: number,
     readonly key: string,
@@ -154,7 +156,10 @@ export function nextGroupBatch(g: UpdateGroup, maxPrefixes: number): { batch: Ou
       return { batch: { kind, afi, safi }, except };
     };
     const h = q.head.shift();
-    if (h !== undefined) return marker(h);
+    if (h !== undefined) {
+      if (h === 'end-of-rib') g.eorSent.add(fam);
+      return marker(h);
+    }
     const w = q.takeWithdrawals(max);
     if (w.length > 0) {
       const except = exceptions(g, w);
@@ -164,7 +169,10 @@ export function nextGroupBatch(g: UpdateGroup, maxPrefixes: number): { batch: Ou
     const a = q.takeAnnouncements(max);
     if (a !== null) return { batch: { kind: 'announce', afi, safi, attrs: a.set, prefixes: a.prefixes, pathIds: ids(a.prefixes.length) }, except: exceptions(g, a.prefixes) };
     const t = q.tail.shift();
-    if (t !== undefined) return marker(t);
+    if (t !== undefined) {
+      if (t === 'end-of-rib') g.eorSent.add(fam);
+      return marker(t);
+    }
   }
   return null;
 }
@@ -253,6 +261,7 @@ export function copyGroup(g: UpdateGroup, id: number, key: string, retain: (s: A
   const c = new UpdateGroup(id, key);
   c.epoch = g.epoch;
   c.initialDone = g.initialDone;
+  for (const f of g.eorSent) c.eorSent.add(f);
   g.adjOut.forEach((set, p) => {
     retain(set);
     c.adjOut.set(p, set);
