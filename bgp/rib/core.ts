@@ -115,7 +115,8 @@ export class RibCore {
     checkAddPathSend(cfg.addPathSend);
     p.cfg = cfg;
     p.epoch++; // cached exports were made under the old settings
-    if (p.group !== null) {
+    const g = p.group;
+    if (g !== null && p.terms !== null && (this.config.updateGroups !== true || groupKey(p, p.terms) !== g.key)) {
       // its export may differ from the group's now: on its own (update-group.ts), the caller refreshes its exports
       this.splitFromGroup(id);
       (p.group as UpdateGroup).epoch++;
@@ -140,6 +141,7 @@ export class RibCore {
     p.addPathTx = terms.addPathTx;
     p.enhancedRouteRefresh = terms.enhancedRouteRefresh;
     p.llgrFamilies = terms.llgrFamilies ?? new Set();
+    p.terms = terms;
     const apFams = p.cfg.addPathSend === undefined ? [] : [...p.families].filter((f) => terms.addPathTx.has(f));
     if (apFams.length > 0) {
       p.ap = new AddPathOut(new Set(apFams), p.cfg.addPathSend as AddPathSend);

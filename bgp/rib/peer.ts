@@ -7,7 +7,7 @@ import type { AddPathOut } from './add-path.js';
 import type { AttrSet } from './intern.js';
 import { PrefixMap } from './prefix-map.js';
 import { Personal, type UpdateGroup } from './update-group.js';
-import type { PeerConfig, PeerView, PrefixKey } from './types.js';
+import type { PeerConfig, PeerView, PrefixKey, SessionTerms } from './types.js';
 
 export class Peer implements PathSource, PeerView {
   readonly local = false;
@@ -24,6 +24,8 @@ export class Peer implements PathSource, PeerView {
   llgrFamilies: ReadonlySet<number> = new Set();
   /** while Established: the update group whose Adj-RIB-Out and queues this peer shares (update-group.ts) */
   group: UpdateGroup | null = null;
+  /** what the session negotiated (peerUp), for its update group's key */
+  terms: SessionTerms | null = null;
   /** work for this peer alone: markers, a late joiner's or a refresh's table, source moves (update-group.ts) */
   readonly personal = new Personal();
   /** joined a group that already advertised: walking its table, so the group's End-of-RIB is not this peer's yet */
