@@ -949,7 +949,13 @@ export class RibCore {
   /** A member's own next batch (update-group.ts Personal, ADD-PATH work); null when none waits. */
   nextPersonalBatch(id: number, maxPrefixes: number): OutBatch | null {
     const p = this.peer(id);
-    return p.group === null ? null : nextPersonal(p.group, p, maxPrefixes);
+    if (p.group === null || (p.personal.empty && p.ap === null)) return null;
+    return nextPersonal(p.group, p, maxPrefixes);
+  }
+
+  /** The id of a peer's update group; null when it is not Established. */
+  groupIdOf(id: number): number | null {
+    return this.peer(id).group?.id ?? null;
   }
 
   // ------------------------------------------------------------------ outputs and views

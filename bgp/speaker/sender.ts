@@ -111,13 +111,24 @@ export class Sender {
   private readonly scheduled = new Set<number>();
 
   schedulePump(p: Peer): void {
-    const g = this.host.rib.groupOf(p.coreId);
-    if (g === null || this.scheduled.has(g.id)) return;
-    this.scheduled.add(g.id);
+    const g = this.host.rib.groupIdOf(p.coreId);
+    if (g === null || this.scheduled.has(g)) return;
+    this.scheduled.add(g);
     setImmediate(() => {
-      this.scheduled.delete(g.id);
+      this.scheduled.delete(g);
       this.pump(p);
     });
+  }
+
+  /** Pump every peer's update group once (a group's pump serves all its members). */
+  pumpAll(peers: Iterable<Peer>): void {
+    const done = new Set<number>();
+    for (const p of peers) {
+      const g = this.host.rib.groupIdOf(p.coreId);
+      if (g === null || done.has(g)) continue;
+      done.add(g);
+      this.pump(p);
+    }
   }
 
   /**

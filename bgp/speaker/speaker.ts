@@ -668,7 +668,7 @@ export class Speaker extends EventEmitter {
   /** Let every Established peer send what is queued (the socket pushes back through pump's own checks). */
   private pumpAll(): void {
     this.receivedSincePump = 0;
-    for (const p of this.peers.values()) this.sender.pump(p);
+    this.sender.pumpAll(this.peers.values());
   }
 
   // ------------------------------------------------------------------ core glue
