@@ -110,7 +110,7 @@ export function exportSet(rib: RibCore, p: Peer, prefix: PrefixKey, best: Path, 
     });
     if (!d.accept) {
       if (g === undefined) p.policyRejectedOut++;
-      else for (const m of g.members) m.policyRejectedOut++;
+      else for (const m of g.members) if (m.id !== src.id) m.policyRejectedOut++; // the source never had it evaluated
       return null;
     }
     if (d.attrs !== undefined) base = changed = rib.attrs.intern(d.attrs, base.nextHops);
