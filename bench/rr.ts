@@ -148,7 +148,7 @@ async function run(dut: string, C: number, R: number, rep: number): Promise<Resu
     });
     const cmd = (s: string): void => void cl.stdin!.write(`${s}\n`);
 
-    await wait('sessions', (e) => e.ev === 'up' && e.n === C, 120_000);
+    await wait('sessions', (e) => e.ev === 'up' && e.n === C, 400_000); // BIRD's listen backlog makes most clients retry
     const upS = (Date.now() - t0) / 1000;
     await sleep(2000); // settle: session set-up work done
     const idleMiB = memMiB(pid, 'VmRSS');

@@ -88,7 +88,7 @@ class Client {
     this.sock = this.dial();
   }
 
-  /** Connect; until the session is up, a refused or closed connection is tried again (at most 120 times, 0.5 s apart). */
+  /** Connect; until the session is up, a refused or closed connection is tried again (at most 700 times, 0.5 s apart). */
   dial(): Socket {
     const i = this.i;
     const s = connect({ host: rrAddr, port: rrPort, localAddress: addrOf(i), noDelay: true });
@@ -97,7 +97,7 @@ class Client {
     s.on('error', () => {}); // 'close' follows
     s.on('close', () => {
       if (this.established) out({ ev: 'error', msg: `client ${i}: session closed` });
-      else if (++this.tries < 120) setTimeout(() => (this.sock = this.dial()), 500);
+      else if (++this.tries < 700) setTimeout(() => (this.sock = this.dial()), 500);
       else out({ ev: 'error', msg: `client ${i}: no session after ${this.tries} tries` });
       this.established = false;
       this.buf = Buffer.alloc(0);
