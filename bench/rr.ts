@@ -11,6 +11,19 @@
 // Everything runs on loopback in the host's namespace (no route is written: skeind runs with the FIB off, BIRD
 // without a kernel protocol); ports come from the process id.
 //
+// Figures (2 shared cores, other work running; one repetition each; `node dist/bench/rr.js`):
+// before update groups (f081597 + this bench, 2026-12-06 02:51, load 11.8 -> 13.3):
+//   500 x 10  skein converge 23.37 s, CPU 7.91 s, RSS 117 -> 375 MiB (108 B per prefix and client), flap 0.090 / 0.066 s
+//             BIRD 2 converge  7.41 s, CPU 1.72 s, RSS  13 ->  17 MiB, flap 0.022 / 0.018 s
+//   200 x 20  skein converge  2.80 s, CPU 1.50 s, RSS  94 -> 181 MiB (114 B), flap 0.046 / 0.018 s
+//             BIRD 2 converge  1.36 s, CPU 0.31 s, RSS   8 ->  10 MiB, flap 0.007 / 0.008 s
+// with update groups (2026-12-06 03:34, load 22.9 -> 17.4; BIRD 2 suffers more from the load than skeind here):
+//   500 x 10  skein converge  3.38 s, CPU 0.87 s, RSS 115 -> 127 MiB (5 B), flap 0.088 / 0.031 s
+//             BIRD 2 converge 20.58 s, CPU 3.12 s, RSS  13 ->  17 MiB, flap 0.335 / 0.082 s
+//   200 x 20  skein converge  1.77 s, CPU 0.36 s, RSS 106 -> 109 MiB (4 B), flap 0.037 / 0.029 s
+//             BIRD 2 converge  3.89 s, CPU 0.51 s, RSS   8 ->  10 MiB, flap 0.047 / 0.066 s
+// (flap: gone / back). skeind alone at load 14.9 (03:18): 500 x 10 converge 0.84 s, CPU 0.67 s, flap 0.031 / 0.026 s.
+//
 // Run (root, for the 127.0.100.x source addresses and BIRD's control socket): npm run bench -- rr
 // Environment: RR_BENCH=500x10,200x20  RR_REPEAT=1  RR_DUTS=skein,bird2  RR_FLAPS=3
 //              SKEIND_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" (extra node flags for skeind)
