@@ -23,6 +23,8 @@
 // With ADD-PATH send (RFC 7911, add-path.ts) a peer gets every candidate of
 // a prefix, or the N best, each under its own path id and each through the
 // rules above, instead of the best alone.
+// Size: over 600 lines (issue 17 asks for a split into import / export / outbound / stale / views files); not done
+// yet. Update groups live in update-group.ts; this file only wires them (peerUp, leaveGroup, splitFromGroup).
 import { IPV4_UNICAST, IPV6_UNICAST, familyKey } from '../wire/constants.js';
 import type { PathAttributes, UpdateMessage } from '../wire/types.js';
 import { DEFAULT_LOCAL_PREF, Path, compare, isUsable, selectBest } from './decision.js';
