@@ -23,6 +23,8 @@
 // With ADD-PATH send (RFC 7911, add-path.ts) a peer gets every candidate of
 // a prefix, or the N best, each under its own path id and each through the
 // rules above, instead of the best alone.
+// Size: over 600 lines (issue 17 asks for a split into import / export / outbound / stale / views files); not done
+// yet. Update groups live in update-group.ts; this file only wires them (peerUp, leaveGroup, splitFromGroup).
 import { IPV4_UNICAST, IPV6_UNICAST, familyKey } from '../wire/constants.js';
 import type { PathAttributes, UpdateMessage } from '../wire/types.js';
 import { DEFAULT_LOCAL_PREF, Path, compare, isUsable, selectBest } from './decision.js';
@@ -35,7 +37,7 @@ import { PrefixMap } from './prefix-map.js';
 import type { AttrSet } from './intern.js';
 import { evaluate } from './policy.js';
 import { Dest, Peer, familyOf, sameHops, usableBest, type LocEntry } from './peer.js';
-import { nextBatch } from './out-queue.js';
+import { UpdateGroup, copyGroup, groupKey, nextGroupBatch, nextPersonal } from './update-group.js';
 import { enterLongLivedStale, markPeerStale, markStale, staleCount, staleCountByWalk, sweepPaths, sweepStale } from './stale.js';
 import { Walker } from './walker.js';
 import { BestBatch, ChangeQueue } from './change-queue.js';
@@ -59,6 +61,9 @@ export class RibCore {
   private up: Peer[] = [];
   /** the Established peers with ADD-PATH send: every candidate change goes to them */
   private apUp: Peer[] = [];
+  /** the update groups of the Established peers (update-group.ts), for the per-prefix export loop */
+  private groups: UpdateGroup[] = [];
+  private nextGroupId = 1;
   /** @internal (the files beside this one) */
   readonly loc = new PrefixMap<LocEntry>();
   /** next hops resolved through other Loc-RIB routes (recursive.ts) */
@@ -112,6 +117,12 @@ export class RibCore {
     checkAddPathSend(cfg.addPathSend);
     p.cfg = cfg;
     p.epoch++; // cached exports were made under the old settings
+    const g = p.group;
+    if (g !== null && p.terms !== null && (this.config.updateGroups !== true || groupKey(p, p.terms) !== g.key)) {
+      // its export may differ from the group's now: on its own (update-group.ts), the caller refreshes its exports
+      this.splitFromGroup(id);
+      (p.group as UpdateGroup).epoch++;
+    }
     if (p.ap !== null && cfg.addPathSend !== undefined) p.ap.mode = cfg.addPathSend; // applies from refreshExports
   }
 
@@ -132,21 +143,82 @@ export class RibCore {
     p.addPathTx = terms.addPathTx;
     p.enhancedRouteRefresh = terms.enhancedRouteRefresh;
     p.llgrFamilies = terms.llgrFamilies ?? new Set();
+    p.terms = terms;
     const apFams = p.cfg.addPathSend === undefined ? [] : [...p.families].filter((f) => terms.addPathTx.has(f));
     if (apFams.length > 0) {
       p.ap = new AddPathOut(new Set(apFams), p.cfg.addPathSend as AddPathSend);
       this.apUp = this.up.filter((x) => x.ap !== null);
     }
-    // The whole Loc-RIB in slices (walker.ts): a prefix that changes meanwhile goes to the peer by the ordinary
-    // export (it is Established now), one removed meanwhile is skipped. End-of-RIB follows the last one.
     const session = ++p.sessions;
+    const gone = (): boolean => !p.established || p.sessions !== session;
+    const key = this.config.updateGroups === true ? groupKey(p, terms) : `own:${p.id}`;
+    const g = this.groups.find((x) => x.key === key);
+    if (g !== undefined) {
+      // A late joiner (update-group.ts): the group's Adj-RIB-Out as personal entries, in slices; End-of-RIB after.
+      g.members.push(p);
+      p.group = g;
+      p.catchingUp = true;
+      this.walker.start(g.adjOut.keySnapshot(), (prefix) => p.personal.add(prefix), () => {
+        p.catchingUp = false;
+        for (const f of p.families) if (g.eorSent.has(f)) p.personal.tail.push({ kind: 'end-of-rib', family: f });
+      }, gone);
+      return;
+    }
+    const ng = new UpdateGroup(this.nextGroupId++, key);
+    ng.members.push(p);
+    p.group = ng;
+    this.groups.push(ng);
+    // The whole Loc-RIB in slices (walker.ts): a prefix that changes meanwhile goes to the group by the ordinary
+    // export (it is Established now), one removed meanwhile is skipped. End-of-RIB follows the last one.
     const loc = this.loc;
     this.walker.start(loc.keySnapshot(), (prefix) => {
       const e = loc.get(prefix);
-      if (e !== undefined) exportEntry(this, p, prefix, e);
+      if (e !== undefined) exportEntry(this, ng, prefix, e);
     }, () => {
-      for (const f of p.families) p.queue(f).tail.push('end-of-rib');
-    }, () => !p.established || p.sessions !== session);
+      ng.initialDone = true;
+      for (const f of ng.rep.families) ng.queue(f).tail.push('end-of-rib');
+    }, () => ng.members.length === 0);
+  }
+
+  /** Take a member out of its group (it keeps nothing of it), dropping the group when it was the last. */
+  private leaveGroup(p: Peer): void {
+    const g = p.group;
+    p.group = null;
+    p.catchingUp = false;
+    p.personal.clear();
+    if (g === null) return;
+    const i = g.members.indexOf(p);
+    if (i >= 0) g.members.splice(i, 1);
+    if (g.members.length > 0) return;
+    this.groups = this.groups.filter((x) => x !== g);
+    for (const q of g.queues.values()) q.clear();
+    // The old Adj-RIB-Out is released in a walk (walker.ts): the attribute-set references it held go a slice at a
+    // time (a million prefixes held the loop ~0.1 s in one go).
+    const out = g.adjOut;
+    if (out.size > 0) {
+      g.adjOut = new PrefixMap<AttrSet>();
+      this.walker.start(out.keySnapshot(), (prefix) => {
+        const set = out.take(prefix);
+        if (set !== undefined) this.attrs.release(set);
+      });
+    }
+  }
+
+  /**
+   * A member leaves its shared group for one of its own with a copy of the group's state (update-group.ts: a slow
+   * member, or one whose settings change). Returns the new group's id; the same one when it was alone.
+   */
+  splitFromGroup(id: number): number {
+    const p = this.peer(id);
+    const g = p.group;
+    if (g === null) throw new Error(`peer ${id} is not Established`);
+    if (g.members.length === 1) return g.id;
+    g.members.splice(g.members.indexOf(p), 1);
+    const c = copyGroup(g, this.nextGroupId++, `own:${p.id}:${this.nextGroupId}`, (set) => this.attrs.retain(set));
+    c.members.push(p);
+    p.group = c;
+    this.groups.push(c);
+    return c.id;
   }
 
   /**
@@ -162,20 +234,10 @@ export class RibCore {
     p.established = false;
     p.sessions++;
     this.up = this.up.filter((x) => x !== p);
-    // The old Adj-RIB-Out is released in a walk (walker.ts): the peer starts from an empty one at once, and the
-    // attribute-set references it held go a slice at a time (a million prefixes held the loop ~0.1 s in one go).
-    const out = p.adjOut;
-    if (out.size > 0) {
-      p.adjOut = new PrefixMap<AttrSet>();
-      this.walker.start(out.keySnapshot(), (prefix) => {
-        const set = out.take(prefix);
-        if (set !== undefined) this.attrs.release(set);
-      });
-    }
+    this.leaveGroup(p);
     clearRefused(this, p);
     p.rawIn?.forEach((e) => this.attrs.release(e.set));
     p.rawIn = null;
-    for (const q of p.queues.values()) q.clear();
     if (p.ap !== null) {
       p.ap.clear((set) => this.attrs.release(set));
       p.ap = null;
@@ -490,8 +552,8 @@ export class RibCore {
       this.bestDirty.add(prefix);
     }
     if (best === prevBest && !unsure) return; // only the multipath set moved: exports follow the best alone
-    const up = this.up;
-    for (let i = 0; i < up.length; i++) exportTo(this, up[i] as Peer, prefix, best);
+    const groups = this.groups;
+    for (let i = 0; i < groups.length; i++) exportTo(this, groups[i] as UpdateGroup, prefix, best);
   }
 
   // ------------------------------------------------------------------ next hops
@@ -674,10 +736,13 @@ export class RibCore {
       for (let i = 0; i < b.prefixes.length; i++) p.ap.drop(b.prefixes[i] as PrefixKey, fam, ids[i] ?? 0, this.release);
       return b.prefixes.length;
     }
+    // the group could not encode it for anyone: it leaves the group's Adj-RIB-Out (update-group.ts)
+    const g = p.group;
+    if (g === null) return 0;
     for (const prefix of b.prefixes) {
-      const cur = p.adjOut.take(prefix);
+      const cur = g.adjOut.take(prefix);
       if (cur !== undefined) this.attrs.release(cur);
-      p.queue(fam).withdraw(prefix);
+      g.queue(fam).withdraw(prefix);
     }
     return b.prefixes.length;
   }
@@ -693,9 +758,10 @@ export class RibCore {
   setDraining(on: boolean): void {
     if (on === this.draining) return;
     this.draining = on;
-    for (const p of this.peers.values()) {
-      p.epoch++; // cached exports were made under the other mode
-      if (p.established) this.refreshExports(p.id);
+    for (const p of this.peers.values()) p.epoch++; // cached exports were made under the other mode
+    for (const g of this.groups) {
+      g.epoch++;
+      this.refreshGroup(g);
     }
   }
 
@@ -789,20 +855,25 @@ export class RibCore {
   /** Recompute one peer's exports against the whole Loc-RIB (after an export policy change). */
   refreshExports(id: number): void {
     const p = this.peer(id);
-    if (!p.established) return;
-    // Two walks in slices (walker.ts): the Loc-RIB under the new rules, then what we advertise that is no longer
-    // in it. A prefix that changes meanwhile is exported under the new rules by the ordinary path.
-    const session = p.sessions;
-    const gone = (): boolean => !p.established || p.sessions !== session;
+    if (!p.established || p.group === null) return;
+    // its rules changed: a group of its own first (updatePeer did that already when it was told the new rules)
+    this.splitFromGroup(id);
+    this.refreshGroup(p.group);
+  }
+
+  private refreshGroup(g: UpdateGroup): void {
+    // Two walks in slices (walker.ts): the Loc-RIB under the new rules, then what the group advertises that is no
+    // longer in it. A prefix that changes meanwhile is exported under the new rules by the ordinary path.
+    const gone = (): boolean => g.members.length === 0;
     const loc = this.loc;
     this.walker.start(loc.keySnapshot(), (prefix) => {
       const e = loc.get(prefix);
-      if (e !== undefined) exportEntry(this, p, prefix, e);
+      if (e !== undefined) exportEntry(this, g, prefix, e);
     }, () => {
-      this.walker.start(p.adjOut.keySnapshot(), (prefix) => {
-        if (!loc.has(prefix)) exportTo(this, p, prefix, null);
+      this.walker.start(g.adjOut.keySnapshot(), (prefix) => {
+        if (!loc.has(prefix)) exportTo(this, g, prefix, null);
       }, () => {
-        for (const prefix of p.ap?.prefixes() ?? []) if (!loc.has(prefix)) exportAddPath(this, p, prefix, undefined);
+        for (const m of g.members) for (const prefix of m.ap?.prefixes() ?? []) if (!loc.has(prefix)) exportAddPath(this, m, prefix, undefined);
       }, gone);
     }, gone);
   }
@@ -810,33 +881,83 @@ export class RibCore {
   /**
    * ROUTE-REFRESH received (RFC 2918 §4): queue everything we advertise in the
    * family again, bracketed by BoRR/EoRR when enhanced route refresh was
-   * negotiated (RFC 7313 §4).
+   * negotiated (RFC 7313 §4). For this peer alone: personal entries (update-group.ts).
    */
   routeRefresh(id: number, afi: number, safi: number): void {
     const p = this.peer(id);
     const fam = familyKey(afi, safi);
-    if (!p.established || !p.families.has(fam)) return;
-    const q = p.queue(fam);
-    if (p.enhancedRouteRefresh) q.head.push('begin-refresh');
+    const g = p.group;
+    if (!p.established || g === null || !p.families.has(fam)) return;
+    if (p.enhancedRouteRefresh) p.personal.head.push({ kind: 'begin-refresh', family: fam });
     // Adj-RIB-Out in slices (walker.ts); what changes meanwhile is queued by the ordinary export. EoRR after the last.
     const session = p.sessions;
-    this.walker.start(p.adjOut.keySnapshot(), (prefix) => {
-      if (familyOf(prefix) !== fam) return;
-      const set = p.adjOut.get(prefix);
-      if (set !== undefined) q.announce(set, prefix);
+    this.walker.start(g.adjOut.keySnapshot(), (prefix) => {
+      if (familyOf(prefix) === fam && g.desired(p, prefix) !== undefined) p.personal.add(prefix);
     }, () => {
       p.ap?.requeue(fam, familyOf); // every path, under its path id (RFC 7911)
-      if (p.enhancedRouteRefresh) q.tail.push('end-refresh');
+      if (p.enhancedRouteRefresh) p.personal.tail.push({ kind: 'end-refresh', family: fam });
     }, () => !p.established || p.sessions !== session);
   }
 
-
   /**
-   * The next piece of outbound work for a peer (out-queue.ts): markers first, withdrawals, then announcements one
-   * attribute set at a time, at most maxPrefixes per batch; null when nothing waits.
+   * The next piece of outbound work for a peer alone in its update group (without CoreConfig.updateGroups, every
+   * peer): its personal work, then the group's (markers, withdrawals, then announcements one attribute set at a
+   * time), at most maxPrefixes per batch; null when nothing waits.
    */
   nextBatch(id: number, maxPrefixes: number): OutBatch | null {
-    return nextBatch(this, id, maxPrefixes);
+    const p = this.peer(id);
+    const g = p.group;
+    if (g === null) return null;
+    if (g.members.length > 1) throw new Error(`peer ${id} shares an update group: take its work with nextGroupBatch`);
+    const b = nextPersonal(g, p, maxPrefixes);
+    if (b !== null) return b;
+    for (;;) {
+      const gb = nextGroupBatch(g, maxPrefixes);
+      if (gb === null) return null;
+      if (!gb.except.has(p)) return gb.batch;
+      const rest = gb.except.get(p);
+      if (rest === null || rest === undefined) continue;
+      const ids = gb.batch.kind === 'announce' || gb.batch.kind === 'withdraw' ? gb.batch.pathIds : null;
+      return { ...gb.batch, prefixes: rest, pathIds: ids === null ? null : ids.slice(0, rest.length) } as OutBatch;
+    }
+  }
+
+  /** The update group of an Established peer: its id and members' ids (update-group.ts); null when not Established. */
+  groupOf(id: number): { id: number; members: number[] } | null {
+    const g = this.peer(id).group;
+    return g === null ? null : { id: g.id, members: g.members.map((m) => m.id) };
+  }
+
+  /**
+   * The next batch of a group (update-group.ts), for every member but those in except: null there for none of
+   * it, else the prefixes (and path ids) that member gets instead. Null when the group has nothing waiting.
+   */
+  nextGroupBatch(groupId: number, maxPrefixes: number): { batch: OutBatch; except: Map<number, OutBatch | null> } | null {
+    const g = this.groups.find((x) => x.id === groupId);
+    if (g === undefined || g.members.length === 0) return null;
+    const gb = nextGroupBatch(g, maxPrefixes);
+    if (gb === null) return null;
+    const except = new Map<number, OutBatch | null>();
+    for (const [m, rest] of gb.except) {
+      if (rest === null) except.set(m.id, null);
+      else {
+        const ids = gb.batch.kind === 'announce' || gb.batch.kind === 'withdraw' ? gb.batch.pathIds : null;
+        except.set(m.id, { ...gb.batch, prefixes: rest, pathIds: ids === null ? null : ids.slice(0, rest.length) } as OutBatch);
+      }
+    }
+    return { batch: gb.batch, except };
+  }
+
+  /** A member's own next batch (update-group.ts Personal, ADD-PATH work); null when none waits. */
+  nextPersonalBatch(id: number, maxPrefixes: number): OutBatch | null {
+    const p = this.peer(id);
+    if (p.group === null || (p.personal.empty && p.ap === null)) return null;
+    return nextPersonal(p.group, p, maxPrefixes);
+  }
+
+  /** The id of a peer's update group; null when it is not Established. */
+  groupIdOf(id: number): number | null {
+    return this.peer(id).group?.id ?? null;
   }
 
   // ------------------------------------------------------------------ outputs and views
@@ -951,7 +1072,8 @@ export class RibCore {
 
   /** What we advertise to a peer for a prefix (Adj-RIB-Out), if anything. */
   advertised(id: number, prefix: PrefixKey): AttrSet | undefined {
-    return this.peer(id).adjOut.get(prefix);
+    const p = this.peer(id);
+    return p.group?.desired(p, prefix);
   }
 
   /**
@@ -962,7 +1084,7 @@ export class RibCore {
   advertisedPaths(id: number, prefix: PrefixKey): { pathId: number; attrs: AttrSet }[] {
     const p = this.peer(id);
     if (p.ap !== null && p.ap.families.has(familyOf(prefix))) return p.ap.advertised(prefix);
-    const set = p.adjOut.get(prefix);
+    const set = p.group?.desired(p, prefix);
     return set === undefined ? [] : [{ pathId: p.addPathTx.has(familyOf(prefix)) ? 1 : 0, attrs: set }];
   }
 
@@ -972,10 +1094,11 @@ export class RibCore {
    */
   *advertisedPrefixes(id: number): Generator<PrefixKey> {
     const p = this.peer(id);
-    yield* p.adjOut.keysIter();
+    const g = p.group;
+    if (g !== null) for (const k of g.adjOut.keysIter()) if (g.srcOf.get(k) !== p.id) yield k;
     const ap = p.ap;
     if (ap === null) return;
-    for (const k of this.loc.keysIter()) if (ap.families.has(familyOf(k)) && !p.adjOut.has(k)) yield k;
+    for (const k of this.loc.keysIter()) if (ap.families.has(familyOf(k)) && g?.desired(p, k) === undefined) yield k;
   }
 
   /** Adj-RIB-In paths of a peer for a prefix. */
@@ -988,7 +1111,13 @@ export class RibCore {
 
   peerStats(id: number): { received: number; received4: number; received6: number; advertised: number; established: boolean } {
     const p = this.peer(id);
-    return { received: p.paths, received4: p.paths - p.paths6, received6: p.paths6, advertised: p.adjOut.size + (p.ap?.count ?? 0), established: p.established };
+    const g = p.group;
+    let own = 0;
+    g?.srcOf.forEach((s, k) => {
+      if (s === p.id && g.adjOut.has(k)) own++;
+    });
+    const advertised = (g === null ? 0 : g.adjOut.size - own) + (p.ap?.count ?? 0);
+    return { received: p.paths, received4: p.paths - p.paths6, received6: p.paths6, advertised, established: p.established };
   }
 
   /** @internal (the files beside this one) */

@@ -36,33 +36,40 @@ import type { AttrSet } from './intern.js';
 import { familyOf, usableBest, type Dest, type LocEntry, type Peer } from './peer.js';
 import { evaluate } from './policy.js';
 import type { PrefixKey } from './types.js';
+import { noteSource, sourceId, type UpdateGroup } from './update-group.js';
 
-export function exportTo(rib: RibCore, p: Peer, prefix: PrefixKey, best: Path | null): void {
+/**
+ * A best path (null: none) into an update group's Adj-RIB-Out and queue (update-group.ts): computed once for all
+ * members, as if the route came from someone else; srcOf keeps each member off its own routes.
+ */
+export function exportTo(rib: RibCore, g: UpdateGroup, prefix: PrefixKey, best: Path | null): void {
+  const p = g.rep;
   const fam = familyOf(prefix);
   if (!p.families.has(fam)) return;
   if (p.ap !== null && p.ap.families.has(fam)) return; // exportAddPath's
-  const want = best === null ? null : exportSet(rib, p, prefix, best);
+  const want = best === null ? null : exportSet(rib, p, prefix, best, g);
+  // a change of the group's not sent yet: then what a member holds is not what Adj-RIB-Out said (noteSource)
+  const wasPending = g.queue(fam).pending.has(prefix);
   // one probe of Adj-RIB-Out either way (swap / take)
+  let cur: AttrSet | undefined;
   if (want !== null) {
-    const cur = p.adjOut.swap(prefix, want);
-    if (cur === want) {
-      rib.attrs.release(want); // re-advertising identical state sends nothing
-      return;
-    }
-    p.queue(fam).announce(want, prefix);
-    if (cur !== undefined) rib.attrs.release(cur);
+    cur = g.adjOut.swap(prefix, want);
+    if (cur === want) rib.attrs.release(want); // re-advertising identical state sends nothing
+    else g.queue(fam).announce(want, prefix);
   } else {
-    const cur = p.adjOut.take(prefix);
-    if (cur === undefined) return;
-    p.queue(fam).withdraw(prefix);
-    rib.attrs.release(cur);
+    cur = g.adjOut.take(prefix);
+    if (cur !== undefined) g.queue(fam).withdraw(prefix);
   }
+  noteSource(g, prefix, cur, want, want === null ? 0 : sourceId(best), wasPending);
+  if (cur !== undefined && cur !== want) rib.attrs.release(cur);
 }
 
-/** Export one Loc-RIB entry (undefined: the prefix is gone) to a peer, with or without ADD-PATH. */
-export function exportEntry(rib: RibCore, p: Peer, prefix: PrefixKey, e: LocEntry | undefined): void {
-  if (p.ap !== null && p.ap.families.has(familyOf(prefix))) exportAddPath(rib, p, prefix, e);
-  else exportTo(rib, p, prefix, e === undefined ? null : usableBest(e));
+/** Export one Loc-RIB entry (undefined: the prefix is gone) to a group, with or without ADD-PATH. */
+export function exportEntry(rib: RibCore, g: UpdateGroup, prefix: PrefixKey, e: LocEntry | undefined): void {
+  const p = g.rep;
+  if (p.ap !== null && p.ap.families.has(familyOf(prefix))) {
+    for (const m of g.members) exportAddPath(rib, m, prefix, e);
+  } else exportTo(rib, g, prefix, e === undefined ? null : usableBest(e));
 }
 
 /** RFC 7911: the peer's set of paths for the prefix follows the candidates (add-path.ts); each path passes exportSet. */
@@ -75,10 +82,13 @@ export function exportAddPath(rib: RibCore, p: Peer, prefix: PrefixKey, e: LocEn
   ap.update(prefix, fam, paths, best, (path) => exportSet(rib, p, prefix, path), rib.release);
 }
 
-/** The set to advertise to p for this best path (one reference taken), or null for none. */
-export function exportSet(rib: RibCore, p: Peer, prefix: PrefixKey, best: Path): AttrSet | null {
+/**
+ * The set to advertise to p for this best path (one reference taken), or null for none. With g, for every member
+ * of p's update group: the route's own source is not excluded here (the group does that, update-group.ts).
+ */
+export function exportSet(rib: RibCore, p: Peer, prefix: PrefixKey, best: Path, g?: UpdateGroup): AttrSet | null {
   const src = best.source;
-  if (src.id === p.id) return null; // not back to where it came from
+  if (g === undefined && src.id === p.id) return null; // not back to where it came from
   // RFC 9494 §4.3: a long-lived stale path goes only to peers that announced LLGR; to others it is withdrawn
   // (the default; the optional NO_EXPORT + LOCAL_PREF 0 partial deployment of §4.6 is not implemented).
   if (best.attrs.llgrStale && !p.llgrFamilies.has(familyOf(prefix))) return null;
@@ -99,7 +109,8 @@ export function exportSet(rib: RibCore, p: Peer, prefix: PrefixKey, best: Path):
       prefix, attrs: base.attrs, local: src.local, ibgp: p.ibgp, ifname: () => rib.ifnameOf(prefix, base.nextHops, src.local),
     });
     if (!d.accept) {
-      p.policyRejectedOut++;
+      if (g === undefined) p.policyRejectedOut++;
+      else for (const m of g.members) if (m.id !== src.id) m.policyRejectedOut++; // the source never had it evaluated
       return null;
     }
     if (d.attrs !== undefined) base = changed = rib.attrs.intern(d.attrs, base.nextHops);
@@ -109,11 +120,13 @@ export function exportSet(rib: RibCore, p: Peer, prefix: PrefixKey, best: Path):
   // attributes), and for a reflected set without ORIGINATOR_ID on the
   // peer it came from (whose BGP Identifier becomes the ORIGINATOR_ID).
   const kind = src.local ? 1 : reflect ? 2 : 0;
-  const slot = (p.id * 2 + (v6 ? 1 : 0)) * 3 + kind;
+  // a group's slots are negative, a peer's (ADD-PATH) positive
+  const slot = ((g === undefined ? p.id : -g.id) * 2 + (v6 ? 1 : 0)) * 3 + kind;
+  const epoch = g === undefined ? p.epoch : g.epoch;
   const origin = reflect && base.attrs.originatorId === undefined ? src.routerId : 0;
   let out: AttrSet;
   const cached = base.exportCache?.get(slot);
-  if (cached !== undefined && cached.epoch === p.epoch && cached.set.refs > 0 && cached.origin === origin) {
+  if (cached !== undefined && cached.epoch === epoch && cached.set.refs > 0 && cached.origin === origin) {
     out = rib.attrs.retain(cached.set);
   } else {
     const t = transform(rib, p, base, src, v6, reflect);
@@ -122,7 +135,7 @@ export function exportSet(rib: RibCore, p: Peer, prefix: PrefixKey, best: Path):
       return null;
     }
     out = rib.attrs.intern(t.attrs, t.nextHops);
-    (base.exportCache ??= new Map()).set(slot, { epoch: p.epoch, set: out, origin });
+    (base.exportCache ??= new Map()).set(slot, { epoch, set: out, origin });
   }
   if (changed !== null) rib.attrs.release(changed);
   const policy = p.cfg.exportPolicy;

@@ -1,9 +1,8 @@
-// The outbound queue of one peer and family (what is to be announced or withdrawn, not sent yet), and nextBatch,
-// which hands the sender its next piece of work from it (core.ts RibCore.nextBatch).
+// The outbound queue of one update group and family (what is to be announced or withdrawn, not sent yet);
+// update-group.ts nextGroupBatch hands the sender its next piece of work from it.
 import type { AttrSet } from './intern.js';
 import { PrefixMap } from './prefix-map.js';
-import type { RibCore } from './core.js';
-import type { OutBatch, PrefixKey } from './types.js';
+import type { PrefixKey } from './types.js';
 
 export type Marker = 'end-of-rib' | 'begin-refresh' | 'end-refresh';
 
@@ -105,35 +104,4 @@ export class OutQueue {
     }
     return null;
   }
-}
-
-/**
- * The next piece of outbound work for a peer: markers first, withdrawals,
- * then announcements one attribute set at a time (all prefixes of a batch
- * share it, so they fit one UPDATE's NLRI), at most maxPrefixes per batch;
- * null when nothing waits. The sender encodes what it gets and asks again
- * when its socket drains.
- */
-export function nextBatch(rib: RibCore, id: number, maxPrefixes: number): OutBatch | null {
-  const p = rib.peer(id);
-  const max = Math.max(1, maxPrefixes);
-  for (const fam of [...p.queues.keys()].sort((a, b) => a - b)) {
-    const q = p.queues.get(fam) as OutQueue;
-    if (q.pending.size === 0 && (q.groups.size > 0 || q.withdrawList.length > 0)) q.dropIndex();
-    if (q.empty && !(p.ap?.hasWork(fam) ?? false)) continue;
-    const afi = fam >> 8;
-    const safi = fam & 0xff;
-    const ids = (n: number): number[] | null => (p.addPathTx.has(fam) ? new Array<number>(n).fill(1) : null);
-    const h = q.head.shift();
-    if (h !== undefined) return { kind: h, afi, safi };
-    const apb = p.ap?.next(fam, max);
-    if (apb) return apb;
-    const w = q.takeWithdrawals(max);
-    if (w.length > 0) return { kind: 'withdraw', afi, safi, prefixes: w, pathIds: ids(w.length) };
-    const a = q.takeAnnouncements(max);
-    if (a !== null) return { kind: 'announce', afi, safi, attrs: a.set, prefixes: a.prefixes, pathIds: ids(a.prefixes.length) };
-    const t = q.tail.shift();
-    if (t !== undefined) return { kind: t, afi, safi };
-  }
-  return null;
 }

@@ -1,13 +1,13 @@
-// A peer as the core keeps it (session terms, Adj-RIB-Out, outbound queues, stale generations), and a Loc-RIB
+// A peer as the core keeps it (session terms, its update group, personal outbound work, stale generations), and a Loc-RIB
 // entry with several candidates.
 import { IPV4_UNICAST, IPV6_UNICAST } from '../wire/constants.js';
 import { Path, addressSortKey, isUsable } from './decision.js';
 import type { PathSource, Selection } from './decision.js';
 import type { AddPathOut } from './add-path.js';
 import type { AttrSet } from './intern.js';
-import { OutQueue } from './out-queue.js';
 import { PrefixMap } from './prefix-map.js';
-import type { PeerConfig, PeerView, PrefixKey } from './types.js';
+import { Personal, type UpdateGroup } from './update-group.js';
+import type { PeerConfig, PeerView, PrefixKey, SessionTerms } from './types.js';
 
 export class Peer implements PathSource, PeerView {
   readonly local = false;
@@ -22,11 +22,16 @@ export class Peer implements PathSource, PeerView {
   addPathTx: ReadonlySet<number> = new Set();
   enhancedRouteRefresh = false;
   llgrFamilies: ReadonlySet<number> = new Set();
-  /** Adj-RIB-Out: prefix → what we advertise (or are about to) */
-  adjOut = new PrefixMap<AttrSet>();
-  /** ADD-PATH send (RFC 7911) while Established: Adj-RIB-Out and queues of its families, which adjOut then leaves alone */
+  /** while Established: the update group whose Adj-RIB-Out and queues this peer shares (update-group.ts) */
+  group: UpdateGroup | null = null;
+  /** what the session negotiated (peerUp), for its update group's key */
+  terms: SessionTerms | null = null;
+  /** work for this peer alone: markers, a late joiner's or a refresh's table, source moves (update-group.ts) */
+  readonly personal = new Personal();
+  /** joined a group that already advertised: walking its table, so the group's End-of-RIB is not this peer's yet */
+  catchingUp = false;
+  /** ADD-PATH send (RFC 7911) while Established: Adj-RIB-Out and queues of its families, which the group then leaves alone */
   ap: AddPathOut | null = null;
-  readonly queues = new Map<number, OutQueue>();
   /** count of Adj-RIB-In paths */
   paths = 0;
   /** of which IPv6 (per-family maximum-prefix limits, RFC 4486) */
@@ -80,12 +85,6 @@ export class Peer implements PathSource, PeerView {
 
   get rrClient(): boolean {
     return this.cfg.routeReflectorClient === true;
-  }
-
-  queue(family: number): OutQueue {
-    let q = this.queues.get(family);
-    if (q === undefined) this.queues.set(family, (q = new OutQueue(family)));
-    return q;
   }
 }
 

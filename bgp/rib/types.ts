@@ -89,6 +89,12 @@ export interface CoreConfig {
    */
   readonly onWork?: () => void;
   /**
+   * Peers whose export is the same share one update group (update-group.ts): the driver then takes their work with
+   * nextGroupBatch / nextPersonalBatch. Off (the default): every peer has a group of its own, and nextBatch(id)
+   * gives a peer's work.
+   */
+  readonly updateGroups?: boolean;
+  /**
    * Where a next hop resolved through another Loc-RIB route (recursive.ts) resolves may have moved (another route,
    * another best of it, or the host's routes changed): the FIB asks recursiveHops() again.
    */

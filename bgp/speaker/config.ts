@@ -135,6 +135,8 @@ export interface SpeakerOptions {
   readonly keepRefused?: number;
   /** most prefixes taken from the RIB per batch when sending; default 2048 */
   readonly batchPrefixes?: number;
+  /** peers with the same export share one Adj-RIB-Out, queue and UPDATE encoding (bgp/rib/update-group.ts); default true */
+  readonly updateGroups?: boolean;
   /** ms of received input handled before the event loop gets a turn (read-slices.ts); default 8 */
   readonly readSliceMs?: number;
   /** announce the graceful restart capability (RFC 4724, with the N bit of RFC 8538) and act as its helper; default true */

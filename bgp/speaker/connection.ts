@@ -127,7 +127,8 @@ export class Connections {
       if (c.socket !== s || c.dead) return;
       c.blocked = false;
       this.host.sender.progress(p, c);
-      this.host.sender.pump(p);
+      // the peer's update group is pumped once for all members that drained this turn (sender.ts)
+      this.host.sender.schedulePump(p);
     });
   }
 

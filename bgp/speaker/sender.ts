@@ -19,6 +19,23 @@ import { notificationText } from './text.js';
 
 /** most batches one pump takes before yielding to other peers and to received data */
 const BATCHES_PER_TURN = 64;
+/**
+ * Unsent bytes past which a member leaves its update group (see pump): well above a socket's high-water mark, so a
+ * member that is only briefly slower stays, and small enough that a stuck one costs little memory.
+ */
+const SLOW_MEMBER_BYTES = 4 * 1024 * 1024;
+
+const ctxKeys = new WeakMap<CodecContext, string>();
+/** Codec contexts that encode alike have the same key (a member's UPDATE bytes can be another's). */
+function ctxKey(ctx: CodecContext): string {
+  let k = ctxKeys.get(ctx);
+  if (k === undefined) {
+    const fams = (x: ReadonlySet<number> | undefined): string => [...(x ?? [])].sort((a, b) => a - b).join(',');
+    k = `${ctx.as4}|${ctx.extendedMessage}|${fams(ctx.addPathTx)}|${fams(ctx.addPathRx)}|${ctx.external === true}|${fams(ctx.extendedNextHopRx)}`;
+    ctxKeys.set(ctx, k);
+  }
+  return k;
+}
 
 /** What the sender needs of the speaker. */
 export interface SenderHost {
@@ -30,6 +47,8 @@ export interface SenderHost {
   readonly remoteLog: LogRateLimit;
   /** carry out what the FSM answered to a SendProgress */
   run(p: Peer, c: Connection, actions: readonly FsmAction[]): void;
+  /** the speaker's peer of a core peer id (the members of an update group are core ids) */
+  peerByCore(id: number): Peer | undefined;
 }
 
 export class Sender {
@@ -88,57 +107,125 @@ export class Sender {
     this.host.run(p, c, c.fsm.handle(updates ? { type: 'SendProgress', pending, updates } : { type: 'SendProgress', pending }));
   }
 
+  /** groups with a pump scheduled, by group id (a member's pump is its group's: update groups, bgp/rib/update-group.ts) */
+  private readonly scheduled = new Set<number>();
+
   schedulePump(p: Peer): void {
-    if (p.pumpScheduled) return;
-    p.pumpScheduled = true;
+    const g = this.host.rib.groupIdOf(p.coreId);
+    if (g === null || this.scheduled.has(g)) return;
+    this.scheduled.add(g);
     setImmediate(() => {
-      p.pumpScheduled = false;
+      this.scheduled.delete(g);
       this.pump(p);
     });
   }
 
-  /** Send queued work until the socket pushes back, or a turn's share is used (then continue next turn). */
+  /** Pump every peer's update group once (a group's pump serves all its members). */
+  pumpAll(peers: Iterable<Peer>): void {
+    const done = new Set<number>();
+    for (const p of peers) {
+      const g = this.host.rib.groupIdOf(p.coreId);
+      if (g === null || done.has(g)) continue;
+      done.add(g);
+      this.pump(p);
+    }
+  }
+
+  /**
+   * Send queued work of p's update group until every member's socket pushes back, or a turn's share is used (then
+   * continue next turn): first each member's personal work, then the group's batches, each encoded once per codec
+   * context and the same bytes written to every member (less a member's own routes, update-group.ts). A member's
+   * socket that pushes back still gets the group's messages, so the members stay in lockstep; one whose unsent
+   * bytes pass SLOW_MEMBER_BYTES leaves the group (RibCore.splitFromGroup) and is paced by its own socket after.
+   */
   pump(p: Peer): void {
-    const c = ribConn(p);
-    if (!c || !c.socket || c.blocked || c.fsm.state !== 'Established' || this.host.deferring()) return;
-    let wrote = false;
-    let more = true;
-    // One socket write for the whole turn: corked, the socket collects this turn's UPDATEs and uncork() hands them
-    // to the kernel in one writev, instead of one write (and, with TCP_NODELAY, at least one segment) per UPDATE.
-    // write() still returns false past the high-water mark while corked, so a slow reader pushes back as before.
-    const sock = c.socket;
-    sock.cork();
+    const rib = this.host.rib;
+    const g = rib.groupOf(p.coreId);
+    if (g === null || this.host.deferring()) return;
+    const live: { p: Peer; c: Connection }[] = [];
+    for (const id of g.members) {
+      const m = this.host.peerByCore(id);
+      const c = m === undefined ? undefined : ribConn(m);
+      if (m && c && c.socket && !c.socket.destroyed && c.fsm.state === 'Established') live.push({ p: m, c });
+    }
+    if (live.every((x) => x.c.blocked)) return; // resumed on 'drain'
+    const wrote = new Set<{ p: Peer; c: Connection }>();
+    let more = false;
+    // One socket write per member for the whole turn: corked, a socket collects this turn's UPDATEs and uncork()
+    // hands them to the kernel in one writev, instead of one write (and, with TCP_NODELAY, at least one segment)
+    // per UPDATE. write() still returns false past the high-water mark while corked.
+    const corked = live.map((x) => x.c.socket as NonNullable<Connection['socket']>);
+    for (const s of corked) s.cork();
     try {
-      for (let i = 0; i < BATCHES_PER_TURN; i++) {
-        const b = this.host.rib.nextBatch(p.coreId, this.batchPrefixes);
-        if (b === null) {
-          more = false;
+      for (const x of live) {
+        for (let i = 0; !x.c.blocked && x.c.socket; i++) {
+          if (i === BATCHES_PER_TURN) {
+            more = true;
+            break;
+          }
+          const b = rib.nextPersonalBatch(x.p.coreId, this.batchPrefixes);
+          if (b === null) break;
+          if (this.emit(x.p, x.c, b, this.encodeOrDrop(x.p, b, x.c.ctx))) wrote.add(x);
+        }
+      }
+      for (let i = 0; ; i++) {
+        if (live.every((x) => x.c.blocked || !x.c.socket)) break; // resumed on 'drain'
+        if (i === BATCHES_PER_TURN) {
+          more = true;
           break;
         }
-        let bufs: Buffer[];
-        try {
-          bufs = this.encodeBatch(b, c.ctx);
-        } catch (e) {
-          this.host.log('error', `cannot encode ${b.kind} for AFI ${b.afi}: ${(e as Error).message}`, p.address);
-          // RFC 8654 §4: a route that does not fit the peer's largest message is not sent, and a previous version of
-          // it the peer holds is withdrawn. Adj-RIB-Out must then say the peer does not have it, or the next identical
-          // export would be suppressed as already sent.
-          if (b.kind === 'announce') p.counters.unsendable += this.host.rib.unsendable(p.coreId, b);
-          continue;
-        }
-        p.counters.messagesOut[b.kind === 'begin-refresh' || b.kind === 'end-refresh' ? 'ROUTE-REFRESH' : 'UPDATE'] += bufs.length;
-        for (const buf of bufs) this.write(p, c, buf, false);
-        wrote ||= bufs.length > 0;
-        if (c.blocked || !c.socket) {
-          more = false; // resumed on 'drain'
-          break;
+        const gb = rib.nextGroupBatch(g.id, this.batchPrefixes);
+        if (gb === null) break;
+        const byCtx = new Map<string, Buffer[] | null>();
+        for (const x of live) {
+          if (!x.c.socket) continue;
+          const own = gb.except.get(x.p.coreId);
+          if (own === null) continue;
+          let bufs: Buffer[] | null;
+          if (own !== undefined) bufs = this.encodeOrDrop(x.p, own, x.c.ctx);
+          else {
+            const k = ctxKey(x.c.ctx);
+            bufs = byCtx.get(k) ?? null;
+            if (!byCtx.has(k)) byCtx.set(k, (bufs = this.encodeOrDrop(x.p, gb.batch, x.c.ctx)));
+          }
+          if (this.emit(x.p, x.c, own ?? gb.batch, bufs)) wrote.add(x);
         }
       }
     } finally {
-      sock.uncork();
+      for (const s of corked) s.uncork();
     }
-    if (wrote) this.progress(p, c, true);
+    for (const x of wrote) this.progress(x.p, x.c, true);
+    if (live.length > 1) {
+      for (const x of live) {
+        if ((x.c.socket?.writableLength ?? 0) <= SLOW_MEMBER_BYTES) continue;
+        this.host.log('info', `falls behind its update group (${x.c.socket?.writableLength} bytes unsent): sent on its own from now`, x.p.address);
+        rib.splitFromGroup(x.p.coreId);
+        this.schedulePump(x.p);
+      }
+    }
     if (more) this.schedulePump(p);
+  }
+
+  /** Encode a batch for one peer; null (logged) when it cannot be, see encodeOrDrop's caller. */
+  private encodeOrDrop(p: Peer, b: OutBatch, ctx: CodecContext): Buffer[] | null {
+    try {
+      return this.encodeBatch(b, ctx);
+    } catch (e) {
+      this.host.log('error', `cannot encode ${b.kind} for AFI ${b.afi}: ${(e as Error).message}`, p.address);
+      // RFC 8654 §4: a route that does not fit the peer's largest message is not sent, and a previous version of
+      // it the peer holds is withdrawn. Adj-RIB-Out must then say the peer does not have it, or the next identical
+      // export would be suppressed as already sent.
+      if (b.kind === 'announce') p.counters.unsendable += this.host.rib.unsendable(p.coreId, b);
+      return null;
+    }
+  }
+
+  /** Write a batch's messages; false when there were none. */
+  private emit(p: Peer, c: Connection, b: OutBatch, bufs: Buffer[] | null): boolean {
+    if (bufs === null || bufs.length === 0) return false;
+    p.counters.messagesOut[b.kind === 'begin-refresh' || b.kind === 'end-refresh' ? 'ROUTE-REFRESH' : 'UPDATE'] += bufs.length;
+    for (const buf of bufs) this.write(p, c, buf, false);
+    return true;
   }
 
   private encodeBatch(b: OutBatch, ctx: CodecContext): Buffer[] {

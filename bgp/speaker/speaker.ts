@@ -2,6 +2,7 @@
 // (session/fsm.ts) and the route-processing core (rib/core.ts). All protocol
 // decisions live there; this file adds and removes peers, feeds FSM events and
 // carries out the FSM's actions, keeps counters and answers the views.
+// Size: just over 600 lines; issue 17's split (connection handling and the FSM glue apart) is not done yet.
 //
 // Shape (see README.md in this folder for the files):
 // - One Peer per configured neighbour, one RibCore peer id for it. A Peer has
@@ -90,6 +91,8 @@ export class Speaker extends EventEmitter {
   readonly localAsn: number;
   readonly routerId: number;
   private readonly peers = new Map<string, Peer>();
+  /** the same peers by core id (the members of an update group are core ids: sender.ts) */
+  private readonly byCore = new Map<number, Peer>();
   /** one listener per listen address (bindMode NodeIP on a dual-stack node: both node addresses) */
   private readonly listener = new Listener((level, msg, peer) => this.log(level, msg, peer));
   /** sockets: accept, dial, attach, close, receive */
@@ -143,6 +146,8 @@ export class Speaker extends EventEmitter {
       ...(opts.keepRefused !== undefined ? { keepRefused: opts.keepRefused } : {}),
       // a whole-table walk (peer down, sweep, refresh) ran a slice on a later turn: hand out what it changed
       onWork: () => this.scheduleFlush(),
+      // peers with the same export share one Adj-RIB-Out, queue and encoding (bgp/rib/update-group.ts)
+      updateGroups: opts.updateGroups ?? true,
       // a next hop resolved through another BGP route (bgp/rib/recursive.ts) may have moved: the FIB looks again
       onRecursiveMoved: () => this.emit('nexthops'),
     });
@@ -153,6 +158,7 @@ export class Speaker extends EventEmitter {
         log: (level, msg, peer) => this.log(level, msg, peer),
         remoteLog: this.remoteLog,
         run: (p, c, actions) => this.run(p, c, actions, false),
+        peerByCore: (id) => this.byCore.get(id),
       },
       opts.batchPrefixes ?? 2048,
     );
@@ -246,6 +252,7 @@ export class Speaker extends EventEmitter {
       () => ({ enabled: this.opts.gracefulRestart ?? true, llgrOffered: this.llgrOffered(p), stalePathTime: this.opts.stalePathTime ?? DEFAULT_STALE_PATH_TIME_S }),
     ));
     this.peers.set(address, p);
+    this.byCore.set(coreId, p);
     if (this.listener.listening) {
       this.applyListenerMd5(p, o.md5Key ?? null);
       this.applyListenerTtl(o);
@@ -306,6 +313,7 @@ export class Speaker extends EventEmitter {
     if (p.timer) clearTimeout(p.timer);
     p.timer = null;
     this.rib.removePeer(p.coreId);
+    this.byCore.delete(p.coreId);
     if (this.listener.listening && p.opts.md5Key !== undefined) this.applyListenerMd5(p, null);
     this.peers.delete(p.address);
     this.scheduleFlush();
@@ -661,7 +669,7 @@ export class Speaker extends EventEmitter {
   /** Let every Established peer send what is queued (the socket pushes back through pump's own checks). */
   private pumpAll(): void {
     this.receivedSincePump = 0;
-    for (const p of this.peers.values()) this.sender.pump(p);
+    this.sender.pumpAll(this.peers.values());
   }
 
   // ------------------------------------------------------------------ core glue
