@@ -193,6 +193,8 @@ t.test('peers added, changed and removed live; the others are not reset', async 
   await E.start();
   A.addPeer(peer(5, 65005, { passive: true }));
   await until(() => established(A, 5) && route(A, '10.5.0.0/16') && route(E, '10.1.3.0/24'), 'new peer E', 15_000);
+  // A passes E's route on in its next pump turn: wait for it at C rather than race it (seen to lose under load)
+  await until(() => route(C, '10.5.0.0/16') !== undefined, 'E\'s route at C', 10_000);
   t.same(route(C, '10.5.0.0/16')?.best.asPath, [65005], 'E\'s route reaches the mesh');
 
   // policy only: stop exporting 10.1.3.0/24 to D, without a reset
