@@ -30,7 +30,7 @@ import {
 import { Programmer } from '../fib/index.js';
 import { ControlServer } from './control/index.js';
 import { resolveGroup } from './control/group.js';
-import type { FibJson, PeerJson, PolicyVerdictJson, ReloadJson, RouteJson, StatusJson } from './ctl/types.js';
+import type { FibJson, PeerJson, PolicyVerdictJson, ReloadJson, RouteJson, StatusJson } from './control/types.js';
 import {
   BIRD_INT_MAX, DEFAULT_NORMAL_ROUTE_PRIORITY, NodeController, kernelMetricOf, kernelPolicy, type ControllerDiff,
 } from './controller/index.js';

@@ -9,11 +9,10 @@ import { DEFAULT_CONTROL_SOCKET } from '../control/protocol.js';
 import { VERSION } from '../version.js';
 import { renderBfd, renderFib, renderPeers, renderReload, renderStatus, ShapeError } from './render.js';
 import { renderDrain } from './drain.js';
-import type { DrainJson } from './types.js';
+import type { DrainJson } from '../control/types.js';
 import { checkRouteOptions, streamRoutes } from './routes.js';
 import { ctlWatch } from './watch.js';
 
-export * from './types.js';
 export { humaneDuration, humaneSince, table } from './format.js';
 export { renderBfd, renderFib, renderPeers, renderReload, renderRouteBlock, renderRoutes, renderStatus, ShapeError } from './render.js';
 

@@ -16,7 +16,7 @@ import { communityText } from '../../bgp/wire/json.js';
 import { parseIpv4, parseIpv6, prefix4, prefix4ToString, prefix6FromBytes } from '../../bgp/wire/prefix.js';
 import { ControlError } from '../control/protocol.js';
 import { ControlStream, scheduler as sharedScheduler, type TurnScheduler } from '../control/stream.js';
-import type { PathJson, RouteJson } from '../ctl/types.js';
+import type { PathJson, RouteJson } from '../control/types.js';
 import { PrefixWalk, SharedRuns, type KeyRange, type PrefixKey } from './prefix-walk.js';
 
 export type RouteView = 'loc' | 'received' | 'advertised' | 'refused';
