@@ -11,7 +11,8 @@ import type {
 } from '../control/types.js';
 import type { ReadinessGate } from '../http.js';
 import type { BfdWiring } from './bfd.js';
-import { prefixBytes, sortByPrefix, type SpeakerIdentity } from './mapping.js';
+import { prefixBytes, sortByPrefix } from '../ip.js';
+import type { SpeakerIdentity } from './mapping.js';
 import { contractPath } from './route-query.js';
 import type { RouteTable } from './routes.js';
 
