@@ -54,8 +54,23 @@ t.test('imports within a room, from src/, and of packages are allowed', async (t
   }
 });
 
+t.test('src/ importing a library past its index.ts is an error', async (t) => {
+  const cases: [string, string][] = [
+    ['src/daemon/x.ts', "import { a } from '../../bgp/wire/prefix.js';"],
+    ['src/x.ts', "import type { B } from '../fib/types.js';"],
+    ['src/ctl/x.ts', "export { c } from '../../config/resources.js';"],
+    ['src/x.ts', "const m = await import('../bgp/net/native.js');"],
+  ];
+  for (const [file, code] of cases) {
+    const msgs = await lintText(`${code}\nexport {};\n`, file);
+    t.equal(msgs.length, 1, `${file}: ${code}`);
+    t.match(msgs[0] ?? '', /through .*index\.js/);
+  }
+  t.same(await lintText("import { a } from '../../bgp/index.js';\nexport {};\n", 'src/daemon/x.ts'), [], 'through index.js');
+});
+
 t.test('the committed tree crosses no boundary', async (t) => {
-  const results = await eslint.lintFiles(['bgp', 'fib', 'config']);
+  const results = await eslint.lintFiles(['bgp', 'fib', 'config', 'src']);
   const crossings = results.flatMap((r) =>
     r.messages.filter((m) => m.ruleId === 'skein/boundaries').map((m) => `${r.filePath}:${m.line} ${m.message}`),
   );
