@@ -12,16 +12,15 @@
 // Run: npm run bench -- datastore-etcd   (needs `etcd` on PATH; env NODES, PODS_PER_NODE to scale; SCOPE=all reads
 // every node's records as before issue #16; CPU_PROF=dir profiles the host process; E2E=0 skips skeind;
 // DS_BENCH_SETTLE_S: seconds from skeind's ready to reading its RSS, default 10)
-import { fork, spawnSync, type ChildProcess } from 'node:child_process';
+import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { getHeapSpaceStatistics } from 'node:v8';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EtcdDatastore } from '../config/index.js';
-import { RouteWatch, memText, type MemStat, procMem, startSkeind, type SkeindStart } from './harness/datastore-e2e.js';
+import { RouteWatch, etcdDatastore, flushRoutes, loadAvg as la, memText, type MemStat, printTable, procMem, runInNamespace, startSkeind, type SkeindStart } from './harness/datastore-e2e.js';
 import { startEtcd } from '../test/helpers/etcd.js';
 import { affinityKey, affinityValue, blockKey, inParallel, nodeKey, nodeValue, wepKey, wepName, wepValue, block26 } from '../test/helpers/calico-gen.js';
 
@@ -106,35 +105,11 @@ const E2E_NS = process.env.DS_BENCH_NETNS;
 const settleMs = Number(process.env.DS_BENCH_SETTLE_S ?? 10) * 1000;
 const e2e = process.env.E2E !== '0' && process.getuid?.() === 0;
 
-/**
- * As root, the benchmark runs inside a network namespace of its own (made here, deleted at the end): etcd on its
- * loopback, skeind's routes in its kernel, cali0 (a veth pair with both ends inside) for this node's workloads.
- */
-function inNamespace(): number {
-  const ns = `skds-bench-${process.pid}`;
-  const ip = (...a: string[]): void => { const r = spawnSync('ip', a, { stdio: 'inherit' }); if (r.status !== 0) throw new Error(`ip ${a.join(' ')} failed`); };
-  ip('netns', 'add', ns);
-  try {
-    ip('-n', ns, 'link', 'set', 'lo', 'up');
-    ip('-n', ns, 'link', 'add', 'cali0', 'type', 'veth', 'peer', 'name', 'cali0p');
-    ip('-n', ns, 'link', 'set', 'cali0', 'up');
-    ip('-n', ns, 'link', 'set', 'cali0p', 'up');
-    // the node's own address (its Node's bgp.ipv4Address), on the other end of the pair
-    ip('-n', ns, 'addr', 'add', '10.100.0.1/32', 'dev', 'cali0p');
-    const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, ...process.execArgv, fileURLToPath(import.meta.url)], { stdio: 'inherit', env: { ...process.env, DS_BENCH_NETNS: ns } });
-    return r.status ?? 1;
-  } finally {
-    spawnSync('ip', ['netns', 'del', ns], { stdio: 'inherit' });
-  }
-}
-
-const la = (): string => loadavg().map((x) => x.toFixed(1)).join(' ');
-
 async function main(): Promise<void> {
   const etcd = await startEtcd(24361, 24362);
   const dir = mkdtempSync(join(tmpdir(), 'skein-dsbench-'));
   const routes = E2E_NS !== undefined ? new RouteWatch('cali0') : undefined;
-  const out: string[] = [];
+  const out: string[][] = [];
   try {
     const c = etcd.client;
     const own: string[] = [];
@@ -153,13 +128,10 @@ async function main(): Promise<void> {
       ownKeys = puts.length;
       puts = [];
       const l0 = la();
-      small = await startSkeind({ endpoint: etcd.endpoint, node: ME, dir, own, routes, timeoutMs: 60_000, settleMs });
+      small = await startSkeind({ datastore: etcdDatastore(etcd.endpoint), node: ME, dir, own, routes, timeoutMs: 60_000, settleMs });
       await small.stop();
-      // skeind leaves its routes in the kernel when it stops (for the next start to adopt): clear them so the next
-      // start is timed to its own writes
-      spawnSync('ip', ['-4', 'route', 'flush', 'proto', '171'], { stdio: 'inherit' });
-      out.push(`| skeind, etcd holding only its own node (${PER_NODE} WEPs) | ${(small.readyMs / 1000).toFixed(2)} s | ${(small.routesMs / 1000).toFixed(2)} s | ${mib(small.rss)} (peak ${mib(small.hwm)}) | — | ${l0} |`);
-      for (const p of own) routes.forget(p);
+      flushRoutes(routes, own);
+      out.push([`skeind, etcd holding only its own node (${PER_NODE} WEPs)`, `${(small.readyMs / 1000).toFixed(2)} s`, `${(small.routesMs / 1000).toFixed(2)} s`, `${mib(small.rss)} (peak ${mib(small.hwm)})`, '—', l0]);
     }
     const t0 = Date.now();
     for (let k = routes !== undefined ? 1 : 0; k < NODES; k++) nodeRecords(k, puts, own);
@@ -238,14 +210,14 @@ async function main(): Promise<void> {
     const gone = once(child, 'exit');
     child.send({ t: 'exit' });
     await gone;
-    out.push(`| the datastore alone (EtcdDatastore for ${ME} in a process of its own: no BGP, no FIB) | ${(r.ms / 1000).toFixed(2)} s | — | ${mib(r.rss)}: idle ${mib(idle)} + ${mib(r.rss - idle)} | p99 ${lat[98]!.toFixed(1)} ms (put -> change event) | ${refLoad} |`);
+    out.push([`the datastore alone (EtcdDatastore for ${ME} in a process of its own: no BGP, no FIB)`, `${(r.ms / 1000).toFixed(2)} s`, '—', `${mib(r.rss)}: idle ${mib(idle)} + ${mib(r.rss - idle)}`, `p99 ${lat[98]!.toFixed(1)} ms (put -> change event)`, refLoad]);
     // the reference's own endpoints (interfaces that do not exist) are not for skeind
     await c.delete().prefix(wepKey(ME, 'ns-x', 'x').replace(/[^/]*$/, ''));
 
     let bigMem: MemStat | undefined;
     if (routes !== undefined && small !== undefined) {
       const l1 = la();
-      const big = await startSkeind({ endpoint: etcd.endpoint, node: ME, dir, own, routes, timeoutMs: 120_000, settleMs });
+      const big = await startSkeind({ datastore: etcdDatastore(etcd.endpoint), node: ME, dir, own, routes, timeoutMs: 120_000, settleMs });
       bigMem = big.mem;
       try {
         // a WorkloadEndpoint of this node written to etcd -> its route in the kernel, 100 one at a time
@@ -259,14 +231,12 @@ async function main(): Promise<void> {
         }
         e2eLat.sort((a, b) => a - b);
         const m = procMem(big.child.pid!);
-        out.push(`| skeind, the full datastore | ${(big.readyMs / 1000).toFixed(2)} s | ${(big.routesMs / 1000).toFixed(2)} s | ${mib(big.rss)} (peak ${mib(big.hwm)}): ${mib(small.rss)} + ${mib(big.rss - small.rss)}; after 100 changes ${mib(m.rss)} | median ${e2eLat[50]!.toFixed(1)} ms, p99 ${e2eLat[98]!.toFixed(1)} ms, max ${e2eLat[99]!.toFixed(1)} ms (put -> route in the kernel) | ${l1} |`);
+        out.push(['skeind, the full datastore', `${(big.readyMs / 1000).toFixed(2)} s`, `${(big.routesMs / 1000).toFixed(2)} s`, `${mib(big.rss)} (peak ${mib(big.hwm)}): ${mib(small.rss)} + ${mib(big.rss - small.rss)}; after 100 changes ${mib(m.rss)}`, `median ${e2eLat[50]!.toFixed(1)} ms, p99 ${e2eLat[98]!.toFixed(1)} ms, max ${e2eLat[99]!.toFixed(1)} ms (put -> route in the kernel)`, l1]);
       } finally {
         await big.stop();
       }
-      console.log(`\nskeind end to end (${NODES} nodes, ${NODES * PER_NODE} WorkloadEndpoints of which ${PER_NODE} on ${ME}; node-to-node mesh off and no BGP peer), beside the datastore alone in the same run; load average at each start:`);
-      console.log('| what | ready | own pod routes in the kernel | RSS once settled | own WorkloadEndpoint change | load |');
-      console.log('|---|---:|---:|---|---|---|');
-      for (const l of out) console.log(l);
+      printTable(`skeind end to end (${NODES} nodes, ${NODES * PER_NODE} WorkloadEndpoints of which ${PER_NODE} on ${ME}; node-to-node mesh off and no BGP peer), beside the datastore alone in the same run; load average at each start:`,
+        ['what', 'ready', 'own pod routes in the kernel', 'RSS once settled', 'own WorkloadEndpoint change', 'load'], out);
       if (small.mem !== undefined) console.log(`skeind, own node only: ${memText(small.mem)}`);
       if (bigMem !== undefined) console.log(`skeind, full datastore: ${memText(bigMem)}`);
       console.log(`ready: from spawn to the "ready" log line; routes: from spawn until the last of its own workloads' /32s was seen by \`ip monitor route\`; RSS: /proc VmRSS ${settleMs / 1000} s after both. The reference for RSS is skeind on a datastore holding only its own node's records (the issue's "idle RSS"). BIRD+confd cannot read this datastore: no Calico reference runs here.`);
@@ -279,5 +249,5 @@ async function main(): Promise<void> {
 }
 
 if (process.argv[2] === '--host') host(process.argv[3] as string).catch((e: unknown) => { console.error(e); process.exit(1); });
-else if (e2e && E2E_NS === undefined) process.exit(inNamespace());
+else if (e2e && E2E_NS === undefined) process.exit(runInNamespace('skds-bench', 'DS_BENCH_NETNS', fileURLToPath(import.meta.url)));
 else main().catch((e: unknown) => { console.error(e); process.exit(1); });

@@ -6,22 +6,24 @@ import { dirname } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { formatIssue, type Issue } from './errors.js';
-import { concernsNode, loadResourcesText, modelOfScan } from './filesource.js';
-import type { ParseJob } from './fileworker.js';
+import { concernsNode, loadResourcesText, modelOfScan, type FileDiff, type ReadStats } from './filesource.js';
+import type { ToWorker, WorkerInit } from './fileworker.js';
 import { Base } from './dsbase.js';
 import { Model } from './model.js';
-import { resourceId, type Kind, type Resource } from './resources.js';
+import { KINDS, resourceId, type Kind, type Resource } from './resources.js';
 
-/** One read of the file: its hash, and (unless unchanged) what it holds. */
+/** One read of the file: its hash, and (unless unchanged) what it holds: a whole new Model, or the differences. */
 type Parsed =
   | { same: true; hash: string }
-  | { same: false; hash: string; model: Model; issues: Issue[]; syntaxError: boolean; total: number };
+  | ({ same: false; hash: string; issues: Issue[]; syntaxError: boolean; total: number; stats?: ReadStats } & (
+    | { model: Model; fromWorker: boolean; fallbacks: { kind: Kind; id: string }[] }
+    | { upserts: Resource[]; deletes: { kind: Kind; id: string }[] }));
 
 type WorkerMsg =
   | { t: 'same'; hash: string }
   | { t: 'error'; message: string }
   | { t: 'chunk'; resources: Resource[] }
-  | { t: 'done'; hash: string; issues: Issue[]; fallbacks: { kind: Kind; id: string }[]; syntaxError: boolean; total: number };
+  | ({ t: 'done'; hash: string } & Omit<FileDiff, 'upserts'>);
 
 // The worker module beside this one: .ts when run from source (tests, through the TypeScript loader the worker
 // inherits with execArgv), .js when built.
@@ -69,6 +71,10 @@ export class FileDatastore extends Base {
   /** valid resources in the file in force, this node's or not (the shrink rule's base) */
   private total = 0;
   private worker: Worker | undefined;
+  /** where the worker's messages go during a reload */
+  private onWorker: ((m: WorkerMsg) => void) | undefined;
+  /** how much of the file the last read parsed (a worker's read; FileIndex) */
+  lastRead: ReadStats | undefined;
   /** what a reload is doing now (for tests and `skeinctl status`): reading, or parsing in a worker, or taking its results */
   phase: 'reading' | 'parsing' | 'receiving' | undefined;
   /** resources received from the worker so far in this reload */
@@ -136,7 +142,8 @@ export class FileDatastore extends Base {
     const hash = p.hash;
     if (p.same) return;
     this.lastHash = hash;
-    const { model, issues, syntaxError, total } = p;
+    const { issues, syntaxError, total } = p;
+    if (p.stats !== undefined) this.lastRead = p.stats;
     // Report each problem once while it persists.
     const now = new Set(issues.map(formatIssue));
     for (const i of issues) if (!this.reported.has(formatIssue(i))) this.report(i);
@@ -151,7 +158,10 @@ export class FileDatastore extends Base {
     // a valid but partial file for a moment: applied as is, everything missing would count as deleted, this node's
     // own identity included (every session restarts). Such a file is held until it settles: the same content for
     // settleMs means the operator meant it.
-    const why = this.snapshotTaken ? this.holdReason(model, total) : undefined;
+    const node = this.opts.nodeName;
+    const nodeGone = node !== undefined && this.model.node(node) !== undefined
+      && ('model' in p ? p.model.node(node) === undefined : p.deletes.some((d) => d.kind === 'Node' && d.id === node));
+    const why = this.snapshotTaken ? this.holdReason(nodeGone, total) : undefined;
     if (why !== undefined) {
       const settleMs = this.opts.settleMs ?? 5000;
       if (this.held?.hash !== hash) this.held = { hash, since: Date.now() };
@@ -174,9 +184,38 @@ export class FileDatastore extends Base {
       this.status = rest;
     }
     this.total = total;
-    this.install(model, (kind, id) => `${file}#${kind}/${id}`);
+    const keyOf = (kind: Kind, id: string): string => `${file}#${kind}/${id}`;
+    if ('model' in p) {
+      this.install(p.model, keyOf);
+      if (!p.fromWorker) {
+        // applied from this thread's parse: the worker's version in force is stale, a fresh one starts from nothing
+        void this.worker?.terminate();
+        this.worker = undefined;
+      } else {
+        // the last good versions this thread kept for invalid documents are in force too
+        const resolved: Resource[] = [];
+        for (const f of p.fallbacks) {
+          const r = this.model.get(f.kind, f.id);
+          if (r !== undefined) resolved.push(r);
+        }
+        this.post({ t: 'commit', resolved });
+      }
+    } else {
+      this.applyDiff(p.upserts, p.deletes, keyOf);
+      this.post({ t: 'commit', resolved: [] });
+    }
     const errs = issues.filter((i) => i.severity === 'error');
     this.setStatus('synced', errs.length > 0 ? { lastError: formatIssue(errs[0] as Issue) } : {});
+  }
+
+  /** The differences from the worker applied to the model in force: deletions first, each group in kind order, ids sorted (as Model.diff). */
+  private applyDiff(upserts: Resource[], deletes: { kind: Kind; id: string }[], keyOf: (kind: Kind, id: string) => string): void {
+    const rank = new Map<Kind, number>(KINDS.map((k, i) => [k, i]));
+    const order = (a: { kind: Kind; id: string }, b: { kind: Kind; id: string }): number =>
+      (rank.get(a.kind) as number) - (rank.get(b.kind) as number) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+    const ups = upserts.map((r) => ({ kind: r.kind, id: resourceId(r), r })).sort(order);
+    for (const d of deletes.sort(order)) this.emitChange(this.model.delete(d.kind, d.id, keyOf(d.kind, d.id)));
+    for (const u of ups) this.emitChange(this.model.set(u.r, keyOf(u.kind, u.id)));
   }
 
   private keep(): ((r: Resource) => boolean) | undefined {
@@ -189,63 +228,90 @@ export class FileDatastore extends Base {
     const text = await readFile(this.opts.path, 'utf8');
     const hash = createHash('sha256').update(text).digest('hex');
     if (hash === this.lastHash && this.status.state === 'synced') return { same: true, hash };
-    return { same: false, hash, ...loadResourcesText(text, this.opts.path, this.snapshotTaken ? this.model : undefined, this.keep()) };
+    return { same: false, hash, fromWorker: false, fallbacks: [], ...loadResourcesText(text, this.opts.path, this.snapshotTaken ? this.model : undefined, this.keep()) };
+  }
+
+  private post(m: ToWorker): void {
+    this.worker?.postMessage(m);
+  }
+
+  /** The parse worker, started on first use and kept: it holds what the file's documents parsed to (fileworker.ts). */
+  private startWorker(): Worker {
+    const init: WorkerInit = { path: this.opts.path, nodeName: this.opts.nodeName, chunk: this.opts.chunk ?? 1000 };
+    // A read at 100k endpoints grew the worker's young generation to its 32 MiB, all of it touched and kept while the
+    // worker idles (V8 shrinks it only at a collection under a low allocation rate): skeind's RSS +42 MiB. At 2 MiB
+    // the worker costs ~13 MiB, and the read no longer (it allocates mostly short-lived pieces and the file's text).
+    const w = new Worker(WORKER_URL, { workerData: init, resourceLimits: { maxYoungGenerationSizeMb: 2 } });
+    // idle between reloads, it must not keep the process alive (a reload refs it while it runs)
+    w.unref();
+    const gone = (e: Error): void => {
+      if (this.worker === w) this.worker = undefined;
+      this.onWorker?.({ t: 'error', message: e.message });
+    };
+    w.on('message', (m: WorkerMsg) => this.onWorker?.(m));
+    w.on('error', gone);
+    w.on('exit', (code) => gone(new Error(this.closed ? 'closed' : `the parse worker exited (${code})`)));
+    return w;
   }
 
   /**
-   * Read, hash, parse and validate in a worker thread; the resources come back in chunks, one per event-loop turn
-   * (each taken into the new Model as it comes), so the loop keeps turning however large the file is.
+   * Read, hash, parse and validate in the worker thread, which parses only the documents that changed since its last
+   * read and sends only the resources new or changed since the version in force (or, its first time, all of them),
+   * in chunks, one per event-loop turn, so the loop keeps turning however large the file or the change is.
    */
   private parseInWorker(): Promise<Parsed> {
-    const job: ParseJob = { path: this.opts.path, lastHash: this.status.state === 'synced' ? this.lastHash : undefined, nodeName: this.opts.nodeName, chunk: this.opts.chunk ?? 1000 };
-    const w = new Worker(WORKER_URL, { workerData: job });
-    this.worker = w;
+    const w = this.worker ?? (this.worker = this.startWorker());
     this.phase = 'parsing';
     this.received = 0;
+    w.ref();
+    // a full read becomes a new Model; a diff's upserts, each compared with the model in force as it comes
     const model = new Model();
+    const upserts: Resource[] = [];
     return new Promise<Parsed>((resolve, reject) => {
       let settled = false;
       const end = (f: () => void): void => {
         if (settled) return;
         settled = true;
-        if (this.worker === w) this.worker = undefined;
-        void w.terminate();
+        this.onWorker = undefined;
+        w.unref();
         f();
       };
-      const ask = (): void => { setImmediate(() => { if (!settled) w.postMessage('next'); }); };
-      w.on('message', (m: WorkerMsg) => {
+      const ask = (): void => { setImmediate(() => { if (!settled) w.postMessage({ t: 'next' } satisfies ToWorker); }); };
+      this.onWorker = (m: WorkerMsg): void => {
         switch (m.t) {
           case 'same': end(() => resolve({ same: true, hash: m.hash })); return;
           case 'error': end(() => reject(Object.assign(new Error(m.message), { code: m.message }))); return;
           case 'chunk':
             this.phase = 'receiving';
-            if (this.snapshotTaken) {
-              // Compared with the model in force here, a chunk per turn, not all at once in install()'s diff (at
-              // 2 MiB, 5,000 endpoints, that diff alone blocked the loop for 80-180 ms at load 26): an unchanged
-              // resource is taken as the object already in force, so the diff passes it by identity.
-              for (const r of m.resources) {
-                const prev = this.model.get(r.kind, resourceId(r));
-                model.set(prev !== undefined && isDeepStrictEqual(prev, r) ? prev : r);
-              }
-            } else modelOfScan({ resources: m.resources, fallbacks: [] }, undefined, model);
+            // Compared with the model in force here, a chunk per turn, not all at once in install()'s diff (at
+            // 2 MiB, 5,000 endpoints, that diff alone blocked the loop for 80-180 ms at load 26): an unchanged
+            // resource is taken as the object already in force (a full read), or dropped (a diff).
+            for (const r of m.resources) {
+              const prev = this.snapshotTaken ? this.model.get(r.kind, resourceId(r)) : undefined;
+              const same = prev !== undefined && isDeepStrictEqual(prev, r);
+              model.set(same ? prev : r);
+              if (!same) upserts.push(r);
+            }
             this.received += m.resources.length;
             ask();
             return;
-          case 'done':
-            modelOfScan({ resources: [], fallbacks: m.fallbacks }, this.snapshotTaken ? this.model : undefined, model);
-            end(() => resolve({ same: false, hash: m.hash, model, issues: m.issues, syntaxError: m.syntaxError, total: m.total }));
+          case 'done': {
+            const common = { same: false as const, hash: m.hash, issues: m.issues, syntaxError: m.syntaxError, total: m.total, stats: m.stats };
+            if (m.full) {
+              modelOfScan({ resources: [], fallbacks: m.fallbacks }, this.snapshotTaken ? this.model : undefined, model);
+              end(() => resolve({ ...common, model, fromWorker: true, fallbacks: m.fallbacks }));
+            } else end(() => resolve({ ...common, upserts, deletes: m.deletes }));
+          }
         }
-      });
-      w.on('error', (e) => end(() => reject(e)));
-      w.on('exit', (code) => end(() => reject(new Error(this.closed ? 'closed' : `the parse worker exited (${code}) before it was done`))));
+      };
+      w.postMessage({ t: 'load', lastHash: this.status.state === 'synced' ? this.lastHash : undefined } satisfies ToWorker);
       ask();
     });
   }
 
   /** Why a new version of the file looks partial, compared with the model in force. */
-  private holdReason(next: Model, nextTotal: number): string | undefined {
-    const node = this.opts.nodeName;
-    if (node !== undefined && this.model.node(node) !== undefined && next.node(node) === undefined) return `it drops this node's own Node ${node}`;
+  private holdReason(nodeGone: boolean, nextTotal: number): string | undefined {
+    if (nodeGone) return `it drops this node's own Node ${this.opts.nodeName ?? ''}`;
     // Shrinking to under half in one write, by more than a handful of records: a truncated or half-copied file.
     const before = this.total;
     if (before - nextTotal > 10 && nextTotal < before / 2) return `it shrinks from ${before} to ${nextTotal} resources in one write`;

@@ -1,47 +1,98 @@
-// The file datastore's parse worker: reads resources.yaml, hashes it, parses and validates it off the main thread
-// (issue #14: at 100k WorkloadEndpoints a synchronous parse blocked the event loop for most of a minute, so /livez
-// failed). One worker per reload, ended after it: its heap (the YAML documents) goes with it.
+// The file datastore's parse worker: reads resources.yaml, hashes it, and parses and validates what changed off the
+// main thread (issue #14: at 100k WorkloadEndpoints a synchronous parse blocked the event loop for most of a minute,
+// so /livez failed). One worker per FileDatastore, kept between reloads: it holds the FileIndex (each document's scan,
+// by its text's hash, and the resources in force), so a reload parses only the documents that changed and sends only
+// the differences.
 //
-// Protocol (FileDatastore.parseInWorker): workerData is a ParseJob. The worker posts
-//   { t: 'same' }                     the file's hash equals job.lastHash: nothing to do;
+// Protocol (FileDatastore.parseInWorker): workerData is a WorkerInit. The main thread posts { t: 'load', lastHash }
+// and the worker answers
+//   { t: 'same', hash }               the file's hash equals lastHash: nothing to do;
 //   { t: 'error', message }           the file could not be read;
-//   { t: 'chunk', resources }         up to job.chunk valid resources (repeated), each sent only after the main
-//                                     thread asked for it with a 'next' message, so it takes one chunk per turn of
-//                                     its event loop instead of draining the whole queue in one;
-//   { t: 'done', hash, issues, fallbacks, syntaxError, total }.
+//   { t: 'chunk', resources }         up to `chunk` new or changed resources (repeated), each sent only after the main
+//                                     thread asked for it with { t: 'next' }, so it takes one chunk per turn of its
+//                                     event loop instead of draining the whole queue in one;
+//   { t: 'done', hash, full, deletes, issues, fallbacks, syntaxError, total, stats } (see FileDiff).
+// When the main thread applies a read, it posts { t: 'commit', resolved } (FileIndex.commit); a read it holds or
+// cannot use is never committed, and the next read is compared with the version in force.
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { parentPort, workerData } from 'node:worker_threads';
-import { concernsNode, scanResourcesText } from './filesource.js';
+import { concernsNode, FileIndex } from './filesource.js';
+import type { Resource } from './resources.js';
 
-export interface ParseJob {
+export interface WorkerInit {
   path: string;
-  lastHash?: string | undefined;
   nodeName?: string | undefined;
   chunk: number;
 }
 
-async function run(job: ParseJob): Promise<void> {
-  const port = parentPort;
+export type ToWorker = { t: 'load'; lastHash: string | undefined } | { t: 'next' } | { t: 'commit'; resolved: Resource[] };
+
+const init = workerData as WorkerInit;
+const node = init.nodeName;
+const index = new FileIndex(init.path, node !== undefined ? (r) => concernsNode(r, node) : undefined, node);
+const port = parentPort;
+// the main thread's 'next' messages not yet used (one may come before the read needs it), and the read waiting for one
+let credit = 0;
+let asked: (() => void) | undefined;
+const next = (): Promise<void> => {
+  if (credit > 0) { credit--; return Promise.resolve(); }
+  return new Promise((res) => { asked = res; });
+};
+let loads = Promise.resolve();
+
+// A read leaves the file's text, its Buffer and the documents' pieces as garbage (at 100k endpoints ~100 MiB), and an
+// idle worker allocates too little to collect it: skeind's RSS stayed ~70 MiB up (bench/datastore-file). So each read
+// ends with one full collection, asked of V8 as src/control/idle-gc.ts asks (--expose-gc set at run time, the gc
+// function taken from a fresh context); the daemon's malloc_trim after the list (src/daemon/memory.ts) then returns
+// the pages. Where V8 refuses the flag, nothing happens.
+type GcFn = (o: { type: 'major'; execution: 'async' }) => unknown;
+let gc: GcFn | undefined;
+try {
+  setFlagsFromString('--expose-gc');
+  const f = runInNewContext('gc') as unknown;
+  if (typeof f === 'function') gc = f as GcFn;
+} catch {
+  gc = undefined;
+}
+
+async function load(lastHash: string | undefined): Promise<void> {
   if (port === null) return;
   let text: string;
   try {
-    text = await readFile(job.path, 'utf8');
+    text = await readFile(init.path, 'utf8');
   } catch (e) {
     port.postMessage({ t: 'error', message: (e as NodeJS.ErrnoException).code ?? (e as Error).message });
     return;
   }
   const hash = createHash('sha256').update(text).digest('hex');
-  if (hash === job.lastHash) { port.postMessage({ t: 'same', hash }); return; }
-  const node = job.nodeName;
-  const scan = scanResourcesText(text, job.path, node !== undefined ? (r) => concernsNode(r, node) : undefined);
-  const asked = (): Promise<void> => new Promise((res) => port.once('message', () => res()));
-  for (let i = 0; i < scan.resources.length; i += job.chunk) {
-    await asked();
-    port.postMessage({ t: 'chunk', resources: scan.resources.slice(i, i + job.chunk) });
+  if (hash === lastHash) { port.postMessage({ t: 'same', hash }); return; }
+  const d = index.read(text);
+  for (let i = 0; i < d.upserts.length; i += init.chunk) {
+    await next();
+    port.postMessage({ t: 'chunk', resources: d.upserts.slice(i, i + init.chunk) });
   }
-  await asked();
-  port.postMessage({ t: 'done', hash, issues: scan.issues, fallbacks: scan.fallbacks, syntaxError: scan.syntaxError, total: scan.total });
+  await next();
+  const { upserts: _sent, ...rest } = d;
+  port.postMessage({ t: 'done', hash, ...rest });
 }
 
-void run(workerData as ParseJob);
+port?.on('message', (m: ToWorker) => {
+  switch (m.t) {
+    case 'load':
+      // the main thread has one load out at a time: a 'next' left from the last one (answered 'same') is void
+      credit = 0;
+      loads = loads.then(() => load(m.lastHash)).then(() => { gc?.({ type: 'major', execution: 'async' }); });
+      return;
+    case 'next': {
+      const a = asked;
+      asked = undefined;
+      if (a !== undefined) a();
+      else credit++;
+      return;
+    }
+    case 'commit': index.commit(m.resolved);
+  }
+});

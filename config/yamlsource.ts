@@ -71,3 +71,53 @@ export function parseYaml(text: string, source: string): { docs: YamlDoc[]; issu
   }
   return { docs, issues };
 }
+
+/** One document of a YAML stream: its text and where it starts in the whole text. */
+export interface DocText {
+  text: string;
+  /** offset of its first character in the whole text */
+  at: number;
+}
+
+// a line that is only a document start marker (a comment may follow): the boundary splitDocuments cuts at
+const START = /^---[ \t]*(?:#.*)?\r?$/;
+
+/**
+ * Cut a YAML stream into its documents without parsing it, at the lines that hold only a document start marker
+ * (`---`): YAML forbids such a line inside any node (spec 1.2.2 §9.1.4, "c-forbidden"), so each piece parses alone to
+ * what the whole stream would give for it, and a file's documents can be parsed, validated and cached one by one.
+ * Streams this cannot cut with certainty (a directive `%...`, a document end marker `...`, content on a `---` line)
+ * come back whole, as one piece: correct, just not incremental. Lines are not counted here (at 100k documents that
+ * was most of the cut): LineOf gives a document's first line when one is needed.
+ */
+export function splitDocuments(text: string): DocText[] {
+  const out: DocText[] = [];
+  let start = 0;
+  // every line that begins with a marker character: only those need a look
+  const re = /^(?:---|\.\.\.|%)/gm;
+  for (let m = re.exec(text); m !== null; m = re.exec(text)) {
+    const at = m.index;
+    const eol = text.indexOf('\n', at);
+    const row = text.slice(at, eol < 0 ? text.length : eol);
+    if (!START.test(row)) return [{ text, at: 0 }];
+    out.push({ text: text.slice(start, at), at: start });
+    start = eol < 0 ? text.length : eol + 1;
+    re.lastIndex = start;
+  }
+  out.push({ text: text.slice(start), at: start });
+  return out;
+}
+
+/** The 1-based line of offsets in a text, counted on demand and forward from the last one asked (offsets in order are cheapest). */
+export class LineOf {
+  private pos = 0;
+  private line = 1;
+  constructor(private readonly text: string) {}
+
+  at(offset: number): number {
+    if (offset < this.pos) { this.pos = 0; this.line = 1; }
+    for (let i = this.text.indexOf('\n', this.pos); i >= 0 && i < offset; i = this.text.indexOf('\n', i + 1)) this.line++;
+    this.pos = offset;
+    return this.line;
+  }
+}

@@ -9,7 +9,7 @@
 //   resync.ts (dump: adopt at start, repair) ──┘  <──────── dumps, events ───────────┘
 import type { EventEmitter } from 'node:events';
 import type { Worker } from 'node:worker_threads';
-import type { RawNetlinkSocket } from 'netlink';
+import type { RawNetlinkSocket } from 'netlink/dist/raw.js';
 import { EVENT_SEEN, INFLIGHT, QUEUED, RouteTable, isSpec, v4Bytes, type Entry, type Shape } from './entries.js';
 import { Links } from './links.js';
 import { Nexthops } from './nexthops.js';

@@ -4,7 +4,7 @@
 //  - events: joins the link and route groups and only listens;
 //  - dumps: one full dump at a time, so a dump's multipart reply never mixes with acknowledgements.
 import { getSystemErrorMap } from 'node:util';
-import { RawNetlinkSocket, type ErrnoException } from 'netlink';
+import { RawNetlinkSocket, type ErrnoException } from 'netlink/dist/raw.js';
 import { NETLINK_ROUTE, NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, NLM_F_DUMP_INTR } from './constants.js';
 import { dumpRequest } from './codec.js';
 

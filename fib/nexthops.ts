@@ -28,7 +28,7 @@
 //
 // Objects that fall out of use while running are deleted by collect() once the writer is idle (core.ts).
 // Not covered yet (fib/README.md): resilient groups are not used.
-import type { RawNetlinkSocket } from 'netlink';
+import type { RawNetlinkSocket } from 'netlink/dist/raw.js';
 import {
   AF_INET, AF_INET6, NHA_GATEWAY, NHA_GROUP, NHA_ID, NHA_OIF, NHMSG_LEN, NLMSG_HDRLEN, NLM_F_ACK, NLM_F_CREATE,
   NLM_F_EXCL, NLM_F_REQUEST, RTA_NH_ID, RTM_DELNEXTHOP, RTM_GETNEXTHOP, RTM_NEWNEXTHOP, RTNH_F_ONLINK, RT_SCOPE_LINK,

@@ -6,7 +6,7 @@
 //    and once after a bulk write (route notifications were off).
 // A dump started before an ACK or event never overwrites what they said (the per-entry stamp against the clock).
 // Routes of other protocols are skipped by their rtm_protocol before anything is parsed.
-import type { ErrnoException } from 'netlink';
+import type { ErrnoException } from 'netlink/dist/raw.js';
 import { AF_INET, AF_INET6, IFINFOMSG_LEN, RTM_GETLINK, RTM_GETROUTE, RTMSG_LEN, RTPROT_KERNEL } from './constants.js';
 import { newRouteScan, parseLink, parseRoute, rtmProtocol, scanRoute } from './codec.js';
 import type { Core } from './core.js';

@@ -14,7 +14,7 @@
 // series); every other per-peer metric loses its `peer` label and is summed over the peers (skein_bgp_peer_state
 // and skein_bgp_peer_graceful_restart_phase then count the peers in each state or phase), and
 // skein_bgp_peer_established_since_seconds is left out.
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from './prom.js';
 
 const DATASTORE_STATES = ['connecting', 'synced', 'resyncing', 'disconnected'] as const;
 
@@ -131,7 +131,7 @@ export class Metrics {
   constructor(options: MetricsOptions = {}) {
     const registers = [this.registry];
     if (options.defaultMetrics ?? true) {
-      collectDefaultMetrics({ register: this.registry, prefix: 'skein_' });
+      collectDefaultMetrics(this.registry, 'skein_');
       for (const n of MISNAMED_DEFAULTS) this.registry.removeSingleMetric(`skein_${n}`);
     }
     const full = (this.peerDetail = options.peerDetail ?? 'full') === 'full';

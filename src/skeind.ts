@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// skeind: the daemon's command line (docs/contract.md, "The two programs"). Reads skein.yaml, runs a Daemon, and maps signals:
+// skeind: the daemon's command line (docs/contract.md, "The three programs"). Reads skein.yaml, runs a Daemon, and maps signals:
 // SIGHUP re-reads the configuration without dropping sessions; SIGTERM/SIGINT stop cleanly (routes stay in the
 // kernel) and exit 0. A bad configuration exits 2 with one line on stderr naming the file, line and field, and so
 // do a control.group that does not exist, a missing capability and an unreadable etcd credential file; a local

@@ -374,7 +374,9 @@ t.test('bfd.companion: auto uses an answering companion, falls back to in-proces
   const r1 = recorder();
   const auto = chooseBfdTransport({ companion: 'auto', socket: path }, r1.log)(() => undefined, () => undefined);
   t.teardown(() => auto.close());
+  t.equal(auto.runsIn(), 'undecided', 'nothing chosen before the first session');
   await auto.add(keyC, FAST);
+  t.equal(auto.runsIn(), 'skein-bfdd', 'skeinctl bfd will say the companion runs it');
   await until(() => srv.owned().length === 1, 'the session runs in the companion', 5_000);
   t.match(r1.lines.join(''), /bfd runs in skein-bfdd/);
 
@@ -383,6 +385,7 @@ t.test('bfd.companion: auto uses an answering companion, falls back to in-proces
   t.teardown(() => fallback.close());
   await fallback.add(lonely, FAST);
   t.equal(fallback.sessions().length, 1, 'in-process session');
+  t.equal(fallback.runsIn(), 'skeind', 'and says so');
   t.match(r2.lines.join(''), /does not answer: bfd runs in skeind/);
 
   const r3 = recorder();
@@ -392,6 +395,7 @@ t.test('bfd.companion: auto uses an answering companion, falls back to in-proces
   await off.add({ ...lonely, peer: '127.0.0.10', local: lonely.local.replace(/\.1$/, '.2') }, FAST); // a driver of its own: its own address
   t.equal(srv.stats.connections, before, 'off: the companion was never contacted');
   t.equal(off.sessions().length, 1);
+  t.equal(off.runsIn(), 'skeind');
 });
 
 t.test('bfd.companion: required waits for the companion and adds the sessions once it answers', async (t) => {
@@ -403,6 +407,7 @@ t.test('bfd.companion: required waits for the companion and adds the sessions on
   await req.add(keyC, FAST); // no companion yet: accepted, waiting
   t.match(r.lines.join(''), /required but skein-bfdd does not answer/);
   t.same(req.sessions(), []);
+  t.equal(req.runsIn(), 'skein-bfdd', 'required: the sessions belong to the companion even while it is away');
   const srv = await companion(t, path);
   await until(() => srv.owned().length === 1 && p.d.manager.get(keyP)?.state === 'Up', 'added once the companion answered, Up', 10_000);
 });

@@ -79,7 +79,7 @@ interface Env {
   kernel(): string;
   ready(): boolean;
   /** `skeinctl bfd --json`'s sessions */
-  bfdSessions(): { peer: string; state: string; upCount: number; downCount: number }[];
+  bfdSessions(): { peer: string; state: string; upCount: number; downCount: number; runsIn: string }[];
   birdBfd(): string;
   fromSkein(): string[];
   dump(): void;
@@ -139,7 +139,7 @@ async function setup(t: Test, companion: 'required' | 'off'): Promise<Env | null
     kernel,
     bfdSessions: () => {
       try {
-        return (JSON.parse(nsExec(nsHost, 'node', [SKEINCTL, '--socket', sock, 'bfd', '--json'])) as { sessions: { peer: string; state: string; upCount: number; downCount: number }[] }).sessions;
+        return (JSON.parse(nsExec(nsHost, 'node', [SKEINCTL, '--socket', sock, 'bfd', '--json'])) as { sessions: { peer: string; state: string; upCount: number; downCount: number; runsIn: string }[] }).sessions;
       } catch {
         return [];
       }
@@ -238,6 +238,8 @@ t.test('kill -9 of skeind with skein-bfdd running: BIRD\'s BFD stays Up and noth
   const shown = await until(() => env.bfdSessions().find((s) => s.peer === '10.0.0.9' && s.state === 'Up'), 'skeinctl bfd of the new skeind shows the adopted session Up', 15_000, 250).catch(() => undefined);
   t.ok(shown, `skeinctl bfd shows the session Up through the companion (${JSON.stringify(env.bfdSessions())})`);
   t.same(shown && { up: shown.upCount, down: shown.downCount }, { up: 1, down: 0 }, 'the same session as before the restart: up once, never down');
+  t.equal(shown?.runsIn, 'skein-bfdd', 'skeinctl bfd says the companion runs it');
+  t.match(nsExec(env.nsHost, 'node', [SKEINCTL, '--socket', join(env.dir, 'a.sock'), 'bfd']), /RUNS IN[\s\S]*10\.0\.0\.9 .* skein-bfdd/, 'and in its table');
   void a;
 });
 
@@ -266,6 +268,7 @@ t.test('bfd.companion: off: kill -9 of skeind takes BFD down with it (what the c
   const a = env.startSkeind();
   await upAndRunning(env);
   t.ok(env.lines.some((l) => l.includes('bfd runs in skeind (bfd.companion: off)')), 'skeind runs BFD itself');
+  t.same(env.bfdSessions().map((s) => s.runsIn), ['skeind'], 'and skeinctl bfd says so');
   await killed(a);
   try {
     await until(() => env.birdBfd() !== 'Up', 'BIRD\'s BFD leaves Up', 30_000, 100);

@@ -11,48 +11,28 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { until } from './helpers/etcd.js';
 import { FileDatastore, loadResourcesText, type ChangeEvent } from '../config/index.js';
 import { concernsNode } from '../config/filesource.js';
+import { clusterYaml, podName, wepYaml, type ClusterShape } from './helpers/calico-gen.js';
 
 const NODES = 50;
 const PER_NODE = 100;
 const ME = 'big-node-0';
 
-function nodeDoc(n: string, i: number): string {
-  return `apiVersion: projectcalico.org/v3\nkind: Node\nmetadata:\n  name: ${n}\nspec:\n  bgp:\n    ipv4Address: 192.0.2.${i + 1}/24\n`;
+// 50 nodes of 100 pods: over 1 MiB of YAML
+const SHAPE: ClusterShape = {
+  nodes: NODES,
+  perNode: PER_NODE,
+  head: ['apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata:\n  name: pool\nspec:\n  cidr: 10.64.0.0/10\n'],
+  nodeName: (i) => `big-node-${i}`,
+  nodeAddress: (i) => `192.0.2.${i + 1}/24`,
+  pod: (i, p) => ({ ns: `ns-${i % 7}`, ip: `10.${64 + (i >> 8)}.${i & 255}.${p + 1}`, iface: `cali${(i * 1000 + p).toString(16).padStart(11, '0')}` }),
+};
+
+function wepDoc(i: number, p: number): string {
+  const { ns, ip, iface } = SHAPE.pod(i, p);
+  return wepYaml(SHAPE.nodeName(i), ns, podName(i, p), ip, iface);
 }
 
-function wepDoc(node: string, i: number, p: number): string {
-  const pod = `pod-${i}-${p}`;
-  const name = `${node.replace(/-/g, '--')}-k8s-${pod.replace(/-/g, '--')}-eth0`;
-  return `apiVersion: projectcalico.org/v3
-kind: WorkloadEndpoint
-metadata:
-  name: ${name}
-  namespace: ns-${i % 7}
-  labels:
-    app: web
-    projectcalico.org/namespace: ns-${i % 7}
-    projectcalico.org/orchestrator: k8s
-spec:
-  orchestrator: k8s
-  node: ${node}
-  pod: ${pod}
-  endpoint: eth0
-  containerID: 0a1b2c3d4e5f
-  ipNetworks:
-    - 10.${64 + (i >> 8)}.${i & 255}.${p + 1}/32
-  profiles: [kns.ns-${i % 7}]
-  interfaceName: cali${(i * 1000 + p).toString(16).padStart(11, '0')}
-  mac: ee:ee:ee:ee:ee:ee
-`;
-}
-
-function bigFile(extra = ''): string {
-  const docs: string[] = [];
-  for (let i = 0; i < NODES; i++) docs.push(nodeDoc(`big-node-${i}`, i));
-  docs.push('apiVersion: projectcalico.org/v3\nkind: IPPool\nmetadata:\n  name: pool\nspec:\n  cidr: 10.64.0.0/10\n');
-  for (let i = 0; i < NODES; i++) for (let p = 0; p < PER_NODE; p++) docs.push(wepDoc(`big-node-${i}`, i, p));
-  return docs.join('---\n') + extra;
-}
+const bigFile = (): string => clusterYaml(SHAPE);
 
 /** Watch a datastore's reload from the test's own turns of the event loop (bounded). */
 function observe(ds: FileDatastore): { stop: () => { phases: Set<string>; receivedSeen: Set<number>; turns: number } } {
@@ -96,7 +76,7 @@ t.test('file datastore: a large file is parsed off the event loop and equals a f
 
   // one appended record: one change
   const o2 = observe(ds);
-  const added = wepDoc('big-node-3', 3, 200);
+  const added = wepDoc(3, 200);
   text += `---\n${added}`;
   appendFileSync(file, `---\n${added}`);
   await until(() => changes.length > 0, 'the appended endpoint', 60_000);

@@ -1,11 +1,17 @@
 // deploy/: the Kubernetes manifests and the image definition, validated offline (no cluster here): every document
 // parses, has apiVersion/kind/metadata, and the DaemonSet has what skeind needs — hostNetwork, exactly the two
 // capabilities skeind checks for at start, liveness/readiness probes on /livez and /readyz at the metrics port, the
-// config from the ConfigMap (which skeind's own parser accepts) and the etcd credentials from the Secret.
+// config from the ConfigMap (which skeind's own parser accepts) and the etcd credentials from the Secret. Each
+// document is also validated against the Kubernetes API's OpenAPI schema as the `kubernetes-models` package carries
+// it (generated from the official OpenAPI spec; its validate() checks types, required fields and formats).
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
+import { DaemonSet } from 'kubernetes-models/apps/v1/DaemonSet';
+import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
+import { Namespace } from 'kubernetes-models/v1/Namespace';
+import { Secret } from 'kubernetes-models/v1/Secret';
 import { parseDaemonConfig } from '../config/index.js';
 import { neededCaps } from '../src/daemon/capabilities.js';
 
@@ -54,6 +60,42 @@ t.test('deploy/kubernetes/daemonset.yaml', async (t) => {
   }
   t.equal(mounts.get('run')!.mountPath, cfg.control.socket.slice(0, cfg.control.socket.lastIndexOf('/')), 'the control socket on a host path');
   for (const o of objs.filter((x) => x.kind !== 'Namespace')) t.equal(o.metadata.namespace, 'skein');
+});
+
+const MODELS: Readonly<Record<string, new (o: Obj) => { validate(): void }>> = { DaemonSet, ConfigMap, Namespace, Secret };
+
+/** The schema's verdict on one object: undefined when valid, else the validator's message. */
+function schemaError(o: Obj): string | undefined {
+  const Model = MODELS[o.kind];
+  if (Model === undefined) return `no schema for kind ${o.kind}`;
+  try {
+    new Model(o).validate();
+    return undefined;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+t.test('deploy/kubernetes/daemonset.yaml against the Kubernetes OpenAPI schema (kubernetes-models)', async (t) => {
+  const objs = parseAllDocuments(readFileSync(join(root, 'deploy/kubernetes/daemonset.yaml'), 'utf8')).map((d) => d.toJS() as Obj);
+  t.same(objs.map((o) => o.kind).sort(), ['ConfigMap', 'DaemonSet', 'Namespace', 'Secret'], 'the kinds the manifest holds');
+  for (const o of objs) t.equal(schemaError(o), undefined, `${o.kind}/${o.metadata.name} is valid`);
+  // The validator can fail: each edit below breaks the schema and must be reported.
+  const ds = objs.find((o) => o.kind === 'DaemonSet')!;
+  const broken: [string, (d: Obj) => void, RegExp][] = [
+    ['a port that is neither a number nor a name', (d) => { d.spec.template.spec.containers[0].livenessProbe.httpGet.port = { a: 1 }; }, /port/],
+    ['no selector', (d) => { delete d.spec.selector; }, /selector/],
+    ['a container without a name', (d) => { delete d.spec.template.spec.containers[0].name; }, /name/],
+    ['hostNetwork as text', (d) => { d.spec.template.spec.hostNetwork = 'yes'; }, /hostNetwork/],
+    ['capabilities as one string', (d) => { d.spec.template.spec.containers[0].securityContext.capabilities.add = 'NET_ADMIN'; }, /capabilities\/add/],
+  ];
+  for (const [what, edit, re] of broken) {
+    const d = structuredClone(ds);
+    edit(d);
+    const err = schemaError(d);
+    t.ok(err !== undefined, `${what}: rejected`);
+    t.match(err ?? '', re, `${what}: the message names the field (${(err ?? '').slice(0, 160)})`);
+  }
 });
 
 t.test('deploy/Containerfile', async (t) => {

@@ -1,11 +1,12 @@
-// The end-to-end half of bench/datastore-etcd (issue #14): the real skeind against a real etcd, timed from its start
-// to "ready" (its log line: first snapshot in force, FIB started, BGP listening) and to its own pod routes in the
-// kernel (`ip -4 monitor route`, the time a line is read here), and its RSS once settled (/proc/<pid>/status). Runs
-// only inside the benchmark's own network namespace (bench/datastore-etcd.ts enters it): the routes skeind writes are
-// in that namespace's kernel, never the root namespace's.
-import { spawn, type ChildProcess } from 'node:child_process';
+// The end-to-end half of bench/datastore-etcd and bench/datastore-file (issue #14): the real skeind against a real
+// etcd or a resources file, timed from its start to "ready" (its log line: first snapshot in force, FIB started, BGP
+// listening) and to its own pod routes in the kernel (`ip -4 monitor route`, the time a line is read here), and its
+// RSS once settled (/proc/<pid>/status). Runs only inside the benchmark's own network namespace (runInNamespace): the
+// routes skeind writes are in that namespace's kernel, never the root namespace's.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
@@ -87,14 +88,22 @@ export function procMem(pid: number): { rss: number; hwm: number } {
   return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
 }
 
-/** Start skeind for `node` against etcd at `endpoint` and wait for ready and for every prefix of `own` in the kernel. */
-export async function startSkeind(o: { endpoint: string; node: string; dir: string; own: readonly string[]; routes: RouteWatch; timeoutMs: number; settleMs?: number }): Promise<SkeindStart> {
+/** skeind.yaml's datastore line for etcd at `endpoint` */
+export const etcdDatastore = (endpoint: string): string => `{ type: etcd, etcd: { endpoints: [${JSON.stringify(endpoint)}] } }`;
+/** skeind.yaml's datastore line for a resources file */
+export const fileDatastore = (path: string): string => `{ type: file, path: ${JSON.stringify(path)} }`;
+
+/**
+ * Start skeind for `node` on `datastore` (etcdDatastore, fileDatastore) and wait for ready and for every prefix of
+ * `own` in the kernel. `metrics`: its /metrics address (default none).
+ */
+export async function startSkeind(o: { datastore: string; node: string; dir: string; own: readonly string[]; routes: RouteWatch; timeoutMs: number; settleMs?: number; metrics?: string }): Promise<SkeindStart> {
   const cfg = join(o.dir, `${o.node}.yaml`);
   writeFileSync(cfg, [
     `nodeName: ${o.node}`,
-    `datastore: { type: etcd, etcd: { endpoints: [${JSON.stringify(o.endpoint)}] } }`,
+    `datastore: ${o.datastore}`,
     `control: { socket: ${JSON.stringify(join(o.dir, `${o.node}.sock`))} }`,
-    'metrics: { listen: false }',
+    `metrics: { listen: ${o.metrics !== undefined ? JSON.stringify(o.metrics) : 'false'} }`,
     'log: { level: info }',
     '',
   ].join('\n'));
@@ -139,4 +148,47 @@ export async function startSkeind(o: { endpoint: string; node: string; dir: stri
     await stop();
     throw e;
   }
+}
+
+/** the load average, as each figure's companion */
+export const loadAvg = (): string => loadavg().map((x) => x.toFixed(1)).join(' ');
+
+/** Print a result table: a title line, then markdown with the header and rows given. */
+export function printTable(title: string, head: readonly string[], rows: readonly string[][]): void {
+  console.log(`\n${title}`);
+  console.log(`| ${head.join(' | ')} |`);
+  console.log(`|${head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`);
+  for (const r of rows) console.log(`| ${r.join(' | ')} |`);
+}
+
+/**
+ * As root, a benchmark runs inside a network namespace of its own (made here, deleted at the end): skeind's routes in
+ * its kernel, cali0 (a veth pair with both ends inside) for this node's workloads, the node's own address
+ * (10.100.0.1, its Node's bgp.ipv4Address) on the other end. `script` is run again inside with `envVar` set to the
+ * namespace's name; returns its exit status.
+ */
+export function runInNamespace(prefix: string, envVar: string, script: string): number {
+  const ns = `${prefix}-${process.pid}`;
+  const ip = (...a: string[]): void => { const r = spawnSync('ip', a, { stdio: 'inherit' }); if (r.status !== 0) throw new Error(`ip ${a.join(' ')} failed`); };
+  ip('netns', 'add', ns);
+  try {
+    ip('-n', ns, 'link', 'set', 'lo', 'up');
+    ip('-n', ns, 'link', 'add', 'cali0', 'type', 'veth', 'peer', 'name', 'cali0p');
+    ip('-n', ns, 'link', 'set', 'cali0', 'up');
+    ip('-n', ns, 'link', 'set', 'cali0p', 'up');
+    ip('-n', ns, 'addr', 'add', '10.100.0.1/32', 'dev', 'cali0p');
+    const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, ...process.execArgv, script], { stdio: 'inherit', env: { ...process.env, [envVar]: ns } });
+    return r.status ?? 1;
+  } finally {
+    spawnSync('ip', ['netns', 'del', ns], { stdio: 'inherit' });
+  }
+}
+
+/**
+ * skeind leaves its routes in the kernel when it stops (for the next start to adopt): clear them, and forget them,
+ * so the next start is timed to its own writes.
+ */
+export function flushRoutes(routes: RouteWatch, own: readonly string[]): void {
+  spawnSync('ip', ['-4', 'route', 'flush', 'proto', '171'], { stdio: 'inherit' });
+  for (const p of own) routes.forget(p);
 }

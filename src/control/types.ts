@@ -202,6 +202,8 @@ export interface BfdJson {
 
 export interface BfdSessionJson {
   peer: string;
+  /** the process that runs the session: the companion skein-bfdd, or skeind itself */
+  runsIn: 'skein-bfdd' | 'skeind' | 'undecided';
   local: string;
   interface: string;
   multihop: boolean;

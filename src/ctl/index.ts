@@ -1,27 +1,32 @@
-// skeinctl's daemon commands: status, peers, routes [PREFIX], fib, bfd, reload, drain, undrain (docs/contract.md, "The two programs").
-// Each sends one request over the control socket; `--json` prints the daemon's result as is, otherwise it is
-// rendered as text. Exit codes: 0 ok, 1 the daemon reports an error (or answers nonsense), 2 usage,
-// 3 the daemon is not reachable. src/skeinctl.ts dispatches here with
-//   if (isCtlCommand(ctlCommandOf(argv))) process.exitCode = await runCtlCommand(argv);
-import { isIP } from 'node:net';
+// skeinctl's commands: status, peers, routes [PREFIX], fib, bfd, reload, watch, drain, undrain (docs/contract.md,
+// "The three programs"), and the dispatch of `decode`, which src/skeinctl.ts runs itself (it needs bgp/, which this
+// folder does not import). Each daemon command sends one request over the control socket; `--json` prints the
+// daemon's result as is, otherwise it is rendered as text. Exit codes: 0 ok, 1 the daemon reports an error (or
+// answers nonsense), 2 usage, 3 the daemon is not reachable. The command line is parsed once, in args.ts.
 import { callControl, ControlClientError } from '../control/client.js';
 import { DEFAULT_CONTROL_SOCKET } from '../control/protocol.js';
 import { VERSION } from '../version.js';
-import { renderBfd, renderFib, renderPeers, renderReload, renderStatus, ShapeError } from './render.js';
+import { renderBfd, renderPeers, renderReload, renderStatus, ShapeError } from './render.js';
 import { renderDrain } from './drain.js';
 import type { DrainJson } from '../control/types.js';
 import { checkRouteOptions, streamRoutes } from './routes.js';
+import { checkFibOptions, streamFib } from './fib.js';
 import { ctlWatch } from './watch.js';
+import { checkPrefixArg, isCommand, parseCtlArgs, UsageError, type CtlOptions, type ParsedCtlArgs, type RouteOptions } from './args.js';
+
+export { checkPrefixArg, ctlCommandOf, DEFAULT_TIMEOUT_MS, parseCtlArgs, UsageError } from './args.js';
+export type { CtlOptions, ParsedCtlArgs, RouteOptions } from './args.js';
 
 export { humaneDuration, humaneSince, table } from './format.js';
 export { renderBfd, renderFib, renderPeers, renderReload, renderRouteBlock, renderRoutes, renderStatus, ShapeError } from './render.js';
 
 export const EXIT = { OK: 0, DAEMON_ERROR: 1, USAGE: 2, UNREACHABLE: 3 } as const;
 
+/** The commands that talk to the daemon (every command but `decode`). */
 export const CTL_COMMANDS = ['status', 'peers', 'routes', 'fib', 'bfd', 'reload', 'watch', 'drain', 'undrain'] as const;
 export type CtlCommand = (typeof CTL_COMMANDS)[number];
 
-export const DEFAULT_TIMEOUT_MS = 10_000;
+const DEFAULT_TIMEOUT_S = 10;
 
 export const USAGE = `usage: skeinctl [--socket PATH] COMMAND [--json]
 
@@ -31,7 +36,8 @@ commands:
   routes [PREFIX]   the Loc-RIB: best path and alternatives, why the best won, whether it is in the kernel;
                     rows stream as the daemon makes them. PREFIX (an address or prefix): its longest match,
                     exit 1 when there is none
-  fib               the routes skein wants in the kernel vs. what is there, and failures
+  fib               the routes skein wants in the kernel vs. what is there, and failures; rows stream as the
+                    daemon makes them (filters: --prefix-within, --family, --state, --count, --limit/--after, --jsonl)
   bfd               BFD sessions (RFC 5880): state, negotiated timers, downs and the last down reason
   reload            re-read the configuration (as SIGHUP does)
   drain             RFC 8326 graceful shutdown: announce every route with GRACEFUL_SHUTDOWN (65535:0) and LOCAL_PREF 0
@@ -40,12 +46,12 @@ commands:
   undrain           announce the routes as before the drain (no session is reset)
   watch [PREFIX]    a live stream of peer state changes, best-path changes and kernel route writes, until
                     interrupted (--kinds peer,best,fib,fib-batch,fib-failure to choose; --json: JSON lines)
-  decode HEX|-      decode one BGP message (no daemon needed)
+  decode HEX|-      decode one BGP message (no daemon needed; --as2: 2-octet AS numbers, --add-path: RFC 7911 NLRI)
 
 options:
   --socket PATH     the daemon's control socket (default: $SKEIN_SOCKET, else ${DEFAULT_CONTROL_SOCKET})
   --json            print the result as JSON (a stable schema for scripts)
-  --timeout SEC     how long to wait for the daemon (default ${DEFAULT_TIMEOUT_MS / 1000})
+  --timeout SEC     how long to wait for the daemon (default ${DEFAULT_TIMEOUT_S})
   --version         print skeinctl's version
 
 routes options:
@@ -62,6 +68,9 @@ routes options:
   --limit N         at most N routes; the answer names where the next page starts
   --after PREFIX    start after PREFIX (paging, in listing order)
   --jsonl           one JSON route per line, as they arrive
+
+fib options: --prefix-within P, --family F, --count, --limit N, --after PREFIX, --jsonl as for routes, and
+  --state S         only rows in state S: in-sync, pending or failed
 
 exit status: 0 ok, 1 the daemon reports an error, 2 usage, 3 the daemon is not reachable
 `;
@@ -114,146 +123,34 @@ export function processIo(): CtlIo {
   };
 }
 
-export interface CtlOptions {
-  socket: string;
-  json: boolean;
-  timeoutMs: number;
-  /** one JSON object per line (routes, watch) */
-  jsonl?: boolean;
-}
-
-/** `routes` options as given on the command line */
-export interface RouteOptions {
-  longer?: boolean;
-  within?: string;
-  peer?: string;
-  received?: boolean;
-  refused?: boolean;
-  advertised?: boolean;
-  community?: string;
-  family?: string;
-  count?: boolean;
-  limit?: number;
-  after?: string;
-}
-
-export interface ParsedCtlArgs extends CtlOptions {
-  command: string | undefined;
-  args: string[];
-  help: boolean;
-  version: boolean;
-  routes: RouteOptions;
-  /** watch: the event types wanted */
-  kinds?: string;
-  /** drain: --seconds N, --wait */
-  drain: { seconds?: number; wait?: boolean };
-}
-
-const ROUTE_FLAGS: Readonly<Record<string, keyof RouteOptions>> = {
-  '--longer': 'longer', '--received': 'received', '--refused': 'refused', '--advertised': 'advertised', '--count': 'count',
-};
-const ROUTE_VALUES: Readonly<Record<string, keyof RouteOptions>> = {
-  '--prefix-within': 'within', '--peer': 'peer', '--community': 'community', '--family': 'family', '--limit': 'limit', '--after': 'after',
-};
-
-export class UsageError extends Error {
-  override name = 'UsageError';
-}
-
+/** A command that talks to the daemon (not `decode`). */
 export function isCtlCommand(name: string | undefined): name is CtlCommand {
   return name !== undefined && (CTL_COMMANDS as readonly string[]).includes(name);
 }
 
-/** The command word of a skeinctl command line (the first word that is not an option or its value). */
-export function ctlCommandOf(argv: readonly string[]): string | undefined {
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--socket' || a === '--timeout' || a === '--kinds' || a === '--seconds' || ROUTE_VALUES[a] !== undefined) i++;
-    else if (!a.startsWith('-') || a === '-') return a;
-  }
-  return undefined;
-}
+/** `skeinctl decode`'s own usage line (it is run by src/skeinctl.ts, see runCtlCommand's `decode`). */
+export const DECODE_USAGE = 'usage: skeinctl decode HEX|- [--as2] [--add-path] [--json]';
 
-/** Parses options anywhere on the line; throws UsageError. */
-export function parseCtlArgs(argv: readonly string[], env: CtlIo['env'] = {}): ParsedCtlArgs {
-  let socket = env.SKEIN_SOCKET || DEFAULT_CONTROL_SOCKET;
-  let json = false;
-  let help = false;
-  let version = false;
-  let jsonl = false;
-  let kinds: string | undefined;
-  const drain: ParsedCtlArgs['drain'] = {};
-  const routes: Record<string, unknown> = {};
-  let timeoutMs = DEFAULT_TIMEOUT_MS;
-  const positional: string[] = [];
-  const value = (i: number, name: string): string => {
-    const v = argv[i];
-    if (v === undefined || v === '') throw new UsageError(`${name} needs a value`);
-    return v;
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const eq = a.indexOf('=');
-    const [name, inline] = a.startsWith('--') && eq > 0 ? [a.slice(0, eq), a.slice(eq + 1)] : [a, undefined];
-    if (name === '--socket') {
-      socket = inline ?? value(++i, '--socket');
-      if (socket === '') throw new UsageError('--socket needs a value');
-    } else if (name === '--timeout') {
-      const s = inline ?? value(++i, '--timeout');
-      const sec = Number(s);
-      if (!Number.isFinite(sec) || sec <= 0) throw new UsageError(`--timeout: expected a number of seconds, got "${s}"`);
-      timeoutMs = Math.round(sec * 1000);
-    } else if (name === '--seconds') {
-      const v = inline ?? value(++i, '--seconds');
-      if (!/^\d{1,4}$/.test(v) || Number(v) > 3600) throw new UsageError(`--seconds: expected a whole number from 0 to 3600, got "${v}"`);
-      drain.seconds = Number(v);
-    } else if (a === '--wait') drain.wait = true;
-    else if (name === '--kinds') {
-      kinds = inline ?? value(++i, '--kinds');
-    } else if (ROUTE_VALUES[name] !== undefined) {
-      const key = ROUTE_VALUES[name]!;
-      const v = inline ?? value(++i, name);
-      if (key === 'limit') {
-        if (!/^\d{1,9}$/.test(v) || Number(v) < 1) throw new UsageError(`--limit: expected a positive number, got "${v}"`);
-        routes.limit = Number(v);
-      } else routes[key] = v;
-    } else if (ROUTE_FLAGS[a] !== undefined) routes[ROUTE_FLAGS[a]!] = true;
-    else if (a === '--json') json = true;
-    else if (a === '--jsonl') jsonl = true;
-    else if (a === '--version' || a === '-V') version = true;
-    else if (a === '-h' || a === '--help') help = true;
-    else if (a.startsWith('-') && a !== '-') throw new UsageError(`unknown option ${a}`);
-    else positional.push(a);
-  }
-  const [command, ...args] = positional;
-  return { command, args, socket, json, jsonl, timeoutMs, help, version, routes: routes as RouteOptions, drain, ...(kinds !== undefined ? { kinds } : {}) };
-}
-
-/** Checks a `routes` argument: an address or a prefix of either family. Returns it trimmed. */
-export function checkPrefixArg(s: string): string {
-  const t = s.trim();
-  const slash = t.indexOf('/');
-  const addr = slash < 0 ? t : t.slice(0, slash);
-  const fam = isIP(addr);
-  if (fam === 0) throw new UsageError(`routes: "${s}" is not an IP prefix (e.g. 10.65.1.0/26 or fd00:1::/122)`);
-  if (slash >= 0) {
-    const len = t.slice(slash + 1);
-    const max = fam === 4 ? 32 : 128;
-    if (!/^\d{1,3}$/.test(len) || Number(len) > max) throw new UsageError(`routes: bad prefix length in "${s}" (0..${max})`);
-  }
-  return t;
-}
+/** How many PREFIX arguments a command takes: [min, max]. */
+const POSITIONALS: Readonly<Record<string, readonly [number, number]>> = { routes: [0, 1], watch: [0, 1], decode: [1, 1] };
 
 /**
  * Runs one skeinctl command line (argv without node and the script), returning the exit status.
- * Never throws: every failure is a message on stderr and a status.
+ * Never throws: every failure is a message on stderr and a status. `decode` is parsed here like every command and
+ * then handed to `decode`, which src/skeinctl.ts passes in (it may throw UsageError for a bad argument).
  */
-export async function runCtlCommand(argv: readonly string[], io: CtlIo = processIo()): Promise<number> {
+export async function runCtlCommand(
+  argv: readonly string[], io: CtlIo = processIo(), decode?: (p: ParsedCtlArgs, io: CtlIo) => number,
+): Promise<number> {
   let parsed: ParsedCtlArgs;
+  const usage = (e: UsageError): number => {
+    io.stderr(`skeinctl: ${e.message}\n\n${USAGE}`);
+    return EXIT.USAGE;
+  };
   try {
     parsed = parseCtlArgs(argv, io.env);
     if (parsed.help || parsed.command === 'help') {
-      io.stdout(USAGE);
+      io.stdout(parsed.command === 'decode' ? `${DECODE_USAGE}\n` : USAGE);
       return EXIT.OK;
     }
     if (parsed.version) {
@@ -261,20 +158,23 @@ export async function runCtlCommand(argv: readonly string[], io: CtlIo = process
       return EXIT.OK;
     }
     if (parsed.command === undefined) throw new UsageError('no command given');
-    if (!isCtlCommand(parsed.command)) throw new UsageError(`unknown command "${parsed.command}"`);
-    if (parsed.kinds !== undefined && parsed.command !== 'watch') throw new UsageError('--kinds applies to watch');
-    if ((parsed.drain.seconds !== undefined || parsed.drain.wait === true) && parsed.command !== 'drain') throw new UsageError('--seconds and --wait apply to drain');
-    if (parsed.command === 'routes' || parsed.command === 'watch') {
-      if (parsed.args.length > 1) throw new UsageError(`${parsed.command} takes at most one PREFIX`);
-    } else if (parsed.args.length > 0) {
-      throw new UsageError(`${parsed.command} takes no arguments (got "${parsed.args.join(' ')}")`);
+    if (!isCommand(parsed.command)) throw new UsageError(`unknown command '${parsed.command}'`);
+    const [min, max] = POSITIONALS[parsed.command] ?? [0, 0];
+    if (parsed.command === 'decode' && (parsed.args.length < min || parsed.args.length > max)) throw new UsageError(DECODE_USAGE);
+    if (parsed.args.length > max) {
+      throw new UsageError(max === 0 ? `${parsed.command} takes no arguments (got "${parsed.args.join(' ')}")` : `${parsed.command} takes at most one PREFIX`);
     }
-    if ((parsed.command === 'routes' || parsed.command === 'watch') && parsed.args[0] !== undefined) parsed.args[0] = checkPrefixArg(parsed.args[0]);
-    checkRouteOptions(parsed);
+    if ((parsed.command === 'routes' || parsed.command === 'watch') && parsed.args[0] !== undefined) parsed.args[0] = checkPrefixArg(parsed.args[0], parsed.command);
+    if (parsed.jsonl && parsed.json) throw new UsageError(`${parsed.command}: --json or --jsonl, not both`);
+    if (parsed.command === 'routes') checkRouteOptions(parsed);
+    if (parsed.command === 'fib') checkFibOptions(parsed);
+    if (parsed.command === 'decode') {
+      if (decode === undefined) throw new UsageError('decode is not available here');
+      return decode(parsed, io);
+    }
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
-    io.stderr(`skeinctl: ${e.message}\n\n${USAGE}`);
-    return EXIT.USAGE;
+    return usage(e);
   }
   switch (parsed.command) {
     case 'status':
@@ -284,7 +184,7 @@ export async function runCtlCommand(argv: readonly string[], io: CtlIo = process
     case 'routes':
       return ctlRoutes(parsed, io, parsed.args[0], parsed.routes);
     case 'fib':
-      return ctlFib(parsed, io);
+      return streamFib(parsed, io, parsed.routes);
     case 'bfd':
       return call(parsed, io, 'bfd', {}, (r) => renderBfd(r, io.now()));
     case 'reload':
@@ -295,6 +195,8 @@ export async function runCtlCommand(argv: readonly string[], io: CtlIo = process
       return ctlDrain(parsed, io, parsed.drain);
     case 'undrain':
       return call(parsed, io, 'undrain', {}, (r) => renderDrain(r, io.now()));
+    default:
+      return EXIT.USAGE; // not reached: every command is handled above
   }
 }
 
@@ -307,8 +209,8 @@ export function ctlPeers(o: CtlOptions, io: CtlIo): Promise<number> {
 export function ctlRoutes(o: CtlOptions, io: CtlIo, prefix?: string, ro: RouteOptions = {}): Promise<number> {
   return streamRoutes(o, io, prefix, ro);
 }
-export function ctlFib(o: CtlOptions, io: CtlIo): Promise<number> {
-  return call(o, io, 'fib', {}, renderFib);
+export function ctlFib(o: CtlOptions, io: CtlIo, ro: RouteOptions = {}): Promise<number> {
+  return streamFib(o, io, ro);
 }
 export function ctlReload(o: CtlOptions, io: CtlIo): Promise<number> {
   return call(o, io, 'reload', {}, renderReload);

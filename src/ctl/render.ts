@@ -257,7 +257,7 @@ export function renderPolicy(v: unknown): string {
   return '\nRouting policy:\n' + table(['', 'PEER', 'DECISION', 'RULE'], all).split('\n').map((l) => (l === '' ? l : `  ${l}`)).join('\n');
 }
 
-function fibEntry(e: FibEntryJson | null | undefined): string {
+export function fibEntry(e: FibEntryJson | null | undefined): string {
   if (!e) return '-';
   const hops = list(e.nextHops);
   if (e.type === 'blackhole') return 'blackhole';
@@ -290,12 +290,12 @@ export function renderBfd(result: unknown, now: Date): string {
   let out = '';
   if (sessions.length === 0) out += 'No BFD sessions (no BFDConfiguration selects this node and a peer\'s interface).\n';
   else {
-    out += table(['PEER', 'LOCAL', 'INTERFACE', 'STATE', 'SINCE', 'TX/RX ms', 'DETECT ms', 'DOWNS', 'LAST DOWN'], sessions.map((s) => {
+    out += table(['PEER', 'LOCAL', 'INTERFACE', 'STATE', 'SINCE', 'TX/RX ms', 'DETECT ms', 'DOWNS', 'RUNS IN', 'LAST DOWN'], sessions.map((s) => {
       const t = obj(s.timers, 'bfd.sessions[].timers') as unknown as BfdJson['sessions'][number]['timers'];
       return [
         text(s.peer), text(s.local), s.multihop ? 'multihop' : text(s.interface), text(s.state), humaneSince(String(s.since), now),
         `${text(t.txInterval)}/${text(t.remoteMinTx === 0 ? t.requiredMinRx : Math.max(t.requiredMinRx, t.remoteMinTx))}`,
-        text(t.detectTime), text(s.downCount), text(s.lastDownReason),
+        text(t.detectTime), text(s.downCount), text(s.runsIn ?? '-'), text(s.lastDownReason),
       ];
     }));
   }

@@ -4,18 +4,13 @@
 // prints one route per line. A reader that goes away (`| head`) ends the command quietly, and the daemon stops
 // making the answer.
 import { ControlClientError, streamControl } from '../control/client.js';
-import type { CtlIo, CtlOptions, ParsedCtlArgs, RouteOptions } from './index.js';
-import { EXIT, UsageError } from './index.js';
+import { UsageError, type CtlOptions, type ParsedCtlArgs, type RouteOptions } from './args.js';
+import type { CtlIo } from './index.js';
+import { EXIT } from './index.js';
 import { renderPolicy, renderRouteBlock, renderRoutes, ShapeError } from './render.js';
 
-/** Usage errors of the routes options: only with routes, and only in sensible combinations. */
+/** Usage errors of the routes options given together (which command takes which option is args.ts's table). */
 export function checkRouteOptions(p: ParsedCtlArgs): void {
-  const given = Object.keys(p.routes);
-  if (p.command !== 'routes') {
-    if (given.length > 0) throw new UsageError(`${p.command}: routes options (${given.map((g) => `--${g}`).join(', ')}) only apply to routes`);
-    if (p.jsonl && p.command !== 'watch') throw new UsageError(`${p.command}: --jsonl applies to routes and watch`);
-    return;
-  }
   const r = p.routes;
   if (r.longer && p.args[0] === undefined) throw new UsageError('routes: --longer needs a PREFIX');
   if (r.longer && r.within !== undefined) throw new UsageError('routes: give PREFIX --longer or --prefix-within, not both');
@@ -23,7 +18,6 @@ export function checkRouteOptions(p: ParsedCtlArgs): void {
   if (views.length > 1) throw new UsageError(`routes: one of --received, --refused, --advertised, not ${views.map((v) => `--${v}`).join(' and ')}`);
   if (views.length === 1 && r.peer === undefined) throw new UsageError(`routes: --${views[0]!} needs --peer ADDR`);
   if (r.family !== undefined && r.family !== 'ipv4' && r.family !== 'ipv6') throw new UsageError('routes: --family is ipv4 or ipv6');
-  if (p.json && p.jsonl) throw new UsageError('routes: --json or --jsonl, not both');
   const lookup = p.args[0] !== undefined && !r.longer;
   if (lookup && (r.limit !== undefined || r.after !== undefined)) throw new UsageError('routes: --limit and --after page through listings, not a PREFIX lookup (add --longer)');
   if (r.after !== undefined && !r.after.includes('/')) throw new UsageError('routes: --after takes a prefix (the last one of the previous page)');

@@ -18,7 +18,7 @@ import {
   type BfdKey, type BfdOutput, type BfdParams, type BfdSessionInfo, type ClientMessage, type IpcSession, type ServerMessage,
 } from '../../bgp/index.js';
 import type { Logger } from '../log.js';
-import { udpTransport, type BfdTransport } from './bfd.js';
+import { udpTransport, type BfdRunsIn, type BfdTransport } from './bfd.js';
 
 export type CompanionMode = 'auto' | 'required' | 'off';
 
@@ -132,6 +132,9 @@ export class CompanionTransport implements BfdTransport {
     this.#cache.delete(k);
     if (this.#ready) this.#request({ type: 'remove', id: this.#nextId++, key }).catch((e: unknown) => this.#log.debug('bfd companion: remove failed', { err: (e as Error).message }));
   }
+
+  /** Always the companion, connected or not: sessions wait for it rather than move into skeind. */
+  readonly runsIn = (): BfdRunsIn => 'skein-bfdd';
 
   sessions(): BfdSessionInfo[] {
     const now = performance.now();
@@ -322,6 +325,7 @@ export function chooseBfdTransport(cfg: CompanionConfig, log: Logger): (onEvent:
       return chosen;
     };
     return {
+      runsIn: () => current?.runsIn() ?? 'undecided',
       add: async (k, p) => (await choose()).add(k, p),
       update: (k, p) => current?.update(k, p),
       remove: (k) => current?.remove(k),

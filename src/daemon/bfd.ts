@@ -36,8 +36,13 @@ export interface PeerRoute {
   readonly viaGateway: boolean;
 }
 
+/** Which process runs the sessions: skein-bfdd (the companion), skeind itself, or not chosen yet (no session added). */
+export type BfdRunsIn = 'skein-bfdd' | 'skeind' | 'undecided';
+
 /** Where BFD sessions run. BfdUdpDriver is one (in this process). */
 export interface BfdTransport {
+  /** which process runs the sessions (`skeinctl bfd` shows it per session) */
+  readonly runsIn: () => BfdRunsIn;
   add(key: BfdKey, params: BfdParams): Promise<void>;
   update(key: BfdKey, params: BfdParams): void;
   remove(key: BfdKey): void;
@@ -168,9 +173,11 @@ export class BfdWiring {
     const nowMs = performance.now();
     const nowDate = Date.now();
     const ms = (us: number): number => us / 1000;
+    const runsIn = this.#transport?.runsIn() ?? 'undecided';
     return {
       sessions: this.sessions().map((s) => ({
         peer: s.key.peer,
+        runsIn,
         local: s.key.local,
         interface: s.key.interface,
         multihop: s.key.multihop,
@@ -300,6 +307,7 @@ export function udpTransport(onEvent: (e: BfdOutput) => void, onError: (e: Error
     onError,
   });
   return {
+    runsIn: () => 'skeind',
     add: (k, p) => d.add(k, p),
     update: (k, p) => d.update(k, p),
     remove: (k) => d.remove(k),

@@ -1,7 +1,7 @@
 // Binding a listening socket, with the config field it comes from. A socket that cannot be bound (a port in use,
 // a privileged port without the capability, an address not on this host, a control socket directory missing) is a
 // configuration problem the operator fixes in skein.yaml or the datastore: skeind exits 2 naming the field, as for
-// any other bad setting (docs/contract.md, "The two programs"), instead of 1 with a message that names none.
+// any other bad setting (docs/contract.md, "The three programs"), instead of 1 with a message that names none.
 
 const BIND_ERRORS = new Set(['EADDRINUSE', 'EACCES', 'EADDRNOTAVAIL', 'EPERM', 'ENOENT', 'ENOTDIR', 'EEXIST', 'EINVAL']);
 

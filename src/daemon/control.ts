@@ -2,27 +2,31 @@
 // Daemon's parts answers which method (the methods and their shapes: docs/contract.md, "The control socket
 // protocol" and "The `--json` shapes").
 import type { DaemonConfig } from '../../config/index.js';
+import type { Programmer } from '../../fib/index.js';
 import { ControlServer } from '../control/index.js';
 import { resolveGroup } from '../control/group.js';
 import type { Logger } from '../log.js';
 import { bindAs } from './bind.js';
 import { StartConfigError } from './capabilities.js';
 import type { ControlStream } from '../control/stream.js';
-import type { BfdJson, FibJson, PeerJson, ReloadJson, RouteJson, StatusJson } from '../control/types.js';
+import type { BfdJson, PeerJson, ReloadJson, RouteJson, StatusJson } from '../control/types.js';
 import type { Drain } from './drain.js';
+import { fibStream, parseFibQuery } from './fib-query.js';
+import type { RouteTable } from './routes.js';
 import type { RuntimeStats } from './runtime.js';
 import type { WatchHub } from './watch.js';
 
 /** What answers the control methods: the Daemon (src/daemon.ts). */
 export interface ControlMethods {
   readonly cfg: DaemonConfig;
+  readonly fib: Programmer | undefined;
+  readonly routes: RouteTable;
   readonly bfd: { json(): BfdJson };
   readonly drain: Pick<Drain, 'control' | 'undrain'>;
   readonly watch: Pick<WatchHub, 'stream'>;
   status(): StatusJson;
   peers(): PeerJson[];
   routesStream(params: Record<string, unknown>): ControlStream | { routes: RouteJson[] };
-  fibJson(): FibJson;
   reload(): Promise<ReloadJson>;
 }
 
@@ -43,7 +47,7 @@ export async function listenControl(d: ControlMethods, o: { gid: number | undefi
     .handle('status', () => d.status())
     .handle('peers', () => ({ peers: d.peers() }))
     .handle('routes', (p) => d.routesStream(p))
-    .handle('fib', () => d.fibJson())
+    .handle('fib', (p) => fibStream(parseFibQuery(p), { fib: d.fib, routes: d.routes, cfg: d.cfg.fib }))
     .handle('bfd', () => d.bfd.json())
     .handle('reload', () => d.reload())
     .handle('drain', (p) => d.drain.control(p))

@@ -20,7 +20,7 @@
 // (node/filesystem/etc/calico/confd/templates/bird.cfg.template, bird_ipam.cfg.template) neither send nor honour
 // 65535:0, and calico-node's shutdown hook (node/pkg/lifecycle/shutdown/shutdown.go) only records the time and sets
 // the Kubernetes NetworkUnavailable condition; BIRD then goes with the container.
-import { Gauge } from 'prom-client';
+import { Gauge } from '../prom.js';
 import type { Speaker } from '../../bgp/index.js';
 import { ControlError } from '../control/index.js';
 import type { DrainJson, DrainStateName } from '../control/types.js';

@@ -3,7 +3,7 @@
 // stream counters. A KEEPALIVE or a FIB write waits at most this long behind other work, so this is the figure
 // the "no request delays the daemon by more than 50 ms" rule is checked against (bench/control.ts).
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
-import { Gauge, type Registry } from 'prom-client';
+import { Gauge, type Registry } from '../prom.js';
 import type { ControlServerStats } from '../control/server.js';
 
 export interface RuntimeJson {

@@ -14,7 +14,7 @@ import type { BfdWiring } from './bfd.js';
 import { prefixBytes, sortByPrefix } from '../ip.js';
 import type { SpeakerIdentity } from './mapping.js';
 import { contractPath } from './route-query.js';
-import type { RouteTable } from './routes.js';
+import type { DesiredRoute, RouteTable } from './routes.js';
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 export type FibSyncJson = NonNullable<NonNullable<StatusJson['gracefulRestart']>['fibSync']>;
@@ -106,47 +106,54 @@ function locRibJson(speaker: Speaker, prefix?: string): { routes: RouteJson[] } 
   return { routes: sortByPrefix(routes.map((r) => ({ prefix: r.prefix, installed: r.installed, best: contractPath(r.best), paths: r.paths.map(contractPath) }))) };
 }
 
-/** `skeinctl fib`: what the route table wants beside what the kernel holds, per prefix. */
+/** `skeinctl fib`: what the route table wants beside what the kernel holds, per prefix (in one document; the
+ * control socket streams the same rows, src/daemon/fib-query.ts). */
 export function fibJson(fib: Programmer | undefined, routes: RouteTable, cfg: DaemonConfig['fib']): FibJson {
   const rows: FibRouteJson[] = [];
   const seen = new Set<string>();
-  let pending = 0;
-  let failed = 0;
-  let installed = 0;
-  const open = routes.open;
+  const counts = { desired: 0, installed: 0, pending: 0, failed: 0 };
   for (const d of routes.all()) {
     seen.add(d.prefix);
-    const desired: FibEntryJson = d.kind === 'device'
-      ? { type: 'device', nextHops: [], ...(d.dev !== undefined ? { dev: d.dev } : {}) }
-      : d.kind === 'blackhole' ? { type: 'blackhole', nextHops: [] } : { type: 'unicast', nextHops: d.nextHops };
-    const p = prefixBytes(d.prefix)!;
-    const m = routes.metricOf(d.prefix);
-    const v = fib?.lookup(p.family, p.addr, p.len, m !== undefined ? { metric: m } : undefined);
-    const kernel = v?.kernel ? kernelEntry(v, d.dev) : null;
-    if (kernel) installed++;
-    const state: FibRouteJson['state'] = v?.failure ? 'failed' : v?.inSync ? 'in-sync' : 'pending';
-    if (state === 'failed') failed++;
-    else if (state === 'pending') pending++;
-    const row: FibRouteJson = { prefix: d.prefix, desired: open ? desired : null, kernel, state };
-    if (v?.failure) row.error = `${v.failure.code}: ${v.failure.message}`;
-    rows.push(row);
+    rows.push(countFibRow(counts, desiredFibRow(fib, routes, d)));
   }
   // Routes of ours in the kernel that nothing wants (adopted at start, before the sweep).
   if (fib) {
     for (const v of fib.routes()) {
       const prefix = fmtPrefix(v);
       if (seen.has(prefix) || !v.kernel) continue;
-      installed++;
-      rows.push({ prefix, desired: null, kernel: kernelEntry(v, undefined), state: 'pending' });
+      rows.push(countFibRow(counts, kernelOnlyFibRow(v)));
     }
   }
-  return {
-    enabled: fib !== undefined,
-    table: cfg.table,
-    protocol: cfg.protocol,
-    counts: { desired: open ? seen.size : 0, installed, pending, failed },
-    routes: sortByPrefix(rows),
-  };
+  return { enabled: fib !== undefined, table: cfg.table, protocol: cfg.protocol, counts, routes: sortByPrefix(rows) };
+}
+
+/** Adds a row to the counts of `skeinctl fib` (desired only while the route table is open: see desiredFibRow). */
+export function countFibRow(c: FibJson['counts'], r: FibRouteJson): FibRouteJson {
+  if (r.desired !== null) c.desired++;
+  if (r.kernel !== null) c.installed++;
+  if (r.state === 'failed') c.failed++;
+  else if (r.state === 'pending') c.pending++;
+  return r;
+}
+
+/** The `skeinctl fib` row of a prefix the route table wants. Before the table opens (start-up), nothing is desired yet. */
+export function desiredFibRow(fib: Programmer | undefined, routes: RouteTable, d: DesiredRoute): FibRouteJson {
+  const desired: FibEntryJson = d.kind === 'device'
+    ? { type: 'device', nextHops: [], ...(d.dev !== undefined ? { dev: d.dev } : {}) }
+    : d.kind === 'blackhole' ? { type: 'blackhole', nextHops: [] } : { type: 'unicast', nextHops: d.nextHops };
+  const p = prefixBytes(d.prefix)!;
+  const m = routes.metricOf(d.prefix);
+  const v = fib?.lookup(p.family, p.addr, p.len, m !== undefined ? { metric: m } : undefined);
+  const kernel = v?.kernel ? kernelEntry(v, d.dev) : null;
+  const state: FibRouteJson['state'] = v?.failure ? 'failed' : v?.inSync ? 'in-sync' : 'pending';
+  const row: FibRouteJson = { prefix: d.prefix, desired: routes.open ? desired : null, kernel, state };
+  if (v?.failure) row.error = `${v.failure.code}: ${v.failure.message}`;
+  return row;
+}
+
+/** The row of a route of ours in the kernel that nothing wants (adopted at start, removed by the sweep). */
+export function kernelOnlyFibRow(v: RouteView): FibRouteJson {
+  return { prefix: fmtPrefix(v), desired: null, kernel: kernelEntry(v, undefined), state: 'pending' };
 }
 
 /** Does the kernel hold this prefix as the route table wants it? The same answer `skeinctl fib` gives. */

@@ -77,6 +77,66 @@ export function wepValue(node: string, ns: string, pod: string, ip: string): str
   });
 }
 
+// The same records as documents of a file datastore's resources.yaml (what `calicoctl get -o yaml` prints).
+
+/** A Node document: its BGP address `ipv4` (a prefix, e.g. 192.0.2.1/24). */
+export function nodeYaml(name: string, ipv4: string): string {
+  return `apiVersion: projectcalico.org/v3\nkind: Node\nmetadata:\n  name: ${name}\nspec:\n  bgp:\n    ipv4Address: ${ipv4}\n`;
+}
+
+/** A WorkloadEndpoint document of a k8s pod on `node`, named as Calico names it (wepName), at `ip`/32 on `iface`. */
+export function wepYaml(node: string, ns: string, pod: string, ip: string, iface: string): string {
+  return `apiVersion: projectcalico.org/v3
+kind: WorkloadEndpoint
+metadata:
+  name: ${wepName(node, pod)}
+  namespace: ${ns}
+  labels:
+    app: web
+    projectcalico.org/namespace: ${ns}
+    projectcalico.org/orchestrator: k8s
+spec:
+  orchestrator: k8s
+  node: ${node}
+  pod: ${pod}
+  endpoint: eth0
+  containerID: 0a1b2c3d4e5f
+  ipNetworks:
+    - ${ip}/32
+  profiles: [kns.${ns}]
+  interfaceName: ${iface}
+  mac: ee:ee:ee:ee:ee:ee
+`;
+}
+
+/** How a generated cluster's node k and its pod p are named and addressed (clusterYaml). */
+export interface ClusterShape {
+  nodes: number;
+  perNode: number;
+  /** documents before the Nodes (a BGPConfiguration, a pool) */
+  head: readonly string[];
+  nodeName(k: number): string;
+  /** node k's BGP address, a prefix */
+  nodeAddress(k: number): string;
+  /** pod p of node k: its namespace, address and interface */
+  pod(k: number, p: number): { ns: string; ip: string; iface: string };
+}
+
+export const podName = (k: number, p: number): string => `pod-${k}-${p}`;
+
+/** A resources file: the head documents, every Node, then every node's WorkloadEndpoints (node by node). */
+export function clusterYaml(c: ClusterShape): string {
+  const docs = [...c.head];
+  for (let k = 0; k < c.nodes; k++) docs.push(nodeYaml(c.nodeName(k), c.nodeAddress(k)));
+  for (let k = 0; k < c.nodes; k++) {
+    for (let p = 0; p < c.perNode; p++) {
+      const { ns, ip, iface } = c.pod(k, p);
+      docs.push(wepYaml(c.nodeName(k), ns, podName(k, p), ip, iface));
+    }
+  }
+  return docs.join('---\n');
+}
+
 /** Run fn over items with at most `width` in flight. */
 export async function inParallel<T>(items: readonly T[], width: number, fn: (item: T) => Promise<unknown>): Promise<void> {
   let next = 0;

@@ -1,0 +1,150 @@
+// `skeinctl fib` on the daemon's side: the rows of what skein wants in the kernel beside what the kernel holds
+// (src/daemon/status.ts makes each row), streamed a slice at a time in prefix order (src/control/stream.ts,
+// ./prefix-walk.ts) as `skeinctl routes` is, so a table of a million routes is never one document in memory.
+//
+// Params (all optional): within (a prefix: only rows inside it), family ("ipv4" | "ipv6"), state ("in-sync" |
+// "pending" | "failed"), count (no rows, only the number in the end line), limit and after (paging, in walk order).
+// The header names the table and protocol; the end line carries `matched`, the counts of the rows matched (for an
+// unfiltered listing: the whole table, as the one-document answer had them) and `next` when a page is full.
+import type { DaemonConfig } from '../../config/index.js';
+import type { Programmer } from '../../fib/index.js';
+import { ControlError } from '../control/protocol.js';
+import { ControlStream, scheduler as sharedScheduler, type TurnScheduler } from '../control/stream.js';
+import type { FibJson, FibRouteJson } from '../control/types.js';
+import { PrefixWalk, type KeyRange, type PrefixKey } from './prefix-walk.js';
+import { keyText, parseRange } from './route-query.js';
+import type { RouteTable } from './routes.js';
+import { countFibRow, desiredFibRow, fmtPrefix, kernelOnlyFibRow } from './status.js';
+
+export type FibState = FibRouteJson['state'];
+
+export interface FibQuery {
+  within?: KeyRange;
+  family?: 4 | 6;
+  state?: FibState;
+  count: boolean;
+  limit?: number;
+  after?: PrefixKey;
+}
+
+/** What the fib view reads: the FIB programmer (undefined with fib.enabled false) and the route table. */
+export interface FibSource {
+  fib: Programmer | undefined;
+  routes: RouteTable;
+  cfg: DaemonConfig['fib'];
+}
+
+const bad = (m: string): ControlError => new ControlError(m, 'bad-request');
+
+function str(p: Record<string, unknown>, name: string): string | undefined {
+  const v = p[name];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string' || v === '') throw bad(`"${name}" must be a non-empty string`);
+  return v;
+}
+
+/** Checks a fib request. Throws a bad-request ControlError naming the field. */
+export function parseFibQuery(p: Record<string, unknown>): FibQuery {
+  const q: FibQuery = { count: p.count === true };
+  const within = str(p, 'within');
+  if (within !== undefined) q.within = parseRange(within, 'within').range;
+  const family = str(p, 'family');
+  if (family !== undefined) {
+    if (family !== 'ipv4' && family !== 'ipv6') throw bad('"family" must be "ipv4" or "ipv6"');
+    q.family = family === 'ipv4' ? 4 : 6;
+  }
+  const state = str(p, 'state');
+  if (state !== undefined) {
+    if (state !== 'in-sync' && state !== 'pending' && state !== 'failed') throw bad('"state" must be "in-sync", "pending" or "failed"');
+    q.state = state;
+  }
+  if (p.limit !== undefined) {
+    if (typeof p.limit !== 'number' || !Number.isSafeInteger(p.limit) || p.limit < 1) throw bad('"limit" must be a positive integer');
+    q.limit = p.limit;
+  }
+  const after = str(p, 'after');
+  if (after !== undefined) {
+    const r = parseRange(after, 'after');
+    if (!r.hadLength) throw bad(`after: "${after}" must be a prefix (the "next" of the previous page)`);
+    q.after = r.key;
+  }
+  return q;
+}
+
+/**
+ * The keys of every prefix `skeinctl fib` lists: those the route table has a route for, then routes of ours the
+ * kernel holds that nothing wants. Read lazily by the walk's snapshot, a slice at a time.
+ */
+function* fibKeys(src: FibSource): Generator<PrefixKey> {
+  for (const d of src.routes.all()) yield parseRange(d.prefix, 'prefix').key;
+  if (src.fib === undefined) return;
+  for (const v of src.fib.routes()) {
+    if (!v.kernel) continue;
+    const text = fmtPrefix(v);
+    if (src.routes.desired(text) === undefined) yield parseRange(text, 'prefix').key;
+  }
+}
+
+/** The row of one prefix now, or null when it is gone since the snapshot. */
+function fibRow(src: FibSource, text: string): FibRouteJson | null {
+  const d = src.routes.desired(text);
+  if (d !== undefined) return desiredFibRow(src.fib, src.routes, d);
+  if (src.fib === undefined) return null;
+  const r = parseRange(text, 'prefix');
+  const v = src.fib.lookup(r.range.family, r.range.family === 4 ? ipv4Bytes(r.range.addr4) : r.range.addr6, r.range.len);
+  return v?.kernel ? kernelOnlyFibRow(v) : null;
+}
+
+function ipv4Bytes(a: number): Uint8Array {
+  return Uint8Array.of(a >>> 24, (a >>> 16) & 255, (a >>> 8) & 255, a & 255);
+}
+
+/** rows per batch at most: one line on the socket stays small (as in route-query.ts) */
+const MAX_BATCH = 512;
+
+/** The streaming answer of a fib request. */
+export function fibStream(q: FibQuery, src: FibSource, sched: TurnScheduler = sharedScheduler): ControlStream {
+  const counts: FibJson['counts'] = { desired: 0, installed: 0, pending: 0, failed: 0 };
+  let matched = 0;
+  let next: string | undefined;
+  return new ControlStream({
+    header: { enabled: src.fib !== undefined, table: src.cfg.table, protocol: src.cfg.protocol },
+    async *rows(signal) {
+      const walk = new PrefixWalk(() => fibKeys(src), {
+        ...(q.within ? { within: q.within } : {}),
+        ...(q.after !== undefined ? { after: q.after } : {}),
+        ...(q.family !== undefined ? { family: q.family } : {}),
+      });
+      if (!(await walk.prepare(sched, signal))) return;
+      const limit = q.limit ?? Infinity;
+      let last: PrefixKey | undefined;
+      for (let done = false; !done;) {
+        const slice = await sched.slice();
+        if (signal.aborted) return;
+        const batch: FibRouteJson[] = [];
+        for (let i = 0; ; i++) {
+          if ((i & 15) === 0 && slice.over()) break;
+          if (batch.length >= MAX_BATCH) break;
+          if (matched >= limit) {
+            if (walk.next() !== undefined && last !== undefined) next = keyText(last);
+            done = true;
+            break;
+          }
+          const k = walk.next();
+          if (k === undefined) {
+            done = true;
+            break;
+          }
+          const row = fibRow(src, keyText(k));
+          if (row === null || (q.state !== undefined && row.state !== q.state)) continue;
+          countFibRow(counts, row);
+          matched++;
+          last = k;
+          if (!q.count) batch.push(row);
+        }
+        if (batch.length > 0) yield batch;
+      }
+    },
+    trailer: () => ({ matched, counts, ...(next !== undefined ? { next } : {}) }),
+  });
+}
