@@ -28,6 +28,13 @@ export {
 export {
   type BfdKey, type BfdOutput, type BfdParams, type BfdSessionInfo, BfdUdpDriver, keyString,
 } from './bfd/index.js';
+// src/daemon's streamed routes (route-query.ts, prefix-walk.ts) and live migration's announcement watch (migration.ts)
+export {
+  communityText, ORIGIN_NAMES, parseIpv6, type Prefix4, type Prefix6, prefix6Addr, prefix6Len,
+} from './wire/index.js';
+export { native } from './net/index.js';
+export { unusableWhy } from './rib/index.js';
+export { pathJson, type PathJson, reasonText } from './speaker/index.js';
 export {
   type ClientMessage, encodeIpc, fromIpcSession, IPC_VERSION, IpcError, type IpcEvent, type IpcSession,
   LineReader, MAX_LINE, MAX_SESSIONS, parseClientMessage, parseServerMessage, type ServerMessage, toIpcSession,

@@ -2,8 +2,9 @@
 // Checker walks an object, collects every problem with its field path instead
 // of stopping at the first, and leaves locating the field (file and line, or
 // etcd key) to the caller.
+import { compileSelector, type Selector } from './selector.js';
 import { didYouMean } from './suggest.js';
-import { ValueError, describe } from './values.js';
+import { ValueError, describe, parseIP } from './values.js';
 
 export type Path = readonly (string | number)[];
 
@@ -168,4 +169,14 @@ export function resourceName(v: unknown): string {
     throw new ValueError(`"${s}" is not a valid name: lower-case letters, digits, "-" and ".", starting and ending with a letter or digit, at most 253 characters`);
   }
   return s;
+}
+
+/** A selector expression, parsed (config/selector.ts). */
+export const selector = (v: unknown): Selector => compileSelector(str(v));
+/** An address, canonical. */
+export const ip = (v: unknown): string => parseIP(v).address;
+
+/** Sets an optional field only when it has a value (exactOptionalPropertyTypes: no `key: undefined`). */
+export function set<T extends object, K extends keyof T>(o: T, k: K, v: T[K] | undefined): void {
+  if (v !== undefined) o[k] = v;
 }

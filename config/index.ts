@@ -9,10 +9,14 @@ export { ConfigError, DatastoreError, formatIssue, type Issue } from './errors.j
 export { parseDaemonConfig, loadDaemonConfig, ENV, type DaemonConfig } from './daemon.js';
 export { Secret, resolvePassword, type BGPPassword } from './secrets.js';
 export {
-  validateResource, parsePeerIP, blockAllocations,
-  type Resource, type BGPConfiguration, type CalicoNode, type BGPPeer, type IPPool, type BGPFilter, type BGPFilterRule,
-  type WorkloadEndpoint, type LiveMigrationRef, type BFDConfiguration,
+  validateResource,
+  type Resource, type BGPConfiguration, type CalicoNode, type BGPPeer, type IPPool, type BGPFilter,
+  type WorkloadEndpoint, type BFDConfiguration,
 } from './resources.js';
+export { parsePeerIP } from './resources-bgp.js';
+export { blockAllocations } from './resources-ipam.js';
+export type { BGPFilterRule } from './resources-filter.js';
+export type { LiveMigrationRef } from './resources-workload.js';
 export { Model, type ChangeEvent } from './model.js';
 export { decodeEtcd, etcdKey, etcdValueOf, wepNodeOfName, keyConcernsNode } from './keys.js';
 export { loadResourcesText } from './filesource.js';

@@ -4,9 +4,10 @@
 import { isDeepStrictEqual } from 'node:util';
 import {
   KINDS, resourceId, type BGPConfiguration, type BGPFilter, type BGPPeer, type BlockAffinity, type CalicoNode,
-  type ClusterInformation, type FelixConfigurationSpec, type IPAMBlock, type IPPool, type Kind, type LiveMigration,
+  type ClusterInformation, type IPAMBlock, type IPPool, type Kind, type LiveMigration,
   type Resource, type ResourceOf, type WorkloadEndpoint,
 } from './resources.js';
+import type { FelixConfigurationSpec } from './resources-workload.js';
 
 export type ChangeType = 'added' | 'updated' | 'deleted';
 

@@ -14,13 +14,9 @@
 // carry the R bit until the FIB is reconciled, and the F bit whenever the FIB is on (our routes outlive us), so
 // peers keep our routes while we are away. A clean stop therefore ends sessions without a NOTIFICATION.
 // Later datastore changes are applied as the controller's diffs: only what changed is touched.
-// The pieces, each in src/daemon/ with one job (src/daemon/README.md); this file is the start and the wiring:
-//   events.ts  datastore changes, batched per burst, held while frozen   apply.ts     the controller's diffs applied
-//   speaker.ts the speaker's options and what its events become          fib-events.ts the FIB programmer's events
-//   sweep.ts   "wait for peers, then sweep" (start-up, speaker restart)   status.ts    the control methods' answers
-//   reload.ts  SIGHUP / `skeinctl reload`                                 sampler.ts   the 5 s metrics sampler
-//   notify.ts  sd_notify READY=1 / STATUS=                                shutdown.ts  the clean stop
-//   drain.ts   RFC 8326 graceful shutdown (skeinctl drain, a draining stop)
+// The pieces, each in src/daemon/ with one job, are listed in src/daemon/README.md ("Files"); this file is the start
+// and the wiring. "Wait for peers, then sweep" is one loop (sweep.ts PeerWait) used twice: at start-up and after a
+// speaker restart.
 import { BindError, bindAs } from './daemon/bind.js';
 import { ListMemory } from './daemon/memory.js';
 import { LogRateLimit, Speaker, type BestBatch, type PeerStateEvent } from '../bgp/index.js';
@@ -28,18 +24,20 @@ import {
   openDatastore, type ChangeEvent, type DaemonConfig, type Datastore, type DatastoreStatus, type Issue, type Model,
 } from '../config/index.js';
 import { Programmer } from '../fib/index.js';
-import { ControlServer } from './control/index.js';
-import { resolveGroup } from './control/group.js';
-import type { FibJson, PeerJson, PolicyVerdictJson, ReloadJson, RouteJson, StatusJson } from './ctl/types.js';
+import type { ControlServer } from './control/index.js';
+import type { FibJson, PeerJson, PolicyVerdictJson, ReloadJson, RouteJson, StatusJson } from './control/types.js';
 import {
-  BIRD_INT_MAX, DEFAULT_NORMAL_ROUTE_PRIORITY, NodeController, kernelMetricOf, kernelPolicy, type ControllerDiff,
+  NodeController, kernelPolicy, type ControllerDiff,
 } from './controller/index.js';
 import { DiffApplier, diffIsEmpty } from './daemon/apply.js';
-import { StartConfigError, checkCapabilities } from './daemon/capabilities.js';
+import { checkCapabilities } from './daemon/capabilities.js';
+import { controlGroup, listenControl } from './daemon/control.js';
 import { ChangeBatcher } from './daemon/events.js';
-import { addressBytes, speakerIdentity, type SpeakerIdentity } from './daemon/mapping.js';
+import { addressBytes } from './ip.js';
+import { identityChanges, speakerIdentity, type SpeakerIdentity } from './daemon/mapping.js';
 import { StartNotifier } from './daemon/notify.js';
 import { RouteTable } from './daemon/routes.js';
+import { RoutePriority } from './daemon/route-priority.js';
 import { BfdWiring } from './daemon/bfd.js';
 import { Drain } from './daemon/drain.js';
 import { chooseBfdTransport } from './daemon/bfd-companion.js';
@@ -47,7 +45,6 @@ import { PolicyWiring, RULE_KINDS } from './daemon/policy.js';
 import { MigrationWatcher } from './daemon/migration.js';
 import { KernelReachability } from './daemon/reachability.js';
 import { FibResolver } from './daemon/fib-resolver.js';
-import { fibStream, parseFibQuery } from './daemon/fib-query.js';
 import { logLevelFor, reload } from './daemon/reload.js';
 import { parseRouteQuery, routesStream } from './daemon/route-query.js';
 import { RuntimeStats } from './daemon/runtime.js';
@@ -64,7 +61,8 @@ import { createLogger, parseLogLevel, type Logger, type LogLevel } from './log.j
 import { Metrics } from './metrics.js';
 import { VERSION } from './version.js';
 
-export { peerOptionsFor, originationAttributes, routerIdFor, speakerIdentity, addressBytes, prefixBytes, sortByPrefix, bgpTarget } from './daemon/mapping.js';
+export { peerOptionsFor, originationAttributes, routerIdFor, speakerIdentity, bgpTarget } from './daemon/mapping.js';
+export { addressBytes, prefixBytes, sortByPrefix } from './ip.js';
 export { RouteTable } from './daemon/routes.js';
 export { sessionDownKind } from './daemon/speaker.js';
 
@@ -129,8 +127,8 @@ export class Daemon {
   #configuredLevel: LogLevel;
   /** live migration: watches target interfaces for the VM's announcement, wakes TimeWait ends */
   readonly #migration: MigrationWatcher;
-  /** a learned path with LOCAL_PREF above this (per family) overrides a local workload route: an elevated one */
-  #overrideAbove = { 4: BIRD_INT_MAX - DEFAULT_NORMAL_ROUTE_PRIORITY, 6: BIRD_INT_MAX - DEFAULT_NORMAL_ROUTE_PRIORITY };
+  /** which learned path beats a local workload route, and each one's kernel metric (src/daemon/route-priority.ts) */
+  readonly #priority = new RoutePriority();
 
   /**
    * Log lines a remote party can cause, rate limited per (source, kind): one limiter for the daemon's life, shared
@@ -189,21 +187,12 @@ export class Daemon {
     });
     // Sweep the FIB once every start-up peer has sent its routes (or at the deadline), and the gate is open.
     this.#startupWait = new PeerWait({
-      sent: (a, at, now) => peerSent(this.speaker?.peerInfo(a), at, this.#speakerEvents.lastBestAt, now),
+      sent: (a, at, now) => this.#peerSent(a, at, now),
       cancelled: () => this.#stopping,
       mayFinish: () => this.controller.state.ready,
       done: (waiting) => this.#fibSweep(waiting),
     });
-    // A live migration's target announces the VM's route above the normal priority: it beats the local route and is
-    // written at 2^31-1 minus its LOCAL_PREF (confd's SetMetricForBGPRoutes).
-    this.routes.elevation = (ev) => {
-      const lp = ev.attributes?.localPref;
-      return lp !== undefined && lp > this.#overrideAbove[ev.afi === 2 ? 6 : 4] ? BIRD_INT_MAX - lp : undefined;
-    };
-    // Every learned route goes into the kernel at the metric Calico's BIRD gives it: 2^31-1 minus LOCAL_PREF (1024
-    // for an ordinary mesh route; confd's SetMetricForBGPRoutes, with Calico's BIRD leaving the kernel protocol's
-    // own metric at 0).
-    this.routes.learnedMetric = (ev) => kernelMetricOf(ev.attributes?.localPref);
+    this.#priority.attach(this.routes);
     this.bfd = new BfdWiring({
       log: this.log.child({ component: 'bfd' }),
       nodeName: cfg.nodeName,
@@ -242,14 +231,7 @@ export class Daemon {
     log.info('skeind starting', { version: VERSION, config: this.cfg.file, datastore: this.cfg.datastore.type, fib: this.cfg.fib.enabled });
     // Deployment checks before anything is opened: no restart fixes these, so skeind exits 2 (StartConfigError).
     checkCapabilities(this.cfg);
-    let gid: number | undefined;
-    if (this.cfg.control.group !== undefined) {
-      try {
-        gid = await resolveGroup(this.cfg.control.group);
-      } catch (e) {
-        throw new StartConfigError(`${this.cfg.file}: control.group: ${(e as Error).message} (create it, e.g. \`groupadd --system ${String(this.cfg.control.group)}\`, or remove control.group)`, { cause: e });
-      }
-    }
+    const gid = await controlGroup(this.cfg);
     this.#monitor.start();
     this.#runtime = new RuntimeStats(this.metrics.registry);
     // READY=1 and STATUS= for systemd; while starting, what the start waits for.
@@ -265,20 +247,7 @@ export class Daemon {
         log,
       }));
     }
-    const control = new ControlServer({ path: this.cfg.control.socket, log, ...(gid !== undefined ? { group: gid } : {}) });
-    control
-      .handle('status', () => this.status())
-      .handle('peers', () => ({ peers: this.peers() }))
-      .handle('routes', (p) => this.routesStream(p))
-      .handle('fib', (p) => fibStream(parseFibQuery(p), { fib: this.fib, routes: this.routes, cfg: this.cfg.fib }))
-      .handle('bfd', () => this.bfd.json())
-      .handle('reload', () => this.reload())
-      .handle('drain', (p) => this.drain.control(p))
-      .handle('undrain', () => this.drain.undrain())
-      .handle('watch', (p) => this.watch.stream(p))
-      .handle('runtime', (p) => this.#runtime?.json({ reset: p.reset === true, control: control.stats }));
-    await bindAs('control.socket', this.cfg.control.socket, () => control.listen());
-    this.#control = control;
+    this.#control = await listenControl(this, { gid, log, runtime: () => this.#runtime });
 
     if (this.fib) {
       const fib = this.fib;
@@ -406,7 +375,7 @@ export class Daemon {
 
     this.routes.setPolicy(kernelPolicy(model, this.cfg.nodeName));
     this.policy.update(model, this.cfg.nodeName);
-    this.#setOverride(model);
+    this.#priority.update(model);
     const diff = this.controller.update(model);
     this.policy.setLocalInterfaces(this.controller.state.deviceRoutes);
     const state = this.controller.state;
@@ -432,7 +401,7 @@ export class Daemon {
     // kernel and how (src/controller/kernel.ts).
     if (model && events.some((ev) => POLICY_KINDS.has(ev.kind))) {
       this.routes.setPolicy(kernelPolicy(model, this.cfg.nodeName));
-      this.#setOverride(model);
+      this.#priority.update(model);
     }
     const rulesChanged = model !== undefined && events.some((ev) => RULE_KINDS.has(ev.kind));
     if (rulesChanged) this.policy.update(model, this.cfg.nodeName);
@@ -459,19 +428,6 @@ export class Daemon {
       return;
     }
     this.#apply.apply(diff, false).catch((e: unknown) => this.log.error('applying a live-migration step failed', { err: e }));
-  }
-
-  /**
-   * confd's import filter (bgp_processor.go buildImportFilter): a path whose LOCAL_PREF is above 2^31-1 minus the
-   * normal route priority came from a node routing a just-migrated VM at the elevated priority; it gets BIRD's
-   * override preference and beats this node's own route to the same address (the migration's source host).
-   */
-  #setOverride(model: Model): void {
-    const cfg = model.bgpConfiguration('default')?.spec;
-    this.#overrideAbove = {
-      4: BIRD_INT_MAX - (cfg?.ipv4NormalRoutePriority ?? DEFAULT_NORMAL_ROUTE_PRIORITY),
-      6: BIRD_INT_MAX - (cfg?.ipv6NormalRoutePriority ?? DEFAULT_NORMAL_ROUTE_PRIORITY),
-    };
   }
 
   /** The more verbose of skein.yaml's log.level and Calico's logSeverityScreen (src/daemon/reload.ts logLevelFor). */
@@ -519,7 +475,7 @@ export class Daemon {
     if (!this.identity) return undefined;
     const now = speakerIdentity(this.cfg, model);
     const was = this.identity;
-    const changed = (['asn', 'routerId', 'listenAddress', 'alsoListen', 'listenPort', 'clusterId'] as const).filter((k) => now[k] !== was[k]);
+    const changed = identityChanges(was, now);
     if (changed.length === 0) return undefined;
     this.identity = now; // a burst that follows does not restart the speaker a second time
     this.log.warn('the speaker\'s identity changed: restarting every BGP session', {
@@ -559,7 +515,7 @@ export class Daemon {
     // Sweep once every peer is back and quiet, or after the start-up deadline.
     const started = Date.now();
     const wait = new PeerWait({
-      sent: (a, at, now) => peerSent(this.speaker?.peerInfo(a), at, this.#speakerEvents.lastBestAt, now),
+      sent: (a, at, now) => this.#peerSent(a, at, now),
       cancelled: () => this.#stopping || this.speaker !== speaker,
       done: () => {
         const swept = this.routes.sweepBgpStale();
@@ -569,6 +525,11 @@ export class Daemon {
     });
     for (const p of state.peers) wait.add(p.address, started);
     wait.start(DEFAULT_SYNC_DEADLINE_MS);
+  }
+
+  /** Has this peer sent its routes since `at` (src/daemon/sweep.ts peerSent)? For both waits: start-up and speaker restart. */
+  #peerSent(address: string, at: number, now: number): boolean {
+    return peerSent(this.speaker?.peerInfo(address), at, this.#speakerEvents.lastBestAt, now);
   }
 
   /** The start-up wait is over (src/daemon/sweep.ts): end the restart and remove adopted routes nobody wants. */

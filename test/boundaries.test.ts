@@ -1,7 +1,7 @@
 // The room boundaries of docs/architecture.md are enforced by lint: check that the
 // rule really rejects a crossing and accepts what is allowed, and that the
 // tree as committed has no crossing.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { ESLint } from 'eslint';
 import { join } from 'node:path';
 
@@ -26,6 +26,15 @@ async function lintText(text: string, file: string): Promise<string[]> {
   return (result?.messages ?? []).filter((m) => m.ruleId === 'skein/boundaries').map((m) => m.message);
 }
 
+/** Each (file, code) case gets exactly one boundaries error, matching `reason`. */
+async function eachRejected(t: Test, cases: readonly [string, string][], reason: RegExp): Promise<void> {
+  for (const [file, code] of cases) {
+    const msgs = await lintText(`${code}\nexport {};\n`, file);
+    t.equal(msgs.length, 1, `${file}: ${code}`);
+    t.match(msgs[0] ?? '', reason);
+  }
+}
+
 t.test('a library importing another library or src/ is an error', async (t) => {
   const cases: [string, string][] = [
     ['bgp/wire/x.ts', "import { a } from '../../fib/index.js';"],
@@ -34,11 +43,7 @@ t.test('a library importing another library or src/ is an error', async (t) => {
     ['config/deep/x.ts', "const m = await import('../../src/skeind.js');"],
     ['fib/x.ts', "import { c } from './../config/../src/x.js';"],
   ];
-  for (const [file, code] of cases) {
-    const msgs = await lintText(`${code}\nexport {};\n`, file);
-    t.equal(msgs.length, 1, `${file}: ${code}`);
-    t.match(msgs[0] ?? '', /must not import/);
-  }
+  await eachRejected(t, cases, /must not import/);
 });
 
 t.test('imports within a room, from src/, and of packages are allowed', async (t) => {
@@ -54,8 +59,19 @@ t.test('imports within a room, from src/, and of packages are allowed', async (t
   }
 });
 
+t.test('src/ importing a library past its index.ts is an error', async (t) => {
+  const cases: [string, string][] = [
+    ['src/daemon/x.ts', "import { a } from '../../bgp/wire/prefix.js';"],
+    ['src/x.ts', "import type { B } from '../fib/types.js';"],
+    ['src/ctl/x.ts', "export { c } from '../../config/resources.js';"],
+    ['src/x.ts', "const m = await import('../bgp/net/native.js');"],
+  ];
+  await eachRejected(t, cases, /through .*index\.js/);
+  t.same(await lintText("import { a } from '../../bgp/index.js';\nexport {};\n", 'src/daemon/x.ts'), [], 'through index.js');
+});
+
 t.test('the committed tree crosses no boundary', async (t) => {
-  const results = await eslint.lintFiles(['bgp', 'fib', 'config']);
+  const results = await eslint.lintFiles(['bgp', 'fib', 'config', 'src']);
   const crossings = results.flatMap((r) =>
     r.messages.filter((m) => m.ruleId === 'skein/boundaries').map((m) => `${r.filePath}:${m.line} ${m.message}`),
   );

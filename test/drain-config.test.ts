@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadDaemonConfig, parseDaemonConfig } from '../config/index.js';
 import { Daemon } from '../src/daemon.js';
-import { runCtlCommand, type CtlIo, type DrainJson } from '../src/ctl/index.js';
+import { runCtlCommand, type CtlIo } from '../src/ctl/index.js';
+import type { DrainJson } from '../src/control/types.js';
 import { until } from './helpers/netns.js';
 
 t.test('bgp.shutdownDrainSeconds: whole seconds or a duration, 0..3600; anything else named', (t) => {

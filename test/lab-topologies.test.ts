@@ -11,9 +11,9 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  birdHostConf, birdTorConf, expectedDropped, expectedRemote, frrConf, makePlan, resourcesYaml, type Plan, type PlanOptions, type TorKind, type Topology,
-} from '../src/lab/topology.js';
+import { expectedDropped, expectedRemote, makePlan, type Plan, type PlanOptions, type TorKind, type Topology } from '../src/lab/topology.js';
+import { resourcesYaml } from '../src/lab/resources.js';
+import { birdHostConf, birdTorConf, frrConf } from '../src/lab/router-conf.js';
 import { loadResourcesText } from '../config/index.js';
 import { requires } from './helpers/env.js';
 import { runCommand, type RunResult } from './helpers/run.js';

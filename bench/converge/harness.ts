@@ -26,7 +26,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, w
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { etcdPair, workloadDoc, type Doc } from '../../src/lab/topology.js';
+import { etcdPair, workloadDoc, type Doc } from '../../src/lab/resources.js';
 
 export type Daemon = 'skein' | 'bird';
 export type BenchTopology = 'mesh' | 'rr';

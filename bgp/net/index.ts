@@ -22,4 +22,4 @@ export {
 } from './sockets.js';
 export { sdNotify } from './notify.js';
 export { mallocTrim } from './memory.js';
-export { type NativeConstants, addonPath } from './native.js';
+export { type NativeConstants, addonPath, native } from './native.js';

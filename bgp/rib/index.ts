@@ -1,6 +1,8 @@
 // RIBs: attribute interning, the decision process, and the route-processing core.
 export { AttrSet, AttrTable, attrKey, asPathLength, neighborAs } from './intern.js';
-export { Path, PATH_EPOCH_MS, compare, equalCost, isUsable, selectBest, addressSortKey, DEFAULT_LOCAL_PREF } from './decision.js';
+export {
+  Path, PATH_EPOCH_MS, compare, equalCost, isUsable, selectBest, addressSortKey, DEFAULT_LOCAL_PREF, unusableWhy,
+} from './decision.js';
 export type { PathSource, Reason, Comparison, Selection } from './decision.js';
 export { RibCore, DEFAULT_KEEP_REFUSED } from './core.js';
 export { BestBatch } from './change-queue.js';

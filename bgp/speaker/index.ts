@@ -9,5 +9,5 @@ export type { PeerCounters, PeerInfo, PeerStateEvent, BestEvent, EndOfRibEvent, 
 export type { GracefulRestartJson } from './llgr.js';
 export { sessionKey, normalizeAddress, FAMILY_KEYS, familyNameOf } from './config.js';
 export type { FamilyName, PeerOptions, SpeakerOptions } from './config.js';
-export { pathJson } from './json.js';
+export { pathJson, reasonText } from './json.js';
 export type { PathJson, PeerJson, RouteJson, LocalRestartJson } from './json.js';

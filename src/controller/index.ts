@@ -10,7 +10,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { Model, type ChangeEvent } from '../../config/index.js';
 import { comparePeers, derivePeersIn, PeerContext, type DesiredPeer } from './peers.js';
-import { compareNets, parseNet } from './ip.js';
+import { compareNets, parseNet } from '../ip.js';
 import { deriveOriginations, type Blackhole, type DeviceRoute, type Origination } from './originate.js';
 import { DEFAULT_CONVERGENCE_MS, MigrationTracker, endpointId, migrationRoles, type MigrationState } from './migration.js';
 

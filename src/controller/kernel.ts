@@ -12,7 +12,7 @@
 // programClusterRoutes defaults to EnabledNoEncapOnly (Felix programs IPIP routes, BIRD the unencapsulated ones);
 // an unknown value is treated as the default, as confd does.
 import type { Model } from '../../config/index.js';
-import { netWithin, parseNet, type Net } from './ip.js';
+import { netWithin, parseNet, type Net } from '../ip.js';
 
 export type KernelDecision = 'accept' | 'reject' | 'tunnel';
 

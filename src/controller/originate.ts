@@ -34,7 +34,7 @@
 //   Service routes are never blackholed in the kernel (Calico rejects them in
 //   calico_kernel_programming).
 import type { Model, WorkloadEndpoint } from '../../config/index.js';
-import { compareNets, netWithin, parseNet, type Family, type Net } from './ip.js';
+import { compareNets, netWithin, parseNet, type Family, type Net } from '../ip.js';
 import { BIRD_INT_MAX, DEFAULT_ELEVATED_ROUTE_PRIORITY, endpointId, type MigrationState } from './migration.js';
 
 export type OriginKind = 'block' | 'borrowed' | 'service';

@@ -38,7 +38,7 @@
 import {
   matches, type BGPConfiguration, type BGPPassword, type BGPPeer, type CalicoNode, type Model, type Selector,
 } from '../../config/index.js';
-import { stripLength, type Family } from './ip.js';
+import { stripLength, type Family } from '../ip.js';
 
 /** How `calicoctl node status` labels a peering (its BIRD protocol name prefix Mesh_/Global_/Node_). */
 export type PeerType = 'node-to-node mesh' | 'global' | 'node specific';

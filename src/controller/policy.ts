@@ -38,7 +38,7 @@
 // A filter named by a peer but absent from the datastore is skipped, as confd skips a key it cannot read.
 import type { Rule, RuleOperation, RuleSet, PeerRules } from '../../bgp/index.js';
 import type { BGPFilter, BGPFilterRule, Model } from '../../config/index.js';
-import type { Family } from './ip.js';
+import type { Family } from '../ip.js';
 
 /** confd's template.BirdIntMaxValue: priorities and bgp_local_pref convert with x = 2^31-1 - y. */
 export const BIRD_INT_MAX = 2147483647;

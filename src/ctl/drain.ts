@@ -2,7 +2,7 @@
 // (src/daemon/drain.ts). An answer of the wrong shape is a ShapeError, as for the other renderers.
 import { fields, humaneSince } from './format.js';
 import { ShapeError } from './render.js';
-import type { DrainJson } from './types.js';
+import type { DrainJson } from '../control/types.js';
 
 const STATES = new Set(['off', 'draining', 'drained']);
 

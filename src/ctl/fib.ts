@@ -9,7 +9,7 @@ import { UsageError, type CtlOptions, type ParsedCtlArgs, type RouteOptions } fr
 import type { CtlIo } from './index.js';
 import { EXIT } from './index.js';
 import { fibEntry, renderFib, ShapeError } from './render.js';
-import type { FibJson, FibRouteJson } from './types.js';
+import type { FibJson, FibRouteJson } from '../control/types.js';
 
 /** Usage errors of the fib options given together. */
 export function checkFibOptions(p: ParsedCtlArgs): void {

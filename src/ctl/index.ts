@@ -8,7 +8,7 @@ import { DEFAULT_CONTROL_SOCKET } from '../control/protocol.js';
 import { VERSION } from '../version.js';
 import { renderBfd, renderPeers, renderReload, renderStatus, ShapeError } from './render.js';
 import { renderDrain } from './drain.js';
-import type { DrainJson } from './types.js';
+import type { DrainJson } from '../control/types.js';
 import { checkRouteOptions, streamRoutes } from './routes.js';
 import { checkFibOptions, streamFib } from './fib.js';
 import { ctlWatch } from './watch.js';
@@ -17,7 +17,6 @@ import { checkPrefixArg, isCommand, parseCtlArgs, UsageError, type CtlOptions, t
 export { checkPrefixArg, ctlCommandOf, DEFAULT_TIMEOUT_MS, parseCtlArgs, UsageError } from './args.js';
 export type { CtlOptions, ParsedCtlArgs, RouteOptions } from './args.js';
 
-export * from './types.js';
 export { humaneDuration, humaneSince, table } from './format.js';
 export { renderBfd, renderFib, renderPeers, renderReload, renderRouteBlock, renderRoutes, renderStatus, ShapeError } from './render.js';
 

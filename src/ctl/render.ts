@@ -3,7 +3,7 @@
 // daemon produces a clear message, not a TypeError.
 import { drainLine } from './drain.js';
 import { fields, humaneDuration, humaneSince, table } from './format.js';
-import type { BfdJson, FibEntryJson, FibJson, PathJson, PeerJson, ReloadJson, RouteJson, StatusJson } from './types.js';
+import type { BfdJson, FibEntryJson, FibJson, PathJson, PeerJson, ReloadJson, RouteJson, StatusJson } from '../control/types.js';
 
 export class ShapeError extends Error {
   constructor(what: string) {

@@ -22,7 +22,7 @@ import {
 } from '../../bgp/index.js';
 import { bfdSettingsFor, type BFDInterface, type Model } from '../../config/index.js';
 import type { Logger } from '../log.js';
-import type { BfdJson } from '../ctl/types.js';
+import type { BfdJson } from '../control/types.js';
 
 /** How often peers are looked at again without a datastore change (a route to a peer may appear later). */
 export const RECHECK_MS = 10_000;

@@ -23,7 +23,7 @@
 import { Gauge } from '../prom.js';
 import type { Speaker } from '../../bgp/index.js';
 import { ControlError } from '../control/index.js';
-import type { DrainJson, DrainStateName } from '../ctl/types.js';
+import type { DrainJson, DrainStateName } from '../control/types.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 

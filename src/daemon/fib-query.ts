@@ -10,7 +10,7 @@ import type { DaemonConfig } from '../../config/index.js';
 import type { Programmer } from '../../fib/index.js';
 import { ControlError } from '../control/protocol.js';
 import { ControlStream, scheduler as sharedScheduler, type TurnScheduler } from '../control/stream.js';
-import type { FibJson, FibRouteJson } from '../ctl/types.js';
+import type { FibJson, FibRouteJson } from '../control/types.js';
 import { PrefixWalk, type KeyRange, type PrefixKey } from './prefix-walk.js';
 import { keyText, parseRange } from './route-query.js';
 import type { RouteTable } from './routes.js';

@@ -1,11 +1,11 @@
 // Pure translations between the node controller's vocabulary (src/controller) and what the BGP speaker and the
 // FIB programmer take. No I/O here, so each rule is tested with a table (test/skeind-unit.test.ts).
 import { createHash } from 'node:crypto';
-import { isIP } from 'node:net';
 import type { PathAttributes, PeerOptions, ViaHop } from '../../bgp/index.js';
 import type { CalicoNode, DaemonConfig, Model } from '../../config/index.js';
 import type { NextHop, Target } from '../../fib/index.js';
 import { DEFAULT_AS, type DesiredPeer, type Origination } from '../controller/index.js';
+import { addressBytes } from '../ip.js';
 
 /** RFC 4724 §3: the Restart Time field is 12 bits of seconds. */
 export const MAX_RESTART_TIME_S = 4095;
@@ -157,60 +157,12 @@ export function speakerIdentity(cfg: DaemonConfig, model: Model): SpeakerIdentit
   return out;
 }
 
-// ----- addresses and prefixes as the FIB wants them (bytes) -----
-
-/** Address text -> 4 or 16 bytes; undefined when it is not an address. */
-export function addressBytes(text: string): Uint8Array | undefined {
-  const fam = isIP(text);
-  if (fam === 4) return Uint8Array.from(text.split('.').map(Number));
-  if (fam !== 6) return undefined;
-  // An embedded dotted quad (::ffff:10.0.0.1) becomes its two 16-bit words.
-  const s = text.replace(/(\d+)\.(\d+)\.(\d+)\.(\d+)$/, (_m, a: string, b: string, c: string, d: string) =>
-    `${((Number(a) << 8) | Number(b)).toString(16)}:${((Number(c) << 8) | Number(d)).toString(16)}`);
-  const words = (x: string): number[] => (x === '' ? [] : x.split(':').map((w) => parseInt(w, 16)));
-  const dbl = s.indexOf('::');
-  const all = dbl < 0
-    ? words(s)
-    : ((h: number[], r: number[]): number[] => [...h, ...new Array<number>(8 - h.length - r.length).fill(0), ...r])(words(s.slice(0, dbl)), words(s.slice(dbl + 2)));
-  const out = new Uint8Array(16);
-  all.forEach((w, i) => {
-    out[i * 2] = w >> 8;
-    out[i * 2 + 1] = w & 0xff;
-  });
-  return out;
-}
-
-export interface PrefixBytes {
-  family: 4 | 6;
-  addr: Uint8Array;
-  len: number;
-}
-
-/** "10.65.0.0/26" -> bytes; undefined when malformed. */
-export function prefixBytes(text: string): PrefixBytes | undefined {
-  const i = text.indexOf('/');
-  const a = i < 0 ? text : text.slice(0, i);
-  const addr = addressBytes(a);
-  if (addr === undefined) return undefined;
-  const max = addr.length * 8;
-  const len = i < 0 ? max : Number(text.slice(i + 1));
-  if (!Number.isInteger(len) || len < 0 || len > max) return undefined;
-  return { family: addr.length === 4 ? 4 : 6, addr, len };
-}
-
 /**
- * Sorts prefix-keyed rows the way `ip route show` reads: IPv4 before IPv6, then by address, then shorter
- * prefixes first. Each key is parsed once; rows whose prefix does not parse go last, in their original order.
+ * The fields of the speaker's identity that differ: AS, router ID, listen socket and cluster ID are the speaker's
+ * own (they are in every OPEN, RFC 4271 §4.2), so any of them changing replaces the speaker.
  */
-export function sortByPrefix<T extends { readonly prefix: string }>(rows: T[]): T[] {
-  const keyed = rows.map((row, i) => ({ row, i, p: prefixBytes(row.prefix) }));
-  keyed.sort((x, y) => {
-    if (x.p === undefined || y.p === undefined) return x.p === y.p ? x.i - y.i : x.p === undefined ? 1 : -1;
-    if (x.p.family !== y.p.family) return x.p.family - y.p.family;
-    const c = Buffer.compare(x.p.addr, y.p.addr);
-    return c !== 0 ? c : x.p.len - y.p.len;
-  });
-  return keyed.map((k) => k.row);
+export function identityChanges(was: SpeakerIdentity, now: SpeakerIdentity): ('asn' | 'routerId' | 'listenAddress' | 'alsoListen' | 'listenPort' | 'clusterId')[] {
+  return (['asn', 'routerId', 'listenAddress', 'alsoListen', 'listenPort', 'clusterId'] as const).filter((k) => now[k] !== was[k]);
 }
 
 /**

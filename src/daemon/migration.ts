@@ -3,7 +3,7 @@
 // due. Felix opens its capture once, on entering Target, and gives up when the interface is not there yet
 // (felix/dataplane/linux/live_migration.go startGARPDetection); the tap of an incoming VM often appears after its
 // endpoint, so this retries until it exists — the move then happens at the announcement instead of at completion.
-import { native } from '../../bgp/net/native.js';
+import { native } from '../../bgp/index.js';
 import type { Logger } from '../log.js';
 
 // No timer drains the socket: the poll that once missed frames under load was stopped by libuv on the ENETDOWN a

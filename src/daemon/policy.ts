@@ -3,9 +3,9 @@
 // a reset: exports evaluated again, ROUTE-REFRESH for the import side), and answers the rules' interface question.
 import { networkInterfaces } from 'node:os';
 import type { Model } from '../../config/index.js';
-import { checkRules, type PeerRules, type PrefixKey } from '../../bgp/index.js';
+import { checkRules, prefixText, type PeerRules, type PrefixKey } from '../../bgp/index.js';
 import { compileNodePolicy, missingFilters, peerRules, type NodePolicy } from '../controller/policy.js';
-import { addressBytes } from './mapping.js';
+import { addressBytes, bytesWithin } from '../ip.js';
 
 /** Kinds whose changes can alter a node's compiled policy. */
 export const RULE_KINDS: ReadonlySet<string> = new Set(['BGPFilter', 'IPPool', 'BGPConfiguration', 'BlockAffinity', 'Node']);
@@ -97,7 +97,7 @@ export class PolicyWiring {
     if (b !== undefined) {
       for (const s of subnets) {
         if (s.addr.length !== b.length || (best !== undefined && best.len >= s.len)) continue;
-        if (within(b, s.addr, s.len)) best = s;
+        if (bytesWithin(b, s.addr, s.len)) best = s;
       }
     }
     if (this.#byHop.size >= HOP_CACHE_MAX) this.#byHop.clear();
@@ -124,18 +124,4 @@ export class PolicyWiring {
     this.#byHop.clear();
     return out;
   }
-}
-
-function within(a: Uint8Array, net: Uint8Array, len: number): boolean {
-  for (let i = 0; i < a.length && len > 0; i++, len -= 8) {
-    const m = len >= 8 ? 0xff : (0xff << (8 - len)) & 0xff;
-    if (((a[i] as number) & m) !== ((net[i] as number) & m)) return false;
-  }
-  return true;
-}
-
-function prefixText(p: PrefixKey): string {
-  if (typeof p === 'string') return p;
-  const a = Math.floor(p / 64);
-  return `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}/${p % 64}`;
 }

@@ -11,8 +11,7 @@
 // the snapshot passed its place is not reported, and one removed before its row is made is skipped by the caller
 // (its lookup finds nothing). This is the fuzzy snapshot OpenBGPD's resumable RIB dumps give
 // (usr.sbin/bgpd/rde_rib.c), and what `birdc show route` shows on a busy table.
-import { parseIpv6, prefix6Addr, prefix6Len } from '../../bgp/wire/prefix.js';
-import type { Prefix4, Prefix6 } from '../../bgp/wire/types.js';
+import { parseIpv6, prefix6Addr, prefix6Len, type Prefix4, type Prefix6 } from '../../bgp/index.js';
 import type { TurnScheduler } from '../control/stream.js';
 
 export type PrefixKey = Prefix4 | Prefix6;

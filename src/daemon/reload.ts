@@ -2,7 +2,7 @@
 // level, secretsDir, passwords read from files, bgp.shutdownDrainSeconds) and say which changes need a restart. Sessions stay up.
 import { loadDaemonConfig, type DaemonConfig, type Datastore, type Model } from '../../config/index.js';
 import { ControlError } from '../control/index.js';
-import type { ReloadJson } from '../ctl/types.js';
+import type { ReloadJson } from '../control/types.js';
 import { parseLogLevel, type Logger, type LogLevel } from '../log.js';
 import type { Metrics } from '../metrics.js';
 

@@ -8,15 +8,13 @@
 // view ("loc" default | "received" | "advertised" | "refused": the routes its import rules refused, kept up to
 // bgp.keepRefused per peer; "received" lists them too, marked accepted false with the refusing rule), community ("A:B" or "A:B:C": a path carries it),
 // count (no rows, only the number in the end line), limit and after (paging, in walk order).
-import { PATH_EPOCH_MS, type Path, type RibCore, type Reason } from '../../bgp/index.js';
-import { unusableWhy } from '../../bgp/rib/decision.js';
-import { pathJson as speakerPathJson, reasonText, type PathJson as SpeakerPathJson } from '../../bgp/speaker/json.js';
-import { ORIGIN_NAMES } from '../../bgp/wire/constants.js';
-import { communityText } from '../../bgp/wire/json.js';
-import { parseIpv4, parseIpv6, prefix4, prefix4ToString, prefix6FromBytes } from '../../bgp/wire/prefix.js';
+import {
+  communityText, ORIGIN_NAMES, parseIpv4, parseIpv6, PATH_EPOCH_MS, pathJson as speakerPathJson, prefix4, prefix4ToString,
+  prefix6FromBytes, reasonText, unusableWhy, type Path, type PathJson as SpeakerPathJson, type Reason, type RibCore,
+} from '../../bgp/index.js';
 import { ControlError } from '../control/protocol.js';
 import { ControlStream, scheduler as sharedScheduler, type TurnScheduler } from '../control/stream.js';
-import type { PathJson, RouteJson } from '../ctl/types.js';
+import type { PathJson, RouteJson } from '../control/types.js';
 import { PrefixWalk, SharedRuns, type KeyRange, type PrefixKey } from './prefix-walk.js';
 
 export type RouteView = 'loc' | 'received' | 'advertised' | 'refused';

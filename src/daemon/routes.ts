@@ -20,12 +20,19 @@
 // differ. A learned route's kernel metric rides on its interned next-hop set; elevated paths (rare: a live
 // migration) keep theirs in a small map beside the table.
 // Best-path changes arrive in batches of up to hundreds of thousands (one per speaker flush); they are queued
-// and applied in slices of ~10 ms, so the event loop keeps turning (keepalives, the control socket) meanwhile.
-import { performance } from 'node:perf_hooks';
-import { parsePrefixText, prefixText, type BestBatch, type PrefixKey, type ViaHop } from '../../bgp/index.js';
-import { V4Index, type NextHop, type Placement, type Programmer, type Target } from '../../fib/index.js';
+// and applied in slices of ~10 ms (best-queue.ts), so the event loop keeps turning (keepalives, the control
+// socket) meanwhile. Prefix keys, next-hop sets, kernel targets and the write to the Programmer: route-targets.ts.
+import { prefixText, type BestBatch, type PrefixKey, type ViaHop } from '../../bgp/index.js';
+import { V4Index, type Programmer, type Target } from '../../fib/index.js';
 import type { KernelDecision, KernelPolicy } from '../controller/index.js';
-import { addressBytes, bgpTarget, type PrefixBytes } from './mapping.js';
+import type { PrefixBytes } from '../ip.js';
+import { BestQueue, type BestInput } from './best-queue.js';
+import { bgpTarget } from './mapping.js';
+import {
+  BLACKHOLE, HopSetPool, addrOf, bytesOf, keyOf, lenOf, sameTarget, tunnelTarget, writeToFib, type HopSet,
+} from './route-targets.js';
+
+export type { BestInput } from './best-queue.js';
 
 export type RouteKind = 'device' | 'blackhole' | 'bgp';
 
@@ -35,71 +42,6 @@ export interface DesiredRoute {
   target: Target;
   nextHops: string[];
   dev?: string;
-}
-
-/** What the route table reads of a best-path change (the speaker's BestEvent). */
-export interface BestInput {
-  /** the RIB's key; when absent, `prefix` is parsed */
-  readonly key?: PrefixKey;
-  readonly prefix: string;
-  /** null: the prefix is gone */
-  readonly attributes: { readonly localPref?: number | undefined } | null;
-  readonly nextHops: readonly string[];
-  readonly local: boolean;
-  readonly afi?: 1 | 2;
-}
-
-/** The next hops of a best path, interned: every prefix with the same next hops shares one. */
-interface HopSet {
-  readonly nextHops: readonly string[];
-  /**
-   * The kernel metric of a learned route with these next hops when it wins its prefix: 2^31-1 minus its LOCAL_PREF,
-   * as Calico's BIRD writes it (confd's SetMetricForBGPRoutes; src/controller/migration.ts kernelMetricOf);
-   * undefined: the Programmer's default. Part of the interned key, so all ordinary mesh routes share one set.
-   */
-  readonly metric: number | undefined;
-  /** kernel targets by family and decision, computed once per set (cleared when `own` changes) */
-  t4?: Target | null;
-  t6?: Target | null;
-  tun?: Target | null;
-}
-
-const BLACKHOLE: Target = { blackhole: true };
-/** How long one slice of queued best-path changes may run before the loop gets a turn. */
-const SLICE_MS = 10;
-/** Bound on distinct next-hop sets kept (a cluster has a handful; a churning one must not grow without end). */
-const MAX_HOP_SETS = 10_000;
-
-const addrOf = (k: number): number => Math.floor(k / 64);
-const lenOf = (k: number): number => k % 64;
-
-/** A BestBatch entry seen as a BestInput, for the hooks (elevation, learnedMetric) that read one synchronously. */
-class BatchCursor implements BestInput {
-  #b: BestBatch | undefined;
-  #i = 0;
-  at(b: BestBatch, i: number): this {
-    this.#b = b;
-    this.#i = i;
-    return this;
-  }
-  get key(): PrefixKey {
-    return this.#b!.key(this.#i);
-  }
-  get prefix(): string {
-    return prefixText(this.key);
-  }
-  get attributes(): { readonly localPref?: number | undefined } | null {
-    return this.#b!.attributes(this.#i);
-  }
-  get nextHops(): readonly string[] {
-    return this.#b!.nextHops(this.#i);
-  }
-  get local(): boolean {
-    return this.#b!.local(this.#i);
-  }
-  get afi(): 1 | 2 {
-    return this.#b!.afi(this.#i);
-  }
 }
 
 export class RouteTable {
@@ -127,9 +69,7 @@ export class RouteTable {
    */
   readonly #closedWritten = new Map<PrefixKey, number | undefined>();
   readonly #devTargets = new Map<string, Target>();
-  #hopSets = new Map<string, HopSet>();
-  /** the speaker hands the same frozen next-hop array for every prefix of one attribute set */
-  #hopSetOf = new WeakMap<readonly string[], HopSet>();
+  readonly #hopSets = new HopSetPool();
   #open = false;
   /** told of every route handed to the Programmer (skeinctl watch); undefined: nobody listens */
   onWrite: ((prefix: string, route: DesiredRoute | undefined) => void) | undefined;
@@ -149,23 +89,15 @@ export class RouteTable {
   #policy: KernelPolicy | undefined;
   /** recursive next hops: how the kernel reaches a BGP next hop (setResolver); undefined: every one directly */
   #resolve: ((nh: string) => readonly ViaHop[] | null) | undefined;
-  /** queued best-path batches and the position in the first one */
-  #queue: (readonly BestInput[] | BestBatch)[] = [];
-  /** entry i of a queued BestBatch as the hooks read it: one object, refilled per change (no object per change) */
-  readonly #cursor = new BatchCursor();
-  #queuePos = 0;
-  #queued = 0;
-  #scheduled = false;
-  #idleWaiters: (() => void)[] = [];
+  /** queued best-path changes, applied in slices (best-queue.ts) */
+  readonly #best: BestQueue;
   /** 4 bytes handed to the Programmer for an IPv4 prefix (it keeps numbers, not the array) */
   readonly #scratch4 = new Uint8Array(4);
-
-  readonly #sliceMs: number;
 
   /** sliceMs: how long one slice of queued best-path changes may run (default 10 ms; tests use 0: 256 a slice) */
   constructor(fib: Programmer | undefined, o: { sliceMs?: number } = {}) {
     this.#fib = fib;
-    this.#sliceMs = o.sliceMs ?? SLICE_MS;
+    this.#best = new BestQueue((ev) => this.#applyBest(ev), o.sliceMs);
   }
 
   get open(): boolean {
@@ -178,7 +110,7 @@ export class RouteTable {
   }
   set own(v: ReadonlySet<string>) {
     this.#own = v;
-    this.#forgetTargets();
+    this.#hopSets.forgetTargets();
   }
 
   /** Open (write everything) or close (freeze the kernel as it is) the gate. */
@@ -229,7 +161,7 @@ export class RouteTable {
   setBgp(prefix: string | PrefixKey, nextHops: readonly string[] | null, override?: number, metric?: number): void {
     const k = typeof prefix === 'number' ? prefix : keyOf(prefix);
     if (k === undefined) return;
-    this.#setBgp(k, nextHops === null || nextHops.length === 0 ? undefined : this.#hopSet(nextHops, metric), override);
+    this.#setBgp(k, nextHops === null || nextHops.length === 0 ? undefined : this.#hopSets.get(nextHops, metric), override);
   }
 
   /**
@@ -237,63 +169,30 @@ export class RouteTable {
    * change of a prefix wins). Own originations and withdrawn prefixes have nothing to install.
    */
   bestChanges(evs: readonly BestInput[] | BestBatch): void {
-    if (evs.length === 0) return;
-    this.#queue.push(evs);
-    this.#queued += evs.length;
-    this.#schedule();
+    this.#best.push(evs);
   }
 
   /** Best-path changes queued and not applied yet. */
   get pending(): number {
-    return this.#queued;
+    return this.#best.pending;
   }
 
   /** Resolves once every queued best-path change is applied. */
   idle(): Promise<void> {
-    if (this.#queued === 0) return Promise.resolve();
-    return new Promise((r) => this.#idleWaiters.push(r));
+    return this.#best.idle();
   }
 
   /** Applies every queued change now (before work that needs the table complete: a stale sweep). */
   drain(): void {
-    this.#run(Infinity);
+    this.#best.drain();
   }
 
-  #schedule(): void {
-    if (this.#scheduled) return;
-    this.#scheduled = true;
-    setImmediate(() => {
-      this.#scheduled = false;
-      this.#run(this.#sliceMs);
-    });
-  }
-
-  #run(budgetMs: number): void {
-    const until = performance.now() + budgetMs;
-    let n = 0;
-    while (this.#queue.length > 0) {
-      const batch = this.#queue[0]!;
-      const compact = !Array.isArray(batch);
-      while (this.#queuePos < batch.length) {
-        const ev = compact ? this.#cursor.at(batch as BestBatch, this.#queuePos++) : (batch as readonly BestInput[])[this.#queuePos++]!;
-        this.#queued--;
-        const k = ev.key ?? keyOf(ev.prefix);
-        if (k !== undefined) {
-          if (ev.local || ev.attributes === null || ev.nextHops.length === 0) this.#setBgp(k, undefined, undefined);
-          else this.#setBgp(k, this.#hopSet(ev.nextHops, this.learnedMetric?.(ev)), this.elevation?.(ev));
-        }
-        // the clock is read every 256 changes: a change costs a microsecond or so
-        if ((++n & 255) === 0 && performance.now() >= until) {
-          this.#schedule();
-          return;
-        }
-      }
-      this.#queue.shift();
-      this.#queuePos = 0;
-    }
-    const w = this.#idleWaiters;
-    this.#idleWaiters = [];
-    for (const f of w) f();
+  /** One queued best-path change (read `ev` now: a batch entry is a reused cursor). */
+  #applyBest(ev: BestInput): void {
+    const k = ev.key ?? keyOf(ev.prefix);
+    if (k === undefined) return;
+    if (ev.local || ev.attributes === null || ev.nextHops.length === 0) this.#setBgp(k, undefined, undefined);
+    else this.#setBgp(k, this.#hopSets.get(ev.nextHops, this.learnedMetric?.(ev)), this.elevation?.(ev));
   }
 
   /**
@@ -476,33 +375,6 @@ export class RouteTable {
     }
   }
 
-  #hopSet(nextHops: readonly string[], metric?: number): HopSet {
-    if (metric === 0) metric = undefined;
-    let hs = this.#hopSetOf.get(nextHops);
-    if (hs !== undefined && hs.metric === metric) return hs;
-    const id = metric === undefined ? nextHops.join(',') : `${metric}|${nextHops.join(',')}`;
-    hs = this.#hopSets.get(id);
-    if (hs === undefined) {
-      if (this.#hopSets.size >= MAX_HOP_SETS) {
-        this.#hopSets = new Map();
-        this.#hopSetOf = new WeakMap();
-      }
-      hs = { nextHops: Object.freeze([...nextHops]), metric };
-      this.#hopSets.set(id, hs);
-    }
-    this.#hopSetOf.set(nextHops, hs);
-    return hs;
-  }
-
-  /** Targets depend on `own`: computed again on next use. */
-  #forgetTargets(): void {
-    for (const hs of this.#hopSets.values()) {
-      delete hs.t4;
-      delete hs.t6;
-      delete hs.tun;
-    }
-  }
-
   #decide(k: PrefixKey, hops: readonly string[]): KernelDecision {
     const p = this.#policy;
     if (p === undefined) return 'accept';
@@ -590,32 +462,9 @@ export class RouteTable {
     this.#write(k, before, bm, after, am);
   }
 
-  /** Hands the change from (before, bm) to (after, am) to the Programmer; a new metric is another kernel route. */
+  /** Hands the change from (before, bm) to (after, am) to the Programmer (route-targets.ts), and tells a watcher. */
   #write(k: PrefixKey, before: Target | undefined, bm: number | undefined, after: Target | undefined, am: number | undefined): void {
-    const fib = this.#fib;
-    if (fib !== undefined) {
-      const at = (m: number | undefined): Placement | undefined => (m === undefined ? undefined : { metric: m });
-      let fam: 4 | 6 = 4, addr: Uint8Array, len: number;
-      if (typeof k === 'number') {
-        const a = addrOf(k);
-        addr = this.#scratch4;
-        addr[0] = a >>> 24;
-        addr[1] = (a >>> 16) & 255;
-        addr[2] = (a >>> 8) & 255;
-        addr[3] = a & 255;
-        len = lenOf(k);
-      } else {
-        const p = bytesOf(k);
-        if (p === undefined) return;
-        fam = 6;
-        addr = p.addr;
-        len = p.len;
-      }
-      // the route at the old metric goes first
-      if (before !== undefined && bm !== am) fib.remove(fam, addr, len, at(bm));
-      if (after !== undefined) fib.set(fam, addr, len, after, at(am));
-      else if (before !== undefined && bm === am) fib.remove(fam, addr, len, at(am));
-    }
+    if (this.#fib !== undefined) writeToFib(this.#fib, k, before, bm, after, am, this.#scratch4);
     if (this.onWrite !== undefined && this.onWriteWanted?.() !== false) this.onWrite(prefixText(k), after === undefined ? undefined : this.#view(k));
   }
 
@@ -629,48 +478,4 @@ export class RouteTable {
     this.#forEachBgp(fn);
     for (const k of new Set<PrefixKey>([...this.#device.keys(), ...this.#blackhole.keys()])) if (this.#learned(k) === undefined) fn(k);
   }
-}
-
-/** Two kernel targets of a learned route are the same (null: none; undefined: not computed). */
-function sameTarget(a: Target | null | undefined, b: Target | null | undefined): boolean {
-  if (a === b) return true;
-  if (a == null || b == null) return false;
-  const ha = a.hops ?? [], hb = b.hops ?? [];
-  if (ha.length !== hb.length || a.blackhole !== b.blackhole) return false;
-  for (let i = 0; i < ha.length; i++) {
-    const x = ha[i]!, y = hb[i]!;
-    if (x.dev !== y.dev || x.onlink !== y.onlink || x.ifindex !== y.ifindex || x.weight !== y.weight) return false;
-    if ((x.gateway === undefined) !== (y.gateway === undefined) || (x.gateway !== undefined && Buffer.compare(x.gateway, y.gateway!) !== 0)) return false;
-  }
-  return true;
-}
-
-/** Text -> the RIB's prefix key; undefined when it is not a prefix. */
-function keyOf(prefix: string): PrefixKey | undefined {
-  try {
-    return parsePrefixText(prefix.includes('/') ? prefix : `${prefix}/${prefix.includes(':') ? 128 : 32}`);
-  } catch {
-    return undefined;
-  }
-}
-
-function bytesOf(k: PrefixKey): PrefixBytes | undefined {
-  if (typeof k === 'number') {
-    const a = addrOf(k);
-    return { family: 4, addr: Uint8Array.of(a >>> 24, (a >>> 16) & 255, (a >>> 8) & 255, a & 255), len: lenOf(k) };
-  }
-  const i = k.lastIndexOf('/');
-  const addr = addressBytes(k.slice(0, i));
-  return addr === undefined ? undefined : { family: 6, addr, len: Number(k.slice(i + 1)) };
-}
-
-/** confd's `krt_tunnel = "tunl0"`: the route goes through the IPIP device, onlink to the peer's address. */
-function tunnelTarget(nextHops: readonly string[], own: ReadonlySet<string>): Target | undefined {
-  const hops: NextHop[] = [];
-  for (const nh of nextHops) {
-    const b = addressBytes(nh);
-    if (b === undefined || b.length !== 4 || own.has(nh)) continue;
-    hops.push({ gateway: b, dev: 'tunl0', onlink: true });
-  }
-  return hops.length > 0 ? { hops } : undefined;
 }

@@ -1,5 +1,5 @@
 // The control methods' answers (`skeinctl status`, `peers`, `routes <prefix>`, `fib`): read-only views of the
-// speaker, the controller's desired peers, BFD and the kernel table, in the shapes src/ctl/types.ts defines
+// speaker, the controller's desired peers, BFD and the kernel table, in the shapes src/control/types.ts defines
 // (docs/contract.md, "The `--json` shapes"). Nothing here changes state; the daemon passes in what it holds.
 import type { Speaker, PeerJson as SpeakerPeerJson } from '../../bgp/index.js';
 import type { DaemonConfig, DatastoreStatus } from '../../config/index.js';
@@ -8,10 +8,11 @@ import { ControlError } from '../control/index.js';
 import type { DesiredPeer } from '../controller/index.js';
 import type {
   FibEntryJson, FibJson, FibRouteJson, PeerJson, PeerStateName, PeerType, PolicyVerdictJson, RouteJson, StatusJson,
-} from '../ctl/types.js';
+} from '../control/types.js';
 import type { ReadinessGate } from '../http.js';
 import type { BfdWiring } from './bfd.js';
-import { prefixBytes, sortByPrefix, type SpeakerIdentity } from './mapping.js';
+import { prefixBytes, sortByPrefix } from '../ip.js';
+import type { SpeakerIdentity } from './mapping.js';
 import { contractPath } from './route-query.js';
 import type { DesiredRoute, RouteTable } from './routes.js';
 

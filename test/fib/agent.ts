@@ -2,9 +2,9 @@
 // the test spawns `ip netns exec NS node dist/test/fib/agent.js`). Commands arrive as JSON lines on stdin and are
 // answered as JSON lines on stdout: {id, ok, result} or {id, ok: false, error}. Events go out as {event, ...}.
 // Addresses travel as text here; the agent turns them into the bytes fib/ takes.
-import { createInterface } from 'node:readline';
 import { Programmer, formatAddress, formatPrefix, type NextHop, type RouteView, type Target } from '../../fib/index.js';
 import { parseAddress, parsePrefix } from './addr.js';
+import { emit as out, serveJsonLines } from '../helpers/json-lines.js';
 
 export interface HopSpec { gw?: string; dev?: string; ifindex?: number; onlink?: boolean; weight?: number }
 export interface RouteSpec { prefix: string; hops?: HopSpec[]; blackhole?: boolean; table?: number; metric?: number }
@@ -13,9 +13,6 @@ export interface RangeSpec { base: string; count: number; hops: HopSpec[] }
 let fib: Programmer | undefined;
 /** totals of the Programmer's per-batch reports (what src/ turns into a latency histogram) */
 const batches = { count: 0, routes: 0, failed: 0, maxLatency: 0, inconsistent: 0 };
-const out = (o: unknown): void => {
-  process.stdout.write(`${JSON.stringify(o)}\n`);
-};
 
 function target(r: RouteSpec, family: 4 | 6): Target {
   if (r.blackhole) return { blackhole: true };
@@ -143,25 +140,9 @@ async function handle(cmd: Record<string, unknown>): Promise<unknown> {
 }
 
 // Commands run one after another, in arrival order.
-let chain: Promise<void> = Promise.resolve();
-createInterface({ input: process.stdin }).on('line', (line) => {
-  chain = chain.then(async () => {
-    let cmd: Record<string, unknown>;
-    try {
-      cmd = JSON.parse(line) as Record<string, unknown>;
-    } catch {
-      out({ id: null, ok: false, error: `bad JSON: ${line}` });
-      return;
-    }
-    try {
-      out({ id: cmd.id, ok: true, result: await handle(cmd) });
-    } catch (e) {
-      out({ id: cmd.id, ok: false, error: e instanceof Error ? `${e.name}: ${e.message}` : String(e) });
-    }
-  });
-}).on('close', () => {
-  void chain.then(async () => {
-    await fib?.close();
-    process.exit(0);
-  });
+serveJsonLines({
+  handle,
+  sequential: true,
+  errorText: (e) => (e instanceof Error ? `${e.name}: ${e.message}` : String(e)),
+  onClose: () => fib?.close(),
 });

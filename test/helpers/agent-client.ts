@@ -1,22 +1,15 @@
-// The test side of test/helpers/speaker-agent.ts: a speaker running in another network namespace, driven over
-// its stdin/stdout as JSON lines ({id, cmd, ...args} in; {id, ok, result | error} or {event, ...} out).
+// The test side of test/helpers/speaker-agent.ts (and bfd-agent.ts): an agent running in another network namespace,
+// driven over its stdin/stdout as JSON lines ({id, cmd, ...args} in; {id, ok, result | error} or {event, ...} out;
+// json-lines.ts).
 import type { ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import type { PeerJson, RouteJson } from '../../bgp/index.js';
+import { JsonLinesAgent } from './json-lines.js';
 import { nsSpawn } from './netns.js';
 
 /** The agent's entry point, built by `npm run build` (pretest). */
 export const AGENT = 'dist/test/helpers/speaker-agent.js';
 
-interface Reply {
-  id?: number;
-  ok?: boolean;
-  result?: unknown;
-  error?: string;
-  event?: string;
-}
-
-export class AgentClient {
+export class AgentClient extends JsonLinesAgent {
   /** Start an agent in network namespace ns; it is killed when the test ends (also when it fails). */
   static spawn(t: { teardown: (fn: () => unknown) => void }, ns: string): AgentClient {
     const proc = nsSpawn(ns, process.execPath, [AGENT]);
@@ -26,46 +19,10 @@ export class AgentClient {
     return new AgentClient(proc);
   }
 
-  private next = 1;
-  private readonly waiting = new Map<number, (m: Reply) => void>();
-  /** every event line the agent printed, and its stderr, for failure messages */
-  readonly events: { event: string; [k: string]: unknown }[] = [];
-
-  constructor(readonly proc: ChildProcess) {
-    createInterface({ input: proc.stdout as NodeJS.ReadableStream }).on('line', (line) => {
-      let m: Reply;
-      try {
-        m = JSON.parse(line) as Reply;
-      } catch {
-        return; // not a protocol line
-      }
-      if (m.event !== undefined) {
-        this.events.push(m as { event: string });
-        return;
-      }
-      const w = m.id !== undefined ? this.waiting.get(m.id) : undefined;
-      if (!w) return;
-      this.waiting.delete(m.id as number);
-      w(m);
-    });
+  constructor(proc: ChildProcess) {
+    // one command waits 10 s at most; stderr goes into the events too, for failure messages
+    super(proc, { verb: 'cmd', timeoutMs: 10_000 });
     proc.stderr?.on('data', (d: Buffer) => this.events.push({ event: 'stderr', text: d.toString() }));
-  }
-
-  /** One command; rejects on the agent's error or after 10 s without an answer. */
-  call<T>(cmd: string, args: Record<string, unknown> = {}): Promise<T> {
-    const id = this.next++;
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiting.delete(id);
-        reject(new Error(`agent did not answer ${cmd}`));
-      }, 10_000);
-      this.waiting.set(id, (m) => {
-        clearTimeout(timer);
-        if (m.ok) resolve(m.result as T);
-        else reject(new Error(m.error ?? 'agent error'));
-      });
-      this.proc.stdin?.write(`${JSON.stringify({ id, cmd, ...args })}\n`);
-    });
   }
 
   async peers(): Promise<PeerJson[]> {

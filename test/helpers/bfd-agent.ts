@@ -7,8 +7,8 @@
 //   {"id":4,"cmd":"sessions"} → {"id":4,"ok":true,"result":[BfdSessionInfo...]}
 //   {"id":5,"cmd":"close","graceful":false}  (sockets closed; the process stays for inspection)
 // Session events come unasked as {"event":"bfd","output":{type:"up"|"down"|"state"|"discard",...},"atMs":wall clock ms}.
-import { createInterface } from 'node:readline';
 import { BfdUdpDriver, type BfdKey, type BfdParams } from '../../bgp/index.js';
+import { emit as out, serveJsonLines } from './json-lines.js';
 
 interface Command {
   id: number;
@@ -17,10 +17,6 @@ interface Command {
   params?: BfdParams;
   graceful?: boolean;
 }
-
-const out = (o: unknown): void => {
-  process.stdout.write(`${JSON.stringify(o)}\n`);
-};
 
 const driver = new BfdUdpDriver({
   onEvent: (e) => out({ event: 'bfd', output: e.type === 'send' ? undefined : e, atMs: Date.now() }),
@@ -56,20 +52,7 @@ async function run(c: Command): Promise<unknown> {
   }
 }
 
-const rl = createInterface({ input: process.stdin });
-rl.on('line', (line) => {
-  let c: Command;
-  try {
-    c = JSON.parse(line) as Command;
-  } catch (e) {
-    out({ ok: false, error: `bad JSON: ${String(e)}` });
-    return;
-  }
-  run(c).then(
-    (result) => out({ id: c.id, ok: true, result }),
-    (e: unknown) => out({ id: c.id, ok: false, error: e instanceof Error ? e.message : String(e) }),
-  );
-});
-rl.on('close', () => {
-  void driver.close().finally(() => process.exit(0));
+serveJsonLines({
+  handle: (c) => run(c as unknown as Command),
+  onClose: () => driver.close(),
 });

@@ -8,9 +8,9 @@
 //   {"id":4,"cmd":"peers"}  → {"id":4,"ok":true,"result":{"peers":[...]}}
 //   {"id":5,"cmd":"routes","prefix"?:"..."}
 //   {"id":6,"cmd":"stop","message"?:"..."}  (then the process exits)
-// Peer state changes are reported unasked as {"event":"peer",...}.
-import { createInterface } from 'node:readline';
+// Peer state changes are reported unasked as {"event":"peer",...}. The JSON-lines loop: json-lines.ts.
 import { Speaker, type PathAttributes, type SpeakerOptions } from '../../bgp/index.js';
+import { emit as out, serveJsonLines } from './json-lines.js';
 
 interface Command {
   id: number;
@@ -22,9 +22,6 @@ interface Command {
 }
 
 let speaker: Speaker | null = null;
-const out = (o: unknown): void => {
-  process.stdout.write(`${JSON.stringify(o)}\n`);
-};
 
 async function run(c: Command): Promise<unknown> {
   switch (c.cmd) {
@@ -59,21 +56,7 @@ function need(): Speaker {
   return speaker;
 }
 
-const rl = createInterface({ input: process.stdin });
-rl.on('line', (line) => {
-  let c: Command;
-  try {
-    c = JSON.parse(line) as Command;
-  } catch (e) {
-    out({ ok: false, error: `bad JSON: ${String(e)}` });
-    return;
-  }
-  run(c).then(
-    (result) => out({ id: c.id, ok: true, result }),
-    (e: unknown) => out({ id: c.id, ok: false, error: e instanceof Error ? e.message : String(e) }),
-  );
-});
-rl.on('close', () => {
-  void speaker?.stop().finally(() => process.exit(0));
-  if (!speaker) process.exit(0);
+serveJsonLines({
+  handle: (c) => run(c as unknown as Command),
+  onClose: () => speaker?.stop(),
 });
