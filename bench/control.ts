@@ -1,20 +1,28 @@
-// Does a flood of control requests stall skeind? (issue 15) A real skeind (FIB off, file datastore) learns N routes
-// (default 1M) from an injector peer; a second peer, the keeper, runs a 9 s hold time. Then CLIENTS (default 200)
-// concurrent `routes --json` requests run, plus one that hangs up after its first megabyte, for DURATION seconds.
+// Does a flood of control requests stall skeind? (issue 15) A real skeind (file datastore) learns N routes (default 1M)
+// from an injector peer; a second peer, the keeper, runs a 9 s hold time. Then CLIENTS (default 200) concurrent
+// `routes --json` requests run, plus one that hangs up after its first megabyte, for DURATION seconds.
 // Printed: skeind's event-loop delay (p50/p99/max, measured inside skeind with monitorEventLoopDelay and read over
 // the control socket), whether the keeper's session stayed up, time to first row, how much was served, what was
-// cancelled, skeind's RSS, and the load average. Target: p99 <= 50 ms and the keeper never down.
+// cancelled, skeind's RSS, and the load average. Target: p99 <= 50 ms, the keeper never down, no route leaves the
+// kernel.
+// MODE=netns (the default when run as root): skeind in a namespace of its own with the FIB on (fib.enabled, protocol
+// 171), the injector and the keeper each in their own namespace behind a veth (10.0.1.0/24 and 10.0.2.0/24), so the
+// N routes really are in skeind's kernel (via the injector, a connected next hop). Before the clients start, the
+// kernel must hold all N; during the window and 30 s after, `ip -ts monitor route` in skeind's namespace counts every
+// deletion of a skein route (must be 0), and at the end the kernel's count of skein routes must still equal what
+// was learned. MODE=loopback: the older, cheaper shape: all three on 127.0.83.x in the root namespace with the FIB off
+// (127/8 next hops are martian to the kernel), so route loss is not measured there.
 // The longest gap between two segments skeind sent the keeper (KEEPALIVEs every 3 s at hold 9 s: nothing else goes
-// there, the keeper is outside every IP pool) is read off the wire by tshark on lo, outside both processes, so
-// neither side's event loop is judge of its own lateness; skipped with a note when tshark is absent.
-// Run: npm run bench -- control        (env N, CLIENTS, DURATION to change the figures)
-// Measured 2026-12-05, defaults (1M routes, 200+1 clients, 60 s), load 6-10 on 2 shared cores: loaded in 4.1 s,
-// event-loop delay p50 1.1 ms, p99 16.7 ms, max 285 ms; keeper up, KEEPALIVE gaps <= 3.07 s; first row 0.11-0.33 s
-// for the 17 clients served (16 active streams; 184 still queued after 60 s, each answer being ~400 MB); 79 MiB/s.
-// Again at 23:37 the same day on a quiet machine (load 2.1 -> 1.1): loaded in 3.2 s; p50 3.2 ms, p99 6.4 ms, max
-// 29.1 ms; KEEPALIVE gaps <= 3.01 s; first row p50 0.23 s (max 38 s for a client queued behind the 16 active
-// streams); 245 MiB/s; RSS 178 MiB before, 185 max, 180 MiB 10 s after. The FIB is off here, so whether a route
-// leaves the kernel is not measured by this benchmark.
+// there, the keeper is outside every IP pool) is read off the wire by tshark (on the keeper's veth, or on lo),
+// outside both processes, so neither side's event loop is judge of its own lateness; skipped with a note when
+// tshark is absent.
+// Run: npm run bench -- control        (env MODE, N, CLIENTS, DURATION to change the figures)
+// Measured 2026-12-05, loopback, defaults (1M routes, 200+1 clients, 60 s), load 6-10 on 2 shared cores: loaded in
+// 4.1 s, event-loop delay p50 1.1 ms, p99 16.7 ms, max 285 ms; keeper up, KEEPALIVE gaps <= 3.07 s; first row
+// 0.11-0.33 s for the 17 clients served (16 active streams; 184 still queued after 60 s, each answer being
+// ~400 MB); 79 MiB/s. Again at 23:37 the same day on a quiet machine (load 2.1 -> 1.1): loaded in 3.2 s; p50 3.2 ms,
+// p99 6.4 ms, max 29.1 ms; KEEPALIVE gaps <= 3.01 s; first row p50 0.23 s (max 38 s for a client queued behind the
+// 16 active streams); 245 MiB/s; RSS 178 MiB before, 185 max, 180 MiB 10 s after.
 // Before this session the 1M run never finished loading (the injector, skein's own speaker, sent its table in the
 // hash order of a Loc-RIB seeded like ours: bgp/rib/prefix-map.ts PROCESS_SEED), and every dump sorted the table
 // itself before its first row (3.9-5.2 s once loading worked; src/daemon/prefix-walk.ts SharedRuns).
@@ -26,14 +34,16 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { callControl } from '../src/control/client.js';
 import type { RuntimeJson } from '../src/daemon/runtime.js';
+import { Lab, nsExec } from '../test/helpers/netns.js';
 
 const N = Number(process.env.N ?? 1_000_000);
 const CLIENTS = Number(process.env.CLIENTS ?? 200);
 const DURATION = Number(process.env.DURATION ?? 60);
-const SKEIND = '127.0.83.1';
-const INJ = '127.0.83.2';
-const KEEP = '127.0.83.3';
-const PORT = 32000 + (process.pid % 1000);
+const MODE = process.env.MODE ?? (process.getuid?.() === 0 ? 'netns' : 'loopback');
+if (MODE !== 'netns' && MODE !== 'loopback') throw new Error(`MODE must be netns or loopback, not ${MODE}`);
+const NETNS = MODE === 'netns';
+const PROTO = 171; // skein's route protocol in the kernel, set explicitly below
+const PORT = NETNS ? 179 : 32000 + (process.pid % 1000);
 const root = join(import.meta.dirname, '..', '..');
 const dir = mkdtempSync(join(tmpdir(), 'skein-bench-control-'));
 const sock = join(dir, 'skein.sock');
@@ -41,42 +51,78 @@ const children: ChildProcess[] = [];
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const ms = (s: number): string => `${(s * 1000).toFixed(1)} ms`;
 
+/**
+ * Where each process runs and which addresses it uses. netns: skeind's namespace `sk` has 10.0.1.1 towards the
+ * injector's (10.0.1.2) and 10.0.2.1 towards the keeper's (10.0.2.2); the Lab removes them on exit, also on failure.
+ */
+interface Topo {
+  /** skeind's namespace, the injector's, the keeper's (undefined: the root namespace) */
+  sk?: string;
+  inj?: string;
+  keep?: string;
+  /** the keeper's end of its veth, where tshark listens */
+  keepIf: string;
+  /** the address each peer dials, and each peer's own */
+  skForInj: string;
+  skForKeep: string;
+  injAddr: string;
+  keepAddr: string;
+}
+let lab: Lab | undefined;
+function topology(): Topo {
+  if (!NETNS) return { keepIf: 'lo', skForInj: '127.0.83.1', skForKeep: '127.0.83.1', injAddr: '127.0.83.2', keepAddr: '127.0.83.3' };
+  lab = new Lab();
+  const sk = lab.ns('ctsk');
+  const inj = lab.ns('ctinj');
+  const keep = lab.ns('ctkeep');
+  const [si, ii] = lab.link(sk, inj);
+  const [sk2, kk] = lab.link(sk, keep);
+  lab.addr(sk, si, '10.0.1.1/24');
+  lab.addr(inj, ii, '10.0.1.2/24');
+  lab.addr(sk, sk2, '10.0.2.1/24');
+  lab.addr(keep, kk, '10.0.2.2/24');
+  return { sk, inj, keep, keepIf: kk, skForInj: '10.0.1.1', skForKeep: '10.0.2.1', injAddr: '10.0.1.2', keepAddr: '10.0.2.2' };
+}
+const topo = topology();
+/** argv to run `cmd args` inside namespace `ns` (or directly) */
+const inNs = (ns: string | undefined, cmd: string, args: readonly string[]): [string, string[]] => (ns === undefined ? [cmd, [...args]] : ['ip', ['netns', 'exec', ns, cmd, ...args]]);
+
 function cleanup(): void {
   for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
 }
 process.on('exit', cleanup);
 
 const resources = [
-  `kind: BGPConfiguration\nmetadata: { name: default }\nspec: { asNumber: 64512, listenPort: ${PORT}, bindMode: NodeIP, nodeToNodeMeshEnabled: false }`,
-  `kind: Node\nmetadata: { name: bench-1 }\nspec: { bgp: { ipv4Address: ${SKEIND}/8 } }`,
-  `kind: BGPPeer\nmetadata: { name: injector }\nspec: { peerIP: ${INJ}, asNumber: 65001 }`,
-  `kind: BGPPeer\nmetadata: { name: keeper }\nspec: { peerIP: ${KEEP}, asNumber: 65003 }`,
+  `kind: BGPConfiguration\nmetadata: { name: default }\nspec: { asNumber: 64512, listenPort: ${PORT}, ${NETNS ? '' : 'bindMode: NodeIP, '}nodeToNodeMeshEnabled: false }`,
+  `kind: Node\nmetadata: { name: bench-1 }\nspec: { bgp: { ipv4Address: ${topo.skForInj}/${NETNS ? 24 : 8} } }`,
+  `kind: BGPPeer\nmetadata: { name: injector }\nspec: { peerIP: ${topo.injAddr}, asNumber: 65001 }`,
+  `kind: BGPPeer\nmetadata: { name: keeper }\nspec: { peerIP: ${topo.keepAddr}, asNumber: 65003 }`,
 ].map((d) => `---\napiVersion: projectcalico.org/v3\n${d}\n`).join('');
 writeFileSync(join(dir, 'resources.yaml'), resources);
 writeFileSync(join(dir, 'skein.yaml'), [
   'nodeName: bench-1',
   `datastore: { type: file, path: ${join(dir, 'resources.yaml')} }`,
-  'fib: { enabled: false }',
+  NETNS ? `fib: { enabled: true, protocol: ${PROTO}, workloadRoutes: false }` : 'fib: { enabled: false }',
   `control: { socket: ${sock} }`,
   'metrics: { listen: "" }',
   'log: { level: info }',
   '',
 ].join('\n'));
 
-console.log(`N=${N} CLIENTS=${CLIENTS}+1 DURATION=${DURATION}s dir=${dir} load=${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+console.log(`MODE=${MODE} N=${N} CLIENTS=${CLIENTS}+1 DURATION=${DURATION}s dir=${dir} load=${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
 const daemonLog = createWriteStream(join(dir, 'skeind.log'));
 // SKEIND_NODE_ARGS: extra node flags for skeind, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to see where its time goes
 const nodeArgs = (process.env.SKEIND_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
-const skeind = spawn(process.execPath, [...nodeArgs, '--max-old-space-size=8192', join(root, 'dist/src/skeind.js'), '--config', join(dir, 'skein.yaml')], { stdio: ['ignore', 'pipe', 'pipe'] });
+const skeind = spawn(...inNs(topo.sk, process.execPath, [...nodeArgs, '--max-old-space-size=8192', join(root, 'dist/src/skeind.js'), '--config', join(dir, 'skein.yaml')]), { stdio: ['ignore', 'pipe', 'pipe'] });
 children.push(skeind);
 skeind.stdout!.pipe(daemonLog);
 skeind.stderr!.pipe(daemonLog);
 
 const events: { t: number; event: string; who?: string; state?: string; from?: string; info?: string }[] = [];
-for (const [role, addr] of [['injector', INJ], ['keeper', KEEP]] as const) {
-  const peer = spawn(process.execPath, [join(root, 'dist/bench/harness/control-peers.js')], {
+for (const [role, ns, dial, addr] of [['injector', topo.inj, topo.skForInj, topo.injAddr], ['keeper', topo.keep, topo.skForKeep, topo.keepAddr]] as const) {
+  const peer = spawn(...inNs(ns, process.execPath, [join(root, 'dist/bench/harness/control-peers.js')]), {
     stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, ROLE: role, SKEIND_ADDR: SKEIND, SKEIND_PORT: String(PORT), ADDR: addr, N: String(N) },
+    env: { ...process.env, ROLE: role, SKEIND_ADDR: dial, SKEIND_PORT: String(PORT), ADDR: addr, N: String(N) },
   });
   children.push(peer);
   let pbuf = '';
@@ -88,6 +134,35 @@ for (const [role, addr] of [['injector', INJ], ['keeper', KEEP]] as const) {
       pbuf = pbuf.slice(nl + 1);
     }
   });
+}
+
+/** skein's routes in skeind's kernel (netns mode), counted in the namespace so a million lines never reach us. */
+function kernelRoutes(): number {
+  return Number(nsExec(topo.sk!, 'sh', ['-c', `ip -4 route show table main proto ${PROTO} | wc -l`], { timeoutMs: 120_000 }).trim());
+}
+
+/**
+ * Route deletions in skeind's kernel, from `ip -ts monitor route` in its namespace (netns mode): only the lines
+ * that delete, filtered by grep in the child, so the bench reads nothing while routes are merely added.
+ */
+const deletions = { skein: 0, other: 0, first: [] as string[] };
+function watchKernel(): ChildProcess {
+  const mon = spawn('ip', ['netns', 'exec', topo.sk!, 'sh', '-c', 'ip -ts monitor route | grep --line-buffered Deleted'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  children.push(mon);
+  let buf = '';
+  mon.stdout!.on('data', (d: Buffer) => {
+    buf += d.toString();
+    let nl;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      if (new RegExp(`\\bproto ${PROTO}\\b`).test(line)) {
+        deletions.skein++;
+        if (deletions.first.length < 5) deletions.first.push(line);
+      } else deletions.other++;
+    }
+  });
+  return mon;
 }
 
 async function until(what: string, f: () => Promise<boolean> | boolean, limitMs: number): Promise<void> {
@@ -134,7 +209,7 @@ const clients: { c: Client; s: ReturnType<typeof connect> }[] = [];
 const toKeeper: number[] = [];
 function captureKeeper(): string | undefined {
   try {
-    const cap = spawn('tshark', ['-i', 'lo', '-l', '-n', '-Q', '-f', `tcp and src host ${SKEIND} and dst host ${KEEP}`, '-T', 'fields', '-e', 'frame.time_epoch', '-e', 'tcp.len'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const cap = spawn(...inNs(topo.keep, 'tshark', ['-i', topo.keepIf, '-l', '-n', '-Q', '-f', `tcp and src host ${topo.skForKeep} and dst host ${topo.keepAddr}`, '-T', 'fields', '-e', 'frame.time_epoch', '-e', 'tcp.len']), { stdio: ['ignore', 'pipe', 'ignore'] });
     children.push(cap);
     let buf = '';
     cap.stdout!.on('data', (d: Buffer) => {
@@ -167,16 +242,26 @@ try {
   const t0Wall = Date.now();
   const noCapture = captureKeeper();
   await until('the control socket', async () => (await peerRows()).length === 2, 60_000);
-  await until(`${N} routes from the injector`, async () => (await peerRows()).find((p) => p.address === INJ)?.prefixes.accepted === N, 600_000);
+  await until(`${N} routes from the injector`, async () => (await peerRows()).find((p) => p.address === topo.injAddr)?.prefixes.accepted === N, 600_000);
   const loaded = (performance.now() - t0) / 1000;
   // the keeper's session may have suffered while the table loaded (that is the speaker's business, not the
   // control socket's): the window starts with it up
-  await until('the keeper to be Established', async () => (await peerRows()).find((p) => p.address === KEEP)?.state === 'Established', 120_000);
+  await until('the keeper to be Established', async () => (await peerRows()).find((p) => p.address === topo.keepAddr)?.state === 'Established', 120_000);
   const keeperDownWhileLoading = events.filter((e) => e.event === 'peer' && e.who === 'keeper' && e.from === 'Established').length;
   if (keeperDownWhileLoading > 0) console.log(`note: the keeper's session went down ${keeperDownWhileLoading} time(s) while the table loaded (before any control request)`);
-  const keeperBefore = (await peerRows()).find((p) => p.address === KEEP)!;
+  const keeperBefore = (await peerRows()).find((p) => p.address === topo.keepAddr)!;
   const loadGap = keeperGap(t0Wall, Date.now());
   console.log(`loaded ${N} routes in ${loaded.toFixed(1)} s; keeper Established since ${keeperBefore.since}; longest gap to the keeper while loading ${(loadGap.maxMs / 1000).toFixed(2)} s (${loadGap.segments} segments); load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  let monitor: ChildProcess | undefined;
+  if (NETNS) {
+    // every learned route must be in skeind's kernel before the window opens: it is what must not leave it
+    const k0 = performance.now();
+    let inKernel = 0;
+    await until(`${N} skein routes in the kernel`, () => (inKernel = kernelRoutes()) === N, 600_000);
+    console.log(`kernel: all ${inKernel} routes installed (proto ${PROTO}) ${((performance.now() - k0) / 1000).toFixed(1)} s after the RIB had them`);
+    monitor = watchKernel();
+    await sleep(500); // let the monitor subscribe before the window opens
+  }
   const idle = (await callControl(sock, 'runtime', { reset: true })) as RuntimeJson;
   console.log(`before: rss ${(idle.memory.rssBytes / 2 ** 20).toFixed(0)} MiB`);
   await sleep(3000);
@@ -215,7 +300,25 @@ try {
   const after10 = (await callControl(sock, 'runtime', {}, 30_000)) as RuntimeJson;
   await sleep(20_000);
   const after30 = (await callControl(sock, 'runtime', {}, 30_000)) as RuntimeJson;
-  const keeperAfter = (await peerRows()).find((p) => p.address === KEEP);
+  const keeperAfter = (await peerRows()).find((p) => p.address === topo.keepAddr);
+  const learned = (await peerRows()).find((p) => p.address === topo.injAddr)?.prefixes.accepted;
+  let kernelAtEnd: number | undefined;
+  let windowDeletions = 0;
+  let monitorCheck = '';
+  if (monitor !== undefined) {
+    await sleep(500); // the monitor's last lines
+    windowDeletions = deletions.skein;
+    kernelAtEnd = kernelRoutes();
+    // the watch itself is checked: the injector's BGPPeer is removed from the datastore (not its process stopped,
+    // which graceful restart would answer by keeping the routes for the restart time), skeind withdraws its routes,
+    // and the monitor must see them go
+    writeFileSync(join(dir, 'resources.yaml'), resources.split('---\n').filter((d) => !d.includes('name: injector')).join('---\n'));
+    const w0 = performance.now();
+    await until('the routes to leave the kernel after the injector was removed', () => deletions.skein - windowDeletions >= (learned ?? N), 300_000).catch(() => undefined);
+    await sleep(500);
+    monitorCheck = `; the watch saw ${deletions.skein - windowDeletions} deletion(s) in ${((performance.now() - w0) / 1000).toFixed(1)} s after the injector's BGPPeer was removed (${kernelRoutes()} left in the kernel)`;
+    monitor.kill('SIGTERM');
+  }
   const keeperDown = events.slice(eventsBefore).filter((e) => e.event === 'peer' && e.who === 'keeper' && e.from === 'Established');
 
   const d = during.eventLoopDelay;
@@ -227,7 +330,10 @@ try {
   console.log(`keeper (hold 9 s): ${keeperDown.length === 0 && keeperAfter?.state === 'Established' && keeperAfter.since === keeperBefore.since ? 'stayed up' : `WENT DOWN ${keeperDown.length} time(s): ${JSON.stringify(keeperDown)}`}`);
   console.log(noCapture !== undefined || gap.segments === 0
     ? `KEEPALIVE gaps to the keeper: not measured (${noCapture ?? 'tshark saw no segment; is it installed and are we root?'})`
-    : `KEEPALIVE gaps to the keeper (tshark on lo): longest ${(gap.maxMs / 1000).toFixed(2)} s between ${gap.segments} segments (interval 3 s, hold 9 s)`);
+    : `KEEPALIVE gaps to the keeper (tshark on ${topo.keepIf}): longest ${(gap.maxMs / 1000).toFixed(2)} s between ${gap.segments} segments (interval 3 s, hold 9 s)`);
+  console.log(NETNS
+    ? `kernel (skeind's namespace): ${windowDeletions} skein route(s) deleted from the window's start to 30 s after the last client left (target 0: ${windowDeletions === 0 ? 'MET' : 'NOT MET'})${deletions.other > 0 ? `, ${deletions.other} other deletion(s)` : ''}; ${kernelAtEnd} skein routes at the end for ${learned} learned (${kernelAtEnd === learned ? 'equal' : 'DIFFERENT'})${deletions.first.length > 0 && windowDeletions > 0 ? `; first: ${deletions.first.join(' | ')}` : ''}${monitorCheck}`
+    : 'kernel: not measured (MODE=loopback runs with the FIB off)');
   console.log(`time to first row: min ${q(0)}, p50 ${q(0.5)}, max ${q(1)}; ${firsts.length} of ${CLIENTS + 1} clients had rows, ${clients.filter(({ c }) => c.ended !== undefined).length} complete answers`);
   console.log(`served ${(bytes / 2 ** 20).toFixed(0)} MiB (${(bytes / 2 ** 20 / elapsed).toFixed(1)} MiB/s); quitter cut: ${quitter.cut === true}`);
   console.log(`a 'peers' request during the dumps answered in ${typeof look === 'number' ? `${look.toFixed(0)} ms` : look}`);
