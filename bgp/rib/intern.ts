@@ -50,8 +50,13 @@ export class AttrSet {
    * null otherwise; decided with `unusable`.
    */
   viaBgp: PrefixKey | null = null;
-  /** the first next hop as an IPv4 uint32, -1 when it is not one, -2 before it was asked (RibCore.nextHopInside) */
+  /** the first next hop as an IPv4 uint32, -1 when it is not one, -2 before it was asked (recursive.ts nextHopInside) */
   nh4 = -2;
+  /**
+   * the first next hop as IPv6 (recursive.ts nextHopInside): its bytes, and its covering prefix per length as asked
+   * (canonical text, as IPv6 prefix keys are); null when it is not IPv6, undefined before it was asked
+   */
+  nh6: { readonly bytes: Uint8Array; readonly covers: Map<number, string> } | null | undefined = undefined;
 
   constructor(key: string, attrs: PathAttributes, nextHops: readonly string[]) {
     this.key = key;
