@@ -112,7 +112,8 @@ writeFileSync(join(dir, 'skein.yaml'), [
 console.log(`MODE=${MODE} N=${N} CLIENTS=${CLIENTS}+1 DURATION=${DURATION}s dir=${dir} load=${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
 const daemonLog = createWriteStream(join(dir, 'skeind.log'));
 // SKEIND_NODE_ARGS: extra node flags for skeind, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to see where its time goes
-const nodeArgs = (process.env.SKEIND_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+// GC pauses are traced (TRACE_GC=0: not) to tell a collector pause from the process waiting for a CPU (below)
+const nodeArgs = [...(process.env.TRACE_GC === '0' ? [] : ['--trace-gc']), ...(process.env.SKEIND_NODE_ARGS ?? '').split(' ').filter((a) => a !== '')];
 const skeind = spawn(...inNs(topo.sk, process.execPath, [...nodeArgs, '--max-old-space-size=8192', join(root, 'dist/src/skeind.js'), '--config', join(dir, 'skein.yaml')]), { stdio: ['ignore', 'pipe', 'pipe'] });
 children.push(skeind);
 skeind.stdout!.pipe(daemonLog);
@@ -142,12 +143,47 @@ function kernelRoutes(): number {
 }
 
 /**
+ * skeind's main thread (its event loop) as the scheduler saw it, from /proc/<pid>/schedstat: seconds on a CPU and
+ * seconds runnable but waiting for one. A loop delay that the second explains is the machine's load, not skeind's.
+ */
+function sched(): { onCpu: number; waiting: number } | undefined {
+  try {
+    const [run, wait] = readFileSync(`/proc/${skeind.pid}/schedstat`, 'utf8').trim().split(' ').map(Number);
+    return { onCpu: (run ?? 0) / 1e9, waiting: (wait ?? 0) / 1e9 };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The GC pauses --trace-gc wrote into skeind's log between two byte offsets: the longest, and the total per kind. */
+function gcPauses(from: number, to: number): string {
+  let text: string;
+  try {
+    text = readFileSync(join(dir, 'skeind.log')).subarray(from, to).toString();
+  } catch {
+    return 'not read';
+  }
+  const kinds = new Map<string, { n: number; total: number; max: number }>();
+  for (const m of text.matchAll(/ ms: ([A-Za-z-]+(?: \([^)]*\))?) [^\n]*? MB, ([\d.]+) \/ [\d.]+ ms/g)) {
+    const kind = m[1]!.replace(/ \(.*\)/, '');
+    const pause = Number(m[2]);
+    const k = kinds.get(kind) ?? { n: 0, total: 0, max: 0 };
+    k.n++;
+    k.total += pause;
+    k.max = Math.max(k.max, pause);
+    kinds.set(kind, k);
+  }
+  if (kinds.size === 0) return 'none traced (TRACE_GC=0?)';
+  return [...kinds].map(([kind, k]) => `${kind} ${k.n}x, ${k.total.toFixed(0)} ms in all, longest ${k.max.toFixed(1)} ms`).join('; ');
+}
+
+/**
  * Route deletions in skeind's kernel, from `ip -ts monitor route` in its namespace (netns mode): only the lines
  * that delete, filtered by grep in the child, so the bench reads nothing while routes are merely added.
  */
 const deletions = { skein: 0, other: 0, first: [] as string[] };
 function watchKernel(): ChildProcess {
-  const mon = spawn('ip', ['netns', 'exec', topo.sk!, 'sh', '-c', 'ip -ts monitor route | grep --line-buffered Deleted'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const mon = spawn('ip', ['netns', 'exec', topo.sk!, 'sh', '-c', 'ip -rc 33554432 -ts monitor route | grep --line-buffered Deleted'], { stdio: ['ignore', 'pipe', 'ignore'] });
   children.push(mon);
   let buf = '';
   mon.stdout!.on('data', (d: Buffer) => {
@@ -271,6 +307,8 @@ try {
 
   const start = performance.now();
   const startWall = Date.now();
+  const sched0 = sched();
+  const log0 = daemonLog.bytesWritten;
   const eventsBefore = events.length;
   // the quitter goes first, so it is among the running streams and really leaves mid-answer
   const quitter = client(1 << 20);
@@ -289,6 +327,8 @@ try {
     samples++;
   }
   const during = (await callControl(sock, 'runtime', { reset: true }, 30_000)) as RuntimeJson;
+  const sched1 = sched();
+  const log1 = daemonLog.bytesWritten;
   const elapsed = (performance.now() - start) / 1000;
   const gap = keeperGap(startWall, Date.now());
   for (const { s } of clients) s.destroy();
@@ -301,25 +341,34 @@ try {
   await sleep(20_000);
   const after30 = (await callControl(sock, 'runtime', {}, 30_000)) as RuntimeJson;
   const keeperAfter = (await peerRows()).find((p) => p.address === topo.keepAddr);
+  const keeperDown = events.slice(eventsBefore).filter((e) => e.event === 'peer' && e.who === 'keeper' && e.from === 'Established');
   const learned = (await peerRows()).find((p) => p.address === topo.injAddr)?.prefixes.accepted;
   let kernelAtEnd: number | undefined;
   let windowDeletions = 0;
-  let monitorCheck = '';
+  let removal = '';
   if (monitor !== undefined) {
     await sleep(500); // the monitor's last lines
     windowDeletions = deletions.skein;
     kernelAtEnd = kernelRoutes();
-    // the watch itself is checked: the injector's BGPPeer is removed from the datastore (not its process stopped,
-    // which graceful restart would answer by keeping the routes for the restart time), skeind withdraws its routes,
-    // and the monitor must see them go
+    // The watch itself is checked: the injector's BGPPeer is removed from the datastore (not its process stopped,
+    // which graceful restart would answer by keeping the routes for the restart time), skeind withdraws its routes
+    // from the kernel, and the monitor must see them go. Not part of the target; its own figures are printed.
+    const eventsAtRemoval = events.length;
+    await callControl(sock, 'runtime', { reset: true }, 30_000);
+    const log2 = daemonLog.bytesWritten;
     writeFileSync(join(dir, 'resources.yaml'), resources.split('---\n').filter((d) => !d.includes('name: injector')).join('---\n'));
     const w0 = performance.now();
-    await until('the routes to leave the kernel after the injector was removed', () => deletions.skein - windowDeletions >= (learned ?? N), 300_000).catch(() => undefined);
-    await sleep(500);
-    monitorCheck = `; the watch saw ${deletions.skein - windowDeletions} deletion(s) in ${((performance.now() - w0) / 1000).toFixed(1)} s after the injector's BGPPeer was removed (${kernelRoutes()} left in the kernel)`;
+    let left = kernelAtEnd;
+    await until('the routes to leave the kernel after the injector was removed', () => (left = kernelRoutes()) === 0, 300_000).catch(() => undefined);
+    const took = (performance.now() - w0) / 1000;
+    await sleep(1000);
+    const r = (await callControl(sock, 'runtime', { reset: true }, 30_000)) as RuntimeJson;
+    const downs = events.slice(eventsAtRemoval).filter((e) => e.event === 'peer' && e.who === 'keeper' && e.from === 'Established').length;
+    removal = `removing the injector's BGPPeer: ${left} skein routes left in the kernel after ${took.toFixed(1)} s; the watch saw ${deletions.skein - windowDeletions} deletions `
+      + `(ip monitor drops events when its netlink buffer overflows: a floor, and a check that it sees deletions at all); event-loop delay p99 ${ms(r.eventLoopDelay.p99)} max ${ms(r.eventLoopDelay.max)}; `
+      + `keeper went down ${downs} time(s); GC: ${gcPauses(log2, daemonLog.bytesWritten)}`;
     monitor.kill('SIGTERM');
   }
-  const keeperDown = events.slice(eventsBefore).filter((e) => e.event === 'peer' && e.who === 'keeper' && e.from === 'Established');
 
   const d = during.eventLoopDelay;
   const firsts = clients.filter(({ c }) => c.firstRow !== undefined).map(({ c }) => c.firstRow!).sort((a, b) => a - b);
@@ -332,8 +381,12 @@ try {
     ? `KEEPALIVE gaps to the keeper: not measured (${noCapture ?? 'tshark saw no segment; is it installed and are we root?'})`
     : `KEEPALIVE gaps to the keeper (tshark on ${topo.keepIf}): longest ${(gap.maxMs / 1000).toFixed(2)} s between ${gap.segments} segments (interval 3 s, hold 9 s)`);
   console.log(NETNS
-    ? `kernel (skeind's namespace): ${windowDeletions} skein route(s) deleted from the window's start to 30 s after the last client left (target 0: ${windowDeletions === 0 ? 'MET' : 'NOT MET'})${deletions.other > 0 ? `, ${deletions.other} other deletion(s)` : ''}; ${kernelAtEnd} skein routes at the end for ${learned} learned (${kernelAtEnd === learned ? 'equal' : 'DIFFERENT'})${deletions.first.length > 0 && windowDeletions > 0 ? `; first: ${deletions.first.join(' | ')}` : ''}${monitorCheck}`
+    ? `kernel (skeind's namespace): ${windowDeletions} skein route(s) deleted from the window's start to 30 s after the last client left (target 0: ${windowDeletions === 0 ? 'MET' : 'NOT MET'})${deletions.other > 0 ? `, ${deletions.other} other deletion(s)` : ''}; ${kernelAtEnd} skein routes at the end for ${learned} learned (${kernelAtEnd === learned ? 'equal' : 'DIFFERENT'})${deletions.first.length > 0 && windowDeletions > 0 ? `; first: ${deletions.first.join(' | ')}` : ''}`
     : 'kernel: not measured (MODE=loopback runs with the FIB off)');
+  if (sched0 !== undefined && sched1 !== undefined) {
+    console.log(`skeind's event-loop thread in the window: ${(sched1.onCpu - sched0.onCpu).toFixed(1)} s on a CPU, ${(sched1.waiting - sched0.waiting).toFixed(1)} s runnable but waiting for one (the machine's load)`);
+  }
+  console.log(`GC pauses in the window (--trace-gc): ${gcPauses(log0, log1)}`);
   console.log(`time to first row: min ${q(0)}, p50 ${q(0.5)}, max ${q(1)}; ${firsts.length} of ${CLIENTS + 1} clients had rows, ${clients.filter(({ c }) => c.ended !== undefined).length} complete answers`);
   console.log(`served ${(bytes / 2 ** 20).toFixed(0)} MiB (${(bytes / 2 ** 20 / elapsed).toFixed(1)} MiB/s); quitter cut: ${quitter.cut === true}`);
   console.log(`a 'peers' request during the dumps answered in ${typeof look === 'number' ? `${look.toFixed(0)} ms` : look}`);
@@ -341,6 +394,7 @@ try {
   const mib = (b: number): string => `${(b / 2 ** 20).toFixed(0)} MiB`;
   const memText = (r: RuntimeJson): string => `rss ${mib(r.memory.rssBytes)} (heap used ${mib(r.memory.heapUsedBytes)})`;
   console.log(`skeind memory: before ${memText(idle)}; max rss ${mib(rssMax)} during (${samples} samples); after the clients left: 2 s ${memText(after)}, 10 s ${memText(after10)}, 30 s ${memText(after30)}`);
+  if (removal !== '') console.log(removal);
   console.log(`load average at the end: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   const errors = clients.filter(({ c }) => c.error !== undefined);
   if (errors.length > 0) console.log(`client errors: ${errors.length}, first: ${errors[0]!.c.error}`);
