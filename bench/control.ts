@@ -298,10 +298,10 @@ try {
     monitor = watchKernel();
     await sleep(500); // let the monitor subscribe before the window opens
   }
-  const idle = (await callControl(sock, 'runtime', { reset: true })) as RuntimeJson;
+  const idle = (await callControl(sock, 'runtime', { reset: true }, 60_000)) as RuntimeJson;
   console.log(`before: rss ${(idle.memory.rssBytes / 2 ** 20).toFixed(0)} MiB`);
   await sleep(3000);
-  const quiet = (await callControl(sock, 'runtime', { reset: true })) as RuntimeJson;
+  const quiet = (await callControl(sock, 'runtime', { reset: true }, 60_000)) as RuntimeJson;
   const d0 = quiet.eventLoopDelay;
   console.log(`quiet 3 s:  event-loop delay p50 ${ms(d0.p50)} p99 ${ms(d0.p99)} max ${ms(d0.max)}`);
 
@@ -322,24 +322,24 @@ try {
   let samples = 0;
   while (performance.now() - start < DURATION * 1000 && clients.some(({ c }) => c.ended === undefined && c.error === undefined && !c.cut)) {
     await sleep(1000);
-    const r = (await callControl(sock, 'runtime', {}, 30_000)) as RuntimeJson;
+    const r = (await callControl(sock, 'runtime', {}, 60_000)) as RuntimeJson;
     rssMax = Math.max(rssMax, r.memory.rssBytes);
     samples++;
   }
-  const during = (await callControl(sock, 'runtime', { reset: true }, 30_000)) as RuntimeJson;
+  const during = (await callControl(sock, 'runtime', { reset: true }, 60_000)) as RuntimeJson;
   const sched1 = sched();
   const log1 = daemonLog.bytesWritten;
   const elapsed = (performance.now() - start) / 1000;
   const gap = keeperGap(startWall, Date.now());
   for (const { s } of clients) s.destroy();
   await sleep(2000);
-  const after = (await callControl(sock, 'runtime', {}, 30_000)) as RuntimeJson;
+  const after = (await callControl(sock, 'runtime', {}, 60_000)) as RuntimeJson;
   // memory after the spike: V8 gives pages back after a full collection finds them empty, which the idle daemon
   // gets to within seconds (see ControlServer's idle collection); sampled 10 and 30 s after the last client left
   await sleep(8000);
-  const after10 = (await callControl(sock, 'runtime', {}, 30_000)) as RuntimeJson;
+  const after10 = (await callControl(sock, 'runtime', {}, 60_000)) as RuntimeJson;
   await sleep(20_000);
-  const after30 = (await callControl(sock, 'runtime', {}, 30_000)) as RuntimeJson;
+  const after30 = (await callControl(sock, 'runtime', {}, 60_000)) as RuntimeJson;
   const keeperAfter = (await peerRows()).find((p) => p.address === topo.keepAddr);
   const keeperDown = events.slice(eventsBefore).filter((e) => e.event === 'peer' && e.who === 'keeper' && e.from === 'Established');
   const learned = (await peerRows()).find((p) => p.address === topo.injAddr)?.prefixes.accepted;
@@ -354,7 +354,7 @@ try {
     // which graceful restart would answer by keeping the routes for the restart time), skeind withdraws its routes
     // from the kernel, and the monitor must see them go. Not part of the target; its own figures are printed.
     const eventsAtRemoval = events.length;
-    await callControl(sock, 'runtime', { reset: true }, 30_000);
+    await callControl(sock, 'runtime', { reset: true }, 60_000);
     const log2 = daemonLog.bytesWritten;
     writeFileSync(join(dir, 'resources.yaml'), resources.split('---\n').filter((d) => !d.includes('name: injector')).join('---\n'));
     const w0 = performance.now();
@@ -362,7 +362,7 @@ try {
     await until('the routes to leave the kernel after the injector was removed', () => (left = kernelRoutes()) === 0, 300_000).catch(() => undefined);
     const took = (performance.now() - w0) / 1000;
     await sleep(1000);
-    const r = (await callControl(sock, 'runtime', { reset: true }, 30_000)) as RuntimeJson;
+    const r = (await callControl(sock, 'runtime', { reset: true }, 60_000)) as RuntimeJson;
     const downs = events.slice(eventsAtRemoval).filter((e) => e.event === 'peer' && e.who === 'keeper' && e.from === 'Established').length;
     removal = `removing the injector's BGPPeer: ${left} skein routes left in the kernel after ${took.toFixed(1)} s; the watch saw ${deletions.skein - windowDeletions} deletions `
       + `(ip monitor drops events when its netlink buffer overflows: a floor, and a check that it sees deletions at all); event-loop delay p99 ${ms(r.eventLoopDelay.p99)} max ${ms(r.eventLoopDelay.max)}; `
