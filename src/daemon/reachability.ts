@@ -18,8 +18,9 @@
 // the kernel: without a FIB, skein is not this host's router and every well-formed next hop counts as resolvable.
 // Cost: each dump walks the whole table in the kernel, skein's million routes included, even when it returns none
 // (~140 ms of system time at 1M routes); dumping twenty-odd protocols every poll took seconds of CPU and, on a
-// loaded machine, over the 10 s limit (bench/control.ts). So a poll dumps only the protocols that had routes at the
-// last full read or were seen on the monitor since; every FULL_EVERY-th poll (and the first read) dumps them all.
+// loaded machine, over the 10 s limit (bench/control.ts). So after a first full read, a poll dumps the protocols
+// known to have routes (found by a dump, or seen on the monitor) and ROTATE of the others in turn: every protocol is
+// still read every few polls, and a poll's cost stays bounded whatever the number of protocols.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { createInterface } from 'node:readline';
@@ -124,8 +125,8 @@ function ipJson<T>(bin: string, args: readonly string[]): Promise<T[]> {
   });
 }
 
-/** A full read every this many polls; the others dump only the protocols known to have routes. */
-const FULL_EVERY = 6;
+/** protocols without routes dumped per poll, in turn, besides those known to have routes */
+const ROTATE = 2;
 
 /** Dumps of the main table for each protocol, of one family, in one `ip -j -batch -` (one JSON array a line). */
 function readRoutes(bin: string, fam: '-4' | '-6', protocols: ReadonlySet<number>): Promise<{ fam: '-4' | '-6'; proto: number; rs: IpRoute[] }[]> {
@@ -192,12 +193,12 @@ export class KernelReachability {
   #last = '';
   #current: Reachability | null = null;
   #reading = false;
-  /** protocols with routes at the last full read, or seen on the monitor since; null: no full read yet */
+  /** protocols known to have routes (their last dump found some, or the monitor saw one); null: no full read yet */
   #present: Set<number> | null = null;
   /** protocols the monitor reported since the current read began */
   readonly #reported = new Set<number>();
-  /** polls since the last full read */
-  #sinceFull = 0;
+  /** where the turn of the protocols without routes is */
+  #turn = 0;
   /** dumps asked of the kernel so far (tests: what a poll costs) */
   dumps = 0;
   readonly #opts: ReachabilityOptions;
@@ -298,20 +299,25 @@ export class KernelReachability {
     }
     this.#reading = true;
     try {
-      const full = this.#present === null || this.#sinceFull + 1 >= FULL_EVERY;
+      const present = this.#present;
       this.#reported.clear();
-      const protocols = new Set(full ? this.#protocols : (this.#present as Set<number>));
-      this.dumps += 2 * protocols.size;
-      const { reach: r, present } = await readWithProtocols(this.#opts.ip ?? 'ip', protocols);
-      if (full) {
-        // kept: protocols the monitor reported while this read ran (its dump may have passed before their change)
-        for (const p of this.#reported) present.add(p);
-        this.#present = present;
-        this.#sinceFull = 0;
-      } else {
-        this.#sinceFull++;
-        for (const p of present) this.#present?.add(p);
+      let protocols: Set<number>;
+      if (present === null) protocols = new Set(this.#protocols);
+      else {
+        protocols = new Set(present);
+        const others = [...this.#protocols].filter((p) => !present.has(p)).sort((a, b) => a - b);
+        for (let i = 0; i < Math.min(ROTATE, others.length); i++) protocols.add(others[(this.#turn + i) % others.length] as number);
+        this.#turn = others.length === 0 ? 0 : (this.#turn + ROTATE) % others.length;
       }
+      this.dumps += 2 * protocols.size;
+      const { reach: r, present: found } = await readWithProtocols(this.#opts.ip ?? 'ip', protocols);
+      // a protocol dumped and found empty leaves the known ones, unless the monitor saw it meanwhile (its dump may
+      // have passed before the change)
+      const next = new Set(this.#present ?? []);
+      for (const p of protocols) if (found.has(p) || this.#reported.has(p)) next.add(p);
+      else next.delete(p);
+      for (const p of this.#reported) next.add(p);
+      this.#present = next;
       // the gateways count too: a covering route that moves to another gateway changes where routes are installed
       const key = `${r.addresses.join(',')}|${JSON.stringify(r.resolving ?? r.routes)}`;
       if (key === this.#last) return;
