@@ -340,6 +340,7 @@ try {
   const after10 = (await callControl(sock, 'runtime', {}, 60_000)) as RuntimeJson;
   await sleep(20_000);
   const after30 = (await callControl(sock, 'runtime', {}, 60_000)) as RuntimeJson;
+  const gapAfter = keeperGap(startWall, Date.now());
   const keeperAfter = (await peerRows()).find((p) => p.address === topo.keepAddr);
   const keeperDown = events.slice(eventsBefore).filter((e) => e.event === 'peer' && e.who === 'keeper' && e.from === 'Established');
   const learned = (await peerRows()).find((p) => p.address === topo.injAddr)?.prefixes.accepted;
@@ -379,7 +380,7 @@ try {
   console.log(`keeper (hold 9 s): ${keeperDown.length === 0 && keeperAfter?.state === 'Established' && keeperAfter.since === keeperBefore.since ? 'stayed up' : `WENT DOWN ${keeperDown.length} time(s): ${JSON.stringify(keeperDown)}`}`);
   console.log(noCapture !== undefined || gap.segments === 0
     ? `KEEPALIVE gaps to the keeper: not measured (${noCapture ?? 'tshark saw no segment; is it installed and are we root?'})`
-    : `KEEPALIVE gaps to the keeper (tshark on ${topo.keepIf}): longest ${(gap.maxMs / 1000).toFixed(2)} s between ${gap.segments} segments (interval 3 s, hold 9 s)`);
+    : `KEEPALIVE gaps to the keeper (tshark on ${topo.keepIf}): longest ${(gap.maxMs / 1000).toFixed(2)} s between ${gap.segments} segments (interval 3 s, hold 9 s); until 30 s after the clients left ${(gapAfter.maxMs / 1000).toFixed(2)} s`);
   console.log(NETNS
     ? `kernel (skeind's namespace): ${windowDeletions} skein route(s) deleted from the window's start to 30 s after the last client left (target 0: ${windowDeletions === 0 ? 'MET' : 'NOT MET'})${deletions.other > 0 ? `, ${deletions.other} other deletion(s)` : ''}; ${kernelAtEnd} skein routes at the end for ${learned} learned (${kernelAtEnd === learned ? 'equal' : 'DIFFERENT'})${deletions.first.length > 0 && windowDeletions > 0 ? `; first: ${deletions.first.join(' | ')}` : ''}`
     : 'kernel: not measured (MODE=loopback runs with the FIB off)');
