@@ -24,12 +24,12 @@
 // p99 6.4 ms, max 29.1 ms; KEEPALIVE gaps <= 3.01 s; first row p50 0.23 s (max 38 s for a client queued behind the
 // 16 active streams); 245 MiB/s; RSS 178 MiB before, 185 max, 180 MiB 10 s after.
 // MODE=netns, 2026-12-06, defaults, a shared 2-core machine at load 14-34 (other sessions' work): in every run (1M
-// four times, 100k three times) 0 skein routes were deleted from skeind's kernel in the window and the kernel held
+// four times, 100k four times; a fifth 1M run got no control answer in 30 s) 0 skein routes were deleted from skeind's kernel in the window and the kernel held
 // all N at the end. Best 1M run (03:36, load 16-18, after the reachability fix below): loaded 38 s, in the kernel
 // 74 s later; p50 1.2 ms, p99 24.0 ms, max 2.88 s; KEEPALIVE gap in the window 5.5 s, the keeper down once after
 // the clients left; the loop thread 19 s on a CPU and 31 s waiting for one; RSS 488 -> 838 max -> 475 MiB. 100k at
-// 03:42 (load 18-20): p99 53.7 ms, max 975 ms, keeper up (3.3 s). The other runs missed p99 (127 ms - 4.4 s) with
-// the loop thread waiting 40-56 s of the 60. Two causes found in skeind: (1) the next-hop reachability poll dumped
+// 03:42 (load 18-20): p99 53.7 ms, max 975 ms, keeper up (3.3 s). The other runs missed p99 (62 ms - 5.8 s; the
+// keeper down in every 1M run, never at 100k) with the loop thread waiting 40-68 s of the window. Two causes found in skeind: (1) the next-hop reachability poll dumped
 // twenty-odd protocols every 10 s, each walking the 1M-route table in the kernel (~140 ms of system time each),
 // past its 10 s limit under load: now it dumps the protocols that have routes and two others in turn
 // (src/daemon/reachability.ts); (2) --trace-gc shows a Mark-Compact of 5.3 s with reason "testing", i.e. V8's gc()
