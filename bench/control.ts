@@ -372,7 +372,7 @@ try {
     writeFileSync(join(dir, 'resources.yaml'), resources.split('---\n').filter((d) => !d.includes('name: injector')).join('---\n'));
     const w0 = performance.now();
     let left = kernelAtEnd;
-    await until('the routes to leave the kernel after the injector was removed', () => (left = kernelRoutes()) === 0, 300_000).catch(() => undefined);
+    await until('the routes to leave the kernel after the injector was removed', () => (left = kernelRoutes()) === 0, Number(process.env.REMOVAL_S ?? 300) * 1000).catch(() => undefined);
     const took = (performance.now() - w0) / 1000;
     await sleep(1000);
     const r = (await callControl(sock, 'runtime', { reset: true }, 60_000)) as RuntimeJson;
