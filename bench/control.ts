@@ -35,6 +35,11 @@
 // (src/daemon/reachability.ts); (2) --trace-gc shows a Mark-Compact of 5.3 s with reason "testing", i.e. V8's gc()
 // as src/control/idle-gc.ts asks for it after the dumps: `execution: 'async'` only runs it in a task, the collection
 // itself is atomic, not incremental; it came right before a keeper hold-timer expiry. Not changed here.
+// At 04:02 (load 10 -> 5) 1M again: p99 14.6 ms, max 2.45 s (no full collection in the window, longest scavenge
+// 125 ms: not explained), keeper up, gap 4.7 s, 0 deleted. --single-threaded-gc, MODE=loopback N=100000
+// DURATION=30, alternated with the default at load 5-10: scavenges 1.2 / 1.5 s in all, longest 34 / 52 ms, loop max
+// 56 / 153 ms; default 2.2 / 2.5 s, 61 / 125 ms, 96 / 146 ms: parallel scavenging waits for helper threads that a
+// loaded machine does not schedule; two runs each, suggestive only.
 // Before this session the 1M run never finished loading (the injector, skein's own speaker, sent its table in the
 // hash order of a Loc-RIB seeded like ours: bgp/rib/prefix-map.ts PROCESS_SEED), and every dump sorted the table
 // itself before its first row (3.9-5.2 s once loading worked; src/daemon/prefix-walk.ts SharedRuns).
