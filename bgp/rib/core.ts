@@ -621,15 +621,17 @@ export class RibCore {
   }
 
   /**
-   * What the host can reach changed: judge every attribute set again and re-run the decision for the prefixes that
-   * have a path whose usability flipped (a new verdict with the same usability only changes what is shown). Walks
+   * What the host can reach changed: judge the attribute sets again (when `changed` is given, only those whose
+   * first next hop it says the change concerns: next-hop.ts setReachability) and re-run the decision for the
+   * prefixes that have a path whose usability flipped (a new verdict with the same usability only changes what is
+   * shown). Walks
    * the table only when some set flipped, in slices (walker.ts): returns the number of prefixes re-decided by the
    * time it returns (all of them for a table the first slice covers); the rest follow, the driver told through
    * CoreConfig.onWork after each later slice.
    */
-  recheckNextHops(): number {
+  recheckNextHops(changed: ((nextHop: string) => boolean) | null = null): number {
     const flipped = new Map<AttrSet, { ok: boolean; rec: boolean }>();
-    for (const set of [...this.attrs.values()]) {
+    for (const set of this.attrs.affected(changed)) {
       const before = { ok: set.unusable === null, rec: set.viaBgp !== null };
       if (this.nhCheck === null || set.nextHops.length === 0) {
         if (set.viaBgp !== null || set.unusable?.code === 'unresolvable') this.recursive.forget(set);

@@ -50,8 +50,13 @@ export class AttrSet {
    * null otherwise; decided with `unusable`.
    */
   viaBgp: PrefixKey | null = null;
-  /** the first next hop as an IPv4 uint32, -1 when it is not one, -2 before it was asked (RibCore.nextHopInside) */
+  /** the first next hop as an IPv4 uint32, -1 when it is not one, -2 before it was asked (recursive.ts nextHopInside) */
   nh4 = -2;
+  /**
+   * the first next hop as IPv6 (recursive.ts nextHopInside): its bytes, and its covering prefix per length as asked
+   * (canonical text, as IPv6 prefix keys are); null when it is not IPv6, undefined before it was asked
+   */
+  nh6: { readonly bytes: Uint8Array; readonly covers: Map<number, string> } | null | undefined = undefined;
 
   constructor(key: string, attrs: PathAttributes, nextHops: readonly string[]) {
     this.key = key;
@@ -141,12 +146,34 @@ function freezeAttrs(a: PathAttributes): PathAttributes {
 
 export class AttrTable {
   private readonly table = new Map<string, AttrSet>();
+  /**
+   * live sets by first next hop (the one their verdict depends on, next-hop.ts): a change of the host's routes
+   * re-judges only the sets whose next hop it concerns (affected), not every set
+   */
+  private readonly byNextHop = new Map<string, Set<AttrSet>>();
+  /** sets handed out by affected() to be judged again, in total (tests and metrics: what a change cost) */
+  rejudged = 0;
   /** judges the next hops of every new set, setting `unusable` and `viaBgp` (RibCore.setNextHopCheck); null: every set is usable */
   classify: ((set: AttrSet) => void) | null = null;
 
   /** every live set (for re-judging next hops) */
   values(): IterableIterator<AttrSet> {
     return this.table.values();
+  }
+
+  /**
+   * The sets to judge again after the host's routes changed: those whose first next hop `changed` says is concerned
+   * (one call per distinct next hop, not per set), or every set when `changed` is null (no narrower answer known).
+   */
+  affected(changed: ((nextHop: string) => boolean) | null): AttrSet[] {
+    let out: AttrSet[];
+    if (changed === null) out = [...this.table.values()];
+    else {
+      out = [];
+      for (const [nh, sets] of this.byNextHop) if (changed(nh)) for (const s of sets) out.push(s);
+    }
+    this.rejudged += out.length;
+    return out;
   }
 
   /** distinct attribute sets alive */
@@ -162,6 +189,12 @@ export class AttrTable {
       set = new AttrSet(key, freezeAttrs(attrs), Object.freeze([...nextHops]));
       if (this.classify !== null && nextHops.length > 0) this.classify(set);
       this.table.set(key, set);
+      const nh = set.nextHops[0];
+      if (nh !== undefined) {
+        let s = this.byNextHop.get(nh);
+        if (s === undefined) this.byNextHop.set(nh, (s = new Set()));
+        s.add(set);
+      }
     }
     set.refs++;
     return set;
@@ -183,6 +216,9 @@ export class AttrTable {
     if (--set.refs === 0) {
       this.table.delete(set.key);
       set.exportCache = null;
+      const nh = set.nextHops[0];
+      const s = nh === undefined ? undefined : this.byNextHop.get(nh);
+      if (s !== undefined && s.delete(set) && s.size === 0) this.byNextHop.delete(nh as string);
       if (set.unusable?.code === 'unresolvable' || set.viaBgp !== null) this.onDrop?.(set);
     }
   }

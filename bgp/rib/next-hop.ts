@@ -77,6 +77,8 @@ export class NextHopTable {
   private readonly sessionOwn = new Set<string>();
   private nets4: Net4[] | null = null;
   private nets6: Net6[] | null = null;
+  /** the routes of the last view, as prefix keys (IPv4's number as text), to tell what the next view changes */
+  private routeKeys = new Set<string>();
   /** verdict per next-hop text; cleared when the inputs change, and bounded (next hops come from the network) */
   private readonly cache = new Map<string, NextHopVerdict | null>();
 
@@ -85,24 +87,38 @@ export class NextHopTable {
     return this.nets4 !== null;
   }
 
-  setReachability(r: Reachability | null): void {
+  /**
+   * New reachability. Returns which next hops the change concerns, for RibCore.recheckNextHops to re-judge only
+   * their attribute sets: a next hop's verdict depends on the routes and addresses only through whether one of the
+   * routes covers it and whether it is one of the addresses, so it can change only when a route added or removed
+   * covers it, or it is an address added or removed. null: every next hop (the first view, or checking stops).
+   */
+  setReachability(r: Reachability | null): ((nextHop: string) => boolean) | null {
     this.cache.clear();
+    const wasOwn = this.own;
+    const wasRoutes = this.routeKeys;
+    const wasResolving = this.resolving;
     if (r === null) {
       this.own = new Set();
       this.nets4 = this.nets6 = null;
-      return;
+      this.routeKeys = new Set();
+      return null;
     }
     this.own = new Set(r.addresses.map(canonical).filter((x): x is string => x !== null));
     const n4: Net4[] = [];
     const n6: Net6[] = [];
+    const keys = new Set<string>();
     for (const text of r.routes) {
       try {
         if (text.includes(':')) {
           const p = parsePrefix6(text.includes('/') ? text : `${text}/128`);
-          n6.push({ addr: prefix6Bytes(p), len: prefix6Len(p) });
+          if (!keys.has(p)) n6.push({ addr: prefix6Bytes(p), len: prefix6Len(p) });
+          keys.add(p);
         } else {
           const p = parsePrefix4(text.includes('/') ? text : `${text}/32`);
-          n4.push({ addr: prefix4Addr(p), len: prefix4Len(p) });
+          const k = `${p}`;
+          if (!keys.has(k)) n4.push({ addr: prefix4Addr(p), len: prefix4Len(p) });
+          keys.add(k);
         }
       } catch {
         // a prefix we cannot parse resolves nothing; the feed reports its own errors
@@ -110,6 +126,32 @@ export class NextHopTable {
     }
     this.nets4 = n4.sort(byLen);
     this.nets6 = n6.sort(byLen);
+    this.routeKeys = keys;
+    if (!wasResolving) return null;
+    // what differs from the view before: routes that came or went, addresses that came or went
+    const ch4: Net4[] = [];
+    const ch6: Net6[] = [];
+    const diff = (k: string): void => {
+      if (k.includes(':')) ch6.push({ addr: prefix6Bytes(k), len: prefix6Len(k) });
+      else ch4.push({ addr: prefix4Addr(Number(k)), len: prefix4Len(Number(k)) });
+    };
+    for (const k of keys) if (!wasRoutes.has(k)) diff(k);
+    for (const k of wasRoutes) if (!keys.has(k)) diff(k);
+    const addrs = new Set<string>();
+    for (const a of this.own) if (!wasOwn.has(a)) addrs.add(a);
+    for (const a of wasOwn) if (!this.own.has(a)) addrs.add(a);
+    return (nh) => {
+      try {
+        if (isIpv4(nh)) {
+          const a = parseIpv4(nh);
+          return ch4.some((n) => in4(a, n)) || (addrs.size > 0 && addrs.has(ipv4ToString(a)));
+        }
+        const b = parseIpv6(nh);
+        return ch6.some((n) => in6(b, n)) || (addrs.size > 0 && addrs.has(canonical(nh) as string));
+      } catch {
+        return false; // not an address: 'invalid' whatever the host reaches
+      }
+    };
   }
 
   /** Our end of a session (PeerConfig.localAddress): a next hop equal to it is ours. */

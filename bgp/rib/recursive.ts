@@ -19,7 +19,7 @@
 // hops it covers; a Loc-RIB change looks its prefix up there (one probe, none while no next hop is recursive) and
 // marks only those next hops; RibCore.flushRecursive re-resolves them, re-judges their attribute sets and
 // re-decides the prefixes whose paths flipped.
-import { isIpv4, parseIpv4, parseIpv6, prefix4, prefix4Addr, prefix4Len, prefix6Bytes, prefix6FromBytes, prefix6Len } from '../wire/prefix.js';
+import { isIpv4, parseIpv4, parseIpv6, prefix4, prefix4Addr, prefix4Len, prefix6FromBytes, prefix6Len } from '../wire/prefix.js';
 import type { AttrSet } from './intern.js';
 import { usableBest, type LocEntry } from './peer.js';
 import type { PrefixMap } from './prefix-map.js';
@@ -177,8 +177,10 @@ export class RecursiveNextHops {
 }
 
 /**
- * Whether a learned path's first next hop lies inside its own prefix (the loop case above). IPv4 costs two shifts
- * once the set's address is known (cached on the set); IPv6 parses, as IPv6 tables are small.
+ * Whether a learned path's first next hop lies inside its own prefix (the loop case above). Asked for every learned
+ * path, so nothing is parsed per route: IPv4 costs two shifts once the set's address is known (cached on the set);
+ * IPv6 compares the prefix key (canonical text) with the next hop's covering prefix of that length, made once per
+ * set and length and cached on the set (a set's IPv6 routes mostly share a length or two).
  */
 export function nextHopInside(prefix: PrefixKey, set: AttrSet): boolean {
   const nh = set.nextHops[0];
@@ -191,17 +193,21 @@ export function nextHopInside(prefix: PrefixKey, set: AttrSet): boolean {
     const shift = 32 - len;
     return set.nh4 >>> shift === prefix4Addr(prefix) >>> shift;
   }
-  if (isIpv4(nh)) return false;
-  try {
-    const a = parseIpv6(nh);
-    const p = prefix6Bytes(prefix);
-    let bits = prefix6Len(prefix);
-    for (let i = 0; bits > 0; i++, bits -= 8) {
-      const m = bits >= 8 ? 0xff : (0xff << (8 - bits)) & 0xff;
-      if (((a[i] as number) & m) !== ((p[i] as number) & m)) return false;
+  let c = set.nh6;
+  if (c === undefined) {
+    try {
+      c = isIpv4(nh) ? null : { bytes: parseIpv6(nh), covers: new Map() };
+    } catch {
+      c = null;
     }
-    return true;
-  } catch {
-    return false;
+    set.nh6 = c;
   }
+  if (c === null) return false;
+  const len = prefix6Len(prefix);
+  let cover = c.covers.get(len);
+  if (cover === undefined) {
+    cover = prefix6FromBytes(Uint8Array.from(c.bytes), len);
+    c.covers.set(len, cover);
+  }
+  return cover === prefix;
 }

@@ -680,8 +680,7 @@ export class Speaker extends EventEmitter {
    * §9.1.2), and ones that became resolvable regain it; returns the number of prefixes re-decided.
    */
   setReachability(r: Reachability | null): number {
-    this.nextHops.setReachability(r);
-    const n = this.rib.recheckNextHops();
+    const n = this.rib.recheckNextHops(this.nextHops.setReachability(r));
     if (n > 0) this.scheduleFlush();
     return n;
   }

@@ -16,6 +16,11 @@
 // (rtnetlink's route groups), skein's own lines dropped by grep before they reach this process, re-reading once a
 // burst is over; and it still polls, in case the monitor dies or misses something. Fed only when skeind programs
 // the kernel: without a FIB, skein is not this host's router and every well-formed next hop counts as resolvable.
+// Cost: each dump walks the whole table in the kernel, skein's million routes included, even when it returns none
+// (~140 ms of system time at 1M routes); dumping twenty-odd protocols every poll took seconds of CPU and, on a
+// loaded machine, over the 10 s limit (bench/control.ts). So after a first full read, a poll dumps the protocols
+// known to have routes (found by a dump, or seen on the monitor) and ROTATE of the others in turn: every protocol is
+// still read every few polls, and a poll's cost stays bounded whatever the number of protocols.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { createInterface } from 'node:readline';
@@ -120,18 +125,22 @@ function ipJson<T>(bin: string, args: readonly string[]): Promise<T[]> {
   });
 }
 
+/** protocols without routes dumped per poll, in turn, besides those known to have routes */
+const ROTATE = 2;
+
 /** Dumps of the main table for each protocol, of one family, in one `ip -j -batch -` (one JSON array a line). */
-function readRoutes(bin: string, fam: '-4' | '-6', protocols: ReadonlySet<number>): Promise<{ fam: '-4' | '-6'; rs: IpRoute[] }[]> {
-  const cmds = [...protocols].sort((a, b) => a - b).map((p) => `route show table main proto ${p}`);
+function readRoutes(bin: string, fam: '-4' | '-6', protocols: ReadonlySet<number>): Promise<{ fam: '-4' | '-6'; proto: number; rs: IpRoute[] }[]> {
+  const order = [...protocols].sort((a, b) => a - b);
+  const cmds = order.map((p) => `route show table main proto ${p}`);
   return new Promise((resolve, reject) => {
     const child = execFile(bin, [fam, '-j', '-batch', '-'], { timeout: 10_000, maxBuffer: 64 << 20 }, (err, stdout) => {
       if (err) return reject(new Error(`ip ${fam} -batch (route dumps): ${err.message}`, { cause: err }));
       const lines = stdout.split('\n').filter((l) => l.trim() !== '');
       if (lines.length !== cmds.length) return reject(new Error(`ip ${fam} -batch (route dumps): ${lines.length} answers to ${cmds.length} dumps`));
       try {
-        resolve(lines.map((l) => {
+        resolve(lines.map((l, i) => {
           const v = JSON.parse(l) as unknown;
-          return { fam, rs: Array.isArray(v) ? (v as IpRoute[]) : [] };
+          return { fam, proto: order[i] as number, rs: Array.isArray(v) ? (v as IpRoute[]) : [] };
         }));
       } catch (e) {
         reject(new Error(`ip ${fam} -batch (route dumps): unreadable output: ${(e as Error).message}`));
@@ -143,8 +152,14 @@ function readRoutes(bin: string, fam: '-4' | '-6', protocols: ReadonlySet<number
 
 /** One read of the kernel: host addresses, and the routes that resolve next hops (of `protocols`). */
 export async function readReachability(bin = 'ip', protocols: ReadonlySet<number> = resolvingProtocols(171)): Promise<Reachability> {
+  return (await readWithProtocols(bin, protocols)).reach;
+}
+
+/** readReachability, and the protocols that had at least one route. */
+async function readWithProtocols(bin: string, protocols: ReadonlySet<number>): Promise<{ reach: Reachability; present: Set<number> }> {
   const [addrs, v4, v6] = await Promise.all([ipJson<IpAddr>(bin, ['addr', 'show']), readRoutes(bin, '-4', protocols), readRoutes(bin, '-6', protocols)]);
   const routeSets = [...v4, ...v6];
+  const present = new Set(routeSets.filter((x) => x.rs.length > 0).map((x) => x.proto));
   const addresses = addrs.flatMap((a) => (a.addr_info ?? []).map((i) => i.local).filter((x): x is string => typeof x === 'string'));
   const routes: string[] = [];
   const resolving: ResolvingRoute[] = [];
@@ -163,7 +178,7 @@ export async function readReachability(bin = 'ip', protocols: ReadonlySet<number
     }
   }
   resolving.sort((a, b) => (a.dst < b.dst ? -1 : a.dst > b.dst ? 1 : (a.metric ?? 0) - (b.metric ?? 0)));
-  return { addresses: [...new Set(addresses)].sort(), routes: [...new Set(routes)].sort(), resolving };
+  return { reach: { addresses: [...new Set(addresses)].sort(), routes: [...new Set(routes)].sort(), resolving }, present };
 }
 
 /** Polls the kernel and reports each change of what the host reaches. */
@@ -178,6 +193,14 @@ export class KernelReachability {
   #last = '';
   #current: Reachability | null = null;
   #reading = false;
+  /** protocols known to have routes (their last dump found some, or the monitor saw one); null: no full read yet */
+  #present: Set<number> | null = null;
+  /** protocols the monitor reported since the current read began */
+  readonly #reported = new Set<number>();
+  /** where the turn of the protocols without routes is */
+  #turn = 0;
+  /** dumps asked of the kernel so far (tests: what a poll costs) */
+  dumps = 0;
   readonly #opts: ReachabilityOptions;
 
   constructor(opts: ReachabilityOptions) {
@@ -251,10 +274,14 @@ export class KernelReachability {
   /** One monitor line (a route of another origin changed): learn its protocol number, re-read soon. */
   #changed(line: string): void {
     const m = /\bproto (\S+)/.exec(line);
-    if (m !== null) {
-      const name = m[1] as string;
-      const n = /^\d+$/.test(name) ? Number(name) : this.#names.get(name);
-      if (n !== undefined && n !== (this.#opts.ownProtocol ?? 171) && n > 1 && !this.#protocols.has(n)) this.#protocols.add(n);
+    // iproute2 leaves out "proto boot" (3), the default
+    const name = m === null ? 'boot' : (m[1] as string);
+    const n = /^\d+$/.test(name) ? Number(name) : name === 'boot' ? 3 : this.#names.get(name);
+    if (n !== undefined && n !== (this.#opts.ownProtocol ?? 171) && n > 1) {
+      if (!this.#protocols.has(n)) this.#protocols.add(n);
+      // dumped by the next polls, even the partial ones
+      this.#present?.add(n);
+      this.#reported.add(n);
     }
     if (this.#burst) clearTimeout(this.#burst);
     this.#burst = setTimeout(() => {
@@ -272,7 +299,25 @@ export class KernelReachability {
     }
     this.#reading = true;
     try {
-      const r = await readReachability(this.#opts.ip, this.#protocols);
+      const present = this.#present;
+      this.#reported.clear();
+      let protocols: Set<number>;
+      if (present === null) protocols = new Set(this.#protocols);
+      else {
+        protocols = new Set(present);
+        const others = [...this.#protocols].filter((p) => !present.has(p)).sort((a, b) => a - b);
+        for (let i = 0; i < Math.min(ROTATE, others.length); i++) protocols.add(others[(this.#turn + i) % others.length] as number);
+        this.#turn = others.length === 0 ? 0 : (this.#turn + ROTATE) % others.length;
+      }
+      this.dumps += 2 * protocols.size;
+      const { reach: r, present: found } = await readWithProtocols(this.#opts.ip ?? 'ip', protocols);
+      // a protocol dumped and found empty leaves the known ones, unless the monitor saw it meanwhile (its dump may
+      // have passed before the change)
+      const next = new Set(this.#present ?? []);
+      for (const p of protocols) if (found.has(p) || this.#reported.has(p)) next.add(p);
+      else next.delete(p);
+      for (const p of this.#reported) next.add(p);
+      this.#present = next;
       // the gateways count too: a covering route that moves to another gateway changes where routes are installed
       const key = `${r.addresses.join(',')}|${JSON.stringify(r.resolving ?? r.routes)}`;
       if (key === this.#last) return;
