@@ -28,6 +28,15 @@ function unavailable(t: Test, why: string): void {
 }
 
 t.test('deploy/Containerfile builds with buildah from local Debian 12 bases and the image runs skeind', async (t) => {
+  // Opt-in, also under CI: on a fresh 2-core machine this file costs two more debootstraps and an npm ci + tsc inside
+  // the build stage (5-15 min), which would take the CI run too close to its 30 min limit. Run it with
+  //   SKEIN_IMAGE_TESTS=1 npx tap --disable-coverage test/ops-containerfile.test.ts
+  // (test/packaging builds and runs the OCI image made from the .deb in every run.)
+  if (process.env.SKEIN_IMAGE_TESTS !== '1') {
+    t.comment('skipping: the Containerfile build is opt-in (SKEIN_IMAGE_TESTS=1), see the comment above');
+    (t as unknown as { skip(m: string): void }).skip('SKEIN_IMAGE_TESTS is not 1');
+    return;
+  }
   if (!requires(t, { root: true, commands: ['buildah', 'debootstrap'] })) return;
   const started = Date.now();
   let roots: [{ dir: string; cached: boolean }, { dir: string; cached: boolean }];
