@@ -4,9 +4,10 @@
 // prints the contract's FibJson ({"enabled", "table", "protocol", "routes": [...], "counts"}) a row at a time;
 // `--jsonl` one row per line. Filters: --prefix-within, --family, --state, --count, --limit/--after. A reader that
 // goes away (`skeinctl fib | head`) ends the command quietly.
-import { ControlClientError, streamControl } from '../control/client.js';
+import { streamControl } from '../control/client.js';
 import { UsageError, type CtlOptions, type ParsedCtlArgs, type RouteOptions } from './args.js';
 import type { CtlIo } from './index.js';
+import { failer, streamFailed } from './stream-exit.js';
 import { EXIT } from './index.js';
 import { fibEntry, renderFib, ShapeError } from './render.js';
 import type { FibJson, FibRouteJson } from '../control/types.js';
@@ -55,11 +56,7 @@ export async function streamFib(o: CtlOptions, io: CtlIo, r: RouteOptions): Prom
   let enabled = true;
   const failures: FibRouteJson[] = [];
   let moreFailures = 0;
-  const fail = (status: number, message: string, code?: string): number => {
-    io.stderr(`skeinctl: ${message}\n`);
-    if (json && rows === 0) io.stdout(`${JSON.stringify({ error: code === undefined ? { message } : { message, code } }, null, 2)}\n`);
-    return status;
-  };
+  const fail = failer(io, json, () => rows);
   let outcome;
   try {
     outcome = await streamControl(o.socket, 'fib', fibParams(r), {
@@ -92,15 +89,7 @@ export async function streamFib(o: CtlOptions, io: CtlIo, r: RouteOptions): Prom
       },
     }, { timeoutMs: o.timeoutMs });
   } catch (e) {
-    if (e instanceof ControlClientError) {
-      if (e.code === 'EPIPE') return EXIT.OK;
-      if (e.kind === 'unreachable') return fail(EXIT.UNREACHABLE, e.message, e.code);
-      if (e.kind === 'remote') return fail(EXIT.DAEMON_ERROR, `the daemon reports: ${e.message}`, e.code);
-      return fail(EXIT.DAEMON_ERROR, e.message);
-    }
-    if ((e as NodeJS.ErrnoException).code === 'EPIPE') return EXIT.OK;
-    if (e instanceof ShapeError) return fail(EXIT.DAEMON_ERROR, e.message);
-    return fail(EXIT.DAEMON_ERROR, (e as Error).message);
+    return streamFailed(e, fail);
   }
   try {
     if (outcome.kind === 'result') {

@@ -3,9 +3,10 @@
 // instead of filling memory. `--json` prints the contract's document ({"routes": [...]}) a row at a time; `--jsonl`
 // prints one route per line. A reader that goes away (`| head`) ends the command quietly, and the daemon stops
 // making the answer.
-import { ControlClientError, streamControl } from '../control/client.js';
+import { streamControl } from '../control/client.js';
 import { UsageError, type CtlOptions, type ParsedCtlArgs, type RouteOptions } from './args.js';
 import type { CtlIo } from './index.js';
+import { failer, streamFailed } from './stream-exit.js';
 import { EXIT } from './index.js';
 import { renderPolicy, renderRouteBlock, renderRoutes, ShapeError } from './render.js';
 
@@ -49,11 +50,7 @@ export async function streamRoutes(o: CtlOptions, io: CtlIo, prefix: string | un
   const lookup = prefix !== undefined && !r.longer;
   const json = o.json === true && o.jsonl !== true;
   let rows = 0;
-  const fail = (status: number, message: string, code?: string): number => {
-    io.stderr(`skeinctl: ${message}\n`);
-    if (json && rows === 0) io.stdout(`${JSON.stringify({ error: code === undefined ? { message } : { message, code } }, null, 2)}\n`);
-    return status;
-  };
+  const fail = failer(io, json, () => rows);
   let outcome;
   try {
     outcome = await streamControl(o.socket, 'routes', routeParams(prefix, r), {
@@ -72,15 +69,7 @@ export async function streamRoutes(o: CtlOptions, io: CtlIo, prefix: string | un
       },
     }, { timeoutMs: o.timeoutMs });
   } catch (e) {
-    if (e instanceof ControlClientError) {
-      // the reader of our output went away: not an error of ours (a stream cut short is what `head` asks for)
-      if (e.code === 'EPIPE') return EXIT.OK;
-      if (e.kind === 'unreachable') return fail(EXIT.UNREACHABLE, e.message, e.code);
-      if (e.kind === 'remote') return fail(EXIT.DAEMON_ERROR, `the daemon reports: ${e.message}`, e.code);
-      return fail(EXIT.DAEMON_ERROR, e.message);
-    }
-    if (e instanceof ShapeError) return fail(EXIT.DAEMON_ERROR, e.message);
-    return fail(EXIT.DAEMON_ERROR, (e as Error).message);
+    return streamFailed(e, fail);
   }
   try {
     if (outcome.kind === 'result') {

@@ -8,11 +8,10 @@
 // unfiltered listing: the whole table, as the one-document answer had them) and `next` when a page is full.
 import type { DaemonConfig } from '../../config/index.js';
 import type { Programmer } from '../../fib/index.js';
-import { ControlError } from '../control/protocol.js';
 import { ControlStream, scheduler as sharedScheduler, type TurnScheduler } from '../control/stream.js';
 import type { FibJson, FibRouteJson } from '../control/types.js';
 import { PrefixWalk, type KeyRange, type PrefixKey } from './prefix-walk.js';
-import { keyText, parseRange } from './route-query.js';
+import { bad, keyText, parsePaging, parseRange, str } from './route-query.js';
 import type { RouteTable } from './routes.js';
 import { countFibRow, desiredFibRow, fmtPrefix, kernelOnlyFibRow } from './status.js';
 
@@ -34,15 +33,6 @@ export interface FibSource {
   cfg: DaemonConfig['fib'];
 }
 
-const bad = (m: string): ControlError => new ControlError(m, 'bad-request');
-
-function str(p: Record<string, unknown>, name: string): string | undefined {
-  const v = p[name];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'string' || v === '') throw bad(`"${name}" must be a non-empty string`);
-  return v;
-}
-
 /** Checks a fib request. Throws a bad-request ControlError naming the field. */
 export function parseFibQuery(p: Record<string, unknown>): FibQuery {
   const q: FibQuery = { count: p.count === true };
@@ -58,16 +48,7 @@ export function parseFibQuery(p: Record<string, unknown>): FibQuery {
     if (state !== 'in-sync' && state !== 'pending' && state !== 'failed') throw bad('"state" must be "in-sync", "pending" or "failed"');
     q.state = state;
   }
-  if (p.limit !== undefined) {
-    if (typeof p.limit !== 'number' || !Number.isSafeInteger(p.limit) || p.limit < 1) throw bad('"limit" must be a positive integer');
-    q.limit = p.limit;
-  }
-  const after = str(p, 'after');
-  if (after !== undefined) {
-    const r = parseRange(after, 'after');
-    if (!r.hadLength) throw bad(`after: "${after}" must be a prefix (the "next" of the previous page)`);
-    q.after = r.key;
-  }
+  parsePaging(p, q);
   return q;
 }
 

@@ -44,7 +44,8 @@ export interface RouteSource {
   policyTrace?(prefix: string): unknown;
 }
 
-const bad = (m: string): ControlError => new ControlError(m, 'bad-request');
+/** A control request's parameters are wrong: the error names the field (the fib view shares these checks). */
+export const bad = (m: string): ControlError => new ControlError(m, 'bad-request');
 
 /** An address or prefix as a KeyRange (an address is a host prefix); throws a bad-request ControlError. */
 export function parseRange(text: string, what: string): { range: KeyRange; key: PrefixKey; hadLength: boolean } {
@@ -73,7 +74,8 @@ export function parseRange(text: string, what: string): { range: KeyRange; key: 
   }
 }
 
-function str(p: Record<string, unknown>, name: string): string | undefined {
+/** An optional non-empty string parameter. */
+export function str(p: Record<string, unknown>, name: string): string | undefined {
   const v = p[name];
   if (v === undefined || v === null) return undefined;
   if (typeof v !== 'string' || v === '') throw bad(`"${name}" must be a non-empty string`);
@@ -120,6 +122,12 @@ export function parseRouteQuery(p: Record<string, unknown>): RouteQuery {
     else if (ok && parts.length === 3 && nums.every((n) => n <= 0xffffffff)) q.community = { large: nums.join(':') };
     else throw bad(`community: "${community}" is neither A:B (RFC 1997) nor A:B:C (RFC 8092)`);
   }
+  parsePaging(p, q);
+  return q;
+}
+
+/** limit and after (paging in walk order), the same for every streamed view; set on q when given. */
+export function parsePaging(p: Record<string, unknown>, q: { limit?: number; after?: PrefixKey }): void {
   if (p.limit !== undefined) {
     if (typeof p.limit !== 'number' || !Number.isSafeInteger(p.limit) || p.limit < 1) throw bad('"limit" must be a positive integer');
     q.limit = p.limit;
@@ -130,7 +138,6 @@ export function parseRouteQuery(p: Record<string, unknown>): RouteQuery {
     if (!r.hadLength) throw bad(`after: "${after}" must be a prefix (the "next" of the previous page)`);
     q.after = r.key;
   }
-  return q;
 }
 
 /** The contract's PATH (docs/contract.md, "The `--json` shapes"): numbers for LOCAL_PREF and MED (an absent attribute shows its RFC 4271 §9.1.2.2 default). */
