@@ -23,6 +23,7 @@ import {
 import { bfdSettingsFor, type BFDInterface, type Model } from '../../config/index.js';
 import type { Logger } from '../log.js';
 import type { BfdJson } from '../control/types.js';
+import { LateTimerLog } from './bfd-late.js';
 
 /** How often peers are looked at again without a datastore change (a route to a peer may appear later). */
 export const RECHECK_MS = 10_000;
@@ -114,9 +115,11 @@ export class BfdWiring {
   #busy = false;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
+  readonly #late: LateTimerLog;
 
   constructor(o: BfdWiringOptions) {
     this.#o = o;
+    this.#late = new LateTimerLog(o.log);
   }
 
   /** Looks at the configuration again soon (coalesced); also runs every RECHECK_MS. */
@@ -277,6 +280,7 @@ export class BfdWiring {
 
   #onEvent(e: BfdOutput): void {
     if (e.type === 'send') return;
+    if (e.type === 'late') return this.#late.note(e);
     const peer = e.key.peer;
     const mine = this.#running.get(peer);
     if (!mine || keyString(mine.key) !== keyString(e.key)) return;
