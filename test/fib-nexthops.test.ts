@@ -249,7 +249,7 @@ t.test('a dead next hop\'s deletion does not queue behind a large batch of route
   t.ok(goneFirst, 'the dead next hop\'s object left the kernel...');
   t.ok(st.pending > 0, `...while route writes queued before it were still pending (${st.pending})`);
   t.equal(st.urgentSent - before, 1, 'the deletion went out on the urgent socket');
-  st = await agent.call<Stats>('flush');
+  await agent.call<Stats>('flush');
   const v4 = routeLines(ns);
   t.equal(v4.length, N, 'every route is still there after the batch');
   t.ok(v4.every((l) => / via 10\.0\.0\.3 /.test(l)), 'all through the new next hop');
