@@ -210,6 +210,10 @@ export class Daemon {
         this.routes.drain();
         this.fib?.writeNow();
       },
+      // a host back from a power loss: its session is started now, not after the damped wait (speaker/path-up.ts)
+      onUp: (peer) => {
+        if (!this.#stopping) this.speaker?.pathUp(peer);
+      },
       transport: chooseBfdTransport(cfg.bfd, this.log.child({ component: 'bfd' })),
     });
     this.drain = new Drain({

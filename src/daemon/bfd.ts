@@ -60,6 +60,8 @@ export interface BfdWiringOptions {
   readonly peers: () => readonly string[];
   /** a BFD session that was Up went Down: end the BGP session without retention */
   readonly onDown: (peer: string, reason: string, remoteControlPlaneIndependent: boolean) => void;
+  /** a BFD session came Up: the path to the peer works (the speaker lifts its restart damping, speaker/path-up.ts) */
+  readonly onUp?: (peer: string) => void;
   /** the kernel's route to an address (tests inject one) */
   readonly resolve?: (address: string) => Promise<PeerRoute>;
   /** builds the transport; events go to `onEvent` (default: the in-process UDP driver) */
@@ -284,7 +286,10 @@ export class BfdWiring {
     const peer = e.key.peer;
     const mine = this.#running.get(peer);
     if (!mine || keyString(mine.key) !== keyString(e.key)) return;
-    if (e.type === 'up') this.#o.log.info('bfd session up', { peer, remoteControlPlaneIndependent: e.remoteControlPlaneIndependent });
+    if (e.type === 'up') {
+      this.#o.log.info('bfd session up', { peer, remoteControlPlaneIndependent: e.remoteControlPlaneIndependent });
+      this.#o.onUp?.(peer);
+    }
     else if (e.type === 'down') {
       const remoteState = this.sessionOf(peer)?.remoteState;
       // RFC 5882 §3.2: the peer taking its session AdminDown is not a path failure; our own Stop is not one either.
