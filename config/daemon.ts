@@ -141,6 +141,11 @@ export interface DaemonConfig {
   bfd: { companion: 'auto' | 'required' | 'off'; socket: string };
   /** where password secretKeyRefs are read from: <secretsDir>/<name>/<key> */
   secretsDir: string;
+  /**
+   * where skeind keeps what must outlive a restart (drain.json: a drain started by `skeinctl drain`). skeind does
+   * not create it (systemd's StateDirectory=skein does): without it nothing is kept. Default /var/lib/skein.
+   */
+  stateDirectory: string;
 }
 
 /** skein.yaml bgp.maxPrefixes (see DaemonConfig). */
@@ -180,7 +185,7 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-const TOP = ['nodeName', 'datastore', 'bgp', 'fib', 'control', 'metrics', 'log', 'bfd', 'secretsDir'] as const;
+const TOP = ['nodeName', 'datastore', 'bgp', 'fib', 'control', 'metrics', 'log', 'bfd', 'secretsDir', 'stateDirectory'] as const;
 
 function port(v: unknown): number {
   return int(1, 65535)(v);
@@ -464,6 +469,7 @@ export function parseDaemonConfig(text: string, file: string, env: NodeJS.Proces
   };
 
   const secretsDir = c.opt(root, 'secretsDir', [], absPath) ?? '/etc/skein/secrets';
+  const stateDirectory = c.opt(root, 'stateDirectory', [], absPath) ?? '/var/lib/skein';
 
   const all = [...envIssues, ...issuesFrom(c, file, doc?.locate)];
   if (all.some((i) => i.severity === 'error')) throw new ConfigError(all);
@@ -478,6 +484,7 @@ export function parseDaemonConfig(text: string, file: string, env: NodeJS.Proces
     log: { level },
     bfd: bfdOut,
     secretsDir,
+    stateDirectory,
   };
   if (etcd !== undefined) out.datastore.etcd = etcd;
   return out;

@@ -17,6 +17,7 @@
 // The pieces, each in src/daemon/ with one job, are listed in src/daemon/README.md ("Files"); this file is the start
 // and the wiring. "Wait for peers, then sweep" is one loop (sweep.ts PeerWait) used twice: at start-up and after a
 // speaker restart.
+import { join } from 'node:path';
 import { BindError, bindAs } from './daemon/bind.js';
 import { ListMemory } from './daemon/memory.js';
 import { LogRateLimit, Speaker, type BestBatch, type PeerStateEvent } from '../bgp/index.js';
@@ -41,6 +42,7 @@ import { RoutePriority } from './daemon/route-priority.js';
 import { BfdWiring } from './daemon/bfd.js';
 import { Drain } from './daemon/drain.js';
 import { chooseBfdTransport } from './daemon/bfd-companion.js';
+import { stopKind, type StopKind } from './daemon/systemd-job.js';
 import { PolicyWiring, RULE_KINDS } from './daemon/policy.js';
 import { MigrationWatcher } from './daemon/migration.js';
 import { KernelReachability } from './daemon/reachability.js';
@@ -219,6 +221,7 @@ export class Daemon {
     this.drain = new Drain({
       log: this.log, metrics: this.metrics, seconds: () => this.cfg.bgp.shutdownDrainSeconds, speaker: () => this.speaker,
       notify: (s) => this.#notifier.notify(s),
+      ...(cfg.stateDirectory ? { stateFile: join(cfg.stateDirectory, 'drain.json') } : {}),
     });
     this.metrics.bfdSource(() => this.bfd.sessions().map((s) => ({ peer: s.key.peer, state: s.state, downCount: s.downCount, timerLateMaxMs: s.timerLateMaxMs, lateTimers: s.lateTimers })));
     this.routes.onWriteWanted = () => this.watch.active; // a written route is made into text only for a watcher
@@ -303,10 +306,21 @@ export class Daemon {
     if (this.#stopped) return this.#stopped;
     // without a drain the stop begins in this turn, as it always did
     this.#stopped = o.drain === true && this.drain.drainsOnStop
-      ? this.drain.beforeStop().then((leaving) => this.#shutdown(reason, leaving))
+      ? this.stopKind().then((kind) => {
+        // `systemctl restart` is a restart, not a node leaving: no drain, no Cease, peers keep our routes under
+        // graceful restart (src/daemon/systemd-job.ts); a drain from skeinctl is kept for the next skeind (drain.json)
+        if (kind === 'restart') {
+          this.log.info('stop: systemd is restarting skeind, so it does not drain (bgp.shutdownDrainSeconds is for a stop)', { drain: this.drain.state });
+          return this.#shutdown(reason, undefined);
+        }
+        return this.drain.beforeStop().then((leaving) => this.#shutdown(reason, leaving));
+      })
       : this.#shutdown(reason, undefined);
     return this.#stopped;
   }
+
+  /** What systemd does to our unit at a stop signal (replaceable by tests). */
+  stopKind: () => Promise<StopKind> = () => stopKind();
 
   #shutdown(reason: string, leaving: string | undefined): Promise<void> {
     this.#stopping = true;

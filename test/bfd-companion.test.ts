@@ -157,12 +157,13 @@ t.test('ipc: a session crosses with wall-clock time and comes back on the receiv
     key: keyC, state: 'Up' as const, remoteState: 'Up' as const, localDiag: 0, localDiscriminator: 5, remoteDiscriminator: 6,
     remoteDiag: 0, remoteControlPlaneIndependent: true, desiredMinTxUs: 1, requiredMinRxUs: 1, detectMult: 3, txIntervalUs: 1,
     detectTimeUs: 3, remoteMinTxUs: 1, remoteMinRxUs: 1, remoteDetectMult: 3, pollActive: false, since: 1000, upCount: 1,
-    downCount: 0, lastDownReason: '',
+    downCount: 0, lastDownReason: '', timerLateMaxMs: 12.5, lateTimers: 2,
   };
   const wire = toIpcSession(info, 5000, 1_700_000_000_000); // since: 4 s before the sender's "now"
   t.equal(wire.sinceEpochMs, 1_700_000_000_000 - 4000);
   const back = fromIpcSession(JSON.parse(JSON.stringify(wire)) as typeof wire, 90_000, 1_700_000_001_000);
   t.equal(back.since, 90_000 - 5000, 'still 4 s before the sender\'s now, 5 s before the receiver\'s (1 s later)');
+  t.match(back, { timerLateMaxMs: 12.5, lateTimers: 2 }, 'our own timer lateness crosses too');
 });
 
 // ------------------------------------------------------------------ a real companion

@@ -5,7 +5,7 @@
 // Administrative Shutdown so peers drop the routes at once, while a stop without it still leaves them to graceful
 // restart. Three daemons in this process on 127.0.0.1-3, FIB off (no root needed).
 import t from 'tap';
-import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadDaemonConfig, parseDaemonConfig } from '../config/index.js';
@@ -66,9 +66,11 @@ t.test('three daemons: drain and undrain over skeinctl, the key applied on reloa
   });
   const yaml = (n: Node, extra: string[] = []): string => `${[
     `nodeName: ${n.name}`, `datastore: { type: file, path: ${res}, debounce: 20ms }`, 'fib: { enabled: false }',
-    `control: { socket: ${join(dir, 'run', `${n.name}.sock`)} }`, 'metrics: { listen: "" }', 'log: { level: info }', ...extra,
+    `control: { socket: ${join(dir, 'run', `${n.name}.sock`)} }`, 'metrics: { listen: "" }', 'log: { level: info }',
+    `stateDirectory: ${join(dir, n.name)}`, ...extra,
   ].join('\n')}\n`;
   for (const n of NODES) {
+    mkdirSync(join(dir, n.name));
     const file = join(dir, `${n.name}.yaml`);
     writeFileSync(file, yaml(n));
     const lines: string[] = [];
@@ -155,11 +157,24 @@ t.test('three daemons: drain and undrain over skeinctl, the key applied on reloa
     t.same({ c2: conn(d1, '127.0.0.2'), c3: conn(d1, '127.0.0.3'), on2: conn(d2, '127.0.0.1'), on3: conn(d3, '127.0.0.1') }, conns, 'no session was reset by drain or undrain');
     t.match((await ctl('undrain')).out, /Graceful shutdown:\s+off/, 'undrain again: nothing to undo');
 
-    // A stop without the key (node-3): a restart, peers keep its routes under graceful restart.
-    await d3.stop('test: restart-like stop', { drain: true });
+    // drain.json follows skeinctl drain and undrain (src/daemon/drain.ts): after the undrain above, none is left
+    t.notOk(existsSync(join(dir, 'node-1', 'drain.json')), 'undrain removed node-1\'s drain.json');
+
+    // A stop of node-3 with the key set while systemd is restarting it (src/daemon/systemd-job.ts finds a restart
+    // job): a restart, no drain, peers keep its routes under graceful restart.
+    writeFileSync(d3.cfg.file, yaml(NODES[2]!, ['bgp: { shutdownDrainSeconds: 30 }']));
+    await d3.reload();
+    t.equal(d3.cfg.bgp.shutdownDrainSeconds, 30);
+    d3.stopKind = () => Promise.resolve('restart');
+    const t3 = Date.now();
+    await d3.stop('test: systemctl restart', { drain: true });
+    t.ok(Date.now() - t3 < 25_000, 'the stop did not wait the 30 s drain');
+    t.equal(d3.status().drain?.state, 'off', 'node-3 never drained');
+    t.ok(logs[2]!.some((l) => /systemd is restarting skeind, so it does not drain/.test(l)), 'and said why');
     await until(() => d2.peers().find((p) => p.address === '127.0.0.3')?.state !== 'Established', 'node-2 sees node-3 gone', 10_000, 50);
     t.equal(d2.routesJson(NODES[2]!.block).routes.length, 1, 'node-3\'s block kept (stale) by node-2: a stop without the key is a restart');
     t.notMatch(d2.peers().find((p) => p.address === '127.0.0.3')?.info ?? '', /NOTIFICATION/, 'closed without a NOTIFICATION');
+    t.same(d2.routesJson(NODES[2]!.block).routes[0]?.best?.communities, [], 'node-3\'s routes were never announced drained');
 
     // A stop with the key (node-1): drains first (node-2 sees the community while the session is up), then Cease.
     let sawDrain = false;

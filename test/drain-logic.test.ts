@@ -3,12 +3,16 @@
 import t from 'tap';
 import type { Speaker } from '../bgp/index.js';
 import { ControlError } from '../src/control/index.js';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Drain, SHUTDOWN_MESSAGE } from '../src/daemon/drain.js';
+import { jobKind, ownUnit, stopKind } from '../src/daemon/systemd-job.js';
 import { createLogger } from '../src/log.js';
 import { Metrics } from '../src/metrics.js';
 
-function rig(o: { seconds?: number; established?: boolean } = {}) {
-  let now = 1_000_000;
+function rig(o: { seconds?: number; established?: boolean; stateFile?: string; now?: number; logs?: string[] } = {}) {
+  let now = o.now ?? 1_000_000;
   const timers: { fn: () => void; at: number; live: boolean }[] = [];
   const calls: boolean[] = [];
   const speaker = {
@@ -20,7 +24,8 @@ function rig(o: { seconds?: number; established?: boolean } = {}) {
   const notified: string[] = [];
   const metrics = new Metrics({});
   const drain = new Drain({
-    log: createLogger({ level: 'error', sink: () => undefined }),
+    log: createLogger({ level: 'warn', sink: (l: string) => void o.logs?.push(l) }),
+    ...(o.stateFile !== undefined ? { stateFile: o.stateFile } : {}),
     metrics,
     seconds: () => cfg.seconds,
     speaker: () => speaker as unknown as Speaker,
@@ -43,7 +48,7 @@ function rig(o: { seconds?: number; established?: boolean } = {}) {
       tm.fn();
     }
   };
-  return { drain, calls, advance, cfg, metrics, notified };
+  return { drain, calls, advance, cfg, metrics, notified, now: () => now };
 }
 
 t.test('skeinctl drain: draining, then drained after the wait; again is a no-op; undrain reverts', async (t) => {
@@ -148,4 +153,72 @@ t.test('the gauge follows the state', async (t) => {
   advance(1_000);
   t.match(await read(), /state="drained"\} 1/);
   t.match(await read(), /state="draining"\} 0/);
+});
+
+t.test('drain.json: a skeinctl drain outlives a restart; undrain removes it; a stop\'s drain is not kept', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'skein-drain-state-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'drain.json');
+  const a = rig({ seconds: 0, stateFile: file });
+  void a.drain.control({ seconds: 60 });
+  t.match(JSON.parse(readFileSync(file, 'utf8')), { state: 'draining', seconds: 60 }, 'written when the drain starts');
+  a.advance(20_000);
+  // a restart 20 s into the wait: the new skeind is draining with 40 s left, and tells its speaker
+  const b = rig({ seconds: 0, stateFile: file, now: a.now() });
+  t.equal(b.drain.state, 'draining', 'the next skeind starts draining');
+  t.equal(b.drain.json().secondsLeft, 40, 'with what was left of the wait');
+  b.drain.attach({ setDraining: (on: boolean) => void b.calls.push(on) } as unknown as Speaker);
+  t.same(b.calls, [true], 'its speaker advertises drained routes from the start');
+  b.advance(40_000);
+  t.equal(b.drain.state, 'drained');
+  t.match(JSON.parse(readFileSync(file, 'utf8')), { state: 'drained' }, 'drained is written too');
+  // a restart long after: still drained (maintenance lasts until undrain)
+  const c = rig({ seconds: 0, stateFile: file, now: b.now() + 3_600_000 });
+  t.equal(c.drain.state, 'drained');
+  c.drain.undrain();
+  t.notOk(existsSync(file), 'undrain removes drain.json');
+  const d = rig({ seconds: 0, stateFile: file });
+  t.equal(d.drain.state, 'off', 'and the next skeind starts undrained');
+  // a wait that ran out while skeind was away reads as drained
+  const e = rig({ seconds: 0, stateFile: file });
+  void e.drain.control({ seconds: 10 });
+  const f = rig({ seconds: 0, stateFile: file, now: e.now() + 11_000 });
+  t.equal(f.drain.state, 'drained', 'the wait ran out during the restart: drained');
+  f.drain.undrain();
+  // a stop with bgp.shutdownDrainSeconds drains but leaves nothing: the node left, and comes back undrained
+  const g = rig({ seconds: 5, stateFile: file });
+  const stopping = g.drain.beforeStop();
+  g.advance(5_000);
+  t.equal(await stopping, SHUTDOWN_MESSAGE);
+  t.notOk(existsSync(file), 'a stop\'s drain is not written');
+});
+
+t.test('drain.json: no state directory, or a broken file: one warning, and the drain works as before', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'skein-drain-state-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const logs: string[] = [];
+  const a = rig({ seconds: 0, stateFile: join(dir, 'absent', 'drain.json'), logs });
+  void a.drain.control({ seconds: 5 });
+  a.advance(5_000);
+  t.equal(a.drain.state, 'drained', 'the drain itself is unaffected');
+  t.notOk(existsSync(join(dir, 'absent')), 'skeind does not make the directory (systemd\'s StateDirectory= does)');
+  t.equal(logs.filter((l) => /cannot be kept for a restart/.test(l)).length, 1, 'one warning, not one per change');
+  writeFileSync(join(dir, 'drain.json'), '{"state":"sideways"}');
+  const b = rig({ seconds: 0, stateFile: join(dir, 'drain.json'), logs });
+  t.equal(b.drain.state, 'off', 'unexpected content: undrained');
+  t.ok(logs.some((l) => /drain\.json unreadable/.test(l)), 'and said so');
+});
+
+t.test('systemd job: a restart job of our unit tells a restart from a stop', async (t) => {
+  t.equal(ownUnit('0::/system.slice/skein.service\n'), 'skein.service', 'the unit from a cgroup v2 path');
+  t.equal(ownUnit('12:pids:/system.slice/skein.service\n0::/system.slice/skein.service\n'), 'skein.service', 'hybrid hierarchy');
+  t.equal(ownUnit('0::/user.slice/user-0.slice/session-3.scope\n'), undefined, 'run by hand: no service');
+  const jobs = ' 912 skein.service      restart running\n 913 skein-bfd.service  stop    waiting\n';
+  t.equal(jobKind(jobs, 'skein.service'), 'restart');
+  t.equal(jobKind(jobs, 'skein-bfd.service'), 'stop');
+  t.equal(jobKind(' 914 skein.service stop running\n', 'skein.service'), 'stop');
+  t.equal(jobKind('', 'skein.service'), 'unknown', 'no job (a signal by hand): unknown');
+  t.equal(jobKind(' 915 skeind-other.service restart running\n', 'skein.service'), 'unknown', 'another unit\'s job is not ours');
+  t.equal(await stopKind({ unit: undefined }), 'unknown', 'outside systemd: unknown, no command run');
+  t.equal(await stopKind({ unit: 'skein.service', systemctl: '/nonexistent/systemctl' }), 'unknown', 'no systemctl: unknown');
 });

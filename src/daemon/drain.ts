@@ -15,11 +15,16 @@
 //                      With 0 (the default) a stop stays a restart: silent close, routes kept by the peers (RFC 4724).
 //                      A second signal cuts the wait short.
 //
-// The drain state is not kept across a restart: a new skeind starts undrained (as BIRD after `birdc configure` of a
-// config without the gshut filter). Calico itself has no graceful shutdown: its BIRD templates
+// A drain started by `skeinctl drain` (maintenance) is kept across a restart of skeind (an upgrade in the middle of
+// maintenance must not announce the node again): stateDirectory/drain.json holds its state and times, written at
+// each change and removed by `skeinctl undrain`; the next skeind starts in that state (a wait that ran out meanwhile
+// is "drained"). A drain that a stop began (bgp.shutdownDrainSeconds) is not kept: the node left, and when it starts
+// again it is back. Calico itself has no graceful shutdown: its BIRD templates
 // (node/filesystem/etc/calico/confd/templates/bird.cfg.template, bird_ipam.cfg.template) neither send nor honour
 // 65535:0, and calico-node's shutdown hook (node/pkg/lifecycle/shutdown/shutdown.go) only records the time and sets
 // the Kubernetes NetworkUnavailable condition; BIRD then goes with the container.
+import { readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { Gauge } from '../prom.js';
 import type { Speaker } from '../../bgp/index.js';
 import { ControlError } from '../control/index.js';
@@ -50,6 +55,17 @@ export interface DrainOptions {
   readonly now?: () => number;
   readonly setTimer?: (fn: () => void, ms: number) => { unref?: () => void };
   readonly clearTimer?: (t: unknown) => void;
+  /** stateDirectory/drain.json: a `skeinctl drain` outlives a restart (read at construction); none: not kept */
+  readonly stateFile?: string;
+}
+
+/** drain.json */
+interface SavedDrain {
+  readonly state: 'draining' | 'drained';
+  /** ms since the epoch */
+  readonly since: number;
+  readonly until: number | null;
+  readonly seconds: number;
 }
 
 export class Drain {
@@ -63,10 +79,14 @@ export class Drain {
   /** set by a stop: undrain is refused, the sessions end when the wait is over */
   #stopping = false;
   #waiters: (() => void)[] = [];
+  /** the drain running now is one a stop began (not kept across a restart) */
+  #byStop = false;
+  #warnedState = false;
 
   constructor(o: DrainOptions) {
     this.#o = o;
     this.#now = o.now ?? Date.now;
+    this.#restore();
     // skein_drain_state{state}: 1 for the current state, 0 for the others (one series per state, as
     // skein_datastore_state), read when /metrics is scraped.
     const read = (): DrainStateName => this.#state;
@@ -116,8 +136,9 @@ export class Drain {
     if (this.#state !== 'off') return;
     const configured = this.#configured();
     this.#seconds = seconds ?? (configured > 0 ? configured : DEFAULT_DRAIN_SECONDS);
-    this.#enter('draining');
+    this.#byStop = why === 'stop';
     this.#until = this.#now() + this.#seconds * 1000;
+    this.#enter('draining');
     this.#o.speaker()?.setDraining(true);
     this.#o.log.warn('graceful shutdown: draining (RFC 8326): routes announced with GRACEFUL_SHUTDOWN, LOCAL_PREF 0 to iBGP', { why, seconds: this.#seconds });
     this.#o.notify?.(`STATUS=draining (RFC 8326 graceful shutdown): peers get ${this.#seconds}s to move traffic`);
@@ -129,8 +150,8 @@ export class Drain {
     if (this.#stopping) throw new ControlError('skeind is stopping: the drain cannot be undone', 'stopping');
     if (this.#state === 'off') return this.json();
     this.#clear();
-    this.#enter('off');
     this.#until = null;
+    this.#enter('off');
     this.#o.speaker()?.setDraining(false);
     this.#o.log.warn('graceful shutdown undone: routes announced without GRACEFUL_SHUTDOWN again', {});
     this.#o.notify?.('STATUS=running; drain undone');
@@ -201,9 +222,61 @@ export class Drain {
     return sp !== undefined && sp.peerAddresses().some((a) => sp.peerInfo(a)?.state === 'Established');
   }
 
-  #enter(state: DrainStateName): void {
+  #enter(state: DrainStateName, since = this.#now()): void {
     this.#state = state;
-    this.#since = this.#now();
+    this.#since = since;
+    this.#save();
+  }
+
+  /** drain.json follows every change of a drain from `skeinctl drain`; written whole, then renamed into place. */
+  #save(): void {
+    const file = this.#o.stateFile;
+    if (file === undefined || this.#byStop) return;
+    try {
+      if (this.#state === 'off') {
+        try {
+          unlinkSync(file);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+        }
+        return;
+      }
+      // skeind does not make the directory (systemd's StateDirectory= does): without it, nothing is kept
+      if (!statSync(dirname(file), { throwIfNoEntry: false })?.isDirectory()) throw Object.assign(new Error(`${dirname(file)} does not exist`), { code: 'ENOENT' });
+      const saved: SavedDrain = { state: this.#state, since: this.#since ?? this.#now(), until: this.#until, seconds: this.#seconds };
+      writeFileSync(`${file}.tmp`, `${JSON.stringify(saved)}\n`, { mode: 0o640 });
+      renameSync(`${file}.tmp`, file);
+    } catch (e) {
+      if (this.#warnedState) return;
+      this.#warnedState = true;
+      this.#o.log.warn('graceful shutdown: the drain state cannot be kept for a restart (stateDirectory)', { file, err: (e as Error).message });
+    }
+  }
+
+  /** The state a previous skeind left in drain.json; anything unreadable is logged and ignored (undrained). */
+  #restore(): void {
+    const file = this.#o.stateFile;
+    if (file === undefined) return;
+    let saved: SavedDrain;
+    try {
+      saved = JSON.parse(readFileSync(file, 'utf8')) as SavedDrain;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.#o.log.warn('graceful shutdown: drain.json unreadable; starting undrained', { file, err: (e as Error).message });
+      return;
+    }
+    const num = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+    if ((saved.state !== 'draining' && saved.state !== 'drained') || !num(saved.since) || !num(saved.seconds) || (saved.until !== null && !num(saved.until))) {
+      this.#o.log.warn('graceful shutdown: drain.json unreadable; starting undrained', { file, err: 'unexpected content' });
+      return;
+    }
+    this.#seconds = saved.seconds;
+    this.#state = saved.state;
+    this.#since = saved.since;
+    this.#until = saved.until;
+    const left = saved.state === 'draining' && saved.until !== null ? saved.until - this.#now() : 0;
+    if (saved.state === 'draining' && left > 0) this.#arm(left);
+    else if (saved.state === 'draining') this.#drained(); // the wait ran out while skeind was away
+    this.#o.log.warn('graceful shutdown: drain state from before the restart kept (skeinctl undrain ends it)', { state: this.#state, file });
   }
 
   #arm(ms: number): void {
@@ -221,8 +294,8 @@ export class Drain {
   #drained(): void {
     if (this.#state !== 'draining') return;
     this.#clear();
-    this.#enter('drained');
     this.#until = null;
+    this.#enter('drained');
     this.#o.log.warn('graceful shutdown: drained: peers had the time to move traffic off this node', { seconds: this.#seconds });
     this.#o.notify?.(`STATUS=drained (RFC 8326 graceful shutdown)${this.#stopping ? ': stopping' : ''}`);
     this.#wake();

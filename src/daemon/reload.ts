@@ -7,7 +7,7 @@ import { parseLogLevel, type Logger, type LogLevel } from '../log.js';
 import type { Metrics } from '../metrics.js';
 
 /** skein.yaml sections that are read once at start: a change is reported, not applied. */
-const RESTART_FIELDS = ['nodeName', 'datastore', 'bgp', 'fib', 'control', 'metrics'] as const;
+const RESTART_FIELDS = ['nodeName', 'datastore', 'bgp', 'fib', 'control', 'metrics', 'stateDirectory'] as const;
 
 export interface ReloadHost {
   readonly cfg: DaemonConfig;
