@@ -201,10 +201,10 @@ function unavailable(t: Test, why: string): void {
 
 // The configuration the systemd test runs: a file datastore, the FIB on (table main, protocol skein), BGP on
 // port 179 (so CAP_NET_BIND_SERVICE is used), the control socket for group skein, /readyz on loopback.
-const SKEIN_YAML = (o: { level?: string; group?: string; typo?: boolean } = {}): string => [
+const SKEIN_YAML = (o: { level?: string; group?: string; typo?: boolean; drainSeconds?: number } = {}): string => [
   'nodeName: host-a',
   'datastore: { type: file, path: /etc/skein/resources.yaml }',
-  'bgp: { listen: { port: 179 } }',
+  o.drainSeconds !== undefined ? `bgp: { listen: { port: 179 }, shutdownDrainSeconds: ${o.drainSeconds} }` : 'bgp: { listen: { port: 179 } }',
   o.typo ? 'fib: { enabeld: true }' : 'fib: { enabled: true, table: main, protocol: skein }',
   `control: { socket: /run/skein/skein.sock, group: ${o.group ?? 'skein'} }`,
   'metrics: { listen: "127.0.0.1:9180" }',
@@ -369,6 +369,35 @@ t.test('under a real systemd: dpkg -i, start/READY, reload verdicts, crash resta
   }, 'systemd to restart skeind after kill -9', 60_000, 250))!;
   t.equal(again.NRestarts, '1', 'one automatic restart');
   t.match(await journal(), /"msg":"fib started: routes already in the kernel were adopted".*"adopted":2/, 'the new process adopted both routes');
+
+  // --- systemctl restart with bgp.shutdownDrainSeconds set: a restart, not a node leaving, so no drain (skeind finds
+  // systemd's restart job, src/daemon/systemd-job.ts); and a skeinctl drain outlives the restart (drain.json in
+  // StateDirectory=skein)
+  await box.write('/etc/skein/skein.yaml', SKEIN_YAML({ drainSeconds: 20 }));
+  t.equal((await sh('systemctl reload skein')).code, 0, 'bgp.shutdownDrainSeconds: 20 applied by a reload');
+  t.equal((await sh('stat -c "%a %U" /var/lib/skein')).out.trim(), '750 root', 'StateDirectory=skein made /var/lib/skein');
+  const newPid = async (old: string): Promise<Record<string, string>> => (await until(async () => {
+    const s = await show();
+    return s.ActiveState === 'active' && s.MainPID !== old && s.MainPID !== '0' ? s : undefined;
+  }, 'skeind active again under a new process', 90_000, 250))!;
+  const r0 = await show();
+  t.equal((await sh('systemctl restart skein')).code, 0, 'systemctl restart');
+  const r1 = await newPid(r0.MainPID!);
+  const jr = await journal();
+  t.match(jr, /systemd is restarting skeind, so it does not drain/, 'skeind saw the restart job and did not drain');
+  t.notMatch(jr, /graceful shutdown: draining/, 'no drain began');
+  t.notMatch(jr, /"stop: .* failed"/, 'no stop step failed');
+  const dr = await sh('skeinctl drain --seconds 1 --wait');
+  t.equal(dr.code, 0, `skeinctl drain: ${dr.err}`);
+  t.match((await sh('cat /var/lib/skein/drain.json')).out, /"state":"drained"/, 'drain.json holds the drain');
+  t.equal((await sh('systemctl restart skein')).code, 0, 'systemctl restart while drained');
+  await newPid(r1.MainPID!);
+  t.match((await sh('skeinctl status')).out, /Graceful shutdown:\s+drained/, 'the new skeind is still drained');
+  t.match(await journal(), /drain state from before the restart kept/);
+  t.equal((await sh('skeinctl undrain')).code, 0);
+  t.not((await sh('test -e /var/lib/skein/drain.json')).code, 0, 'undrain removed drain.json');
+  await box.write('/etc/skein/skein.yaml', SKEIN_YAML());
+  t.equal((await sh('systemctl reload skein')).code, 0);
 
   // --- stop: clean exit, routes stay, no NOTIFICATION claimed
   const stop = await sh('systemctl stop skein');
