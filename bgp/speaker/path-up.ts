@@ -14,7 +14,9 @@ import type { Connection, Peer } from './peer.js';
 /** Feeds the events that lift the damping; returns how many connections were started again. */
 export function liftDamping(p: Peer, feed: (c: Connection, e: FsmEvent) => void): number {
   let n = 0;
-  for (const c of [...p.conns]) {
+  // Only the peer's own connection (the one that dials, or listens when passive): an accepted connection that
+  // is still around is not ours to start, and telling it to connect would open a second one to the same peer.
+  for (const c of [p.primary]) {
     if (c.dead) continue;
     const fsm = c.fsm;
     if (fsm.state === 'Idle' && fsm.timerRunning('IdleHold')) {
