@@ -25,23 +25,23 @@
 // rules above, instead of the best alone.
 // Size: over 600 lines (issue 17 asks for a split into import / export / outbound / stale / views files); not done
 // yet. Update groups live in update-group.ts; this file only wires them (peerUp, leaveGroup, splitFromGroup).
-import { IPV4_UNICAST, IPV6_UNICAST, familyKey } from '../wire/constants.js';
+import { familyKey } from '../wire/constants.js';
 import type { PathAttributes, UpdateMessage } from '../wire/types.js';
 import { DEFAULT_LOCAL_PREF, Path, compare, isUsable, selectBest } from './decision.js';
 import type { NextHopVerdict } from './next-hop.js';
 import type { PathSource, Reason, Selection } from './decision.js';
 import { AttrTable } from './intern.js';
-import { AddPathOut, checkAddPathSend } from './add-path.js';
-import type { AddPathSend } from './add-path.js';
+import { checkAddPathSend } from './add-path.js';
 import { PrefixMap } from './prefix-map.js';
 import type { AttrSet } from './intern.js';
 import { evaluate } from './policy.js';
 import { Dest, Peer, familyOf, sameHops, usableBest, type LocEntry } from './peer.js';
-import { UpdateGroup, copyGroup, groupKey, nextGroupBatch, nextPersonal } from './update-group.js';
-import { enterLongLivedStale, markPeerStale, markStale, staleCount, staleCountByWalk, sweepPaths, sweepStale } from './stale.js';
+import { groupKey, nextGroupBatch, nextPersonal, type UpdateGroup } from './update-group.js';
+import { peerDown, peerUp, splitFromGroup } from './session.js';
+import { enterLongLivedStale, markStale, staleCount, staleCountByWalk, sweepStale } from './stale.js';
 import { Walker } from './walker.js';
 import { BestBatch, ChangeQueue } from './change-queue.js';
-import { applyUpdate, clearRefused, keepReceived, keepsReceived, refusedRoutes, reimport } from './import.js';
+import { applyUpdate, keepReceived, keepsReceived, refusedRoutes, reimport } from './import.js';
 import { exportAddPath, exportEntry, exportTo } from './export.js';
 import { countsAfterUpdate, type FamilyCounts } from './prefix-limit.js';
 import { RecursiveNextHops, nextHopInside } from './recursive.js';
@@ -56,14 +56,16 @@ export type {
 } from './types.js';
 export class RibCore {
   readonly attrs = new AttrTable();
-  private readonly peers = new Map<number, Peer>();
-  /** the Established peers, for the per-prefix export loop */
-  private up: Peer[] = [];
-  /** the Established peers with ADD-PATH send: every candidate change goes to them */
-  private apUp: Peer[] = [];
-  /** the update groups of the Established peers (update-group.ts), for the per-prefix export loop */
-  private groups: UpdateGroup[] = [];
-  private nextGroupId = 1;
+  /** @internal every peer by id */
+  readonly peers = new Map<number, Peer>();
+  /** @internal the Established peers, for the per-prefix export loop */
+  up: Peer[] = [];
+  /** @internal the Established peers with ADD-PATH send: every candidate change goes to them */
+  apUp: Peer[] = [];
+  /** @internal the update groups of the Established peers (update-group.ts), for the per-prefix export loop */
+  groups: UpdateGroup[] = [];
+  /** @internal */
+  nextGroupId = 1;
   /** @internal (the files beside this one) */
   readonly loc = new PrefixMap<LocEntry>();
   /** next hops resolved through other Loc-RIB routes (recursive.ts) */
@@ -126,132 +128,20 @@ export class RibCore {
     if (p.ap !== null && cfg.addPathSend !== undefined) p.ap.mode = cfg.addPathSend; // applies from refreshExports
   }
 
-  /**
-   * The session reached Established: remember what it negotiated and queue
-   * the whole Loc-RIB for it, followed by End-of-RIB per family.
-   */
+  /** The session reached Established (session.ts): the whole Loc-RIB is queued for it, then End-of-RIB. */
   peerUp(id: number, terms: SessionTerms): void {
-    const p = this.peer(id);
-    if (p.established) this.peerDown(id);
-    p.established = true;
-    this.up = [...this.peers.values()].filter((x) => x.established);
-    p.epoch++;
-    p.routerId = terms.peerId >>> 0;
-    p.ibgp = terms.ibgp;
-    p.families = new Set(terms.families.filter((f) => f === IPV4_UNICAST || f === IPV6_UNICAST));
-    p.addPathRx = terms.addPathRx;
-    p.addPathTx = terms.addPathTx;
-    p.enhancedRouteRefresh = terms.enhancedRouteRefresh;
-    p.llgrFamilies = terms.llgrFamilies ?? new Set();
-    p.terms = terms;
-    const apFams = p.cfg.addPathSend === undefined ? [] : [...p.families].filter((f) => terms.addPathTx.has(f));
-    if (apFams.length > 0) {
-      p.ap = new AddPathOut(new Set(apFams), p.cfg.addPathSend as AddPathSend);
-      this.apUp = this.up.filter((x) => x.ap !== null);
-    }
-    const session = ++p.sessions;
-    const gone = (): boolean => !p.established || p.sessions !== session;
-    const key = this.config.updateGroups === true ? groupKey(p, terms) : `own:${p.id}`;
-    const g = this.groups.find((x) => x.key === key);
-    if (g !== undefined) {
-      // A late joiner (update-group.ts): the group's Adj-RIB-Out as personal entries, in slices; End-of-RIB after.
-      g.members.push(p);
-      p.group = g;
-      p.catchingUp = true;
-      this.walker.start(g.adjOut.keySnapshot(), (prefix) => p.personal.add(prefix), () => {
-        p.catchingUp = false;
-        for (const f of p.families) if (g.eorSent.has(f)) p.personal.tail.push({ kind: 'end-of-rib', family: f });
-      }, gone);
-      return;
-    }
-    const ng = new UpdateGroup(this.nextGroupId++, key);
-    ng.members.push(p);
-    p.group = ng;
-    this.groups.push(ng);
-    // The whole Loc-RIB in slices (walker.ts): a prefix that changes meanwhile goes to the group by the ordinary
-    // export (it is Established now), one removed meanwhile is skipped. End-of-RIB follows the last one.
-    const loc = this.loc;
-    this.walker.start(loc.keySnapshot(), (prefix) => {
-      const e = loc.get(prefix);
-      if (e !== undefined) exportEntry(this, ng, prefix, e);
-    }, () => {
-      ng.initialDone = true;
-      for (const f of ng.rep.families) ng.queue(f).tail.push('end-of-rib');
-    }, () => ng.members.length === 0);
+    peerUp(this, id, terms);
   }
 
-  /** Take a member out of its group (it keeps nothing of it), dropping the group when it was the last. */
-  private leaveGroup(p: Peer): void {
-    const g = p.group;
-    p.group = null;
-    p.catchingUp = false;
-    p.personal.clear();
-    if (g === null) return;
-    const i = g.members.indexOf(p);
-    if (i >= 0) g.members.splice(i, 1);
-    if (g.members.length > 0) return;
-    this.groups = this.groups.filter((x) => x !== g);
-    for (const q of g.queues.values()) q.clear();
-    // The old Adj-RIB-Out is released in a walk (walker.ts): the attribute-set references it held go a slice at a
-    // time (a million prefixes held the loop ~0.1 s in one go).
-    const out = g.adjOut;
-    if (out.size > 0) {
-      g.adjOut = new PrefixMap<AttrSet>();
-      this.walker.start(out.keySnapshot(), (prefix) => {
-        const set = out.take(prefix);
-        if (set !== undefined) this.attrs.release(set);
-      });
-    }
-  }
-
-  /**
-   * A member leaves its shared group for one of its own with a copy of the group's state (update-group.ts: a slow
-   * member, or one whose settings change). Returns the new group's id; the same one when it was alone.
-   */
+  /** A member leaves its shared update group for one of its own (session.ts); returns that group's id. */
   splitFromGroup(id: number): number {
-    const p = this.peer(id);
-    const g = p.group;
-    if (g === null) throw new Error(`peer ${id} is not Established`);
-    if (g.members.length === 1) return g.id;
-    g.members.splice(g.members.indexOf(p), 1);
-    const c = copyGroup(g, this.nextGroupId++, `own:${p.id}:${this.nextGroupId}`, (set) => this.attrs.retain(set));
-    c.members.push(p);
-    p.group = c;
-    this.groups.push(c);
-    return c.id;
+    return splitFromGroup(this, id);
   }
 
-  /**
-   * The session left Established: its Adj-RIB-Out is forgotten and its routes
-   * leave the Loc-RIB — unless retainStale (RFC 4724 §4.2, we are the
-   * receiving speaker of a peer that restarts gracefully): then its routes
-   * stay, marked stale, until sweepStale() (End-of-RIB received, or the
-   * restart or stale timer ran out).
-   */
+  /** The session left Established (session.ts): its routes go, or stay stale under retainStale (RFC 4724 §4.2). */
   peerDown(id: number, opts: { retainStale?: boolean } = {}): void {
-    const p = this.peer(id);
-    if (p.reimports > 0) this.walker.finish(); // what the session sent meets the rules before it becomes stale
-    p.established = false;
-    p.sessions++;
-    this.up = this.up.filter((x) => x !== p);
-    this.leaveGroup(p);
-    clearRefused(this, p);
-    p.rawIn?.forEach((e) => this.attrs.release(e.set));
-    p.rawIn = null;
-    if (p.ap !== null) {
-      p.ap.clear((set) => this.attrs.release(set));
-      p.ap = null;
-      this.apUp = this.apUp.filter((x) => x !== p);
-    }
-    // Every path of the peer becomes stale; without retainStale they all go now, in a walk (walker.ts) that removes
-    // what was announced before this moment: paths of a session that comes up meanwhile stay.
-    for (const f of [IPV4_UNICAST, IPV6_UNICAST]) markPeerStale(p, f);
-    if (!opts.retainStale) sweepPaths(this, p, null);
+    peerDown(this, id, opts);
   }
-
-
-
-
 
 
   // ------------------------------------------------------------------ stale paths (stale.ts)
