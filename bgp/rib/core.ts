@@ -25,7 +25,6 @@
 // rules above, instead of the best alone.
 // Size: over 600 lines (issue 17 asks for a split into import / export / outbound / stale / views files); not done
 // yet. Update groups live in update-group.ts; this file only wires them (peerUp, leaveGroup, splitFromGroup).
-import { familyKey } from '../wire/constants.js';
 import type { PathAttributes, UpdateMessage } from '../wire/types.js';
 import { DEFAULT_LOCAL_PREF, Path, compare, isUsable, selectBest } from './decision.js';
 import type { NextHopVerdict } from './next-hop.js';
@@ -36,13 +35,14 @@ import { PrefixMap } from './prefix-map.js';
 import type { AttrSet } from './intern.js';
 import { evaluate } from './policy.js';
 import { Dest, Peer, familyOf, sameHops, usableBest, type LocEntry } from './peer.js';
-import { groupKey, nextGroupBatch, nextPersonal, type UpdateGroup } from './update-group.js';
+import { groupKey, type UpdateGroup } from './update-group.js';
+import { nextBatch, nextGroupBatch, nextPersonalBatch, refreshExports, routeRefresh, setDraining, unsendable } from './outbound.js';
 import { peerDown, peerUp, splitFromGroup } from './session.js';
 import { enterLongLivedStale, markStale, staleCount, staleCountByWalk, sweepStale } from './stale.js';
 import { Walker } from './walker.js';
 import { BestBatch, ChangeQueue } from './change-queue.js';
 import { applyUpdate, keepReceived, keepsReceived, refusedRoutes, reimport } from './import.js';
-import { exportAddPath, exportEntry, exportTo } from './export.js';
+import { exportAddPath, exportTo } from './export.js';
 import { countsAfterUpdate, type FamilyCounts } from './prefix-limit.js';
 import { RecursiveNextHops, nextHopInside } from './recursive.js';
 import type {
@@ -143,7 +143,6 @@ export class RibCore {
     peerDown(this, id, opts);
   }
 
-
   // ------------------------------------------------------------------ stale paths (stale.ts)
 
   /**
@@ -220,14 +219,6 @@ export class RibCore {
   countsAfterUpdate(id: number, u: UpdateMessage, limits: { v4: number; v6: number }): FamilyCounts {
     return countsAfterUpdate(this, id, u, limits);
   }
-
-
-
-
-
-
-
-
 
   /** @internal (the files beside this one) */
   announcePath(p: Peer, prefix: PrefixKey, pathId: number, set: AttrSet, rule = 0): void {
@@ -578,12 +569,8 @@ export class RibCore {
 
   // ------------------------------------------------------------------ export (export.ts)
 
-
-
-
   /** @internal (the files beside this one) */
   readonly release = (set: AttrSet): void => this.attrs.release(set);
-
 
   /** The route's outgoing interface for the rules, or undefined (no resolver, or none known). */
   /** @internal (the files beside this one) */
@@ -613,48 +600,17 @@ export class RibCore {
     }
   }
 
-
-  /**
-   * The driver could not encode an announcement batch for the peer (RFC 8654 §4: too large for its messages): the
-   * prefixes leave its Adj-RIB-Out and a withdrawal is queued for each (the peer may hold an older version; a
-   * withdrawal of a route it does not have is harmless, RFC 4271 §9.1.3). Returns how many prefixes.
-   */
+  /** An announcement batch the driver could not encode (RFC 8654 §4) leaves the Adj-RIB-Out (outbound.ts). */
   unsendable(id: number, b: Extract<OutBatch, { kind: 'announce' }>): number {
-    const p = this.peer(id);
-    const fam = familyKey(b.afi, b.safi);
-    if (p.ap !== null && p.ap.families.has(fam)) {
-      // ADD-PATH send (RFC 7911): the batch names each path by its id; only those paths leave (add-path.ts drop).
-      const ids = b.pathIds ?? [];
-      for (let i = 0; i < b.prefixes.length; i++) p.ap.drop(b.prefixes[i] as PrefixKey, fam, ids[i] ?? 0, this.release);
-      return b.prefixes.length;
-    }
-    // the group could not encode it for anyone: it leaves the group's Adj-RIB-Out (update-group.ts)
-    const g = p.group;
-    if (g === null) return 0;
-    for (const prefix of b.prefixes) {
-      const cur = g.adjOut.take(prefix);
-      if (cur !== undefined) this.attrs.release(cur);
-      g.queue(fam).withdraw(prefix);
-    }
-    return b.prefixes.length;
+    return unsendable(this, id, b);
   }
 
-  /** RFC 8326 graceful shutdown of this speaker in progress (setDraining); @internal read by export.ts transform */
+  /** @internal RFC 8326 graceful shutdown of this speaker in progress (setDraining); read by export.ts transform */
   draining = false;
 
-  /**
-   * Start (on) or end (off) RFC 8326 graceful shutdown: every Established peer's exports are recomputed, now with
-   * (or again without) GRACEFUL_SHUTDOWN and, to iBGP, LOCAL_PREF 0. The driver waits for peers to move traffic,
-   * then closes the sessions; this only changes what is advertised.
-   */
+  /** Start or end RFC 8326 graceful shutdown: every export is recomputed (outbound.ts). */
   setDraining(on: boolean): void {
-    if (on === this.draining) return;
-    this.draining = on;
-    for (const p of this.peers.values()) p.epoch++; // cached exports were made under the other mode
-    for (const g of this.groups) {
-      g.epoch++;
-      this.refreshGroup(g);
-    }
+    setDraining(this, on);
   }
 
   get isDraining(): boolean {
@@ -744,74 +700,19 @@ export class RibCore {
     return { imported, exported };
   }
 
-  /** Recompute one peer's exports against the whole Loc-RIB (after an export policy change). */
+  /** Recompute one peer's exports against the whole Loc-RIB (after an export policy change; outbound.ts). */
   refreshExports(id: number): void {
-    const p = this.peer(id);
-    if (!p.established || p.group === null) return;
-    // its rules changed: a group of its own first (updatePeer did that already when it was told the new rules)
-    this.splitFromGroup(id);
-    this.refreshGroup(p.group);
+    refreshExports(this, id);
   }
 
-  private refreshGroup(g: UpdateGroup): void {
-    // Two walks in slices (walker.ts): the Loc-RIB under the new rules, then what the group advertises that is no
-    // longer in it. A prefix that changes meanwhile is exported under the new rules by the ordinary path.
-    const gone = (): boolean => g.members.length === 0;
-    const loc = this.loc;
-    this.walker.start(loc.keySnapshot(), (prefix) => {
-      const e = loc.get(prefix);
-      if (e !== undefined) exportEntry(this, g, prefix, e);
-    }, () => {
-      this.walker.start(g.adjOut.keySnapshot(), (prefix) => {
-        if (!loc.has(prefix)) exportTo(this, g, prefix, null);
-      }, () => {
-        for (const m of g.members) for (const prefix of m.ap?.prefixes() ?? []) if (!loc.has(prefix)) exportAddPath(this, m, prefix, undefined);
-      }, gone);
-    }, gone);
-  }
-
-  /**
-   * ROUTE-REFRESH received (RFC 2918 §4): queue everything we advertise in the
-   * family again, bracketed by BoRR/EoRR when enhanced route refresh was
-   * negotiated (RFC 7313 §4). For this peer alone: personal entries (update-group.ts).
-   */
+  /** ROUTE-REFRESH received (RFC 2918 §4, RFC 7313 §4): queue the family again for the peer (outbound.ts). */
   routeRefresh(id: number, afi: number, safi: number): void {
-    const p = this.peer(id);
-    const fam = familyKey(afi, safi);
-    const g = p.group;
-    if (!p.established || g === null || !p.families.has(fam)) return;
-    if (p.enhancedRouteRefresh) p.personal.head.push({ kind: 'begin-refresh', family: fam });
-    // Adj-RIB-Out in slices (walker.ts); what changes meanwhile is queued by the ordinary export. EoRR after the last.
-    const session = p.sessions;
-    this.walker.start(g.adjOut.keySnapshot(), (prefix) => {
-      if (familyOf(prefix) === fam && g.desired(p, prefix) !== undefined) p.personal.add(prefix);
-    }, () => {
-      p.ap?.requeue(fam, familyOf); // every path, under its path id (RFC 7911)
-      if (p.enhancedRouteRefresh) p.personal.tail.push({ kind: 'end-refresh', family: fam });
-    }, () => !p.established || p.sessions !== session);
+    routeRefresh(this, id, afi, safi);
   }
 
-  /**
-   * The next piece of outbound work for a peer alone in its update group (without CoreConfig.updateGroups, every
-   * peer): its personal work, then the group's (markers, withdrawals, then announcements one attribute set at a
-   * time), at most maxPrefixes per batch; null when nothing waits.
-   */
+  /** The next outbound batch of a peer alone in its update group; null when nothing waits (outbound.ts). */
   nextBatch(id: number, maxPrefixes: number): OutBatch | null {
-    const p = this.peer(id);
-    const g = p.group;
-    if (g === null) return null;
-    if (g.members.length > 1) throw new Error(`peer ${id} shares an update group: take its work with nextGroupBatch`);
-    const b = nextPersonal(g, p, maxPrefixes);
-    if (b !== null) return b;
-    for (;;) {
-      const gb = nextGroupBatch(g, maxPrefixes);
-      if (gb === null) return null;
-      if (!gb.except.has(p)) return gb.batch;
-      const rest = gb.except.get(p);
-      if (rest === null || rest === undefined) continue;
-      const ids = gb.batch.kind === 'announce' || gb.batch.kind === 'withdraw' ? gb.batch.pathIds : null;
-      return { ...gb.batch, prefixes: rest, pathIds: ids === null ? null : ids.slice(0, rest.length) } as OutBatch;
-    }
+    return nextBatch(this, id, maxPrefixes);
   }
 
   /** The update group of an Established peer: its id and members' ids (update-group.ts); null when not Established. */
@@ -820,31 +721,14 @@ export class RibCore {
     return g === null ? null : { id: g.id, members: g.members.map((m) => m.id) };
   }
 
-  /**
-   * The next batch of a group (update-group.ts), for every member but those in except: null there for none of
-   * it, else the prefixes (and path ids) that member gets instead. Null when the group has nothing waiting.
-   */
+  /** The next batch of an update group with its per-member exceptions; null when none waits (outbound.ts). */
   nextGroupBatch(groupId: number, maxPrefixes: number): { batch: OutBatch; except: Map<number, OutBatch | null> } | null {
-    const g = this.groups.find((x) => x.id === groupId);
-    if (g === undefined || g.members.length === 0) return null;
-    const gb = nextGroupBatch(g, maxPrefixes);
-    if (gb === null) return null;
-    const except = new Map<number, OutBatch | null>();
-    for (const [m, rest] of gb.except) {
-      if (rest === null) except.set(m.id, null);
-      else {
-        const ids = gb.batch.kind === 'announce' || gb.batch.kind === 'withdraw' ? gb.batch.pathIds : null;
-        except.set(m.id, { ...gb.batch, prefixes: rest, pathIds: ids === null ? null : ids.slice(0, rest.length) } as OutBatch);
-      }
-    }
-    return { batch: gb.batch, except };
+    return nextGroupBatch(this, groupId, maxPrefixes);
   }
 
-  /** A member's own next batch (update-group.ts Personal, ADD-PATH work); null when none waits. */
+  /** A member's own next batch (personal entries, ADD-PATH work); null when none waits (outbound.ts). */
   nextPersonalBatch(id: number, maxPrefixes: number): OutBatch | null {
-    const p = this.peer(id);
-    if (p.group === null || (p.personal.empty && p.ap === null)) return null;
-    return nextPersonal(p.group, p, maxPrefixes);
+    return nextPersonalBatch(this, id, maxPrefixes);
   }
 
   /** The id of a peer's update group; null when it is not Established. */
