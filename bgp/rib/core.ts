@@ -33,7 +33,6 @@ import { AttrTable } from './intern.js';
 import { checkAddPathSend } from './add-path.js';
 import { PrefixMap } from './prefix-map.js';
 import type { AttrSet } from './intern.js';
-import { evaluate } from './policy.js';
 import { Dest, Peer, familyOf, sameHops, usableBest, type LocEntry } from './peer.js';
 import { groupKey, type UpdateGroup } from './update-group.js';
 import { nextBatch, nextGroupBatch, nextPersonalBatch, refreshExports, routeRefresh, setDraining, unsendable } from './outbound.js';
@@ -43,10 +42,11 @@ import { Walker } from './walker.js';
 import { BestBatch, ChangeQueue } from './change-queue.js';
 import { applyUpdate, keepReceived, keepsReceived, refusedRoutes, reimport } from './import.js';
 import { exportAddPath, exportTo } from './export.js';
+import { flushRecursive, policyTrace, recheckNextHops, recursiveHops, setNextHopCheck } from './verdicts.js';
 import { countsAfterUpdate, type FamilyCounts } from './prefix-limit.js';
 import { RecursiveNextHops, nextHopInside } from './recursive.js';
 import type {
-  BestChange, CoreConfig, OutBatch, PeerConfig, Policy, PolicyResult, PolicyVerdict, PrefixKey, RefusedRoute, RouteView, SessionTerms, UpdateResult,
+  BestChange, CoreConfig, OutBatch, PeerConfig, PolicyVerdict, PrefixKey, RefusedRoute, RouteView, SessionTerms, UpdateResult,
 } from './types.js';
 export { DEFAULT_KEEP_REFUSED } from './types.js';
 
@@ -70,13 +70,14 @@ export class RibCore {
   readonly loc = new PrefixMap<LocEntry>();
   /** next hops resolved through other Loc-RIB routes (recursive.ts) */
   readonly recursive = new RecursiveNextHops(this.loc);
-  /** the next-hop check (setNextHopCheck), null: none */
-  private nhCheck: ((nextHops: readonly string[]) => NextHopVerdict | null) | null = null;
+  /** @internal the next-hop check (setNextHopCheck, verdicts.ts), null: none */
+  nhCheck: ((nextHops: readonly string[]) => NextHopVerdict | null) | null = null;
   /** prefixes whose best path or next hops changed since the last drain (change-queue.ts) */
   private readonly bestDirty = new ChangeQueue();
   private nextPeerId = 1;
   private readonly localSource: PathSource;
-  private readonly maxPaths: number;
+  /** @internal */
+  readonly maxPaths: number;
   /** @internal (the files beside this one) */
   readonly defaultLocalPref: number;
   /** @internal (the files beside this one) */
@@ -394,9 +395,9 @@ export class RibCore {
 
   /**
    * After a Loc-RIB entry changed: note FIB work and export the new best where
-   * it differs. prevMulti null stands for [prevBest] (a lone path).
+   * it differs. prevMulti null stands for [prevBest] (a lone path). @internal (verdicts.ts re-decides through it)
    */
-  private changed(prefix: PrefixKey, prevBest: Path | null, prevMulti: readonly Path[] | null, after: LocEntry | undefined, prevJudged = false): void {
+  changed(prefix: PrefixKey, prevBest: Path | null, prevMulti: readonly Path[] | null, after: LocEntry | undefined, prevJudged = false): void {
     if (this.recursive.watching) this.recursive.touched(prefix);
     // ADD-PATH send peers see every candidate, not only the best (RFC 7911)
     for (let i = 0; i < this.apUp.length; i++) exportAddPath(this, this.apUp[i] as Peer, prefix, after);
@@ -439,166 +440,33 @@ export class RibCore {
 
   // ------------------------------------------------------------------ next hops
 
-  /**
-   * Judge the next hops of every attribute set, now and whenever one is made (next-hop.ts), or stop judging (null:
-   * every path usable). Re-decides the prefixes whose paths changed verdict.
-   */
+  /** Judge every attribute set's next hops now and as sets are made (null: stop), re-deciding flips (verdicts.ts). */
   setNextHopCheck(check: ((nextHops: readonly string[]) => NextHopVerdict | null) | null): number {
-    this.nhCheck = check;
-    this.attrs.classify = check === null ? null : (set) => this.judge(set);
-    this.attrs.onDrop = (set) => this.recursive.forget(set);
-    return this.recheckNextHops();
+    return setNextHopCheck(this, check);
   }
 
-  /**
-   * One set's verdict: the check's, except that a next hop no host route covers may resolve through another
-   * Loc-RIB route (recursive.ts), which makes it usable and sets `viaBgp`.
-   */
-  private judge(set: AttrSet): void {
-    const check = this.nhCheck;
-    const v = check === null || set.nextHops.length === 0 ? null : check(set.nextHops);
-    if (v !== null && v.code === 'unresolvable') {
-      const via = this.recursive.resolve(set);
-      set.unusable = via === null ? v : null;
-      set.viaBgp = via;
-      return;
-    }
-    if (set.viaBgp !== null || set.unusable?.code === 'unresolvable') this.recursive.forget(set);
-    set.unusable = v;
-    set.viaBgp = null;
-  }
-
-  /**
-   * Next hops resolved through the Loc-RIB whose covering routes changed: resolve them again and re-decide the
-   * prefixes whose paths flipped (recursive.ts). Run after each change from outside (UPDATE, origination, drain).
-   * Bounded: a round's re-decisions may mark more next hops (one level deep they cannot chain further), left for
-   * the next call.
-   */
+  /** Re-resolve next hops whose covering Loc-RIB routes changed and re-decide what flipped (verdicts.ts). */
   flushRecursive(): number {
-    let n = 0;
-    for (let round = 0; round < 4 && this.recursive.pending; round++) {
-      const epoch = this.recursive.epoch;
-      const flipped = this.recursive.flush((set) => this.judge(set));
-      if (flipped.size > 0) n += this.redecide(flipped);
-      if (this.recursive.epoch !== epoch) this.config.onRecursiveMoved?.();
-    }
-    return n;
+    return flushRecursive(this);
   }
 
-  /**
-   * The Loc-RIB route a next hop resolves through (recursive.ts) and its next hops in use (its best, or every
-   * multipath member), which the FIB installs a route with this next hop through; null when it resolves otherwise.
-   */
+  /** The Loc-RIB route a next hop resolves through and its next hops in use; null otherwise (verdicts.ts). */
   recursiveHops(nextHop: string): { via: PrefixKey; nextHops: string[] } | null {
-    const via = this.recursive.via(nextHop);
-    if (via === null) return null;
-    const e = this.loc.get(via);
-    if (e === undefined) return null;
-    const best = usableBest(e);
-    if (best === null) return null;
-    const members = e instanceof Dest ? e.sel.multipath.filter((p) => isUsable(p)) : [best];
-    const hops = [...new Set(members.map((p) => p.attrs.nextHops[0]).filter((h): h is string => h !== undefined))];
-    return { via, nextHops: hops };
+    return recursiveHops(this, nextHop);
   }
 
-  /**
-   * What the host can reach changed: judge the attribute sets again (when `changed` is given, only those whose
-   * first next hop it says the change concerns: next-hop.ts setReachability) and re-run the decision for the
-   * prefixes that have a path whose usability flipped (a new verdict with the same usability only changes what is
-   * shown). Walks
-   * the table only when some set flipped, in slices (walker.ts): returns the number of prefixes re-decided by the
-   * time it returns (all of them for a table the first slice covers); the rest follow, the driver told through
-   * CoreConfig.onWork after each later slice.
-   */
+  /** What the host can reach changed: judge the sets again and re-decide what flipped, in slices (verdicts.ts). */
   recheckNextHops(changed: ((nextHop: string) => boolean) | null = null): number {
-    const flipped = new Map<AttrSet, { ok: boolean; rec: boolean }>();
-    for (const set of this.attrs.affected(changed)) {
-      const before = { ok: set.unusable === null, rec: set.viaBgp !== null };
-      if (this.nhCheck === null || set.nextHops.length === 0) {
-        if (set.viaBgp !== null || set.unusable?.code === 'unresolvable') this.recursive.forget(set);
-        set.unusable = null;
-        set.viaBgp = null;
-      } else this.judge(set);
-      if (before.ok !== (set.unusable === null) || before.rec !== (set.viaBgp !== null)) flipped.set(set, before);
-    }
-    // the host's routes changed: where recursive next hops resolve may have too
-    this.recursive.epoch++;
-    this.config.onRecursiveMoved?.();
-    const n = flipped.size === 0 ? 0 : this.redecide(flipped);
-    return n + (this.recursive.pending ? this.flushRecursive() : 0);
+    return recheckNextHops(this, changed);
   }
 
-  /** Re-decide, in a walk, every prefix with a path whose set's verdict changed (`flipped`: the verdict of before). */
-  private redecide(flipped: Map<AttrSet, { ok: boolean; rec: boolean }>): number {
-    // usability under the verdicts of before the change
-    const was = (p: Path): boolean => {
-      const b = flipped.get(p.attrs);
-      if (b === undefined) return isUsable(p);
-      return p.source.local || (b.ok && !(p.inside && b.rec));
-    };
-    // The prefixes are re-decided in a walk (walker.ts). A prefix that changes before the walk reaches it is decided
-    // under the new verdicts by the ordinary path; when the walk then reaches it, deciding again changes nothing
-    // (exports and best changes of an unchanged state are suppressed or repeated harmlessly). A prefix added
-    // meanwhile got its verdicts when its set was made.
-    const loc = this.loc;
-    let n = 0;
-    this.rechecking++;
-    this.walker.start(loc.keySnapshot(), (prefix) => {
-      const e = loc.get(prefix);
-      if (e === undefined) return;
-      if (e instanceof Path) {
-        if (!flipped.has(e.attrs)) return;
-        n++;
-        this.changed(prefix, was(e) ? e : null, null, e, true);
-        return;
-      }
-      if (!e.paths.some((x) => flipped.has(x.attrs))) return;
-      n++;
-      const before = e.sel;
-      const prevBest = was(before.best) ? before.best : null;
-      e.sel = selectBest(e.paths, this.maxPaths) as Selection;
-      this.changed(prefix, prevBest, prevBest === null ? null : before.multipath, e, true);
-    }, () => {
-      this.rechecking--;
-    });
-    return n;
-  }
-
-  /** re-check walks (recheckNextHops) started and not finished */
-  private rechecking = 0;
+  /** @internal re-check walks (recheckNextHops, verdicts.ts) started and not finished */
+  rechecking = 0;
 
   // ------------------------------------------------------------------ export (export.ts)
 
   /** @internal (the files beside this one) */
   readonly release = (set: AttrSet): void => this.attrs.release(set);
-
-  /** The route's outgoing interface for the rules, or undefined (no resolver, or none known). */
-  /** @internal (the files beside this one) */
-  ifnameOf(prefix: PrefixKey, nextHops: readonly string[], local: boolean): string | undefined {
-    const f = this.config.routeInterface;
-    if (f === undefined) return undefined;
-    try {
-      return f(prefix, nextHops, local);
-    } catch {
-      return undefined; // a failing lookup is a route without an interface, never a broken core
-    }
-  }
-
-  /** Run a policy hook; one that throws rejects the route and is reported, never unwinds the core. */
-  /** @internal (the files beside this one) */
-  callPolicy(policy: Policy, which: 'import' | 'export', prefix: PrefixKey, attrs: PathAttributes, p: Peer): PolicyResult {
-    try {
-      return policy(prefix, attrs, p);
-    } catch (error) {
-      this.policyErrors++;
-      try {
-        this.config.onPolicyError?.({ which, prefix, peer: p, error });
-      } catch {
-        /* a reporter that throws must not break the core either */
-      }
-      return REJECT;
-    }
-  }
 
   /** An announcement batch the driver could not encode (RFC 8654 §4) leaves the Adj-RIB-Out (outbound.ts). */
   unsendable(id: number, b: Extract<OutBatch, { kind: 'announce' }>): number {
@@ -662,42 +530,9 @@ export class RibCore {
     return { import: p.policyRejectedIn, export: p.policyRejectedOut };
   }
 
-  /**
-   * Why a prefix is or is not held from each peer and advertised to each Established peer, by rule name. Import:
-   * a refused route is remembered with its rule; an accepted one is evaluated again on what is held. Export: the
-   * best path through the same steps as an advertisement (the rule lists, then the RFC 4271 / RFC 4456 rules).
-   */
+  /** Why a prefix is or is not held from each peer and advertised to each Established peer, by rule (verdicts.ts). */
   policyTrace(prefix: PrefixKey): { imported: PolicyVerdict[]; exported: PolicyVerdict[] } {
-    const v6 = typeof prefix !== 'number';
-    const e = this.loc.get(prefix);
-    const paths = e === undefined ? [] : e instanceof Path ? [e] : e.paths;
-    const imported: PolicyVerdict[] = [];
-    for (const p of this.peers.values()) {
-      for (const r of p.refused > 0 ? this.refusedRoutes(p.id, prefix) : []) imported.push({ peer: p.address, accept: false, rule: r.rule });
-      // an accepted path carries the rule that accepted it (Path.rule), as decided when it came in
-      for (const path of paths) if (path.source === p) imported.push({ peer: p.address, accept: true, rule: this.ruleName(path.rule) });
-    }
-    const exported: PolicyVerdict[] = [];
-    const best = e === undefined ? null : usableBest(e);
-    if (best !== null) {
-      for (const p of this.up) {
-        if (!p.families.has(familyOf(prefix))) continue;
-        const src = best.source;
-        let verdict: PolicyVerdict;
-        if (src.id === p.id) verdict = { peer: p.address, accept: false, rule: 'learned from this peer' };
-        else if (!src.local && src.ibgp && p.ibgp && !(src as Peer).rrClient && !p.rrClient) {
-          verdict = { peer: p.address, accept: false, rule: 'iBGP route to an iBGP peer (RFC 4271 §9.2, not reflected)' };
-        } else if (p.cfg.rules === undefined) verdict = { peer: p.address, accept: true, rule: 'no policy' };
-        else {
-          const d = evaluate(v6 ? p.cfg.rules.export6 : p.cfg.rules.export4, {
-            prefix, attrs: best.attrs.attrs, local: src.local, ibgp: p.ibgp, ifname: () => this.ifnameOf(prefix, best.attrs.nextHops, src.local),
-          });
-          verdict = { peer: p.address, accept: d.accept, rule: d.rule };
-        }
-        exported.push(verdict);
-      }
-    }
-    return { imported, exported };
+    return policyTrace(this, prefix);
   }
 
   /** Recompute one peer's exports against the whole Loc-RIB (after an export policy change; outbound.ts). */
@@ -903,5 +738,3 @@ export class RibCore {
     return p;
   }
 }
-
-const REJECT: PolicyResult = Object.freeze({ accept: false });
