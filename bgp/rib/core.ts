@@ -39,7 +39,8 @@ import { nextBatch, nextGroupBatch, nextPersonalBatch, refreshExports, routeRefr
 import { peerDown, peerUp, splitFromGroup } from './session.js';
 import { enterLongLivedStale, markStale, staleCount, staleCountByWalk, sweepStale } from './stale.js';
 import { Walker } from './walker.js';
-import { BestBatch, ChangeQueue } from './change-queue.js';
+import { ChangeQueue, type BestBatch } from './change-queue.js';
+import { drainBest, drainBestChanges, setBestTracking } from './best-out.js';
 import { applyUpdate, keepReceived, keepsReceived, refusedRoutes, reimport } from './import.js';
 import { exportAddPath, exportTo } from './export.js';
 import { flushRecursive, policyTrace, recheckNextHops, recursiveHops, setNextHopCheck } from './verdicts.js';
@@ -72,8 +73,12 @@ export class RibCore {
   readonly recursive = new RecursiveNextHops(this.loc);
   /** @internal the next-hop check (setNextHopCheck, verdicts.ts), null: none */
   nhCheck: ((nextHops: readonly string[]) => NextHopVerdict | null) | null = null;
-  /** prefixes whose best path or next hops changed since the last drain (change-queue.ts) */
-  private readonly bestDirty = new ChangeQueue();
+  /** @internal prefixes whose best path or next hops changed since the last drain (change-queue.ts, best-out.ts) */
+  readonly bestDirty = new ChangeQueue();
+  /** @internal whether best-path changes are recorded (setBestTracking) */
+  trackBest = true;
+  /** @internal times setBestTracking changed the mode: a walk it started stops when the mode changes again */
+  trackTurns = 0;
   private nextPeerId = 1;
   private readonly localSource: PathSource;
   /** @internal */
@@ -573,73 +578,20 @@ export class RibCore {
 
   // ------------------------------------------------------------------ outputs and views
 
-  /**
-   * Best-path changes since the last call, one per prefix (coalesced), for the FIB: the compact form
-   * (change-queue.ts), one entry per prefix in parallel arrays. With budgetMs, about that long is spent (the clock
-   * is read every 256 changes) and the rest stays for the next call (pendingBestChanges): a million changes are
-   * handed out over several turns of the event loop, not in one.
-   */
+  /** Best-path changes since the last call, coalesced per prefix, for the FIB, within budgetMs (best-out.ts). */
   drainBest(budgetMs = Infinity): BestBatch {
-    if (this.recursive.pending) this.flushRecursive();
-    const batch = new BestBatch();
-    const until = budgetMs === Infinity ? Infinity : this.walker.now() + budgetMs;
-    this.bestDirty.drain(batch, this.readBest, () => until !== Infinity && this.walker.now() >= until);
-    return batch;
+    return drainBest(this, budgetMs);
   }
 
   /** drainBest as one object per change (tests, benchmarks of the core alone). */
   drainBestChanges(budgetMs = Infinity): BestChange[] {
-    const b = this.drainBest(budgetMs);
-    const out: BestChange[] = [];
-    for (let i = 0; i < b.length; i++) out.push(b.change(i));
-    return out;
+    return drainBestChanges(this, budgetMs);
   }
 
-  /** A prefix's current best and the next hops of its multipath set, appended to a drained batch. */
-  private readonly readBest = (prefix: PrefixKey, batch: BestBatch): void => {
-    const e = this.loc.get(prefix);
-    const best = e === undefined ? null : usableBest(e);
-    if (e === undefined || best === null) {
-      batch.push(prefix, null, []);
-      return;
-    }
-    if (e instanceof Path && e.attrs.nextHops.length <= 1) {
-      batch.push(prefix, best, e.attrs.nextHops); // the shared frozen array: no allocation for the common case
-      return;
-    }
-    const hops: string[] = [];
-    for (const m of e instanceof Path ? [e] : e.sel.multipath) {
-      const nh = m.attrs.nextHops[0];
-      if (nh !== undefined) hops.push(nh);
-    }
-    batch.push(prefix, best, hops);
-  };
-
-  private trackBest = true;
-
-  /**
-   * Whether best-path changes are recorded for drainBestChanges (default on).
-   * A driver with no FIB consumer turns it off: recording costs a table entry
-   * per changed prefix and an object per change when drained. Turning it on
-   * again marks every Loc-RIB prefix changed, so a consumer that starts late
-   * receives the whole table.
-   */
+  /** Whether best-path changes are recorded (default on); on again marks the whole Loc-RIB (best-out.ts). */
   setBestTracking(on: boolean): void {
-    if (on === this.trackBest) return;
-    this.trackBest = on;
-    this.bestDirty.clear();
-    const turn = ++this.trackTurns;
-    if (!on) return;
-    // Every prefix in a walk (walker.ts); one that changes meanwhile is marked by the ordinary path (changed()), one
-    // removed meanwhile is skipped (the late consumer never had it). Turning tracking off again stops the walk.
-    const loc = this.loc;
-    this.walker.start(loc.keySnapshot(), (prefix) => {
-      if (loc.has(prefix)) this.bestDirty.add(prefix);
-    }, undefined, () => this.trackTurns !== turn);
+    setBestTracking(this, on);
   }
-
-  /** times setBestTracking changed the mode: a walk it started stops when the mode changes again */
-  private trackTurns = 0;
 
   /** pending best-path changes */
   get pendingBestChanges(): number {
