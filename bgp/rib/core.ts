@@ -23,8 +23,17 @@
 // With ADD-PATH send (RFC 7911, add-path.ts) a peer gets every candidate of
 // a prefix, or the N best, each under its own path id and each through the
 // rules above, instead of the best alone.
-// Size: over 600 lines (issue 17 asks for a split into import / export / outbound / stale / views files); not done
-// yet. Update groups live in update-group.ts; this file only wires them (peerUp, leaveGroup, splitFromGroup).
+//
+// What this file keeps, and why: RibCore's state (the tables, peers, update groups, queues) and the one path every
+// route change takes — put / remove / changed, with the stale count kept as paths move (staleMoved) — so the
+// invariants between the Loc-RIB, the best-change queue and the exports are kept in one place; plus the public
+// entry points, each a line or two that hands over to the file doing the work:
+//   session.ts   peer up / down, joining and leaving update groups
+//   import.ts    UPDATEs into Adj-RIB-In          export.ts   a best path to an Adj-RIB-Out
+//   outbound.ts  batches out, refresh, unsendable, graceful shutdown
+//   verdicts.ts  next-hop and policy verdicts    stale.ts    graceful restart and refresh sweeps
+//   best-out.ts  best-path changes for the FIB   views.ts    plain-data views for skeinctl
+// Those files take the RibCore and use its members marked @internal (for the files beside this one).
 import type { PathAttributes, UpdateMessage } from '../wire/types.js';
 import { DEFAULT_LOCAL_PREF, Path, isUsable, selectBest } from './decision.js';
 import type { NextHopVerdict } from './next-hop.js';
