@@ -655,7 +655,7 @@ export class RibCore {
   }
 
   /** A peer's counts of paths received and prefixes advertised (views.ts). */
-  peerStats(id: number): { received: number; received4: number; received6: number; advertised: number; established: boolean } {
+  peerStats(id: number): ReturnType<typeof peerStats> {
     return peerStats(this, id);
   }
 

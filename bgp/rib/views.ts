@@ -60,13 +60,26 @@ export function received(rib: RibCore, id: number, prefix: PrefixKey): readonly 
   return e instanceof Path ? (e.source === p ? [e] : []) : e.paths.filter((x) => x.source === p);
 }
 
-export function peerStats(rib: RibCore, id: number): { received: number; received4: number; received6: number; advertised: number; established: boolean } {
+/**
+ * A peer's counts: paths received (held in Adj-RIB-In) and prefixes advertised, in all and per family (a dual-stack
+ * session carries both: the metrics are per family, and the total under each family label counted routes twice).
+ */
+export function peerStats(rib: RibCore, id: number): {
+  received: number; received4: number; received6: number; advertised: number; advertised4: number; advertised6: number; established: boolean;
+} {
   const p = rib.peer(id);
   const g = p.group;
   let own = 0;
+  let own6 = 0;
   g?.srcOf.forEach((s, k) => {
-    if (s === p.id && g.adjOut.has(k)) own++;
+    if (s === p.id && g.adjOut.has(k)) {
+      own++;
+      if (typeof k !== 'number') own6++;
+    }
   });
   const advertised = (g === null ? 0 : g.adjOut.size - own) + (p.ap?.count ?? 0);
-  return { received: p.paths, received4: p.paths - p.paths6, received6: p.paths6, advertised, established: p.established };
+  const advertised6 = (g === null ? 0 : g.adjOut.size6 - own6) + (p.ap?.count6 ?? 0);
+  return {
+    received: p.paths, received4: p.paths - p.paths6, received6: p.paths6, advertised, advertised4: advertised - advertised6, advertised6, established: p.established,
+  };
 }

@@ -66,7 +66,8 @@ export class MetricsSampler {
     if (!speaker) return;
     const metrics = this.#p.metrics;
     for (const p of speaker.peersJson().peers) {
-      for (const f of p.families) metrics.prefixes(p.address, f, p.prefixes);
+      // per family: a dual-stack session carries both, and its totals under each family label counted routes twice
+      for (const f of p.families) metrics.prefixes(p.address, f, p.prefixesByFamily[f] ?? { received: 0, accepted: 0, advertised: 0 });
       const h = p.gracefulRestart.helper;
       metrics.gracefulRestart(p.address, h?.phase ?? null, h?.staleRoutes ?? 0);
       const last = this.#counterSnapshot.get(p.address) ?? {};
