@@ -11,6 +11,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { calicoBirdConf } from '../src/lab/calico-bird.js';
+import { requires } from './helpers/env.js';
 import { calicoBirdNode } from '../bench/failover/harness.js';
 import { birdNode } from '../bench/converge/harness.js';
 
@@ -53,10 +54,7 @@ t.test('the renderer gives the removed copies\' bytes for every recorded configu
 });
 
 t.test('BIRD accepts the rendered configurations (bird -p)', async (t) => {
-  if (spawnSync('bird', ['--version'], { encoding: 'utf8' }).error !== undefined) {
-    t.skip('needs BIRD 2 (bird)');
-    return;
-  }
+  if (!requires(t, { commands: ['bird'] })) return;
   const dir = mkdtempSync(join(tmpdir(), 'skein-calico-bird-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const now = renderAll();
