@@ -12,6 +12,7 @@ import { ControlStream, scheduler as sharedScheduler, type TurnScheduler } from 
 import type { FibJson, FibRouteJson } from '../control/types.js';
 import { PrefixWalk, pagedRows, type KeyRange, type Page, type PrefixKey } from './prefix-walk.js';
 import { bad, keyText, parsePaging, parseRange, str } from './route-query.js';
+import { ipv4Bytes } from '../ip.js';
 import type { RouteTable } from './routes.js';
 import { countFibRow, desiredFibRow, fmtPrefix, kernelOnlyFibRow } from './status.js';
 
@@ -74,10 +75,6 @@ function fibRow(src: FibSource, text: string): FibRouteJson | null {
   const r = parseRange(text, 'prefix');
   const v = src.fib.lookup(r.range.family, r.range.family === 4 ? ipv4Bytes(r.range.addr4) : r.range.addr6, r.range.len);
   return v?.kernel ? kernelOnlyFibRow(v) : null;
-}
-
-function ipv4Bytes(a: number): Uint8Array {
-  return Uint8Array.of(a >>> 24, (a >>> 16) & 255, (a >>> 8) & 255, a & 255);
 }
 
 /** rows per batch at most: one line on the socket stays small (as in route-query.ts) */
