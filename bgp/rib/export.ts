@@ -31,6 +31,7 @@ import type { PathAttributes } from '../wire/types.js';
 import { Path, isUsable } from './decision.js';
 import type { PathSource } from './decision.js';
 import type { AddPathOut } from './add-path.js';
+import { callPolicy, ifnameOf } from './verdicts.js';
 import type { RibCore } from './core.js';
 import type { AttrSet } from './intern.js';
 import { familyOf, usableBest, type Dest, type LocEntry, type Peer } from './peer.js';
@@ -106,7 +107,7 @@ export function exportSet(rib: RibCore, p: Peer, prefix: PrefixKey, best: Path, 
   let changed: AttrSet | null = null;
   if (rules !== undefined) {
     const d = evaluate(v6 ? rules.export6 : rules.export4, {
-      prefix, attrs: base.attrs, local: src.local, ibgp: p.ibgp, ifname: () => rib.ifnameOf(prefix, base.nextHops, src.local),
+      prefix, attrs: base.attrs, local: src.local, ibgp: p.ibgp, ifname: () => ifnameOf(rib, prefix, base.nextHops, src.local),
     });
     if (!d.accept) {
       if (g === undefined) p.policyRejectedOut++;
@@ -140,7 +141,7 @@ export function exportSet(rib: RibCore, p: Peer, prefix: PrefixKey, best: Path, 
   if (changed !== null) rib.attrs.release(changed);
   const policy = p.cfg.exportPolicy;
   if (!policy) return out;
-  const res = rib.callPolicy(policy, 'export', prefix, out.attrs, p);
+  const res = callPolicy(rib, policy, 'export', prefix, out.attrs, p);
   if (!res.accept) {
     rib.attrs.release(out);
     return null;
