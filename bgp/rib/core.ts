@@ -23,10 +23,19 @@
 // With ADD-PATH send (RFC 7911, add-path.ts) a peer gets every candidate of
 // a prefix, or the N best, each under its own path id and each through the
 // rules above, instead of the best alone.
-// Size: over 600 lines (issue 17 asks for a split into import / export / outbound / stale / views files); not done
-// yet. Update groups live in update-group.ts; this file only wires them (peerUp, leaveGroup, splitFromGroup).
+//
+// What this file keeps, and why: RibCore's state (the tables, peers, update groups, queues) and the one path every
+// route change takes — put / remove / changed, with the stale count kept as paths move (staleMoved) — so the
+// invariants between the Loc-RIB, the best-change queue and the exports are kept in one place; plus the public
+// entry points, each a line or two that hands over to the file doing the work:
+//   session.ts   peer up / down, joining and leaving update groups
+//   import.ts    UPDATEs into Adj-RIB-In          export.ts   a best path to an Adj-RIB-Out
+//   outbound.ts  batches out, refresh, unsendable, graceful shutdown
+//   verdicts.ts  next-hop and policy verdicts    stale.ts    graceful restart and refresh sweeps
+//   best-out.ts  best-path changes for the FIB   views.ts    plain-data views for skeinctl
+// Those files take the RibCore and use its members marked @internal (for the files beside this one).
 import type { PathAttributes, UpdateMessage } from '../wire/types.js';
-import { DEFAULT_LOCAL_PREF, Path, compare, isUsable, selectBest } from './decision.js';
+import { DEFAULT_LOCAL_PREF, Path, isUsable, selectBest } from './decision.js';
 import type { NextHopVerdict } from './next-hop.js';
 import type { PathSource, Reason, Selection } from './decision.js';
 import { AttrTable } from './intern.js';
@@ -37,6 +46,7 @@ import { Dest, Peer, familyOf, sameHops, usableBest, type LocEntry } from './pee
 import { groupKey, type UpdateGroup } from './update-group.js';
 import { nextBatch, nextGroupBatch, nextPersonalBatch, refreshExports, routeRefresh, setDraining, unsendable } from './outbound.js';
 import { peerDown, peerUp, splitFromGroup } from './session.js';
+import { advertisedPaths, advertisedPrefixes, explain, peerStats, received, route } from './views.js';
 import { enterLongLivedStale, markStale, staleCount, staleCountByWalk, sweepStale } from './stale.js';
 import { Walker } from './walker.js';
 import { ChangeQueue, type BestBatch } from './change-queue.js';
@@ -598,24 +608,14 @@ export class RibCore {
     return this.bestDirty.size;
   }
 
-  /** Loc-RIB view of one prefix (skeinctl routes). */
+  /** Loc-RIB view of one prefix (skeinctl routes; views.ts). */
   route(prefix: PrefixKey): RouteView | null {
-    const e = this.loc.get(prefix);
-    if (e === undefined) return null;
-    if (e instanceof Path) return { prefix, best: e, reason: 'only-path', multipath: [e], paths: [e] };
-    return { prefix, best: e.sel.best, reason: e.sel.reason, multipath: e.sel.multipath, paths: [...e.paths] };
+    return route(this, prefix);
   }
 
-  /**
-   * Every candidate path of a prefix with why it won or lost (skeinctl
-   * routes): the best carries the reason it beat the runner-up, every other
-   * path the first decision step where the best beat it. Best first.
-   */
+  /** Every candidate path of a prefix with why it won or lost, best first (views.ts). */
   explain(prefix: PrefixKey): { readonly path: Path; readonly best: boolean; readonly reason: Reason }[] {
-    const r = this.route(prefix);
-    if (r === null) return [];
-    const rest = r.paths.filter((p) => p !== r.best).map((p) => ({ path: p, best: false, reason: compare(r.best, p).reason }));
-    return [{ path: r.best, best: true, reason: r.reason }, ...rest];
+    return explain(this, prefix);
   }
 
   /**
@@ -639,48 +639,24 @@ export class RibCore {
     return p.group?.desired(p, prefix);
   }
 
-  /**
-   * Every path advertised to a peer for a prefix with its path id: several
-   * under ADD-PATH send (RFC 7911), else the one route (path id 1 when the
-   * session has ADD-PATH without a send mode, 0 for none).
-   */
+  /** Every path advertised to a peer for a prefix with its path id (RFC 7911; views.ts). */
   advertisedPaths(id: number, prefix: PrefixKey): { pathId: number; attrs: AttrSet }[] {
-    const p = this.peer(id);
-    if (p.ap !== null && p.ap.families.has(familyOf(prefix))) return p.ap.advertised(prefix);
-    const set = p.group?.desired(p, prefix);
-    return set === undefined ? [] : [{ pathId: p.addPathTx.has(familyOf(prefix)) ? 1 : 0, attrs: set }];
+    return advertisedPaths(this, id, prefix);
   }
 
-  /**
-   * Every prefix advertised to a peer (Adj-RIB-Out; under ADD-PATH send, the prefixes of the families it covers
-   * come from the Loc-RIB and advertisedPaths() says which are really sent). A lazy walk, for skeinctl.
-   */
+  /** Every prefix advertised to a peer, a lazy walk for skeinctl (views.ts). */
   *advertisedPrefixes(id: number): Generator<PrefixKey> {
-    const p = this.peer(id);
-    const g = p.group;
-    if (g !== null) for (const k of g.adjOut.keysIter()) if (g.srcOf.get(k) !== p.id) yield k;
-    const ap = p.ap;
-    if (ap === null) return;
-    for (const k of this.loc.keysIter()) if (ap.families.has(familyOf(k)) && g?.desired(p, k) === undefined) yield k;
+    yield* advertisedPrefixes(this, id);
   }
 
-  /** Adj-RIB-In paths of a peer for a prefix. */
+  /** Adj-RIB-In paths of a peer for a prefix (views.ts). */
   received(id: number, prefix: PrefixKey): readonly Path[] {
-    const p = this.peer(id);
-    const e = this.loc.get(prefix);
-    if (e === undefined) return [];
-    return e instanceof Path ? (e.source === p ? [e] : []) : e.paths.filter((x) => x.source === p);
+    return received(this, id, prefix);
   }
 
+  /** A peer's counts of paths received and prefixes advertised (views.ts). */
   peerStats(id: number): { received: number; received4: number; received6: number; advertised: number; established: boolean } {
-    const p = this.peer(id);
-    const g = p.group;
-    let own = 0;
-    g?.srcOf.forEach((s, k) => {
-      if (s === p.id && g.adjOut.has(k)) own++;
-    });
-    const advertised = (g === null ? 0 : g.adjOut.size - own) + (p.ap?.count ?? 0);
-    return { received: p.paths, received4: p.paths - p.paths6, received6: p.paths6, advertised, established: p.established };
+    return peerStats(this, id);
   }
 
   /** @internal (the files beside this one) */
