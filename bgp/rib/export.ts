@@ -48,21 +48,61 @@ export function exportTo(rib: RibCore, g: UpdateGroup, prefix: PrefixKey, best: 
   const fam = familyOf(prefix);
   if (!p.families.has(fam)) return;
   if (p.ap !== null && p.ap.families.has(fam)) return; // exportAddPath's
-  const want = best === null ? null : exportSet(rib, p, prefix, best, g);
+  // A group not shared yet is its one member's own Adj-RIB-Out: the member's own route is not there at all
+  // (RFC 4271 §9.1.3: not sent back), and no source is recorded (update-group.ts, shared).
+  const want = best === null || (!g.shared && sourceId(best) === p.id) ? null : exportSet(rib, p, prefix, best, g);
+  const q = g.queue(fam);
   // a change of the group's not sent yet: then what a member holds is not what Adj-RIB-Out said (noteSource)
-  const wasPending = g.queue(fam).pending.has(prefix);
+  const wasPending = g.shared && q.pending.has(prefix);
   // one probe of Adj-RIB-Out either way (swap / take)
   let cur: AttrSet | undefined;
   if (want !== null) {
     cur = g.adjOut.swap(prefix, want);
     if (cur === want) rib.attrs.release(want); // re-advertising identical state sends nothing
-    else g.queue(fam).announce(want, prefix);
+    else q.announce(want, prefix);
   } else {
     cur = g.adjOut.take(prefix);
-    if (cur !== undefined) g.queue(fam).withdraw(prefix);
+    if (cur !== undefined) q.withdraw(prefix);
   }
-  noteSource(g, prefix, cur, want, want === null ? 0 : sourceId(best), wasPending);
+  if (g.shared) noteSource(g, prefix, cur, want, want === null ? 0 : sourceId(best), wasPending);
   if (cur !== undefined && cur !== want) rib.attrs.release(cur);
+}
+
+/**
+ * A second peer joins a group that was one peer's (update-group.ts, shared): the group's tables become the shared
+ * kind before it does. Every Loc-RIB prefix gets its source in srcOf, and the first member's own routes, which
+ * its table left out, go into adjOut as the group advertises them to the others. Nothing is queued for them: the
+ * first member holds none of them, and the joiner gets adjOut as its catch-up. A change of such a prefix still
+ * queued (a withdrawal the first member must get) becomes a personal entry of that member, since the group's
+ * message now leaves it out. One pass over the Loc-RIB, once per group in its life.
+ */
+export function shareGroup(rib: RibCore, g: UpdateGroup): void {
+  if (g.shared) return;
+  g.shared = true;
+  const a = g.rep;
+  if (a === undefined) return;
+  rib.loc.forEach((e, prefix) => {
+    const best = usableBest(e);
+    if (best === null) return;
+    const fam = familyOf(prefix);
+    if (!a.families.has(fam) || (a.ap !== null && a.ap.families.has(fam))) return;
+    const s = sourceId(best);
+    if (s === 0) return;
+    g.srcOf.set(prefix, s);
+    if (s === a.id) {
+      const want = exportSet(rib, a, prefix, best, g);
+      if (want !== null) {
+        const cur = g.adjOut.swap(prefix, want);
+        if (cur !== undefined) rib.attrs.release(cur); // not expected: an unshared group never holds its member's routes
+        const q = g.queues.get(fam);
+        const was = q?.pending.get(prefix);
+        if (was === null) q?.announce(want, prefix); // the group's message for the others; the member's is personal
+        else if (was !== undefined && was !== want) q?.announce(want, prefix);
+      }
+      if (g.queues.get(fam)?.pending.has(prefix) === true) a.personal.add(prefix);
+    }
+    if (g.adjOut.has(prefix)) g.bump(s, 1);
+  });
 }
 
 /** Export one Loc-RIB entry (undefined: the prefix is gone) to a group, with or without ADD-PATH. */

@@ -5,7 +5,7 @@
 import { IPV4_UNICAST, IPV6_UNICAST } from '../wire/constants.js';
 import { AddPathOut, type AddPathSend } from './add-path.js';
 import type { RibCore } from './core.js';
-import { exportEntry } from './export.js';
+import { exportEntry, shareGroup } from './export.js';
 import { clearRefused } from './import.js';
 import type { AttrSet } from './intern.js';
 import type { Peer } from './peer.js';
@@ -43,6 +43,8 @@ export function peerUp(rib: RibCore, id: number, terms: SessionTerms): void {
   const g = rib.groups.find((x) => x.key === key);
   if (g !== undefined) {
     // A late joiner (update-group.ts): the group's Adj-RIB-Out as personal entries, in slices; End-of-RIB after.
+    // A group that was one peer's gets the shared kind of tables first (export.ts shareGroup).
+    shareGroup(rib, g);
     g.members.push(p);
     p.group = g;
     p.catchingUp = true;

@@ -41,11 +41,26 @@ import type { OutBatch, PrefixKey, SessionTerms } from './types.js';
 
 export class UpdateGroup {
   readonly members: Peer[] = [];
+  /**
+   * Whether the group has been shared (a second member joined, shareGroup in export.ts). Until then it is one
+   * peer's plain Adj-RIB-Out: adjOut holds what that peer holds (never its own routes) and srcOf stays empty, so a
+   * peer alone in its group (every eBGP peer with its own local address, the harness's injector and listener)
+   * keeps one table, not two, and no copy of the routes it sent us. Once shared, it stays so.
+   */
+  shared = false;
   /** the group's Adj-RIB-Out: prefix -> what the members (but a route's own source) advertise */
   adjOut = new PrefixMap<AttrSet>();
   readonly queues = new Map<number, OutQueue>();
-  /** prefix -> id of the peer whose route the group advertises (kept past a withdrawal until it is sent) */
+  /**
+   * Shared groups only: prefix -> id of the peer whose route the group advertises (kept past a withdrawal until
+   * it is sent).
+   */
   readonly srcOf = new PrefixMap<number>();
+  /**
+   * Shared groups only: per source peer id, how many adjOut prefixes have it in srcOf (what that member does not
+   * get), kept as they change so a peer's advertised count is not a walk of srcOf (RibCore.peerStats).
+   */
+  readonly own = new Map<number, number>();
   /** bumped whenever the export rules may change (export.ts caches per group and epoch) */
   epoch = 0;
   /** the first member's walk of the Loc-RIB is done (its End-of-RIB queued) */
@@ -65,6 +80,19 @@ export class UpdateGroup {
 
   get rep(): Peer {
     return this.members[0] as Peer;
+  }
+
+  /** Count a change of (prefix in adjOut with source s): d = +1 or -1. */
+  bump(s: number | undefined, d: number): void {
+    if (s === undefined || s === 0) return;
+    const n = (this.own.get(s) ?? 0) + d;
+    if (n === 0) this.own.delete(s);
+    else this.own.set(s, n);
+  }
+
+  /** How many prefixes the group advertises to member m (its own routes left out). */
+  advertisedTo(m: Peer): number {
+    return this.adjOut.size - (this.own.get(m.id) ?? 0);
   }
 
   /** What member m is to hold for the prefix: the group's, unless the route is m's own. */
@@ -122,10 +150,16 @@ export const sourceId = (best: Path | null): number => (best === null || best.so
  * and give members whose own view changed without a group message a personal entry.
  */
 export function noteSource(g: UpdateGroup, prefix: PrefixKey, cur: AttrSet | undefined, want: AttrSet | null, s: number, wasPending: boolean): void {
-  const h = g.srcOf.get(prefix) ?? 0;
-  if (want === null) return; // withdrawn for all: h (if any) stays excluded from the withdrawal, which it never had
-  if (s !== 0) g.srcOf.set(prefix, s);
-  else if (h !== 0) g.srcOf.delete(prefix);
+  if (want === null) {
+    // withdrawn for all: h (if any) stays excluded from the withdrawal, which it never had
+    if (cur !== undefined) g.bump(g.srcOf.get(prefix), -1);
+    return;
+  }
+  // one probe of srcOf (swap / take) that also gives the previous source
+  const h = (s !== 0 ? g.srcOf.swap(prefix, s) : g.srcOf.take(prefix)) ?? 0;
+  // the own counts: the prefix was in adjOut under h (if cur), is now under s
+  if (cur !== undefined) g.bump(h, -1);
+  g.bump(s, 1);
   if (h === s) return;
   for (const m of g.members) {
     // The new source may hold the group's previous route: it must lose it. It holds one if the group advertised
@@ -163,7 +197,7 @@ export function nextGroupBatch(g: UpdateGroup, maxPrefixes: number): { batch: Ou
     const w = q.takeWithdrawals(max);
     if (w.length > 0) {
       const except = exceptions(g, w);
-      for (const p of w) if (!g.adjOut.has(p)) g.srcOf.delete(p); // the source's exclusion has served
+      if (g.srcOf.size > 0) for (const p of w) if (!g.adjOut.has(p)) g.srcOf.delete(p); // the source's exclusion has served
       return { batch: { kind: 'withdraw', afi, safi, prefixes: w, pathIds: ids(w.length) }, except };
     }
     const a = q.takeAnnouncements(max);
@@ -259,6 +293,8 @@ export function nextPersonal(g: UpdateGroup, m: Peer, maxPrefixes: number): OutB
 /** A copy of the group's Adj-RIB-Out, sources and pending queues, for a member leaving it (see the header). */
 export function copyGroup(g: UpdateGroup, id: number, key: string, retain: (s: AttrSet) => void): UpdateGroup {
   const c = new UpdateGroup(id, key);
+  c.shared = g.shared;
+  for (const [s, n] of g.own) c.own.set(s, n);
   c.epoch = g.epoch;
   c.initialDone = g.initialDone;
   for (const f of g.eorSent) c.eorSent.add(f);

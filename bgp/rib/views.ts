@@ -63,10 +63,7 @@ export function received(rib: RibCore, id: number, prefix: PrefixKey): readonly 
 export function peerStats(rib: RibCore, id: number): { received: number; received4: number; received6: number; advertised: number; established: boolean } {
   const p = rib.peer(id);
   const g = p.group;
-  let own = 0;
-  g?.srcOf.forEach((s, k) => {
-    if (s === p.id && g.adjOut.has(k)) own++;
-  });
-  const advertised = (g === null ? 0 : g.adjOut.size - own) + (p.ap?.count ?? 0);
+  // counted as the tables change (update-group.ts own), not by a walk: the metrics sampler and `peers` ask often
+  const advertised = (g === null ? 0 : g.advertisedTo(p)) + (p.ap?.count ?? 0);
   return { received: p.paths, received4: p.paths - p.paths6, received6: p.paths6, advertised, established: p.established };
 }
