@@ -18,6 +18,11 @@
 // FRR's update groups send a client's route back to it and rely on the client's ORIGINATOR_ID check (RFC 4456 §8)
 // whenever a subgroup has more than one peer; skein keeps the exact per-peer output instead.
 //
+// A group of one (every group until a second member joins; `shared` false) is simply that peer's Adj-RIB-Out: its
+// own routes are not in adjOut at all and srcOf stays empty, so a peer alone in its group costs one table (at 1M
+// routes the bench's injector and listener each held two more 1M-entry tables before). When a second member
+// joins, shareGroup (export.ts) turns it into the form above in one pass over the Loc-RIB (issue 16).
+//
 // A late joiner (a peer whose session comes up when its group already advertises routes) joins at once and gets
 // the group's Adj-RIB-Out as personal entries, walked in slices (walker.ts); until that walk ends it gets no
 // group End-of-RIB; after it, the group's if that is still to go out, else one of its own. Group messages it receives meanwhile are the group's latest
