@@ -74,7 +74,9 @@ export function exportTo(rib: RibCore, g: UpdateGroup, prefix: PrefixKey, best: 
  * its table left out, go into adjOut as the group advertises them to the others. Nothing is queued for them: the
  * first member holds none of them, and the joiner gets adjOut as its catch-up. A change of such a prefix still
  * queued (a withdrawal the first member must get) becomes a personal entry of that member, since the group's
- * message now leaves it out. One pass over the Loc-RIB, once per group in its life.
+ * message now leaves it out. One pass over the Loc-RIB, once per group in its life, not in slices: 2.1 s when the
+ * first member sent 1M routes, 0.31 s at 100k (load 14-17). Slicing it needs the joiner kept off group messages
+ * until the pass ends and a split during it handled; not done yet (issue 16).
  */
 export function shareGroup(rib: RibCore, g: UpdateGroup): void {
   if (g.shared) return;
