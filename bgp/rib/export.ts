@@ -70,41 +70,60 @@ export function exportTo(rib: RibCore, g: UpdateGroup, prefix: PrefixKey, best: 
 
 /**
  * A second peer joins a group that was one peer's (update-group.ts, shared): the group's tables become the shared
- * kind before it does. Every Loc-RIB prefix gets its source in srcOf, and the first member's own routes, which
- * its table left out, go into adjOut as the group advertises them to the others. Nothing is queued for them: the
- * first member holds none of them, and the joiner gets adjOut as its catch-up. A change of such a prefix still
- * queued (a withdrawal the first member must get) becomes a personal entry of that member, since the group's
- * message now leaves it out. One pass over the Loc-RIB, once per group in its life, not in slices: 2.1 s when the
- * first member sent 1M routes, 0.31 s at 100k (load 14-17). Slicing it needs the joiner kept off group messages
- * until the pass ends and a split during it handled; not done yet (issue 16).
+ * kind before it gets anything from the group; then() runs once they are (at once when they already are). Every
+ * Loc-RIB prefix gets its source in srcOf, and the first member's own routes, which its table left out, go into
+ * adjOut as the group advertises them to the others. Nothing is queued for them: the first member holds none of
+ * them, and the joiner gets adjOut as its catch-up (after this). A change of such a prefix still queued (a
+ * withdrawal the first member must get) becomes a personal entry of that member, since the group's message now
+ * leaves it out. One pass over the Loc-RIB in slices (walker.ts; 2.1 s of work at 1M routes of the first member,
+ * 0.31 s at 100k, load 14-17), once per group in its life. The group is shared from its start: a prefix exported
+ * meanwhile is in the shared form already (its srcOf is set, or it has no source) and the pass leaves it alone.
  */
-export function shareGroup(rib: RibCore, g: UpdateGroup): void {
-  if (g.shared) return;
+export function shareGroup(rib: RibCore, g: UpdateGroup, then: () => void): void {
+  if (g.shareWaiters !== null) {
+    g.shareWaiters.push(then);
+    return;
+  }
+  if (g.shared) {
+    then();
+    return;
+  }
   g.shared = true;
   const a = g.rep;
-  if (a === undefined) return;
-  rib.loc.forEach((e, prefix) => {
-    const best = usableBest(e);
-    if (best === null) return;
-    const fam = familyOf(prefix);
-    if (!a.families.has(fam) || (a.ap !== null && a.ap.families.has(fam))) return;
-    const s = sourceId(best);
-    if (s === 0) return;
-    g.srcOf.set(prefix, s);
-    if (s === a.id) {
-      const want = exportSet(rib, a, prefix, best, g);
-      if (want !== null) {
-        const cur = g.adjOut.swap(prefix, want);
-        if (cur !== undefined) rib.attrs.release(cur); // not expected: an unshared group never holds its member's routes
-        const q = g.queues.get(fam);
-        const was = q?.pending.get(prefix);
-        if (was === null) q?.announce(want, prefix); // the group's message for the others; the member's is personal
-        else if (was !== undefined && was !== want) q?.announce(want, prefix);
-      }
-      if (g.queues.get(fam)?.pending.has(prefix) === true) a.personal.add(prefix);
+  g.shareWaiters = [then];
+  const loc = rib.loc;
+  rib.walker.start(loc.keySnapshot(), (prefix) => {
+    if (g.srcOf.has(prefix)) return;
+    const e = loc.get(prefix);
+    if (e !== undefined) shareOne(rib, g, a, prefix, e);
+  }, () => {
+    const w = g.shareWaiters ?? [];
+    g.shareWaiters = null;
+    for (const f of w) f();
+  }, () => g.members.length === 0);
+}
+
+function shareOne(rib: RibCore, g: UpdateGroup, a: Peer, prefix: PrefixKey, e: LocEntry): void {
+  const best = usableBest(e);
+  if (best === null) return;
+  const fam = familyOf(prefix);
+  if (!a.families.has(fam) || (a.ap !== null && a.ap.families.has(fam))) return;
+  const s = sourceId(best);
+  if (s === 0) return;
+  g.srcOf.set(prefix, s);
+  const q = g.queues.get(fam);
+  if (s === a.id) {
+    const want = exportSet(rib, a, prefix, best, g);
+    if (want !== null) {
+      const cur = g.adjOut.swap(prefix, want);
+      if (cur !== undefined) rib.attrs.release(cur); // not expected: an unshared group never holds its member's routes
+      const was = q?.pending.get(prefix);
+      // the group's message for the others (the joiner gets it by its catch-up as well); the member's is personal
+      if (was !== undefined && was !== want) q?.announce(want, prefix);
     }
-    if (g.adjOut.has(prefix)) g.bump(s, 1);
-  });
+    if (q?.pending.has(prefix) === true) a.personal.add(prefix);
+  }
+  if (g.adjOut.has(prefix)) g.bump(s, 1);
 }
 
 /** Export one Loc-RIB entry (undefined: the prefix is gone) to a group, with or without ADD-PATH. */

@@ -21,7 +21,9 @@
 // A group of one (every group until a second member joins; `shared` false) is simply that peer's Adj-RIB-Out: its
 // own routes are not in adjOut at all and srcOf stays empty, so a peer alone in its group costs one table (at 1M
 // routes the bench's injector and listener each held two more 1M-entry tables before). When a second member
-// joins, shareGroup (export.ts) turns it into the form above in one pass over the Loc-RIB (issue 16).
+// joins, shareGroup (export.ts) turns it into the form above in one pass over the Loc-RIB, in slices (walker.ts):
+// exports meanwhile are made in the shared form at once, the pass skips what they did, and the joiner gets no
+// group message until the pass is over and its catch-up starts (issue 16).
 //
 // A late joiner (a peer whose session comes up when its group already advertises routes) joins at once and gets
 // the group's Adj-RIB-Out as personal entries, walked in slices (walker.ts); until that walk ends it gets no
@@ -66,6 +68,10 @@ export class UpdateGroup {
    * get), kept as they change so a peer's advertised count is not a walk of srcOf (RibCore.peerStats).
    */
   readonly own = new Map<number, number>();
+  /** while shareGroup's pass runs: what to call when it ends (the joiners' catch-ups); null otherwise */
+  shareWaiters: (() => void)[] | null = null;
+  /** members that joined while that pass runs: no group message reaches them until their catch-up starts */
+  readonly waiting = new Set<Peer>();
   /** bumped whenever the export rules may change (export.ts caches per group and epoch) */
   epoch = 0;
   /** the first member's walk of the Loc-RIB is done (its End-of-RIB queued) */
@@ -218,6 +224,7 @@ export function nextGroupBatch(g: UpdateGroup, maxPrefixes: number): { batch: Ou
 
 function exceptions(g: UpdateGroup, prefixes: PrefixKey[]): Map<Peer, PrefixKey[] | null> {
   const except = new Map<Peer, PrefixKey[] | null>();
+  for (const m of g.waiting) except.set(m, null); // it gets the group's state by its catch-up, once srcOf is whole
   if (g.srcOf.size === 0) return except;
   let owners: Set<number> | null = null;
   for (const p of prefixes) {
@@ -226,7 +233,7 @@ function exceptions(g: UpdateGroup, prefixes: PrefixKey[]): Map<Peer, PrefixKey[
   }
   if (owners === null) return except;
   for (const m of g.members) {
-    if (!owners.has(m.id)) continue;
+    if (!owners.has(m.id) || g.waiting.has(m)) continue;
     const rest = prefixes.filter((p) => g.srcOf.get(p) !== m.id);
     except.set(m, rest.length === 0 ? null : rest);
   }
