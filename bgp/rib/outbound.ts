@@ -124,7 +124,10 @@ export function unsendable(rib: RibCore, id: number, b: Extract<OutBatch, { kind
   if (g === null) return 0;
   for (const prefix of b.prefixes) {
     const cur = g.adjOut.take(prefix);
-    if (cur !== undefined) rib.attrs.release(cur);
+    if (cur !== undefined) {
+      if (g.shared) g.bump(g.srcOf.get(prefix), -1, prefix); // the own counts follow adjOut (update-group.ts)
+      rib.attrs.release(cur);
+    }
     g.queue(fam).withdraw(prefix);
   }
   return b.prefixes.length;

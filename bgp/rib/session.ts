@@ -5,7 +5,7 @@
 import { IPV4_UNICAST, IPV6_UNICAST } from '../wire/constants.js';
 import { AddPathOut, type AddPathSend } from './add-path.js';
 import type { RibCore } from './core.js';
-import { exportEntry } from './export.js';
+import { exportEntry, shareGroup } from './export.js';
 import { clearRefused } from './import.js';
 import type { AttrSet } from './intern.js';
 import type { Peer } from './peer.js';
@@ -43,15 +43,27 @@ export function peerUp(rib: RibCore, id: number, terms: SessionTerms): void {
   const g = rib.groups.find((x) => x.key === key);
   if (g !== undefined) {
     // A late joiner (update-group.ts): the group's Adj-RIB-Out as personal entries, in slices; End-of-RIB after.
+    // A group that was one peer's gets the shared kind of tables first (export.ts shareGroup); until they are, no
+    // group message reaches the joiner (waiting) and its catch-up waits.
     g.members.push(p);
     p.group = g;
     p.catchingUp = true;
-    rib.walker.start(g.adjOut.keySnapshot(), (prefix) => p.personal.add(prefix), () => {
-      p.catchingUp = false;
-      for (const f of p.families) if (g.eorSent.has(f)) p.personal.tail.push({ kind: 'end-of-rib', family: f });
-    }, gone);
+    g.waiting.add(p);
+    shareGroup(rib, g, () => {
+      g.waiting.delete(p);
+      if (gone() || p.group !== g) return;
+      rib.walker.start(g.adjOut.keySnapshot(), (prefix) => p.personal.add(prefix), () => {
+        p.catchingUp = false;
+        for (const f of p.families) if (g.eorSent.has(f)) p.personal.tail.push({ kind: 'end-of-rib', family: f });
+      }, gone);
+    });
     return;
   }
+  startGroup(rib, p, key);
+}
+
+/** A group of p alone, filled from the whole Loc-RIB in slices, End-of-RIB after. */
+function startGroup(rib: RibCore, p: Peer, key: string): UpdateGroup {
   const ng = new UpdateGroup(rib.nextGroupId++, key);
   ng.members.push(p);
   p.group = ng;
@@ -66,6 +78,7 @@ export function peerUp(rib: RibCore, id: number, terms: SessionTerms): void {
     ng.initialDone = true;
     for (const f of ng.rep.families) ng.queue(f).tail.push('end-of-rib');
   }, () => ng.members.length === 0);
+  return ng;
 }
 
 /** Take a member out of its group (it keeps nothing of it), dropping the group when it was the last. */
@@ -75,6 +88,7 @@ function leaveGroup(rib: RibCore, p: Peer): void {
   p.catchingUp = false;
   p.personal.clear();
   if (g === null) return;
+  g.waiting.delete(p);
   const i = g.members.indexOf(p);
   if (i >= 0) g.members.splice(i, 1);
   if (g.members.length > 0) return;
@@ -102,6 +116,13 @@ export function splitFromGroup(rib: RibCore, id: number): number {
   if (g === null) throw new Error(`peer ${id} is not Established`);
   if (g.members.length === 1) return g.id;
   g.members.splice(g.members.indexOf(p), 1);
+  if (g.waiting.delete(p)) {
+    // it has had nothing from the group yet (shareGroup's pass still runs, and the group's tables are not whole):
+    // a group of its own from the Loc-RIB, as a new session gets
+    p.personal.clear();
+    p.catchingUp = false;
+    return startGroup(rib, p, `own:${p.id}:${rib.nextGroupId}`).id;
+  }
   const c = copyGroup(g, rib.nextGroupId++, `own:${p.id}:${rib.nextGroupId}`, (set) => rib.attrs.retain(set));
   c.members.push(p);
   p.group = c;

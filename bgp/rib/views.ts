@@ -69,16 +69,10 @@ export function peerStats(rib: RibCore, id: number): {
 } {
   const p = rib.peer(id);
   const g = p.group;
-  let own = 0;
-  let own6 = 0;
-  g?.srcOf.forEach((s, k) => {
-    if (s === p.id && g.adjOut.has(k)) {
-      own++;
-      if (typeof k !== 'number') own6++;
-    }
-  });
-  const advertised = (g === null ? 0 : g.adjOut.size - own) + (p.ap?.count ?? 0);
-  const advertised6 = (g === null ? 0 : g.adjOut.size6 - own6) + (p.ap?.count6 ?? 0);
+  // counted as the tables change (update-group.ts own/own6), not by a walk: the metrics sampler and `peers` ask often
+  const out = g === null ? { all: 0, v6: 0 } : g.advertisedTo(p);
+  const advertised = out.all + (p.ap?.count ?? 0);
+  const advertised6 = out.v6 + (p.ap?.count6 ?? 0);
   return {
     received: p.paths, received4: p.paths - p.paths6, received6: p.paths6, advertised, advertised4: advertised - advertised6, advertised6, established: p.established,
   };

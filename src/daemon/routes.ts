@@ -339,8 +339,7 @@ export class RouteTable {
       // The common case (every learned route of a full table): no elevated path, device route or blackhole has a
       // say in this prefix, so its winner before and after is its learned route alone. One lookup of the learned
       // route instead of five (#want and #metricOf before and after).
-      const prev = this.#learned(k);
-      this.#storeBgp(k, hs);
+      const prev = this.#swapBgp(k, hs);
       const before = prev === undefined ? undefined : this.#bgpTarget(k, prev);
       const after = hs === undefined ? undefined : this.#bgpTarget(k, hs);
       const bm = before === undefined ? undefined : prev!.metric;
@@ -360,6 +359,19 @@ export class RouteTable {
   /** A device route or a blackhole of this prefix exists (each may win over the learned route). */
   #overridden(k: PrefixKey): boolean {
     return (this.#device.size > 0 && this.#device.has(k)) || (this.#blackhole.size > 0 && this.#blackhole.has(k));
+  }
+
+  /** #learned then #storeBgp in one probe of the IPv4 table (swap / take): what the prefix had before. */
+  #swapBgp(k: PrefixKey, hs: HopSet | undefined): HopSet | undefined {
+    if (typeof k !== 'number') {
+      const prev = this.#learned(k);
+      this.#storeBgp(k, hs);
+      return prev;
+    }
+    const a = addrOf(k), l = lenOf(k);
+    const prev = hs === undefined ? this.#bgp4.take(a, l) : this.#bgp4.swap(a, l, hs);
+    const stale = this.#stale4?.take(a, l);
+    return prev ?? stale;
   }
 
   #storeBgp(k: PrefixKey, hs: HopSet | undefined): void {
