@@ -155,7 +155,12 @@ export class IdleCollector {
   constructor(o: { quietMs?: number; minWorkMs?: number; collect?: () => unknown } = {}) {
     this.#quietMs = o.quietMs ?? 2000;
     this.#minWorkMs = o.minWorkMs ?? 1000;
-    this.#collect = o.collect ?? ((): boolean => heapCollector().collect() !== undefined);
+    if (o.collect !== undefined) this.#collect = o.collect;
+    else {
+      // made now (the control server starts with the daemon), so the first baseline is the heap before any dump
+      const heap = heapCollector();
+      this.#collect = (): boolean => heap.collect() !== undefined;
+    }
   }
 
   busy(): void {

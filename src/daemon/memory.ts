@@ -38,7 +38,10 @@ export class ListMemory {
      */
     collect?: (force: boolean) => Promise<unknown> | undefined;
     trim?: () => void;
-  } = {}) {}
+  } = {}) {
+    // the process's collector made now, at the daemon's start: its first baseline is the heap before the list
+    if (o.collect === undefined) heapCollector();
+  }
 
   /** A full list was just applied: release its garbage a moment later (a second list in the meantime restarts it). */
   listed(): void {
