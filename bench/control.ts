@@ -195,6 +195,26 @@ function gcPauses(from: number, to: number): string {
 }
 
 /**
+ * The mark-compacts --trace-gc wrote between two offsets, incremental ("since start of marking": the pause is the
+ * finalization's) or atomic (the whole mark in one pause: V8's gc(), or an emergency), with their reasons.
+ */
+function markCompacts(from: number, to: number): string {
+  let text: string;
+  try {
+    text = readFileSync(join(dir, 'skeind.log')).subarray(from, to).toString();
+  } catch {
+    return 'not read';
+  }
+  let inc = 0;
+  const atomic: string[] = [];
+  for (const m of text.matchAll(/ ms: Mark-Compact [^\n]*? MB, ([\d.]+) \/[^\n]*/g)) {
+    if (m[0].includes('since start of marking')) inc++;
+    else atomic.push(`${Number(m[1]).toFixed(0)} ms (${m[0].replace(/^.*\) /, '').slice(0, 60)})`);
+  }
+  return `${inc} incremental, ${atomic.length} atomic${atomic.length > 0 ? `: ${atomic.join(', ')}` : ''}`;
+}
+
+/**
  * Route deletions in skeind's kernel, from `ip -ts monitor route` in its namespace (netns mode): only the lines
  * that delete, filtered by grep in the child, so the bench reads nothing while routes are merely added.
  */
@@ -357,6 +377,7 @@ try {
   const after10 = (await callControl(sock, 'runtime', {}, 60_000)) as RuntimeJson;
   await sleep(20_000);
   const after30 = (await callControl(sock, 'runtime', {}, 60_000)) as RuntimeJson;
+  const log30 = daemonLog.bytesWritten;
   const gapAfter = keeperGap(startWall, Date.now());
   const keeperAfter = (await peerRows()).find((p) => p.address === topo.keepAddr);
   const keeperDown = events.slice(eventsBefore).filter((e) => e.event === 'peer' && e.who === 'keeper' && e.from === 'Established');
@@ -404,11 +425,12 @@ try {
   if (sched0 !== undefined && sched1 !== undefined) {
     console.log(`skeind's event-loop thread in the window: ${(sched1.onCpu - sched0.onCpu).toFixed(1)} s on a CPU, ${(sched1.waiting - sched0.waiting).toFixed(1)} s runnable but waiting for one (the machine's load)`);
   }
-  console.log(`GC pauses in the window (--trace-gc): ${gcPauses(log0, log1)}`);
+  console.log(`GC pauses in the window (--trace-gc): ${gcPauses(log0, log1)}; mark-compacts ${markCompacts(log0, log1)}`);
+  console.log(`GC in the 30 s after the clients left: ${gcPauses(log1, log30)}; mark-compacts ${markCompacts(log1, log30)}`);
   console.log(`time to first row: min ${q(0)}, p50 ${q(0.5)}, max ${q(1)}; ${firsts.length} of ${CLIENTS + 1} clients had rows, ${clients.filter(({ c }) => c.ended !== undefined).length} complete answers`);
   console.log(`served ${(bytes / 2 ** 20).toFixed(0)} MiB (${(bytes / 2 ** 20 / elapsed).toFixed(1)} MiB/s); quitter cut: ${quitter.cut === true}`);
   console.log(`a 'peers' request during the dumps answered in ${typeof look === 'number' ? `${look.toFixed(0)} ms` : look}`);
-  console.log(`control: ${JSON.stringify(during.control)}; after the clients left: ${JSON.stringify(after.control)}`);
+  console.log(`control: ${JSON.stringify(during.control)}; after the clients left: ${JSON.stringify(after.control)}; idle collections 30 s after: ${after30.control?.idleCollections ?? '?'}`);
   const mib = (b: number): string => `${(b / 2 ** 20).toFixed(0)} MiB`;
   const memText = (r: RuntimeJson): string => `rss ${mib(r.memory.rssBytes)} (heap used ${mib(r.memory.heapUsedBytes)})`;
   console.log(`skeind memory: before ${memText(idle)}; max rss ${mib(rssMax)} during (${samples} samples); after the clients left: 2 s ${memText(after)}, 10 s ${memText(after10)}, 30 s ${memText(after30)}`);
