@@ -577,7 +577,7 @@ export class Daemon {
     if (!speaker) return { routes: [] };
     return routesStream(q, {
       rib: speaker.rib,
-      installed: (prefix) => isInstalled(this.fib, this.routes, prefix),
+      installed: (k) => this.routes.installed(k),
       peerId: (a) => speaker.coreIdOf(a),
       advertisedPrefixes: (id) => speaker.rib.advertisedPrefixes(id),
       policyTrace: (prefix) => speaker.policyTrace(prefix),

@@ -35,7 +35,8 @@ export interface RouteQuery {
 /** What the query reads: the speaker's RIB, and the daemon's answer to "is this route in the kernel". */
 export interface RouteSource {
   rib: RibCore;
-  installed(prefix: string): boolean;
+  /** by the RIB's key, not text: asked per row of a million-row dump (src/daemon/routes.ts RouteTable.installed) */
+  installed(k: PrefixKey): boolean;
   /** the RIB's id of a configured peer (Adj-RIB-Out view); undefined when not configured */
   peerId?(address: string): number | undefined;
   /** the Adj-RIB-Out prefixes of a peer, for the advertised view */
@@ -208,7 +209,7 @@ export class RowMaker {
     if (!build) return true;
     const text = keyText(k);
     const locBest = rib.explain(k)[0];
-    const installed = ex.length > 0 && locBest !== undefined && locBest.path.source.address === q.peer && this.#src.installed(text);
+    const installed = ex.length > 0 && locBest !== undefined && locBest.path.source.address === q.peer && this.#src.installed(k);
     const paths: Record<string, unknown>[] = ex.map((e) => ({
       ...contractPath(speakerPathJson(e.path, e.reason)), accepted: true, rule: rib.ruleName(e.path.rule), best: e.best, since: sinceOf(e.path),
     }));
@@ -232,7 +233,7 @@ export class RowMaker {
     if (ex.length === 0) return null;
     const text = keyText(k);
     const paths = ex.map((e) => this.#pathText.text(e.path, e.reason));
-    return `{"prefix":${JSON.stringify(text)},"installed":${this.#src.installed(text)},"best":${paths[0]!},"paths":[${paths.join(',')}]}`;
+    return `{"prefix":${JSON.stringify(text)},"installed":${this.#src.installed(k)},"best":${paths[0]!},"paths":[${paths.join(',')}]}`;
   }
 
   /** The row, or null; `build` false: only whether there is one (for count). */
@@ -262,7 +263,7 @@ export class RowMaker {
     if (!this.#community(shown.map((e) => e.path))) return null;
     if (!build) return true;
     const text = keyText(k);
-    const installed = this.#src.installed(text);
+    const installed = this.#src.installed(k);
     const paths = ex.map((e) => ({ ...contractPath(speakerPathJson(e.path, e.reason)), since: sinceOf(e.path) }));
     return { prefix: text, installed, best: paths[0]!, paths };
   }
