@@ -13,7 +13,7 @@
 // after it must end with such a line too, or it takes in the next group; a text with a marker that cannot be cut
 // with certainty (a directive, a `...` line) is one group, never reused.
 import { hash } from 'node:crypto';
-import { cutDocuments, LineOf, START } from './yamlsource.js';
+import { cutDocuments, LineOf, START, type DocText } from './yamlsource.js';
 
 /** A document of a group that was looked at (not dropped unread): what it parsed to, and where it starts. */
 export interface GroupEntry<E> {
@@ -62,17 +62,19 @@ const sha1 = (b: Uint8Array | string): string => hash('sha1', b, 'base64');
 export interface GroupIndexOptions<T> {
   /** about how many characters of text a group holds; default 32 KiB */
   groupChars?: number | undefined;
+  /** about how many bytes of a large window are decoded and cut at a time; default 1 MiB */
+  sliceBytes?: number | undefined;
   /** whether a document's text can be dropped unread */
   skip?: ((text: string) => boolean) | undefined;
   /** parse a document's text (a copy, not a slice of the file's text) */
   scan: (text: string) => T;
 }
 
-/** Whether a text's last line (it must end with a line end) is only a `---` marker, a comment allowed after it. */
-function endsWithStart(text: string): boolean {
-  if (!text.endsWith('\n')) return false;
-  const from = text.lastIndexOf('\n', text.length - 2) + 1;
-  return START.test(text.slice(from, text.length - 1));
+/** Whether the bytes [start, end) end with a line that is only a `---` marker (a comment allowed after it). */
+function endsWithStart(buf: Uint8Array, start: number, end: number): boolean {
+  if (end <= start || buf[end - 1] !== 0x0a) return false;
+  const from = Math.max(start, end >= 2 ? Buffer.from(buf.buffer, buf.byteOffset, buf.length).lastIndexOf(0x0a, end - 2) + 1 : 0);
+  return START.test(Buffer.from(buf.buffer, buf.byteOffset, buf.length).toString('utf8', from, end - 1));
 }
 
 /**
@@ -83,9 +85,11 @@ export class GroupIndex<T> {
   private last: Group<T>[] = [];
   private committed: Group<T>[] = [];
   private readonly groupChars: number;
+  private readonly sliceBytes: number;
 
   constructor(private readonly o: GroupIndexOptions<T>) {
     this.groupChars = o.groupChars ?? 32 * 1024;
+    this.sliceBytes = o.sliceBytes ?? 1024 * 1024;
   }
 
   /** The groups of the last read, in file order. */
@@ -112,55 +116,94 @@ export class GroupIndex<T> {
     const base = w.base;
     let { front, back, start, end } = w;
     // a window joined to groups after it must end with a `---` line, or its last document runs on into them
-    let text = Buffer.from(buf.buffer, buf.byteOffset, buf.length).toString('utf8', start, end);
-    while (back > 0 && text.length > 0 && !endsWithStart(text)) {
+    while (back > 0 && end > start && !endsWithStart(buf, start, end)) {
       back--;
       end += (base[base.length - 1 - back] as Group<T>).bytes;
-      text = Buffer.from(buf.buffer, buf.byteOffset, buf.length).toString('utf8', start, end);
     }
-    let pieces = cutDocuments(text);
-    let whole = false;
-    if (pieces === undefined) {
-      // a marker that cannot be cut: the whole file is one piece, as yamlsource.ts splitDocuments gives it
-      if (front > 0 || back > 0) {
-        front = 0;
-        back = 0;
-        start = 0;
-        end = n;
-        text = Buffer.from(buf.buffer, buf.byteOffset, buf.length).toString('utf8');
-      }
-      pieces = [{ text, at: 0 }];
-      whole = true;
-    }
-    // the text after the window's last `---` line is the first document of the groups after it, not one of its own;
-    // after a front ending the file (the old last group, unchanged), the empty window holds no document at all
-    if (back > 0 || (front > 0 && !(base[front - 1] as Group<T>).sep)) pieces.pop();
-    // values of the replaced groups' documents, by their text's hash: a re-cut document is not parsed again
+    let text = '';
+    // Values of the replaced groups' documents, by their text's hash: a re-cut document is not parsed again.
     const reuse = new Map<string, T>();
     for (let i = front; i < base.length - back; i++) for (const e of (base[i] as Group<T>).entries) reuse.set(e.hash, e.value);
-    const made: Group<T>[] = [];
-    const stats: GroupStats = { documents: 0, cut: pieces.length, parsed: 0, skipped: 0, windowBytes: end - start };
+    const stats: GroupStats = { documents: 0, cut: 0, parsed: 0, skipped: 0, windowBytes: end - start };
+    // A large window (the first read: the whole file) is decoded and cut a slice at a time, each ending just after a
+    // `---` line: the worker never holds the whole file as text and its pieces at once (at 100k endpoints that grew
+    // its heap by ~100 MiB, still in skeind's RSS 10 s later).
+    let made: Group<T>[] = [];
+    let byteAt = start;
+    let whole = false;
+    for (let from = start, k = 0; from < end || k === 0; k++) {
+      const to = this.sliceEnd(buf, from, end);
+      text = Buffer.from(buf.buffer, buf.byteOffset, buf.length).toString('utf8', from, to);
+      const last = to === end;
+      let pieces = cutDocuments(text);
+      if (pieces === undefined) {
+        // a marker that cannot be cut: the whole file is one piece, as yamlsource.ts splitDocuments gives it
+        front = 0;
+        back = 0;
+        made = [];
+        byteAt = 0;
+        stats.cut = 0;
+        stats.windowBytes = n;
+        text = Buffer.from(buf.buffer, buf.byteOffset, buf.length).toString('utf8');
+        pieces = [{ text, at: 0 }];
+        whole = true;
+        byteAt = this.cutSlice(text, pieces, buf, byteAt, { whole, sep: false, reuse, stats, made });
+        break;
+      }
+      // The text after a slice's last `---` line begins the next slice, or the groups after the window; after a front
+      // that ends the file (the old last group, unchanged), the empty window holds no document at all.
+      if (!last || back > 0 || (front > 0 && !(base[front - 1] as Group<T>).sep)) pieces.pop();
+      byteAt = this.cutSlice(text, pieces, buf, byteAt, { whole, sep: !last || back > 0, reuse, stats, made });
+      from = to;
+      if (k > 1_000_000) throw new Error('file index: slice bound');
+    }
+    end = whole ? n : end;
+    if (byteAt !== end) throw new Error(`file index: window bytes ${byteAt - start} != ${end - start}`);
+    this.last = [...base.slice(0, front), ...made, ...base.slice(base.length - back)];
+    for (const x of this.last) {
+      stats.documents += x.docs;
+      stats.skipped += x.skipped;
+    }
+    return stats;
+  }
+
+  /**
+   * Where the slice of the window that begins at `from` ends: just after the first `---` line at least sliceBytes on,
+   * or at the window's end.
+   */
+  private sliceEnd(buf: Uint8Array, from: number, end: number): number {
+    const b = Buffer.from(buf.buffer, buf.byteOffset, buf.length);
+    for (let at = b.indexOf('\n---', from + this.sliceBytes); at >= 0 && at < end; at = b.indexOf('\n---', at + 1)) {
+      const eol = b.indexOf(0x0a, at + 1);
+      if (eol < 0 || eol + 1 >= end) break;
+      if (START.test(b.toString('utf8', at + 1, eol))) return eol + 1;
+    }
+    return end;
+  }
+
+  /** A slice's documents into groups (appended to `o.made`); returns the byte offset after the slice. */
+  private cutSlice(text: string, pieces: DocText[], buf: Uint8Array, byteAt: number,
+    o: { whole: boolean; sep: boolean; reuse: Map<string, T>; stats: GroupStats; made: Group<T>[] }): number {
     const lines = new LineOf(text);
     let g: Group<T> | undefined;
     let gAt = 0;
     let gLine = 1;
-    let byteAt = start;
     const close = (to: number, sep: boolean): void => {
       if (g === undefined) return;
-      const piece = text.slice(gAt, to);
-      const bytes = Buffer.byteLength(piece);
+      const bytes = Buffer.byteLength(text.slice(gAt, to));
       g.bytes = bytes;
       g.hash = sha1(buf.subarray(byteAt, byteAt + bytes));
       g.lines = lines.at(to) - gLine;
       g.sep = sep;
       byteAt += bytes;
-      made.push(g);
+      o.made.push(g);
       g = undefined;
     };
+    o.stats.cut += pieces.length;
     for (let i = 0; i < pieces.length; i++) {
-      const p = pieces[i] as { text: string; at: number };
+      const p = pieces[i] as DocText;
       if (g === undefined) {
-        g = { bytes: 0, hash: '', lines: 0, docs: 0, skipped: 0, entries: [], sep: false, whole };
+        g = { bytes: 0, hash: '', lines: 0, docs: 0, skipped: 0, entries: [], sep: false, whole: o.whole };
         gAt = p.at;
         gLine = lines.at(p.at);
       }
@@ -169,28 +212,22 @@ export class GroupIndex<T> {
         g.skipped++;
       } else {
         const h = sha1(p.text);
-        let value = reuse.get(h);
+        let value = o.reuse.get(h);
         if (value === undefined) {
           // parsed from a copy: what the parser cuts from its input would otherwise be slices of the window's text
           // and keep all of it alive (at 100k endpoints, 45 MiB held by 1,000 small documents)
           value = this.o.scan(Buffer.from(p.text, 'utf8').toString('utf8'));
-          reuse.set(h, value);
-          stats.parsed++;
+          o.reuse.set(h, value);
+          o.stats.parsed++;
         }
         g.entries.push({ line: lines.at(p.at) - gLine, hash: h, value });
       }
       const next = pieces[i + 1];
       if (next !== undefined && next.at - gAt >= this.groupChars) close(next.at, true);
     }
-    // the window's last group: cut at a `---` line when groups follow it, else it ends the file
-    close(text.length, back > 0);
-    if (byteAt !== end) throw new Error(`file index: window bytes ${byteAt - start} != ${end - start}`);
-    this.last = [...base.slice(0, front), ...made, ...base.slice(base.length - back)];
-    for (const x of this.last) {
-      stats.documents += x.docs;
-      stats.skipped += x.skipped;
-    }
-    return stats;
+    // the slice's last group: cut at a `---` line when more follows it, else it ends the file
+    close(text.length, o.sep);
+    return byteAt;
   }
 
   /** The groups of `base` equal from the front and from the back of `buf`, and the byte window between them. */

@@ -252,9 +252,12 @@ export class FileIndex {
     node?: string,
     /** about how many characters of text a group of documents holds (fileindex.ts); default 32 KiB */
     groupChars?: number,
+    /** about how many bytes of a large change are decoded at a time (fileindex.ts); default 1 MiB */
+    sliceBytes?: number,
   ) {
     this.index = new GroupIndex<DocScan>({
       groupChars,
+      sliceBytes,
       skip: node !== undefined ? (text) => elsewhere(text, node) : undefined,
       scan: (text) => scanDocument(text, this.source),
     });
