@@ -351,7 +351,10 @@ export class Daemon {
     // Once the first snapshot is in force, an outage or a resync does not make the node unready: it keeps routing on
     // the last known state (Calico's confd keeps BIRD's config likewise). The state shows in `skeinctl status` and
     // skein_datastore_state instead; a flapping /readyz (503 for each failed re-list) helped no one.
-    this.readiness.setDatastoreSynced(synced || (s.state !== 'connecting' && this.speaker !== undefined));
+    // Before that, "synced" alone is not ready: the snapshot is applied and the BGP port bound only in #onSnapshot
+    // (the port comes from the datastore's Node), and a node that said "ready" and then failed to bind (port 179 in
+    // use) told systemd and /readyz something false before exiting.
+    this.readiness.setDatastoreSynced(this.#snapshotApplied && (synced || s.state !== 'connecting'));
     const fields = { state: s.state, lastError: s.lastError, revision: s.revision };
     if (s.state === 'disconnected' || s.lastError !== undefined) this.log.warn('datastore status', fields);
     else this.log.info('datastore status', fields);
@@ -360,6 +363,8 @@ export class Daemon {
   /** memory back to the system after each full datastore list (daemon/memory.ts) */
   readonly #listMemory = new ListMemory({ onRelease: (before, after) => this.log.debug('memory released after the datastore list', { rssBefore: before, rssAfter: after }) });
   #dsState: DatastoreStatus['state'] | undefined;
+  /** the first snapshot is in force and the BGP speaker listens (end of #onSnapshot) */
+  #snapshotApplied = false;
 
   async #onSnapshot(model: Model): Promise<void> {
     if (this.#stopping) return;
@@ -383,6 +388,7 @@ export class Daemon {
     this.readiness.setPeers(state.peers.map((p) => p.address));
     await this.#apply.apply(diff, true);
     this.#events.goLive();
+    this.#snapshotApplied = true;
     this.readiness.setDatastoreSynced(this.#ds?.status.state === 'synced');
     this.#startupWait.start(startupDeadline(state.peers));
     this.bfd.schedule();
