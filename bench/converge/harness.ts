@@ -101,6 +101,8 @@ export interface ScenarioResult {
   setupMs: number;
   /** CPU seconds per second used by all the daemons together just before the workload phase (idle cost) */
   idleCpu: number;
+  /** each host daemon's (not the reflectors') resident memory and CPU ms per second once settled, before the workload phase */
+  idleHosts: { rssMeanMiB: number; rssMaxMiB: number; cpuMsPerSMean: number; cpuMsPerSMax: number };
   /** per workload: until the last other host has it (the issue's figure) */
   last: Summary;
   first: Summary;
@@ -658,6 +660,14 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     await sleep(3000);
     const idle = pids().map(procSample).map((z, k) => (z && i0[k] ? (z.cpuS - i0[k].cpuS) / 3 : 0));
     idleCpu = idle.reduce((a, x) => a + x, 0);
+    const hostIdx = b.hosts.map((h) => b.nodes.indexOf(h));
+    const idleRss = hostIdx.map((i) => i0[i]).filter((z): z is ProcSample => z !== undefined).map((z) => z.rssKiB / 1024);
+    const idleCpuMs = hostIdx.map((i) => (idle[i] ?? 0) * 1000);
+    const idleHosts = {
+      rssMeanMiB: idleRss.reduce((a, x) => a + x, 0) / Math.max(1, idleRss.length), rssMaxMiB: Math.max(...idleRss),
+      cpuMsPerSMean: idleCpuMs.reduce((a, x) => a + x, 0) / Math.max(1, idleCpuMs.length), cpuMsPerSMax: Math.max(...idleCpuMs),
+    };
+    say(`idle hosts: RSS mean ${idleHosts.rssMeanMiB.toFixed(1)} max ${idleHosts.rssMaxMiB.toFixed(1)} MiB, CPU mean ${idleHosts.cpuMsPerSMean.toFixed(1)} max ${idleHosts.cpuMsPerSMax.toFixed(1)} ms/s`);
     say(`settled ${((Date.now() - settleStart) / 1000).toFixed(0)} s after set-up: the daemons use ${(idleCpu * 100).toFixed(0)}% of a CPU together; load ${loadavg()[0]!.toFixed(2)}`);
 
     // The workload phase.
@@ -744,6 +754,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
       rrs: rrCount,
       setupMs,
       idleCpu,
+      idleHosts,
       last: summarize(samples.map((s) => s.last)),
       first: summarize(samples.map((s) => s.first)),
       local: summarize(samples.map((s) => s.local)),
