@@ -61,6 +61,15 @@ export class Core {
 
   /** request socket (writes and their acknowledgements) and its port, which the kernel copies into notifications */
   cmd: RawNetlinkSocket | undefined;
+  /**
+   * A second request socket for a dead next hop's object deletion only (Programmer.nextHopDown): a message on
+   * `cmd` would wait in that socket's send queue behind a large batch of route writes, while the kernel handles
+   * each socket's messages as they are written, so this one goes out at once. Its replies go the same way as
+   * cmd's (sequence numbers are shared).
+   */
+  urgent: RawNetlinkSocket | undefined;
+  /** messages sent on `urgent` */
+  urgentSent = 0;
   cmdPort = -1;
   /** the event reader thread (event-reader.ts) */
   events: Worker | undefined;

@@ -67,6 +67,13 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
     core.cmdPort = core.cmd.address().port;
     core.cmd.on('message', (b) => core.writer.onReplies(b));
     core.cmd.on('error', (e) => core.resync.onSocketError('requests', e));
+    if (core.nexthopObjects) {
+      // small buffers: it carries a few deletions and their acknowledgements, never a batch
+      core.urgent = openSocket(1 << 16, 1 << 16, 4096);
+      core.urgent.on('message', (b) => core.writer.onReplies(b));
+      core.urgent.on('error', (e) => core.resync.onSocketError('requests', e));
+      core.urgent.unref();
+    }
     // subscribe before the first dump, so nothing that happens after the dump starts is missed
     await startEventReader(core);
     core.dumper = openSocket(core.rcvbuf, 1 << 16, BIG_READ);
@@ -89,7 +96,7 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
     core.writer.close();
     core.resync.close();
     await stopEventReader(core);
-    for (const s of [core.cmd, core.dumper]) {
+    for (const s of [core.cmd, core.urgent, core.dumper]) {
       try {
         s?.close();
       } catch {
@@ -179,8 +186,11 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
     if (core.closed || !core.cmd || !core.nexthops.enabled) return 0;
     if (gateway.length < (family === 4 ? 4 : 16)) throw new FibInputError(`a gateway of an IPv${family} next hop is ${family === 4 ? 4 : 16} bytes`);
     let sent = 0;
-    const gone = core.nexthops.hopDown(family, Uint8Array.from(gateway.subarray(0, family === 4 ? 4 : 16)), core.cmd, () => {
+    // on its own socket, so it does not queue behind route writes already handed to cmd (core.ts, urgent)
+    const sock = core.urgent ?? core.cmd;
+    const gone = core.nexthops.hopDown(family, Uint8Array.from(gateway.subarray(0, family === 4 ? 4 : 16)), sock, () => {
       sent++;
+      if (sock === core.urgent) core.urgentSent++;
       return core.nextSeq();
     });
     core.objectsGone(gone); // IPv4 routes of a vanished object go without a notification: settle them here
@@ -215,7 +225,7 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
       desired, installed, inSync, stale, pending, failuresByReason: failures,
       sent: { add: c.add, replace: c.replace, delete: c.delete },
       errors: c.errors, resyncs: c.resyncs, overruns: c.overruns, repairs: c.repairs, synced: core.synced,
-      nexthopObjects: core.nexthops.enabled, nexthops: core.nexthops.count,
+      nexthopObjects: core.nexthops.enabled, nexthops: core.nexthops.count, urgentSent: core.urgentSent,
     };
   }
 

@@ -210,13 +210,17 @@ export class Daemon {
         this.routes.drain();
         this.fib?.writeNow();
       },
+      // a host back from a power loss: its session is started now, not after the damped wait (speaker/path-up.ts)
+      onUp: (peer) => {
+        if (!this.#stopping) this.speaker?.pathUp(peer);
+      },
       transport: chooseBfdTransport(cfg.bfd, this.log.child({ component: 'bfd' })),
     });
     this.drain = new Drain({
       log: this.log, metrics: this.metrics, seconds: () => this.cfg.bgp.shutdownDrainSeconds, speaker: () => this.speaker,
       notify: (s) => this.#notifier.notify(s),
     });
-    this.metrics.bfdSource(() => this.bfd.sessions().map((s) => ({ peer: s.key.peer, state: s.state, downCount: s.downCount })));
+    this.metrics.bfdSource(() => this.bfd.sessions().map((s) => ({ peer: s.key.peer, state: s.state, downCount: s.downCount, timerLateMaxMs: s.timerLateMaxMs, lateTimers: s.lateTimers })));
     this.routes.onWriteWanted = () => this.watch.active; // a written route is made into text only for a watcher
     this.routes.onWrite = (prefix, r) => {
       if (this.watch.active) this.watch.publish('fib', r ? { prefix, action: 'set', kind: r.kind, nextHops: r.nextHops, ...(r.dev !== undefined ? { dev: r.dev } : {}) } : { prefix, action: 'remove' });

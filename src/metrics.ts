@@ -30,6 +30,9 @@ export interface BfdMetricSample {
   readonly peer: string;
   readonly state: string;
   readonly downCount: number;
+  /** the latest a BFD timer of this session fired, ms (bgp/bfd/manager.ts) */
+  readonly timerLateMaxMs?: number;
+  readonly lateTimers?: number;
 }
 
 export interface FibRouteCounts {
@@ -328,7 +331,7 @@ export class Metrics {
   /**
    * BFD sessions (RFC 5880), read when /metrics is read: skein_bfd_session_up{peer} (1 Up, 0 otherwise),
    * skein_bfd_sessions{state} (sessions per state) and skein_bfd_session_flaps_total{peer} (Up to Down transitions
-   * since the session was added). Registered on the first call, so a daemon without BFD shows none of them.
+   * since the session was added), skein_bfd_timer_lateness_max_seconds{peer} and skein_bfd_late_timers_total{peer}. Registered on the first call, so a daemon without BFD shows none of them.
    */
   bfdSource(source: () => readonly BfdMetricSample[]): void {
     if (this.#bfdSource === undefined) {
@@ -354,6 +357,22 @@ export class Metrics {
         collect() {
           this.reset();
           for (const s of read()) this.inc({ peer: s.peer }, s.downCount);
+        },
+      });
+      // Our own lateness: a timer that fires late is this process starved of CPU; enough of it and the peer
+      // declares us dead although the path is fine. A flap with these near zero was the path or the peer.
+      new Gauge({
+        name: 'skein_bfd_timer_lateness_max_seconds', help: 'Latest a BFD transmit or detection timer of this session fired after its deadline, per peer', labelNames: ['peer'], registers,
+        collect() {
+          this.reset();
+          for (const s of read()) this.set({ peer: s.peer }, (s.timerLateMaxMs ?? 0) / 1000);
+        },
+      });
+      new Counter({
+        name: 'skein_bfd_late_timers_total', help: 'BFD timers that fired later than half a detection time, per peer', labelNames: ['peer'], registers,
+        collect() {
+          this.reset();
+          for (const s of read()) this.inc({ peer: s.peer }, s.lateTimers ?? 0);
         },
       });
     }

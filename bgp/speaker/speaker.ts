@@ -29,6 +29,7 @@ import { NextHopTable } from '../rib/next-hop.js';
 import type { Reachability } from '../rib/next-hop.js';
 import type { PeerConfig } from '../rib/core.js';
 import type { SessionFsm } from '../session/fsm.js';
+import { liftDamping } from './path-up.js';
 import type { FsmAction, FsmEvent } from '../session/fsm.js';
 import { CeaseSubcode } from '../wire/constants.js';
 import { parseIpv4 } from '../wire/prefix.js';
@@ -344,6 +345,14 @@ export class Speaker extends EventEmitter {
     for (const c of [...p.conns]) this.feed(p, c, { type: 'AutomaticStop', subcode: CeaseSubcode.BfdDown, reason });
     p.gr.sweepAll(reason);
     this.flush();
+    return true;
+  }
+
+  /** BFD says the path to this peer is up (path-up.ts): damped restarts happen now. False for an unknown peer. */
+  pathUp(address: string): boolean {
+    const p = this.peers.get(normalizeAddress(address));
+    if (!p) return false;
+    liftDamping(p, (c, e) => this.feed(p, c, e));
     return true;
   }
 
