@@ -119,6 +119,7 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
     if (e.want === spec) return;
     core.specs.acquire(spec);
     if (e.want) core.specs.release(e.want);
+    else core.counts.desired++;
     e.want = spec;
     core.retry.clear(e);
     core.writer.enqueue(e);
@@ -130,7 +131,10 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
     const e = core.routes.entry(family, addr, len, where, false);
     if (e === undefined) return;
     e.flags = (e.flags | WITHDRAWN) & ~WANTED;
-    if (e.want) core.specs.release(e.want);
+    if (e.want) {
+      core.specs.release(e.want);
+      core.counts.desired--;
+    }
     e.want = null;
     core.retry.clear(e);
     core.writer.enqueue(e);
@@ -223,6 +227,24 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
       errors: c.errors, resyncs: c.resyncs, overruns: c.overruns, repairs: c.repairs, synced: core.synced,
       nexthopObjects: core.nexthops.enabled, nexthops: core.nexthops.count, urgentSent: core.urgentSent,
     };
+  }
+
+  /**
+   * stats()'s desired, installed and failed counts without its walk of every entry (kept as entries change): for
+   * what runs periodically or per scrape (skein_fib_routes) at a million routes.
+   */
+  counts(): { desired: number; installed: number; failed: number } {
+    const c = this.#core.counts;
+    return { desired: c.desired, installed: c.installed, failed: this.#core.retry.failed.size };
+  }
+
+  /**
+   * Whether the kernel holds the prefix as wanted: lookup()'s `kernel !== undefined && inSync`, without making the
+   * view (which encodes the kernel route). `skeinctl routes` asks it for each of a million rows (issue 15).
+   */
+  holds(family: Family, addr: Uint8Array, len: number, where?: Placement): boolean {
+    const e = this.#core.routes.entry(family, addr, len, where, false);
+    return e !== undefined && e.have !== null && e.want !== null && this.#core.matches(e);
   }
 
   /** Desired vs kernel for one prefix. */

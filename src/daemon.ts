@@ -369,7 +369,10 @@ export class Daemon {
     // Once the first snapshot is in force, an outage or a resync does not make the node unready: it keeps routing on
     // the last known state (Calico's confd keeps BIRD's config likewise). The state shows in `skeinctl status` and
     // skein_datastore_state instead; a flapping /readyz (503 for each failed re-list) helped no one.
-    this.readiness.setDatastoreSynced(synced || (s.state !== 'connecting' && this.speaker !== undefined));
+    // Before that, "synced" alone is not ready: the snapshot is applied and the BGP port bound only in #onSnapshot
+    // (the port comes from the datastore's Node), and a node that said "ready" and then failed to bind (port 179 in
+    // use) told systemd and /readyz something false before exiting.
+    this.readiness.setDatastoreSynced(this.#snapshotApplied && (synced || s.state !== 'connecting'));
     const fields = { state: s.state, lastError: s.lastError, revision: s.revision };
     if (s.state === 'disconnected' || s.lastError !== undefined) this.log.warn('datastore status', fields);
     else this.log.info('datastore status', fields);
@@ -378,6 +381,8 @@ export class Daemon {
   /** memory back to the system after each full datastore list (daemon/memory.ts) */
   readonly #listMemory = new ListMemory({ onRelease: (before, after) => this.log.debug('memory released after the datastore list', { rssBefore: before, rssAfter: after }) });
   #dsState: DatastoreStatus['state'] | undefined;
+  /** the first snapshot is in force and the BGP speaker listens (end of #onSnapshot) */
+  #snapshotApplied = false;
 
   async #onSnapshot(model: Model): Promise<void> {
     if (this.#stopping) return;
@@ -401,6 +406,7 @@ export class Daemon {
     this.readiness.setPeers(state.peers.map((p) => p.address));
     await this.#apply.apply(diff, true);
     this.#events.goLive();
+    this.#snapshotApplied = true;
     this.readiness.setDatastoreSynced(this.#ds?.status.state === 'synced');
     this.#startupWait.start(startupDeadline(state.peers));
     this.bfd.schedule();
@@ -558,6 +564,7 @@ export class Daemon {
     const fib = this.fib;
     if (!fib) {
       this.readiness.setFibReconciled(true);
+      this.#releaseAfterStartup();
       return;
     }
     const stale = fib.stats().stale;
@@ -566,9 +573,21 @@ export class Daemon {
         this.log.info('fib reconciled: routes nobody asked for again were removed', { swept: stale });
         this.readiness.setFibReconciled(true);
         this.#sampler.fibMetrics();
+        this.#releaseAfterStartup();
       },
       (e: unknown) => this.log.error('fib sweep failed', { err: e }),
     );
+  }
+
+  /**
+   * Start-up is over (every start-up peer has sent its table and the FIB is swept): give its garbage back (issue #16,
+   * the per-host footprint). The sessions' first exchange (49 mesh peers' OPENs and tables, the sweep's dump) comes
+   * after the datastore list's own release, so an idle host kept it resident: 100-104 MiB with the etcd datastore and
+   * 49 peers, 81-83 MiB with this release (`npm run bench -- convergence`). The same collection and trim as after a
+   * datastore list (src/daemon/memory.ts); a list arriving meanwhile restarts it.
+   */
+  #releaseAfterStartup(): void {
+    if (!this.#stopping) this.#listMemory.listed();
   }
 
   // ------------------------------------------------------------------ control methods (src/daemon/status.ts)
@@ -595,7 +614,7 @@ export class Daemon {
     if (!speaker) return { routes: [] };
     return routesStream(q, {
       rib: speaker.rib,
-      installed: (prefix) => isInstalled(this.fib, this.routes, prefix),
+      installed: (k) => this.routes.installed(k),
       peerId: (a) => speaker.coreIdOf(a),
       advertisedPrefixes: (id) => speaker.rib.advertisedPrefixes(id),
       policyTrace: (prefix) => speaker.policyTrace(prefix),

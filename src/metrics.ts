@@ -166,11 +166,11 @@ export class Metrics {
     this.#grPhase = g('skein_bgp_peer_graceful_restart_phase', 'Graceful restart helper phase for the peer: 1 for the current phase (none, restart, stale-path, long-lived), 0 for the others (peerDetail summary: peers in each phase)', ['phase']);
     this.#prefixes = {
       // received is the speaker's per-peer counter of announced NLRI (bgp/speaker/stats.ts countReceived), accepted
-      // the peer's paths in the RIB (RibCore.peerStats); both are the session's counts over all its families (the
-      // sampler sets them under each family the session carries; Calico peers each family on its own session).
-      received: g('skein_bgp_prefixes_received', 'Prefixes the peer announced in UPDATE messages, counted as they arrive, before import policy and any other check; cumulative since the peer was configured (a re-announcement counts again, a withdrawal does not subtract), over all the session\'s families', ['family']),
-      accepted: g('skein_bgp_prefixes_accepted', 'Routes from the peer held now: accepted by import policy, in its Adj-RIB-In, over all the session\'s families', ['family']),
-      advertised: g('skein_bgp_prefixes_advertised', 'Prefixes advertised to the peer (Adj-RIB-Out)', ['family']),
+      // the peer's paths in the RIB (RibCore.peerStats), advertised its Adj-RIB-Out; each per family (PeerJson
+      // prefixesByFamily): a session carrying both families reports each under its own label.
+      received: g('skein_bgp_prefixes_received', 'Prefixes the peer announced in UPDATE messages, counted as they arrive, before import policy and any other check; cumulative since the peer was configured (a re-announcement counts again, a withdrawal does not subtract), in this family', ['family']),
+      accepted: g('skein_bgp_prefixes_accepted', 'Routes from the peer held now: accepted by import policy, in its Adj-RIB-In, in this family', ['family']),
+      advertised: g('skein_bgp_prefixes_advertised', 'Prefixes advertised to the peer (Adj-RIB-Out), in this family', ['family']),
     };
     this.#policyRejected = new Counter({ name: 'skein_policy_rejected_routes_total', help: 'Routes refused by the routing policy (BGPFilter rules, the export allow-list), per peer and direction (import; export counts each decision)', labelNames: ['peer', 'direction'], registers });
     this.#msgIn = new Counter({ name: 'skein_bgp_messages_received_total', help: 'BGP messages received, by type', labelNames: perPeer(['type']), registers });
