@@ -114,13 +114,13 @@ export class GroupIndex<T> {
     const b = this.committed === this.last ? a : this.window(this.committed, buf);
     const w = b.end - b.start < a.end - a.start ? b : a;
     const base = w.base;
-    let { front, back, start, end } = w;
+    const start = w.start;
+    let { front, back, end } = w;
     // a window joined to groups after it must end with a `---` line, or its last document runs on into them
     while (back > 0 && end > start && !endsWithStart(buf, start, end)) {
       back--;
       end += (base[base.length - 1 - back] as Group<T>).bytes;
     }
-    let text = '';
     // Values of the replaced groups' documents, by their text's hash: a re-cut document is not parsed again.
     const reuse = new Map<string, T>();
     for (let i = front; i < base.length - back; i++) for (const e of (base[i] as Group<T>).entries) reuse.set(e.hash, e.value);
@@ -133,7 +133,7 @@ export class GroupIndex<T> {
     let whole = false;
     for (let from = start, k = 0; from < end || k === 0; k++) {
       const to = this.sliceEnd(buf, from, end);
-      text = Buffer.from(buf.buffer, buf.byteOffset, buf.length).toString('utf8', from, to);
+      let text = Buffer.from(buf.buffer, buf.byteOffset, buf.length).toString('utf8', from, to);
       const last = to === end;
       let pieces = cutDocuments(text);
       if (pieces === undefined) {
