@@ -5,7 +5,8 @@
 // of that model (a copy of the resource maps, no logic).
 // Run: npm run build && node dist/bench/controller.js
 import { Model, validateResource, type Resource } from '../config/index.js';
-import { NodeController, derivePeers, deriveOriginations, deriveState } from '../src/controller/index.js';
+import { isDeepStrictEqual } from 'node:util';
+import { NodeController, derivePeers, deriveOriginations, deriveState, diffStates } from '../src/controller/index.js';
 
 const NODES = 5000;
 const PER_NODE = 10;
@@ -67,6 +68,20 @@ time(`derivePeers, full mesh (${peers.length} peers)`, 5, () => derivePeers(mesh
 const o = deriveOriginations(mesh, 'node-42');
 time(`deriveOriginations (${o.announce.length} announced, ${o.deviceRoutes.length} device routes)`, 5, () => deriveOriginations(mesh, 'node-42'));
 time('deriveState (peers + originations)', 5, () => deriveState(mesh, 'node-42'));
+
+// The diff compares every entry of the old state with the new one on each recompute: the controller's own equality
+// (src/controller/equal.ts) against the generic deep one it replaced, on two equal derivations (5,000-node mesh).
+const s1 = deriveState(mesh, 'node-42');
+const s2 = deriveState(mesh, 'node-42');
+const entries = s1.peers.length + s1.announce.length + s1.blackholes.length + s1.deviceRoutes.length;
+time(`diffStates of two equal states (${entries} entries; the controller's equality)`, 20, () => diffStates(s1, s2));
+time('reference: util.isDeepStrictEqual over the same entries', 20, () => {
+  for (const k of ['peers', 'announce', 'blackholes', 'deviceRoutes'] as const) {
+    const a = s1[k] as object[];
+    const b = s2[k] as object[];
+    for (let i = 0; i < a.length; i++) isDeepStrictEqual(a[i], b[i]);
+  }
+});
 
 const c = new NodeController('node-42');
 time('NodeController.update(model): clone + derive + diff (no change)', 3, () => c.update(mesh));

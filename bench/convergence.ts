@@ -172,6 +172,7 @@ async function main(): Promise<number> {
     console.log(`figures written to ${a.json}`);
   }
   for (const r of results) {
+    console.log(`${r.options.daemon} ${r.options.topology} ${r.options.hosts} hosts idle (settled, before the workloads): RSS per host mean ${r.idleHosts.rssMeanMiB.toFixed(1)} / max ${r.idleHosts.rssMaxMiB.toFixed(1)} MiB, CPU per host mean ${r.idleHosts.cpuMsPerSMean.toFixed(1)} / max ${r.idleHosts.cpuMsPerSMax.toFixed(1)} ms/s`);
     if (r.etcdRes !== undefined) console.log(`etcd (${r.options.topology}, ${r.options.hosts} hosts): RSS ${mib(r.etcdRes.rssMeanMiB)} MiB, CPU ${sec(r.etcdRes.cpuRunMeanS)} s in the workload phase`);
   }
   for (const f of failures) console.log(`FAILED ${f}`);

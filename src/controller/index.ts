@@ -7,11 +7,11 @@
 // Derivation is pure and recomputes from the whole Model (cheap: see
 // bench/controller.ts); the wrapper only diffs. Results are sorted, so the
 // same Model always yields the same state and the same diff.
-import { isDeepStrictEqual } from 'node:util';
 import { Model, type ChangeEvent } from '../../config/index.js';
 import { comparePeers, derivePeersIn, PeerContext, type DesiredPeer } from './peers.js';
 import { compareNets, parseNet } from '../ip.js';
 import { deriveOriginations, type Blackhole, type DeviceRoute, type Origination } from './originate.js';
+import { blackholeEquality, deviceRouteEquality, originationEquality, peerEquality, type ShapeEquality } from './equal.js';
 import { DEFAULT_CONVERGENCE_MS, MigrationTracker, endpointId, migrationRoles, type MigrationState } from './migration.js';
 
 export {
@@ -78,7 +78,7 @@ export function deriveState(model: Model, nodeName: string, migration?: Readonly
   };
 }
 
-function diffSet<T extends { key: string }>(before: T[], after: T[]): SetDiff<T> {
+function diffSet<T extends { key: string }>(before: T[], after: T[], eq: ShapeEquality<T>): SetDiff<T> {
   const old = new Map(before.map((x) => [x.key, x]));
   const now = new Map(after.map((x) => [x.key, x]));
   const out: SetDiff<T> = { added: [], changed: [], removed: [] };
@@ -87,10 +87,9 @@ function diffSet<T extends { key: string }>(before: T[], after: T[]): SetDiff<T>
   for (const x of after) {
     const b = old.get(x.key);
     if (b === undefined) { out.added.push(x); continue; }
-    if (isDeepStrictEqual(b, x)) continue;
-    const keys = new Set([...Object.keys(b), ...Object.keys(x)]);
-    const fields = [...keys].filter((k) => !isDeepStrictEqual((b as Record<string, unknown>)[k], (x as Record<string, unknown>)[k])).sort();
-    out.changed.push({ key: x.key, before: b, after: x, fields });
+    // the shape's own field-by-field equality (src/controller/equal.ts), not a generic deep one
+    if (eq.equal(b, x)) continue;
+    out.changed.push({ key: x.key, before: b, after: x, fields: eq.differing(b, x) });
   }
   return out;
 }
@@ -98,10 +97,10 @@ function diffSet<T extends { key: string }>(before: T[], after: T[]): SetDiff<T>
 /** The difference between two states: apply `removed`, then `changed`, then `added`. */
 export function diffStates(before: ControllerState, after: ControllerState): ControllerDiff {
   const d: ControllerDiff = {
-    peers: diffSet(before.peers, after.peers),
-    announce: diffSet(before.announce, after.announce),
-    blackholes: diffSet(before.blackholes, after.blackholes),
-    deviceRoutes: diffSet(before.deviceRoutes, after.deviceRoutes),
+    peers: diffSet(before.peers, after.peers, peerEquality),
+    announce: diffSet(before.announce, after.announce, originationEquality),
+    blackholes: diffSet(before.blackholes, after.blackholes, blackholeEquality),
+    deviceRoutes: diffSet(before.deviceRoutes, after.deviceRoutes, deviceRouteEquality),
   };
   if (before.ready !== after.ready) d.ready = after.ready;
   return d;

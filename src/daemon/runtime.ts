@@ -1,8 +1,10 @@
 // How the daemon's own event loop is doing, as the control socket and /metrics report it: the delay of the event
-// loop (perf_hooks.monitorEventLoopDelay, which samples how late a 1 ms timer fires) and the control server's
+// loop (src/loop-delay.ts: how late a timer fires, sampled every 1 ms while the loop is busy and backing off to every
+// 100 ms while it is quiet) and the control server's
 // stream counters. A KEEPALIVE or a FIB write waits at most this long behind other work, so this is the figure
 // the "no request delays the daemon by more than 50 ms" rule is checked against (bench/control.ts).
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import type { RecordableHistogram } from 'node:perf_hooks';
+import { loopDelay } from '../loop-delay.js';
 import { Gauge, type Registry } from '../prom.js';
 import type { ControlServerStats } from '../control/server.js';
 
@@ -14,21 +16,20 @@ export interface RuntimeJson {
 }
 
 export class RuntimeStats {
-  readonly #h: IntervalHistogram;
+  readonly #h: RecordableHistogram;
   /** a second histogram that is never reset by clients, for /metrics */
-  readonly #all: IntervalHistogram;
+  readonly #all: RecordableHistogram;
   #since = Date.now();
 
   constructor(registry?: Registry) {
-    this.#h = monitorEventLoopDelay({ resolution: 1 });
-    this.#all = monitorEventLoopDelay({ resolution: 1 });
-    this.#h.enable();
-    this.#all.enable();
+    this.#h = loopDelay.open();
+    this.#all = loopDelay.open();
     if (registry) {
       const all = this.#all;
       new Gauge({
         name: 'skein_event_loop_delay_seconds',
-        help: 'Event-loop delay of skeind (how late a 1 ms timer fires): p50, p90, p99 and max since the previous scrape',
+        help: 'Event-loop delay of skeind (how late a timer fires beyond its due time): p50, p90, p99 and max since the previous scrape. '
+          + 'Sampled every 1 ms while the loop is busy, every 100 ms while it is quiet, so in a quiet window these are over few samples and a stall shorter than 100 ms may be missed',
         // not `quantile`: Prometheus reserves that label for summaries (promtool check metrics)
         labelNames: ['stat'],
         registers: [registry],
@@ -66,7 +67,7 @@ export class RuntimeStats {
   }
 
   stop(): void {
-    this.#h.disable();
-    this.#all.disable();
+    loopDelay.close(this.#h);
+    loopDelay.close(this.#all);
   }
 }
