@@ -34,12 +34,17 @@
 // past its 10 s limit under load: now it dumps the protocols that have routes and two others in turn
 // (src/daemon/reachability.ts); (2) --trace-gc shows a Mark-Compact of 5.3 s with reason "testing", i.e. V8's gc()
 // as src/control/idle-gc.ts asks for it after the dumps: `execution: 'async'` only runs it in a task, the collection
-// itself is atomic, not incremental; it came right before a keeper hold-timer expiry. Not changed here.
+// itself is atomic, not incremental; it came right before a keeper hold-timer expiry. (Changed since: see below.)
 // At 04:02 (load 10 -> 5) 1M again: p99 14.6 ms, max 2.45 s (no full collection in the window, longest scavenge
 // 125 ms: not explained), keeper up, gap 4.7 s, 0 deleted. --single-threaded-gc, MODE=loopback N=100000
 // DURATION=30, alternated with the default at load 5-10: scavenges 1.2 / 1.5 s in all, longest 34 / 52 ms, loop max
 // 56 / 153 ms; default 2.2 / 2.5 s, 61 / 125 ms, 96 / 146 ms: parallel scavenging waits for helper threads that a
 // loaded machine does not schedule; two runs each, suggestive only.
+// 2026-12-06 19:39-20:07, MODE=netns, after idle-gc.ts stopped forcing an atomic collection (V8's incremental
+// marking instead), rows' 'installed' by key and /metrics' FIB counts kept incrementally; load 11-24; eight runs under
+// /work/quietrun.sh (a cgroup with high cpu.shares), two without: every one met p99 <= 50 ms, keeper up, 0 deleted.
+// 1M in the cgroup: p99 7.9-12.5 ms, max 33-164 ms, RSS 412-429 -> max 426-445 -> 407-439 MiB; without: p99 41.9 ms,
+// max 300 ms. 100k: p99 6.8-12.1 ms (25.0 ms without). The mark-compact after the clients left: incremental, 2-69 ms.
 // Before this session the 1M run never finished loading (the injector, skein's own speaker, sent its table in the
 // hash order of a Loc-RIB seeded like ours: bgp/rib/prefix-map.ts PROCESS_SEED), and every dump sorted the table
 // itself before its first row (3.9-5.2 s once loading worked; src/daemon/prefix-walk.ts SharedRuns).
@@ -192,6 +197,26 @@ function gcPauses(from: number, to: number): string {
   }
   if (kinds.size === 0) return 'none traced (TRACE_GC=0?)';
   return [...kinds].map(([kind, k]) => `${kind} ${k.n}x, ${k.total.toFixed(0)} ms in all, longest ${k.max.toFixed(1)} ms`).join('; ');
+}
+
+/**
+ * The mark-compacts --trace-gc wrote between two offsets, incremental ("since start of marking": the pause is the
+ * finalization's) or atomic (the whole mark in one pause: V8's gc(), or an emergency), with their reasons.
+ */
+function markCompacts(from: number, to: number): string {
+  let text: string;
+  try {
+    text = readFileSync(join(dir, 'skeind.log')).subarray(from, to).toString();
+  } catch {
+    return 'not read';
+  }
+  let inc = 0;
+  const atomic: string[] = [];
+  for (const m of text.matchAll(/ ms: Mark-Compact [^\n]*? MB, ([\d.]+) \/[^\n]*/g)) {
+    if (m[0].includes('since start of marking')) inc++;
+    else atomic.push(`${Number(m[1]).toFixed(0)} ms (${m[0].replace(/^.*\) /, '').slice(0, 60)})`);
+  }
+  return `${inc} incremental, ${atomic.length} atomic${atomic.length > 0 ? `: ${atomic.join(', ')}` : ''}`;
 }
 
 /**
@@ -357,6 +382,7 @@ try {
   const after10 = (await callControl(sock, 'runtime', {}, 60_000)) as RuntimeJson;
   await sleep(20_000);
   const after30 = (await callControl(sock, 'runtime', {}, 60_000)) as RuntimeJson;
+  const log30 = daemonLog.bytesWritten;
   const gapAfter = keeperGap(startWall, Date.now());
   const keeperAfter = (await peerRows()).find((p) => p.address === topo.keepAddr);
   const keeperDown = events.slice(eventsBefore).filter((e) => e.event === 'peer' && e.who === 'keeper' && e.from === 'Established');
@@ -404,11 +430,12 @@ try {
   if (sched0 !== undefined && sched1 !== undefined) {
     console.log(`skeind's event-loop thread in the window: ${(sched1.onCpu - sched0.onCpu).toFixed(1)} s on a CPU, ${(sched1.waiting - sched0.waiting).toFixed(1)} s runnable but waiting for one (the machine's load)`);
   }
-  console.log(`GC pauses in the window (--trace-gc): ${gcPauses(log0, log1)}`);
+  console.log(`GC pauses in the window (--trace-gc): ${gcPauses(log0, log1)}; mark-compacts ${markCompacts(log0, log1)}`);
+  console.log(`GC in the 30 s after the clients left: ${gcPauses(log1, log30)}; mark-compacts ${markCompacts(log1, log30)}`);
   console.log(`time to first row: min ${q(0)}, p50 ${q(0.5)}, max ${q(1)}; ${firsts.length} of ${CLIENTS + 1} clients had rows, ${clients.filter(({ c }) => c.ended !== undefined).length} complete answers`);
   console.log(`served ${(bytes / 2 ** 20).toFixed(0)} MiB (${(bytes / 2 ** 20 / elapsed).toFixed(1)} MiB/s); quitter cut: ${quitter.cut === true}`);
   console.log(`a 'peers' request during the dumps answered in ${typeof look === 'number' ? `${look.toFixed(0)} ms` : look}`);
-  console.log(`control: ${JSON.stringify(during.control)}; after the clients left: ${JSON.stringify(after.control)}`);
+  console.log(`control: ${JSON.stringify(during.control)}; after the clients left: ${JSON.stringify(after.control)}; idle collections 30 s after: ${after30.control?.idleCollections ?? '?'}`);
   const mib = (b: number): string => `${(b / 2 ** 20).toFixed(0)} MiB`;
   const memText = (r: RuntimeJson): string => `rss ${mib(r.memory.rssBytes)} (heap used ${mib(r.memory.heapUsedBytes)})`;
   console.log(`skeind memory: before ${memText(idle)}; max rss ${mib(rssMax)} during (${samples} samples); after the clients left: 2 s ${memText(after)}, 10 s ${memText(after10)}, 30 s ${memText(after30)}`);

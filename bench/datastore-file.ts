@@ -111,4 +111,10 @@ async function main(): Promise<void> {
 if (process.getuid?.() !== 0) {
   console.log('datastore-file: needs root (skeind writes routes in a namespace of its own); skipped');
 } else if (NETNS === undefined) process.exit(runInNamespace('skdsf-bench', 'DSF_BENCH_NETNS', fileURLToPath(import.meta.url)));
-else main().catch((e: unknown) => { console.error(e); process.exit(1); });
+else {
+  // A run ends with a result or an error, never a silent wait: each wait below is bounded by TIMEOUT_S, and the whole
+  // run by the watchdog (a stale timer or child once kept a run whose skeind never became ready alive indefinitely).
+  const watchdog = setTimeout(() => { console.error(`datastore-file: no result after ${(TIMEOUT_MS * (CHANGES + 6)) / 1000} s; giving up`); process.exit(1); }, TIMEOUT_MS * (CHANGES + 6));
+  watchdog.unref();
+  main().then(() => process.exit(0), (e: unknown) => { console.error(`datastore-file: ${(e as Error).message}`); process.exit(1); });
+}

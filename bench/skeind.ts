@@ -8,6 +8,7 @@
 // Run (root): npm run bench -- skeind
 // Environment: SKEIND_BENCH_N=100000,1000000  SKEIND_BENCH_FIB=off|on|both (off)  SKEIND_BENCH_REPEAT=1
 //              SKEIND_BENCH_DUTS=skein,skein-engine,bird2  SKEIND_BENCH_WITHDRAW=withdraw|drop
+//              (skein-ref: skeind of the built checkout at SKEIN_REF_ROOT, to measure two builds in one suite)
 //              SKEIND_BENCH_OUT=<dir> (keeps the raw records; default a temporary directory)
 //              BENCH_HARNESS=<path to the shared harness> (default ../shared/bench or ../../shared/bench)
 import { spawnSync } from 'node:child_process';
@@ -37,6 +38,10 @@ const sizes = env('SKEIND_BENCH_N', '100000,1000000');
 const fibMode = env('SKEIND_BENCH_FIB', 'off');
 const repeat = env('SKEIND_BENCH_REPEAT', '1');
 const duts = env('SKEIND_BENCH_DUTS', 'skein,skein-engine,bird2');
+if (duts.split(',').includes('skein-ref') && !existsSync(join(process.env['SKEIN_REF_ROOT'] ?? '/nonexistent', 'dist', 'src', 'skeind.js'))) {
+  console.error('skein-ref needs SKEIN_REF_ROOT: a built checkout (its dist/src/skeind.js)');
+  process.exit(1);
+}
 const withdraw = env('SKEIND_BENCH_WITHDRAW', 'withdraw');
 const outDir = process.env['SKEIND_BENCH_OUT'] || mkdtempSync(join(tmpdir(), 'skeind-bench-'));
 mkdirSync(outDir, { recursive: true }); // a given SKEIND_BENCH_OUT that does not exist yet (the DUT appends its phase log there)
@@ -53,7 +58,8 @@ const r = spawnSync('python3', [join(harness, 'bench.py'), ...args], {
   stdio: 'inherit',
   env: {
     ...process.env,
-    BENCH_DUTS: join(root, 'bench', 'duts'),
+    // this checkout's adapters, then any the caller names (colon-separated, as bench.py reads it)
+    BENCH_DUTS: [join(root, 'bench', 'duts'), process.env['BENCH_DUTS'] ?? ''].filter((d) => d !== '').join(':'),
     SKEIN_NODE_FLAGS: `${process.env['SKEIN_NODE_FLAGS'] ?? ''} --import ${join(root, 'dist', 'bench', 'harness', 'phases.js')}`.trim(),
     SKEIN_PHASE_LOG: phases,
   },

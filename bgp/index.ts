@@ -11,7 +11,7 @@ export {
   type PathAttributes, prefix4, type PrefixList, type UpdateMessage,
 } from './wire/index.js';
 export {
-  mallocTrim, sdNotify,
+  mallocTrim, sdNotify, startIncrementalGc,
 } from './net/index.js';
 export {
   buildCapabilities,

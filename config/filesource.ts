@@ -2,16 +2,17 @@
 // (apiVersion projectcalico.org/v3, kind, metadata, spec; `kind: List` with
 // items), plus BlockAffinity and IPAMBlock documents for standalone IPAM.
 //
-// The file is cut into its documents (yamlsource.ts splitDocuments) and each is parsed and validated on its own, so
-// a FileIndex re-reading a changed file parses only the documents whose text changed (issue #14: at 100k
-// WorkloadEndpoints a whole-file parse took most of a minute) and hands back only what changed.
-import { hash } from 'node:crypto';
+// The file is cut into its documents (yamlsource.ts cutDocuments) and each is parsed and validated on its own, so
+// a FileIndex re-reading a changed file cuts and parses only the groups of documents whose bytes changed
+// (fileindex.ts; issue #14: at 100k WorkloadEndpoints a whole-file parse took most of a minute) and hands back only
+// what changed.
 import { isObj, type Path } from './check.js';
 import { issuesFrom, type Issue } from './errors.js';
 import { wepNodeOfName } from './keys.js';
 import { Model } from './model.js';
 import { KINDS, NAMESPACED, resourceId, validateResource, type Kind, type Resource } from './resources.js';
-import { LineOf, parseYaml, splitDocuments } from './yamlsource.js';
+import { GroupIndex, type GroupStats } from './fileindex.js';
+import { parseYaml } from './yamlsource.js';
 
 export interface FileLoad {
   model: Model;
@@ -211,15 +212,11 @@ interface Composed {
   stats: ReadStats;
 }
 
-/** How much of a text a read had to look at: observable work, for tests and logs. */
-export interface ReadStats {
-  /** documents in the file */
-  documents: number;
-  /** documents parsed and validated in this read (the rest were unchanged since the last read, or dropped unread) */
-  parsed: number;
-  /** documents dropped unread: another node's WorkloadEndpoints and IPAM blocks (see elsewhere) */
-  skipped: number;
-}
+/**
+ * How much of a text a read had to look at: observable work, for tests and logs (fileindex.ts GroupStats): documents
+ * in the file, cut (in the window that changed), parsed (new text), skipped (another node's, in the file).
+ */
+export type ReadStats = GroupStats;
 
 /** A read compared with what is in force: only the differences (or everything, the first time). */
 export interface FileDiff {
@@ -236,15 +233,14 @@ export interface FileDiff {
 }
 
 /**
- * A file's documents, parsed and validated one by one and cached by their text's hash, and the resources in force:
- * read(text) parses only the documents not seen in the last read (or in the version in force), and gives the
- * differences from the version in force; commit() makes the last read the version in force (the caller applied it;
- * a held or broken read is simply not committed). What the file datastore's worker thread keeps between reloads.
+ * A file's documents, parsed and validated one by one and kept in groups (fileindex.ts GroupIndex: no text kept, only
+ * each group's hash and what its documents parsed to), and the resources in force: read(text) cuts and parses only
+ * the window that changed since the last read (or since the version in force), and gives the differences from the
+ * version in force; commit() makes the last read the version in force (the caller applied it; a held or broken read
+ * is simply not committed). What the file datastore's worker thread keeps between reloads.
  */
 export class FileIndex {
-  /** document hash -> its scan, for the documents of the last read and of the version in force */
-  private cache = new Map<string, DocScan>();
-  private committedCache = new Map<string, DocScan>();
+  private readonly index: GroupIndex<DocScan>;
   /** the kept resources in force by `kind/id` (undefined: nothing committed yet) */
   private base: Map<string, Resource> | undefined;
   private pending: Map<string, Resource> | undefined;
@@ -253,72 +249,75 @@ export class FileIndex {
     private readonly source: string,
     private readonly keep?: (r: Resource) => boolean,
     /** this node's name: other nodes' endpoints are dropped before they are parsed (elsewhere) */
-    private readonly node?: string,
-  ) {}
+    node?: string,
+    /** about how many characters of text a group of documents holds (fileindex.ts); default 32 KiB */
+    groupChars?: number,
+    /** about how many bytes of a large change are decoded at a time (fileindex.ts); default 1 MiB */
+    sliceBytes?: number,
+  ) {
+    this.index = new GroupIndex<DocScan>({
+      groupChars,
+      sliceBytes,
+      skip: node !== undefined ? (text) => elsewhere(text, node) : undefined,
+      scan: (text) => scanDocument(text, this.source),
+    });
+  }
+
+  /** A hash of the last read's bytes (equal hashes, equal files), without hashing them again. */
+  contentHash(): string {
+    return this.index.contentHash();
+  }
 
   /** Parse what changed and compose the whole; see the class. */
-  compose(text: string): Composed {
+  compose(input: string | Uint8Array): Composed {
     const next = new Map<string, Resource>();
     const kept: Resource[] = [];
     const issues: Issue[] = [];
     const syntax: Issue[] = [];
     const fallbacks: { kind: Kind; id: string }[] = [];
-    const stats: ReadStats = { documents: 0, parsed: 0, skipped: 0 };
-    // where each id was first defined (for the "defined again" warning): its document's offset, its line in it
-    const seen = new Map<string, { at: number; line: number }>();
-    const cache = new Map<string, DocScan>();
-    const lines = new LineOf(text);
+    const stats = this.index.read(typeof input === 'string' ? Buffer.from(input, 'utf8') : input);
+    // where each id was first defined (for the "defined again" warning): its line in the file
+    const seen = new Map<string, number>();
     let total = 0;
-    for (const d of splitDocuments(text)) {
-      stats.documents++;
-      if (this.node !== undefined && elsewhere(d.text, this.node)) {
-        stats.skipped++;
-        total++;
-        continue;
-      }
-      const h = hash('sha1', d.text, 'base64');
-      let scan = cache.get(h) ?? this.cache.get(h) ?? this.committedCache.get(h);
-      if (scan === undefined) {
-        // parsed from a copy: the values the parser cuts from its input would otherwise be slices of the whole file's
-        // text and keep all of it alive in the cache (at 100k endpoints, 45 MiB held by 1,000 small documents)
-        scan = scanDocument(Buffer.from(d.text, 'utf8').toString('utf8'), this.source);
-        stats.parsed++;
-      }
-      cache.set(h, scan);
-      if (scan.syntax.length > 0) {
-        for (const i of scan.syntax) syntax.push(shifted(i, lines.at(d.at)));
-        continue;
-      }
-      // the document's first line, counted only for a document with something to report
-      const line0 = (): number => lines.at(d.at);
-      for (const i of scan.issues) issues.push(shifted(i, line0()));
-      for (const item of scan.items) {
-        for (const i of item.issues) issues.push(shifted(i, line0()));
-        if (item.fallback !== undefined) fallbacks.push(item.fallback);
-        const v = item.valid;
-        if (v === undefined) continue;
-        const first = seen.get(v.key);
-        if (first !== undefined) {
-          const extra = { kind: v.r.kind, name: v.r.metadata.name };
-          const was = first.line + lines.at(first.at) - 1;
-          issues.push({ source: this.source, line: v.line + line0() - 1, column: 1, field: 'metadata.name', reason: `${v.key} is defined again (first at line ${was}); the later one wins`, severity: 'warning', ...extra });
-        } else {
-          total++;
-          seen.set(v.key, { at: d.at, line: v.line });
+    // the first line of the group in hand, counted from the groups' line ends: no text is needed for it
+    let groupLine = 1;
+    for (const g of this.index.groups) {
+      total += g.skipped;
+      for (const e of g.entries) {
+        const scan = e.value;
+        const line0 = groupLine + e.line;
+        if (scan.syntax.length > 0) {
+          for (const i of scan.syntax) syntax.push(shifted(i, line0));
+          continue;
         }
-        if (this.keep === undefined || this.keep(v.r)) {
-          next.set(v.key, v.r);
-          kept.push(v.r);
+        for (const i of scan.issues) issues.push(shifted(i, line0));
+        for (const item of scan.items) {
+          for (const i of item.issues) issues.push(shifted(i, line0));
+          if (item.fallback !== undefined) fallbacks.push(item.fallback);
+          const v = item.valid;
+          if (v === undefined) continue;
+          const first = seen.get(v.key);
+          if (first !== undefined) {
+            const extra = { kind: v.r.kind, name: v.r.metadata.name };
+            issues.push({ source: this.source, line: v.line + line0 - 1, column: 1, field: 'metadata.name', reason: `${v.key} is defined again (first at line ${first}); the later one wins`, severity: 'warning', ...extra });
+          } else {
+            total++;
+            seen.set(v.key, v.line + line0 - 1);
+          }
+          if (this.keep === undefined || this.keep(v.r)) {
+            next.set(v.key, v.r);
+            kept.push(v.r);
+          }
         }
       }
+      groupLine += g.lines;
     }
-    this.cache = cache;
     if (syntax.length > 0) return { next: new Map(), kept: [], issues: syntax, fallbacks: [], syntaxError: true, total: 0, stats };
     return { next, kept, issues, fallbacks, syntaxError: false, total, stats };
   }
 
   /** Read a new version of the text: the differences from the version in force (see the class). */
-  read(text: string): FileDiff {
+  read(text: string | Uint8Array): FileDiff {
     const c = this.compose(text);
     this.pending = undefined;
     const out = { issues: c.issues, syntaxError: c.syntaxError, total: c.total, stats: c.stats };
@@ -350,7 +349,7 @@ export class FileIndex {
     }
     this.base = next;
     this.pending = undefined;
-    this.committedCache = this.cache;
+    this.index.commit();
   }
 }
 

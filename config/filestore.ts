@@ -49,6 +49,8 @@ export interface FileDatastoreOptions {
   workerBytes?: number | undefined;
   /** resources per message from the worker (one message per event-loop turn); default 1000 */
   chunk?: number | undefined;
+  /** about how many characters of the file one group of documents holds (config/fileindex.ts); default 32 KiB */
+  groupChars?: number | undefined;
 }
 
 /**
@@ -237,7 +239,7 @@ export class FileDatastore extends Base {
 
   /** The parse worker, started on first use and kept: it holds what the file's documents parsed to (fileworker.ts). */
   private startWorker(): Worker {
-    const init: WorkerInit = { path: this.opts.path, nodeName: this.opts.nodeName, chunk: this.opts.chunk ?? 1000 };
+    const init: WorkerInit = { path: this.opts.path, nodeName: this.opts.nodeName, chunk: this.opts.chunk ?? 1000, groupChars: this.opts.groupChars };
     // A read at 100k endpoints grew the worker's young generation to its 32 MiB, all of it touched and kept while the
     // worker idles (V8 shrinks it only at a collection under a low allocation rate): skeind's RSS +42 MiB. At 2 MiB
     // the worker costs ~13 MiB, and the read no longer (it allocates mostly short-lived pieces and the file's text).

@@ -1,8 +1,9 @@
-// The file datastore's parse worker: reads resources.yaml, hashes it, and parses and validates what changed off the
-// main thread (issue #14: at 100k WorkloadEndpoints a synchronous parse blocked the event loop for most of a minute,
-// so /livez failed). One worker per FileDatastore, kept between reloads: it holds the FileIndex (each document's scan,
-// by its text's hash, and the resources in force), so a reload parses only the documents that changed and sends only
-// the differences.
+// The file datastore's parse worker: reads resources.yaml, finds the groups of documents that changed (fileindex.ts),
+// and parses and validates what changed off the main thread (issue #14: at 100k WorkloadEndpoints a synchronous
+// parse blocked the event loop for most of a minute, so /livez failed). One worker per FileDatastore, kept between
+// reloads: it holds the FileIndex (its groups' hashes and what their documents parsed to, and the resources in
+// force), so a reload cuts and parses only the window of the file that
+// changed and sends only the differences; it keeps no copy of the file's text between reloads.
 //
 // Protocol (FileDatastore.parseInWorker): workerData is a WorkerInit. The main thread posts { t: 'load', lastHash }
 // and the worker answers
@@ -14,7 +15,6 @@
 //   { t: 'done', hash, full, deletes, issues, fallbacks, syntaxError, total, stats } (see FileDiff).
 // When the main thread applies a read, it posts { t: 'commit', resolved } (FileIndex.commit); a read it holds or
 // cannot use is never committed, and the next read is compared with the version in force.
-import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -26,13 +26,15 @@ export interface WorkerInit {
   path: string;
   nodeName?: string | undefined;
   chunk: number;
+  /** about how many characters a group of documents holds (fileindex.ts); default 32 KiB */
+  groupChars?: number | undefined;
 }
 
 export type ToWorker = { t: 'load'; lastHash: string | undefined } | { t: 'next' } | { t: 'commit'; resolved: Resource[] };
 
 const init = workerData as WorkerInit;
 const node = init.nodeName;
-const index = new FileIndex(init.path, node !== undefined ? (r) => concernsNode(r, node) : undefined, node);
+const index = new FileIndex(init.path, node !== undefined ? (r) => concernsNode(r, node) : undefined, node, init.groupChars);
 const port = parentPort;
 // the main thread's 'next' messages not yet used (one may come before the read needs it), and the read waiting for one
 let credit = 0;
@@ -60,16 +62,19 @@ try {
 
 async function load(lastHash: string | undefined): Promise<void> {
   if (port === null) return;
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = await readFile(init.path, 'utf8');
+    bytes = await readFile(init.path);
   } catch (e) {
     port.postMessage({ t: 'error', message: (e as NodeJS.ErrnoException).code ?? (e as Error).message });
     return;
   }
-  const hash = createHash('sha256').update(text).digest('hex');
+  // The bytes, not a decoded text: the index hashes its groups' bytes where they lie and decodes only the window that
+  // changed (fileindex.ts). The file's hash is made of the groups' hashes: hashing all 45 MiB again at 100k
+  // endpoints would cost as much as the rest of a small change's read.
+  const d = index.read(bytes);
+  const hash = index.contentHash();
   if (hash === lastHash) { port.postMessage({ t: 'same', hash }); return; }
-  const d = index.read(text);
   for (let i = 0; i < d.upserts.length; i += init.chunk) {
     await next();
     port.postMessage({ t: 'chunk', resources: d.upserts.slice(i, i + init.chunk) });

@@ -19,7 +19,8 @@ export type { BGPFilterRule } from './resources-filter.js';
 export type { LiveMigrationRef } from './resources-workload.js';
 export { Model, type ChangeEvent } from './model.js';
 export { decodeEtcd, etcdKey, etcdValueOf, wepNodeOfName, keyConcernsNode } from './keys.js';
-export { loadResourcesText } from './filesource.js';
+export { loadResourcesText, FileIndex, type FileDiff, type ReadStats } from './filesource.js';
+export { GroupIndex, type Group, type GroupStats } from './fileindex.js';
 export {
   openDatastore, FileDatastore, EtcdDatastore, type Datastore, type DatastoreStatus, type EtcdDatastoreOptions,
 } from './datastore.js';

@@ -80,7 +80,7 @@ export interface DocText {
 }
 
 // a line that is only a document start marker (a comment may follow): the boundary splitDocuments cuts at
-const START = /^---[ \t]*(?:#.*)?\r?$/;
+export const START = /^---[ \t]*(?:#.*)?\r?$/;
 
 /**
  * Cut a YAML stream into its documents without parsing it, at the lines that hold only a document start marker
@@ -91,6 +91,14 @@ const START = /^---[ \t]*(?:#.*)?\r?$/;
  * was most of the cut): LineOf gives a document's first line when one is needed.
  */
 export function splitDocuments(text: string): DocText[] {
+  return cutDocuments(text) ?? [{ text, at: 0 }];
+}
+
+/**
+ * The cut of splitDocuments, or undefined where a cut is not certain. The text after the last marker line is always
+ * the last piece (empty when the text ends with one): fileindex.ts drops it when groups of the file follow.
+ */
+export function cutDocuments(text: string): DocText[] | undefined {
   const out: DocText[] = [];
   let start = 0;
   // every line that begins with a marker character: only those need a look
@@ -99,7 +107,7 @@ export function splitDocuments(text: string): DocText[] {
     const at = m.index;
     const eol = text.indexOf('\n', at);
     const row = text.slice(at, eol < 0 ? text.length : eol);
-    if (!START.test(row)) return [{ text, at: 0 }];
+    if (!START.test(row)) return undefined;
     out.push({ text: text.slice(start, at), at: start });
     start = eol < 0 ? text.length : eol + 1;
     re.lastIndex = start;

@@ -52,9 +52,24 @@ export class Core {
   readonly shapes = new Shapes();
   readonly nexthops: Nexthops;
   readonly counters = { add: 0, replace: 0, delete: 0, errors: 0, resyncs: 0, overruns: 0, repairs: 0 };
+  /**
+   * Entries with a `want` and with a `have`, kept as they change (Programmer.counts()): the metrics sampler reads
+   * them every 5 s, and walking a million entries for two numbers took tens of ms of the event loop (issue 15).
+   * Every assignment of `want` goes through Programmer.set/remove and of `have` through setHave.
+   */
+  readonly counts = { desired: 0, installed: 0 };
 
   /** request socket (writes and their acknowledgements) and its port, which the kernel copies into notifications */
   cmd: RawNetlinkSocket | undefined;
+  /**
+   * A second request socket for a dead next hop's object deletion only (Programmer.nextHopDown): a message on
+   * `cmd` would wait in that socket's send queue behind a large batch of route writes, while the kernel handles
+   * each socket's messages as they are written, so this one goes out at once. Its replies go the same way as
+   * cmd's (sequence numbers are shared).
+   */
+  urgent: RawNetlinkSocket | undefined;
+  /** messages sent on `urgent` */
+  urgentSent = 0;
   cmdPort = -1;
   /** the event reader thread (event-reader.ts) */
   events: Worker | undefined;
@@ -103,6 +118,7 @@ export class Core {
   }
 
   setHave(e: Entry, have: Spec | Shape | null, nhid: number): void {
+    if ((e.have === null) !== (have === null)) this.counts.installed += have === null ? -1 : 1;
     e.have = have;
     e.nhid = have === null ? 0 : nhid;
     e.stamp = ++this.clock;

@@ -67,6 +67,13 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
     core.cmdPort = core.cmd.address().port;
     core.cmd.on('message', (b) => core.writer.onReplies(b));
     core.cmd.on('error', (e) => core.resync.onSocketError('requests', e));
+    if (core.nexthopObjects) {
+      // small buffers: it carries a few deletions and their acknowledgements, never a batch
+      core.urgent = openSocket(1 << 16, 1 << 16, 4096);
+      core.urgent.on('message', (b) => core.writer.onReplies(b));
+      core.urgent.on('error', (e) => core.resync.onSocketError('requests', e));
+      core.urgent.unref();
+    }
     // subscribe before the first dump, so nothing that happens after the dump starts is missed
     await startEventReader(core);
     core.dumper = openSocket(core.rcvbuf, 1 << 16, BIG_READ);
@@ -89,7 +96,7 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
     core.writer.close();
     core.resync.close();
     await stopEventReader(core);
-    for (const s of [core.cmd, core.dumper]) {
+    for (const s of [core.cmd, core.urgent, core.dumper]) {
       try {
         s?.close();
       } catch {
@@ -112,6 +119,7 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
     if (e.want === spec) return;
     core.specs.acquire(spec);
     if (e.want) core.specs.release(e.want);
+    else core.counts.desired++;
     e.want = spec;
     core.retry.clear(e);
     core.writer.enqueue(e);
@@ -123,7 +131,10 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
     const e = core.routes.entry(family, addr, len, where, false);
     if (e === undefined) return;
     e.flags = (e.flags | WITHDRAWN) & ~WANTED;
-    if (e.want) core.specs.release(e.want);
+    if (e.want) {
+      core.specs.release(e.want);
+      core.counts.desired--;
+    }
     e.want = null;
     core.retry.clear(e);
     core.writer.enqueue(e);
@@ -175,8 +186,11 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
     if (core.closed || !core.cmd || !core.nexthops.enabled) return 0;
     if (gateway.length < (family === 4 ? 4 : 16)) throw new FibInputError(`a gateway of an IPv${family} next hop is ${family === 4 ? 4 : 16} bytes`);
     let sent = 0;
-    const gone = core.nexthops.hopDown(family, Uint8Array.from(gateway.subarray(0, family === 4 ? 4 : 16)), core.cmd, () => {
+    // on its own socket, so it does not queue behind route writes already handed to cmd (core.ts, urgent)
+    const sock = core.urgent ?? core.cmd;
+    const gone = core.nexthops.hopDown(family, Uint8Array.from(gateway.subarray(0, family === 4 ? 4 : 16)), sock, () => {
       sent++;
+      if (sock === core.urgent) core.urgentSent++;
       return core.nextSeq();
     });
     core.objectsGone(gone); // IPv4 routes of a vanished object go without a notification: settle them here
@@ -211,8 +225,26 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
       desired, installed, inSync, stale, pending, failuresByReason: failures,
       sent: { add: c.add, replace: c.replace, delete: c.delete },
       errors: c.errors, resyncs: c.resyncs, overruns: c.overruns, repairs: c.repairs, synced: core.synced,
-      nexthopObjects: core.nexthops.enabled, nexthops: core.nexthops.count,
+      nexthopObjects: core.nexthops.enabled, nexthops: core.nexthops.count, urgentSent: core.urgentSent,
     };
+  }
+
+  /**
+   * stats()'s desired, installed and failed counts without its walk of every entry (kept as entries change): for
+   * what runs periodically or per scrape (skein_fib_routes) at a million routes.
+   */
+  counts(): { desired: number; installed: number; failed: number } {
+    const c = this.#core.counts;
+    return { desired: c.desired, installed: c.installed, failed: this.#core.retry.failed.size };
+  }
+
+  /**
+   * Whether the kernel holds the prefix as wanted: lookup()'s `kernel !== undefined && inSync`, without making the
+   * view (which encodes the kernel route). `skeinctl routes` asks it for each of a million rows (issue 15).
+   */
+  holds(family: Family, addr: Uint8Array, len: number, where?: Placement): boolean {
+    const e = this.#core.routes.entry(family, addr, len, where, false);
+    return e !== undefined && e.have !== null && e.want !== null && this.#core.matches(e);
   }
 
   /** Desired vs kernel for one prefix. */

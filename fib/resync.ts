@@ -158,6 +158,7 @@ export class Resync {
           if (e0 && e0.want && fastMatch(e0.want, b, sc, byName) && sc.nhid === nh.idFor(e0.want, core.links)) {
             e0.seen = gen;
             if (e0.stamp <= since && !(e0.flags & INFLIGHT)) {
+              if (e0.have === null) core.counts.installed++;
               e0.have = e0.want;
               e0.nhid = sc.nhid;
             }
@@ -168,6 +169,7 @@ export class Resync {
           const e = routes.entryForKernel(k, true)!;
           e.seen = gen;
           if (e.stamp <= since && !(e.flags & INFLIGHT)) {
+            if (e.have === null) core.counts.installed++;
             e.have = core.observed(e, k);
             e.nhid = k.nhid ?? 0;
           }
@@ -183,6 +185,7 @@ export class Resync {
       const linkGen = core.links.gen;
       for (const e of routes.all()) {
         if (e.seen !== gen && e.stamp <= since && !(e.flags & INFLIGHT)) {
+          if (e.have !== null) core.counts.installed--;
           e.have = null;
           e.nhid = 0;
         }

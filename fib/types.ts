@@ -176,6 +176,8 @@ export interface FibStats {
   readonly nexthopObjects: boolean;
   /** Nexthop objects of skein's that fib/ knows to be in the kernel. */
   readonly nexthops: number;
+  /** Dead next hops' object deletions sent on the urgent socket (not behind queued route writes). */
+  readonly urgentSent: number;
 }
 
 /** Reported once per acknowledged batch, for a latency histogram. */

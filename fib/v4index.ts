@@ -5,6 +5,8 @@
 const EMPTY = 255;
 const TOMB = 254;
 const MIN_CAP = 1024;
+/** #remove's answer for a key that is not there (a stored value may itself be undefined) */
+const MISSING: unique symbol = Symbol('missing');
 
 export class V4Index<T> {
   #cap = MIN_CAP;
@@ -35,6 +37,11 @@ export class V4Index<T> {
   }
 
   set(n: number, len: number, v: T): void {
+    this.swap(n, len, v);
+  }
+
+  /** Set and return the previous value: one probe where get + set take two (the route table's hot path). */
+  swap(n: number, len: number, v: T): T | undefined {
     if ((this.#used + 1) * 2 > this.#cap) this.#rehash(this.#size * 4 > this.#cap ? this.#cap * 2 : this.#cap);
     const mask = this.#cap - 1;
     let tomb = -1;
@@ -47,29 +54,41 @@ export class V4Index<T> {
         this.#len[at] = len;
         this.#vals[at] = v;
         this.#size++;
-        return;
+        return undefined;
       }
       if (l === TOMB) {
         if (tomb < 0) tomb = j;
       } else if (l === len && this.#addr[j] === n) {
+        const prev = this.#vals[j];
         this.#vals[j] = v;
-        return;
+        return prev;
       }
     }
   }
 
   delete(n: number, len: number): boolean {
+    return this.#remove(n, len) !== MISSING;
+  }
+
+  /** Remove and return the value (undefined: there was none), in one probe where get + delete take two. */
+  take(n: number, len: number): T | undefined {
+    const v = this.#remove(n, len);
+    return v === MISSING ? undefined : v;
+  }
+
+  #remove(n: number, len: number): T | typeof MISSING {
     const mask = this.#cap - 1;
     for (let j = this.#slot(n, len); ; j = (j + 1) & mask) {
       const l = this.#len[j]!;
-      if (l === EMPTY) return false;
+      if (l === EMPTY) return MISSING;
       if (l === len && this.#addr[j] === n) {
+        const v = this.#vals[j] as T;
         this.#len[j] = TOMB;
         this.#vals[j] = undefined;
         this.#size--;
         // give memory back after a mass withdrawal (memory must stay flat across install/withdraw cycles)
         if (this.#iterating === 0 && this.#cap > MIN_CAP && this.#size * 8 < this.#cap) this.#rehash(Math.max(MIN_CAP, this.#cap / 4));
-        return true;
+        return v;
       }
     }
   }

@@ -210,13 +210,17 @@ export class Daemon {
         this.routes.drain();
         this.fib?.writeNow();
       },
+      // a host back from a power loss: its session is started now, not after the damped wait (speaker/path-up.ts)
+      onUp: (peer) => {
+        if (!this.#stopping) this.speaker?.pathUp(peer);
+      },
       transport: chooseBfdTransport(cfg.bfd, this.log.child({ component: 'bfd' })),
     });
     this.drain = new Drain({
       log: this.log, metrics: this.metrics, seconds: () => this.cfg.bgp.shutdownDrainSeconds, speaker: () => this.speaker,
       notify: (s) => this.#notifier.notify(s),
     });
-    this.metrics.bfdSource(() => this.bfd.sessions().map((s) => ({ peer: s.key.peer, state: s.state, downCount: s.downCount })));
+    this.metrics.bfdSource(() => this.bfd.sessions().map((s) => ({ peer: s.key.peer, state: s.state, downCount: s.downCount, timerLateMaxMs: s.timerLateMaxMs, lateTimers: s.lateTimers })));
     this.routes.onWriteWanted = () => this.watch.active; // a written route is made into text only for a watcher
     this.routes.onWrite = (prefix, r) => {
       if (this.watch.active) this.watch.publish('fib', r ? { prefix, action: 'set', kind: r.kind, nextHops: r.nextHops, ...(r.dev !== undefined ? { dev: r.dev } : {}) } : { prefix, action: 'remove' });
@@ -351,7 +355,10 @@ export class Daemon {
     // Once the first snapshot is in force, an outage or a resync does not make the node unready: it keeps routing on
     // the last known state (Calico's confd keeps BIRD's config likewise). The state shows in `skeinctl status` and
     // skein_datastore_state instead; a flapping /readyz (503 for each failed re-list) helped no one.
-    this.readiness.setDatastoreSynced(synced || (s.state !== 'connecting' && this.speaker !== undefined));
+    // Before that, "synced" alone is not ready: the snapshot is applied and the BGP port bound only in #onSnapshot
+    // (the port comes from the datastore's Node), and a node that said "ready" and then failed to bind (port 179 in
+    // use) told systemd and /readyz something false before exiting.
+    this.readiness.setDatastoreSynced(this.#snapshotApplied && (synced || s.state !== 'connecting'));
     const fields = { state: s.state, lastError: s.lastError, revision: s.revision };
     if (s.state === 'disconnected' || s.lastError !== undefined) this.log.warn('datastore status', fields);
     else this.log.info('datastore status', fields);
@@ -360,6 +367,8 @@ export class Daemon {
   /** memory back to the system after each full datastore list (daemon/memory.ts) */
   readonly #listMemory = new ListMemory({ onRelease: (before, after) => this.log.debug('memory released after the datastore list', { rssBefore: before, rssAfter: after }) });
   #dsState: DatastoreStatus['state'] | undefined;
+  /** the first snapshot is in force and the BGP speaker listens (end of #onSnapshot) */
+  #snapshotApplied = false;
 
   async #onSnapshot(model: Model): Promise<void> {
     if (this.#stopping) return;
@@ -383,6 +392,7 @@ export class Daemon {
     this.readiness.setPeers(state.peers.map((p) => p.address));
     await this.#apply.apply(diff, true);
     this.#events.goLive();
+    this.#snapshotApplied = true;
     this.readiness.setDatastoreSynced(this.#ds?.status.state === 'synced');
     this.#startupWait.start(startupDeadline(state.peers));
     this.bfd.schedule();
@@ -590,7 +600,7 @@ export class Daemon {
     if (!speaker) return { routes: [] };
     return routesStream(q, {
       rib: speaker.rib,
-      installed: (prefix) => isInstalled(this.fib, this.routes, prefix),
+      installed: (k) => this.routes.installed(k),
       peerId: (a) => speaker.coreIdOf(a),
       advertisedPrefixes: (id) => speaker.rib.advertisedPrefixes(id),
       policyTrace: (prefix) => speaker.policyTrace(prefix),

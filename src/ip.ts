@@ -84,6 +84,11 @@ export function addressBytes(text: string): Uint8Array | undefined {
   return out;
 }
 
+/** An IPv4 address as a 32-bit number (bgp/'s Prefix4 form) -> its 4 bytes, network order. */
+export function ipv4Bytes(a: number): Uint8Array {
+  return Uint8Array.of(a >>> 24, (a >>> 16) & 255, (a >>> 8) & 255, a & 255);
+}
+
 export interface PrefixBytes {
   family: 4 | 6;
   addr: Uint8Array;

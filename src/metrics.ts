@@ -30,6 +30,9 @@ export interface BfdMetricSample {
   readonly peer: string;
   readonly state: string;
   readonly downCount: number;
+  /** the latest a BFD timer of this session fired, ms (bgp/bfd/manager.ts) */
+  readonly timerLateMaxMs?: number;
+  readonly lateTimers?: number;
 }
 
 export interface FibRouteCounts {
@@ -163,11 +166,11 @@ export class Metrics {
     this.#grPhase = g('skein_bgp_peer_graceful_restart_phase', 'Graceful restart helper phase for the peer: 1 for the current phase (none, restart, stale-path, long-lived), 0 for the others (peerDetail summary: peers in each phase)', ['phase']);
     this.#prefixes = {
       // received is the speaker's per-peer counter of announced NLRI (bgp/speaker/stats.ts countReceived), accepted
-      // the peer's paths in the RIB (RibCore.peerStats); both are the session's counts over all its families (the
-      // sampler sets them under each family the session carries; Calico peers each family on its own session).
-      received: g('skein_bgp_prefixes_received', 'Prefixes the peer announced in UPDATE messages, counted as they arrive, before import policy and any other check; cumulative since the peer was configured (a re-announcement counts again, a withdrawal does not subtract), over all the session\'s families', ['family']),
-      accepted: g('skein_bgp_prefixes_accepted', 'Routes from the peer held now: accepted by import policy, in its Adj-RIB-In, over all the session\'s families', ['family']),
-      advertised: g('skein_bgp_prefixes_advertised', 'Prefixes advertised to the peer (Adj-RIB-Out)', ['family']),
+      // the peer's paths in the RIB (RibCore.peerStats), advertised its Adj-RIB-Out; each per family (PeerJson
+      // prefixesByFamily): a session carrying both families reports each under its own label.
+      received: g('skein_bgp_prefixes_received', 'Prefixes the peer announced in UPDATE messages, counted as they arrive, before import policy and any other check; cumulative since the peer was configured (a re-announcement counts again, a withdrawal does not subtract), in this family', ['family']),
+      accepted: g('skein_bgp_prefixes_accepted', 'Routes from the peer held now: accepted by import policy, in its Adj-RIB-In, in this family', ['family']),
+      advertised: g('skein_bgp_prefixes_advertised', 'Prefixes advertised to the peer (Adj-RIB-Out), in this family', ['family']),
     };
     this.#policyRejected = new Counter({ name: 'skein_policy_rejected_routes_total', help: 'Routes refused by the routing policy (BGPFilter rules, the export allow-list), per peer and direction (import; export counts each decision)', labelNames: ['peer', 'direction'], registers });
     this.#msgIn = new Counter({ name: 'skein_bgp_messages_received_total', help: 'BGP messages received, by type', labelNames: perPeer(['type']), registers });
@@ -328,7 +331,7 @@ export class Metrics {
   /**
    * BFD sessions (RFC 5880), read when /metrics is read: skein_bfd_session_up{peer} (1 Up, 0 otherwise),
    * skein_bfd_sessions{state} (sessions per state) and skein_bfd_session_flaps_total{peer} (Up to Down transitions
-   * since the session was added). Registered on the first call, so a daemon without BFD shows none of them.
+   * since the session was added), skein_bfd_timer_lateness_max_seconds{peer} and skein_bfd_late_timers_total{peer}. Registered on the first call, so a daemon without BFD shows none of them.
    */
   bfdSource(source: () => readonly BfdMetricSample[]): void {
     if (this.#bfdSource === undefined) {
@@ -354,6 +357,22 @@ export class Metrics {
         collect() {
           this.reset();
           for (const s of read()) this.inc({ peer: s.peer }, s.downCount);
+        },
+      });
+      // Our own lateness: a timer that fires late is this process starved of CPU; enough of it and the peer
+      // declares us dead although the path is fine. A flap with these near zero was the path or the peer.
+      new Gauge({
+        name: 'skein_bfd_timer_lateness_max_seconds', help: 'Latest a BFD transmit or detection timer of this session fired after its deadline, per peer', labelNames: ['peer'], registers,
+        collect() {
+          this.reset();
+          for (const s of read()) this.set({ peer: s.peer }, (s.timerLateMaxMs ?? 0) / 1000);
+        },
+      });
+      new Counter({
+        name: 'skein_bfd_late_timers_total', help: 'BFD timers that fired later than half a detection time, per peer', labelNames: ['peer'], registers,
+        collect() {
+          this.reset();
+          for (const s of read()) this.inc({ peer: s.peer }, s.lateTimers ?? 0);
         },
       });
     }

@@ -4,7 +4,8 @@
 // manager's session-selection checks that must leave every session alone.
 import t from 'tap';
 import fc from 'fast-check';
-import { BFD_STATES, BfdError, BfdManager, decodeControl, diagName, encodeControl } from '../bgp/index.js';
+import { BFD_STATES, BfdError, BfdManager, decodeControl, diagName, encodeControl, parseServerMessage, toIpcSession } from '../bgp/index.js';
+import { lateTimerLimitMs } from '../bgp/bfd/manager.js';
 import type { BfdKey, ControlPacket } from '../bgp/index.js';
 
 // RFC 5880 §4.1, bit by bit: Vers 1, Diag 0, Sta Down (1), no flags, Detect Mult 3, Length 24,
@@ -214,4 +215,40 @@ t.test('manager: up and down events carry the reason and the peer’s C bit', as
   const info = m.get(KEY)!;
   t.equal(info.downCount, 1);
   t.equal(info.lastDownReason, 'Control Detection Time Expired');
+});
+
+t.test('manager: a timer fired later than half a detection time is reported and counted; one on time is not', async (t) => {
+  const { m, ours, clock } = managerWithSession();
+  const meta = { peer: KEY.peer, local: KEY.local, multihop: false };
+  t.equal(lateTimerLimitMs(m.get(KEY)!), null, 'no limit before the timers are negotiated');
+  m.receive(from({ state: 'Init', yourDiscriminator: ours }), meta);
+  t.equal(m.get(KEY)?.state, 'Up');
+  const limit = lateTimerLimitMs(m.get(KEY)!)!;
+  t.ok(limit > 0, `limit ${limit} ms`);
+  // On time: exactly at the deadline.
+  clock.t = m.nextDeadline()!;
+  const onTime = m.tick();
+  t.notOk(onTime.some((o) => o.type === 'late'), 'a timer on time is not late');
+  t.equal(m.get(KEY)?.timerLateMaxMs, 0);
+  // The peer is heard, then our process sleeps: the next transmit fires limit + 5 ms after its deadline, still
+  // inside the Detection Time of the packet just received.
+  m.receive(from({ state: 'Up', yourDiscriminator: ours }), meta);
+  const due = m.nextDeadline()!;
+  clock.t = due + limit + 5;
+  const late = m.tick();
+  const ev = late.find((o) => o.type === 'late');
+  t.match(ev, { type: 'late', key: KEY, limitMs: limit }, 'a late event with the limit');
+  t.ok(ev?.type === 'late' && Math.abs(ev.lateMs - (limit + 5)) < 1e-6, 'how late it was');
+  const info = m.get(KEY)!;
+  t.equal(info.lateTimers, 1, 'counted once');
+  t.ok(Math.abs(info.timerLateMaxMs - (limit + 5)) < 1e-6, 'the maximum kept');
+  t.equal(info.state, 'Up', 'lateness alone is no state change here');
+  // Carried across the companion's socket, and a companion from before these fields reads as 0.
+  const ipc = toIpcSession(info, clock.t);
+  t.equal(ipc.lateTimers, 1);
+  const old = JSON.parse(JSON.stringify({ type: 'sessions', id: null, sessions: [ipc] })) as { sessions: Record<string, unknown>[] };
+  delete old.sessions[0]!.lateTimers;
+  delete old.sessions[0]!.timerLateMaxMs;
+  const parsed = parseServerMessage(JSON.stringify(old));
+  t.match(parsed, { type: 'sessions', sessions: [{ lateTimers: 0, timerLateMaxMs: 0 }] });
 });

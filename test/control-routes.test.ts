@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { RibCore } from '../bgp/index.js';
 import { ControlServer } from '../src/control/index.js';
 import { EXIT, runCtlCommand, type CtlIo } from '../src/ctl/index.js';
-import { comparePrefixKeys, keyWithin, PrefixWalk } from '../src/daemon/prefix-walk.js';
+import { comparePrefixKeys, keyWithin, PrefixWalk, type PrefixKey } from '../src/daemon/prefix-walk.js';
 import { keyText, parseRange, parseRouteQuery, RowMaker, routesStream } from '../src/daemon/route-query.js';
 import { TurnScheduler } from '../src/control/stream.js';
 import { announce, announce6, p4, terms } from './helpers/rib.js';
@@ -71,7 +71,7 @@ async function setup(t: Test): Promise<{ sock: string; server: ControlServer; ct
   const sock = join(tmp(t), 'skein.sock');
   const rib = makeRib();
   const server = new ControlServer({ path: sock });
-  server.handle('routes', (p) => routesStream(parseRouteQuery(p), { rib, installed: (x) => x === '10.1.2.0/24' }));
+  server.handle('routes', (p) => routesStream(parseRouteQuery(p), { rib, installed: (k) => keyText(k) === '10.1.2.0/24' }));
   await server.listen();
   t.teardown(() => server.close(0));
   const ctl = async (argv: string[]): Promise<{ code: number; out: string; err: string }> => {
@@ -254,7 +254,7 @@ t.test('a row made as text is the same document as the row made as objects, for 
     origin: 1, asPath: [{ type: 2, asns: [65002, 65010] }, { type: 1, asns: [65020, 65021] }], nextHop: B, med: 7,
     largeCommunities: [[65002, 1, 2]],
   }));
-  const src = { rib, installed: (p: string) => p.startsWith('10.1.') };
+  const src = { rib, installed: (k: PrefixKey) => keyText(k).startsWith('10.1.') };
   const maker = new RowMaker(parseRouteQuery({}), src);
   let n = 0;
   for (const k of rib.prefixes()) {

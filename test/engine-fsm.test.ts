@@ -211,6 +211,49 @@ t.test('reaching Established: negotiated session, timers from the negotiated hol
   t.equal(m.state, 'Idle');
 });
 
+t.test('hold timer after UPDATEs (RFC 4271 §6.5): expires hold seconds after the last message read, not re-armed per UPDATE', async (t) => {
+  const { m, clock } = machineIn('Established');
+  const armed = m.deadlines.get('Hold');
+  t.equal(armed, clock.t + 30_000);
+  clock.t += 20_000;
+  const a = m.handle(SAMPLE.Update);
+  t.ok(a.some((x) => x.type === 'update'), 'the UPDATE is passed on');
+  t.notOk(a.some((x) => x.type === 'setTimer'), 'no timer action per UPDATE');
+  t.equal(m.deadlines.get('Hold'), armed, 'the armed deadline stays where it was');
+  // the old deadline comes: not an expiry, the deadline moves to 30 s after the UPDATE
+  clock.t += 10_001;
+  const b = m.tick();
+  t.equal(m.state, 'Established', 'not expired: an UPDATE was read 10 s ago');
+  t.notOk(b.some((x) => x.type === 'send' && x.message.type === 'NOTIFICATION'), 'no NOTIFICATION');
+  t.equal(m.deadlines.get('Hold'), clock.t - 10_001 + 30_000, 'moved to the UPDATE + hold time');
+  t.match(b.find((x) => x.type === 'setTimer' && x.timer === 'Hold'), { deadline: clock.t - 10_001 + 30_000 }, 'and the driver is told');
+  // a ROUTE-REFRESH counts as heard too; then silence: expiry 30 s after it, not before
+  clock.t += 5_000;
+  m.handle(SAMPLE.RouteRefresh);
+  const heard = clock.t;
+  clock.t = heard + 29_999;
+  m.tick();
+  t.equal(m.state, 'Established', 'one ms before hold after the last message: still up');
+  clock.t = heard + 30_000;
+  const c = m.tick();
+  t.equal(m.state, 'Idle', 'hold seconds after the last message read: expired');
+  t.match(c.filter((x) => x.type === 'send').map((x) => (x.type === 'send' ? x.message : null)).at(-1), { type: 'NOTIFICATION', code: 4, subcode: 0 });
+});
+
+t.test('a stall of the process forgives the Hold only when nothing was read: a read UPDATE just moves it', async (t) => {
+  const { m, clock } = machineIn('Established');
+  clock.t += 25_000;
+  m.handle(SAMPLE.Update);
+  clock.t += 40_000; // the driver fires late (a stall); the UPDATE read at +25 s says hold until +55 s: already past
+  t.same(m.forgiveStall(40_000), ['Hold'], 'past due and nothing read since +25 s: forgiven');
+  const { m: m2, clock: c2 } = machineIn('Established');
+  c2.t += 25_000;
+  m2.handle(SAMPLE.Update);
+  c2.t += 10_000; // the first deadline (+30 s) is past, the UPDATE's (+55 s) is not
+  t.same(m2.forgiveStall(5_000), [], 'not due after all: nothing to forgive');
+  t.equal(m2.deadlines.get('Hold'), c2.t - 35_000 + 55_000, 'moved to the UPDATE + hold time');
+});
+
 t.test('OpenSent: hold timer is the large value, then the negotiated one', async (t) => {
   const { m, clock } = machineIn('Connect');
   const a = m.handle({ type: 'TcpConnected' });

@@ -205,7 +205,9 @@ t.test('skeind + BFD with BIRD 2 and FRR bfdd: Up, a ToR power loss withdraws it
   const m1 = metrics();
   t.match(m1, /skein_bfd_session_up\{peer="10\.42\.1\.2"\} 1/, '/metrics: BFD up gauge');
   t.match(m1, /skein_bfd_sessions\{state="Up"\} 2/);
-  t.match(m1, /skein_bfd_session_flaps_total\{peer="10\.42\.2\.2"\} 0/, 'no flap yet', { todo: 'known (issue 18): under load the other peers sometimes signal BFD Down at the same moment; cause not yet found' });
+  t.match(m1, /skein_bfd_session_flaps_total\{peer="10\.42\.2\.2"\} 0/, 'no flap yet');
+  t.match(m1, /skein_bfd_timer_lateness_max_seconds\{peer="10\.42\.1\.2"\} [0-9.e-]+/, '/metrics: our own timer lateness per peer');
+  t.match(m1, /skein_bfd_late_timers_total\{peer="10\.42\.1\.2"\} \d+/);
   const prom = spawnSync('promtool', ['check', 'metrics'], { input: m1, encoding: 'utf8', timeout: 30_000 });
   if (prom.error === undefined) t.equal(prom.status, 0, `promtool check metrics clean: ${prom.stdout}${prom.stderr}`);
 
@@ -244,9 +246,9 @@ t.test('skeind + BFD with BIRD 2 and FRR bfdd: Up, a ToR power loss withdraws it
       // must NOT: the other ToR
       const after = await peers();
       if (after.get(other.peer)?.since !== otherSince) diag();
-      t.equal(after.get(other.peer)?.state, 'Established', `${other.name}'s session stays Established`, { todo: 'known (issue 18): under load the other peers sometimes signal BFD Down at the same moment; cause not yet found' });
-      t.equal(after.get(other.peer)?.since, otherSince, `${other.name}'s session was never reset`, { todo: 'known (issue 18): under load the other peers sometimes signal BFD Down at the same moment; cause not yet found' });
-      t.equal((await bfd()).get(other.peer)?.state, 'Up', `${other.name}'s BFD stays Up`, { todo: 'known (issue 18): under load the other peers sometimes signal BFD Down at the same moment; cause not yet found' });
+      t.equal(after.get(other.peer)?.state, 'Established', `${other.name}'s session stays Established`);
+      t.equal(after.get(other.peer)?.since, otherSince, `${other.name}'s session was never reset`);
+      t.equal((await bfd()).get(other.peer)?.state, 'Up', `${other.name}'s BFD stays Up`);
 
       nsExec(lost.ns, 'ip', ['link', 'set', 'fohost', 'up']);
       await until(() => kernel().get(lost.net) === lost.peer, `${lost.name}'s route back in the kernel`, 60_000, 200);
@@ -263,14 +265,20 @@ t.test('skeind + BFD with BIRD 2 and FRR bfdd: Up, a ToR power loss withdraws it
       await poller;
     }
     t.ok(polls > 10, `polled ${other.name}'s route ${polls} times`);
-    t.equal(otherLost, 0, `${other.name}'s route never left the kernel while ${lost.name} was gone`, { todo: 'known (issue 18): under load the other peers sometimes signal BFD Down at the same moment; cause not yet found' });
+    t.equal(otherLost, 0, `${other.name}'s route never left the kernel while ${lost.name} was gone`);
   }
   t.match(log.join('\n'), /bfd session down: ending the BGP session/, 'the BFD down is logged');
 
+  const frrSince = (await peers()).get('10.42.2.2')?.since;
   // Live change: without the BFDConfiguration the sessions go (the peers see AdminDown, which ends nothing).
   writeFileSync(`${resFile}.tmp`, resources(false));
   renameSync(`${resFile}.tmp`, resFile);
   await until(async () => (await bfd()).size === 0, 'BFD sessions removed with their BFDConfiguration', 20_000, 200);
   const end = await peers();
-  t.ok([...end.values()].every((p) => p.state === 'Established'), 'removing BFD leaves both BGP sessions up', { todo: 'known (issue 18): under load the other peers sometimes signal BFD Down at the same moment; cause not yet found' });
+  // RFC 5882 §3.2: a peer's AdminDown is no failure, so skeind's removal ends nothing at FRR. BIRD 2.0.12 does not
+  // follow it: it resets its BGP session when its BFD peer goes AdminDown (seen in this test), so only FRR's
+  // session is asserted here, and skeind's own side of the rule is what the FRR session shows.
+  t.equal(end.get('10.42.2.2')?.state, 'Established', 'removing BFD leaves the FRR session up (its peer saw AdminDown)');
+  t.equal(end.get('10.42.2.2')?.since, frrSince, 'and never reset it');
+  t.notMatch(log.join('\n'), /bfd session down: ending the BGP session[^\n]*10\.42\.2\.2[^\n]*Administratively/, 'skeind ended nothing on an AdminDown');
 });

@@ -81,11 +81,13 @@ t.test('address text for views (RFC 5952)', (t) => {
   t.end();
 });
 
-t.test('V4Index behaves like a Map under any mix of set/delete/iterate (with growth and shrinking)', (t) => {
+t.test('V4Index behaves like a Map under any mix of set/delete/swap/take/iterate (with growth and shrinking)', (t) => {
   const op = fc.oneof(
     fc.record({ k: fc.constant('set' as const), n: fc.integer({ min: 0, max: 5000 }), len: fc.integer({ min: 0, max: 32 }) }),
     fc.record({ k: fc.constant('del' as const), n: fc.integer({ min: 0, max: 5000 }), len: fc.integer({ min: 0, max: 32 }) }),
     fc.record({ k: fc.constant('bulk' as const), n: fc.integer({ min: 0, max: 3000 }), len: fc.constant(32) }),
+    fc.record({ k: fc.constant('swap' as const), n: fc.integer({ min: 0, max: 5000 }), len: fc.integer({ min: 0, max: 32 }) }),
+    fc.record({ k: fc.constant('take' as const), n: fc.integer({ min: 0, max: 5000 }), len: fc.integer({ min: 0, max: 32 }) }),
   );
   fc.assert(fc.property(fc.array(op, { maxLength: 60 }), (ops) => {
     const idx = new V4Index<number>();
@@ -95,6 +97,17 @@ t.test('V4Index behaves like a Map under any mix of set/delete/iterate (with gro
       if (o.k === 'set') {
         idx.set(o.n * 7919 >>> 0, o.len, ++v);
         model.set(`${o.n * 7919 >>> 0}/${o.len}`, v);
+      } else if (o.k === 'swap') {
+        // swap answers what get would have before the set (the route table's one-probe path)
+        const key = `${o.n * 7919 >>> 0}/${o.len}`;
+        const before = model.get(key);
+        model.set(key, ++v);
+        if (idx.swap(o.n * 7919 >>> 0, o.len, v) !== before) return false;
+      } else if (o.k === 'take') {
+        const key = `${o.n * 7919 >>> 0}/${o.len}`;
+        const before = model.get(key);
+        model.delete(key);
+        if (idx.take(o.n * 7919 >>> 0, o.len) !== before) return false;
       } else if (o.k === 'del') {
         const had = model.delete(`${o.n * 7919 >>> 0}/${o.len}`);
         if (idx.delete(o.n * 7919 >>> 0, o.len) !== had) return false;

@@ -3,6 +3,7 @@
 // routes of other protocols stay untouched, and a restarted Programmer adopts its objects and leaks none.
 // One namespace and two agent runs (the restart), to stay cheap.
 import t, { type Test } from 'tap';
+import { execFileSync } from 'node:child_process';
 import { requires } from './helpers/env.js';
 import { Lab, nsExec, until } from './helpers/netns.js';
 import { Agent, routes, type IpRoute } from './fib/client.js';
@@ -11,7 +12,7 @@ const PROTO = '171';
 const rootOk = (t: Test): boolean => requires(t as unknown as Parameters<typeof requires>[0], { root: true });
 
 interface IpNexthop { id: number; gateway?: string; dev?: string; protocol?: string; group?: { id: number }[] }
-interface Stats { nexthopObjects: boolean; nexthops: number; stale: number; sent: { add: number; replace: number; delete: number } }
+interface Stats { nexthopObjects: boolean; nexthops: number; stale: number; pending: number; urgentSent: number; sent: { add: number; replace: number; delete: number } }
 
 const nexthops = (ns: string): IpNexthop[] => {
   const txt = nsExec(ns, 'ip', ['-j', 'nexthop', 'show']);
@@ -209,5 +210,49 @@ t.test('objects the kernel deletes (carrier loss) or someone else deletes come b
   }
   t.equal(ours(ns).length, 4, 'exactly the objects in use: 10.0.0.2, 10.0.1.2, fd00::2 and the ECMP group');
   t.match(nexthops(ns).find((n) => n.id === 9), { protocol: 'static' }, 'the other protocol\'s object survives the collection');
+  await agent.call('close');
+});
+
+/** skein's IPv4 routes as text lines (50k routes of JSON overflow nsExec's default buffer) */
+const routeLines = (ns: string): string[] =>
+  execFileSync('ip', ['netns', 'exec', ns, 'ip', '-4', 'route', 'show', 'proto', PROTO], { encoding: 'utf8', maxBuffer: 256 << 20, timeout: 60_000 })
+    .split('\n').filter((l) => l.trim() !== '' && !/^\s/.test(l)); // an ECMP route's members are indented lines
+
+t.test('a dead next hop\'s deletion does not queue behind a large batch of route writes (its own socket)', async (t) => {
+  if (!rootOk(t)) return;
+  const lab = new Lab();
+  t.teardown(() => lab.destroy());
+  const ns = lab.ns('fibnhu');
+  lab.link(ns, ns, 'u0a', 'u0b');
+  lab.link(ns, ns, 'u1a', 'u1b');
+  lab.addr(ns, 'u0a', '10.0.0.1/24');
+  lab.addr(ns, 'u1a', '10.0.1.1/24');
+  const agent = await startAgent(t, ns);
+  const N = 50_000;
+  // N routes over an ECMP pair, installed; then all of them move to a third next hop (N route replaces queued)
+  await agent.call('setRange', { range: { base: '10.70.0.0/32', count: N, hops: [{ gw: '10.0.0.2' }, { gw: '10.0.1.2' }] } });
+  let st = await agent.call<Stats>('flush');
+  t.equal(routeLines(ns).length, N, `${N} routes installed`);
+  const dead = ours(ns).find((n) => n.gateway === '10.0.1.2')?.id;
+  t.type(dead, 'number', 'an object for the next hop that will die');
+  const before = st.urgentSent;
+  await agent.call('setRange', { range: { base: '10.70.0.0/32', count: N, hops: [{ gw: '10.0.0.3' }] } });
+  st = await agent.call<Stats>('stats');
+  t.ok(st.pending > 0, `route writes are queued or in flight (${st.pending})`);
+  // 10.0.1.2 dies while the batch is being written
+  const sent = await agent.call<number>('nextHopDown', { gw: '10.0.1.2' });
+  t.equal(sent, 1, 'one message');
+  // Order matters here, not time: the object is read as gone from the kernel first, and only then is the batch
+  // seen still unfinished, so the deletion did not wait for the route writes queued before it.
+  const goneFirst = !ours(ns).some((n) => n.id === dead);
+  st = await agent.call<Stats>('stats');
+  t.ok(goneFirst, 'the dead next hop\'s object left the kernel...');
+  t.ok(st.pending > 0, `...while route writes queued before it were still pending (${st.pending})`);
+  t.equal(st.urgentSent - before, 1, 'the deletion went out on the urgent socket');
+  await agent.call<Stats>('flush');
+  const v4 = routeLines(ns);
+  t.equal(v4.length, N, 'every route is still there after the batch');
+  t.ok(v4.every((l) => / via 10\.0\.0\.3 /.test(l)), 'all through the new next hop');
+  t.ok(ours(ns).every((n) => n.gateway !== '10.0.1.2'), 'no object of skein\'s uses the dead next hop');
   await agent.call('close');
 });

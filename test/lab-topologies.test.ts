@@ -164,7 +164,7 @@ t.test('every lab shape: resources load, BIRD accepts every rendered configurati
   const mixedPlan = makePlan('mesh', true, 'frr', { birdHosts: ['k8s-1'] });
   const mixed = birdHostConf(mixedPlan, mixedPlan.hosts[0]!);
   t.match(mixed, /route 10\.65\.0\.0\/26 blackhole;/, 'the BIRD host blackholes its block');
-  t.match(mixed, /protocol bgp Mesh_10_10_0_12 from calico_mesh_v4 \{[^}]*passive on;/, 'passive towards a higher address (Calico\'s rule)');
+  t.match(mixed, /protocol bgp Mesh_10_10_0_12 from bgp_template_v4 \{[^}]*passive on;/, 'passive towards a higher address (Calico\'s rule)');
   t.notMatch(mixed, /protocol bgp Mesh_10_10_0_11 /, 'no session to itself');
 });
 

@@ -27,6 +27,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { etcdPair, workloadDoc, type Doc } from '../../src/lab/resources.js';
+import { calicoBirdConf, type CalicoBirdNode, type CalicoBirdPeer } from '../../src/lab/calico-bird.js';
 
 export type Daemon = 'skein' | 'bird';
 export type BenchTopology = 'mesh' | 'rr';
@@ -511,54 +512,29 @@ class EtcdWriter {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// BIRD 2, configured as Calico's confd renders bird.cfg / bird_aggr.cfg / bird_ipam.cfg (IPv4 part).
+// BIRD 2, configured as Calico's confd renders bird.cfg / bird_aggr.cfg / bird_ipam.cfg (IPv4 part): src/lab/calico-bird.ts.
 
-function birdConf(n: Node, b: Built): string {
-  const own = n.role === 'host' ? block(n.index) : undefined;
-  const lines = [
-    `log "${join(b.dir, `${n.name}.bird.log`)}" { warning, error, fatal };`,
-    `router id ${n.ip};`,
-    // Calico: device and kernel scans every 2 s; the kernel protocol learns Felix's workload routes
-    // (alien routes), keeps its routes on exit, merges equal paths, and takes part in graceful restart.
-    'protocol device { scan time 2; }',
-    'protocol direct { ipv4; interface -"cali*", "*"; }',
-    'protocol kernel {',
-    '  ipv4 { import all; export filter { if source = RTS_BGP || source = RTS_STATIC then accept; reject; }; };',
-    '  learn; persist; scan time 2; merge paths on; graceful restart;',
-    '}',
-  ];
-  // bird_aggr.cfg: a blackhole for the affine block, and "announce the block, nothing beneath it".
-  if (own !== undefined) lines.push(`protocol static { ipv4; route ${own} blackhole; }`);
-  lines.push('filter calico_export_to_bgp_peers {');
-  if (own !== undefined) lines.push(`  if net = ${own} then accept;`, `  if net ~ [ ${own}+ ] then reject;`);
-  lines.push(`  if net ~ [ ${POOL}+ ] then accept;`, '  reject;', '}');
-  lines.push(
-    'template bgp bgp_template {',
-    `  local ${n.ip} as ${AS};`,
-    '  multihop;',
-    '  ipv4 { import all; export filter calico_export_to_bgp_peers; add paths on; gateway recursive; };',
-    '  graceful restart;',
-    '  connect delay time 2; connect retry time 5; error wait time 5,30;',
-    '}',
-  );
-  const peers: { ip: string; client: boolean; kind: string }[] = [];
-  const hosts = b.hosts;
+/**
+ * Node `n` of a fabric for the Calico renderer: a host has its block; peers are the mesh without reflectors, else a
+ * host peers with every reflector and a reflector with every host (its clients) and the other reflectors.
+ */
+export function birdNode(n: Pick<Node, 'role' | 'index' | 'name' | 'ip'>, b: { dir: string; hosts: readonly Pick<Node, 'ip'>[]; rrs: readonly Pick<Node, 'ip'>[] }): CalicoBirdNode {
+  const peers: CalicoBirdPeer[] = [];
   if (b.rrs.length === 0) {
-    for (const h of hosts) if (h !== n) peers.push({ ip: h.ip, client: false, kind: 'Mesh' });
+    for (const h of b.hosts) if (h.ip !== n.ip) peers.push({ kind: 'Mesh', ip: h.ip, asn: AS });
   } else if (n.role === 'host') {
-    for (const r of b.rrs) peers.push({ ip: r.ip, client: false, kind: 'Node' });
+    for (const r of b.rrs) peers.push({ kind: 'Node', ip: r.ip, asn: AS });
   } else {
-    for (const h of hosts) peers.push({ ip: h.ip, client: true, kind: 'Node' });
-    for (const r of b.rrs) if (r !== n) peers.push({ ip: r.ip, client: false, kind: 'Node' });
+    for (const h of b.hosts) peers.push({ kind: 'Node', ip: h.ip, asn: AS, rrClusterId: CLUSTER_ID });
+    for (const r of b.rrs) if (r.ip !== n.ip) peers.push({ kind: 'Node', ip: r.ip, asn: AS });
   }
-  for (const p of peers) {
-    // confd: passive when the peer's address sorts after ours (Go string comparison), so one side dials.
-    const opts = [`neighbor ${p.ip} as ${AS};`];
-    if (p.ip > n.ip) opts.push('passive on;');
-    if (p.client) opts.push(`rr client; rr cluster id ${CLUSTER_ID};`);
-    lines.push(`protocol bgp ${p.kind}_${p.ip.replace(/\./g, '_')} from bgp_template { ${opts.join(' ')} }`);
-  }
-  return `${lines.join('\n')}\n`;
+  const blocks = n.role === 'host' ? [block(n.index)] : [];
+  return {
+    log: `"${join(b.dir, `${n.name}.bird.log`)}" { warning, error, fatal }`,
+    routerId: n.ip,
+    asn: AS,
+    families: [{ family: 4, address: n.ip, blocks, pools: [POOL], peers }],
+  };
 }
 
 /** A diagnostic for a failed set-up: how many of a node's BGP sessions are established. */
@@ -648,7 +624,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     } else {
       for (const n of b.nodes) {
         const conf = join(b.dir, `${n.name}.bird.conf`);
-        writeFileSync(conf, birdConf(n, b));
+        writeFileSync(conf, calicoBirdConf(birdNode(n, b)));
         n.child = track(spawn('ip', ['netns', 'exec', n.ns, 'bird', '-f', '-c', conf, '-s', join(b.dir, `${n.name}.bird.ctl`)], { stdio: ['ignore', 'ignore', 'pipe'] }));
         let err = '';
         n.child.stderr!.on('data', (d: Buffer) => { err = (err + d.toString()).slice(-2000); });

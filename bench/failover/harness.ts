@@ -20,6 +20,7 @@ import { createInterface } from 'node:readline';
 import { Lab, nsExec, nsSpawn } from '../../test/helpers/netns.js';
 import { SKEIND } from '../converge/harness.js';
 import { KernelFollower } from './judge.js';
+import { calicoBirdConf, type CalicoBirdNode, type CalicoBirdPeer } from '../../src/lab/calico-bird.js';
 
 export const SKEIND_BFDD = join(dirname(SKEIND), 'skein-bfdd.js');
 export const SKEINCTL = join(dirname(SKEIND), 'skeinctl.js');
@@ -336,45 +337,18 @@ export class SkeinFabric extends Fabric {
 // ---------------------------------------------------------------------------------------------------------------
 // The reference: BIRD 2 hosts as Calico's confd renders them.
 
-/** bird.cfg + bird_aggr.cfg + bird_ipam.cfg of calico/node's confd templates, IPv4 part, for host `x`. */
-function calicoBirdConf(f: Fabric, x: Node): string {
-  const own = block(x.index);
-  const lines = [
-    `router id ${x.ip};`,
-    'protocol device { scan time 2; }',
-    'protocol direct { ipv4; interface -"cali*", "*"; }',
-    'protocol kernel {',
-    '  ipv4 { import all; export filter { if source = RTS_BGP || source = RTS_STATIC then accept; reject; }; };',
-    '  learn; persist; scan time 2; merge paths on; graceful restart;',
-    '}',
-    `protocol static { ipv4; route ${own} blackhole; }`,
-    'filter calico_export_to_bgp_peers {',
-    `  if net = ${own} then accept;`, `  if net ~ [ ${own}+ ] then reject;`,
-    `  if net ~ [ ${POOL}+ ] then accept;`, '  reject;', '}',
-    // bird.cfg.template's bgp_template: no hold time (BIRD's 240 s), graceful restart (BIRD's 120 s: confd writes
-    // `graceful restart time` only when nodeMeshMaxRestartTime is set), and these connect timers.
-    'template bgp bgp_template {',
-    `  local ${x.ip} as ${HOST_AS};`,
-    '  multihop;',
-    '  ipv4 { import all; export filter calico_export_to_bgp_peers; add paths on; gateway recursive; };',
-    '  graceful restart;',
-    '  connect delay time 2; connect retry time 5; error wait time 5,30;',
-    '}',
-  ];
-  for (const h of f.hosts) {
-    if (h === x) continue;
-    // confd: passive when the peer's address sorts after ours (Go string comparison)
-    lines.push(`protocol bgp Mesh_${h.ip.replace(/\./g, '_')} from bgp_template { neighbor ${h.ip} as ${HOST_AS};${h.ip > x.ip ? ' passive on;' : ''} }`);
-  }
-  lines.push(`protocol bgp Global_${TOR_IP.replace(/\./g, '_')} from bgp_template { neighbor ${TOR_IP} as ${TOR_AS}; }`);
-  return `${lines.join('\n')}\n`;
+/** Host `x` of a fabric as Calico's confd configures it (IPv4): its block, the pool, the mesh and the ToR. */
+export function calicoBirdNode(hosts: readonly { ip: string }[], x: { ip: string; index: number }): CalicoBirdNode {
+  const peers: CalicoBirdPeer[] = hosts.filter((h) => h.ip !== x.ip).map((h) => ({ kind: 'Mesh', ip: h.ip, asn: HOST_AS }));
+  peers.push({ kind: 'Global', ip: TOR_IP, asn: TOR_AS });
+  return { routerId: x.ip, asn: HOST_AS, families: [{ family: 4, address: x.ip, blocks: [block(x.index)], pools: [POOL], peers }] };
 }
 
 export class BirdFabric extends Fabric {
   constructor(n: number) {
     super(n);
     startBird(this, this.tor, torConf(this, undefined));
-    for (const h of this.hosts) startBird(this, h, calicoBirdConf(this, h));
+    for (const h of this.hosts) startBird(this, h, calicoBirdConf(calicoBirdNode(this.hosts, h)));
   }
 
   async ready(ms: number): Promise<void> {

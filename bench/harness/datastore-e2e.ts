@@ -131,13 +131,25 @@ export async function startSkeind(o: { datastore: string; node: string; dir: str
     const gone = once(child, 'exit');
     child.kill('SIGTERM');
     const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    await gone;
+    // bounded: SIGKILL after 10 s, and the exit awaited at most 5 s more (a process in uninterruptible sleep)
+    await Promise.race([gone, sleep(15_000)]);
     clearTimeout(t);
   };
   try {
-    const routesAt = await Promise.race([o.routes.all(o.own, o.timeoutMs), exited]);
+    const routesAt = await Promise.race([o.routes.all(o.own, o.timeoutMs), exited]).catch((e: unknown) => {
+      throw new Error(`skeind ${readyAt === undefined ? 'not ready and ' : ''}its own routes not all in the kernel: ${(e as Error).message}; its last lines:${tail}`);
+    });
     if (readyAt === undefined) {
-      await Promise.race([new Promise<void>((r) => readyWaiters.push(r)), exited, sleep(o.timeoutMs).then(() => { throw new Error(`skeind not ready after ${o.timeoutMs} ms: ${tail}`); })]);
+      // bounded, and its timer cleared either way: a timer left behind kept a finished run's process alive
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`skeind not ready ${o.timeoutMs} ms after its own routes were in the kernel; its last lines:${tail}`)), o.timeoutMs);
+      });
+      try {
+        await Promise.race([new Promise<void>((r) => readyWaiters.push(r)), exited, late]);
+      } finally {
+        clearTimeout(timer);
+      }
     }
     await sleep(o.settleMs ?? 5000);
     const m = procMem(child.pid!);
@@ -177,9 +189,18 @@ export function runInNamespace(prefix: string, envVar: string, script: string): 
     ip('-n', ns, 'link', 'set', 'cali0', 'up');
     ip('-n', ns, 'link', 'set', 'cali0p', 'up');
     ip('-n', ns, 'addr', 'add', '10.100.0.1/32', 'dev', 'cali0p');
-    const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, ...process.execArgv, script], { stdio: 'inherit', env: { ...process.env, [envVar]: ns } });
+    // The run inside is bounded by its own waits; this bound is the last resort (a run that never finished once, when
+    // skeind did not become ready): killed after BENCH_MAX_S (default 1 h), with a message saying so.
+    const maxS = Number(process.env.BENCH_MAX_S ?? 3600);
+    const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, ...process.execArgv, script], { stdio: 'inherit', env: { ...process.env, [envVar]: ns }, timeout: maxS * 1000, killSignal: 'SIGKILL' });
+    if (r.error !== undefined || r.signal !== null) console.error(`${prefix}: the run inside ${ns} did not finish within ${maxS} s (BENCH_MAX_S) or was killed: ${r.error?.message ?? r.signal ?? ''}`);
     return r.status ?? 1;
   } finally {
+    // whatever the run left in its namespace (a skeind whose parent was killed) goes with it
+    const pids = spawnSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).stdout.split('\n').filter((x) => /^\d+$/.test(x));
+    for (const pid of pids) {
+      try { process.kill(Number(pid), 'SIGKILL'); } catch { /* gone already */ }
+    }
     spawnSync('ip', ['netns', 'del', ns], { stdio: 'inherit' });
   }
 }

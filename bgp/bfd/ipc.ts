@@ -190,6 +190,9 @@ function parseSession(v: unknown): IpcSession {
     upCount: n('upCount'),
     downCount: n('downCount'),
     lastDownReason: typeof v.lastDownReason === 'string' ? v.lastDownReason.slice(0, 200) : '',
+    // Added after version 1 was fixed: a companion from before sends neither, read as 0.
+    timerLateMaxMs: v.timerLateMaxMs === undefined ? 0 : n('timerLateMaxMs'),
+    lateTimers: v.lateTimers === undefined ? 0 : n('lateTimers'),
   };
 }
 

@@ -32,7 +32,13 @@ export type BfdOutput =
       readonly to: BfdState;
       readonly remoteControlPlaneIndependent: boolean;
     }
-  | { readonly type: 'state'; readonly key: BfdKey; readonly from: BfdState; readonly to: BfdState; readonly diag: number };
+  | { readonly type: 'state'; readonly key: BfdKey; readonly from: BfdState; readonly to: BfdState; readonly diag: number }
+  /**
+   * A timer of this session fired later than half the time a detector allows (lateTimerLimitMs): our own
+   * process was not scheduled in time. Late transmissions make the peer declare us dead (its Detection Time,
+   * RFC 5880 §6.8.4, runs out), so a flap between live hosts after one of these is our lateness, not the path.
+   */
+  | { readonly type: 'late'; readonly key: BfdKey; readonly lateMs: number; readonly limitMs: number };
 
 /** Where a received packet came from, as the driver knows it. */
 export interface BfdRxMeta {
@@ -51,6 +57,22 @@ export interface BfdSessionInfo extends BfdSessionStatus {
   readonly upCount: number;
   readonly downCount: number;
   readonly lastDownReason: string;
+  /** the latest any of its timers fired after its deadline, ms (a starved process shows here) */
+  readonly timerLateMaxMs: number;
+  /** timer firings later than lateTimerLimitMs() */
+  readonly lateTimers: number;
+}
+
+/**
+ * How late a timer may fire before it is reported: half of the shorter of our Detection Time and the peer's
+ * (its multiplier × our transmit interval, RFC 5880 §6.8.4). Half, because a transmission that late leaves the
+ * peer one more chance at most; null before the timers are negotiated.
+ */
+export function lateTimerLimitMs(s: BfdSessionStatus): number | null {
+  const ours = s.detectTimeUs;
+  const theirs = s.remoteDetectMult * s.txIntervalUs;
+  const limits = [ours, theirs].filter((x) => x > 0);
+  return limits.length > 0 ? Math.min(...limits) / 2000 : null;
 }
 
 export interface BfdManagerOptions {
@@ -70,6 +92,8 @@ interface Entry {
   upCount: number;
   downCount: number;
   lastDownReason: string;
+  timerLateMaxMs: number;
+  lateTimers: number;
 }
 
 export class BfdManager {
@@ -99,7 +123,7 @@ export class BfdManager {
       this.opts.clock,
       this.random,
     );
-    const entry: Entry = { key: { ...key }, session, since: this.opts.clock.now(), upCount: 0, downCount: 0, lastDownReason: '' };
+    const entry: Entry = { key: { ...key }, session, since: this.opts.clock.now(), upCount: 0, downCount: 0, lastDownReason: '', timerLateMaxMs: 0, lateTimers: 0 };
     this.byKey.set(k, entry);
     this.byDiscr.set(session.config.localDiscriminator, entry);
     const a = addrKey(key.multihop, key.peer, key.local);
@@ -180,7 +204,16 @@ export class BfdManager {
     const out: BfdOutput[] = [];
     for (const e of this.byKey.values()) {
       const d = e.session.nextDeadline();
-      if (d !== null && d <= now) out.push(...this.run(e, e.session.tick()));
+      if (d === null || d > now) continue;
+      // How late this firing is: the driver's timer (one for all sessions) and the event loop add to it.
+      const late = now - d;
+      if (late > e.timerLateMaxMs) e.timerLateMaxMs = late;
+      const limit = lateTimerLimitMs(e.session.status());
+      if (limit !== null && late > limit) {
+        e.lateTimers++;
+        out.push({ type: 'late', key: e.key, lateMs: late, limitMs: limit });
+      }
+      out.push(...this.run(e, e.session.tick()));
     }
     return out;
   }
@@ -202,6 +235,8 @@ export class BfdManager {
       upCount: e.upCount,
       downCount: e.downCount,
       lastDownReason: e.lastDownReason,
+      timerLateMaxMs: e.timerLateMaxMs,
+      lateTimers: e.lateTimers,
     }));
   }
 

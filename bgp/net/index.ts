@@ -21,5 +21,5 @@ export {
   sockoptConstants,
 } from './sockets.js';
 export { sdNotify } from './notify.js';
-export { mallocTrim } from './memory.js';
+export { mallocTrim, startIncrementalGc } from './memory.js';
 export { type NativeConstants, addonPath, native } from './native.js';

@@ -24,6 +24,12 @@ export interface NativeAddon {
   /** glibc's malloc_trim(0): the C allocator's free memory back to the kernel; false when nothing was (or no glibc) */
   mallocTrim(): boolean;
   /**
+   * Start V8's incremental marking by a transient report of `bytes` of external memory (taken back before it
+   * returns); returns the external memory V8 counts afterwards. Never an atomic collection while `bytes` stays
+   * well under half the old generation's maximum (bgp/native/skein_native.c).
+   */
+  startIncrementalGc(bytes: number): number;
+  /**
    * Watch an interface for a live-migrated VM's RARP or gratuitous ARP (bgp/native/announce_watch.c); the callback
    * runs on the main thread per wake-up; 'gone' when the interface was deleted (open a new watch), 'down' when it
    * went down (the watch goes on; ask announceWatchState until it is up). Throws with code ENODEV when the

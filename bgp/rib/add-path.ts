@@ -192,6 +192,8 @@ export class AddPathOut {
   private readonly queues = new Map<number, AddPathQueue>();
   /** advertised (prefix, path id) pairs */
   count = 0;
+  /** of those, IPv6 ones (per-family counts for the metrics: views.ts peerStats) */
+  count6 = 0;
 
   constructor(
     /** the families where ADD-PATH send was negotiated and is configured */
@@ -282,6 +284,7 @@ export class AddPathOut {
       q.withdraw(prefix, c[W * j + 2] as number); // RFC 7911 §3: the withdrawal names the path id
       release(c[W * j + 3] as AttrSet);
       this.count--;
+      if (typeof prefix !== 'number') this.count6--;
     }
     if (!structural && fresh === null) return; // nothing came or went (changed attributes were updated in place)
     const nFresh = fresh === null ? 0 : fresh.length / 2;
@@ -317,6 +320,7 @@ export class AddPathOut {
         next[n++] = set;
         q.announce(prefix, id, set, true);
         this.count++;
+        if (typeof prefix !== 'number') this.count6++;
       }
     }
     this.out.set(prefix, next);
@@ -337,6 +341,7 @@ export class AddPathOut {
     if (j >= cur.length) return false;
     release(cur[j + 3] as AttrSet);
     this.count--;
+    if (typeof prefix !== 'number') this.count6--;
     if (cur.length === W) this.out.delete(prefix);
     else {
       // exactly sized, as update() keeps it
@@ -397,6 +402,7 @@ export class AddPathOut {
     });
     this.out.clear();
     this.count = 0;
+    this.count6 = 0;
     for (const q of this.queues.values()) q.clear();
   }
 }

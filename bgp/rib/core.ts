@@ -23,30 +23,41 @@
 // With ADD-PATH send (RFC 7911, add-path.ts) a peer gets every candidate of
 // a prefix, or the N best, each under its own path id and each through the
 // rules above, instead of the best alone.
-// Size: over 600 lines (issue 17 asks for a split into import / export / outbound / stale / views files); not done
-// yet. Update groups live in update-group.ts; this file only wires them (peerUp, leaveGroup, splitFromGroup).
-import { IPV4_UNICAST, IPV6_UNICAST, familyKey } from '../wire/constants.js';
+//
+// What this file keeps, and why: RibCore's state (the tables, peers, update groups, queues) and the one path every
+// route change takes — put / remove / changed, with the stale count kept as paths move (staleMoved) — so the
+// invariants between the Loc-RIB, the best-change queue and the exports are kept in one place; plus the public
+// entry points, each a line or two that hands over to the file doing the work:
+//   session.ts   peer up / down, joining and leaving update groups
+//   import.ts    UPDATEs into Adj-RIB-In          export.ts   a best path to an Adj-RIB-Out
+//   outbound.ts  batches out, refresh, unsendable, graceful shutdown
+//   verdicts.ts  next-hop and policy verdicts    stale.ts    graceful restart and refresh sweeps
+//   best-out.ts  best-path changes for the FIB   views.ts    plain-data views for skeinctl
+// Those files take the RibCore and use its members marked @internal (for the files beside this one).
 import type { PathAttributes, UpdateMessage } from '../wire/types.js';
-import { DEFAULT_LOCAL_PREF, Path, compare, isUsable, selectBest } from './decision.js';
+import { DEFAULT_LOCAL_PREF, Path, isUsable, selectBest } from './decision.js';
 import type { NextHopVerdict } from './next-hop.js';
 import type { PathSource, Reason, Selection } from './decision.js';
 import { AttrTable } from './intern.js';
-import { AddPathOut, checkAddPathSend } from './add-path.js';
-import type { AddPathSend } from './add-path.js';
+import { checkAddPathSend } from './add-path.js';
 import { PrefixMap } from './prefix-map.js';
 import type { AttrSet } from './intern.js';
-import { evaluate } from './policy.js';
 import { Dest, Peer, familyOf, sameHops, usableBest, type LocEntry } from './peer.js';
-import { UpdateGroup, copyGroup, groupKey, nextGroupBatch, nextPersonal } from './update-group.js';
-import { enterLongLivedStale, markPeerStale, markStale, staleCount, staleCountByWalk, sweepPaths, sweepStale } from './stale.js';
+import { groupKey, type UpdateGroup } from './update-group.js';
+import { nextBatch, nextGroupBatch, nextPersonalBatch, refreshExports, routeRefresh, setDraining, unsendable } from './outbound.js';
+import { peerDown, peerUp, splitFromGroup } from './session.js';
+import { advertisedPaths, advertisedPrefixes, explain, peerStats, received, route } from './views.js';
+import { enterLongLivedStale, markStale, staleCount, staleCountByWalk, sweepStale } from './stale.js';
 import { Walker } from './walker.js';
-import { BestBatch, ChangeQueue } from './change-queue.js';
-import { applyUpdate, clearRefused, keepReceived, keepsReceived, refusedRoutes, reimport } from './import.js';
-import { exportAddPath, exportEntry, exportTo } from './export.js';
+import { ChangeQueue, type BestBatch } from './change-queue.js';
+import { drainBest, drainBestChanges, setBestTracking } from './best-out.js';
+import { applyUpdate, keepReceived, keepsReceived, refusedRoutes, reimport } from './import.js';
+import { exportAddPath, exportTo } from './export.js';
+import { flushRecursive, policyTrace, recheckNextHops, recursiveHops, setNextHopCheck } from './verdicts.js';
 import { countsAfterUpdate, type FamilyCounts } from './prefix-limit.js';
 import { RecursiveNextHops, nextHopInside } from './recursive.js';
 import type {
-  BestChange, CoreConfig, OutBatch, PeerConfig, Policy, PolicyResult, PolicyVerdict, PrefixKey, RefusedRoute, RouteView, SessionTerms, UpdateResult,
+  BestChange, CoreConfig, OutBatch, PeerConfig, PolicyVerdict, PrefixKey, RefusedRoute, RouteView, SessionTerms, UpdateResult,
 } from './types.js';
 export { DEFAULT_KEEP_REFUSED } from './types.js';
 
@@ -56,25 +67,32 @@ export type {
 } from './types.js';
 export class RibCore {
   readonly attrs = new AttrTable();
-  private readonly peers = new Map<number, Peer>();
-  /** the Established peers, for the per-prefix export loop */
-  private up: Peer[] = [];
-  /** the Established peers with ADD-PATH send: every candidate change goes to them */
-  private apUp: Peer[] = [];
-  /** the update groups of the Established peers (update-group.ts), for the per-prefix export loop */
-  private groups: UpdateGroup[] = [];
-  private nextGroupId = 1;
+  /** @internal every peer by id */
+  readonly peers = new Map<number, Peer>();
+  /** @internal the Established peers, for the per-prefix export loop */
+  up: Peer[] = [];
+  /** @internal the Established peers with ADD-PATH send: every candidate change goes to them */
+  apUp: Peer[] = [];
+  /** @internal the update groups of the Established peers (update-group.ts), for the per-prefix export loop */
+  groups: UpdateGroup[] = [];
+  /** @internal */
+  nextGroupId = 1;
   /** @internal (the files beside this one) */
   readonly loc = new PrefixMap<LocEntry>();
   /** next hops resolved through other Loc-RIB routes (recursive.ts) */
   readonly recursive = new RecursiveNextHops(this.loc);
-  /** the next-hop check (setNextHopCheck), null: none */
-  private nhCheck: ((nextHops: readonly string[]) => NextHopVerdict | null) | null = null;
-  /** prefixes whose best path or next hops changed since the last drain (change-queue.ts) */
-  private readonly bestDirty = new ChangeQueue();
+  /** @internal the next-hop check (setNextHopCheck, verdicts.ts), null: none */
+  nhCheck: ((nextHops: readonly string[]) => NextHopVerdict | null) | null = null;
+  /** @internal prefixes whose best path or next hops changed since the last drain (change-queue.ts, best-out.ts) */
+  readonly bestDirty = new ChangeQueue();
+  /** @internal whether best-path changes are recorded (setBestTracking) */
+  trackBest = true;
+  /** @internal times setBestTracking changed the mode: a walk it started stops when the mode changes again */
+  trackTurns = 0;
   private nextPeerId = 1;
   private readonly localSource: PathSource;
-  private readonly maxPaths: number;
+  /** @internal */
+  readonly maxPaths: number;
   /** @internal (the files beside this one) */
   readonly defaultLocalPref: number;
   /** @internal (the files beside this one) */
@@ -126,133 +144,20 @@ export class RibCore {
     if (p.ap !== null && cfg.addPathSend !== undefined) p.ap.mode = cfg.addPathSend; // applies from refreshExports
   }
 
-  /**
-   * The session reached Established: remember what it negotiated and queue
-   * the whole Loc-RIB for it, followed by End-of-RIB per family.
-   */
+  /** The session reached Established (session.ts): the whole Loc-RIB is queued for it, then End-of-RIB. */
   peerUp(id: number, terms: SessionTerms): void {
-    const p = this.peer(id);
-    if (p.established) this.peerDown(id);
-    p.established = true;
-    this.up = [...this.peers.values()].filter((x) => x.established);
-    p.epoch++;
-    p.routerId = terms.peerId >>> 0;
-    p.ibgp = terms.ibgp;
-    p.families = new Set(terms.families.filter((f) => f === IPV4_UNICAST || f === IPV6_UNICAST));
-    p.addPathRx = terms.addPathRx;
-    p.addPathTx = terms.addPathTx;
-    p.enhancedRouteRefresh = terms.enhancedRouteRefresh;
-    p.llgrFamilies = terms.llgrFamilies ?? new Set();
-    p.terms = terms;
-    const apFams = p.cfg.addPathSend === undefined ? [] : [...p.families].filter((f) => terms.addPathTx.has(f));
-    if (apFams.length > 0) {
-      p.ap = new AddPathOut(new Set(apFams), p.cfg.addPathSend as AddPathSend);
-      this.apUp = this.up.filter((x) => x.ap !== null);
-    }
-    const session = ++p.sessions;
-    const gone = (): boolean => !p.established || p.sessions !== session;
-    const key = this.config.updateGroups === true ? groupKey(p, terms) : `own:${p.id}`;
-    const g = this.groups.find((x) => x.key === key);
-    if (g !== undefined) {
-      // A late joiner (update-group.ts): the group's Adj-RIB-Out as personal entries, in slices; End-of-RIB after.
-      g.members.push(p);
-      p.group = g;
-      p.catchingUp = true;
-      this.walker.start(g.adjOut.keySnapshot(), (prefix) => p.personal.add(prefix), () => {
-        p.catchingUp = false;
-        for (const f of p.families) if (g.eorSent.has(f)) p.personal.tail.push({ kind: 'end-of-rib', family: f });
-      }, gone);
-      return;
-    }
-    const ng = new UpdateGroup(this.nextGroupId++, key);
-    ng.members.push(p);
-    p.group = ng;
-    this.groups.push(ng);
-    // The whole Loc-RIB in slices (walker.ts): a prefix that changes meanwhile goes to the group by the ordinary
-    // export (it is Established now), one removed meanwhile is skipped. End-of-RIB follows the last one.
-    const loc = this.loc;
-    this.walker.start(loc.keySnapshot(), (prefix) => {
-      const e = loc.get(prefix);
-      if (e !== undefined) exportEntry(this, ng, prefix, e);
-    }, () => {
-      ng.initialDone = true;
-      for (const f of ng.rep.families) ng.queue(f).tail.push('end-of-rib');
-    }, () => ng.members.length === 0);
+    peerUp(this, id, terms);
   }
 
-  /** Take a member out of its group (it keeps nothing of it), dropping the group when it was the last. */
-  private leaveGroup(p: Peer): void {
-    const g = p.group;
-    p.group = null;
-    p.catchingUp = false;
-    p.personal.clear();
-    if (g === null) return;
-    const i = g.members.indexOf(p);
-    if (i >= 0) g.members.splice(i, 1);
-    if (g.members.length > 0) return;
-    this.groups = this.groups.filter((x) => x !== g);
-    for (const q of g.queues.values()) q.clear();
-    // The old Adj-RIB-Out is released in a walk (walker.ts): the attribute-set references it held go a slice at a
-    // time (a million prefixes held the loop ~0.1 s in one go).
-    const out = g.adjOut;
-    if (out.size > 0) {
-      g.adjOut = new PrefixMap<AttrSet>();
-      this.walker.start(out.keySnapshot(), (prefix) => {
-        const set = out.take(prefix);
-        if (set !== undefined) this.attrs.release(set);
-      });
-    }
-  }
-
-  /**
-   * A member leaves its shared group for one of its own with a copy of the group's state (update-group.ts: a slow
-   * member, or one whose settings change). Returns the new group's id; the same one when it was alone.
-   */
+  /** A member leaves its shared update group for one of its own (session.ts); returns that group's id. */
   splitFromGroup(id: number): number {
-    const p = this.peer(id);
-    const g = p.group;
-    if (g === null) throw new Error(`peer ${id} is not Established`);
-    if (g.members.length === 1) return g.id;
-    g.members.splice(g.members.indexOf(p), 1);
-    const c = copyGroup(g, this.nextGroupId++, `own:${p.id}:${this.nextGroupId}`, (set) => this.attrs.retain(set));
-    c.members.push(p);
-    p.group = c;
-    this.groups.push(c);
-    return c.id;
+    return splitFromGroup(this, id);
   }
 
-  /**
-   * The session left Established: its Adj-RIB-Out is forgotten and its routes
-   * leave the Loc-RIB — unless retainStale (RFC 4724 §4.2, we are the
-   * receiving speaker of a peer that restarts gracefully): then its routes
-   * stay, marked stale, until sweepStale() (End-of-RIB received, or the
-   * restart or stale timer ran out).
-   */
+  /** The session left Established (session.ts): its routes go, or stay stale under retainStale (RFC 4724 §4.2). */
   peerDown(id: number, opts: { retainStale?: boolean } = {}): void {
-    const p = this.peer(id);
-    if (p.reimports > 0) this.walker.finish(); // what the session sent meets the rules before it becomes stale
-    p.established = false;
-    p.sessions++;
-    this.up = this.up.filter((x) => x !== p);
-    this.leaveGroup(p);
-    clearRefused(this, p);
-    p.rawIn?.forEach((e) => this.attrs.release(e.set));
-    p.rawIn = null;
-    if (p.ap !== null) {
-      p.ap.clear((set) => this.attrs.release(set));
-      p.ap = null;
-      this.apUp = this.apUp.filter((x) => x !== p);
-    }
-    // Every path of the peer becomes stale; without retainStale they all go now, in a walk (walker.ts) that removes
-    // what was announced before this moment: paths of a session that comes up meanwhile stay.
-    for (const f of [IPV4_UNICAST, IPV6_UNICAST]) markPeerStale(p, f);
-    if (!opts.retainStale) sweepPaths(this, p, null);
+    peerDown(this, id, opts);
   }
-
-
-
-
-
 
   // ------------------------------------------------------------------ stale paths (stale.ts)
 
@@ -330,14 +235,6 @@ export class RibCore {
   countsAfterUpdate(id: number, u: UpdateMessage, limits: { v4: number; v6: number }): FamilyCounts {
     return countsAfterUpdate(this, id, u, limits);
   }
-
-
-
-
-
-
-
-
 
   /** @internal (the files beside this one) */
   announcePath(p: Peer, prefix: PrefixKey, pathId: number, set: AttrSet, rule = 0): void {
@@ -513,9 +410,9 @@ export class RibCore {
 
   /**
    * After a Loc-RIB entry changed: note FIB work and export the new best where
-   * it differs. prevMulti null stands for [prevBest] (a lone path).
+   * it differs. prevMulti null stands for [prevBest] (a lone path). @internal (verdicts.ts re-decides through it)
    */
-  private changed(prefix: PrefixKey, prevBest: Path | null, prevMulti: readonly Path[] | null, after: LocEntry | undefined, prevJudged = false): void {
+  changed(prefix: PrefixKey, prevBest: Path | null, prevMulti: readonly Path[] | null, after: LocEntry | undefined, prevJudged = false): void {
     if (this.recursive.watching) this.recursive.touched(prefix);
     // ADD-PATH send peers see every candidate, not only the best (RFC 7911)
     for (let i = 0; i < this.apUp.length; i++) exportAddPath(this, this.apUp[i] as Peer, prefix, after);
@@ -558,213 +455,45 @@ export class RibCore {
 
   // ------------------------------------------------------------------ next hops
 
-  /**
-   * Judge the next hops of every attribute set, now and whenever one is made (next-hop.ts), or stop judging (null:
-   * every path usable). Re-decides the prefixes whose paths changed verdict.
-   */
+  /** Judge every attribute set's next hops now and as sets are made (null: stop), re-deciding flips (verdicts.ts). */
   setNextHopCheck(check: ((nextHops: readonly string[]) => NextHopVerdict | null) | null): number {
-    this.nhCheck = check;
-    this.attrs.classify = check === null ? null : (set) => this.judge(set);
-    this.attrs.onDrop = (set) => this.recursive.forget(set);
-    return this.recheckNextHops();
+    return setNextHopCheck(this, check);
   }
 
-  /**
-   * One set's verdict: the check's, except that a next hop no host route covers may resolve through another
-   * Loc-RIB route (recursive.ts), which makes it usable and sets `viaBgp`.
-   */
-  private judge(set: AttrSet): void {
-    const check = this.nhCheck;
-    const v = check === null || set.nextHops.length === 0 ? null : check(set.nextHops);
-    if (v !== null && v.code === 'unresolvable') {
-      const via = this.recursive.resolve(set);
-      set.unusable = via === null ? v : null;
-      set.viaBgp = via;
-      return;
-    }
-    if (set.viaBgp !== null || set.unusable?.code === 'unresolvable') this.recursive.forget(set);
-    set.unusable = v;
-    set.viaBgp = null;
-  }
-
-  /**
-   * Next hops resolved through the Loc-RIB whose covering routes changed: resolve them again and re-decide the
-   * prefixes whose paths flipped (recursive.ts). Run after each change from outside (UPDATE, origination, drain).
-   * Bounded: a round's re-decisions may mark more next hops (one level deep they cannot chain further), left for
-   * the next call.
-   */
+  /** Re-resolve next hops whose covering Loc-RIB routes changed and re-decide what flipped (verdicts.ts). */
   flushRecursive(): number {
-    let n = 0;
-    for (let round = 0; round < 4 && this.recursive.pending; round++) {
-      const epoch = this.recursive.epoch;
-      const flipped = this.recursive.flush((set) => this.judge(set));
-      if (flipped.size > 0) n += this.redecide(flipped);
-      if (this.recursive.epoch !== epoch) this.config.onRecursiveMoved?.();
-    }
-    return n;
+    return flushRecursive(this);
   }
 
-  /**
-   * The Loc-RIB route a next hop resolves through (recursive.ts) and its next hops in use (its best, or every
-   * multipath member), which the FIB installs a route with this next hop through; null when it resolves otherwise.
-   */
+  /** The Loc-RIB route a next hop resolves through and its next hops in use; null otherwise (verdicts.ts). */
   recursiveHops(nextHop: string): { via: PrefixKey; nextHops: string[] } | null {
-    const via = this.recursive.via(nextHop);
-    if (via === null) return null;
-    const e = this.loc.get(via);
-    if (e === undefined) return null;
-    const best = usableBest(e);
-    if (best === null) return null;
-    const members = e instanceof Dest ? e.sel.multipath.filter((p) => isUsable(p)) : [best];
-    const hops = [...new Set(members.map((p) => p.attrs.nextHops[0]).filter((h): h is string => h !== undefined))];
-    return { via, nextHops: hops };
+    return recursiveHops(this, nextHop);
   }
 
-  /**
-   * What the host can reach changed: judge the attribute sets again (when `changed` is given, only those whose
-   * first next hop it says the change concerns: next-hop.ts setReachability) and re-run the decision for the
-   * prefixes that have a path whose usability flipped (a new verdict with the same usability only changes what is
-   * shown). Walks
-   * the table only when some set flipped, in slices (walker.ts): returns the number of prefixes re-decided by the
-   * time it returns (all of them for a table the first slice covers); the rest follow, the driver told through
-   * CoreConfig.onWork after each later slice.
-   */
+  /** What the host can reach changed: judge the sets again and re-decide what flipped, in slices (verdicts.ts). */
   recheckNextHops(changed: ((nextHop: string) => boolean) | null = null): number {
-    const flipped = new Map<AttrSet, { ok: boolean; rec: boolean }>();
-    for (const set of this.attrs.affected(changed)) {
-      const before = { ok: set.unusable === null, rec: set.viaBgp !== null };
-      if (this.nhCheck === null || set.nextHops.length === 0) {
-        if (set.viaBgp !== null || set.unusable?.code === 'unresolvable') this.recursive.forget(set);
-        set.unusable = null;
-        set.viaBgp = null;
-      } else this.judge(set);
-      if (before.ok !== (set.unusable === null) || before.rec !== (set.viaBgp !== null)) flipped.set(set, before);
-    }
-    // the host's routes changed: where recursive next hops resolve may have too
-    this.recursive.epoch++;
-    this.config.onRecursiveMoved?.();
-    const n = flipped.size === 0 ? 0 : this.redecide(flipped);
-    return n + (this.recursive.pending ? this.flushRecursive() : 0);
+    return recheckNextHops(this, changed);
   }
 
-  /** Re-decide, in a walk, every prefix with a path whose set's verdict changed (`flipped`: the verdict of before). */
-  private redecide(flipped: Map<AttrSet, { ok: boolean; rec: boolean }>): number {
-    // usability under the verdicts of before the change
-    const was = (p: Path): boolean => {
-      const b = flipped.get(p.attrs);
-      if (b === undefined) return isUsable(p);
-      return p.source.local || (b.ok && !(p.inside && b.rec));
-    };
-    // The prefixes are re-decided in a walk (walker.ts). A prefix that changes before the walk reaches it is decided
-    // under the new verdicts by the ordinary path; when the walk then reaches it, deciding again changes nothing
-    // (exports and best changes of an unchanged state are suppressed or repeated harmlessly). A prefix added
-    // meanwhile got its verdicts when its set was made.
-    const loc = this.loc;
-    let n = 0;
-    this.rechecking++;
-    this.walker.start(loc.keySnapshot(), (prefix) => {
-      const e = loc.get(prefix);
-      if (e === undefined) return;
-      if (e instanceof Path) {
-        if (!flipped.has(e.attrs)) return;
-        n++;
-        this.changed(prefix, was(e) ? e : null, null, e, true);
-        return;
-      }
-      if (!e.paths.some((x) => flipped.has(x.attrs))) return;
-      n++;
-      const before = e.sel;
-      const prevBest = was(before.best) ? before.best : null;
-      e.sel = selectBest(e.paths, this.maxPaths) as Selection;
-      this.changed(prefix, prevBest, prevBest === null ? null : before.multipath, e, true);
-    }, () => {
-      this.rechecking--;
-    });
-    return n;
-  }
-
-  /** re-check walks (recheckNextHops) started and not finished */
-  private rechecking = 0;
+  /** @internal re-check walks (recheckNextHops, verdicts.ts) started and not finished */
+  rechecking = 0;
 
   // ------------------------------------------------------------------ export (export.ts)
-
-
-
 
   /** @internal (the files beside this one) */
   readonly release = (set: AttrSet): void => this.attrs.release(set);
 
-
-  /** The route's outgoing interface for the rules, or undefined (no resolver, or none known). */
-  /** @internal (the files beside this one) */
-  ifnameOf(prefix: PrefixKey, nextHops: readonly string[], local: boolean): string | undefined {
-    const f = this.config.routeInterface;
-    if (f === undefined) return undefined;
-    try {
-      return f(prefix, nextHops, local);
-    } catch {
-      return undefined; // a failing lookup is a route without an interface, never a broken core
-    }
-  }
-
-  /** Run a policy hook; one that throws rejects the route and is reported, never unwinds the core. */
-  /** @internal (the files beside this one) */
-  callPolicy(policy: Policy, which: 'import' | 'export', prefix: PrefixKey, attrs: PathAttributes, p: Peer): PolicyResult {
-    try {
-      return policy(prefix, attrs, p);
-    } catch (error) {
-      this.policyErrors++;
-      try {
-        this.config.onPolicyError?.({ which, prefix, peer: p, error });
-      } catch {
-        /* a reporter that throws must not break the core either */
-      }
-      return REJECT;
-    }
-  }
-
-
-  /**
-   * The driver could not encode an announcement batch for the peer (RFC 8654 §4: too large for its messages): the
-   * prefixes leave its Adj-RIB-Out and a withdrawal is queued for each (the peer may hold an older version; a
-   * withdrawal of a route it does not have is harmless, RFC 4271 §9.1.3). Returns how many prefixes.
-   */
+  /** An announcement batch the driver could not encode (RFC 8654 §4) leaves the Adj-RIB-Out (outbound.ts). */
   unsendable(id: number, b: Extract<OutBatch, { kind: 'announce' }>): number {
-    const p = this.peer(id);
-    const fam = familyKey(b.afi, b.safi);
-    if (p.ap !== null && p.ap.families.has(fam)) {
-      // ADD-PATH send (RFC 7911): the batch names each path by its id; only those paths leave (add-path.ts drop).
-      const ids = b.pathIds ?? [];
-      for (let i = 0; i < b.prefixes.length; i++) p.ap.drop(b.prefixes[i] as PrefixKey, fam, ids[i] ?? 0, this.release);
-      return b.prefixes.length;
-    }
-    // the group could not encode it for anyone: it leaves the group's Adj-RIB-Out (update-group.ts)
-    const g = p.group;
-    if (g === null) return 0;
-    for (const prefix of b.prefixes) {
-      const cur = g.adjOut.take(prefix);
-      if (cur !== undefined) this.attrs.release(cur);
-      g.queue(fam).withdraw(prefix);
-    }
-    return b.prefixes.length;
+    return unsendable(this, id, b);
   }
 
-  /** RFC 8326 graceful shutdown of this speaker in progress (setDraining); @internal read by export.ts transform */
+  /** @internal RFC 8326 graceful shutdown of this speaker in progress (setDraining); read by export.ts transform */
   draining = false;
 
-  /**
-   * Start (on) or end (off) RFC 8326 graceful shutdown: every Established peer's exports are recomputed, now with
-   * (or again without) GRACEFUL_SHUTDOWN and, to iBGP, LOCAL_PREF 0. The driver waits for peers to move traffic,
-   * then closes the sessions; this only changes what is advertised.
-   */
+  /** Start or end RFC 8326 graceful shutdown: every export is recomputed (outbound.ts). */
   setDraining(on: boolean): void {
-    if (on === this.draining) return;
-    this.draining = on;
-    for (const p of this.peers.values()) p.epoch++; // cached exports were made under the other mode
-    for (const g of this.groups) {
-      g.epoch++;
-      this.refreshGroup(g);
-    }
+    setDraining(this, on);
   }
 
   get isDraining(): boolean {
@@ -816,112 +545,24 @@ export class RibCore {
     return { import: p.policyRejectedIn, export: p.policyRejectedOut };
   }
 
-  /**
-   * Why a prefix is or is not held from each peer and advertised to each Established peer, by rule name. Import:
-   * a refused route is remembered with its rule; an accepted one is evaluated again on what is held. Export: the
-   * best path through the same steps as an advertisement (the rule lists, then the RFC 4271 / RFC 4456 rules).
-   */
+  /** Why a prefix is or is not held from each peer and advertised to each Established peer, by rule (verdicts.ts). */
   policyTrace(prefix: PrefixKey): { imported: PolicyVerdict[]; exported: PolicyVerdict[] } {
-    const v6 = typeof prefix !== 'number';
-    const e = this.loc.get(prefix);
-    const paths = e === undefined ? [] : e instanceof Path ? [e] : e.paths;
-    const imported: PolicyVerdict[] = [];
-    for (const p of this.peers.values()) {
-      for (const r of p.refused > 0 ? this.refusedRoutes(p.id, prefix) : []) imported.push({ peer: p.address, accept: false, rule: r.rule });
-      // an accepted path carries the rule that accepted it (Path.rule), as decided when it came in
-      for (const path of paths) if (path.source === p) imported.push({ peer: p.address, accept: true, rule: this.ruleName(path.rule) });
-    }
-    const exported: PolicyVerdict[] = [];
-    const best = e === undefined ? null : usableBest(e);
-    if (best !== null) {
-      for (const p of this.up) {
-        if (!p.families.has(familyOf(prefix))) continue;
-        const src = best.source;
-        let verdict: PolicyVerdict;
-        if (src.id === p.id) verdict = { peer: p.address, accept: false, rule: 'learned from this peer' };
-        else if (!src.local && src.ibgp && p.ibgp && !(src as Peer).rrClient && !p.rrClient) {
-          verdict = { peer: p.address, accept: false, rule: 'iBGP route to an iBGP peer (RFC 4271 §9.2, not reflected)' };
-        } else if (p.cfg.rules === undefined) verdict = { peer: p.address, accept: true, rule: 'no policy' };
-        else {
-          const d = evaluate(v6 ? p.cfg.rules.export6 : p.cfg.rules.export4, {
-            prefix, attrs: best.attrs.attrs, local: src.local, ibgp: p.ibgp, ifname: () => this.ifnameOf(prefix, best.attrs.nextHops, src.local),
-          });
-          verdict = { peer: p.address, accept: d.accept, rule: d.rule };
-        }
-        exported.push(verdict);
-      }
-    }
-    return { imported, exported };
+    return policyTrace(this, prefix);
   }
 
-  /** Recompute one peer's exports against the whole Loc-RIB (after an export policy change). */
+  /** Recompute one peer's exports against the whole Loc-RIB (after an export policy change; outbound.ts). */
   refreshExports(id: number): void {
-    const p = this.peer(id);
-    if (!p.established || p.group === null) return;
-    // its rules changed: a group of its own first (updatePeer did that already when it was told the new rules)
-    this.splitFromGroup(id);
-    this.refreshGroup(p.group);
+    refreshExports(this, id);
   }
 
-  private refreshGroup(g: UpdateGroup): void {
-    // Two walks in slices (walker.ts): the Loc-RIB under the new rules, then what the group advertises that is no
-    // longer in it. A prefix that changes meanwhile is exported under the new rules by the ordinary path.
-    const gone = (): boolean => g.members.length === 0;
-    const loc = this.loc;
-    this.walker.start(loc.keySnapshot(), (prefix) => {
-      const e = loc.get(prefix);
-      if (e !== undefined) exportEntry(this, g, prefix, e);
-    }, () => {
-      this.walker.start(g.adjOut.keySnapshot(), (prefix) => {
-        if (!loc.has(prefix)) exportTo(this, g, prefix, null);
-      }, () => {
-        for (const m of g.members) for (const prefix of m.ap?.prefixes() ?? []) if (!loc.has(prefix)) exportAddPath(this, m, prefix, undefined);
-      }, gone);
-    }, gone);
-  }
-
-  /**
-   * ROUTE-REFRESH received (RFC 2918 §4): queue everything we advertise in the
-   * family again, bracketed by BoRR/EoRR when enhanced route refresh was
-   * negotiated (RFC 7313 §4). For this peer alone: personal entries (update-group.ts).
-   */
+  /** ROUTE-REFRESH received (RFC 2918 §4, RFC 7313 §4): queue the family again for the peer (outbound.ts). */
   routeRefresh(id: number, afi: number, safi: number): void {
-    const p = this.peer(id);
-    const fam = familyKey(afi, safi);
-    const g = p.group;
-    if (!p.established || g === null || !p.families.has(fam)) return;
-    if (p.enhancedRouteRefresh) p.personal.head.push({ kind: 'begin-refresh', family: fam });
-    // Adj-RIB-Out in slices (walker.ts); what changes meanwhile is queued by the ordinary export. EoRR after the last.
-    const session = p.sessions;
-    this.walker.start(g.adjOut.keySnapshot(), (prefix) => {
-      if (familyOf(prefix) === fam && g.desired(p, prefix) !== undefined) p.personal.add(prefix);
-    }, () => {
-      p.ap?.requeue(fam, familyOf); // every path, under its path id (RFC 7911)
-      if (p.enhancedRouteRefresh) p.personal.tail.push({ kind: 'end-refresh', family: fam });
-    }, () => !p.established || p.sessions !== session);
+    routeRefresh(this, id, afi, safi);
   }
 
-  /**
-   * The next piece of outbound work for a peer alone in its update group (without CoreConfig.updateGroups, every
-   * peer): its personal work, then the group's (markers, withdrawals, then announcements one attribute set at a
-   * time), at most maxPrefixes per batch; null when nothing waits.
-   */
+  /** The next outbound batch of a peer alone in its update group; null when nothing waits (outbound.ts). */
   nextBatch(id: number, maxPrefixes: number): OutBatch | null {
-    const p = this.peer(id);
-    const g = p.group;
-    if (g === null) return null;
-    if (g.members.length > 1) throw new Error(`peer ${id} shares an update group: take its work with nextGroupBatch`);
-    const b = nextPersonal(g, p, maxPrefixes);
-    if (b !== null) return b;
-    for (;;) {
-      const gb = nextGroupBatch(g, maxPrefixes);
-      if (gb === null) return null;
-      if (!gb.except.has(p)) return gb.batch;
-      const rest = gb.except.get(p);
-      if (rest === null || rest === undefined) continue;
-      const ids = gb.batch.kind === 'announce' || gb.batch.kind === 'withdraw' ? gb.batch.pathIds : null;
-      return { ...gb.batch, prefixes: rest, pathIds: ids === null ? null : ids.slice(0, rest.length) } as OutBatch;
-    }
+    return nextBatch(this, id, maxPrefixes);
   }
 
   /** The update group of an Established peer: its id and members' ids (update-group.ts); null when not Established. */
@@ -930,31 +571,14 @@ export class RibCore {
     return g === null ? null : { id: g.id, members: g.members.map((m) => m.id) };
   }
 
-  /**
-   * The next batch of a group (update-group.ts), for every member but those in except: null there for none of
-   * it, else the prefixes (and path ids) that member gets instead. Null when the group has nothing waiting.
-   */
+  /** The next batch of an update group with its per-member exceptions; null when none waits (outbound.ts). */
   nextGroupBatch(groupId: number, maxPrefixes: number): { batch: OutBatch; except: Map<number, OutBatch | null> } | null {
-    const g = this.groups.find((x) => x.id === groupId);
-    if (g === undefined || g.members.length === 0) return null;
-    const gb = nextGroupBatch(g, maxPrefixes);
-    if (gb === null) return null;
-    const except = new Map<number, OutBatch | null>();
-    for (const [m, rest] of gb.except) {
-      if (rest === null) except.set(m.id, null);
-      else {
-        const ids = gb.batch.kind === 'announce' || gb.batch.kind === 'withdraw' ? gb.batch.pathIds : null;
-        except.set(m.id, { ...gb.batch, prefixes: rest, pathIds: ids === null ? null : ids.slice(0, rest.length) } as OutBatch);
-      }
-    }
-    return { batch: gb.batch, except };
+    return nextGroupBatch(this, groupId, maxPrefixes);
   }
 
-  /** A member's own next batch (update-group.ts Personal, ADD-PATH work); null when none waits. */
+  /** A member's own next batch (personal entries, ADD-PATH work); null when none waits (outbound.ts). */
   nextPersonalBatch(id: number, maxPrefixes: number): OutBatch | null {
-    const p = this.peer(id);
-    if (p.group === null || (p.personal.empty && p.ap === null)) return null;
-    return nextPersonal(p.group, p, maxPrefixes);
+    return nextPersonalBatch(this, id, maxPrefixes);
   }
 
   /** The id of a peer's update group; null when it is not Established. */
@@ -964,97 +588,34 @@ export class RibCore {
 
   // ------------------------------------------------------------------ outputs and views
 
-  /**
-   * Best-path changes since the last call, one per prefix (coalesced), for the FIB: the compact form
-   * (change-queue.ts), one entry per prefix in parallel arrays. With budgetMs, about that long is spent (the clock
-   * is read every 256 changes) and the rest stays for the next call (pendingBestChanges): a million changes are
-   * handed out over several turns of the event loop, not in one.
-   */
+  /** Best-path changes since the last call, coalesced per prefix, for the FIB, within budgetMs (best-out.ts). */
   drainBest(budgetMs = Infinity): BestBatch {
-    if (this.recursive.pending) this.flushRecursive();
-    const batch = new BestBatch();
-    const until = budgetMs === Infinity ? Infinity : this.walker.now() + budgetMs;
-    this.bestDirty.drain(batch, this.readBest, () => until !== Infinity && this.walker.now() >= until);
-    return batch;
+    return drainBest(this, budgetMs);
   }
 
   /** drainBest as one object per change (tests, benchmarks of the core alone). */
   drainBestChanges(budgetMs = Infinity): BestChange[] {
-    const b = this.drainBest(budgetMs);
-    const out: BestChange[] = [];
-    for (let i = 0; i < b.length; i++) out.push(b.change(i));
-    return out;
+    return drainBestChanges(this, budgetMs);
   }
 
-  /** A prefix's current best and the next hops of its multipath set, appended to a drained batch. */
-  private readonly readBest = (prefix: PrefixKey, batch: BestBatch): void => {
-    const e = this.loc.get(prefix);
-    const best = e === undefined ? null : usableBest(e);
-    if (e === undefined || best === null) {
-      batch.push(prefix, null, []);
-      return;
-    }
-    if (e instanceof Path && e.attrs.nextHops.length <= 1) {
-      batch.push(prefix, best, e.attrs.nextHops); // the shared frozen array: no allocation for the common case
-      return;
-    }
-    const hops: string[] = [];
-    for (const m of e instanceof Path ? [e] : e.sel.multipath) {
-      const nh = m.attrs.nextHops[0];
-      if (nh !== undefined) hops.push(nh);
-    }
-    batch.push(prefix, best, hops);
-  };
-
-  private trackBest = true;
-
-  /**
-   * Whether best-path changes are recorded for drainBestChanges (default on).
-   * A driver with no FIB consumer turns it off: recording costs a table entry
-   * per changed prefix and an object per change when drained. Turning it on
-   * again marks every Loc-RIB prefix changed, so a consumer that starts late
-   * receives the whole table.
-   */
+  /** Whether best-path changes are recorded (default on); on again marks the whole Loc-RIB (best-out.ts). */
   setBestTracking(on: boolean): void {
-    if (on === this.trackBest) return;
-    this.trackBest = on;
-    this.bestDirty.clear();
-    const turn = ++this.trackTurns;
-    if (!on) return;
-    // Every prefix in a walk (walker.ts); one that changes meanwhile is marked by the ordinary path (changed()), one
-    // removed meanwhile is skipped (the late consumer never had it). Turning tracking off again stops the walk.
-    const loc = this.loc;
-    this.walker.start(loc.keySnapshot(), (prefix) => {
-      if (loc.has(prefix)) this.bestDirty.add(prefix);
-    }, undefined, () => this.trackTurns !== turn);
+    setBestTracking(this, on);
   }
-
-  /** times setBestTracking changed the mode: a walk it started stops when the mode changes again */
-  private trackTurns = 0;
 
   /** pending best-path changes */
   get pendingBestChanges(): number {
     return this.bestDirty.size;
   }
 
-  /** Loc-RIB view of one prefix (skeinctl routes). */
+  /** Loc-RIB view of one prefix (skeinctl routes; views.ts). */
   route(prefix: PrefixKey): RouteView | null {
-    const e = this.loc.get(prefix);
-    if (e === undefined) return null;
-    if (e instanceof Path) return { prefix, best: e, reason: 'only-path', multipath: [e], paths: [e] };
-    return { prefix, best: e.sel.best, reason: e.sel.reason, multipath: e.sel.multipath, paths: [...e.paths] };
+    return route(this, prefix);
   }
 
-  /**
-   * Every candidate path of a prefix with why it won or lost (skeinctl
-   * routes): the best carries the reason it beat the runner-up, every other
-   * path the first decision step where the best beat it. Best first.
-   */
+  /** Every candidate path of a prefix with why it won or lost, best first (views.ts). */
   explain(prefix: PrefixKey): { readonly path: Path; readonly best: boolean; readonly reason: Reason }[] {
-    const r = this.route(prefix);
-    if (r === null) return [];
-    const rest = r.paths.filter((p) => p !== r.best).map((p) => ({ path: p, best: false, reason: compare(r.best, p).reason }));
-    return [{ path: r.best, best: true, reason: r.reason }, ...rest];
+    return explain(this, prefix);
   }
 
   /**
@@ -1078,48 +639,24 @@ export class RibCore {
     return p.group?.desired(p, prefix);
   }
 
-  /**
-   * Every path advertised to a peer for a prefix with its path id: several
-   * under ADD-PATH send (RFC 7911), else the one route (path id 1 when the
-   * session has ADD-PATH without a send mode, 0 for none).
-   */
+  /** Every path advertised to a peer for a prefix with its path id (RFC 7911; views.ts). */
   advertisedPaths(id: number, prefix: PrefixKey): { pathId: number; attrs: AttrSet }[] {
-    const p = this.peer(id);
-    if (p.ap !== null && p.ap.families.has(familyOf(prefix))) return p.ap.advertised(prefix);
-    const set = p.group?.desired(p, prefix);
-    return set === undefined ? [] : [{ pathId: p.addPathTx.has(familyOf(prefix)) ? 1 : 0, attrs: set }];
+    return advertisedPaths(this, id, prefix);
   }
 
-  /**
-   * Every prefix advertised to a peer (Adj-RIB-Out; under ADD-PATH send, the prefixes of the families it covers
-   * come from the Loc-RIB and advertisedPaths() says which are really sent). A lazy walk, for skeinctl.
-   */
+  /** Every prefix advertised to a peer, a lazy walk for skeinctl (views.ts). */
   *advertisedPrefixes(id: number): Generator<PrefixKey> {
-    const p = this.peer(id);
-    const g = p.group;
-    if (g !== null) for (const k of g.adjOut.keysIter()) if (g.srcOf.get(k) !== p.id) yield k;
-    const ap = p.ap;
-    if (ap === null) return;
-    for (const k of this.loc.keysIter()) if (ap.families.has(familyOf(k)) && g?.desired(p, k) === undefined) yield k;
+    yield* advertisedPrefixes(this, id);
   }
 
-  /** Adj-RIB-In paths of a peer for a prefix. */
+  /** Adj-RIB-In paths of a peer for a prefix (views.ts). */
   received(id: number, prefix: PrefixKey): readonly Path[] {
-    const p = this.peer(id);
-    const e = this.loc.get(prefix);
-    if (e === undefined) return [];
-    return e instanceof Path ? (e.source === p ? [e] : []) : e.paths.filter((x) => x.source === p);
+    return received(this, id, prefix);
   }
 
-  peerStats(id: number): { received: number; received4: number; received6: number; advertised: number; established: boolean } {
-    const p = this.peer(id);
-    const g = p.group;
-    let own = 0;
-    g?.srcOf.forEach((s, k) => {
-      if (s === p.id && g.adjOut.has(k)) own++;
-    });
-    const advertised = (g === null ? 0 : g.adjOut.size - own) + (p.ap?.count ?? 0);
-    return { received: p.paths, received4: p.paths - p.paths6, received6: p.paths6, advertised, established: p.established };
+  /** A peer's counts of paths received and prefixes advertised (views.ts). */
+  peerStats(id: number): ReturnType<typeof peerStats> {
+    return peerStats(this, id);
   }
 
   /** @internal (the files beside this one) */
@@ -1129,5 +666,3 @@ export class RibCore {
     return p;
   }
 }
-
-const REJECT: PolicyResult = Object.freeze({ accept: false });

@@ -2,6 +2,7 @@
 // rules and hook), and the kept pre-policy copy for sessions without route refresh (keepReceived / reimport).
 import { GRACEFUL_SHUTDOWN, SegmentType, familyKey } from '../wire/constants.js';
 import type { PathAttributes, PrefixList, UpdateMessage } from '../wire/types.js';
+import { callPolicy, ifnameOf } from './verdicts.js';
 import type { RibCore } from './core.js';
 import type { AttrSet } from './intern.js';
 import type { Peer } from './peer.js';
@@ -108,7 +109,7 @@ export function importOne(rib: RibCore, p: Peer, prefix: PrefixKey, pathId: numb
   let now = shared.attrs;
   let rule = 0;
   if (rules !== undefined) {
-    const d = evaluate(rules, { prefix, attrs: now, local: false, ibgp: p.ibgp, ifname: () => rib.ifnameOf(prefix, nextHops, false) });
+    const d = evaluate(rules, { prefix, attrs: now, local: false, ibgp: p.ibgp, ifname: () => ifnameOf(rib, prefix, nextHops, false) });
     rule = rib.ruleIndex(d.rule);
     if (!d.accept) {
       p.policyRejectedIn++;
@@ -118,7 +119,7 @@ export function importOne(rib: RibCore, p: Peer, prefix: PrefixKey, pathId: numb
     if (d.attrs !== undefined) now = d.attrs;
   }
   if (policy) {
-    const res = rib.callPolicy(policy, 'import', prefix, now, p);
+    const res = callPolicy(rib, policy, 'import', prefix, now, p);
     if (!res.accept) {
       keepRefused(rib, p, prefix, pathId, rib.ruleIndex(HOOK_RULE), shared);
       return false;

@@ -11,6 +11,7 @@
 // crossing UPDATE can only close the session early, never let a route past the limit.
 import { familyKey } from '../wire/constants.js';
 import type { PathAttributes, PrefixList, UpdateMessage } from '../wire/types.js';
+import { ifnameOf } from './verdicts.js';
 import type { RibCore } from './core.js';
 import { Path } from './decision.js';
 import { importAttrs } from './import.js';
@@ -93,7 +94,7 @@ export function countsAfterUpdate(rib: RibCore, id: number, u: UpdateMessage, li
       const prefix = prefixes[i] as PrefixKey;
       let accept = a !== null;
       if (a !== null && rules !== undefined) {
-        accept = evaluate(rules, { prefix, attrs: a, local: false, ibgp: p.ibgp, ifname: () => rib.ifnameOf(prefix, nextHops, false) }).accept;
+        accept = evaluate(rules, { prefix, attrs: a, local: false, ibgp: p.ibgp, ifname: () => ifnameOf(rib, prefix, nextHops, false) }).accept;
       }
       set(list.afi, prefix, ids?.[i] ?? 0, accept);
     }

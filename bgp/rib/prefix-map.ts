@@ -60,6 +60,11 @@ export class PrefixMap<V> {
     return this.live + this.v6.size;
   }
 
+  /** the IPv6 keys among size */
+  get size6(): number {
+    return this.v6.size;
+  }
+
   /**
    * Slot of a key. Prefixes of one length that are neighbours in the address
    * space (index = the prefix's network bits) share a group of 8 slots, one

@@ -18,6 +18,13 @@
 // FRR's update groups send a client's route back to it and rely on the client's ORIGINATOR_ID check (RFC 4456 §8)
 // whenever a subgroup has more than one peer; skein keeps the exact per-peer output instead.
 //
+// A group of one (every group until a second member joins; `shared` false) is simply that peer's Adj-RIB-Out: its
+// own routes are not in adjOut at all and srcOf stays empty, so a peer alone in its group costs one table (at 1M
+// routes the bench's injector and listener each held two more 1M-entry tables before). When a second member
+// joins, shareGroup (export.ts) turns it into the form above in one pass over the Loc-RIB, in slices (walker.ts):
+// exports meanwhile are made in the shared form at once, the pass skips what they did, and the joiner gets no
+// group message until the pass is over and its catch-up starts (issue 16).
+//
 // A late joiner (a peer whose session comes up when its group already advertises routes) joins at once and gets
 // the group's Adj-RIB-Out as personal entries, walked in slices (walker.ts); until that walk ends it gets no
 // group End-of-RIB; after it, the group's if that is still to go out, else one of its own. Group messages it receives meanwhile are the group's latest
@@ -41,11 +48,32 @@ import type { OutBatch, PrefixKey, SessionTerms } from './types.js';
 
 export class UpdateGroup {
   readonly members: Peer[] = [];
+  /**
+   * Whether the group has been shared (a second member joined, shareGroup in export.ts). Until then it is one
+   * peer's plain Adj-RIB-Out: adjOut holds what that peer holds (never its own routes) and srcOf stays empty, so a
+   * peer alone in its group (every eBGP peer with its own local address, the harness's injector and listener)
+   * keeps one table, not two, and no copy of the routes it sent us. Once shared, it stays so.
+   */
+  shared = false;
   /** the group's Adj-RIB-Out: prefix -> what the members (but a route's own source) advertise */
   adjOut = new PrefixMap<AttrSet>();
   readonly queues = new Map<number, OutQueue>();
-  /** prefix -> id of the peer whose route the group advertises (kept past a withdrawal until it is sent) */
+  /**
+   * Shared groups only: prefix -> id of the peer whose route the group advertises (kept past a withdrawal until
+   * it is sent).
+   */
   readonly srcOf = new PrefixMap<number>();
+  /**
+   * Shared groups only: per source peer id, how many adjOut prefixes have it in srcOf (what that member does not
+   * get), kept as they change so a peer's advertised count is not a walk of srcOf (RibCore.peerStats).
+   */
+  readonly own = new Map<number, number>();
+  /** the same counted for IPv6 prefixes only (the metrics are per family) */
+  readonly own6 = new Map<number, number>();
+  /** while shareGroup's pass runs: what to call when it ends (the joiners' catch-ups); null otherwise */
+  shareWaiters: (() => void)[] | null = null;
+  /** members that joined while that pass runs: no group message reaches them until their catch-up starts */
+  readonly waiting = new Set<Peer>();
   /** bumped whenever the export rules may change (export.ts caches per group and epoch) */
   epoch = 0;
   /** the first member's walk of the Loc-RIB is done (its End-of-RIB queued) */
@@ -65,6 +93,18 @@ export class UpdateGroup {
 
   get rep(): Peer {
     return this.members[0] as Peer;
+  }
+
+  /** Count a change of (prefix in adjOut with source s): d = +1 or -1. IPv4 prefixes are numbers (PrefixKey). */
+  bump(s: number | undefined, d: number, prefix: PrefixKey): void {
+    if (s === undefined || s === 0) return;
+    count(this.own, s, d);
+    if (typeof prefix !== 'number') count(this.own6, s, d);
+  }
+
+  /** How many prefixes the group advertises to member m (its own routes left out), in all and IPv6 only. */
+  advertisedTo(m: Peer): { all: number; v6: number } {
+    return { all: this.adjOut.size - (this.own.get(m.id) ?? 0), v6: this.adjOut.size6 - (this.own6.get(m.id) ?? 0) };
   }
 
   /** What member m is to hold for the prefix: the group's, unless the route is m's own. */
@@ -114,6 +154,12 @@ export function groupKey(p: Peer, terms: SessionTerms): string {
   ]);
 }
 
+function count(m: Map<number, number>, s: number, d: number): void {
+  const n = (m.get(s) ?? 0) + d;
+  if (n === 0) m.delete(s);
+  else m.set(s, n);
+}
+
 /** The source peer id of a best path, 0 for our own routes. */
 export const sourceId = (best: Path | null): number => (best === null || best.source.local ? 0 : best.source.id);
 
@@ -122,10 +168,16 @@ export const sourceId = (best: Path | null): number => (best === null || best.so
  * and give members whose own view changed without a group message a personal entry.
  */
 export function noteSource(g: UpdateGroup, prefix: PrefixKey, cur: AttrSet | undefined, want: AttrSet | null, s: number, wasPending: boolean): void {
-  const h = g.srcOf.get(prefix) ?? 0;
-  if (want === null) return; // withdrawn for all: h (if any) stays excluded from the withdrawal, which it never had
-  if (s !== 0) g.srcOf.set(prefix, s);
-  else if (h !== 0) g.srcOf.delete(prefix);
+  if (want === null) {
+    // withdrawn for all: h (if any) stays excluded from the withdrawal, which it never had
+    if (cur !== undefined) g.bump(g.srcOf.get(prefix), -1, prefix);
+    return;
+  }
+  // one probe of srcOf (swap / take) that also gives the previous source
+  const h = (s !== 0 ? g.srcOf.swap(prefix, s) : g.srcOf.take(prefix)) ?? 0;
+  // the own counts: the prefix was in adjOut under h (if cur), is now under s
+  if (cur !== undefined) g.bump(h, -1, prefix);
+  g.bump(s, 1, prefix);
   if (h === s) return;
   for (const m of g.members) {
     // The new source may hold the group's previous route: it must lose it. It holds one if the group advertised
@@ -163,7 +215,7 @@ export function nextGroupBatch(g: UpdateGroup, maxPrefixes: number): { batch: Ou
     const w = q.takeWithdrawals(max);
     if (w.length > 0) {
       const except = exceptions(g, w);
-      for (const p of w) if (!g.adjOut.has(p)) g.srcOf.delete(p); // the source's exclusion has served
+      if (g.srcOf.size > 0) for (const p of w) if (!g.adjOut.has(p)) g.srcOf.delete(p); // the source's exclusion has served
       return { batch: { kind: 'withdraw', afi, safi, prefixes: w, pathIds: ids(w.length) }, except };
     }
     const a = q.takeAnnouncements(max);
@@ -179,6 +231,7 @@ export function nextGroupBatch(g: UpdateGroup, maxPrefixes: number): { batch: Ou
 
 function exceptions(g: UpdateGroup, prefixes: PrefixKey[]): Map<Peer, PrefixKey[] | null> {
   const except = new Map<Peer, PrefixKey[] | null>();
+  for (const m of g.waiting) except.set(m, null); // it gets the group's state by its catch-up, once srcOf is whole
   if (g.srcOf.size === 0) return except;
   let owners: Set<number> | null = null;
   for (const p of prefixes) {
@@ -187,7 +240,7 @@ function exceptions(g: UpdateGroup, prefixes: PrefixKey[]): Map<Peer, PrefixKey[
   }
   if (owners === null) return except;
   for (const m of g.members) {
-    if (!owners.has(m.id)) continue;
+    if (!owners.has(m.id) || g.waiting.has(m)) continue;
     const rest = prefixes.filter((p) => g.srcOf.get(p) !== m.id);
     except.set(m, rest.length === 0 ? null : rest);
   }
@@ -259,6 +312,9 @@ export function nextPersonal(g: UpdateGroup, m: Peer, maxPrefixes: number): OutB
 /** A copy of the group's Adj-RIB-Out, sources and pending queues, for a member leaving it (see the header). */
 export function copyGroup(g: UpdateGroup, id: number, key: string, retain: (s: AttrSet) => void): UpdateGroup {
   const c = new UpdateGroup(id, key);
+  c.shared = g.shared;
+  for (const [s, n] of g.own) c.own.set(s, n);
+  for (const [s, n] of g.own6) c.own6.set(s, n);
   c.epoch = g.epoch;
   c.initialDone = g.initialDone;
   for (const f of g.eorSent) c.eorSent.add(f);

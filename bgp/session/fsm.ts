@@ -505,7 +505,7 @@ const ESTABLISHED: Row = {
   ...OPEN_CONFIRM,
   Keepalive: (m) => m.armHold(),
   Update: (m, e) => {
-    m.armHold();
+    m.heard();
     m.act({ type: 'update', message: e.message });
   },
   UpdateError: (m, e) => {
@@ -513,7 +513,7 @@ const ESTABLISHED: Row = {
     m.toIdle(`bad UPDATE: ${e.error.reason}`, { damp: true, notify: fromError(e.error) });
   },
   RouteRefresh: (m, e) => {
-    m.armHold();
+    m.heard();
     const s = m.negotiated;
     // RFC 2918 §4: a request for a family not negotiated, or without the capability, is ignored.
     if (!s || !s.routeRefresh || !s.families.includes((e.afi << 8) | e.safi)) return;
@@ -549,6 +549,8 @@ export class SessionFsm {
   negotiated: NegotiatedSession | null = null;
   /** armed timers: name → deadline (clock ms) */
   readonly deadlines = new Map<TimerName, number>();
+  /** when an UPDATE or ROUTE-REFRESH was last read since the HoldTimer was last set (heard()); -Infinity: none */
+  heardAt = -Infinity;
   /** the next IdleHold duration, ms (peer oscillation damping) */
   idleHoldMs: number;
   /** clock value when the session last became Established */
@@ -597,6 +599,13 @@ export class SessionFsm {
     for (const [t, d] of due) {
       if (this.deadlines.get(t) !== d) continue; // cleared or re-armed by an earlier timer's cell
       this.deadlines.delete(t);
+      if (t === 'Hold') {
+        const later = this.heldUntil(now);
+        if (later !== null) {
+          all.push({ type: 'setTimer', timer: t, deadline: later });
+          continue;
+        }
+      }
       all.push(...this.handle({ type: TIMER_EVENT[t] } as FsmEvent));
     }
     return all;
@@ -614,6 +623,8 @@ export class SessionFsm {
     for (const t of ['Hold', 'SendHold'] as const) {
       const d = this.deadlines.get(t);
       if (d === undefined || d > now) continue;
+      const later = t === 'Hold' ? this.heldUntil(now) : null;
+      if (later !== null) continue; // the peer was heard from after all (heldUntil moved it): nothing to forgive
       this.deadlines.set(t, now + Math.min(graceMs, full[t] as number));
       moved.push(t);
     }
@@ -692,7 +703,28 @@ export class SessionFsm {
 
   armHold(): void {
     const hold = this.negotiated?.holdTime ?? 0;
+    this.heardAt = -Infinity;
     if (hold > 0) this.setTimer('Hold', hold * 1000);
+  }
+
+  /**
+   * An UPDATE or ROUTE-REFRESH was read in Established: RFC 4271 §6.5 restarts the HoldTimer. Restarting it per
+   * message meant a new deadline (and a re-armed driver timer) per UPDATE, tens of thousands in a full table; the
+   * time read is remembered instead, and when the armed deadline comes, tick() moves it to that time + hold rather
+   * than expiring. The expiry moment is the same: hold seconds after the last message read.
+   */
+  heard(): void {
+    this.heardAt = this.clock.now();
+  }
+
+  /** When the Hold deadline is due at `now`: the later deadline a message read since asks for, or null (expire). */
+  heldUntil(now: number): number | null {
+    const hold = this.negotiated?.holdTime ?? 0;
+    if (this.state !== 'Established' || hold <= 0) return null;
+    const at = this.heardAt + hold * 1000;
+    if (at <= now) return null;
+    this.deadlines.set('Hold', at);
+    return at;
   }
 
   armKeepalive(): void {

@@ -40,6 +40,8 @@ export interface PeerJson {
   info: string;
   families: FamilyName[];
   prefixes: { received: number; accepted: number; advertised: number };
+  /** the same per family the session carries (a dual-stack session has both: the sum is `prefixes`) */
+  prefixesByFamily: Partial<Record<FamilyName, { received: number; accepted: number; advertised: number }>>;
   routeReflectorClient: boolean;
   connection: number | null;
   messages: { in: Record<MessageTypeName, number>; out: Record<MessageTypeName, number> };

@@ -18,6 +18,7 @@ const emptyCounters = (): PeerCounters => ({
   notificationsIn: {},
   notificationsOut: {},
   prefixesReceived: 0,
+  prefixesReceived6: 0,
   updateErrors: 0,
   unsendable: 0,
   established: 0,

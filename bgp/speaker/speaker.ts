@@ -1,8 +1,7 @@
 // The BGP speaker: the peer lifecycle around the Sans-IO session machine
 // (session/fsm.ts) and the route-processing core (rib/core.ts). All protocol
-// decisions live there; this file adds and removes peers, feeds FSM events and
-// carries out the FSM's actions, keeps counters and answers the views.
-// Size: just over 600 lines; issue 17's split (connection handling and the FSM glue apart) is not done yet.
+// decisions live there; this file adds and removes peers, turns messages and
+// operator calls into FSM events and answers the views; actions.ts carries out what the FSM says.
 //
 // Shape (see README.md in this folder for the files):
 // - One Peer per configured neighbour, one RibCore peer id for it. A Peer has
@@ -14,7 +13,8 @@
 // - Sockets are connection.ts's and listener.ts's; sending is sender.ts's
 //   (pull-based, one socket write per pump turn); graceful restart's helper
 //   side is one machine per peer (graceful-restart.ts), the restarting side's
-//   deferral deferral.ts's. What we offer in OPEN is session.ts's, what a
+//   deferral deferral.ts's. The FSM's actions, with Established's entry (peer into the RIB) and exit (graceful
+//   restart decides what stays) are actions.ts's. What we offer in OPEN is session.ts's, what a
 //   configuration change means reconfigure.ts's, maximum prefixes
 //   max-prefixes.ts's, and the JSON views views.ts's.
 // - One timer per peer: a setTimeout re-armed to the earliest deadline of its
@@ -28,14 +28,12 @@ import { RibCore } from '../rib/core.js';
 import { NextHopTable } from '../rib/next-hop.js';
 import type { Reachability } from '../rib/next-hop.js';
 import type { PeerConfig } from '../rib/core.js';
-import type { NegotiatedSession } from '../session/negotiate.js';
 import type { SessionFsm } from '../session/fsm.js';
-import type { FsmAction, FsmEvent, State } from '../session/fsm.js';
-import { CeaseSubcode, familyKey } from '../wire/constants.js';
+import { liftDamping } from './path-up.js';
+import type { FsmAction, FsmEvent } from '../session/fsm.js';
+import { CeaseSubcode } from '../wire/constants.js';
 import { parseIpv4 } from '../wire/prefix.js';
-import { DEFAULT_CONTEXT } from '../wire/types.js';
 import type { Message, PathAttributes, UpdateMessage } from '../wire/types.js';
-import { isEndOfRib } from '../wire/update.js';
 import { familyNameOf, normalizeAddress } from './config.js';
 import type { PeerOptions, SpeakerOptions } from './config.js';
 import type { LocalRestartJson, PeerJson, RouteJson } from './json.js';
@@ -50,15 +48,16 @@ import { corePeerConfig, peerChange } from './reconfigure.js';
 import { Sender } from './sender.js';
 import { collision, newSessionFsm } from './session.js';
 import { Connections } from './connection.js';
+import { Actions } from './actions.js';
 import { Listener, listenHosts } from './listener.js';
 import { parsePrefixText, prefixText } from './text.js';
-import { countReceived, noteDown } from './stats.js';
+import { countReceived } from './stats.js';
 import { PeerTimers } from './peer-timer.js';
-import { refreshImports, refreshRequested } from './route-refresh.js';
+import { refreshImports } from './route-refresh.js';
 import { StallWatch } from './stall.js';
 import { LogRateLimit } from './rate-limit.js';
 import type { StallEvent } from './stall.js';
-import type { EndOfRibEvent, PeerInfo, PeerStateEvent, StaleEvent, StopOptions } from './types.js';
+import type { PeerInfo, StaleEvent, StopOptions } from './types.js';
 import { peerInfoOf, peerJsonOf, routesJsonOf, sessionDetailsOf } from './views.js';
 
 /** How long one turn may spend handing out best-path changes (RibCore.drainBest). */
@@ -97,6 +96,8 @@ export class Speaker extends EventEmitter {
   private readonly listener = new Listener((level, msg, peer) => this.log(level, msg, peer));
   /** sockets: accept, dial, attach, close, receive */
   private readonly conns: Connections;
+  /** the FSM's actions carried out, Established's entry and exit among them (actions.ts) */
+  private readonly actions: Actions;
   private running = false;
   private flushScheduled = false;
   /** UPDATE octets received since the peers were last pumped (see PUMP_EVERY_OCTETS) */
@@ -116,7 +117,7 @@ export class Speaker extends EventEmitter {
       this.log('warn', `this process stalled for ${Math.round(ms)} ms (timers ran late): no peer is blamed for it; hold timers that fell due meanwhile were extended`);
       this.emit('stall', { ms } satisfies StallEvent);
     }),
-    run: (p, c, actions) => this.run(p, c, actions, false),
+    run: (p, c, actions) => this.actions.run(p, c, actions, false),
     log: (level, msg, peer) => this.log(level, msg, peer),
     ticked: () => this.scheduleFlush(),
   });
@@ -157,7 +158,7 @@ export class Speaker extends EventEmitter {
         deferring: () => this.deferral.active,
         log: (level, msg, peer) => this.log(level, msg, peer),
         remoteLog: this.remoteLog,
-        run: (p, c, actions) => this.run(p, c, actions, false),
+        run: (p, c, actions) => this.actions.run(p, c, actions, false),
         peerByCore: (id) => this.byCore.get(id),
       },
       opts.batchPrefixes ?? 2048,
@@ -180,6 +181,18 @@ export class Speaker extends EventEmitter {
       remoteLog: this.remoteLog,
       sender: this.sender,
     }, new ReadSlices(opts.readSliceMs));
+    this.actions = new Actions({
+      rib: this.rib,
+      opts,
+      conns: this.conns,
+      sender: this.sender,
+      timers: this.timers,
+      deferral: this.deferral,
+      running: () => this.running,
+      coreConfig: (p, c) => this.coreConfig(p.opts, p.address, c),
+      scheduleFlush: () => this.scheduleFlush(),
+      emit: (event, payload) => this.emit(event, payload),
+    });
     this.rib.setNextHopCheck((nh) => this.nextHops.check(nh));
     trackBestListeners(this, this.rib); // best-path changes are recorded only while someone listens (best.ts)
     for (const p of opts.peers ?? []) this.addPeer(p);
@@ -309,7 +322,7 @@ export class Speaker extends EventEmitter {
     p.removed = true;
     p.gr.dispose();
     for (const c of [...p.conns]) this.feed(p, c, { type: 'AutomaticStop', subcode, reason });
-    for (const c of [...p.conns]) this.discard(p, c);
+    for (const c of [...p.conns]) this.actions.discard(p, c);
     if (p.timer) clearTimeout(p.timer);
     p.timer = null;
     this.rib.removePeer(p.coreId);
@@ -332,6 +345,14 @@ export class Speaker extends EventEmitter {
     for (const c of [...p.conns]) this.feed(p, c, { type: 'AutomaticStop', subcode: CeaseSubcode.BfdDown, reason });
     p.gr.sweepAll(reason);
     this.flush();
+    return true;
+  }
+
+  /** BFD says the path to this peer is up (path-up.ts): damped restarts happen now. False for an unknown peer. */
+  pathUp(address: string): boolean {
+    const p = this.peers.get(normalizeAddress(address));
+    if (!p) return false;
+    liftDamping(p, (c, e) => this.feed(p, c, e));
     return true;
   }
 
@@ -461,9 +482,9 @@ export class Speaker extends EventEmitter {
     const r = collision(p, c, remoteId, this.routerId, this.localAsn);
     if (!r) return false;
     const { loser, winner } = r;
-    if (loser === p.primary) this.promote(p, winner);
+    if (loser === p.primary) this.actions.promote(p, winner);
     this.feed(p, loser, { type: 'OpenCollisionDump' });
-    this.discard(p, loser);
+    this.actions.discard(p, loser);
     return loser === c;
   }
 
@@ -483,116 +504,7 @@ export class Speaker extends EventEmitter {
       this.log('error', `FSM failed on ${e.type}: ${String(err)}`, p.address);
       return;
     }
-    this.run(p, c, actions, o.silent ?? false);
-  }
-
-  private run(p: Peer, c: Connection, actions: readonly FsmAction[], silent: boolean): void {
-    for (const a of actions) {
-      switch (a.type) {
-        case 'connect':
-          this.conns.connect(p, c);
-          break;
-        case 'close':
-          this.conns.close(c);
-          break;
-        case 'send':
-          if (silent && a.message.type === 'NOTIFICATION') break;
-          this.sender.send(p, c, a.message);
-          break;
-        case 'setTimer':
-        case 'clearTimer':
-          break; // the single timer is re-armed from nextDeadline() below
-        case 'stateChange':
-          if (c === p.primary) this.showState(p, a.to);
-          break;
-        case 'established':
-          this.established(p, c, a.session);
-          break;
-        case 'update':
-          if (c.inRib) {
-            const eor = isEndOfRib(a.message);
-            if (eor) this.endOfRib(p, eor.afi, eor.safi);
-            else {
-              const timed = this.opts.onUpdateApplied;
-              const t0 = timed ? performance.now() : 0;
-              this.rib.applyUpdate(p.coreId, a.message);
-              if (timed) timed((performance.now() - t0) / 1000);
-            }
-          }
-          break;
-        case 'routeRefresh':
-          refreshRequested(this.rib, p, a.afi, a.safi, a.subtype);
-          this.sender.schedulePump(p);
-          break;
-        case 'down':
-          // A silent close sent no NOTIFICATION (see 'send' above): neither count nor report one.
-          if (silent && a.notification?.sent) {
-            this.down(p, c, { type: 'down', reason: `${a.reason}; closed without a NOTIFICATION`, wasEstablished: a.wasEstablished });
-          } else this.down(p, c, a);
-          break;
-      }
-    }
-    this.timers.arm(p);
-  }
-
-  private showState(p: Peer, to: State): void {
-    if (p.state === to) return;
-    const from = p.state;
-    p.state = to;
-    p.since = new Date();
-    const ev: PeerStateEvent = { address: p.address, from, state: to, since: p.since, info: p.info };
-    this.emit('peer', ev);
-  }
-
-  private established(p: Peer, c: Connection, s: NegotiatedSession): void {
-    c.session = s;
-    c.ctx = s.codec;
-    c.framer.extendedMessage = s.extendedMessage;
-    if (c !== p.primary) this.promote(p, c);
-    // Other connections: one still in the core (should not happen after collision
-    // handling) goes first; one that is idle, dialling or waiting would only
-    // collide with this session later (§6.8 closes it then), so it goes now. One
-    // in OpenSent is closed when its OPEN arrives.
-    for (const x of [...p.conns]) {
-      if (x !== c && (x.inRib || x.fsm.state === 'Idle' || x.fsm.state === 'Connect' || x.fsm.state === 'Active')) this.discard(p, x);
-    }
-    this.rib.updatePeer(p.coreId, this.coreConfig(p.opts, p.address, c));
-    p.gr.up(s);
-    p.eorPending.clear();
-    for (const f of s.families) p.eorPending.add(f);
-    this.rib.peerUp(p.coreId, s);
-    // A peer that cannot resend its routes on request (no RFC 2918 route refresh): keep what it sends before the
-    // import rules, so a change of them applies without a reset (BIRD's `import table`, soft-reconfiguration inbound).
-    this.rib.keepReceived(p.coreId, !s.routeRefresh);
-    c.inRib = true;
-    p.counters.established++;
-    p.info = '';
-    this.showState(p, 'Established');
-    this.sender.schedulePump(p);
-    this.deferral.check();
-  }
-
-  private down(p: Peer, c: Connection, a: Extract<FsmAction, { type: 'down' }>): void {
-    noteDown(p, c, a);
-    if (c.inRib) {
-      c.inRib = false;
-      p.gr.down(c.session, { reason: a.reason, ...(a.notification ? { notification: a.notification } : {}), mayRetain: this.running && !p.removed });
-      this.scheduleFlush();
-    }
-    c.session = null;
-    c.ctx = DEFAULT_CONTEXT;
-    c.blocked = false;
-    c.sendPending = false;
-    if (c !== p.primary) {
-      this.discard(p, c);
-      return;
-    }
-    // the primary failed while a second connection is still trying: that one carries on
-    const other = p.conns.find((x) => x !== c && !x.dead);
-    if (other) {
-      this.promote(p, other);
-      this.discard(p, c);
-    }
+    this.actions.run(p, c, actions, o.silent ?? false);
   }
 
   // ------------------------------------------------------------------ graceful restart, helper side (RFC 4724 §4.2)
@@ -613,37 +525,9 @@ export class Speaker extends EventEmitter {
     return (this.opts.gracefulRestart ?? true) && (p.opts.longLivedStaleTime ?? 0) > 0;
   }
 
-  private endOfRib(p: Peer, afi: number, safi: number): void {
-    const f = familyKey(afi, safi);
-    p.eorPending.delete(f);
-    p.gr.endOfRib(f);
-    this.emit('endOfRib', { peer: p.address, afi, safi } satisfies EndOfRibEvent);
-    this.deferral.check();
-  }
-
   /** Families of a peer whose routes are stale now (familyKey values). */
   staleFamilies(address: string): number[] {
     return [...(this.peers.get(normalizeAddress(address))?.gr.stale ?? [])];
-  }
-
-  private promote(p: Peer, c: Connection): void {
-    p.primary = c;
-    this.showState(p, c.fsm.state);
-  }
-
-  /** Take a connection out of its peer for good (after its last actions ran). */
-  private discard(p: Peer, c: Connection): void {
-    if (c.dead) return;
-    if (c.inRib) {
-      c.inRib = false;
-      this.rib.peerDown(p.coreId);
-      this.scheduleFlush();
-    }
-    this.conns.close(c);
-    c.dead = true;
-    const i = p.conns.indexOf(c);
-    if (i >= 0) p.conns.splice(i, 1);
-    this.timers.arm(p);
   }
 
   // ------------------------------------------------------------------ sending

@@ -11,6 +11,7 @@ export function countReceived(p: Peer, msg: Message, remoteLog: LogRateLimit, wa
   p.counters.messagesIn[msg.type]++;
   if (msg.type === 'UPDATE') {
     p.counters.prefixesReceived += msg.nlri.prefixes.length + (msg.mpReach?.nlri.prefixes.length ?? 0);
+    if (msg.mpReach?.nlri.afi === 2) p.counters.prefixesReceived6 += msg.mpReach.nlri.prefixes.length; // IPv6 NLRI (RFC 4760)
     if (msg.errorAction !== undefined) {
       p.counters.updateErrors++;
       const suppressed = remoteLog.take(p.address, 'update-error');

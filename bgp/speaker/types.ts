@@ -15,6 +15,8 @@ export interface PeerCounters {
   notificationsOut: Record<string, number>;
   /** NLRI announced to us in UPDATEs (cumulative, pre-policy) */
   prefixesReceived: number;
+  /** of those, IPv6 NLRI (MP_REACH_NLRI with AFI 2): the rest are IPv4 */
+  prefixesReceived6: number;
   /** UPDATEs that carried an RFC 7606 error handled without a reset */
   updateErrors: number;
   /** routes that could not be encoded for this peer (too large for its message size): withdrawn instead */

@@ -84,6 +84,9 @@ export function peerJsonOf(p: Peer, rib: RibCore, opts: SpeakerOptions, localAsn
     info: p.info,
     families: fams,
     prefixes: { received: p.counters.prefixesReceived, accepted: stats.received, advertised: stats.advertised },
+    prefixesByFamily: Object.fromEntries(fams.map((f) => [f, f === 'ipv6-unicast'
+      ? { received: p.counters.prefixesReceived6, accepted: stats.received6, advertised: stats.advertised6 }
+      : { received: p.counters.prefixesReceived - p.counters.prefixesReceived6, accepted: stats.received4, advertised: stats.advertised4 }])),
     routeReflectorClient: p.opts.routeReflectorClient ?? false,
     connection: p.primary.socket ? p.primary.serial : null,
     messages: { in: { ...p.counters.messagesIn }, out: { ...p.counters.messagesOut } },

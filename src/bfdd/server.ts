@@ -22,6 +22,7 @@ import {
   toIpcSession, type BfdKey, type BfdOutput, type ClientMessage, type IpcEvent, type ServerMessage,
 } from '../../bgp/index.js';
 import type { Logger } from '../log.js';
+import { LateTimerLog } from '../daemon/bfd-late.js';
 
 export const DEFAULT_BFDD_SOCKET = '/run/skein-bfd/bfd.sock';
 /** Long enough for a restart and a slow datastore sync; BGP graceful restart's own 120 s is the model. */
@@ -67,16 +68,19 @@ export class BfdCompanionServer {
   #closed = false;
   /** counters, for tests and logs */
   readonly stats = { connections: 0, badMessages: 0, adopted: 0, orphansRemoved: 0 };
+  readonly #late: LateTimerLog;
 
   constructor(o: BfddOptions) {
     this.#o = o;
     this.#orphanTimeoutMs = o.orphanTimeoutMs ?? DEFAULT_ORPHAN_TIMEOUT_MS;
+    this.#late = new LateTimerLog(o.log);
     this.driver = new BfdUdpDriver({
       controlPlaneIndependent: true,
       ...(o.singleHopPort !== undefined ? { singleHopPort: o.singleHopPort } : {}),
       ...(o.multihopPort !== undefined ? { multihopPort: o.multihopPort } : {}),
       onEvent: (e) => {
         if (e.type === 'discard') this.#o.log.debug('bfd packet discarded', { code: e.code, reason: e.reason, from: e.from });
+        else if (e.type === 'late') this.#late.note(e); // skeind reads the counters from the session snapshot
         else if (e.type !== 'send') this.#onEvent(e);
       },
       onError: (err, where) => this.#o.log.debug('bfd socket', { where, err: err.message }),
@@ -285,7 +289,7 @@ export class BfdCompanionServer {
     }
   }
 
-  #onEvent(e: Exclude<BfdOutput, { type: 'send' }>): void {
+  #onEvent(e: Exclude<BfdOutput, { type: 'send' | 'late' }>): void {
     if (e.type === 'up') this.#o.log.info('session up', { peer: e.key.peer, remoteControlPlaneIndependent: e.remoteControlPlaneIndependent });
     else if (e.type === 'down') {
       // Our own AdminDown (a removal, a stop) is no failure: not worth a warning.

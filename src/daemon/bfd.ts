@@ -23,6 +23,7 @@ import {
 import { bfdSettingsFor, type BFDInterface, type Model } from '../../config/index.js';
 import type { Logger } from '../log.js';
 import type { BfdJson } from '../control/types.js';
+import { LateTimerLog } from './bfd-late.js';
 
 /** How often peers are looked at again without a datastore change (a route to a peer may appear later). */
 export const RECHECK_MS = 10_000;
@@ -59,6 +60,8 @@ export interface BfdWiringOptions {
   readonly peers: () => readonly string[];
   /** a BFD session that was Up went Down: end the BGP session without retention */
   readonly onDown: (peer: string, reason: string, remoteControlPlaneIndependent: boolean) => void;
+  /** a BFD session came Up: the path to the peer works (the speaker lifts its restart damping, speaker/path-up.ts) */
+  readonly onUp?: (peer: string) => void;
   /** the kernel's route to an address (tests inject one) */
   readonly resolve?: (address: string) => Promise<PeerRoute>;
   /** builds the transport; events go to `onEvent` (default: the in-process UDP driver) */
@@ -114,9 +117,11 @@ export class BfdWiring {
   #busy = false;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
+  readonly #late: LateTimerLog;
 
   constructor(o: BfdWiringOptions) {
     this.#o = o;
+    this.#late = new LateTimerLog(o.log);
   }
 
   /** Looks at the configuration again soon (coalesced); also runs every RECHECK_MS. */
@@ -277,10 +282,14 @@ export class BfdWiring {
 
   #onEvent(e: BfdOutput): void {
     if (e.type === 'send') return;
+    if (e.type === 'late') return this.#late.note(e);
     const peer = e.key.peer;
     const mine = this.#running.get(peer);
     if (!mine || keyString(mine.key) !== keyString(e.key)) return;
-    if (e.type === 'up') this.#o.log.info('bfd session up', { peer, remoteControlPlaneIndependent: e.remoteControlPlaneIndependent });
+    if (e.type === 'up') {
+      this.#o.log.info('bfd session up', { peer, remoteControlPlaneIndependent: e.remoteControlPlaneIndependent });
+      this.#o.onUp?.(peer);
+    }
     else if (e.type === 'down') {
       const remoteState = this.sessionOf(peer)?.remoteState;
       // RFC 5882 §3.2: the peer taking its session AdminDown is not a path failure; our own Stop is not one either.

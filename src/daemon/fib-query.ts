@@ -10,8 +10,9 @@ import type { DaemonConfig } from '../../config/index.js';
 import type { Programmer } from '../../fib/index.js';
 import { ControlStream, scheduler as sharedScheduler, type TurnScheduler } from '../control/stream.js';
 import type { FibJson, FibRouteJson } from '../control/types.js';
-import { PrefixWalk, type KeyRange, type PrefixKey } from './prefix-walk.js';
+import { PrefixWalk, pagedRows, type KeyRange, type Page, type PrefixKey } from './prefix-walk.js';
 import { bad, keyText, parsePaging, parseRange, str } from './route-query.js';
+import { ipv4Bytes } from '../ip.js';
 import type { RouteTable } from './routes.js';
 import { countFibRow, desiredFibRow, fmtPrefix, kernelOnlyFibRow } from './status.js';
 
@@ -76,18 +77,13 @@ function fibRow(src: FibSource, text: string): FibRouteJson | null {
   return v?.kernel ? kernelOnlyFibRow(v) : null;
 }
 
-function ipv4Bytes(a: number): Uint8Array {
-  return Uint8Array.of(a >>> 24, (a >>> 16) & 255, (a >>> 8) & 255, a & 255);
-}
-
 /** rows per batch at most: one line on the socket stays small (as in route-query.ts) */
 const MAX_BATCH = 512;
 
 /** The streaming answer of a fib request. */
 export function fibStream(q: FibQuery, src: FibSource, sched: TurnScheduler = sharedScheduler): ControlStream {
   const counts: FibJson['counts'] = { desired: 0, installed: 0, pending: 0, failed: 0 };
-  let matched = 0;
-  let next: string | undefined;
+  const page: Page = { matched: 0 };
   return new ControlStream({
     header: { enabled: src.fib !== undefined, table: src.cfg.table, protocol: src.cfg.protocol },
     async *rows(signal) {
@@ -96,36 +92,19 @@ export function fibStream(q: FibQuery, src: FibSource, sched: TurnScheduler = sh
         ...(q.after !== undefined ? { after: q.after } : {}),
         ...(q.family !== undefined ? { family: q.family } : {}),
       });
-      if (!(await walk.prepare(sched, signal))) return;
-      const limit = q.limit ?? Infinity;
-      let last: PrefixKey | undefined;
-      for (let done = false; !done;) {
-        const slice = await sched.slice();
-        if (signal.aborted) return;
-        const batch: FibRouteJson[] = [];
-        for (let i = 0; ; i++) {
-          if ((i & 15) === 0 && slice.over()) break;
-          if (batch.length >= MAX_BATCH) break;
-          if (matched >= limit) {
-            if (walk.next() !== undefined && last !== undefined) next = keyText(last);
-            done = true;
-            break;
-          }
-          const k = walk.next();
-          if (k === undefined) {
-            done = true;
-            break;
-          }
+      const rows = pagedRows(walk, sched, signal, {
+        limit: q.limit ?? Infinity,
+        countOnly: q.count === true,
+        maxBatch: MAX_BATCH,
+        row: (k) => {
           const row = fibRow(src, keyText(k));
-          if (row === null || (q.state !== undefined && row.state !== q.state)) continue;
+          if (row === null || (q.state !== undefined && row.state !== q.state)) return null;
           countFibRow(counts, row);
-          matched++;
-          last = k;
-          if (!q.count) batch.push(row);
-        }
-        if (batch.length > 0) yield batch;
-      }
+          return row;
+        },
+      }, page);
+      for await (const batch of rows) yield batch;
     },
-    trailer: () => ({ matched, counts, ...(next !== undefined ? { next } : {}) }),
+    trailer: () => ({ matched: page.matched, counts, ...(page.next !== undefined ? { next: keyText(page.next) } : {}) }),
   });
 }

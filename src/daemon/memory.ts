@@ -16,7 +16,7 @@
 // /proc/PID/smaps); after, 84 MiB vs 87 MiB (+3 MiB), the drop ~6.5 s after the first release (RSS sampled every
 // 200 ms: 125 -> 86 MiB at 8.9 s after start, the reference 100 -> 83 MiB).
 import { mallocTrim } from '../../bgp/index.js';
-import { collector } from '../control/idle-gc.js';
+import { heapCollector } from '../control/idle-gc.js';
 
 export class ListMemory {
   #timer: NodeJS.Timeout | undefined;
@@ -32,24 +32,33 @@ export class ListMemory {
     /** from the end of the first collection to the second (V8 shrinks its young generation after ~5 s of quiet) */
     shrinkDelayMs?: number;
     onRelease?: (before: number, after: number) => void;
-    /** for tests: the collection (default V8's, or nothing when the engine has none) and the trim */
-    collect?: () => Promise<unknown> | undefined;
+    /**
+     * for tests: the collection (default an incremental one of V8's, idle-gc.ts; the first only if the heap grew
+     * enough, `force` for the second) and the trim; undefined: no collection was started
+     */
+    collect?: (force: boolean) => Promise<unknown> | undefined;
     trim?: () => void;
-  } = {}) {}
+  } = {}) {
+    // the process's collector made now, at the daemon's start: its first baseline is the heap before the list
+    if (o.collect === undefined) heapCollector();
+  }
 
   /** A full list was just applied: release its garbage a moment later (a second list in the meantime restarts it). */
   listed(): void {
     this.#clear();
     const gen = ++this.#generation;
-    const collect = this.o.collect ?? ((): Promise<unknown> | undefined => collector()?.({ type: 'major', execution: 'async' }) as Promise<unknown> | undefined);
+    const collect = this.o.collect ?? ((force: boolean): Promise<unknown> | undefined => heapCollector().collect(force));
     const trim = this.o.trim ?? mallocTrim;
     const later = (ms: number, f: () => void): void => {
       this.#timer = setTimeout(() => { this.#timer = undefined; f(); }, ms);
       this.#timer.unref();
     };
     // one collection, then (if no newer list came meanwhile) its trim, then `next`
-    const round = (next: (before: number) => void): void => {
-      void Promise.resolve(collect()).catch(() => undefined).then(() => {
+    let collected = false;
+    const round = (force: boolean, next: (before: number) => void): void => {
+      const p = force && !collected ? undefined : collect(force);
+      if (p !== undefined) collected = true;
+      void Promise.resolve(p).catch(() => undefined).then(() => {
         if (gen !== this.#generation) return;
         later(this.o.settleMs ?? 200, () => {
           const before = process.memoryUsage.rss();
@@ -58,8 +67,8 @@ export class ListMemory {
         });
       });
     };
-    later(this.o.gcDelayMs ?? 250, () => round((before) => {
-      later(this.o.shrinkDelayMs ?? 6000, () => round(() => {
+    later(this.o.gcDelayMs ?? 250, () => round(false, (before) => {
+      later(this.o.shrinkDelayMs ?? 6000, () => round(true, () => {
         this.releases++;
         this.o.onRelease?.(before, process.memoryUsage.rss());
       }));

@@ -296,3 +296,64 @@ export class PrefixWalk {
     return k;
   }
 }
+
+/** What a paged walk found: rows matched, and the last prefix given when the limit cut the page short. */
+export interface Page {
+  matched: number;
+  /** set when rows are left past the limit: the next page starts after it (--after) */
+  next?: PrefixKey;
+}
+
+export interface PageOptions<R> {
+  /** rows to match at most (Infinity: all) */
+  limit: number;
+  /** the row of a prefix, null to leave it out (gone since the snapshot, or filtered) */
+  row: (k: PrefixKey) => R | null;
+  /** count only: rows are matched, none is handed out */
+  countOnly: boolean;
+  maxBatch: number;
+  /** with size: a batch also ends once its rows' sizes add up to this */
+  maxBytes?: number;
+  size?: (row: R) => number;
+}
+
+/**
+ * The rows of a walk in batches, for a streamed answer (skeinctl routes and fib). A batch ends at maxBatch rows
+ * (or maxBytes), or when the scheduler's slice is over; a batch written out does not end the slice (the consumer
+ * writes it before asking for more, so that write is counted against this slice). Past `limit` matched rows the
+ * page ends, and page.next names the last prefix given when anything is left. Stops when signal aborts.
+ */
+export async function* pagedRows<R>(walk: PrefixWalk, sched: TurnScheduler, signal: AbortSignal, o: PageOptions<R>, page: Page): AsyncGenerator<R[]> {
+  if (!(await walk.prepare(sched, signal))) return;
+  let last: PrefixKey | undefined;
+  let slice = await sched.slice();
+  for (let done = false; !done;) {
+    if (slice.over()) slice = await sched.slice();
+    if (signal.aborted) return;
+    const batch: R[] = [];
+    let bytes = 0;
+    for (let i = 0; ; i++) {
+      if ((i & 15) === 0 && slice.over()) break;
+      if (batch.length >= o.maxBatch || (o.maxBytes !== undefined && bytes >= o.maxBytes)) break;
+      if (page.matched >= o.limit) {
+        // a full page: say where the next one starts, if anything is left
+        if (walk.next() !== undefined && last !== undefined) page.next = last;
+        done = true;
+        break;
+      }
+      const k = walk.next();
+      if (k === undefined) {
+        done = true;
+        break;
+      }
+      const row = o.row(k);
+      if (row === null) continue;
+      page.matched++;
+      last = k;
+      if (o.countOnly) continue;
+      batch.push(row);
+      if (o.size !== undefined) bytes += o.size(row);
+    }
+    if (batch.length > 0) yield batch;
+  }
+}

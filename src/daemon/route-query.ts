@@ -15,7 +15,7 @@ import {
 import { ControlError } from '../control/protocol.js';
 import { ControlStream, scheduler as sharedScheduler, type TurnScheduler } from '../control/stream.js';
 import type { PathJson, RouteJson } from '../control/types.js';
-import { PrefixWalk, SharedRuns, type KeyRange, type PrefixKey } from './prefix-walk.js';
+import { PrefixWalk, SharedRuns, pagedRows, type KeyRange, type Page, type PrefixKey } from './prefix-walk.js';
 
 export type RouteView = 'loc' | 'received' | 'advertised' | 'refused';
 
@@ -35,7 +35,8 @@ export interface RouteQuery {
 /** What the query reads: the speaker's RIB, and the daemon's answer to "is this route in the kernel". */
 export interface RouteSource {
   rib: RibCore;
-  installed(prefix: string): boolean;
+  /** by the RIB's key, not text: asked per row of a million-row dump (src/daemon/routes.ts RouteTable.installed) */
+  installed(k: PrefixKey): boolean;
   /** the RIB's id of a configured peer (Adj-RIB-Out view); undefined when not configured */
   peerId?(address: string): number | undefined;
   /** the Adj-RIB-Out prefixes of a peer, for the advertised view */
@@ -208,7 +209,7 @@ export class RowMaker {
     if (!build) return true;
     const text = keyText(k);
     const locBest = rib.explain(k)[0];
-    const installed = ex.length > 0 && locBest !== undefined && locBest.path.source.address === q.peer && this.#src.installed(text);
+    const installed = ex.length > 0 && locBest !== undefined && locBest.path.source.address === q.peer && this.#src.installed(k);
     const paths: Record<string, unknown>[] = ex.map((e) => ({
       ...contractPath(speakerPathJson(e.path, e.reason)), accepted: true, rule: rib.ruleName(e.path.rule), best: e.best, since: sinceOf(e.path),
     }));
@@ -232,7 +233,7 @@ export class RowMaker {
     if (ex.length === 0) return null;
     const text = keyText(k);
     const paths = ex.map((e) => this.#pathText.text(e.path, e.reason));
-    return `{"prefix":${JSON.stringify(text)},"installed":${this.#src.installed(text)},"best":${paths[0]!},"paths":[${paths.join(',')}]}`;
+    return `{"prefix":${JSON.stringify(text)},"installed":${this.#src.installed(k)},"best":${paths[0]!},"paths":[${paths.join(',')}]}`;
   }
 
   /** The row, or null; `build` false: only whether there is one (for count). */
@@ -262,7 +263,7 @@ export class RowMaker {
     if (!this.#community(shown.map((e) => e.path))) return null;
     if (!build) return true;
     const text = keyText(k);
-    const installed = this.#src.installed(text);
+    const installed = this.#src.installed(k);
     const paths = ex.map((e) => ({ ...contractPath(speakerPathJson(e.path, e.reason)), since: sinceOf(e.path) }));
     return { prefix: text, installed, best: paths[0]!, paths };
   }
@@ -350,8 +351,8 @@ const MAX_BATCH_BYTES = 32 * 1024;
 /** The streaming answer of a routes request. */
 export function routesStream(q: RouteQuery, src: RouteSource, sched: TurnScheduler = sharedScheduler): ControlStream {
   const maker = new RowMaker(q, src);
-  let next: string | undefined;
   let matched = 0;
+  const page: Page = { matched: 0 };
   const header: Record<string, unknown> = { view: q.view, locRibSize: src.rib.locSize };
   if (q.peer !== undefined) header.peer = q.peer;
   if (q.lookup) {
@@ -396,43 +397,16 @@ export function routesStream(q: RouteQuery, src: RouteSource, sched: TurnSchedul
         // concurrent full dumps of the Loc-RIB share one sorted copy of its prefixes (prefix-walk.ts SharedRuns)
         ...(q.view === 'loc' ? { shared: { runs: sharedRunsOf(src.rib), version: src.rib.keySetVersion } } : {}),
       });
-      if (!(await walk.prepare(sched, signal))) return;
-      const limit = q.limit ?? Infinity;
-      let last: PrefixKey | undefined;
-      let slice = await sched.slice();
-      for (let done = false; !done;) {
-        // A batch written out does not end the slice: the consumer writes it before asking for more, so the time
-        // of that write is counted against this slice, and the next batch waits for a new one only when it is over.
-        if (slice.over()) slice = await sched.slice();
-        if (signal.aborted) return;
-        const batch: unknown[] = [];
-        let bytes = 0;
-        for (let i = 0; ; i++) {
-          if ((i & 15) === 0 && slice.over()) break;
-          if (batch.length >= MAX_BATCH || bytes >= MAX_BATCH_BYTES) break;
-          if (matched >= limit) {
-            // a full page: say where the next one starts, if anything is left
-            if (walk.next() !== undefined && last !== undefined) next = keyText(last);
-            done = true;
-            break;
-          }
-          const k = walk.next();
-          if (k === undefined) {
-            done = true;
-            break;
-          }
-          const row = q.count ? maker.row(k, false) : maker.rowText(k);
-          if (row === null) continue;
-          matched++;
-          last = k;
-          if (!q.count) {
-            batch.push(row as string);
-            bytes += (row as string).length;
-          }
-        }
-        if (batch.length > 0) yield batch;
-      }
+      const rows = pagedRows<unknown>(walk, sched, signal, {
+        limit: q.limit ?? Infinity,
+        countOnly: q.count === true,
+        maxBatch: MAX_BATCH,
+        maxBytes: MAX_BATCH_BYTES,
+        size: (row) => (row as string).length,
+        row: (k) => (q.count ? maker.row(k, false) : maker.rowText(k)),
+      }, page);
+      for await (const batch of rows) yield batch;
     },
-    trailer: () => (next !== undefined ? { matched, next } : { matched }),
+    trailer: () => (page.next !== undefined ? { matched: page.matched, next: keyText(page.next) } : { matched: page.matched }),
   });
 }

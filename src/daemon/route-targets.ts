@@ -3,7 +3,7 @@
 // winner is handed to fib/'s Programmer. No table state lives here.
 import { parsePrefixText, type PrefixKey } from '../../bgp/index.js';
 import type { NextHop, Placement, Programmer, Target } from '../../fib/index.js';
-import { addressBytes, type PrefixBytes } from '../ip.js';
+import { addressBytes, ipv4Bytes, type PrefixBytes } from '../ip.js';
 
 /** The next hops of a best path, interned: every prefix with the same next hops shares one. */
 export interface HopSet {
@@ -120,7 +120,7 @@ export function keyOf(prefix: string): PrefixKey | undefined {
 export function bytesOf(k: PrefixKey): PrefixBytes | undefined {
   if (typeof k === 'number') {
     const a = addrOf(k);
-    return { family: 4, addr: Uint8Array.of(a >>> 24, (a >>> 16) & 255, (a >>> 8) & 255, a & 255), len: lenOf(k) };
+    return { family: 4, addr: ipv4Bytes(a), len: lenOf(k) };
   }
   const i = k.lastIndexOf('/');
   const addr = addressBytes(k.slice(0, i));

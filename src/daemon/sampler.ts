@@ -1,6 +1,8 @@
 // The metrics sampler: every 5 s the speaker's cumulative per-peer counters become Prometheus counter increments,
-// and routes the kernel keeps refusing become a soft readiness blocker. skein_fib_routes is computed when /metrics
-// is read (fibCounts), not per best path: fib.stats() walks every route.
+// and routes the kernel keeps refusing become a soft readiness blocker. skein_fib_routes comes from the counts fib/
+// keeps as its entries change (Programmer.counts()), never from a walk of the table: at 1M routes fib.stats() took
+// tens of ms of the event loop every 5 s and at each scrape (issue 15). RouteTable.size is its maps' sizes, and the
+// failure check below visits only the failing routes (fib/retry.ts keeps them in a set).
 import type { Speaker } from '../../bgp/index.js';
 import type { Programmer, RouteView } from '../../fib/index.js';
 import type { ReadinessGate } from '../http.js';
@@ -52,10 +54,7 @@ export class MetricsSampler {
   fibCounts(): FibRouteCounts {
     const { fib, routes } = this.#p;
     if (!fib) return { desired: routes.open ? routes.size : 0, installed: 0, failed: 0 };
-    const s = fib.stats();
-    let failed = 0;
-    for (const n of Object.values(s.failuresByReason)) failed += n;
-    return { desired: s.desired, installed: s.installed, failed };
+    return fib.counts();
   }
 
   /** The speaker keeps cumulative counters; Prometheus counters get the increments since the last sample. */
@@ -66,7 +65,8 @@ export class MetricsSampler {
     if (!speaker) return;
     const metrics = this.#p.metrics;
     for (const p of speaker.peersJson().peers) {
-      for (const f of p.families) metrics.prefixes(p.address, f, p.prefixes);
+      // per family: a dual-stack session carries both, and its totals under each family label counted routes twice
+      for (const f of p.families) metrics.prefixes(p.address, f, p.prefixesByFamily[f] ?? { received: 0, accepted: 0, advertised: 0 });
       const h = p.gracefulRestart.helper;
       metrics.gracefulRestart(p.address, h?.phase ?? null, h?.staleRoutes ?? 0);
       const last = this.#counterSnapshot.get(p.address) ?? {};

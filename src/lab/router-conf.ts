@@ -1,6 +1,7 @@
 // The lab's routers as configuration text: the ToRs' FRR or BIRD 2 configuration, and the BIRD configuration of a
 // host that still runs Calico's BGP stack (a mixed cluster), rendered as Calico's confd would. Pure, like
 // topology.ts, whose plan it reads.
+import { calicoBirdConf } from './calico-bird.js';
 import type { Host, Plan, Tor } from './topology.js';
 
 /** The hosts a ToR serves: every host, or its rack's. */
@@ -125,115 +126,28 @@ export function birdTorConf(plan: Plan, tor: Tor = plan.tors[0]!): string {
 
 /**
  * A host of a mixed cluster that still runs Calico's BGP stack: the BIRD 2 configuration Calico's confd would
- * render for it (node-to-node mesh on, no encapsulation). What it does, in Calico's terms:
- * - a device protocol; a direct protocol for the host's own subnets, never the workload interfaces (cali*, tap*
- *   are Felix's routes, learned from the kernel instead) nor kube-ipvs*;
- * - a kernel protocol that learns the routes other programs (Felix) wrote, keeps its own on exit, joins graceful
- *   restart and merges equal paths; into the kernel it writes everything but the connected subnets;
- * - a blackhole static route per IPAM block affine to this host (the aggregate exists even with no pod in it,
- *   and unused addresses are dropped here);
- * - one iBGP mesh session per other node and family, passive towards a higher address (Calico's fix for a
- *   graceful-restart race), with recursive next hops, ADD-PATH, graceful restart and quick reconnects;
- * - import everything; export through calico_export_to_bgp_peers: an affine block itself but nothing inside it,
- *   then anything inside an IP pool (VM /32s, borrowed addresses), then nothing else.
+ * render for it (node-to-node mesh on, no encapsulation), through the one renderer (calico-bird.ts): its affine
+ * blocks blackholed and announced, the pod and VM pools exported, one iBGP mesh session per other node and
+ * family; the direct protocol also leaves out tap* (the lab's VMs) and kube-ipvs* (every cluster IP).
  */
 export function birdHostConf(plan: Plan, host: Host): string {
   const families: (4 | 6)[] = plan.ipv6 ? [4, 6] : [4];
-  const blocks = (f: 4 | 6): string[] => {
-    const b = f === 4 ? host.block : host.block6;
-    return b === undefined ? [] : [b];
-  };
-  const pools = (f: 4 | 6): string[] => (f === 4 ? [plan.podPool, plan.vmPool] : [plan.podPool6, plan.vmPool6]);
   const addr = (h: Host, f: 4 | 6): string => (f === 4 ? h.ip : h.ip6);
-  const out = [
-    `# BIRD 2 on ${host.name} as Calico's confd configures a node (node-to-node mesh, AS ${plan.clusterAsn}), rendered by skein's lab.`,
-    `router id ${host.ip};`,
-    'log stderr { info, remote, warning, error, auth, fatal, bug };',
-    '',
-    'protocol device { scan time 2; }',
-    '',
-    '# Connected subnets, except the workload interfaces and kube-ipvs0 (which holds every cluster IP).',
-    'protocol direct {',
-    ...families.map((f) => `  ipv${f};`),
-    '  interface -"cali*", -"tap*", -"kube-ipvs*", "*";',
-    '}',
-    '',
-    '# Into the kernel: every route except the connected subnets, which the kernel has already.',
-    'filter calico_kernel_programming {',
-    '  if source = RTS_DEVICE then reject;',
-    '  accept;',
-    '}',
-    '',
-  ];
-  for (const f of families) {
-    const agg = blocks(f);
-    out.push(
-      `# Workload routes written by Felix are learned ("alien" routes); BIRD's own stay in place on exit.`,
-      `protocol kernel kernel_v${f} {`,
-      '  learn;',
-      '  persist;',
-      '  scan time 2;',
-      '  graceful restart;',
-      '  merge paths on;',
-      `  ipv${f} { import all; export filter calico_kernel_programming; };`,
-      '}',
-      '',
-      `# The affine IPAM blocks: announced as aggregates, unused addresses dropped here.`,
-      `protocol static static_blocks_v${f} {`,
-      `  ipv${f};`,
-      ...agg.map((b) => `  route ${b} blackhole;`),
-      '}',
-      '',
-      `function calico_aggr_v${f}() {`,
-      ...agg.flatMap((b) => [`  if net = ${b} then accept;`, `  if net ~ ${b} then reject;`]),
-      '}',
-      '',
-      `filter calico_export_to_bgp_peers_v${f} {`,
-      `  calico_aggr_v${f}();`,
-      ...pools(f).map((p) => `  if net ~ ${p} then accept;`),
-      '  reject;',
-      '}',
-      '',
-      `template bgp calico_mesh_v${f} {`,
-      `  local as ${plan.clusterAsn};`,
-      '  graceful restart;',
-      '  connect delay time 2;',
-      '  connect retry time 5;',
-      '  error wait time 5, 30;',
-      `  ipv${f} { gateway recursive; add paths on; import all; export filter calico_export_to_bgp_peers_v${f}; };`,
-      '}',
-      '',
-    );
-    for (const peer of plan.hosts) {
-      if (peer.name === host.name) continue;
-      const mine = addr(host, f);
-      const theirs = addr(peer, f);
-      out.push(
-        `protocol bgp Mesh_${theirs.replace(/[.:]/g, '_')} from calico_mesh_v${f} {`,
-        `  description "mesh peer ${peer.name}";`,
-        `  neighbor ${theirs} as ${plan.clusterAsn};`,
-        `  source address ${mine};`,
-        // The node with the lower address dials; the other only listens.
-        ...(compareAddr(theirs, mine) > 0 ? ['  passive on;'] : []),
-        '}',
-        '',
-      );
-    }
-  }
-  return out.join('\n');
-}
-
-/** Numeric order of two addresses of one family. */
-function compareAddr(a: string, b: string): number {
-  const words = (x: string): number[] => {
-    if (!x.includes(':')) return x.split('.').map(Number);
-    const [head, tail] = x.split('::') as [string, string | undefined];
-    const h = head === '' ? [] : head.split(':');
-    const t = tail === undefined || tail === '' ? [] : tail.split(':');
-    return [...h, ...new Array<string>(8 - h.length - t.length).fill('0'), ...t].map((g) => parseInt(g, 16));
-  };
-  const x = words(a);
-  const y = words(b);
-  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return x[i]! - y[i]!;
-  return 0;
+  return calicoBirdConf({
+    comment: `BIRD 2 on ${host.name} as Calico's confd configures a node (node-to-node mesh, AS ${plan.clusterAsn}), rendered by skein's lab.`,
+    log: 'stderr { info, remote, warning, error, auth, fatal, bug }',
+    routerId: host.ip,
+    asn: plan.clusterAsn,
+    directExclude: ['cali*', 'tap*', 'kube-ipvs*'],
+    families: families.map((f) => {
+      const block = f === 4 ? host.block : host.block6;
+      return {
+        family: f,
+        address: addr(host, f),
+        blocks: block === undefined ? [] : [block],
+        pools: f === 4 ? [plan.podPool, plan.vmPool] : [plan.podPool6, plan.vmPool6],
+        peers: plan.hosts.filter((p) => p.name !== host.name).map((p) => ({ kind: 'Mesh' as const, ip: addr(p, f), asn: plan.clusterAsn })),
+      };
+    }),
+  });
 }

@@ -64,7 +64,7 @@ async function handle(cmd: Record<string, unknown>): Promise<unknown> {
       });
       fib.on('warning', (w) => out({ event: 'warning', message: w.message }));
       await fib.start();
-      return fib.stats();
+      return checkedStats(fib);
     }
     case 'set': {
       const f = need();
@@ -97,15 +97,15 @@ async function handle(cmd: Record<string, unknown>): Promise<unknown> {
     }
     case 'flush':
       await need().flush();
-      return need().stats();
+      return checkedStats(need());
     case 'markSynced':
       await need().markSynced();
-      return need().stats();
+      return checkedStats(need());
     case 'resync':
       await need().resync('agent');
-      return need().stats();
+      return checkedStats(need());
     case 'stats':
-      return need().stats();
+      return checkedStats(need());
     case 'batches':
       return batches;
     case 'lookup': {
@@ -146,3 +146,18 @@ serveJsonLines({
   errorText: (e) => (e instanceof Error ? `${e.name}: ${e.message}` : String(e)),
   onClose: () => fib?.close(),
 });
+
+/**
+ * stats(), after checking that the counts kept as entries change (Programmer.counts(), read by the metrics sampler)
+ * equal what stats() finds by walking every entry: every fib test that reads stats checks them in passing.
+ */
+function checkedStats(f: Programmer): ReturnType<Programmer['stats']> {
+  const s = f.stats();
+  const c = f.counts();
+  let failed = 0;
+  for (const n of Object.values(s.failuresByReason)) failed += n;
+  if (c.desired !== s.desired || c.installed !== s.installed || c.failed !== failed) {
+    throw new Error(`Programmer.counts() ${JSON.stringify(c)} differs from stats() ${JSON.stringify({ desired: s.desired, installed: s.installed, failed })}`);
+  }
+  return s;
+}
