@@ -36,6 +36,8 @@ export class LoopDelaySampler {
   #elu: EventLoopUtilization | undefined;
   /** samples taken, for tests and the bench */
   samples = 0;
+  /** times the sampler went back to FAST_MS from a longer interval (for tests) */
+  speedUps = 0;
 
   /** A histogram (ns) that every later sample is recorded into; reset it as you like; close() it when done. */
   open(): RecordableHistogram {
@@ -78,8 +80,10 @@ export class LoopDelaySampler {
     this.samples++;
     const elu = performance.eventLoopUtilization(this.#elu);
     this.#elu = performance.eventLoopUtilization();
-    if (lateMs >= LATE_MS || elu.utilization > BUSY) this.#interval = FAST_MS;
-    else this.#interval = Math.min(SLOW_MS, this.#interval * 2);
+    if (lateMs >= LATE_MS || elu.utilization > BUSY) {
+      if (this.#interval > FAST_MS) this.speedUps++;
+      this.#interval = FAST_MS;
+    } else this.#interval = Math.min(SLOW_MS, this.#interval * 2);
     this.#schedule();
   };
 }

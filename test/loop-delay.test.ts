@@ -32,11 +32,13 @@ t.test('a stall is recorded at its length and makes the sampler fast again', asy
   t.ok(await until(() => s.interval === SLOW_MS), 'quiet first');
   // A stall longer than the slow interval must cover a due time, so it is seen however the phases fall.
   const before = s.samples;
+  const ups = s.speedUps;
   block(3 * SLOW_MS);
   t.ok(await until(() => s.samples > before), 'a sample after the stall');
   t.ok(h.max >= 2 * SLOW_MS * 1e6, `the stall is seen at >= ${2 * SLOW_MS} ms (max ${(h.max / 1e6).toFixed(1)} ms)`);
   t.equal(other.max, h.max, 'every open view records the same samples');
-  t.equal(s.interval, FAST_MS, 'a late sample brings back the fast interval');
+  // (by the time this runs it may already be backing off again: a quiet loop after the stall)
+  t.ok(s.speedUps > ups, 'a late sample brings back the fast interval');
   h.reset();
   t.equal(h.count, 0, 'a view resets on its own');
   t.ok(other.count > 0, '... and not the others');

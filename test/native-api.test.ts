@@ -107,6 +107,14 @@ t.test('bad arguments throw TypeErrors', async (t) => {
   throwsCode(t, () => raw.sdNotify!(`/${'x'.repeat(200)}`, 'READY=1'), TypeError, 'ERR_INVALID_ARG_VALUE', /too long/);
   throwsCode(t, () => raw.sdNotify!('/run/x', ''), TypeError, 'ERR_INVALID_ARG_VALUE', /"state"/);
   throwsCode(t, () => raw.sdNotify!('/run/x', 7), TypeError, 'ERR_INVALID_ARG_TYPE', /"state"/);
+  // startIncrementalGc (issue 15): a transient report of external memory, 1 byte to 2^40
+  throwsCode(t, () => raw.startIncrementalGc!(0), TypeError, 'ERR_INVALID_ARG_VALUE', /"bytes"/);
+  throwsCode(t, () => raw.startIncrementalGc!(2 ** 41), TypeError, 'ERR_INVALID_ARG_VALUE', /"bytes"/);
+  throwsCode(t, () => raw.startIncrementalGc!(1.5), TypeError, 'ERR_INVALID_ARG_VALUE', /"bytes"/);
+  throwsCode(t, () => raw.startIncrementalGc!('65536'), TypeError, 'ERR_INVALID_ARG_TYPE', /"bytes"/);
+  const external = process.memoryUsage().external;
+  const after = raw.startIncrementalGc!(32 * 2 ** 20) as number;
+  t.ok(Math.abs(after - external) < 16 * 2 ** 20, `the 32 MiB reported are taken back: ${external} before, ${after} after`);
 });
 
 t.test('random arguments never crash the process', async (t) => {
