@@ -242,12 +242,12 @@ t.test('a dead next hop\'s deletion does not queue behind a large batch of route
   // 10.0.1.2 dies while the batch is being written
   const sent = await agent.call<number>('nextHopDown', { gw: '10.0.1.2' });
   t.equal(sent, 1, 'one message');
-  // Order matters here, not time: the object is read as gone from the kernel first, and only then is the batch
-  // seen still unfinished, so the deletion did not wait for the route writes queued before it.
-  const goneFirst = !ours(ns).some((n) => n.id === dead);
+  // The object is gone from the kernel by the time the call returned. Whether the batch is still being written
+  // then depends on the machine's speed (on a quiet one it is done; at load 11-20 18k-34k of 50k were pending), so
+  // it is reported, not asserted; what is asserted is the path the deletion took.
+  t.notOk(ours(ns).some((n) => n.id === dead), 'the dead next hop\'s object left the kernel');
   st = await agent.call<Stats>('stats');
-  t.ok(goneFirst, 'the dead next hop\'s object left the kernel...');
-  t.ok(st.pending > 0, `...while route writes queued before it were still pending (${st.pending})`);
+  t.comment(`route writes still pending when the object was already gone: ${st.pending} of ${N}`);
   t.equal(st.urgentSent - before, 1, 'the deletion went out on the urgent socket');
   await agent.call<Stats>('flush');
   const v4 = routeLines(ns);
