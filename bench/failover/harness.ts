@@ -299,15 +299,17 @@ export class SkeinFabric extends Fabric {
       } catch (e) {
         tor = (e as Error).message;
       }
-      const h0 = this.hosts[0]!;
-      const dump = ((): string => {
+      // every host's kernel (skein's routes and nexthop objects) beside the model the judge keeps of it: a route the
+      // model lacks but the kernel has is the follower's mistake, not skein's
+      const sh = (x: Node, args: string[]): string => {
         try {
-          return nsExec(h0.ns, 'ip', ['route', 'show', 'proto', '171']).trim().split('\n').join(' | ');
+          return nsExec(x.ns, 'ip', args).trim().split('\n').join(' | ');
         } catch (e) {
           return (e as Error).message;
         }
-      })();
-      throw new Error(`not ready after ${ms} ms: not routing: ${this.missing().join(' ') || 'none'}\n${h0.name}'s kernel: ${dump}\n${h0.name}'s model: ${[...h0.follower.model.routes.keys()].join(' | ')}\n${bad.join('\n')}\nToR: ${this.tor.tail.slice(-5).join(' / ')}\n${tor.slice(0, 3000)}`);
+      };
+      const kernels = this.hosts.map((x) => `${x.name}'s kernel: ${sh(x, ['route', 'show', 'proto', '171'])}\n${x.name}'s nexthops: ${sh(x, ['nexthop', 'show'])}\n${x.name}'s model: ${[...x.follower.model.routes.keys()].join(' | ')}\n${x.name}'s log: ${x.tail.slice(-8).join(' / ')}`);
+      throw new Error(`not ready after ${ms} ms: not routing: ${this.missing().join(' ') || 'none'}\n${kernels.join('\n')}\n${bad.join('\n')}\nToR: ${this.tor.tail.slice(-5).join(' / ')}\n${tor.slice(0, 3000)}`);
     }
   }
 
