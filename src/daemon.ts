@@ -17,6 +17,9 @@
 // The pieces, each in src/daemon/ with one job, are listed in src/daemon/README.md ("Files"); this file is the start
 // and the wiring. "Wait for peers, then sweep" is one loop (sweep.ts PeerWait) used twice: at start-up and after a
 // speaker restart.
+// Why it is still over 600 lines: what is left here is the order things happen in (start, snapshot, sweep, stop) and
+// the callbacks that join the pieces; each callback is a few lines that read better beside the step they serve than
+// in a file of their own. A piece with state of its own goes to src/daemon/ (issue 17).
 import { join } from 'node:path';
 import { BindError, bindAs } from './daemon/bind.js';
 import { ListMemory } from './daemon/memory.js';
