@@ -100,7 +100,7 @@ async function main(): Promise<number> {
       console.log(`\na failed next hop behind ${h.routes} routes (skeind + skein-bfdd, two BIRD 2 peers announcing the same /32s, ECMP; BFD 300 ms × 10; peer A powered off):`);
       console.log(`  kernel no longer uses A ${ms(h.fromBfdDownMs)} ms after skeind's BFD Down log line (${ms(h.fromPowerOffMs)} ms after the power-off), ` +
         `after ${h.messagesUntil} route/nexthop message(s); ${h.messagesIn5s} in the 5 s after the power-off; ` +
-        `then ${h.viaAAfter} routes via A, ${h.totalAfter} routes in all; load ${h.load.toFixed(2)}`);
+        `then ${h.viaAAfter} routes via A, ${h.totalAfter} routes in all in the judge's model, ${h.kernelAfter} of skein's in the kernel; load ${h.load.toFixed(2)}`);
       console.log('  (the log line has millisecond resolution; skeind writes it just before it acts on the Down)');
       if (h.fromPowerOffMs === undefined || h.viaAAfter > 0) failed = true;
     }

@@ -24,9 +24,12 @@ export interface HopResult {
   fromPowerOffMs: number | undefined;
   messagesUntil: number;
   messagesIn5s: number;
-  /** routes in the kernel via A, and in total, 5 s after the power-off */
+  /** routes via A and in total 5 s after the power-off, in the judge's model (built from `ip monitor` events) */
   viaAAfter: number;
   totalAfter: number;
+  /** skein's routes in the kernel itself then (`ip route show proto 171`): `ip monitor` drops events when its socket
+   * buffer overflows during the 100k-route load, so the model can count fewer routes than the kernel holds */
+  kernelAfter: number;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -97,6 +100,7 @@ export async function runHop(routes: number, bfd: BfdTimers, log: (m: string) =>
     await sleep(Math.max(0, off + 5000 - Date.now()));
     let messagesIn5s = 0;
     for (const e of h.follower.parser.events) if (e.tMs >= off && e.tMs <= off + 5000) messagesIn5s++;
+    const kernelAfter = Number(nsExec(h.ns, 'sh', ['-c', 'ip route show proto 171 | wc -l'], { timeoutMs: 60_000 }).trim());
     let viaAAfter = 0;
     for (const r of h.follower.model.routes.values()) if (h.follower.model.gatewaysOf(r).includes(a.ip)) viaAAfter++;
     return {
@@ -107,6 +111,7 @@ export async function runHop(routes: number, bfd: BfdTimers, log: (m: string) =>
       messagesIn5s,
       viaAAfter,
       totalAfter: h.follower.model.routes.size,
+      kernelAfter,
     };
   } finally {
     f.destroy();
