@@ -138,7 +138,11 @@ class Side {
       case 'down':
         if (!this.up[o.peer]) return;
         this.up[o.peer] = false;
+        // what a peer holds and the End-of-RIBs it got belong to one session: a joiner of a group of one gets its
+        // table and End-of-RIB only once the group's sharing pass ends (update-group.ts), so a peer that goes down
+        // before then never had them, while without groups its own walk may have finished (both are right)
         this.rx[o.peer]!.clear();
+        this.eor[o.peer] = 0;
         core.peerDown(id);
         return;
       case 'up':
