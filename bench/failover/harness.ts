@@ -266,6 +266,20 @@ export class SkeinFabric extends Fabric {
     this.spawn(h, process.execPath, [SKEIND, '--config', cfg]);
   }
 
+  /**
+   * `kill -9` of the host's skeind alone (skein-bfdd keeps running, as on a daemon crash or a restart), and the same
+   * skeind started again after `pauseMs`: what graceful restart and the companion are there for.
+   */
+  async crashAndRestartSkeind(h: Node, pauseMs: number): Promise<void> {
+    const skeind = h.procs.find((p) => p.spawnargs.includes(SKEIND));
+    if (skeind === undefined) throw new Error(`${h.name}: no skeind running`);
+    const gone = new Promise<void>((r) => (skeind.exitCode !== null || skeind.signalCode !== null ? r() : skeind.once('exit', () => r())));
+    skeind.kill('SIGKILL');
+    await gone;
+    await sleep(pauseMs);
+    this.spawn(h, process.execPath, [SKEIND, '--config', join(this.dir, `${h.name}.yaml`)]);
+  }
+
   bfdSessions(h: Node): BfdRow[] {
     try {
       return (JSON.parse(nsExec(h.ns, process.execPath, [SKEINCTL, '--socket', this.sock(h), 'bfd', '--json'], { timeoutMs: 10_000 })) as { sessions: BfdRow[] }).sessions;
