@@ -11,24 +11,23 @@
 import type { FsmEvent } from '../session/fsm.js';
 import type { Connection, Peer } from './peer.js';
 
-/** Feeds the events that lift the damping; returns how many connections were started again. */
-export function liftDamping(p: Peer, feed: (c: Connection, e: FsmEvent) => void): number {
-  let n = 0;
+/** Feeds the event that lifts the damping of the peer's own connection; returns whether it was started again. */
+export function liftDamping(p: Peer, feed: (c: Connection, e: FsmEvent) => void): boolean {
   // Only the peer's own connection (the one that dials, or listens when passive): an accepted connection that
   // is still around is not ours to start, and telling it to connect would open a second one to the same peer.
-  for (const c of [p.primary]) {
-    if (c.dead) continue;
-    const fsm = c.fsm;
-    if (fsm.state === 'Idle' && fsm.timerRunning('IdleHold')) {
-      fsm.resetBackoff(); // the next failure starts the damping from its initial wait again
-      feed(c, { type: 'IdleHoldTimerExpires' }); // §8.2.2 Idle, event 13: start as the timer would have
-      n++;
-    } else if (fsm.state === 'Connect' && !fsm.timerRunning('DelayOpen')) {
-      // §8.2.2 Connect, event 9: drop the attempt and connect again now, not when the SYN back-off retries (with
-      // DelayOpen running the TCP connection is up already: left alone)
-      feed(c, { type: 'ConnectRetryTimerExpires' });
-      n++;
-    }
+  const c = p.primary;
+  if (c.dead) return false;
+  const fsm = c.fsm;
+  if (fsm.state === 'Idle' && fsm.timerRunning('IdleHold')) {
+    fsm.resetBackoff(); // the next failure starts the damping from its initial wait again
+    feed(c, { type: 'IdleHoldTimerExpires' }); // §8.2.2 Idle, event 13: start as the timer would have
+    return true;
   }
-  return n;
+  if (fsm.state === 'Connect' && !fsm.timerRunning('DelayOpen')) {
+    // §8.2.2 Connect, event 9: drop the attempt and connect again now, not when the SYN back-off retries (with
+    // DelayOpen running the TCP connection is up already: left alone)
+    feed(c, { type: 'ConnectRetryTimerExpires' });
+    return true;
+  }
+  return false;
 }

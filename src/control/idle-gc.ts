@@ -86,11 +86,7 @@ export class HeapCollector {
   /** A full collection ended (called by the 'gc' observer; tests call it): the heap now is the new baseline. */
   majorCollectionEnded(): void {
     this.#baseline = this.#used();
-    const w = this.#waiters;
-    this.#waiters = [];
-    this.#observer?.disconnect();
-    this.#observer = undefined;
-    for (const f of w) f();
+    this.stop();
   }
 
   stop(): void {
