@@ -1,6 +1,6 @@
 // BIRD 2 configured as Calico's confd renders a node's configuration — one renderer for the lab (a mixed cluster's
 // BIRD hosts) and the benchmarks whose reference runs BIRD hosts (bench/failover, bench/converge). Calico's own
-// templates are BIRD 1 files (calico/node confd/templates: bird.cfg.template with bgp_template and the peers,
+// templates are BIRD 1 files (projectcalico/calico confd/etc/calico/confd/templates/: bird.cfg.template with bgp_template and the peers,
 // bird_aggr.cfg.template for the affine blocks, bird_ipam.cfg.template for calico_export_to_bgp_peers and
 // calico_kernel_programming); this writes the same decisions in BIRD 2's syntax, where each family is a channel:
 // - device and kernel scans every 2 s; the kernel protocol learns the routes Felix wrote (alien routes), keeps its
@@ -11,7 +11,8 @@
 // - bgp_template: no hold time (BIRD's 240 s), graceful restart (BIRD's 120 s: confd writes `graceful restart time`
 //   only when nodeMeshMaxRestartTime is set), multihop, ADD-PATH, recursive next hops, and confd's connect timers;
 // - peers that run Calico too (mesh, node peers, reflectors) are passive towards the address that sorts after ours
-//   (the template compares the addresses as strings), so one side dials: Calico's fix for a graceful-restart race.
+//   (bird.cfg.template's `if gt $onode_ip $node_ip`: Go's template `gt` on two strings compares them as strings), so
+//   one side dials: Calico's fix for a graceful-restart race.
 // Pure: the callers write the file and start BIRD. With one family the names are Calico's (bgp_template,
 // calico_export_to_bgp_peers); with two, each family's protocols, filter and template carry a _v4 / _v6 suffix.
 
