@@ -57,7 +57,8 @@ import { MetricsSampler } from './daemon/sampler.js';
 import { shutdown } from './daemon/shutdown.js';
 import { SpeakerEvents, speakerOptions } from './daemon/speaker.js';
 import { fibEvents } from './daemon/fib-events.js';
-import { fibJson, isInstalled, peersJson, routesJson, statusJson } from './daemon/status.js';
+import { fibJson, peersJson, routesJson, statusJson } from './daemon/status.js';
+import { keyOf } from './daemon/route-targets.js';
 import { DEFAULT_SYNC_DEADLINE_MS, PeerWait, peerSent, startupDeadline } from './daemon/sweep.js';
 import { WatchHub } from './daemon/watch.js';
 import type { ControlStream } from './control/stream.js';
@@ -472,7 +473,11 @@ export class Daemon {
     const log = this.log;
     const speaker = new Speaker(speakerOptions(id, this.cfg, {
       remoteLog: this.#remoteLog,
-      isInstalled: (prefix) => isInstalled(this.fib, this.routes, prefix),
+      // one meaning of "installed" for a prefix asked by text and for the rows of a dump (RouteTable.installed)
+      isInstalled: (prefix) => {
+        const k = keyOf(prefix);
+        return k !== undefined && this.routes.installed(k);
+      },
       routeInterface: (prefix, nextHops, local) => this.policy.routeInterface(prefix, nextHops, local),
       onUpdateApplied: (seconds) => this.metrics.updateProcessed(seconds),
       forwardingState: this.fib !== undefined,

@@ -268,9 +268,9 @@ export class RouteTable {
 
   /**
    * Whether the kernel holds the prefix's winning route as wanted, at the metric it was written at: `installed` in
-   * `skeinctl routes`, asked for each row of a dump (issue 15). By key, with no text made or parsed: the text form
-   * (status.ts isInstalled: parse the prefix three times, build the winner's view, fib/'s view of the kernel route)
-   * was 24% of the control bench's time.
+   * `skeinctl routes`, asked for each row of a dump (issue 15) and for a prefix given as text (daemon.ts: the
+   * one meaning of it). By key, with no text made or parsed: the text form it replaced (parse the prefix three
+   * times, build the winner's view, fib/'s view of the kernel route) was 24% of the control bench's time.
    */
   installed(k: PrefixKey): boolean {
     const fib = this.#fib;

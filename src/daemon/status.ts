@@ -156,18 +156,6 @@ export function kernelOnlyFibRow(v: RouteView): FibRouteJson {
   return { prefix: fmtPrefix(v), desired: null, kernel: kernelEntry(v, undefined), state: 'pending' };
 }
 
-/** Does the kernel hold this prefix as the route table wants it? The same answer `skeinctl fib` gives. */
-export function isInstalled(fib: Programmer | undefined, routes: RouteTable, prefix: string): boolean {
-  if (!fib) return false;
-  const p = prefixBytes(prefix);
-  if (!p) return false;
-  const m = routes.metricOf(prefix);
-  const v = fib.lookup(p.family, p.addr, p.len, m !== undefined ? { metric: m } : undefined);
-  // Whatever kind wins the prefix here (a learned path, an affine block's blackhole, a local workload's device
-  // route), "installed" means the kernel holds it as wanted.
-  return v !== undefined && v.kernel !== undefined && v.inSync && routes.desired(prefix) !== undefined;
-}
-
 function peerJson(p: SpeakerPeerJson, d: DesiredPeer | undefined): PeerJson {
   const type: PeerType = (['node-to-node mesh', 'global', 'node specific', 'route reflector'] as const).includes(p.type as PeerType)
     ? (p.type as PeerType)
