@@ -244,8 +244,8 @@ t.test('scheduler: streams share a bounded slice per turn; timers keep running',
     }
   });
   // A timer every 10 ms must keep firing while four producers always have work: the producers stop only once it has
-  // fired 5 times, so a scheduler that starved timers would keep them going until the (generous) deadline. Between
-  // fires the producers must have run too (the work interleaves; neither side has the loop to itself). No wall-time
+  // fired 5 times, so a scheduler that starved timers would keep them going until the (generous) deadline. While
+  // it fires the producers must have run too (the work interleaves; neither side has the loop to itself). No wall-time
   // rate is asserted: a loaded machine may fire it late, never not at all.
   const progressAtFire: number[] = [];
   const total = (): number => worked.reduce((a, b) => a + b, 0);
@@ -259,7 +259,9 @@ t.test('scheduler: streams share a bounded slice per turn; timers keep running',
   clearTimeout(deadline);
   t.ok(worked.every((w) => w > 0), `every producer got turns (${worked.join(', ')})`);
   t.ok(progressAtFire.length >= 5, `the timer kept firing while the producers were busy (${progressAtFire.length} times)`);
-  t.ok(progressAtFire.slice(1).every((p, i) => p > progressAtFire[i]!), 'the producers ran between the timer\'s turns');
+  // Between the first and the last fire, not between every two: a producer's slice can be over before its first
+  // unit of work when the process was descheduled in it (seen at load 14 and in a full run), which is no starvation.
+  t.ok(progressAtFire.at(-1)! > progressAtFire[0]!, `the producers ran between the timer's turns (${progressAtFire.join(', ')})`);
 });
 
 t.test('stream: 200 concurrent clients with the default limits are all answered, in turn', async (t) => {
