@@ -66,9 +66,9 @@ export interface LocalRestartJson {
   waitingFor: string[];
 }
 
+/** One prefix of the Loc-RIB. Whether it is in the kernel is the daemon's to add (src/control/types.ts RouteJson). */
 export interface RouteJson {
   prefix: string;
-  installed: boolean;
   best: PathJson;
   paths: PathJson[];
 }

@@ -421,9 +421,9 @@ export class Speaker extends EventEmitter {
     return this.deferral.json(this.restarting);
   }
 
-  /** The Loc-RIB (or one prefix of it) in the contract's routes shape, with the reason each path won or lost. */
+  /** The Loc-RIB (or one prefix of it) as plain data, with the reason each path won or lost (no FIB state). */
   routesJson(prefix?: string): { routes: RouteJson[] } {
-    return routesJsonOf(this.rib, this.opts.isInstalled, prefix);
+    return routesJsonOf(this.rib, prefix);
   }
 
   /** Which rule let a prefix in from each peer (or refused it), and which let it out to each Established peer. */
