@@ -9,8 +9,10 @@
 //
 // Two modes, one set of readers:
 // - quiet: a JavaScript timer takes one sample (how late it fired) and doubles its interval up to SLOW_MS while the loop
-//   stays quiet. As soon as a sample comes in late or the loop was busy for more than BUSY of the interval
-//   (performance.eventLoopUtilization, which reads counters libuv keeps anyway), the sampler goes busy.
+//   stays quiet. As soon as the loop was busy for more than BUSY of the interval (performance.eventLoopUtilization,
+//   which reads counters libuv keeps anyway; a stall of the loop is busy time), the sampler goes busy. A late sample
+//   with the loop idle is recorded but does not make it busy: the process was not given a CPU (a loaded host), and
+//   sampling faster would only add wake-ups to that host.
 // - busy: the native monitorEventLoopDelay at FAST_MS does the sampling; its libuv timer records into a C++ histogram
 //   without entering JavaScript. A JavaScript timer every CHECK_MS folds those samples into the readers' histograms and
 //   goes back to quiet after a window with the loop quiet. The earlier design took the busy samples with a JavaScript
@@ -37,8 +39,6 @@ export const CHECK_MS = 50;
 const QUIET_FIRST_MS = 10;
 /** Share of an interval the loop may spend running callbacks and still count as quiet. */
 const BUSY = 0.1;
-/** A sample this late (ms) counts as busy whatever the utilisation says. */
-const LATE_MS = 2;
 
 export class LoopDelaySampler {
   readonly #views = new Set<RecordableHistogram>();
@@ -137,8 +137,7 @@ export class LoopDelaySampler {
     const elu = performance.eventLoopUtilization(this.#elu);
     this.#elu = performance.eventLoopUtilization();
     if (this.#busy) {
-      const lateNative = this.#native!.count > 0 && this.#native!.max - FAST_MS * 1e6 >= LATE_MS * 1e6;
-      if (lateNative || lateMs >= LATE_MS || elu.utilization > BUSY) {
+      if (elu.utilization > BUSY) {
         this.sync();
         this.#arm(CHECK_MS);
       } else this.#goQuiet();
@@ -148,7 +147,7 @@ export class LoopDelaySampler {
     const ns = Math.max(1, Math.round(lateMs * 1e6));
     for (const h of this.#views) h.record(ns);
     this.samples++;
-    if (lateMs >= LATE_MS || elu.utilization > BUSY) {
+    if (elu.utilization > BUSY) {
       this.speedUps++;
       this.#goBusy();
     } else {
