@@ -187,12 +187,38 @@ export class RouteTable {
     this.#best.drain();
   }
 
+  /**
+   * The last learned change's attributes, next hops and family, the slice it was in, and what they gave: the
+   * next-hop set and the elevated metric. Consecutive changes mostly share them (the prefixes of one UPDATE share one
+   * attribute set, so the RIB hands the same objects), and the hooks read only the attributes and the family: one
+   * pool lookup and one call of each hook per run of such changes instead of per prefix. Kept within one slice only,
+   * so hooks whose settings change between slices (BGPConfiguration's route priorities) are asked again.
+   */
+  #last: { attrs: object | null; hops: readonly string[]; afi: number; turn: number; hs: HopSet | undefined; el: number | undefined } = {
+    attrs: null, hops: [], afi: 0, turn: -1, hs: undefined, el: undefined,
+  };
+
   /** One queued best-path change (read `ev` now: a batch entry is a reused cursor). */
   #applyBest(ev: BestInput): void {
     const k = ev.key ?? keyOf(ev.prefix);
     if (k === undefined) return;
-    if (ev.local || ev.attributes === null || ev.nextHops.length === 0) this.#setBgp(k, undefined, undefined);
-    else this.#setBgp(k, this.#hopSets.get(ev.nextHops, this.learnedMetric?.(ev)), this.elevation?.(ev));
+    const attrs = ev.attributes;
+    const hops = ev.nextHops;
+    if (ev.local || attrs === null || hops.length === 0) {
+      this.#setBgp(k, undefined, undefined);
+      return;
+    }
+    const afi = typeof k === 'number' ? 1 : 2;
+    const l = this.#last;
+    if (l.attrs !== attrs || l.hops !== hops || l.afi !== afi || l.turn !== this.#best.turn) {
+      l.hs = this.#hopSets.get(hops, this.learnedMetric?.(ev));
+      l.el = this.elevation?.(ev);
+      l.attrs = attrs;
+      l.hops = hops;
+      l.afi = afi;
+      l.turn = this.#best.turn;
+    }
+    this.#setBgp(k, l.hs, l.el);
   }
 
   /**
