@@ -24,6 +24,8 @@ import type { Writer } from './writer.js';
 
 /** How long after the writes settle unused nexthop objects are deleted (a burst of changes settles first). */
 const NH_GC_DELAY_MS = 1000;
+/** How long one slice of a walk of every entry may hold the event loop. */
+const WALK_SLICE_MS = 8;
 
 export function checkInt(name: string, v: number, min: number, max: number): number {
   if (!Number.isInteger(v) || v < min || v > max) throw new FibInputError(`${name} must be an integer in ${min}..${max}, not ${v}`);
@@ -84,6 +86,11 @@ export class Core {
   /** orders what is known of a route: an ACK or event stamped after a dump began knows better than the dump */
   clock = 0;
   seq = 1;
+  /**
+   * Counts changes of any entry's `want` or `have` (Programmer.set/remove, setHave; dumps count through
+   * counters.resyncs): a walk that pauses between slices tells by it whether what it read is still true.
+   */
+  mutations = 0;
 
   writer!: Writer;
   retry!: Retry;
@@ -91,6 +98,8 @@ export class Core {
 
   #waiters: (() => void)[] = [];
   #gcTimer: NodeJS.Timeout | undefined;
+  /** a collection walk (#collectWalk) is under way */
+  #collecting = false;
   #writeWaiters: (() => void)[] = [];
 
   constructor(opts: ProgrammerOptions, readonly bus: EventEmitter<ProgrammerEvents>) {
@@ -118,6 +127,7 @@ export class Core {
   }
 
   setHave(e: Entry, have: Spec | Shape | null, nhid: number): void {
+    this.mutations++;
     if ((e.have === null) !== (have === null)) this.counts.installed += have === null ? -1 : 1;
     e.have = have;
     e.nhid = have === null ? 0 : nhid;
@@ -219,20 +229,53 @@ export class Core {
    */
   #collectNexthops(): void {
     this.#gcTimer = undefined;
-    if (this.closed || !this.cmd || !this.nexthops.dirty) return;
-    if (!this.writer.writesIdle() || this.resync.busy() || this.writer.bulk) {
-      this.#gcTimer = setTimeout(() => this.#collectNexthops(), NH_GC_DELAY_MS);
-      this.#gcTimer.unref();
-      return;
-    }
+    if (this.closed || !this.cmd || !this.nexthops.dirty || this.#collecting) return;
+    if (!this.#settled()) return this.#collectLater();
+    this.#collecting = true;
+    this.#collectWalk().then(
+      () => { this.#collecting = false; },
+      (err: unknown) => { this.#collecting = false; this.warn(err); },
+    );
+  }
+
+  /** Nothing queued, in flight, dumped or written in bulk: the ids in use can be read off the table. */
+  #settled(): boolean {
+    return this.writer.writesIdle() && !this.resync.busy() && !this.writer.bulk;
+  }
+
+  #collectLater(): void {
+    if (this.closed || this.#gcTimer !== undefined) return;
+    this.#gcTimer = setTimeout(() => this.#collectNexthops(), NH_GC_DELAY_MS);
+    this.#gcTimer.unref();
+  }
+
+  /**
+   * The walk of every entry for the ids in use, in slices of a few ms (a million entries take a few hundred): if
+   * anything changed meanwhile (a desired route, an ACK, an event, a dump, the objects), what it read may be out of
+   * date and nothing is deleted; it starts over once the writes settle again.
+   */
+  async #collectWalk(): Promise<void> {
     const used = new Set<number>();
+    const m0 = this.mutations, g0 = this.nexthops.gen, l0 = this.links.gen, r0 = this.counters.resyncs;
+    const changed = (): boolean => this.mutations !== m0 || this.nexthops.gen !== g0 || this.links.gen !== l0 ||
+      this.counters.resyncs !== r0 || !this.#settled();
+    let sliceEnd = performance.now() + WALK_SLICE_MS;
+    let n = 0;
     for (const e of this.routes.all()) {
+      if ((++n & 1023) === 0 && performance.now() >= sliceEnd) {
+        await new Promise<void>((r) => setImmediate(r));
+        if (this.closed) return;
+        if (changed()) return this.#collectLater();
+        sliceEnd = performance.now() + WALK_SLICE_MS;
+      }
       if (e.nhid > 0) used.add(e.nhid);
       if (e.want && !e.want.blackhole) {
         const id = this.nexthops.idFor(e.want, this.links);
         if (id > 0) used.add(id);
       }
     }
+    if (this.closed || !this.cmd) return;
+    if (changed()) return this.#collectLater();
     this.nexthops.collect(used, this.cmd, () => this.nextSeq());
     this.nexthops.sendFresh(this.cmd, () => this.nextSeq()); // objects idFor made (a want not yet written)
   }

@@ -188,10 +188,23 @@ export class RouteTable {
     return t.v6.get(b.toString('latin1', sc.dstOff, sc.dstOff + 16) + String.fromCharCode(sc.dstLen));
   }
 
-  /** Drop an entry from its table (the caller checked that nothing refers to it any more). */
+  /** The entry is the one its table holds for its prefix (not one dropped and since replaced by a new entry). */
+  holds(e: Entry): boolean {
+    const t = e.tbl;
+    return (t.family === 4 ? t.v4.get(e.v4, e.len) : t.v6.get(v6Key(e.v6!, e.len))) === e;
+  }
+
+  /**
+   * Drop an entry from its table (the caller checked that nothing refers to it any more). An entry already dropped
+   * (a walk that paused may still hold it) leaves a newer entry of the same prefix alone.
+   */
   drop(e: Entry): void {
     const t = e.tbl;
-    if (t.family === 4) t.v4.delete(e.v4, e.len);
-    else t.v6.delete(v6Key(e.v6!, e.len));
+    if (t.family === 4) {
+      if (t.v4.get(e.v4, e.len) === e) t.v4.delete(e.v4, e.len);
+    } else {
+      const k = v6Key(e.v6!, e.len);
+      if (t.v6.get(k) === e) t.v6.delete(k);
+    }
   }
 }

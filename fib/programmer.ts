@@ -117,6 +117,7 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
     const e = core.routes.entry(family, addr, len, where, true)!;
     e.flags = (e.flags | WANTED) & ~WITHDRAWN;
     if (e.want === spec) return;
+    core.mutations++;
     core.specs.acquire(spec);
     if (e.want) core.specs.release(e.want);
     else core.counts.desired++;
@@ -131,6 +132,7 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
     const e = core.routes.entry(family, addr, len, where, false);
     if (e === undefined) return;
     e.flags = (e.flags | WITHDRAWN) & ~WANTED;
+    core.mutations++;
     if (e.want) {
       core.specs.release(e.want);
       core.counts.desired--;

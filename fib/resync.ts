@@ -16,6 +16,9 @@ import type { Link } from './links.js';
 import { OP_NONE } from './ownership.js';
 import { fastMatch } from './targets.js';
 
+/** How long one slice of the reconcile walk may hold the event loop. */
+const RECONCILE_SLICE_MS = 8;
+
 export class Resync {
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<void> | undefined;
@@ -181,9 +184,23 @@ export class Resync {
         }
       }
       core.dumping = false;
-      // reconcile: what the dump lacks is gone; whatever differs from the desired state is queued
+      // reconcile: what the dump lacks is gone; whatever differs from the desired state is queued. In slices of a few
+      // ms (a million entries take a few hundred): the loop keeps turning meanwhile. What happens to an entry between
+      // two slices is safe: an ACK or event stamps it after `since` (so the dump does not overwrite it), a new entry
+      // has nothing the dump could have seen, and an entry dropped meanwhile is skipped (routes.drop checks that the
+      // table still holds that entry).
       const linkGen = core.links.gen;
+      let sliceEnd = performance.now() + RECONCILE_SLICE_MS;
+      let n = 0;
+      let paused = false;
       for (const e of routes.all()) {
+        if ((++n & 1023) === 0 && performance.now() >= sliceEnd) {
+          await new Promise<void>((r) => setImmediate(r));
+          if (core.closed) return;
+          paused = true;
+          sliceEnd = performance.now() + RECONCILE_SLICE_MS;
+        }
+        if (paused && !routes.holds(e)) continue; // dropped during a pause
         if (e.seen !== gen && e.stamp <= since && !(e.flags & INFLIGHT)) {
           if (e.have !== null) core.counts.installed--;
           e.have = null;

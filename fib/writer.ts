@@ -13,6 +13,18 @@ import { OP_ADD, OP_DELETE, OP_NONE, OP_REPLACE, writeOp } from './ownership.js'
 import { NH_WAIT } from './nexthops.js';
 import { encodeSpec, type Spec } from './targets.js';
 
+/**
+ * Bulk mode ends only after the writes have been idle for this long: a burst that arrives in pieces (a peer's
+ * million prefixes handed over in 10 ms slices while the writer keeps up) is one burst, with one verification dump
+ * at its end, not a dump each time the writer catches up (each dump reads the whole table: at 1M routes a dump in
+ * the middle of the ingest cost more CPU than the writes it verified).
+ */
+const BULK_QUIET_MS = 300;
+/** ...but a burst that never pauses still gets its dump this often (external changes meanwhile are repaired then). */
+const BULK_MAX_MS = 20_000;
+/** The window in which `bulkThreshold` changes make a burst although the queue never holds that many at once. */
+const RATE_WINDOW_MS = 1000;
+
 interface Batch {
   readonly firstSeq: number;
   readonly count: number;
@@ -41,6 +53,13 @@ export class Writer {
   /** route notifications are off while a burst is written; one dump follows */
   bulk = false;
   #rejoining = false;
+  #bulkSince = 0;
+  #quietTimer: NodeJS.Timeout | undefined;
+  /** changes queued in this window and in the one before it (a burst is judged by their rate too) */
+  #winStart = 0;
+  #winCount = 0;
+  #prevCount = 0;
+  #lastEnqueue = 0;
   #timeoutTimer: NodeJS.Timeout | undefined;
 
   readonly core: Core;
@@ -61,8 +80,16 @@ export class Writer {
   enqueue(e: Entry): void {
     if (e.flags & QUEUED) return;
     e.flags |= QUEUED;
+    const now = performance.now();
     this.#queue.push(e);
-    this.#queuedAt.push(performance.now());
+    this.#queuedAt.push(now);
+    if (now - this.#winStart >= RATE_WINDOW_MS) {
+      this.#prevCount = now - this.#winStart >= 2 * RATE_WINDOW_MS ? 0 : this.#winCount;
+      this.#winCount = 0;
+      this.#winStart = now;
+    }
+    this.#winCount++;
+    this.#lastEnqueue = now;
     this.schedulePump();
   }
 
@@ -77,6 +104,7 @@ export class Writer {
 
   close(): void {
     if (this.#timeoutTimer) clearTimeout(this.#timeoutTimer);
+    if (this.#quietTimer) clearTimeout(this.#quietTimer);
   }
 
   // ---------------------------------------------------------------- bulk mode
@@ -85,6 +113,19 @@ export class Writer {
   checkBulkDone(): void {
     const events = this.core.events;
     if (this.bulk && !this.#rejoining && this.writesIdle() && events) {
+      // not while more of the same burst may follow (see BULK_QUIET_MS); a burst that has gone on for long enough
+      // is verified now anyway
+      const now = performance.now();
+      const quiet = now - this.#lastEnqueue;
+      if (quiet < BULK_QUIET_MS && now - this.#bulkSince < BULK_MAX_MS && !this.core.closed) {
+        if (this.#quietTimer === undefined) {
+          this.#quietTimer = setTimeout(() => {
+            this.#quietTimer = undefined;
+            this.core.checkIdle();
+          }, BULK_QUIET_MS - quiet + 1);
+        }
+        return;
+      }
       this.#rejoining = true;
       events.postMessage('join');
     }
@@ -103,12 +144,16 @@ export class Writer {
   pump(): void {
     const core = this.core;
     this.paused = false;
-    if (!this.bulk && this.#queue.length - this.#qhead >= core.bulkThreshold && core.events) {
+    // a burst: this many queued at once, or queued within about a second (the caller hands a big change over in
+    // slices, and the writer keeps up with each)
+    if (!this.bulk && core.events && (this.#queue.length - this.#qhead >= core.bulkThreshold ||
+      (this.#winCount + this.#prevCount >= core.bulkThreshold && performance.now() - this.#lastEnqueue < RATE_WINDOW_MS))) {
       // Bulk mode. Each write comes back as a notification that costs more to read (~4 us) than the write costs the
       // kernel, and a burst overruns the event socket anyway, which then needs a dump. So stop listening to route
       // notifications for the burst and dump once when it is done; link events still arrive. External changes made
       // during the burst are seen (and repaired) by that dump.
       this.bulk = true;
+      this.#bulkSince = performance.now();
       core.events.postMessage('leave');
     }
     while (!core.closed && this.inflight.length < core.maxInFlight && this.#qhead < this.#queue.length) {
