@@ -10,7 +10,7 @@
 // then reconciled against the model (differences emitted as changes).
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import type { Etcd3, IOptions, IKeyValue, IEvent, IRangeRequest, IRangeResponse, ITxnResponse } from 'etcd3';
+import type { Etcd3, IOptions, IKeyValue, IEvent, IRangeRequest, IRangeResponse, IResponseOp, ITxnResponse } from 'etcd3';
 import type { EtcdConfig } from './daemon.js';
 import { DatastoreError } from './errors.js';
 import { IPAM_PREFIX, PLURALS, RESOURCES_PREFIX, decodeEtcd, etcdKey, parseKey, keyId, keyConcernsNode } from './keys.js';
@@ -192,11 +192,13 @@ export class EtcdDatastore extends Base {
     try {
       revision = await this.list(next);
     } catch (e) {
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- close() may have run while the list was awaited
       if (gen !== this.generation || this.closed) return;
       this.setStatus(this.snapshotTaken ? 'disconnected' : 'connecting', { lastError: `listing the Calico datastore: ${(e as Error).message}` });
       this.retry(() => this.sync());
       return;
     }
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- close() may have run while the list was awaited
     if (this.closed || gen !== this.generation) return;
     this.install(next, this.keyOf);
     this.applied = this.watchRanges.map(() => revision);
@@ -255,7 +257,7 @@ export class EtcdDatastore extends Base {
         if (next === undefined) break;
         pending = next;
       }
-      if (fetch.length > 0 && revision !== undefined) await this.fetchValues(into, fetch, revision);
+      if (fetch.length > 0) await this.fetchValues(into, fetch, revision);
     }
     if (revision === undefined) throw new Error('etcd returned no revision');
     return BigInt(revision);
@@ -284,7 +286,9 @@ export class EtcdDatastore extends Base {
     for (let i = 0; i < batches.length; i++) {
       const res = await (results[i] as Promise<ITxnResponse>);
       issue(i + inFlight);
-      for (const op of res.responses) for (const kv of op.response_range?.kvs ?? []) this.decodeInto(into, kv);
+      // etcd3 types every member of the response oneof as present; only the one asked for is on the wire
+      const ops: readonly Partial<IResponseOp>[] = res.responses;
+      for (const op of ops) for (const kv of op.response_range?.kvs ?? []) this.decodeInto(into, kv);
     }
   }
 

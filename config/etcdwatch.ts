@@ -128,8 +128,10 @@ export class WatchStream {
     this.h.alive?.();
     const id = Number(res.watch_id);
     const range = id - 1;
-    if (res.compact_revision !== undefined && res.compact_revision !== '0' && res.compact_revision !== '') {
-      this.finish({ reason: 'compacted', range, compactRevision: String(res.compact_revision) });
+    // typed as always present; absent from the message when the watch was not compacted
+    const compacted = res.compact_revision as string | undefined;
+    if (compacted !== undefined && compacted !== '0' && compacted !== '') {
+      this.finish({ reason: 'compacted', range, compactRevision: String(compacted) });
       return;
     }
     if (res.canceled) {

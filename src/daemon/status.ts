@@ -182,7 +182,7 @@ function peerJson(p: SpeakerPeerJson, d: DesiredPeer | undefined): PeerJson {
     prefixes: p.prefixes,
   };
   // RFC 7911 state of the current session (it was dropped here before)
-  if (p.addPath !== undefined) out.addPath = p.addPath;
+  out.addPath = p.addPath;
   if (d) {
     out.filters = [...d.filters];
     out.name = d.name;
