@@ -10,7 +10,7 @@
 // then reconciled against the model (differences emitted as changes).
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import type { Etcd3, IOptions, IKeyValue, IEvent, IRangeRequest, IRangeResponse, IResponseOp, ITxnResponse } from 'etcd3';
+import type { Etcd3, IOptions, IRangeRequest, IRangeResponse, IResponseOp, ITxnResponse } from 'etcd3';
 import type { EtcdConfig } from './daemon.js';
 import { DatastoreError } from './errors.js';
 import { IPAM_PREFIX, PLURALS, RESOURCES_PREFIX, decodeEtcd, etcdKey, parseKey, keyId, keyConcernsNode } from './keys.js';
@@ -18,6 +18,10 @@ import { Model } from './model.js';
 import type { Kind } from './resources.js';
 import { Base } from './dsbase.js';
 import { WatchStream, type WatchEnd } from './etcdwatch.js';
+import type { WatchEvent } from './etcdwire.js';
+
+/** What is read of a key-value, from a list page (etcd3's objects) or a watch event (etcdwire.ts). */
+interface KV { key: Buffer; value: Buffer; mod_revision: string }
 
 export interface EtcdDatastoreOptions extends Partial<Pick<EtcdConfig, 'tls' | 'username' | 'password' | 'passwordFile'>> {
   endpoints: string[];
@@ -292,7 +296,7 @@ export class EtcdDatastore extends Base {
     }
   }
 
-  private decodeInto(m: Model, kv: IKeyValue): void {
+  private decodeInto(m: Model, kv: KV): void {
     const key = kv.key.toString();
     if (this.wanted?.(key) === false) return; // another node's: its value is never read
     const d = decodeEtcd(key, kv.value.toString());
@@ -354,7 +358,7 @@ export class EtcdDatastore extends Base {
   }
 
   /** One whole watch response for one range: apply every event, then record the revision as applied. */
-  private apply(range: number, events: IEvent[]): void {
+  private apply(range: number, events: WatchEvent[]): void {
     if (this.closed) return;
     let rev = this.applied[range] as bigint;
     for (const e of events) {
@@ -369,7 +373,7 @@ export class EtcdDatastore extends Base {
     this.status = { ...this.status, revision: this.revision() };
   }
 
-  private onPut(kv: IKeyValue): void {
+  private onPut(kv: KV): void {
     const key = kv.key.toString();
     if (this.wanted?.(key) === false) return; // another node's: its value is never read
     const d = decodeEtcd(key, kv.value.toString());
@@ -381,7 +385,7 @@ export class EtcdDatastore extends Base {
     this.emitChange(ev);
   }
 
-  private onDelete(kv: IKeyValue): void {
+  private onDelete(kv: KV): void {
     const key = kv.key.toString();
     if (this.wanted?.(key) === false) return;
     let info;

@@ -196,6 +196,7 @@ export class Resync {
       for (const e of routes.all()) {
         if ((++n & 1023) === 0 && performance.now() >= sliceEnd) {
           await new Promise<void>((r) => setImmediate(r));
+          // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- close() may have run during the pause
           if (core.closed) return;
           paused = true;
           sliceEnd = performance.now() + RECONCILE_SLICE_MS;
