@@ -278,13 +278,33 @@ function applyOps(attrs: PathAttributes, ops: readonly RuleOperation[]): PathAtt
   return a;
 }
 
+/** the compiled form of the rule list evaluate() ran last, with its list */
+let lastRules: readonly Rule[] | null = null;
+let lastCompiled: readonly Compiled[] = [];
+
+/**
+ * The compiled rules of a list: one peer's list is run for every route of a table in a row, so the list evaluated
+ * last is kept at hand rather than each of its rules looked up in compiledRules per route.
+ */
+function compiledList(rules: readonly Rule[]): readonly Compiled[] {
+  // (a list is built by appending before it is handed over: a changed length is another list)
+  if (rules !== lastRules || lastCompiled.length !== rules.length) {
+    lastCompiled = rules.map(compile);
+    lastRules = rules;
+  }
+  return lastCompiled;
+}
+
 /** Run a rule list over one route: the first accept or reject decides; modify rules change attributes on the way. */
 export function evaluate(set: RuleSet, route: RouteFacts): Decision {
   let attrs = route.attrs;
   let changed = false;
   const ifm: IfnameMemo = { asked: false, value: undefined };
-  for (const r of set.rules) {
-    const c = compile(r);
+  const rules = set.rules;
+  const compiled = compiledList(rules);
+  for (let i = 0; i < rules.length; i++) {
+    const r = rules[i] as Rule;
+    const c = compiled[i] as Compiled;
     if (!matches(r, c, route, attrs, ifm)) continue;
     if (r.operations !== undefined && r.operations.length > 0 && r.action !== 'reject') {
       attrs = applyOps(attrs, r.operations);

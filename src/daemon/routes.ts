@@ -391,6 +391,10 @@ export class RouteTable {
       // say in this prefix, so its winner before and after is its learned route alone. One lookup of the learned
       // route instead of five (#want and #metricOf before and after).
       const prev = this.#swapBgp(k, hs);
+      // Without a kernel to write to and nobody watching the writes (skeind with fib.enabled off, as a pure route
+      // reflector runs), the stored route is all there is to it: the kernel targets before and after (two kernel
+      // policy decisions per route) would be worked out for nothing.
+      if (this.#fib === undefined && this.#open && !this.#watched()) return;
       const before = prev === undefined ? undefined : this.#bgpTarget(k, prev);
       const after = hs === undefined ? undefined : this.#bgpTarget(k, hs);
       const bm = before === undefined ? undefined : prev!.metric;
@@ -529,6 +533,11 @@ export class RouteTable {
   #write(k: PrefixKey, before: Target | undefined, bm: number | undefined, after: Target | undefined, am: number | undefined): void {
     if (this.#fib !== undefined) writeToFib(this.#fib, k, before, bm, after, am, this.#scratch4);
     if (this.onWrite !== undefined && this.onWriteWanted?.() !== false) this.onWrite(prefixText(k), after === undefined ? undefined : this.#view(k));
+  }
+
+  /** Someone wants to hear of each route written (onWrite). */
+  #watched(): boolean {
+    return this.onWrite !== undefined && this.onWriteWanted?.() !== false;
   }
 
   #forEachBgp(fn: (k: PrefixKey) => void): void {
