@@ -12,6 +12,7 @@ import type { Worker } from 'node:worker_threads';
 import type { RawNetlinkSocket } from 'netlink/dist/raw.js';
 import { EVENT_SEEN, INFLIGHT, QUEUED, RouteTable, isSpec, v4Bytes, type Entry, type Shape } from './entries.js';
 import { Links } from './links.js';
+import type { RequestSocket } from './request-socket.js';
 import { Nexthops } from './nexthops.js';
 import { OP_NONE, matches, opFor } from './ownership.js';
 import type { Resync } from './resync.js';
@@ -26,6 +27,22 @@ import type { Writer } from './writer.js';
 const NH_GC_DELAY_MS = 1000;
 /** How long one slice of a walk of every entry may hold the event loop. */
 const WALK_SLICE_MS = 8;
+
+/**
+ * The clock of a walk over every entry that gives the event loop a turn every WALK_SLICE_MS: `due()` is cheap (it
+ * reads the clock every 1024 calls), `pause()` waits for the next turn and starts a new slice.
+ */
+export class Slices {
+  #end = performance.now() + WALK_SLICE_MS;
+  #n = 0;
+  due(): boolean {
+    return (++this.#n & 1023) === 0 && performance.now() >= this.#end;
+  }
+  async pause(): Promise<void> {
+    await new Promise<void>((r) => setImmediate(r));
+    this.#end = performance.now() + WALK_SLICE_MS;
+  }
+}
 
 export function checkInt(name: string, v: number, min: number, max: number): number {
   if (!Number.isInteger(v) || v < min || v > max) throw new FibInputError(`${name} must be an integer in ${min}..${max}, not ${v}`);
@@ -47,6 +64,8 @@ export class Core {
   readonly rcvbuf: number;
   /** the option: use nexthop objects where the kernel has them */
   readonly nexthopObjects: boolean;
+  /** the option: the request socket lives in a thread of its own (request-thread.ts) */
+  readonly requestThread: boolean;
 
   readonly specs = new SpecTable();
   readonly routes: RouteTable;
@@ -62,7 +81,7 @@ export class Core {
   readonly counts = { desired: 0, installed: 0 };
 
   /** request socket (writes and their acknowledgements) and its port, which the kernel copies into notifications */
-  cmd: RawNetlinkSocket | undefined;
+  cmd: RequestSocket | undefined;
   /**
    * A second request socket for a dead next hop's object deletion only (Programmer.nextHopDown): a message on
    * `cmd` would wait in that socket's send queue behind a large batch of route writes, while the kernel handles
@@ -117,6 +136,7 @@ export class Core {
     this.rcvbuf = checkInt('recvBufferSize', opts.recvBufferSize ?? 8 << 20, 65536, 1 << 30);
     this.routes = new RouteTable(this.table, this.metric);
     this.nexthopObjects = opts.nexthopObjects ?? true;
+    this.requestThread = opts.requestThread ?? true;
     this.nexthops = new Nexthops(this.protocol, (e) => this.warn(e));
   }
 
@@ -259,14 +279,12 @@ export class Core {
     const m0 = this.mutations, g0 = this.nexthops.gen, l0 = this.links.gen, r0 = this.counters.resyncs;
     const changed = (): boolean => this.mutations !== m0 || this.nexthops.gen !== g0 || this.links.gen !== l0 ||
       this.counters.resyncs !== r0 || !this.#settled();
-    let sliceEnd = performance.now() + WALK_SLICE_MS;
-    let n = 0;
+    const slices = new Slices();
     for (const e of this.routes.all()) {
-      if ((++n & 1023) === 0 && performance.now() >= sliceEnd) {
-        await new Promise<void>((r) => setImmediate(r));
+      if (slices.due()) {
+        await slices.pause();
         if (this.closed) return;
         if (changed()) return this.#collectLater();
-        sliceEnd = performance.now() + WALK_SLICE_MS;
       }
       if (e.nhid > 0) used.add(e.nhid);
       if (e.want && !e.want.blackhole) {

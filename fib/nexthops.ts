@@ -29,6 +29,7 @@
 // Objects that fall out of use while running are deleted by collect() once the writer is idle (core.ts).
 // Not covered yet (fib/README.md): resilient groups are not used.
 import type { RawNetlinkSocket } from 'netlink/dist/raw.js';
+import type { RequestSocket } from './request-socket.js';
 import {
   AF_INET, AF_INET6, NHA_GATEWAY, NHA_GROUP, NHA_ID, NHA_OIF, NHMSG_LEN, NLMSG_HDRLEN, NLM_F_ACK, NLM_F_CREATE,
   NLM_F_EXCL, NLM_F_REQUEST, RTA_NH_ID, RTM_DELNEXTHOP, RTM_GETNEXTHOP, RTM_NEWNEXTHOP, RTNH_F_ONLINK, RT_SCOPE_LINK,
@@ -197,7 +198,7 @@ export class Nexthops {
   }
 
   /** Adopted objects nothing took over: delete them (after the sweep removed the routes that used them). */
-  sweep(cmd: RawNetlinkSocket, nextSeq: () => number): number {
+  sweep(cmd: RequestSocket, nextSeq: () => number): number {
     // an object another protocol's route points at stays: deleting it would delete that route
     const ids = [...this.#adopted.values()].filter((id) => !this.#adoptedUsed.has(id) && !this.#foreignUse.has(id));
     // groups before their members would be kinder, but deleting a member first only shrinks the group
@@ -317,7 +318,7 @@ export class Nexthops {
   // ---------------------------------------------------------------- writing objects
 
   /** Send the objects created since the last call, before the route batch that uses them (same socket: in order). */
-  sendFresh(cmd: RawNetlinkSocket, nextSeq: () => number): void {
+  sendFresh(cmd: RequestSocket, nextSeq: () => number): void {
     if (this.#fresh.length === 0) return;
     const fresh = this.#fresh;
     this.#fresh = [];
@@ -328,7 +329,7 @@ export class Nexthops {
     }
   }
 
-  #send(cmd: RawNetlinkSocket, msg: Buffer, o: NhObj | null): void {
+  #send(cmd: RequestSocket, msg: Buffer, o: NhObj | null): void {
     this.#pending.set(msg.readUInt32LE(8), o);
     const seq = msg.readUInt32LE(8);
     cmd.send(msg, undefined, (err) => {
@@ -424,7 +425,7 @@ export class Nexthops {
    * (a next hop that died and came back) would stay in the kernel until the next start. Only objects fib/ created or
    * took over this run are candidates. Returns the delete messages sent.
    */
-  collect(used: Set<number>, cmd: RawNetlinkSocket, nextSeq: () => number): number {
+  collect(used: Set<number>, cmd: RequestSocket, nextSeq: () => number): number {
     this.dirty = false;
     for (const id of this.#foreignUse) used.add(id); // deleting it would delete another protocol's route
     for (const o of this.#byId.values()) if (o.group && used.has(o.id)) for (const m of o.members) used.add(m.obj.id);
@@ -445,7 +446,7 @@ export class Nexthops {
    * Delete the object(s) of next hop `gateway` now: the kernel stops using it in every group and removes the
    * routes that pointed at it directly. Returns the ids whose routes vanished with it (its own, and emptied groups).
    */
-  hopDown(family: Family, gateway: Uint8Array, cmd: RawNetlinkSocket, nextSeq: () => number): Set<number> {
+  hopDown(family: Family, gateway: Uint8Array, cmd: RequestSocket, nextSeq: () => number): Set<number> {
     const g = hex(gateway);
     const dead = [...this.#byId.values()].filter((o) => !o.group && o.family === family && o.gateway && hex(o.gateway) === g);
     for (const o of dead) {

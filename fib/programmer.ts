@@ -11,10 +11,11 @@
 import { EventEmitter } from 'node:events';
 import { endianness } from 'node:os';
 import { BIG_READ, openSocket } from './kernel.js';
-import { Core } from './core.js';
+import { Core, Slices } from './core.js';
 import { INFLIGHT, QUEUED, WANTED, WITHDRAWN, checkPrefix } from './entries.js';
 import { startEventReader, stopEventReader } from './kernel-events.js';
 import { Resync } from './resync.js';
+import { ThreadSocket } from './request-socket.js';
 import { Retry } from './retry.js';
 import type {
   Family, FibStats, Placement, Prefix, ProgrammerEvents, ProgrammerOptions, RouteView, Target,
@@ -63,10 +64,19 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
 
   async #open(): Promise<void> {
     const core = this.#core;
-    core.cmd = openSocket(core.rcvbuf, 4 << 20, 16384);
-    core.cmdPort = core.cmd.address().port;
-    core.cmd.on('message', (b) => core.writer.onReplies(b));
-    core.cmd.on('error', (e) => core.resync.onSocketError('requests', e));
+    if (core.requestThread) {
+      const { sock, port } = await ThreadSocket.open({ recvBufferSize: core.rcvbuf, sendBufferSize: 4 << 20, msgBufferSize: 16384 });
+      sock.on('message', (b) => core.writer.onReplies(b));
+      sock.on('error', (e) => core.resync.onSocketError('requests', e));
+      core.cmd = sock;
+      core.cmdPort = port;
+    } else {
+      const sock = openSocket(core.rcvbuf, 4 << 20, 16384);
+      sock.on('message', (b) => core.writer.onReplies(b));
+      sock.on('error', (e) => core.resync.onSocketError('requests', e));
+      core.cmd = sock;
+      core.cmdPort = sock.address().port;
+    }
     if (core.nexthopObjects) {
       // small buffers: it carries a few deletions and their acknowledgements, never a batch
       core.urgent = openSocket(1 << 16, 1 << 16, 4096);
@@ -162,15 +172,30 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
 
   /**
    * The desired state is complete (e.g. after graceful restart's End-of-RIB): adopted routes that were not set
-   * again are removed. Resolves when the sweep and everything queued before it is programmed.
+   * again are removed. Resolves, with the number of adopted routes it removes, when the sweep and everything queued
+   * before it is programmed.
    */
-  async markSynced(): Promise<void> {
+  async markSynced(): Promise<number> {
     const core = this.#core;
     core.synced = true;
-    for (const e of core.routes.all()) if (!e.want && e.have) core.writer.enqueue(e);
+    // a walk of every entry (a million after a restart with a full table), in slices so the loop keeps turning;
+    // an entry set again or removed meanwhile is the writer's business anyway
+    let swept = 0;
+    const slices = new Slices();
+    for (const e of core.routes.all()) {
+      if (slices.due()) {
+        await slices.pause();
+        if (core.closed) return swept;
+      }
+      if (!e.want && e.have) {
+        if (!(e.flags & WITHDRAWN)) swept++;
+        core.writer.enqueue(e);
+      }
+    }
     await this.flush();
     // nexthop objects a previous run left that nothing took over: their routes are swept, so they can go
     if (core.nexthops.enabled && core.cmd && !core.closed) core.nexthops.sweep(core.cmd, () => core.nextSeq());
+    return swept;
   }
 
   /**

@@ -9,15 +9,12 @@
 import type { ErrnoException } from 'netlink/dist/raw.js';
 import { AF_INET, AF_INET6, IFINFOMSG_LEN, RTM_GETLINK, RTM_GETROUTE, RTMSG_LEN, RTPROT_KERNEL } from './constants.js';
 import { newRouteScan, parseLink, parseRoute, rtmProtocol, scanRoute } from './codec.js';
-import type { Core } from './core.js';
+import { Slices, type Core } from './core.js';
 import { INFLIGHT, WANTED } from './entries.js';
 import { DumpError, dump, errnoCode } from './kernel.js';
 import type { Link } from './links.js';
 import { OP_NONE } from './ownership.js';
 import { fastMatch } from './targets.js';
-
-/** How long one slice of the reconcile walk may hold the event loop. */
-const RECONCILE_SLICE_MS = 8;
 
 export class Resync {
   #timer: NodeJS.Timeout | undefined;
@@ -190,16 +187,14 @@ export class Resync {
       // has nothing the dump could have seen, and an entry dropped meanwhile is skipped (routes.drop checks that the
       // table still holds that entry).
       const linkGen = core.links.gen;
-      let sliceEnd = performance.now() + RECONCILE_SLICE_MS;
-      let n = 0;
+      const slices = new Slices();
       let paused = false;
       for (const e of routes.all()) {
-        if ((++n & 1023) === 0 && performance.now() >= sliceEnd) {
-          await new Promise<void>((r) => setImmediate(r));
+        if (slices.due()) {
+          await slices.pause();
           // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- close() may have run during the pause
           if (core.closed) return;
           paused = true;
-          sliceEnd = performance.now() + RECONCILE_SLICE_MS;
         }
         if (paused && !routes.holds(e)) continue; // dropped during a pause
         if (e.seen !== gen && e.stamp <= since && !(e.flags & INFLIGHT)) {

@@ -88,6 +88,11 @@ export interface ProgrammerOptions {
    * start; plain routes otherwise): a dead next hop is then one message (nextHopDown). Default true.
    */
   readonly nexthopObjects?: boolean;
+  /**
+   * Send route writes from a thread of their own (request-thread.ts): the kernel does its work inside sendmsg(), on
+   * the sending thread, so on the caller's thread it competes with everything else the process does. Default true.
+   */
+  readonly requestThread?: boolean;
 }
 
 /** Why a route is not in the kernel as desired: the kernel's errno name (ENETUNREACH, ENODEV, EEXIST, ...). */

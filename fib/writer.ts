@@ -338,6 +338,10 @@ export class Writer {
           core.setHave(e, op === OP_DELETE ? null : sent, batch.nh[i]!);
         }
         if (e.fail && (op !== OP_DELETE || !e.want)) core.retry.clear(e);
+      } else if (eventSeen && batch.nh[i]! !== 0 && core.nexthops.tail(batch.nh[i]!) === undefined) {
+        // The route pointed at a nexthop object that was deleted while the batch waited for the request thread
+        // (nextHopDown's deletion goes out on the urgent socket and can overtake it): no failure of the route. It
+        // is looked at again at once below, and written on the object its next hops have now.
       } else {
         failed++;
         core.counters.errors++;

@@ -1,0 +1,94 @@
+// The request socket as the writer sees it: the netlink package's socket on this thread, or ThreadSocket, which
+// hands every send to the request thread (request-thread.ts) and gives back its replies as 'message' events.
+import { EventEmitter } from 'node:events';
+import { Worker } from 'node:worker_threads';
+import type { ErrnoException } from 'netlink/dist/raw.js';
+import type { RequestThreadCommand, RequestThreadConfig, RequestThreadMessage } from './request-thread.js';
+
+/** What fib/ uses of a request socket. */
+export interface RequestSocket {
+  send(msg: Uint8Array, options: undefined, callback?: (error?: ErrnoException) => void): void;
+  close(): void;
+}
+
+const errnoError = (code: string, errno: number, message: string, syscall: string): ErrnoException =>
+  Object.assign(new Error(message), { name: 'ErrnoException' as const, code, errno, syscall });
+
+export class ThreadSocket extends EventEmitter<{ message: [Buffer]; error: [ErrnoException] }> implements RequestSocket {
+  readonly #worker: Worker;
+  readonly #callbacks = new Map<number, ((error?: ErrnoException) => void) | undefined>();
+  #nextId = 1;
+  #closed = false;
+
+  private constructor(worker: Worker) {
+    super();
+    this.#worker = worker;
+  }
+
+  /** Start the thread and open its socket; resolves with the socket and its netlink port. */
+  static open(cfg: RequestThreadConfig): Promise<{ sock: ThreadSocket; port: number }> {
+    const worker = new Worker(new URL('./request-thread.js', import.meta.url), { workerData: cfg });
+    const sock = new ThreadSocket(worker);
+    return new Promise((resolve, reject) => {
+      const onExit = (code: number): void => reject(new Error(`fib request thread exited (${code}) before it was ready`));
+      worker.once('error', reject);
+      worker.once('exit', onExit);
+      worker.on('message', (m: RequestThreadMessage) => {
+        if (m.kind === 'ready') {
+          worker.off('error', reject);
+          worker.off('exit', onExit);
+          worker.on('error', (err) => sock.#failed(`fib request thread failed: ${err.message}`));
+          worker.on('exit', () => sock.#failed('fib request thread exited'));
+          resolve({ sock, port: m.port });
+        } else sock.#onMessage(m);
+      });
+    });
+  }
+
+  send(msg: Uint8Array, _options: undefined, callback?: (error?: ErrnoException) => void): void {
+    if (this.#closed) {
+      const cb = callback;
+      if (cb) queueMicrotask(() => cb(errnoError('EBADF', 9, 'the request socket is closed', 'sendmsg')));
+      return;
+    }
+    const id = this.#nextId++;
+    this.#callbacks.set(id, callback);
+    // a copy of exactly the message (posting the view would copy its whole backing buffer), handed over, not copied again
+    const data = Uint8Array.from(msg);
+    this.#worker.postMessage({ kind: 'send', id, data } satisfies RequestThreadCommand, [data.buffer]);
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const w = this.#worker;
+    // the thread closes its socket and exits; terminate() while the binding is in a callback aborts, so only if it hangs
+    w.postMessage({ kind: 'close' } satisfies RequestThreadCommand);
+    const timer = setTimeout(() => void w.terminate(), 2000);
+    timer.unref();
+    w.once('exit', () => clearTimeout(timer));
+    w.unref();
+  }
+
+  #onMessage(m: RequestThreadMessage): void {
+    if (m.kind === 'replies') {
+      this.emit('message', Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength));
+    } else if (m.kind === 'sent') {
+      const cb = this.#callbacks.get(m.id);
+      this.#callbacks.delete(m.id);
+      cb?.(m.code === undefined ? undefined : errnoError(m.code, m.errno ?? 0, m.message ?? m.code, 'sendmsg'));
+    } else if (m.kind === 'error') {
+      this.emit('error', errnoError(m.code, m.errno, m.message, 'recvmsg'));
+    }
+  }
+
+  /** The thread is gone: every send waiting for its answer failed, and the owner hears of it once. */
+  #failed(why: string): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const cbs = [...this.#callbacks.values()];
+    this.#callbacks.clear();
+    for (const cb of cbs) cb?.(errnoError('EIO', 5, why, 'sendmsg'));
+    this.emit('error', errnoError('EIO', 5, why, 'recvmsg'));
+  }
+}
