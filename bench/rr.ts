@@ -102,7 +102,9 @@ function startSkein(dir: string, C: number, port: number): ChildProcess {
     'log: { level: warn }',
     '',
   ].join('\n'));
-  return spawn(process.execPath, [...nodeArgs, join(root, 'dist/src/skeind.js'), '--config', join(dir, 'skein.yaml')], { stdio: ['ignore', 'inherit', 'inherit'] });
+  // --max-semi-space-size=8: as the packaged launcher starts skeind (scripts/build-deb.mjs says why), like
+  // bench/duts/skein; SKEIND_NODE_ARGS come after it, so a run can set another value
+  return spawn(process.execPath, ['--max-semi-space-size=8', ...nodeArgs, join(root, 'dist/src/skeind.js'), '--config', join(dir, 'skein.yaml')], { stdio: ['ignore', 'inherit', 'inherit'] });
 }
 
 function startBird(dir: string, C: number, port: number): ChildProcess {
