@@ -6,6 +6,8 @@
 // - convergence: from the clients' announce to every client holding the (C-1)*R prefixes of the others;
 // - CPU (user + system, /proc/<pid>/stat) over that phase;
 // - peak RSS (VmHWM) and the idle RSS before the announce; "B per (prefix, client)" = (peak - idle) / (C*R*C);
+// - idle CPU: ms of CPU per second over RR_IDLE_S seconds with every session up and no route yet (keepalives both
+//   ways: 30 s apart per session, so 500 sessions make ~33 a second each way; one period by default);
 // - flap propagation: a client withdraws its R prefixes, time until no other client holds them ("gone"), then
 //   announces them again, time until every other client holds them ("back"); medians over FLAPS clients.
 // Everything runs on loopback in the host's namespace (no route is written: skeind runs with the FIB off, BIRD
@@ -25,7 +27,7 @@
 // (flap: gone / back). skeind alone at load 14.9 (03:18): 500 x 10 converge 0.84 s, CPU 0.67 s, flap 0.031 / 0.026 s.
 //
 // Run (root, for the 127.0.100.x source addresses and BIRD's control socket): npm run bench -- rr
-// Environment: RR_BENCH=500x10,200x20  RR_REPEAT=1  RR_DUTS=skein,bird2  RR_FLAPS=3
+// Environment: RR_BENCH=500x10,200x20  RR_REPEAT=1  RR_DUTS=skein,bird2  RR_FLAPS=3  RR_IDLE_S=30
 //              SKEIND_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" (extra node flags for skeind)
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -40,6 +42,7 @@ const sizes = (process.env.RR_BENCH ?? '500x10,200x20').split(',').map((s) => s.
 const repeat = Number(process.env.RR_REPEAT ?? 1);
 const duts = (process.env.RR_DUTS ?? 'skein,bird2').split(',');
 const flaps = Number(process.env.RR_FLAPS ?? 3);
+const idleS = Number(process.env.RR_IDLE_S ?? 30);
 const nodeArgs = (process.env.SKEIND_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
 const TICK = 100; // USER_HZ
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -102,7 +105,9 @@ function startSkein(dir: string, C: number, port: number): ChildProcess {
     'log: { level: warn }',
     '',
   ].join('\n'));
-  return spawn(process.execPath, [...nodeArgs, join(root, 'dist/src/skeind.js'), '--config', join(dir, 'skein.yaml')], { stdio: ['ignore', 'inherit', 'inherit'] });
+  // --max-semi-space-size=8: as the packaged launcher starts skeind (scripts/build-deb.mjs says why), like
+  // bench/duts/skein; SKEIND_NODE_ARGS come after it, so a run can set another value
+  return spawn(process.execPath, ['--max-semi-space-size=8', ...nodeArgs, join(root, 'dist/src/skeind.js'), '--config', join(dir, 'skein.yaml')], { stdio: ['ignore', 'inherit', 'inherit'] });
 }
 
 function startBird(dir: string, C: number, port: number): ChildProcess {
@@ -122,7 +127,7 @@ function startBird(dir: string, C: number, port: number): ChildProcess {
 interface Ev { t: number; ev: string; n?: number; client?: number; msg?: string }
 interface Result {
   dut: string; C: number; R: number; rep: number;
-  convergeS: number; cpuS: number; idleMiB: number; peakMiB: number; bytesPerPrefixClient: number;
+  convergeS: number; cpuS: number; idleMiB: number; peakMiB: number; bytesPerPrefixClient: number; idleCpuMsPerS: number;
   goneS: number; backS: number; upS: number;
 }
 
@@ -165,6 +170,9 @@ async function run(dut: string, C: number, R: number, rep: number): Promise<Resu
     const upS = (Date.now() - t0) / 1000;
     await sleep(2000); // settle: session set-up work done
     const idleMiB = memMiB(pid, 'VmRSS');
+    const idle0 = cpuS(pid);
+    if (idleS > 0) await sleep(idleS * 1000);
+    const idleCpuMsPerS = idleS > 0 ? ((cpuS(pid) - idle0) * 1000) / idleS : NaN;
     const cpu0 = cpuS(pid);
     const tA = Date.now();
     const full = wait('convergence', (e) => e.ev === 'full', 300_000);
@@ -191,7 +199,7 @@ async function run(dut: string, C: number, R: number, rep: number): Promise<Resu
     const peakMiB = memMiB(pid, 'VmHWM');
     cmd('quit');
     return {
-      dut, C, R, rep, convergeS, cpuS: cpu, idleMiB, peakMiB, upS,
+      dut, C, R, rep, convergeS, cpuS: cpu, idleMiB, peakMiB, upS, idleCpuMsPerS,
       bytesPerPrefixClient: ((peakMiB - idleMiB) * 1024 * 1024) / (C * R * C),
       goneS: median(gone), backS: median(back),
     };
@@ -224,21 +232,21 @@ for (const [C, R] of sizes) {
       const l = loadavg()[0]!.toFixed(1);
       const r = await run(dut, C, R, rep);
       results.push(r);
-      console.log(`${dut} ${C}x${R} rep ${rep} (load ${l}): converge ${r.convergeS.toFixed(2)} s, CPU ${r.cpuS.toFixed(2)} s, RSS idle ${r.idleMiB.toFixed(0)} / peak ${r.peakMiB.toFixed(0)} MiB (${r.bytesPerPrefixClient.toFixed(0)} B per prefix and client), flap gone ${r.goneS.toFixed(3)} s, back ${r.backS.toFixed(3)} s; sessions up after ${r.upS.toFixed(1)} s`);
+      console.log(`${dut} ${C}x${R} rep ${rep} (load ${l}): converge ${r.convergeS.toFixed(2)} s, CPU ${r.cpuS.toFixed(2)} s, RSS idle ${r.idleMiB.toFixed(0)} / peak ${r.peakMiB.toFixed(0)} MiB (${r.bytesPerPrefixClient.toFixed(0)} B per prefix and client), flap gone ${r.goneS.toFixed(3)} s, back ${r.backS.toFixed(3)} s; idle CPU ${r.idleCpuMsPerS.toFixed(1)} ms/s; sessions up after ${r.upS.toFixed(1)} s`);
     }
   }
 }
 const load1 = loadavg();
 console.log(`\nroute reflector, ${started.toISOString()}, load ${load0.map((l) => l.toFixed(1)).join(' ')} -> ${load1.map((l) => l.toFixed(1)).join(' ')}; medians of ${repeat}`);
-console.log('| C x R | daemon | converge s | CPU s | idle / peak RSS MiB | B per (prefix, client) | flap gone s | flap back s |');
-console.log('|---|---|---:|---:|---:|---:|---:|---:|');
+console.log('| C x R | daemon | converge s | CPU s | idle / peak RSS MiB | B per (prefix, client) | flap gone s | flap back s | idle CPU ms/s |');
+console.log('|---|---|---:|---:|---:|---:|---:|---:|---:|');
 const m = (rs: Result[], k: keyof Result): number => median(rs.map((r) => r[k] as number));
 for (const [C, R] of sizes) {
   const of = (dut: string): Result[] => results.filter((r) => r.C === C && r.R === R && r.dut === dut);
   for (const dut of duts) {
     const rs = of(dut);
     if (rs.length === 0) continue;
-    console.log(`| ${C} x ${R} | ${dut} | ${m(rs, 'convergeS').toFixed(2)} | ${m(rs, 'cpuS').toFixed(2)} | ${m(rs, 'idleMiB').toFixed(0)} / ${m(rs, 'peakMiB').toFixed(0)} | ${m(rs, 'bytesPerPrefixClient').toFixed(0)} | ${m(rs, 'goneS').toFixed(3)} | ${m(rs, 'backS').toFixed(3)} |`);
+    console.log(`| ${C} x ${R} | ${dut} | ${m(rs, 'convergeS').toFixed(2)} | ${m(rs, 'cpuS').toFixed(2)} | ${m(rs, 'idleMiB').toFixed(0)} / ${m(rs, 'peakMiB').toFixed(0)} | ${m(rs, 'bytesPerPrefixClient').toFixed(0)} | ${m(rs, 'goneS').toFixed(3)} | ${m(rs, 'backS').toFixed(3)} | ${m(rs, 'idleCpuMsPerS').toFixed(1)} |`);
   }
   const s = of('skein');
   const b = of('bird2');

@@ -111,14 +111,19 @@ class Side {
       const g = core.groupOf(id);
       if (g === null || seen.has(g.id)) continue;
       seen.add(g.id);
-      for (const m of g.members) for (let b = core.nextPersonalBatch(m, 3), n = 0; b && n < 10_000; b = core.nextPersonalBatch(m, 3), n++) this.receive(this.index(m), b);
-      for (let gb = core.nextGroupBatch(g.id, 3), n = 0; gb && n < 10_000; gb = core.nextGroupBatch(g.id, 3), n++) {
+      // the sender skips a group's turn when groupHasWork says nothing waits: it must never hide a batch
+      const had = core.groupHasWork(g.id);
+      let taken = 0;
+      for (const m of g.members) for (let b = core.nextPersonalBatch(m, 3), n = 0; b && n < 10_000; b = core.nextPersonalBatch(m, 3), n++, taken++) this.receive(this.index(m), b);
+      for (let gb = core.nextGroupBatch(g.id, 3), n = 0; gb && n < 10_000; gb = core.nextGroupBatch(g.id, 3), n++, taken++) {
         for (const m of g.members) {
           const own = gb.except.get(m);
           if (own === null) continue;
           this.receive(this.index(m), own ?? gb.batch);
         }
       }
+      if (!had && taken > 0) throw new Error(`group ${g.id}: groupHasWork said idle, ${taken} batches were waiting`);
+      if (core.groupHasWork(g.id)) throw new Error(`group ${g.id}: groupHasWork still says work after a full drain`);
     }
   }
   apply(o: Op): void {

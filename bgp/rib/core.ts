@@ -44,7 +44,7 @@ import { PrefixMap } from './prefix-map.js';
 import type { AttrSet } from './intern.js';
 import { Dest, Peer, familyOf, sameHops, usableBest, type LocEntry } from './peer.js';
 import { groupKey, type UpdateGroup } from './update-group.js';
-import { nextBatch, nextGroupBatch, nextPersonalBatch, refreshExports, routeRefresh, setDraining, unsendable } from './outbound.js';
+import { groupHasWork, nextBatch, nextGroupBatch, nextPersonalBatch, refreshExports, routeRefresh, setDraining, unsendable } from './outbound.js';
 import { peerDown, peerUp, splitFromGroup } from './session.js';
 import { advertisedPaths, advertisedPrefixes, explain, peerStats, received, route } from './views.js';
 import { enterLongLivedStale, markStale, staleCount, staleCountByWalk, sweepStale } from './stale.js';
@@ -581,6 +581,18 @@ export class RibCore {
   /** A member's own next batch (personal entries, ADD-PATH work); null when none waits (outbound.ts). */
   nextPersonalBatch(id: number, maxPrefixes: number): OutBatch | null {
     return nextPersonalBatch(this, id, maxPrefixes);
+  }
+
+  /** Whether an update group or one of its members has anything to send (outbound.ts); false for an unknown id. */
+  groupHasWork(groupId: number): boolean {
+    return groupHasWork(this, groupId);
+  }
+
+  /** One member's id per update group (the groups of the Established peers), to pump each group once. */
+  groupReps(): number[] {
+    const out: number[] = [];
+    for (const g of this.groups) if (g.members.length > 0) out.push((g.members[0] as Peer).id);
+    return out;
   }
 
   /** The id of a peer's update group; null when it is not Established. */

@@ -98,6 +98,21 @@ export function nextGroupBatch(rib: RibCore, groupId: number, maxPrefixes: numbe
   return { batch: gb.batch, except };
 }
 
+/**
+ * Whether a group or one of its members has anything to send: what nextGroupBatch and nextPersonalBatch would
+ * find, asked without taking it. The sender asks before it builds a pump turn for hundreds of members.
+ */
+export function groupHasWork(rib: RibCore, groupId: number): boolean {
+  const g = rib.groups.find((x) => x.id === groupId);
+  if (g === undefined || g.members.length === 0) return false;
+  if (!g.idle) return true;
+  for (const m of g.members) {
+    if (!m.personal.empty) return true;
+    if (m.ap !== null) for (const f of m.ap.families) if (m.ap.hasWork(f)) return true;
+  }
+  return false;
+}
+
 /** A member's own next batch (update-group.ts Personal, ADD-PATH work); null when none waits. */
 export function nextPersonalBatch(rib: RibCore, id: number, maxPrefixes: number): OutBatch | null {
   const p = rib.peer(id);

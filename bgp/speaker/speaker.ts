@@ -557,7 +557,7 @@ export class Speaker extends EventEmitter {
   /** Let every Established peer send what is queued (the socket pushes back through pump's own checks). */
   private pumpAll(): void {
     this.receivedSincePump = 0;
-    this.sender.pumpAll(this.peers.values());
+    this.sender.pumpAll();
   }
 
   // ------------------------------------------------------------------ core glue
