@@ -3,7 +3,9 @@
 // daemon produces a clear message, not a TypeError.
 import { drainLine } from './drain.js';
 import { fields, humaneDuration, humaneSince, table } from './format.js';
-import type { BfdJson, FibEntryJson, FibJson, PathJson, PeerJson, ReloadJson, RouteJson, StatusJson } from '../control/types.js';
+import type {
+  BfdJson, DatastoreJson, FibEntryJson, FibJson, GracefulRestartJson, PathJson, PeerJson, ReloadJson, RouteJson, StatusJson,
+} from '../control/types.js';
 
 export class ShapeError extends Error {
   constructor(what: string) {
@@ -11,6 +13,11 @@ export class ShapeError extends Error {
     this.name = 'ShapeError';
   }
 }
+
+/** A shape as it arrives from a daemon of any version: each field may be missing or null (one level deep). */
+type Wire<T> = { [K in keyof T]?: T[K] | null };
+type WireGr = Wire<GracefulRestartJson>;
+type WireHelper = Wire<NonNullable<GracefulRestartJson['helper']>>;
 
 function obj(v: unknown, what: string): Record<string, unknown> {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ShapeError(`${what} is not an object`);
@@ -23,18 +30,17 @@ function arr(v: unknown, what: string): unknown[] {
 const text = (v: unknown): string => (v === undefined || v === null || v === '' ? '-' : String(v));
 const list = (v: unknown): string[] => (Array.isArray(v) ? v.map(String) : []);
 
-function peerAddress(p: PeerJson): string {
-  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- JSON from a daemon of another version: the field may be missing
+function peerAddress(p: Wire<PeerJson>): string {
   if (p.port === undefined || p.port === 179) return String(p.address);
   return String(p.address).includes(':') ? `[${p.address}]:${p.port}` : `${p.address}:${p.port}`;
 }
 
-const isV6 = (p: PeerJson): boolean => String(p.address).includes(':');
+const isV6 = (p: Wire<PeerJson>): boolean => String(p.address).includes(':');
 
 /** `skeinctl status`: the node, then one table per address family (as `calicoctl node status` prints them). */
 export function renderStatus(result: unknown, now: Date): string {
-  const s = obj(result, 'status') as unknown as StatusJson;
-  const peers = arr(s.peers, 'status.peers').map((p, i) => obj(p, `status.peers[${i}]`) as unknown as PeerJson);
+  const s = obj(result, 'status') as unknown as Wire<StatusJson>;
+  const peers = arr(s.peers, 'status.peers').map((p, i) => obj(p, `status.peers[${i}]`) as unknown as Wire<PeerJson>);
   const ready = s.ready ? 'yes' : Array.isArray(s.notReady) && s.notReady.length > 0 ? `no (${s.notReady.join('; ')})` : 'no';
   let out = fields([
     ['Node', text(s.node)],
@@ -54,7 +60,6 @@ export function renderStatus(result: unknown, now: Date): string {
     }
     out += table(
       ['PEER ADDRESS', 'PEER TYPE', 'STATE', 'SINCE', 'INFO'],
-      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- JSON from a daemon of another version: the field may be missing
       mine.map((p) => [peerAddress(p), text(p.type), text(p.state), humaneSince(String(p.since ?? ''), now), infoWithHelper(p)]),
       true,
     );
@@ -63,13 +68,11 @@ export function renderStatus(result: unknown, now: Date): string {
 }
 
 /** The datastore line: state, since when, revision; the last error while not synced, or why a file is held. */
-function datastoreRow(s: StatusJson, now: Date): [string, string][] {
-  const d = s.datastore;
+function datastoreRow(s: Wire<StatusJson>, now: Date): [string, string][] {
+  const d = s.datastore as Wire<DatastoreJson> | null | undefined;
   if (!d || typeof d !== 'object') return [];
   let v = `${text(d.type)} ${text(d.state)}`;
-  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- JSON from a daemon of another version: the field may be missing
   if (d.state === 'disconnected') v += ` (stale since ${humaneSince(String(d.since ?? ''), now)})`;
-  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- JSON from a daemon of another version: the field may be missing
   else if (d.state !== 'synced') v += ` since ${humaneSince(String(d.since ?? ''), now)}`;
   if (d.revision !== undefined) v += `, revision ${text(d.revision)}`;
   if (d.held !== undefined) v += `; newest file held: ${text(d.held)}`;
@@ -78,7 +81,7 @@ function datastoreRow(s: StatusJson, now: Date): [string, string][] {
 }
 
 /** Our own graceful restart, when the daemon reports one: only worth a line while updates are held back. */
-function restartRow(s: StatusJson): [string, string][] {
+function restartRow(s: Wire<StatusJson>): [string, string][] {
   const g = s.gracefulRestart;
   if (!g || typeof g !== 'object') return [];
   const rows: [string, string][] = [];
@@ -91,21 +94,19 @@ function restartRow(s: StatusJson): [string, string][] {
 }
 
 /** The status INFO column, with a note while we keep the peer's routes after its session went down. */
-function infoWithHelper(p: PeerJson): string {
-  const h = p.gracefulRestart?.helper;
+function infoWithHelper(p: Wire<PeerJson>): string {
+  const h = (p.gracefulRestart as WireGr | null | undefined)?.helper as WireHelper | null | undefined;
   if (!h || typeof h !== 'object') return text(p.info);
-  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- JSON from a daemon of another version: the field may be missing
   const note = `keeping routes: ${h.phase}${h.secondsLeft !== null && h.secondsLeft !== undefined ? ` ${h.secondsLeft}s left` : ''}`;
   return p.info ? `${p.info} (${note})` : note;
 }
 
 /** The graceful restart lines of a peer block (RFC 4724 / RFC 9494), when the daemon reports them. */
-function grRows(p: PeerJson): [string, string][] {
-  const g = p.gracefulRestart;
+function grRows(p: Wire<PeerJson>): [string, string][] {
+  const g = p.gracefulRestart as WireGr | null | undefined;
   if (!g || typeof g !== 'object') return [];
   const rows: [string, string][] = [];
   const l = g.local;
-  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- JSON from a daemon of another version: the field may be missing
   if (l) rows.push(['Graceful restart', !l.enabled ? 'off' : `restart ${l.restartTime}s${l.longLivedStaleTime !== null ? `, long-lived stale ${l.longLivedStaleTime}s` : ''} (ours)`]);
   const peer = g.peer;
   if (peer) {
@@ -127,7 +128,6 @@ function grRows(p: PeerJson): [string, string][] {
   const ll = Array.isArray(g.longLived) ? g.longLived : [];
   if (ll.length > 0) rows.push(['  long-lived', ll.map((f) => `${f.family} ${f.secondsLeft}s left`).join(', ')]);
   const e = g.endOfRib;
-  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- JSON from a daemon of another version: the field may be missing
   if (e && (list(e.received).length > 0 || list(e.pending).length > 0)) {
     rows.push(['  End-of-RIB', [list(e.received).length > 0 ? `received ${list(e.received).join(', ')}` : '', list(e.pending).length > 0 ? `waiting for ${list(e.pending).join(', ')}` : ''].filter(Boolean).join('; ')]);
   }
@@ -137,14 +137,12 @@ function grRows(p: PeerJson): [string, string][] {
 /** `skeinctl peers`: a block of details per peer. */
 export function renderPeers(result: unknown, now: Date): string {
   const r = obj(result, 'peers');
-  const peers = arr(r.peers, 'peers.peers').map((p, i) => obj(p, `peers[${i}]`) as unknown as PeerJson);
+  const peers = arr(r.peers, 'peers.peers').map((p, i) => obj(p, `peers[${i}]`) as unknown as Wire<PeerJson>);
   if (peers.length === 0) return 'No peers.\n';
   const blocks = peers.map((p) => {
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- JSON from a daemon of another version: the field may be missing
     const px = p.prefixes ?? { received: 0, accepted: 0, advertised: 0 };
     const ibgp = p.asn === p.localAsn ? 'iBGP' : 'eBGP';
     const pairs: [string, string][] = [
-      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- JSON from a daemon of another version: the field may be missing
       ['State', `${text(p.state)} since ${humaneSince(String(p.since ?? ''), now)}`],
       ['AS', `remote ${text(p.asn)}, local ${text(p.localAsn)} (${ibgp})`],
     ];
@@ -160,7 +158,7 @@ export function renderPeers(result: unknown, now: Date): string {
     for (const [fam, c] of Object.entries(p.prefixesByFamily ?? {})) {
       pairs.push([`  ${fam}`, `received ${text(c.received)}, accepted ${text(c.accepted)}, advertised ${text(c.advertised)}`]);
     }
-    const x = p as PeerJson & { configuredHoldTime?: number; localPort?: number; capabilities?: Record<string, unknown> };
+    const x = p as Wire<PeerJson> & { configuredHoldTime?: number; localPort?: number; capabilities?: Record<string, unknown> };
     if (p.holdTime !== undefined) {
       pairs.push(['Hold time', `${p.holdTime}s${p.keepaliveTime !== undefined ? `, keepalive ${p.keepaliveTime}s` : ''}${x.configuredHoldTime !== undefined ? ` (configured ${x.configuredHoldTime}s)` : ''}`]);
     } else if (x.configuredHoldTime !== undefined) pairs.push(['Hold time', `configured ${x.configuredHoldTime}s (no session)`]);
@@ -174,8 +172,8 @@ export function renderPeers(result: unknown, now: Date): string {
       pairs.push(['Capabilities', on.join(', ') || 'none beyond multiprotocol']);
     }
     if (p.filters !== undefined) pairs.push(['Filters', list(p.filters).join(', ') || '- (Calico\'s defaults only)']);
-    if (p.policyRejected !== undefined) pairs.push(['Policy refused', `import ${text(p.policyRejected.import)}, export ${text(p.policyRejected.export)}`]);
-    if (p.refusedRoutes !== undefined) {
+    if (p.policyRejected) pairs.push(['Policy refused', `import ${text(p.policyRejected.import)}, export ${text(p.policyRejected.export)}`]);
+    if (p.refusedRoutes) {
       const r = p.refusedRoutes;
       pairs.push(['Refused kept', `${text(r.kept)} (routes --peer ${text(p.address)} --refused)${r.notKept > 0 ? `; ${text(r.notKept)} more not kept (bgp.keepRefused)` : ''}`]);
     }
@@ -220,8 +218,7 @@ export function renderRoutes(result: unknown, prefix?: string): string {
  * `best`; Adj-RIB-In rows (`--received`) flag it per path; Adj-RIB-Out rows (`--advertised`) have no kernel state.
  */
 export function renderRouteBlock(row: unknown, now: number = Date.now()): string {
-  const route = obj(row, 'route') as unknown as RouteJson & { peer?: string };
-  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- JSON from a daemon of another version: the field may be missing
+  const route = obj(row, 'route') as unknown as Wire<RouteJson> & { peer?: string };
   const paths = arr(route.paths ?? [], `paths of ${route.prefix}`).map((p) => obj(p, 'path') as unknown as PathJson & { best?: boolean; accepted?: boolean });
   const bestKey = route.best ? JSON.stringify(route.best) : undefined;
   let bestIdx = bestKey !== undefined ? paths.findIndex((p) => JSON.stringify(p) === bestKey) : paths.findIndex((p) => p.best === true);
@@ -230,7 +227,6 @@ export function renderRouteBlock(row: unknown, now: number = Date.now()): string
     bestIdx = 0;
   }
   const ordered = bestIdx > 0 ? [paths[bestIdx]!, ...paths.filter((_, i) => i !== bestIdx)] : paths;
-  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- JSON from a daemon of another version: the field may be missing
   const where = route.installed === undefined && route.peer !== undefined
     ? `advertised to ${route.peer}`
     : route.installed ? 'in kernel' : 'not in kernel';
@@ -296,7 +292,7 @@ export function renderFib(result: unknown): string {
 /** `skeinctl bfd`: one row per BFD session, its negotiated timers and why it last went down. */
 export function renderBfd(result: unknown, now: Date): string {
   const b = obj(result, 'bfd') as unknown as BfdJson;
-  const sessions = arr(b.sessions, 'bfd.sessions').map((s, i) => obj(s, `bfd.sessions[${i}]`) as unknown as BfdJson['sessions'][number]);
+  const sessions = arr(b.sessions, 'bfd.sessions').map((s, i) => obj(s, `bfd.sessions[${i}]`) as unknown as Wire<BfdJson['sessions'][number]>);
   const pending = arr(b.pending, 'bfd.pending').map((s, i) => obj(s, `bfd.pending[${i}]`) as unknown as BfdJson['pending'][number]);
   let out = '';
   if (sessions.length === 0) out += 'No BFD sessions (no BFDConfiguration selects this node and a peer\'s interface).\n';
@@ -306,7 +302,6 @@ export function renderBfd(result: unknown, now: Date): string {
       return [
         text(s.peer), text(s.local), s.multihop ? 'multihop' : text(s.interface), text(s.state), humaneSince(String(s.since), now),
         `${text(t.txInterval)}/${text(t.remoteMinTx === 0 ? t.requiredMinRx : Math.max(t.requiredMinRx, t.remoteMinTx))}`,
-        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- JSON from a daemon of another version: the field may be missing
         text(t.detectTime), text(s.downCount), text(s.runsIn ?? '-'), text(s.lastDownReason),
       ];
     }));
