@@ -621,7 +621,10 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
         // `ip netns exec` execs the command: the child's pid is skeind's.
         // CONVERGE_PROFILE=host-3 CONVERGE_PROFILE_DIR=/tmp/p: a V8 CPU profile of that node's skeind (written when it stops).
         const prof = process.env.CONVERGE_PROFILE === n.name && process.env.CONVERGE_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.CONVERGE_PROFILE_DIR}`] : [];
-        n.child = track(spawn('ip', ['netns', 'exec', n.ns, process.execPath, ...prof, SKEIND, '--config', cfg], { stdio: ['ignore', 'ignore', 'ignore'] }));
+        // CONVERGE_NODE_FLAGS='--max-semi-space-size=8': Node flags for every skeind, e.g. as the packaged launcher
+        // runs it (scripts/build-deb.mjs); none by default, so figures stay comparable with the earlier runs.
+        const nodeFlags = (process.env.CONVERGE_NODE_FLAGS ?? '').split(/\s+/).filter((x) => x !== '');
+        n.child = track(spawn('ip', ['netns', 'exec', n.ns, process.execPath, ...nodeFlags, ...prof, SKEIND, '--config', cfg], { stdio: ['ignore', 'ignore', 'ignore'] }));
       }
     } else {
       for (const n of b.nodes) {
