@@ -25,6 +25,20 @@
 //   200 x 20  skein converge  1.77 s, CPU 0.36 s, RSS 106 -> 109 MiB (4 B), flap 0.037 / 0.029 s
 //             BIRD 2 converge  3.89 s, CPU 0.51 s, RSS   8 ->  10 MiB, flap 0.047 / 0.066 s
 // (flap: gone / back). skeind alone at load 14.9 (03:18): 500 x 10 converge 0.84 s, CPU 0.67 s, flap 0.031 / 0.026 s.
+// main at 1edb6a1 (2026-12-06 22:32, RR_REPEAT=3 RR_FLAPS=9 under /work/quietrun.sh, load 26.2 -> 17.3, medians):
+//   500 x 10  skein converge  0.49 s, CPU 0.50 s, RSS 121 -> 135 MiB (6 B), flap 0.010 / 0.010 s
+//             BIRD 2 converge  3.21 s, CPU 1.50 s, RSS  13 ->  17 MiB (2 B), flap 0.010 / 0.014 s
+//   200 x 20  skein converge  0.21 s, CPU 0.30 s, RSS  93 -> 109 MiB (19 B), flap 0.006 / 0.007 s
+//             BIRD 2 converge  0.42 s, CPU 0.29 s, RSS   8 ->  10 MiB (3 B), flap 0.004 / 0.005 s
+// with the readiness gate's counts, the idle pump skipped and the launcher's --max-semi-space-size=8 (23:23, same
+// command, load 18.4 -> 7.2; idle CPU over 30 s): every target met at both sizes
+//   500 x 10  skein converge  0.47 s, CPU 0.54 s, RSS 114 -> 128 MiB (6 B), flap 0.011 / 0.012 s, idle 16.0 ms/s
+//             BIRD 2 converge  2.50 s, CPU 1.68 s, RSS  13 ->  17 MiB (2 B), flap 0.012 / 0.014 s, idle 12.7 ms/s
+//   200 x 20  skein converge  0.33 s, CPU 0.38 s, RSS  84 ->  89 MiB (7 B), flap 0.007 / 0.010 s, idle 12.3 ms/s
+//             BIRD 2 converge  0.82 s, CPU 0.45 s, RSS   8 ->  10 MiB (3 B), flap 0.005 / 0.007 s, idle  2.3 ms/s
+//   main's skeind with this bench right after (load 7.2 -> 5.5): 500 x 10 idle 19.7 ms/s, 200 x 20 16.3 ms/s.
+//   Seen twice in ~40 skeind runs at load 17-21: one convergence of ~3.2 s (500 x 10 rep 3 above, CPU 0.84 s;
+//   200 x 20 once at 22:32), not reproduced in 16 repetitions at load 20-30; cause not found.
 //
 // Run (root, for the 127.0.100.x source addresses and BIRD's control socket): npm run bench -- rr
 // Environment: RR_BENCH=500x10,200x20  RR_REPEAT=1  RR_DUTS=skein,bird2  RR_FLAPS=3  RR_IDLE_S=30
