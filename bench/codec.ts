@@ -107,7 +107,7 @@ function allocated(fn: () => void): number {
   const after = process.memoryUsage().heapUsed;
   const data = profiler.stop();
   let reclaimed = 0;
-  for (const s of data?.statistics ?? []) reclaimed += s.beforeGC.heapStatistics.usedHeapSize - s.afterGC.heapStatistics.usedHeapSize;
+  for (const s of data.statistics) reclaimed += s.beforeGC.heapStatistics.usedHeapSize - s.afterGC.heapStatistics.usedHeapSize;
   return after - before + reclaimed;
 }
 

@@ -10,6 +10,8 @@
 //              SKEIND_BENCH_DUTS=skein,skein-engine,bird2  SKEIND_BENCH_WITHDRAW=withdraw|drop
 //              (skein-ref: skeind of the built checkout at SKEIN_REF_ROOT, to measure two builds in one suite)
 //              SKEIND_BENCH_OUT=<dir> (keeps the raw records; default a temporary directory)
+//              SKEIND_BENCH_NS=<prefix> (the harness's network namespace names, default bgpb: two suites run at
+//              once on one machine need different ones, or each tears down the other's namespaces)
 //              BENCH_HARNESS=<path to the shared harness> (default ../shared/bench or ../../shared/bench)
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
@@ -51,7 +53,7 @@ const kernel = join(outDir, 'kernel.jsonl');
 
 const load0 = loadavg();
 const started = new Date();
-const args = ['suite', '--dut', duts, '--fib', fibMode, '--n', sizes, '--repeat', repeat, '--withdraw', withdraw, '--out', raw];
+const args = [...(process.env['SKEIND_BENCH_NS'] ? ['--ns-prefix', process.env['SKEIND_BENCH_NS']] : []), 'suite', '--dut', duts, '--fib', fibMode, '--n', sizes, '--repeat', repeat, '--withdraw', withdraw, '--out', raw];
 console.log(`harness: ${harness}\n  ./bench.py ${args.join(' ')}`);
 const r = spawnSync('python3', [join(harness, 'bench.py'), ...args], {
   cwd: harness,

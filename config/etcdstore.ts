@@ -10,7 +10,7 @@
 // then reconciled against the model (differences emitted as changes).
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import type { Etcd3, IOptions, IKeyValue, IEvent, IRangeRequest, IRangeResponse, ITxnResponse } from 'etcd3';
+import type { Etcd3, IOptions, IRangeRequest, IRangeResponse, IResponseOp, ITxnResponse } from 'etcd3';
 import type { EtcdConfig } from './daemon.js';
 import { DatastoreError } from './errors.js';
 import { IPAM_PREFIX, PLURALS, RESOURCES_PREFIX, decodeEtcd, etcdKey, parseKey, keyId, keyConcernsNode } from './keys.js';
@@ -18,6 +18,10 @@ import { Model } from './model.js';
 import type { Kind } from './resources.js';
 import { Base } from './dsbase.js';
 import { WatchStream, type WatchEnd } from './etcdwatch.js';
+import type { WatchEvent } from './etcdwire.js';
+
+/** What is read of a key-value, from a list page (etcd3's objects) or a watch event (etcdwire.ts). */
+interface KV { key: Buffer; value: Buffer; mod_revision: string }
 
 export interface EtcdDatastoreOptions extends Partial<Pick<EtcdConfig, 'tls' | 'username' | 'password' | 'passwordFile'>> {
   endpoints: string[];
@@ -192,11 +196,13 @@ export class EtcdDatastore extends Base {
     try {
       revision = await this.list(next);
     } catch (e) {
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- close() may have run while the list was awaited
       if (gen !== this.generation || this.closed) return;
       this.setStatus(this.snapshotTaken ? 'disconnected' : 'connecting', { lastError: `listing the Calico datastore: ${(e as Error).message}` });
       this.retry(() => this.sync());
       return;
     }
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- close() may have run while the list was awaited
     if (this.closed || gen !== this.generation) return;
     this.install(next, this.keyOf);
     this.applied = this.watchRanges.map(() => revision);
@@ -255,7 +261,7 @@ export class EtcdDatastore extends Base {
         if (next === undefined) break;
         pending = next;
       }
-      if (fetch.length > 0 && revision !== undefined) await this.fetchValues(into, fetch, revision);
+      if (fetch.length > 0) await this.fetchValues(into, fetch, revision);
     }
     if (revision === undefined) throw new Error('etcd returned no revision');
     return BigInt(revision);
@@ -284,11 +290,13 @@ export class EtcdDatastore extends Base {
     for (let i = 0; i < batches.length; i++) {
       const res = await (results[i] as Promise<ITxnResponse>);
       issue(i + inFlight);
-      for (const op of res.responses) for (const kv of op.response_range?.kvs ?? []) this.decodeInto(into, kv);
+      // etcd3 types every member of the response oneof as present; only the one asked for is on the wire
+      const ops: readonly Partial<IResponseOp>[] = res.responses;
+      for (const op of ops) for (const kv of op.response_range?.kvs ?? []) this.decodeInto(into, kv);
     }
   }
 
-  private decodeInto(m: Model, kv: IKeyValue): void {
+  private decodeInto(m: Model, kv: KV): void {
     const key = kv.key.toString();
     if (this.wanted?.(key) === false) return; // another node's: its value is never read
     const d = decodeEtcd(key, kv.value.toString());
@@ -350,7 +358,7 @@ export class EtcdDatastore extends Base {
   }
 
   /** One whole watch response for one range: apply every event, then record the revision as applied. */
-  private apply(range: number, events: IEvent[]): void {
+  private apply(range: number, events: WatchEvent[]): void {
     if (this.closed) return;
     let rev = this.applied[range] as bigint;
     for (const e of events) {
@@ -365,7 +373,7 @@ export class EtcdDatastore extends Base {
     this.status = { ...this.status, revision: this.revision() };
   }
 
-  private onPut(kv: IKeyValue): void {
+  private onPut(kv: KV): void {
     const key = kv.key.toString();
     if (this.wanted?.(key) === false) return; // another node's: its value is never read
     const d = decodeEtcd(key, kv.value.toString());
@@ -377,7 +385,7 @@ export class EtcdDatastore extends Base {
     this.emitChange(ev);
   }
 
-  private onDelete(kv: IKeyValue): void {
+  private onDelete(kv: KV): void {
     const key = kv.key.toString();
     if (this.wanted?.(key) === false) return;
     let info;

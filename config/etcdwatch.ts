@@ -24,8 +24,11 @@
 //     alive; none within staleMs means the path is dead (a half-open TCP
 //     connection) and the attempt ends as 'stale' well before gRPC keepalive
 //     (30 s + 10 s) would notice.
+//   - the two messages are encoded and decoded by etcdwire.ts, not etcd3's protobufjs definitions: a host decodes
+//     every WorkloadEndpoint change of the cluster and keeps few (issue #16).
 import type { Metadata, ClientDuplexStream } from '@grpc/grpc-js';
-import type { Etcd3, IEvent, IWatchRequest, IWatchResponse } from 'etcd3';
+import type { Etcd3 } from 'etcd3';
+import { WATCH_PROGRESS_REQUEST, decodeWatchResponse, encodeWatchCreate, type WatchEvent, type WatchResponseLite } from './etcdwire.js';
 
 export interface WatchRange {
   /** first key of the range */
@@ -47,7 +50,7 @@ export interface WatchHandlers {
   /** every watch was created: the stream is serving */
   created(): void;
   /** one whole response for one range (fragments joined), in order; apply before returning */
-  events(range: number, events: IEvent[]): void;
+  events(range: number, events: WatchEvent[]): void;
   /** anything was received (a progress response included) */
   alive?(): void;
   /** the attempt is over (called once) */
@@ -66,14 +69,17 @@ interface Pool {
   withConnection<T>(service: 'Watch', fn: (a: { resource: unknown; client: WatchService; metadata: Metadata }) => Promise<T> | T): Promise<T>;
   markFailed(resource: unknown, error: Error): void;
 }
+// The service client etcd3 made with grpc-js; only its generic bidi-stream call is used, with our own codec.
 interface WatchService {
-  watch(metadata: Metadata, options?: object): ClientDuplexStream<IWatchRequest, IWatchResponse>;
+  makeBidiStreamRequest<Req, Res>(method: string, serialize: (v: Req) => Buffer, deserialize: (b: Buffer) => Res, metadata: Metadata, options?: object): ClientDuplexStream<Req, Res>;
 }
+const WATCH_METHOD = '/etcdserverpb.Watch/Watch';
+const asIs = (b: Buffer): Buffer => b;
 
 export class WatchStream {
-  private stream: ClientDuplexStream<IWatchRequest, IWatchResponse> | undefined;
+  private stream: ClientDuplexStream<Buffer, WatchResponseLite> | undefined;
   private ended = false;
-  private readonly pending = new Map<number, IEvent[]>();
+  private readonly pending = new Map<number, WatchEvent[]>();
   private createdCount = 0;
   private lastReceived = Date.now();
   private timer: NodeJS.Timeout | undefined;
@@ -89,7 +95,7 @@ export class WatchStream {
         // A copy: etcd3 caches the auth metadata object and shares it with unary calls.
         const md = metadata.clone();
         md.set('hasleader', 'true');
-        return client.watch(md, {});
+        return client.makeBidiStreamRequest(WATCH_METHOD, asIs, decodeWatchResponse, md, {});
       });
     } catch (e) {
       this.finish({ reason: 'broken', message: (e as Error).message });
@@ -97,7 +103,7 @@ export class WatchStream {
     }
     if (this.ended) { this.stream.cancel(); return; }
     const s = this.stream;
-    s.on('data', (res: IWatchResponse) => this.onData(res));
+    s.on('data', (res: WatchResponseLite) => this.onData(res));
     s.on('error', (e: Error) => {
       if (!this.ended) pool.markFailed(resource, e);
       this.finish({ reason: 'broken', message: e.message });
@@ -105,7 +111,7 @@ export class WatchStream {
     s.on('end', () => this.finish({ reason: 'broken', message: 'etcd ended the watch stream' }));
     this.ranges.forEach((r, i) => {
       // watch_id chosen by us (etcd >= 3.4): responses name the range directly. Ids start at 1 (0 means "assign one").
-      s.write({ create_request: { key: r.key, range_end: r.end, start_revision: r.startRevision.toString(), watch_id: i + 1, fragment: true, progress_notify: true } });
+      s.write(encodeWatchCreate({ key: r.key, rangeEnd: r.end, startRevision: r.startRevision, watchId: i + 1, fragment: true, progressNotify: true }));
     });
     const progressMs = this.opts.progressMs ?? 3000;
     const staleMs = this.opts.staleMs ?? 10_000;
@@ -117,23 +123,22 @@ export class WatchStream {
         this.finish({ reason: 'stale', message: `no response from etcd on the watch stream for ${Math.round(quiet / 1000)} s (progress requests unanswered)` });
         return;
       }
-      s.write({ progress_request: {} });
+      s.write(WATCH_PROGRESS_REQUEST);
     }, progressMs);
     this.timer.unref();
   }
 
-  private onData(res: IWatchResponse): void {
+  private onData(res: WatchResponseLite): void {
     if (this.ended) return;
     this.lastReceived = Date.now();
     this.h.alive?.();
-    const id = Number(res.watch_id);
-    const range = id - 1;
-    if (res.compact_revision !== undefined && res.compact_revision !== '0' && res.compact_revision !== '') {
-      this.finish({ reason: 'compacted', range, compactRevision: String(res.compact_revision) });
+    const range = res.watchId - 1;
+    if (res.compactRevision !== '0') {
+      this.finish({ reason: 'compacted', range, compactRevision: res.compactRevision });
       return;
     }
     if (res.canceled) {
-      this.finish({ reason: 'cancelled', range, message: res.cancel_reason || 'watch cancelled by etcd' });
+      this.finish({ reason: 'cancelled', range, message: res.cancelReason || 'watch cancelled by etcd' });
       return;
     }
     if (res.created) {

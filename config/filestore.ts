@@ -140,6 +140,7 @@ export class FileDatastore extends Base {
     } finally {
       this.phase = undefined;
     }
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- close() may have run while the file was read
     if (this.closed) return;
     const hash = p.hash;
     if (p.same) return;
@@ -155,6 +156,7 @@ export class FileDatastore extends Base {
       this.setStatus(this.snapshotTaken ? 'synced' : 'connecting', { lastError: issues.map(formatIssue)[0] ?? 'syntax error' });
       return;
     }
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- close() may have run while the file was read
     if (this.closed) return;
     // Applied only when whole. An editor writing in place (`: > f; cat saved > f`) or a copy still in flight shows
     // a valid but partial file for a moment: applied as is, everything missing would count as deleted, this node's

@@ -66,7 +66,7 @@ export function parseYaml(text: string, source: string): { docs: YamlDoc[]; issu
       }
       continue;
     }
-    const start = doc.contents?.range?.[0] ?? doc.range[0];
+    const start = doc.contents?.range[0] ?? doc.range[0];
     docs.push({ value: doc.toJS({ maxAliasCount: 100 }), locate: locator(doc, lc), line: lc.linePos(start).line });
   }
   return { docs, issues };

@@ -87,6 +87,7 @@ export function entriesOf(t: Table): IterableIterator<Entry> {
 }
 
 export function checkPrefix(family: Family, addr: Uint8Array, len: number): void {
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the library's input check: a caller in plain JS can pass anything
   if (family !== 4 && family !== 6) throw new FibInputError(`family must be 4 or 6, not ${String(family)}`);
   const bits = family === 4 ? 32 : 128;
   if (!(addr instanceof Uint8Array) || addr.length < bits / 8) throw new FibInputError(`address must be ${bits / 8} bytes`);

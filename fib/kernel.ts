@@ -62,7 +62,7 @@ export function dump(
       else if (interrupted) reject(new DumpError('dump interrupted by concurrent changes', 'EINTR'));
       else resolve();
     };
-    const onError = (e: ErrnoException): void => finish(new DumpError(`dump failed: ${e.message}`, e.code ?? 'EIO'));
+    const onError = (e: ErrnoException): void => finish(new DumpError(`dump failed: ${e.message}`, errnoCode(e) ?? 'EIO'));
     const onClose = (): void => finish(new DumpError('socket closed during the dump', 'ECANCELED'));
     const onData = (b: Buffer): void => {
       try {
@@ -93,7 +93,7 @@ export function dump(
     sock.on('error', onError);
     sock.on('close', onClose);
     sock.send(dumpRequest(type, family, seq, headerLen), undefined, (err) => {
-      if (err) finish(new DumpError(`dump request not sent: ${err.message}`, err.code ?? 'EIO'));
+      if (err) finish(new DumpError(`dump request not sent: ${err.message}`, errnoCode(err) ?? 'EIO'));
     });
   });
 }

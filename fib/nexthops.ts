@@ -393,8 +393,8 @@ export class Nexthops {
 
   /** An acknowledgement of one of ours; false when `seq` is not a nexthop message. */
   reply(seq: number, errno: number): boolean {
-    if (!this.#pending.has(seq)) return false;
-    const o = this.#pending.get(seq)!;
+    const o = this.#pending.get(seq);
+    if (o === undefined) return false;
     this.#pending.delete(seq);
     if (o === null) return true; // a delete: gone either way (ENOENT: already gone)
     if (errno === 0) {

@@ -43,7 +43,8 @@ if (port) {
       sock.send(Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength), undefined, (err) => {
         port.postMessage((err ? { kind: 'sent', id, code: errnoCode(err) ?? 'EIO', errno: err.errno, message: err.message } : { kind: 'sent', id }) satisfies RequestThreadMessage);
       });
-    } else if (m.kind === 'close') {
+    } else {
+      // 'close'
       sock.close();
       port.close();
     }

@@ -192,6 +192,7 @@ export class Resync {
       for (const e of routes.all()) {
         if (slices.due()) {
           await slices.pause();
+          // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- close() may have run during the pause
           if (core.closed) return;
           paused = true;
         }

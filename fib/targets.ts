@@ -79,6 +79,7 @@ export class SpecTable {
   }
 
   #build(family: Family, target: Target): Spec {
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the library's input check: a caller in plain JS can pass anything
     if (target === null || typeof target !== 'object') throw new FibInputError('target must be an object');
     if (target.blackhole === true) {
       return { key: `${family}|bh`, family, blackhole: true, hops: [], target, refs: 0, enc: undefined, encGen: -1, missingDev: undefined, nhId: 0, nhGen: -1, nhLinkGen: -1 };

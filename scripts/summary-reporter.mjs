@@ -1,5 +1,5 @@
 // tap reporter: passes the raw TAP stream through and ends with the plain
-// plain "N passed, N failed, N skipped" line that CI reads (nothing may follow it on that line; the todo
+// "N passed, N failed, N skipped" line that CI reads (nothing may follow it on that line; the todo
 // count and the total go on the line before).
 import { Transform } from 'node:stream';
 

@@ -58,7 +58,6 @@ import { shutdown } from './daemon/shutdown.js';
 import { SpeakerEvents, speakerOptions } from './daemon/speaker.js';
 import { fibEvents } from './daemon/fib-events.js';
 import { fibJson, peersJson, routesJson, statusJson } from './daemon/status.js';
-import { keyOf } from './daemon/route-targets.js';
 import { DEFAULT_SYNC_DEADLINE_MS, PeerWait, peerSent, startupDeadline } from './daemon/sweep.js';
 import { WatchHub } from './daemon/watch.js';
 import type { ControlStream } from './control/stream.js';
@@ -473,11 +472,6 @@ export class Daemon {
     const log = this.log;
     const speaker = new Speaker(speakerOptions(id, this.cfg, {
       remoteLog: this.#remoteLog,
-      // one meaning of "installed" for a prefix asked by text and for the rows of a dump (RouteTable.installed)
-      isInstalled: (prefix) => {
-        const k = keyOf(prefix);
-        return k !== undefined && this.routes.installed(k);
-      },
       routeInterface: (prefix, nextHops, local) => this.policy.routeInterface(prefix, nextHops, local),
       onUpdateApplied: (seconds) => this.metrics.updateProcessed(seconds),
       forwardingState: this.fib !== undefined,
@@ -612,7 +606,7 @@ export class Daemon {
   }
 
   routesJson(prefix?: string): { routes: RouteJson[]; policy?: { imported: PolicyVerdictJson[]; exported: PolicyVerdictJson[] } } {
-    return routesJson(this.speaker, prefix);
+    return routesJson(this.speaker, (k) => this.routes.installed(k), prefix);
   }
 
   /** `skeinctl routes` over the control socket: a stream of rows, made a slice at a time (src/daemon/route-query.ts). */

@@ -201,6 +201,11 @@ export class ReadinessGate {
   #datastoreSynced = false;
   #fibReconciled = false;
   readonly #peers = new Map<string, boolean>();
+  /**
+   * how many of #peers are not Established, kept as they change: each of a reflector's hundreds of sessions
+   * calls setPeerEstablished as it comes up, and the count lets #changed decide without a pass over every peer
+   */
+  #down = 0;
   readonly #blockers = new Map<string, string>();
   readonly #soft = new Set<string>();
   #wasReady = false;
@@ -232,8 +237,16 @@ export class ReadinessGate {
   /** The peers the node should have now; peers not listed are forgotten. */
   setPeers(addresses: readonly string[]): void {
     const keep = new Set(addresses);
-    for (const a of [...this.#peers.keys()]) if (!keep.has(a)) this.#peers.delete(a);
-    for (const a of addresses) if (!this.#peers.has(a)) this.#peers.set(a, false);
+    for (const [a, up] of [...this.#peers]) {
+      if (keep.has(a)) continue;
+      this.#peers.delete(a);
+      if (!up) this.#down--;
+    }
+    for (const a of addresses) {
+      if (this.#peers.has(a)) continue;
+      this.#peers.set(a, false);
+      this.#down++;
+    }
     this.#changed();
   }
   /**
@@ -250,8 +263,11 @@ export class ReadinessGate {
     this.#changed();
   }
   setPeerEstablished(address: string, established: boolean): void {
-    if (!this.#peers.has(address)) return;
+    const was = this.#peers.get(address);
+    if (was === undefined) return;
+    if (was === established) return; // nothing changed: no flip to look for
     this.#peers.set(address, established);
+    this.#down += established ? -1 : 1;
     this.#changed();
   }
 
@@ -285,9 +301,26 @@ export class ReadinessGate {
     if (this.#timer) clearTimeout(this.#timer);
   }
 
+  /**
+   * check()'s two answers without its texts (the peers' list among them): O(blockers), so a session coming up
+   * among hundreds costs no walk of the others (issue 16: 500 reflector clients made start-up O(peers²)).
+   */
+  #flags(): { ready: boolean; started: boolean } {
+    let hard = !this.#datastoreSynced || (this.#fibEnabled && !this.#fibReconciled);
+    let soft = false;
+    for (const name of this.#blockers.keys()) {
+      if (this.#soft.has(name)) soft = true;
+      else hard = true;
+    }
+    if (this.#now() < this.#deadline) hard ||= this.#down > 0;
+    else if (this.#requirePeer && this.#peers.size > 0 && this.#down === this.#peers.size) hard = true;
+    return { ready: !hard && !soft, started: !hard };
+  }
+
   #changed(): void {
+    const f = this.#flags();
+    if (f.ready === this.#wasReady && f.started === this.#wasStarted) return;
     const r = this.check();
-    if (r.ready === this.#wasReady && r.started === this.#wasStarted) return;
     this.#wasReady = r.ready;
     this.#wasStarted = r.started ?? r.ready;
     for (const l of this.#listeners) l(r);

@@ -206,7 +206,8 @@ function serialiseFields(fields: LogFields, rank: number): string {
 function serialiseValue(name: string, value: unknown, replacer: Replacer): string {
   if (secretName(name)) return `"${REDACTED}"`;
   try {
-    const json = JSON.stringify(value, replacer);
+    // undefined for undefined, a function or a symbol, though typed string
+    const json = JSON.stringify(value, replacer) as string | undefined;
     return json === undefined ? 'null' : json;
   } catch (e) {
     return JSON.stringify(`[unserialisable: ${(e as Error).message}]`);

@@ -79,6 +79,7 @@ function eventLoopLag(registry: Prom.Registry, prefix: string): void {
     collect() {
       const start = process.hrtime.bigint();
       setImmediate(() => this.set(Number(process.hrtime.bigint() - start) / 1e9));
+      loopDelay.sync();
       const any = h.count > 0;
       const s = (ns: number): number => (any && Number.isFinite(ns) ? ns / 1e9 : 0);
       min.set(s(h.min));

@@ -199,6 +199,7 @@ t.test('kill -9 of skeind with skein-bfdd running: BIRD\'s BFD stays Up and noth
   const states = new Set<string>();
   let stop = false;
   const poller = (async () => {
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- set by the test while this loop awaits
     while (!stop && polls < 4000) {
       polls++;
       const s = env.birdBfd();

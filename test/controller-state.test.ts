@@ -107,6 +107,7 @@ t.test('originations: blocks, borrowed addresses, OpenStack VMs, pools, services
     ['fd00:65::5/128', 'cali1', 'default/n1-k8s-web-eth0'],
     ['fd00:65::1:9/128', 'cali4', 'default/n1-k8s-six-eth0'],
   ], 'every local workload address gets a link-scope route, exported or not');
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- asserted at run time: the type alone proves nothing
   t.ok(o.deviceRoutes.every((d) => d.scope === 'link' && d.family === (d.prefix.includes(':') ? 6 : 4)));
   t.same(deriveOriginations(load(CLUSTER), 'n2').announce.map((a) => a.prefix),
     ['10.65.9.0/26', '10.96.0.0/12', '198.51.100.0/24', '203.0.113.0/24'], 'n2: its block (with its /32 beneath) and the service ranges');

@@ -278,7 +278,7 @@ t.test('control client: a peer that is not a skeind gets a protocol error (skein
     });
     await new Promise<void>((r) => fake.listen(path, r));
     t.teardown(() => new Promise<void>((r) => fake.close(() => r())));
-    const e = (await callControl(path, 'status').then(() => undefined, (x: unknown) => x)) as ControlClientError;
+    const e = (await callControl(path, 'status').then(() => undefined, (x: unknown) => x)) as ControlClientError | undefined;
     t.equal(e?.kind, 'protocol', `${name}: ${e?.message}`);
     t.equal((await ctl(['--socket', path, 'status'])).code, EXIT.DAEMON_ERROR, `${name}: exit 1`);
   }

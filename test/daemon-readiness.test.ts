@@ -61,6 +61,7 @@ function start(t: Test, config: string, notify: string, metrics: string, message
   let polling = true;
   void run.exit.then(() => { polling = false; });
   void (async () => {
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- set when the process exits, while this loop awaits
     for (let i = 0; i < 3000 && polling; i++) {
       for (; seen < messages.length; seen++) if (messages[seen] !== 'bound') run.events.push(`notify ${messages[seen] ?? ''}`);
       try {

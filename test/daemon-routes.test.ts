@@ -99,6 +99,16 @@ t.test('any interleaving of queued batches and direct changes ends in the model\
     const rt = new RouteTable(fib, { sliceMs: 0 });
     rt.own = OWN;
     rt.elevation = (ev) => elevation(ev.attributes?.localPref);
+    // the same operations on a table with no kernel behind it (skeind with the FIB off), watched only some of the
+    // time: it skips the kernel's side of a change when nobody listens, and must still hold what the other one holds
+    const bare = new RouteTable(undefined, { sliceMs: 0 });
+    bare.own = OWN;
+    bare.elevation = rt.elevation;
+    let watching = false;
+    const watched: string[] = [];
+    bare.onWriteWanted = () => watching;
+    bare.onWrite = (p) => watched.push(p);
+    const tables = [rt, bare];
     const m = new Model();
     let open = false;
     let everOpen = false;
@@ -107,59 +117,65 @@ t.test('any interleaving of queued batches and direct changes ends in the model\
         case 'batch':
           // the model applies the batch at once; the table queues it: anything else done before it is applied
           // must still end the same, because queued changes are BGP-only and applied in order
-          rt.bestChanges(o.changes.map(([p, h, lp]) => best(keyOfText(p), h, lp)));
+          for (const x of tables) x.bestChanges(o.changes.map(([p, h, lp]) => best(keyOfText(p), h, lp)));
           for (const [p, h, lp] of o.changes) m.setBgp(p, h, lp);
           break;
         case 'bgp':
-          rt.drain(); // a direct change is newer than what is queued
-          rt.setBgp(o.p, o.hops, elevation(o.lp));
+          for (const x of tables) x.drain(); // a direct change is newer than what is queued
+          for (const x of tables) x.setBgp(o.p, o.hops, elevation(o.lp));
           m.setBgp(o.p, o.hops, o.lp);
           break;
         case 'policy':
-          rt.drain();
-          rt.setPolicy(policyOf(o.name));
+          for (const x of tables) x.drain();
+          for (const x of tables) x.setPolicy(policyOf(o.name));
           m.policy = o.name;
           break;
         case 'device':
-          rt.setDevice(o.p, o.dev);
+          for (const x of tables) x.setDevice(o.p, o.dev);
           if (o.dev === null) m.dev.delete(o.p);
           else m.dev.set(o.p, o.dev);
           break;
         case 'blackhole':
-          rt.setBlackhole(o.p, o.on);
+          for (const x of tables) x.setBlackhole(o.p, o.on);
           if (o.on) m.bh.add(o.p);
           else m.bh.delete(o.p);
           break;
         case 'open':
-          rt.drain();
-          rt.setOpen(o.on);
+          for (const x of tables) x.drain();
+          for (const x of tables) x.setOpen(o.on);
           open = o.on;
           everOpen ||= o.on;
           break;
         case 'stale':
-          rt.markBgpStale();
+          for (const x of tables) x.markBgpStale();
           for (const p of m.stale) m.bgp.delete(p); // a second mark sweeps what the first left
           m.stale = new Set(m.bgp.keys());
           break;
         case 'sweep': {
           const n = rt.sweepBgpStale();
+          if (bare.sweepBgpStale() !== n) throw new Error('the FIB-less table swept another count');
           if (n !== m.stale.size) throw new Error(`swept ${n}, model ${m.stale.size}`);
           for (const p of m.stale) m.bgp.delete(p);
           m.stale.clear();
           break;
         }
         case 'turn':
+          watching = !watching;
           await new Promise((r) => setImmediate(r));
           break;
       }
     }
     await rt.idle();
-    if (rt.pending !== 0) throw new Error(`pending ${rt.pending}`);
+    await bare.idle();
+    if (rt.pending !== 0 || bare.pending !== 0) throw new Error(`pending ${rt.pending} ${bare.pending}`);
+    if (!everOpen && watched.length > 0) throw new Error('a write was told while the gate was never open');
     for (const p of PREFIXES) {
       const want = m.want(p);
       const d = rt.desired(p);
       const got = d === undefined ? undefined : d.kind === 'device' ? d.dev : d.kind === 'blackhole' ? 'blackhole' : d.nextHops.filter((x) => !OWN.has(x)).join(',');
       if (got !== want?.v) throw new Error(`${p}: desired ${got}, model ${want?.v}`);
+      if (JSON.stringify(bare.desired(p)) !== JSON.stringify(d)) throw new Error(`${p}: the FIB-less table wants ${JSON.stringify(bare.desired(p))}, the other ${JSON.stringify(d)}`);
+      if (open && bare.metricOf(p) !== rt.metricOf(p)) throw new Error(`${p}: the FIB-less table's metric ${bare.metricOf(p)}, the other ${rt.metricOf(p)}`);
       if (open) {
         if (rt.metricOf(p) !== want?.metric) throw new Error(`${p}: metric ${rt.metricOf(p)}, model ${want?.metric}`);
         // exactly one kernel route for the prefix, at the model's metric, or none

@@ -40,6 +40,7 @@ t.test('pings through a host that drains and stops: none lost with a second path
     let polls = 0;
     let watching = true;
     const watcher = (async () => {
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- set by the test while this loop awaits
       while (watching && polls < 2000) {
         polls++;
         if (movedWhileUp === undefined && lab.torVia() === '10.43.2.1') movedWhileUp = lab.bird.protocol('h1').bgpState === 'Established';
@@ -165,6 +166,7 @@ t.test('skein as the receiver: its kernel leaves the draining host before the se
     let polls = 0;
     let watching = true;
     const watcher = (async () => {
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- set by the test while this loop awaits
       while (watching && polls < 2000) {
         polls++;
         const v = via();

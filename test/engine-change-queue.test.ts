@@ -47,10 +47,11 @@ t.test('a keys-only PrefixMap agrees with a Set under random operations (includi
         } else {
           // delete every other key (by a hash of the key) while walking; every value seen is true
           let bad = false;
-          m.forEach((v, k) => {
+          m.forEach((v: unknown, k) => {
             if (v !== true) bad = true;
             if (String(k).length % o.mod === 0) m.delete(k);
           });
+          // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- set in the forEach callback above
           if (bad) return false;
           for (const k of [...ref]) if (String(k).length % o.mod === 0) ref.delete(k);
         }

@@ -48,9 +48,10 @@ t.test('ADD-PATH: only the path that cannot be sent is withdrawn, under its path
   core.applyUpdate(c, announce(['10.9.0.0/16'], { origin: 0, asPath: [{ type: 2, asns: [65003] }], nextHop: '192.0.2.3' }));
   const out = drain(core, b).filter((x): x is Announce => x.kind === 'announce');
   t.equal(out.length, 2, 'both paths offered to the ADD-PATH peer');
-  const bad = out.find((x) => (x.attrs.attrs.asPath?.length ?? 0) > 1) as Announce;
-  const good = out.find((x) => x !== bad) as Announce;
+  const bad = out.find((x) => (x.attrs.attrs.asPath?.length ?? 0) > 1);
+  const good = out.find((x) => x !== bad);
   t.ok(bad !== undefined && good !== undefined);
+  if (bad === undefined || good === undefined) return;
   t.throws(() => packUpdates(bad.attrs.attrs, { afi: 1, safi: 1, prefixes: bad.prefixes as number[], pathIds: bad.pathIds }, DEFAULT_CONTEXT), RangeError);
   const badId = (bad.pathIds as number[])[0];
   const goodId = (good.pathIds as number[])[0];

@@ -89,7 +89,7 @@ class Side {
       // never, not even for a moment, its own route (checked as each message goes, not only at the end); the ADD-PATH
       // peer is left out: it gets the other paths of a prefix whose best is its own
       for (const p of b.prefixes) {
-        if (this.core.route(p as PrefixKey)?.best?.source.address === PEERS[i]!.address) throw new Error(`peer ${i} was sent its own route ${show(p as PrefixKey)}`);
+        if (this.core.route(p as PrefixKey)?.best.source.address === PEERS[i]!.address) throw new Error(`peer ${i} was sent its own route ${show(p as PrefixKey)}`);
       }
     }
     if (b.kind === 'announce') {

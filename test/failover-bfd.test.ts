@@ -223,6 +223,7 @@ t.test('skeind + BFD with BIRD 2 and FRR bfdd: Up, a ToR power loss withdraws it
     let polls = 0;
     let stop = false;
     const poller = (async () => {
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- set by the test while this loop awaits
       while (!stop && polls < 3000) {
         polls++;
         if (kernel().get(other.net) !== other.peer) otherLost++;

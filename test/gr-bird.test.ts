@@ -115,6 +115,7 @@ for (const gr of [true, false]) {
     let polls = 0;
     let stop = false;
     const poller = (async () => {
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- set by the test while this loop awaits
       while (!stop && polls < 2000) {
         polls++;
         if (!(await agent.prefixes()).includes('10.10.0.0/16')) lost10++;
@@ -163,6 +164,7 @@ t.test('skein restarting: the speaker is killed with SIGKILL; BIRD keeps its rou
   let polls = 0;
   let stop = false;
   const poller = (async () => {
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- set by the test while this loop awaits
     while (!stop && polls < 2000) {
       polls++;
       minCount = Math.min(minCount, bird.fromSkein().length);
@@ -303,6 +305,7 @@ protocol bgp sk {
   let kernelLost = 0;
   let stop = false;
   const poller = (async () => {
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- set by the test while this loop awaits
     while (!stop && polls < 4000) {
       polls++;
       if (!bird.fromSkein().includes('10.65.0.0/26')) birdLost++;

@@ -33,7 +33,7 @@ t.test('resources validate as Calico documents (no root needed)', async (t) => {
     t.same(issues, [], `${topology}/${tor}: skein's file datastore accepts every document`);
     if (topology === 'tor' && tor === 'skein') {
       const rr = model.nodes().find((n) => n.metadata.name === 'tor');
-      t.equal(rr?.metadata.labels?.['route-reflector'], 'true', 'the ToR\'s Node is labelled route-reflector');
+      t.equal(rr?.metadata.labels['route-reflector'], 'true', 'the ToR\'s Node is labelled route-reflector');
       t.equal(rr?.spec.bgp?.routeReflectorClusterID, '224.0.0.1', 'and has a cluster ID');
       t.same(model.bgpPeers().map((p) => [p.spec.nodeSelector?.source, p.spec.peerSelector?.source]), [['all()', "route-reflector == 'true'"]], 'one BGPPeer: every node with the reflectors');
       t.ok(plan.hosts.every((h) => h.asn === 64512), 'iBGP: every host in the cluster AS');

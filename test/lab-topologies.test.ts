@@ -39,7 +39,7 @@ function routes(ns: string, f: 4 | 6, ...filter: string[]): Route[] {
 
 /** The BGP rows of `birdc show protocols`: name and the info column (Established, Active, ...). */
 function birdBgp(sock: string): { name: string; state: string }[] {
-  const out = spawnSync('birdc', ['-s', sock, 'show', 'protocols'], { encoding: 'utf8', timeout: 10_000 }).stdout ?? '';
+  const out = spawnSync('birdc', ['-s', sock, 'show', 'protocols'], { encoding: 'utf8', timeout: 10_000 }).stdout as string | null ?? ''; // null when birdc cannot be run
   return out.split('\n').flatMap((l) => {
     const m = /^(\S+)\s+BGP\s+\S+\s+\S+\s+(?:\d{4}-\d\d-\d\d\s+)?\S+\s+(\S+)/.exec(l);
     return m ? [{ name: m[1]!, state: m[2]! }] : [];
@@ -138,7 +138,7 @@ t.test('every lab shape: resources load, BIRD accepts every rendered configurati
       t.equal(plan.tors.length, opts.racks, `${what}: a ToR per rack`);
       for (const n of model.nodes()) {
         const h = plan.hosts.find((x) => x.name === n.metadata.name)!;
-        t.equal(n.metadata.labels?.rack, h.rack, `${what}: ${h.name} labelled rack=${h.rack!}`);
+        t.equal(n.metadata.labels.rack, h.rack, `${what}: ${h.name} labelled rack=${h.rack!}`);
         t.equal(n.spec.bgp?.asNumber, opts.rackAs === 'shared' ? 65001 : 65001 + 'abcd'.indexOf(h.rack!), `${what}: ${h.name}'s AS`);
       }
       const torPeers = model.bgpPeers().filter((p) => p.spec.peerIP !== undefined);

@@ -55,7 +55,7 @@ t.test('deploy/Containerfile builds with buildah from local Debian 12 bases and 
   const storage = ['--storage-driver', 'vfs', '--root', join(store, 'storage'), '--runroot', join(store, 'run')];
   const buildah = (args: string[], timeoutMs = 120_000): { status: number | null; out: string } => {
     const r = spawnSync('buildah', [...storage, ...args], { encoding: 'utf8', timeout: timeoutMs, maxBuffer: 64 << 20, env: { ...process.env, BUILDAH_ISOLATION: 'chroot' } });
-    return { status: r.status, out: `${r.stdout ?? ''}${r.stderr ?? ''}` };
+    return { status: r.status, out: `${r.stdout as string | null ?? ''}${r.stderr as string | null ?? ''}` }; // null when buildah cannot be run
   };
   // A local base image: a debootstrapped root, with this machine's Node (and for the build base npm and the headers).
   const node = process.execPath;

@@ -156,8 +156,8 @@ t.test('an OCI image from the package: its config, no toolchain in it, and skein
     '-D', rootfs, `--bind=${etc}:/etc/skein`, ...cfg.config.Entrypoint, ...cfg.config.Cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
   running.box = box;
   let out = '';
-  box.stdout?.on('data', (d: Buffer) => { out = (out + d.toString()).slice(-20_000); });
-  box.stderr?.on('data', (d: Buffer) => { out = (out + d.toString()).slice(-20_000); });
+  box.stdout.on('data', (d: Buffer) => { out = (out + d.toString()).slice(-20_000); });
+  box.stderr.on('data', (d: Buffer) => { out = (out + d.toString()).slice(-20_000); });
   const kernel = (): string => execFileSync('ip', ['-n', ns, 'route', 'show', 'proto', '171'], { encoding: 'utf8' });
   const routed = await until(() => {
     if (box.exitCode !== null) throw new Error(`the container exited (${box.exitCode}): ${out}`);

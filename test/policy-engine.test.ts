@@ -157,6 +157,17 @@ t.test('glob patterns are BIRD\'s: * and ? only, the rest literal', (t) => {
   t.end();
 });
 
+t.test('an interface rule answers for the interface asked each time, as names alternate (its remembered answer is per name)', (t) => {
+  const set = {
+    rules: [{ name: 'cali', action: 'reject' as const, interface: 'cali*' }, { name: 'eth', action: 'accept' as const, interface: 'eth?' }],
+    fallback: { action: 'accept' as const, name: 'fallback' },
+  };
+  const names = ['cali1', 'eth0', 'eth0', 'cali2', undefined, 'veth0', 'cali1', 'eth10', 'eth1'];
+  const want = ['cali', 'eth', 'eth', 'cali', 'fallback', 'fallback', 'cali', 'fallback', 'eth'];
+  t.same(names.map((n) => evaluate(set, facts('10.0.0.0/24', { ifname: () => n })).rule), want);
+  t.end();
+});
+
 // ---------------------------------------------------------------- properties
 
 const octet = fc.integer({ min: 0, max: 255 });

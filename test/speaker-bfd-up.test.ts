@@ -61,3 +61,26 @@ t.test('pathUp does not start a session an operator stopped', async (t) => {
   await new Promise((r) => setTimeout(r, 500));
   t.equal(c.peerInfo(addr(4))?.state, 'Idle', 'still Idle: a stopped session stays stopped');
 });
+
+// The failover bench's stall (issue 18, 22:32 at load 14-19): a BFD flap while a session was Idle and damped. The BFD
+// Down fed AutomaticStop to the Idle connection, which in Idle cancels the pending IdleHoldTimer (bgp/session/fsm.ts),
+// so the BFD Up that followed found no damped restart to lift and the session stayed Idle for good (180 s and more,
+// both ends' routes to each other gone with every BFD session Up).
+t.test('a BFD Down while the session is Idle and damped keeps its restart: the BFD Up then starts it', async (t) => {
+  const e = loopbackSpeaker(addr, PORT, 5, 64512, [{ address: addr(6), port: PORT, asn: 64512 }], { idleHold: { initial: 30, max: 60 } });
+  speakers.push(e);
+  await e.start();
+  await until(() => e.peerInfo(addr(6))?.state === 'Idle' && /connect failed/.test(e.peerInfo(addr(6))?.info ?? ''), 'E\'s attempt failed, E is Idle (damped)', 15_000, 50);
+  // BFD goes Down (the flap) while E is Idle and damped
+  t.equal(e.endSessionForBfd(addr(6), 'BFD down: test'), true, 'the BFD Down is handled');
+  t.equal(e.peerInfo(addr(6))?.state, 'Idle', 'still Idle after the BFD Down');
+  // the peer comes back, listening (passive), and BFD comes Up
+  const f = loopbackSpeaker(addr, PORT, 6, 64512, [{ address: addr(5), port: PORT, asn: 64512, passive: true }]);
+  speakers.push(f);
+  await f.start();
+  await new Promise((r) => setTimeout(r, 1000));
+  t.equal(e.peerInfo(addr(6))?.state, 'Idle', 'the damping still holds before the BFD Up (no early restart)');
+  t.equal(e.pathUp(addr(6)), true, 'pathUp (BFD Up)');
+  await until(() => e.peerInfo(addr(6))?.state === 'Established', 'Established after the BFD Up', 20_000, 20).catch(() => undefined);
+  t.equal(e.peerInfo(addr(6))?.state, 'Established', 'the session came back: the BFD Down did not cancel its restart');
+});

@@ -21,6 +21,8 @@
 // Detection: one `ip -4 -ts -n <host> monitor route` per host; its timestamps are CLOCK_REALTIME with
 // microseconds, the clock of Date.now() here and in the etcd writer. Every namespace, process and file made
 // here is removed at the end, on failure, on SIGINT/SIGTERM and on exit.
+// Why it is over 600 lines: one scenario's steps in the order they run (fabric, configuration, daemons, workloads,
+// detection, teardown), each section marked below; the pieces other benchmarks share are in bench/harness/.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';

@@ -53,7 +53,7 @@ import { ChangeQueue, type BestBatch } from './change-queue.js';
 import { drainBest, drainBestChanges, setBestTracking } from './best-out.js';
 import { applyUpdate, keepReceived, keepsReceived, refusedRoutes, reimport } from './import.js';
 import { exportAddPath, exportTo } from './export.js';
-import { flushRecursive, policyTrace, recheckNextHops, recursiveHops, setNextHopCheck } from './verdicts.js';
+import { FactsCell, flushRecursive, policyTrace, recheckNextHops, recursiveHops, setNextHopCheck } from './verdicts.js';
 import { countsAfterUpdate, type FamilyCounts } from './prefix-limit.js';
 import { RecursiveNextHops, nextHopInside } from './recursive.js';
 import type {
@@ -97,6 +97,8 @@ export class RibCore {
   readonly defaultLocalPref: number;
   /** @internal (the files beside this one) */
   readonly clusterId: number;
+  /** @internal the route facts the rules read, refilled per evaluation (verdicts.ts) */
+  readonly facts = new FactsCell(this);
   /** policy hooks that threw (each rejected its route) */
   policyErrors = 0;
 

@@ -31,7 +31,7 @@ import type { PathAttributes } from '../wire/types.js';
 import { Path, isUsable } from './decision.js';
 import type { PathSource } from './decision.js';
 import type { AddPathOut } from './add-path.js';
-import { callPolicy, ifnameOf } from './verdicts.js';
+import { callPolicy } from './verdicts.js';
 import type { RibCore } from './core.js';
 import type { AttrSet } from './intern.js';
 import { familyOf, usableBest, type Dest, type LocEntry, type Peer } from './peer.js';
@@ -167,9 +167,7 @@ export function exportSet(rib: RibCore, p: Peer, prefix: PrefixKey, best: Path, 
   let base = best.attrs;
   let changed: AttrSet | null = null;
   if (rules !== undefined) {
-    const d = evaluate(v6 ? rules.export6 : rules.export4, {
-      prefix, attrs: base.attrs, local: src.local, ibgp: p.ibgp, ifname: () => ifnameOf(rib, prefix, base.nextHops, src.local),
-    });
+    const d = evaluate(v6 ? rules.export6 : rules.export4, rib.facts.fill(prefix, base.attrs, src.local, p.ibgp, base.nextHops));
     if (!d.accept) {
       if (g === undefined) p.policyRejectedOut++;
       else for (const m of g.members) if (m.id !== src.id) m.policyRejectedOut++; // the source never had it evaluated

@@ -2,7 +2,7 @@
 // rules and hook), and the kept pre-policy copy for sessions without route refresh (keepReceived / reimport).
 import { GRACEFUL_SHUTDOWN, SegmentType, familyKey } from '../wire/constants.js';
 import type { PathAttributes, PrefixList, UpdateMessage } from '../wire/types.js';
-import { callPolicy, ifnameOf } from './verdicts.js';
+import { callPolicy } from './verdicts.js';
 import type { RibCore } from './core.js';
 import type { AttrSet } from './intern.js';
 import type { Peer } from './peer.js';
@@ -109,7 +109,7 @@ export function importOne(rib: RibCore, p: Peer, prefix: PrefixKey, pathId: numb
   let now = shared.attrs;
   let rule = 0;
   if (rules !== undefined) {
-    const d = evaluate(rules, { prefix, attrs: now, local: false, ibgp: p.ibgp, ifname: () => ifnameOf(rib, prefix, nextHops, false) });
+    const d = evaluate(rules, rib.facts.fill(prefix, now, false, p.ibgp, nextHops));
     rule = rib.ruleIndex(d.rule);
     if (!d.accept) {
       p.policyRejectedIn++;

@@ -104,6 +104,13 @@ interface Compiled {
   readonly lo: number;
   readonly hi: number;
   readonly glob: RegExp | null;
+  /**
+   * The last interface name tested against glob and the answer. A route's interface comes from a short list (the
+   * host's interfaces, handed out as the same strings), while an export rule list is run for every route of a
+   * table: a million routes ask the same few names, so one remembered answer saves the pattern match for nearly all.
+   */
+  lastIf: string | undefined;
+  lastHit: boolean;
 }
 
 const compiledRules = new WeakMap<Rule, Compiled>();
@@ -144,7 +151,7 @@ function compile(r: Rule): Compiled {
   const max = v6 ? 128 : 32;
   const lo = Math.max(len, r.minLength ?? 0);
   const hi = Math.min(max, r.maxLength ?? max);
-  c = { v6, addr4, addr6, len, lo, hi, glob: r.interface !== undefined ? globToRegExp(r.interface) : null };
+  c = { v6, addr4, addr6, len, lo, hi, glob: r.interface !== undefined ? globToRegExp(r.interface) : null, lastIf: undefined, lastHit: false };
   compiledRules.set(r, c);
   return c;
 }
@@ -222,7 +229,12 @@ function matches(r: Rule, c: Compiled, route: RouteFacts, attrs: PathAttributes,
       ifm.value = route.ifname?.();
     }
     const ifname = ifm.value;
-    if (ifname === undefined || !c.glob.test(ifname)) return false;
+    if (ifname === undefined) return false;
+    if (ifname !== c.lastIf) {
+      c.lastHit = c.glob.test(ifname);
+      c.lastIf = ifname;
+    }
+    if (!c.lastHit) return false;
   }
   if (r.community !== undefined) {
     const v = ((r.community[0] << 16) | r.community[1]) >>> 0;
@@ -266,13 +278,33 @@ function applyOps(attrs: PathAttributes, ops: readonly RuleOperation[]): PathAtt
   return a;
 }
 
+/** the compiled form of the rule list evaluate() ran last, with its list */
+let lastRules: readonly Rule[] | null = null;
+let lastCompiled: readonly Compiled[] = [];
+
+/**
+ * The compiled rules of a list: one peer's list is run for every route of a table in a row, so the list evaluated
+ * last is kept at hand rather than each of its rules looked up in compiledRules per route.
+ */
+function compiledList(rules: readonly Rule[]): readonly Compiled[] {
+  // (a list is built by appending before it is handed over: a changed length is another list)
+  if (rules !== lastRules || lastCompiled.length !== rules.length) {
+    lastCompiled = rules.map(compile);
+    lastRules = rules;
+  }
+  return lastCompiled;
+}
+
 /** Run a rule list over one route: the first accept or reject decides; modify rules change attributes on the way. */
 export function evaluate(set: RuleSet, route: RouteFacts): Decision {
   let attrs = route.attrs;
   let changed = false;
   const ifm: IfnameMemo = { asked: false, value: undefined };
-  for (const r of set.rules) {
-    const c = compile(r);
+  const rules = set.rules;
+  const compiled = compiledList(rules);
+  for (let i = 0; i < rules.length; i++) {
+    const r = rules[i] as Rule;
+    const c = compiled[i] as Compiled;
     if (!matches(r, c, route, attrs, ifm)) continue;
     if (r.operations !== undefined && r.operations.length > 0 && r.action !== 'reject') {
       attrs = applyOps(attrs, r.operations);

@@ -8,7 +8,7 @@ import { Path, isUsable, selectBest, type Selection } from './decision.js';
 import type { AttrSet } from './intern.js';
 import type { NextHopVerdict } from './next-hop.js';
 import { Dest, familyOf, usableBest, type Peer } from './peer.js';
-import { evaluate } from './policy.js';
+import { evaluate, type RouteFacts } from './policy.js';
 import type { Policy, PolicyResult, PolicyVerdict, PrefixKey } from './types.js';
 
 const REJECT: PolicyResult = Object.freeze({ accept: false });
@@ -145,6 +145,34 @@ export function ifnameOf(rib: RibCore, prefix: PrefixKey, nextHops: readonly str
     return f(prefix, nextHops, local);
   } catch {
     return undefined; // a failing lookup is a route without an interface, never a broken core
+  }
+}
+
+const NO_ATTRS: PathAttributes = Object.freeze({});
+const NO_HOPS: readonly string[] = Object.freeze([]);
+
+/**
+ * The facts of one route as the rules see them, refilled for each evaluation: the import and export paths run the
+ * rules once per route (a million at a full table), and a fresh facts object with its own interface closure per
+ * route was garbage the collector then had to sweep. evaluate() reads it synchronously and keeps none of it; fill()
+ * it right before each evaluate() call.
+ */
+export class FactsCell implements RouteFacts {
+  prefix: PrefixKey = 0;
+  attrs: PathAttributes = NO_ATTRS;
+  local = false;
+  ibgp = false;
+  nextHops: readonly string[] = NO_HOPS;
+  constructor(private readonly rib: RibCore) {}
+  readonly ifname = (): string | undefined => ifnameOf(this.rib, this.prefix, this.nextHops, this.local);
+
+  fill(prefix: PrefixKey, attrs: PathAttributes, local: boolean, ibgp: boolean, nextHops: readonly string[]): this {
+    this.prefix = prefix;
+    this.attrs = attrs;
+    this.local = local;
+    this.ibgp = ibgp;
+    this.nextHops = nextHops;
+    return this;
   }
 }
 

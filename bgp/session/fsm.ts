@@ -4,7 +4,7 @@
 // SessionFsm runs one TCP connection; the driver resolves collisions between
 // two connections to the same peer with collisionWinner() (negotiate.ts) and
 // tells the loser OpenCollisionDump.
-// The file is long (~750 lines) because the whole transition table, every state × event, and the handlers it
+// The file is long (~780 lines) because the whole transition table, every state × event, and the handlers it
 // names stay in one place, so a transition can be read against RFC 4271 §8.2.2 without jumping between files.
 //
 // The table (TABLE below) is written state by state, event by event, after the

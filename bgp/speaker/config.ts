@@ -149,8 +149,6 @@ export interface SpeakerOptions {
   readonly selectionDeferralTime?: number;
   /** seconds a restarted peer's stale routes may wait for its End-of-RIB (RFC 4724 §4.2 "stale routes" timer); default 360 */
   readonly stalePathTime?: number;
-  /** the FIB's answer for routesJson "installed"; default false for all */
-  readonly isInstalled?: (prefix: string) => boolean;
   /** the outgoing interface of a route, for rules that match on it (RibCore CoreConfig.routeInterface) */
   readonly routeInterface?: (prefix: PrefixKey, nextHops: readonly string[], local: boolean) => string | undefined;
   /** called with the seconds each received UPDATE took to apply to the RIB (policy, Adj-RIB-In, decision) */

@@ -66,9 +66,9 @@ export interface LocalRestartJson {
   waitingFor: string[];
 }
 
+/** One prefix of the Loc-RIB. Whether it is in the kernel is the daemon's to add (src/control/types.ts RouteJson). */
 export interface RouteJson {
   prefix: string;
-  installed: boolean;
   best: PathJson;
   paths: PathJson[];
 }
@@ -93,7 +93,7 @@ const REASONS: Readonly<Record<Reason, string>> = {
 
 /** A decision reason as `skeinctl routes` words it. */
 export function reasonText(reason: Reason): string {
-  return REASONS[reason] ?? reason;
+  return REASONS[reason];
 }
 
 export function pathJson(p: Path, reason: Reason): PathJson {
@@ -107,13 +107,13 @@ export function pathJson(p: Path, reason: Reason): PathJson {
     from: p.source.local ? 'local' : p.source.address,
     nextHops: [...p.attrs.nextHops],
     asPath,
-    origin: ORIGIN_NAMES[a.origin ?? 2] ?? 'INCOMPLETE',
+    origin: ORIGIN_NAMES[a.origin ?? 2],
     localPref: a.localPref ?? null,
     med: a.med ?? null,
     communities: (a.communities ?? []).map(communityText),
     largeCommunities: (a.largeCommunities ?? []).map((l) => l.join(':')),
     extendedCommunities: (a.extendedCommunities ?? []).map(extendedCommunityText),
-    reason: REASONS[reason] ?? reason,
+    reason: REASONS[reason],
     usable: isUsable(p),
     unusableReason: unusableWhy(p)?.text ?? null,
     unusableCode: unusableWhy(p)?.code ?? null,

@@ -342,7 +342,11 @@ export class Speaker extends EventEmitter {
   endSessionForBfd(address: string, reason: string): boolean {
     const p = this.peers.get(normalizeAddress(address));
     if (!p) return false;
-    for (const c of [...p.conns]) this.feed(p, c, { type: 'AutomaticStop', subcode: CeaseSubcode.BfdDown, reason });
+    // An Idle connection has no session to end, and AutomaticStop in Idle cancels its pending IdleHoldTimer
+    // (bgp/session/fsm.ts, so that a stopped peer stays stopped): a BFD flap while the session was damped left it
+    // Idle with no timer, the BFD Up then found no damped restart to lift (path-up.ts), and the session never came
+    // back (the failover bench under load, issue 18). Its damped restart stays; the BFD Up lifts it.
+    for (const c of [...p.conns]) if (c.fsm.state !== 'Idle') this.feed(p, c, { type: 'AutomaticStop', subcode: CeaseSubcode.BfdDown, reason });
     p.gr.sweepAll(reason);
     this.flush();
     return true;
@@ -417,9 +421,9 @@ export class Speaker extends EventEmitter {
     return this.deferral.json(this.restarting);
   }
 
-  /** The Loc-RIB (or one prefix of it) in the contract's routes shape, with the reason each path won or lost. */
+  /** The Loc-RIB (or one prefix of it) as plain data, with the reason each path won or lost (no FIB state). */
   routesJson(prefix?: string): { routes: RouteJson[] } {
-    return routesJsonOf(this.rib, this.opts.isInstalled, prefix);
+    return routesJsonOf(this.rib, prefix);
   }
 
   /** Which rule let a prefix in from each peer (or refused it), and which let it out to each Established peer. */

@@ -119,8 +119,9 @@ function grJson(p: Peer, conn: Connection | null, rib: RibCore, opts: SpeakerOpt
   };
 }
 
-/** The Loc-RIB (or one prefix of it) in the contract's routes shape, with the reason each path won or lost. */
-export function routesJsonOf(rib: RibCore, isInstalled: SpeakerOptions['isInstalled'], prefix?: string): { routes: RouteJson[] } {
+/** The Loc-RIB (or one prefix of it) as plain data, with the reason each path won or lost. Whether a route is in the
+ * kernel is not the engine's to say: the daemon adds that from its route table (src/daemon/status.ts). */
+export function routesJsonOf(rib: RibCore, prefix?: string): { routes: RouteJson[] } {
   const keys: PrefixKey[] = prefix !== undefined ? [parsePrefixText(prefix)] : [...rib.prefixes()];
   const routes: RouteJson[] = [];
   for (const k of keys) {
@@ -130,8 +131,6 @@ export function routesJsonOf(rib: RibCore, isInstalled: SpeakerOptions['isInstal
     const text = prefixText(k);
     routes.push({
       prefix: text,
-      // The owner of the FIB answers, for local routes too (an affine block's blackhole is its kernel route).
-      installed: isInstalled?.(text) ?? false,
       best: pathJson(first.path, first.reason),
       paths: ex.map((e) => pathJson(e.path, e.reason)),
     });

@@ -92,7 +92,7 @@ export function communityText(c: number): string {
 
 function attributesJson(a: PathAttributes): Obj {
   const o: Obj = {};
-  if (a.origin !== undefined) o.origin = ORIGIN_NAMES[a.origin] ?? a.origin;
+  if (a.origin !== undefined) o.origin = ORIGIN_NAMES[a.origin];
   if (a.asPath !== undefined) o.asPath = a.asPath.map((s) => ({ type: SEGMENT_TYPE_NAMES[s.type] ?? String(s.type), asns: [...s.asns] }));
   if (a.nextHop !== undefined) o.nextHop = a.nextHop;
   if (a.med !== undefined) o.med = a.med;

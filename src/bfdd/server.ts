@@ -145,7 +145,7 @@ export class BfdCompanionServer {
         lines = reader.push(chunk);
       } catch (e) {
         this.stats.badMessages++;
-        this.#send(conn, { type: 'error', id: null, code: (e as IpcError).code ?? 'BAD_MESSAGE', message: (e as Error).message });
+        this.#send(conn, { type: 'error', id: null, code: (e as Partial<IpcError>).code ?? 'BAD_MESSAGE', message: (e as Error).message });
         socket.end();
         return;
       }
@@ -337,8 +337,9 @@ export class BfdCompanionServer {
 /** The "id" of a line that failed validation, when one can be read, so the client can match the error. */
 function idOf(line: string): number | null {
   try {
-    const v = JSON.parse(line) as { id?: unknown };
-    return Number.isSafeInteger(v?.id) && (v.id as number) >= 0 ? (v.id as number) : null;
+    const v = JSON.parse(line) as { id?: unknown } | null;
+    const id = v?.id;
+    return typeof id === 'number' && Number.isSafeInteger(id) && id >= 0 ? id : null;
   } catch {
     return null;
   }

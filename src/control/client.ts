@@ -67,14 +67,17 @@ function parseResponse(line: string, id: number): [ControlClientError | undefine
     return [new ControlClientError('protocol', `the daemon's answer is not JSON: ${line.slice(0, 80)}`)];
   }
   if (typeof msg !== 'object' || msg === null) return [new ControlClientError('protocol', 'the daemon\'s answer is not a JSON object')];
-  const r = msg as { id?: unknown; result?: unknown; error?: ControlErrorBody };
-  if (r.error !== undefined) {
-    const message = typeof r.error?.message === 'string' ? r.error.message : JSON.stringify(r.error);
-    return [new ControlClientError('remote', message, typeof r.error?.code === 'string' ? r.error.code : undefined)];
-  }
+  const r = msg as { id?: unknown; result?: unknown; error?: unknown };
+  if (r.error !== undefined) return [remoteError(r.error)];
   if (r.id !== id) return [new ControlClientError('protocol', `the daemon answered request ${String(r.id)}, expected ${id}`)];
   if (!('result' in r)) return [new ControlClientError('protocol', 'the daemon\'s answer has neither "result" nor "error"')];
   return [undefined, r.result];
+}
+
+/** An error answer; its body came over the socket, so each field is checked. */
+function remoteError(body: unknown): ControlClientError {
+  const e = (typeof body === 'object' && body !== null ? body : {}) as Partial<Record<keyof ControlErrorBody, unknown>>;
+  return new ControlClientError('remote', typeof e.message === 'string' ? e.message : JSON.stringify(body), typeof e.code === 'string' ? e.code : undefined);
 }
 
 function unreachable(path: string, e: NodeJS.ErrnoException): ControlClientError {
@@ -144,24 +147,24 @@ export function streamControl(
 
     // One message; false when the stream is over.
     const handle = (line: string): boolean => {
-      let msg: Record<string, unknown>;
+      let parsed: unknown;
       try {
-        msg = JSON.parse(line) as Record<string, unknown>;
+        parsed = JSON.parse(line);
       } catch {
         finish(new ControlClientError('protocol', `the daemon's answer is not JSON: ${line.slice(0, 80)}`));
         return false;
       }
-      if (typeof msg !== 'object' || msg === null) {
+      if (typeof parsed !== 'object' || parsed === null) {
         finish(new ControlClientError('protocol', 'the daemon\'s answer is not a JSON object'));
         return false;
       }
+      const msg = parsed as Record<string, unknown>;
       if (msg.id !== id && msg.error === undefined) {
         finish(new ControlClientError('protocol', `the daemon answered request ${String(msg.id)}, expected ${id}`));
         return false;
       }
       if (msg.error !== undefined) {
-        const e = msg.error as ControlErrorBody | undefined;
-        finish(new ControlClientError('remote', typeof e?.message === 'string' ? e.message : JSON.stringify(e), typeof e?.code === 'string' ? e.code : undefined));
+        finish(remoteError(msg.error));
         return false;
       }
       if ('result' in msg) {

@@ -290,8 +290,8 @@ export class ControlServer {
     } catch {
       return send(sock, { id: null, error: { message: 'request is not valid JSON', code: 'bad-request' } });
     }
-    const r = req as { id?: unknown; method?: unknown; params?: unknown };
-    const id: RequestId | null = typeof r?.id === 'number' || typeof r?.id === 'string' ? r.id : null;
+    const r = (typeof req === 'object' && req !== null ? req : {}) as { id?: unknown; method?: unknown; params?: unknown };
+    const id: RequestId | null = typeof r.id === 'number' || typeof r.id === 'string' ? r.id : null;
     if (typeof req !== 'object' || req === null || id === null || typeof r.method !== 'string') {
       return send(sock, { id, error: { message: 'request must be an object with "id" (number or string) and "method" (string)', code: 'bad-request' } });
     }
@@ -361,6 +361,7 @@ export class ControlServer {
       for (;;) {
         if (signal.aborted) break;
         const next = await it.next();
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the client may have gone while the rows were made
         if (next.done || signal.aborted) break;
         const rows = next.value;
         if (rows.length === 0) continue;

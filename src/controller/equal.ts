@@ -112,4 +112,5 @@ export const blackholeEquality = new ShapeEquality(BLACKHOLE_FIELDS, (a, b) => a
 
 export const deviceRouteEquality = new ShapeEquality(DEVICE_ROUTE_FIELDS, (a, b) => a === b || (
   a.key === b.key && a.prefix === b.prefix && a.family === b.family && a.interface === b.interface
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- scope is only 'link' today; compared so a second scope cannot be missed
   && a.scope === b.scope && a.workload === b.workload && a.elevated === b.elevated));

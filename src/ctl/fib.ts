@@ -71,8 +71,9 @@ export async function streamFib(o: CtlOptions, io: CtlIo, r: RouteOptions): Prom
       onRows: (batch) => {
         let s = head;
         head = '';
-        for (const row of batch as FibRouteJson[]) {
-          if (typeof row !== 'object' || row === null) throw new ShapeError('fib.routes[] is not an object');
+        for (const item of batch) {
+          if (typeof item !== 'object' || item === null) throw new ShapeError('fib.routes[] is not an object');
+          const row = item as FibRouteJson;
           if (o.jsonl) s += `${JSON.stringify(row)}\n`;
           else if (json) s += `${rows === 0 ? '\n' : ',\n'}${JSON.stringify(row)}`;
           else if (enabled && !r.count) {
@@ -113,6 +114,7 @@ export async function streamFib(o: CtlOptions, io: CtlIo, r: RouteOptions): Prom
       await write(`${head}\n], "counts": ${JSON.stringify(end.counts ?? null)}${next !== undefined ? `, "next": ${JSON.stringify(next)}` : ''}}\n`);
     } else if (text) {
       let s = head;
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- set in the onHeader callback above
       if (enabled) {
         if (rows === 0) s += '\nNo routes.\n';
         s += `\n${rows} route${rows === 1 ? '' : 's'}: desired ${String(c.desired ?? '-')}, installed ${String(c.installed ?? '-')}, pending ${String(c.pending ?? '-')}, failed ${String(c.failed ?? '-')}\n`;

@@ -24,6 +24,7 @@ const text = (v: unknown): string => (v === undefined || v === null || v === '' 
 const list = (v: unknown): string[] => (Array.isArray(v) ? v.map(String) : []);
 
 function peerAddress(p: PeerJson): string {
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- JSON from a daemon of another version: the field may be missing
   if (p.port === undefined || p.port === 179) return String(p.address);
   return String(p.address).includes(':') ? `[${p.address}]:${p.port}` : `${p.address}:${p.port}`;
 }
@@ -53,6 +54,7 @@ export function renderStatus(result: unknown, now: Date): string {
     }
     out += table(
       ['PEER ADDRESS', 'PEER TYPE', 'STATE', 'SINCE', 'INFO'],
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- JSON from a daemon of another version: the field may be missing
       mine.map((p) => [peerAddress(p), text(p.type), text(p.state), humaneSince(String(p.since ?? ''), now), infoWithHelper(p)]),
       true,
     );
@@ -65,7 +67,9 @@ function datastoreRow(s: StatusJson, now: Date): [string, string][] {
   const d = s.datastore;
   if (!d || typeof d !== 'object') return [];
   let v = `${text(d.type)} ${text(d.state)}`;
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- JSON from a daemon of another version: the field may be missing
   if (d.state === 'disconnected') v += ` (stale since ${humaneSince(String(d.since ?? ''), now)})`;
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- JSON from a daemon of another version: the field may be missing
   else if (d.state !== 'synced') v += ` since ${humaneSince(String(d.since ?? ''), now)}`;
   if (d.revision !== undefined) v += `, revision ${text(d.revision)}`;
   if (d.held !== undefined) v += `; newest file held: ${text(d.held)}`;
@@ -90,6 +94,7 @@ function restartRow(s: StatusJson): [string, string][] {
 function infoWithHelper(p: PeerJson): string {
   const h = p.gracefulRestart?.helper;
   if (!h || typeof h !== 'object') return text(p.info);
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- JSON from a daemon of another version: the field may be missing
   const note = `keeping routes: ${h.phase}${h.secondsLeft !== null && h.secondsLeft !== undefined ? ` ${h.secondsLeft}s left` : ''}`;
   return p.info ? `${p.info} (${note})` : note;
 }
@@ -100,6 +105,7 @@ function grRows(p: PeerJson): [string, string][] {
   if (!g || typeof g !== 'object') return [];
   const rows: [string, string][] = [];
   const l = g.local;
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- JSON from a daemon of another version: the field may be missing
   if (l) rows.push(['Graceful restart', !l.enabled ? 'off' : `restart ${l.restartTime}s${l.longLivedStaleTime !== null ? `, long-lived stale ${l.longLivedStaleTime}s` : ''} (ours)`]);
   const peer = g.peer;
   if (peer) {
@@ -121,6 +127,7 @@ function grRows(p: PeerJson): [string, string][] {
   const ll = Array.isArray(g.longLived) ? g.longLived : [];
   if (ll.length > 0) rows.push(['  long-lived', ll.map((f) => `${f.family} ${f.secondsLeft}s left`).join(', ')]);
   const e = g.endOfRib;
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- JSON from a daemon of another version: the field may be missing
   if (e && (list(e.received).length > 0 || list(e.pending).length > 0)) {
     rows.push(['  End-of-RIB', [list(e.received).length > 0 ? `received ${list(e.received).join(', ')}` : '', list(e.pending).length > 0 ? `waiting for ${list(e.pending).join(', ')}` : ''].filter(Boolean).join('; ')]);
   }
@@ -133,9 +140,11 @@ export function renderPeers(result: unknown, now: Date): string {
   const peers = arr(r.peers, 'peers.peers').map((p, i) => obj(p, `peers[${i}]`) as unknown as PeerJson);
   if (peers.length === 0) return 'No peers.\n';
   const blocks = peers.map((p) => {
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- JSON from a daemon of another version: the field may be missing
     const px = p.prefixes ?? { received: 0, accepted: 0, advertised: 0 };
     const ibgp = p.asn === p.localAsn ? 'iBGP' : 'eBGP';
     const pairs: [string, string][] = [
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- JSON from a daemon of another version: the field may be missing
       ['State', `${text(p.state)} since ${humaneSince(String(p.since ?? ''), now)}`],
       ['AS', `remote ${text(p.asn)}, local ${text(p.localAsn)} (${ibgp})`],
     ];
@@ -212,6 +221,7 @@ export function renderRoutes(result: unknown, prefix?: string): string {
  */
 export function renderRouteBlock(row: unknown, now: number = Date.now()): string {
   const route = obj(row, 'route') as unknown as RouteJson & { peer?: string };
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- JSON from a daemon of another version: the field may be missing
   const paths = arr(route.paths ?? [], `paths of ${route.prefix}`).map((p) => obj(p, 'path') as unknown as PathJson & { best?: boolean; accepted?: boolean });
   const bestKey = route.best ? JSON.stringify(route.best) : undefined;
   let bestIdx = bestKey !== undefined ? paths.findIndex((p) => JSON.stringify(p) === bestKey) : paths.findIndex((p) => p.best === true);
@@ -220,6 +230,7 @@ export function renderRouteBlock(row: unknown, now: number = Date.now()): string
     bestIdx = 0;
   }
   const ordered = bestIdx > 0 ? [paths[bestIdx]!, ...paths.filter((_, i) => i !== bestIdx)] : paths;
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- JSON from a daemon of another version: the field may be missing
   const where = route.installed === undefined && route.peer !== undefined
     ? `advertised to ${route.peer}`
     : route.installed ? 'in kernel' : 'not in kernel';
@@ -295,6 +306,7 @@ export function renderBfd(result: unknown, now: Date): string {
       return [
         text(s.peer), text(s.local), s.multihop ? 'multihop' : text(s.interface), text(s.state), humaneSince(String(s.since), now),
         `${text(t.txInterval)}/${text(t.remoteMinTx === 0 ? t.requiredMinRx : Math.max(t.requiredMinRx, t.remoteMinTx))}`,
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- JSON from a daemon of another version: the field may be missing
         text(t.detectTime), text(s.downCount), text(s.runsIn ?? '-'), text(s.lastDownReason),
       ];
     }));

@@ -60,6 +60,8 @@ export class BestQueue {
   #queued = 0;
   #scheduled = false;
   #idleWaiters: (() => void)[] = [];
+  /** slices run so far: what apply remembers from one change to the next holds within one slice */
+  turn = 0;
 
   /**
    * apply: what one change does (called synchronously, in order; a BestBatch entry is handed as one reused object,
@@ -103,6 +105,7 @@ export class BestQueue {
   }
 
   #run(budgetMs: number): void {
+    this.turn++;
     const until = performance.now() + budgetMs;
     let n = 0;
     while (this.#queue.length > 0) {

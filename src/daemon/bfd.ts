@@ -140,10 +140,11 @@ export class BfdWiring {
         } catch (e) {
           this.#o.log.warn('bfd: reconciling sessions failed', { err: e });
         }
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- close() may have run while reconciling
       } while (this.#again && !this.#closed);
       this.#busy = false;
     });
-    if (!this.#timer && !this.#closed) {
+    if (!this.#timer) {
       this.#timer = setInterval(() => this.schedule(), RECHECK_MS);
       this.#timer.unref();
     }
@@ -251,6 +252,7 @@ export class BfdWiring {
         });
       }
     }
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- close() may have run while a route was resolved
     if (this.#closed) return;
     for (const [peer, r] of [...this.#running]) {
       const w = wanted.get(peer);

@@ -68,6 +68,14 @@ interface SavedDrain {
   readonly seconds: number;
 }
 
+/** drain.json as written by a previous skeind; anything else (edited, truncated, another version) is not. */
+function isSavedDrain(v: unknown): v is SavedDrain {
+  if (typeof v !== 'object' || v === null) return false;
+  const s = v as Partial<Record<keyof SavedDrain, unknown>>;
+  const num = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
+  return (s.state === 'draining' || s.state === 'drained') && num(s.since) && num(s.seconds) && (s.until === null || num(s.until));
+}
+
 export class Drain {
   readonly #o: DrainOptions;
   readonly #now: () => number;
@@ -257,15 +265,14 @@ export class Drain {
   #restore(): void {
     const file = this.#o.stateFile;
     if (file === undefined) return;
-    let saved: SavedDrain;
+    let saved: unknown;
     try {
-      saved = JSON.parse(readFileSync(file, 'utf8')) as SavedDrain;
+      saved = JSON.parse(readFileSync(file, 'utf8'));
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.#o.log.warn('graceful shutdown: drain.json unreadable; starting undrained', { file, err: (e as Error).message });
       return;
     }
-    const num = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
-    if ((saved.state !== 'draining' && saved.state !== 'drained') || !num(saved.since) || !num(saved.seconds) || (saved.until !== null && !num(saved.until))) {
+    if (!isSavedDrain(saved)) {
       this.#o.log.warn('graceful shutdown: drain.json unreadable; starting undrained', { file, err: 'unexpected content' });
       return;
     }

@@ -64,7 +64,7 @@ export async function reload(h: ReloadHost): Promise<ReloadJson> {
       h.metrics.reload(false);
       throw new ControlError(`datastore reload failed: ${(e as Error).message}`, 'datastore');
     }
-    if (ds.model) h.applyLogSeverity(ds.model);
+    h.applyLogSeverity(ds.model);
   }
   // Passwords live in files: re-read them.
   await h.refreshPasswords();

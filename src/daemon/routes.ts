@@ -187,12 +187,38 @@ export class RouteTable {
     this.#best.drain();
   }
 
+  /**
+   * The last learned change's attributes, next hops and family, the slice it was in, and what they gave: the
+   * next-hop set and the elevated metric. Consecutive changes mostly share them (the prefixes of one UPDATE share one
+   * attribute set, so the RIB hands the same objects), and the hooks read only the attributes and the family: one
+   * pool lookup and one call of each hook per run of such changes instead of per prefix. Kept within one slice only,
+   * so hooks whose settings change between slices (BGPConfiguration's route priorities) are asked again.
+   */
+  #last: { attrs: object | null; hops: readonly string[]; afi: number; turn: number; hs: HopSet | undefined; el: number | undefined } = {
+    attrs: null, hops: [], afi: 0, turn: -1, hs: undefined, el: undefined,
+  };
+
   /** One queued best-path change (read `ev` now: a batch entry is a reused cursor). */
   #applyBest(ev: BestInput): void {
     const k = ev.key ?? keyOf(ev.prefix);
     if (k === undefined) return;
-    if (ev.local || ev.attributes === null || ev.nextHops.length === 0) this.#setBgp(k, undefined, undefined);
-    else this.#setBgp(k, this.#hopSets.get(ev.nextHops, this.learnedMetric?.(ev)), this.elevation?.(ev));
+    const attrs = ev.attributes;
+    const hops = ev.nextHops;
+    if (ev.local || attrs === null || hops.length === 0) {
+      this.#setBgp(k, undefined, undefined);
+      return;
+    }
+    const afi = typeof k === 'number' ? 1 : 2;
+    const l = this.#last;
+    if (l.attrs !== attrs || l.hops !== hops || l.afi !== afi || l.turn !== this.#best.turn) {
+      l.hs = this.#hopSets.get(hops, this.learnedMetric?.(ev));
+      l.el = this.elevation?.(ev);
+      l.attrs = attrs;
+      l.hops = hops;
+      l.afi = afi;
+      l.turn = this.#best.turn;
+    }
+    this.#setBgp(k, l.hs, l.el);
   }
 
   /**
@@ -365,6 +391,10 @@ export class RouteTable {
       // say in this prefix, so its winner before and after is its learned route alone. One lookup of the learned
       // route instead of five (#want and #metricOf before and after).
       const prev = this.#swapBgp(k, hs);
+      // Without a kernel to write to and nobody watching the writes (skeind with fib.enabled off, as a pure route
+      // reflector runs), the stored route is all there is to it: the kernel targets before and after (two kernel
+      // policy decisions per route) would be worked out for nothing.
+      if (this.#fib === undefined && this.#open && !this.#watched()) return;
       const before = prev === undefined ? undefined : this.#bgpTarget(k, prev);
       const after = hs === undefined ? undefined : this.#bgpTarget(k, hs);
       const bm = before === undefined ? undefined : prev!.metric;
@@ -503,6 +533,11 @@ export class RouteTable {
   #write(k: PrefixKey, before: Target | undefined, bm: number | undefined, after: Target | undefined, am: number | undefined): void {
     if (this.#fib !== undefined) writeToFib(this.#fib, k, before, bm, after, am, this.#scratch4);
     if (this.onWrite !== undefined && this.onWriteWanted?.() !== false) this.onWrite(prefixText(k), after === undefined ? undefined : this.#view(k));
+  }
+
+  /** Someone wants to hear of each route written (onWrite). */
+  #watched(): boolean {
+    return this.onWrite !== undefined && this.onWriteWanted?.() !== false;
   }
 
   #forEachBgp(fn: (k: PrefixKey) => void): void {

@@ -1,6 +1,6 @@
 // How the daemon's own event loop is doing, as the control socket and /metrics report it: the delay of the event
-// loop (src/loop-delay.ts: how late a timer fires, sampled every 1 ms while the loop is busy and backing off to every
-// 100 ms while it is quiet) and the control server's
+// loop (src/loop-delay.ts: how late a timer fires, sampled every 1 ms by Node's native monitor while the loop is busy and
+// backing off to every 100 ms while it is quiet) and the control server's
 // stream counters. A KEEPALIVE or a FIB write waits at most this long behind other work, so this is the figure
 // the "no request delays the daemon by more than 50 ms" rule is checked against (bench/control.ts).
 import type { RecordableHistogram } from 'node:perf_hooks';
@@ -34,6 +34,7 @@ export class RuntimeStats {
         labelNames: ['stat'],
         registers: [registry],
         collect() {
+          loopDelay.sync();
           for (const q of [50, 90, 99]) this.set({ stat: `p${q}` }, (all.count > 0 ? all.percentile(q) : 0) / 1e9);
           this.set({ stat: 'max' }, (all.count > 0 ? all.max : 0) / 1e9);
           all.reset();
@@ -44,6 +45,7 @@ export class RuntimeStats {
 
   json(o: { reset?: boolean; control?: ControlServerStats } = {}): RuntimeJson {
     const h = this.#h;
+    loopDelay.sync();
     const s = (ns: number): number => (Number.isFinite(ns) ? ns / 1e9 : 0);
     const mem = process.memoryUsage();
     const out: RuntimeJson = {

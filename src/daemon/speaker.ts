@@ -11,7 +11,6 @@ import type { RouteTable } from './routes.js';
 import type { WatchHub } from './watch.js';
 
 export interface SpeakerHooks {
-  isInstalled: NonNullable<SpeakerOptions['isInstalled']>;
   routeInterface: NonNullable<SpeakerOptions['routeInterface']>;
   onUpdateApplied: NonNullable<SpeakerOptions['onUpdateApplied']>;
   remoteLog: LogRateLimit;
@@ -37,7 +36,6 @@ export function speakerOptions(id: SpeakerIdentity, cfg: DaemonConfig, h: Speake
     ...(id.v4 !== undefined ? { nextHop4: id.v4 } : {}),
     ...(id.v6 !== undefined ? { nextHop6: id.v6 } : {}),
     ...(id.clusterId !== undefined ? { clusterId: id.clusterId } : {}),
-    isInstalled: h.isInstalled,
     routeInterface: h.routeInterface,
     onUpdateApplied: h.onUpdateApplied,
     // RFC 4724 §3: F when our routes stay in the kernel while we are away; R while this start is a restart.

@@ -13,7 +13,9 @@ import type { ReadinessGate } from '../http.js';
 import type { BfdWiring } from './bfd.js';
 import { prefixBytes, sortByPrefix } from '../ip.js';
 import type { SpeakerIdentity } from './mapping.js';
+import type { PrefixKey } from './prefix-walk.js';
 import { contractPath } from './route-query.js';
+import { keyOf } from './route-targets.js';
 import type { DesiredRoute, RouteTable } from './routes.js';
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -73,16 +75,18 @@ export function peersJson(speaker: Speaker | undefined, desiredPeers: readonly D
   });
 }
 
-/** `routes <prefix | address>` as one answer (the streamed form is src/daemon/route-query.ts). */
-export function routesJson(speaker: Speaker | undefined, prefix?: string): { routes: RouteJson[]; policy?: { imported: PolicyVerdictJson[]; exported: PolicyVerdictJson[] } } {
+/** `routes <prefix | address>` as one answer (the streamed form is src/daemon/route-query.ts). `installed` is the
+ * route table's answer, by the RIB's key as for every row of a dump (RouteTable.installed), for local routes too
+ * (an affine block's blackhole is its kernel route): the speaker's rows carry no FIB state. */
+export function routesJson(speaker: Speaker | undefined, installed: (k: PrefixKey) => boolean, prefix?: string): { routes: RouteJson[]; policy?: { imported: PolicyVerdictJson[]; exported: PolicyVerdictJson[] } } {
   if (!speaker) return { routes: [] };
-  const out = locRibJson(speaker, prefix);
+  const out = locRibJson(speaker, installed, prefix);
   // One prefix: which rule let it in from each peer (or refused it) and which let it out to each peer.
   if (prefix !== undefined && prefix.includes('/')) return { ...out, policy: speaker.policyTrace(prefix) };
   return out;
 }
 
-function locRibJson(speaker: Speaker, prefix?: string): { routes: RouteJson[] } {
+function locRibJson(speaker: Speaker, installed: (k: PrefixKey) => boolean, prefix?: string): { routes: RouteJson[] } {
   let routes: ReturnType<Speaker['routesJson']>['routes'];
   if (prefix === undefined) routes = speaker.routesJson().routes;
   else if (prefix.includes('/')) {
@@ -103,7 +107,12 @@ function locRibJson(speaker: Speaker, prefix?: string): { routes: RouteJson[] } 
     holding.sort((x, y) => (prefixBytes(y.prefix)?.len ?? 0) - (prefixBytes(x.prefix)?.len ?? 0));
     routes = holding.slice(0, 1);
   }
-  return { routes: sortByPrefix(routes.map((r) => ({ prefix: r.prefix, installed: r.installed, best: contractPath(r.best), paths: r.paths.map(contractPath) }))) };
+  return { routes: sortByPrefix(routes.map((r) => ({ prefix: r.prefix, installed: isInstalled(installed, r.prefix), best: contractPath(r.best), paths: r.paths.map(contractPath) }))) };
+}
+
+function isInstalled(installed: (k: PrefixKey) => boolean, prefix: string): boolean {
+  const k = keyOf(prefix);
+  return k !== undefined && installed(k);
 }
 
 /** `skeinctl fib`: what the route table wants beside what the kernel holds, per prefix (in one document; the
@@ -173,7 +182,7 @@ function peerJson(p: SpeakerPeerJson, d: DesiredPeer | undefined): PeerJson {
     prefixes: p.prefixes,
   };
   // RFC 7911 state of the current session (it was dropped here before)
-  if (p.addPath !== undefined) out.addPath = p.addPath;
+  out.addPath = p.addPath;
   if (d) {
     out.filters = [...d.filters];
     out.name = d.name;

@@ -76,6 +76,7 @@ export class WatchHub {
         try {
           while (!signal.aborted) {
             if (w.queue.length === 0) await new Promise<void>((r) => { w.wake = r; });
+            // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the client may have gone during the wait
             if (signal.aborted) return;
             await sched.slice();
             const batch: unknown[] = [];
