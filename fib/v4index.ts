@@ -2,38 +2,69 @@
 // address * 64 + length works, but its keys are above the small-integer range, so every insert, lookup and delete
 // hashes a boxed double; this table hashes two integers and allocates nothing per entry (benchmark: 1M inserts
 // ~40 ms here vs ~250-370 ms for the Map).
+// Growing and shrinking are incremental: the new arrays are allocated at once, and the entries move over a few
+// slots per later insert or delete (lookups read both). Moving a million entries in one call held the event loop
+// for 100-600 ms at the size where it happened (the FIB-on skeind bench, issue 16); now no call moves more than
+// STEP slots, except a grow needed while a move is still under way or while an iterator is open (rare: the new
+// arrays have room for twice the entries).
 const EMPTY = 255;
 const TOMB = 254;
 const MIN_CAP = 1024;
+/** slots of the old arrays moved per insert or delete while a resize is under way */
+const STEP = 64;
 /** #remove's answer for a key that is not there (a stored value may itself be undefined) */
 const MISSING: unique symbol = Symbol('missing');
 
+interface Slots<T> {
+  cap: number;
+  addr: Uint32Array;
+  len: Uint8Array;
+  vals: (T | undefined)[];
+}
+
+const slots = <T>(cap: number): Slots<T> => ({
+  cap, addr: new Uint32Array(cap), len: new Uint8Array(cap).fill(EMPTY), vals: new Array<T | undefined>(cap),
+});
+
+const slotOf = (n: number, len: number, cap: number): number =>
+  (Math.imul(n ^ Math.imul(len + 1, 0x9e3779b1), 0x85ebca6b) >>> 0) & (cap - 1);
+
+/** Index of (n, len) in s, or -1. */
+function find<T>(s: Slots<T>, n: number, len: number): number {
+  const mask = s.cap - 1;
+  for (let j = slotOf(n, len, s.cap); ; j = (j + 1) & mask) {
+    const l = s.len[j]!;
+    if (l === EMPTY) return -1;
+    if (l === len && s.addr[j] === n) return j;
+  }
+}
+
 export class V4Index<T> {
-  #cap = MIN_CAP;
-  #addr = new Uint32Array(MIN_CAP);
-  #len = new Uint8Array(MIN_CAP).fill(EMPTY);
-  #vals: (T | undefined)[] = new Array<T | undefined>(MIN_CAP);
+  /** where inserts go */
+  #cur: Slots<T> = slots(MIN_CAP);
+  /** live entries in #cur */
   #size = 0;
-  /** live + tombstones: what probing has to walk over */
+  /** live + tombstones of #cur: what probing has to walk over */
   #used = 0;
-  /** open iterators: shrinking would move entries under them, so it waits */
+  /** the arrays being moved out of during a resize (undefined: none), their live entries, the next slot to move */
+  #old: Slots<T> | undefined;
+  #oldLive = 0;
+  #oldPos = 0;
+  /** open iterators: entries do not move while one is open (it would miss them), and shrinking waits */
   #iterating = 0;
 
   get size(): number {
-    return this.#size;
-  }
-
-  #slot(n: number, len: number): number {
-    return (Math.imul(n ^ Math.imul(len + 1, 0x9e3779b1), 0x85ebca6b) >>> 0) & (this.#cap - 1);
+    return this.#size + this.#oldLive;
   }
 
   get(n: number, len: number): T | undefined {
-    const mask = this.#cap - 1;
-    for (let j = this.#slot(n, len); ; j = (j + 1) & mask) {
-      const l = this.#len[j]!;
-      if (l === EMPTY) return undefined;
-      if (l === len && this.#addr[j] === n) return this.#vals[j];
-    }
+    const c = this.#cur;
+    const j = find(c, n, len);
+    if (j >= 0) return c.vals[j];
+    const o = this.#old;
+    if (o === undefined) return undefined;
+    const i = find(o, n, len);
+    return i >= 0 ? o.vals[i] : undefined;
   }
 
   set(n: number, len: number, v: T): void {
@@ -42,28 +73,54 @@ export class V4Index<T> {
 
   /** Set and return the previous value: one probe where get + set take two (the route table's hot path). */
   swap(n: number, len: number, v: T): T | undefined {
-    if ((this.#used + 1) * 2 > this.#cap) this.#rehash(this.#size * 4 > this.#cap ? this.#cap * 2 : this.#cap);
-    const mask = this.#cap - 1;
+    if ((this.#used + this.#oldLive + 1) * 2 > this.#cur.cap) {
+      const total = this.size;
+      this.#resize(total * 4 > this.#cur.cap ? this.#cur.cap * 2 : this.#cur.cap);
+    } else this.#step();
+    const c = this.#cur;
+    const mask = c.cap - 1;
     let tomb = -1;
-    for (let j = this.#slot(n, len); ; j = (j + 1) & mask) {
-      const l = this.#len[j]!;
+    for (let j = slotOf(n, len, c.cap); ; j = (j + 1) & mask) {
+      const l = c.len[j]!;
       if (l === EMPTY) {
-        const at = tomb >= 0 ? tomb : j;
-        if (tomb < 0) this.#used++;
-        this.#addr[at] = n;
-        this.#len[at] = len;
-        this.#vals[at] = v;
+        const o = this.#old;
+        if (o !== undefined) {
+          const i = find(o, n, len);
+          if (i >= 0) {
+            const prev = o.vals[i];
+            if (this.#iterating > 0) {
+              o.vals[i] = v; // in place: an open iterator may still have to visit it
+              return prev;
+            }
+            o.len[i] = TOMB;
+            o.vals[i] = undefined;
+            this.#oldLive--;
+            this.#size++;
+            this.#put(c, j, tomb, n, len, v);
+            return prev;
+          }
+        }
         this.#size++;
+        this.#put(c, j, tomb, n, len, v);
         return undefined;
       }
       if (l === TOMB) {
         if (tomb < 0) tomb = j;
-      } else if (l === len && this.#addr[j] === n) {
-        const prev = this.#vals[j];
-        this.#vals[j] = v;
+      } else if (l === len && c.addr[j] === n) {
+        const prev = c.vals[j];
+        c.vals[j] = v;
         return prev;
       }
     }
+  }
+
+  /** Store at the first tombstone seen, else at the empty slot j (which then counts as used). */
+  #put(c: Slots<T>, j: number, tomb: number, n: number, len: number, v: T | undefined): void {
+    const at = tomb >= 0 ? tomb : j;
+    if (tomb < 0) this.#used++;
+    c.addr[at] = n;
+    c.len[at] = len;
+    c.vals[at] = v;
   }
 
   delete(n: number, len: number): boolean {
@@ -77,29 +134,40 @@ export class V4Index<T> {
   }
 
   #remove(n: number, len: number): T | typeof MISSING {
-    const mask = this.#cap - 1;
-    for (let j = this.#slot(n, len); ; j = (j + 1) & mask) {
-      const l = this.#len[j]!;
-      if (l === EMPTY) return MISSING;
-      if (l === len && this.#addr[j] === n) {
-        const v = this.#vals[j] as T;
-        this.#len[j] = TOMB;
-        this.#vals[j] = undefined;
-        this.#size--;
-        // give memory back after a mass withdrawal (memory must stay flat across install/withdraw cycles)
-        if (this.#iterating === 0 && this.#cap > MIN_CAP && this.#size * 8 < this.#cap) this.#rehash(Math.max(MIN_CAP, this.#cap / 4));
-        return v;
-      }
-    }
+    this.#step();
+    const c = this.#cur;
+    const j = find(c, n, len);
+    let v: T;
+    if (j >= 0) {
+      v = c.vals[j] as T;
+      c.len[j] = TOMB;
+      c.vals[j] = undefined;
+      this.#size--;
+    } else if (this.#old !== undefined) {
+      const o = this.#old;
+      const i = find(o, n, len);
+      if (i < 0) return MISSING;
+      v = o.vals[i] as T;
+      o.len[i] = TOMB;
+      o.vals[i] = undefined;
+      this.#oldLive--;
+    } else return MISSING;
+    // give memory back after a mass withdrawal (memory must stay flat across install/withdraw cycles)
+    if (this.#iterating === 0 && this.#old === undefined && c.cap > MIN_CAP && this.#size * 8 < c.cap) this.#resize(Math.max(MIN_CAP, c.cap / 4));
+    return v;
   }
 
   *values(): IterableIterator<T> {
     this.#iterating++;
     try {
-      const vals = this.#vals;
-      const lens = this.#len;
-      for (let j = 0; j < lens.length; j++) {
-        if (lens[j]! < TOMB) yield vals[j]!;
+      // the arrays as they are now: a resize while the walk pauses leaves them as they were (a snapshot), and
+      // nothing moves between them while the walk is open
+      for (const s of this.#old === undefined ? [this.#cur] : [this.#old, this.#cur]) {
+        const vals = s.vals;
+        const lens = s.len;
+        for (let j = 0; j < lens.length; j++) {
+          if (lens[j]! < TOMB) yield vals[j]!;
+        }
       }
     } finally {
       this.#iterating--;
@@ -110,37 +178,87 @@ export class V4Index<T> {
   forEach(fn: (n: number, len: number, v: T) => void): void {
     this.#iterating++;
     try {
-      const vals = this.#vals;
-      const lens = this.#len;
-      const addrs = this.#addr;
-      for (let j = 0; j < lens.length; j++) {
-        const l = lens[j]!;
-        if (l < TOMB) fn(addrs[j]!, l, vals[j]!);
+      for (const s of this.#old === undefined ? [this.#cur] : [this.#old, this.#cur]) {
+        const vals = s.vals;
+        const lens = s.len;
+        const addrs = s.addr;
+        for (let j = 0; j < lens.length; j++) {
+          const l = lens[j]!;
+          if (l < TOMB) fn(addrs[j]!, l, vals[j]!);
+        }
       }
     } finally {
       this.#iterating--;
     }
   }
 
-  #rehash(cap: number): void {
-    const addr = this.#addr, lens = this.#len, vals = this.#vals;
-    this.#cap = cap;
-    this.#addr = new Uint32Array(cap);
-    this.#len = new Uint8Array(cap).fill(EMPTY);
-    this.#vals = new Array<T | undefined>(cap);
+  /**
+   * Start moving into new arrays of `cap` slots. When a move is still under way, or an iterator is open, every
+   * entry moves now into fresh arrays (an open iterator keeps walking the arrays it started with, which no longer
+   * change).
+   */
+  #resize(cap: number): void {
+    if (this.#old !== undefined || this.#iterating > 0) {
+      const all: Slots<T>[] = this.#old === undefined ? [this.#cur] : [this.#old, this.#cur];
+      const fresh = slots<T>(cap);
+      let size = 0;
+      for (const s of all) {
+        for (let i = 0; i < s.cap; i++) {
+          const l = s.len[i]!;
+          if (l >= TOMB) continue;
+          this.#put(fresh, this.#emptyIn(fresh, s.addr[i]!, l), -1, s.addr[i]!, l, s.vals[i]);
+          size++;
+        }
+      }
+      this.#cur = fresh;
+      this.#old = undefined;
+      this.#oldLive = 0;
+      this.#size = size;
+      this.#used = size;
+      return;
+    }
+    this.#old = this.#cur;
+    this.#oldLive = this.#size;
+    this.#oldPos = 0;
+    this.#cur = slots(cap);
     this.#size = 0;
     this.#used = 0;
-    const mask = cap - 1;
-    for (let i = 0; i < lens.length; i++) {
-      const l = lens[i]!;
+    this.#step();
+  }
+
+  /** The first empty slot of (n, len)'s probe sequence in s (s holds no tombstones, or they may stay). */
+  #emptyIn(s: Slots<T>, n: number, len: number): number {
+    const mask = s.cap - 1;
+    let j = slotOf(n, len, s.cap);
+    while (s.len[j] !== EMPTY) j = (j + 1) & mask;
+    return j;
+  }
+
+  /** Move up to STEP slots of the old arrays (none while an iterator is open). */
+  #step(): void {
+    const o = this.#old;
+    if (o === undefined || this.#iterating > 0) return;
+    const c = this.#cur;
+    const end = Math.min(o.cap, this.#oldPos + STEP);
+    for (let i = this.#oldPos; i < end; i++) {
+      const l = o.len[i]!;
       if (l >= TOMB) continue;
-      let j = this.#slot(addr[i]!, l);
-      while (this.#len[j] !== EMPTY) j = (j + 1) & mask;
-      this.#addr[j] = addr[i]!;
-      this.#len[j] = l;
-      this.#vals[j] = vals[i];
+      const n = o.addr[i]!;
+      // not in #cur (an entry lives in one of the two), so the first free slot of its sequence will do
+      const mask = c.cap - 1;
+      let j = slotOf(n, l, c.cap);
+      let tomb = -1;
+      for (; c.len[j] !== EMPTY; j = (j + 1) & mask) if (tomb < 0 && c.len[j] === TOMB) tomb = j;
+      this.#put(c, j, tomb, n, l, o.vals[i]);
+      o.len[i] = TOMB;
+      o.vals[i] = undefined;
+      this.#oldLive--;
       this.#size++;
-      this.#used++;
+    }
+    this.#oldPos = end;
+    if (end >= o.cap) {
+      this.#old = undefined;
+      this.#oldLive = 0;
     }
   }
 }
