@@ -45,6 +45,8 @@ export class Core {
   readonly rcvbuf: number;
   /** the option: use nexthop objects where the kernel has them */
   readonly nexthopObjects: boolean;
+  /** ms between checks of the kernel's nexthop objects (0: only on resyncs and refused writes) */
+  readonly nexthopCheckMs: number;
 
   readonly specs = new SpecTable();
   readonly routes: RouteTable;
@@ -108,6 +110,7 @@ export class Core {
     this.rcvbuf = checkInt('recvBufferSize', opts.recvBufferSize ?? 8 << 20, 65536, 1 << 30);
     this.routes = new RouteTable(this.table, this.metric);
     this.nexthopObjects = opts.nexthopObjects ?? true;
+    this.nexthopCheckMs = checkInt('nexthopCheckMs', opts.nexthopCheckMs ?? 10_000, 0, 3_600_000);
     this.nexthops = new Nexthops(this.protocol, (e) => this.warn(e));
   }
 
