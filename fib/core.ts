@@ -66,6 +66,8 @@ export class Core {
   readonly nexthopObjects: boolean;
   /** the option: the request socket lives in a thread of its own (request-thread.ts) */
   readonly requestThread: boolean;
+  /** ms between checks of the kernel's nexthop objects (0: only on resyncs and refused writes) */
+  readonly nexthopCheckMs: number;
 
   readonly specs = new SpecTable();
   readonly routes: RouteTable;
@@ -137,6 +139,7 @@ export class Core {
     this.routes = new RouteTable(this.table, this.metric);
     this.nexthopObjects = opts.nexthopObjects ?? true;
     this.requestThread = opts.requestThread ?? true;
+    this.nexthopCheckMs = checkInt('nexthopCheckMs', opts.nexthopCheckMs ?? 10_000, 0, 3_600_000);
     this.nexthops = new Nexthops(this.protocol, (e) => this.warn(e));
   }
 

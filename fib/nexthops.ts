@@ -51,7 +51,7 @@ export const carrierOk = (flags: number): boolean => (flags & IFF_UP) !== 0 && (
 
 const NEW = 0, SENT = 1, OK = 2, GONE = 3;
 
-interface NhObj {
+export interface NhObj {
   readonly id: number;
   key: string;
   readonly family: Family;
@@ -94,6 +94,40 @@ function nhAttrU32(type: number, v: number): Buffer {
   b.writeUInt16LE(type, 2);
   b.writeUInt32LE(v >>> 0, 4);
   return b;
+}
+
+/** One nexthop object of a dump or notification: its id, protocol, and content (a hop's key, or a group's members). */
+export interface DumpedNexthop {
+  readonly id: number;
+  readonly protocol: number;
+  /** hopKey() of a single next hop (undefined for a group or a shape fib/ does not write) */
+  readonly hopKey: string | undefined;
+  readonly members: { id: number; weight: number }[] | undefined;
+}
+
+export function parseNexthop(b: Buffer, o: number, l: number): DumpedNexthop | undefined {
+  const h = o + NLMSG_HDRLEN;
+  if (l < NLMSG_HDRLEN + NHMSG_LEN) return undefined;
+  const family = b[h]!, protocol = b[h + 2]!, flags = b.readUInt32LE(h + 4);
+  let id = 0, oif = 0;
+  let gw: Uint8Array | undefined;
+  let members: { id: number; weight: number }[] | undefined;
+  for (let a = h + NHMSG_LEN; a + 4 <= o + l;) {
+    const al = b.readUInt16LE(a), at = b.readUInt16LE(a + 2) & 0x3fff;
+    if (al < 4 || a + al > o + l) break;
+    if (at === NHA_ID && al >= 8) id = b.readUInt32LE(a + 4);
+    else if (at === NHA_OIF && al >= 8) oif = b.readUInt32LE(a + 4);
+    else if (at === NHA_GATEWAY) gw = Uint8Array.from(b.subarray(a + 4, a + al));
+    else if (at === NHA_GROUP) {
+      members = [];
+      for (let g = a + 4; g + 8 <= a + al; g += 8) members.push({ id: b.readUInt32LE(g), weight: b[g + 4]! + 1 });
+    }
+    a += align4(al);
+  }
+  if (id === 0) return undefined;
+  const hk = members === undefined && gw !== undefined && (family === AF_INET || family === AF_INET6)
+    ? hopKey(family === AF_INET ? 4 : 6, gw, oif, (flags & RTNH_F_ONLINK) !== 0) : undefined;
+  return { id, protocol, hopKey: hk, members };
 }
 
 export class Nexthops {
@@ -147,30 +181,13 @@ export class Nexthops {
     const groups: { id: number; members: { id: number; weight: number }[] }[] = [];
     try {
       await dump(sock, RTM_GETNEXTHOP, 0, NHMSG_LEN, seq, timeoutMs, (b, o, l) => {
-        const h = o + NLMSG_HDRLEN;
-        const family = b[h]!, protocol = b[h + 2]!, flags = b.readUInt32LE(h + 4);
-        let id = 0, oif = 0;
-        let gw: Uint8Array | undefined;
-        let members: { id: number; weight: number }[] | undefined;
-        for (let a = h + NHMSG_LEN; a + 4 <= o + l;) {
-          const al = b.readUInt16LE(a), at = b.readUInt16LE(a + 2) & 0x3fff;
-          if (al < 4 || a + al > o + l) break;
-          if (at === NHA_ID && al >= 8) id = b.readUInt32LE(a + 4);
-          else if (at === NHA_OIF && al >= 8) oif = b.readUInt32LE(a + 4);
-          else if (at === NHA_GATEWAY) gw = Uint8Array.from(b.subarray(a + 4, a + al));
-          else if (at === NHA_GROUP) {
-            members = [];
-            for (let g = a + 4; g + 8 <= a + al; g += 8) members.push({ id: b.readUInt32LE(g), weight: b[g + 4]! + 1 });
-          }
-          a += align4(al);
-        }
-        if (id === 0) return;
-        this.#taken.add(id);
-        if (protocol !== this.#protocol) return; // another protocol's object: never adopted, never touched
-        if (members) groups.push({ id, members });
-        else if (gw && (family === AF_INET || family === AF_INET6)) {
-          hops.push({ id, key: hopKey(family === AF_INET ? 4 : 6, gw, oif, (flags & RTNH_F_ONLINK) !== 0) });
-        } else this.#adopted.set(`?${id}`, id); // not a shape fib/ writes: deleted by the sweep
+        const d = parseNexthop(b, o, l);
+        if (d === undefined) return;
+        this.#taken.add(d.id);
+        if (d.protocol !== this.#protocol) return; // another protocol's object: never adopted, never touched
+        if (d.members) groups.push({ id: d.id, members: d.members });
+        else if (d.hopKey !== undefined) hops.push({ id: d.id, key: d.hopKey });
+        else this.#adopted.set(`?${d.id}`, d.id); // not a shape fib/ writes: deleted by the sweep
       });
     } catch (err) {
       if (err instanceof DumpError && (err.code === 'EOPNOTSUPP' || err.code === 'EINVAL' || err.code === 'ENOTSUP')) {
@@ -504,6 +521,47 @@ export class Nexthops {
     // replaced: the routes still point at the id, now someone else's object
     const changed = obj.group ? this.#groupGone(obj) : this.#removed([obj]);
     return { gone: new Set(), changed };
+  }
+
+  // ---------------------------------------------------------------- verification against a dump
+
+  /** Our objects the kernel has acknowledged: what a verification dump started after this call must show. */
+  acknowledged(): readonly NhObj[] {
+    return [...this.#byId.values()].filter((o) => o.state === OK);
+  }
+
+  /**
+   * Compare `before` (acknowledged() taken before the dump was asked for) with the kernel's objects. Each of them
+   * must be in the dump with the content we wrote, unless we deleted or replaced it since (then it is no longer
+   * the object `byId` holds). One missing was deleted without our hearing of it: a notification lost in an
+   * overrun of the event socket, or the kernel's silent flush on a carrier loss whose link event was lost. Without
+   * this, fib/ would go on writing routes with an nhid the kernel no longer has, each refused (EINVAL) and retried
+   * with the same id for ever. Missing: forgotten, its routes known gone (`gone`) and written again with a new
+   * object; different content: treated as replaced behind our back (`changed`), as event() does.
+   */
+  verify(before: readonly NhObj[], dumped: ReadonlyMap<number, DumpedNexthop>): { gone: Set<number>; changed: Set<number> } {
+    const gone = new Set<number>(), changed = new Set<number>();
+    const still = before.filter((o) => o.state === OK && this.#byId.get(o.id) === o);
+    // hops first: a member the kernel lost also left its groups (the kernel shrank them), which #removed follows
+    const lostHops = still.filter((o) => !o.group && dumped.get(o.id) === undefined);
+    for (const id of this.#removed(lostHops)) gone.add(id);
+    for (const o of still) {
+      if (o.state !== OK || this.#byId.get(o.id) !== o) continue; // lost above, or emptied with its members
+      const d = dumped.get(o.id);
+      if (d === undefined) {
+        for (const id of this.#groupGone(o)) gone.add(id);
+        continue;
+      }
+      const same = d.protocol === this.#protocol && (o.group
+        ? d.members !== undefined && groupKey(o.family, d.members) === o.key
+        : d.members === undefined && d.hopKey === o.key);
+      if (same) continue;
+      for (const id of o.group ? this.#groupGone(o) : this.#removed([o])) changed.add(id);
+    }
+    if (gone.size > 0 || changed.size > 0) {
+      this.#warn(new Error(`nexthop objects not as written, re-asserted: ${[...gone].length} missing or emptied, ${[...changed].length} changed`));
+    }
+    return { gone, changed };
   }
 
   #groupGone(grp: NhObj): Set<number> {

@@ -95,6 +95,7 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
       if (!core.nexthops.enabled) this.emit('warning', new Error('the kernel has no nexthop objects (Linux < 5.3): gateway routes are written as plain routes'));
     }
     await core.resync.run('start');
+    core.resync.startNexthopChecks(core.nexthopCheckMs);
   }
 
   /** Close the sockets and stop timers. Routes stay in the kernel (a restart must not empty the table). */
@@ -253,6 +254,7 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
       sent: { add: c.add, replace: c.replace, delete: c.delete },
       errors: c.errors, resyncs: c.resyncs, overruns: c.overruns, repairs: c.repairs, synced: core.synced,
       nexthopObjects: core.nexthops.enabled, nexthops: core.nexthops.count, urgentSent: core.urgentSent,
+      nexthopRepairs: core.resync.nexthopRepairs,
     };
   }
 

@@ -7,12 +7,13 @@
 // A dump started before an ACK or event never overwrites what they said (the per-entry stamp against the clock).
 // Routes of other protocols are skipped by their rtm_protocol before anything is parsed.
 import type { ErrnoException } from 'netlink/dist/raw.js';
-import { AF_INET, AF_INET6, IFINFOMSG_LEN, RTM_GETLINK, RTM_GETROUTE, RTMSG_LEN, RTPROT_KERNEL } from './constants.js';
+import { AF_INET, AF_INET6, IFINFOMSG_LEN, NHMSG_LEN, RTM_GETLINK, RTM_GETNEXTHOP, RTM_GETROUTE, RTMSG_LEN, RTPROT_KERNEL } from './constants.js';
 import { newRouteScan, parseLink, parseRoute, rtmProtocol, scanRoute } from './codec.js';
 import { Slices, type Core } from './core.js';
 import { INFLIGHT, WANTED } from './entries.js';
 import { DumpError, dump, errnoCode } from './kernel.js';
 import type { Link } from './links.js';
+import { parseNexthop, type DumpedNexthop } from './nexthops.js';
 import { OP_NONE } from './ownership.js';
 import { fastMatch } from './targets.js';
 
@@ -24,6 +25,12 @@ export class Resync {
   /** performance.now() when a deferred resync was first asked for */
   #since = 0;
   #dumpGen = 0;
+  /** the job in #running is a nexthop check only (checkNexthops), not a full dump */
+  #light = false;
+  #checkAgain = false;
+  #checkTimer: NodeJS.Timeout | undefined;
+  /** nexthop checks that found objects not as written (for tests and stats) */
+  nexthopRepairs = 0;
   readonly core: Core;
 
   constructor(core: Core) {
@@ -37,6 +44,14 @@ export class Resync {
 
   close(): void {
     if (this.#timer) clearTimeout(this.#timer);
+    if (this.#checkTimer) clearInterval(this.#checkTimer);
+  }
+
+  /** Check the kernel's nexthop objects every `ms` (0: never), besides the check in every full resync. */
+  startNexthopChecks(ms: number): void {
+    if (ms <= 0 || this.#checkTimer || !this.core.nexthops.enabled) return;
+    this.#checkTimer = setInterval(() => this.checkNexthops(), ms);
+    this.#checkTimer.unref();
   }
 
   /** Something may have been missed: dump after resyncDelayMs, gathering the reasons. */
@@ -70,6 +85,8 @@ export class Resync {
 
   /** Dump now (or join the dump already running, and run again after it). */
   run(reason: string): Promise<void> {
+    // a nexthop check is not a dump of the routes: run a real one after it (callers wait for that one)
+    if (this.#running && this.#light) return this.#running.then(() => this.run(reason));
     if (this.#running) {
       this.#again = true;
       return this.#running;
@@ -99,6 +116,69 @@ export class Resync {
     })();
     this.#running = run;
     return run;
+  }
+
+  /**
+   * Compare the kernel's nexthop objects with ours (fib/nexthops.ts verify) without dumping the routes: cheap (one
+   * message per object, tens of them), so it runs periodically and whenever a route write that pointed at an object
+   * was refused. A full resync does the same check, so none runs beside one; one asked for while a check runs
+   * follows it.
+   */
+  checkNexthops(): void {
+    const core = this.core;
+    if (core.closed || !core.started || !core.nexthops.enabled || !core.dumper) return;
+    if (this.busy()) {
+      if (this.#light) this.#checkAgain = true; // a full resync checks them anyway
+      return;
+    }
+    this.#light = true;
+    const run = (async () => {
+      core.dumper!.ref();
+      try {
+        await this.#verifyNexthops();
+      } catch (err) {
+        // an interrupted dump (objects changed meanwhile) is left to the next check
+        if (!core.closed && !(err instanceof DumpError)) core.warn(err);
+      } finally {
+        core.dumper?.unref();
+        this.#running = undefined;
+        this.#light = false;
+        core.checkIdle();
+      }
+      if (this.#again && !core.closed) {
+        // a resync was asked for while the check ran (schedule() saw #running): arm it now
+        this.#again = false;
+        if (!this.#timer) {
+          this.#since = performance.now();
+          this.#arm(core.resyncDelay);
+        }
+      } else if (this.#checkAgain && !core.closed) {
+        this.#checkAgain = false;
+        this.checkNexthops();
+      }
+    })();
+    this.#running = run;
+  }
+
+  /** Dump the nexthop objects and settle what differs from what fib/ wrote (the routes that used them too). */
+  async #verifyNexthops(): Promise<void> {
+    const core = this.core, nh = core.nexthops, sock = core.dumper;
+    if (!sock || core.closed || !nh.enabled) return;
+    // taken before the dump is asked for: every object acknowledged by then must be in it, unless deleted since
+    const before = nh.acknowledged();
+    const dumped = new Map<number, DumpedNexthop>();
+    await dump(sock, RTM_GETNEXTHOP, 0, NHMSG_LEN, core.nextSeq(), core.timeoutMs * 4, (b, o, l) => {
+      const d = parseNexthop(b, o, l);
+      if (d !== undefined) dumped.set(d.id, d);
+    });
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- close() may have run during the dump
+    if (core.closed) return;
+    const r = nh.verify(before, dumped);
+    if (r.gone.size === 0 && r.changed.size === 0) return;
+    this.nexthopRepairs++;
+    core.objectsGone(r.gone);
+    core.objectsChanged(r.changed);
+    core.retry.allNow(); // routes refused for an nhid the kernel no longer had: written now, with a new object
   }
 
   // ---------------------------------------------------------------- lost information
@@ -137,6 +217,8 @@ export class Resync {
         if (li?.name !== undefined) links.set(li.index, { name: li.name, flags: li.flags });
       });
       core.links.replaceAll(links);
+      // objects next: a route dump is read against them, and one deleted unseen must not be written to again
+      if (core.nexthops.enabled) await this.#verifyNexthops();
       const gen = ++this.#dumpGen;
       const sc = newRouteScan();
       const since = core.clock; // an ACK or event newer than this knows better than the dump

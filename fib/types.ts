@@ -93,6 +93,13 @@ export interface ProgrammerOptions {
    * the sending thread, so on the caller's thread it competes with everything else the process does. Default true.
    */
   readonly requestThread?: boolean;
+  /**
+   * How often the kernel's nexthop objects are compared with what fib/ wrote (a dump of the objects only; every
+   * full resync does it too, and so does a refused write of a route through an object), in ms; 0: only then.
+   * An object deleted without fib/ seeing it (a notification lost in an event-socket overrun, a carrier flap whose
+   * link events were lost) is re-created with its routes. Default 10000.
+   */
+  readonly nexthopCheckMs?: number;
 }
 
 /** Why a route is not in the kernel as desired: the kernel's errno name (ENETUNREACH, ENODEV, EEXIST, ...). */
@@ -183,6 +190,8 @@ export interface FibStats {
   readonly nexthops: number;
   /** Dead next hops' object deletions sent on the urgent socket (not behind queued route writes). */
   readonly urgentSent: number;
+  /** Nexthop checks (nexthopCheckMs, resyncs) that found objects of skein's missing or changed, and re-asserted them. */
+  readonly nexthopRepairs: number;
 }
 
 /** Reported once per acknowledged batch, for a latency histogram. */

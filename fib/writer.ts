@@ -323,6 +323,7 @@ export class Writer {
     const now = performance.now();
     let failed = 0;
     let needResync = false;
+    let nhSuspect = false;
     for (let i = 0; i < batch.count; i++) {
       const e = batch.entries[i]!;
       const op = batch.ops[i]!;
@@ -353,6 +354,9 @@ export class Writer {
           core.retry.record(e, d.code, 'a route of another protocol (or an unknown one) holds this prefix', undefined);
         } else {
           core.retry.record(e, d.code, d.message, undefined);
+          // through an object the kernel may no longer have (deleted unseen): without a check, every retry would
+          // carry the same nhid and be refused the same way
+          if (batch.nh[i] !== 0) nhSuspect = true;
         }
       }
       if (sent) core.specs.release(sent);
@@ -360,6 +364,7 @@ export class Writer {
       else if (!(e.flags & QUEUED)) core.forget(e);
     }
     if (needResync) core.resync.schedule('EEXIST on add');
+    if (nhSuspect) core.resync.checkNexthops();
     core.bus.emit('batch', {
       routes: batch.count, failed,
       latencySeconds: (now - batch.queuedAt) / 1000,

@@ -256,3 +256,60 @@ t.test('a dead next hop\'s deletion does not queue behind a large batch of route
   t.ok(ours(ns).every((n) => n.gateway !== '10.0.1.2'), 'no object of skein\'s uses the dead next hop');
   await agent.call('close');
 });
+
+// An object of skein's deleted while fib/ heard nothing of it: here its RTM_DELNEXTHOP is lost because the agent is
+// frozen (SIGSTOP) and its event socket (the smallest buffer) is already full of another protocol's route
+// notifications; in life, an overrun under load, or the kernel's silent flush on a carrier flap whose link events
+// were lost. The kernel removed the IPv4 routes on it silently too. Before the check, the resync after the overrun
+// saw the routes missing and wrote them again with the same nhid, which the kernel refused (EINVAL: no such
+// nexthop), retried for ever with that id: the routes stayed out. The periodic check is off here, so only the
+// resync's (and the refused writes') check can bring them back.
+t.test('an object deleted unseen (its notification lost in an overrun) is re-created with its routes', async (t) => {
+  if (!rootOk(t)) return;
+  const lab = new Lab();
+  t.teardown(() => lab.destroy());
+  const ns = lab.ns('fibnhv');
+  lab.link(ns, ns, 'x0a', 'x0b');
+  lab.addr(ns, 'x0a', '10.0.0.1/24');
+  const agent = new Agent(ns);
+  t.teardown(() => agent.kill());
+  await agent.call('start', { opts: { retryMinMs: 100, retryMaxMs: 500, nexthopObjects: true, recvBufferSize: 65536, nexthopCheckMs: 0 } });
+  await agent.call('set', { routes: [
+    { prefix: '10.72.0.0/24', hops: [{ gw: '10.0.0.2' }] },
+    { prefix: '10.73.0.0/24', hops: [{ gw: '10.0.0.2' }] },
+  ] });
+  await agent.call('markSynced');
+  await agent.call('flush');
+  const v4 = (): Map<string, IpRoute> => byDst(routes(ns, 4, 'proto', PROTO));
+  const first = v4().get('10.72.0.0/24')?.nhid;
+  t.type(first, 'number', 'installed through an object');
+  t.equal(v4().get('10.73.0.0/24')?.nhid, first, 'both routes on the same object');
+
+  const pid = agent.pid!;
+  const lines = Array.from({ length: 3000 }, (_, i) => `route add 10.200.${i >> 8}.${i & 255}/32 dev x0a proto static`);
+  const file = `/tmp/skein-fibnhv-${process.pid}.batch`;
+  (await import('node:fs')).writeFileSync(file, `${lines.join('\n')}\n`);
+  t.teardown(() => (import('node:fs').then((fs) => fs.rmSync(file, { force: true }))));
+  process.kill(pid, 'SIGSTOP');
+  try {
+    nsExec(ns, 'ip', ['-batch', file]); // fills the frozen agent's event socket
+    nsExec(ns, 'ip', ['nexthop', 'del', 'id', String(first)]); // its notification cannot be queued any more
+  } finally {
+    process.kill(pid, 'SIGCONT');
+  }
+  t.equal(v4().size, 0, 'the kernel took both routes with the object (no notification for IPv4)');
+  await until(async () => {
+    const m = v4();
+    const a = m.get('10.72.0.0/24'), b = m.get('10.73.0.0/24');
+    return a?.gateway === '10.0.0.2' && b?.gateway === '10.0.0.2' && typeof a.nhid === 'number' && a.nhid !== first && b.nhid === a.nhid;
+  }, 'both routes back through a new object', 15_000, 100).catch(() => undefined);
+  const m = v4();
+  t.ok(m.get('10.72.0.0/24')?.gateway === '10.0.0.2' && m.get('10.73.0.0/24')?.gateway === '10.0.0.2', 'both routes are back via 10.0.0.2');
+  t.not(m.get('10.72.0.0/24')?.nhid, first, 'through a new object, not the deleted id');
+  t.ok(agent.events.some((e) => e.event === 'resync'), 'the overrun was seen (a resync ran)');
+  const st = await agent.call<Stats & { nexthopRepairs: number }>('stats');
+  t.ok(st.nexthopRepairs >= 1, `the nexthop check found it (${st.nexthopRepairs})`);
+  t.same(ours(ns).map((n) => n.gateway), ['10.0.0.2'], 'one object of skein\'s: the new one');
+  t.equal(routes(ns, 4, 'proto', 'static').length, 3000, 'the other protocol\'s routes are untouched');
+  await agent.call('close');
+});
