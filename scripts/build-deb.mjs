@@ -75,7 +75,7 @@ try {
     `Installed-Size: ${sizeKb}`,
     // The bundled Node links only against the C library and the C++ runtime. iproute2 is a hard dependency: skeind
     // runs `ip -j` to read which next hops the host reaches (src/daemon/reachability.ts); without it every read
-    // fails (seen in test/packaging.test.ts on a minbase root). adduser: postinst's addgroup.
+    // fails (seen in test/ops/packaging.test.ts on a minbase root). adduser: postinst's addgroup.
     'Depends: libc6 (>= 2.28), libstdc++6, libgcc-s1, adduser, iproute2',
     `Description: ${pkg.description}`,
     ` skeind, skeinctl and skein-bfdd (the BFD companion) with their own Node.js ${process.version} runtime (/usr/lib/skein/node): no Node.js,`,

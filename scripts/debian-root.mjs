@@ -1,4 +1,4 @@
-// The minimal Debian root test/packaging.test.ts boots under systemd-nspawn: debootstrap --variant=minbase plus
+// The minimal Debian root test/ops/packaging.test.ts boots under systemd-nspawn: debootstrap --variant=minbase plus
 // systemd, dbus and the package's dependencies minbase lacks (adduser, iproute2). It is cached in
 // /var/tmp/skein-debroot/<key>/root, the key a hash of everything that decides its contents, so a machine pays for
 // debootstrap once; .ci/run starts it in the background while `npm ci` runs. Only Node's built-in modules are

@@ -5,10 +5,10 @@
 //
 // Conventions follow the exporters operators already alert on: a `skein_build_info` gauge, a per-peer up gauge
 // with the peer's name, AS and type as labels (as MetalLB's metallb_bgp_session_up and GoBGP's exporter do), a flap
-// counter and the session's uptime. `promtool check metrics` passes (test/ops-metrics.test.ts).
+// counter and the session's uptime. `promtool check metrics` passes (test/ops/ops-metrics.test.ts).
 //
 // Cardinality (metrics.peerDetail in skein.yaml): with `full`, about 28 series per peer (two families, a busy
-// session; test/ops-metrics.test.ts counts them); in a node-to-node mesh every node has N-1 peers, so a 500-node mesh
+// session; test/ops/ops-metrics.test.ts counts them); in a node-to-node mesh every node has N-1 peers, so a 500-node mesh
 // exposes ~14,000 series per node and ~7M in the cluster. With
 // `summary`, only skein_bgp_peer_up, skein_bgp_peer_flaps_total and skein_bgp_peer_uptime_seconds stay per peer (3
 // series); every other per-peer metric loses its `peer` label and is summed over the peers (skein_bgp_peer_state

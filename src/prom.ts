@@ -5,7 +5,7 @@
 // exemplars, yet those two cost about 9 MiB of resident memory on every host (`npm run bench -- footprint`: prom-client
 // +11.5 MiB over a bare node, the parts below +1 to +3 MiB). The classes are prom-client's own, taken from its
 // lib/ files (the package declares no "exports" map, so these paths are public to Node; the version is pinned by
-// the lock file and test/ops-metrics checks the exposition with promtool). The one default metric replaced is the
+// the lock file and test/ops/ops-metrics checks the exposition with promtool). The one default metric replaced is the
 // CPU counter, written here with the same names and help text.
 import { createRequire } from 'node:module';
 import type * as Prom from 'prom-client';

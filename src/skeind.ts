@@ -94,7 +94,7 @@ async function main(): Promise<number> {
     // control.group) is a configuration error too: exit 2, which the unit's RestartPreventExitStatus=2 does not
     // restart in a loop. So is an etcd certificate, key or password file named in skein.yaml that cannot be read
     // (the shipped example's /etc/skein/etcd/ca.pem before the operator puts it there): restarting every 2 s
-    // cannot make it appear (test/packaging.test.ts starts the installed example under systemd).
+    // cannot make it appear (test/ops/packaging.test.ts starts the installed example under systemd).
     const code = e instanceof BindError || e instanceof StartConfigError || e instanceof DatastoreError ? EXIT_CONFIG : EXIT_FAILURE;
     process.exitCode = fail(code, e instanceof BindError ? msg : `cannot start: ${msg}`);
     await daemon.stop('start failed');

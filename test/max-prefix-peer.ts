@@ -1,4 +1,4 @@
-// The flooding peer of test/max-prefix-netns.test.ts, a process of its own so it can run inside a network
+// The flooding peer of test/interop/max-prefix-netns.test.ts, a process of its own so it can run inside a network
 // namespace (ip netns exec NS node dist/test/max-prefix-peer.js): skein's own speaker originating N /32s in
 // 10.128.0.0/9 to one neighbour, reporting on stdout as JSON lines:
 //   {"event":"originated","n":N}        once its table is built

@@ -9,7 +9,7 @@
 //   "Deleted id N ..." is printed), so those routes leave the model with their object;
 // - a group that loses a member is re-announced ("id 14 group 13"), and its routes stay.
 // Lines arrive as the kernel sent them; a multipath route's "\tnexthop via ..." lines follow its head line.
-// It only reads text: no clock, no processes (test/failover-judge.test.ts feeds it real lines).
+// It only reads text: no clock, no processes (test/ops/failover-judge.test.ts feeds it real lines).
 
 /** One message as `ip -ts monitor` prints it (continuation lines folded in). */
 export type MonitorEvent =

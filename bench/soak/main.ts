@@ -3,7 +3,7 @@
 // SOAK_LEADER_KILL_S (default 120 s), one follower killed and restarted every SOAK_MEMBER_RESTART_S (default 90 s), and
 // every member killed and restarted at once every SOAK_RESTART_S (default 45 s), with compactions. As root, SOAK_HOSTS
 // skeind hosts (default 2) run in namespaces with their kernels followed by `ip -ts monitor route` throughout, as in
-// the CI soak (test/datastore-soak.test.ts). Exits 1 if any check found a datastore out of line with etcd, a host's
+// the CI soak (test/config/datastore-soak.test.ts). Exits 1 if any check found a datastore out of line with etcd, a host's
 // kernel or Loc-RIB out of line with it at the end, or a route missing from a host's kernel at any moment the
 // datastore did not ask for its removal (SOAK_SETTLE_S, default 10 s, for a kernel to follow a change).
 import { runSoak } from '../../test/helpers/soak.js';

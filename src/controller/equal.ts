@@ -8,7 +8,7 @@
 //
 // Each table is typed with every key of its interface (`-?` makes optional ones required here too), so a field added
 // to a shape without a comparator here fails the type check instead of being silently ignored by the diff.
-// test/controller-equal checks each table against a generic reference equality on generated values.
+// test/config/controller-equal checks each table against a generic reference equality on generated values.
 import type { BGPPassword } from '../../config/index.js';
 import type { DesiredPeer, PeerSource } from './peers.js';
 import type { Blackhole, DeviceRoute, Origination } from './originate.js';
@@ -65,7 +65,7 @@ export const DEVICE_ROUTE_FIELDS: FieldEquality<DeviceRoute> = {
 
 /**
  * A shape's equality: `equal` is written out by hand for speed (the table walked by key is ~10x slower: keyed loads
- * on every field), `differing` walks the table (only for entries that did differ). test/controller-equal checks that
+ * on every field), `differing` walks the table (only for entries that did differ). test/config/controller-equal checks that
  * the two agree on generated values, so a field added to the table but not to `equal` is caught there.
  */
 export class ShapeEquality<T> {

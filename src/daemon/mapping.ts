@@ -1,5 +1,5 @@
 // Pure translations between the node controller's vocabulary (src/controller) and what the BGP speaker and the
-// FIB programmer take. No I/O here, so each rule is tested with a table (test/skeind-unit.test.ts).
+// FIB programmer take. No I/O here, so each rule is tested with a table (test/daemon/skeind-unit.test.ts).
 import { createHash } from 'node:crypto';
 import type { PathAttributes, PeerOptions, ViaHop } from '../../bgp/index.js';
 import type { CalicoNode, DaemonConfig, Model } from '../../config/index.js';

@@ -8,7 +8,7 @@ import type { Logger } from '../log.js';
 
 // No timer drains the socket: the poll that once missed frames under load was stopped by libuv on the ENETDOWN a
 // packet socket reports when its interface is down at bind or goes down (announce_watch.c restarts it), which the
-// tap of an incoming VM often is for a moment; test/migration-watch checks every announcement arrives without one.
+// tap of an incoming VM often is for a moment; test/daemon/migration-watch checks every announcement arrives without one.
 // The one timer left runs only while a watched tap is down: deleted then, it would never be heard of again.
 const RETRY_MS = 200;
 

@@ -1,5 +1,5 @@
 // Control-method results in docs/contract.md's shapes, served by a real ControlServer in the daemon tests, and a
-// helper that starts such a server. Shared by test/daemon-control.test.ts and the spawned ctl-main entry.
+// helper that starts such a server. Shared by test/daemon/daemon-control.test.ts and the spawned ctl-main entry.
 import { ControlError, ControlServer } from '../../src/control/index.js';
 import type { FibJson, PathJson, PeerJson, PeersJson, ReloadJson, RoutesJson, StatusJson } from '../../src/control/types.js';
 

@@ -1,4 +1,4 @@
-// The lab of test/drain-bird and test/drain-traffic: two skein hosts (h1, h2, each skeind in its own namespace with
+// The lab of test/interop/drain-bird and test/interop/drain-traffic: two skein hosts (h1, h2, each skeind in its own namespace with
 // the FIB on) both announcing the service range 10.96.100.0/24 (BGPConfiguration serviceExternalIPs) to one BIRD 2
 // ToR, iBGP (AS 64512) over a veth each. Both hosts answer 10.96.100.1 (on their lo), so the ToR has two paths to it
 // and uses h1's (lower router ID) until h1 drains. The ToR also sends h1 a route carrying GRACEFUL_SHUTDOWN

@@ -1,6 +1,6 @@
 // The lab CLI (dist/src/lab/main.js) as the lab tests drive it: a fresh prefix and state directory per lab, `up`
 // with every check of a finished lab (exit 0, every ping, the summary, every host's kernel routes, nothing in the
-// root namespace, the recorded processes), and `down` with its checks. Shared by test/lab-e2e and test/lab-live so
+// root namespace, the recorded processes), and `down` with its checks. Shared by test/ops/lab-e2e and test/ops/lab-live so
 // that a lab shape that both need is built once: lab-live runs its live changes on the lab it has just checked
 // (a lab `up` is 25–35 s of the CI run).
 import type { Test } from 'tap';

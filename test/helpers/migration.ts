@@ -1,4 +1,4 @@
-// The live-migration scenario two tests share (test/calico-migration, test/calico-migration-loss): three hosts on one
+// The live-migration scenario two tests share (test/interop/calico-migration, test/interop/calico-migration-loss): three hosts on one
 // segment, a pod on host-c, a VM moving from host-a to host-b, and QEMU's RARP after the move. The datastore is
 // written as networking-calico writes it (endpoints.py endpoint_spec and live_migration_spec) or, with shape
 // 'kubevirt', as Calico's Kubernetes datastore presents a KubeVirt migration: the VM's endpoints are the

@@ -1,6 +1,6 @@
 // The recursive-next-hop scenario against real BIRD 2 peers and the kernel (issue 15; RFC 4271 §9.1.2.1, RFC 2545
-// for IPv6), one scenario for both families: test/nexthop-recursive-bird.test.ts runs it over IPv4,
-// test/nexthop-recursive6-bird.test.ts over IPv6 (the two files were copies but for the addresses). skeind in a
+// for IPv6), one scenario for both families: test/interop/nexthop-recursive-bird.test.ts runs it over IPv4,
+// test/interop/nexthop-recursive6-bird.test.ts over IPv6 (the two files were copies but for the addresses). skeind in a
 // namespace with two eBGP peers, A and B. B announces REC with its loopback REC_NH as next hop, which no route of
 // skein's host covers, and COVER itself with its own address: skein resolves the first through the second (a route
 // in its Loc-RIB) and installs it via B, and it forwards (ping). When B withdraws the covering route the path is

@@ -3,7 +3,7 @@
 // cluster) its leader killed and restarted, read by two datastores (one scoped to a
 // node as skeind reads it, one reading everything). Every checkEveryMs the churn pauses and each datastore's model must
 // equal what etcd holds, decoded independently (scoped: filtered to the node), within settleMs. RSS and open fds of
-// this process are sampled at every check. Used by `npm run soak` (bench/soak.ts) and test/datastore-soak.test.ts.
+// this process are sampled at every check. Used by `npm run soak` (bench/soak.ts) and test/config/datastore-soak.test.ts.
 // With `hosts` (root): that many of the nodes run the real skeind, each in a network namespace on one bridge (a BGP
 // mesh between them), reaching etcd through a forwarder (a Unix socket: etcd stays on this namespace's loopback). At
 // the end, once the churn has stopped, each host's kernel routes (proto 171) and Loc-RIB (`skeinctl routes`) must
