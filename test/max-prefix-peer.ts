@@ -5,13 +5,13 @@
 //   {"event":"peer","state":...,"info":...}   every session state change (info: the NOTIFICATION it got)
 // Environment: NEIGHBOR, ADDR, N. It never reconnects once the neighbour has closed the session (hold down).
 import { Speaker } from '../bgp/index.js';
+import { emit as out } from './helpers/json-lines.js';
 
 const env = (k: string): string => {
   const v = process.env[k];
   if (v === undefined) throw new Error(`${k} not set`);
   return v;
 };
-const out = (o: Record<string, unknown>): void => void process.stdout.write(`${JSON.stringify(o)}\n`);
 process.stdout.on('error', () => process.exit(0));
 
 const n = Number(env('N'));

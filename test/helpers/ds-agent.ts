@@ -3,8 +3,8 @@
 // It reports on stdout, one JSON line each: {"event":"status",...DatastoreStatus}, {"event":"change",kind,id,type,
 // revision}, and every second {"event":"model","size":N}. SIGTERM closes it.
 import { EtcdDatastore, type EtcdDatastoreOptions } from '../../config/index.js';
+import { emit as out } from './json-lines.js';
 
-const out = (o: unknown): void => { process.stdout.write(`${JSON.stringify(o)}\n`); };
 const endpoints = JSON.parse(process.argv[2] ?? '[]') as string[];
 const extra = JSON.parse(process.argv[3] ?? '{}') as Partial<EtcdDatastoreOptions>;
 const ds = new EtcdDatastore({ endpoints, ...extra });

@@ -4,7 +4,8 @@
 //   in:  {"id":1,"<verb>":"name",...args}      one command a line (the verb key is "cmd" or "op")
 //   out: {"id":1,"ok":true,"result":...}       or {"id":1,"ok":false,"error":"..."}: one answer per command
 //        {"event":"...",...}                   unasked, whenever the agent has something to report
-// Agents: test/helpers/speaker-agent.ts, test/helpers/bfd-agent.ts, test/fib/agent.ts (serveJsonLines). Test
+// Agents: test/helpers/speaker-agent.ts, test/helpers/bfd-agent.ts, test/fib/agent.ts (serveJsonLines); the
+// event-only ones (test/helpers/ds-agent.ts, test/native/agent.ts, test/max-prefix-peer.ts) write with emit. Test
 // sides: test/helpers/agent-client.ts and test/fib/client.ts (JsonLinesAgent).
 import type { ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';

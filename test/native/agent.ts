@@ -15,6 +15,7 @@ import {
   sockoptConstants,
   type ConnectOptions,
 } from '../../bgp/net/index.js';
+import { emit as out } from '../helpers/json-lines.js';
 
 interface ListenSpec {
   mode: 'listen';
@@ -41,9 +42,6 @@ interface ConnectSpec extends ConnectOptions {
 const key = (k: string | null | undefined): string | Buffer | null | undefined =>
   typeof k === 'string' && k.startsWith('hex:') ? Buffer.from(k.slice(4), 'hex') : k;
 
-const out = (o: unknown): void => {
-  process.stdout.write(`${JSON.stringify(o)}\n`);
-};
 
 async function listen(spec: ListenSpec): Promise<void> {
   const server = net.createServer({ noDelay: true }, (s) => {
