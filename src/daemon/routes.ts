@@ -532,7 +532,7 @@ export class RouteTable {
   /** Hands the change from (before, bm) to (after, am) to the Programmer (route-targets.ts), and tells a watcher. */
   #write(k: PrefixKey, before: Target | undefined, bm: number | undefined, after: Target | undefined, am: number | undefined): void {
     if (this.#fib !== undefined) writeToFib(this.#fib, k, before, bm, after, am, this.#scratch4);
-    if (this.onWrite !== undefined && this.onWriteWanted?.() !== false) this.onWrite(prefixText(k), after === undefined ? undefined : this.#view(k));
+    if (this.#watched()) this.onWrite?.(prefixText(k), after === undefined ? undefined : this.#view(k));
   }
 
   /** Someone wants to hear of each route written (onWrite). */
