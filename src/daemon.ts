@@ -151,7 +151,8 @@ export class Daemon {
     this.controller = new NodeController(cfg.nodeName);
     this.policy = new PolicyWiring((msg, fields) => this.log.warn(msg, fields));
     this.fib = cfg.fib.enabled ? new Programmer({ table: cfg.fib.table, protocol: cfg.fib.protocol }) : undefined;
-    this.routes = new RouteTable(this.fib);
+    // with fib.enabled false the route table keeps no learned routes (routes.ts #keepLearned; see #listenBest)
+    this.routes = new RouteTable(this.fib, { keepLearned: this.fib !== undefined });
     this.#fibResolver = new FibResolver(this.routes, () => this.speaker);
     this.#migration = new MigrationWatcher(this.log,
       (id) => this.#applyMigration(this.controller.migrationAnnounced(id)),
@@ -228,6 +229,9 @@ export class Daemon {
     });
     this.metrics.bfdSource(() => this.bfd.sessions().map((s) => ({ peer: s.key.peer, state: s.state, downCount: s.downCount, timerLateMaxMs: s.timerLateMaxMs, lateTimers: s.lateTimers })));
     this.routes.onWriteWanted = () => this.watch.active; // a written route is made into text only for a watcher
+    this.watch.onActiveChange = () => {
+      if (this.speaker) this.#listenBest(this.speaker);
+    };
     this.routes.onWrite = (prefix, r) => {
       if (this.watch.active) this.watch.publish('fib', r ? { prefix, action: 'set', kind: r.kind, nextHops: r.nextHops, ...(r.dev !== undefined ? { dev: r.dev } : {}) } : { prefix, action: 'remove' });
     };
@@ -473,14 +477,19 @@ export class Daemon {
     const speaker = new Speaker(speakerOptions(id, this.cfg, {
       remoteLog: this.#remoteLog,
       routeInterface: (prefix, nextHops, local) => this.policy.routeInterface(prefix, nextHops, local),
-      onUpdateApplied: (seconds) => this.metrics.updateProcessed(seconds),
+      onUpdateApplied: (seconds) => {
+        this.metrics.updateProcessed(seconds);
+        // without best-path changes to time it by (fib.enabled false, see #listenBest), a peer's table is done after
+        // 1 s without an UPDATE (src/daemon/sweep.ts peerSent)
+        if (this.fib === undefined) this.#speakerEvents.lastBestAt = Date.now();
+      },
       forwardingState: this.fib !== undefined,
       restarting: this.#restarting,
     }));
     if (this.#reach?.current) speaker.setReachability(this.#reach.current);
     this.drain.attach(speaker);
     speaker.on('peer', (ev: PeerStateEvent) => this.#speakerEvents.peerState(ev));
-    speaker.on('bestBatch', (evs: BestBatch) => this.#speakerEvents.best(evs));
+    this.#listenBest(speaker);
     speaker.on('stall', (ev: { ms: number }) => this.metrics.stall(ev.ms / 1000));
     speaker.on('nexthops', () => this.#fibResolver.moved());
     speaker.on('log', (l: { level: 'info' | 'warn' | 'error'; msg: string; peer?: string }) => {
@@ -491,6 +500,25 @@ export class Daemon {
     await bindAs(field, id.listenAddress.includes(':') ? `[${id.listenAddress}]:${id.listenPort}` : `${id.listenAddress}:${id.listenPort}`, () => speaker.start());
     log.info('BGP speaker listening', { asn: id.asn, routerId: id.routerId, address: id.alsoListen !== undefined ? `${id.listenAddress}, ${id.alsoListen}` : id.listenAddress, port: speaker.port });
     return speaker;
+  }
+
+  readonly #onBest = (evs: BestBatch): void => this.#speakerEvents.best(evs);
+
+  /**
+   * Listen to the speaker's best-path changes as far as someone uses them. With a FIB, always, the whole table
+   * ('bestBatch'). With fib.enabled false nothing is written anywhere, and the stream only feeds `skeinctl watch`
+   * ('best' rows, and 'fib' rows for the writes the routes would be): the speaker records changes only while a watcher
+   * is there, from then on ('bestLive'), so a full table costs no change queue, drain and route-table copy (a quarter
+   * of skeind's CPU at 1M routes, issue 16). Called at the speaker's start and when watchers come or go.
+   */
+  #listenBest(speaker: Speaker): void {
+    if (this.fib !== undefined) {
+      if (speaker.listenerCount('bestBatch') === 0) speaker.on('bestBatch', this.#onBest);
+      return;
+    }
+    const on = speaker.listeners('bestLive').includes(this.#onBest);
+    if (this.watch.active && !on) speaker.on('bestLive', this.#onBest);
+    else if (!this.watch.active && on) speaker.off('bestLive', this.#onBest);
   }
 
   /**
@@ -518,6 +546,7 @@ export class Daemon {
     const old = this.speaker;
     if (old) {
       old.removeAllListeners('bestBatch');
+      old.removeAllListeners('bestLive');
       old.removeAllListeners('peer');
       await old.stop({ message: 'configuration changed' });
       for (const a of old.peerAddresses()) this.metrics.removePeer(a);

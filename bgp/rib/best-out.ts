@@ -57,14 +57,25 @@ function readBest(loc: PrefixMap<LocEntry>, prefix: PrefixKey, batch: BestBatch)
  * A driver with no FIB consumer turns it off: recording costs a table entry
  * per changed prefix and an object per change when drained. Turning it on
  * again marks every Loc-RIB prefix changed, so a consumer that starts late
- * receives the whole table.
+ * receives the whole table; with replay false it does not (a consumer that
+ * wants the changes from now on only, such as a live watch: replaying a
+ * million prefixes to it would be a million changes that are none).
  */
-export function setBestTracking(rib: RibCore, on: boolean): void {
+export function setBestTracking(rib: RibCore, on: boolean, replay = true): void {
   if (on === rib.trackBest) return;
   rib.trackBest = on;
   rib.bestDirty.clear();
-  const turn = ++rib.trackTurns;
-  if (!on) return;
+  ++rib.trackTurns;
+  if (on && replay) replayBest(rib);
+}
+
+/**
+ * Mark every Loc-RIB prefix changed while tracking is on (a consumer that wants the whole table joins one that took
+ * the changes from now on). Nothing already marked is lost: the walk only adds.
+ */
+export function replayBest(rib: RibCore): void {
+  if (!rib.trackBest) return;
+  const turn = rib.trackTurns;
   // Every prefix in a walk (walker.ts); one that changes meanwhile is marked by the ordinary path (changed()), one
   // removed meanwhile is skipped (the late consumer never had it). Turning tracking off again stops the walk.
   const loc = rib.loc;

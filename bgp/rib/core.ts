@@ -50,7 +50,7 @@ import { advertisedPaths, advertisedPrefixes, explain, peerStats, received, rout
 import { enterLongLivedStale, markStale, staleCount, staleCountByWalk, sweepStale } from './stale.js';
 import { Walker } from './walker.js';
 import { ChangeQueue, type BestBatch } from './change-queue.js';
-import { drainBest, drainBestChanges, setBestTracking } from './best-out.js';
+import { drainBest, drainBestChanges, replayBest, setBestTracking } from './best-out.js';
 import { applyUpdate, keepReceived, keepsReceived, refusedRoutes, reimport } from './import.js';
 import { exportAddPath, exportTo } from './export.js';
 import { FactsCell, flushRecursive, policyTrace, recheckNextHops, recursiveHops, setNextHopCheck } from './verdicts.js';
@@ -612,9 +612,17 @@ export class RibCore {
     return drainBestChanges(this, budgetMs);
   }
 
-  /** Whether best-path changes are recorded (default on); on again marks the whole Loc-RIB (best-out.ts). */
-  setBestTracking(on: boolean): void {
-    setBestTracking(this, on);
+  /**
+   * Whether best-path changes are recorded (default on); on again marks the whole Loc-RIB unless replay is false
+   * (best-out.ts).
+   */
+  setBestTracking(on: boolean, replay = true): void {
+    setBestTracking(this, on, replay);
+  }
+
+  /** While tracking: mark the whole Loc-RIB changed, for a consumer that wants the whole table (best-out.ts). */
+  replayBest(): void {
+    replayBest(this);
   }
 
   /** pending best-path changes */

@@ -31,25 +31,36 @@ class Best implements BestEvent {
 }
 
 /**
- * Hand a drained batch to the listeners: 'bestBatch' gets it as it is; 'best' gets one object per change, made only
- * when someone listens there.
+ * Hand a drained batch to the listeners: 'bestBatch' and 'bestLive' get it as it is; 'best' gets one object per
+ * change, made only when someone listens there.
  */
 export function emitBest(s: EventEmitter, b: BestBatch): void {
   if (s.listenerCount('bestBatch') > 0) s.emit('bestBatch', b);
+  if (s.listenerCount('bestLive') > 0) s.emit('bestLive', b);
   if (s.listenerCount('best') === 0) return;
   const evs: BestEvent[] = [];
   for (let i = 0; i < b.length; i++) evs.push(new Best(b, i));
   s.emit('best', evs);
 }
 
-/** Record best-path changes only while someone listens for them, in either form (RibCore.setBestTracking). */
+/**
+ * Record best-path changes only while someone listens for them, in any form (RibCore.setBestTracking). A 'best' or
+ * 'bestBatch' listener is a consumer of the whole table: the first one gets every Loc-RIB prefix as changed. A
+ * 'bestLive' listener gets the changes from when it joined only (skeind with fib.enabled false listens so only while
+ * `skeinctl watch` runs: nothing else of it needs the stream).
+ */
 export function trackBestListeners(s: EventEmitter, rib: RibCore): void {
-  const isBest = (ev: string | symbol): boolean => ev === 'best' || ev === 'bestBatch';
+  const whole = (): number => s.listenerCount('best') + s.listenerCount('bestBatch');
   rib.setBestTracking(false);
   s.on('newListener', (ev: string | symbol) => {
-    if (isBest(ev)) rib.setBestTracking(true);
+    // (called before the listener is added: the counts are those without it)
+    if (ev === 'best' || ev === 'bestBatch') {
+      if (whole() > 0) return;
+      if (rib.trackBest) rib.replayBest(); // live listeners had it on: the newcomer still gets the whole table
+      else rib.setBestTracking(true);
+    } else if (ev === 'bestLive') rib.setBestTracking(true, false);
   });
   s.on('removeListener', (ev: string | symbol) => {
-    if (isBest(ev) && s.listenerCount('best') + s.listenerCount('bestBatch') === 0) rib.setBestTracking(false);
+    if ((ev === 'best' || ev === 'bestBatch' || ev === 'bestLive') && whole() + s.listenerCount('bestLive') === 0) rib.setBestTracking(false);
   });
 }

@@ -79,6 +79,7 @@ const clock = { now: (): number => performance.now() };
  * - 'peer' (PeerStateEvent): a peer's shown state changed;
  * - 'best' (BestEvent[]): best paths changed, coalesced per event-loop turn, for the FIB;
  * - 'bestBatch' (BestBatch): the same without an object per change (rib/change-queue.ts), for the daemon;
+ * - 'bestLive' (BestBatch): as 'bestBatch', but a listener gets the changes from when it joined, not the whole table;
  * - 'log' ({ level, msg, peer? }): things worth a log line (never thrown);
  * - 'endOfRib' (EndOfRibEvent): a peer sent End-of-RIB for a family (RFC 4724 §2) — its initial routes are all in;
  * - 'stale' (StaleEvent): a graceful restart kept a peer's routes (retained) or removed what was left of them (swept).

@@ -94,9 +94,21 @@ export class RouteTable {
   /** 4 bytes handed to the Programmer for an IPv4 prefix (it keeps numbers, not the array) */
   readonly #scratch4 = new Uint8Array(4);
 
-  /** sliceMs: how long one slice of queued best-path changes may run (default 10 ms; tests use 0: 256 a slice) */
-  constructor(fib: Programmer | undefined, o: { sliceMs?: number } = {}) {
+  /**
+   * Whether learned routes are kept (default true). skeind with fib.enabled false keeps none: nothing of them is ever
+   * written, and a million-entry copy of the Loc-RIB cost a quarter of its CPU and ~60 MiB at a full table (issue
+   * 16). Then the table holds only this node's own routes (device routes, blackholes); best-path changes handed to
+   * it (while `skeinctl watch` runs) are only told to the watcher, as the write they would be.
+   */
+  readonly #keepLearned: boolean;
+
+  /**
+   * sliceMs: how long one slice of queued best-path changes may run (default 10 ms; tests use 0: 256 a slice).
+   * keepLearned: see #keepLearned.
+   */
+  constructor(fib: Programmer | undefined, o: { sliceMs?: number; keepLearned?: boolean } = {}) {
     this.#fib = fib;
+    this.#keepLearned = o.keepLearned ?? true;
     this.#best = new BestQueue((ev) => this.#applyBest(ev), o.sliceMs);
   }
 
@@ -386,6 +398,10 @@ export class RouteTable {
   }
 
   #setBgp(k: PrefixKey, hs: HopSet | undefined, override?: number): void {
+    if (!this.#keepLearned) {
+      this.#tellLearned(k, hs, override);
+      return;
+    }
     if (override === undefined && this.#elevated.size === 0 && !this.#overridden(k)) {
       // The common case (every learned route of a full table): no elevated path, device route or blackhole has a
       // say in this prefix, so its winner before and after is its learned route alone. One lookup of the learned
@@ -409,6 +425,18 @@ export class RouteTable {
     else if (el.size > 0) el.delete(k);
     this.#storeBgp(k, hs);
     this.#changed(k, before, bm);
+  }
+
+  /**
+   * A learned route changed in a table that keeps none (#keepLearned false): a watcher hears of it as the write it
+   * would be, unless a device route or blackhole wins the prefix anyway (an elevated path wins over them).
+   */
+  #tellLearned(k: PrefixKey, hs: HopSet | undefined, override: number | undefined): void {
+    if (!this.#open || !this.#watched()) return;
+    if (override === undefined && this.#overridden(k) && this.#want(k) !== undefined) return;
+    const t = hs === undefined ? undefined : this.#bgpTarget(k, hs);
+    const prefix = prefixText(k);
+    this.onWrite?.(prefix, t === undefined ? undefined : { prefix, kind: 'bgp', target: t, nextHops: [...hs!.nextHops] });
   }
 
   /** A device route or a blackhole of this prefix exists (each may win over the learned route). */

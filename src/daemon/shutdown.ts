@@ -38,6 +38,7 @@ export async function shutdown(p: ShutdownParts, reason: string): Promise<void> 
   // Sessions closing below make the speaker withdraw what they carried: those withdrawals must not reach the
   // kernel, whose routes keep forwarding while skeind is down (the next start adopts and re-checks them).
   p.speaker?.removeAllListeners('bestBatch');
+  p.speaker?.removeAllListeners('bestLive');
   p.clearTimers();
   const step = async (what: string, f: () => Promise<void> | void): Promise<void> => {
     try {

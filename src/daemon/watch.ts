@@ -45,6 +45,8 @@ class Watcher {
 
 export class WatchHub {
   readonly #watchers = new Set<Watcher>();
+  /** told when the first watcher comes and when the last one goes (skeind listens to best-path changes only then) */
+  onActiveChange: ((active: boolean) => void) | undefined;
 
   /** true while someone watches: callers skip building events otherwise */
   get active(): boolean {
@@ -66,11 +68,13 @@ export class WatchHub {
     const prefix = typeof params.prefix === 'string' ? params.prefix : undefined;
     const w = new Watcher(kinds, prefix);
     const hub = this.#watchers;
+    const onActive = (active: boolean): void => this.onActiveChange?.(active);
     return new ControlStream({
       live: true,
       header: { watching: [...kinds] },
       async *rows(signal) {
         hub.add(w);
+        if (hub.size === 1) onActive(true);
         const onAbort = (): void => w.wake?.();
         signal.addEventListener('abort', onAbort, { once: true });
         try {
@@ -90,6 +94,7 @@ export class WatchHub {
         } finally {
           signal.removeEventListener('abort', onAbort);
           hub.delete(w);
+          if (hub.size === 0) onActive(false);
         }
       },
     });

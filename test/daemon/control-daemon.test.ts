@@ -63,6 +63,7 @@ t.test('watch, per-peer views, path age, peer details on a live daemon', async (
   await until(() => d1.routesJson('10.65.0.64/26').routes.length === 1, 'node-1 learns node-2\'s block', 15_000, 50);
   await until(() => events.some((e) => e.type === 'fib' && e.prefix === '10.65.0.64/26'), 'the watch shows the kernel write', 10_000, 50);
 
+  t.equal(d1.speaker!.rib.trackBest, true, 'a watcher: the speaker records best-path changes for it');
   const peerUp = events.find((e) => e.type === 'peer' && e.peer === '127.0.0.2' && e.state === 'Established');
   t.ok(peerUp, 'watch: the session coming up');
   const best = events.find((e) => e.type === 'best' && e.prefix === '10.65.0.64/26');
@@ -75,6 +76,7 @@ t.test('watch, per-peer views, path age, peer details on a live daemon', async (
   ac.abort();
   await watching;
   await until(() => !d1.watch.active, 'the watcher to be gone once its client left', 5000, 20);
+  t.equal(d1.speaker!.rib.trackBest, false, 'fib.enabled false: best-path changes are recorded only while someone watches');
   t.pass('the watch ends with its client');
 
   const ctl = async (argv: string[]): Promise<{ code: number; out: string; err: string }> => {

@@ -1,10 +1,12 @@
 // The route-processing core: UPDATE application, withdrawal, RFC 7606
 // treat-as-withdraw, AS loops with an allowance, eBGP/iBGP export rules, local
 // origination, ROUTE-REFRESH, and the two change streams (FIB and per peer).
+import { EventEmitter } from 'node:events';
 import t from 'tap';
 import fc from 'fast-check';
 import { IPV4_UNICAST, RibCore } from '../../bgp/index.js';
 import type { OutBatch, PathAttributes, PeerConfig, PolicyError, PrefixKey, UpdateMessage } from '../../bgp/index.js';
+import { trackBestListeners } from '../../bgp/speaker/best.js';
 import { announce, announce6, drain, p4, show, terms, v4, v6, withdraw } from '../helpers/rib.js';
 
 const LOCAL_AS = 64512;
@@ -723,4 +725,45 @@ t.test('best-change tracking off records nothing; turning it on hands over the w
   t.same(core.drainBestChanges().map((c) => show(c.prefix)).sort(), ['10.1.0.0/24', '10.1.1.0/24'], 'a late consumer gets the table');
   core.applyUpdate(a, withdraw(['10.1.0.0/24']));
   t.same(core.drainBestChanges().map((c) => [show(c.prefix), c.best]), [['10.1.0.0/24', null]], 'and changes from then on');
+});
+
+t.test('best-change tracking without replay: changes from then on only; a whole-table consumer joining later still gets it all', async (t) => {
+  const { core, a } = lab();
+  core.setBestTracking(false);
+  core.applyUpdate(a, announce(['10.1.0.0/24', '10.1.1.0/24'], EBGP_ATTRS));
+  core.setBestTracking(true, false);
+  core.finishWalks();
+  t.same(core.drainBestChanges(), [], 'no replay of the Loc-RIB');
+  core.applyUpdate(a, announce(['10.1.2.0/24'], EBGP_ATTRS));
+  core.applyUpdate(a, withdraw(['10.1.0.0/24']));
+  t.same(core.drainBestChanges().map((c) => [show(c.prefix), c.best === null]), [['10.1.2.0/24', false], ['10.1.0.0/24', true]], 'the changes after it');
+  core.applyUpdate(a, withdraw(['10.1.1.0/24']));
+  core.replayBest();
+  core.finishWalks();
+  const all = core.drainBestChanges().map((c) => [show(c.prefix), c.best === null]).sort();
+  t.same(all, [['10.1.1.0/24', true], ['10.1.2.0/24', false]], 'replay: the whole table, and the withdrawal pending before it is not lost');
+});
+
+t.test('speaker listeners: bestLive records from its joining, best/bestBatch get the table, none: tracking off', async (t) => {
+  const { core, a } = lab();
+  const s = new EventEmitter();
+  trackBestListeners(s, core);
+  core.applyUpdate(a, announce(['10.1.0.0/24'], EBGP_ATTRS));
+  t.equal(core.pendingBestChanges, 0, 'no listener: nothing recorded');
+  const live = (): void => undefined;
+  s.on('bestLive', live);
+  core.finishWalks();
+  t.equal(core.pendingBestChanges, 0, 'a live listener gets no replay');
+  core.applyUpdate(a, announce(['10.1.1.0/24'], EBGP_ATTRS));
+  t.equal(core.pendingBestChanges, 1, 'but the change after it');
+  const batch = (): void => undefined;
+  s.on('bestBatch', batch);
+  core.finishWalks();
+  t.equal(core.pendingBestChanges, 2, 'a whole-table listener: every Loc-RIB prefix marked');
+  s.off('bestBatch', batch);
+  t.equal(core.pendingBestChanges, 2, 'the live listener still there: tracking stays on');
+  s.off('bestLive', live);
+  t.equal(core.pendingBestChanges, 0, 'the last listener gone: tracking off');
+  core.applyUpdate(a, announce(['10.1.2.0/24'], EBGP_ATTRS));
+  t.equal(core.pendingBestChanges, 0, 'and nothing recorded');
 });
