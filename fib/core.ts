@@ -128,7 +128,8 @@ export class Core {
     this.table = checkInt('table', opts.table ?? RT_TABLE_MAIN, 1, 0xffffffff);
     this.metric = checkInt('metric', opts.metric ?? 0, 0, 0xffffffff);
     this.batchSize = checkInt('batchSize', opts.batchSize ?? 1000, 1, 100_000);
-    this.maxInFlight = checkInt('maxInFlight', opts.maxInFlight ?? 8, 1, 1024);
+    this.requestThread = opts.requestThread ?? true;
+    this.maxInFlight = checkInt('maxInFlight', opts.maxInFlight ?? (this.requestThread ? 32 : 8), 1, 1024);
     this.timeoutMs = checkInt('requestTimeoutMs', opts.requestTimeoutMs ?? 5000, 1, 3_600_000);
     this.retryMin = checkInt('retryMinMs', opts.retryMinMs ?? 250, 1, 3_600_000);
     this.retryMax = checkInt('retryMaxMs', opts.retryMaxMs ?? 30_000, this.retryMin, 3_600_000);
@@ -138,7 +139,6 @@ export class Core {
     this.rcvbuf = checkInt('recvBufferSize', opts.recvBufferSize ?? 8 << 20, 65536, 1 << 30);
     this.routes = new RouteTable(this.table, this.metric);
     this.nexthopObjects = opts.nexthopObjects ?? true;
-    this.requestThread = opts.requestThread ?? true;
     this.nexthopCheckMs = checkInt('nexthopCheckMs', opts.nexthopCheckMs ?? 10_000, 0, 3_600_000);
     this.nexthops = new Nexthops(this.protocol, (e) => this.warn(e));
   }
