@@ -10,13 +10,15 @@
 // and reports time to ready, to its own pod routes in the kernel, RSS, and the latency from a WorkloadEndpoint put to
 // its route in the kernel. The datastore-alone figures above are printed beside it.
 // Run: npm run bench -- datastore-etcd   (needs `etcd` on PATH; env NODES, PODS_PER_NODE to scale; SCOPE=all reads
-// every node's records as before issue #16; CPU_PROF=dir profiles the host process; E2E=0 skips skeind;
+// every node's records as before issue #16; CPU_PROF=dir profiles the host process; SINGLE_PROF=file.cpuprofile
+// profiles the host during the one-put-at-a-time phase only (SINGLE_PUTS of them, default 300); E2E=0 skips skeind;
 // DS_BENCH_SETTLE_S: seconds from skeind's ready to reading its RSS, default 10)
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { getHeapSpaceStatistics } from 'node:v8';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { Session } from 'node:inspector';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EtcdDatastore } from '../config/index.js';
@@ -49,7 +51,8 @@ type Msg =
   | { t: 'idle'; rss: number }
   | { t: 'ready'; ms: number; size: number; rss: number; heap: number; spaces: string }
   | { t: 'seen'; id: string; cpu: number }
-  | { t: 'rss'; rss: number; heap: number };
+  | { t: 'rss'; rss: number; heap: number }
+  | { t: 'prof' };
 
 /** The host process: one datastore, reporting over IPC. */
 async function host(endpoint: string): Promise<void> {
@@ -69,8 +72,24 @@ async function host(endpoint: string): Promise<void> {
   const spaces = getHeapSpaceStatistics().filter((x) => x.space_size > 1 << 20).map((x) => `${x.space_name.replace('_space', '')} ${mib(x.space_size)}`).join(', ');
   send({ t: 'ready', ms: performance.now() - s0, size: model.size, rss: r1, heap: heap(), spaces: `${spaces}; external ${mib(process.memoryUsage().external)}` });
   ds.on('change', (e) => { if (e.id.includes('-mark-') || e.id.includes('own-')) send({ t: 'seen', id: e.id, cpu: cpuMs() }); });
-  process.on('message', (m: { t: string }) => {
+  let session: Session | undefined;
+  process.on('message', (m: { t: string; file?: string }) => {
     if (m.t === 'rss') send({ t: 'rss', rss: rss(), heap: heap() });
+    // a profile of one phase (SINGLE_PROF): started and written on the parent's word
+    if (m.t === 'prof-start') {
+      const s = new Session();
+      session = s;
+      s.connect();
+      s.post('Profiler.enable', () => s.post('Profiler.setSamplingInterval', { interval: 200 }, () => s.post('Profiler.start', () => send({ t: 'prof' }))));
+    }
+    if (m.t === 'prof-stop' && session !== undefined) {
+      const s = session;
+      s.post('Profiler.stop', (err, r) => {
+        if (err === null) writeFileSync(m.file as string, JSON.stringify(r.profile));
+        s.disconnect();
+        send({ t: 'prof' });
+      });
+    }
     if (m.t === 'exit') void ds.close().then(() => { probe.close(); process.exit(0); });
   });
 }
@@ -196,13 +215,16 @@ async function main(): Promise<void> {
     console.log(`CPU per other node's WorkloadEndpoint change: ${((cpuB - cpuA - empty) / N).toFixed(4)} ms (${N} changes, ${(cpuB - cpuA).toFixed(0)} ms host CPU incl. one marker of ${empty.toFixed(1)} ms)`);
     // The same one put at a time, as Calico's CNI plugin writes a pod: each change its own revision and its own watch
     // message, so the per-message cost (gRPC framing, one decode and one apply each) is not shared by 100.
-    const S = 300;
+    const S = Math.min(N, Number(process.env.SINGLE_PUTS ?? 300));
+    const singleProf = process.env.SINGLE_PROF;
+    if (singleProf !== undefined) { child.send({ t: 'prof-start' }); await next('prof'); }
     const cpuC = await mark(5);
     for (let i = 0; i < S; i++) {
       const [key, value] = others[i]!;
       await c.put(key).value(value.replace(/"ipNetworks":\["([0-9.]+)\.(\d+)\/32"\]/, (_m, net: string, last: string) => `"ipNetworks":["${net}.${(Number(last) + 1) & 63}/32"]`));
     }
     const cpuD = await mark(6);
+    if (singleProf !== undefined) { child.send({ t: 'prof-stop', file: singleProf }); await next('prof'); }
     console.log(`CPU per other node's WorkloadEndpoint change, one put at a time: ${((cpuD - cpuC - empty) / S).toFixed(4)} ms (${S} changes, ${(cpuD - cpuC).toFixed(0)} ms host CPU incl. one marker)`);
 
     const lat: number[] = [];

@@ -2,7 +2,8 @@
 // node process (the reference, measured in the same run), of node after importing each dependency on its own, of
 // node after importing the daemon's whole module graph, and of a running skeind with a file datastore holding
 // only its own Node (no peers, FIB off) once idle — with its V8 heap and off-heap parts as it reports them.
-// Each figure is one fresh process after a full GC, median of 3.
+// Each figure is one fresh process after a full GC, median of 3. With `etcd` on PATH, also a running skeind on an
+// etcd datastore (a local etcd holding its own Node), which is how most hosts run.
 //
 // Run: npm run bench -- footprint
 import { spawn, spawnSync } from 'node:child_process';
@@ -10,6 +11,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { startEtcd, type TestEtcd } from '../test/helpers/etcd.js';
 
 const root = resolve(import.meta.dirname, '..', '..');
 const mib = (b: number): string => (b / 1048576).toFixed(1);
@@ -34,6 +36,7 @@ const rows: [string, string][] = [
   ['node, nothing imported (reference)', ''],
   ['prom-client', 'prom-client'],
   ['etcd3 (and gRPC)', 'etcd3'],
+  ['@grpc/grpc-js alone', '@grpc/grpc-js'],
   ['yaml', 'yaml'],
   ['netlink', 'netlink'],
   ['ip-address', 'ip-address'],
@@ -67,9 +70,18 @@ try {
     `metrics: { listen: ${on ? '"127.0.0.1:19181"' : '""'} }`,
     'log: { level: warn }',
   ].join('\n');
-  for (const metrics of [false, true]) {
-    const cfg = join(dir, `skein-${metrics}.yaml`);
-    writeFileSync(cfg, withMetrics(metrics));
+  let etcd: TestEtcd | undefined;
+  if (spawnSync('etcd', ['--version']).status === 0) {
+    etcd = await startEtcd(24371, 24372);
+    await etcd.client.put('/calico/resources/v3/projectcalico.org/bgpconfigurations/default').value(JSON.stringify({ kind: 'BGPConfiguration', apiVersion: 'projectcalico.org/v3', metadata: { name: 'default' }, spec: { asNumber: 64512, nodeToNodeMeshEnabled: false } }));
+    await etcd.client.put('/calico/resources/v3/projectcalico.org/nodes/fp').value(JSON.stringify({ kind: 'Node', apiVersion: 'projectcalico.org/v3', metadata: { name: 'fp' }, spec: { bgp: { ipv4Address: '127.0.0.1/8' } } }));
+  }
+  const runs: [string, boolean][] = [['file', false], ['file', true], ...(etcd !== undefined ? [['etcd', false] as [string, boolean]] : [])];
+  for (const [store, metrics] of runs) {
+    const cfg = join(dir, `skein-${store}-${metrics}.yaml`);
+    writeFileSync(cfg, store === 'etcd' && etcd !== undefined
+      ? withMetrics(metrics).replace(/^datastore: .*$/m, `datastore: { type: etcd, etcd: { endpoints: [${etcd.endpoint}] } }`).replace('s.sock', 'e.sock')
+      : withMetrics(metrics));
     const rss: number[] = [];
     const settled: number[] = [];
     const vmRss = (pid: number | undefined): number => {
@@ -81,7 +93,7 @@ try {
       let err = '';
       p.stderr.on('data', (b: Buffer) => (err += b.toString()));
       const exited = new Promise((r) => p.once('exit', r));
-      const sock = join(dir, metrics ? 'm.sock' : 's.sock');
+      const sock = join(dir, store === 'etcd' ? 'e.sock' : metrics ? 'm.sock' : 's.sock');
       for (let k = 0; k < 100 && !existsSync(sock); k++) await sleep(50);
       await sleep(3000); // start-up garbage collected, timers settled
       const early = vmRss(p.pid);
@@ -95,10 +107,11 @@ try {
       rss.push(early);
       settled.push(late);
     }
-    const what = `skeind running, idle, file datastore, no peers, FIB off, /metrics ${metrics ? 'on' : 'off'}`;
+    const what = `skeind running, idle, ${store} datastore, no peers, FIB off, /metrics ${metrics ? 'on' : 'off'}`;
     console.log(`| ${what}, 3 s after start | ${mib(median(rss))} | +${mib(median(rss) - base)} | — | — |`);
     console.log(`| ${what}, 12 s after start | ${mib(median(settled))} | +${mib(median(settled) - base)} | — | — |`);
   }
+  await etcd?.stop();
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
