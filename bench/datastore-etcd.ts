@@ -22,6 +22,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EtcdDatastore } from '../config/index.js';
+import { EtcdClient } from '../config/etcdclient.js';
 import { RouteWatch, etcdDatastore, flushRoutes, loadAvg as la, memText, type MemStat, printTable, procMem, runInNamespace, startSkeind, type SkeindStart } from './harness/datastore-e2e.js';
 import { startEtcd } from '../test/helpers/etcd.js';
 import { affinityKey, affinityValue, blockKey, inParallel, nodeKey, nodeValue, wepKey, wepName, wepValue, block26 } from '../test/helpers/calico-gen.js';
@@ -57,10 +58,10 @@ type Msg =
 /** The host process: one datastore, reporting over IPC. */
 async function host(endpoint: string): Promise<void> {
   const send = (m: Msg): void => { process.send?.(m); };
-  const { Etcd3 } = await import('etcd3');
-  const probe = new Etcd3({ hosts: [endpoint] });
-  await probe.get('x').exec();
-  // idle: etcd3 loaded, one client connected, nothing listed
+  // skeind's own etcd client (config/etcdclient.ts), as the datastore uses it; before issue #16's client, etcd3
+  const probe = new EtcdClient({ endpoints: [endpoint] });
+  await probe.range({ key: Buffer.from('x') });
+  // idle: the client loaded and connected, nothing listed
   send({ t: 'idle', rss: rss() });
   const ds = new EtcdDatastore({ endpoints: [endpoint], requestTimeoutMs: 60_000, ...(process.env.SCOPE === 'all' ? {} : { nodeName: ME }) });
   const s0 = performance.now();

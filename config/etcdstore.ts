@@ -9,19 +9,15 @@
 // from there + 1. Only a compacted start revision forces a re-list, which is
 // then reconciled against the model (differences emitted as changes).
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import type { Etcd3, IOptions, IRangeRequest, IRangeResponse, IResponseOp, ITxnResponse } from 'etcd3';
 import type { EtcdConfig } from './daemon.js';
+import { EtcdClient, Status, type EtcdClientOptions } from './etcdclient.js';
 import { DatastoreError } from './errors.js';
 import { IPAM_PREFIX, PLURALS, RESOURCES_PREFIX, decodeEtcd, etcdKey, parseKey, keyId, keyConcernsNode } from './keys.js';
 import { Model } from './model.js';
 import type { Kind } from './resources.js';
 import { Base } from './dsbase.js';
 import { WatchStream, type WatchEnd } from './etcdwatch.js';
-import type { WatchEvent } from './etcdwire.js';
-
-/** What is read of a key-value, from a list page (etcd3's objects) or a watch event (etcdwire.ts). */
-interface KV { key: Buffer; value: Buffer; mod_revision: string }
+import type { RangeRequestLite, RangeResponseLite, WatchEvent, WatchKeyValue as KV } from './etcdwire.js';
 
 export interface EtcdDatastoreOptions extends Partial<Pick<EtcdConfig, 'tls' | 'username' | 'password' | 'passwordFile'>> {
   endpoints: string[];
@@ -78,14 +74,8 @@ export function etcdRanges(node?: string): ListRange[] {
   });
 }
 
-// etcd3 (and gRPC with it) is loaded on first use: a file datastore never loads it.
-const requireCjs = createRequire(import.meta.url);
-function loadEtcd3(): { Etcd3: new (o: IOptions) => Etcd3 } {
-  return requireCjs('etcd3') as { Etcd3: new (o: IOptions) => Etcd3 };
-}
-
 export class EtcdDatastore extends Base {
-  private client: Etcd3;
+  private client: EtcdClient;
   private stream: WatchStream | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private backoff: number;
@@ -113,21 +103,17 @@ export class EtcdDatastore extends Base {
     this.watchRanges = [{ key: (this.ranges[0] as ListRange).key, end: (this.ranges[this.ranges.length - 1] as ListRange).end }];
     this.backoff = opts.backoffMinMs ?? 200;
     this.pageSize = opts.pageSize ?? 200;
-    const requestTimeout = opts.requestTimeoutMs ?? 10_000;
-    const o: IOptions = {
-      hosts: opts.endpoints,
-      dialTimeout: opts.dialTimeoutMs ?? 5000,
-      // A deadline on unary calls only: the watch stream lives as long as it can.
-      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + requestTimeout }),
-      grpcOptions: {
-        'grpc.max_receive_message_length': MAX_RECEIVE_BYTES,
-        // Keepalive pings as Calico's etcd clients set them (libcalico-go lib/backend/etcdv3/etcdv3.go: 30 s interval,
-        // 10 s timeout): a connection whose peer vanished without a FIN (host died, NAT/LB dropped the flow) is
-        // closed by gRPC instead of staying open forever. The watch's progress requests (etcdwatch.ts) notice sooner.
-        'grpc.keepalive_time_ms': opts.keepaliveMs ?? 30_000,
-        'grpc.keepalive_timeout_ms': opts.keepaliveTimeoutMs ?? 10_000,
-        'grpc.keepalive_permit_without_calls': 1,
-      },
+    const o: EtcdClientOptions = {
+      endpoints: opts.endpoints,
+      dialTimeoutMs: opts.dialTimeoutMs ?? 5000,
+      // a deadline on unary calls only: the watch stream lives as long as it can
+      requestTimeoutMs: opts.requestTimeoutMs ?? 10_000,
+      maxReceiveBytes: MAX_RECEIVE_BYTES,
+      // Keepalive pings as Calico's etcd clients set them (libcalico-go lib/backend/etcdv3/etcdv3.go: 30 s interval,
+      // 10 s timeout): a connection whose peer vanished without a FIN (host died, NAT/LB dropped the flow) is
+      // closed instead of staying open forever. The watch's progress requests (etcdwatch.ts) notice sooner.
+      keepaliveMs: opts.keepaliveMs ?? 30_000,
+      keepaliveTimeoutMs: opts.keepaliveTimeoutMs ?? 10_000,
     };
     const read = (file: string, what: string): Buffer => {
       try {
@@ -138,16 +124,17 @@ export class EtcdDatastore extends Base {
     };
     if (opts.tls !== undefined && (opts.tls.ca !== undefined || opts.tls.cert !== undefined)) {
       // Without a CA file, the system's trusted roots are used.
-      const creds: NonNullable<IOptions['credentials']> = { rootCertificate: opts.tls.ca !== undefined ? read(opts.tls.ca, 'CA file') : Buffer.alloc(0) };
-      if (opts.tls.key !== undefined) creds.privateKey = read(opts.tls.key, 'key file');
-      if (opts.tls.cert !== undefined) creds.certChain = read(opts.tls.cert, 'certificate file');
-      o.credentials = creds;
+      o.tls = {
+        ca: opts.tls.ca !== undefined ? read(opts.tls.ca, 'CA file') : undefined,
+        key: opts.tls.key !== undefined ? read(opts.tls.key, 'key file') : undefined,
+        cert: opts.tls.cert !== undefined ? read(opts.tls.cert, 'certificate file') : undefined,
+      };
     }
     if (opts.username !== undefined) {
       const password = opts.password ?? (opts.passwordFile !== undefined ? read(opts.passwordFile, 'password file').toString('utf8').replace(/\r?\n$/, '') : '');
       o.auth = { username: opts.username, password };
     }
-    this.client = new (loadEtcd3().Etcd3)(o);
+    this.client = new EtcdClient(o);
   }
 
   start(): this {
@@ -220,16 +207,15 @@ export class EtcdDatastore extends Base {
   private async list(into: Model): Promise<bigint> {
     let revision: string | undefined;
     const target = this.opts.pageBytes ?? PAGE_BYTES;
-    const page = async (start: Buffer, end: Buffer, limit: number, keysOnly: boolean): Promise<{ res: IRangeResponse; limit: number }> => {
+    const page = async (start: Buffer, end: Buffer, limit: number, keysOnly: boolean): Promise<{ res: RangeResponseLite; limit: number }> => {
       for (;;) {
-        const req: IRangeRequest = { key: start, range_end: end, limit };
-        if (revision !== undefined) req.revision = revision;
-        if (keysOnly) req.keys_only = true;
+        const req: RangeRequestLite = { key: start, rangeEnd: end, limit, keysOnly };
+        if (revision !== undefined) req.revision = BigInt(revision);
         try {
-          return { res: await this.client.kv.range(req), limit };
+          return { res: await this.client.range(req), limit };
         } catch (e) {
           // A page over the receive limit (records far larger than those seen so far): fewer keys, same position.
-          if ((e as { code?: number }).code === 8 /* RESOURCE_EXHAUSTED */ && limit > 1) { limit = Math.max(1, Math.floor(limit / 4)); continue; }
+          if ((e as { code?: number }).code === Status.RESOURCE_EXHAUSTED && limit > 1) { limit = Math.max(1, Math.floor(limit / 4)); continue; }
           throw e;
         }
       }
@@ -241,7 +227,7 @@ export class EtcdDatastore extends Base {
       let pending = page(r.key, r.end, keysOnly ? 2000 : this.pageSize, keysOnly);
       for (;;) {
         const { res, limit } = await pending;
-        revision ??= String(res.header.revision);
+        revision ??= res.revision;
         const last = res.kvs[res.kvs.length - 1];
         let next: typeof pending | undefined;
         if (res.more && last !== undefined && !this.closed) {
@@ -278,21 +264,20 @@ export class EtcdDatastore extends Base {
     for (let i = 0; i < keys.length; i += TXN_OPS) batches.push(keys.slice(i, i + TXN_OPS));
     // a few transactions in flight at once; decoded in key order
     const inFlight = 4;
-    const results: Promise<ITxnResponse>[] = [];
+    const results: Promise<RangeResponseLite[]>[] = [];
+    const rev = BigInt(revision);
     const issue = (i: number): void => {
       const b = batches[i];
       if (b === undefined) return;
-      const p = this.client.kv.txn({ success: b.map((key) => ({ request_range: { key, revision } })) });
+      const p = this.client.txnRanges(b.map((key) => ({ key, revision: rev })));
       p.catch(() => undefined); // awaited below
       results[i] = p;
     };
     for (let i = 0; i < Math.min(inFlight, batches.length); i++) issue(i);
     for (let i = 0; i < batches.length; i++) {
-      const res = await (results[i] as Promise<ITxnResponse>);
+      const res = await (results[i] as Promise<RangeResponseLite[]>);
       issue(i + inFlight);
-      // etcd3 types every member of the response oneof as present; only the one asked for is on the wire
-      const ops: readonly Partial<IResponseOp>[] = res.responses;
-      for (const op of ops) for (const kv of op.response_range?.kvs ?? []) this.decodeInto(into, kv);
+      for (const op of res) for (const kv of op.kvs) this.decodeInto(into, kv);
     }
   }
 

@@ -1,5 +1,5 @@
-// One etcd watch stream of ours, over etcd3's gRPC connection pool but not its
-// watch manager. Why not etcd3's Watcher: when its stream breaks (e.g. a
+// One etcd watch stream of ours, over our own gRPC client (etcdclient.ts). Why not
+// etcd3's Watcher (which skeind used before): when its stream breaks (e.g. a
 // catch-up batch over gRPC's message limit: RESOURCE_EXHAUSTED), it resumes
 // from the revision of the last response *header* it saw, which is the store's
 // current revision, not the last event handed over: every revision in between
@@ -26,8 +26,9 @@
 //     (30 s + 10 s) would notice.
 //   - the two messages are encoded and decoded by etcdwire.ts, not etcd3's protobufjs definitions: a host decodes
 //     every WorkloadEndpoint change of the cluster and keeps few (issue #16).
-import type { Metadata, ClientDuplexStream } from '@grpc/grpc-js';
-import type { Etcd3 } from 'etcd3';
+//   - a stale stream also gives up its connection (EtcdClient.reset): on a half-open connection a new stream would
+//     be as silent as the old one until the keepalive ping's timeout (40 s) closed it.
+import type { ClientStream, EtcdClient } from './etcdclient.js';
 import { WATCH_PROGRESS_REQUEST, decodeWatchResponse, encodeWatchCreate, type WatchEvent, type WatchResponseLite } from './etcdwire.js';
 
 export interface WatchRange {
@@ -64,38 +65,23 @@ export interface WatchStreamOptions {
   staleMs?: number | undefined;
 }
 
-// etcd3's connection pool: `pool` is protected in its typings; what we use of it.
-interface Pool {
-  withConnection<T>(service: 'Watch', fn: (a: { resource: unknown; client: WatchService; metadata: Metadata }) => Promise<T> | T): Promise<T>;
-  markFailed(resource: unknown, error: Error): void;
-}
-// The service client etcd3 made with grpc-js; only its generic bidi-stream call is used, with our own codec.
-interface WatchService {
-  makeBidiStreamRequest<Req, Res>(method: string, serialize: (v: Req) => Buffer, deserialize: (b: Buffer) => Res, metadata: Metadata, options?: object): ClientDuplexStream<Req, Res>;
-}
 const WATCH_METHOD = '/etcdserverpb.Watch/Watch';
-const asIs = (b: Buffer): Buffer => b;
 
 export class WatchStream {
-  private stream: ClientDuplexStream<Buffer, WatchResponseLite> | undefined;
+  private stream: ClientStream | undefined;
   private ended = false;
   private readonly pending = new Map<number, WatchEvent[]>();
   private createdCount = 0;
   private lastReceived = Date.now();
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly client: Etcd3, private readonly ranges: readonly WatchRange[], private readonly h: WatchHandlers, private readonly opts: WatchStreamOptions = {}) {}
+  constructor(private readonly client: EtcdClient, private readonly ranges: readonly WatchRange[], private readonly h: WatchHandlers, private readonly opts: WatchStreamOptions = {}) {}
 
   async start(): Promise<void> {
-    const pool = (this.client as unknown as { pool: Pool }).pool;
-    let resource: unknown;
     try {
-      this.stream = await pool.withConnection('Watch', ({ resource: r, client, metadata }) => {
-        resource = r;
-        // A copy: etcd3 caches the auth metadata object and shares it with unary calls.
-        const md = metadata.clone();
-        md.set('hasleader', 'true');
-        return client.makeBidiStreamRequest(WATCH_METHOD, asIs, decodeWatchResponse, md, {});
+      this.stream = await this.client.stream(WATCH_METHOD, { hasleader: 'true' }, {
+        message: (msg) => { this.onData(decodeWatchResponse(msg)); },
+        end: (e) => { this.finish({ reason: 'broken', message: e?.message ?? 'etcd ended the watch stream' }); },
       });
     } catch (e) {
       this.finish({ reason: 'broken', message: (e as Error).message });
@@ -103,12 +89,6 @@ export class WatchStream {
     }
     if (this.ended) { this.stream.cancel(); return; }
     const s = this.stream;
-    s.on('data', (res: WatchResponseLite) => this.onData(res));
-    s.on('error', (e: Error) => {
-      if (!this.ended) pool.markFailed(resource, e);
-      this.finish({ reason: 'broken', message: e.message });
-    });
-    s.on('end', () => this.finish({ reason: 'broken', message: 'etcd ended the watch stream' }));
     this.ranges.forEach((r, i) => {
       // watch_id chosen by us (etcd >= 3.4): responses name the range directly. Ids start at 1 (0 means "assign one").
       s.write(encodeWatchCreate({ key: r.key, rangeEnd: r.end, startRevision: r.startRevision, watchId: i + 1, fragment: true, progressNotify: true }));
@@ -120,7 +100,9 @@ export class WatchStream {
       if (this.ended) return;
       const quiet = Date.now() - this.lastReceived;
       if (quiet > staleMs) {
-        this.finish({ reason: 'stale', message: `no response from etcd on the watch stream for ${Math.round(quiet / 1000)} s (progress requests unanswered)` });
+        const message = `no response from etcd on the watch stream for ${Math.round(quiet / 1000)} s (progress requests unanswered)`;
+        this.finish({ reason: 'stale', message });
+        this.client.reset(message);
         return;
       }
       s.write(WATCH_PROGRESS_REQUEST);
@@ -162,12 +144,7 @@ export class WatchStream {
     if (this.ended) return;
     this.ended = true;
     if (this.timer) clearInterval(this.timer);
-    const s = this.stream;
-    if (s !== undefined) {
-      s.removeAllListeners('data');
-      s.on('error', () => undefined);
-      s.cancel();
-    }
+    this.stream?.cancel();
     this.h.end(end);
   }
 

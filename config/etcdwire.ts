@@ -211,3 +211,143 @@ export function encodeWatchCreate(c: WatchCreate): Buffer {
 
 /** WatchRequest { progress_request: {} }: field 3, empty. */
 export const WATCH_PROGRESS_REQUEST: Buffer = Buffer.from([(3 << 3) | 2, 0]);
+
+// The unary calls the datastore makes (issue #16: skeind speaks gRPC over node:http2 itself, etcdclient.ts): KV.Range
+// (a list page), KV.Txn of range reads only (values of listed keys at the list's revision), Auth.Authenticate.
+// Field numbers from rpc.proto: RangeRequest, RangeResponse, ResponseHeader, TxnRequest, RequestOp, TxnResponse,
+// ResponseOp, AuthenticateRequest, AuthenticateResponse; KeyValue from kv.proto as above.
+
+export interface RangeRequestLite {
+  key: Buffer;
+  rangeEnd?: Buffer | undefined;
+  /** 0: no limit */
+  limit?: number | undefined;
+  /** 0 or absent: the current revision */
+  revision?: bigint | undefined;
+  keysOnly?: boolean | undefined;
+}
+
+export interface RangeResponseLite {
+  /** the header's revision: the store's revision the response was served at (decimal) */
+  revision: string;
+  kvs: WatchKeyValue[];
+  more: boolean;
+}
+
+function encodeRangeFields(out: number[], r: RangeRequestLite): void {
+  lenField(out, 1, r.key);
+  if (r.rangeEnd !== undefined && r.rangeEnd.length > 0) lenField(out, 2, r.rangeEnd);
+  varintField(out, 3, BigInt(r.limit ?? 0));
+  varintField(out, 4, r.revision ?? 0n);
+  varintField(out, 8, r.keysOnly === true ? 1n : 0n);
+}
+
+/** RangeRequest. */
+export function encodeRangeRequest(r: RangeRequestLite): Buffer {
+  const out: number[] = [];
+  encodeRangeFields(out, r);
+  return Buffer.from(out);
+}
+
+/** TxnRequest with no compare and one RequestOp { request_range } per read in success (always taken). */
+export function encodeTxnRanges(reads: readonly RangeRequestLite[]): Buffer {
+  const out: number[] = [];
+  for (const r of reads) {
+    const range: number[] = [];
+    encodeRangeFields(range, r);
+    const op: number[] = [];
+    lenField(op, 1, range);
+    lenField(out, 2, op);
+  }
+  return Buffer.from(out);
+}
+
+function decodeHeaderRevision(r: Reader, end: number): string {
+  const outer = r.end;
+  r.end = end;
+  let rev = '0';
+  while (r.pos < end) {
+    const tag = r.varint();
+    if (tag === 3 << 3) rev = r.int64Text(); // revision, a varint
+    else r.skip(tag & 7); // cluster_id, member_id, raft_term
+  }
+  r.end = outer;
+  return rev;
+}
+
+function decodeRangeAt(r: Reader, end: number): RangeResponseLite {
+  const outer = r.end;
+  r.end = end;
+  const out: RangeResponseLite = { revision: '0', kvs: [], more: false };
+  while (r.pos < end) {
+    const tag = r.varint();
+    const field = tag >>> 3;
+    const wt = tag & 7;
+    if (field === 1 && wt === 2) { const [s, e] = r.bytes(); r.pos = s; out.revision = decodeHeaderRevision(r, e); r.pos = e; }
+    else if (field === 2 && wt === 2) { const [s, e] = r.bytes(); r.pos = s; out.kvs.push(decodeKeyValue(r, e)); r.pos = e; }
+    else if (field === 3 && wt === 0) out.more = r.varint() !== 0;
+    else r.skip(wt); // count, anything newer
+  }
+  r.end = outer;
+  return out;
+}
+
+/** RangeResponse. Throws on a malformed message. */
+export function decodeRangeResponse(buf: Buffer): RangeResponseLite {
+  return decodeRangeAt(new Reader(buf), buf.length);
+}
+
+export interface TxnResponseLite {
+  revision: string;
+  succeeded: boolean;
+  /** one per op: the range read's response (an op of another kind comes out as an empty range) */
+  responses: RangeResponseLite[];
+}
+
+/** TxnResponse whose ops are range reads. Throws on a malformed message. */
+export function decodeTxnResponse(buf: Buffer): TxnResponseLite {
+  const r = new Reader(buf);
+  const out: TxnResponseLite = { revision: '0', succeeded: false, responses: [] };
+  while (r.pos < r.end) {
+    const tag = r.varint();
+    const field = tag >>> 3;
+    const wt = tag & 7;
+    if (field === 1 && wt === 2) { const [s, e] = r.bytes(); r.pos = s; out.revision = decodeHeaderRevision(r, e); r.pos = e; }
+    else if (field === 2 && wt === 0) out.succeeded = r.varint() !== 0;
+    else if (field === 3 && wt === 2) {
+      const [s, e] = r.bytes();
+      r.pos = s;
+      r.end = e;
+      let range: RangeResponseLite = { revision: '0', kvs: [], more: false };
+      while (r.pos < e) {
+        const t2 = r.varint();
+        if (t2 === ((1 << 3) | 2)) { const [s2, e2] = r.bytes(); r.pos = s2; range = decodeRangeAt(r, e2); r.pos = e2; }
+        else r.skip(t2 & 7);
+      }
+      r.end = buf.length;
+      r.pos = e;
+      out.responses.push(range);
+    } else r.skip(wt);
+  }
+  return out;
+}
+
+/** AuthenticateRequest. */
+export function encodeAuthenticate(name: string, password: string): Buffer {
+  const out: number[] = [];
+  lenField(out, 1, Buffer.from(name, 'utf8'));
+  lenField(out, 2, Buffer.from(password, 'utf8'));
+  return Buffer.from(out);
+}
+
+/** AuthenticateResponse's token. Throws on a malformed message. */
+export function decodeAuthenticateResponse(buf: Buffer): string {
+  const r = new Reader(buf);
+  let token = '';
+  while (r.pos < r.end) {
+    const tag = r.varint();
+    if (tag === ((2 << 3) | 2)) { const [s, e] = r.bytes(); token = buf.toString('utf8', s, e); }
+    else r.skip(tag & 7);
+  }
+  return token;
+}

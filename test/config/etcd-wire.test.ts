@@ -6,7 +6,7 @@ import t from 'tap';
 import type * as Protobuf from 'protobufjs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { WATCH_PROGRESS_REQUEST, decodeWatchResponse, encodeWatchCreate } from '../../config/etcdwire.js';
+import { WATCH_PROGRESS_REQUEST, decodeAuthenticateResponse, decodeRangeResponse, decodeTxnResponse, decodeWatchResponse, encodeAuthenticate, encodeRangeRequest, encodeTxnRanges, encodeWatchCreate } from '../../config/etcdwire.js';
 
 const req = createRequire(import.meta.url);
 const etcd3Dir = dirname(req.resolve('etcd3/package.json'));
@@ -16,6 +16,14 @@ const pb = createRequire(req.resolve('@grpc/proto-loader', { paths: [etcd3Dir] }
 const root = new pb.Root().loadSync(join(etcd3Dir, 'proto', 'rpc.proto'), { keepCase: true });
 const WatchResponse = root.lookupType('etcdserverpb.WatchResponse');
 const WatchRequest = root.lookupType('etcdserverpb.WatchRequest');
+const RangeRequest = root.lookupType('etcdserverpb.RangeRequest');
+const RangeResponse = root.lookupType('etcdserverpb.RangeResponse');
+const TxnRequest = root.lookupType('etcdserverpb.TxnRequest');
+const TxnResponse = root.lookupType('etcdserverpb.TxnResponse');
+const AuthenticateRequest = root.lookupType('etcdserverpb.AuthenticateRequest');
+const AuthenticateResponse = root.lookupType('etcdserverpb.AuthenticateResponse');
+const encAs = (type: Protobuf.Type, o: object): Buffer => Buffer.from(type.encode(type.fromObject(o)).finish());
+const asObject = (type: Protobuf.Type, b: Buffer): object => type.toObject(type.decode(b), { longs: String, bytes: String });
 
 const enc = (o: object): Buffer => Buffer.from(WatchResponse.encode(WatchResponse.fromObject(o)).finish());
 
@@ -90,4 +98,52 @@ t.test('requests decode with etcd\'s definitions to what was meant', async (t) =
   t.same(plain, { create_request: { key: 'YQ==', range_end: 'Yg==' } }, 'zero scalars are not sent (proto3)');
   const progress = WatchRequest.toObject(WatchRequest.decode(WATCH_PROGRESS_REQUEST));
   t.same(progress, { progress_request: {} });
+});
+
+// The unary calls of etcdclient.ts (issue #16): KV.Range, KV.Txn of range reads, Auth.Authenticate.
+t.test('RangeRequest and a TxnRequest of range reads decode with etcd\'s definitions to what was meant', async (t) => {
+  const b64 = (x: string): string => Buffer.from(x).toString('base64');
+  t.same(asObject(RangeRequest, encodeRangeRequest({ key: Buffer.from('/calico/a/'), rangeEnd: Buffer.from('/calico/a0'), limit: 2000, revision: 9007199254740993n, keysOnly: true })),
+    { key: b64('/calico/a/'), range_end: b64('/calico/a0'), limit: '2000', revision: '9007199254740993', keys_only: true });
+  t.same(asObject(RangeRequest, encodeRangeRequest({ key: Buffer.from('k') })), { key: b64('k') }, 'a single key: no range_end, no limit, the current revision');
+  const txn = asObject(TxnRequest, encodeTxnRanges([{ key: Buffer.from('/a'), revision: 7n }, { key: Buffer.from('/b'), revision: 7n }]));
+  t.same(txn, { success: [{ request_range: { key: b64('/a'), revision: '7' } }, { request_range: { key: b64('/b'), revision: '7' } }] }, 'no compare: success is taken');
+  t.same(asObject(AuthenticateRequest, encodeAuthenticate('root', 'pässword')), { name: 'root', password: 'pässword' });
+});
+
+t.test('RangeResponse, TxnResponse and AuthenticateResponse: what the datastore reads, the rest skipped', async (t) => {
+  const header = { cluster_id: '18446744073709551615', member_id: '42', revision: '9007199254740993', raft_term: '7' };
+  const kv = (k: string, v: string, rev: string): object => ({ key: Buffer.from(k), value: Buffer.from(v), mod_revision: rev, create_revision: '2', version: '3', lease: '99' });
+  const r = decodeRangeResponse(encAs(RangeResponse, { header, kvs: [kv('/a', '{"x":1}', '10'), kv('/b', '', '11')], more: true, count: '1000' }));
+  t.equal(r.revision, '9007199254740993', 'the header\'s revision, exact past 2^53');
+  t.equal(r.more, true);
+  t.same(r.kvs.map((x) => [x.key.toString(), x.value.toString(), x.mod_revision]), [['/a', '{"x":1}', '10'], ['/b', '', '11']]);
+  const empty = decodeRangeResponse(encAs(RangeResponse, { header: { revision: '5' } }));
+  t.same([empty.revision, empty.more, empty.kvs.length], ['5', false, 0]);
+  const x = decodeTxnResponse(encAs(TxnResponse, { header, succeeded: true, responses: [
+    { response_range: { header, kvs: [kv('/a', 'A', '10')] } },
+    { response_range: { header } },
+    { response_put: { header } },
+    { response_range: { header, kvs: [kv('/c', 'C', '12'), kv('/d', 'D', '13')] } },
+  ] }));
+  t.equal(x.succeeded, true);
+  t.equal(x.revision, '9007199254740993');
+  t.same(x.responses.map((op) => op.kvs.map((k) => k.key.toString())), [['/a'], [], [], ['/c', '/d']], 'one entry per op, in order; an op of another kind is an empty range');
+  t.equal(decodeAuthenticateResponse(encAs(AuthenticateResponse, { header, token: 'abc.123' })), 'abc.123');
+});
+
+t.test('a truncated Range or Txn response throws or reads nothing wrong, at every cut', async (t) => {
+  const buf = encAs(TxnResponse, { header: { revision: '3' }, succeeded: true, responses: [{ response_range: { kvs: [{ key: Buffer.from('/calico/k'), value: Buffer.from('{"v":1}'), mod_revision: '3' }] } }] });
+  let threw = 0;
+  for (let cut = 1; cut < buf.length; cut++) {
+    try {
+      const r = decodeTxnResponse(buf.subarray(0, cut));
+      t.ok(r.responses.every((op) => op.kvs.every((k) => k.key.toString() === '/calico/k' && k.value.toString() === '{"v":1}')), `cut ${cut}: no partial key-value`);
+    } catch {
+      threw++;
+    }
+  }
+  t.ok(threw > 0, `cuts throw (${threw} of ${buf.length - 1})`);
+  const range = encAs(RangeResponse, { kvs: [{ key: Buffer.from('/calico/k'), value: Buffer.from('{"v":1}'), mod_revision: '3' }] });
+  t.throws(() => decodeRangeResponse(range.subarray(0, range.length - 2)), /truncated/);
 });
