@@ -278,44 +278,75 @@ function applyOps(attrs: PathAttributes, ops: readonly RuleOperation[]): PathAtt
   return a;
 }
 
-/** the compiled form of the rule list evaluate() ran last, with its list */
-let lastRules: readonly Rule[] | null = null;
-let lastCompiled: readonly Compiled[] = [];
+/** A rule list evaluate() ran lately: its rules compiled, and the decisions it hands out, made once. */
+interface ListEntry {
+  readonly set: RuleSet;
+  readonly rules: readonly Rule[];
+  readonly length: number;
+  readonly compiled: readonly Compiled[];
+  /** per rule, its decision without attributes (accept / reject rules; modify rules never decide) */
+  readonly decisions: readonly Decision[];
+  readonly fallback: Decision;
+}
 
 /**
- * The compiled rules of a list: one peer's list is run for every route of a table in a row, so the list evaluated
- * last is kept at hand rather than each of its rules looked up in compiledRules per route.
+ * The last few lists evaluated. A route reflector runs one peer's import list and another's export list for each
+ * route in turn, so a cache of the last list alone missed on every call: each route then compiled both lists again
+ * (a WeakMap lookup per rule and a new array) and made a new Decision object per evaluation.
  */
-function compiledList(rules: readonly Rule[]): readonly Compiled[] {
-  // (a list is built by appending before it is handed over: a changed length is another list)
-  if (rules !== lastRules || lastCompiled.length !== rules.length) {
-    lastCompiled = rules.map(compile);
-    lastRules = rules;
+const recent: (ListEntry | undefined)[] = [undefined, undefined, undefined, undefined];
+let recentNext = 0;
+
+function listEntry(set: RuleSet): ListEntry {
+  const rules = set.rules;
+  for (let i = 0; i < recent.length; i++) {
+    const e = recent[i];
+    // (a list is built by appending before it is handed over: a changed length is another list)
+    if (e !== undefined && e.set === set && e.rules === rules && e.length === rules.length) return e;
   }
-  return lastCompiled;
+  const compiled = rules.map(compile);
+  const decisions = rules.map((r) => Object.freeze({ accept: r.action === 'accept', rule: r.name }));
+  const fallback = Object.freeze({ accept: set.fallback.action === 'accept', rule: set.fallback.name });
+  const e: ListEntry = { set, rules, length: rules.length, compiled, decisions, fallback };
+  recent[recentNext] = e;
+  recentNext = (recentNext + 1) % recent.length;
+  return e;
 }
+
+/** the interface memo of the evaluation running (one at a time; a nested one, if ever, gets its own) */
+const memo: IfnameMemo = { asked: false, value: undefined };
+let evaluating = false;
 
 /** Run a rule list over one route: the first accept or reject decides; modify rules change attributes on the way. */
 export function evaluate(set: RuleSet, route: RouteFacts): Decision {
   let attrs = route.attrs;
   let changed = false;
-  const ifm: IfnameMemo = { asked: false, value: undefined };
-  const rules = set.rules;
-  const compiled = compiledList(rules);
-  for (let i = 0; i < rules.length; i++) {
-    const r = rules[i] as Rule;
-    const c = compiled[i] as Compiled;
-    if (!matches(r, c, route, attrs, ifm)) continue;
-    if (r.operations !== undefined && r.operations.length > 0 && r.action !== 'reject') {
-      attrs = applyOps(attrs, r.operations);
-      changed = true;
+  const nested = evaluating;
+  const ifm: IfnameMemo = nested ? { asked: false, value: undefined } : memo;
+  ifm.asked = false;
+  ifm.value = undefined;
+  evaluating = true;
+  try {
+    const e = listEntry(set);
+    const rules = e.rules;
+    const compiled = e.compiled;
+    for (let i = 0; i < rules.length; i++) {
+      const r = rules[i] as Rule;
+      const c = compiled[i] as Compiled;
+      if (!matches(r, c, route, attrs, ifm)) continue;
+      if (r.operations !== undefined && r.operations.length > 0 && r.action !== 'reject') {
+        attrs = applyOps(attrs, r.operations);
+        changed = true;
+      }
+      if (r.action === 'modify') continue;
+      const accept = r.action === 'accept';
+      return accept && changed ? { accept, rule: r.name, attrs } : (e.decisions[i] as Decision);
     }
-    if (r.action === 'modify') continue;
-    const accept = r.action === 'accept';
-    return accept && changed ? { accept, rule: r.name, attrs } : { accept, rule: r.name };
+    const accept = e.fallback.accept;
+    return accept && changed ? { accept, rule: e.fallback.rule, attrs } : e.fallback;
+  } finally {
+    evaluating = nested;
   }
-  const accept = set.fallback.action === 'accept';
-  return accept && changed ? { accept, rule: set.fallback.name, attrs } : { accept, rule: set.fallback.name };
 }
 
 /** A rule list that accepts everything (a peer without rules). */

@@ -370,3 +370,28 @@ t.test('core: a peer without route refresh keeps what it sent; changed import ru
   t.equal(core.attrs.size, 0, 'every attribute set released');
   t.end();
 });
+
+t.test('evaluate: lists run in turn, more than its cache holds, each keep their own decisions; an appended rule counts', async (t) => {
+  const facts = (prefix: number) => ({ prefix, attrs: {}, local: false, ibgp: true });
+  const inside = p4('10.0.0.0/24');
+  const outside = p4('192.168.0.0/24');
+  const lists: RuleSet[] = Array.from({ length: 6 }, (_, i) => ({
+    rules: [{ name: `list${i} in`, action: i % 2 === 0 ? 'accept' : 'reject', cidr: '10.0.0.0/8', operator: 'In' }],
+    fallback: { action: i % 2 === 0 ? 'reject' : 'accept', name: `list${i} fallback` },
+  }));
+  for (let round = 0; round < 3; round++) {
+    for (let i = 0; i < lists.length; i++) {
+      const l = lists[i]!;
+      t.same(evaluate(l, facts(inside)), { accept: i % 2 === 0, rule: `list${i} in` });
+      t.same(evaluate(l, facts(outside)), { accept: i % 2 !== 0, rule: `list${i} fallback` });
+    }
+  }
+  const rules: RuleSet['rules'][number][] = [{ name: 'first', action: 'modify', cidr: '10.0.0.0/8', operator: 'In', operations: [{ addCommunity: [1, 2] }] }];
+  const grown: RuleSet = { rules, fallback: { action: 'accept', name: 'fb' } };
+  t.same(evaluate(grown, facts(inside)), { accept: true, rule: 'fb', attrs: { communities: [comm(1, 2)] } }, 'a modify rule, then the fallback');
+  rules.push({ name: 'second', action: 'reject' });
+  t.same(evaluate(grown, facts(inside)), { accept: false, rule: 'second' }, 'the rule appended after the first evaluation decides');
+  const d1 = evaluate(lists[0]!, facts(inside));
+  const d2 = evaluate(lists[0]!, facts(inside));
+  t.ok(Object.isFrozen(d1) && d1 === d2, 'an attribute-less decision is one shared frozen object');
+});
