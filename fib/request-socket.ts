@@ -7,7 +7,11 @@ import type { RequestThreadCommand, RequestThreadConfig, RequestThreadMessage } 
 
 /** What fib/ uses of a request socket. */
 export interface RequestSocket {
-  send(msg: Uint8Array, options: undefined, callback?: (error?: ErrnoException) => void): void;
+  /**
+   * `owned`: the caller gives up msg's whole ArrayBuffer (it was allocated for this message alone and is not used
+   * again), so a thread socket may hand it over without a copy.
+   */
+  send(msg: Uint8Array, options: undefined, callback?: (error?: ErrnoException) => void, owned?: boolean): void;
   close(): void;
 }
 
@@ -45,7 +49,7 @@ export class ThreadSocket extends EventEmitter<{ message: [Buffer]; error: [Errn
     });
   }
 
-  send(msg: Uint8Array, _options: undefined, callback?: (error?: ErrnoException) => void): void {
+  send(msg: Uint8Array, _options: undefined, callback?: (error?: ErrnoException) => void, owned = false): void {
     if (this.#closed) {
       const cb = callback;
       if (cb) queueMicrotask(() => cb(errnoError('EBADF', 9, 'the request socket is closed', 'sendmsg')));
@@ -53,9 +57,16 @@ export class ThreadSocket extends EventEmitter<{ message: [Buffer]; error: [Errn
     }
     const id = this.#nextId++;
     this.#callbacks.set(id, callback);
-    // a copy of exactly the message (posting the view would copy its whole backing buffer), handed over, not copied again
-    const data = Uint8Array.from(msg);
-    this.#worker.postMessage({ kind: 'send', id, data } satisfies RequestThreadCommand, [data.buffer]);
+    // A buffer the caller gives up is handed over as it is (a route batch: a copy and a fresh allocation per batch
+    // were ~0.19 ms each, ~190 ms of the programming thread for a million routes); anything else is copied first, as
+    // posting a view copies its whole backing buffer (a slice of Node's pool).
+    let data: Uint8Array;
+    if (owned && !(msg.buffer instanceof SharedArrayBuffer)) data = new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength);
+    else {
+      data = new Uint8Array(msg.byteLength);
+      data.set(msg);
+    }
+    this.#worker.postMessage({ kind: 'send', id, data } satisfies RequestThreadCommand, [data.buffer as ArrayBuffer]);
   }
 
   close(): void {

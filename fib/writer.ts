@@ -210,7 +210,11 @@ export class Writer {
     const entries: Entry[] = [];
     const ops = new Uint8Array(max);
     const nhs = new Uint32Array(max);
-    let buf = Buffer.allocUnsafe(Math.min(Math.max(max, 8) * 96, 1 << 20));
+    // a batch of more than a few routes gets a buffer of its own (never a slice of Node's pool), handed to the
+    // request thread without a copy
+    const bytes = Math.min(Math.max(max, 8) * 96, 1 << 20);
+    let owned = bytes >= 4096;
+    let buf = owned ? Buffer.allocUnsafeSlow(bytes) : Buffer.allocUnsafe(bytes);
     let off = 0;
     let lastOff = -1;
     const firstSeq = core.seq;
@@ -264,6 +268,7 @@ export class Writer {
       if (off + size > buf.length) {
         if (entries.length > 0) break; // full: the rest goes in the next batch
         buf = Buffer.allocUnsafe(size);
+        owned = false;
       }
       this.#qhead++;
       e.flags = (e.flags & ~(QUEUED | EVENT_SEEN)) | INFLIGHT;
@@ -294,7 +299,7 @@ export class Writer {
     core.nexthops.sendFresh(core.cmd!, () => core.nextSeq());
     core.cmd!.send(buf.subarray(0, off), undefined, (err) => {
       if (err) this.#abandonBatch(batch, `send failed: ${err.message}`);
-    });
+    }, owned);
     return true;
   }
 
