@@ -4,7 +4,7 @@
 // a connection that stops passing bytes (keepalive). Each must end the call with an error that says what happened,
 // and nothing may crash the process or leave it waiting forever.
 import t from 'tap';
-type Test = typeof t;
+import type { Test } from 'tap';
 import http2 from 'node:http2';
 import { once } from 'node:events';
 import { createServer as netServer } from 'node:net';
