@@ -264,8 +264,12 @@ export class EtcdClient {
   }
 
   /** The response side of a call: messages to `message`, then exactly one `end` with the call's outcome. */
-  private receive(conn: Conn, req: Http2.ClientHttp2Stream, message: (m: Buffer) => void, end: (err?: GrpcError) => void): void {
+  private receive(conn: Conn, req: Http2.ClientHttp2Stream, message: (m: Buffer) => void, done: (err?: GrpcError) => void): void {
     const reader = new FrameReader(this.max);
+    // once the outcome is known, chunks still buffered in the stream are not decoded
+    let over = false;
+    const end = (err?: GrpcError): void => { if (!over) { over = true; done(err); } };
+    const deliver = (m: Buffer): void => { if (!over) message(m); };
     let status: number | undefined;
     let details = '';
     const outcome = (h: Http2.IncomingHttpHeaders): void => {
@@ -283,8 +287,9 @@ export class EtcdClient {
       outcome(h); // trailers-only: the outcome in the headers
     });
     req.on('data', (d: Buffer) => {
+      if (over) return;
       try {
-        reader.push(d, message);
+        reader.push(d, deliver);
       } catch (e) {
         end(e instanceof GrpcError ? e : new GrpcError(Status.INTERNAL, (e as Error).message));
       }

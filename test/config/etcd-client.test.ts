@@ -3,8 +3,7 @@
 // oversized message, or not at all; an endpoint list whose first member is down (and a real etcd behind the second);
 // a connection that stops passing bytes (keepalive). Each must end the call with an error that says what happened,
 // and nothing may crash the process or leave it waiting forever.
-import t from 'tap';
-import type { Test } from 'tap';
+import t, { type Test } from 'tap';
 import http2 from 'node:http2';
 import { once } from 'node:events';
 import { createServer as netServer } from 'node:net';
@@ -174,7 +173,7 @@ t.test('failover: the first endpoint refuses connections, the second serves', as
 });
 
 t.test('a real etcd: failover from a dead endpoint, keepalive on a silent connection', async (t) => {
-  if (!requires(t as unknown as Parameters<typeof requires>[0], { commands: ['etcd'] })) return;
+  if (!requires(t, { commands: ['etcd'] })) return;
   const etcd = await startEtcd(24381, 24382);
   t.teardown(() => etcd.stop());
   await etcd.client.put('/calico/resources/v3/projectcalico.org/ippools/p1').value(JSON.stringify({ kind: 'IPPool', apiVersion: 'projectcalico.org/v3', metadata: { name: 'p1' }, spec: { cidr: '10.61.0.0/16' } }));
