@@ -210,6 +210,7 @@ export class RibCore {
 
   /** Apply one decoded UPDATE from an Established peer. */
   applyUpdate(id: number, u: UpdateMessage): UpdateResult {
+    this.facts.forget();
     const r = applyUpdate(this, id, u);
     if (this.recursive.pending) this.flushRecursive();
     return r;

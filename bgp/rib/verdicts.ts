@@ -163,8 +163,30 @@ export class FactsCell implements RouteFacts {
   local = false;
   ibgp = false;
   nextHops: readonly string[] = NO_HOPS;
+  /**
+   * The interface of the learned route asked last, by its next-hop array (an attribute set's own, shared by every
+   * prefix of an UPDATE): Calico's export rules test the interface of every route, and the answer of a learned one
+   * depends on its next hops only (src/daemon/policy.ts routeInterface). Kept for one UPDATE (applyUpdate forgets
+   * it) and never past the task that asked (a microtask forgets it), so a change of the host's interfaces is seen
+   * as soon as it was before. null: nothing kept.
+   */
+  #memoHops: readonly string[] | null = null;
+  #memo: string | undefined = undefined;
   constructor(private readonly rib: RibCore) {}
-  readonly ifname = (): string | undefined => ifnameOf(this.rib, this.prefix, this.nextHops, this.local);
+  readonly ifname = (): string | undefined => {
+    if (this.local) return ifnameOf(this.rib, this.prefix, this.nextHops, true);
+    if (this.nextHops === this.#memoHops) return this.#memo;
+    if (this.#memoHops === null) queueMicrotask(this.forget);
+    this.#memo = ifnameOf(this.rib, this.prefix, this.nextHops, false);
+    this.#memoHops = this.nextHops;
+    return this.#memo;
+  };
+
+  /** Drop the remembered interface (see #memoHops). */
+  readonly forget = (): void => {
+    this.#memoHops = null;
+    this.#memo = undefined;
+  };
 
   fill(prefix: PrefixKey, attrs: PathAttributes, local: boolean, ibgp: boolean, nextHops: readonly string[]): this {
     this.prefix = prefix;

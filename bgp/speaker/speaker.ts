@@ -38,6 +38,7 @@ import { familyNameOf, normalizeAddress } from './config.js';
 import type { PeerOptions, SpeakerOptions } from './config.js';
 import type { LocalRestartJson, PeerJson, RouteJson } from './json.js';
 import { emitBest, trackBestListeners } from './best.js';
+import { warmUp } from './warm.js';
 import { ReadSlices } from './read-slices.js';
 import { DEFAULT_SELECTION_DEFERRAL_S, SelectionDeferral } from './deferral.js';
 import { DEFAULT_STALE_PATH_TIME_S, GracefulRestart } from './graceful-restart.js';
@@ -73,6 +74,9 @@ const BEST_DRAIN_MS = 10;
 const PUMP_EVERY_OCTETS = 256 * 1024;
 
 const clock = { now: (): number => performance.now() };
+
+/** whether this process ran the route path's warm-up yet (warm.ts; once, at the first start()) */
+let warmedUp = false;
 
 /**
  * Events:
@@ -204,6 +208,15 @@ export class Speaker extends EventEmitter {
   /** Listen (unless listenAddress is null) and start every peer. */
   async start(): Promise<void> {
     if (this.running) return;
+    if (!warmedUp) {
+      // once per process, before the first session: the route path compiled before the first table (warm.ts)
+      warmedUp = true;
+      try {
+        warmUp();
+      } catch (e) {
+        this.log('warn', `warm-up failed (the first table is then handled by unoptimised code): ${String(e)}`);
+      }
+    }
     if (this.opts.listenAddress !== null) {
       await this.listener.listen(listenHosts(this.opts.listenAddress), this.opts.listenPort ?? 179, (s) => this.conns.accept(s));
       for (const p of this.peers.values()) {

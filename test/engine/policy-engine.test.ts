@@ -4,7 +4,7 @@
 // this implementation's output.
 import t from 'tap';
 import fc from 'fast-check';
-import { RibCore, evaluate, globToRegExp, type PeerRules, type RuleSet } from '../../bgp/index.js';
+import { RibCore, evaluate, globToRegExp, type PathAttributes, type PeerRules, type RuleSet } from '../../bgp/index.js';
 import { formatIssue, loadResourcesText, type Model } from '../../config/index.js';
 import { compileNodePolicy, peerRules, EXPORT_FALLBACK, IMPORT_FALLBACK, BIRD_INT_MAX } from '../../src/controller/policy.js';
 import { announce, announce6, drain, p4, show, terms, withdraw } from '../helpers/rib.js';
@@ -394,4 +394,39 @@ t.test('evaluate: lists run in turn, more than its cache holds, each keep their 
   const d1 = evaluate(lists[0]!, facts(inside));
   const d2 = evaluate(lists[0]!, facts(inside));
   t.ok(Object.isFrozen(d1) && d1 === d2, 'an attribute-less decision is one shared frozen object');
+});
+
+t.test('the route interface is asked once per UPDATE and next-hop set, and asked again in the next UPDATE', async (t) => {
+  const ifOf = new Map<string, string>([['192.0.2.1', 'eth0'], ['192.0.2.2', 'tunl0']]);
+  const asked: string[] = [];
+  const core = new RibCore({
+    localAs: 64512, routerId: 0x0a000001,
+    routeInterface: (_p, hops, local) => {
+      if (local) return undefined;
+      asked.push(hops[0]!);
+      return ifOf.get(hops[0]!);
+    },
+  });
+  const rules = {
+    import4: { rules: [], fallback: { action: 'accept' as const, name: 'in' } },
+    import6: { rules: [], fallback: { action: 'accept' as const, name: 'in' } },
+    export4: { rules: [{ name: 'no tunnel', action: 'reject' as const, interface: 'tunl0' }], fallback: { action: 'accept' as const, name: 'out' } },
+    export6: { rules: [], fallback: { action: 'accept' as const, name: 'out' } },
+  };
+  const a = core.addPeer({ address: '192.0.2.10', asn: 65001, localAddress: '192.0.2.100' });
+  const b = core.addPeer({ address: '192.0.2.20', asn: 65002, localAddress: '192.0.2.100', rules });
+  core.peerUp(a, terms(1, false));
+  core.peerUp(b, terms(2, false));
+  drain(core, b);
+  const attrs = (nh: string): PathAttributes => ({ origin: 0, asPath: [{ type: 2, asns: [65001] }], nextHop: nh });
+  core.applyUpdate(a, announce(['10.1.0.0/24', '10.1.1.0/24', '10.1.2.0/24'], attrs('192.0.2.1')));
+  core.applyUpdate(a, announce(['10.2.0.0/24', '10.2.1.0/24'], attrs('192.0.2.2')));
+  t.same(asked, ['192.0.2.1', '192.0.2.2'], 'one question per UPDATE, not per prefix');
+  const out = (): string[] => drain(core, b).filter((x) => x.kind === 'announce').flatMap((x) => x.prefixes.map(show)).sort();
+  t.same(out(), ['10.1.0.0/24', '10.1.1.0/24', '10.1.2.0/24'], 'the tunnel routes are not exported');
+  // the host's interfaces change: the next UPDATE with the very same attribute set sees it
+  ifOf.set('192.0.2.2', 'eth1');
+  core.applyUpdate(a, announce(['10.2.2.0/24'], attrs('192.0.2.2')));
+  t.same(asked, ['192.0.2.1', '192.0.2.2', '192.0.2.2'], 'asked again in the next UPDATE');
+  t.same(out(), ['10.2.2.0/24'], 'and decided by the new answer');
 });
