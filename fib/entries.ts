@@ -27,6 +27,8 @@ export interface Table {
   readonly v4: V4Index<Entry>;
   /** IPv6 entries by v6Key */
   readonly v6: Map<string, Entry>;
+  /** a new IPv4 entry of this table (V4Index.getOr's factory, made once per table) */
+  readonly make4: (n: number, len: number) => Entry;
 }
 
 export interface Entry {
@@ -121,7 +123,8 @@ export class RouteTable {
     const key = `${family}:${table}:${metric}`;
     let t = this.tables.get(key);
     if (t === undefined && create) {
-      t = { family, table, metric, v4: new V4Index(), v6: new Map() };
+      const made: Table = { family, table, metric, v4: new V4Index(), v6: new Map(), make4: (n, len) => newEntry(made, n, undefined, len) };
+      t = made;
       this.tables.set(key, t);
       this.managed.add(table);
     }
@@ -141,12 +144,7 @@ export class RouteTable {
     if (t === undefined) return undefined;
     if (family === 4) {
       const n = v4Number(addr, len);
-      let e = t.v4.get(n, len);
-      if (e === undefined && create) {
-        e = newEntry(t, n, undefined, len);
-        t.v4.set(n, len, e);
-      }
-      return e;
+      return create ? t.v4.getOr(n, len, t.make4) : t.v4.get(n, len);
     }
     const a = v6MaskInto(addr, len, v6Scratch);
     const key = v6Key(a, len);
@@ -164,9 +162,7 @@ export class RouteTable {
     if (t === undefined) return undefined;
     if (k.family === 4) {
       const n = v4Number(k.addr, k.len);
-      let e = t.v4.get(n, k.len);
-      if (e === undefined && create) t.v4.set(n, k.len, (e = newEntry(t, n, undefined, k.len)));
-      return e;
+      return create ? t.v4.getOr(n, k.len, t.make4) : t.v4.get(n, k.len);
     }
     const key = v6Key(k.addr, k.len);
     let e = t.v6.get(key);

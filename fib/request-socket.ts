@@ -12,8 +12,13 @@ export interface RequestSocket {
    * again), so a thread socket may hand it over without a copy.
    */
   send(msg: Uint8Array, options: undefined, callback?: (error?: ErrnoException) => void, owned?: boolean): void;
+  /** A buffer of at least `size` bytes that an earlier owned send gave up and the thread handed back, if one is spare. */
+  buffer?(size: number): Buffer | undefined;
   close(): void;
 }
+
+/** Batch buffers kept for reuse: more than the writer's window of batches in flight is never needed at once. */
+const SPARE_MAX = 64;
 
 const errnoError = (code: string, errno: number, message: string, syscall: string): ErrnoException =>
   Object.assign(new Error(message), { name: 'ErrnoException' as const, code, errno, syscall });
@@ -23,6 +28,8 @@ export class ThreadSocket extends EventEmitter<{ message: [Buffer]; error: [Errn
   readonly #callbacks = new Map<number, ((error?: ErrnoException) => void) | undefined>();
   #nextId = 1;
   #closed = false;
+  /** batch buffers the thread handed back after sending them (a few dozen at most: the writer's window) */
+  readonly #spare: ArrayBuffer[] = [];
 
   private constructor(worker: Worker) {
     super();
@@ -69,6 +76,11 @@ export class ThreadSocket extends EventEmitter<{ message: [Buffer]; error: [Errn
     this.#worker.postMessage({ kind: 'send', id, data } satisfies RequestThreadCommand, [data.buffer as ArrayBuffer]);
   }
 
+  buffer(size: number): Buffer | undefined {
+    const ab = this.#spare.pop();
+    return ab !== undefined && ab.byteLength >= size ? Buffer.from(ab, 0, ab.byteLength) : undefined;
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
@@ -85,6 +97,7 @@ export class ThreadSocket extends EventEmitter<{ message: [Buffer]; error: [Errn
     if (m.kind === 'replies') {
       this.emit('message', Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength));
     } else if (m.kind === 'sent') {
+      if (m.buf !== undefined && this.#spare.length < SPARE_MAX) this.#spare.push(m.buf);
       const cb = this.#callbacks.get(m.id);
       this.#callbacks.delete(m.id);
       cb?.(m.code === undefined ? undefined : errnoError(m.code, m.errno ?? 0, m.message ?? m.code, 'sendmsg'));

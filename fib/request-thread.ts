@@ -23,7 +23,11 @@ export type RequestThreadCommand =
 export type RequestThreadMessage =
   | { readonly kind: 'ready'; readonly port: number }
   /** a send done (code undefined) or failed */
-  | { readonly kind: 'sent'; readonly id: number; readonly code?: string; readonly errno?: number; readonly message?: string }
+  | {
+    readonly kind: 'sent'; readonly id: number; readonly code?: string; readonly errno?: number; readonly message?: string;
+    /** the send's buffer, handed back for the next batch (a batch-sized one only) */
+    readonly buf?: ArrayBuffer | undefined;
+  }
   | { readonly kind: 'replies'; readonly data: Uint8Array }
   | { readonly kind: 'error'; readonly code: string; readonly errno: number; readonly message: string };
 
@@ -40,8 +44,15 @@ if (port) {
   port.on('message', (m: RequestThreadCommand) => {
     if (m.kind === 'send') {
       const id = m.id;
-      sock.send(Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength), undefined, (err) => {
-        port.postMessage((err ? { kind: 'sent', id, code: errnoCode(err) ?? 'EIO', errno: err.errno, message: err.message } : { kind: 'sent', id }) satisfies RequestThreadMessage);
+      const ab = m.data.buffer as ArrayBuffer;
+      sock.send(Buffer.from(ab, m.data.byteOffset, m.data.byteLength), undefined, (err) => {
+        // a batch buffer goes back to be filled again: freed here, it would wait for this thread's garbage
+        // collector, which runs seldom (a million routes left ~100 MB of them behind)
+        const back = ab.byteLength >= 4096 ? ab : undefined;
+        const msg: RequestThreadMessage = err
+          ? { kind: 'sent', id, code: errnoCode(err) ?? 'EIO', errno: err.errno, message: err.message, buf: back }
+          : { kind: 'sent', id, buf: back };
+        port.postMessage(msg, back ? [back] : []);
       });
     } else {
       // 'close', the only other command: both ends are this module's code in one process

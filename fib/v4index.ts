@@ -114,6 +114,37 @@ export class V4Index<T> {
     }
   }
 
+  /**
+   * The value of (n, len), or, when there is none, `make(n, len)` stored there: one probe where get and then set
+   * take two (fib/'s entry for a new prefix, once per route of a full table).
+   */
+  getOr(n: number, len: number, make: (n: number, len: number) => T): T {
+    if ((this.#used + this.#oldLive + 1) * 2 > this.#cur.cap) {
+      const total = this.size;
+      this.#resize(total * 4 > this.#cur.cap ? this.#cur.cap * 2 : this.#cur.cap);
+    } else this.#step();
+    const c = this.#cur;
+    const mask = c.cap - 1;
+    let tomb = -1;
+    for (let j = slotOf(n, len, c.cap); ; j = (j + 1) & mask) {
+      const l = c.len[j]!;
+      if (l === EMPTY) {
+        const o = this.#old;
+        if (o !== undefined) {
+          const i = find(o, n, len);
+          if (i >= 0) return o.vals[i] as T; // stays where it is: #step moves it
+        }
+        const v = make(n, len);
+        this.#size++;
+        this.#put(c, j, tomb, n, len, v);
+        return v;
+      }
+      if (l === TOMB) {
+        if (tomb < 0) tomb = j;
+      } else if (l === len && c.addr[j] === n) return c.vals[j] as T;
+    }
+  }
+
   /** Store at the first tombstone seen, else at the empty slot j (which then counts as used). */
   #put(c: Slots<T>, j: number, tomb: number, n: number, len: number, v: T | undefined): void {
     const at = tomb >= 0 ? tomb : j;

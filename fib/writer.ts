@@ -211,10 +211,10 @@ export class Writer {
     const ops = new Uint8Array(max);
     const nhs = new Uint32Array(max);
     // a batch of more than a few routes gets a buffer of its own (never a slice of Node's pool), handed to the
-    // request thread without a copy
+    // request thread without a copy and back from it for a later batch
     const bytes = Math.min(Math.max(max, 8) * 96, 1 << 20);
     let owned = bytes >= 4096;
-    let buf = owned ? Buffer.allocUnsafeSlow(bytes) : Buffer.allocUnsafe(bytes);
+    let buf = owned ? (core.cmd!.buffer?.(bytes) ?? Buffer.allocUnsafeSlow(bytes)) : Buffer.allocUnsafe(bytes);
     let off = 0;
     let lastOff = -1;
     const firstSeq = core.seq;

@@ -81,13 +81,14 @@ t.test('address text for views (RFC 5952)', (t) => {
   t.end();
 });
 
-t.test('V4Index behaves like a Map under any mix of set/delete/swap/take/iterate (with growth and shrinking)', (t) => {
+t.test('V4Index behaves like a Map under any mix of set/delete/swap/take/getOr/iterate (with growth and shrinking)', (t) => {
   const op = fc.oneof(
     fc.record({ k: fc.constant('set' as const), n: fc.integer({ min: 0, max: 5000 }), len: fc.integer({ min: 0, max: 32 }) }),
     fc.record({ k: fc.constant('del' as const), n: fc.integer({ min: 0, max: 5000 }), len: fc.integer({ min: 0, max: 32 }) }),
     fc.record({ k: fc.constant('bulk' as const), n: fc.integer({ min: 0, max: 3000 }), len: fc.constant(32) }),
     fc.record({ k: fc.constant('swap' as const), n: fc.integer({ min: 0, max: 5000 }), len: fc.integer({ min: 0, max: 32 }) }),
     fc.record({ k: fc.constant('take' as const), n: fc.integer({ min: 0, max: 5000 }), len: fc.integer({ min: 0, max: 32 }) }),
+    fc.record({ k: fc.constant('getor' as const), n: fc.integer({ min: 0, max: 5000 }), len: fc.integer({ min: 0, max: 32 }) }),
   );
   fc.assert(fc.property(fc.array(op, { maxLength: 60 }), (ops) => {
     const idx = new V4Index<number>();
@@ -103,6 +104,15 @@ t.test('V4Index behaves like a Map under any mix of set/delete/swap/take/iterate
         const before = model.get(key);
         model.set(key, ++v);
         if (idx.swap(o.n * 7919 >>> 0, o.len, v) !== before) return false;
+      } else if (o.k === 'getor') {
+        // getOr answers the value there, or stores and answers a new one (fib/'s entry for a new prefix)
+        const key = `${o.n * 7919 >>> 0}/${o.len}`;
+        const existed = model.has(key);
+        const want = model.get(key) ?? ++v;
+        model.set(key, want);
+        let made = 0;
+        if (idx.getOr(o.n * 7919 >>> 0, o.len, () => (made++, v)) !== want) return false;
+        if (made !== (existed ? 0 : 1)) return false;
       } else if (o.k === 'take') {
         const key = `${o.n * 7919 >>> 0}/${o.len}`;
         const before = model.get(key);
@@ -113,7 +123,11 @@ t.test('V4Index behaves like a Map under any mix of set/delete/swap/take/iterate
         if (idx.delete(o.n * 7919 >>> 0, o.len) !== had) return false;
       } else {
         // many inserts then deleting them all: exercises growth and shrinking
-        for (let i = 0; i < o.n; i++) idx.set(0xfff00000 + i, 32, i);
+        // (every other one through getOr: it grows the table too)
+        for (let i = 0; i < o.n; i++) {
+          if (i & 1) idx.getOr(0xfff00000 + i, 32, () => i);
+          else idx.set(0xfff00000 + i, 32, i);
+        }
         for (let i = 0; i < o.n; i++) idx.delete(0xfff00000 + i, 32);
       }
       if (idx.size !== model.size) return false;
