@@ -156,7 +156,10 @@ export class Writer {
     // a burst: this many queued at once, or queued within about a second (the caller hands a big change over in
     // slices, and the writer keeps up with each)
     if (!this.bulk && core.events && (this.#queue.length - this.#qhead >= core.bulkThreshold ||
-      (this.#winCount + this.#prevCount >= core.bulkThreshold && performance.now() - this.#lastEnqueue < RATE_WINDOW_MS))) {
+      (this.#qhead < this.#queue.length && this.#winCount + this.#prevCount >= core.bulkThreshold &&
+        performance.now() - this.#lastEnqueue < RATE_WINDOW_MS))) {
+      // (the rate alone does not start a burst when nothing is queued: a pump right after a burst was written, and
+      // within a second of its last change, started another with nothing to write, and its end a second full dump)
       // Bulk mode. Each write comes back as a notification that costs more to read (~4 us) than the write costs the
       // kernel, and a burst overruns the event socket anyway, which then needs a dump. So stop listening to route
       // notifications for the burst and dump once when it is done; link events still arrive. External changes made
