@@ -80,3 +80,19 @@ t.test('stop() cancels a release in progress; without a collector the trims stil
   t.ok(await until(() => n.releases === 1), 'no collector (another engine): trimmed anyway');
   t.equal(trims, 2);
 });
+
+t.test('a list that grew the young generation or left much in Buffers forces the first collection; else not', async (t) => {
+  for (const want of [true, false]) {
+    const forces: boolean[] = [];
+    const m = new ListMemory({
+      gcDelayMs: 5, settleMs: 5, shrinkDelayMs: 5,
+      collect: (force) => { forces.push(force); return Promise.resolve(); },
+      trim: () => undefined,
+      churned: () => want,
+    });
+    m.listed();
+    t.ok(await until(() => m.releases === 1), 'released');
+    t.same(forces, [want, true], `churned ${String(want)}: the first collection forced ${String(want)}, the second forced`);
+    m.stop();
+  }
+});
