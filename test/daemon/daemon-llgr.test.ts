@@ -108,7 +108,9 @@ t.test('skeinctl shows GR and LLGR helper state of a peer that went away, and it
   t.ok(p.gracefulRestart.longLived[0].secondsLeft > 0 && p.gracefulRestart.longLived[0].secondsLeft <= 30, 'seconds left on the LLGR clock');
   const r = await route();
   t.ok(r?.best.communities.includes('65535:6'), 'the kept route carries LLGR_STALE');
-  t.same(d1.fibJson().routes.find((x) => x.prefix === '10.65.0.64/26')?.desired, { type: 'unicast', nextHops: ['127.0.0.2'] }, 'still wanted in the FIB');
+  // (fib.enabled false here: the route table keeps no learned route, docs/contract.md; that the kept route is still
+  // best is the check above, and what the FIB does with a stale route is the route table's, with its own tests)
+  t.equal(d1.fibJson().routes.find((x) => x.prefix === '10.65.0.64/26'), undefined, 'FIB disabled: not in the fib view');
   const text = await ctl(['--socket', sock, 'peers']);
   t.match(text.out, /helper: +long-lived phase: ipv4-unicast stale \(1 routes\)/, 'skeinctl peers: helper line');
   t.match(text.out, /long-lived: +ipv4-unicast \d+s left/, 'skeinctl peers: LLGR clock line');
