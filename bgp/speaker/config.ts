@@ -153,6 +153,12 @@ export interface SpeakerOptions {
   readonly routeInterface?: (prefix: PrefixKey, nextHops: readonly string[], local: boolean) => string | undefined;
   /** called with the seconds each received UPDATE took to apply to the RIB (policy, Adj-RIB-In, decision) */
   readonly onUpdateApplied?: (seconds: number) => void;
+  /**
+   * Run the route path's warm-up (warm.ts) before the first session of the process, so a first table of many routes
+   * is handled by optimised code; default false. It costs ~0.1 s of CPU at start and ~1.5-2.5 MiB of idle RSS
+   * (bench/footprint.ts), which is why only a speaker expecting whole tables turns it on.
+   */
+  readonly warmUp?: boolean;
   readonly peers?: readonly PeerOptions[];
 }
 

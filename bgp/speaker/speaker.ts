@@ -208,7 +208,7 @@ export class Speaker extends EventEmitter {
   /** Listen (unless listenAddress is null) and start every peer. */
   async start(): Promise<void> {
     if (this.running) return;
-    if (!warmedUp) {
+    if (this.opts.warmUp === true && !warmedUp) {
       // once per process, before the first session: the route path compiled before the first table (warm.ts)
       warmedUp = true;
       try {

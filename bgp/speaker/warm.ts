@@ -7,7 +7,7 @@
 // A speaker's first table arrives in one burst, so without a warm-up the first ~100k prefixes go through the
 // unoptimised code: skeind took ~3 µs a prefix at 100k routes against ~1.7 µs at 1M (issue 16; a bare RibCore
 // imported its first 100k prefixes at a third of the speed of the next 100k). The warm-up costs a few tens of
-// milliseconds of CPU once, at start, and nothing it made is kept (the feedback it leaves is of the same shapes
+// milliseconds of CPU once, at start (SpeakerOptions.warmUp: skeind turns it on for a route reflector), and nothing it made is kept (the feedback it leaves is of the same shapes
 // the real sessions use: IPv4 prefix keys, interned attribute sets, 4-octet-AS codec contexts).
 import { RibCore } from '../rib/core.js';
 import { IPV4_UNICAST } from '../wire/constants.js';
@@ -23,7 +23,7 @@ const PER_UPDATE = 800;
 const BASE = 0x0a800000;
 
 /** Run the warm-up: `prefixes` routes in, out and withdrawn, `rounds` times. Returns the prefixes sent out (tests). */
-export function warmUp(prefixes = 16_384, rounds = 3): number {
+export function warmUp(prefixes = 4096, rounds = 2): number {
   let out = 0;
   for (let r = 0; r < rounds; r++) out += warmRound(prefixes);
   return out;

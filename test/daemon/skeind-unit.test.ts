@@ -14,7 +14,8 @@ import {
   Daemon, RouteTable, addressBytes, bgpTarget, originationAttributes, peerOptionsFor, prefixBytes, routerIdFor, sortByPrefix,
   speakerIdentity,
 } from '../../src/daemon.js';
-import { parsePrefixText } from '../../bgp/index.js';
+import { LogRateLimit, parsePrefixText } from '../../bgp/index.js';
+import { speakerOptions } from '../../src/daemon/speaker.js';
 import { requires } from '../helpers/env.js';
 import { startEtcd } from '../helpers/etcd.js';
 import { until } from '../helpers/netns.js';
@@ -204,6 +205,10 @@ t.test('router ID and speaker identity', async (t) => {
   t.same(speakerIdentity(cfg, model(withCfg)), { asn: 65010, routerId: '10.0.0.1', listenAddress: '10.0.0.1', alsoListen: 'fd00::1', listenPort: 2179, listenPortFrom: 'BGPConfiguration default spec.listenPort', v4: '10.0.0.1', v6: 'fd00::1' }, 'node AS, listenPort (and where it comes from), bindMode NodeIP: both node addresses on a dual-stack node (bird and bird6)');
   const perNode = `${withCfg}---\napiVersion: projectcalico.org/v3\nkind: BGPConfiguration\nmetadata: { name: node.host-a }\nspec: { listenPort: 3179 }\n`;
   t.equal(speakerIdentity(cfg, model(perNode)).listenPort, 3179, 'node.<name> listenPort wins');
+  // the route path's warm-up (bgp/speaker/warm.ts) only where whole tables come: a route reflector
+  const hooks = { routeInterface: () => undefined, onUpdateApplied: () => undefined, remoteLog: new LogRateLimit(), forwardingState: false, restarting: false };
+  t.equal(speakerOptions(speakerIdentity(cfg, model(node())), cfg, hooks).warmUp, false, 'a mesh host: no warm-up');
+  t.equal(speakerOptions(speakerIdentity(cfg, model(node(', routeReflectorClusterID: 10.0.0.1'))), cfg, hooks).warmUp, true, 'a route reflector: warm-up');
 });
 
 t.test('addresses and prefixes to bytes; BGP next hops to a kernel target', async (t) => {
