@@ -51,6 +51,9 @@ export function exportTo(rib: RibCore, g: UpdateGroup, prefix: PrefixKey, best: 
   // A group not shared yet is its one member's own Adj-RIB-Out: the member's own route is not there at all
   // (RFC 4271 §9.1.3: not sent back), and no source is recorded (update-group.ts, shared).
   const want = best === null || (!g.shared && sourceId(best) === p.id) ? null : exportSet(rib, p, prefix, best, g);
+  // nothing to withdraw from an empty Adj-RIB-Out of one member: the source's own group sees every one of its
+  // routes this way (a million at a full table), and needs no lookup for them
+  if (want === null && !g.shared && g.adjOut.size === 0) return;
   const q = g.queue(fam);
   // a change of the group's not sent yet: then what a member holds is not what Adj-RIB-Out said (noteSource)
   const wasPending = g.shared && q.pending.has(prefix);
