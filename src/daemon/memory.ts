@@ -15,18 +15,11 @@
 // datastore's skeind was its own-node-only reference + 26 MiB before (the young generation's pages 23 MiB of it,
 // /proc/PID/smaps); after, 84 MiB vs 87 MiB (+3 MiB), the drop ~6.5 s after the first release (RSS sampled every
 // 200 ms: 125 -> 86 MiB at 8.9 s after start, the reference 100 -> 83 MiB).
-import { getHeapSpaceStatistics } from 'node:v8';
 import { mallocTrim } from '../../bgp/index.js';
 import { heapCollector } from '../control/idle-gc.js';
 
-/** Buffers held, or young generation committed, after a list above which the first collection runs regardless */
-const BUFFERS_BYTES = 16 * 1024 * 1024;
-const YOUNG_BYTES = 8 * 1024 * 1024;
-
-function listChurned(): boolean {
-  const young = getHeapSpaceStatistics().find((x) => x.space_name === 'new_space')?.space_size ?? 0;
-  return young > YOUNG_BYTES || process.memoryUsage().arrayBuffers > BUFFERS_BYTES;
-}
+/** RSS growth since the last release (or the start) past which a list's first collection runs regardless */
+const CHURN_BYTES = 24 * 1024 * 1024;
 
 export class ListMemory {
   #timer: NodeJS.Timeout | undefined;
@@ -34,6 +27,8 @@ export class ListMemory {
   #generation = 0;
   /** lists after which memory was released (for tests and the log) */
   releases = 0;
+  /** the RSS at the start, then after each release: what a list's growth is measured from */
+  #rssBase = process.memoryUsage.rss();
 
   constructor(private readonly o: {
     gcDelayMs?: number;
@@ -48,7 +43,7 @@ export class ListMemory {
      */
     collect?: (force: boolean) => Promise<unknown> | undefined;
     trim?: () => void;
-    /** for tests: did the list leave much in the young generation or in Buffers (default listChurned) */
+    /** for tests: did the RSS grow much since the last release (default: more than CHURN_BYTES) */
     churned?: () => boolean;
   } = {}) {
     // the process's collector made now, at the daemon's start: its first baseline is the heap before the list
@@ -82,12 +77,14 @@ export class ListMemory {
     // A list read through skeind's own etcd client (config/etcdclient.ts) makes its garbage in Buffers (socket reads,
     // joined messages) and the young generation rather than in the old heap, which then grows too little for the
     // collector to start: no first collection, hence no second, and V8 keeps the young generation it grew to
-    // (bench/datastore-etcd: skeind 118 MiB 10 s after ready instead of ~80). So a young generation grown past
-    // YOUNG_BYTES, or Buffers over BUFFERS_BYTES, force the first collection.
-    const churned = (this.o.churned ?? listChurned)();
+    // (bench/datastore-etcd: skeind 118 MiB 10 s after ready instead of ~80). So a list during which the RSS grew by
+    // more than CHURN_BYTES since the last release (or the start) forces the first collection. Not every list: after
+    // a small one (a file datastore's few resources) a forced collection left the idle daemon ~1.5 MiB larger.
+    const churned = (this.o.churned ?? ((): boolean => process.memoryUsage.rss() - this.#rssBase > CHURN_BYTES))();
     later(this.o.gcDelayMs ?? 250, () => round(churned, false, (before) => {
       later(this.o.shrinkDelayMs ?? 6000, () => round(true, true, () => {
         this.releases++;
+        this.#rssBase = process.memoryUsage.rss();
         this.o.onRelease?.(before, process.memoryUsage.rss());
       }));
     }));
