@@ -58,7 +58,8 @@ export class Core {
   readonly timeoutMs: number;
   readonly retryMin: number;
   readonly retryMax: number;
-  readonly bulkThreshold: number;
+  /** the bulkThreshold option as given; undefined: it follows the table's size (burstThreshold) */
+  readonly bulkThreshold: number | undefined;
   readonly resyncDelay: number;
   readonly resyncMaxDefer: number;
   readonly rcvbuf: number;
@@ -133,7 +134,7 @@ export class Core {
     this.timeoutMs = checkInt('requestTimeoutMs', opts.requestTimeoutMs ?? 5000, 1, 3_600_000);
     this.retryMin = checkInt('retryMinMs', opts.retryMinMs ?? 250, 1, 3_600_000);
     this.retryMax = checkInt('retryMaxMs', opts.retryMaxMs ?? 30_000, this.retryMin, 3_600_000);
-    this.bulkThreshold = checkInt('bulkThreshold', opts.bulkThreshold ?? 20_000, 1, 1 << 30);
+    this.bulkThreshold = opts.bulkThreshold === undefined ? undefined : checkInt('bulkThreshold', opts.bulkThreshold, 1, 1 << 30);
     this.resyncDelay = checkInt('resyncDelayMs', opts.resyncDelayMs ?? 50, 0, 60_000);
     this.resyncMaxDefer = checkInt('resyncMaxDeferMs', opts.resyncMaxDeferMs ?? 5000, 0, 600_000);
     this.rcvbuf = checkInt('recvBufferSize', opts.recvBufferSize ?? 8 << 20, 65536, 1 << 30);
@@ -259,6 +260,17 @@ export class Core {
       () => { this.#collecting = false; },
       (err: unknown) => { this.#collecting = false; this.warn(err); },
     );
+  }
+
+  /**
+   * How many changes make a burst, written in bulk mode (route notifications off, one verification dump of the whole
+   * table at the end). Unless the option fixes it, it follows the table: the dump reads every route held, while
+   * listening costs a notification read per route written, so a small table goes into bulk mode early (2,000
+   * changes: a first 100k-route table no longer has its first 20,000 routes echoed back and read one by one) and a
+   * big one late (20,000 at 80,000 routes held and above, the fixed default before).
+   */
+  burstThreshold(): number {
+    return this.bulkThreshold ?? Math.min(20_000, Math.max(2_000, this.routes.size() >> 2));
   }
 
   /** Nothing queued, in flight, dumped or written in bulk: the ids in use can be read off the table. */

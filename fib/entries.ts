@@ -113,6 +113,13 @@ export class RouteTable {
     this.managed.add(defaultTable);
   }
 
+  /** routes held, every table */
+  size(): number {
+    let n = 0;
+    for (const t of this.tables.values()) n += t.v4.size + t.v6.size;
+    return n;
+  }
+
   *all(): IterableIterator<Entry> {
     for (const t of this.tables.values()) yield* entriesOf(t);
   }

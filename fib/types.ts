@@ -78,7 +78,8 @@ export interface ProgrammerOptions {
   readonly retryMaxMs?: number;
   /**
    * When at least this many changes are queued, route notifications are switched off until they are written and
-   * one dump follows (reading a notification per own write costs more than the write). Default 20000.
+   * one dump follows (reading a notification per own write costs more than the write). Default: a quarter of
+   * the routes held, at least 2,000 and at most 20,000.
    */
   readonly bulkThreshold?: number;
   /** How long kernel route/link events are gathered before a resync dump runs (default 50 ms). */

@@ -22,7 +22,7 @@ import { encodeSpec, type Spec } from './targets.js';
 const BULK_QUIET_MS = 300;
 /** ...but a burst that never pauses still gets its dump this often (external changes meanwhile are repaired then). */
 const BULK_MAX_MS = 20_000;
-/** The window in which `bulkThreshold` changes make a burst although the queue never holds that many at once. */
+/** The window in which `burstThreshold()` changes make a burst although the queue never holds that many at once. */
 const RATE_WINDOW_MS = 1000;
 /** How long one pump may build and hand over batches before it yields to the event loop. */
 const PUMP_SLICE_MS = 4;
@@ -155,8 +155,9 @@ export class Writer {
     this.#clock = performance.now();
     // a burst: this many queued at once, or queued within about a second (the caller hands a big change over in
     // slices, and the writer keeps up with each)
-    if (!this.bulk && core.events && (this.#queue.length - this.#qhead >= core.bulkThreshold ||
-      (this.#qhead < this.#queue.length && this.#winCount + this.#prevCount >= core.bulkThreshold &&
+    const burst = this.bulk ? 0 : core.burstThreshold();
+    if (!this.bulk && core.events && (this.#queue.length - this.#qhead >= burst ||
+      (this.#qhead < this.#queue.length && this.#winCount + this.#prevCount >= burst &&
         performance.now() - this.#lastEnqueue < RATE_WINDOW_MS))) {
       // (the rate alone does not start a burst when nothing is queued: a pump right after a burst was written, and
       // within a second of its last change, started another with nothing to write, and its end a second full dump)

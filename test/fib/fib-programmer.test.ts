@@ -351,3 +351,41 @@ t.test('a storm of 100k external route changes while programming ends consistent
   await agent.call('close');
   t.equal(await agent.exited, 0, 'the agent exits cleanly');
 });
+
+t.test('a burst into a small table is written in bulk mode; with bulkThreshold above it, it is not', async (t) => {
+  if (!rootOk(t)) return;
+  // Bulk mode stops reading route notifications and ends with one verification dump (counted in resyncs). By default
+  // the threshold follows the table (FibCore.burstThreshold): 2,000 changes into an empty table are a burst. With the
+  // option fixed at 20,000 the same burst is written with notifications on, and no dump follows unless the event
+  // socket overran.
+  type St = { resyncs: number; overruns: number; inSync: number; installed: number };
+  const burst = async (opts: Record<string, unknown>, base: string): Promise<{ dumps: number; overruns: number }> => {
+    const lab = new Lab();
+    t.teardown(() => lab.destroy());
+    const ns = topology(lab);
+    const agent = await startAgent(t, ns, opts);
+    // the start-up dump first (and its sweep, with nothing to sweep), so that only the burst's own dump is counted
+    await agent.call('resync');
+    await agent.call('markSynced');
+    await until(async () => (await agent.call<{ synced: boolean }>('stats')).synced, 'start-up sync', 10_000, 50);
+    await new Promise((r) => setTimeout(r, 300));
+    const before = await agent.call<St>('stats');
+    await agent.call('setRange', { range: { base, count: 3_000, hops: [{ gw: '10.0.0.2' }] } });
+    await agent.call('flush');
+    await until(async () => {
+      const st = await agent.call<St>('flush');
+      return st.inSync === 3_000 && st.installed === 3_000;
+    }, '3,000 routes in sync', 20_000, 50);
+    // the verification dump comes once the writes have been quiet for a while (BULK_QUIET_MS)
+    await new Promise((r) => setTimeout(r, 1_000));
+    const after = await agent.call<St>('stats');
+    const count = Number(nsExec(ns, 'sh', ['-c', `ip -4 route show proto ${PROTO} | wc -l`]).trim());
+    t.equal(count, 3_000, `the kernel holds the 3,000 routes (${JSON.stringify(opts)})`);
+    await agent.call('close');
+    return { dumps: after.resyncs - before.resyncs, overruns: after.overruns - before.overruns };
+  };
+  const adaptive = await burst({}, '10.62.0.0/32');
+  t.ok(adaptive.dumps >= 1, `default threshold: the burst ended with a verification dump (${adaptive.dumps})`);
+  const fixed = await burst({ bulkThreshold: 20_000 }, '10.63.0.0/32');
+  t.equal(fixed.dumps, fixed.overruns, `bulkThreshold 20000: no dump beyond overruns (dumps ${fixed.dumps}, overruns ${fixed.overruns})`);
+});
