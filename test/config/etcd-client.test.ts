@@ -3,6 +3,7 @@
 // oversized message, or not at all; an endpoint list whose first member is down (and a real etcd behind the second);
 // a connection that stops passing bytes (keepalive). Each must end the call with an error that says what happened,
 // and nothing may crash the process or leave it waiting forever.
+// Ports of this file: 24331-24334 (etcd client/peer 24331/24332, nothing listening on 24333, the proxy on 24334).
 import t, { type Test } from 'tap';
 import http2 from 'node:http2';
 import { once } from 'node:events';
@@ -174,11 +175,11 @@ t.test('failover: the first endpoint refuses connections, the second serves', as
 
 t.test('a real etcd: failover from a dead endpoint, keepalive on a silent connection', async (t) => {
   if (!requires(t, { commands: ['etcd'] })) return;
-  const etcd = await startEtcd(24381, 24382);
+  const etcd = await startEtcd(24331, 24332);
   t.teardown(() => etcd.stop());
   await etcd.client.put('/calico/resources/v3/projectcalico.org/ippools/p1').value(JSON.stringify({ kind: 'IPPool', apiVersion: 'projectcalico.org/v3', metadata: { name: 'p1' }, spec: { cidr: '10.61.0.0/16' } }));
   // the datastore on [nothing listening, etcd]
-  const ds = new EtcdDatastore({ endpoints: ['http://127.0.0.1:24389', etcd.endpoint], backoffMinMs: 50, backoffMaxMs: 200, dialTimeoutMs: 1000 }).start();
+  const ds = new EtcdDatastore({ endpoints: ['http://127.0.0.1:24333', etcd.endpoint], backoffMinMs: 50, backoffMaxMs: 200, dialTimeoutMs: 1000 }).start();
   t.teardown(() => ds.close());
   const model = await ds.synced();
   t.ok(model.get('IPPool', 'p1') !== undefined, 'synced through the second endpoint');
@@ -186,7 +187,7 @@ t.test('a real etcd: failover from a dead endpoint, keepalive on a silent connec
   await until(() => ds.model.get('IPPool', 'p2') !== undefined, 'a change watched through it', 10_000);
 
   // a proxy that stops passing bytes both ways: only the keepalive ping can tell
-  const proxy = await startProxy(24383, 24381);
+  const proxy = await startProxy(24334, 24331);
   t.teardown(() => proxy.close());
   const c = client(t, [proxy.endpoint], { keepaliveMs: 200, keepaliveTimeoutMs: 300, requestTimeoutMs: 60_000 });
   t.equal((await c.range({ key: Buffer.from('/calico/'), rangeEnd: Buffer.from('/calico0') })).kvs.length, 2, 'through the proxy');
