@@ -25,7 +25,7 @@
 //   200 x 20  skein converge  1.77 s, CPU 0.36 s, RSS 106 -> 109 MiB (4 B), flap 0.037 / 0.029 s
 //             BIRD 2 converge  3.89 s, CPU 0.51 s, RSS   8 ->  10 MiB, flap 0.047 / 0.066 s
 // (flap: gone / back). skeind alone at load 14.9 (03:18): 500 x 10 converge 0.84 s, CPU 0.67 s, flap 0.031 / 0.026 s.
-// main at 1edb6a1 (2026-12-06 22:32, RR_REPEAT=3 RR_FLAPS=9 under /work/quietrun.sh, load 26.2 -> 17.3, medians):
+// main at 1edb6a1 (2026-12-06 22:32, RR_REPEAT=3 RR_FLAPS=9 in a cpu cgroup with a large cpu.shares, load 26.2 -> 17.3, medians):
 //   500 x 10  skein converge  0.49 s, CPU 0.50 s, RSS 121 -> 135 MiB (6 B), flap 0.010 / 0.010 s
 //             BIRD 2 converge  3.21 s, CPU 1.50 s, RSS  13 ->  17 MiB (2 B), flap 0.010 / 0.014 s
 //   200 x 20  skein converge  0.21 s, CPU 0.30 s, RSS  93 -> 109 MiB (19 B), flap 0.006 / 0.007 s
