@@ -54,7 +54,14 @@ export function listNamespaces(prefix: string): string[] {
 export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
+  } catch {
+    return false;
+  }
+  // A zombie answers signal 0 too, but it has exited: only its parent's wait() is missing. A lab's processes are
+  // reparented to init once `lab up` returns, and how soon init reaps them is not ours to decide.
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.charAt(stat.lastIndexOf(')') + 2) !== 'Z';
   } catch {
     return false;
   }
