@@ -71,12 +71,17 @@ export class V4Index<T> {
     this.swap(n, len, v);
   }
 
-  /** Set and return the previous value: one probe where get + set take two (the route table's hot path). */
-  swap(n: number, len: number, v: T): T | undefined {
+  /** Before an insert: grow (or clean out tombstones) when one more key would pass 1/2 load, else move a step of #old. */
+  #roomForOne(): void {
     if ((this.#used + this.#oldLive + 1) * 2 > this.#cur.cap) {
       const total = this.size;
       this.#resize(total * 4 > this.#cur.cap ? this.#cur.cap * 2 : this.#cur.cap);
     } else this.#step();
+  }
+
+  /** Set and return the previous value: one probe where get + set take two (the route table's hot path). */
+  swap(n: number, len: number, v: T): T | undefined {
+    this.#roomForOne();
     const c = this.#cur;
     const mask = c.cap - 1;
     let tomb = -1;
@@ -119,10 +124,7 @@ export class V4Index<T> {
    * take two (fib/'s entry for a new prefix, once per route of a full table).
    */
   getOr(n: number, len: number, make: (n: number, len: number) => T): T {
-    if ((this.#used + this.#oldLive + 1) * 2 > this.#cur.cap) {
-      const total = this.size;
-      this.#resize(total * 4 > this.#cur.cap ? this.#cur.cap * 2 : this.#cur.cap);
-    } else this.#step();
+    this.#roomForOne();
     const c = this.#cur;
     const mask = c.cap - 1;
     let tomb = -1;
