@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { alive } from '../../src/lab/system.js';
 import { expectedRemote, makePlan, type TorKind, type Topology } from '../../src/lab/topology.js';
 import { runCommand, type RunResult } from './run.js';
 
@@ -20,21 +21,8 @@ export function labNamespaces(prefix: string): string[] {
   return spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.split('\n').map((l) => l.split(' ')[0] ?? '').filter((n) => n.startsWith(prefix));
 }
 
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  // A zombie answers signal 0 too, but it has exited: only its parent's wait() is missing. A lab's processes are
-  // reparented to init once `lab up` returns, and how soon init reaps them is not ours to decide.
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.charAt(stat.lastIndexOf(')') + 2) !== 'Z';
-  } catch {
-    return false;
-  }
-}
+// the lab's own test of a process (a zombie counts as gone), so that `down` and the test agree
+export { alive };
 
 export interface LabState { pids: { name: string; pid: number }[]; namespaces: string[] }
 export interface FreshLab { prefix: string; stateDir: string; opts: string[] }
