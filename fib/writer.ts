@@ -158,7 +158,7 @@ export class Writer {
     const burst = this.bulk ? 0 : core.burstThreshold();
     if (!this.bulk && core.events && (this.#queue.length - this.#qhead >= burst ||
       (this.#qhead < this.#queue.length && this.#winCount + this.#prevCount >= burst &&
-        performance.now() - this.#lastEnqueue < RATE_WINDOW_MS))) {
+        this.#clock - this.#lastEnqueue < RATE_WINDOW_MS))) {
       // (the rate alone does not start a burst when nothing is queued: a pump right after a burst was written, and
       // within a second of its last change, started another with nothing to write, and its end a second full dump)
       // Bulk mode. Each write comes back as a notification that costs more to read (~4 us) than the write costs the
