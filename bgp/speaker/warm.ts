@@ -60,19 +60,19 @@ function warmRound(n: number): number {
     for (let m = framer.next(); m !== null; m = framer.next()) core.applyUpdate(from, decodeMessage(m, CTX) as UpdateMessage);
     drain();
   };
-  for (let s = 0, g = 0; s < n; s += PER_UPDATE, g++) {
+  /** the /32s of one UPDATE's worth, from the s-th on */
+  const keysFrom = (s: number): number[] => {
     const keys: number[] = [];
     for (let i = s; i < Math.min(n, s + PER_UPDATE); i++) keys.push((BASE + i) * 64 + 32);
+    return keys;
+  };
+  for (let s = 0, g = 0; s < n; s += PER_UPDATE, g++) {
     const attrs: PathAttributes = {
       origin: 0, asPath: [{ type: 2, asns: [65000 + (g % 4), 65100] }], nextHop: `10.0.0.${11 + (g % 4)}`, localPref: 100,
     };
-    feed(packUpdates(attrs, list(keys), CTX));
+    feed(packUpdates(attrs, list(keysFrom(s)), CTX));
   }
-  for (let s = 0; s < n; s += PER_UPDATE) {
-    const keys: number[] = [];
-    for (let i = s; i < Math.min(n, s + PER_UPDATE); i++) keys.push((BASE + i) * 64 + 32);
-    feed(packWithdrawals(list(keys), CTX));
-  }
+  for (let s = 0; s < n; s += PER_UPDATE) feed(packWithdrawals(list(keysFrom(s)), CTX));
   core.removePeer(from);
   core.removePeer(to);
   core.finishWalks();
