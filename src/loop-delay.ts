@@ -9,8 +9,9 @@
 //
 // Two modes, one set of readers:
 // - quiet: a JavaScript timer takes one sample (how late it fired) and doubles its interval up to SLOW_MS while the loop
-//   stays quiet. As soon as the loop was busy for more than BUSY of the interval (performance.eventLoopUtilization,
-//   which reads counters libuv keeps anyway; a stall of the loop is busy time), the sampler goes busy. A late sample
+//   stays quiet. As soon as the loop was busy for more than GO_BUSY of a window of at least JUDGE_MS
+//   (performance.eventLoopUtilization, which reads counters libuv keeps anyway; a stall of the loop is busy time), the
+//   sampler goes busy. A late sample
 //   with the loop idle is recorded but does not make it busy: the process was not given a CPU (a loaded host), and
 //   sampling faster would only add wake-ups to that host.
 // - busy: the native monitorEventLoopDelay at FAST_MS does the sampling; its libuv timer records into a C++ histogram
@@ -39,8 +40,17 @@ export const CHECK_MS = 50;
 const QUIET_FIRST_MS = 10;
 /** While busy, the native samples are folded into the views at a check once there are this many. */
 const FOLD_AT = 256;
-/** Share of an interval the loop may spend running callbacks and still count as quiet. */
+/** Share of a check window the busy loop may spend running callbacks and still go back to quiet. */
 const BUSY = 0.1;
+/** Share of a judging window (JUDGE_MS at least) the quiet loop must spend running callbacks to go busy. Higher than
+ *  BUSY: the time counted is wall time, and on a loaded host a callback of 1 ms of CPU can take several ms of it. */
+const GO_BUSY = 0.25;
+/** While quiet, busyness is judged over a window of at least this long, ms; within a shorter one the loop counts as
+ *  busy only once it has run callbacks for GO_BUSY of this long. Judged over the quiet timer's own first intervals (10,
+ *  20 ms) at 10%, one workload event's 1-2 ms of work read as busy: a host of the convergence bench (an event every
+ *  50 ms, ~3% of its CPU) flipped into the busy mode after nearly every event, and the native 1 ms timer costs ~18 µs
+ *  a wake-up here (an idle `node` with monitorEventLoopDelay at 1 ms: 18.6 ms of CPU a second, 0.3 without). */
+const JUDGE_MS = 100;
 
 /** The views' range, ns: 1 ns to an hour, 3 significant digits (createHistogram's default reaches 2^53). */
 const HIGHEST_NS = 3600e9;
@@ -139,7 +149,8 @@ export class LoopDelaySampler {
   readonly #tick = (): void => {
     const now = performance.now();
     const lateMs = Math.max(0, now - this.#due);
-    const elu = performance.eventLoopUtilization(this.#elu);
+    const windowStart = this.#elu;
+    const elu = performance.eventLoopUtilization(windowStart);
     this.#elu = performance.eventLoopUtilization();
     if (this.#busy) {
       if (elu.utilization > BUSY) {
@@ -154,10 +165,14 @@ export class LoopDelaySampler {
     const ns = Math.min(HIGHEST_NS, Math.max(1, Math.round(lateMs * 1e6)));
     for (const h of this.#views) h.record(ns);
     this.samples++;
-    if (elu.utilization > BUSY) {
+    // elu covers the judging window (since #windowStart), which spans several quiet ticks until it is JUDGE_MS long
+    const windowMs = elu.idle + elu.active;
+    if (elu.active > GO_BUSY * Math.max(windowMs, JUDGE_MS)) {
       this.speedUps++;
       this.#goBusy();
     } else {
+      // a short window goes on: the next tick judges the time since it began, not only its own interval
+      if (windowMs < JUDGE_MS) this.#elu = windowStart;
       this.#interval = Math.min(SLOW_MS, this.#interval * 2);
       this.#arm(this.#interval);
     }

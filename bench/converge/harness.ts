@@ -620,7 +620,9 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
         writeFileSync(log, '');
         // `ip netns exec` execs the command: the child's pid is skeind's.
         // CONVERGE_PROFILE=host-3 CONVERGE_PROFILE_DIR=/tmp/p: a V8 CPU profile of that node's skeind (written when it stops).
-        const prof = process.env.CONVERGE_PROFILE === n.name && process.env.CONVERGE_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.CONVERGE_PROFILE_DIR}`] : [];
+        // CONVERGE_PROFILE_INTERVAL=3000: the sampling interval in µs (V8's default 1000 makes every native call it
+        // interrupts, a postMessage or a socket write, look several times as costly as it is).
+        const prof = process.env.CONVERGE_PROFILE === n.name && process.env.CONVERGE_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.CONVERGE_PROFILE_DIR}`, ...(process.env.CONVERGE_PROFILE_INTERVAL ? [`--cpu-prof-interval=${process.env.CONVERGE_PROFILE_INTERVAL}`] : [])] : [];
         // CONVERGE_NODE_FLAGS='--max-semi-space-size=8': Node flags for every skeind, e.g. as the packaged launcher
         // runs it (scripts/build-deb.mjs); none by default, so figures stay comparable with the earlier runs.
         const nodeFlags = (process.env.CONVERGE_NODE_FLAGS ?? '').split(/\s+/).filter((x) => x !== '');

@@ -98,3 +98,26 @@ t.test('while busy the native samples reach every view through sync(), stalls at
   s.close(h);
   s.close(other);
 });
+
+t.test('short bursts of work a few percent of the time leave it quiet; sustained work makes it busy', async (t) => {
+  const s = new LoopDelaySampler();
+  const h = s.open();
+  t.ok(await until(() => s.interval === SLOW_MS), 'quiet first');
+  const ups = s.speedUps;
+  // ~2 ms of work every ~40 ms (a host handling a workload event every 50 ms): judged over one of the quiet timer's
+  // first 10 ms intervals that read as 20% busy and flipped the sampler into its 1 ms mode after nearly every burst
+  for (let i = 0; i < 40; i++) {
+    block(2);
+    await sleep(40);
+  }
+  t.equal(s.speedUps, ups, 'no switch to the busy mode for bursts of 2 ms in 40');
+  t.not(s.interval, FAST_MS, 'still sampling at the quiet intervals');
+  // a loop working most of the time is busy, however the windows fall
+  for (let i = 0; i < 40 && s.interval !== FAST_MS; i++) {
+    block(15);
+    await sleep(1);
+  }
+  t.equal(s.interval, FAST_MS, 'busy while the loop works 15 ms of every ~16');
+  t.ok(s.speedUps > ups, 'counted as a switch to the busy mode');
+  s.close(h);
+});
