@@ -86,6 +86,8 @@ t.test('V4Index behaves like a Map under any mix of set/delete/swap/take/getOr/i
     fc.record({ k: fc.constant('set' as const), n: fc.integer({ min: 0, max: 5000 }), len: fc.integer({ min: 0, max: 32 }) }),
     fc.record({ k: fc.constant('del' as const), n: fc.integer({ min: 0, max: 5000 }), len: fc.integer({ min: 0, max: 32 }) }),
     fc.record({ k: fc.constant('bulk' as const), n: fc.integer({ min: 0, max: 3000 }), len: fc.constant(32) }),
+    // consecutive prefixes of one length with their host bits zero (a peer's /24s): they share hash groups
+    fc.record({ k: fc.constant('run' as const), n: fc.integer({ min: 0, max: 2000 }), len: fc.integer({ min: 12, max: 30 }) }),
     fc.record({ k: fc.constant('swap' as const), n: fc.integer({ min: 0, max: 5000 }), len: fc.integer({ min: 0, max: 32 }) }),
     fc.record({ k: fc.constant('take' as const), n: fc.integer({ min: 0, max: 5000 }), len: fc.integer({ min: 0, max: 32 }) }),
     fc.record({ k: fc.constant('getor' as const), n: fc.integer({ min: 0, max: 5000 }), len: fc.integer({ min: 0, max: 32 }) }),
@@ -121,6 +123,19 @@ t.test('V4Index behaves like a Map under any mix of set/delete/swap/take/getOr/i
       } else if (o.k === 'del') {
         const had = model.delete(`${o.n * 7919 >>> 0}/${o.len}`);
         if (idx.delete(o.n * 7919 >>> 0, o.len) !== had) return false;
+      } else if (o.k === 'run') {
+        // inserted, read back, half taken, then walked into a second index (the stale swap's and resync's shape)
+        const base = 0xc0000000 >>> 0;
+        const at = (i: number): number => (base + i * 2 ** (32 - o.len)) >>> 0;
+        const count = Math.min(o.n, 2 ** (o.len - 2)); // stays within 192.0.0.0/2: never wraps onto the model's keys
+        for (let i = 0; i < count; i++) idx.set(at(i), o.len, -1 - i);
+        for (let i = 0; i < count; i++) if (idx.get(at(i), o.len) !== -1 - i) return false;
+        for (let i = 0; i < count; i += 2) if (idx.take(at(i), o.len) !== -1 - i) return false;
+        const copy = new V4Index<number>();
+        idx.forEach((n, len, val) => copy.set(n, len, val));
+        if (copy.size !== idx.size) return false;
+        for (let i = 0; i < count; i++) if (copy.get(at(i), o.len) !== (i & 1 ? -1 - i : undefined)) return false;
+        for (let i = 1; i < count; i += 2) if (!idx.delete(at(i), o.len)) return false;
       } else {
         // many inserts then deleting them all: exercises growth and shrinking
         // (every other one through getOr: it grows the table too)
