@@ -9,6 +9,8 @@
 import type { Prefix4, Prefix6 } from '../wire/types.js';
 
 const EMPTY = -1;
+/** the probe step (slot() says why 9) */
+const STEP = 9;
 const DELETED = -2;
 /** largest table an emptied PrefixMap clears in place instead of shrinking (2 MiB of arrays) */
 const KEEP_SLOTS = 1 << 17;
@@ -73,11 +75,26 @@ export class PrefixMap<V> {
    * most lookups of a burst into cache hits instead of one miss per prefix
    * (at 1M prefixes the tables are far bigger than the CPU caches). The group
    * number and length are mixed with this table's seed (murmur3's
-   * finaliser), top bits. The seed matters: walking one table visits keys in
-   * its hash order, and inserting them in that order into another table
-   * hashed the same way piles them into one long probe run (quadratic; seen
-   * here as a 100k-prefix peer-down taking seconds). Seeds come from a
-   * counter mixed with a per-process random value (PROCESS_SEED).
+   * finaliser): its top bits choose the group, its low bits permute the 8
+   * places in it, so neighbours still fill one group while keys 8 apart (one
+   * per group key) do not all start in the same place of their groups. The
+   * seed matters: walking one table visits keys in its hash order, and
+   * inserting them in that order into another table hashed the same way
+   * piles them into one long probe run (quadratic; seen here as a
+   * 100k-prefix peer-down taking seconds). Seeds come from a counter mixed
+   * with a per-process random value (PROCESS_SEED).
+   *
+   * A probe moves on by STEP = 9 slots: to the next group, one place on. With
+   * a step of 1, neighbours that found their group taken spilled slot by slot
+   * into the next groups, filling them whole, and the groups after those: at
+   * 1M consecutive /32s an insert took ~20 probes (bench/rib.ts's keys and
+   * the skeind benchmark's alike). With 9 the 8 keys of a group that finds
+   * its home group taken spread one to a group over the next ones, a
+   * collision costs one probe per group passed, and the run one key makes
+   * crosses another group's home in one place only (3.3 probes an insert at
+   * 1M, table at 1/2 to 3/4 load). 9 is odd, so the probes of a key visit
+   * every slot of the table before they repeat: a find or insert ends even
+   * when all keys want the same place in their groups.
    */
   private slot(k: number): number {
     const addr = (k / 64) >>> 0;
@@ -86,13 +103,14 @@ export class PrefixMap<V> {
     let h = ((index >>> 3) ^ this.seed ^ Math.imul(len, 0x27d4eb2f)) | 0;
     h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
     h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-    return (((h ^ (h >>> 16)) >>> this.shift) & ~7) | (index & 7);
+    h ^= h >>> 16;
+    return ((h >>> this.shift) & ~7) | ((index ^ h) & 7);
   }
 
   private find(k: number): number {
     const keys = this.keys;
     const mask = this.mask;
-    for (let i = this.slot(k); ; i = (i + 1) & mask) {
+    for (let i = this.slot(k); ; i = (i + STEP) & mask) {
       const x = keys[i] as number;
       if (x === k) return i;
       if (x === EMPTY) return -1;
@@ -138,7 +156,7 @@ export class PrefixMap<V> {
     const mask = this.mask;
     let tomb = -1;
     let i = this.slot(k);
-    for (; ; i = (i + 1) & mask) {
+    for (; ; i = (i + STEP) & mask) {
       const x = keys[i] as number;
       if (x === k) {
         const prev = this.val(i);
@@ -265,7 +283,7 @@ export class PrefixMap<V> {
       const x = oldK[i] as number;
       if (x >= 0) {
         let j = this.slot(x);
-        while (this.keys[j] !== EMPTY) j = (j + 1) & this.mask;
+        while (this.keys[j] !== EMPTY) j = (j + STEP) & this.mask;
         this.keys[j] = x;
         if (!this.keysOnly) this.vals[j] = oldV[i];
         this.used++;
