@@ -94,6 +94,15 @@ export class Core {
   urgent: RawNetlinkSocket | undefined;
   /** messages sent on `urgent` */
   urgentSent = 0;
+  /**
+   * With the request thread: a socket on this thread for batches of a few routes while nothing is in flight
+   * (writer.ts, #sendBatch), so a lone route costs no thread hand-offs. Route writes only; its port, like cmd's,
+   * marks notifications of our own writes.
+   */
+  direct: RawNetlinkSocket | undefined;
+  directPort = -1;
+  /** route batches written on `direct` */
+  directBatches = 0;
   cmdPort = -1;
   /** the event reader thread (event-reader.ts) */
   events: Worker | undefined;

@@ -13,6 +13,8 @@ export interface EventReaderConfig {
   readonly recvBufferSize: number;
   readonly protocol: number;
   readonly skipPort: number;
+  /** the programming thread's socket for a few routes (core.ts, direct); -1 without one: its route writes are ours too */
+  readonly directPort: number;
   readonly groups: readonly number[];
   /** the groups 'leave' drops during a bulk write and 'join' re-adds */
   readonly routeGroups: readonly number[];
@@ -67,7 +69,8 @@ if (port) {
       const type = b.readUInt16LE(o + 4);
       let keep = false;
       if (type === RTM_NEWROUTE || type === RTM_DELROUTE) {
-        if (b.readUInt32LE(o + 12) === cfg.skipPort) selfSeen++;
+        const pid = b.readUInt32LE(o + 12);
+        if (pid === cfg.skipPort || pid === cfg.directPort) selfSeen++;
         else keep = len >= NLMSG_HDRLEN + RTMSG_LEN && b[o + NLMSG_HDRLEN + 5] === cfg.protocol;
       } else if (type === RTM_NEWNEXTHOP || type === RTM_DELNEXTHOP) {
         // nexthop objects: rare; every one not caused by our own socket goes on (fib/nexthops.ts decides by id)

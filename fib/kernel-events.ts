@@ -20,7 +20,7 @@ import type { KernelRoute } from './types.js';
 /** Start the reader thread, subscribed to link and route events; resolves once it listens. */
 export function startEventReader(core: Core): Promise<void> {
   const cfg: EventReaderConfig = {
-    recvBufferSize: core.rcvbuf, protocol: core.protocol, skipPort: core.cmdPort,
+    recvBufferSize: core.rcvbuf, protocol: core.protocol, skipPort: core.cmdPort, directPort: core.directPort,
     // nexthop notifications: objects of ours deleted or replaced by someone else are re-asserted (fib/nexthops.ts)
     groups: [RTNLGRP_LINK, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE, ...(core.nexthopObjects ? [RTNLGRP_NEXTHOP] : [])],
     routeGroups: [RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE],
@@ -76,7 +76,7 @@ function onEvents(core: Core, b: Buffer): void {
     const type = b.readUInt16LE(o + 4);
     if (type === RTM_NEWROUTE || type === RTM_DELROUTE) {
       // our own writes come back with our port as nlmsg_pid: their ACKs already tell the story
-      if (isOthersWriteOfOurs(b, o, len, core.protocol, core.cmdPort)) {
+      if (isOthersWriteOfOurs(b, o, len, core.protocol, core.cmdPort) && b.readUInt32LE(o + 12) !== core.directPort) {
         const k = parseRoute(b, o, len);
         if (k) routeEvent(core, type === RTM_NEWROUTE, k);
       }

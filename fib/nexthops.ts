@@ -163,6 +163,11 @@ export class Nexthops {
   }
 
   /** nexthop messages sent and not yet answered (flush('writes') waits for them too) */
+  /** objects created and not yet sent (sendFresh sends them) */
+  get hasFresh(): boolean {
+    return this.#fresh.length > 0;
+  }
+
   get pending(): number {
     return this.#pending.size;
   }

@@ -70,6 +70,13 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
       sock.on('error', (e) => core.resync.onSocketError('requests', e));
       core.cmd = sock;
       core.cmdPort = port;
+      // small buffers: a few routes and their acknowledgements (core.ts, direct)
+      const direct = openSocket(1 << 16, 1 << 16, 4096);
+      direct.on('message', (b) => core.writer.onReplies(b));
+      direct.on('error', (e) => core.resync.onSocketError('requests', e));
+      direct.unref();
+      core.direct = direct;
+      core.directPort = direct.address().port;
     } else {
       const sock = openSocket(core.rcvbuf, 4 << 20, 16384);
       sock.on('message', (b) => core.writer.onReplies(b));
@@ -107,7 +114,7 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
     core.writer.close();
     core.resync.close();
     await stopEventReader(core);
-    for (const s of [core.cmd, core.urgent, core.dumper]) {
+    for (const s of [core.cmd, core.direct, core.urgent, core.dumper]) {
       try {
         s?.close();
       } catch {
@@ -253,7 +260,7 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
       desired, installed, inSync, stale, pending, failuresByReason: failures,
       sent: { add: c.add, replace: c.replace, delete: c.delete },
       errors: c.errors, resyncs: c.resyncs, overruns: c.overruns, repairs: c.repairs, synced: core.synced,
-      nexthopObjects: core.nexthops.enabled, nexthops: core.nexthops.count, urgentSent: core.urgentSent,
+      nexthopObjects: core.nexthops.enabled, nexthops: core.nexthops.count, urgentSent: core.urgentSent, directBatches: core.directBatches,
       nexthopRepairs: core.resync.nexthopRepairs,
     };
   }

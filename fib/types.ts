@@ -195,6 +195,8 @@ export interface FibStats {
   readonly nexthops: number;
   /** Dead next hops' object deletions sent on the urgent socket (not behind queued route writes). */
   readonly urgentSent: number;
+  /** Route batches of a few routes written on the programming thread instead of through the request thread. */
+  readonly directBatches: number;
   /** Nexthop checks (nexthopCheckMs, resyncs) that found objects of skein's missing or changed, and re-asserted them. */
   readonly nexthopRepairs: number;
 }

@@ -77,6 +77,16 @@ export { VERSION };
 const IDENTITY_KINDS: ReadonlySet<string> = new Set(['Node', 'BGPConfiguration']);
 /** Kinds the kernel policy reads (src/controller/kernel.ts). */
 const POLICY_KINDS: ReadonlySet<string> = new Set(['Node', 'BGPConfiguration', 'IPPool']);
+// What BFD's reconcile reads besides the peers (src/daemon/bfd.ts): the BFDConfigurations and this node's labels.
+const BFD_KINDS: ReadonlySet<string> = new Set(['BFDConfiguration', 'Node']);
+
+/** A WorkloadEndpoint change of another node, before and after: nothing of this node's can depend on it. */
+function otherNodesEndpoint(ev: ChangeEvent, node: string): boolean {
+  if (ev.kind !== 'WorkloadEndpoint') return false;
+  const now = ev.resource as { spec: { node: string } } | undefined;
+  const before = ev.previous as { spec: { node: string } } | undefined;
+  return now?.spec.node !== node && before?.spec.node !== node;
+}
 
 export interface DaemonOptions {
   /** log sink (tests collect lines); default stdout */
@@ -437,15 +447,21 @@ export class Daemon {
     const rulesChanged = model !== undefined && events.some((ev) => RULE_KINDS.has(ev.kind));
     if (rulesChanged) this.policy.update(model, this.cfg.nodeName);
     const diff = this.controller.applyChanges(events);
-    // Peers and BFDConfiguration resources may have changed; the reconcile is cheap when nothing did.
-    this.bfd.schedule();
-    this.policy.setLocalInterfaces(this.controller.state.deviceRoutes);
+    // Per workload event elsewhere in the cluster (the bulk of the churn every host sees) nothing below has work:
+    // BFD's reconcile (an async pass over the peers; its RECHECK_MS timer still follows the routes to them) only
+    // when peers, BFDConfigurations or this node's labels may have changed, the interface map only when the device
+    // routes it is made of changed.
+    if (diff.peers.added.length + diff.peers.changed.length + diff.peers.removed.length > 0 || events.some((ev) => BFD_KINDS.has(ev.kind))) this.bfd.schedule();
+    if (diff.deviceRoutes.added.length + diff.deviceRoutes.changed.length + diff.deviceRoutes.removed.length > 0) {
+      this.policy.setLocalInterfaces(this.controller.state.deviceRoutes);
+    }
     // BGPFilter, pools, blocks: peers whose rule lists changed get them now, without a session reset.
     if (rulesChanged && restart === undefined) this.#apply.reapplyRules();
     // Another node's workload changes nothing here: skip the pass over peers, announcements and routes. (A live
     // migration's target endpoint changes nothing either until its VM announces itself, but must be watched.)
     if (restart === undefined && diffIsEmpty(diff)) {
-      this.#migration.sync(this.controller.migrationWatches(), this.controller.migration.nextDeadline());
+      const node = this.cfg.nodeName;
+      if (!events.every((ev) => otherNodesEndpoint(ev, node))) this.#migration.sync(this.controller.migrationWatches(), this.controller.migration.nextDeadline());
       return;
     }
     this.#apply.apply(diff, false, restart).catch((e: unknown) => this.log.error('applying datastore changes failed', { err: e }));

@@ -269,6 +269,47 @@ t.test('external deletes, changes and interface flaps are repaired', async (t) =
   await agent.call('close');
 });
 
+t.test('a lone route with nothing in flight is written on the programming thread; a batch through the request thread', async (t) => {
+  if (!rootOk(t)) return;
+  const lab = new Lab();
+  t.teardown(() => lab.destroy());
+  const ns = topology(lab);
+  const agent = await startAgent(t, ns);
+  type St = { directBatches: number; repairs: number; errors: number; inSync: number; desired: number; installed: number };
+  // the gateway's nexthop object is made (and sent through the request thread) by the first route through it
+  await agent.call('set', { routes: [{ prefix: '10.45.0.0/24', hops: [{ gw: '10.0.0.2' }] }] });
+  const s0 = await agent.call<St>('flush');
+  t.equal(s0.installed, 1, 'the first route is in');
+  const has = (dst: string): boolean => byDst(routes(ns, 4, 'proto', PROTO)).has(dst);
+
+  await agent.call('set', { routes: [{ prefix: '10.45.1.0/24', hops: [{ gw: '10.0.0.2' }] }] });
+  const s1 = await agent.call<St>('flush');
+  t.equal(s1.directBatches - s0.directBatches, 1, 'a lone route through an existing object: one direct batch');
+  t.ok(has('10.45.1.0/24'), 'and it is in the kernel');
+  t.equal(s1.repairs, s0.repairs, 'the notification of our own write is not taken for someone else\'s');
+
+  // 100 routes queued at once: one batch, through the request thread
+  await agent.call('setRange', { range: { base: '10.46.0.0/32', count: 100, hops: [{ gw: '10.0.0.2' }] } });
+  const s2 = await agent.call<St>('flush');
+  t.equal(s2.directBatches, s1.directBatches, 'a batch of 100 routes does not go direct');
+  t.match(s2, { installed: 102, inSync: 102, errors: 0 }, 'all of them in the kernel');
+
+  await agent.call('remove', { routes: [{ prefix: '10.45.1.0/24' }] });
+  const s3 = await agent.call<St>('flush');
+  t.equal(s3.directBatches - s2.directBatches, 1, 'a lone delete goes direct too');
+  t.notOk(has('10.45.1.0/24'), 'and the route is gone from the kernel');
+  t.equal(s3.repairs, s0.repairs, 'still no repair of our own writes');
+
+  // someone else's delete is still seen and repaired (through the direct socket: one route, nothing in flight)
+  nsExec(ns, 'ip', ['route', 'del', '10.45.0.0/24']);
+  await until(() => has('10.45.0.0/24'), 'the deleted route to come back', 5000);
+  const s4 = await agent.call<St>('flush');
+  t.equal(s4.repairs - s3.repairs, 1, 'one repair: the external delete');
+  t.ok(s4.directBatches > s3.directBatches, 'written back directly');
+  t.equal(s4.inSync, s4.desired, 'everything in sync at the end');
+  await agent.call('close');
+});
+
 t.test('an unreachable next hop is reported with the kernel\'s reason, retried, and installed once reachable', async (t) => {
   if (!rootOk(t)) return;
   const lab = new Lab();
