@@ -1,4 +1,4 @@
-// A small etcd v3 client: gRPC over node:http2, the messages encoded and decoded by etcdwire.ts. It does what the
+// A small etcd v3 client: gRPC over our own HTTP/2 client (h2client.ts), the messages encoded and decoded by etcdwire.ts. It does what the
 // datastore needs and nothing more: KV.Range, KV.Txn of range reads, the Watch bidi stream, Auth.Authenticate.
 //
 // Why not etcd3 and grpc-js (issue #16): every host runs skeind, and every host receives every WorkloadEndpoint
@@ -14,8 +14,7 @@
 // endpoints, a failed connection moves on to the next one; keepalive pings every 30 s with a 10 s timeout; a dial
 // timeout; a deadline on unary calls; a username and password exchanged for a token (clientv3 sends it as the `token`
 // metadata, re-authenticating when etcd says the token is invalid); TLS with a CA and a client certificate.
-import { createRequire } from 'node:module';
-import type * as Http2 from 'node:http2';
+import { H2Error, H2Session, h2CodeName, type H2Stream } from './h2client.js';
 import { decodeAuthenticateResponse, decodeRangeResponse, decodeTxnResponse, encodeAuthenticate, encodeRangeRequest, encodeTxnRanges, type RangeRequestLite, type RangeResponseLite } from './etcdwire.js';
 
 // gRPC status codes (grpc/grpc doc/statuscodes.md)
@@ -123,7 +122,7 @@ export interface ClientStream {
 }
 
 interface Conn {
-  session: Http2.ClientHttp2Session;
+  session: H2Session;
   endpoint: string;
   /** set once the session is connected (and authenticated) */
   ready: Promise<void>;
@@ -133,10 +132,6 @@ interface Conn {
   error?: GrpcError | undefined;
   keepalive?: NodeJS.Timeout | undefined;
 }
-
-// node:http2 is loaded with the first connection: a file datastore never loads it.
-const requireCjs = createRequire(import.meta.url);
-let http2: typeof Http2 | undefined;
 
 // An HTTP/2 flow-control window far above the 64 KiB default, so a list page (~2 MiB) is not paced by WINDOW_UPDATE
 // round trips.
@@ -171,21 +166,14 @@ export class EtcdClient {
   async stream(method: string, metadata: Record<string, string>, h: StreamHandlers): Promise<ClientStream> {
     const conn = await this.connected();
     let done = false;
-    let req: Http2.ClientHttp2Stream;
-    try {
-      req = conn.session.request(this.headers(conn, method, metadata), { endStream: false });
-    } catch (e) {
-      this.drop(conn, transportError(e));
-      throw transportError(e);
-    }
     const finish = (err?: GrpcError): void => {
       if (done) return;
       done = true;
-      if (!req.closed) req.close(http2c().NGHTTP2_CANCEL);
+      req.cancel();
       if (err?.code === Status.UNAUTHENTICATED) this.tokenRejected(conn);
       h.end(err);
     };
-    this.receive(conn, req, (msg) => {
+    const req = this.open(conn, method, this.headers(conn, metadata), false, (msg) => {
       try {
         h.message(msg);
       } catch (e) {
@@ -193,8 +181,8 @@ export class EtcdClient {
       }
     }, finish);
     return {
-      write: (msg) => { if (!done && !req.closed) req.write(grpcFrame(msg)); },
-      cancel: () => { done = true; if (!req.closed) req.close(http2c().NGHTTP2_CANCEL); },
+      write: (msg) => { if (!done) req.write(grpcFrame(msg)); },
+      cancel: () => { done = true; req.cancel(); },
     };
   }
 
@@ -223,9 +211,11 @@ export class EtcdClient {
     throw last ?? new GrpcError(Status.UNAVAILABLE, 'no etcd endpoint answered', true);
   }
 
-  private headers(conn: Conn, method: string, extra: Record<string, string> = {}): Http2.OutgoingHttpHeaders {
-    const h: Http2.OutgoingHttpHeaders = { ':method': 'POST', ':path': method, 'content-type': 'application/grpc', te: 'trailers', ...extra };
-    if (conn.token !== undefined) h.token = conn.token;
+  /** gRPC's request headers (after the pseudo-headers h2client.ts writes), metadata, and the token */
+  private headers(conn: Conn | undefined, extra: Record<string, string> = {}): [string, string][] {
+    const h: [string, string][] = [['content-type', 'application/grpc'], ['te', 'trailers']];
+    for (const k of Object.keys(extra)) h.push([k, extra[k] as string]);
+    if (conn?.token !== undefined) h.push(['token', conn.token]);
     return h;
   }
 
@@ -233,38 +223,40 @@ export class EtcdClient {
     // grpc-timeout holds at most 8 digits
     const timeout = Math.min(this.o.requestTimeoutMs ?? 10_000, 99_999_999);
     return new Promise<Buffer>((resolve, reject) => {
-      let req: Http2.ClientHttp2Stream;
-      try {
-        req = conn.session.request({ ...(authenticating ? { ':method': 'POST', ':path': method, 'content-type': 'application/grpc', te: 'trailers' } : this.headers(conn, method)), 'grpc-timeout': `${timeout}m` });
-      } catch (e) {
-        this.drop(conn, transportError(e));
-        reject(transportError(e));
-        return;
-      }
       let msg: Buffer | undefined;
       let done = false;
-      const timer = setTimeout(() => { finish(new GrpcError(Status.DEADLINE_EXCEEDED, `no answer from etcd within ${timeout} ms (${method})`)); }, timeout);
+      let req: H2Stream | undefined;
       const finish = (err?: GrpcError): void => {
         if (done) return;
         done = true;
         clearTimeout(timer);
-        if (!req.closed) req.close(http2c().NGHTTP2_CANCEL);
+        req?.cancel();
         if (err !== undefined) {
           if (err.code === Status.UNAUTHENTICATED && !authenticating) this.tokenRejected(conn);
           reject(err);
         } else if (msg === undefined) reject(new GrpcError(Status.INTERNAL, `etcd answered ${method} with no message`));
         else resolve(msg);
       };
-      this.receive(conn, req, (m) => {
-        if (msg !== undefined) finish(new GrpcError(Status.INTERNAL, `etcd answered ${method} with more than one message`));
-        msg = m;
-      }, finish);
+      const timer = setTimeout(() => { finish(new GrpcError(Status.DEADLINE_EXCEEDED, `no answer from etcd within ${timeout} ms (${method})`)); }, timeout);
+      try {
+        req = this.open(conn, method, [...this.headers(authenticating ? undefined : conn), ['grpc-timeout', `${timeout}m`]], false, (m) => {
+          if (msg !== undefined) finish(new GrpcError(Status.INTERNAL, `etcd answered ${method} with more than one message`));
+          msg = m;
+        }, finish);
+      } catch (e) {
+        clearTimeout(timer);
+        reject(e);
+        return;
+      }
       req.end(grpcFrame(body));
     });
   }
 
-  /** The response side of a call: messages to `message`, then exactly one `end` with the call's outcome. */
-  private receive(conn: Conn, req: Http2.ClientHttp2Stream, message: (m: Buffer) => void, done: (err?: GrpcError) => void): void {
+  /**
+   * A call's stream: the request headers out, the response's messages to `message`, then exactly one `end` with the
+   * call's outcome. Throws (a transport error) when the connection cannot open a stream, and drops the connection.
+   */
+  private open(conn: Conn, method: string, headers: [string, string][], endStream: boolean, message: (m: Buffer) => void, done: (err?: GrpcError) => void): H2Stream {
     const reader = new FrameReader(this.max);
     // once the outcome is known, chunks still buffered in the stream are not decoded
     let over = false;
@@ -272,73 +264,103 @@ export class EtcdClient {
     const deliver = (m: Buffer): void => { if (!over) message(m); };
     let status: number | undefined;
     let details = '';
-    const outcome = (h: Http2.IncomingHttpHeaders): void => {
+    const outcome = (h: Record<string, string>): void => {
       const s = h['grpc-status'];
       if (s === undefined) return;
       status = Number(s);
       const m = h['grpc-message'];
       if (typeof m === 'string') { try { details = decodeURIComponent(m); } catch { details = m; } }
     };
-    req.on('response', (h) => {
-      const code = h[':status'];
-      if (code !== 200) { end(new GrpcError(code === 503 || code === 502 || code === 504 ? Status.UNAVAILABLE : Status.UNKNOWN, `etcd answered HTTP status ${code}`, true)); return; }
-      const ct = h['content-type'];
-      if (typeof ct !== 'string' || !ct.startsWith('application/grpc')) { end(new GrpcError(Status.UNKNOWN, `etcd answered with content-type ${ct}, not gRPC`, true)); return; }
-      outcome(h); // trailers-only: the outcome in the headers
-    });
-    req.on('data', (d: Buffer) => {
-      if (over) return;
-      try {
-        reader.push(d, deliver);
-      } catch (e) {
-        end(e instanceof GrpcError ? e : new GrpcError(Status.INTERNAL, (e as Error).message));
-      }
-    });
-    req.on('trailers', outcome);
-    req.on('error', (e) => { end(conn.error ?? transportError(e)); });
-    req.on('close', () => {
-      if (status === undefined) {
-        end(conn.error ?? new GrpcError(Status.UNAVAILABLE, conn.dead ? 'connection to etcd lost' : `etcd closed the call with no status (HTTP/2 code ${req.rstCode})`, true));
-      } else if (status !== 0) end(new GrpcError(status, details));
-      else if (reader.pending > 0) end(new GrpcError(Status.INTERNAL, `etcd's response ended inside a message (${reader.pending} bytes of a frame)`));
-      else end();
-    });
+    let response = false;
+    try {
+      return conn.session.request(method, headers, endStream, {
+        headers: (h) => {
+          if (response) { outcome(h); return; } // the trailers
+          response = true;
+          const code = h[':status'];
+          if (code !== '200') { end(new GrpcError(code === '503' || code === '502' || code === '504' ? Status.UNAVAILABLE : Status.UNKNOWN, `etcd answered HTTP status ${code}`, true)); return; }
+          const ct = h['content-type'];
+          if (ct === undefined || !ct.startsWith('application/grpc')) { end(new GrpcError(Status.UNKNOWN, `etcd answered with content-type ${ct}, not gRPC`, true)); return; }
+          outcome(h); // trailers-only: the outcome in the headers
+        },
+        data: (d) => {
+          if (over) return;
+          try {
+            reader.push(d, deliver);
+          } catch (e) {
+            end(e instanceof GrpcError ? e : new GrpcError(Status.INTERNAL, (e as Error).message));
+          }
+        },
+        close: (err) => {
+          if (err !== undefined) end(conn.error ?? this.connError(conn, err));
+          else if (status === undefined) end(new GrpcError(Status.UNAVAILABLE, 'etcd closed the call with no status', true));
+          else if (status !== 0) end(new GrpcError(status, details));
+          else if (reader.pending > 0) end(new GrpcError(Status.INTERNAL, `etcd's response ended inside a message (${reader.pending} bytes of a frame)`));
+          else end();
+        },
+      });
+    } catch (e) {
+      const err = this.connError(conn, e);
+      this.drop(conn, err);
+      throw err;
+    }
+  }
+
+  /**
+   * What a stream's or connection's failure means for a call: a stream reset by etcd, a connection lost (both
+   * transport errors: the next endpoint may serve), or etcd breaking HTTP/2 itself (INTERNAL, and the connection is
+   * dropped: another endpoint may do better).
+   */
+  private connError(conn: Conn, e: unknown): GrpcError {
+    if (e instanceof GrpcError) return e;
+    if (!(e instanceof H2Error)) return transportError(e);
+    if (e.remote) {
+      if (e.code === 0 && conn.dead) return new GrpcError(Status.UNAVAILABLE, 'connection to etcd lost', true);
+      return new GrpcError(Status.UNAVAILABLE, `etcd closed the call with no status (HTTP/2 ${h2CodeName(e.code)}: ${e.message})`, true);
+    }
+    return new GrpcError(Status.INTERNAL, `etcd ${conn.endpoint} broke HTTP/2 (${h2CodeName(e.code)}): ${e.message}`, true);
   }
 
   /** The live connection, or a new one to the next endpoint. */
   private async connected(): Promise<Conn> {
     if (this.closed) throw new GrpcError(Status.CANCELLED, 'etcd client closed');
-    const c = this.conn ?? this.open();
+    const c = this.conn ?? this.connect();
     await c.ready;
     return c;
   }
 
-  private open(): Conn {
-    http2 ??= requireCjs('node:http2') as typeof Http2;
+  private connect(): Conn {
     const endpoint = this.o.endpoints[this.next % this.o.endpoints.length] as string;
     const url = new URL(endpoint.includes('://') ? endpoint : `http://${endpoint}`);
     const secure = url.protocol === 'https:';
     const tls = this.o.tls;
-    const session = http2.connect(`${secure ? 'https' : 'http'}://${url.host}`, {
-      settings: { initialWindowSize: WINDOW, enablePush: false },
-      ...(secure ? { ca: tls?.ca, cert: tls?.cert, key: tls?.key, ALPNProtocols: ['h2'] } : {}),
-    });
-    const conn: Conn = { session, endpoint, ready: Promise.resolve(), dead: false };
-    this.conn = conn;
-    session.on('error', (e) => { this.drop(conn, transportError(e)); });
-    session.on('close', () => { this.drop(conn, new GrpcError(Status.UNAVAILABLE, `connection to etcd ${endpoint} closed`, true)); });
-    session.on('goaway', () => { this.drop(conn, new GrpcError(Status.UNAVAILABLE, `etcd ${endpoint} is going away`, true)); });
     const dial = this.o.dialTimeoutMs ?? 5000;
+    const conn = { endpoint, ready: Promise.resolve(), dead: false } as Conn;
+    this.conn = conn;
     conn.ready = new Promise<void>((resolve, reject) => {
+      let settled = false;
       const timer = setTimeout(() => { this.drop(conn, new GrpcError(Status.UNAVAILABLE, `cannot connect to etcd ${endpoint} within ${dial} ms`, true)); }, dial);
-      const failed = (): void => { clearTimeout(timer); reject(conn.error ?? new GrpcError(Status.UNAVAILABLE, `cannot connect to etcd ${endpoint}`, true)); };
-      session.once('close', failed);
-      session.once('connect', () => {
-        clearTimeout(timer);
-        session.off('close', failed);
-        try { session.setLocalWindowSize(WINDOW); } catch { /* an old peer: the default window */ }
-        this.keepalive(conn);
-        resolve();
+      conn.session = new H2Session({
+        host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+        port: url.port !== '' ? Number(url.port) : secure ? 443 : 80,
+        tls: secure ? { ca: tls?.ca, cert: tls?.cert, key: tls?.key } : undefined,
+        window: WINDOW,
+      }, {
+        ready: () => {
+          settled = true;
+          clearTimeout(timer);
+          this.keepalive(conn);
+          resolve();
+        },
+        goaway: () => { this.drop(conn, new GrpcError(Status.UNAVAILABLE, `etcd ${endpoint} is going away`, true)); },
+        closed: (err) => {
+          this.drop(conn, err !== undefined ? this.connError(conn, err) : new GrpcError(Status.UNAVAILABLE, `connection to etcd ${endpoint} closed`, true));
+          if (!settled) {
+            settled = true;
+            clearTimeout(timer);
+            reject(conn.error ?? new GrpcError(Status.UNAVAILABLE, `cannot connect to etcd ${endpoint}`, true));
+          }
+        },
       });
     }).then(() => this.authenticate(conn)).catch((e: unknown) => {
       // a refused password, or no answer: this connection is not used again; the next attempt starts afresh
@@ -374,14 +396,9 @@ export class EtcdClient {
     conn.keepalive = setInterval(() => {
       if (outstanding !== undefined || conn.dead) return;
       outstanding = setTimeout(() => { this.drop(conn, new GrpcError(Status.UNAVAILABLE, `etcd ${conn.endpoint} did not answer a keepalive ping within ${wait} ms`, true)); }, wait);
-      try {
-        conn.session.ping((err) => { clearTimeout(outstanding); outstanding = undefined; if (err !== null) this.drop(conn, transportError(err)); });
-      } catch (e) {
-        this.drop(conn, transportError(e));
-      }
+      conn.session.ping((err) => { clearTimeout(outstanding); outstanding = undefined; if (err !== null) this.drop(conn, this.connError(conn, err)); });
     }, every);
     conn.keepalive.unref();
-    conn.session.once('close', () => { clearTimeout(outstanding); });
   }
 
   /** A connection is done: later calls go to the next endpoint. */
@@ -394,11 +411,9 @@ export class EtcdClient {
       this.conn = undefined;
       this.next = (this.o.endpoints.indexOf(conn.endpoint) + 1) % this.o.endpoints.length;
     }
-    if (!conn.session.destroyed) conn.session.destroy();
+    if (!conn.session.closed) conn.session.destroy(err);
   }
 }
-
-const http2c = (): typeof Http2.constants => (http2 as typeof Http2).constants;
 
 function decoded<T>(method: string, msg: Buffer, decode: (b: Buffer) => T): T {
   try {
