@@ -35,7 +35,6 @@ import { callPolicy } from './verdicts.js';
 import type { RibCore } from './core.js';
 import type { AttrSet } from './intern.js';
 import { familyOf, usableBest, type Dest, type LocEntry, type Peer } from './peer.js';
-import { evaluate } from './policy.js';
 import type { PrefixKey } from './types.js';
 import { noteSource, sourceId, type UpdateGroup } from './update-group.js';
 
@@ -170,7 +169,7 @@ export function exportSet(rib: RibCore, p: Peer, prefix: PrefixKey, best: Path, 
   let base = best.attrs;
   let changed: AttrSet | null = null;
   if (rules !== undefined) {
-    const d = evaluate(v6 ? rules.export6 : rules.export4, rib.facts.fill(prefix, base.attrs, src.local, p.ibgp, base.nextHops));
+    const d = rib.facts.fill(prefix, base.attrs, src.local, p.ibgp, base.nextHops).decide(v6 ? rules.export6 : rules.export4);
     if (!d.accept) {
       if (g === undefined) p.policyRejectedOut++;
       else for (const m of g.members) if (m.id !== src.id) m.policyRejectedOut++; // the source never had it evaluated

@@ -6,7 +6,7 @@ import { callPolicy } from './verdicts.js';
 import type { RibCore } from './core.js';
 import type { AttrSet } from './intern.js';
 import type { Peer } from './peer.js';
-import { evaluate, type RuleSet } from './policy.js';
+import type { RuleSet } from './policy.js';
 import { DEFAULT_KEEP_REFUSED, HOOK_RULE } from './types.js';
 import type { Policy, PrefixKey, RefusedRoute, UpdateResult } from './types.js';
 
@@ -109,7 +109,7 @@ export function importOne(rib: RibCore, p: Peer, prefix: PrefixKey, pathId: numb
   let now = shared.attrs;
   let rule = 0;
   if (rules !== undefined) {
-    const d = evaluate(rules, rib.facts.fill(prefix, now, false, p.ibgp, nextHops));
+    const d = rib.facts.fill(prefix, now, false, p.ibgp, nextHops).decide(rules);
     rule = rib.ruleIndex(d.rule);
     if (!d.accept) {
       p.policyRejectedIn++;

@@ -277,19 +277,24 @@ export class PrefixMap<V> {
     this.vals = this.newVals(cap);
     this.mask = cap - 1;
     this.shift = 32 - Math.log2(cap);
-    this.used = 0;
-    this.live = 0;
+    // locals, not fields, in the loop: a million moves per growth at a full table
+    const keys = this.keys;
+    const vals = this.vals;
+    const mask = this.mask;
+    const withVals = !this.keysOnly;
+    let n = 0;
     for (let i = 0; i < oldK.length; i++) {
       const x = oldK[i] as number;
       if (x >= 0) {
         let j = this.slot(x);
-        while (this.keys[j] !== EMPTY) j = (j + STEP) & this.mask;
-        this.keys[j] = x;
-        if (!this.keysOnly) this.vals[j] = oldV[i];
-        this.used++;
-        this.live++;
+        while (keys[j] !== EMPTY) j = (j + STEP) & mask;
+        keys[j] = x;
+        if (withVals) vals[j] = oldV[i];
+        n++;
       }
     }
+    this.used = n;
+    this.live = n;
   }
 
   /**

@@ -8,7 +8,7 @@ import { Path, isUsable, selectBest, type Selection } from './decision.js';
 import type { AttrSet } from './intern.js';
 import type { NextHopVerdict } from './next-hop.js';
 import { Dest, familyOf, usableBest, type Peer } from './peer.js';
-import { evaluate, type RouteFacts } from './policy.js';
+import { DecisionMemo, evaluate, type Decision, type RouteFacts, type RuleSet } from './policy.js';
 import type { Policy, PolicyResult, PolicyVerdict, PrefixKey } from './types.js';
 
 const REJECT: PolicyResult = Object.freeze({ accept: false });
@@ -173,20 +173,43 @@ export class FactsCell implements RouteFacts {
   #memoHops: readonly string[] | null = null;
   #memo: string | undefined = undefined;
   constructor(private readonly rib: RibCore) {}
+  /** the last rule-list decision over a learned IPv4 route (policy.ts DecisionMemo), kept as long as #memoHops */
+  readonly #decisions = new DecisionMemo();
+  /** a microtask that forgets is queued */
+  #armed = false;
   readonly ifname = (): string | undefined => {
     if (this.local) return ifnameOf(this.rib, this.prefix, this.nextHops, true);
     if (this.nextHops === this.#memoHops) return this.#memo;
-    if (this.#memoHops === null) queueMicrotask(this.forget);
+    this.#arm();
     this.#memo = ifnameOf(this.rib, this.prefix, this.nextHops, false);
     this.#memoHops = this.nextHops;
     return this.#memo;
   };
 
-  /** Drop the remembered interface (see #memoHops). */
+  #arm(): void {
+    if (this.#armed) return;
+    this.#armed = true;
+    queueMicrotask(this.forget);
+  }
+
+  /** Drop the remembered interface and decision (see #memoHops). */
   readonly forget = (): void => {
     this.#memoHops = null;
     this.#memo = undefined;
+    this.#decisions.clear();
+    this.#armed = false;
   };
+
+  /**
+   * evaluate(set, this route): for a learned IPv4 route the decision of the route before when no rule can tell
+   * them apart (DecisionMemo; the route's interface follows its next hops, as ifname() assumes).
+   */
+  decide(set: RuleSet): Decision {
+    const prefix = this.prefix;
+    if (this.local || typeof prefix !== 'number') return evaluate(set, this);
+    this.#arm();
+    return this.#decisions.evaluate4(set, this as RouteFacts & { readonly prefix: number }, this.nextHops);
+  }
 
   fill(prefix: PrefixKey, attrs: PathAttributes, local: boolean, ibgp: boolean, nextHops: readonly string[]): this {
     this.prefix = prefix;
