@@ -545,8 +545,10 @@ export class H2Session {
       g.writeUInt32BE(code, 4);
       this.frame(GOAWAY, 0, 0, Buffer.concat([g, Buffer.from(err.message.slice(0, 200), 'latin1')]));
     }
-    // the GOAWAY goes out, then the socket is closed
-    this.socket.destroySoon();
+    // the GOAWAY goes out, then the socket is closed; a socket still connecting (a dial timeout) is dropped at once, or
+    // it would stay in the kernel's SYN retries for minutes
+    if (this.isReady) this.socket.destroySoon();
+    else this.socket.destroy();
     const streams = [...this.streams.values()];
     this.streams.clear();
     for (const s of streams) { s.closed = true; s.ev.close(err); }

@@ -412,3 +412,13 @@ t.test('a watch stream over the raw server: messages in order, trailers end it, 
   const rst = await s.conns[0]!.next((f) => f.type === RST, 'RST_STREAM for our open side');
   t.equal(rst.payload.readUInt32BE(0), 8, 'CANCEL');
 });
+
+t.test('a server that accepts but never speaks: the dial timeout ends the call, and the socket is closed at once', async (t) => {
+  const s = await rawServer(t, () => undefined, { noSettings: true });
+  const c = client(t, s.endpoint, { dialTimeoutMs: 300 });
+  const e = await failure(c.range({ key: Buffer.from('k') }));
+  t.match(e.message, /14 UNAVAILABLE: cannot connect to etcd http:\/\/127\.0\.0\.1:\d+ within 300 ms/);
+  const sock = s.conns[0]!.sock;
+  if (!sock.destroyed) await until(() => sock.destroyed || sock.readableEnded, 'the server sees the client go', 5000);
+  t.notOk(s.conns[0]!.log.some((f) => f.type === GOAWAY), 'no GOAWAY on a connection that never became HTTP/2');
+});
