@@ -13,7 +13,7 @@
 // connection with an H2Error naming the fault (a connection error, §5.4.1), after a GOAWAY saying why; every open
 // stream ends with that error. Faults that concern one stream only (§5.4.2) end that stream alone.
 import { connect as netConnect, isIP, type Socket } from 'node:net';
-import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { HpackDecoder, HpackError, encodeHeaders } from './hpack.js';
 
 /** RFC 9113 §7 error codes */
@@ -144,14 +144,13 @@ export class H2Session {
     this.authority = `${o.host.includes(':') ? `[${o.host}]` : o.host}:${o.port}`;
     if (o.tls !== undefined) {
       this.scheme = 'https';
-      const s = tlsConnect({ host: o.host, port: o.port, ca: o.tls.ca, cert: o.tls.cert, key: o.tls.key, ALPNProtocols: ['h2'], ...(isIP(o.host) === 0 ? { servername: o.host } : {}) });
+      // onread works on a TLS socket as on a TCP one (the cleartext), though @types/node does not list it for tls
+      const s = tlsConnect({ onread, host: o.host, port: o.port, ca: o.tls.ca, cert: o.tls.cert, key: o.tls.key, ALPNProtocols: ['h2'], ...(isIP(o.host) === 0 ? { servername: o.host } : {}) } as ConnectionOptions);
       s.once('secureConnect', () => {
         // §3.3: over TLS, HTTP/2 only where ALPN chose "h2"
         if (s.alpnProtocol !== 'h2') { this.fail(new H2Error(`the server did not agree to HTTP/2 over TLS (ALPN ${String(s.alpnProtocol)})`, H2Code.INADEQUATE_SECURITY)); return; }
         this.start();
       });
-      // TLS sockets read through their Readable (the decryption costs more than it)
-      s.on('data', (d: Buffer) => { this.receive(d); });
       this.socket = s;
     } else {
       this.scheme = 'http';
