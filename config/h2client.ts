@@ -46,6 +46,8 @@ const MAX_WINDOW = 2 ** 31 - 1;
 const MAX_FRAME = 16_384;
 /** a response's header block, CONTINUATIONs joined, beyond which the server is not answering gRPC */
 const MAX_HEADER_BLOCK = 64 * 1024;
+/** the most a header block may decode to (hpack.ts counts it) */
+const MAX_HEADER_LIST = 1 << 20;
 /** one read's most; the buffer is shared by every session of the process (reads are copied out before it is reused) */
 const READ_BUFFER = 64 * 1024;
 let readBuffer: Buffer | undefined;
@@ -107,7 +109,7 @@ export class H2Session {
   private readonly socket: Socket | TLSSocket;
   private readonly streams = new Map<number, H2Stream>();
   private nextId = 1;
-  private readonly hpack = new HpackDecoder();
+  private readonly hpack = new HpackDecoder(4096, MAX_HEADER_LIST);
   private isReady = false;
   private over = false;
   // the peer's settings (§6.5.2 defaults until its SETTINGS)
@@ -217,12 +219,14 @@ export class H2Session {
     this.socket.setNoDelay(true);
     this.socket.cork();
     this.socket.write(PREFACE);
-    // §6.5.2: no server push; our stream window
-    const settings = Buffer.alloc(12);
+    // §6.5.2: no server push; our stream window; the header list size our decoder allows (advisory, §10.5.1)
+    const settings = Buffer.alloc(18);
     settings.writeUInt16BE(0x2, 0); // SETTINGS_ENABLE_PUSH
     settings.writeUInt32BE(0, 2);
     settings.writeUInt16BE(0x4, 6); // SETTINGS_INITIAL_WINDOW_SIZE
     settings.writeUInt32BE(this.o.window, 8);
+    settings.writeUInt16BE(0x6, 12); // SETTINGS_MAX_HEADER_LIST_SIZE
+    settings.writeUInt32BE(MAX_HEADER_LIST, 14);
     this.frame(SETTINGS, 0, 0, settings);
     // the connection's window is not a setting (§6.9.2): it grows by a WINDOW_UPDATE on stream 0
     if (this.o.window > DEFAULT_WINDOW) this.frame(WINDOW_UPDATE, 0, 0, u32(this.o.window - DEFAULT_WINDOW));
@@ -418,7 +422,8 @@ export class H2Session {
     try {
       fields = this.hpack.decode(block);
     } catch (e) {
-      this.fail(new H2Error(`a header block that is not valid HPACK: ${(e as Error).message}`, e instanceof HpackError ? H2Code.COMPRESSION_ERROR : H2Code.INTERNAL_ERROR));
+      if (e instanceof HpackError && e.tooLarge) this.fail(new H2Error(`a header block that decodes to ${e.message}`, H2Code.ENHANCE_YOUR_CALM));
+      else this.fail(new H2Error(`a header block that is not valid HPACK: ${(e as Error).message}`, e instanceof HpackError ? H2Code.COMPRESSION_ERROR : H2Code.INTERNAL_ERROR));
       return;
     }
     const s = this.streams.get(id);
