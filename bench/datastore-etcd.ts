@@ -17,6 +17,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { getHeapSpaceStatistics } from 'node:v8';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { Session } from 'node:inspector';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -51,7 +52,7 @@ const ME = 'bench-node-0';
 type Msg =
   | { t: 'idle'; rss: number }
   | { t: 'ready'; ms: number; size: number; rss: number; heap: number; spaces: string }
-  | { t: 'seen'; id: string; cpu: number }
+  | { t: 'seen'; id: string; cpu: number; gcs: number; gcMs: number }
   | { t: 'rss'; rss: number; heap: number }
   | { t: 'prof' };
 
@@ -72,7 +73,11 @@ async function host(endpoint: string): Promise<void> {
   // (Buffers, gRPC's) and what the allocator holds outside V8
   const spaces = getHeapSpaceStatistics().filter((x) => x.space_size > 1 << 20).map((x) => `${x.space_name.replace('_space', '')} ${mib(x.space_size)}`).join(', ');
   send({ t: 'ready', ms: performance.now() - s0, size: model.size, rss: r1, heap: heap(), spaces: `${spaces}; external ${mib(process.memoryUsage().external)}` });
-  ds.on('change', (e) => { if (e.id.includes('-mark-') || e.id.includes('own-')) send({ t: 'seen', id: e.id, cpu: cpuMs() }); });
+  // garbage collections so far, their count and pause time: how much of a change's CPU is the collector's
+  let gcs = 0;
+  let gcMs = 0;
+  new PerformanceObserver((l) => { for (const e of l.getEntries()) { gcs++; gcMs += e.duration; } }).observe({ entryTypes: ['gc'] });
+  ds.on('change', (e) => { if (e.id.includes('-mark-') || e.id.includes('own-')) send({ t: 'seen', id: e.id, cpu: cpuMs(), gcs, gcMs }); });
   let session: Session | undefined;
   process.on('message', (m: { t: string; file?: string }) => {
     if (m.t === 'rss') send({ t: 'rss', rss: rss(), heap: heap() });
@@ -192,10 +197,13 @@ async function main(): Promise<void> {
     // CPU per other node's WorkloadEndpoint change: N puts on other nodes, then one on this node as a marker (the
     // watch is ordered: when the marker is seen, all N were received); the host's CPU between two markers.
     const N = 5000;
+    let gcAt: { gcs: number; gcMs: number } = { gcs: 0, gcMs: 0 };
     const mark = async (i: number): Promise<number> => {
       const pod = `bench-mark-${i}`;
       await c.put(wepKey(ME, 'ns-x', pod)).value(wepValue(ME, 'ns-x', pod, `10.126.0.${i}`));
-      return (await next('seen', (m) => m.id.endsWith(wepKey(ME, 'ns-x', pod).split('/').pop() as string))).cpu;
+      const m = await next('seen', (x) => x.id.endsWith(wepKey(ME, 'ns-x', pod).split('/').pop() as string));
+      gcAt = m;
+      return m.cpu;
     };
     const cpu0 = await mark(1);
     const empty = (await mark(2)) - cpu0; // a marker alone
@@ -220,13 +228,14 @@ async function main(): Promise<void> {
     const singleProf = process.env.SINGLE_PROF;
     if (singleProf !== undefined) { child.send({ t: 'prof-start' }); await next('prof'); }
     const cpuC = await mark(5);
+    const gcC = gcAt;
     for (let i = 0; i < S; i++) {
       const [key, value] = others[i]!;
       await c.put(key).value(value.replace(/"ipNetworks":\["([0-9.]+)\.(\d+)\/32"\]/, (_m, net: string, last: string) => `"ipNetworks":["${net}.${(Number(last) + 1) & 63}/32"]`));
     }
     const cpuD = await mark(6);
     if (singleProf !== undefined) { child.send({ t: 'prof-stop', file: singleProf }); await next('prof'); }
-    console.log(`CPU per other node's WorkloadEndpoint change, one put at a time: ${((cpuD - cpuC - empty) / S).toFixed(4)} ms (${S} changes, ${(cpuD - cpuC).toFixed(0)} ms host CPU incl. one marker)`);
+    console.log(`CPU per other node's WorkloadEndpoint change, one put at a time: ${((cpuD - cpuC - empty) / S).toFixed(4)} ms (${S} changes, ${(cpuD - cpuC).toFixed(0)} ms host CPU incl. one marker; ${gcAt.gcs - gcC.gcs} garbage collections, ${(gcAt.gcMs - gcC.gcMs).toFixed(1)} ms of pauses)`);
 
     const lat: number[] = [];
     for (let i = 0; i < 100; i++) {

@@ -13,7 +13,7 @@
 // connection with an H2Error naming the fault (a connection error, §5.4.1), after a GOAWAY saying why; every open
 // stream ends with that error. Faults that concern one stream only (§5.4.2) end that stream alone.
 import { connect as netConnect, isIP, type Socket } from 'node:net';
-import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { HpackDecoder, HpackError, encodeHeaders } from './hpack.js';
 
 /** RFC 9113 §7 error codes */
@@ -46,6 +46,8 @@ const MAX_WINDOW = 2 ** 31 - 1;
 const MAX_FRAME = 16_384;
 /** a response's header block, CONTINUATIONs joined, beyond which the server is not answering gRPC */
 const MAX_HEADER_BLOCK = 64 * 1024;
+/** the most a header block may decode to (hpack.ts counts it) */
+const MAX_HEADER_LIST = 1 << 20;
 /** one read's most; the buffer is shared by every session of the process (reads are copied out before it is reused) */
 const READ_BUFFER = 64 * 1024;
 let readBuffer: Buffer | undefined;
@@ -107,7 +109,7 @@ export class H2Session {
   private readonly socket: Socket | TLSSocket;
   private readonly streams = new Map<number, H2Stream>();
   private nextId = 1;
-  private readonly hpack = new HpackDecoder();
+  private readonly hpack = new HpackDecoder(4096, MAX_HEADER_LIST);
   private isReady = false;
   private over = false;
   // the peer's settings (§6.5.2 defaults until its SETTINGS)
@@ -144,14 +146,13 @@ export class H2Session {
     this.authority = `${o.host.includes(':') ? `[${o.host}]` : o.host}:${o.port}`;
     if (o.tls !== undefined) {
       this.scheme = 'https';
-      const s = tlsConnect({ host: o.host, port: o.port, ca: o.tls.ca, cert: o.tls.cert, key: o.tls.key, ALPNProtocols: ['h2'], ...(isIP(o.host) === 0 ? { servername: o.host } : {}) });
+      // onread works on a TLS socket as on a TCP one (the cleartext), though @types/node does not list it for tls
+      const s = tlsConnect({ onread, host: o.host, port: o.port, ca: o.tls.ca, cert: o.tls.cert, key: o.tls.key, ALPNProtocols: ['h2'], ...(isIP(o.host) === 0 ? { servername: o.host } : {}) } as ConnectionOptions);
       s.once('secureConnect', () => {
         // §3.3: over TLS, HTTP/2 only where ALPN chose "h2"
         if (s.alpnProtocol !== 'h2') { this.fail(new H2Error(`the server did not agree to HTTP/2 over TLS (ALPN ${String(s.alpnProtocol)})`, H2Code.INADEQUATE_SECURITY)); return; }
         this.start();
       });
-      // TLS sockets read through their Readable (the decryption costs more than it)
-      s.on('data', (d: Buffer) => { this.receive(d); });
       this.socket = s;
     } else {
       this.scheme = 'http';
@@ -218,12 +219,14 @@ export class H2Session {
     this.socket.setNoDelay(true);
     this.socket.cork();
     this.socket.write(PREFACE);
-    // §6.5.2: no server push; our stream window
-    const settings = Buffer.alloc(12);
+    // §6.5.2: no server push; our stream window; the header list size our decoder allows (advisory, §10.5.1)
+    const settings = Buffer.alloc(18);
     settings.writeUInt16BE(0x2, 0); // SETTINGS_ENABLE_PUSH
     settings.writeUInt32BE(0, 2);
     settings.writeUInt16BE(0x4, 6); // SETTINGS_INITIAL_WINDOW_SIZE
     settings.writeUInt32BE(this.o.window, 8);
+    settings.writeUInt16BE(0x6, 12); // SETTINGS_MAX_HEADER_LIST_SIZE
+    settings.writeUInt32BE(MAX_HEADER_LIST, 14);
     this.frame(SETTINGS, 0, 0, settings);
     // the connection's window is not a setting (§6.9.2): it grows by a WINDOW_UPDATE on stream 0
     if (this.o.window > DEFAULT_WINDOW) this.frame(WINDOW_UPDATE, 0, 0, u32(this.o.window - DEFAULT_WINDOW));
@@ -419,7 +422,8 @@ export class H2Session {
     try {
       fields = this.hpack.decode(block);
     } catch (e) {
-      this.fail(new H2Error(`a header block that is not valid HPACK: ${(e as Error).message}`, e instanceof HpackError ? H2Code.COMPRESSION_ERROR : H2Code.INTERNAL_ERROR));
+      if (e instanceof HpackError && e.tooLarge) this.fail(new H2Error(`a header block that decodes to ${e.message}`, H2Code.ENHANCE_YOUR_CALM));
+      else this.fail(new H2Error(`a header block that is not valid HPACK: ${(e as Error).message}`, e instanceof HpackError ? H2Code.COMPRESSION_ERROR : H2Code.INTERNAL_ERROR));
       return;
     }
     const s = this.streams.get(id);
@@ -545,8 +549,10 @@ export class H2Session {
       g.writeUInt32BE(code, 4);
       this.frame(GOAWAY, 0, 0, Buffer.concat([g, Buffer.from(err.message.slice(0, 200), 'latin1')]));
     }
-    // the GOAWAY goes out, then the socket is closed
-    this.socket.destroySoon();
+    // the GOAWAY goes out, then the socket is closed; a socket still connecting (a dial timeout) is dropped at once, or
+    // it would stay in the kernel's SYN retries for minutes
+    if (this.isReady) this.socket.destroySoon();
+    else this.socket.destroy();
     const streams = [...this.streams.values()];
     this.streams.clear();
     for (const s of streams) { s.closed = true; s.ev.close(err); }

@@ -10,7 +10,8 @@
 
 /** A header block that is not valid HPACK (RFC 7541 §2.3.3, §4.2, §5.1, §5.2): the connection must end (COMPRESSION_ERROR). */
 export class HpackError extends Error {
-  constructor(message: string) {
+  /** `tooLarge`: valid HPACK, but the header list it makes is over our limit */
+  constructor(message: string, readonly tooLarge = false) {
     super(message);
     this.name = 'HpackError';
   }
@@ -142,8 +143,12 @@ export class HpackDecoder {
   private size = 0;
   private limit: number;
 
-  /** maxTableSize: what our SETTINGS_HEADER_TABLE_SIZE allows (4096 by default, RFC 7540 §6.5.2) */
-  constructor(private readonly maxTableSize = 4096) {
+  /**
+   * maxTableSize: what our SETTINGS_HEADER_TABLE_SIZE allows (4096 by default, RFC 9113 §6.5.2). maxListSize: the
+   * most a block may decode to, counted as SETTINGS_MAX_HEADER_LIST_SIZE counts (each field's name and value octets
+   * + 32): a 16 KB block of one-octet references to a 4 KB table entry would otherwise be 64 MB of headers (RFC 7541 §7.3).
+   */
+  constructor(private readonly maxTableSize = 4096, private readonly maxListSize = 1 << 20) {
     this.limit = maxTableSize;
   }
 
@@ -152,13 +157,19 @@ export class HpackDecoder {
     const out: [string, string][] = [];
     let pos = 0;
     const end = b.length;
+    let listSize = 0;
+    const field = (name: string, value: string): void => {
+      listSize += name.length + value.length + 32;
+      if (listSize > this.maxListSize) throw new HpackError(`a header list over ${this.maxListSize} bytes`, true);
+      out.push([name, value]);
+    };
     while (pos < end) {
       const first = b[pos]!;
       if (first & 0x80) { // §6.1 indexed field
         let idx: number;
         [idx, pos] = decodeInt(b, pos, end, 7);
         const f = this.at(idx);
-        out.push([f[0], f[1]]);
+        field(f[0], f[1]);
       } else if ((first & 0xe0) === 0x20) { // §6.3 dynamic table size update: only before the first field (§4.2)
         let size: number;
         [size, pos] = decodeInt(b, pos, end, 5);
@@ -175,7 +186,7 @@ export class HpackDecoder {
         else name = this.at(idx)[0];
         let value: string;
         [value, pos] = this.string(b, pos, end);
-        out.push([name, value]);
+        field(name, value);
         if (indexing) this.add(name, value);
       }
     }

@@ -74,6 +74,15 @@ t.test('HPACK: eviction, and blocks that are not HPACK', async (t) => {
     try { new HpackDecoder(100).decode(block); } catch (x) { e = x; }
     t.ok(e instanceof HpackError, `${what}: an HpackError`);
   }
+  // RFC 7541 §7.3: one 4 KB entry referenced from a 16 KB block would decode to 64 MB; over the limit it is an error
+  const bomb = new HpackDecoder(4096, 1 << 20);
+  bomb.decode(Buffer.concat([Buffer.from([0x40, 0x01, 0x62, 0x7f, 0xa1, 0x1e]), Buffer.alloc(4000, 0x63)]));
+  t.same(bomb.decode(Buffer.from([0xbe])).map(([n, v]) => [n, v.length]), [['b', 4000]], 'the 4 KB entry');
+  let big: unknown;
+  try { bomb.decode(Buffer.alloc(16_000, 0xbe)); } catch (e) { big = e; }
+  t.ok(big instanceof HpackError && big.tooLarge, 'a header list over the limit: an HpackError marked tooLarge');
+  t.match((big as Error).message, /a header list over 1048576 bytes/);
+  t.equal(new HpackDecoder(4096, 1 << 20).decode(Buffer.alloc(200, 0x82)).length, 200, '200 small fields are fine');
   // our literals round-trip, a long value (a multi-octet length) too
   const fields: [string, string][] = [[':path', '/etcdserverpb.KV/Range'], ['token', 't'.repeat(300)], ['te', 'trailers']];
   t.same(new HpackDecoder().decode(encodeHeaders(fields)), fields);
@@ -222,6 +231,7 @@ t.test('a good exchange at the frame level: what the client sends, and what it m
   const first = await conn.next((f) => f.type === SETTINGS && f.flags === 0, 'SETTINGS');
   t.same([first.payload.readUInt16BE(0), first.payload.readUInt32BE(2)], [2, 0], 'server push disabled');
   t.same([first.payload.readUInt16BE(6), first.payload.readUInt32BE(8)], [4, 4 * 1024 * 1024], 'our stream window');
+  t.same([first.payload.readUInt16BE(12), first.payload.readUInt32BE(14)], [6, 1 << 20], 'the header list size we decode');
   const w = await conn.next((f) => f.type === WINDOW && f.id === 0, 'the connection window');
   t.equal(w.payload.readUInt32BE(0), 4 * 1024 * 1024 - 65_535);
   await conn.next((f) => f.type === SETTINGS && f.flags === 1, 'SETTINGS ACK');
@@ -253,6 +263,9 @@ t.test('every fault of the server ends the call with an error naming it, and a G
   const cases: [string, (c: Raw, id: number) => void, RegExp, number][] = [
     ['a frame over 16384 bytes', (c, id) => { c.write(DATA, 0, id, big); }, /13 INTERNAL: .*broke HTTP\/2 \(FRAME_SIZE_ERROR\): .*16385 bytes/, 6],
     ['a header block that is not HPACK', (c, id) => { c.write(HEADERS, 0x4, id, Buffer.from([0xc6])); }, /broke HTTP\/2 \(COMPRESSION_ERROR\): .*index 70/, 9],
+    ['a header block that decodes to 64 MB', (c, id) => {
+      c.write(HEADERS, 0x4, id, Buffer.concat([Buffer.from([0x40, 0x01, 0x62, 0x7f, 0xa1, 0x1e]), Buffer.alloc(4000, 0x63), Buffer.alloc(12_000, 0xbe)]));
+    }, /broke HTTP\/2 \(ENHANCE_YOUR_CALM\): a header block that decodes to a header list over 1048576 bytes/, 11],
     ['DATA on a stream never opened', (c) => { c.write(DATA, 0, 7, Buffer.from('x')); }, /broke HTTP\/2 \(PROTOCOL_ERROR\): DATA on stream 7, which we never opened/, 1],
     ['HEADERS on a server-side (even) stream', (c) => { c.write(HEADERS, 0x4, 2, RESPONSE); }, /PROTOCOL_ERROR\): HEADERS on stream 2/, 1],
     ['DATA on stream 0', (c) => { c.write(DATA, 0, 0, Buffer.from('x')); }, /PROTOCOL_ERROR\): DATA on stream 0/, 1],
@@ -411,4 +424,14 @@ t.test('a watch stream over the raw server: messages in order, trailers end it, 
   t.match((ended as unknown as GrpcError).message, /14 UNAVAILABLE: etcdserver: no leader/);
   const rst = await s.conns[0]!.next((f) => f.type === RST, 'RST_STREAM for our open side');
   t.equal(rst.payload.readUInt32BE(0), 8, 'CANCEL');
+});
+
+t.test('a server that accepts but never speaks: the dial timeout ends the call, and the socket is closed at once', async (t) => {
+  const s = await rawServer(t, () => undefined, { noSettings: true });
+  const c = client(t, s.endpoint, { dialTimeoutMs: 300 });
+  const e = await failure(c.range({ key: Buffer.from('k') }));
+  t.match(e.message, /14 UNAVAILABLE: cannot connect to etcd http:\/\/127\.0\.0\.1:\d+ within 300 ms/);
+  const sock = s.conns[0]!.sock;
+  if (!sock.destroyed) await until(() => sock.destroyed || sock.readableEnded, 'the server sees the client go', 5000);
+  t.notOk(s.conns[0]!.log.some((f) => f.type === GOAWAY), 'no GOAWAY on a connection that never became HTTP/2');
 });
