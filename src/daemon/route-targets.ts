@@ -67,11 +67,27 @@ export class HopSetPool {
 }
 
 /**
+ * The Programmer's placement of a route at kernel metric m, one frozen object per metric: every learned route carries
+ * one (confd's 2^31-1 minus LOCAL_PREF), and a cluster has a handful of distinct ones, so a write allocates nothing
+ * for it (it was one object per set() and per remove(), two million at a full table's announce and withdraw). The
+ * Programmer reads the placement and keeps nothing of it.
+ */
+const placements = new Map<number, Placement>();
+export const placementAt = (m: number | undefined): Placement | undefined => {
+  if (m === undefined) return undefined;
+  let p = placements.get(m);
+  if (p === undefined) {
+    if (placements.size >= 1024) placements.clear(); // bounded: metrics come from LOCAL_PREF, which peers choose
+    placements.set(m, (p = Object.freeze({ metric: m })));
+  }
+  return p;
+};
+
+/**
  * Hands the change of a prefix's winner from (before, bm) to (after, am) to the Programmer; a new metric is another
  * kernel route. scratch4: 4 bytes reused for an IPv4 prefix (the Programmer keeps numbers, not the array).
  */
 export function writeToFib(fib: Programmer, k: PrefixKey, before: Target | undefined, bm: number | undefined, after: Target | undefined, am: number | undefined, scratch4: Uint8Array): void {
-  const at = (m: number | undefined): Placement | undefined => (m === undefined ? undefined : { metric: m });
   let fam: 4 | 6 = 4, addr: Uint8Array, len: number;
   if (typeof k === 'number') {
     const a = addrOf(k);
@@ -88,6 +104,7 @@ export function writeToFib(fib: Programmer, k: PrefixKey, before: Target | undef
     addr = p.addr;
     len = p.len;
   }
+  const at = placementAt;
   // the route at the old metric goes first
   if (before !== undefined && bm !== am) fib.remove(fam, addr, len, at(bm));
   if (after !== undefined) fib.set(fam, addr, len, after, at(am));

@@ -29,7 +29,7 @@ import type { PrefixBytes } from '../ip.js';
 import { BestQueue, type BestInput } from './best-queue.js';
 import { bgpTarget } from './mapping.js';
 import {
-  BLACKHOLE, HopSetPool, addrOf, bytesOf, keyOf, lenOf, sameTarget, tunnelTarget, writeToFib, type HopSet,
+  BLACKHOLE, HopSetPool, addrOf, bytesOf, keyOf, lenOf, placementAt, sameTarget, tunnelTarget, writeToFib, type HopSet,
 } from './route-targets.js';
 
 export type { BestInput } from './best-queue.js';
@@ -316,7 +316,7 @@ export class RouteTable {
     const want = this.#want(k);
     if (want === undefined) return false;
     const m = !this.#open && this.#closedWritten.has(k) ? this.#closedWritten.get(k) : this.#metricOf(k, want);
-    const where = m === undefined ? undefined : { metric: m };
+    const where = placementAt(m);
     if (typeof k === 'number') {
       const a = addrOf(k), b = this.#scratch4;
       b[0] = a >>> 24;
