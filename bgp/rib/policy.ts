@@ -386,9 +386,8 @@ export class DecisionMemo {
 
   /** evaluate(set, route) for a learned (not local) route with an IPv4 prefix; `hops` is what its interface follows. */
   evaluate4(set: RuleSet, route: RouteFacts & { readonly prefix: Prefix4 }, hops: unknown): Decision {
-    const e = listEntry(set);
-    const len = prefix4Len(route.prefix);
-    const cell = e.cell4 === 0 ? 0 : prefix4Addr(route.prefix) >>> (32 - e.cell4);
+    const prefix = route.prefix;
+    const len = prefix4Len(prefix);
     const slots = this.slots;
     let m: MemoSlot | undefined;
     for (let i = 0; i < slots.length; i++) {
@@ -404,19 +403,23 @@ export class DecisionMemo {
       m.set = set;
       m.decision = null;
     } else if (
-      m.decision !== null && m.rules === e.rules && m.length === e.length && m.attrs === route.attrs &&
-      m.ibgp === route.ibgp && m.hops === hops && m.len === len && m.cell === cell
+      // the list as compiled when the slot was filled (listEntry's test, without its lookup on every route)
+      m.decision !== null && m.rules === set.rules && m.length === set.rules.length && m.attrs === route.attrs &&
+      m.ibgp === route.ibgp && m.hops === hops && m.len === len &&
+      m.cell === (m.cell4 === 0 ? 0 : prefix4Addr(prefix) >>> (32 - m.cell4))
     ) {
       return m.decision;
     }
+    const e = listEntry(set);
     const d = evaluate(set, route);
     m.rules = e.rules;
     m.length = e.length;
+    m.cell4 = e.cell4;
     m.attrs = route.attrs;
     m.ibgp = route.ibgp;
     m.hops = hops;
     m.len = len;
-    m.cell = cell;
+    m.cell = e.cell4 === 0 ? 0 : prefix4Addr(prefix) >>> (32 - e.cell4);
     m.decision = d;
     return d;
   }
@@ -427,6 +430,8 @@ interface MemoSlot {
   set: RuleSet | null;
   rules: readonly Rule[];
   length: number;
+  /** the list's cell4 (ListEntry) */
+  cell4: number;
   attrs: PathAttributes | null;
   ibgp: boolean;
   hops: unknown;
@@ -435,7 +440,7 @@ interface MemoSlot {
   decision: Decision | null;
 }
 
-const newSlot = (): MemoSlot => ({ set: null, rules: [], length: 0, attrs: null, ibgp: false, hops: null, len: -1, cell: 0, decision: null });
+const newSlot = (): MemoSlot => ({ set: null, rules: [], length: 0, cell4: 0, attrs: null, ibgp: false, hops: null, len: -1, cell: 0, decision: null });
 
 /** A rule list that accepts everything (a peer without rules). */
 export const ACCEPT_ALL: RuleSet = Object.freeze({ rules: Object.freeze([]) as readonly Rule[], fallback: Object.freeze({ action: 'accept', name: 'no policy' }) });
