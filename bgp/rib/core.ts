@@ -506,6 +506,9 @@ export class RibCore {
   /** rule names by index (Path.rule, refused routes); 0 is "no policy" */
   private readonly ruleNames: string[] = ['no policy'];
   private readonly ruleIndexes = new Map<string, number>([['no policy', 0]]);
+  /** the name ruleIndex was asked last and its index */
+  private lastRuleName = 'no policy';
+  private lastRuleIndex = 0;
 
   /**
    * @internal The index of a rule name, added on first use. Names come from the configuration (one per rule and
@@ -513,8 +516,14 @@ export class RibCore {
    * configuration churning generated names) new ones share one last index rather than grow it further.
    */
   ruleIndex(name: string): number {
+    // the routes of an UPDATE are mostly decided by one rule: its name again needs no Map lookup
+    if (name === this.lastRuleName) return this.lastRuleIndex;
     const i = this.ruleIndexes.get(name);
-    if (i !== undefined) return i;
+    if (i !== undefined) {
+      this.lastRuleName = name;
+      this.lastRuleIndex = i;
+      return i;
+    }
     if (this.ruleNames.length >= 65_536) return this.ruleIndex('(rule names beyond 65,536 not kept)');
     this.ruleNames.push(name);
     this.ruleIndexes.set(name, this.ruleNames.length - 1);

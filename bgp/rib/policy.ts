@@ -368,47 +368,79 @@ export function evaluate(set: RuleSet, route: RouteFacts): Decision {
  * (FactsCell.forget: every UPDATE, and at the end of the task).
  */
 export class DecisionMemo {
-  private set: RuleSet | null = null;
-  private rules: readonly Rule[] = [];
-  private length = 0;
-  private attrs: PathAttributes | null = null;
-  private ibgp = false;
-  private hops: unknown = null;
-  private len = -1;
-  private cell = 0;
-  private decision: Decision | null = null;
+  /**
+   * One entry per rule list, a few lists: a route reflector runs one peer's import list and another's export list
+   * for each route in turn (one entry for both would be replaced on every call and never answer).
+   */
+  private readonly slots: MemoSlot[] = [newSlot(), newSlot(), newSlot(), newSlot()];
+  private next = 0;
 
   clear(): void {
-    this.set = null;
-    this.attrs = null;
-    this.hops = null;
-    this.decision = null;
+    for (const m of this.slots) {
+      m.set = null;
+      m.attrs = null;
+      m.hops = null;
+      m.decision = null;
+    }
   }
 
   /** evaluate(set, route) for a learned (not local) route with an IPv4 prefix; `hops` is what its interface follows. */
   evaluate4(set: RuleSet, route: RouteFacts & { readonly prefix: Prefix4 }, hops: unknown): Decision {
-    const e = listEntry(set);
-    const len = prefix4Len(route.prefix);
-    const cell = e.cell4 === 0 ? 0 : prefix4Addr(route.prefix) >>> (32 - e.cell4);
-    if (
-      this.decision !== null && this.set === set && this.rules === e.rules && this.length === e.length &&
-      this.attrs === route.attrs && this.ibgp === route.ibgp && this.hops === hops && this.len === len && this.cell === cell
-    ) {
-      return this.decision;
+    const prefix = route.prefix;
+    const len = prefix4Len(prefix);
+    const slots = this.slots;
+    let m: MemoSlot | undefined;
+    for (let i = 0; i < slots.length; i++) {
+      const x = slots[i] as MemoSlot;
+      if (x.set === set) {
+        m = x;
+        break;
+      }
     }
+    if (m === undefined) {
+      m = slots[this.next] as MemoSlot;
+      this.next = (this.next + 1) % slots.length;
+      m.set = set;
+      m.decision = null;
+    } else if (
+      // the list as compiled when the slot was filled (listEntry's test, without its lookup on every route)
+      m.decision !== null && m.rules === set.rules && m.length === set.rules.length && m.attrs === route.attrs &&
+      m.ibgp === route.ibgp && m.hops === hops && m.len === len &&
+      m.cell === (m.cell4 === 0 ? 0 : prefix4Addr(prefix) >>> (32 - m.cell4))
+    ) {
+      return m.decision;
+    }
+    const e = listEntry(set);
     const d = evaluate(set, route);
-    this.set = set;
-    this.rules = e.rules;
-    this.length = e.length;
-    this.attrs = route.attrs;
-    this.ibgp = route.ibgp;
-    this.hops = hops;
-    this.len = len;
-    this.cell = cell;
-    this.decision = d;
+    m.rules = e.rules;
+    m.length = e.length;
+    m.cell4 = e.cell4;
+    m.attrs = route.attrs;
+    m.ibgp = route.ibgp;
+    m.hops = hops;
+    m.len = len;
+    m.cell = e.cell4 === 0 ? 0 : prefix4Addr(prefix) >>> (32 - e.cell4);
+    m.decision = d;
     return d;
   }
 }
+
+/** DecisionMemo's entry for one rule list: the last decision and what it depended on. */
+interface MemoSlot {
+  set: RuleSet | null;
+  rules: readonly Rule[];
+  length: number;
+  /** the list's cell4 (ListEntry) */
+  cell4: number;
+  attrs: PathAttributes | null;
+  ibgp: boolean;
+  hops: unknown;
+  len: number;
+  cell: number;
+  decision: Decision | null;
+}
+
+const newSlot = (): MemoSlot => ({ set: null, rules: [], length: 0, cell4: 0, attrs: null, ibgp: false, hops: null, len: -1, cell: 0, decision: null });
 
 /** A rule list that accepts everything (a peer without rules). */
 export const ACCEPT_ALL: RuleSet = Object.freeze({ rules: Object.freeze([]) as readonly Rule[], fallback: Object.freeze({ action: 'accept', name: 'no policy' }) });

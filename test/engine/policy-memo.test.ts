@@ -60,7 +60,7 @@ t.test('DecisionMemo answers as evaluate() for every route of every sequence (fa
   const rare = fc.constantFrom(0, 0, 0, 0, 1);
   const route = fc.record({ prefix, attrs: rare, hops: rare, ibgp: rare.map((x) => x === 1), forget: rare.map((x) => x === 1) });
   fc.assert(
-    fc.property(fc.array(ruleSet, { minLength: 1, maxLength: 2 }), fc.array(fc.tuple(route, fc.nat()), { maxLength: 40 }), (sets, routes) => {
+    fc.property(fc.array(ruleSet, { minLength: 1, maxLength: 6 }), fc.array(fc.tuple(route, fc.nat()), { maxLength: 40 }), (sets, routes) => {
       const memo = new DecisionMemo();
       for (const [r, which] of routes) {
         const set = sets[which % sets.length] as RuleSet;
