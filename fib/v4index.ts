@@ -12,6 +12,13 @@ const TOMB = 254;
 const MIN_CAP = 1024;
 /** slots of the old arrays moved per insert or delete while a resize is under way */
 const STEP = 64;
+/**
+ * A probe moves on by PROBE = 9 slots: to the next group of 8, one place on (as bgp/rib/prefix-map.ts, b493af6).
+ * With a step of 1, the keys of a group whose home group was taken spilled slot by slot into the next groups and
+ * filled them whole, so clusters grew group by group (~20 probes an insert at 1M consecutive prefixes, counted in
+ * the RIB's map); with 9 they spread one to a group. 9 is odd, so a key's probes visit every slot before repeating.
+ */
+const PROBE = 9;
 /** #remove's answer for a key that is not there (a stored value may itself be undefined) */
 const MISSING: unique symbol = Symbol('missing');
 
@@ -57,13 +64,15 @@ const slotOf = (n: number, len: number, s: Slots<unknown>): number => {
   let h = ((index >>> 3) ^ s.seed ^ Math.imul(len, 0x27d4eb2f)) | 0;
   h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
   h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-  return (((h ^ (h >>> 16)) >>> s.shift) & ~7) | (index & 7);
+  h ^= h >>> 16;
+  // the place in the group is permuted by the hash too, so keys 8 apart (one per group) do not all start at one place
+  return ((h >>> s.shift) & ~7) | ((index ^ h) & 7);
 };
 
 /** Index of (n, len) in s, or -1. */
 function find<T>(s: Slots<T>, n: number, len: number): number {
   const mask = s.cap - 1;
-  for (let j = slotOf(n, len, s); ; j = (j + 1) & mask) {
+  for (let j = slotOf(n, len, s); ; j = (j + PROBE) & mask) {
     const l = s.len[j]!;
     if (l === EMPTY) return -1;
     if (l === len && s.addr[j] === n) return j;
@@ -116,7 +125,7 @@ export class V4Index<T> {
     const c = this.#cur;
     const mask = c.cap - 1;
     let tomb = -1;
-    for (let j = slotOf(n, len, c); ; j = (j + 1) & mask) {
+    for (let j = slotOf(n, len, c); ; j = (j + PROBE) & mask) {
       const l = c.len[j]!;
       if (l === EMPTY) {
         const o = this.#old;
@@ -159,7 +168,7 @@ export class V4Index<T> {
     const c = this.#cur;
     const mask = c.cap - 1;
     let tomb = -1;
-    for (let j = slotOf(n, len, c); ; j = (j + 1) & mask) {
+    for (let j = slotOf(n, len, c); ; j = (j + PROBE) & mask) {
       const l = c.len[j]!;
       if (l === EMPTY) {
         const o = this.#old;
@@ -294,7 +303,7 @@ export class V4Index<T> {
   #emptyIn(s: Slots<T>, n: number, len: number): number {
     const mask = s.cap - 1;
     let j = slotOf(n, len, s);
-    while (s.len[j] !== EMPTY) j = (j + 1) & mask;
+    while (s.len[j] !== EMPTY) j = (j + PROBE) & mask;
     return j;
   }
 
@@ -312,7 +321,7 @@ export class V4Index<T> {
       const mask = c.cap - 1;
       let j = slotOf(n, l, c);
       let tomb = -1;
-      for (; c.len[j] !== EMPTY; j = (j + 1) & mask) if (tomb < 0 && c.len[j] === TOMB) tomb = j;
+      for (; c.len[j] !== EMPTY; j = (j + PROBE) & mask) if (tomb < 0 && c.len[j] === TOMB) tomb = j;
       this.#put(c, j, tomb, n, l, o.vals[i]);
       o.len[i] = TOMB;
       o.vals[i] = undefined;
