@@ -139,7 +139,13 @@ export class H2Session {
       callback: (n: number, buf: Uint8Array): boolean => {
         const d = Buffer.allocUnsafe(n);
         d.set(buf.subarray(0, n));
-        this.receive(d);
+        try {
+          this.receive(d);
+        } catch (e) {
+          // a fault of ours or of a handler's, met on what the server sent: the connection ends with it, the process
+          // does not (an exception here would be uncaught: nothing of ours is on the stack above a socket read)
+          this.fail(new H2Error(`failed on what the server sent: ${(e as Error).message}`, H2Code.INTERNAL_ERROR));
+        }
         return true;
       },
     };
@@ -234,13 +240,20 @@ export class H2Session {
   }
 
   private frame(type: number, flags: number, id: number, payload: Buffer): void {
-    const h = Buffer.allocUnsafe(9);
+    // a small frame in one buffer: one write (a socket not corked writes each buffer on its own)
+    const small = payload.length <= 1024;
+    const h = Buffer.allocUnsafe(small ? 9 + payload.length : 9);
     h.writeUIntBE(payload.length, 0, 3);
     h[3] = type;
     h[4] = flags;
     h.writeUInt32BE(id, 5);
-    this.socket.write(h);
-    if (payload.length > 0) this.socket.write(payload);
+    if (small) {
+      payload.copy(h, 9);
+      this.socket.write(h);
+    } else {
+      this.socket.write(h);
+      this.socket.write(payload);
+    }
   }
 
   private flush(s: H2Stream): void {

@@ -435,3 +435,22 @@ t.test('a server that accepts but never speaks: the dial timeout ends the call, 
   if (!sock.destroyed) await until(() => sock.destroyed || sock.readableEnded, 'the server sees the client go', 5000);
   t.notOk(s.conns[0]!.log.some((f) => f.type === GOAWAY), 'no GOAWAY on a connection that never became HTTP/2');
 });
+
+t.test("a handler that throws on what the server sent ends the connection, not the process", async (t) => {
+  let n = 0;
+  const s = await rawServer(t, async (c) => {
+    const h = await request(c);
+    if (n++ > 0) { answer(c, h.id); return; }
+    c.write(HEADERS, 0x4, h.id, RESPONSE);
+    c.write(HEADERS, 0x5, h.id, TRAILERS_OK);
+  });
+  const c = client(t, s.endpoint);
+  let ends = 0;
+  await c.stream('/etcdserverpb.Watch/Watch', {}, { message: () => undefined, end: () => { ends++; throw new Error('a bug in the end handler'); } });
+  const g = await s.conns[0]!.next((f) => f.type === GOAWAY, 'GOAWAY');
+  t.equal(g.payload.readUInt32BE(4), 2, 'GOAWAY INTERNAL_ERROR');
+  t.match(g.payload.subarray(8).toString(), /failed on what the server sent: a bug in the end handler/);
+  t.equal(ends, 1, 'the end handler was called once, not again for the connection it brought down');
+  t.equal((await c.range({ key: Buffer.from('k') })).revision, '5', 'the next call on a new connection');
+  t.equal(s.conns.length, 2);
+});
