@@ -124,8 +124,16 @@ export class BfdWiring {
     this.#late = new LateTimerLog(o.log);
   }
 
+  /** schedule() calls from outside (its own RECHECK_MS timer not counted): tests see which changes asked for a look */
+  requests = 0;
+
   /** Looks at the configuration again soon (coalesced); also runs every RECHECK_MS. */
   schedule(): void {
+    this.requests++;
+    this.#schedule();
+  }
+
+  #schedule(): void {
     if (this.#closed) return;
     if (this.#busy) {
       this.#again = true;
@@ -145,7 +153,7 @@ export class BfdWiring {
       this.#busy = false;
     });
     if (!this.#timer) {
-      this.#timer = setInterval(() => this.schedule(), RECHECK_MS);
+      this.#timer = setInterval(() => this.#schedule(), RECHECK_MS);
       this.#timer.unref();
     }
   }

@@ -469,6 +469,49 @@ t.test('ClusterInformation gate: nothing announced until datastoreReady is true'
   await until(() => d.status().ready, 'ready again after the thaw', 10_000, 50);
 });
 
+t.test('a workload change asks for no BFD reconcile; a BFDConfiguration change asks for one', async (t) => {
+  const dir = tmp();
+  const res = join(dir, 'resources.yaml');
+  const docs = [
+    'kind: ClusterInformation\nmetadata: { name: default }\nspec: { datastoreReady: true }',
+    'kind: IPPool\nmetadata: { name: pods }\nspec: { cidr: 10.65.0.0/16, blockSize: 26 }',
+    'kind: Node\nmetadata: { name: solo }\nspec: { bgp: { ipv4Address: 127.0.0.1/8 } }',
+    'kind: BlockAffinity\nmetadata: { name: solo-10-65-0-0-26 }\nspec: { node: solo, cidr: 10.65.0.0/26, state: confirmed, deleted: "false" }',
+  ];
+  const write = (extra: string[]): void => {
+    writeFileSync(`${res}.tmp`, [...docs, ...extra].map((d) => `---\napiVersion: projectcalico.org/v3\n${d}\n`).join(''));
+    renameSync(`${res}.tmp`, res);
+  };
+  write([]);
+  const file = join(dir, 'skein.yaml');
+  const port = 35000 + (process.pid % 2000);
+  writeFileSync(file, `nodeName: solo\ndatastore: { type: file, path: ${res}, debounce: 20ms }\nbgp: { listen: { address: 127.0.0.1, port: ${port} } }\nfib: { enabled: false }\ncontrol: { socket: ${join(dir, 'solo.sock')} }\nmetrics: { listen: "" }\n`);
+  const d = new Daemon(loadDaemonConfig(file, {}), { logSink: () => undefined, env: {} });
+  t.teardown(() => d.stop());
+  await d.start();
+  await until(() => d.status().ready, 'ready', 10_000, 50);
+  const changes = async (kind: string): Promise<number> =>
+    (await d.metrics.registry.getSingleMetric('skein_datastore_updates_total')?.get())?.values.find((v) => v.labels.kind === kind)?.value ?? 0;
+  // a change is counted when it arrives and applied in the next turn (src/daemon/events.ts)
+  const applied = async (kind: string, n: number, what: string): Promise<void> => {
+    await until(async () => (await changes(kind)) >= n, what, 10_000, 20);
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+  };
+  const before = d.bfd.requests;
+  // (another node's endpoints never reach the daemon: both datastores drop them by key or spec.node; this node's
+  // own pod with a borrowed address changes announcements and device routes, not peers)
+  const wep = 'kind: WorkloadEndpoint\nmetadata: { name: solo-k8s-p1-eth0, namespace: default }\nspec: { orchestrator: k8s, node: solo, pod: p1, endpoint: eth0, interfaceName: cali1234567890a, ipNetworks: [10.65.1.70/32] }';
+  write([wep]);
+  await applied('WorkloadEndpoint', 1, 'the endpoint applied');
+  await until(() => d.routesJson('10.65.1.70/32').routes.length === 1, 'the borrowed /32 announced', 10_000, 20);
+  t.equal(d.bfd.requests, before, 'no BFD reconcile asked for a workload (the peers did not change)');
+  const bfdConf = 'kind: BFDConfiguration\nmetadata: { name: all }\nspec: { nodeSelector: all(), interfaces: [{ matchPattern: "*" }] }';
+  write([wep, bfdConf]);
+  await applied('BFDConfiguration', 1, 'the BFDConfiguration applied');
+  t.equal(d.bfd.requests, before + 1, 'one reconcile asked for the BFDConfiguration');
+});
+
 // Ports of this file's etcd: 24321-24322 (each test file has its own).
 t.test('etcd datastore: a daemon follows Calico\'s etcd layout live', async (t) => {
   if (!requires(t, { commands: ['etcd'] })) return;
