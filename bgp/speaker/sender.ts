@@ -24,6 +24,8 @@ const BATCHES_PER_TURN = 64;
  * member that is only briefly slower stays, and small enough that a stuck one costs little memory.
  */
 const SLOW_MEMBER_BYTES = 4 * 1024 * 1024;
+/** unsent bytes of a socket at which the pump stops writing to it until 'drain' (see write) */
+const TURN_BYTES = 256 * 1024;
 
 const ctxKeys = new WeakMap<CodecContext, string>();
 /** Codec contexts that encode alike have the same key (a member's UPDATE bytes can be another's). */
@@ -88,7 +90,12 @@ export class Sender {
     } catch {
       return; // the 'error'/'close' handlers report it
     }
-    if (!ok) c.blocked = true;
+    // Past the socket's high-water mark (16 KiB) write() says false, but the pump writes corked and the bytes are
+    // ours already: stopping there let ~3 UPDATEs out per event-loop turn while each turn's input slice (8 ms)
+    // exported thousands of prefixes, so at 1M routes the listener's queue held over half the table (~600k
+    // pending, its table and lists the largest transient memory). The pump goes on to TURN_BYTES unsent, then waits
+    // for 'drain' (which a false write() guarantees).
+    if (!ok && s.writableLength >= TURN_BYTES) c.blocked = true;
     if (report) this.progress(p, c);
   }
 
