@@ -55,6 +55,10 @@ export function startEventReader(core: Core): Promise<void> {
     });
   });
   return ready.then(() => {
+    // a reader that is gone answers no { skip }: a request thread starting then must not wait for ever
+    worker.once('exit', () => {
+      for (const w of core.skipWaiters.splice(0)) w();
+    });
     worker.on('error', (err) => {
       if (core.closed) return;
       core.bus.emit('warning', new Error(`fib event reader failed: ${err.message}`, { cause: err }));
