@@ -104,6 +104,10 @@ export class Core {
   /** route batches written on `direct` */
   directBatches = 0;
   cmdPort = -1;
+  /** skipPort() calls waiting for the event reader's answer (kernel-events.ts) */
+  skipWaiters: (() => void)[] = [];
+  /** ms without a send after which the request thread stops (0: it stays once started) */
+  readonly requestThreadIdleMs: number;
   /** the event reader thread (event-reader.ts) */
   events: Worker | undefined;
   /** dump socket */
@@ -139,6 +143,7 @@ export class Core {
     this.metric = checkInt('metric', opts.metric ?? 0, 0, 0xffffffff);
     this.batchSize = checkInt('batchSize', opts.batchSize ?? 1000, 1, 100_000);
     this.requestThread = opts.requestThread ?? true;
+    this.requestThreadIdleMs = checkInt('requestThreadIdleMs', opts.requestThreadIdleMs ?? 60_000, 0, 86_400_000);
     this.maxInFlight = checkInt('maxInFlight', opts.maxInFlight ?? (this.requestThread ? 32 : 8), 1, 1024);
     this.timeoutMs = checkInt('requestTimeoutMs', opts.requestTimeoutMs ?? 5000, 1, 3_600_000);
     this.retryMin = checkInt('retryMinMs', opts.retryMinMs ?? 250, 1, 3_600_000);

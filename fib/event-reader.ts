@@ -25,6 +25,8 @@ export type EventReaderMessage =
   | { readonly kind: 'ready' }
   /** answer to 'join': route notifications flow again from here on */
   | { readonly kind: 'joined' }
+  /** answer to { skip }: notifications of that port are counted as ours from here on */
+  | { readonly kind: 'skipping'; readonly port: number }
   | { readonly kind: 'events'; readonly data: ArrayBuffer | undefined; readonly selfSeen: number }
   | { readonly kind: 'error'; readonly code: string; readonly message: string };
 
@@ -43,6 +45,8 @@ if (port) {
   let scheduled = false;
   /** notifications of skein's own writes: counted (the Programmer paces its writes by them), not forwarded */
   let selfSeen = 0;
+  /** the request thread's port; it changes when the thread is started again (request-socket.ts, LazyThreadSocket) */
+  let skipPort = cfg.skipPort;
   let selfReported = 0;
   const flush = (): void => {
     scheduled = false;
@@ -70,11 +74,11 @@ if (port) {
       let keep = false;
       if (type === RTM_NEWROUTE || type === RTM_DELROUTE) {
         const pid = b.readUInt32LE(o + 12);
-        if (pid === cfg.skipPort || pid === cfg.directPort) selfSeen++;
+        if (pid === skipPort || pid === cfg.directPort) selfSeen++;
         else keep = len >= NLMSG_HDRLEN + RTMSG_LEN && b[o + NLMSG_HDRLEN + 5] === cfg.protocol;
       } else if (type === RTM_NEWNEXTHOP || type === RTM_DELNEXTHOP) {
         // nexthop objects: rare; every one not caused by our own socket goes on (fib/nexthops.ts decides by id)
-        keep = b.readUInt32LE(o + 12) !== cfg.skipPort;
+        keep = b.readUInt32LE(o + 12) !== skipPort;
       } else keep = type === RTM_NEWLINK || type === RTM_DELLINK || type === NLMSG_OVERRUN;
       if (keep) {
         const padded = (len + 3) & ~3;
@@ -94,7 +98,10 @@ if (port) {
   for (const g of cfg.groups) sock.addMembership(g);
   let joined = true;
   port.on('message', (m: unknown) => {
-    if (m === 'close') {
+    if (typeof m === 'object' && m !== null && typeof (m as { skip?: unknown }).skip === 'number') {
+      skipPort = (m as { skip: number }).skip;
+      port.postMessage({ kind: 'skipping', port: skipPort } satisfies EventReaderMessage);
+    } else if (m === 'close') {
       sock.close();
       port.close();
     } else if (m === 'leave' && joined) {

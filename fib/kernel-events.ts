@@ -33,6 +33,11 @@ export function startEventReader(core: Core): Promise<void> {
     worker.once('exit', onExit);
     worker.on('message', (m: EventReaderMessage) => {
       if (m.kind === 'joined') core.writer.onJoined();
+      else if (m.kind === 'skipping') {
+        const waiters = core.skipWaiters;
+        core.skipWaiters = [];
+        for (const w of waiters) w();
+      }
       else if (m.kind === 'ready') {
         worker.off('error', reject);
         worker.off('exit', onExit);
@@ -50,10 +55,28 @@ export function startEventReader(core: Core): Promise<void> {
     });
   });
   return ready.then(() => {
+    // a reader that is gone answers no { skip }: a request thread starting then must not wait for ever
+    worker.once('exit', () => {
+      for (const w of core.skipWaiters.splice(0)) w();
+    });
     worker.on('error', (err) => {
       if (core.closed) return;
       core.bus.emit('warning', new Error(`fib event reader failed: ${err.message}`, { cause: err }));
     });
+  });
+}
+
+/**
+ * Tell the reader that `port` (the request thread's, started again) sends our writes; resolves once it counts that
+ * port's notifications as ours. Without a reader there is nothing to tell.
+ */
+export function skipPort(core: Core, port: number): Promise<void> {
+  core.cmdPort = port;
+  const reader = core.events;
+  if (!reader || core.closed) return Promise.resolve();
+  return new Promise((resolve) => {
+    core.skipWaiters.push(() => resolve());
+    reader.postMessage({ skip: port });
   });
 }
 
@@ -63,6 +86,8 @@ export async function stopEventReader(core: Core): Promise<void> {
   if (!reader) return;
   // terminate() while the binding is in a callback aborts, so ask first and terminate only if it hangs
   const exited = new Promise<void>((resolve) => reader.once('exit', () => resolve()));
+  // a request thread starting now waits for no answer (its socket is closed with the others)
+  for (const w of core.skipWaiters.splice(0)) w();
   reader.postMessage('close');
   const timer = setTimeout(() => void reader.terminate(), 2000);
   await exited;

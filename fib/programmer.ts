@@ -13,9 +13,9 @@ import { endianness } from 'node:os';
 import { BIG_READ, openSocket } from './kernel.js';
 import { Core, Slices } from './core.js';
 import { INFLIGHT, QUEUED, WANTED, WITHDRAWN, checkPrefix } from './entries.js';
-import { startEventReader, stopEventReader } from './kernel-events.js';
+import { skipPort, startEventReader, stopEventReader } from './kernel-events.js';
 import { Resync } from './resync.js';
-import { ThreadSocket } from './request-socket.js';
+import { LazyThreadSocket } from './request-socket.js';
 import { Retry } from './retry.js';
 import type {
   Family, FibStats, Placement, Prefix, ProgrammerEvents, ProgrammerOptions, RouteView, Target,
@@ -65,11 +65,14 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
   async #open(): Promise<void> {
     const core = this.#core;
     if (core.requestThread) {
-      const { sock, port } = await ThreadSocket.open({ recvBufferSize: core.rcvbuf, sendBufferSize: 4 << 20, msgBufferSize: 16384 });
-      sock.on('message', (b) => core.writer.onReplies(b));
-      sock.on('error', (e) => core.resync.onSocketError('requests', e));
-      core.cmd = sock;
-      core.cmdPort = port;
+      // started by the first write that needs it (request-socket.ts, LazyThreadSocket): a few routes at a time go on
+      // `direct` below, and an idle worker thread holds ~9 MiB
+      core.cmd = new LazyThreadSocket({ recvBufferSize: core.rcvbuf, sendBufferSize: 4 << 20, msgBufferSize: 16384 }, {
+        onPort: (port) => skipPort(core, port),
+        onMessage: (b) => core.writer.onReplies(b),
+        onError: (e) => core.resync.onSocketError('requests', e),
+        idle: () => core.writer.writesIdle(),
+      }, core.requestThreadIdleMs);
       // small buffers: a few routes and their acknowledgements (core.ts, direct)
       const direct = openSocket(1 << 16, 1 << 16, 4096);
       direct.on('message', (b) => core.writer.onReplies(b));
@@ -261,6 +264,8 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
       sent: { add: c.add, replace: c.replace, delete: c.delete },
       errors: c.errors, resyncs: c.resyncs, overruns: c.overruns, repairs: c.repairs, synced: core.synced,
       nexthopObjects: core.nexthops.enabled, nexthops: core.nexthops.count, urgentSent: core.urgentSent, directBatches: core.directBatches,
+      requestThreadRunning: core.cmd instanceof LazyThreadSocket && core.cmd.running,
+      requestThreadStarts: core.cmd instanceof LazyThreadSocket ? core.cmd.starts : 0,
       nexthopRepairs: core.resync.nexthopRepairs,
     };
   }

@@ -76,6 +76,11 @@ export class ThreadSocket extends EventEmitter<{ message: [Buffer]; error: [Errn
     this.#worker.postMessage({ kind: 'send', id, data } satisfies RequestThreadCommand, [data.buffer as ArrayBuffer]);
   }
 
+  /** closed, or the thread is gone */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
   buffer(size: number): Buffer | undefined {
     const ab = this.#spare.pop();
     return ab !== undefined && ab.byteLength >= size ? Buffer.from(ab, 0, ab.byteLength) : undefined;
@@ -114,5 +119,144 @@ export class ThreadSocket extends EventEmitter<{ message: [Buffer]; error: [Errn
     this.#callbacks.clear();
     for (const cb of cbs) cb?.(errnoError('EIO', 5, why, 'sendmsg'));
     this.emit('error', errnoError('EIO', 5, why, 'recvmsg'));
+  }
+}
+
+/** What LazyThreadSocket needs from its owner. */
+export interface LazyThreadHooks {
+  /**
+   * The thread's socket got its netlink port: resolve once the event reader marks that port's notifications as
+   * ours. Nothing is sent before, so no notification of a write through the thread is read without the mark.
+   */
+  onPort(port: number): Promise<void>;
+  onMessage(b: Buffer): void;
+  onError(e: ErrnoException): void;
+  /** nothing sent through the socket awaits an answer (route batches and nexthop messages alike) */
+  idle(): boolean;
+}
+
+interface Waiting {
+  readonly msg: Uint8Array;
+  readonly callback: ((error?: ErrnoException) => void) | undefined;
+  readonly owned: boolean;
+}
+
+/**
+ * The request thread, started when something is first sent through it and stopped again after `idleMs` without a
+ * send and with nothing awaiting an answer (0: it stays). A Node worker costs ~9 MiB of RSS; a host in a cluster's
+ * steady state writes a route or two at a time, which the writer sends on the programming thread's `direct` socket
+ * (writer.ts, #sendBatch), so the thread is only needed for a large batch, a burst or nexthop objects.
+ *
+ * Sends made while the thread starts wait here, in order, and count as in flight for their owners (the writer's
+ * batches, the nexthop table's pending messages), which is what keeps the direct socket from overtaking them.
+ */
+export class LazyThreadSocket implements RequestSocket {
+  readonly #cfg: RequestThreadConfig;
+  readonly #hooks: LazyThreadHooks;
+  readonly #idleMs: number;
+  #sock: ThreadSocket | undefined;
+  #starting = false;
+  #waiting: Waiting[] = [];
+  #closed = false;
+  #sends = 0;
+  #checkedSends = 0;
+  #idleTimer: NodeJS.Timeout | undefined;
+  /** times the thread was started */
+  starts = 0;
+
+  constructor(cfg: RequestThreadConfig, hooks: LazyThreadHooks, idleMs: number) {
+    this.#cfg = cfg;
+    this.#hooks = hooks;
+    this.#idleMs = idleMs;
+  }
+
+  /** the thread runs (or is starting) */
+  get running(): boolean {
+    return this.#sock !== undefined || this.#starting;
+  }
+
+  send(msg: Uint8Array, _options: undefined, callback?: (error?: ErrnoException) => void, owned = false): void {
+    if (this.#closed) {
+      const cb = callback;
+      if (cb) queueMicrotask(() => cb(errnoError('EBADF', 9, 'the request socket is closed', 'sendmsg')));
+      return;
+    }
+    this.#sends++;
+    if (this.#sock !== undefined && !this.#starting) {
+      this.#sock.send(msg, undefined, callback, owned);
+      return;
+    }
+    // the writer does not touch a sent batch's buffer again, and a nexthop message has a buffer of its own
+    this.#waiting.push({ msg, callback, owned });
+    if (!this.#starting) this.#start();
+  }
+
+  buffer(size: number): Buffer | undefined {
+    return this.#starting ? undefined : this.#sock?.buffer(size);
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#idleTimer) clearTimeout(this.#idleTimer);
+    if (!this.#starting) this.#sock?.close();
+    this.#sock = undefined;
+    this.#failWaiting(errnoError('EBADF', 9, 'the request socket is closed', 'sendmsg'));
+  }
+
+  #start(): void {
+    this.#starting = true;
+    this.starts++;
+    ThreadSocket.open(this.#cfg).then(async ({ sock, port }) => {
+      sock.on('message', (b) => this.#hooks.onMessage(b));
+      sock.on('error', (e) => {
+        // the thread may be gone (its sends were failed by ThreadSocket): the next send starts another one
+        if (this.#sock === sock && sock.closed) this.#sock = undefined;
+        this.#hooks.onError(e);
+      });
+      await this.#hooks.onPort(port);
+      this.#starting = false;
+      if (this.#closed) {
+        sock.close();
+        return;
+      }
+      this.#sock = sock;
+      const waiting = this.#waiting;
+      this.#waiting = [];
+      for (const w of waiting) sock.send(w.msg, undefined, w.callback, w.owned);
+      this.#armIdle();
+    }, (err: unknown) => {
+      this.#starting = false;
+      const e = errnoError('EIO', 5, `fib request thread did not start: ${err instanceof Error ? err.message : String(err)}`, 'sendmsg');
+      this.#failWaiting(e);
+      if (!this.#closed) this.#hooks.onError(e);
+    });
+  }
+
+  #failWaiting(e: ErrnoException): void {
+    const waiting = this.#waiting;
+    this.#waiting = [];
+    for (const w of waiting) {
+      const cb = w.callback;
+      if (cb) queueMicrotask(() => cb(e));
+    }
+  }
+
+  /** Stop the thread once a whole idle period passed with no send and nothing awaiting an answer. */
+  #armIdle(): void {
+    if (this.#idleMs <= 0 || this.#idleTimer !== undefined) return;
+    this.#checkedSends = this.#sends;
+    this.#idleTimer = setTimeout(() => {
+      this.#idleTimer = undefined;
+      const sock = this.#sock;
+      if (this.#closed || sock === undefined || this.#starting) return;
+      if (this.#sends === this.#checkedSends && this.#hooks.idle()) {
+        this.#sock = undefined;
+        sock.close();
+        return;
+      }
+      this.#armIdle();
+    }, this.#idleMs);
+    this.#idleTimer.unref();
   }
 }

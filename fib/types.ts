@@ -99,6 +99,12 @@ export interface ProgrammerOptions {
    */
   readonly requestThread?: boolean;
   /**
+   * The request thread starts when a write first needs it (more than a few routes, a burst, nexthop objects) and
+   * stops after this many ms without one, with nothing awaiting an answer (an idle Node worker holds ~9 MiB);
+   * 0: once started it stays. Default 60000.
+   */
+  readonly requestThreadIdleMs?: number;
+  /**
    * How often the kernel's nexthop objects are compared with what fib/ wrote (a dump of the objects only; every
    * full resync does it too, and so does a refused write of a route through an object), in ms; 0: only then.
    * An object deleted without fib/ seeing it (a notification lost in an event-socket overrun, a carrier flap whose
@@ -197,6 +203,10 @@ export interface FibStats {
   readonly urgentSent: number;
   /** Route batches of a few routes written on the programming thread instead of through the request thread. */
   readonly directBatches: number;
+  /** The request thread runs now (it starts when a write needs it: requestThreadIdleMs). */
+  readonly requestThreadRunning: boolean;
+  /** Times the request thread was started. */
+  readonly requestThreadStarts: number;
   /** Nexthop checks (nexthopCheckMs, resyncs) that found objects of skein's missing or changed, and re-asserted them. */
   readonly nexthopRepairs: number;
 }

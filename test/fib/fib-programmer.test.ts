@@ -310,6 +310,65 @@ t.test('a lone route with nothing in flight is written on the programming thread
   await agent.call('close');
 });
 
+t.test('the request thread starts only for a write that needs it, stops when idle, and our writes on both paths are never repaired', async (t) => {
+  if (!rootOk(t)) return;
+  const lab = new Lab();
+  t.teardown(() => lab.destroy());
+  const ns = topology(lab);
+  // device routes only (no nexthop objects, which go through the request thread); a short idle time, so that the
+  // thread's stop and a second start are seen within the test
+  const agent = await startAgent(t, ns, { requestThreadIdleMs: 300 });
+  type St = {
+    directBatches: number; repairs: number; errors: number; inSync: number; desired: number; installed: number;
+    requestThreadRunning: boolean; requestThreadStarts: number; resyncs: number;
+  };
+  const has = (dst: string): boolean => byDst(routes(ns, 4, 'proto', PROTO)).has(dst);
+  const s0 = await agent.call<St>('stats');
+  t.match(s0, { requestThreadRunning: false, requestThreadStarts: 0 }, 'no request thread after start with nothing to write');
+
+  // a cluster's steady state: one route at a time
+  for (let i = 0; i < 5; i++) {
+    await agent.call('set', { routes: [{ prefix: `10.47.0.${i}/32`, hops: [{ dev: 'v1a' }] }] });
+    await agent.call('flush');
+  }
+  await agent.call('remove', { routes: [{ prefix: '10.47.0.4/32' }] });
+  const s1 = await agent.call<St>('flush');
+  t.match(s1, { requestThreadRunning: false, requestThreadStarts: 0, installed: 4, inSync: 4, errors: 0 }, 'small writes only: the thread never started');
+  t.equal(s1.directBatches - s0.directBatches, 6, 'all six writes went direct');
+  t.ok(has('10.47.0.3') && !has('10.47.0.4'), 'and the kernel holds what they said');
+
+  // 200 routes at once: the thread starts and carries them
+  await agent.call('setRange', { range: { base: '10.48.0.0/32', count: 200, hops: [{ dev: 'v1a' }] } });
+  const s2 = await agent.call<St>('flush');
+  t.equal(s2.requestThreadStarts, 1, 'a large batch started the thread');
+  t.match(s2, { installed: 204, inSync: 204, errors: 0 }, 'its routes are in');
+  t.equal(routes(ns, 4, 'proto', PROTO).filter((r) => r.dst.startsWith('10.48.')).length, 200, 'all 200 in the kernel');
+
+  // once idle, it stops; a lone write still goes direct and does not start it
+  await until(async () => !(await agent.call<St>('stats')).requestThreadRunning, 'the idle request thread to stop', 10_000);
+  await agent.call('set', { routes: [{ prefix: '10.47.1.0/32', hops: [{ dev: 'v1a' }] }] });
+  const s3 = await agent.call<St>('flush');
+  t.match(s3, { requestThreadRunning: false, requestThreadStarts: 1, installed: 205 }, 'a lone write after the stop: direct, no new thread');
+
+  // a second large batch: a second thread (a new netlink port), whose notifications are still known as ours
+  await agent.call('remove', { routes: Array.from({ length: 100 }, (_, i) => ({ prefix: `10.48.0.${i}/32` })) });
+  const s4 = await agent.call<St>('flush');
+  t.equal(s4.requestThreadStarts, 2, 'started again for a large batch');
+  t.match(s4, { installed: 105, inSync: 105, errors: 0 }, 'the deletes are done');
+  t.equal(routes(ns, 4, 'proto', PROTO).filter((r) => r.dst.startsWith('10.48.')).length, 100, 'and gone from the kernel');
+  // our own writes through either socket and either thread come back as notifications: none is taken for a change
+  // by someone else (that would count a repair); an external delete still is
+  await agent.call('resync');
+  const s5 = await agent.call<St>('flush');
+  t.equal(s5.repairs, 0, 'no repair of our own writes');
+  nsExec(ns, 'ip', ['route', 'del', '10.48.0.150/32']);
+  await until(() => has('10.48.0.150'), 'the externally deleted route to come back', 5000);
+  const s6 = await agent.call<St>('flush');
+  t.equal(s6.repairs, 1, 'one repair: the external delete');
+  t.equal(s6.inSync, s6.desired, 'everything in sync at the end');
+  await agent.call('close');
+});
+
 t.test('an unreachable next hop is reported with the kernel\'s reason, retried, and installed once reachable', async (t) => {
   if (!rootOk(t)) return;
   const lab = new Lab();
