@@ -230,6 +230,13 @@ export class LazyThreadSocket implements RequestSocket {
       const e = errnoError('EIO', 5, `fib request thread did not start: ${err instanceof Error ? err.message : String(err)}`, 'sendmsg');
       this.#failWaiting(e);
       if (!this.#closed) this.#hooks.onError(e);
+    }).catch((err: unknown) => {
+      // a hook that threw while the thread was handed over: report it as a socket error (the resync retries),
+      // never as an unhandled rejection, which would end the daemon
+      this.#starting = false;
+      const e = errnoError('EIO', 5, `fib request thread start failed: ${err instanceof Error ? err.message : String(err)}`, 'sendmsg');
+      this.#failWaiting(e);
+      if (!this.#closed) this.#hooks.onError(e);
     });
   }
 
