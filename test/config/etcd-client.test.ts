@@ -9,11 +9,13 @@ import http2 from 'node:http2';
 import { once } from 'node:events';
 import { createServer as netServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { EtcdClient, FrameReader, GrpcError, Status, grpcFrame } from '../../config/etcdclient.js';
+import type { GrpcError } from '../../config/etcdclient.js';
+import { EtcdClient, FrameReader, Status, grpcFrame } from '../../config/etcdclient.js';
 import { EtcdDatastore } from '../../config/index.js';
 import { decodeWatchResponse, encodeRangeRequest } from '../../config/etcdwire.js';
 import { startEtcd, startProxy, until } from '../helpers/etcd.js';
 import { requires } from '../helpers/env.js';
+import { RANGE_OK, failure } from '../helpers/grpc-fake.js';
 
 type Answer = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, body: Buffer) => void;
 
@@ -49,23 +51,11 @@ const reply = (body: Buffer, status = 0, message?: string): Answer => (stream) =
   stream.on('wantTrailers', () => { stream.sendTrailers({ 'grpc-status': String(status), ...(message !== undefined ? { 'grpc-message': encodeURIComponent(message) } : {}) }); });
   stream.end(body);
 };
-// RangeResponse { header { revision: 5 }, kvs [{ key: "k", value: "v", mod_revision: 5 }] }
-const RANGE_OK = Buffer.from([0x0a, 0x02, 0x18, 0x05, 0x12, 0x08, 0x0a, 0x01, 0x6b, 0x18, 0x05, 0x2a, 0x01, 0x76]);
 
 const client = (t: Test, endpoints: string[], extra: Partial<ConstructorParameters<typeof EtcdClient>[0]> = {}): EtcdClient => {
   const c = new EtcdClient({ endpoints, dialTimeoutMs: 1000, requestTimeoutMs: 2000, ...extra });
   t.teardown(() => c.close());
   return c;
-};
-
-const failure = async (p: Promise<unknown>): Promise<GrpcError> => {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof GrpcError) return e;
-    throw e;
-  }
-  throw new Error('the call succeeded');
 };
 
 t.test('a good answer, over gRPC framing: the request as etcd expects it', async (t) => {

@@ -10,10 +10,12 @@ import http2 from 'node:http2';
 import { once } from 'node:events';
 import { createServer, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { EtcdClient, GrpcError, Status, grpcFrame } from '../../config/etcdclient.js';
+import type { GrpcError } from '../../config/etcdclient.js';
+import { EtcdClient, Status, grpcFrame } from '../../config/etcdclient.js';
 import { encodeRangeRequest } from '../../config/etcdwire.js';
 import { HUFFMAN_LENGTHS, HpackDecoder, HpackError, encodeHeaders, huffmanCodes, huffmanDecode } from '../../config/hpack.js';
 import { until } from '../helpers/etcd.js';
+import { RANGE_OK, failure } from '../helpers/grpc-fake.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
@@ -89,23 +91,11 @@ t.test('HPACK: eviction, and blocks that are not HPACK', async (t) => {
   t.same(new HpackDecoder().decode(encodeHeaders([['x', 'y'.repeat(127)]])), [['x', 'y'.repeat(127)]], 'a length of exactly 2^7-1');
 });
 
-// RangeResponse { header { revision: 5 }, kvs [{ key: "k", value: "v", mod_revision: 5 }] }
-const RANGE_OK = Buffer.from([0x0a, 0x02, 0x18, 0x05, 0x12, 0x08, 0x0a, 0x01, 0x6b, 0x18, 0x05, 0x2a, 0x01, 0x76]);
 
 const client = (t: Test, endpoint: string, extra: Partial<ConstructorParameters<typeof EtcdClient>[0]> = {}): EtcdClient => {
   const c = new EtcdClient({ endpoints: [endpoint], dialTimeoutMs: 1000, requestTimeoutMs: 3000, ...extra });
   t.teardown(() => c.close());
   return c;
-};
-
-const failure = async (p: Promise<unknown>): Promise<GrpcError> => {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof GrpcError) return e;
-    throw e;
-  }
-  throw new Error('the call succeeded');
 };
 
 t.test('node:http2 server: CONTINUATION both ways (a 40 KB token out, 40 KB of trailers back)', async (t) => {
