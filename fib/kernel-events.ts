@@ -101,7 +101,7 @@ function onEvents(core: Core, b: Buffer): void {
     const type = b.readUInt16LE(o + 4);
     if (type === RTM_NEWROUTE || type === RTM_DELROUTE) {
       // our own writes come back with our port as nlmsg_pid: their ACKs already tell the story
-      if (isOthersWriteOfOurs(b, o, len, core.protocol, core.cmdPort) && b.readUInt32LE(o + 12) !== core.directPort) {
+      if (isOthersWriteOfOurs(b, o, len, core.protocol, core.cmdPort, core.directPort)) {
         const k = parseRoute(b, o, len);
         if (k) routeEvent(core, type === RTM_NEWROUTE, k);
       }

@@ -162,12 +162,12 @@ export class Nexthops {
     this.#warn = warn;
   }
 
-  /** nexthop messages sent and not yet answered (flush('writes') waits for them too) */
   /** objects created and not yet sent (sendFresh sends them) */
   get hasFresh(): boolean {
     return this.#fresh.length > 0;
   }
 
+  /** nexthop messages sent and not yet answered (flush('writes') waits for them too) */
   get pending(): number {
     return this.#pending.size;
   }

@@ -49,11 +49,13 @@ export function opFor(e: Entry, links: Links, nh: Nexthops, synced: boolean): nu
 }
 
 /**
- * Is the route message at `o` one of skein's routes written by someone else (a dump, or an event not caused by our
- * own request socket, whose port the kernel copies into nlmsg_pid)?
+ * Is the route message at `o` one of skein's routes written by someone else (a dump, or an event not caused by one
+ * of our own write sockets — the request socket and the `direct` one — whose port the kernel copies into nlmsg_pid)?
  */
-export function isOthersWriteOfOurs(b: Buffer, o: number, len: number, protocol: number, ownPort: number): boolean {
-  return len >= NLMSG_HDRLEN + RTMSG_LEN && rtmProtocol(b, o) === protocol && b.readUInt32LE(o + 12) !== ownPort;
+export function isOthersWriteOfOurs(b: Buffer, o: number, len: number, protocol: number, ownPort: number, directPort: number): boolean {
+  if (len < NLMSG_HDRLEN + RTMSG_LEN || rtmProtocol(b, o) !== protocol) return false;
+  const pid = b.readUInt32LE(o + 12);
+  return pid !== ownPort && pid !== directPort;
 }
 
 /** Write the route message of `op` for `e` at `off` (the spec must be encoded already for add/replace). */

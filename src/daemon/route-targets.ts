@@ -104,11 +104,10 @@ export function writeToFib(fib: Programmer, k: PrefixKey, before: Target | undef
     addr = p.addr;
     len = p.len;
   }
-  const at = placementAt;
   // the route at the old metric goes first
-  if (before !== undefined && bm !== am) fib.remove(fam, addr, len, at(bm));
-  if (after !== undefined) fib.set(fam, addr, len, after, at(am));
-  else if (before !== undefined && bm === am) fib.remove(fam, addr, len, at(am));
+  if (before !== undefined && bm !== am) fib.remove(fam, addr, len, placementAt(bm));
+  if (after !== undefined) fib.set(fam, addr, len, after, placementAt(am));
+  else if (before !== undefined && bm === am) fib.remove(fam, addr, len, placementAt(am));
 }
 
 /** Two kernel targets of a learned route are the same (null: none; undefined: not computed). */
