@@ -68,9 +68,9 @@ export class HopSetPool {
 
 /**
  * The Programmer's placement of a route at kernel metric m, one frozen object per metric: every learned route carries
- * one (2^31-1 minus LOCAL_PREF, as Calico's confd sets it: route-priority.ts), and a cluster has a handful of distinct ones, so a write allocates nothing
- * for it (it was one object per set() and per remove(), two million at a full table's announce and withdraw). The
- * Programmer reads the placement and keeps nothing of it.
+ * one (2^31-1 minus LOCAL_PREF, as Calico's confd sets it: route-priority.ts), and a cluster has a handful of
+ * distinct ones, so a write allocates nothing for it (it was one object per set() and per remove(), two million at a
+ * full table's announce and withdraw). The Programmer reads the placement and keeps nothing of it.
  */
 const placements = new Map<number, Placement>();
 export const placementAt = (m: number | undefined): Placement | undefined => {
