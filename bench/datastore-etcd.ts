@@ -154,11 +154,18 @@ async function skeindPerPut(pid: number, put: (i: number) => Promise<void>): Pro
   // SKEIND_PERF=file: `perf record -g` of skeind over the puts (its figure is then perf's too; give skeind
   // SKEIND_NODE_FLAGS=--perf-basic-prof for JavaScript's names)
   const perfOut = process.env.SKEIND_PERF;
-  const perf = perfOut !== undefined ? spawn('perf', ['record', '-F', '2000', '-g', '-p', String(pid), '-o', perfOut], { stdio: 'ignore' }) : undefined;
+  // SKEIND_STRACE=file: `strace -c -f` of skeind over the puts instead (the system calls, so the wake-ups, per put)
+  const straceOut = process.env.SKEIND_STRACE;
+  const perf = perfOut !== undefined ? spawn('perf', ['record', '-F', '2000', '-g', '-p', String(pid), '-o', perfOut], { stdio: 'ignore' })
+    : straceOut !== undefined ? spawn('strace', [...(process.env.SKEIND_STRACE_ARGS ?? '-c -f').split(' '), '-p', String(pid), '-o', straceOut], { stdio: 'ignore' }) : undefined;
   if (perf !== undefined) await sleep(500);
   const b = read();
   for (let i = 0; i < n; i++) {
-    await put(i);
+    // a loaded machine (or perf) can slow etcd's apply past its own request timeout: that put is tried again, a few
+    // times at most
+    for (let k = 0; ; k++) {
+      try { await put(i); break; } catch (e) { if (k >= 4) throw e; await sleep(200); }
+    }
     const wait = b.at + ((i + 1) * 1000) / rate - performance.now();
     if (wait > 0) await sleep(wait);
   }
