@@ -21,11 +21,12 @@
 // same length before and after (its timers, the watch's progress requests).
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { getHeapSpaceStatistics } from 'node:v8';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { Session } from 'node:inspector';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type * as ConfigModule from '../config/index.js';
@@ -138,17 +139,33 @@ function nodeRecords(k: number, puts: [string, string][], own: string[]): void {
 const E2E_NS = process.env.DS_BENCH_NETNS;
 const SKEIND = join(ROOT, 'src', 'skeind.js');
 
+/** A process's minor page faults so far, and its live threads' context switches. */
+function procEvents(pid: number): { faults: number; switches: number } {
+  // /proc/<pid>/stat: the command name in parentheses may hold spaces; minflt is the 8th field after it
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const faults = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[7]);
+  let switches = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      for (const m of readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8').matchAll(/^(?:non)?voluntary_ctxt_switches:\s+(\d+)$/gm)) switches += Number(m[1]);
+    } catch { /* the thread exited between the listing and the read */ }
+  }
+  return { faults, switches };
+}
+
 /**
  * skeind's CPU per put of `put(i)`, one at a time at SKEIND_PUT_RATE a second (each put awaited, then the next at its
  * slot): its CPU over the puts (and 300 ms after the last, for it to be read), less its idle rate, which is measured
  * over two windows as long as the puts, one before and one after, so a periodic task (the watch's progress request
  * every 3 s, the metrics sampler) is counted alike on both sides.
  */
-async function skeindPerPut(pid: number, put: (i: number) => Promise<void>): Promise<{ ms: number; n: number; rate: number; busy: number; span: number; idleBefore: number; idleAfter: number; threads: string }> {
+async function skeindPerPut(pid: number, put: (i: number) => Promise<void>, o: { idleAfterOnly?: boolean } = {}): Promise<{ ms: number; n: number; rate: number; busy: number; span: number; idleBefore: number; idleAfter: number; threads: string; faults: number; switches: number }> {
   const n = Number(process.env.SKEIND_PUTS ?? 400);
   const rate = Number(process.env.SKEIND_PUT_RATE ?? 20);
   const spanMs = (n / rate) * 1000 + 300;
-  const read = (): { ns: Map<string, number>; at: number } => ({ ns: procThreadsNs(pid), at: performance.now() });
+  // beside the CPU: minor page faults (the process's, /proc/<pid>/stat) and context switches (its threads', voluntary
+  // and not, /proc/<pid>/task/*/status): what one wake-up costs besides running code
+  const read = (): { ns: Map<string, number>; at: number; faults: number; switches: number } => ({ ns: procThreadsNs(pid), at: performance.now(), ...procEvents(pid) });
   const a = read();
   await sleep(spanMs);
   // SKEIND_PERF=file: `perf record -g` of skeind over the puts (its figure is then perf's too; give skeind
@@ -176,10 +193,48 @@ async function skeindPerPut(pid: number, put: (i: number) => Promise<void>): Pro
   const d = read();
   const before = cpuBetween(a.ns, b.ns);
   const after = cpuBetween(c.ns, d.ns);
-  const idleRate = (before + after) / (b.at - a.at + d.at - c.at);
+  // the idle windows: both, or (a process that has just started and still settles in the first) the one after
+  const idleRate = o.idleAfterOnly === true ? after / (d.at - c.at) : (before + after) / (b.at - a.at + d.at - c.at);
   const busy = cpuBetween(b.ns, c.ns);
-  return { ms: (busy - idleRate * (c.at - b.at)) / n, n, rate, busy, span: c.at - b.at, idleBefore: before / ((b.at - a.at) / 1000), idleAfter: after / ((d.at - c.at) / 1000), threads: [a, b, c, d].map((x) => x.ns.size).join('/') };
+  const perPut = (k: 'faults' | 'switches'): number => {
+    const idle = o.idleAfterOnly === true ? (d[k] - c[k]) / (d.at - c.at) : (b[k] - a[k] + d[k] - c[k]) / (b.at - a.at + d.at - c.at);
+    return (c[k] - b[k] - idle * (c.at - b.at)) / n;
+  };
+  return {
+    ms: (busy - idleRate * (c.at - b.at)) / n, n, rate, busy, span: c.at - b.at, idleBefore: before / ((b.at - a.at) / 1000), idleAfter: after / ((d.at - c.at) / 1000),
+    threads: [a, b, c, d].map((x) => x.ns.size).join('/'), faults: perPut('faults'), switches: perPut('switches'),
+  };
 }
+/**
+ * The floor under skeind's figure, measured the same way in the same minutes: a bare Node process (no skeind, no etcd
+ * client) reading a TCP socket through `onread` as h2client.ts does, woken by one message of `bytes` a put (a watch
+ * event's DATA frame as etcd sends it), at the same rate. What is left of skeind's figure above it is skeind's own
+ * work; the floor itself is what this machine charges to wake a process for one small read (scheduler, epoll,
+ * libuv, one call into JavaScript), and only a message that is never sent avoids it.
+ */
+async function bareWakePerMessage(bytes: number): Promise<Awaited<ReturnType<typeof skeindPerPut>>> {
+  const srv = createServer();
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  const conn = once(srv, 'connection') as Promise<[Socket]>;
+  const child = fork(fileURLToPath(import.meta.url), ['--floor', String((srv.address() as AddressInfo).port)], { stdio: 'ignore' });
+  try {
+    const [sock] = await Promise.race([conn, sleep(30_000).then(() => { throw new Error('the floor process did not connect'); })]);
+    const msg = Buffer.alloc(bytes, 0x61);
+    return await skeindPerPut(child.pid!, async () => { sock.write(msg); }, { idleAfterOnly: true });
+  } finally {
+    child.kill('SIGKILL');
+    srv.close();
+  }
+}
+
+/** The floor's process: reads its socket into one buffer of its own, as h2client.ts does, and does nothing else. */
+function floorProcess(port: number): void {
+  let seen = 0;
+  connect({ port, host: '127.0.0.1', onread: { buffer: Buffer.allocUnsafe(65536), callback: (n: number): boolean => { seen += n; return true; } } })
+    .on('close', () => { process.exit(seen > 0 ? 0 : 1); });
+}
+
 // how long after ready (and its routes) skeind's RSS is read (DS_BENCH_SETTLE_S): 10 s, since skeind gives the list's
 // memory back in two steps, the second ~7 s after the list (src/daemon/memory.ts); at 5 s it holds the young generation
 const settleMs = Number(process.env.DS_BENCH_SETTLE_S ?? 10) * 1000;
@@ -293,6 +348,16 @@ async function main(): Promise<void> {
     if (singleProf !== undefined) { child.send({ t: 'prof-stop', file: singleProf }); await next('prof'); }
     singleMs = (cpuD - cpuC - empty) / S;
     console.log(`CPU per other node's WorkloadEndpoint change, one put at a time: ${singleMs.toFixed(4)} ms (${S} changes, ${(cpuD - cpuC).toFixed(0)} ms host CPU incl. one marker; ${gcAt.gcs - gcC.gcs} garbage collections, ${(gcAt.gcMs - gcC.gcMs).toFixed(1)} ms of pauses)`);
+    // The same datastore at skeind's pace (SKEIND_PUTS at SKEIND_PUT_RATE, measured as skeind is): the puts above come
+    // back to back, so the process is barely asleep between two; at 20 a second each one wakes it from sleep.
+    let paced: Awaited<ReturnType<typeof skeindPerPut>> | undefined;
+    if (e2e) {
+      paced = await skeindPerPut(child.pid!, async (i) => {
+        const [key, value] = others[(i + S) % others.length]!;
+        await c.put(key).value(value.replace(/"ipNetworks":\["([0-9.]+)\.(\d+)\/32"\]/, (_m, net: string, last: string) => `"ipNetworks":["${net}.${(Number(last) + 3) & 63}/32"]`));
+      });
+      console.log(`the same, one put at a time at ${paced.rate}/s (${paced.n}), measured as skeind is below: ${paced.ms.toFixed(4)} ms (idle ${paced.idleBefore.toFixed(2)} / ${paced.idleAfter.toFixed(2)} ms/s; per put ${paced.switches.toFixed(2)} context switches, ${paced.faults.toFixed(2)} minor page faults; load ${la()})`);
+    }
 
     const lat: number[] = [];
     for (let i = 0; i < 100; i++) {
@@ -335,8 +400,14 @@ async function main(): Promise<void> {
           const [key, value] = others[i % others.length]!;
           await c.put(key).value(value.replace(/"ipNetworks":\["([0-9.]+)\.(\d+)\/32"\]/, (_m, net: string, last: string) => `"ipNetworks":["${net}.${(Number(last) + 2) & 63}/32"]`));
         });
-        console.log(`CPU per other node's WorkloadEndpoint put, one at a time (${per.n} at ${per.rate}/s): skeind end to end ${per.ms.toFixed(4)} ms, the datastore alone ${singleMs.toFixed(4)} ms (skeind: ${per.busy.toFixed(1)} ms of CPU over the ${(per.span / 1000).toFixed(1)} s of puts, idle ${per.idleBefore.toFixed(2)} ms/s before and ${per.idleAfter.toFixed(2)} after; threads ${per.threads}; load ${l2})`);
-        const perRow = [`CPU per other node's put, one at a time`, '—', '—', '—', `skeind ${per.ms.toFixed(4)} ms, the datastore alone ${singleMs.toFixed(4)} ms`, l2];
+        console.log(`CPU per other node's WorkloadEndpoint put, one at a time (${per.n} at ${per.rate}/s): skeind end to end ${per.ms.toFixed(4)} ms, the datastore alone ${singleMs.toFixed(4)} ms (skeind: ${per.busy.toFixed(1)} ms of CPU over the ${(per.span / 1000).toFixed(1)} s of puts, idle ${per.idleBefore.toFixed(2)} ms/s before and ${per.idleAfter.toFixed(2)} after; threads ${per.threads}; per put ${per.switches.toFixed(2)} context switches, ${per.faults.toFixed(2)} minor page faults; load ${l2})`);
+        // the same count at the same rate into a bare process, messages of a watch event's size (its DATA frame: the
+        // key and value, ~64 bytes of HTTP/2, gRPC and protobuf framing around them; strace saw 821-byte reads here)
+        const [k0, v0] = others[0]!;
+        const l3 = la();
+        const floor = await bareWakePerMessage(Buffer.byteLength(k0) + Buffer.byteLength(v0) + 64);
+        console.log(`the floor: a bare Node process woken for one message of that size on TCP, same count and rate: ${floor.ms.toFixed(4)} ms (${floor.busy.toFixed(1)} ms of CPU over the puts, idle ${floor.idleBefore.toFixed(2)} / ${floor.idleAfter.toFixed(2)} ms/s, the one after subtracted; per message ${floor.switches.toFixed(2)} context switches, ${floor.faults.toFixed(2)} minor page faults; load ${l3})`);
+        const perRow = [`CPU per other node's put, one at a time`, '—', '—', '—', `skeind ${per.ms.toFixed(4)} ms; the datastore alone ${singleMs.toFixed(4)} ms back to back${paced !== undefined ? `, ${paced.ms.toFixed(4)} ms at skeind's pace` : ''}; a bare process woken per message ${floor.ms.toFixed(4)} ms`, l2];
         out.push(['skeind, the full datastore', `${(big.readyMs / 1000).toFixed(2)} s`, `${(big.routesMs / 1000).toFixed(2)} s`, `${mib(big.rss)} (peak ${mib(big.hwm)}): ${mib(small.rss)} + ${mib(big.rss - small.rss)}; after 100 changes ${mib(m.rss)}`, `median ${e2eLat[50]!.toFixed(1)} ms, p99 ${e2eLat[98]!.toFixed(1)} ms, max ${e2eLat[99]!.toFixed(1)} ms (put -> route in the kernel)`, l1]);
         out.push(perRow);
       } finally {
@@ -356,5 +427,6 @@ async function main(): Promise<void> {
 }
 
 if (process.argv[2] === '--host') host(process.argv[3] as string).catch((e: unknown) => { console.error(e); process.exit(1); });
+else if (process.argv[2] === '--floor') floorProcess(Number(process.argv[3]));
 else if (e2e && E2E_NS === undefined) process.exit(runInNamespace('skds-bench', 'DS_BENCH_NETNS', fileURLToPath(import.meta.url)));
 else main().catch((e: unknown) => { console.error(e); process.exit(1); });
