@@ -20,6 +20,15 @@ export interface EventReaderConfig {
   readonly routeGroups: readonly number[];
 }
 
+/**
+ * Notifications of our own writes are reported to the Programmer once this many have been counted since the last
+ * report (or with anything else the reader forwards, or when the writer asks: 'report'), not each on its own. The
+ * writer reads the count only to pace itself when thousands are outstanding (writer.ts, its backlog limit), and a
+ * report of one echo woke the programming thread once per route written: in a cluster's steady state (a route at a
+ * time on the `direct` socket), one of the few wake-ups each workload event costs every host.
+ */
+export const SELF_REPORT_EVERY = 256;
+
 /** Messages from the reader to the Programmer. */
 export type EventReaderMessage =
   | { readonly kind: 'ready' }
@@ -77,8 +86,10 @@ if (port) {
         if (pid === skipPort || pid === cfg.directPort) selfSeen++;
         else keep = len >= NLMSG_HDRLEN + RTMSG_LEN && b[o + NLMSG_HDRLEN + 5] === cfg.protocol;
       } else if (type === RTM_NEWNEXTHOP || type === RTM_DELNEXTHOP) {
-        // nexthop objects: rare; every one not caused by our own socket goes on (fib/nexthops.ts decides by id)
-        keep = b.readUInt32LE(o + 12) !== skipPort;
+        // nexthop objects: rare; every one not caused by our own sockets goes on (fib/nexthops.ts decides by id; a
+        // notification of one of ours it takes for someone else's replacement of it)
+        const pid = b.readUInt32LE(o + 12);
+        keep = pid !== skipPort && pid !== cfg.directPort;
       } else keep = type === RTM_NEWLINK || type === RTM_DELLINK || type === NLMSG_OVERRUN;
       if (keep) {
         const padded = (len + 3) & ~3;
@@ -87,7 +98,7 @@ if (port) {
       }
       o += (len + 3) & ~3;
     }
-    if ((keptBytes > 0 || selfSeen !== selfReported) && !scheduled) {
+    if ((keptBytes > 0 || selfSeen - selfReported >= SELF_REPORT_EVERY) && !scheduled) {
       scheduled = true;
       setImmediate(flush);
     }
@@ -101,6 +112,9 @@ if (port) {
     if (typeof m === 'object' && m !== null && typeof (m as { skip?: unknown }).skip === 'number') {
       skipPort = (m as { skip: number }).skip;
       port.postMessage({ kind: 'skipping', port: skipPort } satisfies EventReaderMessage);
+    } else if (m === 'report') {
+      // the writer is pausing on its backlog: it needs the count as it is now
+      if (!scheduled) flush();
     } else if (m === 'close') {
       sock.close();
       port.close();

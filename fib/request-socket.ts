@@ -145,7 +145,8 @@ interface Waiting {
  * The request thread, started when something is first sent through it and stopped again after `idleMs` without a
  * send and with nothing awaiting an answer (0: it stays). A Node worker costs ~9 MiB of RSS; a host in a cluster's
  * steady state writes a route or two at a time, which the writer sends on the programming thread's `direct` socket
- * (writer.ts, #sendBatch), so the thread is only needed for a large batch, a burst or nexthop objects.
+ * (writer.ts, #sendBatch), so the thread is only needed for a large batch, a burst or a write while others are in
+ * flight.
  *
  * Sends made while the thread starts wait here, in order, and count as in flight for their owners (the writer's
  * batches, the nexthop table's pending messages), which is what keeps the direct socket from overtaking them.
