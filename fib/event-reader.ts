@@ -1,8 +1,13 @@
-// Worker thread that reads the kernel's link and route notifications. During a bulk install every route skein
-// writes comes back as a notification (one datagram each); reading them on the programming thread would halve its
-// speed and overrun the socket, forcing a full dump. Here, on another core, notifications caused by skein's own
-// request socket (nlmsg_pid = its port, which the kernel copies from the request) and routes of other protocols are
-// dropped, and only what the Programmer must see is passed on, several datagrams per message.
+// The reader of the kernel's link and route notifications: notifications caused by skein's own request sockets
+// (nlmsg_pid = the sender's port, which the kernel copies from the request) are counted and dropped, and so are routes
+// of other protocols; only what the Programmer must see is passed on, several datagrams per message.
+//
+// It runs on the programming thread (the default) or in a worker thread of its own (the `eventThread` option). A
+// thread of its own was the only way once, when every route of a bulk install came back as a notification; since
+// bulk mode drops the route groups for a burst (writer.ts), what is left is a route's echo at a time in a cluster's
+// steady state, which on this thread is read in the same turn as the write's ACK (the kernel sends both inside the
+// write's sendmsg()), while the worker cost a thread wake-up per route written and ~9 MiB of RSS (an idle Node
+// worker) on every host.
 import { parentPort, workerData } from 'node:worker_threads';
 import {
   NLMSG_HDRLEN, NLMSG_OVERRUN, RTM_DELLINK, RTM_DELNEXTHOP, RTM_DELROUTE, RTM_NEWLINK, RTM_NEWNEXTHOP, RTM_NEWROUTE, RTMSG_LEN,
@@ -18,6 +23,8 @@ export interface EventReaderConfig {
   readonly groups: readonly number[];
   /** the groups 'leave' drops during a bulk write and 'join' re-adds */
   readonly routeGroups: readonly number[];
+  /** set when it runs as the worker's entry */
+  readonly eventReader?: true;
 }
 
 /**
@@ -39,15 +46,18 @@ export type EventReaderMessage =
   | { readonly kind: 'events'; readonly data: ArrayBuffer | undefined; readonly selfSeen: number }
   | { readonly kind: 'error'; readonly code: string; readonly message: string };
 
-const port = parentPort;
-if (port) {
-  const cfg = workerData as EventReaderConfig;
+/**
+ * Open the event socket and read it; `post` gets what the Programmer must see, `closed` is called once the socket is
+ * closed. Returns the handler of the Programmer's commands ({ skip }, 'leave', 'join', 'report', 'close').
+ */
+export function runEventReader(cfg: EventReaderConfig, post: (m: EventReaderMessage, transfer?: ArrayBuffer[]) => void,
+  closed: () => void): (m: unknown) => void {
   // notifications are one small message per datagram: a read buffer of 8 KiB (not the dump-sized 32 KiB) keeps the
   // per-datagram allocation small; a bigger one (a link with many attributes) arrives truncated and is reported as
   // an overrun, which makes the Programmer dump.
   const sock = openSocket(cfg.recvBufferSize, 1 << 16, 8192);
   sock.on('truncatedMessage', () => {
-    port.postMessage({ kind: 'error', code: 'ENOBUFS', message: 'truncated notification' } satisfies EventReaderMessage);
+    post({ kind: 'error', code: 'ENOBUFS', message: 'truncated notification' });
   });
   let kept: Buffer[] = [];
   let keptBytes = 0;
@@ -60,7 +70,7 @@ if (port) {
   const flush = (): void => {
     scheduled = false;
     if (keptBytes === 0) {
-      if (selfSeen !== selfReported) port.postMessage({ kind: 'events', data: undefined, selfSeen } satisfies EventReaderMessage);
+      if (selfSeen !== selfReported) post({ kind: 'events', data: undefined, selfSeen });
       selfReported = selfSeen;
       return;
     }
@@ -73,7 +83,7 @@ if (port) {
     kept = [];
     keptBytes = 0;
     selfReported = selfSeen;
-    port.postMessage({ kind: 'events', data: out.buffer, selfSeen } satisfies EventReaderMessage, [out.buffer]);
+    post({ kind: 'events', data: out.buffer, selfSeen }, [out.buffer]);
   };
   sock.on('message', (b: Buffer) => {
     for (let o = 0; o + NLMSG_HDRLEN <= b.length;) {
@@ -104,20 +114,20 @@ if (port) {
     }
   });
   sock.on('error', (e) => {
-    port.postMessage({ kind: 'error', code: errnoCode(e) ?? 'EIO', message: e.message } satisfies EventReaderMessage);
+    post({ kind: 'error', code: errnoCode(e) ?? 'EIO', message: e.message });
   });
   for (const g of cfg.groups) sock.addMembership(g);
   let joined = true;
-  port.on('message', (m: unknown) => {
+  return (m: unknown) => {
     if (typeof m === 'object' && m !== null && typeof (m as { skip?: unknown }).skip === 'number') {
       skipPort = (m as { skip: number }).skip;
-      port.postMessage({ kind: 'skipping', port: skipPort } satisfies EventReaderMessage);
+      post({ kind: 'skipping', port: skipPort });
     } else if (m === 'report') {
       // the writer is pausing on its backlog: it needs the count as it is now
       if (!scheduled) flush();
     } else if (m === 'close') {
       sock.close();
-      port.close();
+      closed();
     } else if (m === 'leave' && joined) {
       for (const g of cfg.routeGroups) sock.dropMembership(g);
       joined = false;
@@ -125,8 +135,15 @@ if (port) {
       if (!joined) for (const g of cfg.routeGroups) sock.addMembership(g);
       joined = true;
       flush(); // whatever was read before re-joining goes first
-      port.postMessage({ kind: 'joined' } satisfies EventReaderMessage);
+      post({ kind: 'joined' });
     }
-  });
+  };
+}
+
+// the worker thread's entry (kernel-events.ts starts it with the `eventThread` option)
+const port = parentPort;
+if (port && (workerData as { eventReader?: unknown } | undefined)?.eventReader === true) {
+  const handle = runEventReader(workerData as EventReaderConfig, (m, transfer) => port.postMessage(m, transfer ?? []), () => port.close());
+  port.on('message', handle);
   port.postMessage({ kind: 'ready' } satisfies EventReaderMessage);
 }

@@ -510,7 +510,7 @@ t.test('a burst into a small table is written in bulk mode; with bulkThreshold a
   t.equal(fixed.dumps, fixed.overruns, `bulkThreshold 20000: no dump beyond overruns (dumps ${fixed.dumps}, overruns ${fixed.overruns})`);
 });
 
-t.test('a burst written with notifications on is paced by the reader\'s counts and ends in sync', async (t) => {
+for (const eventThread of [false, true]) t.test(`a burst written with notifications on is paced by the reader's counts and ends in sync (reader ${eventThread ? 'in a worker' : 'on the programming thread'})`, async (t) => {
   if (!rootOk(t)) return;
   // With bulk mode out of reach, every write comes back as a notification; the writer pauses while more than a few
   // thousand are unread (writer.ts, its backlog limit) and the reader reports its count only every few hundred, or
@@ -521,7 +521,7 @@ t.test('a burst written with notifications on is paced by the reader\'s counts a
   const lab = new Lab();
   t.teardown(() => lab.destroy());
   const ns = topology(lab);
-  const agent = await startAgent(t, ns, { bulkThreshold: 1_000_000 });
+  const agent = await startAgent(t, ns, { bulkThreshold: 1_000_000, eventThread });
   await agent.call('setRange', { range: { base: '10.64.0.0/32', count: n, hops: [{ gw: '10.0.0.2' }] } });
   await until(async () => {
     const st = await agent.call<St>('flush');
