@@ -310,6 +310,32 @@ t.test('a lone route with nothing in flight is written on the programming thread
   await agent.call('close');
 });
 
+t.test('acknowledgements that pile up while the loop is held are settled in later turns: none lost, none taken for lost', async (t) => {
+  if (!rootOk(t)) return;
+  const lab = new Lab();
+  t.teardown(() => lab.destroy());
+  const ns = topology(lab);
+  const agent = await startAgent(t, ns);
+  type St = { desired: number; installed: number; inSync: number; errors: number };
+  // 60,000 routes: 60 batches of 1000, 32 in flight. While the agent's thread is held, the request thread reads a
+  // window of acknowledgements, which then arrive together; the writer handles them in slices over several turns
+  // (writer.ts, REPLY_SLICE_MS), in order
+  await agent.call('setRange', { range: { base: '10.70.0.0/32', count: 60_000, hops: [{ gw: '10.0.0.2' }] } });
+  for (let i = 0; i < 4; i++) await agent.call('block', { ms: 150 });
+  await until(async () => (await agent.call<St>('flush')).inSync === 60_000, '60,000 routes in sync', 60_000, 50);
+  const st = await agent.call<St>('flush');
+  t.match(st, { desired: 60_000, installed: 60_000, errors: 0 }, 'every route installed, no error');
+  const b = await agent.call<{ routes: number; failed: number; inconsistent: number }>('batches');
+  t.equal(b.routes, 60_000, 'every batch was acknowledged and settled (an abandoned batch would not be counted)');
+  t.equal(b.failed, 0, 'no route refused');
+  t.equal(b.inconsistent, 0, 'each batch\'s latency figures are consistent');
+  const lost = agent.events.filter((e) => e.event === 'resync' && /acknowledgement|send failed|overrun/.test(String(e.reason)));
+  t.same(lost, [], 'no batch was taken for lost and no reply overran');
+  const count = Number(nsExec(ns, 'sh', ['-c', `ip -4 route show proto ${PROTO} | wc -l`]).trim());
+  t.equal(count, 60_000, 'the kernel holds them all');
+  await agent.call('close');
+});
+
 t.test('the request thread starts only for a write that needs it, stops when idle, and our writes on both paths are never repaired', async (t) => {
   if (!rootOk(t)) return;
   const lab = new Lab();
