@@ -395,6 +395,29 @@ t.test('the request thread starts only for a write that needs it, stops when idl
   await agent.call('close');
 });
 
+t.test('prepare() starts a stopped request thread ahead of a burst, once; it stops again when idle', async (t) => {
+  if (!rootOk(t)) return;
+  const lab = new Lab();
+  t.teardown(() => lab.destroy());
+  const ns = topology(lab);
+  const agent = await startAgent(t, ns, { requestThreadIdleMs: 300 });
+  type St = { requestThreadRunning: boolean; requestThreadStarts: number; installed: number; inSync: number; errors: number };
+  const s0 = await agent.call<St>('stats');
+  t.match(s0, { requestThreadRunning: false, requestThreadStarts: 0 }, 'no thread after start');
+  const s1 = await agent.call<St>('prepare');
+  t.match(s1, { requestThreadRunning: true, requestThreadStarts: 1 }, 'prepare() starts it with nothing to write');
+  const s2 = await agent.call<St>('prepare');
+  t.equal(s2.requestThreadStarts, 1, 'a second prepare() while it runs or starts does not start another');
+  await until(async () => !(await agent.call<St>('stats')).requestThreadRunning, 'the unused thread to stop when idle', 10_000);
+  // a burst after the stop is still written (the thread starts again for it)
+  await agent.call('setRange', { range: { base: '10.49.0.0/32', count: 200, hops: [{ gw: '10.0.0.2' }] } });
+  const s3 = await agent.call<St>('flush');
+  t.match(s3, { installed: 200, inSync: 200, errors: 0 }, 'the burst is in');
+  t.equal(s3.requestThreadStarts, 2, 'through a thread started again for it');
+  t.equal(routes(ns, 4, 'proto', PROTO).filter((r) => r.dst.startsWith('10.49.')).length, 200, 'all 200 in the kernel');
+  await agent.call('close');
+});
+
 t.test('an unreachable next hop is reported with the kernel\'s reason, retried, and installed once reachable', async (t) => {
   if (!rootOk(t)) return;
   const lab = new Lab();
