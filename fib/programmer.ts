@@ -166,6 +166,16 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
   }
 
   /**
+   * A burst of writes is likely soon (a BGP session came up and its table follows): start the request thread now if
+   * it is stopped, so the burst's first batches do not wait for its start-up. It stops again after
+   * requestThreadIdleMs without a write.
+   */
+  prepare(): void {
+    const core = this.#core;
+    if (core.started && !core.closed) core.cmd?.warm?.();
+  }
+
+  /**
    * Send what is queued now rather than on the next turn of the event loop: a next hop BFD declared dead must
    * leave the kernel in the same turn that learned it (RFC 5882 §4.3). The usual batching and flow control apply.
    */

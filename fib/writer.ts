@@ -35,6 +35,13 @@ const PUMP_SLICE_MS = 4;
 export const DIRECT_MAX = 256;
 /** ...and of at most this many bytes (the direct socket's send buffer is 64 KiB; ECMP routes are longer). */
 const DIRECT_MAX_BYTES = 32768;
+/**
+ * How long the kernel's replies may be handled in one turn of the event loop; what arrived beyond that waits for the
+ * next turn. The request thread posts each reply as it reads it, and a whole window of them (32 batches of 1000 routes)
+ * is delivered in one go: each acknowledgement settles its batch's routes, so all of them at once held the loop for
+ * tens of ms, on top of the other slices of the same turn (a peer holding 1M routes going down, issue 16).
+ */
+const REPLY_SLICE_MS = 4;
 
 interface Batch {
   readonly firstSeq: number;
@@ -78,6 +85,12 @@ export class Writer {
   #clock = 0;
   #clockUses = 0;
   #timeoutTimer: NodeJS.Timeout | undefined;
+  /** replies received and not handled yet (oldest at #replyHead), handled in slices of REPLY_SLICE_MS */
+  #replies: (Buffer | undefined)[] = [];
+  #replyHead = 0;
+  /** a slice of reply handling is open in this turn, until #replyEnd; the next turn closes it */
+  #replySlice = false;
+  #replyEnd = 0;
 
   readonly core: Core;
 
@@ -347,7 +360,47 @@ export class Writer {
 
   // ---------------------------------------------------------------- replies
 
+  /**
+   * The kernel's replies from any of the request sockets, in the order they arrive: handled at once while this turn's
+   * slice lasts, else in the next turns (a reply only settles what it names by sequence number, so a late one changes
+   * nothing but when; its batch counts as in flight until then, and the lost-reply timeout is seconds away).
+   */
   onReplies(b: Buffer): void {
+    this.#replies.push(b);
+    if (!this.#replySlice) {
+      this.#replySlice = true;
+      this.#replyEnd = performance.now() + REPLY_SLICE_MS;
+      setImmediate(() => this.#nextReplySlice());
+    } else if (this.#replyHead < this.#replies.length - 1 || performance.now() >= this.#replyEnd) return;
+    this.#handleReplies();
+  }
+
+  #nextReplySlice(): void {
+    this.#replySlice = false;
+    if (this.#replyHead >= this.#replies.length) return;
+    this.#replySlice = true;
+    this.#replyEnd = performance.now() + REPLY_SLICE_MS;
+    setImmediate(() => this.#nextReplySlice());
+    this.#handleReplies();
+  }
+
+  /** Handle waiting replies, oldest first, until the slice ends. */
+  #handleReplies(): void {
+    const q = this.#replies;
+    while (this.#replyHead < q.length) {
+      const b = q[this.#replyHead]!;
+      q[this.#replyHead++] = undefined;
+      if (!this.core.closed) this.#handleReply(b);
+      if (performance.now() >= this.#replyEnd) break;
+    }
+    if (this.#replyHead >= q.length) {
+      this.#replies = [];
+      this.#replyHead = 0;
+    }
+    this.schedulePump();
+  }
+
+  #handleReply(b: Buffer): void {
     for (let o = 0; o + NLMSG_HDRLEN <= b.length;) {
       const len = b.readUInt32LE(o);
       if (len < NLMSG_HDRLEN || o + len > b.length) break;
@@ -361,7 +414,6 @@ export class Writer {
       }
       o += (len + 3) & ~3;
     }
-    this.schedulePump();
   }
 
   #reply(seq: number, errno: number): void {
@@ -479,6 +531,13 @@ export class Writer {
     const wait = Math.max(0, oldest.sentAt + timeoutMs - performance.now());
     this.#timeoutTimer = setTimeout(() => {
       this.#timeoutTimer = undefined;
+      // replies that arrived and wait for their slice are not lost: settle them first (a timer can run before the
+      // turn's slice does), so only a batch the kernel really left unanswered is abandoned
+      if (this.#replyHead < this.#replies.length) {
+        this.#replyEnd = Infinity;
+        this.#handleReplies();
+        this.#replyEnd = 0;
+      }
       const now = performance.now();
       for (const b of [...this.inflight]) {
         if (now - b.sentAt >= timeoutMs) this.#abandonBatch(b, `no acknowledgement within ${timeoutMs} ms`);

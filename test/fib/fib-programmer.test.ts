@@ -317,6 +317,32 @@ t.test('a lone route with nothing in flight is written on the programming thread
   await agent.call('close');
 });
 
+t.test('acknowledgements that pile up while the loop is held are settled in later turns: none lost, none taken for lost', async (t) => {
+  if (!rootOk(t)) return;
+  const lab = new Lab();
+  t.teardown(() => lab.destroy());
+  const ns = topology(lab);
+  const agent = await startAgent(t, ns);
+  type St = { desired: number; installed: number; inSync: number; errors: number };
+  // 60,000 routes: 60 batches of 1000, 32 in flight. While the agent's thread is held, the request thread reads a
+  // window of acknowledgements, which then arrive together; the writer handles them in slices over several turns
+  // (writer.ts, REPLY_SLICE_MS), in order
+  await agent.call('setRange', { range: { base: '10.70.0.0/32', count: 60_000, hops: [{ gw: '10.0.0.2' }] } });
+  for (let i = 0; i < 4; i++) await agent.call('block', { ms: 150 });
+  await until(async () => (await agent.call<St>('flush')).inSync === 60_000, '60,000 routes in sync', 60_000, 50);
+  const st = await agent.call<St>('flush');
+  t.match(st, { desired: 60_000, installed: 60_000, errors: 0 }, 'every route installed, no error');
+  const b = await agent.call<{ routes: number; failed: number; inconsistent: number }>('batches');
+  t.equal(b.routes, 60_000, 'every batch was acknowledged and settled (an abandoned batch would not be counted)');
+  t.equal(b.failed, 0, 'no route refused');
+  t.equal(b.inconsistent, 0, 'each batch\'s latency figures are consistent');
+  const lost = agent.events.filter((e) => e.event === 'resync' && /acknowledgement|send failed|overrun/.test(String(e.reason)));
+  t.same(lost, [], 'no batch was taken for lost and no reply overran');
+  const count = Number(nsExec(ns, 'sh', ['-c', `ip -4 route show proto ${PROTO} | wc -l`]).trim());
+  t.equal(count, 60_000, 'the kernel holds them all');
+  await agent.call('close');
+});
+
 t.test('the request thread starts only for a write that needs it, stops when idle, and our writes on both paths are never repaired', async (t) => {
   if (!rootOk(t)) return;
   const lab = new Lab();
@@ -386,6 +412,29 @@ t.test('the request thread starts only for a write that needs it, stops when idl
   const s6 = await agent.call<St>('flush');
   t.equal(s6.repairs, 1, 'one repair: the external delete');
   t.equal(s6.inSync, s6.desired, 'everything in sync at the end');
+  await agent.call('close');
+});
+
+t.test('prepare() starts a stopped request thread ahead of a burst, once; it stops again when idle', async (t) => {
+  if (!rootOk(t)) return;
+  const lab = new Lab();
+  t.teardown(() => lab.destroy());
+  const ns = topology(lab);
+  const agent = await startAgent(t, ns, { requestThreadIdleMs: 300 });
+  type St = { requestThreadRunning: boolean; requestThreadStarts: number; installed: number; inSync: number; errors: number };
+  const s0 = await agent.call<St>('stats');
+  t.match(s0, { requestThreadRunning: false, requestThreadStarts: 0 }, 'no thread after start');
+  const s1 = await agent.call<St>('prepare');
+  t.match(s1, { requestThreadRunning: true, requestThreadStarts: 1 }, 'prepare() starts it with nothing to write');
+  const s2 = await agent.call<St>('prepare');
+  t.equal(s2.requestThreadStarts, 1, 'a second prepare() while it runs or starts does not start another');
+  await until(async () => !(await agent.call<St>('stats')).requestThreadRunning, 'the unused thread to stop when idle', 10_000);
+  // a burst after the stop is still written (the thread starts again for it)
+  await agent.call('setRange', { range: { base: '10.49.0.0/32', count: 200, hops: [{ gw: '10.0.0.2' }] } });
+  const s3 = await agent.call<St>('flush');
+  t.match(s3, { installed: 200, inSync: 200, errors: 0 }, 'the burst is in');
+  t.equal(s3.requestThreadStarts, 2, 'through a thread started again for it');
+  t.equal(routes(ns, 4, 'proto', PROTO).filter((r) => r.dst.startsWith('10.49.')).length, 200, 'all 200 in the kernel');
   await agent.call('close');
 });
 
