@@ -14,6 +14,14 @@ const STEP = 9;
 const DELETED = -2;
 /** largest table an emptied PrefixMap clears in place instead of shrinking (2 MiB of arrays) */
 const KEEP_SLOTS = 1 << 17;
+/**
+ * Tables of at least this many slots (196k keys at 3/4 load) grow in steps (see grow), not in one pause. A smaller
+ * growth moves under 100k keys (a few ms); stepping those cost more than it gave: 1<<15 here made 100k inserts into
+ * a fresh map 84 ms of CPU against 54 ms growing at once, 49 ms with this bound (/tmp pm-bench, load 9).
+ */
+const STEPPED_SLOTS = 1 << 18;
+/** old slots moved per insert while a stepped growth is under way (see grow: 1.4 would do) */
+const MOVE_PER_INSERT = 64;
 /** tables made so far: each gets its own hash seed */
 let tables = 0;
 /**
@@ -36,12 +44,32 @@ export class PrefixMap<V> {
   private peak = 0;
   private readonly v6 = new Map<Prefix6, V>();
   private readonly seed = Math.imul(++tables, 0x9e3779b1) ^ PROCESS_SEED;
+  /**
+   * While a stepped growth is under way (grow): the table before it, whose keys not moved yet (slots from movePos
+   * on) are still looked up there; null otherwise. Nothing is ever added to it. A moved key stays in its old slot
+   * as a stale copy (lookups ignore slots before movePos): a walk of keysIter that began before the growth goes on
+   * through this array and must still find every key that was in it.
+   */
+  private old: Float64Array | null = null;
+  private oldVals: (V | undefined)[] = [];
+  private oldMask = 0;
+  private oldShift = 0;
+  /** the next slot of `old` to move */
+  private movePos = 0;
 
   /**
    * keysOnly: a set (PrefixMap<true>) with no value array: at a million keys that is 16 MiB less, and no 16 MiB
    * array for the collector to scan (change-queue.ts keeps one of these for every prefix changed at once).
    */
-  constructor(capacity = 64, private readonly keysOnly = false) {
+  constructor(
+    capacity = 64,
+    private readonly keysOnly = false,
+    /**
+     * from what table size growth goes in steps, and how many old slots move per insert (tests take small tables
+     * and slow moves to reach every state of a growth under way, including a new table that fills first)
+     */
+    private readonly stepped: { readonly from: number; readonly perInsert: number } = { from: STEPPED_SLOTS, perInsert: MOVE_PER_INSERT },
+  ) {
     let cap = 16;
     while (cap < capacity) cap *= 2;
     this.keys = new Float64Array(cap).fill(EMPTY);
@@ -97,6 +125,11 @@ export class PrefixMap<V> {
    * when all keys want the same place in their groups.
    */
   private slot(k: number): number {
+    return this.slotAt(k, this.shift);
+  }
+
+  /** slot() in a table of 2^(32 - shift) slots */
+  private slotAt(k: number, shift: number): number {
     const addr = (k / 64) >>> 0;
     const len = k - Math.floor(k / 64) * 64;
     const index = len === 0 ? 0 : addr >>> (32 - len);
@@ -104,7 +137,7 @@ export class PrefixMap<V> {
     h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
     h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
     h ^= h >>> 16;
-    return ((h >>> this.shift) & ~7) | ((index ^ h) & 7);
+    return ((h >>> shift) & ~7) | ((index ^ h) & 7);
   }
 
   private find(k: number): number {
@@ -117,14 +150,33 @@ export class PrefixMap<V> {
     }
   }
 
+  /**
+   * The slot of k in the table before a stepped growth, -1 when it is not there, was moved (a slot before
+   * movePos: its key lives in the new table now) or there is no such table.
+   */
+  private findOld(k: number): number {
+    const keys = this.old;
+    if (keys === null) return -1;
+    const mask = this.oldMask;
+    for (let i = this.slotAt(k, this.oldShift); ; i = (i + STEP) & mask) {
+      const x = keys[i] as number;
+      if (x === k) return i >= this.movePos ? i : -1;
+      if (x === EMPTY) return -1;
+    }
+  }
+
   get(k: Prefix4 | Prefix6): V | undefined {
     if (typeof k === 'string') return this.v6.get(k);
     const i = this.find(k);
-    return i < 0 ? undefined : this.val(i);
+    if (i >= 0) return this.val(i);
+    if (this.old === null) return undefined;
+    const j = this.findOld(k);
+    return j < 0 ? undefined : this.keysOnly ? (true as V) : this.oldVals[j];
   }
 
   has(k: Prefix4 | Prefix6): boolean {
-    return typeof k === 'string' ? this.v6.has(k) : this.find(k) >= 0;
+    if (typeof k === 'string') return this.v6.has(k);
+    return this.find(k) >= 0 || (this.old !== null && this.findOld(k) >= 0);
   }
 
   set(k: Prefix4 | Prefix6, v: V): void {
@@ -152,6 +204,15 @@ export class PrefixMap<V> {
   }
 
   private put4(k: number, v: V, replace: boolean): V | undefined {
+    if (this.old !== null) {
+      // a key not moved yet stays where it is: changed there, it moves with its new value
+      const j = this.findOld(k);
+      if (j >= 0) {
+        const prev = this.keysOnly ? (true as V) : this.oldVals[j];
+        if (replace && !this.keysOnly) this.oldVals[j] = v;
+        return prev;
+      }
+    }
     const keys = this.keys;
     const mask = this.mask;
     let tomb = -1;
@@ -170,7 +231,7 @@ export class PrefixMap<V> {
       i = tomb; // reuse a tombstone: `used` does not grow
     } else {
       if ((this.used + 1) * 4 > keys.length * 3) {
-        this.rehash(this.live + 1);
+        this.grow();
         return this.put4(k, v, replace);
       }
       this.used++;
@@ -178,14 +239,21 @@ export class PrefixMap<V> {
     keys[i] = k;
     if (!this.keysOnly) this.vals[i] = v;
     if (++this.live > this.peak) this.peak = this.live;
+    // only an insert moves old keys: a walk (forEach) may delete and replace, never insert, so it never sees one move
+    if (this.old !== null) this.move(this.stepped.perInsert);
     return undefined;
   }
 
   delete(k: Prefix4 | Prefix6): boolean {
     if (typeof k === 'string') return this.v6.delete(k);
     const i = this.find(k);
-    if (i < 0) return false;
-    this.removeAt(i);
+    if (i >= 0) {
+      this.removeAt(i);
+      return true;
+    }
+    const j = this.findOld(k);
+    if (j < 0) return false;
+    this.removeOld(j);
     return true;
   }
 
@@ -197,9 +265,15 @@ export class PrefixMap<V> {
       return prev;
     }
     const i = this.find(k);
-    if (i < 0) return undefined;
-    const prev = this.val(i);
-    this.removeAt(i);
+    if (i >= 0) {
+      const prev = this.val(i);
+      this.removeAt(i);
+      return prev;
+    }
+    const j = this.findOld(k);
+    if (j < 0) return undefined;
+    const prev = this.keysOnly ? (true as V) : this.oldVals[j];
+    this.removeOld(j);
     return prev;
   }
 
@@ -211,9 +285,23 @@ export class PrefixMap<V> {
       return true;
     }
     const i = this.find(k);
-    if (i < 0 || this.val(i) !== v) return false;
-    this.removeAt(i);
+    if (i >= 0) {
+      if (this.val(i) !== v) return false;
+      this.removeAt(i);
+      return true;
+    }
+    const j = this.findOld(k);
+    if (j < 0 || (this.keysOnly ? (true as V) : this.oldVals[j]) !== v) return false;
+    this.removeOld(j);
     return true;
+  }
+
+  /** Delete slot j of the table before a stepped growth. */
+  private removeOld(j: number): void {
+    (this.old as Float64Array)[j] = DELETED;
+    if (!this.keysOnly) this.oldVals[j] = undefined;
+    this.live--;
+    if (this.live === 0 && this.keys.length > 1024) this.emptied();
   }
 
   private removeAt(i: number): void {
@@ -231,6 +319,7 @@ export class PrefixMap<V> {
    * a full-table dump, or was mostly empty, gives its arrays back.
    */
   private emptied(): void {
+    this.dropOld();
     if (this.peak * 8 >= this.keys.length && this.keys.length <= KEEP_SLOTS) {
       this.keys.fill(EMPTY);
       this.vals.fill(undefined);
@@ -245,6 +334,11 @@ export class PrefixMap<V> {
   }
 
   private clear4(): void {
+    if (this.old !== null) {
+      this.dropOld();
+      this.reset();
+      return;
+    }
     if (this.used === 0) return;
     if (this.keys.length > 1024) {
       this.reset();
@@ -258,6 +352,7 @@ export class PrefixMap<V> {
   }
 
   private reset(): void {
+    this.dropOld();
     this.peak = 0;
     this.keys = new Float64Array(16).fill(EMPTY);
     this.vals = this.newVals(16);
@@ -267,8 +362,72 @@ export class PrefixMap<V> {
     this.live = 0;
   }
 
+  /**
+   * The table is at 3/4 load (tombstones included): grow, or clean out tombstones at the same size. A large table
+   * (stepped.from) grows in steps: the new table takes over at once and the keys of the old one move
+   * MOVE_PER_INSERT slots of it per insert, while lookups try the new table, then the old. Moving 786k keys at
+   * once was a pause of 33-40 ms of the event loop (the Loc-RIB's and the listener's Adj-RIB-Out's last growths
+   * while 1M prefixes arrive, bench/skeind.ts; two such in a few turns decided the loop delay's p99). The new table
+   * has room for twice the live keys, so it takes as many inserts as there are live keys before it is at 3/4, and
+   * the old table's 4/3 * live slots are moved by then at 64 per insert (1.4 would do); should it fill first
+   * anyway (deletes freeing the old table while inserts fill the new one), the rest moves at once.
+   */
+  private grow(): void {
+    if (this.old !== null) this.move(Infinity);
+    const need = this.live + 1;
+    if (need * 2 <= this.keys.length || this.keys.length < this.stepped.from) {
+      this.rehash(need);
+      return;
+    }
+    let cap = 16;
+    while (cap < need * 2) cap *= 2;
+    this.old = this.keys;
+    this.oldVals = this.vals;
+    this.oldMask = this.mask;
+    this.oldShift = this.shift;
+    this.movePos = 0;
+    this.keys = new Float64Array(cap).fill(EMPTY);
+    this.vals = this.newVals(cap);
+    this.mask = cap - 1;
+    this.shift = 32 - Math.log2(cap);
+    this.used = 0;
+  }
+
+  /** Move up to n slots' worth of the old table's keys into the new one (a stepped growth, grow). */
+  private move(n: number): void {
+    const old = this.old as Float64Array;
+    const oldVals = this.oldVals;
+    const keys = this.keys;
+    const vals = this.vals;
+    const mask = this.mask;
+    const withVals = !this.keysOnly;
+    const end = Math.min(old.length, this.movePos + n);
+    let used = this.used;
+    for (let i = this.movePos; i < end; i++) {
+      const x = old[i] as number;
+      if (x < 0) continue;
+      // not in the new table (put4 changes a key where it is), so the first free slot is its place
+      let j = this.slot(x);
+      while (keys[j] !== EMPTY && keys[j] !== DELETED) j = (j + STEP) & mask;
+      if (keys[j] === EMPTY) used++;
+      keys[j] = x;
+      if (withVals) vals[j] = oldVals[i];
+      // the key stays in old[i]: findOld ignores slots before movePos, and a keysIter walk over this array still sees it
+    }
+    this.used = used;
+    this.movePos = end;
+    if (end >= old.length) this.dropOld();
+  }
+
+  private dropOld(): void {
+    this.old = null;
+    this.oldVals = [];
+    this.movePos = 0;
+  }
+
   /** Grow (or clean out tombstones) so that `need` live keys fit under 1/2 load. */
   private rehash(need: number): void {
+    if (this.old !== null) this.move(Infinity);
     let cap = 16;
     while (cap < need * 2) cap *= 2;
     const oldK = this.keys;
@@ -304,6 +463,16 @@ export class PrefixMap<V> {
    * either way the rest of the walk finds nothing live.)
    */
   forEach(fn: (value: V, key: Prefix4 | Prefix6) => void): void {
+    // the keys not moved yet of a stepped growth first: fn may replace a value there (put4 changes a key where it
+    // is); fn never inserts, so nothing moves during the walk
+    const old = this.old;
+    const oldVals = this.oldVals;
+    if (old !== null) {
+      for (let i = this.movePos; i < old.length; i++) {
+        const x = old[i] as number;
+        if (x >= 0) fn((this.keysOnly ? true : oldVals[i]) as V, x);
+      }
+    }
     const keys = this.keys;
     const vals = this.vals;
     for (let i = 0; i < keys.length; i++) {
@@ -318,9 +487,16 @@ export class PrefixMap<V> {
    * the table keeps changing.
    */
   keySnapshot(): { v4: Float64Array; v6: Prefix6[] } {
-    const keys = this.keys;
     const v4 = new Float64Array(this.live);
     let j = 0;
+    const old = this.old;
+    if (old !== null) {
+      for (let i = this.movePos; i < old.length && j < v4.length; i++) {
+        const x = old[i] as number;
+        if (x >= 0) v4[j++] = x;
+      }
+    }
+    const keys = this.keys;
     for (let i = 0; i < keys.length && j < v4.length; i++) {
       const x = keys[i] as number;
       if (x >= 0) v4[j++] = x;
@@ -328,7 +504,17 @@ export class PrefixMap<V> {
     return { v4, v6: [...this.v6.keys()] };
   }
 
+  /**
+   * A lazy walk of the keys, which the caller may spread over many turns while the table changes (skeinctl's
+   * dumps, src/daemon/prefix-walk.ts): every key present from its start to its end is given once; one added
+   * meanwhile may be missed, one deleted meanwhile may still be given (the caller's lookup then finds nothing).
+   * It goes through one array: the table as it was at the start. A growth that replaces it later leaves the keys
+   * in it (rehash copies; a stepped growth leaves a stale copy of each key it moves). A walk that starts while a
+   * stepped growth is under way first finishes that growth: its keys are in two arrays then, and a key could be
+   * given from the old one and again from the new one after it moved.
+   */
   *keysIter(): Generator<Prefix4 | Prefix6> {
+    if (this.old !== null) this.move(Infinity);
     const keys = this.keys;
     for (let i = 0; i < keys.length; i++) {
       const x = keys[i] as number;

@@ -102,11 +102,14 @@ function step(m: PrefixMap<number>, ref: Map<number | string, number>, o: Op): b
   }
 }
 
-/** Every key of the model is found with its value, and the map holds nothing else. */
-function same(m: PrefixMap<number>, ref: Map<number | string, number>): boolean {
+/**
+ * Every key of the model is found with its value, and the map holds nothing else. iter: also through keysIter
+ * (which finishes a stepped growth under way: the stepped test leaves it to the end, to keep growths under way).
+ */
+function same(m: PrefixMap<number>, ref: Map<number | string, number>, iter = true): boolean {
   if (m.size !== ref.size) return false;
   for (const [k, v] of ref) if (m.get(k) !== v || !m.has(k)) return false;
-  const seen = [...m.keysIter()];
+  const seen = iter ? [...m.keysIter()] : [...ref.keys()];
   if (seen.length !== ref.size || !seen.every((k) => ref.has(k))) return false;
   const snap = m.keySnapshot();
   return snap.v4.length + snap.v6.length === ref.size && [...snap.v4].every((k) => ref.has(k));
@@ -126,6 +129,118 @@ t.test('PrefixMap agrees with a Map: runs, strided keys, growth, tombstones, wal
     { numRuns: 300 },
   );
   t.pass('300 operation sequences agree with the model');
+});
+
+t.test('PrefixMap growing in steps agrees with a Map: lookups, changes and walks while old keys move (fast-check)', async (t) => {
+  // every growth goes in steps, slowly, so the operations meet keys in the old table, the new one, both; at one
+  // slot per insert the new table fills before the old one is empty (the rest then moves at once)
+  let stepped = 0;
+  fc.assert(
+    fc.property(fc.array(op, { maxLength: 60 }), fc.constantFrom(16, 64), fc.constantFrom(1, 2, 16), (ops, capacity, perInsert) => {
+      const m = new PrefixMap<number>(capacity, false, { from: 16, perInsert });
+      const ref = new Map<number | string, number>();
+      for (const o of ops) {
+        if (!step(m, ref, o)) return false;
+        if (m.size !== ref.size) return false;
+        if (!same(m, ref, false)) return false;
+        if ((m as unknown as { old: unknown }).old !== null) stepped++;
+      }
+      return same(m, ref);
+    }),
+    { numRuns: 300 },
+  );
+  t.ok(stepped > 100, `operations ran while a growth was under way (${stepped} times)`);
+  // a set: the same with no value array
+  fc.assert(
+    fc.property(fc.array(fc.tuple(fc.boolean(), fc.integer({ min: 0, max: 3000 })), { maxLength: 400 }), (ops) => {
+      const m = new PrefixMap<true>(16, true, { from: 16, perInsert: 2 });
+      const ref = new Set<number>();
+      for (const [add, i] of ops) {
+        const k = at(i, 24);
+        if (add) {
+          if ((m.getOrSet(k, true) === undefined) !== !ref.has(k)) return false;
+          ref.add(k);
+        } else if (m.delete(k) !== ref.delete(k)) return false;
+        if (m.size !== ref.size || m.has(k) !== ref.has(k)) return false;
+      }
+      return [...m.keysIter()].length === ref.size && [...ref].every((k) => m.get(k) === true);
+    }),
+    { numRuns: 200 },
+  );
+});
+
+t.test('a lazy keysIter walk while the table changes and grows in steps gives every key present throughout once (fast-check)', async (t) => {
+  // what skeinctl's dumps rely on (src/daemon/prefix-walk.ts): the walk is resumed between operations of all
+  // kinds, including growths that begin, move keys and end while it is suspended, and walks that start mid-growth
+  let crossed = 0;
+  fc.assert(
+    fc.property(
+      fc.array(op, { maxLength: 20 }),
+      fc.array(fc.tuple(op, fc.integer({ min: 0, max: 200 })), { maxLength: 40 }),
+      fc.constantFrom(1, 2, 16),
+      (before, during, perInsert) => {
+        const m = new PrefixMap<number>(16, false, { from: 16, perInsert });
+        const ref = new Map<number | string, number>();
+        for (const o of before) if (!step(m, ref, o)) return false;
+        const throughout = new Set(ref.keys());
+        const ever = new Set(ref.keys());
+        const it = m.keysIter();
+        const given = new Map<number | string, number>();
+        let done = false;
+        const next = (n: number): void => {
+          for (let i = 0; i < n && !done; i++) {
+            const r = it.next();
+            if (r.done === true) done = true;
+            else given.set(r.value, (given.get(r.value) ?? 0) + 1);
+          }
+        };
+        next(1);
+        const wasGrowing = (): boolean => (m as unknown as { old: unknown }).old !== null;
+        let grew = false;
+        for (const [o, pace] of during) {
+          if (!step(m, ref, o)) return false;
+          for (const k of throughout) if (!ref.has(k)) throughout.delete(k);
+          for (const k of ref.keys()) ever.add(k);
+          grew ||= wasGrowing();
+          next(pace);
+        }
+        next(Infinity);
+        if (grew) crossed++;
+        if ([...throughout].some((k) => given.get(k) !== 1)) return false; // every key present throughout, once
+        if ([...given.values()].some((c) => c !== 1)) return false; // nothing twice
+        return [...given.keys()].every((k) => ever.has(k)); // nothing that was never there
+      },
+    ),
+    { numRuns: 400 },
+  );
+  t.ok(crossed > 20, `walks that a stepped growth crossed: ${crossed}`);
+});
+
+t.test('a walk that replaces and deletes while a stepped growth is under way visits every key once', async (t) => {
+  const m = new PrefixMap<number>(16, false, { from: 16, perInsert: 2 });
+  const n = 5000;
+  let midway = false;
+  for (let i = 0; i < n; i++) {
+    m.set(at(i, 32), i);
+    if (i > 100 && (m as unknown as { old: unknown }).old !== null) midway = true;
+  }
+  // stop right after a growth began: insert until the old table is there
+  let i = n;
+  while ((m as unknown as { old: unknown }).old === null && i < 4 * n) m.set(at(i, 32), i++);
+  t.ok(midway && (m as unknown as { old: unknown }).old !== null, 'the walk starts while keys are still to move');
+  const total = i;
+  const seen = new Map<number, number>();
+  m.forEach((v, k) => {
+    seen.set(k as number, (seen.get(k as number) ?? 0) + 1);
+    if (v % 3 === 0) m.delete(k);
+    else m.set(k, -v);
+  });
+  t.equal(seen.size, total, 'every key visited');
+  t.ok([...seen.values()].every((c) => c === 1), 'none visited twice');
+  let ok = 0;
+  for (let j = 0; j < total; j++) if (m.get(at(j, 32)) === (j % 3 === 0 ? undefined : -j)) ok++;
+  t.equal(ok, total, 'every key deleted or changed as the walk said');
+  t.equal(m.size, total - Math.ceil(total / 3));
 });
 
 t.test('keys that all want the same place in their groups fill a table past 1/8 and are all found', async (t) => {
