@@ -12,8 +12,14 @@
 // Run: npm run bench -- datastore-etcd   (needs `etcd` on PATH; env NODES, PODS_PER_NODE to scale; SCOPE=all reads
 // every node's records as before issue #16; CPU_PROF=dir profiles the host process; SINGLE_PROF=file.cpuprofile
 // profiles the host during the one-put-at-a-time phase only (SINGLE_PUTS of them, default 300); E2E=0 skips skeind;
-// DS_BENCH_SETTLE_S: seconds from skeind's ready to reading its RSS, default 10)
-import { fork, type ChildProcess } from 'node:child_process';
+// DS_BENCH_SETTLE_S: seconds from skeind's ready to reading its RSS, default 10; SKEIND_PUTS: other nodes' single
+// puts timed on skeind end to end, default 400, at SKEIND_PUT_RATE a second, default 20; DS_BENCH_ROOT: a repository
+// root with a dist/ whose EtcdDatastore and skeind are measured instead of this build's, to compare builds with the
+// same benchmark)
+// skeind's CPU per other node's put: its threads' run time (/proc/<pid>/task/*/schedstat, nanoseconds; /proc/<pid>/stat
+// counts in 10 ms ticks, too coarse for ~60 ms of work) over the puts, less its idle rate measured in windows of the
+// same length before and after (its timers, the watch's progress requests).
+import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { getHeapSpaceStatistics } from 'node:v8';
@@ -22,9 +28,9 @@ import { Session } from 'node:inspector';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EtcdDatastore } from '../config/index.js';
-import { EtcdClient } from '../config/etcdclient.js';
-import { RouteWatch, etcdDatastore, flushRoutes, loadAvg as la, memText, type MemStat, printTable, procMem, runInNamespace, startSkeind, type SkeindStart } from './harness/datastore-e2e.js';
+import type * as ConfigModule from '../config/index.js';
+import type * as ClientModule from '../config/etcdclient.js';
+import { RouteWatch, etcdDatastore, flushRoutes, loadAvg as la, memText, type MemStat, printTable, cpuBetween, procMem, procThreadsNs, runInNamespace, startSkeind, type SkeindStart } from './harness/datastore-e2e.js';
 import { startEtcd } from '../test/helpers/etcd.js';
 import { affinityKey, affinityValue, blockKey, inParallel, nodeKey, nodeValue, wepKey, wepName, wepValue, block26 } from '../test/helpers/calico-gen.js';
 
@@ -48,6 +54,9 @@ function blockValue(n: number, node: string, used: number): string {
 }
 
 const ME = 'bench-node-0';
+// the build measured: this one, or DS_BENCH_ROOT's
+const ROOT = process.env.DS_BENCH_ROOT !== undefined ? join(process.env.DS_BENCH_ROOT, 'dist') : join(import.meta.dirname, '..');
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 type Msg =
   | { t: 'idle'; rss: number }
@@ -59,6 +68,8 @@ type Msg =
 /** The host process: one datastore, reporting over IPC. */
 async function host(endpoint: string): Promise<void> {
   const send = (m: Msg): void => { process.send?.(m); };
+  const { EtcdDatastore } = await import(join(ROOT, 'config', 'index.js')) as typeof ConfigModule;
+  const { EtcdClient } = await import(join(ROOT, 'config', 'etcdclient.js')) as typeof ClientModule;
   // skeind's own etcd client (config/etcdclient.ts), as the datastore uses it; before issue #16's client, etcd3
   const probe = new EtcdClient({ endpoints: [endpoint] });
   await probe.range({ key: Buffer.from('x') });
@@ -125,6 +136,50 @@ function nodeRecords(k: number, puts: [string, string][], own: string[]): void {
 }
 
 const E2E_NS = process.env.DS_BENCH_NETNS;
+const SKEIND = join(ROOT, 'src', 'skeind.js');
+
+/**
+ * skeind's CPU per put of `put(i)`, one at a time at SKEIND_PUT_RATE a second (each put awaited, then the next at its
+ * slot): its CPU over the puts (and 300 ms after the last, for it to be read), less its idle rate, which is measured
+ * over two windows as long as the puts, one before and one after, so a periodic task (the watch's progress request
+ * every 3 s, the metrics sampler) is counted alike on both sides.
+ */
+async function skeindPerPut(pid: number, put: (i: number) => Promise<void>): Promise<{ ms: number; n: number; rate: number; busy: number; span: number; idleBefore: number; idleAfter: number; threads: string }> {
+  const n = Number(process.env.SKEIND_PUTS ?? 400);
+  const rate = Number(process.env.SKEIND_PUT_RATE ?? 20);
+  const spanMs = (n / rate) * 1000 + 300;
+  const read = (): { ns: Map<string, number>; at: number } => ({ ns: procThreadsNs(pid), at: performance.now() });
+  const a = read();
+  await sleep(spanMs);
+  // SKEIND_PERF=file: `perf record -g` of skeind over the puts (its figure is then perf's too; give skeind
+  // SKEIND_NODE_FLAGS=--perf-basic-prof for JavaScript's names)
+  const perfOut = process.env.SKEIND_PERF;
+  // SKEIND_STRACE=file: `strace -c -f` of skeind over the puts instead (the system calls, so the wake-ups, per put)
+  const straceOut = process.env.SKEIND_STRACE;
+  const perf = perfOut !== undefined ? spawn('perf', ['record', '-F', '2000', '-g', '-p', String(pid), '-o', perfOut], { stdio: 'ignore' })
+    : straceOut !== undefined ? spawn('strace', [...(process.env.SKEIND_STRACE_ARGS ?? '-c -f').split(' '), '-p', String(pid), '-o', straceOut], { stdio: 'ignore' }) : undefined;
+  if (perf !== undefined) await sleep(500);
+  const b = read();
+  for (let i = 0; i < n; i++) {
+    // a loaded machine (or perf) can slow etcd's apply past its own request timeout: that put is tried again, a few
+    // times at most
+    for (let k = 0; ; k++) {
+      try { await put(i); break; } catch (e) { if (k >= 4) throw e; await sleep(200); }
+    }
+    const wait = b.at + ((i + 1) * 1000) / rate - performance.now();
+    if (wait > 0) await sleep(wait);
+  }
+  await sleep(300);
+  const c = read();
+  if (perf !== undefined) { const gone = once(perf, 'exit'); perf.kill('SIGINT'); await Promise.race([gone, sleep(10_000)]); }
+  await sleep(spanMs);
+  const d = read();
+  const before = cpuBetween(a.ns, b.ns);
+  const after = cpuBetween(c.ns, d.ns);
+  const idleRate = (before + after) / (b.at - a.at + d.at - c.at);
+  const busy = cpuBetween(b.ns, c.ns);
+  return { ms: (busy - idleRate * (c.at - b.at)) / n, n, rate, busy, span: c.at - b.at, idleBefore: before / ((b.at - a.at) / 1000), idleAfter: after / ((d.at - c.at) / 1000), threads: [a, b, c, d].map((x) => x.ns.size).join('/') };
+}
 // how long after ready (and its routes) skeind's RSS is read (DS_BENCH_SETTLE_S): 10 s, since skeind gives the list's
 // memory back in two steps, the second ~7 s after the list (src/daemon/memory.ts); at 5 s it holds the young generation
 const settleMs = Number(process.env.DS_BENCH_SETTLE_S ?? 10) * 1000;
@@ -153,11 +208,12 @@ async function main(): Promise<void> {
       ownKeys = puts.length;
       puts = [];
       const l0 = la();
-      small = await startSkeind({ datastore: etcdDatastore(etcd.endpoint), node: ME, dir, own, routes, timeoutMs: 60_000, settleMs });
+      small = await startSkeind({ datastore: etcdDatastore(etcd.endpoint), node: ME, dir, own, routes, timeoutMs: 60_000, settleMs, skeind: SKEIND });
       await small.stop();
       flushRoutes(routes, own);
       out.push([`skeind, etcd holding only its own node (${PER_NODE} WEPs)`, `${(small.readyMs / 1000).toFixed(2)} s`, `${(small.routesMs / 1000).toFixed(2)} s`, `${mib(small.rss)} (peak ${mib(small.hwm)})`, '—', l0]);
     }
+    let singleMs = NaN;
     const t0 = Date.now();
     for (let k = routes !== undefined ? 1 : 0; k < NODES; k++) nodeRecords(k, puts, own);
     let batches: [string, string][][] = [];
@@ -235,7 +291,8 @@ async function main(): Promise<void> {
     }
     const cpuD = await mark(6);
     if (singleProf !== undefined) { child.send({ t: 'prof-stop', file: singleProf }); await next('prof'); }
-    console.log(`CPU per other node's WorkloadEndpoint change, one put at a time: ${((cpuD - cpuC - empty) / S).toFixed(4)} ms (${S} changes, ${(cpuD - cpuC).toFixed(0)} ms host CPU incl. one marker; ${gcAt.gcs - gcC.gcs} garbage collections, ${(gcAt.gcMs - gcC.gcMs).toFixed(1)} ms of pauses)`);
+    singleMs = (cpuD - cpuC - empty) / S;
+    console.log(`CPU per other node's WorkloadEndpoint change, one put at a time: ${singleMs.toFixed(4)} ms (${S} changes, ${(cpuD - cpuC).toFixed(0)} ms host CPU incl. one marker; ${gcAt.gcs - gcC.gcs} garbage collections, ${(gcAt.gcMs - gcC.gcMs).toFixed(1)} ms of pauses)`);
 
     const lat: number[] = [];
     for (let i = 0; i < 100; i++) {
@@ -259,7 +316,7 @@ async function main(): Promise<void> {
     let bigMem: MemStat | undefined;
     if (routes !== undefined && small !== undefined) {
       const l1 = la();
-      const big = await startSkeind({ datastore: etcdDatastore(etcd.endpoint), node: ME, dir, own, routes, timeoutMs: 120_000, settleMs });
+      const big = await startSkeind({ datastore: etcdDatastore(etcd.endpoint), node: ME, dir, own, routes, timeoutMs: 120_000, settleMs, skeind: SKEIND });
       bigMem = big.mem;
       try {
         // a WorkloadEndpoint of this node written to etcd -> its route in the kernel, 100 one at a time
@@ -273,7 +330,15 @@ async function main(): Promise<void> {
         }
         e2eLat.sort((a, b) => a - b);
         const m = procMem(big.child.pid!);
+        const l2 = la();
+        const per = await skeindPerPut(big.child.pid!, async (i) => {
+          const [key, value] = others[i % others.length]!;
+          await c.put(key).value(value.replace(/"ipNetworks":\["([0-9.]+)\.(\d+)\/32"\]/, (_m, net: string, last: string) => `"ipNetworks":["${net}.${(Number(last) + 2) & 63}/32"]`));
+        });
+        console.log(`CPU per other node's WorkloadEndpoint put, one at a time (${per.n} at ${per.rate}/s): skeind end to end ${per.ms.toFixed(4)} ms, the datastore alone ${singleMs.toFixed(4)} ms (skeind: ${per.busy.toFixed(1)} ms of CPU over the ${(per.span / 1000).toFixed(1)} s of puts, idle ${per.idleBefore.toFixed(2)} ms/s before and ${per.idleAfter.toFixed(2)} after; threads ${per.threads}; load ${l2})`);
+        const perRow = [`CPU per other node's put, one at a time`, '—', '—', '—', `skeind ${per.ms.toFixed(4)} ms, the datastore alone ${singleMs.toFixed(4)} ms`, l2];
         out.push(['skeind, the full datastore', `${(big.readyMs / 1000).toFixed(2)} s`, `${(big.routesMs / 1000).toFixed(2)} s`, `${mib(big.rss)} (peak ${mib(big.hwm)}): ${mib(small.rss)} + ${mib(big.rss - small.rss)}; after 100 changes ${mib(m.rss)}`, `median ${e2eLat[50]!.toFixed(1)} ms, p99 ${e2eLat[98]!.toFixed(1)} ms, max ${e2eLat[99]!.toFixed(1)} ms (put -> route in the kernel)`, l1]);
+        out.push(perRow);
       } finally {
         await big.stop();
       }

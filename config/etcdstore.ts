@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import type { EtcdConfig } from './daemon.js';
 import { EtcdClient, Status, type EtcdClientOptions } from './etcdclient.js';
 import { DatastoreError } from './errors.js';
-import { IPAM_PREFIX, PLURALS, RESOURCES_PREFIX, decodeEtcd, etcdKey, parseKey, keyId, keyConcernsNode } from './keys.js';
+import { IPAM_PREFIX, PLURALS, RESOURCES_PREFIX, decodeEtcd, etcdKey, parseKey, keyId, nodeKeyFilter } from './keys.js';
 import { Model } from './model.js';
 import type { Kind } from './resources.js';
 import { Base } from './dsbase.js';
@@ -82,8 +82,8 @@ export class EtcdDatastore extends Base {
   private running?: Promise<void>;
   private readonly pageSize: number;
   private readonly ranges: ListRange[];
-  /** the key filter (keyConcernsNode) when reading for one node */
-  private readonly wanted: ((key: string) => boolean) | undefined;
+  /** the key filter (keyConcernsNode, on the key's bytes: nodeKeyFilter) when reading for one node */
+  private readonly wanted: ((key: Uint8Array) => boolean) | undefined;
   // One watch over the span of those ranges, not one per range: etcd orders events globally only within one watch,
   // and one revision then says exactly what has been applied. The span also holds keys skein skips (IPAM handles,
   // other v3 kinds); they cost bandwidth in proportion to churn, not to the datastore's size, and are dropped by
@@ -99,7 +99,7 @@ export class EtcdDatastore extends Base {
     super();
     const node = opts.nodeName;
     this.ranges = etcdRanges(node);
-    this.wanted = node !== undefined ? (key) => keyConcernsNode(key, node) : undefined;
+    this.wanted = node !== undefined ? nodeKeyFilter(node) : undefined;
     this.watchRanges = [{ key: (this.ranges[0] as ListRange).key, end: (this.ranges[this.ranges.length - 1] as ListRange).end }];
     this.backoff = opts.backoffMinMs ?? 200;
     this.pageSize = opts.pageSize ?? 200;
@@ -240,7 +240,7 @@ export class EtcdDatastore extends Base {
           next.catch(() => undefined); // awaited below; this only keeps a failure from being reported as unhandled meanwhile
         }
         if (keysOnly) {
-          for (const kv of res.kvs) if (this.wanted?.(kv.key.toString()) !== false) fetch.push(kv.key);
+          for (const kv of res.kvs) if (this.wanted?.(kv.key) !== false) fetch.push(kv.key);
         } else {
           for (const kv of res.kvs) this.decodeInto(into, kv);
         }
@@ -282,8 +282,8 @@ export class EtcdDatastore extends Base {
   }
 
   private decodeInto(m: Model, kv: KV): void {
+    if (this.wanted?.(kv.key) === false) return; // another node's: neither its key nor its value is ever a string
     const key = kv.key.toString();
-    if (this.wanted?.(key) === false) return; // another node's: its value is never read
     const d = decodeEtcd(key, kv.value.toString());
     if (d === undefined) return;
     for (const i of d.issues) this.report(i);
@@ -355,12 +355,14 @@ export class EtcdDatastore extends Base {
       if (r > rev) rev = r;
     }
     this.applied[range] = rev;
-    this.status = { ...this.status, revision: this.revision() };
+    // in place, not a new status object per watch response (an event of another node's costs no allocation here):
+    // the status objects emitted are copies, and readers read it field by field
+    this.status.revision = this.revision();
   }
 
   private onPut(kv: KV): void {
+    if (this.wanted?.(kv.key) === false) return; // another node's: neither its key nor its value is ever a string
     const key = kv.key.toString();
-    if (this.wanted?.(key) === false) return; // another node's: its value is never read
     const d = decodeEtcd(key, kv.value.toString());
     if (d === undefined) return;
     for (const i of d.issues) this.report(i);
@@ -371,8 +373,8 @@ export class EtcdDatastore extends Base {
   }
 
   private onDelete(kv: KV): void {
+    if (this.wanted?.(kv.key) === false) return;
     const key = kv.key.toString();
-    if (this.wanted?.(key) === false) return;
     let info;
     try {
       info = parseKey(key);

@@ -200,3 +200,40 @@ export function keyConcernsNode(key: string, node: string): boolean {
   if (key.startsWith(ASSIGNMENT_PREFIX)) return false;
   return true;
 }
+
+const WEP_PREFIX_BYTES = Buffer.from(WEP_PREFIX);
+const HOST_PREFIX_BYTES = Buffer.from(HOST_PREFIX);
+const ASSIGNMENT_PREFIX_BYTES = Buffer.from(ASSIGNMENT_PREFIX);
+const startsWith = (key: Uint8Array, prefix: Uint8Array): boolean => key.length >= prefix.length && Buffer.compare(key.subarray(0, prefix.length), prefix) === 0;
+
+/**
+ * keyConcernsNode for a key as etcd sends it (bytes), made once per node: the same answer for every key (the test
+ * compares the two on generated keys), without turning the key into a string, so another node's event costs no
+ * allocation before it is dropped. Byte for byte is the same as character for character here: the rule looks only at
+ * '-' and '/', which UTF-8 never uses inside a multi-byte character, and a node name (RFC 1123, libcalico-go
+ * lib/names) is ASCII, so a key whose bytes are not UTF-8 never names it either way.
+ */
+export function nodeKeyFilter(node: string): (key: Uint8Array) => boolean {
+  // the first segment of an endpoint name in Calico's form is the node's name with each '-' doubled
+  // (libcalico-go lib/names/workloadendpoint.go escapeDashes)
+  const ownSegment = Buffer.from(node.replaceAll('-', '--'));
+  const ownHost = Buffer.from(`${HOST_PREFIX}${node}/`);
+  return (key) => {
+    if (startsWith(key, WEP_PREFIX_BYTES)) {
+      const start = key.lastIndexOf(47 /* / */) + 1;
+      // wepNodeOfName over the bytes: the lone dashes cut the name into segments; four, the first non-empty
+      let parts = 1;
+      let firstEnd = -1;
+      for (let i = start + 1; i < key.length; i++) {
+        if (key[i] !== 45 /* - */) continue;
+        if (key[i + 1] === 45) { i++; continue; }
+        if (firstEnd < 0) firstEnd = i;
+        parts++;
+      }
+      if (parts !== 4 || firstEnd <= start) return true; // not Calico's form: read, spec.node decides
+      return firstEnd - start === ownSegment.length && Buffer.compare(key.subarray(start, firstEnd), ownSegment) === 0;
+    }
+    if (startsWith(key, HOST_PREFIX_BYTES)) return startsWith(key, ownHost);
+    return !startsWith(key, ASSIGNMENT_PREFIX_BYTES);
+  };
+}

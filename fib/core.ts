@@ -15,6 +15,7 @@ import { Links } from './links.js';
 import type { RequestSocket } from './request-socket.js';
 import { Nexthops } from './nexthops.js';
 import { OP_NONE, matches, opFor } from './ownership.js';
+import type { InlineReader } from './kernel-events.js';
 import type { Resync } from './resync.js';
 import type { Retry } from './retry.js';
 import { Shapes } from './shapes.js';
@@ -108,8 +109,10 @@ export class Core {
   skipWaiters: (() => void)[] = [];
   /** ms without a send after which the request thread stops (0: it stays once started) */
   readonly requestThreadIdleMs: number;
-  /** the event reader thread (event-reader.ts) */
-  events: Worker | undefined;
+  /** the event reader (event-reader.ts): on this thread, or a worker with the `eventThread` option */
+  events: Worker | InlineReader | undefined;
+  /** the option: the event reader runs in a worker thread of its own */
+  readonly eventThread: boolean;
   /** dump socket */
   dumper: RawNetlinkSocket | undefined;
   closed = false;
@@ -143,6 +146,7 @@ export class Core {
     this.metric = checkInt('metric', opts.metric ?? 0, 0, 0xffffffff);
     this.batchSize = checkInt('batchSize', opts.batchSize ?? 1000, 1, 100_000);
     this.requestThread = opts.requestThread ?? true;
+    this.eventThread = opts.eventThread ?? false;
     this.requestThreadIdleMs = checkInt('requestThreadIdleMs', opts.requestThreadIdleMs ?? 60_000, 0, 86_400_000);
     this.maxInFlight = checkInt('maxInFlight', opts.maxInFlight ?? (this.requestThread ? 32 : 8), 1, 1024);
     this.timeoutMs = checkInt('requestTimeoutMs', opts.requestTimeoutMs ?? 5000, 1, 3_600_000);

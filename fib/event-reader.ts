@@ -1,8 +1,13 @@
-// Worker thread that reads the kernel's link and route notifications. During a bulk install every route skein
-// writes comes back as a notification (one datagram each); reading them on the programming thread would halve its
-// speed and overrun the socket, forcing a full dump. Here, on another core, notifications caused by skein's own
-// request socket (nlmsg_pid = its port, which the kernel copies from the request) and routes of other protocols are
-// dropped, and only what the Programmer must see is passed on, several datagrams per message.
+// The reader of the kernel's link and route notifications: notifications caused by skein's own request sockets
+// (nlmsg_pid = the sender's port, which the kernel copies from the request) are counted and dropped, and so are routes
+// of other protocols; only what the Programmer must see is passed on, several datagrams per message.
+//
+// It runs on the programming thread (the default) or in a worker thread of its own (the `eventThread` option). A
+// thread of its own was the only way once, when every route of a bulk install came back as a notification; since
+// bulk mode drops the route groups for a burst (writer.ts), what is left is a route's echo at a time in a cluster's
+// steady state, which on this thread is read in the same turn as the write's ACK (the kernel sends both inside the
+// write's sendmsg()), while the worker cost a thread wake-up per route written and ~9 MiB of RSS (an idle Node
+// worker) on every host.
 import { parentPort, workerData } from 'node:worker_threads';
 import {
   NLMSG_HDRLEN, NLMSG_OVERRUN, RTM_DELLINK, RTM_DELNEXTHOP, RTM_DELROUTE, RTM_NEWLINK, RTM_NEWNEXTHOP, RTM_NEWROUTE, RTMSG_LEN,
@@ -18,7 +23,18 @@ export interface EventReaderConfig {
   readonly groups: readonly number[];
   /** the groups 'leave' drops during a bulk write and 'join' re-adds */
   readonly routeGroups: readonly number[];
+  /** set when it runs as the worker's entry */
+  readonly eventReader?: true;
 }
+
+/**
+ * Notifications of our own writes are reported to the Programmer once this many have been counted since the last
+ * report (or with anything else the reader forwards, or when the writer asks: 'report'), not each on its own. The
+ * writer reads the count only to pace itself when thousands are outstanding (writer.ts, its backlog limit), and a
+ * report of one echo woke the programming thread once per route written: in a cluster's steady state (a route at a
+ * time on the `direct` socket), one of the few wake-ups each workload event costs every host.
+ */
+export const SELF_REPORT_EVERY = 256;
 
 /** Messages from the reader to the Programmer. */
 export type EventReaderMessage =
@@ -30,15 +46,18 @@ export type EventReaderMessage =
   | { readonly kind: 'events'; readonly data: ArrayBuffer | undefined; readonly selfSeen: number }
   | { readonly kind: 'error'; readonly code: string; readonly message: string };
 
-const port = parentPort;
-if (port) {
-  const cfg = workerData as EventReaderConfig;
+/**
+ * Open the event socket and read it; `post` gets what the Programmer must see, `closed` is called once the socket is
+ * closed. Returns the handler of the Programmer's commands ({ skip }, 'leave', 'join', 'report', 'close').
+ */
+export function runEventReader(cfg: EventReaderConfig, post: (m: EventReaderMessage, transfer?: ArrayBuffer[]) => void,
+  closed: () => void): (m: unknown) => void {
   // notifications are one small message per datagram: a read buffer of 8 KiB (not the dump-sized 32 KiB) keeps the
   // per-datagram allocation small; a bigger one (a link with many attributes) arrives truncated and is reported as
   // an overrun, which makes the Programmer dump.
   const sock = openSocket(cfg.recvBufferSize, 1 << 16, 8192);
   sock.on('truncatedMessage', () => {
-    port.postMessage({ kind: 'error', code: 'ENOBUFS', message: 'truncated notification' } satisfies EventReaderMessage);
+    post({ kind: 'error', code: 'ENOBUFS', message: 'truncated notification' });
   });
   let kept: Buffer[] = [];
   let keptBytes = 0;
@@ -51,7 +70,7 @@ if (port) {
   const flush = (): void => {
     scheduled = false;
     if (keptBytes === 0) {
-      if (selfSeen !== selfReported) port.postMessage({ kind: 'events', data: undefined, selfSeen } satisfies EventReaderMessage);
+      if (selfSeen !== selfReported) post({ kind: 'events', data: undefined, selfSeen });
       selfReported = selfSeen;
       return;
     }
@@ -64,7 +83,7 @@ if (port) {
     kept = [];
     keptBytes = 0;
     selfReported = selfSeen;
-    port.postMessage({ kind: 'events', data: out.buffer, selfSeen } satisfies EventReaderMessage, [out.buffer]);
+    post({ kind: 'events', data: out.buffer, selfSeen }, [out.buffer]);
   };
   sock.on('message', (b: Buffer) => {
     for (let o = 0; o + NLMSG_HDRLEN <= b.length;) {
@@ -77,8 +96,10 @@ if (port) {
         if (pid === skipPort || pid === cfg.directPort) selfSeen++;
         else keep = len >= NLMSG_HDRLEN + RTMSG_LEN && b[o + NLMSG_HDRLEN + 5] === cfg.protocol;
       } else if (type === RTM_NEWNEXTHOP || type === RTM_DELNEXTHOP) {
-        // nexthop objects: rare; every one not caused by our own socket goes on (fib/nexthops.ts decides by id)
-        keep = b.readUInt32LE(o + 12) !== skipPort;
+        // nexthop objects: rare; every one not caused by our own sockets goes on (fib/nexthops.ts decides by id; a
+        // notification of one of ours it takes for someone else's replacement of it)
+        const pid = b.readUInt32LE(o + 12);
+        keep = pid !== skipPort && pid !== cfg.directPort;
       } else keep = type === RTM_NEWLINK || type === RTM_DELLINK || type === NLMSG_OVERRUN;
       if (keep) {
         const padded = (len + 3) & ~3;
@@ -87,23 +108,26 @@ if (port) {
       }
       o += (len + 3) & ~3;
     }
-    if ((keptBytes > 0 || selfSeen !== selfReported) && !scheduled) {
+    if ((keptBytes > 0 || selfSeen - selfReported >= SELF_REPORT_EVERY) && !scheduled) {
       scheduled = true;
       setImmediate(flush);
     }
   });
   sock.on('error', (e) => {
-    port.postMessage({ kind: 'error', code: errnoCode(e) ?? 'EIO', message: e.message } satisfies EventReaderMessage);
+    post({ kind: 'error', code: errnoCode(e) ?? 'EIO', message: e.message });
   });
   for (const g of cfg.groups) sock.addMembership(g);
   let joined = true;
-  port.on('message', (m: unknown) => {
+  return (m: unknown) => {
     if (typeof m === 'object' && m !== null && typeof (m as { skip?: unknown }).skip === 'number') {
       skipPort = (m as { skip: number }).skip;
-      port.postMessage({ kind: 'skipping', port: skipPort } satisfies EventReaderMessage);
+      post({ kind: 'skipping', port: skipPort });
+    } else if (m === 'report') {
+      // the writer is pausing on its backlog: it needs the count as it is now
+      if (!scheduled) flush();
     } else if (m === 'close') {
       sock.close();
-      port.close();
+      closed();
     } else if (m === 'leave' && joined) {
       for (const g of cfg.routeGroups) sock.dropMembership(g);
       joined = false;
@@ -111,8 +135,15 @@ if (port) {
       if (!joined) for (const g of cfg.routeGroups) sock.addMembership(g);
       joined = true;
       flush(); // whatever was read before re-joining goes first
-      port.postMessage({ kind: 'joined' } satisfies EventReaderMessage);
+      post({ kind: 'joined' });
     }
-  });
+  };
+}
+
+// the worker thread's entry (kernel-events.ts starts it with the `eventThread` option)
+const port = parentPort;
+if (port && (workerData as { eventReader?: unknown } | undefined)?.eventReader === true) {
+  const handle = runEventReader(workerData as EventReaderConfig, (m, transfer) => port.postMessage(m, transfer ?? []), () => port.close());
+  port.on('message', handle);
   port.postMessage({ kind: 'ready' } satisfies EventReaderMessage);
 }

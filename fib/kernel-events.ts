@@ -1,9 +1,10 @@
-// The kernel's notifications, as the event reader thread (event-reader.ts) forwards them: route events of skein's
+// The kernel's notifications, as the event reader (event-reader.ts) forwards them: route events of skein's
 // protocol written by someone else (`ip route del` by hand, another skeind), and link events. Notifications of our
 // own writes are dropped in the reader (their ACKs already said it all) and only counted, for the writer's flow
 // control. A route event updates what the kernel holds and queues a repair when that differs from what is wanted;
 // a link event may change how named devices resolve, and the kernel flushes routes of a downed link without
 // notifying, so it schedules a dump and retries failed routes at once.
+import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import {
   NLMSG_HDRLEN, NLMSG_OVERRUN, RTM_DELLINK, RTM_DELNEXTHOP, RTM_DELROUTE, RTM_NEWLINK, RTM_NEWNEXTHOP, RTM_NEWROUTE,
@@ -12,12 +13,40 @@ import {
 import { parseLink, parseRoute } from './codec.js';
 import type { Core } from './core.js';
 import { INFLIGHT, EVENT_SEEN } from './entries.js';
-import type { EventReaderConfig, EventReaderMessage } from './event-reader.js';
+import { runEventReader, type EventReaderConfig, type EventReaderMessage } from './event-reader.js';
 import { carrierOk } from './nexthops.js';
 import { OP_NONE, isOthersWriteOfOurs } from './ownership.js';
 import type { KernelRoute } from './types.js';
 
-/** Start the reader thread, subscribed to link and route events; resolves once it listens. */
+/**
+ * The reader on the programming thread (event-reader.ts, the default), behind a worker's interface. What it passes
+ * on arrives as a worker's message would, after the callback that caused it (a microtask): a 'report' asked for
+ * inside the writer's pump is handled after the pump, never inside it.
+ */
+export class InlineReader extends EventEmitter {
+  readonly #handle: (m: unknown) => void;
+  #closed = false;
+
+  constructor(cfg: EventReaderConfig) {
+    super();
+    this.#handle = runEventReader(cfg, (m) => queueMicrotask(() => this.emit('message', m)), () => {
+      this.#closed = true;
+      queueMicrotask(() => this.emit('exit', 0));
+    });
+    queueMicrotask(() => this.emit('message', { kind: 'ready' } satisfies EventReaderMessage));
+  }
+
+  postMessage(m: unknown): void {
+    if (!this.#closed) this.#handle(m);
+  }
+
+  terminate(): Promise<number> {
+    this.postMessage('close');
+    return Promise.resolve(0);
+  }
+}
+
+/** Start the reader (on this thread, or in a worker with `eventThread`), subscribed to link and route events; resolves once it listens. */
 export function startEventReader(core: Core): Promise<void> {
   const cfg: EventReaderConfig = {
     recvBufferSize: core.rcvbuf, protocol: core.protocol, skipPort: core.cmdPort, directPort: core.directPort,
@@ -25,8 +54,12 @@ export function startEventReader(core: Core): Promise<void> {
     groups: [RTNLGRP_LINK, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE, ...(core.nexthopObjects ? [RTNLGRP_NEXTHOP] : [])],
     routeGroups: [RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE],
   };
-  const worker = new Worker(new URL('./event-reader.js', import.meta.url), { workerData: cfg });
-  core.events = worker;
+  const reader = core.eventThread
+    ? new Worker(new URL('./event-reader.js', import.meta.url), { workerData: { ...cfg, eventReader: true } satisfies EventReaderConfig })
+    : new InlineReader(cfg);
+  core.events = reader;
+  // a Worker and an InlineReader are both event emitters of the same events
+  const worker: EventEmitter = reader;
   const ready = new Promise<void>((resolve, reject) => {
     const onExit = (code: number): void => reject(new Error(`fib event reader exited (${code}) before it was ready`));
     worker.once('error', reject);
@@ -59,7 +92,7 @@ export function startEventReader(core: Core): Promise<void> {
     worker.once('exit', () => {
       for (const w of core.skipWaiters.splice(0)) w();
     });
-    worker.on('error', (err) => {
+    worker.on('error', (err: Error) => {
       if (core.closed) return;
       core.bus.emit('warning', new Error(`fib event reader failed: ${err.message}`, { cause: err }));
     });
@@ -85,7 +118,7 @@ export async function stopEventReader(core: Core): Promise<void> {
   const reader = core.events;
   if (!reader) return;
   // terminate() while the binding is in a callback aborts, so ask first and terminate only if it hangs
-  const exited = new Promise<void>((resolve) => reader.once('exit', () => resolve()));
+  const exited = new Promise<void>((resolve) => (reader as EventEmitter).once('exit', () => resolve()));
   // a request thread starting now waits for no answer (its socket is closed with the others)
   for (const w of core.skipWaiters.splice(0)) w();
   reader.postMessage('close');

@@ -162,11 +162,6 @@ export class Nexthops {
     this.#warn = warn;
   }
 
-  /** objects created and not yet sent (sendFresh sends them) */
-  get hasFresh(): boolean {
-    return this.#fresh.length > 0;
-  }
-
   /** nexthop messages sent and not yet answered (flush('writes') waits for them too) */
   get pending(): number {
     return this.#pending.size;
@@ -349,6 +344,32 @@ export class Nexthops {
       o.state = SENT;
       this.#send(cmd, this.#newMessage(o, nextSeq()), o);
     }
+  }
+
+  /**
+   * The messages of the objects created since the last call, marked sent and awaiting answers, for a caller that
+   * sends them ahead of its route batch in the same sendmsg() (writer.ts, the direct socket). If that send fails,
+   * unsent() must be told.
+   */
+  takeFresh(nextSeq: () => number): Buffer[] {
+    if (this.#fresh.length === 0) return [];
+    const fresh = this.#fresh;
+    this.#fresh = [];
+    const out: Buffer[] = [];
+    for (const o of fresh) {
+      if (o.state !== NEW) continue;
+      o.state = SENT;
+      const msg = this.#newMessage(o, nextSeq());
+      this.#pending.set(msg.readUInt32LE(8), o);
+      out.push(msg);
+    }
+    return out;
+  }
+
+  /** takeFresh()'s messages were not sent: no answer will come (the batch's failure makes the writer dump). */
+  unsent(msgs: readonly Buffer[], err: Error): void {
+    for (const m of msgs) this.#pending.delete(m.readUInt32LE(8));
+    if (msgs.length > 0) this.#warn(new Error(`nexthop message not sent: ${err.message}`));
   }
 
   #send(cmd: RequestSocket, msg: Buffer, o: NhObj | null): void {

@@ -73,8 +73,10 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
         onError: (e) => core.resync.onSocketError('requests', e),
         idle: () => core.writer.writesIdle(),
       }, core.requestThreadIdleMs);
-      // small buffers: a few routes and their acknowledgements (core.ts, direct)
-      const direct = openSocket(1 << 16, 1 << 16, 4096);
+      // a batch of up to DIRECT_MAX routes (writer.ts) and their answers: one ACK, or an error per refused route (a
+      // datagram each, ~1 KiB of the receive buffer: 256 KiB holds a whole batch refused); the kernel takes the
+      // receive buffer's memory only for what is queued
+      const direct = openSocket(1 << 18, 1 << 16, 4096);
       direct.on('message', (b) => core.writer.onReplies(b));
       direct.on('error', (e) => core.resync.onSocketError('requests', e));
       direct.unref();
@@ -161,6 +163,16 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
     e.want = null;
     core.retry.clear(e);
     core.writer.enqueue(e);
+  }
+
+  /**
+   * A burst of writes is likely soon (a BGP session came up and its table follows): start the request thread now if
+   * it is stopped, so the burst's first batches do not wait for its start-up. It stops again after
+   * requestThreadIdleMs without a write.
+   */
+  prepare(): void {
+    const core = this.#core;
+    if (core.started && !core.closed) core.cmd?.warm?.();
   }
 
   /**

@@ -14,6 +14,8 @@ export interface RequestSocket {
   send(msg: Uint8Array, options: undefined, callback?: (error?: ErrnoException) => void, owned?: boolean): void;
   /** A buffer of at least `size` bytes that an earlier owned send gave up and the thread handed back, if one is spare. */
   buffer?(size: number): Buffer | undefined;
+  /** Writes are likely soon: get ready for them (start the thread) without sending anything. */
+  warm?(): void;
   close(): void;
 }
 
@@ -145,7 +147,8 @@ interface Waiting {
  * The request thread, started when something is first sent through it and stopped again after `idleMs` without a
  * send and with nothing awaiting an answer (0: it stays). A Node worker costs ~9 MiB of RSS; a host in a cluster's
  * steady state writes a route or two at a time, which the writer sends on the programming thread's `direct` socket
- * (writer.ts, #sendBatch), so the thread is only needed for a large batch, a burst or nexthop objects.
+ * (writer.ts, #sendBatch), so the thread is only needed for a large batch, a burst or a write while others are in
+ * flight.
  *
  * Sends made while the thread starts wait here, in order, and count as in flight for their owners (the writer's
  * batches, the nexthop table's pending messages), which is what keeps the direct socket from overtaking them.
@@ -189,6 +192,15 @@ export class LazyThreadSocket implements RequestSocket {
     // the writer does not touch a sent batch's buffer again, and a nexthop message has a buffer of its own
     this.#waiting.push({ msg, callback, owned });
     if (!this.#starting) this.#start();
+  }
+
+  /**
+   * Start the thread now if it is stopped, for writes expected soon. Started on the first batch instead, it took
+   * 0.1-1 s (a Node worker's start-up, on a loaded machine) while that batch and the window behind it waited. With no
+   * send, the idle timer stops it again after `idleMs`.
+   */
+  warm(): void {
+    if (!this.#closed && this.#sock === undefined && !this.#starting) this.#start();
   }
 
   buffer(size: number): Buffer | undefined {

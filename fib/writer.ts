@@ -26,8 +26,22 @@ const BULK_MAX_MS = 20_000;
 const RATE_WINDOW_MS = 1000;
 /** How long one pump may build and hand over batches before it yields to the event loop. */
 const PUMP_SLICE_MS = 4;
-/** A batch of at most this many routes, with nothing in flight, is written on this thread (see #sendBatch). */
-const DIRECT_MAX = 8;
+/**
+ * A batch of at most this many routes, with nothing in flight, is written on this thread (see #sendBatch). The kernel
+ * handles a route in ~3 us inside sendmsg(), so this bounds the loop's stall near 1 ms; it is as large as that so a
+ * host's start (a block route from each peer, each with its next hop's object) and a cluster's steady state never need
+ * the request thread, which then never starts (an idle Node worker holds ~9 MiB).
+ */
+export const DIRECT_MAX = 256;
+/** ...and of at most this many bytes (the direct socket's send buffer is 64 KiB; ECMP routes are longer). */
+const DIRECT_MAX_BYTES = 32768;
+/**
+ * How long the kernel's replies may be handled in one turn of the event loop; what arrived beyond that waits for the
+ * next turn. The request thread posts each reply as it reads it, and a whole window of them (32 batches of 1000 routes)
+ * is delivered in one go: each acknowledgement settles its batch's routes, so all of them at once held the loop for
+ * tens of ms, on top of the other slices of the same turn (a peer holding 1M routes going down, issue 16).
+ */
+const REPLY_SLICE_MS = 4;
 
 interface Batch {
   readonly firstSeq: number;
@@ -47,7 +61,10 @@ export class Writer {
   #qhead = 0;
   readonly inflight: Batch[] = [];
   #pumpScheduled = false;
-  /** own adds/deletes acknowledged vs their notifications seen by the event reader */
+  /** sends on the direct socket whose completion has not been reported (the socket sends at once only when none) */
+  #directQueued = 0;
+  /** own adds/deletes sent vs their notifications seen by the event reader (as it last reported: it reports every
+   *  few hundred, and at once when asked while the writer pauses) */
   #selfExpected = 0;
   selfSeen = 0;
   paused = false;
@@ -68,6 +85,12 @@ export class Writer {
   #clock = 0;
   #clockUses = 0;
   #timeoutTimer: NodeJS.Timeout | undefined;
+  /** replies received and not handled yet (oldest at #replyHead), handled in slices of REPLY_SLICE_MS */
+  #replies: (Buffer | undefined)[] = [];
+  #replyHead = 0;
+  /** a slice of reply handling is open in this turn, until #replyEnd; the next turn closes it */
+  #replySlice = false;
+  #replyEnd = 0;
 
   readonly core: Core;
 
@@ -185,6 +208,9 @@ export class Writer {
         }
         if (now - this.#pausedSince < 1000) {
           this.paused = true;
+          // the reader reports its count every few hundred notifications (event-reader.ts, SELF_REPORT_EVERY): ask
+          // for it as it is now, so a pause ends as soon as the reader has caught up
+          core.events?.postMessage('report');
           setTimeout(() => this.schedulePump(), 5).unref();
           break;
         }
@@ -304,9 +330,12 @@ export class Writer {
     // over, the send's completion and the kernel's ACK back), each the wake-up of a sleeping thread: ~23% of a host's
     // CPU per workload event in the convergence bench (perf, 10 hosts, with the event reader's echo). The kernel's
     // work for a few routes is small, and rtnetlink handles a request inside sendmsg(); with no batch or nexthop
-    // object still waiting in the request thread, and no new object to send first, nothing can overtake it.
-    const direct = core.direct !== undefined && !this.bulk && entries.length <= DIRECT_MAX &&
-      this.inflight.length === 0 && core.nexthops.pending === 0 && !core.nexthops.hasFresh;
+    // message still waiting for the request thread or its answer, nothing can overtake it. New nexthop objects the
+    // batch needs go in the same sendmsg() ahead of its routes (the kernel handles them in order), and only while
+    // the socket's own queue is empty, so that sendmsg() happens now: a later batch on the request thread that uses
+    // those objects cannot reach the kernel before them.
+    const direct = core.direct !== undefined && !this.bulk && entries.length <= DIRECT_MAX && off <= DIRECT_MAX_BYTES &&
+      this.inflight.length === 0 && core.nexthops.pending === 0 && this.#directQueued === 0;
     this.inflight.push(batch);
     this.#armTimeout();
     const done = (err?: Error): void => {
@@ -314,7 +343,13 @@ export class Writer {
     };
     if (direct) {
       core.directBatches++;
-      core.direct!.send(buf.subarray(0, off), undefined, done);
+      const objs = core.nexthops.takeFresh(() => core.nextSeq());
+      this.#directQueued++;
+      core.direct!.send(objs.length === 0 ? buf.subarray(0, off) : Buffer.concat([...objs, buf.subarray(0, off)]), undefined, (err) => {
+        this.#directQueued--;
+        if (err) core.nexthops.unsent(objs, err);
+        done(err);
+      });
       return true;
     }
     // objects the batch's routes need go first, on the same socket: the kernel handles them in order
@@ -325,7 +360,47 @@ export class Writer {
 
   // ---------------------------------------------------------------- replies
 
+  /**
+   * The kernel's replies from any of the request sockets, in the order they arrive: handled at once while this turn's
+   * slice lasts, else in the next turns (a reply only settles what it names by sequence number, so a late one changes
+   * nothing but when; its batch counts as in flight until then, and the lost-reply timeout is seconds away).
+   */
   onReplies(b: Buffer): void {
+    this.#replies.push(b);
+    if (!this.#replySlice) {
+      this.#replySlice = true;
+      this.#replyEnd = performance.now() + REPLY_SLICE_MS;
+      setImmediate(() => this.#nextReplySlice());
+    } else if (this.#replyHead < this.#replies.length - 1 || performance.now() >= this.#replyEnd) return;
+    this.#handleReplies();
+  }
+
+  #nextReplySlice(): void {
+    this.#replySlice = false;
+    if (this.#replyHead >= this.#replies.length) return;
+    this.#replySlice = true;
+    this.#replyEnd = performance.now() + REPLY_SLICE_MS;
+    setImmediate(() => this.#nextReplySlice());
+    this.#handleReplies();
+  }
+
+  /** Handle waiting replies, oldest first, until the slice ends. */
+  #handleReplies(): void {
+    const q = this.#replies;
+    while (this.#replyHead < q.length) {
+      const b = q[this.#replyHead]!;
+      q[this.#replyHead++] = undefined;
+      if (!this.core.closed) this.#handleReply(b);
+      if (performance.now() >= this.#replyEnd) break;
+    }
+    if (this.#replyHead >= q.length) {
+      this.#replies = [];
+      this.#replyHead = 0;
+    }
+    this.schedulePump();
+  }
+
+  #handleReply(b: Buffer): void {
     for (let o = 0; o + NLMSG_HDRLEN <= b.length;) {
       const len = b.readUInt32LE(o);
       if (len < NLMSG_HDRLEN || o + len > b.length) break;
@@ -339,7 +414,6 @@ export class Writer {
       }
       o += (len + 3) & ~3;
     }
-    this.schedulePump();
   }
 
   #reply(seq: number, errno: number): void {
@@ -457,6 +531,13 @@ export class Writer {
     const wait = Math.max(0, oldest.sentAt + timeoutMs - performance.now());
     this.#timeoutTimer = setTimeout(() => {
       this.#timeoutTimer = undefined;
+      // replies that arrived and wait for their slice are not lost: settle them first (a timer can run before the
+      // turn's slice does), so only a batch the kernel really left unanswered is abandoned
+      if (this.#replyHead < this.#replies.length) {
+        this.#replyEnd = Infinity;
+        this.#handleReplies();
+        this.#replyEnd = 0;
+      }
       const now = performance.now();
       for (const b of [...this.inflight]) {
         if (now - b.sentAt >= timeoutMs) this.#abandonBatch(b, `no acknowledgement within ${timeoutMs} ms`);

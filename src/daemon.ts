@@ -199,7 +199,11 @@ export class Daemon {
       log: this.log, metrics: this.metrics, watch: this.watch, readiness: this.readiness, routes: this.routes,
       remoteLog: this.#remoteLog,
       stopping: () => this.#stopping,
-      up: (a, now) => this.#startupWait.up(a, now),
+      up: (a, now) => {
+        // the session's table follows: fib/'s request thread starts now rather than under the first batch
+        this.fib?.prepare();
+        this.#startupWait.up(a, now);
+      },
     });
     // Sweep the FIB once every start-up peer has sent its routes (or at the deadline), and the gate is open.
     this.#startupWait = new PeerWait({

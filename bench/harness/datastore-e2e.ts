@@ -5,7 +5,7 @@
 // routes skeind writes are in that namespace's kernel, never the root namespace's.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -88,6 +88,30 @@ export function procMem(pid: number): { rss: number; hwm: number } {
   return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
 }
 
+/**
+ * The CPU time each thread of a process has run so far (ns, by thread id): /proc/<pid>/task/<tid>/schedstat's first
+ * field. /proc/<pid>/stat's utime and stime count in clock ticks (10 ms), too coarse for a few ms of work.
+ */
+export function procThreadsNs(pid: number): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      m.set(tid, Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]));
+    } catch { /* the thread exited between the listing and the read */ }
+  }
+  return m;
+}
+
+/**
+ * The CPU a process used between two procThreadsNs readings (ms): per thread, so a thread that exits in between takes
+ * only its time since `a` with it (not all it ever ran), and a thread started in between counts from zero.
+ */
+export function cpuBetween(a: Map<string, number>, b: Map<string, number>): number {
+  let ns = 0;
+  for (const [tid, t] of b) ns += t - (a.get(tid) ?? 0);
+  return ns / 1e6;
+}
+
 /** skeind.yaml's datastore line for etcd at `endpoint` */
 export const etcdDatastore = (endpoint: string): string => `{ type: etcd, etcd: { endpoints: [${JSON.stringify(endpoint)}] } }`;
 /** skeind.yaml's datastore line for a resources file */
@@ -95,9 +119,9 @@ export const fileDatastore = (path: string): string => `{ type: file, path: ${JS
 
 /**
  * Start skeind for `node` on `datastore` (etcdDatastore, fileDatastore) and wait for ready and for every prefix of
- * `own` in the kernel. `metrics`: its /metrics address (default none).
+ * `own` in the kernel. `metrics`: its /metrics address (default none); `skeind`: another build's src/skeind.js.
  */
-export async function startSkeind(o: { datastore: string; node: string; dir: string; own: readonly string[]; routes: RouteWatch; timeoutMs: number; settleMs?: number; metrics?: string }): Promise<SkeindStart> {
+export async function startSkeind(o: { datastore: string; node: string; dir: string; own: readonly string[]; routes: RouteWatch; timeoutMs: number; settleMs?: number; metrics?: string; skeind?: string }): Promise<SkeindStart> {
   const cfg = join(o.dir, `${o.node}.yaml`);
   writeFileSync(cfg, [
     `nodeName: ${o.node}`,
@@ -109,7 +133,7 @@ export async function startSkeind(o: { datastore: string; node: string; dir: str
   ].join('\n'));
   const t0 = performance.now();
   const flags = (process.env.SKEIND_NODE_FLAGS ?? '').split(' ').filter((x) => x !== '');
-  const child = spawn(process.execPath, [...flags, '--import', MEMSTAT, SKEIND, '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...flags, '--import', MEMSTAT, o.skeind ?? SKEIND, '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
   let tail = '';
   let readyAt: number | undefined;
   const readyWaiters: (() => void)[] = [];

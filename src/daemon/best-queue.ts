@@ -1,5 +1,5 @@
 // The route table's queue of best-path changes (src/daemon/routes.ts). They arrive in batches of up to hundreds of
-// thousands (one per speaker flush); they are queued and handed on in slices of ~10 ms, in order (a later change of
+// thousands (one per speaker flush); they are queued and handed on in slices of ~5 ms, in order (a later change of
 // a prefix wins), so the event loop keeps turning (keepalives, the control socket) meanwhile. What a change does to
 // the table is the table's business: this file only decides when.
 import { performance } from 'node:perf_hooks';
@@ -17,8 +17,12 @@ export interface BestInput {
   readonly afi?: 1 | 2;
 }
 
-/** How long one slice of queued best-path changes may run before the loop gets a turn. */
-const SLICE_MS = 10;
+/**
+ * How long one slice of queued best-path changes may run before the loop gets a turn. Other slices run in the same
+ * turn (the RIB walker's, the FIB writer's pump and its replies, the speaker's flush), and a turn is what the event
+ * loop's delay measures: at 10 ms here those turns reached 50-60 ms while a peer holding 1M routes went down.
+ */
+const SLICE_MS = 5;
 
 /** A BestBatch entry seen as a BestInput, for the hooks (elevation, learnedMetric) that read one synchronously. */
 class BatchCursor implements BestInput {
@@ -65,7 +69,7 @@ export class BestQueue {
 
   /**
    * apply: what one change does (called synchronously, in order; a BestBatch entry is handed as one reused object,
-   * to be read before apply returns). sliceMs: how long one slice may run (default 10 ms; 0: 256 changes a slice).
+   * to be read before apply returns). sliceMs: how long one slice may run (default 5 ms; 0: 256 changes a slice).
    */
   constructor(apply: (ev: BestInput) => void, sliceMs: number = SLICE_MS) {
     this.#apply = apply;

@@ -20,7 +20,7 @@
 // differ. A learned route's kernel metric rides on its interned next-hop set; elevated paths (rare: a live
 // migration) keep theirs in a small map beside the table.
 // Best-path changes arrive in batches of up to hundreds of thousands (one per speaker flush); they are queued
-// and applied in slices of ~10 ms (best-queue.ts), so the event loop keeps turning (keepalives, the control
+// and applied in slices of ~5 ms (best-queue.ts), so the event loop keeps turning (keepalives, the control
 // socket) meanwhile. Prefix keys, next-hop sets, kernel targets and the write to the Programmer: route-targets.ts.
 import { prefixText, type BestBatch, type PrefixKey, type ViaHop } from '../../bgp/index.js';
 import { V4Index, type Programmer, type Target } from '../../fib/index.js';
@@ -103,7 +103,7 @@ export class RouteTable {
   readonly #keepLearned: boolean;
 
   /**
-   * sliceMs: how long one slice of queued best-path changes may run (default 10 ms; tests use 0: 256 a slice).
+   * sliceMs: how long one slice of queued best-path changes may run (default 5 ms; tests use 0: 256 a slice).
    * keepLearned: see #keepLearned.
    */
   constructor(fib: Programmer | undefined, o: { sliceMs?: number; keepLearned?: boolean } = {}) {
@@ -177,7 +177,7 @@ export class RouteTable {
   }
 
   /**
-   * A batch of best-path changes from the speaker, queued and applied in slices of about 10 ms (in order: a later
+   * A batch of best-path changes from the speaker, queued and applied in slices of about 5 ms (in order: a later
    * change of a prefix wins). Own originations and withdrawn prefixes have nothing to install.
    */
   bestChanges(evs: readonly BestInput[] | BestBatch): void {

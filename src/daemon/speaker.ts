@@ -101,7 +101,7 @@ export class SpeakerEvents {
         if (debug) log.debug('best path', { prefix: row.prefix, nextHops: row.nextHops, from: row.from, local: row.local, gone: row.gone });
       }
     }
-    // Queued and applied in ~10 ms slices (src/daemon/routes.ts), keyed by the RIB's prefix key, not text; an
+    // Queued and applied in ~5 ms slices (src/daemon/routes.ts), keyed by the RIB's prefix key, not text; an
     // elevated path's metric comes from the route table's elevation hook.
     this.#p.routes.bestChanges(evs);
     // skein_fib_routes is computed when /metrics is read (fib.stats() walks every route: not per best path).

@@ -3,10 +3,12 @@
 // never decoded (a broken record of another node raises no issue), in the list and in the watch; this node's are
 // read exactly as an unscoped datastore reads them; a name not in Calico's form is kept.
 import t from 'tap';
+import fc from 'fast-check';
 import { requires } from '../helpers/env.js';
 import { startEtcd, until } from '../helpers/etcd.js';
 import { affinityKey, affinityValue, blockKey, fullBlock, nodeKey, nodeValue, wepKey, wepName, wepValue } from '../helpers/calico-gen.js';
 import { EtcdDatastore, wepNodeOfName, keyConcernsNode, type ChangeEvent, type Issue, type Model } from '../../config/index.js';
+import { nodeKeyFilter } from '../../config/keys.js';
 
 // Ports of this file: 24371-24372.
 const ME = 'scope-node-1';
@@ -30,6 +32,37 @@ t.test('wepNodeOfName: the node segment of Calico endpoint names', async (t) => 
   t.equal(keyConcernsNode(affinityKey('node-10', 3), 'node-1'), false);
   t.equal(keyConcernsNode(blockKey(3), 'node-1'), false);
   t.equal(keyConcernsNode(nodeKey('node-10'), 'node-1'), true, 'other Nodes are peers: read');
+});
+
+t.test('nodeKeyFilter (the key as etcd sends it, bytes) answers as keyConcernsNode (the key as a string)', async (t) => {
+  const f = nodeKeyFilter('node-1');
+  const k = (node: string): Buffer => Buffer.from(wepKey(node, 'ns', 'p'));
+  t.equal(f(k('node-1')), true);
+  t.equal(f(k('node-1-b')), false, 'a node whose name starts with ours and a dash');
+  t.equal(f(k('node-10')), false);
+  t.equal(f(k('node')), false, 'a node whose name is a prefix of ours');
+  t.equal(f(Buffer.from('/calico/resources/v3/projectcalico.org/workloadendpoints/ns/myvm')), true, 'not Calico form: read');
+  t.equal(f(Buffer.from(affinityKey('node-1', 3))), true);
+  t.equal(f(Buffer.from(affinityKey('node-10', 3))), false);
+  t.equal(f(Buffer.from(blockKey(3))), false);
+  t.equal(f(Buffer.from(nodeKey('node-10'))), true);
+  // generated keys: node names as Calico allows them (RFC 1123 subdomains, lib/names), endpoint names from a few
+  // segments of letters, dashes and non-ASCII text, under each prefix the rule looks at and some it does not
+  const label = fc.stringMatching(/^[a-z0-9]([a-z0-9-]{0,6}[a-z0-9])?$/);
+  const nodeName = fc.array(label, { minLength: 1, maxLength: 2 }).map((a) => a.join('.'));
+  const piece = fc.constantFrom('a', 'b', '1', '-', '--', '---', 'é', '\u00ff', '/', '.', 'k8s', 'node-1', 'node--1');
+  const text = fc.array(piece, { maxLength: 10 }).map((a) => a.join(''));
+  const prefix = fc.constantFrom('/calico/resources/v3/projectcalico.org/workloadendpoints/', '/calico/resources/v3/projectcalico.org/workloadendpoints/ns/',
+    '/calico/ipam/v2/host/', '/calico/ipam/v2/assignment/ipv4/block/', '/calico/resources/v3/projectcalico.org/nodes/', '/calico/ipam/v2/handle/', '/other/');
+  fc.assert(fc.property(nodeName, prefix, text, fc.boolean(), (node, pre, rest, ownFirst) => {
+    const key = `${pre}${ownFirst ? `${node.replaceAll('-', '--')}-` : ''}${rest}`;
+    return nodeKeyFilter(node)(Buffer.from(key)) === keyConcernsNode(key, node);
+  }), { numRuns: 20_000 });
+  // bytes that are not UTF-8 in a name: the string form has U+FFFD for them, the answer is the same
+  for (const bad of [[0xff], [0xc3], [0xe2, 0x82], [0x80, 0x2d]]) {
+    const key = Buffer.concat([Buffer.from('/calico/resources/v3/projectcalico.org/workloadendpoints/ns/node--1'), Buffer.from(bad), Buffer.from('-k8s-p-eth0')]);
+    t.equal(nodeKeyFilter('node-1')(key), keyConcernsNode(key.toString(), 'node-1'), `bytes ${bad.join(',')}`);
+  }
 });
 
 /** The part of a full model that concerns one node, as the scoped datastore should hold it. */
@@ -106,6 +139,17 @@ t.test('etcd datastore scoped to one node: list and watch', async (t) => {
       `deleted WorkloadEndpoint ns-0/${wepName(ME, 'pod-0')}`,
     ], 'only this node\'s changes, in order');
     t.same(issues, [], 'nothing of other nodes decoded');
+    t.equal(ds.model.get('WorkloadEndpoint', `ns-0/${wepName('scope-node-10', 'new')}`), undefined, 'another node\'s new endpoint is not in the model');
+    t.ok(ds.model.get('WorkloadEndpoint', `ns-0/${wepName('scope-node-1-b', 'pod-0')}`) === undefined && ds.model.list('WorkloadEndpoint').length === 6,
+      'the model holds this node\'s endpoints only: five pods and the odd name, less pod-0, plus late');
+    // another node's events, dropped, still move the revision the model reflects (and a resumed watch starts from)
+    const before = BigInt(ds.status.revision ?? 0);
+    const put = await c.put(wepKey('scope-node-2', 'ns-1', 'last')).value(wepValue('scope-node-2', 'ns-1', 'last', '10.64.1.90'));
+    const rev = BigInt(put.header.revision);
+    t.ok(rev > before);
+    await until(() => BigInt(ds.status.revision ?? 0) >= rev, 'the revision of another node\'s put', 20_000);
+    t.equal(ds.status.revision, rev.toString(), 'status.revision is that of the last event, dropped or not');
+    t.same(changes.length, 2, 'and no change event for it');
     await until(() => BigInt(full.status.revision ?? 0) >= BigInt(ds.status.revision ?? 0), 'the full read caught up', 20_000);
     t.same(ds.model.toJSON(), scopedView(full.model, ME), 'still equal to the full read, filtered');
   });

@@ -128,6 +128,15 @@ async function handle(cmd: Record<string, unknown>): Promise<unknown> {
     }
     case 'nextHopDown':
       return need().nextHopDown(...hop(cmd.gw as string));
+    case 'prepare':
+      need().prepare();
+      return checkedStats(need());
+    case 'block': {
+      // hold this thread for `ms` (a long turn of skeind's loop): the request thread's replies pile up meanwhile
+      const until = performance.now() + (cmd.ms as number);
+      while (performance.now() < until) { /* busy */ }
+      return null;
+    }
     case 'failures':
       return [...need().failures()].map(view);
     case 'close':

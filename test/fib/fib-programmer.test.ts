@@ -3,6 +3,7 @@
 import t, { type Test } from 'tap';
 import { requires } from '../helpers/env.js';
 import { Lab, nsExec, nsSpawn, until } from '../helpers/netns.js';
+import { DIRECT_MAX } from '../../fib/writer.js';
 import { Agent, routes, type IpRoute } from './client.js';
 
 const PROTO = '171';
@@ -275,11 +276,16 @@ t.test('a lone route with nothing in flight is written on the programming thread
   t.teardown(() => lab.destroy());
   const ns = topology(lab);
   const agent = await startAgent(t, ns);
-  type St = { directBatches: number; repairs: number; errors: number; inSync: number; desired: number; installed: number };
-  // the gateway's nexthop object is made (and sent through the request thread) by the first route through it
+  type St = {
+    directBatches: number; repairs: number; errors: number; inSync: number; desired: number; installed: number;
+    requestThreadStarts: number; nexthops: number;
+  };
+  // the gateway's nexthop object is made by the first route through it, and sent before it on the same socket
   await agent.call('set', { routes: [{ prefix: '10.45.0.0/24', hops: [{ gw: '10.0.0.2' }] }] });
   const s0 = await agent.call<St>('flush');
-  t.equal(s0.installed, 1, 'the first route is in');
+  t.match(s0, { installed: 1, inSync: 1, errors: 0, nexthops: 1 }, 'the first route is in, through its new object');
+  t.equal(s0.directBatches, 1, 'a lone route through a new object: object and route go direct');
+  t.equal(s0.requestThreadStarts, 0, 'and the request thread did not start for them');
   const has = (dst: string): boolean => byDst(routes(ns, 4, 'proto', PROTO)).has(dst);
 
   await agent.call('set', { routes: [{ prefix: '10.45.1.0/24', hops: [{ gw: '10.0.0.2' }] }] });
@@ -288,11 +294,12 @@ t.test('a lone route with nothing in flight is written on the programming thread
   t.ok(has('10.45.1.0/24'), 'and it is in the kernel');
   t.equal(s1.repairs, s0.repairs, 'the notification of our own write is not taken for someone else\'s');
 
-  // 100 routes queued at once: one batch, through the request thread
-  await agent.call('setRange', { range: { base: '10.46.0.0/32', count: 100, hops: [{ gw: '10.0.0.2' }] } });
+  // more routes queued at once than a direct batch takes (writer.ts, DIRECT_MAX): through the request thread
+  await agent.call('setRange', { range: { base: '10.46.0.0/32', count: DIRECT_MAX + 44, hops: [{ gw: '10.0.0.2' }] } });
   const s2 = await agent.call<St>('flush');
-  t.equal(s2.directBatches, s1.directBatches, 'a batch of 100 routes does not go direct');
-  t.match(s2, { installed: 102, inSync: 102, errors: 0 }, 'all of them in the kernel');
+  t.equal(s2.directBatches, s1.directBatches, `a batch of ${DIRECT_MAX + 44} routes does not go direct`);
+  t.equal(s2.requestThreadStarts, 1, 'it started the request thread');
+  t.match(s2, { installed: DIRECT_MAX + 46, inSync: DIRECT_MAX + 46, errors: 0 }, 'all of them in the kernel');
 
   await agent.call('remove', { routes: [{ prefix: '10.45.1.0/24' }] });
   const s3 = await agent.call<St>('flush');
@@ -307,6 +314,32 @@ t.test('a lone route with nothing in flight is written on the programming thread
   t.equal(s4.repairs - s3.repairs, 1, 'one repair: the external delete');
   t.ok(s4.directBatches > s3.directBatches, 'written back directly');
   t.equal(s4.inSync, s4.desired, 'everything in sync at the end');
+  await agent.call('close');
+});
+
+t.test('acknowledgements that pile up while the loop is held are settled in later turns: none lost, none taken for lost', async (t) => {
+  if (!rootOk(t)) return;
+  const lab = new Lab();
+  t.teardown(() => lab.destroy());
+  const ns = topology(lab);
+  const agent = await startAgent(t, ns);
+  type St = { desired: number; installed: number; inSync: number; errors: number };
+  // 60,000 routes: 60 batches of 1000, 32 in flight. While the agent's thread is held, the request thread reads a
+  // window of acknowledgements, which then arrive together; the writer handles them in slices over several turns
+  // (writer.ts, REPLY_SLICE_MS), in order
+  await agent.call('setRange', { range: { base: '10.70.0.0/32', count: 60_000, hops: [{ gw: '10.0.0.2' }] } });
+  for (let i = 0; i < 4; i++) await agent.call('block', { ms: 150 });
+  await until(async () => (await agent.call<St>('flush')).inSync === 60_000, '60,000 routes in sync', 60_000, 50);
+  const st = await agent.call<St>('flush');
+  t.match(st, { desired: 60_000, installed: 60_000, errors: 0 }, 'every route installed, no error');
+  const b = await agent.call<{ routes: number; failed: number; inconsistent: number }>('batches');
+  t.equal(b.routes, 60_000, 'every batch was acknowledged and settled (an abandoned batch would not be counted)');
+  t.equal(b.failed, 0, 'no route refused');
+  t.equal(b.inconsistent, 0, 'each batch\'s latency figures are consistent');
+  const lost = agent.events.filter((e) => e.event === 'resync' && /acknowledgement|send failed|overrun/.test(String(e.reason)));
+  t.same(lost, [], 'no batch was taken for lost and no reply overran');
+  const count = Number(nsExec(ns, 'sh', ['-c', `ip -4 route show proto ${PROTO} | wc -l`]).trim());
+  t.equal(count, 60_000, 'the kernel holds them all');
   await agent.call('close');
 });
 
@@ -337,35 +370,71 @@ t.test('the request thread starts only for a write that needs it, stops when idl
   t.equal(s1.directBatches - s0.directBatches, 6, 'all six writes went direct');
   t.ok(has('10.47.0.3') && !has('10.47.0.4'), 'and the kernel holds what they said');
 
-  // 200 routes at once: the thread starts and carries them
-  await agent.call('setRange', { range: { base: '10.48.0.0/32', count: 200, hops: [{ dev: 'v1a' }] } });
+  // a direct batch's worth of routes at once still goes direct (a host's start: a route from each peer)
+  const big = DIRECT_MAX + 144;
+  const at = (i: number): string => `10.48.${i >> 8}.${i & 255}`;
+  await agent.call('setRange', { range: { base: '10.49.0.0/32', count: DIRECT_MAX, hops: [{ dev: 'v1a' }] } });
+  const s1b = await agent.call<St>('flush');
+  t.match(s1b, { requestThreadRunning: false, requestThreadStarts: 0, installed: 4 + DIRECT_MAX, errors: 0 }, `${DIRECT_MAX} routes at once: direct, no thread`);
+  t.equal(s1b.directBatches - s1.directBatches, 1, 'in one batch');
+  await agent.call('remove', { routes: Array.from({ length: DIRECT_MAX }, (_, i) => ({ prefix: `10.49.${i >> 8}.${i & 255}/32` })) });
+  const s1c = await agent.call<St>('flush');
+  t.match(s1c, { requestThreadStarts: 0, installed: 4, errors: 0 }, 'and removed the same way');
+  t.equal(routes(ns, 4, 'proto', PROTO).filter((r) => r.dst.startsWith('10.49.')).length, 0, 'none of them left in the kernel');
+
+  // more than that at once: the thread starts and carries them
+  await agent.call('setRange', { range: { base: '10.48.0.0/32', count: big, hops: [{ dev: 'v1a' }] } });
   const s2 = await agent.call<St>('flush');
   t.equal(s2.requestThreadStarts, 1, 'a large batch started the thread');
-  t.match(s2, { installed: 204, inSync: 204, errors: 0 }, 'its routes are in');
-  t.equal(routes(ns, 4, 'proto', PROTO).filter((r) => r.dst.startsWith('10.48.')).length, 200, 'all 200 in the kernel');
+  t.match(s2, { installed: big + 4, inSync: big + 4, errors: 0 }, 'its routes are in');
+  t.equal(routes(ns, 4, 'proto', PROTO).filter((r) => r.dst.startsWith('10.48.')).length, big, `all ${big} in the kernel`);
 
   // once idle, it stops; a lone write still goes direct and does not start it
   await until(async () => !(await agent.call<St>('stats')).requestThreadRunning, 'the idle request thread to stop', 10_000);
   await agent.call('set', { routes: [{ prefix: '10.47.1.0/32', hops: [{ dev: 'v1a' }] }] });
   const s3 = await agent.call<St>('flush');
-  t.match(s3, { requestThreadRunning: false, requestThreadStarts: 1, installed: 205 }, 'a lone write after the stop: direct, no new thread');
+  t.match(s3, { requestThreadRunning: false, requestThreadStarts: 1, installed: big + 5 }, 'a lone write after the stop: direct, no new thread');
 
   // a second large batch: a second thread (a new netlink port), whose notifications are still known as ours
-  await agent.call('remove', { routes: Array.from({ length: 100 }, (_, i) => ({ prefix: `10.48.0.${i}/32` })) });
+  const gone = DIRECT_MAX + 44;
+  await agent.call('remove', { routes: Array.from({ length: gone }, (_, i) => ({ prefix: `${at(i)}/32` })) });
   const s4 = await agent.call<St>('flush');
   t.equal(s4.requestThreadStarts, 2, 'started again for a large batch');
-  t.match(s4, { installed: 105, inSync: 105, errors: 0 }, 'the deletes are done');
-  t.equal(routes(ns, 4, 'proto', PROTO).filter((r) => r.dst.startsWith('10.48.')).length, 100, 'and gone from the kernel');
+  t.match(s4, { installed: big + 5 - gone, inSync: big + 5 - gone, errors: 0 }, 'the deletes are done');
+  t.equal(routes(ns, 4, 'proto', PROTO).filter((r) => r.dst.startsWith('10.48.')).length, big - gone, 'and gone from the kernel');
   // our own writes through either socket and either thread come back as notifications: none is taken for a change
   // by someone else (that would count a repair); an external delete still is
   await agent.call('resync');
   const s5 = await agent.call<St>('flush');
   t.equal(s5.repairs, 0, 'no repair of our own writes');
-  nsExec(ns, 'ip', ['route', 'del', '10.48.0.150/32']);
-  await until(() => has('10.48.0.150'), 'the externally deleted route to come back', 5000);
+  nsExec(ns, 'ip', ['route', 'del', `${at(big - 10)}/32`]);
+  await until(() => has(at(big - 10)), 'the externally deleted route to come back', 5000);
   const s6 = await agent.call<St>('flush');
   t.equal(s6.repairs, 1, 'one repair: the external delete');
   t.equal(s6.inSync, s6.desired, 'everything in sync at the end');
+  await agent.call('close');
+});
+
+t.test('prepare() starts a stopped request thread ahead of a burst, once; it stops again when idle', async (t) => {
+  if (!rootOk(t)) return;
+  const lab = new Lab();
+  t.teardown(() => lab.destroy());
+  const ns = topology(lab);
+  const agent = await startAgent(t, ns, { requestThreadIdleMs: 300 });
+  type St = { requestThreadRunning: boolean; requestThreadStarts: number; installed: number; inSync: number; errors: number };
+  const s0 = await agent.call<St>('stats');
+  t.match(s0, { requestThreadRunning: false, requestThreadStarts: 0 }, 'no thread after start');
+  const s1 = await agent.call<St>('prepare');
+  t.match(s1, { requestThreadRunning: true, requestThreadStarts: 1 }, 'prepare() starts it with nothing to write');
+  const s2 = await agent.call<St>('prepare');
+  t.equal(s2.requestThreadStarts, 1, 'a second prepare() while it runs or starts does not start another');
+  await until(async () => !(await agent.call<St>('stats')).requestThreadRunning, 'the unused thread to stop when idle', 10_000);
+  // a burst after the stop is still written (the thread starts again for it)
+  await agent.call('setRange', { range: { base: '10.49.0.0/32', count: 200, hops: [{ gw: '10.0.0.2' }] } });
+  const s3 = await agent.call<St>('flush');
+  t.match(s3, { installed: 200, inSync: 200, errors: 0 }, 'the burst is in');
+  t.equal(s3.requestThreadStarts, 2, 'through a thread started again for it');
+  t.equal(routes(ns, 4, 'proto', PROTO).filter((r) => r.dst.startsWith('10.49.')).length, 200, 'all 200 in the kernel');
   await agent.call('close');
 });
 
@@ -488,4 +557,29 @@ t.test('a burst into a small table is written in bulk mode; with bulkThreshold a
   t.ok(adaptive.dumps >= 1, `default threshold: the burst ended with a verification dump (${adaptive.dumps})`);
   const fixed = await burst({ bulkThreshold: 20_000 }, '10.63.0.0/32');
   t.equal(fixed.dumps, fixed.overruns, `bulkThreshold 20000: no dump beyond overruns (dumps ${fixed.dumps}, overruns ${fixed.overruns})`);
+});
+
+for (const eventThread of [false, true]) t.test(`a burst written with notifications on is paced by the reader's counts and ends in sync (reader ${eventThread ? 'in a worker' : 'on the programming thread'})`, async (t) => {
+  if (!rootOk(t)) return;
+  // With bulk mode out of reach, every write comes back as a notification; the writer pauses while more than a few
+  // thousand are unread (writer.ts, its backlog limit) and the reader reports its count only every few hundred, or
+  // when the paused writer asks (event-reader.ts, SELF_REPORT_EVERY). The burst must still end, in sync, with none of
+  // our own notifications taken for someone else's change.
+  type St = { inSync: number; installed: number; errors: number; repairs: number; desired: number };
+  const n = 12_000;
+  const lab = new Lab();
+  t.teardown(() => lab.destroy());
+  const ns = topology(lab);
+  const agent = await startAgent(t, ns, { bulkThreshold: 1_000_000, eventThread });
+  await agent.call('setRange', { range: { base: '10.64.0.0/32', count: n, hops: [{ gw: '10.0.0.2' }] } });
+  await until(async () => {
+    const st = await agent.call<St>('flush');
+    return st.inSync === n && st.installed === n;
+  }, `${n} routes in sync`, 60_000, 100);
+  const st = await agent.call<St>('stats');
+  t.match(st, { desired: n, installed: n, inSync: n, errors: 0 }, 'every route written, none refused');
+  t.equal(st.repairs, 0, 'no notification of our own writes taken for a change by someone else');
+  const count = Number(nsExec(ns, 'sh', ['-c', `ip -4 route show proto ${PROTO} | wc -l`]).trim());
+  t.equal(count, n, `the kernel holds the ${n} routes`);
+  await agent.call('close');
 });
