@@ -429,12 +429,40 @@ t.test('prepare() starts a stopped request thread ahead of a burst, once; it sto
   const s2 = await agent.call<St>('prepare');
   t.equal(s2.requestThreadStarts, 1, 'a second prepare() while it runs or starts does not start another');
   await until(async () => !(await agent.call<St>('stats')).requestThreadRunning, 'the unused thread to stop when idle', 10_000);
-  // a burst after the stop is still written (the thread starts again for it)
-  await agent.call('setRange', { range: { base: '10.49.0.0/32', count: 200, hops: [{ gw: '10.0.0.2' }] } });
+  // a burst after the stop is still written (the thread starts again for it; a batch of DIRECT_MAX or fewer would go
+  // on the direct socket)
+  const n = DIRECT_MAX + 44;
+  await agent.call('setRange', { range: { base: '10.49.0.0/32', count: n, hops: [{ gw: '10.0.0.2' }] } });
   const s3 = await agent.call<St>('flush');
-  t.match(s3, { installed: 200, inSync: 200, errors: 0 }, 'the burst is in');
+  t.match(s3, { installed: n, inSync: n, errors: 0 }, 'the burst is in');
   t.equal(s3.requestThreadStarts, 2, 'through a thread started again for it');
-  t.equal(routes(ns, 4, 'proto', PROTO).filter((r) => r.dst.startsWith('10.49.')).length, 200, 'all 200 in the kernel');
+  t.equal(routes(ns, 4, 'proto', PROTO).filter((r) => r.dst.startsWith('10.49.')).length, n, `all ${n} in the kernel`);
+  await agent.call('close');
+});
+
+t.test('a thread prepare() started that nothing used stops soon, even with the default idle period; one that was used stays', async (t) => {
+  if (!rootOk(t)) return;
+  // request-socket.ts, WARM_UNUSED_MS: a session that brings a few routes (they go direct) must not keep the thread's
+  // memory for the whole idle period (60 s by default)
+  const lab = new Lab();
+  t.teardown(() => lab.destroy());
+  const ns = topology(lab);
+  const agent = await startAgent(t, ns);
+  type St = { requestThreadRunning: boolean; requestThreadStarts: number; installed: number; inSync: number; errors: number; directBatches: number };
+  const s1 = await agent.call<St>('prepare');
+  t.match(s1, { requestThreadRunning: true, requestThreadStarts: 1 }, 'prepare() starts it');
+  await agent.call('set', { routes: [{ prefix: '10.51.0.0/24', hops: [{ gw: '10.0.0.2' }] }] });
+  const s2 = await agent.call<St>('flush');
+  t.match(s2, { installed: 1, errors: 0, directBatches: 1 }, 'a lone route meanwhile goes direct, not through the thread');
+  await until(async () => !(await agent.call<St>('stats')).requestThreadRunning, 'the unused thread to stop', 15_000);
+  t.pass('the unused thread stopped long before the default idle period (60 s)');
+  // used: a burst right after prepare() goes through it, and then it stays for the idle period
+  await agent.call('prepare');
+  await agent.call('setRange', { range: { base: '10.52.0.0/32', count: 400, hops: [{ gw: '10.0.0.2' }] } });
+  const s3 = await agent.call<St>('flush');
+  t.match(s3, { requestThreadStarts: 2, installed: 401, inSync: 401, errors: 0 }, 'the burst went through the prepared thread');
+  await new Promise((r) => setTimeout(r, 6_000));
+  t.match(await agent.call<St>('stats'), { requestThreadRunning: true, requestThreadStarts: 2 }, 'a thread that was used is not stopped early');
   await agent.call('close');
 });
 
