@@ -25,9 +25,11 @@ const SPARE_MAX = 64;
  * A thread warm() started that nothing has been sent through stops after this long (or idleMs, if shorter), not after
  * idleMs: the session that came up may bring a few routes only, which go on the direct socket (a Calico host's start:
  * a block route from each peer), and the idle worker's ~9 MiB stayed on every host for idleMs (60 s) after each
- * session came up (the 10-host convergence bench's idle RSS per host: 70.5 MiB without it, 79.5 with it).
+ * session came up (the 10-host convergence bench's idle RSS per host: 70.5 MiB before prepare(), 79.5 with it and the
+ * idle period, 72.3-72.9 with this). A table that follows its session comes within this time, or while the thread
+ * starts (its sends wait for it and count).
  */
-const WARM_UNUSED_MS = 3000;
+const WARM_UNUSED_MS = 1000;
 
 const errnoError = (code: string, errno: number, message: string, syscall: string): ErrnoException =>
   Object.assign(new Error(message), { name: 'ErrnoException' as const, code, errno, syscall });
