@@ -21,6 +21,15 @@ export interface RequestSocket {
 
 /** Batch buffers kept for reuse: more than the writer's window of batches in flight is never needed at once. */
 const SPARE_MAX = 64;
+/**
+ * A thread warm() started that nothing has been sent through stops after this long (or idleMs, if shorter), not after
+ * idleMs: the session that came up may bring a few routes only, which go on the direct socket (a Calico host's start:
+ * a block route from each peer), and the idle worker's ~9 MiB stayed on every host for idleMs (60 s) after each
+ * session came up (the 10-host convergence bench's idle RSS per host: 70.5 MiB before prepare(), 79.5 with it and the
+ * idle period, 72.3-72.9 with this). A table that follows its session comes within this time, or while the thread
+ * starts (its sends wait for it and count).
+ */
+const WARM_UNUSED_MS = 1000;
 
 const errnoError = (code: string, errno: number, message: string, syscall: string): ErrnoException =>
   Object.assign(new Error(message), { name: 'ErrnoException' as const, code, errno, syscall });
@@ -197,10 +206,10 @@ export class LazyThreadSocket implements RequestSocket {
   /**
    * Start the thread now if it is stopped, for writes expected soon. Started on the first batch instead, it took
    * 0.1-1 s (a Node worker's start-up, on a loaded machine) while that batch and the window behind it waited. With no
-   * send, the idle timer stops it again after `idleMs`.
+   * send, the idle timer stops it again after WARM_UNUSED_MS (or `idleMs`, if shorter).
    */
   warm(): void {
-    if (!this.#closed && this.#sock === undefined && !this.#starting) this.#start();
+    if (!this.#closed && this.#sock === undefined && !this.#starting) this.#start(true);
   }
 
   buffer(size: number): Buffer | undefined {
@@ -216,9 +225,10 @@ export class LazyThreadSocket implements RequestSocket {
     this.#failWaiting(errnoError('EBADF', 9, 'the request socket is closed', 'sendmsg'));
   }
 
-  #start(): void {
+  #start(warm = false): void {
     this.#starting = true;
     this.starts++;
+    const sendsAtStart = this.#sends;
     ThreadSocket.open(this.#cfg).then(async ({ sock, port }) => {
       sock.on('message', (b) => this.#hooks.onMessage(b));
       sock.on('error', (e) => {
@@ -236,7 +246,7 @@ export class LazyThreadSocket implements RequestSocket {
       const waiting = this.#waiting;
       this.#waiting = [];
       for (const w of waiting) sock.send(w.msg, undefined, w.callback, w.owned);
-      this.#armIdle();
+      this.#armIdle(warm && this.#sends === sendsAtStart ? Math.min(WARM_UNUSED_MS, this.#idleMs) : this.#idleMs);
     }, (err: unknown) => {
       this.#starting = false;
       const e = errnoError('EIO', 5, `fib request thread did not start: ${err instanceof Error ? err.message : String(err)}`, 'sendmsg');
@@ -262,7 +272,7 @@ export class LazyThreadSocket implements RequestSocket {
   }
 
   /** Stop the thread once a whole idle period passed with no send and nothing awaiting an answer. */
-  #armIdle(): void {
+  #armIdle(ms = this.#idleMs): void {
     if (this.#idleMs <= 0 || this.#idleTimer !== undefined) return;
     this.#checkedSends = this.#sends;
     this.#idleTimer = setTimeout(() => {
@@ -275,7 +285,7 @@ export class LazyThreadSocket implements RequestSocket {
         return;
       }
       this.#armIdle();
-    }, this.#idleMs);
+    }, ms);
     this.#idleTimer.unref();
   }
 }

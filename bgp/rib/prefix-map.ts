@@ -24,6 +24,18 @@ const STEPPED_SLOTS = 1 << 18;
 const MOVE_PER_INSERT = 64;
 /** tables made so far: each gets its own hash seed */
 let tables = 0;
+/** keys inserted into every PrefixMap so far: the clock by which growths are staggered (put4) */
+let inserts = 0;
+/** `inserts` when a table last began a stepped growth */
+let lastStepped = -Infinity;
+/**
+ * A table due to grow in steps puts it off while another began one within this many inserts (a few event-loop
+ * turns of a full table arriving), up to 7/8 load. The Loc-RIB and an Adj-RIB-Out are fed the same prefixes, so
+ * they reach 3/4 load within a few inserts of each other: their growths to 2M slots at 1M prefixes (allocating
+ * 32 MiB each, and the full collection V8 starts after it) came in one turn, 58-71 ms of loop delay
+ * (bench/skeind.ts with --trace-gc), the largest of the announce phase.
+ */
+const STAGGER = 1 << 16;
 /**
  * Mixed into every seed, different in every process. Seeds from the counter alone were the same in every skein
  * process: a peer that is skein too sends its table in the hash order of its Loc-RIB, which had the same seed as
@@ -65,10 +77,14 @@ export class PrefixMap<V> {
     capacity = 64,
     private readonly keysOnly = false,
     /**
-     * from what table size growth goes in steps, and how many old slots move per insert (tests take small tables
-     * and slow moves to reach every state of a growth under way, including a new table that fills first)
+     * from what table size growth goes in steps, how many old slots move per insert, and for how many inserts a
+     * growth due waits for another one (tests take small tables and slow moves to reach every state of a growth
+     * under way, including a new table that fills first)
      */
-    private readonly stepped: { readonly from: number; readonly perInsert: number } = { from: STEPPED_SLOTS, perInsert: MOVE_PER_INSERT },
+    private readonly stepped: { readonly from: number; readonly perInsert: number; readonly stagger?: number } = {
+      from: STEPPED_SLOTS,
+      perInsert: MOVE_PER_INSERT,
+    },
   ) {
     let cap = 16;
     while (cap < capacity) cap *= 2;
@@ -79,7 +95,9 @@ export class PrefixMap<V> {
   }
 
   private newVals(cap: number): (V | undefined)[] {
-    return this.keysOnly ? [] : new Array<V | undefined>(cap).fill(undefined);
+    // holes read as undefined: V8 writes a new array's holes in one native pass, which fill(undefined) did again in
+    // a loop of its own (16 MiB at 2M slots, in the turn a table grows)
+    return this.keysOnly ? [] : new Array<V | undefined>(cap);
   }
 
   private val(i: number): V | undefined {
@@ -230,7 +248,7 @@ export class PrefixMap<V> {
     if (tomb >= 0) {
       i = tomb; // reuse a tombstone: `used` does not grow
     } else {
-      if ((this.used + 1) * 4 > keys.length * 3) {
+      if ((this.used + 1) * 4 > keys.length * 3 && !this.putOff(keys.length)) {
         this.grow();
         return this.put4(k, v, replace);
       }
@@ -238,6 +256,7 @@ export class PrefixMap<V> {
     }
     keys[i] = k;
     if (!this.keysOnly) this.vals[i] = v;
+    inserts++;
     if (++this.live > this.peak) this.peak = this.live;
     // only an insert moves old keys: a walk (forEach) may delete and replace, never insert, so it never sees one move
     if (this.old !== null) this.move(this.stepped.perInsert);
@@ -321,8 +340,9 @@ export class PrefixMap<V> {
   private emptied(): void {
     this.dropOld();
     if (this.peak * 8 >= this.keys.length && this.keys.length <= KEEP_SLOTS) {
+      // only the keys: every delete left its value slot undefined, so with no live key all of them are (an
+      // outbound queue empties after every burst it sends: half the cost of this, ~1% of a 1M ingest's CPU)
       this.keys.fill(EMPTY);
-      this.vals.fill(undefined);
       this.used = 0;
       this.peak = 0;
     } else this.reset();
@@ -362,6 +382,12 @@ export class PrefixMap<V> {
     this.live = 0;
   }
 
+  /** A stepped growth due now waits for one another table began just now (STAGGER), up to 7/8 load. */
+  private putOff(slots: number): boolean {
+    const s = this.stepped;
+    return slots >= s.from && this.old === null && inserts - lastStepped < (s.stagger ?? STAGGER) && (this.used + 1) * 8 <= slots * 7;
+  }
+
   /**
    * The table is at 3/4 load (tombstones included): grow, or clean out tombstones at the same size. A large table
    * (stepped.from) grows in steps: the new table takes over at once and the keys of the old one move
@@ -381,6 +407,7 @@ export class PrefixMap<V> {
     }
     let cap = 16;
     while (cap < need * 2) cap *= 2;
+    lastStepped = inserts;
     this.old = this.keys;
     this.oldVals = this.vals;
     this.oldMask = this.mask;

@@ -216,6 +216,29 @@ t.test('a lazy keysIter walk while the table changes and grows in steps gives ev
   t.ok(crossed > 20, `walks that a stepped growth crossed: ${crossed}`);
 });
 
+t.test('two tables fed the same keys do not begin their stepped growths at the same insert', async (t) => {
+  // the Loc-RIB and an Adj-RIB-Out at a full table: the second waits for the first's (STAGGER), up to 7/8 load;
+  // the wait here is as short beside these tables as the real one is beside tables of a million slots
+  const a = new PrefixMap<number>(16, false, { from: 1 << 12, perInsert: 64, stagger: 1 << 9 });
+  const b = new PrefixMap<number>(16, false, { from: 1 << 12, perInsert: 64, stagger: 1 << 9 });
+  const began: { a: number[]; b: number[] } = { a: [], b: [] };
+  const growing = (m: PrefixMap<number>): boolean => (m as unknown as { old: unknown }).old !== null;
+  for (let i = 0; i < 200_000; i++) {
+    const k = at(i, 32);
+    const wasA = growing(a);
+    const wasB = growing(b);
+    a.set(k, i);
+    b.set(k, i);
+    if (!wasA && growing(a)) began.a.push(i);
+    if (!wasB && growing(b)) began.b.push(i);
+  }
+  t.ok(began.a.length >= 3 && began.a.length === began.b.length, `both grew in steps as often (${began.a.length}, ${began.b.length})`);
+  t.ok(began.a.every((x, j) => x !== began.b[j]), `never at the same insert: ${began.a.join(',')} / ${began.b.join(',')}`);
+  let found = 0;
+  for (let i = 0; i < 200_000; i++) if (a.get(at(i, 32)) === i && b.get(at(i, 32)) === i) found++;
+  t.equal(found, 200_000, 'every key found in both');
+});
+
 t.test('a walk that replaces and deletes while a stepped growth is under way visits every key once', async (t) => {
   const m = new PrefixMap<number>(16, false, { from: 16, perInsert: 2 });
   const n = 5000;

@@ -439,6 +439,32 @@ t.test('prepare() starts a stopped request thread ahead of a burst, once; it sto
   await agent.call('close');
 });
 
+t.test('a thread prepare() started that nothing used stops soon, even with the default idle period; one that was used stays', async (t) => {
+  if (!rootOk(t)) return;
+  // request-socket.ts, WARM_UNUSED_MS: a session that brings a few routes (they go direct) must not keep the thread's
+  // memory for the whole idle period (60 s by default)
+  const lab = new Lab();
+  t.teardown(() => lab.destroy());
+  const ns = topology(lab);
+  const agent = await startAgent(t, ns);
+  type St = { requestThreadRunning: boolean; requestThreadStarts: number; installed: number; inSync: number; errors: number; directBatches: number };
+  const s1 = await agent.call<St>('prepare');
+  t.match(s1, { requestThreadRunning: true, requestThreadStarts: 1 }, 'prepare() starts it');
+  await agent.call('set', { routes: [{ prefix: '10.51.0.0/24', hops: [{ gw: '10.0.0.2' }] }] });
+  const s2 = await agent.call<St>('flush');
+  t.match(s2, { installed: 1, errors: 0, directBatches: 1 }, 'a lone route meanwhile goes direct, not through the thread');
+  await until(async () => !(await agent.call<St>('stats')).requestThreadRunning, 'the unused thread to stop', 15_000);
+  t.pass('the unused thread stopped long before the default idle period (60 s)');
+  // used: a burst right after prepare() goes through it, and then it stays for the idle period
+  await agent.call('prepare');
+  await agent.call('setRange', { range: { base: '10.52.0.0/32', count: 400, hops: [{ gw: '10.0.0.2' }] } });
+  const s3 = await agent.call<St>('flush');
+  t.match(s3, { requestThreadStarts: 2, installed: 401, inSync: 401, errors: 0 }, 'the burst went through the prepared thread');
+  await new Promise((r) => setTimeout(r, 6_000));
+  t.match(await agent.call<St>('stats'), { requestThreadRunning: true, requestThreadStarts: 2 }, 'a thread that was used is not stopped early');
+  await agent.call('close');
+});
+
 t.test('an unreachable next hop is reported with the kernel\'s reason, retried, and installed once reachable', async (t) => {
   if (!rootOk(t)) return;
   const lab = new Lab();
