@@ -53,6 +53,8 @@ interface Batch {
   readonly errors: Map<number, number>;
   readonly sentAt: number;
   readonly queuedAt: number;
+  /** written on the `direct` socket (see #sendBatch) */
+  readonly direct: boolean;
 }
 
 export class Writer {
@@ -63,6 +65,8 @@ export class Writer {
   #pumpScheduled = false;
   /** sends on the direct socket whose completion has not been reported (the socket sends at once only when none) */
   #directQueued = 0;
+  /** batches in `inflight` that went on the direct socket */
+  #directInflight = 0;
   /** own adds/deletes sent vs their notifications seen by the event reader (as it last reported: it reports every
    *  few hundred, and at once when asked while the writer pauses) */
   #selfExpected = 0;
@@ -217,6 +221,12 @@ export class Writer {
         this.#selfExpected = this.selfSeen; // waited long enough: resynchronise the heuristic
       }
       this.#pausedSince = 0;
+      // A few routes while only direct batches are unanswered wait for that answer (the kernel gives it inside the
+      // sendmsg(), so it is read in the next turn) and then go direct too, rather than start the request thread for
+      // them (~9 MiB held for its idle period): a host's start and a cluster's steady state bring routes one peer at a
+      // time, a few turns apart, and the second of two in one turn took the thread before.
+      if (this.#directInflight > 0 && this.#directInflight === this.inflight.length && !this.bulk &&
+        this.#queue.length - this.#qhead <= DIRECT_MAX) break;
       if (!this.#sendBatch()) break;
       // with a window of many batches, filling it at once could hold the loop for tens of ms: the rest goes in the
       // next turn (the request thread still has the batches sent so far to work on)
@@ -322,9 +332,7 @@ export class Writer {
     if (entries.length === 0) return this.#qhead < this.#queue.length;
     // only the last message asks for an ACK; failures are answered per message regardless
     buf.writeUInt16LE(buf.readUInt16LE(lastOff + 6) | NLM_F_ACK, lastOff + 6);
-    const batch: Batch = {
-      firstSeq, count: entries.length, entries, ops, nh: nhs, errors: new Map(), sentAt: performance.now(), queuedAt,
-    };
+
     // A few routes with nothing in flight (a cluster's steady state: one workload's /32 from a peer) are written on
     // this thread's `direct` socket. Through the request thread one route cost three thread hand-offs (the batch
     // over, the send's completion and the kernel's ACK back), each the wake-up of a sleeping thread: ~23% of a host's
@@ -335,8 +343,12 @@ export class Writer {
     // the socket's own queue is empty, so that sendmsg() happens now: a later batch on the request thread that uses
     // those objects cannot reach the kernel before them.
     const direct = core.direct !== undefined && !this.bulk && entries.length <= DIRECT_MAX && off <= DIRECT_MAX_BYTES &&
-      this.inflight.length === 0 && core.nexthops.pending === 0 && this.#directQueued === 0;
+      this.inflight.length === this.#directInflight && core.nexthops.pending === 0 && this.#directQueued === 0;
+    const batch: Batch = {
+      firstSeq, count: entries.length, entries, ops, nh: nhs, errors: new Map(), sentAt: performance.now(), queuedAt, direct,
+    };
     this.inflight.push(batch);
+    if (direct) this.#directInflight++;
     this.#armTimeout();
     const done = (err?: Error): void => {
       if (err) this.#abandonBatch(batch, `send failed: ${err.message}`);
@@ -425,6 +437,7 @@ export class Writer {
       if (errno !== 0) batch.errors.set(idx, errno);
       if (idx === batch.count - 1) {
         this.inflight.splice(i, 1);
+        if (batch.direct) this.#directInflight--;
         this.#complete(batch);
       }
       return;
@@ -493,6 +506,11 @@ export class Writer {
     const i = this.inflight.indexOf(batch);
     if (i < 0) return;
     this.inflight.splice(i, 1);
+    if (batch.direct) {
+      this.#directInflight--;
+      // routes may be waiting for this batch's answer (pump): they go on now
+      this.schedulePump();
+    }
     for (const e of batch.entries) {
       if (e.sent) this.core.specs.release(e.sent);
       e.sent = null;

@@ -128,6 +128,10 @@ async function handle(cmd: Record<string, unknown>): Promise<unknown> {
     }
     case 'nextHopDown':
       return need().nextHopDown(...hop(cmd.gw as string));
+    case 'writeNow':
+      // write what is queued now, inside this turn (in a 'turn': before the next command of the same turn)
+      need().writeNow();
+      return null;
     case 'prepare':
       need().prepare();
       return checkedStats(need());

@@ -382,6 +382,23 @@ t.test('the request thread starts only for a write that needs it, stops when idl
   t.match(s1c, { requestThreadStarts: 0, installed: 4, errors: 0 }, 'and removed the same way');
   t.equal(routes(ns, 4, 'proto', PROTO).filter((r) => r.dst.startsWith('10.49.')).length, 0, 'none of them left in the kernel');
 
+  // two small writes in one turn, the second while the first's direct batch is still unanswered (a host's start:
+  // routes from two peers' UPDATEs in one turn): the second waits for that answer and goes direct too, rather than
+  // starting the request thread for a few routes
+  await agent.call('turn', {
+    ops: [
+      { op: 'set', routes: [{ prefix: '10.47.2.1/32', hops: [{ dev: 'v1a' }] }] }, { op: 'writeNow' },
+      { op: 'set', routes: [{ prefix: '10.47.2.2/32', hops: [{ dev: 'v1a' }] }] }, { op: 'writeNow' },
+    ],
+  });
+  const s1d = await agent.call<St>('flush');
+  t.match(s1d, { requestThreadRunning: false, requestThreadStarts: 0, installed: 6, inSync: 6, errors: 0 }, 'two writes in one turn: no thread');
+  t.equal(s1d.directBatches - s1c.directBatches, 2, 'both went direct, one batch each');
+  t.ok(has('10.47.2.1') && has('10.47.2.2'), 'both in the kernel');
+  await agent.call('remove', { routes: [{ prefix: '10.47.2.1/32' }, { prefix: '10.47.2.2/32' }] });
+  const s1e = await agent.call<St>('flush');
+  t.match(s1e, { requestThreadStarts: 0, installed: 4 }, 'and removed');
+
   // more than that at once: the thread starts and carries them
   await agent.call('setRange', { range: { base: '10.48.0.0/32', count: big, hops: [{ dev: 'v1a' }] } });
   const s2 = await agent.call<St>('flush');
