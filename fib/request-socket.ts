@@ -172,6 +172,8 @@ export class LazyThreadSocket implements RequestSocket {
   #closed = false;
   #sends = 0;
   #checkedSends = 0;
+  /** #sends when prepare() started the running thread (-1: a send started it) */
+  #sendsAtStart = -1;
   #idleTimer: NodeJS.Timeout | undefined;
   /** times the thread was started */
   starts = 0;
@@ -229,6 +231,7 @@ export class LazyThreadSocket implements RequestSocket {
     this.#starting = true;
     this.starts++;
     const sendsAtStart = this.#sends;
+    this.#sendsAtStart = warm ? sendsAtStart : -1;
     ThreadSocket.open(this.#cfg).then(async ({ sock, port }) => {
       sock.on('message', (b) => this.#hooks.onMessage(b));
       sock.on('error', (e) => {
@@ -279,12 +282,15 @@ export class LazyThreadSocket implements RequestSocket {
       this.#idleTimer = undefined;
       const sock = this.#sock;
       if (this.#closed || sock === undefined || this.#starting) return;
-      if (this.#sends === this.#checkedSends && this.#hooks.idle()) {
+      // a thread prepare() started that nothing was ever sent through has nothing to wait for, however busy the
+      // writer is on the direct socket meanwhile (a host's start: sessions coming up while their routes go direct)
+      const unused = this.#sends === this.#sendsAtStart;
+      if (this.#sends === this.#checkedSends && (unused || this.#hooks.idle())) {
         this.#sock = undefined;
         sock.close();
         return;
       }
-      this.#armIdle();
+      this.#armIdle(unused ? ms : this.#idleMs);
     }, ms);
     this.#idleTimer.unref();
   }
