@@ -336,14 +336,7 @@ export class Nexthops {
 
   /** Send the objects created since the last call, before the route batch that uses them (same socket: in order). */
   sendFresh(cmd: RequestSocket, nextSeq: () => number): void {
-    if (this.#fresh.length === 0) return;
-    const fresh = this.#fresh;
-    this.#fresh = [];
-    for (const o of fresh) {
-      if (o.state !== NEW) continue;
-      o.state = SENT;
-      this.#send(cmd, this.#newMessage(o, nextSeq()), o);
-    }
+    for (const msg of this.takeFresh(nextSeq)) cmd.send(msg, undefined, (err) => { if (err) this.unsent([msg], err); });
   }
 
   /**

@@ -106,9 +106,10 @@ export interface ProgrammerOptions {
    */
   readonly eventThread?: boolean;
   /**
-   * The request thread starts when a write first needs it (more than a few routes, a burst, nexthop objects) and
-   * stops after this many ms without one, with nothing awaiting an answer (an idle Node worker holds ~9 MiB);
-   * 0: once started it stays. Default 60000.
+   * The request thread starts when a write first needs it (more than 256 routes or 32 KiB at once, a burst, a write
+   * while a batch is unanswered on it; writer.ts DIRECT_MAX), or at `prepare()`, and stops after this many ms
+   * without one, with nothing awaiting an answer (an idle Node worker holds ~9 MiB); 0: once started it stays.
+   * Default 60000.
    */
   readonly requestThreadIdleMs?: number;
   /**
