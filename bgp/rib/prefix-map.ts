@@ -2,10 +2,10 @@
 // address * 64 + length, up to 2^38: too big for V8's small integers, so as a
 // Map key every one is a boxed heap number that Map hashes on each operation.
 // IPv4 keys therefore live in an open-addressing table of their own: the keys
-// unboxed in a Float64Array, the values in a parallel array, open addressing,
-// tombstones for deletion (so a walk may delete as it goes), growth at 3/4
-// load. Measured by bench/rib.ts. IPv6 keys (short strings, small tables) use
-// a Map.
+// unboxed in a Float64Array, the values in a parallel array, probes by region
+// (slot()), tombstones for deletion (so a walk may delete as it goes), growth
+// at 3/4 load. Measured by bench/rib.ts. IPv6 keys (short strings, small
+// tables) use a Map.
 import type { Prefix4, Prefix6 } from '../wire/types.js';
 
 const EMPTY = -1;
