@@ -169,6 +169,10 @@ export class Daemon {
       () => this.#applyMigration(this.controller.migrationTick()));
     this.#sampler = new MetricsSampler({ metrics: this.metrics, readiness: this.readiness, fib: this.fib, routes: this.routes, speaker: () => this.speaker });
     this.metrics.fibRoutesSource(() => this.#sampler.fibCounts());
+    if (this.fib) {
+      const fib = this.fib;
+      this.metrics.fibWriterSource(() => fib.writer());
+    }
     this.#notifier = new StartNotifier({
       log: this.log, metrics: this.metrics, readiness: this.readiness, env: this.#env,
       stopping: () => this.#stopping,
