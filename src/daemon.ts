@@ -214,6 +214,7 @@ export class Daemon {
       sent: (a, at, now) => this.#peerSent(a, at, now),
       cancelled: () => this.#stopping,
       mayFinish: () => this.controller.state.ready,
+      settled: () => this.#bestSettled(),
       done: (waiting) => this.#fibSweep(waiting),
     });
     this.#priority.attach(this.routes);
@@ -596,6 +597,7 @@ export class Daemon {
     const wait = new PeerWait({
       sent: (a, at, now) => this.#peerSent(a, at, now),
       cancelled: () => this.#stopping || this.speaker !== speaker,
+      settled: () => this.#bestSettled(),
       done: () => {
         const swept = this.routes.sweepBgpStale();
         this.log.info('BGP routes re-learned after the speaker restart', { stale, swept });
@@ -604,6 +606,11 @@ export class Daemon {
     });
     for (const p of state.peers) wait.add(p.address, started);
     wait.start(DEFAULT_SYNC_DEADLINE_MS);
+  }
+
+  /** Every best-path change the speaker has made is in the route table (so in fib/'s wanted state): a sweep may run. */
+  #bestSettled(): boolean {
+    return (this.speaker?.pendingBestChanges ?? 0) === 0 && this.routes.pending === 0;
   }
 
   /** Has this peer sent its routes since `at` (src/daemon/sweep.ts peerSent)? For both waits: start-up and speaker restart. */
