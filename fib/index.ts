@@ -8,6 +8,6 @@ export { V4Index } from './v4index.js';
 export { formatPrefix, formatAddress } from './format.js';
 // the types of the Programmer's signatures (options, events, views), so callers can name them
 export type {
-  BatchReport, Family, FibStats, KernelHop, KernelRoute, NextHop, Placement, Prefix, ProgrammerOptions, RouteFailure,
+  BatchReport, Family, FibStats, FibWriterStats, KernelHop, KernelRoute, NextHop, Placement, Prefix, ProgrammerOptions, RouteFailure,
   RouteView, Target,
 } from './types.js';
