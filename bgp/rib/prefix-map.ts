@@ -2,15 +2,17 @@
 // address * 64 + length, up to 2^38: too big for V8's small integers, so as a
 // Map key every one is a boxed heap number that Map hashes on each operation.
 // IPv4 keys therefore live in an open-addressing table of their own: the keys
-// unboxed in a Float64Array, the values in a parallel array, linear probing,
-// tombstones for deletion (so a walk may delete as it goes), growth at 3/4
-// load. Measured by bench/rib.ts. IPv6 keys (short strings, small tables) use
-// a Map.
+// unboxed in a Float64Array, the values in a parallel array, probes by region
+// (slot()), tombstones for deletion (so a walk may delete as it goes), growth
+// at 3/4 load. Measured by bench/rib.ts. IPv6 keys (short strings, small
+// tables) use a Map.
 import type { Prefix4, Prefix6 } from '../wire/types.js';
 
 const EMPTY = -1;
 /** the probe step (slot() says why 9) */
 const STEP = 9;
+/** slots of a region: one block of 512 neighbouring prefixes' home (slot() says why), 4 KiB of keys */
+const REGION = 512;
 const DELETED = -2;
 /** largest table an emptied PrefixMap clears in place instead of shrinking (2 MiB of arrays) */
 const KEEP_SLOTS = 1 << 17;
@@ -115,32 +117,41 @@ export class PrefixMap<V> {
 
   /**
    * Slot of a key. Prefixes of one length that are neighbours in the address
-   * space (index = the prefix's network bits) share a group of 8 slots, one
-   * 64-byte cache line of `keys`: tables here fill from UPDATEs whose NLRI
-   * are mostly consecutive blocks, so keeping them together in memory turns
-   * most lookups of a burst into cache hits instead of one miss per prefix
-   * (at 1M prefixes the tables are far bigger than the CPU caches). The group
-   * number and length are mixed with this table's seed (murmur3's
-   * finaliser): its top bits choose the group, its low bits permute the 8
-   * places in it, so neighbours still fill one group while keys 8 apart (one
-   * per group key) do not all start in the same place of their groups. The
-   * seed matters: walking one table visits keys in its hash order, and
-   * inserting them in that order into another table hashed the same way
-   * piles them into one long probe run (quadratic; seen here as a
-   * 100k-prefix peer-down taking seconds). Seeds come from a counter mixed
-   * with a per-process random value (PROCESS_SEED).
+   * space (index = the prefix's network bits) share a region of 512 slots
+   * (REGION), one 4 KiB page of `keys`: a block of 512 neighbours (the index
+   * without its low 9 bits) has its home there, and the index's low bits give
+   * each its own slot in the region (its group of 8, one 64-byte cache line,
+   * and its place in the group, both permuted by the hash). Tables here fill
+   * from UPDATEs whose NLRI are mostly consecutive blocks, and at 1M prefixes
+   * they are far bigger than the CPU caches and the TLB: with a group of 8
+   * neighbours per hashed place (before 2026-12-07 afternoon) every 8
+   * prefixes of a burst touched a new page of each array of each table, and
+   * on this machine's virtual CPUs a page first touched costs a TLB walk as
+   * well as a cache miss (a 16 MiB array read in 8-slot groups at random
+   * places: ~40 ns an element, in 512-slot runs at random places: ~3 ns).
+   * The block number and length are mixed with this table's seed (murmur3's
+   * finaliser): its top bits choose the region, its low bits permute the
+   * groups and places in it. The seed matters: walking one table visits keys
+   * in its hash order, and inserting them in that order into another table
+   * hashed the same way piles them into one long probe run (quadratic; seen
+   * here as a 100k-prefix peer-down taking seconds). Seeds come from a
+   * counter mixed with a per-process random value (PROCESS_SEED).
    *
-   * A probe moves on by STEP = 9 slots: to the next group, one place on. With
-   * a step of 1, neighbours that found their group taken spilled slot by slot
-   * into the next groups, filling them whole, and the groups after those: at
-   * 1M consecutive /32s an insert took ~20 probes (bench/rib.ts's keys and
-   * the skeind benchmark's alike). With 9 the 8 keys of a group that finds
-   * its home group taken spread one to a group over the next ones, a
-   * collision costs one probe per group passed, and the run one key makes
-   * crosses another group's home in one place only (3.3 probes an insert at
-   * 1M, table at 1/2 to 3/4 load). 9 is odd, so the probes of a key visit
+   * A block alone in its region has no collision at all. A second block
+   * homed in a taken region moves on by its own step (stepOf): an odd number
+   * of regions plus 9 slots (the next group, one place on), the same for all
+   * of the block's keys, so they stay together in one other region instead
+   * of spilling group by group over the next regions (a shared step would
+   * make runs of full regions that every later block there walks through).
+   * In a table smaller than a region the step is 9, as it was for every
+   * table before: with a step of 1, neighbours that found their group taken
+   * spilled slot by slot into the next groups, filling them whole (~20
+   * probes an insert at 1M). The step is odd, so the probes of a key visit
    * every slot of the table before they repeat: a find or insert ends even
-   * when all keys want the same place in their groups.
+   * when all keys want the same place. Probes an insert, 1M keys into a
+   * fresh table (growing through every size, stepped growth's lookups in the
+   * old table included): 2.4 for consecutive /32s or /24s, random /24s or
+   * /24-/32 mixes (3.5-3.6 with the 8-slot groups); 1.4 a hit (1.45).
    */
   private slot(k: number): number {
     return this.slotAt(k, this.shift);
@@ -151,20 +162,38 @@ export class PrefixMap<V> {
     const addr = (k / 64) >>> 0;
     const len = k - Math.floor(k / 64) * 64;
     const index = len === 0 ? 0 : addr >>> (32 - len);
-    let h = ((index >>> 3) ^ this.seed ^ Math.imul(len, 0x27d4eb2f)) | 0;
+    let h = ((index >>> 9) ^ this.seed ^ Math.imul(len, 0x27d4eb2f)) | 0;
     h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
     h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
     h ^= h >>> 16;
-    return ((h >>> shift) & ~7) | ((index ^ h) & 7);
+    // the key's place in its block's region: a bijection of the index's low 9 bits (group, then place in it)
+    const within = ((((index >>> 3) ^ h) & 63) << 3) | ((index ^ (h >>> 6)) & 7);
+    return shift <= 23 ? ((h >>> shift) & ~(REGION - 1)) | within : within & (0xffffffff >>> shift);
+  }
+
+  /**
+   * The probe step of a key (slot() says why): 9 plus an odd number of regions, the same for every key of a block.
+   * Only asked once a key's first slot is taken.
+   */
+  private stepOf(k: number): number {
+    const addr = (k / 64) >>> 0;
+    const len = k - Math.floor(k / 64) * 64;
+    const index = len === 0 ? 0 : addr >>> (32 - len);
+    let h = ((index >>> 9) ^ this.seed ^ Math.imul(len, 0x165667b1)) | 0;
+    h = Math.imul(h ^ (h >>> 15), 0x2c1b3c6d);
+    h ^= h >>> 12;
+    return (h >>> 12) * 2 * REGION + REGION + STEP;
   }
 
   private find(k: number): number {
     const keys = this.keys;
     const mask = this.mask;
-    for (let i = this.slot(k); ; i = (i + STEP) & mask) {
+    let step = 0;
+    for (let i = this.slot(k); ; i = (i + step) & mask) {
       const x = keys[i] as number;
       if (x === k) return i;
       if (x === EMPTY) return -1;
+      if (step === 0) step = this.stepOf(k);
     }
   }
 
@@ -176,10 +205,12 @@ export class PrefixMap<V> {
     const keys = this.old;
     if (keys === null) return -1;
     const mask = this.oldMask;
-    for (let i = this.slotAt(k, this.oldShift); ; i = (i + STEP) & mask) {
+    let step = 0;
+    for (let i = this.slotAt(k, this.oldShift); ; i = (i + step) & mask) {
       const x = keys[i] as number;
       if (x === k) return i >= this.movePos ? i : -1;
       if (x === EMPTY) return -1;
+      if (step === 0) step = this.stepOf(k);
     }
   }
 
@@ -235,7 +266,8 @@ export class PrefixMap<V> {
     const mask = this.mask;
     let tomb = -1;
     let i = this.slot(k);
-    for (; ; i = (i + STEP) & mask) {
+    let step = 0;
+    for (; ; i = (i + step) & mask) {
       const x = keys[i] as number;
       if (x === k) {
         const prev = this.val(i);
@@ -244,6 +276,7 @@ export class PrefixMap<V> {
       }
       if (x === EMPTY) break;
       if (x === DELETED && tomb < 0) tomb = i;
+      if (step === 0) step = this.stepOf(k);
     }
     if (tomb >= 0) {
       i = tomb; // reuse a tombstone: `used` does not grow
@@ -435,7 +468,11 @@ export class PrefixMap<V> {
       if (x < 0) continue;
       // not in the new table (put4 changes a key where it is), so the first free slot is its place
       let j = this.slot(x);
-      while (keys[j] !== EMPTY && keys[j] !== DELETED) j = (j + STEP) & mask;
+      if (keys[j] !== EMPTY && keys[j] !== DELETED) {
+        const step = this.stepOf(x);
+        do j = (j + step) & mask;
+        while (keys[j] !== EMPTY && keys[j] !== DELETED);
+      }
       if (keys[j] === EMPTY) used++;
       keys[j] = x;
       if (withVals) vals[j] = oldVals[i];
@@ -473,7 +510,11 @@ export class PrefixMap<V> {
       const x = oldK[i] as number;
       if (x >= 0) {
         let j = this.slot(x);
-        while (keys[j] !== EMPTY) j = (j + STEP) & mask;
+        if (keys[j] !== EMPTY) {
+          const step = this.stepOf(x);
+          do j = (j + step) & mask;
+          while (keys[j] !== EMPTY);
+        }
         keys[j] = x;
         if (withVals) vals[j] = oldV[i];
         n++;
