@@ -77,6 +77,7 @@ export class HostReader {
   /** the kernel filters route dumps by table and protocol (NETLINK_GET_STRICT_CHK is set) */
   readonly strict: boolean;
   readonly #timeoutMs: number;
+  #closed = false;
 
   constructor(setIntOpt?: SetIntOpt, timeoutMs = 10_000) {
     // replies only to our own requests: a small receive buffer; 32 KiB reads make the kernel fill each datagram
@@ -98,7 +99,10 @@ export class HostReader {
     this.strict = strict;
   }
 
+  /** Close the socket (idempotent); a dump under way rejects. */
   close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
     this.#sock.close();
   }
 
@@ -108,7 +112,7 @@ export class HostReader {
     try {
       await dump(this.#sock, type, family, headerLen, this.#seq++, this.#timeoutMs, onMessage, fill);
     } finally {
-      this.#sock.unref();
+      if (!this.#closed) this.#sock.unref(); // the package throws on a closed socket's unref
     }
   }
 

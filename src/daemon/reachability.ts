@@ -15,16 +15,19 @@
 // devices, its interface names. The protocols are the ones iproute2 names (rt_protos and rt_protos.d) and the
 // well-known ones, except skein's; a route change of any other protocol number adds it. It follows changes through
 // the FIB's own event socket (fib/event-reader.ts passes routes of other protocols in the main and local tables on,
-// as the Programmer's 'foreignRoute' event; skein's own writes never get that far), re-reading once a burst is
-// over, and once more after each of the FIB's resyncs (notifications may have been lost: an overrun, a bulk write
-// with the route groups off, fib/writer.ts; a link gone down, whose routes the kernel flushes without a
-// notification each); and it still polls, for whatever no event announces. Fed only when skeind programs the kernel: without a FIB, skein is not this host's router and
-// every well-formed next hop counts as resolvable.
+// as the Programmer's 'foreignRoute' event; skein's own writes never get that far): once a burst is over, it dumps
+// again the protocols the events named (the others' routes are kept from their last dump). After each of the FIB's
+// resyncs it polls (notifications may have been lost: an overrun, a bulk write with the route groups off,
+// fib/writer.ts; a link gone down, whose routes the kernel flushes without a notification each); and it still polls
+// every fib.nextHopScan, for whatever no event announces. Fed only when skeind programs the kernel: without a FIB,
+// skein is not this host's router and every well-formed next hop counts as resolvable.
 // Cost: each dump walks the whole table in the kernel, skein's million routes included, even when it returns none
-// (~140 ms of system time at 1M routes); dumping twenty-odd protocols every poll took seconds of CPU and, on a
-// loaded machine, over the 10 s limit (bench/control.ts). So after a first full read, a poll dumps the protocols
-// known to have routes (found by a dump, or seen in an event) and ROTATE of the others in turn: every protocol is
-// still read every few polls, and a poll's cost stays bounded whatever the number of protocols.
+// (~55-140 ms of system time at 1M routes, now on this thread: the loop waits that long per dump, and the dumps of
+// a read go one at a time, the loop turning between them); dumping twenty-odd protocols every poll took seconds of
+// CPU and, on a loaded machine, over the 10 s limit (bench/control.ts). So after a first full read, a poll dumps the
+// protocols known to have routes (found by a dump, or named by an event) and ROTATE of the others in turn: every
+// protocol is still read every few polls, and a poll's cost stays bounded whatever the number of protocols; a read
+// after an event dumps only the protocols it named.
 import { readFileSync, readdirSync } from 'node:fs';
 import { setIntOpt, type Reachability, type ResolvingRoute, type ViaHop } from '../../bgp/index.js';
 import { HostReader, formatAddress, type HostHop, type HostRoute } from '../../fib/index.js';
@@ -135,43 +138,47 @@ const RT_TABLE_MAIN = 254;
 export async function readReachability(protocols: ReadonlySet<number> = resolvingProtocols(171), reader?: HostReader): Promise<Reachability> {
   const own = reader ?? new HostReader(setIntOpt);
   try {
-    return (await readWithProtocols(own, protocols)).reach;
+    return await view(own, await dumpProtocols(own, protocols));
   } finally {
     if (reader === undefined) own.close();
   }
 }
 
-/** readReachability, and the protocols that had at least one route. */
-async function readWithProtocols(reader: HostReader, protocols: ReadonlySet<number>): Promise<{ reach: Reachability; present: Set<number> }> {
-  const order = [...protocols].sort((a, b) => a - b);
-  const routeSets: { proto: number; rs: HostRoute[] }[] = [];
-  // one dump at a time on the one socket (a netlink socket runs one dump at a time)
-  for (const family of [4, 6] as const) for (const proto of order) routeSets.push({ proto, rs: await reader.routes(family, RT_TABLE_MAIN, proto) });
+/** The routes of each protocol in the main table, both families (one dump at a time: a socket runs one). */
+async function dumpProtocols(reader: HostReader, protocols: ReadonlySet<number>): Promise<Map<number, HostRoute[]>> {
+  const out = new Map<number, HostRoute[]>();
+  for (const family of [4, 6] as const) {
+    for (const proto of [...protocols].sort((a, b) => a - b)) {
+      const rs = await reader.routes(family, RT_TABLE_MAIN, proto);
+      out.set(proto, [...(out.get(proto) ?? []), ...rs]);
+    }
+  }
+  return out;
+}
+
+/** The view from the routes per protocol, with the host's addresses and interface names read now. */
+async function view(reader: HostReader, byProtocol: ReadonlyMap<number, readonly HostRoute[]>): Promise<Reachability> {
   const addrs = await reader.addresses();
-  const present = new Set(routeSets.filter((x) => x.rs.length > 0).map((x) => x.proto));
-  const wanted = routeSets.some((x) => x.rs.some((r) => r.type === RTN_UNICAST && r.hops.some((h) => h.ifindex !== undefined)));
-  const names = wanted ? await reader.links() : new Map<number, string>();
+  const all = [...byProtocol.values()].flat().filter((r) => r.type === RTN_UNICAST);
+  const names = all.some((r) => r.hops.some((h) => h.ifindex !== undefined)) ? await reader.links() : new Map<number, string>();
   const addresses = addrs.map(addressText);
   const routes: string[] = [];
   const resolving: ResolvingRoute[] = [];
-  for (const { rs } of routeSets) {
-    for (const r of rs) {
-      if (r.type !== RTN_UNICAST) continue;
-      const full = r.family === 4 ? 32 : 128;
-      // iproute2's text: a host route is its address alone; a route without a destination is the default route
-      const dst = r.dst !== undefined
-        ? (r.dstLen === full ? addressText(r.dst) : `${addressText(r.dst)}/${r.dstLen}`)
-        : r.dstLen === 0 ? (r.family === 4 ? '0.0.0.0/0' : '::/0') : `0/${r.dstLen}`;
-      routes.push(dst);
-      // a route out through a gateway of the other family only: it covers the next hop, but skein cannot install
-      // through it; it resolves as a link route would (the next hop as gateway), which the kernel then refuses
-      // visibly (skeinctl fib), rather than being dropped here unseen
-      const known = r.hops.map((h) => viaOf(h, names)).filter((h): h is ViaHop => h !== undefined);
-      resolving.push({ dst, hops: known, ...(r.metric !== undefined ? { metric: r.metric } : {}) });
-    }
+  for (const r of all) {
+    const full = r.family === 4 ? 32 : 128;
+    // iproute2's text: a host route is its address alone; a route without a destination is the default route
+    const dst = r.dst !== undefined
+      ? (r.dstLen === full ? addressText(r.dst) : `${addressText(r.dst)}/${r.dstLen}`)
+      : r.dstLen === 0 ? (r.family === 4 ? '0.0.0.0/0' : '::/0') : `0/${r.dstLen}`;
+    routes.push(dst);
+    // a route out through a gateway of the other family only: it covers the next hop, but skein cannot install
+    // through it; it resolves as a link route would (the next hop as gateway), which the kernel then refuses
+    // visibly (skeinctl fib), rather than being dropped here unseen
+    const known = r.hops.map((h) => viaOf(h, names)).filter((h): h is ViaHop => h !== undefined);
+    resolving.push({ dst, hops: known, ...(r.metric !== undefined ? { metric: r.metric } : {}) });
   }
   resolving.sort((a, b) => (a.dst < b.dst ? -1 : a.dst > b.dst ? 1 : (a.metric ?? 0) - (b.metric ?? 0)));
-  return { reach: { addresses: [...new Set(addresses)].sort(), routes: [...new Set(routes)].sort(), resolving }, present };
+  return { addresses: [...new Set(addresses)].sort(), routes: [...new Set(routes)].sort(), resolving };
 }
 
 /** Polls the kernel and reports each change of what the host reaches. */
@@ -189,6 +196,12 @@ export class KernelReachability {
   #present: Set<number> | null = null;
   /** protocols events named since the current read began */
   readonly #reported = new Set<number>();
+  /** protocols events named since the last read began: the next read dumps these (unless it is a poll) */
+  readonly #changed = new Set<number>();
+  /** the next read is a poll (a resync, a failed read, a poll asked for during a read) */
+  #full = false;
+  /** the last dump's routes of each protocol that had any (both families) */
+  readonly #routes = new Map<number, HostRoute[]>();
   /** where the turn of the protocols without routes is */
   #turn = 0;
   /** dumps asked of the kernel so far (tests: what a poll costs) */
@@ -237,7 +250,8 @@ export class KernelReachability {
 
   /**
    * A route of another protocol changed in the main or local table (the FIB's 'foreignRoute' event): learn its
-   * protocol number, and re-read once the burst is over (100 ms quiet).
+   * protocol number, and once the burst is over (100 ms quiet) dump that protocol again (both families, the other
+   * protocols' routes as last read); 0: something of no known protocol may have changed (the FIB's resync), a poll.
    */
   routeChanged(protocol: number): void {
     if (this.#stopped) return;
@@ -246,20 +260,27 @@ export class KernelReachability {
       // dumped by the next polls, even the partial ones
       this.#present?.add(protocol);
       this.#reported.add(protocol);
-    }
+      this.#changed.add(protocol);
+    } else this.#full = true;
     if (this.#burst) clearTimeout(this.#burst);
     this.#burst = setTimeout(() => {
       this.#burst = null;
-      void this.refresh();
+      void this.#read(false);
     }, 100);
     this.#burst.unref();
   }
 
-  /** Read now; reports a change through onChange. Never throws. */
-  async refresh(): Promise<void> {
+  /** Poll now: the protocols known to have routes and ROTATE others; reports a change through onChange. Never throws. */
+  refresh(): Promise<void> {
+    return this.#read(true);
+  }
+
+  async #read(poll: boolean): Promise<void> {
     if (this.#stopped) return;
     if (this.#reading) {
-      this.#again = true; // a change came in during this read: read once more after it
+      // a change came in during this read: read once more after it
+      if (poll) this.#full = true;
+      this.#again = true;
       return;
     }
     this.#reading = true;
@@ -268,22 +289,28 @@ export class KernelReachability {
       this.#reported.clear();
       let protocols: Set<number>;
       if (present === null) protocols = new Set(this.#protocols);
-      else {
+      else if (poll || this.#full) {
         protocols = new Set(present);
         const others = [...this.#protocols].filter((p) => !present.has(p)).sort((a, b) => a - b);
         for (let i = 0; i < Math.min(ROTATE, others.length); i++) protocols.add(others[(this.#turn + i) % others.length] as number);
         this.#turn = others.length === 0 ? 0 : (this.#turn + ROTATE) % others.length;
-      }
+      } else protocols = new Set(this.#changed);
+      this.#full = false;
+      this.#changed.clear();
+      if (protocols.size === 0) return;
       this.dumps += 2 * protocols.size;
       this.#reader ??= new HostReader(setIntOpt);
-      const { reach: r, present: found } = await readWithProtocols(this.#reader, protocols);
+      const found = await dumpProtocols(this.#reader, protocols);
+      for (const [p, rs] of found) if (rs.length > 0) this.#routes.set(p, rs);
+      else this.#routes.delete(p);
       // a protocol dumped and found empty leaves the known ones, unless an event named it meanwhile (its dump may
       // have passed before the change)
       const next = new Set(this.#present ?? []);
-      for (const p of protocols) if (found.has(p) || this.#reported.has(p)) next.add(p);
+      for (const p of protocols) if (this.#routes.has(p) || this.#reported.has(p)) next.add(p);
       else next.delete(p);
       for (const p of this.#reported) next.add(p);
       this.#present = next;
+      const r = await view(this.#reader, this.#routes);
       // the gateways count too: a covering route that moves to another gateway changes where routes are installed
       const key = `${r.addresses.join(',')}|${JSON.stringify(r.resolving ?? r.routes)}`;
       if (key === this.#last) return;
@@ -295,15 +322,16 @@ export class KernelReachability {
       const stopped = this.#stopped as boolean;
       if (!stopped) {
         this.#opts.onError(e instanceof Error ? e : new Error(String(e)));
-        // a socket that failed is opened again by the next read
+        // a socket that failed is opened again by the next read, a poll (what failed is not known)
         this.#reader?.close();
         this.#reader = null;
+        this.#full = true;
       }
     } finally {
       this.#reading = false;
       if (this.#again && !(this.#stopped as boolean)) {
         this.#again = false;
-        void this.refresh();
+        void this.#read(false);
       }
     }
   }

@@ -3,6 +3,7 @@
 //   read {protocols?}       one readReachability(), and whether the kernel filtered the dumps (strict)
 //   start {fib?, protocol?} a KernelReachability (poll interval 1 h: only refresh and events read), fed by a
 //                           Programmer's events when `fib` is set, as src/daemon.ts wires it
+//   changed {protocol}      as the FIB's 'foreignRoute' event of that protocol
 //   refresh                 one poll; answers the dumps asked so far and the view
 //   state                   the dumps so far, the view, the views reported, the errors
 import { HostReader, Programmer } from '../../fib/index.js';
@@ -56,6 +57,10 @@ async function handle(cmd: Record<string, unknown>): Promise<unknown> {
       await f.flush();
       return f.stats();
     }
+    case 'changed':
+      // what the Programmer's 'foreignRoute' event does
+      reach!.routeChanged(cmd.protocol as number);
+      return null;
     case 'refresh':
       await reach!.refresh();
       return state();

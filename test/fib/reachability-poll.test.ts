@@ -67,7 +67,26 @@ t.test('a poll dumps the protocols that have routes and two others in turn', asy
   const p3 = await poll();
   t.notOk(p3.s.current?.routes.includes('198.51.100.0/24') || p3.s.current?.routes.includes('fd00:9::/64'), 'the routes of protocol 4 are gone from the view');
   t.equal((await poll()).n, 8, 'and it is no longer dumped every time');
-  t.same((await agent.call<State>('state')).errors, []);
+
+  // a change event names its protocol: only that one is dumped again (both families), the others' routes are kept
+  nsExec(ns, 'ip', ['route', 'add', '203.0.113.0/24', 'via', '10.0.0.5', 'proto', 'zebra']);
+  await agent.call('changed', { protocol: 11 });
+  const e1 = (await until(async () => {
+    const s = await agent.call<State>('state');
+    return s.current?.routes.includes('203.0.113.0/24') === true ? s : undefined;
+  }, 'the event makes it read the zebra route'))!;
+  t.equal(e1.dumps - dumps, 2, 'an event: 2 dumps (protocol 11, both families)');
+  dumps = e1.dumps;
+  t.ok(e1.current?.routes.includes('192.0.2.0/24') && e1.current.routes.includes('10.0.0.0/24'), 'the other protocols\' routes are still there');
+  t.equal((await poll()).n, 10, 'and protocol 11 is among those a poll dumps from then on (2, 11, 16, two others)');
+  // an event of no known protocol (the FIB's resync): a poll
+  await agent.call('changed', { protocol: 0 });
+  const e2 = (await until(async () => {
+    const s = await agent.call<State>('state');
+    return s.dumps > dumps ? s : undefined;
+  }, 'the resync makes it poll'))!;
+  t.equal(e2.dumps - dumps, 10, 'a resync: a poll (protocols 2, 11, 16, two others)');
+  t.same(e2.errors, []);
 });
 
 t.test('route changes come from the FIB\'s event socket: other protocols are read at once, skein\'s never', async (t) => {
