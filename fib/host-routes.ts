@@ -80,8 +80,11 @@ export class HostReader {
   #closed = false;
 
   constructor(setIntOpt?: SetIntOpt, timeoutMs = 10_000) {
-    // replies only to our own requests: a small receive buffer; 32 KiB reads make the kernel fill each datagram
-    this.#sock = openSocket(1 << 20, 1 << 16, BIG_READ);
+    // Replies only to our own requests. Reads of 8 KiB, not the dump-sized 32 KiB: the package allocates a read
+    // buffer per datagram, freed only when V8 collects the Buffer (it does not know its size), and an idle skeind
+    // collects seldom; a strict dump's few routes and the addresses fit (the kernel sizes dump datagrams to the reads
+    // it has seen; the unfiltered dump of a kernel without strict checking takes more of them).
+    this.#sock = openSocket(1 << 20, 1 << 16, 8192);
     this.#sock.unref(); // referenced only while a dump runs
     this.#timeoutMs = timeoutMs;
     let strict = false;
@@ -163,13 +166,22 @@ export class HostReader {
     return out;
   }
 
-  /** Interface index -> name. */
+  /**
+   * Interface index -> name, on a socket of its own with 32 KiB reads, the most the kernel puts in a dump datagram
+   * (a link message can be bigger than this socket's 8 KiB reads: a NIC with many VFs); a rare read, when the
+   * caller's table lacks a name (src/daemon/reachability.ts).
+   */
   async links(): Promise<Map<number, string>> {
     const out = new Map<number, string>();
-    await this.#dump(RTM_GETLINK, 0, IFINFOMSG_LEN, (b, o, l) => {
-      const li = parseLink(b, o, l);
-      if (li?.name !== undefined) out.set(li.index, li.name);
-    });
+    const sock = openSocket(1 << 20, 1 << 16, BIG_READ);
+    try {
+      await dump(sock, RTM_GETLINK, 0, IFINFOMSG_LEN, this.#seq++, this.#timeoutMs, (b, o, l) => {
+        const li = parseLink(b, o, l);
+        if (li?.name !== undefined) out.set(li.index, li.name);
+      });
+    } finally {
+      sock.close();
+    }
     return out;
   }
 }

@@ -100,6 +100,8 @@ export interface RouteChanges {
   off(event: 'foreignRoute', listener: (protocol: number) => void): unknown;
   on(event: 'resync', listener: () => void): unknown;
   off(event: 'resync', listener: () => void): unknown;
+  /** an interface's name, from the table the FIB keeps anyway: a read then dumps the links only for one it lacks */
+  linkName?(ifindex: number): string | undefined;
 }
 
 /**
@@ -156,11 +158,25 @@ async function dumpProtocols(reader: HostReader, protocols: ReadonlySet<number>)
   return out;
 }
 
-/** The view from the routes per protocol, with the host's addresses and interface names read now. */
-async function view(reader: HostReader, byProtocol: ReadonlyMap<number, readonly HostRoute[]>): Promise<Reachability> {
+/**
+ * The view from the routes per protocol, with the host's addresses read now and the interface names from `known`
+ * (the FIB's link table), or from a link dump when it lacks one.
+ */
+async function view(reader: HostReader, byProtocol: ReadonlyMap<number, readonly HostRoute[]>,
+  known?: (ifindex: number) => string | undefined): Promise<Reachability> {
   const addrs = await reader.addresses();
   const all = [...byProtocol.values()].flat().filter((r) => r.type === RTN_UNICAST);
-  const names = all.some((r) => r.hops.some((h) => h.ifindex !== undefined)) ? await reader.links() : new Map<number, string>();
+  const names = new Map<number, string>();
+  let missing = false;
+  for (const r of all) {
+    for (const h of r.hops) {
+      if (h.ifindex === undefined || names.has(h.ifindex)) continue;
+      const n = known?.(h.ifindex);
+      if (n !== undefined) names.set(h.ifindex, n);
+      else missing = true;
+    }
+  }
+  if (missing) for (const [i, n] of await reader.links()) names.set(i, n);
   const addresses = addrs.map(addressText);
   const routes: string[] = [];
   const resolving: ResolvingRoute[] = [];
@@ -310,7 +326,7 @@ export class KernelReachability {
       else next.delete(p);
       for (const p of this.#reported) next.add(p);
       this.#present = next;
-      const r = await view(this.#reader, this.#routes);
+      const r = await view(this.#reader, this.#routes, this.#opts.follow?.linkName?.bind(this.#opts.follow));
       // the gateways count too: a covering route that moves to another gateway changes where routes are installed
       const key = `${r.addresses.join(',')}|${JSON.stringify(r.resolving ?? r.routes)}`;
       if (key === this.#last) return;
