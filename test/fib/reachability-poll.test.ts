@@ -110,6 +110,8 @@ t.test('route changes come from the FIB\'s event socket: other protocols are rea
     return s.current?.routes.includes('203.0.113.0/24') === true ? s : undefined;
   }, 'the route of protocol 77 is read without a poll'))!;
   t.ok(s1.protocols.includes(77), 'protocol 77 is read from now on');
+  t.same(s1.current?.resolving?.find((r) => r.dst === '203.0.113.0/24')?.hops, [{ gateway: '10.0.0.5', dev: 'pa0' }],
+    'its gateway and device (the name from the FIB\'s link table)');
   t.equal(s1.views, views0 + 1, 'one new view');
   t.notOk(s1.current?.routes.some((r) => r.startsWith('10.200.')), 'skein\'s own routes are not in it');
   t.notOk(s1.current?.resolving?.some((r) => r.dst.startsWith('10.200.')), 'and resolve no next hop');
