@@ -10,6 +10,6 @@ export { formatPrefix, formatAddress } from './format.js';
 export { HostReader, type HostHop, type HostRoute, type SetIntOpt } from './host-routes.js';
 // the types of the Programmer's signatures (options, events, views), so callers can name them
 export type {
-  BatchReport, Family, FibStats, KernelHop, KernelRoute, NextHop, Placement, Prefix, ProgrammerOptions, RouteFailure,
+  BatchReport, Family, FibStats, FibWriterStats, KernelHop, KernelRoute, NextHop, Placement, Prefix, ProgrammerOptions, RouteFailure,
   RouteView, Target,
 } from './types.js';

@@ -18,7 +18,7 @@ import { Resync } from './resync.js';
 import { LazyThreadSocket } from './request-socket.js';
 import { Retry } from './retry.js';
 import type {
-  Family, FibStats, Placement, Prefix, ProgrammerEvents, ProgrammerOptions, RouteView, Target,
+  Family, FibStats, FibWriterStats, Placement, Prefix, ProgrammerEvents, ProgrammerOptions, RouteView, Target,
 } from './types.js';
 import { FibInputError } from './targets.js';
 import { Writer } from './writer.js';
@@ -270,11 +270,16 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
       if (e.flags & (QUEUED | INFLIGHT)) pending++;
       if (e.fail) failures[e.fail.code] = (failures[e.fail.code] ?? 0) + 1;
     }
+    return { desired, installed, inSync, stale, pending, failuresByReason: failures, synced: core.synced, ...this.writer() };
+  }
+
+  /** The writer's counters alone: no walk of the routes, so cheap enough for every scrape. */
+  writer(): FibWriterStats {
+    const core = this.#core;
     const c = core.counters;
     return {
-      desired, installed, inSync, stale, pending, failuresByReason: failures,
       sent: { add: c.add, replace: c.replace, delete: c.delete },
-      errors: c.errors, resyncs: c.resyncs, overruns: c.overruns, repairs: c.repairs, synced: core.synced,
+      errors: c.errors, resyncs: c.resyncs, overruns: c.overruns, repairs: c.repairs,
       nexthopObjects: core.nexthops.enabled, nexthops: core.nexthops.count, urgentSent: core.urgentSent, directBatches: core.directBatches,
       requestThreadRunning: core.cmd instanceof LazyThreadSocket && core.cmd.running,
       requestThreadStarts: core.cmd instanceof LazyThreadSocket ? core.cmd.starts : 0,

@@ -224,6 +224,13 @@ export interface FibStats {
   readonly nexthopRepairs: number;
 }
 
+/**
+ * The kernel writer's own counters (Programmer.writer()): read without a walk of the routes, so `/metrics` and
+ * `skeinctl fib` can show them at any table size. The figures stats() has too, less the per-route counts.
+ */
+export type FibWriterStats = Pick<FibStats, 'sent' | 'errors' | 'resyncs' | 'overruns' | 'repairs' | 'nexthopObjects' | 'nexthops'
+  | 'urgentSent' | 'directBatches' | 'requestThreadRunning' | 'requestThreadStarts' | 'nexthopRepairs'>;
+
 /** Reported once per acknowledged batch, for a latency histogram. */
 export interface BatchReport {
   /** Route messages in the batch. */

@@ -169,6 +169,10 @@ export class Daemon {
       () => this.#applyMigration(this.controller.migrationTick()));
     this.#sampler = new MetricsSampler({ metrics: this.metrics, readiness: this.readiness, fib: this.fib, routes: this.routes, speaker: () => this.speaker });
     this.metrics.fibRoutesSource(() => this.#sampler.fibCounts());
+    if (this.fib) {
+      const fib = this.fib;
+      this.metrics.fibWriterSource(() => fib.writer());
+    }
     this.#notifier = new StartNotifier({
       log: this.log, metrics: this.metrics, readiness: this.readiness, env: this.#env,
       stopping: () => this.#stopping,
@@ -210,6 +214,7 @@ export class Daemon {
       sent: (a, at, now) => this.#peerSent(a, at, now),
       cancelled: () => this.#stopping,
       mayFinish: () => this.controller.state.ready,
+      settled: () => this.#bestSettled(),
       done: (waiting) => this.#fibSweep(waiting),
     });
     this.#priority.attach(this.routes);
@@ -594,6 +599,7 @@ export class Daemon {
     const wait = new PeerWait({
       sent: (a, at, now) => this.#peerSent(a, at, now),
       cancelled: () => this.#stopping || this.speaker !== speaker,
+      settled: () => this.#bestSettled(),
       done: () => {
         const swept = this.routes.sweepBgpStale();
         this.log.info('BGP routes re-learned after the speaker restart', { stale, swept });
@@ -602,6 +608,11 @@ export class Daemon {
     });
     for (const p of state.peers) wait.add(p.address, started);
     wait.start(DEFAULT_SYNC_DEADLINE_MS);
+  }
+
+  /** Every best-path change the speaker has made is in the route table (so in fib/'s wanted state): a sweep may run. */
+  #bestSettled(): boolean {
+    return (this.speaker?.pendingBestChanges ?? 0) === 0 && this.routes.pending === 0;
   }
 
   /** Has this peer sent its routes since `at` (src/daemon/sweep.ts peerSent)? For both waits: start-up and speaker restart. */

@@ -41,6 +41,18 @@ export interface FibRouteCounts {
   failed?: number;
 }
 
+/** The kernel writer's counters (fib/ Programmer.writer()), read at each scrape. */
+export interface FibWriterSample {
+  readonly sent: { readonly add: number; readonly replace: number; readonly delete: number };
+  readonly resyncs: number;
+  readonly overruns: number;
+  readonly repairs: number;
+  readonly nexthops: number;
+  readonly directBatches: number;
+  readonly requestThreadRunning: boolean;
+  readonly requestThreadStarts: number;
+}
+
 export interface PrefixCounts {
   received?: number;
   accepted?: number;
@@ -130,6 +142,7 @@ export class Metrics {
   // FIB.
   readonly #fibRoutes: Gauge<'state'>;
   #fibSource: (() => FibRouteCounts | undefined) | undefined;
+  #fibWriterSource: (() => FibWriterSample | undefined) | undefined;
   #bfdSource: (() => readonly BfdMetricSample[]) | undefined;
   readonly #fibFailures: Counter<'reason'>;
   readonly #fibSeconds: Histogram;
@@ -414,6 +427,57 @@ export class Metrics {
       });
     }
     this.#bfdSource = source;
+  }
+
+  /**
+   * The kernel writer's counters, read when /metrics is read: route messages sent by operation, full table dumps
+   * (resyncs), netlink overruns, re-assertions of routes someone else changed, nexthop objects held, small batches
+   * written on the main thread, and whether the request thread (fib/request-thread.ts) runs and how often it
+   * started. The thread costs ~9 MiB while it runs, so an operator reading a host's RSS wants to see it. Registered on
+   * the first call: a daemon without a FIB shows none of them.
+   */
+  fibWriterSource(source: () => FibWriterSample | undefined): void {
+    if (this.#fibWriterSource === undefined) {
+      const registers = [this.registry];
+      const read = (): FibWriterSample | undefined => this.#fibWriterSource?.();
+      const counter = (name: string, help: string, value: (w: FibWriterSample) => number): void => {
+        new Counter({
+          name, help, registers,
+          collect() {
+            const w = read();
+            if (w === undefined) return;
+            this.reset();
+            this.inc(value(w));
+          },
+        });
+      };
+      const gauge = (name: string, help: string, value: (w: FibWriterSample) => number): void => {
+        new Gauge({
+          name, help, registers,
+          collect() {
+            const w = read();
+            if (w !== undefined) this.set(value(w));
+          },
+        });
+      };
+      new Counter({
+        name: 'skein_fib_kernel_messages_total', help: 'Route messages sent to the kernel, by operation (add, replace, delete)', labelNames: ['op'], registers,
+        collect() {
+          const w = read();
+          if (w === undefined) return;
+          this.reset();
+          for (const op of ['add', 'replace', 'delete'] as const) this.inc({ op }, w.sent[op]);
+        },
+      });
+      counter('skein_fib_resyncs_total', 'Full dumps of skein\'s kernel routes (start-up, netlink overruns, link changes, lost acknowledgements)', (w) => w.resyncs);
+      counter('skein_fib_netlink_overruns_total', 'Netlink socket overruns (ENOBUFS): events the kernel dropped, each followed by a resync', (w) => w.overruns);
+      counter('skein_fib_repairs_total', 'Routes of skein\'s put back after something else changed or deleted them', (w) => w.repairs);
+      counter('skein_fib_direct_batches_total', 'Small route batches written on the main thread instead of through the request thread', (w) => w.directBatches);
+      counter('skein_fib_request_thread_starts_total', 'Times the kernel request thread was started (it stops when idle)', (w) => w.requestThreadStarts);
+      gauge('skein_fib_request_thread_running', '1 while the kernel request thread runs (it holds ~9 MiB), else 0', (w) => (w.requestThreadRunning ? 1 : 0));
+      gauge('skein_fib_nexthop_objects', 'Nexthop objects of skein\'s in the kernel', (w) => w.nexthops);
+    }
+    this.#fibWriterSource = source;
   }
 
   fibRoutesSource(source: () => FibRouteCounts | undefined): void {

@@ -533,6 +533,11 @@ export class Speaker extends EventEmitter {
     this.deferral.end('restart complete');
   }
 
+  /** Best-path changes made and not yet handed to the 'best' listeners (they go out a slice per turn). */
+  get pendingBestChanges(): number {
+    return this.rib.pendingBestChanges;
+  }
+
   /** Still holding our UPDATEs back after a restart (RFC 4724 §4.1)? */
   get deferringUpdates(): boolean {
     return this.deferral.active;

@@ -179,10 +179,24 @@ export interface FibRouteJson {
   error?: string;
 }
 
+/** The kernel writer's counters (fib/ Programmer.writer()), in `skeinctl fib`'s header. */
+export interface FibWriterJson {
+  requestThreadRunning: boolean;
+  requestThreadStarts: number;
+  directBatches: number;
+  nexthops: number;
+  resyncs: number;
+  overruns: number;
+  repairs: number;
+  errors: number;
+}
+
 export interface FibJson {
   enabled: boolean;
   table: number;
   protocol: number;
+  /** absent from an older skeind, and with the FIB disabled */
+  writer?: FibWriterJson;
   counts: { desired: number; installed: number; pending: number; failed: number };
   routes: FibRouteJson[];
 }

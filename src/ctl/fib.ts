@@ -9,7 +9,7 @@ import { UsageError, type CtlOptions, type ParsedCtlArgs, type RouteOptions } fr
 import type { CtlIo } from './index.js';
 import { failer, streamFailed } from './stream-exit.js';
 import { EXIT } from './index.js';
-import { fibEntry, renderFib, ShapeError } from './render.js';
+import { fibEntry, fibWriterLine, renderFib, ShapeError } from './render.js';
 import type { FibJson, FibRouteJson } from '../control/types.js';
 
 /** Usage errors of the fib options given together. */
@@ -65,8 +65,9 @@ export async function streamFib(o: CtlOptions, io: CtlIo, r: RouteOptions): Prom
       },
       onBegin: (h) => {
         enabled = h.enabled !== false;
-        if (json) head = `{"enabled": ${JSON.stringify(h.enabled)}, "table": ${JSON.stringify(h.table)}, "protocol": ${JSON.stringify(h.protocol)}, "routes": [`;
-        else if (text) head = enabled ? `FIB: table ${String(h.table)}, protocol ${String(h.protocol)}\n` : renderFib({ enabled: false });
+        const writer = h.writer !== undefined ? `, "writer": ${JSON.stringify(h.writer)}` : '';
+        if (json) head = `{"enabled": ${JSON.stringify(h.enabled)}, "table": ${JSON.stringify(h.table)}, "protocol": ${JSON.stringify(h.protocol)}${writer}, "routes": [`;
+        else if (text) head = enabled ? `FIB: table ${String(h.table)}, protocol ${String(h.protocol)}\n${fibWriterLine(h.writer)}` : renderFib({ enabled: false });
       },
       onRows: (batch) => {
         let s = head;

@@ -4,7 +4,7 @@
 import { drainLine } from './drain.js';
 import { fields, humaneDuration, humaneSince, table } from './format.js';
 import type {
-  BfdJson, DatastoreJson, FibEntryJson, FibJson, GracefulRestartJson, PathJson, PeerJson, ReloadJson, RouteJson, StatusJson,
+  BfdJson, DatastoreJson, FibEntryJson, FibJson, FibWriterJson, GracefulRestartJson, PathJson, PeerJson, ReloadJson, RouteJson, StatusJson,
 } from '../control/types.js';
 
 export class ShapeError extends Error {
@@ -272,13 +272,28 @@ export function fibEntry(e: FibEntryJson | null | undefined): string {
   return `via ${hops.join(',') || '-'}${e.dev ? ` dev ${e.dev}` : ''}`;
 }
 
+/**
+ * `skeinctl fib`'s line on the kernel writer: whether the request thread runs (it holds ~9 MiB while it does, so a
+ * host's RSS reads differently), how often it started, and the counters that say the kernel and skein disagreed
+ * (resyncs, overruns, repairs, refused messages). Empty for a daemon that sends no such counters.
+ */
+export function fibWriterLine(w: unknown): string {
+  if (w === undefined || w === null || typeof w !== 'object') return '';
+  const x = w as Partial<Record<keyof FibWriterJson, unknown>>;
+  const n = (v: unknown, one: string, many = `${one}s`): string => `${text(v)} ${v === 1 ? one : many}`;
+  const thread = x.requestThreadRunning === true ? 'running' : 'stopped';
+  return `writer: request thread ${thread} (started ${n(x.requestThreadStarts, 'time')}), ${n(x.directBatches, 'direct batch', 'direct batches')}, `
+    + `${n(x.nexthops, 'nexthop object')}, ${n(x.resyncs, 'resync')}, ${n(x.overruns, 'overrun')}, ${n(x.repairs, 'repair')}, `
+    + `${n(x.errors, 'refused message')}\n`;
+}
+
 /** `skeinctl fib`: counts, then desired vs kernel per prefix, then the failures with their reasons. */
 export function renderFib(result: unknown): string {
   const f = obj(result, 'fib') as unknown as FibJson;
   if (f.enabled === false) return 'FIB programming is disabled (fib.enabled: false): skein touches no kernel table.\n';
   const c = obj(f.counts, 'fib.counts') as unknown as FibJson['counts'];
   const routes = arr(f.routes, 'fib.routes').map((r, i) => obj(r, `fib.routes[${i}]`) as unknown as FibJson['routes'][number]);
-  let out = `FIB: table ${text(f.table)}, protocol ${text(f.protocol)}\n`;
+  let out = `FIB: table ${text(f.table)}, protocol ${text(f.protocol)}\n${fibWriterLine(f.writer)}`;
   out += `desired ${text(c.desired)}, installed ${text(c.installed)}, pending ${text(c.pending)}, failed ${text(c.failed)}\n`;
   if (routes.length === 0) return out + '\nNo routes.\n';
   out += '\n' + table(['PREFIX', 'DESIRED', 'KERNEL', 'STATE'], routes.map((r) => [text(r.prefix), fibEntry(r.desired), fibEntry(r.kernel), text(r.state)]));

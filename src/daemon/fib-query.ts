@@ -14,7 +14,7 @@ import { PrefixWalk, pagedRows, type KeyRange, type Page, type PrefixKey } from 
 import { bad, keyText, parsePaging, parseRange, str } from './route-query.js';
 import { ipv4Bytes } from '../ip.js';
 import type { RouteTable } from './routes.js';
-import { countFibRow, desiredFibRow, fmtPrefix, kernelOnlyFibRow } from './status.js';
+import { countFibRow, desiredFibRow, fmtPrefix, kernelOnlyFibRow, writerField } from './status.js';
 
 export type FibState = FibRouteJson['state'];
 
@@ -85,7 +85,7 @@ export function fibStream(q: FibQuery, src: FibSource, sched: TurnScheduler = sh
   const counts: FibJson['counts'] = { desired: 0, installed: 0, pending: 0, failed: 0 };
   const page: Page = { matched: 0 };
   return new ControlStream({
-    header: { enabled: src.fib !== undefined, table: src.cfg.table, protocol: src.cfg.protocol },
+    header: { enabled: src.fib !== undefined, table: src.cfg.table, protocol: src.cfg.protocol, ...writerField(src.fib) },
     async *rows(signal) {
       const walk = new PrefixWalk(() => fibKeys(src), {
         ...(q.within ? { within: q.within } : {}),

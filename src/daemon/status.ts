@@ -7,7 +7,7 @@ import { formatAddress, type Programmer, type RouteView } from '../../fib/index.
 import { ControlError } from '../control/index.js';
 import type { DesiredPeer } from '../controller/index.js';
 import type {
-  FibEntryJson, FibJson, FibRouteJson, PeerJson, PeerStateName, PeerType, PolicyVerdictJson, RouteJson, StatusJson,
+  FibEntryJson, FibJson, FibRouteJson, FibWriterJson, PeerJson, PeerStateName, PeerType, PolicyVerdictJson, RouteJson, StatusJson,
 } from '../control/types.js';
 import type { ReadinessGate } from '../http.js';
 import type { BfdWiring } from './bfd.js';
@@ -133,7 +133,19 @@ export function fibJson(fib: Programmer | undefined, routes: RouteTable, cfg: Da
       rows.push(countFibRow(counts, kernelOnlyFibRow(v)));
     }
   }
-  return { enabled: fib !== undefined, table: cfg.table, protocol: cfg.protocol, counts, routes: sortByPrefix(rows) };
+  return { enabled: fib !== undefined, table: cfg.table, protocol: cfg.protocol, ...writerField(fib), counts, routes: sortByPrefix(rows) };
+}
+
+/** `skeinctl fib`'s writer counters (none with the FIB disabled). */
+export function writerField(fib: Programmer | undefined): { writer?: FibWriterJson } {
+  if (fib === undefined) return {};
+  const w = fib.writer();
+  return {
+    writer: {
+      requestThreadRunning: w.requestThreadRunning, requestThreadStarts: w.requestThreadStarts, directBatches: w.directBatches,
+      nexthops: w.nexthops, resyncs: w.resyncs, overruns: w.overruns, repairs: w.repairs, errors: w.errors,
+    },
+  };
 }
 
 /** Adds a row to the counts of `skeinctl fib` (desired only while the route table is open: see desiredFibRow). */

@@ -44,6 +44,13 @@ export interface PeerWaitOptions {
   cancelled: () => boolean;
   /** false: do not finish yet, even past the deadline (the ClusterInformation gate is closed) */
   mayFinish?: () => boolean;
+  /**
+   * false: what the peers sent has not all reached the table the sweep reads yet (best-path changes still queued
+   * between the speaker and the route table). A peer's End-of-RIB is read in the same turn as its last UPDATE, but
+   * that UPDATE's best-path change reaches fib/ one or two turns later; a poll that fell in between swept a route its
+   * peer had just sent again (the e2e restart test saw one deleted and re-added). Not waited for past the deadline.
+   */
+  settled?: () => boolean;
   /** called once, with the peers still not heard from (empty when every one was) */
   done: (waiting: string[]) => void;
 }
@@ -100,7 +107,8 @@ export class PeerWait {
     if (this.#o.mayFinish && !this.#o.mayFinish()) return;
     const now = Date.now();
     const waiting = this.#waiting(now);
-    if (waiting.length > 0 && !deadline && now < this.#deadline) return;
+    const late = deadline || now >= this.#deadline;
+    if (!late && (waiting.length > 0 || this.#o.settled?.() === false)) return;
     this.#done = true;
     this.close();
     this.#o.done(waiting);

@@ -60,6 +60,12 @@ function fakeFib(fail: (prefix: string) => boolean): { fib: ConstructorParameter
     *routes() {
       for (const e of entries.values()) yield view(e);
     },
+    // the writer's counters, as Programmer.writer() gives them (values the test can recognise)
+    writer: () => ({
+      sent: { add: 3, replace: 0, delete: 0 }, errors: [...entries.values()].filter((e) => e.failed).length, resyncs: 1, overruns: 0,
+      repairs: 0, nexthopObjects: true, nexthops: 1, urgentSent: 0, directBatches: 5, requestThreadRunning: true, requestThreadStarts: 2,
+      nexthopRepairs: 0,
+    }),
   };
   return { fib: fib as unknown as ConstructorParameters<typeof RouteTable>[0], entries };
 }
@@ -127,6 +133,8 @@ t.test('skeinctl fib: the whole table streamed in prefix order, as JSON lines, o
   t.same([doc.enabled, doc.table, doc.protocol], [true, 254, 201]);
   t.same(doc.routes, rows, '--json carries the same rows');
   const failed = table.failing.size;
+  t.same(doc.writer, { requestThreadRunning: true, requestThreadStarts: 2, directBatches: 5, nexthops: 1, resyncs: 1, overruns: 0, repairs: 0, errors: failed },
+    '--json carries the writer\'s counters');
   t.same(doc.counts, { desired: BLOCKS + 2, installed: BLOCKS + 2 - failed + 1, pending: 1, failed }, 'the counts of the whole table');
   t.ok(failed >= 5, `some rows failed (${failed})`);
 
@@ -134,7 +142,8 @@ t.test('skeinctl fib: the whole table streamed in prefix order, as JSON lines, o
   t.equal(x.code, EXIT.OK, x.err);
   const lines = x.out.split('\n');
   t.equal(lines[0], 'FIB: table 254, protocol 201');
-  t.match(lines[2], /^PREFIX +DESIRED +KERNEL +STATE$/);
+  t.equal(lines[1], `writer: request thread running (started 2 times), 5 direct batches, 1 nexthop object, 1 resync, 0 overruns, 0 repairs, ${failed} refused messages`);
+  t.match(lines[3], /^PREFIX +DESIRED +KERNEL +STATE$/);
   t.match(x.out, new RegExp(`\\n${table.all.length} routes: desired ${BLOCKS + 2}, installed ${BLOCKS + 2 - failed + 1}, pending 1, failed ${failed}\\n`));
   t.match(x.out, /\nFailures:\n {2}PREFIX +REASON\n {2}10\.64\.1\.192\/26 +EINVAL: refused by the test kernel\n/);
   t.equal(x.out.split('\nFailures:\n')[1]!.trim().split('\n').length, failed + 1, 'one failure line per refused prefix');
@@ -195,6 +204,8 @@ t.test('skeinctl fib | head: ends quietly, and the daemon stops making the answe
   t.ok(server.stats.cancelled >= 1, 'it was cancelled, not finished');
   const text = await runCommand('bash', ['-c', 'set -o pipefail; node "$0" --socket "$1" fib | head -n 1', skeinctl, sock], { timeoutMs: 60_000 });
   t.same([text.code, text.out, text.err], [0, 'FIB: table 254, protocol 201\n', '']);
+  const two = await runCommand('bash', ['-c', 'set -o pipefail; node "$0" --socket "$1" fib | head -n 2', skeinctl, sock], { timeoutMs: 60_000 });
+  t.match(two.out, /\nwriter: request thread running \(started 2 times\)/, 'the writer line follows the table line');
 });
 
 t.test('a real skeind answers fib as a stream (src/daemon.ts wiring), with the FIB off', async (t) => {
@@ -230,6 +241,7 @@ t.test('a real skeind answers fib as a stream (src/daemon.ts wiring), with the F
   t.match(rows.find((r) => r.prefix === '10.70.1.0/26'), { desired: { type: 'blackhole' }, kernel: null }, 'the affine block, streamed as a row');
   const doc = JSON.parse((await ctl(['fib', '--json'])).out) as FibJson;
   t.same([doc.enabled, doc.routes.length > 0, typeof doc.counts.desired], [false, true, 'number'], '--json: the document with enabled false');
+  t.equal(doc.writer, undefined, 'no writer counters without a FIB');
   const text = await ctl(['fib']);
   t.same([text.code, text.out], [EXIT.OK, 'FIB programming is disabled (fib.enabled: false): skein touches no kernel table.\n']);
 });
