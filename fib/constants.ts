@@ -67,6 +67,8 @@ export const RTA_GATEWAY = 5;
 export const RTA_PRIORITY = 6;
 export const RTA_MULTIPATH = 9;
 export const RTA_TABLE = 15;
+/** a gateway of another family (struct rtvia: u16 family, then the address; RFC 5549 routes) */
+export const RTA_VIA = 18;
 
 /** linux/rtnetlink.h: rtm_type */
 export const RTN_UNSPEC = 0;
@@ -115,6 +117,17 @@ export const IFLA_IFNAME = 3;
 export const IFF_UP = 0x1;
 export const IFF_RUNNING = 0x40;
 export const IFF_LOWER_UP = 0x10000;
+
+/** linux/rtnetlink.h: RTM_GETADDR; struct ifaddrmsg (8 bytes): u8 family, u8 prefixlen, u8 flags, u8 scope, u32 index */
+export const RTM_GETADDR = 22;
+export const IFADDRMSG_LEN = 8;
+/** linux/if_addr.h: IFA_ADDRESS (the peer's on a point-to-point link), IFA_LOCAL (this host's) */
+export const IFA_ADDRESS = 1;
+export const IFA_LOCAL = 2;
+/** linux/netlink.h: setsockopt(SOL_NETLINK, NETLINK_GET_STRICT_CHK): dump requests' headers filter (Linux 4.20) */
+export const SOL_NETLINK = 270;
+export const NETLINK_GET_STRICT_CHK = 12;
+export const RT_TABLE_LOCAL = 255;
 
 /**
  * The routing protocol number skein tags its routes with (rtm_protocol).

@@ -1,6 +1,7 @@
 // The reader of the kernel's link and route notifications: notifications caused by skein's own request sockets
 // (nlmsg_pid = the sender's port, which the kernel copies from the request) are counted and dropped, and so are routes
-// of other protocols; only what the Programmer must see is passed on, several datagrams per message.
+// of other protocols outside the main and local tables; only what the Programmer must see is passed on, several
+// datagrams per message.
 //
 // It runs on the programming thread (the default) or in a worker thread of its own (the `eventThread` option). A
 // thread of its own was the only way once, when every route of a bulk install came back as a notification; since
@@ -10,7 +11,8 @@
 // worker) on every host.
 import { parentPort, workerData } from 'node:worker_threads';
 import {
-  NLMSG_HDRLEN, NLMSG_OVERRUN, RTM_DELLINK, RTM_DELNEXTHOP, RTM_DELROUTE, RTM_NEWLINK, RTM_NEWNEXTHOP, RTM_NEWROUTE, RTMSG_LEN,
+  NLMSG_HDRLEN, NLMSG_OVERRUN, RTM_DELLINK, RTM_DELNEXTHOP, RTM_DELROUTE, RTM_F_CLONED, RTM_NEWLINK, RTM_NEWNEXTHOP, RTM_NEWROUTE,
+  RTMSG_LEN, RT_TABLE_LOCAL, RT_TABLE_MAIN,
 } from './constants.js';
 import { errnoCode, openSocket } from './kernel.js';
 
@@ -94,7 +96,14 @@ export function runEventReader(cfg: EventReaderConfig, post: (m: EventReaderMess
       if (type === RTM_NEWROUTE || type === RTM_DELROUTE) {
         const pid = b.readUInt32LE(o + 12);
         if (pid === skipPort || pid === cfg.directPort) selfSeen++;
-        else keep = len >= NLMSG_HDRLEN + RTMSG_LEN && b[o + NLMSG_HDRLEN + 5] === cfg.protocol;
+        else if (len >= NLMSG_HDRLEN + RTMSG_LEN) {
+          const proto = b[o + NLMSG_HDRLEN + 5], table = b[o + NLMSG_HDRLEN + 4]!;
+          // skein's routes written by someone else; and any other protocol's route in the main or local table
+          // (not a cached clone), which src/'s next-hop reachability re-reads the kernel for (the 'foreignRoute'
+          // event, kernel-events.ts): rare next to our own writes, which never get here
+          keep = proto === cfg.protocol ||
+            ((table === RT_TABLE_MAIN || table === RT_TABLE_LOCAL) && (b.readUInt32LE(o + NLMSG_HDRLEN + 8) & RTM_F_CLONED) === 0);
+        }
       } else if (type === RTM_NEWNEXTHOP || type === RTM_DELNEXTHOP) {
         // nexthop objects: rare; every one not caused by our own sockets goes on (fib/nexthops.ts decides by id; a
         // notification of one of ours it takes for someone else's replacement of it)

@@ -1,5 +1,6 @@
 // The kernel's notifications, as the event reader (event-reader.ts) forwards them: route events of skein's
-// protocol written by someone else (`ip route del` by hand, another skeind), and link events. Notifications of our
+// protocol written by someone else (`ip route del` by hand, another skeind), link events, and routes of other
+// protocols in the main and local tables (only announced: the 'foreignRoute' event). Notifications of our
 // own writes are dropped in the reader (their ACKs already said it all) and only counted, for the writer's flow
 // control. A route event updates what the kernel holds and queues a repair when that differs from what is wanted;
 // a link event may change how named devices resolve, and the kernel flushes routes of a downed link without
@@ -8,9 +9,9 @@ import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import {
   NLMSG_HDRLEN, NLMSG_OVERRUN, RTM_DELLINK, RTM_DELNEXTHOP, RTM_DELROUTE, RTM_NEWLINK, RTM_NEWNEXTHOP, RTM_NEWROUTE,
-  RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE, RTNLGRP_LINK, RTNLGRP_NEXTHOP,
+  RTMSG_LEN, RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE, RTNLGRP_LINK, RTNLGRP_NEXTHOP,
 } from './constants.js';
-import { parseLink, parseRoute } from './codec.js';
+import { parseLink, parseRoute, rtmProtocol } from './codec.js';
 import type { Core } from './core.js';
 import { INFLIGHT, EVENT_SEEN } from './entries.js';
 import { runEventReader, type EventReaderConfig, type EventReaderMessage } from './event-reader.js';
@@ -137,6 +138,10 @@ function onEvents(core: Core, b: Buffer): void {
       if (isOthersWriteOfOurs(b, o, len, core.protocol, core.cmdPort, core.directPort)) {
         const k = parseRoute(b, o, len);
         if (k) routeEvent(core, type === RTM_NEWROUTE, k);
+      } else if (len >= NLMSG_HDRLEN + RTMSG_LEN && rtmProtocol(b, o) !== core.protocol) {
+        // another protocol's route in the main or local table (the reader passes no others): what the host reaches
+        // without skein changed (src/daemon/reachability.ts re-reads it)
+        core.bus.emit('foreignRoute', rtmProtocol(b, o));
       }
     } else if (type === RTM_NEWLINK || type === RTM_DELLINK) {
       const l = parseLink(b, o, len);

@@ -50,6 +50,8 @@ export class DumpError extends Error {
 export function dump(
   sock: RawNetlinkSocket, type: number, family: number, headerLen: number, seq: number, timeoutMs: number,
   onMessage: (b: Buffer, off: number, len: number) => void,
+  /** sets fields of the request's header beyond the family (a strict dump's filters: host-routes.ts) */
+  fill?: (req: Buffer) => void,
 ): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     let interrupted = false;
@@ -92,7 +94,9 @@ export function dump(
     sock.on('message', onData);
     sock.on('error', onError);
     sock.on('close', onClose);
-    sock.send(dumpRequest(type, family, seq, headerLen), undefined, (err) => {
+    const req = dumpRequest(type, family, seq, headerLen);
+    fill?.(req);
+    sock.send(req, undefined, (err) => {
       if (err) finish(new DumpError(`dump request not sent: ${err.message}`, errnoCode(err) ?? 'EIO'));
     });
   });

@@ -305,6 +305,11 @@ export class Programmer extends EventEmitter<ProgrammerEvents> {
     return e !== undefined && e.have !== null && e.want !== null && this.#core.matches(e);
   }
 
+  /** The name of interface `ifindex` as the FIB knows it (its link dump and link events), or undefined. */
+  linkName(ifindex: number): string | undefined {
+    return this.#core.links.byIndex.get(ifindex)?.name;
+  }
+
   /** Desired vs kernel for one prefix. */
   lookup(family: Family, addr: Uint8Array, len: number, where?: Placement): RouteView | undefined {
     const e = this.#core.routes.entry(family, addr, len, where, false);

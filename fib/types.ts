@@ -46,6 +46,11 @@ export interface ProgrammerEvents {
   resync: [string];
   overrun: [string];
   warning: [Error];
+  /**
+   * A route of another protocol (its number) was added, changed or deleted in the main or local table; not while a
+   * bulk write has the route notifications off (writer.ts), so a reader of those routes still polls.
+   */
+  foreignRoute: [number];
 }
 
 /** A prefix as bytes: family, address (4 or 16 bytes; host bits are masked off) and length. */

@@ -74,8 +74,9 @@ try {
     'Priority: optional',
     `Installed-Size: ${sizeKb}`,
     // The bundled Node links only against the C library and the C++ runtime. iproute2 is a hard dependency: skeind
-    // runs `ip -j` to read which next hops the host reaches (src/daemon/reachability.ts); without it every read
-    // fails (seen in test/ops/packaging.test.ts on a minbase root). adduser: postinst's addgroup.
+    // runs `ip -j route get` for the way to each BFD peer (src/daemon/bfd.ts, kernelRouteTo); without it no BFD
+    // session is set up. (Next-hop reachability, src/daemon/reachability.ts, reads over rtnetlink in-process and no
+    // longer needs it.) adduser: postinst's addgroup.
     'Depends: libc6 (>= 2.28), libstdc++6, libgcc-s1, adduser, iproute2',
     `Description: ${pkg.description}`,
     ` skeind, skeinctl and skein-bfdd (the BFD companion) with their own Node.js ${process.version} runtime (/usr/lib/skein/node): no Node.js,`,

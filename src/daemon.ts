@@ -293,6 +293,8 @@ export class Daemon {
       this.#reach = new KernelReachability({
         intervalMs: this.cfg.fib.nextHopScan * 1000,
         ownProtocol: this.cfg.fib.protocol,
+        // route changes of other protocols, from the FIB's own event socket (no socket or process of its own)
+        follow: fib,
         onChange: (r) => {
           const n = this.speaker?.setReachability(r) ?? 0;
           // recursive next hops: routes through a next hop that is not on a link go via the covering route's gateway

@@ -9,22 +9,28 @@
 // link route) is installed via that gateway (bgp/rib/nexthop-resolve.ts, src/daemon/fib-resolver.ts), and a change
 // of that gateway moves the routes using it.
 //
-// It reads with iproute2 in one process (`ip -j -batch -`, a dump per protocol, which the kernel filters by table
-// and protocol: strict dump checking), so a million skein routes in the same table are never copied out. The
-// protocols are the ones iproute2 names (rt_protos and rt_protos.d) and the well-known ones, except skein's; a route
-// change of any other protocol number seen on the monitor adds it. It follows changes with `ip -o monitor route`
-// (rtnetlink's route groups), skein's own lines dropped by grep before they reach this process, re-reading once a
-// burst is over; and it still polls, in case the monitor dies or misses something. Fed only when skeind programs
-// the kernel: without a FIB, skein is not this host's router and every well-formed next hop counts as resolvable.
+// It reads over rtnetlink in this process (fib/host-routes.ts, HostReader: no `ip` process), a dump of the main
+// table per protocol which the kernel filters by table and protocol (strict dump checking, NETLINK_GET_STRICT_CHK),
+// so a million skein routes in the same table are never copied out; then the host's addresses and, for the routes'
+// devices, its interface names. The protocols are the ones iproute2 names (rt_protos and rt_protos.d) and the
+// well-known ones, except skein's; a route change of any other protocol number adds it. It follows changes through
+// the FIB's own event socket (fib/event-reader.ts passes routes of other protocols in the main and local tables on,
+// as the Programmer's 'foreignRoute' event; skein's own writes never get that far): once a burst is over, it dumps
+// again the protocols the events named (the others' routes are kept from their last dump). After each of the FIB's
+// resyncs it polls (notifications may have been lost: an overrun, a bulk write with the route groups off,
+// fib/writer.ts; a link gone down, whose routes the kernel flushes without a notification each); and it still polls
+// every fib.nextHopScan, for whatever no event announces. Fed only when skeind programs the kernel: without a FIB,
+// skein is not this host's router and every well-formed next hop counts as resolvable.
 // Cost: each dump walks the whole table in the kernel, skein's million routes included, even when it returns none
-// (~140 ms of system time at 1M routes); dumping twenty-odd protocols every poll took seconds of CPU and, on a
-// loaded machine, over the 10 s limit (bench/control.ts). So after a first full read, a poll dumps the protocols
-// known to have routes (found by a dump, or seen on the monitor) and ROTATE of the others in turn: every protocol is
-// still read every few polls, and a poll's cost stays bounded whatever the number of protocols.
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+// (~55-140 ms of system time at 1M routes, now on this thread: the loop waits that long per dump, and the dumps of
+// a read go one at a time, the loop turning between them); dumping twenty-odd protocols every poll took seconds of
+// CPU and, on a loaded machine, over the 10 s limit (bench/control.ts). So after a first full read, a poll dumps the
+// protocols known to have routes (found by a dump, or named by an event) and ROTATE of the others in turn: every
+// protocol is still read every few polls, and a poll's cost stays bounded whatever the number of protocols; a read
+// after an event dumps only the protocols it named.
 import { readFileSync, readdirSync } from 'node:fs';
-import { createInterface } from 'node:readline';
-import type { Reachability, ResolvingRoute, ViaHop } from '../../bgp/index.js';
+import { setIntOpt, type Reachability, type ResolvingRoute, type ViaHop } from '../../bgp/index.js';
+import { HostReader, formatAddress, type HostHop, type HostRoute } from '../../fib/index.js';
 
 /**
  * Route origins read whatever iproute2's tables say (rtnetlink RTPROT_*): kernel 2, boot 3, static 4, gated 8, ra 9,
@@ -73,140 +79,157 @@ export interface ReachabilityOptions {
   readonly intervalMs?: number;
   /** skein's own route protocol (skein.yaml fib.protocol, default 171): its routes never resolve a next hop */
   readonly ownProtocol?: number;
-  /** follow route changes with `ip monitor` (default true) */
-  readonly monitor?: boolean;
+  /**
+   * What announces route changes of other protocols (the FIB's Programmer, its 'foreignRoute' event); without it,
+   * only the poll reads changes
+   */
+  readonly follow?: RouteChanges;
   /** called with the new view whenever it differs from the last one */
   readonly onChange: (r: Reachability) => void;
   /** a read that failed (the last good view stays in force) */
   readonly onError: (e: Error) => void;
-  /** iproute2 binary (tests) */
-  readonly ip?: string;
 }
 
-interface IpHop {
-  gateway?: string;
-  /** a gateway of the other family (RFC 5549 `via inet6`): iproute2 writes it here, not in `gateway` */
-  via?: { family?: string; host?: string };
-  dev?: string;
-  flags?: string[];
+/**
+ * A source of 'foreignRoute' events (fib's Programmer is one): the protocol number of a route that changed; and of
+ * 'resync' events: the FIB dumps because notifications may have been lost (an overrun, a bulk write with the route
+ * groups off, a link change: the kernel flushes a downed link's routes without a notification per route).
+ */
+export interface RouteChanges {
+  on(event: 'foreignRoute', listener: (protocol: number) => void): unknown;
+  off(event: 'foreignRoute', listener: (protocol: number) => void): unknown;
+  on(event: 'resync', listener: () => void): unknown;
+  off(event: 'resync', listener: () => void): unknown;
+  /** an interface's name, from the table the FIB keeps anyway: a read then dumps the links only for one it lacks */
+  linkName?(ifindex: number): string | undefined;
 }
-interface IpRoute extends IpHop {
-  dst?: string;
-  type?: string;
-  metric?: number;
-  /** a multipath route's next hops */
-  nexthops?: IpHop[];
+
+/**
+ * An address as iproute2 prints it (glibc's inet_ntop): RFC 5952 text for IPv6, with the IPv4-mapped (::ffff:a.b.c.d)
+ * and IPv4-compatible (::a.b.c.d) forms in dotted quad, so the text is the same as when `ip -j` was read.
+ */
+export function addressText(a: Uint8Array): string {
+  if (a.length === 16 && a.subarray(0, 10).every((x) => x === 0)) {
+    const w5 = (a[10]! << 8) | a[11]!;
+    const w6 = (a[12]! << 8) | a[13]!;
+    // glibc: the zero run must be exactly words 0-5 (compatible) or 0-4 followed by ffff (mapped)
+    if (w5 === 0xffff) return `::ffff:${a[12]}.${a[13]}.${a[14]}.${a[15]}`;
+    if (w5 === 0 && w6 !== 0) return `::${a[12]}.${a[13]}.${a[14]}.${a[15]}`;
+  }
+  return formatAddress(a);
 }
 
 /** A kernel route's way out, for recursive next-hop resolution; undefined for a gateway of the other family. */
-function viaOf(h: IpHop): ViaHop | undefined {
-  if (h.via !== undefined) return undefined; // skein's FIB writes gateways of the route's own family only
+function viaOf(h: HostHop, names: ReadonlyMap<number, string>): ViaHop | undefined {
+  if (h.otherFamily) return undefined; // skein's FIB writes gateways of the route's own family only
   return {
-    ...(h.gateway !== undefined ? { gateway: h.gateway } : {}),
-    ...(h.dev !== undefined ? { dev: h.dev } : {}),
-    ...(h.flags?.includes('onlink') === true ? { onlink: true } : {}),
+    ...(h.gateway !== undefined ? { gateway: addressText(h.gateway) } : {}),
+    // iproute2 names an interface it does not know if<index>
+    ...(h.ifindex !== undefined ? { dev: names.get(h.ifindex) ?? `if${h.ifindex}` } : {}),
+    ...(h.onlink ? { onlink: true } : {}),
   };
-}
-interface IpAddr {
-  addr_info?: { local?: string }[];
-}
-
-function ipJson<T>(bin: string, args: readonly string[]): Promise<T[]> {
-  return new Promise((resolve, reject) => {
-    execFile(bin, ['-j', ...args], { timeout: 10_000, maxBuffer: 16 << 20 }, (err, stdout) => {
-      if (err) return reject(new Error(`ip ${args.join(' ')}: ${err.message}`, { cause: err }));
-      try {
-        const v = JSON.parse(stdout.trim() === '' ? '[]' : stdout) as unknown;
-        resolve(Array.isArray(v) ? (v as T[]) : []);
-      } catch (e) {
-        reject(new Error(`ip ${args.join(' ')}: unreadable output: ${(e as Error).message}`));
-      }
-    });
-  });
 }
 
 /** protocols without routes dumped per poll, in turn, besides those known to have routes */
 const ROTATE = 2;
-
-/** Dumps of the main table for each protocol, of one family, in one `ip -j -batch -` (one JSON array a line). */
-function readRoutes(bin: string, fam: '-4' | '-6', protocols: ReadonlySet<number>): Promise<{ fam: '-4' | '-6'; proto: number; rs: IpRoute[] }[]> {
-  const order = [...protocols].sort((a, b) => a - b);
-  const cmds = order.map((p) => `route show table main proto ${p}`);
-  return new Promise((resolve, reject) => {
-    const child = execFile(bin, [fam, '-j', '-batch', '-'], { timeout: 10_000, maxBuffer: 64 << 20 }, (err, stdout) => {
-      if (err) return reject(new Error(`ip ${fam} -batch (route dumps): ${err.message}`, { cause: err }));
-      const lines = stdout.split('\n').filter((l) => l.trim() !== '');
-      if (lines.length !== cmds.length) return reject(new Error(`ip ${fam} -batch (route dumps): ${lines.length} answers to ${cmds.length} dumps`));
-      try {
-        resolve(lines.map((l, i) => {
-          const v = JSON.parse(l) as unknown;
-          return { fam, proto: order[i] as number, rs: Array.isArray(v) ? (v as IpRoute[]) : [] };
-        }));
-      } catch (e) {
-        reject(new Error(`ip ${fam} -batch (route dumps): unreadable output: ${(e as Error).message}`));
-      }
-    });
-    child.stdin?.end(`${cmds.join('\n')}\n`);
-  });
-}
+/** rtm_type of a route that forwards: unreachable, blackhole, prohibit, throw cover an address but forward nothing */
+const RTN_UNICAST = 1;
+const RT_TABLE_MAIN = 254;
 
 /** One read of the kernel: host addresses, and the routes that resolve next hops (of `protocols`). */
-export async function readReachability(bin = 'ip', protocols: ReadonlySet<number> = resolvingProtocols(171)): Promise<Reachability> {
-  return (await readWithProtocols(bin, protocols)).reach;
+export async function readReachability(protocols: ReadonlySet<number> = resolvingProtocols(171), reader?: HostReader): Promise<Reachability> {
+  const own = reader ?? new HostReader(setIntOpt);
+  try {
+    return await view(own, await dumpProtocols(own, protocols));
+  } finally {
+    if (reader === undefined) own.close();
+  }
 }
 
-/** readReachability, and the protocols that had at least one route. */
-async function readWithProtocols(bin: string, protocols: ReadonlySet<number>): Promise<{ reach: Reachability; present: Set<number> }> {
-  const [addrs, v4, v6] = await Promise.all([ipJson<IpAddr>(bin, ['addr', 'show']), readRoutes(bin, '-4', protocols), readRoutes(bin, '-6', protocols)]);
-  const routeSets = [...v4, ...v6];
-  const present = new Set(routeSets.filter((x) => x.rs.length > 0).map((x) => x.proto));
-  const addresses = addrs.flatMap((a) => (a.addr_info ?? []).map((i) => i.local).filter((x): x is string => typeof x === 'string'));
-  const routes: string[] = [];
-  const resolving: ResolvingRoute[] = [];
-  for (const { fam, rs } of routeSets) {
-    for (const r of rs) {
-      // unreachable, blackhole, prohibit, throw: they cover an address but forward nothing
-      if (r.dst === undefined || (r.type !== undefined && r.type !== 'unicast')) continue;
-      const dst = r.dst === 'default' ? (fam === '-4' ? '0.0.0.0/0' : '::/0') : r.dst;
-      routes.push(dst);
-      const hops = (r.nexthops ?? [r]).map(viaOf);
-      // a route out through a gateway of the other family only: it covers the next hop, but skein cannot install
-      // through it; it resolves as a link route would (the next hop as gateway), which the kernel then refuses
-      // visibly (skeinctl fib), rather than being dropped here unseen
-      const known = hops.filter((h): h is ViaHop => h !== undefined);
-      resolving.push({ dst, hops: known, ...(r.metric !== undefined ? { metric: r.metric } : {}) });
+/** The routes of each protocol in the main table, both families (one dump at a time: a socket runs one). */
+async function dumpProtocols(reader: HostReader, protocols: ReadonlySet<number>): Promise<Map<number, HostRoute[]>> {
+  const out = new Map<number, HostRoute[]>();
+  for (const family of [4, 6] as const) {
+    for (const proto of [...protocols].sort((a, b) => a - b)) {
+      const rs = await reader.routes(family, RT_TABLE_MAIN, proto);
+      out.set(proto, [...(out.get(proto) ?? []), ...rs]);
     }
   }
+  return out;
+}
+
+/**
+ * The view from the routes per protocol, with the host's addresses read now and the interface names from `known`
+ * (the FIB's link table), or from a link dump when it lacks one.
+ */
+async function view(reader: HostReader, byProtocol: ReadonlyMap<number, readonly HostRoute[]>,
+  known?: (ifindex: number) => string | undefined): Promise<Reachability> {
+  const addrs = await reader.addresses();
+  const all = [...byProtocol.values()].flat().filter((r) => r.type === RTN_UNICAST);
+  const names = new Map<number, string>();
+  let missing = false;
+  for (const r of all) {
+    for (const h of r.hops) {
+      if (h.ifindex === undefined || names.has(h.ifindex)) continue;
+      const n = known?.(h.ifindex);
+      if (n !== undefined) names.set(h.ifindex, n);
+      else missing = true;
+    }
+  }
+  if (missing) for (const [i, n] of await reader.links()) names.set(i, n);
+  const addresses = addrs.map(addressText);
+  const routes: string[] = [];
+  const resolving: ResolvingRoute[] = [];
+  for (const r of all) {
+    const full = r.family === 4 ? 32 : 128;
+    // iproute2's text: a host route is its address alone; a route without a destination is the default route
+    const dst = r.dst !== undefined
+      ? (r.dstLen === full ? addressText(r.dst) : `${addressText(r.dst)}/${r.dstLen}`)
+      : r.dstLen === 0 ? (r.family === 4 ? '0.0.0.0/0' : '::/0') : `0/${r.dstLen}`;
+    routes.push(dst);
+    // a route out through a gateway of the other family only: it covers the next hop, but skein cannot install
+    // through it; it resolves as a link route would (the next hop as gateway), which the kernel then refuses
+    // visibly (skeinctl fib), rather than being dropped here unseen
+    const known = r.hops.map((h) => viaOf(h, names)).filter((h): h is ViaHop => h !== undefined);
+    resolving.push({ dst, hops: known, ...(r.metric !== undefined ? { metric: r.metric } : {}) });
+  }
   resolving.sort((a, b) => (a.dst < b.dst ? -1 : a.dst > b.dst ? 1 : (a.metric ?? 0) - (b.metric ?? 0)));
-  return { reach: { addresses: [...new Set(addresses)].sort(), routes: [...new Set(routes)].sort(), resolving }, present };
+  return { addresses: [...new Set(addresses)].sort(), routes: [...new Set(routes)].sort(), resolving };
 }
 
 /** Polls the kernel and reports each change of what the host reaches. */
 export class KernelReachability {
   #timer: NodeJS.Timeout | null = null;
-  #monitor: ChildProcess | null = null;
   #burst: NodeJS.Timeout | null = null;
   #again = false;
   #stopped = false;
   readonly #protocols: Set<number>;
-  readonly #names: Map<string, number>;
   #last = '';
   #current: Reachability | null = null;
   #reading = false;
-  /** protocols known to have routes (their last dump found some, or the monitor saw one); null: no full read yet */
+  #reader: HostReader | null = null;
+  /** protocols known to have routes (their last dump found some, or an event named one); null: no full read yet */
   #present: Set<number> | null = null;
-  /** protocols the monitor reported since the current read began */
+  /** protocols events named since the current read began */
   readonly #reported = new Set<number>();
+  /** protocols events named since the last read began: the next read dumps these (unless it is a poll) */
+  readonly #changed = new Set<number>();
+  /** the next read is a poll (a resync, a failed read, a poll asked for during a read) */
+  #full = false;
+  /** the last dump's routes of each protocol that had any (both families) */
+  readonly #routes = new Map<number, HostRoute[]>();
   /** where the turn of the protocols without routes is */
   #turn = 0;
   /** dumps asked of the kernel so far (tests: what a poll costs) */
   dumps = 0;
   readonly #opts: ReachabilityOptions;
+  readonly #onRoute = (protocol: number): void => this.routeChanged(protocol);
+  /** the FIB's resync: what it may have missed, this may have too; re-read as after a change of no known protocol */
+  readonly #onResync = (): void => this.routeChanged(0);
 
   constructor(opts: ReachabilityOptions) {
     this.#opts = opts;
-    this.#names = protocolNames();
-    this.#protocols = resolvingProtocols(opts.ownProtocol ?? 171, this.#names);
+    this.#protocols = resolvingProtocols(opts.ownProtocol ?? 171, protocolNames());
   }
 
   /** the protocol numbers read (tests) */
@@ -221,7 +244,8 @@ export class KernelReachability {
 
   /** First read (awaited, so the speaker never starts without it when the kernel answers), then poll. */
   async start(): Promise<void> {
-    if (this.#opts.monitor !== false) this.#follow();
+    this.#opts.follow?.on('foreignRoute', this.#onRoute);
+    this.#opts.follow?.on('resync', this.#onResync);
     await this.refresh();
     this.#timer = setInterval(() => void this.refresh(), this.#opts.intervalMs ?? 10_000);
     this.#timer.unref();
@@ -229,72 +253,50 @@ export class KernelReachability {
 
   stop(): void {
     this.#stopped = true;
+    this.#opts.follow?.off('foreignRoute', this.#onRoute);
+    this.#opts.follow?.off('resync', this.#onResync);
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = null;
     if (this.#burst) clearTimeout(this.#burst);
     this.#burst = null;
-    const m = this.#monitor;
-    this.#monitor = null;
-    if (m?.pid !== undefined) {
-      try {
-        process.kill(-m.pid, 'SIGTERM'); // its process group: the shell, ip and grep
-      } catch {
-        // already gone
-      }
-    }
+    // a read under way fails on the closed socket (a DumpError, reported through onError unless stopped)
+    this.#reader?.close();
+    this.#reader = null;
   }
 
   /**
-   * Route changes from rtnetlink (`ip -o monitor route`), skein's own dropped by grep in the child so a million
-   * writes of ours never reach this process; each other change re-reads once the burst is over (100 ms quiet).
-   * A monitor that dies is started again after the poll interval; the poll covers the gap.
+   * A route of another protocol changed in the main or local table (the FIB's 'foreignRoute' event): learn its
+   * protocol number, and once the burst is over (100 ms quiet) dump that protocol again (both families, the other
+   * protocols' routes as last read); 0: something of no known protocol may have changed (the FIB's resync), a poll.
    */
-  #follow(): void {
-    const own = this.#opts.ownProtocol ?? 171;
-    const ownNames = [...this.#names].filter(([, n]) => n === own).map(([name]) => name.replace(/[^A-Za-z0-9_-]/g, ''));
-    const pattern = `proto (${[String(own), ...ownNames].join('|')})( |$)`;
-    const bin = (this.#opts.ip ?? 'ip').replace(/'/g, '');
-    // The shell waits on its stdin, which only this process holds: when skeind goes (even by kill -9), read returns
-    // and the whole group (ip, grep, the shell) is ended, never left behind in a namespace.
-    const script = `'${bin}' -o monitor route | grep --line-buffered -v -E '${pattern}' & read _; kill 0`;
-    const child = spawn('sh', ['-c', script], { stdio: ['pipe', 'pipe', 'ignore'], detached: true });
-    this.#monitor = child;
-    child.on('error', (e) => this.#opts.onError(new Error(`ip monitor route: ${e.message}`, { cause: e })));
-    child.on('exit', () => {
-      if (this.#monitor !== child || this.#stopped) return;
-      this.#monitor = null;
-      setTimeout(() => {
-        if (!this.#stopped && this.#monitor === null) this.#follow();
-      }, this.#opts.intervalMs ?? 10_000).unref();
-    });
-    const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-    lines.on('line', (line) => this.#changed(line));
-  }
-
-  /** One monitor line (a route of another origin changed): learn its protocol number, re-read soon. */
-  #changed(line: string): void {
-    const m = /\bproto (\S+)/.exec(line);
-    // iproute2 leaves out "proto boot" (3), the default
-    const name = m === null ? 'boot' : (m[1] as string);
-    const n = /^\d+$/.test(name) ? Number(name) : name === 'boot' ? 3 : this.#names.get(name);
-    if (n !== undefined && n !== (this.#opts.ownProtocol ?? 171) && n > 1) {
-      if (!this.#protocols.has(n)) this.#protocols.add(n);
+  routeChanged(protocol: number): void {
+    if (this.#stopped) return;
+    if (protocol !== (this.#opts.ownProtocol ?? 171) && protocol > 1) {
+      this.#protocols.add(protocol);
       // dumped by the next polls, even the partial ones
-      this.#present?.add(n);
-      this.#reported.add(n);
-    }
+      this.#present?.add(protocol);
+      this.#reported.add(protocol);
+      this.#changed.add(protocol);
+    } else this.#full = true;
     if (this.#burst) clearTimeout(this.#burst);
     this.#burst = setTimeout(() => {
       this.#burst = null;
-      void this.refresh();
+      void this.#read(false);
     }, 100);
     this.#burst.unref();
   }
 
-  /** Read now; reports a change through onChange. Never throws. */
-  async refresh(): Promise<void> {
+  /** Poll now: the protocols known to have routes and ROTATE others; reports a change through onChange. Never throws. */
+  refresh(): Promise<void> {
+    return this.#read(true);
+  }
+
+  async #read(poll: boolean): Promise<void> {
+    if (this.#stopped) return;
     if (this.#reading) {
-      this.#again = true; // a change came in during this read: read once more after it
+      // a change came in during this read: read once more after it
+      if (poll) this.#full = true;
+      this.#again = true;
       return;
     }
     this.#reading = true;
@@ -303,21 +305,28 @@ export class KernelReachability {
       this.#reported.clear();
       let protocols: Set<number>;
       if (present === null) protocols = new Set(this.#protocols);
-      else {
+      else if (poll || this.#full) {
         protocols = new Set(present);
         const others = [...this.#protocols].filter((p) => !present.has(p)).sort((a, b) => a - b);
         for (let i = 0; i < Math.min(ROTATE, others.length); i++) protocols.add(others[(this.#turn + i) % others.length] as number);
         this.#turn = others.length === 0 ? 0 : (this.#turn + ROTATE) % others.length;
-      }
+      } else protocols = new Set(this.#changed);
+      this.#full = false;
+      this.#changed.clear();
+      if (protocols.size === 0) return;
       this.dumps += 2 * protocols.size;
-      const { reach: r, present: found } = await readWithProtocols(this.#opts.ip ?? 'ip', protocols);
-      // a protocol dumped and found empty leaves the known ones, unless the monitor saw it meanwhile (its dump may
+      this.#reader ??= new HostReader(setIntOpt);
+      const found = await dumpProtocols(this.#reader, protocols);
+      for (const [p, rs] of found) if (rs.length > 0) this.#routes.set(p, rs);
+      else this.#routes.delete(p);
+      // a protocol dumped and found empty leaves the known ones, unless an event named it meanwhile (its dump may
       // have passed before the change)
       const next = new Set(this.#present ?? []);
-      for (const p of protocols) if (found.has(p) || this.#reported.has(p)) next.add(p);
+      for (const p of protocols) if (this.#routes.has(p) || this.#reported.has(p)) next.add(p);
       else next.delete(p);
       for (const p of this.#reported) next.add(p);
       this.#present = next;
+      const r = await view(this.#reader, this.#routes, this.#opts.follow?.linkName?.bind(this.#opts.follow));
       // the gateways count too: a covering route that moves to another gateway changes where routes are installed
       const key = `${r.addresses.join(',')}|${JSON.stringify(r.resolving ?? r.routes)}`;
       if (key === this.#last) return;
@@ -325,12 +334,20 @@ export class KernelReachability {
       this.#current = r;
       this.#opts.onChange(r);
     } catch (e) {
-      this.#opts.onError(e instanceof Error ? e : new Error(String(e)));
+      // stop() may have run during the read (it closed the socket: that is the error then)
+      const stopped = this.#stopped as boolean;
+      if (!stopped) {
+        this.#opts.onError(e instanceof Error ? e : new Error(String(e)));
+        // a socket that failed is opened again by the next read, a poll (what failed is not known)
+        this.#reader?.close();
+        this.#reader = null;
+        this.#full = true;
+      }
     } finally {
       this.#reading = false;
-      if (this.#again && !this.#stopped) {
+      if (this.#again && !(this.#stopped as boolean)) {
         this.#again = false;
-        void this.refresh();
+        void this.#read(false);
       }
     }
   }

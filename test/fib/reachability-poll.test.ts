@@ -1,100 +1,131 @@
 // What a poll of the kernel's routes costs (src/daemon/reachability.ts): each dump walks the whole table, skein's
 // million routes included, so after a first full read a poll dumps the protocols known to have routes (a dump
-// found some, or the monitor saw one) and two of the others in turn. Against a stand-in `ip` (a shell script) that answers
-// from files and writes down every dump it was asked for: the count is what is checked, never a time.
-import t from 'tap';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { KernelReachability } from '../../src/daemon/reachability.js';
+// found some, or an event named one) and two of the others in turn. And how changes are followed: through the
+// FIB's event socket (the Programmer's 'foreignRoute' event), with no process of its own, skein's own writes never
+// taken for a change and never in the view. In a namespace, through test/fib/reach-agent.ts; the dump count is what
+// is checked, never a time.
+import t, { type Test } from 'tap';
+import { readFileSync } from 'node:fs';
 import type { Reachability } from '../../bgp/index.js';
+import { requires } from '../helpers/env.js';
+import { Lab, nsExec, until } from '../helpers/netns.js';
+import { reachAgent } from './reach-client.js';
 
-function fakeIp(dir: string): string {
-  const bin = join(dir, 'ip');
-  writeFileSync(bin, `#!/bin/sh
-D='${dir}'
-case "$*" in
-  *monitor*) if [ -f "$D/monitor" ]; then cat "$D/monitor"; fi; exec sleep 60 ;;
-  *addr*) echo '[{"addr_info":[{"local":"10.0.0.1"}]}]' ;;
-  *-batch*)
-    while read -r l; do
-      p=\${l##* }
-      echo "$1 $p" >> "$D/dumps"
-      if [ -f "$D/r$1-$p" ]; then cat "$D/r$1-$p"; else echo '[]'; fi
-    done ;;
-esac
-`);
-  chmodSync(bin, 0o755);
-  return bin;
+const rootOk = (t: Test): boolean => requires(t as unknown as Parameters<typeof requires>[0], { root: true });
+
+interface State { dumps: number; current: Reachability | null; views: number; errors: string[]; protocols: number[] }
+
+/** A namespace with a veth pair: 10.0.0.1/24 (connected routes, proto kernel) and nothing else. */
+function topology(lab: Lab): string {
+  const ns = lab.ns('rp');
+  lab.link(ns, ns, 'pa0', 'pa1');
+  lab.addr(ns, 'pa0', '10.0.0.1/24');
+  return ns;
 }
 
-const dumps = (dir: string): string[] => (existsSync(join(dir, 'dumps')) ? readFileSync(join(dir, 'dumps'), 'utf8').trim().split('\n').filter(Boolean) : []);
-
 t.test('a poll dumps the protocols that have routes and two others in turn', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'skein-reach-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const ip = fakeIp(dir);
-  writeFileSync(join(dir, 'r-4-2'), '[{"dst":"10.0.0.0/24","dev":"eth0","scope":"link"}]\n');
-  writeFileSync(join(dir, 'r-4-4'), '[{"dst":"198.51.100.0/24","gateway":"10.0.0.9","dev":"eth0"}]\n');
-  const views: Reachability[] = [];
-  const errors: Error[] = [];
-  const r = new KernelReachability({ ip, monitor: false, intervalMs: 3_600_000, onChange: (v) => views.push(v), onError: (e) => errors.push(e) });
-  t.teardown(() => r.stop());
-  const all = r.protocols.size;
+  if (!rootOk(t)) return;
+  const lab = new Lab();
+  t.teardown(() => lab.destroy());
+  const ns = topology(lab);
+  nsExec(ns, 'ip', ['route', 'add', '198.51.100.0/24', 'via', '10.0.0.9', 'proto', 'static']);
+  const agent = reachAgent(t, ns);
+  const s0 = await agent.call<State>('start');
+  const all = s0.protocols.length;
   t.ok(all > 10, `${all} protocols are read`);
-  await r.start();
-  t.same(errors, []);
-  t.equal(dumps(dir).length, 2 * all, 'the first read dumps every protocol, both families');
-  t.same(views.at(-1)?.routes, ['10.0.0.0/24', '198.51.100.0/24']);
-  const poll = async (): Promise<string[]> => {
-    const before = dumps(dir).length;
-    await r.refresh();
-    return dumps(dir).slice(before);
+  t.same(s0.errors, []);
+  t.equal(s0.dumps, 2 * all, 'the first read dumps every protocol, both families');
+  t.same(s0.current?.routes, ['10.0.0.0/24', '198.51.100.0/24', 'fe80::/64'], 'connected routes (proto kernel) and the static one');
+  let dumps = s0.dumps;
+  const poll = async (): Promise<{ n: number; s: State }> => {
+    const s = await agent.call<State>('refresh');
+    const n = s.dumps - dumps;
+    dumps = s.dumps;
+    return { n, s };
   };
 
   // a route of a known protocol in the other family: the next poll sees it
-  writeFileSync(join(dir, 'r-6-4'), '[{"dst":"fd00:9::/64","gateway":"fd00::9","dev":"eth0"}]\n');
+  nsExec(ns, 'ip', ['-6', 'route', 'add', 'fd00:9::/64', 'dev', 'pa0', 'proto', 'static']);
   const p1 = await poll();
-  t.equal(p1.length, 8, 'a poll: 8 dumps (protocols 2 and 4, two others, both families)');
-  t.ok(p1.includes('-4 2') && p1.includes('-4 4') && p1.includes('-6 4'), 'the protocols with routes among them');
-  t.same(views.at(-1)?.routes, ['10.0.0.0/24', '198.51.100.0/24', 'fd00:9::/64'], 'and the change is read');
+  t.equal(p1.n, 8, 'a poll: 8 dumps (protocols 2 and 4, two others, both families)');
+  t.ok(p1.s.current?.routes.includes('fd00:9::/64'), 'and the change is read');
 
   // a route of a protocol that had none (dhcp, 16): found when its turn comes, within (all - 2) / 2 polls
-  writeFileSync(join(dir, 'r-4-16'), '[{"dst":"192.0.2.0/24","gateway":"10.0.0.7","dev":"eth0"}]\n');
+  nsExec(ns, 'ip', ['route', 'add', '192.0.2.0/24', 'via', '10.0.0.7', 'proto', 'dhcp']);
   let polls = 0;
-  for (; polls < all && views.at(-1)?.routes.includes('192.0.2.0/24') !== true; polls++) t.equal((await poll()).length, 8, 'every poll: 8 dumps');
-  t.ok(polls >= 1 && polls <= Math.ceil((all - 2) / 2), `the dhcp route was read after ${polls} polls`);
-  const p2 = await poll();
-  t.equal(p2.length, 10, 'from then on protocol 16 is dumped in every poll too');
-  t.ok(p2.includes('-4 16'));
+  for (; polls < all; polls++) {
+    const p = await poll();
+    t.equal(p.n, 8, 'every poll: 8 dumps');
+    if (p.s.current?.routes.includes('192.0.2.0/24') === true) break;
+  }
+  t.ok(polls < Math.ceil((all - 2) / 2), `the dhcp route was read after ${polls + 1} polls`);
+  t.equal((await poll()).n, 10, 'from then on protocol 16 is dumped in every poll too');
 
   // protocol 4's routes go: the next poll reads that, and protocol 4 then waits for its turn like the others
-  rmSync(join(dir, 'r-4-4'));
-  rmSync(join(dir, 'r-6-4'));
-  await poll();
-  t.same(views.at(-1)?.routes, ['10.0.0.0/24', '192.0.2.0/24'], 'the routes of protocol 4 are gone from the view');
-  t.equal((await poll()).length, 8, 'and it is no longer dumped every time');
-  t.same(errors, []);
+  nsExec(ns, 'ip', ['route', 'del', '198.51.100.0/24', 'proto', 'static']);
+  nsExec(ns, 'ip', ['-6', 'route', 'del', 'fd00:9::/64', 'proto', 'static']);
+  const p3 = await poll();
+  t.notOk(p3.s.current?.routes.includes('198.51.100.0/24') || p3.s.current?.routes.includes('fd00:9::/64'), 'the routes of protocol 4 are gone from the view');
+  t.equal((await poll()).n, 8, 'and it is no longer dumped every time');
+
+  // a change event names its protocol: only that one is dumped again (both families), the others' routes are kept
+  nsExec(ns, 'ip', ['route', 'add', '203.0.113.0/24', 'via', '10.0.0.5', 'proto', 'zebra']);
+  await agent.call('changed', { protocol: 11 });
+  const e1 = (await until(async () => {
+    const s = await agent.call<State>('state');
+    return s.current?.routes.includes('203.0.113.0/24') === true ? s : undefined;
+  }, 'the event makes it read the zebra route'))!;
+  t.equal(e1.dumps - dumps, 2, 'an event: 2 dumps (protocol 11, both families)');
+  dumps = e1.dumps;
+  t.ok(e1.current?.routes.includes('192.0.2.0/24') && e1.current.routes.includes('10.0.0.0/24'), 'the other protocols\' routes are still there');
+  t.equal((await poll()).n, 10, 'and protocol 11 is among those a poll dumps from then on (2, 11, 16, two others)');
+  // an event of no known protocol (the FIB's resync): a poll
+  await agent.call('changed', { protocol: 0 });
+  const e2 = (await until(async () => {
+    const s = await agent.call<State>('state');
+    return s.dumps > dumps ? s : undefined;
+  }, 'the resync makes it poll'))!;
+  t.equal(e2.dumps - dumps, 10, 'a resync: a poll (protocols 2, 11, 16, two others)');
+  t.same(e2.errors, []);
 });
 
-t.test('a protocol seen on the monitor is dumped by the next poll', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'skein-reach-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const ip = fakeIp(dir);
-  writeFileSync(join(dir, 'r-4-2'), '[{"dst":"10.0.0.0/24","dev":"eth0","scope":"link"}]\n');
-  // another daemon (protocol 77, which no table names) has written a route; its line arrives on the monitor
-  writeFileSync(join(dir, 'r-4-77'), '[{"dst":"203.0.113.0/24","gateway":"10.0.0.5","dev":"eth0"}]\n');
-  writeFileSync(join(dir, 'monitor'), '203.0.113.0/24 via 10.0.0.5 dev eth0 proto 77\n');
-  const views: Reachability[] = [];
-  const r2 = new KernelReachability({ ip, intervalMs: 3_600_000, onChange: (v) => views.push(v), onError: () => undefined });
-  t.teardown(() => r2.stop());
-  t.notOk(r2.protocols.has(77), 'protocol 77 is not among those read at first');
-  await r2.start();
-  for (let i = 0; i < 100 && !views.some((v) => v.routes.includes('203.0.113.0/24')); i++) await new Promise((res) => setTimeout(res, 50));
-  t.ok(views.some((v) => v.routes.includes('203.0.113.0/24')), 'the route of protocol 77 is read');
-  t.ok(dumps(dir).includes('-4 77'), 'protocol 77 was dumped');
-  const before = dumps(dir).length;
-  await r2.refresh();
-  const poll = dumps(dir).slice(before);
-  t.ok(poll.includes('-4 77') && poll.includes('-6 77') && poll.length === 8, 'and stays among the protocols a poll dumps (2, 77, two others)');
+t.test('route changes come from the FIB\'s event socket: other protocols are read at once, skein\'s never', async (t) => {
+  if (!rootOk(t)) return;
+  const lab = new Lab();
+  t.teardown(() => lab.destroy());
+  const ns = topology(lab);
+  const agent = reachAgent(t, ns);
+  // a poll interval of an hour: only events make it read again
+  const s0 = await agent.call<State>('start', { fib: true, protocol: 171 });
+  t.notOk(s0.protocols.includes(77), 'protocol 77 is not among those read at first');
+  const views0 = s0.views;
+
+  // skein's own routes, written by the Programmer: not a change of what the host reaches, and never in the view
+  await agent.call('set', { base: '10.200.0.0', count: 300, gw: '10.0.0.9' });
+  t.equal(nsExec(ns, 'ip', ['-j', 'route', 'show', 'proto', '171']).split('"dst"').length - 1, 300, 'skein\'s routes are in the kernel');
+  // another daemon (protocol 77, which no table names) writes a route: the event names the protocol, a read follows
+  nsExec(ns, 'ip', ['route', 'add', '203.0.113.0/24', 'via', '10.0.0.5', 'proto', '77']);
+  const s1 = (await until(async () => {
+    const s = await agent.call<State>('state');
+    return s.current?.routes.includes('203.0.113.0/24') === true ? s : undefined;
+  }, 'the route of protocol 77 is read without a poll'))!;
+  t.ok(s1.protocols.includes(77), 'protocol 77 is read from now on');
+  t.same(s1.current?.resolving?.find((r) => r.dst === '203.0.113.0/24')?.hops, [{ gateway: '10.0.0.5', dev: 'pa0' }],
+    'its gateway and device (the name from the FIB\'s link table)');
+  t.equal(s1.views, views0 + 1, 'one new view');
+  t.notOk(s1.current?.routes.some((r) => r.startsWith('10.200.')), 'skein\'s own routes are not in it');
+  t.notOk(s1.current?.resolving?.some((r) => r.dst.startsWith('10.200.')), 'and resolve no next hop');
+  // a blackhole of another protocol: an event, a read, but no new view (it forwards nothing)
+  const before = s1.dumps;
+  nsExec(ns, 'ip', ['route', 'add', 'blackhole', '10.99.0.0/16', 'proto', 'static']);
+  await until(async () => (await agent.call<State>('state')).dumps > before, 'the blackhole\'s event makes it read');
+  const s2 = await agent.call<State>('refresh');
+  t.equal(s2.views, s1.views, 'a blackhole changes nothing of what the host reaches');
+  t.notOk(s2.current?.routes.includes('10.99.0.0/16'));
+  t.same(s2.errors, []);
+
+  // no process of its own: the agent (node, in the namespace) has no child
+  const pid = agent.proc.pid!;
+  const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
+  t.equal(children, '', 'no child process (no ip, no grep, no shell)');
 });
