@@ -13,10 +13,12 @@
 //     RTA_PRIORITY u32 metric
 //     RTA_GATEWAY  address bytes, RTA_OIF u32       (single next hop)
 //     RTA_MULTIPATH  struct rtnexthop {u16 len, u8 flags, u8 hops, s32 ifindex} + its rtattrs, repeated
+//     RTA_VIA      a gateway of the other family (RFC 5549): never written by skein, only noted when read (the
+//                  host's own routes, src/daemon/reachability.ts)
 // All integers are host order (little-endian here).
 import {
   AF_INET, AF_INET6, IFINFOMSG_LEN, IFLA_IFNAME, NLMSG_HDRLEN, RTA_DST, RTA_GATEWAY, RTA_MULTIPATH, RTA_OIF,
-  RTA_NH_ID, RTA_PRIORITY, RTA_TABLE, RTMSG_LEN, RTNH_F_DEAD, RTNH_F_LINKDOWN, RTNH_F_ONLINK, RTNH_LEN, RT_TABLE_COMPAT,
+  RTA_NH_ID, RTA_PRIORITY, RTA_TABLE, RTA_VIA, RTMSG_LEN, RTNH_F_DEAD, RTNH_F_LINKDOWN, RTNH_F_ONLINK, RTNH_LEN, RT_TABLE_COMPAT,
 } from './constants.js';
 import type { Family, KernelHop, KernelRoute } from './types.js';
 
@@ -192,6 +194,7 @@ export function parseRoute(b: Buffer, msg: number, len: number): KernelRoute | u
   let oif = 0;
   let hops: KernelHop[] | undefined;
   let nhid = 0;
+  let via = false;
   const end = Math.min(msg + len, b.length);
   for (let a = r + RTMSG_LEN; a + 4 <= end;) {
     const alenA = b.readUInt16LE(a);
@@ -221,26 +224,31 @@ export function parseRoute(b: Buffer, msg: number, len: number): KernelRoute | u
       case RTA_NH_ID:
         if (plen >= 4) nhid = b.readUInt32LE(p);
         break;
+      case RTA_VIA:
+        via = true;
+        break;
     }
     a += align4(alenA);
   }
   if (hops === undefined) {
-    hops = type === 1 /* RTN_UNICAST */ && (gateway !== undefined || oif !== 0)
-      ? [hopOf(gateway, oif, rtmFlags, 1)]
+    hops = type === 1 /* RTN_UNICAST */ && (gateway !== undefined || oif !== 0 || via)
+      ? [hopOf(gateway, oif, rtmFlags, 1, via)]
       : [];
   }
   const route = { family, addr: addr ?? new Uint8Array(alen), len: dstLen, table, metric, protocol, type, scope, hops };
   return nhid !== 0 ? { ...route, nhid } : route;
 }
 
-function hopOf(gateway: Uint8Array | undefined, ifindex: number, flags: number, weight: number): KernelHop {
-  return {
+function hopOf(gateway: Uint8Array | undefined, ifindex: number, flags: number, weight: number, via: boolean): KernelHop {
+  const hop = {
     gateway,
     ifindex,
     onlink: (flags & RTNH_F_ONLINK) !== 0,
     dead: (flags & (RTNH_F_DEAD | RTNH_F_LINKDOWN)) !== 0,
     weight,
   };
+  // rare (RFC 5549 routes of another daemon): only those hops carry the field
+  return via ? { ...hop, otherFamily: true } : hop;
 }
 
 /** Copy `n` bytes out of a datagram (a plain Uint8Array: a Buffer slice would pin the whole datagram). */
@@ -259,15 +267,16 @@ function parseMultipath(b: Buffer, start: number, end: number, alen: number): Ke
     const weight = b[o + 3]! + 1;
     const ifindex = b.readInt32LE(o + 4);
     let gateway: Uint8Array | undefined;
+    let via = false;
     for (let a = o + RTNH_LEN; a + 4 <= o + len;) {
       const l = b.readUInt16LE(a);
       if (l < 4 || a + l > o + len) break;
-      if ((b.readUInt16LE(a + 2) & 0x3fff) === RTA_GATEWAY && l - 4 === alen) {
-        gateway = bytes(b, a + 4, alen);
-      }
+      const t = b.readUInt16LE(a + 2) & 0x3fff;
+      if (t === RTA_GATEWAY && l - 4 === alen) gateway = bytes(b, a + 4, alen);
+      else if (t === RTA_VIA) via = true;
       a += align4(l);
     }
-    hops.push(hopOf(gateway, ifindex, flags, weight));
+    hops.push(hopOf(gateway, ifindex, flags, weight, via));
     o += align4(len);
   }
   return hops;

@@ -13,10 +13,9 @@ import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import type { RawNetlinkSocket } from 'netlink/dist/raw.js';
 import {
   AF_INET, AF_INET6, IFA_ADDRESS, IFA_LOCAL, IFADDRMSG_LEN, IFINFOMSG_LEN, NETLINK_GET_STRICT_CHK, NLMSG_HDRLEN,
-  RTA_DST, RTA_GATEWAY, RTA_MULTIPATH, RTA_OIF, RTA_PRIORITY, RTA_TABLE, RTA_VIA, RTM_GETADDR, RTM_GETLINK,
-  RTM_GETROUTE, RTMSG_LEN, RTNH_F_ONLINK, RTNH_LEN, SOL_NETLINK,
+  RTM_GETADDR, RTM_GETLINK, RTM_GETROUTE, RTMSG_LEN, SOL_NETLINK,
 } from './constants.js';
-import { align4, parseLink } from './codec.js';
+import { align4, parseLink, parseRoute } from './codec.js';
 import { BIG_READ, DumpError, dump, openSocket } from './kernel.js';
 
 /** One way out of a host route, as the kernel gives it. */
@@ -44,7 +43,6 @@ export interface HostRoute {
   readonly metric?: number;
   /** RTA_MULTIPATH's hops, or the route's one hop */
   readonly hops: readonly HostHop[];
-  readonly multipath: boolean;
 }
 
 /** setsockopt(fd, level, name, int value) */
@@ -196,47 +194,26 @@ function forAttrs(b: Buffer, from: number, to: number, each: (type: number, payl
   }
 }
 
-/** A route message as a HostRoute and its table (RTA_TABLE when present), or undefined if it is not IPv4/IPv6. */
+/**
+ * A route message as a HostRoute and its table (RTA_TABLE when present), or undefined if it is not IPv4/IPv6: the
+ * FIB's own parser (codec.ts parseRoute) in the shape iproute2 gave (no destination for the default route, no
+ * metric where the kernel sends none — an IPv4 route of metric 0 — and a hop with neither gateway nor device for a
+ * unicast route that names none).
+ */
 export function parseHostRoute(b: Buffer, o: number, l: number): { route: HostRoute; table: number } | undefined {
-  const r = o + NLMSG_HDRLEN;
-  if (l < NLMSG_HDRLEN + RTMSG_LEN) return undefined;
-  const af = b[r];
-  if (af !== AF_INET && af !== AF_INET6) return undefined;
-  const alen = af === AF_INET ? 4 : 16;
-  let table = b[r + 4]!;
-  const rtmFlags = b.readUInt32LE(r + 8);
-  let dst: Uint8Array | undefined, gateway: Uint8Array | undefined, metric: number | undefined, oif: number | undefined;
-  let via = false;
-  let hops: HostHop[] | undefined;
-  forAttrs(b, r + RTMSG_LEN, o + l, (t, p, n) => {
-    if (t === RTA_DST && n === alen) dst = Uint8Array.from(b.subarray(p, p + n));
-    else if (t === RTA_GATEWAY && n === alen) gateway = Uint8Array.from(b.subarray(p, p + n));
-    else if (t === RTA_VIA) via = true;
-    else if (t === RTA_OIF && n >= 4) oif = b.readUInt32LE(p);
-    else if (t === RTA_PRIORITY && n >= 4) metric = b.readUInt32LE(p);
-    else if (t === RTA_TABLE && n >= 4) table = b.readUInt32LE(p);
-    else if (t === RTA_MULTIPATH) {
-      // struct rtnexthop {u16 len, u8 flags, u8 hops, s32 ifindex} and its own attributes, repeated
-      hops = [];
-      for (let h = p; h + RTNH_LEN <= p + n;) {
-        const hl = b.readUInt16LE(h);
-        if (hl < RTNH_LEN || h + hl > p + n) break;
-        let hg: Uint8Array | undefined, hv = false;
-        forAttrs(b, h + RTNH_LEN, h + hl, (ht, hp, hn) => {
-          if (ht === RTA_GATEWAY && hn === alen) hg = Uint8Array.from(b.subarray(hp, hp + hn));
-          else if (ht === RTA_VIA) hv = true;
-        });
-        const ifindex = b.readInt32LE(h + 4);
-        hops.push({ ...(hg !== undefined ? { gateway: hg } : {}), otherFamily: hv, ...(ifindex !== 0 ? { ifindex } : {}), onlink: (b[h + 2]! & RTNH_F_ONLINK) !== 0 });
-        h += align4(hl);
-      }
-    }
-  });
-  const multipath = hops !== undefined;
-  const one: HostHop = { ...(gateway !== undefined ? { gateway } : {}), otherFamily: via, ...(oif !== undefined ? { ifindex: oif } : {}), onlink: (rtmFlags & RTNH_F_ONLINK) !== 0 };
+  const k = parseRoute(b, o, l);
+  if (k === undefined) return undefined;
+  const hops: HostHop[] = k.hops.length > 0
+    ? k.hops.map((h) => ({
+      ...(h.gateway !== undefined ? { gateway: h.gateway } : {}),
+      otherFamily: h.otherFamily === true,
+      ...(h.ifindex !== 0 ? { ifindex: h.ifindex } : {}),
+      onlink: h.onlink,
+    }))
+    : [{ otherFamily: false, onlink: false }];
   const route: HostRoute = {
-    family: af === AF_INET ? 4 : 6, ...(dst !== undefined ? { dst } : {}), dstLen: b[r + 1]!, type: b[r + 7]!, protocol: b[r + 5]!,
-    ...(metric !== undefined ? { metric } : {}), hops: hops ?? [one], multipath,
+    family: k.family, ...(k.len > 0 ? { dst: k.addr } : {}), dstLen: k.len, type: k.type, protocol: k.protocol,
+    ...(k.metric !== 0 ? { metric: k.metric } : {}), hops,
   };
-  return { route, table };
+  return { route, table: k.table };
 }

@@ -148,6 +148,8 @@ export interface KernelHop {
   readonly weight: number;
   /** RTNH_F_DEAD / RTNH_F_LINKDOWN set by the kernel */
   readonly dead: boolean;
+  /** the hop's gateway is of the other family (RTA_VIA, RFC 5549), so `gateway` is unset; absent otherwise */
+  readonly otherFamily?: true;
 }
 
 /** A route of skein's protocol as the kernel holds it. */
