@@ -28,6 +28,19 @@ export interface DatastoreStatus {
   held?: string;
 }
 
+/**
+ * What a datastore leaves out, whatever its backend (openDatastore's third argument).
+ *
+ * `workloadEndpoints: false` reads no WorkloadEndpoint at all, this node's own included: for a speaker that learns the
+ * workload routes from the kernel, where Felix programs them, as Calico's BIRD does (`protocol kernel { learn; }`).
+ * Calico's BGP side reads none either: its syncer watches every kind it needs and no WorkloadEndpoints
+ * (libcalico-go lib/backend/syncersv1/bgpsyncer/bgpsyncer.go). Without it, every endpoint change in the cluster reaches
+ * every node's reader, as the endpoint keys begin with the namespace (keys.ts). Default true.
+ */
+export interface DatastoreScope {
+  workloadEndpoints?: boolean | undefined;
+}
+
 export interface DatastoreEvents {
   snapshot: [model: Model];
   change: [event: ChangeEvent];

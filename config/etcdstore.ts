@@ -12,14 +12,14 @@ import { readFileSync } from 'node:fs';
 import type { EtcdConfig } from './daemon.js';
 import { EtcdClient, Status, type EtcdClientOptions } from './etcdclient.js';
 import { DatastoreError } from './errors.js';
-import { IPAM_PREFIX, PLURALS, RESOURCES_PREFIX, decodeEtcd, etcdKey, parseKey, keyId, nodeKeyFilter } from './keys.js';
+import { IPAM_PREFIX, PLURALS, RESOURCES_PREFIX, decodeEtcd, etcdKey, parseKey, keyId, keyFilter } from './keys.js';
 import { Model } from './model.js';
 import type { Kind } from './resources.js';
-import { Base } from './dsbase.js';
+import { Base, type DatastoreScope } from './dsbase.js';
 import { WatchStream, type WatchEnd } from './etcdwatch.js';
 import type { RangeRequestLite, RangeResponseLite, WatchEvent, WatchKeyValue as KV } from './etcdwire.js';
 
-export interface EtcdDatastoreOptions extends Partial<Pick<EtcdConfig, 'tls' | 'username' | 'password' | 'passwordFile'>> {
+export interface EtcdDatastoreOptions extends Partial<Pick<EtcdConfig, 'tls' | 'username' | 'password' | 'passwordFile'>>, DatastoreScope {
   endpoints: string[];
   dialTimeoutMs?: number;
   backoffMinMs?: number;
@@ -40,6 +40,7 @@ export interface EtcdDatastoreOptions extends Partial<Pick<EtcdConfig, 'tls' | '
    * Read only what concerns this node (what skeind passes): other nodes' WorkloadEndpoints and block affinities and
    * all IPAM blocks are dropped by their key, before their value is decoded (keyConcernsNode), and the
    * WorkloadEndpoints are listed by key only, with just this node's values fetched. Without it, everything is read.
+   * `workloadEndpoints: false` (DatastoreScope) lists and watches no WorkloadEndpoint key at all (etcdRanges, watchSpan).
    */
   nodeName?: string | undefined;
 }
@@ -54,24 +55,56 @@ const PAGE_BYTES = 2 * 1024 * 1024;
 /** One key range to list; `keysOnly`: list the keys, then fetch the values of those that concern the node. */
 export interface ListRange { key: Buffer; end: Buffer; keysOnly?: boolean }
 
+const WEP_PREFIX = `${RESOURCES_PREFIX}${PLURALS.WorkloadEndpoint}/`;
+
+/** The range of every key under `prefix` (which ends in '/'). */
+function prefixRange(prefix: string): { key: Buffer; end: Buffer } {
+  const key = Buffer.from(prefix);
+  const end = Buffer.from(prefix);
+  end[end.length - 1] = (end[end.length - 1] as number) + 1; // '/' + 1 = '0': just past every key under the prefix
+  return { key, end };
+}
+
 /**
  * The key ranges skein reads: the v3 kinds it knows, block affinities and blocks. Not IPAM handles (100k of them in a
  * large cluster, never needed), Felix status, profiles or policy. For one node (`node`): that node's affinities only,
  * no blocks, and the WorkloadEndpoints by key only (their namespace comes before the name in the key, so no range
- * holds just one node's; the keys of 100k endpoints are ~11 MB where their values are ~100 MB).
+ * holds just one node's; the keys of 100k endpoints are ~11 MB where their values are ~100 MB). With
+ * `scope.workloadEndpoints` false, no WorkloadEndpoints at all. In key order.
  */
-export function etcdRanges(node?: string): ListRange[] {
-  const wep = `${RESOURCES_PREFIX}${PLURALS.WorkloadEndpoint}/`;
+export function etcdRanges(node?: string, scope: DatastoreScope = {}): ListRange[] {
+  const weps = scope.workloadEndpoints !== false;
   const prefixes = [
-    ...Object.values(PLURALS).map((p) => `${RESOURCES_PREFIX}${p}/`),
+    ...Object.values(PLURALS).map((p) => `${RESOURCES_PREFIX}${p}/`).filter((p) => weps || p !== WEP_PREFIX),
     ...(node === undefined ? [`${IPAM_PREFIX}assignment/`, `${IPAM_PREFIX}host/`] : [`${IPAM_PREFIX}host/${node}/`]),
   ];
-  return prefixes.sort().map((p) => {
-    const key = Buffer.from(p);
-    const end = Buffer.from(p);
-    end[end.length - 1] = (end[end.length - 1] as number) + 1; // '/' + 1 = '0': just past every key under p
-    return node !== undefined && p === wep ? { key, end, keysOnly: true } : { key, end };
-  });
+  return prefixes.sort().map((p) => (node !== undefined && p === WEP_PREFIX ? { ...prefixRange(p), keysOnly: true } : prefixRange(p)));
+}
+
+/**
+ * The one key range the watch covers: from the lowest start of `ranges` to the highest end (see EtcdDatastore
+ * watchRanges for why one). With `scope.workloadEndpoints` false it must hold no WorkloadEndpoint key, or etcd would
+ * still send every endpoint event in the cluster to be dropped here. That holds because `workloadendpoints/` sorts
+ * after every other prefix of etcdRanges (the IPAM ones are under `/calico/ipam/`, before `/calico/resources/`, and
+ * every other plural of PLURALS sorts before it), so the span ends with the last kind before it. Rather than trust
+ * that order, this checks it: a kind added to PLURALS that sorts after `workloadendpoints` throws here (at
+ * construction, and in test/config/datastore-noweps) instead of quietly widening the watch over every endpoint.
+ */
+export function watchSpan(ranges: readonly ListRange[], scope: DatastoreScope = {}): { key: Buffer; end: Buffer } {
+  const first = ranges[0];
+  if (first === undefined) throw new Error('no key range to watch');
+  let { key, end } = first;
+  for (const r of ranges) {
+    if (Buffer.compare(r.key, key) < 0) key = r.key;
+    if (Buffer.compare(r.end, end) > 0) end = r.end;
+  }
+  if (scope.workloadEndpoints === false) {
+    const wep = prefixRange(WEP_PREFIX);
+    if (Buffer.compare(key, wep.end) < 0 && Buffer.compare(wep.key, end) < 0) {
+      throw new Error(`the watch span ${key.toString()}..${end.toString()} covers ${WEP_PREFIX}, which this reader must not be sent`);
+    }
+  }
+  return { key, end };
 }
 
 export class EtcdDatastore extends Base {
@@ -82,13 +115,14 @@ export class EtcdDatastore extends Base {
   private running?: Promise<void>;
   private readonly pageSize: number;
   private readonly ranges: ListRange[];
-  /** the key filter (keyConcernsNode, on the key's bytes: nodeKeyFilter) when reading for one node */
+  /** the key filter (keyConcernsNode, on the key's bytes: nodeKeyFilter) when reading for one node or without endpoints */
   private readonly wanted: ((key: Uint8Array) => boolean) | undefined;
   // One watch over the span of those ranges, not one per range: etcd orders events globally only within one watch,
   // and one revision then says exactly what has been applied. The span also holds keys skein skips (IPAM handles,
   // other v3 kinds); they cost bandwidth in proportion to churn, not to the datastore's size, and are dropped by
   // decodeEtcd. The list, whose cost grows with the size, reads only the ranges themselves.
   // For one node the span starts at its own affinities (after IPAM blocks and handles), so neither is ever sent.
+  // Without WorkloadEndpoints it ends before them (watchSpan), so etcd sends none of their events.
   private readonly watchRanges: { key: Buffer; end: Buffer }[];
   /** per watch range: the revision of the last event applied (or the list's revision) */
   private applied: bigint[] = [];
@@ -98,9 +132,12 @@ export class EtcdDatastore extends Base {
   constructor(private readonly opts: EtcdDatastoreOptions) {
     super();
     const node = opts.nodeName;
-    this.ranges = etcdRanges(node);
-    this.wanted = node !== undefined ? nodeKeyFilter(node) : undefined;
-    this.watchRanges = [{ key: (this.ranges[0] as ListRange).key, end: (this.ranges[this.ranges.length - 1] as ListRange).end }];
+    const scope: DatastoreScope = { workloadEndpoints: opts.workloadEndpoints };
+    this.ranges = etcdRanges(node, scope);
+    // Without WorkloadEndpoints no endpoint key is listed or watched; the filter still drops one that comes anyway
+    // (a watch span made wider one day), so it is never decoded.
+    this.wanted = keyFilter(node, scope);
+    this.watchRanges = [watchSpan(this.ranges, scope)];
     this.backoff = opts.backoffMinMs ?? 200;
     this.pageSize = opts.pageSize ?? 200;
     const o: EtcdClientOptions = {

@@ -22,6 +22,6 @@ export { decodeEtcd, etcdKey, etcdValueOf, wepNodeOfName, keyConcernsNode } from
 export { loadResourcesText, FileIndex, type FileDiff, type ReadStats } from './filesource.js';
 export { GroupIndex, type Group, type GroupStats } from './fileindex.js';
 export {
-  openDatastore, FileDatastore, EtcdDatastore, type Datastore, type DatastoreStatus, type EtcdDatastoreOptions,
+  openDatastore, FileDatastore, EtcdDatastore, type Datastore, type DatastoreScope, type DatastoreStatus, type EtcdDatastoreOptions,
 } from './datastore.js';
 export { bfdSettingsFor, interfaceMatches, BFD_DEFAULTS, type BFDInterface } from './bfd.js';

@@ -1,6 +1,7 @@
 // Calico's etcd v3 key layout (libcalico-go/lib/backend/model): which keys
 // skein reads, how a key names a resource, and decoding one key/value pair
 // into a validated resource.
+import type { DatastoreScope } from './dsbase.js';
 import { issuesFrom, type Issue } from './errors.js';
 import {
   API_VERSION, NAMESPACED, ipamName, validateBlockAffinityValue, validateIPAMBlockValue, validateResource,
@@ -188,10 +189,12 @@ const ASSIGNMENT_PREFIX = `${IPAM_PREFIX}assignment/`;
  * (the node controller derives announcements and blackholes from this node's affinities; src/controller/index.ts
  * `concerns` — as Calico's BGP syncer, which watches only BlockAffinityListOptions{Host: node} and no blocks:
  * libcalico-go lib/backend/syncersv1/bgpsyncer/bgpsyncer.go). A WorkloadEndpoint whose name is not in Calico's form is
- * kept (its spec.node decides later). Every other key: yes.
+ * kept (its spec.node decides later). Every other key: yes. With `scope.workloadEndpoints` false no WorkloadEndpoint
+ * key does, this node's own included (dsbase.ts DatastoreScope).
  */
-export function keyConcernsNode(key: string, node: string): boolean {
+export function keyConcernsNode(key: string, node: string, scope: DatastoreScope = {}): boolean {
   if (key.startsWith(WEP_PREFIX)) {
+    if (scope.workloadEndpoints === false) return false;
     const name = key.slice(key.lastIndexOf('/') + 1);
     const owner = wepNodeOfName(name);
     return owner === undefined || owner === node;
@@ -213,13 +216,15 @@ const startsWith = (key: Uint8Array, prefix: Uint8Array): boolean => key.length 
  * '-' and '/', which UTF-8 never uses inside a multi-byte character, and a node name (RFC 1123, libcalico-go
  * lib/names) is ASCII, so a key whose bytes are not UTF-8 never names it either way.
  */
-export function nodeKeyFilter(node: string): (key: Uint8Array) => boolean {
+export function nodeKeyFilter(node: string, scope: DatastoreScope = {}): (key: Uint8Array) => boolean {
   // the first segment of an endpoint name in Calico's form is the node's name with each '-' doubled
   // (libcalico-go lib/names/workloadendpoint.go escapeDashes)
   const ownSegment = Buffer.from(node.replaceAll('-', '--'));
   const ownHost = Buffer.from(`${HOST_PREFIX}${node}/`);
+  const weps = scope.workloadEndpoints !== false;
   return (key) => {
     if (startsWith(key, WEP_PREFIX_BYTES)) {
+      if (!weps) return false;
       const start = key.lastIndexOf(47 /* / */) + 1;
       // wepNodeOfName over the bytes: the lone dashes cut the name into segments; four, the first non-empty
       let parts = 1;
@@ -236,4 +241,14 @@ export function nodeKeyFilter(node: string): (key: Uint8Array) => boolean {
     if (startsWith(key, HOST_PREFIX_BYTES)) return startsWith(key, ownHost);
     return !startsWith(key, ASSIGNMENT_PREFIX_BYTES);
   };
+}
+
+/**
+ * The key filter a reader needs, or undefined when it reads every key: nodeKeyFilter for one node; without a node,
+ * only the WorkloadEndpoints go, and only when `scope` leaves them out.
+ */
+export function keyFilter(node: string | undefined, scope: DatastoreScope = {}): ((key: Uint8Array) => boolean) | undefined {
+  if (node !== undefined) return nodeKeyFilter(node, scope);
+  if (scope.workloadEndpoints !== false) return undefined;
+  return (key) => !startsWith(key, WEP_PREFIX_BYTES);
 }
