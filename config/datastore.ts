@@ -28,7 +28,7 @@ export function openDatastore(cfg: DaemonConfig['datastore'], nodeName?: string,
     if (nodeName !== undefined) o.nodeName = nodeName;
     return new EtcdDatastore(o).start();
   }
-  return new FileDatastore({ path: cfg.path, debounceMs: cfg.debounceMs, nodeName }).start();
+  return new FileDatastore({ path: cfg.path, debounceMs: cfg.debounceMs, nodeName, workloadEndpoints }).start();
 }
 
 

@@ -33,7 +33,7 @@ export interface Group<E> {
   lines: number;
   /** documents in the group, dropped unread ones included */
   docs: number;
-  /** documents dropped unread (another node's; see filesource.ts elsewhere) */
+  /** documents dropped unread (another node's, or of a kind the reader leaves out; see filesource.ts elsewhere) */
   skipped: number;
   entries: GroupEntry<E>[];
   /** the group ends just after a `---` line, so the text after it may be cut there (false for the file's last group) */
@@ -50,7 +50,7 @@ export interface GroupStats {
   cut: number;
   /** documents parsed in this read (new text; the window's other documents came from the groups they left) */
   parsed: number;
-  /** documents in the file dropped unread (another node's) */
+  /** documents in the file dropped unread (another node's, or of a kind the reader leaves out) */
   skipped: number;
   /** bytes in the window */
   windowBytes: number;

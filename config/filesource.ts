@@ -7,6 +7,7 @@
 // (fileindex.ts; issue #14: at 100k WorkloadEndpoints a whole-file parse took most of a minute) and hands back only
 // what changed.
 import { isObj, type Path } from './check.js';
+import type { DatastoreScope } from './dsbase.js';
 import { issuesFrom, type Issue } from './errors.js';
 import { wepNodeOfName } from './keys.js';
 import { Model } from './model.js';
@@ -35,15 +36,23 @@ export interface FileScan {
 
 /**
  * Which resources a node needs from a file: all but other nodes' WorkloadEndpoints and block affinities, and IPAM
- * blocks (the same share the etcd datastore reads for a node, keys.ts keyConcernsNode).
+ * blocks (the same share the etcd datastore reads for a node, keys.ts keyConcernsNode); with `scope.workloadEndpoints`
+ * false, no WorkloadEndpoint at all.
  */
-export function concernsNode(r: Resource, node: string): boolean {
+export function concernsNode(r: Resource, node: string, scope: DatastoreScope = {}): boolean {
   switch (r.kind) {
-    case 'WorkloadEndpoint': return r.spec.node === node;
+    case 'WorkloadEndpoint': return scope.workloadEndpoints !== false && r.spec.node === node;
     case 'BlockAffinity': return r.spec.node === node;
     case 'IPAMBlock': return false;
     default: return true;
   }
+}
+
+/** Which valid resources a reader keeps (FileIndex's `keep`), or undefined for all: concernsNode, or for every node all but what `scope` leaves out. */
+export function keepFor(node: string | undefined, scope: DatastoreScope = {}): ((r: Resource) => boolean) | undefined {
+  if (node !== undefined) return (r) => concernsNode(r, node, scope);
+  if (scope.workloadEndpoints !== false) return undefined;
+  return (r) => r.kind !== 'WorkloadEndpoint';
 }
 
 // The root line `kind: <kind>` of a kind whose documents a node may drop unread, and `name: <name>` as a plain or
@@ -86,10 +95,14 @@ const at = (re: RegExp, s: string, i: number): RegExpExecArray | null => {
  * mapping's own indentation is one of its keys, or the document is not valid YAML (a quoted or flow scalar's
  * continuation must be indented deeper), and such a broken document of another node is dropped unread, as etcd drops
  * another node's value without decoding it.
+ * With `scope.workloadEndpoints` false every WorkloadEndpoint is dropped as an IPAM block is, by its `kind:` line,
+ * whatever its name (without a node only those go: a reader for every node keeps the IPAM blocks).
  */
-export function elsewhere(doc: string, node: string): boolean {
+export function elsewhere(doc: string, node: string | undefined, scope: DatastoreScope = {}): boolean {
   const k = KIND_LINE.exec(doc);
   if (k === null) return false;
+  const weps = scope.workloadEndpoints !== false;
+  if (node === undefined && weps) return false;
   const len = doc.length;
   let kinds = 0;
   let metas = 0;
@@ -133,8 +146,9 @@ export function elsewhere(doc: string, node: string): boolean {
     pos = eol + 1;
   }
   if (kinds !== 1) return false;
-  if (k[1] === 'IPAMBlock') return true;
-  if (name === undefined) return false;
+  if (k[1] === 'IPAMBlock') return node !== undefined;
+  if (!weps) return true;
+  if (name === undefined || node === undefined) return false;
   const owner = wepNodeOfName(name);
   return owner !== undefined && owner !== node;
 }
@@ -248,17 +262,19 @@ export class FileIndex {
   constructor(
     private readonly source: string,
     private readonly keep?: (r: Resource) => boolean,
-    /** this node's name: other nodes' endpoints are dropped before they are parsed (elsewhere) */
+    /** this node's name: other nodes' endpoints (and IPAM blocks) are dropped before they are parsed (elsewhere) */
     node?: string,
     /** about how many characters of text a group of documents holds (fileindex.ts); default 32 KiB */
     groupChars?: number,
     /** about how many bytes of a large change are decoded at a time (fileindex.ts); default 1 MiB */
     sliceBytes?: number,
+    /** what the reader leaves out: documents of it are dropped before they are parsed too (elsewhere) */
+    scope: DatastoreScope = {},
   ) {
     this.index = new GroupIndex<DocScan>({
       groupChars,
       sliceBytes,
-      skip: node !== undefined ? (text) => elsewhere(text, node) : undefined,
+      skip: node !== undefined || scope.workloadEndpoints === false ? (text) => elsewhere(text, node, scope) : undefined,
       scan: (text) => scanDocument(text, this.source),
     });
   }
@@ -354,8 +370,8 @@ export class FileIndex {
 }
 
 /** Parse and validate every document of a YAML text; see loadResourcesText. */
-export function scanResourcesText(text: string, source: string, keep?: (r: Resource) => boolean): FileScan {
-  const c = new FileIndex(source, keep).compose(text);
+export function scanResourcesText(text: string, source: string, keep?: (r: Resource) => boolean, scope: DatastoreScope = {}): FileScan {
+  const c = new FileIndex(source, keep, undefined, undefined, undefined, scope).compose(text);
   return { resources: c.kept, issues: c.issues, fallbacks: c.fallbacks, syntaxError: c.syntaxError, total: c.total };
 }
 
@@ -376,10 +392,14 @@ export function modelOfScan(scan: Pick<FileScan, 'resources' | 'fallbacks'>, pre
  * Validate every resource in a YAML text. An invalid document is reported and
  * skipped; if `previous` holds a resource with the same kind and name, that
  * last good version stays in force (a typo in one edit never withdraws a peer).
- * `keep`: which valid resources to hold (concernsNode for one node); all by default.
+ * `keep`: which valid resources to hold (concernsNode for one node); all by default. `scope`: documents of what it
+ * leaves out are dropped before they are parsed (elsewhere), as the file datastore's worker drops them, so an invalid
+ * one is not reported whichever thread reads the file.
  */
-export function loadResourcesText(text: string, source: string, previous?: Model, keep?: (r: Resource) => boolean): FileLoad & { total: number } {
-  const scan = scanResourcesText(text, source, keep);
+export function loadResourcesText(
+  text: string, source: string, previous?: Model, keep?: (r: Resource) => boolean, scope: DatastoreScope = {},
+): FileLoad & { total: number } {
+  const scan = scanResourcesText(text, source, keep, scope);
   if (scan.syntaxError) return { model: previous?.clone() ?? new Model(), issues: scan.issues, syntaxError: true, total: 0 };
   return { model: modelOfScan(scan, previous), issues: scan.issues, syntaxError: false, total: scan.total };
 }

@@ -6,9 +6,9 @@ import { dirname } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { formatIssue, type Issue } from './errors.js';
-import { concernsNode, loadResourcesText, modelOfScan, type FileDiff, type ReadStats } from './filesource.js';
+import { keepFor, loadResourcesText, modelOfScan, type FileDiff, type ReadStats } from './filesource.js';
 import type { ToWorker, WorkerInit } from './fileworker.js';
-import { Base } from './dsbase.js';
+import { Base, type DatastoreScope } from './dsbase.js';
 import { Model } from './model.js';
 import { KINDS, resourceId, type Kind, type Resource } from './resources.js';
 
@@ -33,7 +33,8 @@ type WorkerMsg =
 const WORKER_BYTES = 32 * 1024;
 const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './fileworker.ts' : './fileworker.js', import.meta.url);
 
-export interface FileDatastoreOptions {
+/** `workloadEndpoints: false` (DatastoreScope): no WorkloadEndpoint document is kept, and most are dropped unparsed. */
+export interface FileDatastoreOptions extends DatastoreScope {
   path: string;
   /** quiet time after the last change event before re-reading (ms) */
   debounceMs?: number;
@@ -222,17 +223,21 @@ export class FileDatastore extends Base {
     for (const u of ups) this.emitChange(this.model.set(u.r, keyOf(u.kind, u.id)));
   }
 
-  private keep(): ((r: Resource) => boolean) | undefined {
-    const node = this.opts.nodeName;
-    return node !== undefined ? (r) => concernsNode(r, node) : undefined;
+  private get scope(): DatastoreScope {
+    return { workloadEndpoints: this.opts.workloadEndpoints };
   }
 
-  /** Read and parse on this thread (small files: a worker's start-up would cost more than the parse). */
+  /**
+   * Read and parse on this thread (small files: a worker's start-up would cost more than the parse). Documents of a
+   * kind the scope leaves out are dropped unparsed here as in the worker; other nodes' are parsed and then dropped,
+   * as they always were on this thread.
+   */
   private async parseHere(): Promise<Parsed> {
     const text = await readFile(this.opts.path, 'utf8');
     const hash = createHash('sha256').update(text).digest('hex');
     if (hash === this.lastHash && this.status.state === 'synced') return { same: true, hash };
-    return { same: false, hash, fromWorker: false, fallbacks: [], ...loadResourcesText(text, this.opts.path, this.snapshotTaken ? this.model : undefined, this.keep()) };
+    const keep = keepFor(this.opts.nodeName, this.scope);
+    return { same: false, hash, fromWorker: false, fallbacks: [], ...loadResourcesText(text, this.opts.path, this.snapshotTaken ? this.model : undefined, keep, this.scope) };
   }
 
   private post(m: ToWorker): void {
@@ -241,7 +246,9 @@ export class FileDatastore extends Base {
 
   /** The parse worker, started on first use and kept: it holds what the file's documents parsed to (fileworker.ts). */
   private startWorker(): Worker {
-    const init: WorkerInit = { path: this.opts.path, nodeName: this.opts.nodeName, chunk: this.opts.chunk ?? 1000, groupChars: this.opts.groupChars };
+    const init: WorkerInit = {
+      path: this.opts.path, nodeName: this.opts.nodeName, workloadEndpoints: this.opts.workloadEndpoints, chunk: this.opts.chunk ?? 1000, groupChars: this.opts.groupChars,
+    };
     // A read at 100k endpoints grew the worker's young generation to its 32 MiB, all of it touched and kept while the
     // worker idles (V8 shrinks it only at a collection under a low allocation rate): skeind's RSS +42 MiB. At 2 MiB
     // the worker costs ~13 MiB, and the read no longer (it allocates mostly short-lived pieces and the file's text).

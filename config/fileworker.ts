@@ -19,12 +19,14 @@ import { readFile } from 'node:fs/promises';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { parentPort, workerData } from 'node:worker_threads';
-import { concernsNode, FileIndex } from './filesource.js';
+import { FileIndex, keepFor } from './filesource.js';
 import type { Resource } from './resources.js';
 
 export interface WorkerInit {
   path: string;
   nodeName?: string | undefined;
+  /** false: read no WorkloadEndpoints (dsbase.ts DatastoreScope) */
+  workloadEndpoints?: boolean | undefined;
   chunk: number;
   /** about how many characters a group of documents holds (fileindex.ts); default 32 KiB */
   groupChars?: number | undefined;
@@ -34,7 +36,8 @@ export type ToWorker = { t: 'load'; lastHash: string | undefined } | { t: 'next'
 
 const init = workerData as WorkerInit;
 const node = init.nodeName;
-const index = new FileIndex(init.path, node !== undefined ? (r) => concernsNode(r, node) : undefined, node, init.groupChars);
+const scope = { workloadEndpoints: init.workloadEndpoints };
+const index = new FileIndex(init.path, keepFor(node, scope), node, init.groupChars, undefined, scope);
 const port = parentPort;
 // the main thread's 'next' messages not yet used (one may come before the read needs it), and the read waiting for one
 let credit = 0;
