@@ -117,6 +117,12 @@ export interface DaemonConfig {
     /** device routes to local workloads (like Felix); false when something else programs them */
     workloadRoutes: boolean;
     /**
+     * Learn the routes other programs write in the main table and announce those Calico's export filter lets out,
+     * as Calico's BIRD does beside Felix (`protocol kernel { learn; }`), instead of reading WorkloadEndpoints: skein
+     * then reads none at all. Needs `enabled` and `workloadRoutes: false` (Felix writes the workload routes).
+     */
+    learn: boolean;
+    /**
      * seconds between reads of the kernel's non-BGP routes for next-hop resolution (BIRD's `scan time`): how
      * late a next hop that stopped resolving is noticed at most; default 10
      */
@@ -427,18 +433,26 @@ export function parseDaemonConfig(text: string, file: string, env: NodeJS.Proces
   if (routerId !== undefined) bgpOut.routerId = routerId;
 
   const fibPath: Path = ['fib'];
-  const fib = c.object(root.fib, fibPath, ['enabled', 'table', 'protocol', 'workloadRoutes', 'nextHopScan']);
+  const fib = c.object(root.fib, fibPath, ['enabled', 'table', 'protocol', 'workloadRoutes', 'learn', 'nextHopScan']);
   const fibOut: DaemonConfig['fib'] = {
     enabled: c.opt(fib, 'enabled', fibPath, bool) ?? true,
     table: c.opt(fib, 'table', fibPath, named('routing table', TABLE_NAMES, 4294967295)) ?? 254,
     protocol: c.opt(fib, 'protocol', fibPath, named('routing protocol', PROTOCOL_NAMES, 255)) ?? DEFAULT_FIB_PROTOCOL,
     workloadRoutes: c.opt(fib, 'workloadRoutes', fibPath, bool) ?? true,
+    learn: c.opt(fib, 'learn', fibPath, bool) ?? false,
     nextHopScan: c.opt(fib, 'nextHopScan', fibPath, (v) => {
       const s = typeof v === 'number' ? v : parseDuration(v) / 1000;
       if (!Number.isInteger(s) || s < 1 || s > 3600) throw new ValueError(`expected a whole number of seconds from 1 to 3600 (or a duration such as "30s"), got ${describe(v)}`);
       return s;
     }) ?? 10,
   };
+  if (fibOut.learn && !fibOut.enabled) {
+    c.error([...fibPath, 'learn'], 'learning routes from the kernel needs the kernel: fib.enabled is false');
+  } else if (fibOut.learn && fibOut.workloadRoutes) {
+    // both would make skein the source of the workload routes and their reader at once: announcements would follow
+    // skein's own writes, not what Felix programmed
+    c.error([...fibPath, 'learn'], 'learning routes from the kernel is for running beside Felix, which writes the workload routes: set fib.workloadRoutes: false too');
+  }
   if (fibOut.protocol <= 4) {
     // 0-4 are the kernel's own (unspec, redirect, kernel, boot, static): routes tagged so would not be skein's.
     c.error([...fibPath, 'protocol'], `protocol ${fibOut.protocol} is reserved for the kernel and other tools; use one of your own (default ${DEFAULT_FIB_PROTOCOL})`);

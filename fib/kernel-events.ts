@@ -140,7 +140,12 @@ function onEvents(core: Core, b: Buffer): void {
         if (k) routeEvent(core, type === RTM_NEWROUTE, k);
       } else if (len >= NLMSG_HDRLEN + RTMSG_LEN && rtmProtocol(b, o) !== core.protocol) {
         // another protocol's route in the main or local table (the reader passes no others): what the host reaches
-        // without skein changed (src/daemon/reachability.ts re-reads it)
+        // without skein changed (src/daemon/reachability.ts re-reads it); parsed only for a listener that learns
+        // such routes (src/daemon/kernel-learn.ts), which sees the change before the re-read is scheduled
+        if (core.bus.listenerCount('foreignRouteChange') > 0) {
+          const k = parseRoute(b, o, len);
+          if (k) core.bus.emit('foreignRouteChange', type === RTM_NEWROUTE, k);
+        }
         core.bus.emit('foreignRoute', rtmProtocol(b, o));
       }
     } else if (type === RTM_NEWLINK || type === RTM_DELLINK) {

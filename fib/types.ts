@@ -51,6 +51,11 @@ export interface ProgrammerEvents {
    * bulk write has the route notifications off (writer.ts), so a reader of those routes still polls.
    */
   foreignRoute: [number];
+  /**
+   * The same change, parsed, for a reader that learns those routes (src/daemon/kernel-learn.ts: Calico's BIRD
+   * `learn`): true for RTM_NEWROUTE, false for RTM_DELROUTE. Only parsed while something listens.
+   */
+  foreignRouteChange: [boolean, KernelRoute];
 }
 
 /** A prefix as bytes: family, address (4 or 16 bytes; host bits are masked off) and length. */

@@ -49,6 +49,7 @@ import { stopKind, type StopKind } from './daemon/systemd-job.js';
 import { PolicyWiring, RULE_KINDS } from './daemon/policy.js';
 import { MigrationWatcher } from './daemon/migration.js';
 import { KernelReachability } from './daemon/reachability.js';
+import { KernelLearner } from './daemon/kernel-learn.js';
 import { FibResolver } from './daemon/fib-resolver.js';
 import { logLevelFor, reload } from './daemon/reload.js';
 import { parseRouteQuery, routesStream } from './daemon/route-query.js';
@@ -133,6 +134,8 @@ export class Daemon {
   readonly finished: Promise<void> = new Promise((r) => { this.#resolveFinished = r; });
   /** next-hop reachability from the kernel (only with a FIB) */
   #reach: KernelReachability | undefined;
+  /** fib.learn: the routes other programs (Felix) write in the main table, announced as Calico's BIRD does */
+  #learner: KernelLearner | undefined;
   /** how the FIB reaches next hops not on a link: the kernel's routes, then the Loc-RIB (fib-resolver.ts) */
   readonly #fibResolver: FibResolver;
   /** the start-up FIB sweep waits for these peers (src/daemon/sweep.ts) */
@@ -289,8 +292,20 @@ export class Daemon {
       const st = fib.stats();
       this.#restarting = st.stale > 0;
       log.info('fib started: routes already in the kernel were adopted', { adopted: st.stale, table: this.cfg.fib.table, protocol: this.cfg.fib.protocol });
+      if (this.cfg.fib.learn) {
+        const learner = new KernelLearner({
+          ownProtocol: this.cfg.fib.protocol,
+          linkName: (i) => fib.linkName(i),
+          onChange: () => this.#applyLearned(),
+        });
+        this.#learner = learner;
+        fib.on('foreignRouteChange', (added, k) => learner.change(added, k));
+      }
       // Next-hop resolution (RFC 4271 §9.1.2) against the kernel's non-BGP routes, read before the speaker starts.
+      // Its dumps of those routes are also what fib.learn takes as the kernel's state.
+      const learner = this.#learner;
       this.#reach = new KernelReachability({
+        ...(learner !== undefined ? { onRoutes: (dumped, settled) => learner.settle(dumped, settled) } : {}),
         intervalMs: this.cfg.fib.nextHopScan * 1000,
         ownProtocol: this.cfg.fib.protocol,
         // route changes of other protocols, from the FIB's own event socket (no socket or process of its own)
@@ -307,7 +322,8 @@ export class Daemon {
     }
     this.#sampler.start();
 
-    const ds = openDatastore(this.cfg.datastore, this.cfg.nodeName);
+    // fib.learn: the workloads' routes come from the kernel, as for Calico's BIRD; the endpoints are Felix's to read
+    const ds = openDatastore(this.cfg.datastore, this.cfg.nodeName, { workloadEndpoints: !this.cfg.fib.learn });
     this.#ds = ds;
     ds.on('status', (s) => this.#onStatus(s));
     ds.on('invalid', (i: Issue) => {
@@ -428,7 +444,7 @@ export class Daemon {
     this.policy.update(model, this.cfg.nodeName);
     this.#priority.update(model);
     const diff = this.controller.update(model);
-    this.policy.setLocalInterfaces(this.controller.state.deviceRoutes);
+    this.#setLocalInterfaces();
     const state = this.controller.state;
     for (const p of state.peers) this.#startupWait.add(p.address);
     this.readiness.setPeers(state.peers.map((p) => p.address));
@@ -464,7 +480,7 @@ export class Daemon {
     // routes it is made of changed.
     if (diff.peers.added.length + diff.peers.changed.length + diff.peers.removed.length > 0 || events.some((ev) => BFD_KINDS.has(ev.kind))) this.bfd.schedule();
     if (diff.deviceRoutes.added.length + diff.deviceRoutes.changed.length + diff.deviceRoutes.removed.length > 0) {
-      this.policy.setLocalInterfaces(this.controller.state.deviceRoutes);
+      this.#setLocalInterfaces();
     }
     // BGPFilter, pools, blocks: peers whose rule lists changed get them now, without a session reset.
     if (rulesChanged && restart === undefined) this.#apply.reapplyRules();
@@ -476,6 +492,29 @@ export class Daemon {
       return;
     }
     this.#apply.apply(diff, false, restart).catch((e: unknown) => this.log.error('applying datastore changes failed', { err: e }));
+  }
+
+  /**
+   * The routes learned from the kernel changed (fib.learn): announcements follow. Before the datastore's snapshot
+   * the controller only keeps them; the snapshot's derivation includes them.
+   */
+  #applyLearned(): void {
+    const learner = this.#learner;
+    if (learner === undefined || this.#stopping) return;
+    const diff = this.controller.setLearned(learner.routes());
+    this.#setLocalInterfaces();
+    if (!this.#events.live || diffIsEmpty(diff)) return;
+    this.#apply.apply(diff, false).catch((e: unknown) => this.log.error('applying routes learned from the kernel failed', { err: e }));
+  }
+
+  /**
+   * The interface of each local route, for BGPFilter rules' `interface` (Calico matches it against a kernel-learned
+   * route's ifname): the workload device routes skein derives, or with fib.learn the routes it learned.
+   */
+  #setLocalInterfaces(): void {
+    const learner = this.#learner;
+    if (learner === undefined) this.policy.setLocalInterfaces(this.controller.state.deviceRoutes);
+    else this.policy.setLocalInterfaces(learner.routes().flatMap((r) => (r.ifname !== undefined ? [{ prefix: r.prefix, interface: r.ifname }] : [])));
   }
 
   /** A live-migration step (the VM announced itself, a TimeWait ended) changes announcements and routes like a datastore change. */

@@ -23,7 +23,7 @@ export type PeerState = (typeof PEER_STATES)[number];
 export type BgpMessageType = 'OPEN' | 'UPDATE' | 'NOTIFICATION' | 'KEEPALIVE' | 'ROUTE-REFRESH';
 /** An address family as docs/contract.md spells it: "ipv4-unicast", "ipv6-unicast". */
 export type FamilyName = string;
-export type OriginationKind = 'block' | 'borrowed' | 'service';
+export type OriginationKind = 'block' | 'borrowed' | 'kernel' | 'service';
 
 /** One BFD session as /metrics shows it. */
 export interface BfdMetricSample {
@@ -260,7 +260,7 @@ export class Metrics {
     this.#dsLastChange = new Gauge({ name: 'skein_datastore_last_change_timestamp_seconds', help: 'Unix time of the last change seen from the datastore', registers });
     this.#dsUpdates = new Counter({ name: 'skein_datastore_updates_total', help: 'Resource changes received from the datastore, by kind', labelNames: ['kind'], registers });
     this.#dsRejected = new Counter({ name: 'skein_datastore_rejected_total', help: 'Datastore records rejected as invalid, by kind', labelNames: ['kind'], registers });
-    this.#originated = new Gauge({ name: 'skein_originated_prefixes', help: 'Prefixes this node originates, by kind (affine IPAM block, borrowed address, service range)', labelNames: ['kind'], registers });
+    this.#originated = new Gauge({ name: 'skein_originated_prefixes', help: 'Prefixes this node originates, by kind (affine IPAM block, borrowed address, route learned from the kernel, service range)', labelNames: ['kind'], registers });
     this.#ready = new Gauge({ name: 'skein_ready', help: '1 when /readyz answers 200, else 0', registers });
     this.#logSuppressed = new Counter({ name: 'skein_log_suppressed_total', help: 'Log lines a remote party caused (refused connections, UPDATE errors, NOTIFICATIONs, sessions going down) that the per-source rate limit held back, by kind', labelNames: ['kind'], registers });
     this.#stalls = new Histogram({ name: 'skein_event_loop_stall_seconds', help: 'Stalls of the process (timers at least 1 s late), by length; _count is the number of stalls. No peer is blamed for them', buckets: [1, 2, 5, 10, 30, 60, 120], registers });

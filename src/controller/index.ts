@@ -10,7 +10,7 @@
 import { Model, type ChangeEvent } from '../../config/index.js';
 import { comparePeers, derivePeersIn, PeerContext, type DesiredPeer } from './peers.js';
 import { compareNets, parseNet } from '../ip.js';
-import { deriveOriginations, type Blackhole, type DeviceRoute, type Origination } from './originate.js';
+import { deriveOriginations, type Blackhole, type DeviceRoute, type KernelOrigin, type Origination } from './originate.js';
 import { blackholeEquality, deviceRouteEquality, originationEquality, peerEquality, type ShapeEquality } from './equal.js';
 import { DEFAULT_CONVERGENCE_MS, MigrationTracker, endpointId, migrationRoles, type MigrationState } from './migration.js';
 
@@ -24,7 +24,7 @@ export {
   DEFAULT_CONVERGENCE_MS, type MigrationRole, type MigrationState,
 } from './migration.js';
 export {
-  deriveOriginations, type Origination, type OriginKind, type Blackhole, type DeviceRoute, type Originations,
+  deriveOriginations, type Origination, type OriginKind, type Blackhole, type DeviceRoute, type Originations, type KernelOrigin,
 } from './originate.js';
 
 export interface ControllerState {
@@ -66,9 +66,13 @@ export interface ControllerDiff {
  */
 export const DESCRIPTIVE_PEER_FIELDS: readonly string[] = ['name', 'type', 'sources', 'peerNode', 'reflection'];
 
-/** Derive the whole state of one node from a Model (and the live-migration states of its endpoints). */
-export function deriveState(model: Model, nodeName: string, migration?: ReadonlyMap<string, MigrationState>): ControllerState {
-  const o = deriveOriginations(model, nodeName, migration);
+/**
+ * Derive the whole state of one node from a Model (and the live-migration states of its endpoints, and the routes
+ * learned from the kernel).
+ */
+export function deriveState(model: Model, nodeName: string, migration?: ReadonlyMap<string, MigrationState>,
+  learned?: readonly KernelOrigin[]): ControllerState {
+  const o = deriveOriginations(model, nodeName, migration, learned);
   return {
     ready: model.datastoreReady(),
     peers: derivePeersIn(new PeerContext(model), nodeName),
@@ -164,6 +168,8 @@ export class NodeController {
   private model: Model = new Model();
   /** Felix's live-migration state machine for this node's endpoints (src/controller/migration.ts) */
   readonly migration: MigrationTracker;
+  /** routes other programs wrote in the kernel (fib.learn), as last given to setLearned */
+  private learned: readonly KernelOrigin[] = [];
 
   constructor(readonly nodeName: string, now: () => number = Date.now) {
     this.migration = new MigrationTracker(DEFAULT_CONVERGENCE_MS, now);
@@ -183,6 +189,12 @@ export class NodeController {
   migrationWatches(): Map<string, string> {
     const ifs = new Map(this.model.workloadEndpoints(this.nodeName).map((w) => [endpointId(w), w.spec.interfaceName]));
     return this.migration.watching(ifs);
+  }
+
+  /** The routes learned from the kernel changed (fib.learn; src/daemon/kernel-learn.ts): the whole set, sorted. */
+  setLearned(routes: readonly KernelOrigin[]): ControllerDiff {
+    this.learned = routes;
+    return this.recompute(false);
   }
 
   get state(): ControllerState {
@@ -213,7 +225,7 @@ export class NodeController {
       this.migration.convergenceMs = m.felixConfiguration(this.nodeName).liveMigrationRouteConvergenceTime ?? DEFAULT_CONVERGENCE_MS;
       this.migration.setRoles(migrationRoles(m, this.nodeName), new Set(m.workloadEndpoints(this.nodeName).map(endpointId)));
     }
-    const next = deriveState(this.model, this.nodeName, this.migration.states);
+    const next = deriveState(this.model, this.nodeName, this.migration.states, this.learned);
     const d = diffStates(this.current, next);
     this.current = next;
     return d;

@@ -37,7 +37,19 @@ import type { Model, WorkloadEndpoint } from '../../config/index.js';
 import { compareNets, netWithin, parseNet, type Family, type Net } from '../ip.js';
 import { BIRD_INT_MAX, DEFAULT_ELEVATED_ROUTE_PRIORITY, endpointId, type MigrationState } from './migration.js';
 
-export type OriginKind = 'block' | 'borrowed' | 'service';
+export type OriginKind = 'block' | 'borrowed' | 'kernel' | 'service';
+
+/**
+ * A route another program wrote in the kernel's main table (fib.learn; src/daemon/kernel-learn.ts), as the
+ * controller needs it.
+ */
+export interface KernelOrigin {
+  prefix: string;
+  /** the kernel metric, BIRD's krt_metric; 0: none given */
+  metric: number;
+  protocol: number;
+  ifname?: string;
+}
 
 export interface Origination {
   /** the prefix text: the stable key */
@@ -110,14 +122,28 @@ function net(cidr: string): Net {
   return n;
 }
 
-const KIND_RANK: Record<OriginKind, number> = { block: 0, borrowed: 1, service: 2 };
+const KIND_RANK: Record<OriginKind, number> = { block: 0, borrowed: 1, kernel: 2, service: 3 };
+
+/**
+ * Interfaces whose learned routes never go out. Felix's tunnel routes to other nodes' blocks (VXLAN `vxlan.calico`,
+ * WireGuard `wireguard.cali`, IPIP `tunl0` when Felix programs IPIP): confd rejects them towards iBGP peers
+ * (bgp_processor.go, IBGPExportFilterForTunnelRoutes: `*.cali`, `*.calico`, and `tunl0` unless BIRD programs
+ * IPIP); and eBPF's local routes (`bpf*.cali`, bird_ipam.cfg.template reject_local_routes) towards every peer.
+ * skein rejects the tunnel routes towards eBGP peers too (Calico lets them out there, announcing other nodes'
+ * blocks as its own): less than Calico exports, never more. A tunl0 route skein programs itself is its own protocol's
+ * and is never learned, so any tunl0 route learned here is someone else's.
+ */
+function tunnelOrLocal(ifname: string): boolean {
+  return ifname.endsWith('.cali') || ifname.endsWith('.calico') || ifname === 'tunl0';
+}
 
 /**
  * `migration`: the live-migration state of this node's endpoints (MigrationTracker.states, by endpoint id); an
  * endpoint in Target gets no route and no announcement, one in Live or TimeWait gets its routes at the elevated
  * priority and announces them at the matching LOCAL_PREF, outside the block aggregation (src/controller/migration.ts).
  */
-export function deriveOriginations(model: Model, nodeName: string, migration?: ReadonlyMap<string, MigrationState>): Originations {
+export function deriveOriginations(model: Model, nodeName: string, migration?: ReadonlyMap<string, MigrationState>,
+  learned?: readonly KernelOrigin[]): Originations {
   const pools: Pool[] = model.ipPools().map((p) => ({ net: net(p.spec.cidr), exportable: !p.spec.disableBGPExport }));
   const inPool = (n: Net): boolean => pools.some((p) => netWithin(n, p.net));
   // [ipam] reject_disabled_pools() runs before anything may accept.
@@ -190,8 +216,35 @@ export function deriveOriginations(model: Model, nodeName: string, migration?: R
     }
   }
 
-  // Service ranges from the default BGPConfiguration (the node.* object does not carry them).
+  // Routes learned from the kernel (fib.learn: Felix's routes to this node's workloads, an operator's static
+  // routes), through calico_export_to_bgp_peers in its order: [ipam] disabled pools; the tunnel and local interfaces;
+  // [aggr] calico_aggr; [ipam] the static (service) ranges and the pools. krt_metric is the kernel metric, or the
+  // normal route priority where the kernel gave none, and LOCAL_PREF is 2^31-1 minus it (bgp_processor.go
+  // buildExportFilter: a locally originated route's priority comes from its metric).
   const spec = model.bgpConfiguration('default')?.spec;
+  if (learned !== undefined && learned.length > 0) {
+    const services = spec === undefined ? [] : [...spec.serviceClusterIPs, ...spec.serviceExternalIPs, ...spec.serviceLoadBalancerIPs].map((x) => net(x.cidr));
+    for (const r of learned) {
+      const n = net(r.prefix);
+      if (blocked(n) || (r.ifname !== undefined && tunnelOrLocal(r.ifname))) continue;
+      const normal = BIRD_INT_MAX - localPref(n.family);
+      const metric = r.metric === 0 ? normal : r.metric;
+      const source = `kernel route proto ${r.protocol}${r.ifname !== undefined ? ` dev ${r.ifname}` : ''}${r.metric !== 0 ? ` metric ${r.metric}` : ''}`;
+      const own = blocks.find((b) => netWithin(n, b));
+      // calico_aggr: the block itself goes out (it already does, as an affinity); beneath it only a route above the
+      // normal priority (a live migration's target, Felix's elevated metric)
+      if (own !== undefined && (own.length === n.length || metric >= normal)) {
+        if (own.length === n.length) announce.get(r.prefix)?.sources.push(source);
+        continue;
+      }
+      if (own === undefined && !inPool(n) && !services.some((s) => netWithin(n, s))) continue;
+      add(r.prefix, n, 'kernel', source);
+      const o = announce.get(r.prefix)!;
+      if (o.kind === 'kernel') o.localPref = BIRD_INT_MAX - metric;
+    }
+  }
+
+  // Service ranges from the default BGPConfiguration (the node.* object does not carry them).
   if (spec !== undefined) {
     const ranges: [string, { cidr: string }[]][] = [
       ['serviceClusterIPs', spec.serviceClusterIPs],

@@ -230,9 +230,9 @@ export class DiffApplier {
       }
       for (const o of announce) this.originate(o, full);
     }
-    const n = { block: 0, borrowed: 0, service: 0 };
+    const n = { block: 0, borrowed: 0, kernel: 0, service: 0 };
     if (state.ready) for (const o of state.announce) n[o.kind]++;
-    for (const k of ['block', 'borrowed', 'service'] as const) h.metrics.originations(k, n[k]);
+    for (const k of ['block', 'borrowed', 'kernel', 'service'] as const) h.metrics.originations(k, n[k]);
   }
 
   /** Kernel routes: the table holds them whatever the gate; it writes only while open. */

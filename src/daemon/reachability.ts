@@ -88,6 +88,13 @@ export interface ReachabilityOptions {
   readonly onChange: (r: Reachability) => void;
   /** a read that failed (the last good view stays in force) */
   readonly onError: (e: Error) => void;
+  /**
+   * After each read: the routes of every protocol it dumped (main table, both families, all route types), and of
+   * those the protocols no event named while the read ran, whose dump is therefore the kernel's state (one an event
+   * named may have changed after the kernel passed it). What learns those routes (src/daemon/kernel-learn.ts) takes
+   * the settled ones as the truth.
+   */
+  readonly onRoutes?: (dumped: ReadonlyMap<number, readonly HostRoute[]>, settled: ReadonlySet<number>) => void;
 }
 
 /**
@@ -319,6 +326,11 @@ export class KernelReachability {
       const found = await dumpProtocols(this.#reader, protocols);
       for (const [p, rs] of found) if (rs.length > 0) this.#routes.set(p, rs);
       else this.#routes.delete(p);
+      if (this.#opts.onRoutes !== undefined) {
+        const settled = new Set<number>();
+        for (const p of protocols) if (!this.#reported.has(p)) settled.add(p);
+        this.#opts.onRoutes(found, settled);
+      }
       // a protocol dumped and found empty leaves the known ones, unless an event named it meanwhile (its dump may
       // have passed before the change)
       const next = new Set(this.#present ?? []);

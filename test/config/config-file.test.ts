@@ -60,7 +60,8 @@ function configError(text: string, env: NodeJS.ProcessEnv = {}): ConfigError {
 t.test('skein.yaml: defaults, overrides, errors with file, line and field', (t) => {
   const c = parseDaemonConfig('nodeName: host-a\n', '/x/skein.yaml', {});
   t.same(c.datastore, { type: 'file', path: '/etc/skein/resources.yaml', debounceMs: 100 });
-  t.same(c.fib, { enabled: true, table: 254, protocol: 171, workloadRoutes: true, nextHopScan: 10 });
+  t.same(c.fib, { enabled: true, table: 254, protocol: 171, workloadRoutes: true, learn: false, nextHopScan: 10 });
+  t.equal(parseDaemonConfig('fib: { workloadRoutes: false, learn: true }\n', '/x', {}).fib.learn, true, 'fib.learn beside Felix');
   t.equal(parseDaemonConfig('fib: { nextHopScan: 30s }\n', '/x', {}).fib.nextHopScan, 30, 'fib.nextHopScan as a duration');
   for (const bad of ['0', '-1', '1.5', '2h']) t.throws(() => parseDaemonConfig(`fib: { nextHopScan: ${bad} }\n`, '/x', {}), /nextHopScan/, `fib.nextHopScan ${bad} rejected`);
   t.same(c.bgp, { listen: { address: '::', port: 179 }, keepRefused: 10_000, shutdownDrainSeconds: 0, addPaths: { toClients: { mode: 'off' }, receive: false } });
@@ -97,6 +98,8 @@ t.test('skein.yaml: defaults, overrides, errors with file, line and field', (t) 
     ['bgp:\n  listen:\n    port: 70000\n', 3, 'bgp.listen.port', /out of range 1-65535/],
     ['bgp:\n  routerId: "fd00::1"\n', 2, 'bgp.routerId', /IPv4 address \(RFC 6286\)/],
     ['fib:\n  protocol: 2\n', 2, 'fib.protocol', /reserved for the kernel/],
+    ['fib:\n  learn: true\n', 2, 'fib.learn', /beside Felix.*workloadRoutes: false/],
+    ['fib:\n  enabled: false\n  learn: true\n', 3, 'fib.learn', /needs the kernel/],
     ['bgp:\n  addPaths:\n    toClients: best 0\n', 3, 'bgp.addPaths.toClients', /"off", "all" or "best N"/],
     ['bgp:\n  addPaths:\n    toClients: every\n', 3, 'bgp.addPaths.toClients', /"off", "all" or "best N"/],
     ['bgp:\n  addPaths:\n    send: all\n', 3, 'bgp.addPaths.send', /unknown field "send"/],
