@@ -4,7 +4,7 @@
 // What each figure includes is in bench/converge/harness.ts's header and printed under the table.
 //
 // Run: npm run bench -- convergence     (root; the defaults take a few minutes)
-//      node dist/bench/convergence.js --hosts 10,25,50 --topologies mesh,rr --daemons skein,bird \
+//      node dist/bench/convergence.js --hosts 10,25,50 --topologies mesh,rr --daemons skein,skein-learn,bird \
 //           --datastores etcd,file --workloads 300 --rate 20 [--debounce 100] [--json out.json]
 // Every option can also be given as an environment variable (CONVERGE_HOSTS=10,25 ...), which is the way
 // through `npm run bench`.
@@ -26,7 +26,7 @@ interface Args {
 const DEFAULTS: Record<string, string> = {
   hosts: '10,25,50',
   topologies: 'mesh,rr',
-  daemons: 'skein,bird',
+  daemons: 'skein,skein-learn,bird',
   datastores: 'etcd',
   workloads: '200',
   rate: '20',
@@ -63,7 +63,7 @@ function parseArgs(argv: readonly string[]): Args {
       return n;
     }),
     topologies: list('topologies', ['mesh', 'rr'] as const),
-    daemons: list('daemons', ['skein', 'bird'] as const),
+    daemons: list('daemons', ['skein', 'skein-learn', 'bird'] as const),
     datastores: list('datastores', ['etcd', 'file'] as const),
     workloads: Math.round(num('workloads')),
     rate: num('rate'),
@@ -83,7 +83,7 @@ function row(r: ScenarioResult): string[] {
   const s = (x: Summary): string => `${ms(x.p50)} / ${ms(x.p99)} / ${ms(x.max)}`;
   return [
     r.options.daemon,
-    r.options.datastore === 'kernel' ? 'kernel route' : `${r.options.datastore} WEP`,
+    r.options.datastore === 'kernel' ? 'kernel route' : r.options.datastore.startsWith('kernel+') ? `kernel route (${r.options.datastore.slice(7)})` : `${r.options.datastore} WEP`,
     r.options.topology === 'rr' ? `2 RRs` : 'mesh',
     String(r.options.hosts),
     `${r.last.n}/${r.options.workloads}`,
@@ -126,7 +126,7 @@ async function main(): Promise<number> {
       const runs: { daemon: Daemon; datastore?: Datastore }[] = [];
       for (const d of a.daemons) {
         if (d === 'bird') runs.push({ daemon: 'bird' });
-        else for (const ds of a.datastores) runs.push({ daemon: 'skein', datastore: ds });
+        else for (const ds of a.datastores) runs.push({ daemon: d, datastore: ds });
       }
       for (const r of runs) {
         const label = `${r.daemon}${r.datastore ? `/${r.datastore}` : ''} ${topology} ${hosts} hosts`;
@@ -162,6 +162,8 @@ async function main(): Promise<number> {
     '  (renamed into place; skeind\'s default 100 ms debounce is part of the time). skein reads the datastore itself.',
     'trigger "kernel route": BIRD cannot read Calico\'s datastore (confd/Felix do); its time starts when the workload\'s',
     '  route is in its own host\'s kernel (what Felix writes) and covers kernel learn + BGP + the peers\' kernel writes only.',
+    'skein-learn: skeind beside Felix with fib.learn (reads no WorkloadEndpoints; learns the route from its kernel as BIRD',
+    '  does), timed as BIRD is; "kernel route (etcd)": its datastore for everything else is etcd.',
     'Workload addresses are borrowed (outside their host\'s block), so each needs its own /32 over BGP.',
     'RSS: resident set after the run; CPU per workload: user+system CPU of the workload phase, less the process\'s',
     '  idle use (measured for 3 s before), over the number of workloads (mean/max over the hosts; the RRs apart).',

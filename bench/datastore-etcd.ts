@@ -413,6 +413,23 @@ async function main(): Promise<void> {
       } finally {
         await big.stop();
       }
+      // Beside Felix with fib.learn (src/daemon/kernel-learn.ts): skeind reads no WorkloadEndpoints, as Calico's
+      // confd reads none (Felix programs the workload routes and BIRD learns them from the kernel). Its own pods'
+      // routes are Felix's to write here, so there are none to wait for; the figure is what another node's put costs.
+      const l4 = la();
+      const learn = await startSkeind({ datastore: etcdDatastore(etcd.endpoint), node: ME, dir, own: [], routes, timeoutMs: 120_000, settleMs, skeind: SKEIND,
+        extra: ['fib: { workloadRoutes: false, learn: true }'] });
+      try {
+        const l5 = la();
+        const per = await skeindPerPut(learn.child.pid!, async (i) => {
+          const [key, value] = others[i % others.length]!;
+          await c.put(key).value(value.replace(/"ipNetworks":\["([0-9.]+)\.(\d+)\/32"\]/, (_m, net: string, last: string) => `"ipNetworks":["${net}.${(Number(last) + 5) & 63}/32"]`));
+        });
+        console.log(`beside Felix (fib.learn): CPU per other node's WorkloadEndpoint put ${per.ms.toFixed(4)} ms (${per.busy.toFixed(1)} ms of CPU over the ${(per.span / 1000).toFixed(1)} s of puts, idle ${per.idleBefore.toFixed(2)} / ${per.idleAfter.toFixed(2)} ms/s; load ${l5})`);
+        out.push(['skeind beside Felix (fib.learn: reads no WorkloadEndpoints)', `${(learn.readyMs / 1000).toFixed(2)} s`, '— (Felix writes them)', `${mib(learn.rss)} (peak ${mib(learn.hwm)}): ${mib(small.rss)} ${learn.rss >= small.rss ? '+' : '-'} ${mib(Math.abs(learn.rss - small.rss))}`, `other node's put: ${per.ms.toFixed(4)} ms of CPU`, l4]);
+      } finally {
+        await learn.stop();
+      }
       printTable(`skeind end to end (${NODES} nodes, ${NODES * PER_NODE} WorkloadEndpoints of which ${PER_NODE} on ${ME}; node-to-node mesh off and no BGP peer), beside the datastore alone in the same run; load average at each start:`,
         ['what', 'ready', 'own pod routes in the kernel', 'RSS once settled', 'own WorkloadEndpoint change', 'load'], out);
       if (small.mem !== undefined) console.log(`skeind, own node only: ${memText(small.mem)}`);

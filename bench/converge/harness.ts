@@ -13,6 +13,10 @@
 //   route appearing in its own host's kernel (as Felix writes it: `ip route add <ip>/32 dev <cali>`, proto
 //   boot), timed by that host's own route monitor. So it covers BIRD's kernel learn, BGP, and the peers'
 //   kernel writes — not confd or Felix.
+// - skein-learn: skeind beside Felix with `fib.learn` (src/daemon/kernel-learn.ts), reading no WorkloadEndpoints,
+//   triggered as BIRD is (the route written into its own host's kernel): the figure comparable with BIRD's. Its
+//   datastore (etcd or file) holds everything but the WorkloadEndpoints, which skeind in this mode never reads (in
+//   etcd they lie outside its watch, so writing them would cost etcd, not skeind).
 // Workload addresses are borrowed (outside every block affine to their host: they lie in the NEXT host's
 // block), so each needs its own /32 announcement: a pod in a block its host already announces causes no BGP
 // change at all. All workloads of a host share one interface (cali0, a veth whose peer stays on the host): the
@@ -31,7 +35,11 @@ import { createInterface } from 'node:readline';
 import { etcdPair, workloadDoc, type Doc } from '../../src/lab/resources.js';
 import { calicoBirdConf, type CalicoBirdNode, type CalicoBirdPeer } from '../../src/lab/calico-bird.js';
 
-export type Daemon = 'skein' | 'bird';
+export type Daemon = 'skein' | 'skein-learn' | 'bird';
+/** skeind runs (either mode) */
+const isSkein = (d: Daemon): boolean => d === 'skein' || d === 'skein-learn';
+/** the workload's route is written into its own host's kernel, as Felix does; the clock starts when it is there */
+const kernelTrigger = (d: Daemon): boolean => d === 'bird' || d === 'skein-learn';
 export type BenchTopology = 'mesh' | 'rr';
 export type Datastore = 'file' | 'etcd';
 
@@ -96,7 +104,7 @@ export interface WorkloadSample {
 }
 
 export interface ScenarioResult {
-  options: Required<Pick<ScenarioOptions, 'daemon' | 'topology' | 'hosts' | 'workloads' | 'rate'>> & { datastore: Datastore | 'kernel' };
+  options: Required<Pick<ScenarioOptions, 'daemon' | 'topology' | 'hosts' | 'workloads' | 'rate'>> & { datastore: Datastore | 'kernel' | `kernel+${Datastore}` };
   /** route reflectors (extra namespaces, not counted in hosts) */
   rrs: number;
   /** ms from starting the daemons until every host had every other host's block route */
@@ -249,8 +257,8 @@ export function cannotRun(daemon: Daemon, datastore: Datastore = 'file'): string
   };
   if (!has('ip')) return 'needs iproute2 (ip)';
   if (daemon === 'bird' && !has('bird')) return 'needs BIRD 2 (bird)';
-  if (daemon === 'skein' && !existsSync(SKEIND)) return `needs ${SKEIND}: run npm run build`;
-  if (daemon === 'skein' && datastore === 'etcd' && (!has('etcd') || !existsSync(ETCD_WRITER))) return 'needs etcd (Debian etcd-server) and a built dist/';
+  if (isSkein(daemon) && !existsSync(SKEIND)) return `needs ${SKEIND}: run npm run build`;
+  if (isSkein(daemon) && datastore === 'etcd' && (!has('etcd') || !existsSync(ETCD_WRITER))) return 'needs etcd (Debian etcd-server) and a built dist/';
   return undefined;
 }
 
@@ -473,6 +481,7 @@ function skeinYaml(n: Node, o: ScenarioOptions, b: Built, resources: string): st
     ds,
     `control: { socket: ${JSON.stringify(join(b.dir, `${n.name}.sock`))} }`,
     'metrics: { listen: false }',
+    ...(o.daemon === 'skein-learn' ? ['fib: { workloadRoutes: false, learn: true }'] : []),
     `log: { level: ${o.logLevel ?? 'info'} }`,
     '',
   ].join('\n');
@@ -568,7 +577,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
   if (why !== undefined) throw new Error(why);
   const rrCount = o.topology === 'rr' ? 2 : 0;
   const loadBefore = loadavg()[0]!;
-  const b = buildFabric(o, rrCount, o.daemon === 'skein' && datastore === 'etcd');
+  const b = buildFabric(o, rrCount, isSkein(o.daemon) && datastore === 'etcd');
   const extra: ChildProcess[] = [];
   try {
     say(`fabric: ${o.hosts} hosts${rrCount ? ` + ${rrCount} route reflectors` : ''} in ${b.prefix}*`);
@@ -586,7 +595,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     const resources = join(b.dir, 'ds', 'resources.yaml');
     const staging = join(b.dir, 'staging', 'resources.yaml');
     let fileText = '';
-    if (o.daemon === 'skein') {
+    if (isSkein(o.daemon)) {
       const docs = baseDocs(o, b);
       if (datastore === 'etcd') {
         etcd = track(spawn('ip', ['netns', 'exec', b.fabric, 'etcd', '--name', 'bench', '--data-dir', join(b.dir, 'etcd'),
@@ -683,9 +692,9 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     const samples: WorkloadSample[] = [];
     const writes: Promise<void>[] = [];
     const batchers = new Map<Node, ChildProcess>();
-    if (o.daemon === 'bird') {
+    if (kernelTrigger(o.daemon)) {
       // Felix's part: one `ip -batch` per host, fed a route per workload (the route is in the kernel when the
-      // host's own monitor sees it, which is what BIRD's times are measured from).
+      // host's own monitor sees it, which is what BIRD's and skein-learn's times are measured from).
       for (const h of b.hosts) {
         const c = track(spawn('ip', ['-n', h.ns, '-batch', '-'], { stdio: ['pipe', 'ignore', 'ignore'] }));
         batchers.set(h, c);
@@ -699,7 +708,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
       const h = b.hosts[host]!;
       const s: WorkloadSample = { ip: addr, host, t0: NaN, first: NaN, last: NaN, local: NaN, seenBy: 0 };
       samples.push(s);
-      if (o.daemon === 'bird') {
+      if (kernelTrigger(o.daemon)) {
         s.t0 = Date.now();
         batchers.get(h)!.stdin!.write(`route add ${addr}/32 dev cali0\n`);
       } else {
@@ -738,7 +747,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
     let missingPairs = 0;
     for (const s of samples) {
       const own = monitors.get(b.hosts[s.host]!)!.seen.get(s.ip);
-      if (o.daemon === 'bird') {
+      if (kernelTrigger(o.daemon)) {
         // BIRD's clock starts when the route is in its own host's kernel; `local` is how long `ip` took.
         if (own !== undefined) {
           s.local = own - s.t0;
@@ -757,7 +766,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
       return resourceFigures(idx.map((i) => before[i]), idx.map((i) => after[i]), idx.map((i) => idle[i] ?? 0), runMs / 1000);
     };
     const result: ScenarioResult = {
-      options: { daemon: o.daemon, topology: o.topology, hosts: o.hosts, workloads: o.workloads, rate: o.rate, datastore: o.daemon === 'bird' ? 'kernel' : datastore },
+      options: { daemon: o.daemon, topology: o.topology, hosts: o.hosts, workloads: o.workloads, rate: o.rate, datastore: o.daemon === 'bird' ? 'kernel' : o.daemon === 'skein-learn' ? `kernel+${datastore}` : datastore },
       rrs: rrCount,
       setupMs,
       idleCpu,

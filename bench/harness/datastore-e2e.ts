@@ -121,7 +121,9 @@ export const fileDatastore = (path: string): string => `{ type: file, path: ${JS
  * Start skeind for `node` on `datastore` (etcdDatastore, fileDatastore) and wait for ready and for every prefix of
  * `own` in the kernel. `metrics`: its /metrics address (default none); `skeind`: another build's src/skeind.js.
  */
-export async function startSkeind(o: { datastore: string; node: string; dir: string; own: readonly string[]; routes: RouteWatch; timeoutMs: number; settleMs?: number; metrics?: string; skeind?: string }): Promise<SkeindStart> {
+export async function startSkeind(o: { datastore: string; node: string; dir: string; own: readonly string[]; routes: RouteWatch; timeoutMs: number; settleMs?: number; metrics?: string; skeind?: string;
+  /** more skein.yaml lines (e.g. `fib: { ... }`) */
+  extra?: readonly string[] }): Promise<SkeindStart> {
   const cfg = join(o.dir, `${o.node}.yaml`);
   writeFileSync(cfg, [
     `nodeName: ${o.node}`,
@@ -129,6 +131,7 @@ export async function startSkeind(o: { datastore: string; node: string; dir: str
     `control: { socket: ${JSON.stringify(join(o.dir, `${o.node}.sock`))} }`,
     `metrics: { listen: ${o.metrics !== undefined ? JSON.stringify(o.metrics) : 'false'} }`,
     'log: { level: info }',
+    ...(o.extra ?? []),
     '',
   ].join('\n'));
   const t0 = performance.now();
