@@ -58,6 +58,11 @@ interface Batch {
 }
 
 export class Writer {
+  // The fields that hold clock readings (performance.now(), a fraction) start as -0, which equals 0 in every
+  // comparison and sum here but is stored as a double: V8 keeps a field that has only held small integers in another
+  // form than one holding fractions, and the first reading written to a field that started as 0 gave the writer a
+  // new hidden class in the middle of a burst, which threw away the optimised code of everything that uses it
+  // (--trace-deopt at 100k routes, FIB on: "wrong map" in enqueue, schedulePump, #sendBatch and Programmer.set).
   #queue: Entry[] = [];
   #queuedAt: number[] = [];
   #qhead = 0;
@@ -72,21 +77,21 @@ export class Writer {
   #selfExpected = 0;
   selfSeen = 0;
   paused = false;
-  #pausedSince = 0;
+  #pausedSince = -0;
   #pausedSeen = 0;
   readonly #maxBacklog = 4000;
   /** route notifications are off while a burst is written; one dump follows */
   bulk = false;
   #rejoining = false;
-  #bulkSince = 0;
+  #bulkSince = -0;
   #quietTimer: NodeJS.Timeout | undefined;
   /** changes queued in this window and in the one before it (a burst is judged by their rate too) */
-  #winStart = 0;
+  #winStart = -0;
   #winCount = 0;
   #prevCount = 0;
-  #lastEnqueue = 0;
+  #lastEnqueue = -0;
   /** enqueue()'s clock: read afresh at the start of a burst, every 1024 changes and in each pump */
-  #clock = 0;
+  #clock = -0;
   #clockUses = 0;
   #timeoutTimer: NodeJS.Timeout | undefined;
   /** replies received and not handled yet (oldest at #replyHead), handled in slices of REPLY_SLICE_MS */
@@ -94,7 +99,7 @@ export class Writer {
   #replyHead = 0;
   /** a slice of reply handling is open in this turn, until #replyEnd; the next turn closes it */
   #replySlice = false;
-  #replyEnd = 0;
+  #replyEnd = -0;
 
   readonly core: Core;
 
