@@ -6,7 +6,6 @@
 // prefix replace earlier ones (RFC 4271 §9.2: only the latest state matters). Every write is reported to the FSM
 // (SendProgress) for the RFC 9687 send hold timer and the KeepaliveTimer (RFC 4271 §4.4).
 // Must not: decide what to send (rib/ does), or touch the socket's life (connection.ts does).
-import { performance } from 'node:perf_hooks';
 import type { OutBatch, PrefixKey, RibCore } from '../rib/core.js';
 import type { FsmAction } from '../session/fsm.js';
 import { encodeMessage } from '../wire/message.js';
@@ -20,12 +19,6 @@ import { notificationText } from './text.js';
 
 /** most batches one pump takes before yielding to other peers and to received data */
 const BATCHES_PER_TURN = 64;
-/**
- * ...and how long one pump may encode and write, ms: 64 batches to a reader that keeps up took up to 26 ms, on top
- * of the turn's other slices (reading, the best-path drain, the daemon's route table and FIB writer), while 1M
- * prefixes were reflected (issue 16: the event loop's delay is a turn's length). At least one batch a pump.
- */
-const PUMP_SLICE_MS = 4;
 /**
  * Unsent bytes past which a member leaves its update group (see pump): well above a socket's high-water mark, so a
  * member that is only briefly slower stays, and small enough that a stuck one costs little memory.
@@ -177,11 +170,10 @@ export class Sender {
     // per UPDATE. write() still returns false past the high-water mark while corked.
     const corked = live.map((x) => x.c.socket as NonNullable<Connection['socket']>);
     for (const s of corked) s.cork();
-    const until = performance.now() + PUMP_SLICE_MS;
     try {
       for (const x of live) {
         for (let i = 0; !x.c.blocked && x.c.socket; i++) {
-          if (i === BATCHES_PER_TURN || (i > 0 && performance.now() >= until)) {
+          if (i === BATCHES_PER_TURN) {
             more = true;
             break;
           }
@@ -192,7 +184,7 @@ export class Sender {
       }
       for (let i = 0; ; i++) {
         if (live.every((x) => x.c.blocked || !x.c.socket)) break; // resumed on 'drain'
-        if (i === BATCHES_PER_TURN || (i > 0 && performance.now() >= until)) {
+        if (i === BATCHES_PER_TURN) {
           more = true;
           break;
         }
