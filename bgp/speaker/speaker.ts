@@ -61,15 +61,16 @@ import type { StallEvent } from './stall.js';
 import type { PeerInfo, StaleEvent, StopOptions } from './types.js';
 import { peerInfoOf, peerJsonOf, routesJsonOf, sessionDetailsOf } from './views.js';
 
+/** How long one turn may spend handing out best-path changes (RibCore.drainBest). */
+const BEST_DRAIN_MS = 10;
 /**
- * How long one turn may spend handing out best-path changes (RibCore.drainBest), and how long a slice of a
- * whole-table walk (bgp/rib/walker.ts: a peer going down, a sweep, a refresh) may run. Both run in the same turn as
- * the daemon's own slices (its best-path queue, the FIB writer's pump and replies), and a turn is what the event
- * loop's delay measures: at 10 ms each, the turns while a peer holding 1M routes went down were 30-80 ms
- * (issue 16). Shorter walker slices also keep its output near what the next stages take per turn: at 10 ms the
- * daemon's queue of best-path changes grew to ~700k, which the young generation's scavenges then copied.
+ * How long a slice of a whole-table walk (bgp/rib/walker.ts: a peer going down, a sweep, a refresh) may run. It runs
+ * in the same turn as the best-path drain and the daemon's own slices (its best-path queue, the FIB writer's pump
+ * and replies), and a turn is what the event loop's delay measures: with 10 ms walker slices the turns while a peer
+ * holding 1M routes went down were 30-80 ms (issue 16). Shorter slices also keep the walk's output near what the
+ * next stages take per turn: at 10 ms the daemon's queue of best-path changes grew to ~700k, which the young
+ * generation's scavenges then copied.
  */
-const BEST_DRAIN_MS = 4;
 const WALK_SLICE_MS = 4;
 /** ...and the keys a walk's slice visits before it reads the clock at all (the walker's default, 4096, is ~12 ms of a
  *  peer going down on this kind of machine) */
