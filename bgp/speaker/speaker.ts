@@ -64,6 +64,18 @@ import { peerInfoOf, peerJsonOf, routesJsonOf, sessionDetailsOf } from './views.
 /** How long one turn may spend handing out best-path changes (RibCore.drainBest). */
 const BEST_DRAIN_MS = 10;
 /**
+ * How long a slice of a whole-table walk (bgp/rib/walker.ts: a peer going down, a sweep, a refresh) may run. It runs
+ * in the same turn as the best-path drain and the daemon's own slices (its best-path queue, the FIB writer's pump
+ * and replies), and a turn is what the event loop's delay measures: with 10 ms walker slices the turns while a peer
+ * holding 1M routes went down were 30-80 ms (issue 16). Shorter slices also keep the walk's output near what the
+ * next stages take per turn: at 10 ms the daemon's queue of best-path changes grew to ~700k, which the young
+ * generation's scavenges then copied.
+ */
+const WALK_SLICE_MS = 4;
+/** ...and the keys a walk's slice visits before it reads the clock at all (the walker's default, 4096, is ~12 ms of a
+ *  peer going down on this kind of machine) */
+const WALK_MIN_KEYS = 1024;
+/**
  * Received UPDATE octets after which the peers are pumped without waiting for
  * the end of the event-loop turn. One turn can read megabytes from a fast
  * peer (libuv reads a ready socket many times per poll), and without this the
@@ -152,6 +164,7 @@ export class Speaker extends EventEmitter {
       ...(opts.keepRefused !== undefined ? { keepRefused: opts.keepRefused } : {}),
       // a whole-table walk (peer down, sweep, refresh) ran a slice on a later turn: hand out what it changed
       onWork: () => this.scheduleFlush(),
+      walk: { sliceMs: WALK_SLICE_MS, minPerSlice: WALK_MIN_KEYS },
       // peers with the same export share one Adj-RIB-Out, queue and encoding (bgp/rib/update-group.ts)
       updateGroups: opts.updateGroups ?? true,
       // a next hop resolved through another BGP route (bgp/rib/recursive.ts) may have moved: the FIB looks again
