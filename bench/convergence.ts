@@ -5,7 +5,9 @@
 //
 // Run: npm run bench -- convergence     (root; the defaults take a few minutes)
 //      node dist/bench/convergence.js --hosts 10,25,50 --topologies mesh,rr --daemons skein,skein-learn,bird \
-//           --datastores etcd,file --workloads 300 --rate 20 [--debounce 100] [--json out.json]
+//           --datastores etcd,file --workloads 300 --rate 20 [--warmup 500] [--debounce 100] [--json out.json]
+// --warmup N: N workloads first, made the same way but not measured (a long-running host's code is warm; a fresh
+// skeind compiles its hot paths during its first hundreds of events).
 // Every option can also be given as an environment variable (CONVERGE_HOSTS=10,25 ...), which is the way
 // through `npm run bench`.
 import { writeFileSync } from 'node:fs';
@@ -20,6 +22,8 @@ interface Args {
   workloads: number;
   rate: number;
   debounceMs: number | undefined;
+  /** workloads made before the measured ones, not counted (a long-running host's warm code) */
+  warmup: number;
   json: string | undefined;
 }
 
@@ -30,11 +34,12 @@ const DEFAULTS: Record<string, string> = {
   datastores: 'etcd',
   workloads: '200',
   rate: '20',
+  warmup: '0',
 };
 
 function parseArgs(argv: readonly string[]): Args {
   const raw: Record<string, string> = { ...DEFAULTS };
-  for (const k of ['hosts', 'topologies', 'daemons', 'datastores', 'workloads', 'rate', 'debounce', 'json']) {
+  for (const k of ['hosts', 'topologies', 'daemons', 'datastores', 'workloads', 'rate', 'warmup', 'debounce', 'json']) {
     const v = process.env[`CONVERGE_${k.toUpperCase()}`];
     if (v !== undefined && v !== '') raw[k] = v;
   }
@@ -68,6 +73,7 @@ function parseArgs(argv: readonly string[]): Args {
     workloads: Math.round(num('workloads')),
     rate: num('rate'),
     debounceMs: raw.debounce !== undefined ? num('debounce') : undefined,
+    warmup: raw.warmup === '0' ? 0 : Math.round(num('warmup')),
     json: raw.json,
   };
 }
@@ -118,7 +124,7 @@ async function main(): Promise<number> {
     console.log(`convergence: skipped: ${why}`);
     return 0;
   }
-  console.log(`convergence: hosts ${a.hosts.join(',')}, ${a.topologies.join(',')}, ${a.daemons.join(',')}, skein datastore ${a.datastores.join(',')}, ${a.workloads} workloads at ${a.rate}/s; ${cpus().length} CPUs, load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  console.log(`convergence: hosts ${a.hosts.join(',')}, ${a.topologies.join(',')}, ${a.daemons.join(',')}, skein datastore ${a.datastores.join(',')}, ${a.workloads} workloads at ${a.rate}/s${a.warmup > 0 ? ` after ${a.warmup} not measured (warm-up)` : ''}; ${cpus().length} CPUs, load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   const results: ScenarioResult[] = [];
   const failures: string[] = [];
   for (const hosts of a.hosts) {
@@ -141,6 +147,7 @@ async function main(): Promise<number> {
           const res = await runScenario({
             daemon: r.daemon, topology, hosts, workloads, rate: a.rate, ...(r.datastore ? { datastore: r.datastore } : {}),
             ...(a.debounceMs !== undefined ? { debounceMs: a.debounceMs } : {}),
+            ...(a.warmup > 0 ? { warmup: a.warmup } : {}),
             log: (m) => console.log(`  [${label}] ${m}`),
           });
           results.push(res);

@@ -59,6 +59,8 @@ export interface ScenarioOptions {
   /** how long to wait for the initial sessions and block routes (default 30 s + 5 s per host: a 50-host mesh of BIRDs
    *  takes minutes here, its listen backlog of 8 drops most of the 49 simultaneous SYNs) */
   setupTimeoutMs?: number;
+  /** workloads made before the measured ones and not counted (their addresses follow the measured ones'), default 0 */
+  warmup?: number;
   /** how long to wait after the last trigger for every route (default 20 s) */
   drainTimeoutMs?: number;
   log?: (msg: string) => void;
@@ -671,43 +673,21 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
       idleCpu = z.reduce((s, x, k) => s + (x && a[k] ? x.cpuS - a[k].cpuS : 0), 0);
       if (idleCpu < 0.1) break;
     }
-    // Each daemon's idle use (keepalives, timers, GC), taken off its CPU in the workload phase.
-    const i0 = pids().map(procSample);
-    await sleep(3000);
-    const idle = pids().map(procSample).map((z, k) => (z && i0[k] ? (z.cpuS - i0[k].cpuS) / 3 : 0));
-    idleCpu = idle.reduce((a, x) => a + x, 0);
-    const hostIdx = b.hosts.map((h) => b.nodes.indexOf(h));
-    const idleRss = hostIdx.map((i) => i0[i]).filter((z): z is ProcSample => z !== undefined).map((z) => z.rssKiB / 1024);
-    const idleCpuMs = hostIdx.map((i) => (idle[i] ?? 0) * 1000);
-    const idleHosts = {
-      rssMeanMiB: idleRss.reduce((a, x) => a + x, 0) / Math.max(1, idleRss.length), rssMaxMiB: Math.max(...idleRss),
-      cpuMsPerSMean: idleCpuMs.reduce((a, x) => a + x, 0) / Math.max(1, idleCpuMs.length), cpuMsPerSMax: Math.max(...idleCpuMs),
-    };
-    say(`idle hosts: RSS mean ${idleHosts.rssMeanMiB.toFixed(1)} max ${idleHosts.rssMaxMiB.toFixed(1)} MiB, CPU mean ${idleHosts.cpuMsPerSMean.toFixed(1)} max ${idleHosts.cpuMsPerSMax.toFixed(1)} ms/s`);
-    say(`settled ${((Date.now() - settleStart) / 1000).toFixed(0)} s after set-up: the daemons use ${(idleCpu * 100).toFixed(0)}% of a CPU together; load ${loadavg()[0]!.toFixed(2)}`);
-
-    // The workload phase.
-    const before = pids().map(procSample);
-    const interval = 1000 / o.rate;
-    const samples: WorkloadSample[] = [];
+    // How a workload appears: its route in its host's kernel (kernel triggers: Felix's part, one `ip -batch` per host,
+    // fed a route per workload; the route is in the kernel when the host's own monitor sees it, which is what BIRD's and
+    // skein-learn's times are measured from), or its WorkloadEndpoint in the datastore.
     const writes: Promise<void>[] = [];
     const batchers = new Map<Node, ChildProcess>();
     if (kernelTrigger(o.daemon)) {
-      // Felix's part: one `ip -batch` per host, fed a route per workload (the route is in the kernel when the
-      // host's own monitor sees it, which is what BIRD's and skein-learn's times are measured from).
       for (const h of b.hosts) {
         const c = track(spawn('ip', ['-n', h.ns, '-batch', '-'], { stdio: ['pipe', 'ignore', 'ignore'] }));
         batchers.set(h, c);
         extra.push(c);
       }
     }
-    const start = Date.now() + 50;
-    for (let k = 0; k < o.workloads; k++) {
-      await sleep(start + k * interval - Date.now());
+    const trigger = (k: number, s: WorkloadSample): void => {
       const { host, ip: addr } = workloadAddr(k, o.hosts);
       const h = b.hosts[host]!;
-      const s: WorkloadSample = { ip: addr, host, t0: NaN, first: NaN, last: NaN, local: NaN, seenBy: 0 };
-      samples.push(s);
       if (kernelTrigger(o.daemon)) {
         s.t0 = Date.now();
         batchers.get(h)!.stdin!.write(`route add ${addr}/32 dev cali0\n`);
@@ -727,6 +707,53 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
           renameSync(staging, resources);
         }
       }
+    };
+    const interval = 1000 / o.rate;
+    // Warm-up (CONVERGE_WARMUP / warmup): workloads made the same way and at the same rate before the idle measurement
+    // and the measured phase, not counted. A host's daemon runs for days; a fresh skeind spends part of its first
+    // hundreds of events compiling its hot paths (V8 tiers code up as it runs), which the cold figure includes and a
+    // long-running host does not pay again. BIRD has nothing to warm up.
+    const warm = Math.min(o.warmup ?? 0, maxWorkloads(o.hosts) - o.workloads);
+    if (warm > 0) {
+      const ws: WorkloadSample[] = [];
+      const w0 = Date.now() + 50;
+      for (let j = 0; j < warm; j++) {
+        await sleep(w0 + j * interval - Date.now());
+        const { host, ip } = workloadAddr(o.workloads + j, o.hosts);
+        const s: WorkloadSample = { ip, host, t0: NaN, first: NaN, last: NaN, local: NaN, seenBy: 0 };
+        ws.push(s);
+        trigger(o.workloads + j, s);
+      }
+      await Promise.all(writes.splice(0));
+      const done = await until(() => ws.every((s) => b.hosts.every((h) => monitors.get(h)!.seen.has(s.ip))), o.drainTimeoutMs ?? 20_000, 50);
+      say(`warm-up: ${warm} workloads${done ? '' : ' (not all arrived)'}; load ${loadavg()[0]!.toFixed(2)}`);
+      await sleep(2000);
+    }
+    // Each daemon's idle use (keepalives, timers, GC), taken off its CPU in the workload phase.
+    const i0 = pids().map(procSample);
+    await sleep(3000);
+    const idle = pids().map(procSample).map((z, k) => (z && i0[k] ? (z.cpuS - i0[k].cpuS) / 3 : 0));
+    idleCpu = idle.reduce((a, x) => a + x, 0);
+    const hostIdx = b.hosts.map((h) => b.nodes.indexOf(h));
+    const idleRss = hostIdx.map((i) => i0[i]).filter((z): z is ProcSample => z !== undefined).map((z) => z.rssKiB / 1024);
+    const idleCpuMs = hostIdx.map((i) => (idle[i] ?? 0) * 1000);
+    const idleHosts = {
+      rssMeanMiB: idleRss.reduce((a, x) => a + x, 0) / Math.max(1, idleRss.length), rssMaxMiB: Math.max(...idleRss),
+      cpuMsPerSMean: idleCpuMs.reduce((a, x) => a + x, 0) / Math.max(1, idleCpuMs.length), cpuMsPerSMax: Math.max(...idleCpuMs),
+    };
+    say(`idle hosts: RSS mean ${idleHosts.rssMeanMiB.toFixed(1)} max ${idleHosts.rssMaxMiB.toFixed(1)} MiB, CPU mean ${idleHosts.cpuMsPerSMean.toFixed(1)} max ${idleHosts.cpuMsPerSMax.toFixed(1)} ms/s`);
+    say(`settled ${((Date.now() - settleStart) / 1000).toFixed(0)} s after set-up: the daemons use ${(idleCpu * 100).toFixed(0)}% of a CPU together; load ${loadavg()[0]!.toFixed(2)}`);
+
+    // The workload phase.
+    const before = pids().map(procSample);
+    const samples: WorkloadSample[] = [];
+    const start = Date.now() + 50;
+    for (let k = 0; k < o.workloads; k++) {
+      await sleep(start + k * interval - Date.now());
+      const { host, ip: addr } = workloadAddr(k, o.hosts);
+      const s: WorkloadSample = { ip: addr, host, t0: NaN, first: NaN, last: NaN, local: NaN, seenBy: 0 };
+      samples.push(s);
+      trigger(k, s);
     }
     await Promise.all(writes);
     const others = (s: WorkloadSample): Node[] => b.hosts.filter((h) => h.index !== s.host);
