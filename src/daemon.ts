@@ -501,8 +501,9 @@ export class Daemon {
   #applyLearned(): void {
     const learner = this.#learner;
     if (learner === undefined || this.#stopping) return;
-    const diff = this.controller.setLearned(learner.routes());
-    this.#setLocalInterfaces();
+    const routes = learner.routes();
+    const diff = this.controller.setLearned(routes);
+    this.#setLocalInterfaces(routes);
     if (!this.#events.live || diffIsEmpty(diff)) return;
     this.#apply.apply(diff, false).catch((e: unknown) => this.log.error('applying routes learned from the kernel failed', { err: e }));
   }
@@ -511,10 +512,9 @@ export class Daemon {
    * The interface of each local route, for BGPFilter rules' `interface` (Calico matches it against a kernel-learned
    * route's ifname): the workload device routes skein derives, or with fib.learn the routes it learned.
    */
-  #setLocalInterfaces(): void {
-    const learner = this.#learner;
-    if (learner === undefined) this.policy.setLocalInterfaces(this.controller.state.deviceRoutes);
-    else this.policy.setLocalInterfaces(learner.routes().flatMap((r) => (r.ifname !== undefined ? [{ prefix: r.prefix, interface: r.ifname }] : [])));
+  #setLocalInterfaces(learned = this.#learner?.routes()): void {
+    if (learned === undefined) this.policy.setLocalInterfaces(this.controller.state.deviceRoutes);
+    else this.policy.setLocalInterfaces(learned.flatMap((r) => (r.ifname !== undefined ? [{ prefix: r.prefix, interface: r.ifname }] : [])));
   }
 
   /** A live-migration step (the VM announced itself, a TimeWait ended) changes announcements and routes like a datastore change. */

@@ -82,6 +82,10 @@ export function deriveState(model: Model, nodeName: string, migration?: Readonly
   };
 }
 
+function originationsOf(o: ReturnType<typeof deriveOriginations>): Pick<ControllerState, 'announce' | 'blackholes' | 'deviceRoutes'> {
+  return { announce: o.announce, blackholes: o.blackholes, deviceRoutes: o.deviceRoutes };
+}
+
 function diffSet<T extends { key: string }>(before: T[], after: T[], eq: ShapeEquality<T>): SetDiff<T> {
   const old = new Map(before.map((x) => [x.key, x]));
   const now = new Map(after.map((x) => [x.key, x]));
@@ -194,7 +198,8 @@ export class NodeController {
   /** The routes learned from the kernel changed (fib.learn; src/daemon/kernel-learn.ts): the whole set, sorted. */
   setLearned(routes: readonly KernelOrigin[]): ControllerDiff {
     this.learned = routes;
-    return this.recompute(false);
+    // the kernel's routes decide announcements only: the peerings (selectors over every Node and BGPPeer) stay
+    return this.recompute(false, false);
   }
 
   get state(): ControllerState {
@@ -219,13 +224,15 @@ export class NodeController {
     return this.recompute();
   }
 
-  private recompute(rolesMayChange = true): ControllerDiff {
+  private recompute(rolesMayChange = true, peersMayChange = true): ControllerDiff {
     if (rolesMayChange) {
       const m = this.model;
       this.migration.convergenceMs = m.felixConfiguration(this.nodeName).liveMigrationRouteConvergenceTime ?? DEFAULT_CONVERGENCE_MS;
       this.migration.setRoles(migrationRoles(m, this.nodeName), new Set(m.workloadEndpoints(this.nodeName).map(endpointId)));
     }
-    const next = deriveState(this.model, this.nodeName, this.migration.states, this.learned);
+    const next = peersMayChange
+      ? deriveState(this.model, this.nodeName, this.migration.states, this.learned)
+      : { ...this.current, ...originationsOf(deriveOriginations(this.model, this.nodeName, this.migration.states, this.learned)) };
     const d = diffStates(this.current, next);
     this.current = next;
     return d;
