@@ -5,7 +5,8 @@
 // more: a borrowed pod, an OpenStack VM and its floating IP go out as /32s; a WorkloadEndpoint Felix has not
 // programmed does not; neither does a route outside the pools, through a Felix tunnel interface, or beneath the
 // host's own block at the normal metric; one beneath it at an elevated metric does, at the matching priority. A route
-// an operator adds goes out and is withdrawn when deleted; pings pass; skein touches none of Felix's routes.
+// an operator adds goes out and is withdrawn when deleted; a restart of one skeind withdraws nothing at its peers;
+// pings pass; skein touches none of Felix's routes.
 import t from 'tap';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -145,17 +146,21 @@ t.test('fib.learn beside Felix: what the kernel holds is announced as Calico\'s 
   renameSync(`${resFile}.tmp`, resFile);
   const sock = (h: string): string => join(dir, `${h}.sock`);
   const basePort = 32180 + (process.pid % 500) * 3;
-  for (const [i, h] of HOSTS.entries()) {
+  const daemons = new Map<string, ChildProcess>();
+  const start = (i: number): void => {
+    const h = HOSTS[i]!;
     const cfg = join(dir, `${h.name}.yaml`);
     writeFileSync(cfg, `nodeName: ${h.name}\ndatastore: { type: file, path: ${resFile}, debounce: 50ms }\ncontrol: { socket: ${sock(h.name)} }\n`
       + `metrics: { listen: "127.0.0.1:${basePort + i}" }\nfib: { workloadRoutes: false, learn: true }\nlog: { level: info }\n`);
     const child = nsSpawn(ns(h.name), 'node', [skeind, '--config', cfg]);
     procs.push(child);
+    daemons.set(h.name, child);
     const lines: string[] = [];
     logs.set(h.name, lines);
     child.stdout!.on('data', (d: Buffer) => lines.push(...d.toString().split('\n').filter(Boolean)));
     child.stderr!.on('data', (d: Buffer) => lines.push(`stderr: ${d.toString()}`));
-  }
+  };
+  for (let i = 0; i < HOSTS.length; i++) start(i);
   const dump = (): void => {
     for (const [h, lines] of logs) t.comment(`--- ${h} skeind (last lines)\n${lines.slice(-25).join('\n')}`);
     for (const [h, lines] of standinOut) t.comment(`--- ${h} Felix stand-in\n${lines.slice(-20).join('\n')}`);
@@ -209,6 +214,35 @@ t.test('fib.learn beside Felix: what the kernel holds is announced as Calico\'s 
     nsExec(ns('host-c'), 'ip', ['route', 'del', '10.65.0.30/32', 'proto', 'static']);
     for (const h of ['host-a', 'host-b']) await until(() => via(h, '10.65.0.30') === undefined, `${h}: 10.65.0.30 withdrawn after its route was deleted on host-c`, 15_000, 100);
     t.ok(via('host-a', '10.65.0.10')?.gateway === '10.0.0.3', 'the borrowed pod\'s route stays');
+
+    // A restart of host-c's skeind loses nothing: it learns the kernel's routes again before it tells its peers it
+    // is done (graceful restart, RFC 4724), so host-a never deletes the borrowed pod's route or the VM's.
+    const mon = nsSpawn(ns('host-a'), 'ip', ['-o', 'monitor', 'route']);
+    procs.push(mon);
+    const seen = { text: '' };
+    mon.stdout!.on('data', (d: Buffer) => (seen.text += d.toString()));
+    await new Promise((r) => setTimeout(r, 200));
+    const old = daemons.get('host-c')!;
+    const gone = new Promise((r) => old.once('exit', r));
+    old.kill('SIGTERM');
+    await Promise.race([gone, new Promise((r) => setTimeout(r, 20_000))]);
+    t.not(old.exitCode ?? old.signalCode, null, 'host-c\'s skeind stopped');
+    start(2);
+    await until(async () => {
+      try {
+        const st = await ctl(sock('host-c'), 'status');
+        return (st.peers as { state: string }[]).every((p) => p.state === 'Established') && st.ready === true;
+      } catch {
+        return false;
+      }
+    }, 'host-c: restarted, 2 peers Established and ready', 60_000, 250);
+    // past the restarted daemon's start-up sweep and End-of-RIB: a wrongly withdrawn route would be gone by now
+    await until(() => originated('host-c', 'kernel') === 1, 'host-c announces the borrowed pod again (learned before its End-of-RIB)', 15_000, 100);
+    await new Promise((r) => setTimeout(r, 3000));
+    mon.kill('SIGTERM');
+    t.notMatch(seen.text, /^Deleted 10\.65\.0\.10 /m, 'host-a never deleted the borrowed pod\'s route across host-c\'s restart');
+    t.notMatch(seen.text, /^Deleted 10\.65\.0\.128\/26 /m, 'nor host-c\'s block');
+    t.equal(via('host-a', '10.65.0.10')?.gateway, '10.0.0.3', 'the borrowed pod is routed via host-c after the restart');
 
     for (const [from, to] of [['a1', '10.65.0.10'], ['b1', '10.65.0.130'], ['c1', '10.66.1.50'], ['c2', '10.65.0.66'], ['vm1', '10.65.0.2']] as const) {
       await until(() => ping(wlNs.get(from)!, to), `ping ${from} -> ${to}`, 15_000, 250);
