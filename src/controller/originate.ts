@@ -216,35 +216,12 @@ export function deriveOriginations(model: Model, nodeName: string, migration?: R
     }
   }
 
-  // Routes learned from the kernel (fib.learn: Felix's routes to this node's workloads, an operator's static
-  // routes), through calico_export_to_bgp_peers in its order: [ipam] disabled pools; the tunnel and local interfaces;
-  // [aggr] calico_aggr; [ipam] the static (service) ranges and the pools. krt_metric is the kernel metric, or the
-  // normal route priority where the kernel gave none, and LOCAL_PREF is 2^31-1 minus it (bgp_processor.go
-  // buildExportFilter: a locally originated route's priority comes from its metric).
+  // The service ranges this node advertises from the default BGPConfiguration (the node.* object does not carry
+  // them): Calico's global static routes (confd/pkg/backends/calico/client.go updateGlobalRoutes): every cluster IP
+  // range, the external and load-balancer ranges but their single addresses (those name one service each, advertised
+  // per service: needs Kubernetes), the load-balancer ones only while serviceLoadBalancerAggregation is Enabled.
   const spec = model.bgpConfiguration('default')?.spec;
-  if (learned !== undefined && learned.length > 0) {
-    const services = spec === undefined ? [] : [...spec.serviceClusterIPs, ...spec.serviceExternalIPs, ...spec.serviceLoadBalancerIPs].map((x) => net(x.cidr));
-    for (const r of learned) {
-      const n = net(r.prefix);
-      if (blocked(n) || (r.ifname !== undefined && tunnelOrLocal(r.ifname))) continue;
-      const normal = BIRD_INT_MAX - localPref(n.family);
-      const metric = r.metric === 0 ? normal : r.metric;
-      const source = `kernel route proto ${r.protocol}${r.ifname !== undefined ? ` dev ${r.ifname}` : ''}${r.metric !== 0 ? ` metric ${r.metric}` : ''}`;
-      const own = blocks.find((b) => netWithin(n, b));
-      // calico_aggr: the block itself goes out (it already does, as an affinity); beneath it only a route above the
-      // normal priority (a live migration's target, Felix's elevated metric)
-      if (own !== undefined && (own.length === n.length || metric >= normal)) {
-        if (own.length === n.length) announce.get(r.prefix)?.sources.push(source);
-        continue;
-      }
-      if (own === undefined && !inPool(n) && !services.some((s) => netWithin(n, s))) continue;
-      add(r.prefix, n, 'kernel', source);
-      const o = announce.get(r.prefix)!;
-      if (o.kind === 'kernel') o.localPref = BIRD_INT_MAX - metric;
-    }
-  }
-
-  // Service ranges from the default BGPConfiguration (the node.* object does not carry them).
+  const serviceRanges: { cidr: string; n: Net; field: string }[] = [];
   if (spec !== undefined) {
     const ranges: [string, { cidr: string }[]][] = [
       ['serviceClusterIPs', spec.serviceClusterIPs],
@@ -254,13 +231,37 @@ export function deriveOriginations(model: Model, nodeName: string, migration?: R
     for (const [field, list] of ranges) {
       for (const { cidr } of list) {
         const n = net(cidr);
-        // A single address in the external/LB lists names one service: per-service, needs Kubernetes.
         if (field !== 'serviceClusterIPs' && n.length === (n.family === 4 ? 32 : 128)) continue;
-        if (blocked(n)) continue;
-        add(cidr, n, 'service', `BGPConfiguration/default ${field}`);
+        serviceRanges.push({ cidr, n, field });
       }
     }
   }
+
+  // Routes learned from the kernel (fib.learn: Felix's routes to this node's workloads, an operator's static
+  // routes), through calico_export_to_bgp_peers in its order (bird_ipam.cfg.template): disabled pools; the tunnel and
+  // local interfaces; calico_aggr (bird_aggr.cfg.template); the static routes (the service ranges above); the pools.
+  // krt_metric is the kernel metric, or the normal route priority where the kernel gave none, and LOCAL_PREF is 2^31-1
+  // minus it (bgp_processor.go buildExportFilter: a locally originated route's priority comes from its metric).
+  for (const r of learned ?? []) {
+    const n = net(r.prefix);
+    if (blocked(n) || (r.ifname !== undefined && tunnelOrLocal(r.ifname))) continue;
+    const normal = BIRD_INT_MAX - localPref(n.family);
+    const metric = r.metric === 0 ? normal : r.metric;
+    const source = `kernel route proto ${r.protocol}${r.ifname !== undefined ? ` dev ${r.ifname}` : ''}${r.metric !== 0 ? ` metric ${r.metric}` : ''}`;
+    const own = blocks.find((b) => netWithin(n, b));
+    // calico_aggr: the block itself goes out (it already does, as an affinity); beneath it only a route above the
+    // normal priority (a live migration's target, Felix's elevated metric)
+    if (own !== undefined && (own.length === n.length || metric >= normal)) {
+      if (own.length === n.length) announce.get(r.prefix)?.sources.push(source);
+      continue;
+    }
+    if (own === undefined && !inPool(n) && !serviceRanges.some((s) => netWithin(n, s.n))) continue;
+    add(r.prefix, n, 'kernel', source);
+    const o = announce.get(r.prefix)!;
+    if (o.kind === 'kernel') o.localPref = BIRD_INT_MAX - metric;
+  }
+
+  for (const { cidr, n, field } of serviceRanges) if (!blocked(n)) add(cidr, n, 'service', `BGPConfiguration/default ${field}`);
 
   // Communities ([cfg] apply_communities).
   const rules = communityRules(model, nodeName);

@@ -80,6 +80,19 @@ t.test('learned routes: the normal priority comes from BGPConfiguration', (t) =>
   t.end();
 });
 
+t.test('learned routes: the static ranges are the service ranges this node advertises, no more', (t) => {
+  // confd/pkg/backends/calico/client.go updateGlobalRoutes: the load-balancer ranges only while aggregation is
+  // Enabled, and a single external or load-balancer address is no static route at all
+  const model = load(CLUSTER.replace('serviceClusterIPs:', `serviceLoadBalancerAggregation: Disabled,
+    serviceLoadBalancerIPs: [{ cidr: 203.0.113.0/24 }], serviceExternalIPs: [{ cidr: 198.51.100.77/32 }], serviceClusterIPs:`));
+  const o = deriveOriginations(model, 'n1', undefined, [k('203.0.113.9/32', 0, 'kube-ipvs0', 4), k('198.51.100.77/32', 0, 'kube-ipvs0', 4), k('10.96.0.9/32', 0, 'kube-ipvs0', 4)]);
+  t.same(o.announce.filter((a) => a.kind !== 'block').map((a) => [a.prefix, a.kind]), [
+    ['10.96.0.0/12', 'service'],
+    ['10.96.0.9/32', 'kernel'],
+  ], 'not inside the load-balancer range (aggregation off), not the single external IP');
+  t.end();
+});
+
 t.test('NodeController.setLearned: diffs as routes come and go', (t) => {
   const c = new NodeController('n1');
   c.update(load(CLUSTER));
