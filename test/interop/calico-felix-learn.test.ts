@@ -13,13 +13,11 @@ import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requires } from '../helpers/env.js';
-import { runCommand } from '../helpers/run.js';
+import { ctlJson as ctl, pingOnce as ping, routesOf, startFelixStandins, type KRoute } from '../helpers/calico-hosts.js';
 import { Lab, nsExec, nsSpawn, until } from '../helpers/netns.js';
 
 const root = join(`${import.meta.dirname}/..`, '..');
 const skeind = join(root, 'dist/src/skeind.js');
-const skeinctl = join(root, 'dist/src/skeinctl.js');
-const standin = join(root, 'test/helpers/felix-standin.sh');
 
 interface Workload { name: string; host: string; ip: string; ifname: string; kind: 'pod' | 'vm'; floating?: string }
 
@@ -65,23 +63,8 @@ function resources(): string {
   return docs.map((d) => `---\n${JSON.stringify(d)}\n`).join('');
 }
 
-interface KRoute { dst: string; gateway?: string; dev?: string; type?: string; protocol?: string; metric?: number }
-const routesOf = (ns: string, proto: string): KRoute[] => JSON.parse(nsExec(ns, 'ip', ['-j', 'route', 'show', 'proto', proto])) as KRoute[];
 
-function ping(ns: string, to: string): boolean {
-  try {
-    nsExec(ns, 'ping', ['-c', '1', '-W', '1', to], { timeoutMs: 5000 });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
-async function ctl(sock: string, ...args: string[]): Promise<Record<string, unknown>> {
-  const r = await runCommand('node', [skeinctl, '--socket', sock, ...args, '--json'], { timeoutMs: 15_000 });
-  if (r.code !== 0 && r.code !== 1) throw new Error(`skeinctl ${args.join(' ')}: exit ${r.code}: ${r.err}`);
-  return JSON.parse(r.out) as Record<string, unknown>;
-}
 
 t.test('fib.learn beside Felix: what the kernel holds is announced as Calico\'s filter lets it out, and nothing else', async (t) => {
   if (!requires(t, { root: true, commands: ['ping', 'curl', 'bash'] })) return;
@@ -109,27 +92,8 @@ t.test('fib.learn beside Felix: what the kernel holds is announced as Calico\'s 
     nsExec(wns, 'ip', ['route', 'add', 'default', 'via', '169.254.1.1', 'dev', 'eth0', 'onlink']);
   }
 
-  const standinOut = new Map<string, string[]>();
-  const sweeps = new Map<string, number>();
-  for (const h of HOSTS) {
-    const pairs = WORKLOADS.filter((w) => w.host === h.name).flatMap((w) => [w.ip, w.ifname, ...(w.floating ? [w.floating, w.ifname] : [])]);
-    const p = nsSpawn(ns(h.name), 'bash', [standin, '1500', '0.3', ...pairs]);
-    procs.push(p);
-    const out: string[] = [];
-    standinOut.set(h.name, out);
-    sweeps.set(h.name, 0);
-    let buf = '';
-    p.stdout!.on('data', (d: Buffer) => {
-      buf += d.toString();
-      const lines = buf.split('\n');
-      buf = lines.pop()!;
-      for (const l of lines) {
-        if (l.startsWith('sweep ')) sweeps.set(h.name, Number(l.slice(6)));
-        else out.push(l);
-      }
-    });
-    p.stderr!.on('data', (d: Buffer) => out.push(`stderr: ${d.toString().trim()}`));
-  }
+  const { sweeps, out: standinOut } = startFelixStandins(HOSTS.map((h) => h.name), (h) => ns(h),
+    (h) => WORKLOADS.filter((w) => w.host === h).flatMap((w) => [w.ip, w.ifname, ...(w.floating ? [w.floating, w.ifname] : [])]), procs);
   await until(() => HOSTS.every((h) => (sweeps.get(h.name) ?? 0) >= 2), 'Felix stand-ins swept twice', 20_000, 100);
 
   // Routes that must stay on their host, written before skeind starts (the start-up read must leave them out too):
