@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { requires } from '../helpers/env.js';
 import { startEtcd, until } from '../helpers/etcd.js';
 import {
-  affinityKey, affinityValue, blockKey, clusterYaml, fullBlock, nodeKey, nodeValue, nodeYaml, podName, wepKey, wepName, wepValue, wepYaml,
+  affinityKey, blockKey, clusterYaml, nodeKey, nodeValue, nodeYaml, podName, putSmallCluster, wepKey, wepName, wepValue, wepYaml,
   type ClusterShape,
 } from '../helpers/calico-gen.js';
 import {
@@ -109,12 +109,7 @@ t.test('etcd datastore without WorkloadEndpoints: none listed, none sent by the 
   t.teardown(() => etcd.stop());
   const c = etcd.client;
   const all = [ME, ...OTHERS];
-  for (const [i, n] of all.entries()) {
-    await c.put(nodeKey(n)).value(nodeValue(n, `192.0.2.${10 + i}`));
-    await c.put(blockKey(i)).value(fullBlock(i, n));
-    await c.put(affinityKey(n, i)).value(affinityValue());
-    for (let p = 0; p < 3; p++) await c.put(wepKey(n, `ns-${p % 2}`, `pod-${p}`)).value(wepValue(n, `ns-${p % 2}`, `pod-${p}`, `10.64.${i}.${p + 1}`));
-  }
+  await putSmallCluster(c, all, 3);
   // this node's own broken endpoint: with endpoints read it is reported; without, never decoded
   await c.put(wepKey(ME, 'ns-0', 'broken')).value('{not json');
 

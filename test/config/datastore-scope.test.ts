@@ -6,7 +6,7 @@ import t from 'tap';
 import fc from 'fast-check';
 import { requires } from '../helpers/env.js';
 import { startEtcd, until } from '../helpers/etcd.js';
-import { affinityKey, affinityValue, blockKey, fullBlock, nodeKey, nodeValue, wepKey, wepName, wepValue } from '../helpers/calico-gen.js';
+import { affinityKey, affinityValue, blockKey, fullBlock, nodeKey, putSmallCluster, wepKey, wepName, wepValue } from '../helpers/calico-gen.js';
 import { EtcdDatastore, wepNodeOfName, keyConcernsNode, type ChangeEvent, type Issue, type Model } from '../../config/index.js';
 import { nodeKeyFilter } from '../../config/keys.js';
 
@@ -84,12 +84,7 @@ t.test('etcd datastore scoped to one node: list and watch', async (t) => {
   t.teardown(() => etcd.stop());
   const c = etcd.client;
   const all = [ME, ...OTHERS];
-  for (const [i, n] of all.entries()) {
-    await c.put(nodeKey(n)).value(nodeValue(n, `192.0.2.${10 + i}`));
-    await c.put(blockKey(i)).value(fullBlock(i, n));
-    await c.put(affinityKey(n, i)).value(affinityValue());
-    for (let p = 0; p < 5; p++) await c.put(wepKey(n, `ns-${p % 2}`, `pod-${p}`)).value(wepValue(n, `ns-${p % 2}`, `pod-${p}`, `10.64.${i}.${p + 1}`));
-  }
+  await putSmallCluster(c, all, 5);
   // Another node's broken record: never decoded, so never reported.
   await c.put(wepKey('scope-node-2', 'ns-0', 'broken')).value('{not json');
   // A name not in Calico's form, on this node: read, kept.

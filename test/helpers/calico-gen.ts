@@ -1,6 +1,7 @@
 // Calico datastore records as Calico writes them to etcd (libcalico-go's
 // model: IPAM blocks with one attribute per allocation, v3 Nodes and
 // WorkloadEndpoints), generated at scale for tests, the soak and benchmarks.
+import type { Etcd3 } from 'etcd3';
 
 /** a /26 (64 addresses) in 10.64.0.0/10 numbered n */
 export function block26(n: number): { cidr: string; keyPart: string; base: number[] } {
@@ -147,4 +148,18 @@ export async function inParallel<T>(items: readonly T[], width: number, fn: (ite
     }
   };
   await Promise.all(Array.from({ length: Math.min(width, items.length) }, worker));
+}
+
+
+/**
+ * A small cluster written to etcd: per node (index i) its Node (192.0.2.10+i), one full /26 block numbered i with its
+ * affinity, and `pods` WorkloadEndpoints pod-0.. in namespaces ns-0/ns-1 at 10.64.i.1...
+ */
+export async function putSmallCluster(c: Etcd3, nodes: readonly string[], pods: number): Promise<void> {
+  for (const [i, n] of nodes.entries()) {
+    await c.put(nodeKey(n)).value(nodeValue(n, `192.0.2.${10 + i}`));
+    await c.put(blockKey(i)).value(fullBlock(i, n));
+    await c.put(affinityKey(n, i)).value(affinityValue());
+    for (let p = 0; p < pods; p++) await c.put(wepKey(n, `ns-${p % 2}`, `pod-${p}`)).value(wepValue(n, `ns-${p % 2}`, `pod-${p}`, `10.64.${i}.${p + 1}`));
+  }
 }
