@@ -6,12 +6,12 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { isDeepStrictEqual } from 'node:util';
-import { loadResourcesText, formatIssue, type Model } from '../../config/index.js';
 import { deriveState, diffStates, isEmptyDiff, type DesiredPeer, type Origination, type Blackhole, type DeviceRoute } from '../../src/controller/index.js';
 import {
   BLACKHOLE_FIELDS, DEVICE_ROUTE_FIELDS, ORIGINATION_FIELDS, PEER_FIELDS, type ShapeEquality,
   blackholeEquality, deviceRouteEquality, originationEquality, peerEquality, type FieldEquality,
 } from '../../src/controller/equal.js';
+import { loadModel as load, resourceYaml as y } from '../helpers/model.js';
 
 /** The reference: deep strict equality of the JSON-shaped values, an absent field and an undefined one alike. */
 const plain = (x: unknown): unknown => (x === undefined ? undefined : JSON.parse(JSON.stringify(x)));
@@ -113,14 +113,6 @@ t.test('an equal copy is equal; one nested change is seen and named', (t) => {
   t.end();
 });
 
-function load(text: string): Model {
-  const r = loadResourcesText(text, 'test.yaml');
-  const errors = r.issues.filter((i) => i.severity === 'error');
-  if (errors.length > 0) throw new Error(errors.map(formatIssue).join('\n'));
-  return r.model;
-}
-const y = (kind: string, name: string, spec: string, meta = ''): string =>
-  `apiVersion: projectcalico.org/v3\nkind: ${kind}\nmetadata: { name: "${name}"${meta} }\nspec: ${spec}\n---\n`;
 const wep = (node: string, pod: string, ifname: string, nets: string[]): string =>
   y('WorkloadEndpoint', `${node}-k8s-${pod}-eth0`, `{ orchestrator: k8s, node: ${node}, pod: ${pod}, endpoint: eth0, interfaceName: ${ifname}, ipNetworks: [${nets.map((n) => `"${n}"`).join(', ')}] }`, ', namespace: default');
 const CLUSTER = (community: string, password: string): string =>

@@ -5,17 +5,9 @@
 // krt_metric, the normal priority when the kernel gave none). The deviation (tunnel routes rejected towards eBGP too)
 // is documented in src/controller/originate.ts.
 import t from 'tap';
-import { loadResourcesText, formatIssue, type Model } from '../../config/index.js';
 import { BIRD_INT_MAX, NodeController, deriveOriginations, type KernelOrigin } from '../../src/controller/index.js';
+import { loadModel as load, resourceYaml as y } from '../helpers/model.js';
 
-function load(text: string): Model {
-  const r = loadResourcesText(text, 'test.yaml');
-  const errors = r.issues.filter((i) => i.severity === 'error');
-  if (errors.length > 0) throw new Error(errors.map(formatIssue).join('\n'));
-  return r.model;
-}
-const y = (kind: string, name: string, spec: string, meta = ''): string =>
-  `apiVersion: projectcalico.org/v3\nkind: ${kind}\nmetadata: { name: "${name}"${meta} }\nspec: ${spec}\n---\n`;
 const aff = (node: string, cidr: string): string =>
   y('BlockAffinity', `${node}-${cidr.replace(/[./:]/g, '-')}`, `{ node: ${node}, cidr: "${cidr}", state: confirmed, deleted: "false" }`);
 

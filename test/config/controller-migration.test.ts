@@ -8,6 +8,7 @@ import { decodeEtcd, etcdValueOf, formatIssue, loadResourcesText, validateResour
 import {
   BIRD_INT_MAX, MigrationTracker, NodeController, deriveOriginations, migrationRoles, type MigrationState,
 } from '../../src/controller/index.js';
+import { resourceYaml as y } from '../helpers/model.js';
 
 function load(text: string): Model {
   const r = loadResourcesText(text, 'test.yaml');
@@ -15,8 +16,6 @@ function load(text: string): Model {
   if (r.issues.length > 0) throw new Error(r.issues.map(formatIssue).join('\n'));
   return r.model;
 }
-const y = (kind: string, name: string, spec: string, meta = ''): string =>
-  `apiVersion: projectcalico.org/v3\nkind: ${kind}\nmetadata: { name: "${name}"${meta} }\nspec: ${spec}\n---\n`;
 
 // As networking-calico writes them (endpoints.py endpoint_spec, live_migration_spec): the WEP name is
 // <host>-openstack-<device_id>-<port_id>, the LiveMigration is named after the destination WEP.

@@ -7,17 +7,12 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { isDeepStrictEqual } from 'node:util';
-import { formatIssue, loadResourcesText, validateResource, type ChangeEvent, type Model, type Resource } from '../../config/index.js';
+import { validateResource, type ChangeEvent, type Model, type Resource } from '../../config/index.js';
 import {
   NodeController, applyDiff, deriveOriginations, deriveState, diffStates, isEmptyDiff, type ControllerDiff,
 } from '../../src/controller/index.js';
+import { loadModel as load, resourceYaml as y } from '../helpers/model.js';
 
-function load(text: string): Model {
-  const r = loadResourcesText(text, 'test.yaml');
-  const errors = r.issues.filter((i) => i.severity === 'error');
-  if (errors.length > 0) throw new Error(errors.map(formatIssue).join('\n'));
-  return r.model;
-}
 
 /** One validated resource from a plain object (as a datastore would hand it over). */
 function res(kind: string, name: string, spec: object, meta: object = {}): Resource {
@@ -26,8 +21,6 @@ function res(kind: string, name: string, spec: object, meta: object = {}): Resou
   return v.resource;
 }
 
-const y = (kind: string, name: string, spec: string, meta = ''): string =>
-  `apiVersion: projectcalico.org/v3\nkind: ${kind}\nmetadata: { name: "${name}"${meta} }\nspec: ${spec}\n---\n`;
 
 const wep = (node: string, pod: string, ifname: string, nets: string[], ns = 'default'): string =>
   y('WorkloadEndpoint', `${node}-k8s-${pod}-eth0`, `{ orchestrator: k8s, node: ${node}, pod: ${pod}, endpoint: eth0, interfaceName: ${ifname}, ipNetworks: [${nets.map((n) => `"${n}"`).join(', ')}] }`, `, namespace: ${ns}`);

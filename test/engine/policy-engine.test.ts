@@ -5,16 +5,11 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { RibCore, evaluate, globToRegExp, type PathAttributes, type PeerRules, type RuleSet } from '../../bgp/index.js';
-import { formatIssue, loadResourcesText, type Model } from '../../config/index.js';
+import type { Model } from '../../config/index.js';
 import { compileNodePolicy, peerRules, EXPORT_FALLBACK, IMPORT_FALLBACK, BIRD_INT_MAX } from '../../src/controller/policy.js';
 import { announce, announce6, drain, p4, show, terms, withdraw } from '../helpers/rib.js';
+import { loadModel as load } from '../helpers/model.js';
 
-function load(text: string): Model {
-  const r = loadResourcesText(text, 'test.yaml');
-  const errors = r.issues.filter((i) => i.severity === 'error');
-  if (errors.length > 0) throw new Error(errors.map(formatIssue).join('\n'));
-  return r.model;
-}
 const comm = (a: number, b: number): number => ((a << 16) | b) >>> 0;
 const doc = (kind: string, name: string, spec: string): string =>
   `apiVersion: projectcalico.org/v3\nkind: ${kind}\nmetadata: { name: ${name} }\nspec: ${spec}\n---\n`;

@@ -7,19 +7,13 @@
 // ordinary /32 under the own block, an eBGP route with BIRD's LOCAL_PREF 100) is asserted beside what must.
 import t from 'tap';
 import { RibCore, evaluate } from '../../bgp/index.js';
-import { formatIssue, loadResourcesText, type Model } from '../../config/index.js';
 import { compileNodePolicy, peerRules, BIRD_INT_MAX } from '../../src/controller/policy.js';
 import { announce, drain, p4, show, terms } from '../helpers/rib.js';
+import { loadModel as load } from '../helpers/model.js';
 
 const NORMAL_LP = BIRD_INT_MAX - 1024;
 const ELEVATED_LP = BIRD_INT_MAX - 512;
 
-function load(text: string): Model {
-  const r = loadResourcesText(text, 'test.yaml');
-  const errors = r.issues.filter((i) => i.severity === 'error');
-  if (errors.length > 0) throw new Error(errors.map(formatIssue).join('\n'));
-  return r.model;
-}
 const doc = (kind: string, name: string, spec: string): string =>
   `apiVersion: projectcalico.org/v3\nkind: ${kind}\nmetadata: { name: ${name} }\nspec: ${spec}\n---\n`;
 const base = (bgpExtra = ''): string => doc('BGPConfiguration', 'default', `{ asNumber: 64512${bgpExtra} }`)
