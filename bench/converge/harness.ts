@@ -690,7 +690,8 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
       const h = b.hosts[host]!;
       if (kernelTrigger(o.daemon)) {
         s.t0 = Date.now();
-        batchers.get(h)!.stdin!.write(`route add ${addr}/32 dev cali0\n`);
+        // at the normal route priority, as Felix writes a workload's route (felix/dataplane/linux/endpoint_mgr.go)
+        batchers.get(h)!.stdin!.write(`route add ${addr}/32 dev cali0 metric 1024\n`);
       } else {
         const doc = workloadDoc({ name: `wl-${k}`, kind: 'pod', host: h.name, ip: addr, ip6: '', ifname: 'cali0' }, false);
         if (writer !== undefined) {

@@ -45,7 +45,7 @@ export type OriginKind = 'block' | 'borrowed' | 'kernel' | 'service';
  */
 export interface KernelOrigin {
   prefix: string;
-  /** the kernel metric, BIRD's krt_metric; 0: none given */
+  /** the kernel metric, BIRD's krt_metric (0 where the kernel gave none, as in BIRD) */
   metric: number;
   protocol: number;
   ifname?: string;
@@ -240,13 +240,17 @@ export function deriveOriginations(model: Model, nodeName: string, migration?: R
   // Routes learned from the kernel (fib.learn: Felix's routes to this node's workloads, an operator's static
   // routes), through calico_export_to_bgp_peers in its order (bird_ipam.cfg.template): disabled pools; the tunnel and
   // local interfaces; calico_aggr (bird_aggr.cfg.template); the static routes (the service ranges above); the pools.
-  // krt_metric is the kernel metric, or the normal route priority where the kernel gave none, and LOCAL_PREF is 2^31-1
-  // minus it (bgp_processor.go buildExportFilter: a locally originated route's priority comes from its metric).
+  // krt_metric is the kernel metric, 0 where the kernel gave none: Calico's BIRD always defines it for a kernel route
+  // (projectcalico/bird sysdep/linux/netlink.c nl_parse_route keeps RTA_PRIORITY or 0, sysdep/unix/krt.c
+  // krt_make_tmp_attrs hands it to the filters), so the export filter's default for an undefined krt_metric never
+  // applies here; LOCAL_PREF is 2^31-1 minus it (bgp_processor.go buildExportFilter). Felix writes its workload routes
+  // at the normal priority (felix/dataplane/linux/endpoint_mgr.go routePriority), so only a route written without a
+  // metric (IPv4's 0) leaves its block's aggregation at the highest LOCAL_PREF, as it does under Calico's BIRD.
   for (const r of learned ?? []) {
     const n = net(r.prefix);
     if (blocked(n) || (r.ifname !== undefined && tunnelOrLocal(r.ifname))) continue;
     const normal = BIRD_INT_MAX - localPref(n.family);
-    const metric = r.metric === 0 ? normal : r.metric;
+    const metric = r.metric;
     const source = `kernel route proto ${r.protocol}${r.ifname !== undefined ? ` dev ${r.ifname}` : ''}${r.metric !== 0 ? ` metric ${r.metric}` : ''}`;
     const own = blocks.find((b) => netWithin(n, b));
     // calico_aggr: the block itself goes out (it already does, as an affinity); beneath it only a route above the

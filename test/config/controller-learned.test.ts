@@ -2,8 +2,9 @@
 // bird_ipam.cfg.template calico_export_to_bgp_peers (disabled pools first, the tunnel interfaces towards iBGP,
 // reject_local_routes, calico_aggr, the static ranges, the pools), bird_aggr.cfg.template calico_aggr (`krt_metric <
 // normal` lets a route out from under its block) and bgp_processor.go buildExportFilter (LOCAL_PREF = 2^31-1 minus
-// krt_metric, the normal priority when the kernel gave none). The deviation (tunnel routes rejected towards eBGP too)
-// is documented in src/controller/originate.ts.
+// krt_metric; Calico's BIRD gives a kernel route without a metric krt_metric 0: projectcalico/bird
+// sysdep/linux/netlink.c nl_parse_route and sysdep/unix/krt.c krt_make_tmp_attrs). The deviation (tunnel routes
+// rejected towards eBGP too) is documented in src/controller/originate.ts.
 import t from 'tap';
 import { BIRD_INT_MAX, NodeController, deriveOriginations, type KernelOrigin } from '../../src/controller/index.js';
 import { loadModel as load, resourceYaml as y } from '../helpers/model.js';
@@ -27,7 +28,7 @@ const k = (prefix: string, metric: number, ifname?: string, protocol = 80): Kern
 t.test('learned routes: what Calico\'s export filter lets out, and nothing more', (t) => {
   const learned = [
     k('10.65.1.5/32', 1024, 'cali1'), // under this node's block at the normal priority: hidden by the aggregate
-    k('10.65.1.6/32', 0, 'cali2'), // no metric from the kernel: the normal priority, hidden too
+    k('10.65.1.6/32', 0, 'cali2'), // no metric from the kernel: krt_metric 0, below the normal priority: out at the top
     k('10.65.1.7/32', 512, 'cali3'), // elevated (a live migration's target): out from under the block
     k('10.65.9.7/32', 1024, 'cali4'), // borrowed from another node's block
     k('10.65.9.8/32', 0, 'tap5', 4), // an operator's static route inside a pool, no metric
@@ -45,14 +46,15 @@ t.test('learned routes: what Calico\'s export filter lets out, and nothing more'
   const o = deriveOriginations(load(CLUSTER), 'n1', undefined, learned);
   t.same(o.announce.map((a) => [a.prefix, a.kind, a.localPref]), [
     ['10.65.1.0/26', 'block', BIRD_INT_MAX - 1024],
+    ['10.65.1.6/32', 'kernel', BIRD_INT_MAX],
     ['10.65.1.7/32', 'kernel', BIRD_INT_MAX - 512],
     ['10.65.9.7/32', 'kernel', BIRD_INT_MAX - 1024],
-    ['10.65.9.8/32', 'kernel', BIRD_INT_MAX - 1024],
+    ['10.65.9.8/32', 'kernel', BIRD_INT_MAX],
     ['10.96.0.0/12', 'service', BIRD_INT_MAX - 1024],
-    ['10.96.5.5/32', 'kernel', BIRD_INT_MAX - 1024],
+    ['10.96.5.5/32', 'kernel', BIRD_INT_MAX],
     ['fd00:65::/122', 'block', BIRD_INT_MAX - 1024],
     ['fd00:65::1:9/128', 'kernel', BIRD_INT_MAX - 1024],
-  ], 'not under the block at the normal priority, not in a disabled pool or outside the pools, not through a tunnel or eBPF interface');
+  ], 'not under the block at the normal priority (10.65.1.5, fd00:65::9), not in a disabled pool or outside the pools, not through a tunnel or eBPF interface');
   const by = Object.fromEntries(o.announce.map((a) => [a.prefix, a]));
   t.same(by['10.65.9.7/32']?.communities, [[65000, 100]], 'prefixAdvertisements apply to learned routes too');
   t.same(by['10.65.9.8/32']?.sources, ['kernel route proto 4 dev tap5']);
@@ -67,8 +69,8 @@ t.test('learned routes: the normal priority comes from BGPConfiguration', (t) =>
   const o = deriveOriginations(model, 'n1', undefined, [k('10.65.1.7/32', 512, 'cali3'), k('10.65.1.8/32', 700, 'cali4'), k('10.65.9.7/32', 0, 'cali5')]);
   t.same(o.announce.filter((a) => a.kind === 'kernel').map((a) => [a.prefix, a.localPref]), [
     ['10.65.1.7/32', BIRD_INT_MAX - 512],
-    ['10.65.9.7/32', BIRD_INT_MAX - 600],
-  ], '512 < 600 escapes the block, 700 does not; no metric means 600');
+    ['10.65.9.7/32', BIRD_INT_MAX],
+  ], '512 < 600 escapes the block, 700 does not; no metric is krt_metric 0');
   t.end();
 });
 

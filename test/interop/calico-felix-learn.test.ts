@@ -162,7 +162,10 @@ t.test('fib.learn beside Felix: what the kernel holds is announced as Calico\'s 
     for (const h of ['host-a', 'host-b']) await until(() => via(h, '10.65.0.30')?.gateway === '10.0.0.3', `${h}: the operator's 10.65.0.30 via host-c`, 15_000, 100);
     for (const h of ['host-b', 'host-c']) await until(() => via(h, '10.65.0.3')?.gateway === '10.0.0.1', `${h}: the elevated 10.65.0.3 via host-a`, 15_000, 100);
     t.equal(via('host-b', '10.65.0.3')?.metric, 512, 'the elevated route is written at metric 512 on the peers (LOCAL_PREF 2^31-1-512)');
-    t.equal(via('host-b', '10.65.0.30')?.metric, 1024, 'a route learned without a metric travels at the normal priority');
+    // Calico's BIRD reads a kernel route without a metric as krt_metric 0 (projectcalico/bird netlink.c, krt.c):
+    // LOCAL_PREF 2^31-1, so the peers write it at metric 0
+    t.equal(via('host-b', '10.65.0.30')?.metric ?? 0, 0, 'a route learned without a metric travels at LOCAL_PREF 2^31-1 (krt_metric 0)');
+    t.equal(via('host-b', '10.65.0.10')?.metric, 1024, 'Felix\'s route (metric 1024) travels at the normal priority');
     for (const h of HOSTS) {
       const r = routesOf(ns(h.name), '171').map((x) => x.dst);
       t.notOk(r.includes(GHOST.ip), `${h.name}: the WorkloadEndpoint Felix did not program is not announced (skein reads none)`);
