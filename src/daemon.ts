@@ -314,7 +314,8 @@ export class Daemon {
           const n = this.speaker?.setReachability(r) ?? 0;
           // recursive next hops: routes through a next hop that is not on a link go via the covering route's gateway
           const moved = this.#fibResolver.kernel(r.resolving ?? []);
-          log.info('next-hop reachability read from the kernel', { routes: r.routes.length, addresses: r.addresses.length, prefixesRedecided: n, prefixesMoved: moved });
+          // every workload's route Felix writes changes the view: a line at info only when it changed a decision
+          log[n > 0 || moved > 0 ? 'info' : 'debug']('next-hop reachability read from the kernel', { routes: r.routes.length, addresses: r.addresses.length, prefixesRedecided: n, prefixesMoved: moved });
         },
         onError: (e) => log.warn('cannot read next-hop reachability from the kernel; keeping the last view', { err: e }),
       });

@@ -9,9 +9,10 @@
 // Sources, both from what the daemon runs anyway:
 // - the FIB's event socket (fib/kernel-events.ts 'foreignRouteChange'): each route change of another protocol, at
 //   once, so a workload's route goes out in the same turn Felix wrote it;
-// - the next-hop reachability reads (src/daemon/reachability.ts onRoutes): a dump of each protocol's routes after a
-//   burst of events, after every FIB resync (events may have been lost), and every fib.nextHopScan. A dump no event
-//   overlapped is the kernel's state for that protocol and replaces what the events built (BIRD's `scan time`).
+// - the next-hop reachability reads (src/daemon/reachability.ts onRoutes): a dump of each protocol's routes every
+//   fib.nextHopScan, after every FIB resync (events may have been lost), and after an event that could not be
+//   parsed whole. A dump no event overlapped is the kernel's state for that protocol and replaces what the events
+//   built (BIRD's `scan time`).
 // Unlike BIRD, a protocol number that neither iproute2 names nor an event reported since skeind started is not read
 // (src/daemon/reachability.ts resolvingProtocols): a route of such a number written before skeind started and never
 // changed is not learned.

@@ -5,7 +5,7 @@
 //                           Programmer's events when `fib` is set, as src/daemon.ts wires it
 //   changed {protocol}      as the FIB's 'foreignRoute' event of that protocol
 //   refresh                 one poll; answers the dumps asked so far and the view
-//   state                   the dumps so far, the view, the views reported, the errors
+//   state                   the dumps so far, the events applied without one, the view, the views reported, the errors
 import { HostReader, Programmer } from '../../fib/index.js';
 import { setIntOpt, type Reachability } from '../../bgp/index.js';
 import { KernelReachability, readReachability, resolvingProtocols } from '../../src/daemon/reachability.js';
@@ -17,7 +17,7 @@ const views: Reachability[] = [];
 const errors: string[] = [];
 
 function state(): unknown {
-  return { dumps: reach?.dumps, current: reach?.current, views: views.length, errors, protocols: reach ? [...reach.protocols] : [] };
+  return { dumps: reach?.dumps, applied: reach?.applied, current: reach?.current, views: views.length, errors, protocols: reach ? [...reach.protocols] : [] };
 }
 
 async function handle(cmd: Record<string, unknown>): Promise<unknown> {

@@ -13,7 +13,7 @@ import { reachAgent } from './reach-client.js';
 
 const rootOk = (t: Test): boolean => requires(t as unknown as Parameters<typeof requires>[0], { root: true });
 
-interface State { dumps: number; current: Reachability | null; views: number; errors: string[]; protocols: number[] }
+interface State { dumps: number; applied: number; current: Reachability | null; views: number; errors: string[]; protocols: number[] }
 
 /** A namespace with a veth pair: 10.0.0.1/24 (connected routes, proto kernel) and nothing else. */
 function topology(lab: Lab): string {
@@ -103,26 +103,54 @@ t.test('route changes come from the FIB\'s event socket: other protocols are rea
   // skein's own routes, written by the Programmer: not a change of what the host reaches, and never in the view
   await agent.call('set', { base: '10.200.0.0', count: 300, gw: '10.0.0.9' });
   t.equal(nsExec(ns, 'ip', ['-j', 'route', 'show', 'proto', '171']).split('"dst"').length - 1, 300, 'skein\'s routes are in the kernel');
-  // another daemon (protocol 77, which no table names) writes a route: the event names the protocol, a read follows
+  // another daemon (protocol 77, which no table names) writes a route: the event carries it whole, and it is in
+  // the view at once, with no dump of the kernel's table
   nsExec(ns, 'ip', ['route', 'add', '203.0.113.0/24', 'via', '10.0.0.5', 'proto', '77']);
   const s1 = (await until(async () => {
     const s = await agent.call<State>('state');
     return s.current?.routes.includes('203.0.113.0/24') === true ? s : undefined;
-  }, 'the route of protocol 77 is read without a poll'))!;
+  }, 'the route of protocol 77 is in the view without a poll'))!;
   t.ok(s1.protocols.includes(77), 'protocol 77 is read from now on');
   t.same(s1.current?.resolving?.find((r) => r.dst === '203.0.113.0/24')?.hops, [{ gateway: '10.0.0.5', dev: 'pa0' }],
     'its gateway and device (the name from the FIB\'s link table)');
   t.equal(s1.views, views0 + 1, 'one new view');
+  t.equal(s1.dumps, s0.dumps, 'no dump: the event was applied as it came');
+  t.ok(s1.applied > s0.applied, 'one more event applied whole');
   t.notOk(s1.current?.routes.some((r) => r.startsWith('10.200.')), 'skein\'s own routes are not in it');
   t.notOk(s1.current?.resolving?.some((r) => r.dst.startsWith('10.200.')), 'and resolve no next hop');
-  // a blackhole of another protocol: an event, a read, but no new view (it forwards nothing)
-  const before = s1.dumps;
+  // a blackhole of another protocol: an event applied, no dump, and no new view (it forwards nothing)
   nsExec(ns, 'ip', ['route', 'add', 'blackhole', '10.99.0.0/16', 'proto', 'static']);
-  await until(async () => (await agent.call<State>('state')).dumps > before, 'the blackhole\'s event makes it read');
+  await until(async () => (await agent.call<State>('state')).applied > s1.applied, 'the blackhole\'s event is applied');
+  const s1b = await agent.call<State>('state');
+  t.equal(s1b.dumps, s1.dumps, 'no dump for it either');
+  t.equal(s1b.views, s1.views, 'a blackhole changes nothing of what the host reaches');
+  // a poll dumps and agrees with what the events built: no new view
   const s2 = await agent.call<State>('refresh');
-  t.equal(s2.views, s1.views, 'a blackhole changes nothing of what the host reaches');
+  t.ok(s2.dumps > s1b.dumps, 'the poll dumped');
+  t.equal(s2.views, s1.views, 'and found the view the events had built');
   t.notOk(s2.current?.routes.includes('10.99.0.0/16'));
   t.same(s2.errors, []);
+
+  // the route goes: out of the view at once, no dump
+  nsExec(ns, 'ip', ['route', 'del', '203.0.113.0/24', 'proto', '77']);
+  const s3 = (await until(async () => {
+    const s = await agent.call<State>('state');
+    return s.current?.routes.includes('203.0.113.0/24') === false ? s : undefined;
+  }, 'the deleted route leaves the view'))!;
+  t.equal(s3.dumps, s2.dumps, 'without a dump');
+  // a multipath route: the kernel may report its hops one at a time, so its event only names the protocol and
+  // that protocol is dumped again
+  nsExec(ns, 'ip', ['route', 'add', '198.51.100.0/24', 'proto', '77', 'nexthop', 'via', '10.0.0.5', 'nexthop', 'via', '10.0.0.6']);
+  const s4 = (await until(async () => {
+    const s = await agent.call<State>('state');
+    return s.current?.routes.includes('198.51.100.0/24') === true ? s : undefined;
+  }, 'the multipath route is in the view'))!;
+  t.ok(s4.dumps > s3.dumps, 'read by a dump');
+  t.same(s4.current?.resolving?.find((r) => r.dst === '198.51.100.0/24')?.hops, [{ gateway: '10.0.0.5', dev: 'pa0' }, { gateway: '10.0.0.6', dev: 'pa0' }], 'with both hops');
+  // an address: a local-table event, read by a dump (addresses come only from reads)
+  nsExec(ns, 'ip', ['addr', 'add', '10.0.0.77/24', 'dev', 'pa0']);
+  await until(async () => (await agent.call<State>('state')).current?.addresses.includes('10.0.0.77') === true, 'the new address is in the view');
+  t.same((await agent.call<State>('state')).errors, []);
 
   // no process of its own: the agent (node, in the namespace) has no child
   const pid = agent.proc.pid!;
