@@ -4,6 +4,8 @@
 // kernel) and exit 0. A bad configuration exits 2 with one line on stderr naming the file, line and field, and so
 // do a control.group that does not exist, a missing capability and an unreadable etcd credential file; a local
 // failure at start (socket in use, no netlink) exits 1 with one line. No stack traces for user errors.
+// first: V8's tiering is set before the modules below run (src/jit.ts)
+import './jit.js';
 import { ConfigError, DatastoreError, ENV, loadDaemonConfig, type DaemonConfig } from '../config/index.js';
 import { Daemon, VERSION } from './daemon.js';
 import { BindError } from './daemon/bind.js';

@@ -28,7 +28,7 @@
 // Why it is over 600 lines: one scenario's steps in the order they run (fabric, configuration, daemons, workloads,
 // detection, teardown), each section marked below; the pieces other benchmarks share are in bench/harness/.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -637,7 +637,11 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioResult> {
         // CONVERGE_NODE_FLAGS='--max-semi-space-size=8': Node flags for every skeind, e.g. as the packaged launcher
         // runs it (scripts/build-deb.mjs); none by default, so figures stay comparable with the earlier runs.
         const nodeFlags = (process.env.CONVERGE_NODE_FLAGS ?? '').split(/\s+/).filter((x) => x !== '');
-        n.child = track(spawn('ip', ['netns', 'exec', n.ns, process.execPath, ...nodeFlags, ...prof, SKEIND, '--config', cfg], { stdio: ['ignore', 'ignore', 'ignore'] }));
+        // CONVERGE_STDOUT_DIR=/tmp/o: each skeind's stdout and stderr in <dir>/<node>.out (V8's --trace-* flags write there)
+        const outDir = process.env.CONVERGE_STDOUT_DIR;
+        const out = outDir ? openSync(join(outDir, `${n.name}.out`), 'w') : 'ignore';
+        n.child = track(spawn('ip', ['netns', 'exec', n.ns, process.execPath, ...nodeFlags, ...prof, SKEIND, '--config', cfg], { stdio: ['ignore', out, out] }));
+        if (typeof out === 'number') closeSync(out);
       }
     } else {
       for (const n of b.nodes) {
