@@ -47,6 +47,28 @@ interface Net6 {
   readonly len: number;
 }
 
+/** A route text of a view as the table keeps it: its prefix key (IPv4's number as text) and its network. */
+interface ParsedRoute {
+  readonly key: string;
+  readonly net4?: Net4;
+  readonly net6?: Net6;
+}
+
+/** "10.0.0.0/24", "10.0.0.5" (a host route), "fd00::/64": null when it is not a prefix. */
+function parseRouteText(text: string): ParsedRoute | null {
+  try {
+    if (text.includes(':')) {
+      const p = parsePrefix6(text.includes('/') ? text : `${text}/128`);
+      return { key: p, net6: { addr: prefix6Bytes(p), len: prefix6Len(p) } };
+    }
+    const p = parsePrefix4(text.includes('/') ? text : `${text}/32`);
+    return { key: `${p}`, net4: { addr: prefix4Addr(p), len: prefix4Len(p) } };
+  } catch {
+    // a prefix we cannot parse resolves nothing; the feed reports its own errors
+    return null;
+  }
+}
+
 /** Longest first: not needed for a yes/no answer, but the specific routes are the likely ones. */
 const byLen = <T extends { len: number }>(a: T, b: T): number => b.len - a.len;
 
@@ -79,6 +101,8 @@ export class NextHopTable {
   private nets6: Net6[] | null = null;
   /** the routes of the last view, as prefix keys (IPv4's number as text), to tell what the next view changes */
   private routeKeys = new Set<string>();
+  /** the last view's route texts, parsed (null: not a prefix) */
+  private parsed = new Map<string, ParsedRoute | null>();
   /** verdict per next-hop text; cleared when the inputs change, and bounded (next hops come from the network) */
   private readonly cache = new Map<string, NextHopVerdict | null>();
 
@@ -102,28 +126,26 @@ export class NextHopTable {
       this.own = new Set();
       this.nets4 = this.nets6 = null;
       this.routeKeys = new Set();
+      this.parsed = new Map();
       return null;
     }
     this.own = new Set(r.addresses.map(canonical).filter((x): x is string => x !== null));
     const n4: Net4[] = [];
     const n6: Net6[] = [];
     const keys = new Set<string>();
+    // Each view differs from the last by a route or two (a workload's route, beside Felix), so the texts parsed for
+    // the last view are kept and only new ones parsed; the map is rebuilt to the view, so it never outgrows it.
+    const parsed = new Map<string, ParsedRoute | null>();
     for (const text of r.routes) {
-      try {
-        if (text.includes(':')) {
-          const p = parsePrefix6(text.includes('/') ? text : `${text}/128`);
-          if (!keys.has(p)) n6.push({ addr: prefix6Bytes(p), len: prefix6Len(p) });
-          keys.add(p);
-        } else {
-          const p = parsePrefix4(text.includes('/') ? text : `${text}/32`);
-          const k = `${p}`;
-          if (!keys.has(k)) n4.push({ addr: prefix4Addr(p), len: prefix4Len(p) });
-          keys.add(k);
-        }
-      } catch {
-        // a prefix we cannot parse resolves nothing; the feed reports its own errors
-      }
+      let p = this.parsed.get(text);
+      if (p === undefined) p = parseRouteText(text);
+      parsed.set(text, p);
+      if (p === null || keys.has(p.key)) continue;
+      keys.add(p.key);
+      if (p.net6 !== undefined) n6.push(p.net6);
+      else if (p.net4 !== undefined) n4.push(p.net4);
     }
+    this.parsed = parsed;
     this.nets4 = n4.sort(byLen);
     this.nets6 = n6.sort(byLen);
     this.routeKeys = keys;

@@ -60,6 +60,39 @@ function in6(a: Uint8Array, addr: Uint8Array, len: number): boolean {
   return true;
 }
 
+interface ParsedDst {
+  readonly v6: boolean;
+  readonly addr: number | Uint8Array;
+  readonly len: number;
+}
+
+/**
+ * Destinations parsed, shared by the resolvers: the daemon builds a new one per view of the host's routes, and a view
+ * differs from the last by a route or two (a workload's, beside Felix), so most texts were parsed before. Bounded:
+ * cleared when full (the texts come from the host's kernel, not the network).
+ */
+const parsedDsts = new Map<string, ParsedDst | null>();
+
+function parsedDst(dst: string): ParsedDst | null {
+  const hit = parsedDsts.get(dst);
+  if (hit !== undefined) return hit;
+  let d: ParsedDst | null;
+  try {
+    if (dst.includes(':')) {
+      const p = parsePrefix6(dst.includes('/') ? dst : `${dst}/128`);
+      d = { v6: true, addr: prefix6Bytes(p), len: prefix6Len(p) };
+    } else {
+      const p = parsePrefix4(dst.includes('/') ? dst : `${dst}/32`);
+      d = { v6: false, addr: prefix4Addr(p), len: prefix4Len(p) };
+    }
+  } catch {
+    d = null;
+  }
+  if (parsedDsts.size >= CACHE_MAX) parsedDsts.clear();
+  parsedDsts.set(dst, d);
+  return d;
+}
+
 /**
  * Answers, per BGP next hop, how the kernel reaches it:
  * - null: no route covers it (unresolvable; next-hop.ts has already made such a path unusable);
@@ -74,17 +107,10 @@ export class NextHopResolver {
   constructor(routes: readonly ResolvingRoute[]) {
     for (const r of routes) {
       const metric = r.metric ?? 0;
-      try {
-        if (r.dst.includes(':')) {
-          const p = parsePrefix6(r.dst.includes('/') ? r.dst : `${r.dst}/128`);
-          this.#v6.push({ addr: prefix6Bytes(p), len: prefix6Len(p), metric, hops: r.hops });
-        } else {
-          const p = parsePrefix4(r.dst.includes('/') ? r.dst : `${r.dst}/32`);
-          this.#v4.push({ addr: prefix4Addr(p), len: prefix4Len(p), metric, hops: r.hops });
-        }
-      } catch {
-        // a prefix that does not parse resolves nothing (the feed reports its own errors)
-      }
+      const d = parsedDst(r.dst);
+      if (d === null) continue; // a prefix that does not parse resolves nothing (the feed reports its own errors)
+      if (d.v6) this.#v6.push({ addr: d.addr as Uint8Array, len: d.len, metric, hops: r.hops });
+      else this.#v4.push({ addr: d.addr as number, len: d.len, metric, hops: r.hops });
     }
     this.#v4.sort(order);
     this.#v6.sort(order);
