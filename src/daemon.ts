@@ -317,6 +317,12 @@ export class Daemon {
           // every workload's route Felix writes changes the view: a line at info only when it changed a decision
           log[n > 0 || moved > 0 ? 'info' : 'debug']('next-hop reachability read from the kernel', { routes: r.routes.length, addresses: r.addresses.length, prefixesRedecided: n, prefixesMoved: moved });
         },
+        // a pod's route (beside Felix) and other single route events: what changed, not a whole view to rebuild from
+        onRoutesChanged: (d) => {
+          const n = this.speaker?.changeReachability(d.added, d.removed) ?? 0;
+          const moved = this.#fibResolver.kernelChanged(d.addedResolving, d.removedResolving);
+          if (n > 0 || moved > 0) log.info('next-hop reachability changed by route events', { added: d.added, removed: d.removed, prefixesRedecided: n, prefixesMoved: moved });
+        },
         onError: (e) => log.warn('cannot read next-hop reachability from the kernel; keeping the last view', { err: e }),
       });
       await this.#reach.start();

@@ -99,8 +99,11 @@ export class NextHopTable {
   private readonly sessionOwn = new Set<string>();
   private nets4: Net4[] | null = null;
   private nets6: Net6[] | null = null;
-  /** the routes of the last view, as prefix keys (IPv4's number as text), to tell what the next view changes */
-  private routeKeys = new Set<string>();
+  /**
+   * the routes of the view, as prefix keys (IPv4's number as text), to tell what the next view changes; each with
+   * the number of its texts ("10.0.0.5" and "10.0.0.5/32" are one prefix)
+   */
+  private routeKeys = new Map<string, number>();
   /** the last view's route texts, parsed (null: not a prefix) */
   private parsed = new Map<string, ParsedRoute | null>();
   /** verdict per next-hop text; cleared when the inputs change, and bounded (next hops come from the network) */
@@ -125,23 +128,26 @@ export class NextHopTable {
     if (r === null) {
       this.own = new Set();
       this.nets4 = this.nets6 = null;
-      this.routeKeys = new Set();
+      this.routeKeys = new Map();
       this.parsed = new Map();
       return null;
     }
     this.own = new Set(r.addresses.map(canonical).filter((x): x is string => x !== null));
     const n4: Net4[] = [];
     const n6: Net6[] = [];
-    const keys = new Set<string>();
+    const keys = new Map<string, number>();
     // Each view differs from the last by a route or two (a workload's route, beside Felix), so the texts parsed for
     // the last view are kept and only new ones parsed; the map is rebuilt to the view, so it never outgrows it.
     const parsed = new Map<string, ParsedRoute | null>();
     for (const text of r.routes) {
       let p = this.parsed.get(text);
       if (p === undefined) p = parseRouteText(text);
+      if (parsed.has(text)) continue;
       parsed.set(text, p);
-      if (p === null || keys.has(p.key)) continue;
-      keys.add(p.key);
+      if (p === null) continue;
+      const n = keys.get(p.key) ?? 0;
+      keys.set(p.key, n + 1);
+      if (n > 0) continue;
       if (p.net6 !== undefined) n6.push(p.net6);
       else if (p.net4 !== undefined) n4.push(p.net4);
     }
@@ -157,23 +163,64 @@ export class NextHopTable {
       if (k.includes(':')) ch6.push({ addr: prefix6Bytes(k), len: prefix6Len(k) });
       else ch4.push({ addr: prefix4Addr(Number(k)), len: prefix4Len(Number(k)) });
     };
-    for (const k of keys) if (!wasRoutes.has(k)) diff(k);
-    for (const k of wasRoutes) if (!keys.has(k)) diff(k);
+    for (const k of keys.keys()) if (!wasRoutes.has(k)) diff(k);
+    for (const k of wasRoutes.keys()) if (!keys.has(k)) diff(k);
     const addrs = new Set<string>();
     for (const a of this.own) if (!wasOwn.has(a)) addrs.add(a);
     for (const a of wasOwn) if (!this.own.has(a)) addrs.add(a);
-    return (nh) => {
-      try {
-        if (isIpv4(nh)) {
-          const a = parseIpv4(nh);
-          return ch4.some((n) => in4(a, n)) || (addrs.size > 0 && addrs.has(ipv4ToString(a)));
-        }
-        const b = parseIpv6(nh);
-        return ch6.some((n) => in6(b, n)) || (addrs.size > 0 && addrs.has(canonical(nh) as string));
-      } catch {
-        return false; // not an address: 'invalid' whatever the host reaches
+    return concerns(ch4, ch6, addrs);
+  }
+
+  /**
+   * A few routes came or went (texts as in Reachability.routes), the addresses as they were: what setReachability
+   * would do with the last view less `removed` plus `added`, without walking the view (beside Felix every pod's route
+   * is such a change, and a host may have hundreds). Returns which next hops it concerns, as setReachability does;
+   * null when no view was given yet (nothing is checked then, and this changes nothing).
+   */
+  applyRoutes(added: readonly string[], removed: readonly string[]): ((nextHop: string) => boolean) | null {
+    const n4 = this.nets4;
+    const n6 = this.nets6;
+    if (n4 === null || n6 === null) return null;
+    this.cache.clear();
+    const ch4: Net4[] = [];
+    const ch6: Net6[] = [];
+    for (const text of removed) {
+      const p = this.parsed.get(text);
+      if (p === undefined) continue; // not in the view
+      this.parsed.delete(text);
+      if (p === null) continue;
+      const n = (this.routeKeys.get(p.key) ?? 1) - 1;
+      if (n > 0) {
+        this.routeKeys.set(p.key, n);
+        continue;
       }
-    };
+      this.routeKeys.delete(p.key);
+      if (p.net6 !== undefined) {
+        removeNet6(n6, p.net6);
+        ch6.push(p.net6);
+      } else if (p.net4 !== undefined) {
+        removeNet4(n4, p.net4);
+        ch4.push(p.net4);
+      }
+    }
+    for (const text of added) {
+      if (this.parsed.has(text)) continue; // in the view already
+      const p = parseRouteText(text);
+      this.parsed.set(text, p);
+      if (p === null) continue;
+      const n = this.routeKeys.get(p.key) ?? 0;
+      this.routeKeys.set(p.key, n + 1);
+      if (n > 0) continue;
+      // at the end: the order (longest first) only makes a likely match come sooner, it decides nothing
+      if (p.net6 !== undefined) {
+        n6.push(p.net6);
+        ch6.push(p.net6);
+      } else if (p.net4 !== undefined) {
+        n4.push(p.net4);
+        ch4.push(p.net4);
+      }
+    }
+    return concerns(ch4, ch6, new Set());
   }
 
   /** Our end of a session (PeerConfig.localAddress): a next hop equal to it is ours. */
@@ -235,6 +282,32 @@ export class NextHopTable {
     if (nets !== null && !nets.some((n) => in4(a, n))) return unresolvable(text);
     return null;
   }
+}
+
+/** Which next hops a change concerns: those a changed route covers, and the addresses that came or went. */
+function concerns(ch4: readonly Net4[], ch6: readonly Net6[], addrs: ReadonlySet<string>): (nextHop: string) => boolean {
+  return (nh) => {
+    try {
+      if (isIpv4(nh)) {
+        const a = parseIpv4(nh);
+        return ch4.some((n) => in4(a, n)) || (addrs.size > 0 && addrs.has(ipv4ToString(a)));
+      }
+      const b = parseIpv6(nh);
+      return ch6.some((n) => in6(b, n)) || (addrs.size > 0 && addrs.has(canonical(nh) as string));
+    } catch {
+      return false; // not an address: 'invalid' whatever the host reaches
+    }
+  };
+}
+
+function removeNet4(nets: Net4[], n: Net4): void {
+  const i = nets.findIndex((x) => x.addr === n.addr && x.len === n.len);
+  if (i >= 0) nets.splice(i, 1);
+}
+
+function removeNet6(nets: Net6[], n: Net6): void {
+  const i = nets.findIndex((x) => x.len === n.len && x.addr.every((b, j) => b === n.addr[j]));
+  if (i >= 0) nets.splice(i, 1);
 }
 
 function verdict(code: NextHopProblem, text: string): NextHopVerdict {

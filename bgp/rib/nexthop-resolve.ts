@@ -60,6 +60,18 @@ function in6(a: Uint8Array, addr: Uint8Array, len: number): boolean {
   return true;
 }
 
+/** Into its place in a list sorted by `order`, after the entries that compare equal (as a stable sort puts it). */
+function insertSorted<T extends { len: number; metric: number }>(list: T[], e: T): void {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (order(list[mid]!, e) <= 0) lo = mid + 1;
+    else hi = mid;
+  }
+  list.splice(lo, 0, e);
+}
+
 interface ParsedDst {
   readonly v6: boolean;
   readonly addr: number | Uint8Array;
@@ -114,6 +126,35 @@ export class NextHopResolver {
     }
     this.#v4.sort(order);
     this.#v6.sort(order);
+  }
+
+  /**
+   * A route came or went (beside Felix, a pod's): the resolver then answers as one built from the routes with it
+   * added or taken out, without sorting them all again. A removed route is matched by destination, metric and hops.
+   */
+  add(r: ResolvingRoute): void {
+    const d = parsedDst(r.dst);
+    if (d === null) return;
+    const metric = r.metric ?? 0;
+    this.#cache.clear();
+    if (d.v6) insertSorted(this.#v6, { addr: d.addr as Uint8Array, len: d.len, metric, hops: r.hops });
+    else insertSorted(this.#v4, { addr: d.addr as number, len: d.len, metric, hops: r.hops });
+  }
+
+  remove(r: ResolvingRoute): void {
+    const d = parsedDst(r.dst);
+    if (d === null) return;
+    const metric = r.metric ?? 0;
+    const hops = JSON.stringify(r.hops);
+    this.#cache.clear();
+    if (d.v6) {
+      const a = d.addr as Uint8Array;
+      const i = this.#v6.findIndex((e) => e.len === d.len && e.metric === metric && e.addr.every((b, j) => b === a[j]) && JSON.stringify(e.hops) === hops);
+      if (i >= 0) this.#v6.splice(i, 1);
+    } else {
+      const i = this.#v4.findIndex((e) => e.addr === d.addr && e.len === d.len && e.metric === metric && JSON.stringify(e.hops) === hops);
+      if (i >= 0) this.#v4.splice(i, 1);
+    }
   }
 
   /** How the kernel reaches `nextHop` (see the class comment). Cached per next hop, bounded. */

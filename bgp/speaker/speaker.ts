@@ -605,6 +605,17 @@ export class Speaker extends EventEmitter {
     return n;
   }
 
+  /**
+   * A few of the host's routes came or went since the last view (texts as in Reachability.routes; the addresses
+   * unchanged): NextHopTable.applyRoutes, then the same re-check. Nothing happens before a first view was given.
+   */
+  changeReachability(added: readonly string[], removed: readonly string[]): number {
+    if (!this.nextHops.resolving) return 0;
+    const n = this.rib.recheckNextHops(this.nextHops.applyRoutes(added, removed));
+    if (n > 0) this.scheduleFlush();
+    return n;
+  }
+
   /** Our end of a session is our address: a next hop equal to it is semantically incorrect (RFC 4271 §6.3). */
   private noteOwnAddress(address: string | undefined): void {
     if (address === undefined) return;

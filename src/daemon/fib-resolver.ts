@@ -41,6 +41,14 @@ export class FibResolver {
     return this.routes.setResolver(this.resolve);
   }
 
+  /** A few of the host's routes came or went since the last read (kernel() first); returns the prefixes rewritten. */
+  kernelChanged(added: readonly ResolvingRoute[], removed: readonly ResolvingRoute[]): number {
+    if (!this.#read) return 0;
+    for (const r of removed) this.#kernel.remove(r);
+    for (const r of added) this.#kernel.add(r);
+    return this.routes.setResolver(this.resolve);
+  }
+
   /** A recursive next hop may have moved (the speaker's 'nexthops' event): recompute once this turn is over. */
   moved(): void {
     if (this.#queued) return;

@@ -21,7 +21,10 @@
 // change, that is an address come or gone; a multipath route, whose hops the kernel may report one at a time; a
 // message the parser refuses) only names its protocol ('foreignRoute'): once that burst is over, the protocols named
 // are dumped again (the others' routes kept as they were). Events that come while a read runs are applied again on
-// top of its dumps, so a dump that passed a route before it changed loses nothing. After each of the FIB's
+// top of its dumps, so a dump that passed a route before it changed loses nothing. What route events alone changed
+// goes to the consumers as a change (onRoutesChanged: texts and routes that came or went), not as a whole view, so
+// a pod's route costs the next-hop checks O(1) rather than a rebuild over every route of the host; the next read
+// gives them a whole view again. After each of the FIB's
 // resyncs it polls (notifications may have been lost: an overrun, a bulk write with the route groups off,
 // fib/writer.ts; a link gone down, whose routes the kernel flushes without a notification each); and it still polls
 // every fib.nextHopScan, for whatever no event announces. Fed only when skeind programs the kernel: without a FIB,
@@ -100,6 +103,13 @@ export interface ReachabilityOptions {
    * the settled ones as the truth.
    */
   readonly onRoutes?: (dumped: ReadonlyMap<number, readonly HostRoute[]>, settled: ReadonlySet<number>) => void;
+  /**
+   * When given, a change made of route events alone (no read: the addresses as they were) is reported as what
+   * changed, not as a whole view: beside Felix every pod's route is one, and rebuilding the next-hop checks from a
+   * whole view cost O(routes) per pod. onChange still gets whole views (the reads; and the first read after such
+   * deltas always, so a poll sets everything straight).
+   */
+  readonly onRoutesChanged?: (d: ReachabilityDelta) => void;
 }
 
 /**
@@ -217,21 +227,50 @@ function compose(addrs: readonly Uint8Array[], all: readonly HostRoute[], names:
   const routes: string[] = [];
   const resolving: ResolvingRoute[] = [];
   for (const r of all) {
-    const full = r.family === 4 ? 32 : 128;
-    // iproute2's text: a host route is its address alone; a route without a destination is the default route
-    const dst = r.dst !== undefined
-      ? (r.dstLen === full ? addressText(r.dst) : `${addressText(r.dst)}/${r.dstLen}`)
-      : r.dstLen === 0 ? (r.family === 4 ? '0.0.0.0/0' : '::/0') : `0/${r.dstLen}`;
-    routes.push(dst);
-    // a route out through a gateway of the other family only: it covers the next hop, but skein cannot install
-    // through it; it resolves as a link route would (the next hop as gateway), which the kernel then refuses
-    // visibly (skeinctl fib), rather than being dropped here unseen
-    const known = r.hops.map((h) => viaOf(h, names)).filter((h): h is ViaHop => h !== undefined);
-    // an IPv4 route of metric 0 comes without RTA_PRIORITY in a dump, and as metric 0 from an event: one view either way
-    resolving.push({ dst, hops: known, ...(r.metric !== undefined && r.metric !== 0 ? { metric: r.metric } : {}) });
+    const res = resolvingOf(r, names);
+    routes.push(res.dst);
+    resolving.push(res);
   }
   resolving.sort((a, b) => (a.dst < b.dst ? -1 : a.dst > b.dst ? 1 : (a.metric ?? 0) - (b.metric ?? 0)));
   return { addresses: [...new Set(addresses)].sort(), routes: [...new Set(routes)].sort(), resolving };
+}
+
+/** A route as the view's text ("10.0.0.5" for a host route, as iproute2 prints it) and its ways out. */
+function resolvingOf(r: HostRoute, names: ReadonlyMap<number, string>): ResolvingRoute {
+  const full = r.family === 4 ? 32 : 128;
+  // iproute2's text: a host route is its address alone; a route without a destination is the default route
+  const dst = r.dst !== undefined
+    ? (r.dstLen === full ? addressText(r.dst) : `${addressText(r.dst)}/${r.dstLen}`)
+    : r.dstLen === 0 ? (r.family === 4 ? '0.0.0.0/0' : '::/0') : `0/${r.dstLen}`;
+  // a route out through a gateway of the other family only: it covers the next hop, but skein cannot install
+  // through it; it resolves as a link route would (the next hop as gateway), which the kernel then refuses
+  // visibly (skeinctl fib), rather than being dropped here unseen
+  const known = r.hops.map((h) => viaOf(h, names)).filter((h): h is ViaHop => h !== undefined);
+  // an IPv4 route of metric 0 comes without RTA_PRIORITY in a dump, and as metric 0 from an event: one view either way
+  return { dst, hops: known, ...(r.metric !== undefined && r.metric !== 0 ? { metric: r.metric } : {}) };
+}
+
+/** How many forwarding routes there are of each text (two metrics of one prefix are one text). */
+function textCounts(all: readonly HostRoute[]): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const r of all) {
+    const t = resolvingOf(r, NO_NAMES).dst;
+    out.set(t, (out.get(t) ?? 0) + 1);
+  }
+  return out;
+}
+
+const NO_NAMES: ReadonlyMap<number, string> = new Map();
+
+/**
+ * What changed in the view since the last one the consumers were given (ReachabilityOptions.onRoutesChanged): route
+ * texts that came or went (Reachability.routes) and routes with their ways out that came or went (resolving).
+ */
+export interface ReachabilityDelta {
+  readonly added: readonly string[];
+  readonly removed: readonly string[];
+  readonly addedResolving: readonly ResolvingRoute[];
+  readonly removedResolving: readonly ResolvingRoute[];
 }
 
 /**
@@ -302,6 +341,15 @@ export class KernelReachability {
   /** the 'foreignRoute' event that follows was applied whole already (see #onParsed) */
   #taken = false;
   #composeScheduled = false;
+  /**
+   * the route events applied since the consumers were last given a whole view or a delta, in order: the route that
+   * went (the one under that key before) and the one that came, each unicast only
+   */
+  #delta: Array<{ went?: HostRoute; came?: HostRoute }> = [];
+  /** the forwarding routes per text, as the consumers last had them (a whole view, then deltas) */
+  #texts = new Map<string, number>();
+  /** deltas were given since the last whole view: #current is recomposed when asked for, the next read publishes */
+  #stale = false;
   /** an event changed the routes while a read ran: compose once it is over */
   #composeAfterRead = false;
   /** where the turn of the protocols without routes is */
@@ -332,8 +380,18 @@ export class KernelReachability {
     return this.#protocols;
   }
 
+  /** no route event waits to reach the consumers and no read runs (tests) */
+  get idle(): boolean {
+    return !this.#composeScheduled && this.#delta.length === 0 && !this.#reading && this.#burst === null;
+  }
+
   /** the last view read, or null before the first read succeeded */
   get current(): Reachability | null {
+    if (this.#stale && this.#addrs !== null && !this.#stopped) {
+      const all = unicast([...this.#routes.values()].map((m) => m.values()));
+      const names = knownNames(all, this.#opts.follow?.linkName?.bind(this.#opts.follow));
+      if (names !== null) this.#current = compose(this.#addrs, all, names);
+    }
     return this.#current;
   }
 
@@ -429,23 +487,94 @@ export class KernelReachability {
   }
 
   #apply(added: boolean, route: KernelRoute, key: string): void {
+    let went: HostRoute | undefined;
+    let came: HostRoute | undefined;
     if (added) {
       // one destination and metric has one route: a replace may have changed its protocol
       for (const [p, m] of this.#routes) {
-        if (p !== route.protocol && m.delete(key) && m.size === 0) this.#routes.delete(p);
+        const old = m.get(key);
+        if (old === undefined || p === route.protocol) continue;
+        went = old;
+        m.delete(key);
+        if (m.size === 0) this.#routes.delete(p);
       }
       let m = this.#routes.get(route.protocol);
       if (m === undefined) this.#routes.set(route.protocol, (m = new Map()));
-      m.set(key, hostRoute(route));
+      went = m.get(key) ?? went;
+      came = hostRoute(route);
+      m.set(key, came);
     } else {
       const m = this.#routes.get(route.protocol);
+      went = m?.get(key);
       if (m?.delete(key) === true && m.size === 0) this.#routes.delete(route.protocol);
     }
+    if (went?.type !== RTN_UNICAST) went = undefined;
+    if (came?.type !== RTN_UNICAST) came = undefined;
+    if (went !== undefined || came !== undefined) this.#delta.push({ ...(went ? { went } : {}), ...(came ? { came } : {}) });
+  }
+
+  /**
+   * The consumers get what the route events since their last view changed (onRoutesChanged); false when that
+   * cannot be told that way (no such consumer, no whole view given yet, an interface without a name), so a whole
+   * view is composed instead.
+   */
+  #publishDelta(): boolean {
+    const onDelta = this.#opts.onRoutesChanged;
+    if (onDelta === undefined || this.#current === null) return false;
+    const ops = this.#delta;
+    const linkName = this.#opts.follow?.linkName?.bind(this.#opts.follow);
+    const touched: HostRoute[] = [];
+    for (const o of ops) {
+      if (o.went) touched.push(o.went);
+      if (o.came) touched.push(o.came);
+    }
+    const names = knownNames(touched, linkName);
+    if (names === null) return false;
+    this.#delta = [];
+    // the texts: counted, so a prefix with two metrics goes only with the last of them
+    const before = new Map<string, number>();
+    const net = new Map<string, { r: ResolvingRoute; n: number }>();
+    const count = (r: HostRoute, by: number): void => {
+      const res = resolvingOf(r, names);
+      const t = res.dst;
+      if (!before.has(t)) before.set(t, this.#texts.get(t) ?? 0);
+      const n = (this.#texts.get(t) ?? 0) + by;
+      if (n > 0) this.#texts.set(t, n);
+      else this.#texts.delete(t);
+      // the same route (destination, metric, ways out) coming and going in one batch cancels out
+      const k = `${t}|${res.metric ?? 0}|${JSON.stringify(res.hops)}`;
+      const e = net.get(k);
+      if (e === undefined) net.set(k, { r: res, n: by });
+      else e.n += by;
+    };
+    for (const o of ops) {
+      if (o.went) count(o.went, -1);
+      if (o.came) count(o.came, +1);
+    }
+    const added: string[] = [];
+    const removed: string[] = [];
+    for (const [t, was] of before) {
+      const now = this.#texts.get(t) ?? 0;
+      if (was === 0 && now > 0) added.push(t);
+      else if (was > 0 && now === 0) removed.push(t);
+    }
+    const addedResolving: ResolvingRoute[] = [];
+    const removedResolving: ResolvingRoute[] = [];
+    for (const { r, n } of net.values()) {
+      if (n > 0) addedResolving.push(r);
+      else if (n < 0) removedResolving.push(r);
+    }
+    this.#stale = true;
+    // the next read gives the consumers a whole view again, whatever it finds
+    this.#last = '';
+    if (added.length + removed.length + addedResolving.length + removedResolving.length > 0) onDelta({ added, removed, addedResolving, removedResolving });
+    return true;
   }
 
   /** The view from the routes as they are and the addresses of the last read; no dump unless a name is missing. */
   #compose(): void {
     if (this.#stopped || this.#addrs === null) return;
+    if (this.#delta.length === 0 || this.#publishDelta()) return;
     const all = unicast([...this.#routes.values()].map((m) => m.values()));
     const names = knownNames(all, this.#opts.follow?.linkName?.bind(this.#opts.follow));
     if (names === null) {
@@ -454,15 +583,19 @@ export class KernelReachability {
       void this.#read(false);
       return;
     }
-    this.#publish(compose(this.#addrs, all, names));
+    this.#delta = [];
+    this.#publish(compose(this.#addrs, all, names), all);
   }
 
-  #publish(r: Reachability): void {
+  /** A whole view, to the consumers if it differs from the last they were given; `all` its forwarding routes. */
+  #publish(r: Reachability, all: readonly HostRoute[]): void {
+    this.#texts = textCounts(all);
+    this.#stale = false;
+    this.#current = r;
     // the gateways count too: a covering route that moves to another gateway changes where routes are installed
     const key = `${r.addresses.join(',')}|${JSON.stringify(r.resolving ?? r.routes)}`;
     if (key === this.#last) return;
     this.#last = key;
-    this.#current = r;
     this.#opts.onChange(r);
   }
 
@@ -514,9 +647,14 @@ export class KernelReachability {
       else next.delete(p);
       for (const p of this.#reported) next.add(p);
       this.#present = next;
-      const r = await view(this.#reader, [...this.#routes.values()].map((m) => m.values()), this.#opts.follow?.linkName?.bind(this.#opts.follow));
-      this.#addrs = r.addrs;
-      this.#publish(r.view);
+      const addrs = await this.#reader.addresses();
+      // the routes as they are now: the route events applied before this point are in them (and leave the delta), the
+      // ones that come while the links are dumped stay in the delta for the next compose
+      const all = unicast([...this.#routes.values()].map((m) => m.values()));
+      this.#delta = [];
+      const names = knownNames(all, this.#opts.follow?.linkName?.bind(this.#opts.follow)) ?? await this.#reader.links();
+      this.#addrs = addrs;
+      this.#publish(compose(addrs, all, names), all);
     } catch (e) {
       // stop() may have run during the read (it closed the socket: that is the error then)
       const stopped = this.#stopped as boolean;

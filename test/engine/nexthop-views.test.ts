@@ -79,3 +79,46 @@ function expand6(a: string): string {
   const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - tl.length).fill('0'), ...tl];
   return groups.map((g) => parseInt(g, 16).toString(2).padStart(16, '0')).join('');
 }
+
+// The same with route events in between (NextHopTable.applyRoutes, NextHopResolver.add/remove): after a first view and
+// any sequence of routes coming and going, the table and the resolver answer as fresh ones given the final view, and
+// each change's `concerns` covers every next hop whose verdict it changed.
+const hopsOf = (dst: string): ResolvingRoute['hops'] => (dst.endsWith('/16') || dst.endsWith('/0') ? [{ gateway: '10.0.0.254' }] : []);
+const change = fc.record({ add: fc.subarray(POOL), remove: fc.subarray(POOL) });
+
+t.test('routes that come and go one change at a time: as a fresh table and resolver of the final view', (t) => {
+  fc.assert(fc.property(fc.subarray(POOL), fc.array(change, { maxLength: 8 }), (first, changes) => {
+    const viewOf = (routes: readonly string[]): Reachability => ({ addresses: ADDRS, routes: [...routes], resolving: routes.map((dst) => ({ dst, hops: hopsOf(dst) })) });
+    const table = new NextHopTable();
+    table.setReachability(viewOf(first));
+    const resolver = new NextHopResolver(viewOf(first).resolving!);
+    let now = new Set(first);
+    for (const c of changes) {
+      const added = c.add.filter((x) => !now.has(x));
+      const removed = c.remove.filter((x) => now.has(x) && !added.includes(x));
+      const before = new NextHopTable();
+      before.setReachability(viewOf([...now]));
+      for (const x of removed) now.delete(x);
+      for (const x of added) now.add(x);
+      now = new Set(now);
+      const concerns = table.applyRoutes(added, removed);
+      for (const x of removed) resolver.remove({ dst: x, hops: hopsOf(x) });
+      for (const x of added) resolver.add({ dst: x, hops: hopsOf(x) });
+      const after = new NextHopTable();
+      after.setReachability(viewOf([...now]));
+      for (const nh of NEXT_HOPS) {
+        const was = before.check([nh])?.code ?? null;
+        const is = after.check([nh])?.code ?? null;
+        const got = table.check([nh])?.code ?? null;
+        if (got !== is) throw new Error(`${nh}: ${got ?? 'usable'} after the changes, ${is ?? 'usable'} fresh`);
+        if (was !== is && concerns?.(nh) !== true) throw new Error(`${nh} changed (${was ?? 'usable'} -> ${is ?? 'usable'}) but the change does not concern it`);
+      }
+    }
+    const fresh = new NextHopResolver(viewOf([...now]).resolving!);
+    for (const nh of NEXT_HOPS) {
+      if (JSON.stringify(resolver.resolve(nh)) !== JSON.stringify(fresh.resolve(nh))) throw new Error(`${nh}: the resolver differs from a fresh one`);
+    }
+  }), { numRuns: 300 });
+  t.pass('300 sequences');
+  t.end();
+});

@@ -13,7 +13,7 @@ import { reachAgent } from './reach-client.js';
 
 const rootOk = (t: Test): boolean => requires(t as unknown as Parameters<typeof requires>[0], { root: true });
 
-interface State { dumps: number; applied: number; current: Reachability | null; views: number; errors: string[]; protocols: number[] }
+interface State { dumps: number; resyncs: number; named: number[]; applied: number; current: Reachability | null; views: number; errors: string[]; protocols: number[] }
 
 /** A namespace with a veth pair: 10.0.0.1/24 (connected routes, proto kernel) and nothing else. */
 function topology(lab: Lab): string {
@@ -114,7 +114,10 @@ t.test('route changes come from the FIB\'s event socket: other protocols are rea
   t.same(s1.current?.resolving?.find((r) => r.dst === '203.0.113.0/24')?.hops, [{ gateway: '10.0.0.5', dev: 'pa0' }],
     'its gateway and device (the name from the FIB\'s link table)');
   t.equal(s1.views, views0 + 1, 'one new view');
-  t.equal(s1.dumps, s0.dumps, 'no dump: the event was applied as it came');
+  // Not whether anything was dumped meanwhile: the FIB's resync after its bulk write of skein's routes makes a poll
+  // whenever it comes, and the veth's IPv6 link-local address (a local-table route, read by a dump) comes when the
+  // kernel has done its duplicate address detection. What is checked is that no event of protocol 77 was left to one.
+  t.notOk(s1.named.includes(77), `no dump for it: the event was applied as it came (events left to a dump, by protocol: ${JSON.stringify(s1.named)})`);
   t.ok(s1.applied > s0.applied, 'one more event applied whole');
   t.notOk(s1.current?.routes.some((r) => r.startsWith('10.200.')), 'skein\'s own routes are not in it');
   t.notOk(s1.current?.resolving?.some((r) => r.dst.startsWith('10.200.')), 'and resolve no next hop');
@@ -122,7 +125,7 @@ t.test('route changes come from the FIB\'s event socket: other protocols are rea
   nsExec(ns, 'ip', ['route', 'add', 'blackhole', '10.99.0.0/16', 'proto', 'static']);
   await until(async () => (await agent.call<State>('state')).applied > s1.applied, 'the blackhole\'s event is applied');
   const s1b = await agent.call<State>('state');
-  t.equal(s1b.dumps, s1.dumps, 'no dump for it either');
+  t.notOk(s1b.named.includes(4), 'no dump for it either');
   t.equal(s1b.views, s1.views, 'a blackhole changes nothing of what the host reaches');
   // a poll dumps and agrees with what the events built: no new view
   const s2 = await agent.call<State>('refresh');
@@ -137,7 +140,7 @@ t.test('route changes come from the FIB\'s event socket: other protocols are rea
     const s = await agent.call<State>('state');
     return s.current?.routes.includes('203.0.113.0/24') === false ? s : undefined;
   }, 'the deleted route leaves the view'))!;
-  t.equal(s3.dumps, s2.dumps, 'without a dump');
+  t.notOk(s3.named.includes(77), 'without a dump');
   // a multipath route: the kernel may report its hops one at a time, so its event only names the protocol and
   // that protocol is dumped again
   nsExec(ns, 'ip', ['route', 'add', '198.51.100.0/24', 'proto', '77', 'nexthop', 'via', '10.0.0.5', 'nexthop', 'via', '10.0.0.6']);
@@ -145,7 +148,7 @@ t.test('route changes come from the FIB\'s event socket: other protocols are rea
     const s = await agent.call<State>('state');
     return s.current?.routes.includes('198.51.100.0/24') === true ? s : undefined;
   }, 'the multipath route is in the view'))!;
-  t.ok(s4.dumps > s3.dumps, 'read by a dump');
+  t.ok(s4.named.includes(77) && s4.dumps > s3.dumps, 'read by a dump');
   t.same(s4.current?.resolving?.find((r) => r.dst === '198.51.100.0/24')?.hops, [{ gateway: '10.0.0.5', dev: 'pa0' }, { gateway: '10.0.0.6', dev: 'pa0' }], 'with both hops');
   // an address: a local-table event, read by a dump (addresses come only from reads)
   nsExec(ns, 'ip', ['addr', 'add', '10.0.0.77/24', 'dev', 'pa0']);
@@ -156,4 +159,62 @@ t.test('route changes come from the FIB\'s event socket: other protocols are rea
   const pid = agent.proc.pid!;
   const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
   t.equal(children, '', 'no child process (no ip, no grep, no shell)');
+});
+
+t.test('route events reach the next-hop checks as changes, which build what a whole view would', async (t) => {
+  if (!rootOk(t)) return;
+  const lab = new Lab();
+  t.teardown(() => lab.destroy());
+  const ns = topology(lab);
+  const agent = reachAgent(t, ns);
+  const s0 = await agent.call<State & { deltas: number }>('start', { fib: true, protocol: 171, deltas: true });
+  const NEXT_HOPS = ['10.65.0.5', '10.65.0.6', '10.65.0.7', '203.0.113.9', '198.51.100.1', '10.0.0.9'];
+  const state = (): Promise<State & { deltas: number }> => agent.call<State & { deltas: number }>('state');
+  // `current` follows the events at once, the consumers get the change on the view's next compose (20 ms later)
+  let seen = s0.deltas;
+  const changed = async (what: string, ok: (s: State) => boolean): Promise<void> => {
+    await until(async () => {
+      const s = await state();
+      return ok(s) && s.deltas > seen ? s : undefined;
+    }, what);
+    seen = (await state()).deltas;
+  };
+  const check = async (what: string): Promise<void> => {
+    const c = await agent.call<{ diffs: string[] }>('check', { nextHops: NEXT_HOPS });
+    t.same(c.diffs, [], `${what}: the next-hop table and resolver kept by changes answer as fresh ones`);
+  };
+
+  // Felix-like device routes and a route through a gateway, of protocol 80
+  nsExec(ns, 'ip', ['route', 'add', '10.65.0.5/32', 'dev', 'pa0', 'proto', '80']);
+  nsExec(ns, 'ip', ['route', 'add', '10.65.0.6/32', 'dev', 'pa0', 'proto', '80']);
+  nsExec(ns, 'ip', ['route', 'add', '203.0.113.0/24', 'via', '10.0.0.5', 'proto', '80']);
+  const s1 = (await until(async () => {
+    const s = await state();
+    return ['10.65.0.5', '10.65.0.6', '203.0.113.0/24'].every((r) => s.current?.routes.includes(r)) && s.deltas > s0.deltas ? s : undefined;
+  }, 'the three routes reach the consumers as changes'))!;
+  t.ok(s1.deltas > s0.deltas, 'they reached the consumers as changes');
+  t.notOk(s1.named.includes(80), 'and no dump for them');
+  await check('three routes added');
+
+  nsExec(ns, 'ip', ['route', 'del', '10.65.0.5/32', 'dev', 'pa0', 'proto', '80']);
+  seen = s1.deltas;
+  await changed('the deleted route leaves the view', (s) => s.current?.routes.includes('10.65.0.5') === false);
+  await check('one deleted');
+
+  // the gateway moves: the kept resolver follows
+  nsExec(ns, 'ip', ['route', 'replace', '203.0.113.0/24', 'via', '10.0.0.6', 'proto', '80']);
+  await changed('the new gateway is in the view', (s) => s.current?.resolving?.find((r) => r.dst === '203.0.113.0/24')?.hops[0]?.gateway === '10.0.0.6');
+  await check('a gateway replaced');
+
+  // a second metric of one prefix, then the first goes: the prefix stays
+  nsExec(ns, 'ip', ['route', 'add', '10.65.0.6/32', 'dev', 'pa0', 'proto', '80', 'metric', '50']);
+  nsExec(ns, 'ip', ['route', 'del', '10.65.0.6/32', 'dev', 'pa0', 'proto', '80', 'metric', '0']);
+  await changed('only the metric-50 route is left', (s) => s.current?.resolving?.filter((r) => r.dst === '10.65.0.6').map((r) => r.metric).join() === '50');
+  await check('one metric of two deleted');
+
+  // a poll after changes gives a whole view again, which agrees
+  const s2 = await agent.call<State & { deltas: number }>('refresh');
+  t.ok(s2.views > s1.views, 'the poll after changes gave the consumers a whole view');
+  await check('after the poll');
+  t.same(s2.errors, []);
 });
