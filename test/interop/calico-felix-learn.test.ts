@@ -13,58 +13,21 @@ import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requires } from '../helpers/env.js';
-import { ctlJson as ctl, pingOnce as ping, routesOf, startFelixStandins, type KRoute } from '../helpers/calico-hosts.js';
+import {
+  ctlJson as ctl, docsYaml, felixClusterDocs, FELIX_HOSTS as HOSTS, FELIX_WORKLOADS as WORKLOADS, pingOnce as ping, podEndpointDoc, routesOf,
+  spawnSkeind, standinRoutes, startFelixStandins, wireWorkloads, type KRoute,
+} from '../helpers/calico-hosts.js';
 import { Lab, nsExec, nsSpawn, until } from '../helpers/netns.js';
 
-const root = join(`${import.meta.dirname}/..`, '..');
-const skeind = join(root, 'dist/src/skeind.js');
-
-interface Workload { name: string; host: string; ip: string; ifname: string; kind: 'pod' | 'vm'; floating?: string }
-
-const HOSTS = [
-  { name: 'host-a', ip: '10.0.0.1', block: '10.65.0.0/26' },
-  { name: 'host-b', ip: '10.0.0.2', block: '10.65.0.64/26' },
-  { name: 'host-c', ip: '10.0.0.3', block: '10.65.0.128/26' },
-] as const;
-
-const WORKLOADS: Workload[] = [
-  { name: 'a1', host: 'host-a', ip: '10.65.0.2', ifname: 'cali0a1b2c3d4e5', kind: 'pod' },
-  { name: 'b1', host: 'host-b', ip: '10.65.0.66', ifname: 'cali0b1b2c3d4e5', kind: 'pod' },
-  { name: 'c1', host: 'host-c', ip: '10.65.0.130', ifname: 'cali0c1b2c3d4e5', kind: 'pod' },
-  // borrowed: on host-c, allocated from host-a's block
-  { name: 'c2', host: 'host-c', ip: '10.65.0.10', ifname: 'cali0c2b2c3d4e5', kind: 'pod' },
-  // an OpenStack VM (no IPAM block covers it) with a floating IP in the OpenStack pool
-  { name: 'vm1', host: 'host-b', ip: '10.66.0.5', ifname: 'tap6f1e2d3c-4b', kind: 'vm', floating: '10.66.1.50' },
-];
 /** In the datastore, on host-c, borrowed — but Felix has written no route for it (not ready, say): not announced. */
 const GHOST = { name: 'ghost', host: 'host-c', ip: '10.65.0.20', ifname: 'cali0g1b2c3d4e5' };
 
-const v3 = 'projectcalico.org/v3';
-
 function resources(): string {
-  const docs: unknown[] = [
-    { apiVersion: v3, kind: 'ClusterInformation', metadata: { name: 'default' }, spec: { datastoreReady: true, clusterGUID: 'b1c2d3e4f5a6', calicoVersion: 'v3.31.0' } },
-    { apiVersion: v3, kind: 'BGPConfiguration', metadata: { name: 'default' }, spec: { asNumber: 64512, nodeToNodeMeshEnabled: true, logSeverityScreen: 'Info' } },
-    { apiVersion: v3, kind: 'IPPool', metadata: { name: 'pods' }, spec: { cidr: '10.65.0.0/16', blockSize: 26, ipipMode: 'Never', vxlanMode: 'Never', natOutgoing: true, nodeSelector: 'all()' } },
-    { apiVersion: v3, kind: 'IPPool', metadata: { name: 'openstack' }, spec: { cidr: '10.66.0.0/16', blockSize: 26, ipipMode: 'Never', vxlanMode: 'Never', nodeSelector: 'all()' } },
-  ];
-  for (const h of HOSTS) {
-    docs.push({ apiVersion: v3, kind: 'Node', metadata: { name: h.name }, spec: { bgp: { ipv4Address: `${h.ip}/24` } } });
-    docs.push({ apiVersion: v3, kind: 'BlockAffinity', metadata: { name: `${h.name}-${h.block.replace(/[./]/g, '-')}` }, spec: { node: h.name, cidr: h.block, state: 'confirmed', deleted: 'false' } });
-  }
+  const docs = felixClusterDocs();
   // The endpoints are in the datastore as in any Calico cluster: Felix reads them, skein in this mode does not.
-  for (const w of [...WORKLOADS.filter((x) => x.kind === 'pod'), GHOST]) {
-    docs.push({
-      apiVersion: v3, kind: 'WorkloadEndpoint',
-      metadata: { name: `${w.host.replace(/-/g, '--')}-k8s-${w.name}-eth0`, namespace: 'default', labels: { 'projectcalico.org/namespace': 'default', 'projectcalico.org/orchestrator': 'k8s' } },
-      spec: { orchestrator: 'k8s', node: w.host, pod: w.name, endpoint: 'eth0', interfaceName: w.ifname, ipNetworks: [`${w.ip}/32`] },
-    });
-  }
-  return docs.map((d) => `---\n${JSON.stringify(d)}\n`).join('');
+  for (const w of [...WORKLOADS.filter((x) => x.kind === 'pod'), GHOST]) docs.push(podEndpointDoc(w));
+  return docsYaml(docs);
 }
-
-
-
 
 t.test('fib.learn beside Felix: what the kernel holds is announced as Calico\'s filter lets it out, and nothing else', async (t) => {
   if (!requires(t, { root: true, commands: ['ping', 'curl', 'bash'] })) return;
@@ -80,20 +43,9 @@ t.test('fib.learn beside Felix: what the kernel holds is announced as Calico\'s 
 
   const hostNs = lab.bridgedHosts(HOSTS);
   const ns = (h: string): string => hostNs.get(h)!;
-  const wlNs = new Map<string, string>();
-  for (const w of [...WORKLOADS, GHOST]) {
-    const host = ns(w.host);
-    const wns = lab.ns(w.name);
-    wlNs.set(w.name, wns);
-    lab.link(wns, host, 'eth0', w.ifname);
-    nsExec(host, 'sysctl', ['-qw', `net.ipv4.conf.${w.ifname}.proxy_arp=1`]);
-    lab.addr(wns, 'eth0', `${w.ip}/32`);
-    if ('floating' in w && w.floating !== undefined) lab.addr(wns, 'eth0', `${w.floating}/32`);
-    nsExec(wns, 'ip', ['route', 'add', 'default', 'via', '169.254.1.1', 'dev', 'eth0', 'onlink']);
-  }
+  const wlNs = wireWorkloads(lab, ns, [...WORKLOADS, GHOST]);
 
-  const { sweeps, out: standinOut } = startFelixStandins(HOSTS.map((h) => h.name), (h) => ns(h),
-    (h) => WORKLOADS.filter((w) => w.host === h).flatMap((w) => [w.ip, w.ifname, ...(w.floating ? [w.floating, w.ifname] : [])]), procs);
+  const { sweeps, out: standinOut } = startFelixStandins(HOSTS.map((h) => h.name), ns, standinRoutes(WORKLOADS), procs);
   await until(() => HOSTS.every((h) => (sweeps.get(h.name) ?? 0) >= 2), 'Felix stand-ins swept twice', 20_000, 100);
 
   // Routes that must stay on their host, written before skeind starts (the start-up read must leave them out too):
@@ -116,13 +68,7 @@ t.test('fib.learn beside Felix: what the kernel holds is announced as Calico\'s 
     const cfg = join(dir, `${h.name}.yaml`);
     writeFileSync(cfg, `nodeName: ${h.name}\ndatastore: { type: file, path: ${resFile}, debounce: 50ms }\ncontrol: { socket: ${sock(h.name)} }\n`
       + `metrics: { listen: "127.0.0.1:${basePort + i}" }\nfib: { workloadRoutes: false, learn: true }\nlog: { level: info }\n`);
-    const child = nsSpawn(ns(h.name), 'node', [skeind, '--config', cfg]);
-    procs.push(child);
-    daemons.set(h.name, child);
-    const lines: string[] = [];
-    logs.set(h.name, lines);
-    child.stdout!.on('data', (d: Buffer) => lines.push(...d.toString().split('\n').filter(Boolean)));
-    child.stderr!.on('data', (d: Buffer) => lines.push(`stderr: ${d.toString()}`));
+    daemons.set(h.name, spawnSkeind(ns(h.name), cfg, h.name, logs, procs));
   };
   for (let i = 0; i < HOSTS.length; i++) start(i);
   const dump = (): void => {

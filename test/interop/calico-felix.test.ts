@@ -11,43 +11,17 @@ import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requires } from '../helpers/env.js';
-import { ctlJson as ctl, pingOnce as ping, routesOf, startFelixStandins } from '../helpers/calico-hosts.js';
+import {
+  ctlJson as ctl, docsYaml, felixClusterDocs, FELIX_HOSTS as HOSTS, FELIX_WORKLOADS as WORKLOADS, pingOnce as ping, podEndpointDoc, routesOf,
+  spawnSkeind, standinRoutes, startFelixStandins, wireWorkloads, type FelixWorkload as Workload,
+} from '../helpers/calico-hosts.js';
 import { Lab, nsExec, nsSpawn, until } from '../helpers/netns.js';
-
-const root = join(`${import.meta.dirname}/..`, '..');
-const skeind = join(root, 'dist/src/skeind.js');
-
-interface Workload { name: string; host: string; ip: string; ifname: string; kind: 'pod' | 'vm'; floating?: string }
-
-const HOSTS = [
-  { name: 'host-a', ip: '10.0.0.1', block: '10.65.0.0/26' },
-  { name: 'host-b', ip: '10.0.0.2', block: '10.65.0.64/26' },
-  { name: 'host-c', ip: '10.0.0.3', block: '10.65.0.128/26' },
-] as const;
-
-const WORKLOADS: Workload[] = [
-  { name: 'a1', host: 'host-a', ip: '10.65.0.2', ifname: 'cali0a1b2c3d4e5', kind: 'pod' },
-  { name: 'b1', host: 'host-b', ip: '10.65.0.66', ifname: 'cali0b1b2c3d4e5', kind: 'pod' },
-  { name: 'c1', host: 'host-c', ip: '10.65.0.130', ifname: 'cali0c1b2c3d4e5', kind: 'pod' },
-  // borrowed: on host-c, allocated from host-a's block
-  { name: 'c2', host: 'host-c', ip: '10.65.0.10', ifname: 'cali0c2b2c3d4e5', kind: 'pod' },
-  // an OpenStack VM: Neutron assigns its address, no IPAM block covers it
-  // with a floating IP (networking-calico's ipNATs) inside the OpenStack pool
-  { name: 'vm1', host: 'host-b', ip: '10.66.0.5', ifname: 'tap6f1e2d3c-4b', kind: 'vm', floating: '10.66.1.50' },
-];
 
 const v3 = 'projectcalico.org/v3';
 
-function resources(workloads: Workload[], datastoreReady: boolean): string {
-  const docs: unknown[] = [
-    { apiVersion: v3, kind: 'ClusterInformation', metadata: { name: 'default' }, spec: { datastoreReady, clusterGUID: 'b1c2d3e4f5a6', calicoVersion: 'v3.31.0' } },
-    { apiVersion: v3, kind: 'BGPConfiguration', metadata: { name: 'default' }, spec: { asNumber: 64512, nodeToNodeMeshEnabled: true, logSeverityScreen: 'Info' } },
-    { apiVersion: v3, kind: 'IPPool', metadata: { name: 'pods' }, spec: { cidr: '10.65.0.0/16', blockSize: 26, ipipMode: 'Never', vxlanMode: 'Never', natOutgoing: true, nodeSelector: 'all()' } },
-    { apiVersion: v3, kind: 'IPPool', metadata: { name: 'openstack' }, spec: { cidr: '10.66.0.0/16', blockSize: 26, ipipMode: 'Never', vxlanMode: 'Never', nodeSelector: 'all()' } },
-  ];
+function resources(workloads: readonly Workload[], datastoreReady: boolean): string {
+  const docs = felixClusterDocs(datastoreReady);
   for (const h of HOSTS) {
-    docs.push({ apiVersion: v3, kind: 'Node', metadata: { name: h.name }, spec: { bgp: { ipv4Address: `${h.ip}/24` } } });
-    docs.push({ apiVersion: v3, kind: 'BlockAffinity', metadata: { name: `${h.name}-${h.block.replace(/[./]/g, '-')}` }, spec: { node: h.name, cidr: h.block, state: 'confirmed', deleted: 'false' } });
     const first = Number(h.block.split('/')[0]!.split('.')[3]);
     const allocations: (number | null)[] = new Array<number | null>(64).fill(null);
     const attributes: unknown[] = [];
@@ -64,22 +38,15 @@ function resources(workloads: Workload[], datastoreReady: boolean): string {
   }
   for (const w of workloads) {
     docs.push(w.kind === 'pod'
-      ? {
-          apiVersion: v3, kind: 'WorkloadEndpoint',
-          metadata: { name: `${w.host.replace(/-/g, '--')}-k8s-${w.name}-eth0`, namespace: 'default', labels: { 'projectcalico.org/namespace': 'default', 'projectcalico.org/orchestrator': 'k8s' } },
-          spec: { orchestrator: 'k8s', node: w.host, pod: w.name, endpoint: 'eth0', interfaceName: w.ifname, ipNetworks: [`${w.ip}/32`] },
-        }
+      ? podEndpointDoc(w)
       : {
           apiVersion: v3, kind: 'WorkloadEndpoint',
           metadata: { name: `${w.host.replace(/-/g, '--')}-openstack-${w.name}-6f1e2d3c--4b`, namespace: 'openstack', labels: { 'projectcalico.org/namespace': 'openstack', 'projectcalico.org/orchestrator': 'openstack' } },
           spec: { orchestrator: 'openstack', node: w.host, workload: w.name, endpoint: '6f1e2d3c-4b', interfaceName: w.ifname, ipNetworks: [`${w.ip}/32`], ...(w.floating ? { ipNATs: [{ internalIP: w.ip, externalIP: w.floating }] } : {}) },
         });
   }
-  return docs.map((d) => `---\n${JSON.stringify(d)}\n`).join('');
+  return docsYaml(docs);
 }
-
-
-
 
 t.test('beside Felix: Felix\'s proto-80 routes untouched, every route present and pings pass; datastoreReady false freezes', async (t) => {
   if (!requires(t, { root: true, commands: ['ping', 'curl', 'bash'] })) return;
@@ -94,27 +61,14 @@ t.test('beside Felix: Felix\'s proto-80 routes untouched, every route present an
   });
 
   const hostNs = lab.bridgedHosts(HOSTS);
-  const wlNs = new Map<string, string>();
-  for (const w of WORKLOADS) {
-    const host = hostNs.get(w.host)!;
-    const ns = lab.ns(w.name);
-    wlNs.set(w.name, ns);
-    lab.link(ns, host, 'eth0', w.ifname);
-    nsExec(host, 'sysctl', ['-qw', `net.ipv4.conf.${w.ifname}.proxy_arp=1`]);
-    lab.addr(ns, 'eth0', `${w.ip}/32`);
-    // Felix DNATs a floating IP to the VM's own address; the stand-in has no iptables, so the VM answers for it.
-    if (w.floating) lab.addr(ns, 'eth0', `${w.floating}/32`);
-    nsExec(ns, 'ip', ['route', 'add', 'default', 'via', '169.254.1.1', 'dev', 'eth0', 'onlink']);
-  }
+  const wlNs = wireWorkloads(lab, (h) => hostNs.get(h)!, WORKLOADS);
 
   // Felix first, as on a node where calico-node's Felix already runs when BIRD is replaced.
-  // Felix routes a floating IP to the VM's interface like its own address (felix/dataplane/linux/endpoint_mgr.go).
-  const { sweeps, out: standinOut } = startFelixStandins(HOSTS.map((h) => h.name), (h) => hostNs.get(h)!,
-    (h) => WORKLOADS.filter((w) => w.host === h).flatMap((w) => [w.ip, w.ifname, ...(w.floating ? [w.floating, w.ifname] : [])]), procs);
+  const { sweeps, out: standinOut } = startFelixStandins(HOSTS.map((h) => h.name), (h) => hostNs.get(h)!, standinRoutes(WORKLOADS), procs);
   await until(() => HOSTS.every((h) => (sweeps.get(h.name) ?? 0) >= 2), 'Felix stand-ins swept twice', 20_000, 100);
 
   const resFile = join(dir, 'resources.yaml');
-  const write = (workloads: Workload[], ready: boolean): void => {
+  const write = (workloads: readonly Workload[], ready: boolean): void => {
     writeFileSync(`${resFile}.tmp`, resources(workloads, ready));
     renameSync(`${resFile}.tmp`, resFile);
   };
@@ -126,12 +80,7 @@ t.test('beside Felix: Felix\'s proto-80 routes untouched, every route present an
     // fib.protocol left at its default: the point is that the default is not Felix's 80.
     writeFileSync(cfg, `nodeName: ${h.name}\ndatastore: { type: file, path: ${resFile}, debounce: 50ms }\ncontrol: { socket: ${sock(h.name)} }\n`
       + `metrics: { listen: "127.0.0.1:${basePort + i}" }\nfib: { workloadRoutes: false }\nlog: { level: info }\n`);
-    const child = nsSpawn(hostNs.get(h.name)!, 'node', [skeind, '--config', cfg]);
-    procs.push(child);
-    const lines: string[] = [];
-    logs.set(h.name, lines);
-    child.stdout!.on('data', (d: Buffer) => lines.push(...d.toString().split('\n').filter(Boolean)));
-    child.stderr!.on('data', (d: Buffer) => lines.push(`stderr: ${d.toString()}`));
+    spawnSkeind(hostNs.get(h.name)!, cfg, h.name, logs, procs);
   }
   const dump = (): void => {
     for (const [h, lines] of logs) t.comment(`--- ${h} skeind (last lines)\n${lines.slice(-20).join('\n')}`);
