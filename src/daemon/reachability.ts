@@ -235,13 +235,17 @@ function compose(addrs: readonly Uint8Array[], all: readonly HostRoute[], names:
   return { addresses: [...new Set(addresses)].sort(), routes: [...new Set(routes)].sort(), resolving };
 }
 
-/** A route as the view's text ("10.0.0.5" for a host route, as iproute2 prints it) and its ways out. */
-function resolvingOf(r: HostRoute, names: ReadonlyMap<number, string>): ResolvingRoute {
+/** A route's destination as the view's text: iproute2's ("10.0.0.5" for a host route, the default route spelled out). */
+function routeText(r: HostRoute): string {
   const full = r.family === 4 ? 32 : 128;
-  // iproute2's text: a host route is its address alone; a route without a destination is the default route
-  const dst = r.dst !== undefined
+  return r.dst !== undefined
     ? (r.dstLen === full ? addressText(r.dst) : `${addressText(r.dst)}/${r.dstLen}`)
     : r.dstLen === 0 ? (r.family === 4 ? '0.0.0.0/0' : '::/0') : `0/${r.dstLen}`;
+}
+
+/** A route as the view's text and its ways out. */
+function resolvingOf(r: HostRoute, names: ReadonlyMap<number, string>): ResolvingRoute {
+  const dst = routeText(r);
   // a route out through a gateway of the other family only: it covers the next hop, but skein cannot install
   // through it; it resolves as a link route would (the next hop as gateway), which the kernel then refuses
   // visibly (skeinctl fib), rather than being dropped here unseen
@@ -254,13 +258,11 @@ function resolvingOf(r: HostRoute, names: ReadonlyMap<number, string>): Resolvin
 function textCounts(all: readonly HostRoute[]): Map<string, number> {
   const out = new Map<string, number>();
   for (const r of all) {
-    const t = resolvingOf(r, NO_NAMES).dst;
+    const t = routeText(r);
     out.set(t, (out.get(t) ?? 0) + 1);
   }
   return out;
 }
-
-const NO_NAMES: ReadonlyMap<number, string> = new Map();
 
 /**
  * What changed in the view since the last one the consumers were given (ReachabilityOptions.onRoutesChanged): route
