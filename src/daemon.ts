@@ -508,9 +508,10 @@ export class Daemon {
   #applyLearned(): void {
     const learner = this.#learner;
     if (learner === undefined || this.#stopping) return;
-    const routes = learner.routes();
-    const diff = this.controller.setLearned(routes);
-    this.#setLocalInterfaces(routes);
+    // what changed, not the whole set: a workload's route is one prefix among the host's hundreds
+    const changes = learner.takeChanges();
+    const diff = this.controller.changeLearned(changes);
+    for (const [prefix, r] of changes) this.policy.setLocalInterface(prefix, r?.ifname);
     if (!this.#events.live || diffIsEmpty(diff)) return;
     this.#apply.apply(diff, false).catch((e: unknown) => this.log.error('applying routes learned from the kernel failed', { err: e }));
   }

@@ -9,8 +9,7 @@
 // same Model always yields the same state and the same diff.
 import { Model, type ChangeEvent } from '../../config/index.js';
 import { comparePeers, derivePeersIn, PeerContext, type DesiredPeer } from './peers.js';
-import { compareNets, parseNet } from '../ip.js';
-import { deriveOriginations, type Blackhole, type DeviceRoute, type KernelOrigin, type Origination } from './originate.js';
+import { byPrefix, deriveOriginations, OriginDerivation, type Blackhole, type DeviceRoute, type KernelOrigin, type Origination } from './originate.js';
 import { blackholeEquality, deviceRouteEquality, originationEquality, peerEquality, type ShapeEquality } from './equal.js';
 import { DEFAULT_CONVERGENCE_MS, MigrationTracker, endpointId, migrationRoles, type MigrationState } from './migration.js';
 
@@ -24,7 +23,7 @@ export {
   DEFAULT_CONVERGENCE_MS, type MigrationRole, type MigrationState,
 } from './migration.js';
 export {
-  deriveOriginations, type Origination, type OriginKind, type Blackhole, type DeviceRoute, type Originations, type KernelOrigin,
+  deriveOriginations, OriginDerivation, type Origination, type OriginKind, type Blackhole, type DeviceRoute, type Originations, type KernelOrigin,
 } from './originate.js';
 
 export interface ControllerState {
@@ -82,10 +81,6 @@ export function deriveState(model: Model, nodeName: string, migration?: Readonly
   };
 }
 
-function originationsOf(o: ReturnType<typeof deriveOriginations>): Pick<ControllerState, 'announce' | 'blackholes' | 'deviceRoutes'> {
-  return { announce: o.announce, blackholes: o.blackholes, deviceRoutes: o.deviceRoutes };
-}
-
 function diffSet<T extends { key: string }>(before: T[], after: T[], eq: ShapeEquality<T>): SetDiff<T> {
   const old = new Map(before.map((x) => [x.key, x]));
   const now = new Map(after.map((x) => [x.key, x]));
@@ -131,7 +126,6 @@ export function applyDiff(state: ControllerState, d: ControllerDiff): Controller
     for (const x of s.added) m.set(x.key, x);
     return [...m.values()].sort(cmp);
   };
-  const byPrefix = (a: { prefix: string }, b: { prefix: string }): number => compareNets(parseNet(a.prefix), parseNet(b.prefix));
   return {
     ready: d.ready ?? state.ready,
     peers: apply(state.peers, d.peers, comparePeers),
@@ -172,8 +166,10 @@ export class NodeController {
   private model: Model = new Model();
   /** Felix's live-migration state machine for this node's endpoints (src/controller/migration.ts) */
   readonly migration: MigrationTracker;
-  /** routes other programs wrote in the kernel (fib.learn), as last given to setLearned */
-  private learned: readonly KernelOrigin[] = [];
+  /** routes other programs wrote in the kernel (fib.learn), one per prefix, by prefix */
+  private learned = new Map<string, KernelOrigin>();
+  /** the current Model's and migration states' part of the announcements; learned routes are laid over it */
+  private derivation: OriginDerivation | undefined;
 
   constructor(readonly nodeName: string, now: () => number = Date.now) {
     this.migration = new MigrationTracker(DEFAULT_CONVERGENCE_MS, now);
@@ -195,11 +191,49 @@ export class NodeController {
     return this.migration.watching(ifs);
   }
 
-  /** The routes learned from the kernel changed (fib.learn; src/daemon/kernel-learn.ts): the whole set, sorted. */
+  /** The routes learned from the kernel changed (fib.learn; src/daemon/kernel-learn.ts): the whole set, one per prefix. */
   setLearned(routes: readonly KernelOrigin[]): ControllerDiff {
-    this.learned = routes;
+    this.learned = new Map(routes.map((r) => [r.prefix, r]));
     // the kernel's routes decide announcements only: the peerings (selectors over every Node and BGPPeer) stay
-    return this.recompute(false, false);
+    return this.recompute(false, false, false);
+  }
+
+  /**
+   * Some learned routes changed (fib.learn): prefix → its route now (one per prefix), undefined where none is left.
+   * Only these prefixes' announcements are derived again; the diff has announcements only.
+   */
+  changeLearned(changes: ReadonlyMap<string, KernelOrigin | undefined>): ControllerDiff {
+    for (const [prefix, r] of changes) {
+      if (r === undefined) this.learned.delete(prefix);
+      else this.learned.set(prefix, r);
+    }
+    const d = this.derivation;
+    if (d === undefined) return this.recompute(false, false, false);
+    const diff = emptyDiff();
+    // a new list: a state handed out earlier stays as it was
+    const list = this.current.announce.slice();
+    for (const prefix of changes.keys()) {
+      const after = d.originationOf(prefix, this.learned.get(prefix));
+      const { at, found } = findPrefix(list, prefix);
+      const before = found ? list[at]! : undefined;
+      if (before === undefined) {
+        if (after === undefined) continue;
+        list.splice(at, 0, after);
+        diff.announce.added.push(after);
+      } else if (after === undefined) {
+        list.splice(at, 1);
+        diff.announce.removed.push(before);
+      } else if (!originationEquality.equal(before, after)) {
+        list[at] = after;
+        diff.announce.changed.push({ key: prefix, before, after, fields: originationEquality.differing(before, after) });
+      }
+    }
+    // in the order a whole diff has (sorted), whatever order the changes came in
+    diff.announce.added.sort(byPrefix);
+    diff.announce.removed.sort(byPrefix);
+    diff.announce.changed.sort((a, b) => byPrefix(a.after, b.after));
+    this.current = { ...this.current, announce: list };
+    return diff;
   }
 
   get state(): ControllerState {
@@ -224,17 +258,39 @@ export class NodeController {
     return this.recompute();
   }
 
-  private recompute(rolesMayChange = true, peersMayChange = true): ControllerDiff {
+  /** modelMayChange false: the Model and the migration states are as at the last call (only learned routes changed). */
+  private recompute(rolesMayChange = true, peersMayChange = true, modelMayChange = true): ControllerDiff {
     if (rolesMayChange) {
       const m = this.model;
       this.migration.convergenceMs = m.felixConfiguration(this.nodeName).liveMigrationRouteConvergenceTime ?? DEFAULT_CONVERGENCE_MS;
       this.migration.setRoles(migrationRoles(m, this.nodeName), new Set(m.workloadEndpoints(this.nodeName).map(endpointId)));
     }
-    const next = peersMayChange
-      ? deriveState(this.model, this.nodeName, this.migration.states, this.learned)
-      : { ...this.current, ...originationsOf(deriveOriginations(this.model, this.nodeName, this.migration.states, this.learned)) };
+    if (modelMayChange || this.derivation === undefined) this.derivation = new OriginDerivation(this.model, this.nodeName, this.migration.states);
+    const o = this.derivation.originations(this.learned.values());
+    const next: ControllerState = {
+      ready: peersMayChange ? this.model.datastoreReady() : this.current.ready,
+      peers: peersMayChange ? derivePeersIn(new PeerContext(this.model), this.nodeName) : this.current.peers,
+      announce: o.announce,
+      blackholes: o.blackholes,
+      deviceRoutes: o.deviceRoutes,
+    };
     const d = diffStates(this.current, next);
     this.current = next;
     return d;
   }
+}
+
+/** Where a prefix is (found) or would go in a list in the derivation's order (binary search). */
+function findPrefix(list: readonly Origination[], prefix: string): { at: number; found: boolean } {
+  const probe = { prefix };
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    const c = byPrefix(list[mid]!, probe);
+    if (c === 0) return { at: mid, found: true };
+    if (c < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return { at: lo, found: false };
 }

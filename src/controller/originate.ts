@@ -143,18 +143,154 @@ function tunnelOrLocal(ifname: string): boolean {
  * priority and announces them at the matching LOCAL_PREF, outside the block aggregation (src/controller/migration.ts).
  */
 export function deriveOriginations(model: Model, nodeName: string, migration?: ReadonlyMap<string, MigrationState>,
-  learned?: readonly KernelOrigin[]): Originations {
-  const pools: Pool[] = model.ipPools().map((p) => ({ net: net(p.spec.cidr), exportable: !p.spec.disableBGPExport }));
-  const inPool = (n: Net): boolean => pools.some((p) => netWithin(n, p.net));
-  // [ipam] reject_disabled_pools() runs before anything may accept.
-  const blocked = (n: Net): boolean => pools.some((p) => !p.exportable && netWithin(n, p.net));
+  learned?: Iterable<KernelOrigin>): Originations {
+  return new OriginDerivation(model, nodeName, migration).originations(learned ?? []);
+}
 
-  const announce = new Map<string, Origination>();
-  const cfg = model.bgpConfiguration('default')?.spec;
-  const felix = model.felixConfiguration(nodeName);
-  const elevatedPref = (f: 4 | 6): number => BIRD_INT_MAX - ((f === 4 ? felix.ipv4ElevatedRoutePriority : felix.ipv6ElevatedRoutePriority) ?? DEFAULT_ELEVATED_ROUTE_PRIORITY);
-  const localPref = (f: 4 | 6): number => BIRD_INT_MAX - ((f === 4 ? cfg?.ipv4NormalRoutePriority : cfg?.ipv6NormalRoutePriority) ?? 1024);
-  const add = (prefix: string, n: Net, kind: OriginKind, source: string): void => {
+interface ServiceRange {
+  cidr: string;
+  n: Net;
+  source: string;
+}
+
+/**
+ * One derivation's view of the Model (and of the live-migration states): the blocks, workloads, pools, service ranges
+ * and community rules, read once. The routes learned from the kernel are laid over it, all of them at once
+ * (originations) or one prefix at a time (originationOf: a workload's route Felix wrote changes one announcement, and
+ * re-deriving every other one per route was ~9% of a host's CPU in `npm run bench -- convergence` with a few hundred
+ * of them). Every rule below concerns one prefix at a time, so both give the same announcements
+ * (test/config/controller-learned checks it on generated sets).
+ */
+export class OriginDerivation {
+  readonly blackholes: Blackhole[] = [];
+  readonly deviceRoutes: DeviceRoute[];
+  /** the announcements made by the Model alone (blocks, workloads), before the learned routes and the services; only
+   *  copies of them are handed out */
+  readonly #base = new Map<string, Origination>();
+  readonly #pools: Pool[];
+  readonly #blocks: Net[] = [];
+  readonly #services: ServiceRange[] = [];
+  readonly #rules: CommunityRule[];
+  readonly #localPref: { 4: number; 6: number };
+
+  constructor(model: Model, nodeName: string, migration?: ReadonlyMap<string, MigrationState>) {
+    this.#pools = model.ipPools().map((p) => ({ net: net(p.spec.cidr), exportable: !p.spec.disableBGPExport }));
+    const cfg = model.bgpConfiguration('default')?.spec;
+    const felix = model.felixConfiguration(nodeName);
+    const elevatedPref = (f: 4 | 6): number => BIRD_INT_MAX - ((f === 4 ? felix.ipv4ElevatedRoutePriority : felix.ipv6ElevatedRoutePriority) ?? DEFAULT_ELEVATED_ROUTE_PRIORITY);
+    this.#localPref = {
+      4: BIRD_INT_MAX - (cfg?.ipv4NormalRoutePriority ?? 1024),
+      6: BIRD_INT_MAX - (cfg?.ipv6NormalRoutePriority ?? 1024),
+    };
+    const base = this.#base;
+
+    // Blocks affine to this node.
+    for (const a of model.blockAffinities(nodeName)) {
+      if (a.spec.state === 'pending' || a.spec.deleted) continue;
+      const n = net(a.spec.cidr);
+      this.#blocks.push(n);
+      // [aggr] no blackhole for a single-address block: it would swallow that one workload's traffic.
+      if (n.length !== (n.family === 4 ? 32 : 128)) this.blackholes.push({ key: a.spec.cidr, prefix: a.spec.cidr, family: n.family });
+      if (this.#inPool(n) && !this.#blocked(n)) this.#add(base, a.spec.cidr, n, 'block', `BlockAffinity/${nodeName}/${a.spec.cidr}`);
+    }
+
+    // Local workloads: device routes, and borrowed addresses.
+    const deviceRoutes = new Map<string, DeviceRoute>();
+    for (const w of model.workloadEndpoints(nodeName)) {
+      const id = workloadId(w);
+      const lm = migration?.get(id);
+      // Felix's Target state: the VM still runs on the source; no route here, so nothing to announce either.
+      if (lm === 'target') continue;
+      const elevated = lm === 'live' || lm === 'timeWait';
+      // Floating IPs: networking-calico writes them as ipNATs; Felix routes each external IP to the workload's
+      // interface like its own addresses (always for OpenStack endpoints; felix/dataplane/linux/endpoint_mgr.go
+      // calculateRoutes) and DNATs it there, and BIRD exports that route when it lies in a pool. Same here.
+      const floating = w.spec.orchestrator === 'openstack'
+        ? w.spec.ipNATs.map((x) => `${x.externalIP}/${x.externalIP.includes(':') ? 128 : 32}`) : [];
+      for (const prefix of floating.length > 0 ? [...w.spec.ipNetworks, ...floating] : w.spec.ipNetworks) {
+        const n = net(prefix);
+        // Two endpoints claiming one address (a VM mid-migration, stale data): the
+        // first by id keeps it, so the answer does not depend on arrival order.
+        if (!deviceRoutes.has(prefix) && w.spec.interfaceName !== '') {
+          const r: DeviceRoute = { key: prefix, prefix, family: n.family, interface: w.spec.interfaceName, scope: 'link', workload: id };
+          if (elevated) r.elevated = true;
+          deviceRoutes.set(prefix, r);
+        }
+        if (elevated) {
+          // calico_aggr lets a route below the normal priority out of the block's aggregation; its LOCAL_PREF is
+          // 2^31-1 minus the elevated metric, above every normal path (bgp_processor.go buildExportFilter).
+          if (!this.#inPool(n) || this.#blocked(n)) continue;
+          this.#add(base, prefix, n, 'borrowed', `WorkloadEndpoint/${id} (live migration)`);
+          const o = base.get(prefix)!;
+          o.localPref = Math.max(o.localPref, elevatedPref(n.family));
+          continue;
+        }
+        // [aggr] calico_aggr rejects what lies under a confirmed block; [ipam] the
+        // pool rule accepts the rest (borrowed addresses, OpenStack VMs without IPAM).
+        if (this.#inOwnBlock(n) || !this.#inPool(n) || this.#blocked(n)) continue;
+        this.#add(base, prefix, n, 'borrowed', `WorkloadEndpoint/${id}`);
+      }
+    }
+    this.deviceRoutes = [...deviceRoutes.values()].sort(byPrefix);
+    this.blackholes.sort(byPrefix);
+
+    // The service ranges this node advertises from the default BGPConfiguration (the node.* object does not carry
+    // them): Calico's global static routes (confd/pkg/backends/calico/client.go updateGlobalRoutes): every cluster IP
+    // range, the external and load-balancer ranges but their single addresses (those name one service each, advertised
+    // per service: needs Kubernetes), the load-balancer ones only while serviceLoadBalancerAggregation is Enabled.
+    if (cfg !== undefined) {
+      const ranges: [string, { cidr: string }[]][] = [
+        ['serviceClusterIPs', cfg.serviceClusterIPs],
+        ['serviceExternalIPs', cfg.serviceExternalIPs],
+        ['serviceLoadBalancerIPs', cfg.serviceLoadBalancerAggregation === 'Disabled' ? [] : cfg.serviceLoadBalancerIPs],
+      ];
+      for (const [field, list] of ranges) {
+        for (const { cidr } of list) {
+          const n = net(cidr);
+          if (field !== 'serviceClusterIPs' && n.length === (n.family === 4 ? 32 : 128)) continue;
+          this.#services.push({ cidr, n, source: `BGPConfiguration/default ${field}` });
+        }
+      }
+    }
+    this.#rules = communityRules(model, nodeName);
+  }
+
+  /** Every announcement, the learned routes (one per prefix) laid over the Model's, sorted by prefix. */
+  originations(learned: Iterable<KernelOrigin>): Originations {
+    const announce = new Map<string, Origination>();
+    for (const [k, o] of this.#base) announce.set(k, copy(o));
+    for (const r of learned) this.#learn(announce, r);
+    for (const s of this.#services) if (!this.#blocked(s.n)) this.#add(announce, s.cidr, s.n, 'service', s.source);
+    for (const o of announce.values()) this.#finish(o);
+    return { announce: [...announce.values()].sort(byPrefix), blackholes: this.blackholes, deviceRoutes: this.deviceRoutes };
+  }
+
+  /** The announcement of one prefix (its text, as the announcements are keyed) given the route learned for it, if any. */
+  originationOf(prefix: string, learned: KernelOrigin | undefined): Origination | undefined {
+    const announce = new Map<string, Origination>();
+    const b = this.#base.get(prefix);
+    if (b !== undefined) announce.set(prefix, copy(b));
+    if (learned !== undefined) this.#learn(announce, learned);
+    for (const s of this.#services) if (s.cidr === prefix && !this.#blocked(s.n)) this.#add(announce, s.cidr, s.n, 'service', s.source);
+    const o = announce.get(prefix);
+    if (o !== undefined) this.#finish(o);
+    return o;
+  }
+
+  #inPool(n: Net): boolean {
+    return this.#pools.some((p) => netWithin(n, p.net));
+  }
+
+  /** [ipam] reject_disabled_pools() runs before anything may accept. */
+  #blocked(n: Net): boolean {
+    return this.#pools.some((p) => !p.exportable && netWithin(n, p.net));
+  }
+
+  #inOwnBlock(n: Net): boolean {
+    return this.#blocks.some((b) => netWithin(n, b));
+  }
+
+  #add(announce: Map<string, Origination>, prefix: string, n: Net, kind: OriginKind, source: string): void {
     const have = announce.get(prefix);
     if (have !== undefined) {
       // One announcement per prefix; the more specific reason names it.
@@ -162,118 +298,45 @@ export function deriveOriginations(model: Model, nodeName: string, migration?: R
       if (!have.sources.includes(source)) have.sources.push(source);
       return;
     }
-    announce.set(prefix, { key: prefix, prefix, family: n.family, kind, communities: [], largeCommunities: [], localPref: localPref(n.family), sources: [source] });
-  };
-
-  // Blocks affine to this node.
-  const blocks: Net[] = [];
-  const blackholes: Blackhole[] = [];
-  for (const a of model.blockAffinities(nodeName)) {
-    if (a.spec.state === 'pending' || a.spec.deleted) continue;
-    const n = net(a.spec.cidr);
-    blocks.push(n);
-    // [aggr] no blackhole for a single-address block: it would swallow that one workload's traffic.
-    if (n.length !== (n.family === 4 ? 32 : 128)) blackholes.push({ key: a.spec.cidr, prefix: a.spec.cidr, family: n.family });
-    if (inPool(n) && !blocked(n)) add(a.spec.cidr, n, 'block', `BlockAffinity/${nodeName}/${a.spec.cidr}`);
-  }
-  const inOwnBlock = (n: Net): boolean => blocks.some((b) => netWithin(n, b));
-
-  // Local workloads: device routes, and borrowed addresses.
-  const deviceRoutes = new Map<string, DeviceRoute>();
-  for (const w of model.workloadEndpoints(nodeName)) {
-    const id = workloadId(w);
-    const lm = migration?.get(id);
-    // Felix's Target state: the VM still runs on the source; no route here, so nothing to announce either.
-    if (lm === 'target') continue;
-    const elevated = lm === 'live' || lm === 'timeWait';
-    // Floating IPs: networking-calico writes them as ipNATs; Felix routes each external IP to the workload's
-    // interface like its own addresses (always for OpenStack endpoints; felix/dataplane/linux/endpoint_mgr.go
-    // calculateRoutes) and DNATs it there, and BIRD exports that route when it lies in a pool. Same here.
-    const floating = w.spec.orchestrator === 'openstack'
-      ? w.spec.ipNATs.map((x) => `${x.externalIP}/${x.externalIP.includes(':') ? 128 : 32}`) : [];
-    for (const prefix of floating.length > 0 ? [...w.spec.ipNetworks, ...floating] : w.spec.ipNetworks) {
-      const n = net(prefix);
-      // Two endpoints claiming one address (a VM mid-migration, stale data): the
-      // first by id keeps it, so the answer does not depend on arrival order.
-      if (!deviceRoutes.has(prefix) && w.spec.interfaceName !== '') {
-        const r: DeviceRoute = { key: prefix, prefix, family: n.family, interface: w.spec.interfaceName, scope: 'link', workload: id };
-        if (elevated) r.elevated = true;
-        deviceRoutes.set(prefix, r);
-      }
-      if (elevated) {
-        // calico_aggr lets a route below the normal priority out of the block's aggregation; its LOCAL_PREF is
-        // 2^31-1 minus the elevated metric, above every normal path (bgp_processor.go buildExportFilter).
-        if (!inPool(n) || blocked(n)) continue;
-        add(prefix, n, 'borrowed', `WorkloadEndpoint/${id} (live migration)`);
-        const o = announce.get(prefix)!;
-        o.localPref = Math.max(o.localPref, elevatedPref(n.family));
-        continue;
-      }
-      // [aggr] calico_aggr rejects what lies under a confirmed block; [ipam] the
-      // pool rule accepts the rest (borrowed addresses, OpenStack VMs without IPAM).
-      if (inOwnBlock(n) || !inPool(n) || blocked(n)) continue;
-      add(prefix, n, 'borrowed', `WorkloadEndpoint/${id}`);
-    }
+    announce.set(prefix, { key: prefix, prefix, family: n.family, kind, communities: [], largeCommunities: [], localPref: this.#localPref[n.family], sources: [source] });
   }
 
-  // The service ranges this node advertises from the default BGPConfiguration (the node.* object does not carry
-  // them): Calico's global static routes (confd/pkg/backends/calico/client.go updateGlobalRoutes): every cluster IP
-  // range, the external and load-balancer ranges but their single addresses (those name one service each, advertised
-  // per service: needs Kubernetes), the load-balancer ones only while serviceLoadBalancerAggregation is Enabled.
-  const spec = model.bgpConfiguration('default')?.spec;
-  const serviceRanges: { cidr: string; n: Net; field: string }[] = [];
-  if (spec !== undefined) {
-    const ranges: [string, { cidr: string }[]][] = [
-      ['serviceClusterIPs', spec.serviceClusterIPs],
-      ['serviceExternalIPs', spec.serviceExternalIPs],
-      ['serviceLoadBalancerIPs', spec.serviceLoadBalancerAggregation === 'Disabled' ? [] : spec.serviceLoadBalancerIPs],
-    ];
-    for (const [field, list] of ranges) {
-      for (const { cidr } of list) {
-        const n = net(cidr);
-        if (field !== 'serviceClusterIPs' && n.length === (n.family === 4 ? 32 : 128)) continue;
-        serviceRanges.push({ cidr, n, field });
-      }
-    }
-  }
-
-  // Routes learned from the kernel (fib.learn: Felix's routes to this node's workloads, an operator's static
-  // routes), through calico_export_to_bgp_peers in its order (bird_ipam.cfg.template): disabled pools; the tunnel and
-  // local interfaces; calico_aggr (bird_aggr.cfg.template); the static routes (the service ranges above); the pools.
-  // krt_metric is the kernel metric, 0 where the kernel gave none: Calico's BIRD always defines it for a kernel route
-  // (projectcalico/bird sysdep/linux/netlink.c nl_parse_route keeps RTA_PRIORITY or 0, sysdep/unix/krt.c
-  // krt_make_tmp_attrs hands it to the filters), so the export filter's default for an undefined krt_metric never
-  // applies here; LOCAL_PREF is 2^31-1 minus it (bgp_processor.go buildExportFilter). Felix writes its workload routes
-  // at the normal priority (felix/dataplane/linux/endpoint_mgr.go routePriority), so only a route written without a
-  // metric (IPv4's 0) leaves its block's aggregation at the highest LOCAL_PREF, as it does under Calico's BIRD.
-  for (const r of learned ?? []) {
+  /**
+   * A route learned from the kernel (fib.learn: Felix's routes to this node's workloads, an operator's static
+   * routes), through calico_export_to_bgp_peers in its order (bird_ipam.cfg.template): disabled pools; the tunnel and
+   * local interfaces; calico_aggr (bird_aggr.cfg.template); the static routes (the service ranges); the pools.
+   * krt_metric is the kernel metric, 0 where the kernel gave none: Calico's BIRD always defines it for a kernel route
+   * (projectcalico/bird sysdep/linux/netlink.c nl_parse_route keeps RTA_PRIORITY or 0, sysdep/unix/krt.c
+   * krt_make_tmp_attrs hands it to the filters), so the export filter's default for an undefined krt_metric never
+   * applies here; LOCAL_PREF is 2^31-1 minus it (bgp_processor.go buildExportFilter). Felix writes its workload routes
+   * at the normal priority (felix/dataplane/linux/endpoint_mgr.go routePriority), so only a route written without a
+   * metric (IPv4's 0) leaves its block's aggregation at the highest LOCAL_PREF, as it does under Calico's BIRD.
+   */
+  #learn(announce: Map<string, Origination>, r: KernelOrigin): void {
     const n = net(r.prefix);
-    if (blocked(n) || (r.ifname !== undefined && tunnelOrLocal(r.ifname))) continue;
-    const normal = BIRD_INT_MAX - localPref(n.family);
+    if (this.#blocked(n) || (r.ifname !== undefined && tunnelOrLocal(r.ifname))) return;
+    const normal = BIRD_INT_MAX - this.#localPref[n.family];
     const metric = r.metric;
     const source = `kernel route proto ${r.protocol}${r.ifname !== undefined ? ` dev ${r.ifname}` : ''}${r.metric !== 0 ? ` metric ${r.metric}` : ''}`;
-    const own = blocks.find((b) => netWithin(n, b));
+    const own = this.#blocks.find((b) => netWithin(n, b));
     // calico_aggr: the block itself goes out (it already does, as an affinity); beneath it only a route above the
     // normal priority (a live migration's target, Felix's elevated metric)
     if (own !== undefined && (own.length === n.length || metric >= normal)) {
       if (own.length === n.length) announce.get(r.prefix)?.sources.push(source);
-      continue;
+      return;
     }
-    if (own === undefined && !inPool(n) && !serviceRanges.some((s) => netWithin(n, s.n))) continue;
-    add(r.prefix, n, 'kernel', source);
+    if (own === undefined && !this.#inPool(n) && !this.#services.some((s) => netWithin(n, s.n))) return;
+    this.#add(announce, r.prefix, n, 'kernel', source);
     const o = announce.get(r.prefix)!;
     if (o.kind === 'kernel') o.localPref = BIRD_INT_MAX - metric;
   }
 
-  for (const { cidr, n, field } of serviceRanges) if (!blocked(n)) add(cidr, n, 'service', `BGPConfiguration/default ${field}`);
-
-  // Communities ([cfg] apply_communities).
-  const rules = communityRules(model, nodeName);
-  for (const o of announce.values()) {
+  /** Communities ([cfg] apply_communities), and the sources in order. */
+  #finish(o: Origination): void {
     const n = net(o.prefix);
     const std = new Set<string>();
     const large = new Set<string>();
-    for (const r of rules) {
+    for (const r of this.#rules) {
       if (!netWithin(n, r.net)) continue;
       for (const c of r.communities) (c.split(':').length === 2 ? std : large).add(c);
     }
@@ -281,13 +344,10 @@ export function deriveOriginations(model: Model, nodeName: string, migration?: R
     o.largeCommunities = [...large].map((c) => c.split(':').map(Number) as [number, number, number]).sort(compareTuples);
     o.sources.sort();
   }
-
-  return {
-    announce: [...announce.values()].sort(byPrefix),
-    blackholes: blackholes.sort(byPrefix),
-    deviceRoutes: [...deviceRoutes.values()].sort(byPrefix),
-  };
 }
+
+/** A Model-made announcement to lay learned routes and services over: its own list of sources (the rest is replaced). */
+const copy = (o: Origination): Origination => ({ ...o, sources: [...o.sources] });
 
 /**
  * prefixAdvertisements in effect for this node: BGPConfiguration node.<name>'s
@@ -313,6 +373,7 @@ function compareTuples(a: number[], b: number[]): number {
   return 0;
 }
 
-function byPrefix(a: { prefix: string }, b: { prefix: string }): number {
-  return compareNets(net(a.prefix), net(b.prefix));
+/** The derivation's order: by network (family, address, length), then by text (two texts of one network, rare). */
+export function byPrefix(a: { prefix: string }, b: { prefix: string }): number {
+  return compareNets(net(a.prefix), net(b.prefix)) || (a.prefix < b.prefix ? -1 : a.prefix > b.prefix ? 1 : 0);
 }

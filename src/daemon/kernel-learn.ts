@@ -57,6 +57,10 @@ interface Entry {
 export class KernelLearner {
   /** per protocol: "prefix metric" -> route (the kernel keys a route by destination and metric, not by protocol) */
   readonly #byProtocol = new Map<number, Map<string, Entry>>();
+  /** the same entries by prefix (all protocols and metrics) */
+  readonly #byPrefix = new Map<string, Set<Entry>>();
+  /** prefixes changed since takeChanges() */
+  readonly #changed = new Set<string>();
   readonly #opts: KernelLearnOptions;
   #scheduled = false;
   #version = 0;
@@ -77,15 +81,28 @@ export class KernelLearner {
     const key = `${route.prefix} ${route.metric}`;
     if (added) {
       // a route replaced in place may have changed protocol: one destination and metric has one route
-      for (const [p, m] of this.#byProtocol) if (p !== k.protocol && m.delete(key)) this.#dirty();
+      for (const [p, m] of this.#byProtocol) {
+        const other = p !== k.protocol ? m.get(key) : undefined;
+        if (other === undefined) continue;
+        m.delete(key);
+        this.#unindex(other);
+      }
       let m = this.#byProtocol.get(k.protocol);
       if (m === undefined) this.#byProtocol.set(k.protocol, (m = new Map()));
       const had = m.get(key);
       if (had === undefined || !sameRoute(had.route, route)) {
-        m.set(key, { route, metric: route.metric });
-        this.#dirty();
+        if (had !== undefined) this.#unindex(had);
+        const e = { route, metric: route.metric };
+        m.set(key, e);
+        this.#index(e);
       }
-    } else if (this.#byProtocol.get(k.protocol)?.delete(key) === true) this.#dirty();
+    } else {
+      const m = this.#byProtocol.get(k.protocol);
+      const had = m?.get(key);
+      if (m === undefined || had === undefined) return;
+      m.delete(key);
+      this.#unindex(had);
+    }
   }
 
   /**
@@ -103,22 +120,32 @@ export class KernelLearner {
       }
       const have = this.#byProtocol.get(proto);
       if (sameEntries(have, next)) continue;
+      for (const e of have?.values() ?? []) this.#unindex(e);
+      for (const e of next.values()) this.#index(e);
       if (next.size === 0) this.#byProtocol.delete(proto);
       else this.#byProtocol.set(proto, next);
-      this.#dirty();
     }
   }
 
   /** One route per prefix, the lowest metric's (the one the kernel forwards with), sorted by prefix text. */
   routes(): LearnedRoute[] {
-    const best = new Map<string, Entry>();
-    for (const m of this.#byProtocol.values()) {
-      for (const e of m.values()) {
-        const b = best.get(e.route.prefix);
-        if (b === undefined || e.metric < b.metric || (e.metric === b.metric && e.route.protocol < b.route.protocol)) best.set(e.route.prefix, e);
-      }
+    const out: LearnedRoute[] = [];
+    for (const entries of this.#byPrefix.values()) out.push(best(entries));
+    return out.sort((a, b) => (a.prefix < b.prefix ? -1 : a.prefix > b.prefix ? 1 : 0));
+  }
+
+  /**
+   * The prefixes whose routes changed since the last call, each with its route now as routes() gives it (undefined:
+   * none left). A workload's route changes one prefix; the consumer derives that one again, not the whole set.
+   */
+  takeChanges(): Map<string, LearnedRoute | undefined> {
+    const out = new Map<string, LearnedRoute | undefined>();
+    for (const prefix of this.#changed) {
+      const entries = this.#byPrefix.get(prefix);
+      out.set(prefix, entries === undefined ? undefined : best(entries));
     }
-    return [...best.values()].map((e) => e.route).sort((a, b) => (a.prefix < b.prefix ? -1 : a.prefix > b.prefix ? 1 : 0));
+    this.#changed.clear();
+    return out;
   }
 
   /** How many kernel routes are held (all metrics). */
@@ -156,7 +183,23 @@ export class KernelLearner {
     };
   }
 
-  #dirty(): void {
+  #index(e: Entry): void {
+    const p = e.route.prefix;
+    let set = this.#byPrefix.get(p);
+    if (set === undefined) this.#byPrefix.set(p, (set = new Set()));
+    set.add(e);
+    this.#dirty(p);
+  }
+
+  #unindex(e: Entry): void {
+    const p = e.route.prefix;
+    const set = this.#byPrefix.get(p);
+    if (set?.delete(e) === true && set.size === 0) this.#byPrefix.delete(p);
+    this.#dirty(p);
+  }
+
+  #dirty(prefix: string): void {
+    this.#changed.add(prefix);
     this.#version++;
     if (this.#scheduled) return;
     this.#scheduled = true;
@@ -166,6 +209,13 @@ export class KernelLearner {
       this.#opts.onChange();
     });
   }
+}
+
+/** The route a BIRD-like node exports for one prefix: the lowest metric's, then the lowest protocol number's. */
+function best(entries: ReadonlySet<Entry>): LearnedRoute {
+  let b: Entry | undefined;
+  for (const e of entries) if (b === undefined || e.metric < b.metric || (e.metric === b.metric && e.route.protocol < b.route.protocol)) b = e;
+  return b!.route;
 }
 
 function sameRoute(a: LearnedRoute, b: LearnedRoute): boolean {

@@ -35,7 +35,7 @@ export class PolicyWiring {
   /** routeInterface's answers per next hop under the current #subnets ('' for none) */
   readonly #byHop = new Map<string, string>();
   /** local routes' interfaces (workload device routes), by prefix text */
-  #localIf: ReadonlyMap<string, string> = new Map();
+  #localIf = new Map<string, string>();
 
   constructor(private readonly warn: (msg: string, fields: Record<string, unknown>) => void) {}
 
@@ -46,6 +46,12 @@ export class PolicyWiring {
 
   setLocalInterfaces(routes: readonly { prefix: string; interface: string }[]): void {
     this.#localIf = new Map(routes.map((r) => [r.prefix, r.interface]));
+  }
+
+  /** One local route's interface changed (undefined: it has none, or the route is gone). */
+  setLocalInterface(prefix: string, iface: string | undefined): void {
+    if (iface === undefined) this.#localIf.delete(prefix);
+    else this.#localIf.set(prefix, iface);
   }
 
   /** The rule lists of a peer naming these filters; a named filter that does not exist is reported once. */
