@@ -486,8 +486,12 @@ export class Daemon {
     // when peers, BFDConfigurations or this node's labels may have changed, the interface map only when the device
     // routes it is made of changed.
     if (diff.peers.added.length + diff.peers.changed.length + diff.peers.removed.length > 0 || events.some((ev) => BFD_KINDS.has(ev.kind))) this.bfd.schedule();
-    if (diff.deviceRoutes.added.length + diff.deviceRoutes.changed.length + diff.deviceRoutes.removed.length > 0) {
-      this.#setLocalInterfaces();
+    if (this.#learner !== undefined) {
+      if (diff.deviceRoutes.added.length + diff.deviceRoutes.changed.length + diff.deviceRoutes.removed.length > 0) this.#setLocalInterfaces();
+    } else {
+      // the device routes that changed, not the whole map again (a pod of this node)
+      for (const r of diff.deviceRoutes.removed) this.policy.setLocalInterface(r.prefix, undefined);
+      for (const r of [...diff.deviceRoutes.changed.map((c) => c.after), ...diff.deviceRoutes.added]) this.policy.setLocalInterface(r.prefix, r.interface);
     }
     // BGPFilter, pools, blocks: peers whose rule lists changed get them now, without a session reset.
     if (rulesChanged && restart === undefined) this.#apply.reapplyRules();

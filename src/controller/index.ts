@@ -6,8 +6,11 @@
 //
 // Derivation is pure and recomputes from the whole Model (cheap: see
 // bench/controller.ts); the wrapper only diffs. Results are sorted, so the
-// same Model always yields the same state and the same diff.
-import { Model, type ChangeEvent } from '../../config/index.js';
+// same Model always yields the same state and the same diff. The two changes a
+// host sees most, its own pods coming and going and the kernel routes it learns
+// (fib.learn), re-derive only the prefixes they touch: OriginDerivation keeps
+// the Model's part between them, and each rule concerns one prefix at a time.
+import { Model, type ChangeEvent, type WorkloadEndpoint } from '../../config/index.js';
 import { comparePeers, derivePeersIn, PeerContext, type DesiredPeer } from './peers.js';
 import { byPrefix, deriveOriginations, OriginDerivation, type Blackhole, type DeviceRoute, type KernelOrigin, type Origination } from './originate.js';
 import { blackholeEquality, deviceRouteEquality, originationEquality, peerEquality, type ShapeEquality } from './equal.js';
@@ -187,6 +190,8 @@ export class NodeController {
 
   /** The interfaces to watch for a migrated VM's announcement: endpoint id → interface name. */
   migrationWatches(): Map<string, string> {
+    // only endpoints in Target are watched: none without a state (each call would map every endpoint of the node)
+    if (this.migration.idle) return new Map();
     const ifs = new Map(this.model.workloadEndpoints(this.nodeName).map((w) => [endpointId(w), w.spec.interfaceName]));
     return this.migration.watching(ifs);
   }
@@ -207,32 +212,31 @@ export class NodeController {
       if (r === undefined) this.learned.delete(prefix);
       else this.learned.set(prefix, r);
     }
-    const d = this.derivation;
-    if (d === undefined) return this.recompute(false, false, false);
+    if (this.derivation === undefined) return this.recompute(false, false, false);
+    return this.redo(changes.keys());
+  }
+
+  /**
+   * The announcements and device routes of these prefixes derived again from the current derivation (which already
+   * holds what changed): the state's lists updated in place of a whole derivation, and the diff of those prefixes.
+   */
+  private redo(prefixes: Iterable<string>): ControllerDiff {
+    const d = this.derivation!;
     const diff = emptyDiff();
-    // a new list: a state handed out earlier stays as it was
-    const list = this.current.announce.slice();
-    for (const prefix of changes.keys()) {
-      const after = d.originationOf(prefix, this.learned.get(prefix));
-      const { at, found } = findPrefix(list, prefix);
-      const before = found ? list[at]! : undefined;
-      if (before === undefined) {
-        if (after === undefined) continue;
-        list.splice(at, 0, after);
-        diff.announce.added.push(after);
-      } else if (after === undefined) {
-        list.splice(at, 1);
-        diff.announce.removed.push(before);
-      } else if (!originationEquality.equal(before, after)) {
-        list[at] = after;
-        diff.announce.changed.push({ key: prefix, before, after, fields: originationEquality.differing(before, after) });
-      }
+    // new lists: a state handed out earlier stays as it was
+    const announce = this.current.announce.slice();
+    const devices = this.current.deviceRoutes.slice();
+    for (const prefix of prefixes) {
+      redoOne(announce, prefix, d.originationOf(prefix, this.learned.get(prefix)), diff.announce, originationEquality);
+      redoOne(devices, prefix, d.deviceRoute(prefix), diff.deviceRoutes, deviceRouteEquality);
     }
-    // in the order a whole diff has (sorted), whatever order the changes came in
-    diff.announce.added.sort(byPrefix);
-    diff.announce.removed.sort(byPrefix);
-    diff.announce.changed.sort((a, b) => byPrefix(a.after, b.after));
-    this.current = { ...this.current, announce: list };
+    // in the order a whole diff has (sorted), whatever order the prefixes came in
+    for (const s of [diff.announce, diff.deviceRoutes] as SetDiff<{ prefix: string; key: string }>[]) {
+      s.added.sort(byPrefix);
+      s.removed.sort(byPrefix);
+      s.changed.sort((a, b) => byPrefix(a.after, b.after));
+    }
+    this.current = { ...this.current, announce, deviceRoutes: devices };
     return diff;
   }
 
@@ -249,12 +253,32 @@ export class NodeController {
   /** Apply datastore change events in order, then diff once. */
   applyChanges(events: readonly ChangeEvent[]): ControllerDiff {
     let relevant = false;
+    let workloadsOnly = true;
+    /** this node's WorkloadEndpoints that changed: as they were and are (undefined: not this node's, or absent) */
+    const own: [WorkloadEndpoint | undefined, WorkloadEndpoint | undefined][] = [];
+    const node = this.nodeName;
     for (const ev of events) {
+      const was = ev.kind === 'WorkloadEndpoint' ? this.model.get('WorkloadEndpoint', ev.id) : undefined;
       if (ev.type === 'deleted') this.model.delete(ev.kind, ev.id);
       else if (ev.resource !== undefined) this.model.set(ev.resource);
-      relevant ||= concerns(ev, this.nodeName);
+      relevant ||= concerns(ev, node);
+      if (ev.kind !== 'WorkloadEndpoint') workloadsOnly = false;
+      else {
+        const now = this.model.get('WorkloadEndpoint', ev.id);
+        const before = was?.spec.node === node ? was : undefined;
+        const after = now?.spec.node === node ? now : undefined;
+        if (before !== undefined || after !== undefined) own.push([before, after]);
+      }
     }
     if (!relevant) return emptyDiff();
+    // This node's pods coming and going (the bulk of its own churn) change their own prefixes only, as long as no
+    // live migration is under way or defined (roles are read from every endpoint then): derive those prefixes again
+    // rather than the whole node (bench/convergence, a host with a few hundred pods).
+    if (workloadsOnly && this.derivation !== undefined && this.migration.idle && this.model.liveMigrations().length === 0) {
+      const prefixes = new Set<string>();
+      for (const [before, after] of own) for (const p of this.derivation.workloadChanged(before, after)) prefixes.add(p);
+      return this.redo(prefixes);
+    }
     return this.recompute();
   }
 
@@ -280,8 +304,25 @@ export class NodeController {
   }
 }
 
+/** One prefix of a sorted list set to what it is now (undefined: none), the difference recorded in `out`. */
+function redoOne<T extends { prefix: string; key: string }>(list: T[], prefix: string, after: T | undefined, out: SetDiff<T>, eq: ShapeEquality<T>): void {
+  const { at, found } = findPrefix(list, prefix);
+  const before = found ? list[at]! : undefined;
+  if (before === undefined) {
+    if (after === undefined) return;
+    list.splice(at, 0, after);
+    out.added.push(after);
+  } else if (after === undefined) {
+    list.splice(at, 1);
+    out.removed.push(before);
+  } else if (!eq.equal(before, after)) {
+    list[at] = after;
+    out.changed.push({ key: prefix, before, after, fields: eq.differing(before, after) });
+  }
+}
+
 /** Where a prefix is (found) or would go in a list in the derivation's order (binary search). */
-function findPrefix(list: readonly Origination[], prefix: string): { at: number; found: boolean } {
+function findPrefix(list: readonly { prefix: string }[], prefix: string): { at: number; found: boolean } {
   const probe = { prefix };
   let lo = 0;
   let hi = list.length;

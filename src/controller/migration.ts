@@ -120,6 +120,11 @@ export class MigrationTracker {
     this.convergenceMs = convergenceMs;
   }
 
+  /** No endpoint has a role or a state: nothing a change of endpoints could move (the controller's shortcut). */
+  get idle(): boolean {
+    return this.#fsms.size === 0 && this.#roles.size === 0;
+  }
+
   /** The endpoints not in Base, by id. */
   get states(): ReadonlyMap<string, MigrationState> {
     return new Map([...this.#fsms].map(([id, f]) => [id, f.state]));

@@ -163,26 +163,36 @@ interface ServiceRange {
  */
 export class OriginDerivation {
   readonly blackholes: Blackhole[] = [];
-  readonly deviceRoutes: DeviceRoute[];
   /** the announcements made by the Model alone (blocks, workloads), before the learned routes and the services; only
    *  copies of them are handed out */
   readonly #base = new Map<string, Origination>();
+  /** the blocks' part of #base */
+  readonly #blockBase = new Map<string, Origination>();
+  /** this node's workloads by the prefixes they claim (addresses, floating IPs): prefix → endpoint id → endpoint */
+  readonly #claims = new Map<string, Map<string, WorkloadEndpoint>>();
+  readonly #devices = new Map<string, DeviceRoute>();
+  #deviceList: DeviceRoute[] | undefined;
+  readonly #migration: ReadonlyMap<string, MigrationState> | undefined;
   readonly #pools: Pool[];
   readonly #blocks: Net[] = [];
   readonly #services: ServiceRange[] = [];
   readonly #rules: CommunityRule[];
   readonly #localPref: { 4: number; 6: number };
+  readonly #elevatedPref: { 4: number; 6: number };
 
   constructor(model: Model, nodeName: string, migration?: ReadonlyMap<string, MigrationState>) {
+    this.#migration = migration;
     this.#pools = model.ipPools().map((p) => ({ net: net(p.spec.cidr), exportable: !p.spec.disableBGPExport }));
     const cfg = model.bgpConfiguration('default')?.spec;
     const felix = model.felixConfiguration(nodeName);
-    const elevatedPref = (f: 4 | 6): number => BIRD_INT_MAX - ((f === 4 ? felix.ipv4ElevatedRoutePriority : felix.ipv6ElevatedRoutePriority) ?? DEFAULT_ELEVATED_ROUTE_PRIORITY);
     this.#localPref = {
       4: BIRD_INT_MAX - (cfg?.ipv4NormalRoutePriority ?? 1024),
       6: BIRD_INT_MAX - (cfg?.ipv6NormalRoutePriority ?? 1024),
     };
-    const base = this.#base;
+    this.#elevatedPref = {
+      4: BIRD_INT_MAX - (felix.ipv4ElevatedRoutePriority ?? DEFAULT_ELEVATED_ROUTE_PRIORITY),
+      6: BIRD_INT_MAX - (felix.ipv6ElevatedRoutePriority ?? DEFAULT_ELEVATED_ROUTE_PRIORITY),
+    };
 
     // Blocks affine to this node.
     for (const a of model.blockAffinities(nodeName)) {
@@ -191,48 +201,14 @@ export class OriginDerivation {
       this.#blocks.push(n);
       // [aggr] no blackhole for a single-address block: it would swallow that one workload's traffic.
       if (n.length !== (n.family === 4 ? 32 : 128)) this.blackholes.push({ key: a.spec.cidr, prefix: a.spec.cidr, family: n.family });
-      if (this.#inPool(n) && !this.#blocked(n)) this.#add(base, a.spec.cidr, n, 'block', `BlockAffinity/${nodeName}/${a.spec.cidr}`);
+      if (this.#inPool(n) && !this.#blocked(n)) this.#add(this.#blockBase, a.spec.cidr, n, 'block', `BlockAffinity/${nodeName}/${a.spec.cidr}`);
     }
-
-    // Local workloads: device routes, and borrowed addresses.
-    const deviceRoutes = new Map<string, DeviceRoute>();
-    for (const w of model.workloadEndpoints(nodeName)) {
-      const id = workloadId(w);
-      const lm = migration?.get(id);
-      // Felix's Target state: the VM still runs on the source; no route here, so nothing to announce either.
-      if (lm === 'target') continue;
-      const elevated = lm === 'live' || lm === 'timeWait';
-      // Floating IPs: networking-calico writes them as ipNATs; Felix routes each external IP to the workload's
-      // interface like its own addresses (always for OpenStack endpoints; felix/dataplane/linux/endpoint_mgr.go
-      // calculateRoutes) and DNATs it there, and BIRD exports that route when it lies in a pool. Same here.
-      const floating = w.spec.orchestrator === 'openstack'
-        ? w.spec.ipNATs.map((x) => `${x.externalIP}/${x.externalIP.includes(':') ? 128 : 32}`) : [];
-      for (const prefix of floating.length > 0 ? [...w.spec.ipNetworks, ...floating] : w.spec.ipNetworks) {
-        const n = net(prefix);
-        // Two endpoints claiming one address (a VM mid-migration, stale data): the
-        // first by id keeps it, so the answer does not depend on arrival order.
-        if (!deviceRoutes.has(prefix) && w.spec.interfaceName !== '') {
-          const r: DeviceRoute = { key: prefix, prefix, family: n.family, interface: w.spec.interfaceName, scope: 'link', workload: id };
-          if (elevated) r.elevated = true;
-          deviceRoutes.set(prefix, r);
-        }
-        if (elevated) {
-          // calico_aggr lets a route below the normal priority out of the block's aggregation; its LOCAL_PREF is
-          // 2^31-1 minus the elevated metric, above every normal path (bgp_processor.go buildExportFilter).
-          if (!this.#inPool(n) || this.#blocked(n)) continue;
-          this.#add(base, prefix, n, 'borrowed', `WorkloadEndpoint/${id} (live migration)`);
-          const o = base.get(prefix)!;
-          o.localPref = Math.max(o.localPref, elevatedPref(n.family));
-          continue;
-        }
-        // [aggr] calico_aggr rejects what lies under a confirmed block; [ipam] the
-        // pool rule accepts the rest (borrowed addresses, OpenStack VMs without IPAM).
-        if (this.#inOwnBlock(n) || !this.#inPool(n) || this.#blocked(n)) continue;
-        this.#add(base, prefix, n, 'borrowed', `WorkloadEndpoint/${id}`);
-      }
-    }
-    this.deviceRoutes = [...deviceRoutes.values()].sort(byPrefix);
     this.blackholes.sort(byPrefix);
+    for (const [k, o] of this.#blockBase) this.#base.set(k, o);
+
+    // Local workloads: device routes, and borrowed addresses, one prefix at a time.
+    for (const w of model.workloadEndpoints(nodeName)) this.#claim(w);
+    for (const prefix of this.#claims.keys()) this.#derivePrefix(prefix);
 
     // The service ranges this node advertises from the default BGPConfiguration (the node.* object does not carry
     // them): Calico's global static routes (confd/pkg/backends/calico/client.go updateGlobalRoutes): every cluster IP
@@ -253,6 +229,95 @@ export class OriginDerivation {
       }
     }
     this.#rules = communityRules(model, nodeName);
+  }
+
+  /** The workload device routes, sorted by prefix. */
+  get deviceRoutes(): DeviceRoute[] {
+    this.#deviceList ??= [...this.#devices.values()].sort(byPrefix);
+    return this.#deviceList;
+  }
+
+  /** One prefix's workload device route, if any. */
+  deviceRoute(prefix: string): DeviceRoute | undefined {
+    return this.#devices.get(prefix);
+  }
+
+  /**
+   * One WorkloadEndpoint changed (before/after: undefined where it was or is not this node's, or absent): its
+   * prefixes' device routes and Model-made announcements are derived again; returns those prefixes (for
+   * originationOf and deviceRoute). The caller makes sure the migration states have not changed with it: they are
+   * the ones this derivation was made with.
+   */
+  workloadChanged(before: WorkloadEndpoint | undefined, after: WorkloadEndpoint | undefined): Set<string> {
+    const touched = new Set<string>();
+    if (before !== undefined) {
+      const id = workloadId(before);
+      for (const prefix of claimedPrefixes(before)) {
+        const m = this.#claims.get(prefix);
+        if (m?.delete(id) === true && m.size === 0) this.#claims.delete(prefix);
+        touched.add(prefix);
+      }
+    }
+    if (after !== undefined) for (const prefix of this.#claim(after)) touched.add(prefix);
+    for (const prefix of touched) this.#derivePrefix(prefix);
+    return touched;
+  }
+
+  #claim(w: WorkloadEndpoint): string[] {
+    const id = workloadId(w);
+    const prefixes = claimedPrefixes(w);
+    for (const prefix of prefixes) {
+      let m = this.#claims.get(prefix);
+      if (m === undefined) this.#claims.set(prefix, (m = new Map()));
+      m.set(id, w);
+    }
+    return prefixes;
+  }
+
+  /** A prefix's device route and Model-made announcement from its block (if it is one) and the workloads claiming it. */
+  #derivePrefix(prefix: string): void {
+    const announce = new Map<string, Origination>();
+    const block = this.#blockBase.get(prefix);
+    if (block !== undefined) announce.set(prefix, copy(block));
+    let device: DeviceRoute | undefined;
+    const claims = this.#claims.get(prefix);
+    if (claims !== undefined) {
+      const n = net(prefix);
+      // Two endpoints claiming one address (a VM mid-migration, stale data): the first by id keeps the device
+      // route, so the answer does not depend on arrival order.
+      const ids = [...claims.keys()];
+      if (ids.length > 1) ids.sort();
+      for (const id of ids) {
+        const w = claims.get(id)!;
+        const lm = this.#migration?.get(id);
+        // Felix's Target state: the VM still runs on the source; no route here, so nothing to announce either.
+        if (lm === 'target') continue;
+        const elevated = lm === 'live' || lm === 'timeWait';
+        if (device === undefined && w.spec.interfaceName !== '') {
+          device = { key: prefix, prefix, family: n.family, interface: w.spec.interfaceName, scope: 'link', workload: id };
+          if (elevated) device.elevated = true;
+        }
+        if (elevated) {
+          // calico_aggr lets a route below the normal priority out of the block's aggregation; its LOCAL_PREF is
+          // 2^31-1 minus the elevated metric, above every normal path (bgp_processor.go buildExportFilter).
+          if (!this.#inPool(n) || this.#blocked(n)) continue;
+          this.#add(announce, prefix, n, 'borrowed', `WorkloadEndpoint/${id} (live migration)`);
+          const o = announce.get(prefix)!;
+          o.localPref = Math.max(o.localPref, this.#elevatedPref[n.family]);
+          continue;
+        }
+        // [aggr] calico_aggr rejects what lies under a confirmed block; [ipam] the
+        // pool rule accepts the rest (borrowed addresses, OpenStack VMs without IPAM).
+        if (this.#inOwnBlock(n) || !this.#inPool(n) || this.#blocked(n)) continue;
+        this.#add(announce, prefix, n, 'borrowed', `WorkloadEndpoint/${id}`);
+      }
+    }
+    const o = announce.get(prefix);
+    if (o !== undefined) this.#base.set(prefix, o);
+    else this.#base.delete(prefix);
+    if (device !== undefined) this.#devices.set(prefix, device);
+    else if (!this.#devices.delete(prefix)) return;
+    this.#deviceList = undefined;
   }
 
   /** Every announcement, the learned routes (one per prefix) laid over the Model's, sorted by prefix. */
@@ -344,6 +409,17 @@ export class OriginDerivation {
     o.largeCommunities = [...large].map((c) => c.split(':').map(Number) as [number, number, number]).sort(compareTuples);
     o.sources.sort();
   }
+}
+
+/**
+ * The prefixes a workload claims on its host: its addresses, and for an OpenStack endpoint its floating IPs.
+ * Floating IPs: networking-calico writes them as ipNATs; Felix routes each external IP to the workload's interface
+ * like its own addresses (always for OpenStack endpoints; felix/dataplane/linux/endpoint_mgr.go calculateRoutes) and
+ * DNATs it there, and BIRD exports that route when it lies in a pool. Same here.
+ */
+function claimedPrefixes(w: WorkloadEndpoint): string[] {
+  if (w.spec.orchestrator !== 'openstack' || w.spec.ipNATs.length === 0) return w.spec.ipNetworks;
+  return [...w.spec.ipNetworks, ...w.spec.ipNATs.map((x) => `${x.externalIP}/${x.externalIP.includes(':') ? 128 : 32}`)];
 }
 
 /** A Model-made announcement to lay learned routes and services over: its own list of sources (the rest is replaced). */
