@@ -80,6 +80,12 @@ const IDENTITY_KINDS: ReadonlySet<string> = new Set(['Node', 'BGPConfiguration']
 const POLICY_KINDS: ReadonlySet<string> = new Set(['Node', 'BGPConfiguration', 'IPPool']);
 // What BFD's reconcile reads besides the peers (src/daemon/bfd.ts): the BFDConfigurations and this node's labels.
 const BFD_KINDS: ReadonlySet<string> = new Set(['BFDConfiguration', 'Node']);
+/**
+ * RSS growth since the datastore list's release past which the release after start-up collects whatever the heap's
+ * growth: the sessions' first exchange grows V8's young generation (its garbage never reaches the old heap the
+ * collector's own policy watches), and without a collection V8 shrinks it only when its memory reducer gets to it.
+ */
+const STARTUP_CHURN_BYTES = 8 * 1024 * 1024;
 
 /** A WorkloadEndpoint change of another node, before and after: nothing of this node's can depend on it. */
 function otherNodesEndpoint(ev: ChangeEvent, node: string): boolean {
@@ -702,7 +708,7 @@ export class Daemon {
    * datastore list (src/daemon/memory.ts); a list arriving meanwhile restarts it.
    */
   #releaseAfterStartup(): void {
-    if (!this.#stopping) this.#listMemory.listed();
+    if (!this.#stopping) this.#listMemory.listed(STARTUP_CHURN_BYTES);
   }
 
   // ------------------------------------------------------------------ control methods (src/daemon/status.ts)

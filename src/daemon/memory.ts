@@ -43,15 +43,19 @@ export class ListMemory {
      */
     collect?: (force: boolean) => Promise<unknown> | undefined;
     trim?: () => void;
-    /** for tests: did the RSS grow much since the last release (default: more than CHURN_BYTES) */
-    churned?: () => boolean;
+    /** for tests: did the RSS grow by more than `bytes` since the last release */
+    churned?: (bytes: number) => boolean;
   } = {}) {
     // the process's collector made now, at the daemon's start: its first baseline is the heap before the list
     if (o.collect === undefined) heapCollector();
   }
 
-  /** A full list was just applied: release its garbage a moment later (a second list in the meantime restarts it). */
-  listed(): void {
+  /**
+   * A full list was just applied: release its garbage a moment later (a second list in the meantime restarts it).
+   * churnBytes: RSS growth since the last release past which the first collection runs whatever the heap's growth
+   * (default CHURN_BYTES).
+   */
+  listed(churnBytes = CHURN_BYTES): void {
     this.#clear();
     const gen = ++this.#generation;
     const collect = this.o.collect ?? ((force: boolean): Promise<unknown> | undefined => heapCollector().collect(force));
@@ -80,7 +84,7 @@ export class ListMemory {
     // (bench/datastore-etcd: skeind 118 MiB 10 s after ready instead of ~80). So a list during which the RSS grew by
     // more than CHURN_BYTES since the last release (or the start) forces the first collection. Not every list: after
     // a small one (a file datastore's few resources) a forced collection left the idle daemon ~1.5 MiB larger.
-    const churned = (this.o.churned ?? ((): boolean => process.memoryUsage.rss() - this.#rssBase > CHURN_BYTES))();
+    const churned = (this.o.churned ?? ((bytes: number): boolean => process.memoryUsage.rss() - this.#rssBase > bytes))(churnBytes);
     later(this.o.gcDelayMs ?? 250, () => round(churned, false, (before) => {
       later(this.o.shrinkDelayMs ?? 6000, () => round(true, true, () => {
         this.releases++;

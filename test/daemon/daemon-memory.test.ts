@@ -96,3 +96,19 @@ t.test('a list that grew the young generation or left much in Buffers forces the
     m.stop();
   }
 });
+
+t.test('what counts as churn is the caller\'s: a list 24 MiB, the release after start-up less', async (t) => {
+  const asked: number[] = [];
+  const m = new ListMemory({
+    gcDelayMs: 5, settleMs: 5, shrinkDelayMs: 5,
+    collect: () => Promise.resolve(),
+    trim: () => undefined,
+    churned: (bytes) => { asked.push(bytes); return false; },
+  });
+  m.listed();
+  t.ok(await until(() => m.releases === 1), 'released');
+  m.listed(8 * 2 ** 20);
+  t.ok(await until(() => m.releases === 2), 'released again');
+  t.same(asked, [24 * 2 ** 20, 8 * 2 ** 20], 'the default threshold, then the one given');
+  m.stop();
+});
