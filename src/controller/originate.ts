@@ -158,8 +158,9 @@ interface ServiceRange {
  * and community rules, read once. The routes learned from the kernel are laid over it, all of them at once
  * (originations) or one prefix at a time (originationOf: a workload's route Felix wrote changes one announcement, and
  * re-deriving every other one per route was ~9% of a host's CPU in `npm run bench -- convergence` with a few hundred
- * of them). Every rule below concerns one prefix at a time, so both give the same announcements
- * (test/config/controller-learned checks it on generated sets).
+ * of them); a workload of this node that changes re-derives the prefixes it claims (workloadChanged). Every rule below
+ * concerns one prefix at a time, so both ways give the same announcements and device routes
+ * (test/config/controller-learned and controller-state check it on generated sequences).
  */
 export class OriginDerivation {
   readonly blackholes: Blackhole[] = [];
