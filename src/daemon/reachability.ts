@@ -390,8 +390,8 @@ export class KernelReachability {
   /** the last view read, or null before the first read succeeded */
   get current(): Reachability | null {
     if (this.#stale && this.#addrs !== null && !this.#stopped) {
-      const all = unicast([...this.#routes.values()].map((m) => m.values()));
-      const names = knownNames(all, this.#opts.follow?.linkName?.bind(this.#opts.follow));
+      const all = this.#forwarding();
+      const names = this.#names(all);
       if (names !== null) this.#current = compose(this.#addrs, all, names);
     }
     return this.#current;
@@ -524,13 +524,12 @@ export class KernelReachability {
     const onDelta = this.#opts.onRoutesChanged;
     if (onDelta === undefined || this.#current === null) return false;
     const ops = this.#delta;
-    const linkName = this.#opts.follow?.linkName?.bind(this.#opts.follow);
     const touched: HostRoute[] = [];
     for (const o of ops) {
       if (o.went) touched.push(o.went);
       if (o.came) touched.push(o.came);
     }
-    const names = knownNames(touched, linkName);
+    const names = this.#names(touched);
     if (names === null) return false;
     this.#delta = [];
     // the texts: counted, so a prefix with two metrics goes only with the last of them
@@ -573,12 +572,22 @@ export class KernelReachability {
     return true;
   }
 
+  /** The forwarding routes known now, of every protocol. */
+  #forwarding(): HostRoute[] {
+    return unicast([...this.#routes.values()].map((m) => m.values()));
+  }
+
+  /** The names of these routes' interfaces from the FIB's link table; null when it lacks one. */
+  #names(routes: readonly HostRoute[]): Map<number, string> | null {
+    return knownNames(routes, this.#opts.follow?.linkName?.bind(this.#opts.follow));
+  }
+
   /** The view from the routes as they are and the addresses of the last read; no dump unless a name is missing. */
   #compose(): void {
     if (this.#stopped || this.#addrs === null) return;
     if (this.#delta.length === 0 || this.#publishDelta()) return;
-    const all = unicast([...this.#routes.values()].map((m) => m.values()));
-    const names = knownNames(all, this.#opts.follow?.linkName?.bind(this.#opts.follow));
+    const all = this.#forwarding();
+    const names = this.#names(all);
     if (names === null) {
       // an interface the FIB's table lacks: a read dumps the links
       this.#full = true;
@@ -652,9 +661,9 @@ export class KernelReachability {
       const addrs = await this.#reader.addresses();
       // the routes as they are now: the route events applied before this point are in them (and leave the delta), the
       // ones that come while the links are dumped stay in the delta for the next compose
-      const all = unicast([...this.#routes.values()].map((m) => m.values()));
+      const all = this.#forwarding();
       this.#delta = [];
-      const names = knownNames(all, this.#opts.follow?.linkName?.bind(this.#opts.follow)) ?? await this.#reader.links();
+      const names = this.#names(all) ?? await this.#reader.links();
       this.#addrs = addrs;
       this.#publish(compose(addrs, all, names), all);
     } catch (e) {

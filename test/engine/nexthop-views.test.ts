@@ -92,7 +92,7 @@ t.test('routes that come and go one change at a time: as a fresh table and resol
     const table = new NextHopTable();
     table.setReachability(viewOf(first));
     const resolver = new NextHopResolver(viewOf(first).resolving!);
-    let now = new Set(first);
+    const now = new Set(first);
     for (const c of changes) {
       const added = c.add.filter((x) => !now.has(x));
       const removed = c.remove.filter((x) => now.has(x) && !added.includes(x));
@@ -100,7 +100,6 @@ t.test('routes that come and go one change at a time: as a fresh table and resol
       before.setReachability(viewOf([...now]));
       for (const x of removed) now.delete(x);
       for (const x of added) now.add(x);
-      now = new Set(now);
       const concerns = table.applyRoutes(added, removed);
       for (const x of removed) resolver.remove({ dst: x, hops: hopsOf(x) });
       for (const x of added) resolver.add({ dst: x, hops: hopsOf(x) });

@@ -98,7 +98,6 @@ export function spawnSkeind(ns: string, cfg: string, name: string, logs: Map<str
   return child;
 }
 
-
 /** One echo request from `ns` to `to`, answered within a second. */
 export function pingOnce(ns: string, to: string): boolean {
   try {
